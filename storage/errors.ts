@@ -1,0 +1,49 @@
+/**
+ * Operating errors are values with a stable code; programmer errors are `assert` failures.
+ * The MCP layer maps `MemoryError` codes to `isError` results in one place.
+ */
+export type MemoryErrorCode =
+  | 'invalid_argument'
+  | 'not_found'
+  | 'version_conflict'
+  | 'limit_exceeded'
+  | 'forbidden'
+  | 'unauthenticated'
+  | 'busy'
+  | 'conflict'
+  | 'unavailable'
+  | 'internal';
+
+export class MemoryError extends Error {
+  constructor(
+    readonly code: MemoryErrorCode,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'MemoryError';
+  }
+}
+
+/** The log or a snapshot is damaged somewhere recovery may not silently cut. */
+export class DamagedStore extends Error {
+  readonly code = 'damaged_store';
+  constructor(
+    readonly file: string,
+    readonly position: number,
+    readonly reason: string,
+    readonly repair = 'ioboxx-memory store repair DIR',
+  ) {
+    super(`damaged store: ${file} at byte ${position}: ${reason}. Repair with \`${repair}\``);
+    this.name = 'DamagedStore';
+  }
+}
+
+/** An fdatasync failed: the store refuses writes until it is reopened (never retry and ack). */
+export class StoreFailed extends Error {
+  readonly code = 'store_failed';
+  constructor(readonly reason: string) {
+    super(`store failed and refuses writes until reopened: ${reason}`);
+    this.name = 'StoreFailed';
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The engine's only door to the disk. Taken as a parameter so tests can inject fdatasync
+ * failures and ENOSPC exactly where a real disk would produce them.
+ */
+export interface FileHandleLike {
+  readonly fd: number;
+  /** Positional gather write of all buffers; resolves with bytes written. */
+  writev(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface FileLayer {
+  open(path: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike>;
+  readFile(path: string): Promise<Buffer>;
+  /** Write a whole file durably: tmp + fsync + rename + directory fsync. */
+  writeFileDurable(path: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  mkdirp(path: string): Promise<void>;
+  readdir(path: string): Promise<string[]>;
+  exists(path: string): Promise<boolean>;
+  /** fsync a directory so creates/renames/unlinks in it are durable. */
+  fsyncDir(path: string): Promise<void>;
+}
