@@ -90,5 +90,5 @@ export function defineReducer<S extends z.ZodType, R>(def: {
   args: S;
   run(ctx: ReducerContext, args: z.infer<S>): R;
 }): ReducerDef<z.infer<S>, R> {
-  return def;
+  return def as unknown as ReducerDef<z.infer<S>, R>;
 }

@@ -119,6 +119,12 @@ function normaliseJson(where: string, value: unknown): JsonValue {
   const text = JSON.stringify(value, (_k, v: unknown) => {
     if (typeof v === 'number' && !Number.isFinite(v)) throw typeError(where, 'finite JSON numbers', v);
     if (typeof v === 'bigint') throw typeError(where, 'JSON without BigInt', v);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      // Canonical form: object keys sorted, so equal states hash equally whatever the insertion order.
+      const sorted: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+      return sorted;
+    }
     return Object.is(v, -0) ? 0 : v;
   });
   if (text === undefined) throw typeError(where, 'a JSON value', value);

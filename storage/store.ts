@@ -1,11 +1,33 @@
 /**
- * A tenant's sovereign store: in-memory tables, its own commitlog and snapshots in one
- * directory. (Public surface fixed here; the body is being written.)
+ * A tenant's sovereign store: in-memory tables, its own commitlog and snapshots, in one
+ * directory. The rules it keeps (DESIGN §2):
+ *  - durable before visible: callers, reads, subscribers and commit listeners see a
+ *    transaction only after its frame is fdatasync'ed;
+ *  - atomic reducers: a throw rolls back every change (tables, derived indexes, log);
+ *  - deterministic recovery: newest verified snapshot + replay of the logged row changes;
+ *  - honest failure: a failed fdatasync fails the store; a failed write (ENOSPC) rolls back
+ *    every unacknowledged transaction and the store keeps serving.
  */
-import type { Caller, RowChange, TxRecord } from './changes.js';
-import type { ReadView, StoreModule } from './reducer.js';
-import type { Row } from './schema.js';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
+import { canonicalStateHash, type TableState } from './canonical.js';
+import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
+import { nodeFileLayer } from './io/node-file-layer.js';
+import { Commitlog } from './log/commitlog.js';
+import { frameBytesMax, encodeFrame } from './log/frame.js';
+import { decodePayload, encodePayload } from './log/payload.js';
+import { scanLog, type ScannedLog } from './log/recovery.js';
+import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
+import type { Row, TableSchema, Value } from './schema.js';
+import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
+import { applySnapshotRetention } from './snapshot/retention.js';
+import { writeSnapshot } from './snapshot/writer.js';
+import { SubscriptionHub } from './subscriptions.js';
+import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
+import { Table } from './table.js';
+import { toRowChanges, toTableChanges, Transaction, type KeyChange } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
 export interface DerivedIndex {
@@ -27,6 +49,12 @@ export interface StoreOptions {
   /** Clock for transaction timestamps (tests pass a fixed one). */
   readonly clock?: () => number;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Errors of background work (automatic snapshots); defaults to ignoring them. */
+  readonly onBackgroundError?: (error: unknown) => void;
+  /** Segment rotation size (tests use small ones). */
+  readonly segmentBytesMax?: number;
+  /** Bound on transactions applied but not yet durable; past it calls fail with `busy`. */
+  readonly pendingTxMax?: number;
 }
 
 export interface CallResult<R = unknown> {
@@ -42,6 +70,11 @@ export interface CallOptions {
 
 export type Unsubscribe = () => void;
 
+export interface SubscribeOptions {
+  /** The predicate implies row[column] === value: lets the hub index the subscription. */
+  readonly equals?: { readonly column: string; readonly value: Value };
+}
+
 export interface StoreApi {
   readonly dir: string;
   /** Offset of the last applied transaction (-1 when empty). */
@@ -56,8 +89,607 @@ export interface StoreApi {
   /** Every durable batch, in offset order, in the same tick as the callers' acknowledgements. */
   onCommit(listener: (txs: readonly TxRecord[]) => void): Unsubscribe;
   /** Row events of one table matching predicate, per durable transaction. */
-  subscribe(table: string, predicate: (row: Row) => boolean, listener: (offset: number, changes: readonly RowChange[]) => void): Unsubscribe;
+  subscribe(table: string, predicate: (row: Row) => boolean, listener: (offset: number, changes: readonly RowChange[]) => void, options?: SubscribeOptions): Unsubscribe;
   snapshot(): Promise<{ offset: number; stateHash: string }>;
   stateHash(): string;
   close(): Promise<void>;
 }
+
+export const pendingTxMaxDefault = 50_000;
+/** One group-commit batch holds at most this many frames / bytes. */
+export const batchTxMax = 4096;
+export const batchBytesMax = 8 * 1024 * 1024;
+/** Snapshots kept (and the log since the older one), so a damaged newest falls back. */
+export const snapshotsKept = 2;
+
+interface Pending {
+  readonly offset: number;
+  readonly frame: Buffer;
+  readonly record: TxRecord;
+  readonly net: { table: string; keyChanges: KeyChange[] }[];
+  readonly result: unknown;
+  readonly resolve: (r: CallResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Waiter {
+  readonly offset: number;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export interface OpenReport {
+  readonly snapshotOffset: number;
+  readonly snapshotsSkipped: readonly string[];
+  readonly replayedFrames: number;
+  readonly torn?: ScannedLog['torn'];
+  readonly checkpointVerified: boolean;
+}
+
+const lockFileName = 'LOCK';
+const checkpointFileName = 'checkpoint.json';
+
+export class Store implements StoreApi {
+  private readonly tables = new Map<string, Table>();
+  private readonly schemas = new Map<string, TableSchema>();
+  private readonly reducers = new Map<string, ReducerDef>();
+  private readonly derivedByTable = new Map<string, DerivedIndex[]>();
+  private readonly hub = new SubscriptionHub();
+  private readonly commitListeners = new Set<(txs: readonly TxRecord[]) => void>();
+  private readonly queue: Pending[] = [];
+  private waiters: Waiter[] = [];
+  private log!: Commitlog;
+  private applied = -1;
+  private durable = -1;
+  private writing = false;
+  private idle: Promise<void> = Promise.resolve();
+  private idleResolve: (() => void) | undefined;
+  private failure: StoreFailed | undefined;
+  private closing = false;
+  private snapshotInFlight: Promise<{ offset: number; stateHash: string }> | undefined;
+  private txSinceSnapshot = 0;
+  private lastSnapshotOffset = -1;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private readonly fl: FileLayer;
+  private readonly clock: () => number;
+  private readonly pendingTxMax: number;
+  report!: OpenReport;
+
+  private constructor(private readonly options: StoreOptions) {
+    this.fl = options.fileLayer ?? nodeFileLayer;
+    this.clock = options.clock ?? Date.now;
+    this.pendingTxMax = options.pendingTxMax ?? pendingTxMaxDefault;
+    const allTables = [...options.module.tables, idempotencyTable];
+    for (const schema of allTables) {
+      if (this.schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
+      this.schemas.set(schema.name, schema);
+    }
+    for (const r of options.module.reducers) {
+      if (this.reducers.has(r.name)) throw new Error(`reducer ${r.name} declared twice`);
+      this.reducers.set(r.name, r);
+    }
+    for (const d of options.derived ?? []) {
+      if (!this.schemas.has(d.table)) throw new Error(`derived index on unknown table ${d.table}`);
+      const list = this.derivedByTable.get(d.table) ?? [];
+      list.push(d);
+      this.derivedByTable.set(d.table, list);
+    }
+  }
+
+  get dir(): string {
+    return this.options.dir;
+  }
+  get lastOffset(): number {
+    return this.applied;
+  }
+  get durableOffset(): number {
+    return this.durable;
+  }
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+  get pendingCount(): number {
+    return this.queue.length;
+  }
+  get subscriptionCount(): number {
+    return this.hub.size;
+  }
+
+  private get logDir(): string {
+    return path.join(this.dir, 'log');
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    const store = new Store(options);
+    await store.recover();
+    return store;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private async recover(): Promise<void> {
+    const fl = this.fl;
+    await fl.mkdirp(this.logDir);
+    await this.takeLock();
+    try {
+      const progress = this.options.onProgress;
+      const scanned = await scanLog(this.logDir, fl, { mode: 'recover', onProgress: (d, t) => progress?.('scan', d, t) });
+      const logFirst = scanned.segments[0]?.firstOffset ?? 0;
+      const { loaded, skipped } = await this.loadNewestSnapshot(scanned.lastOffset, logFirst, scanned.segments.length > 0);
+      const snapshotOffset = loaded?.manifest.offset ?? -1;
+      for (const schema of this.schemas.values()) {
+        this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name)));
+      }
+      for (const [table, list] of this.derivedByTable) {
+        for (const d of list) {
+          d.clear();
+          for (const row of this.tables.get(table)!.scan()) d.onInsert(row);
+        }
+      }
+      this.log = await Commitlog.open(this.logDir, fl, scanned, snapshotOffset + 1, this.options.segmentBytesMax);
+      const replayedFrames = await this.replay(scanned, snapshotOffset);
+      this.applied = this.durable = Math.max(scanned.lastOffset, snapshotOffset);
+      if (this.log.nextOffset !== this.applied + 1) {
+        throw new DamagedStore(this.logDir, 0, `log ends at ${this.log.nextOffset - 1} but state is at ${this.applied}`);
+      }
+      const checkpointVerified = await this.verifyCheckpoint();
+      this.lastSnapshotOffset = snapshotOffset;
+      this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, ...(scanned.torn ? { torn: scanned.torn } : {}) };
+      const everyMs = this.options.snapshotEveryMs ?? 0;
+      if (everyMs > 0) {
+        this.snapshotTimer = setInterval(() => {
+          if (this.applied > this.lastSnapshotOffset) this.backgroundSnapshot();
+        }, everyMs);
+        this.snapshotTimer.unref();
+      }
+    } catch (error) {
+      await this.log?.close().catch(() => undefined);
+      await this.releaseLock();
+      throw error;
+    }
+  }
+
+  private async loadNewestSnapshot(logLast: number, logFirst: number, logExists: boolean): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
+    const skipped: string[] = [];
+    const refs: SnapshotRef[] = await listSnapshots(this.dir, this.fl);
+    for (const ref of refs) {
+      // A snapshot past the durable log end describes work that was never acknowledged.
+      if (logExists && ref.offset > logLast) {
+        skipped.push(`${ref.dir}: offset ${ref.offset} is past the log end ${logLast}`);
+        continue;
+      }
+      if (logExists && ref.offset + 1 < logFirst) {
+        skipped.push(`${ref.dir}: the log no longer reaches back to offset ${ref.offset + 1}`);
+        continue;
+      }
+      try {
+        const loaded = await loadSnapshot(ref, this.fl, this.schemas, (d, t) => this.options.onProgress?.('snapshot', d, t));
+        return { loaded, skipped };
+      } catch (error) {
+        if (!(error instanceof SnapshotInvalid)) throw error;
+        skipped.push(error.message);
+      }
+    }
+    if (logExists && logFirst > 0) {
+      throw new DamagedStore(path.join(this.dir, 'snapshots'), 0,
+        `no valid snapshot, and the log starts at offset ${logFirst}: ${skipped.join('; ') || 'no snapshots'}`,
+        `restore from a backup, or repair the newest snapshot`);
+    }
+    return { skipped };
+  }
+
+  /** Apply the logged row changes after the snapshot; reducers are not re-run. */
+  private async replay(scanned: ScannedLog, afterOffset: number): Promise<number> {
+    const total = Math.max(0, scanned.lastOffset - afterOffset);
+    let done = 0;
+    for (const segment of scanned.segments) {
+      const segLast = segment.firstOffset + segment.positions.length - 1;
+      if (segLast <= afterOffset) continue;
+      const buf = await this.fl.readFile(segment.file);
+      for (let i = 0; i < segment.positions.length; i++) {
+        const offset = segment.firstOffset + i;
+        if (offset <= afterOffset) continue;
+        const position = segment.positions[i]!;
+        const length = buf.readUInt32LE(position + 8);
+        const record = decodePayload(offset, buf.subarray(position + 12, position + 12 + length), this.schemas);
+        this.applyRecord(record, segment.file, position);
+        if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
+      }
+    }
+    this.options.onProgress?.('replay', done, total);
+    return done;
+  }
+
+  private applyRecord(record: TxRecord, file: string, position: number): void {
+    for (const change of record.changes) {
+      const table = this.tables.get(change.table)!;
+      const derived = this.derivedByTable.get(change.table);
+      for (const row of change.deletes) {
+        const key = table.keyOf(row);
+        const old = table.remove(key);
+        if (!old) throw new DamagedStore(file, position, `replay of offset ${record.offset}: deleted row of ${change.table} is not in the state`);
+        if (derived) for (const d of derived) d.onDelete(old);
+      }
+      for (const row of change.inserts) {
+        const key = table.keyOf(row);
+        const old = table.put(key, row);
+        if (old) throw new DamagedStore(file, position, `replay of offset ${record.offset}: inserted row of ${change.table} already exists`);
+        if (derived) for (const d of derived) d.onInsert(row);
+      }
+    }
+  }
+
+  private async verifyCheckpoint(): Promise<boolean> {
+    const file = path.join(this.logDir, checkpointFileName);
+    if (!(await this.fl.exists(file))) return false;
+    let checkpoint: { offset: number; stateHash: string };
+    try {
+      checkpoint = JSON.parse((await this.fl.readFile(file)).toString('utf8')) as { offset: number; stateHash: string };
+    } catch {
+      return false;
+    }
+    // Only valid for exactly the state it was written at; later frames make it stale.
+    await this.fl.unlink(file);
+    if (checkpoint.offset !== this.applied) return false;
+    const hash = this.stateHash();
+    if (hash !== checkpoint.stateHash) {
+      throw new DamagedStore(file, 0, `state hash after recovery ${hash} differs from the hash ${checkpoint.stateHash} recorded at offset ${checkpoint.offset}`);
+    }
+    return true;
+  }
+
+  private async takeLock(): Promise<void> {
+    const file = path.join(this.dir, lockFileName);
+    if (await this.fl.exists(file)) {
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new MemoryError('conflict', `store ${this.dir} is open in process ${pid}`, 'stop that process first');
+      }
+      if (pid === process.pid && openDirs.has(path.resolve(this.dir))) {
+        throw new MemoryError('conflict', `store ${this.dir} is already open in this process`);
+      }
+    }
+    await this.fl.writeFileDurable(file, Buffer.from(String(process.pid)));
+    openDirs.add(path.resolve(this.dir));
+  }
+
+  private async releaseLock(): Promise<void> {
+    openDirs.delete(path.resolve(this.dir));
+    await this.fl.unlink(path.join(this.dir, lockFileName)).catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  call<R = unknown>(reducerName: string, args: unknown, caller: Caller, options: CallOptions = {}): Promise<CallResult<R>> {
+    try {
+      return this.callSync(reducerName, args, caller, options) as Promise<CallResult<R>>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private callSync(reducerName: string, rawArgs: unknown, caller: Caller, options: CallOptions): Promise<CallResult> {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new MemoryError('unavailable', 'store is closing', 'retry shortly');
+    if (this.queue.length >= this.pendingTxMax) {
+      throw new MemoryError('busy', `store has ${this.queue.length} transactions waiting for the disk`, 'retry after a short delay');
+    }
+    const reducer = this.reducers.get(reducerName);
+    if (!reducer) throw new MemoryError('invalid_argument', `unknown reducer ${reducerName}`);
+    const parsed = reducer.args.safeParse(rawArgs);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; ');
+      throw new MemoryError('invalid_argument', `invalid arguments for ${reducerName}: ${detail}`);
+    }
+    const key = options.idempotencyKey;
+    if (key !== undefined) {
+      if (!idempotencyKeyPattern.test(key)) throw new MemoryError('invalid_argument', `idempotency key must match ${idempotencyKeyPattern}`);
+      const seen = this.tables.get(idempotencyTable.name)!.get([key]);
+      if (seen) {
+        if (seen.reducer !== reducerName) {
+          throw new MemoryError('invalid_argument', `idempotency key ${key} was used for ${String(seen.reducer)}, not ${reducerName}`);
+        }
+        const offset = seen.offset as number;
+        return this.waitDurable(offset).then(() => ({ offset, result: seen.result, replayed: true }));
+      }
+    }
+    const offset = this.applied + 1;
+    const timestampMs = this.clock();
+    const tx = new Transaction(this.tables, caller, timestampMs, offset);
+    let result: unknown;
+    try {
+      result = reducer.run(tx, parsed.data);
+      if (result instanceof Promise) throw new Error(`reducer ${reducerName} returned a promise: reducers are synchronous`);
+      if (key !== undefined) recordIdempotencyKey(tx, key, reducerName, offset, result, timestampMs);
+    } catch (error) {
+      tx.rollback();
+      throw error;
+    }
+    const net = tx.netChanges();
+    const invocation: Invocation = key === undefined
+      ? { reducer: reducerName, args: parsed.data, caller, timestampMs }
+      : { reducer: reducerName, args: parsed.data, caller, timestampMs, idempotencyKey: key };
+    const changes = toTableChanges(net);
+    let frame: Buffer;
+    try {
+      const payload = encodePayload(invocation, changes, this.schemas);
+      if (payload.length > frameBytesMax) {
+        throw new MemoryError('limit_exceeded', `transaction of ${payload.length} bytes exceeds the frame limit of ${frameBytesMax}`);
+      }
+      frame = encodeFrame(offset, payload);
+    } catch (error) {
+      tx.rollback();
+      throw error;
+    }
+    this.applyDerived(net, 'forward');
+    this.applied = offset;
+    return new Promise<CallResult>((resolve, reject) => {
+      this.queue.push({ offset, frame, record: { offset, invocation, changes }, net, result, resolve, reject });
+      this.kickWriter();
+    });
+  }
+
+  private applyDerived(net: readonly { table: string; keyChanges: readonly KeyChange[] }[], direction: 'forward' | 'undo'): void {
+    for (const { table, keyChanges } of net) {
+      const derived = this.derivedByTable.get(table);
+      if (!derived) continue;
+      for (const d of derived) {
+        for (const c of keyChanges) {
+          const [out, into] = direction === 'forward' ? [c.old, c.row] : [c.row, c.old];
+          if (out) d.onDelete(out);
+          if (into) d.onInsert(into);
+        }
+      }
+    }
+  }
+
+  private kickWriter(): void {
+    if (this.writing) return;
+    this.writing = true;
+    this.idle = new Promise((resolve) => (this.idleResolve = resolve));
+    // Defer to the end of this tick so every call issued in it joins the same batch.
+    setImmediate(() => void this.drain());
+  }
+
+  /** The group-commit writer: one writev + one fdatasync per batch, then acks in offset order. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        let count = 0;
+        let bytes = 0;
+        while (count < this.queue.length && count < batchTxMax && (count === 0 || bytes + this.queue[count]!.frame.length <= batchBytesMax)) {
+          bytes += this.queue[count]!.frame.length;
+          count++;
+        }
+        const batch = this.queue.slice(0, count);
+        if (batch[0]!.offset !== this.log.nextOffset) throw new Error(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextOffset}`);
+        let datasyncError: unknown;
+        try {
+          if (this.log.wantsRotation) await this.log.rotate();
+          ({ datasyncError } = await this.log.append(batch.map((p) => p.frame), count));
+        } catch (writeError) {
+          this.rollbackPending(writeError);
+          continue;
+        }
+        if (datasyncError !== undefined) {
+          // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
+          this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
+          break;
+        }
+        this.queue.splice(0, count);
+        this.durable = batch[count - 1]!.offset;
+        this.acknowledge(batch);
+      }
+    } catch (error) {
+      this.fail(`writer crashed: ${(error as Error).message}`);
+    } finally {
+      this.writing = false;
+      this.idleResolve?.();
+      if (this.queue.length > 0 && !this.failure) this.kickWriter();
+    }
+  }
+
+  private acknowledge(batch: readonly Pending[]): void {
+    for (const p of batch) p.resolve({ offset: p.offset, result: p.result, replayed: false });
+    this.releaseWaiters();
+    for (const p of batch) this.hub.publish(p.offset, p.net);
+    if (this.commitListeners.size > 0) {
+      const records = batch.map((p) => p.record);
+      for (const listener of this.commitListeners) {
+        try {
+          listener(records);
+        } catch (error) {
+          this.options.onBackgroundError?.(error);
+        }
+      }
+    }
+    this.txSinceSnapshot += batch.length;
+    const everyTx = this.options.snapshotEveryTx ?? 0;
+    if (everyTx > 0 && this.txSinceSnapshot >= everyTx) this.backgroundSnapshot();
+  }
+
+  /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. */
+  private rollbackPending(error: unknown): void {
+    const pending = this.queue.splice(0, this.queue.length);
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const p = pending[i]!;
+      for (const { table, keyChanges } of p.net) {
+        const t = this.tables.get(table)!;
+        for (const c of keyChanges) {
+          if (c.old) t.put(c.key, c.old);
+          else t.remove(c.key);
+        }
+      }
+      this.applyDerived(p.net, 'undo');
+    }
+    this.applied = this.durable;
+    const code = (error as NodeJS.ErrnoException).code;
+    const failure = new MemoryError('unavailable',
+      `the write to disk failed (${code ?? (error as Error).message}); this call was not applied and nothing acknowledged was lost`,
+      code === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
+    for (const p of pending) p.reject(failure);
+    this.rejectWaitersAbove(this.durable, failure);
+  }
+
+  private fail(reason: string): void {
+    if (!this.failure) this.failure = new StoreFailed(reason);
+    const pending = this.queue.splice(0, this.queue.length);
+    for (const p of pending) p.reject(this.failure);
+    this.rejectWaitersAbove(this.durable, this.failure);
+    this.options.onBackgroundError?.(this.failure);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  private readonly tableReader = (name: string): TableReader => {
+    const t = this.tables.get(name);
+    if (!t) throw new MemoryError('invalid_argument', `no table ${name}`);
+    return t;
+  };
+
+  read<T>(fn: (view: ReadView) => T): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    let result: T;
+    const at = this.applied;
+    try {
+      result = fn({ offset: at, table: this.tableReader });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.waitDurable(at).then(() => result);
+  }
+
+  /** Resolves once `offset` is durable; rejects if it is rolled back or the store fails. */
+  waitDurable(offset: number): Promise<void> {
+    if (offset <= this.durable) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
+  }
+
+  private releaseWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) (w.offset <= this.durable ? w.resolve() : keep.push(w));
+    this.waiters = keep;
+  }
+
+  private rejectWaitersAbove(offset: number, error: unknown): void {
+    const keep: Waiter[] = [];
+    for (const w of this.waiters) (w.offset > offset ? w.reject(error) : keep.push(w));
+    this.waiters = keep;
+  }
+
+  async readTx(offset: number): Promise<TxRecord | undefined> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.durable) return undefined;
+    const payload = await this.log.readPayload(offset);
+    return payload ? decodePayload(offset, payload, this.schemas) : undefined;
+  }
+
+  /** First offset the log still holds (older ones are only in snapshots). */
+  get logFirstOffset(): number {
+    return this.log.firstOffset;
+  }
+
+  onCommit(listener: (txs: readonly TxRecord[]) => void): Unsubscribe {
+    this.commitListeners.add(listener);
+    return () => void this.commitListeners.delete(listener);
+  }
+
+  subscribe(
+    table: string,
+    predicate: (row: Row) => boolean,
+    listener: (offset: number, changes: readonly RowChange[]) => void,
+    options: SubscribeOptions = {},
+  ): Unsubscribe {
+    if (!this.tables.has(table)) throw new MemoryError('invalid_argument', `no table ${table}`);
+    return this.hub.subscribe(options.equals ? { table, predicate, equals: options.equals } : { table, predicate }, listener);
+  }
+
+  // ---------------------------------------------------------------- snapshots, hash, close
+
+  stateHash(): string {
+    return canonicalStateHash(this.tableStates(false));
+  }
+
+  /** Row counts per table (for verify and tenants list). */
+  tableCounts(): Record<string, number> {
+    return Object.fromEntries([...this.tables].map(([name, t]) => [name, t.size]));
+  }
+
+  private tableStates(clone: boolean): TableState[] {
+    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.rows.clone() : t.rows }));
+  }
+
+  snapshot(): Promise<{ offset: number; stateHash: string }> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.snapshotInFlight) {
+      // One at a time; a caller asking during one gets the next, covering its own writes.
+      return this.snapshotInFlight.catch(() => undefined).then(() => this.snapshot());
+    }
+    const offset = this.applied;
+    const tables = this.tableStates(true); // O(1) copy-on-write clones: commits go on
+    const run = (async () => {
+      try {
+        if (offset === this.lastSnapshotOffset) return { offset, stateHash: canonicalStateHash(tables) };
+        const manifest = await writeSnapshot({
+          storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
+        });
+        this.lastSnapshotOffset = Math.max(this.lastSnapshotOffset, offset);
+        this.txSinceSnapshot = Math.max(0, this.applied - offset);
+        const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept);
+        if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
+        return { offset, stateHash: manifest.stateHash };
+      } finally {
+        this.snapshotInFlight = undefined;
+      }
+    })();
+    this.snapshotInFlight = run;
+    return run;
+  }
+
+  private backgroundSnapshot(): void {
+    if (this.snapshotInFlight || this.closing || this.failure) return;
+    this.txSinceSnapshot = 0;
+    this.snapshot().catch((error) => this.options.onBackgroundError?.(error));
+  }
+
+  /** Finish pending writes, write a checkpoint (offset + state hash) and release the directory. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    while (this.writing || this.queue.length > 0) {
+      if (this.failure) break;
+      await this.idle;
+    }
+    await this.snapshotInFlight?.catch(() => undefined);
+    if (!this.failure) {
+      await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
+        Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.stateHash() })));
+    }
+    await this.log.close();
+    await this.releaseLock();
+  }
+}
+
+const openDirs = new Set<string>();
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function recordIdempotencyKey(tx: Transaction, key: string, reducer: string, offset: number, result: unknown, atMs: number): void {
+  const table = tx.table(idempotencyTable.name);
+  table.insert({ key, reducer, offset, result: result === undefined ? null : result, at_ms: atMs });
+  // Bounded: the oldest key goes once the table is full (deterministic: lowest offset first).
+  if (table.size > idempotencyKeysMax) {
+    const oldest = table.page({ index: 'by_offset', limit: 1 }).rows[0];
+    if (oldest) table.delete([oldest.key as string]);
+  }
+}
+

@@ -1,0 +1,71 @@
+/**
+ * Every audit event lands in Postgres staging exactly once before the shipper takes it to S3:
+ * the tenant's `access_log` rows (their `seq` is the source sequence; only rows past the
+ * staged mark are read and the insert is idempotent) and server-level events such as denials
+ * before a tenant is known (tenant `_server`).
+ */
+import type { JsonValue, Row } from '../schema.js';
+import type { StoreApi } from '../store.js';
+import { stageEventsMax, type ControlPlane } from './control-plane.js';
+
+export const accessLogTable = 'access_log';
+export const accessLogSource = 'access_log';
+export const serverAuditSource = 'server';
+export const serverAuditTenant = '_server';
+export const stagePageRowsMax = Math.min(1_000, stageEventsMax);
+
+export interface ServerAuditEvent {
+  /** The tenant when it is known, else null (staged under `_server`). */
+  readonly tenant: string | null;
+  readonly atMs: number;
+  readonly subject: string | null;
+  readonly action: string;
+  readonly target: string;
+  readonly outcome: string;
+  readonly reason?: string;
+}
+
+function accessLogEvent(row: Row): JsonValue {
+  return {
+    seq: row.seq as number,
+    at_ms: row.at_ms as number,
+    subject: row.subject as string,
+    action: row.action as string,
+    target: row.target as string,
+    object_ids: (row.object_ids ?? null) as JsonValue,
+    offset: (row.offset ?? null) as number | null,
+    outcome: row.outcome as string,
+  };
+}
+
+/** Stages the tenant's access-log rows past the staged mark; returns how many were new. */
+export async function stageAccessLog(control: ControlPlane, tenant: string, store: StoreApi): Promise<number> {
+  let staged = 0;
+  let through = await control.stagedThrough(tenant, accessLogSource);
+  for (;;) {
+    const from = through + 1;
+    const page = await store.read((view) =>
+      view.table(accessLogTable).page({ range: { from: [from] }, limit: stagePageRowsMax }),
+    );
+    if (page.rows.length === 0) return staged;
+    staged += await control.stageAudit(
+      tenant,
+      page.rows.map((row) => ({ source: accessLogSource, sourceSeq: row.seq as number, event: accessLogEvent(row) })),
+    );
+    through = page.rows[page.rows.length - 1]!.seq as number;
+    if (page.rows.length < stagePageRowsMax) return staged;
+  }
+}
+
+/** Stages one server-level event; returns its source sequence. */
+export async function stageServerAudit(control: ControlPlane, event: ServerAuditEvent): Promise<number> {
+  const body: JsonValue = {
+    at_ms: event.atMs,
+    subject: event.subject,
+    action: event.action,
+    target: event.target,
+    outcome: event.outcome,
+    ...(event.reason === undefined ? {} : { reason: event.reason }),
+  };
+  return control.stageAuditNext(event.tenant ?? serverAuditTenant, serverAuditSource, body);
+}

@@ -1,0 +1,513 @@
+/**
+ * The Postgres control plane: Keycloak event landing, run history and audit staging, through
+ * one SQL path (`pg`). Against Postgres/Supabase (`DATABASE_URL`, TLS per its sslmode) or,
+ * when unset, embedded PGlite under the data dir served on loopback.
+ *
+ * Pooler-safe: queries are never named (no session-level prepared statements), no session
+ * state is relied on between statements, and the only lock (the migration advisory lock) is a
+ * transaction lock taken on the direct connection (`DATABASE_DIRECT_URL`).
+ */
+import { join } from 'node:path';
+import pg from 'pg';
+import type { JsonValue } from '../schema.js';
+import { MemoryError } from '../errors.js';
+import { applyMigrations } from './migrations.js';
+import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+
+export const poolMaxDefault = 10;
+export const connectTimeoutMs = 5_000;
+/** Bounds on what one call may read or write. */
+export const pageRowsMax = 10_000;
+export const stageEventsMax = 10_000;
+export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+export interface ControlPlaneConfig {
+  /** Postgres/Supabase URL (may go through a transaction-mode pooler). Unset: embedded PGlite. */
+  readonly databaseUrl?: string;
+  /** Direct connection for migrations; defaults to databaseUrl. */
+  readonly databaseDirectUrl?: string;
+  /** Required for the embedded database: it persists under `${dataDir}/control-pg`. */
+  readonly dataDir?: string;
+  readonly poolMax?: number;
+}
+
+/** Reads DATABASE_URL and DATABASE_DIRECT_URL. */
+export function controlPlaneConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: string): ControlPlaneConfig {
+  return {
+    ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
+    ...(env.DATABASE_DIRECT_URL ? { databaseDirectUrl: env.DATABASE_DIRECT_URL } : {}),
+    dataDir,
+  };
+}
+
+export interface KeycloakLanding {
+  /** Event id / webhook uid, or a content hash when the event carries neither. */
+  readonly dedupKey: string;
+  readonly tenant: string | null;
+  readonly kind: 'user' | 'admin';
+  readonly eventType: string;
+  readonly eventTimeMs: number;
+  readonly raw: JsonValue;
+}
+
+export interface LandedKeycloakEvent extends KeycloakLanding {
+  readonly landingId: number;
+}
+
+export interface RunHistoryRow {
+  readonly tenant: string;
+  readonly runId: string;
+  readonly kind: 'bpmn' | 'session';
+  readonly definition: string;
+  readonly outcome: string;
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
+  readonly details: JsonValue;
+}
+
+export interface RunHistoryAggregate {
+  /** UTC day, YYYY-MM-DD, of the run's start. */
+  readonly day: string;
+  readonly kind: 'bpmn' | 'session';
+  readonly definition: string;
+  readonly outcome: string;
+  readonly count: number;
+  readonly durationMsTotal: number;
+  readonly durationMsAvg: number;
+  readonly durationMsMax: number;
+  readonly durationMsP50: number;
+}
+
+export interface AuditEventInput {
+  readonly source: string;
+  /** Strictly increasing per (tenant, source); an event at or below the staged mark is a duplicate. */
+  readonly sourceSeq: number;
+  readonly event: JsonValue;
+}
+
+export interface StagedAuditEvent {
+  readonly tenant: string;
+  /** Gapless per-tenant chain sequence, assigned at staging. */
+  readonly seq: number;
+  readonly source: string;
+  readonly sourceSeq: number;
+  readonly event: JsonValue;
+  readonly stagedAtMs: number;
+}
+
+export interface AuditBatchRecord {
+  readonly tenant: string;
+  readonly batchSeq: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly count: number;
+  readonly sha256: string;
+  readonly prevSha256: string;
+  readonly key: string;
+  /** Null until the upload is confirmed. */
+  readonly versionId: string | null;
+  /** The exact uploaded bytes, kept only while unconfirmed. */
+  readonly body: Buffer | null;
+}
+
+export interface AuditBacklog {
+  readonly tenant: string;
+  readonly staged: number;
+  readonly oldestStagedAtMs: number;
+}
+
+export interface ControlPlane {
+  readonly backend: 'postgres' | 'pglite';
+  /** The URL queries go through (for the embedded database: its loopback socket). */
+  readonly url: string;
+  /** Versions this open applied (empty when another process had migrated). */
+  readonly migrated: readonly number[];
+
+  landKeycloakEvent(event: KeycloakLanding): Promise<{ landingId: number; duplicate: boolean }>;
+  pendingKeycloakEvents(limit: number): Promise<LandedKeycloakEvent[]>;
+  markProjected(landingId: number, projector?: string): Promise<void>;
+
+  /** True when inserted, false when the run was already recorded. */
+  insertRunHistory(row: RunHistoryRow): Promise<boolean>;
+  runHistory(tenant: string, options: { fromMs: number; toMs: number; limit: number; afterRunId?: string }): Promise<RunHistoryRow[]>;
+  runHistoryAggregates(tenant: string, fromMs: number, toMs: number): Promise<RunHistoryAggregate[]>;
+
+  /** Stages events of one (tenant, source) idempotently; returns how many were new. */
+  stageAudit(tenant: string, events: readonly AuditEventInput[]): Promise<number>;
+  /** Stages one event of a source that has no sequence of its own (server-level denials). */
+  stageAuditNext(tenant: string, source: string, event: JsonValue): Promise<number>;
+  stagedThrough(tenant: string, source: string): Promise<number>;
+  stagedAudit(tenant: string, options: { afterSeq?: number; limit: number }): Promise<StagedAuditEvent[]>;
+  auditBacklog(): Promise<AuditBacklog[]>;
+
+  claimAuditShipping(tenant: string, owner: string, leaseMs: number): Promise<boolean>;
+  releaseAuditShipping(tenant: string, owner: string): Promise<void>;
+  lastConfirmedAuditBatch(tenant: string): Promise<AuditBatchRecord | undefined>;
+  pendingAuditBatch(tenant: string): Promise<AuditBatchRecord | undefined>;
+  recordPendingAuditBatch(batch: AuditBatchRecord & { body: Buffer }): Promise<void>;
+  /** Marks the batch uploaded and clears its staged rows, in one transaction. */
+  confirmAuditBatch(tenant: string, batchSeq: number, versionId: string): Promise<void>;
+  auditBatches(tenant?: string): Promise<AuditBatchRecord[]>;
+
+  close(): Promise<void>;
+}
+
+export async function openControlPlane(config: ControlPlaneConfig): Promise<ControlPlane> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.databaseUrl;
+  let directUrl = config.databaseDirectUrl ?? config.databaseUrl;
+  if (!url) {
+    if (!config.dataDir) throw new MemoryError('invalid_argument', 'control plane: DATABASE_URL unset and no data dir for the embedded database');
+    embedded = await startEmbeddedPostgres(join(config.dataDir, 'control-pg'));
+    url = embedded.url;
+    directUrl = embedded.url;
+  }
+  try {
+    const migrated = await applyMigrations(directUrl!);
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: embedded ? embeddedPoolMax : (config.poolMax ?? poolMaxDefault),
+      connectionTimeoutMillis: connectTimeoutMs,
+    });
+    // An idle client whose server went away emits here; the next query reconnects.
+    pool.on('error', () => undefined);
+    return controlPlaneOn(pool, embedded ? 'pglite' : 'postgres', url, migrated, async () => {
+      await pool.end();
+      await embedded?.close();
+    });
+  } catch (error) {
+    await embedded?.close();
+    throw error;
+  }
+}
+
+function assertTenant(tenant: string): void {
+  if (!auditTenantPattern.test(tenant)) throw new MemoryError('invalid_argument', `bad tenant id ${JSON.stringify(tenant)}`);
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > pageRowsMax) {
+    throw new MemoryError('limit_exceeded', `limit must be 1..${pageRowsMax} (got ${limit})`);
+  }
+}
+
+async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+const batchColumns = `tenant, batch_seq::text, first_seq::text, last_seq::text, event_count, sha256, prev_sha256,
+  object_key, version_id`;
+
+function batchFromRow(row: Record<string, unknown>, body: Buffer | null = null): AuditBatchRecord {
+  return {
+    tenant: String(row.tenant),
+    batchSeq: Number(row.batch_seq),
+    firstSeq: Number(row.first_seq),
+    lastSeq: Number(row.last_seq),
+    count: Number(row.event_count),
+    sha256: String(row.sha256),
+    prevSha256: String(row.prev_sha256),
+    key: String(row.object_key),
+    versionId: row.version_id === null ? null : String(row.version_id),
+    body,
+  };
+}
+
+function controlPlaneOn(
+  pool: pg.Pool,
+  backend: 'postgres' | 'pglite',
+  url: string,
+  migrated: readonly number[],
+  closeAll: () => Promise<void>,
+): ControlPlane {
+  let closed = false;
+  return {
+    backend,
+    url,
+    migrated,
+
+    async landKeycloakEvent(event) {
+      const inserted = await pool.query<{ landing_id: string }>(
+        `insert into kc_event_landing (dedup_key, tenant, kind, event_type, event_time_ms, raw)
+         values ($1, $2, $3, $4, $5, $6::jsonb)
+         on conflict (dedup_key) do nothing returning landing_id::text`,
+        [event.dedupKey, event.tenant, event.kind, event.eventType, event.eventTimeMs, JSON.stringify(event.raw)],
+      );
+      if (inserted.rows[0]) return { landingId: Number(inserted.rows[0].landing_id), duplicate: false };
+      const existing = await pool.query<{ landing_id: string }>(
+        'select landing_id::text from kc_event_landing where dedup_key = $1',
+        [event.dedupKey],
+      );
+      return { landingId: Number(existing.rows[0]!.landing_id), duplicate: true };
+    },
+
+    async pendingKeycloakEvents(limit) {
+      assertLimit(limit);
+      const result = await pool.query(
+        `select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms::text, raw
+         from kc_event_landing where projected_at is null order by landing_id limit $1`,
+        [limit],
+      );
+      return result.rows.map((r) => ({
+        landingId: Number(r.landing_id),
+        dedupKey: r.dedup_key,
+        tenant: r.tenant,
+        kind: r.kind,
+        eventType: r.event_type,
+        eventTimeMs: Number(r.event_time_ms),
+        raw: r.raw,
+      }));
+    },
+
+    async markProjected(landingId, projector = 'kc') {
+      await inTransaction(pool, async (client) => {
+        await client.query('update kc_event_landing set projected_at = now() where landing_id = $1 and projected_at is null', [landingId]);
+        await client.query(
+          `insert into projector_progress (projector, landing_id) values ($1, $2)
+           on conflict (projector) do update set landing_id = greatest(projector_progress.landing_id, excluded.landing_id), updated_at = now()`,
+          [projector, landingId],
+        );
+      });
+    },
+
+    async insertRunHistory(row) {
+      assertTenant(row.tenant);
+      const result = await pool.query(
+        `insert into run_history (tenant, run_id, kind, definition, outcome, started_at, ended_at, details)
+         values ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::jsonb)
+         on conflict (tenant, run_id) do nothing`,
+        [row.tenant, row.runId, row.kind, row.definition, row.outcome, row.startedAtMs, row.endedAtMs, JSON.stringify(row.details)],
+      );
+      return result.rowCount === 1;
+    },
+
+    async runHistory(tenant, { fromMs, toMs, limit, afterRunId }) {
+      assertTenant(tenant);
+      assertLimit(limit);
+      const result = await pool.query(
+        `select tenant, run_id, kind, definition, outcome,
+                (extract(epoch from started_at) * 1000)::float8 as started_ms,
+                (extract(epoch from ended_at) * 1000)::float8 as ended_ms, details
+         from run_history
+         where tenant = $1 and started_at >= to_timestamp($2::float8 / 1000) and started_at < to_timestamp($3::float8 / 1000)
+           and ($4::text is null or run_id > $4)
+         order by run_id limit $5`,
+        [tenant, fromMs, toMs, afterRunId ?? null, limit],
+      );
+      return result.rows.map((r) => ({
+        tenant: r.tenant,
+        runId: r.run_id,
+        kind: r.kind,
+        definition: r.definition,
+        outcome: r.outcome,
+        startedAtMs: Math.round(Number(r.started_ms)),
+        endedAtMs: Math.round(Number(r.ended_ms)),
+        details: r.details,
+      }));
+    },
+
+    async runHistoryAggregates(tenant, fromMs, toMs) {
+      assertTenant(tenant);
+      const result = await pool.query(
+        `with runs as (
+           select to_char(started_at at time zone 'UTC', 'YYYY-MM-DD') as day, kind, definition, outcome,
+                  extract(epoch from (ended_at - started_at)) * 1000 as duration_ms
+           from run_history
+           where tenant = $1 and started_at >= to_timestamp($2::float8 / 1000) and started_at < to_timestamp($3::float8 / 1000))
+         select day, kind, definition, outcome, count(*)::int as n,
+                sum(duration_ms)::float8 as total, avg(duration_ms)::float8 as avg, max(duration_ms)::float8 as max,
+                (percentile_cont(0.5) within group (order by duration_ms))::float8 as p50
+         from runs group by day, kind, definition, outcome
+         order by day, kind, definition, outcome limit ${pageRowsMax}`,
+        [tenant, fromMs, toMs],
+      );
+      return result.rows.map((r) => ({
+        day: r.day,
+        kind: r.kind,
+        definition: r.definition,
+        outcome: r.outcome,
+        count: Number(r.n),
+        durationMsTotal: Math.round(Number(r.total)),
+        durationMsAvg: Number(r.avg),
+        durationMsMax: Math.round(Number(r.max)),
+        durationMsP50: Number(r.p50),
+      }));
+    },
+
+    async stageAudit(tenant, events) {
+      assertTenant(tenant);
+      if (events.length === 0) return 0;
+      if (events.length > stageEventsMax) throw new MemoryError('limit_exceeded', `at most ${stageEventsMax} audit events per call`);
+      const source = events[0]!.source;
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
+        if (e.source !== source) throw new MemoryError('invalid_argument', 'stageAudit takes events of one source per call');
+        if (!Number.isSafeInteger(e.sourceSeq) || e.sourceSeq < 1) throw new MemoryError('invalid_argument', `bad source seq ${e.sourceSeq}`);
+        if (i > 0 && e.sourceSeq <= events[i - 1]!.sourceSeq) throw new MemoryError('invalid_argument', 'audit events must come in increasing source seq');
+      }
+      return inTransaction(pool, async (client) => {
+        const through = await lockSource(client, tenant, source);
+        const fresh = events.filter((e) => e.sourceSeq > through);
+        if (fresh.length === 0) return 0;
+        await insertStaged(client, tenant, source, fresh);
+        return fresh.length;
+      });
+    },
+
+    async stageAuditNext(tenant, source, event) {
+      assertTenant(tenant);
+      return inTransaction(pool, async (client) => {
+        const through = await lockSource(client, tenant, source);
+        await insertStaged(client, tenant, source, [{ source, sourceSeq: through + 1, event }]);
+        return through + 1;
+      });
+    },
+
+    async stagedThrough(tenant, source) {
+      const result = await pool.query<{ t: string }>(
+        'select staged_through::text as t from audit_sources where tenant = $1 and source = $2',
+        [tenant, source],
+      );
+      return result.rows[0] ? Number(result.rows[0].t) : 0;
+    },
+
+    async stagedAudit(tenant, { afterSeq = 0, limit }) {
+      assertTenant(tenant);
+      assertLimit(limit);
+      const result = await pool.query(
+        `select tenant, seq::text, source, source_seq::text, event, (extract(epoch from staged_at) * 1000)::float8 as staged_ms
+         from audit_staging where tenant = $1 and seq > $2 order by seq limit $3`,
+        [tenant, afterSeq, limit],
+      );
+      return result.rows.map((r) => ({
+        tenant: r.tenant,
+        seq: Number(r.seq),
+        source: r.source,
+        sourceSeq: Number(r.source_seq),
+        event: r.event,
+        stagedAtMs: Math.round(Number(r.staged_ms)),
+      }));
+    },
+
+    async auditBacklog() {
+      const result = await pool.query(
+        `select tenant, count(*)::int as n, (extract(epoch from min(staged_at)) * 1000)::float8 as oldest
+         from audit_staging group by tenant order by tenant`,
+      );
+      return result.rows.map((r) => ({ tenant: r.tenant, staged: Number(r.n), oldestStagedAtMs: Math.round(Number(r.oldest)) }));
+    },
+
+    async claimAuditShipping(tenant, owner, leaseMs) {
+      const result = await pool.query(
+        `update audit_tenants set ship_owner = $2, ship_lease_until = now() + ($3::float8 * interval '1 millisecond')
+         where tenant = $1 and (ship_owner is null or ship_owner = $2 or ship_lease_until < now())`,
+        [tenant, owner, leaseMs],
+      );
+      return result.rowCount === 1;
+    },
+
+    async releaseAuditShipping(tenant, owner) {
+      await pool.query(
+        'update audit_tenants set ship_owner = null, ship_lease_until = null where tenant = $1 and ship_owner = $2',
+        [tenant, owner],
+      );
+    },
+
+    async lastConfirmedAuditBatch(tenant) {
+      const result = await pool.query(
+        `select ${batchColumns} from audit_batches where tenant = $1 and confirmed_at is not null
+         order by batch_seq desc limit 1`,
+        [tenant],
+      );
+      return result.rows[0] ? batchFromRow(result.rows[0]) : undefined;
+    },
+
+    async pendingAuditBatch(tenant) {
+      const result = await pool.query(
+        `select ${batchColumns}, body from audit_batches where tenant = $1 and confirmed_at is null
+         order by batch_seq limit 1`,
+        [tenant],
+      );
+      const row = result.rows[0];
+      return row ? batchFromRow(row, row.body as Buffer) : undefined;
+    },
+
+    async recordPendingAuditBatch(batch) {
+      await pool.query(
+        `insert into audit_batches (tenant, batch_seq, first_seq, last_seq, event_count, sha256, prev_sha256, object_key, body)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [batch.tenant, batch.batchSeq, batch.firstSeq, batch.lastSeq, batch.count, batch.sha256, batch.prevSha256, batch.key, batch.body],
+      );
+    },
+
+    async confirmAuditBatch(tenant, batchSeq, versionId) {
+      await inTransaction(pool, async (client) => {
+        const updated = await client.query<{ first_seq: string; last_seq: string }>(
+          `update audit_batches set version_id = $3, confirmed_at = now(), body = null
+           where tenant = $1 and batch_seq = $2 and confirmed_at is null returning first_seq::text, last_seq::text`,
+          [tenant, batchSeq, versionId],
+        );
+        const row = updated.rows[0];
+        if (!row) throw new MemoryError('conflict', `audit batch ${tenant}/${batchSeq} is not pending`);
+        await client.query('delete from audit_staging where tenant = $1 and seq between $2 and $3', [tenant, row.first_seq, row.last_seq]);
+      });
+    },
+
+    async auditBatches(tenant) {
+      const result = await pool.query(
+        `select ${batchColumns} from audit_batches where ($1::text is null or tenant = $1) order by tenant, batch_seq`,
+        [tenant ?? null],
+      );
+      return result.rows.map((r) => batchFromRow(r));
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await closeAll();
+    },
+  };
+}
+
+/** Locks (creating if needed) the tenant's chain row and the source's mark; returns the mark. */
+async function lockSource(client: pg.PoolClient, tenant: string, source: string): Promise<number> {
+  await client.query('insert into audit_tenants (tenant) values ($1) on conflict (tenant) do nothing', [tenant]);
+  await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
+  await client.query('insert into audit_sources (tenant, source) values ($1, $2) on conflict do nothing', [tenant, source]);
+  const mark = await client.query<{ t: string }>(
+    'select staged_through::text as t from audit_sources where tenant = $1 and source = $2 for update',
+    [tenant, source],
+  );
+  return Number(mark.rows[0]!.t);
+}
+
+/** Assigns the next chain sequence numbers (gapless: the tenant row is locked) and inserts. */
+async function insertStaged(client: pg.PoolClient, tenant: string, source: string, events: readonly AuditEventInput[]): Promise<void> {
+  const next = await client.query<{ n: string }>(
+    'update audit_tenants set next_seq = next_seq + $2 where tenant = $1 returning (next_seq - $2)::text as n',
+    [tenant, events.length],
+  );
+  const firstSeq = Number(next.rows[0]!.n);
+  await client.query(
+    `insert into audit_staging (tenant, seq, source, source_seq, event)
+     select $1, $2::int8 + x.i, $3, x.source_seq, x.event
+     from jsonb_to_recordset($4::jsonb) as x(i int8, source_seq int8, event jsonb)`,
+    [tenant, firstSeq, source, JSON.stringify(events.map((e, i) => ({ i, source_seq: e.sourceSeq, event: e.event })))],
+  );
+  await client.query('update audit_sources set staged_through = $3 where tenant = $1 and source = $2', [
+    tenant,
+    source,
+    events[events.length - 1]!.sourceSeq,
+  ]);
+}

@@ -1,0 +1,214 @@
+/**
+ * Keycloak events as the webhook receives them, parsed and checked by pure functions.
+ *
+ * Two shapes arrive:
+ *  - the stock event JSON: user events (`type`, `realmId`, `clientId`, `userId`, `time`,
+ *    `details`, optional `id`) and admin events (`operationType`, `resourceType`,
+ *    `resourcePath`, `representation` as a JSON string, `authDetails`, optional `id`);
+ *  - the webhook-extension form: `type` prefixed `access.` (user) or `admin.` (admin, as
+ *    `admin.RESOURCE-OPERATION`), with an event `uid`.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { JsonValue } from '../schema.js';
+import { MemoryError } from '../errors.js';
+
+/** A webhook body larger than this is refused before parsing. */
+export const keycloakEventBytesMax = 256 * 1024;
+export const keycloakSignatureHeader = 'x-keycloak-signature';
+const hmacHexLength = 64;
+
+export interface KeycloakEvent {
+  readonly kind: 'user' | 'admin';
+  /** The event's `id` or webhook `uid`; null when it carries neither. */
+  readonly id: string | null;
+  /** User: the event type (LOGIN, REGISTER, ...). Admin: `RESOURCE-OPERATION` (e.g. USER-CREATE). */
+  readonly type: string;
+  readonly realmId: string | null;
+  readonly clientId: string | null;
+  /** User events: the user; admin events: the acting user (authDetails.userId). */
+  readonly userId: string | null;
+  readonly timeMs: number;
+  readonly details: Readonly<Record<string, string>>;
+  readonly operationType: string | null;
+  readonly resourceType: string | null;
+  readonly resourcePath: string | null;
+  /** Admin `representation`, parsed when it is JSON (it arrives as a string). */
+  readonly representation: JsonValue | null;
+  readonly organization: { readonly id: string | null; readonly alias: string | null };
+  /** See `tenantOfKeycloakEvent`. */
+  readonly tenant: string | null;
+  /** `id`/`uid` when present, else a SHA-256 of the raw body: what makes landing idempotent. */
+  readonly dedupKey: string;
+  readonly raw: JsonValue;
+}
+
+/** Timing-safe check of `X-Keycloak-Signature`: hex HMAC-SHA256 of the raw body (an optional `sha256=` prefix is accepted). */
+export function verifyKeycloakSignature(rawBody: Uint8Array, signatureHeader: string | undefined, secret: string): boolean {
+  if (!secret) throw new MemoryError('invalid_argument', 'Keycloak webhook secret is empty');
+  if (!signatureHeader) return false;
+  const given = signatureHeader.trim().replace(/^sha256=/i, '').toLowerCase();
+  if (given.length !== hmacHexLength || !/^[0-9a-f]+$/.test(given)) return false;
+  const expected = createHmac('sha256', secret).update(rawBody).digest();
+  return timingSafeEqual(expected, Buffer.from(given, 'hex'));
+}
+
+/** The signature a sender computes (tests and a local relay use it). */
+export function signKeycloakBody(rawBody: Uint8Array | string, secret: string): string {
+  return createHmac('sha256', secret).update(rawBody).digest('hex');
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+function stringRecord(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (typeof v === 'string') out[k] = v;
+      else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+    }
+  }
+  return out;
+}
+
+function parseRepresentation(value: unknown): JsonValue | null {
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value) as JsonValue;
+    } catch {
+      return value;
+    }
+  }
+  return value === undefined ? null : (value as JsonValue);
+}
+
+function field(value: JsonValue | null, name: string): unknown {
+  return value && typeof value === 'object' && !Array.isArray(value) ? value[name] : undefined;
+}
+
+/**
+ * The organization an event concerns, from the first place that names it:
+ * details (`org_alias`/`organization_alias`/`organization`, `org_id`/`organization_id`/`organizationId`),
+ * the event's own `organizationId`, the representation (an organization itself when
+ * resourceType is ORGANIZATION: its `alias`/`id`; else its `organization` or `organizationId`),
+ * and the resource path `organizations/{id}/...`.
+ */
+export function organizationOfEvent(
+  raw: Record<string, unknown>,
+  details: Record<string, string>,
+  resourceType: string | null,
+  resourcePath: string | null,
+  representation: JsonValue | null,
+): { id: string | null; alias: string | null } {
+  let alias = details.org_alias ?? details.organization_alias ?? details.organization ?? null;
+  let id = details.org_id ?? details.organization_id ?? details.organizationId ?? str(raw.organizationId);
+  if (resourceType === 'ORGANIZATION') {
+    alias ??= str(field(representation, 'alias'));
+    id ??= str(field(representation, 'id'));
+  }
+  const nested = field(representation, 'organization');
+  if (nested && typeof nested === 'object') {
+    alias ??= str((nested as Record<string, unknown>).alias);
+    id ??= str((nested as Record<string, unknown>).id);
+  }
+  alias ??= str(field(representation, 'organizationAlias'));
+  id ??= str(field(representation, 'organizationId'));
+  const fromPath = resourcePath ? /^organizations\/([^/]+)(?:\/|$)/.exec(resourcePath) : null;
+  id ??= fromPath ? decodeURIComponent(fromPath[1]!) : null;
+  return { id, alias };
+}
+
+/**
+ * Tenant rule: a tenant is a Keycloak organization, named by its alias (the token's
+ * `organization` claim names aliases). An event names its tenant by the organization alias
+ * when it carries one, else by the organization id; an event with no organization (a realm
+ * login, a user's profile edit) has no tenant: it lands, and the projector skips it.
+ */
+export function tenantOfKeycloakEvent(organization: { id: string | null; alias: string | null }): string | null {
+  return organization.alias ?? organization.id;
+}
+
+/** Parses one event body. Throws invalid_argument on anything that is not a Keycloak event. */
+export function parseKeycloakEvent(rawBody: Uint8Array | string): KeycloakEvent {
+  const bytes = typeof rawBody === 'string' ? Buffer.from(rawBody) : rawBody;
+  if (bytes.byteLength > keycloakEventBytesMax) {
+    throw new MemoryError('limit_exceeded', `Keycloak event larger than ${keycloakEventBytesMax} bytes`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new MemoryError('invalid_argument', 'Keycloak event is not JSON');
+  }
+  return keycloakEventFromJson(parsed, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+}
+
+/**
+ * The same from an already parsed object (a landed event's stored JSON). `hashKey` is the
+ * dedup key used when the event carries no id/uid.
+ */
+export function keycloakEventFromJson(parsed: unknown, hashKey: string): KeycloakEvent {
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new MemoryError('invalid_argument', 'Keycloak event must be a JSON object');
+  }
+  const raw = parsed as Record<string, unknown>;
+  const rawType = str(raw.type);
+  let kind: 'user' | 'admin';
+  let type: string;
+  let operationType = str(raw.operationType);
+  let resourceType = str(raw.resourceType);
+  if (rawType?.startsWith('access.')) {
+    kind = 'user';
+    type = rawType.slice('access.'.length);
+  } else if (rawType?.startsWith('admin.')) {
+    kind = 'admin';
+    type = rawType.slice('admin.'.length);
+    // `admin.RESOURCE-OPERATION`: the operation is the part after the last dash.
+    const dash = type.lastIndexOf('-');
+    if (dash > 0) {
+      resourceType ??= type.slice(0, dash);
+      operationType ??= type.slice(dash + 1);
+    }
+  } else if (operationType) {
+    kind = 'admin';
+    type = `${resourceType ?? 'UNKNOWN'}-${operationType}`;
+  } else if (rawType) {
+    kind = 'user';
+    type = rawType;
+  } else {
+    throw new MemoryError('invalid_argument', 'Keycloak event has neither type nor operationType');
+  }
+  if (kind === 'admin' && (!operationType || !resourceType)) {
+    throw new MemoryError('invalid_argument', 'Keycloak admin event needs operationType and resourceType');
+  }
+  const time = raw.time;
+  if (typeof time !== 'number' || !Number.isSafeInteger(time) || time < 0) {
+    throw new MemoryError('invalid_argument', 'Keycloak event needs a numeric time (ms)');
+  }
+  const details = stringRecord(raw.details);
+  const authDetails = stringRecord(raw.authDetails);
+  const resourcePath = str(raw.resourcePath);
+  const representation = parseRepresentation(raw.representation);
+  const organization = organizationOfEvent(raw, details, resourceType, resourcePath, representation);
+  const id = str(raw.id) ?? str(raw.uid);
+  const dedupKey = id ? `id:${id}` : hashKey;
+  return {
+    kind,
+    id,
+    type,
+    realmId: str(raw.realmId) ?? authDetails.realmId ?? null,
+    clientId: str(raw.clientId) ?? authDetails.clientId ?? null,
+    userId: str(raw.userId) ?? authDetails.userId ?? null,
+    timeMs: time,
+    details,
+    operationType: kind === 'admin' ? operationType : null,
+    resourceType: kind === 'admin' ? resourceType : null,
+    resourcePath,
+    representation,
+    organization,
+    tenant: tenantOfKeycloakEvent(organization),
+    dedupKey,
+    raw: raw as JsonValue,
+  };
+}

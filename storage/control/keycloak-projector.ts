@@ -1,0 +1,52 @@
+/**
+ * Applies landed Keycloak events to their tenants' `kc_*` tables, in landing order, exactly
+ * once and restart-safe: `applyToTenant` runs a system reducer that records the landing id in
+ * the same transaction as its changes (so applying it again is a no-op), and only then is the
+ * landing marked projected. A crash between the two replays the event into a no-op.
+ */
+import { MemoryError } from '../errors.js';
+import type { ControlPlane } from './control-plane.js';
+import { keycloakEventFromJson, type KeycloakEvent } from './keycloak-event.js';
+
+export const projectorBatchMax = 256;
+export const keycloakProjectorName = 'kc';
+
+export type ApplyKeycloakEvent = (tenant: string, event: KeycloakEvent, landingId: number) => Promise<void>;
+
+export interface ProjectionResult {
+  readonly projected: number;
+  /** Events with no tenant, or that their tenant refused as invalid: marked, not applied. */
+  readonly skipped: number;
+}
+
+/** One pass over everything pending. An operating error stops the pass (order is kept) and is thrown. */
+export async function projectKeycloakEvents(
+  control: ControlPlane,
+  applyToTenant: ApplyKeycloakEvent,
+  options: { batchMax?: number } = {},
+): Promise<ProjectionResult> {
+  const batchMax = options.batchMax ?? projectorBatchMax;
+  let projected = 0;
+  let skipped = 0;
+  for (;;) {
+    const pending = await control.pendingKeycloakEvents(batchMax);
+    if (pending.length === 0) return { projected, skipped };
+    for (const landed of pending) {
+      const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
+      const tenant = landed.tenant ?? event.tenant;
+      if (tenant === null) {
+        skipped++;
+      } else {
+        try {
+          await applyToTenant(tenant, event, landed.landingId);
+          projected++;
+        } catch (error) {
+          // A malformed event would block every later one forever: it is refused, not retried.
+          if (!(error instanceof MemoryError && error.code === 'invalid_argument')) throw error;
+          skipped++;
+        }
+      }
+      await control.markProjected(landed.landingId, keycloakProjectorName);
+    }
+  }
+}

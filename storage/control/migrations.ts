@@ -1,0 +1,133 @@
+/**
+ * Versioned SQL migrations of the control plane, applied at start on the direct connection
+ * (never through a transaction-mode pooler) inside one transaction holding a transaction-level
+ * advisory lock: two servers starting at once serialise on the lock, and the second finds
+ * every version already recorded. A migration is never edited once shipped; add a new one.
+ */
+import pg from 'pg';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Arbitrary but fixed: the advisory lock key every ioboxx-memory server migrates under. */
+export const migrationLockKey = 0x10b0_c0de;
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'control plane',
+    sql: `
+      -- Keycloak events exactly as delivered; dedup_key is the event id/uid or a content hash.
+      create table kc_event_landing (
+        landing_id bigserial primary key,
+        dedup_key text not null unique,
+        tenant text,
+        kind text not null,
+        event_type text not null,
+        event_time_ms bigint not null,
+        raw jsonb not null,
+        landed_at timestamptz not null default now(),
+        projected_at timestamptz
+      );
+      create index kc_event_landing_pending on kc_event_landing (landing_id) where projected_at is null;
+
+      -- Per projector: the highest landing id it has applied to every tenant (informational;
+      -- exactly-once rests on projected_at plus the landing id recorded in the tenant store).
+      create table projector_progress (
+        projector text primary key,
+        landing_id bigint not null,
+        updated_at timestamptz not null default now()
+      );
+
+      create table run_history (
+        tenant text not null,
+        run_id text not null,
+        kind text not null check (kind in ('bpmn', 'session')),
+        definition text not null,
+        outcome text not null,
+        started_at timestamptz not null,
+        ended_at timestamptz not null,
+        details jsonb not null default '{}'::jsonb,
+        recorded_at timestamptz not null default now(),
+        primary key (tenant, run_id)
+      );
+      create index run_history_by_time on run_history (tenant, started_at);
+
+      -- One row per audited tenant: the next chain sequence number and the shipper's lease.
+      create table audit_tenants (
+        tenant text primary key,
+        next_seq bigint not null default 1,
+        ship_owner text,
+        ship_lease_until timestamptz
+      );
+      -- Per (tenant, source): the highest source sequence staged, so a restaged event is a no-op
+      -- even after its staged row was shipped and cleared.
+      create table audit_sources (
+        tenant text not null,
+        source text not null,
+        staged_through bigint not null default 0,
+        primary key (tenant, source)
+      );
+      create table audit_staging (
+        tenant text not null,
+        seq bigint not null,
+        source text not null,
+        source_seq bigint not null,
+        event jsonb not null,
+        staged_at timestamptz not null default now(),
+        primary key (tenant, seq),
+        unique (tenant, source, source_seq)
+      );
+      -- A batch row is written before its upload (body kept until confirmed) so a restart
+      -- re-sends the very same bytes to the very same key: no gap, no second link.
+      create table audit_batches (
+        tenant text not null,
+        batch_seq bigint not null,
+        first_seq bigint not null,
+        last_seq bigint not null,
+        event_count integer not null,
+        sha256 text not null,
+        prev_sha256 text not null,
+        object_key text not null,
+        version_id text,
+        body bytea,
+        created_at timestamptz not null default now(),
+        confirmed_at timestamptz,
+        primary key (tenant, batch_seq)
+      );
+    `,
+  },
+];
+
+/** Applies every migration not yet recorded; returns the versions this call applied. */
+export async function applyMigrations(directUrl: string, ssl?: pg.ClientConfig['ssl']): Promise<number[]> {
+  const client = new pg.Client({ connectionString: directUrl, ...(ssl === undefined ? {} : { ssl }) });
+  await client.connect();
+  try {
+    await client.query('begin');
+    await client.query('select pg_advisory_xact_lock($1)', [migrationLockKey]);
+    await client.query(
+      `create table if not exists control_migrations (
+         version integer primary key, name text not null, applied_at timestamptz not null default now())`,
+    );
+    const done = await client.query<{ version: number }>('select version from control_migrations');
+    const applied = new Set(done.rows.map((r) => Number(r.version)));
+    const ran: number[] = [];
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query('insert into control_migrations (version, name) values ($1, $2)', [migration.version, migration.name]);
+      ran.push(migration.version);
+    }
+    await client.query('commit');
+    return ran;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,114 @@
+/** The real disk, through node:fs. */
+import { promises as fsp, constants as fsConstants } from 'node:fs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FileHandleLike, FileLayer } from './file-layer.js';
+
+function writevAt(fd: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.writev(fd, buffers as Uint8Array[], position, (error, written) => (error ? reject(error) : resolve(written)));
+  });
+}
+
+/** writev may write less than asked (rarely); keep going from where it stopped. */
+async function writevAll(fd: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
+  const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+  let written = await writevAt(fd, buffers, position);
+  while (written < total) {
+    const rest: Uint8Array[] = [];
+    let skip = written;
+    for (const b of buffers) {
+      if (skip >= b.byteLength) {
+        skip -= b.byteLength;
+        continue;
+      }
+      rest.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    const n = await writevAt(fd, rest, position + written);
+    if (n === 0) throw Object.assign(new Error('writev wrote 0 bytes'), { code: 'EIO' });
+    written += n;
+  }
+  return written;
+}
+
+class NodeFileHandle implements FileHandleLike {
+  constructor(private readonly handle: fsp.FileHandle) {}
+  get fd(): number {
+    return this.handle.fd;
+  }
+  writev(buffers: readonly Uint8Array[], position: number): Promise<number> {
+    return writevAll(this.handle.fd, buffers, position);
+  }
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buffer, offset, length, position);
+    return bytesRead;
+  }
+  datasync(): Promise<void> {
+    return this.handle.datasync();
+  }
+  truncate(length: number): Promise<void> {
+    return this.handle.truncate(length);
+  }
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export class NodeFileLayer implements FileLayer {
+  async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
+    return new NodeFileHandle(await fsp.open(file, flags, 0o600));
+  }
+  readFile(file: string): Promise<Buffer> {
+    return fsp.readFile(file);
+  }
+  async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const tmp = `${file}.tmp`;
+    const handle = await fsp.open(tmp, 'w', 0o600);
+    try {
+      const parts = data instanceof Uint8Array ? [data] : data;
+      await writevAll(handle.fd, parts, 0);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(tmp, file);
+    await this.fsyncDir(path.dirname(file));
+  }
+  rename(from: string, to: string): Promise<void> {
+    return fsp.rename(from, to);
+  }
+  unlink(file: string): Promise<void> {
+    return fsp.unlink(file);
+  }
+  rmdir(dir: string): Promise<void> {
+    return fsp.rm(dir, { recursive: true, force: true });
+  }
+  async mkdirp(dir: string): Promise<void> {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  }
+  readdir(dir: string): Promise<string[]> {
+    return fsp.readdir(dir);
+  }
+  async exists(file: string): Promise<boolean> {
+    try {
+      await fsp.access(file, fsConstants.F_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  async fsyncDir(dir: string): Promise<void> {
+    const handle = await fsp.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+export const nodeFileLayer = new NodeFileLayer();

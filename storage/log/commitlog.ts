@@ -1,0 +1,154 @@
+/**
+ * The commitlog of one store: sealed segments plus the active one. Appends are positional
+ * (`writev` at a tracked position, never O_APPEND) so a failed write can be cut back.
+ */
+import * as path from 'node:path';
+import { DamagedStore } from '../errors.js';
+import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
+import type { ScannedLog, SegmentInfo } from './recovery.js';
+import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
+
+export class Commitlog {
+  private active: FileHandleLike | undefined;
+
+  private constructor(
+    readonly dir: string,
+    private readonly fl: FileLayer,
+    readonly segments: SegmentInfo[],
+    private nextOffsetValue: number,
+    private readonly segmentBytesMax: number,
+  ) {}
+
+  /** Take over a scanned (recovered) log; creates the first segment for an empty log. */
+  static async open(dir: string, fl: FileLayer, scanned: ScannedLog, firstOffsetIfEmpty: number, segmentBytesMax = segmentBytesTarget): Promise<Commitlog> {
+    const nextOffset = scanned.segments.length === 0 ? firstOffsetIfEmpty : scanned.lastOffset + 1;
+    const log = new Commitlog(dir, fl, scanned.segments, nextOffset, segmentBytesMax);
+    if (log.segments.length === 0) await log.createSegment(nextOffset);
+    else log.active = await fl.open(log.last.file, 'r+');
+    return log;
+  }
+
+  get nextOffset(): number {
+    return this.nextOffsetValue;
+  }
+
+  get firstOffset(): number {
+    return this.segments[0]!.firstOffset;
+  }
+
+  private get last(): SegmentInfo {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /** True when the active segment is full and the next append should go to a new one. */
+  get wantsRotation(): boolean {
+    return this.last.end >= this.segmentBytesMax && this.last.positions.length > 0;
+  }
+
+  /**
+   * Write frames (offsets nextOffset, nextOffset+1, ...) with one writev and one fdatasync.
+   * On a write error the segment is cut back to where it was and the error rethrown
+   * (nothing in the batch is durable). A datasync error is rethrown as is: the caller
+   * must treat the store as failed (the page cache state is unknown).
+   */
+  async append(frames: readonly Buffer[], count: number): Promise<{ datasyncError?: unknown }> {
+    const segment = this.last;
+    const handle = this.active!;
+    const start = segment.end;
+    try {
+      await handle.writev(frames, start);
+    } catch (error) {
+      await handle.truncate(start).catch(() => undefined);
+      throw error;
+    }
+    try {
+      await handle.datasync();
+    } catch (datasyncError) {
+      return { datasyncError };
+    }
+    let position = start;
+    for (let i = 0; i < count; i++) {
+      segment.positions.push(position);
+      position += frames[i]!.length;
+    }
+    segment.end = position;
+    this.nextOffsetValue += count;
+    return {};
+  }
+
+  /** Seal the active segment (already synced by the last append) and start a new one. */
+  async rotate(): Promise<void> {
+    const sealed = this.active;
+    // Create first: if that fails (disk full) the active segment stays usable.
+    await this.createSegment(this.nextOffsetValue);
+    await sealed?.close();
+  }
+
+  private async createSegment(firstOffset: number): Promise<void> {
+    const file = path.join(this.dir, segmentFileName(firstOffset));
+    const handle = await this.fl.open(file, 'w');
+    try {
+      await handle.writev([encodeSegmentHeader(firstOffset)], 0);
+      await handle.datasync();
+      // A new file's name is not durable until its directory is fsync'ed.
+      await this.fl.fsyncDir(this.dir);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await this.fl.unlink(file).catch(() => undefined);
+      throw error;
+    }
+    this.segments.push({ file, firstOffset, positions: [], end: segmentHeaderBytes });
+    this.active = handle;
+  }
+
+  /** Read one frame's payload by offset, verifying its CRC; undefined if the log no longer holds it. */
+  async readPayload(offset: number): Promise<Buffer | undefined> {
+    const segment = this.segmentOf(offset);
+    if (!segment) return undefined;
+    const position = segment.positions[offset - segment.firstOffset]!;
+    const handle = segment === this.last && this.active ? this.active : await this.fl.open(segment.file, 'r');
+    try {
+      const header = Buffer.alloc(frameHeaderBytes);
+      await handle.read(header, 0, frameHeaderBytes, position);
+      const length = header.readUInt32LE(8);
+      const buf = Buffer.alloc(frameHeaderBytes + length + frameTrailerBytes);
+      await handle.read(buf, 0, buf.length, position);
+      const frame = decodeFrame(buf, 0);
+      // Assert after the read: a frame acknowledged earlier must still verify.
+      if (!frame.ok || frame.offset !== offset) {
+        throw new DamagedStore(segment.file, position, frame.ok ? `frame offset ${frame.offset} where ${offset} expected` : frame.reason);
+      }
+      return frame.payload;
+    } finally {
+      if (handle !== this.active) await handle.close();
+    }
+  }
+
+  private segmentOf(offset: number): SegmentInfo | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i]!;
+      if (offset >= s.firstOffset) return offset < s.firstOffset + s.positions.length ? s : undefined;
+    }
+    return undefined;
+  }
+
+  /** Delete sealed segments whose every frame is at or below `offset` (covered by a snapshot). */
+  async deleteSegmentsThrough(offset: number): Promise<number> {
+    let deleted = 0;
+    while (this.segments.length > 1) {
+      const next = this.segments[1]!;
+      if (next.firstOffset - 1 > offset) break;
+      const dead = this.segments.shift()!;
+      await this.fl.unlink(dead.file);
+      deleted++;
+    }
+    if (deleted > 0) await this.fl.fsyncDir(this.dir);
+    return deleted;
+  }
+
+  async close(): Promise<void> {
+    await this.active?.close();
+    this.active = undefined;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The recovery scan. Rules (DESIGN §4, invariant 5):
+ *  - Only the last segment may end in a torn tail (short header, bad length, CRC mismatch,
+ *    non-contiguous offset): it is cut there, the cut bytes kept aside in `torn-*.bin`.
+ *  - Any bad frame in a sealed (non-last) segment is fatal: DamagedStore names file and byte.
+ *  - Segments must chain: each starts at the offset after the previous one's last frame.
+ */
+import * as path from 'node:path';
+import { DamagedStore } from '../errors.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { decodeFrame } from './frame.js';
+import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
+
+export interface SegmentInfo {
+  readonly file: string; // absolute path
+  readonly firstOffset: number;
+  /** Byte position of each frame, index = offset - firstOffset. */
+  readonly positions: number[];
+  /** Bytes of valid content (header + frames). */
+  end: number;
+}
+
+export interface ScannedLog {
+  readonly segments: SegmentInfo[];
+  /** Last valid offset, or firstOffset - 1 of the first segment when it is empty (-1 for a new log). */
+  readonly lastOffset: number;
+  readonly torn?: { file: string; position: number; bytes: number; reason: string; keptAt: string };
+}
+
+export interface Damage {
+  readonly file: string;
+  readonly position: number;
+  readonly reason: string;
+  /** The offset the damaged frame should have had. */
+  readonly offset: number;
+}
+
+export async function listSegments(logDir: string, fl: FileLayer): Promise<{ file: string; firstOffset: number }[]> {
+  if (!(await fl.exists(logDir))) return [];
+  const out: { file: string; firstOffset: number }[] = [];
+  for (const name of await fl.readdir(logDir)) {
+    const firstOffset = parseSegmentFileName(name);
+    if (firstOffset !== undefined) out.push({ file: path.join(logDir, name), firstOffset });
+  }
+  return out.sort((a, b) => a.firstOffset - b.firstOffset);
+}
+
+/** Scan one segment's bytes; returns frame positions and the first problem, if any. */
+export function scanSegmentBytes(
+  buf: Buffer,
+  file: string,
+  expectedFirst: number,
+): { info: SegmentInfo; problem?: Damage; headerBad?: string } {
+  const header = decodeSegmentHeader(buf);
+  const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: [], end: 0 };
+  if (!header.ok) return { info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
+  if (header.firstOffset !== expectedFirst) {
+    const reason = `segment header says first offset ${header.firstOffset}, name says ${expectedFirst}`;
+    return { info, headerBad: reason, problem: { file, position: 0, reason, offset: expectedFirst } };
+  }
+  let position = segmentHeaderBytes;
+  let expected = expectedFirst;
+  while (position < buf.length) {
+    const frame = decodeFrame(buf, position);
+    if (!frame.ok) return { info: { ...info, end: position }, problem: { file, position, reason: frame.reason, offset: expected } };
+    if (frame.offset !== expected) {
+      return {
+        info: { ...info, end: position },
+        problem: { file, position, reason: `frame offset ${frame.offset} where ${expected} was expected`, offset: expected },
+      };
+    }
+    info.positions.push(position);
+    position += frame.bytes;
+    expected++;
+  }
+  info.end = position;
+  return { info };
+}
+
+/**
+ * Scan every segment, enforce the rules above and cut a torn tail. `mode: 'check'` reports
+ * damage without changing any file (for `store verify`/`inspect`).
+ */
+export async function scanLog(
+  logDir: string,
+  fl: FileLayer,
+  options: { mode: 'recover' | 'check'; onProgress?: (done: number, total: number) => void },
+): Promise<ScannedLog> {
+  const files = await listSegments(logDir, fl);
+  const segments: SegmentInfo[] = [];
+  let torn: ScannedLog['torn'];
+  for (let i = 0; i < files.length; i++) {
+    const { file, firstOffset } = files[i]!;
+    const isLast = i === files.length - 1;
+    const previous = segments[segments.length - 1];
+    if (previous) {
+      const expectedFirst = previous.firstOffset + previous.positions.length;
+      if (firstOffset !== expectedFirst) {
+        throw new DamagedStore(file, 0, `segment starts at offset ${firstOffset} but the previous one ends before ${expectedFirst}`);
+      }
+    }
+    const buf = await fl.readFile(file);
+    const scanned = scanSegmentBytes(buf, file, firstOffset);
+    options.onProgress?.(i + 1, files.length);
+    if (!scanned.problem) {
+      segments.push(scanned.info);
+      continue;
+    }
+    if (!isLast) {
+      throw new DamagedStore(file, scanned.problem.position, `${scanned.problem.reason} (sealed segment, offset ${scanned.problem.offset})`);
+    }
+    // Torn tail of the last segment: only unacknowledged work can be there.
+    const cutAt = scanned.headerBad ? 0 : scanned.problem.position;
+    const keptAt = path.join(logDir, `torn-${String(firstOffset + scanned.info.positions.length).padStart(20, '0')}-${buf.length - cutAt}.bin`);
+    torn = { file, position: cutAt, bytes: buf.length - cutAt, reason: scanned.problem.reason, keptAt };
+    if (options.mode === 'recover') {
+      await fl.writeFileDurable(keptAt, buf.subarray(cutAt));
+      if (scanned.headerBad) {
+        await fl.unlink(file);
+        await fl.fsyncDir(logDir);
+      } else {
+        const handle = await fl.open(file, 'r+');
+        try {
+          await handle.truncate(cutAt);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+      }
+    }
+    if (!scanned.headerBad) segments.push(scanned.info);
+  }
+  const last = segments[segments.length - 1];
+  const lastOffset = last ? last.firstOffset + last.positions.length - 1 : -1;
+  return torn ? { segments, lastOffset, torn } : { segments, lastOffset };
+}
+
+/** Find the first damage anywhere (sealed or not), without changing files. */
+export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damage?: Damage; lastOffsetSeen: number }> {
+  const files = await listSegments(logDir, fl);
+  let damage: Damage | undefined;
+  let lastOffsetSeen = -1;
+  let expectedFirst: number | undefined;
+  for (const { file, firstOffset } of files) {
+    if (expectedFirst !== undefined && firstOffset !== expectedFirst && !damage) {
+      damage = { file, position: 0, reason: `segment chain broken: starts at ${firstOffset}, expected ${expectedFirst}`, offset: expectedFirst };
+    }
+    const buf = await fl.readFile(file);
+    const scanned = scanSegmentBytes(buf, file, firstOffset);
+    if (scanned.info.positions.length > 0) lastOffsetSeen = Math.max(lastOffsetSeen, firstOffset + scanned.info.positions.length - 1);
+    if (scanned.problem && !damage) damage = scanned.problem;
+    // Frames after damage inside this segment: count what a resync would find (for the report).
+    if (scanned.problem && !scanned.headerBad) {
+      lastOffsetSeen = Math.max(lastOffsetSeen, resyncLastOffset(buf, scanned.problem.position + 1));
+    }
+    expectedFirst = firstOffset + scanned.info.positions.length;
+  }
+  return damage ? { damage, lastOffsetSeen } : { lastOffsetSeen };
+}
+
+/** Look for valid frames past a damaged spot, byte by byte: the highest offset found. */
+function resyncLastOffset(buf: Buffer, from: number): number {
+  let best = -1;
+  for (let p = from; p + 16 <= buf.length; p++) {
+    const f = decodeFrame(buf, p);
+    if (f.ok) {
+      best = Math.max(best, f.offset);
+      p += f.bytes - 1;
+    }
+  }
+  return best;
+}

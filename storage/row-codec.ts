@@ -1,0 +1,41 @@
+/**
+ * A row on disk (frames, snapshots, the state hash) is the array of its fields in schema
+ * column order, encoded with msgpack. Vectors travel as little-endian float32 bytes; the
+ * schema restores their type on decode. One codec for every reader and writer.
+ */
+import { Packr } from 'msgpackr';
+import type { Row, TableSchema, Value } from './schema.js';
+
+/** Self-contained records only: no structure shared across frames or snapshot chunks. */
+export const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export function rowToFields(schema: TableSchema, row: Row): unknown[] {
+  const fields = new Array<unknown>(schema.columns.length);
+  for (let i = 0; i < schema.columns.length; i++) {
+    const col = schema.columns[i]!;
+    const v = row[col.name] ?? null;
+    fields[i] = v instanceof Float32Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : v;
+  }
+  return fields;
+}
+
+export function fieldsToRow(schema: TableSchema, fields: unknown): Row {
+  if (!Array.isArray(fields) || fields.length !== schema.columns.length) {
+    throw new Error(`row of ${schema.name} has ${Array.isArray(fields) ? fields.length : 'no'} fields, schema has ${schema.columns.length}`);
+  }
+  const row: Record<string, Value> = {};
+  for (let i = 0; i < schema.columns.length; i++) {
+    const col = schema.columns[i]!;
+    const v = fields[i] as Value;
+    if (v !== null && col.type === 'vector') {
+      const bytes = v as Uint8Array;
+      // Copy: the decoded buffer may be unaligned or shared with the rest of the frame.
+      row[col.name] = new Float32Array(new Uint8Array(bytes).buffer);
+    } else if (v !== null && col.type === 'bytes') {
+      row[col.name] = new Uint8Array(v as Uint8Array);
+    } else {
+      row[col.name] = v;
+    }
+  }
+  return Object.freeze(row);
+}

@@ -1,0 +1,40 @@
+/**
+ * A snapshot is a directory `snapshots/<offset, 20 digits>/` holding `state.msgpack` (the
+ * canonical stream), `state.json` (the same state for people and tools) and `manifest.json`,
+ * written last (tmp + fsync + rename + directory fsync): the manifest is the commit point.
+ * A directory without a valid manifest is an unfinished snapshot and is ignored.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+
+export const snapshotFormatVersion = 1;
+export const manifestFileName = 'manifest.json';
+export const binaryFileName = 'state.msgpack';
+export const jsonFileName = 'state.json';
+const snapshotDirPattern = /^(\d{20})$/;
+
+const fileEntry = z.object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export const manifestSchema = z.object({
+  format: z.literal(snapshotFormatVersion),
+  offset: z.number().int().nonnegative(),
+  createdAtMs: z.number().int(),
+  stateHash: z.string().regex(/^[0-9a-f]{64}$/),
+  tables: z.record(z.string(), z.number().int().nonnegative()),
+  files: z.object({ binary: fileEntry, json: fileEntry }),
+});
+
+export type SnapshotManifest = z.infer<typeof manifestSchema>;
+
+export function snapshotDirName(offset: number): string {
+  return String(offset).padStart(20, '0');
+}
+
+export function parseSnapshotDirName(name: string): number | undefined {
+  const m = snapshotDirPattern.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function snapshotsDir(storeDir: string): string {
+  return path.join(storeDir, 'snapshots');
+}

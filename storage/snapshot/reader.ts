@@ -1,0 +1,110 @@
+/**
+ * Finding and loading snapshots. Loading asserts the other side of the writer's boundary:
+ * the file's size and SHA-256 match the manifest, and that SHA-256 is the canonical state
+ * hash (the file is the canonical stream), so a loaded state is a verified state.
+ */
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
+import { newStringTree, type BTree } from '../btree.js';
+import { encodeKey } from '../key-codec.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { fieldsToRow, packr } from '../row-codec.js';
+import type { Row, TableSchema } from '../schema.js';
+import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
+
+export interface SnapshotRef {
+  readonly dir: string;
+  readonly offset: number;
+  /** Undefined when the manifest is missing or invalid (an unfinished or damaged snapshot). */
+  readonly manifest?: SnapshotManifest;
+  readonly problem?: string;
+}
+
+export class SnapshotInvalid extends Error {
+  constructor(readonly dir: string, reason: string) {
+    super(`snapshot ${dir}: ${reason}`);
+  }
+}
+
+/** All snapshot directories, newest first. */
+export async function listSnapshots(storeDir: string, fl: FileLayer): Promise<SnapshotRef[]> {
+  const root = snapshotsDir(storeDir);
+  if (!(await fl.exists(root))) return [];
+  const refs: SnapshotRef[] = [];
+  for (const name of await fl.readdir(root)) {
+    const offset = parseSnapshotDirName(name);
+    if (offset === undefined) continue;
+    const dir = path.join(root, name);
+    try {
+      const raw = JSON.parse((await fl.readFile(path.join(dir, manifestFileName))).toString('utf8')) as unknown;
+      const manifest = manifestSchema.parse(raw);
+      if (manifest.offset !== offset) throw new Error(`manifest offset ${manifest.offset} in directory ${name}`);
+      refs.push({ dir, offset, manifest });
+    } catch (error) {
+      refs.push({ dir, offset, problem: `manifest unreadable: ${(error as Error).message.split('\n')[0]}` });
+    }
+  }
+  return refs.sort((a, b) => b.offset - a.offset);
+}
+
+export interface LoadedSnapshot {
+  readonly manifest: SnapshotManifest;
+  readonly tables: Map<string, BTree<string, Row>>;
+}
+
+export async function loadSnapshot(
+  ref: SnapshotRef,
+  fl: FileLayer,
+  schemas: ReadonlyMap<string, TableSchema>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<LoadedSnapshot> {
+  const manifest = ref.manifest;
+  if (!manifest) throw new SnapshotInvalid(ref.dir, ref.problem ?? 'no manifest');
+  const buf = await fl.readFile(path.join(ref.dir, binaryFileName)).catch((e: Error) => {
+    throw new SnapshotInvalid(ref.dir, `cannot read ${binaryFileName}: ${e.message}`);
+  });
+  if (buf.length !== manifest.files.binary.bytes) throw new SnapshotInvalid(ref.dir, `${binaryFileName} has ${buf.length} bytes, manifest says ${manifest.files.binary.bytes}`);
+  const sha = createHash('sha256').update(buf).digest('hex');
+  if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
+    throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
+  }
+  const values = packr.unpackMultiple(buf) as unknown[];
+  const tables = new Map<string, BTree<string, Row>>();
+  const total = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
+  let done = 0;
+  let i = 0;
+  while (i < values.length) {
+    const head = values[i++] as [string, number];
+    const [name, count] = head;
+    const schema = schemas.get(name);
+    if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
+    if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
+    const pairs: [string, Row][] = new Array(count);
+    for (let r = 0; r < count; r++) {
+      const row = fieldsToRow(schema, values[i++]);
+      pairs[r] = [encodeKey(schema.primaryKey.map((c) => row[c] ?? null)), row];
+    }
+    const tree = newStringTree<Row>();
+    tree.setPairs(pairs);
+    if (tree.size !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has duplicate keys`);
+    tables.set(name, tree);
+    done += count;
+    onProgress?.(done, total);
+  }
+  return { manifest, tables };
+}
+
+/** Full check of a snapshot's files (binary and JSON) without loading it. */
+export async function verifySnapshotFiles(ref: SnapshotRef, fl: FileLayer): Promise<string | undefined> {
+  if (!ref.manifest) return ref.problem ?? 'no manifest';
+  for (const [name, entry] of [[binaryFileName, ref.manifest.files.binary], [jsonFileName, ref.manifest.files.json]] as const) {
+    try {
+      const buf = await fl.readFile(path.join(ref.dir, name));
+      const sha = createHash('sha256').update(buf).digest('hex');
+      if (buf.length !== entry.bytes || sha !== entry.sha256) return `${name} does not match the manifest`;
+    } catch (error) {
+      return `${name}: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
+}

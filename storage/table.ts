@@ -1,0 +1,188 @@
+/**
+ * One in-memory table: rows ordered by encoded primary key in a copy-on-write B+tree (so a
+ * snapshot can clone it in O(1) and serialise while commits go on), plus secondary indexes
+ * (encoded index key + primary key -> primary key; unique ones keyed by the index key alone).
+ * Rows are frozen and never mutated: a change replaces the row object.
+ */
+import { newStringTree, type BTree } from './btree.js';
+import { MemoryError } from './errors.js';
+import { encodeKey, prefixUpperBound } from './key-codec.js';
+import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
+import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
+
+export const pageRowsMax = 10_000;
+
+interface Index {
+  readonly def: IndexDef;
+  readonly columns: readonly string[];
+  readonly tree: BTree<string, string>;
+}
+
+export class Table implements TableReader {
+  readonly rows: BTree<string, Row>;
+  private readonly indexes = new Map<string, Index>();
+  private readonly rowsMax: number;
+
+  constructor(readonly schema: TableSchema, rows?: BTree<string, Row>) {
+    assertSchema(schema);
+    this.rows = rows ?? newStringTree<Row>();
+    this.rowsMax = schema.rowsMax ?? rowsMaxDefault;
+    for (const def of schema.indexes ?? []) {
+      this.indexes.set(def.name, { def, columns: def.columns, tree: newStringTree<string>() });
+    }
+    if (rows) for (const [key, row] of rows.entries()) this.indexAdd(key, row);
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  keyOf(row: Row): string {
+    return encodeKey(this.schema.primaryKey.map((c) => row[c] ?? null));
+  }
+
+  /** Validate and normalise a caller-supplied row: every column, no unknown fields. */
+  normalise(input: Record<string, unknown>): Row {
+    for (const k of Object.keys(input)) {
+      if (!this.schema.columns.some((c) => c.name === k)) {
+        throw new MemoryError('invalid_argument', `${this.schema.name} has no column ${k}`);
+      }
+    }
+    const row: Record<string, Value> = {};
+    for (const col of this.schema.columns) row[col.name] = normaliseValue(this.schema.name, col, input[col.name]);
+    return Object.freeze(row);
+  }
+
+  get(key: readonly Value[]): Row | undefined {
+    return this.rows.get(encodeKey(key));
+  }
+
+  getByKey(key: string): Row | undefined {
+    return this.rows.get(key);
+  }
+
+  getBy(indexName: string, key: readonly Value[]): Row | undefined {
+    const index = this.index(indexName);
+    if (!index.def.unique) throw new MemoryError('invalid_argument', `index ${indexName} is not unique`);
+    const pk = index.tree.get(encodeKey(key));
+    return pk === undefined ? undefined : this.rows.get(pk);
+  }
+
+  /** Check unique indexes and the row bound before a row with `key` is put. */
+  checkPut(key: string, row: Row): void {
+    const existing = this.rows.get(key);
+    if (!existing && this.rows.size >= this.rowsMax) {
+      throw new MemoryError('limit_exceeded', `table ${this.schema.name} holds its maximum of ${this.rowsMax} rows`);
+    }
+    for (const index of this.indexes.values()) {
+      if (!index.def.unique) continue;
+      const owner = index.tree.get(this.indexKey(index, row));
+      if (owner !== undefined && owner !== key) {
+        throw new MemoryError('conflict', `${this.schema.name}: unique index ${index.def.name} already holds that value`);
+      }
+    }
+  }
+
+  /** Low-level put used by transactions, replay and snapshot load (checks done by the caller). */
+  put(key: string, row: Row): Row | undefined {
+    const old = this.rows.get(key);
+    if (old) this.indexRemove(key, old);
+    this.rows.set(key, row);
+    this.indexAdd(key, row);
+    return old;
+  }
+
+  remove(key: string): Row | undefined {
+    const old = this.rows.get(key);
+    if (!old) return undefined;
+    this.indexRemove(key, old);
+    this.rows.delete(key);
+    return old;
+  }
+
+  *scan(options: ScanOptions = {}): IterableIterator<Row> {
+    for (const [, row] of this.entries(options)) yield row;
+  }
+
+  page(options: ScanOptions & { limit: number }): Page {
+    if (!(options.limit >= 1 && options.limit <= pageRowsMax)) {
+      throw new MemoryError('invalid_argument', `page limit must be 1..${pageRowsMax}`);
+    }
+    const rows: Row[] = [];
+    let lastKey: string | undefined;
+    let more = false;
+    for (const [key, row] of this.entries(options)) {
+      if (rows.length === options.limit) {
+        more = true;
+        break;
+      }
+      rows.push(row);
+      lastKey = key;
+    }
+    return more && lastKey !== undefined ? { rows, nextKey: lastKey } : { rows };
+  }
+
+  /** Entries as [scan key, row]: the scan key is the primary key, or the index entry key. */
+  private *entries(options: ScanOptions): IterableIterator<[string, Row]> {
+    const { low, high, highInclusive } = this.bounds(options);
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    let count = 0;
+    const tree: BTree<string, unknown> = options.index ? this.index(options.index).tree : this.rows;
+    const iterator = options.reverse ? tree.entriesReversed(high) : tree.entries(low);
+    for (const [key, value] of iterator) {
+      if (count >= limit) return;
+      if (options.reverse) {
+        if (low !== undefined && key < low) return;
+        if (high !== undefined && (key > high || (!highInclusive && key === high))) continue;
+      } else if (high !== undefined && (key > high || (!highInclusive && key === high))) {
+        return;
+      }
+      if (low !== undefined && key < low) continue;
+      if (options.afterKey !== undefined) {
+        if (options.reverse ? key >= options.afterKey : key <= options.afterKey) continue;
+      }
+      const row = options.index ? this.rows.get(value as string) : (value as Row);
+      if (!row) throw new Error(`index ${options.index} of ${this.schema.name} points at a missing row`);
+      count++;
+      yield [key, row];
+    }
+  }
+
+  private bounds(options: ScanOptions): { low?: string; high?: string; highInclusive: boolean } {
+    if (options.prefix) {
+      const p = encodeKey(options.prefix);
+      return { low: p, high: prefixUpperBound(p), highInclusive: false };
+    }
+    const range: KeyRange = options.range ?? {};
+    const low = range.from ? encodeKey(range.from) : undefined;
+    let high = range.to ? encodeKey(range.to) : undefined;
+    // An inclusive upper bound given as a prefix covers every key that starts with it.
+    if (high !== undefined && range.toInclusive) high = prefixUpperBound(high);
+    return low === undefined ? (high === undefined ? { highInclusive: false } : { high, highInclusive: false })
+      : high === undefined ? { low, highInclusive: false } : { low, high, highInclusive: false };
+  }
+
+  private index(name: string): Index {
+    const index = this.indexes.get(name);
+    if (!index) throw new MemoryError('invalid_argument', `${this.schema.name} has no index ${name}`);
+    return index;
+  }
+
+  private indexKey(index: Index, row: Row): string {
+    return encodeKey(index.columns.map((c) => row[c] ?? null));
+  }
+
+  private indexAdd(key: string, row: Row): void {
+    for (const index of this.indexes.values()) {
+      const ik = this.indexKey(index, row);
+      index.tree.set(index.def.unique ? ik : ik + key, key);
+    }
+  }
+
+  private indexRemove(key: string, row: Row): void {
+    for (const index of this.indexes.values()) {
+      const ik = this.indexKey(index, row);
+      index.tree.delete(index.def.unique ? ik : ik + key);
+    }
+  }
+}
