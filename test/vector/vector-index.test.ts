@@ -1,0 +1,243 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { MemoryError } from '../../storage/errors.js';
+import { VectorIndex, searchKMax } from '../../tools/vector-index.js';
+import { exactTopK, randomVectors } from './vector-data.js';
+
+function newIndex(options: { scalarScan?: boolean } = {}): VectorIndex {
+  return new VectorIndex({ table: 'embeddings', idColumn: 'id', vectorColumn: 'vector', ...options });
+}
+
+function row(id: string, vector: Float32Array | null) {
+  return { id, model: 'test', vector };
+}
+
+function fill(index: VectorIndex, vectors: readonly Float32Array[]): void {
+  vectors.forEach((v, i) => index.onInsert(row(`v${i}`, v)));
+}
+
+function expectCode(fn: () => unknown, code: string): void {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(MemoryError);
+    expect((error as MemoryError).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected a MemoryError ${code}, nothing was thrown`);
+}
+
+describe('VectorIndex', () => {
+  test('recall@10 is at least 0.95 against exact search (20k x 64, random directions)', () => {
+    const vectors = randomVectors(20_000, 64, 1);
+    const queries = randomVectors(100, 64, 2);
+    const index = newIndex();
+    fill(index, vectors);
+    let found = 0;
+    for (const query of queries) {
+      const exact = new Set(exactTopK(vectors, query, 10).map((h) => `v${h.index}`));
+      for (const hit of index.search(query, 10)) if (exact.has(hit.id)) found++;
+    }
+    const recall = found / (queries.length * 10);
+    expect(recall, `recall@10 = ${recall}`).toBeGreaterThanOrEqual(0.95);
+  });
+
+  test('scores are exact cosine similarities, best first', () => {
+    const vectors = randomVectors(500, 32, 3);
+    const index = newIndex();
+    fill(index, vectors);
+    const query = randomVectors(1, 32, 4)[0]!;
+    const exact = exactTopK(vectors, query, 5);
+    const hits = index.search(query, 5);
+    expect(hits.map((h) => h.id)).toEqual(exact.map((h) => `v${h.index}`));
+    hits.forEach((h, i) => expect(h.score).toBeCloseTo(exact[i]!.score, 6));
+  });
+
+  test('the SIMD scan and the scalar scan give the same answers', () => {
+    const vectors = randomVectors(3_000, 100, 5);
+    const simd = newIndex();
+    const scalar = newIndex({ scalarScan: true });
+    expect(scalar.simd).toBe(false);
+    fill(simd, vectors);
+    fill(scalar, vectors);
+    for (const query of randomVectors(20, 100, 6)) {
+      expect(simd.search(query, 10)).toEqual(scalar.search(query, 10));
+    }
+  });
+
+  test('a deleted vector is never returned, even for a query equal to it', () => {
+    const vectors = randomVectors(2_000, 48, 7);
+    const index = newIndex();
+    fill(index, vectors);
+    const deleted = new Set<string>();
+    vectors.forEach((v, i) => {
+      if (i % 2 === 0) {
+        index.onDelete(row(`v${i}`, v));
+        deleted.add(`v${i}`);
+      }
+    });
+    expect(index.size).toBe(1_000);
+    for (let i = 0; i < 200; i += 2) {
+      const hits = index.search(vectors[i]!, 50);
+      expect(hits).toHaveLength(50);
+      for (const hit of hits) expect(deleted.has(hit.id), `deleted ${hit.id} returned`).toBe(false);
+    }
+  });
+
+  test('an id deleted and inserted again is found by its new vector only', () => {
+    const [a, b, c] = randomVectors(3, 16, 8) as [Float32Array, Float32Array, Float32Array];
+    const index = newIndex();
+    index.onInsert(row('x', a));
+    index.onInsert(row('y', c));
+    index.onDelete(row('x', a));
+    index.onInsert(row('x', b));
+    expect(index.size).toBe(2);
+    expect(index.search(b, 1)[0]).toMatchObject({ id: 'x' });
+    expect(index.search(b, 1)[0]!.score).toBeCloseTo(1, 6);
+    expect(index.search(a, 2).map((h) => h.score)).not.toContainEqual(expect.closeTo(1, 6));
+  });
+
+  test('a second insert of the same id replaces the first (an update)', () => {
+    const [a, b] = randomVectors(2, 16, 9) as [Float32Array, Float32Array];
+    const index = newIndex();
+    index.onInsert(row('x', a));
+    index.onInsert(row('x', b));
+    expect(index.size).toBe(1);
+    expect(index.search(a, 10)).toHaveLength(1);
+    expect(index.search(b, 1)[0]!.score).toBeCloseTo(1, 6);
+  });
+
+  test('a filter returns k matches whenever k exist, the exact best among them', () => {
+    const vectors = randomVectors(10_000, 32, 10);
+    const index = newIndex();
+    fill(index, vectors);
+    // One in 500 passes: far fewer than the rerank depth would find by score alone.
+    const accept = (i: number) => i % 500 === 7;
+    for (const query of randomVectors(10, 32, 11)) {
+      const hits = index.search(query, 10, (id) => accept(Number(id.slice(1))));
+      const exact = exactTopK(vectors, query, 10, accept);
+      expect(hits.map((h) => h.id)).toEqual(exact.map((h) => `v${h.index}`));
+    }
+    expect(index.search(vectors[0]!, 100, (id) => accept(Number(id.slice(1))))).toHaveLength(20);
+    expect(index.search(vectors[0]!, 10, () => false)).toEqual([]);
+  });
+
+  test('k larger than the index returns everything, best first', () => {
+    const vectors = randomVectors(7, 8, 12);
+    const index = newIndex();
+    fill(index, vectors);
+    const hits = index.search(vectors[3]!, 100);
+    expect(hits).toHaveLength(7);
+    expect(hits[0]).toMatchObject({ id: 'v3' });
+    for (let i = 1; i < hits.length; i++) expect(hits[i - 1]!.score).toBeGreaterThanOrEqual(hits[i]!.score);
+    expect(newIndex().search(vectors[0]!, 10)).toEqual([]);
+  });
+
+  test('k outside 1..searchKMax is refused', () => {
+    const index = newIndex();
+    fill(index, randomVectors(3, 8, 13));
+    const query = randomVectors(1, 8, 14)[0]!;
+    for (const k of [0, -1, 1.5, searchKMax + 1, Number.NaN]) expectCode(() => index.search(query, k), 'invalid_argument');
+  });
+
+  test('zero vectors are held but never returned; a zero query is refused', () => {
+    const vectors = randomVectors(3, 8, 15);
+    const index = newIndex();
+    fill(index, vectors);
+    index.onInsert(row('zero', new Float32Array(8)));
+    expect(index.size).toBe(4);
+    expect(index.has('zero')).toBe(true);
+    expect(index.search(vectors[0]!, 10).map((h) => h.id)).not.toContain('zero');
+    expectCode(() => index.search(new Float32Array(8), 10), 'invalid_argument');
+    index.onDelete(row('zero', new Float32Array(8)));
+    expect(index.size).toBe(3);
+  });
+
+  test('a row without a vector is not indexed, and deleting it is harmless', () => {
+    const index = newIndex();
+    index.onInsert(row('none', null));
+    index.onDelete(row('none', null));
+    expect(index.size).toBe(0);
+  });
+
+  test('a vector of another dimension is refused, on insert and on query', () => {
+    const index = newIndex();
+    fill(index, randomVectors(3, 8, 16));
+    expectCode(() => index.onInsert(row('bad', new Float32Array(9).fill(1))), 'invalid_argument');
+    expectCode(() => index.search(new Float32Array(9).fill(1), 1), 'invalid_argument');
+    expect(index.size).toBe(3);
+    expect(index.has('bad')).toBe(false);
+  });
+
+  test('an emptied or cleared index takes a new dimension', () => {
+    const index = newIndex();
+    const [a] = randomVectors(1, 8, 17) as [Float32Array];
+    index.onInsert(row('a', a));
+    index.onDelete(row('a', a));
+    expect(index.dimensions).toBeUndefined();
+    const wide = randomVectors(50, 40, 18);
+    fill(index, wide);
+    expect(index.search(wide[7]!, 1)[0]).toMatchObject({ id: 'v7' });
+    index.clear();
+    expect(index.size).toBe(0);
+    const narrow = randomVectors(5, 3, 19);
+    fill(index, narrow);
+    expect(index.search(narrow[2]!, 1)[0]).toMatchObject({ id: 'v2' });
+  });
+
+  test('equal scores are ordered by id, whatever the insert order', () => {
+    const v = Float32Array.of(1, 2, 3, 4);
+    const index = newIndex();
+    for (const id of ['c', 'a', 'd', 'b']) index.onInsert(row(id, v));
+    expect(index.search(v, 4).map((h) => h.id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  test('after any sequence of inserts and deletes the index holds exactly the model', () => {
+    const pool = randomVectors(40, 12, 20);
+    const op = fc.record({ insert: fc.boolean(), id: fc.integer({ min: 0, max: 15 }), vector: fc.integer({ min: 0, max: 39 }) });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
+        const index = newIndex();
+        const model = new Map<string, Float32Array>();
+        for (const { insert, id, vector } of ops) {
+          const key = `o${id}`;
+          const old = model.get(key);
+          if (old) index.onDelete(row(key, old));
+          model.delete(key);
+          if (insert) {
+            index.onInsert(row(key, pool[vector]!));
+            model.set(key, pool[vector]!);
+          }
+        }
+        expect(index.size).toBe(model.size);
+        const ids = [...model.keys()];
+        const query = pool[0]!;
+        const hits = index.search(query, searchKMax);
+        expect(hits.map((h) => h.id).sort()).toEqual(ids.sort());
+        const exact = exactTopK([...model.values()], query, model.size);
+        hits.forEach((h, i) => expect(h.score).toBeCloseTo(exact[i]!.score, 5));
+      }),
+      { numRuns: 200, seed: 42 },
+    );
+  });
+});
+
+describe('VectorIndex refusals leave it unchanged', () => {
+  test('a refused replacement keeps the old vector', () => {
+    const [a, b] = randomVectors(2, 8, 21) as [Float32Array, Float32Array];
+    const index = newIndex();
+    index.onInsert(row('x', a));
+    index.onInsert(row('y', b));
+    expectCode(() => index.onInsert(row('x', new Float32Array(5).fill(1))), 'invalid_argument');
+    expect(index.search(a, 1)[0]).toMatchObject({ id: 'x' });
+    expect(index.search(a, 1)[0]!.score).toBeCloseTo(1, 6);
+  });
+
+  test('replacing the only vector may change the dimension', () => {
+    const index = newIndex();
+    index.onInsert(row('x', Float32Array.of(1, 0, 0)));
+    index.onInsert(row('x', Float32Array.of(0, 1, 0, 0, 0)));
+    expect(index.dimensions).toBe(5);
+    expect(index.search(Float32Array.of(0, 1, 0, 0, 0), 1)[0]!.score).toBeCloseTo(1, 6);
+  });
+});
