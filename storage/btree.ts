@@ -9,6 +9,9 @@ export type BTree<K, V> = import('sorted-btree').default<K, V>;
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+// Node's CJS interop hands us module.exports (class at .default); bundlers (vitest) the class.
+const BTreeClass = (typeof sortedBtree === 'function' ? sortedBtree : sortedBtree.default) as typeof sortedBtree.default;
+
 export function newStringTree<V>(): BTree<string, V> {
-  return new sortedBtree.default<string, V>(undefined, compareStrings);
+  return new BTreeClass<string, V>(undefined, compareStrings);
 }

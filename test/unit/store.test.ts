@@ -1,0 +1,107 @@
+import { mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { Store } from '../../storage/store.js';
+import { counterModule, testCaller } from '../support/counter-module.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-store-'));
+const open = (dir: string) => Store.open({ dir, module: counterModule });
+
+describe('store', () => {
+  test('an acknowledged call is readable and survives reopen with the same hash', async () => {
+    const dir = tmp();
+    const store = await open(dir);
+    const r = await store.call('put', { id: 'a', type: 't', n: 1 }, testCaller);
+    expect(r.offset).toBe(0);
+    await store.call('put', { id: 'b', type: 't', n: 2 }, testCaller);
+    const rows = await store.read((v) => [...v.table('objects').scan()].map((x) => x.id));
+    expect(rows).toEqual(['a', 'b']);
+    const hash = store.stateHash();
+    await store.close();
+    const again = await open(dir);
+    expect(again.lastOffset).toBe(1);
+    expect(again.stateHash()).toBe(hash);
+    expect(again.report.checkpointVerified).toBe(true);
+    await again.close();
+  });
+
+  test('a reducer that throws leaves no trace in memory or in the log', async () => {
+    const dir = tmp();
+    const store = await open(dir);
+    await store.call('put', { id: 'a', type: 't', n: 1 }, testCaller);
+    const before = store.stateHash();
+    await expect(store.call('put_then_fail', { id: 'x' }, testCaller)).rejects.toMatchObject({ code: 'invalid_argument' });
+    expect(store.stateHash()).toBe(before);
+    expect(store.lastOffset).toBe(0);
+    await expect(store.call('put', { id: 7 }, testCaller)).rejects.toMatchObject({ code: 'invalid_argument' });
+    const r = await store.call('put', { id: 'b', type: 't', n: 1 }, testCaller);
+    expect(r.offset).toBe(1);
+    await store.close();
+  });
+
+  test('concurrent calls are acknowledged in offset order', async () => {
+    const store = await open(tmp());
+    const acks: number[] = [];
+    await Promise.all(Array.from({ length: 500 }, (_, i) =>
+      store.call('bump', { id: `c${i % 7}`, by: 1 }, testCaller).then((r) => acks.push(r.offset))));
+    expect(acks).toEqual([...acks].sort((a, b) => a - b));
+    expect(acks.length).toBe(500);
+    await store.close();
+  });
+
+  test('idempotency key: a retried call returns the first result and writes nothing', async () => {
+    const dir = tmp();
+    const store = await open(dir);
+    const first = await store.call('bump', { id: 'k', by: 5 }, testCaller, { idempotencyKey: 'req-1' });
+    const again = await store.call('bump', { id: 'k', by: 5 }, testCaller, { idempotencyKey: 'req-1' });
+    expect(again).toEqual({ ...first, replayed: true });
+    expect(store.lastOffset).toBe(first.offset);
+    await store.close();
+    const reopened = await open(dir);
+    const third = await reopened.call('bump', { id: 'k', by: 5 }, testCaller, { idempotencyKey: 'req-1' });
+    expect(third.replayed).toBe(true);
+    expect(await reopened.read((v) => v.table('objects').get(['k'])?.n)).toBe(5);
+    await reopened.close();
+  });
+
+  test('snapshot then reopen: state loads from the snapshot and later frames replay', async () => {
+    const dir = tmp();
+    const store = await open(dir);
+    for (let i = 0; i < 50; i++) await store.call('put', { id: `o${i}`, type: i % 2 ? 'odd' : 'even', n: i }, testCaller);
+    const snap = await store.snapshot();
+    expect(snap.offset).toBe(49);
+    for (let i = 0; i < 10; i++) await store.call('bump', { id: `o${i}`, by: 100 }, testCaller);
+    const hash = store.stateHash();
+    await store.close();
+    const again = await open(dir);
+    expect(again.report.snapshotOffset).toBe(49);
+    expect(again.report.replayedFrames).toBe(10);
+    expect(again.stateHash()).toBe(hash);
+    const odd = await again.read((v) => [...v.table('objects').scan({ index: 'by_type', prefix: ['odd'] })].length);
+    expect(odd).toBe(25);
+    await again.close();
+  });
+
+  test('subscribers see a row move into and out of their predicate, after durability', async () => {
+    const store = await open(tmp());
+    const events: string[] = [];
+    store.subscribe('objects', (r) => (r.n as number) >= 10, (offset, changes) => {
+      expect(store.durableOffset).toBeGreaterThanOrEqual(offset);
+      for (const c of changes) events.push(`${offset}:${c.kind}`);
+    });
+    await store.call('put', { id: 'a', type: 't', n: 1 }, testCaller); // not matching
+    await store.call('bump', { id: 'a', by: 20 }, testCaller); // moves in
+    await store.call('bump', { id: 'a', by: 1 }, testCaller); // update
+    await store.call('bump', { id: 'a', by: -30 }, testCaller); // moves out
+    expect(events).toEqual(['1:insert', '2:update', '3:delete']);
+    await store.close();
+  });
+
+  test('a second open of the same directory is refused while the first holds it', async () => {
+    const dir = tmp();
+    const store = await open(dir);
+    await expect(open(dir)).rejects.toMatchObject({ code: 'conflict' });
+    await store.close();
+  });
+});
