@@ -1,0 +1,172 @@
+/**
+ * The control plane's promises, the same test body against real Postgres (started by
+ * scripts/services/up.sh) and against embedded PGlite served through pglite-socket.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openControlPlane, type ControlPlane, type ControlPlaneConfig } from '../../storage/control/control-plane.js';
+import { applyMigrations, migrations } from '../../storage/control/migrations.js';
+import { startEmbeddedPostgres } from '../../storage/control/embedded-postgres.js';
+import { parseKeycloakEvent, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
+import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
+import { drainRunOutbox } from '../../storage/control/run-outbox.js';
+import { stageAccessLog, stageServerAudit } from '../../storage/control/audit-staging.js';
+import { freshPostgresDatabase } from '../support/services.js';
+import { MemoryStoreFake } from './memory-store-fake.js';
+
+interface Backend {
+  /** Config for a control plane on this backend's one database (same data each call). */
+  config(): ControlPlaneConfig;
+  /** Two migrators at once on the still empty database; what each applied. */
+  raceMigrations(): Promise<number[][]>;
+  cleanup(): Promise<void>;
+}
+
+async function postgresBackend(): Promise<Backend> {
+  const db = await freshPostgresDatabase('control');
+  return {
+    config: () => ({ databaseUrl: db.url }),
+    raceMigrations: () => Promise.all([applyMigrations(db.url), applyMigrations(db.url)]),
+    cleanup: () => db.drop(),
+  };
+}
+
+async function pgliteBackend(): Promise<Backend> {
+  const dir = await mkdtemp(join(tmpdir(), 'ioboxx-control-'));
+  return {
+    config: () => ({ dataDir: dir }),
+    async raceMigrations() {
+      // The same directory openControlPlane uses, so one (slow) PGlite initdb serves the suite.
+      const embedded = await startEmbeddedPostgres(join(dir, 'control-pg'));
+      try {
+        return await Promise.all([applyMigrations(embedded.url), applyMigrations(embedded.url)]);
+      } finally {
+        await embedded.close();
+      }
+    },
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+const backends: Array<[string, () => Promise<Backend>]> = [
+  ['postgres', postgresBackend],
+  ['pglite', pgliteBackend],
+];
+
+function userEvent(id: string, org: string, type = 'LOGIN'): string {
+  return JSON.stringify({ id, time: 1_700_000_000_000, type, realmId: 'r', clientId: 'c', userId: 'u1', details: { org_alias: org } });
+}
+
+describe.each(backends)('control plane on %s', (_name, makeBackend) => {
+  let backend: Backend;
+  let control: ControlPlane;
+  let raced: number[][];
+
+  beforeAll(async () => {
+    backend = await makeBackend();
+    raced = await backend.raceMigrations();
+    control = await openControlPlane(backend.config());
+  });
+  afterAll(async () => {
+    await control?.close();
+    await backend?.cleanup();
+  });
+
+  test('two servers migrating the same empty database at once apply each migration once', async () => {
+    const all = migrations.map((m) => m.version);
+    expect(raced.flat().sort()).toEqual(all);
+    expect(raced.some((applied) => applied.length === 0)).toBe(true);
+    expect(control.migrated).toEqual([]);
+  });
+
+  test('the same Keycloak event landed twice is stored once and projected once, across a restart', async () => {
+    const first = await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-1', 'acme'))));
+    const again = await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-1', 'acme'))));
+    expect(first.duplicate).toBe(false);
+    expect(again).toEqual({ landingId: first.landingId, duplicate: true });
+    await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-2', 'acme', 'REGISTER'))));
+    await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-3', 'globex'))));
+
+    // The tenant side records landing ids in the same transaction as its changes (as the
+    // kc_apply_event reducer does): applying a recorded id again changes nothing.
+    const applied = new Map<number, string>();
+    let effects = 0;
+    let crashAfter = 2;
+    const apply = async (tenant: string, event: KeycloakEvent, landingId: number) => {
+      if (!applied.has(landingId)) {
+        applied.set(landingId, `${tenant}:${event.type}`);
+        effects++;
+      }
+      if (--crashAfter === 0) throw new Error('crash after applying, before marking');
+    };
+    await expect(projectKeycloakEvents(control, apply)).rejects.toThrow('crash after applying');
+
+    // Restart: a new control plane on the same database finishes the work.
+    await control.close();
+    control = await openControlPlane(backend.config());
+    const result = await projectKeycloakEvents(control, apply);
+    expect(result.projected).toBe(2); // the crashed one (a no-op now) and the third
+    expect(effects).toBe(3);
+    expect([...applied.values()].sort()).toEqual(['acme:LOGIN', 'acme:REGISTER', 'globex:LOGIN']);
+    expect(await control.pendingKeycloakEvents(10)).toEqual([]);
+    expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
+  });
+
+  test('run history takes each outbox row exactly once, even when the remove step crashes', async () => {
+    const fake = new MemoryStoreFake();
+    const day = Date.UTC(2026, 0, 5, 10);
+    const runs = [
+      { run_id: 'r1', kind: 'bpmn', definition: 'invoice', outcome: 'completed', started_at_ms: day, ended_at_ms: day + 1_000, details: { steps: 3 } },
+      { run_id: 'r2', kind: 'bpmn', definition: 'invoice', outcome: 'completed', started_at_ms: day + 5_000, ended_at_ms: day + 8_000, details: {} },
+      { run_id: 'r3', kind: 'bpmn', definition: 'invoice', outcome: 'failed', started_at_ms: day, ended_at_ms: day + 500, details: {} },
+      { run_id: 's1', kind: 'session', definition: 'agent', outcome: 'closed', started_at_ms: day + 86_400_000, ended_at_ms: day + 86_460_000, details: {} },
+    ];
+    for (const r of runs) fake.table('run_outbox').put(r);
+    fake.failNextCall = new Error('store call failed');
+    await expect(drainRunOutbox(control, 'acme', fake.asStore())).rejects.toThrow('store call failed');
+    expect(await drainRunOutbox(control, 'acme', fake.asStore())).toBe(4);
+    expect(fake.table('run_outbox').size).toBe(0);
+    expect(await drainRunOutbox(control, 'acme', fake.asStore())).toBe(0);
+
+    const history = await control.runHistory('acme', { fromMs: day - 1, toMs: day + 2 * 86_400_000, limit: 100 });
+    expect(history.map((h) => h.runId)).toEqual(['r1', 'r2', 'r3', 's1']);
+    expect(history[0]).toMatchObject({ kind: 'bpmn', startedAtMs: day, endedAtMs: day + 1_000, details: { steps: 3 } });
+    expect(await control.runHistory('globex', { fromMs: 0, toMs: day * 2, limit: 100 })).toEqual([]);
+
+    const aggregates = await control.runHistoryAggregates('acme', day - 1, day + 2 * 86_400_000);
+    expect(aggregates).toEqual([
+      { day: '2026-01-05', kind: 'bpmn', definition: 'invoice', outcome: 'completed', count: 2, durationMsTotal: 4_000, durationMsAvg: 2_000, durationMsMax: 3_000, durationMsP50: 2_000 },
+      { day: '2026-01-05', kind: 'bpmn', definition: 'invoice', outcome: 'failed', count: 1, durationMsTotal: 500, durationMsAvg: 500, durationMsMax: 500, durationMsP50: 500 },
+      { day: '2026-01-06', kind: 'session', definition: 'agent', outcome: 'closed', count: 1, durationMsTotal: 60_000, durationMsAvg: 60_000, durationMsMax: 60_000, durationMsP50: 60_000 },
+    ]);
+  });
+
+  test('audit staging takes every access-log row and server event once, in one gapless tenant sequence', async () => {
+    const fake = new MemoryStoreFake();
+    const log = fake.table('access_log');
+    const entry = (seq: number) => ({ seq, at_ms: 1000 + seq, subject: 'u1', action: 'tools/call', target: 'objects_put', object_ids: ['o1'], offset: seq, outcome: 'ok' });
+    for (let seq = 1; seq <= 5; seq++) log.put(entry(seq));
+    expect(await stageAccessLog(control, 'audit-t', fake.asStore())).toBe(5);
+    expect(await stageAccessLog(control, 'audit-t', fake.asStore())).toBe(0);
+    expect(await stageServerAudit(control, { tenant: 'audit-t', atMs: 2000, subject: 'u2', action: 'tools/call', target: 'x', outcome: 'denied', reason: 'forbidden' })).toBe(1);
+    for (let seq = 6; seq <= 7; seq++) log.put(entry(seq));
+    expect(await stageAccessLog(control, 'audit-t', fake.asStore())).toBe(2);
+    // A duplicate delivery of already staged rows is a no-op.
+    expect(await control.stageAudit('audit-t', [{ source: 'access_log', sourceSeq: 3, event: entry(3) }])).toBe(0);
+
+    const staged = await control.stagedAudit('audit-t', { limit: 100 });
+    expect(staged.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(staged.map((s) => `${s.source}:${s.sourceSeq}`)).toEqual([
+      'access_log:1', 'access_log:2', 'access_log:3', 'access_log:4', 'access_log:5', 'server:1', 'access_log:6', 'access_log:7',
+    ]);
+    expect(staged[0]!.event).toEqual(entry(1));
+    await stageServerAudit(control, { tenant: null, atMs: 1, subject: null, action: 'http', target: '/mcp', outcome: 'denied' });
+    expect((await control.stagedAudit('_server', { limit: 10 })).map((s) => s.seq)).toEqual([1]);
+  });
+});
+
+function toLanding(event: KeycloakEvent) {
+  return { dedupKey: event.dedupKey, tenant: event.tenant, kind: event.kind, eventType: event.type, eventTimeMs: event.timeMs, raw: event.raw };
+}
