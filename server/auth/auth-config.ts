@@ -1,0 +1,100 @@
+/**
+ * Identity configuration from the environment. No IOBOXX_OIDC_ISSUER means local mode (one
+ * local tenant, no tokens): `authConfigFromEnv` returns undefined.
+ *
+ *   IOBOXX_OIDC_ISSUER              issuer URL exactly as in the tokens' `iss`
+ *                                   (Keycloak: https://HOST/realms/REALM)
+ *   IOBOXX_OIDC_AUDIENCE            expected `aud` (comma-separated for several; required with an issuer;
+ *                                   Keycloak sets `aud` only through an Audience mapper)
+ *   IOBOXX_OIDC_CLIENT_ID           client whose roles count (`resource_access.<id>.roles`;
+ *                                   default: the first audience)
+ *   IOBOXX_OIDC_ALGORITHMS          accepted signing algorithms, comma-separated (default RS256;
+ *                                   RS256, ES256, PS256)
+ *   IOBOXX_OIDC_CLOCK_TOLERANCE_S   clock skew allowed on exp/nbf (default 5, at most 300)
+ *   IOBOXX_OIDC_JWKS_COOLDOWN_MS    least time between two key refetches for unknown kids (default 10000)
+ *   IOBOXX_OIDC_JWKS_MAX_AGE_MS     keys are refetched when older than this (default 600000)
+ *   IOBOXX_OIDC_ALLOW_HTTP          "true" accepts http issuer URLs on non-loopback hosts
+ *   IOBOXX_TENANT_CLAIM             claim naming the organizations (default organization)
+ *   IOBOXX_ROLE_MAP                 JSON role -> capabilities, replaces the defaults (capabilities.ts)
+ *   IOBOXX_PUBLIC_URL               this server's public base URL (Protected Resource Metadata)
+ *   IOBOXX_TOKEN, IOBOXX_TENANT     stdio: the access token, and the tenant when it names several
+ */
+import { MemoryError } from '../../storage/errors.js';
+import { parseRoleMap, roleMapDefault, roleMapFrom, type RoleMap } from './capabilities.js';
+import { tenantClaimDefault } from './tenant-claims.js';
+import {
+  clockToleranceSDefault,
+  jwksCacheMaxAgeMsDefault,
+  jwksCooldownMsDefault,
+  signingAlgorithms,
+  type SigningAlgorithm,
+  type TokenVerifierOptions,
+} from './token-verifier.js';
+
+export interface AuthConfig {
+  readonly oidc: TokenVerifierOptions;
+  /** Whose client roles count: `resource_access.<clientId>.roles`. */
+  readonly clientId: string;
+  readonly tenantClaim: string;
+  readonly roleMap: RoleMap;
+}
+
+export const claimNameCharsMax = 128;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefined {
+  const issuer = nonEmpty(env.IOBOXX_OIDC_ISSUER);
+  if (issuer === undefined) return undefined;
+  const audience = list(env.IOBOXX_OIDC_AUDIENCE);
+  if (audience.length === 0) {
+    throw configError('IOBOXX_OIDC_AUDIENCE is required with IOBOXX_OIDC_ISSUER (the aud your Audience mapper sets)');
+  }
+  const algorithms = list(env.IOBOXX_OIDC_ALGORITHMS);
+  for (const alg of algorithms) {
+    if (!(signingAlgorithms as readonly string[]).includes(alg)) {
+      throw configError(`IOBOXX_OIDC_ALGORITHMS: ${alg} is not one of ${signingAlgorithms.join(', ')}`);
+    }
+  }
+  const tenantClaim = nonEmpty(env.IOBOXX_TENANT_CLAIM) ?? tenantClaimDefault;
+  if (tenantClaim.length > claimNameCharsMax) throw configError(`IOBOXX_TENANT_CLAIM is longer than ${claimNameCharsMax}`);
+  const roleMapJson = nonEmpty(env.IOBOXX_ROLE_MAP);
+  return {
+    oidc: {
+      issuer,
+      audience,
+      algorithms: algorithms.length > 0 ? (algorithms as SigningAlgorithm[]) : ['RS256'],
+      clockToleranceS: number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault),
+      jwksCooldownMs: number(env, 'IOBOXX_OIDC_JWKS_COOLDOWN_MS', jwksCooldownMsDefault),
+      jwksCacheMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', jwksCacheMaxAgeMsDefault),
+      allowHttp: env.IOBOXX_OIDC_ALLOW_HTTP === 'true',
+    },
+    clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? (audience[0] as string),
+    tenantClaim,
+    roleMap: roleMapJson === undefined ? roleMapFrom(roleMapDefault) : parseRoleMap(roleMapJson),
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function number(env: Env, name: string, fallback: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw configError(`${name} must be a non-negative number`);
+  return value;
+}
+
+function configError(message: string): MemoryError {
+  return new MemoryError('invalid_argument', message);
+}

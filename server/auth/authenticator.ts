@@ -1,0 +1,49 @@
+/**
+ * From an access token (and the tenant the request names) to a Principal: verify the token,
+ * take the tenant from its organization claim, map its roles to capabilities. One path for
+ * HTTP and stdio, so both are verified the same way.
+ */
+import type { Principal } from './principal.js';
+import type { AuthConfig } from './auth-config.js';
+import { capabilitiesForRoles, rolesFromClaims } from './capabilities.js';
+import { organizationAliases, resolveTenant } from './tenant-claims.js';
+import { createTokenVerifier, type TokenVerifier } from './token-verifier.js';
+
+export const displayNameCharsMax = 255;
+
+/** A Principal from a verified token, with the moment the token stops being valid. */
+export interface TokenPrincipal extends Principal {
+  readonly via: 'token';
+  readonly tokenExpiresAtMs: number;
+}
+
+export interface Authenticator {
+  readonly config: AuthConfig;
+  readonly verifier: TokenVerifier;
+  /**
+   * Throws AuthError. `tenantSelection` is the raw tenant the request names (path, header or
+   * IOBOXX_TENANT), undefined when it names none.
+   */
+  authenticate(token: string, tenantSelection: string | undefined): Promise<TokenPrincipal>;
+}
+
+export function createAuthenticator(config: AuthConfig): Authenticator {
+  const verifier = createTokenVerifier(config.oidc);
+  return {
+    config,
+    verifier,
+    async authenticate(token, tenantSelection) {
+      const verified = await verifier.verify(token);
+      const tenant = resolveTenant(organizationAliases(verified.claims, config.tenantClaim), tenantSelection);
+      const roles = rolesFromClaims(verified.claims, config.clientId);
+      const username = verified.claims.preferred_username;
+      const name = typeof username === 'string' && username.length <= displayNameCharsMax ? username : undefined;
+      return {
+        caller: name === undefined ? { tenant, subject: verified.subject, roles } : { tenant, subject: verified.subject, name, roles },
+        capabilities: capabilitiesForRoles(roles, config.roleMap),
+        via: 'token',
+        tokenExpiresAtMs: verified.expiresAtMs,
+      };
+    },
+  };
+}

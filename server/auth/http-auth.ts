@@ -1,0 +1,165 @@
+/**
+ * Bearer authentication of one HTTP request (node:http or express): a Principal, or the exact
+ * answer to send (status, headers, JSON body) following RFC 6750 and the MCP authorization spec:
+ *   400 invalid_request     two Authorization headers, a token in the query string (refused and
+ *                           never used), a malformed header, a malformed or ambiguous tenant
+ *   401 (no error code)     no credentials; 401 invalid_token for a token that does not verify
+ *   403 insufficient_scope  a valid token for a tenant it is not a member of, or with no capability
+ *   503                     the issuer's keys cannot be fetched
+ * Every 4xx carries `WWW-Authenticate: Bearer resource_metadata="…"` so clients can discover the
+ * authorization server (RFC 9728). Tokens are never logged, echoed, or put in a URL.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthError, type AuthFailureReason } from './auth-error.js';
+import type { Authenticator, TokenPrincipal } from './authenticator.js';
+import {
+  protectedResourceMetadataUrl,
+  rawRequestPath,
+  rawRequestTarget,
+  resourcePathOf,
+  scopesSupportedDefault,
+  type ProtectedResourceOptions,
+} from './protected-resource-metadata.js';
+
+/** For clients that cannot put the tenant in the path. */
+export const tenantHeaderName = 'x-ioboxx-tenant';
+export const tenantPathPrefix = '/t/';
+export const errorDescriptionCharsMax = 200;
+export const issuerRetryAfterS = 5;
+
+export interface HttpAuthOptions {
+  readonly authenticator: Authenticator;
+  readonly resource: ProtectedResourceOptions;
+  /** Refuse (403) a valid token that grants no capability at all. Default true. */
+  readonly requireAnyCapability?: boolean;
+}
+
+export interface HttpAuthFailure {
+  readonly status: 400 | 401 | 403 | 503;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: { readonly error: string; readonly error_description: string };
+  /** For metrics and audit. */
+  readonly reason: AuthFailureReason;
+}
+
+export type HttpAuthResult =
+  | { readonly ok: true; readonly principal: TokenPrincipal }
+  | { readonly ok: false; readonly failure: HttpAuthFailure };
+
+/** RFC 6750 b64token. */
+const b64tokenPattern = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** Never throws AuthError: it becomes the failure. Other errors (bugs) propagate. */
+export async function authenticateRequest(req: IncomingMessage, options: HttpAuthOptions): Promise<HttpAuthResult> {
+  const rawPath = rawRequestPath(req);
+  const resourcePath = rawPath === undefined ? undefined : resourcePathOf(rawPath, options.resource.endpointNames);
+  try {
+    if (rawPath === undefined) throw new AuthError('invalid_request', 'request target must be a path');
+    refuseTokenInQuery(rawRequestTarget(req));
+    const tenantSelection = tenantSelectionOf(req, rawPath);
+    const token = bearerTokenOf(req);
+    const principal = await options.authenticator.authenticate(token, tenantSelection);
+    if ((options.requireAnyCapability ?? true) && principal.capabilities.size === 0) {
+      throw new AuthError('insufficient_capability', 'the token grants no capability on this resource');
+    }
+    return { ok: true, principal };
+  } catch (error) {
+    if (!(error instanceof AuthError)) throw error;
+    return { ok: false, failure: httpAuthFailure(error, options.resource, resourcePath) };
+  }
+}
+
+/** The answer for an AuthError (also for denials decided later, e.g. a missing capability). */
+export function httpAuthFailure(
+  error: AuthError,
+  resource: ProtectedResourceOptions,
+  resourcePath: string | undefined,
+): HttpAuthFailure {
+  const metadataUrl = protectedResourceMetadataUrl(resourcePath, resource.publicBaseUrl);
+  const description = challengeText(error.message);
+  const challenge = [`resource_metadata="${metadataUrl}"`];
+  if (error.oauthError !== undefined) {
+    challenge.push(`error="${error.oauthError}"`, `error_description="${description}"`);
+  }
+  const scopes = resource.scopesSupported ?? scopesSupportedDefault;
+  if (error.status === 401 && scopes.length > 0) challenge.push(`scope="${scopes.join(' ')}"`);
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+  };
+  if (error.status === 503) {
+    headers['Retry-After'] = String(issuerRetryAfterS);
+  } else {
+    headers['WWW-Authenticate'] = `Bearer ${challenge.join(', ')}`;
+  }
+  return {
+    status: error.status,
+    headers,
+    body: { error: error.oauthError ?? (error.status === 503 ? 'temporarily_unavailable' : 'unauthorized'), error_description: description },
+    reason: error.reason,
+  };
+}
+
+export function sendAuthFailure(res: ServerResponse, failure: HttpAuthFailure): void {
+  const body = JSON.stringify(failure.body);
+  res.writeHead(failure.status, { ...failure.headers, 'Content-Length': String(Buffer.byteLength(body)) });
+  res.end(body);
+}
+
+/** RFC 6750 §2.3 allows `access_token` in the query; we refuse it, since URLs end up in logs. */
+function refuseTokenInQuery(target: string): void {
+  const queryStart = target.indexOf('?');
+  if (queryStart === -1) return;
+  const query = new URLSearchParams(target.slice(queryStart + 1).split('#')[0]);
+  for (const name of query.keys()) {
+    if (name.toLowerCase() === 'access_token') {
+      throw new AuthError('invalid_request', 'access tokens in the URL are refused; send an Authorization: Bearer header');
+    }
+  }
+}
+
+/**
+ * The raw tenant this request names: the segment after `/t/` in the path, and/or the tenant
+ * header. Both may be given only if they agree. Any path under `/t/` names one.
+ */
+export function tenantSelectionOf(req: IncomingMessage, rawPath: string): string | undefined {
+  const fromPath = rawPath.startsWith(tenantPathPrefix) ? (rawPath.slice(tenantPathPrefix.length).split('/')[0] as string) : undefined;
+  const headerValues = headerValuesOf(req, tenantHeaderName);
+  if (headerValues.length > 1) throw new AuthError('invalid_request', `more than one ${tenantHeaderName} header`);
+  const fromHeader = headerValues[0];
+  if (fromPath !== undefined && fromHeader !== undefined && fromPath !== fromHeader) {
+    throw new AuthError('invalid_request', `the path and the ${tenantHeaderName} header name different tenants`);
+  }
+  return fromPath ?? fromHeader;
+}
+
+export function bearerTokenOf(req: IncomingMessage): string {
+  const values = headerValuesOf(req, 'authorization');
+  if (values.length > 1) throw new AuthError('invalid_request', 'more than one Authorization header');
+  const value = values[0];
+  if (value === undefined || value.trim() === '') throw new AuthError('missing_token', 'an access token is required');
+  const match = /^([A-Za-z]+) +(.*)$/.exec(value.trim());
+  if (match === null || (match[1] as string).toLowerCase() !== 'bearer') {
+    throw new AuthError('missing_token', 'an Authorization: Bearer access token is required');
+  }
+  const token = match[2] as string;
+  if (!b64tokenPattern.test(token)) throw new AuthError('invalid_request', 'malformed Bearer credentials');
+  return token;
+}
+
+/**
+ * Every value of a header as sent. Node keeps only the first Authorization header in
+ * `req.headers` and silently drops the rest, so duplicates are counted on `rawHeaders`.
+ */
+function headerValuesOf(req: IncomingMessage, lowerCaseName: string): string[] {
+  const values: string[] = [];
+  for (let index = 0; index + 1 < req.rawHeaders.length; index += 2) {
+    if ((req.rawHeaders[index] as string).toLowerCase() === lowerCaseName) values.push(req.rawHeaders[index + 1] as string);
+  }
+  return values;
+}
+
+/** RFC 6750 error_description: printable ASCII without `"` and `\`. */
+function challengeText(message: string): string {
+  return message.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, ' ').slice(0, errorDescriptionCharsMax);
+}
