@@ -1,0 +1,2 @@
+import type { Bench } from './bench.js';
+export const mcpReferenceBench: Bench = { name: 'mcp-reference', description: 'todo', async run() {} };

@@ -1,0 +1,94 @@
+/**
+ * `npm run bench [-- --json] [--only NAME[,NAME]] [--quick]`
+ *
+ * Runs each benchmark in turn and prints its figures beside a peer measured in the same run:
+ * a table by default, one JSON object per line with --json (see report.ts). Data lives in a
+ * fresh directory under .bench-data/ (same filesystem as a store's data dir), removed after.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Bench, BenchContext } from './bench.js';
+import { engineBench } from './engine.js';
+import { mcpReferenceBench } from './mcp-reference.js';
+import { benchLine, jsonLine, tableHeader, tableRow } from './report.js';
+import { vectorBench } from './vector.js';
+
+/** Every benchmark, in the order they run. Add new ones here. */
+export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench];
+
+interface Cli {
+  readonly json: boolean;
+  readonly quick: boolean;
+  readonly only: readonly string[] | undefined;
+}
+
+function parseCli(argv: readonly string[]): Cli {
+  let json = false;
+  let quick = false;
+  let only: string[] | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--json') json = true;
+    else if (arg === '--quick') quick = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      if (!value) throw new Error('--only needs a benchmark name');
+      only = value.split(',').map((s) => s.trim()).filter(Boolean);
+    } else if (arg === '--help' || arg === '-h') {
+      process.stderr.write(`usage: npm run bench -- [--json] [--quick] [--only ${benches.map((b) => b.name).join(',')}]\n`);
+      for (const b of benches) process.stderr.write(`  ${b.name.padEnd(14)} ${b.description}\n`);
+      process.exit(0);
+    } else {
+      throw new Error(`unknown argument ${arg} (try --help)`);
+    }
+  }
+  const unknown = only?.filter((name) => !benches.some((b) => b.name === name)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; known: ${benches.map((b) => b.name).join(', ')}`);
+  return { json, quick, only };
+}
+
+/** global.gc without requiring --expose-gc on the command line. */
+function exposeGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (() => void) | undefined;
+  if (typeof gc !== 'function') throw new Error('could not expose gc');
+  return gc;
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2));
+  const gc = exposeGc();
+  const root = path.resolve('.bench-data');
+  mkdirSync(root, { recursive: true });
+  if (!cli.json) process.stdout.write(`${tableHeader()}\n`);
+  let failed = false;
+  for (const bench of benches) {
+    if (cli.only && !cli.only.includes(bench.name)) continue;
+    const dataDir = mkdtempSync(path.join(root, `${bench.name}-`));
+    const ctx: BenchContext = {
+      quick: cli.quick,
+      dataDir,
+      emit: (figure) => {
+        const line = benchLine(bench.name, figure);
+        process.stdout.write(`${cli.json ? jsonLine(line) : tableRow(line)}\n`);
+      },
+      progress: (message) => process.stderr.write(`[${bench.name}] ${message}\n`),
+      gc,
+    };
+    const startMs = performance.now();
+    try {
+      await bench.run(ctx);
+      ctx.progress(`done in ${((performance.now() - startMs) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      failed = true;
+      process.stderr.write(`[${bench.name}] FAILED: ${(error as Error).stack ?? String(error)}\n`);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
