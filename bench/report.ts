@@ -4,7 +4,7 @@
  *   {"bench", "metric", "unit", "ours", "peer", "peer_value", "ratio", "better"}
  * `ratio` is oriented so that > 1 means we are better: ours/peer when higher is better
  * (throughput, recall), peer/ours when lower is better (latency, time, bytes). Lines without
- * a peer carry null peer, peer_value and ratio.
+ * a peer carry null peer, peer_value and ratio; peer-only lines carry null ours and ratio.
  */
 
 export type Better = 'higher' | 'lower';
@@ -13,7 +13,7 @@ export interface BenchLine {
   readonly bench: string;
   readonly metric: string;
   readonly unit: string;
-  readonly ours: number;
+  readonly ours: number | null;
   readonly peer: string | null;
   readonly peer_value: number | null;
   readonly ratio: number | null;
@@ -23,7 +23,8 @@ export interface BenchLine {
 export interface Figure {
   readonly metric: string;
   readonly unit: string;
-  readonly ours: number;
+  /** Absent for a peer-only figure (our side measured by another benchmark file, later). */
+  readonly ours?: number;
   readonly better: Better;
   readonly peer?: { readonly name: string; readonly value: number };
 }
@@ -31,14 +32,14 @@ export interface Figure {
 export function benchLine(bench: string, figure: Figure): BenchLine {
   const peer = figure.peer;
   let ratio: number | null = null;
-  if (peer && peer.value > 0 && figure.ours > 0) {
+  if (peer && figure.ours !== undefined && peer.value > 0 && figure.ours > 0) {
     ratio = figure.better === 'higher' ? figure.ours / peer.value : peer.value / figure.ours;
   }
   return {
     bench,
     metric: figure.metric,
     unit: figure.unit,
-    ours: round(figure.ours),
+    ours: figure.ours === undefined ? null : round(figure.ours),
     peer: peer?.name ?? null,
     peer_value: peer ? round(peer.value) : null,
     ratio: ratio === null ? null : round(ratio),
@@ -60,7 +61,7 @@ export function jsonLine(line: BenchLine): string {
 const columns = [
   { title: 'bench', width: 14, get: (l: BenchLine) => l.bench },
   { title: 'metric', width: 52, get: (l: BenchLine) => l.metric },
-  { title: 'ours', width: 12, get: (l: BenchLine) => format(l.ours), right: true },
+  { title: 'ours', width: 12, get: (l: BenchLine) => (l.ours === null ? '-' : format(l.ours)), right: true },
   { title: 'unit', width: 10, get: (l: BenchLine) => l.unit },
   { title: 'peer', width: 34, get: (l: BenchLine) => l.peer ?? '-' },
   { title: 'peer value', width: 12, get: (l: BenchLine) => (l.peer_value === null ? '-' : format(l.peer_value)), right: true },

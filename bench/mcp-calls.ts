@@ -1,0 +1,36 @@
+/**
+ * Timing MCP tool calls through a real SDK 1.x client, one call at a time (the latency a
+ * single agent sees). Shared by every MCP-level benchmark: the reference server's here, ours
+ * over stdio and HTTP when they are added.
+ */
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { nowMs, Samples, type LatencySummary } from './stats.js';
+
+export interface ToolCall {
+  readonly name: string;
+  readonly arguments: Record<string, unknown>;
+}
+
+export interface ToolCallTiming {
+  readonly latency: LatencySummary;
+  /** Sequential calls per second: completed calls over the time they took. */
+  readonly callsPerSec: number;
+}
+
+/**
+ * Makes up to `count` calls of `makeCall(i)`, stopping early once `budgetMs` is spent (at
+ * least one call is always made). A call answered with isError fails the benchmark.
+ */
+export async function timeToolCalls(client: Client, options: { count: number; budgetMs: number; makeCall: (i: number) => ToolCall }): Promise<ToolCallTiming> {
+  const samples = new Samples();
+  const startMs = nowMs();
+  for (let i = 0; i < options.count; i++) {
+    if (i > 0 && nowMs() - startMs > options.budgetMs) break;
+    const call = options.makeCall(i);
+    const t0 = nowMs();
+    const result = await client.callTool({ name: call.name, arguments: call.arguments });
+    samples.add(nowMs() - t0);
+    if (result.isError) throw new Error(`${call.name} failed: ${JSON.stringify(result.content).slice(0, 500)}`);
+  }
+  return { latency: samples.summary(), callsPerSec: (samples.count * 1000) / (nowMs() - startMs) };
+}
