@@ -1,0 +1,164 @@
+/**
+ * Configuration from the environment, parsed once with zod. Every bad value is reported in
+ * one error (fix them all in one go), and `redactedConfig` is the only way to print it.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
+import { logLevels, type LogLevel } from './log.js';
+
+export const httpPortDefault = 8787;
+export const httpHostDefault = '127.0.0.1';
+export const dataDirDefault = './data';
+export const maxOpenTenantsDefault = 64;
+export const auditRetentionDaysDefault = 2557; // seven years
+
+const blankToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional());
+const optionalUrl = z.preprocess(blankToUndefined, z.url().optional());
+const integerIn = (min: number, max: number, fallback: number) =>
+  z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
+
+const commaList = z.preprocess(
+  blankToUndefined,
+  z
+    .string()
+    .optional()
+    .transform((text) => (text ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '')),
+);
+
+const environmentSchema = z
+  .object({
+    IOBOXX_DATA_DIR: z.preprocess(blankToUndefined, z.string().default(dataDirDefault)),
+    IOBOXX_HTTP_HOST: z.preprocess(blankToUndefined, z.string().min(1).default(httpHostDefault)),
+    IOBOXX_HTTP_PORT: integerIn(0, 65_535, httpPortDefault),
+    IOBOXX_LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(logLevels).default('info')),
+    IOBOXX_ALLOWED_ORIGINS: commaList,
+    // The other OIDC variables (audience, tenant claim, role map, ...) are parsed by
+    // server/auth/auth-config.ts, their one owner; its complaints join the list below.
+    IOBOXX_OIDC_ISSUER: optionalUrl,
+    IOBOXX_TOKEN: optionalString,
+    IOBOXX_TENANT: optionalString,
+    IOBOXX_MAX_OPEN_TENANTS: integerIn(1, 100_000, maxOpenTenantsDefault),
+    DATABASE_URL: optionalUrl,
+    DATABASE_DIRECT_URL: optionalUrl,
+    S3_ENDPOINT: optionalUrl,
+    S3_REGION: optionalString,
+    S3_BUCKET: optionalString,
+    AWS_ACCESS_KEY_ID: optionalString,
+    AWS_SECRET_ACCESS_KEY: optionalString,
+    IOBOXX_AUDIT_RETENTION_DAYS: integerIn(1, 36_500, auditRetentionDaysDefault),
+    IOBOXX_KC_WEBHOOK_SECRET: optionalString,
+  })
+  .superRefine((env, ctx) => {
+    if (env.S3_ENDPOINT !== undefined) {
+      for (const name of ['S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
+        if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'required when S3_ENDPOINT is set' });
+      }
+    }
+  });
+
+export interface S3Config {
+  readonly endpoint: string;
+  readonly region: string;
+  readonly bucket: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+export interface Config {
+  /** 'local' (no issuer: one local tenant, no network) or 'token' (verified Keycloak tokens). */
+  readonly mode: 'local' | 'token';
+  /** Absolute. */
+  readonly dataDir: string;
+  readonly http: { readonly host: string; readonly port: number; readonly allowedOrigins: readonly string[] };
+  readonly logLevel: LogLevel;
+  /** Token verification settings (server/auth/auth-config.ts); absent in local mode. */
+  readonly auth?: AuthConfig;
+  /** stdio in token mode: the access token (verified like an HTTP bearer token) ... */
+  readonly token?: string;
+  /** ... and the tenant it should act for when it names several. */
+  readonly tenantSelection?: string;
+  readonly maxOpenTenants: number;
+  readonly database: { readonly url?: string; readonly directUrl?: string };
+  readonly s3?: S3Config;
+  readonly auditRetentionDays: number;
+  readonly kcWebhookSecret?: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse the environment; throws ConfigError naming every bad variable at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Config {
+  const parsed = environmentSchema.safeParse(env);
+  // Never echo values: some of these are secrets.
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+  let auth: AuthConfig | undefined;
+  try {
+    auth = authConfigFromEnv(env);
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  return {
+    mode: auth === undefined ? 'local' : 'token',
+    dataDir: path.resolve(cwd, e.IOBOXX_DATA_DIR),
+    http: { host: e.IOBOXX_HTTP_HOST, port: e.IOBOXX_HTTP_PORT, allowedOrigins: e.IOBOXX_ALLOWED_ORIGINS },
+    logLevel: e.IOBOXX_LOG_LEVEL,
+    ...(auth !== undefined && { auth }),
+    ...(e.IOBOXX_TOKEN !== undefined && { token: e.IOBOXX_TOKEN }),
+    ...(e.IOBOXX_TENANT !== undefined && { tenantSelection: e.IOBOXX_TENANT }),
+    maxOpenTenants: e.IOBOXX_MAX_OPEN_TENANTS,
+    database: {
+      ...(e.DATABASE_URL !== undefined && { url: e.DATABASE_URL }),
+      ...(e.DATABASE_DIRECT_URL !== undefined && { directUrl: e.DATABASE_DIRECT_URL }),
+    },
+    ...(e.S3_ENDPOINT !== undefined && {
+      s3: {
+        endpoint: e.S3_ENDPOINT,
+        region: e.S3_REGION ?? '',
+        bucket: e.S3_BUCKET ?? '',
+        accessKeyId: e.AWS_ACCESS_KEY_ID ?? '',
+        secretAccessKey: e.AWS_SECRET_ACCESS_KEY ?? '',
+      },
+    }),
+    auditRetentionDays: e.IOBOXX_AUDIT_RETENTION_DAYS,
+    ...(e.IOBOXX_KC_WEBHOOK_SECRET !== undefined && { kcWebhookSecret: e.IOBOXX_KC_WEBHOOK_SECRET }),
+  };
+}
+
+const redacted = '[redacted]';
+
+/** A URL with its password (and any query string, which may carry keys) hidden. */
+function redactUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = redacted;
+    if (parsed.search !== '') parsed.search = `?${redacted}`;
+    return parsed.toString();
+  } catch {
+    return redacted;
+  }
+}
+
+/** The configuration as safe-to-print data: secrets replaced, everything else as parsed. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    ...(config.auth !== undefined && {
+      auth: { ...config.auth, roleMap: Object.fromEntries([...config.auth.roleMap].map(([role, granted]) => [role, [...granted]])) },
+    }),
+    ...(config.token !== undefined && { token: redacted }),
+    ...(config.kcWebhookSecret !== undefined && { kcWebhookSecret: redacted }),
+    database: { url: redactUrl(config.database.url), directUrl: redactUrl(config.database.directUrl) },
+    ...(config.s3 !== undefined && { s3: { ...config.s3, accessKeyId: redacted, secretAccessKey: redacted } }),
+  };
+}

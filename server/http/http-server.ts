@@ -1,0 +1,154 @@
+/**
+ * The HTTP server: Streamable HTTP on `/mcp` and `/t/:tenant/mcp`, legacy HTTP+SSE on
+ * `/sse` + `/messages` (also under `/t/:tenant/`), bound to 127.0.0.1 unless told
+ * otherwise. Browsers are kept out by Host and Origin checks (DNS rebinding); callers are
+ * identified by the `authenticate` seam before anything touches a tenant's memory.
+ */
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/express';
+import { MemoryError } from '../../storage/errors.js';
+import type { Principal } from '../auth/principal.js';
+import type { McpSurface } from '../mcp/surface.js';
+import { toolArgumentsBytesMax } from '../mcp/limits.js';
+import { sendJsonRpcError } from './json-rpc-error.js';
+import { isRefusal, type Authenticate, type MemoryFor } from './seams.js';
+import { SessionTable } from './session-table.js';
+import { createSseRoute } from './sse-route.js';
+import { createStreamableRoute } from './streamable-route.js';
+
+/** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
+ * an oversized tool call still gets its precise limit_exceeded answer. */
+export const httpBodyBytesMax = toolArgumentsBytesMax + 256 * 1024;
+
+export const loopbackHostnames: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+export interface HttpServerOptions {
+  readonly surface: McpSurface;
+  readonly authenticate: Authenticate;
+  readonly memoryFor: MemoryFor;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 0 (any free port); the CLI passes IOBOXX_HTTP_PORT. */
+  readonly port?: number;
+  /** Origins (or bare hostnames) browsers may call from, besides loopback ones. */
+  readonly allowedOrigins?: readonly string[];
+  /** Host header names accepted when binding a non-loopback address (default: no Host check there). */
+  readonly allowedHosts?: readonly string[];
+  readonly bodyBytesMax?: number;
+  /** Mount further routes (/healthz, /metrics, /hooks/keycloak, ...) after the guards. */
+  readonly mount?: (app: Express) => void;
+}
+
+export interface HttpServing {
+  /** Base URL, e.g. http://127.0.0.1:8787 (append /mcp or /sse). */
+  readonly url: string;
+  /** For upgrades (WebSocket) and introspection. */
+  readonly server: http.Server;
+  close(): Promise<void>;
+}
+
+/** `https://app.example:8443` and `app.example` both mean the hostname app.example. */
+export function originHostname(entry: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\/\*$/.test(entry)) return entry; // `<scheme>://*` (browser extensions), kept as is
+  if (!entry.includes('://')) return entry;
+  const { hostname } = new URL(entry);
+  return hostname.includes(':') ? `[${hostname}]` : hostname;
+}
+
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host === '[::1]';
+}
+
+type Handler = (req: Request, res: Response, principal: Principal) => Promise<void>;
+
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServing> {
+  const { surface, authenticate, memoryFor } = options;
+  const host = options.host ?? '127.0.0.1';
+  const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
+  const log = surface.log;
+  const sessions = new SessionTable(log);
+  const streamable = createStreamableRoute({ surface, memoryFor, sessions, bodyBytesMax });
+  const sse = createSseRoute({ surface, memoryFor, sessions });
+
+  const app = express();
+  app.disable('x-powered-by');
+  if (isLoopback(host)) app.use(hostHeaderValidation([...loopbackHostnames]));
+  else if (options.allowedHosts !== undefined) app.use(hostHeaderValidation([...options.allowedHosts]));
+  // Requests without Origin (every non-browser client) pass; a browser's must be allowed.
+  app.use(originValidation([...loopbackHostnames, ...(options.allowedOrigins ?? []).map(originHostname)]));
+
+  options.mount?.(app);
+
+  const json = express.json({ limit: bodyBytesMax });
+
+  /** Authenticates, then runs the handler; every failure becomes a JSON-RPC-shaped answer. */
+  const authenticated =
+    (handler: Handler) =>
+    async (req: Request, res: Response): Promise<void> => {
+      try {
+        const who = await authenticate(req);
+        if (isRefusal(who)) {
+          res.status(who.status).set(who.headers).send(typeof who.body === 'string' ? who.body : JSON.stringify(who.body));
+          return;
+        }
+        const pathTenant = req.params['tenant'];
+        if (typeof pathTenant === 'string' && pathTenant !== who.caller.tenant) {
+          // The authenticator chose the tenant; a path naming another one is never served.
+          sendJsonRpcError(res, 403, -32000, `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}`);
+          return;
+        }
+        await handler(req, res, who);
+      } catch (error) {
+        const status = error instanceof MemoryError && (error.code === 'busy' || error.code === 'unavailable') ? 503 : 500;
+        if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
+        sendJsonRpcError(res, status, -32603, status === 503 ? (error as MemoryError).message : 'Internal server error');
+      }
+    };
+
+  app.all(['/mcp', '/t/:tenant/mcp'], json, authenticated((req, res, principal) => streamable.serve(req, res, principal)));
+  app.get(
+    ['/sse', '/t/:tenant/sse'],
+    authenticated((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse$/, '/messages'))),
+  );
+  app.post(['/messages', '/t/:tenant/messages'], json, authenticated((req, res, principal) => sse.postMessage(req, res, principal)));
+
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    const type = (error as { type?: unknown } | null)?.type;
+    if (type === 'entity.too.large') {
+      sendJsonRpcError(res, 413, -32000, `request body is larger than ${bodyBytesMax} bytes (httpBodyBytesMax)`);
+    } else if (type === 'entity.parse.failed') {
+      sendJsonRpcError(res, 400, -32700, 'Parse error: the request body is not valid JSON');
+    } else if (res.headersSent) {
+      next(error);
+    } else {
+      log.error({ err: error, path: req.path }, 'http request failed');
+      sendJsonRpcError(res, 500, -32603, 'Internal server error');
+    }
+  });
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  log.info({ url }, 'http server listening');
+
+  return {
+    url,
+    server,
+    close: async () => {
+      await Promise.allSettled([sessions.closeAll(), streamable.close()]);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

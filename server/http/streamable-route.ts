@@ -1,0 +1,151 @@
+/**
+ * Streamable HTTP on `/mcp` and `/t/:tenant/mcp`, both protocol eras:
+ * - 2026-07-28 requests go to `createMcpHandler` (one per-request server per exchange);
+ *   a `subscriptions/listen` gets its own handler whose bus is fed by this tenant's durable
+ *   commits, so a listener can only ever hear its own tenant;
+ * - 2025-era requests (routed with `isLegacyRequest`) go to a sessionful transport: older
+ *   clients need the session and its GET stream for resources/subscribe pushes, which the
+ *   SDK's default stateless legacy path cannot give.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { createMcpHandler, isInitializeRequest, isJsonContentType, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
+import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import type { Principal } from '../auth/principal.js';
+import { changedUrisOf } from '../mcp/change-feed.js';
+import { createMemoryServer } from '../mcp/factory.js';
+import type { McpSurface } from '../mcp/surface.js';
+import { sendJsonRpcError } from './json-rpc-error.js';
+import { authInfoOf, carriedBy } from './principal-context.js';
+import type { MemoryFor, MemoryLease } from './seams.js';
+import type { SessionTable } from './session-table.js';
+
+export const sessionHeader = 'mcp-session-id';
+
+export interface StreamableRouteOptions {
+  readonly surface: McpSurface;
+  readonly memoryFor: MemoryFor;
+  readonly sessions: SessionTable;
+  readonly bodyBytesMax: number;
+}
+
+export interface StreamableRoute {
+  /** Call after authentication; `req.body` is the parsed JSON body (or undefined). */
+  serve(req: Request, res: Response, principal: Principal): Promise<void>;
+  close(): Promise<void>;
+}
+
+function isListenRequest(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen';
+}
+
+export function createStreamableRoute(options: StreamableRouteOptions): StreamableRoute {
+  const { surface, memoryFor, sessions, bodyBytesMax } = options;
+  const perRequestFactory = (ctx: { authInfo?: Parameters<typeof carriedBy>[0] }) => {
+    const { principal, memory } = carriedBy(ctx.authInfo);
+    return createMemoryServer(surface, { principal, memory, changes: 'none' });
+  };
+  const onerror = (error: Error) => surface.log.debug({ err: error }, 'mcp http request refused or failed');
+  const modern = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror });
+  const serveModern = toNodeHandler(modern, { maxRequestBodySize: bodyBytesMax, onerror });
+  const listenHandlers = new Set<McpHttpHandler>();
+
+  /** A lease released exactly once, when the response is over. */
+  async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
+    const lease = await memoryFor(principal);
+    res.on('close', () => lease.release());
+    return lease;
+  }
+
+  async function serveListen(req: Request, res: Response, principal: Principal, lease: MemoryLease): Promise<void> {
+    const handler = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror, maxSubscriptions: 1 });
+    listenHandlers.add(handler);
+    const stopFeed = principal.capabilities.has('read')
+      ? lease.memory.store.onCommit((txs) => {
+          for (const uris of changedUrisOf(surface.catalog, txs)) for (const uri of uris) handler.notify.resourceUpdated(uri);
+        })
+      : () => undefined;
+    res.on('close', () => {
+      stopFeed();
+      listenHandlers.delete(handler);
+      void handler.close();
+    });
+    await toNodeHandler(handler, { maxRequestBodySize: bodyBytesMax, onerror })(req, res, req.body);
+  }
+
+  async function openLegacySession(req: Request, res: Response, principal: Principal): Promise<void> {
+    if (sessions.full) {
+      sendJsonRpcError(res, 503, -32000, `too many open sessions (legacySessionsMax = ${sessions.sessionsMax}); retry later`);
+      return;
+    }
+    const lease = await memoryFor(principal);
+    const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
+    let released = false;
+    const end = () => {
+      if (released) return;
+      released = true;
+      if (transport.sessionId !== undefined) sessions.remove(transport.sessionId);
+      lease.release();
+    };
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
+        sessions.track(id, res);
+      },
+      onsessionclosed: () => end(),
+    });
+    // connect() takes the transport's callbacks over; the server's onclose is ours to chain.
+    const closeFeed = server.onclose;
+    server.onclose = () => {
+      closeFeed?.();
+      end();
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+    // An initialize that failed validation never opens a session: do not leak the lease.
+    if (transport.sessionId === undefined) {
+      await server.close();
+      end();
+    }
+  }
+
+  async function serve(req: Request, res: Response, principal: Principal): Promise<void> {
+    if (req.method === 'POST' && !isJsonContentType(req.headers['content-type'] ?? null)) {
+      sendJsonRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+      return;
+    }
+    const sessionId = req.headers[sessionHeader];
+    if (typeof sessionId === 'string') {
+      const session = sessions.find(sessionId, principal);
+      if (session?.kind !== 'streamable-http') {
+        sendJsonRpcError(res, 404, -32001, 'Session not found; start a new one with initialize');
+        return;
+      }
+      sessions.track(sessionId, res);
+      await session.transport.handleRequest(req, res, req.body);
+      return;
+    }
+    const probe = await toWebRequest(req, req.body, { maxRequestBodySize: bodyBytesMax });
+    if (await isLegacyRequest(probe, req.body, { maxRequestBodySize: bodyBytesMax })) {
+      if (req.method === 'POST' && isInitializeRequest(req.body)) {
+        await openLegacySession(req, res, principal);
+      } else {
+        sendJsonRpcError(res, 400, -32000, `Bad Request: a 2025-era request needs an ${sessionHeader} header from initialize`);
+      }
+      return;
+    }
+    const lease = await leaseFor(principal, res);
+    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, lease.memory);
+    if (isListenRequest(req.body)) await serveListen(req, res, principal, lease);
+    else await serveModern(req, res, req.body);
+  }
+
+  return {
+    serve,
+    close: async () => {
+      await Promise.allSettled([modern.close(), ...[...listenHandlers].map((h) => h.close())]);
+      listenHandlers.clear();
+    },
+  };
+}

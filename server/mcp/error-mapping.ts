@@ -1,0 +1,64 @@
+/**
+ * The one place where errors become MCP answers. A MemoryError keeps its stable code; a zod
+ * failure is invalid_argument; anything else is `internal` with a generic message (the
+ * stack goes to the log, never to the client).
+ */
+import { ProtocolError, ProtocolErrorCode, type CallToolResult } from '@modelcontextprotocol/server';
+import { z } from 'zod';
+import { MemoryError, type MemoryErrorCode } from '../../storage/errors.js';
+
+export interface ErrorBody {
+  readonly code: MemoryErrorCode;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+/** Issues listed in one invalid_argument message; the rest are counted. */
+const zodIssuesShownMax = 8;
+
+function zodMessage(error: z.ZodError): string {
+  const shown = error.issues.slice(0, zodIssuesShownMax).map((issue) => {
+    const where = issue.path.length === 0 ? 'arguments' : issue.path.map(String).join('.');
+    return `${where}: ${issue.message}`;
+  });
+  const more = error.issues.length - shown.length;
+  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}
+
+/** Classify any thrown value. `isInternal` tells the caller to log the original. */
+export function errorBodyOf(error: unknown): { body: ErrorBody; isInternal: boolean } {
+  if (error instanceof MemoryError) {
+    return { body: { code: error.code, message: error.message, ...(error.hint !== undefined && { hint: error.hint }) }, isInternal: false };
+  }
+  if (error instanceof z.ZodError) {
+    return { body: { code: 'invalid_argument', message: zodMessage(error), hint: 'fix the named fields and call again' }, isInternal: false };
+  }
+  return { body: { code: 'internal', message: 'internal error; nothing was acknowledged by this call', hint: 'retry later; if it persists, report it with the time of the call' }, isInternal: true };
+}
+
+/**
+ * A tool error: `isError` with the {error} JSON as text. Not as structuredContent: the 1.x
+ * SDK client validates structuredContent against the tool's outputSchema even on isError
+ * results and would turn our error into a client-side schema failure.
+ */
+export function toolErrorResult(body: ErrorBody): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text: JSON.stringify({ error: body }) }] };
+}
+
+const protocolCodeOf: Record<MemoryErrorCode, number> = {
+  invalid_argument: ProtocolErrorCode.InvalidParams,
+  not_found: ProtocolErrorCode.ResourceNotFound,
+  version_conflict: ProtocolErrorCode.InvalidParams,
+  limit_exceeded: ProtocolErrorCode.InvalidParams,
+  forbidden: ProtocolErrorCode.InvalidRequest,
+  unauthenticated: ProtocolErrorCode.InvalidRequest,
+  busy: ProtocolErrorCode.InternalError,
+  conflict: ProtocolErrorCode.InvalidParams,
+  unavailable: ProtocolErrorCode.InternalError,
+  internal: ProtocolErrorCode.InternalError,
+};
+
+/** For non-tool requests (resources/*): a JSON-RPC error whose data carries the same {error} body. */
+export function protocolErrorOf(body: ErrorBody): ProtocolError {
+  return new ProtocolError(protocolCodeOf[body.code], body.message, { error: body });
+}

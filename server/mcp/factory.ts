@@ -1,0 +1,47 @@
+/**
+ * The one factory behind every transport and both protocol eras: given who is calling and
+ * their tenant's memory, build an MCP server exposing the surface's tools and resources.
+ * Low-level `Server` (not McpServer) because the capability filter, the forbidden-vs-unknown
+ * distinction, the argument bound and the error codes must be ours, in one place.
+ */
+import { Server } from '@modelcontextprotocol/server';
+import type { TenantMemory } from '../../tools/memory.js';
+import type { Principal } from '../auth/principal.js';
+import { startChangeFeed, type ChangeDelivery } from './change-feed.js';
+import { registerResourceHandlers } from './resource-handlers.js';
+import type { McpSurface } from './surface.js';
+import { registerToolHandlers } from './tool-calls.js';
+
+export const serverInfo = { name: 'ioboxx-memory', version: '0.1.0' } as const;
+
+const instructions =
+  "A tenant's durable working memory. Tools named domain_verb read and write it; every write result carries its commit offset. " +
+  'Resources (memory://...) are the stored objects and rows; subscribe to be told after a change is durable. ' +
+  'Errors are isError results with JSON {error: {code, message, hint}}.';
+
+export interface MemoryServerSession {
+  readonly principal: Principal;
+  readonly memory: TenantMemory;
+  readonly changes: ChangeDelivery;
+}
+
+export function createMemoryServer(surface: McpSurface, session: MemoryServerSession): Server {
+  const { principal, memory, changes } = session;
+  const server = new Server(serverInfo, {
+    capabilities: { tools: {}, resources: { subscribe: true } },
+    instructions,
+  });
+  const subscribed = new Set<string>();
+  registerToolHandlers(server, surface, principal, memory);
+  registerResourceHandlers(server, surface, principal, memory, subscribed);
+
+  if (changes !== 'none' && principal.capabilities.has('read')) {
+    const stopFeed = startChangeFeed(server, memory, surface.catalog, changes, subscribed, surface.log);
+    // Serving entries may wrap onclose later; they chain to whatever was set before them.
+    server.onclose = () => {
+      stopFeed();
+      subscribed.clear();
+    };
+  }
+  return server;
+}

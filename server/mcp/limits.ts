@@ -1,0 +1,16 @@
+/**
+ * Named bounds of the MCP surface (DESIGN §2.6: every size has a limit and a clear error).
+ * Per-result bounds live beside the tools (tools/tool.ts resultBytesMax).
+ */
+
+/** JSON bytes of one tools/call `arguments` object; larger is limit_exceeded before parsing. */
+export const toolArgumentsBytesMax = 1024 * 1024;
+
+/** The whole tools/list answer, as JSON: about 8k tokens, so a model keeps room to think. */
+export const toolsListBytesMax = 32 * 1024;
+
+/** resources/subscribe URIs one legacy session may hold. */
+export const resourceSubscriptionsPerSessionMax = 1024;
+
+/** Length of a resource URI accepted by read/subscribe. */
+export const resourceUriLengthMax = 2048;

@@ -1,0 +1,110 @@
+/**
+ * resources/templates/list, resources/list (paged by the catalog), resources/read, and the
+ * legacy resources/subscribe + unsubscribe. All need the read capability. The catalog owns
+ * URIs and cursors; this file owns capability checks, bounds and the error mapping.
+ */
+import type { Server } from '@modelcontextprotocol/server';
+import type { TenantMemory } from '../../tools/memory.js';
+import { MemoryError } from '../../storage/errors.js';
+import type { Principal } from '../auth/principal.js';
+import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
+import { resourceSubscriptionsPerSessionMax, resourceUriLengthMax } from './limits.js';
+import type { CallOutcome, McpSurface } from './surface.js';
+
+function requireRead(principal: Principal): void {
+  if (!principal.capabilities.has('read')) {
+    throw new MemoryError('forbidden', 'reading resources needs the read capability, which this caller does not have');
+  }
+}
+
+function checkUri(uri: string): void {
+  if (uri.length > resourceUriLengthMax) {
+    throw new MemoryError('limit_exceeded', `resource URI is ${uri.length} characters; the limit (resourceUriLengthMax) is ${resourceUriLengthMax}`);
+  }
+}
+
+/** Runs a resource request; every failure leaves as a JSON-RPC error carrying {error}. */
+async function answering<T>(surface: McpSurface, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const { body, isInternal } = errorBodyOf(error);
+    if (isInternal) surface.log.error({ err: error }, 'resource request failed');
+    throw protocolErrorOf(body);
+  }
+}
+
+function outcomeOf(error: unknown): CallOutcome {
+  return errorBodyOf(error).body.code;
+}
+
+export function registerResourceHandlers(
+  server: Server,
+  surface: McpSurface,
+  principal: Principal,
+  memory: TenantMemory,
+  subscribed: Set<string>,
+): void {
+  const { catalog } = surface;
+
+  server.setRequestHandler('resources/templates/list', () =>
+    answering(surface, async () => {
+      requireRead(principal);
+      return { resourceTemplates: catalog.templates.map((t) => ({ ...t })) };
+    }),
+  );
+
+  server.setRequestHandler('resources/list', (request) =>
+    answering(surface, async () => {
+      requireRead(principal);
+      const page = await catalog.list(memory, request.params?.cursor);
+      return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
+    }),
+  );
+
+  server.setRequestHandler('resources/read', (request) =>
+    answering(surface, async () => {
+      const startedMs = performance.now();
+      const uri = request.params.uri;
+      let outcome: CallOutcome = 'ok';
+      try {
+        requireRead(principal);
+        checkUri(uri);
+        const content = await catalog.read(memory, uri);
+        return { contents: [{ ...content }] };
+      } catch (error) {
+        outcome = outcomeOf(error);
+        throw error;
+      } finally {
+        try {
+          surface.onResourceRead?.({ principal, uri, outcome, durationMs: performance.now() - startedMs });
+        } catch (error) {
+          surface.log.error({ err: error, uri }, 'onResourceRead hook threw');
+        }
+      }
+    }),
+  );
+
+  server.setRequestHandler('resources/subscribe', (request) =>
+    answering(surface, async () => {
+      requireRead(principal);
+      checkUri(request.params.uri);
+      if (!subscribed.has(request.params.uri) && subscribed.size >= resourceSubscriptionsPerSessionMax) {
+        throw new MemoryError(
+          'limit_exceeded',
+          `this session already holds ${subscribed.size} resource subscriptions (resourceSubscriptionsPerSessionMax)`,
+          'unsubscribe from resources you no longer watch',
+        );
+      }
+      subscribed.add(request.params.uri);
+      return {};
+    }),
+  );
+
+  server.setRequestHandler('resources/unsubscribe', (request) =>
+    answering(surface, async () => {
+      subscribed.delete(request.params.uri);
+      return {};
+    }),
+  );
+}

@@ -1,0 +1,141 @@
+/**
+ * tools/list and tools/call for one principal. Tools the principal may not use are not
+ * listed, and calling one is refused as forbidden (not "unknown": the caller may hold a
+ * stale list). Arguments are bounded before they are parsed; results are checked against
+ * the tool's own output schema and bounded before they leave.
+ */
+import type { CallToolResult, Server, Tool } from '@modelcontextprotocol/server';
+import { MemoryError } from '../../storage/errors.js';
+import { resultBytesMax, type ToolDef } from '../../tools/tool.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import type { Principal } from '../auth/principal.js';
+import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
+import { toolArgumentsBytesMax } from './limits.js';
+import type { CallOutcome, McpSurface } from './surface.js';
+import { toolEntryOf } from './tool-schema.js';
+
+const toolIndexes = new WeakMap<readonly ToolDef[], ReadonlyMap<string, ToolDef>>();
+
+function toolIndexOf(tools: readonly ToolDef[]): ReadonlyMap<string, ToolDef> {
+  let index = toolIndexes.get(tools);
+  if (index === undefined) {
+    index = new Map(tools.map((def) => [def.name, def]));
+    if (index.size !== tools.length) throw new Error('two tools share a name');
+    toolIndexes.set(tools, index);
+  }
+  return index;
+}
+
+export function allowedTools(tools: readonly ToolDef[], principal: Principal): Tool[] {
+  return tools.filter((def) => principal.capabilities.has(def.capability)).map(toolEntryOf);
+}
+
+const utf8 = new TextEncoder();
+
+/** Success: the structured result, mirrored as JSON text for clients that read only content. */
+export function toolSuccessResult(structured: Record<string, unknown>, json: string): CallToolResult {
+  return { structuredContent: structured, content: [{ type: 'text', text: json }] };
+}
+
+interface Answer {
+  readonly result: CallToolResult;
+  readonly outcome: CallOutcome;
+  readonly offset?: number;
+}
+
+function refusal(body: ErrorBody): Answer {
+  return { result: toolErrorResult(body), outcome: body.code };
+}
+
+/** The decision for one call: pure except for the tool's own work. */
+async function answerCall(
+  surface: McpSurface,
+  principal: Principal,
+  memory: TenantMemory,
+  name: string,
+  args: unknown,
+): Promise<Answer> {
+  const def = toolIndexOf(surface.tools).get(name);
+  if (def === undefined) {
+    return refusal({ code: 'not_found', message: `unknown tool "${name}"`, hint: 'call tools/list for the tools you may use' });
+  }
+  if (!principal.capabilities.has(def.capability)) {
+    return refusal({ code: 'forbidden', message: `tool "${name}" needs the ${def.capability} capability, which this caller does not have` });
+  }
+  const argsBytes = utf8.encode(JSON.stringify(args ?? {})).length;
+  if (argsBytes > toolArgumentsBytesMax) {
+    return refusal({
+      code: 'limit_exceeded',
+      message: `arguments are ${argsBytes} bytes of JSON; the limit (toolArgumentsBytesMax) is ${toolArgumentsBytesMax}`,
+      hint: 'send less per call: split the work into several calls',
+    });
+  }
+  const parsed = def.input.safeParse(args ?? {});
+  if (!parsed.success) return refusal(errorBodyOf(parsed.error).body);
+
+  let output: unknown;
+  try {
+    output = await def.call({ memory, caller: principal.caller }, parsed.data);
+  } catch (error) {
+    const { body, isInternal } = errorBodyOf(error);
+    if (isInternal) surface.log.error({ err: error, tool: name, tenant: principal.caller.tenant }, 'tool failed');
+    return refusal(body);
+  }
+  // The other side of the boundary: a tool that breaks its own output schema is a bug.
+  const checked = def.output.safeParse(output);
+  if (!checked.success) {
+    surface.log.error({ tool: name, issues: checked.error.issues }, 'tool result does not match its output schema');
+    return refusal(errorBodyOf(new Error('output schema mismatch')).body);
+  }
+  const structured = checked.data as Record<string, unknown>;
+  const offset = typeof structured['offset'] === 'number' ? structured['offset'] : undefined;
+  const json = JSON.stringify(structured);
+  const resultBytes = utf8.encode(json).length;
+  if (resultBytes > resultBytesMax) {
+    // A write is already durable at this point: say so, so the caller does not retry it blindly.
+    const written = offset !== undefined ? ` The call itself succeeded at offset ${offset}.` : '';
+    return {
+      ...refusal({
+        code: 'limit_exceeded',
+        message: `result is ${resultBytes} bytes of JSON; the limit (resultBytesMax) is ${resultBytesMax}.${written}`,
+        hint: 'ask for a smaller page (limit) or fewer fields',
+      }),
+      ...(offset !== undefined && { offset }),
+    };
+  }
+  return { result: toolSuccessResult(structured, json), outcome: 'ok', ...(offset !== undefined && { offset }) };
+}
+
+function reportCall(surface: McpSurface, principal: Principal, tool: string, args: unknown, answer: Answer, startedMs: number): void {
+  if (surface.onToolCall === undefined) return;
+  try {
+    surface.onToolCall({
+      principal,
+      tool,
+      args,
+      outcome: answer.outcome,
+      ...(answer.offset !== undefined && { offset: answer.offset }),
+      durationMs: performance.now() - startedMs,
+    });
+  } catch (error) {
+    surface.log.error({ err: error, tool }, 'onToolCall hook threw');
+  }
+}
+
+export function registerToolHandlers(server: Server, surface: McpSurface, principal: Principal, memory: TenantMemory): void {
+  server.setRequestHandler('tools/list', () => ({ tools: allowedTools(surface.tools, principal) }));
+  server.setRequestHandler('tools/call', async (request) => {
+    const startedMs = performance.now();
+    const { name, arguments: args } = request.params;
+    let answer: Answer;
+    try {
+      answer = await answerCall(surface, principal, memory, name, args);
+    } catch (error) {
+      // Only our own code can land here (the tool's throws are handled inside).
+      surface.log.error({ err: error, tool: name }, 'tools/call failed');
+      answer = refusal(errorBodyOf(error instanceof MemoryError ? error : new Error('unexpected')).body);
+    }
+    reportCall(surface, principal, name, args, answer, startedMs);
+    return answer.result;
+  });
+}

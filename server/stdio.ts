@@ -1,0 +1,60 @@
+/**
+ * MCP over stdio for one principal (local mode, or a token from the environment): both
+ * protocol eras from the one factory via serveStdio. stdout carries only MCP messages.
+ */
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
+import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
+import type { Readable, Writable } from 'node:stream';
+import type { TenantMemory } from '../tools/memory.js';
+import type { Principal } from './auth/principal.js';
+import { createMemoryServer } from './mcp/factory.js';
+import type { McpSurface } from './mcp/surface.js';
+
+export interface StdioServingOptions {
+  readonly surface: McpSurface;
+  readonly principal: Principal;
+  readonly memory: TenantMemory;
+  /** Defaults to process.stdin / process.stdout. */
+  readonly stdin?: Readable;
+  readonly stdout?: Writable;
+}
+
+export interface StdioServing {
+  /** Resolves when the connection is over (the client closed stdin, or close() was called). */
+  readonly closed: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Tells us when serveStdio tears the wire down (it owns the transport's callbacks). */
+class ObservedStdioTransport extends StdioServerTransport {
+  constructor(stdin: Readable | undefined, stdout: Writable | undefined, private readonly onClosed: () => void) {
+    super(stdin, stdout);
+  }
+  override async close(): Promise<void> {
+    await super.close();
+    this.onClosed();
+  }
+}
+
+export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
+  const { surface, principal, memory } = options;
+  let markClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (markClosed = resolve));
+  const transport = new ObservedStdioTransport(options.stdin, options.stdout, () => markClosed());
+  const handle = serveStdio(
+    // A 2026-07-28 connection gets every change and the entry's listen router filters per
+    // subscription; a 2025 connection gets only what it subscribed to.
+    (ctx) => createMemoryServer(surface, { principal, memory, changes: ctx.era === 'modern' ? 'all' : 'subscribed' }),
+    {
+      transport,
+      onerror: (error) => surface.log.warn({ err: error }, 'stdio connection error'),
+    },
+  );
+  return {
+    closed,
+    close: async () => {
+      await handle.close();
+      markClosed();
+    },
+  };
+}
