@@ -30,7 +30,7 @@ function expectCode(fn: () => unknown, code: string): void {
 describe('VectorIndex', () => {
   test('recall@10 is at least 0.95 against exact search (20k x 64, random directions)', () => {
     const vectors = randomVectors(20_000, 64, 1);
-    const queries = randomVectors(100, 64, 2);
+    const queries = randomVectors(40, 64, 2);
     const index = newIndex();
     fill(index, vectors);
     let found = 0;
