@@ -144,6 +144,8 @@ export interface ControlPlane {
   releaseAuditShipping(tenant: string, owner: string): Promise<void>;
   lastConfirmedAuditBatch(tenant: string): Promise<AuditBatchRecord | undefined>;
   pendingAuditBatch(tenant: string): Promise<AuditBatchRecord | undefined>;
+  /** Tenants with a batch recorded but not yet confirmed uploaded. */
+  pendingAuditTenants(): Promise<string[]>;
   recordPendingAuditBatch(batch: AuditBatchRecord & { body: Buffer }): Promise<void>;
   /** Marks the batch uploaded and clears its staged rows, in one transaction. */
   confirmAuditBatch(tenant: string, batchSeq: number, versionId: string): Promise<void>;
@@ -256,7 +258,7 @@ function controlPlaneOn(
       assertLimit(limit);
       const result = await pool.query(
         `select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms::text, raw
-         from kc_event_landing where projected_at is null order by landing_id limit $1`,
+         from kc_event_landing where projected_at is null order by kc_event_landing.landing_id limit $1`,
         [limit],
       );
       return result.rows.map((r) => ({
@@ -387,7 +389,7 @@ function controlPlaneOn(
       assertLimit(limit);
       const result = await pool.query(
         `select tenant, seq::text, source, source_seq::text, event, (extract(epoch from staged_at) * 1000)::float8 as staged_ms
-         from audit_staging where tenant = $1 and seq > $2 order by seq limit $3`,
+         from audit_staging where tenant = $1 and seq > $2 order by audit_staging.seq limit $3`,
         [tenant, afterSeq, limit],
       );
       return result.rows.map((r) => ({
@@ -427,7 +429,7 @@ function controlPlaneOn(
     async lastConfirmedAuditBatch(tenant) {
       const result = await pool.query(
         `select ${batchColumns} from audit_batches where tenant = $1 and confirmed_at is not null
-         order by batch_seq desc limit 1`,
+         order by audit_batches.batch_seq desc limit 1`,
         [tenant],
       );
       return result.rows[0] ? batchFromRow(result.rows[0]) : undefined;
@@ -436,11 +438,18 @@ function controlPlaneOn(
     async pendingAuditBatch(tenant) {
       const result = await pool.query(
         `select ${batchColumns}, body from audit_batches where tenant = $1 and confirmed_at is null
-         order by batch_seq limit 1`,
+         order by audit_batches.batch_seq limit 1`,
         [tenant],
       );
       const row = result.rows[0];
       return row ? batchFromRow(row, row.body as Buffer) : undefined;
+    },
+
+    async pendingAuditTenants() {
+      const result = await pool.query<{ tenant: string }>(
+        'select distinct tenant from audit_batches where confirmed_at is null order by tenant',
+      );
+      return result.rows.map((r) => r.tenant);
     },
 
     async recordPendingAuditBatch(batch) {
@@ -466,7 +475,7 @@ function controlPlaneOn(
 
     async auditBatches(tenant) {
       const result = await pool.query(
-        `select ${batchColumns} from audit_batches where ($1::text is null or tenant = $1) order by tenant, batch_seq`,
+        `select ${batchColumns} from audit_batches where ($1::text is null or tenant = $1) order by audit_batches.tenant, audit_batches.batch_seq`,
         [tenant ?? null],
       );
       return result.rows.map((r) => batchFromRow(r));

@@ -43,8 +43,8 @@ class FakeTable implements TableReader {
     const rows = [...this.scan(options)];
     return rows.length === options.limit ? { rows, nextKey: JSON.stringify(this.keyOf(rows[rows.length - 1]!)) } : { rows };
   }
-  put(row: Row): void {
-    this.rows.set(JSON.stringify(this.keyOf(row)), row);
+  put(row: Record<string, unknown>): void {
+    this.rows.set(JSON.stringify(this.keyOf(row as Row)), row as Row);
   }
 }
 

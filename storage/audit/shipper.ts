@@ -1,0 +1,215 @@
+/**
+ * Ships staged audit events to S3 Object Lock in hash-chained batches, per tenant.
+ *
+ * Restart-safe at any point, by this order of steps per batch:
+ *  1. the batch (its exact bytes, key and hashes) is recorded in Postgres as pending;
+ *  2. the bytes are uploaded under COMPLIANCE retention with Content-MD5 and SHA-256;
+ *  3. the version id is recorded and the staged rows are cleared, in one transaction.
+ * A pending batch is always finished before a new one is formed, from its recorded bytes;
+ * if the key already holds those bytes (the upload landed but step 3 did not), that version
+ * is adopted instead of writing a second one. So: no gap, no duplicate link.
+ */
+import { randomUUID, createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { MemoryError } from '../errors.js';
+import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
+import { auditBatchKey, encodeAuditBatch, genesisSha256 } from './batch.js';
+import { assertObjectLockEnabled, type AuditBucket } from './audit-bucket.js';
+
+export const auditBatchEventsMaxLimit = 10_000;
+export const auditBatchEventsDefault = 2_000;
+export const auditBatchAgeMsDefault = 5_000;
+export const shipLeaseMs = 60_000;
+const dayMs = 86_400_000;
+
+export interface ShipOptions {
+  readonly retentionDays: number;
+  /** A batch closes at this many events ... */
+  readonly batchEventsMax?: number;
+  /** ... or when its oldest event has waited this long. */
+  readonly batchAgeMsMax?: number;
+  /** Ship everything staged now, however few or young (the `audit ship` command). */
+  readonly force?: boolean;
+  readonly tenant?: string;
+  readonly clock?: () => number;
+  /** Test seams: called after a batch's upload is confirmed by S3 / before it is recorded so. */
+  readonly onUploaded?: (batch: AuditBatchRecord) => Promise<void> | void;
+  readonly onConfirmed?: (batch: AuditBatchRecord) => Promise<void> | void;
+}
+
+export interface ShipResult {
+  readonly batches: number;
+  readonly events: number;
+  /** Tenants another shipper held the lease of. */
+  readonly busyTenants: readonly string[];
+}
+
+const shipperId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+
+/** One pass over every tenant with staged events (or the one named). */
+export async function shipAudit(control: ControlPlane, bucket: AuditBucket, options: ShipOptions): Promise<ShipResult> {
+  const batchEventsMax = options.batchEventsMax ?? auditBatchEventsDefault;
+  if (!Number.isInteger(batchEventsMax) || batchEventsMax < 1 || batchEventsMax > auditBatchEventsMaxLimit) {
+    throw new MemoryError('limit_exceeded', `batchEventsMax must be 1..${auditBatchEventsMaxLimit}`);
+  }
+  if (!Number.isInteger(options.retentionDays) || options.retentionDays < 1) {
+    throw new MemoryError('invalid_argument', 'audit retention must be at least one day');
+  }
+  await assertObjectLockEnabled(bucket);
+  const tenants = new Set((await control.auditBacklog()).map((b) => b.tenant));
+  // Tenants with a pending batch and nothing staged still need it finished.
+  for (const tenant of await control.pendingAuditTenants()) tenants.add(tenant);
+  let batches = 0;
+  let events = 0;
+  const busyTenants: string[] = [];
+  for (const tenant of [...tenants].sort()) {
+    if (options.tenant !== undefined && tenant !== options.tenant) continue;
+    if (!(await control.claimAuditShipping(tenant, shipperId, shipLeaseMs))) {
+      busyTenants.push(tenant);
+      continue;
+    }
+    try {
+      const shipped = await shipTenant(control, bucket, tenant, { ...options, batchEventsMax });
+      batches += shipped.batches;
+      events += shipped.events;
+    } finally {
+      await control.releaseAuditShipping(tenant, shipperId).catch(() => undefined);
+    }
+  }
+  return { batches, events, busyTenants };
+}
+
+async function shipTenant(
+  control: ControlPlane,
+  bucket: AuditBucket,
+  tenant: string,
+  options: ShipOptions & { batchEventsMax: number },
+): Promise<{ batches: number; events: number }> {
+  const clock = options.clock ?? Date.now;
+  const ageMsMax = options.batchAgeMsMax ?? auditBatchAgeMsDefault;
+  let batches = 0;
+  let events = 0;
+  for (;;) {
+    let batch = await control.pendingAuditBatch(tenant);
+    if (!batch) {
+      const last = await control.lastConfirmedAuditBatch(tenant);
+      const afterSeq = last?.lastSeq ?? 0;
+      const staged = await control.stagedAudit(tenant, { afterSeq, limit: options.batchEventsMax });
+      if (staged.length === 0) break;
+      const full = staged.length >= options.batchEventsMax;
+      const old = clock() - staged[0]!.stagedAtMs >= ageMsMax;
+      if (!full && !old && !options.force) break;
+      if (staged[0]!.seq !== afterSeq + 1) {
+        throw new MemoryError('internal', `audit staging for ${tenant} starts at ${staged[0]!.seq}, expected ${afterSeq + 1}`);
+      }
+      const batchSeq = (last?.batchSeq ?? 0) + 1;
+      const encoded = encodeAuditBatch(
+        { tenant, batchSeq, prevSha256: last?.sha256 ?? genesisSha256 },
+        staged.map((s) => ({ seq: s.seq, source: s.source, sourceSeq: s.sourceSeq, event: s.event })),
+      );
+      batch = {
+        tenant,
+        batchSeq,
+        firstSeq: encoded.batch.firstSeq,
+        lastSeq: encoded.batch.lastSeq,
+        count: encoded.batch.count,
+        sha256: encoded.sha256,
+        prevSha256: encoded.batch.prevSha256,
+        key: auditBatchKey(tenant, batchSeq),
+        versionId: null,
+        body: encoded.body,
+      };
+      await control.recordPendingAuditBatch(batch as AuditBatchRecord & { body: Buffer });
+    }
+    const versionId = await uploadBatch(bucket, batch, options.retentionDays, clock);
+    await options.onUploaded?.(batch);
+    await control.confirmAuditBatch(tenant, batch.batchSeq, versionId);
+    await options.onConfirmed?.({ ...batch, versionId, body: null });
+    batches++;
+    events += batch.count;
+  }
+  return { batches, events };
+}
+
+/** Uploads a pending batch, or adopts the version already holding its exact bytes. */
+async function uploadBatch(bucket: AuditBucket, batch: AuditBatchRecord, retentionDays: number, clock: () => number): Promise<string> {
+  const body = batch.body;
+  if (!body) throw new MemoryError('internal', `pending audit batch ${batch.key} has no body`);
+  const existing = await headVersion(bucket, batch.key);
+  if (existing) {
+    if (existing.sha256 === batch.sha256) return existing.versionId;
+    throw new MemoryError(
+      'conflict',
+      `audit key ${batch.key} already holds other bytes (sha256 ${existing.sha256 ?? 'unknown'}, expected ${batch.sha256})`,
+      'run `ioboxx-memory audit verify` and investigate: something else writes to the audit prefix',
+    );
+  }
+  const result = await bucket.client.send(
+    new PutObjectCommand({
+      Bucket: bucket.bucket,
+      Key: batch.key,
+      Body: body,
+      ContentType: 'application/json',
+      ContentMD5: createHash('md5').update(body).digest('base64'),
+      ChecksumSHA256: Buffer.from(batch.sha256, 'hex').toString('base64'),
+      ObjectLockMode: 'COMPLIANCE',
+      ObjectLockRetainUntilDate: new Date(clock() + retentionDays * dayMs),
+      Metadata: {
+        sha256: batch.sha256,
+        'prev-sha256': batch.prevSha256,
+        'batch-seq': String(batch.batchSeq),
+        'first-seq': String(batch.firstSeq),
+        'last-seq': String(batch.lastSeq),
+        count: String(batch.count),
+      },
+    }),
+  );
+  if (!result.VersionId) {
+    throw new MemoryError('internal', `S3 returned no version id for ${batch.key}: is the bucket versioned with Object Lock?`);
+  }
+  return result.VersionId;
+}
+
+async function headVersion(bucket: AuditBucket, key: string): Promise<{ versionId: string; sha256: string | undefined } | undefined> {
+  try {
+    const head = await bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }));
+    if (!head.VersionId) throw new MemoryError('internal', `S3 returned no version id for ${key}`);
+    return { versionId: head.VersionId, sha256: head.Metadata?.sha256 };
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404) return undefined;
+    throw error;
+  }
+}
+
+export interface AuditShipperLoop {
+  stop(): Promise<void>;
+}
+
+/** Ships every `intervalMs` until stopped; a failed pass is reported and retried on the next. */
+export function startAuditShipper(
+  control: ControlPlane,
+  bucket: AuditBucket,
+  options: ShipOptions & { intervalMs: number; onError?: (error: unknown) => void; onPass?: (result: ShipResult) => void },
+): AuditShipperLoop {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const pass = async () => {
+    try {
+      options.onPass?.(await shipAudit(control, bucket, options));
+    } catch (error) {
+      options.onError?.(error);
+    }
+    if (!stopped) timer = setTimeout(() => (running = pass()), options.intervalMs);
+  };
+  running = pass();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * `audit verify`: walks every object version under the audit prefix and proves, per tenant,
+ * that the chain is whole: batches 1..n each present once, each under COMPLIANCE retention,
+ * each's bytes hashing to what the next batch (and the control plane, when reachable)
+ * recorded, sequences contiguous across batches and counts equal to their events. Every
+ * problem is named (tenant, key, version); none is fatal to the walk.
+ */
+import {
+  GetObjectCommand,
+  GetObjectRetentionCommand,
+  ListObjectVersionsCommand,
+  type ObjectVersion,
+  type DeleteMarkerEntry,
+} from '@aws-sdk/client-s3';
+import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
+import { auditBatchBytesMax, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
+import type { AuditBucket } from './audit-bucket.js';
+
+/** A bucket listing longer than this is refused rather than held in memory. */
+export const verifyVersionsMax = 5_000_000;
+const fetchConcurrency = 8;
+
+export type AuditProblemKind =
+  | 'missing_batch' // a batch number absent from the bucket (or recorded in Postgres but absent)
+  | 'gap' // sequences between two batches not contiguous
+  | 'chain_break' // prevSha256 not the previous batch's hash
+  | 'altered' // bytes not hashing to the recorded / stated SHA-256
+  | 'extra_version' // a key holding more than its one shipped version
+  | 'delete_marker' // a delete marker hiding a batch
+  | 'bad_batch' // a batch inconsistent in itself (count, sequences, format)
+  | 'not_locked' // a batch version without COMPLIANCE retention
+  | 'unexpected_object'; // an object under the audit prefix that is no batch
+
+export interface AuditProblem {
+  readonly kind: AuditProblemKind;
+  readonly tenant: string;
+  readonly key?: string;
+  readonly versionId?: string;
+  readonly batchSeq?: number;
+  readonly detail: string;
+}
+
+export interface AuditTenantSummary {
+  readonly tenant: string;
+  readonly batches: number;
+  readonly events: number;
+  readonly lastSeq: number;
+  readonly headSha256: string;
+}
+
+export interface AuditReport {
+  readonly ok: boolean;
+  readonly tenants: readonly AuditTenantSummary[];
+  readonly problems: readonly AuditProblem[];
+}
+
+/** One batch as fetched: the version chosen as the shipped one. */
+export interface FetchedBatch {
+  readonly key: string;
+  readonly batchSeq: number;
+  readonly versionId: string;
+  readonly body: Buffer;
+  readonly metadataSha256?: string;
+  readonly lockMode?: string;
+}
+
+/** Pure: the chain checks over one tenant's fetched batches (sorted by batchSeq). */
+export function checkAuditChain(
+  tenant: string,
+  fetched: readonly FetchedBatch[],
+  recorded?: readonly AuditBatchRecord[],
+): { summary: AuditTenantSummary; problems: AuditProblem[] } {
+  const problems: AuditProblem[] = [];
+  const recordedBySeq = new Map((recorded ?? []).filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+  let expectedBatchSeq = 1;
+  let prevSha = genesisSha256;
+  let prevLastSeq = 0;
+  let events = 0;
+  for (const f of fetched) {
+    const at = { tenant, key: f.key, versionId: f.versionId, batchSeq: f.batchSeq };
+    if (f.batchSeq > expectedBatchSeq) {
+      problems.push({
+        kind: 'missing_batch',
+        tenant,
+        batchSeq: expectedBatchSeq,
+        detail: `batches ${expectedBatchSeq}..${f.batchSeq - 1} are missing before ${f.key}`,
+      });
+    }
+    const sha = sha256Hex(f.body);
+    const rec = recordedBySeq.get(f.batchSeq);
+    if (f.metadataSha256 !== undefined && f.metadataSha256 !== sha) {
+      problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, object metadata says ${f.metadataSha256}` });
+    }
+    if (rec && rec.sha256 !== sha) problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, the control plane recorded ${rec.sha256}` });
+    if (rec && rec.versionId !== f.versionId) {
+      problems.push({ kind: 'altered', ...at, detail: `version ${f.versionId} is not the shipped version ${rec.versionId}` });
+    }
+    if (f.lockMode !== 'COMPLIANCE') problems.push({ kind: 'not_locked', ...at, detail: `retention mode ${f.lockMode ?? 'none'}, expected COMPLIANCE` });
+    const decoded = decodeAuditBatch(f.body);
+    for (const p of decoded.problems) problems.push({ kind: 'bad_batch', ...at, detail: p });
+    const b = decoded.batch;
+    if (b) {
+      if (b.tenant !== tenant || b.batchSeq !== f.batchSeq) {
+        problems.push({ kind: 'bad_batch', ...at, detail: `batch says tenant ${b.tenant} #${b.batchSeq}, its key says ${tenant} #${f.batchSeq}` });
+      }
+      // Links are checked only across adjacent batch numbers; a missing batch is named above.
+      if (f.batchSeq === expectedBatchSeq) {
+        if (b.prevSha256 !== prevSha) {
+          problems.push({ kind: 'chain_break', ...at, detail: `prevSha256 ${b.prevSha256}, previous batch hashes to ${prevSha}` });
+        }
+        if (b.firstSeq !== prevLastSeq + 1) {
+          problems.push({ kind: 'gap', ...at, detail: `starts at seq ${b.firstSeq}, previous batch ended at ${prevLastSeq}` });
+        }
+      }
+      events += b.events.length;
+      prevLastSeq = b.lastSeq;
+    }
+    prevSha = sha;
+    expectedBatchSeq = f.batchSeq + 1;
+  }
+  const fetchedSeqs = new Set(fetched.map((f) => f.batchSeq));
+  for (const rec of recordedBySeq.values()) {
+    if (!fetchedSeqs.has(rec.batchSeq)) {
+      problems.push({ kind: 'missing_batch', tenant, key: rec.key, versionId: rec.versionId ?? undefined, batchSeq: rec.batchSeq, detail: `shipped batch ${rec.key} is not in the bucket` });
+    }
+  }
+  return {
+    summary: { tenant, batches: fetched.length, events, lastSeq: prevLastSeq, headSha256: prevSha },
+    problems,
+  };
+}
+
+interface KeyVersions {
+  readonly key: string;
+  /** Newest first, as S3 lists them. */
+  readonly versions: ObjectVersion[];
+  readonly deleteMarkers: DeleteMarkerEntry[];
+}
+
+async function listVersions(bucket: AuditBucket, prefix: string): Promise<Map<string, KeyVersions>> {
+  const byKey = new Map<string, KeyVersions>();
+  const entry = (key: string) => {
+    let e = byKey.get(key);
+    if (!e) byKey.set(key, (e = { key, versions: [], deleteMarkers: [] }));
+    return e;
+  };
+  let keyMarker: string | undefined;
+  let versionIdMarker: string | undefined;
+  let seen = 0;
+  for (;;) {
+    const page = await bucket.client.send(
+      new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000 }),
+    );
+    for (const v of page.Versions ?? []) if (v.Key) entry(v.Key).versions.push(v);
+    for (const d of page.DeleteMarkers ?? []) if (d.Key) entry(d.Key).deleteMarkers.push(d);
+    seen += (page.Versions?.length ?? 0) + (page.DeleteMarkers?.length ?? 0);
+    if (seen > verifyVersionsMax) throw new Error(`more than ${verifyVersionsMax} versions under ${prefix}: verify one tenant at a time`);
+    if (!page.IsTruncated) break;
+    keyMarker = page.NextKeyMarker;
+    versionIdMarker = page.NextVersionIdMarker;
+  }
+  return byKey;
+}
+
+async function fetchBatch(bucket: AuditBucket, key: string, batchSeq: number, versionId: string): Promise<FetchedBatch> {
+  const object = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key, VersionId: versionId }));
+  if ((object.ContentLength ?? 0) > auditBatchBytesMax) throw new Error(`${key} is larger than ${auditBatchBytesMax} bytes`);
+  const body = Buffer.from(await object.Body!.transformToByteArray());
+  let lockMode: string | undefined;
+  try {
+    const retention = await bucket.client.send(new GetObjectRetentionCommand({ Bucket: bucket.bucket, Key: key, VersionId: versionId }));
+    lockMode = retention.Retention?.Mode;
+  } catch (error) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw error;
+  }
+  return { key, batchSeq, versionId, body, metadataSha256: object.Metadata?.sha256, ...(lockMode ? { lockMode } : {}) };
+}
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export interface VerifyOptions {
+  readonly tenant?: string;
+  /** When given, its records of shipped batches are checked against the bucket too. */
+  readonly control?: ControlPlane;
+}
+
+export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = {}): Promise<AuditReport> {
+  const byKey = await listVersions(bucket, auditTenantPrefix(options.tenant));
+  const recorded = options.control ? await options.control.auditBatches(options.tenant) : [];
+  const problems: AuditProblem[] = [];
+  const perTenant = new Map<string, Array<{ key: string; batchSeq: number; versionId: string }>>();
+  const recordedByKey = new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.key, r]));
+  for (const k of byKey.values()) {
+    const parsed = parseAuditBatchKey(k.key);
+    const tenant = parsed?.tenant ?? k.key.split('/')[1] ?? '';
+    if (!parsed) {
+      problems.push({ kind: 'unexpected_object', tenant, key: k.key, detail: 'not an audit batch key' });
+      continue;
+    }
+    for (const d of k.deleteMarkers) {
+      problems.push({ kind: 'delete_marker', tenant, key: k.key, versionId: d.VersionId, batchSeq: parsed.batchSeq, detail: 'a delete marker hides this batch' });
+    }
+    if (k.versions.length === 0) continue;
+    // The shipped version: the one the control plane recorded, else the oldest.
+    const shippedId = recordedByKey.get(k.key)?.versionId ?? k.versions[k.versions.length - 1]!.VersionId!;
+    for (const v of k.versions) {
+      if (v.VersionId !== shippedId) {
+        problems.push({ kind: 'extra_version', tenant, key: k.key, versionId: v.VersionId, batchSeq: parsed.batchSeq, detail: `a version besides the shipped ${shippedId}` });
+      }
+    }
+    const chosen = k.versions.some((v) => v.VersionId === shippedId) ? shippedId : k.versions[k.versions.length - 1]!.VersionId!;
+    const list = perTenant.get(tenant) ?? [];
+    list.push({ key: k.key, batchSeq: parsed.batchSeq, versionId: chosen });
+    perTenant.set(tenant, list);
+  }
+  for (const r of recorded) if (r.versionId !== null && !perTenant.has(r.tenant)) perTenant.set(r.tenant, []);
+  const tenants: AuditTenantSummary[] = [];
+  for (const [tenant, list] of [...perTenant.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    list.sort((a, b) => a.batchSeq - b.batchSeq);
+    const fetched = await mapLimited(list, fetchConcurrency, (x) => fetchBatch(bucket, x.key, x.batchSeq, x.versionId));
+    const checked = checkAuditChain(tenant, fetched, recorded.filter((r) => r.tenant === tenant));
+    tenants.push(checked.summary);
+    problems.push(...checked.problems);
+  }
+  return { ok: problems.length === 0, tenants, problems };
+}

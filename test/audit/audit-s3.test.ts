@@ -1,0 +1,175 @@
+/**
+ * The audit shipper and verifier against a real Ceph RADOS Gateway with Object Lock, and the
+ * control plane on real Postgres (both started by scripts/services/up.sh).
+ */
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  PutObjectCommand,
+  PutObjectRetentionCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
+import { shipAudit } from '../../storage/audit/shipper.js';
+import { verifyAudit } from '../../storage/audit/verifier.js';
+import { auditBatchKey } from '../../storage/audit/batch.js';
+import { freePort, freshPostgresDatabase, runServiceScript, s3Service } from '../support/services.js';
+
+const retentionDays = 1;
+let control: ControlPlane;
+let dropDatabase: () => Promise<void>;
+let bucket: AuditBucket;
+
+function s3Config(endpoint?: string) {
+  const s3 = s3Service();
+  return { endpoint: endpoint ?? s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
+}
+
+async function createBucket(client: S3Client, objectLock: boolean): Promise<string> {
+  const name = `ioboxx-audit-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
+  await client.send(new CreateBucketCommand({ Bucket: name, ...(objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
+  return name;
+}
+
+async function stage(tenant: string, from: number, to: number): Promise<void> {
+  const events = [];
+  for (let seq = from; seq <= to; seq++) {
+    events.push({ source: 'access_log', sourceSeq: seq, event: { seq, action: 'tools/call', target: `t${seq}`, outcome: 'ok' } });
+  }
+  await control.stageAudit(tenant, events);
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+beforeAll(async () => {
+  const db = await freshPostgresDatabase('audit');
+  dropDatabase = db.drop;
+  control = await openControlPlane({ databaseUrl: db.url });
+  const base = openAuditBucket({ ...s3Config(), bucket: 'unused' });
+  bucket = openAuditBucket({ ...s3Config(), bucket: await createBucket(base.client, true) });
+});
+
+afterAll(async () => {
+  await control?.close();
+  await dropDatabase?.();
+});
+
+describe('audit shipping to S3 Object Lock', () => {
+  test('staged events reach S3 in hash-chained COMPLIANCE batches, are cleared once confirmed, and verify', async () => {
+    await stage('acme', 1, 25);
+    // Neither full nor old: nothing ships yet.
+    expect((await shipAudit(control, bucket, { tenant: 'acme', retentionDays, batchEventsMax: 10, batchAgeMsMax: 60_000 })).batches).toBe(2);
+    expect((await control.stagedAudit('acme', { limit: 100 })).map((s) => s.seq)).toEqual([21, 22, 23, 24, 25]);
+    const forced = await shipAudit(control, bucket, { tenant: 'acme', retentionDays, batchEventsMax: 10, force: true });
+    expect(forced).toMatchObject({ batches: 1, events: 5 });
+    expect(await control.stagedAudit('acme', { limit: 100 })).toEqual([]);
+
+    const batches = await control.auditBatches('acme');
+    expect(batches.map((b) => [b.batchSeq, b.firstSeq, b.lastSeq, b.count])).toEqual([
+      [1, 1, 10, 10],
+      [2, 11, 20, 10],
+      [3, 21, 25, 5],
+    ]);
+    expect(batches[1]!.prevSha256).toBe(batches[0]!.sha256);
+    expect(batches.every((b) => b.versionId !== null && b.key === auditBatchKey('acme', b.batchSeq))).toBe(true);
+
+    const report = await verifyAudit(bucket, { tenant: 'acme', control });
+    expect(report.problems).toEqual([]);
+    expect(report.tenants).toEqual([{ tenant: 'acme', batches: 3, events: 25, lastSeq: 25, headSha256: batches[2]!.sha256 }]);
+  });
+
+  test('a restart between upload and confirmation adopts the uploaded version: no second version, no gap', async () => {
+    await stage('restart', 1, 8);
+    let crashes = 1;
+    const crash = () => {
+      if (crashes-- > 0) throw new Error('process died after the upload');
+    };
+    await expect(shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true, onUploaded: crash })).rejects.toThrow('process died');
+    expect((await control.stagedAudit('restart', { limit: 10 })).length).toBe(8); // nothing cleared before confirmation
+    const resumed = await shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true });
+    expect(resumed).toMatchObject({ batches: 2, events: 8 });
+    const report = await verifyAudit(bucket, { tenant: 'restart', control });
+    expect(report.problems).toEqual([]);
+    expect(report.tenants[0]).toMatchObject({ batches: 2, events: 8, lastSeq: 8 });
+  });
+
+  test('a new version written under a shipped key is reported by verify', async () => {
+    await stage('tampered', 1, 3);
+    await shipAudit(control, bucket, { tenant: 'tampered', retentionDays, force: true });
+    const key = auditBatchKey('tampered', 1);
+    const forged = Buffer.from('{"forged":true}');
+    await bucket.client.send(
+      new PutObjectCommand({
+        Bucket: bucket.bucket,
+        Key: key,
+        Body: forged,
+        ContentMD5: createHash('md5').update(forged).digest('base64'),
+      }),
+    );
+    const report = await verifyAudit(bucket, { tenant: 'tampered', control });
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([expect.objectContaining({ kind: 'extra_version', tenant: 'tampered', key, batchSeq: 1 })]);
+    // The shipped version itself still proves out: the chain of what was shipped is whole.
+    expect(report.tenants[0]).toMatchObject({ batches: 1, events: 3 });
+  });
+
+  test('S3 refuses to delete a shipped version, shorten its retention or bypass governance (403)', async () => {
+    await stage('locked', 1, 2);
+    await shipAudit(control, bucket, { tenant: 'locked', retentionDays, force: true });
+    const [shipped] = await control.auditBatches('locked');
+    const target = { Bucket: bucket.bucket, Key: shipped!.key, VersionId: shipped!.versionId! };
+    const deleting = bucket.client.send(new DeleteObjectCommand(target));
+    await expect(deleting.catch(statusOf)).resolves.toBe(403);
+    const bypassing = bucket.client.send(new DeleteObjectCommand({ ...target, BypassGovernanceRetention: true }));
+    await expect(bypassing.catch(statusOf)).resolves.toBe(403);
+    const shortening = bucket.client.send(
+      new PutObjectRetentionCommand({ ...target, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: new Date(Date.now() + 60_000) } }),
+    );
+    await expect(shortening.catch(statusOf)).resolves.toBe(403);
+    const downgrading = bucket.client.send(
+      new PutObjectRetentionCommand({ ...target, BypassGovernanceRetention: true, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(Date.now() + 60_000) } }),
+    );
+    await expect(downgrading.catch(statusOf)).resolves.toBe(403);
+    expect((await verifyAudit(bucket, { tenant: 'locked', control })).problems).toEqual([]);
+  });
+
+  test('shipping to a bucket without Object Lock is refused and the events stay staged', async () => {
+    const plain = openAuditBucket({ ...s3Config(), bucket: await createBucket(bucket.client, false) });
+    await stage('nolock', 1, 3);
+    await expect(shipAudit(control, plain, { retentionDays, force: true, tenant: 'nolock' })).rejects.toThrow(/does not have Object Lock/);
+    expect((await control.stagedAudit('nolock', { limit: 10 })).length).toBe(3);
+    expect(await control.auditBatches('nolock')).toEqual([]);
+  });
+
+  test('the gateway stopped mid-batch and started again: nothing lost, shipping resumes, the chain stays whole', async () => {
+    const s3 = s3Service();
+    const port = await freePort();
+    const name = `fault${process.pid}`;
+    const env = { IOBOXX_SERVICES_DIR: s3.servicesDir };
+    await runServiceScript('ceph.sh', ['gateway-up', name, String(port)], env);
+    try {
+      const own = openAuditBucket({ ...s3Config(`http://127.0.0.1:${port}`), bucket: bucket.bucket });
+      await stage('outage', 1, 30);
+      let confirmed = 0;
+      const stopAfterFirst = async () => {
+        if (++confirmed === 1) await runServiceScript('ceph.sh', ['gateway-down', name], env);
+      };
+      await expect(shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true, onConfirmed: stopAfterFirst })).rejects.toThrow();
+      expect(confirmed).toBe(1);
+      expect((await control.stagedAudit('outage', { limit: 100 })).map((s) => s.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 11));
+
+      await runServiceScript('ceph.sh', ['gateway-up', name, String(port)], env);
+      expect(await shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true })).toMatchObject({ batches: 2, events: 20 });
+      const report = await verifyAudit(own, { tenant: 'outage', control });
+      expect(report.problems).toEqual([]);
+      expect(report.tenants[0]).toMatchObject({ batches: 3, events: 30, lastSeq: 30 });
+    } finally {
+      await runServiceScript('ceph.sh', ['gateway-down', name], env);
+    }
+  });
+});
