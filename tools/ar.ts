@@ -1,0 +1,132 @@
+/**
+ * AR observation surfaces: the latest observed state per surface (pose, anchors, payload,
+ * observed-at) plus a bounded history of observations in arrival order. An observation
+ * older than the latest (by observed_at_ms) joins the history without replacing the latest.
+ * Past arHistoryPerSurfaceMax the oldest observation is evicted in the same transaction.
+ */
+import { z } from 'zod';
+import { MemoryError } from '../storage/errors.js';
+import { defineReducer, type TableReader } from '../storage/reducer.js';
+import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
+import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
+import { readTool, writeTool } from './define-tool.js';
+import { rowId } from './identifiers.js';
+import { collectPage, pageCursor, pageLimit } from './result-page.js';
+import type { ToolDef } from './tool.js';
+
+export const arHistoryPerSurfaceMax = 100;
+export const arSurfacesMax = 100_000;
+export const anchorsMax = 64;
+export const arPayloadCharsMax = 16 * 1024;
+
+export const arSurfacesTable: TableSchema = {
+  name: 'ar_surfaces',
+  columns: [
+    { name: 'surface', type: 'string' },
+    { name: 'pose', type: 'json' },
+    { name: 'anchors', type: 'json' },
+    { name: 'payload', type: 'json' },
+    { name: 'observed_at_ms', type: 'int' },
+    { name: 'last_seq', type: 'int' },
+    { name: 'updated_by', type: 'string' },
+  ],
+  primaryKey: ['surface'],
+  rowsMax: arSurfacesMax,
+};
+
+export const arObservationsTable: TableSchema = {
+  name: 'ar_observations',
+  columns: [
+    { name: 'surface', type: 'string' },
+    { name: 'seq', type: 'int' },
+    { name: 'pose', type: 'json' },
+    { name: 'anchors', type: 'json' },
+    { name: 'payload', type: 'json' },
+    { name: 'observed_at_ms', type: 'int' },
+    { name: 'recorded_at_ms', type: 'int' },
+    { name: 'recorded_by', type: 'string' },
+  ],
+  primaryKey: ['surface', 'seq'],
+};
+
+const finite = z.number().finite();
+const pose = z.object({ position: z.tuple([finite, finite, finite]), orientation: z.tuple([finite, finite, finite, finite]) });
+const anchor = z.object({ id: rowId, pose: pose.optional(), label: z.string().max(256).optional() });
+const payload = z.record(z.string(), z.unknown());
+
+const observeArgs = z.object({
+  surface: rowId,
+  pose,
+  anchors: z.array(anchor).max(anchorsMax).optional(),
+  payload: payload.optional(),
+  observed_at_ms: z.int().min(0).optional(),
+});
+const observeResult = z.object({ surface: z.string(), seq: z.int(), latest: z.boolean() });
+
+export const arObserve = defineReducer({
+  name: 'ar_observe',
+  args: observeArgs,
+  run(ctx, a): z.infer<typeof observeResult> {
+    const text = JSON.stringify(a.payload ?? {});
+    if (text.length > arPayloadCharsMax) throw new MemoryError('limit_exceeded', `payload exceeds ${arPayloadCharsMax} characters of JSON`);
+    const surfaces = ctx.table('ar_surfaces');
+    const current = surfaces.get([a.surface]);
+    const seq = current ? (current['last_seq'] as number) + 1 : 1;
+    const observedAtMs = a.observed_at_ms ?? ctx.timestampMs;
+    const state = { pose: a.pose, anchors: a.anchors ?? [], payload: a.payload ?? {}, observed_at_ms: observedAtMs };
+    const latest = !current || observedAtMs >= (current['observed_at_ms'] as number);
+    surfaces.upsert(latest
+      ? { surface: a.surface, ...state, last_seq: seq, updated_by: ctx.caller.subject }
+      : { ...current, last_seq: seq });
+    const history = ctx.table('ar_observations');
+    history.insert({ surface: a.surface, seq, ...state, recorded_at_ms: ctx.timestampMs, recorded_by: ctx.caller.subject });
+    // Keep the newest arHistoryPerSurfaceMax by arrival: evict exactly the one that fell out.
+    if (seq > arHistoryPerSurfaceMax) history.delete([a.surface, seq - arHistoryPerSurfaceMax]);
+    return { surface: a.surface, seq, latest };
+  },
+});
+
+function stateOf(row: Row): { pose: JsonValue; anchors: JsonValue; payload: JsonValue; observed_at_ms: number } {
+  return { pose: row['pose'] as JsonValue, anchors: row['anchors'] as JsonValue, payload: row['payload'] as JsonValue, observed_at_ms: row['observed_at_ms'] as number };
+}
+
+export function arSurfaceView(view: { table(name: string): TableReader }, surface: string): ArSurfaceView | undefined {
+  const row = view.table('ar_surfaces').get([surface]);
+  return row ? { surface, ...stateOf(row), observations: row['last_seq'] as number } as ArSurfaceView : undefined;
+}
+
+const stateOutput = z.object({ pose, anchors: z.array(anchor), payload, observed_at_ms: z.int() });
+const surfaceOutput = stateOutput.extend({ surface: z.string(), observations: z.int() });
+export type ArSurfaceView = z.infer<typeof surfaceOutput>;
+
+export const arTools: ToolDef[] = [
+  writeTool({
+    reducer: arObserve, args: observeArgs, result: observeResult, title: 'Record AR observation',
+    description: `Record an observation of a surface (pose: position xyz + orientation quaternion xyzw). Becomes the latest state unless older; history keeps ${arHistoryPerSurfaceMax}.`,
+  }),
+  readTool({
+    name: 'ar_surface_get', title: 'Get AR surface', description: 'Latest observed state of a surface.',
+    input: z.object({ surface: rowId }), output: surfaceOutput,
+    run: ({ memory }, a) => memory.store.read((view) => {
+      const found = arSurfaceView(view, a.surface);
+      if (!found) throw new MemoryError('not_found', `surface ${a.surface} was never observed`);
+      return found;
+    }),
+  }),
+  readTool({
+    name: 'ar_history_list', title: 'AR surface history', description: 'Recent observations of a surface, newest first. Paged.',
+    input: z.object({ surface: rowId, cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ observations: z.array(stateOutput.extend({ seq: z.int() })), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const scope = cursorScope(caller.tenant, 'ar_history_list', a.surface);
+      const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, z.int());
+      const rows = view.table('ar_observations').scan({ range: { from: [a.surface], to: [a.surface, before] }, reverse: true });
+      const page = collectPage((function* () { for (const r of rows) yield { seq: r['seq'] as number, ...stateOf(r) }; })(), a.limit);
+      const observations = page.items as unknown as (z.infer<typeof stateOutput> & { seq: number })[];
+      return { observations, ...nextCursorField(scope, page, (o) => o.seq) };
+    }),
+  }),
+];
+
+export const arReducers = [arObserve];
+export const arTables = [arSurfacesTable, arObservationsTable];

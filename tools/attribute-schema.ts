@@ -1,0 +1,72 @@
+/**
+ * JSON Schema for an object type's attributes, checked with Ajv. A schema is checked against
+ * the meta-schema (and compiled, in strict mode) when the type is defined; compiled
+ * validators are cached by (type, version, schema text) so the same schema text always
+ * yields the same verdict: validation is a pure function and safe inside a reducer.
+ * No remote $ref is ever loaded (no loadSchema), so a schema cannot reach the network.
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import formatsModule from 'ajv-formats';
+import { MemoryError } from '../storage/errors.js';
+
+export const typeSchemaCharsMax = 32 * 1024;
+export const validatorsCachedMax = 1024;
+const schemaErrorsQuotedMax = 3;
+
+type FormatsPlugin = (ajv: Ajv) => Ajv;
+// ajv-formats is CommonJS with a `default` property; under NodeNext the import is its module object.
+const addFormats: FormatsPlugin =
+  ((formatsModule as unknown as { default?: FormatsPlugin }).default ?? (formatsModule as unknown as FormatsPlugin));
+
+const validators = new Map<string, ValidateFunction>();
+
+/** Compile a schema (checking it first); invalid_argument with Ajv's reason if it is not a usable JSON Schema. */
+export function compileAttributeSchema(schema: unknown): ValidateFunction {
+  const text = JSON.stringify(schema);
+  if (text === undefined || text.length > typeSchemaCharsMax) {
+    throw new MemoryError('limit_exceeded', `schema exceeds ${typeSchemaCharsMax} characters of JSON`);
+  }
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+    throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
+  }
+  // A fresh Ajv per compile: its internal schema registry never grows across tenants, and
+  // an `$id` in one tenant's schema cannot collide with another's.
+  const ajv = new Ajv({ strict: true, allErrors: false, addUsedSchema: false, validateFormats: true });
+  addFormats(ajv);
+  if (!ajv.validateSchema(schema)) {
+    throw new MemoryError('invalid_argument', `schema is not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`);
+  }
+  try {
+    return ajv.compile(schema);
+  } catch (error) {
+    throw new MemoryError('invalid_argument', `schema does not compile: ${(error as Error).message}`);
+  }
+}
+
+/** Throws invalid_argument naming the first violations when attributes do not satisfy the type. */
+export function checkAttributes(type: string, version: number, schema: unknown, attributes: unknown, objectId?: string): void {
+  const validate = cachedValidator(type, version, schema);
+  if (validate(attributes)) return;
+  const reasons = (validate.errors ?? []).slice(0, schemaErrorsQuotedMax)
+    .map((e) => `attributes${e.instancePath} ${e.message ?? 'is invalid'}`);
+  const subject = objectId === undefined ? '' : `object ${objectId}: `;
+  throw new MemoryError(
+    'invalid_argument',
+    `${subject}attributes do not satisfy type ${type} (version ${version}): ${reasons.join('; ')}`,
+    'read the schema with type_get',
+  );
+}
+
+function cachedValidator(type: string, version: number, schema: unknown): ValidateFunction {
+  const key = `${type}\u0000${version}\u0000${JSON.stringify(schema)}`;
+  let validate = validators.get(key);
+  if (validate) {
+    // Refresh its place: the Map's insertion order is the eviction order.
+    validators.delete(key);
+  } else {
+    validate = compileAttributeSchema(schema);
+    if (validators.size >= validatorsCachedMax) validators.delete(validators.keys().next().value!);
+  }
+  validators.set(key, validate);
+  return validate;
+}

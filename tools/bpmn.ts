@@ -1,0 +1,299 @@
+/**
+ * BPMN execution state: process instances, their tokens (where execution stands) and user
+ * tasks (work waiting for a person or agent). The caller drives the process; these reducers
+ * keep its state consistent: a token waiting at an open user task cannot move, a run
+ * completes only with no open task, and finishing a run writes its run-history row to the
+ * outbox in the same transaction.
+ */
+import { z } from 'zod';
+import { MemoryError } from '../storage/errors.js';
+import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
+import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
+import { readTool, writeTool } from './define-tool.js';
+import { rowId, typeName } from './identifiers.js';
+import { recordFinishedRun } from './run-outbox.js';
+import type { ToolDef } from './tool.js';
+
+export const definitionPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+export const tokensPerInstanceMax = 64;
+export const tasksPerInstanceMax = 100;
+export const variablesCharsMax = 16 * 1024;
+export const taskResultCharsMax = 2 * 1024;
+export const reasonCharsMax = 1024;
+export const taskNameCharsMax = 256;
+
+export const bpmnInstancesTable: TableSchema = {
+  name: 'bpmn_instances',
+  columns: [
+    { name: 'id', type: 'string' },
+    { name: 'definition', type: 'string' },
+    { name: 'state', type: 'string' }, // running | completed | failed
+    { name: 'variables', type: 'json' },
+    { name: 'started_at_ms', type: 'int' },
+    { name: 'started_by', type: 'string' },
+    { name: 'ended_at_ms', type: 'int', nullable: true },
+    { name: 'reason', type: 'string', nullable: true },
+  ],
+  primaryKey: ['id'],
+};
+
+export const bpmnTokensTable: TableSchema = {
+  name: 'bpmn_tokens',
+  columns: [
+    { name: 'instance', type: 'string' },
+    { name: 'token', type: 'string' },
+    { name: 'node', type: 'string' },
+    { name: 'moved_at_ms', type: 'int' },
+  ],
+  primaryKey: ['instance', 'token'],
+};
+
+export const bpmnTasksTable: TableSchema = {
+  name: 'bpmn_tasks',
+  columns: [
+    { name: 'instance', type: 'string' },
+    { name: 'task', type: 'string' },
+    { name: 'token', type: 'string' },
+    { name: 'node', type: 'string' },
+    { name: 'name', type: 'string' },
+    { name: 'assignee', type: 'string', nullable: true },
+    { name: 'state', type: 'string' }, // open | completed | cancelled
+    { name: 'result', type: 'json', nullable: true },
+    { name: 'created_at_ms', type: 'int' },
+    { name: 'completed_at_ms', type: 'int', nullable: true },
+    { name: 'completed_by', type: 'string', nullable: true },
+  ],
+  primaryKey: ['instance', 'task'],
+};
+
+const definition = z.string().regex(definitionPattern);
+const node = typeName;
+const variables = z.record(z.string(), z.unknown());
+
+function boundJson(what: string, value: unknown, charsMax: number): void {
+  const text = JSON.stringify(value);
+  if (text !== undefined && text.length > charsMax) throw new MemoryError('limit_exceeded', `${what} exceed ${charsMax} characters of JSON`);
+}
+
+function runningInstance(ctx: ReducerContext, id: string): Row {
+  const instance = ctx.table('bpmn_instances').get([id]);
+  if (!instance) throw new MemoryError('not_found', `process instance ${id} does not exist`);
+  if (instance['state'] !== 'running') throw new MemoryError('invalid_argument', `process instance ${id} is ${String(instance['state'])}, not running`);
+  return instance;
+}
+
+function openTasks(tasks: TableReader, instance: string): Row[] {
+  return [...tasks.scan({ prefix: [instance] })].filter((t) => t['state'] === 'open');
+}
+
+// ---- bpmn_start
+
+const startArgs = z.object({ definition, start_node: node, variables: variables.optional() });
+const startResult = z.object({ instance: z.string(), token: z.string() });
+
+export const bpmnStart = defineReducer({
+  name: 'bpmn_start',
+  args: startArgs,
+  run(ctx, a): z.infer<typeof startResult> {
+    boundJson('variables', a.variables ?? {}, variablesCharsMax);
+    const instances = ctx.table('bpmn_instances');
+    let id = ctx.newId('bpm');
+    // Run ids share the outbox with sessions; the prefix keeps them apart, the loop keeps them unique.
+    while (instances.get([id]) || ctx.table('run_outbox').get([id])) id = ctx.newId('bpm');
+    instances.insert({
+      id, definition: a.definition, state: 'running', variables: a.variables ?? {},
+      started_at_ms: ctx.timestampMs, started_by: ctx.caller.subject, ended_at_ms: null, reason: null,
+    });
+    const token = 'tok_1';
+    ctx.table('bpmn_tokens').insert({ instance: id, token, node: a.start_node, moved_at_ms: ctx.timestampMs });
+    return { instance: id, token };
+  },
+});
+
+// ---- bpmn_move_token
+
+const moveArgs = z.object({
+  instance: rowId,
+  token: rowId.optional(),
+  to: node,
+  fork: z.boolean().optional(),
+  user_task: z.object({ name: z.string().min(1).max(taskNameCharsMax), assignee: z.string().max(256).optional() }).optional(),
+});
+const moveResult = z.object({ instance: z.string(), token: z.string(), node: z.string(), task: z.string().optional() });
+
+export const bpmnMoveToken = defineReducer({
+  name: 'bpmn_move_token',
+  args: moveArgs,
+  run(ctx, a): z.infer<typeof moveResult> {
+    runningInstance(ctx, a.instance);
+    const tokens = ctx.table('bpmn_tokens');
+    const tasks = ctx.table('bpmn_tasks');
+    let token: string;
+    if (a.fork) {
+      // A parallel branch: a new token, numbered after the instance's existing ones.
+      const existing = [...tokens.scan({ prefix: [a.instance] })];
+      if (existing.length >= tokensPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tokensPerInstanceMax} tokens`);
+      let n = existing.length + 1;
+      while (tokens.get([a.instance, `tok_${n}`])) n++;
+      token = `tok_${n}`;
+    } else {
+      if (a.token === undefined) throw new MemoryError('invalid_argument', 'token is required unless fork is true');
+      token = a.token;
+      if (!tokens.get([a.instance, token])) throw new MemoryError('not_found', `instance ${a.instance} has no token ${token}`);
+      const waiting = openTasks(tasks, a.instance).find((t) => t['token'] === token);
+      if (waiting) {
+        throw new MemoryError('invalid_argument', `token ${token} waits at open user task ${String(waiting['task'])}`, 'complete it with bpmn_complete_task first');
+      }
+    }
+    tokens.upsert({ instance: a.instance, token, node: a.to, moved_at_ms: ctx.timestampMs });
+    if (!a.user_task) return { instance: a.instance, token, node: a.to };
+    let taskCount = 0;
+    for (const _ of tasks.scan({ prefix: [a.instance] })) taskCount++;
+    if (taskCount >= tasksPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tasksPerInstanceMax} user tasks`);
+    const task = `task_${taskCount + 1}`;
+    tasks.insert({
+      instance: a.instance, task, token, node: a.to, name: a.user_task.name, assignee: a.user_task.assignee ?? null,
+      state: 'open', result: null, created_at_ms: ctx.timestampMs, completed_at_ms: null, completed_by: null,
+    });
+    return { instance: a.instance, token, node: a.to, task };
+  },
+});
+
+// ---- bpmn_complete_task
+
+const completeTaskArgs = z.object({ instance: rowId, task: rowId, result: variables.optional(), variables: variables.optional() });
+const completeTaskResult = z.object({ instance: z.string(), task: z.string() });
+
+export const bpmnCompleteTask = defineReducer({
+  name: 'bpmn_complete_task',
+  args: completeTaskArgs,
+  run(ctx, a): z.infer<typeof completeTaskResult> {
+    const instance = runningInstance(ctx, a.instance);
+    const tasks = ctx.table('bpmn_tasks');
+    const task = tasks.get([a.instance, a.task]);
+    if (!task) throw new MemoryError('not_found', `instance ${a.instance} has no task ${a.task}`);
+    if (task['state'] !== 'open') throw new MemoryError('invalid_argument', `task ${a.task} is ${String(task['state'])}`);
+    boundJson('result', a.result ?? null, taskResultCharsMax);
+    tasks.update({ ...task, state: 'completed', result: a.result ?? null, completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
+    if (a.variables) {
+      const merged = { ...(instance['variables'] as Record<string, unknown>), ...a.variables };
+      boundJson('variables', merged, variablesCharsMax);
+      ctx.table('bpmn_instances').update({ ...instance, variables: merged });
+    }
+    return { instance: a.instance, task: a.task };
+  },
+});
+
+// ---- bpmn_complete / bpmn_fail
+
+const completeArgs = z.object({ instance: rowId, details: variables.optional() });
+const failArgs = z.object({ instance: rowId, reason: z.string().min(1).max(reasonCharsMax), details: variables.optional() });
+const finishResult = z.object({ instance: z.string(), state: z.string() });
+
+function finish(ctx: ReducerContext, id: string, outcome: 'completed' | 'failed', reason: string | null, details: Record<string, unknown>): z.infer<typeof finishResult> {
+  const instance = runningInstance(ctx, id);
+  boundJson('details', details, variablesCharsMax);
+  const tasks = ctx.table('bpmn_tasks');
+  const open = openTasks(tasks, id);
+  if (outcome === 'completed' && open.length > 0) {
+    throw new MemoryError('invalid_argument', `instance ${id} has ${open.length} open user task(s), e.g. ${String(open[0]!['task'])}`, 'complete them or use bpmn_fail');
+  }
+  for (const t of open) tasks.update({ ...t, state: 'cancelled', completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
+  const tokens = ctx.table('bpmn_tokens');
+  for (const t of [...tokens.scan({ prefix: [id] })]) tokens.delete([id, t['token'] as string]);
+  ctx.table('bpmn_instances').update({ ...instance, state: outcome, ended_at_ms: ctx.timestampMs, reason });
+  recordFinishedRun(ctx, {
+    run_id: id,
+    kind: 'bpmn',
+    definition: instance['definition'] as string,
+    outcome,
+    started_at_ms: instance['started_at_ms'] as number,
+    ended_at_ms: ctx.timestampMs,
+    details: (reason === null ? details : { ...details, reason }) as JsonValue,
+  });
+  return { instance: id, state: outcome };
+}
+
+export const bpmnComplete = defineReducer({
+  name: 'bpmn_complete',
+  args: completeArgs,
+  run: (ctx, a) => finish(ctx, a.instance, 'completed', null, a.details ?? {}),
+});
+
+export const bpmnFail = defineReducer({
+  name: 'bpmn_fail',
+  args: failArgs,
+  run: (ctx, a) => finish(ctx, a.instance, 'failed', a.reason, a.details ?? {}),
+});
+
+// ---- reading an instance (tool and resource)
+
+export function bpmnInstanceView(view: { table(name: string): TableReader }, id: string): BpmnInstanceView | undefined {
+  const instance = view.table('bpmn_instances').get([id]);
+  if (!instance) return undefined;
+  return {
+    instance: id,
+    definition: instance['definition'] as string,
+    state: instance['state'] as string,
+    variables: instance['variables'] as Record<string, unknown>,
+    started_at_ms: instance['started_at_ms'] as number,
+    ended_at_ms: instance['ended_at_ms'] as number | null,
+    reason: instance['reason'] as string | null,
+    tokens: [...view.table('bpmn_tokens').scan({ prefix: [id] })].map((t) => ({ token: t['token'] as string, node: t['node'] as string })),
+    tasks: [...view.table('bpmn_tasks').scan({ prefix: [id] })].map((t) => ({
+      task: t['task'] as string, token: t['token'] as string, node: t['node'] as string, name: t['name'] as string,
+      assignee: t['assignee'] as string | null, state: t['state'] as string, result: t['result'] as JsonValue,
+    })),
+  };
+}
+
+const instanceOutput = z.object({
+  instance: z.string(),
+  definition: z.string(),
+  state: z.string(),
+  variables,
+  started_at_ms: z.int(),
+  ended_at_ms: z.int().nullable(),
+  reason: z.string().nullable(),
+  tokens: z.array(z.object({ token: z.string(), node: z.string() })),
+  tasks: z.array(z.object({
+    task: z.string(), token: z.string(), node: z.string(), name: z.string(),
+    assignee: z.string().nullable(), state: z.string(), result: z.unknown(),
+  })),
+});
+export type BpmnInstanceView = z.infer<typeof instanceOutput>;
+
+export const bpmnTools: ToolDef[] = [
+  writeTool({
+    reducer: bpmnStart, args: startArgs, result: startResult, title: 'Start process',
+    description: 'Start a process instance of a definition with one token at start_node.',
+  }),
+  writeTool({
+    reducer: bpmnMoveToken, args: moveArgs, result: moveResult, title: 'Move token',
+    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task the token then waits on.',
+  }),
+  writeTool({
+    reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',
+    description: 'Complete an open user task (result stored; variables merged into the instance).',
+  }),
+  writeTool({
+    reducer: bpmnComplete, args: completeArgs, result: finishResult, title: 'Complete process',
+    description: 'Complete a running instance (no open tasks allowed); records its run history.',
+  }),
+  writeTool({
+    reducer: bpmnFail, args: failArgs, result: finishResult, title: 'Fail process',
+    description: 'Fail a running instance with a reason (open tasks cancelled); records its run history.',
+  }),
+  readTool({
+    name: 'bpmn_instance_get', title: 'Get process instance', description: 'A process instance with its tokens and user tasks.',
+    input: z.object({ instance: rowId }), output: instanceOutput,
+    run: ({ memory }, a) => memory.store.read((view) => {
+      const found = bpmnInstanceView(view, a.instance);
+      if (!found) throw new MemoryError('not_found', `process instance ${a.instance} does not exist`);
+      return found;
+    }),
+  }),
+];
+
+export const bpmnReducers = [bpmnStart, bpmnMoveToken, bpmnCompleteTask, bpmnComplete, bpmnFail];
+export const bpmnTables = [bpmnInstancesTable, bpmnTokensTable, bpmnTasksTable];

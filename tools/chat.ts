@@ -1,0 +1,156 @@
+/**
+ * Chat threads and their messages. Messages are ordered by a per-thread sequence number
+ * assigned in the appending transaction (1, 2, 3, ...), so order is the commit order.
+ */
+import { z } from 'zod';
+import { MemoryError } from '../storage/errors.js';
+import { defineReducer } from '../storage/reducer.js';
+import type { Row, TableSchema } from '../storage/schema.js';
+import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
+import { readTool, writeTool } from './define-tool.js';
+import { rowId } from './identifiers.js';
+import { collectPage, pageCursor, pageLimit } from './result-page.js';
+import type { ToolDef } from './tool.js';
+
+export const messageContentCharsMax = 32 * 1024;
+export const threadTitleCharsMax = 256;
+export const authorCharsMax = 256;
+export const messagesPerThreadMax = 100_000;
+
+export const chatThreadsTable: TableSchema = {
+  name: 'chat_threads',
+  columns: [
+    { name: 'id', type: 'string' },
+    { name: 'title', type: 'string' },
+    { name: 'message_count', type: 'int' },
+    { name: 'created_at_ms', type: 'int' },
+    { name: 'created_by', type: 'string' },
+    { name: 'updated_at_ms', type: 'int' },
+  ],
+  primaryKey: ['id'],
+};
+
+export const chatMessagesTable: TableSchema = {
+  name: 'chat_messages',
+  columns: [
+    { name: 'thread', type: 'string' },
+    { name: 'seq', type: 'int' },
+    { name: 'role', type: 'string' },
+    { name: 'author', type: 'string' },
+    { name: 'content', type: 'string' },
+    { name: 'at_ms', type: 'int' },
+    { name: 'caller', type: 'string' },
+  ],
+  primaryKey: ['thread', 'seq'],
+};
+
+export const messageRoles = ['user', 'assistant', 'system', 'tool'] as const;
+
+export interface ThreadView {
+  id: string;
+  title: string;
+  message_count: number;
+  created_at_ms: number;
+}
+
+export function threadView(row: Row): ThreadView {
+  return {
+    id: row['id'] as string,
+    title: row['title'] as string,
+    message_count: row['message_count'] as number,
+    created_at_ms: row['created_at_ms'] as number,
+  };
+}
+
+export interface MessageView {
+  seq: number;
+  role: string;
+  author: string;
+  content: string;
+  at_ms: number;
+}
+
+export function messageView(row: Row): MessageView {
+  return {
+    seq: row['seq'] as number,
+    role: row['role'] as string,
+    author: row['author'] as string,
+    content: row['content'] as string,
+    at_ms: row['at_ms'] as number,
+  };
+}
+
+const threadCreateArgs = z.object({ title: z.string().max(threadTitleCharsMax).optional() });
+const threadCreateResult = z.object({ thread: z.string() });
+
+export const chatThreadCreate = defineReducer({
+  name: 'chat_thread_create',
+  args: threadCreateArgs,
+  run(ctx, a): z.infer<typeof threadCreateResult> {
+    const threads = ctx.table('chat_threads');
+    let id = ctx.newId('thr');
+    while (threads.get([id])) id = ctx.newId('thr');
+    threads.insert({ id, title: a.title ?? '', message_count: 0, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject, updated_at_ms: ctx.timestampMs });
+    return { thread: id };
+  },
+});
+
+const appendArgs = z.object({
+  thread: rowId,
+  role: z.enum(messageRoles),
+  content: z.string().max(messageContentCharsMax),
+  author: z.string().min(1).max(authorCharsMax).optional(),
+});
+const appendResult = z.object({ thread: z.string(), seq: z.int() });
+
+export const chatMessageAppend = defineReducer({
+  name: 'chat_message_append',
+  args: appendArgs,
+  run(ctx, a): z.infer<typeof appendResult> {
+    const threads = ctx.table('chat_threads');
+    const thread = threads.get([a.thread]);
+    if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`, 'create one with chat_thread_create');
+    const seq = (thread['message_count'] as number) + 1;
+    if (seq > messagesPerThreadMax) throw new MemoryError('limit_exceeded', `thread ${a.thread} holds its maximum of ${messagesPerThreadMax} messages`);
+    ctx.table('chat_messages').insert({
+      thread: a.thread, seq, role: a.role, author: a.author ?? ctx.caller.subject, content: a.content,
+      at_ms: ctx.timestampMs, caller: ctx.caller.subject,
+    });
+    threads.update({ ...thread, message_count: seq, updated_at_ms: ctx.timestampMs });
+    return { thread: a.thread, seq };
+  },
+});
+
+const messageOutput = z.object({ seq: z.int(), role: z.string(), author: z.string(), content: z.string(), at_ms: z.int() });
+
+export const chatTools: ToolDef[] = [
+  writeTool({
+    reducer: chatThreadCreate, args: threadCreateArgs, result: threadCreateResult, title: 'Create chat thread',
+    description: 'Start a chat thread; returns its id.',
+  }),
+  writeTool({
+    reducer: chatMessageAppend, args: appendArgs, result: appendResult, title: 'Append chat message',
+    description: 'Append a message (role user|assistant|system|tool) to a thread; returns its sequence number.',
+  }),
+  readTool({
+    name: 'chat_messages_list',
+    title: 'List chat messages',
+    description: 'Messages of a thread by seq (after_seq: start after it; desc: newest first, below after_seq). Paged.',
+    input: z.object({ thread: rowId, after_seq: z.int().min(0).optional(), desc: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ thread: z.string(), title: z.string(), messages: z.array(messageOutput), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const thread = view.table('chat_threads').get([a.thread]);
+      if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`);
+      const desc = a.desc === true;
+      const scope = cursorScope(caller.tenant, 'chat_messages_list', { thread: a.thread, desc });
+      const position = a.cursor !== undefined ? decodeCursorAs(scope, a.cursor, z.int()) : a.after_seq ?? (desc ? Number.MAX_SAFE_INTEGER : 0);
+      const range = desc ? { from: [a.thread], to: [a.thread, position] } : { from: [a.thread, position + 1], to: [a.thread], toInclusive: true };
+      const rows = view.table('chat_messages').scan({ range, reverse: desc });
+      const page = collectPage((function* () { for (const r of rows) yield messageView(r); })(), a.limit);
+      return { thread: a.thread, title: thread['title'] as string, messages: page.items, ...nextCursorField(scope, page, (m) => m.seq) };
+    }),
+  }),
+];
+
+export const chatReducers = [chatThreadCreate, chatMessageAppend];
+export const chatTables = [chatThreadsTable, chatMessagesTable];

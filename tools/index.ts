@@ -1,0 +1,65 @@
+/**
+ * The memory module: every domain's tables and reducers as one StoreModule, every tool as
+ * a ToolDef, and `openTenantMemory`, which opens a tenant's store with the module and its
+ * derived vector index. Adding a domain file and listing it here exposes its tools.
+ */
+import type { ReducerDef, StoreModule } from '../storage/reducer.js';
+import { Store, type StoreOptions } from '../storage/store.js';
+import { accessLogReducers, accessLogTables, accessLogTools } from './access-log.js';
+import { arReducers, arTables, arTools } from './ar.js';
+import { bpmnReducers, bpmnTables, bpmnTools } from './bpmn.js';
+import { chatReducers, chatTables, chatTools } from './chat.js';
+import { EmbeddingIndex } from './embedding-index.js';
+import { embeddingReducers, embeddingTables, embeddingTools } from './embeddings.js';
+import { kcReducers, kcTables, kcTools } from './kc.js';
+import type { TenantMemory } from './memory.js';
+import { objectReducers, objectTables, objectTools } from './objects.js';
+import { queryTools } from './query.js';
+import { runOutboxRemove, runOutboxTable } from './run-outbox.js';
+import { sessionReducers, sessionTables, sessionTools } from './sessions.js';
+import type { ToolDef } from './tool.js';
+
+export { memoryCatalog } from '../resources/memory-catalog.js';
+
+export const memoryModule: StoreModule = {
+  tables: [
+    ...objectTables, ...chatTables, ...embeddingTables, ...bpmnTables, ...sessionTables, runOutboxTable,
+    ...arTables, ...accessLogTables, ...kcTables,
+  ],
+  reducers: [
+    ...objectReducers, ...chatReducers, ...embeddingReducers, ...bpmnReducers, ...sessionReducers, runOutboxRemove,
+    ...arReducers, ...accessLogReducers, ...kcReducers,
+  ] as ReducerDef[],
+};
+
+export const memoryTools: ToolDef[] = [
+  ...objectTools, ...queryTools, ...embeddingTools, ...chatTools, ...bpmnTools, ...sessionTools, ...arTools,
+  ...accessLogTools, ...kcTools,
+];
+
+/** Reducers the server and control plane call directly; they have no tool. */
+export const systemReducerNames = ['run_outbox_remove', 'access_log_append', 'kc_apply_event'] as const;
+
+assertUnique('table', memoryModule.tables.map((t) => t.name));
+assertUnique('reducer', memoryModule.reducers.map((r) => r.name));
+assertUnique('tool', memoryTools.map((t) => t.name));
+for (const tool of memoryTools) {
+  if (!/^[a-z]+(_[a-z]+)+$/.test(tool.name)) throw new Error(`tool name ${tool.name} is not domain_verb snake_case`);
+}
+
+function assertUnique(what: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) throw new Error(`duplicate ${what} ${n}`);
+    seen.add(n);
+  }
+}
+
+export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'>;
+
+/** Open a tenant's memory in `dir` (the caller validated the tenant and built the path). */
+export async function openTenantMemory(dir: string, tenant: string, options: TenantMemoryOptions = {}): Promise<TenantMemory> {
+  const vectors = new EmbeddingIndex();
+  const store = await Store.open({ ...options, dir, module: memoryModule, derived: [vectors] });
+  return { tenant, store, vectors, close: () => store.close() };
+}

@@ -1,0 +1,334 @@
+/**
+ * Read tools over objects: find (type + attribute predicates, ordered, paged with an opaque
+ * cursor), neighbours (depth-bounded breadth-first walk of relations), history (the version
+ * table, with attribute images read back from the commitlog on request) and as-of reads.
+ */
+import { z } from 'zod';
+import { MemoryError } from '../storage/errors.js';
+import type { TxRecord } from '../storage/changes.js';
+import type { ReadView } from '../storage/reducer.js';
+import type { JsonValue, Row } from '../storage/schema.js';
+import type { StoreApi } from '../storage/store.js';
+import {
+  attributeAt, attributeOrder, attributePredicates, checkPredicates, compareJson, matchesAll,
+  type AttributeOrder, type AttributePredicate,
+} from './attribute-predicate.js';
+import { cursorScope, decodeCursorAs, encodeCursor } from './cursor.js';
+import { readTool } from './define-tool.js';
+import { objectId, typeName } from './identifiers.js';
+import { objectView, objectVersionsKeptMax, requireObject } from './objects.js';
+import { collectPage, pageCursor, pageLimit } from './result-page.js';
+import { pageSizeDefault, pageSizeMax, type ToolDef } from './tool.js';
+
+/** Objects of one type examined by one object_find page; past it, narrow the query. */
+export const findScanRowsMax = 100_000;
+export const neighborDepthMax = 4;
+/** Relations examined by one object_neighbors walk before it stops and says truncated. */
+export const neighborRelationsScannedMax = 20_000;
+export const neighborKindsMax = 16;
+/** Versions with attribute images per history page (each image is one log read). */
+export const historyImagesPerPageMax = 20;
+
+const attributes = z.record(z.string(), z.unknown());
+const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, version: z.int() });
+
+// ---- object_find
+
+/** Where a find page ended: the sort value (absent when the object lacks the attribute) and the id. */
+const findPosition = z.object({ id: z.string(), v: z.unknown().optional(), absent: z.boolean().optional() });
+type FindPosition = z.infer<typeof findPosition>;
+
+function sortKey(row: Row, order: AttributeOrder | undefined): { v: unknown; id: string } {
+  return { v: order ? attributeAt(row['attributes'], order.path) : undefined, id: row['id'] as string };
+}
+
+function compareKeys(a: { v: unknown; id: string }, b: { v: unknown; id: string }, desc: boolean): number {
+  const byValue = compareJson(a.v, b.v);
+  if (byValue !== 0) return desc ? -byValue : byValue;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function findPage(view: ReadView, type: string, where: readonly AttributePredicate[], order: AttributeOrder | undefined,
+  after: FindPosition | undefined, limit: number | undefined): { rows: Row[]; more: boolean } {
+  const objects = view.table('objects');
+  let scanned = 0;
+  const scanLimitCheck = (): void => {
+    if (++scanned > findScanRowsMax) {
+      throw new MemoryError('limit_exceeded', `object_find examined ${findScanRowsMax} objects of type ${type}`, 'add predicates or use a narrower type');
+    }
+  };
+  if (!order) {
+    // Index order is (type, id): page lazily from just after the cursor's id.
+    const range = after ? { from: [type, after.id], to: [type], toInclusive: true } : { from: [type], to: [type], toInclusive: true };
+    const source = (function* () {
+      for (const row of objects.scan({ index: 'objects_by_type', range })) {
+        scanLimitCheck();
+        if (after && row['id'] === after.id) continue;
+        if (matchesAll(row['attributes'], where)) yield row;
+      }
+    })();
+    const page = collectPage(source, limit);
+    return { rows: page.items, more: page.more };
+  }
+  const matches: Row[] = [];
+  for (const row of objects.scan({ index: 'objects_by_type', prefix: [type] })) {
+    scanLimitCheck();
+    if (matchesAll(row['attributes'], where)) matches.push(row);
+  }
+  const desc = order.desc === true;
+  matches.sort((a, b) => compareKeys(sortKey(a, order), sortKey(b, order), desc));
+  let start = 0;
+  if (after) {
+    const afterKey = { v: after.absent ? undefined : after.v, id: after.id };
+    // First row strictly after the cursor's position (binary search over the sorted matches).
+    let lo = 0;
+    let hi = matches.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(sortKey(matches[mid]!, order), afterKey, desc) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    start = lo;
+  }
+  const page = collectPage(matches.slice(start, start + (limit ?? pageSizeDefault) + 1), limit);
+  return { rows: page.items, more: page.more };
+}
+
+const findInput = z.object({
+  type: typeName,
+  where: attributePredicates.optional(),
+  order_by: attributeOrder.optional(),
+  cursor: pageCursor,
+  limit: pageLimit,
+});
+
+const objectFind = readTool({
+  name: 'object_find',
+  title: 'Find objects',
+  description: 'Find objects of a type whose attributes match all predicates (eq ne lt lte gt gte in exists; path is dotted), optionally ordered by an attribute. Paged.',
+  input: findInput,
+  output: z.object({ objects: z.array(objectOutput), next_cursor: z.string().optional() }),
+  run: ({ memory, caller }, a) => memory.store.read((view) => {
+    const where = a.where ?? [];
+    checkPredicates(where);
+    const scope = cursorScope(caller.tenant, 'object_find', { type: a.type, where, order: a.order_by ?? null });
+    const after = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, findPosition);
+    const { rows, more } = findPage(view, a.type, where, a.order_by, after, a.limit);
+    const objects = rows.map(objectView);
+    const last = rows.at(-1);
+    if (!more || !last) return { objects };
+    const key = sortKey(last, a.order_by);
+    const position: JsonValue = key.v === undefined ? { id: key.id, absent: true } : { id: key.id, v: key.v as JsonValue };
+    return { objects, next_cursor: encodeCursor(scope, position) };
+  }),
+});
+
+// ---- object_neighbors
+
+const neighborsInput = z.object({
+  id: objectId,
+  direction: z.enum(['out', 'in', 'both']).optional(),
+  kinds: z.array(typeName).max(neighborKindsMax).optional(),
+  depth: z.int().min(1).max(neighborDepthMax).optional(),
+  limit: pageLimit,
+});
+
+const edge = z.object({ src: z.string(), kind: z.string(), dst: z.string() });
+const neighborsOutput = z.object({
+  nodes: z.array(z.object({ id: z.string(), type: z.string(), depth: z.int() })),
+  edges: z.array(edge),
+  truncated: z.boolean(),
+});
+
+const objectNeighbors = readTool({
+  name: 'object_neighbors',
+  title: 'Object neighbours',
+  description: 'Objects related to an object: relations out, in or both, optional kinds, up to depth hops (breadth-first, limit nodes).',
+  input: neighborsInput,
+  output: neighborsOutput,
+  run: ({ memory }, a) => memory.store.read((view) => {
+    requireObject(view, a.id);
+    const direction = a.direction ?? 'out';
+    const kinds = a.kinds && a.kinds.length > 0 ? new Set(a.kinds) : undefined;
+    const depthMax = a.depth ?? 1;
+    const nodesMax = a.limit ?? pageSizeDefault;
+    // Edges are bounded with nodes: a page never carries more than a few edges per node.
+    const edgesMax = Math.min(nodesMax * 4, pageSizeMax * 4);
+    const relations = view.table('relations');
+    const objects = view.table('objects');
+    const seen = new Set([a.id]);
+    const nodes: z.infer<typeof neighborsOutput>['nodes'] = [];
+    const edges: z.infer<typeof edge>[] = [];
+    const edgeKeys = new Set<string>();
+    let frontier = [a.id];
+    let scanned = 0;
+    let truncated = false;
+    for (let depth = 1; depth <= depthMax && frontier.length > 0 && !truncated; depth++) {
+      const next: string[] = [];
+      for (const id of frontier) {
+        const sources = [
+          ...(direction !== 'in' ? [relations.scan({ prefix: [id] })] : []),
+          ...(direction !== 'out' ? [relations.scan({ index: 'relations_by_dst', prefix: [id] })] : []),
+        ];
+        for (const source of sources) {
+          for (const r of source) {
+            if (++scanned > neighborRelationsScannedMax) { truncated = true; break; }
+            const kind = r['kind'] as string;
+            if (kinds && !kinds.has(kind)) continue;
+            const src = r['src'] as string;
+            const dst = r['dst'] as string;
+            const other = src === id ? dst : src;
+            if (!seen.has(other)) {
+              if (nodes.length >= nodesMax) { truncated = true; break; }
+              const row = objects.get([other]);
+              if (!row) continue;
+              seen.add(other);
+              nodes.push({ id: other, type: row['type'] as string, depth });
+              next.push(other);
+            }
+            const edgeKey = `${src}\u0000${kind}\u0000${dst}`;
+            if (!edgeKeys.has(edgeKey)) {
+              if (edges.length >= edgesMax) { truncated = true; break; }
+              edgeKeys.add(edgeKey);
+              edges.push({ src, kind, dst });
+            }
+          }
+          if (truncated) break;
+        }
+        if (truncated) break;
+      }
+      frontier = next;
+    }
+    return { nodes, edges, truncated };
+  }),
+});
+
+// ---- object_history and object_get_as_of
+
+interface VersionRow {
+  version: number;
+  offset: number;
+  op: string;
+  reducer: string;
+  subject: string;
+  at_ms: number;
+}
+
+function versionRow(row: Row): VersionRow {
+  return {
+    version: row['version'] as number,
+    offset: row['offset'] as number,
+    op: row['op'] as string,
+    reducer: row['reducer'] as string,
+    subject: row['subject'] as string,
+    at_ms: row['at_ms'] as number,
+  };
+}
+
+/** The object's row as written by the transaction at tx (the image of that version). */
+function imageIn(tx: TxRecord, id: string): Row | undefined {
+  return tx.changes.find((c) => c.table === 'objects')?.inserts.find((r) => r['id'] === id);
+}
+
+async function readImage(store: StoreApi, id: string, offset: number): Promise<Row | undefined> {
+  const tx = await store.readTx(offset);
+  if (!tx) return undefined;
+  const image = imageIn(tx, id);
+  if (!image) throw new Error(`log offset ${offset} holds no image of object ${id} although object_versions says so`);
+  return image;
+}
+
+const historyEntry = z.object({
+  version: z.int(),
+  offset: z.int(),
+  op: z.string(),
+  reducer: z.string(),
+  caller: z.string(),
+  at_ms: z.int(),
+  type: z.string().optional(),
+  attributes: attributes.optional(),
+  image: z.enum(['log', 'current', 'gone']).optional(),
+});
+
+const objectHistory = readTool({
+  name: 'object_history',
+  title: 'Object history',
+  description: 'Versions of an object, newest first: offset, op, reducer, caller, time. include_attributes reads each version\'s attributes from the log. Paged.',
+  input: z.object({ id: objectId, include_attributes: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
+  output: z.object({ id: z.string(), versions: z.array(historyEntry), trimmed: z.boolean(), next_cursor: z.string().optional() }),
+  async run({ memory, caller }, a) {
+    const scope = cursorScope(caller.tenant, 'object_history', { id: a.id, images: a.include_attributes === true });
+    const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.int().min(1));
+    const limit = a.include_attributes ? Math.min(a.limit ?? historyImagesPerPageMax, historyImagesPerPageMax) : a.limit;
+    const { rows, more, current, trimmed } = await memory.store.read((view) => {
+      const versions = view.table('object_versions');
+      const range = before === undefined ? { from: [a.id], to: [a.id], toInclusive: true } : { from: [a.id], to: [a.id, before] };
+      const page = collectPage(versions.scan({ range, reverse: true }), limit);
+      let oldest: Row | undefined;
+      for (const r of versions.scan({ prefix: [a.id], limit: 1 })) oldest = r;
+      if (!oldest) throw new MemoryError('not_found', `object ${a.id} has no history`);
+      return {
+        rows: page.items.map(versionRow),
+        more: page.more,
+        current: view.table('objects').get([a.id]),
+        trimmed: (oldest['version'] as number) > 1,
+      };
+    });
+    const entries: z.infer<typeof historyEntry>[] = [];
+    for (const v of rows) {
+      const entry: z.infer<typeof historyEntry> = { version: v.version, offset: v.offset, op: v.op, reducer: v.reducer, caller: v.subject, at_ms: v.at_ms };
+      if (a.include_attributes && v.op !== 'delete') {
+        const image = current && current['version'] === v.version ? current : await readImage(memory.store, a.id, v.offset);
+        if (image) Object.assign(entry, { type: image['type'], attributes: image['attributes'], image: image === current ? 'current' : 'log' });
+        else entry.image = 'gone';
+      }
+      entries.push(entry);
+    }
+    // Images can be large: re-bound the page by bytes, continuing after the last entry kept.
+    const page = collectPage(entries, entries.length || 1);
+    const last = page.items.at(-1);
+    const hasMore = more || page.more;
+    return hasMore && last
+      ? { id: a.id, versions: page.items, trimmed, next_cursor: encodeCursor(scope, last.version) }
+      : { id: a.id, versions: page.items, trimmed };
+  },
+});
+
+const objectGetAsOf = readTool({
+  name: 'object_get_as_of',
+  title: 'Get object as of offset',
+  description: 'Read an object as it was at a commit offset (the newest version written at or before it).',
+  input: z.object({ id: objectId, offset: z.int().min(0) }),
+  output: objectOutput.extend({ offset: z.int(), at_ms: z.int() }),
+  async run({ memory }, a) {
+    const found = await memory.store.read((view) => {
+      if (a.offset > view.offset) {
+        throw new MemoryError('invalid_argument', `offset ${a.offset} is beyond the last committed offset ${view.offset}`);
+      }
+      let oldest: VersionRow | undefined;
+      let scanned = 0;
+      for (const r of view.table('object_versions').scan({ prefix: [a.id], reverse: true })) {
+        const v = versionRow(r);
+        if (v.offset <= a.offset) return { version: v, current: view.table('objects').get([a.id]) };
+        oldest = v;
+        if (++scanned > objectVersionsKeptMax) break;
+      }
+      if (oldest && oldest.version > 1) {
+        throw new MemoryError('not_found', `history of object ${a.id} before offset ${oldest.offset} was trimmed (${objectVersionsKeptMax} versions are kept)`);
+      }
+      throw new MemoryError('not_found', `object ${a.id} did not exist at offset ${a.offset}`);
+    });
+    const v = found.version;
+    if (v.op === 'delete') {
+      throw new MemoryError('not_found', `object ${a.id} was deleted at offset ${v.offset} (version ${v.version})`);
+    }
+    const image = found.current && found.current['version'] === v.version ? found.current : await readImage(memory.store, a.id, v.offset);
+    if (!image) {
+      throw new MemoryError('not_found', `version ${v.version} of object ${a.id} (offset ${v.offset}) is no longer in the log: it was compacted into a snapshot`,
+        'object_history still lists the version without its attributes');
+    }
+    return { ...objectView(image), offset: v.offset, at_ms: v.at_ms };
+  },
+});
+
+export const queryTools: ToolDef[] = [objectFind, objectNeighbors, objectHistory, objectGetAsOf];
