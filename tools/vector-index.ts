@@ -20,7 +20,7 @@ import type { Row } from '../storage/schema.js';
 import { vectorDimensionsMax } from '../storage/schema.js';
 import type { DerivedIndex } from '../storage/store.js';
 import { BestSlots } from './vector-best.js';
-import { blockDimensions, createScanKernel, wasmPageBytes, type ScanKernel } from './vector-kernel.js';
+import { blockDimensions, createScanKernel, simdSupported, wasmPageBytes, type ScanKernel } from './vector-kernel.js';
 
 /** Past this k a search is refused: results are meant to be read, not to dump the table. */
 export const searchKMax = 1000;
@@ -64,7 +64,8 @@ export class VectorIndex implements DerivedIndex {
   readonly vectorColumn: string;
   private readonly scalarScan: boolean;
 
-  private kernel: ScanKernel;
+  /** Created with the first vector: a WebAssembly memory reserves address space, so empty indexes hold none. */
+  private kernelHeld: ScanKernel | undefined;
   /** Vector length of every held vector; undefined until the first one, reset when empty. */
   private dims: number | undefined;
   private stride = 0;
@@ -83,7 +84,6 @@ export class VectorIndex implements DerivedIndex {
     this.idColumn = options.idColumn;
     this.vectorColumn = options.vectorColumn;
     this.scalarScan = options.scalarScan ?? false;
-    this.kernel = createScanKernel({ preferScalar: this.scalarScan });
   }
 
   /** Rows held, zero vectors included. */
@@ -98,7 +98,7 @@ export class VectorIndex implements DerivedIndex {
 
   /** True when the scan runs in WebAssembly SIMD (else the scalar JavaScript loop). */
   get simd(): boolean {
-    return this.kernel.simd;
+    return !this.scalarScan && simdSupported();
   }
 
   has(id: string): boolean {
@@ -153,8 +153,8 @@ export class VectorIndex implements DerivedIndex {
   }
 
   clear(): void {
-    // A fresh kernel: WebAssembly memory cannot shrink, so a cleared index lets it go.
-    this.kernel = createScanKernel({ preferScalar: this.scalarScan });
+    // Drop the kernel: WebAssembly memory cannot shrink, so a cleared index lets it go.
+    this.kernelHeld = undefined;
     this.dims = undefined;
     this.stride = 0;
     this.capacity = 0;
@@ -252,6 +252,11 @@ export class VectorIndex implements DerivedIndex {
     this.ids.length = last;
     this.vectors.length = last;
     if (this.size === 0) this.dims = undefined;
+  }
+
+  private get kernel(): ScanKernel {
+    this.kernelHeld ??= createScanKernel({ preferScalar: this.scalarScan });
+    return this.kernelHeld;
   }
 
   private scoresOffset(): number {

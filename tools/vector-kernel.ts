@@ -121,6 +121,11 @@ function name(text: string): number[] {
   return [...uleb(bytes.length), ...bytes];
 }
 
+/** True when this runtime runs the SIMD kernel (WebAssembly SIMD validates). */
+export function simdSupported(): boolean {
+  return simdModule() !== null;
+}
+
 /** The compiled SIMD module, once per process; null when the runtime does not validate it. */
 let compiledModule: object | null | undefined;
 
