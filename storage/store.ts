@@ -628,23 +628,24 @@ export class Store implements StoreApi {
     }
     const offset = this.applied;
     const tables = this.tableStates(true); // O(1) copy-on-write clones: commits go on
-    const run = (async () => {
-      try {
-        if (offset === this.lastSnapshotOffset) return { offset, stateHash: canonicalStateHash(tables) };
-        const manifest = await writeSnapshot({
-          storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
-        });
-        this.lastSnapshotOffset = Math.max(this.lastSnapshotOffset, offset);
-        this.txSinceSnapshot = Math.max(0, this.applied - offset);
-        const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept);
-        if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
-        return { offset, stateHash: manifest.stateHash };
-      } finally {
-        this.snapshotInFlight = undefined;
-      }
-    })();
+    const run = this.writeSnapshotAt(offset, tables).finally(() => {
+      // Runs after the assignment below even when the write finished synchronously.
+      if (this.snapshotInFlight === run) this.snapshotInFlight = undefined;
+    });
     this.snapshotInFlight = run;
     return run;
+  }
+
+  private async writeSnapshotAt(offset: number, tables: TableState[]): Promise<{ offset: number; stateHash: string }> {
+    if (offset === this.lastSnapshotOffset) return { offset, stateHash: canonicalStateHash(tables) };
+    const manifest = await writeSnapshot({
+      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
+    });
+    this.lastSnapshotOffset = Math.max(this.lastSnapshotOffset, offset);
+    this.txSinceSnapshot = Math.max(0, this.applied - offset);
+    const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept);
+    if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
+    return { offset, stateHash: manifest.stateHash };
   }
 
   private backgroundSnapshot(): void {

@@ -1,0 +1,47 @@
+/**
+ * A FileLayer over the real disk that fails on demand, the way a real disk does:
+ * ENOSPC from writev (after writing part of the data), EIO from fdatasync.
+ */
+import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
+import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
+
+export class FaultyFileLayer extends NodeFileLayer {
+  /** Fail the next N writev calls with ENOSPC (each after writing half its bytes). */
+  enospcWrites = 0;
+  /** Fail the next N datasync calls with EIO. */
+  datasyncFailures = 0;
+  datasyncCalls = 0;
+
+  override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
+    const inner = await super.open(file, flags);
+    const layer = this;
+    return {
+      get fd() {
+        return inner.fd;
+      },
+      async writev(buffers, position) {
+        if (layer.enospcWrites > 0) {
+          layer.enospcWrites--;
+          const all = Buffer.concat(buffers.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+          await inner.writev([all.subarray(0, all.length >> 1)], position);
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        }
+        return inner.writev(buffers, position);
+      },
+      read: (b, o, l, p) => inner.read(b, o, l, p),
+      async datasync() {
+        layer.datasyncCalls++;
+        if (layer.datasyncFailures > 0) {
+          layer.datasyncFailures--;
+          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        }
+        return inner.datasync();
+      },
+      truncate: (n) => inner.truncate(n),
+      size: () => inner.size(),
+      close: () => inner.close(),
+    };
+  }
+}
+
+export const asFileLayer = (l: FaultyFileLayer): FileLayer => l;

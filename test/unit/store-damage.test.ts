@@ -1,0 +1,126 @@
+import { mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { DamagedStore } from '../../storage/errors.js';
+import { repairStore } from '../../storage/repair.js';
+import { Store } from '../../storage/store.js';
+import { counterModule, testCaller } from '../support/counter-module.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-damage-'));
+const segments = (dir: string) => readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort().map((f) => path.join(dir, 'log', f));
+
+/** Writes n puts; returns the state hash after each acknowledged offset. */
+async function writeStore(dir: string, n: number, segmentBytesMax?: number): Promise<string[]> {
+  const store = await Store.open({ dir, module: counterModule, ...(segmentBytesMax ? { segmentBytesMax } : {}) });
+  const hashes: string[] = [];
+  for (let i = 0; i < n; i++) {
+    await store.call('put', { id: `o${i % 13}`, type: 't', n: i, attributes: { pad: 'x'.repeat(40) } }, testCaller);
+    hashes.push(store.stateHash());
+  }
+  await store.close();
+  return hashes;
+}
+
+function flipBit(file: string, position: number): void {
+  const buf = readFileSync(file);
+  buf[position] = buf[position]! ^ 0x10;
+  writeFileSync(file, buf);
+}
+
+describe('damage', () => {
+  test('a last segment cut at any byte recovers to a prefix of acknowledged states; cut bytes kept aside', async () => {
+    const base = tmp();
+    const hashes = await writeStore(base, 40);
+    const [seg] = segments(base);
+    const size = statSync(seg!).size;
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: size - 1 }), async (cut) => {
+      const dir = tmp();
+      for (const f of ['log']) (await import('node:fs')).cpSync(path.join(base, f), path.join(dir, f), { recursive: true });
+      truncateSync(segments(dir)[0]!, cut);
+      const store = await Store.open({ dir, module: counterModule });
+      const offset = store.lastOffset;
+      expect(offset).toBeLessThan(40);
+      if (offset >= 0) expect(store.stateHash()).toBe(hashes[offset]);
+      // Writing continues at the next offset.
+      const r = await store.call('put', { id: 'after', type: 't', n: 0 }, testCaller);
+      expect(r.offset).toBe(offset + 1);
+      await store.close();
+    }), { numRuns: 15 });
+  });
+
+  test('flipped bits in the tail of the last segment: truncated there, torn bytes kept', async () => {
+    const dir = tmp();
+    const hashes = await writeStore(dir, 30);
+    const seg = segments(dir)[0]!;
+    flipBit(seg, statSync(seg).size - 30);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.lastOffset).toBe(28);
+    expect(store.stateHash()).toBe(hashes[28]);
+    expect(store.report.torn?.keptAt).toBeTruthy();
+    expect(readdirSync(path.join(dir, 'log')).some((f) => f.startsWith('torn-'))).toBe(true);
+    await store.close();
+  });
+
+  test('one flipped bit in a sealed segment: open refuses naming file and byte; repair cuts there and reports the drop', async () => {
+    const dir = tmp();
+    const hashes = await writeStore(dir, 200, 2048);
+    const segs = segments(dir);
+    expect(segs.length).toBeGreaterThan(3);
+    const victim = segs[1]!;
+    flipBit(victim, 300);
+    const error = await Store.open({ dir, module: counterModule }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(DamagedStore);
+    const damaged = error as DamagedStore;
+    expect(damaged.file).toBe(victim);
+    expect(damaged.position).toBeLessThanOrEqual(300);
+    expect(damaged.message).toContain('store repair');
+    const report = await repairStore(dir, 1);
+    expect(report.damaged).toBe(true);
+    expect(report.droppedThrough).toBe(199);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.lastOffset).toBe(report.droppedFrom! - 1);
+    expect(report.droppedTransactions).toBe(200 - report.droppedFrom!);
+    expect(store.stateHash()).toBe(hashes[store.lastOffset]);
+    await store.close();
+  });
+
+  test('a damaged newest snapshot falls back to the previous one', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    for (let i = 0; i < 20; i++) await store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller);
+    await store.snapshot();
+    for (let i = 0; i < 20; i++) await store.call('bump', { id: `o${i}`, by: 1 }, testCaller);
+    const newest = await store.snapshot();
+    await store.call('bump', { id: 'o1', by: 1 }, testCaller);
+    const hash = store.stateHash();
+    await store.close();
+    const snapFile = path.join(dir, 'snapshots', String(newest.offset).padStart(20, '0'), 'state.msgpack');
+    flipBit(snapFile, 10);
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report.snapshotOffset).toBe(19);
+    expect(reopened.report.snapshotsSkipped.join()).toContain('hash');
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  });
+
+  test('old segments are deleted only when all of them lie below the older kept snapshot', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 60; i++) await store.call('bump', { id: `c${i % 5}`, by: 1 }, testCaller);
+      await store.snapshot();
+    }
+    const snaps = readdirSync(path.join(dir, 'snapshots')).sort();
+    expect(snaps.length).toBe(2);
+    const older = Number(snaps[0]);
+    const firstSeg = Number(path.basename(segments(dir)[0]!, '.log'));
+    expect(firstSeg).toBeLessThanOrEqual(older + 1);
+    const hash = store.stateHash();
+    await store.close();
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  });
+});
