@@ -1,0 +1,66 @@
+/**
+ * POST /hooks/keycloak: Keycloak user and admin events (stock JSON or the webhook-extension
+ * form), checked against `X-Keycloak-Signature` (hex HMAC-SHA256 of the raw body with the
+ * configured secret) before anything is parsed, then landed raw and idempotently. The
+ * projector applies landed events to tenants; `onLanded` nudges it.
+ */
+import express, { Router, type Request, type Response } from 'express';
+import { MemoryError } from '../../storage/errors.js';
+import type { ControlPlane } from '../../storage/control/control-plane.js';
+import {
+  keycloakEventBytesMax,
+  keycloakSignatureHeader,
+  parseKeycloakEvent,
+  verifyKeycloakSignature,
+} from '../../storage/control/keycloak-event.js';
+
+export const keycloakWebhookPath = '/hooks/keycloak';
+
+export interface KeycloakWebhookOptions {
+  readonly control: ControlPlane;
+  readonly secret: string;
+  readonly onLanded?: (landingId: number) => void;
+  readonly onRejected?: (reason: string) => void;
+}
+
+export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
+  if (!options.secret) throw new MemoryError('invalid_argument', 'the Keycloak webhook needs IOBOXX_KC_WEBHOOK_SECRET');
+  const router = Router();
+  router.post(
+    keycloakWebhookPath,
+    express.raw({ type: () => true, limit: keycloakEventBytesMax }),
+    async (req: Request, res: Response) => {
+      const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      if (!verifyKeycloakSignature(body, req.header(keycloakSignatureHeader), options.secret)) {
+        options.onRejected?.('bad signature');
+        res.status(401).json({ error: 'unauthenticated', message: 'missing or wrong X-Keycloak-Signature' });
+        return;
+      }
+      let event;
+      try {
+        event = parseKeycloakEvent(body);
+      } catch (error) {
+        const message = error instanceof MemoryError ? error.message : 'invalid Keycloak event';
+        options.onRejected?.(message);
+        res.status(400).json({ error: 'invalid_argument', message });
+        return;
+      }
+      try {
+        const landed = await options.control.landKeycloakEvent({
+          dedupKey: event.dedupKey,
+          tenant: event.tenant,
+          kind: event.kind,
+          eventType: event.type,
+          eventTimeMs: event.timeMs,
+          raw: event.raw,
+        });
+        if (!landed.duplicate) options.onLanded?.(landed.landingId);
+        res.status(202).json(landed);
+      } catch {
+        // Keycloak's sender retries on a 5xx: the event is landed when Postgres is back.
+        res.status(503).json({ error: 'unavailable', message: 'control plane unavailable; retry' });
+      }
+    },
+  );
+  return router;
+}

@@ -1,0 +1,129 @@
+/**
+ * Keycloak events: parsing of both shapes and the tenant rule (pure), and the webhook over
+ * real HTTP on 127.0.0.1 landing into real Postgres: signed events land once and project once,
+ * a wrong or missing signature is rejected with nothing landed.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
+import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
+import { keycloakWebhookRouter } from '../../server/hooks/keycloak-webhook.js';
+import { freshPostgresDatabase } from '../support/services.js';
+
+const secret = 'test-webhook-secret';
+
+describe('Keycloak event parsing', () => {
+  test('a stock user event names its tenant by the organization in its details', () => {
+    const e = parseKeycloakEvent(JSON.stringify({ id: 'e1', time: 5, type: 'LOGIN', realmId: 'r', clientId: 'app', userId: 'u1', details: { org_alias: 'acme', username: 'ann' } }));
+    expect(e).toMatchObject({ kind: 'user', id: 'e1', type: 'LOGIN', userId: 'u1', clientId: 'app', tenant: 'acme', dedupKey: 'id:e1', details: { username: 'ann' } });
+  });
+
+  test('a stock admin event parses its representation string and takes the organization id from the resource path', () => {
+    const e = parseKeycloakEvent(
+      JSON.stringify({
+        time: 7,
+        realmId: 'r',
+        authDetails: { realmId: 'r', clientId: 'admin-cli', userId: 'admin1' },
+        operationType: 'CREATE',
+        resourceType: 'ORGANIZATION_MEMBERSHIP',
+        resourcePath: 'organizations/org-123/members/u9',
+        representation: JSON.stringify({ id: 'u9', username: 'bob' }),
+      }),
+    );
+    expect(e).toMatchObject({ kind: 'admin', type: 'ORGANIZATION_MEMBERSHIP-CREATE', operationType: 'CREATE', userId: 'admin1', tenant: 'org-123', representation: { id: 'u9', username: 'bob' } });
+    expect(e.dedupKey).toMatch(/^sha256:[0-9a-f]{64}$/); // no id: the content hash makes it idempotent
+  });
+
+  test('the webhook-extension form: access./admin. types and a uid', () => {
+    const user = parseKeycloakEvent(JSON.stringify({ uid: 'w1', time: 1, type: 'access.REGISTER', realmId: 'r', userId: 'u2', details: { organization: 'globex' } }));
+    expect(user).toMatchObject({ kind: 'user', type: 'REGISTER', id: 'w1', dedupKey: 'id:w1', tenant: 'globex' });
+    const admin = parseKeycloakEvent(
+      JSON.stringify({ uid: 'w2', time: 2, type: 'admin.REALM_ROLE_MAPPING-CREATE', realmId: 'r', resourcePath: 'users/u2/role-mappings/realm', representation: '[{"name":"writer"}]', details: { org_alias: 'globex' } }),
+    );
+    expect(admin).toMatchObject({ kind: 'admin', resourceType: 'REALM_ROLE_MAPPING', operationType: 'CREATE', tenant: 'globex', representation: [{ name: 'writer' }] });
+  });
+
+  test('an event without any organization has no tenant; a body that is no event is refused', () => {
+    expect(parseKeycloakEvent(JSON.stringify({ id: 'x', time: 1, type: 'LOGIN', userId: 'u' })).tenant).toBeNull();
+    expect(() => parseKeycloakEvent('[1,2]')).toThrow(/JSON object/);
+    expect(() => parseKeycloakEvent('{"time":1}')).toThrow(/neither type nor operationType/);
+    expect(() => parseKeycloakEvent('{"type":"LOGIN"}')).toThrow(/time/);
+  });
+
+  test('the signature is checked over the raw bytes with the secret', () => {
+    const body = Buffer.from('{"a":1}');
+    expect(verifyKeycloakSignature(body, signKeycloakBody(body, secret), secret)).toBe(true);
+    expect(verifyKeycloakSignature(body, `sha256=${signKeycloakBody(body, secret)}`, secret)).toBe(true);
+    expect(verifyKeycloakSignature(body, signKeycloakBody(body, 'other'), secret)).toBe(false);
+    expect(verifyKeycloakSignature(Buffer.from('{"a":2}'), signKeycloakBody(body, secret), secret)).toBe(false);
+    expect(verifyKeycloakSignature(body, 'abc', secret)).toBe(false);
+    expect(verifyKeycloakSignature(body, undefined, secret)).toBe(false);
+  });
+});
+
+describe('POST /hooks/keycloak', () => {
+  let control: ControlPlane;
+  let drop: () => Promise<void>;
+  let server: Server;
+  let base: string;
+
+  beforeAll(async () => {
+    const db = await freshPostgresDatabase('kchook');
+    drop = db.drop;
+    control = await openControlPlane({ databaseUrl: db.url });
+    const app = express();
+    app.use(keycloakWebhookRouter({ control, secret }));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await control?.close();
+    await drop?.();
+  });
+
+  const post = (body: string, signature?: string) =>
+    fetch(`${base}/hooks/keycloak`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(signature === undefined ? {} : { 'x-keycloak-signature': signature }) },
+      body,
+    });
+
+  test('the same event delivered twice is landed once and projected once', async () => {
+    const body = JSON.stringify({ uid: 'dup-1', time: 10, type: 'access.LOGIN', realmId: 'r', userId: 'u1', details: { org_alias: 'acme' } });
+    const first = await post(body, signKeycloakBody(body, secret));
+    const second = await post(body, signKeycloakBody(body, secret));
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    const a = (await first.json()) as { landingId: number; duplicate: boolean };
+    const b = (await second.json()) as { landingId: number; duplicate: boolean };
+    expect(a.duplicate).toBe(false);
+    expect(b).toEqual({ landingId: a.landingId, duplicate: true });
+
+    const applied: Array<[string, string, number]> = [];
+    const apply = async (tenant: string, event: KeycloakEvent, landingId: number) => {
+      applied.push([tenant, event.type, landingId]);
+    };
+    expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 1, skipped: 0 });
+    expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
+    expect(applied).toEqual([['acme', 'LOGIN', a.landingId]]);
+  });
+
+  test('a wrong or missing signature is rejected and nothing lands', async () => {
+    const body = JSON.stringify({ uid: 'forged-1', time: 11, type: 'access.LOGIN', userId: 'u1', details: { org_alias: 'acme' } });
+    expect((await post(body, signKeycloakBody(body, 'not-the-secret'))).status).toBe(401);
+    expect((await post(body)).status).toBe(401);
+    const tampered = body.replace('u1', 'u2');
+    expect((await post(tampered, signKeycloakBody(body, secret))).status).toBe(401);
+    expect(await control.pendingKeycloakEvents(10)).toEqual([]);
+  });
+
+  test('a signed body that is not a Keycloak event is refused with 400', async () => {
+    const body = '{"hello":"world"}';
+    expect((await post(body, signKeycloakBody(body, secret))).status).toBe(400);
+  });
+});
