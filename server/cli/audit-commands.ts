@@ -1,0 +1,118 @@
+/**
+ * `ioboxx-memory audit ship [--tenant T]` ships every staged audit event to S3 now;
+ * `ioboxx-memory audit verify [--tenant T] [--json]` proves the chain in the bucket and
+ * exits non-zero naming every problem. Configuration comes from the environment (README).
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../config.js';
+import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
+import { shipAudit } from '../../storage/audit/shipper.js';
+import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
+
+/** Exit codes: 0 whole, 1 problems found (verify) or the operation failed, 2 not configured. */
+const exitNotConfigured = 2;
+
+interface AuditOptions {
+  readonly tenant?: string;
+  readonly json?: boolean;
+  readonly dataDir?: string;
+}
+
+const s3Missing =
+  'S3 is not configured: set S3_ENDPOINT, S3_REGION, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ' +
+  '(audit batches stay staged in Postgres until then)';
+
+function configFor(options: AuditOptions): Config {
+  const env = options.dataDir ? { ...process.env, IOBOXX_DATA_DIR: path.resolve(options.dataDir) } : process.env;
+  return loadConfig(env);
+}
+
+function bucketOf(config: Config): AuditBucket {
+  if (!config.s3) {
+    process.stderr.write(`error: ${s3Missing}\n`);
+    process.exit(exitNotConfigured);
+  }
+  return openAuditBucket(config.s3);
+}
+
+function controlOf(config: Config): Promise<ControlPlane> {
+  return openControlPlane({
+    ...(config.database.url ? { databaseUrl: config.database.url } : {}),
+    ...(config.database.directUrl ? { databaseDirectUrl: config.database.directUrl } : {}),
+    dataDir: config.dataDir,
+  });
+}
+
+function fail(error: unknown): never {
+  const e = error as Error & { hint?: string };
+  process.stderr.write(`error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
+  process.exit(1);
+}
+
+export function reportLines(report: AuditReport): string[] {
+  return [
+    ...report.tenants.map((t) => `tenant ${t.tenant}: ${t.batches} batches, ${t.events} events, through seq ${t.lastSeq}, head ${t.headSha256}`),
+    ...report.problems.map(
+      (p) => `PROBLEM ${p.kind} tenant=${p.tenant}${p.batchSeq !== undefined ? ` batch=${p.batchSeq}` : ''}${p.key ? ` key=${p.key}` : ''}${p.versionId ? ` version=${p.versionId}` : ''}: ${p.detail}`,
+    ),
+    report.ok ? 'audit verified: chain whole' : `audit NOT verified: ${report.problems.length} problem(s)`,
+  ];
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('ship and verify the immutable audit trail in S3 Object Lock');
+
+  audit
+    .command('ship')
+    .description('ship every staged audit event to S3 now (hash-chained COMPLIANCE batches)')
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR; holds the embedded control-plane database)')
+    .option('--json', 'one JSON object on stdout')
+    .action(async (options: AuditOptions) => {
+      let control: ControlPlane | undefined;
+      try {
+        const config = configFor(options);
+        const bucket = bucketOf(config);
+        control = await controlOf(config);
+        const result = await shipAudit(control, bucket, {
+          retentionDays: config.auditRetentionDays,
+          force: true,
+          ...(options.tenant ? { tenant: options.tenant } : {}),
+        });
+        process.stdout.write(
+          options.json ? `${JSON.stringify(result)}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
+        );
+      } catch (error) {
+        fail(error);
+      } finally {
+        await control?.close();
+      }
+    });
+
+  audit
+    .command('verify')
+    .description('walk every object version in the audit bucket and prove chain, counts and hashes; exits 1 on any problem')
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR)')
+    .option('--no-control-plane', 'do not cross-check the control plane records of shipped batches')
+    .option('--json', 'one JSON object on stdout')
+    .action(async (options: AuditOptions & { controlPlane?: boolean }) => {
+      let control: ControlPlane | undefined;
+      let ok = false;
+      try {
+        const config = configFor(options);
+        const bucket = bucketOf(config);
+        if (options.controlPlane !== false) control = await controlOf(config);
+        const report = await verifyAudit(bucket, { ...(options.tenant ? { tenant: options.tenant } : {}), ...(control ? { control } : {}) });
+        process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${reportLines(report).join('\n')}\n`);
+        ok = report.ok;
+      } catch (error) {
+        fail(error);
+      } finally {
+        await control?.close();
+      }
+      if (!ok) process.exitCode = 1;
+    });
+}
