@@ -1,0 +1,326 @@
+/**
+ * The open tenant stores. A store is opened on first use (concurrent first requests share one
+ * open), stays open while used, is closed after `idleCloseMs` without work, and at most
+ * `openTenantsMax` stores hold a slot (opening, open or closing) at any moment. When a new
+ * tenant needs a slot and none is free, the least recently used open store is closed first:
+ * an idle one if there is any, else a busy one once its in-flight work has finished (work
+ * already admitted always completes; requests arriving for a closing store wait and reopen it).
+ *
+ * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
+ */
+import { MemoryError } from '../../storage/errors.js';
+import { ensureTenantDir } from './tenant-dir.js';
+import { parseTenantId } from './tenant-id.js';
+
+export const openTenantsMaxDefault = 64;
+export const idleCloseMsDefault = 5 * 60_000;
+/** Requests queued for a slot; past this the registry answers `busy` instead of queueing. */
+export const slotWaitersMax = 10_000;
+
+export interface Closable {
+  close(): Promise<void>;
+}
+
+export type TenantRegistryEvent =
+  | { readonly kind: 'opening' | 'opened' | 'closed'; readonly tenant: string }
+  | { readonly kind: 'closing'; readonly tenant: string; readonly why: 'idle' | 'evicted' | 'shutdown' }
+  | { readonly kind: 'open_failed'; readonly tenant: string; readonly error: unknown }
+  | { readonly kind: 'close_failed'; readonly tenant: string; readonly error: unknown }
+  | { readonly kind: 'waiting_for_slot'; readonly tenant: string };
+
+export interface TenantRegistryOptions<T extends Closable> {
+  readonly dataDir: string;
+  /** Opens the tenant's store in `dir` (its own directory, created and checked already). */
+  readonly open: (tenant: string, dir: string) => Promise<T>;
+  readonly openTenantsMax?: number;
+  readonly idleCloseMs?: number;
+  /** Opens, closes, failures: for logs and metrics. Must not throw. */
+  readonly observe?: (event: TenantRegistryEvent) => void;
+}
+
+/** A hold on an open store: it will not be closed until released. Release exactly once. */
+export interface TenantLease<T> {
+  readonly tenant: string;
+  readonly store: T;
+  release(): void;
+}
+
+export interface TenantRegistryStats {
+  readonly slotsUsed: number;
+  readonly opening: number;
+  readonly open: number;
+  readonly closing: number;
+  readonly waitingForSlot: number;
+}
+
+type EntryState = 'opening' | 'open' | 'closing';
+
+interface Entry<T> {
+  readonly tenant: string;
+  state: EntryState;
+  ready: Promise<T>;
+  store: T | undefined;
+  inFlight: number;
+  lastUseSeq: number;
+  idleTimer: NodeJS.Timeout | undefined;
+  closed: Promise<void> | undefined;
+  onDrained: (() => void) | undefined;
+}
+
+interface SlotWaiter {
+  readonly grant: () => void;
+  readonly refuse: (error: Error) => void;
+}
+
+export class TenantRegistry<T extends Closable> {
+  readonly openTenantsMax: number;
+  readonly idleCloseMs: number;
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly slotWaiters: SlotWaiter[] = [];
+  private slotsUsed = 0;
+  private useSeq = 0;
+  private shutDown = false;
+
+  constructor(private readonly options: TenantRegistryOptions<T>) {
+    this.openTenantsMax = options.openTenantsMax ?? openTenantsMaxDefault;
+    this.idleCloseMs = options.idleCloseMs ?? idleCloseMsDefault;
+    if (!Number.isInteger(this.openTenantsMax) || this.openTenantsMax < 1) {
+      throw new MemoryError('invalid_argument', `openTenantsMax must be a positive integer, got ${this.openTenantsMax}`);
+    }
+    if (!(Number.isFinite(this.idleCloseMs) && this.idleCloseMs >= 0)) {
+      throw new MemoryError('invalid_argument', `idleCloseMs must be a non-negative number, got ${this.idleCloseMs}`);
+    }
+  }
+
+  /** Runs `fn` with the tenant's store, opening it if needed; the store stays open until fn settles. */
+  async withTenant<R>(tenant: string, fn: (store: T) => Promise<R>): Promise<R> {
+    const lease = await this.acquire(tenant);
+    try {
+      return await fn(lease.store);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** For work that outlives one call (a subscription stream): hold the store until released. */
+  async acquire(tenant: string): Promise<TenantLease<T>> {
+    const id = parseTenantId(tenant);
+    for (;;) {
+      if (this.shutDown) throw new MemoryError('unavailable', 'the tenant registry is shut down');
+      const existing = this.entries.get(id);
+      if (existing?.state === 'closing') {
+        await existing.closed;
+        continue;
+      }
+      const entry = existing ?? this.startOpen(id);
+      entry.inFlight += 1;
+      entry.lastUseSeq = ++this.useSeq;
+      clearTimeout(entry.idleTimer);
+      entry.idleTimer = undefined;
+      let store: T;
+      try {
+        store = await entry.ready;
+      } catch (error) {
+        this.release(entry);
+        throw error;
+      }
+      let released = false;
+      return {
+        tenant: id,
+        store,
+        release: () => {
+          if (released) return;
+          released = true;
+          this.release(entry);
+        },
+      };
+    }
+  }
+
+  stats(): TenantRegistryStats {
+    let opening = 0;
+    let open = 0;
+    let closing = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.state === 'opening') opening += 1;
+      else if (entry.state === 'open') open += 1;
+      else closing += 1;
+    }
+    return { slotsUsed: this.slotsUsed, opening, open, closing, waitingForSlot: this.slotWaiters.length };
+  }
+
+  /** Refuses new work, lets admitted work finish, closes every store. */
+  async close(): Promise<void> {
+    this.shutDown = true;
+    for (const waiter of this.slotWaiters.splice(0)) {
+      waiter.refuse(new MemoryError('unavailable', 'the tenant registry is shutting down'));
+    }
+    const closing = [...this.entries.values()].map(async (entry) => {
+      await entry.ready.catch(() => undefined);
+      if (entry.state === 'open') this.startClose(entry, 'shutdown');
+      await entry.closed;
+    });
+    await Promise.all(closing);
+  }
+
+  private startOpen(tenant: string): Entry<T> {
+    const entry: Entry<T> = {
+      tenant,
+      state: 'opening',
+      ready: undefined as unknown as Promise<T>, // set just below: openEntry needs the entry first
+      store: undefined,
+      inFlight: 0,
+      lastUseSeq: 0,
+      idleTimer: undefined,
+      closed: undefined,
+      onDrained: undefined,
+    };
+    this.entries.set(tenant, entry);
+    entry.ready = this.openEntry(entry);
+    // Waiters see the failure through `ready`; this handler only keeps it from being unhandled.
+    entry.ready.catch(() => undefined);
+    return entry;
+  }
+
+  private async openEntry(entry: Entry<T>): Promise<T> {
+    this.observe({ kind: 'opening', tenant: entry.tenant });
+    try {
+      await this.reserveSlot(entry.tenant);
+    } catch (error) {
+      this.entries.delete(entry.tenant);
+      throw error;
+    }
+    try {
+      const dir = await ensureTenantDir(this.options.dataDir, entry.tenant);
+      const store = await this.options.open(entry.tenant, dir);
+      entry.store = store;
+      entry.state = 'open';
+      this.observe({ kind: 'opened', tenant: entry.tenant });
+      // A new candidate for eviction may unblock a waiting tenant.
+      this.evictForWaiters();
+      if (entry.inFlight === 0) this.armIdleTimer(entry);
+      return store;
+    } catch (error) {
+      this.entries.delete(entry.tenant);
+      this.releaseSlot();
+      this.observe({ kind: 'open_failed', tenant: entry.tenant, error });
+      throw error;
+    }
+  }
+
+  private reserveSlot(tenant: string): Promise<void> {
+    if (this.slotsUsed < this.openTenantsMax && this.slotWaiters.length === 0) {
+      this.slotsUsed += 1;
+      return Promise.resolve();
+    }
+    if (this.slotWaiters.length >= slotWaitersMax) {
+      return Promise.reject(new MemoryError('busy', `more than ${slotWaitersMax} tenants are waiting to open`, 'retry later'));
+    }
+    return new Promise<void>((grant, refuse) => {
+      this.slotWaiters.push({ grant, refuse });
+      this.observe({ kind: 'waiting_for_slot', tenant });
+      this.evictForWaiters();
+    });
+  }
+
+  /** A freed slot goes straight to the first waiter, so waiters are served in order. */
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next.grant();
+    else this.slotsUsed -= 1;
+  }
+
+  /** Start closing as many stores as waiters still need slots for, least recently used first. */
+  private evictForWaiters(): void {
+    let closing = 0;
+    for (const entry of this.entries.values()) if (entry.state === 'closing') closing += 1;
+    while (closing < this.slotWaiters.length) {
+      const victim = this.leastRecentlyUsedOpen();
+      if (victim === undefined) return;
+      this.startClose(victim, 'evicted');
+      closing += 1;
+    }
+  }
+
+  private leastRecentlyUsedOpen(): Entry<T> | undefined {
+    let idle: Entry<T> | undefined;
+    let busy: Entry<T> | undefined;
+    for (const entry of this.entries.values()) {
+      if (entry.state !== 'open') continue;
+      if (entry.inFlight === 0) {
+        if (idle === undefined || entry.lastUseSeq < idle.lastUseSeq) idle = entry;
+      } else if (busy === undefined || entry.lastUseSeq < busy.lastUseSeq) {
+        busy = entry;
+      }
+    }
+    return idle ?? busy;
+  }
+
+  private startClose(entry: Entry<T>, why: 'idle' | 'evicted' | 'shutdown'): void {
+    if (entry.state !== 'open') return;
+    entry.state = 'closing';
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+    this.observe({ kind: 'closing', tenant: entry.tenant, why });
+    entry.closed = (async () => {
+      if (entry.inFlight > 0) {
+        await new Promise<void>((drained) => {
+          entry.onDrained = drained;
+        });
+      }
+      try {
+        await (entry.store as T).close();
+        this.observe({ kind: 'closed', tenant: entry.tenant });
+      } catch (error) {
+        // The store is unusable either way: forget it, so the next request opens it afresh.
+        this.observe({ kind: 'close_failed', tenant: entry.tenant, error });
+      } finally {
+        if (this.entries.get(entry.tenant) === entry) this.entries.delete(entry.tenant);
+        this.releaseSlot();
+      }
+    })();
+  }
+
+  private release(entry: Entry<T>): void {
+    entry.inFlight -= 1;
+    entry.lastUseSeq = ++this.useSeq;
+    if (entry.inFlight > 0) return;
+    if (entry.state === 'closing') {
+      entry.onDrained?.();
+      entry.onDrained = undefined;
+    } else if (entry.state === 'open') {
+      this.armIdleTimer(entry);
+    }
+  }
+
+  private armIdleTimer(entry: Entry<T>): void {
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = setTimeout(() => {
+      entry.idleTimer = undefined;
+      if (entry.state === 'open' && entry.inFlight === 0) this.startClose(entry, 'idle');
+    }, this.idleCloseMs);
+    // An idle store must not keep the process alive.
+    entry.idleTimer.unref();
+  }
+
+  private observe(event: TenantRegistryEvent): void {
+    this.options.observe?.(event);
+  }
+}
+
+/** IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_MS, with the defaults above. */
+export function tenantRegistryLimitsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { readonly openTenantsMax: number; readonly idleCloseMs: number } {
+  const read = (name: string, fallback: number, min: number): number => {
+    const raw = env[name]?.trim();
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) throw new MemoryError('invalid_argument', `${name} must be an integer >= ${min}`);
+    return value;
+  };
+  return {
+    openTenantsMax: read('IOBOXX_MAX_OPEN_TENANTS', openTenantsMaxDefault, 1),
+    idleCloseMs: read('IOBOXX_TENANT_IDLE_CLOSE_MS', idleCloseMsDefault, 0),
+  };
+}

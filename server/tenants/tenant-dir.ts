@@ -1,0 +1,42 @@
+/**
+ * Each tenant's store lives in its own directory, `${dataDir}/tenants/${tenant}`. The path is
+ * built only from a pattern-checked id, and both the built path and (once it exists) the real
+ * path on disk are checked to sit directly under the tenants root, so neither a crafted id nor a
+ * planted symlink can point one tenant's store at another place.
+ */
+import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { MemoryError } from '../../storage/errors.js';
+import { parseTenantId } from './tenant-id.js';
+
+export const tenantsDirName = 'tenants';
+
+export function tenantsRoot(dataDir: string): string {
+  return resolve(dataDir, tenantsDirName);
+}
+
+export function tenantDir(dataDir: string, tenant: string): string {
+  const id = parseTenantId(tenant);
+  const root = tenantsRoot(dataDir);
+  const dir = join(root, id);
+  if (dirname(dir) !== root) {
+    throw new MemoryError('internal', `tenant directory ${dir} escapes ${root}`);
+  }
+  return dir;
+}
+
+/** Creates the tenant's directory if needed and returns it, refusing symlinks and escapes. */
+export async function ensureTenantDir(dataDir: string, tenant: string): Promise<string> {
+  const dir = tenantDir(dataDir, tenant);
+  const root = tenantsRoot(dataDir);
+  await mkdir(dir, { recursive: true });
+  const stats = await lstat(dir);
+  if (!stats.isDirectory() || stats.isSymbolicLink()) {
+    throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'remove the link or file in its place');
+  }
+  const [realDir, realRoot] = await Promise.all([realpath(dir), realpath(root)]);
+  if (dirname(realDir) !== realRoot) {
+    throw new MemoryError('forbidden', `tenant directory ${dir} resolves outside ${realRoot}`);
+  }
+  return dir;
+}

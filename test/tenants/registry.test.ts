@@ -1,0 +1,267 @@
+/**
+ * The tenant registry with a fake store (the registry is generic over it) in a real temporary
+ * data directory. Orderings are asserted from the registry's own events, never from sleeps.
+ */
+import { mkdtemp, mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { MemoryError } from '../../storage/errors.js';
+import { TenantRegistry, tenantRegistryLimitsFromEnv, type TenantRegistryEvent } from '../../server/tenants/registry.js';
+import { tenantDir } from '../../server/tenants/tenant-dir.js';
+
+class FakeStore {
+  closed = false;
+  constructor(
+    readonly tenant: string,
+    readonly dir: string,
+    private readonly onClose: (store: FakeStore) => void,
+  ) {}
+  async close(): Promise<void> {
+    if (this.closed) throw new Error('closed twice');
+    this.closed = true;
+    this.onClose(this);
+  }
+}
+
+function deferred<T = void>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ioboxx-registry-'));
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** A registry of fake stores, with a log of what happened and a high-water mark of open stores. */
+function harness(options: { openTenantsMax?: number; idleCloseMs?: number; open?: (tenant: string) => Promise<void> } = {}) {
+  const log: string[] = [];
+  const waiters: { match: (event: TenantRegistryEvent) => boolean; resolve: () => void }[] = [];
+  let openNow = 0;
+  let openHighWater = 0;
+  const opens = new Map<string, number>();
+  const registry = new TenantRegistry<FakeStore>({
+    dataDir,
+    openTenantsMax: options.openTenantsMax ?? 4,
+    idleCloseMs: options.idleCloseMs ?? 60_000,
+    async open(tenant, dir) {
+      await options.open?.(tenant);
+      opens.set(tenant, (opens.get(tenant) ?? 0) + 1);
+      openNow += 1;
+      openHighWater = Math.max(openHighWater, openNow);
+      log.push(`open ${tenant}`);
+      return new FakeStore(tenant, dir, () => {
+        openNow -= 1;
+        log.push(`close ${tenant}`);
+      });
+    },
+    observe(event) {
+      for (const waiter of [...waiters]) {
+        if (waiter.match(event)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve();
+        }
+      }
+    },
+  });
+  const event = (kind: TenantRegistryEvent['kind'], tenant: string) =>
+    new Promise<void>((resolve) => waiters.push({ match: (e) => e.kind === kind && e.tenant === tenant, resolve }));
+  return { registry, log, opens, event, highWater: () => openHighWater };
+}
+
+const badTenantIds = ['../x', '%2e%2e', '..', 'A', 'Acme', 'a'.repeat(200), '租户', 'tenänt', 'a/b', 'a.b', '', ' acme', '-acme'];
+
+describe('tenant registry', () => {
+  test('concurrent first requests for a tenant open its store once', async () => {
+    const gate = deferred();
+    const { registry, opens } = harness({ open: () => gate.promise });
+    const calls = Array.from({ length: 50 }, () => registry.withTenant('acme', async (store) => store));
+    gate.resolve();
+    const stores = await Promise.all(calls);
+    expect(opens.get('acme')).toBe(1);
+    expect(new Set(stores).size).toBe(1);
+  });
+
+  test("each tenant's store opens in its own directory under the data dir", async () => {
+    const { registry } = harness();
+    const acme = await registry.withTenant('acme', async (store) => store);
+    const globex = await registry.withTenant('globex', async (store) => store);
+    expect(acme.dir).toBe(join(dataDir, 'tenants', 'acme'));
+    expect(globex.dir).toBe(join(dataDir, 'tenants', 'globex'));
+    expect((await readdir(join(dataDir, 'tenants'))).sort()).toEqual(['acme', 'globex']);
+    await registry.close();
+  });
+
+  test('malformed tenant ids are refused before any path is built or store opened', async () => {
+    const { registry, opens } = harness();
+    for (const tenant of badTenantIds) {
+      await expect(registry.withTenant(tenant, async () => 'ran'), JSON.stringify(tenant)).rejects.toMatchObject({ code: 'invalid_argument' });
+      expect(() => tenantDir(dataDir, tenant), JSON.stringify(tenant)).toThrow(MemoryError);
+    }
+    expect(opens.size).toBe(0);
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  test('a tenant directory replaced by a symlink is refused', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'ioboxx-outside-'));
+    await mkdir(join(dataDir, 'tenants'), { recursive: true });
+    await symlink(outside, join(dataDir, 'tenants', 'evil'));
+    const { registry, opens } = harness();
+    await expect(registry.withTenant('evil', async () => 'ran')).rejects.toMatchObject({ code: 'forbidden' });
+    expect(opens.size).toBe(0);
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  test('at most openTenantsMax stores are open; the least recently used is closed first', async () => {
+    const { registry, log, highWater } = harness({ openTenantsMax: 2 });
+    await registry.withTenant('aa', async () => undefined);
+    await registry.withTenant('bb', async () => undefined);
+    await registry.withTenant('aa', async () => undefined); // bb is now the least recently used
+    await registry.withTenant('cc', async () => undefined);
+    expect(log).toEqual(['open aa', 'open bb', 'close bb', 'open cc']);
+    expect(highWater()).toBe(2);
+    expect(registry.stats()).toMatchObject({ slotsUsed: 2, open: 2 });
+  });
+
+  test('a store busy with work is closed only after that work finishes', async () => {
+    const { registry, log, event } = harness({ openTenantsMax: 1 });
+    const work = deferred();
+    const started = deferred();
+    const running = registry.withTenant('aa', async (store) => {
+      log.push('aa work starts');
+      started.resolve();
+      await work.promise;
+      log.push('aa work ends');
+      return store.closed;
+    });
+    await started.promise;
+    const evicting = event('closing', 'aa');
+    const b = registry.withTenant('bb', async (store) => store.tenant);
+    await evicting; // b wants a's slot; a is closing but still has work in flight
+    expect(log).toEqual(['open aa', 'aa work starts']);
+    work.resolve();
+    expect(await running).toBe(false); // the store was still open when the work ended
+    expect(await b).toBe('bb');
+    expect(log).toEqual(['open aa', 'aa work starts', 'aa work ends', 'close aa', 'open bb']);
+  });
+
+  test('a request for a store being closed waits and gets a reopened store', async () => {
+    const { registry, opens, event } = harness({ openTenantsMax: 1 });
+    const lease = await registry.acquire('aa');
+    const evicting = event('closing', 'aa');
+    const b = registry.withTenant('bb', async () => undefined);
+    await evicting;
+    const again = registry.withTenant('aa', async (store) => store);
+    lease.release();
+    await b;
+    const reopened = await again;
+    expect(reopened).not.toBe(lease.store);
+    expect(lease.store.closed).toBe(true);
+    expect(reopened.closed).toBe(false);
+    expect(opens.get('aa')).toBe(2);
+  });
+
+  test('an idle store is closed after idleCloseMs and reopened on the next request', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log, opens, event } = harness({ idleCloseMs: 1_000 });
+    await registry.withTenant('aa', async () => undefined);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(log).toEqual(['open aa']);
+    const closed = event('closed', 'aa');
+    await vi.advanceTimersByTimeAsync(1);
+    await closed;
+    expect(log).toEqual(['open aa', 'close aa']);
+    await registry.withTenant('aa', async () => undefined);
+    expect(opens.get('aa')).toBe(2);
+  });
+
+  test('a store with work in flight is never idle-closed, and each use restarts the idle clock', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log, event } = harness({ idleCloseMs: 1_000 });
+    const lease = await registry.acquire('aa');
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(log).toEqual(['open aa']);
+    lease.release();
+    await vi.advanceTimersByTimeAsync(600);
+    await registry.withTenant('aa', async () => undefined);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(log).toEqual(['open aa']);
+    const closed = event('closed', 'aa');
+    await vi.advanceTimersByTimeAsync(400);
+    await closed;
+    expect(log).toEqual(['open aa', 'close aa']);
+  });
+
+  test('a failed open reaches every waiting request, frees its slot, and the next request retries', async () => {
+    let failures = 1;
+    const { registry, opens } = harness({
+      openTenantsMax: 1,
+      open: async () => {
+        if (failures-- > 0) throw new MemoryError('unavailable', 'disk on fire');
+      },
+    });
+    const attempts = await Promise.allSettled(Array.from({ length: 5 }, () => registry.withTenant('aa', async () => 'ok')));
+    expect(attempts.map((attempt) => attempt.status)).toEqual(Array(5).fill('rejected'));
+    expect(registry.stats().slotsUsed).toBe(0);
+    expect(await registry.withTenant('bb', async () => 'ok')).toBe('ok');
+    expect(await registry.withTenant('aa', async () => 'ok')).toBe('ok');
+    expect(opens.get('aa')).toBe(1);
+  });
+
+  test('close waits for admitted work, closes every store, then refuses new work', async () => {
+    const { registry, log } = harness();
+    const work = deferred();
+    const running = registry.withTenant('aa', async () => {
+      await work.promise;
+      log.push('aa work ends');
+    });
+    await registry.withTenant('bb', async () => undefined);
+    const closing = registry.close();
+    work.resolve();
+    await Promise.all([running, closing]);
+    expect(log.indexOf('aa work ends')).toBeLessThan(log.indexOf('close aa'));
+    expect(log).toContain('close bb');
+    await expect(registry.withTenant('aa', async () => undefined)).rejects.toMatchObject({ code: 'unavailable' });
+  });
+
+  test('200 tenants under a bound of 8: every call sees only its own open store, never more than 8 open', async () => {
+    const { registry, highWater } = harness({ openTenantsMax: 8 });
+    const tenants = Array.from({ length: 200 }, (_, index) => `tenant-${index}`);
+    const calls = tenants.flatMap((tenant) =>
+      Array.from({ length: 5 }, (_, round) =>
+        registry.withTenant(tenant, async (store) => {
+          expect(store.tenant).toBe(tenant);
+          expect(store.closed).toBe(false);
+          await new Promise((resolve) => setImmediate(resolve));
+          expect(store.closed).toBe(false);
+          return `${tenant}/${round}`;
+        }),
+      ),
+    );
+    const results = await Promise.all(calls);
+    expect(new Set(results).size).toBe(1000);
+    expect(highWater()).toBeLessThanOrEqual(8);
+    await registry.close();
+    expect(registry.stats()).toMatchObject({ slotsUsed: 0, open: 0, closing: 0, waitingForSlot: 0 });
+  });
+
+  test('limits come from IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_MS', () => {
+    expect(tenantRegistryLimitsFromEnv({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500' })).toEqual({
+      openTenantsMax: 12,
+      idleCloseMs: 500,
+    });
+    expect(tenantRegistryLimitsFromEnv({}).openTenantsMax).toBeGreaterThan(0);
+    expect(() => tenantRegistryLimitsFromEnv({ IOBOXX_MAX_OPEN_TENANTS: '0' })).toThrow(MemoryError);
+    expect(() => new TenantRegistry({ dataDir, open: async () => ({ close: async () => undefined }), openTenantsMax: 0 })).toThrow(MemoryError);
+  });
+});
