@@ -2,43 +2,39 @@
  * Cosine k-nearest search over one table's vector column, kept equal to the table by the
  * engine (onInsert / onDelete on every apply, rollback, replay and snapshot load).
  *
- * How it searches: every vector is normalised and quantised to int8 (one scale per vector)
- * in one contiguous block; a query is normalised and quantised to int16; a SIMD scan scores
- * every stored vector (see vector-kernel.ts); the `rerankDepth(k)` best approximate scores
- * are then rescored exactly in float64 against the row's own Float32Array, and the best k
- * of those are returned. There is no graph to build, so opening a store costs one pass of
- * quantisation, deletes really remove (the slot is refilled by the last one) and filters
- * are exact: a filter is applied during the scan, so k matches come back whenever k exist.
+ * How it searches: a quantised scan of every vector of the query's dimension with
+ * WebAssembly SIMD, then an exact float64 rescore of the `rerankDepth(k)` best (see
+ * vector-partition.ts). At 100k x 384 the scan reads 38 MB of int8 codes, about 3 ms here.
+ * Why not a graph (HNSW): the index is rebuilt from the table on every store open, and a
+ * graph of 100k x 384 takes tens of seconds to build in JavaScript; this one builds in about
+ * a second, deletes really remove, and filters are exact (applied during the scan, so k
+ * matches come back whenever k exist). Past about 500k vectors of one dimension the scan
+ * alone would exceed 20 ms: partition it (IVF) then.
+ *
+ * A table may hold vectors of several dimensions (one per embedding model): each dimension
+ * has its own partition, and a query searches the partition of its own length. A query of a
+ * length the index does not hold is refused (dimension mismatch), unless the index is empty.
  *
  * Zero vectors have no cosine: they are held (they count in `size`) but never returned, and
- * a zero query is refused. `idColumn` must be unique in the table (it is the result id).
- * The index keeps a reference to each row's vector instead of a float copy (rows are
- * immutable), so its own memory is about `dimensions + 40` bytes per vector.
+ * a zero query is refused. `idColumn` must be unique in the table (it is the result id). The
+ * index keeps a reference to each row's vector rather than a float copy (rows are immutable),
+ * so its own memory is about `dimensions + 40` bytes per vector.
  */
 import { MemoryError } from '../storage/errors.js';
 import type { Row } from '../storage/schema.js';
 import { vectorDimensionsMax } from '../storage/schema.js';
 import type { DerivedIndex } from '../storage/store.js';
-import { BestSlots } from './vector-best.js';
-import { blockDimensions, createScanKernel, simdSupported, wasmPageBytes, type ScanKernel } from './vector-kernel.js';
+import { simdSupported } from './vector-kernel.js';
+import { magnitude, VectorPartition } from './vector-partition.js';
 
 /** Past this k a search is refused: results are meant to be read, not to dump the table. */
 export const searchKMax = 1000;
-/** Stored codes use the int8 range symmetrically. */
-const codeMax = 127;
-/** Query codes use up to the int16 range, less when int32 sums could overflow (see queryCodeMax). */
-const queryCodeLimit = 32_767;
-const int32Max = 2_147_483_647;
-/** Vector slots added when the code block is full, at least, and the growth factor past that. */
-const capacityMin = 1024;
-const capacityGrowth = 2;
-/** The query area is sized for the largest vector a table accepts, so the code block never moves. */
-const codesOffset = vectorDimensionsMax * 2;
 
 /**
- * How many approximate best are rescored exactly. Measured here on random 384-dimension
- * vectors (the worst case for quantisation: neighbours are nearly tied) recall@10 is 1.0
- * from 4k + 40 on; the exact rescore of that many costs well under a millisecond.
+ * How many approximate best are rescored exactly. Measured here on 50k random 384-dimension
+ * vectors (the worst case for quantisation: neighbours are nearly tied): recall@10 is 0.98
+ * with no margin (depth k) and 1.0 from k + 10; 4k + 40 leaves a wide margin for other data,
+ * and rescoring that many costs well under a millisecond.
  */
 export function rerankDepth(k: number): number {
   return 4 * k + 40;
@@ -63,20 +59,10 @@ export class VectorIndex implements DerivedIndex {
   readonly idColumn: string;
   readonly vectorColumn: string;
   private readonly scalarScan: boolean;
-
-  /** Created with the first vector: a WebAssembly memory reserves address space, so empty indexes hold none. */
-  private kernelHeld: ScanKernel | undefined;
-  /** Vector length of every held vector; undefined until the first one, reset when empty. */
-  private dims: number | undefined;
-  private stride = 0;
-  private capacity = 0;
-  private count = 0;
-  private ids: string[] = [];
-  private vectors: Float32Array[] = [];
-  private invNorms = new Float64Array(0);
-  /** code * codeScales[slot] ≈ component of the normalised vector. */
-  private codeScales = new Float64Array(0);
-  private readonly slotById = new Map<string, number>();
+  /** One partition per vector length; a partition is dropped when its last vector goes. */
+  private readonly partitions = new Map<number, VectorPartition>();
+  /** The length each held id's vector has (zero vectors included). */
+  private readonly dimensionsById = new Map<string, number>();
   private readonly zeroIds = new Set<string>();
 
   constructor(options: VectorIndexOptions) {
@@ -88,12 +74,12 @@ export class VectorIndex implements DerivedIndex {
 
   /** Rows held, zero vectors included. */
   get size(): number {
-    return this.count + this.zeroIds.size;
+    return this.dimensionsById.size;
   }
 
-  /** Length of the held vectors; undefined while the index is empty. */
-  get dimensions(): number | undefined {
-    return this.dims;
+  /** The vector lengths held, ascending. */
+  get dimensions(): number[] {
+    return [...this.partitions.keys()].sort((a, b) => a - b);
   }
 
   /** True when the scan runs in WebAssembly SIMD (else the scalar JavaScript loop). */
@@ -102,7 +88,7 @@ export class VectorIndex implements DerivedIndex {
   }
 
   has(id: string): boolean {
-    return this.slotById.has(id) || this.zeroIds.has(id);
+    return this.dimensionsById.has(id);
   }
 
   onInsert(row: Row): void {
@@ -110,41 +96,28 @@ export class VectorIndex implements DerivedIndex {
     const vector = row[this.vectorColumn];
     // A row without a vector (nullable column) is simply not indexed.
     if (vector === null || vector === undefined) return;
+    // Check before touching anything, so a refused row leaves the index as it was.
     if (!(vector instanceof Float32Array)) {
       throw new MemoryError('invalid_argument', `${this.table}.${this.vectorColumn} must be a Float32Array`);
     }
-    // Check before touching anything, so a refused row leaves the index as it was. A row
-    // replacing the only held one may change the dimension, as into an empty index.
-    const replacesAll = this.size === 1 && this.has(id);
-    this.checkDimensions(vector.length, 'row', !replacesAll);
-    const { sumSquares, absMax } = magnitude(vector);
+    checkLength(vector.length, 'row');
+    const { sumSquares } = magnitude(vector);
     if (!Number.isFinite(sumSquares)) {
       throw new MemoryError('invalid_argument', `${this.table}.${this.vectorColumn} of ${id} is not finite`);
     }
     // The engine sends delete-then-insert for an update; a bare second insert replaces too.
-    if (this.has(id)) this.remove(id);
-    if (this.dims === undefined) {
-      // Empty: the vector length may change, and with it the code layout.
-      this.dims = vector.length;
-      this.stride = Math.ceil(vector.length / blockDimensions) * blockDimensions;
-      this.capacity = 0;
-    }
+    this.remove(id);
+    this.dimensionsById.set(id, vector.length);
     if (sumSquares === 0) {
       this.zeroIds.add(id);
       return;
     }
-    if (this.count === this.capacity) this.grow();
-    const slot = this.count++;
-    const norm = Math.sqrt(sumSquares);
-    const codes = new Int8Array(this.kernel.memory.buffer, codesOffset + slot * this.stride, this.stride);
-    const toCode = codeMax / absMax;
-    for (let d = 0; d < vector.length; d++) codes[d] = Math.round(vector[d]! * toCode);
-    codes.fill(0, vector.length);
-    this.ids[slot] = id;
-    this.vectors[slot] = vector;
-    this.invNorms[slot] = 1 / norm;
-    this.codeScales[slot] = absMax / (codeMax * norm);
-    this.slotById.set(id, slot);
+    let partition = this.partitions.get(vector.length);
+    if (!partition) {
+      partition = new VectorPartition(vector.length, { scalarScan: this.scalarScan });
+      this.partitions.set(vector.length, partition);
+    }
+    partition.add(id, vector);
   }
 
   onDelete(row: Row): void {
@@ -153,17 +126,9 @@ export class VectorIndex implements DerivedIndex {
   }
 
   clear(): void {
-    // Drop the kernel: WebAssembly memory cannot shrink, so a cleared index lets it go.
-    this.kernelHeld = undefined;
-    this.dims = undefined;
-    this.stride = 0;
-    this.capacity = 0;
-    this.count = 0;
-    this.ids = [];
-    this.vectors = [];
-    this.invNorms = new Float64Array(0);
-    this.codeScales = new Float64Array(0);
-    this.slotById.clear();
+    // Dropping the partitions lets their WebAssembly memories go (they cannot shrink).
+    this.partitions.clear();
+    this.dimensionsById.clear();
     this.zeroIds.clear();
   }
 
@@ -176,40 +141,18 @@ export class VectorIndex implements DerivedIndex {
       throw new MemoryError('invalid_argument', `k must be an integer in 1..${searchKMax} (got ${k})`);
     }
     if (!(query instanceof Float32Array)) throw new MemoryError('invalid_argument', 'query must be a Float32Array');
-    const { sumSquares, absMax } = magnitude(query);
+    checkLength(query.length, 'query');
+    const { sumSquares } = magnitude(query);
     if (!Number.isFinite(sumSquares)) throw new MemoryError('invalid_argument', 'query has non-finite components');
     if (sumSquares === 0) throw new MemoryError('invalid_argument', 'query is the zero vector: cosine similarity is undefined');
-    this.checkDimensions(query.length, 'query');
-    if (this.dims === undefined || this.count === 0) return [];
-
-    // Quantise the query into the kernel's query area and score every slot.
-    const buffer = this.kernel.memory.buffer;
-    const queryCodes = new Int16Array(buffer, 0, this.stride);
-    const toCode = queryCodeMax(this.stride) / absMax;
-    for (let d = 0; d < query.length; d++) queryCodes[d] = Math.round(query[d]! * toCode);
-    queryCodes.fill(0, query.length);
-    const scoresOffset = this.scoresOffset();
-    this.kernel.scan(0, codesOffset, this.count, this.stride / blockDimensions, scoresOffset);
-    const rawScores = new Int32Array(buffer, scoresOffset, this.count);
-
-    // Keep the best approximate candidates; ask the filter only about slots that would enter.
-    const best = new BestSlots(Math.min(this.count, rerankDepth(k)));
-    const codeScales = this.codeScales;
-    for (let slot = 0; slot < this.count; slot++) {
-      const approx = rawScores[slot]! * codeScales[slot]!;
-      if (approx <= best.threshold) continue;
-      if (filter && !filter(this.ids[slot]!)) continue;
-      best.offer(approx, slot);
+    const partition = this.partitions.get(query.length);
+    if (!partition) {
+      const held = [...new Set(this.dimensionsById.values())].sort((a, b) => a - b);
+      if (held.length === 0 || held.includes(query.length)) return []; // empty, or only zero vectors
+      throw new MemoryError('invalid_argument', `query has ${query.length} dimensions; ${this.table}.${this.vectorColumn} holds ${held.join(', ')}`);
     }
-
-    // Rescore exactly; the order is by score, then id, so equal inputs give equal answers.
-    const invQueryNorm = 1 / Math.sqrt(sumSquares);
-    const hits: VectorHit[] = best.slotList().map((slot) => {
-      const vector = this.vectors[slot]!;
-      let dot = 0;
-      for (let d = 0; d < vector.length; d++) dot += vector[d]! * query[d]!;
-      return { id: this.ids[slot]!, score: dot * invQueryNorm * this.invNorms[slot]! };
-    });
+    const hits = partition.candidates(query, rerankDepth(k), filter);
+    // By score, then id, so equal inputs give equal answers whatever the insert order.
     hits.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return hits.slice(0, k);
   }
@@ -220,88 +163,19 @@ export class VectorIndex implements DerivedIndex {
     return id;
   }
 
-  private checkDimensions(length: number, what: 'row' | 'query', againstHeld = true): void {
-    if (length === 0 || length > vectorDimensionsMax) {
-      throw new MemoryError('limit_exceeded', `${what} vector has ${length} dimensions (1..${vectorDimensionsMax})`);
-    }
-    if (againstHeld && this.dims !== undefined && length !== this.dims) {
-      throw new MemoryError('invalid_argument', `${what} vector has ${length} dimensions; ${this.table}.${this.vectorColumn} holds ${this.dims}`);
-    }
-  }
-
   private remove(id: string): void {
-    if (this.zeroIds.delete(id)) {
-      if (this.size === 0) this.dims = undefined;
-      return;
-    }
-    const slot = this.slotById.get(id);
-    if (slot === undefined) return;
-    this.slotById.delete(id);
-    // Fill the hole with the last slot so the scanned block stays dense.
-    const last = --this.count;
-    if (slot !== last) {
-      const codes = new Int8Array(this.kernel.memory.buffer);
-      codes.copyWithin(codesOffset + slot * this.stride, codesOffset + last * this.stride, codesOffset + (last + 1) * this.stride);
-      const movedId = this.ids[last]!;
-      this.ids[slot] = movedId;
-      this.vectors[slot] = this.vectors[last]!;
-      this.invNorms[slot] = this.invNorms[last]!;
-      this.codeScales[slot] = this.codeScales[last]!;
-      this.slotById.set(movedId, slot);
-    }
-    this.ids.length = last;
-    this.vectors.length = last;
-    if (this.size === 0) this.dims = undefined;
-  }
-
-  private get kernel(): ScanKernel {
-    this.kernelHeld ??= createScanKernel({ preferScalar: this.scalarScan });
-    return this.kernelHeld;
-  }
-
-  private scoresOffset(): number {
-    return codesOffset + this.capacity * this.stride;
-  }
-
-  private grow(): void {
-    const capacity = Math.max(capacityMin, this.capacity * capacityGrowth);
-    const bytesNeeded = codesOffset + capacity * this.stride + capacity * 4;
-    const pagesNeeded = Math.ceil(bytesNeeded / wasmPageBytes);
-    const pagesHeld = this.kernel.memory.buffer.byteLength / wasmPageBytes;
-    if (pagesNeeded > pagesHeld) {
-      try {
-        this.kernel.memory.grow(pagesNeeded - pagesHeld);
-      } catch {
-        throw new MemoryError('limit_exceeded', `${this.table}: vector index cannot grow to ${capacity} vectors of ${this.dims} dimensions`);
-      }
-    }
-    const invNorms = new Float64Array(capacity);
-    invNorms.set(this.invNorms.subarray(0, this.count));
-    const codeScales = new Float64Array(capacity);
-    codeScales.set(this.codeScales.subarray(0, this.count));
-    this.invNorms = invNorms;
-    this.codeScales = codeScales;
-    this.capacity = capacity;
+    const length = this.dimensionsById.get(id);
+    if (length === undefined) return;
+    this.dimensionsById.delete(id);
+    if (this.zeroIds.delete(id)) return;
+    const partition = this.partitions.get(length)!;
+    partition.remove(id);
+    if (partition.size === 0) this.partitions.delete(length);
   }
 }
 
-/**
- * The largest query code such that no int32 sum can overflow: |sum| <= 127 * q * stride
- * (both vectors normalised, so each component is at most its vector's largest one).
- */
-function queryCodeMax(stride: number): number {
-  return Math.min(queryCodeLimit, Math.floor(int32Max / (codeMax * stride)));
-}
-
-/** Squared length and largest absolute component, in one pass. */
-function magnitude(vector: Float32Array): { sumSquares: number; absMax: number } {
-  let sumSquares = 0;
-  let absMax = 0;
-  for (let d = 0; d < vector.length; d++) {
-    const x = vector[d]!;
-    sumSquares += x * x;
-    const a = Math.abs(x);
-    if (a > absMax) absMax = a;
+function checkLength(length: number, what: 'row' | 'query'): void {
+  if (length === 0 || length > vectorDimensionsMax) {
+    throw new MemoryError('limit_exceeded', `${what} vector has ${length} dimensions (1..${vectorDimensionsMax})`);
   }
-  return { sumSquares, absMax };
 }

@@ -1,0 +1,174 @@
+/**
+ * The vectors of one dimension, laid out for scanning: each normalised and quantised to int8
+ * (one scale per vector) in one dense block of a WebAssembly memory, beside the id and a
+ * reference to the row's own Float32Array for exact rescoring.
+ *
+ * A search quantises the query to int16, scores every slot with the SIMD kernel
+ * (vector-kernel.ts), keeps the `depth` best approximate scores among slots the filter
+ * accepts, and rescores those exactly in float64.
+ */
+import { MemoryError } from '../storage/errors.js';
+import { BestSlots } from './vector-best.js';
+import { blockDimensions, createScanKernel, wasmPageBytes, type ScanKernel } from './vector-kernel.js';
+
+/** Stored codes use the int8 range symmetrically. */
+const codeMax = 127;
+/** Query codes use up to the int16 range, less when int32 sums could overflow (see queryCodeMax). */
+const queryCodeLimit = 32_767;
+const int32Max = 2_147_483_647;
+/** Vector slots reserved at least, and the growth factor when the code block is full. */
+const capacityMin = 1024;
+const capacityGrowth = 2;
+
+export interface PartitionHit {
+  readonly id: string;
+  readonly score: number;
+}
+
+/** Squared length and largest absolute component, in one pass. */
+export function magnitude(vector: Float32Array): { sumSquares: number; absMax: number } {
+  let sumSquares = 0;
+  let absMax = 0;
+  for (let d = 0; d < vector.length; d++) {
+    const x = vector[d]!;
+    sumSquares += x * x;
+    const a = Math.abs(x);
+    if (a > absMax) absMax = a;
+  }
+  return { sumSquares, absMax };
+}
+
+export class VectorPartition {
+  /** Dimensions padded to whole SIMD blocks (the padding codes are zero). */
+  private readonly stride: number;
+  /** Bytes before the code block: the int16 query. */
+  private readonly codesOffset: number;
+  private readonly kernel: ScanKernel;
+  private capacity = 0;
+  private count = 0;
+  private readonly ids: string[] = [];
+  private readonly vectors: Float32Array[] = [];
+  private invNorms = new Float64Array(0);
+  /** code * codeScales[slot] ≈ component of the normalised vector. */
+  private codeScales = new Float64Array(0);
+  private readonly slotById = new Map<string, number>();
+
+  constructor(readonly dimensions: number, options: { scalarScan: boolean }) {
+    this.stride = Math.ceil(dimensions / blockDimensions) * blockDimensions;
+    this.codesOffset = this.stride * 2;
+    this.kernel = createScanKernel({ preferScalar: options.scalarScan });
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get simd(): boolean {
+    return this.kernel.simd;
+  }
+
+  /** Adds a nonzero, finite vector of this partition's dimension under a new id. */
+  add(id: string, vector: Float32Array): void {
+    if (vector.length !== this.dimensions || this.slotById.has(id)) throw new Error(`VectorPartition.add: bad ${id}`);
+    const { sumSquares, absMax } = magnitude(vector);
+    if (!(sumSquares > 0 && Number.isFinite(sumSquares))) throw new Error(`VectorPartition.add: ${id} is zero or not finite`);
+    if (this.count === this.capacity) this.grow();
+    const slot = this.count++;
+    const norm = Math.sqrt(sumSquares);
+    const codes = new Int8Array(this.kernel.memory.buffer, this.codesOffset + slot * this.stride, this.stride);
+    const toCode = codeMax / absMax;
+    for (let d = 0; d < vector.length; d++) codes[d] = Math.round(vector[d]! * toCode);
+    codes.fill(0, vector.length);
+    this.ids[slot] = id;
+    this.vectors[slot] = vector;
+    this.invNorms[slot] = 1 / norm;
+    this.codeScales[slot] = absMax / (codeMax * norm);
+    this.slotById.set(id, slot);
+  }
+
+  /** Removes an id; false when it is not held. The last slot fills the hole, so the block stays dense. */
+  remove(id: string): boolean {
+    const slot = this.slotById.get(id);
+    if (slot === undefined) return false;
+    this.slotById.delete(id);
+    const last = --this.count;
+    if (slot !== last) {
+      const bytes = new Int8Array(this.kernel.memory.buffer);
+      const from = this.codesOffset + last * this.stride;
+      bytes.copyWithin(this.codesOffset + slot * this.stride, from, from + this.stride);
+      const movedId = this.ids[last]!;
+      this.ids[slot] = movedId;
+      this.vectors[slot] = this.vectors[last]!;
+      this.invNorms[slot] = this.invNorms[last]!;
+      this.codeScales[slot] = this.codeScales[last]!;
+      this.slotById.set(movedId, slot);
+    }
+    this.ids.length = last;
+    this.vectors.length = last;
+    return true;
+  }
+
+  /**
+   * The `depth` best by approximate score among ids the filter accepts, rescored exactly
+   * (cosine, float64), in no particular order. The query is nonzero, finite, of this dimension.
+   */
+  candidates(query: Float32Array, depth: number, filter?: (id: string) => boolean): PartitionHit[] {
+    if (this.count === 0) return [];
+    const { sumSquares, absMax } = magnitude(query);
+    const buffer = this.kernel.memory.buffer;
+    const queryCodes = new Int16Array(buffer, 0, this.stride);
+    const toCode = queryCodeMax(this.stride) / absMax;
+    for (let d = 0; d < query.length; d++) queryCodes[d] = Math.round(query[d]! * toCode);
+    queryCodes.fill(0, query.length);
+    const scoresOffset = this.codesOffset + this.capacity * this.stride;
+    this.kernel.scan(0, this.codesOffset, this.count, this.stride / blockDimensions, scoresOffset);
+    const rawScores = new Int32Array(buffer, scoresOffset, this.count);
+
+    // The filter is asked only about slots whose score would enter: most are rejected first.
+    const best = new BestSlots(Math.min(this.count, depth));
+    const codeScales = this.codeScales;
+    for (let slot = 0; slot < this.count; slot++) {
+      const approx = rawScores[slot]! * codeScales[slot]!;
+      if (approx <= best.threshold) continue;
+      if (filter && !filter(this.ids[slot]!)) continue;
+      best.offer(approx, slot);
+    }
+
+    const invQueryNorm = 1 / Math.sqrt(sumSquares);
+    return best.slotList().map((slot) => {
+      const vector = this.vectors[slot]!;
+      let dot = 0;
+      for (let d = 0; d < vector.length; d++) dot += vector[d]! * query[d]!;
+      return { id: this.ids[slot]!, score: dot * invQueryNorm * this.invNorms[slot]! };
+    });
+  }
+
+  private grow(): void {
+    const capacity = Math.max(capacityMin, this.capacity * capacityGrowth);
+    const bytesNeeded = this.codesOffset + capacity * this.stride + capacity * 4; // codes + int32 scores
+    const pagesNeeded = Math.ceil(bytesNeeded / wasmPageBytes);
+    const pagesHeld = this.kernel.memory.buffer.byteLength / wasmPageBytes;
+    if (pagesNeeded > pagesHeld) {
+      try {
+        this.kernel.memory.grow(pagesNeeded - pagesHeld);
+      } catch {
+        throw new MemoryError('limit_exceeded', `the vector index cannot grow to ${capacity} vectors of ${this.dimensions} dimensions`);
+      }
+    }
+    const invNorms = new Float64Array(capacity);
+    invNorms.set(this.invNorms.subarray(0, this.count));
+    const codeScales = new Float64Array(capacity);
+    codeScales.set(this.codeScales.subarray(0, this.count));
+    this.invNorms = invNorms;
+    this.codeScales = codeScales;
+    this.capacity = capacity;
+  }
+}
+
+/**
+ * The largest query code such that no int32 sum can overflow: every stored code is at most
+ * 127 in magnitude and every query code at most q, so |sum| <= 127 * q * stride.
+ */
+function queryCodeMax(stride: number): number {
+  return Math.min(queryCodeLimit, Math.floor(int32Max / (codeMax * stride)));
+}
