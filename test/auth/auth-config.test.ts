@@ -1,0 +1,48 @@
+import { describe, expect, test } from 'vitest';
+import { MemoryError } from '../../storage/errors.js';
+import { authConfigFromEnv } from '../../server/auth/auth-config.js';
+import { parseRoleMap, roleMapDefault } from '../../server/auth/capabilities.js';
+
+describe('identity configuration from the environment', () => {
+  test('no issuer means local mode', () => {
+    expect(authConfigFromEnv({})).toBeUndefined();
+  });
+
+  test('an issuer needs an audience', () => {
+    expect(() => authConfigFromEnv({ IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r' })).toThrow(MemoryError);
+  });
+
+  test('defaults: RS256, 5 s tolerance, organization claim, client id = first audience, default role map', () => {
+    const config = authConfigFromEnv({ IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r', IOBOXX_OIDC_AUDIENCE: 'memory, other' });
+    expect(config?.oidc).toMatchObject({ issuer: 'https://id.example.com/realms/r', audience: ['memory', 'other'], algorithms: ['RS256'], clockToleranceS: 5 });
+    expect(config?.clientId).toBe('memory');
+    expect(config?.tenantClaim).toBe('organization');
+    expect([...(config?.roleMap.keys() ?? [])].sort()).toEqual(Object.keys(roleMapDefault).sort());
+  });
+
+  test('every setting can be given', () => {
+    const config = authConfigFromEnv({
+      IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r',
+      IOBOXX_OIDC_AUDIENCE: 'memory',
+      IOBOXX_OIDC_CLIENT_ID: 'memory-client',
+      IOBOXX_OIDC_ALGORITHMS: 'ES256,PS256',
+      IOBOXX_OIDC_CLOCK_TOLERANCE_S: '2',
+      IOBOXX_TENANT_CLAIM: 'orgs',
+      IOBOXX_ROLE_MAP: '{"viewer":["read"]}',
+    });
+    expect(config?.oidc.algorithms).toEqual(['ES256', 'PS256']);
+    expect(config?.oidc.clockToleranceS).toBe(2);
+    expect(config?.clientId).toBe('memory-client');
+    expect(config?.tenantClaim).toBe('orgs');
+    expect([...(config?.roleMap.get('viewer') ?? [])]).toEqual(['read']);
+  });
+
+  test('bad settings are refused at start, naming the variable', () => {
+    const base = { IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r', IOBOXX_OIDC_AUDIENCE: 'memory' };
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ALGORITHMS: 'HS256' })).toThrow(/IOBOXX_OIDC_ALGORITHMS/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_CLOCK_TOLERANCE_S: 'soon' })).toThrow(/IOBOXX_OIDC_CLOCK_TOLERANCE_S/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_ROLE_MAP: '{"x":["fly"]}' })).toThrow(/IOBOXX_ROLE_MAP/);
+    expect(() => parseRoleMap('[]')).toThrow(MemoryError);
+    expect(() => parseRoleMap('not json')).toThrow(MemoryError);
+  });
+});
