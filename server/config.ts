@@ -34,6 +34,7 @@ const environmentSchema = z
     IOBOXX_HTTP_PORT: integerIn(0, 65_535, httpPortDefault),
     IOBOXX_LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(logLevels).default('info')),
     IOBOXX_ALLOWED_ORIGINS: commaList,
+    IOBOXX_PUBLIC_URL: optionalUrl,
     // The other OIDC variables (audience, tenant claim, role map, ...) are parsed by
     // server/auth/auth-config.ts, their one owner; its complaints join the list below.
     IOBOXX_OIDC_ISSUER: optionalUrl,
@@ -71,7 +72,14 @@ export interface Config {
   readonly mode: 'local' | 'token';
   /** Absolute. */
   readonly dataDir: string;
-  readonly http: { readonly host: string; readonly port: number; readonly allowedOrigins: readonly string[] };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /** Origins (or hostnames) browsers may call from, besides loopback. */
+    readonly allowedOrigins: readonly string[];
+    /** This server's public base URL, for Protected Resource Metadata (default: the bound address). */
+    readonly publicUrl?: string;
+  };
   readonly logLevel: LogLevel;
   /** Token verification settings (server/auth/auth-config.ts); absent in local mode. */
   readonly auth?: AuthConfig;
@@ -110,7 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   return {
     mode: auth === undefined ? 'local' : 'token',
     dataDir: path.resolve(cwd, e.IOBOXX_DATA_DIR),
-    http: { host: e.IOBOXX_HTTP_HOST, port: e.IOBOXX_HTTP_PORT, allowedOrigins: e.IOBOXX_ALLOWED_ORIGINS },
+    http: {
+      host: e.IOBOXX_HTTP_HOST,
+      port: e.IOBOXX_HTTP_PORT,
+      allowedOrigins: e.IOBOXX_ALLOWED_ORIGINS,
+      ...(e.IOBOXX_PUBLIC_URL !== undefined && { publicUrl: e.IOBOXX_PUBLIC_URL }),
+    },
     logLevel: e.IOBOXX_LOG_LEVEL,
     ...(auth !== undefined && { auth }),
     ...(e.IOBOXX_TOKEN !== undefined && { token: e.IOBOXX_TOKEN }),

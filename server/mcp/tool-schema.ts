@@ -15,18 +15,39 @@ interface StandardJsonSchemaSource {
 
 const entries = new WeakMap<ToolDef, Tool>();
 
+/** Keywords whose value maps names to schemas. */
+const schemaMaps = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas']);
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0;
+}
+
+function isStringTypeOnly(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.keys(value).length === 1 && (value as { type?: unknown }).type === 'string';
+}
+
 /**
- * zod writes ±MAX_SAFE_INTEGER bounds on every .int() and a $schema on every root: noise
- * that costs tools/list bytes (bounded at 32 KB) and tells a model nothing.
+ * Drop what costs tools/list bytes (bounded at 32 KB, about 8k tokens) and tells a model
+ * nothing: a $schema on every root, the ±MAX_SAFE_INTEGER bounds zod writes on every .int(),
+ * `propertyNames: {type: string}` (JSON keys are strings), `additionalProperties: {}` (the
+ * default). For output schemas also `additionalProperties: false`: outputs are checked
+ * against the zod schema on the server, so the client-side copy only has to describe them.
  */
-function compact(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(compact);
+function compact(value: unknown, io: 'input' | 'output'): unknown {
+  if (Array.isArray(value)) return value.map((inner) => compact(inner, io));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
+    if (schemaMaps.has(key) && typeof inner === 'object' && inner !== null) {
+      // Keys here are property names, not keywords: keep every one, compact their schemas.
+      out[key] = Object.fromEntries(Object.entries(inner).map(([name, schema]) => [name, compact(schema, io)]));
+      continue;
+    }
     if (key === '$schema') continue;
     if ((key === 'minimum' && inner === Number.MIN_SAFE_INTEGER) || (key === 'maximum' && inner === Number.MAX_SAFE_INTEGER)) continue;
-    out[key] = compact(inner);
+    if (key === 'propertyNames' && isStringTypeOnly(inner)) continue;
+    if (key === 'additionalProperties' && (isEmptyObject(inner) || (io === 'output' && inner === false))) continue;
+    out[key] = compact(inner, io);
   }
   return out;
 }
@@ -34,7 +55,7 @@ function compact(value: unknown): unknown {
 function jsonSchemaOf(schema: z.ZodObject, io: 'input' | 'output'): JsonSchema {
   const source = (schema as unknown as StandardJsonSchemaSource)['~standard'].jsonSchema;
   if (source === undefined) throw new Error('tool schema does not implement Standard JSON Schema (zod >= 4.2 does)');
-  const json = compact(source[io]({ target: 'draft-2020-12' })) as JsonSchema;
+  const json = compact(source[io]({ target: 'draft-2020-12' }), io) as JsonSchema;
   if (json['type'] !== 'object') throw new Error(`tool ${io} schema must be an object schema`);
   return json;
 }

@@ -1,0 +1,97 @@
+/**
+ * The `ioboxx-memory` command line: `serve --stdio | --http`, the store commands (engine
+ * owner) and, when present, the audit commands. Every command has --help.
+ */
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
+import { createLogger } from '../log.js';
+import { registerStoreCommands } from './store-commands.js';
+
+const environmentHelp = `
+Environment (see README):
+  IOBOXX_DATA_DIR          data directory (default ./data); tenant stores live in DATA/tenants/ID
+  IOBOXX_HTTP_HOST         HTTP bind address (default 127.0.0.1)
+  IOBOXX_HTTP_PORT         HTTP port (default 8787)
+  IOBOXX_ALLOWED_ORIGINS   extra browser origins allowed to call the HTTP server (comma list)
+  IOBOXX_LOG_LEVEL         fatal|error|warn|info|debug|trace|silent (default info); logs go to stderr
+  IOBOXX_OIDC_ISSUER       set to serve verified Keycloak tokens; unset = local mode (one tenant "local")
+  IOBOXX_TOKEN             stdio in token mode: the access token`;
+
+interface ServeOptions {
+  readonly stdio?: boolean;
+  readonly http?: boolean;
+  readonly dataDir?: string;
+  readonly printConfig?: boolean;
+}
+
+function configFor(options: ServeOptions): Config {
+  const env = options.dataDir === undefined ? process.env : { ...process.env, IOBOXX_DATA_DIR: options.dataDir };
+  return loadConfig(env);
+}
+
+async function serve(options: ServeOptions): Promise<void> {
+  let config: Config;
+  try {
+    config = configFor(options);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`ioboxx-memory: ${error.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options.printConfig === true) {
+    process.stderr.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+  }
+  const log = createLogger(config.logLevel);
+  // Imported here so `--help` and the store commands never load the whole memory module.
+  const wiring = await import('../main-wiring.js');
+  if (options.stdio === true) {
+    await wiring.serveStdioProcess(config, log);
+    return;
+  }
+  const running = await wiring.serveHttpProcess(config, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await running.close();
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ioboxx-memory')
+    .description("MCP server giving agents a tenant's durable working memory")
+    .showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('serve MCP over stdio (for a desktop client) or HTTP (/mcp Streamable HTTP, /sse legacy SSE)')
+    .addOption(new Option('--stdio', 'speak MCP on stdin/stdout (logs on stderr)').conflicts('http'))
+    .addOption(new Option('--http', 'listen on IOBOXX_HTTP_HOST:IOBOXX_HTTP_PORT').conflicts('stdio'))
+    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR)')
+    .option('--print-config', 'print the effective configuration (secrets redacted) to stderr first')
+    .addHelpText('after', environmentHelp)
+    .action(async (options: ServeOptions, command: Command) => {
+      if (options.stdio !== true && options.http !== true) command.error('choose a transport: --stdio or --http');
+      await serve(options);
+    });
+
+  registerStoreCommands(program);
+  return program;
+}
+
+/** The audit commands are another helper's file; serve without them until it lands. */
+export async function registerOptionalCommands(program: Command): Promise<void> {
+  const auditModule = './audit-commands.js';
+  let registerAudit: ((program: Command) => void) | undefined;
+  try {
+    ({ registerAuditCommands: registerAudit } = (await import(auditModule)) as { registerAuditCommands?: (program: Command) => void });
+  } catch (error) {
+    const missing = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('audit-commands');
+    if (!missing) throw error;
+  }
+  registerAudit?.(program);
+}

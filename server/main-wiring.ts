@@ -1,0 +1,111 @@
+/**
+ * `serve` wired to the real memory module: the tools, the resource catalog and
+ * `openTenantMemory` from tools/index.ts, identity from server/auth, stores from the tenant
+ * registry. Local mode (no issuer): one tenant `local` under `${dataDir}/tenants/local`.
+ * Token mode: tokens verified per request (HTTP) or once from IOBOXX_TOKEN (stdio).
+ */
+import type { TenantMemory } from '../tools/memory.js';
+import { memoryCatalog, memoryTools, openTenantMemory } from '../tools/index.js';
+import { authenticateRequest } from './auth/http-auth.js';
+import { createAuthenticator } from './auth/authenticator.js';
+import { authenticateEnvToken } from './auth/env-token.js';
+import { localPrincipal } from './auth/local-principal.js';
+import type { Principal } from './auth/principal.js';
+import type { Config } from './config.js';
+import { startHttpServer, type HttpServing } from './http/http-server.js';
+import { fixedPrincipal, type Authenticate, type MemoryFor } from './http/seams.js';
+import type { Logger } from './log.js';
+import type { McpSurface, ToolCallEvent } from './mcp/surface.js';
+import { serveMemoryStdio } from './stdio.js';
+import { TenantRegistry } from './tenants/registry.js';
+import { ensureTenantDir } from './tenants/tenant-dir.js';
+
+export function memorySurface(log: Logger, onToolCall?: (event: ToolCallEvent) => void): McpSurface {
+  return {
+    tools: memoryTools,
+    catalog: memoryCatalog,
+    log,
+    onToolCall:
+      onToolCall ??
+      ((e) =>
+        log.debug(
+          { tenant: e.principal.caller.tenant, subject: e.principal.caller.subject, tool: e.tool, outcome: e.outcome, offset: e.offset, durationMs: e.durationMs },
+          'tool call',
+        )),
+  };
+}
+
+function tenantRegistry(config: Config, log: Logger): TenantRegistry<TenantMemory> {
+  return new TenantRegistry<TenantMemory>({
+    dataDir: config.dataDir,
+    open: (tenant, dir) => openTenantMemory(dir, tenant),
+    openTenantsMax: config.maxOpenTenants,
+    observe: (event) => {
+      const failed = 'error' in event;
+      log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
+    },
+  });
+}
+
+function registryMemoryFor(registry: TenantRegistry<TenantMemory>): MemoryFor {
+  return async (principal) => {
+    const lease = await registry.acquire(principal.caller.tenant);
+    return { memory: lease.store, release: () => lease.release() };
+  };
+}
+
+/** Serves one stdio connection; resolves when the client has gone and the store is closed. */
+export async function serveStdioProcess(config: Config, log: Logger): Promise<void> {
+  let principal: Principal;
+  if (config.auth === undefined) {
+    principal = localPrincipal();
+  } else {
+    principal = await authenticateEnvToken(config.token, createAuthenticator(config.auth), config.tenantSelection);
+  }
+  const dir = await ensureTenantDir(config.dataDir, principal.caller.tenant);
+  const memory = await openTenantMemory(dir, principal.caller.tenant);
+  log.info({ mode: config.mode, tenant: principal.caller.tenant, dir }, 'serving MCP over stdio');
+  const serving = serveMemoryStdio({ surface: memorySurface(log), principal, memory });
+  await serving.closed;
+  await memory.close();
+  log.info('stdio client gone; store closed');
+}
+
+export interface HttpProcess {
+  readonly serving: HttpServing;
+  close(): Promise<void>;
+}
+
+export async function serveHttpProcess(config: Config, log: Logger): Promise<HttpProcess> {
+  const registry = tenantRegistry(config, log);
+  let authenticate: Authenticate;
+  if (config.auth === undefined) {
+    authenticate = fixedPrincipal(localPrincipal());
+  } else {
+    const authenticator = createAuthenticator(config.auth);
+    const publicBaseUrl = config.http.publicUrl ?? `http://${config.http.host}:${config.http.port}`;
+    authenticate = async (req) => {
+      const result = await authenticateRequest(req, {
+        authenticator,
+        resource: { publicBaseUrl, authorizationServers: [config.auth!.oidc.issuer], endpointNames: ['mcp', 'sse', 'messages'] },
+      });
+      return result.ok ? result.principal : result.failure;
+    };
+  }
+  const serving = await startHttpServer({
+    surface: memorySurface(log),
+    authenticate,
+    memoryFor: registryMemoryFor(registry),
+    host: config.http.host,
+    port: config.http.port,
+    allowedOrigins: config.http.allowedOrigins,
+  });
+  log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
+  return {
+    serving,
+    close: async () => {
+      await serving.close();
+      await registry.close();
+    },
+  };
+}
