@@ -11,6 +11,7 @@ import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool } from './define-tool.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
+import { int } from './wire-schema.js';
 
 export const accessLogRowsMax = 100_000;
 export const accessLogObjectIdsMax = 100;
@@ -39,7 +40,7 @@ const appendArgs = z.object({
   action: field.min(1), // e.g. tools/call, resources/read
   target: field, // the tool name or the URI
   object_ids: z.array(field).max(accessLogObjectIdsMax).optional(),
-  offset: z.int().min(0).nullable().optional(),
+  offset: int(0).nullable().optional(),
   outcome: field.min(1), // ok, or an error code such as forbidden
 });
 
@@ -71,8 +72,8 @@ function entryView(row: Row): z.infer<typeof entry> {
 }
 
 const entry = z.object({
-  seq: z.int(), at_ms: z.int(), subject: z.string(), action: z.string(), target: z.string(),
-  object_ids: z.array(z.string()), offset: z.int().nullable(), outcome: z.string(),
+  seq: int(), at_ms: int(), subject: z.string(), action: z.string(), target: z.string(),
+  object_ids: z.array(z.string()), offset: int().nullable(), outcome: z.string(),
 });
 
 export const accessLogTools: ToolDef[] = [
@@ -85,7 +86,7 @@ export const accessLogTools: ToolDef[] = [
     output: z.object({ entries: z.array(entry), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
       const scope = cursorScope(caller.tenant, 'access_log_list', { subject: a.subject ?? null, action: a.action ?? null });
-      const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.int());
+      const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, int());
       const rows = view.table('access_log').scan(before === undefined ? { reverse: true } : { range: { to: [before] }, reverse: true });
       const matching = (function* () {
         for (const r of rows) {

@@ -13,6 +13,7 @@ import { readTool, writeTool } from './define-tool.js';
 import { rowId } from './identifiers.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
+import { int, jsonObject } from './wire-schema.js';
 
 export const arHistoryPerSurfaceMax = 100;
 export const arSurfacesMax = 100_000;
@@ -50,18 +51,19 @@ export const arObservationsTable: TableSchema = {
 };
 
 const finite = z.number().finite();
-const pose = z.object({ position: z.tuple([finite, finite, finite]), orientation: z.tuple([finite, finite, finite, finite]) });
+/** [x, y, z, qx, qy, qz, qw]: position, then orientation as a unit quaternion. */
+const pose = z.array(finite).length(7);
 const anchor = z.object({ id: rowId, pose: pose.optional(), label: z.string().max(256).optional() });
-const payload = z.record(z.string(), z.unknown());
+const payload = jsonObject;
 
 const observeArgs = z.object({
   surface: rowId,
   pose,
   anchors: z.array(anchor).max(anchorsMax).optional(),
   payload: payload.optional(),
-  observed_at_ms: z.int().min(0).optional(),
+  observed_at_ms: int(0).optional(),
 });
-const observeResult = z.object({ surface: z.string(), seq: z.int(), latest: z.boolean() });
+const observeResult = z.object({ seq: int(), latest: z.boolean() });
 
 export const arObserve = defineReducer({
   name: 'ar_observe',
@@ -82,7 +84,7 @@ export const arObserve = defineReducer({
     history.insert({ surface: a.surface, seq, ...state, recorded_at_ms: ctx.timestampMs, recorded_by: ctx.caller.subject });
     // Keep the newest arHistoryPerSurfaceMax by arrival: evict exactly the one that fell out.
     if (seq > arHistoryPerSurfaceMax) history.delete([a.surface, seq - arHistoryPerSurfaceMax]);
-    return { surface: a.surface, seq, latest };
+    return { seq, latest };
   },
 });
 
@@ -95,14 +97,15 @@ export function arSurfaceView(view: { table(name: string): TableReader }, surfac
   return row ? { surface, ...stateOf(row), observations: row['last_seq'] as number } as ArSurfaceView : undefined;
 }
 
-const stateOutput = z.object({ pose, anchors: z.array(anchor), payload, observed_at_ms: z.int() });
-const surfaceOutput = stateOutput.extend({ surface: z.string(), observations: z.int() });
+// Outputs repeat what was stored; their schema stays loose to keep tools/list small.
+const stateOutput = z.object({ pose: z.array(z.number()), anchors: z.array(jsonObject), payload, observed_at_ms: int() });
+const surfaceOutput = stateOutput.extend({ surface: z.string(), observations: int() });
 export type ArSurfaceView = z.infer<typeof surfaceOutput>;
 
 export const arTools: ToolDef[] = [
   writeTool({
     reducer: arObserve, args: observeArgs, result: observeResult, title: 'Record AR observation',
-    description: `Record an observation of a surface (pose: position xyz + orientation quaternion xyzw). Becomes the latest state unless older; history keeps ${arHistoryPerSurfaceMax}.`,
+    description: `Record an observation of a surface (pose: [x,y,z,qx,qy,qz,qw]). Becomes the latest state unless older; history keeps ${arHistoryPerSurfaceMax}.`,
   }),
   readTool({
     name: 'ar_surface_get', title: 'Get AR surface', description: 'Latest observed state of a surface.',
@@ -116,10 +119,10 @@ export const arTools: ToolDef[] = [
   readTool({
     name: 'ar_history_list', title: 'AR surface history', description: 'Recent observations of a surface, newest first. Paged.',
     input: z.object({ surface: rowId, cursor: pageCursor, limit: pageLimit }),
-    output: z.object({ observations: z.array(stateOutput.extend({ seq: z.int() })), next_cursor: z.string().optional() }),
+    output: z.object({ observations: z.array(stateOutput.extend({ seq: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
       const scope = cursorScope(caller.tenant, 'ar_history_list', a.surface);
-      const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, z.int());
+      const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, int());
       const rows = view.table('ar_observations').scan({ range: { from: [a.surface], to: [a.surface, before] }, reverse: true });
       const page = collectPage((function* () { for (const r of rows) yield { seq: r['seq'] as number, ...stateOf(r) }; })(), a.limit);
       const observations = page.items as unknown as (z.infer<typeof stateOutput> & { seq: number })[];

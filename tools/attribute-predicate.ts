@@ -6,12 +6,13 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { patterned } from './identifiers.js';
 
 export const attributePathPattern = /^[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,3}$/;
 export const predicatesMax = 16;
 export const inValuesMax = 100;
 
-export const attributePath = z.string().regex(attributePathPattern);
+export const attributePath = patterned(attributePathPattern, 'attribute path');
 export const predicateOps = ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'exists'] as const;
 export type PredicateOp = (typeof predicateOps)[number];
 

@@ -10,9 +10,10 @@ import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
-import { rowId, typeName } from './identifiers.js';
+import { patterned, rowId, typeName } from './identifiers.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
+import { int, jsonObject } from './wire-schema.js';
 
 export const definitionPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const tokensPerInstanceMax = 64;
@@ -66,9 +67,9 @@ export const bpmnTasksTable: TableSchema = {
   primaryKey: ['instance', 'task'],
 };
 
-const definition = z.string().regex(definitionPattern);
+const definition = patterned(definitionPattern, 'definition');
 const node = typeName;
-const variables = z.record(z.string(), z.unknown());
+const variables = jsonObject;
 
 function boundJson(what: string, value: unknown, charsMax: number): void {
   const text = JSON.stringify(value);
@@ -119,7 +120,7 @@ const moveArgs = z.object({
   fork: z.boolean().optional(),
   user_task: z.object({ name: z.string().min(1).max(taskNameCharsMax), assignee: z.string().max(256).optional() }).optional(),
 });
-const moveResult = z.object({ instance: z.string(), token: z.string(), node: z.string(), task: z.string().optional() });
+const moveResult = z.object({ token: z.string(), task: z.string().optional() });
 
 export const bpmnMoveToken = defineReducer({
   name: 'bpmn_move_token',
@@ -146,7 +147,7 @@ export const bpmnMoveToken = defineReducer({
       }
     }
     tokens.upsert({ instance: a.instance, token, node: a.to, moved_at_ms: ctx.timestampMs });
-    if (!a.user_task) return { instance: a.instance, token, node: a.to };
+    if (!a.user_task) return { token };
     let taskCount = 0;
     for (const _ of tasks.scan({ prefix: [a.instance] })) taskCount++;
     if (taskCount >= tasksPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tasksPerInstanceMax} user tasks`);
@@ -155,14 +156,14 @@ export const bpmnMoveToken = defineReducer({
       instance: a.instance, task, token, node: a.to, name: a.user_task.name, assignee: a.user_task.assignee ?? null,
       state: 'open', result: null, created_at_ms: ctx.timestampMs, completed_at_ms: null, completed_by: null,
     });
-    return { instance: a.instance, token, node: a.to, task };
+    return { token, task };
   },
 });
 
 // ---- bpmn_complete_task
 
 const completeTaskArgs = z.object({ instance: rowId, task: rowId, result: variables.optional(), variables: variables.optional() });
-const completeTaskResult = z.object({ instance: z.string(), task: z.string() });
+const completeTaskResult = z.object({});
 
 export const bpmnCompleteTask = defineReducer({
   name: 'bpmn_complete_task',
@@ -180,7 +181,7 @@ export const bpmnCompleteTask = defineReducer({
       boundJson('variables', merged, variablesCharsMax);
       ctx.table('bpmn_instances').update({ ...instance, variables: merged });
     }
-    return { instance: a.instance, task: a.task };
+    return {};
   },
 });
 
@@ -188,7 +189,7 @@ export const bpmnCompleteTask = defineReducer({
 
 const completeArgs = z.object({ instance: rowId, details: variables.optional() });
 const failArgs = z.object({ instance: rowId, reason: z.string().min(1).max(reasonCharsMax), details: variables.optional() });
-const finishResult = z.object({ instance: z.string(), state: z.string() });
+const finishResult = z.object({ state: z.string() });
 
 function finish(ctx: ReducerContext, id: string, outcome: 'completed' | 'failed', reason: string | null, details: Record<string, unknown>): z.infer<typeof finishResult> {
   const instance = runningInstance(ctx, id);
@@ -211,7 +212,7 @@ function finish(ctx: ReducerContext, id: string, outcome: 'completed' | 'failed'
     ended_at_ms: ctx.timestampMs,
     details: (reason === null ? details : { ...details, reason }) as JsonValue,
   });
-  return { instance: id, state: outcome };
+  return { state: outcome };
 }
 
 export const bpmnComplete = defineReducer({
@@ -252,16 +253,24 @@ const instanceOutput = z.object({
   definition: z.string(),
   state: z.string(),
   variables,
-  started_at_ms: z.int(),
-  ended_at_ms: z.int().nullable(),
+  started_at_ms: int(),
+  ended_at_ms: int().nullable(),
   reason: z.string().nullable(),
-  tokens: z.array(z.object({ token: z.string(), node: z.string() })),
-  tasks: z.array(z.object({
-    task: z.string(), token: z.string(), node: z.string(), name: z.string(),
-    assignee: z.string().nullable(), state: z.string(), result: z.unknown(),
-  })),
+  tokens: z.array(jsonObject), // {token, node}
+  tasks: z.array(jsonObject), // {task, token, node, name, assignee, state, result}
 });
-export type BpmnInstanceView = z.infer<typeof instanceOutput>;
+
+export interface BpmnInstanceView {
+  instance: string;
+  definition: string;
+  state: string;
+  variables: Record<string, unknown>;
+  started_at_ms: number;
+  ended_at_ms: number | null;
+  reason: string | null;
+  tokens: { token: string; node: string }[];
+  tasks: { task: string; token: string; node: string; name: string; assignee: string | null; state: string; result: JsonValue }[];
+}
 
 export const bpmnTools: ToolDef[] = [
   writeTool({

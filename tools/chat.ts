@@ -11,6 +11,7 @@ import { readTool, writeTool } from './define-tool.js';
 import { rowId } from './identifiers.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
+import { int } from './wire-schema.js';
 
 export const messageContentCharsMax = 32 * 1024;
 export const threadTitleCharsMax = 256;
@@ -101,7 +102,7 @@ const appendArgs = z.object({
   content: z.string().max(messageContentCharsMax),
   author: z.string().min(1).max(authorCharsMax).optional(),
 });
-const appendResult = z.object({ thread: z.string(), seq: z.int() });
+const appendResult = z.object({ seq: int() });
 
 export const chatMessageAppend = defineReducer({
   name: 'chat_message_append',
@@ -117,11 +118,11 @@ export const chatMessageAppend = defineReducer({
       at_ms: ctx.timestampMs, caller: ctx.caller.subject,
     });
     threads.update({ ...thread, message_count: seq, updated_at_ms: ctx.timestampMs });
-    return { thread: a.thread, seq };
+    return { seq };
   },
 });
 
-const messageOutput = z.object({ seq: z.int(), role: z.string(), author: z.string(), content: z.string(), at_ms: z.int() });
+const messageOutput = z.object({ seq: int(), role: z.string(), author: z.string(), content: z.string(), at_ms: int() });
 
 export const chatTools: ToolDef[] = [
   writeTool({
@@ -136,14 +137,14 @@ export const chatTools: ToolDef[] = [
     name: 'chat_messages_list',
     title: 'List chat messages',
     description: 'Messages of a thread by seq (after_seq: start after it; desc: newest first, below after_seq). Paged.',
-    input: z.object({ thread: rowId, after_seq: z.int().min(0).optional(), desc: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
+    input: z.object({ thread: rowId, after_seq: int(0).optional(), desc: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
     output: z.object({ thread: z.string(), title: z.string(), messages: z.array(messageOutput), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
       const thread = view.table('chat_threads').get([a.thread]);
       if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`);
       const desc = a.desc === true;
       const scope = cursorScope(caller.tenant, 'chat_messages_list', { thread: a.thread, desc });
-      const position = a.cursor !== undefined ? decodeCursorAs(scope, a.cursor, z.int()) : a.after_seq ?? (desc ? Number.MAX_SAFE_INTEGER : 0);
+      const position = a.cursor !== undefined ? decodeCursorAs(scope, a.cursor, int()) : a.after_seq ?? (desc ? Number.MAX_SAFE_INTEGER : 0);
       const range = desc ? { from: [a.thread], to: [a.thread, position] } : { from: [a.thread, position + 1], to: [a.thread], toInclusive: true };
       const rows = view.table('chat_messages').scan({ range, reverse: desc });
       const page = collectPage((function* () { for (const r of rows) yield messageView(r); })(), a.limit);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import type { ReducerDef } from '../storage/reducer.js';
 import { resultBytesMax, type Capability, type ToolAnnotations, type ToolContext, type ToolDef } from './tool.js';
+import { int } from './wire-schema.js';
 
 /** Arguments larger than this (as JSON characters) are refused before parsing. */
 export const toolArgsCharsMax = 512 * 1024;
@@ -82,7 +83,7 @@ export function writeTool<A extends z.ZodObject, R extends z.ZodObject>(def: {
   idempotent?: boolean;
 }): ToolDef {
   const input = def.args.extend({ idempotency_key: idempotencyKey.optional() });
-  const output = def.result.extend({ offset: z.int() });
+  const output = def.result.extend({ offset: int() });
   const name = def.reducer.name;
   const tool: ToolDef = {
     name,

@@ -12,6 +12,7 @@ import { readTool, writeTool } from './define-tool.js';
 import { modelName, objectId, typeName } from './identifiers.js';
 import { requireObject } from './objects.js';
 import type { ToolDef } from './tool.js';
+import { int } from './wire-schema.js';
 
 export const embeddingModelsMax = 64;
 export const searchResultsMax = 100;
@@ -54,7 +55,7 @@ function checkVector(values: readonly number[]): Float32Array {
 }
 
 const putArgs = z.object({ object_id: objectId, model: modelName, vector });
-const putResult = z.object({ object_id: z.string(), model: z.string(), dims: z.int() });
+const putResult = z.object({ dims: int() });
 
 export const embeddingPut = defineReducer({
   name: 'embedding_put',
@@ -74,12 +75,12 @@ export const embeddingPut = defineReducer({
       models.insert({ model: a.model, dims: v.length, created_at_ms: ctx.timestampMs });
     }
     ctx.table('embeddings').upsert({ object_id: a.object_id, model: a.model, dims: v.length, vector: v, updated_at_ms: ctx.timestampMs });
-    return { object_id: a.object_id, model: a.model, dims: v.length };
+    return { dims: v.length };
   },
 });
 
 const deleteArgs = z.object({ object_id: objectId });
-const deleteResult = z.object({ object_id: z.string() });
+const deleteResult = z.object({});
 
 export const embeddingDelete = defineReducer({
   name: 'embedding_delete',
@@ -88,13 +89,13 @@ export const embeddingDelete = defineReducer({
     if (!ctx.table('embeddings').delete([a.object_id])) {
       throw new MemoryError('not_found', `object ${a.object_id} has no embedding`);
     }
-    return { object_id: a.object_id };
+    return {};
   },
 });
 
 const searchInput = z.object({
   vector,
-  k: z.int().min(1).max(searchResultsMax).optional(),
+  k: int(1, searchResultsMax).optional(),
   model: modelName.optional(),
   type: typeName.optional(),
   where: attributePredicates.optional(),

@@ -13,7 +13,15 @@ export const modelNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$/;
 /** Ids the store generates (`ctx.newId(prefix)`) for threads, instances, sessions, tokens, tasks; and AR surface ids. */
 export const rowIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-export const objectId = z.string().regex(objectIdPattern);
-export const typeName = z.string().regex(typeNamePattern);
-export const modelName = z.string().regex(modelNamePattern);
-export const rowId = z.string().regex(rowIdPattern);
+/**
+ * A string matching `pattern`, checked by a refinement rather than a JSON Schema `pattern`
+ * (tools/list must stay small); the error message states the pattern.
+ */
+export function patterned(pattern: RegExp, what: string): z.ZodString {
+  return z.string().refine((s) => pattern.test(s), { message: `${what} must match ${pattern.source}` });
+}
+
+export const objectId = patterned(objectIdPattern, 'object id');
+export const typeName = patterned(typeNamePattern, 'name');
+export const modelName = patterned(modelNamePattern, 'model name');
+export const rowId = patterned(rowIdPattern, 'id');

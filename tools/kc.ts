@@ -17,6 +17,8 @@ import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool } from './define-tool.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
+import { jsonObject } from './wire-schema.js';
+import { patterned } from './identifiers.js';
 
 export const kcIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const representationCharsMax = 64 * 1024;
@@ -222,8 +224,8 @@ function setMembership(ctx: ReducerContext, userId: string, kind: string, scopeI
 }
 
 const applyArgs = z.object({
-  landing_id: z.string().regex(kcIdPattern),
-  event: z.record(z.string(), z.unknown()),
+  landing_id: patterned(kcIdPattern, 'Keycloak id'),
+  event: jsonObject,
 });
 
 /** System reducer (no tool): the Keycloak projector applies each landed event through it. */
@@ -280,10 +282,10 @@ export const kcTools: ToolDef[] = [
   readTool({
     name: 'kc_user_get', title: 'Get Keycloak user', capability: 'admin',
     description: 'A Keycloak user as projected here, with memberships and role grants.',
-    input: z.object({ user_id: z.string().regex(kcIdPattern) }),
+    input: z.object({ user_id: patterned(kcIdPattern, 'Keycloak id') }),
     output: userOutput.extend({
-      memberships: z.array(z.object({ kind: z.string(), scope_id: z.string(), scope_name: z.string().nullable() })),
-      roles: z.array(z.object({ client: z.string(), role: z.string() })),
+      memberships: z.array(jsonObject), // {kind: group|organization, scope_id, scope_name}
+      roles: z.array(jsonObject), // {client ('' = realm), role}
     }),
     run: ({ memory }, a) => memory.store.read((view) => {
       const row = view.table('kc_users').get([a.user_id]);

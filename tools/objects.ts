@@ -13,6 +13,7 @@ import { readTool, writeTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
+import { int, jsonObject } from './wire-schema.js';
 
 /** Attributes larger than this (JSON characters) are refused: an object must fit one result. */
 export const attributesCharsMax = 128 * 1024;
@@ -83,7 +84,7 @@ export const objectVersionsTable: TableSchema = {
   primaryKey: ['id', 'version'],
 };
 
-const attributes = z.record(z.string(), z.unknown());
+const attributes = jsonObject;
 
 export interface ObjectView {
   id: string;
@@ -167,9 +168,9 @@ const putArgs = z.object({
   id: objectId.optional(),
   type: typeName,
   attributes,
-  expected_version: z.int().min(0).optional(),
+  expected_version: int(0).optional(),
 });
-const putResult = z.object({ id: z.string(), version: z.int() });
+const putResult = z.object({ id: z.string(), version: int() });
 
 export const objectPut = defineReducer({
   name: 'object_put',
@@ -194,9 +195,9 @@ export const objectPut = defineReducer({
 
 const patchArgs = z.object({
   id: objectId,
-  set: z.record(z.string(), z.unknown()).optional(),
+  set: jsonObject.optional(),
   unset: z.array(z.string().min(1).max(256)).max(patchKeysMax).optional(),
-  expected_version: z.int().min(1).optional(),
+  expected_version: int(1).optional(),
 });
 
 export const objectPatch = defineReducer({
@@ -222,8 +223,8 @@ export const objectPatch = defineReducer({
 
 // ---- object_delete
 
-const deleteArgs = z.object({ id: objectId, expected_version: z.int().min(1).optional() });
-const deleteResult = z.object({ id: z.string(), version: z.int(), relations_removed: z.int() });
+const deleteArgs = z.object({ id: objectId, expected_version: int(1).optional() });
+const deleteResult = z.object({ version: int(), relations_removed: int() });
 
 export const objectDelete = defineReducer({
   name: 'object_delete',
@@ -243,14 +244,14 @@ export const objectDelete = defineReducer({
     ctx.table('objects').delete([a.id]);
     const version = nextVersion(ctx, a.id);
     recordVersion(ctx, a.id, version, 'object_delete', 'delete');
-    return { id: a.id, version, relations_removed: removed };
+    return { version, relations_removed: removed };
   },
 });
 
 // ---- object_link / object_unlink
 
 const linkArgs = z.object({ src: objectId, kind: typeName, dst: objectId });
-const linkResult = z.object({ src: z.string(), kind: z.string(), dst: z.string(), created: z.boolean() });
+const linkResult = z.object({ created: z.boolean() });
 
 export const objectLink = defineReducer({
   name: 'object_link',
@@ -259,18 +260,18 @@ export const objectLink = defineReducer({
     requireObject(ctx, a.src, 'src object');
     requireObject(ctx, a.dst, 'dst object');
     const relations = ctx.table('relations');
-    if (relations.get([a.src, a.kind, a.dst])) return { ...a, created: false };
+    if (relations.get([a.src, a.kind, a.dst])) return { created: false };
     let outgoing = 0;
     for (const _ of relations.scan({ prefix: [a.src], limit: relationsPerObjectMax })) outgoing++;
     if (outgoing >= relationsPerObjectMax) {
       throw new MemoryError('limit_exceeded', `object ${a.src} already has ${relationsPerObjectMax} outgoing relations`);
     }
     relations.insert({ src: a.src, kind: a.kind, dst: a.dst, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject });
-    return { ...a, created: true };
+    return { created: true };
   },
 });
 
-const unlinkResult = z.object({ src: z.string(), kind: z.string(), dst: z.string() });
+const unlinkResult = z.object({});
 
 export const objectUnlink = defineReducer({
   name: 'object_unlink',
@@ -279,7 +280,7 @@ export const objectUnlink = defineReducer({
     if (!ctx.table('relations').delete([a.src, a.kind, a.dst])) {
       throw new MemoryError('not_found', `no relation ${a.src} -${a.kind}-> ${a.dst}`);
     }
-    return { ...a };
+    return {};
   },
 });
 
@@ -287,10 +288,10 @@ export const objectUnlink = defineReducer({
 
 const typeDefineArgs = z.object({
   name: typeName,
-  schema: z.record(z.string(), z.unknown()),
+  schema: jsonObject,
   description: z.string().max(typeDescriptionCharsMax).optional(),
 });
-const typeDefineResult = z.object({ name: z.string(), version: z.int(), changed: z.boolean() });
+const typeDefineResult = z.object({ name: z.string(), version: int(), changed: z.boolean() });
 
 export const typeDefine = defineReducer({
   name: 'type_define',
@@ -327,8 +328,8 @@ function sortedJson(value: unknown): unknown {
 
 // ---- tools
 
-const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, version: z.int() });
-const typeSummary = z.object({ name: z.string(), version: z.int(), description: z.string() });
+const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, version: int() });
+const typeSummary = z.object({ name: z.string(), version: int(), description: z.string() });
 
 export const objectTools: ToolDef[] = [
   writeTool({
@@ -363,7 +364,7 @@ export const objectTools: ToolDef[] = [
   readTool({
     name: 'type_get', title: 'Get type', description: 'Read an object type and its JSON Schema.',
     input: z.object({ name: typeName }),
-    output: typeSummary.extend({ schema: z.record(z.string(), z.unknown()) }),
+    output: typeSummary.extend({ schema: jsonObject }),
     run: ({ memory }, a) => memory.store.read((view) => {
       const row = view.table('object_types').get([a.name]);
       if (!row) throw new MemoryError('not_found', `type ${a.name} is not defined`);

@@ -19,6 +19,7 @@ import { objectId, typeName } from './identifiers.js';
 import { objectView, objectVersionsKeptMax, requireObject } from './objects.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import { pageSizeDefault, pageSizeMax, type ToolDef } from './tool.js';
+import { int, jsonObject } from './wire-schema.js';
 
 /** Objects of one type examined by one object_find page; past it, narrow the query. */
 export const findScanRowsMax = 100_000;
@@ -29,8 +30,8 @@ export const neighborKindsMax = 16;
 /** Versions with attribute images per history page (each image is one log read). */
 export const historyImagesPerPageMax = 20;
 
-const attributes = z.record(z.string(), z.unknown());
-const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, version: z.int() });
+const attributes = jsonObject;
+const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, version: int() });
 
 // ---- object_find
 
@@ -129,13 +130,13 @@ const neighborsInput = z.object({
   id: objectId,
   direction: z.enum(['out', 'in', 'both']).optional(),
   kinds: z.array(typeName).max(neighborKindsMax).optional(),
-  depth: z.int().min(1).max(neighborDepthMax).optional(),
+  depth: int(1, neighborDepthMax).optional(),
   limit: pageLimit,
 });
 
 const edge = z.object({ src: z.string(), kind: z.string(), dst: z.string() });
 const neighborsOutput = z.object({
-  nodes: z.array(z.object({ id: z.string(), type: z.string(), depth: z.int() })),
+  nodes: z.array(z.object({ id: z.string(), type: z.string(), depth: int() })),
   edges: z.array(edge),
   truncated: z.boolean(),
 });
@@ -239,12 +240,12 @@ async function readImage(store: StoreApi, id: string, offset: number): Promise<R
 }
 
 const historyEntry = z.object({
-  version: z.int(),
-  offset: z.int(),
+  version: int(),
+  offset: int(),
   op: z.string(),
   reducer: z.string(),
   caller: z.string(),
-  at_ms: z.int(),
+  at_ms: int(),
   type: z.string().optional(),
   attributes: attributes.optional(),
   image: z.enum(['log', 'current', 'gone']).optional(),
@@ -258,7 +259,7 @@ const objectHistory = readTool({
   output: z.object({ id: z.string(), versions: z.array(historyEntry), trimmed: z.boolean(), next_cursor: z.string().optional() }),
   async run({ memory, caller }, a) {
     const scope = cursorScope(caller.tenant, 'object_history', { id: a.id, images: a.include_attributes === true });
-    const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.int().min(1));
+    const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, int(1));
     const limit = a.include_attributes ? Math.min(a.limit ?? historyImagesPerPageMax, historyImagesPerPageMax) : a.limit;
     const { rows, more, current, trimmed } = await memory.store.read((view) => {
       const versions = view.table('object_versions');
@@ -298,8 +299,8 @@ const objectGetAsOf = readTool({
   name: 'object_get_as_of',
   title: 'Get object as of offset',
   description: 'Read an object as it was at a commit offset (the newest version written at or before it).',
-  input: z.object({ id: objectId, offset: z.int().min(0) }),
-  output: objectOutput.extend({ offset: z.int(), at_ms: z.int() }),
+  input: z.object({ id: objectId, offset: int(0) }),
+  output: objectOutput.extend({ offset: int(), at_ms: int() }),
   async run({ memory }, a) {
     const found = await memory.store.read((view) => {
       if (a.offset > view.offset) {

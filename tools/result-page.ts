@@ -5,11 +5,12 @@
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import { pageSizeDefault, pageSizeMax, resultBytesMax } from './tool.js';
+import { int } from './wire-schema.js';
 
 /** Bytes of a page's items: the result bound less room for the envelope (cursor, ids, flags). */
 export const pageItemsBytesMax = resultBytesMax - 16 * 1024;
 
-export const pageLimit = z.int().min(1).max(pageSizeMax).optional();
+export const pageLimit = int(1, pageSizeMax).optional();
 export const pageCursor = z.string().max(2048).optional();
 
 export interface CollectedPage<T> {

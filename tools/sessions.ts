@@ -7,9 +7,10 @@ import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
-import { rowId } from './identifiers.js';
+import { patterned, rowId } from './identifiers.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
+import { int, jsonObject } from './wire-schema.js';
 
 export const agentNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/;
 export const sessionTitleCharsMax = 256;
@@ -32,7 +33,7 @@ export const agentSessionsTable: TableSchema = {
   primaryKey: ['id'],
 };
 
-const details = z.record(z.string(), z.unknown());
+const details = jsonObject;
 
 function boundDetails(value: unknown): void {
   const text = JSON.stringify(value);
@@ -41,7 +42,7 @@ function boundDetails(value: unknown): void {
   }
 }
 
-const startArgs = z.object({ agent: z.string().regex(agentNamePattern), title: z.string().max(sessionTitleCharsMax).optional(), details: details.optional() });
+const startArgs = z.object({ agent: patterned(agentNamePattern, 'agent'), title: z.string().max(sessionTitleCharsMax).optional(), details: details.optional() });
 const startResult = z.object({ session: z.string() });
 
 export const sessionStart = defineReducer({
@@ -61,7 +62,7 @@ export const sessionStart = defineReducer({
 });
 
 const endArgs = z.object({ session: rowId, outcome: z.enum(sessionOutcomes), details: details.optional() });
-const endResult = z.object({ session: z.string(), outcome: z.string(), duration_ms: z.int() });
+const endResult = z.object({ duration_ms: int() });
 
 export const sessionEnd = defineReducer({
   name: 'session_end',
@@ -79,7 +80,7 @@ export const sessionEnd = defineReducer({
       run_id: a.session, kind: 'session', definition: session['agent'] as string, outcome: a.outcome,
       started_at_ms: startedAtMs, ended_at_ms: ctx.timestampMs, details: merged as JsonValue,
     });
-    return { session: a.session, outcome: a.outcome, duration_ms: ctx.timestampMs - startedAtMs };
+    return { duration_ms: ctx.timestampMs - startedAtMs };
   },
 });
 
@@ -99,8 +100,8 @@ export function sessionView(view: { table(name: string): TableReader }, id: stri
 }
 
 const sessionOutput = z.object({
-  session: z.string(), agent: z.string(), title: z.string(), state: z.string(), started_at_ms: z.int(),
-  ended_at_ms: z.int().nullable(), outcome: z.string().nullable(), details,
+  session: z.string(), agent: z.string(), title: z.string(), state: z.string(), started_at_ms: int(),
+  ended_at_ms: int().nullable(), outcome: z.string().nullable(), details,
 });
 export type SessionView = z.infer<typeof sessionOutput>;
 

@@ -1,0 +1,202 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { memoryTools } from '../../tools/index.js';
+import { attributesCharsMax } from '../../tools/objects.js';
+import { alice, bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await openFixture();
+});
+afterEach(async () => {
+  await f.close();
+});
+
+const personSchema = {
+  type: 'object',
+  properties: { name: { type: 'string', minLength: 1 }, age: { type: 'integer', minimum: 0 }, email: { type: 'string', format: 'email' } },
+  required: ['name'],
+  additionalProperties: false,
+};
+
+function outputOf(tool: string) {
+  return memoryTools.find((t) => t.name === tool)!.output;
+}
+
+describe('object_put and object_get', () => {
+  test('put without an id creates an object; get returns exactly {id, type, attributes, version}', async () => {
+    const put = await f.call('object_put', { type: 'note', attributes: { text: 'hello', tags: ['a'] } });
+    expect(put).toEqual({ id: expect.stringMatching(/^obj_[0-9a-f]{16}$/), version: 1, offset: expect.any(Number) });
+    expect(outputOf('object_put').parse(put)).toEqual(put);
+    expect(put.offset).toBe(f.memory.store.lastOffset);
+    const got = await f.call('object_get', { id: put.id });
+    expect(got).toEqual({ id: put.id, type: 'note', attributes: { text: 'hello', tags: ['a'] }, version: 1 });
+    expect(outputOf('object_get').parse(got)).toEqual(got);
+  });
+
+  test('put with an id replaces the object and bumps its version; expected_version guards the replace', async () => {
+    const first = await f.call('object_put', { id: 'n-1', type: 'note', attributes: { v: 1 } });
+    const second = await f.call('object_put', { id: 'n-1', type: 'note', attributes: { v: 2 }, expected_version: 1 });
+    expect(second).toMatchObject({ id: 'n-1', version: 2 });
+    expect(second.offset).toBeGreaterThan(first.offset);
+    const conflict = await expectRefused(f, f.call('object_put', { id: 'n-1', type: 'note', attributes: { v: 3 }, expected_version: 1 }), 'version_conflict');
+    expect(conflict.message).toMatch(/version 2, not 1/);
+    expect(await f.call('object_get', { id: 'n-1' })).toMatchObject({ attributes: { v: 2 }, version: 2 });
+  });
+
+  test('expected_version 0 means create-only', async () => {
+    await f.call('object_put', { id: 'once', type: 'note', attributes: {}, expected_version: 0 });
+    await expectRefused(f, f.call('object_put', { id: 'once', type: 'note', attributes: {}, expected_version: 0 }), 'version_conflict');
+  });
+
+  test('bad input is invalid_argument or limit_exceeded and writes nothing', async () => {
+    await expectRefused(f, f.call('object_put', { type: 'note' }), 'invalid_argument', /attributes/);
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: [1, 2] }), 'invalid_argument');
+    await expectRefused(f, f.call('object_put', { id: '../etc/passwd', type: 'note', attributes: {} }), 'invalid_argument', /object id/);
+    await expectRefused(f, f.call('object_put', { id: 'x'.repeat(129), type: 'note', attributes: {} }), 'invalid_argument');
+    await expectRefused(f, f.call('object_put', { type: 'bad type!', attributes: {} }), 'invalid_argument');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, expected_version: 1.5 }), 'invalid_argument');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(attributesCharsMax) } }), 'limit_exceeded');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(600 * 1024) } }), 'limit_exceeded');
+  });
+
+  test('unknown ids are not_found', async () => {
+    await expectRefused(f, f.call('object_get', { id: 'nope' }), 'not_found');
+    await expectRefused(f, f.call('object_patch', { id: 'nope', set: { a: 1 } }), 'not_found');
+    await expectRefused(f, f.call('object_delete', { id: 'nope' }), 'not_found');
+  });
+});
+
+describe('object types', () => {
+  test('a defined type is enforced on put and patch; the schema itself is checked when defined', async () => {
+    const defined = await f.call('type_define', { name: 'person', schema: personSchema, description: 'A person' });
+    expect(defined).toMatchObject({ name: 'person', version: 1, changed: true });
+    await expectRefused(f, f.call('object_put', { type: 'person', attributes: { name: 'Ann', age: 'old' } }), 'invalid_argument', /attributes\/age must be integer/);
+    await expectRefused(f, f.call('object_put', { type: 'person', attributes: { age: 3 } }), 'invalid_argument', /name/);
+    await expectRefused(f, f.call('object_put', { type: 'person', attributes: { name: 'Ann', email: 'not-an-email' } }), 'invalid_argument', /format/);
+    const ann = await f.call('object_put', { id: 'ann', type: 'person', attributes: { name: 'Ann', age: 30 } });
+    expect(ann.version).toBe(1);
+    await expectRefused(f, f.call('object_patch', { id: 'ann', set: { age: -1 } }), 'invalid_argument', /age/);
+    await expectRefused(f, f.call('object_patch', { id: 'ann', unset: ['name'] }), 'invalid_argument', /name/);
+    await expectRefused(f, f.call('object_patch', { id: 'ann', set: { shoe: 42 } }), 'invalid_argument', /additional/);
+    expect(await f.call('object_patch', { id: 'ann', set: { age: 31 }, unset: ['email'] })).toMatchObject({ version: 2 });
+  });
+
+  test('an invalid JSON Schema is refused at type_define', async () => {
+    await expectRefused(f, f.call('type_define', { name: 't', schema: { type: 'objekt' } }), 'invalid_argument', /schema/);
+    await expectRefused(f, f.call('type_define', { name: 't', schema: { type: 'object', properties: { a: { minimum: 'zero' } } } }), 'invalid_argument');
+    await expectRefused(f, f.call('type_define', { name: 't', schema: { $ref: 'https://example.com/remote.json' } }), 'invalid_argument');
+    await expectRefused(f, f.call('type_define', { name: 't', schema: { type: 'object', unknownKeyword: 1 } }), 'invalid_argument');
+  });
+
+  test('redefining a type that existing objects violate is refused; an identical redefinition changes nothing', async () => {
+    await f.call('type_define', { name: 'person', schema: personSchema });
+    await f.call('object_put', { id: 'kid', type: 'person', attributes: { name: 'Kid', age: 7 } });
+    const adultsOnly = { ...personSchema, properties: { ...personSchema.properties, age: { type: 'integer', minimum: 18 } } };
+    await expectRefused(f, f.call('type_define', { name: 'person', schema: adultsOnly }), 'invalid_argument', /object kid/);
+    const before = f.mark();
+    const same = await f.call('type_define', { name: 'person', schema: personSchema });
+    expect(same).toMatchObject({ version: 1, changed: false });
+    expect(f.memory.store.stateHash()).toBe(before.hash);
+    const wider = await f.call('type_define', { name: 'person', schema: { type: 'object' }, description: 'anything' });
+    expect(wider).toMatchObject({ version: 2, changed: true });
+    expect(await f.call('type_get', { name: 'person' })).toEqual({ name: 'person', version: 2, description: 'anything', schema: { type: 'object' } });
+  });
+
+  test('type_list pages with an opaque cursor', async () => {
+    for (const name of ['a1', 'b2', 'c3', 'd4', 'e5']) await f.call('type_define', { name, schema: { type: 'object' } });
+    const names: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await f.call('type_list', cursor ? { limit: 2, cursor } : { limit: 2 });
+      expect(page.types.length).toBeLessThanOrEqual(2);
+      names.push(...page.types.map((t: { name: string }) => t.name));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(names).toEqual(['a1', 'b2', 'c3', 'd4', 'e5']);
+    await expectRefused(f, f.call('type_get', { name: 'zz' }), 'not_found');
+  });
+});
+
+describe('object_patch', () => {
+  test('sets and unsets top-level attributes; refuses an empty or contradictory patch', async () => {
+    await f.call('object_put', { id: 'p', type: 'note', attributes: { a: 1, b: 2 } });
+    expect(await f.call('object_patch', { id: 'p', set: { c: 3 }, unset: ['a'], expected_version: 1 })).toMatchObject({ version: 2 });
+    expect((await f.call('object_get', { id: 'p' })).attributes).toEqual({ b: 2, c: 3 });
+    await expectRefused(f, f.call('object_patch', { id: 'p' }), 'invalid_argument', /set or unset/);
+    await expectRefused(f, f.call('object_patch', { id: 'p', set: { b: 1 }, unset: ['b'] }), 'invalid_argument', /both/);
+    await expectRefused(f, f.call('object_patch', { id: 'p', set: { d: 1 }, expected_version: 1 }), 'version_conflict');
+  });
+});
+
+describe('relations and delete', () => {
+  test('link needs both ends; linking twice is a no-op; unlink of a missing relation is not_found', async () => {
+    await f.call('object_put', { id: 'a', type: 'node', attributes: {} });
+    await f.call('object_put', { id: 'b', type: 'node', attributes: {} });
+    await expectRefused(f, f.call('object_link', { src: 'a', kind: 'knows', dst: 'zz' }), 'not_found', /dst object zz/);
+    expect(await f.call('object_link', { src: 'a', kind: 'knows', dst: 'b' })).toMatchObject({ created: true });
+    const before = f.mark();
+    expect(await f.call('object_link', { src: 'a', kind: 'knows', dst: 'b' })).toMatchObject({ created: false });
+    expect(f.memory.store.stateHash()).toBe(before.hash);
+    await f.call('object_unlink', { src: 'a', kind: 'knows', dst: 'b' });
+    await expectRefused(f, f.call('object_unlink', { src: 'a', kind: 'knows', dst: 'b' }), 'not_found');
+  });
+
+  test('delete removes the object with its relations (both directions) and its embedding in one transaction', async () => {
+    for (const id of ['a', 'b', 'c']) await f.call('object_put', { id, type: 'node', attributes: {} });
+    await f.call('object_link', { src: 'a', kind: 'k', dst: 'b' });
+    await f.call('object_link', { src: 'c', kind: 'k', dst: 'a' });
+    await f.call('object_link', { src: 'b', kind: 'k', dst: 'c' });
+    await f.call('embedding_put', { object_id: 'a', model: 'm', vector: [1, 0] });
+    const offsets: number[] = [];
+    const stop = f.memory.store.onCommit((txs) => offsets.push(...txs.map((t) => t.offset)));
+    const deleted = await f.call('object_delete', { id: 'a', expected_version: 1 });
+    stop();
+    expect(deleted).toMatchObject({ version: 2, relations_removed: 2 });
+    expect(offsets).toEqual([deleted.offset]);
+    expect(f.memory.vectors.size).toBe(0);
+    const left = await f.memory.store.read((v) => [...v.table('relations').scan()].map((r) => `${r['src']}>${r['dst']}`));
+    expect(left).toEqual(['b>c']);
+    await expectRefused(f, f.call('object_get', { id: 'a' }), 'not_found');
+  });
+});
+
+describe('idempotency keys', () => {
+  test('a retried write with the same key returns the first result and writes nothing', async () => {
+    const first = await f.call('object_put', { id: 'i', type: 'note', attributes: { n: 1 }, idempotency_key: 'req-1' });
+    const before = f.mark();
+    const again = await f.call('object_put', { id: 'i', type: 'note', attributes: { n: 1 }, idempotency_key: 'req-1' });
+    expect(again).toEqual(first);
+    expect(f.mark()).toEqual(before);
+    const generated = await f.call('object_put', { type: 'note', attributes: {}, idempotency_key: 'req-2' });
+    expect(await f.call('object_put', { type: 'note', attributes: {}, idempotency_key: 'req-2' })).toEqual(generated);
+  });
+
+  test('keys are scoped per caller and per tool, and survive a restart', async () => {
+    const mine = await f.call('object_put', { id: 'k', type: 'note', attributes: {}, idempotency_key: 'same' }, alice);
+    const theirs = await f.call('object_put', { id: 'k', type: 'note', attributes: {}, idempotency_key: 'same' }, bob);
+    expect(theirs.version).toBe(2);
+    const patched = await f.call('object_patch', { id: 'k', set: { x: 1 }, idempotency_key: 'same' }, alice);
+    expect(patched.version).toBe(3);
+    await f.reopen();
+    const before = f.mark();
+    expect(await f.call('object_put', { id: 'k', type: 'note', attributes: {}, idempotency_key: 'same' }, alice)).toEqual(mine);
+    expect(f.mark()).toEqual(before);
+  });
+
+  test('a malformed key is invalid_argument', async () => {
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: '' }), 'invalid_argument');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: 'k'.repeat(129) }), 'invalid_argument');
+  });
+});
+
+test('objects, types and relations survive a restart', async () => {
+  await f.call('type_define', { name: 'person', schema: personSchema });
+  await f.call('object_put', { id: 'ann', type: 'person', attributes: { name: 'Ann' } });
+  await f.call('object_put', { id: 'bo', type: 'person', attributes: { name: 'Bo' } });
+  await f.call('object_link', { src: 'ann', kind: 'knows', dst: 'bo' });
+  const hash = f.memory.store.stateHash();
+  await f.reopen();
+  expect(f.memory.store.stateHash()).toBe(hash);
+  expect(await f.call('object_get', { id: 'ann' })).toMatchObject({ attributes: { name: 'Ann' } });
+  await expectRefused(f, f.call('object_put', { type: 'person', attributes: { name: 3 } }), 'invalid_argument');
+});

@@ -1,0 +1,70 @@
+import { describe, expect, test } from 'vitest';
+import { z } from 'zod';
+import { memoryModule, memoryTools, systemReducerNames } from '../../tools/index.js';
+
+/** What tools/list carries per tool, serialised as the server does. */
+function listEntry(tool: (typeof memoryTools)[number], inputIo: 'input' | 'output'): unknown {
+  return {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: z.toJSONSchema(tool.input, { io: inputIo }),
+    outputSchema: z.toJSONSchema(tool.output, { io: 'output' }),
+    annotations: tool.annotations,
+  };
+}
+
+describe('tools/list', () => {
+  test('the whole tools/list answer stays under 32 KB of JSON', () => {
+    // Whichever way the server renders input schemas (zod's input or output view).
+    for (const io of ['input', 'output'] as const) {
+      const bytes = Buffer.byteLength(JSON.stringify({ tools: memoryTools.map((t) => listEntry(t, io)) }));
+      expect(bytes, `tools/list with ${io}-view input schemas`).toBeLessThan(32 * 1024);
+    }
+  });
+
+  test('the fixed tools keep their names and shapes', () => {
+    const put = memoryTools.find((t) => t.name === 'object_put')!;
+    expect(Object.keys(put.input.shape).sort()).toEqual(['attributes', 'expected_version', 'id', 'idempotency_key', 'type']);
+    expect(Object.keys(put.output.shape).sort()).toEqual(['id', 'offset', 'version']);
+    const get = memoryTools.find((t) => t.name === 'object_get')!;
+    expect(Object.keys(get.input.shape)).toEqual(['id']);
+    expect(Object.keys(get.output.shape).sort()).toEqual(['attributes', 'id', 'type', 'version']);
+  });
+
+  test('every write tool takes an optional idempotency key and returns its offset; reads are read-only', () => {
+    const reducers = new Set(memoryModule.reducers.map((r) => r.name));
+    for (const tool of memoryTools) {
+      expect(tool.annotations.openWorldHint).toBe(false);
+      expect(tool.name).toMatch(/^[a-z]+(_[a-z]+)+$/);
+      expect(tool.description.length).toBeLessThanOrEqual(200);
+      if (reducers.has(tool.name)) {
+        expect(tool.annotations.readOnlyHint, tool.name).toBe(false);
+        expect(tool.input.shape).toHaveProperty('idempotency_key');
+        expect(tool.input.safeParse({}).success ? 'all optional' : 'has required').toBeTruthy();
+        expect(tool.output.shape).toHaveProperty('offset');
+      } else {
+        expect(tool.annotations.readOnlyHint, tool.name).toBe(true);
+        expect(tool.annotations.destructiveHint).toBe(false);
+      }
+    }
+  });
+
+  test('delete and unlink are destructive; system reducers have no tool', () => {
+    const destructive = memoryTools.filter((t) => t.annotations.destructiveHint).map((t) => t.name).sort();
+    expect(destructive).toEqual(['embedding_delete', 'object_delete', 'object_unlink']);
+    for (const name of systemReducerNames) {
+      expect(memoryModule.reducers.some((r) => r.name === name)).toBe(true);
+      expect(memoryTools.some((t) => t.name === name)).toBe(false);
+    }
+  });
+
+  test('capabilities: audit for the access log, admin for Keycloak projections, write for writes', () => {
+    const byName = new Map(memoryTools.map((t) => [t.name, t]));
+    expect(byName.get('access_log_list')!.capability).toBe('audit');
+    expect(byName.get('kc_user_get')!.capability).toBe('admin');
+    expect(byName.get('kc_users_list')!.capability).toBe('admin');
+    expect(byName.get('object_put')!.capability).toBe('write');
+    expect(byName.get('object_find')!.capability).toBe('read');
+  });
+});
