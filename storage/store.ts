@@ -55,6 +55,25 @@ export interface StoreOptions {
   readonly segmentBytesMax?: number;
   /** Bound on transactions applied but not yet durable; past it calls fail with `busy`. */
   readonly pendingTxMax?: number;
+  /** Called after each durable batch (for metrics; the engine imports no metrics library). Must not throw. */
+  readonly onBatch?: (info: BatchInfo) => void;
+}
+
+/** One group-commit batch, as seen by `StoreOptions.onBatch`. */
+export interface BatchInfo {
+  readonly count: number;
+  readonly bytes: number;
+  readonly writeMs: number;
+  readonly datasyncMs: number;
+}
+
+/** One log segment's durable part, for a consistent copy (storage/backup/). */
+export interface LogSource {
+  readonly file: string;
+  readonly firstOffset: number;
+  readonly frames: number;
+  /** Header plus whole frames, all fdatasync'ed. */
+  readonly bytes: number;
 }
 
 export interface CallResult<R = unknown> {
@@ -464,9 +483,10 @@ export class Store implements StoreApi {
         const batch = this.queue.slice(0, count);
         if (batch[0]!.offset !== this.log.nextOffset) throw new Error(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextOffset}`);
         let datasyncError: unknown;
+        let timing: { writeMs: number; datasyncMs: number };
         try {
           if (this.log.wantsRotation) await this.log.rotate();
-          ({ datasyncError } = await this.log.append(batch.map((p) => p.frame), count));
+          ({ datasyncError, ...timing } = await this.log.append(batch.map((p) => p.frame), count));
         } catch (writeError) {
           this.rollbackPending(writeError);
           continue;
@@ -479,6 +499,11 @@ export class Store implements StoreApi {
         this.queue.splice(0, count);
         this.durable = batch[count - 1]!.offset;
         this.acknowledge(batch);
+        try {
+          this.options.onBatch?.({ count, bytes, ...timing });
+        } catch (error) {
+          this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
+        }
       }
     } catch (error) {
       this.fail(`writer crashed: ${(error as Error).message}`);
@@ -583,6 +608,14 @@ export class Store implements StoreApi {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.durable) return undefined;
     const payload = await this.log.readPayload(offset);
     return payload ? decodePayload(offset, payload, this.schemas) : undefined;
+  }
+
+  /**
+   * The log's segments with their durable sizes, read in one tick: a copy of each file up to
+   * `bytes` is a whole, fdatasync'ed log ending at the last offset of the last segment.
+   */
+  logSources(): LogSource[] {
+    return this.log.segments.map((s) => ({ file: s.file, firstOffset: s.firstOffset, frames: s.positions.length, bytes: s.end }));
   }
 
   /** First offset the log still holds (older ones are only in snapshots). */

@@ -52,21 +52,25 @@ export class Commitlog {
    * (nothing in the batch is durable). A datasync error is rethrown as is: the caller
    * must treat the store as failed (the page cache state is unknown).
    */
-  async append(frames: readonly Buffer[], count: number): Promise<{ datasyncError?: unknown }> {
+  async append(frames: readonly Buffer[], count: number): Promise<{ datasyncError?: unknown; writeMs: number; datasyncMs: number }> {
     const segment = this.last;
     const handle = this.active!;
     const start = segment.end;
+    const writeStartMs = performance.now();
     try {
       await handle.writev(frames, start);
     } catch (error) {
       await handle.truncate(start).catch(() => undefined);
       throw error;
     }
+    const datasyncStartMs = performance.now();
+    const writeMs = datasyncStartMs - writeStartMs;
     try {
       await handle.datasync();
     } catch (datasyncError) {
-      return { datasyncError };
+      return { datasyncError, writeMs, datasyncMs: performance.now() - datasyncStartMs };
     }
+    const datasyncMs = performance.now() - datasyncStartMs;
     let position = start;
     for (let i = 0; i < count; i++) {
       segment.positions.push(position);
@@ -74,7 +78,7 @@ export class Commitlog {
     }
     segment.end = position;
     this.nextOffsetValue += count;
-    return {};
+    return { writeMs, datasyncMs };
   }
 
   /** Seal the active segment (already synced by the last append) and start a new one. */
