@@ -23,7 +23,7 @@ export class Transaction implements ReducerContext {
   /** table -> key -> first old row and latest new row. */
   private readonly touched = new Map<string, Map<string, { old: Row | undefined; row: Row | undefined }>>();
   private readonly handles = new Map<string, TableWriter>();
-  private readonly rng: () => number;
+  private rng: (() => number) | undefined; // made on first use: most reducers never draw
   private changeCount = 0;
 
   constructor(
@@ -31,17 +31,16 @@ export class Transaction implements ReducerContext {
     readonly caller: Caller,
     readonly timestampMs: number,
     readonly offset: number,
-  ) {
-    this.rng = seededRandom(offset, timestampMs);
-  }
+  ) {}
 
   random(): number {
+    this.rng ??= seededRandom(this.offset, this.timestampMs);
     return this.rng();
   }
 
   newId(prefix = 'id'): string {
     let hex = '';
-    for (let i = 0; i < 4; i++) hex += Math.floor(this.rng() * 0x10000).toString(16).padStart(4, '0');
+    for (let i = 0; i < 4; i++) hex += Math.floor(this.random() * 0x10000).toString(16).padStart(4, '0');
     return `${prefix}_${hex}`;
   }
 
@@ -101,36 +100,64 @@ export class Transaction implements ReducerContext {
   }
 
   private writer(table: Table): TableWriter {
-    const put = (input: Record<string, unknown>, mode: 'insert' | 'upsert' | 'update'): Row => {
-      const row = table.normalise(input);
-      const key = table.keyOf(row);
-      const existing = table.getByKey(key);
-      if (mode === 'insert' && existing) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
-      if (mode === 'update' && !existing) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
-      table.checkPut(key, row);
-      table.put(key, row);
-      this.record(table, key, existing, row);
-      return row;
-    };
-    return {
-      schema: table.schema,
-      get size() {
-        return table.size;
-      },
-      get: (key: readonly Value[]) => table.get(key),
-      getBy: (index: string, key: readonly Value[]) => table.getBy(index, key),
-      scan: (options?: ScanOptions) => table.scan(options),
-      page: (options: ScanOptions & { limit: number }): Page => table.page(options),
-      insert: (row) => put(row, 'insert'),
-      upsert: (row) => put(row, 'upsert'),
-      update: (row) => put(row, 'update'),
-      delete: (keyValues: readonly Value[]) => {
-        const key = encodeKey(keyValues);
-        const old = table.remove(key);
-        if (old) this.record(table, key, old, undefined);
-        return old;
-      },
-    };
+    return new TxTableWriter(table, this);
+  }
+
+  /** Called by TxTableWriter for every row it changes. */
+  noteChange(table: Table, key: string, old: Row | undefined, row: Row | undefined): void {
+    this.record(table, key, old, row);
+  }
+}
+
+/** A table as one transaction writes it: every change goes through `noteChange` for undo and the frame. */
+class TxTableWriter implements TableWriter {
+  constructor(private readonly t: Table, private readonly tx: Transaction) {}
+
+  get schema() {
+    return this.t.schema;
+  }
+  get size(): number {
+    return this.t.size;
+  }
+  get(key: readonly Value[]): Row | undefined {
+    return this.t.get(key);
+  }
+  getBy(index: string, key: readonly Value[]): Row | undefined {
+    return this.t.getBy(index, key);
+  }
+  scan(options?: ScanOptions): IterableIterator<Row> {
+    return this.t.scan(options);
+  }
+  page(options: ScanOptions & { limit: number }): Page {
+    return this.t.page(options);
+  }
+  insert(row: Record<string, unknown>): Row {
+    return this.put(row, 'insert');
+  }
+  upsert(row: Record<string, unknown>): Row {
+    return this.put(row, 'upsert');
+  }
+  update(row: Record<string, unknown>): Row {
+    return this.put(row, 'update');
+  }
+  delete(keyValues: readonly Value[]): Row | undefined {
+    const key = encodeKey(keyValues);
+    const old = this.t.remove(key);
+    if (old) this.tx.noteChange(this.t, key, old, undefined);
+    return old;
+  }
+
+  private put(input: Record<string, unknown>, mode: 'insert' | 'upsert' | 'update'): Row {
+    const table = this.t;
+    const row = table.normalise(input);
+    const key = table.keyOf(row);
+    const existing = table.getByKey(key);
+    if (mode === 'insert' && existing) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
+    if (mode === 'update' && !existing) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
+    table.checkPut(key, row);
+    table.put(key, row);
+    this.tx.noteChange(table, key, existing, row);
+    return row;
   }
 }
 
