@@ -11,9 +11,15 @@
  * - Only access tokens: Keycloak puts `typ: "Bearer"` in the payload of those; refresh (`Refresh`),
  *   ID (`ID`) and logout tokens, and tokens with no `typ`, are refused.
  *
+ * - Verified tokens are remembered (by SHA-256, never the token itself) until they expire, up to
+ *   `verifiedTokensMax`: a client sends the same token on every request, and WebCrypto's RSA
+ *   verify is an async thread-pool hop costing more than the whole rest of a read. A remembered
+ *   token is still checked against the clock on every use.
+ *
  * Errors are AuthError with a reason code. Neither the token nor its claims are ever put in a
  * message (jose's claim errors carry the payload, so they are never passed on as a cause).
  */
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { AuthError, type AuthFailureReason } from './auth-error.js';
 import { assertFetchableUrl, discoverIssuer } from './oidc-discovery.js';
@@ -30,6 +36,8 @@ export const clockToleranceSDefault = 5;
 export const jwksCooldownMsDefault = 10_000;
 export const jwksCacheMaxAgeMsDefault = 10 * 60_000;
 export const fetchTimeoutMsDefault = 5_000;
+/** Remembered verifications; each costs a few hundred bytes of claims. 0 disables. */
+export const verifiedTokensMaxDefault = 4096;
 /** After a failed discovery, requests fail fast for this long instead of hammering the issuer. */
 export const discoveryRetryMsDefault = 5_000;
 
@@ -49,6 +57,7 @@ export interface TokenVerifierOptions {
   readonly discoveryRetryMs?: number;
   /** Accept http issuer / JWKS URLs on non-loopback hosts. */
   readonly allowHttp?: boolean;
+  readonly verifiedTokensMax?: number;
 }
 
 export interface VerifiedAccessToken {
@@ -80,6 +89,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const allowHttp = options.allowHttp ?? false;
   assertVerifierOptions(issuer, audience, algorithms, clockToleranceS, allowHttp);
 
+  const verifiedTokensMax = options.verifiedTokensMax ?? verifiedTokensMaxDefault;
+  // Insertion-ordered: past the bound, the oldest verification is forgotten first.
+  const verifiedTokens = new Map<string, VerifiedAccessToken>();
   let keySet: Promise<JWTVerifyGetKey> | undefined;
   let discoveryFailure: { readonly atMs: number; readonly error: AuthError } | undefined;
 
@@ -116,6 +128,14 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (!compactJwsPattern.test(token)) {
       throw new AuthError('malformed', 'access token is not a compact JWS');
     }
+    const digest = verifiedTokensMax > 0 ? createHash('sha256').update(token).digest('base64url') : '';
+    const remembered = verifiedTokens.get(digest);
+    if (remembered !== undefined) {
+      // Only the clock can change a verified token's verdict (nbf was already past when it was verified).
+      if (Date.now() < remembered.expiresAtMs + clockToleranceS * 1000) return remembered;
+      verifiedTokens.delete(digest);
+      throw new AuthError('expired', 'access token expired');
+    }
     const getKey = await keys();
     let verified: Awaited<ReturnType<typeof jwtVerify>>;
     try {
@@ -141,16 +161,30 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw new AuthError('malformed_claims', `sub must be a string of 1-${subjectCharsMax} characters`);
     }
     // jose checked exp is present and a number.
-    return {
-      claims: payload,
+    const result: VerifiedAccessToken = Object.freeze({
+      // Frozen: a remembered verification is shared by every request carrying the token.
+      claims: deepFreeze(payload),
       subject,
       expiresAtMs: (payload.exp as number) * 1000,
       keyId: protectedHeader.kid,
       algorithm: protectedHeader.alg as SigningAlgorithm,
-    };
+    });
+    if (verifiedTokensMax > 0) {
+      if (verifiedTokens.size >= verifiedTokensMax) verifiedTokens.delete(verifiedTokens.keys().next().value as string);
+      verifiedTokens.set(digest, result);
+    }
+    return result;
   }
 
   return { issuer, audience, verify };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 function assertVerifierOptions(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { AuthError, type AuthFailureReason } from '../../server/auth/auth-error.js';
 import { createTokenVerifier, tokenCharsMax, type TokenVerifierOptions } from '../../server/auth/token-verifier.js';
 import { startOidcIssuer, tamperPayload, testAudience, type OidcIssuerProcess } from '../support/oidc-issuer.js';
@@ -10,6 +10,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await idp?.stop();
+});
+afterEach(() => {
+  vi.useRealTimers();
 });
 
 function verifierFor(options: Partial<TokenVerifierOptions> & { realm?: string } = {}) {
@@ -154,7 +157,7 @@ describe('token verification against a real issuer process', () => {
   });
 
   test('key rotation: old tokens keep working, new ones verify after one refetch', async () => {
-    const verifier = verifierFor({ realm: 'rotation', jwksCooldownMs: 0 });
+    const verifier = verifierFor({ realm: 'rotation', jwksCooldownMs: 0, verifiedTokensMax: 0 });
     const oldToken = await idp.token({ realm: 'rotation' });
     await verifier.verify(oldToken);
     const fetchesBefore = (await idp.stats('rotation')).jwksFetches;
@@ -171,7 +174,7 @@ describe('token verification against a real issuer process', () => {
   });
 
   test('a key the issuer stopped publishing is refused once the keys are refetched', async () => {
-    const verifier = verifierFor({ realm: 'retire', jwksCooldownMs: 0 });
+    const verifier = verifierFor({ realm: 'retire', jwksCooldownMs: 0, verifiedTokensMax: 0 });
     await verifier.verify(await idp.token({ realm: 'retire' }));
     const { retiredKid } = await idp.rotate({ realm: 'retire', keepOld: false });
     // The new key's token forces the refetch that drops the retired key.
@@ -198,6 +201,28 @@ describe('token verification against a real issuer process', () => {
     // Same realm, but configured with a trailing slash: discovery answers the slash-less issuer.
     const verifier = createTokenVerifier({ issuer: `${idp.issuer()}/`, audience: [testAudience] });
     expect(await refusal(verifier.verify(await idp.token()))).toBe('issuer_unavailable');
+  });
+
+  test('a remembered verification still expires with the token', async () => {
+    for (const verifiedTokensMax of [4096, 0]) {
+      const verifier = verifierFor({ verifiedTokensMax });
+      const token = await idp.token({ ttlS: 60 });
+      const first = await verifier.verify(token);
+      expect(await verifier.verify(token)).toEqual(first);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(first.expiresAtMs + 10_000);
+      expect(await refusal(verifier.verify(token)), `verifiedTokensMax ${verifiedTokensMax}`).toBe('expired');
+      vi.useRealTimers();
+    }
+  });
+
+  test('verified claims cannot be altered by a consumer', async () => {
+    const verifier = verifierFor();
+    const token = await idp.token({ realmRoles: ['memory-reader'] });
+    const { claims } = await verifier.verify(token);
+    expect(() => {
+      (claims.realm_access as { roles: string[] }).roles.push('memory-admin');
+    }).toThrow(TypeError);
   });
 
   test('refusal messages never contain the token or its claims', async () => {
