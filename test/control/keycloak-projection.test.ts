@@ -1,0 +1,91 @@
+/**
+ * Keycloak events from the webhook to a real tenant store: signed deliveries (one of them
+ * twice) land once, and the projector applies each through the `kc_apply_event` system
+ * reducer exactly once, including across a crash between applying and marking projected.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import express from 'express';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
+import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
+import { systemCaller } from '../../storage/control/run-outbox.js';
+import { keycloakWebhookRouter } from '../../server/hooks/keycloak-webhook.js';
+import { openTenantMemory } from '../../tools/index.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import { freshPostgresDatabase } from '../support/services.js';
+
+const secret = 'projection-secret';
+let dir: string;
+let control: ControlPlane;
+let drop: () => Promise<void>;
+let memory: TenantMemory;
+let server: Server;
+let base: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ioboxx-kc-projection-'));
+  const db = await freshPostgresDatabase('kcproj');
+  drop = db.drop;
+  control = await openControlPlane({ databaseUrl: db.url });
+  memory = await openTenantMemory(join(dir, 'acme'), 'acme');
+  const app = express();
+  app.use(keycloakWebhookRouter({ control, secret }));
+  server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server?.close(resolve));
+  await memory?.close();
+  await control?.close();
+  await drop?.();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function deliver(event: object): Promise<number> {
+  const body = JSON.stringify(event);
+  const response = await fetch(`${base}/hooks/keycloak`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-keycloak-signature': signKeycloakBody(body, secret) },
+    body,
+  });
+  return response.status;
+}
+
+test('each landed event reaches the tenant store exactly once, across a crash between apply and mark', async () => {
+  const register = { uid: 'kc-1', time: 1000, type: 'access.REGISTER', realmId: 'r', userId: 'u1', details: { org_alias: 'acme', username: 'ann', email: 'ann@example.test' } };
+  const verify = { uid: 'kc-2', time: 2000, type: 'access.VERIFY_EMAIL', realmId: 'r', userId: 'u1', details: { org_alias: 'acme' } };
+  expect(await deliver(register)).toBe(202);
+  expect(await deliver(register)).toBe(202); // Keycloak's sender retried
+  expect(await deliver(verify)).toBe(202);
+
+  const effects: boolean[] = [];
+  let crashAfterFirst = true;
+  const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+    expect(tenant).toBe('acme');
+    const result = await memory.store.call<{ applied: boolean }>(
+      'kc_apply_event',
+      { landing_id: String(landingId), event: event.raw },
+      systemCaller(tenant, 'kc-projector'),
+    );
+    effects.push(result.result.applied);
+    if (crashAfterFirst) {
+      crashAfterFirst = false;
+      throw new Error('crash after the store committed, before the landing was marked');
+    }
+  };
+  await expect(projectKeycloakEvents(control, apply)).rejects.toThrow('crash after the store committed');
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 2, skipped: 0 });
+  expect(effects).toEqual([true, false, true]); // the re-applied landing was a no-op
+
+  const users = await memory.store.read((view) => [...view.table('kc_users').scan()]);
+  expect(users).toEqual([expect.objectContaining({ user_id: 'u1', username: 'ann', email: 'ann@example.test', email_verified: true })]);
+  expect(await memory.store.read((view) => view.table('kc_landings').size)).toBe(2);
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
+});

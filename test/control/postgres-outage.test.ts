@@ -1,0 +1,75 @@
+/**
+ * Postgres stopped while a tenant keeps writing: the tenant's writes still succeed (its
+ * commitlog is the first durable hop), the drains fail while it is away, and once it is back
+ * the run outbox and the access log drain exactly once. A real tenant store (the memory
+ * module) and a real Postgres cluster of this test's own, stopped and started with
+ * scripts/services/postgres.sh (so the shared test cluster is never disturbed).
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Caller } from '../../storage/changes.js';
+import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { drainRunOutbox } from '../../storage/control/run-outbox.js';
+import { stageAccessLog } from '../../storage/control/audit-staging.js';
+import { openTenantMemory } from '../../tools/index.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import { freePort, runServiceScript } from '../support/services.js';
+
+const tenant = 'acme';
+const caller: Caller = { tenant, subject: 'user-1', roles: ['write'] };
+let dir: string;
+let env: Record<string, string>;
+let control: ControlPlane;
+let memory: TenantMemory;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ioboxx-pg-outage-'));
+  await chmod(dir, 0o755); // the cluster runs as the `postgres` user, which must reach its directory
+  env = { IOBOXX_SERVICES_DIR: join(dir, 'services'), IOBOXX_PG_PORT: String(await freePort()) };
+  const lines = await runServiceScript('postgres.sh', ['up'], env);
+  const url = /^IOBOXX_TEST_DATABASE_URL=(.*)$/m.exec(lines)![1]!;
+  control = await openControlPlane({ databaseUrl: url });
+  memory = await openTenantMemory(join(dir, 'store'), tenant);
+});
+
+afterAll(async () => {
+  await memory?.close();
+  await control?.close();
+  await runServiceScript('postgres.sh', ['purge'], env).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function finishSession(n: number): Promise<string> {
+  const started = await memory.store.call<{ session: string }>('session_start', { agent: 'planner', title: `s${n}` }, caller);
+  await memory.store.call('session_end', { session: started.result.session, outcome: 'completed' }, caller);
+  await memory.store.call('access_log_append', { subject: 'user-1', action: 'tools/call', target: 'session_end', outcome: 'ok' }, caller);
+  return started.result.session;
+}
+
+test('with Postgres stopped, tenant writes succeed and the outboxes drain exactly once after it returns', async () => {
+  const before = [await finishSession(1), await finishSession(2)];
+  expect(await drainRunOutbox(control, tenant, memory.store)).toBe(2);
+  expect(await stageAccessLog(control, tenant, memory.store)).toBe(2);
+
+  await runServiceScript('postgres.sh', ['down'], env);
+  const during: string[] = [];
+  for (let n = 3; n <= 6; n++) during.push(await finishSession(n)); // every write acknowledged
+  await expect(drainRunOutbox(control, tenant, memory.store)).rejects.toThrow();
+  await expect(stageAccessLog(control, tenant, memory.store)).rejects.toThrow();
+  expect(await memory.store.read((view) => view.table('run_outbox').size)).toBe(4);
+
+  await runServiceScript('postgres.sh', ['up'], env);
+  expect(await drainRunOutbox(control, tenant, memory.store)).toBe(4);
+  expect(await stageAccessLog(control, tenant, memory.store)).toBe(4);
+  expect(await drainRunOutbox(control, tenant, memory.store)).toBe(0);
+  expect(await memory.store.read((view) => view.table('run_outbox').size)).toBe(0);
+
+  const history = await control.runHistory(tenant, { fromMs: 0, toMs: Date.now() + 60_000, limit: 100 });
+  expect(history.map((h) => h.runId).sort()).toEqual([...before, ...during].sort());
+  expect(history.every((h) => h.kind === 'session' && h.definition === 'planner' && h.outcome === 'completed')).toBe(true);
+  const staged = await control.stagedAudit(tenant, { limit: 100 });
+  expect(staged.map((s) => s.sourceSeq)).toEqual([1, 2, 3, 4, 5, 6]);
+  expect(staged.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+});
