@@ -50,14 +50,16 @@ const environmentSchema = z
     AWS_SECRET_ACCESS_KEY: optionalString,
     IOBOXX_AUDIT_RETENTION_DAYS: integerIn(1, 36_500, auditRetentionDaysDefault),
     IOBOXX_KC_WEBHOOK_SECRET: optionalString,
-  })
-  .superRefine((env, ctx) => {
-    if (env.S3_ENDPOINT !== undefined) {
-      for (const name of ['S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const) {
-        if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'required when S3_ENDPOINT is set' });
-      }
-    }
   });
+
+/** Settings that only make sense together; checked on the raw values so they join every other problem. */
+function missingCompanions(env: NodeJS.ProcessEnv): string[] {
+  const given = (name: string) => (env[name] ?? '').trim() !== '';
+  if (!given('S3_ENDPOINT')) return [];
+  return ['S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']
+    .filter((name) => !given(name))
+    .map((name) => `${name}: required when S3_ENDPOINT is set`);
+}
 
 export interface S3Config {
   readonly endpoint: string;
@@ -107,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const parsed = environmentSchema.safeParse(env);
   // Never echo values: some of these are secrets.
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+  problems.push(...missingCompanions(env));
   let auth: AuthConfig | undefined;
   try {
     auth = authConfigFromEnv(env);

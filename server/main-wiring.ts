@@ -4,9 +4,11 @@
  * registry. Local mode (no issuer): one tenant `local` under `${dataDir}/tenants/local`.
  * Token mode: tokens verified per request (HTTP) or once from IOBOXX_TOKEN (stdio).
  */
+import { MemoryError } from '../storage/errors.js';
 import type { TenantMemory } from '../tools/memory.js';
 import { memoryCatalog, memoryTools, openTenantMemory } from '../tools/index.js';
 import { authenticateRequest } from './auth/http-auth.js';
+import { serveProtectedResourceMetadata, type ProtectedResourceOptions } from './auth/protected-resource-metadata.js';
 import { createAuthenticator } from './auth/authenticator.js';
 import { authenticateEnvToken } from './auth/env-token.js';
 import { localPrincipal } from './auth/local-principal.js';
@@ -57,15 +59,23 @@ function registryMemoryFor(registry: TenantRegistry<TenantMemory>): MemoryFor {
 /** Serves one stdio connection; resolves when the client has gone and the store is closed. */
 export async function serveStdioProcess(config: Config, log: Logger): Promise<void> {
   let principal: Principal;
+  let revalidate: (() => Promise<void>) | undefined;
   if (config.auth === undefined) {
     principal = localPrincipal();
   } else {
-    principal = await authenticateEnvToken(config.token, createAuthenticator(config.auth), config.tenantSelection);
+    const tokenPrincipal = await authenticateEnvToken(config.token, createAuthenticator(config.auth), config.tenantSelection);
+    principal = tokenPrincipal;
+    // The token is fixed for the process: once it expires, every request is refused.
+    revalidate = async () => {
+      if (Date.now() >= tokenPrincipal.tokenExpiresAtMs) {
+        throw new MemoryError('unauthenticated', 'IOBOXX_TOKEN has expired', 'restart the server with a fresh access token');
+      }
+    };
   }
   const dir = await ensureTenantDir(config.dataDir, principal.caller.tenant);
   const memory = await openTenantMemory(dir, principal.caller.tenant);
   log.info({ mode: config.mode, tenant: principal.caller.tenant, dir }, 'serving MCP over stdio');
-  const serving = serveMemoryStdio({ surface: memorySurface(log), principal, memory });
+  const serving = serveMemoryStdio({ surface: memorySurface(log), principal, memory, ...(revalidate !== undefined && { revalidate }) });
   await serving.closed;
   await memory.close();
   log.info('stdio client gone; store closed');
@@ -79,16 +89,19 @@ export interface HttpProcess {
 export async function serveHttpProcess(config: Config, log: Logger): Promise<HttpProcess> {
   const registry = tenantRegistry(config, log);
   let authenticate: Authenticate;
+  let resource: ProtectedResourceOptions | undefined;
   if (config.auth === undefined) {
     authenticate = fixedPrincipal(localPrincipal());
   } else {
     const authenticator = createAuthenticator(config.auth);
-    const publicBaseUrl = config.http.publicUrl ?? `http://${config.http.host}:${config.http.port}`;
+    const protectedResource: ProtectedResourceOptions = {
+      publicBaseUrl: config.http.publicUrl ?? `http://${config.http.host}:${config.http.port}`,
+      authorizationServers: [config.auth.oidc.issuer],
+      endpointNames: ['mcp', 'sse', 'messages'],
+    };
+    resource = protectedResource;
     authenticate = async (req) => {
-      const result = await authenticateRequest(req, {
-        authenticator,
-        resource: { publicBaseUrl, authorizationServers: [config.auth!.oidc.issuer], endpointNames: ['mcp', 'sse', 'messages'] },
-      });
+      const result = await authenticateRequest(req, { authenticator, resource: protectedResource });
       return result.ok ? result.principal : result.failure;
     };
   }
@@ -99,6 +112,13 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     host: config.http.host,
     port: config.http.port,
     allowedOrigins: config.http.allowedOrigins,
+    // RFC 9728 metadata is public and fetched cross-origin by browser clients: before the Origin guard.
+    ...(resource !== undefined && {
+      mountBeforeGuards: (app) =>
+        app.use((req, res, next) => {
+          if (!serveProtectedResourceMetadata(req, res, resource)) next();
+        }),
+    }),
   });
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
   return {

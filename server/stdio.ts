@@ -14,6 +14,8 @@ export interface StdioServingOptions {
   readonly surface: McpSurface;
   readonly principal: Principal;
   readonly memory: TenantMemory;
+  /** Before every request: throw when the principal no longer holds (an expired token). */
+  readonly revalidate?: () => Promise<void>;
   /** Defaults to process.stdin / process.stdout. */
   readonly stdin?: Readable;
   readonly stdout?: Writable;
@@ -37,14 +39,20 @@ class ObservedStdioTransport extends StdioServerTransport {
 }
 
 export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
-  const { surface, principal, memory } = options;
+  const { surface, principal, memory, revalidate } = options;
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   const transport = new ObservedStdioTransport(options.stdin, options.stdout, () => markClosed());
   const handle = serveStdio(
     // A 2026-07-28 connection gets every change and the entry's listen router filters per
     // subscription; a 2025 connection gets only what it subscribed to.
-    (ctx) => createMemoryServer(surface, { principal, memory, changes: ctx.era === 'modern' ? 'all' : 'subscribed' }),
+    (ctx) =>
+      createMemoryServer(surface, {
+        principal,
+        memory,
+        changes: ctx.era === 'modern' ? 'all' : 'subscribed',
+        ...(revalidate !== undefined && { revalidate }),
+      }),
     {
       transport,
       onerror: (error) => surface.log.warn({ err: error }, 'stdio connection error'),

@@ -37,8 +37,10 @@ export interface HttpServerOptions {
   /** Host header names accepted when binding a non-loopback address (default: no Host check there). */
   readonly allowedHosts?: readonly string[];
   readonly bodyBytesMax?: number;
-  /** Mount further routes (/healthz, /metrics, /hooks/keycloak, ...) after the guards. */
+  /** Mount further routes (/metrics, /hooks/keycloak, ...) after the Host and Origin guards. */
   readonly mount?: (app: Express) => void;
+  /** Mount public routes browsers may fetch cross-origin (RFC 9728 metadata, /healthz) before the guards. */
+  readonly mountBeforeGuards?: (app: Express) => void;
 }
 
 export interface HttpServing {
@@ -74,6 +76,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   const app = express();
   app.disable('x-powered-by');
+  options.mountBeforeGuards?.(app);
   if (isLoopback(host)) app.use(hostHeaderValidation([...loopbackHostnames]));
   else if (options.allowedHosts !== undefined) app.use(hostHeaderValidation([...options.allowedHosts]));
   // Requests without Origin (every non-browser client) pass; a browser's must be allowed.

@@ -81,6 +81,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     const lease = await memoryFor(principal);
     const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
     let released = false;
+    let sessionOpened = false;
     const end = () => {
       if (released) return;
       released = true;
@@ -90,6 +91,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
+        sessionOpened = true;
         sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
         sessions.track(id, res);
       },
@@ -101,12 +103,15 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       closeFeed?.();
       end();
     };
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
-    // An initialize that failed validation never opens a session: do not leak the lease.
-    if (transport.sessionId === undefined) {
-      await server.close();
-      end();
+    try {
+      await server.connect(transport);
+      await transport.handleRequest(req, res, req.body);
+    } finally {
+      // An initialize that failed (or threw) never opened a session: do not leak the lease.
+      if (!sessionOpened) {
+        await server.close().catch(() => undefined);
+        end();
+      }
     }
   }
 

@@ -23,17 +23,22 @@ export interface MemoryServerSession {
   readonly principal: Principal;
   readonly memory: TenantMemory;
   readonly changes: ChangeDelivery;
+  /**
+   * Runs before every tools/* and resources/* request; throws (a MemoryError, e.g.
+   * unauthenticated) when the principal no longer holds, such as an expired stdio token.
+   */
+  readonly revalidate?: () => Promise<void>;
 }
 
 export function createMemoryServer(surface: McpSurface, session: MemoryServerSession): Server {
-  const { principal, memory, changes } = session;
+  const { principal, memory, changes, revalidate } = session;
   const server = new Server(serverInfo, {
     capabilities: { tools: {}, resources: { subscribe: true } },
     instructions,
   });
   const subscribed = new Set<string>();
-  registerToolHandlers(server, surface, principal, memory);
-  registerResourceHandlers(server, surface, principal, memory, subscribed);
+  registerToolHandlers(server, surface, principal, memory, revalidate);
+  registerResourceHandlers(server, surface, principal, memory, subscribed, revalidate);
 
   if (changes !== 'none' && principal.capabilities.has('read')) {
     const stopFeed = startChangeFeed(server, memory, surface.catalog, changes, subscribed, surface.log);

@@ -24,8 +24,9 @@ function checkUri(uri: string): void {
 }
 
 /** Runs a resource request; every failure leaves as a JSON-RPC error carrying {error}. */
-async function answering<T>(surface: McpSurface, work: () => Promise<T>): Promise<T> {
+async function answering<T>(surface: McpSurface, revalidate: (() => Promise<void>) | undefined, work: () => Promise<T>): Promise<T> {
   try {
+    await revalidate?.();
     return await work();
   } catch (error) {
     const { body, isInternal } = errorBodyOf(error);
@@ -44,18 +45,19 @@ export function registerResourceHandlers(
   principal: Principal,
   memory: TenantMemory,
   subscribed: Set<string>,
+  revalidate?: () => Promise<void>,
 ): void {
   const { catalog } = surface;
 
   server.setRequestHandler('resources/templates/list', () =>
-    answering(surface, async () => {
+    answering(surface, revalidate, async () => {
       requireRead(principal);
       return { resourceTemplates: catalog.templates.map((t) => ({ ...t })) };
     }),
   );
 
   server.setRequestHandler('resources/list', (request) =>
-    answering(surface, async () => {
+    answering(surface, revalidate, async () => {
       requireRead(principal);
       const page = await catalog.list(memory, request.params?.cursor);
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
@@ -63,7 +65,7 @@ export function registerResourceHandlers(
   );
 
   server.setRequestHandler('resources/read', (request) =>
-    answering(surface, async () => {
+    answering(surface, revalidate, async () => {
       const startedMs = performance.now();
       const uri = request.params.uri;
       let outcome: CallOutcome = 'ok';
@@ -86,7 +88,7 @@ export function registerResourceHandlers(
   );
 
   server.setRequestHandler('resources/subscribe', (request) =>
-    answering(surface, async () => {
+    answering(surface, revalidate, async () => {
       requireRead(principal);
       checkUri(request.params.uri);
       if (!subscribed.has(request.params.uri) && subscribed.size >= resourceSubscriptionsPerSessionMax) {
@@ -102,7 +104,7 @@ export function registerResourceHandlers(
   );
 
   server.setRequestHandler('resources/unsubscribe', (request) =>
-    answering(surface, async () => {
+    answering(surface, revalidate, async () => {
       subscribed.delete(request.params.uri);
       return {};
     }),

@@ -5,7 +5,6 @@
  * the tool's own output schema and bounded before they leave.
  */
 import type { CallToolResult, Server, Tool } from '@modelcontextprotocol/server';
-import { MemoryError } from '../../storage/errors.js';
 import { resultBytesMax, type ToolDef } from '../../tools/tool.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
@@ -122,18 +121,29 @@ function reportCall(surface: McpSurface, principal: Principal, tool: string, arg
   }
 }
 
-export function registerToolHandlers(server: Server, surface: McpSurface, principal: Principal, memory: TenantMemory): void {
-  server.setRequestHandler('tools/list', () => ({ tools: allowedTools(surface.tools, principal) }));
+export function registerToolHandlers(
+  server: Server,
+  surface: McpSurface,
+  principal: Principal,
+  memory: TenantMemory,
+  revalidate?: () => Promise<void>,
+): void {
+  server.setRequestHandler('tools/list', async () => {
+    await revalidate?.();
+    return { tools: allowedTools(surface.tools, principal) };
+  });
   server.setRequestHandler('tools/call', async (request) => {
     const startedMs = performance.now();
     const { name, arguments: args } = request.params;
     let answer: Answer;
     try {
+      await revalidate?.();
       answer = await answerCall(surface, principal, memory, name, args);
     } catch (error) {
-      // Only our own code can land here (the tool's throws are handled inside).
-      surface.log.error({ err: error, tool: name }, 'tools/call failed');
-      answer = refusal(errorBodyOf(error instanceof MemoryError ? error : new Error('unexpected')).body);
+      // A refused revalidation (MemoryError), or a bug in our own code (the tool's throws are handled inside).
+      const { body, isInternal } = errorBodyOf(error);
+      if (isInternal) surface.log.error({ err: error, tool: name }, 'tools/call failed');
+      answer = refusal(body);
     }
     reportCall(surface, principal, name, args, answer, startedMs);
     return answer.result;

@@ -1,0 +1,74 @@
+/** Configuration from the environment: defaults, every problem at once, secrets never printed. */
+import path from 'node:path';
+import { expect, test } from 'vitest';
+import { ConfigError, loadConfig, redactedConfig } from '../../server/config.js';
+
+test('an empty environment is local mode on 127.0.0.1:8787 with ./data', () => {
+  const config = loadConfig({}, '/srv/app');
+  expect(config).toMatchObject({
+    mode: 'local',
+    dataDir: path.resolve('/srv/app', 'data'),
+    http: { host: '127.0.0.1', port: 8787, allowedOrigins: [] },
+    logLevel: 'info',
+  });
+  expect(config.auth).toBeUndefined();
+});
+
+test('values are parsed: port, origins, level, relative data dir', () => {
+  const config = loadConfig(
+    { IOBOXX_DATA_DIR: 'mem', IOBOXX_HTTP_PORT: '9000', IOBOXX_ALLOWED_ORIGINS: 'https://a.example, b.example', IOBOXX_LOG_LEVEL: 'debug' },
+    '/srv/app',
+  );
+  expect(config.dataDir).toBe('/srv/app/mem');
+  expect(config.http.port).toBe(9000);
+  expect(config.http.allowedOrigins).toEqual(['https://a.example', 'b.example']);
+  expect(config.logLevel).toBe('debug');
+});
+
+test('every bad value is reported in one error, without echoing values', () => {
+  let error: unknown;
+  try {
+    loadConfig({
+      IOBOXX_HTTP_PORT: '70000',
+      IOBOXX_LOG_LEVEL: 'loud',
+      DATABASE_URL: 'not a url',
+      S3_ENDPOINT: 'http://127.0.0.1:7480',
+      AWS_SECRET_ACCESS_KEY: 'sekrit-value',
+    });
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ConfigError);
+  const problems = (error as ConfigError).problems.join('\n');
+  for (const name of ['IOBOXX_HTTP_PORT', 'IOBOXX_LOG_LEVEL', 'DATABASE_URL', 'S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID']) {
+    expect(problems).toContain(name);
+  }
+  expect((error as ConfigError).message).not.toContain('sekrit-value');
+});
+
+test('token mode needs an audience, reported with the rest', () => {
+  expect(() => loadConfig({ IOBOXX_OIDC_ISSUER: 'https://kc.example/realms/acme', IOBOXX_HTTP_PORT: 'x' })).toThrow(
+    /IOBOXX_HTTP_PORT[\s\S]*IOBOXX_OIDC_AUDIENCE/,
+  );
+  const config = loadConfig({ IOBOXX_OIDC_ISSUER: 'https://kc.example/realms/acme', IOBOXX_OIDC_AUDIENCE: 'ioboxx-memory' });
+  expect(config.mode).toBe('token');
+});
+
+test('printing the configuration redacts every secret', () => {
+  const secrets = ['pg-password', 'direct-password', 'the-token', 'AKIDSECRET', 'aws-secret', 'hook-secret'];
+  const config = loadConfig({
+    DATABASE_URL: 'postgres://app:pg-password@127.0.0.1:5432/ioboxx',
+    DATABASE_DIRECT_URL: 'postgres://app:direct-password@127.0.0.1:5432/ioboxx',
+    IOBOXX_TOKEN: 'the-token',
+    S3_ENDPOINT: 'http://127.0.0.1:7480',
+    S3_REGION: 'default',
+    S3_BUCKET: 'audit',
+    AWS_ACCESS_KEY_ID: 'AKIDSECRET',
+    AWS_SECRET_ACCESS_KEY: 'aws-secret',
+    IOBOXX_KC_WEBHOOK_SECRET: 'hook-secret',
+  });
+  const printed = JSON.stringify(redactedConfig(config));
+  for (const secret of secrets) expect(printed).not.toContain(secret);
+  expect(printed).toContain('127.0.0.1:5432');
+  expect(printed).toContain('audit');
+});
