@@ -87,6 +87,13 @@ export class VectorIndex implements DerivedIndex {
     return !this.scalarScan && simdSupported();
   }
 
+  /** Bytes held in typed arrays and WebAssembly memory (ids and maps are on the JS heap besides). */
+  get memoryBytes(): number {
+    let bytes = 0;
+    for (const partition of this.partitions.values()) bytes += partition.memoryBytes;
+    return bytes;
+  }
+
   has(id: string): boolean {
     return this.dimensionsById.has(id);
   }

@@ -16,9 +16,13 @@ const codeMax = 127;
 /** Query codes use up to the int16 range, less when int32 sums could overflow (see queryCodeMax). */
 const queryCodeLimit = 32_767;
 const int32Max = 2_147_483_647;
-/** Vector slots reserved at least, and the growth factor when the code block is full. */
+/**
+ * Vector slots reserved at least, and the growth factor when the code block is full. Small:
+ * WebAssembly memory grows in place within its reservation, so growing often is cheap, and
+ * unused slots are dead bytes for the life of the partition.
+ */
 const capacityMin = 1024;
-const capacityGrowth = 2;
+const capacityGrowth = 1.25;
 
 export interface PartitionHit {
   readonly id: string;
@@ -65,6 +69,11 @@ export class VectorPartition {
 
   get simd(): boolean {
     return this.kernel.simd;
+  }
+
+  /** Bytes of the code block (WebAssembly memory, which process.memoryUsage does not count) and per-slot arrays. */
+  get memoryBytes(): number {
+    return this.kernel.memory.buffer.byteLength + this.invNorms.byteLength + this.codeScales.byteLength;
   }
 
   /** Adds a nonzero, finite vector of this partition's dimension under a new id. */
@@ -144,7 +153,7 @@ export class VectorPartition {
   }
 
   private grow(): void {
-    const capacity = Math.max(capacityMin, this.capacity * capacityGrowth);
+    const capacity = Math.max(capacityMin, Math.ceil(this.capacity * capacityGrowth));
     const bytesNeeded = this.codesOffset + capacity * this.stride + capacity * 4; // codes + int32 scores
     const pagesNeeded = Math.ceil(bytesNeeded / wasmPageBytes);
     const pagesHeld = this.kernel.memory.buffer.byteLength / wasmPageBytes;
