@@ -3,29 +3,25 @@
  * twice) land once, and the projector applies each through the `kc_apply_event` system
  * reducer exactly once, including across a crash between applying and marking projected.
  */
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import express from 'express';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
-import { keycloakWebhookRouter } from '../../server/hooks/keycloak-webhook.js';
 import { openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { freshPostgresDatabase } from '../support/services.js';
+import { startWebhookServer, type WebhookServer } from './webhook-server.js';
 
 const secret = 'projection-secret';
 let dir: string;
 let control: ControlPlane;
 let drop: () => Promise<void>;
 let memory: TenantMemory;
-let server: Server;
-let base: string;
+let server: WebhookServer;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ioboxx-kc-projection-'));
@@ -33,15 +29,11 @@ beforeAll(async () => {
   drop = db.drop;
   control = await openControlPlane({ databaseUrl: db.url });
   memory = await openTenantMemory(join(dir, 'acme'), 'acme');
-  const app = express();
-  app.use(keycloakWebhookRouter({ control, secret }));
-  server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await startWebhookServer(control, secret);
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
   await memory?.close();
   await control?.close();
   await drop?.();
@@ -50,12 +42,7 @@ afterAll(async () => {
 
 async function deliver(event: object): Promise<number> {
   const body = JSON.stringify(event);
-  const response = await fetch(`${base}/hooks/keycloak`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-keycloak-signature': signKeycloakBody(body, secret) },
-    body,
-  });
-  return response.status;
+  return (await server.post(body, signKeycloakBody(body, secret))).status;
 }
 
 test('each landed event reaches the tenant store exactly once, across a crash between apply and mark', async () => {

@@ -3,15 +3,12 @@
  * real HTTP on 127.0.0.1 landing into real Postgres: signed events land once and project once,
  * a wrong or missing signature is rejected with nothing landed.
  */
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import express from 'express';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
-import { keycloakWebhookRouter } from '../../server/hooks/keycloak-webhook.js';
 import { freshPostgresDatabase } from '../support/services.js';
+import { startWebhookServer, type WebhookServer } from './webhook-server.js';
 
 const secret = 'test-webhook-secret';
 
@@ -67,31 +64,21 @@ describe('Keycloak event parsing', () => {
 describe('POST /hooks/keycloak', () => {
   let control: ControlPlane;
   let drop: () => Promise<void>;
-  let server: Server;
-  let base: string;
+  let server: WebhookServer;
 
   beforeAll(async () => {
     const db = await freshPostgresDatabase('kchook');
     drop = db.drop;
     control = await openControlPlane({ databaseUrl: db.url });
-    const app = express();
-    app.use(keycloakWebhookRouter({ control, secret }));
-    server = app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await startWebhookServer(control, secret);
   });
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await server?.close();
     await control?.close();
     await drop?.();
   });
 
-  const post = (body: string, signature?: string) =>
-    fetch(`${base}/hooks/keycloak`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(signature === undefined ? {} : { 'x-keycloak-signature': signature }) },
-      body,
-    });
+  const post = (body: string, signature?: string) => server.post(body, signature);
 
   test('the same event delivered twice is landed once and projected once', async () => {
     const body = JSON.stringify({ uid: 'dup-1', time: 10, type: 'access.LOGIN', realmId: 'r', userId: 'u1', details: { org_alias: 'acme' } });
