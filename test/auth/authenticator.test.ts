@@ -2,13 +2,14 @@
  * From a real issuer's token to a Principal: roles to capabilities, the tenant from the
  * organization claim, the stdio (IOBOXX_TOKEN) path, and local mode.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, test } from 'vitest';
 import { AuthError } from '../../server/auth/auth-error.js';
 import { createAuthenticator, type Authenticator } from '../../server/auth/authenticator.js';
 import { parseRoleMap, requireCapability } from '../../server/auth/capabilities.js';
 import { authenticateEnvToken } from '../../server/auth/env-token.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
-import { authConfigForIssuer, startOidcIssuer, testAudience, type OidcIssuerProcess } from '../support/oidc-issuer.js';
+import { authConfigFromEnv } from '../../server/auth/auth-config.js';
+import { authConfigForIssuer, oidcEnvForIssuer, startOidcIssuer, testAudience, type OidcIssuerProcess } from '../support/oidc-issuer.js';
 
 let idp: OidcIssuerProcess;
 let authenticator: Authenticator;
@@ -98,6 +99,12 @@ describe('tenant from the organization claim', () => {
 });
 
 describe('stdio with identity (IOBOXX_TOKEN)', () => {
+  test('a configuration read from the environment trusts the issuer it names', async () => {
+    const fromEnv = createAuthenticator(authConfigFromEnv(oidcEnvForIssuer(idp)) ?? assert.fail('no config'));
+    const token = await idp.token({ organizations: ['acme'], realmRoles: ['memory-reader'] });
+    expect((await authenticateEnvToken(token, fromEnv)).caller.tenant).toBe('acme');
+  });
+
   test('an environment token is verified like a bearer token', async () => {
     const token = await idp.token({ organizations: ['acme'], realmRoles: ['memory-writer'] });
     const principal = await authenticateEnvToken(token, authenticator);

@@ -197,6 +197,15 @@ describe('token verification against a real issuer process', () => {
     expect(await refusal(verifierFor({ realm: 'missing-realm' }).verify(token))).toBe('issuer_unavailable');
   });
 
+  test('an issuer that goes away after discovery makes verification unavailable', async () => {
+    const gone = await startOidcIssuer();
+    const verifier = createTokenVerifier({ issuer: gone.issuer(), audience: [testAudience], jwksCacheMaxAgeMs: 0, verifiedTokensMax: 0 });
+    const token = await gone.token();
+    await verifier.verify(token);
+    await gone.stop();
+    expect(await refusal(verifier.verify(token))).toBe('issuer_unavailable');
+  });
+
   test('a discovery document naming a different issuer is not trusted', async () => {
     // Same realm, but configured with a trailing slash: discovery answers the slash-less issuer.
     const verifier = createTokenVerifier({ issuer: `${idp.issuer()}/`, audience: [testAudience] });

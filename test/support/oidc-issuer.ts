@@ -162,6 +162,11 @@ export function authConfigForIssuer(
   };
 }
 
+/** The environment a server process needs to trust the test issuer (see server/auth/auth-config.ts). */
+export function oidcEnvForIssuer(idp: Pick<OidcIssuerProcess, 'issuer'>, realm?: string): Record<string, string> {
+  return { IOBOXX_OIDC_ISSUER: idp.issuer(realm), IOBOXX_OIDC_AUDIENCE: testAudience };
+}
+
 /** The token with its payload changed and its signature kept: what a forger can do. */
 export function tamperPayload(token: string, patch: Readonly<Record<string, unknown>>): string {
   const [header, payload, signature] = token.split('.') as [string, string, string];
