@@ -1,0 +1,57 @@
+/**
+ * A backup is a directory:
+ *
+ *   backup.json                      this manifest, written last (tmp + fsync + rename + dir fsync):
+ *                                    a directory without it is an unfinished backup
+ *   store/snapshots/<offset>/...     one verified snapshot (absent when the store had none)
+ *   store/log/<first offset>.log     the log after that snapshot, cut at a whole, durable frame
+ *
+ * `store/` is laid out exactly as a store directory, so a restore is a verified copy of it.
+ * Every file is listed with its size and SHA-256; `stateHash` is the canonical state hash at
+ * `endOffset`, proven by opening a copy of the backup with the engine before this manifest was written.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+
+export const backupFormatVersion = 1;
+export const backupManifestFileName = 'backup.json';
+export const backupStoreDirName = 'store';
+/** A backup listing more files than this is damage, not data (a store keeps 2 snapshots and a bounded log). */
+export const backupFilesMax = 100_000;
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** Relative, forward-slash, inside `store/`: never absolute, never climbing out. */
+const storeRelativePath = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^(snapshots\/\d{20}\/[a-z.]+|log\/\d{20}\.log)$/, 'not a snapshot or segment file path');
+
+export const backupFileSchema = z.object({ path: storeRelativePath, bytes: z.number().int().nonnegative(), sha256: sha256Hex });
+
+export const backupManifestSchema = z.object({
+  format: z.literal(backupFormatVersion),
+  kind: z.literal('ioboxx-memory-backup'),
+  /** Tenant id, or null when the backup was taken of a bare store directory. */
+  tenant: z.string().nullable(),
+  createdAtMs: z.number().int(),
+  /** How the sources were read: through the open Store, or from the files of a store (maybe open in another process). */
+  source: z.enum(['store', 'directory']),
+  /** The snapshot the backup starts from; null when the store had none (the log starts at 0). */
+  snapshot: z.object({ offset: z.number().int().nonnegative(), stateHash: sha256Hex }).nullable(),
+  /** First offset held by the copied log, and the last offset of the backup (-1: empty store). */
+  logFirstOffset: z.number().int().nonnegative(),
+  endOffset: z.number().int().min(-1),
+  stateHash: sha256Hex,
+  tables: z.record(z.string(), z.number().int().nonnegative()),
+  files: z.array(backupFileSchema).max(backupFilesMax),
+});
+
+export type BackupManifest = z.infer<typeof backupManifestSchema>;
+export type BackupFile = z.infer<typeof backupFileSchema>;
+
+/** The absolute path of a listed file inside a backup (the schema already refused escapes). */
+export function backupFilePath(backupDir: string, file: BackupFile): string {
+  return path.join(backupDir, backupStoreDirName, ...file.path.split('/'));
+}

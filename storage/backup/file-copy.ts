@@ -1,0 +1,88 @@
+/**
+ * Byte copies for backup and restore: every copy is hashed as it is written and made durable
+ * (fdatasync of the file; the caller fsyncs the directories once all names exist).
+ */
+import { createHash } from 'node:crypto';
+import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+
+/** Copies move through memory in pieces of this size, so a large snapshot never sits in memory whole. */
+export const copyChunkBytes = 4 * 1024 * 1024;
+
+export interface CopiedFile {
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/** Read exactly `bytes` from `handle` (from position 0) into one buffer; a shorter file is an error. */
+export async function readExactly(handle: FileHandleLike, bytes: number, what: string): Promise<Buffer> {
+  const buf = Buffer.alloc(bytes);
+  let done = 0;
+  while (done < bytes) {
+    const n = await handle.read(buf, done, Math.min(copyChunkBytes, bytes - done), done);
+    if (n === 0) throw new Error(`${what}: file ended at ${done} bytes, ${bytes} expected`);
+    done += n;
+  }
+  return buf;
+}
+
+/** Write `data` as a new file (refusing to overwrite) and fdatasync it. */
+export async function writeNewFile(fl: FileLayer, file: string, data: Buffer): Promise<CopiedFile> {
+  const out = await fl.open(file, 'wx');
+  try {
+    for (let p = 0; p < data.length; p += copyChunkBytes) await out.writev([data.subarray(p, p + copyChunkBytes)], p);
+    await out.datasync();
+  } finally {
+    await out.close();
+  }
+  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** Stream the first `bytes` of an open file into a new file, hashing on the way. */
+export async function copyOpenFile(
+  fl: FileLayer,
+  source: FileHandleLike,
+  bytes: number,
+  destination: string,
+  onBytes?: (n: number) => void,
+): Promise<CopiedFile> {
+  const out = await fl.open(destination, 'wx');
+  const hash = createHash('sha256');
+  const chunk = Buffer.alloc(Math.min(copyChunkBytes, Math.max(bytes, 1)));
+  try {
+    let done = 0;
+    while (done < bytes) {
+      const n = await source.read(chunk, 0, Math.min(chunk.length, bytes - done), done);
+      if (n === 0) throw new Error(`${destination}: source ended at ${done} bytes, ${bytes} expected`);
+      const piece = chunk.subarray(0, n);
+      hash.update(piece);
+      await out.writev([piece], done);
+      done += n;
+      onBytes?.(n);
+    }
+    await out.datasync();
+  } finally {
+    await out.close();
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** Size and SHA-256 of a whole file, read in pieces. */
+export async function hashFile(fl: FileLayer, file: string, onBytes?: (n: number) => void): Promise<CopiedFile> {
+  const handle = await fl.open(file, 'r');
+  const hash = createHash('sha256');
+  try {
+    const size = await handle.size();
+    const chunk = Buffer.alloc(Math.min(copyChunkBytes, Math.max(size, 1)));
+    let done = 0;
+    for (;;) {
+      const n = await handle.read(chunk, 0, chunk.length, done);
+      if (n === 0) break;
+      hash.update(chunk.subarray(0, n));
+      done += n;
+      onBytes?.(n);
+    }
+    return { bytes: done, sha256: hash.digest('hex') };
+  } finally {
+    await handle.close();
+  }
+}

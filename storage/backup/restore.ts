@@ -1,0 +1,84 @@
+/**
+ * Restore a backup into a new store directory. Nothing is trusted before it is checked:
+ *  1. the manifest parses and every listed file has its size and SHA-256 (else BackupInvalid
+ *     naming the file; nothing is written);
+ *  2. the files are copied into a scratch directory beside the target (hashed again on the way);
+ *  3. the copy is opened with Store.open: it must end at the manifest's offset with the
+ *     manifest's state hash;
+ *  4. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
+ *     failed restore never leaves a half-restored store where a server would open it.
+ */
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { MemoryError } from '../errors.js';
+import type { FileLayer } from '../io/file-layer.js';
+import { nodeFileLayer } from '../io/node-file-layer.js';
+import type { StoreModule } from '../reducer.js';
+import type { BackupManifest } from './backup-manifest.js';
+import { copyBackupFiles, proveStore } from './prove-copy.js';
+import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
+
+export interface RestoreOptions {
+  readonly module: StoreModule;
+  /** When set, a backup of another tenant is refused (one tenant's memory never lands in another's store). */
+  readonly expectedTenant?: string;
+  readonly fileLayer?: FileLayer;
+  readonly onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface RestoreReport {
+  readonly backupDir: string;
+  readonly targetDir: string;
+  readonly tenant: string | null;
+  readonly endOffset: number;
+  readonly stateHash: string;
+  /** True: the restored store opened at endOffset with exactly the manifest's state hash. */
+  readonly stateHashVerified: true;
+  readonly files: number;
+  readonly bytes: number;
+}
+
+export async function restoreBackup(backupDir: string, targetDir: string, options: RestoreOptions): Promise<RestoreReport> {
+  const fl = options.fileLayer ?? nodeFileLayer;
+  const source = path.resolve(backupDir);
+  const target = path.resolve(targetDir);
+  const manifest = await readBackupManifest(source, fl);
+  if (options.expectedTenant !== undefined && manifest.tenant !== null && manifest.tenant !== options.expectedTenant) {
+    throw new MemoryError('forbidden', `backup ${source} is of tenant ${manifest.tenant}, not ${options.expectedTenant}`,
+      'restore a backup of the same tenant');
+  }
+  await assertEmptyOrMissing(fl, target);
+  const checked = await verifyBackupFiles(source, manifest, fl, (d, t) => options.onProgress?.('verify', d, t));
+
+  const scratch = `${target}.restoring-${process.pid}`;
+  await rm(scratch, { recursive: true, force: true });
+  try {
+    let done = 0;
+    await copyBackupFiles(fl, source, manifest.files, scratch, (n) => options.onProgress?.('restore', (done += n), checked.bytes));
+    const proven = await proveStore(scratch, options.module, manifest.endOffset, fl, options.onProgress);
+    if (proven.stateHash !== manifest.stateHash) {
+      throw new BackupInvalid(source, `restored state hash ${proven.stateHash} at offset ${manifest.endOffset} differs from the manifest's ${manifest.stateHash}`);
+    }
+    if (await fl.exists(target)) await rmdir(target); // empty (checked above)
+    await fl.rename(scratch, target);
+    await fl.fsyncDir(path.dirname(target));
+  } catch (error) {
+    await rm(scratch, { recursive: true, force: true });
+    throw error;
+  }
+  return report(source, target, manifest, checked);
+}
+
+async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {
+  if (!(await fl.exists(dir))) return;
+  if ((await readdir(dir)).length > 0) {
+    throw new MemoryError('conflict', `restore target ${dir} is not empty`, 'restore into a new or empty directory; move the old store aside first');
+  }
+}
+
+function report(backupDir: string, targetDir: string, manifest: BackupManifest, checked: { files: number; bytes: number }): RestoreReport {
+  return {
+    backupDir, targetDir, tenant: manifest.tenant, endOffset: manifest.endOffset, stateHash: manifest.stateHash,
+    stateHashVerified: true, files: checked.files, bytes: checked.bytes,
+  };
+}

@@ -1,0 +1,358 @@
+/**
+ * Online backup of one store: a verified snapshot plus the log after it, cut at a whole,
+ * durable frame, copied while the store keeps committing.
+ *
+ * Two ways to read the sources, one copy path:
+ *  - `backupStore(store)`: in the process that has the store open. Takes a snapshot now and
+ *    copies each segment up to the durable size the commitlog reports (`store.logSources()`).
+ *  - `backupStoreDirectory(dir)`: from the files alone (the store may be open in another
+ *    process, e.g. the server). Newest snapshot whose files verify; each sealed segment whole
+ *    (any damage there is fatal, as in recovery); the active segment up to its last whole
+ *    frame, which the backup then fdatasyncs at the source so nothing it copies is volatile.
+ *    (One corner it cannot see: a batch whose write fails with ENOSPC at that very moment is
+ *    rolled back by the server after the copy read it.)
+ *
+ * Every source file is opened before anything is copied: the engine may retire old snapshots
+ * and segments at any time, and an open descriptor keeps reading what it opened. If a file
+ * vanished between listing and opening, the attempt starts over (bounded).
+ *
+ * The state hash at the backup's end offset is learnt the only way that is certainly right:
+ * by opening a copy of the backup with the engine. The manifest is written last.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import * as path from 'node:path';
+import { DamagedStore, MemoryError } from '../errors.js';
+import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+import { nodeFileLayer } from '../io/node-file-layer.js';
+import { listSegments, scanSegmentBytes } from '../log/recovery.js';
+import type { StoreModule } from '../reducer.js';
+import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, type SnapshotManifest } from '../snapshot/manifest.js';
+import { listSnapshots, type SnapshotRef } from '../snapshot/reader.js';
+import type { Store } from '../store.js';
+import {
+  backupFormatVersion,
+  backupManifestFileName,
+  backupStoreDirName,
+  type BackupFile,
+  type BackupManifest,
+} from './backup-manifest.js';
+import { copyOpenFile, readExactly, writeNewFile } from './file-copy.js';
+import { copyBackupFiles, proveStore } from './prove-copy.js';
+
+/** Attempts when a source file is retired between listing and opening it. */
+export const backupAttemptsMax = 3;
+
+export interface BackupOptions {
+  /** Must not exist, or be an empty directory. */
+  readonly backupDir: string;
+  /** The store's module: the copy is opened with it to prove its state hash. */
+  readonly module: StoreModule;
+  readonly tenant?: string | null;
+  readonly fileLayer?: FileLayer;
+  readonly nowMs?: number;
+  readonly onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+export interface BackupReport {
+  readonly backupDir: string;
+  readonly manifest: BackupManifest;
+  readonly bytes: number;
+  /** Snapshots passed over (damaged, or not reachable from the log), with why. */
+  readonly snapshotsSkipped: readonly string[];
+}
+
+interface OpenedSnapshot {
+  readonly ref: SnapshotRef & { manifest: SnapshotManifest };
+  readonly handles: ReadonlyMap<string, FileHandleLike>;
+}
+
+interface OpenedSegment {
+  readonly file: string;
+  readonly firstOffset: number;
+  readonly handle: FileHandleLike;
+  /** Store mode: the durable size and frame count the commitlog reported. */
+  readonly durable?: { readonly bytes: number; readonly frames: number };
+}
+
+interface Sources {
+  readonly mode: 'store' | 'directory';
+  /** Newest first; store mode has at most one (the snapshot it just took). */
+  readonly snapshots: readonly OpenedSnapshot[];
+  readonly segments: readonly OpenedSegment[];
+}
+
+export function backupStore(store: Store, options: BackupOptions): Promise<BackupReport> {
+  return takeBackup(options, (fl) => openStoreSources(store, fl));
+}
+
+export function backupStoreDirectory(storeDir: string, options: BackupOptions): Promise<BackupReport> {
+  return takeBackup(options, (fl) => openDirectorySources(storeDir, fl));
+}
+
+async function takeBackup(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>): Promise<BackupReport> {
+  const fl = options.fileLayer ?? nodeFileLayer;
+  const backupDir = path.resolve(options.backupDir);
+  await prepareEmptyDir(fl, backupDir);
+  const storeCopy = path.join(backupDir, backupStoreDirName);
+  let copied: CopiedSources | undefined;
+  for (let attempt = 1; copied === undefined; attempt++) {
+    await rm(storeCopy, { recursive: true, force: true });
+    await fl.mkdirp(storeCopy);
+    let sources: Sources | undefined;
+    try {
+      sources = await openSources(fl);
+      copied = await copySources(fl, sources, storeCopy, options.onProgress);
+    } catch (error) {
+      const retired = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      if (!retired || attempt >= backupAttemptsMax) throw error;
+    } finally {
+      if (sources) await closeSources(sources);
+    }
+  }
+  await fl.fsyncDir(backupDir);
+
+  // Prove the copy: open it with the engine in a scratch directory and read its state hash.
+  const scratch = await mkdtemp(path.join(backupDir, '.prove-'));
+  let proven;
+  try {
+    const total = copied.files.reduce((n, f) => n + f.bytes, 0);
+    let done = 0;
+    await copyBackupFiles(fl, backupDir, copied.files, scratch, (n) => options.onProgress?.('prove', (done += n), total));
+    proven = await proveStore(scratch, options.module, copied.endOffset, fl, options.onProgress);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  if (copied.snapshot && copied.snapshot.offset === copied.endOffset && copied.snapshot.stateHash !== proven.stateHash) {
+    throw new MemoryError('internal', `backup copy hashes to ${proven.stateHash} but its snapshot at the same offset says ${copied.snapshot.stateHash}`);
+  }
+
+  const manifest: BackupManifest = {
+    format: backupFormatVersion,
+    kind: 'ioboxx-memory-backup',
+    tenant: options.tenant ?? null,
+    createdAtMs: options.nowMs ?? Date.now(),
+    source: copied.mode,
+    snapshot: copied.snapshot ?? null,
+    logFirstOffset: copied.logFirstOffset,
+    endOffset: copied.endOffset,
+    stateHash: proven.stateHash,
+    tables: proven.tables,
+    files: copied.files,
+  };
+  // The commit point: a backup directory without this file is unfinished.
+  await fl.writeFileDurable(path.join(backupDir, backupManifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
+  return { backupDir, manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
+}
+
+async function prepareEmptyDir(fl: FileLayer, dir: string): Promise<void> {
+  if (await fl.exists(dir)) {
+    const entries = await readdir(dir);
+    if (entries.length > 0) {
+      throw new MemoryError('conflict', `backup directory ${dir} is not empty`, 'choose a new directory: a backup never overwrites another');
+    }
+  }
+  await fl.mkdirp(dir);
+}
+
+// ------------------------------------------------------------------ sources
+
+async function openStoreSources(store: Store, fl: FileLayer): Promise<Sources> {
+  const taken = await store.snapshot();
+  // Read in one tick after the snapshot: every byte up to each `bytes` is fdatasync'ed.
+  const log = store.logSources();
+  const snapshots: OpenedSnapshot[] = [];
+  if (taken.offset >= 0) {
+    const ref = (await listSnapshots(store.dir, fl)).find((r) => r.offset === taken.offset);
+    if (!ref?.manifest) throw Object.assign(new Error(`snapshot ${snapshotDirName(taken.offset)} was retired before it could be opened`), { code: 'ENOENT' });
+    snapshots.push(await openSnapshot({ ...ref, manifest: ref.manifest }, fl));
+  }
+  const segments: OpenedSegment[] = [];
+  try {
+    for (const s of log) {
+      segments.push({ file: s.file, firstOffset: s.firstOffset, handle: await fl.open(s.file, 'r'), durable: { bytes: s.bytes, frames: s.frames } });
+    }
+  } catch (error) {
+    await closeSources({ mode: 'store', snapshots, segments });
+    throw error;
+  }
+  return { mode: 'store', snapshots, segments };
+}
+
+async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<Sources> {
+  // Snapshots first, then segments: the engine deletes only segments older than a kept
+  // snapshot, so every segment after the newest snapshot listed here is still listed below.
+  const snapshots: OpenedSnapshot[] = [];
+  const segments: OpenedSegment[] = [];
+  try {
+    for (const ref of await listSnapshots(storeDir, fl)) {
+      if (!ref.manifest) continue;
+      try {
+        snapshots.push(await openSnapshot({ ...ref, manifest: ref.manifest }, fl));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // retired just now: an older one may do
+      }
+    }
+    for (const s of await listSegments(path.join(storeDir, 'log'), fl)) {
+      segments.push({ file: s.file, firstOffset: s.firstOffset, handle: await fl.open(s.file, 'r') });
+    }
+  } catch (error) {
+    await closeSources({ mode: 'directory', snapshots, segments });
+    throw error;
+  }
+  if (snapshots.length === 0 && segments.length === 0) {
+    throw new MemoryError('not_found', `${storeDir} holds no store (no snapshots, no log)`);
+  }
+  return { mode: 'directory', snapshots, segments };
+}
+
+async function openSnapshot(ref: SnapshotRef & { manifest: SnapshotManifest }, fl: FileLayer): Promise<OpenedSnapshot> {
+  const handles = new Map<string, FileHandleLike>();
+  try {
+    for (const name of [manifestFileName, binaryFileName, jsonFileName]) handles.set(name, await fl.open(path.join(ref.dir, name), 'r'));
+  } catch (error) {
+    for (const h of handles.values()) await h.close().catch(() => undefined);
+    throw error;
+  }
+  return { ref, handles };
+}
+
+async function closeSources(sources: Sources): Promise<void> {
+  for (const s of sources.snapshots) for (const h of s.handles.values()) await h.close().catch(() => undefined);
+  for (const s of sources.segments) await s.handle.close().catch(() => undefined);
+}
+
+// ------------------------------------------------------------------ copy
+
+interface CopiedSources {
+  readonly mode: 'store' | 'directory';
+  readonly snapshot?: { offset: number; stateHash: string };
+  readonly logFirstOffset: number;
+  readonly endOffset: number;
+  readonly files: BackupFile[];
+  readonly skipped: string[];
+}
+
+/** Try the snapshots newest first; the first that verifies and that the log continues from wins. */
+async function copySources(
+  fl: FileLayer,
+  sources: Sources,
+  storeCopy: string,
+  onProgress: BackupOptions['onProgress'],
+): Promise<CopiedSources> {
+  const skipped: string[] = [];
+  const candidates: (OpenedSnapshot | undefined)[] = [...sources.snapshots];
+  // Without any usable snapshot the log itself must start at offset 0.
+  if (sources.mode === 'directory' || sources.snapshots.length === 0) candidates.push(undefined);
+  for (const candidate of candidates) {
+    await rm(path.join(storeCopy, 'snapshots'), { recursive: true, force: true });
+    await rm(path.join(storeCopy, 'log'), { recursive: true, force: true });
+    const files: BackupFile[] = [];
+    const snapshotOffset = candidate?.ref.offset ?? -1;
+    if (candidate) {
+      const problem = await copySnapshot(fl, candidate, storeCopy, files);
+      if (problem) {
+        if (sources.mode === 'store') throw new DamagedStore(candidate.ref.dir, 0, `the snapshot just taken does not verify: ${problem}`);
+        skipped.push(`${candidate.ref.dir}: ${problem}`);
+        continue;
+      }
+    }
+    const log = await copyLog(fl, sources, snapshotOffset, storeCopy, files, onProgress);
+    if (typeof log === 'string') {
+      if (candidate) {
+        skipped.push(`${candidate.ref.dir}: ${log}`);
+        continue;
+      }
+      throw new DamagedStore(path.join(storeCopy, 'log'), 0, `no usable snapshot and ${log}: ${skipped.join('; ') || 'no snapshots'}`);
+    }
+    return {
+      mode: sources.mode,
+      ...(candidate ? { snapshot: { offset: candidate.ref.offset, stateHash: candidate.ref.manifest.stateHash } } : {}),
+      logFirstOffset: log.logFirstOffset,
+      endOffset: log.endOffset,
+      files,
+      skipped,
+    };
+  }
+  throw new MemoryError('internal', 'no backup candidate'); // unreachable: the last candidate throws or returns
+}
+
+/** Copy a snapshot's three files; returns a problem when the data files do not match its manifest. */
+async function copySnapshot(fl: FileLayer, snapshot: OpenedSnapshot, storeCopy: string, files: BackupFile[]): Promise<string | undefined> {
+  const name = snapshotDirName(snapshot.ref.offset);
+  const dir = path.join(storeCopy, 'snapshots', name);
+  await fl.mkdirp(dir);
+  const expected = snapshot.ref.manifest.files;
+  for (const [file, entry] of [[binaryFileName, expected.binary], [jsonFileName, expected.json]] as const) {
+    const handle = snapshot.handles.get(file)!;
+    if ((await handle.size()) !== entry.bytes) return `${file} has ${await handle.size()} bytes, its manifest says ${entry.bytes}`;
+    const copied = await copyOpenFile(fl, handle, entry.bytes, path.join(dir, file));
+    if (copied.sha256 !== entry.sha256) return `${file} does not match its manifest's SHA-256`;
+    files.push({ path: `snapshots/${name}/${file}`, ...copied });
+  }
+  // The manifest last, from the open handle: the copy is of the snapshot that was verified.
+  const manifestHandle = snapshot.handles.get(manifestFileName)!;
+  const manifestBytes = await readExactly(manifestHandle, await manifestHandle.size(), manifestFileName);
+  files.push({ path: `snapshots/${name}/${manifestFileName}`, ...(await writeNewFile(fl, path.join(dir, manifestFileName), manifestBytes)) });
+  await fl.fsyncDir(dir);
+  await fl.fsyncDir(path.dirname(dir));
+  return undefined;
+}
+
+/**
+ * Copy the segments holding offsets after `snapshotOffset`. Returns the copied range, or why
+ * this snapshot cannot start the backup (the log does not continue from it).
+ */
+async function copyLog(
+  fl: FileLayer,
+  sources: Sources,
+  snapshotOffset: number,
+  storeCopy: string,
+  files: BackupFile[],
+  onProgress: BackupOptions['onProgress'],
+): Promise<{ logFirstOffset: number; endOffset: number } | string> {
+  const all = sources.segments;
+  // A segment whose every frame is at or below the snapshot is not needed (the engine's own retention rule).
+  const needed = all.filter((s, i) => i === all.length - 1 || all[i + 1]!.firstOffset - 1 > snapshotOffset);
+  if (needed.length === 0) return { logFirstOffset: snapshotOffset + 1, endOffset: snapshotOffset };
+  if (needed[0]!.firstOffset > snapshotOffset + 1) {
+    return `the log starts at offset ${needed[0]!.firstOffset}, after offset ${snapshotOffset + 1}`;
+  }
+  const logCopy = path.join(storeCopy, 'log');
+  await fl.mkdirp(logCopy);
+  const sizes = await Promise.all(needed.map(async (s) => s.durable?.bytes ?? (await s.handle.size())));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let done = 0;
+  let expectedFirst = needed[0]!.firstOffset;
+  let endOffset = expectedFirst - 1;
+  for (let i = 0; i < needed.length; i++) {
+    const segment = needed[i]!;
+    const isLast = i === needed.length - 1;
+    if (segment.firstOffset !== expectedFirst) {
+      throw new DamagedStore(segment.file, 0, `segment starts at offset ${segment.firstOffset} but the previous one ends before ${expectedFirst}`);
+    }
+    const buf = await readExactly(segment.handle, sizes[i]!, segment.file);
+    const scanned = scanSegmentBytes(buf, segment.file, segment.firstOffset);
+    if (scanned.problem) {
+      // The active segment of a store open elsewhere may end in a frame being written: cut before it.
+      const tolerated = isLast && sources.mode === 'directory';
+      if (!tolerated) throw new DamagedStore(segment.file, scanned.problem.position, `${scanned.problem.reason} (offset ${scanned.problem.offset})`);
+      if (scanned.headerBad) break; // a segment still being created: nothing in it yet
+    }
+    const frames = scanned.info.positions.length;
+    if (segment.durable && (frames !== segment.durable.frames || scanned.info.end !== segment.durable.bytes)) {
+      throw new MemoryError('internal', `${segment.file}: ${frames} frames in ${scanned.info.end} bytes, the commitlog reported ${segment.durable.frames} in ${segment.durable.bytes}`);
+    }
+    // Make what is copied durable at the source too: a frame read from another process's page
+    // cache is not yet on disk until its fdatasync (ours or the writer's) returns.
+    if (isLast && sources.mode === 'directory') await segment.handle.datasync();
+    const name = path.basename(segment.file);
+    files.push({ path: `log/${name}`, ...(await writeNewFile(fl, path.join(logCopy, name), buf.subarray(0, scanned.info.end))) });
+    onProgress?.('backup', (done += sizes[i]!), total);
+    expectedFirst = segment.firstOffset + frames;
+    endOffset = expectedFirst - 1;
+  }
+  await fl.fsyncDir(logCopy);
+  await fl.fsyncDir(storeCopy);
+  if (snapshotOffset > endOffset) return `offset ${snapshotOffset} is past the durable log end ${endOffset}`;
+  return { logFirstOffset: needed[0]!.firstOffset, endOffset };
+}

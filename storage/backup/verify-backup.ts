@@ -1,0 +1,77 @@
+/**
+ * The restore side of the backup boundary: a backup is trusted only after its manifest
+ * parses and every listed file has the listed size and SHA-256. The first problem is
+ * reported with the file it concerns, so an operator knows which copy is bad.
+ */
+import * as path from 'node:path';
+import type { FileLayer } from '../io/file-layer.js';
+import { nodeFileLayer } from '../io/node-file-layer.js';
+import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
+import { hashFile } from './file-copy.js';
+
+/** A manifest larger than this is not one of ours (a manifest lists at most backupFilesMax short entries). */
+export const backupManifestBytesMax = 32 * 1024 * 1024;
+
+export class BackupInvalid extends Error {
+  readonly code = 'backup_invalid';
+  constructor(readonly file: string, readonly reason: string) {
+    super(`backup does not verify: ${file}: ${reason}`);
+    this.name = 'BackupInvalid';
+  }
+}
+
+export async function readBackupManifest(backupDir: string, fl: FileLayer = nodeFileLayer): Promise<BackupManifest> {
+  const file = path.join(backupDir, backupManifestFileName);
+  let raw: Buffer;
+  try {
+    raw = await fl.readFile(file);
+  } catch (error) {
+    throw new BackupInvalid(file, `cannot read the manifest (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); an unfinished backup has none`);
+  }
+  if (raw.length > backupManifestBytesMax) throw new BackupInvalid(file, `manifest of ${raw.length} bytes exceeds ${backupManifestBytesMax}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new BackupInvalid(file, `not JSON: ${(error as Error).message}`);
+  }
+  const result = backupManifestSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new BackupInvalid(file, `${issue.path.join('.') || '(manifest)'}: ${issue.message}`);
+  }
+  const manifest = result.data;
+  const seen = new Set<string>();
+  for (const f of manifest.files) {
+    if (seen.has(f.path)) throw new BackupInvalid(file, `lists ${f.path} twice`);
+    seen.add(f.path);
+  }
+  if (manifest.snapshot !== null && manifest.snapshot.offset > manifest.endOffset) {
+    throw new BackupInvalid(file, `snapshot offset ${manifest.snapshot.offset} is past the end offset ${manifest.endOffset}`);
+  }
+  return manifest;
+}
+
+/** Check every listed file's size and SHA-256; throws BackupInvalid naming the first file that differs. */
+export async function verifyBackupFiles(
+  backupDir: string,
+  manifest: BackupManifest,
+  fl: FileLayer = nodeFileLayer,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ files: number; bytes: number }> {
+  const total = manifest.files.reduce((n, f) => n + f.bytes, 0);
+  let done = 0;
+  for (const f of manifest.files) {
+    const file = backupFilePath(backupDir, f);
+    let actual;
+    try {
+      actual = await hashFile(fl, file, (n) => onProgress?.((done += n), total));
+    } catch (error) {
+      throw new BackupInvalid(file, `cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (actual.bytes !== f.bytes) throw new BackupInvalid(file, `has ${actual.bytes} bytes, the manifest says ${f.bytes}`);
+    if (actual.sha256 !== f.sha256) throw new BackupInvalid(file, `SHA-256 ${actual.sha256} differs from the manifest's ${f.sha256}`);
+  }
+  onProgress?.(total, total);
+  return { files: manifest.files.length, bytes: total };
+}
