@@ -45,24 +45,29 @@ const appendArgs = z.object({
 });
 
 /** System reducer (no tool): the server appends one row per tool call and resource read. */
-export const accessLogAppend = defineReducer({
-  name: 'access_log_append',
-  args: appendArgs,
-  run(ctx, a): { seq: number } {
-    const log = ctx.table('access_log');
-    let seq = 1;
-    for (const last of log.scan({ reverse: true, limit: 1 })) seq = (last['seq'] as number) + 1;
-    log.insert({
-      seq, at_ms: ctx.timestampMs, subject: a.subject, action: a.action, target: a.target,
-      object_ids: a.object_ids ?? [], offset: a.offset ?? null, outcome: a.outcome,
-    });
-    // At most one row over the bound after an insert: evict the oldest, deterministically.
-    if (log.size > accessLogRowsMax) {
-      for (const oldest of log.scan({ limit: 1 })) log.delete([oldest['seq'] as number]);
-    }
-    return { seq };
-  },
-});
+export const accessLogAppend = accessLogAppendKeeping(accessLogRowsMax);
+
+/** The append reducer keeping the newest `rowsMax` rows (tests use a small bound to watch eviction). */
+export function accessLogAppendKeeping(rowsMax: number) {
+  return defineReducer({
+    name: 'access_log_append',
+    args: appendArgs,
+    run(ctx, a): { seq: number } {
+      const log = ctx.table('access_log');
+      let seq = 1;
+      for (const last of log.scan({ reverse: true, limit: 1 })) seq = (last['seq'] as number) + 1;
+      log.insert({
+        seq, at_ms: ctx.timestampMs, subject: a.subject, action: a.action, target: a.target,
+        object_ids: a.object_ids ?? [], offset: a.offset ?? null, outcome: a.outcome,
+      });
+      // At most one row over the bound after an insert: evict the oldest, deterministically.
+      if (log.size > rowsMax) {
+        for (const oldest of log.scan({ limit: 1 })) log.delete([oldest['seq'] as number]);
+      }
+      return { seq };
+    },
+  });
+}
 
 function entryView(row: Row): z.infer<typeof entry> {
   return {

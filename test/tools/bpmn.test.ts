@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { alice, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await openFixture();
+});
+afterEach(async () => {
+  await f.close();
+});
+
+const outbox = () => f.memory.store.read((v) => [...v.table('run_outbox').scan()].map((r) => ({ ...r })));
+
+describe('bpmn', () => {
+  test('an instance runs to completion: start, move, user task, complete; its run lands in the outbox in the same transaction', async () => {
+    const started = await f.call('bpmn_start', { definition: 'invoice:2', start_node: 'start', variables: { amount: 120 } });
+    expect(started).toMatchObject({ instance: expect.stringMatching(/^bpm_/), token: 'tok_1' });
+    const { instance, token } = started;
+    await f.call('bpmn_move_token', { instance, token, to: 'review' });
+    const moved = await f.call('bpmn_move_token', { instance, token, to: 'approve', user_task: { name: 'Approve invoice', assignee: 'bob' } });
+    expect(moved).toMatchObject({ token, task: 'task_1' });
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token, to: 'end' }), 'invalid_argument', /waits at open user task/);
+    await expectRefused(f, f.call('bpmn_complete', { instance }), 'invalid_argument', /open user task/);
+    await f.call('bpmn_complete_task', { instance, task: 'task_1', result: { approved: true }, variables: { approver: 'bob' } });
+    await expectRefused(f, f.call('bpmn_complete_task', { instance, task: 'task_1' }), 'invalid_argument', /completed/);
+    await f.call('bpmn_move_token', { instance, token, to: 'end' });
+    const view = await f.call('bpmn_instance_get', { instance });
+    expect(view).toMatchObject({
+      definition: 'invoice:2', state: 'running', variables: { amount: 120, approver: 'bob' },
+      tokens: [{ token, node: 'end' }],
+      tasks: [{ task: 'task_1', name: 'Approve invoice', assignee: 'bob', state: 'completed', result: { approved: true } }],
+    });
+    const commits: string[][] = [];
+    const stop = f.memory.store.onCommit((txs) => commits.push(...txs.map((t) => t.changes.map((c) => c.table))));
+    const done = await f.call('bpmn_complete', { instance, details: { note: 'paid' } });
+    stop();
+    expect(done.state).toBe('completed');
+    expect(commits).toEqual([['bpmn_instances', 'bpmn_tokens', 'run_outbox']]);
+    expect(await outbox()).toEqual([{
+      run_id: instance, kind: 'bpmn', definition: 'invoice:2', outcome: 'completed',
+      started_at_ms: expect.any(Number), ended_at_ms: expect.any(Number), details: { note: 'paid' },
+    }]);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token, to: 'start' }), 'invalid_argument', /completed, not running/);
+    await expectRefused(f, f.call('bpmn_fail', { instance, reason: 'late' }), 'invalid_argument');
+  });
+
+  test('failing cancels open tasks, records the reason, and writes a failed run', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'onboarding', start_node: 'start' });
+    const fork = await f.call('bpmn_move_token', { instance, fork: true, to: 'parallel', user_task: { name: 'Sign' } });
+    expect(fork.token).toBe('tok_2');
+    await f.call('bpmn_move_token', { instance, token, to: 'wait' });
+    await f.call('bpmn_fail', { instance, reason: 'timeout', details: { after_ms: 1000 } });
+    const view = await f.call('bpmn_instance_get', { instance });
+    expect(view).toMatchObject({ state: 'failed', reason: 'timeout', tokens: [], tasks: [{ state: 'cancelled' }] });
+    expect(await outbox()).toEqual([expect.objectContaining({ run_id: instance, outcome: 'failed', details: { after_ms: 1000, reason: 'timeout' } })]);
+  });
+
+  test('the control plane drains the outbox with run_outbox_remove (a second removal is a no-op)', async () => {
+    const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    await f.call('bpmn_complete', { instance });
+    const removed = await f.memory.store.call('run_outbox_remove', { run_id: instance }, alice);
+    expect(removed.result).toEqual({ run_id: instance, removed: true });
+    const again = await f.memory.store.call('run_outbox_remove', { run_id: instance }, alice);
+    expect(again.result).toEqual({ run_id: instance, removed: false });
+    expect(await outbox()).toEqual([]);
+  });
+
+  test('bad references are not_found or invalid_argument and write nothing', async () => {
+    const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    await expectRefused(f, f.call('bpmn_start', { definition: 'has space', start_node: 's' }), 'invalid_argument');
+    await expectRefused(f, f.call('bpmn_move_token', { instance: 'bpm_nope', token: 'tok_1', to: 'x' }), 'not_found');
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_9', to: 'x' }), 'not_found');
+    await expectRefused(f, f.call('bpmn_move_token', { instance, to: 'x' }), 'invalid_argument', /token is required/);
+    await expectRefused(f, f.call('bpmn_complete_task', { instance, task: 'task_1' }), 'not_found');
+    await expectRefused(f, f.call('bpmn_start', { definition: 'd', start_node: 's', variables: { big: 'x'.repeat(20_000) } }), 'limit_exceeded');
+    await expectRefused(f, f.call('bpmn_instance_get', { instance: 'bpm_nope' }), 'not_found');
+  });
+});
+
+describe('agent sessions', () => {
+  test('start and end; ending writes a session run to the outbox; ending twice is refused', async () => {
+    const { session } = await f.call('session_start', { agent: 'fundi/planner', title: 'Plan week', details: { model: 'x' } });
+    expect(session).toMatch(/^ses_/);
+    expect(await f.call('session_get', { session })).toMatchObject({ agent: 'fundi/planner', state: 'active', outcome: null });
+    const ended = await f.call('session_end', { session, outcome: 'completed', details: { steps: 4 } });
+    expect(ended.duration_ms).toBeGreaterThanOrEqual(0);
+    expect(await f.call('session_get', { session })).toMatchObject({ state: 'ended', outcome: 'completed', details: { model: 'x', steps: 4 } });
+    expect(await outbox()).toEqual([{
+      run_id: session, kind: 'session', definition: 'fundi/planner', outcome: 'completed',
+      started_at_ms: expect.any(Number), ended_at_ms: expect.any(Number), details: { model: 'x', steps: 4 },
+    }]);
+    await expectRefused(f, f.call('session_end', { session, outcome: 'failed' }), 'invalid_argument', /already ended/);
+    await expectRefused(f, f.call('session_end', { session: 'ses_nope', outcome: 'failed' }), 'not_found');
+    await expectRefused(f, f.call('session_end', { session, outcome: 'exploded' }), 'invalid_argument');
+  });
+});

@@ -1,0 +1,56 @@
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { messageContentCharsMax } from '../../tools/chat.js';
+import { bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await openFixture();
+});
+afterEach(async () => {
+  await f.close();
+});
+
+test('messages get consecutive sequence numbers in commit order and list in that order, paged', async () => {
+  const { thread } = await f.call('chat_thread_create', { title: 'Planning' });
+  expect(thread).toMatch(/^thr_/);
+  const roles = ['system', 'user', 'assistant', 'tool', 'user'] as const;
+  const appended = await Promise.all(roles.map((role, i) => f.call('chat_message_append', { thread, role, content: `m${i}` })));
+  expect(appended.map((a) => a.seq).sort()).toEqual([1, 2, 3, 4, 5]);
+  // Commit order is seq order: offsets rise with seq.
+  const bySeq = [...appended].sort((a, b) => a.seq - b.seq);
+  expect(bySeq.map((a) => a.offset)).toEqual([...bySeq.map((a) => a.offset)].sort((a, b) => a - b));
+  const first = await f.call('chat_messages_list', { thread, limit: 2 });
+  expect(first.title).toBe('Planning');
+  expect(first.messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2]);
+  const rest = await f.call('chat_messages_list', { thread, limit: 10, cursor: first.next_cursor });
+  expect(rest.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5]);
+  expect(rest.next_cursor).toBeUndefined();
+  const newest = await f.call('chat_messages_list', { thread, desc: true, limit: 2 });
+  expect(newest.messages.map((m: { seq: number }) => m.seq)).toEqual([5, 4]);
+  const older = await f.call('chat_messages_list', { thread, desc: true, limit: 2, cursor: newest.next_cursor });
+  expect(older.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 2]);
+  const after3 = await f.call('chat_messages_list', { thread, after_seq: 3 });
+  expect(after3.messages.map((m: { seq: number }) => m.seq)).toEqual([4, 5]);
+});
+
+test('the author defaults to the caller; content and role are checked; unknown threads are not_found', async () => {
+  const { thread } = await f.call('chat_thread_create', {});
+  await f.call('chat_message_append', { thread, role: 'user', content: 'hi' }, bob);
+  await f.call('chat_message_append', { thread, role: 'assistant', content: 'hello', author: 'claude' });
+  const list = await f.call('chat_messages_list', { thread });
+  expect(list.messages.map((m: { author: string; role: string; content: string }) => [m.author, m.role, m.content]))
+    .toEqual([['bob', 'user', 'hi'], ['claude', 'assistant', 'hello']]);
+  await expectRefused(f, f.call('chat_message_append', { thread, role: 'wizard', content: 'x' }), 'invalid_argument');
+  await expectRefused(f, f.call('chat_message_append', { thread, role: 'user', content: 'x'.repeat(messageContentCharsMax + 1) }), 'invalid_argument');
+  await expectRefused(f, f.call('chat_message_append', { thread: 'thr_nope', role: 'user', content: 'x' }), 'not_found');
+  await expectRefused(f, f.call('chat_messages_list', { thread: 'thr_nope' }), 'not_found');
+  await expectRefused(f, f.call('chat_messages_list', { thread, cursor: 'forged.cursor' }), 'invalid_argument');
+});
+
+test('a retried append with the same idempotency key appends once', async () => {
+  const { thread } = await f.call('chat_thread_create', {});
+  const first = await f.call('chat_message_append', { thread, role: 'user', content: 'once', idempotency_key: 'msg-1' });
+  const again = await f.call('chat_message_append', { thread, role: 'user', content: 'once', idempotency_key: 'msg-1' });
+  expect(again).toEqual(first);
+  expect((await f.call('chat_messages_list', { thread })).messages).toHaveLength(1);
+});

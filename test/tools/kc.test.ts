@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+
+let f: Fixture;
+beforeEach(async () => {
+  f = await openFixture();
+});
+afterEach(async () => {
+  await f.close();
+});
+
+const projector = { tenant: 'acme', subject: 'kc-projector' };
+const admin = { tenant: 'acme', subject: 'admin' };
+const userId = '5f1c2a4e-0d6b-4c1e-9a53-1b2c3d4e5f60';
+
+function apply(landing: string, event: Record<string, unknown>) {
+  return f.memory.store.call<{ landing_id: string; applied: boolean; effect: string }>('kc_apply_event', { landing_id: landing, event }, projector);
+}
+
+const user = () => f.call('kc_user_get', { user_id: userId }, admin);
+
+test('stock user events project a user: register, profile and email updates, verification', async () => {
+  const registered = await apply('l1', { type: 'REGISTER', realmId: 'r', clientId: 'app', userId, time: 1, details: { username: 'ann', email: 'ann@x.org', first_name: 'Ann', last_name: 'Lee' } });
+  expect(registered.result).toEqual({ landing_id: 'l1', applied: true, effect: 'user registered' });
+  expect(await user()).toEqual({
+    user_id: userId, username: 'ann', email: 'ann@x.org', first_name: 'Ann', last_name: 'Lee', enabled: true, email_verified: false,
+    memberships: [], roles: [],
+  });
+  await apply('l2', { type: 'UPDATE_PROFILE', userId, details: { previous_first_name: 'Ann', updated_first_name: 'Anna' } });
+  await apply('l3', { type: 'access.UPDATE_EMAIL', uid: 'x', userId, details: { previous_email: 'ann@x.org', updated_email: 'anna@x.org' } });
+  await apply('l4', { type: 'VERIFY_EMAIL', userId, details: {} });
+  expect(await user()).toMatchObject({ first_name: 'Anna', last_name: 'Lee', email: 'anna@x.org', email_verified: true });
+  expect((await apply('l5', { type: 'LOGIN', userId })).result.effect).toMatch(/^ignored/);
+});
+
+test('admin events project users, group and organization memberships, realm and client role grants', async () => {
+  await apply('a1', {
+    operationType: 'CREATE', resourceType: 'USER', resourcePath: `users/${userId}`,
+    representation: JSON.stringify({ username: 'bo', email: 'bo@x.org', firstName: 'Bo', enabled: true, emailVerified: true }),
+  });
+  await apply('a2', { operationType: 'CREATE', resourceType: 'GROUP_MEMBERSHIP', resourcePath: `users/${userId}/groups/g-1`, representation: JSON.stringify({ id: 'g-1', name: 'ops', path: '/ops' }) });
+  await apply('a3', { operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: `organizations/org-1/members/${userId}` });
+  await apply('a4', { operationType: 'CREATE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: `users/${userId}/role-mappings/realm`, representation: JSON.stringify([{ id: 'r1', name: 'writer' }, { id: 'r2', name: 'auditor' }]) });
+  await apply('a5', { type: 'admin.CLIENT_ROLE_MAPPING-CREATE', uid: 'e5', resourcePath: `users/${userId}/role-mappings/clients/c-9`, representation: JSON.stringify([{ name: 'memory-admin' }]) });
+  expect(await user()).toEqual({
+    user_id: userId, username: 'bo', email: 'bo@x.org', first_name: 'Bo', last_name: null, enabled: true, email_verified: true,
+    memberships: [{ kind: 'group', scope_id: 'g-1', scope_name: '/ops' }, { kind: 'organization', scope_id: 'org-1', scope_name: null }],
+    roles: [{ client: '', role: 'auditor' }, { client: '', role: 'writer' }, { client: 'c-9', role: 'memory-admin' }],
+  });
+  await apply('a6', { operationType: 'DELETE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: `users/${userId}/role-mappings/realm`, representation: JSON.stringify([{ name: 'auditor' }]) });
+  await apply('a7', { operationType: 'DELETE', resourceType: 'GROUP_MEMBERSHIP', resourcePath: `users/${userId}/groups/g-1` });
+  await apply('a8', { operationType: 'UPDATE', resourceType: 'USER', resourcePath: `users/${userId}`, representation: JSON.stringify({ enabled: false }) });
+  expect(await user()).toMatchObject({
+    username: 'bo', enabled: false,
+    memberships: [{ kind: 'organization', scope_id: 'org-1' }],
+    roles: [{ client: '', role: 'writer' }, { client: 'c-9', role: 'memory-admin' }],
+  });
+  await apply('a9', { operationType: 'DELETE', resourceType: 'USER', resourcePath: `users/${userId}` });
+  await expectRefused(f, user(), 'not_found');
+  const left = await f.memory.store.read((v) => v.table('kc_memberships').size + v.table('kc_role_grants').size);
+  expect(left).toBe(0);
+});
+
+test('re-applying a landing is a no-op that changes no row, also after a restart', async () => {
+  const event = { type: 'REGISTER', userId, details: { username: 'ann' } };
+  await apply('same', event);
+  const before = f.mark();
+  const changed: string[] = [];
+  f.memory.store.onCommit((txs) => changed.push(...txs.flatMap((t) => t.changes.map((c) => c.table))));
+  const again = await apply('same', { type: 'DELETE_ACCOUNT', userId });
+  expect(again.result).toEqual({ landing_id: 'same', applied: false, effect: 'user registered' });
+  expect(f.memory.store.stateHash()).toBe(before.hash);
+  expect(changed).toEqual([]);
+  await f.reopen();
+  expect((await apply('same', event)).result.applied).toBe(false);
+  expect(f.memory.store.stateHash()).toBe(before.hash);
+  expect(await user()).toMatchObject({ username: 'ann' });
+});
+
+test('unusable events are recorded as ignored (never retried forever); a malformed call is invalid_argument', async () => {
+  expect((await apply('b1', { operationType: 'CREATE', resourceType: 'USER', resourcePath: '../../etc' })).result.effect).toMatch(/^ignored/);
+  expect((await apply('b2', { operationType: 'CREATE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: 'groups/g/role-mappings/realm', representation: '[]' })).result.effect).toMatch(/^ignored/);
+  expect((await apply('b3', { something: 'else' })).result.effect).toMatch(/^ignored/);
+  expect((await apply('b4', { type: 'REGISTER' })).result.effect).toMatch(/^ignored/);
+  expect((await apply('b5', { operationType: 'CREATE', resourceType: 'USER', resourcePath: `users/${userId}`, representation: '{not json' })).result.effect).toBe('user created');
+  await expectRefused(f, apply('bad landing id!', { type: 'REGISTER', userId }), 'invalid_argument');
+  await expectRefused(f, f.memory.store.call('kc_apply_event', { landing_id: 'x' }, projector), 'invalid_argument');
+});
+
+test('kc_users_list pages users by id', async () => {
+  for (let i = 0; i < 5; i++) await apply(`u${i}`, { type: 'REGISTER', userId: `user-${i}`, details: { username: `n${i}` } });
+  const first = await f.call('kc_users_list', { limit: 3 }, admin);
+  const rest = await f.call('kc_users_list', { limit: 3, cursor: first.next_cursor }, admin);
+  expect([...first.users, ...rest.users].map((u: { user_id: string }) => u.user_id)).toEqual(['user-0', 'user-1', 'user-2', 'user-3', 'user-4']);
+  expect(rest.next_cursor).toBeUndefined();
+});
