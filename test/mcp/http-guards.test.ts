@@ -173,3 +173,17 @@ describe('tenant isolation of change notifications', () => {
     await watch.close();
   });
 });
+
+describe('tenant paths', () => {
+  test('the legacy SSE endpoints also live under /t/:tenant/, posting back under the same prefix', async () => {
+    const { serving } = await started();
+    const c = await client(connectOlderSse({ url: `${serving.url}/t/local/sse` }));
+    expect((await c.callTool('note_put', { id: 't', text: 'via tenant path' })).isError).toBeFalsy();
+  });
+
+  test('Streamable HTTP under /t/:tenant/mcp serves the newer era', async () => {
+    const { serving } = await started();
+    const c = await client(connectNewerHttp({ url: `${serving.url}/t/local/mcp` }));
+    expect((await c.listTools()).length).toBeGreaterThan(0);
+  });
+});

@@ -1,7 +1,8 @@
 /**
- * The real command line over stdio: `serve --stdio` wired to the real memory module. stdout
- * carries only MCP messages (each line one JSON-RPC message), logs are JSON lines on stderr,
- * an acknowledged write survives SIGKILL, configuration errors are reported together.
+ * The real command line, wired to the real memory module. `serve --stdio`: stdout carries only
+ * MCP messages (each line one JSON-RPC message), logs are JSON lines on stderr, an
+ * acknowledged write survives SIGKILL. `serve --http`: listens where configured, serves both
+ * eras, stops cleanly on SIGTERM. Configuration errors are reported together.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { connectNewerHttp, connectOlderSse } from '../support/mcp-clients.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const main = path.join(root, 'server', 'cli', 'main.ts');
@@ -95,8 +97,32 @@ describe('ioboxx-memory serve --stdio', () => {
   });
 });
 
+describe('ioboxx-memory serve --http', () => {
+  test('listens on IOBOXX_HTTP_PORT, serves the memory to both eras, stops on SIGTERM', async () => {
+    const child = cli(['serve', '--http'], { IOBOXX_HTTP_PORT: '0' });
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stderr }).on('line', (line) => {
+        const event = JSON.parse(line) as { msg?: string; url?: string };
+        if (event.msg === 'http server listening' && event.url !== undefined) resolve(event.url);
+      });
+      child.on('close', (code) => reject(new Error(`server exited (${code}) before listening`)));
+    });
+    expect(new URL(url).hostname).toBe('127.0.0.1');
+    const newer = await connectNewerHttp({ url: `${url}/mcp` });
+    const put = await newer.callTool('object_put', { type: 'note', attributes: { text: 'over http' } });
+    const id = (put.structuredContent as { id: string }).id;
+    await newer.close();
+    const older = await connectOlderSse({ url: `${url}/sse` });
+    expect((await older.callTool('object_get', { id })).structuredContent).toMatchObject({ id, attributes: { text: 'over http' } });
+    await older.close();
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
+
 describe.concurrent('ioboxx-memory command line', () => {
-  test.each([[[]], [['serve']], [['store']]])('%j --help', async (args) => {
+  test.each([[[]], [['serve']]])('%j --help', async (args) => {
     const { code, stdout } = await finished(cli([...args, '--help']));
     expect(code).toBe(0);
     expect(stdout).toContain('Usage: ioboxx-memory');
