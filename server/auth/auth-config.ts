@@ -21,6 +21,7 @@
  */
 import { MemoryError } from '../../storage/errors.js';
 import { parseRoleMap, roleMapDefault, roleMapFrom, type RoleMap } from './capabilities.js';
+import { publicOrigin } from './protected-resource-metadata.js';
 import { tenantClaimDefault } from './tenant-claims.js';
 import {
   clockToleranceSDefault,
@@ -37,6 +38,8 @@ export interface AuthConfig {
   readonly clientId: string;
   readonly tenantClaim: string;
   readonly roleMap: RoleMap;
+  /** IOBOXX_PUBLIC_URL as an origin; undefined when unset (then use the listening address). */
+  readonly publicBaseUrl?: string;
 }
 
 export const claimNameCharsMax = 128;
@@ -59,6 +62,13 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
   const tenantClaim = nonEmpty(env.IOBOXX_TENANT_CLAIM) ?? tenantClaimDefault;
   if (tenantClaim.length > claimNameCharsMax) throw configError(`IOBOXX_TENANT_CLAIM is longer than ${claimNameCharsMax}`);
   const roleMapJson = nonEmpty(env.IOBOXX_ROLE_MAP);
+  const publicUrl = nonEmpty(env.IOBOXX_PUBLIC_URL);
+  let publicBaseUrl: string | undefined;
+  try {
+    publicBaseUrl = publicUrl === undefined ? undefined : publicOrigin(publicUrl);
+  } catch {
+    throw configError('IOBOXX_PUBLIC_URL must be an http(s) origin such as https://memory.example.com (no path)');
+  }
   return {
     oidc: {
       issuer,
@@ -72,6 +82,7 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
     clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? (audience[0] as string),
     tenantClaim,
     roleMap: roleMapJson === undefined ? roleMapFrom(roleMapDefault) : parseRoleMap(roleMapJson),
+    ...(publicBaseUrl === undefined ? {} : { publicBaseUrl }),
   };
 }
 

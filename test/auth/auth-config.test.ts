@@ -29,7 +29,9 @@ describe('identity configuration from the environment', () => {
       IOBOXX_OIDC_CLOCK_TOLERANCE_S: '2',
       IOBOXX_TENANT_CLAIM: 'orgs',
       IOBOXX_ROLE_MAP: '{"viewer":["read"]}',
+      IOBOXX_PUBLIC_URL: 'https://memory.example.com/',
     });
+    expect(config?.publicBaseUrl).toBe('https://memory.example.com');
     expect(config?.oidc.algorithms).toEqual(['ES256', 'PS256']);
     expect(config?.oidc.clockToleranceS).toBe(2);
     expect(config?.clientId).toBe('memory-client');
@@ -42,6 +44,7 @@ describe('identity configuration from the environment', () => {
     expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ALGORITHMS: 'HS256' })).toThrow(/IOBOXX_OIDC_ALGORITHMS/);
     expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_CLOCK_TOLERANCE_S: 'soon' })).toThrow(/IOBOXX_OIDC_CLOCK_TOLERANCE_S/);
     expect(() => authConfigFromEnv({ ...base, IOBOXX_ROLE_MAP: '{"x":["fly"]}' })).toThrow(/IOBOXX_ROLE_MAP/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_PUBLIC_URL: 'https://memory.example.com/mcp' })).toThrow(/IOBOXX_PUBLIC_URL/);
     expect(() => parseRoleMap('[]')).toThrow(MemoryError);
     expect(() => parseRoleMap('not json')).toThrow(MemoryError);
   });
