@@ -86,23 +86,33 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   const json = express.json({ limit: bodyBytesMax });
 
-  /** Authenticates, then runs the handler; every failure becomes a JSON-RPC-shaped answer. */
-  const authenticated =
+  /** Who is calling, before any body is read: nothing is spent on an unauthenticated request. */
+  const identify = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const who = await authenticate(req);
+      if (isRefusal(who)) {
+        res.status(who.status).set(who.headers).send(typeof who.body === 'string' ? who.body : JSON.stringify(who.body));
+        return;
+      }
+      const pathTenant = req.params['tenant'];
+      if (typeof pathTenant === 'string' && pathTenant !== who.caller.tenant) {
+        // The authenticator chose the tenant; a path naming another one is never served.
+        sendJsonRpcError(res, 403, -32000, `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}`);
+        return;
+      }
+      res.locals['principal'] = who;
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+
+  /** Runs the handler for the identified principal; a failure becomes a JSON-RPC-shaped answer. */
+  const serving =
     (handler: Handler) =>
     async (req: Request, res: Response): Promise<void> => {
       try {
-        const who = await authenticate(req);
-        if (isRefusal(who)) {
-          res.status(who.status).set(who.headers).send(typeof who.body === 'string' ? who.body : JSON.stringify(who.body));
-          return;
-        }
-        const pathTenant = req.params['tenant'];
-        if (typeof pathTenant === 'string' && pathTenant !== who.caller.tenant) {
-          // The authenticator chose the tenant; a path naming another one is never served.
-          sendJsonRpcError(res, 403, -32000, `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}`);
-          return;
-        }
-        await handler(req, res, who);
+        await handler(req, res, res.locals['principal'] as Principal);
       } catch (error) {
         const status = error instanceof MemoryError && (error.code === 'busy' || error.code === 'unavailable') ? 503 : 500;
         if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
@@ -110,12 +120,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       }
     };
 
-  app.all(['/mcp', '/t/:tenant/mcp'], json, authenticated((req, res, principal) => streamable.serve(req, res, principal)));
+  app.all(['/mcp', '/t/:tenant/mcp'], identify, json, serving((req, res, principal) => streamable.serve(req, res, principal)));
   app.get(
     ['/sse', '/t/:tenant/sse'],
-    authenticated((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse$/, '/messages'))),
+    identify,
+    serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse$/, '/messages'))),
   );
-  app.post(['/messages', '/t/:tenant/messages'], json, authenticated((req, res, principal) => sse.postMessage(req, res, principal)));
+  app.post(['/messages', '/t/:tenant/messages'], identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
 
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     const type = (error as { type?: unknown } | null)?.type;
