@@ -123,8 +123,13 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   let store = await openStore(dir);
   let next = 0;
   const writeStartMs = nowMs();
+  const progressEvery = Math.max(1, Math.floor(n / 10));
   await Promise.all(Array.from({ length: bulkCallers }, async () => {
-    while (next < n) await store.call('upsert', bulkObject(next++), caller);
+    while (next < n) {
+      const i = next++;
+      await store.call('upsert', bulkObject(i), caller);
+      if (i % progressEvery === 0 && i > 0) ctx.progress(`  ${i.toLocaleString('en-US')} written`);
+    }
   }));
   const writeMs = nowMs() - writeStartMs;
   ctx.progress(`wrote ${label} in ${(writeMs / 1000).toFixed(1)} s`);

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Bench, BenchContext } from './bench.js';
-import { timeToolCalls } from './mcp-calls.js';
+import { timeToolCalls, type ToolCallTiming } from './mcp-calls.js';
 
 export const referencePeerName = '@modelcontextprotocol/server-memory';
 export const referenceServerPath = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/server-memory/dist/index.js', import.meta.url));
@@ -25,13 +25,13 @@ export const mcpBenchSizes = [0, 1_000, 10_000, 50_000] as const;
 /** Concurrent writes fired at once to see how many survive. */
 const concurrentWrites = 20;
 
-interface Plan {
+export interface Plan {
   readonly sizes: readonly number[];
   readonly callsPerSeries: number;
   readonly budgetMsPerSeries: number;
 }
 
-function planFor(ctx: BenchContext): Plan {
+export function mcpBenchPlan(ctx: BenchContext): Plan {
   return ctx.quick
     ? { sizes: [0, 1_000], callsPerSeries: 20, budgetMsPerSeries: 2_000 }
     : { sizes: mcpBenchSizes, callsPerSeries: 200, budgetMsPerSeries: 8_000 };
@@ -62,40 +62,59 @@ function createOne(name: string) {
   return { name: 'create_entities', arguments: { entities: [{ name, entityType: 'note', observations: ['bench write'] }] } };
 }
 
+export interface ReferenceSeries {
+  readonly write: ToolCallTiming;
+  readonly read: ToolCallTiming;
+}
+
+/**
+ * The reference server preloaded with `size` entities: one-at-a-time create_entities, then
+ * open_nodes. Exported so the MCP benchmarks of our server can print both on one line.
+ */
+export async function measureReferenceServer(dir: string, size: number, plan: { callsPerSeries: number; budgetMsPerSeries: number },
+  andThen?: (client: Client) => Promise<void>): Promise<ReferenceSeries> {
+  const file = path.join(dir, `memory-${size}.jsonl`);
+  preload(file, size);
+  const client = await connect(file);
+  try {
+    await client.callTool(createOne(`warmup-${size}`));
+    const write = await timeToolCalls(client, {
+      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+      makeCall: (i) => createOne(`new-${size}-${i}`),
+    });
+    const existing = Math.max(1, size);
+    const read = await timeToolCalls(client, {
+      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+      makeCall: (i) => ({ name: 'open_nodes', arguments: { names: [size === 0 ? `new-${size}-0` : `entity-${(i * 7_919) % existing}`] } }),
+    });
+    await andThen?.(client);
+    return { write, read };
+  } finally {
+    await client.close();
+  }
+}
+
+export function entitiesLabel(size: number): string {
+  return `${size >= 1000 ? `${size / 1000}k` : size} entities`;
+}
+
 export const mcpReferenceBench: Bench = {
   name: 'mcp-reference',
   description: 'reference memory MCP server over stdio: create_entities / open_nodes p50/p99 at 0-50k entities',
   async run(ctx) {
     if (!existsSync(referenceServerPath)) throw new Error(`reference server not found at ${referenceServerPath} (npm install)`);
-    const plan = planFor(ctx);
+    const plan = mcpBenchPlan(ctx);
     for (const size of plan.sizes) {
-      const label = `${size >= 1000 ? `${size / 1000}k` : size} entities`;
-      const file = path.join(ctx.dataDir, `memory-${size}.jsonl`);
-      preload(file, size);
-      const client = await connect(file);
-      try {
-        ctx.progress(`${label}: writes`);
-        await client.callTool(createOne(`warmup-${size}`));
-        const write = await timeToolCalls(client, {
-          count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
-          makeCall: (i) => createOne(`new-${size}-${i}`),
-        });
-        ctx.progress(`${label}: reads`);
-        const existing = Math.max(1, size);
-        const read = await timeToolCalls(client, {
-          count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
-          makeCall: (i) => ({ name: 'open_nodes', arguments: { names: [size === 0 ? `new-${size}-0` : `entity-${(i * 7_919) % existing}`] } }),
-        });
-        const peer = (value: number) => ({ name: referencePeerName, value });
-        ctx.emit({ metric: `stdio write p50, ${label} (${write.latency.count} calls)`, unit: 'ms', better: 'lower', peer: peer(write.latency.p50Ms) });
-        ctx.emit({ metric: `stdio write p99, ${label}`, unit: 'ms', better: 'lower', peer: peer(write.latency.p99Ms) });
-        ctx.emit({ metric: `stdio writes/s, ${label}`, unit: 'calls/s', better: 'higher', peer: peer(write.callsPerSec) });
-        ctx.emit({ metric: `stdio read p50, ${label} (${read.latency.count} calls)`, unit: 'ms', better: 'lower', peer: peer(read.latency.p50Ms) });
-        ctx.emit({ metric: `stdio read p99, ${label}`, unit: 'ms', better: 'lower', peer: peer(read.latency.p99Ms) });
-        if (size === plan.sizes[0]) await keptOfConcurrent(ctx, client);
-      } finally {
-        await client.close();
-      }
+      const label = entitiesLabel(size);
+      ctx.progress(`${label}: writes, then reads`);
+      const { write, read } = await measureReferenceServer(ctx.dataDir, size, plan,
+        size === plan.sizes[0] ? (client) => keptOfConcurrent(ctx, client) : undefined);
+      const peer = (value: number) => ({ name: referencePeerName, value });
+      ctx.emit({ metric: `stdio write p50, ${label} (${write.latency.count} calls)`, unit: 'ms', better: 'lower', peer: peer(write.latency.p50Ms) });
+      ctx.emit({ metric: `stdio write p99, ${label}`, unit: 'ms', better: 'lower', peer: peer(write.latency.p99Ms) });
+      ctx.emit({ metric: `stdio writes/s, ${label}`, unit: 'calls/s', better: 'higher', peer: peer(write.callsPerSec) });
+      ctx.emit({ metric: `stdio read p50, ${label} (${read.latency.count} calls)`, unit: 'ms', better: 'lower', peer: peer(read.latency.p50Ms) });
+      ctx.emit({ metric: `stdio read p99, ${label}`, unit: 'ms', better: 'lower', peer: peer(read.latency.p99Ms) });
     }
   },
 };

@@ -3,9 +3,15 @@
  * latency p50/p99 and recall@10 of the VectorIndex, beside exact search by a tight float32
  * scan over normalised vectors (the peer). Vectors are random directions, the hardest case
  * for a quantised scan (true neighbours are nearly tied). Also: build (= rebuild on every
- * store open) time, a 1%-selective filtered search, and the index's own bytes per vector.
+ * store open) time, a 1%-selective filtered search, the index's own bytes per vector, and a
+ * real store's open from a snapshot of those embeddings, with and without the index.
  */
-import { randomVectors } from '../test/vector/vector-data.js';
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { defineReducer, type StoreModule } from '../storage/reducer.js';
+import { Store } from '../storage/store.js';
+import { randomVectors, seededGaussian } from '../test/vector/vector-data.js';
 import { BestSlots } from '../tools/vector-best.js';
 import { VectorIndex } from '../tools/vector-index.js';
 import type { Bench, BenchContext } from './bench.js';
@@ -138,5 +144,51 @@ export const vectorBench: Bench = {
     // WebAssembly memory is not in process.memoryUsage(): the index reports it; the heap delta covers ids and maps.
     const heapBytes = after.heapUsed - before.heapUsed;
     ctx.emit({ metric: 'index bytes per vector (beside the rows)', unit: 'bytes', ours: (heapBytes + index.memoryBytes) / sizes.vectors, better: 'lower' });
+
+    await storeOpenFigures(ctx, sizes.vectors, label);
   },
 };
+
+/** Rows written per transaction when filling the store (a frame of about 1.6 MB). */
+const rowsPerTx = 1000;
+
+const embeddingsModule: StoreModule = {
+  tables: [{ name: 'embeddings', columns: [{ name: 'id', type: 'string' }, { name: 'vector', type: 'vector' }], primaryKey: ['id'] }],
+  reducers: [defineReducer({
+    name: 'put_random',
+    args: z.object({ first: z.number().int().min(0), count: z.number().int().min(1).max(rowsPerTx) }),
+    // Deterministic: the vectors are a function of the arguments (seeded), as a reducer's must be.
+    run(ctx, { first, count }) {
+      const gaussian = seededGaussian(first + 1);
+      const table = ctx.table('embeddings');
+      for (let i = first; i < first + count; i++) table.insert({ id: `v${i}`, vector: Float32Array.from({ length: dims }, gaussian) });
+    },
+  })],
+};
+
+/** A store holding `count` embeddings opened from its snapshot: without the index, then with it. */
+async function storeOpenFigures(ctx: BenchContext, count: number, label: string): Promise<void> {
+  const dir = path.join(ctx.dataDir, 'store');
+  mkdirSync(dir, { recursive: true });
+  ctx.progress(`store with ${label} embeddings`);
+  let store = await Store.open({ dir, module: embeddingsModule });
+  for (let first = 0; first < count; first += rowsPerTx) {
+    await store.call('put_random', { first, count: Math.min(rowsPerTx, count - first) }, { tenant: 'bench', subject: 'bench' });
+  }
+  await store.snapshot();
+  await store.close();
+
+  let t0 = nowMs();
+  store = await Store.open({ dir, module: embeddingsModule });
+  const withoutMs = nowMs() - t0;
+  await store.close();
+
+  const index = new VectorIndex({ table: 'embeddings', idColumn: 'id', vectorColumn: 'vector' });
+  t0 = nowMs();
+  store = await Store.open({ dir, module: embeddingsModule, derived: [index] });
+  const withMs = nowMs() - t0;
+  if (index.size !== count) throw new Error(`index holds ${index.size} of ${count} embeddings after open`);
+  await store.close();
+  ctx.emit({ metric: `store open from snapshot, ${label} embeddings, with index`, unit: 'ms', ours: withMs, better: 'lower' });
+  ctx.emit({ metric: `store open from snapshot, ${label} embeddings, no index`, unit: 'ms', ours: withoutMs, better: 'lower' });
+}
