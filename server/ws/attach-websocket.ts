@@ -1,0 +1,229 @@
+/**
+ * Live row subscriptions over WebSocket on an existing HTTP server: `/ws` and
+ * `/t/:tenant/ws`. At the upgrade: path, Host and Origin checks (a browser page must not reach
+ * a loopback server it was not allowed to), the subprotocol (format), then the same
+ * `authenticate` as `/mcp`. A request with an Authorization header is authenticated here
+ * and refused with the proper HTTP status; one without (browsers cannot set headers) is
+ * upgraded and must send `{"type":"auth","token"}` first, within authTimeoutMs. Local mode's
+ * `authenticate` returns the local principal for every request: no token needed.
+ */
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { validateHostHeader, validateOriginHeader } from '@modelcontextprotocol/server';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { MemoryError } from '../../storage/errors.js';
+import { rawRequestPath } from '../auth/protected-resource-metadata.js';
+import type { Principal } from '../auth/principal.js';
+import { loopbackHostnames, originHostname } from '../http/http-server.js';
+import { isRefusal, type Authenticate, type MemoryFor, type MemoryLease } from '../http/seams.js';
+import { silentLogger, type Logger } from '../log.js';
+import { wsClose } from './close-codes.js';
+import { Connection, type ConnectionContext } from './connection.js';
+import type { ExposedTables } from './exposed-tables.js';
+import { wsLimitsDefault, type WsLimits } from './limits.js';
+import { subprotocols, type WireFormat } from './wire-format.js';
+
+export const wsPathName = 'ws';
+const wsPathPattern = /^\/(?:t\/([^/]+)\/)?ws$/;
+
+export interface WebSocketDeps {
+  /** The same function `/mcp` uses (server/http/seams.ts). */
+  readonly authenticate: Authenticate;
+  readonly memoryFor: MemoryFor;
+  /** Tables clients may subscribe to, each with the capability it needs. */
+  readonly tables: ExposedTables;
+  readonly limits?: Partial<WsLimits>;
+  readonly log?: Logger;
+  /** Origins (or bare hostnames) browsers may connect from, besides loopback ones (as the HTTP server's). */
+  readonly allowedOrigins?: readonly string[];
+  /** Host header names accepted; default: loopback names when the server listens on loopback, else no check. */
+  readonly allowedHosts?: readonly string[];
+  /** Connection opens and closes, for logs, metrics and tests. Must not throw. */
+  readonly observe?: (event: WsEvent) => void;
+}
+
+export type WsEvent =
+  | { readonly kind: 'open'; readonly tenant: string | undefined; readonly authenticated: boolean }
+  | { readonly kind: 'close'; readonly tenant: string | undefined; readonly code: number; readonly reason: string };
+
+export interface WebSocketServing {
+  readonly connections: number;
+  /** Closes every connection with 1001 (going away) and stops accepting upgrades. */
+  close(): Promise<void>;
+}
+
+export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketServing {
+  const limits: WsLimits = { ...wsLimitsDefault, ...deps.limits };
+  const log = deps.log ?? silentLogger();
+  const connections = new Set<Connection>();
+  const dirty = new Set<Connection>();
+  let flushScheduled = false;
+  let closing = false;
+  let upgrading = 0;
+
+  const flushAll = (): void => {
+    flushScheduled = false;
+    const batch = [...dirty];
+    dirty.clear();
+    for (const connection of batch) connection.flush();
+  };
+
+  const ctx: ConnectionContext = {
+    limits,
+    tables: deps.tables,
+    log,
+    authenticate: deps.authenticate,
+    memoryFor: deps.memoryFor,
+    // One flush for every connection after the tick that published a batch: the committing
+    // calls' acknowledgements go out first, and a batch's transactions leave together.
+    scheduleFlush(connection) {
+      dirty.add(connection);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushAll);
+      }
+    },
+    closed(connection, code, reason) {
+      connections.delete(connection);
+      dirty.delete(connection);
+      deps.observe?.({ kind: 'close', tenant: connection.tenant, code, reason });
+    },
+  };
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: limits.inboundMessageBytesMax,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (offered) => chosenSubprotocol(offered) ?? false,
+  });
+
+  const pinger = setInterval(() => {
+    for (const connection of connections) {
+      if (!connection.alive) {
+        connection.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.ping();
+    }
+  }, limits.pingIntervalMs);
+  pinger.unref();
+
+  const hostsAllowed = (): readonly string[] | undefined => {
+    if (deps.allowedHosts !== undefined) return deps.allowedHosts;
+    const address = server.address() as AddressInfo | null;
+    return address && isLoopbackAddress(address.address) ? loopbackHostnames : undefined;
+  };
+  const originsAllowed = [...loopbackHostnames, ...(deps.allowedOrigins ?? []).map(originHostname)];
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const rawPath = rawRequestPath(req);
+    const match = rawPath === undefined ? null : wsPathPattern.exec(rawPath);
+    if (!match) return refuse(socket, 404, { error: 'not_found', error_description: 'WebSocket endpoints are /ws and /t/{tenant}/ws' });
+    if (closing) return refuse(socket, 503, { error: 'unavailable', error_description: 'the server is shutting down' });
+    const hosts = hostsAllowed();
+    if (hosts !== undefined) {
+      const host = validateHostHeader(req.headers.host, [...hosts]);
+      if (!host.ok) return refuse(socket, 403, { error: 'forbidden', error_description: host.message });
+    }
+    const origin = validateOriginHeader(req.headers.origin, originsAllowed);
+    if (!origin.ok) return refuse(socket, 403, { error: 'forbidden', error_description: origin.message });
+    const offered = offeredSubprotocols(req);
+    const chosen = chosenSubprotocol(offered);
+    if (offered.size > 0 && chosen === undefined) {
+      return refuse(socket, 400, { error: 'invalid_request', error_description: `supported subprotocols: ${[...subprotocols.keys()].join(', ')}` });
+    }
+    const format: WireFormat = chosen === undefined ? 'json' : subprotocols.get(chosen)!;
+    if (connections.size + upgrading >= limits.connectionsMax) {
+      return refuse(socket, 503, { error: 'unavailable', error_description: `at most ${limits.connectionsMax} WebSocket connections (connectionsMax)` }, { 'Retry-After': '5' });
+    }
+    const pathTenant = match[1];
+    upgrading++;
+    let authenticated: { principal: Principal; lease: MemoryLease } | undefined;
+    try {
+      const who = await deps.authenticate(req);
+      if (isRefusal(who)) {
+        // No credentials at all: a browser, which sends its token in the first message.
+        if (!(who.status === 401 && !hasAuthorizationHeader(req))) return refuse(socket, who.status, who.body, who.headers);
+      } else {
+        if (pathTenant !== undefined && pathTenant !== who.caller.tenant) {
+          return refuse(socket, 403, { error: 'insufficient_scope', error_description: `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}` });
+        }
+        const lease = await deps.memoryFor(who);
+        authenticated = { principal: who, lease };
+      }
+    } catch (error) {
+      const unavailable = error instanceof MemoryError && (error.code === 'busy' || error.code === 'unavailable');
+      if (!unavailable) log.error({ err: error, path: rawPath }, 'websocket upgrade failed');
+      return refuse(socket, unavailable ? 503 : 500, { error: unavailable ? 'unavailable' : 'internal_error', error_description: unavailable ? (error as Error).message : 'internal error' });
+    } finally {
+      upgrading--;
+    }
+    if (socket.destroyed || closing) {
+      authenticated?.lease.release();
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const connection = new Connection(ws, req, format, pathTenant, ctx, authenticated);
+      connections.add(connection);
+      deps.observe?.({ kind: 'open', tenant: connection.tenant, authenticated: authenticated !== undefined });
+    });
+  }
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // The socket may fail while we authenticate; without a listener that would crash the process.
+    socket.on('error', () => socket.destroy());
+    upgrade(req, socket, head).catch((error: unknown) => {
+      log.error({ err: error }, 'websocket upgrade crashed');
+      socket.destroy();
+    });
+  };
+  server.on('upgrade', onUpgrade);
+
+  return {
+    get connections() {
+      return connections.size;
+    },
+    async close() {
+      closing = true;
+      server.off('upgrade', onUpgrade);
+      clearInterval(pinger);
+      for (const connection of [...connections]) connection.close(wsClose.goingAway, 'the server is shutting down; reconnect with after');
+      connections.clear();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function offeredSubprotocols(req: IncomingMessage): Set<string> {
+  const header = req.headers['sec-websocket-protocol'];
+  if (header === undefined) return new Set();
+  return new Set(header.split(',').map((p) => p.trim()).filter((p) => p.length > 0));
+}
+
+function chosenSubprotocol(offered: ReadonlySet<string>): string | undefined {
+  for (const p of offered) if (subprotocols.has(p)) return p;
+  return undefined;
+}
+
+function hasAuthorizationHeader(req: IncomingMessage): boolean {
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'authorization') return true;
+  return false;
+}
+
+function isLoopbackAddress(address: string): boolean {
+  return address === '127.0.0.1' || address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1';
+}
+
+/** An HTTP answer instead of the upgrade (the same shapes /mcp answers with). */
+function refuse(socket: Duplex, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`];
+  const merged: Record<string, string> = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers };
+  for (const [name, value] of Object.entries(merged)) if (name.toLowerCase() !== 'content-length') lines.push(`${name}: ${value}`);
+  lines.push(`Content-Length: ${Buffer.byteLength(text)}`, 'Connection: close', '', text);
+  if (!socket.destroyed) socket.end(lines.join('\r\n'));
+}

@@ -1,0 +1,112 @@
+/**
+ * The messages of protocol `ioboxx.v1` (PROTOCOL.md is the prose of this file). Client
+ * messages are checked here, on the way in, before anything acts on them; server messages
+ * are built by the connection from the shapes below.
+ */
+import { MemoryError, StoreFailed, type MemoryErrorCode } from '../../storage/errors.js';
+import { authTokenCharsMax, queryIdPattern, type WsLimits } from './limits.js';
+
+export interface QuerySpec {
+  readonly id: string;
+  readonly table: string;
+  readonly where?: unknown;
+}
+
+export type ClientMessage =
+  | { readonly type: 'auth'; readonly token: string }
+  | { readonly type: 'subscribe'; readonly queries: readonly QuerySpec[]; readonly after?: number }
+  | { readonly type: 'unsubscribe'; readonly ids: readonly string[] }
+  | { readonly type: 'ping' };
+
+export interface WireRowChanges {
+  readonly id: string;
+  readonly inserted?: readonly unknown[];
+  readonly updated?: readonly unknown[];
+  readonly deleted?: readonly unknown[];
+}
+
+export interface TxMessage {
+  readonly type: 'tx';
+  readonly offset: number;
+  readonly queries: WireRowChanges[];
+}
+
+export interface ErrorMessage {
+  readonly type: 'error';
+  readonly code: MemoryErrorCode;
+  readonly message: string;
+  readonly hint?: string;
+  /** The query ids the error is about (a refused subscribe names its queries). */
+  readonly ids?: readonly string[];
+}
+
+const tableNameCharsMax = 63;
+
+function invalid(message: string): MemoryError {
+  return new MemoryError('invalid_argument', message);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+function queryId(value: unknown, where: string): string {
+  if (typeof value !== 'string' || !queryIdPattern.test(value)) throw invalid(`${where}: a query id is 1-64 of A-Z a-z 0-9 _ . : -`);
+  return value;
+}
+
+export function parseClientMessage(value: unknown, limits: WsLimits): ClientMessage {
+  if (!isObject(value)) throw invalid('a message is an object with a type');
+  switch (value['type']) {
+    case 'auth': {
+      const token = value['token'];
+      if (typeof token !== 'string' || token.length === 0) throw invalid('auth: token must be a non-empty string');
+      if (token.length > authTokenCharsMax) throw new MemoryError('limit_exceeded', `auth: token longer than ${authTokenCharsMax} characters`);
+      return { type: 'auth', token };
+    }
+    case 'subscribe': {
+      const raw = value['queries'];
+      if (!Array.isArray(raw) || raw.length === 0) throw invalid('subscribe: queries must be a non-empty list');
+      if (raw.length > limits.queriesPerSubscribeMax) {
+        throw new MemoryError('limit_exceeded', `subscribe: more than ${limits.queriesPerSubscribeMax} queries`);
+      }
+      const ids = new Set<string>();
+      const queries = raw.map((q, index): QuerySpec => {
+        if (!isObject(q)) throw invalid(`subscribe: queries[${index}] must be an object`);
+        const id = queryId(q['id'], `subscribe: queries[${index}].id`);
+        if (ids.has(id)) throw invalid(`subscribe: query id ${id} given twice`);
+        ids.add(id);
+        const table = q['table'];
+        if (typeof table !== 'string' || table.length === 0 || table.length > tableNameCharsMax) {
+          throw invalid(`subscribe: queries[${index}].table must be a table name`);
+        }
+        return q['where'] === undefined ? { id, table } : { id, table, where: q['where'] };
+      });
+      const after = value['after'];
+      if (after === undefined || after === null) return { type: 'subscribe', queries };
+      if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < -1) {
+        throw invalid('subscribe: after must be the offset of the last transaction applied (an integer >= -1)');
+      }
+      return { type: 'subscribe', queries, after };
+    }
+    case 'unsubscribe': {
+      const raw = value['ids'];
+      if (!Array.isArray(raw) || raw.length === 0) throw invalid('unsubscribe: ids must be a non-empty list');
+      if (raw.length > limits.queriesPerConnectionMax) throw new MemoryError('limit_exceeded', `unsubscribe: more than ${limits.queriesPerConnectionMax} ids`);
+      return { type: 'unsubscribe', ids: raw.map((id, index) => queryId(id, `unsubscribe: ids[${index}]`)) };
+    }
+    case 'ping':
+      return { type: 'ping' };
+    default:
+      throw invalid(`unknown message type ${JSON.stringify(value['type'] ?? null).slice(0, 40)} (auth, subscribe, unsubscribe, ping)`);
+  }
+}
+
+export function errorMessage(error: unknown, ids?: readonly string[]): ErrorMessage {
+  const base = error instanceof MemoryError
+    ? { type: 'error' as const, code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+    : error instanceof StoreFailed
+      ? { type: 'error' as const, code: 'unavailable' as const, message: error.message }
+      : { type: 'error' as const, code: 'internal' as const, message: 'internal error' };
+  return ids && ids.length > 0 ? { ...base, ids } : base;
+}
