@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { TxRecord } from '../storage/changes.js';
 import { MemoryError } from '../storage/errors.js';
-import type { Page, ReadView, TableReader } from '../storage/reducer.js';
+import type { ReadView, TableReader } from '../storage/reducer.js';
 import type { JsonValue, Row } from '../storage/schema.js';
 import { bpmnInstanceView } from '../tools/bpmn.js';
 import { messageView, threadView } from '../tools/chat.js';
@@ -96,7 +96,7 @@ const kinds: readonly ServedKind[] = [
 const kindByName = new Map(kinds.map((k) => [k.kind, k]));
 if (kinds.length !== resourceKinds.length) throw new Error('every resource kind needs a served table');
 
-/** Listing position: the kind being listed and the engine's key of the last row listed. */
+/** Listing position: the kind being listed and the id of the last row listed in it. */
 const listPosition = z.object({ k: z.int().min(0).max(kinds.length - 1), after: z.string().optional() });
 type ListPosition = z.infer<typeof listPosition>;
 
@@ -105,16 +105,23 @@ function listPage(view: ReadView, start: ListPosition): { resources: ResourceEnt
   let position: ListPosition | undefined = start;
   while (position && resources.length < resourcesPageSize) {
     const served: ServedKind = kinds[position.k]!;
-    const page: Page = view.table(served.table).page({
-      limit: resourcesPageSize - resources.length,
-      ...(position.after === undefined ? {} : { afterKey: position.after }),
-    });
-    for (const row of page.rows) {
+    const after: string | undefined = position.after;
+    // Every served table is keyed by its id alone: continue from the id of the last row listed.
+    const rows = view.table(served.table).scan(after === undefined ? {} : { range: { from: [after] } });
+    let last: string | undefined;
+    let more = false;
+    for (const row of rows) {
       const id = row[served.idColumn] as string;
+      if (id === after) continue;
+      if (resources.length === resourcesPageSize) {
+        more = true;
+        break;
+      }
       const title = served.title(row);
       resources.push({ uri: formatMemoryUri(served.kind, id), name: `${served.kind}/${id}`, ...(title ? { title } : {}), mimeType });
+      last = id;
     }
-    if (page.nextKey !== undefined) position = { k: position.k, after: page.nextKey };
+    if (more) position = { k: position.k, after: last ?? after! };
     else position = position.k + 1 < kinds.length ? { k: position.k + 1 } : undefined;
   }
   return position ? { resources, next: position } : { resources };
