@@ -24,18 +24,21 @@ user="ioboxx-test"
 
 log() { echo "ceph.sh: $*" >&2; }
 
-ensure_installed() {
-  if command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null && command -v radosgw >/dev/null \
-    && command -v radosgw-admin >/dev/null && command -v monmaptool >/dev/null; then
-    return
-  fi
-  log "installing Debian ceph-mon ceph-osd radosgw ceph-common"
+apt_install() {
+  log "installing Debian $*"
   export DEBIAN_FRONTEND=noninteractive
-  local pkgs=(ceph-mon ceph-osd radosgw ceph-common)
-  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "${pkgs[@]}" >&2; then
+  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2; then
     apt-get update -o DPkg::Lock::Timeout=600 >&2
-    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "${pkgs[@]}" >&2
+    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2
   fi
+}
+
+ensure_installed() {
+  if ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v radosgw >/dev/null \
+    || ! command -v radosgw-admin >/dev/null || ! command -v monmaptool >/dev/null; then
+    apt_install ceph-mon ceph-osd radosgw ceph-common
+  fi
+  command -v curl >/dev/null || apt_install curl
 }
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -65,6 +68,10 @@ mon allow pool delete = true
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
 osd objectstore = memstore
+# The OSD's own crush update at start can race its first monmap ("wrong fsid") and make it
+# exit: this script places it in the crush map itself instead.
+osd crush update on start = false
+osd class update on start = false
 memstore device bytes = 4294967296
 run dir = $cephDir/run
 pid file = $cephDir/run/\$name.pid
@@ -118,7 +125,6 @@ print_env() {
 
 up() {
   ensure_installed
-  command -v curl >/dev/null || apt-get install -y -o DPkg::Lock::Timeout=600 curl >&2
   local monPid="$cephDir/run/mon.a.pid" osdPid="$cephDir/run/osd.0.pid"
   if ! pid_alive "$monPid" || ! pid_alive "$osdPid"; then
     # memstore keeps objects in the OSD's memory: a cluster that is not whole is rebuilt.
@@ -132,9 +138,12 @@ up() {
     ceph-mon -c "$conf" -i a >&2
     log "osd (memstore)"
     local id; id="$(ceph_cmd osd create)"
+    ceph_cmd osd crush add-bucket localhost host >/dev/null 2>&1
+    ceph_cmd osd crush move localhost root=default >/dev/null 2>&1
+    ceph_cmd osd crush add "osd.$id" 1.0 host=localhost >/dev/null 2>&1
     mkdir -p "$cephDir/osd/ceph-$id"
     ceph-osd -c "$conf" -i "$id" --mkfs >/dev/null 2>&1
-    ceph-osd -c "$conf" -i "$id" >&2
+    ceph-osd -c "$conf" -i "$id" 2>/dev/null
     local i
     for i in $(seq 1 300); do
       if ceph_cmd osd stat 2>/dev/null | grep -q '1 up'; then break; fi

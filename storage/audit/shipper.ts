@@ -92,6 +92,8 @@ async function shipTenant(
   let events = 0;
   for (;;) {
     let batch = await control.pendingAuditBatch(tenant);
+    // Only a batch left pending by an earlier attempt can already be in the bucket.
+    const mayExist = batch !== undefined;
     if (!batch) {
       const last = await control.lastConfirmedAuditBatch(tenant);
       const afterSeq = last?.lastSeq ?? 0;
@@ -122,7 +124,7 @@ async function shipTenant(
       };
       await control.recordPendingAuditBatch(batch as AuditBatchRecord & { body: Buffer });
     }
-    const versionId = await uploadBatch(bucket, batch, options.retentionDays, clock);
+    const versionId = await uploadBatch(bucket, batch, mayExist, options.retentionDays, clock);
     await options.onUploaded?.(batch);
     await control.confirmAuditBatch(tenant, batch.batchSeq, versionId);
     await options.onConfirmed?.({ ...batch, versionId, body: null });
@@ -133,10 +135,16 @@ async function shipTenant(
 }
 
 /** Uploads a pending batch, or adopts the version already holding its exact bytes. */
-async function uploadBatch(bucket: AuditBucket, batch: AuditBatchRecord, retentionDays: number, clock: () => number): Promise<string> {
+async function uploadBatch(
+  bucket: AuditBucket,
+  batch: AuditBatchRecord,
+  mayExist: boolean,
+  retentionDays: number,
+  clock: () => number,
+): Promise<string> {
   const body = batch.body;
   if (!body) throw new MemoryError('internal', `pending audit batch ${batch.key} has no body`);
-  const existing = await headVersion(bucket, batch.key);
+  const existing = mayExist ? await headVersion(bucket, batch.key) : undefined;
   if (existing) {
     if (existing.sha256 === batch.sha256) return existing.versionId;
     throw new MemoryError(
