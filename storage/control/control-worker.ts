@@ -1,0 +1,155 @@
+/**
+ * The background work between tenant stores and the control plane, in one place: per tenant,
+ * drain the run outbox and stage the access log; globally, project landed Keycloak events
+ * and ship audit batches. Each job runs single-flight (a nudge during a run schedules one more
+ * run), and a failed run (Postgres or S3 away) is retried after `retryMs` until it succeeds,
+ * so the outboxes drain by themselves once the service returns.
+ */
+import type { StoreApi } from '../store.js';
+import type { ControlPlane } from './control-plane.js';
+import { projectKeycloakEvents, type ApplyKeycloakEvent } from './keycloak-projector.js';
+import { drainRunOutbox } from './run-outbox.js';
+import { stageAccessLog } from './audit-staging.js';
+
+export const controlRetryMsDefault = 1_000;
+/** Tenants with work queued at once; past this a nudge is refused (the next commit nudges again). */
+export const controlTenantsMax = 100_000;
+
+export interface ControlWorkerOptions {
+  readonly applyKeycloakEvent: ApplyKeycloakEvent;
+  /** Extra global job run after each projection pass (e.g. an audit ship pass); optional. */
+  readonly ship?: () => Promise<unknown>;
+  readonly retryMs?: number;
+  readonly onError?: (job: string, error: unknown) => void;
+}
+
+export interface ControlWorker {
+  /** The tenant's store has new commits: drain its outbox and stage its access log. */
+  nudgeTenant(tenant: string, store: StoreApi): void;
+  /** New Keycloak events landed (or audit is due): run the projector (and ship). */
+  nudgeGlobal(): void;
+  /** Resolves once the tenant's queued work has run to success. */
+  whenTenantIdle(tenant: string): Promise<void>;
+  whenGlobalIdle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A job that runs one at a time, reruns when nudged during a run, and retries on failure. */
+class SingleFlight {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retry: NodeJS.Timeout | undefined;
+  private waiters: Array<() => void> = [];
+  stopped = false;
+
+  constructor(
+    private readonly name: string,
+    private readonly run: () => Promise<unknown>,
+    private readonly retryMs: number,
+    private readonly onError: (job: string, error: unknown) => void,
+  ) {}
+
+  nudge(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.retry) {
+      clearTimeout(this.retry);
+      this.retry = undefined;
+    }
+    this.running = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    let failed = false;
+    do {
+      this.again = false;
+      try {
+        await this.run();
+      } catch (error) {
+        failed = true;
+        this.onError(this.name, error);
+        break;
+      }
+    } while (this.again && !this.stopped);
+    this.running = undefined;
+    if (failed && !this.stopped) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.nudge();
+      }, this.retryMs);
+      return;
+    }
+    if (!this.retry) for (const w of this.waiters.splice(0)) w();
+  }
+
+  idle(): Promise<void> {
+    if (!this.running && !this.retry) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
+    await this.running;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+export function startControlWorker(control: ControlPlane, options: ControlWorkerOptions): ControlWorker {
+  const retryMs = options.retryMs ?? controlRetryMsDefault;
+  const onError = options.onError ?? (() => undefined);
+  const tenants = new Map<string, { store: StoreApi; job: SingleFlight }>();
+  const global = new SingleFlight(
+    'keycloak-projector',
+    async () => {
+      await projectKeycloakEvents(control, options.applyKeycloakEvent);
+      await options.ship?.();
+    },
+    retryMs,
+    onError,
+  );
+  let stopped = false;
+
+  return {
+    nudgeTenant(tenant, store) {
+      if (stopped) return;
+      let entry = tenants.get(tenant);
+      if (entry && entry.store !== store) entry.store = store; // reopened: drain through the open one
+      if (!entry) {
+        if (tenants.size >= controlTenantsMax) return;
+        const created: { store: StoreApi; job: SingleFlight } = {
+          store,
+          job: new SingleFlight(
+            `tenant ${tenant}`,
+            async () => {
+              await drainRunOutbox(control, tenant, created.store);
+              await stageAccessLog(control, tenant, created.store);
+            },
+            retryMs,
+            onError,
+          ),
+        };
+        tenants.set(tenant, created);
+        entry = created;
+      }
+      entry.job.nudge();
+    },
+    nudgeGlobal() {
+      if (!stopped) global.nudge();
+    },
+    whenTenantIdle(tenant) {
+      return tenants.get(tenant)?.job.idle() ?? Promise.resolve();
+    },
+    whenGlobalIdle() {
+      return global.idle();
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([global.stop(), ...[...tenants.values()].map((t) => t.job.stop())]);
+    },
+  };
+}
