@@ -10,9 +10,11 @@ import type { Value } from './schema.js';
 const tagNull = '\u0001';
 const tagFalse = '\u0002';
 const tagTrue = '\u0003';
-const tagNumber = '\u0004';
-const tagString = '\u0005';
-const intBias = 2 ** 53;
+const tagNegative = '\u0004';
+const tagNonNegative = '\u0005';
+const tagString = '\u0006';
+/** Negative safe integers are biased into [0, 2^53): exact in a double, so no two collide. */
+const negativeBias = 2 ** 53;
 
 export function encodeKey(values: readonly Value[]): string {
   let out = '';
@@ -25,9 +27,11 @@ function encodeKeyPart(value: Value): string {
   if (value === false) return tagFalse;
   if (value === true) return tagTrue;
   if (typeof value === 'number') {
-    // Key columns are safe integers: bias to non-negative, fixed 14 hex digits.
+    // Key columns are safe integers: a sign tag, then 14 fixed hex digits (2^53 < 16^14).
     if (!Number.isSafeInteger(value)) throw new MemoryError('invalid_argument', `key value ${value} is not a safe integer`);
-    return tagNumber + (value + intBias).toString(16).padStart(14, '0');
+    return value < 0
+      ? tagNegative + (value + negativeBias).toString(16).padStart(14, '0')
+      : tagNonNegative + value.toString(16).padStart(14, '0');
   }
   if (typeof value === 'string') {
     return tagString + value.replaceAll('\u0000', '\u0000\u0001') + '\u0000\u0000';

@@ -111,7 +111,8 @@ export class Table implements TableReader {
     const rows: Row[] = [];
     let lastKey: string | undefined;
     let more = false;
-    for (const [key, row] of this.entries(options)) {
+    // One row past the page tells whether there is a next page.
+    for (const [key, row] of this.entries({ ...options, limit: options.limit + 1 })) {
       if (rows.length === options.limit) {
         more = true;
         break;

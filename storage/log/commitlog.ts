@@ -111,7 +111,8 @@ export class Commitlog {
     const segment = this.segmentOf(offset);
     if (!segment) return undefined;
     const position = segment.positions[offset - segment.firstOffset]!;
-    const handle = segment === this.last && this.active ? this.active : await this.fl.open(segment.file, 'r');
+    // A reader of its own: the active segment's writer handle is write-only.
+    const handle = await this.fl.open(segment.file, 'r');
     try {
       const header = Buffer.alloc(frameHeaderBytes);
       await handle.read(header, 0, frameHeaderBytes, position);
@@ -125,7 +126,7 @@ export class Commitlog {
       }
       return frame.payload;
     } finally {
-      if (handle !== this.active) await handle.close();
+      await handle.close();
     }
   }
 
