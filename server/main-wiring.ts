@@ -72,13 +72,40 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
       }
     };
   }
-  const dir = await ensureTenantDir(config.dataDir, principal.caller.tenant);
-  const memory = await openTenantMemory(dir, principal.caller.tenant);
-  log.info({ mode: config.mode, tenant: principal.caller.tenant, dir }, 'serving MCP over stdio');
-  const serving = serveMemoryStdio({ surface: memorySurface(log), principal, memory, ...(revalidate !== undefined && { revalidate }) });
+  const tenant = principal.caller.tenant;
+  // Opened on first use: the 2.x client's discover probe (a throwaway process) never opens it.
+  let opening: Promise<TenantMemory> | undefined;
+  const openMemory = () =>
+    (opening ??= ensureTenantDir(config.dataDir, tenant).then(async (dir) => {
+      try {
+        const memory = await openTenantMemory(dir, tenant);
+        log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
+        return memory;
+      } catch (error) {
+        // The details (file, byte, repair command) go to the operator's log, not to the model.
+        log.fatal({ err: error, dir }, 'tenant store cannot be opened');
+        throw new MemoryError('unavailable', "the tenant's store cannot be opened; the server log says why", `run \`ioboxx-memory store verify ${dir}\``);
+      }
+    }));
+  log.info({ mode: config.mode, tenant, dataDir: config.dataDir }, 'serving MCP over stdio');
+  const serving = serveMemoryStdio({
+    surface: memorySurface(log),
+    principal,
+    memory: openMemory,
+    ...(revalidate !== undefined && { revalidate }),
+  });
+  // A desktop client may end us with a signal rather than by closing stdin: close cleanly.
+  const stop = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopping');
+    void serving.close();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   await serving.closed;
-  await memory.close();
-  log.info('stdio client gone; store closed');
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+  if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
+  log.info('stdio connection over; store closed');
 }
 
 export interface HttpProcess {

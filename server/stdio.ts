@@ -5,15 +5,20 @@
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { Readable, Writable } from 'node:stream';
-import type { TenantMemory } from '../tools/memory.js';
 import type { Principal } from './auth/principal.js';
 import { createMemoryServer } from './mcp/factory.js';
+import type { MemorySource } from './mcp/memory-source.js';
 import type { McpSurface } from './mcp/surface.js';
 
 export interface StdioServingOptions {
   readonly surface: McpSurface;
   readonly principal: Principal;
-  readonly memory: TenantMemory;
+  /**
+   * The tenant's memory, or a function opening it on first use. Prefer the function: a 2.x
+   * client probes with `server/discover` on a throwaway sibling process first, which then
+   * never opens (and recovers) the store.
+   */
+  readonly memory: MemorySource;
   /** Before every request: throw when the principal no longer holds (an expired token). */
   readonly revalidate?: () => Promise<void>;
   /** Defaults to process.stdin / process.stdout. */

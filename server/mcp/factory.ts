@@ -5,9 +5,9 @@
  * distinction, the argument bound and the error codes must be ours, in one place.
  */
 import { Server } from '@modelcontextprotocol/server';
-import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
 import { startChangeFeed, type ChangeDelivery } from './change-feed.js';
+import { memoryOnce, type MemorySource } from './memory-source.js';
 import { registerResourceHandlers } from './resource-handlers.js';
 import type { McpSurface } from './surface.js';
 import { registerToolHandlers } from './tool-calls.js';
@@ -21,7 +21,7 @@ const instructions =
 
 export interface MemoryServerSession {
   readonly principal: Principal;
-  readonly memory: TenantMemory;
+  readonly memory: MemorySource;
   readonly changes: ChangeDelivery;
   /**
    * Runs before every tools/* and resources/* request; throws (a MemoryError, e.g.
@@ -37,16 +37,20 @@ export function createMemoryServer(surface: McpSurface, session: MemoryServerSes
     instructions,
   });
   const subscribed = new Set<string>();
-  registerToolHandlers(server, surface, principal, memory, revalidate);
-  registerResourceHandlers(server, surface, principal, memory, subscribed, revalidate);
+  let closed = false;
+  let stopFeed: (() => void) | undefined;
+  const feedsChanges = changes !== 'none' && principal.capabilities.has('read');
+  const memoryOf = memoryOnce(memory, (opened) => {
+    if (feedsChanges && !closed) stopFeed = startChangeFeed(server, opened, surface.catalog, changes, subscribed, surface.log);
+  });
+  registerToolHandlers(server, surface, principal, memoryOf, revalidate);
+  registerResourceHandlers(server, surface, principal, memoryOf, subscribed, revalidate);
 
-  if (changes !== 'none' && principal.capabilities.has('read')) {
-    const stopFeed = startChangeFeed(server, memory, surface.catalog, changes, subscribed, surface.log);
-    // Serving entries may wrap onclose later; they chain to whatever was set before them.
-    server.onclose = () => {
-      stopFeed();
-      subscribed.clear();
-    };
-  }
+  // Serving entries may wrap onclose later; they chain to whatever was set before them.
+  server.onclose = () => {
+    closed = true;
+    stopFeed?.();
+    subscribed.clear();
+  };
   return server;
 }

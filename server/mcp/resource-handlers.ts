@@ -43,7 +43,7 @@ export function registerResourceHandlers(
   server: Server,
   surface: McpSurface,
   principal: Principal,
-  memory: TenantMemory,
+  memoryOf: () => Promise<TenantMemory>,
   subscribed: Set<string>,
   revalidate?: () => Promise<void>,
 ): void {
@@ -59,7 +59,7 @@ export function registerResourceHandlers(
   server.setRequestHandler('resources/list', (request) =>
     answering(surface, revalidate, async () => {
       requireRead(principal);
-      const page = await catalog.list(memory, request.params?.cursor);
+      const page = await catalog.list(await memoryOf(), request.params?.cursor);
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
     }),
   );
@@ -72,7 +72,7 @@ export function registerResourceHandlers(
       try {
         requireRead(principal);
         checkUri(uri);
-        const content = await catalog.read(memory, uri);
+        const content = await catalog.read(await memoryOf(), uri);
         return { contents: [{ ...content }] };
       } catch (error) {
         outcome = outcomeOf(error);
@@ -98,6 +98,7 @@ export function registerResourceHandlers(
           'unsubscribe from resources you no longer watch',
         );
       }
+      await memoryOf(); // the change feed starts with the memory
       subscribed.add(request.params.uri);
       return {};
     }),

@@ -50,7 +50,7 @@ function refusal(body: ErrorBody): Answer {
 async function answerCall(
   surface: McpSurface,
   principal: Principal,
-  memory: TenantMemory,
+  memoryOf: () => Promise<TenantMemory>,
   name: string,
   args: unknown,
 ): Promise<Answer> {
@@ -74,7 +74,7 @@ async function answerCall(
 
   let output: unknown;
   try {
-    output = await def.call({ memory, caller: principal.caller }, parsed.data);
+    output = await def.call({ memory: await memoryOf(), caller: principal.caller }, parsed.data);
   } catch (error) {
     const { body, isInternal } = errorBodyOf(error);
     if (isInternal) surface.log.error({ err: error, tool: name, tenant: principal.caller.tenant }, 'tool failed');
@@ -125,7 +125,7 @@ export function registerToolHandlers(
   server: Server,
   surface: McpSurface,
   principal: Principal,
-  memory: TenantMemory,
+  memoryOf: () => Promise<TenantMemory>,
   revalidate?: () => Promise<void>,
 ): void {
   server.setRequestHandler('tools/list', async () => {
@@ -138,7 +138,7 @@ export function registerToolHandlers(
     let answer: Answer;
     try {
       await revalidate?.();
-      answer = await answerCall(surface, principal, memory, name, args);
+      answer = await answerCall(surface, principal, memoryOf, name, args);
     } catch (error) {
       // A refused revalidation (MemoryError), or a bug in our own code (the tool's throws are handled inside).
       const { body, isInternal } = errorBodyOf(error);
