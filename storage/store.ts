@@ -145,7 +145,8 @@ export interface OpenReport {
   readonly checkpointVerified: boolean;
 }
 
-const lockFileName = 'LOCK';
+/** Holds the pid of the process that has the store open (tenants list reads it). */
+export const lockFileName = 'LOCK';
 const checkpointFileName = 'checkpoint.json';
 
 export class Store implements StoreApi {

@@ -1,0 +1,13 @@
+/** How operator commands report: a JSON object on stdout with --json, else lines; errors on stderr with a hint and an exit code. */
+export function printReport(json: boolean, value: unknown, lines: () => string[]): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${lines().join('\n')}\n`);
+}
+
+/** Exit codes: 1 failed, 3 damaged store or backup (see the message for the file). */
+export function failCommand(error: unknown, json = false): never {
+  const e = error as Error & { code?: string; hint?: string; file?: string };
+  const damaged = e.code === 'damaged_store' || e.code === 'backup_invalid';
+  if (json) process.stdout.write(`${JSON.stringify({ ok: false, code: e.code ?? 'error', message: e.message, ...(e.file ? { file: e.file } : {}), ...(e.hint ? { hint: e.hint } : {}) })}\n`);
+  process.stderr.write(`error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
+  process.exit(damaged ? 3 : 1);
+}

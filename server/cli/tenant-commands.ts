@@ -1,0 +1,76 @@
+/**
+ * `ioboxx-memory tenants list [--json]`: every tenant store under DATA/tenants with its size
+ * on disk, last offset, newest snapshot and whether a live process has it open. Read-only:
+ * no store is opened, so it is safe beside a running server.
+ */
+import { readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { readStoreStatus, type StoreStatus } from '../ops/store-status.js';
+import { tenantsRoot } from '../tenants/tenant-dir.js';
+import { isTenantId } from '../tenants/tenant-id.js';
+import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
+import { failCommand, printReport } from './command-output.js';
+
+export interface TenantRow extends Omit<StoreStatus, 'dir'> {
+  readonly tenant: string;
+  readonly open: boolean;
+}
+
+export async function listTenants(dataDir: string): Promise<TenantRow[]> {
+  const root = tenantsRoot(dataDir);
+  const entries = await readdir(root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const rows: TenantRow[] = [];
+  // Names that are not tenant ids (a restore's scratch directory, stray files) are not tenants.
+  for (const entry of entries.filter((e) => e.isDirectory() && isTenantId(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const { dir: _dir, ...status } = await readStoreStatus(path.join(root, entry.name));
+    rows.push({ tenant: entry.name, ...status, open: status.openByPid !== null });
+  }
+  return rows;
+}
+
+function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+function tableLines(dataDir: string, rows: readonly TenantRow[]): string[] {
+  if (rows.length === 0) return [`no tenant stores under ${tenantsRoot(dataDir)}`];
+  const header = ['TENANT', 'SIZE', 'LAST OFFSET', 'LAST SNAPSHOT', 'OPEN'];
+  const body = rows.map((r) => [
+    r.tenant,
+    humanBytes(r.bytesOnDisk),
+    String(r.lastOffset),
+    r.lastSnapshot ? `${r.lastSnapshot.offset} at ${new Date(r.lastSnapshot.createdAtMs).toISOString()}` : '-',
+    r.open ? `yes (pid ${r.openByPid})` : 'no',
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
+  return [header, ...body].map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+}
+
+export function registerTenantCommands(program: Command): void {
+  const tenants = program.command('tenants').description('tenant stores in the data directory');
+  tenants
+    .command('list')
+    .description('list tenant stores: size on disk, last offset, newest snapshot, open or not (read-only; safe beside a running server)')
+    .option('--json', 'one JSON object on stdout')
+    .option('--data-dir <dir>', dataDirOptionHelp)
+    .action(async (opts: { json?: boolean; dataDir?: string }) => {
+      try {
+        const dataDir = operatorDataDir(opts.dataDir);
+        const rows = await listTenants(dataDir);
+        printReport(opts.json === true, { dataDir, tenants: rows }, () => tableLines(dataDir, rows));
+      } catch (error) {
+        failCommand(error, opts.json === true);
+      }
+    });
+}

@@ -1,0 +1,74 @@
+/**
+ * A store's status read from its files alone, never opening it (it may be open in the
+ * server): bytes on disk, last offset, newest snapshot, and whether a live process holds it.
+ * `tenants list` shows these; reading them changes no file.
+ */
+import { readFileSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { listSegments, scanSegmentBytes } from '../../storage/log/recovery.js';
+import { listSnapshots } from '../../storage/snapshot/reader.js';
+import { lockFileName } from '../../storage/store.js';
+
+/** Directory walks stop this deep: a store is `snapshots/<offset>/file` at most. */
+const walkDepthMax = 4;
+
+export interface StoreStatus {
+  readonly dir: string;
+  readonly bytesOnDisk: number;
+  /** Offset of the last whole frame on disk (or of the newest snapshot, if later); -1 when empty. */
+  readonly lastOffset: number;
+  readonly lastSnapshot: { readonly offset: number; readonly createdAtMs: number } | null;
+  /** The pid of a live process that has the store open, or null. */
+  readonly openByPid: number | null;
+}
+
+export async function readStoreStatus(dir: string): Promise<StoreStatus> {
+  const fl = nodeFileLayer;
+  const snapshots = (await listSnapshots(dir, fl)).filter((s) => s.manifest);
+  const newest = snapshots[0];
+  let lastOffset = newest?.offset ?? -1;
+  const segments = await listSegments(path.join(dir, 'log'), fl);
+  const last = segments.at(-1);
+  if (last) {
+    // Only the last segment: sealed ones end where the next begins.
+    const { info } = scanSegmentBytes(await fl.readFile(last.file), last.file, last.firstOffset);
+    lastOffset = Math.max(lastOffset, last.firstOffset + info.positions.length - 1);
+  }
+  return {
+    dir,
+    bytesOnDisk: await bytesUnder(dir, walkDepthMax),
+    lastOffset,
+    lastSnapshot: newest?.manifest ? { offset: newest.offset, createdAtMs: newest.manifest.createdAtMs } : null,
+    openByPid: lockHolder(dir),
+  };
+}
+
+/** The pid in the LOCK file when that process is alive (a stale LOCK of a dead process does not count). */
+export function lockHolder(dir: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dir, lockFileName), 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
+
+async function bytesUnder(dir: string, depthLeft: number): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory() && depthLeft > 0) total += await bytesUnder(full, depthLeft - 1);
+    else if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}

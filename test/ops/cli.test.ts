@@ -1,0 +1,128 @@
+/**
+ * `tenants list`, `backup TENANT DIR` and `restore DIR TENANT` as an operator runs them: real
+ * CLI processes beside a real process that keeps the tenant's store open and writing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const cliEntry = path.join(root, 'test/ops/fixtures/ops-cli.ts');
+const writerEntry = path.join(root, 'test/ops/fixtures/memory-writer.ts');
+const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-ops-cli-'));
+const dataDir = path.join(work, 'data');
+let writer: ChildProcess;
+let acked = -1;
+
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'silent' };
+    delete env.IOBOXX_OIDC_ISSUER;
+    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: root, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Resolves once the writer has acknowledged `offset`. */
+function writerReaches(offset: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (acked >= offset) {
+        writer.stdout!.off('data', check);
+        resolve();
+      }
+    };
+    writer.stdout!.on('data', check);
+    check();
+  });
+}
+
+beforeAll(async () => {
+  const storeDir = path.join(dataDir, 'tenants', 'acme');
+  mkdirSync(storeDir, { recursive: true });
+  writer = spawn(process.execPath, ['--import', 'tsx', writerEntry, storeDir], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  writer.stderr!.on('data', (d: Buffer) => process.stderr.write(`[writer] ${d.toString()}`));
+  let buffered = '';
+  writer.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) if (line.startsWith('ack ')) acked = Math.max(acked, Number(line.slice(4)));
+  });
+  await writerReaches(200);
+}, 60_000);
+
+afterAll(() => {
+  writer.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('operator commands beside a writing process', () => {
+  test('every command answers --help', async () => {
+    const commands = [['tenants', 'list', '--help'], ['backup', '--help'], ['restore', '--help']];
+    const results = await Promise.all(commands.map((args) => cli(...args)));
+    results.forEach((r, i) => {
+      expect(r.code, commands[i]!.join(' ')).toBe(0);
+      expect(r.stdout).toContain('Usage:');
+      expect(r.stdout).toContain('--json');
+    });
+  }, 30_000);
+
+  test('tenants list shows the open tenant with its pid, size and last offset, without opening it', async () => {
+    const r = await cli('tenants', 'list', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { tenants: { tenant: string; open: boolean; openByPid: number; lastOffset: number; bytesOnDisk: number }[] };
+    expect(report.tenants).toHaveLength(1);
+    const acme = report.tenants[0]!;
+    expect(acme).toMatchObject({ tenant: 'acme', open: true, openByPid: writer.pid });
+    expect(acme.lastOffset).toBeGreaterThanOrEqual(200);
+    expect(acme.bytesOnDisk).toBeGreaterThan(0);
+    const text = await cli('tenants', 'list');
+    expect(text.stdout).toMatch(/acme\s+\S+ \S+\s+\d+\s+.*yes \(pid \d+\)/);
+  }, 30_000);
+
+  test('backup while the tenant keeps writing, then restore in another data directory proves the same state hash', async () => {
+    const backupDir = path.join(work, 'backup-1');
+    const b = await cli('backup', 'acme', backupDir, '--json');
+    expect(b.code, b.stderr).toBe(0);
+    const backup = JSON.parse(b.stdout) as { ok: boolean; endOffset: number; stateHash: string };
+    expect(backup.ok).toBe(true);
+    expect(backup.endOffset).toBeGreaterThanOrEqual(200);
+    await writerReaches(backup.endOffset + 50); // it never stopped
+
+    const otherData = path.join(work, 'data-2');
+    const r = await cli('restore', backupDir, 'acme', '--json', '--data-dir', otherData);
+    expect(r.code, r.stderr).toBe(0);
+    const restored = JSON.parse(r.stdout) as { ok: boolean; endOffset: number; stateHash: string; stateHashVerified: boolean };
+    expect(restored).toMatchObject({ ok: true, endOffset: backup.endOffset, stateHash: backup.stateHash, stateHashVerified: true });
+
+    const list = JSON.parse((await cli('tenants', 'list', '--json', '--data-dir', otherData)).stdout) as { tenants: { tenant: string; open: boolean; lastOffset: number }[] };
+    expect(list.tenants).toEqual([expect.objectContaining({ tenant: 'acme', open: false, lastOffset: backup.endOffset })]);
+  }, 60_000);
+
+  test('restore refuses a damaged backup (exit 3, naming the file) and a store that is open', async () => {
+    const backupDir = path.join(work, 'backup-2');
+    expect((await cli('backup', 'acme', backupDir)).code).toBe(0);
+    const manifest = JSON.parse(readFileSync(path.join(backupDir, 'backup.json'), 'utf8')) as { files: { path: string }[] };
+    const segment = manifest.files.find((f) => f.path.startsWith('log/'))!;
+    const file = path.join(backupDir, 'store', segment.path);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0xff;
+    writeFileSync(file, bytes);
+    const damaged = await cli('restore', backupDir, 'acme', '--data-dir', path.join(work, 'data-3'));
+    expect(damaged.code).toBe(3);
+    expect(damaged.stderr).toContain(file);
+
+    const open = await cli('restore', path.join(work, 'backup-1'), 'acme', '--json');
+    expect(open.code).toBe(1);
+    expect(JSON.parse(open.stdout)).toMatchObject({ ok: false, code: 'conflict' });
+  }, 60_000);
+});
