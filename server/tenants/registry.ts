@@ -4,7 +4,9 @@
  * `openTenantsMax` stores hold a slot (opening, open or closing) at any moment. When a new
  * tenant needs a slot and none is free, the least recently used open store is closed first:
  * an idle one if there is any, else a busy one once its in-flight work has finished (work
- * already admitted always completes; requests arriving for a closing store wait and reopen it).
+ * already admitted always completes). A request for a store chosen for eviction but still
+ * draining keeps it open (another store is chosen instead); a request for a store whose close
+ * has begun waits for the close and reopens it.
  *
  * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
  */
@@ -16,6 +18,11 @@ export const openTenantsMaxDefault = 64;
 export const idleCloseMsDefault = 5 * 60_000;
 /** Requests queued for a slot; past this the registry answers `busy` instead of queueing. */
 export const slotWaitersMax = 10_000;
+/**
+ * How long a tenant waits for a slot before the request fails `busy`. Slots are held by work
+ * in flight, and a lease may be long (a session): without this a request could wait forever.
+ */
+export const slotWaitMsDefault = 30_000;
 
 export interface Closable {
   close(): Promise<void>;
@@ -26,7 +33,8 @@ export type TenantRegistryEvent =
   | { readonly kind: 'closing'; readonly tenant: string; readonly why: 'idle' | 'evicted' | 'shutdown' }
   | { readonly kind: 'open_failed'; readonly tenant: string; readonly error: unknown }
   | { readonly kind: 'close_failed'; readonly tenant: string; readonly error: unknown }
-  | { readonly kind: 'waiting_for_slot'; readonly tenant: string };
+  | { readonly kind: 'waiting_for_slot'; readonly tenant: string }
+  | { readonly kind: 'slot_wait_timed_out'; readonly tenant: string };
 
 export interface TenantRegistryOptions<T extends Closable> {
   readonly dataDir: string;
@@ -34,6 +42,7 @@ export interface TenantRegistryOptions<T extends Closable> {
   readonly open: (tenant: string, dir: string) => Promise<T>;
   readonly openTenantsMax?: number;
   readonly idleCloseMs?: number;
+  readonly slotWaitMs?: number;
   /** Opens, closes, failures: for logs and metrics. Must not throw. */
   readonly observe?: (event: TenantRegistryEvent) => void;
 }
@@ -63,8 +72,11 @@ interface Entry<T> {
   inFlight: number;
   lastUseSeq: number;
   idleTimer: NodeJS.Timeout | undefined;
+  closeWhy: 'idle' | 'evicted' | 'shutdown' | undefined;
+  /** store.close() has been called: the store can no longer be used. */
+  closeStarted: boolean;
   closed: Promise<void> | undefined;
-  onDrained: (() => void) | undefined;
+  resolveClosed: (() => void) | undefined;
 }
 
 interface SlotWaiter {
@@ -75,6 +87,7 @@ interface SlotWaiter {
 export class TenantRegistry<T extends Closable> {
   readonly openTenantsMax: number;
   readonly idleCloseMs: number;
+  readonly slotWaitMs: number;
   private readonly entries = new Map<string, Entry<T>>();
   private readonly slotWaiters: SlotWaiter[] = [];
   private slotsUsed = 0;
@@ -84,11 +97,14 @@ export class TenantRegistry<T extends Closable> {
   constructor(private readonly options: TenantRegistryOptions<T>) {
     this.openTenantsMax = options.openTenantsMax ?? openTenantsMaxDefault;
     this.idleCloseMs = options.idleCloseMs ?? idleCloseMsDefault;
+    this.slotWaitMs = options.slotWaitMs ?? slotWaitMsDefault;
     if (!Number.isInteger(this.openTenantsMax) || this.openTenantsMax < 1) {
       throw new MemoryError('invalid_argument', `openTenantsMax must be a positive integer, got ${this.openTenantsMax}`);
     }
-    if (!(Number.isFinite(this.idleCloseMs) && this.idleCloseMs >= 0)) {
-      throw new MemoryError('invalid_argument', `idleCloseMs must be a non-negative number, got ${this.idleCloseMs}`);
+    for (const [name, value] of [['idleCloseMs', this.idleCloseMs], ['slotWaitMs', this.slotWaitMs]] as const) {
+      if (!(Number.isFinite(value) && value >= 0)) {
+        throw new MemoryError('invalid_argument', `${name} must be a non-negative number, got ${value}`);
+      }
     }
   }
 
@@ -108,15 +124,25 @@ export class TenantRegistry<T extends Closable> {
     for (;;) {
       if (this.shutDown) throw new MemoryError('unavailable', 'the tenant registry is shut down');
       const existing = this.entries.get(id);
-      if (existing?.state === 'closing') {
+      if (existing?.state === 'closing' && existing.closeStarted) {
         await existing.closed;
         continue;
       }
       const entry = existing ?? this.startOpen(id);
+      const rescued = entry.state === 'closing';
+      if (rescued) {
+        // Chosen for eviction but still draining: the store is open, so keep it and serve
+        // this request; a waiting tenant gets another victim below.
+        entry.state = 'open';
+        entry.closeWhy = undefined;
+        entry.closed = undefined;
+        entry.resolveClosed = undefined;
+      }
       entry.inFlight += 1;
       entry.lastUseSeq = ++this.useSeq;
       clearTimeout(entry.idleTimer);
       entry.idleTimer = undefined;
+      if (rescued) this.evictForWaiters();
       let store: T;
       try {
         store = await entry.ready;
@@ -172,8 +198,10 @@ export class TenantRegistry<T extends Closable> {
       inFlight: 0,
       lastUseSeq: 0,
       idleTimer: undefined,
+      closeWhy: undefined,
+      closeStarted: false,
       closed: undefined,
-      onDrained: undefined,
+      resolveClosed: undefined,
     };
     this.entries.set(tenant, entry);
     entry.ready = this.openEntry(entry);
@@ -217,7 +245,31 @@ export class TenantRegistry<T extends Closable> {
       return Promise.reject(new MemoryError('busy', `more than ${slotWaitersMax} tenants are waiting to open`, 'retry later'));
     }
     return new Promise<void>((grant, refuse) => {
-      this.slotWaiters.push({ grant, refuse });
+      const timer = setTimeout(() => {
+        const index = this.slotWaiters.indexOf(waiter);
+        if (index === -1) return;
+        this.slotWaiters.splice(index, 1);
+        this.observe({ kind: 'slot_wait_timed_out', tenant });
+        refuse(
+          new MemoryError(
+            'busy',
+            `no tenant store slot freed within ${this.slotWaitMs} ms (all ${this.openTenantsMax} are in use)`,
+            'retry later, or raise IOBOXX_MAX_OPEN_TENANTS',
+          ),
+        );
+      }, this.slotWaitMs);
+      timer.unref();
+      const waiter: SlotWaiter = {
+        grant: () => {
+          clearTimeout(timer);
+          grant();
+        },
+        refuse: (error) => {
+          clearTimeout(timer);
+          refuse(error);
+        },
+      };
+      this.slotWaiters.push(waiter);
       this.observe({ kind: 'waiting_for_slot', tenant });
       this.evictForWaiters();
     });
@@ -259,15 +311,21 @@ export class TenantRegistry<T extends Closable> {
   private startClose(entry: Entry<T>, why: 'idle' | 'evicted' | 'shutdown'): void {
     if (entry.state !== 'open') return;
     entry.state = 'closing';
+    entry.closeWhy = why;
     clearTimeout(entry.idleTimer);
     entry.idleTimer = undefined;
+    entry.closed = new Promise<void>((resolve) => {
+      entry.resolveClosed = resolve;
+    });
     this.observe({ kind: 'closing', tenant: entry.tenant, why });
-    entry.closed = (async () => {
-      if (entry.inFlight > 0) {
-        await new Promise<void>((drained) => {
-          entry.onDrained = drained;
-        });
-      }
+    // With work in flight, release() finishes the close when the last piece is done.
+    if (entry.inFlight === 0) this.finishClose(entry);
+  }
+
+  private finishClose(entry: Entry<T>): void {
+    entry.closeStarted = true;
+    const resolveClosed = entry.resolveClosed;
+    void (async () => {
       try {
         await (entry.store as T).close();
         this.observe({ kind: 'closed', tenant: entry.tenant });
@@ -277,6 +335,7 @@ export class TenantRegistry<T extends Closable> {
       } finally {
         if (this.entries.get(entry.tenant) === entry) this.entries.delete(entry.tenant);
         this.releaseSlot();
+        resolveClosed?.();
       }
     })();
   }
@@ -285,9 +344,8 @@ export class TenantRegistry<T extends Closable> {
     entry.inFlight -= 1;
     entry.lastUseSeq = ++this.useSeq;
     if (entry.inFlight > 0) return;
-    if (entry.state === 'closing') {
-      entry.onDrained?.();
-      entry.onDrained = undefined;
+    if (entry.state === 'closing' && !entry.closeStarted) {
+      this.finishClose(entry);
     } else if (entry.state === 'open') {
       this.armIdleTimer(entry);
     }

@@ -15,11 +15,13 @@ class FakeStore {
   constructor(
     readonly tenant: string,
     readonly dir: string,
+    private readonly slowClose: ((tenant: string) => Promise<void>) | undefined,
     private readonly onClose: (store: FakeStore) => void,
   ) {}
   async close(): Promise<void> {
     if (this.closed) throw new Error('closed twice');
     this.closed = true;
+    await this.slowClose?.(this.tenant);
     this.onClose(this);
   }
 }
@@ -44,7 +46,9 @@ afterEach(async () => {
 });
 
 /** A registry of fake stores, with a log of what happened and a high-water mark of open stores. */
-function harness(options: { openTenantsMax?: number; idleCloseMs?: number; open?: (tenant: string) => Promise<void> } = {}) {
+function harness(
+  options: { openTenantsMax?: number; idleCloseMs?: number; open?: (tenant: string) => Promise<void>; close?: (tenant: string) => Promise<void> } = {},
+) {
   const log: string[] = [];
   const waiters: { match: (event: TenantRegistryEvent) => boolean; resolve: () => void }[] = [];
   let openNow = 0;
@@ -60,7 +64,7 @@ function harness(options: { openTenantsMax?: number; idleCloseMs?: number; open?
       openNow += 1;
       openHighWater = Math.max(openHighWater, openNow);
       log.push(`open ${tenant}`);
-      return new FakeStore(tenant, dir, () => {
+      return new FakeStore(tenant, dir, options.close, () => {
         openNow -= 1;
         log.push(`close ${tenant}`);
       });
@@ -155,18 +159,41 @@ describe('tenant registry', () => {
     expect(log).toEqual(['open aa', 'aa work starts', 'aa work ends', 'close aa', 'open bb']);
   });
 
-  test('a request for a store being closed waits and gets a reopened store', async () => {
-    const { registry, opens, event } = harness({ openTenantsMax: 1 });
+  test('a request for a store chosen for eviction but still draining is served by that store', async () => {
+    const { registry, log, opens, event } = harness({ openTenantsMax: 1 });
     const lease = await registry.acquire('aa');
     const evicting = event('closing', 'aa');
-    const b = registry.withTenant('bb', async () => undefined);
+    const bb = registry.withTenant('bb', async () => log.push('bb work'));
     await evicting;
-    const again = registry.withTenant('aa', async (store) => store);
+    const again = await registry.acquire('aa');
+    expect(again.store).toBe(lease.store);
     lease.release();
-    await b;
+    expect(again.store.closed).toBe(false);
+    again.release();
+    await bb;
+    expect(opens.get('aa')).toBe(1);
+    expect(log).toEqual(['open aa', 'close aa', 'open bb', 'bb work']);
+  });
+
+  test('a request for a store whose close has begun waits for the close and reopens it', async () => {
+    const closeGate = deferred();
+    let slowCloses = 1;
+    const { registry, opens, event } = harness({
+      openTenantsMax: 1,
+      close: async () => {
+        if (slowCloses-- > 0) await closeGate.promise;
+      },
+    });
+    const first = await registry.withTenant('aa', async (store) => store);
+    const evicting = event('closing', 'aa');
+    const bb = registry.withTenant('bb', async () => 'bb');
+    await evicting; // aa was idle: its close has begun and is held at the gate
+    const again = registry.withTenant('aa', async (store) => store);
+    closeGate.resolve();
+    expect(await bb).toBe('bb');
     const reopened = await again;
-    expect(reopened).not.toBe(lease.store);
-    expect(lease.store.closed).toBe(true);
+    expect(reopened).not.toBe(first);
+    expect(first.closed).toBe(true);
     expect(reopened.closed).toBe(false);
     expect(opens.get('aa')).toBe(2);
   });
@@ -216,6 +243,24 @@ describe('tenant registry', () => {
     expect(await registry.withTenant('bb', async () => 'ok')).toBe('ok');
     expect(await registry.withTenant('aa', async () => 'ok')).toBe('ok');
     expect(opens.get('aa')).toBe(1);
+  });
+
+  test('a tenant that cannot get a slot in time fails busy, and the registry stays usable', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, event } = harness({ openTenantsMax: 1 });
+    const pinned = await registry.acquire('aa');
+    const waiting = event('waiting_for_slot', 'bb');
+    const starved = registry.withTenant('bb', async () => 'ran');
+    const verdict = starved.then(
+      () => 'ran',
+      (error: MemoryError) => error.code,
+    );
+    await waiting;
+    await vi.advanceTimersByTimeAsync(registry.slotWaitMs);
+    expect(await verdict).toBe('busy');
+    pinned.release();
+    expect(await registry.withTenant('bb', async () => 'ran')).toBe('ran');
+    expect(registry.stats()).toMatchObject({ slotsUsed: 1, waitingForSlot: 0 });
   });
 
   test('close waits for admitted work, closes every store, then refuses new work', async () => {
