@@ -1,8 +1,8 @@
 /**
  * A closed-loop load: `concurrency` callers, each issuing its next operation as soon as the
- * previous one is acknowledged, for a fixed time. Every acknowledged operation's latency is
- * kept; throughput is acknowledged operations over the measured window. A warm-up period
- * runs first and is not counted.
+ * previous one is acknowledged, for a fixed time. The latency of every operation
+ * completing inside the measured window is kept; throughput is those completions over the
+ * window. A warm-up period runs first; completions during it are not counted.
  */
 import { nowMs, Samples, type LatencySummary } from './stats.js';
 
@@ -39,8 +39,9 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
       if (t0 >= endMs) return;
       await operation(index, seq);
       const t1 = nowMs();
-      // Counted only if it both started and finished inside the measured window.
-      if (t0 >= measureFromMs && t1 <= endMs) {
+      // Counted when it completes inside the measured window (a deep queue may hold an
+      // operation longer than the warm-up: its whole latency, queueing included, counts).
+      if (t1 >= measureFromMs && t1 <= endMs) {
         samples.add(t1 - t0);
         counted++;
       }
