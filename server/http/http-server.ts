@@ -14,7 +14,7 @@ import type { McpSurface } from '../mcp/surface.js';
 import { toolArgumentsBytesMax } from '../mcp/limits.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type MemoryFor } from './seams.js';
-import { SessionTable } from './session-table.js';
+import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute } from './streamable-route.js';
 
@@ -37,6 +37,8 @@ export interface HttpServerOptions {
   /** Host header names accepted when binding a non-loopback address (default: no Host check there). */
   readonly allowedHosts?: readonly string[];
   readonly bodyBytesMax?: number;
+  /** Close a 2025-era session after this long without a request (default legacySessionIdleMs). */
+  readonly sessionIdleMs?: number;
   /** Mount further routes (/metrics, /hooks/keycloak, ...) after the Host and Origin guards. */
   readonly mount?: (app: Express) => void;
   /** Mount public routes browsers may fetch cross-origin (RFC 9728 metadata, /healthz) before the guards. */
@@ -70,7 +72,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const host = options.host ?? '127.0.0.1';
   const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
   const log = surface.log;
-  const sessions = new SessionTable(log);
+  const sessions = new SessionTable(log, legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs);
   const streamable = createStreamableRoute({ surface, memoryFor, sessions, bodyBytesMax });
   const sse = createSseRoute({ surface, memoryFor, sessions });
 

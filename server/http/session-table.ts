@@ -23,6 +23,9 @@ export type LegacySession = {
   | { readonly kind: 'sse'; readonly transport: SSEServerTransport }
 );
 
+/** The sweeper never runs more often than this. */
+export const sweepEveryMsMin = 100;
+
 interface Entry {
   readonly session: LegacySession;
   openRequests: number;
@@ -43,7 +46,7 @@ export class SessionTable {
     readonly sessionsMax = legacySessionsMax,
     readonly idleMs = legacySessionIdleMs,
   ) {
-    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(1_000, idleMs / 4));
+    this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(sweepEveryMsMin, idleMs / 4));
     this.sweeper.unref();
   }
 

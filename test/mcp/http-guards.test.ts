@@ -121,6 +121,20 @@ describe('HTTP guards', () => {
     expect(asAlice.status).toBe(200);
   });
 
+  test('an idle 2025 session is closed and its memory lease released', async () => {
+    let released!: () => void;
+    const leaseReleased = new Promise<void>((resolve) => (released = resolve));
+    const memory = createNotesMemory();
+    const memoryFor: MemoryFor = async () => ({ memory, release: released });
+    const { serving } = await started({ memoryFor, sessionIdleMs: 1 });
+    const opened = await post(`${serving.url}/mcp`, initialize);
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    await opened.text();
+    await leaseReleased;
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
+    expect((await post(`${serving.url}/mcp`, list, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' })).status).toBe(404);
+  });
+
   test('a 2025-era request without a session is told to initialize', async () => {
     const { serving } = await started();
     const response = await post(`${serving.url}/mcp`, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
