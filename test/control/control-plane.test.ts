@@ -81,6 +81,16 @@ describe.each(backends)('control plane on %s', (_name, makeBackend) => {
     expect(control.migrated).toEqual([]);
   });
 
+  test('the database cannot be opened a second time while open (PGlite is one process\'s database)', async () => {
+    if (control.backend === 'pglite') {
+      await expect(openControlPlane(backend.config())).rejects.toThrow(/is open in process \d+/);
+    } else {
+      const second = await openControlPlane(backend.config()); // a server beside it: fine on Postgres
+      expect(second.migrated).toEqual([]);
+      await second.close();
+    }
+  });
+
   test('the same Keycloak event landed twice is stored once and projected once, across a restart', async () => {
     const first = await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-1', 'acme'))));
     const again = await control.landKeycloakEvent(toLanding(parseKeycloakEvent(userEvent('ev-1', 'acme'))));
