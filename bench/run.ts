@@ -14,9 +14,10 @@ import { engineBench } from './engine.js';
 import { mcpReferenceBench } from './mcp-reference.js';
 import { benchLine, jsonLine, tableHeader, tableRow } from './report.js';
 import { vectorBench } from './vector.js';
+import { wsBench } from './ws.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench];
+export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench];
 
 interface Cli {
   readonly json: boolean;
