@@ -1,6 +1,4 @@
 /** Entry point of the `ioboxx-memory` binary (bin/ioboxx-memory.js imports the built copy). */
-import { buildProgram, registerOptionalCommands } from './program.js';
+import { buildProgram } from './program.js';
 
-const program = buildProgram();
-await registerOptionalCommands(program);
-await program.parseAsync(process.argv);
+await buildProgram().parseAsync(process.argv);

@@ -1,11 +1,14 @@
 /**
- * The `ioboxx-memory` command line: `serve --stdio | --http`, the store commands (engine
- * owner) and, when present, the audit commands. Every command has --help.
+ * The `ioboxx-memory` command line: `serve --stdio | --http` here; store, tenants, backup
+ * and audit commands from their owners' files. Every command has --help.
  */
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
+import { registerAuditCommands } from './audit-commands.js';
+import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
+import { registerTenantCommands } from './tenant-commands.js';
 
 const environmentHelp = `
 Environment (see README):
@@ -80,18 +83,8 @@ export function buildProgram(): Command {
     });
 
   registerStoreCommands(program);
+  registerTenantCommands(program);
+  registerBackupCommands(program);
+  registerAuditCommands(program);
   return program;
-}
-
-/** The audit commands are another helper's file; serve without them until it lands. */
-export async function registerOptionalCommands(program: Command): Promise<void> {
-  const auditModule = './audit-commands.js';
-  let registerAudit: ((program: Command) => void) | undefined;
-  try {
-    ({ registerAuditCommands: registerAudit } = (await import(auditModule)) as { registerAuditCommands?: (program: Command) => void });
-  } catch (error) {
-    const missing = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('audit-commands');
-    if (!missing) throw error;
-  }
-  registerAudit?.(program);
 }
