@@ -64,30 +64,44 @@ export interface FetchedBatch {
   readonly lockMode?: string;
 }
 
-/** Pure: the chain checks over one tenant's fetched batches (sorted by batchSeq). */
-export function checkAuditChain(
-  tenant: string,
-  fetched: readonly FetchedBatch[],
-  recorded?: readonly AuditBatchRecord[],
-): { summary: AuditTenantSummary; problems: AuditProblem[] } {
-  const problems: AuditProblem[] = [];
-  const recordedBySeq = new Map((recorded ?? []).filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
-  let expectedBatchSeq = 1;
-  let prevSha = genesisSha256;
-  let prevLastSeq = 0;
-  let events = 0;
-  for (const f of fetched) {
+/**
+ * The chain proof of one tenant, fed batch by batch in batchSeq order so a long chain is
+ * proven in bounded memory (only the running link is kept, never the bodies).
+ */
+export class AuditChainProof {
+  readonly problems: AuditProblem[] = [];
+  private readonly recordedBySeq: Map<number, AuditBatchRecord>;
+  private readonly seen = new Set<number>();
+  private expectedBatchSeq = 1;
+  private prevSha = genesisSha256;
+  private prevLastSeq = 0;
+  private events = 0;
+  private batches = 0;
+
+  constructor(
+    readonly tenant: string,
+    recorded: readonly AuditBatchRecord[] = [],
+  ) {
+    this.recordedBySeq = new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+  }
+
+  add(f: FetchedBatch): void {
+    const tenant = this.tenant;
+    const problems = this.problems;
     const at = { tenant, key: f.key, versionId: f.versionId, batchSeq: f.batchSeq };
-    if (f.batchSeq > expectedBatchSeq) {
+    if (f.batchSeq < this.expectedBatchSeq) throw new Error(`audit proof: batches out of order at ${f.key}`);
+    this.seen.add(f.batchSeq);
+    this.batches++;
+    if (f.batchSeq > this.expectedBatchSeq) {
       problems.push({
         kind: 'missing_batch',
         tenant,
-        batchSeq: expectedBatchSeq,
-        detail: `batches ${expectedBatchSeq}..${f.batchSeq - 1} are missing before ${f.key}`,
+        batchSeq: this.expectedBatchSeq,
+        detail: `batches ${this.expectedBatchSeq}..${f.batchSeq - 1} are missing before ${f.key}`,
       });
     }
     const sha = sha256Hex(f.body);
-    const rec = recordedBySeq.get(f.batchSeq);
+    const rec = this.recordedBySeq.get(f.batchSeq);
     if (f.metadataSha256 !== undefined && f.metadataSha256 !== sha) {
       problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, object metadata says ${f.metadataSha256}` });
     }
@@ -104,30 +118,50 @@ export function checkAuditChain(
         problems.push({ kind: 'bad_batch', ...at, detail: `batch says tenant ${b.tenant} #${b.batchSeq}, its key says ${tenant} #${f.batchSeq}` });
       }
       // Links are checked only across adjacent batch numbers; a missing batch is named above.
-      if (f.batchSeq === expectedBatchSeq) {
-        if (b.prevSha256 !== prevSha) {
-          problems.push({ kind: 'chain_break', ...at, detail: `prevSha256 ${b.prevSha256}, previous batch hashes to ${prevSha}` });
+      if (f.batchSeq === this.expectedBatchSeq) {
+        if (b.prevSha256 !== this.prevSha) {
+          problems.push({ kind: 'chain_break', ...at, detail: `prevSha256 ${b.prevSha256}, previous batch hashes to ${this.prevSha}` });
         }
-        if (b.firstSeq !== prevLastSeq + 1) {
-          problems.push({ kind: 'gap', ...at, detail: `starts at seq ${b.firstSeq}, previous batch ended at ${prevLastSeq}` });
+        if (b.firstSeq !== this.prevLastSeq + 1) {
+          problems.push({ kind: 'gap', ...at, detail: `starts at seq ${b.firstSeq}, previous batch ended at ${this.prevLastSeq}` });
         }
       }
-      events += b.events.length;
-      prevLastSeq = b.lastSeq;
+      this.events += b.events.length;
+      this.prevLastSeq = b.lastSeq;
     }
-    prevSha = sha;
-    expectedBatchSeq = f.batchSeq + 1;
+    this.prevSha = sha;
+    this.expectedBatchSeq = f.batchSeq + 1;
   }
-  const fetchedSeqs = new Set(fetched.map((f) => f.batchSeq));
-  for (const rec of recordedBySeq.values()) {
-    if (!fetchedSeqs.has(rec.batchSeq)) {
-      problems.push({ kind: 'missing_batch', tenant, key: rec.key, versionId: rec.versionId ?? undefined, batchSeq: rec.batchSeq, detail: `shipped batch ${rec.key} is not in the bucket` });
+
+  finish(): { summary: AuditTenantSummary; problems: AuditProblem[] } {
+    for (const rec of this.recordedBySeq.values()) {
+      if (!this.seen.has(rec.batchSeq)) {
+        this.problems.push({
+          kind: 'missing_batch',
+          tenant: this.tenant,
+          key: rec.key,
+          ...(rec.versionId ? { versionId: rec.versionId } : {}),
+          batchSeq: rec.batchSeq,
+          detail: `shipped batch ${rec.key} is not in the bucket`,
+        });
+      }
     }
+    return {
+      summary: { tenant: this.tenant, batches: this.batches, events: this.events, lastSeq: this.prevLastSeq, headSha256: this.prevSha },
+      problems: this.problems,
+    };
   }
-  return {
-    summary: { tenant, batches: fetched.length, events, lastSeq: prevLastSeq, headSha256: prevSha },
-    problems,
-  };
+}
+
+/** The proof over batches already in hand (sorted by batchSeq). */
+export function checkAuditChain(
+  tenant: string,
+  fetched: readonly FetchedBatch[],
+  recorded?: readonly AuditBatchRecord[],
+): { summary: AuditTenantSummary; problems: AuditProblem[] } {
+  const proof = new AuditChainProof(tenant, recorded);
+  for (const f of fetched) proof.add(f);
+  return proof.finish();
 }
 
 interface KeyVersions {
@@ -176,19 +210,6 @@ async function fetchBatch(bucket: AuditBucket, key: string, batchSeq: number, ve
   return { key, batchSeq, versionId, body, metadataSha256: object.Metadata?.sha256, ...(lockMode ? { lockMode } : {}) };
 }
 
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 export interface VerifyOptions {
   readonly tenant?: string;
   /** When given, its records of shipped batches are checked against the bucket too. */
@@ -228,8 +249,14 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   const tenants: AuditTenantSummary[] = [];
   for (const [tenant, list] of [...perTenant.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     list.sort((a, b) => a.batchSeq - b.batchSeq);
-    const fetched = await mapLimited(list, fetchConcurrency, (x) => fetchBatch(bucket, x.key, x.batchSeq, x.versionId));
-    const checked = checkAuditChain(tenant, fetched, recorded.filter((r) => r.tenant === tenant));
+    const proof = new AuditChainProof(tenant, recorded.filter((r) => r.tenant === tenant));
+    // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
+    for (let i = 0; i < list.length; i += fetchConcurrency) {
+      const window = list.slice(i, i + fetchConcurrency);
+      const fetched = await Promise.all(window.map((x) => fetchBatch(bucket, x.key, x.batchSeq, x.versionId)));
+      for (const f of fetched) proof.add(f);
+    }
+    const checked = proof.finish();
     tenants.push(checked.summary);
     problems.push(...checked.problems);
   }
