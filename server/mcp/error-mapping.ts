@@ -47,7 +47,8 @@ export function toolErrorResult(body: ErrorBody): CallToolResult {
 
 const protocolCodeOf: Record<MemoryErrorCode, number> = {
   invalid_argument: ProtocolErrorCode.InvalidParams,
-  not_found: ProtocolErrorCode.ResourceNotFound,
+  // The 2026-07-28 spec answers a resources/read miss with -32602 (data.uri); the SDK maps -32002 to it anyway.
+  not_found: ProtocolErrorCode.InvalidParams,
   version_conflict: ProtocolErrorCode.InvalidParams,
   limit_exceeded: ProtocolErrorCode.InvalidParams,
   forbidden: ProtocolErrorCode.InvalidRequest,
@@ -58,7 +59,10 @@ const protocolCodeOf: Record<MemoryErrorCode, number> = {
   internal: ProtocolErrorCode.InternalError,
 };
 
-/** For non-tool requests (resources/*): a JSON-RPC error whose data carries the same {error} body. */
-export function protocolErrorOf(body: ErrorBody): ProtocolError {
-  return new ProtocolError(protocolCodeOf[body.code], body.message, { error: body });
+/**
+ * For non-tool requests (resources/*): a JSON-RPC error whose data carries the same {error}
+ * body, plus `uri` when the request named one (what SDK clients key ResourceNotFoundError on).
+ */
+export function protocolErrorOf(body: ErrorBody, uri?: string): ProtocolError {
+  return new ProtocolError(protocolCodeOf[body.code], body.message, { ...(uri !== undefined && { uri }), error: body });
 }

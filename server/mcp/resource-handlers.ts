@@ -24,14 +24,19 @@ function checkUri(uri: string): void {
 }
 
 /** Runs a resource request; every failure leaves as a JSON-RPC error carrying {error}. */
-async function answering<T>(surface: McpSurface, revalidate: (() => Promise<void>) | undefined, work: () => Promise<T>): Promise<T> {
+async function answering<T>(
+  surface: McpSurface,
+  revalidate: (() => Promise<void>) | undefined,
+  work: () => Promise<T>,
+  uri?: string,
+): Promise<T> {
   try {
     await revalidate?.();
     return await work();
   } catch (error) {
     const { body, isInternal } = errorBodyOf(error);
     if (isInternal) surface.log.error({ err: error }, 'resource request failed');
-    throw protocolErrorOf(body);
+    throw protocolErrorOf(body, uri);
   }
 }
 
@@ -84,7 +89,7 @@ export function registerResourceHandlers(
           surface.log.error({ err: error, uri }, 'onResourceRead hook threw');
         }
       }
-    }),
+    }, request.params.uri),
   );
 
   server.setRequestHandler('resources/subscribe', (request) =>

@@ -61,3 +61,20 @@ test('a caller without read gets no change feed and is refused resources', async
   await expect(client.subscribeResource({ uri: 'memory://notes/a' })).rejects.toThrow(/read capability/);
   await client.close();
 });
+
+test('a resource error carries the same {error} body as tool errors, in the JSON-RPC error data', async () => {
+  const { client } = await connected(createNotesMemory());
+  const failure = await client.readResource({ uri: 'memory://notes/absent' }).then(
+    () => undefined,
+    (error: unknown) => error as { code: number; data?: unknown },
+  );
+  // -32602 with data.uri: the 2026-07-28 answer to a read miss, on every revision.
+  expect(failure?.code).toBe(-32602);
+  expect(failure?.data).toEqual({ uri: 'memory://notes/absent', error: { code: 'not_found', message: 'no resource memory://notes/absent' } });
+  const forged = await client.listResources({ cursor: 'forged' }).then(
+    () => undefined,
+    (error: unknown) => error as { data?: { error?: { code?: string } } },
+  );
+  expect(forged?.data?.error?.code).toBe('invalid_argument');
+  await client.close();
+});
