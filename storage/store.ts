@@ -441,7 +441,18 @@ export class Store implements StoreApi {
       tx.rollback();
       throw error;
     }
-    this.applyDerived(net, 'forward');
+    try {
+      this.applyDerived(net, 'forward');
+    } catch (error) {
+      // A derived index refused a row: undo what it took, then the transaction (atomic).
+      try {
+        this.applyDerived(net, 'undo');
+      } catch {
+        // Already inconsistent in the index: the table stays the source of truth.
+      }
+      tx.rollback();
+      throw error;
+    }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
       this.queue.push({ offset, frame, record: { offset, invocation, changes }, net, result, resolve, reject });
