@@ -12,6 +12,8 @@ export const accessLogTable = 'access_log';
 export const accessLogSource = 'access_log';
 export const serverAuditSource = 'server';
 export const serverAuditTenant = '_server';
+/** Source of the marker staged when access-log rows aged out before they were staged. */
+export const auditGapSource = 'audit_gap';
 export const stagePageRowsMax = Math.min(1_000, stageEventsMax);
 
 export interface ServerAuditEvent {
@@ -38,7 +40,10 @@ function accessLogEvent(row: Row): JsonValue {
   };
 }
 
-/** Stages the tenant's access-log rows past the staged mark; returns how many were new. */
+/**
+ * Stages the tenant's access-log rows past the staged mark; returns how many were new. Rows
+ * the log evicted before they were staged are named by an `audit_gap` event in their place.
+ */
 export async function stageAccessLog(control: ControlPlane, tenant: string, store: StoreApi): Promise<number> {
   let staged = 0;
   let through = await control.stagedThrough(tenant, accessLogSource);
@@ -48,6 +53,11 @@ export async function stageAccessLog(control: ControlPlane, tenant: string, stor
       view.table(accessLogTable).page({ range: { from: [from] }, limit: stagePageRowsMax }),
     );
     if (page.rows.length === 0) return staged;
+    const firstSeq = page.rows[0]!.seq as number;
+    if (firstSeq > from) {
+      // The log evicted rows before they were staged: say so in the chain, never hide it.
+      await control.stageAuditNext(tenant, auditGapSource, { source: accessLogSource, lost_from_seq: from, lost_to_seq: firstSeq - 1 });
+    }
     staged += await control.stageAudit(
       tenant,
       page.rows.map((row) => ({ source: accessLogSource, sourceSeq: row.seq as number, event: accessLogEvent(row) })),

@@ -172,6 +172,18 @@ describe.each(backends)('control plane on %s', (_name, makeBackend) => {
       'access_log:1', 'access_log:2', 'access_log:3', 'access_log:4', 'access_log:5', 'server:1', 'access_log:6', 'access_log:7',
     ]);
     expect(staged[0]!.event).toEqual(entry(1));
+    // Rows 8..9 aged out of the log before they were staged: the chain says so in their place.
+    log.put(entry(10));
+    log.put(entry(11));
+    expect(await stageAccessLog(control, 'audit-t', fake.asStore())).toBe(2);
+    const after = await control.stagedAudit('audit-t', { afterSeq: 8, limit: 100 });
+    expect(after.map((s) => [s.seq, s.source, s.sourceSeq])).toEqual([
+      [9, 'audit_gap', 1],
+      [10, 'access_log', 10],
+      [11, 'access_log', 11],
+    ]);
+    expect(after[0]!.event).toEqual({ source: 'access_log', lost_from_seq: 8, lost_to_seq: 9 });
+
     await stageServerAudit(control, { tenant: null, atMs: 1, subject: null, action: 'http', target: '/mcp', outcome: 'denied' });
     expect((await control.stagedAudit('_server', { limit: 10 })).map((s) => s.seq)).toEqual([1]);
   });
