@@ -1,0 +1,159 @@
+/**
+ * The server's Prometheus metrics, in one registry (`prom-client`). The engine knows nothing
+ * of it: a store reports each durable batch through `StoreOptions.onBatch` (see `onBatch`
+ * below) and the server pushes or exposes the rest.
+ *
+ * What never goes into a metric: tokens, claims, object ids or contents, tenant ids. Every
+ * label value comes from a closed list fixed here (anything else is counted as `other`), so no
+ * caller-supplied string can reach the exposition text.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { authFailureReasons } from '../auth/auth-error.js';
+import type { BatchInfo } from '../../storage/store.js';
+
+export const metricsPrefix = 'ioboxx_';
+
+/** Seconds: fdatasync on these machines is ~0.4 ms p50, ~1 ms p99, worst seen ~15 ms (DESIGN §4). */
+const latencyBucketsSeconds = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const batchTxBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+const batchBytesBuckets = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 8_388_608];
+
+export const subscriptionDropReasons = ['buffer_full', 'slow_consumer', 'limit', 'other'] as const;
+export type SubscriptionDropReason = (typeof subscriptionDropReasons)[number];
+export const busyLimits = ['queue', 'rate', 'store'] as const;
+export type BusyLimit = (typeof busyLimits)[number];
+
+/** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
+export interface MetricsProbes {
+  readonly openTenants?: () => number;
+  /** Largest number of committed transactions not yet delivered to any one subscriber. */
+  readonly subscriptionLagMax?: () => number;
+  /** Audit events staged and not yet shipped to S3. May query Postgres. */
+  readonly auditBacklog?: () => number | Promise<number>;
+  /** When the last audit batch reached S3 (ms since epoch), or undefined if none yet. */
+  readonly auditLastShippedAtMs?: () => number | undefined | Promise<number | undefined>;
+}
+
+export interface OpsMetricsOptions {
+  readonly probes?: MetricsProbes;
+  /** Node process metrics (memory, event loop lag, GC); default true. */
+  readonly processMetrics?: boolean;
+  readonly nowMs?: () => number;
+}
+
+function closed<T extends string>(allowed: readonly T[], value: string): T | 'other' {
+  return (allowed as readonly string[]).includes(value) ? (value as T) : 'other';
+}
+
+export class OpsMetrics {
+  readonly registry = new Registry();
+  private readonly commitLatency: Histogram;
+  private readonly fdatasync: Histogram;
+  private readonly logWrite: Histogram;
+  private readonly batchTransactions: Histogram;
+  private readonly batchBytes: Histogram;
+  private readonly commits: Counter;
+  private readonly subscriptionDrops: Counter<'reason'>;
+  private readonly authFailures: Counter<'reason'>;
+  private readonly busyRejections: Counter<'limit'>;
+
+  constructor(options: OpsMetricsOptions = {}) {
+    const registers = [this.registry];
+    const probes = options.probes ?? {};
+    const nowMs = options.nowMs ?? Date.now;
+    this.commitLatency = new Histogram({
+      name: `${metricsPrefix}commit_latency_seconds`, help: 'Time from a write call to its acknowledgement (durable: after fdatasync).',
+      buckets: latencyBucketsSeconds, registers,
+    });
+    this.fdatasync = new Histogram({
+      name: `${metricsPrefix}fdatasync_seconds`, help: 'fdatasync of one group-commit batch.', buckets: latencyBucketsSeconds, registers,
+    });
+    this.logWrite = new Histogram({
+      name: `${metricsPrefix}log_write_seconds`, help: 'writev of one group-commit batch (before its fdatasync).', buckets: latencyBucketsSeconds, registers,
+    });
+    this.batchTransactions = new Histogram({
+      name: `${metricsPrefix}commit_batch_transactions`, help: 'Transactions per group-commit batch (one writev + one fdatasync).', buckets: batchTxBuckets, registers,
+    });
+    this.batchBytes = new Histogram({
+      name: `${metricsPrefix}commit_batch_bytes`, help: 'Bytes per group-commit batch.', buckets: batchBytesBuckets, registers,
+    });
+    this.commits = new Counter({
+      name: `${metricsPrefix}commits_total`, help: 'Durable transactions (rate() of it is commits per second).', registers,
+    });
+    new Gauge({
+      name: `${metricsPrefix}open_tenants`, help: 'Tenant stores open now.', registers,
+      collect() {
+        if (probes.openTenants) this.set(probes.openTenants());
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}subscription_lag_transactions`, help: 'Largest backlog of durable transactions not yet sent to one subscriber.', registers,
+      collect() {
+        if (probes.subscriptionLagMax) this.set(probes.subscriptionLagMax());
+      },
+    });
+    this.subscriptionDrops = new Counter({
+      name: `${metricsPrefix}subscription_drops_total`, help: 'Subscriptions ended or updates dropped because a subscriber fell behind a limit.',
+      labelNames: ['reason'], registers,
+    });
+    new Gauge({
+      name: `${metricsPrefix}audit_backlog_events`, help: 'Audit events staged in Postgres and not yet shipped to S3.', registers,
+      async collect() {
+        if (probes.auditBacklog) this.set(await probes.auditBacklog());
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}audit_last_shipped_age_seconds`, help: 'Seconds since the last audit batch reached S3 (NaN: none yet).', registers,
+      async collect() {
+        if (!probes.auditLastShippedAtMs) return;
+        const at = await probes.auditLastShippedAtMs();
+        this.set(at === undefined ? Number.NaN : Math.max(0, (nowMs() - at) / 1000));
+      },
+    });
+    this.authFailures = new Counter({
+      name: `${metricsPrefix}auth_failures_total`, help: 'Requests refused by authentication or authorisation, by reason.', labelNames: ['reason'], registers,
+    });
+    this.busyRejections = new Counter({
+      name: `${metricsPrefix}busy_rejections_total`, help: 'Calls refused with a retryable busy error, by the limit that refused them.', labelNames: ['limit'], registers,
+    });
+    // Zero series for every closed label value: a rate() exists before the first event.
+    for (const reason of authFailureReasons) this.authFailures.inc({ reason }, 0);
+    for (const reason of subscriptionDropReasons) this.subscriptionDrops.inc({ reason }, 0);
+    for (const limit of busyLimits) this.busyRejections.inc({ limit }, 0);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
+  }
+
+  /** Pass as `StoreOptions.onBatch` of every tenant store. */
+  readonly onBatch = (info: BatchInfo): void => {
+    this.commits.inc(info.count);
+    this.batchTransactions.observe(info.count);
+    this.batchBytes.observe(info.bytes);
+    this.logWrite.observe(info.writeMs / 1000);
+    this.fdatasync.observe(info.datasyncMs / 1000);
+  };
+
+  /** Time a write call from issue to acknowledgement; failures are not commits and are not timed. */
+  async timeCommit<T>(call: Promise<T>): Promise<T> {
+    const startMs = performance.now();
+    const result = await call;
+    this.commitLatency.observe((performance.now() - startMs) / 1000);
+    return result;
+  }
+
+  authFailure(reason: string): void {
+    this.authFailures.inc({ reason: closed(authFailureReasons, reason) });
+  }
+
+  subscriptionDrop(reason: string, count = 1): void {
+    this.subscriptionDrops.inc({ reason: closed(subscriptionDropReasons, reason) }, count);
+  }
+
+  busyRejection(limit: BusyLimit): void {
+    this.busyRejections.inc({ limit: closed(busyLimits, limit) });
+  }
+
+  /** The exposition text and its content type, for GET /metrics. */
+  async exposition(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+}
