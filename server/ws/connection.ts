@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { RowChange } from '../../storage/changes.js';
 import { MemoryError } from '../../storage/errors.js';
-import type { Row, TableSchema } from '../../storage/schema.js';
+import type { Row } from '../../storage/schema.js';
 import type { Unsubscribe } from '../../storage/store.js';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log.js';
@@ -22,10 +22,11 @@ import { isRefusal, type Authenticate, type HttpRefusal, type MemoryFor, type Me
 import { closeReason, wsClose, type WsCloseCode } from './close-codes.js';
 import type { ExposedTables } from './exposed-tables.js';
 import type { WsLimits } from './limits.js';
-import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec, type TxMessage, type WireRowChanges } from './protocol.js';
+import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec } from './protocol.js';
 import { compileQuery, type CompiledQuery } from './query.js';
 import { queryChangesOf } from './query-changes.js';
 import { SendQueue } from './send-queue.js';
+import { appendChanges, emptyChanges, encodeTxMessage, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
 
 /** Events buffered for queries whose subscribe is still starting (initial read or resume replay). */
@@ -59,14 +60,12 @@ interface LiveQuery {
   ended: boolean;
 }
 
-type PendingChanges = { inserted: unknown[]; updated: unknown[]; deleted: unknown[] };
-
 export class Connection {
   private principal: Principal | undefined;
   private lease: MemoryLease | undefined;
   private readonly queries = new Map<string, LiveQuery>();
   /** offset -> query id -> changes, not yet sent (flushed after the publishing tick). */
-  private readonly pendingTx = new Map<number, Map<string, PendingChanges>>();
+  private readonly pendingTx = new Map<number, Map<string, QueryChanges>>();
   private readonly sendQueue: SendQueue;
   private inbound: Promise<void> = Promise.resolve();
   private inboundPending = 0;
@@ -338,13 +337,16 @@ export class Connection {
       }
       if (this.isClosed) return true;
       if (tx === undefined) return false;
-      const message: TxMessage = { type: 'tx', offset, queries: [] };
+      const perQuery: [string, QueryChanges][] = [];
       for (const q of live) {
         const changes = queryChangesOf(tx, q.compiled);
-        if (changes.length > 0) message.queries.push(this.wireChanges(q, changes));
+        if (changes.length === 0) continue;
+        const into = emptyChanges(q.compiled.schema);
+        appendChanges(into, changes);
+        perQuery.push([q.id, into]);
       }
-      if (message.queries.length > 0) {
-        this.send(message);
+      if (perQuery.length > 0) {
+        this.sendEncoded(encodeTxMessage(this.format, offset, perQuery));
         await this.sendQueue.roomForMore();
       }
     }
@@ -436,15 +438,9 @@ export class Connection {
     let perQuery = this.pendingTx.get(offset);
     if (!perQuery) this.pendingTx.set(offset, (perQuery = new Map()));
     let pending = perQuery.get(q.id);
-    if (!pending) perQuery.set(q.id, (pending = { inserted: [], updated: [], deleted: [] }));
-    appendChanges(pending, q.compiled.schema, changes, this.format);
+    if (!pending) perQuery.set(q.id, (pending = emptyChanges(q.compiled.schema)));
+    appendChanges(pending, changes);
     this.ctx.scheduleFlush(this);
-  }
-
-  private wireChanges(q: LiveQuery, changes: readonly RowChange[]): WireRowChanges {
-    const pending: PendingChanges = { inserted: [], updated: [], deleted: [] };
-    appendChanges(pending, q.compiled.schema, changes, this.format);
-    return compactChanges(q.id, pending);
   }
 
   /** Sends one `tx` message per pending transaction, in offset order. */
@@ -455,8 +451,7 @@ export class Connection {
       const perQuery = this.pendingTx.get(offset)!;
       this.pendingTx.delete(offset);
       if (perQuery.size === 0) continue;
-      const message: TxMessage = { type: 'tx', offset, queries: [...perQuery].map(([id, pending]) => compactChanges(id, pending)) };
-      if (!this.send(message)) return;
+      if (!this.sendEncoded(encodeTxMessage(this.format, offset, perQuery))) return;
     }
   }
 
@@ -507,23 +502,6 @@ export class Connection {
     this.lease?.release();
     this.ctx.closed(this, code, reason);
   }
-}
-
-function appendChanges(pending: PendingChanges, schema: TableSchema, changes: readonly RowChange[], format: WireFormat): void {
-  for (const change of changes) {
-    if (change.kind === 'insert') pending.inserted.push(wireRow(schema, change.row, format));
-    else if (change.kind === 'update') pending.updated.push(wireRow(schema, change.row, format));
-    else pending.deleted.push(wireRow(schema, change.oldRow, format));
-  }
-}
-
-function compactChanges(id: string, pending: PendingChanges): WireRowChanges {
-  return {
-    id,
-    ...(pending.inserted.length > 0 ? { inserted: pending.inserted } : {}),
-    ...(pending.updated.length > 0 ? { updated: pending.updated } : {}),
-    ...(pending.deleted.length > 0 ? { deleted: pending.deleted } : {}),
-  };
 }
 
 /** The upgrade request with this token as its Authorization header: one authentication path for both. */

@@ -18,19 +18,6 @@ export type ClientMessage =
   | { readonly type: 'unsubscribe'; readonly ids: readonly string[] }
   | { readonly type: 'ping' };
 
-export interface WireRowChanges {
-  readonly id: string;
-  readonly inserted?: readonly unknown[];
-  readonly updated?: readonly unknown[];
-  readonly deleted?: readonly unknown[];
-}
-
-export interface TxMessage {
-  readonly type: 'tx';
-  readonly offset: number;
-  readonly queries: WireRowChanges[];
-}
-
 export interface ErrorMessage {
   readonly type: 'error';
   readonly code: MemoryErrorCode;

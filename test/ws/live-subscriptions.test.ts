@@ -190,7 +190,8 @@ describe('subscriptions', () => {
     const packed = await connected({ protocols: ['ioboxx.v1.msgpack'] });
     const query = [{ id: 'e', table: 'embeddings', where: { object_id: 'vec-obj' } }];
     await subscribed(json, query);
-    await subscribed(packed, query);
+    packed.sendPacked({ type: 'subscribe', queries: query }); // a msgpack client may send binary frames too
+    expect(await packed.nextOfType('subscribed')).toMatchObject({ queries: [{ id: 'e', rows: [] }] });
     const offset = (await call('embedding_put', { object_id: 'vec-obj', model: 'm3', vector: [0.5, -1, 2] })).offset as number;
     for (const client of [json, packed]) {
       const [m] = await txUntil(client, offset);
