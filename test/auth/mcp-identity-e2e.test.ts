@@ -1,0 +1,132 @@
+/**
+ * End to end: the real HTTP server (serveHttpProcess, the real memory module and tenant
+ * registry) trusting the real test issuer process, driven by real MCP clients with bearer
+ * tokens. A reader cannot write; a token cannot reach another organization's tenant; 200
+ * tenants working at once through a registry bound of 8 never see each other's objects.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../../server/config.js';
+import { silentLogger } from '../../server/log.js';
+import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
+import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
+import { oidcEnvForIssuer, startOidcIssuer, type OidcIssuerProcess } from '../support/oidc-issuer.js';
+
+const openTenantsMax = 8;
+/** 200 concurrent tenants through 8 slots reopen a store for nearly every request: ~1000 opens. */
+const isolationTimeoutMs = 240_000;
+let idp: OidcIssuerProcess;
+let server: HttpProcess;
+let dataDir: string;
+let base: string;
+
+beforeAll(async () => {
+  idp = await startOidcIssuer();
+  dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-identity-e2e-'));
+  const config = loadConfig({
+    ...oidcEnvForIssuer(idp),
+    IOBOXX_DATA_DIR: dataDir,
+    IOBOXX_HTTP_PORT: '0',
+    IOBOXX_MAX_OPEN_TENANTS: String(openTenantsMax),
+    IOBOXX_LOG_LEVEL: 'error',
+  });
+  server = await serveHttpProcess(config, silentLogger());
+  base = server.serving.url;
+});
+
+afterAll(async () => {
+  await server?.close();
+  await idp?.stop();
+  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+});
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** A tool call's outcome whether the server answers with an isError result or a JSON-RPC error. */
+async function outcome(client: McpTestClient, name: string, args: Record<string, unknown>): Promise<{ result?: ToolResult; errorText?: string }> {
+  try {
+    const result = await client.callTool(name, args);
+    return result.isError === true ? { result, errorText: JSON.stringify(toolErrorOf(result) ?? result.content) } : { result };
+  } catch (error) {
+    return { errorText: (error as Error).message };
+  }
+}
+
+describe('identity through the MCP server', () => {
+  test('no token: 401 naming the protected resource metadata', async () => {
+    const response = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp"/);
+  });
+
+  test('a reader sees no write tools and a write call is refused, leaving nothing written', async () => {
+    const readerToken = await idp.token({ organizations: ['readers'], realmRoles: ['memory-reader'] });
+    const reader = await connectOlderHttp({ url: `${base}/mcp`, headers: bearer(readerToken) });
+    const names = (await reader.listTools()).map((tool) => tool.name);
+    expect(names).toContain('object_get');
+    expect(names).not.toContain('object_put');
+    const write = await outcome(reader, 'object_put', { type: 'note', attributes: { text: 'should not land' } });
+    expect(write.errorText).toBeDefined();
+    await reader.close();
+
+    const writerToken = await idp.token({ organizations: ['readers'], realmRoles: ['memory-writer'] });
+    const writer = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(writerToken) });
+    const found = await writer.callTool('object_find', { type: 'note' });
+    expect((found.structuredContent as { objects: unknown[] }).objects).toEqual([]);
+    await writer.close();
+  });
+
+  test("a token for organization A cannot reach B's tenant by path or header", async () => {
+    const token = await idp.token({ organizations: ['org-a'], realmRoles: ['memory-admin'] });
+    await expect(connectOlderHttp({ url: `${base}/t/org-b/mcp`, headers: bearer(token) })).rejects.toThrow();
+    await expect(connectOlderHttp({ url: `${base}/mcp`, headers: { ...bearer(token), 'X-Ioboxx-Tenant': 'org-b' } })).rejects.toThrow();
+    const response = await fetch(`${base}/t/org-b/mcp`, {
+      method: 'POST',
+      headers: { ...bearer(token), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+  });
+
+  test(`200 tenants at once through a bound of ${openTenantsMax} open stores: no tenant sees another's objects`, async () => {
+    const tenants = Array.from({ length: 200 }, (_, index) => `iso-${String(index).padStart(3, '0')}`);
+    const tokens = await Promise.all(tenants.map((tenant) => idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], subject: `user-${tenant}` })));
+    const seen = await Promise.all(
+      tenants.map(async (tenant, index) => {
+        const headers = bearer(tokens[index] as string);
+        // Newer-era clients: each request takes and releases its store. (A 2025-era session holds
+        // its store for the session's life, and SDK 1.x clients do not end sessions on close.)
+        const client = await connectNewerHttp({ url: index % 2 === 0 ? `${base}/t/${tenant}/mcp` : `${base}/mcp`, headers });
+        const texts: string[] = [];
+        try {
+          const put = await client.callTool('object_put', { type: 'note', attributes: { owner: tenant, secret: `secret-of-${tenant}` } });
+          texts.push(JSON.stringify(put));
+          const { id } = put.structuredContent as { id: string };
+          const got = await client.callTool('object_get', { id });
+          texts.push(JSON.stringify(got));
+          const found = await client.callTool('object_find', { type: 'note' });
+          texts.push(JSON.stringify(found));
+          const objects = (found.structuredContent as { objects: Array<{ attributes: { owner: string } }> }).objects;
+          const missing = await outcome(client, 'object_get', { id: `${id}-missing` });
+          texts.push(missing.errorText ?? '');
+          return { tenant, owners: objects.map((object) => object.attributes.owner), got: (got.structuredContent as { attributes: { owner: string } }).attributes.owner, texts };
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+    for (const { tenant, owners, got, texts } of seen) {
+      expect(owners, tenant).toEqual([tenant]);
+      expect(got, tenant).toBe(tenant);
+      const foreign = texts.join(' ').match(/iso-\d{3}/g)?.filter((name) => name !== tenant) ?? [];
+      expect(foreign, `${tenant} saw other tenants' names`).toEqual([]);
+    }
+  }, isolationTimeoutMs);
+});
