@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
-import { shipAudit } from '../../storage/audit/shipper.js';
+import { shipAudit, startAuditShipper } from '../../storage/audit/shipper.js';
 import { verifyAudit } from '../../storage/audit/verifier.js';
 import { auditBatchKey } from '../../storage/audit/batch.js';
 import { freePort, freshPostgresDatabase, runServiceScript, s3Service } from '../support/services.js';
@@ -81,6 +81,38 @@ describe('audit shipping to S3 Object Lock', () => {
     const report = await verifyAudit(bucket, { tenant: 'acme', control });
     expect(report.problems).toEqual([]);
     expect(report.tenants).toEqual([{ tenant: 'acme', batches: 3, events: 25, lastSeq: 25, headSha256: batches[2]!.sha256 }]);
+  });
+
+  test('the shipper loop closes a batch when it is full, and a partial one once its oldest event is old enough', async () => {
+    await stage('loop', 1, 7);
+    let clockOffsetMs = 0;
+    let shipped = 0;
+    let idlePassesAfterFull = 0;
+    let finished: () => void = () => undefined;
+    const allShipped = new Promise<void>((resolve) => (finished = resolve));
+    const loop = startAuditShipper(control, bucket, {
+      tenant: 'loop',
+      retentionDays,
+      batchEventsMax: 5,
+      batchAgeMsMax: 60_000,
+      intervalMs: 20,
+      clock: () => Date.now() + clockOffsetMs,
+      onError: (error) => console.error(error),
+      onPass: (result) => {
+        shipped += result.events;
+        if (shipped === 5 && result.events === 0) {
+          idlePassesAfterFull++;
+          clockOffsetMs = 60_000; // the two left over are young: let a minute pass
+        }
+        if (shipped === 7) finished();
+      },
+    });
+    await allShipped;
+    await loop.stop();
+    expect(idlePassesAfterFull).toBe(1);
+    const report = await verifyAudit(bucket, { tenant: 'loop', control });
+    expect(report.problems).toEqual([]);
+    expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
   });
 
   test('a restart between upload and confirmation adopts the uploaded version: no second version, no gap', async () => {
