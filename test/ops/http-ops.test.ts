@@ -1,0 +1,167 @@
+/**
+ * The operations endpoints on a real HTTP server (127.0.0.1, port 0): /metrics scraped and read
+ * by a strict exposition parser after real commits, /healthz and /readyz, and the per-tenant
+ * load guard (429 + Retry-After over HTTP; busy for a flooding tenant while another's calls
+ * all succeed).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { healthRouter, type ReadinessProbe } from '../../server/ops/health.js';
+import { BusyError, loadProtectionMiddleware, TenantLoadGuard } from '../../server/ops/load-protection.js';
+import { OpsMetrics } from '../../server/ops/metrics.js';
+import { metricsRouter } from '../../server/ops/metrics-route.js';
+import { Store } from '../../storage/store.js';
+import { counterModule, testCaller } from '../support/counter-module.js';
+import { parsePrometheusText } from './prometheus-text.js';
+
+const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-http-ops-'));
+const secretToken = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA';
+const secretContent = 'patient-record-do-not-leak-4711';
+let server: Server;
+let base: string;
+let draining = false;
+let postgresUp = true;
+const metrics = new OpsMetrics({ probes: { openTenants: () => 2, auditBacklog: async () => 17, auditLastShippedAtMs: () => Date.now() - 5_000, subscriptionLagMax: () => 3 } });
+const rateGuard = new TenantLoadGuard({ ratePerSecond: 1, burst: 2, inFlightMax: 4, queuedMax: 4 }, { onBusy: (_t, limit) => metrics.busyRejection(limit) });
+
+beforeAll(async () => {
+  const probes: ReadinessProbe[] = [
+    { name: 'stores', check: async () => undefined },
+    { name: 'postgres', check: async () => { if (!postgresUp) throw new Error('connect ECONNREFUSED 127.0.0.1:5432'); } },
+  ];
+  const app = express();
+  app.use(healthRouter({ probes, draining: () => draining, probeTimeoutMs: 1000 }));
+  app.use(metricsRouter(metrics));
+  app.post('/mcp', loadProtectionMiddleware(rateGuard, (req) => req.header('x-test-tenant') ?? undefined), (_req, res) => {
+    res.json({ ok: true });
+  });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('/metrics', () => {
+  test('after real commits, the exposition parses strictly and carries the engine and server figures, never tokens or contents', async () => {
+    const store = await Store.open({ dir: path.join(work, 'metrics-store'), module: counterModule, onBatch: metrics.onBatch });
+    const writes = Array.from({ length: 40 }, (_, i) =>
+      metrics.timeCommit(store.call('put', { id: `o${i}`, type: 'note', n: i, attributes: { text: secretContent } }, testCaller)));
+    await Promise.all(writes);
+    await store.close();
+    metrics.authFailure('expired');
+    metrics.authFailure(`Bearer ${secretToken}`); // a reason outside the closed list
+    metrics.subscriptionDrop('buffer_full');
+
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const families = parsePrometheusText(text);
+    const family = (name: string) => {
+      const f = families.get(name);
+      expect(f, `family ${name}`).toBeDefined();
+      return f!;
+    };
+    const value = (name: string, labels: Record<string, string> = {}) =>
+      family(name).samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v) && (Object.keys(labels).length > 0 || !('le' in s.labels)))?.value;
+
+    expect(family('ioboxx_commit_latency_seconds').type).toBe('histogram');
+    expect(family('ioboxx_fdatasync_seconds').type).toBe('histogram');
+    expect(family('ioboxx_commit_batch_transactions').type).toBe('histogram');
+    expect(family('ioboxx_commits_total').type).toBe('counter');
+    expect(family('ioboxx_commit_latency_seconds').samples.find((s) => s.name === 'ioboxx_commit_latency_seconds_count')!.value).toBe(40);
+    expect(family('ioboxx_commit_batch_transactions').samples.find((s) => s.name === 'ioboxx_commit_batch_transactions_sum')!.value).toBe(40);
+    expect(family('ioboxx_fdatasync_seconds').samples.find((s) => s.name === 'ioboxx_fdatasync_seconds_count')!.value).toBeGreaterThanOrEqual(1);
+    expect(value('ioboxx_commits_total')).toBe(40);
+    expect(value('ioboxx_open_tenants')).toBe(2);
+    expect(value('ioboxx_audit_backlog_events')).toBe(17);
+    expect(value('ioboxx_audit_last_shipped_age_seconds')).toBeGreaterThanOrEqual(5);
+    expect(value('ioboxx_subscription_lag_transactions')).toBe(3);
+    expect(value('ioboxx_subscription_drops_total', { reason: 'buffer_full' })).toBe(1);
+    expect(value('ioboxx_auth_failures_total', { reason: 'expired' })).toBe(1);
+    expect(value('ioboxx_auth_failures_total', { reason: 'other' })).toBe(1);
+    expect(value('ioboxx_auth_failures_total', { reason: 'bad_signature' })).toBe(0);
+
+    for (const secret of [secretToken, 'Bearer', secretContent, 'eyJ', 'o39']) expect(text).not.toContain(secret);
+    for (const f of families.values()) for (const s of f.samples) for (const v of Object.values(s.labels)) expect(v).not.toContain(secretToken);
+  });
+});
+
+test('the strict parser refuses what Prometheus would refuse', () => {
+  expect(() => parsePrometheusText('x 1\n')).toThrow(/before any TYPE/);
+  expect(() => parsePrometheusText('# TYPE x gauge\nx{a="1} 1\n')).toThrow(/unterminated/);
+  expect(() => parsePrometheusText('# TYPE x gauge\nx 1\nx 2\n')).toThrow(/twice/);
+  expect(() => parsePrometheusText('# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n')).toThrow(/decrease/);
+  expect(() => parsePrometheusText('# TYPE x gauge\nx one\n')).toThrow(/bad value/);
+});
+
+describe('/healthz and /readyz', () => {
+  test('alive always; ready only when every probe answers and not draining, naming the failing probe', async () => {
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: [{ name: 'stores', ok: true }, { name: 'postgres', ok: true }] });
+
+    postgresUp = false;
+    const down = await fetch(`${base}/readyz`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({ status: 'not_ready', checks: [{ name: 'stores', ok: true }, { name: 'postgres', ok: false, error: expect.stringContaining('ECONNREFUSED') }] });
+    expect((await fetch(`${base}/healthz`)).status).toBe(200); // a dependency outage is not death
+    postgresUp = true;
+
+    draining = true;
+    const drainingRes = await fetch(`${base}/readyz`);
+    expect(drainingRes.status).toBe(503);
+    expect(await drainingRes.json()).toMatchObject({ status: 'draining' });
+    draining = false;
+  });
+});
+
+describe('load protection', () => {
+  test('past its rate a tenant gets 429 with Retry-After and a retryable busy error; another tenant is unaffected', async () => {
+    const post = (tenant: string) => fetch(`${base}/mcp`, { method: 'POST', headers: { 'x-test-tenant': tenant } });
+    expect((await post('rate-a')).status).toBe(200);
+    expect((await post('rate-a')).status).toBe(200);
+    const refused = await post('rate-a');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await refused.json()).toMatchObject({ error: { data: { code: 'busy', limit: 'rate' } } });
+    expect((await post('rate-b')).status).toBe(200);
+    const scraped = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+    expect(scraped.get('ioboxx_busy_rejections_total')!.samples.find((s) => s.labels.limit === 'rate')!.value).toBeGreaterThanOrEqual(1);
+  });
+
+  test('a flooding tenant gets busy errors while every call of the other tenant succeeds', async () => {
+    const flood = await Store.open({ dir: path.join(work, 'flood'), module: counterModule });
+    const polite = await Store.open({ dir: path.join(work, 'polite'), module: counterModule });
+    const guard = new TenantLoadGuard({ inFlightMax: 16, queuedMax: 32, ratePerSecond: 100_000, burst: 100_000 });
+    try {
+      const flooding = Array.from({ length: 2000 }, (_, i) =>
+        guard.run('flood', () => flood.call('bump', { id: `c${i % 10}`, by: 1 }, testCaller)).then(() => 'ok' as const, (e: unknown) => e));
+      const politeResults: unknown[] = [];
+      for (let i = 0; i < 50; i++) {
+        politeResults.push(await guard.run('polite', () => polite.call('put', { id: `p${i}`, type: 'note', n: i }, testCaller)).then(() => 'ok', (e: unknown) => e));
+      }
+      const floodResults = await Promise.all(flooding);
+      const busy = floodResults.filter((r) => r instanceof BusyError);
+      expect(busy.length).toBeGreaterThan(0);
+      expect(busy.every((e) => (e as BusyError).code === 'busy' && (e as BusyError).retryAfterMs > 0)).toBe(true);
+      expect(floodResults.filter((r) => r !== 'ok' && !(r instanceof BusyError))).toEqual([]);
+      expect(politeResults.filter((r) => r !== 'ok')).toEqual([]);
+      expect(guard.stats('flood')).toMatchObject({ inFlight: 0, queued: 0 });
+    } finally {
+      await flood.close();
+      await polite.close();
+    }
+  });
+});
