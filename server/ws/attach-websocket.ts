@@ -111,10 +111,15 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
   }, limits.pingIntervalMs);
   pinger.unref();
 
+  // Decided at the first upgrade (the server listens by then); getsockname per upgrade is not free.
+  let hostsChecked: { hosts: readonly string[] | undefined } | undefined;
   const hostsAllowed = (): readonly string[] | undefined => {
     if (deps.allowedHosts !== undefined) return deps.allowedHosts;
-    const address = server.address() as AddressInfo | null;
-    return address && isLoopbackAddress(address.address) ? loopbackHostnames : undefined;
+    if (hostsChecked === undefined) {
+      const address = server.address() as AddressInfo | null;
+      hostsChecked = { hosts: address && isLoopbackAddress(address.address) ? loopbackHostnames : undefined };
+    }
+    return hostsChecked.hosts;
   };
   const originsAllowed = [...loopbackHostnames, ...(deps.allowedOrigins ?? []).map(originHostname)];
 

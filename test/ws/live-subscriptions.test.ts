@@ -293,10 +293,12 @@ describe('bad input', () => {
     expect((await client.closed).code).toBe(wsClose.messageTooBig);
   });
 
-  test('an unknown subprotocol and an unknown path are refused at upgrade', async () => {
+  test('an unknown subprotocol, an unknown path, a foreign Origin or Host are refused at upgrade', async () => {
     expect((await TestClient.refusal(url, { protocols: ['graphql-ws'] })).status).toBe(400);
     expect((await TestClient.refusal(url.replace(/\/ws$/, '/wss'))).status).toBe(404);
     expect((await TestClient.refusal(url, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    // DNS rebinding: a loopback server answers only to loopback Host names.
+    expect((await TestClient.refusal(url, { headers: { host: 'evil.example' } })).status).toBe(403);
   });
 });
 
