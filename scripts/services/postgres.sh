@@ -23,16 +23,20 @@ find_bin() {
   [[ -n "$dir" && -x "$dir/pg_ctl" ]] && echo "$dir"
 }
 
-ensure_installed() {
-  if [[ -n "$(find_bin)" ]]; then return; fi
-  log "installing Debian postgresql"
+apt_install() {
+  log "installing Debian $*"
   export DEBIAN_FRONTEND=noninteractive
-  # The package's own cluster is not used: ours lives in a directory we own.
-  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends postgresql >&2; then
+  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2; then
     apt-get update -o DPkg::Lock::Timeout=600 >&2
-    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends postgresql >&2
+    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2
   fi
+}
+
+ensure_installed() {
+  # The package's own cluster is not used: ours lives in a directory we own.
+  [[ -n "$(find_bin)" ]] || apt_install postgresql
   [[ -n "$(find_bin)" ]] || { log "postgresql installed but no pg_ctl found"; exit 1; }
+  command -v openssl >/dev/null || apt_install openssl
 }
 
 # initdb and postgres refuse to run as root: run them as the package's `postgres` user.
@@ -61,10 +65,22 @@ up() {
     # --no-sync: a throwaway cluster; the server itself still fsyncs its commits.
     as_owner "$bin/initdb" -D "$dataDir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
   fi
+  # A self-signed certificate so clients can test TLS (sslmode=require) as against Supabase;
+  # plain connections stay allowed.
+  local ssl=()
+  if [[ ! -f "$pgDir/server.crt" ]] && command -v openssl >/dev/null; then
+    openssl req -new -x509 -days 3650 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$pgDir/server.key" -out "$pgDir/server.crt" >/dev/null 2>&1
+    chmod 600 "$pgDir/server.key"
+    if [[ "$(id -u)" == "0" ]]; then chown postgres: "$pgDir/server.key" "$pgDir/server.crt"; fi
+  fi
+  if [[ -f "$pgDir/server.crt" ]]; then
+    ssl=(-c ssl=on -c "ssl_cert_file=$pgDir/server.crt" -c "ssl_key_file=$pgDir/server.key")
+  fi
   if ! is_running; then
     log "starting on 127.0.0.1:$port"
     as_owner "$bin/pg_ctl" -D "$dataDir" -l "$pgDir/server.log" -w -t 60 start \
-      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$pgDir -c max_connections=200" >/dev/null \
+      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$pgDir -c max_connections=200 ${ssl[*]}" >/dev/null \
       || { tail -n 20 "$pgDir/server.log" >&2; exit 1; }
   fi
   local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt)

@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
 import { applyMigrations } from './migrations.js';
+import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 
 export const poolMaxDefault = 10;
@@ -167,7 +168,7 @@ export async function openControlPlane(config: ControlPlaneConfig): Promise<Cont
   try {
     const migrated = await applyMigrations(directUrl!);
     const pool = new pg.Pool({
-      connectionString: url,
+      connectionString: pgConnectionString(url),
       max: embedded ? embeddedPoolMax : (config.poolMax ?? poolMaxDefault),
       connectionTimeoutMillis: connectTimeoutMs,
     });

@@ -5,6 +5,7 @@
  * every version already recorded. A migration is never edited once shipped; add a new one.
  */
 import pg from 'pg';
+import { pgConnectionString } from './connection-url.js';
 
 export interface Migration {
   readonly version: number;
@@ -103,8 +104,8 @@ export const migrations: readonly Migration[] = [
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */
-export async function applyMigrations(directUrl: string, ssl?: pg.ClientConfig['ssl']): Promise<number[]> {
-  const client = new pg.Client({ connectionString: directUrl, ...(ssl === undefined ? {} : { ssl }) });
+export async function applyMigrations(directUrl: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: pgConnectionString(directUrl) });
   await client.connect();
   try {
     await client.query('begin');

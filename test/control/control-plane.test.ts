@@ -14,6 +14,8 @@ import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.
 import { drainRunOutbox } from '../../storage/control/run-outbox.js';
 import { stageAccessLog, stageServerAudit } from '../../storage/control/audit-staging.js';
 import { freshPostgresDatabase } from '../support/services.js';
+import { pgConnectionString } from '../../storage/control/connection-url.js';
+import pg from 'pg';
 import { MemoryStoreFake } from './memory-store-fake.js';
 
 interface Backend {
@@ -79,6 +81,26 @@ describe.each(backends)('control plane on %s', (_name, makeBackend) => {
     expect(raced.flat().sort()).toEqual(all);
     expect(raced.some((applied) => applied.length === 0)).toBe(true);
     expect(control.migrated).toEqual([]);
+  });
+
+  test('TLS as Supabase is reached: sslmode=require in the URL encrypts the connection', async () => {
+    if (control.backend === 'pglite') {
+      expect(control.url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres\?sslmode=disable$/); // loopback only
+      return;
+    }
+    const url = new URL(backend.config().databaseUrl!);
+    url.searchParams.set('sslmode', 'require');
+    const client = new pg.Client({ connectionString: pgConnectionString(url.toString()) });
+    await client.connect();
+    try {
+      const result = await client.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+      expect(result.rows[0]).toEqual({ ssl: true });
+    } finally {
+      await client.end();
+    }
+    const overTls = await openControlPlane({ databaseUrl: url.toString() });
+    expect(await overTls.insertRunHistory({ tenant: 'tls', runId: 'r', kind: 'bpmn', definition: 'd', outcome: 'ok', startedAtMs: 0, endedAtMs: 1, details: {} })).toBe(true);
+    await overTls.close();
   });
 
   test('the database cannot be opened a second time while open (PGlite is one process\'s database)', async () => {
