@@ -22,16 +22,10 @@ secretKey="ioboxxTestSecretKey0000000000000000000000"
 region="us-east-1"
 user="ioboxx-test"
 
-log() { echo "ceph.sh: $*" >&2; }
+# shellcheck source=debian-packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-packages.sh"
 
-apt_install() {
-  log "installing Debian $*"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2; then
-    apt-get update -o DPkg::Lock::Timeout=600 >&2
-    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2
-  fi
-}
+log() { echo "ceph.sh: $*" >&2; }
 
 ensure_installed() {
   if ! command -v ceph-mon >/dev/null || ! command -v ceph-osd >/dev/null || ! command -v radosgw >/dev/null \

@@ -15,21 +15,15 @@ port="${IOBOXX_PG_PORT:-55432}"
 database="ioboxx"
 role="ioboxx"
 
+# shellcheck source=debian-packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-packages.sh"
+
 log() { echo "postgres.sh: $*" >&2; }
 
 find_bin() {
   local dir
   dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
   [[ -n "$dir" && -x "$dir/pg_ctl" ]] && echo "$dir"
-}
-
-apt_install() {
-  log "installing Debian $*"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2; then
-    apt-get update -o DPkg::Lock::Timeout=600 >&2
-    apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "$@" >&2
-  fi
 }
 
 ensure_installed() {
