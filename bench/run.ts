@@ -11,8 +11,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Bench, BenchContext } from './bench.js';
 import { engineBench } from './engine.js';
+import { fairnessBench } from './fairness.js';
 import { mcpReferenceBench } from './mcp-reference.js';
 import { benchLine, jsonLine, tableHeader, tableRow } from './report.js';
+import { sizingBench } from './sizing.js';
 import { vectorBench } from './vector.js';
 import { wsBench } from './ws.js';
 

@@ -1,0 +1,105 @@
+/**
+ * Fairness: one tenant floods, another keeps its ordinary load; how much does the second
+ * tenant's p99 commit latency rise? Each tenant has its own store (own log, own fdatasync),
+ * both in one process, as on a server. The promise (issue 7): with the per-tenant load guard
+ * the quiet tenant's p99 rises by at most 2x (the figure's "x better" stays >= 0.5).
+ *
+ * The quiet tenant: 4 callers, closed loop. The flood: 1,024 callers that retry a refused call
+ * after 1 ms, ignoring Retry-After (a hostile client). Measured three ways: quiet tenant alone;
+ * with the flood through the guard (server/ops/load-protection.ts); with the flood unguarded.
+ */
+import * as path from 'node:path';
+import { BusyError, TenantLoadGuard } from '../server/ops/load-protection.js';
+import type { Caller } from '../storage/changes.js';
+import { Store } from '../storage/store.js';
+import type { Bench, BenchContext } from './bench.js';
+import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
+import { benchModule } from './engine.js';
+import { benchObject } from './workload.js';
+
+const quietCallers = 4;
+const floodCallers = 1024;
+const floodRetryMs = 1;
+/** Per-tenant limits of the guarded run: the defaults a server starts with. */
+const guardLimits = { inFlightMax: 64, queuedMax: 256, ratePerSecond: 20_000, burst: 20_000 } as const;
+
+const quietCaller: Caller = { tenant: 'quiet', subject: 'bench' };
+const floodCaller: Caller = { tenant: 'flood', subject: 'bench' };
+
+interface Flood {
+  stop(): Promise<{ acknowledged: number; refused: number }>;
+}
+
+function startFlood(store: Store, guard: TenantLoadGuard | undefined): Flood {
+  let stopped = false;
+  let acknowledged = 0;
+  let refused = 0;
+  const loops = Array.from({ length: floodCallers }, async (_, caller) => {
+    for (let seq = 0; !stopped; seq++) {
+      const o = benchObject(caller + 10_000, seq);
+      const call = () => store.call('upsert', o, floodCaller);
+      try {
+        await (guard ? guard.run('flood', call) : call());
+        acknowledged++;
+      } catch (error) {
+        if (!(error instanceof BusyError) && (error as { code?: string }).code !== 'busy') throw error;
+        refused++;
+        await new Promise((resolve) => setTimeout(resolve, floodRetryMs));
+      }
+    }
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return { acknowledged, refused };
+    },
+  };
+}
+
+function quietLoad(store: Store, guard: TenantLoadGuard | undefined, ctx: BenchContext): Promise<ClosedLoopResult> {
+  return runClosedLoop({
+    concurrency: quietCallers,
+    durationMs: ctx.quick ? 600 : 4_000,
+    warmupMs: ctx.quick ? 200 : 1_000,
+    operation: (caller, seq) => {
+      const call = () => store.call('upsert', benchObject(caller, seq), quietCaller);
+      return guard ? guard.run('quiet', call) : call();
+    },
+  });
+}
+
+export const fairnessBench: Bench = {
+  name: 'fairness',
+  description: "one tenant floods (1,024 callers), another's p99 commit latency alone, with the guard, without it",
+  async run(ctx) {
+    const quiet = await Store.open({ dir: path.join(ctx.dataDir, 'quiet'), module: benchModule });
+    const flooder = await Store.open({ dir: path.join(ctx.dataDir, 'flood'), module: benchModule });
+    try {
+      const guard = new TenantLoadGuard(guardLimits);
+      ctx.progress('quiet tenant alone');
+      const alone = await quietLoad(quiet, guard, ctx);
+
+      ctx.progress('quiet tenant beside a flood, guarded');
+      const guardedFlood = startFlood(flooder, guard);
+      const guarded = await quietLoad(quiet, guard, ctx);
+      const guardedCounts = await guardedFlood.stop();
+
+      ctx.progress('quiet tenant beside a flood, no guard');
+      const openFlood = startFlood(flooder, undefined);
+      const unguarded = await quietLoad(quiet, undefined, ctx);
+      await openFlood.stop();
+
+      const peer = { name: 'quiet tenant alone', value: alone.latency.p99Ms };
+      ctx.emit({ metric: `quiet tenant commit p99, alone (${quietCallers} callers)`, unit: 'ms', ours: alone.latency.p99Ms, better: 'lower' });
+      ctx.emit({ metric: 'quiet tenant commit p99, neighbour flooding, guarded', unit: 'ms', ours: guarded.latency.p99Ms, better: 'lower', peer });
+      ctx.emit({ metric: 'quiet tenant commit p99, neighbour flooding, no guard', unit: 'ms', ours: unguarded.latency.p99Ms, better: 'lower', peer });
+      ctx.emit({ metric: 'quiet tenant commits/s, neighbour flooding, guarded', unit: 'commits/s', ours: guarded.opsPerSec, better: 'higher', peer: { name: 'quiet tenant alone', value: alone.opsPerSec } });
+      const attempts = guardedCounts.acknowledged + guardedCounts.refused;
+      ctx.emit({ metric: 'flooding tenant calls refused busy, guarded', unit: '%', ours: attempts === 0 ? 0 : (100 * guardedCounts.refused) / attempts, better: 'higher' });
+    } finally {
+      await quiet.close();
+      await flooder.close();
+    }
+  },
+};
