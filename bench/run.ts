@@ -19,7 +19,7 @@ import { vectorBench } from './vector.js';
 import { wsBench } from './ws.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench];
+export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench, fairnessBench, sizingBench];
 
 interface Cli {
   readonly json: boolean;
