@@ -65,11 +65,11 @@ afterAll(async () => {
 
 const reader = (organizations: string[] = ['acme']) => idp.token({ organizations, realmRoles: ['memory-reader'] });
 
-async function write(tenant: string, id: string): Promise<number> {
+async function write(tenant: string, id: string, type = 'shared'): Promise<number> {
   const lease = await registry.acquire(tenant);
   try {
     const def = memoryTools.find((t) => t.name === 'object_put')!;
-    const done = await def.call({ memory: lease.store, caller: { tenant, subject: 'writer' } }, { id, type: 'shared', attributes: {} } as never);
+    const done = await def.call({ memory: lease.store, caller: { tenant, subject: 'writer' } }, { id, type, attributes: {} } as never);
     return (done as { offset: number }).offset;
   } finally {
     lease.release();
@@ -151,6 +151,22 @@ describe('first-message authentication (browsers)', () => {
     const client = await TestClient.connect(`${base}/ws`, { token: await idp.token({ organizations: ['acme'], realmRoles: ['memory-reader'], ttlS: 1 }) });
     expect(await client.nextOfType('hello')).toMatchObject({ tokenExpiresAtMs: expect.any(Number) });
     expect(await client.closed).toMatchObject({ code: wsClose.unauthorized, reason: expect.stringMatching(/expired/) });
+  });
+});
+
+describe('re-authentication', () => {
+  test('a fresh token for the same subject renews the connection; another subject closes it with 4403', async () => {
+    const client = await TestClient.connect(`${base}/ws`, { token: await reader() });
+    await client.nextOfType('hello');
+    client.send({ type: 'subscribe', queries: [{ id: 'o', table: 'objects', where: { type: 'renewed' } }] });
+    await client.nextOfType('subscribed');
+    client.send({ type: 'auth', token: await reader() });
+    expect(await client.nextOfType('authenticated')).toMatchObject({ tenant: 'acme', capabilities: ['read'] });
+    // Still live after the renewal.
+    await write('acme', 'renewed-1', 'renewed');
+    expect((await client.nextOfType('tx')).queries[0].inserted[0].id).toBe('renewed-1');
+    client.send({ type: 'auth', token: await idp.token({ organizations: ['acme'], realmRoles: ['memory-reader'], subject: 'someone-else' }) });
+    expect((await client.closed).code).toBe(wsClose.forbidden);
   });
 });
 
