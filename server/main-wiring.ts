@@ -15,25 +15,38 @@ import { localPrincipal } from './auth/local-principal.js';
 import type { Principal } from './auth/principal.js';
 import type { Config } from './config.js';
 import { startHttpServer, type HttpServing } from './http/http-server.js';
-import { fixedPrincipal, type Authenticate, type MemoryFor } from './http/seams.js';
+import { fixedPrincipal, isRefusal, type Authenticate, type HttpRefusal, type MemoryFor } from './http/seams.js';
 import type { Logger } from './log.js';
-import type { McpSurface, ToolCallEvent } from './mcp/surface.js';
+import type { McpSurface } from './mcp/surface.js';
+import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
+import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
+import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry } from './tenants/registry.js';
 import { ensureTenantDir } from './tenants/tenant-dir.js';
 
-export function memorySurface(log: Logger, onToolCall?: (event: ToolCallEvent) => void): McpSurface {
+/** The memory module as the MCP layer serves it; every call and read goes to the access log. */
+export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurface {
   return {
     tools: memoryTools,
     catalog: memoryCatalog,
     log,
-    onToolCall:
-      onToolCall ??
-      ((e) =>
-        log.debug(
-          { tenant: e.principal.caller.tenant, subject: e.principal.caller.subject, tool: e.tool, outcome: e.outcome, offset: e.offset, durationMs: e.durationMs },
-          'tool call',
-        )),
+    onToolCall: (e) => {
+      log.debug({ tenant: e.principal.caller.tenant, subject: e.principal.caller.subject, tool: e.tool, outcome: e.outcome, offset: e.offset, durationMs: e.durationMs }, 'tool call');
+      recorder?.onToolCall(e);
+    },
+    onResourceRead: (e) => recorder?.onResourceRead(e),
+  };
+}
+
+function registryWithTenant(registry: TenantRegistry<TenantMemory>): WithTenant {
+  return async (tenant, fn) => {
+    const lease = await registry.acquire(tenant);
+    try {
+      return await fn(lease.store);
+    } finally {
+      lease.release();
+    }
   };
 }
 
@@ -87,11 +100,23 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
         throw new MemoryError('unavailable', "the tenant's store cannot be opened; the server log says why", `run \`ioboxx-memory store verify ${dir}\``);
       }
     }));
+  // The control plane (embedded PGlite by default) starts with the first real request too.
+  let control: ControlRuntime | undefined;
+  const withTenant: WithTenant = async (wanted, fn) => {
+    if (wanted !== tenant) throw new MemoryError('forbidden', 'this stdio server serves one tenant');
+    return fn(await openMemory());
+  };
+  const recorder = createAccessRecorder({ withTenant, control: () => control, log });
+  const openMemoryAndControl = async () => {
+    const memory = await openMemory();
+    control ??= await startControlRuntime({ config, log, withTenant });
+    return memory;
+  };
   log.info({ mode: config.mode, tenant, dataDir: config.dataDir }, 'serving MCP over stdio');
   const serving = serveMemoryStdio({
-    surface: memorySurface(log),
+    surface: memorySurface(log, recorder),
     principal,
-    memory: openMemory,
+    memory: openMemoryAndControl,
     ...(revalidate !== undefined && { revalidate }),
   });
   // A desktop client may end us with a signal rather than by closing stdin: close cleanly.
@@ -104,17 +129,20 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   await serving.closed;
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
+  await control?.close();
   if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
   log.info('stdio connection over; store closed');
 }
 
 export interface HttpProcess {
   readonly serving: HttpServing;
+  readonly control: ControlRuntime;
   close(): Promise<void>;
 }
 
 export async function serveHttpProcess(config: Config, log: Logger): Promise<HttpProcess> {
   const registry = tenantRegistry(config, log);
+  let listeningOrigin: string | undefined;
   let authenticate: Authenticate;
   let resource: ProtectedResourceOptions | undefined;
   if (config.auth === undefined) {
@@ -122,7 +150,10 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   } else {
     const authenticator = createAuthenticator(config.auth);
     const protectedResource: ProtectedResourceOptions = {
-      publicBaseUrl: config.http.publicUrl ?? `http://${config.http.host}:${config.http.port}`,
+      // Read per request: with port 0 the real port is known only once the server listens.
+      get publicBaseUrl() {
+        return config.http.publicUrl ?? listeningOrigin ?? `http://${config.http.host}:${config.http.port}`;
+      },
       authorizationServers: [config.auth.oidc.issuer],
       endpointNames: ['mcp', 'sse', 'messages'],
     };
@@ -132,9 +163,40 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       return result.ok ? result.principal : result.failure;
     };
   }
+  const withTenant = registryWithTenant(registry);
+  const control = await startControlRuntime({ config, log, withTenant });
+  const recorder = createAccessRecorder({ withTenant, control: () => control, log });
+  const authenticateAudited: Authenticate = async (req) => {
+    const result = await authenticate(req);
+    if (isRefusal(result)) {
+      const path = (req.url ?? '/').split('?')[0]!;
+      recorder.onRefusal({ path, status: result.status, reason: refusalReason(result) });
+    }
+    return result;
+  };
   const serving = await startHttpServer({
-    surface: memorySurface(log),
-    authenticate,
+    surface: memorySurface(log, recorder),
+    authenticate: authenticateAudited,
+    mount: (app) => {
+      const secret = config.kcWebhookSecret;
+      if (secret === undefined) return;
+      // The router needs a connected control plane; until then the hook answers 503 (Keycloak retries).
+      let webhook: ReturnType<typeof keycloakWebhookRouter> | undefined;
+      app.use((req, res, next) => {
+        if (req.path !== keycloakWebhookPath) return next();
+        const plane = control.control;
+        if (!plane) {
+          res.status(503).set('Retry-After', '5').json({ error: 'unavailable', message: 'control plane not connected yet' });
+          return;
+        }
+        webhook ??= keycloakWebhookRouter({
+          secret, control: plane,
+          onLanded: () => control.projectSoon(),
+          onRejected: (reason) => recorder.onRefusal({ path: keycloakWebhookPath, status: 401, reason }),
+        });
+        webhook(req, res, next);
+      });
+    },
     memoryFor: registryMemoryFor(registry),
     host: config.http.host,
     port: config.http.port,
@@ -147,12 +209,21 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
         }),
     }),
   });
+  listeningOrigin = new URL(serving.url).origin;
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
   return {
     serving,
+    control,
     close: async () => {
       await serving.close();
+      await control.close();
       await registry.close();
     },
   };
+}
+
+function refusalReason(refusal: HttpRefusal): string {
+  const body = refusal.body as { error?: unknown; error_description?: unknown } | undefined;
+  const parts = [body?.error, body?.error_description].filter((x): x is string => typeof x === 'string');
+  return parts.join(': ') || `status ${refusal.status}`;
 }
