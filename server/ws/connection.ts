@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import { isRefusal, type Authenticate, type HttpRefusal, type MemoryFor, type MemoryLease } from '../http/seams.js';
 import { closeReason, wsClose, type WsCloseCode } from './close-codes.js';
 import type { ExposedTables } from './exposed-tables.js';
-import type { WsLimits } from './limits.js';
+import { startingEventsMax, type WsLimits } from './limits.js';
 import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec } from './protocol.js';
 import { compileQuery, type CompiledQuery } from './query.js';
 import { queryChangesOf } from './query-changes.js';
@@ -29,8 +29,6 @@ import { SendQueue } from './send-queue.js';
 import { appendChanges, emptyChanges, encodeTxMessage, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
 
-/** Events buffered for queries whose subscribe is still starting (initial read or resume replay). */
-export const startingEventsMax = 100_000;
 /** setTimeout's bound (2^31 - 1 ms); a token living longer is re-checked then. */
 const timerMsMax = 2_147_483_647;
 

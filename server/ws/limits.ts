@@ -61,3 +61,5 @@ export const inValuesMax = 1_000;
 export const predicateStringCharsMax = 4096;
 /** Characters of an access token in an `auth` message (JWTs from Keycloak are a few KB). */
 export const authTokenCharsMax = 16 * 1024;
+/** Row events held for queries whose subscribe is still starting (initial read, resume replay); past it 4008. */
+export const startingEventsMax = 100_000;
