@@ -54,6 +54,8 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
           eventTimeMs: event.timeMs,
           raw: event.raw,
         });
+        const { id, alias } = event.organization;
+        if (id && alias) await options.control.rememberOrganization(id, alias);
         if (!landed.duplicate) options.onLanded?.(landed.landingId);
         res.status(202).json(landed);
       } catch {

@@ -127,6 +127,9 @@ export interface ControlPlane {
   landKeycloakEvent(event: KeycloakLanding): Promise<{ landingId: number; duplicate: boolean }>;
   pendingKeycloakEvents(limit: number): Promise<LandedKeycloakEvent[]>;
   markProjected(landingId: number, projector?: string): Promise<void>;
+  /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
+  rememberOrganization(orgId: string, alias: string): Promise<void>;
+  organizationAlias(orgId: string): Promise<string | undefined>;
 
   /** True when inserted, false when the run was already recorded. */
   insertRunHistory(row: RunHistoryRow): Promise<boolean>;
@@ -282,6 +285,20 @@ function controlPlaneOn(
           [projector, landingId],
         );
       });
+    },
+
+    async rememberOrganization(orgId, alias) {
+      await pool.query(
+        `insert into kc_organizations (org_id, alias) values ($1, $2)
+         on conflict (org_id) do update set alias = excluded.alias, updated_at = now()
+         where kc_organizations.alias <> excluded.alias`,
+        [orgId, alias],
+      );
+    },
+
+    async organizationAlias(orgId) {
+      const result = await pool.query<{ alias: string }>('select alias from kc_organizations where org_id = $1', [orgId]);
+      return result.rows[0]?.alias;
     },
 
     async insertRunHistory(row) {

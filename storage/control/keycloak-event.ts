@@ -122,8 +122,9 @@ export function organizationOfEvent(
 /**
  * Tenant rule: a tenant is a Keycloak organization, named by its alias (the token's
  * `organization` claim names aliases). An event names its tenant by the organization alias
- * when it carries one, else by the organization id; an event with no organization (a realm
- * login, a user's profile edit) has no tenant: it lands, and the projector skips it.
+ * when it carries one, else by the organization id (the projector maps a known id to its
+ * alias: `tenantOf` in keycloak-projector.ts); an event with no organization (a realm login,
+ * a user's profile edit) has no tenant: it lands, and the projector skips it.
  */
 export function tenantOfKeycloakEvent(organization: { id: string | null; alias: string | null }): string | null {
   return organization.alias ?? organization.id;

@@ -19,6 +19,17 @@ export interface ProjectionResult {
   readonly skipped: number;
 }
 
+/**
+ * The tenant rule of `tenantOfKeycloakEvent`, with an organization named only by id resolved
+ * to its alias when the control plane has learned it (so it reaches the alias-named tenant).
+ */
+export async function tenantOf(control: ControlPlane, event: KeycloakEvent): Promise<string | null> {
+  const { id, alias } = event.organization;
+  if (alias) return alias;
+  if (!id) return null;
+  return (await control.organizationAlias(id)) ?? id;
+}
+
 /** One pass over everything pending. An operating error stops the pass (order is kept) and is thrown. */
 export async function projectKeycloakEvents(
   control: ControlPlane,
@@ -33,7 +44,7 @@ export async function projectKeycloakEvents(
     if (pending.length === 0) return { projected, skipped };
     for (const landed of pending) {
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
-      const tenant = landed.tenant ?? event.tenant;
+      const tenant = await tenantOf(control, event);
       if (tenant === null) {
         skipped++;
       } else {

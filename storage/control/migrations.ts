@@ -101,6 +101,20 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'keycloak organizations',
+    sql: `
+      -- Organization id -> alias, learned from events (and tokens) that name both, so events
+      -- naming an organization only by id (resourcePath organizations/{id}/...) reach the
+      -- tenant named by its alias.
+      create table kc_organizations (
+        org_id text primary key,
+        alias text not null,
+        updated_at timestamptz not null default now()
+      );
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

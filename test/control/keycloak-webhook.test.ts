@@ -109,6 +109,24 @@ describe('POST /hooks/keycloak', () => {
     expect(await control.pendingKeycloakEvents(10)).toEqual([]);
   });
 
+  test('an event naming its organization only by id reaches the tenant named by the alias learned earlier', async () => {
+    const created = JSON.stringify({
+      id: 'org-ev-1', time: 20, realmId: 'r', operationType: 'CREATE', resourceType: 'ORGANIZATION',
+      resourcePath: 'organizations/org-9', representation: JSON.stringify({ id: 'org-9', alias: 'initech', name: 'Initech' }),
+    });
+    const joined = JSON.stringify({
+      id: 'org-ev-2', time: 21, realmId: 'r', operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP',
+      resourcePath: 'organizations/org-9/members/u7', representation: JSON.stringify({ id: 'u7', username: 'peter' }),
+    });
+    expect((await post(created, signKeycloakBody(created, secret))).status).toBe(202);
+    expect((await post(joined, signKeycloakBody(joined, secret))).status).toBe(202);
+    const tenants: string[] = [];
+    await projectKeycloakEvents(control, async (tenant) => {
+      tenants.push(tenant);
+    });
+    expect(tenants).toEqual(['initech', 'initech']);
+  });
+
   test('a signed body that is not a Keycloak event is refused with 400', async () => {
     const body = '{"hello":"world"}';
     expect((await post(body, signKeycloakBody(body, secret))).status).toBe(400);
