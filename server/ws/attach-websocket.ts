@@ -49,7 +49,7 @@ export type WsEvent =
 
 export interface WebSocketServing {
   readonly connections: number;
-  /** Closes every connection with 1001 (going away) and stops accepting upgrades. */
+  /** Stops accepting upgrades, closes every connection with 1001 (going away) and waits for them to end. */
   close(): Promise<void>;
 }
 
@@ -196,8 +196,11 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       closing = true;
       server.off('upgrade', onUpgrade);
       clearInterval(pinger);
-      for (const connection of [...connections]) connection.close(wsClose.goingAway, 'the server is shutting down; reconnect with after');
+      const open = [...connections];
+      for (const connection of open) connection.close(wsClose.goingAway, 'the server is shutting down; reconnect with after');
       connections.clear();
+      // Each ends within closeGraceMs (terminated if the peer does not answer the close frame).
+      await Promise.all(open.map((connection) => connection.ended));
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };

@@ -73,6 +73,8 @@ export class Connection {
   private startingEvents = 0;
   private closedCode: number | undefined;
   alive = true;
+  /** Settles once the socket is closed (handshake done, or terminated after closeGraceMs). */
+  readonly ended: Promise<void>;
 
   constructor(
     private readonly ws: WebSocket,
@@ -85,6 +87,7 @@ export class Connection {
     this.sendQueue = new SendQueue(ws, ctx.limits.sendQueueBytesMax, ctx.limits.socketBufferBytesMax);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
     ws.on('pong', () => (this.alive = true));
+    this.ended = new Promise((resolve) => ws.once('close', () => resolve()));
     ws.on('close', (code: number, reason: Buffer) => this.cleanup(code, reason.toString('utf8')));
     ws.on('error', (error: Error & { code?: string }) => {
       // `ws` closes with 1009 itself for an oversized message, after emitting this error.

@@ -327,3 +327,19 @@ describe('bounded memory', () => {
     fast.close();
   }, 60_000);
 });
+
+describe('shutdown', () => {
+  test('close() ends every connection with 1001 and waits for them', async () => {
+    const other = createServer((_req, res) => res.writeHead(404).end());
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    const live = attachWebSocket(other, { authenticate: fixedPrincipal(principal), memoryFor: singleMemory(memory), tables: memoryExposedTables() });
+    const client = await TestClient.connect(`ws://127.0.0.1:${(other.address() as { port: number }).port}/ws`);
+    await client.nextOfType('hello');
+    expect(live.connections).toBe(1);
+    await live.close();
+    expect(live.connections).toBe(0);
+    expect((await client.closed).code).toBe(wsClose.goingAway);
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  });
+});
