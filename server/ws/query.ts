@@ -197,8 +197,10 @@ function scanPlan(schema: TableSchema, byName: ReadonlyMap<string, Parsed>): Sca
     // gt is scanned as gte and filtered: the key codec has no "strictly after a value" bound.
     range.from = ranged.lower ? [...prefix, ranged.lower.value] : prefix.length > 0 ? prefix : undefined;
     if (ranged.upper) {
+      // Inclusive even for lt: the predicate drops the equal rows, and the bound never depends
+      // on the key codec telling two close integers apart.
       range.to = [...prefix, ranged.upper.value];
-      range.toInclusive = ranged.upper.inclusive;
+      range.toInclusive = true;
     } else if (prefix.length > 0) {
       range.to = prefix;
       range.toInclusive = true;

@@ -67,6 +67,10 @@ describe('compileQuery', () => {
     expect(compileQuery(tasks, { owner: 'ann', priority: { gte: 2 } }).scan).toEqual({
       index: 'by_owner_priority', range: { from: ['ann', 2], to: ['ann'], toInclusive: true },
     });
+    // lt scans up to and including the bound; the predicate drops the equal rows.
+    expect(compileQuery(tasks, { owner: 'ann', priority: { lt: 4 } }).scan).toEqual({
+      index: 'by_owner_priority', range: { from: ['ann'], to: ['ann', 4], toInclusive: true },
+    });
     expect(compileQuery(tasks, { done: true }).scan).toEqual({});
   });
 
