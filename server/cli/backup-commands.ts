@@ -16,7 +16,7 @@ import { lockHolder } from '../ops/store-status.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
-import { ttyProgress } from './progress.js';
+import { ttyProgress, type ProgressFn } from './progress.js';
 
 interface Options {
   readonly json?: boolean;
@@ -28,6 +28,19 @@ async function memoryModule() {
   return (await import('../../tools/index.js')).memoryModule;
 }
 
+/** Run one long command with a TTY progress bar; print its report or fail with its error. */
+async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => Promise<R>, lines: (report: R) => string[], json: (report: R) => unknown): Promise<void> {
+  const progress = ttyProgress();
+  try {
+    const report = await work(progress.onProgress);
+    progress.stop();
+    printReport(opts.json === true, json(report), () => lines(report));
+  } catch (error) {
+    progress.stop();
+    failCommand(error, opts.json === true);
+  }
+}
+
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
@@ -36,28 +49,25 @@ export function registerBackupCommands(program: Command): void {
     .argument('<dir>', 'backup directory (new or empty)')
     .option('--json', 'one JSON object on stdout')
     .option('--data-dir <dir>', dataDirOptionHelp)
-    .action(async (tenant: string, dir: string, opts: Options) => {
-      const progress = ttyProgress();
-      try {
+    .action((tenant: string, dir: string, opts: Options) => withProgress(opts,
+      async (onProgress) => {
         const storeDir = tenantDir(operatorDataDir(opts.dataDir), tenant);
-        const module = await memoryModule();
-        const report = await backupStoreDirectory(storeDir, { backupDir: path.resolve(dir), module, tenant, onProgress: progress.onProgress });
-        progress.stop();
+        return backupStoreDirectory(storeDir, { backupDir: path.resolve(dir), module: await memoryModule(), tenant, onProgress });
+      },
+      (report) => {
         const m = report.manifest;
-        printReport(opts.json === true, { ok: true, tenant, backupDir: report.backupDir, endOffset: m.endOffset, stateHash: m.stateHash,
-          snapshotOffset: m.snapshot?.offset ?? null, files: m.files.length, bytes: report.bytes, snapshotsSkipped: report.snapshotsSkipped }, () => [
+        return [
           `backup of ${tenant} in ${report.backupDir}`,
           `end offset   ${m.endOffset}`,
           `state hash   ${m.stateHash} (proven by opening a copy)`,
           `snapshot     ${m.snapshot ? m.snapshot.offset : 'none'}, log from ${m.logFirstOffset}`,
           `files        ${m.files.length}, ${report.bytes} bytes`,
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
-        ]);
-      } catch (error) {
-        progress.stop();
-        failCommand(error, opts.json === true);
-      }
-    });
+        ];
+      },
+      (report) => ({ ok: true, tenant, backupDir: report.backupDir, endOffset: report.manifest.endOffset, stateHash: report.manifest.stateHash,
+        snapshotOffset: report.manifest.snapshot?.offset ?? null, files: report.manifest.files.length, bytes: report.bytes, snapshotsSkipped: report.snapshotsSkipped }),
+    ));
 
   program
     .command('restore')
@@ -66,26 +76,21 @@ export function registerBackupCommands(program: Command): void {
     .argument('<tenant>', 'tenant id (its store must be absent or empty, and not open)')
     .option('--json', 'one JSON object on stdout')
     .option('--data-dir <dir>', dataDirOptionHelp)
-    .action(async (dir: string, tenant: string, opts: Options) => {
-      const progress = ttyProgress();
-      try {
+    .action((dir: string, tenant: string, opts: Options) => withProgress(opts,
+      async (onProgress) => {
         const dataDir = operatorDataDir(opts.dataDir);
         const target = tenantDir(dataDir, tenant);
         const holder = lockHolder(target);
         if (holder !== null) throw new MemoryError('conflict', `the store of ${tenant} is open in process ${holder}`, 'stop that process first');
         await mkdir(tenantsRoot(dataDir), { recursive: true });
-        const module = await memoryModule();
-        const report = await restoreBackup(path.resolve(dir), target, { module, expectedTenant: tenant, onProgress: progress.onProgress });
-        progress.stop();
-        printReport(opts.json === true, { ok: true, ...report }, () => [
-          `restored ${report.backupDir} as ${tenant} in ${report.targetDir}`,
-          `end offset   ${report.endOffset}`,
-          `state hash   ${report.stateHash} (verified: the restored store opens with it)`,
-          `files        ${report.files}, ${report.bytes} bytes, every SHA-256 verified`,
-        ]);
-      } catch (error) {
-        progress.stop();
-        failCommand(error, opts.json === true);
-      }
-    });
+        return restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress });
+      },
+      (report) => [
+        `restored ${report.backupDir} as ${tenant} in ${report.targetDir}`,
+        `end offset   ${report.endOffset}`,
+        `state hash   ${report.stateHash} (verified: the restored store opens with it)`,
+        `files        ${report.files}, ${report.bytes} bytes, every SHA-256 verified`,
+      ],
+      (report) => ({ ok: true, ...report }),
+    ));
 }

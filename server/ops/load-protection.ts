@@ -35,6 +35,20 @@ export class BusyError extends MemoryError {
   }
 }
 
+/**
+ * A refusal must cost next to nothing: under a flood there are many per second, and a stack
+ * trace (the dominant cost of an Error) says nothing here (the caller is always the guard).
+ */
+function busy(message: string, retryAfterMs: number, limit: 'queue' | 'rate'): BusyError {
+  const limitBefore = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new BusyError(message, retryAfterMs, limit);
+  } finally {
+    Error.stackTraceLimit = limitBefore;
+  }
+}
+
 export function checkLoadLimits(limits: LoadLimits): LoadLimits {
   for (const key of Object.keys(loadLimitsCeiling) as (keyof LoadLimits)[]) {
     const v = limits[key];
@@ -77,7 +91,7 @@ export class TenantLoadGuard {
     if (load.tokens < 1) {
       const retryAfterMs = Math.min(retryAfterMsMax, Math.ceil(((1 - load.tokens) / this.limits.ratePerSecond) * 1000));
       this.onBusy?.(tenant, 'rate');
-      return Promise.reject(new BusyError(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate'));
+      return Promise.reject(busy(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate'));
     }
     if (load.inFlight < this.limits.inFlightMax) {
       load.tokens -= 1;
@@ -87,7 +101,7 @@ export class TenantLoadGuard {
     if (load.queue.length >= this.limits.queuedMax) {
       this.onBusy?.(tenant, 'queue');
       // A slot frees as calls finish; a short wait is the honest estimate.
-      return Promise.reject(new BusyError(`tenant ${tenant} has ${load.inFlight} calls running and ${load.queue.length} waiting`, 1000, 'queue'));
+      return Promise.reject(busy(`tenant ${tenant} has ${load.inFlight} calls running and ${load.queue.length} waiting`, 1000, 'queue'));
     }
     load.tokens -= 1;
     return new Promise((resolve) => load.queue.push(() => resolve(this.releaseFor(tenant, load))));
