@@ -526,11 +526,12 @@ async function insertStaged(client: pg.PoolClient, tenant: string, source: strin
     [tenant, events.length],
   );
   const firstSeq = Number(next.rows[0]!.n);
+  // Events travel as JSON text and are cast to json (kept verbatim), never through jsonb.
   await client.query(
     `insert into audit_staging (tenant, seq, source, source_seq, event)
-     select $1, $2::int8 + x.i, $3, x.source_seq, x.event
-     from jsonb_to_recordset($4::jsonb) as x(i int8, source_seq int8, event jsonb)`,
-    [tenant, firstSeq, source, JSON.stringify(events.map((e, i) => ({ i, source_seq: e.sourceSeq, event: e.event })))],
+     select $1, $2::int8 + x.ord - 1, $3, x.source_seq, x.event::json
+     from unnest($4::int8[], $5::text[]) with ordinality as x(source_seq, event, ord)`,
+    [tenant, firstSeq, source, events.map((e) => e.sourceSeq), events.map((e) => JSON.stringify(e.event))],
   );
   await client.query('update audit_sources set staged_through = $3 where tenant = $1 and source = $2', [
     tenant,

@@ -72,12 +72,14 @@ export const migrations: readonly Migration[] = [
         staged_through bigint not null default 0,
         primary key (tenant, source)
       );
+      -- event is json, not jsonb: an audited string may hold U+0000, which jsonb refuses,
+      -- and one refused row would stall the tenant's audit for good.
       create table audit_staging (
         tenant text not null,
         seq bigint not null,
         source text not null,
         source_seq bigint not null,
-        event jsonb not null,
+        event json not null,
         staged_at timestamptz not null default now(),
         primary key (tenant, seq),
         unique (tenant, source, source_seq)

@@ -185,6 +185,9 @@ describe.each(backends)('control plane on %s', (_name, makeBackend) => {
     expect(await stageServerAudit(control, { tenant: 'audit-t', atMs: 2000, subject: 'u2', action: 'tools/call', target: 'x', outcome: 'denied', reason: 'forbidden' })).toBe(1);
     for (let seq = 6; seq <= 7; seq++) log.put(entry(seq));
     expect(await stageAccessLog(control, 'audit-t', fake.asStore())).toBe(2);
+    // U+0000 is valid in a store string and must survive staging unchanged.
+    expect(await control.stageAudit('nul-t', [{ source: 'access_log', sourceSeq: 1, event: { target: 'a\u0000b' } }])).toBe(1);
+    expect((await control.stagedAudit('nul-t', { limit: 1 }))[0]!.event).toEqual({ target: 'a\u0000b' });
     // A duplicate delivery of already staged rows is a no-op.
     expect(await control.stageAudit('audit-t', [{ source: 'access_log', sourceSeq: 3, event: entry(3) }])).toBe(0);
 
