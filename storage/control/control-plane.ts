@@ -246,7 +246,7 @@ function controlPlaneOn(
     async landKeycloakEvent(event) {
       const inserted = await pool.query<{ landing_id: string }>(
         `insert into kc_event_landing (dedup_key, tenant, kind, event_type, event_time_ms, raw)
-         values ($1, $2, $3, $4, $5, $6::jsonb)
+         values ($1, $2, $3, $4, $5, $6::json)
          on conflict (dedup_key) do nothing returning landing_id::text`,
         [event.dedupKey, event.tenant, event.kind, event.eventType, event.eventTimeMs, JSON.stringify(event.raw)],
       );

@@ -29,7 +29,7 @@ export const migrations: readonly Migration[] = [
         kind text not null,
         event_type text not null,
         event_time_ms bigint not null,
-        raw jsonb not null,
+        raw json not null, -- verbatim (json keeps any escape jsonb would refuse)
         landed_at timestamptz not null default now(),
         projected_at timestamptz
       );
