@@ -64,11 +64,17 @@ export async function startControlRuntime(input: {
   const connect = async (): Promise<void> => {
     while (!closed && !control) {
       try {
-        control = await openControlPlane({
+        const opened = await openControlPlane({
           ...(config.database?.url !== undefined && { databaseUrl: config.database.url }),
           ...(config.database?.directUrl !== undefined && { databaseDirectUrl: config.database.directUrl }),
           dataDir: config.dataDir,
         });
+        if (closed) {
+          // Closed while connecting: close it at once (an embedded database must shut down cleanly).
+          await opened.close();
+          return;
+        }
+        control = opened;
         log.info({ backend: control.backend, migrated: control.migrated }, 'control plane ready');
       } catch (error) {
         log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'control plane unreachable; tenant writes go on, drains wait');
@@ -141,7 +147,7 @@ export async function startControlRuntime(input: {
     running = running.then(() => project().catch((error) => log.warn({ err: errorText(error) }, 'keycloak projection failed; will retry')));
   };
 
-  void connect().then(async () => {
+  const connecting = connect().then(async () => {
     if (closed || !control) return;
     scheduleDrain(0);
     projectTick();
@@ -191,6 +197,7 @@ export async function startControlRuntime(input: {
       closed = true;
       if (drainTimer) clearTimeout(drainTimer);
       if (projectorTimer) clearInterval(projectorTimer);
+      await connecting.catch(() => undefined);
       await running.catch(() => undefined);
       await shipper?.stop();
       await control?.close();
