@@ -20,6 +20,7 @@ import { assertObjectLockEnabled, type AuditBucket } from './audit-bucket.js';
 export const auditBatchEventsMaxLimit = 10_000;
 export const auditBatchEventsDefault = 2_000;
 export const auditBatchAgeMsDefault = 5_000;
+/** Longer than one upload can take (s3AttemptsMax x s3RequestTimeoutMs = 45 s), so a live shipper never loses its lease mid-upload. */
 export const shipLeaseMs = 60_000;
 const dayMs = 86_400_000;
 
