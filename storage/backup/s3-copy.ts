@@ -1,0 +1,114 @@
+/**
+ * A verified backup copied to S3 under its tenant's prefix, and back:
+ *
+ *   tenants/<tenant>/backups/<end offset, 20 digits>-<created ms>/store/<file>   every listed file
+ *   tenants/<tenant>/backups/<...>/backup.json                                   the manifest, last
+ *
+ * (the same `tenants/<tenant>/` prefix as the tenant's audit batches). Upload verifies every
+ * file against the manifest first and sends each file's SHA-256 so S3 rejects a corrupted
+ * transfer; the manifest goes last, so a listing with a manifest is a complete backup. Download
+ * writes into an empty directory and verifies every hash before returning; `restoreBackup` then
+ * proves the state hash as for any backup.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { MemoryError } from '../errors.js';
+import { nodeFileLayer } from '../io/node-file-layer.js';
+import { backupFilePath, backupManifestFileName, type BackupManifest } from './backup-manifest.js';
+import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
+
+export interface BackupBucket {
+  readonly client: S3Client;
+  readonly bucket: string;
+}
+
+/** The tenant id pattern of server/tenants/tenant-id.ts, checked again here before a key is built from it. */
+const tenantKeyPattern = /^[a-z0-9][a-z0-9-]{1,62}$/;
+const backupNamePattern = /^\d{20}-\d{1,16}$/;
+/** Objects listed per backup at most (a backup lists at most backupFilesMax files, plus its manifest). */
+const listPagesMax = 200;
+
+export function backupsPrefix(tenant: string): string {
+  if (!tenantKeyPattern.test(tenant)) throw new MemoryError('invalid_argument', 'invalid tenant id for an S3 key');
+  return `tenants/${tenant}/backups/`;
+}
+
+export function backupName(manifest: BackupManifest): string {
+  return `${String(Math.max(manifest.endOffset, 0)).padStart(20, '0')}-${manifest.createdAtMs}`;
+}
+
+export interface UploadReport {
+  readonly prefix: string;
+  readonly name: string;
+  readonly objects: number;
+  readonly bytes: number;
+}
+
+export async function uploadBackup(backupDir: string, bucket: BackupBucket, onProgress?: (phase: string, done: number, total: number) => void): Promise<UploadReport> {
+  const manifest = await readBackupManifest(backupDir);
+  if (manifest.tenant === null) throw new MemoryError('invalid_argument', `backup ${backupDir} names no tenant; it has no S3 prefix`);
+  const checked = await verifyBackupFiles(backupDir, manifest, nodeFileLayer, (d, t) => onProgress?.('verify', d, t));
+  const name = backupName(manifest);
+  const prefix = `${backupsPrefix(manifest.tenant)}${name}/`;
+  let done = 0;
+  for (const file of manifest.files) {
+    await bucket.client.send(new PutObjectCommand({
+      Bucket: bucket.bucket,
+      Key: `${prefix}store/${file.path}`,
+      Body: createReadStream(backupFilePath(backupDir, file)),
+      ContentLength: file.bytes,
+      ChecksumSHA256: Buffer.from(file.sha256, 'hex').toString('base64'),
+    }));
+    onProgress?.('upload', (done += file.bytes), checked.bytes);
+  }
+  const body = Buffer.from(JSON.stringify(manifest, null, 2));
+  await bucket.client.send(new PutObjectCommand({
+    Bucket: bucket.bucket,
+    Key: `${prefix}${backupManifestFileName}`,
+    Body: body,
+    ContentMD5: createHash('md5').update(body).digest('base64'),
+    ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+  }));
+  return { prefix, name, objects: manifest.files.length + 1, bytes: checked.bytes + body.length };
+}
+
+/** Names of the complete backups (those with a manifest) of a tenant, oldest first. */
+export async function listUploadedBackups(bucket: BackupBucket, tenant: string): Promise<string[]> {
+  const prefix = backupsPrefix(tenant);
+  const names: string[] = [];
+  let token: string | undefined;
+  for (let page = 0; page < listPagesMax; page++) {
+    const listed = await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of listed.Contents ?? []) {
+      const rest = o.Key?.slice(prefix.length) ?? '';
+      const [name, file] = rest.split('/');
+      if (file === backupManifestFileName && name && backupNamePattern.test(name)) names.push(name);
+    }
+    if (!listed.IsTruncated) break;
+    token = listed.NextContinuationToken;
+  }
+  return names.sort();
+}
+
+/** Download one uploaded backup into an empty directory and verify every file; returns its manifest. */
+export async function downloadBackup(bucket: BackupBucket, tenant: string, name: string, targetDir: string): Promise<BackupManifest> {
+  if (!backupNamePattern.test(name)) throw new MemoryError('invalid_argument', `invalid backup name ${name}`);
+  const prefix = `${backupsPrefix(tenant)}${name}/`;
+  const fl = nodeFileLayer;
+  await fl.mkdirp(targetDir);
+  const fetch = async (key: string, file: string) => {
+    const got = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }));
+    await fl.mkdirp(path.dirname(file));
+    await pipeline(got.Body as Readable, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+  };
+  await fetch(`${prefix}${backupManifestFileName}`, path.join(targetDir, backupManifestFileName));
+  const manifest = await readBackupManifest(targetDir);
+  if (manifest.tenant !== tenant) throw new BackupInvalid(path.join(targetDir, backupManifestFileName), `manifest names tenant ${manifest.tenant}, not ${tenant}`);
+  for (const file of manifest.files) await fetch(`${prefix}store/${file.path}`, backupFilePath(targetDir, file));
+  await verifyBackupFiles(targetDir, manifest);
+  return manifest;
+}
