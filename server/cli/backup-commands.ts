@@ -1,19 +1,25 @@
 /**
- * `ioboxx-memory backup TENANT DIR` and `ioboxx-memory restore DIR TENANT`.
+ * `ioboxx-memory backup TENANT DIR [--upload]` and `ioboxx-memory restore DIR TENANT [--from-s3 NAME]`.
  *
  * backup reads the tenant's store from its files (storage/backup: newest verified snapshot plus
- * the durable log after it), so it runs beside a server that keeps serving that tenant.
+ * the durable log after it), so it runs beside a server that keeps serving that tenant; with
+ * --upload it then copies the verified backup to S3 under tenants/TENANT/backups/.
  * restore refuses a backup that does not verify, refuses a store that is open or not empty,
- * and proves the restored state hash with the engine before the store appears in place.
+ * and proves the restored state hash with the engine before the store appears in place; with
+ * --from-s3 it first downloads (and verifies) that backup into DIR.
  */
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { MemoryError } from '../../storage/errors.js';
+import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
 import { restoreBackup } from '../../storage/backup/restore.js';
+import { downloadBackup, listUploadedBackups, uploadBackup, type BackupBucket } from '../../storage/backup/s3-copy.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
+import { MemoryError } from '../../storage/errors.js';
+import { loadConfig } from '../config.js';
 import { lockHolder } from '../ops/store-status.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
+import { parseTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
 import { ttyProgress, type ProgressFn } from './progress.js';
@@ -21,11 +27,19 @@ import { ttyProgress, type ProgressFn } from './progress.js';
 interface Options {
   readonly json?: boolean;
   readonly dataDir?: string;
+  readonly upload?: boolean;
+  readonly fromS3?: string;
 }
 
 async function memoryModule() {
   // Loaded on use so --help never loads the whole memory module.
   return (await import('../../tools/index.js')).memoryModule;
+}
+
+function configuredBucket(): BackupBucket {
+  const s3 = loadConfig(process.env).s3;
+  if (!s3) throw new MemoryError('invalid_argument', 'S3 is not configured', 'set S3_ENDPOINT, S3_REGION, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+  return openAuditBucket(s3);
 }
 
 /** Run one long command with a TTY progress bar; print its report or fail with its error. */
@@ -47,12 +61,16 @@ export function registerBackupCommands(program: Command): void {
     .description("copy a tenant's store (verified snapshot + the durable log after it) into DIR while the server keeps serving it")
     .argument('<tenant>', 'tenant id')
     .argument('<dir>', 'backup directory (new or empty)')
+    .option('--upload', 'then copy the backup to S3 under tenants/TENANT/backups/ (S3_* configuration)')
     .option('--json', 'one JSON object on stdout')
     .option('--data-dir <dir>', dataDirOptionHelp)
     .action((tenant: string, dir: string, opts: Options) => withProgress(opts,
       async (onProgress) => {
         const storeDir = tenantDir(operatorDataDir(opts.dataDir), tenant);
-        return backupStoreDirectory(storeDir, { backupDir: path.resolve(dir), module: await memoryModule(), tenant, onProgress });
+        const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
+        const report = await backupStoreDirectory(storeDir, { backupDir: path.resolve(dir), module: await memoryModule(), tenant, onProgress });
+        const uploaded = bucket ? await uploadBackup(report.backupDir, bucket, onProgress) : undefined;
+        return { ...report, uploaded };
       },
       (report) => {
         const m = report.manifest;
@@ -63,17 +81,20 @@ export function registerBackupCommands(program: Command): void {
           `snapshot     ${m.snapshot ? m.snapshot.offset : 'none'}, log from ${m.logFirstOffset}`,
           `files        ${m.files.length}, ${report.bytes} bytes`,
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
+          ...(report.uploaded ? [`uploaded     ${report.uploaded.prefix} (restore with --from-s3 ${report.uploaded.name})`] : []),
         ];
       },
       (report) => ({ ok: true, tenant, backupDir: report.backupDir, endOffset: report.manifest.endOffset, stateHash: report.manifest.stateHash,
-        snapshotOffset: report.manifest.snapshot?.offset ?? null, files: report.manifest.files.length, bytes: report.bytes, snapshotsSkipped: report.snapshotsSkipped }),
+        snapshotOffset: report.manifest.snapshot?.offset ?? null, files: report.manifest.files.length, bytes: report.bytes,
+        snapshotsSkipped: report.snapshotsSkipped, uploaded: report.uploaded ?? null }),
     ));
 
   program
     .command('restore')
     .description("verify a backup (every file's SHA-256), restore it as TENANT's store and prove the restored state hash")
-    .argument('<dir>', 'backup directory')
+    .argument('<dir>', 'backup directory (with --from-s3: a new or empty directory to download into)')
     .argument('<tenant>', 'tenant id (its store must be absent or empty, and not open)')
+    .option('--from-s3 <name>', 'download backup NAME from tenants/TENANT/backups/ first ("latest" for the newest)')
     .option('--json', 'one JSON object on stdout')
     .option('--data-dir <dir>', dataDirOptionHelp)
     .action((dir: string, tenant: string, opts: Options) => withProgress(opts,
@@ -82,6 +103,12 @@ export function registerBackupCommands(program: Command): void {
         const target = tenantDir(dataDir, tenant);
         const holder = lockHolder(target);
         if (holder !== null) throw new MemoryError('conflict', `the store of ${tenant} is open in process ${holder}`, 'stop that process first');
+        if (opts.fromS3 !== undefined) {
+          const bucket = configuredBucket();
+          const name = opts.fromS3 === 'latest' ? (await listUploadedBackups(bucket, parseTenantId(tenant))).at(-1) : opts.fromS3;
+          if (name === undefined) throw new MemoryError('not_found', `no backup of ${tenant} in S3`);
+          await downloadBackup(bucket, tenant, name, path.resolve(dir));
+        }
         await mkdir(tenantsRoot(dataDir), { recursive: true });
         return restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress });
       },
