@@ -5,7 +5,7 @@
  * Token mode: tokens verified per request (HTTP) or once from IOBOXX_TOKEN (stdio).
  */
 import { MemoryError } from '../storage/errors.js';
-import type { TenantMemory } from '../tools/memory.js';
+import type { RunHistoryReader, TenantMemory } from '../tools/memory.js';
 import { memoryCatalog, memoryTools, openTenantMemory } from '../tools/index.js';
 import { authenticateRequest } from './auth/http-auth.js';
 import { serveProtectedResourceMetadata, type ProtectedResourceOptions } from './auth/protected-resource-metadata.js';
@@ -21,6 +21,8 @@ import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
+import { attachWebSocket } from './ws/attach-websocket.js';
+import { memoryExposedTables } from './ws/exposed-tables.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry } from './tenants/registry.js';
 import { ensureTenantDir } from './tenants/tenant-dir.js';
@@ -50,10 +52,21 @@ function registryWithTenant(registry: TenantRegistry<TenantMemory>): WithTenant 
   };
 }
 
-function tenantRegistry(config: Config, log: Logger): TenantRegistry<TenantMemory> {
+/** The tenant's run history, bound to that tenant: the tools cannot name another. */
+function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined): RunHistoryReader {
+  return {
+    async aggregates(fromMs, toMs) {
+      const plane = control()?.control;
+      if (!plane) throw new MemoryError('unavailable', 'the control plane is not connected yet', 'retry shortly');
+      return plane.runHistoryAggregates(tenant, fromMs, toMs);
+    },
+  };
+}
+
+function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
-    open: (tenant, dir) => openTenantMemory(dir, tenant),
+    open: (tenant, dir) => openTenantMemory(dir, tenant, { runHistory: runHistoryOf(tenant, control) }),
     openTenantsMax: config.maxOpenTenants,
     observe: (event) => {
       const failed = 'error' in event;
@@ -91,7 +104,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   const openMemory = () =>
     (opening ??= ensureTenantDir(config.dataDir, tenant).then(async (dir) => {
       try {
-        const memory = await openTenantMemory(dir, tenant);
+        const memory = await openTenantMemory(dir, tenant, { runHistory: runHistoryOf(tenant, () => control) });
         log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
         return memory;
       } catch (error) {
@@ -141,7 +154,8 @@ export interface HttpProcess {
 }
 
 export async function serveHttpProcess(config: Config, log: Logger): Promise<HttpProcess> {
-  const registry = tenantRegistry(config, log);
+  let controlRuntime: ControlRuntime | undefined;
+  const registry = tenantRegistry(config, log, () => controlRuntime);
   let listeningOrigin: string | undefined;
   let authenticate: Authenticate;
   let resource: ProtectedResourceOptions | undefined;
@@ -155,7 +169,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
         return config.http.publicUrl ?? listeningOrigin ?? `http://${config.http.host}:${config.http.port}`;
       },
       authorizationServers: [config.auth.oidc.issuer],
-      endpointNames: ['mcp', 'sse', 'messages'],
+      endpointNames: ['mcp', 'sse', 'messages', 'ws'],
     };
     resource = protectedResource;
     authenticate = async (req) => {
@@ -165,6 +179,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   }
   const withTenant = registryWithTenant(registry);
   const control = await startControlRuntime({ config, log, withTenant });
+  controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
   const authenticateAudited: Authenticate = async (req) => {
     const result = await authenticate(req);
@@ -174,6 +189,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     }
     return result;
   };
+  const memoryFor = registryMemoryFor(registry);
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
@@ -197,7 +213,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
         webhook(req, res, next);
       });
     },
-    memoryFor: registryMemoryFor(registry),
+    memoryFor,
     host: config.http.host,
     port: config.http.port,
     allowedOrigins: config.http.allowedOrigins,
@@ -210,11 +226,17 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     }),
   });
   listeningOrigin = new URL(serving.url).origin;
+  // Live row subscriptions on /ws: the same authentication and tenant leases as /mcp.
+  const live = attachWebSocket(serving.server, {
+    authenticate: authenticateAudited, memoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
+  });
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
   return {
     serving,
     control,
     close: async () => {
+      // Upgraded sockets are not closed by the HTTP server's close: end them first.
+      await live.close();
       await serving.close();
       await control.close();
       await registry.close();

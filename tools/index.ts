@@ -12,10 +12,11 @@ import { chatReducers, chatTables, chatTools } from './chat.js';
 import { EmbeddingIndex } from './embedding-index.js';
 import { embeddingReducers, embeddingTables, embeddingTools } from './embeddings.js';
 import { kcReducers, kcTables, kcTools } from './kc.js';
-import type { TenantMemory } from './memory.js';
+import type { RunHistoryReader, TenantMemory } from './memory.js';
 import { objectReducers, objectTables, objectTools } from './objects.js';
 import { queryTools } from './query.js';
 import { runOutboxRemove, runOutboxTable } from './run-outbox.js';
+import { runHistoryTools } from './run-history.js';
 import { sessionReducers, sessionTables, sessionTools } from './sessions.js';
 import type { ToolDef } from './tool.js';
 
@@ -34,7 +35,7 @@ export const memoryModule: StoreModule = {
 
 export const memoryTools: ToolDef[] = [
   ...objectTools, ...queryTools, ...embeddingTools, ...chatTools, ...bpmnTools, ...sessionTools, ...arTools,
-  ...accessLogTools, ...kcTools,
+  ...accessLogTools, ...kcTools, ...runHistoryTools,
 ];
 
 /** Reducers the server and control plane call directly; they have no tool. */
@@ -55,11 +56,12 @@ function assertUnique(what: string, names: readonly string[]): void {
   }
 }
 
-export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'>;
+export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'> & { readonly runHistory?: RunHistoryReader };
 
 /** Open a tenant's memory in `dir` (the caller validated the tenant and built the path). */
 export async function openTenantMemory(dir: string, tenant: string, options: TenantMemoryOptions = {}): Promise<TenantMemory> {
+  const { runHistory, ...storeOptions } = options;
   const vectors = new EmbeddingIndex();
-  const store = await Store.open({ ...options, dir, module: memoryModule, derived: [vectors] });
-  return { tenant, store, vectors, close: () => store.close() };
+  const store = await Store.open({ ...storeOptions, dir, module: memoryModule, derived: [vectors] });
+  return { tenant, store, vectors, ...(runHistory ? { runHistory } : {}), close: () => store.close() };
 }

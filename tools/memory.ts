@@ -11,10 +11,31 @@ export interface VectorSearch {
   readonly size: number;
 }
 
+/** One day's runs of one (kind, definition, outcome), aggregated by the control plane's SQL. */
+export interface RunHistoryAggregate {
+  readonly day: string; // YYYY-MM-DD (UTC) of the run's start
+  readonly kind: 'bpmn' | 'session';
+  readonly definition: string;
+  readonly outcome: string;
+  readonly count: number;
+  readonly durationMsAvg: number;
+  readonly durationMsP50: number;
+  readonly durationMsMax: number;
+}
+
+/**
+ * The tenant's run history in the control plane, already bound to this tenant by the server
+ * (the tools cannot name another). Absent when no control plane serves this process.
+ */
+export interface RunHistoryReader {
+  aggregates(fromMs: number, toMs: number): Promise<RunHistoryAggregate[]>;
+}
+
 export interface TenantMemory {
   readonly tenant: string;
   readonly store: StoreApi;
   /** The embeddings' vector index (a derived index of the store). */
   readonly vectors: VectorSearch;
+  readonly runHistory?: RunHistoryReader;
   close(): Promise<void>;
 }

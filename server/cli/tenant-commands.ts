@@ -12,10 +12,10 @@ import { isTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
 
-export interface TenantRow extends Omit<StoreStatus, 'dir'> {
-  readonly tenant: string;
-  readonly open: boolean;
-}
+export type TenantRow =
+  | (Omit<StoreStatus, 'dir'> & { readonly tenant: string; readonly open: boolean })
+  /** A tenant directory whose status could not be read (one bad store never hides the others). */
+  | { readonly tenant: string; readonly problem: string };
 
 export async function listTenants(dataDir: string): Promise<TenantRow[]> {
   const root = tenantsRoot(dataDir);
@@ -26,8 +26,12 @@ export async function listTenants(dataDir: string): Promise<TenantRow[]> {
   const rows: TenantRow[] = [];
   // Names that are not tenant ids (a restore's scratch directory, stray files) are not tenants.
   for (const entry of entries.filter((e) => e.isDirectory() && isTenantId(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const { dir: _dir, ...status } = await readStoreStatus(path.join(root, entry.name));
-    rows.push({ tenant: entry.name, ...status, open: status.openByPid !== null });
+    try {
+      const { dir: _dir, ...status } = await readStoreStatus(path.join(root, entry.name));
+      rows.push({ tenant: entry.name, ...status, open: status.openByPid !== null });
+    } catch (error) {
+      rows.push({ tenant: entry.name, problem: (error as Error).message });
+    }
   }
   return rows;
 }
@@ -46,7 +50,7 @@ function humanBytes(n: number): string {
 function tableLines(dataDir: string, rows: readonly TenantRow[]): string[] {
   if (rows.length === 0) return [`no tenant stores under ${tenantsRoot(dataDir)}`];
   const header = ['TENANT', 'SIZE', 'LAST OFFSET', 'LAST SNAPSHOT', 'OPEN'];
-  const body = rows.map((r) => [
+  const body = rows.map((r) => 'problem' in r ? [r.tenant, '-', '-', '-', `PROBLEM: ${r.problem}`] : [
     r.tenant,
     humanBytes(r.bytesOnDisk),
     String(r.lastOffset),

@@ -13,7 +13,6 @@ import { stageAccessLog, stageServerAudit, type ServerAuditEvent } from '../../s
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
 import { drainRunOutbox, systemCaller } from '../../storage/control/run-outbox.js';
-import type { JsonValue } from '../../storage/schema.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -137,7 +136,7 @@ export async function startControlRuntime(input: {
     if (!control) return;
     const result = await projectKeycloakEvents(control, async (tenant, event, landingId) => {
       await withTenant(tenant, (memory) => memory.store.call('kc_apply_event',
-        { landing_id: String(landingId), event: event as unknown as JsonValue }, systemCaller(tenant, 'keycloak')));
+        { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'keycloak')));
     });
     if (result.projected + result.skipped > 0) log.info(result, 'keycloak events projected');
   };
