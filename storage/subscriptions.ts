@@ -111,7 +111,8 @@ export class SubscriptionHub {
   }
 }
 
-function classify(predicate: (row: Row) => boolean, change: KeyChange): RowChange | undefined {
+/** How one key's change looks through a predicate: moved in = insert, out = delete, stayed = update. */
+export function classify(predicate: (row: Row) => boolean, change: Pick<KeyChange, 'old' | 'row'>): RowChange | undefined {
   const before = change.old !== undefined && predicate(change.old);
   const after = change.row !== undefined && predicate(change.row);
   if (before && after) return { kind: 'update', oldRow: change.old!, row: change.row! };

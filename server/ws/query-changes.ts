@@ -1,12 +1,13 @@
 /**
  * The row events of one logged transaction as one query sees them, for resume (live events
- * come from the engine's hub, which classifies the same way): the log holds an update as a
+ * come from the engine's hub; both use its `classify`): the log holds an update as a
  * delete of the old row plus an insert of the new one under the same primary key; a row
  * that stays in the predicate is `updated`, one that moves in is `inserted`, out `deleted`.
  */
 import type { RowChange, TxRecord } from '../../storage/changes.js';
 import { encodeKey } from '../../storage/key-codec.js';
 import type { Row } from '../../storage/schema.js';
+import { classify } from '../../storage/subscriptions.js';
 import type { CompiledQuery } from './query.js';
 
 export function queryChangesOf(tx: TxRecord, query: CompiledQuery): RowChange[] {
@@ -22,12 +23,9 @@ export function queryChangesOf(tx: TxRecord, query: CompiledQuery): RowChange[] 
       if (pair) pair.row = row;
       else pairs.set(key, { row });
     }
-    for (const { old, row } of pairs.values()) {
-      const before = old !== undefined && query.matches(old);
-      const after = row !== undefined && query.matches(row);
-      if (before && after) events.push({ kind: 'update', oldRow: old, row });
-      else if (after) events.push({ kind: 'insert', row });
-      else if (before) events.push({ kind: 'delete', oldRow: old });
+    for (const pair of pairs.values()) {
+      const event = classify((r) => query.matches(r), { old: pair.old, row: pair.row });
+      if (event) events.push(event);
     }
   }
   return events;
