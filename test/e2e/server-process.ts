@@ -1,0 +1,80 @@
+/**
+ * The real built server as a child process, for end-to-end tests: `node bin/ioboxx-memory.js
+ * serve --http` on port 0, its URL read from the `http server listening` log line on stderr.
+ * The environment is explicit (plus PATH/HOME): nothing leaks in from the test runner's
+ * DATABASE_URL or S3_* variables. `npm run build` must have run (dist/ is what `bin/` loads).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const serverBin = path.join(repoRoot, 'bin', 'ioboxx-memory.js');
+
+/** How long a server may take to log that it listens (it starts its control plane first). */
+const listeningWaitMs = 30_000;
+/** Stderr kept for failure messages. */
+const stderrKeptChars = 8_000;
+
+/** The variables a child needs besides the ones a test names. */
+export function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ['PATH', 'HOME', 'TMPDIR', 'LANG']) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  /** Origin, e.g. http://127.0.0.1:40123 */
+  readonly url: string;
+  /** Everything logged so far (JSON lines), trimmed to the newest characters. */
+  stderr(): string;
+  /** SIGKILL: no shutdown path runs. Resolves once the process is gone. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait for the exit code. */
+  stop(): Promise<number | null>;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+export async function startHttpServer(env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [serverBin, 'serve', '--http'], {
+    cwd: repoRoot,
+    env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not log "http server listening" within ${listeningWaitMs} ms:\n${log}`)), listeningWaitMs);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      log = (log + line + '\n').slice(-stderrKeptChars);
+      if (!line.includes('http server listening')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${log}`));
+    });
+  });
+  return {
+    child,
+    url,
+    stderr: () => log,
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited(child);
+    },
+  };
+}
