@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
+import { environmentWithFile } from '../config-file.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
@@ -25,10 +26,12 @@ interface ServeOptions {
   readonly http?: boolean;
   readonly dataDir?: string;
   readonly printConfig?: boolean;
+  readonly config?: string;
 }
 
 function configFor(options: ServeOptions): Config {
-  const env = options.dataDir === undefined ? process.env : { ...process.env, IOBOXX_DATA_DIR: options.dataDir };
+  const withFile = environmentWithFile(process.env, options.config ?? process.env.IOBOXX_CONFIG_FILE);
+  const env = options.dataDir === undefined ? withFile : { ...withFile, IOBOXX_DATA_DIR: options.dataDir };
   return loadConfig(env);
 }
 
@@ -46,6 +49,8 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
   }
   const log = createLogger(config.logLevel);
+  // What this process runs with, secrets redacted: the first line an operator reads.
+  log.info({ config: redactedConfig(config) }, 'configuration');
   // Imported here so `--help` and the store commands never load the whole memory module.
   const wiring = await import('../main-wiring.js');
   if (options.stdio === true) {
@@ -75,6 +80,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--stdio', 'speak MCP on stdin/stdout (logs on stderr)').conflicts('http'))
     .addOption(new Option('--http', 'listen on IOBOXX_HTTP_HOST:IOBOXX_HTTP_PORT').conflicts('stdio'))
     .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR)')
+    .option('--config <file>', 'JSON file of settings by environment name (IOBOXX_CONFIG_FILE); the environment wins')
     .option('--print-config', 'print the effective configuration (secrets redacted) to stderr first')
     .addHelpText('after', environmentHelp)
     .action(async (options: ServeOptions, command: Command) => {
