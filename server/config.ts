@@ -2,6 +2,8 @@
  * Configuration from the environment, parsed once with zod. Every bad value is reported in
  * one error (fix them all in one go), and `redactedConfig` is the only way to print it.
  */
+import { loadLimitsCeiling, loadLimitsDefault, type LoadLimits } from './ops/load-protection.js';
+import { shutdownBoundMsDefault } from './ops/shutdown.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
@@ -50,6 +52,12 @@ const environmentSchema = z
     AWS_SECRET_ACCESS_KEY: optionalString,
     IOBOXX_AUDIT_RETENTION_DAYS: integerIn(1, 36_500, auditRetentionDaysDefault),
     IOBOXX_KC_WEBHOOK_SECRET: optionalString,
+    // Per-tenant load protection (server/ops/load-protection.ts) and the shutdown bound.
+    IOBOXX_TENANT_INFLIGHT_MAX: integerIn(1, loadLimitsCeiling.inFlightMax, loadLimitsDefault.inFlightMax),
+    IOBOXX_TENANT_QUEUE_MAX: integerIn(0, loadLimitsCeiling.queuedMax, loadLimitsDefault.queuedMax),
+    IOBOXX_TENANT_RATE_PER_S: integerIn(1, loadLimitsCeiling.ratePerSecond, loadLimitsDefault.ratePerSecond),
+    IOBOXX_TENANT_BURST: integerIn(1, loadLimitsCeiling.burst, loadLimitsDefault.burst),
+    IOBOXX_SHUTDOWN_MS: integerIn(100, 600_000, shutdownBoundMsDefault),
   });
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
@@ -94,6 +102,8 @@ export interface Config {
   readonly s3?: S3Config;
   readonly auditRetentionDays: number;
   readonly kcWebhookSecret?: string;
+  readonly loadLimits: LoadLimits;
+  readonly shutdownMs: number;
 }
 
 export class ConfigError extends Error {
@@ -147,6 +157,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     }),
     auditRetentionDays: e.IOBOXX_AUDIT_RETENTION_DAYS,
     ...(e.IOBOXX_KC_WEBHOOK_SECRET !== undefined && { kcWebhookSecret: e.IOBOXX_KC_WEBHOOK_SECRET }),
+    loadLimits: {
+      inFlightMax: e.IOBOXX_TENANT_INFLIGHT_MAX, queuedMax: e.IOBOXX_TENANT_QUEUE_MAX,
+      ratePerSecond: e.IOBOXX_TENANT_RATE_PER_S, burst: e.IOBOXX_TENANT_BURST,
+    },
+    shutdownMs: e.IOBOXX_SHUTDOWN_MS,
   };
 }
 

@@ -23,6 +23,11 @@ import { startControlRuntime, type ControlRuntime, type WithTenant } from './con
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
+import { dataDirProbe, healthRouter } from './ops/health.js';
+import { InFlightCalls } from './ops/in-flight.js';
+import { TenantLoadGuard } from './ops/load-protection.js';
+import { OpsMetrics } from './ops/metrics.js';
+import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry } from './tenants/registry.js';
 import { ensureTenantDir } from './tenants/tenant-dir.js';
@@ -63,10 +68,14 @@ function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined)
   };
 }
 
-function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined): TenantRegistry<TenantMemory> {
+function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
-    open: (tenant, dir) => openTenantMemory(dir, tenant, { runHistory: runHistoryOf(tenant, control) }),
+    open: (tenant, dir) => openTenantMemory(dir, tenant, {
+      runHistory: runHistoryOf(tenant, control),
+      ...(metrics && { onBatch: metrics.onBatch }),
+      onBackgroundError: (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed'),
+    }),
     openTenantsMax: config.maxOpenTenants,
     observe: (event) => {
       const failed = 'error' in event;
@@ -120,9 +129,17 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
     return fn(await openMemory());
   };
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
+  // With a real Postgres the control plane starts on the first request. The embedded one
+  // (PGlite) is left to `serve --http`: starting a WASM Postgres costs seconds of CPU at every
+  // desktop-client launch, and the outbox and access log wait safely in the store meanwhile.
+  let controlChecked = false;
   const openMemoryAndControl = async () => {
     const memory = await openMemory();
-    control ??= await startControlRuntime({ config, log, withTenant });
+    if (!controlChecked) {
+      controlChecked = true;
+      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant });
+      else log.info('stdio with the embedded database: run history and audit staging drain when `serve --http` runs on this data dir');
+    }
     return memory;
   };
   log.info({ mode: config.mode, tenant, dataDir: config.dataDir }, 'serving MCP over stdio');
@@ -150,12 +167,27 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
 export interface HttpProcess {
   readonly serving: HttpServing;
   readonly control: ControlRuntime;
+  readonly metrics: OpsMetrics;
+  /** Refuse new calls (shutdown step 1); `drained` resolves when admitted ones are done. */
+  stopAccepting(): void;
+  drained(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function serveHttpProcess(config: Config, log: Logger): Promise<HttpProcess> {
   let controlRuntime: ControlRuntime | undefined;
-  const registry = tenantRegistry(config, log, () => controlRuntime);
+  const metrics = new OpsMetrics({
+    probes: {
+      openTenants: () => registry.stats().open,
+      auditBacklog: async () => {
+        const plane = controlRuntime?.control;
+        return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;
+      },
+    },
+  });
+  const registry = tenantRegistry(config, log, () => controlRuntime, metrics);
+  const guard = new TenantLoadGuard(config.loadLimits, { onBusy: (_tenant, limit) => metrics.busyRejection(limit) });
+  const calls = new InFlightCalls();
   let listeningOrigin: string | undefined;
   let authenticate: Authenticate;
   let resource: ProtectedResourceOptions | undefined;
@@ -184,16 +216,41 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const authenticateAudited: Authenticate = async (req) => {
     const result = await authenticate(req);
     if (isRefusal(result)) {
+      metrics.authFailure((result as { reason?: string }).reason ?? 'other');
       const path = (req.url ?? '/').split('?')[0]!;
       recorder.onRefusal({ path, status: result.status, reason: refusalReason(result) });
     }
     return result;
   };
-  const memoryFor = registryMemoryFor(registry);
+  // Every request is admitted by the shutdown gate and the tenant's load guard (bounded
+  // in-flight + rate; past them a retryable busy, HTTP 429) before it takes a store lease.
+  const leaseFor = registryMemoryFor(registry);
+  const memoryFor: MemoryFor = (principal) => calls.run(async () => {
+    const admitted = await guard.acquire(principal.caller.tenant);
+    try {
+      const lease = await leaseFor(principal);
+      return { memory: lease.memory, release: () => { lease.release(); admitted(); } };
+    } catch (error) {
+      admitted();
+      throw error;
+    }
+  });
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
     mount: (app) => {
+      app.use(healthRouter({
+        probes: [dataDirProbe(config.dataDir), {
+          name: 'postgres',
+          check: async () => {
+            const plane = control.control;
+            if (!plane) throw new Error('control plane not connected');
+            await plane.auditBacklog();
+          },
+        }],
+        draining: () => !calls.accepting,
+      }));
+      app.use(metricsRouter(metrics));
       const secret = config.kcWebhookSecret;
       if (secret === undefined) return;
       // The router needs a connected control plane; until then the hook answers 503 (Keycloak retries).
@@ -234,6 +291,9 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   return {
     serving,
     control,
+    metrics,
+    stopAccepting: () => calls.close(),
+    drained: () => calls.drained(),
     close: async () => {
       // Upgraded sockets are not closed by the HTTP server's close: end them first.
       await live.close();

@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
+import { installGracefulShutdown } from '../ops/shutdown.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
@@ -58,15 +59,16 @@ async function serve(options: ServeOptions): Promise<void> {
     return;
   }
   const running = await wiring.serveHttpProcess(config, log);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  // SIGTERM/SIGINT: stop accepting, let admitted calls finish, close every store (final
+  // fdatasync + checkpoint), exit 0 within the bound; a second signal exits at once
+  // (acknowledged work is already durable).
+  installGracefulShutdown({
+    boundMs: config.shutdownMs,
+    stopAccepting: () => running.stopAccepting(),
+    drain: () => running.drained(),
+    close: () => running.close(),
+    log: (message, fields) => log.info(fields ?? {}, message),
   });
-  await running.close();
 }
 
 export function buildProgram(): Command {

@@ -116,9 +116,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       try {
         await handler(req, res, res.locals['principal'] as Principal);
       } catch (error) {
-        const status = error instanceof MemoryError && (error.code === 'busy' || error.code === 'unavailable') ? 503 : 500;
+        // busy: this tenant is over its limits (retryable, 429 + Retry-After); unavailable: shutting down or a store down.
+        const code = error instanceof MemoryError ? error.code : undefined;
+        const status = code === 'busy' ? 429 : code === 'unavailable' ? 503 : 500;
         if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
-        sendJsonRpcError(res, status, -32603, status === 503 ? (error as MemoryError).message : 'Internal server error');
+        const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+        if (status === 429) res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
+        sendJsonRpcError(res, status, -32603, status === 500 ? 'Internal server error' : (error as MemoryError).message);
       }
     };
 
