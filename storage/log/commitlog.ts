@@ -112,7 +112,14 @@ export class Commitlog {
     if (!segment) return undefined;
     const position = segment.positions[offset - segment.firstOffset]!;
     // A reader of its own: the active segment's writer handle is write-only.
-    const handle = await this.fl.open(segment.file, 'r');
+    let handle;
+    try {
+      handle = await this.fl.open(segment.file, 'r');
+    } catch (error) {
+      // Deleted under us by snapshot retention: the log no longer holds this offset.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
     try {
       const header = Buffer.alloc(frameHeaderBytes);
       await handle.read(header, 0, frameHeaderBytes, position);
