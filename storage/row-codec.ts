@@ -19,7 +19,8 @@ export function rowToFields(schema: TableSchema, row: Row): unknown[] {
   return fields;
 }
 
-export function fieldsToRow(schema: TableSchema, fields: unknown): Row {
+/** `freeze` is skipped for bulk loads (a snapshot's rows are never handed out mutable anyway: tables only replace rows). */
+export function fieldsToRow(schema: TableSchema, fields: unknown, freeze = true): Row {
   if (!Array.isArray(fields) || fields.length !== schema.columns.length) {
     throw new Error(`row of ${schema.name} has ${Array.isArray(fields) ? fields.length : 'no'} fields, schema has ${schema.columns.length}`);
   }
@@ -37,5 +38,5 @@ export function fieldsToRow(schema: TableSchema, fields: unknown): Row {
       row[col.name] = v;
     }
   }
-  return Object.freeze(row);
+  return freeze ? Object.freeze(row) : row;
 }

@@ -68,29 +68,36 @@ export async function loadSnapshot(
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
-  const values = packr.unpackMultiple(buf) as unknown[];
+  // Streamed: one value at a time into the trees, never the whole snapshot as one array.
   const tables = new Map<string, BTree<string, Row>>();
   const total = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
   let done = 0;
-  let i = 0;
-  while (i < values.length) {
-    const head = values[i++] as [string, number];
-    const [name, count] = head;
-    const schema = schemas.get(name);
-    if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
-    if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
-    const pairs: [string, Row][] = new Array(count);
-    for (let r = 0; r < count; r++) {
-      const row = fieldsToRow(schema, values[i++]);
-      pairs[r] = [encodeKey(schema.primaryKey.map((c) => row[c] ?? null)), row];
-    }
-    const tree = newStringTree<Row>();
-    tree.setPairs(pairs);
-    if (tree.size !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has duplicate keys`);
-    tables.set(name, tree);
-    done += count;
+  let current: { name: string; schema: TableSchema; count: number; tree: BTree<string, Row> } | undefined;
+  let remaining = 0;
+  const finish = () => {
+    if (!current) return;
+    if (current.tree.size !== current.count) throw new SnapshotInvalid(ref.dir, `table ${current.name} has duplicate keys`);
+    tables.set(current.name, current.tree);
     onProgress?.(done, total);
-  }
+  };
+  packr.unpackMultiple(buf, (value: unknown) => {
+    if (remaining === 0) {
+      finish();
+      const [name, count] = value as [string, number];
+      const schema = schemas.get(name);
+      if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
+      if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
+      current = { name, schema, count, tree: newStringTree<Row>() };
+      remaining = count;
+      return;
+    }
+    const row = fieldsToRow(current!.schema, value, false);
+    current!.tree.set(encodeKey(current!.schema.primaryKey.map((c) => row[c] ?? null)), row);
+    remaining--;
+    done++;
+  });
+  if (remaining !== 0) throw new SnapshotInvalid(ref.dir, `snapshot ends ${remaining} rows early`);
+  finish();
   return { manifest, tables };
 }
 
