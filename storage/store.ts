@@ -10,14 +10,14 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
+import type { Caller, Invocation, RowChange, TableChanges, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
 import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog } from './log/commitlog.js';
 import { frameBytesMax, encodeFrame } from './log/frame.js';
-import { decodePayload, encodePayload } from './log/payload.js';
+import { decodeChanges, decodePayload, encodePayload } from './log/payload.js';
 import { scanLog, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
@@ -311,8 +311,8 @@ export class Store implements StoreApi {
         if (offset <= afterOffset) continue;
         const position = segment.positions[i]!;
         const length = buf.readUInt32LE(position + 8);
-        const record = decodePayload(offset, buf.subarray(position + 12, position + 12 + length), this.schemas);
-        this.applyRecord(record, segment.file, position);
+        const changes = decodeChanges(offset, buf.subarray(position + 12, position + 12 + length), this.schemas);
+        this.applyChanges(offset, changes, segment.file, position);
         if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
       }
     }
@@ -320,20 +320,20 @@ export class Store implements StoreApi {
     return done;
   }
 
-  private applyRecord(record: TxRecord, file: string, position: number): void {
-    for (const change of record.changes) {
+  private applyChanges(offset: number, changes: readonly TableChanges[], file: string, position: number): void {
+    for (const change of changes) {
       const table = this.tables.get(change.table)!;
       const derived = this.derivedByTable.get(change.table);
       for (const row of change.deletes) {
         const key = table.keyOf(row);
         const old = table.remove(key);
-        if (!old) throw new DamagedStore(file, position, `replay of offset ${record.offset}: deleted row of ${change.table} is not in the state`);
+        if (!old) throw new DamagedStore(file, position, `replay of offset ${offset}: deleted row of ${change.table} is not in the state`);
         if (derived) for (const d of derived) d.onDelete(old);
       }
       for (const row of change.inserts) {
         const key = table.keyOf(row);
         const old = table.put(key, row);
-        if (old) throw new DamagedStore(file, position, `replay of offset ${record.offset}: inserted row of ${change.table} already exists`);
+        if (old) throw new DamagedStore(file, position, `replay of offset ${offset}: inserted row of ${change.table} already exists`);
         if (derived) for (const d of derived) d.onInsert(row);
       }
     }

@@ -1,15 +1,17 @@
 /**
- * Frame payload: the invocation (for audit, history, re-execution checks) and the row
- * changes replay applies. Rows are field arrays in column order (row-codec.ts).
+ * Frame payload: two msgpack values back to back, so replay decodes only what it applies.
  *
- *   [formatVersion, reducer, args, caller, timestampMs, idempotencyKey|null,
- *    [[table, [deleted rows...], [inserted rows...]], ...]]
+ *   changes:    [formatVersion, [[table, [deleted rows...], [inserted rows...]], ...]]
+ *   invocation: [reducer, args, caller, timestampMs, idempotencyKey|null]
+ *
+ * The changes are what replay applies (rows as field arrays in column order, row-codec.ts);
+ * the invocation is for audit, history and re-execution checks.
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
 import { fieldsToRow, packr, rowToFields } from '../row-codec.js';
 import type { TableSchema } from '../schema.js';
 
-const payloadFormatVersion = 1;
+const payloadFormatVersion = 2;
 
 export function encodePayload(
   invocation: Invocation,
@@ -20,32 +22,41 @@ export function encodePayload(
     const schema = schemas.get(c.table)!;
     return [c.table, c.deletes.map((r) => rowToFields(schema, r)), c.inserts.map((r) => rowToFields(schema, r))];
   });
-  return packr.pack([
-    payloadFormatVersion,
-    invocation.reducer,
-    invocation.args ?? null,
-    invocation.caller,
-    invocation.timestampMs,
-    invocation.idempotencyKey ?? null,
-    encodedChanges,
+  return Buffer.concat([
+    packr.pack([payloadFormatVersion, encodedChanges]),
+    packr.pack([invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null]),
   ]);
 }
 
-export function decodePayload(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TxRecord {
-  const v = packr.unpack(payload) as unknown[];
-  if (!Array.isArray(v) || v[0] !== payloadFormatVersion || v.length !== 7) {
-    throw new Error(`payload at offset ${offset}: unknown format`);
-  }
-  const [, reducer, args, caller, timestampMs, idempotencyKey, encodedChanges] = v as [
-    number, string, unknown, Caller, number, string | null, [string, unknown[], unknown[]][],
-  ];
-  const changes: TableChanges[] = encodedChanges.map(([table, deletes, inserts]) => {
-    const schema = schemas.get(table);
-    if (!schema) throw new Error(`payload at offset ${offset}: unknown table ${table}`);
-    return { table, deletes: deletes.map((f) => fieldsToRow(schema, f)), inserts: inserts.map((f) => fieldsToRow(schema, f)) };
+/** The row changes alone (replay): the invocation that follows them is not decoded. */
+export function decodeChanges(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
+  let head: unknown;
+  packr.unpackMultiple(payload, (value: unknown) => {
+    head = value;
+    return false; // stop after the first value
   });
+  return changesOf(offset, head, schemas);
+}
+
+export function decodePayload(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TxRecord {
+  const values = packr.unpackMultiple(payload) as unknown[];
+  if (values.length !== 2) throw new Error(`payload at offset ${offset}: ${values.length} values, expected 2`);
+  const changes = changesOf(offset, values[0], schemas);
+  const inv = values[1] as unknown[];
+  if (!Array.isArray(inv) || inv.length !== 5) throw new Error(`payload at offset ${offset}: malformed invocation`);
+  const [reducer, args, caller, timestampMs, idempotencyKey] = inv as [string, unknown, Caller, number, string | null];
   const invocation: Invocation = idempotencyKey === null
     ? { reducer, args, caller, timestampMs }
     : { reducer, args, caller, timestampMs, idempotencyKey };
   return { offset, invocation, changes };
+}
+
+function changesOf(offset: number, head: unknown, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
+  const v = head as unknown[];
+  if (!Array.isArray(v) || v[0] !== payloadFormatVersion || v.length !== 2) throw new Error(`payload at offset ${offset}: unknown format`);
+  return (v[1] as [string, unknown[], unknown[]][]).map(([table, deletes, inserts]) => {
+    const schema = schemas.get(table);
+    if (!schema) throw new Error(`payload at offset ${offset}: unknown table ${table}`);
+    return { table, deletes: deletes.map((f) => fieldsToRow(schema, f)), inserts: inserts.map((f) => fieldsToRow(schema, f)) };
+  });
 }
