@@ -11,6 +11,8 @@ import type { Row, TableSchema } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, snapshotFormatVersion, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Serialisation work between two yields: small enough that a commit waits ~1 ms at most. */
+export const snapshotChunkBytes = 64 * 1024;
 
 class ChunkFile {
   private position = 0;
@@ -66,11 +68,11 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
   const binary = await ChunkFile.create(fl, path.join(dir, binaryFileName));
   const json = await ChunkFile.create(fl, path.join(dir, jsonFileName));
   try {
-    for (const chunk of canonicalChunks(tables)) {
+    for (const chunk of canonicalChunks(tables, snapshotChunkBytes)) {
       await binary.write(chunk);
       await yieldToEventLoop();
     }
-    for (const chunk of streamJson(tables, offset)) {
+    for (const chunk of streamJson(tables, offset, snapshotChunkBytes)) {
       await json.write(chunk);
       await yieldToEventLoop();
     }
