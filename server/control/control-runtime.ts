@@ -25,6 +25,8 @@ export const projectorIntervalMs = 2_000;
 export const shipperIntervalMs = 2_000;
 /** Tenants waiting for a drain; past it the oldest waits for the next sweep (its rows stay in its store). */
 export const dirtyTenantsMax = 100_000;
+/** How long close() waits for a control-plane connect still in progress. */
+export const closeConnectWaitMs = 4_000;
 
 export type WithTenant = <T>(tenant: string, fn: (memory: TenantMemory) => Promise<T>) => Promise<T>;
 
@@ -196,7 +198,13 @@ export async function startControlRuntime(input: {
       closed = true;
       if (drainTimer) clearTimeout(drainTimer);
       if (projectorTimer) clearInterval(projectorTimer);
-      await connecting.catch(() => undefined);
+      // A connect in progress (an embedded database can take seconds to start) gets a bounded
+      // wait: shutdown has its own bound, and nothing acknowledged depends on the control plane.
+      const waited = await Promise.race([
+        connecting.then(() => true, () => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), closeConnectWaitMs).unref()),
+      ]);
+      if (!waited) log.warn({ waitMs: closeConnectWaitMs }, 'control plane still starting at shutdown; leaving it');
       await running.catch(() => undefined);
       await shipper?.stop();
       await control?.close();
