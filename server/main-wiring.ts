@@ -295,10 +295,12 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     stopAccepting: () => calls.close(),
     drained: () => calls.drained(),
     close: async () => {
-      // Upgraded sockets are not closed by the HTTP server's close: end them first.
+      // The control plane closes beside the listeners (its connect may still be starting);
+      // upgraded sockets are not closed by the HTTP server's close: end them first.
+      const controlClosed = control.close();
       await live.close();
       await serving.close();
-      await control.close();
+      await controlClosed;
       await registry.close();
     },
   };

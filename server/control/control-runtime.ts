@@ -26,7 +26,7 @@ export const shipperIntervalMs = 2_000;
 /** Tenants waiting for a drain; past it the oldest waits for the next sweep (its rows stay in its store). */
 export const dirtyTenantsMax = 100_000;
 /** How long close() waits for a control-plane connect still in progress. */
-export const closeConnectWaitMs = 4_000;
+export const closeConnectWaitMs = 2_000;
 
 export type WithTenant = <T>(tenant: string, fn: (memory: TenantMemory) => Promise<T>) => Promise<T>;
 
