@@ -10,7 +10,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const serverBin = path.join(repoRoot, 'bin', 'ioboxx-memory.js');
+/**
+ * The CLI entry the tests spawn. IOBOXX_E2E_SERVER_MAIN swaps it for another build of
+ * `server/cli/main.js` (to try a fix before it lands); by default the shipped `bin/` shim.
+ */
+export const serverBin = process.env.IOBOXX_E2E_SERVER_MAIN ?? path.join(repoRoot, 'bin', 'ioboxx-memory.js');
 
 /** How long a server may take to log that it listens (it starts its control plane first). */
 const listeningWaitMs = 30_000;
