@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { auditBench } from './audit.js';
 import type { Bench, BenchContext } from './bench.js';
 import { engineBench } from './engine.js';
 import { fairnessBench } from './fairness.js';
@@ -19,7 +20,7 @@ import { vectorBench } from './vector.js';
 import { wsBench } from './ws.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench, fairnessBench, sizingBench];
+export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench, fairnessBench, sizingBench, auditBench];
 
 interface Cli {
   readonly json: boolean;

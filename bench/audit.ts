@@ -1,0 +1,315 @@
+/**
+ * Audit throughput (issue 5): 64 concurrent MCP callers over Streamable HTTP against the real
+ * server process (`serve --http`) on the services' Postgres and the Ceph RADOS Gateway (a fresh
+ * Object Lock bucket). Each answered tool call becomes an access-log row, is staged into
+ * Postgres and shipped to S3 in hash-chained batches; a call counts as audited once the batch
+ * holding it is confirmed by S3 (audit_batches.confirmed_at).
+ *
+ * Sampled every second: calls answered, rows staged and not yet shipped (the backlog), rows
+ * shipped. After the calls stop, the pipeline drains (bounded); the end-to-end rate is audited
+ * calls over the wall time from the first call to the drain's end.
+ * Target (issue 5): >= 5,000 audited calls/s end to end, and a backlog that does not grow.
+ * No peer runs beside it; the target is printed as a verdict on stderr.
+ *
+ * Needs scripts/services/up.sh; without its services this benchmark says so and is skipped.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { shipperIntervalMs } from '../server/control/control-runtime.js';
+import { auditBatchAgeMsDefault } from '../storage/audit/shipper.js';
+import { connectNewerHttp, toolErrorOf, type McpTestClient } from '../test/support/mcp-clients.js';
+import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
+import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
+import type { Bench, BenchContext } from './bench.js';
+
+const callers = 64;
+const runMsFull = 60_000;
+const runMsQuick = 10_000;
+const sampleEveryMs = 1_000;
+/** The tail after the last call: shipper tick (2 s) + batch age (5 s) + uploads, with room. */
+const drainWaitMsMax = 60_000;
+/** ... and it gives up sooner once nothing more has shipped for this long (about three ship cycles). */
+const drainStallMsMax = 20_000;
+const listeningWaitMsMax = 60_000;
+const stopWaitMsMax = 30_000;
+/** Ids each caller cycles through, so the store's size stays bounded over the run. */
+const idsPerCaller = 256;
+/** A refused-busy call waits this long when the server names no Retry-After. */
+const busyPauseMs = 5;
+const targetAuditedPerSec = 5_000;
+/**
+ * The backlog is a sawtooth: rows wait up to a batch's age plus a shipper tick, then leave
+ * together. It "grew" if its second-half trend adds more than one such cycle of arrivals over
+ * that half, or if nothing shipped in the second half while calls were answered.
+ */
+const shipCycleMs = auditBatchAgeMsDefault + shipperIntervalMs;
+const serverStderrKeptChars = 8_000;
+/** Server warnings and errors are shown as they come (a failing shipper explains a zero figure), up to this many. */
+const serverWarningsShownMax = 20;
+const serverWarningCharsMax = 600;
+
+interface Sample {
+  readonly atMs: number;
+  readonly calls: number;
+  /** Staged in Postgres, not yet in a confirmed batch. */
+  readonly staged: number;
+  /** Events in batches S3 confirmed. */
+  readonly shipped: number;
+  /** Access-log rows staged so far (the staged mark, summed over tenants). */
+  readonly stagedThrough: number;
+}
+
+interface ServerChild {
+  readonly child: ChildProcess;
+  readonly url: string;
+  stderrTail(): string;
+  stop(): Promise<void>;
+}
+
+/** `node --import tsx server/cli/main.ts serve --http` on port 0; resolves with its URL. */
+async function startServer(env: Record<string, string>, onWarning: (line: string) => void): Promise<ServerChild> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join('server', 'cli', 'main.ts'), 'serve', '--http'], {
+    cwd: repoRoot,
+    env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let tail = '';
+  let warningsShown = 0;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not listen within ${listeningWaitMsMax} ms:\n${tail}`)), listeningWaitMsMax);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      tail = (tail + line + '\n').slice(-serverStderrKeptChars);
+      if (warningsShown < serverWarningsShownMax && (/"level":(4|5|6)0/.test(line) || !line.startsWith('{'))) {
+        warningsShown++;
+        onWarning(line.slice(0, serverWarningCharsMax));
+      }
+      if (!line.includes('http server listening')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${tail}`));
+    });
+  });
+  return {
+    child,
+    url,
+    stderrTail: () => tail,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), stopWaitMsMax);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function sampleOnce(sql: pg.Client, calls: number, startMs: number): Promise<Sample> {
+  const result = await sql.query(`
+    select (select count(*) from audit_staging)::bigint as staged,
+           (select coalesce(sum(event_count), 0) from audit_batches where confirmed_at is not null)::bigint as shipped,
+           (select coalesce(sum(staged_through), 0) from audit_sources where source = 'access_log')::bigint as staged_through`);
+  const row = result.rows[0] as { staged: string; shipped: string; staged_through: string };
+  return {
+    atMs: performance.now() - startMs,
+    calls,
+    staged: Number(row.staged),
+    shipped: Number(row.shipped),
+    stagedThrough: Number(row.staged_through),
+  };
+}
+
+/** Least-squares slope of y over seconds. */
+function slopePerSec(points: ReadonlyArray<{ atMs: number; y: number }>): number {
+  if (points.length < 2) return 0;
+  const xs = points.map((p) => p.atMs / 1000);
+  const meanX = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const meanY = points.reduce((a, p) => a + p.y, 0) / points.length;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < points.length; i++) {
+    num += (xs[i]! - meanX) * (points[i]!.y - meanY);
+    den += (xs[i]! - meanX) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+interface CallLoad {
+  readonly answered: () => number;
+  readonly busy: () => number;
+  /** A caller failed: every caller stops, and stop() rejects with its error. */
+  readonly failed: () => boolean;
+  stop(): Promise<void>;
+}
+
+/** Each caller alternates object_put of one of its ids and object_get of that id. */
+function startCalls(clients: readonly McpTestClient[]): CallLoad {
+  let stopped = false;
+  let answered = 0;
+  let busy = 0;
+  let failed = false;
+  const loops = clients.map(async (client, caller) => {
+    for (let seq = 0; !stopped; seq++) {
+      const id = `bench-${caller}-${Math.floor(seq / 2) % idsPerCaller}`;
+      const put = seq % 2 === 0;
+      const result = put
+        ? await client.callTool('object_put', { id, type: 'note', attributes: { caller, seq, text: 'audited bench call' } })
+        : await client.callTool('object_get', { id });
+      answered++; // refused or not, every answered call is audited
+      const error = toolErrorOf(result);
+      if (result.isError !== true) continue;
+      if (error?.code !== 'busy') throw new Error(`${put ? 'object_put' : 'object_get'} failed: ${JSON.stringify(error ?? result.content).slice(0, 500)}`);
+      busy++;
+      await new Promise((resolve) => setTimeout(resolve, busyPauseMs));
+    }
+  });
+  const all = Promise.all(loops);
+  all.catch(() => {
+    failed = true; // surfaced by stop()
+    stopped = true;
+  });
+  return {
+    answered: () => answered,
+    busy: () => busy,
+    failed: () => failed,
+    async stop() {
+      stopped = true;
+      await all;
+    },
+  };
+}
+
+/** The services, or a reason to skip (named, with the command that starts them). */
+async function servicesOrSkip(ctx: BenchContext): Promise<{ pgUrl: string; s3: ReturnType<typeof s3Service> } | undefined> {
+  try {
+    const pgUrl = postgresService().url;
+    const s3 = s3Service();
+    const probe = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 5_000 });
+    await probe.connect();
+    await probe.end();
+    return { pgUrl, s3 };
+  } catch (error) {
+    ctx.progress(`SKIPPED: the audit benchmark needs Postgres and the Ceph RADOS Gateway (bash scripts/services/up.sh): ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+export const auditBench: Bench = {
+  name: 'audit',
+  description: `audit throughput tool call -> S3-confirmed batch, ${callers} MCP callers over HTTP, and the staged backlog (needs scripts/services/up.sh)`,
+  async run(ctx) {
+    const services = await servicesOrSkip(ctx);
+    if (!services) return;
+    const runMs = ctx.quick ? runMsQuick : runMsFull;
+    const database = await freshPostgresDatabase('benchaudit');
+    const s3 = new S3Client({
+      endpoint: services.s3.endpoint, region: services.s3.region, forcePathStyle: true,
+      credentials: { accessKeyId: services.s3.accessKeyId, secretAccessKey: services.s3.secretAccessKey },
+    });
+    // Objects stay under COMPLIANCE retention for a day: the bucket cannot be removed after.
+    const bucket = `ioboxx-bench-audit-${process.pid}-${Date.now()}`;
+    let server: ServerChild | undefined;
+    let sql: pg.Client | undefined;
+    const clients: McpTestClient[] = [];
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+      const serverDataDir = path.join(ctx.dataDir, 'server');
+      mkdirSync(serverDataDir, { recursive: true });
+      server = await startServer({
+        IOBOXX_DATA_DIR: serverDataDir,
+        DATABASE_URL: database.url,
+        S3_ENDPOINT: services.s3.endpoint,
+        S3_REGION: services.s3.region,
+        S3_BUCKET: bucket,
+        AWS_ACCESS_KEY_ID: services.s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: services.s3.secretAccessKey,
+        IOBOXX_AUDIT_RETENTION_DAYS: '1',
+      }, (line) => ctx.progress(`server: ${line}`));
+      const mcpUrl = `${server.url}/mcp`;
+      clients.push(...(await Promise.all(Array.from({ length: callers }, () => connectNewerHttp({ url: mcpUrl })))));
+      sql = new pg.Client({ connectionString: database.url });
+      await sql.connect();
+      ctx.progress(`server ${server.url}, bucket ${bucket}, ${callers} callers, ${runMs / 1000} s of calls`);
+
+      const samples: Sample[] = [];
+      const startMs = performance.now();
+      const load = startCalls(clients);
+      let failure: unknown;
+      // A caller that fails ends the run early (its error is rethrown below).
+      const watch = (async () => {
+        while (performance.now() - startMs < runMs && !load.failed()) {
+          const nextMs = (samples.length + 1) * sampleEveryMs;
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextMs - (performance.now() - startMs))));
+          const sample = await sampleOnce(sql!, load.answered(), startMs);
+          samples.push(sample);
+          ctx.progress(`t=${(sample.atMs / 1000).toFixed(0)} s calls=${sample.calls} unstaged=${Math.max(0, sample.calls - sample.stagedThrough)} staged=${sample.staged} shipped=${sample.shipped}`);
+        }
+      })();
+      await watch.catch((error: unknown) => (failure = error));
+      const callsEndMs = performance.now() - startMs;
+      await load.stop().catch((error: unknown) => (failure ??= error));
+      if (failure !== undefined) throw failure;
+      const calls = load.answered();
+      const toolCallsPerSec = (calls * 1000) / callsEndMs;
+
+      // Drain: every answered call staged and shipped, nothing left staged (bounded).
+      let last = await sampleOnce(sql, calls, startMs);
+      let progressAtMs = last.atMs;
+      while (!(last.shipped >= calls && last.staged === 0) && last.atMs - callsEndMs < drainWaitMsMax && last.atMs - progressAtMs < drainStallMsMax) {
+        await new Promise((resolve) => setTimeout(resolve, sampleEveryMs / 4));
+        const next = await sampleOnce(sql, calls, startMs);
+        if (next.shipped > last.shipped) progressAtMs = next.atMs;
+        last = next;
+      }
+      const drained = last.shipped >= calls && last.staged === 0;
+      const wallMs = last.atMs;
+      const audited = Math.min(last.shipped, calls);
+      if (!drained) ctx.progress(`drain did not finish (bounds: ${drainWaitMsMax} ms, or ${drainStallMsMax} ms without progress): shipped ${last.shipped} of ${calls} calls, ${last.staged} still staged`);
+
+      const secondHalf = samples.filter((s) => s.atMs >= runMs / 2);
+      const stagedSlope = slopePerSec(secondHalf.map((s) => ({ atMs: s.atMs, y: s.staged })));
+      const inFlightSlope = slopePerSec(secondHalf.map((s) => ({ atMs: s.atMs, y: s.calls - s.shipped })));
+      const shippedSlope = slopePerSec(secondHalf.map((s) => ({ atMs: s.atMs, y: s.shipped })));
+      const halfSec = (runMs / 2) / 1000;
+      const stagedMax = Math.max(0, ...samples.map((s) => s.staged));
+      const stagedAtEnd = samples.at(-1)?.staged ?? 0;
+      const unstagedMax = Math.max(0, ...samples.map((s) => s.calls - s.stagedThrough));
+      const cycleRows = (toolCallsPerSec * shipCycleMs) / 1000;
+      const shippedInSecondHalf = (samples.at(-1)?.shipped ?? 0) - (secondHalf[0]?.shipped ?? 0);
+      const stalled = shippedInSecondHalf <= 0 && calls > 0;
+      const grew = stalled || stagedSlope * halfSec > cycleRows;
+      const inFlightGrew = stalled || inFlightSlope * halfSec > cycleRows;
+      const auditedPerSec = (audited * 1000) / wallMs;
+
+      ctx.emit({ metric: `audited calls/s end to end (${callers} callers, incl. drain)`, unit: 'calls/s', ours: auditedPerSec, better: 'higher' });
+      ctx.emit({ metric: `tool calls/s (${callers} callers, object_put/get)`, unit: 'calls/s', ours: toolCallsPerSec, better: 'higher' });
+      ctx.emit({ metric: 'shipped to S3 while calling (2nd-half trend)', unit: 'events/s', ours: shippedSlope, better: 'higher' });
+      ctx.emit({ metric: 'staged backlog, max', unit: 'rows', ours: stagedMax, better: 'lower' });
+      ctx.emit({ metric: 'staged backlog, at end of calls', unit: 'rows', ours: stagedAtEnd, better: 'lower' });
+      ctx.emit({ metric: 'staged backlog trend, 2nd half', unit: 'rows/s', ours: stagedSlope, better: 'lower' });
+      ctx.emit({ metric: 'answered, not yet staged, max', unit: 'rows', ours: unstagedMax, better: 'lower' });
+      ctx.emit({ metric: 'answered, not yet in S3, trend 2nd half', unit: 'rows/s', ours: inFlightSlope, better: 'lower' });
+      ctx.emit({ metric: 'drain after last call', unit: 'ms', ours: wallMs - callsEndMs, better: 'lower' });
+
+      ctx.progress(`${calls} calls answered (${load.busy()} refused busy) in ${(callsEndMs / 1000).toFixed(1)} s; ${audited} audited in S3 by ${(wallMs / 1000).toFixed(1)} s${drained ? '' : ' (drain incomplete)'}`);
+      ctx.progress(`target >= ${targetAuditedPerSec.toLocaleString('en-US')} audited calls/s end to end: ${auditedPerSec >= targetAuditedPerSec ? 'MET' : 'NOT MET'} (${Math.round(auditedPerSec)}/s)`);
+      ctx.progress(`staged backlog: ${grew ? 'GREW' : 'bounded'} (2nd-half trend ${stagedSlope.toFixed(1)} rows/s, max ${stagedMax}, tolerance one ship cycle = ${Math.round(cycleRows)} rows${stalled ? '; nothing shipped in the 2nd half' : ''}); answered-not-in-S3: ${inFlightGrew ? 'GREW' : 'bounded'} (${inFlightSlope.toFixed(1)} rows/s)`);
+    } catch (error) {
+      if (server) ctx.progress(`server stderr (tail):\n${server.stderrTail()}`);
+      throw error;
+    } finally {
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      await server?.stop();
+      await sql?.end().catch(() => undefined);
+      await database.drop().catch((error: unknown) => ctx.progress(`could not drop the bench database: ${(error as Error).message}`));
+      s3.destroy();
+    }
+  },
+};
