@@ -207,7 +207,9 @@ export function startAuditShipper(
   let running: Promise<void> = Promise.resolve();
   const pass = async () => {
     try {
-      options.onPass?.(await shipAudit(control, bucket, options));
+      // Ship first, then report: `onPass?.(await ...)` would skip the shipping when onPass is unset.
+      const result = await shipAudit(control, bucket, options);
+      options.onPass?.(result);
     } catch (error) {
       options.onError?.(error);
     }
