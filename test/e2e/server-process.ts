@@ -16,8 +16,14 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
  */
 export const serverBin = process.env.IOBOXX_E2E_SERVER_MAIN ?? path.join(repoRoot, 'bin', 'ioboxx-memory.js');
 
-/** How long a server may take to log that it listens (it starts its control plane first). */
-const listeningWaitMs = 30_000;
+/** How long a server may take to listen and connect its control plane (PGlite is slow to start on a busy VM). */
+const listeningWaitMs = 60_000;
+/**
+ * Clients start once the control plane is connected too: the embedded PGlite's start blocks
+ * the event loop for seconds on a loaded machine, and a keep-alive socket whose idle timer
+ * expired meanwhile is reset under the next request (ECONNRESET). Reported to the lead.
+ */
+const readyMessages = ['http server listening', 'control plane ready'] as const;
 /** Stderr kept for failure messages. */
 const stderrKeptChars = 8_000;
 
@@ -56,12 +62,18 @@ export async function startHttpServer(env: Record<string, string>): Promise<Serv
   });
   let log = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not log "http server listening" within ${listeningWaitMs} ms:\n${log}`)), listeningWaitMs);
+    const timer = setTimeout(() => reject(new Error(`server did not log ${readyMessages.join(' and ')} within ${listeningWaitMs} ms:\n${log}`)), listeningWaitMs);
+    let listeningUrl: string | undefined;
+    let controlReady = false;
     createInterface({ input: child.stderr! }).on('line', (line) => {
       log = (log + line + '\n').slice(-stderrKeptChars);
-      if (!line.includes('http server listening')) return;
+      if (!line.startsWith('{')) return; // e.g. a Node warning, not a log line
+      const message = JSON.parse(line) as { msg?: string; url?: string };
+      if (message.msg === readyMessages[0]) listeningUrl = message.url;
+      if (message.msg === readyMessages[1]) controlReady = true;
+      if (listeningUrl === undefined || !controlReady) return;
       clearTimeout(timer);
-      resolve((JSON.parse(line) as { url: string }).url);
+      resolve(listeningUrl);
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
