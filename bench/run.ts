@@ -13,14 +13,16 @@ import { auditBench } from './audit.js';
 import type { Bench, BenchContext } from './bench.js';
 import { engineBench } from './engine.js';
 import { fairnessBench } from './fairness.js';
+import { mcpOursBench } from './mcp-ours.js';
 import { mcpReferenceBench } from './mcp-reference.js';
 import { benchLine, jsonLine, tableHeader, tableRow } from './report.js';
 import { sizingBench } from './sizing.js';
+import { tenantsBench } from './tenants.js';
 import { vectorBench } from './vector.js';
 import { wsBench } from './ws.js';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, wsBench, fairnessBench, sizingBench, auditBench];
+export const benches: readonly Bench[] = [engineBench, vectorBench, mcpReferenceBench, mcpOursBench, wsBench, fairnessBench, sizingBench, tenantsBench, auditBench];
 
 interface Cli {
   readonly json: boolean;
