@@ -20,6 +20,9 @@ import { createStreamableRoute } from './streamable-route.js';
 
 /** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
  * an oversized tool call still gets its precise limit_exceeded answer. */
+/** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
+export const keepAliveTimeoutMs = 65_000;
+
 export const httpBodyBytesMax = toolArgumentsBytesMax + 256 * 1024;
 
 export const loopbackHostnames: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
@@ -149,6 +152,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
 
   const server = http.createServer(app);
+  // Keep idle keep-alive connections well past a long event-loop pause (the embedded database's
+  // start blocks it for seconds): a 5 s default closes sockets a client is already writing to.
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  server.headersTimeout = keepAliveTimeoutMs + 1_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
