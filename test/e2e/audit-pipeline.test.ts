@@ -243,9 +243,12 @@ describe('the audit pipeline through the real server', () => {
     });
     expect(user).toMatchObject({ user_id: 'u-e2e', username: 'grace', email: 'grace@example.test' });
     expect(user['memberships']).toEqual([{ kind: 'organization', scope_id: 'org-local', scope_name: null }]);
-    const landings = await sql.query(`select dedup_key, projected_at from kc_event_landing where dedup_key like 'id:e2e-org-ev-%' order by dedup_key`);
+    // The projector marks a landing projected just after applying it: wait for the mark.
+    const landings = await eventually('every landing marked projected', async () => {
+      const result = await sql.query(`select dedup_key, projected_at from kc_event_landing where dedup_key like 'id:e2e-org-ev-%' order by dedup_key`);
+      return result.rows.every((r) => r.projected_at !== null) ? result : undefined;
+    });
     expect(landings.rows.map((r) => r.dedup_key)).toEqual(['id:e2e-org-ev-0', 'id:e2e-org-ev-1', 'id:e2e-org-ev-2']);
-    for (const row of landings.rows) expect(row.projected_at).not.toBeNull();
     const mallory = await client.callTool('kc_user_get', { user_id: 'u-mallory' });
     expect(toolErrorOf(mallory)?.code).toBe('not_found');
     const users = await call('kc_users_list', {});
