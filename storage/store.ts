@@ -252,7 +252,9 @@ export class Store implements StoreApi {
       if (this.log.nextOffset !== this.applied + 1) {
         throw new DamagedStore(this.logDir, 0, `log ends at ${this.log.nextOffset - 1} but state is at ${this.applied}`);
       }
-      const checkpointVerified = await this.verifyCheckpoint();
+      // With nothing replayed the state IS the loaded snapshot, whose file hash was just proven.
+      const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
+      const checkpointVerified = await this.verifyCheckpoint(provenHash);
       this.lastSnapshotOffset = snapshotOffset;
       this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, ...(scanned.torn ? { torn: scanned.torn } : {}) };
       const everyMs = this.options.snapshotEveryMs ?? 0;
@@ -339,7 +341,7 @@ export class Store implements StoreApi {
     }
   }
 
-  private async verifyCheckpoint(): Promise<boolean> {
+  private async verifyCheckpoint(provenHash: string | undefined): Promise<boolean> {
     const file = path.join(this.logDir, checkpointFileName);
     if (!(await this.fl.exists(file))) return false;
     let checkpoint: { offset: number; stateHash: string };
@@ -351,7 +353,7 @@ export class Store implements StoreApi {
     // Only valid for exactly the state it was written at; later frames make it stale.
     await this.fl.unlink(file);
     if (checkpoint.offset !== this.applied) return false;
-    const hash = this.stateHash();
+    const hash = provenHash ?? this.stateHash();
     if (hash !== checkpoint.stateHash) {
       throw new DamagedStore(file, 0, `state hash after recovery ${hash} differs from the hash ${checkpoint.stateHash} recorded at offset ${checkpoint.offset}`);
     }
