@@ -4,26 +4,25 @@
  * landed Keycloak events -> kc_* projections, staged audit -> S3 Object Lock batches.
  *
  * The commitlog is the first durable hop: none of this sits on a tool call's path, so tenant
- * writes go on while Postgres or S3 are down; the loops retry with backoff and drain later.
+ * writes go on while Postgres or S3 are down; the work is retried and drains later.
  */
-import { MemoryError } from '../../storage/errors.js';
 import { assertObjectLockEnabled, openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { startAuditShipper, type AuditShipperLoop } from '../../storage/audit/shipper.js';
-import { stageAccessLog, stageServerAudit, type ServerAuditEvent } from '../../storage/control/audit-staging.js';
+import { stageServerAudit, type ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
-import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
-import { drainRunOutbox, systemCaller } from '../../storage/control/run-outbox.js';
+import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
+import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 
-/** How long a tenant's changes wait before its drain runs (coalesces bursts). */
-export const drainDelayMs = 200;
 export const retryDelayMsMin = 500;
 export const retryDelayMsMax = 30_000;
+/** A failed drain or projection (Postgres away) runs again after this. */
+export const workRetryMs = 1_000;
 export const projectorIntervalMs = 2_000;
 export const shipperIntervalMs = 2_000;
-/** Tenants waiting for a drain; past it the oldest waits for the next sweep (its rows stay in its store). */
+/** Tenants remembered before Postgres is reachable, and denials queued; past it they wait for the next change. */
 export const dirtyTenantsMax = 100_000;
 /** How long close() waits for a control-plane connect still in progress. */
 export const closeConnectWaitMs = 2_000;
@@ -40,8 +39,6 @@ export interface ControlRuntime {
   auditDenial(event: ServerAuditEvent): void;
   /** A Keycloak event landed: project it now rather than at the next tick. */
   projectSoon(): void;
-  /** Run every pending drain once and wait for it (tests, shutdown). */
-  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -55,12 +52,12 @@ export async function startControlRuntime(input: {
   let bucket: AuditBucket | undefined;
   let shipper: AuditShipperLoop | undefined;
   let closed = false;
-  const dirty = new Set<string>();
+  let worker: ControlWorker | undefined;
+  /** Tenants that changed before Postgres was reachable: nudged once it is. */
+  const changedBeforeConnect = new Set<string>();
   const pendingDenials: ServerAuditEvent[] = [];
-  let drainTimer: NodeJS.Timeout | undefined;
   let projectorTimer: NodeJS.Timeout | undefined;
   let retryDelayMs = retryDelayMsMin;
-  let running: Promise<void> = Promise.resolve();
 
   const connect = async (): Promise<void> => {
     while (!closed && !control) {
@@ -95,64 +92,31 @@ export async function startControlRuntime(input: {
     log.warn('S3 is not configured (S3_ENDPOINT unset): audit batches stay staged in Postgres; `audit ship` will refuse');
   }
 
-  const drainOnce = async (): Promise<void> => {
-    if (!control) return;
-    const c = control;
-    while (pendingDenials.length > 0) {
-      await stageServerAudit(c, pendingDenials[0]!);
+  // The drains themselves (single-flight per tenant, retried until they succeed) are the
+  // control worker's; this runtime only connects, lends tenant stores and keeps the clocks.
+  const accessFor = (tenant: string): TenantAccess => (work) => withTenant(tenant, (memory) => work(memory.store));
+  const stageDenials = async (): Promise<void> => {
+    while (control && pendingDenials.length > 0) {
+      await stageServerAudit(control, pendingDenials[0]!);
       pendingDenials.shift();
     }
-    for (const tenant of [...dirty]) {
-      dirty.delete(tenant);
-      try {
-        await withTenant(tenant, async (memory) => {
-          await stageAccessLog(c, tenant, memory.store);
-          await drainRunOutbox(c, tenant, memory.store);
-        });
-      } catch (error) {
-        dirty.add(tenant); // try again later: nothing is lost, the rows stay in the store
-        throw error;
-      }
-    }
-  };
-
-  const scheduleDrain = (delayMs = drainDelayMs): void => {
-    if (closed || drainTimer) return;
-    drainTimer = setTimeout(() => {
-      drainTimer = undefined;
-      running = running.then(async () => {
-        try {
-          await drainOnce();
-          retryDelayMs = retryDelayMsMin;
-        } catch (error) {
-          log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'drain failed; will retry');
-          scheduleDrain(retryDelayMs);
-          retryDelayMs = Math.min(retryDelayMs * 2, retryDelayMsMax);
-        }
-      });
-    }, delayMs);
-    drainTimer.unref();
-  };
-
-  const project = async (): Promise<void> => {
-    if (!control) return;
-    const result = await projectKeycloakEvents(control, async (tenant, event, landingId) => {
-      await withTenant(tenant, (memory) => memory.store.call('kc_apply_event',
-        { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'keycloak')));
-    });
-    if (result.projected + result.skipped > 0) log.info(result, 'keycloak events projected');
-  };
-
-  const projectTick = (): void => {
-    if (closed) return;
-    running = running.then(() => project().catch((error) => log.warn({ err: errorText(error) }, 'keycloak projection failed; will retry')));
   };
 
   const connecting = connect().then(async () => {
     if (closed || !control) return;
-    scheduleDrain(0);
-    projectTick();
-    projectorTimer = setInterval(projectTick, projectorIntervalMs);
+    worker = startControlWorker(control, {
+      applyKeycloakEvent: (tenant, event, landingId) => withTenant(tenant, async (memory) => {
+        await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'keycloak'));
+      }),
+      alsoGlobal: stageDenials,
+      retryMs: workRetryMs,
+      onError: (job, error) => log.warn({ job, err: errorText(error), retryInMs: workRetryMs }, 'control-plane work failed; will retry'),
+    });
+    for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));
+    changedBeforeConnect.clear();
+    worker.nudgeGlobal();
+    // Landed events also arrive without a webhook nudge (another node landed them).
+    projectorTimer = setInterval(() => worker?.nudgeGlobal(), projectorIntervalMs);
     projectorTimer.unref();
     if (bucket) {
       try {
@@ -175,9 +139,8 @@ export async function startControlRuntime(input: {
     },
     s3Configured: bucket !== undefined,
     tenantChanged(tenant) {
-      if (dirty.size >= dirtyTenantsMax && !dirty.has(tenant)) return;
-      dirty.add(tenant);
-      scheduleDrain();
+      if (worker) worker.nudgeTenant(tenant, accessFor(tenant));
+      else if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
     },
     auditDenial(event) {
       if (pendingDenials.length >= dirtyTenantsMax) {
@@ -185,18 +148,11 @@ export async function startControlRuntime(input: {
         return;
       }
       pendingDenials.push(event);
-      scheduleDrain();
+      worker?.nudgeGlobal();
     },
-    projectSoon: projectTick,
-    async flush() {
-      await running;
-      if (!control) throw new MemoryError('unavailable', 'control plane not connected');
-      await drainOnce();
-      await project();
-    },
+    projectSoon: () => worker?.nudgeGlobal(),
     async close() {
       closed = true;
-      if (drainTimer) clearTimeout(drainTimer);
       if (projectorTimer) clearInterval(projectorTimer);
       // A connect in progress (an embedded database can take seconds to start) gets a bounded
       // wait: shutdown has its own bound, and nothing acknowledged depends on the control plane.
@@ -205,7 +161,7 @@ export async function startControlRuntime(input: {
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), closeConnectWaitMs).unref()),
       ]);
       if (!waited) log.warn({ waitMs: closeConnectWaitMs }, 'control plane still starting at shutdown; leaving it');
-      await running.catch(() => undefined);
+      await worker?.stop();
       await shipper?.stop();
       await control?.close();
     },

@@ -15,17 +15,23 @@ export const controlRetryMsDefault = 1_000;
 /** Tenants with work queued at once; past this a nudge is refused (the next commit nudges again). */
 export const controlTenantsMax = 100_000;
 
+/**
+ * How a drain reaches a tenant's store: the store itself, or a function that lends it for one
+ * run (a server's registry may have closed the store since the nudge and must reopen it).
+ */
+export type TenantAccess = StoreApi | (<T>(work: (store: StoreApi) => Promise<T>) => Promise<T>);
+
 export interface ControlWorkerOptions {
   readonly applyKeycloakEvent: ApplyKeycloakEvent;
-  /** Extra global job run after each projection pass (e.g. an audit ship pass); optional. */
-  readonly ship?: () => Promise<unknown>;
+  /** Extra global work run after each projection pass (e.g. staging server-level audit events); optional. */
+  readonly alsoGlobal?: () => Promise<unknown>;
   readonly retryMs?: number;
   readonly onError?: (job: string, error: unknown) => void;
 }
 
 export interface ControlWorker {
   /** The tenant's store has new commits: drain its outbox and stage its access log. */
-  nudgeTenant(tenant: string, store: StoreApi): void;
+  nudgeTenant(tenant: string, access: TenantAccess): void;
   /** New Keycloak events landed (or audit is due): run the projector (and ship). */
   nudgeGlobal(): void;
   /** Resolves once the tenant's queued work has run to success. */
@@ -102,12 +108,12 @@ class SingleFlight {
 export function startControlWorker(control: ControlPlane, options: ControlWorkerOptions): ControlWorker {
   const retryMs = options.retryMs ?? controlRetryMsDefault;
   const onError = options.onError ?? (() => undefined);
-  const tenants = new Map<string, { store: StoreApi; job: SingleFlight }>();
+  const tenants = new Map<string, { access: TenantAccess; job: SingleFlight }>();
   const global = new SingleFlight(
     'keycloak-projector',
     async () => {
       await projectKeycloakEvents(control, options.applyKeycloakEvent);
-      await options.ship?.();
+      await options.alsoGlobal?.();
     },
     retryMs,
     onError,
@@ -115,20 +121,20 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
   let stopped = false;
 
   return {
-    nudgeTenant(tenant, store) {
+    nudgeTenant(tenant, access) {
       if (stopped) return;
       let entry = tenants.get(tenant);
-      if (entry && entry.store !== store) entry.store = store; // reopened: drain through the open one
+      if (entry && entry.access !== access) entry.access = access; // reopened: drain through the open one
       if (!entry) {
         if (tenants.size >= controlTenantsMax) return;
-        const created: { store: StoreApi; job: SingleFlight } = {
-          store,
+        const created: { access: TenantAccess; job: SingleFlight } = {
+          access,
           job: new SingleFlight(
             `tenant ${tenant}`,
-            async () => {
-              await drainRunOutbox(control, tenant, created.store);
-              await stageAccessLog(control, tenant, created.store);
-            },
+            () => withStore(created.access, async (store) => {
+              await drainRunOutbox(control, tenant, store);
+              await stageAccessLog(control, tenant, store);
+            }),
             retryMs,
             onError,
           ),
@@ -152,4 +158,8 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
       await Promise.all([global.stop(), ...[...tenants.values()].map((t) => t.job.stop())]);
     },
   };
+}
+
+function withStore(access: TenantAccess, work: (store: StoreApi) => Promise<void>): Promise<void> {
+  return typeof access === 'function' ? access(work) : work(access);
 }
