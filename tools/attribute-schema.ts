@@ -4,9 +4,14 @@
  * validators are cached by (type, version, schema text) so the same schema text always
  * yields the same verdict: validation is a pure function and safe inside a reducer.
  * No remote $ref is ever loaded (no loadSchema), so a schema cannot reach the network.
+ * `pattern` and `patternProperties` run on RE2 (re2js), not on the backtracking JS engine: a
+ * tenant's schema is untrusted input, and RE2 matches in time linear in the string, so no
+ * pattern can stall the process (ReDoS). RE2 has no lookaround or backreferences; a schema
+ * using them is refused when it is defined.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import formatsModule from 'ajv-formats';
+import { RE2JS } from 're2js';
 import { MemoryError } from '../storage/errors.js';
 
 export const typeSchemaCharsMax = 32 * 1024;
@@ -20,8 +25,19 @@ const addFormats: FormatsPlugin =
 
 const validators = new Map<string, ValidateFunction>();
 
+/** Ajv's regex seam: it only calls `.test`, which RE2JS implements as an unanchored search, like RegExp's. */
+function linearTimeRegExp(pattern: string): { test(text: string): boolean } {
+  try {
+    return RE2JS.compile(pattern);
+  } catch (error) {
+    throw new Error(`pattern ${JSON.stringify(pattern)} is not supported (RE2 syntax, no lookaround or backreferences): ${(error as Error).message}`);
+  }
+}
+
 /** One Ajv for the process (building one costs ~100 ms); each compiled schema is removed from it right after compiling. */
-const ajv = new Ajv({ strict: true, allErrors: false, addUsedSchema: false, validateFormats: true });
+const ajv = new Ajv({
+  strict: true, allErrors: false, addUsedSchema: false, validateFormats: true, code: { regExp: linearTimeRegExp },
+});
 addFormats(ajv);
 
 /** Compile a schema (checking it first); invalid_argument with Ajv's reason if it is not a usable JSON Schema. */
