@@ -29,7 +29,7 @@ import type { SubscribersResult, SubscribersSpec } from './ws-subscribers.js';
 const txPerSec = 1_000;
 const workersCount = 2;
 
-interface Scenario {
+export interface Scenario {
   readonly name: string;
   /** where-objects per connection */
   readonly queries: Record<string, unknown>[][];
@@ -39,7 +39,7 @@ interface Scenario {
   readonly deliveriesPerTx: number;
 }
 
-function fanOut(connections: number, kinds: number): Scenario {
+export function fanOut(connections: number, kinds: number): Scenario {
   return {
     name: `${connections} subscribers, ${connections / kinds} per tx`,
     queries: Array.from({ length: connections }, (_, i) => [{ type: `kind-${i % kinds}` }]),
@@ -48,7 +48,7 @@ function fanOut(connections: number, kinds: number): Scenario {
   };
 }
 
-function keyed(connections: number, perConnection: number): Scenario {
+export function keyed(connections: number, perConnection: number): Scenario {
   const total = connections * perConnection;
   return {
     name: `${total.toLocaleString('en-US')} subscriptions, 1 per tx`,
@@ -82,7 +82,7 @@ function next<T>(worker: Worker): Promise<T> {
   });
 }
 
-async function runScenario(ctx: BenchContext, scenario: Scenario, index: number): Promise<void> {
+export async function runScenario(ctx: BenchContext, scenario: Scenario, index: number): Promise<void> {
   const durationMs = ctx.quick ? 1_000 : 5_000;
   const warmupMs = ctx.quick ? 200 : 1_000;
   const memory = await openTenantMemory(path.join(ctx.dataDir, `ws-${index}`), 'bench');

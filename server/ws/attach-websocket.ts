@@ -172,7 +172,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      const connection = new Connection(ws, req, format, pathTenant, ctx, authenticated);
+      const connection = new Connection(ws, socket, req, format, pathTenant, ctx, authenticated);
       connections.add(connection);
       deps.observe?.({ kind: 'open', tenant: connection.tenant, authenticated: authenticated !== undefined });
     });

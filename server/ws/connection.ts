@@ -25,7 +25,7 @@ import { startingEventsMax, type WsLimits } from './limits.js';
 import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec } from './protocol.js';
 import { compileQuery, type CompiledQuery } from './query.js';
 import { queryChangesOf } from './query-changes.js';
-import { SendQueue } from './send-queue.js';
+import { SendQueue, type Corkable } from './send-queue.js';
 import { appendChanges, emptyChanges, encodeTxMessage, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
 
@@ -78,13 +78,15 @@ export class Connection {
 
   constructor(
     private readonly ws: WebSocket,
+    /** The upgraded TCP socket under `ws` (corked around each flush). */
+    socket: Corkable,
     private readonly req: IncomingMessage,
     readonly format: WireFormat,
     private readonly pathTenant: string | undefined,
     private readonly ctx: ConnectionContext,
     authenticated: { principal: Principal; lease: MemoryLease } | undefined,
   ) {
-    this.sendQueue = new SendQueue(ws, ctx.limits.sendQueueBytesMax, ctx.limits.socketBufferBytesMax);
+    this.sendQueue = new SendQueue(ws, socket, ctx.limits.sendQueueBytesMax, ctx.limits.socketBufferBytesMax);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     this.ended = new Promise((resolve) => ws.once('close', () => resolve()));
@@ -444,16 +446,17 @@ export class Connection {
     this.ctx.scheduleFlush(this);
   }
 
-  /** Sends one `tx` message per pending transaction, in offset order. */
+  /** Sends one `tx` message per pending transaction, in offset order, in one socket write. */
   flush(): void {
     if (this.pendingTx.size === 0 || this.isClosed) return;
-    const offsets = [...this.pendingTx.keys()].sort((a, b) => a - b);
-    for (const offset of offsets) {
-      const perQuery = this.pendingTx.get(offset)!;
-      this.pendingTx.delete(offset);
-      if (perQuery.size === 0) continue;
-      if (!this.sendEncoded(encodeTxMessage(this.format, offset, perQuery))) return;
-    }
+    this.sendQueue.batch(() => {
+      for (const offset of pendingOffsetsInOrder(this.pendingTx)) {
+        const perQuery = this.pendingTx.get(offset)!;
+        this.pendingTx.delete(offset);
+        if (perQuery.size === 0) continue;
+        if (!this.sendEncoded(encodeTxMessage(this.format, offset, perQuery))) return;
+      }
+    });
   }
 
   private send(message: object): boolean {
@@ -503,6 +506,18 @@ export class Connection {
     this.lease?.release();
     this.ctx.closed(this, code, reason);
   }
+}
+
+/**
+ * The map's keys ascending. Usually they already are (the hub publishes in offset order);
+ * only a subscribe going live adds older offsets behind newer ones, so sort only then.
+ */
+function pendingOffsetsInOrder(pending: ReadonlyMap<number, unknown>): number[] {
+  const offsets = [...pending.keys()];
+  for (let i = 1; i < offsets.length; i++) {
+    if (offsets[i]! < offsets[i - 1]!) return offsets.sort((a, b) => a - b);
+  }
+  return offsets;
 }
 
 /** The upgrade request with this token as its Authorization header: one authentication path for both. */

@@ -4,8 +4,12 @@
  * never read and its close frame goes out right behind what the socket already holds.
  * Commits never wait on this: `send` only appends, and reports overflow.
  */
+import type { Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { encodedBytes } from './wire-format.js';
+
+/** The socket under the WebSocket, as far as batching its writes goes. */
+export type Corkable = Pick<Writable, 'cork' | 'uncork'>;
 
 export class SendQueue {
   private readonly queue: (string | Buffer)[] = [];
@@ -18,6 +22,8 @@ export class SendQueue {
 
   constructor(
     private readonly ws: WebSocket,
+    /** The TCP socket `ws` writes to: corked around a batch so its frames leave in one writev. */
+    private readonly socket: Corkable,
     private readonly sendQueueBytesMax: number,
     private readonly socketBufferBytesMax: number,
   ) {}
@@ -40,6 +46,20 @@ export class SendQueue {
     this.queuedBytes += bytes;
     this.pump();
     return true;
+  }
+
+  /**
+   * Runs `write` with the socket corked: every frame it sends leaves in one writev when it
+   * returns. A syscall per message is what fan-out costs most; a connection that several
+   * transactions reach in one flush pays one instead (and a backlog drains in large writes).
+   */
+  batch(write: () => void): void {
+    this.socket.cork();
+    try {
+      write();
+    } finally {
+      this.socket.uncork();
+    }
   }
 
   /** Resolves once at most half the limit is pending (paces a resume's replay to the reader). */
