@@ -27,7 +27,7 @@ import { writeSnapshot } from './snapshot/writer.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
-import { toRowChanges, toTableChanges, Transaction, type KeyChange } from './transaction.js';
+import { toTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
 export interface DerivedIndex {
@@ -124,8 +124,9 @@ export const snapshotsKept = 2;
 interface Pending {
   readonly offset: number;
   readonly frame: Buffer;
-  readonly record: TxRecord;
-  readonly net: { table: string; keyChanges: KeyChange[] }[];
+  readonly invocation: Invocation;
+  readonly changes: TableChanges[];
+  readonly net: NetTableChanges[];
   readonly result: unknown;
   readonly resolve: (r: CallResult) => void;
   readonly reject: (e: unknown) => void;
@@ -457,7 +458,7 @@ export class Store implements StoreApi {
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ offset, frame, record: { offset, invocation, changes }, net, result, resolve, reject });
+      this.queue.push({ offset, frame, invocation, changes, net, result, resolve, reject });
       this.kickWriter();
     });
   }
@@ -533,7 +534,7 @@ export class Store implements StoreApi {
     this.releaseWaiters();
     for (const p of batch) this.hub.publish(p.offset, p.net);
     if (this.commitListeners.size > 0) {
-      const records = batch.map((p) => p.record);
+      const records = batch.map((p): TxRecord => ({ offset: p.offset, invocation: p.invocation, changes: p.changes }));
       for (const listener of this.commitListeners) {
         try {
           listener(records);

@@ -19,12 +19,28 @@ export interface KeyChange {
   readonly row: Row | undefined;
 }
 
+/** One key a transaction touched: the row before it (first seen) and the row now. */
+interface TouchedKey {
+  readonly table: string;
+  readonly key: string;
+  readonly old: Row | undefined;
+  row: Row | undefined;
+}
+
+/** Up to this many touched keys are found by a linear scan; past it a map is built (most reducers touch 1-3 rows). */
+const touchedScanMax = 8;
+
+export interface NetTableChanges {
+  readonly table: string;
+  readonly keyChanges: KeyChange[];
+}
+
 export class Transaction implements ReducerContext {
-  /** table -> key -> first old row and latest new row. */
-  private readonly touched = new Map<string, Map<string, { old: Row | undefined; row: Row | undefined }>>();
-  private readonly handles = new Map<string, TableWriter>();
+  /** Touched keys in first-touch order; `touchedIndex` (table NUL key) joins it past touchedScanMax. */
+  private readonly touched: TouchedKey[] = [];
+  private touchedIndex: Map<string, TouchedKey> | undefined;
+  private readonly handles: TxTableWriter[] = [];
   private rng: (() => number) | undefined; // made on first use: most reducers never draw
-  private changeCount = 0;
 
   constructor(
     private readonly tables: ReadonlyMap<string, Table>,
@@ -45,72 +61,87 @@ export class Transaction implements ReducerContext {
   }
 
   table(name: string): TableWriter {
-    let handle = this.handles.get(name);
-    if (!handle) {
-      const table = this.tables.get(name);
-      if (!table) throw new MemoryError('invalid_argument', `no table ${name}`);
-      handle = this.writer(table);
-      this.handles.set(name, handle);
-    }
+    for (const handle of this.handles) if (handle.schema.name === name) return handle;
+    const table = this.tables.get(name);
+    if (!table) throw new MemoryError('invalid_argument', `no table ${name}`);
+    const handle = new TxTableWriter(table, this);
+    this.handles.push(handle);
     return handle;
   }
 
-  /** Net changes per table, tables by name, keys in order; untouched-in-effect keys dropped. */
-  netChanges(): { table: string; keyChanges: KeyChange[] }[] {
-    const out: { table: string; keyChanges: KeyChange[] }[] = [];
-    for (const name of [...this.touched.keys()].sort()) {
-      const perKey = this.touched.get(name)!;
-      const keyChanges: KeyChange[] = [];
-      for (const key of [...perKey.keys()].sort()) {
-        const { old, row } = perKey.get(key)!;
-        if (old === row) continue;
-        keyChanges.push({ key, old, row });
-      }
-      if (keyChanges.length > 0) out.push({ table: name, keyChanges });
+  /**
+   * Net changes per table, tables by name, keys in order; untouched-in-effect keys dropped.
+   * The KeyChange objects are the transaction's own records: call once, when the reducer is done.
+   */
+  netChanges(): NetTableChanges[] {
+    const touched = this.touched;
+    if (touched.length === 1) {
+      const only = touched[0]!;
+      return only.old === only.row ? [] : [{ table: only.table, keyChanges: [only] }];
+    }
+    // One sort by (table, key): encoded keys and table names compare as plain strings.
+    const ordered = touched.filter((t) => t.old !== t.row).sort(compareTouched);
+    const out: NetTableChanges[] = [];
+    let current: NetTableChanges | undefined;
+    for (const t of ordered) {
+      if (current?.table !== t.table) out.push((current = { table: t.table, keyChanges: [] }));
+      current.keyChanges.push(t);
     }
     return out;
   }
 
   /** Undo every change, newest state back to the state before the reducer ran. */
   rollback(): void {
-    for (const [name, perKey] of this.touched) {
+    for (const { table: name, key, old } of this.touched) {
       const table = this.tables.get(name)!;
-      for (const [key, { old }] of perKey) {
-        if (old) table.put(key, old);
-        else table.remove(key);
-      }
+      if (old) table.put(key, old);
+      else table.remove(key);
     }
-    this.touched.clear();
+    this.touched.length = 0;
+    this.touchedIndex = undefined;
   }
 
-  private record(table: Table, key: string, old: Row | undefined, row: Row | undefined): void {
-    let perKey = this.touched.get(table.schema.name);
-    if (!perKey) {
-      perKey = new Map();
-      this.touched.set(table.schema.name, perKey);
-    }
-    const seen = perKey.get(key);
-    if (seen) seen.row = row;
-    else {
-      if (++this.changeCount > txRowChangesMax) {
-        throw new MemoryError('limit_exceeded', `a transaction may change at most ${txRowChangesMax} rows`);
-      }
-      perKey.set(key, { old, row });
-    }
-  }
-
-  private writer(table: Table): TableWriter {
-    return new TxTableWriter(table, this);
+  private find(table: string, key: string): TouchedKey | undefined {
+    if (this.touchedIndex) return this.touchedIndex.get(`${table}\u0000${key}`);
+    for (const t of this.touched) if (t.key === key && t.table === table) return t;
+    return undefined;
   }
 
   /** Called by TxTableWriter for every row it changes. */
   noteChange(table: Table, key: string, old: Row | undefined, row: Row | undefined): void {
-    this.record(table, key, old, row);
+    const name = table.schema.name;
+    const seen = this.find(name, key);
+    if (seen) {
+      seen.row = row;
+      return;
+    }
+    if (this.touched.length >= txRowChangesMax) {
+      throw new MemoryError('limit_exceeded', `a transaction may change at most ${txRowChangesMax} rows`);
+    }
+    const entry: TouchedKey = { table: name, key, old, row };
+    this.touched.push(entry);
+    if (this.touchedIndex) this.touchedIndex.set(`${name}\u0000${key}`, entry);
+    else if (this.touched.length > touchedScanMax) {
+      // Table names never hold NUL, so table NUL key is unambiguous.
+      this.touchedIndex = new Map(this.touched.map((t) => [`${t.table}\u0000${t.key}`, t]));
+    }
   }
 }
 
-/** A table as one transaction writes it: every change goes through `noteChange` for undo and the frame. */
+function compareTouched(a: TouchedKey, b: TouchedKey): number {
+  if (a.table !== b.table) return a.table < b.table ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/**
+ * A table as one transaction writes it: every change goes through `noteChange` for undo and the frame.
+ * It remembers the last key it looked up: the usual reducer reads a row and then writes it,
+ * and the write need not search the tree again (only this writer changes the table during the transaction).
+ */
 class TxTableWriter implements TableWriter {
+  private lastKey: string | undefined;
+  private lastRow: Row | undefined;
+
   constructor(private readonly t: Table, private readonly tx: Transaction) {}
 
   get schema() {
@@ -119,8 +150,12 @@ class TxTableWriter implements TableWriter {
   get size(): number {
     return this.t.size;
   }
-  get(key: readonly Value[]): Row | undefined {
-    return this.t.get(key);
+  get(keyValues: readonly Value[]): Row | undefined {
+    const key = encodeKey(keyValues);
+    const row = this.t.getByKey(key);
+    this.lastKey = key;
+    this.lastRow = row;
+    return row;
   }
   getBy(index: string, key: readonly Value[]): Row | undefined {
     return this.t.getBy(index, key);
@@ -143,6 +178,7 @@ class TxTableWriter implements TableWriter {
   delete(keyValues: readonly Value[]): Row | undefined {
     const key = encodeKey(keyValues);
     const old = this.t.remove(key);
+    this.remember(key, undefined);
     if (old) this.tx.noteChange(this.t, key, old, undefined);
     return old;
   }
@@ -151,23 +187,33 @@ class TxTableWriter implements TableWriter {
     const table = this.t;
     const row = table.normalise(input);
     const key = table.keyOf(row);
-    const existing = table.getByKey(key);
+    const existing = key === this.lastKey ? this.lastRow : table.getByKey(key);
     if (mode === 'insert' && existing) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
     if (mode === 'update' && !existing) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
     table.checkPut(key, row);
     table.put(key, row);
+    this.remember(key, row);
     this.tx.noteChange(table, key, existing, row);
     return row;
+  }
+
+  private remember(key: string, row: Row | undefined): void {
+    this.lastKey = key;
+    this.lastRow = row;
   }
 }
 
 /** The frame's form of net changes: deletes (old rows) and inserts (new rows), in key order. */
-export function toTableChanges(net: readonly { table: string; keyChanges: readonly KeyChange[] }[]): TableChanges[] {
-  return net.map(({ table, keyChanges }) => ({
-    table,
-    deletes: keyChanges.filter((c) => c.old).map((c) => c.old!),
-    inserts: keyChanges.filter((c) => c.row).map((c) => c.row!),
-  }));
+export function toTableChanges(net: readonly NetTableChanges[]): TableChanges[] {
+  return net.map(({ table, keyChanges }) => {
+    const deletes: Row[] = [];
+    const inserts: Row[] = [];
+    for (const c of keyChanges) {
+      if (c.old) deletes.push(c.old);
+      if (c.row) inserts.push(c.row);
+    }
+    return { table, deletes, inserts };
+  });
 }
 
 /** Subscriber form: insert / update / delete per key. */

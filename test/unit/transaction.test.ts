@@ -1,0 +1,83 @@
+import { describe, expect, test } from 'vitest';
+import type { TableSchema } from '../../storage/schema.js';
+import { Table } from '../../storage/table.js';
+import { toTableChanges, Transaction } from '../../storage/transaction.js';
+
+const items: TableSchema = {
+  name: 'items',
+  columns: [{ name: 'id', type: 'string' }, { name: 'n', type: 'int' }],
+  primaryKey: ['id'],
+  indexes: [{ name: 'by_n', columns: ['n'] }],
+};
+const notes: TableSchema = { name: 'notes', columns: [{ name: 'id', type: 'int' }, { name: 'text', type: 'string' }], primaryKey: ['id'] };
+const caller = { tenant: 't', subject: 's' };
+
+function tablesWith(seed: (t: Map<string, Table>) => void = () => undefined): Map<string, Table> {
+  const tables = new Map([[items.name, new Table(items)], [notes.name, new Table(notes)]]);
+  seed(tables);
+  return tables;
+}
+
+function snapshotOf(tables: Map<string, Table>): Record<string, unknown[]> {
+  return Object.fromEntries([...tables].map(([name, t]) => [name, [...t.scan()]]));
+}
+
+describe('transaction', () => {
+  test('net changes come out tables by name, keys in order, with first old and last new row per key', () => {
+    const tables = tablesWith();
+    const tx = new Transaction(tables, caller, 1_000, 0);
+    // More keys than a linear scan covers, touched out of order and twice each.
+    for (let i = 19; i >= 0; i--) tx.table('notes').insert({ id: i, text: `v1-${i}` });
+    for (let i = 0; i < 20; i++) tx.table('notes').update({ id: i, text: `v2-${i}` });
+    tx.table('items').insert({ id: 'b', n: 2 });
+    tx.table('items').insert({ id: 'a', n: 1 });
+    const net = tx.netChanges();
+    expect(net.map((t) => t.table)).toEqual(['items', 'notes']);
+    expect(net[0]!.keyChanges.map((c) => c.row?.id)).toEqual(['a', 'b']);
+    expect(net[1]!.keyChanges.map((c) => c.row?.id)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(net[1]!.keyChanges.every((c) => c.old === undefined && c.row?.text === `v2-${String(c.row?.id)}`)).toBe(true);
+  });
+
+  test('a row inserted then deleted in one transaction leaves no change', () => {
+    const tables = tablesWith();
+    const tx = new Transaction(tables, caller, 1_000, 0);
+    tx.table('items').insert({ id: 'x', n: 1 });
+    tx.table('items').delete(['x']);
+    expect(tx.netChanges()).toEqual([]);
+    expect(tables.get('items')!.size).toBe(0);
+  });
+
+  test('read then write of the same key records the row the table held, and the frame form splits it', () => {
+    const tables = tablesWith((t) => {
+      const table = t.get('items')!;
+      table.put(table.keyOf({ id: 'a', n: 1 }), Object.freeze({ id: 'a', n: 1 }));
+    });
+    const tx = new Transaction(tables, caller, 1_000, 0);
+    const items = tx.table('items');
+    const before = items.get(['a']);
+    expect(before).toEqual({ id: 'a', n: 1 });
+    items.upsert({ id: 'a', n: 2 });
+    // The remembered lookup must follow the writer's own changes.
+    expect(() => items.insert({ id: 'a', n: 3 })).toThrow(/already exists/);
+    items.delete(['a']);
+    expect(() => items.update({ id: 'a', n: 4 })).toThrow(/no row/);
+    items.insert({ id: 'a', n: 5 });
+    const [change] = toTableChanges(tx.netChanges());
+    expect(change).toEqual({ table: 'items', deletes: [{ id: 'a', n: 1 }], inserts: [{ id: 'a', n: 5 }] });
+  });
+
+  test('rollback restores every table and index to the state before the reducer ran', () => {
+    const tables = tablesWith((t) => {
+      const table = t.get('items')!;
+      for (let i = 0; i < 5; i++) table.put(table.keyOf({ id: `k${i}`, n: i }), Object.freeze({ id: `k${i}`, n: i }));
+    });
+    const before = snapshotOf(tables);
+    const tx = new Transaction(tables, caller, 1_000, 0);
+    for (let i = 0; i < 12; i++) tx.table('items').upsert({ id: `k${i}`, n: 100 + i });
+    tx.table('items').delete(['k0']);
+    tx.table('notes').insert({ id: 1, text: 'x' });
+    tx.rollback();
+    expect(snapshotOf(tables)).toEqual(before);
+    expect([...tables.get('items')!.scan({ index: 'by_n' })].map((r) => r.n)).toEqual([0, 1, 2, 3, 4]);
+  });
+});
