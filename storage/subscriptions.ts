@@ -69,54 +69,99 @@ export class SubscriptionHub {
     };
   }
 
-  /** Deliver one durable transaction's changes to every matching subscription. */
+  /**
+   * Deliver one durable transaction's changes to every matching subscription. Runs in the
+   * commit's acknowledgement path, so its work is O(matching subscriptions) and allocates
+   * little: the event lists are made once per change and shared by every subscription that
+   * sees the change the same way (listeners must not mutate them; they are readonly).
+   */
   publish(offset: number, net: readonly { table: string; keyChanges: readonly KeyChange[] }[]): void {
     if (this.count === 0) return;
     for (const { table, keyChanges } of net) {
       const t = this.tables.get(table);
       if (!t) continue;
+      if (keyChanges.length === 1) {
+        // One row changed: each candidate is reached once (one bucket per equality), no grouping.
+        const events = new SharedEvents(keyChanges[0]!);
+        this.forEachCandidate(t, events.change, (sub) => {
+          const list = events.listFor(sub.spec.predicate);
+          if (list) deliver(sub, offset, list);
+        });
+        continue;
+      }
       const perSub = new Map<Subscription, RowChange[]>();
       for (const change of keyChanges) {
-        for (const sub of this.candidates(t, change)) {
-          const event = classify(sub.spec.predicate, change);
-          if (!event) continue;
-          let list = perSub.get(sub);
-          if (!list) perSub.set(sub, (list = []));
-          list.push(event);
-        }
+        const events = new SharedEvents(change);
+        this.forEachCandidate(t, change, (sub) => {
+          const list = events.listFor(sub.spec.predicate);
+          if (!list) return;
+          const into = perSub.get(sub);
+          if (into) into.push(list[0]!);
+          else perSub.set(sub, [list[0]!]);
+        });
       }
-      for (const [sub, events] of perSub) {
-        try {
-          sub.listener(offset, events);
-        } catch {
-          // A subscriber's bug must not break delivery to the others or the commit path.
-        }
-      }
+      for (const [sub, events] of perSub) deliver(sub, offset, events);
     }
   }
 
-  private *candidates(t: TableSubs, change: KeyChange): Iterable<Subscription> {
-    yield* t.general;
+  /** Every subscription that may match the change: the table's general ones, then the equality buckets of its old and new values. */
+  private forEachCandidate(t: TableSubs, change: KeyChange, visit: (sub: Subscription) => void): void {
+    for (const sub of t.general) visit(sub);
     for (const [column, byValue] of t.byEquals) {
-      const seen = new Set<string>();
-      for (const row of [change.old, change.row]) {
-        if (!row) continue;
-        const k = encodeKey([row[column] ?? null]);
-        if (seen.has(k)) continue;
-        seen.add(k);
-        const bucket = byValue.get(k);
-        if (bucket) yield* bucket;
-      }
+      const oldKey = change.old ? encodeKey([change.old[column] ?? null]) : undefined;
+      const newKey = change.row ? encodeKey([change.row[column] ?? null]) : undefined;
+      if (oldKey !== undefined) byValue.get(oldKey)?.forEach(visit);
+      // A subscription sits in one bucket: the same value twice would reach it twice.
+      if (newKey !== undefined && newKey !== oldKey) byValue.get(newKey)?.forEach(visit);
     }
   }
 }
 
+function deliver(sub: Subscription, offset: number, events: readonly RowChange[]): void {
+  try {
+    sub.listener(offset, events);
+  } catch {
+    // A subscriber's bug must not break delivery to the others or the commit path.
+  }
+}
+
+/** One key's change and its three possible one-event lists, each made on first use. */
+class SharedEvents {
+  private inserted: readonly RowChange[] | undefined;
+  private updated: readonly RowChange[] | undefined;
+  private deleted: readonly RowChange[] | undefined;
+
+  constructor(readonly change: KeyChange) {}
+
+  /** The change as this predicate sees it (see seenAs), or undefined when it does not see it. */
+  listFor(predicate: (row: Row) => boolean): readonly RowChange[] | undefined {
+    const kind = seenAs(predicate, this.change);
+    if (kind === undefined) return undefined;
+    if (kind === 'update') return (this.updated ??= [classified(kind, this.change)]);
+    if (kind === 'insert') return (this.inserted ??= [classified(kind, this.change)]);
+    return (this.deleted ??= [classified(kind, this.change)]);
+  }
+}
+
 /** How one key's change looks through a predicate: moved in = insert, out = delete, stayed = update. */
-export function classify(predicate: (row: Row) => boolean, change: Pick<KeyChange, 'old' | 'row'>): RowChange | undefined {
+export function seenAs(predicate: (row: Row) => boolean, change: Pick<KeyChange, 'old' | 'row'>): RowChange['kind'] | undefined {
   const before = change.old !== undefined && predicate(change.old);
   const after = change.row !== undefined && predicate(change.row);
-  if (before && after) return { kind: 'update', oldRow: change.old!, row: change.row! };
-  if (after) return { kind: 'insert', row: change.row! };
-  if (before) return { kind: 'delete', oldRow: change.old! };
+  if (before && after) return 'update';
+  if (after) return 'insert';
+  if (before) return 'delete';
   return undefined;
+}
+
+/** The event for a change seen as `kind` (its rows are there: seenAs tested them). */
+function classified(kind: RowChange['kind'], change: Pick<KeyChange, 'old' | 'row'>): RowChange {
+  if (kind === 'update') return { kind, oldRow: change.old!, row: change.row! };
+  if (kind === 'insert') return { kind, row: change.row! };
+  return { kind, oldRow: change.old! };
+}
+
+/** The change as one event through a predicate (seenAs), or undefined when the predicate does not see it. */
+export function classify(predicate: (row: Row) => boolean, change: Pick<KeyChange, 'old' | 'row'>): RowChange | undefined {
+  const kind = seenAs(predicate, change);
+  return kind === undefined ? undefined : classified(kind, change);
 }

@@ -26,7 +26,8 @@ import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec } 
 import { compileQuery, type CompiledQuery } from './query.js';
 import { queryChangesOf } from './query-changes.js';
 import { SendQueue, type Corkable } from './send-queue.js';
-import { appendChanges, emptyChanges, encodeTxMessage, type QueryChanges } from './tx-message.js';
+import { PendingEvents } from './pending-events.js';
+import { encodeTxMessage, queryChanges, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
 
 /** setTimeout's bound (2^31 - 1 ms); a token living longer is re-checked then. */
@@ -62,8 +63,8 @@ export class Connection {
   private principal: Principal | undefined;
   private lease: MemoryLease | undefined;
   private readonly queries = new Map<string, LiveQuery>();
-  /** offset -> query id -> changes, not yet sent (flushed after the publishing tick). */
-  private readonly pendingTx = new Map<number, Map<string, QueryChanges>>();
+  /** Row events not yet sent (flushed after the publishing tick). */
+  private readonly pending = new PendingEvents();
   private readonly sendQueue: SendQueue;
   private inbound: Promise<void> = Promise.resolve();
   private inboundPending = 0;
@@ -340,13 +341,10 @@ export class Connection {
       }
       if (this.isClosed) return true;
       if (tx === undefined) return false;
-      const perQuery: [string, QueryChanges][] = [];
+      const perQuery: QueryChanges[] = [];
       for (const q of live) {
         const changes = queryChangesOf(tx, q.compiled);
-        if (changes.length === 0) continue;
-        const into = emptyChanges(q.compiled.schema);
-        appendChanges(into, changes);
-        perQuery.push([q.id, into]);
+        if (changes.length > 0) perQuery.push(queryChanges(q.id, q.compiled.schema, changes));
       }
       if (perQuery.length > 0) {
         this.sendEncoded(encodeTxMessage(this.format, offset, perQuery));
@@ -417,8 +415,7 @@ export class Connection {
       if (!q) continue;
       q.ended = true;
       q.unsubscribe();
-      this.queries.delete(id);
-      for (const perQuery of this.pendingTx.values()) perQuery.delete(id);
+      this.queries.delete(id); // its pending events are skipped at flush (ended)
     }
   }
 
@@ -438,25 +435,14 @@ export class Connection {
 
   private addPending(q: LiveQuery, offset: number, changes: readonly RowChange[]): void {
     if (offset <= q.baseOffset || q.ended) return;
-    let perQuery = this.pendingTx.get(offset);
-    if (!perQuery) this.pendingTx.set(offset, (perQuery = new Map()));
-    let pending = perQuery.get(q.id);
-    if (!pending) perQuery.set(q.id, (pending = emptyChanges(q.compiled.schema)));
-    appendChanges(pending, changes);
+    this.pending.add(q, offset, changes);
     this.ctx.scheduleFlush(this);
   }
 
   /** Sends one `tx` message per pending transaction, in offset order, in one socket write. */
   flush(): void {
-    if (this.pendingTx.size === 0 || this.isClosed) return;
-    this.sendQueue.batch(() => {
-      for (const offset of pendingOffsetsInOrder(this.pendingTx)) {
-        const perQuery = this.pendingTx.get(offset)!;
-        this.pendingTx.delete(offset);
-        if (perQuery.size === 0) continue;
-        if (!this.sendEncoded(encodeTxMessage(this.format, offset, perQuery))) return;
-      }
-    });
+    if (this.pending.size === 0 || this.isClosed) return;
+    this.sendQueue.batch(() => this.pending.take((offset, queries) => this.sendEncoded(encodeTxMessage(this.format, offset, queries))));
   }
 
   private send(message: object): boolean {
@@ -502,22 +488,10 @@ export class Connection {
     clearTimeout(this.authTimer);
     clearTimeout(this.expiryTimer);
     this.endQueries([...this.queries.keys()]);
-    this.pendingTx.clear();
+    this.pending.clear();
     this.lease?.release();
     this.ctx.closed(this, code, reason);
   }
-}
-
-/**
- * The map's keys ascending. Usually they already are (the hub publishes in offset order);
- * only a subscribe going live adds older offsets behind newer ones, so sort only then.
- */
-function pendingOffsetsInOrder(pending: ReadonlyMap<number, unknown>): number[] {
-  const offsets = [...pending.keys()];
-  for (let i = 1; i < offsets.length; i++) {
-    if (offsets[i]! < offsets[i - 1]!) return offsets.sort((a, b) => a - b);
-  }
-  return offsets;
 }
 
 /** The upgrade request with this token as its Authorization header: one authentication path for both. */

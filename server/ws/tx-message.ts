@@ -1,30 +1,34 @@
 /**
  * The `tx` message: one transaction's changes for the queries of one connection. In JSON the
- * message is assembled from each row's cached JSON text, so a change fanned out to a thousand
- * subscribers is serialised once, not a thousand times (rows are immutable once stored).
+ * message is assembled from text made once per change and shared by every subscriber that
+ * sees the change the same way (rows are immutable once stored, and the hub hands the same
+ * event list to all of them), so a change fanned out to a thousand subscribers is serialised
+ * once, not a thousand times; what each connection adds is its offset and query ids.
  */
 import type { RowChange } from '../../storage/changes.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
 import { encodeMessage, wireRow, type WireFormat } from './wire-format.js';
 
+/** One query's events in one transaction, in arrival order. */
 export interface QueryChanges {
+  readonly id: string;
   readonly schema: TableSchema;
-  readonly inserted: Row[];
-  readonly updated: Row[];
-  readonly deleted: Row[];
+  /** The hub's own (shared, never mutated) list until a second list arrives; then a copy of ours. */
+  events: readonly RowChange[];
+  owned: boolean;
 }
 
-export function emptyChanges(schema: TableSchema): QueryChanges {
-  return { schema, inserted: [], updated: [], deleted: [] };
+export function queryChanges(id: string, schema: TableSchema, events: readonly RowChange[]): QueryChanges {
+  return { id, schema, events, owned: false };
 }
 
-/** Inserts as the new row, updates as the new row, deletes as the row that left. */
 export function appendChanges(into: QueryChanges, changes: readonly RowChange[]): void {
-  for (const change of changes) {
-    if (change.kind === 'insert') into.inserted.push(change.row);
-    else if (change.kind === 'update') into.updated.push(change.row);
-    else into.deleted.push(change.oldRow);
+  if (!into.owned) {
+    into.events = into.events.slice();
+    into.owned = true;
   }
+  const events = into.events as RowChange[];
+  for (const change of changes) events.push(change);
 }
 
 const rowJson = new WeakMap<Row, string>();
@@ -35,27 +39,52 @@ function jsonOf(schema: TableSchema, row: Row): string {
   return text;
 }
 
-const lists = ['inserted', 'updated', 'deleted'] as const;
+/** Inserts as the new row, updates as the new row, deletes as the row that left. */
+function wireLists(events: readonly RowChange[]): { inserted: Row[]; updated: Row[]; deleted: Row[] } {
+  const lists = { inserted: [] as Row[], updated: [] as Row[], deleted: [] as Row[] };
+  for (const e of events) {
+    if (e.kind === 'insert') lists.inserted.push(e.row);
+    else if (e.kind === 'update') lists.updated.push(e.row);
+    else lists.deleted.push(e.oldRow);
+  }
+  return lists;
+}
+
+const listNames = ['inserted', 'updated', 'deleted'] as const;
+
+/** `,"inserted":[…],"updated":[…],"deleted":[…]` with empty lists left out; cached per event list. */
+const bodyJson = new WeakMap<readonly RowChange[], string>();
+
+function jsonBodyOf(changes: QueryChanges): string {
+  let body = bodyJson.get(changes.events);
+  if (body !== undefined) return body;
+  const lists = wireLists(changes.events);
+  body = '';
+  for (const name of listNames) {
+    const rows = lists[name];
+    if (rows.length === 0) continue;
+    body += `,"${name}":[`;
+    for (let i = 0; i < rows.length; i++) body += (i > 0 ? ',' : '') + jsonOf(changes.schema, rows[i]!);
+    body += ']';
+  }
+  bodyJson.set(changes.events, body);
+  return body;
+}
 
 /** `{"type":"tx","offset":N,"queries":[{"id":…,"inserted":[…],"updated":[…],"deleted":[…]}]}`; empty lists omitted. */
-export function encodeTxMessage(format: WireFormat, offset: number, queries: Iterable<readonly [string, QueryChanges]>): string | Buffer {
+export function encodeTxMessage(format: WireFormat, offset: number, queries: readonly QueryChanges[]): string | Buffer {
   if (format === 'json') {
-    const parts: string[] = [];
-    for (const [id, changes] of queries) {
-      let part = `{"id":${JSON.stringify(id)}`;
-      for (const list of lists) {
-        const rows = changes[list];
-        if (rows.length > 0) part += `,"${list}":[${rows.map((row) => jsonOf(changes.schema, row)).join(',')}]`;
-      }
-      parts.push(`${part}}`);
-    }
-    return `{"type":"tx","offset":${offset},"queries":[${parts.join(',')}]}`;
+    let text = `{"type":"tx","offset":${offset},"queries":[`;
+    // Query ids match queryIdPattern (letters, digits, _ . : -): nothing in them needs escaping.
+    for (let i = 0; i < queries.length; i++) text += `${i > 0 ? ',' : ''}{"id":"${queries[i]!.id}"${jsonBodyOf(queries[i]!)}}`;
+    return `${text}]}`;
   }
   const out: Record<string, unknown>[] = [];
-  for (const [id, changes] of queries) {
-    const entry: Record<string, unknown> = { id };
-    for (const list of lists) {
-      if (changes[list].length > 0) entry[list] = changes[list].map((row) => wireRow(changes.schema, row, format));
+  for (const changes of queries) {
+    const entry: Record<string, unknown> = { id: changes.id };
+    const lists = wireLists(changes.events);
+    for (const name of listNames) {
+      if (lists[name].length > 0) entry[name] = lists[name].map((row) => wireRow(changes.schema, row, format));
     }
     out.push(entry);
   }
