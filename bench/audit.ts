@@ -11,17 +11,22 @@
  * Target (issue 5): >= 5,000 audited calls/s end to end, and a backlog that does not grow.
  * No peer runs beside it; the target is printed as a verdict on stderr.
  *
+ * Server and client CPU per call (2nd half of the calls) are printed too: on a shared machine they
+ * are the figures to compare runs by. IOBOXX_BENCH_AUDIT_ERA=older drives 2025-era SDK 1.x clients
+ * (sessionful) instead of 2026-07-28 ones; IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the
+ * server child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ *
  * Needs scripts/services/up.sh; without its services this benchmark says so and is skipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { shipperIntervalMs } from '../server/control/control-runtime.js';
 import { auditBatchAgeMsDefault } from '../storage/audit/shipper.js';
-import { connectNewerHttp, toolErrorOf, type McpTestClient } from '../test/support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient } from '../test/support/mcp-clients.js';
 import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
 import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
@@ -48,6 +53,8 @@ const targetAuditedPerSec = 5_000;
  */
 const shipCycleMs = auditBatchAgeMsDefault + shipperIntervalMs;
 const serverStderrKeptChars = 8_000;
+/** Linux USER_HZ: /proc/PID/stat counts CPU time in these. */
+const clockTicksPerSec = 100;
 /** Server warnings and errors are shown as they come (a failing shipper explains a zero figure), up to this many. */
 const serverWarningsShownMax = 20;
 const serverWarningCharsMax = 600;
@@ -61,6 +68,9 @@ interface Sample {
   readonly shipped: number;
   /** Access-log rows staged so far (the staged mark, summed over tenants). */
   readonly stagedThrough: number;
+  /** CPU used so far by the server process and by this (bench client) process. */
+  readonly serverCpuMs: number;
+  readonly benchCpuMs: number;
 }
 
 interface ServerChild {
@@ -72,7 +82,9 @@ interface ServerChild {
 
 /** `node --import tsx server/cli/main.ts serve --http` on port 0; resolves with its URL. */
 async function startServer(env: Record<string, string>, onWarning: (line: string) => void): Promise<ServerChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join('server', 'cli', 'main.ts'), 'serve', '--http'], {
+  // Extra node flags for the server child, e.g. IOBOXX_BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+  const nodeArgs = (process.env.IOBOXX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join('server', 'cli', 'main.ts'), 'serve', '--http'], {
     cwd: repoRoot,
     env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -111,7 +123,7 @@ async function startServer(env: Record<string, string>, onWarning: (line: string
   };
 }
 
-async function sampleOnce(sql: pg.Client, calls: number, startMs: number): Promise<Sample> {
+async function sampleOnce(sql: pg.Client, calls: number, startMs: number, serverPid: number | undefined): Promise<Sample> {
   const result = await sql.query(`
     select (select count(*) from audit_staging)::bigint as staged,
            (select coalesce(sum(event_count), 0) from audit_batches where confirmed_at is not null)::bigint as shipped,
@@ -123,7 +135,26 @@ async function sampleOnce(sql: pg.Client, calls: number, startMs: number): Promi
     staged: Number(row.staged),
     shipped: Number(row.shipped),
     stagedThrough: Number(row.staged_through),
+    serverCpuMs: processCpuMs(serverPid),
+    benchCpuMs: cpuMsOf(process.cpuUsage()),
   };
+}
+
+/** User + system CPU a process has used so far (Linux /proc; 0 elsewhere). */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSec;
+  } catch {
+    return 0;
+  }
+}
+
+function cpuMsOf(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
 }
 
 /** Least-squares slope of y over seconds. */
@@ -233,7 +264,8 @@ export const auditBench: Bench = {
         IOBOXX_AUDIT_RETENTION_DAYS: '1',
       }, (line) => ctx.progress(`server: ${line}`));
       const mcpUrl = `${server.url}/mcp`;
-      clients.push(...(await Promise.all(Array.from({ length: callers }, () => connectNewerHttp({ url: mcpUrl })))));
+      const connect = process.env.IOBOXX_BENCH_AUDIT_ERA === 'older' ? connectOlderHttp : connectNewerHttp;
+      clients.push(...(await Promise.all(Array.from({ length: callers }, () => connect({ url: mcpUrl })))));
       sql = new pg.Client({ connectionString: database.url });
       await sql.connect();
       ctx.progress(`server ${server.url}, bucket ${bucket}, ${callers} callers, ${runMs / 1000} s of calls`);
@@ -247,7 +279,7 @@ export const auditBench: Bench = {
         while (performance.now() - startMs < runMs && !load.failed()) {
           const nextMs = (samples.length + 1) * sampleEveryMs;
           await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextMs - (performance.now() - startMs))));
-          const sample = await sampleOnce(sql!, load.answered(), startMs);
+          const sample = await sampleOnce(sql!, load.answered(), startMs, server!.child.pid);
           samples.push(sample);
           ctx.progress(`t=${(sample.atMs / 1000).toFixed(0)} s calls=${sample.calls} unstaged=${Math.max(0, sample.calls - sample.stagedThrough)} staged=${sample.staged} shipped=${sample.shipped}`);
         }
@@ -260,11 +292,11 @@ export const auditBench: Bench = {
       const toolCallsPerSec = (calls * 1000) / callsEndMs;
 
       // Drain: every answered call staged and shipped, nothing left staged (bounded).
-      let last = await sampleOnce(sql, calls, startMs);
+      let last = await sampleOnce(sql, calls, startMs, server.child.pid);
       let progressAtMs = last.atMs;
       while (!(last.shipped >= calls && last.staged === 0) && last.atMs - callsEndMs < drainWaitMsMax && last.atMs - progressAtMs < drainStallMsMax) {
         await new Promise((resolve) => setTimeout(resolve, sampleEveryMs / 4));
-        const next = await sampleOnce(sql, calls, startMs);
+        const next = await sampleOnce(sql, calls, startMs, server.child.pid);
         if (next.shipped > last.shipped) progressAtMs = next.atMs;
         last = next;
       }
@@ -297,6 +329,15 @@ export const auditBench: Bench = {
       ctx.emit({ metric: 'answered, not yet staged, max', unit: 'rows', ours: unstagedMax, better: 'lower' });
       ctx.emit({ metric: 'answered, not yet in S3, trend 2nd half', unit: 'rows/s', ours: inFlightSlope, better: 'lower' });
       ctx.emit({ metric: 'drain after last call', unit: 'ms', ours: wallMs - callsEndMs, better: 'lower' });
+      // CPU per call is the load-robust figure (wall-clock rates swing with whoever else runs
+      // here); taken over the 2nd half, past start-up and JIT warm-up.
+      const halfFirst = secondHalf[0];
+      const halfLast = samples.at(-1);
+      const halfCalls = halfFirst && halfLast ? halfLast.calls - halfFirst.calls : 0;
+      if (halfFirst && halfLast && halfCalls > 0) {
+        ctx.emit({ metric: 'server CPU per call, 2nd half', unit: 'ms', ours: (halfLast.serverCpuMs - halfFirst.serverCpuMs) / halfCalls, better: 'lower' });
+        ctx.emit({ metric: `bench client CPU per call (${callers} MCP clients), 2nd half`, unit: 'ms', ours: (halfLast.benchCpuMs - halfFirst.benchCpuMs) / halfCalls, better: 'lower' });
+      }
 
       ctx.progress(`${calls} calls answered (${load.busy()} refused busy) in ${(callsEndMs / 1000).toFixed(1)} s; ${audited} audited in S3 by ${(wallMs / 1000).toFixed(1)} s${drained ? '' : ' (drain incomplete)'}`);
       ctx.progress(`target >= ${targetAuditedPerSec.toLocaleString('en-US')} audited calls/s end to end: ${auditedPerSec >= targetAuditedPerSec ? 'MET' : 'NOT MET'} (${Math.round(auditedPerSec)}/s)`);

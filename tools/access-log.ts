@@ -34,15 +34,28 @@ export const accessLogTable: TableSchema = {
 };
 
 const field = z.string().max(accessLogFieldCharsMax);
+/**
+ * Entries one append may carry. The server coalesces the rows of calls answered meanwhile into
+ * one append (one transaction for many calls); at the field bounds the frame stays far below
+ * frameBytesMax.
+ */
+export const accessLogAppendEntriesMax = 256;
 
-const appendArgs = z.object({
+const entryArgs = z.object({
   subject: field.min(1),
   action: field.min(1), // e.g. tools/call, resources/read
   target: field, // the tool name or the URI
   object_ids: z.array(field).max(accessLogObjectIdsMax).optional(),
   offset: int(0).nullable().optional(),
   outcome: field.min(1), // ok, or an error code such as forbidden
+  /** When the call was answered; defaults to the appending transaction's time. */
+  at_ms: int(0).optional(),
 });
+
+/** One entry (the original form, still in older commitlogs), or a batch of entries in order. */
+const appendArgs = z.union([entryArgs, z.object({ entries: z.array(entryArgs).min(1).max(accessLogAppendEntriesMax) })]);
+
+export type AccessLogEntry = z.infer<typeof entryArgs>;
 
 /** System reducer (no tool): the server appends one row per tool call and resource read. */
 export const accessLogAppend = accessLogAppendKeeping(accessLogRowsMax);
@@ -52,19 +65,27 @@ export function accessLogAppendKeeping(rowsMax: number) {
   return defineReducer({
     name: 'access_log_append',
     args: appendArgs,
-    run(ctx, a): { seq: number } {
+    /** `seq` of the last row appended; `first_seq` of the first (the same for one entry). */
+    run(ctx, a): { seq: number; first_seq: number } {
+      const entries = 'entries' in a ? a.entries : [a];
       const log = ctx.table('access_log');
-      let seq = 1;
-      for (const last of log.scan({ reverse: true, limit: 1 })) seq = (last['seq'] as number) + 1;
-      log.insert({
-        seq, at_ms: ctx.timestampMs, subject: a.subject, action: a.action, target: a.target,
-        object_ids: a.object_ids ?? [], offset: a.offset ?? null, outcome: a.outcome,
-      });
-      // At most one row over the bound after an insert: evict the oldest, deterministically.
-      if (log.size > rowsMax) {
-        for (const oldest of log.scan({ limit: 1 })) log.delete([oldest['seq'] as number]);
+      let next = 1;
+      for (const last of log.scan({ reverse: true, limit: 1 })) next = (last['seq'] as number) + 1;
+      const firstSeq = next;
+      for (const e of entries) {
+        log.insert({
+          seq: next++, at_ms: e.at_ms ?? ctx.timestampMs, subject: e.subject, action: e.action, target: e.target,
+          object_ids: e.object_ids ?? [], offset: e.offset ?? null, outcome: e.outcome,
+        });
       }
-      return { seq };
+      // Over the bound after the inserts: evict the oldest, deterministically (collected first:
+      // no deletes under a live scan).
+      const excess = log.size - rowsMax;
+      if (excess > 0) {
+        const oldest = [...log.scan({ limit: excess })].map((row) => row['seq'] as number);
+        for (const seq of oldest) log.delete([seq]);
+      }
+      return { seq: next - 1, first_seq: firstSeq };
     },
   });
 }

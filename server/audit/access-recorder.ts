@@ -7,8 +7,12 @@
  *
  * The append is not on the response path: the call's own effect is already durable (its
  * invocation, with caller and arguments, is in the commitlog frame); the access row follows
- * in the next group commit.
+ * in the next group commit. Rows of calls answered while an append is in flight are coalesced
+ * into the tenant's next append: one system transaction per batch of calls, not one per call
+ * (a transaction per call cost as much store CPU as the call itself for a read).
  */
+import { accessLogAppendEntriesMax, type AccessLogEntry } from '../../tools/access-log.js';
+import { MemoryError } from '../../storage/errors.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { ControlRuntime, WithTenant } from '../control/control-runtime.js';
@@ -19,12 +23,28 @@ import type { ResourceReadEvent, ToolCallEvent } from '../mcp/surface.js';
 export const accessObjectIdsMax = 20;
 const idArgumentNames = ['id', 'object_id', 'src', 'dst', 'thread_id', 'instance_id', 'session_id', 'surface_id'];
 const fieldCharsMax = 1024;
+/** Rows one append carries: the reducer's bound, and at most this many characters of fields (frames stay small). */
+export const accessRowsPerAppendMax = accessLogAppendEntriesMax;
+export const accessCharsPerAppendMax = 1024 * 1024;
+/**
+ * Rows waiting for their append, per tenant. Appends drain at group-commit speed, so this is
+ * reached only when the tenant's store is failing; past it a row is refused and logged loudly.
+ */
+export const accessRowsWaitingMax = 100_000;
 
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
   onResourceRead(event: ResourceReadEvent): void;
   /** An HTTP request refused before any tenant store was involved. */
   onRefusal(refusal: { path: string; status: number; reason: string; tenant?: string }): void;
+  /** Resolves once every row recorded so far has been appended (or its failure logged). */
+  flushed(): Promise<void>;
+}
+
+interface TenantQueue {
+  rows: AccessLogEntry[];
+  /** Settles when the tenant's appends are done and the lease released. */
+  draining: Promise<void>;
 }
 
 export function createAccessRecorder(input: {
@@ -32,28 +52,96 @@ export function createAccessRecorder(input: {
   readonly control: () => ControlRuntime | undefined;
   readonly log: Logger;
 }): AccessRecorder {
-  const append = (principal: Principal, row: { action: string; target: string; object_ids: string[]; offset: number | null; outcome: string }) => {
-    const tenant = principal.caller.tenant;
-    input.withTenant(tenant, (memory) => memory.store.call('access_log_append', {
-      subject: clip(principal.caller.subject) || 'unknown', action: row.action, target: clip(row.target) || '-',
-      object_ids: row.object_ids, offset: row.offset, outcome: clip(row.outcome) || 'unknown',
-    }, systemCaller(tenant, 'access-log')))
-      .then(() => input.control()?.tenantChanged(tenant))
-      .catch((error: unknown) => input.log.error({ tenant, err: (error as Error).message, action: row.action, target: row.target }, 'access log append failed'));
+  const { withTenant, log } = input;
+  const queues = new Map<string, TenantQueue>();
+
+  const lost = (tenant: string, rows: readonly AccessLogEntry[], error: unknown): void => {
+    log.error({
+      tenant, err: (error as Error).message, rows: rows.length,
+      first: { action: rows[0]?.action, target: rows[0]?.target, subject: rows[0]?.subject },
+    }, 'access log append failed');
   };
+
+  /**
+   * The tenant's lease is taken at once (the request's own lease still holds the store open), and
+   * kept until its queue is empty: a shutdown waits for these rows like for any call in flight.
+   */
+  const drain = (tenant: string, queue: TenantQueue): Promise<void> =>
+    withTenant(tenant, async (memory) => {
+      const caller = systemCaller(tenant, 'access-log');
+      const append = (entries: AccessLogEntry[]) => memory.store.call('access_log_append', { entries }, caller);
+      // One microtask turn first: rows of calls answered in this same turn join the first batch.
+      await Promise.resolve();
+      while (queue.rows.length > 0) {
+        const rows = takeBatch(queue.rows);
+        await append(rows).catch((error: unknown) => lost(tenant, rows, error));
+        input.control()?.tenantChanged(tenant);
+      }
+    }).catch((error: unknown) => {
+      // The store could not be leased (shutting down, cannot open): what waits is lost, loudly.
+      lost(tenant, queue.rows.splice(0), error);
+    }).finally(() => {
+      if (queue.rows.length > 0) {
+        queue.draining = drain(tenant, queue); // arrived after the loop's last look
+        return;
+      }
+      if (queues.get(tenant) === queue) queues.delete(tenant);
+    });
+
+  const record = (principal: Principal, row: Omit<AccessLogEntry, 'subject'>) => {
+    const tenant = principal.caller.tenant;
+    const entry: AccessLogEntry = { subject: clip(principal.caller.subject) || 'unknown', ...row };
+    const queue = queues.get(tenant);
+    if (queue) {
+      if (queue.rows.length >= accessRowsWaitingMax) {
+        lost(tenant, [entry], new MemoryError('limit_exceeded', `${accessRowsWaitingMax} access rows already wait for this tenant's store (accessRowsWaitingMax)`));
+        return;
+      }
+      queue.rows.push(entry);
+      return;
+    }
+    const created: TenantQueue = { rows: [entry], draining: Promise.resolve() };
+    queues.set(tenant, created);
+    created.draining = drain(tenant, created);
+  };
+
   return {
     onToolCall(e) {
-      append(e.principal, { action: 'tools/call', target: e.tool, object_ids: objectIdsOf(e.args), offset: e.offset ?? null, outcome: e.outcome });
+      record(e.principal, {
+        action: 'tools/call', target: clip(e.tool) || '-', object_ids: objectIdsOf(e.args), offset: e.offset ?? null,
+        outcome: clip(e.outcome) || 'unknown', at_ms: Date.now(),
+      });
     },
     onResourceRead(e) {
-      append(e.principal, { action: 'resources/read', target: e.uri, object_ids: [], offset: null, outcome: e.outcome });
+      record(e.principal, { action: 'resources/read', target: clip(e.uri) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
     onRefusal(r) {
       input.control()?.auditDenial({
         tenant: r.tenant ?? null, atMs: Date.now(), subject: null, action: 'http', target: clip(r.path), outcome: String(r.status), reason: clip(r.reason),
       });
     },
+    async flushed() {
+      while (queues.size > 0) await Promise.all([...queues.values()].map((q) => q.draining));
+    },
   };
+}
+
+/** The oldest rows, up to the per-append bounds (at least one). */
+function takeBatch(rows: AccessLogEntry[]): AccessLogEntry[] {
+  let count = 0;
+  let chars = 0;
+  while (count < rows.length && count < accessRowsPerAppendMax) {
+    chars += entryChars(rows[count]!);
+    if (count > 0 && chars > accessCharsPerAppendMax) break;
+    count++;
+  }
+  return rows.splice(0, count);
+}
+
+function entryChars(entry: AccessLogEntry): number {
+  let chars = entry.subject.length + entry.action.length + entry.target.length + entry.outcome.length;
+  for (const id of entry.object_ids ?? []) chars += id.length;
+  return chars;
 }
 
 function objectIdsOf(args: unknown): string[] {

@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { pino } from 'pino';
+import type { TxRecord } from '../../storage/changes.js';
+import type { Row } from '../../storage/schema.js';
+import { openTenantMemory } from '../../tools/index.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import { accessLogAppendEntriesMax } from '../../tools/access-log.js';
+import { localPrincipal } from '../../server/auth/local-principal.js';
+import { accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
+import type { ControlRuntime, WithTenant } from '../../server/control/control-runtime.js';
+
+const tenant = 'acme';
+const principal = localPrincipal(tenant);
+let dir: string;
+let memory: TenantMemory;
+let appends: TxRecord[];
+let errors: string[];
+let changed: number;
+let leases: number;
+let recorder: AccessRecorder;
+
+beforeEach(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'ioboxx-access-recorder-'));
+  memory = await openTenantMemory(dir, tenant);
+  appends = [];
+  errors = [];
+  changed = 0;
+  leases = 0;
+  memory.store.onCommit((txs) => appends.push(...txs.filter((tx) => tx.invocation.reducer === 'access_log_append')));
+  const withTenant: WithTenant = async (wanted, fn) => {
+    expect(wanted).toBe(tenant);
+    leases++;
+    return fn(memory);
+  };
+  const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
+  const control = { tenantChanged: () => changed++ } as unknown as ControlRuntime;
+  recorder = createAccessRecorder({ withTenant, control: () => control, log });
+});
+
+afterEach(async () => {
+  await memory.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function accessRows(): Promise<Row[]> {
+  return memory.store.read((view) => [...view.table('access_log').scan()]);
+}
+
+function call(i: number): void {
+  recorder.onToolCall({ principal, tool: 'object_put', args: { id: `o${i}`, type: 't' }, outcome: 'ok', offset: i, durationMs: 1 });
+}
+
+test('calls answered in one turn are recorded by one append transaction, every row in answer order', async () => {
+  const calls = 50;
+  const before = Date.now();
+  for (let i = 0; i < calls; i++) call(i);
+  await recorder.flushed();
+  expect(errors).toEqual([]);
+  expect(appends).toHaveLength(1);
+  const rows = await accessRows();
+  expect(rows.map((r) => r['seq'])).toEqual(Array.from({ length: calls }, (_, i) => i + 1));
+  expect(rows.map((r) => r['offset'])).toEqual(Array.from({ length: calls }, (_, i) => i));
+  expect(rows[7]).toMatchObject({ subject: 'local', action: 'tools/call', target: 'object_put', object_ids: ['o7'], outcome: 'ok' });
+  // at_ms is when the call was answered, not when its row was appended.
+  for (const row of rows) expect(row['at_ms']).toBeGreaterThanOrEqual(before);
+  expect(changed).toBe(1);
+});
+
+test('rows recorded while an append is in flight go into the next append; none is lost or doubled', async () => {
+  call(0);
+  // The first append is now queued behind the store; these arrive while it is in flight.
+  await Promise.resolve();
+  await Promise.resolve();
+  for (let i = 1; i < 10; i++) call(i);
+  const firstDurable = new Promise<void>((resolve) => {
+    const stop = memory.store.onCommit(() => {
+      stop();
+      resolve();
+    });
+  });
+  await firstDurable;
+  for (let i = 10; i < 20; i++) call(i);
+  await recorder.flushed();
+  const rows = await accessRows();
+  expect(rows.map((r) => r['offset'])).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  expect(appends.length).toBeGreaterThanOrEqual(2);
+  expect(appends.length).toBeLessThanOrEqual(3);
+  expect(errors).toEqual([]);
+});
+
+test('a burst larger than one append is split at the per-append bound, in order', async () => {
+  expect(accessRowsPerAppendMax).toBe(accessLogAppendEntriesMax);
+  const calls = accessRowsPerAppendMax * 2 + 5;
+  for (let i = 0; i < calls; i++) call(i);
+  await recorder.flushed();
+  expect(appends.map((tx) => (tx.invocation.args as { entries: unknown[] }).entries.length)).toEqual([accessRowsPerAppendMax, accessRowsPerAppendMax, 5]);
+  const rows = await accessRows();
+  expect(rows.map((r) => r['offset'])).toEqual(Array.from({ length: calls }, (_, i) => i));
+  // One lease per drain, held until the queue is empty (a shutdown waits for these rows).
+  expect(leases).toBe(1);
+});
+
+test('resource reads and refused calls are recorded too', async () => {
+  recorder.onResourceRead({ principal, uri: 'memory://objects/o1', outcome: 'ok', durationMs: 1 });
+  recorder.onToolCall({ principal, tool: 'object_delete', args: {}, outcome: 'forbidden', durationMs: 1 });
+  await recorder.flushed();
+  const rows = await accessRows();
+  expect(rows.map((r) => [r['action'], r['target'], r['outcome'], r['offset']])).toEqual([
+    ['resources/read', 'memory://objects/o1', 'ok', null],
+    ['tools/call', 'object_delete', 'forbidden', null],
+  ]);
+});
+
+test('when the store cannot take the rows, the loss is logged with its count, never silent', async () => {
+  await memory.close();
+  for (let i = 0; i < 3; i++) call(i);
+  await recorder.flushed();
+  expect(errors).toHaveLength(1);
+  expect(JSON.parse(errors[0]!)).toMatchObject({ msg: 'access log append failed', tenant, rows: 3 });
+  memory = await openTenantMemory(dir, tenant); // for afterEach
+});
