@@ -7,6 +7,7 @@ import type { Server } from '@modelcontextprotocol/server';
 import type { TenantMemory } from '../../tools/memory.js';
 import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
+import { afterAnswer } from './after-answer.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
 import { resourceSubscriptionsPerSessionMax, resourceUriLengthMax } from './limits.js';
 import type { CallOutcome, McpSurface } from './surface.js';
@@ -83,10 +84,10 @@ export function registerResourceHandlers(
         outcome = outcomeOf(error);
         throw error;
       } finally {
-        try {
-          surface.onResourceRead?.({ principal, uri, outcome, durationMs: performance.now() - startedMs });
-        } catch (error) {
-          surface.log.error({ err: error, uri }, 'onResourceRead hook threw');
+        const onResourceRead = surface.onResourceRead;
+        if (onResourceRead !== undefined) {
+          const event = { principal, uri, outcome, durationMs: performance.now() - startedMs };
+          afterAnswer(surface.log, 'onResourceRead', () => onResourceRead(event));
         }
       }
     }, request.params.uri),

@@ -10,7 +10,8 @@ import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
 import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
 import { toolArgumentsBytesMax } from './limits.js';
-import type { CallOutcome, McpSurface } from './surface.js';
+import { afterAnswer } from './after-answer.js';
+import type { CallOutcome, McpSurface, ToolCallEvent } from './surface.js';
 import { toolEntryOf } from './tool-schema.js';
 
 const toolIndexes = new WeakMap<readonly ToolDef[], ReadonlyMap<string, ToolDef>>();
@@ -28,8 +29,6 @@ function toolIndexOf(tools: readonly ToolDef[]): ReadonlyMap<string, ToolDef> {
 export function allowedTools(tools: readonly ToolDef[], principal: Principal): Tool[] {
   return tools.filter((def) => principal.capabilities.has(def.capability)).map(toolEntryOf);
 }
-
-const utf8 = new TextEncoder();
 
 /** Success: the structured result, mirrored as JSON text for clients that read only content. */
 export function toolSuccessResult(structured: Record<string, unknown>, json: string): CallToolResult {
@@ -61,7 +60,7 @@ async function answerCall(
   if (!principal.capabilities.has(def.capability)) {
     return refusal({ code: 'forbidden', message: `tool "${name}" needs the ${def.capability} capability, which this caller does not have` });
   }
-  const argsBytes = utf8.encode(JSON.stringify(args ?? {})).length;
+  const argsBytes = Buffer.byteLength(JSON.stringify(args ?? {}), 'utf8');
   if (argsBytes > toolArgumentsBytesMax) {
     return refusal({
       code: 'limit_exceeded',
@@ -89,7 +88,7 @@ async function answerCall(
   const structured = checked.data as Record<string, unknown>;
   const offset = typeof structured['offset'] === 'number' ? structured['offset'] : undefined;
   const json = JSON.stringify(structured);
-  const resultBytes = utf8.encode(json).length;
+  const resultBytes = Buffer.byteLength(json, 'utf8');
   if (resultBytes > resultBytesMax) {
     // A write is already durable at this point: say so, so the caller does not retry it blindly.
     const written = offset !== undefined ? ` The call itself succeeded at offset ${offset}.` : '';
@@ -106,19 +105,17 @@ async function answerCall(
 }
 
 function reportCall(surface: McpSurface, principal: Principal, tool: string, args: unknown, answer: Answer, startedMs: number): void {
-  if (surface.onToolCall === undefined) return;
-  try {
-    surface.onToolCall({
-      principal,
-      tool,
-      args,
-      outcome: answer.outcome,
-      ...(answer.offset !== undefined && { offset: answer.offset }),
-      durationMs: performance.now() - startedMs,
-    });
-  } catch (error) {
-    surface.log.error({ err: error, tool }, 'onToolCall hook threw');
-  }
+  const onToolCall = surface.onToolCall;
+  if (onToolCall === undefined) return;
+  const event: ToolCallEvent = {
+    principal,
+    tool,
+    args,
+    outcome: answer.outcome,
+    ...(answer.offset !== undefined && { offset: answer.offset }),
+    durationMs: performance.now() - startedMs,
+  };
+  afterAnswer(surface.log, 'onToolCall', () => onToolCall(event));
 }
 
 export function registerToolHandlers(
