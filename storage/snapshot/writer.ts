@@ -1,30 +1,50 @@
 /**
- * Writes a snapshot from cloned (copy-on-write) tables while commits go on: the work is cut
- * into ~1 MiB chunks with a yield to the event loop between them, so a commit never waits
- * behind more than one chunk of serialisation.
+ * Writes a snapshot from cloned (copy-on-write) tables while commits go on. Two things keep
+ * it from stalling them:
+ *  - the event loop: serialisation runs in slices of at most `snapshotSliceMsMax` of work,
+ *    each followed by its write and a yield, so a commit waits behind one slice at most;
+ *  - the disk: the files are fdatasync'ed every `snapshotSyncBytes`. One sync of hundreds of
+ *    MiB at the end would hold the disk (and, on ext4, the journal commit that the
+ *    commitlog's fdatasync needs) for as long as that flush takes.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import * as path from 'node:path';
 import { canonicalChunks, type TableState } from '../canonical.js';
-import type { FileLayer } from '../io/file-layer.js';
+import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import type { Row, TableSchema } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, snapshotFormatVersion, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-/** Serialisation work between two yields: small enough that a commit waits ~1 ms at most. */
-export const snapshotChunkBytes = 64 * 1024;
+/** Serialisation work between two yields: a commit arriving meanwhile waits this long at most. */
+export const snapshotSliceMsMax = 2;
+/** Serialised bytes per piece taken from the generators: small, so a slice stops close to its time bound. */
+export const snapshotPieceBytes = 16 * 1024;
+/** One slice writes at most this much (bounds memory when serialisation is fast). */
+export const snapshotSliceBytesMax = 4 * 1024 * 1024;
+/** Flush the snapshot files to disk in steps of this size, never as one big sync at the end. */
+export const snapshotSyncBytes = 8 * 1024 * 1024;
 
 class ChunkFile {
   private position = 0;
-  private readonly hash = createHash('sha256');
-  private constructor(private readonly handle: Awaited<ReturnType<FileLayer['open']>>) {}
+  private syncedTo = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private constructor(private readonly handle: FileHandleLike) {}
   static async create(fl: FileLayer, file: string): Promise<ChunkFile> {
     return new ChunkFile(await fl.open(file, 'w'));
   }
-  async write(chunk: Buffer): Promise<void> {
-    await this.handle.writev([chunk], this.position);
-    this.position += chunk.length;
-    this.hash.update(chunk);
+  /** Hash one piece (part of the slice's work, so it counts against the slice's time). */
+  digest(piece: Buffer): void {
+    this.hash.update(piece);
+  }
+  async write(pieces: readonly Buffer[]): Promise<void> {
+    let bytes = 0;
+    for (const piece of pieces) bytes += piece.length;
+    await this.handle.writev(pieces, this.position);
+    this.position += bytes;
+    if (this.position - this.syncedTo >= snapshotSyncBytes) {
+      await this.handle.datasync();
+      this.syncedTo = this.position;
+    }
   }
   async finish(): Promise<{ bytes: number; sha256: string }> {
     await this.handle.datasync();
@@ -33,6 +53,31 @@ class ChunkFile {
   }
   async abandon(): Promise<void> {
     await this.handle.close().catch(() => undefined);
+  }
+}
+
+/** Serialise `pieces` into `file` in time-bounded slices, yielding to the event loop after each. */
+async function writeSliced(pieces: Iterator<Buffer>, file: ChunkFile): Promise<void> {
+  for (;;) {
+    const sliceEndMs = performance.now() + snapshotSliceMsMax;
+    const slice: Buffer[] = [];
+    let sliceBytes = 0;
+    let done = false;
+    do {
+      const next = pieces.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      file.digest(next.value);
+      slice.push(next.value);
+      sliceBytes += next.value.length;
+    } while (performance.now() < sliceEndMs && sliceBytes < snapshotSliceBytesMax);
+    if (slice.length > 0) await file.write(slice);
+    if (done) return;
+    // The write's completion runs in the poll phase; this lets a group commit queued for the
+    // check phase go first.
+    await yieldToEventLoop();
   }
 }
 
@@ -68,14 +113,8 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
   const binary = await ChunkFile.create(fl, path.join(dir, binaryFileName));
   const json = await ChunkFile.create(fl, path.join(dir, jsonFileName));
   try {
-    for (const chunk of canonicalChunks(tables, snapshotChunkBytes)) {
-      await binary.write(chunk);
-      await yieldToEventLoop();
-    }
-    for (const chunk of streamJson(tables, offset, snapshotChunkBytes)) {
-      await json.write(chunk);
-      await yieldToEventLoop();
-    }
+    await writeSliced(canonicalChunks(tables, snapshotPieceBytes), binary);
+    await writeSliced(streamJson(tables, offset, snapshotPieceBytes), json);
   } catch (error) {
     await binary.abandon();
     await json.abandon();
@@ -98,8 +137,8 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
   return manifest;
 }
 
-/** The JSON snapshot as chunks of about 1 MiB. */
-function* streamJson(tables: readonly TableState[], offset: number, chunkBytes = 1 << 20): Generator<Buffer> {
+/** The JSON snapshot as pieces of about `chunkBytes`. */
+function* streamJson(tables: readonly TableState[], offset: number, chunkBytes: number): Generator<Buffer> {
   const sorted = [...tables].sort((a, b) => (a.schema.name < b.schema.name ? -1 : 1));
   let text = `{"format":${snapshotFormatVersion},"offset":${offset},"tables":{`;
   for (let ti = 0; ti < sorted.length; ti++) {

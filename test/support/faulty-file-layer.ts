@@ -11,6 +11,8 @@ export class FaultyFileLayer extends NodeFileLayer {
   /** Fail the next N datasync calls with EIO. */
   datasyncFailures = 0;
   datasyncCalls = 0;
+  /** Sees every writev (bytes asked) and datasync, per file, before any injected failure. */
+  observe: ((file: string, op: 'writev' | 'datasync', bytes: number) => void) | undefined;
 
   override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
     const inner = await super.open(file, flags);
@@ -20,6 +22,7 @@ export class FaultyFileLayer extends NodeFileLayer {
         return inner.fd;
       },
       async writev(buffers, position) {
+        layer.observe?.(file, 'writev', buffers.reduce((n, b) => n + b.byteLength, 0));
         if (layer.enospcWrites > 0) {
           layer.enospcWrites--;
           const all = Buffer.concat(buffers.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
@@ -30,6 +33,7 @@ export class FaultyFileLayer extends NodeFileLayer {
       },
       read: (b, o, l, p) => inner.read(b, o, l, p),
       async datasync() {
+        layer.observe?.(file, 'datasync', 0);
         layer.datasyncCalls++;
         if (layer.datasyncFailures > 0) {
           layer.datasyncFailures--;
