@@ -7,7 +7,7 @@
  * writes go on while Postgres or S3 are down; the work is retried and drains later.
  */
 import { assertObjectLockEnabled, openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
-import { startAuditShipper, type AuditShipperLoop } from '../../storage/audit/shipper.js';
+import { auditBatchEventsDefault, startAuditShipper, type AuditShipperLoop } from '../../storage/audit/shipper.js';
 import { stageServerAudit, type ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
@@ -58,6 +58,8 @@ export async function startControlRuntime(input: {
   const pendingDenials: ServerAuditEvent[] = [];
   let projectorTimer: NodeJS.Timeout | undefined;
   let retryDelayMs = retryDelayMsMin;
+  /** Rows staged since the shipper was last woken for them. */
+  let stagedSinceNudge = 0;
 
   const connect = async (): Promise<void> => {
     while (!closed && !control) {
@@ -110,6 +112,13 @@ export async function startControlRuntime(input: {
       }),
       alsoGlobal: stageDenials,
       retryMs: workRetryMs,
+      // A full batch staged ships now, not at the next tick: the staged backlog stays about one batch.
+      onStaged: (_tenant, events) => {
+        stagedSinceNudge += events;
+        if (stagedSinceNudge < auditBatchEventsDefault) return;
+        stagedSinceNudge = 0;
+        shipper?.nudge();
+      },
       onError: (job, error) => log.warn({ job, err: errorText(error), retryInMs: workRetryMs }, 'control-plane work failed; will retry'),
     });
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));

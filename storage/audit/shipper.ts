@@ -44,6 +44,8 @@ export interface ShipResult {
   readonly events: number;
   /** Tenants another shipper held the lease of. */
   readonly busyTenants: readonly string[];
+  /** In how long the oldest staged, not yet shippable batch comes due by age (undefined: none waits). */
+  readonly nextDueInMs?: number;
 }
 
 const shipperId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -63,6 +65,7 @@ export async function shipAudit(control: ControlPlane, bucket: AuditBucket, opti
   for (const tenant of await control.pendingAuditTenants()) tenants.add(tenant);
   let batches = 0;
   let events = 0;
+  let nextDueInMs: number | undefined;
   const busyTenants: string[] = [];
   for (const tenant of [...tenants].sort()) {
     if (options.tenant !== undefined && tenant !== options.tenant) continue;
@@ -74,11 +77,12 @@ export async function shipAudit(control: ControlPlane, bucket: AuditBucket, opti
       const shipped = await shipTenant(control, bucket, tenant, { ...options, batchEventsMax });
       batches += shipped.batches;
       events += shipped.events;
+      if (shipped.dueInMs !== undefined) nextDueInMs = Math.min(nextDueInMs ?? shipped.dueInMs, shipped.dueInMs);
     } finally {
       await control.releaseAuditShipping(tenant, shipperId).catch(() => undefined);
     }
   }
-  return { batches, events, busyTenants };
+  return { batches, events, busyTenants, ...(nextDueInMs !== undefined && { nextDueInMs }) };
 }
 
 async function shipTenant(
@@ -86,7 +90,7 @@ async function shipTenant(
   bucket: AuditBucket,
   tenant: string,
   options: ShipOptions & { batchEventsMax: number },
-): Promise<{ batches: number; events: number }> {
+): Promise<{ batches: number; events: number; dueInMs?: number }> {
   const clock = options.clock ?? Date.now;
   const ageMsMax = options.batchAgeMsMax ?? auditBatchAgeMsDefault;
   let batches = 0;
@@ -101,8 +105,8 @@ async function shipTenant(
       const staged = await control.stagedAudit(tenant, { afterSeq, limit: options.batchEventsMax });
       if (staged.length === 0) break;
       const full = staged.length >= options.batchEventsMax;
-      const old = clock() - staged[0]!.stagedAtMs >= ageMsMax;
-      if (!full && !old && !options.force) break;
+      const ageMs = clock() - staged[0]!.stagedAtMs;
+      if (!full && ageMs < ageMsMax && !options.force) return { batches, events, dueInMs: ageMsMax - ageMs };
       if (staged[0]!.seq !== afterSeq + 1) {
         throw new MemoryError('internal', `audit staging for ${tenant} starts at ${staged[0]!.seq}, expected ${afterSeq + 1}`);
       }
@@ -193,10 +197,18 @@ async function headVersion(bucket: AuditBucket, key: string): Promise<{ versionI
 }
 
 export interface AuditShipperLoop {
+  /** Ship now (e.g. a full batch was staged) rather than at the next tick; a pass under way runs once more. */
+  nudge(): void;
   stop(): Promise<void>;
 }
 
-/** Ships every `intervalMs` until stopped; a failed pass is reported and retried on the next. */
+/** A nudge or a due batch never makes passes closer than this (each pass queries the backlog). */
+export const shipPassGapMsMin = 50;
+
+/**
+ * Ships every `intervalMs` until stopped — sooner when a waiting batch comes due by age or the
+ * loop is nudged; a failed pass is reported and retried on the next.
+ */
 export function startAuditShipper(
   control: ControlPlane,
   bucket: AuditBucket,
@@ -204,19 +216,47 @@ export function startAuditShipper(
 ): AuditShipperLoop {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let passing = false;
+  let nudged = false;
+  /** After a failed pass, nudges wait for the next tick: S3 or Postgres away must not be hammered. */
+  let failed = false;
   let running: Promise<void> = Promise.resolve();
+  const schedule = (waitMs: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      running = pass();
+    }, Math.max(shipPassGapMsMin, waitMs));
+  };
   const pass = async () => {
+    passing = true;
+    nudged = false;
+    let waitMs = options.intervalMs;
+    failed = false;
     try {
       // Ship first, then report: `onPass?.(await ...)` would skip the shipping when onPass is unset.
       const result = await shipAudit(control, bucket, options);
       options.onPass?.(result);
+      // Due by age before the next tick: come back then (the age bound is the audit's latency promise).
+      if (result.nextDueInMs !== undefined) waitMs = Math.min(waitMs, result.nextDueInMs);
     } catch (error) {
+      failed = true;
       options.onError?.(error);
     }
-    if (!stopped) timer = setTimeout(() => (running = pass()), options.intervalMs);
+    passing = false;
+    schedule(nudged && !failed ? 0 : waitMs);
   };
   running = pass();
   return {
+    nudge() {
+      if (stopped || failed) return;
+      if (passing) {
+        nudged = true;
+        return;
+      }
+      if (timer) clearTimeout(timer);
+      schedule(0);
+    },
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

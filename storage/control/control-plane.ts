@@ -507,15 +507,23 @@ function controlPlaneOn(
   };
 }
 
-/** Locks (creating if needed) the tenant's chain row and the source's mark; returns the mark. */
+/**
+ * Locks (creating if needed) the tenant's chain row and the source's mark; returns the mark.
+ * The rows exist after a tenant's first staging: lock first, create only when missing (two
+ * round trips in the steady state, not four; staging runs on every drain).
+ */
 async function lockSource(client: pg.PoolClient, tenant: string, source: string): Promise<number> {
-  await client.query('insert into audit_tenants (tenant) values ($1) on conflict (tenant) do nothing', [tenant]);
-  await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
-  await client.query('insert into audit_sources (tenant, source) values ($1, $2) on conflict do nothing', [tenant, source]);
-  const mark = await client.query<{ t: string }>(
-    'select staged_through::text as t from audit_sources where tenant = $1 and source = $2 for update',
-    [tenant, source],
-  );
+  const tenantLocked = await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
+  if (tenantLocked.rowCount === 0) {
+    await client.query('insert into audit_tenants (tenant) values ($1) on conflict (tenant) do nothing', [tenant]);
+    await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
+  }
+  const markSql = 'select staged_through::text as t from audit_sources where tenant = $1 and source = $2 for update';
+  let mark = await client.query<{ t: string }>(markSql, [tenant, source]);
+  if (mark.rowCount === 0) {
+    await client.query('insert into audit_sources (tenant, source) values ($1, $2) on conflict do nothing', [tenant, source]);
+    mark = await client.query<{ t: string }>(markSql, [tenant, source]);
+  }
   return Number(mark.rows[0]!.t);
 }
 

@@ -12,6 +12,12 @@ import { drainRunOutbox } from './run-outbox.js';
 import { stageAccessLog } from './audit-staging.js';
 
 export const controlRetryMsDefault = 1_000;
+/**
+ * A job nudged while it ran runs again after at least this long: under a stream of commits a
+ * tenant's drain then takes the rows of many calls per run (a few SQL round trips per run, not
+ * per call) for a few milliseconds of staging latency.
+ */
+export const rerunGapMsDefault = 20;
 /** Tenants with work queued at once; past this a nudge is refused (the next commit nudges again). */
 export const controlTenantsMax = 100_000;
 
@@ -26,6 +32,9 @@ export interface ControlWorkerOptions {
   /** Extra global work run after each projection pass (e.g. staging server-level audit events); optional. */
   readonly alsoGlobal?: () => Promise<unknown>;
   readonly retryMs?: number;
+  readonly rerunGapMs?: number;
+  /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
+  readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
 }
 
@@ -53,6 +62,7 @@ class SingleFlight {
     private readonly run: () => Promise<unknown>,
     private readonly retryMs: number,
     private readonly onError: (job: string, error: unknown) => void,
+    private readonly rerunGapMs: number,
   ) {}
 
   nudge(): void {
@@ -79,6 +89,7 @@ class SingleFlight {
         this.onError(this.name, error);
         break;
       }
+      if (this.again && !this.stopped && this.rerunGapMs > 0) await new Promise((resolve) => setTimeout(resolve, this.rerunGapMs));
     } while (this.again && !this.stopped);
     this.running = undefined;
     if (failed && !this.stopped) {
@@ -107,6 +118,7 @@ class SingleFlight {
 
 export function startControlWorker(control: ControlPlane, options: ControlWorkerOptions): ControlWorker {
   const retryMs = options.retryMs ?? controlRetryMsDefault;
+  const rerunGapMs = options.rerunGapMs ?? rerunGapMsDefault;
   const onError = options.onError ?? (() => undefined);
   const tenants = new Map<string, { access: TenantAccess; job: SingleFlight }>();
   const global = new SingleFlight(
@@ -117,6 +129,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
     },
     retryMs,
     onError,
+    rerunGapMs,
   );
   let stopped = false;
 
@@ -133,10 +146,12 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
             `tenant ${tenant}`,
             () => withStore(created.access, async (store) => {
               await drainRunOutbox(control, tenant, store);
-              await stageAccessLog(control, tenant, store);
+              const staged = await stageAccessLog(control, tenant, store);
+              if (staged > 0) options.onStaged?.(tenant, staged);
             }),
             retryMs,
             onError,
+            rerunGapMs,
           ),
         };
         tenants.set(tenant, created);

@@ -115,6 +115,46 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
   });
 
+  test('the shipper loop wakes when nudged (a full batch staged) and when a partial batch comes due by age, not at its next tick', async () => {
+    const hourMs = 3_600_000;
+    const passes: Array<{ events: number; nextDueInMs?: number }> = [];
+    let onPass: () => void = () => undefined;
+    const nextPass = () => new Promise<void>((resolve) => (onPass = resolve));
+    let passed = nextPass();
+    const loop = startAuditShipper(control, bucket, {
+      tenant: 'wake',
+      retentionDays,
+      batchEventsMax: 5,
+      batchAgeMsMax: 300,
+      intervalMs: hourMs, // only a nudge or a due batch can start a second pass within this test
+      onError: (error) => console.error(error),
+      onPass: (result) => {
+        passes.push({ events: result.events, ...(result.nextDueInMs !== undefined && { nextDueInMs: result.nextDueInMs }) });
+        onPass();
+      },
+    });
+    try {
+      await passed; // the first pass: nothing staged
+      expect(passes).toEqual([{ events: 0 }]);
+      await stage('wake', 1, 7);
+      passed = nextPass();
+      loop.nudge();
+      await passed; // the full batch ships; the two left are young and say when they come due
+      expect(passes[1]!.events).toBe(5);
+      expect(passes[1]!.nextDueInMs).toBeGreaterThan(0);
+      expect(passes[1]!.nextDueInMs).toBeLessThanOrEqual(300);
+      while (passes.reduce((sum, p) => sum + p.events, 0) < 7) {
+        passed = nextPass();
+        await passed; // woken by the due time alone
+      }
+    } finally {
+      await loop.stop();
+    }
+    const report = await verifyAudit(bucket, { tenant: 'wake', control });
+    expect(report.problems).toEqual([]);
+    expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
+  });
+
   test('a restart between upload and confirmation adopts the uploaded version: no second version, no gap', async () => {
     await stage('restart', 1, 8);
     let crashes = 1;
