@@ -3,11 +3,26 @@
  * column order, encoded with msgpack. Vectors travel as little-endian float32 bytes; the
  * schema restores their type on decode. One codec for every reader and writer.
  */
-import { Packr } from 'msgpackr';
+import { createRequire } from 'node:module';
+import { Packr, type Unpackr } from 'msgpackr';
 import type { Row, TableSchema, Value } from './schema.js';
 
-/** Self-contained records only: no structure shared across frames or snapshot chunks. */
-export const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+/** The one codec configuration. Self-contained records only: no structure shared across frames or snapshot chunks. */
+export const rowCodecOptions = { useRecords: false, mapsAsObjects: true, int64AsType: 'number' } as const;
+
+export const packr = new Packr(rowCodecOptions);
+
+/** A second encoder of the same configuration, for streams that copy bytes out of its buffer at once (canonical.ts). */
+export function newRowPackr(): Packr {
+  return new Packr(rowCodecOptions);
+}
+
+// The decoder of logged frames and snapshots: msgpackr's pure-JS build, same code and options.
+// The native string extractor costs a call per decode that pays off only on large buffers;
+// frames are small, and profiles of replay and snapshot load show the JS path cheaper.
+const requireCjs = createRequire(import.meta.url);
+const { Unpackr: JsUnpackr } = requireCjs('msgpackr/unpack-no-eval') as { Unpackr: typeof Unpackr };
+export const rowUnpackr: Unpackr = new JsUnpackr(rowCodecOptions);
 
 export function rowToFields(schema: TableSchema, row: Row): unknown[] {
   const fields = new Array<unknown>(schema.columns.length);
@@ -39,4 +54,9 @@ export function fieldsToRow(schema: TableSchema, fields: unknown, freeze = true)
     }
   }
   return freeze ? Object.freeze(row) : row;
+}
+
+/** Where each primary-key column sits in a row's fields (column order): keys straight from decoded fields. */
+export function primaryKeyColumnIndexes(schema: TableSchema): number[] {
+  return schema.primaryKey.map((name) => schema.columns.findIndex((c) => c.name === name));
 }

@@ -334,9 +334,7 @@ export class Store implements StoreApi {
         if (derived) for (const d of derived) d.onDelete(old);
       }
       for (const row of change.inserts) {
-        const key = table.keyOf(row);
-        const old = table.put(key, row);
-        if (old) throw new DamagedStore(file, position, `replay of offset ${offset}: inserted row of ${change.table} already exists`);
+        if (!table.putNew(table.keyOf(row), row)) throw new DamagedStore(file, position, `replay of offset ${offset}: inserted row of ${change.table} already exists`);
         if (derived) for (const d of derived) d.onInsert(row);
       }
     }

@@ -34,21 +34,38 @@ export type FrameRead =
   | { readonly ok: true; readonly offset: number; readonly payload: Buffer; readonly bytes: number }
   | { readonly ok: false; readonly reason: string };
 
+/** Offsets are safe integers: the high word of the u64 stays below 2^21. */
+const offsetHighWordMax = 0x1fffff;
+
+/**
+ * Check the frame at `position` of `buf` (bounds, length, CRC) without decoding it: its total
+ * bytes, or the reason it is not a whole frame. The scan calls this once per frame, so it
+ * allocates nothing but the CRC's view of the bytes.
+ */
+export function checkFrame(buf: Buffer, position: number): number | string {
+  if (buf.length - position < frameHeaderBytes) return 'short frame header';
+  const length = buf.readUInt32LE(position + 8);
+  if (length === 0 || length > frameBytesMax) return `frame length ${length} outside 1..${frameBytesMax}`;
+  const end = position + frameHeaderBytes + length;
+  if (end + frameTrailerBytes > buf.length) return 'frame cut short';
+  if (crc32c(buf.subarray(position, end)) !== buf.readUInt32LE(end)) return 'frame checksum mismatch';
+  if (buf.readUInt32LE(position + 4) > offsetHighWordMax) return 'frame offset too large';
+  return frameOverheadBytes + length;
+}
+
+/** The offset field of a frame that `checkFrame` accepted. */
+export function frameOffsetAt(buf: Buffer, position: number): number {
+  return buf.readUInt32LE(position + 4) * 2 ** 32 + buf.readUInt32LE(position);
+}
+
 /** Decode the frame at `position` of `buf` (a whole segment or a slice holding the frame). */
 export function decodeFrame(buf: Buffer, position: number): FrameRead {
-  if (buf.length - position < frameHeaderBytes) return { ok: false, reason: 'short frame header' };
-  const offsetBig = buf.readBigUInt64LE(position);
-  const length = buf.readUInt32LE(position + 8);
-  if (length === 0 || length > frameBytesMax) return { ok: false, reason: `frame length ${length} outside 1..${frameBytesMax}` };
-  const end = position + frameHeaderBytes + length;
-  if (end + frameTrailerBytes > buf.length) return { ok: false, reason: 'frame cut short' };
-  const crc = buf.readUInt32LE(end);
-  if (crc32c(buf.subarray(position, end)) !== crc) return { ok: false, reason: 'frame checksum mismatch' };
-  if (offsetBig > BigInt(Number.MAX_SAFE_INTEGER)) return { ok: false, reason: 'frame offset too large' };
+  const checked = checkFrame(buf, position);
+  if (typeof checked === 'string') return { ok: false, reason: checked };
   return {
     ok: true,
-    offset: Number(offsetBig),
-    payload: buf.subarray(position + frameHeaderBytes, end),
-    bytes: frameOverheadBytes + length,
+    offset: frameOffsetAt(buf, position),
+    payload: buf.subarray(position + frameHeaderBytes, position + checked - frameTrailerBytes),
+    bytes: checked,
   };
 }

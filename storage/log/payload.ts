@@ -8,7 +8,7 @@
  * the invocation is for audit, history and re-execution checks.
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
-import { fieldsToRow, packr, rowToFields } from '../row-codec.js';
+import { fieldsToRow, packr, rowToFields, rowUnpackr } from '../row-codec.js';
 import type { TableSchema } from '../schema.js';
 
 const payloadFormatVersion = 2;
@@ -31,7 +31,7 @@ export function encodePayload(
 /** The row changes alone (replay): the invocation that follows them is not decoded. */
 export function decodeChanges(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
   let head: unknown;
-  packr.unpackMultiple(payload, (value: unknown) => {
+  rowUnpackr.unpackMultiple(payload, (value: unknown) => {
     head = value;
     return false; // stop after the first value
   });
@@ -39,7 +39,7 @@ export function decodeChanges(offset: number, payload: Uint8Array, schemas: Read
 }
 
 export function decodePayload(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TxRecord {
-  const values = packr.unpackMultiple(payload) as unknown[];
+  const values = rowUnpackr.unpackMultiple(payload) as unknown[];
   if (values.length !== 2) throw new Error(`payload at offset ${offset}: ${values.length} values, expected 2`);
   const changes = changesOf(offset, values[0], schemas);
   const inv = values[1] as unknown[];

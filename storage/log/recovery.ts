@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
-import { decodeFrame } from './frame.js';
+import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
 import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
 
 export interface SegmentInfo {
@@ -61,16 +61,17 @@ export function scanSegmentBytes(
   let position = segmentHeaderBytes;
   let expected = expectedFirst;
   while (position < buf.length) {
-    const frame = decodeFrame(buf, position);
-    if (!frame.ok) return { info: { ...info, end: position }, problem: { file, position, reason: frame.reason, offset: expected } };
-    if (frame.offset !== expected) {
+    const bytes = checkFrame(buf, position);
+    if (typeof bytes === 'string') return { info: { ...info, end: position }, problem: { file, position, reason: bytes, offset: expected } };
+    const offset = frameOffsetAt(buf, position);
+    if (offset !== expected) {
       return {
         info: { ...info, end: position },
-        problem: { file, position, reason: `frame offset ${frame.offset} where ${expected} was expected`, offset: expected },
+        problem: { file, position, reason: `frame offset ${offset} where ${expected} was expected`, offset: expected },
       };
     }
     info.positions.push(position);
-    position += frame.bytes;
+    position += bytes;
     expected++;
   }
   info.end = position;

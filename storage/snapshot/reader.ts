@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { newStringTree, type BTree } from '../btree.js';
+import { stringTreeFromSorted, type BTree } from '../btree.js';
 import { encodeKey } from '../key-codec.js';
 import type { FileLayer } from '../io/file-layer.js';
-import { fieldsToRow, packr } from '../row-codec.js';
-import type { Row, TableSchema } from '../schema.js';
+import { fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from '../row-codec.js';
+import { rowsMaxDefault, type Row, type TableSchema, type Value } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 export interface SnapshotRef {
@@ -68,37 +68,65 @@ export async function loadSnapshot(
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
-  // Streamed: one value at a time into the trees, never the whole snapshot as one array.
+  // Streamed: one value at a time, never the whole snapshot as one array. The stream holds
+  // each table's rows in encoded-key order (canonical.ts), so each tree is built in one
+  // pass from sorted arrays; a key out of order or repeated means the file is not canonical.
   const tables = new Map<string, BTree<string, Row>>();
   const total = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
   let done = 0;
-  let current: { name: string; schema: TableSchema; count: number; tree: BTree<string, Row> } | undefined;
+  let current: TableLoad | undefined;
   let remaining = 0;
   const finish = () => {
     if (!current) return;
-    if (current.tree.size !== current.count) throw new SnapshotInvalid(ref.dir, `table ${current.name} has duplicate keys`);
-    tables.set(current.name, current.tree);
+    tables.set(current.name, stringTreeFromSorted(current.keys, current.rows));
     onProgress?.(done, total);
   };
-  packr.unpackMultiple(buf, (value: unknown) => {
+  rowUnpackr.unpackMultiple(buf, (value: unknown) => {
     if (remaining === 0) {
       finish();
       const [name, count] = value as [string, number];
       const schema = schemas.get(name);
       if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
       if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
-      current = { name, schema, count, tree: newStringTree<Row>() };
+      if (!(Number.isSafeInteger(count) && count >= 0 && count <= (schema.rowsMax ?? rowsMaxDefault))) {
+        throw new SnapshotInvalid(ref.dir, `table ${name} claims ${count} rows`);
+      }
+      current = { name, schema, keyColumns: primaryKeyColumnIndexes(schema), keys: [], rows: [] };
       remaining = count;
       return;
     }
-    const row = fieldsToRow(current!.schema, value, false);
-    current!.tree.set(encodeKey(current!.schema.primaryKey.map((c) => row[c] ?? null)), row);
+    const table = current!;
+    const row = fieldsToRow(table.schema, value, false);
+    const key = encodeFieldsKey(table.keyColumns, value as unknown[]);
+    const previous = table.keys[table.keys.length - 1];
+    if (previous !== undefined && !(previous < key)) {
+      throw new SnapshotInvalid(ref.dir, `table ${table.name}: row ${table.keys.length} is out of key order or repeats a key`);
+    }
+    table.keys.push(key);
+    table.rows.push(row);
     remaining--;
     done++;
   });
   if (remaining !== 0) throw new SnapshotInvalid(ref.dir, `snapshot ends ${remaining} rows early`);
   finish();
   return { manifest, tables };
+}
+
+interface TableLoad {
+  readonly name: string;
+  readonly schema: TableSchema;
+  readonly keyColumns: readonly number[];
+  readonly keys: string[];
+  readonly rows: Row[];
+}
+
+const keyParts: Value[] = [];
+
+/** The encoded primary key straight from a row's fields (one scratch array, no per-row allocation). */
+function encodeFieldsKey(keyColumns: readonly number[], fields: readonly unknown[]): string {
+  keyParts.length = keyColumns.length;
+  for (let i = 0; i < keyColumns.length; i++) keyParts[i] = (fields[keyColumns[i]!] ?? null) as Value;
+  return encodeKey(keyParts);
 }
 
 /** Full check of a snapshot's files (binary and JSON) without loading it. */
