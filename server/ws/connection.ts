@@ -87,7 +87,7 @@ export class Connection {
     private readonly ctx: ConnectionContext,
     authenticated: { principal: Principal; lease: MemoryLease } | undefined,
   ) {
-    this.sendQueue = new SendQueue(ws, socket, ctx.limits.sendQueueBytesMax, ctx.limits.socketBufferBytesMax);
+    this.sendQueue = new SendQueue(ws, socket, ctx.limits.sendQueueBytesMax, ctx.limits.socketBufferBytesMax, format === 'msgpack');
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
     ws.on('pong', () => (this.alive = true));
     this.ended = new Promise((resolve) => ws.once('close', () => resolve()));

@@ -19,6 +19,8 @@ export class SendQueue {
   private readonly pumpAfterWrite = (error?: Error): void => {
     if (!error) this.pump();
   };
+  /** Frame kind of every message: the format decides it, a Buffer may hold JSON text too. */
+  private readonly frameOptions: { readonly binary: boolean };
 
   constructor(
     private readonly ws: WebSocket,
@@ -26,7 +28,10 @@ export class SendQueue {
     private readonly socket: Corkable,
     private readonly sendQueueBytesMax: number,
     private readonly socketBufferBytesMax: number,
-  ) {}
+    binaryFrames: boolean,
+  ) {
+    this.frameOptions = { binary: binaryFrames };
+  }
 
   /** Bytes not yet handed to the kernel: ours plus the socket's. */
   get pendingBytes(): number {
@@ -81,7 +86,7 @@ export class SendQueue {
       const data = this.queue.shift()!;
       this.queuedBytes -= encodedBytes(data);
       // The callback runs once the frame left for the kernel: time to hand over more.
-      this.ws.send(data, { binary: typeof data !== 'string' }, this.pumpAfterWrite);
+      this.ws.send(data, this.frameOptions, this.pumpAfterWrite);
     }
     if (this.drainWaiters.length > 0 && this.pendingBytes <= this.sendQueueBytesMax / 2) this.releaseWaiters();
   }

@@ -5,6 +5,7 @@
  * event list to all of them), so a change fanned out to a thousand subscribers is serialised
  * once, not a thousand times; what each connection adds is its offset and query ids.
  */
+import assert from 'node:assert/strict';
 import type { RowChange } from '../../storage/changes.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
 import { encodeMessage, wireRow, type WireFormat } from './wire-format.js';
@@ -52,32 +53,53 @@ function wireLists(events: readonly RowChange[]): { inserted: Row[]; updated: Ro
 
 const listNames = ['inserted', 'updated', 'deleted'] as const;
 
-/** `,"inserted":[…],"updated":[…],"deleted":[…]` with empty lists left out; cached per event list. */
-const bodyJson = new WeakMap<readonly RowChange[], string>();
+/** `,"inserted":[…],"updated":[…],"deleted":[…]` as UTF-8, empty lists left out; cached per event list. */
+const bodyJson = new WeakMap<readonly RowChange[], Buffer>();
 
-function jsonBodyOf(changes: QueryChanges): string {
+function jsonBodyOf(changes: QueryChanges): Buffer {
   let body = bodyJson.get(changes.events);
   if (body !== undefined) return body;
   const lists = wireLists(changes.events);
-  body = '';
+  let text = '';
   for (const name of listNames) {
     const rows = lists[name];
     if (rows.length === 0) continue;
-    body += `,"${name}":[`;
-    for (let i = 0; i < rows.length; i++) body += (i > 0 ? ',' : '') + jsonOf(changes.schema, rows[i]!);
-    body += ']';
+    text += `,"${name}":[`;
+    for (let i = 0; i < rows.length; i++) text += (i > 0 ? ',' : '') + jsonOf(changes.schema, rows[i]!);
+    text += ']';
   }
+  body = Buffer.from(text, 'utf8');
   bodyJson.set(changes.events, body);
   return body;
 }
 
-/** `{"type":"tx","offset":N,"queries":[{"id":…,"inserted":[…],"updated":[…],"deleted":[…]}]}`; empty lists omitted. */
-export function encodeTxMessage(format: WireFormat, offset: number, queries: readonly QueryChanges[]): string | Buffer {
+/**
+ * `{"type":"tx","offset":N,"queries":[{"id":…,"inserted":[…],"updated":[…],"deleted":[…]}]}`;
+ * empty lists omitted. JSON comes as UTF-8 bytes (sent as a text frame): the shared bodies are
+ * copied in, so nothing per subscriber is serialised, measured or transcoded again.
+ */
+export function encodeTxMessage(format: WireFormat, offset: number, queries: readonly QueryChanges[]): Buffer {
   if (format === 'json') {
-    let text = `{"type":"tx","offset":${offset},"queries":[`;
-    // Query ids match queryIdPattern (letters, digits, _ . : -): nothing in them needs escaping.
-    for (let i = 0; i < queries.length; i++) text += `${i > 0 ? ',' : ''}{"id":"${queries[i]!.id}"${jsonBodyOf(queries[i]!)}}`;
-    return `${text}]}`;
+    // Everything but the bodies is ASCII: query ids match queryIdPattern (letters, digits,
+    // _ . : -), so nothing in them needs escaping either.
+    const head = `{"type":"tx","offset":${offset},"queries":[`;
+    const bodies: Buffer[] = [];
+    let bytes = head.length + 2;
+    for (let i = 0; i < queries.length; i++) {
+      const body = jsonBodyOf(queries[i]!);
+      bodies.push(body);
+      bytes += (i > 0 ? 1 : 0) + '{"id":"'.length + queries[i]!.id.length + 1 + body.length + 1;
+    }
+    const out = Buffer.allocUnsafe(bytes);
+    let at = out.write(head, 0, 'latin1');
+    for (let i = 0; i < queries.length; i++) {
+      at += out.write(`${i > 0 ? ',' : ''}{"id":"${queries[i]!.id}"`, at, 'latin1');
+      at += bodies[i]!.copy(out, at);
+      out[at++] = 0x7d; // }
+    }
+    at += out.write(']}', at, 'latin1');
+    assert.equal(at, bytes, 'tx message length');
+    return out;
   }
   const out: Record<string, unknown>[] = [];
   for (const changes of queries) {
@@ -88,5 +110,5 @@ export function encodeTxMessage(format: WireFormat, offset: number, queries: rea
     }
     out.push(entry);
   }
-  return encodeMessage(format, { type: 'tx', offset, queries: out });
+  return encodeMessage(format, { type: 'tx', offset, queries: out }) as Buffer;
 }
