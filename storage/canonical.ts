@@ -5,8 +5,9 @@
  * binary snapshot file IS this stream, so loading a snapshot verifies the hash for free.
  */
 import { createHash } from 'node:crypto';
+import { REUSE_BUFFER_MODE } from 'msgpackr';
 import type { BTree } from './btree.js';
-import { packr, rowToFields } from './row-codec.js';
+import { newRowPackr, rowToFields } from './row-codec.js';
 import type { Row, TableSchema } from './schema.js';
 
 export interface TableState {
@@ -14,29 +15,54 @@ export interface TableState {
   readonly rows: BTree<string, Row>;
 }
 
-/** Chunks of the canonical stream, each about `chunkBytes` long. */
+/** Our own encoder: each value is copied out of its buffer before the next is packed. */
+const canonicalPackr = newRowPackr();
+
+/** What `pack` returns in REUSE_BUFFER_MODE: its own buffer, the value at [start, end). */
+type PackedInPlace = Buffer & { readonly start: number; readonly end: number };
+
+/**
+ * Chunks of the canonical stream, each at most `chunkBytes` long unless it holds a single
+ * row larger than that. Each chunk is a fresh buffer the consumer may keep. Rows are packed
+ * into the encoder's buffer and copied straight into the chunk: no buffer per row.
+ */
 export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 << 20): Generator<Buffer> {
+  if (!(Number.isSafeInteger(chunkBytes) && chunkBytes > 0)) throw new RangeError(`chunkBytes ${chunkBytes} invalid`);
   const sorted = [...tables].sort((a, b) => (a.schema.name < b.schema.name ? -1 : 1));
-  let parts: Buffer[] = [];
-  let size = 0;
-  const push = (b: Buffer): Buffer | undefined => {
-    parts.push(b);
-    size += b.length;
-    if (size < chunkBytes) return undefined;
-    const chunk = Buffer.concat(parts, size);
-    parts = [];
-    size = 0;
-    return chunk;
+  let chunk = Buffer.allocUnsafe(chunkBytes);
+  let used = 0;
+  const fields: unknown[] = [];
+  // Returns a chunk to yield when the value did not fit beside what is already there.
+  const append = (value: unknown): Buffer | undefined => {
+    const packed = canonicalPackr.pack(value, REUSE_BUFFER_MODE) as PackedInPlace;
+    const length = packed.end - packed.start;
+    if (length <= chunkBytes - used) {
+      packed.copy(chunk, used, packed.start, packed.end);
+      used += length;
+      return undefined;
+    }
+    const full = chunk.subarray(0, used);
+    if (length > chunkBytes) {
+      // Larger than a chunk: yield what is pending, then this value alone (no copy into a chunk).
+      chunk = Buffer.allocUnsafe(chunkBytes);
+      used = 0;
+      const alone = Buffer.from(packed.subarray(packed.start, packed.end));
+      return full.length > 0 ? Buffer.concat([full, alone]) : alone;
+    }
+    chunk = Buffer.allocUnsafe(chunkBytes);
+    packed.copy(chunk, 0, packed.start, packed.end);
+    used = length;
+    return full.length > 0 ? full : undefined;
   };
   for (const t of sorted) {
-    let chunk = push(packr.pack([t.schema.name, t.rows.size]));
-    if (chunk) yield chunk;
+    let out = append([t.schema.name, t.rows.size]);
+    if (out) yield out;
     for (const [, row] of t.rows.entries()) {
-      chunk = push(packr.pack(rowToFields(t.schema, row)));
-      if (chunk) yield chunk;
+      out = append(rowToFields(t.schema, row, fields));
+      if (out) yield out;
     }
   }
-  if (size > 0) yield Buffer.concat(parts, size);
+  if (used > 0) yield chunk.subarray(0, used);
 }
 
 export function canonicalStateHash(tables: readonly TableState[]): string {

@@ -24,8 +24,10 @@ const requireCjs = createRequire(import.meta.url);
 const { Unpackr: JsUnpackr } = requireCjs('msgpackr/unpack-no-eval') as { Unpackr: typeof Unpackr };
 export const rowUnpackr: Unpackr = new JsUnpackr(rowCodecOptions);
 
-export function rowToFields(schema: TableSchema, row: Row): unknown[] {
-  const fields = new Array<unknown>(schema.columns.length);
+/** `into`: a scratch array to fill (for encoders that pack the fields at once and keep nothing). */
+export function rowToFields(schema: TableSchema, row: Row, into?: unknown[]): unknown[] {
+  const fields = into ?? new Array<unknown>(schema.columns.length);
+  fields.length = schema.columns.length;
   for (let i = 0; i < schema.columns.length; i++) {
     const col = schema.columns[i]!;
     const v = row[col.name] ?? null;
