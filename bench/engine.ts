@@ -15,12 +15,12 @@ import { z } from 'zod';
 import type { Caller } from '../storage/changes.js';
 import { defineReducer, type StoreModule } from '../storage/reducer.js';
 import type { TableSchema } from '../storage/schema.js';
-import { Store } from '../storage/store.js';
+import { Store, type BatchInfo, type StoreOptions } from '../storage/store.js';
 import type { Bench, BenchContext } from './bench.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import { appendsPerBatch, measureRawFsync } from './peers/raw-fsync.js';
 import { SqlitePeer, sqlitePeerName } from './peers/sqlite.js';
-import { nowMs } from './stats.js';
+import { nowMs, Samples } from './stats.js';
 import { benchObject, bulkObject } from './workload.js';
 
 const objectsTable: TableSchema = {
@@ -65,8 +65,17 @@ function sizesFor(ctx: BenchContext): Sizes {
   return ctx.quick ? { loadMs: 400, warmupMs: 100, objects: 20_000 } : { loadMs: 3_000, warmupMs: 500, objects: 1_000_000 };
 }
 
-function openStore(dir: string): Promise<Store> {
-  return Store.open({ dir, module: benchModule });
+function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {
+  return Store.open(onBatch ? { dir, module: benchModule, onBatch } : { dir, module: benchModule });
+}
+
+/** The store's own fdatasync times, per batch: tells a disk-bound latency tail from one made in the process. */
+class BatchSyncs {
+  samples = new Samples();
+  readonly onBatch = (info: BatchInfo): void => this.samples.add(info.datasyncMs);
+  reset(): void {
+    this.samples = new Samples();
+  }
 }
 
 export const engineBench: Bench = {
@@ -85,15 +94,20 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   const rawSingle = measureRawFsync(ctx.dataDir, { durationMs: sizes.loadMs, appendsPerSync: 1 });
   const rawBatched = measureRawFsync(ctx.dataDir, { durationMs: sizes.loadMs, appendsPerSync: appendsPerBatch });
 
-  const store = await openStore(path.join(ctx.dataDir, 'commits'));
+  const syncs = new BatchSyncs();
+  const store = await openStore(path.join(ctx.dataDir, 'commits'), syncs.onBatch);
   const sqlite = await SqlitePeer.open(ctx.dataDir);
   try {
     for (const concurrency of concurrencies) {
       ctx.progress(`${concurrency} callers: engine`);
+      syncs.reset();
       const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
+      const batchSyncs = syncs.samples.summary();
       ctx.progress(`${concurrency} callers: SQLite`);
       const peer = await sqlite.load({ ...load, concurrency });
-      emitLoad(ctx, `${concurrency} caller${concurrency === 1 ? '' : 's'}`, ours, peer);
+      const callers = `${concurrency} caller${concurrency === 1 ? '' : 's'}`;
+      emitLoad(ctx, callers, ours, peer);
+      if (concurrency >= 64) emitCosts(ctx, callers, ours, peer, batchSyncs.p99Ms, rawSingle.latency.p99Ms);
       if (concurrency === 1) {
         ctx.emit({ metric: 'durable commits/s, 1 caller', unit: 'commits/s', ours: ours.opsPerSec, better: 'higher', peer: { name: 'raw 200B append+fdatasync', value: rawSingle.appendsPerSec } });
         ctx.emit({ metric: 'commit p50, 1 caller', unit: 'ms', ours: ours.latency.p50Ms, better: 'lower', peer: { name: 'raw append+fdatasync p50', value: rawSingle.latency.p50Ms } });
@@ -106,6 +120,13 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
     await sqlite.close();
     await store.close();
   }
+}
+
+/** What a run cost and where its tail may come from: CPU per commit, GC pauses, the disk's own fdatasync tail. */
+function emitCosts(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult, batchSyncP99Ms: number, rawSyncP99Ms: number): void {
+  ctx.emit({ metric: `process CPU per commit, ${callers}`, unit: 'us', ours: ours.cpuUsPerOp, better: 'lower', peer: { name: sqlitePeerName, value: peer.cpuUsPerOp } });
+  ctx.emit({ metric: `longest GC pause, ${callers}`, unit: 'ms', ours: ours.gcPauseMsMax, better: 'lower' });
+  ctx.emit({ metric: `batch fdatasync p99, ${callers}`, unit: 'ms', ours: batchSyncP99Ms, better: 'lower', peer: { name: 'raw append+fdatasync p99', value: rawSyncP99Ms } });
 }
 
 function emitLoad(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult): void {
@@ -136,8 +157,9 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   await store.close();
 
   ctx.progress('reopening: replay of the whole log');
+  const syncs = new BatchSyncs();
   const replayStartMs = nowMs();
-  store = await openStore(dir);
+  store = await openStore(dir, syncs.onBatch);
   const replayMs = nowMs() - replayStartMs;
   const replayed = store.report.replayedFrames;
   if (replayed < n) throw new Error(`replayed ${replayed} frames, expected ${n}`);
@@ -151,6 +173,7 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
   ctx.progress(`snapshot of ${label} objects under ${snapshotCallers} callers`);
   const snapshotStartMs = nowMs();
+  syncs.reset();
   const snapshot = store.snapshot();
   const during = await runClosedLoop({
     concurrency: snapshotCallers, durationMs: 600_000, warmupMs: 0, stopWhen: snapshot,
@@ -162,6 +185,8 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   ctx.emit({ metric: `commit p99, ${callers}, during ${label}-object snapshot`, unit: 'ms', ours: during.latency.p99Ms, better: 'lower', peer: { name: `${sqlitePeerName} (no snapshot)`, value: peer.latency.p99Ms } });
   ctx.emit({ metric: `commit p99, ${callers}, no snapshot`, unit: 'ms', ours: quiet.latency.p99Ms, better: 'lower', peer: { name: sqlitePeerName, value: peer.latency.p99Ms } });
   ctx.emit({ metric: `commits/s during snapshot, ${callers}`, unit: 'commits/s', ours: during.opsPerSec, better: 'higher', peer: { name: sqlitePeerName, value: peer.opsPerSec } });
+  ctx.emit({ metric: `batch fdatasync p99, ${callers}, during snapshot`, unit: 'ms', ours: syncs.samples.summary().p99Ms, better: 'lower' });
+  ctx.emit({ metric: `longest GC pause, ${callers}, during snapshot`, unit: 'ms', ours: during.gcPauseMsMax, better: 'lower' });
   ctx.emit({ metric: `snapshot write of ${label} objects`, unit: 'ms', ours: snapshotMs, better: 'lower' });
 
   // A quiet snapshot, so the next open loads it and replays (almost) nothing.
