@@ -7,7 +7,7 @@ import type { Principal } from './principal.js';
 import type { AuthConfig } from './auth-config.js';
 import { capabilitiesForRoles, rolesFromClaims } from './capabilities.js';
 import { organizationAliases, resolveTenant } from './tenant-claims.js';
-import { createTokenVerifier, type TokenVerifier } from './token-verifier.js';
+import { createTokenVerifier, type TokenVerifier, type VerifiedAccessToken } from './token-verifier.js';
 
 export const displayNameCharsMax = 255;
 
@@ -29,21 +29,39 @@ export interface Authenticator {
 
 export function createAuthenticator(config: AuthConfig): Authenticator {
   const verifier = createTokenVerifier(config.oidc);
+  // The principal depends only on the verified claims, the selection and the configuration, so
+  // it is built once per remembered verification (the verifier hands back the same frozen object
+  // while the verification holds) and per selection; it goes when the verification does.
+  const principals = new WeakMap<VerifiedAccessToken, Map<string, TokenPrincipal>>();
   return {
     config,
     verifier,
     async authenticate(token, tenantSelection) {
       const verified = await verifier.verify(token);
-      const tenant = resolveTenant(organizationAliases(verified.claims, config.tenantClaim), tenantSelection);
-      const roles = rolesFromClaims(verified.claims, config.clientId);
-      const username = verified.claims.preferred_username;
-      const name = typeof username === 'string' && username.length <= displayNameCharsMax ? username : undefined;
-      return {
-        caller: name === undefined ? { tenant, subject: verified.subject, roles } : { tenant, subject: verified.subject, name, roles },
-        capabilities: capabilitiesForRoles(roles, config.roleMap),
-        via: 'token',
-        tokenExpiresAtMs: verified.expiresAtMs,
-      };
+      // A selection is always a pattern-checked member alias by the time a principal exists for it.
+      const selectionKey = tenantSelection ?? '';
+      const known = principals.get(verified)?.get(selectionKey);
+      if (known !== undefined) return known;
+      const principal = principalOf(verified, tenantSelection, config);
+      let bySelection = principals.get(verified);
+      if (bySelection === undefined) principals.set(verified, (bySelection = new Map()));
+      // At most one entry per organization the token names (organizationsMax), plus "none".
+      bySelection.set(selectionKey, principal);
+      return principal;
     },
   };
+}
+
+function principalOf(verified: VerifiedAccessToken, tenantSelection: string | undefined, config: AuthConfig): TokenPrincipal {
+  const tenant = resolveTenant(organizationAliases(verified.claims, config.tenantClaim), tenantSelection);
+  const roles = Object.freeze(rolesFromClaims(verified.claims, config.clientId));
+  const username = verified.claims.preferred_username;
+  const name = typeof username === 'string' && username.length <= displayNameCharsMax ? username : undefined;
+  // Frozen: one principal serves every request that carries the same token.
+  return Object.freeze({
+    caller: Object.freeze(name === undefined ? { tenant, subject: verified.subject, roles } : { tenant, subject: verified.subject, name, roles }),
+    capabilities: capabilitiesForRoles(roles, config.roleMap),
+    via: 'token',
+    tokenExpiresAtMs: verified.expiresAtMs,
+  });
 }

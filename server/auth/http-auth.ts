@@ -52,7 +52,6 @@ const b64tokenPattern = /^[A-Za-z0-9\-._~+/]+=*$/;
 /** Never throws AuthError: it becomes the failure. Other errors (bugs) propagate. */
 export async function authenticateRequest(req: IncomingMessage, options: HttpAuthOptions): Promise<HttpAuthResult> {
   const rawPath = rawRequestPath(req);
-  const resourcePath = rawPath === undefined ? undefined : resourcePathOf(rawPath, options.resource.endpointNames);
   try {
     if (rawPath === undefined) throw new AuthError('invalid_request', 'request target must be a path');
     refuseTokenInQuery(rawRequestTarget(req));
@@ -65,6 +64,8 @@ export async function authenticateRequest(req: IncomingMessage, options: HttpAut
     return { ok: true, principal };
   } catch (error) {
     if (!(error instanceof AuthError)) throw error;
+    // Only a refusal needs the resource path (for its metadata URL).
+    const resourcePath = rawPath === undefined ? undefined : resourcePathOf(rawPath, options.resource.endpointNames);
     return { ok: false, failure: httpAuthFailure(error, options.resource, resourcePath) };
   }
 }

@@ -11,18 +11,18 @@
  * - Only access tokens: Keycloak puts `typ: "Bearer"` in the payload of those; refresh (`Refresh`),
  *   ID (`ID`) and logout tokens, and tokens with no `typ`, are refused.
  *
- * - Verified tokens are remembered (by SHA-256, never the token itself) until they expire, up to
- *   `verifiedTokensMax`: a client sends the same token on every request, and WebCrypto's RSA
- *   verify is an async thread-pool hop costing more than the whole rest of a read. A remembered
- *   token is still checked against the clock on every use.
+ * - Verified tokens are remembered (by SHA-256, never the token itself), see
+ *   verified-token-cache.ts: `exp` and `nbf` are still checked on every use, a verification is
+ *   redone after `verifiedTokenTtlMs`, and one made with a key the issuer stops publishing is
+ *   dropped as soon as the key set is reloaded.
  *
  * Errors are AuthError with a reason code. Neither the token nor its claims are ever put in a
  * message (jose's claim errors carry the payload, so they are never passed on as a cause).
  */
-import { createHash } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { AuthError, type AuthFailureReason } from './auth-error.js';
 import { assertFetchableUrl, discoverIssuer } from './oidc-discovery.js';
+import { VerifiedTokenCache, verifiedTokensMaxDefault, verifiedTokenTtlMsDefault, type LoadedKeys } from './verified-token-cache.js';
 
 export const signingAlgorithms = ['RS256', 'ES256', 'PS256'] as const;
 export type SigningAlgorithm = (typeof signingAlgorithms)[number];
@@ -36,8 +36,6 @@ export const clockToleranceSDefault = 5;
 export const jwksCooldownMsDefault = 10_000;
 export const jwksCacheMaxAgeMsDefault = 10 * 60_000;
 export const fetchTimeoutMsDefault = 5_000;
-/** Remembered verifications; each costs a few hundred bytes of claims. 0 disables. */
-export const verifiedTokensMaxDefault = 4096;
 /** After a failed discovery, requests fail fast for this long instead of hammering the issuer. */
 export const discoveryRetryMsDefault = 5_000;
 
@@ -57,7 +55,10 @@ export interface TokenVerifierOptions {
   readonly discoveryRetryMs?: number;
   /** Accept http issuer / JWKS URLs on non-loopback hosts. */
   readonly allowHttp?: boolean;
+  /** Remembered verifications (0 disables remembering). */
   readonly verifiedTokensMax?: number;
+  /** A remembered verification is redone after this long. */
+  readonly verifiedTokenTtlMs?: number;
 }
 
 export interface VerifiedAccessToken {
@@ -89,9 +90,16 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const allowHttp = options.allowHttp ?? false;
   assertVerifierOptions(issuer, audience, algorithms, clockToleranceS, allowHttp);
 
-  const verifiedTokensMax = options.verifiedTokensMax ?? verifiedTokensMaxDefault;
-  // Insertion-ordered: past the bound, the oldest verification is forgotten first.
-  const verifiedTokens = new Map<string, VerifiedAccessToken>();
+  const jwksCacheMaxAgeMs = options.jwksCacheMaxAgeMs ?? jwksCacheMaxAgeMsDefault;
+  // jose writes the key set it loaded (and when) into this object, in place, on every load.
+  const loadedKeys: LoadedKeys = {};
+  const remembered = new VerifiedTokenCache<VerifiedAccessToken>({
+    entriesMax: options.verifiedTokensMax ?? verifiedTokensMaxDefault,
+    ttlMs: Math.min(options.verifiedTokenTtlMs ?? verifiedTokenTtlMsDefault, jwksCacheMaxAgeMs),
+    clockToleranceMs: clockToleranceS * 1000,
+    keysMaxAgeMs: jwksCacheMaxAgeMs,
+    keys: loadedKeys,
+  });
   let keySet: Promise<JWTVerifyGetKey> | undefined;
   let discoveryFailure: { readonly atMs: number; readonly error: AuthError } | undefined;
 
@@ -104,8 +112,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       (discovered) =>
         createRemoteJWKSet(discovered.jwksUri, {
           cooldownDuration: options.jwksCooldownMs ?? jwksCooldownMsDefault,
-          cacheMaxAge: options.jwksCacheMaxAgeMs ?? jwksCacheMaxAgeMsDefault,
+          cacheMaxAge: jwksCacheMaxAgeMs,
           timeoutDuration: fetchTimeoutMs,
+          [jwksCache]: loadedKeys as JWKSCacheInput,
         }),
       (error: unknown) => {
         keySet = undefined;
@@ -128,13 +137,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (!compactJwsPattern.test(token)) {
       throw new AuthError('malformed', 'access token is not a compact JWS');
     }
-    const digest = verifiedTokensMax > 0 ? createHash('sha256').update(token).digest('base64url') : '';
-    const remembered = verifiedTokens.get(digest);
-    if (remembered !== undefined) {
-      // Only the clock can change a verified token's verdict (nbf was already past when it was verified).
-      if (Date.now() < remembered.expiresAtMs + clockToleranceS * 1000) return remembered;
-      verifiedTokens.delete(digest);
-      throw new AuthError('expired', 'access token expired');
+    const digest = remembered.enabled ? remembered.digestOf(token) : undefined;
+    if (digest !== undefined) {
+      const recalled = remembered.recall(digest, Date.now());
+      if (recalled.verdict === 'valid') return recalled.result;
+      if (recalled.verdict === 'expired') throw new AuthError('expired', 'access token expired');
+      if (recalled.verdict === 'not_yet_valid') throw new AuthError('not_yet_valid', 'access token not yet valid (nbf)');
     }
     const getKey = await keys();
     let verified: Awaited<ReturnType<typeof jwtVerify>>;
@@ -169,9 +177,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       keyId: protectedHeader.kid,
       algorithm: protectedHeader.alg as SigningAlgorithm,
     });
-    if (verifiedTokensMax > 0) {
-      if (verifiedTokens.size >= verifiedTokensMax) verifiedTokens.delete(verifiedTokens.keys().next().value as string);
-      verifiedTokens.set(digest, result);
+    // A token without kid is matched to a key by jose alone: not remembered (Keycloak always sets kid).
+    if (digest !== undefined && typeof protectedHeader.kid === 'string') {
+      const notBeforeMs = typeof payload.nbf === 'number' ? payload.nbf * 1000 : undefined;
+      remembered.remember(digest, result, { keyId: protectedHeader.kid, expiresAtMs: result.expiresAtMs, notBeforeMs }, Date.now());
     }
     return result;
   }

@@ -133,3 +133,28 @@ describe('local mode', () => {
     expect(() => localPrincipal('../x')).toThrow();
   });
 });
+
+describe('a remembered principal', () => {
+  test('is reused per token and tenant selection; membership is still checked per selection', async () => {
+    const token = await idp.token({ organizations: ['acme', 'globex'], realmRoles: ['memory-reader'] });
+    const acme = await authenticator.authenticate(token, 'acme');
+    expect(await authenticator.authenticate(token, 'acme')).toBe(acme);
+    const globex = await authenticator.authenticate(token, 'globex');
+    expect(globex.caller.tenant).toBe('globex');
+    expect(acme.caller.tenant).toBe('acme');
+    await expect(authenticator.authenticate(token, 'initech')).rejects.toMatchObject({ reason: 'not_a_member' });
+    await expect(authenticator.authenticate(token, undefined)).rejects.toMatchObject({ reason: 'tenant_selection_required' });
+  });
+
+  test('cannot be altered by a consumer', async () => {
+    const token = await idp.token({ organizations: ['acme'], realmRoles: ['memory-reader'] });
+    const principal = await authenticator.authenticate(token, undefined);
+    expect(() => {
+      (principal.caller as { tenant: string }).tenant = 'globex';
+    }).toThrow(TypeError);
+    expect(() => {
+      (principal.caller.roles as string[]).push('memory-admin');
+    }).toThrow(TypeError);
+    expect((await authenticator.authenticate(token, undefined)).caller.tenant).toBe('acme');
+  });
+});

@@ -6,7 +6,7 @@ import { startOidcIssuer, tamperPayload, testAudience, type OidcIssuerProcess } 
 let idp: OidcIssuerProcess;
 
 beforeAll(async () => {
-  idp = await startOidcIssuer({ realms: ['ioboxx', 'other', 'rotation', 'retire', 'flood'] });
+  idp = await startOidcIssuer({ realms: ['ioboxx', 'other', 'rotation', 'retire', 'flood', 'cache', 'removed', 'kept', 'aged', 'aged-removed'] });
 });
 afterAll(async () => {
   await idp?.stop();
@@ -241,5 +241,104 @@ describe('token verification against a real issuer process', () => {
     const text = `${(error as AuthError).message} ${JSON.stringify(error)} ${String((error as Error).cause ?? '')}`;
     expect(text).not.toContain(token.split('.')[1]);
     expect(text).not.toContain('secret-subject-7');
+  });
+});
+
+// Remembering a token (verified-token-cache.ts) must never accept what a full verification refuses.
+describe('a remembered verification', () => {
+  test('is reused for the same token: no key fetch, the same verified result', async () => {
+    const verifier = verifierFor({ realm: 'cache' });
+    const token = await idp.token({ realm: 'cache' });
+    const first = await verifier.verify(token);
+    const fetches = await idp.stats('cache');
+    for (let i = 0; i < 5; i++) expect(await verifier.verify(token)).toBe(first);
+    expect(await idp.stats('cache')).toEqual(fetches);
+  });
+
+  test('does not cover a tampered token, whether its signature or its payload was changed', async () => {
+    const verifier = verifierFor({ realm: 'cache' });
+    const token = await idp.token({ realm: 'cache', realmRoles: ['memory-reader'] });
+    await verifier.verify(token);
+    // Same header and payload, one character of the signature changed: a long shared prefix.
+    const last = token.at(-2) === 'A' ? 'B' : 'A';
+    const forgedSignature = `${token.slice(0, -2)}${last}${token.at(-1)}`;
+    expect(await refusal(verifier.verify(forgedSignature))).toBe('bad_signature');
+    const forgedRoles = tamperPayload(token, { realm_access: { roles: ['memory-admin'] } });
+    expect(await refusal(verifier.verify(forgedRoles))).toBe('bad_signature');
+    // The genuine token still verifies.
+    await expect(verifier.verify(token)).resolves.toBeDefined();
+  });
+
+  test('is refused once the token expires while remembered', async () => {
+    const verifier = verifierFor({ realm: 'cache', clockToleranceS: 0 });
+    const token = await idp.token({ realm: 'cache', ttlS: 30 });
+    const first = await verifier.verify(token);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(first.expiresAtMs - 1_000);
+    expect(await verifier.verify(token)).toBe(first);
+    vi.setSystemTime(first.expiresAtMs);
+    expect(await refusal(verifier.verify(token))).toBe('expired');
+  });
+
+  test('applies nbf on every use: a clock set back before nbf refuses the token', async () => {
+    const verifier = verifierFor({ realm: 'cache', clockToleranceS: 5 });
+    const notBeforeS = nowS() - 1;
+    const token = await idp.token({ realm: 'cache', claims: { nbf: notBeforeS } });
+    await verifier.verify(token);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime((notBeforeS - 60) * 1000);
+    expect(await refusal(verifier.verify(token))).toBe('not_yet_valid');
+  });
+
+  test('is redone after its time to live: the signature is checked again', async () => {
+    const verifier = verifierFor({ realm: 'cache', verifiedTokenTtlMs: 1_000 });
+    const token = await idp.token({ realm: 'cache' });
+    const first = await verifier.verify(token);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 2_000);
+    const second = await verifier.verify(token);
+    expect(second).not.toBe(first);
+    expect(second).toEqual(first);
+  });
+
+  test('ends when the issuer stops publishing its key: refused after the next key reload', async () => {
+    const verifier = verifierFor({ realm: 'removed', jwksCooldownMs: 0 });
+    const old = await idp.token({ realm: 'removed' });
+    await verifier.verify(old);
+    await idp.rotate({ realm: 'removed', keepOld: false });
+    // A token signed with the new key makes the verifier reload the key set.
+    await verifier.verify(await idp.token({ realm: 'removed' }));
+    expect(await refusal(verifier.verify(old))).toBe('unknown_key');
+  });
+
+  test('survives a rotation that keeps the old key published', async () => {
+    const verifier = verifierFor({ realm: 'kept', jwksCooldownMs: 0 });
+    const old = await idp.token({ realm: 'kept' });
+    const first = await verifier.verify(old);
+    await idp.rotate({ realm: 'kept', keepOld: true });
+    await verifier.verify(await idp.token({ realm: 'kept' }));
+    expect(await verifier.verify(old)).toBe(first);
+  });
+
+  test('does not keep the key set from being refreshed: once it is older than its max age, it is refetched', async () => {
+    const verifier = verifierFor({ realm: 'aged', jwksCacheMaxAgeMs: 10_000 });
+    const token = await idp.token({ realm: 'aged', ttlS: 3_600 });
+    await verifier.verify(token);
+    const before = await idp.stats('aged');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 11_000);
+    await verifier.verify(token);
+    vi.useRealTimers();
+    expect((await idp.stats('aged')).jwksFetches).toBe(before.jwksFetches + 1);
+  });
+
+  test('a key removed at the issuer is noticed at the key-set refresh, with no other token to trigger it', async () => {
+    const verifier = verifierFor({ realm: 'aged-removed', jwksCacheMaxAgeMs: 10_000 });
+    const token = await idp.token({ realm: 'aged-removed', ttlS: 3_600 });
+    await verifier.verify(token);
+    await idp.rotate({ realm: 'aged-removed', keepOld: false });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 11_000);
+    expect(await refusal(verifier.verify(token))).toBe('unknown_key');
   });
 });
