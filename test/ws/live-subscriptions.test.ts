@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { fixedPrincipal, singleMemory } from '../../server/http/seams.js';
@@ -26,6 +27,9 @@ let serving: WebSocketServing;
 let url: string;
 const events: WsEvent[] = [];
 const eventWaiters: (() => void)[] = [];
+/** What the server logged at warn and above: an `internal` answer is explained by its stack here. */
+const serverLog: string[] = [];
+const log = pino({ level: 'warn' }, { write: (line: string) => void serverLog.push(line) });
 
 const limits = {
   inboundMessageBytesMax: 4096,
@@ -46,6 +50,7 @@ beforeAll(async () => {
     memoryFor: singleMemory(memory),
     tables: memoryExposedTables(),
     limits,
+    log,
     observe: (event) => {
       events.push(event);
       for (const wake of eventWaiters.splice(0)) wake();
@@ -74,7 +79,7 @@ async function put(id: string, type: string, attributes: Record<string, unknown>
 async function subscribed(client: TestClient, queries: unknown[], after?: number): Promise<Message> {
   client.send({ type: 'subscribe', queries, ...(after === undefined ? {} : { after }) });
   const m = await client.next((x) => x.type === 'subscribed' || x.type === 'error');
-  if (m.type === 'error') throw new Error(`subscribe refused: ${JSON.stringify(m)}`);
+  if (m.type === 'error') throw new Error(`subscribe refused: ${JSON.stringify(m)}; server log: ${serverLog.slice(-3).join('') || 'empty'}`);
   return m;
 }
 
