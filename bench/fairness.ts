@@ -1,114 +1,194 @@
 /**
- * Fairness: one tenant floods, another keeps its ordinary load; how much does the second
- * tenant's p99 commit latency rise? Each tenant has its own store (own log, own fdatasync),
- * both in one process, as on a server. The promise (issue 7): with the per-tenant load guard
- * the quiet tenant's p99 rises by at most 2x (the figure's "x better" stays >= 0.5).
+ * Fairness (issue 7): one tenant floods the server, another keeps its ordinary load; how much
+ * does the second tenant's p99 latency rise? The promise: at most 2x its p99 alone (the
+ * figure's "x better" stays >= 0.5).
  *
- * The quiet tenant: 4 callers, closed loop. The flood: 1,024 concurrent callers, in two kinds:
- *  - greedy: each refused call waits its Retry-After, as a client following the protocol does;
- *  - hostile: each refused call is retried after 1 ms, ignoring Retry-After. Refusing costs CPU
- *    in the one event loop both tenants share; past the guard, only limits in front of the
- *    server (connections per client at the proxy) take that cost away.
- * Measured: quiet tenant alone; beside each flood through the guard
- * (server/ops/load-protection.ts); beside the greedy flood without the guard.
+ * Three processes, as in production: the real server (`serve --http`, token mode against the
+ * test OIDC issuer, embedded control plane, access log on), the quiet tenant's client (this
+ * process) and the flooding tenant's client (bench/fairness-flood.ts, its own process, so its
+ * CPU is a client's). Every call is an MCP `tools/call object_put` over Streamable HTTP
+ * (2026-07-28 envelope), durable before it is answered, so latency is end to end.
+ *
+ * Offered load: the quiet tenant, 4 closed-loop callers on 4 connections; the flood,
+ * 256 closed-loop callers on 64 connections, greedy (honours Retry-After) or hostile (retries
+ * 1 ms after a refusal). Phases alternate (alone, greedy, hostile) for `rounds` rounds so the
+ * machine's other load falls on all of them alike; each phase's samples are pooled.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import os from 'node:os';
 import * as path from 'node:path';
-import { BusyError, TenantLoadGuard } from '../server/ops/load-protection.js';
-import type { Caller } from '../storage/changes.js';
-import { Store } from '../storage/store.js';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { baseEnv } from '../test/e2e/server-process.js';
+import { oidcEnvForIssuer, startOidcIssuer } from '../test/support/oidc-issuer.js';
 import type { Bench, BenchContext } from './bench.js';
-import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
-import { benchModule } from './engine.js';
-import { benchObject } from './workload.js';
+import { mcpHttpCaller, type McpHttpCaller } from './fairness-client.js';
+import { nowMs, Samples } from './stats.js';
 
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The server entry (a TypeScript source run with tsx): IOBOXX_BENCH_SERVER_MAIN swaps in another tree's, for A/B runs. */
+const serverMain = process.env.IOBOXX_BENCH_SERVER_MAIN ?? path.join(repoRoot, 'server', 'cli', 'main.ts');
 const quietCallers = 4;
-const floodCallers = 1024;
-/** The hostile flood's pause after a refusal. */
-const hostileRetryMs = 1;
-/** Per-tenant limits of the guarded run: the defaults a server starts with. */
-const guardLimits = { inFlightMax: 64, queuedMax: 256, ratePerSecond: 20_000, burst: 20_000 } as const;
+const floodCallers = 256;
+const floodSockets = 64;
+/** The flood runs this long before the quiet tenant's warm-up starts: it is at full strength. */
+const floodSettleMs = 500;
+const serverStartMsMax = 90_000;
 
-const quietCaller: Caller = { tenant: 'quiet', subject: 'bench' };
-const floodCaller: Caller = { tenant: 'flood', subject: 'bench' };
+type Phase = 'alone' | 'greedy' | 'hostile';
 
-interface Flood {
-  stop(): Promise<{ acknowledged: number; refused: number }>;
+interface FloodCounts {
+  readonly acknowledged: number;
+  readonly refused: number;
+  readonly failed: number;
+  readonly startedAtMs: number;
+  readonly stoppedAtMs: number;
+  readonly firstFailure?: string;
 }
 
-function startFlood(store: Store, guard: TenantLoadGuard | undefined, kind: 'greedy' | 'hostile'): Flood {
-  let stopped = false;
-  let acknowledged = 0;
-  let refused = 0;
-  const loops = Array.from({ length: floodCallers }, async (_, caller) => {
-    for (let seq = 0; !stopped; seq++) {
-      const o = benchObject(caller + 10_000, seq);
-      const call = () => store.call('upsert', o, floodCaller);
-      try {
-        await (guard ? guard.run('flood', call) : call());
-        acknowledged++;
-      } catch (error) {
-        if (!(error instanceof BusyError) && (error as { code?: string }).code !== 'busy') throw error;
-        refused++;
-        const pauseMs = kind === 'hostile' || !(error instanceof BusyError) ? hostileRetryMs : error.retryAfterMs;
-        await new Promise((resolve) => setTimeout(resolve, pauseMs));
-      }
-    }
+/** `serve --http` from this tree's sources; resolves with its URL once the control plane is ready too. */
+async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serverMain, 'serve', '--http'], {
+    cwd: repoRoot,
+    env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
+  let tail = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${serverStartMsMax} ms:\n${tail}`)), serverStartMsMax);
+    let listening: string | undefined;
+    // Read every line for the server's whole life: a full stderr pipe would stall it.
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      tail = (tail + line + '\n').slice(-4_000);
+      if (!line.startsWith('{')) return;
+      const message = JSON.parse(line) as { msg?: string; url?: string };
+      if (message.msg === 'http server listening') listening = message.url;
+      if (message.msg === 'control plane ready' && listening !== undefined) {
+        clearTimeout(timer);
+        resolve(listening);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${tail}`)));
+  });
+  return { url, child };
+}
+
+async function startFlood(url: string, token: string, kind: 'greedy' | 'hostile'): Promise<{ stop(): Promise<FloodCounts> }> {
+  const plan = { url: `${url}/mcp`, token, kind, callers: floodCallers, sockets: floodSockets };
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'fairness-flood.ts'), JSON.stringify(plan)], {
+    cwd: repoRoot,
+    env: baseEnv(),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await lines.next();
+  if (first.done || !first.value.includes('"started"')) throw new Error(`flood did not start: ${String(first.value)}`);
   return {
     async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      return { acknowledged, refused };
+      child.kill('SIGTERM');
+      const last = await lines.next();
+      await once(child, 'exit').catch(() => undefined);
+      if (last.done) throw new Error('flood exited without its counts');
+      return JSON.parse(last.value) as FloodCounts;
     },
   };
 }
 
-function quietLoad(store: Store, guard: TenantLoadGuard | undefined, ctx: BenchContext): Promise<ClosedLoopResult> {
-  return runClosedLoop({
-    concurrency: quietCallers,
-    durationMs: ctx.quick ? 600 : 4_000,
-    warmupMs: ctx.quick ? 200 : 1_000,
-    operation: (caller, seq) => {
-      const call = () => store.call('upsert', benchObject(caller, seq), quietCaller);
-      return guard ? guard.run('quiet', call) : call();
-    },
-  });
+/**
+ * The quiet tenant's closed loop; every latency of a call answered inside the window counts.
+ * The window is `durationMs` and at least `callsMin` calls (a p99 needs samples; on a loaded
+ * machine calls are slow), but never longer than `windowMsMax`.
+ */
+async function quietLoad(caller: McpHttpCaller, samples: Samples, ctx: BenchContext, phase: Phase, round: number): Promise<{ calls: number; ms: number }> {
+  const warmupMs = ctx.quick ? 300 : 1_000;
+  const durationMs = ctx.quick ? 1_000 : 4_000;
+  const callsMin = ctx.quick ? 100 : 500;
+  const windowMsMax = ctx.quick ? 10_000 : 30_000;
+  const startMs = nowMs();
+  const fromMs = startMs + warmupMs;
+  let endMs = fromMs + windowMsMax;
+  let calls = 0;
+  await Promise.all(Array.from({ length: quietCallers }, async (_, index) => {
+    for (let seq = 0; nowMs() < endMs; seq++) {
+      const t0 = nowMs();
+      const outcome = await caller.put(`quiet-${round}-${phase}-${index}-${seq}`, 'quiet');
+      const t1 = nowMs();
+      if (outcome.kind !== 'ok') throw new Error(`quiet tenant call refused or failed (${phase}): ${JSON.stringify(outcome)}`);
+      if (t1 >= fromMs && t1 <= endMs) {
+        samples.add(t1 - t0);
+        calls++;
+        if (calls >= callsMin && t1 >= fromMs + durationMs) endMs = Math.min(endMs, t1);
+      }
+    }
+  }));
+  return { calls, ms: endMs - fromMs };
 }
 
 export const fairnessBench: Bench = {
   name: 'fairness',
-  description: "one tenant floods (1,024 callers, greedy or hostile), another's p99 commit latency alone, with the guard, without it",
+  description: "one tenant floods the real HTTP server from its own process (256 callers on 64 connections, greedy or hostile); the other tenant's p99 call latency alone and beside it",
   async run(ctx) {
-    const quiet = await Store.open({ dir: path.join(ctx.dataDir, 'quiet'), module: benchModule });
-    const flooder = await Store.open({ dir: path.join(ctx.dataDir, 'flood'), module: benchModule });
+    const rounds = ctx.quick ? 1 : 2;
+    const idp = await startOidcIssuer();
+    let server: ChildProcess | undefined;
     try {
-      const guard = new TenantLoadGuard(guardLimits);
-      ctx.progress('quiet tenant alone');
-      const alone = await quietLoad(quiet, guard, ctx);
+      const tokenOf = (tenant: string) => idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], ttlS: 3_600 });
+      ctx.progress('starting the server (token mode, embedded control plane)');
+      const started = await startServer({ IOBOXX_DATA_DIR: path.join(ctx.dataDir, 'server'), IOBOXX_LOG_LEVEL: 'info', ...oidcEnvForIssuer(idp) });
+      server = started.child;
+      const quiet = mcpHttpCaller(`${started.url}/mcp`, await tokenOf('quiet'), quietCallers);
+      const floodToken = await tokenOf('flood');
+      // Both stores open, JIT warm, JWKS cached before anything is measured.
+      const warmFlood = mcpHttpCaller(`${started.url}/mcp`, floodToken, 1);
+      for (let i = 0; i < 50; i++) {
+        for (const outcome of [await quiet.put(`warm-${i}`, 'warm'), await warmFlood.put(`warm-${i}`, 'warm')]) {
+          if (outcome.kind !== 'ok') throw new Error(`warm-up call failed: ${JSON.stringify(outcome)}`);
+        }
+      }
+      warmFlood.close();
 
-      const beside = async (kind: 'greedy' | 'hostile', guarded: boolean) => {
-        ctx.progress(`quiet tenant beside a ${kind} flood, ${guarded ? 'guarded' : 'no guard'}`);
-        const flood = startFlood(flooder, guarded ? guard : undefined, kind);
-        const quietResult = await quietLoad(quiet, guarded ? guard : undefined, ctx);
-        return { quiet: quietResult, flood: await flood.stop() };
-      };
-      const greedy = await beside('greedy', true);
-      const hostile = await beside('hostile', true);
-      const unguarded = await beside('greedy', false);
+      const samples: Record<Phase, Samples> = { alone: new Samples(), greedy: new Samples(), hostile: new Samples() };
+      const quietRate: Record<Phase, { calls: number; ms: number }> = { alone: { calls: 0, ms: 0 }, greedy: { calls: 0, ms: 0 }, hostile: { calls: 0, ms: 0 } };
+      const floods: Record<'greedy' | 'hostile', FloodCounts[]> = { greedy: [], hostile: [] };
+      for (let round = 0; round < rounds; round++) {
+        for (const phase of ['alone', 'greedy', 'hostile'] as const) {
+          ctx.progress(`round ${round + 1}/${rounds}: quiet tenant ${phase === 'alone' ? 'alone' : `beside a ${phase} flood`} (load average ${os.loadavg()[0]!.toFixed(1)})`);
+          const flood = phase === 'alone' ? undefined : await startFlood(started.url, floodToken, phase);
+          if (flood) await new Promise((resolve) => setTimeout(resolve, floodSettleMs));
+          const run = await quietLoad(quiet, samples[phase], ctx, phase, round);
+          quietRate[phase] = { calls: quietRate[phase].calls + run.calls, ms: quietRate[phase].ms + run.ms };
+          if (flood && phase !== 'alone') floods[phase].push(await flood.stop());
+        }
+      }
+      quiet.close();
 
-      const peer = { name: 'quiet tenant alone', value: alone.latency.p99Ms };
-      ctx.emit({ metric: `quiet tenant commit p99, alone (${quietCallers} callers)`, unit: 'ms', ours: alone.latency.p99Ms, better: 'lower' });
-      ctx.emit({ metric: 'quiet tenant commit p99, greedy flood, guarded', unit: 'ms', ours: greedy.quiet.latency.p99Ms, better: 'lower', peer });
-      ctx.emit({ metric: 'quiet tenant commit p99, hostile flood, guarded', unit: 'ms', ours: hostile.quiet.latency.p99Ms, better: 'lower', peer });
-      ctx.emit({ metric: 'quiet tenant commit p99, greedy flood, no guard', unit: 'ms', ours: unguarded.quiet.latency.p99Ms, better: 'lower', peer });
-      ctx.emit({ metric: 'quiet tenant commits/s, greedy flood, guarded', unit: 'commits/s', ours: greedy.quiet.opsPerSec, better: 'higher', peer: { name: 'quiet tenant alone', value: alone.opsPerSec } });
-      for (const [kind, run] of [['greedy', greedy], ['hostile', hostile]] as const) {
-        const attempts = run.flood.acknowledged + run.flood.refused;
-        ctx.emit({ metric: `${kind} flood: calls refused busy, guarded`, unit: '%', ours: attempts === 0 ? 0 : (100 * run.flood.refused) / attempts, better: 'higher' });
+      ctx.emit({ metric: 'machine load average (1 min) at the end, on 2 cores', unit: 'runnable', ours: os.loadavg()[0]!, better: 'lower' });
+      const alone = samples.alone.summary();
+      const peer = { name: 'quiet tenant alone', value: alone.p99Ms };
+      const rate = (phase: Phase) => (quietRate[phase].calls * 1000) / quietRate[phase].ms;
+      ctx.emit({ metric: `quiet tenant call p99, alone (${quietCallers} callers, ${alone.count} calls)`, unit: 'ms', ours: alone.p99Ms, better: 'lower' });
+      ctx.emit({ metric: 'quiet tenant call p50, alone', unit: 'ms', ours: alone.p50Ms, better: 'lower' });
+      for (const kind of ['greedy', 'hostile'] as const) {
+        const beside = samples[kind].summary();
+        ctx.emit({ metric: `quiet tenant call p99, ${kind} flood`, unit: 'ms', ours: beside.p99Ms, better: 'lower', peer });
+        ctx.emit({ metric: `quiet tenant call p50, ${kind} flood`, unit: 'ms', ours: beside.p50Ms, better: 'lower', peer: { name: 'quiet tenant alone', value: alone.p50Ms } });
+        ctx.emit({ metric: `quiet tenant calls/s, ${kind} flood`, unit: 'calls/s', ours: rate(kind), better: 'higher', peer: { name: 'quiet tenant alone', value: rate('alone') } });
+        const counts = floods[kind];
+        const seconds = counts.reduce((sum, c) => sum + (c.stoppedAtMs - c.startedAtMs) / 1000, 0);
+        const acknowledged = counts.reduce((sum, c) => sum + c.acknowledged, 0);
+        const refused = counts.reduce((sum, c) => sum + c.refused, 0);
+        const failed = counts.reduce((sum, c) => sum + c.failed, 0);
+        if (failed > 0) ctx.progress(`${kind} flood: ${failed} calls failed (not busy), first: ${counts.find((c) => c.firstFailure)?.firstFailure}`);
+        ctx.emit({ metric: `${kind} flood: calls answered/s (acknowledged + refused)`, unit: 'calls/s', ours: (acknowledged + refused) / seconds, better: 'higher' });
+        ctx.emit({ metric: `${kind} flood: acknowledged writes/s`, unit: 'calls/s', ours: acknowledged / seconds, better: 'higher' });
       }
     } finally {
-      await quiet.close();
-      await flooder.close();
+      if (server && server.exitCode === null) {
+        server.kill('SIGTERM');
+        await once(server, 'exit');
+      }
+      await idp.stop();
     }
   },
 };

@@ -26,6 +26,7 @@ import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
+import { authenticateOncePerRequest, requestAdmission, tenantByAuthentication } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
@@ -213,7 +214,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const control = await startControlRuntime({ config, log, withTenant });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
-  const authenticateAudited: Authenticate = async (req) => {
+  const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {
     const result = await authenticate(req);
     if (isRefusal(result)) {
       metrics.authFailure((result as { reason?: string }).reason ?? 'other');
@@ -221,24 +222,19 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       recorder.onRefusal({ path, status: result.status, reason: refusalReason(result) });
     }
     return result;
-  };
-  // Every request is admitted by the shutdown gate and the tenant's load guard (bounded
-  // in-flight + rate; past them a retryable busy, HTTP 429) before it takes a store lease.
-  const leaseFor = registryMemoryFor(registry);
-  const memoryFor: MemoryFor = (principal) => calls.run(async () => {
-    const admitted = await guard.acquire(principal.caller.tenant);
-    try {
-      const lease = await leaseFor(principal);
-      return { memory: lease.memory, release: () => { lease.release(); admitted(); } };
-    } catch (error) {
-      admitted();
-      throw error;
-    }
   });
+  // Leases (per call, per legacy session, per WebSocket) pass the shutdown gate. The tenant
+  // load guard admits each MCP call instead (mounted below, before its body is read): a
+  // session or socket holding a lease is not a call and must not hold a call's slot.
+  const leaseFor = registryMemoryFor(registry);
+  const memoryFor: MemoryFor = (principal) => calls.run(() => leaseFor(principal));
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
     mount: (app) => {
+      // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
+      // authenticated and before its body is read; past them 429 + Retry-After.
+      app.use(requestAdmission({ guard, tenantOf: tenantByAuthentication(authenticateAudited) }));
       app.use(healthRouter({
         probes: [dataDirProbe(config.dataDir), {
           name: 'postgres',

@@ -1,12 +1,16 @@
 /**
  * Per-tenant load protection, so one tenant flooding the server cannot crowd out the others:
  *  - a token bucket per tenant (`ratePerSecond`, `burst`): past it a call is refused at once;
- *  - a bound on a tenant's calls in flight (`inFlightMax`) with a bounded FIFO queue behind it
- *    (`queuedMax`): past both, a call is refused at once instead of waiting without end.
+ *  - a bound on a tenant's calls running at once (`inFlightMax`) with a bounded FIFO queue
+ *    behind it (`queuedMax`): past both, a call is refused at once instead of waiting without end;
+ *  - a bound on the calls running at once over ALL tenants (`runningMax`), with the freed slots
+ *    handed round robin to the tenants that have calls waiting (deficit round robin with a
+ *    quantum of one call: calls cost about alike). The server's one event loop is shared: a
+ *    call's latency is its own work plus the work interleaved with it, so what the flooder has
+ *    admitted must stay small and a quiet tenant's call must be next, not 64th, in line.
  * A refusal is a retryable `busy` MemoryError carrying `retryAfterMs` (HTTP: 429 + Retry-After).
  * Admission is O(1) and allocation-free on the fast path; it never awaits anything but a slot.
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { MemoryError } from '../../storage/errors.js';
 
 export interface LoadLimits {
@@ -20,7 +24,14 @@ export interface LoadLimits {
   readonly burst: number;
 }
 
-export const loadLimitsDefault: LoadLimits = { inFlightMax: 64, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
+/**
+ * inFlightMax 16: a call over HTTP costs ~1 ms of CPU and its fdatasync ~0.4-1 ms, so 16 of one
+ * tenant keep its group commit batching while bounding what a flood puts ahead of others.
+ */
+export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
+/** Calls running at once over all tenants: above a tenant's inFlightMax so a lone tenant gets all of its own. */
+export const runningCallsMaxDefault = 32;
+export const runningCallsMaxCeiling = 100_000;
 /** Hard ceilings on configured values: bounded everything (DESIGN §2.6). */
 export const loadLimitsCeiling: LoadLimits = { inFlightMax: 10_000, queuedMax: 100_000, ratePerSecond: 1_000_000, burst: 1_000_000 };
 /** Retry-After never says more than this, nor less than 1 s on the wire (its unit). */
@@ -60,51 +71,86 @@ export function checkLoadLimits(limits: LoadLimits): LoadLimits {
 }
 
 interface TenantLoad {
+  readonly tenant: string;
   tokens: number;
   refilledAtMs: number;
   inFlight: number;
-  readonly queue: (() => void)[];
+  /** Waiters in arrival order; each is granted a slot (and its release) when dispatched. */
+  readonly queue: ((release: Release) => void)[];
+  /** In `TenantLoadGuard.ready` (has waiters), so it is not added twice. */
+  ready: boolean;
 }
 
 /** A granted slot; release it exactly once when the call is done (success or failure). */
 export type Release = () => void;
 
+export interface LoadGuardOptions {
+  /** Calls running at once over all tenants (default runningCallsMaxDefault). */
+  readonly runningMax?: number;
+  readonly nowMs?: () => number;
+  readonly onBusy?: (tenant: string, limit: 'queue' | 'rate') => void;
+}
+
 export class TenantLoadGuard {
   readonly limits: LoadLimits;
+  readonly runningMax: number;
   private readonly tenants = new Map<string, TenantLoad>();
+  /** Tenants with waiters, in the order they get the next free slot (round robin). */
+  private readonly ready: TenantLoad[] = [];
+  private running = 0;
   private readonly nowMs: () => number;
+  private readonly onBusy: ((tenant: string, limit: 'queue' | 'rate') => void) | undefined;
 
-  constructor(limits: Partial<LoadLimits> = {}, options: { nowMs?: () => number; onBusy?: (tenant: string, limit: 'queue' | 'rate') => void } = {}) {
+  constructor(limits: Partial<LoadLimits> = {}, options: LoadGuardOptions = {}) {
     this.limits = checkLoadLimits({ ...loadLimitsDefault, ...limits });
+    this.runningMax = options.runningMax ?? Math.max(runningCallsMaxDefault, this.limits.inFlightMax);
+    if (!Number.isInteger(this.runningMax) || this.runningMax < 1 || this.runningMax > runningCallsMaxCeiling) {
+      throw new MemoryError('invalid_argument', `load limit runningMax = ${this.runningMax} is outside 1..${runningCallsMaxCeiling}`);
+    }
     this.nowMs = options.nowMs ?? (() => performance.now());
     this.onBusy = options.onBusy;
   }
-  private readonly onBusy: ((tenant: string, limit: 'queue' | 'rate') => void) | undefined;
 
   /**
    * Admit one call of `tenant`: throws BusyError past a limit, else resolves with a release
-   * once a slot is free (at once when under `inFlightMax`).
+   * once a slot is free (at once when under both bounds and nobody is waiting).
    */
   acquire(tenant: string): Promise<Release> {
+    const refusal = this.refusalFor(tenant);
+    if (refusal !== undefined) return Promise.reject(refusal);
+    const load = this.loadOf(tenant);
+    load.tokens -= 1;
+    // Nobody waiting anywhere: the fast path. Otherwise join the line, so a tenant that keeps
+    // its slots full cannot overtake the others' waiters.
+    if (this.ready.length === 0 && load.inFlight < this.limits.inFlightMax && this.running < this.runningMax) {
+      return Promise.resolve(this.grant(load));
+    }
+    return new Promise((resolve) => {
+      load.queue.push(resolve);
+      if (!load.ready) {
+        load.ready = true;
+        this.ready.push(load);
+      }
+      this.dispatch();
+    });
+  }
+
+  /** The refusal `acquire(tenant)` gives now (and counts it), else undefined. */
+  private refusalFor(tenant: string): BusyError | undefined {
     const load = this.loadOf(tenant);
     this.refill(load);
     if (load.tokens < 1) {
       const retryAfterMs = Math.min(retryAfterMsMax, Math.ceil(((1 - load.tokens) / this.limits.ratePerSecond) * 1000));
       this.onBusy?.(tenant, 'rate');
-      return Promise.reject(busy(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate'));
+      return busy(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate');
     }
-    if (load.inFlight < this.limits.inFlightMax) {
-      load.tokens -= 1;
-      load.inFlight++;
-      return Promise.resolve(this.releaseFor(tenant, load));
-    }
-    if (load.queue.length >= this.limits.queuedMax) {
+    const mustWait = this.ready.length > 0 || load.inFlight >= this.limits.inFlightMax || this.running >= this.runningMax;
+    if (mustWait && load.queue.length >= this.limits.queuedMax) {
       this.onBusy?.(tenant, 'queue');
       // A slot frees as calls finish; a short wait is the honest estimate.
-      return Promise.reject(busy(`tenant ${tenant} has ${load.inFlight} calls running and ${load.queue.length} waiting`, 1000, 'queue'));
+      return busy(`tenant ${tenant} has ${load.inFlight} calls running and ${load.queue.length} waiting`, 1000, 'queue');
     }
-    load.tokens -= 1;
-    return new Promise((resolve) => load.queue.push(() => resolve(this.releaseFor(tenant, load))));
+    return undefined;
   }
 
   /** acquire + run + release, as one call. */
@@ -124,22 +170,54 @@ export class TenantLoadGuard {
     return { inFlight: load.inFlight, queued: load.queue.length, tokens: load.tokens };
   }
 
-  private releaseFor(tenant: string, load: TenantLoad): Release {
+  /** Calls running over all tenants, and calls waiting for a slot. */
+  totals(): { running: number; waiting: number } {
+    let waiting = 0;
+    for (const load of this.ready) waiting += load.queue.length;
+    return { running: this.running, waiting };
+  }
+
+  private grant(load: TenantLoad): Release {
+    load.inFlight++;
+    this.running++;
     let released = false;
     return () => {
-      if (released) throw new Error(`load guard: slot of ${tenant} released twice`);
+      if (released) throw new Error(`load guard: slot of ${load.tenant} released twice`);
       released = true;
-      const next = load.queue.shift();
-      if (next) next(); // the slot passes straight to the next waiter
-      else load.inFlight--;
+      load.inFlight--;
+      this.running--;
+      this.dispatch();
     };
+  }
+
+  /**
+   * Hand free slots to waiters, one per ready tenant per pass, in ring order: the tenant just
+   * served goes to the back. A tenant at its own inFlightMax is passed over (it keeps its place
+   * in the ring and is served when one of its calls ends).
+   */
+  private dispatch(): void {
+    for (let granted = true; granted && this.running < this.runningMax; ) {
+      granted = false;
+      for (let visits = this.ready.length; visits > 0 && this.running < this.runningMax; visits--) {
+        const load = this.ready.shift()!;
+        if (load.inFlight >= this.limits.inFlightMax) {
+          this.ready.push(load);
+          continue;
+        }
+        const waiter = load.queue.shift()!;
+        if (load.queue.length > 0) this.ready.push(load);
+        else load.ready = false;
+        waiter(this.grant(load));
+        granted = true;
+      }
+    }
   }
 
   private loadOf(tenant: string): TenantLoad {
     let load = this.tenants.get(tenant);
     if (load) return load;
     if (this.tenants.size >= trackedTenantsMax) this.forgetQuietTenants();
-    load = { tokens: this.limits.burst, refilledAtMs: this.nowMs(), inFlight: 0, queue: [] };
+    load = { tenant, tokens: this.limits.burst, refilledAtMs: this.nowMs(), inFlight: 0, queue: [], ready: false };
     this.tenants.set(tenant, load);
     return load;
   }
@@ -158,44 +236,4 @@ export class TenantLoadGuard {
       if (load.inFlight === 0 && load.queue.length === 0 && load.tokens >= this.limits.burst) this.tenants.delete(tenant);
     }
   }
-}
-
-/** Whole seconds for a Retry-After header (at least 1: its unit is seconds). */
-export function retryAfterSeconds(retryAfterMs: number): number {
-  return Math.max(1, Math.ceil(Math.min(retryAfterMs, retryAfterMsMax) / 1000));
-}
-
-/**
- * Express middleware: admits each request under its tenant's limits (a request without a
- * tenant — not yet authenticated — passes), answers 429 with Retry-After past them, and frees
- * the slot when the response is done. Mount it on request/response routes (POST /mcp), not on
- * long-lived streams (a GET event stream would hold a slot for its lifetime).
- */
-export function loadProtectionMiddleware(guard: TenantLoadGuard, tenantOf: (req: Request) => string | undefined): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const tenant = tenantOf(req);
-    if (tenant === undefined) return next();
-    guard.acquire(tenant).then(
-      (release) => {
-        let done = false;
-        const finish = () => {
-          if (done) return;
-          done = true;
-          release();
-        };
-        res.once('finish', finish);
-        res.once('close', finish);
-        next();
-      },
-      (error: unknown) => {
-        if (!(error instanceof BusyError)) return next(error);
-        res.setHeader('Retry-After', String(retryAfterSeconds(error.retryAfterMs)));
-        res.status(429).json({
-          jsonrpc: '2.0',
-          id: null,
-          error: { code: -32000, message: error.message, data: { code: 'busy', limit: error.limit, retryAfterMs: error.retryAfterMs, hint: error.hint } },
-        });
-      },
-    );
-  };
 }

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { healthRouter, type ReadinessProbe } from '../../server/ops/health.js';
-import { BusyError, loadProtectionMiddleware, TenantLoadGuard } from '../../server/ops/load-protection.js';
+import { BusyError, TenantLoadGuard } from '../../server/ops/load-protection.js';
+import { requestAdmission } from '../../server/ops/request-admission.js';
 import { OpsMetrics } from '../../server/ops/metrics.js';
 import { metricsRouter } from '../../server/ops/metrics-route.js';
 import { Store } from '../../storage/store.js';
@@ -37,7 +38,8 @@ beforeAll(async () => {
   const app = express();
   app.use(healthRouter({ probes, draining: () => draining, probeTimeoutMs: 1000 }));
   app.use(metricsRouter(metrics));
-  app.post('/mcp', loadProtectionMiddleware(rateGuard, (req) => req.header('x-test-tenant') ?? undefined), (_req, res) => {
+  app.use(requestAdmission({ guard: rateGuard, tenantOf: (req) => req.header('x-test-tenant') ?? undefined }));
+  app.post('/mcp', (_req, res) => {
     res.json({ ok: true });
   });
   server = await new Promise<Server>((resolve) => {
@@ -134,8 +136,10 @@ describe('load protection', () => {
     expect((await post('rate-a')).status).toBe(200);
     const refused = await post('rate-a');
     expect(refused.status).toBe(429);
-    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(await refused.json()).toMatchObject({ error: { data: { code: 'busy', limit: 'rate' } } });
+    const body = (await refused.json()) as { error: { data: { code: string; limit: string; retryAfterMs: number } } };
+    expect(body).toMatchObject({ error: { data: { code: 'busy', limit: 'rate' } } });
+    // The refusal was held for (most of) the wait; Retry-After says what is left of it.
+    expect(refused.headers.get('retry-after')).toBe(String(Math.ceil(body.error.data.retryAfterMs / 1000)));
     expect((await post('rate-b')).status).toBe(200);
     const scraped = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
     expect(scraped.get('ioboxx_busy_rejections_total')!.samples.find((s) => s.labels.limit === 'rate')!.value).toBeGreaterThanOrEqual(1);

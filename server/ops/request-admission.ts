@@ -1,0 +1,154 @@
+/**
+ * HTTP admission of MCP calls under the tenant load guard, placed as early as a tenant is
+ * known: after authentication (one per request, shared with the route's own `identify`) and
+ * before the body is read, parsed as JSON-RPC or handed to an MCP transport. Under a flood the
+ * cost of a refused request is then its headers, one cached token check and a 429.
+ *
+ * Refusals are held: the 429 is written `min(retryAfterMs, refusalHoldMsMax)` after the request
+ * came, and its Retry-After counts what is left. A client that follows Retry-After waits the
+ * same either way; one that ignores it (retries at once) can now send at most one request per
+ * connection per hold, instead of one per refusal round trip — each of which costs the one
+ * event loop every tenant shares. A held refusal is a socket and a timer; past
+ * `heldRefusalsMax` they are answered at once.
+ */
+import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Authenticate } from '../http/seams.js';
+import { isRefusal } from '../http/seams.js';
+import { BusyError, retryAfterMsMax, type Release, type TenantLoadGuard } from './load-protection.js';
+
+/** The longest a refusal is held before it is written (then Retry-After says the rest). */
+export const refusalHoldMsMax = 1_000;
+/** Refusals held at once over all tenants; past it they are answered at once. */
+export const heldRefusalsMax = 4_096;
+
+/** POSTs that carry MCP calls; GET streams (and DELETE) are not calls and are not admitted here. */
+const callPathPattern = /^(?:\/t\/[^/]+)?\/(?:mcp|messages)$/;
+
+export function isCallRequest(req: Request): boolean {
+  return req.method === 'POST' && callPathPattern.test(req.path);
+}
+
+/**
+ * One authentication per request, whoever asks first (the admission step, then the route's
+ * `identify`): the verified answer is kept on the request, for its lifetime only.
+ */
+export function authenticateOncePerRequest(authenticate: Authenticate): Authenticate {
+  const answers = new WeakMap<IncomingMessage, ReturnType<Authenticate>>();
+  return (req) => {
+    let answer = answers.get(req);
+    if (answer === undefined) {
+      answer = authenticate(req);
+      answers.set(req, answer);
+    }
+    return answer;
+  };
+}
+
+export interface RequestAdmissionOptions {
+  readonly guard: TenantLoadGuard;
+  /** The request's tenant; undefined lets it pass (unauthenticated: the route refuses it). */
+  readonly tenantOf: (req: Request) => string | undefined | Promise<string | undefined>;
+  /** Which requests are calls to admit (default: POST /mcp, /messages, also under /t/:tenant/). */
+  readonly isCall?: (req: Request) => boolean;
+  /** Default refusalHoldMsMax; 0 answers every refusal at once. */
+  readonly refusalHoldMs?: number;
+}
+
+/** The tenant of an authenticated request, for `tenantOf`. */
+export function tenantByAuthentication(authenticate: Authenticate): (req: Request) => Promise<string | undefined> {
+  return async (req) => {
+    const who = await authenticate(req);
+    return isRefusal(who) ? undefined : who.caller.tenant;
+  };
+}
+
+export function requestAdmission(options: RequestAdmissionOptions): RequestHandler {
+  const { guard, tenantOf } = options;
+  const isCall = options.isCall ?? isCallRequest;
+  const holdMsMax = options.refusalHoldMs ?? refusalHoldMsMax;
+  if (!(holdMsMax >= 0 && holdMsMax <= retryAfterMsMax)) throw new Error(`refusalHoldMs ${holdMsMax} outside 0..${retryAfterMsMax}`);
+  let held = 0;
+
+  const refuse = (res: Response, error: BusyError) => {
+    const holdMs = held < heldRefusalsMax ? Math.min(error.retryAfterMs, holdMsMax) : 0;
+    const answer = () => {
+      if (res.writableEnded || res.destroyed) return;
+      const retryAfterMs = error.retryAfterMs - holdMs;
+      res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+      res.status(429).json({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32000, message: error.message, data: { code: 'busy', limit: error.limit, retryAfterMs, hint: error.hint } },
+      });
+    };
+    if (holdMs === 0) return answer();
+    held++;
+    const timer = setTimeout(() => {
+      held--;
+      res.off('close', dropped);
+      answer();
+    }, holdMs);
+    // The client went away while held: nothing to answer, and the timer is not needed.
+    const dropped = () => {
+      clearTimeout(timer);
+      held--;
+    };
+    res.once('close', dropped);
+  };
+
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!isCall(req)) return next();
+    void (async () => {
+      const tenant = await tenantOf(req);
+      if (tenant === undefined) return next();
+      // Refused before any work of its own; admitted calls may still wait for a slot.
+      let release: Release;
+      try {
+        release = await guard.acquire(tenant);
+      } catch (error) {
+        if (error instanceof BusyError) return refuse(res, error);
+        throw error;
+      }
+      releaseWhenAnswered(res, release);
+      next();
+    })().catch(next);
+  };
+}
+
+/**
+ * The call's slot is held until its response is over; a response that turns into an event
+ * stream (`subscriptions/listen`, a legacy session's SSE answer) is no longer one call's work
+ * and gives its slot back as the stream starts.
+ */
+function releaseWhenAnswered(res: Response, release: Release): void {
+  let released = false;
+  const done = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  res.once('finish', done);
+  res.once('close', done);
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: Response, ...args: unknown[]) {
+    const result = (writeHead as (...a: unknown[]) => Response).apply(this, args);
+    if (isEventStream(res.getHeader('content-type')) || isEventStream(contentTypeIn(args))) done();
+    return result;
+  } as Response['writeHead'];
+}
+
+function contentTypeIn(args: readonly unknown[]): OutgoingHttpHeader | undefined {
+  for (const arg of args) {
+    if (Array.isArray(arg)) {
+      for (let i = 0; i + 1 < arg.length; i += 2) if (String(arg[i]).toLowerCase() === 'content-type') return arg[i + 1] as OutgoingHttpHeader;
+    } else if (typeof arg === 'object' && arg !== null) {
+      for (const [name, value] of Object.entries(arg as OutgoingHttpHeaders)) if (name.toLowerCase() === 'content-type') return value;
+    }
+  }
+  return undefined;
+}
+
+function isEventStream(contentType: OutgoingHttpHeader | undefined): boolean {
+  return contentType !== undefined && String(contentType).toLowerCase().startsWith('text/event-stream');
+}
