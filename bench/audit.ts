@@ -12,7 +12,8 @@
  * No peer runs beside it; the target is printed as a verdict on stderr.
  *
  * Server and client CPU per call (2nd half of the calls) are printed too: on a shared machine they
- * are the figures to compare runs by. IOBOXX_BENCH_AUDIT_ERA=older drives 2025-era SDK 1.x clients
+ * are the figures to compare runs by. The callers run on two worker threads (bench/audit-callers.ts).
+ * IOBOXX_BENCH_AUDIT_ERA=older drives 2025-era SDK 1.x clients
  * (sessionful) instead of 2026-07-28 ones; IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the
  * server child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  *
@@ -26,12 +27,15 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { shipperIntervalMs } from '../server/control/control-runtime.js';
 import { auditBatchAgeMsDefault } from '../storage/audit/shipper.js';
-import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient } from '../test/support/mcp-clients.js';
+import type { CallerThreadData, CallerThreadMessage } from './audit-callers.js';
+import { startTsWorker } from './ts-worker.js';
 import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
 import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
 
 const callers = 64;
+/** Threads the callers run on: the SDK client costs about as much CPU per call as the server. */
+const callerThreads = 2;
 const runMsFull = 60_000;
 const runMsQuick = 10_000;
 const sampleEveryMs = 1_000;
@@ -41,10 +45,6 @@ const drainWaitMsMax = 60_000;
 const drainStallMsMax = 20_000;
 const listeningWaitMsMax = 60_000;
 const stopWaitMsMax = 30_000;
-/** Ids each caller cycles through, so the store's size stays bounded over the run. */
-const idsPerCaller = 256;
-/** A refused-busy call waits this long when the server names no Retry-After. */
-const busyPauseMs = 5;
 const targetAuditedPerSec = 5_000;
 /**
  * The backlog is a sawtooth: rows wait up to a batch's age plus a shipper tick, then leave
@@ -140,6 +140,32 @@ async function sampleOnce(sql: pg.Client, calls: number, startMs: number, server
   };
 }
 
+/** Work done so far, counted exactly (unlike time, not disturbed by whoever else runs here). */
+interface WorkCount {
+  /** Durable store transactions (the calls' own and the access-log appends). */
+  readonly commits: number;
+  /** Group-commit batches: one writev + one fdatasync each. */
+  readonly fdatasyncs: number;
+  /** Postgres transactions committed in the bench database (each autocommit statement is one). */
+  readonly pgTransactions: number;
+  /** Audit batches S3 confirmed (one PutObject each). */
+  readonly s3Batches: number;
+}
+
+async function countWork(serverUrl: string, sql: pg.Client): Promise<WorkCount> {
+  const text = await (await fetch(`${serverUrl}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const db = await sql.query(`select xact_commit::bigint as x, (select count(*) from audit_batches where confirmed_at is not null)::bigint as b
+    from pg_stat_database where datname = current_database()`);
+  const row = db.rows[0] as { x: string; b: string };
+  return {
+    commits: metric('ioboxx_commits_total'),
+    fdatasyncs: metric('ioboxx_commit_batch_transactions_count'),
+    pgTransactions: Number(row.x),
+    s3Batches: Number(row.b),
+  };
+}
+
 /** User + system CPU a process has used so far (Linux /proc; 0 elsewhere). */
 function processCpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
@@ -180,39 +206,53 @@ interface CallLoad {
   stop(): Promise<void>;
 }
 
-/** Each caller alternates object_put of one of its ids and object_get of that id. */
-function startCalls(clients: readonly McpTestClient[]): CallLoad {
-  let stopped = false;
-  let answered = 0;
-  let busy = 0;
-  let failed = false;
-  const loops = clients.map(async (client, caller) => {
-    for (let seq = 0; !stopped; seq++) {
-      const id = `bench-${caller}-${Math.floor(seq / 2) % idsPerCaller}`;
-      const put = seq % 2 === 0;
-      const result = put
-        ? await client.callTool('object_put', { id, type: 'note', attributes: { caller, seq, text: 'audited bench call' } })
-        : await client.callTool('object_get', { id });
-      answered++; // refused or not, every answered call is audited
-      const error = toolErrorOf(result);
-      if (result.isError !== true) continue;
-      if (error?.code !== 'busy') throw new Error(`${put ? 'object_put' : 'object_get'} failed: ${JSON.stringify(error ?? result.content).slice(0, 500)}`);
-      busy++;
-      await new Promise((resolve) => setTimeout(resolve, busyPauseMs));
-    }
+/**
+ * The callers, split over `callerThreads` worker threads (bench/audit-callers.ts); resolves once
+ * every client is connected. Each caller alternates object_put of one of its ids and object_get.
+ */
+async function startCallerThreads(mcpUrl: string, era: 'older' | 'newer'): Promise<CallLoad & { start(): void }> {
+  const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * 2 * callerThreads);
+  const view = new Int32Array(counters);
+  const sum = (offset: number) => {
+    let total = 0;
+    for (let t = 0; t < callerThreads; t++) total += Atomics.load(view, t * 2 + offset);
+    return total;
+  };
+  let failure: Error | undefined;
+  const threads = Array.from({ length: callerThreads }, (_, t) => {
+    const first = Math.floor((callers * t) / callerThreads);
+    const data: CallerThreadData = {
+      mcpUrl, era, firstCaller: first, callers: Math.floor((callers * (t + 1)) / callerThreads) - first, counters, counterIndex: t,
+    };
+    const worker = startTsWorker(new URL('./audit-callers.ts', import.meta.url).href, data);
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (message: CallerThreadMessage) => {
+        if (message.kind === 'ready') resolve();
+        if (message.kind === 'failed') failure ??= new Error(`caller thread ${t}: ${message.error}`);
+      });
+      worker.once('error', (error) => {
+        failure ??= error;
+        reject(error);
+      });
+    });
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    return { worker, ready, exited };
   });
-  const all = Promise.all(loops);
-  all.catch(() => {
-    failed = true; // surfaced by stop()
-    stopped = true;
-  });
+  try {
+    await Promise.all(threads.map((t) => t.ready));
+  } catch (error) {
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+    throw error;
+  }
   return {
-    answered: () => answered,
-    busy: () => busy,
-    failed: () => failed,
+    start: () => threads.forEach((t) => t.worker.postMessage('start')),
+    answered: () => sum(0),
+    busy: () => sum(1),
+    failed: () => failure !== undefined,
     async stop() {
-      stopped = true;
-      await all;
+      for (const t of threads) t.worker.postMessage('stop');
+      await Promise.all(threads.map((t) => t.exited));
+      if (failure) throw failure;
     },
   };
 }
@@ -248,7 +288,7 @@ export const auditBench: Bench = {
     const bucket = `ioboxx-bench-audit-${process.pid}-${Date.now()}`;
     let server: ServerChild | undefined;
     let sql: pg.Client | undefined;
-    const clients: McpTestClient[] = [];
+    let load: (CallLoad & { start(): void }) | undefined;
     try {
       await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
       const serverDataDir = path.join(ctx.dataDir, 'server');
@@ -264,15 +304,15 @@ export const auditBench: Bench = {
         IOBOXX_AUDIT_RETENTION_DAYS: '1',
       }, (line) => ctx.progress(`server: ${line}`));
       const mcpUrl = `${server.url}/mcp`;
-      const connect = process.env.IOBOXX_BENCH_AUDIT_ERA === 'older' ? connectOlderHttp : connectNewerHttp;
-      clients.push(...(await Promise.all(Array.from({ length: callers }, () => connect({ url: mcpUrl })))));
+      load = await startCallerThreads(mcpUrl, process.env.IOBOXX_BENCH_AUDIT_ERA === 'older' ? 'older' : 'newer');
       sql = new pg.Client({ connectionString: database.url });
       await sql.connect();
       ctx.progress(`server ${server.url}, bucket ${bucket}, ${callers} callers, ${runMs / 1000} s of calls`);
 
       const samples: Sample[] = [];
+      const workAtStart = await countWork(server.url, sql);
       const startMs = performance.now();
-      const load = startCalls(clients);
+      load.start();
       let failure: unknown;
       // A caller that fails ends the run early (its error is rethrown below).
       const watch = (async () => {
@@ -289,6 +329,9 @@ export const auditBench: Bench = {
       await load.stop().catch((error: unknown) => (failure ??= error));
       if (failure !== undefined) throw failure;
       const calls = load.answered();
+      // Postgres publishes its statistics about every 500 ms: force them out before reading.
+      await sql.query('select pg_stat_force_next_flush()').catch(() => undefined);
+      const workAtEnd = await countWork(server.url, sql);
       const toolCallsPerSec = (calls * 1000) / callsEndMs;
 
       // Drain: every answered call staged and shipped, nothing left staged (bounded).
@@ -329,6 +372,11 @@ export const auditBench: Bench = {
       ctx.emit({ metric: 'answered, not yet staged, max', unit: 'rows', ours: unstagedMax, better: 'lower' });
       ctx.emit({ metric: 'answered, not yet in S3, trend 2nd half', unit: 'rows/s', ours: inFlightSlope, better: 'lower' });
       ctx.emit({ metric: 'drain after last call', unit: 'ms', ours: wallMs - callsEndMs, better: 'lower' });
+      const perCall = (n: number) => n / Math.max(1, calls);
+      ctx.emit({ metric: 'store transactions per call', unit: 'tx', ours: perCall(workAtEnd.commits - workAtStart.commits), better: 'lower' });
+      ctx.emit({ metric: 'fdatasyncs per call', unit: 'syncs', ours: perCall(workAtEnd.fdatasyncs - workAtStart.fdatasyncs), better: 'lower' });
+      ctx.emit({ metric: 'Postgres transactions per call (while calling)', unit: 'tx', ours: perCall(workAtEnd.pgTransactions - workAtStart.pgTransactions), better: 'lower' });
+      ctx.emit({ metric: 'S3 batches per 1,000 calls (while calling)', unit: 'puts', ours: 1000 * perCall(workAtEnd.s3Batches - workAtStart.s3Batches), better: 'lower' });
       // CPU per call is the load-robust figure (wall-clock rates swing with whoever else runs
       // here); taken over the 2nd half, past start-up and JIT warm-up.
       const halfFirst = secondHalf[0];
@@ -346,7 +394,7 @@ export const auditBench: Bench = {
       if (server) ctx.progress(`server stderr (tail):\n${server.stderrTail()}`);
       throw error;
     } finally {
-      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      await load?.stop().catch(() => undefined);
       await server?.stop();
       await sql?.end().catch(() => undefined);
       await database.drop().catch((error: unknown) => ctx.progress(`could not drop the bench database: ${(error as Error).message}`));
