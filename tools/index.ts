@@ -4,6 +4,7 @@
  * derived vector index. Adding a domain file and listing it here exposes its tools.
  */
 import type { ReducerDef, StoreModule } from '../storage/reducer.js';
+import { nodeFileLayer } from '../storage/io/node-file-layer.js';
 import { Store, type StoreOptions } from '../storage/store.js';
 import { accessLogReducers, accessLogTables, accessLogTools } from './access-log.js';
 import { arReducers, arTables, arTools } from './ar.js';
@@ -18,6 +19,7 @@ import { queryTools } from './query.js';
 import { runOutboxRemove, runOutboxTable } from './run-outbox.js';
 import { runHistoryTools } from './run-history.js';
 import { sessionReducers, sessionTables, sessionTools } from './sessions.js';
+import { snapshotBeforeClose, snapshotEveryTxDefault } from './tenant-snapshots.js';
 import type { ToolDef } from './tool.js';
 
 export { memoryCatalog } from '../resources/memory-catalog.js';
@@ -58,10 +60,28 @@ function assertUnique(what: string, names: readonly string[]): void {
 
 export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'> & { readonly runHistory?: RunHistoryReader };
 
-/** Open a tenant's memory in `dir` (the caller validated the tenant and built the path). */
+/**
+ * Open a tenant's memory in `dir` (the caller validated the tenant and built the path). Snapshots
+ * follow tenant-snapshots.ts unless `snapshotEveryTx` is given; closing takes a snapshot first
+ * when the log since the newest one is long.
+ */
 export async function openTenantMemory(dir: string, tenant: string, options: TenantMemoryOptions = {}): Promise<TenantMemory> {
   const { runHistory, ...storeOptions } = options;
   const vectors = new EmbeddingIndex();
-  const store = await Store.open({ ...storeOptions, dir, module: memoryModule, derived: [vectors] });
-  return { tenant, store, vectors, ...(runHistory ? { runHistory } : {}), close: () => store.close() };
+  const store = await Store.open({
+    snapshotEveryTx: snapshotEveryTxDefault,
+    ...storeOptions,
+    dir,
+    module: memoryModule,
+    derived: [vectors],
+  });
+  const fl = storeOptions.fileLayer ?? nodeFileLayer;
+  const onError = storeOptions.onBackgroundError ?? (() => undefined);
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await snapshotBeforeClose(store, fl, onError);
+      await store.close();
+    })());
+  return { tenant, store, vectors, ...(runHistory ? { runHistory } : {}), close };
 }
