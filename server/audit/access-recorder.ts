@@ -7,9 +7,10 @@
  *
  * The append is not on the response path: the call's own effect is already durable (its
  * invocation, with caller and arguments, is in the commitlog frame); the access row follows
- * in the next group commit. Rows of calls answered while an append is in flight are coalesced
- * into the tenant's next append: one system transaction per batch of calls, not one per call
- * (a transaction per call cost as much store CPU as the call itself for a read).
+ * a few milliseconds later. Rows are coalesced per tenant into one append per
+ * accessAppendDelayMs (or per full batch): one system transaction and at most one fdatasync
+ * for many calls, where a transaction per call turned every read into a durable write and put
+ * a second fdatasync in front of a sequential caller's next call.
  */
 import { accessLogAppendEntriesMax, type AccessLogEntry } from '../../tools/access-log.js';
 import { MemoryError } from '../../storage/errors.js';
@@ -26,6 +27,13 @@ const fieldCharsMax = 1024;
 /** Rows one append carries: the reducer's bound, and at most this many characters of fields (frames stay small). */
 export const accessRowsPerAppendMax = accessLogAppendEntriesMax;
 export const accessCharsPerAppendMax = 1024 * 1024;
+/**
+ * How long a row may wait for the rows of the calls after it before its append starts (unless a
+ * full batch is waiting). Bounds the tenant's append transactions to about 1000 / this per
+ * second whatever the call rate; widens the window in which an answered call's row is not yet
+ * durable by this much (the call's own effect, with its caller and arguments, is durable already).
+ */
+export const accessAppendDelayMs = 10;
 /**
  * Rows waiting for their append, per tenant. Appends drain at group-commit speed, so this is
  * reached only when the tenant's store is failing; past it a row is refused and logged loudly.
@@ -70,9 +78,8 @@ export function createAccessRecorder(input: {
     withTenant(tenant, async (memory) => {
       const caller = systemCaller(tenant, 'access-log');
       const append = (entries: AccessLogEntry[]) => memory.store.call('access_log_append', { entries }, caller);
-      // One microtask turn first: rows of calls answered in this same turn join the first batch.
-      await Promise.resolve();
       while (queue.rows.length > 0) {
+        if (queue.rows.length < accessRowsPerAppendMax) await new Promise((resolve) => setTimeout(resolve, accessAppendDelayMs));
         const rows = takeBatch(queue.rows);
         await append(rows).catch((error: unknown) => lost(tenant, rows, error));
         input.control()?.tenantChanged(tenant);
