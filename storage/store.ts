@@ -17,7 +17,7 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog } from './log/commitlog.js';
 import { frameBytesMax, encodeFrame } from './log/frame.js';
-import { decodeChanges, decodePayload, encodePayload } from './log/payload.js';
+import { decodeChangesAt, decodePayload, encodePayload } from './log/payload.js';
 import { scanLog, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
@@ -314,7 +314,7 @@ export class Store implements StoreApi {
         if (offset <= afterOffset) continue;
         const position = segment.positions[i]!;
         const length = buf.readUInt32LE(position + 8);
-        const changes = decodeChanges(offset, buf.subarray(position + 12, position + 12 + length), this.schemas);
+        const changes = decodeChangesAt(offset, buf, position + 12, position + 12 + length, this.schemas);
         this.applyChanges(offset, changes, segment.file, position);
         if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
       }

@@ -9,6 +9,7 @@
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
 import { fieldsToRow, packr, rowToFields, rowUnpackr } from '../row-codec.js';
+import { msgpackValueEnd } from '../msgpack-extent.js';
 import type { TableSchema } from '../schema.js';
 
 const payloadFormatVersion = 2;
@@ -30,12 +31,18 @@ export function encodePayload(
 
 /** The row changes alone (replay): the invocation that follows them is not decoded. */
 export function decodeChanges(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
-  let head: unknown;
-  rowUnpackr.unpackMultiple(payload, (value: unknown) => {
-    head = value;
-    return false; // stop after the first value
-  });
-  return changesOf(offset, head, schemas);
+  const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return decodeChangesAt(offset, buf, 0, buf.length, schemas);
+}
+
+/**
+ * The row changes of the payload at [start, end) of `buf` (a whole segment), decoded in place:
+ * their extent is found first, so the decoder reads exactly them and nothing is copied.
+ */
+export function decodeChangesAt(offset: number, buf: Buffer, start: number, end: number, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
+  const changesEnd = msgpackValueEnd(buf, start, end);
+  if (changesEnd === undefined) throw new Error(`payload at offset ${offset}: changes are not one whole msgpack value`);
+  return changesOf(offset, rowUnpackr.unpack(buf, { start, end: changesEnd }), schemas);
 }
 
 export function decodePayload(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TxRecord {
