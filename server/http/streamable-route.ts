@@ -10,7 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { createMcpHandler, isInitializeRequest, isJsonContentType, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
-import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
 import { changedUrisOf } from '../mcp/change-feed.js';
 import { createMemoryServer } from '../mcp/factory.js';
@@ -90,6 +91,10 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     };
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      // A POST's answer as one JSON body (one socket write) instead of an SSE stream (headers
+      // flushed first, then the event: two writes, two client wake-ups per call). Nothing of ours
+      // rides a request's stream: change notifications go on the session's GET stream.
+      enableJsonResponse: true,
       onsessioninitialized: (id) => {
         sessionOpened = true;
         sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
@@ -131,8 +136,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       await session.transport.handleRequest(req, res, req.body);
       return;
     }
-    const probe = await toWebRequest(req, req.body, { maxRequestBodySize: bodyBytesMax });
-    if (await isLegacyRequest(probe, req.body, { maxRequestBodySize: bodyBytesMax })) {
+    if (await isLegacyRequest(await classificationRequest(req, bodyBytesMax), req.body, { maxRequestBodySize: bodyBytesMax })) {
       if (req.method === 'POST' && isInitializeRequest(req.body)) {
         await openLegacySession(req, res, principal);
       } else {
