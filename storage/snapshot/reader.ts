@@ -3,7 +3,7 @@
  * the file's size and SHA-256 match the manifest, and that SHA-256 is the canonical state
  * hash (the file is the canonical stream), so a loaded state is a verified state.
  */
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import * as path from 'node:path';
 import { stringTreeFromSorted, type BTree } from '../btree.js';
 import { encodeKey } from '../key-codec.js';
@@ -64,10 +64,35 @@ export async function loadSnapshot(
     throw new SnapshotInvalid(ref.dir, `cannot read ${binaryFileName}: ${e.message}`);
   });
   if (buf.length !== manifest.files.binary.bytes) throw new SnapshotInvalid(ref.dir, `${binaryFileName} has ${buf.length} bytes, manifest says ${manifest.files.binary.bytes}`);
-  const sha = createHash('sha256').update(buf).digest('hex');
-  if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
-    throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
+  // SHA-256 runs on the thread pool (WebCrypto) while this thread decodes. Nothing decoded is
+  // returned before the bytes are proven; a decode that fails on bytes that do not match is
+  // reported as the hash mismatch it is.
+  const digest = webcrypto.subtle.digest('SHA-256', buf);
+  const proveBytes = async (): Promise<void> => {
+    const sha = Buffer.from(await digest).toString('hex');
+    if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
+      throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
+    }
+  };
+  let tables: Map<string, BTree<string, Row>>;
+  try {
+    tables = decodeTables(ref, manifest, buf, schemas, onProgress);
+  } catch (error) {
+    await proveBytes();
+    throw error;
   }
+  await proveBytes();
+  return { manifest, tables };
+}
+
+/** The canonical stream's tables, each tree built from its rows in key order. */
+function decodeTables(
+  ref: SnapshotRef,
+  manifest: SnapshotManifest,
+  buf: Buffer,
+  schemas: ReadonlyMap<string, TableSchema>,
+  onProgress: ((done: number, total: number) => void) | undefined,
+): Map<string, BTree<string, Row>> {
   // Streamed: one value at a time, never the whole snapshot as one array. The stream holds
   // each table's rows in encoded-key order (canonical.ts), so each tree is built in one
   // pass from sorted arrays; a key out of order or repeated means the file is not canonical.
@@ -109,7 +134,7 @@ export async function loadSnapshot(
   });
   if (remaining !== 0) throw new SnapshotInvalid(ref.dir, `snapshot ends ${remaining} rows early`);
   finish();
-  return { manifest, tables };
+  return tables;
 }
 
 interface TableLoad {

@@ -89,4 +89,19 @@ describe('snapshot reader', () => {
     expect(store.stateHash()).toBe(hash);
     await store.close();
   });
+
+  test('bytes that break the decoder but not the manifest are reported as the hash mismatch they are', async () => {
+    const { dir, snapshotDir } = await storeWithSnapshot(20);
+    const file = path.join(snapshotDir, binaryFileName);
+    const bytes = readFileSync(file);
+    // Tables by name: `objects` comes first, so its first row follows its header.
+    const firstRow = packr.pack(['objects', 20]).length;
+    expect(rowUnpackr.unpack(bytes, { start: 0, end: firstRow })).toEqual(['objects', 20]);
+    bytes[firstRow] = 0xdb; // that row now starts as a string of about 4 GiB
+    writeFileSync(file, bytes);
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    const loading = loadSnapshot(ref!, nodeFileLayer, schemas);
+    await expect(loading).rejects.toBeInstanceOf(SnapshotInvalid);
+    await expect(loading).rejects.toThrow(/does not match the manifest/);
+  });
 });
