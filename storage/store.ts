@@ -15,7 +15,7 @@ import { canonicalStateHash, type TableState } from './canonical.js';
 import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
-import { Commitlog } from './log/commitlog.js';
+import { Commitlog, type WrittenFrames } from './log/commitlog.js';
 import { frameBytesMax, encodeFrame } from './log/frame.js';
 import { decodeChangesAt, decodePayload, encodePayload } from './log/payload.js';
 import { scanLog, type ScannedLog } from './log/recovery.js';
@@ -118,6 +118,8 @@ export const pendingTxMaxDefault = 50_000;
 /** One group-commit batch holds at most this many frames / bytes. */
 export const batchTxMax = 4096;
 export const batchBytesMax = 8 * 1024 * 1024;
+/** Batches written at once: batch N+1 is written and its fdatasync started while batch N's runs. */
+export const batchesInFlightMax = 2;
 /** Snapshots kept (and the log since the older one), so a damaged newest falls back. */
 export const snapshotsKept = 2;
 
@@ -130,6 +132,14 @@ interface Pending {
   readonly result: unknown;
   readonly resolve: (r: CallResult) => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** A batch written to the log whose fdatasync (started right after the write) may still run. */
+interface InFlightBatch {
+  readonly batch: Pending[];
+  readonly bytes: number;
+  readonly written: WrittenFrames;
+  readonly synced: Promise<{ datasyncError?: unknown; datasyncMs: number }>;
 }
 
 interface Waiter {
@@ -163,6 +173,8 @@ export class Store implements StoreApi {
   private applied = -1;
   private durable = -1;
   private writing = false;
+  /** Set while the writer awaits a fdatasync and could start another batch. */
+  private wakeWriter: (() => void) | undefined;
   private idle: Promise<void> = Promise.resolve();
   private idleResolve: (() => void) | undefined;
   private failure: StoreFailed | undefined;
@@ -476,48 +488,88 @@ export class Store implements StoreApi {
   }
 
   private kickWriter(): void {
-    if (this.writing) return;
+    if (this.writing) {
+      // The writer waits on a fdatasync with room for another batch: let it write this
+      // tick's calls now (deferred, so every call of the tick joins the batch).
+      const wake = this.wakeWriter;
+      if (wake) {
+        this.wakeWriter = undefined;
+        setImmediate(wake);
+      }
+      return;
+    }
     this.writing = true;
     this.idle = new Promise((resolve) => (this.idleResolve = resolve));
     // Defer to the end of this tick so every call issued in it joins the same batch.
     setImmediate(() => void this.drain());
   }
 
-  /** The group-commit writer: one writev + one fdatasync per batch, then acks in offset order. */
+  /**
+   * The group-commit writer: one writev + one fdatasync per batch, acks in offset order.
+   * Pipelined: while batch N's fdatasync runs (in the thread pool), batch N+1 is written and
+   * its own fdatasync started, so the disk is not idle while the acknowledged callers of
+   * batch N compute their next transactions. A batch is acknowledged only after a fdatasync
+   * that began after its write succeeded, and only after every earlier batch.
+   */
   private async drain(): Promise<void> {
+    const inFlight: InFlightBatch[] = [];
+    let writtenTx = 0; // queue entries written so far: exactly the in-flight batches, in order
+    let writeError: unknown;
     try {
-      while (this.queue.length > 0 && !this.failure) {
-        let count = 0;
-        let bytes = 0;
-        while (count < this.queue.length && count < batchTxMax && (count === 0 || bytes + this.queue[count]!.frame.length <= batchBytesMax)) {
-          bytes += this.queue[count]!.frame.length;
-          count++;
+      for (;;) {
+        while (!this.failure && writeError === undefined && inFlight.length < batchesInFlightMax && writtenTx < this.queue.length) {
+          if (this.log.wantsRotation) {
+            if (inFlight.length > 0) break; // seal a segment only once all of it is durable
+            try {
+              await this.log.rotate();
+            } catch (error) {
+              writeError = error;
+              break;
+            }
+          }
+          const { count, bytes } = this.nextBatchSize(writtenTx);
+          const batch = this.queue.slice(writtenTx, writtenTx + count);
+          if (batch[0]!.offset !== this.log.nextWriteOffset) throw new Error(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextWriteOffset}`);
+          let written: WrittenFrames;
+          try {
+            written = await this.log.write(batch.map((p) => p.frame), count);
+          } catch (error) {
+            writeError = error; // acknowledge what is in flight first, then roll the rest back
+            break;
+          }
+          writtenTx += count;
+          inFlight.push({ batch, bytes, written, synced: this.log.sync() });
         }
-        const batch = this.queue.slice(0, count);
-        if (batch[0]!.offset !== this.log.nextOffset) throw new Error(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextOffset}`);
-        let datasyncError: unknown;
-        let timing: { writeMs: number; datasyncMs: number };
-        try {
-          if (this.log.wantsRotation) await this.log.rotate();
-          ({ datasyncError, ...timing } = await this.log.append(batch.map((p) => p.frame), count));
-        } catch (writeError) {
-          this.rollbackPending(writeError);
-          continue;
-        }
+        const head = inFlight[0];
+        if (!head || this.failure) break;
+        // With room in the pipeline, calls arriving during this fdatasync wake the writer to
+        // write them at once (kickWriter); otherwise wait for the oldest batch to be durable.
+        const arrived = inFlight.length < batchesInFlightMax && writeError === undefined && !this.log.wantsRotation
+          ? new Promise<undefined>((resolve) => (this.wakeWriter = () => resolve(undefined)))
+          : undefined;
+        const synced = arrived ? await Promise.race([head.synced, arrived]) : await head.synced;
+        this.wakeWriter = undefined;
+        if (synced === undefined) continue;
+        inFlight.shift();
+        const { datasyncError, datasyncMs } = synced;
         if (datasyncError !== undefined) {
           // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
           this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
           break;
         }
+        this.log.commit(head.written);
+        const count = head.batch.length;
         this.queue.splice(0, count);
-        this.durable = batch[count - 1]!.offset;
-        this.acknowledge(batch);
+        writtenTx -= count;
+        this.durable = head.batch[count - 1]!.offset;
+        this.acknowledge(head.batch);
         try {
-          this.options.onBatch?.({ count, bytes, ...timing });
+          this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs });
         } catch (error) {
           this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
         }
       }
+      if (writeError !== undefined && !this.failure) this.rollbackPending(writeError);
     } catch (error) {
       this.fail(`writer crashed: ${(error as Error).message}`);
     } finally {
@@ -525,6 +577,20 @@ export class Store implements StoreApi {
       this.idleResolve?.();
       if (this.queue.length > 0 && !this.failure) this.kickWriter();
     }
+  }
+
+  /** The next batch: queue entries from `from`, bounded by batchTxMax and batchBytesMax. */
+  private nextBatchSize(from: number): { count: number; bytes: number } {
+    const countMax = Math.min(batchTxMax, this.queue.length - from);
+    let count = 0;
+    let bytes = 0;
+    while (count < countMax) {
+      const length = this.queue[from + count]!.frame.length;
+      if (count > 0 && bytes + length > batchBytesMax) break;
+      bytes += length;
+      count++;
+    }
+    return { count, bytes };
   }
 
   private acknowledge(batch: readonly Pending[]): void {

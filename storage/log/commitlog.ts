@@ -9,8 +9,20 @@ import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
 import type { ScannedLog, SegmentInfo } from './recovery.js';
 import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
 
+/** Frames written to the active segment and not yet recorded as durable. */
+export interface WrittenFrames {
+  readonly segment: SegmentInfo;
+  readonly firstOffset: number;
+  readonly start: number;
+  readonly lengths: readonly number[];
+  readonly writeMs: number;
+}
+
 export class Commitlog {
   private active: FileHandleLike | undefined;
+  /** Byte after the last written frame of the active segment (>= its durable end). */
+  private writtenEnd: number;
+  private nextWriteOffsetValue: number;
 
   private constructor(
     readonly dir: string,
@@ -18,7 +30,10 @@ export class Commitlog {
     readonly segments: SegmentInfo[],
     private nextOffsetValue: number,
     private readonly segmentBytesMax: number,
-  ) {}
+  ) {
+    this.writtenEnd = segments.length > 0 ? segments[segments.length - 1]!.end : 0;
+    this.nextWriteOffsetValue = nextOffsetValue;
+  }
 
   /** Take over a scanned (recovered) log; creates the first segment for an empty log. */
   static async open(dir: string, fl: FileLayer, scanned: ScannedLog, firstOffsetIfEmpty: number, segmentBytesMax = segmentBytesTarget): Promise<Commitlog> {
@@ -41,9 +56,9 @@ export class Commitlog {
     return this.segments[this.segments.length - 1]!;
   }
 
-  /** True when the active segment is full and the next append should go to a new one. */
+  /** True when the active segment is full (counting frames written, durable or not) and the next write should go to a new one. */
   get wantsRotation(): boolean {
-    return this.last.end >= this.segmentBytesMax && this.last.positions.length > 0;
+    return this.writtenEnd >= this.segmentBytesMax && this.writtenEnd > segmentHeaderBytes;
   }
 
   /**
@@ -53,9 +68,34 @@ export class Commitlog {
    * must treat the store as failed (the page cache state is unknown).
    */
   async append(frames: readonly Buffer[], count: number): Promise<{ datasyncError?: unknown; writeMs: number; datasyncMs: number }> {
+    const written = await this.write(frames, count);
+    const synced = await this.sync();
+    if (synced.datasyncError === undefined) this.commit(written);
+    return { ...synced, writeMs: written.writeMs };
+  }
+
+  /** Offset the next written frame must have (written frames may not be durable yet). */
+  get nextWriteOffset(): number {
+    return this.nextWriteOffsetValue;
+  }
+
+  /** True while written frames wait for their fdatasync (and `commit`). */
+  get hasUnsynced(): boolean {
+    return this.writtenEnd !== this.last.end;
+  }
+
+  /**
+   * First half of an append: one writev of `frames` right after everything written so far
+   * (durable or not). On error the segment is cut back to where this write began (earlier
+   * writes stay) and the error rethrown. Pipelined use: write batch N+1 while batch N's
+   * fdatasync is in flight, then `sync` again; `commit` each batch, in order, once a sync that
+   * started after its write succeeded.
+   */
+  async write(frames: readonly Buffer[], count: number): Promise<WrittenFrames> {
+    if (frames.length !== count || count === 0) throw new Error(`commitlog write: ${frames.length} frames for count ${count}`);
     const segment = this.last;
     const handle = this.active!;
-    const start = segment.end;
+    const start = this.writtenEnd;
     const writeStartMs = performance.now();
     try {
       await handle.writev(frames, start);
@@ -63,26 +103,42 @@ export class Commitlog {
       await handle.truncate(start).catch(() => undefined);
       throw error;
     }
+    const lengths = frames.map((f) => f.length);
+    this.writtenEnd = start + lengths.reduce((a, b) => a + b, 0);
+    const firstOffset = this.nextWriteOffsetValue;
+    this.nextWriteOffsetValue += count;
+    return { segment, firstOffset, start, lengths, writeMs: performance.now() - writeStartMs };
+  }
+
+  /** fdatasync of the active segment: covers every write that completed before it started. Never rejects. */
+  async sync(): Promise<{ datasyncError?: unknown; datasyncMs: number }> {
     const datasyncStartMs = performance.now();
-    const writeMs = datasyncStartMs - writeStartMs;
     try {
-      await handle.datasync();
+      await this.active!.datasync();
     } catch (datasyncError) {
-      return { datasyncError, writeMs, datasyncMs: performance.now() - datasyncStartMs };
+      return { datasyncError, datasyncMs: performance.now() - datasyncStartMs };
     }
-    const datasyncMs = performance.now() - datasyncStartMs;
-    let position = start;
-    for (let i = 0; i < count; i++) {
+    return { datasyncMs: performance.now() - datasyncStartMs };
+  }
+
+  /** Record written frames as durable (after a successful sync that began after their write), in write order. */
+  commit(written: WrittenFrames): void {
+    const segment = written.segment;
+    if (segment !== this.last || written.start !== segment.end || written.firstOffset !== this.nextOffsetValue) {
+      throw new Error(`commitlog commit out of order: frames at byte ${written.start} of ${segment.file}, durable end ${segment.end}`);
+    }
+    let position = written.start;
+    for (const length of written.lengths) {
       segment.positions.push(position);
-      position += frames[i]!.length;
+      position += length;
     }
     segment.end = position;
-    this.nextOffsetValue += count;
-    return { writeMs, datasyncMs };
+    this.nextOffsetValue += written.lengths.length;
   }
 
   /** Seal the active segment (already synced by the last append) and start a new one. */
   async rotate(): Promise<void> {
+    if (this.hasUnsynced) throw new Error('commitlog rotate with frames not yet durable');
     const sealed = this.active;
     // Create first: if that fails (disk full) the active segment stays usable.
     await this.createSegment(this.nextOffsetValue);
@@ -104,6 +160,7 @@ export class Commitlog {
     }
     this.segments.push({ file, firstOffset, positions: [], end: segmentHeaderBytes });
     this.active = handle;
+    this.writtenEnd = segmentHeaderBytes;
   }
 
   /** Read one frame's payload by offset, verifying its CRC; undefined if the log no longer holds it. */

@@ -11,6 +11,8 @@ export class FaultyFileLayer extends NodeFileLayer {
   /** Fail the next N datasync calls with EIO. */
   datasyncFailures = 0;
   datasyncCalls = 0;
+  /** While set, every datasync waits for it (holds a fdatasync "in flight" until the test releases it). */
+  datasyncGate: Promise<void> | undefined;
   /** Sees every writev (bytes asked) and datasync, per file, before any injected failure. */
   observe: ((file: string, op: 'writev' | 'datasync', bytes: number) => void) | undefined;
 
@@ -34,6 +36,7 @@ export class FaultyFileLayer extends NodeFileLayer {
       read: (b, o, l, p) => inner.read(b, o, l, p),
       async datasync() {
         layer.observe?.(file, 'datasync', 0);
+        if (layer.datasyncGate) await layer.datasyncGate;
         layer.datasyncCalls++;
         if (layer.datasyncFailures > 0) {
           layer.datasyncFailures--;

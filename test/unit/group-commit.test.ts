@@ -1,0 +1,118 @@
+import { mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { Store } from '../../storage/store.js';
+import { counterModule, testCaller } from '../support/counter-module.js';
+import { FaultyFileLayer } from '../support/faulty-file-layer.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-groupcommit-'));
+
+/** A store on a file layer whose fdatasyncs the test holds and releases, and whose log I/O it can wait for. */
+async function openHeld() {
+  const dir = tmp();
+  const fl = new FaultyFileLayer();
+  const store = await Store.open({ dir, module: counterModule, fileLayer: fl });
+  const seen = { writev: 0, datasync: 0 };
+  const waiting: { op: 'writev' | 'datasync'; count: number; resolve: () => void }[] = [];
+  fl.observe = (file, op) => {
+    if (!file.includes(`${path.sep}log${path.sep}`)) return;
+    seen[op]++;
+    for (const w of waiting.filter((x) => x.op === op && seen[op] >= x.count)) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  let release = (): void => undefined;
+  return {
+    dir,
+    fl,
+    store,
+    seen,
+    /** Resolves once the log has seen `more` further calls of `op` (counted from now). */
+    next(op: 'writev' | 'datasync', more = 1): Promise<void> {
+      const count = seen[op] + more;
+      return new Promise((resolve) => waiting.push({ op, count, resolve }));
+    },
+    hold(): void {
+      fl.datasyncGate = new Promise((resolve) => (release = resolve));
+    },
+    release(): void {
+      fl.datasyncGate = undefined;
+      release();
+    },
+  };
+}
+
+describe('group commit pipeline', () => {
+  test('calls arriving during a fdatasync are written and synced without waiting for it; acks stay in offset order', async () => {
+    const h = await openHeld();
+    h.hold();
+    const acks: number[] = [];
+    const firstSync = h.next('datasync');
+    const first = h.store.call('put', { id: 'a', type: 't', n: 1 }, testCaller).then((r) => acks.push(r.offset));
+    await firstSync;
+    const secondSync = h.next('datasync');
+    const second = h.store.call('put', { id: 'b', type: 't', n: 2 }, testCaller).then((r) => acks.push(r.offset));
+    // The second batch's fdatasync starts while the first one is still held.
+    await secondSync;
+    expect(acks).toEqual([]);
+    expect(h.store.durableOffset).toBe(-1);
+    h.release();
+    await Promise.all([first, second]);
+    expect(acks).toEqual([0, 1]);
+    expect(h.store.durableOffset).toBe(1);
+    const hash = h.store.stateHash();
+    await h.store.close();
+    const reopened = await Store.open({ dir: h.dir, module: counterModule });
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  });
+
+  test('ENOSPC on a batch written behind one still syncing: the earlier is acknowledged, the later rolled back', async () => {
+    const h = await openHeld();
+    h.hold();
+    const firstSync = h.next('datasync');
+    const first = h.store.call('put', { id: 'a', type: 't', n: 1 }, testCaller);
+    await firstSync;
+    h.fl.enospcWrites = 1;
+    const failedWrite = h.next('writev');
+    const second = h.store.call('put', { id: 'b', type: 't', n: 2 }, testCaller);
+    const secondSettled = second.then(() => 'acknowledged', (error: { code?: string }) => error.code);
+    await failedWrite;
+    h.release();
+    expect((await first).offset).toBe(0);
+    expect(await secondSettled).toBe('unavailable');
+    expect(h.store.lastOffset).toBe(0);
+    expect(await h.store.read((v) => v.table('objects').get(['b']))).toBeUndefined();
+    // The store keeps serving, from the offset after the acknowledged batch.
+    expect((await h.store.call('put', { id: 'c', type: 't', n: 3 }, testCaller)).offset).toBe(1);
+    const hash = h.store.stateHash();
+    await h.store.close();
+    const reopened = await Store.open({ dir: h.dir, module: counterModule });
+    expect(reopened.stateHash()).toBe(hash);
+    expect(await reopened.read((v) => [...v.table('objects').scan()].map((r) => r.id))).toEqual(['a', 'c']);
+    await reopened.close();
+  });
+
+  test('a failed fdatasync of the older batch fails the store; the newer batch is not acknowledged either', async () => {
+    const h = await openHeld();
+    await h.store.call('put', { id: 'kept', type: 't', n: 0 }, testCaller);
+    h.hold();
+    h.fl.datasyncFailures = 1; // the first held fdatasync (the older batch) fails
+    const firstSync = h.next('datasync');
+    const first = h.store.call('put', { id: 'a', type: 't', n: 1 }, testCaller).then(() => 'acknowledged', (e: { code?: string }) => e.code);
+    await firstSync;
+    const secondSync = h.next('datasync');
+    const second = h.store.call('put', { id: 'b', type: 't', n: 2 }, testCaller).then(() => 'acknowledged', (e: { code?: string }) => e.code);
+    await secondSync;
+    h.release();
+    expect(await first).toBe('store_failed');
+    expect(await second).toBe('store_failed');
+    expect(h.store.durableOffset).toBe(0);
+    await h.store.close();
+    const reopened = await Store.open({ dir: h.dir, module: counterModule });
+    expect(await reopened.read((v) => v.table('objects').get(['kept'])?.n)).toBe(0);
+    await reopened.close();
+  });
+});
