@@ -71,8 +71,9 @@ export function createAccessRecorder(input: {
   };
 
   /**
-   * The tenant's lease is taken at once (the request's own lease still holds the store open), and
-   * kept until its queue is empty: a shutdown waits for these rows like for any call in flight.
+   * The tenant's lease is taken as the first row arrives and kept until the queue is empty: a
+   * registry shutdown waits for these rows like for any call in flight. (A process that ends
+   * without closing its registry should await flushed() first.)
    */
   const drain = (tenant: string, queue: TenantQueue): Promise<void> =>
     withTenant(tenant, async (memory) => {
