@@ -4,8 +4,8 @@
  * before the body is read, parsed as JSON-RPC or handed to an MCP transport. Under a flood the
  * cost of a refused request is then its headers, one cached token check and a 429.
  *
- * Refusals are held: the 429 is written `min(retryAfterMs, refusalHoldMsMax)` after the request
- * came, and its Retry-After counts what is left. A client that follows Retry-After waits the
+ * Refusals are held: the 429 is written `retryAfterMs` (within refusalHoldMsMin..Max) after
+ * the request came, and its Retry-After counts what is left. A client that follows Retry-After waits the
  * same either way; one that ignores it (retries at once) can now send at most one request per
  * connection per hold, instead of one per refusal round trip — each of which costs the one
  * event loop every tenant shares. A held refusal is a socket and a timer; past
@@ -19,6 +19,12 @@ import { BusyError, retryAfterMsMax, type Release, type TenantLoadGuard } from '
 
 /** The longest a refusal is held before it is written (then Retry-After says the rest). */
 export const refusalHoldMsMax = 1_000;
+/**
+ * The shortest hold: a rate refusal may say "a token comes in 1 ms", and a client ignoring
+ * Retry-After would then cost a refusal per millisecond per connection. Before holds, the
+ * same client was told to wait at least 1 s (Retry-After's unit), so this is no worse for it.
+ */
+export const refusalHoldMsMin = 100;
 /** Refusals held at once over all tenants; past it they are answered at once. */
 export const heldRefusalsMax = 4_096;
 
@@ -71,10 +77,10 @@ export function requestAdmission(options: RequestAdmissionOptions): RequestHandl
   let held = 0;
 
   const refuse = (res: Response, error: BusyError) => {
-    const holdMs = held < heldRefusalsMax ? Math.min(error.retryAfterMs, holdMsMax) : 0;
+    const holdMs = held < heldRefusalsMax ? Math.min(Math.max(error.retryAfterMs, refusalHoldMsMin), holdMsMax) : 0;
     const answer = () => {
       if (res.writableEnded || res.destroyed) return;
-      const retryAfterMs = error.retryAfterMs - holdMs;
+      const retryAfterMs = Math.max(0, error.retryAfterMs - holdMs);
       res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
       res.status(429).json({
         jsonrpc: '2.0',
