@@ -117,7 +117,9 @@ describe('audit shipping to S3 Object Lock', () => {
 
   test('the shipper loop wakes when nudged (a full batch staged) and when a partial batch comes due by age, not at its next tick', async () => {
     const hourMs = 3_600_000;
+    const ageMsMax = 1_000;
     const passes: Array<{ events: number; nextDueInMs?: number }> = [];
+    const shipped = () => passes.reduce((sum, p) => sum + p.events, 0);
     let onPass: () => void = () => undefined;
     const nextPass = () => new Promise<void>((resolve) => (onPass = resolve));
     let passed = nextPass();
@@ -125,8 +127,8 @@ describe('audit shipping to S3 Object Lock', () => {
       tenant: 'wake',
       retentionDays,
       batchEventsMax: 5,
-      batchAgeMsMax: 300,
-      intervalMs: hourMs, // only a nudge or a due batch can start a second pass within this test
+      batchAgeMsMax: ageMsMax,
+      intervalMs: hourMs, // only a nudge or a due batch can start another pass within this test
       onError: (error) => console.error(error),
       onPass: (result) => {
         passes.push({ events: result.events, ...(result.nextDueInMs !== undefined && { nextDueInMs: result.nextDueInMs }) });
@@ -139,17 +141,17 @@ describe('audit shipping to S3 Object Lock', () => {
       await stage('wake', 1, 7);
       passed = nextPass();
       loop.nudge();
-      await passed; // the full batch ships; the two left are young and say when they come due
-      expect(passes[1]!.events).toBe(5);
-      expect(passes[1]!.nextDueInMs).toBeGreaterThan(0);
-      expect(passes[1]!.nextDueInMs).toBeLessThanOrEqual(300);
-      while (passes.reduce((sum, p) => sum + p.events, 0) < 7) {
+      await passed;
+      expect(passes[1]!.events).toBeGreaterThanOrEqual(5); // the full batch, at once
+      // The two left over ship once their age comes due (in that pass already, on a slow machine).
+      while (shipped() < 7) {
         passed = nextPass();
-        await passed; // woken by the due time alone
+        await passed;
       }
     } finally {
       await loop.stop();
     }
+    for (const pass of passes) if (pass.nextDueInMs !== undefined) expect(pass.nextDueInMs).toBeLessThanOrEqual(ageMsMax);
     const report = await verifyAudit(bucket, { tenant: 'wake', control });
     expect(report.problems).toEqual([]);
     expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
