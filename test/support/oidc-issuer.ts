@@ -18,7 +18,8 @@ import { roleMapDefault, roleMapFrom } from '../../server/auth/capabilities.js';
 export const testRealmDefault = 'ioboxx';
 /** The audience and client id the test tokens carry by default (the Audience mapper's value). */
 export const testAudience = 'ioboxx-memory';
-const startTimeoutMs = 30_000;
+/** Generous: on a crowded 2-core machine a tsx child can take tens of seconds to print its URL. */
+const startTimeoutMs = 120_000;
 
 export type TokenAlg = 'RS256' | 'ES256' | 'PS256' | 'none' | 'HS256-public-key';
 
