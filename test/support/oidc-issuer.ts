@@ -19,7 +19,7 @@ export const testRealmDefault = 'ioboxx';
 /** The audience and client id the test tokens carry by default (the Audience mapper's value). */
 export const testAudience = 'ioboxx-memory';
 /** Generous: on a crowded 2-core machine a tsx child can take tens of seconds to print its URL. */
-const startTimeoutMs = 120_000;
+const startTimeoutMs = 100_000;
 
 export type TokenAlg = 'RS256' | 'ES256' | 'PS256' | 'none' | 'HS256-public-key';
 
