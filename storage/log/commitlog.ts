@@ -61,19 +61,6 @@ export class Commitlog {
     return this.writtenEnd >= this.segmentBytesMax && this.writtenEnd > segmentHeaderBytes;
   }
 
-  /**
-   * Write frames (offsets nextOffset, nextOffset+1, ...) with one writev and one fdatasync.
-   * On a write error the segment is cut back to where it was and the error rethrown
-   * (nothing in the batch is durable). A datasync error is rethrown as is: the caller
-   * must treat the store as failed (the page cache state is unknown).
-   */
-  async append(frames: readonly Buffer[], count: number): Promise<{ datasyncError?: unknown; writeMs: number; datasyncMs: number }> {
-    const written = await this.write(frames, count);
-    const synced = await this.sync();
-    if (synced.datasyncError === undefined) this.commit(written);
-    return { ...synced, writeMs: written.writeMs };
-  }
-
   /** Offset the next written frame must have (written frames may not be durable yet). */
   get nextWriteOffset(): number {
     return this.nextWriteOffsetValue;
@@ -85,8 +72,8 @@ export class Commitlog {
   }
 
   /**
-   * First half of an append: one writev of `frames` right after everything written so far
-   * (durable or not). On error the segment is cut back to where this write began (earlier
+   * Append, step 1: one writev of `frames` (offsets nextWriteOffset, +1, ...) right after
+   * everything written so far (durable or not). On error the segment is cut back to where this write began (earlier
    * writes stay) and the error rethrown. Pipelined use: write batch N+1 while batch N's
    * fdatasync is in flight, then `sync` again; `commit` each batch, in order, once a sync that
    * started after its write succeeded.
@@ -136,7 +123,7 @@ export class Commitlog {
     this.nextOffsetValue += written.lengths.length;
   }
 
-  /** Seal the active segment (already synced by the last append) and start a new one. */
+  /** Seal the active segment (every frame of it already synced and committed) and start a new one. */
   async rotate(): Promise<void> {
     if (this.hasUnsynced) throw new Error('commitlog rotate with frames not yet durable');
     const sealed = this.active;
