@@ -116,6 +116,9 @@ export function requestAdmission(options: RequestAdmissionOptions): RequestHandl
         if (error instanceof BusyError) return refuse(res, error);
         throw error;
       }
+      // Its client left while it waited: nobody to answer, and a closed response never
+      // emits 'close' again, so the slot is given back here.
+      if (res.destroyed || req.socket.destroyed) return release();
       releaseWhenAnswered(res, release);
       next();
     })().catch(next);

@@ -91,6 +91,32 @@ test('a call holds its slot until answered; an event stream gives it back as the
   stream.request.destroy();
 });
 
+test('a call whose client leaves while it waits for a slot gives the slot back once granted', async () => {
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 1, queuedMax: 4 });
+  const app = express();
+  app.use(requestAdmission({ guard, tenantOf: () => 't' }));
+  let answerHeld: (() => void) | undefined;
+  app.post('/mcp', (req, res) => {
+    if (req.header('x-kind') === 'held') answerHeld = () => res.json({ ok: true });
+    else res.json({ ok: true });
+  });
+  const base = await listen(app);
+  const held = post(base, { 'x-kind': 'held' }, '{}');
+  await expect.poll(() => answerHeld).toBeDefined();
+  const url = new URL(`${base}/mcp`);
+  const leaving = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { 'content-type': 'application/json' } });
+  leaving.on('error', () => undefined);
+  leaving.end('{}');
+  await expect.poll(() => guard.stats('t').queued).toBe(1);
+  leaving.destroy();
+  // The server has seen it go: only the held call's connection is left.
+  await expect.poll(() => new Promise((resolve) => server!.getConnections((_error, count) => resolve(count)))).toBe(1);
+  answerHeld!();
+  expect((await held).status).toBe(200);
+  await expect.poll(() => guard.stats('t')).toMatchObject({ inFlight: 0, queued: 0 });
+  expect((await post(base, {}, '{}')).status).toBe(200);
+});
+
 test('authentication runs once per request although admission and the route both ask', async () => {
   let verifications = 0;
   const authenticate: Authenticate = authenticateOncePerRequest(async () => {
