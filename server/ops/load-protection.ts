@@ -39,6 +39,8 @@ export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, queuedMax: 256, 
  */
 export const runningCallsMaxDefault = Math.max(8, 4 * os.availableParallelism());
 export const runningCallsMaxCeiling = 100_000;
+/** A tenant's first call (none of its own running) is admitted while fewer than runningMax x this run. */
+export const firstCallsFactor = 4;
 /** Hard ceilings on configured values: bounded everything (DESIGN §2.6). */
 export const loadLimitsCeiling: LoadLimits = { inFlightMax: 10_000, queuedMax: 100_000, ratePerSecond: 1_000_000, burst: 1_000_000 };
 /** Retry-After never says more than this, nor less than 1 s on the wire (its unit). */
@@ -127,9 +129,12 @@ export class TenantLoadGuard {
     if (refusal !== undefined) return Promise.reject(refusal);
     const load = this.loadOf(tenant);
     load.tokens -= 1;
-    // Nobody waiting anywhere: the fast path. Otherwise join the line, so a tenant that keeps
-    // its slots full cannot overtake the others' waiters.
-    if (this.ready.length === 0 && load.inFlight < this.limits.inFlightMax && this.running < this.runningMax) {
+    // Nobody waiting anywhere: the fast path. A tenant with nothing running goes in at once
+    // too (up to the hard bound): its one call is never queued behind other tenants' work,
+    // and many tenants making one call each (a cold open each) do not wait in line. Otherwise
+    // join the line, so a tenant that keeps its slots full cannot overtake others' waiters.
+    const free = this.ready.length === 0 && load.inFlight < this.limits.inFlightMax && this.running < this.runningMax;
+    if (free || (load.inFlight === 0 && load.queue.length === 0 && this.running < this.runningMax * firstCallsFactor)) {
       return Promise.resolve(this.grant(load));
     }
     return new Promise((resolve) => {

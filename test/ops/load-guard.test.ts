@@ -41,14 +41,16 @@ test('limits outside their bounds are refused at construction, naming the limit'
 test('freed slots go round robin to the tenants waiting: a quiet tenant is next, not behind the flood', async () => {
   const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 4, queuedMax: 100 }, { runningMax: 2 });
   const running = [await guard.acquire('flood'), await guard.acquire('flood')];
+  const quietFirst = await guard.acquire('quiet'); // nothing of its own running: in at once
   const order: string[] = [];
   const waiting = [
     ...Array.from({ length: 6 }, () => guard.acquire('flood').then((release) => (order.push('flood'), release))),
     guard.acquire('quiet').then((release) => (order.push('quiet'), release)),
   ];
-  expect(guard.totals()).toEqual({ running: 2, waiting: 7 });
+  expect(guard.totals()).toEqual({ running: 3, waiting: 7 });
   running[0]!();
   running[1]!();
+  quietFirst();
   await Promise.resolve();
   await Promise.resolve();
   // The two freed slots: the flood's first waiter, then the quiet tenant (its turn in the ring).
@@ -75,4 +77,18 @@ test('a tenant at its own inFlightMax is passed over for others; the server-wide
   a2();
   expect(guard.totals()).toEqual({ running: 0, waiting: 0 });
   expect(() => new TenantLoadGuard({}, { runningMax: 0 })).toThrow(/runningMax/);
+});
+
+test("a tenant with nothing running is admitted at once past the shared bound, up to the hard one", async () => {
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 4, queuedMax: 10 }, { runningMax: 1 });
+  const releases = [await guard.acquire('flood')];
+  const floodWaits = guard.acquire('flood'); // the shared slot is taken: waits
+  for (const tenant of ['b', 'c', 'd']) releases.push(await guard.acquire(tenant)); // first calls: in at once (hard bound 4)
+  expect(guard.totals()).toEqual({ running: 4, waiting: 1 });
+  const eWaits = guard.acquire('e'); // past the hard bound: in line like any other call
+  expect(guard.totals()).toEqual({ running: 4, waiting: 2 });
+  for (const release of releases) release();
+  (await floodWaits)();
+  (await eWaits)();
+  expect(guard.totals()).toEqual({ running: 0, waiting: 0 });
 });
