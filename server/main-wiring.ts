@@ -160,6 +160,8 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   await serving.closed;
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
+  // The access rows of the last answered calls wait up to accessAppendDelayMs: append them first.
+  await recorder.flushed();
   await control?.close();
   if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
   log.info('stdio connection over; store closed');
@@ -296,6 +298,8 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       const controlClosed = control.close();
       await live.close();
       await serving.close();
+      // No call is answered any more: the access rows still queued are appended before the stores close.
+      await recorder.flushed();
       await controlClosed;
       await registry.close();
     },

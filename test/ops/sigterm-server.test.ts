@@ -1,7 +1,8 @@
 /**
  * SIGTERM during a write burst against the real server process: it stops accepting,
  * finishes what it admitted, closes its stores and exits 0; after a restart every
- * acknowledged write is there.
+ * acknowledged write is there, and so is its access-log row (the rows of the last answered
+ * calls are appended before the stores close).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +11,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { localTenantDefault } from '../../server/auth/local-principal.js';
+import { tenantDir } from '../../server/tenants/tenant-dir.js';
+import { openTenantMemory } from '../../tools/index.js';
 import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,6 +64,17 @@ describe('graceful shutdown of the real server', () => {
     await client.close().catch(() => undefined);
     expect(code).toBe(0);
     expect(acknowledged.length).toBeGreaterThanOrEqual(40);
+
+    // Every acknowledged call was recorded in the tenant's access log before the process ended.
+    const memory = await openTenantMemory(tenantDir(dataDir, localTenantDefault), localTenantDefault);
+    try {
+      const recorded = new Set(await memory.store.read((view) => [...view.table('access_log').scan()]
+        .filter((row) => row['target'] === 'object_put' && row['outcome'] === 'ok')
+        .flatMap((row) => row['object_ids'] as string[])));
+      expect(acknowledged.filter((id) => !recorded.has(id)), 'acknowledged calls without an access row').toEqual([]);
+    } finally {
+      await memory.close();
+    }
 
     const second = startServer();
     const reader = await connectNewerHttp({ url: `${await second.url}/mcp` });
