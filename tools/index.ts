@@ -19,7 +19,7 @@ import { queryTools } from './query.js';
 import { runOutboxRemove, runOutboxTable } from './run-outbox.js';
 import { runHistoryTools } from './run-history.js';
 import { sessionReducers, sessionTables, sessionTools } from './sessions.js';
-import { snapshotBeforeClose, snapshotEveryTxDefault } from './tenant-snapshots.js';
+import { snapshotBeforeClose } from './tenant-snapshots.js';
 import type { ToolDef } from './tool.js';
 
 export { memoryCatalog } from '../resources/memory-catalog.js';
@@ -61,20 +61,13 @@ function assertUnique(what: string, names: readonly string[]): void {
 export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'> & { readonly runHistory?: RunHistoryReader };
 
 /**
- * Open a tenant's memory in `dir` (the caller validated the tenant and built the path). Snapshots
- * follow tenant-snapshots.ts unless `snapshotEveryTx` is given; closing takes a snapshot first
- * when the log since the newest one is long.
+ * Open a tenant's memory in `dir` (the caller validated the tenant and built the path). Closing
+ * takes a snapshot first when the log since the newest one is long (tenant-snapshots.ts).
  */
 export async function openTenantMemory(dir: string, tenant: string, options: TenantMemoryOptions = {}): Promise<TenantMemory> {
   const { runHistory, ...storeOptions } = options;
   const vectors = new EmbeddingIndex();
-  const store = await Store.open({
-    snapshotEveryTx: snapshotEveryTxDefault,
-    ...storeOptions,
-    dir,
-    module: memoryModule,
-    derived: [vectors],
-  });
+  const store = await Store.open({ ...storeOptions, dir, module: memoryModule, derived: [vectors] });
   const fl = storeOptions.fileLayer ?? nodeFileLayer;
   const onError = storeOptions.onBackgroundError ?? (() => undefined);
   let closing: Promise<void> | undefined;
