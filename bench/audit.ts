@@ -28,7 +28,7 @@ import pg from 'pg';
 import { shipperIntervalMs } from '../server/control/control-runtime.js';
 import { auditBatchAgeMsDefault } from '../storage/audit/shipper.js';
 import type { CallerThreadData, CallerThreadMessage } from './audit-callers.js';
-import { startTsWorker } from './ts-worker.js';
+import { startModuleWorker } from '../storage/io/module-worker.js';
 import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
 import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
@@ -224,7 +224,7 @@ async function startCallerThreads(mcpUrl: string, era: 'older' | 'newer'): Promi
     const data: CallerThreadData = {
       mcpUrl, era, firstCaller: first, callers: Math.floor((callers * (t + 1)) / callerThreads) - first, counters, counterIndex: t,
     };
-    const worker = startTsWorker(new URL('./audit-callers.ts', import.meta.url).href, data);
+    const worker = startModuleWorker(new URL('./audit-callers.ts', import.meta.url).href, data);
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (message: CallerThreadMessage) => {
         if (message.kind === 'ready') resolve();

@@ -23,7 +23,7 @@ import { memoryExposedTables } from '../server/ws/exposed-tables.js';
 import { openTenantMemory } from '../tools/index.js';
 import type { Bench, BenchContext } from './bench.js';
 import { Samples } from './stats.js';
-import { startTsWorker } from './ts-worker.js';
+import { startModuleWorker } from '../storage/io/module-worker.js';
 import type { SubscribersResult, SubscribersSpec } from './ws-subscribers.js';
 
 const txPerSec = 1_000;
@@ -101,7 +101,7 @@ export async function runScenario(ctx: BenchContext, scenario: Scenario, index: 
     ctx.progress(`${scenario.name}: connecting`);
     for (let w = 0; w < workersCount; w++) {
       const spec: SubscribersSpec = { url, queries: scenario.queries.filter((_, c) => c % workersCount === w) };
-      const worker = startTsWorker(new URL('./ws-subscribers.ts', import.meta.url).href, { wsSubscribers: spec });
+      const worker = startModuleWorker(new URL('./ws-subscribers.ts', import.meta.url).href, { wsSubscribers: spec });
       workers.push(worker);
     }
     await Promise.all(workers.map((w) => next<string>(w)));

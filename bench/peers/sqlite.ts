@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { runClosedLoop, type ClosedLoopResult } from '../closed-loop.js';
-import { startTsWorker } from '../ts-worker.js';
+import { startModuleWorker } from '../../storage/io/module-worker.js';
 import { benchObject } from '../workload.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
@@ -25,7 +25,7 @@ export class SqlitePeer {
   }
 
   static async open(dir: string): Promise<SqlitePeer> {
-    const worker = startTsWorker(new URL('./sqlite-worker.ts', import.meta.url).href, { file: path.join(dir, 'peer.sqlite') });
+    const worker = startModuleWorker(new URL('./sqlite-worker.ts', import.meta.url).href, { file: path.join(dir, 'peer.sqlite') });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
       worker.once('error', reject);

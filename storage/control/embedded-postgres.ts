@@ -1,12 +1,15 @@
 /**
  * The embedded control-plane database: PGlite (real Postgres in WASM) persisted under the
  * data dir, served on loopback through pglite-socket so that the one SQL path (`pg`) is the
- * same as against Postgres/Supabase.
+ * same as against Postgres/Supabase. It runs in a worker thread (embedded-postgres-worker.ts):
+ * its start and its queries are synchronous WASM work that would otherwise stall the event
+ * loop the stores and the server answer on.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Worker } from 'node:worker_threads';
 import { MemoryError } from '../errors.js';
+import { startModuleWorker } from '../io/module-worker.js';
+import type { EmbeddedPostgresWorkerData, EmbeddedPostgresWorkerMessage } from './embedded-postgres-worker.js';
 
 /**
  * PGlite is one backend: the socket server interleaves connections per protocol message, so
@@ -16,6 +19,8 @@ import { MemoryError } from '../errors.js';
 export const embeddedPoolMax = 1;
 /** Room for the pool plus the migration connection and a test's second pool. */
 export const embeddedConnectionsMax = 8;
+/** A clean close (checkpoint) normally takes well under a second; past this the thread is ended. */
+export const embeddedCloseMsMax = 10_000;
 
 export interface EmbeddedPostgres {
   readonly url: string;
@@ -58,39 +63,62 @@ async function lockDataDir(lockPath: string): Promise<void> {
   throw new MemoryError('conflict', `could not lock ${lockPath}`);
 }
 
+/** The worker's next message; an exit or error first is a failure naming it. */
+function nextMessage(worker: Worker): Promise<EmbeddedPostgresWorkerMessage> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    const onMessage = (message: EmbeddedPostgresWorkerMessage) => { done(); resolve(message); };
+    const onError = (error: Error) => { done(); reject(error); };
+    const onExit = (code: number) => { done(); reject(new Error(`the embedded database thread ended (exit code ${code})`)); };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}
+
 export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
   await mkdir(dataDir, { recursive: true });
   const lockPath = `${dataDir}.lock`;
   await lockDataDir(lockPath);
-  let db: PGlite;
+  let worker: Worker;
+  let port: number;
   try {
-    db = await PGlite.create({ dataDir });
+    // The sibling module, compiled or not (the worker starter registers tsx for a .ts one).
+    const entry = new URL(`./embedded-postgres-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+    worker = startModuleWorker(entry, { dataDir, connectionsMax: embeddedConnectionsMax } satisfies EmbeddedPostgresWorkerData);
+    const first = await nextMessage(worker);
+    if (typeof first !== 'object' || !('port' in first)) {
+      await worker.terminate();
+      throw new Error(`the embedded database did not start: ${typeof first === 'object' ? first.error : first}`);
+    }
+    port = first.port;
+    if (!Number.isInteger(port) || port <= 0) throw new Error(`pglite-socket gave no port (${port})`);
   } catch (error) {
     await rm(lockPath, { force: true });
     throw error;
   }
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: embeddedConnectionsMax });
-  try {
-    await server.start();
-  } catch (error) {
-    await db.close();
-    await rm(lockPath, { force: true });
-    throw error;
-  }
-  // getServerConn() is "127.0.0.1:PORT" once listening on port 0.
-  const conn = server.getServerConn();
-  const port = Number(conn.slice(conn.lastIndexOf(':') + 1));
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`pglite-socket gave no port (${conn})`);
-  let closed = false;
+  // A thread that dies later (a WASM abort) is seen by `pg` as a lost connection; keep the process up.
+  worker.on('error', () => undefined);
+  let closing: Promise<void> | undefined;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable`,
     dataDir,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await server.stop();
-      await db.close();
-      await rm(lockPath, { force: true });
+    close() {
+      closing ??= (async () => {
+        const closed = nextMessage(worker).catch(() => undefined);
+        worker.postMessage('close');
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, embeddedCloseMsMax); });
+        await Promise.race([closed, late]);
+        clearTimeout(timer);
+        await worker.terminate();
+        await rm(lockPath, { force: true });
+      })();
+      return closing;
     },
   };
 }
