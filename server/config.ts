@@ -2,7 +2,7 @@
  * Configuration from the environment, parsed once with zod. Every bad value is reported in
  * one error (fix them all in one go), and `redactedConfig` is the only way to print it.
  */
-import { loadLimitsCeiling, loadLimitsDefault, type LoadLimits } from './ops/load-protection.js';
+import { loadLimitsCeiling, loadLimitsDefault, runningCallsMaxCeiling, runningCallsMaxDefault, type LoadLimits } from './ops/load-protection.js';
 import { shutdownBoundMsDefault } from './ops/shutdown.js';
 import path from 'node:path';
 import { z } from 'zod';
@@ -57,6 +57,7 @@ const environmentSchema = z
     IOBOXX_TENANT_QUEUE_MAX: integerIn(0, loadLimitsCeiling.queuedMax, loadLimitsDefault.queuedMax),
     IOBOXX_TENANT_RATE_PER_S: integerIn(1, loadLimitsCeiling.ratePerSecond, loadLimitsDefault.ratePerSecond),
     IOBOXX_TENANT_BURST: integerIn(1, loadLimitsCeiling.burst, loadLimitsDefault.burst),
+    IOBOXX_RUNNING_CALLS_MAX: integerIn(1, runningCallsMaxCeiling, runningCallsMaxDefault),
     IOBOXX_SHUTDOWN_MS: integerIn(100, 600_000, shutdownBoundMsDefault),
   });
 
@@ -103,6 +104,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   readonly kcWebhookSecret?: string;
   readonly loadLimits: LoadLimits;
+  /** Calls running at once over all tenants; freed slots go round robin to tenants waiting. */
+  readonly runningCallsMax: number;
   readonly shutdownMs: number;
 }
 
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       inFlightMax: e.IOBOXX_TENANT_INFLIGHT_MAX, queuedMax: e.IOBOXX_TENANT_QUEUE_MAX,
       ratePerSecond: e.IOBOXX_TENANT_RATE_PER_S, burst: e.IOBOXX_TENANT_BURST,
     },
+    runningCallsMax: e.IOBOXX_RUNNING_CALLS_MAX,
     shutdownMs: e.IOBOXX_SHUTDOWN_MS,
   };
 }

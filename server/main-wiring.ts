@@ -189,7 +189,9 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     },
   });
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics);
-  const guard = new TenantLoadGuard(config.loadLimits, { onBusy: (_tenant, limit) => metrics.busyRejection(limit) });
+  const guard = new TenantLoadGuard(config.loadLimits, {
+    runningMax: config.runningCallsMax, onBusy: (_tenant, limit) => metrics.busyRejection(limit),
+  });
   const calls = new InFlightCalls();
   let listeningOrigin: string | undefined;
   let authenticate: Authenticate;

@@ -72,8 +72,10 @@ function busy(message: string, retryAfterMs: number, limit: 'queue' | 'rate'): B
 export function checkLoadLimits(limits: LoadLimits): LoadLimits {
   for (const key of Object.keys(loadLimitsCeiling) as (keyof LoadLimits)[]) {
     const v = limits[key];
-    if (!Number.isFinite(v) || v <= 0 || v > loadLimitsCeiling[key] || (key !== 'ratePerSecond' && !Number.isInteger(v))) {
-      throw new MemoryError('invalid_argument', `load limit ${key} = ${v} is outside 1..${loadLimitsCeiling[key]}`);
+    // A queue of 0 is meaningful (refuse at once past inFlightMax); every other limit needs room for one.
+    const floor = key === 'queuedMax' ? 0 : 1;
+    if (!Number.isFinite(v) || v < floor || v > loadLimitsCeiling[key] || (key !== 'ratePerSecond' && !Number.isInteger(v))) {
+      throw new MemoryError('invalid_argument', `load limit ${key} = ${v} is outside ${floor}..${loadLimitsCeiling[key]}`);
     }
   }
   return limits;

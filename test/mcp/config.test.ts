@@ -14,6 +14,12 @@ test('an empty environment is local mode on 127.0.0.1:8787 with ./data', () => {
   expect(config.auth).toBeUndefined();
 });
 
+test('load limits: a queue of 0 (refuse at once) and the server-wide running bound are accepted', () => {
+  const config = loadConfig({ IOBOXX_TENANT_QUEUE_MAX: '0', IOBOXX_RUNNING_CALLS_MAX: '3' }, '/srv/app');
+  expect(config.loadLimits.queuedMax).toBe(0);
+  expect(config.runningCallsMax).toBe(3);
+});
+
 test('values are parsed: port, origins, level, relative data dir', () => {
   const config = loadConfig(
     { IOBOXX_DATA_DIR: 'mem', IOBOXX_HTTP_PORT: '9000', IOBOXX_ALLOWED_ORIGINS: 'https://a.example, b.example', IOBOXX_LOG_LEVEL: 'debug' },
@@ -34,13 +40,15 @@ test('every bad value is reported in one error, without echoing values', () => {
       DATABASE_URL: 'not a url',
       S3_ENDPOINT: 'http://127.0.0.1:7480',
       AWS_SECRET_ACCESS_KEY: 'sekrit-value',
+      IOBOXX_RUNNING_CALLS_MAX: '0',
+      IOBOXX_TENANT_QUEUE_MAX: '-1',
     });
   } catch (e) {
     error = e;
   }
   expect(error).toBeInstanceOf(ConfigError);
   const problems = (error as ConfigError).problems.join('\n');
-  for (const name of ['IOBOXX_HTTP_PORT', 'IOBOXX_LOG_LEVEL', 'DATABASE_URL', 'S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID']) {
+  for (const name of ['IOBOXX_HTTP_PORT', 'IOBOXX_LOG_LEVEL', 'DATABASE_URL', 'S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'IOBOXX_RUNNING_CALLS_MAX', 'IOBOXX_TENANT_QUEUE_MAX']) {
     expect(problems).toContain(name);
   }
   expect((error as ConfigError).message).not.toContain('sekrit-value');
