@@ -18,11 +18,7 @@ export const serverBin = process.env.IOBOXX_E2E_SERVER_MAIN ?? path.join(repoRoo
 
 /** How long a server may take to listen and connect its control plane (PGlite is slow to start on a busy VM). */
 const listeningWaitMs = 60_000;
-/**
- * Clients start once the control plane is connected too: the embedded PGlite's start blocks
- * the event loop for seconds on a loaded machine, and a keep-alive socket whose idle timer
- * expired meanwhile is reset under the next request (ECONNRESET). Reported to the lead.
- */
+/** Clients start once the control plane is connected too: the tests use run history and audit staging. */
 const readyMessages = ['http server listening', 'control plane ready'] as const;
 /** Stderr kept for failure messages. */
 const stderrKeptChars = 8_000;
@@ -62,7 +58,10 @@ export async function startHttpServer(env: Record<string, string>): Promise<Serv
   });
   let log = '';
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not log ${readyMessages.join(' and ')} within ${listeningWaitMs} ms:\n${log}`)), listeningWaitMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a server behind a failed start
+      reject(new Error(`server did not log ${readyMessages.join(' and ')} within ${listeningWaitMs} ms:\n${log}`));
+    }, listeningWaitMs);
     let listeningUrl: string | undefined;
     let controlReady = false;
     createInterface({ input: child.stderr! }).on('line', (line) => {
