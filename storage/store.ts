@@ -182,6 +182,8 @@ export class Store implements StoreApi {
   private snapshotInFlight: Promise<{ offset: number; stateHash: string }> | undefined;
   private txSinceSnapshot = 0;
   private lastSnapshotOffset = -1;
+  /** The proven state hash at lastSnapshotOffset (undefined: none known), so close need not rehash. */
+  private lastSnapshotHash: string | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly fl: FileLayer;
   private readonly clock: () => number;
@@ -269,6 +271,7 @@ export class Store implements StoreApi {
       const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
       const checkpointVerified = await this.verifyCheckpoint(provenHash);
       this.lastSnapshotOffset = snapshotOffset;
+      this.lastSnapshotHash = loaded?.manifest.stateHash;
       this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, ...(scanned.torn ? { torn: scanned.torn } : {}) };
       const everyMs = this.options.snapshotEveryMs ?? 0;
       if (everyMs > 0) {
@@ -749,11 +752,14 @@ export class Store implements StoreApi {
   }
 
   private async writeSnapshotAt(offset: number, tables: TableState[]): Promise<{ offset: number; stateHash: string }> {
-    if (offset === this.lastSnapshotOffset) return { offset, stateHash: canonicalStateHash(tables) };
+    if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
     const manifest = await writeSnapshot({
       storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
     });
-    this.lastSnapshotOffset = Math.max(this.lastSnapshotOffset, offset);
+    if (offset > this.lastSnapshotOffset) {
+      this.lastSnapshotOffset = offset;
+      this.lastSnapshotHash = manifest.stateHash;
+    }
     this.txSinceSnapshot = Math.max(0, this.applied - offset);
     const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept);
     if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
@@ -764,6 +770,12 @@ export class Store implements StoreApi {
     if (this.snapshotInFlight || this.closing || this.failure) return;
     this.txSinceSnapshot = 0;
     this.snapshot().catch((error) => this.options.onBackgroundError?.(error));
+  }
+
+  /** The state hash for the checkpoint: a snapshot just written at this offset already proved it. */
+  private closingStateHash(): string {
+    if (this.applied === this.lastSnapshotOffset && this.lastSnapshotHash !== undefined) return this.lastSnapshotHash;
+    return this.stateHash();
   }
 
   /** Finish pending writes, write a checkpoint (offset + state hash) and release the directory. */
@@ -778,7 +790,7 @@ export class Store implements StoreApi {
     await this.snapshotInFlight?.catch(() => undefined);
     if (!this.failure) {
       await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
-        Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.stateHash() })));
+        Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
     }
     await this.log.close();
     await this.releaseLock();
