@@ -72,10 +72,13 @@ function busy(message: string, retryAfterMs: number, limit: 'queue' | 'rate'): B
 export function checkLoadLimits(limits: LoadLimits): LoadLimits {
   for (const key of Object.keys(loadLimitsCeiling) as (keyof LoadLimits)[]) {
     const v = limits[key];
-    // A queue of 0 is meaningful (refuse at once past inFlightMax); every other limit needs room for one.
+    // A queue of 0 is meaningful (refuse at once past inFlightMax); a rate may be fractional
+    // (0.5 calls/s); the other limits are whole and need room for one call.
+    const rate = key === 'ratePerSecond';
     const floor = key === 'queuedMax' ? 0 : 1;
-    if (!Number.isFinite(v) || v < floor || v > loadLimitsCeiling[key] || (key !== 'ratePerSecond' && !Number.isInteger(v))) {
-      throw new MemoryError('invalid_argument', `load limit ${key} = ${v} is outside ${floor}..${loadLimitsCeiling[key]}`);
+    const inRange = rate ? v > 0 : v >= floor && Number.isInteger(v);
+    if (!Number.isFinite(v) || !inRange || v > loadLimitsCeiling[key]) {
+      throw new MemoryError('invalid_argument', `load limit ${key} = ${v} is outside ${rate ? '(0' : floor}..${loadLimitsCeiling[key]}`);
     }
   }
   return limits;
