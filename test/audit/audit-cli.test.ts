@@ -2,7 +2,6 @@
  * `ioboxx-memory audit ship|verify` as an operator runs them: real processes, real Postgres,
  * real Ceph RGW. verify exits 0 on a whole chain and 1 naming a tampered key.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { openControlPlane, type ControlPlane } from '../../storage/control/contr
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { auditBatchKey } from '../../storage/audit/batch.js';
 import { freshPostgresDatabase, s3Service } from '../support/services.js';
+import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let control: ControlPlane;
@@ -19,18 +19,10 @@ let drop: () => Promise<void>;
 let bucket: AuditBucket;
 let env: Record<string, string>;
 
-function cli(args: string[], extraEnv: Record<string, string | undefined> = env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const childEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...extraEnv })) if (v !== undefined) childEnv[k] = v;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server/cli/main.ts'), ...args], { cwd: root, env: childEnv });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], extraEnv: Record<string, string | undefined> = env): Promise<ProcessOutcome> {
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...extraEnv })) if (v !== undefined) childEnv[k] = v;
+  return runProcess(process.execPath, ['--import', 'tsx', join(root, 'server/cli/main.ts'), ...args], { cwd: root, env: childEnv });
 }
 
 beforeAll(async () => {

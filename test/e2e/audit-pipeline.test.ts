@@ -7,7 +7,6 @@
  * wrongly signed one is refused. The pipeline runs in the background: every wait is a
  * bounded poll on the condition, never a sleep standing in for one.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,6 +17,7 @@ import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { connectOlderHttp, toolErrorOf, type McpTestClient } from '../support/mcp-clients.js';
 import { freshPostgresDatabase, s3Service } from '../support/services.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
+import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
 const webhookSecret = 'e2e-webhook-secret';
 const tenant = 'local';
@@ -111,16 +111,8 @@ async function shippedEvents(ofTenant: string): Promise<ShippedEvent[]> {
   return events;
 }
 
-function cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [serverBin, ...args], { cwd: repoRoot, env: { ...baseEnv(), ...env, IOBOXX_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: readonly string[]): Promise<ProcessOutcome> {
+  return runProcess(process.execPath, [serverBin, ...args], { cwd: repoRoot, env: { ...baseEnv(), ...env, IOBOXX_LOG_LEVEL: 'warn' } });
 }
 
 async function postWebhook(body: string, signature: string): Promise<number> {

@@ -11,6 +11,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
 import { s3Service } from '../support/services.js';
+import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cliEntry = path.join(root, 'test/ops/fixtures/ops-cli.ts');
@@ -20,22 +21,14 @@ const dataDir = path.join(work, 'data');
 let writer: ChildProcess;
 let acked = -1;
 
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(...args: string[]): Promise<ProcessOutcome> {
   return cliWith({}, ...args);
 }
 
-function cliWith(extraEnv: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'silent', ...extraEnv };
-    delete env.IOBOXX_OIDC_ISSUER;
-    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cliWith(extraEnv: Record<string, string>, ...args: string[]): Promise<ProcessOutcome> {
+  const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'silent', ...extraEnv };
+  delete env.IOBOXX_OIDC_ISSUER;
+  return runProcess(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: root, env });
 }
 
 /** Resolves once the writer has acknowledged `offset`. */
