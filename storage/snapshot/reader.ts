@@ -3,7 +3,7 @@
  * the file's size and SHA-256 match the manifest, and that SHA-256 is the canonical state
  * hash (the file is the canonical stream), so a loaded state is a verified state.
  */
-import { createHash, webcrypto } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { stringTreeFromSorted, type BTree } from '../btree.js';
 import { encodeKey } from '../key-codec.js';
@@ -64,24 +64,14 @@ export async function loadSnapshot(
     throw new SnapshotInvalid(ref.dir, `cannot read ${binaryFileName}: ${e.message}`);
   });
   if (buf.length !== manifest.files.binary.bytes) throw new SnapshotInvalid(ref.dir, `${binaryFileName} has ${buf.length} bytes, manifest says ${manifest.files.binary.bytes}`);
-  // SHA-256 runs on the thread pool (WebCrypto) while this thread decodes. Nothing decoded is
-  // returned before the bytes are proven; a decode that fails on bytes that do not match is
-  // reported as the hash mismatch it is.
-  const digest = webcrypto.subtle.digest('SHA-256', buf);
-  const proveBytes = async (): Promise<void> => {
-    const sha = Buffer.from(await digest).toString('hex');
-    if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
-      throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
-    }
-  };
-  let tables: Map<string, BTree<string, Row>>;
-  try {
-    tables = decodeTables(ref, manifest, buf, schemas, onProgress);
-  } catch (error) {
-    await proveBytes();
-    throw error;
+  // SHA-256 on this thread, before anything is decoded. It used to run on the thread pool
+  // (WebCrypto) beside the decode, but WebCrypto copies its input first, and a fresh copy of a
+  // large file costs more here (page faults: about 0.7 s for 60 MB) than hashing it (0.1-0.2 s).
+  const sha = createHash('sha256').update(buf).digest('hex');
+  if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
+    throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
-  await proveBytes();
+  const tables = decodeTables(ref, manifest, buf, schemas, onProgress);
   return { manifest, tables };
 }
 
