@@ -120,6 +120,12 @@ export const batchTxMax = 4096;
 export const batchBytesMax = 8 * 1024 * 1024;
 /** Batches written at once: batch N+1 is written and its fdatasync started while batch N's runs. */
 export const batchesInFlightMax = 2;
+/**
+ * With room in the pipeline, a batch is cut in the middle of a tick once this many transactions
+ * wait: callers acknowledged together compute their next transactions in one long tick, and the
+ * disk should sync the first of them while the rest are computed. Fewer wait for the end of the tick.
+ */
+export const batchCutTxMin = 32;
 /** Snapshots kept (and the log since the older one), so a damaged newest falls back. */
 export const snapshotsKept = 2;
 
@@ -134,12 +140,13 @@ interface Pending {
   readonly reject: (e: unknown) => void;
 }
 
-/** A batch written to the log whose fdatasync (started right after the write) may still run. */
+/** A batch written to the log; its fdatasync (started right after the write) may still run. */
 interface InFlightBatch {
   readonly batch: Pending[];
   readonly bytes: number;
   readonly written: WrittenFrames;
-  readonly synced: Promise<{ datasyncError?: unknown; datasyncMs: number }>;
+  /** Set when its fdatasync settles: syncs may settle in any order, batches are acknowledged in order. */
+  synced: { datasyncError?: unknown; datasyncMs: number } | undefined;
 }
 
 interface Waiter {
@@ -172,11 +179,18 @@ export class Store implements StoreApi {
   private log!: Commitlog;
   private applied = -1;
   private durable = -1;
-  private writing = false;
-  /** Set while the writer awaits a fdatasync and could start another batch. */
-  private wakeWriter: (() => void) | undefined;
-  private idle: Promise<void> = Promise.resolve();
-  private idleResolve: (() => void) | undefined;
+  /** Batches written whose acknowledgement waits for their fdatasync, oldest first (at most batchesInFlightMax). */
+  private readonly inFlight: InFlightBatch[] = [];
+  /** Queue entries written so far: exactly the in-flight batches, in order. */
+  private writtenTx = 0;
+  /** fdatasyncs started and not yet settled (also after a failure: close waits for them before closing the file). */
+  private syncsRunning = 0;
+  /** A write failed: nothing more is written; once the batches in flight are acknowledged the rest rolls back. */
+  private writeFailure: { readonly error: unknown } | undefined;
+  private cutScheduled = false;
+  private rotating = false;
+  /** close() waits here until nothing is queued, syncing or rotating. */
+  private idleWaiters: (() => void)[] = [];
   private failure: StoreFailed | undefined;
   private closing = false;
   private snapshotInFlight: Promise<{ offset: number; stateHash: string }> | undefined;
@@ -490,96 +504,133 @@ export class Store implements StoreApi {
     }
   }
 
+  /** A transaction was queued: write it now if a batch is due and the pipeline has room, else at the end of this tick (so the tick's calls share a batch). */
   private kickWriter(): void {
-    if (this.writing) {
-      // The writer waits on a fdatasync with room for another batch: let it write this
-      // tick's calls now (deferred, so every call of the tick joins the batch).
-      const wake = this.wakeWriter;
-      if (wake) {
-        this.wakeWriter = undefined;
-        setImmediate(wake);
-      }
-      return;
+    if (this.queue.length - this.writtenTx >= batchCutTxMin && this.inFlight.length < batchesInFlightMax) this.cutBatches();
+    else if (!this.cutScheduled) {
+      this.cutScheduled = true;
+      setImmediate(this.cutAtTickEnd);
     }
-    this.writing = true;
-    this.idle = new Promise((resolve) => (this.idleResolve = resolve));
-    // Defer to the end of this tick so every call issued in it joins the same batch.
-    setImmediate(() => void this.drain());
+  }
+
+  private readonly cutAtTickEnd = (): void => {
+    this.cutScheduled = false;
+    this.cutBatches();
+  };
+
+  /**
+   * The group-commit writer, step 1: write the unwritten transactions in batches (one writev
+   * each, into the page cache, on this thread) while the pipeline has room, and start each
+   * batch's fdatasync right after its write. So batch N+1 is written and syncing while batch N's
+   * fdatasync runs, and the disk is not idle while acknowledged callers compute their next
+   * transactions. A failed write (ENOSPC) stops writing: the batches in flight are still
+   * acknowledged, then everything after them rolls back.
+   */
+  private cutBatches(): void {
+    while (!this.failure && !this.writeFailure && !this.rotating && this.inFlight.length < batchesInFlightMax && this.writtenTx < this.queue.length) {
+      if (this.log.wantsRotation) {
+        // Seal a segment only once all of it is durable: the last acknowledgement cuts again.
+        if (this.inFlight.length === 0) void this.rotateThenCut();
+        return;
+      }
+      const { count, bytes } = this.nextBatchSize(this.writtenTx);
+      const batch = this.queue.slice(this.writtenTx, this.writtenTx + count);
+      if (batch[0]!.offset !== this.log.nextWriteOffset) {
+        this.fail(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextWriteOffset}`);
+        return;
+      }
+      const frames = new Array<Buffer>(count);
+      for (let i = 0; i < count; i++) frames[i] = batch[i]!.frame;
+      let written: WrittenFrames;
+      try {
+        written = this.log.write(frames, count);
+      } catch (error) {
+        this.writeFailure = { error };
+        if (this.inFlight.length === 0) this.settleWriteFailure();
+        return;
+      }
+      this.writtenTx += count;
+      const entry: InFlightBatch = { batch, bytes, written, synced: undefined };
+      this.inFlight.push(entry);
+      this.syncsRunning++;
+      void this.log.sync().then((synced) => {
+        this.syncsRunning--;
+        entry.synced = synced;
+        this.onSynced();
+      });
+    }
   }
 
   /**
-   * The group-commit writer: one writev + one fdatasync per batch, acks in offset order.
-   * Pipelined: while batch N's fdatasync runs (in the thread pool), batch N+1 is written and
-   * its own fdatasync started, so the disk is not idle while the acknowledged callers of
-   * batch N compute their next transactions. A batch is acknowledged only after a fdatasync
-   * that began after its write succeeded, and only after every earlier batch.
+   * The group-commit writer, step 2: a fdatasync settled. Acknowledge the batches at the head of
+   * the pipeline whose own fdatasync (begun after their write) succeeded, in offset order; a
+   * failed one fails the store. Then write what queued up meanwhile.
    */
-  private async drain(): Promise<void> {
-    const inFlight: InFlightBatch[] = [];
-    let writtenTx = 0; // queue entries written so far: exactly the in-flight batches, in order
-    let writeError: unknown;
-    try {
-      for (;;) {
-        while (!this.failure && writeError === undefined && inFlight.length < batchesInFlightMax && writtenTx < this.queue.length) {
-          if (this.log.wantsRotation) {
-            if (inFlight.length > 0) break; // seal a segment only once all of it is durable
-            try {
-              await this.log.rotate();
-            } catch (error) {
-              writeError = error;
-              break;
-            }
-          }
-          const { count, bytes } = this.nextBatchSize(writtenTx);
-          const batch = this.queue.slice(writtenTx, writtenTx + count);
-          if (batch[0]!.offset !== this.log.nextWriteOffset) throw new Error(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextWriteOffset}`);
-          let written: WrittenFrames;
-          try {
-            written = await this.log.write(batch.map((p) => p.frame), count);
-          } catch (error) {
-            writeError = error; // acknowledge what is in flight first, then roll the rest back
-            break;
-          }
-          writtenTx += count;
-          inFlight.push({ batch, bytes, written, synced: this.log.sync() });
-        }
-        const head = inFlight[0];
-        if (!head || this.failure) break;
-        // With room in the pipeline, calls arriving during this fdatasync wake the writer to
-        // write them at once (kickWriter); otherwise wait for the oldest batch to be durable.
-        const arrived = inFlight.length < batchesInFlightMax && writeError === undefined && !this.log.wantsRotation
-          ? new Promise<undefined>((resolve) => (this.wakeWriter = () => resolve(undefined)))
-          : undefined;
-        const synced = arrived ? await Promise.race([head.synced, arrived]) : await head.synced;
-        this.wakeWriter = undefined;
-        if (synced === undefined) continue;
-        inFlight.shift();
-        const { datasyncError, datasyncMs } = synced;
-        if (datasyncError !== undefined) {
-          // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
-          this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
-          break;
-        }
-        this.log.commit(head.written);
-        const count = head.batch.length;
-        this.queue.splice(0, count);
-        writtenTx -= count;
-        this.durable = head.batch[count - 1]!.offset;
-        this.acknowledge(head.batch);
-        try {
-          this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs });
-        } catch (error) {
-          this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
-        }
+  private onSynced(): void {
+    let head: InFlightBatch | undefined;
+    while (!this.failure && (head = this.inFlight[0]) !== undefined && head.synced !== undefined) {
+      this.inFlight.shift();
+      const { datasyncError, datasyncMs } = head.synced;
+      if (datasyncError !== undefined) {
+        // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
+        this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
+        break;
       }
-      if (writeError !== undefined && !this.failure) this.rollbackPending(writeError);
-    } catch (error) {
-      this.fail(`writer crashed: ${(error as Error).message}`);
-    } finally {
-      this.writing = false;
-      this.idleResolve?.();
-      if (this.queue.length > 0 && !this.failure) this.kickWriter();
+      this.log.commit(head.written);
+      const count = head.batch.length;
+      this.queue.splice(0, count);
+      this.writtenTx -= count;
+      this.durable = head.batch[count - 1]!.offset;
+      this.acknowledge(head.batch);
+      try {
+        this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs });
+      } catch (error) {
+        this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
+      }
     }
+    if (this.writeFailure && this.inFlight.length === 0) this.settleWriteFailure();
+    this.cutBatches();
+    this.releaseIdle();
+  }
+
+  /** Rotate once the active segment is wholly durable, then go on writing. A failed rotation is a failed write. */
+  private async rotateThenCut(): Promise<void> {
+    this.rotating = true;
+    try {
+      await this.log.rotate();
+    } catch (error) {
+      this.writeFailure ??= { error };
+    } finally {
+      this.rotating = false;
+    }
+    if (this.writeFailure && this.inFlight.length === 0) this.settleWriteFailure();
+    this.cutBatches();
+    this.releaseIdle();
+  }
+
+  /** Every batch written before the failed write is acknowledged: roll back the rest. */
+  private settleWriteFailure(): void {
+    const { error } = this.writeFailure!;
+    this.writeFailure = undefined;
+    if (!this.failure) this.rollbackPending(error);
+    this.releaseIdle();
+  }
+
+  private get writerIdle(): boolean {
+    return this.queue.length === 0 && this.syncsRunning === 0 && !this.rotating;
+  }
+
+  private releaseIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.writerIdle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Resolves once nothing is queued, syncing or rotating (after a failure: once its fdatasyncs settled). */
+  private whenWriterIdle(): Promise<void> {
+    if (this.writerIdle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** The next batch: queue entries from `from`, bounded by batchTxMax and batchBytesMax. */
@@ -617,6 +668,7 @@ export class Store implements StoreApi {
 
   /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. */
   private rollbackPending(error: unknown): void {
+    if (this.writtenTx !== 0) throw new Error(`rollback with ${this.writtenTx} transactions written and not acknowledged`);
     const pending = this.queue.splice(0, this.queue.length);
     for (let i = pending.length - 1; i >= 0; i--) {
       const p = pending[i]!;
@@ -641,9 +693,12 @@ export class Store implements StoreApi {
   private fail(reason: string): void {
     if (!this.failure) this.failure = new StoreFailed(reason);
     const pending = this.queue.splice(0, this.queue.length);
+    this.inFlight.length = 0;
+    this.writtenTx = 0;
     for (const p of pending) p.reject(this.failure);
     this.rejectWaitersAbove(this.durable, this.failure);
     this.options.onBackgroundError?.(this.failure);
+    this.releaseIdle();
   }
 
   // ---------------------------------------------------------------- reads
@@ -783,10 +838,7 @@ export class Store implements StoreApi {
     if (this.closing) return;
     this.closing = true;
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    while (this.writing || this.queue.length > 0) {
-      if (this.failure) break;
-      await this.idle;
-    }
+    await this.whenWriterIdle();
     await this.snapshotInFlight?.catch(() => undefined);
     if (!this.failure) {
       await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),

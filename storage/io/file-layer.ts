@@ -6,6 +6,14 @@ export interface FileHandleLike {
   readonly fd: number;
   /** Positional gather write of all buffers; resolves with bytes written. */
   writev(buffers: readonly Uint8Array[], position: number): Promise<number>;
+  /**
+   * The same write, done on the calling thread: the commitlog writes a batch (a copy into the
+   * page cache, microseconds) and starts its fdatasync in the same tick, without a thread-pool
+   * round trip between them. Throws what the write throws (ENOSPC); bytes written may be partial.
+   */
+  writevSync(buffers: readonly Uint8Array[], position: number): number;
+  /** Cut the file back on the calling thread (after a failed writevSync, before the next write). */
+  truncateSync(length: number): void;
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;

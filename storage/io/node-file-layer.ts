@@ -15,17 +15,33 @@ async function writevAll(fd: number, buffers: readonly Uint8Array[], position: n
   const total = buffers.reduce((n, b) => n + b.byteLength, 0);
   let written = await writevAt(fd, buffers, position);
   while (written < total) {
-    const rest: Uint8Array[] = [];
-    let skip = written;
-    for (const b of buffers) {
-      if (skip >= b.byteLength) {
-        skip -= b.byteLength;
-        continue;
-      }
-      rest.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
+    const n = await writevAt(fd, remainingAfter(buffers, written), position + written);
+    if (n === 0) throw Object.assign(new Error('writev wrote 0 bytes'), { code: 'EIO' });
+    written += n;
+  }
+  return written;
+}
+
+/** The buffers' bytes after the first `skip`. */
+function remainingAfter(buffers: readonly Uint8Array[], skip: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const b of buffers) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
     }
-    const n = await writevAt(fd, rest, position + written);
+    rest.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return rest;
+}
+
+/** writevSync may also write less than asked: the same loop, on the calling thread. */
+function writevAllSync(fd: number, buffers: readonly Uint8Array[], position: number): number {
+  const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+  let written = fs.writevSync(fd, buffers as Uint8Array[], position);
+  while (written < total) {
+    const n = fs.writevSync(fd, remainingAfter(buffers, written), position + written);
     if (n === 0) throw Object.assign(new Error('writev wrote 0 bytes'), { code: 'EIO' });
     written += n;
   }
@@ -39,6 +55,12 @@ class NodeFileHandle implements FileHandleLike {
   }
   writev(buffers: readonly Uint8Array[], position: number): Promise<number> {
     return writevAll(this.handle.fd, buffers, position);
+  }
+  writevSync(buffers: readonly Uint8Array[], position: number): number {
+    return writevAllSync(this.handle.fd, buffers, position);
+  }
+  truncateSync(length: number): void {
+    fs.ftruncateSync(this.handle.fd, length);
   }
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     const { bytesRead } = await this.handle.read(buffer, offset, length, position);

@@ -73,25 +73,33 @@ export class Commitlog {
 
   /**
    * Append, step 1: one writev of `frames` (offsets nextWriteOffset, +1, ...) right after
-   * everything written so far (durable or not). On error the segment is cut back to where this write began (earlier
-   * writes stay) and the error rethrown. Pipelined use: write batch N+1 while batch N's
-   * fdatasync is in flight, then `sync` again; `commit` each batch, in order, once a sync that
-   * started after its write succeeded.
+   * everything written so far (durable or not), on the calling thread: a copy into the page
+   * cache, so the batch's fdatasync can start in the same tick. On error the segment is cut
+   * back to where this write began (earlier writes stay) and the error rethrown. Pipelined use:
+   * write batch N+1 while batch N's fdatasync is in flight, then `sync` again; `commit` each
+   * batch, in order, once a sync that started after its write succeeded.
    */
-  async write(frames: readonly Buffer[], count: number): Promise<WrittenFrames> {
+  write(frames: readonly Buffer[], count: number): WrittenFrames {
     if (frames.length !== count || count === 0) throw new Error(`commitlog write: ${frames.length} frames for count ${count}`);
     const segment = this.last;
     const handle = this.active!;
     const start = this.writtenEnd;
     const writeStartMs = performance.now();
     try {
-      await handle.writev(frames, start);
+      handle.writevSync(frames, start);
     } catch (error) {
-      await handle.truncate(start).catch(() => undefined);
+      // Cut back before anything else writes here: the next write starts at `start` again.
+      try {
+        handle.truncateSync(start);
+      } catch {
+        // The next write overwrites the partial bytes; recovery cuts any left past the durable end.
+      }
       throw error;
     }
-    const lengths = frames.map((f) => f.length);
-    this.writtenEnd = start + lengths.reduce((a, b) => a + b, 0);
+    const lengths = new Array<number>(count);
+    let end = start;
+    for (let i = 0; i < count; i++) end += lengths[i] = frames[i]!.length;
+    this.writtenEnd = end;
     const firstOffset = this.nextWriteOffsetValue;
     this.nextWriteOffsetValue += count;
     return { segment, firstOffset, start, lengths, writeMs: performance.now() - writeStartMs };

@@ -1,6 +1,6 @@
 /**
  * A FileLayer over the real disk that fails on demand, the way a real disk does:
- * ENOSPC from writev (after writing part of the data), EIO from fdatasync.
+ * ENOSPC from writev and writevSync (after writing part of the data), EIO from fdatasync.
  */
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
@@ -33,6 +33,17 @@ export class FaultyFileLayer extends NodeFileLayer {
         }
         return inner.writev(buffers, position);
       },
+      writevSync(buffers, position) {
+        layer.observe?.(file, 'writev', buffers.reduce((n, b) => n + b.byteLength, 0));
+        if (layer.enospcWrites > 0) {
+          layer.enospcWrites--;
+          const all = Buffer.concat(buffers.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)));
+          inner.writevSync([all.subarray(0, all.length >> 1)], position);
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        }
+        return inner.writevSync(buffers, position);
+      },
+      truncateSync: (n) => inner.truncateSync(n),
       read: (b, o, l, p) => inner.read(b, o, l, p),
       async datasync() {
         layer.observe?.(file, 'datasync', 0);

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { Store } from '../../storage/store.js';
+import { batchCutTxMin, batchesInFlightMax, Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 
@@ -113,6 +113,46 @@ describe('group commit pipeline', () => {
     await h.store.close();
     const reopened = await Store.open({ dir: h.dir, module: counterModule });
     expect(await reopened.read((v) => v.table('objects').get(['kept'])?.n)).toBe(0);
+    await reopened.close();
+  });
+
+  test('many calls in one tick: the first batch is written and its fdatasync started before the tick ends; acks in offset order', async () => {
+    const h = await openHeld();
+    const acks: number[] = [];
+    const calls: Promise<unknown>[] = [];
+    const callsInTick = batchCutTxMin * (batchesInFlightMax + 1);
+    for (let i = 0; i < callsInTick; i++) {
+      calls.push(h.store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller).then((r) => acks.push(r.offset)));
+    }
+    // Still inside the tick: the disk already syncs the first transactions while the rest were computed.
+    expect(h.seen.datasync).toBe(batchesInFlightMax);
+    expect(h.seen.writev).toBe(batchesInFlightMax);
+    expect(h.store.durableOffset).toBe(-1);
+    await Promise.all(calls);
+    expect(acks).toEqual(Array.from({ length: callsInTick }, (_, i) => i));
+    const hash = h.store.stateHash();
+    await h.store.close();
+    const reopened = await Store.open({ dir: h.dir, module: counterModule });
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  });
+
+  test('segments rotate under a full pipeline: every acknowledged call is in the log after reopen', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 4096 });
+    const offsets: number[] = [];
+    await Promise.all(Array.from({ length: 64 }, async (_, caller) => {
+      for (let i = 0; i < 8; i++) offsets.push((await store.call('put', { id: `c${caller}-${i}`, type: 't', n: i }, testCaller)).offset);
+    }));
+    expect(offsets.length).toBe(512);
+    expect(new Set(offsets).size).toBe(512);
+    expect(store.logSources().length).toBeGreaterThan(2);
+    const hash = store.stateHash();
+    await store.close();
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report.checkpointVerified).toBe(true);
+    expect(reopened.stateHash()).toBe(hash);
+    expect(await reopened.read((v) => v.table('objects').size)).toBe(512);
     await reopened.close();
   });
 });
