@@ -1,19 +1,30 @@
 /**
- * The audit benchmark's callers, run in a worker thread: real SDK MCP clients over real HTTP,
- * each alternating object_put of one of its ids and object_get of that id. Several threads
- * share the callers so one thread's event loop (undici, JSON, zod in the SDK client, which cost
- * about as much CPU per call as the server) is not what limits the figure.
+ * The audit benchmark's callers, run in a worker thread: real MCP clients over real HTTP, each
+ * alternating object_put of one of its ids and object_get of that id. The client is the lean
+ * one (bench/audit-http-client.ts: the protocol over node:http keep-alive, no SDK machinery) or,
+ * for comparison, the SDK Client of the era (which costs about as much CPU per call as the
+ * server). Several threads share the callers so one thread's event loop is not what limits the figure.
  *
  * Protocol with the parent: workerData {@link CallerThreadData}; the thread connects its
  * clients and posts `ready`; on `start` it calls until `stop`, counting answered and busy calls
  * in the shared counters; it posts `stopped` (after closing its clients) or `failed`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient } from '../test/support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, toolErrorOf, type ToolResult } from '../test/support/mcp-clients.js';
+import { LeanMcpHttpClient } from './audit-http-client.js';
+
+/** Which client the callers use: the lean one, or the era's SDK Client (for comparison). */
+export type CallerClientKind = 'lean' | 'sdk';
+
+interface Caller {
+  callTool(name: string, args: Record<string, unknown>): Promise<ToolResult>;
+  close(): Promise<void>;
+}
 
 export interface CallerThreadData {
   readonly mcpUrl: string;
   readonly era: 'older' | 'newer';
+  readonly client: CallerClientKind;
   /** Callers of this thread are numbered firstCaller .. firstCaller + callers - 1 (their ids differ). */
   readonly firstCaller: number;
   readonly callers: number;
@@ -35,8 +46,9 @@ async function main(): Promise<void> {
   const counters = new Int32Array(data.counters);
   const answeredAt = data.counterIndex * 2;
   const busyAt = answeredAt + 1;
-  const connect = data.era === 'older' ? connectOlderHttp : connectNewerHttp;
-  const clients: McpTestClient[] = await Promise.all(Array.from({ length: data.callers }, () => connect({ url: data.mcpUrl })));
+  const connectSdk = data.era === 'older' ? connectOlderHttp : connectNewerHttp;
+  const connect = (): Promise<Caller> => (data.client === 'lean' ? LeanMcpHttpClient.connect(data.mcpUrl, data.era) : connectSdk({ url: data.mcpUrl }));
+  const clients: Caller[] = await Promise.all(Array.from({ length: data.callers }, connect));
   let stopped = false;
   const started = new Promise<void>((resolve) => {
     port.on('message', (message: 'start' | 'stop') => {
@@ -51,7 +63,7 @@ async function main(): Promise<void> {
     failure ??= error as Error;
     stopped = true; // one caller failed: every caller stops
   }));
-  async function callLoop(client: McpTestClient, i: number): Promise<void> {
+  async function callLoop(client: Caller, i: number): Promise<void> {
     const caller = data.firstCaller + i;
     for (let seq = 0; !stopped; seq++) {
       const id = `bench-${caller}-${Math.floor(seq / 2) % idsPerCaller}`;

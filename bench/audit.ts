@@ -13,9 +13,12 @@
  *
  * Server and client CPU per call (2nd half of the calls) are printed too: on a shared machine they
  * are the figures to compare runs by. The callers run on two worker threads (bench/audit-callers.ts).
- * IOBOXX_BENCH_AUDIT_ERA=older drives 2025-era SDK 1.x clients
- * (sessionful) instead of 2026-07-28 ones; IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the
- * server child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * By default they are lean clients (bench/audit-http-client.ts: the real protocol over node:http
+ * keep-alive) of the 2025-era sessionful protocol (initialize, then one POST per call answered with
+ * one JSON body). IOBOXX_BENCH_AUDIT_ERA=newer drives the 2026-07-28 protocol instead;
+ * IOBOXX_BENCH_AUDIT_CLIENT=sdk uses the era's SDK Client (1.x or 2.x) for comparison.
+ * IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the server child (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  *
  * Needs scripts/services/up.sh; without its services this benchmark says so and is skipped.
  */
@@ -27,7 +30,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { shipperIntervalMs } from '../server/control/control-runtime.js';
 import { auditBatchAgeMsDefault } from '../storage/audit/shipper.js';
-import type { CallerThreadData, CallerThreadMessage } from './audit-callers.js';
+import type { CallerClientKind, CallerThreadData, CallerThreadMessage } from './audit-callers.js';
 import { startModuleWorker } from '../storage/io/module-worker.js';
 import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
 import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
@@ -210,7 +213,7 @@ interface CallLoad {
  * The callers, split over `callerThreads` worker threads (bench/audit-callers.ts); resolves once
  * every client is connected. Each caller alternates object_put of one of its ids and object_get.
  */
-async function startCallerThreads(mcpUrl: string, era: 'older' | 'newer'): Promise<CallLoad & { start(): void }> {
+async function startCallerThreads(mcpUrl: string, era: 'older' | 'newer', client: CallerClientKind): Promise<CallLoad & { start(): void }> {
   const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * 2 * callerThreads);
   const view = new Int32Array(counters);
   const sum = (offset: number) => {
@@ -222,7 +225,7 @@ async function startCallerThreads(mcpUrl: string, era: 'older' | 'newer'): Promi
   const threads = Array.from({ length: callerThreads }, (_, t) => {
     const first = Math.floor((callers * t) / callerThreads);
     const data: CallerThreadData = {
-      mcpUrl, era, firstCaller: first, callers: Math.floor((callers * (t + 1)) / callerThreads) - first, counters, counterIndex: t,
+      mcpUrl, era, client, firstCaller: first, callers: Math.floor((callers * (t + 1)) / callerThreads) - first, counters, counterIndex: t,
     };
     const worker = startModuleWorker(new URL('./audit-callers.ts', import.meta.url).href, data);
     const ready = new Promise<void>((resolve, reject) => {
@@ -304,7 +307,10 @@ export const auditBench: Bench = {
         IOBOXX_AUDIT_RETENTION_DAYS: '1',
       }, (line) => ctx.progress(`server: ${line}`));
       const mcpUrl = `${server.url}/mcp`;
-      load = await startCallerThreads(mcpUrl, process.env.IOBOXX_BENCH_AUDIT_ERA === 'older' ? 'older' : 'newer');
+      const era = process.env.IOBOXX_BENCH_AUDIT_ERA === 'newer' ? 'newer' : 'older';
+      const client: CallerClientKind = process.env.IOBOXX_BENCH_AUDIT_CLIENT === 'sdk' ? 'sdk' : 'lean';
+      ctx.progress(`callers: ${client === 'lean' ? 'lean client (bench/audit-http-client.ts, node:http keep-alive)' : era === 'older' ? 'SDK 1.x Client' : 'SDK 2.x Client'}, ${era === 'older' ? '2025-11-25 session' : '2026-07-28'} over Streamable HTTP`);
+      load = await startCallerThreads(mcpUrl, era, client);
       sql = new pg.Client({ connectionString: database.url });
       await sql.connect();
       ctx.progress(`server ${server.url}, bucket ${bucket}, ${callers} callers, ${runMs / 1000} s of calls`);

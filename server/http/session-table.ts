@@ -4,7 +4,7 @@
  * memory lease, so a forgotten session must not pin a tenant's store forever.
  */
 import type { Response } from 'express';
-import type { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import type { SessionTransport } from './session-transport.js';
 import type { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log.js';
@@ -19,7 +19,7 @@ export type LegacySession = {
   readonly principal: Principal;
   close(): Promise<void>;
 } & (
-  | { readonly kind: 'streamable-http'; readonly transport: NodeStreamableHTTPServerTransport }
+  | { readonly kind: 'streamable-http'; readonly transport: SessionTransport }
   | { readonly kind: 'sse'; readonly transport: SSEServerTransport }
 );
 

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { createMcpHandler, isInitializeRequest, isJsonContentType, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
-import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
 import { changedUrisOf } from '../mcp/change-feed.js';
@@ -20,6 +20,7 @@ import { sendJsonRpcError } from './json-rpc-error.js';
 import { authInfoOf, carriedBy } from './principal-context.js';
 import type { MemoryFor, MemoryLease } from './seams.js';
 import type { SessionTable } from './session-table.js';
+import { SessionTransport } from './session-transport.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -89,12 +90,11 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       if (transport.sessionId !== undefined) sessions.remove(transport.sessionId);
       lease.release();
     };
-    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+    // A POST's answer is one JSON body (one socket write) instead of an SSE stream (headers
+    // flushed first, then the event: two writes, two client wake-ups per call). Nothing of ours
+    // rides a request's stream: change notifications go on the session's GET stream.
+    const transport: SessionTransport = new SessionTransport({
       sessionIdGenerator: () => randomUUID(),
-      // A POST's answer as one JSON body (one socket write) instead of an SSE stream (headers
-      // flushed first, then the event: two writes, two client wake-ups per call). Nothing of ours
-      // rides a request's stream: change notifications go on the session's GET stream.
-      enableJsonResponse: true,
       onsessioninitialized: (id) => {
         sessionOpened = true;
         sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
@@ -133,6 +133,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         return;
       }
       sessions.track(sessionId, res);
+      // One request on the session: straight to its server, no web Request round trip.
+      if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;
       await session.transport.handleRequest(req, res, req.body);
       return;
     }

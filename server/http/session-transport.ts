@@ -1,0 +1,144 @@
+/**
+ * The transport of one 2025-era Streamable HTTP session: the SDK's
+ * NodeStreamableHTTPServerTransport (JSON answers), plus a direct path for the hottest exchange —
+ * a POST carrying one well-formed JSON-RPC request on the initialized session.
+ *
+ * Through the SDK transport every such POST is converted to a web Request, checked, handed to
+ * the server, and its answer built as a web Response and converted back to the Node response:
+ * most of the server's CPU per call. The direct path hands the request to the same server
+ * (`onmessage`) and writes the server's answer as the same JSON body with the same status and
+ * headers. It is taken only where the SDK would serve the request as such; everything else
+ * (batches, notifications, posted responses, initialize, GET, DELETE, malformed messages,
+ * unsupported protocol versions, a missing Accept type, a `_meta` the SDK would have to check)
+ * goes through the SDK transport unchanged, so every refusal stays the SDK's own.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
+import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
+import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+
+type RequestId = JSONRPCRequest['id'];
+type NodeTransportOptions = ConstructorParameters<typeof NodeStreamableHTTPServerTransport>[0];
+type ScopeChallengeResolver = Parameters<NodeStreamableHTTPServerTransport['setScopeChallengeResolver']>[0];
+
+/** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
+const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
+
+/**
+ * The body as a request the SDK's own schema accepts unchanged (JSONRPCRequestSchema: strict
+ * object, jsonrpc "2.0", string or integer id, string method, optional object params), or
+ * undefined. Params with `_meta` are left to the SDK: its meta schema checks their fields.
+ */
+export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const m = body as Record<string, unknown>;
+  for (const key in m) if (!requestKeys.has(key)) return undefined;
+  if (m['jsonrpc'] !== '2.0' || typeof m['method'] !== 'string' || m['method'] === 'initialize') return undefined;
+  const id = m['id'];
+  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isInteger(id))) return undefined;
+  const params = m['params'];
+  if (params !== undefined) {
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) return undefined;
+    if ('_meta' in params) return undefined;
+  }
+  return body as JSONRPCRequest;
+}
+
+export class SessionTransport implements Transport {
+  readonly sdk: NodeStreamableHTTPServerTransport;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  private closed = false;
+  private supportedVersions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+  /** The server asked for scope challenges: the SDK transport answers them, so no direct path. */
+  private scopeChallenges = false;
+  /** Requests taken by the direct path, awaiting their answer. */
+  private readonly direct = new Map<RequestId, ServerResponse>();
+
+  constructor(options: NodeTransportOptions) {
+    this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true });
+    this.sdk.onmessage = (message, extra) => this.onmessage?.(message, extra);
+    this.sdk.onerror = (error) => this.onerror?.(error);
+    this.sdk.onclose = () => {
+      this.closed = true;
+      this.endDirect();
+      this.onclose?.();
+    };
+  }
+
+  get sessionId(): string | undefined {
+    return this.sdk.sessionId;
+  }
+
+  start(): Promise<void> {
+    return this.sdk.start();
+  }
+
+  close(): Promise<void> {
+    return this.sdk.close();
+  }
+
+  setSupportedProtocolVersions(versions: string[]): void {
+    this.supportedVersions = versions;
+    this.sdk.setSupportedProtocolVersions(versions);
+  }
+
+  setScopeChallengeResolver(resolver: ScopeChallengeResolver): void {
+    this.scopeChallenges = true;
+    this.sdk.setScopeChallengeResolver(resolver);
+  }
+
+  /** Any request of the session through the SDK transport (every case the direct path leaves). */
+  handleRequest(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, parsedBody?: unknown): Promise<void> {
+    return this.sdk.handleRequest(req, res, parsedBody);
+  }
+
+  /**
+   * Serves `body` (already parsed JSON) directly when the SDK would serve it as one request on
+   * this session and answer it with a JSON body; returns false (nothing written) otherwise.
+   * The caller has checked the session id and the Content-Type (415 first, as the SDK does).
+   */
+  serveDirect(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
+    if (this.closed || this.scopeChallenges || this.sessionId === undefined) return false;
+    const request = directRequestOf(body);
+    if (request === undefined || this.direct.has(request.id)) return false;
+    // The SDK's checks, in its order: Accept (406), then the session (the caller matched the
+    // id), then an MCP-Protocol-Version header it does not support (400).
+    const accept = req.headers.accept;
+    if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
+    const version = req.headers['mcp-protocol-version'];
+    if (version !== undefined && (typeof version !== 'string' || !this.supportedVersions.includes(version))) return false;
+    this.direct.set(request.id, res);
+    this.onmessage?.(request, { authInfo: (req as { auth?: AuthInfo }).auth });
+    return true;
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const isAnswer = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
+    const id = isAnswer ? message.id : options?.relatedRequestId;
+    const res = id === undefined ? undefined : this.direct.get(id);
+    if (res === undefined) return this.sdk.send(message, options);
+    // A JSON answer carries only the response: messages related to the request are dropped,
+    // as the SDK's JSON response mode drops them.
+    if (!isAnswer) return;
+    this.direct.delete(id!);
+    // The SDK's JSON answer: 200, application/json, the session id.
+    this.answer(res, 200, JSON.stringify(message), this.sessionId);
+  }
+
+  private answer(res: ServerResponse, status: number, json: string, sessionId: string | undefined): void {
+    if (res.headersSent || res.destroyed) return; // the client left: nothing to write to
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(json)) };
+    if (sessionId !== undefined) headers['mcp-session-id'] = sessionId;
+    res.writeHead(status, headers);
+    res.end(json);
+  }
+
+  /** The session closed with direct requests unanswered: they end as a request on a closed session would. */
+  private endDirect(): void {
+    const json = JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
+    for (const res of this.direct.values()) this.answer(res, 404, json, undefined);
+    this.direct.clear();
+  }
+}
