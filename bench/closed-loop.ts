@@ -4,10 +4,11 @@
  * completing inside the measured window is kept; throughput is those completions over the
  * window. A warm-up period runs first; completions during it are not counted.
  * Beside latency it reports what the window cost the process: CPU (all threads) per
- * operation, and the garbage collector's pauses (the usual cause of a latency tail that the
- * disk does not explain).
+ * operation, the garbage collector's pauses (the usual cause of a latency tail that the
+ * disk does not explain), and how busy the event loop was (near 100 %: the main thread is
+ * the bound; well below: callers wait on the disk).
  */
-import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { performance, PerformanceObserver, type EventLoopUtilization, type PerformanceEntry } from 'node:perf_hooks';
 import { nowMs, Samples, type LatencySummary } from './stats.js';
 
 export interface ClosedLoopOptions {
@@ -30,6 +31,8 @@ export interface ClosedLoopResult {
   /** Garbage-collection pauses that started inside the measured window. */
   readonly gcPauseMsMax: number;
   readonly gcPauseMsTotal: number;
+  /** Share of the measured window the event loop (the main thread) spent running, 0..1. */
+  readonly eventLoopBusy: number;
 }
 
 export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedLoopResult> {
@@ -52,9 +55,17 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   let cpuAtEnd: NodeJS.CpuUsage | undefined;
   // CPU is read at the window's edges by the first caller to cross each one.
+  let eluAtStart: EventLoopUtilization | undefined;
+  let eluAtEnd: EventLoopUtilization | undefined;
   const cpuMark = (t: number): void => {
-    if (!cpuAtStart && t >= measureFromMs) cpuAtStart = process.cpuUsage();
-    if (cpuAtStart && !cpuAtEnd && t >= endMs) cpuAtEnd = process.cpuUsage(cpuAtStart);
+    if (!cpuAtStart && t >= measureFromMs) {
+      cpuAtStart = process.cpuUsage();
+      eluAtStart = performance.eventLoopUtilization();
+    }
+    if (cpuAtStart && !cpuAtEnd && t >= endMs) {
+      cpuAtEnd = process.cpuUsage(cpuAtStart);
+      eluAtEnd = performance.eventLoopUtilization(eluAtStart);
+    }
   };
   const caller = async (index: number): Promise<void> => {
     for (let seq = 0; ; seq++) {
@@ -79,6 +90,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
   if (counted === 0 || endMs <= measureFromMs) throw new Error(`runClosedLoop: no operation completed inside ${durationMs} ms`);
   const measuredMs = endMs - measureFromMs;
   const cpu = cpuAtEnd ?? (cpuAtStart ? process.cpuUsage(cpuAtStart) : { user: 0, system: 0 });
+  const elu = eluAtEnd ?? performance.eventLoopUtilization(eluAtStart);
   return {
     concurrency,
     opsPerSec: (counted * 1000) / measuredMs,
@@ -86,5 +98,6 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedL
     cpuUsPerOp: (cpu.user + cpu.system) / counted,
     gcPauseMsMax: gcPausesMs.reduce((a, b) => Math.max(a, b), 0),
     gcPauseMsTotal: gcPausesMs.reduce((a, b) => a + b, 0),
+    eventLoopBusy: elu.utilization,
   };
 }

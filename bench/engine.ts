@@ -122,9 +122,10 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   }
 }
 
-/** What a run cost and where its tail may come from: CPU per commit, GC pauses, the disk's own fdatasync tail. */
+/** What a run cost and where its tail may come from: CPU per commit, main-thread busy share, GC pauses, the disk's own fdatasync tail. */
 function emitCosts(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult, batchSyncP99Ms: number, rawSyncP99Ms: number): void {
   ctx.emit({ metric: `process CPU per commit, ${callers}`, unit: 'us', ours: ours.cpuUsPerOp, better: 'lower', peer: { name: sqlitePeerName, value: peer.cpuUsPerOp } });
+  ctx.emit({ metric: `event loop busy, ${callers}`, unit: '%', ours: 100 * ours.eventLoopBusy, better: 'lower' });
   ctx.emit({ metric: `longest GC pause, ${callers}`, unit: 'ms', ours: ours.gcPauseMsMax, better: 'lower' });
   ctx.emit({ metric: `batch fdatasync p99, ${callers}`, unit: 'ms', ours: batchSyncP99Ms, better: 'lower', peer: { name: 'raw append+fdatasync p99', value: rawSyncP99Ms } });
 }
