@@ -1,7 +1,9 @@
 /**
  * A lean MCP client for the audit benchmark: the real Streamable HTTP protocol over real HTTP/1.1
  * on loopback, with none of an SDK client's per-call machinery (web Request/Response objects,
- * zod validation of every message, fetch). One keep-alive connection per client.
+ * zod validation of every message, fetch). One keep-alive connection per client, spoken directly
+ * on a TCP socket (bench/audit-http-connection.ts): the benchmark's callers share the machine
+ * with the server, so what they spend per call is taken from it.
  *
  * - era 'older' (2025-11-25): POST initialize, read `Mcp-Session-Id`, POST
  *   notifications/initialized (202), then each tools/call is one POST carrying the session and
@@ -14,7 +16,7 @@
  * Answers may be one JSON body or an SSE stream (the spec lets the server choose); both are read,
  * and each answer is checked: HTTP status, JSON-RPC id, result present.
  */
-import http from 'node:http';
+import { HttpConnection, type HttpAnswer } from './audit-http-connection.js';
 
 export const olderRevision = '2025-11-25';
 export const newerRevision = '2026-07-28';
@@ -36,12 +38,6 @@ export interface LeanToolResult {
   readonly content: ReadonlyArray<{ type: string; text?: string }>;
 }
 
-interface HttpAnswer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
-
 export class LeanMcpHttpClient {
   private nextId = 1;
   private sessionId: string | undefined;
@@ -50,18 +46,17 @@ export class LeanMcpHttpClient {
   private constructor(
     private readonly url: URL,
     readonly era: 'older' | 'newer',
-    private readonly agent: http.Agent,
+    private readonly connection: HttpConnection,
   ) {}
 
   static async connect(url: string, era: 'older' | 'newer'): Promise<LeanMcpHttpClient> {
-    // One socket per client, kept alive: the benchmark's callers each hold their own connection.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const client = new LeanMcpHttpClient(new URL(url), era, agent);
+    const parsed = new URL(url);
+    const client = new LeanMcpHttpClient(parsed, era, new HttpConnection(parsed, callTimeoutMs, answerBytesMax));
     try {
       if (era === 'older') await client.initialize();
       else await client.discover();
     } catch (error) {
-      agent.destroy();
+      client.connection.destroy();
       throw error;
     }
     return client;
@@ -80,7 +75,7 @@ export class LeanMcpHttpClient {
         if (answer.status !== 200 && answer.status !== 404) throw new Error(`DELETE session answered ${answer.status}`);
       }
     } finally {
-      this.agent.destroy();
+      this.connection.destroy();
     }
   }
 
@@ -132,27 +127,7 @@ export class LeanMcpHttpClient {
   }
 
   private exchange(method: 'POST' | 'DELETE', headers: Record<string, string>, body: unknown): Promise<HttpAnswer> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
-    return new Promise((resolve, reject) => {
-      const req = http.request(this.url, { method, headers, agent: this.agent, timeout: callTimeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > answerBytesMax) {
-            res.destroy(new Error(`answer larger than ${answerBytesMax} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${callTimeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
+    return this.connection.exchange(method, this.url.pathname + this.url.search, headers, body === undefined ? undefined : JSON.stringify(body));
   }
 }
 
