@@ -4,6 +4,7 @@
  * over stdio and HTTP when they are added.
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { ownCpuMs, processCpuMs } from './process-cpu.js';
 import { nowMs, Samples, type LatencySummary } from './stats.js';
 
 export interface ToolCall {
@@ -15,14 +16,25 @@ export interface ToolCallTiming {
   readonly latency: LatencySummary;
   /** Sequential calls per second: completed calls over the time they took. */
   readonly callsPerSec: number;
+  /**
+   * CPU per call, all threads: the work a call costs, which a crowded machine blurs far less
+   * than it blurs the latency. The server's only when its pid is known (a stdio child).
+   */
+  readonly serverCpuMsPerCall?: number;
+  readonly clientCpuMsPerCall: number;
 }
 
 /**
  * Makes up to `count` calls of `makeCall(i)`, stopping early once `budgetMs` is spent (at
  * least one call is always made). A call answered with isError fails the benchmark.
  */
-export async function timeToolCalls(client: Client, options: { count: number; budgetMs: number; makeCall: (i: number) => ToolCall }): Promise<ToolCallTiming> {
+export async function timeToolCalls(
+  client: Client,
+  options: { count: number; budgetMs: number; makeCall: (i: number) => ToolCall; serverPid?: number },
+): Promise<ToolCallTiming> {
   const samples = new Samples();
+  const serverCpuAtStartMs = processCpuMs(options.serverPid);
+  const clientCpuAtStartMs = ownCpuMs();
   const startMs = nowMs();
   for (let i = 0; i < options.count; i++) {
     if (i > 0 && nowMs() - startMs > options.budgetMs) break;
@@ -32,5 +44,14 @@ export async function timeToolCalls(client: Client, options: { count: number; bu
     samples.add(nowMs() - t0);
     if (result.isError) throw new Error(`${call.name} failed: ${JSON.stringify(result.content).slice(0, 500)}`);
   }
-  return { latency: samples.summary(), callsPerSec: (samples.count * 1000) / (nowMs() - startMs) };
+  const elapsedMs = nowMs() - startMs;
+  const clientCpuMsPerCall = (ownCpuMs() - clientCpuAtStartMs) / samples.count;
+  const serverCpuAtEndMs = processCpuMs(options.serverPid);
+  const serverCpuMs = serverCpuAtStartMs !== undefined && serverCpuAtEndMs !== undefined ? serverCpuAtEndMs - serverCpuAtStartMs : undefined;
+  return {
+    latency: samples.summary(),
+    callsPerSec: (samples.count * 1000) / elapsedMs,
+    clientCpuMsPerCall,
+    ...(serverCpuMs !== undefined && { serverCpuMsPerCall: serverCpuMs / samples.count }),
+  };
 }

@@ -56,17 +56,17 @@ interface Series {
   readonly read: ToolCallTiming;
 }
 
-async function measure(client: Client, size: number, plan: Plan, transport: string): Promise<Series> {
+async function measure(client: Client, size: number, plan: Plan, transport: string, serverPid: number | undefined): Promise<Series> {
   // Warm up: the first call opens the store and starts the control plane.
   await client.callTool({ name: 'object_put', arguments: { id: `warmup-${transport}`, type: 'note', attributes: {} } });
   await client.callTool({ name: 'object_get', arguments: { id: `warmup-${transport}` } });
   const write = await timeToolCalls(client, {
-    count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+    count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...(serverPid !== undefined && { serverPid }),
     makeCall: (i) => ({ name: 'object_put', arguments: { id: `new-${transport}-${i}`, type: 'note', attributes: objectAttributes(i) } }),
   });
   const existing = Math.max(1, size);
   const read = await timeToolCalls(client, {
-    count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+    count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...(serverPid !== undefined && { serverPid }),
     makeCall: (i) => ({ name: 'object_get', arguments: { id: size === 0 ? `new-${transport}-0` : objectId((i * 7_919) % existing) } }),
   });
   return { write, read };
@@ -84,7 +84,7 @@ async function measureStdio(dataDir: string, size: number, plan: Plan): Promise<
   const client = new Client(clientInfo);
   await client.connect(transport);
   try {
-    return await measure(client, size, plan, 'stdio');
+    return await measure(client, size, plan, 'stdio', transport.pid ?? undefined);
   } finally {
     await client.close();
   }
@@ -95,7 +95,7 @@ async function measureHttp(dataDir: string, size: number, plan: Plan): Promise<S
   const client = new Client(clientInfo);
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
-    return await measure(client, size, plan, 'http');
+    return await measure(client, size, plan, 'http', server.child.pid);
   } finally {
     await client.close().catch(() => undefined);
     await server.stop();
@@ -111,7 +111,29 @@ function figures(transport: string, label: string, ours: Series, peer: Series | 
     { metric: `${transport} read p50, ${label} (${ours.read.latency.count} calls)`, unit: 'ms', better: 'lower', ours: ours.read.latency.p50Ms, ...peerOf(peer?.read.latency.p50Ms) },
     { metric: `${transport} read p99, ${label}`, unit: 'ms', better: 'lower', ours: ours.read.latency.p99Ms, ...peerOf(peer?.read.latency.p99Ms) },
     { metric: `${transport} reads/s, ${label}`, unit: 'calls/s', better: 'higher', ours: ours.read.callsPerSec, ...peerOf(peer?.read.callsPerSec) },
+    ...cpuFigures(transport, label, ours, peer),
   ];
+}
+
+/** CPU per call of the server process (all threads) and of the client: robust where wall time is not. */
+function cpuFigures(transport: string, label: string, ours: Series, peer: Series | undefined): Figure[] {
+  const figures: Figure[] = [];
+  for (const kind of ['write', 'read'] as const) {
+    const server = ours[kind].serverCpuMsPerCall;
+    const peerServer = peer?.[kind].serverCpuMsPerCall;
+    if (server !== undefined) {
+      figures.push({
+        metric: `${transport} ${kind} server CPU per call, ${label}`, unit: 'ms', better: 'lower', ours: server,
+        ...(peerServer !== undefined && { peer: { name: referencePeerName, value: peerServer } }),
+      });
+    }
+    const peerClient = peer?.[kind].clientCpuMsPerCall;
+    figures.push({
+      metric: `${transport} ${kind} client CPU per call, ${label}`, unit: 'ms', better: 'lower', ours: ours[kind].clientCpuMsPerCall,
+      ...(peerClient !== undefined && { peer: { name: referencePeerName, value: peerClient } }),
+    });
+  }
+  return figures;
 }
 
 export const mcpOursBench: Bench = {

@@ -46,7 +46,7 @@ function preload(file: string, entities: number): void {
   writeFileSync(file, lines.join('\n'));
 }
 
-async function connect(file: string): Promise<Client> {
+async function connect(file: string): Promise<{ client: Client; serverPid: number | undefined }> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [referenceServerPath],
@@ -55,7 +55,7 @@ async function connect(file: string): Promise<Client> {
   });
   const client = new Client({ name: 'ioboxx-memory-bench', version: '0.1.0' });
   await client.connect(transport);
-  return client;
+  return { client, serverPid: transport.pid ?? undefined };
 }
 
 function createOne(name: string) {
@@ -75,16 +75,17 @@ export async function measureReferenceServer(dir: string, size: number, plan: { 
   andThen?: (client: Client) => Promise<void>): Promise<ReferenceSeries> {
   const file = path.join(dir, `memory-${size}.jsonl`);
   preload(file, size);
-  const client = await connect(file);
+  const { client, serverPid } = await connect(file);
+  const pid = serverPid !== undefined ? { serverPid } : {};
   try {
     await client.callTool(createOne(`warmup-${size}`));
     const write = await timeToolCalls(client, {
-      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...pid,
       makeCall: (i) => createOne(`new-${size}-${i}`),
     });
     const existing = Math.max(1, size);
     const read = await timeToolCalls(client, {
-      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries,
+      count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...pid,
       makeCall: (i) => ({ name: 'open_nodes', arguments: { names: [size === 0 ? `new-${size}-0` : `entity-${(i * 7_919) % existing}`] } }),
     });
     await andThen?.(client);

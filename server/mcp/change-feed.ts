@@ -32,6 +32,9 @@ export function startChangeFeed(
   log: Logger,
 ): Unsubscribe {
   return memory.store.onCommit((txs) => {
+    // Every commit lands here (the access log's too): a 2025-era connection that subscribed to
+    // nothing has nothing to be told, so it pays nothing per commit.
+    if (delivery === 'subscribed' && subscribed.size === 0) return;
     const uris = changedUrisOf(catalog, txs)
       .flat()
       .filter((uri) => delivery === 'all' || subscribed.has(uri));

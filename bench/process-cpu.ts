@@ -1,0 +1,41 @@
+/**
+ * CPU time of another process (a server the benchmark spawned), so a figure can say how much
+ * work one call costs, which a crowded 2-core machine does not blur the way it blurs wall time.
+ * Linux only (/proc); elsewhere undefined.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Linux USER_HZ: /proc/PID/stat counts CPU time in these. */
+const clockTicksPerSec = 100;
+
+/**
+ * On-CPU milliseconds of every live thread of `pid` so far: the sum of each thread's
+ * schedstat (nanoseconds, so a few hundred calls are measured exactly), or, where schedstat is
+ * not compiled in, utime + stime from /proc/PID/stat (10 ms ticks).
+ */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let totalNs = 0;
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      totalNs += Number(readFileSync(`/proc/${pid}/task/${thread}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    if (Number.isFinite(totalNs) && totalNs > 0) return totalNs / 1e6;
+  } catch {
+    // no schedstat (or a thread ended while we read): fall back to the coarse counters
+  }
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSec;
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU of this process, in milliseconds. */
+export function ownCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
