@@ -3,16 +3,20 @@
  * then each row's fields (schema column order, values normalised at write time) in
  * encoded-primary-key order. The canonical state hash is SHA-256 of this stream, and the
  * binary snapshot file IS this stream, so loading a snapshot verifies the hash for free.
+ * A row kept encoded (row-arena.ts) is copied as it is: its bytes are what packing it gives.
  */
 import { createHash } from 'node:crypto';
 import { REUSE_BUFFER_MODE } from 'msgpackr';
 import type { BTree } from './btree.js';
+import { copyBytes, rowStart, type RowArena, type StoredRow } from './row-arena.js';
 import { newRowPackr, rowToFields } from './row-codec.js';
-import type { Row, TableSchema } from './schema.js';
+import type { TableSchema } from './schema.js';
 
 export interface TableState {
   readonly schema: TableSchema;
-  readonly rows: BTree<string, Row>;
+  readonly rows: BTree<string, StoredRow>;
+  /** Where the rows kept encoded live; needed when any value of `rows` is a reference. */
+  readonly arena?: RowArena;
 }
 
 /** Our own encoder: each value is copied out of its buffer before the next is packed. */
@@ -32,12 +36,12 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   let chunk = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
   const fields: unknown[] = [];
-  // Returns a chunk to yield when the value did not fit beside what is already there.
-  const append = (value: unknown): Buffer | undefined => {
-    const packed = canonicalPackr.pack(value, REUSE_BUFFER_MODE) as PackedInPlace;
-    const length = packed.end - packed.start;
+  // Appends the encoded value at bytes[start, end); returns a chunk to yield when the value did
+  // not fit beside what is already there.
+  const appendBytes = (bytes: Buffer, start: number, end: number): Buffer | undefined => {
+    const length = end - start;
     if (length <= chunkBytes - used) {
-      packed.copy(chunk, used, packed.start, packed.end);
+      copyBytes(chunk, used, bytes, start, end);
       used += length;
       return undefined;
     }
@@ -46,19 +50,30 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
       // Larger than a chunk: yield what is pending, then this value alone (no copy into a chunk).
       chunk = Buffer.allocUnsafe(chunkBytes);
       used = 0;
-      const alone = Buffer.from(packed.subarray(packed.start, packed.end));
+      const alone = Buffer.from(bytes.subarray(start, end));
       return full.length > 0 ? Buffer.concat([full, alone]) : alone;
     }
     chunk = Buffer.allocUnsafe(chunkBytes);
-    packed.copy(chunk, 0, packed.start, packed.end);
+    copyBytes(chunk, 0, bytes, start, end);
     used = length;
     return full.length > 0 ? full : undefined;
+  };
+  const append = (value: unknown): Buffer | undefined => {
+    const packed = canonicalPackr.pack(value, REUSE_BUFFER_MODE) as PackedInPlace;
+    return appendBytes(packed, packed.start, packed.end);
   };
   for (const t of sorted) {
     let out = append([t.schema.name, t.rows.size]);
     if (out) yield out;
-    for (const [, row] of t.rows.entries()) {
-      out = append(rowToFields(t.schema, row, fields));
+    for (const [, stored] of t.rows.entries()) {
+      if (typeof stored === 'number') {
+        if (!t.arena) throw new Error(`canonical stream: ${t.schema.name} holds encoded rows but no arena`);
+        const bytes = t.arena.chunkOf(stored);
+        const start = rowStart(stored);
+        out = appendBytes(bytes, start, t.arena.rowEnd(bytes, start));
+      } else {
+        out = append(rowToFields(t.schema, stored, fields));
+      }
       if (out) yield out;
     }
   }

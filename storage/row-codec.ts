@@ -5,6 +5,8 @@
  */
 import { createRequire } from 'node:module';
 import { Packr, type Unpackr } from 'msgpackr';
+import { encodeKey } from './key-codec.js';
+import { msgpackValueEnd } from './msgpack-extent.js';
 import type { Row, TableSchema, Value } from './schema.js';
 
 /** The one codec configuration. Self-contained records only: no structure shared across frames or snapshot chunks. */
@@ -61,4 +63,49 @@ export function fieldsToRow(schema: TableSchema, fields: unknown, freeze = true)
 /** Where each primary-key column sits in a row's fields (column order): keys straight from decoded fields. */
 export function primaryKeyColumnIndexes(schema: TableSchema): number[] {
   return schema.primaryKey.map((name) => schema.columns.findIndex((c) => c.name === name));
+}
+
+/**
+ * The encoded primary key (key-codec.ts) of the row whose field array is buf[start, end), read
+ * from the bytes: the key columns decoded, every other field skipped unread. Checks the field
+ * count as fieldsToRow does. `parts` is the caller's scratch array (length = key columns).
+ */
+export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[], parts: Value[], buf: Buffer, start: number, end: number): string {
+  let p = start;
+  const head = buf[p]!;
+  let count: number;
+  if (head >= 0x90 && head <= 0x9f) (count = head & 0x0f), (p += 1);
+  else if (head === 0xdc && p + 3 <= end) (count = buf.readUInt16BE(p + 1)), (p += 3);
+  else if (head === 0xdd && p + 5 <= end) (count = buf.readUInt32BE(p + 1)), (p += 5);
+  else throw new Error(`row of ${schema.name} is not an array of fields`);
+  if (count !== schema.columns.length) throw new Error(`row of ${schema.name} has ${count} fields, schema has ${schema.columns.length}`);
+  for (let k = 0; k < keyColumns.length; k++) parts[k] = null;
+  for (let i = 0; i < count; i++) {
+    const k = keyColumns.indexOf(i);
+    const next = msgpackValueEnd(buf, p, end);
+    if (next === undefined) throw new Error(`row of ${schema.name}: field ${i} is not a whole msgpack value`);
+    if (k >= 0) parts[k] = keyScalarAt(buf, p, next);
+    p = next;
+  }
+  return encodeKey(parts);
+}
+
+/** A key column's value (string, integer or boolean) encoded at buf[start, end). */
+function keyScalarAt(buf: Buffer, start: number, end: number): Value {
+  const t = buf[start]!;
+  if (t < 0x80) return t; // positive fixint
+  if (t >= 0xa0 && t <= 0xbf) return keyStringAt(buf, start, start + 1, end);
+  if (t === 0xd9 || t === 0xda || t === 0xdb) return keyStringAt(buf, start, start + (t === 0xd9 ? 2 : t === 0xda ? 3 : 5), end);
+  if (t === 0xc2) return false;
+  if (t === 0xc3) return true;
+  // Other numbers, nil: rare in keys; the one decoder decides what they are.
+  return rowUnpackr.unpack(buf, { start, end }) as Value;
+}
+
+/** ASCII strings straight from the bytes (the same string any UTF-8 decoder makes); others through the one decoder. */
+function keyStringAt(buf: Buffer, header: number, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    if (buf[i]! >= 0x80) return rowUnpackr.unpack(buf, { start: header, end }) as string;
+  }
+  return buf.toString('latin1', start, end);
 }

@@ -17,8 +17,8 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type WrittenFrames } from './log/commitlog.js';
 import { frameBytesMax, encodeFrame } from './log/frame.js';
-import { decodeChangesAt, decodePayload, encodePayload } from './log/payload.js';
-import { scanLog, type ScannedLog } from './log/recovery.js';
+import { decodePayload, encodePayload, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { scanLog, SegmentReader, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
@@ -262,12 +262,13 @@ export class Store implements StoreApi {
     await this.takeLock();
     try {
       const progress = this.options.onProgress;
-      const scanned = await scanLog(this.logDir, fl, { mode: 'recover', onProgress: (d, t) => progress?.('scan', d, t) });
+      const reader = new SegmentReader(fl); // one buffer for every segment the scan and the replay read
+      const scanned = await scanLog(this.logDir, fl, { mode: 'recover', reader, onProgress: (d, t) => progress?.('scan', d, t) });
       const logFirst = scanned.segments[0]?.firstOffset ?? 0;
       const { loaded, skipped } = await this.loadNewestSnapshot(scanned.lastOffset, logFirst, scanned.segments.length > 0);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
-        this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name)));
+        this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name), loaded?.arenas.get(schema.name)));
       }
       for (const [table, list] of this.derivedByTable) {
         for (const d of list) {
@@ -276,7 +277,7 @@ export class Store implements StoreApi {
         }
       }
       this.log = await Commitlog.open(this.logDir, fl, scanned, snapshotOffset + 1, this.options.segmentBytesMax);
-      const replayedFrames = await this.replay(scanned, snapshotOffset);
+      const replayedFrames = await this.replay(scanned, snapshotOffset, reader);
       this.applied = this.durable = Math.max(scanned.lastOffset, snapshotOffset);
       if (this.log.nextOffset !== this.applied + 1) {
         throw new DamagedStore(this.logDir, 0, `log ends at ${this.log.nextOffset - 1} but state is at ${this.applied}`);
@@ -331,20 +332,25 @@ export class Store implements StoreApi {
   }
 
   /** Apply the logged row changes after the snapshot; reducers are not re-run. */
-  private async replay(scanned: ScannedLog, afterOffset: number): Promise<number> {
+  private async replay(scanned: ScannedLog, afterOffset: number, reader: SegmentReader): Promise<number> {
     const total = Math.max(0, scanned.lastOffset - afterOffset);
     let done = 0;
+    const at = { offset: -1, file: '', position: 0 };
+    const applier = this.applyChanges(at);
     for (const segment of scanned.segments) {
       const segLast = segment.firstOffset + segment.positions.length - 1;
       if (segLast <= afterOffset) continue;
-      const buf = await this.fl.readFile(segment.file);
+      const buf = await reader.read(segment.file);
+      if (buf.length < segment.end) throw new DamagedStore(segment.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${segment.end}`);
       for (let i = 0; i < segment.positions.length; i++) {
         const offset = segment.firstOffset + i;
         if (offset <= afterOffset) continue;
         const position = segment.positions[i]!;
         const length = buf.readUInt32LE(position + 8);
-        const changes = decodeChangesAt(offset, buf, position + 12, position + 12 + length, this.schemas);
-        this.applyChanges(offset, changes, segment.file, position);
+        at.offset = offset;
+        at.file = segment.file;
+        at.position = position;
+        visitChangesAt(offset, buf, position + 12, position + 12 + length, applier);
         if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
       }
     }
@@ -352,21 +358,37 @@ export class Store implements StoreApi {
     return done;
   }
 
-  private applyChanges(offset: number, changes: readonly TableChanges[], file: string, position: number): void {
-    for (const change of changes) {
-      const table = this.tables.get(change.table)!;
-      const derived = this.derivedByTable.get(change.table);
-      for (const row of change.deletes) {
-        const key = table.keyOf(row);
-        const old = table.remove(key);
-        if (!old) throw new DamagedStore(file, position, `replay of offset ${offset}: deleted row of ${change.table} is not in the state`);
-        if (derived) for (const d of derived) d.onDelete(old);
-      }
-      for (const row of change.inserts) {
-        if (!table.putNew(table.keyOf(row), row)) throw new DamagedStore(file, position, `replay of offset ${offset}: inserted row of ${change.table} already exists`);
-        if (derived) for (const d of derived) d.onInsert(row);
-      }
-    }
+  /**
+   * Applies a frame's changes as replay walks them (visitChangesAt), rows kept encoded: a row
+   * is decoded only for the derived indexes of its table (secondary indexes decode what they
+   * need in Table). `at` names the frame being applied, for the damage report.
+   */
+  private applyChanges(at: { offset: number; file: string; position: number }): EncodedChangesVisitor {
+    let table: Table | undefined;
+    let derived: DerivedIndex[] | undefined;
+    const damaged = (what: string) => new DamagedStore(at.file, at.position, `replay of offset ${at.offset}: ${what} of ${table!.schema.name} ${what === 'deleted row' ? 'is not in the state' : 'already exists'}`);
+    return {
+      table: (name) => {
+        table = this.tables.get(name);
+        if (!table) throw new Error(`payload at offset ${at.offset}: unknown table ${name}`);
+        derived = this.derivedByTable.get(name);
+      },
+      deleted: (buf, start, end) => {
+        const key = table!.keyOfEncoded(buf, start, end);
+        if (derived) {
+          const old = table!.remove(key);
+          if (!old) throw damaged('deleted row');
+          for (const d of derived) d.onDelete(old);
+        } else if (!table!.removeKey(key)) {
+          throw damaged('deleted row');
+        }
+      },
+      inserted: (buf, start, end) => {
+        const row = derived ? table!.decodeAt(buf, start, end) : undefined;
+        if (!table!.putNewEncoded(buf, start, end, row)) throw damaged('inserted row');
+        if (derived) for (const d of derived) d.onInsert(row!);
+      },
+    };
   }
 
   private async verifyCheckpoint(provenHash: string | undefined): Promise<boolean> {
@@ -787,7 +809,7 @@ export class Store implements StoreApi {
   }
 
   private tableStates(clone: boolean): TableState[] {
-    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.rows.clone() : t.rows }));
+    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.rows.clone() : t.rows, arena: t.arena }));
   }
 
   snapshot(): Promise<{ offset: number; stateHash: string }> {

@@ -2,12 +2,15 @@
  * One in-memory table: rows ordered by encoded primary key in a copy-on-write B+tree (so a
  * snapshot can clone it in O(1) and serialise while commits go on), plus secondary indexes
  * (encoded index key + primary key -> primary key; unique ones keyed by the index key alone).
- * Rows are frozen and never mutated: a change replaces the row object.
+ * Rows are frozen and never mutated: a change replaces the row object. Rows loaded or replayed
+ * at open are kept encoded in the table's arena (row-arena.ts) and decoded when read.
  */
 import { firstUnsortedIndex, newStringTree, stringTreeFromSorted, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
+import { RowArena, storedRowValue, type StoredRow } from './row-arena.js';
+import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from './row-codec.js';
 import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
 
 export const pageRowsMax = 10_000;
@@ -19,15 +22,21 @@ interface Index {
 }
 
 export class Table implements TableReader {
-  readonly rows: BTree<string, Row>;
+  readonly rows: BTree<string, StoredRow>;
+  /** Where the encoded rows the tree refers to live (shared with clones of the tree: it only grows). */
+  readonly arena: RowArena;
   private readonly indexes = new Map<string, Index>();
   private readonly rowsMax: number;
   /** Scratch for keyOf (called per replayed row): filled and encoded, never kept. */
   private readonly keyParts: Value[];
+  /** Field positions of the primary-key columns, for keys read straight from encoded rows. */
+  private readonly keyColumns: readonly number[];
 
-  constructor(readonly schema: TableSchema, rows?: BTree<string, Row>) {
+  constructor(readonly schema: TableSchema, rows?: BTree<string, StoredRow>, arena?: RowArena) {
     assertSchema(schema);
-    this.rows = rows ?? newStringTree<Row>();
+    this.rows = rows ?? newStringTree<StoredRow>();
+    this.arena = arena ?? new RowArena();
+    this.keyColumns = primaryKeyColumnIndexes(schema);
     this.rowsMax = schema.rowsMax ?? rowsMaxDefault;
     this.keyParts = new Array<Value>(schema.primaryKey.length).fill(null);
     for (const def of schema.indexes ?? []) {
@@ -40,10 +49,11 @@ export class Table implements TableReader {
    * An index over loaded rows: every entry computed, sorted once and the tree built from the
    * sorted arrays (one pass), instead of one descent per row.
    */
-  private buildIndex(def: IndexDef, rows: BTree<string, Row>): BTree<string, string> {
+  private buildIndex(def: IndexDef, rows: BTree<string, StoredRow>): BTree<string, string> {
     const entries: [string, string][] = new Array(rows.size);
     let i = 0;
-    rows.forEachPair((key, row) => {
+    rows.forEachPair((key, stored) => {
+      const row = this.rowOf(stored);
       const ik = encodeKey(def.columns.map((c) => row[c] ?? null));
       entries[i++] = [def.unique ? ik : ik + key, key];
     });
@@ -77,25 +87,40 @@ export class Table implements TableReader {
     return Object.freeze(row);
   }
 
+  /** The row a stored value stands for. */
+  private rowOf(stored: StoredRow): Row {
+    return storedRowValue(stored, this.schema, this.arena);
+  }
+
+  private rowAt(key: string): Row | undefined {
+    const stored = this.rows.get(key);
+    return stored === undefined ? undefined : this.rowOf(stored);
+  }
+
+  /** True when some index needs the columns of each row put or removed. */
+  get hasIndexes(): boolean {
+    return this.indexes.size > 0;
+  }
+
   get(key: readonly Value[]): Row | undefined {
-    return this.rows.get(encodeKey(key));
+    return this.rowAt(encodeKey(key));
   }
 
   getByKey(key: string): Row | undefined {
-    return this.rows.get(key);
+    return this.rowAt(key);
   }
 
   getBy(indexName: string, key: readonly Value[]): Row | undefined {
     const index = this.index(indexName);
     if (!index.def.unique) throw new MemoryError('invalid_argument', `index ${indexName} is not unique`);
     const pk = index.tree.get(encodeKey(key));
-    return pk === undefined ? undefined : this.rows.get(pk);
+    return pk === undefined ? undefined : this.rowAt(pk);
   }
 
   /** Check unique indexes and the row bound before a row with `key` is put. */
   checkPut(key: string, row: Row): void {
     const existing = this.rows.get(key);
-    if (!existing && this.rows.size >= this.rowsMax) {
+    if (existing === undefined && this.rows.size >= this.rowsMax) {
       throw new MemoryError('limit_exceeded', `table ${this.schema.name} holds its maximum of ${this.rowsMax} rows`);
     }
     for (const index of this.indexes.values()) {
@@ -109,7 +134,8 @@ export class Table implements TableReader {
 
   /** Low-level put used by transactions, replay and snapshot load (checks done by the caller). */
   put(key: string, row: Row): Row | undefined {
-    const old = this.rows.get(key);
+    const stored = this.rows.get(key);
+    const old = stored === undefined ? undefined : this.rowOf(stored);
     if (old) this.indexRemove(key, old);
     this.rows.set(key, row);
     this.indexAdd(key, row);
@@ -123,12 +149,45 @@ export class Table implements TableReader {
     return true;
   }
 
+  /**
+   * Put the row whose encoded field array is buf[start, end) (replay of an insert) under its own
+   * key, kept encoded: false, and nothing changed, when the key is taken. `decoded` is the row
+   * itself when the caller has it already (it must equal the bytes); otherwise it is decoded
+   * only if an index needs its columns (or the arena is full).
+   */
+  putNewEncoded(buf: Buffer, start: number, end: number, decoded?: Row): boolean {
+    const key = encodedRowKey(this.schema, this.keyColumns, this.keyParts, buf, start, end);
+    // One descent: the copy made for a key that turns out taken is wasted, but that is damage.
+    const ref = this.arena.copyIn(buf, start, end);
+    const row = decoded ?? (this.indexes.size > 0 || ref === undefined ? this.decodeAt(buf, start, end) : undefined);
+    if (!this.rows.set(key, ref ?? row!, false)) return false;
+    if (row) this.indexAdd(key, row);
+    return true;
+  }
+
+  /** The key of the row encoded at buf[start, end), read from its bytes. */
+  keyOfEncoded(buf: Buffer, start: number, end: number): string {
+    return encodedRowKey(this.schema, this.keyColumns, this.keyParts, buf, start, end);
+  }
+
+  /** Decode the row encoded at buf[start, end). */
+  decodeAt(buf: Buffer, start: number, end: number): Row {
+    return fieldsToRow(this.schema, rowUnpackr.unpack(buf, { start, end }));
+  }
+
   remove(key: string): Row | undefined {
-    const old = this.rows.get(key);
-    if (!old) return undefined;
+    const stored = this.rows.get(key);
+    if (stored === undefined) return undefined;
+    const old = this.rowOf(stored);
     this.indexRemove(key, old);
     this.rows.delete(key);
     return old;
+  }
+
+  /** Remove a row without handing it out: decoded only when an index needs it. False when there was none. */
+  removeKey(key: string): boolean {
+    if (this.indexes.size > 0) return this.remove(key) !== undefined;
+    return this.rows.delete(key);
   }
 
   *scan(options: ScanOptions = {}): IterableIterator<Row> {
@@ -173,8 +232,9 @@ export class Table implements TableReader {
       if (options.afterKey !== undefined) {
         if (options.reverse ? key >= options.afterKey : key <= options.afterKey) continue;
       }
-      const row = options.index ? this.rows.get(value as string) : (value as Row);
-      if (!row) throw new Error(`index ${options.index} of ${this.schema.name} points at a missing row`);
+      const stored = options.index ? this.rows.get(value as string) : (value as StoredRow);
+      if (stored === undefined) throw new Error(`index ${options.index} of ${this.schema.name} points at a missing row`);
+      const row = this.rowOf(stored);
       count++;
       yield [key, row];
     }

@@ -67,3 +67,83 @@ function changesOf(offset: number, head: unknown, schemas: ReadonlyMap<string, T
     return { table, deletes: deletes.map((f) => fieldsToRow(schema, f)), inserts: inserts.map((f) => fieldsToRow(schema, f)) };
   });
 }
+
+/**
+ * Receives a frame's row changes as the byte ranges of their encoded field arrays, in payload
+ * order: per table, its name, then its deleted rows, then its inserted rows.
+ */
+export interface EncodedChangesVisitor {
+  table(name: string): void;
+  deleted(buf: Buffer, start: number, end: number): void;
+  inserted(buf: Buffer, start: number, end: number): void;
+}
+
+/**
+ * Walk the row changes of the payload at [start, end) of `buf` without decoding a row (replay
+ * keeps rows encoded): only the array headers, the format version and the table names are read.
+ * Throws on anything that is not the changes layout.
+ */
+export function visitChangesAt(offset: number, buf: Buffer, start: number, end: number, visitor: EncodedChangesVisitor): void {
+  // No closures here: this runs once per replayed frame (and tsx wraps each closure it makes).
+  let p = start;
+  let n = arrayLengthAt(buf, p, end);
+  if (n !== 2 || buf[(p = arrayEnd)] !== payloadFormatVersion) throw new Error(`payload at offset ${offset}: unknown format`);
+  n = arrayLengthAt(buf, p + 1, end);
+  if (n < 0) throw layoutError(offset, p + 1 - start);
+  p = arrayEnd;
+  for (let tables = n; tables > 0; tables--) {
+    if (arrayLengthAt(buf, p, end) !== 3) throw layoutError(offset, p - start);
+    p = arrayEnd;
+    const nameEnd = msgpackValueEnd(buf, p, end);
+    if (nameEnd === undefined) throw layoutError(offset, p - start);
+    visitor.table(tableNameAt(buf, p, nameEnd, offset));
+    p = nameEnd;
+    for (let kind = 0; kind < 2; kind++) {
+      let rows = arrayLengthAt(buf, p, end);
+      if (rows < 0) throw layoutError(offset, p - start);
+      p = arrayEnd;
+      for (; rows > 0; rows--) {
+        const rowEnd = msgpackValueEnd(buf, p, end);
+        if (rowEnd === undefined) throw layoutError(offset, p - start);
+        if (kind === 0) visitor.deleted(buf, p, rowEnd);
+        else visitor.inserted(buf, p, rowEnd);
+        p = rowEnd;
+      }
+    }
+  }
+}
+
+/** Where the array header read by the last arrayLengthAt ends. */
+let arrayEnd = 0;
+
+/** Element count of the array header at buf[p] (its end in arrayEnd), or -1 when there is none. */
+function arrayLengthAt(buf: Buffer, p: number, end: number): number {
+  if (p >= end) return -1;
+  const t = buf[p]!;
+  if (t >= 0x90 && t <= 0x9f) return (arrayEnd = p + 1), t & 0x0f;
+  if (t === 0xdc && p + 3 <= end) return (arrayEnd = p + 3), buf.readUInt16BE(p + 1);
+  if (t === 0xdd && p + 5 <= end) return (arrayEnd = p + 5), buf.readUInt32BE(p + 1);
+  return -1;
+}
+
+function layoutError(offset: number, at: number): Error {
+  return new Error(`payload at offset ${offset}: changes are not in the expected layout (byte ${at} of the payload)`);
+}
+
+/** The last table name read and its bytes: frames in a run mostly change the same table. */
+let lastName = '';
+let lastNameBytes: Buffer = Buffer.alloc(0);
+
+function tableNameAt(buf: Buffer, start: number, end: number, offset: number): string {
+  const length = end - start;
+  if (length === lastNameBytes.length) {
+    let same = true;
+    for (let i = 0; i < length && same; i++) same = buf[start + i] === lastNameBytes[i];
+    if (same) return lastName;
+  }
+  const name = rowUnpackr.unpack(buf, { start, end }) as unknown;
+  if (typeof name !== 'string') throw new Error(`payload at offset ${offset}: a table name is not a string`);
+  lastName = name;
+  lastNameBytes = Buffer.from(buf.subarray(start, end));
+  return name;
+}

@@ -6,10 +6,11 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { stringTreeFromSorted, type BTree } from '../btree.js';
-import { encodeKey } from '../key-codec.js';
 import type { FileLayer } from '../io/file-layer.js';
-import { fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from '../row-codec.js';
-import { rowsMaxDefault, type Row, type TableSchema, type Value } from '../schema.js';
+import { msgpackValueEnd } from '../msgpack-extent.js';
+import { RowArena, type StoredRow } from '../row-arena.js';
+import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from '../row-codec.js';
+import { rowsMaxDefault, type TableSchema, type Value } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 export interface SnapshotRef {
@@ -49,7 +50,9 @@ export async function listSnapshots(storeDir: string, fl: FileLayer): Promise<Sn
 
 export interface LoadedSnapshot {
   readonly manifest: SnapshotManifest;
-  readonly tables: Map<string, BTree<string, Row>>;
+  /** Each table's rows, kept encoded: references into the table's arena (which holds the file). */
+  readonly tables: Map<string, BTree<string, StoredRow>>;
+  readonly arenas: Map<string, RowArena>;
 }
 
 export async function loadSnapshot(
@@ -71,77 +74,72 @@ export async function loadSnapshot(
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
-  const tables = decodeTables(ref, manifest, buf, schemas, onProgress);
-  return { manifest, tables };
+  return { manifest, ...decodeTables(ref, manifest, buf, schemas, onProgress) };
 }
 
-/** The canonical stream's tables, each tree built from its rows in key order. */
+/**
+ * The canonical stream's tables, each tree built from its rows in key order. Rows are not
+ * decoded: each one's extent is walked, its key read from its bytes, and the tree holds a
+ * reference to it in the file's buffer, which the table's arena adopts. A key out of order or
+ * repeated means the file is not canonical.
+ */
 function decodeTables(
   ref: SnapshotRef,
   manifest: SnapshotManifest,
   buf: Buffer,
   schemas: ReadonlyMap<string, TableSchema>,
   onProgress: ((done: number, total: number) => void) | undefined,
-): Map<string, BTree<string, Row>> {
-  // Streamed: one value at a time, never the whole snapshot as one array. The stream holds
-  // each table's rows in encoded-key order (canonical.ts), so each tree is built in one
-  // pass from sorted arrays; a key out of order or repeated means the file is not canonical.
-  const tables = new Map<string, BTree<string, Row>>();
+): { tables: Map<string, BTree<string, StoredRow>>; arenas: Map<string, RowArena> } {
+  const tables = new Map<string, BTree<string, StoredRow>>();
+  const arenas = new Map<string, RowArena>();
   const total = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
   let done = 0;
-  let current: TableLoad | undefined;
-  let remaining = 0;
-  const finish = () => {
-    if (!current) return;
-    tables.set(current.name, stringTreeFromSorted(current.keys, current.rows));
-    onProgress?.(done, total);
-  };
-  rowUnpackr.unpackMultiple(buf, (value: unknown) => {
-    if (remaining === 0) {
-      finish();
-      const [name, count] = value as [string, number];
-      const schema = schemas.get(name);
-      if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
-      if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
-      if (!(Number.isSafeInteger(count) && count >= 0 && count <= (schema.rowsMax ?? rowsMaxDefault))) {
-        throw new SnapshotInvalid(ref.dir, `table ${name} claims ${count} rows`);
+  let p = 0;
+  while (p < buf.length) {
+    const headerEnd = msgpackValueEnd(buf, p, buf.length);
+    if (headerEnd === undefined) throw new SnapshotInvalid(ref.dir, `table header at byte ${p} is not one msgpack value`);
+    const header = rowUnpackr.unpack(buf, { start: p, end: headerEnd }) as unknown;
+    if (!Array.isArray(header) || header.length !== 2 || typeof header[0] !== 'string') throw new SnapshotInvalid(ref.dir, `no table header at byte ${p}`);
+    const [name, count] = header as [string, number];
+    const schema = schemas.get(name);
+    if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
+    if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
+    if (!(Number.isSafeInteger(count) && count >= 0 && count <= (schema.rowsMax ?? rowsMaxDefault))) {
+      throw new SnapshotInvalid(ref.dir, `table ${name} claims ${count} rows`);
+    }
+    if (tables.has(name)) throw new SnapshotInvalid(ref.dir, `table ${name} appears twice`);
+    p = headerEnd;
+    const rowsStart = p;
+    const keyColumns = primaryKeyColumnIndexes(schema);
+    const keyParts = new Array<Value>(keyColumns.length).fill(null);
+    const keys = new Array<string>(count);
+    // Positions relative to the table's first row first; references once the arena adopted the bytes.
+    const values = new Array<StoredRow>(count);
+    for (let i = 0; i < count; i++) {
+      if (p >= buf.length) throw new SnapshotInvalid(ref.dir, `snapshot ends ${count - i} rows early`);
+      const end = msgpackValueEnd(buf, p, buf.length);
+      if (end === undefined) throw new SnapshotInvalid(ref.dir, `table ${name}: row ${i} at byte ${p} is not one msgpack value`);
+      const key = encodedRowKey(schema, keyColumns, keyParts, buf, p, end);
+      if (i > 0 && !(keys[i - 1]! < key)) {
+        throw new SnapshotInvalid(ref.dir, `table ${name}: row ${i} is out of key order or repeats a key`);
       }
-      current = { name, schema, keyColumns: primaryKeyColumnIndexes(schema), keys: [], rows: [] };
-      remaining = count;
-      return;
+      keys[i] = key;
+      values[i] = p - rowsStart;
+      p = end;
     }
-    const table = current!;
-    const row = fieldsToRow(table.schema, value, false);
-    const key = encodeFieldsKey(table.keyColumns, value as unknown[]);
-    const previous = table.keys[table.keys.length - 1];
-    if (previous !== undefined && !(previous < key)) {
-      throw new SnapshotInvalid(ref.dir, `table ${table.name}: row ${table.keys.length} is out of key order or repeats a key`);
+    const arena = new RowArena();
+    const toRef = arena.adopt(buf.subarray(rowsStart, p));
+    for (let i = 0; i < count; i++) {
+      const position = values[i] as number;
+      // A table too large for references (past arenaChunksMax chunks) is held as row objects.
+      values[i] = toRef ? toRef(position) : fieldsToRow(schema, rowUnpackr.unpack(buf, { start: rowsStart + position, end: msgpackValueEnd(buf, rowsStart + position, p)! }));
     }
-    table.keys.push(key);
-    table.rows.push(row);
-    remaining--;
-    done++;
-  });
-  if (remaining !== 0) throw new SnapshotInvalid(ref.dir, `snapshot ends ${remaining} rows early`);
-  finish();
-  return tables;
-}
-
-interface TableLoad {
-  readonly name: string;
-  readonly schema: TableSchema;
-  readonly keyColumns: readonly number[];
-  readonly keys: string[];
-  readonly rows: Row[];
-}
-
-const keyParts: Value[] = [];
-
-/** The encoded primary key straight from a row's fields (one scratch array, no per-row allocation). */
-function encodeFieldsKey(keyColumns: readonly number[], fields: readonly unknown[]): string {
-  keyParts.length = keyColumns.length;
-  for (let i = 0; i < keyColumns.length; i++) keyParts[i] = (fields[keyColumns[i]!] ?? null) as Value;
-  return encodeKey(keyParts);
+    tables.set(name, stringTreeFromSorted(keys, values));
+    arenas.set(name, arena);
+    done += count;
+    onProgress?.(done, total);
+  }
+  return { tables, arenas };
 }
 
 /** Full check of a snapshot's files (binary and JSON) without loading it. */

@@ -137,6 +137,12 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
   return manifest;
 }
 
+/** A row kept encoded, decoded for the JSON form. */
+function decodeStored(t: TableState, ref: number): Row {
+  if (!t.arena) throw new Error(`snapshot: ${t.schema.name} holds encoded rows but no arena`);
+  return t.arena.decode(t.schema, ref);
+}
+
 /** The JSON snapshot as pieces of about `chunkBytes`. */
 function* streamJson(tables: readonly TableState[], offset: number, chunkBytes: number): Generator<Buffer> {
   const sorted = [...tables].sort((a, b) => (a.schema.name < b.schema.name ? -1 : 1));
@@ -145,7 +151,8 @@ function* streamJson(tables: readonly TableState[], offset: number, chunkBytes: 
     const t = sorted[ti]!;
     text += `${ti ? ',' : ''}${JSON.stringify(t.schema.name)}:[`;
     let first = true;
-    for (const [, row] of t.rows.entries()) {
+    for (const [, stored] of t.rows.entries()) {
+      const row = typeof stored === 'number' ? decodeStored(t, stored) : stored;
       text += (first ? '' : ',') + JSON.stringify(rowToJson(t.schema, row));
       first = false;
       if (text.length >= chunkBytes) {

@@ -18,7 +18,7 @@ const people: TableSchema = {
 };
 
 function rowsOf(table: Table): Map<string, Row> {
-  return new Map([...table.rows.entries()]);
+  return new Map([...table.rows.keys()].map((key) => [key, table.getByKey(key)!]));
 }
 
 describe('table built from loaded rows', () => {
