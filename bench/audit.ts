@@ -14,7 +14,7 @@
  * Server and client CPU per call (2nd half of the calls) are printed too: on a shared machine they
  * are the figures to compare runs by. The callers run on two worker threads (bench/audit-callers.ts).
  * By default they are lean clients (bench/audit-http-client.ts: the real protocol over node:http
- * keep-alive) of the 2025-era sessionful protocol (initialize, then one POST per call answered with
+ * keep-alive on its own socket) of the 2025-era sessionful protocol (initialize, then one POST per call answered with
  * one JSON body). IOBOXX_BENCH_AUDIT_ERA=newer drives the 2026-07-28 protocol instead;
  * IOBOXX_BENCH_AUDIT_CLIENT=sdk uses the era's SDK Client (1.x or 2.x) for comparison.
  * IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the server child (e.g.
@@ -310,7 +310,7 @@ export const auditBench: Bench = {
       const mcpUrl = `${server.url}/mcp`;
       const era = process.env.IOBOXX_BENCH_AUDIT_ERA === 'newer' ? 'newer' : 'older';
       const client: CallerClientKind = process.env.IOBOXX_BENCH_AUDIT_CLIENT === 'sdk' ? 'sdk' : 'lean';
-      ctx.progress(`callers: ${client === 'lean' ? 'lean client (bench/audit-http-client.ts, node:http keep-alive)' : era === 'older' ? 'SDK 1.x Client' : 'SDK 2.x Client'}, ${era === 'older' ? '2025-11-25 session' : '2026-07-28'} over Streamable HTTP`);
+      ctx.progress(`callers: ${client === 'lean' ? 'lean client (bench/audit-http-client.ts: HTTP/1.1 keep-alive on its own socket)' : era === 'older' ? 'SDK 1.x Client' : 'SDK 2.x Client'}, ${era === 'older' ? '2025-11-25 session' : '2026-07-28'} over Streamable HTTP`);
       load = await startCallerThreads(mcpUrl, era, client);
       sql = new pg.Client({ connectionString: database.url });
       await sql.connect();
