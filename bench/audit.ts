@@ -13,8 +13,8 @@
  *
  * Server and client CPU per call (2nd half of the calls) are printed too: on a shared machine they
  * are the figures to compare runs by. The callers run on two worker threads (bench/audit-callers.ts).
- * By default they are lean clients (bench/audit-http-client.ts: the real protocol over node:http
- * keep-alive on its own socket) of the 2025-era sessionful protocol (initialize, then one POST per call answered with
+ * By default they are lean clients (bench/audit-http-client.ts: the real protocol over HTTP/1.1
+ * keep-alive, each on its own socket) of the 2025-era sessionful protocol (initialize, then one POST per call answered with
  * one JSON body). IOBOXX_BENCH_AUDIT_ERA=newer drives the 2026-07-28 protocol instead;
  * IOBOXX_BENCH_AUDIT_CLIENT=sdk uses the era's SDK Client (1.x or 2.x) for comparison.
  * IOBOXX_BENCH_SERVER_NODE_ARGS passes node flags to the server child (e.g.
