@@ -66,9 +66,10 @@ export function primaryKeyColumnIndexes(schema: TableSchema): number[] {
 }
 
 /**
- * The encoded primary key (key-codec.ts) of the row whose field array is buf[start, end), read
- * from the bytes: the key columns decoded, every other field skipped unread. Checks the field
- * count as fieldsToRow does. `parts` is the caller's scratch array (length = key columns).
+ * The encoded primary key (key-codec.ts) of the row whose field array is buf[start, end) (one
+ * whole msgpack value, as the caller found), read from the bytes: the key columns decoded, the
+ * other fields skipped unread. Checks the field count as fieldsToRow does. `parts` is the
+ * caller's scratch array (length = key columns).
  */
 export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[], parts: Value[], buf: Buffer, start: number, end: number): string {
   let p = start;
@@ -79,12 +80,12 @@ export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[]
   else if (head === 0xdd && p + 5 <= end) (count = buf.readUInt32BE(p + 1)), (p += 5);
   else throw new Error(`row of ${schema.name} is not an array of fields`);
   if (count !== schema.columns.length) throw new Error(`row of ${schema.name} has ${count} fields, schema has ${schema.columns.length}`);
-  for (let k = 0; k < keyColumns.length; k++) parts[k] = null;
-  for (let i = 0; i < count; i++) {
-    const k = keyColumns.indexOf(i);
+  // Fields past the last key column are not walked: the caller proved the row is one whole value.
+  for (let i = 0, found = 0; found < keyColumns.length; i++) {
     const next = msgpackValueEnd(buf, p, end);
     if (next === undefined) throw new Error(`row of ${schema.name}: field ${i} is not a whole msgpack value`);
-    if (k >= 0) parts[k] = keyScalarAt(buf, p, next);
+    const k = keyColumns.indexOf(i);
+    if (k >= 0) (parts[k] = keyScalarAt(buf, p, next)), found++;
     p = next;
   }
   return encodeKey(parts);
