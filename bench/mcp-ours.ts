@@ -57,6 +57,9 @@ interface Series {
 }
 
 async function measure(client: Client, size: number, plan: Plan, transport: string, serverPid: number | undefined): Promise<Series> {
+  // As a normal client does: learn the tools first. The SDK client then checks every
+  // structuredContent against the tool's outputSchema (validators compiled once, here).
+  await client.listTools();
   // Warm up: the first call opens the store and starts the control plane.
   await client.callTool({ name: 'object_put', arguments: { id: `warmup-${transport}`, type: 'note', attributes: {} } });
   await client.callTool({ name: 'object_get', arguments: { id: `warmup-${transport}` } });

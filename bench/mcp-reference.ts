@@ -78,6 +78,7 @@ export async function measureReferenceServer(dir: string, size: number, plan: { 
   const { client, serverPid } = await connect(file);
   const pid = serverPid !== undefined ? { serverPid } : {};
   try {
+    await client.listTools(); // as a normal client does (and as ours is driven): outputs are then validated
     await client.callTool(createOne(`warmup-${size}`));
     const write = await timeToolCalls(client, {
       count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...pid,
