@@ -8,7 +8,6 @@
  *
  * A frame whose CRC does not match was never completely written (torn tail) or was damaged.
  */
-import { crc32c } from '@node-rs/crc32';
 import { crc32cRange } from './crc32c.js';
 
 export const frameHeaderBytes = 12;
@@ -18,16 +17,30 @@ export const frameOverheadBytes = frameHeaderBytes + frameTrailerBytes;
 export const frameBytesMax = 16 * 1024 * 1024;
 
 export function encodeFrame(offset: number, payload: Uint8Array): Buffer {
+  return encodeFrameParts(offset, [payload]);
+}
+
+/**
+ * A frame whose payload is `parts` back to back (encodePayloadParts): one allocation, the parts
+ * copied once, the CRC computed in place.
+ */
+export function encodeFrameParts(offset: number, parts: readonly Uint8Array[]): Buffer {
   if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new Error(`frame offset ${offset} invalid`);
-  if (payload.length === 0 || payload.length > frameBytesMax) {
-    throw new RangeError(`frame payload of ${payload.length} bytes outside 1..${frameBytesMax}`);
+  let length = 0;
+  for (const part of parts) length += part.length;
+  if (length === 0 || length > frameBytesMax) {
+    throw new RangeError(`frame payload of ${length} bytes outside 1..${frameBytesMax}`);
   }
-  const frame = Buffer.allocUnsafe(frameOverheadBytes + payload.length);
-  frame.writeBigUInt64LE(BigInt(offset), 0);
-  frame.writeUInt32LE(payload.length, 8);
-  frame.set(payload, frameHeaderBytes);
-  const crc = crc32c(frame.subarray(0, frameHeaderBytes + payload.length));
-  frame.writeUInt32LE(crc, frameHeaderBytes + payload.length);
+  const frame = Buffer.allocUnsafe(frameOverheadBytes + length);
+  frame.writeUInt32LE(offset % 2 ** 32, 0);
+  frame.writeUInt32LE(Math.floor(offset / 2 ** 32), 4);
+  frame.writeUInt32LE(length, 8);
+  let at = frameHeaderBytes;
+  for (const part of parts) {
+    frame.set(part, at);
+    at += part.length;
+  }
+  frame.writeUInt32LE(crc32cRange(frame, 0, at), at);
   return frame;
 }
 

@@ -19,14 +19,27 @@ export function encodePayload(
   changes: readonly TableChanges[],
   schemas: ReadonlyMap<string, TableSchema>,
 ): Buffer {
+  return Buffer.concat(encodePayloadParts(invocation, changes, schemas));
+}
+
+/**
+ * The payload as its two packed values (changes, invocation), for encodeFrameParts to copy once.
+ * Each is a view of the encoder's own buffer that later packs do not overwrite (msgpackr moves
+ * on past what it returned), so the parts stay valid.
+ */
+export function encodePayloadParts(
+  invocation: Invocation,
+  changes: readonly TableChanges[],
+  schemas: ReadonlyMap<string, TableSchema>,
+): [changes: Buffer, invocation: Buffer] {
   const encodedChanges = changes.map((c) => {
     const schema = schemas.get(c.table)!;
     return [c.table, c.deletes.map((r) => rowToFields(schema, r)), c.inserts.map((r) => rowToFields(schema, r))];
   });
-  return Buffer.concat([
+  return [
     packr.pack([payloadFormatVersion, encodedChanges]),
     packr.pack([invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null]),
-  ]);
+  ];
 }
 
 /** The row changes alone (replay): the invocation that follows them is not decoded. */

@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { describe, expect, test } from 'vitest';
 import { crc32cRange } from '../../storage/log/crc32c.js';
-import { checkFrame, decodeFrame, encodeFrame, frameHeaderBytes, frameOffsetAt } from '../../storage/log/frame.js';
+import { checkFrame, decodeFrame, encodeFrame, encodeFrameParts, frameHeaderBytes, frameOffsetAt } from '../../storage/log/frame.js';
 
 describe('frame codec', () => {
   test('offsets round trip across the 32-bit boundary up to the largest safe integer', () => {
@@ -55,5 +55,16 @@ describe('frame codec', () => {
     }
     expect(crc32cRange(Buffer.from('123456789'), 0, 9)).toBe(0xe3069283); // the CRC32C check value
     expect(() => crc32cRange(bytes, 5, 301)).toThrow(RangeError);
+  });
+
+  test('a frame built from parts is the frame of their concatenation', () => {
+    const parts = [Buffer.from('changes part'), new Uint8Array([0, 1, 2, 255]), Buffer.from('invocation')];
+    for (const offset of [0, 7, 2 ** 32 + 3, Number.MAX_SAFE_INTEGER]) {
+      const frame = encodeFrameParts(offset, parts);
+      expect(frame.equals(encodeFrame(offset, Buffer.concat(parts)))).toBe(true);
+      expect(decodeFrame(frame, 0)).toMatchObject({ ok: true, offset, bytes: frame.length });
+      expect(crc32c(frame.subarray(0, frame.length - 4))).toBe(frame.readUInt32LE(frame.length - 4));
+    }
+    expect(() => encodeFrameParts(1, [Buffer.alloc(0)])).toThrow(RangeError);
   });
 });
