@@ -155,7 +155,9 @@ export function bearerTokenOf(req: IncomingMessage): string {
 function headerValuesOf(req: IncomingMessage, lowerCaseName: string): string[] {
   const values: string[] = [];
   for (let index = 0; index + 1 < req.rawHeaders.length; index += 2) {
-    if ((req.rawHeaders[index] as string).toLowerCase() === lowerCaseName) values.push(req.rawHeaders[index + 1] as string);
+    const name = req.rawHeaders[index] as string;
+    // The length first: a lower-cased copy of every header name on every request is garbage.
+    if (name.length === lowerCaseName.length && name.toLowerCase() === lowerCaseName) values.push(req.rawHeaders[index + 1] as string);
   }
   return values;
 }

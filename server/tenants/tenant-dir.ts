@@ -29,8 +29,12 @@ export function tenantDir(dataDir: string, tenant: string): string {
 export async function ensureTenantDir(dataDir: string, tenant: string): Promise<string> {
   const dir = tenantDir(dataDir, tenant);
   const root = tenantsRoot(dataDir);
-  await mkdir(dir, { recursive: true });
-  const stats = await lstat(dir);
+  // Created only when missing: a tenant's directory exists on every open after its first.
+  const stats = await lstat(dir).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+    await mkdir(dir, { recursive: true });
+    return lstat(dir);
+  });
   if (!stats.isDirectory() || stats.isSymbolicLink()) {
     throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'remove the link or file in its place');
   }

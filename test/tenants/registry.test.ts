@@ -2,7 +2,7 @@
  * The tenant registry with a fake store (the registry is generic over it) in a real temporary
  * data directory. Orderings are asserted from the registry's own events, never from sleeps.
  */
-import { mkdtemp, mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdtemp, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -124,6 +124,30 @@ describe('tenant registry', () => {
     await expect(registry.withTenant('evil', async () => 'ran')).rejects.toMatchObject({ code: 'forbidden' });
     expect(opens.size).toBe(0);
     await rm(outside, { recursive: true, force: true });
+  });
+
+  test('a file or a dangling symlink in place of a tenant directory is refused, and nothing is created through it', async () => {
+    await mkdir(join(dataDir, 'tenants'), { recursive: true });
+    await writeFile(join(dataDir, 'tenants', 'plain'), 'not a directory');
+    const target = join(dataDir, 'planted-target');
+    await symlink(target, join(dataDir, 'tenants', 'dangling'));
+    const { registry, opens } = harness();
+    for (const tenant of ['plain', 'dangling']) {
+      await expect(registry.withTenant(tenant, async () => 'ran'), tenant).rejects.toMatchObject({ code: 'forbidden' });
+    }
+    expect(opens.size).toBe(0);
+    await expect(lstat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test('a tenant directory is created on first use and reused as it is after', async () => {
+    const { registry } = harness();
+    await registry.withTenant('fresh', async () => undefined);
+    const created = await lstat(tenantDir(dataDir, 'fresh'));
+    expect(created.isDirectory()).toBe(true);
+    await registry.close();
+    const again = harness();
+    await again.registry.withTenant('fresh', async () => undefined);
+    expect((await lstat(tenantDir(dataDir, 'fresh'))).ino).toBe(created.ino);
   });
 
   test('at most openTenantsMax stores are open; the least recently used is closed first', async () => {
