@@ -4,6 +4,7 @@
  * state hash is a function of the logical state only.
  */
 import { MemoryError } from './errors.js';
+import { normaliseJson, typeError } from './json-normal.js';
 
 export type ColumnType = 'string' | 'int' | 'float' | 'bool' | 'json' | 'bytes' | 'vector';
 
@@ -111,28 +112,7 @@ export function normaliseValue(table: string, column: ColumnDef, value: unknown)
       return copy;
     }
     case 'json':
-      return normaliseJson(where, value);
+      return normaliseJson(where, value, jsonBytesMax);
   }
 }
 
-function normaliseJson(where: string, value: unknown): JsonValue {
-  const text = JSON.stringify(value, (_k, v: unknown) => {
-    if (typeof v === 'number' && !Number.isFinite(v)) throw typeError(where, 'finite JSON numbers', v);
-    if (typeof v === 'bigint') throw typeError(where, 'JSON without BigInt', v);
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-      // Canonical form: object keys sorted, so equal states hash equally whatever the insertion order.
-      const sorted: Record<string, unknown> = {};
-      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-      return sorted;
-    }
-    return Object.is(v, -0) ? 0 : v;
-  });
-  if (text === undefined) throw typeError(where, 'a JSON value', value);
-  if (text.length > jsonBytesMax) throw new MemoryError('limit_exceeded', `${where} JSON longer than ${jsonBytesMax} characters`);
-  return JSON.parse(text) as JsonValue;
-}
-
-function typeError(where: string, expected: string, value: unknown): MemoryError {
-  const got = value instanceof Uint8Array ? 'bytes' : Array.isArray(value) ? 'array' : typeof value;
-  return new MemoryError('invalid_argument', `${where} must be ${expected} (got ${got})`);
-}

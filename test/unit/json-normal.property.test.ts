@@ -1,0 +1,84 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MemoryError } from '../../storage/errors.js';
+import { normaliseJson } from '../../storage/json-normal.js';
+
+/** The definition the walk must agree with: JSON text with sorted keys, parsed back. */
+function reference(value: unknown): { ok: unknown } | { error: string } {
+  try {
+    const text = JSON.stringify(value, (_k, v: unknown) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new Error('non-finite');
+      if (typeof v === 'bigint') throw new Error('bigint');
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        const sorted: Record<string, unknown> = {};
+        for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+        return sorted;
+      }
+      return Object.is(v, -0) ? 0 : v;
+    });
+    return text === undefined ? { error: 'undefined' } : { ok: { text, value: JSON.parse(text) } };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+const jsonish = fc.letrec((tie) => ({
+  leaf: fc.oneof(
+    fc.string(), fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null),
+    fc.constant(undefined), fc.constant(-0), fc.date({ noInvalidDate: true }), fc.constant(() => 1),
+  ),
+  node: fc.oneof({ maxDepth: 4 }, tie('leaf'), fc.array(tie('node'), { maxLength: 5 }),
+    fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', '10', '2', 'a"b', '\u0000')), tie('node'), { maxKeys: 5 })),
+})).node;
+
+describe('normaliseJson', () => {
+  it('equals stringify-with-sorted-keys then parse, and bounds the same text length', () => {
+    fc.assert(fc.property(jsonish, fc.integer({ min: 1, max: 400 }), (value, max) => {
+      const expected = reference(value);
+      let got: { ok: unknown } | { error: string };
+      try {
+        got = { ok: normaliseJson('t.c', value, max) };
+      } catch (e) {
+        got = { error: e instanceof MemoryError ? e.code : (e as Error).message };
+      }
+      if ('error' in expected) {
+        // Non-finite numbers and a top-level non-value are refused as invalid arguments.
+        expect(got).toHaveProperty('error');
+        return;
+      }
+      const { text, value: parsed } = expected.ok as { text: string; value: unknown };
+      if (text.length > max) {
+        expect(got).toEqual({ error: 'limit_exceeded' });
+      } else {
+        expect(got).toHaveProperty('ok');
+        const copy = (got as { ok: unknown }).ok;
+        expect(copy).toStrictEqual(parsed);
+        expect(JSON.stringify(copy)).toBe(text); // same key order, so the same canonical bytes
+      }
+    }), { numRuns: 2000 });
+  });
+
+  it('copies: mutating the input afterwards does not change the normal form', () => {
+    const input = { b: [1, { c: 2 }], a: 'x' };
+    const copy = normaliseJson('t.c', input, 1000);
+    input.b.push(3);
+    (input.b[1] as { c: number }).c = 9;
+    expect(copy).toStrictEqual({ a: 'x', b: [1, { c: 2 }] });
+  });
+
+  it('nesting deeper than the walk gives the same copy; a cycle is refused', () => {
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 200; i++) deep = { k: deep, z: [i] };
+    expect(normaliseJson('t.c', deep, 1 << 20)).toStrictEqual(JSON.parse(JSON.stringify(deep)));
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    // Refused, never stored (stringify with a sorting replacer recursed until the stack ran out: the same).
+    expect(() => normaliseJson('t.c', cyclic, 1 << 20)).toThrow();
+  });
+
+  it('refuses non-finite numbers and BigInt with invalid_argument', () => {
+    for (const bad of [{ a: Number.NaN }, [Infinity], { b: 1n }]) {
+      expect(() => normaliseJson('t.c', bad, 1000)).toThrow(expect.objectContaining({ code: 'invalid_argument' }) as Error);
+    }
+  });
+});
