@@ -52,8 +52,12 @@ const entryArgs = z.object({
   at_ms: int(0).optional(),
 });
 
-/** One entry (the original form, still in older commitlogs), or a batch of entries in order. */
-const appendArgs = z.union([entryArgs, z.object({ entries: z.array(entryArgs).min(1).max(accessLogAppendEntriesMax) })]);
+/**
+ * A batch of entries in order, or one entry (the original form, still in older commitlogs). The
+ * batch form is tried first: the server sends only batches, and a union tries its options in
+ * order (a failed single-entry try built an issue per missing field on every append).
+ */
+const appendArgs = z.union([z.object({ entries: z.array(entryArgs).min(1).max(accessLogAppendEntriesMax) }), entryArgs]);
 
 export type AccessLogEntry = z.infer<typeof entryArgs>;
 
