@@ -36,6 +36,7 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   let chunk = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
   const fields: unknown[] = [];
+  const pair: (string | StoredRow)[] = []; // the tree iterator fills it for each entry: no array per row
   // Appends the encoded value at bytes[start, end); returns a chunk to yield when the value did
   // not fit beside what is already there.
   const appendBytes = (bytes: Buffer, start: number, end: number): Buffer | undefined => {
@@ -65,7 +66,7 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   for (const t of sorted) {
     let out = append([t.schema.name, t.rows.size]);
     if (out) yield out;
-    for (const [, stored] of t.rows.entries()) {
+    for (const [, stored] of t.rows.entries(undefined, pair)) {
       if (typeof stored === 'number') {
         if (!t.arena) throw new Error(`canonical stream: ${t.schema.name} holds encoded rows but no arena`);
         const bytes = t.arena.chunkOf(stored);
