@@ -8,7 +8,7 @@
  *
  * A frame whose CRC does not match was never completely written (torn tail) or was damaged.
  */
-import { crc32cRange } from './crc32c.js';
+import { crc32c } from '@node-rs/crc32';
 
 export const frameHeaderBytes = 12;
 export const frameTrailerBytes = 4;
@@ -40,7 +40,7 @@ export function encodeFrameParts(offset: number, parts: readonly Uint8Array[]): 
     frame.set(part, at);
     at += part.length;
   }
-  frame.writeUInt32LE(crc32cRange(frame, 0, at), at);
+  frame.writeUInt32LE(crc32c(frame.subarray(0, at)), at);
   return frame;
 }
 
@@ -53,8 +53,9 @@ const offsetHighWordMax = 0x1fffff;
 
 /**
  * Check the frame at `position` of `buf` (bounds, length, CRC) without decoding it: its total
- * bytes, or the reason it is not a whole frame. The scan calls this once per frame, so it
- * allocates nothing (the CRC reads the range in place).
+ * bytes, or the reason it is not a whole frame. The scan calls this once per frame: no copy, one
+ * view for the CRC (a hand-written in-place CRC saved about 0.1 s per million frames: not worth
+ * owning a checksum).
  */
 export function checkFrame(buf: Buffer, position: number): number | string {
   if (buf.length - position < frameHeaderBytes) return 'short frame header';
@@ -62,7 +63,7 @@ export function checkFrame(buf: Buffer, position: number): number | string {
   if (length === 0 || length > frameBytesMax) return `frame length ${length} outside 1..${frameBytesMax}`;
   const end = position + frameHeaderBytes + length;
   if (end + frameTrailerBytes > buf.length) return 'frame cut short';
-  if (crc32cRange(buf, position, end) !== buf.readUInt32LE(end)) return 'frame checksum mismatch';
+  if (crc32c(buf.subarray(position, end)) !== buf.readUInt32LE(end)) return 'frame checksum mismatch';
   if (buf.readUInt32LE(position + 4) > offsetHighWordMax) return 'frame offset too large';
   return frameOverheadBytes + length;
 }
