@@ -16,8 +16,8 @@ import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type WrittenFrames } from './log/commitlog.js';
-import { frameBytesMax, encodeFrame } from './log/frame.js';
-import { decodePayload, encodePayload, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { frameBytesMax, encodeFrameParts } from './log/frame.js';
+import { decodePayload, encodePayloadParts, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { scanLog, SegmentReader, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
@@ -484,11 +484,12 @@ export class Store implements StoreApi {
     const changes = toTableChanges(net);
     let frame: Buffer;
     try {
-      const payload = encodePayload(invocation, changes, this.schemas);
-      if (payload.length > frameBytesMax) {
-        throw new MemoryError('limit_exceeded', `transaction of ${payload.length} bytes exceeds the frame limit of ${frameBytesMax}`);
+      const parts = encodePayloadParts(invocation, changes, this.schemas);
+      const payloadBytes = parts[0].length + parts[1].length;
+      if (payloadBytes > frameBytesMax) {
+        throw new MemoryError('limit_exceeded', `transaction of ${payloadBytes} bytes exceeds the frame limit of ${frameBytesMax}`);
       }
-      frame = encodeFrame(offset, payload);
+      frame = encodeFrameParts(offset, parts);
     } catch (error) {
       tx.rollback();
       throw error;
