@@ -136,9 +136,10 @@ async function authOverhead(ctx: BenchContext, plan: Plan): Promise<void> {
     const reads = new Map(overheadModes.map((mode) => [mode, new Samples()]));
     const loadBefore = loadAverage1m();
     try {
-      // Started together, not one after another: in runs that started them in turn, the server
-      // started first served its calls ~0.3 ms slower at p50 (and ~0.5 ms more CPU per call)
-      // whichever mode it was, which read as "token-mode overhead" while bearer was started first.
+      // Started together, not one after another: started in turn with bearer first, bearer was
+      // 0.27-0.9 ms slower at p50; with bearer last (one run) it was 0.34 ms faster. Whatever the
+      // cause, the order must not favour one mode. At load 7-11 this figure still moves by about
+      // +-0.5 ms from run to run: read it beside the load figures below.
       const started = await Promise.allSettled([
         readerOf({ IOBOXX_DATA_DIR: path.join(ctx.dataDir, 'auth'), ...oidcEnvForIssuer(idp) }, bearerHeader),
         readerOf({ IOBOXX_DATA_DIR: path.join(ctx.dataDir, 'local') }, {}),
