@@ -28,7 +28,7 @@ export const arenaChunkBytes = 1 << 24;
 /** References stay below 2^30: small integers on every V8 build, so a leaf holds them unboxed. */
 export const arenaChunksMax = 64;
 /** First chunk the arena allocates for copied rows; each next one doubles up to arenaChunkBytes. */
-const firstChunkBytes = 64 * 1024;
+const firstChunkBytes = 4 * 1024;
 
 export class RowArena {
   /** Chunk views, by chunk number (the high bits of a reference). */
