@@ -9,7 +9,7 @@ import { firstUnsortedIndex, newStringTree, stringTreeFromSorted, type BTree } f
 import { MemoryError } from './errors.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
-import { RowArena, storedRowValue, type StoredRow } from './row-arena.js';
+import { RowArena, rowStart, storedRowValue, type StoredRow } from './row-arena.js';
 import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from './row-codec.js';
 import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
 
@@ -18,6 +18,10 @@ export const pageRowsMax = 10_000;
 interface Index {
   readonly def: IndexDef;
   readonly columns: readonly string[];
+  /** Field positions of `columns`, for index keys read straight from encoded rows. */
+  readonly positions: readonly number[];
+  /** Scratch for encodedRowKey: filled and encoded, never kept. */
+  readonly parts: Value[];
   readonly tree: BTree<string, string>;
 }
 
@@ -40,8 +44,9 @@ export class Table implements TableReader {
     this.rowsMax = schema.rowsMax ?? rowsMaxDefault;
     this.keyParts = new Array<Value>(schema.primaryKey.length).fill(null);
     for (const def of schema.indexes ?? []) {
-      const tree = rows && rows.size > 0 ? this.buildIndex(def, rows) : newStringTree<string>();
-      this.indexes.set(def.name, { def, columns: def.columns, tree });
+      const positions = def.columns.map((c) => schema.columns.findIndex((col) => col.name === c));
+      const index: Index = { def, columns: def.columns, positions, parts: new Array<Value>(positions.length).fill(null), tree: newStringTree<string>() };
+      this.indexes.set(def.name, rows && rows.size > 0 ? { ...index, tree: this.buildIndex(index, rows) } : index);
     }
   }
 
@@ -49,12 +54,19 @@ export class Table implements TableReader {
    * An index over loaded rows: every entry computed, sorted once and the tree built from the
    * sorted arrays (one pass), instead of one descent per row.
    */
-  private buildIndex(def: IndexDef, rows: BTree<string, StoredRow>): BTree<string, string> {
+  private buildIndex(index: Index, rows: BTree<string, StoredRow>): BTree<string, string> {
+    const def = index.def;
     const entries: [string, string][] = new Array(rows.size);
     let i = 0;
     rows.forEachPair((key, stored) => {
-      const row = this.rowOf(stored);
-      const ik = encodeKey(def.columns.map((c) => row[c] ?? null));
+      let ik: string;
+      if (typeof stored === 'number') {
+        // Only the index columns are read from the bytes: no row object per loaded row.
+        const chunk = this.arena.chunkOf(stored);
+        ik = encodedRowKey(this.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
+      } else {
+        ik = this.indexKey(index, stored);
+      }
       entries[i++] = [def.unique ? ik : ik + key, key];
     });
     entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -153,15 +165,23 @@ export class Table implements TableReader {
    * Put the row whose encoded field array is buf[start, end) (replay of an insert) under its own
    * key, kept encoded: false, and nothing changed, when the key is taken. `decoded` is the row
    * itself when the caller has it already (it must equal the bytes); otherwise it is decoded
-   * only if an index needs its columns (or the arena is full).
+   * only if the arena is full (index keys are read from the bytes).
    */
   putNewEncoded(buf: Buffer, start: number, end: number, decoded?: Row): boolean {
     const key = encodedRowKey(this.schema, this.keyColumns, this.keyParts, buf, start, end);
     // One descent: the copy made for a key that turns out taken is wasted, but that is damage.
     const ref = this.arena.copyIn(buf, start, end);
-    const row = decoded ?? (this.indexes.size > 0 || ref === undefined ? this.decodeAt(buf, start, end) : undefined);
+    const row = decoded ?? (ref === undefined ? this.decodeAt(buf, start, end) : undefined);
     if (!this.rows.set(key, ref ?? row!, false)) return false;
-    if (row) this.indexAdd(key, row);
+    if (row) {
+      this.indexAdd(key, row);
+    } else {
+      // Index keys read from the bytes: the row is never decoded at open.
+      for (const index of this.indexes.values()) {
+        const ik = encodedRowKey(this.schema, index.positions, index.parts, buf, start, end);
+        index.tree.set(index.def.unique ? ik : ik + key, key);
+      }
+    }
     return true;
   }
 
