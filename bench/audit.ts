@@ -23,7 +23,8 @@
  * Needs scripts/services/up.sh; without its services this benchmark says so and is skipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { ownCpuMs, processCpuMs } from './process-cpu.js';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,8 +58,6 @@ const targetAuditedPerSec = 5_000;
  */
 const shipCycleMs = auditBatchAgeMsDefault + shipperIntervalMs;
 const serverStderrKeptChars = 8_000;
-/** Linux USER_HZ: /proc/PID/stat counts CPU time in these. */
-const clockTicksPerSec = 100;
 /** Server warnings and errors are shown as they come (a failing shipper explains a zero figure), up to this many. */
 const serverWarningsShownMax = 20;
 const serverWarningCharsMax = 600;
@@ -139,8 +138,8 @@ async function sampleOnce(sql: pg.Client, calls: number, startMs: number, server
     staged: Number(row.staged),
     shipped: Number(row.shipped),
     stagedThrough: Number(row.staged_through),
-    serverCpuMs: processCpuMs(serverPid),
-    benchCpuMs: cpuMsOf(process.cpuUsage()),
+    serverCpuMs: processCpuMs(serverPid) ?? 0,
+    benchCpuMs: ownCpuMs(),
   };
 }
 
@@ -168,23 +167,6 @@ async function countWork(serverUrl: string, sql: pg.Client): Promise<WorkCount> 
     pgTransactions: Number(row.x),
     s3Batches: Number(row.b),
   };
-}
-
-/** User + system CPU a process has used so far (Linux /proc; 0 elsewhere). */
-function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSec;
-  } catch {
-    return 0;
-  }
-}
-
-function cpuMsOf(usage: NodeJS.CpuUsage): number {
-  return (usage.user + usage.system) / 1000;
 }
 
 /** Least-squares slope of y over seconds. */

@@ -9,7 +9,8 @@
  *  - open time from a snapshot of N objects, and resident bytes per object.
  * N is 1,000,000 (20,000 with --quick).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { mainThreadCpuMs } from './process-cpu.js';
 import * as path from 'node:path';
 import { z } from 'zod';
 import type { Caller } from '../storage/changes.js';
@@ -221,24 +222,6 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   ctx.progress(`snapshot open replayed ${store.report.replayedFrames} frames; ${objects} objects`);
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-}
-
-/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux builds of every common architecture). */
-const procTicksPerSec = 100;
-
-/**
- * CPU (user + system) the main thread has spent, in ms, from /proc (10 ms resolution); NaN where
- * there is no /proc. GC helpers, the thread pool and workers are left out, unlike process.cpuUsage().
- */
-function mainThreadCpuMs(): number {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start at state; utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / procTicksPerSec;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 /** Process CPU (user + system, every thread) spent since `start`, in ms. */

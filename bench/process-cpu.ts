@@ -24,9 +24,22 @@ export function processCpuMs(pid: number | undefined): number | undefined {
   } catch {
     // no schedstat (or a thread ended while we read): fall back to the coarse counters
   }
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/**
+ * CPU (user + system) this process's main thread has spent, in ms (10 ms resolution); NaN where
+ * there is no /proc. GC helpers, the thread pool and workers are left out, unlike process.cpuUsage().
+ */
+export function mainThreadCpuMs(): number {
+  return statCpuMs(`/proc/self/task/${process.pid}/stat`) ?? Number.NaN;
+}
+
+/** utime + stime of a /proc stat file (a process's or a thread's), in ms. */
+function statCpuMs(statPath: string): number | undefined {
   try {
     // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSec;
   } catch {

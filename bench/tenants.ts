@@ -15,6 +15,7 @@
  * Peers: none measured here (targets from the issue: overhead p50 <= 0.1 ms, cold open <= 50 ms).
  */
 import { readFileSync } from 'node:fs';
+import { processCpuMs } from './process-cpu.js';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -67,18 +68,6 @@ async function readerOf(env: Record<string, string>, headers: Record<string, str
       await server.stop();
     },
   };
-}
-
-/** User + system CPU time of a process so far (Linux /proc; undefined elsewhere). */
-function processCpuMs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime, in clock ticks of 10 ms (USER_HZ 100).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The machine's 1-minute load average (Linux), printed beside figures that load moves. */
