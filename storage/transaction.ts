@@ -7,7 +7,7 @@ import type { Caller, RowChange, TableChanges } from './changes.js';
 import { MemoryError } from './errors.js';
 import { encodeKey } from './key-codec.js';
 import type { Page, ReducerContext, ScanOptions, TableWriter } from './reducer.js';
-import type { Row, TableSchema, Value } from './schema.js';
+import type { Row, Value } from './schema.js';
 import type { Table } from './table.js';
 
 /** A reducer that touches more rows than this is refused: it would make a frame too large to reason about. */

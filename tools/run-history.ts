@@ -12,7 +12,6 @@ import type { ToolDef } from './tool.js';
 /** A summary covers at most this many days. */
 export const runHistoryDaysMax = 366;
 export const runHistoryRowsMax = 500;
-const dayPattern = /^\d{4}-\d{2}-\d{2}$/;
 const dayMs = 86_400_000;
 
 
