@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { isolatedFetch } from './isolated-fetch.js';
+import { waitUntilQuiet } from './process-cpu.js';
 import { localTenantDefault as localTenant } from '../server/auth/local-principal.js';
 import { ensureTenantDir } from '../server/tenants/tenant-dir.js';
 import { memoryTools, openTenantMemory } from '../tools/index.js';
@@ -54,6 +56,8 @@ export async function populateTenant(dataDir: string, tenant: string, size: numb
 interface Series {
   readonly write: ToolCallTiming;
   readonly read: ToolCallTiming;
+  /** From the first calls until the server went quiet (its start-up work done). */
+  readonly startupMs: number;
 }
 
 async function measure(client: Client, size: number, plan: Plan, transport: string, serverPid: number | undefined): Promise<Series> {
@@ -63,6 +67,9 @@ async function measure(client: Client, size: number, plan: Plan, transport: stri
   // Warm up: the first call opens the store and starts the control plane.
   await client.callTool({ name: 'object_put', arguments: { id: `warmup-${transport}`, type: 'note', attributes: {} } });
   await client.callTool({ name: 'object_get', arguments: { id: `warmup-${transport}` } });
+  // Timed calls begin once the server's start-up work is over (on a new data dir embedded Postgres
+  // initialises its cluster for ~10 s of CPU, which would share the two cores with the calls).
+  const settled = await waitUntilQuiet(serverPid);
   const write = await timeToolCalls(client, {
     count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...(serverPid !== undefined && { serverPid }),
     makeCall: (i) => ({ name: 'object_put', arguments: { id: `new-${transport}-${i}`, type: 'note', attributes: objectAttributes(i) } }),
@@ -72,7 +79,7 @@ async function measure(client: Client, size: number, plan: Plan, transport: stri
     count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...(serverPid !== undefined && { serverPid }),
     makeCall: (i) => ({ name: 'object_get', arguments: { id: size === 0 ? `new-${transport}-0` : objectId((i * 7_919) % existing) } }),
   });
-  return { write, read };
+  return { write, read, startupMs: settled.waitedMs };
 }
 
 const clientInfo = { name: 'ioboxx-memory-bench', version: '0.1.0' };
@@ -97,7 +104,7 @@ async function measureHttp(dataDir: string, size: number, plan: Plan): Promise<S
   const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
   const client = new Client(clientInfo);
   try {
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { fetch: isolatedFetch }));
     return await measure(client, size, plan, 'http', server.child.pid);
   } finally {
     await client.close().catch(() => undefined);
@@ -105,7 +112,7 @@ async function measureHttp(dataDir: string, size: number, plan: Plan): Promise<S
   }
 }
 
-function figures(transport: string, label: string, ours: Series, peer: Series | undefined): Figure[] {
+function figures(transport: string, label: string, ours: Series, peer: Omit<Series, 'startupMs'> | undefined): Figure[] {
   const peerOf = (value: number | undefined) => (peer && value !== undefined ? { peer: { name: referencePeerName, value } } : {});
   return [
     { metric: `${transport} write p50, ${label} (${ours.write.latency.count} calls)`, unit: 'ms', better: 'lower', ours: ours.write.latency.p50Ms, ...peerOf(peer?.write.latency.p50Ms) },
@@ -115,11 +122,12 @@ function figures(transport: string, label: string, ours: Series, peer: Series | 
     { metric: `${transport} read p99, ${label}`, unit: 'ms', better: 'lower', ours: ours.read.latency.p99Ms, ...peerOf(peer?.read.latency.p99Ms) },
     { metric: `${transport} reads/s, ${label}`, unit: 'calls/s', better: 'higher', ours: ours.read.callsPerSec, ...peerOf(peer?.read.callsPerSec) },
     ...cpuFigures(transport, label, ours, peer),
+    { metric: `${transport} server start-up work before the timed calls, ${label}`, unit: 'ms', better: 'lower', ours: ours.startupMs },
   ];
 }
 
 /** CPU per call of the server process (all threads) and of the client: robust where wall time is not. */
-function cpuFigures(transport: string, label: string, ours: Series, peer: Series | undefined): Figure[] {
+function cpuFigures(transport: string, label: string, ours: Series, peer: Omit<Series, 'startupMs'> | undefined): Figure[] {
   const figures: Figure[] = [];
   for (const kind of ['write', 'read'] as const) {
     const server = ours[kind].serverCpuMsPerCall;

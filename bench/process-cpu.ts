@@ -52,3 +52,27 @@ export function ownCpuMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
 }
+
+/** A process counts as quiet once it used at most this share of one core over `quietWindowMs`. */
+export const quietCoreShareMax = 0.05;
+export const quietWindowMs = 500;
+export const quietWaitMsMax = 90_000;
+
+/**
+ * Resolves once `pid` has gone quiet, with how long that took: a freshly started server first
+ * runs its start-up work (embedded Postgres initialises its cluster on a new data dir: ~10 s of
+ * CPU here), which timed calls must not share the two cores with. Gives up after quietWaitMsMax.
+ */
+export async function waitUntilQuiet(pid: number | undefined): Promise<{ waitedMs: number; quiet: boolean }> {
+  const startMs = performance.now();
+  let beforeMs = processCpuMs(pid);
+  if (beforeMs === undefined) return { waitedMs: 0, quiet: false };
+  while (performance.now() - startMs < quietWaitMsMax) {
+    await new Promise((resolve) => setTimeout(resolve, quietWindowMs));
+    const afterMs = processCpuMs(pid);
+    if (afterMs === undefined) break;
+    if (afterMs - beforeMs <= quietCoreShareMax * quietWindowMs) return { waitedMs: performance.now() - startMs, quiet: true };
+    beforeMs = afterMs;
+  }
+  return { waitedMs: performance.now() - startMs, quiet: false };
+}

@@ -15,13 +15,14 @@
  * Peers: none measured here (targets from the issue: overhead p50 <= 0.1 ms, cold open <= 50 ms).
  */
 import { readFileSync } from 'node:fs';
-import { processCpuMs } from './process-cpu.js';
+import { processCpuMs, waitUntilQuiet } from './process-cpu.js';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { isolatedFetch } from './isolated-fetch.js';
 import { createAuthenticator } from '../server/auth/authenticator.js';
 import { authenticateRequest } from '../server/auth/http-auth.js';
 import { TenantRegistry } from '../server/tenants/registry.js';
@@ -55,11 +56,14 @@ function planOf(ctx: BenchContext): Plan {
 async function readerOf(env: Record<string, string>, headers: Record<string, string>) {
   const server = await startHttpServer(env);
   const client = new Client({ name: 'ioboxx-memory-bench', version: '0.1.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers }, fetch: isolatedFetch }));
   const put = await client.callTool({ name: 'object_put', arguments: { id: 'read-me', type: 'note', attributes: { text: 'bench' } } });
   if (put.isError) throw new Error(`object_put failed: ${JSON.stringify(put.content)}`);
   // Warm-up: JIT, the JWKS fetched and cached, the store open.
   for (let i = 0; i < 50; i++) await client.callTool({ name: 'object_get', arguments: { id: 'read-me' } });
+  // Then the server's start-up work (embedded Postgres initialising a new cluster, ~10 s of CPU)
+  // must be over: the three servers' start-ups would otherwise share the cores with the timed reads.
+  await waitUntilQuiet(server.child.pid);
   return {
     client,
     pid: server.child.pid,
