@@ -14,6 +14,8 @@ export interface SegmentReport {
   readonly lastOffset: number | null;
   readonly frames: number;
   readonly bytes: number;
+  /** Zeros after the last frame of the last segment (a store open now, or one that crashed): a clean end. */
+  readonly zeroTailBytes?: number;
   readonly problem?: { position: number; reason: string };
 }
 
@@ -33,13 +35,17 @@ export interface InspectReport {
 
 export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): Promise<InspectReport> {
   const segments: SegmentReport[] = [];
-  for (const { file, firstOffset } of await listSegments(path.join(dir, 'log'), fl)) {
+  const files = await listSegments(path.join(dir, 'log'), fl);
+  for (let i = 0; i < files.length; i++) {
+    const { file, firstOffset } = files[i]!;
     const buf = await fl.readFile(file);
-    const { info, problem } = scanSegmentBytes(buf, file, firstOffset);
+    const { info, problem, zeroTail } = scanSegmentBytes(buf, file, firstOffset);
     const frames = info.positions.length;
+    // Zeros after the last frame end the last segment cleanly; in a sealed one they are damage.
+    const cleanZeroTail = zeroTail && i === files.length - 1;
     segments.push({
       file: path.relative(dir, file), firstOffset, lastOffset: frames ? firstOffset + frames - 1 : null, frames, bytes: buf.length,
-      ...(problem ? { problem: { position: problem.position, reason: problem.reason } } : {}),
+      ...(cleanZeroTail ? { zeroTailBytes: buf.length - info.end } : problem ? { problem: { position: problem.position, reason: problem.reason } } : {}),
     });
   }
   const snapshots: SnapshotReport[] = [];

@@ -1,6 +1,8 @@
 /**
  * The commitlog of one store: sealed segments plus the active one. Appends are positional
- * (`writev` at a tracked position, never O_APPEND) so a failed write can be cut back.
+ * (`writev` at a tracked position, never O_APPEND) so a failed write can be cut back. The active
+ * segment keeps zeros ahead of its written end (zero-tail.ts): frames overwrite them, so most
+ * fdatasyncs have no size change or block allocation to journal.
  */
 import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
@@ -8,6 +10,7 @@ import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
 import type { ScannedLog, SegmentInfo } from './recovery.js';
 import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
+import { zeroFillDue, zeros } from './zero-tail.js';
 
 /** Frames written to the active segment and not yet recorded as durable. */
 export interface WrittenFrames {
@@ -22,6 +25,10 @@ export class Commitlog {
   private active: FileHandleLike | undefined;
   /** Byte after the last written frame of the active segment (>= its durable end). */
   private writtenEnd: number;
+  /** Byte after the zeros written ahead of the active segment's frames (>= writtenEnd). */
+  private zeroedEnd: number;
+  /** A fill failed (disk full): this segment goes on by appending; the next one fills again. */
+  private zeroFillOff = false;
   private nextWriteOffsetValue: number;
 
   private constructor(
@@ -30,15 +37,20 @@ export class Commitlog {
     readonly segments: SegmentInfo[],
     private nextOffsetValue: number,
     private readonly segmentBytesMax: number,
+    zeroTailBytes: number,
   ) {
     this.writtenEnd = segments.length > 0 ? segments[segments.length - 1]!.end : 0;
+    this.zeroedEnd = this.writtenEnd + zeroTailBytes;
     this.nextWriteOffsetValue = nextOffsetValue;
   }
 
   /** Take over a scanned (recovered) log; creates the first segment for an empty log. */
   static async open(dir: string, fl: FileLayer, scanned: ScannedLog, firstOffsetIfEmpty: number, segmentBytesMax = segmentBytesTarget): Promise<Commitlog> {
     const nextOffset = scanned.segments.length === 0 ? firstOffsetIfEmpty : scanned.lastOffset + 1;
-    const log = new Commitlog(dir, fl, scanned.segments, nextOffset, segmentBytesMax);
+    // The zeros a crash left after the last frame are used again (the scan proved them zeros).
+    const last = scanned.segments[scanned.segments.length - 1];
+    const zeroTailBytes = last && scanned.zeroTail?.file === last.file ? scanned.zeroTail.bytes : 0;
+    const log = new Commitlog(dir, fl, scanned.segments, nextOffset, segmentBytesMax, zeroTailBytes);
     if (log.segments.length === 0) await log.createSegment(nextOffset);
     else log.active = await fl.open(log.last.file, 'r+');
     return log;
@@ -77,7 +89,8 @@ export class Commitlog {
    * cache, so the batch's fdatasync can start in the same tick. On error the segment is cut
    * back to where this write began (earlier writes stay) and the error rethrown. Pipelined use:
    * write batch N+1 while batch N's fdatasync is in flight, then `sync` again; `commit` each
-   * batch, in order, once a sync that started after its write succeeded.
+   * batch, in order, once a sync that started after its write succeeded. When the zeros ahead run
+   * low, a fill is written right after the frames: the batch's fdatasync carries it.
    */
   write(frames: readonly Buffer[], count: number): WrittenFrames {
     if (frames.length !== count || count === 0) throw new Error(`commitlog write: ${frames.length} frames for count ${count}`);
@@ -91,6 +104,7 @@ export class Commitlog {
       // Cut back before anything else writes here: the next write starts at `start` again.
       try {
         handle.truncateSync(start);
+        this.zeroedEnd = start; // the zeros after `start` went with the cut
       } catch {
         // The next write overwrites the partial bytes; recovery cuts any left past the durable end.
       }
@@ -100,9 +114,30 @@ export class Commitlog {
     let end = start;
     for (let i = 0; i < count; i++) end += lengths[i] = frames[i]!.length;
     this.writtenEnd = end;
+    this.zeroedEnd = Math.max(this.zeroedEnd, end);
+    this.fillZeros(handle);
     const firstOffset = this.nextWriteOffsetValue;
     this.nextWriteOffsetValue += count;
     return { segment, firstOffset, start, lengths, writeMs: performance.now() - writeStartMs };
+  }
+
+  /**
+   * Keep zeros ahead of the written end, on this thread: positional writes on one thread cannot
+   * overlap (an asynchronous fill could land on frames written after it began). A failed fill
+   * (disk full) loses nothing: the frames before it are written, the bytes it wrote are zeros,
+   * and this segment simply goes on appending. The store's call does not fail for it.
+   */
+  private fillZeros(handle: FileHandleLike): void {
+    if (this.zeroFillOff) return;
+    const fill = zeroFillDue(this.writtenEnd, this.zeroedEnd, this.segmentBytesMax);
+    if (!fill) return;
+    // Set first: after a failed fill the file may hold some of its zeros, which close and rotation cut.
+    this.zeroedEnd = fill.position + fill.bytes;
+    try {
+      handle.writevSync([zeros(fill.bytes)], fill.position);
+    } catch {
+      this.zeroFillOff = true;
+    }
   }
 
   /** fdatasync of the active segment: covers every write that completed before it started. Never rejects. */
@@ -135,16 +170,40 @@ export class Commitlog {
   async rotate(): Promise<void> {
     if (this.hasUnsynced) throw new Error('commitlog rotate with frames not yet durable');
     const sealed = this.active;
+    // A sealed segment ends at its last frame (a zero run in one is damage): cut, durably, before
+    // the next segment exists. The cut segment is still a good active one if creating fails.
+    if (sealed) await this.cutZeroTail(sealed);
     // Create first: if that fails (disk full) the active segment stays usable.
     await this.createSegment(this.nextOffsetValue);
     await sealed?.close();
   }
 
+  /** Cut the active segment back to its written end (every frame of it durable) and sync the cut. */
+  private async cutZeroTail(handle: FileHandleLike): Promise<void> {
+    if (this.zeroedEnd === this.writtenEnd) return;
+    await handle.truncate(this.writtenEnd);
+    this.zeroedEnd = this.writtenEnd;
+    await handle.datasync();
+  }
+
   private async createSegment(firstOffset: number): Promise<void> {
     const file = path.join(this.dir, segmentFileName(firstOffset));
     const handle = await this.fl.open(file, 'w');
+    let zeroedEnd = segmentHeaderBytes;
+    let fillFailed = false;
     try {
       await handle.writev([encodeSegmentHeader(firstOffset)], 0);
+      // The first zeros go out with the header's fdatasync: no batch of the new segment pays for
+      // them. A disk too full for them still gets the segment (it appends, as a failed fill does).
+      const fill = zeroFillDue(segmentHeaderBytes, segmentHeaderBytes, this.segmentBytesMax);
+      if (fill) {
+        zeroedEnd = fill.position + fill.bytes; // failed or not: what close and rotation cut back
+        try {
+          await handle.writev([zeros(fill.bytes)], fill.position);
+        } catch {
+          fillFailed = true; // the bytes it wrote are zeros: harmless
+        }
+      }
       await handle.datasync();
       // A new file's name is not durable until its directory is fsync'ed.
       await this.fl.fsyncDir(this.dir);
@@ -156,6 +215,8 @@ export class Commitlog {
     this.segments.push({ file, firstOffset, positions: [], end: segmentHeaderBytes });
     this.active = handle;
     this.writtenEnd = segmentHeaderBytes;
+    this.zeroedEnd = zeroedEnd;
+    this.zeroFillOff = fillFailed;
   }
 
   /** Read one frame's payload by offset, verifying its CRC; undefined if the log no longer holds it. */
@@ -211,8 +272,17 @@ export class Commitlog {
     return deleted;
   }
 
+  /** Close; with every written frame durable, first cut the zero tail so a closed log holds exactly its frames. */
   async close(): Promise<void> {
-    await this.active?.close();
+    const handle = this.active;
     this.active = undefined;
+    if (!handle) return;
+    try {
+      if (!this.hasUnsynced) await this.cutZeroTail(handle);
+    } catch {
+      // The zeros stay: the next open reads them as a clean end. Closing must still release the file.
+    } finally {
+      await handle.close();
+    }
   }
 }

@@ -7,6 +7,8 @@
  *   crc     u32 LE   CRC32C over header and payload
  *
  * A frame whose CRC does not match was never completely written (torn tail) or was damaged.
+ * Zeros are never a frame: a zero length is refused before anything else is read, so the zero
+ * tail of the active segment (zero-tail.ts) cannot pass for data, whatever its offset field says.
  */
 import { crc32c } from '@node-rs/crc32';
 
@@ -60,6 +62,7 @@ const offsetHighWordMax = 0x1fffff;
 export function checkFrame(buf: Buffer, position: number): number | string {
   if (buf.length - position < frameHeaderBytes) return 'short frame header';
   const length = buf.readUInt32LE(position + 8);
+  // length 0 first: an all-zero header (the zero tail) is never a frame.
   if (length === 0 || length > frameBytesMax) return `frame length ${length} outside 1..${frameBytesMax}`;
   const end = position + frameHeaderBytes + length;
   if (end + frameTrailerBytes > buf.length) return 'frame cut short';

@@ -2,7 +2,11 @@
  * The recovery scan. Rules (DESIGN §4, invariant 5):
  *  - Only the last segment may end in a torn tail (short header, bad length, CRC mismatch,
  *    non-contiguous offset): it is cut there, the cut bytes kept aside in `torn-*.bin`.
- *  - Any bad frame in a sealed (non-last) segment is fatal: DamagedStore names file and byte.
+ *  - A run of zeros from the last good frame to the end of the last segment is its zero tail
+ *    (zero-tail.ts): a clean end, kept for the writer to use again, not torn. A single non-zero
+ *    byte in it makes the whole rest a torn tail as above.
+ *  - Any bad frame in a sealed (non-last) segment is fatal: DamagedStore names file and byte. A
+ *    zero run in a sealed segment too: rotation cuts the zero tail before sealing.
  *  - Segments must chain: each starts at the offset after the previous one's last frame.
  */
 import * as path from 'node:path';
@@ -10,6 +14,7 @@ import { DamagedStore } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
 import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
+import { isZeroRun } from './zero-tail.js';
 
 export interface SegmentInfo {
   readonly file: string; // absolute path
@@ -25,6 +30,8 @@ export interface ScannedLog {
   /** Last valid offset, or firstOffset - 1 of the first segment when it is empty (-1 for a new log). */
   readonly lastOffset: number;
   readonly torn?: { file: string; position: number; bytes: number; reason: string; keptAt: string };
+  /** Zeros after the last frame of the last segment (a clean end; the writer fills on from there). */
+  readonly zeroTail?: { file: string; position: number; bytes: number };
 }
 
 export interface Damage {
@@ -75,12 +82,16 @@ export async function listSegments(logDir: string, fl: FileLayer): Promise<{ fil
   return out.sort((a, b) => a.firstOffset - b.firstOffset);
 }
 
-/** Scan one segment's bytes; returns frame positions and the first problem, if any. */
+/**
+ * Scan one segment's bytes; returns frame positions and the first problem, if any. A problem that
+ * is a run of zeros to the end of the bytes says so (`zeroTail`): the caller decides, since that
+ * is a clean end only in the last segment.
+ */
 export function scanSegmentBytes(
   buf: Buffer,
   file: string,
   expectedFirst: number,
-): { info: SegmentInfo; problem?: Damage; headerBad?: string } {
+): { info: SegmentInfo; problem?: Damage; headerBad?: string; zeroTail?: true } {
   const header = decodeSegmentHeader(buf);
   const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: [], end: 0 };
   if (!header.ok) return { info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
@@ -92,7 +103,13 @@ export function scanSegmentBytes(
   let expected = expectedFirst;
   while (position < buf.length) {
     const bytes = checkFrame(buf, position);
-    if (typeof bytes === 'string') return { info: { ...info, end: position }, problem: { file, position, reason: bytes, offset: expected } };
+    if (typeof bytes === 'string') {
+      if (isZeroRun(buf, position)) {
+        const reason = `zero run of ${buf.length - position} bytes after the last frame`;
+        return { info: { ...info, end: position }, problem: { file, position, reason, offset: expected }, zeroTail: true };
+      }
+      return { info: { ...info, end: position }, problem: { file, position, reason: bytes, offset: expected } };
+    }
     const offset = frameOffsetAt(buf, position);
     if (offset !== expected) {
       return {
@@ -121,6 +138,7 @@ export async function scanLog(
   const reader = options.reader ?? new SegmentReader(fl);
   const segments: SegmentInfo[] = [];
   let torn: ScannedLog['torn'];
+  let zeroTail: ScannedLog['zeroTail'];
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
     const isLast = i === files.length - 1;
@@ -140,6 +158,11 @@ export async function scanLog(
     }
     if (!isLast) {
       throw new DamagedStore(file, scanned.problem.position, `${scanned.problem.reason} (sealed segment, offset ${scanned.problem.offset})`);
+    }
+    if (scanned.zeroTail) {
+      zeroTail = { file, position: scanned.problem.position, bytes: buf.length - scanned.problem.position };
+      segments.push(scanned.info);
+      continue;
     }
     // Torn tail of the last segment: only unacknowledged work can be there.
     const cutAt = scanned.headerBad ? 0 : scanned.problem.position;
@@ -164,7 +187,7 @@ export async function scanLog(
   }
   const last = segments[segments.length - 1];
   const lastOffset = last ? last.firstOffset + last.positions.length - 1 : -1;
-  return torn ? { segments, lastOffset, torn } : { segments, lastOffset };
+  return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };
 }
 
 /** Find the first damage anywhere (sealed or not), without changing files. */
@@ -174,17 +197,20 @@ export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damag
   let lastOffsetSeen = -1;
   let expectedFirst: number | undefined;
   const reader = new SegmentReader(fl);
-  for (const { file, firstOffset } of files) {
+  for (let i = 0; i < files.length; i++) {
+    const { file, firstOffset } = files[i]!;
     if (expectedFirst !== undefined && firstOffset !== expectedFirst && !damage) {
       damage = { file, position: 0, reason: `segment chain broken: starts at ${firstOffset}, expected ${expectedFirst}`, offset: expectedFirst };
     }
     const buf = await reader.read(file);
     const scanned = scanSegmentBytes(buf, file, firstOffset);
+    // The last segment's zero tail is its clean end, not damage.
+    const problem = scanned.zeroTail && i === files.length - 1 ? undefined : scanned.problem;
     if (scanned.info.positions.length > 0) lastOffsetSeen = Math.max(lastOffsetSeen, firstOffset + scanned.info.positions.length - 1);
-    if (scanned.problem && !damage) damage = scanned.problem;
+    if (problem && !damage) damage = problem;
     // Frames after damage inside this segment: count what a resync would find (for the report).
-    if (scanned.problem && !scanned.headerBad) {
-      lastOffsetSeen = Math.max(lastOffsetSeen, resyncLastOffset(buf, scanned.problem.position + 1));
+    if (problem && !scanned.headerBad) {
+      lastOffsetSeen = Math.max(lastOffsetSeen, resyncLastOffset(buf, problem.position + 1));
     }
     expectedFirst = firstOffset + scanned.info.positions.length;
   }

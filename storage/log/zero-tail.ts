@@ -1,0 +1,71 @@
+/**
+ * The zero tail of the active segment: zeros written (and flushed by a later fdatasync) ahead of
+ * the write position, so that the frames of most batches overwrite blocks the file already owns.
+ *
+ * Why: an fdatasync after an append must journal the new size and the block allocation; after an
+ * overwrite of allocated, synced blocks it has no metadata to journal. Measured on this disk
+ * (/tmp/h1/ab.mjs, store-like pipeline, 2-10 KB batches, 2 fdatasyncs in flight, A/B blocks):
+ * fdatasync p50 0.67 vs 0.96 ms, better in 19 of 20 blocks; one in flight 0.39 vs 0.70 ms.
+ * PostgreSQL zero-fills new WAL segments for the same reason.
+ *
+ * Rules (recovery.ts keeps them on the read side):
+ *  - Only the active (last) segment has a zero tail. A zero run after the last good frame of the
+ *    last segment is a clean end: nothing torn, nothing kept aside. Non-zero bytes there are a
+ *    torn tail as before. A zero run in a sealed segment is damage.
+ *  - Rotation cuts the active segment back to its last frame (durably) before the next segment
+ *    is created, and a clean close does the same, so sealed segments, backups and `store inspect`
+ *    see exactly the frames.
+ *  - A frame header of zeros is never a frame (length 0 is refused, frame.ts), so zeros cannot be
+ *    mistaken for data.
+ *  - The segment format version is unchanged: a build without this rule reads a zero tail as a
+ *    torn tail (length 0) and cuts it after keeping it aside. Safe both ways.
+ */
+
+/** Zeros written at once: a fill is one write on the writer's thread and one extension of the file. */
+export const zeroFillBytes = 1024 * 1024;
+/**
+ * A fill starts when fewer zeroed bytes than this remain ahead of the written end. Kept well above
+ * a batch, so batches land on zeros an earlier fdatasync flushed, never on pages it is still writing.
+ * (Measured: a 1 MiB fill costs ~0.35 ms on the writer's thread; 4 MiB at once took ~9 ms.)
+ */
+export const zeroAheadBytesMin = zeroFillBytes / 2;
+
+/** Read-only zeros for fills (never handed to anything that writes into it). */
+const zeroChunk = Buffer.alloc(zeroFillBytes);
+
+export interface ZeroFill {
+  readonly position: number;
+  readonly bytes: number;
+}
+
+/**
+ * The next fill, if one is due: zeros from the end of those already written (or from the written
+ * end, when writes have passed them) up to `zeroFillBytes` further, never past `endMax` (the
+ * rotation point: zeros past it would only be cut away when the segment is sealed).
+ */
+export function zeroFillDue(writtenEnd: number, zeroedEnd: number, endMax: number): ZeroFill | undefined {
+  const from = Math.max(writtenEnd, zeroedEnd);
+  if (from - writtenEnd >= zeroAheadBytesMin) return undefined;
+  const to = Math.min(from + zeroFillBytes, endMax);
+  return to > from ? { position: from, bytes: to - from } : undefined;
+}
+
+/** Zeros for a fill of `bytes` (at most zeroFillBytes). */
+export function zeros(bytes: number): Buffer {
+  if (!(bytes > 0 && bytes <= zeroFillBytes)) throw new RangeError(`zero fill of ${bytes} bytes outside 1..${zeroFillBytes}`);
+  return zeroChunk.subarray(0, bytes);
+}
+
+/** Compared against in slices: memcmp speed without a buffer the size of the tail. */
+const zeroProbeBytes = 64 * 1024;
+const zeroProbe = Buffer.alloc(zeroProbeBytes);
+
+/** True when buf[from, to) holds only zero bytes (and is not empty). */
+export function isZeroRun(buf: Buffer, from: number, to: number = buf.length): boolean {
+  if (!(from >= 0 && from < to && to <= buf.length)) return false;
+  for (let at = from; at < to; at += zeroProbeBytes) {
+    const end = Math.min(to, at + zeroProbeBytes);
+    if (buf.compare(zeroProbe, 0, end - at, at, end) !== 0) return false;
+  }
+  return true;
+}
