@@ -2,13 +2,15 @@
  * MCP over stdio for one principal (local mode, or a token from the environment): both
  * protocol eras from the one factory via serveStdio. stdout carries only MCP messages.
  */
+import type { Server } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
-import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import type { Readable, Writable } from 'node:stream';
 import type { Principal } from './auth/principal.js';
 import { createMemoryServer } from './mcp/factory.js';
 import type { MemorySource } from './mcp/memory-source.js';
+import { StdioTransport } from './mcp/stdio-transport.js';
 import type { McpSurface } from './mcp/surface.js';
+import { toolCallerOf } from './mcp/tool-calls.js';
 
 export interface StdioServingOptions {
   readonly surface: McpSurface;
@@ -32,32 +34,31 @@ export interface StdioServing {
   close(): Promise<void>;
 }
 
-/** Tells us when serveStdio tears the wire down (it owns the transport's callbacks). */
-class ObservedStdioTransport extends StdioServerTransport {
-  constructor(stdin: Readable | undefined, stdout: Writable | undefined, private readonly onClosed: () => void) {
-    super(stdin, stdout);
-  }
-  override async close(): Promise<void> {
-    await super.close();
-    this.onClosed();
-  }
-}
-
 export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
   const { surface, principal, memory, revalidate } = options;
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
-  const transport = new ObservedStdioTransport(options.stdin, options.stdout, () => markClosed());
+  // The connection's 2025-era server, once serveStdio has pinned one (a legacy connection pins
+  // exactly one, for its lifetime).
+  let legacyServer: Server | undefined;
+  const transport = new StdioTransport(options.stdin, options.stdout, {
+    // Direct tools/call only once initialize has been answered: before that, the SDK decides.
+    directToolCaller: () => (legacyServer?.getClientVersion() !== undefined ? toolCallerOf(legacyServer!) : undefined),
+    onClosed: () => markClosed(),
+  });
   const handle = serveStdio(
     // A 2026-07-28 connection gets every change and the entry's listen router filters per
     // subscription; a 2025 connection gets only what it subscribed to.
-    (ctx) =>
-      createMemoryServer(surface, {
+    (ctx) => {
+      const server = createMemoryServer(surface, {
         principal,
         memory,
         changes: ctx.era === 'modern' ? 'all' : 'subscribed',
         ...(revalidate !== undefined && { revalidate }),
-      }),
+      });
+      if (ctx.era === 'legacy') legacyServer = server;
+      return server;
+    },
     {
       transport,
       onerror: (error) => surface.log.warn({ err: error }, 'stdio connection error'),

@@ -16,33 +16,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
 import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
+import { directRequestOf } from '../mcp/direct-request.js';
+
+/** Re-exported: the HTTP direct path's tests name it here. */
+export { directRequestOf };
 
 type RequestId = JSONRPCRequest['id'];
 type NodeTransportOptions = ConstructorParameters<typeof NodeStreamableHTTPServerTransport>[0];
 type ScopeChallengeResolver = Parameters<NodeStreamableHTTPServerTransport['setScopeChallengeResolver']>[0];
-
-/** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
-const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
-
-/**
- * The body as a request the SDK's own schema accepts unchanged (JSONRPCRequestSchema: strict
- * object, jsonrpc "2.0", string or integer id, string method, optional object params), or
- * undefined. Params with `_meta` are left to the SDK: its meta schema checks their fields.
- */
-export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
-  const m = body as Record<string, unknown>;
-  for (const key in m) if (!requestKeys.has(key)) return undefined;
-  if (m['jsonrpc'] !== '2.0' || typeof m['method'] !== 'string' || m['method'] === 'initialize') return undefined;
-  const id = m['id'];
-  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isInteger(id))) return undefined;
-  const params = m['params'];
-  if (params !== undefined) {
-    if (typeof params !== 'object' || params === null || Array.isArray(params)) return undefined;
-    if ('_meta' in params) return undefined;
-  }
-  return body as JSONRPCRequest;
-}
 
 export class SessionTransport implements Transport {
   readonly sdk: NodeStreamableHTTPServerTransport;

@@ -42,7 +42,8 @@ export function errorBodyOf(error: unknown): { body: ErrorBody; isInternal: bool
  * results and would turn our error into a client-side schema failure.
  */
 export function toolErrorResult(body: ErrorBody): CallToolResult {
-  return { isError: true, content: [{ type: 'text', text: JSON.stringify({ error: body }) }] };
+  // Keys in the SDK result schema's order (see toolSuccessResult).
+  return { content: [{ type: 'text', text: JSON.stringify({ error: body }) }], isError: true };
 }
 
 const protocolCodeOf: Record<MemoryErrorCode, number> = {

@@ -30,9 +30,13 @@ export function allowedTools(tools: readonly ToolDef[], principal: Principal): T
   return tools.filter((def) => principal.capabilities.has(def.capability)).map(toolEntryOf);
 }
 
-/** Success: the structured result, mirrored as JSON text for clients that read only content. */
+/**
+ * Success: the structured result, mirrored as JSON text for clients that read only content.
+ * Keys in the order the SDK's result schema writes them (content first), so an answer served
+ * without that schema (a transport's direct path) is the same bytes.
+ */
 export function toolSuccessResult(structured: Record<string, unknown>, json: string): CallToolResult {
-  return { structuredContent: structured, content: [{ type: 'text', text: json }] };
+  return { content: [{ type: 'text', text: json }], structuredContent: structured };
 }
 
 interface Answer {
@@ -118,6 +122,20 @@ function reportCall(surface: McpSurface, principal: Principal, tool: string, arg
   afterAnswer(surface.log, 'onToolCall', () => onToolCall(event));
 }
 
+/**
+ * One tools/call of one principal, start to answer: revalidate, decide, report. Never throws:
+ * every failure is an isError result. Both the SDK's request handler and a transport's direct
+ * path (server/mcp/stdio-transport.ts) serve calls through this one function.
+ */
+export type ToolCaller = (name: string, args: Record<string, unknown> | undefined) => Promise<CallToolResult>;
+
+const toolCallers = new WeakMap<Server, ToolCaller>();
+
+/** The tool caller registered on `server` (by registerToolHandlers), for a transport's direct path. */
+export function toolCallerOf(server: Server): ToolCaller | undefined {
+  return toolCallers.get(server);
+}
+
 export function registerToolHandlers(
   server: Server,
   surface: McpSurface,
@@ -125,13 +143,8 @@ export function registerToolHandlers(
   memoryOf: () => Promise<TenantMemory>,
   revalidate?: () => Promise<void>,
 ): void {
-  server.setRequestHandler('tools/list', async () => {
-    await revalidate?.();
-    return { tools: allowedTools(surface.tools, principal) };
-  });
-  server.setRequestHandler('tools/call', async (request) => {
+  const callTool: ToolCaller = async (name, args) => {
     const startedMs = performance.now();
-    const { name, arguments: args } = request.params;
     let answer: Answer;
     try {
       await revalidate?.();
@@ -144,5 +157,11 @@ export function registerToolHandlers(
     }
     reportCall(surface, principal, name, args, answer, startedMs);
     return answer.result;
+  };
+  toolCallers.set(server, callTool);
+  server.setRequestHandler('tools/list', async () => {
+    await revalidate?.();
+    return { tools: allowedTools(surface.tools, principal) };
   });
+  server.setRequestHandler('tools/call', (request) => callTool(request.params.name, request.params.arguments));
 }

@@ -1,0 +1,59 @@
+/**
+ * Which incoming messages a transport may hand to our own code without the SDK's message
+ * schemas: the shapes those schemas accept unchanged, recognised with plain checks. Everything
+ * else goes through the SDK untouched, so every refusal (and every unusual but valid message)
+ * stays the SDK's own.
+ */
+import type { JSONRPCRequest } from '@modelcontextprotocol/server';
+
+/** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
+const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The body as a request the SDK's own schema accepts unchanged (JSONRPCRequestSchema: strict
+ * object, jsonrpc "2.0", string or integer id, string method, optional object params), or
+ * undefined. Params with `_meta` are left to the SDK: its meta schema checks their fields.
+ */
+export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
+  if (!isPlainObject(body)) return undefined;
+  for (const key in body) if (!requestKeys.has(key)) return undefined;
+  if (body['jsonrpc'] !== '2.0' || typeof body['method'] !== 'string' || body['method'] === 'initialize') return undefined;
+  const id = body['id'];
+  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isInteger(id))) return undefined;
+  const params = body['params'];
+  if (params !== undefined) {
+    if (!isPlainObject(params)) return undefined;
+    if ('_meta' in params) return undefined;
+  }
+  return body as unknown as JSONRPCRequest;
+}
+
+/** A tools/call as our tool-call code takes it. */
+export interface DirectToolCall {
+  readonly name: string;
+  readonly args: Record<string, unknown> | undefined;
+}
+
+/** Keys of tools/call params taken directly; `task` and `_meta` need the SDK's schemas. */
+const toolCallParamKeys = new Set(['name', 'arguments']);
+
+/**
+ * A request (from directRequestOf) as a tools/call the 2025-era CallToolRequestSchema accepts
+ * unchanged: params holding a string `name` and, optionally, an object `arguments`, nothing
+ * else (the schema would strip or check any other key). Undefined otherwise.
+ */
+export function directToolCallOf(request: JSONRPCRequest): DirectToolCall | undefined {
+  if (request.method !== 'tools/call') return undefined;
+  const params: unknown = request.params;
+  if (!isPlainObject(params)) return undefined;
+  for (const key in params) if (!toolCallParamKeys.has(key)) return undefined;
+  const name = params['name'];
+  const args = params['arguments'];
+  if (typeof name !== 'string') return undefined;
+  if (args !== undefined && !isPlainObject(args)) return undefined;
+  return { name, args };
+}
