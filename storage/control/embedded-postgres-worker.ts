@@ -5,13 +5,20 @@
  * Protocol with the parent: it posts {port} once listening, or {error}; on a 'close' message
  * it stops the socket server, closes the database (a clean checkpoint) and posts 'closed'.
  */
+import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { gunzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { clusterTarBytesMax, readClusterTemplate } from './embedded-cluster-template.js';
 
 export interface EmbeddedPostgresWorkerData {
   readonly dataDir: string;
   readonly connectionsMax: number;
+  /** A cluster template other than the build's (tests). */
+  readonly clusterTemplateFile?: string;
 }
 
 export type EmbeddedPostgresWorkerMessage = { readonly port: number } | { readonly error: string } | 'closed';
@@ -20,8 +27,32 @@ const port = parentPort;
 if (port === null) throw new Error('embedded-postgres-worker runs as a worker thread only');
 const data = workerData as EmbeddedPostgresWorkerData;
 
+/** A new data dir starts from the build's cluster template when there is one (see embedded-cluster-template.ts). */
+async function openDatabase(): Promise<PGlite> {
+  const fresh = !existsSync(path.join(data.dataDir, 'PG_VERSION'));
+  const template = fresh ? await readClusterTemplate(data.clusterTemplateFile).catch(() => undefined) : undefined;
+  // Unpacked here: PGlite's own gunzip reports a damaged file as an error this thread cannot catch.
+  const tar = template === undefined ? undefined : gunzipOrUndefined(template);
+  if (tar === undefined) return PGlite.create({ dataDir: data.dataDir });
+  try {
+    return await PGlite.create({ dataDir: data.dataDir, loadDataDir: new Blob([tar]) });
+  } catch {
+    // A template this PGlite cannot load: initialise the cluster as without one.
+    for (const entry of await readdir(data.dataDir)) await rm(path.join(data.dataDir, entry), { recursive: true, force: true });
+    return PGlite.create({ dataDir: data.dataDir });
+  }
+}
+
+function gunzipOrUndefined(bytes: Buffer): Buffer | undefined {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: clusterTarBytesMax });
+  } catch {
+    return undefined;
+  }
+}
+
 async function start(): Promise<{ db: PGlite; server: PGLiteSocketServer }> {
-  const db = await PGlite.create({ dataDir: data.dataDir });
+  const db = await openDatabase();
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: data.connectionsMax });
   try {
     await server.start();

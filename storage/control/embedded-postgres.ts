@@ -80,7 +80,7 @@ function nextMessage(worker: Worker): Promise<EmbeddedPostgresWorkerMessage> {
   });
 }
 
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(dataDir: string, options: { clusterTemplateFile?: string } = {}): Promise<EmbeddedPostgres> {
   await mkdir(dataDir, { recursive: true });
   const lockPath = `${dataDir}.lock`;
   await lockDataDir(lockPath);
@@ -89,7 +89,7 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   try {
     // The sibling module, compiled or not (the worker starter registers tsx for a .ts one).
     const entry = new URL(`./embedded-postgres-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
-    worker = startModuleWorker(entry, { dataDir, connectionsMax: embeddedConnectionsMax } satisfies EmbeddedPostgresWorkerData);
+    worker = startModuleWorker(entry, { dataDir, connectionsMax: embeddedConnectionsMax, ...options } satisfies EmbeddedPostgresWorkerData);
     const first = await nextMessage(worker);
     if (typeof first !== 'object' || !('port' in first)) {
       await worker.terminate();
