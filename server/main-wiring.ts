@@ -44,6 +44,7 @@ export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurfac
       recorder?.onToolCall(e);
     },
     onResourceRead: (e) => recorder?.onResourceRead(e),
+    ...(recorder !== undefined && { beforeWriteCall: (principal: Principal) => recorder.beforeWriteCall(principal) }),
   };
 }
 

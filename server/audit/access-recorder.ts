@@ -11,6 +11,13 @@
  * accessAppendDelayMs (or per full batch): one system transaction and at most one fdatasync
  * for many calls, where a transaction per call turned every read into a durable write and put
  * a second fdatasync in front of a sequential caller's next call.
+ *
+ * While writes keep coming, the append rides with one of them instead of waiting for its timer:
+ * a write call about to commit (beforeWriteCall) starts the append of rows that have waited
+ * accessRideAfterMs, in the same tick, so group commit puts both transactions in one batch with
+ * one fdatasync. Measured before (sequential object_put over stdio, 4.7 rows per append): a
+ * quarter of the calls overlapped an append's own fdatasync and took ~2.5 ms in the server
+ * instead of ~1 ms (two fdatasyncs of one file in flight serialise in the filesystem).
  */
 import { accessLogAppendEntriesMax, type AccessLogEntry } from '../../tools/access-log.js';
 import { MemoryError } from '../../storage/errors.js';
@@ -35,6 +42,12 @@ export const accessCharsPerAppendMax = 1024 * 1024;
  */
 export const accessAppendDelayMs = 10;
 /**
+ * Rows this old ride with the next write call's commit (beforeWriteCall) rather than wait for
+ * accessAppendDelayMs. Half the delay: a steady writer still coalesces several rows per append,
+ * so few of its calls carry one.
+ */
+export const accessRideAfterMs = accessAppendDelayMs / 2;
+/**
  * Rows waiting for their append, per tenant. Appends drain at group-commit speed, so this is
  * reached only when the tenant's store is failing; past it a row is refused and logged loudly.
  */
@@ -43,6 +56,11 @@ export const accessRowsWaitingMax = 100_000;
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
   onResourceRead(event: ResourceReadEvent): void;
+  /**
+   * A write tool call of this principal is about to commit: rows of its tenant waiting at least
+   * accessRideAfterMs are appended now, in the same batch as its commit (same tick).
+   */
+  beforeWriteCall(principal: Principal): void;
   /** An HTTP request refused before any tenant store was involved. */
   onRefusal(refusal: { path: string; status: number; reason: string; tenant?: string }): void;
   /** Resolves once every row recorded so far has been appended (or its failure logged). */
@@ -51,6 +69,8 @@ export interface AccessRecorder {
 
 interface TenantQueue {
   rows: AccessLogEntry[];
+  /** Ends the drain's wait for more rows early (a write call to ride with), while it waits. */
+  appendNow: (() => void) | undefined;
   /** Settles when the tenant's appends are done and the lease released. */
   draining: Promise<void>;
 }
@@ -80,7 +100,7 @@ export function createAccessRecorder(input: {
       const caller = systemCaller(tenant, 'access-log');
       const append = (entries: AccessLogEntry[]) => memory.store.call('access_log_append', { entries }, caller);
       while (queue.rows.length > 0) {
-        if (queue.rows.length < accessRowsPerAppendMax) await new Promise((resolve) => setTimeout(resolve, accessAppendDelayMs));
+        if (queue.rows.length < accessRowsPerAppendMax) await waitForMoreRows(queue);
         const rows = takeBatch(queue.rows);
         await append(rows).catch((error: unknown) => lost(tenant, rows, error));
         input.control()?.tenantChanged(tenant);
@@ -108,7 +128,7 @@ export function createAccessRecorder(input: {
       queue.rows.push(entry);
       return;
     }
-    const created: TenantQueue = { rows: [entry], draining: Promise.resolve() };
+    const created: TenantQueue = { rows: [entry], appendNow: undefined, draining: Promise.resolve() };
     queues.set(tenant, created);
     created.draining = drain(tenant, created);
   };
@@ -123,6 +143,12 @@ export function createAccessRecorder(input: {
     onResourceRead(e) {
       record(e.principal, { action: 'resources/read', target: clip(e.uri) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
+    beforeWriteCall(principal) {
+      const queue = queues.get(principal.caller.tenant);
+      const oldest = queue?.rows[0];
+      // The recorder always sets at_ms; a row without one is treated as old enough.
+      if (queue?.appendNow !== undefined && oldest !== undefined && Date.now() - (oldest.at_ms ?? 0) >= accessRideAfterMs) queue.appendNow();
+    },
     onRefusal(r) {
       input.control()?.auditDenial({
         tenant: r.tenant ?? null, atMs: Date.now(), subject: null, action: 'http', target: clip(r.path), outcome: String(r.status), reason: clip(r.reason),
@@ -132,6 +158,21 @@ export function createAccessRecorder(input: {
       while (queues.size > 0) await Promise.all([...queues.values()].map((q) => q.draining));
     },
   };
+}
+
+/**
+ * Resolves after accessAppendDelayMs, or sooner when beforeWriteCall asks. The drain continues
+ * in a microtask either way, so an early append is submitted in the write call's own tick.
+ */
+function waitForMoreRows(queue: TenantQueue): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => queue.appendNow?.(), accessAppendDelayMs);
+    queue.appendNow = () => {
+      clearTimeout(timer);
+      queue.appendNow = undefined;
+      resolve();
+    };
+  });
 }
 
 /** The oldest rows, up to the per-append bounds (at least one). */

@@ -36,4 +36,10 @@ export interface McpSurface {
   /** Called after every tools/call answer is decided. Must not throw (a throw is logged and ignored). */
   readonly onToolCall?: (event: ToolCallEvent) => void;
   readonly onResourceRead?: (event: ResourceReadEvent) => void;
+  /**
+   * A write tool (not readOnlyHint) has passed every check and is about to commit: work queued
+   * for the caller's tenant store may be submitted now to share the call's commit batch. Must
+   * be quick and not throw (a throw is logged and ignored).
+   */
+  readonly beforeWriteCall?: (principal: Principal) => void;
 }

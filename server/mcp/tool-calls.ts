@@ -77,7 +77,9 @@ async function answerCall(
 
   let output: unknown;
   try {
-    output = await def.call({ memory: await memoryOf(), caller: principal.caller }, parsed.data);
+    const memory = await memoryOf();
+    if (!def.annotations.readOnlyHint) beforeWrite(surface, principal);
+    output = await def.call({ memory, caller: principal.caller }, parsed.data);
   } catch (error) {
     const { body, isInternal } = errorBodyOf(error);
     if (isInternal) surface.log.error({ err: error, tool: name, tenant: principal.caller.tenant }, 'tool failed');
@@ -106,6 +108,14 @@ async function answerCall(
     };
   }
   return { result: toolSuccessResult(structured, json), outcome: 'ok', ...(offset !== undefined && { offset }) };
+}
+
+function beforeWrite(surface: McpSurface, principal: Principal): void {
+  try {
+    surface.beforeWriteCall?.(principal);
+  } catch (error) {
+    surface.log.error({ err: error }, 'beforeWriteCall hook threw');
+  }
 }
 
 function reportCall(surface: McpSurface, principal: Principal, tool: string, args: unknown, answer: Answer, startedMs: number): void {

@@ -1,15 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, expect, test } from 'vitest';
+import { afterEach, beforeEach, expect, test, vi } from 'vitest';
 import { pino } from 'pino';
 import type { TxRecord } from '../../storage/changes.js';
 import type { Row } from '../../storage/schema.js';
-import { openTenantMemory } from '../../tools/index.js';
+import { memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { accessLogAppendEntriesMax } from '../../tools/access-log.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
-import { accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
+import { accessRideAfterMs, accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
 import type { ControlRuntime, WithTenant } from '../../server/control/control-runtime.js';
 
 const tenant = 'acme';
@@ -121,4 +121,50 @@ test('when the store cannot take the rows, the loss is logged with its count, ne
   expect(errors).toHaveLength(1);
   expect(JSON.parse(errors[0]!)).toMatchObject({ msg: 'access log append failed', tenant, rows: 3 });
   memory = await openTenantMemory(dir, tenant); // for afterEach
+});
+
+/** Every commit batch of the store, as the reducer names of its transactions. */
+function watchBatches(): string[][] {
+  const batches: string[][] = [];
+  memory.store.onCommit((txs) => batches.push(txs.map((tx) => tx.invocation.reducer)));
+  return batches;
+}
+
+function putObject(i: number): Promise<unknown> {
+  const put = memoryTools.find((t) => t.name === 'object_put')!;
+  return put.call({ memory, caller: principal.caller }, { id: `w${i}`, type: 'note', attributes: {} } as never);
+}
+
+test('rows that waited accessRideAfterMs ride with the next write call: one batch (one fdatasync) holds the append and the call', async () => {
+  const batches = watchBatches();
+  call(0);
+  call(1);
+  const now = Date.now();
+  vi.spyOn(Date, 'now').mockReturnValue(now + accessRideAfterMs); // the rows are now old enough
+  // What the MCP layer does for a write tool that passed its checks: the hook, then the commit, in one tick.
+  recorder.beforeWriteCall(principal);
+  await putObject(0);
+  vi.restoreAllMocks();
+  await recorder.flushed();
+  expect(batches).toEqual([['object_put', 'access_log_append']]);
+  expect((await accessRows()).map((r) => r['offset'])).toEqual([0, 1]);
+  expect(errors).toEqual([]);
+});
+
+test('younger rows do not ride: the write commits alone and the rows follow on their own timer', async () => {
+  const batches = watchBatches();
+  call(0);
+  recorder.beforeWriteCall(principal);
+  await putObject(0);
+  await recorder.flushed();
+  expect(batches).toEqual([['object_put'], ['access_log_append']]);
+  expect((await accessRows()).map((r) => r['offset'])).toEqual([0]);
+});
+
+test('a write call with no rows waiting appends nothing', async () => {
+  const batches = watchBatches();
+  recorder.beforeWriteCall(principal);
+  await putObject(0);
+  await recorder.flushed();
+  expect(batches).toEqual([['object_put']]);
 });

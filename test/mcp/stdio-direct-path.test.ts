@@ -10,7 +10,8 @@ import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/serve
 import { describe, expect, test } from 'vitest';
 import { createLogger } from '../../server/log.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
-import { serveMemoryStdio } from '../../server/stdio.js';
+import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
+import type { McpSurface } from '../../server/mcp/surface.js';
 import { directRequestOf, directToolCallOf } from '../../server/mcp/direct-request.js';
 import { StdioTransport, stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
 import type { ToolCaller } from '../../server/mcp/tool-calls.js';
@@ -58,22 +59,28 @@ function withoutId(line: string): string {
   return line.replace(/,"id":\d+\}$/, '}');
 }
 
+/** The notes surface served by the real serveMemoryStdio over in-process pipes, initialized as a 2025-era client does. */
+async function initializedServing(surface: Partial<McpSurface> = {}): Promise<{ stdin: PassThrough; out: LineReader; serving: StdioServing }> {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const out = new LineReader(stdout);
+  const serving = serveMemoryStdio({
+    surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('fatal'), ...surface },
+    principal: localPrincipal(),
+    memory: createNotesMemory(),
+    stdin,
+    stdout,
+  });
+  send(stdin, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+  expect(JSON.parse(await out.answerTo(1))).toHaveProperty('result.protocolVersion', '2025-11-25');
+  send(stdin, { jsonrpc: '2.0', method: 'notifications/initialized' });
+  return { stdin, out, serving };
+}
+
 describe('stdio direct tools/call path, served by the real server over in-process pipes', () => {
   test('a direct answer is byte for byte the answer the SDK path gives to the same call', async () => {
-    const stdin = new PassThrough();
-    const stdout = new PassThrough();
-    const out = new LineReader(stdout);
-    const serving = serveMemoryStdio({
-      surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('fatal') },
-      principal: localPrincipal(),
-      memory: createNotesMemory(),
-      stdin,
-      stdout,
-    });
+    const { stdin, out, serving } = await initializedServing();
     try {
-      send(stdin, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
-      expect(JSON.parse(await out.answerTo(1))).toHaveProperty('result.protocolVersion', '2025-11-25');
-      send(stdin, { jsonrpc: '2.0', method: 'notifications/initialized' });
       send(stdin, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'note_put', arguments: { id: 'a', text: 'hello' } } });
       expect(JSON.parse(await out.answerTo(2))).toMatchObject({ result: { structuredContent: { id: 'a', version: 1 } } });
 
@@ -98,6 +105,26 @@ describe('stdio direct tools/call path, served by the real server over in-proces
         expect(withoutId(direct), JSON.stringify(params)).toBe(withoutId(sdk));
         expect(direct.endsWith(`"jsonrpc":"2.0","id":${directId}}`)).toBe(true);
       }
+    } finally {
+      await serving.close();
+    }
+  });
+});
+
+describe('the beforeWriteCall hook (lets queued access rows share a write call\'s commit batch)', () => {
+  test('runs for a write tool that passed its checks, never for reads or refused calls', async () => {
+    const hooked: string[] = [];
+    const { stdin, out, serving } = await initializedServing({ beforeWriteCall: (p) => hooked.push(p.caller.subject) });
+    try {
+      const calls = [
+        { name: 'note_get', arguments: { id: 'a' } },
+        { name: 'note_put', arguments: { id: 5 } },
+        { name: 'no_such_tool', arguments: {} },
+        { name: 'note_put', arguments: { id: 'a', text: 'x' } },
+      ];
+      for (const [i, params] of calls.entries()) send(stdin, { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params });
+      await Promise.all(calls.map((_, i) => out.answerTo(10 + i)));
+      expect(hooked).toEqual([localPrincipal().caller.subject]);
     } finally {
       await serving.close();
     }
