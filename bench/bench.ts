@@ -14,8 +14,13 @@ export interface BenchContext {
   emit(figure: Figure): void;
   /** Progress for the human watching, on stderr (stdout carries only figures). */
   progress(message: string): void;
-  /** A full garbage collection (exposed at start-up, so memory figures are honest). */
-  gc(): void;
+  /**
+   * process.memoryUsage() once garbage is really gone (gc exposed at start-up, so memory figures
+   * are honest): several collections with turns of the
+   * loop between, because buffers' memory and finalisers are released lazily after a gc() (one
+   * collection alone left a closed 1M-object store's buffers in a "before" figure).
+   */
+  settledMemory(): Promise<NodeJS.MemoryUsage>;
 }
 
 export interface Bench {

@@ -203,8 +203,7 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   await store.snapshot();
   await store.close();
   store = undefined as unknown as Store;
-  ctx.gc();
-  const before = process.memoryUsage();
+  const before = await ctx.settledMemory();
   const openStartMs = nowMs();
   const openCpuAtStart = process.cpuUsage();
   const openMainAtStart = mainThreadCpuMs();
@@ -212,8 +211,7 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   const openMs = nowMs() - openStartMs;
   const openCpuMs = cpuMsSince(openCpuAtStart);
   const openMainMs = mainThreadCpuMs() - openMainAtStart;
-  ctx.gc();
-  const after = process.memoryUsage();
+  const after = await ctx.settledMemory();
   const objects = await store.read((view) => view.table('objects').size);
   ctx.emit({ metric: `open from snapshot of ${label} objects`, unit: 'ms', ours: openMs, better: 'lower' });
   ctx.emit({ metric: `process CPU of open from snapshot of ${label} objects`, unit: 'ms', ours: openCpuMs, better: 'lower' });

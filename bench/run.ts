@@ -63,6 +63,17 @@ function exposeGc(): () => void {
   return gc;
 }
 
+/** Collections with turns of the loop between them, before reading memory (see BenchContext.settledMemory). */
+const settleCollections = 4;
+
+async function settledMemory(gc: () => void): Promise<NodeJS.MemoryUsage> {
+  for (let i = 0; i < settleCollections; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return process.memoryUsage();
+}
+
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const gc = exposeGc();
@@ -81,7 +92,7 @@ async function main(): Promise<void> {
         process.stdout.write(`${cli.json ? jsonLine(line) : tableRow(line)}\n`);
       },
       progress: (message) => process.stderr.write(`[${bench.name}] ${message}\n`),
-      gc,
+      settledMemory: () => settledMemory(gc),
     };
     const startMs = performance.now();
     try {

@@ -49,16 +49,14 @@ export const sizingBench: Bench = {
   async run(ctx) {
     const objects = ctx.quick ? 10_000 : 200_000;
     const dir = path.join(ctx.dataDir, 'store');
-    ctx.gc();
-    const before = process.memoryUsage();
+    const before = await ctx.settledMemory();
     const store = await Store.open({ dir, module: memoryModule });
     const caller = { tenant: 'sizing', subject: 'bench' };
     let next = 0;
     await Promise.all(Array.from({ length: writers }, async () => {
       for (let n = next++; n < objects; n = next++) await store.call('object_put', typicalObject(n), caller);
     }));
-    ctx.gc();
-    const after = process.memoryUsage();
+    const after = await ctx.settledMemory();
     const logBytes = bytesUnder(path.join(dir, 'log'));
     const snapshotStartMs = performance.now();
     await store.snapshot();

@@ -265,22 +265,12 @@ async function idleTenantMemory(ctx: BenchContext, plan: Plan): Promise<void> {
   // Each tenant holds a few objects, as a real one would; written, then closed.
   for (const tenant of tenants) await populateTenant(dataDir, tenant, 10);
   const registry = registryOver(dataDir, plan.idleTenants + 1);
-  // Several collections with turns of the loop between: buffers and finalisers of the
-  // population step are released lazily, and one gc() alone leaves them in `before`.
-  const settle = async () => {
-    for (let i = 0; i < 4; i++) {
-      ctx.gc();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  };
   try {
     // One open and close first, so module code, JIT and pools are not counted per tenant.
     (await registry.acquire(tenants[0]!)).release();
-    await settle();
-    const before = process.memoryUsage();
+    const before = await ctx.settledMemory();
     for (const tenant of tenants.slice(1)) (await registry.acquire(tenant)).release();
-    await settle();
-    const after = process.memoryUsage();
+    const after = await ctx.settledMemory();
     const kib = (bytes: number) => bytes / 1024 / (plan.idleTenants - 1);
     // Heap and external only: RSS moves with what the allocator returns to the OS and is noise at this scale.
     ctx.emit({ metric: `heap + external per open idle tenant (${plan.idleTenants - 1} opened)`, unit: 'KiB', better: 'lower', ours: kib(after.heapUsed + after.external - before.heapUsed - before.external) });

@@ -82,14 +82,12 @@ export const vectorBench: Bench = {
     const queries = randomVectors(sizes.timedQueries, dims, 2);
     const ids = vectors.map((_, i) => `v${i}`);
 
-    ctx.gc();
-    const before = process.memoryUsage();
+    const before = await ctx.settledMemory();
     const buildStartMs = nowMs();
     const index = new VectorIndex({ table: 'embeddings', idColumn: 'id', vectorColumn: 'vector' });
     vectors.forEach((vector, i) => index.onInsert({ id: ids[i]!, vector }));
     const buildMs = nowMs() - buildStartMs;
-    ctx.gc();
-    const after = process.memoryUsage();
+    const after = await ctx.settledMemory();
     if (!index.simd) ctx.progress('WebAssembly SIMD unavailable: scalar scan');
 
     ctx.progress('timed searches');
