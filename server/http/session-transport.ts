@@ -7,16 +7,19 @@
  * the server, and its answer built as a web Response and converted back to the Node response:
  * most of the server's CPU per call. The direct path hands the request to the same server
  * (`onmessage`) and writes the server's answer as the same JSON body with the same status and
- * headers. It is taken only where the SDK would serve the request as such; everything else
+ * headers; a tools/call the SDK would take unchanged goes one step further, to the session
+ * server's own tool caller (the function its tools/call handler calls, as on stdio), past the
+ * SDK's message and result schemas. It is taken only where the SDK would serve the request as such; everything else
  * (batches, notifications, posted responses, initialize, GET, DELETE, malformed messages,
  * unsupported protocol versions, a missing Accept type, a `_meta` the SDK would have to check)
  * goes through the SDK transport unchanged, so every refusal stays the SDK's own.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
-import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
+import { ProtocolErrorCode, SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { directRequestOf } from '../mcp/direct-request.js';
+import { directRequestOf, directToolCallOf } from '../mcp/direct-request.js';
+import type { ToolCaller } from '../mcp/tool-calls.js';
 
 /** Re-exported: the HTTP direct path's tests name it here. */
 export { directRequestOf };
@@ -36,6 +39,11 @@ export class SessionTransport implements Transport {
   private scopeChallenges = false;
   /** Requests taken by the direct path, awaiting their answer. */
   private readonly direct = new Map<RequestId, ServerResponse>();
+  /**
+   * The session server's tool caller once it may take calls directly (initialize answered),
+   * else undefined; set by whoever connects the server. Unset: tools/call goes to the server.
+   */
+  directToolCaller?: () => ToolCaller | undefined;
 
   constructor(options: NodeTransportOptions) {
     this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true });
@@ -91,8 +99,30 @@ export class SessionTransport implements Transport {
     const version = req.headers['mcp-protocol-version'];
     if (version !== undefined && (typeof version !== 'string' || !this.supportedVersions.includes(version))) return false;
     this.direct.set(request.id, res);
-    this.onmessage?.(request, { authInfo: (req as { auth?: AuthInfo }).auth });
+    const call = directToolCallOf(request);
+    const callTool = call === undefined ? undefined : this.directToolCaller?.();
+    if (call === undefined || callTool === undefined) {
+      this.onmessage?.(request, { authInfo: (req as { auth?: AuthInfo }).auth });
+      return true;
+    }
+    const id = request.id;
+    // The caller never throws (every failure is an isError result); if it did, answer as the
+    // SDK answers a handler's throw.
+    void callTool(call.name, call.args).then(
+      (result) => this.answerDirect(id, res, { result, jsonrpc: '2.0', id }),
+      (error: unknown) => {
+        this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+        this.answerDirect(id, res, { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message: 'Internal error' } });
+      },
+    );
     return true;
+  }
+
+  /** A direct tool call's answer, unless the session ended meanwhile (endDirect answered it). */
+  private answerDirect(id: RequestId, res: ServerResponse, message: JSONRPCMessage): void {
+    if (this.direct.get(id) !== res) return;
+    this.direct.delete(id);
+    this.answer(res, 200, JSON.stringify(message), this.sessionId);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {

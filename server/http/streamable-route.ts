@@ -15,6 +15,7 @@ import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
 import { changedUrisOf } from '../mcp/change-feed.js';
 import { createMemoryServer } from '../mcp/factory.js';
+import { toolCallerOf } from '../mcp/tool-calls.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { authInfoOf, carriedBy } from './principal-context.js';
@@ -102,6 +103,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       },
       onsessionclosed: () => end(),
     });
+    // tools/call straight to the server's tool caller once initialize has been answered.
+    transport.directToolCaller = () => (server.getClientVersion() !== undefined ? toolCallerOf(server) : undefined);
     // connect() takes the transport's callbacks over; the server's onclose is ours to chain.
     const closeFeed = server.onclose;
     server.onclose = () => {

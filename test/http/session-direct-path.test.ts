@@ -96,6 +96,36 @@ describe('a 2025-era session over Streamable HTTP', () => {
     expect(JSON.parse(direct.body)).toMatchObject({ jsonrpc: '2.0', id: 5, result: { isError: true } });
   });
 
+  test('a tools/call goes to the session server\'s tool caller and is answered as through the SDK', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url);
+    const taken = vi.spyOn(SessionTransport.prototype, 'serveDirect');
+    const call = (id: number, params: Record<string, unknown>) => post(url, { jsonrpc: '2.0', id, method: 'tools/call', params }, session);
+    // The first direct call shows the session's transport; count the calls its tool caller takes.
+    await wire(await call(1, { name: 'note_get', arguments: { id: 'warm' } }));
+    const transport = taken.mock.contexts[0] as SessionTransport;
+    const sessionCaller = transport.directToolCaller!()!;
+    expect(sessionCaller).toBeTypeOf('function');
+    let toolCalls = 0;
+    transport.directToolCaller = () => async (name, args) => {
+      toolCalls++;
+      return sessionCaller(name, args);
+    };
+    const putDirect = await wire(await call(2, { name: 'note_put', arguments: { id: 'n1', text: 'one' } }));
+    expect(toolCalls).toBe(1);
+    expect(JSON.parse(putDirect.body)).toMatchObject({ jsonrpc: '2.0', id: 2, result: { structuredContent: { id: 'n1', version: 1 } } });
+    // The same reads, direct and through the SDK (`_meta` sends a call there): the same bytes.
+    for (const args of [{ id: 'n1' }, { id: 'none' }, { id: '' }]) {
+      const direct = await wire(await call(3, { name: 'note_get', arguments: args }));
+      const viaSdk = await wire(await call(3, { name: 'note_get', arguments: args, _meta: {} }));
+      expect(direct, JSON.stringify(args)).toEqual(viaSdk);
+    }
+    expect(toolCalls).toBe(4);
+    const got = JSON.parse((await wire(await call(4, { name: 'note_get', arguments: { id: 'n1' } }))).body) as { result: { structuredContent: unknown } };
+    expect(got.result.structuredContent).toMatchObject({ id: 'n1', text: 'one', version: 1 });
+  });
+
   test('a string id and an unknown method are answered as the SDK answers them', async () => {
     serving = await startNotesHttp();
     const url = `${serving.serving.url}/mcp`;
