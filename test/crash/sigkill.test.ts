@@ -4,11 +4,9 @@
  * every acknowledged transaction is there, intact, and the state equals a model rebuilt
  * from the logged invocations.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, expect, test } from 'vitest';
 import { newStringTree } from '../../storage/btree.js';
 import { canonicalStateHash } from '../../storage/canonical.js';
@@ -17,35 +15,9 @@ import { encodeKey } from '../../storage/key-codec.js';
 import type { Row } from '../../storage/schema.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, objectsTable } from '../support/counter-module.js';
+import { runAndKill } from './run-and-kill.js';
 
 const rounds = 20;
-const child = path.join(import.meta.dirname, 'commit-child.ts');
-
-interface RoundResult {
-  readonly acks: Map<number, number>; // offset -> by
-}
-
-function runAndKill(dir: string, killAfterAcks: number): Promise<RoundResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const acks = new Map<number, number>();
-    let stderr = '';
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    let killed = false;
-    createInterface({ input: proc.stdout }).on('line', (line) => {
-      const [kind, a, b] = line.split(' ');
-      if (kind === 'ack') acks.set(Number(a), Number(b));
-      if (!killed && acks.size >= killAfterAcks) {
-        killed = true;
-        proc.kill('SIGKILL');
-      }
-    });
-    proc.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve({ acks });
-      else reject(new Error(`child exited ${code}: ${stderr}`));
-    });
-  });
-}
 
 describe('crash', () => {
   test(`an acknowledged write survives SIGKILL (${rounds} rounds)`, async () => {
@@ -57,7 +29,7 @@ describe('crash', () => {
     let modelOffset = -1;
     for (let round = 0; round < rounds; round++) {
       // Random moment: after 1..1500 acknowledgements, while 32 callers keep committing.
-      const { acks } = await runAndKill(dir, 1 + Math.floor(Math.random() * 1500));
+      const acks = await runAndKill(dir, 1 + Math.floor(Math.random() * 1500));
       for (const [o, by] of acks) allAcks.set(o, by);
       const store = await Store.open({ dir, module: counterModule });
       try {

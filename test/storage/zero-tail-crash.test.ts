@@ -11,7 +11,7 @@ import { describe, expect, test } from 'vitest';
 import { inspectStore } from '../../storage/inspect.js';
 import { Store } from '../../storage/store.js';
 import { counterModule } from '../support/counter-module.js';
-import { runAndKill } from './run-and-kill.js';
+import { runAndKill } from '../crash/run-and-kill.js';
 
 const rounds = 5;
 

@@ -2,13 +2,12 @@
  * Run the crash-test child (test/crash/commit-child.ts: 32 callers committing `bump` forever, one
  * `ack OFFSET BY` line per acknowledgement) on a store directory and SIGKILL it once it has
  * acknowledged `killAfterAcks` calls. Resolves with offset -> by of every acknowledgement seen.
- * (test/crash/sigkill.test.ts holds a copy of this loop; it could import this one.)
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 
-const child = path.join(import.meta.dirname, '..', 'crash', 'commit-child.ts');
+const child = path.join(import.meta.dirname, 'commit-child.ts');
 
 export function runAndKill(dir: string, killAfterAcks: number): Promise<Map<number, number>> {
   return new Promise((resolve, reject) => {
