@@ -63,7 +63,7 @@ export function registerStoreCommands(program: Command): void {
         const report = await inspectStore(dir);
         print(!!opts.json, report, () => [
           `segments of ${dir}:`,
-          ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}`),
+          ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}`),
           'snapshots:',
           ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : `ok ${s.stateHash}`}`),
         ]);
