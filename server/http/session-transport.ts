@@ -16,9 +16,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
-import { ProtocolErrorCode, SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
+import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { directRequestOf, directToolCallOf } from '../mcp/direct-request.js';
+import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
 import type { ToolCaller } from '../mcp/tool-calls.js';
 
 /** Re-exported: the HTTP direct path's tests name it here. */
@@ -106,19 +106,11 @@ export class SessionTransport implements Transport {
       return true;
     }
     const id = request.id;
-    // The caller never throws (every failure is an isError result); if it did, answer as the
-    // SDK answers a handler's throw.
-    void callTool(call.name, call.args).then(
-      (result) => this.answerDirect(id, res, { result, jsonrpc: '2.0', id }),
-      (error: unknown) => {
-        this.onerror?.(error instanceof Error ? error : new Error(String(error)));
-        this.answerDirect(id, res, { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message: 'Internal error' } });
-      },
-    );
+    void directToolAnswer(callTool, call, id, (error) => this.onerror?.(error)).then((answer) => this.answerDirect(id, res, answer));
     return true;
   }
 
-  /** A direct tool call's answer, unless the session ended meanwhile (endDirect answered it). */
+  /** The JSON answer of a direct request (200, the session id), unless the session ended meanwhile (endDirect answered it). */
   private answerDirect(id: RequestId, res: ServerResponse, message: JSONRPCMessage): void {
     if (this.direct.get(id) !== res) return;
     this.direct.delete(id);
@@ -133,9 +125,7 @@ export class SessionTransport implements Transport {
     // A JSON answer carries only the response: messages related to the request are dropped,
     // as the SDK's JSON response mode drops them.
     if (!isAnswer) return;
-    this.direct.delete(id!);
-    // The SDK's JSON answer: 200, application/json, the session id.
-    this.answer(res, 200, JSON.stringify(message), this.sessionId);
+    this.answerDirect(id!, res, message);
   }
 
   private answer(res: ServerResponse, status: number, json: string, sessionId: string | undefined): void {

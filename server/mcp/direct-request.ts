@@ -4,7 +4,8 @@
  * else goes through the SDK untouched, so every refusal (and every unusual but valid message)
  * stays the SDK's own.
  */
-import type { JSONRPCRequest } from '@modelcontextprotocol/server';
+import { ProtocolErrorCode, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server';
+import type { ToolCaller } from './tool-calls.js';
 
 /** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
 const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
@@ -56,4 +57,23 @@ export function directToolCallOf(request: JSONRPCRequest): DirectToolCall | unde
   if (typeof name !== 'string') return undefined;
   if (args !== undefined && !isPlainObject(args)) return undefined;
   return { name, args };
+}
+
+/**
+ * The answer to a direct tools/call, as the SDK would send it: `{result, jsonrpc, id}`. The tool
+ * caller never throws (every failure is an isError result); if it did, `onThrow` hears of it and
+ * the answer is the SDK's answer to a handler's throw. Both transports' direct paths use this.
+ */
+export async function directToolAnswer(
+  callTool: ToolCaller,
+  call: DirectToolCall,
+  id: JSONRPCRequest['id'],
+  onThrow: (error: Error) => void,
+): Promise<JSONRPCMessage> {
+  try {
+    return { result: await callTool(call.name, call.args), jsonrpc: '2.0', id } as JSONRPCMessage;
+  } catch (error) {
+    onThrow(error instanceof Error ? error : new Error(String(error)));
+    return { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message: 'Internal error' } };
+  }
 }

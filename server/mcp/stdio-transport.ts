@@ -17,13 +17,12 @@ import type { Readable, Writable } from 'node:stream';
 import {
   deserializeMessage,
   isJSONRPCNotification,
-  ProtocolErrorCode,
   STDIO_DEFAULT_MAX_BUFFER_SIZE,
   type JSONRPCMessage,
   type JSONRPCRequest,
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
-import { directRequestOf, directToolCallOf } from './direct-request.js';
+import { directRequestOf, directToolAnswer, directToolCallOf } from './direct-request.js';
 import type { ToolCaller } from './tool-calls.js';
 
 type RequestId = JSONRPCRequest['id'];
@@ -130,16 +129,8 @@ export class StdioTransport extends StdioServerTransport {
     const id = request.id;
     const inFlight: DirectCall = { cancelled: false };
     this.direct.set(id, inFlight);
-    callTool(call.name, call.args)
-      .then(
-        (result) => (inFlight.cancelled ? undefined : this.send({ result, jsonrpc: '2.0', id } as JSONRPCMessage)),
-        (error: unknown) => {
-          // The caller never throws; if it did, answer as the SDK answers a handler's throw.
-          this.onerror?.(error instanceof Error ? error : new Error(String(error)));
-          if (inFlight.cancelled) return undefined;
-          return this.send({ jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message: 'Internal error' } });
-        },
-      )
+    directToolAnswer(callTool, call, id, (error) => this.onerror?.(error))
+      .then((answer) => (inFlight.cancelled ? undefined : this.send(answer)))
       .catch((error: unknown) => {
         if (!this.wireClosed) this.onerror?.(new Error(`Failed to send response: ${String(error)}`));
       })
