@@ -47,11 +47,13 @@ export class LeanMcpHttpClient {
     private readonly url: URL,
     readonly era: 'older' | 'newer',
     private readonly connection: HttpConnection,
+    private readonly extraHeaders: Readonly<Record<string, string>>,
   ) {}
 
-  static async connect(url: string, era: 'older' | 'newer'): Promise<LeanMcpHttpClient> {
+  /** `extraHeaders` go on every request (e.g. `authorization` for a server that verifies tokens). */
+  static async connect(url: string, era: 'older' | 'newer', extraHeaders: Readonly<Record<string, string>> = {}): Promise<LeanMcpHttpClient> {
     const parsed = new URL(url);
-    const client = new LeanMcpHttpClient(parsed, era, new HttpConnection(parsed, callTimeoutMs, answerBytesMax));
+    const client = new LeanMcpHttpClient(parsed, era, new HttpConnection(parsed, callTimeoutMs, answerBytesMax), extraHeaders);
     try {
       if (era === 'older') await client.initialize();
       else await client.discover();
@@ -102,7 +104,7 @@ export class LeanMcpHttpClient {
   }
 
   private headers(method?: string, name?: string): Record<string, string> {
-    const headers: Record<string, string> = { accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
+    const headers: Record<string, string> = { ...this.extraHeaders, accept: 'application/json, text/event-stream', 'content-type': 'application/json' };
     if (this.era === 'older') {
       if (this.sessionId !== undefined) {
         headers['mcp-session-id'] = this.sessionId;
