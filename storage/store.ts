@@ -18,7 +18,8 @@ import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type WrittenFrames } from './log/commitlog.js';
 import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { decodePayload, encodePayloadParts, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
-import { scanLog, SegmentReader, type ScannedLog } from './log/recovery.js';
+import { LogRecovery } from './log/log-recovery.js';
+import type { ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
@@ -53,6 +54,8 @@ export interface StoreOptions {
   readonly onBackgroundError?: (error: unknown) => void;
   /** Segment rotation size (tests use small ones). */
   readonly segmentBytesMax?: number;
+  /** Where open checks the frames of sealed segments while replay applies them (log-recovery.ts): 'auto' uses a worker thread for large logs. */
+  readonly replayCheckThread?: 'auto' | 'worker' | 'main';
   /** Bound on transactions applied but not yet durable; past it calls fail with `busy`. */
   readonly pendingTxMax?: number;
   /** Called after each durable batch (for metrics; the engine imports no metrics library). Must not throw. */
@@ -262,10 +265,9 @@ export class Store implements StoreApi {
     await this.takeLock();
     try {
       const progress = this.options.onProgress;
-      const reader = new SegmentReader(fl); // one buffer for every segment the scan and the replay read
-      const scanned = await scanLog(this.logDir, fl, { mode: 'recover', reader, onProgress: (d, t) => progress?.('scan', d, t) });
-      const logFirst = scanned.segments[0]?.firstOffset ?? 0;
-      const { loaded, skipped } = await this.loadNewestSnapshot(scanned.lastOffset, logFirst, scanned.segments.length > 0);
+      // The last segment first: its end decides which snapshots are usable; the rest is checked as it is replayed.
+      const recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', onProgress: (d, t) => progress?.('scan', d, t) });
+      const { loaded, skipped } = await this.loadNewestSnapshot(recovery.lastOffset, recovery.logFirst, recovery.logExists);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
         this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name), loaded?.arenas.get(schema.name)));
@@ -276,8 +278,8 @@ export class Store implements StoreApi {
           for (const row of this.tables.get(table)!.scan()) d.onInsert(row);
         }
       }
+      const { scanned, replayedFrames } = await this.replay(recovery, snapshotOffset);
       this.log = await Commitlog.open(this.logDir, fl, scanned, snapshotOffset + 1, this.options.segmentBytesMax);
-      const replayedFrames = await this.replay(scanned, snapshotOffset, reader);
       this.applied = this.durable = Math.max(scanned.lastOffset, snapshotOffset);
       if (this.log.nextOffset !== this.applied + 1) {
         throw new DamagedStore(this.logDir, 0, `log ends at ${this.log.nextOffset - 1} but state is at ${this.applied}`);
@@ -331,31 +333,22 @@ export class Store implements StoreApi {
     return { skipped };
   }
 
-  /** Apply the logged row changes after the snapshot; reducers are not re-run. */
-  private async replay(scanned: ScannedLog, afterOffset: number, reader: SegmentReader): Promise<number> {
-    const total = Math.max(0, scanned.lastOffset - afterOffset);
+  /** Apply the logged row changes after the snapshot; reducers are not re-run. Every segment is checked on the way (log-recovery.ts). */
+  private async replay(recovery: LogRecovery, afterOffset: number): Promise<{ scanned: ScannedLog; replayedFrames: number }> {
+    const total = Math.max(0, recovery.lastOffset - afterOffset);
     let done = 0;
     const at = { offset: -1, file: '', position: 0 };
     const applier = this.applyChanges(at);
-    for (const segment of scanned.segments) {
-      const segLast = segment.firstOffset + segment.positions.length - 1;
-      if (segLast <= afterOffset) continue;
-      const buf = await reader.read(segment.file);
-      if (buf.length < segment.end) throw new DamagedStore(segment.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${segment.end}`);
-      for (let i = 0; i < segment.positions.length; i++) {
-        const offset = segment.firstOffset + i;
-        if (offset <= afterOffset) continue;
-        const position = segment.positions[i]!;
-        const length = buf.readUInt32LE(position + 8);
-        at.offset = offset;
-        at.file = segment.file;
-        at.position = position;
-        visitChangesAt(offset, buf, position + 12, position + 12 + length, applier);
-        if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
-      }
-    }
+    const scanned = await recovery.replay(afterOffset, (buf, position, offset, file) => {
+      const length = buf.readUInt32LE(position + 8);
+      at.offset = offset;
+      at.file = file;
+      at.position = position;
+      visitChangesAt(offset, buf, position + 12, position + 12 + length, applier);
+      if (++done % 10_000 === 0) this.options.onProgress?.('replay', done, total);
+    });
     this.options.onProgress?.('replay', done, total);
-    return done;
+    return { scanned, replayedFrames: done };
   }
 
   /**

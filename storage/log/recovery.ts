@@ -51,14 +51,15 @@ export interface Damage {
 export class SegmentReader {
   private buffer: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly fl: FileLayer) {}
+  /** `shared`: the buffer lives in shared memory, so a worker thread can check the same bytes (log-recovery.ts). */
+  constructor(private readonly fl: FileLayer, private readonly shared = false) {}
 
   /** The whole file, in the reused buffer: valid until the next call. */
   async read(file: string): Promise<Buffer> {
     const handle = await this.fl.open(file, 'r');
     try {
       const size = await handle.size();
-      if (size > this.buffer.length) this.buffer = Buffer.allocUnsafeSlow(size);
+      if (size > this.buffer.length) this.buffer = this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
       let done = 0;
       while (done < size) {
         const n = await handle.read(this.buffer, done, size - done, done);
@@ -82,16 +83,40 @@ export async function listSegments(logDir: string, fl: FileLayer): Promise<{ fil
   return out.sort((a, b) => a.firstOffset - b.firstOffset);
 }
 
+export interface ScannedSegment {
+  readonly info: SegmentInfo;
+  readonly problem?: Damage;
+  readonly headerBad?: string;
+  readonly zeroTail?: true;
+}
+
 /**
  * Scan one segment's bytes; returns frame positions and the first problem, if any. A problem that
  * is a run of zeros to the end of the bytes says so (`zeroTail`): the caller decides, since that
- * is a clean end only in the last segment.
+ * is a clean end only in the last segment. `onFrames(from)` is called each time `batchFrames`
+ * more frames passed (positions[from..] are new), and once at the end for the rest.
  */
 export function scanSegmentBytes(
   buf: Buffer,
   file: string,
   expectedFirst: number,
-): { info: SegmentInfo; problem?: Damage; headerBad?: string; zeroTail?: true } {
+  onFrames?: (positions: readonly number[], from: number) => void,
+  batchFrames = 4096,
+): ScannedSegment {
+  const scanned = scanFrames(buf, file, expectedFirst, onFrames, batchFrames);
+  if (onFrames && scanned.info.positions.length % batchFrames !== 0) {
+    onFrames(scanned.info.positions, scanned.info.positions.length - (scanned.info.positions.length % batchFrames));
+  }
+  return scanned;
+}
+
+function scanFrames(
+  buf: Buffer,
+  file: string,
+  expectedFirst: number,
+  onFrames: ((positions: readonly number[], from: number) => void) | undefined,
+  batchFrames: number,
+): ScannedSegment {
   const header = decodeSegmentHeader(buf);
   const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: [], end: 0 };
   if (!header.ok) return { info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
@@ -118,6 +143,7 @@ export function scanSegmentBytes(
       };
     }
     info.positions.push(position);
+    if (onFrames && info.positions.length % batchFrames === 0) onFrames(info.positions, info.positions.length - batchFrames);
     position += bytes;
     expected++;
   }
@@ -142,52 +168,77 @@ export async function scanLog(
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
     const isLast = i === files.length - 1;
-    const previous = segments[segments.length - 1];
-    if (previous) {
-      const expectedFirst = previous.firstOffset + previous.positions.length;
-      if (firstOffset !== expectedFirst) {
-        throw new DamagedStore(file, 0, `segment starts at offset ${firstOffset} but the previous one ends before ${expectedFirst}`);
-      }
-    }
+    checkChain(segments[segments.length - 1], file, firstOffset);
     const buf = await reader.read(file);
     const scanned = scanSegmentBytes(buf, file, firstOffset);
     options.onProgress?.(i + 1, files.length);
-    if (!scanned.problem) {
-      segments.push(scanned.info);
-      continue;
+    if (scanned.problem && !isLast) {
+      throw sealedDamage(scanned.problem);
     }
     if (!isLast) {
-      throw new DamagedStore(file, scanned.problem.position, `${scanned.problem.reason} (sealed segment, offset ${scanned.problem.offset})`);
-    }
-    if (scanned.zeroTail) {
-      zeroTail = { file, position: scanned.problem.position, bytes: buf.length - scanned.problem.position };
       segments.push(scanned.info);
       continue;
     }
-    // Torn tail of the last segment: only unacknowledged work can be there.
-    const cutAt = scanned.headerBad ? 0 : scanned.problem.position;
-    const keptAt = path.join(logDir, `torn-${String(firstOffset + scanned.info.positions.length).padStart(20, '0')}-${buf.length - cutAt}.bin`);
-    torn = { file, position: cutAt, bytes: buf.length - cutAt, reason: scanned.problem.reason, keptAt };
-    if (options.mode === 'recover') {
-      await fl.writeFileDurable(keptAt, buf.subarray(cutAt));
-      if (scanned.headerBad) {
-        await fl.unlink(file);
-        await fl.fsyncDir(logDir);
-      } else {
-        const handle = await fl.open(file, 'r+');
-        try {
-          await handle.truncate(cutAt);
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-      }
-    }
-    if (!scanned.headerBad) segments.push(scanned.info);
+    const outcome = lastSegmentOutcome(logDir, scanned, buf.length);
+    if (outcome.info) segments.push(outcome.info);
+    zeroTail = outcome.zeroTail;
+    torn = outcome.torn;
+    if (torn && options.mode === 'recover') await cutTornTail(fl, logDir, torn, buf);
   }
   const last = segments[segments.length - 1];
   const lastOffset = last ? last.firstOffset + last.positions.length - 1 : -1;
   return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };
+}
+
+/** Segments must chain: each starts at the offset after the previous one's last frame. */
+export function checkChain(previous: SegmentInfo | undefined, file: string, firstOffset: number): void {
+  if (!previous) return;
+  const expectedFirst = previous.firstOffset + previous.positions.length;
+  if (firstOffset !== expectedFirst) {
+    throw new DamagedStore(file, 0, `segment starts at offset ${firstOffset} but the previous one ends before ${expectedFirst}`);
+  }
+}
+
+/** The error for a bad frame in a sealed segment: the store refuses to open. */
+export function sealedDamage(problem: Damage): DamagedStore {
+  return new DamagedStore(problem.file, problem.position, `${problem.reason} (sealed segment, offset ${problem.offset})`);
+}
+
+/**
+ * What the scan of the last segment means: the segment as it stays (none when its header is
+ * bad), and a zero tail (a clean end) or a torn tail to cut, with the file it is kept in.
+ */
+export function lastSegmentOutcome(
+  logDir: string,
+  scanned: ScannedSegment,
+  bytes: number,
+): { info?: SegmentInfo; torn?: NonNullable<ScannedLog['torn']>; zeroTail?: NonNullable<ScannedLog['zeroTail']> } {
+  const { info, problem } = scanned;
+  if (!problem) return { info };
+  if (scanned.zeroTail) return { info, zeroTail: { file: info.file, position: problem.position, bytes: bytes - problem.position } };
+  // Torn tail of the last segment: only unacknowledged work can be there.
+  const cutAt = scanned.headerBad ? 0 : problem.position;
+  const keptAt = path.join(logDir, `torn-${String(info.firstOffset + info.positions.length).padStart(20, '0')}-${bytes - cutAt}.bin`);
+  const torn = { file: info.file, position: cutAt, bytes: bytes - cutAt, reason: problem.reason, keptAt };
+  return scanned.headerBad ? { torn } : { info, torn };
+}
+
+/** Keep the torn bytes aside (durably), then cut them: the whole file when its header is bad. `buf` is the segment's bytes. */
+export async function cutTornTail(fl: FileLayer, logDir: string, torn: NonNullable<ScannedLog['torn']>, buf: Buffer): Promise<void> {
+  await fl.writeFileDurable(torn.keptAt, buf.subarray(torn.position, torn.position + torn.bytes));
+  if (torn.position === 0) {
+    // Only a bad header cuts at 0 (frames start after it): the file goes.
+    await fl.unlink(torn.file);
+    await fl.fsyncDir(logDir);
+    return;
+  }
+  const handle = await fl.open(torn.file, 'r+');
+  try {
+    await handle.truncate(torn.position);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Find the first damage anywhere (sealed or not), without changing files. */

@@ -1,0 +1,185 @@
+/**
+ * The log side of an open: the rules of recovery.ts, in an order that lets the frame checks
+ * of one segment run on a second thread while the main thread replays the segment before it.
+ *
+ *  1. `begin`: the last segment is read and scanned first. Its end (or its torn tail) fixes the
+ *     log's last offset, which the choice of snapshot needs. Nothing is cut yet.
+ *  2. `replay`: the sealed segments are checked in order (segment-checker.ts) and each good frame
+ *     past the snapshot is handed to `apply` as soon as it is checked, while the next segment is
+ *     read; then the last segment's frames. Any bad frame or broken chain in a sealed segment
+ *     throws DamagedStore naming file and byte (the open fails; the partial state is dropped).
+ *  3. Only when every sealed segment passed is a torn tail kept aside and cut, as scanLog does.
+ *
+ * The result is the ScannedLog that scanLog would have returned for the same files.
+ */
+import { DamagedStore } from '../errors.js';
+import type { FileLayer } from '../io/file-layer.js';
+import {
+  checkChain,
+  cutTornTail,
+  lastSegmentOutcome,
+  listSegments,
+  scanSegmentBytes,
+  sealedDamage,
+  SegmentReader,
+  type ScannedLog,
+  type SegmentInfo,
+} from './recovery.js';
+import { SegmentChecker } from './segment-checker.js';
+
+/**
+ * Below this many bytes in the first sealed segment the checks stay on the main thread: a
+ * worker costs tens of ms to start (more from TypeScript sources), about what checking 8 MiB of
+ * small frames costs.
+ */
+export const checkWorkerBytesMin = 8 * 1024 * 1024;
+
+/** Receives each frame to replay: its position in `buf` (a segment's bytes, valid during the call) and its offset. */
+export type FrameApplier = (buf: Buffer, position: number, offset: number, file: string) => void;
+
+export interface LogRecoveryOptions {
+  /** 'auto': a worker when the first sealed segment holds at least checkWorkerBytesMin bytes. */
+  readonly checkThread?: 'auto' | 'worker' | 'main';
+  /** Tests: another worker module (one that fails, to prove the fallback). */
+  readonly checkWorkerUrl?: URL;
+  /** Segments checked so far, of all. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+interface LastSegment {
+  readonly file: string;
+  readonly firstOffset: number;
+  /** Bytes the scan read: the re-read for replay must find them again. */
+  readonly bytes: number;
+  readonly outcome: ReturnType<typeof lastSegmentOutcome>;
+}
+
+export class LogRecovery {
+  private constructor(
+    private readonly logDir: string,
+    private readonly fl: FileLayer,
+    private readonly files: readonly { file: string; firstOffset: number }[],
+    private readonly last: LastSegment | undefined,
+    private readonly options: LogRecoveryOptions,
+  ) {}
+
+  static async begin(logDir: string, fl: FileLayer, options: LogRecoveryOptions = {}): Promise<LogRecovery> {
+    const files = await listSegments(logDir, fl);
+    const lastFile = files[files.length - 1];
+    if (!lastFile) return new LogRecovery(logDir, fl, files, undefined, options);
+    const buf = await new SegmentReader(fl).read(lastFile.file);
+    const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf.length);
+    return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, outcome }, options);
+  }
+
+  /** True when a segment remains (a last segment with a bad header goes). */
+  get logExists(): boolean {
+    return this.files.length > 1 || this.last?.outcome.info !== undefined;
+  }
+
+  /** First offset of the log (0 when there is none). */
+  get logFirst(): number {
+    return this.logExists ? this.files[0]!.firstOffset : 0;
+  }
+
+  /** Last valid offset (-1 for a new log). Sealed segments are checked to chain up to it during replay. */
+  get lastOffset(): number {
+    const last = this.last;
+    if (!last) return -1;
+    const info = last.outcome.info;
+    if (info) return info.firstOffset + info.positions.length - 1;
+    return this.files.length > 1 ? last.firstOffset - 1 : -1;
+  }
+
+  /** Check every segment and hand each frame past `afterOffset` to `apply`, in offset order. */
+  async replay(afterOffset: number, apply: FrameApplier): Promise<ScannedLog> {
+    const segments: SegmentInfo[] = [];
+    const total = this.files.length;
+    const last = this.last;
+    if (!last) return { segments, lastOffset: -1 };
+    const sealed = this.files.slice(0, -1);
+    // Two buffers in shared memory: the worker checks one segment while the next is read into the other.
+    const readers = [new SegmentReader(this.fl, true), new SegmentReader(this.fl, true)] as const;
+    let checker: SegmentChecker | undefined;
+    // The first error any segment met: later segments hand on no frame once it is set.
+    let failure: unknown;
+    try {
+      let nextRead = sealed.length > 0 ? readers[0].read(sealed[0]!.file) : undefined;
+      nextRead?.catch(() => undefined);
+      const checks: Promise<void>[] = [];
+      for (let i = 0; i < sealed.length; i++) {
+        const { file, firstOffset } = sealed[i]!;
+        const buf = await nextRead!;
+        checker ??= this.startChecker(buf.length);
+        const info: SegmentInfo = { file, firstOffset, positions: [], end: 0 };
+        let chained = false;
+        // Runs before this segment's first frame or verdict is taken: every earlier segment is settled by then.
+        const beforeUse = (): void => {
+          if (failure !== undefined) throw failure;
+          if (chained) return;
+          chained = true;
+          try {
+            checkChain(segments[segments.length - 1], file, firstOffset);
+          } catch (error) {
+            throw (failure = error);
+          }
+        };
+        const check = checker.check(buf, file, firstOffset, {
+          frames: (positions) => {
+            beforeUse();
+            for (let k = 0; k < positions.length; k++) {
+              const position = positions[k]!;
+              const offset = firstOffset + info.positions.length;
+              info.positions.push(position);
+              if (offset > afterOffset) {
+                try {
+                  apply(buf, position, offset, file);
+                } catch (error) {
+                  throw (failure = error);
+                }
+              }
+            }
+          },
+          verdict: (verdict) => {
+            beforeUse();
+            if (verdict.problem) throw (failure = sealedDamage(verdict.problem));
+            info.end = verdict.end;
+            segments.push(info);
+            this.options.onProgress?.(segments.length, total);
+          },
+        });
+        check.catch(() => undefined); // awaited in order below; an earlier failure may leave it unawaited
+        checks.push(check);
+        // Segment i-1 must be fully applied before its buffer takes segment i+1.
+        if (i >= 1) await checks[i - 1];
+        nextRead = i + 1 < sealed.length ? readers[(i + 1) % 2]!.read(sealed[i + 1]!.file) : undefined;
+        nextRead?.catch(() => undefined); // awaited next round; a throw before then must not go unhandled
+      }
+      if (sealed.length > 0) await checks[sealed.length - 1];
+      checkChain(segments[segments.length - 1], last.file, last.firstOffset);
+      const { info, torn, zeroTail } = last.outcome;
+      const buf = await readers[sealed.length % 2]!.read(last.file);
+      if (buf.length < last.bytes) throw new DamagedStore(last.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${last.bytes}`);
+      if (info) {
+        for (let k = 0; k < info.positions.length; k++) {
+          const offset = info.firstOffset + k;
+          if (offset > afterOffset) apply(buf, info.positions[k]!, offset, last.file);
+        }
+        segments.push(info);
+      }
+      this.options.onProgress?.(total, total);
+      if (torn) await cutTornTail(this.fl, this.logDir, torn, buf);
+      const end = segments[segments.length - 1];
+      const lastOffset = end ? end.firstOffset + end.positions.length - 1 : -1;
+      return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };
+    } finally {
+      await checker?.close();
+    }
+  }
+
+  private startChecker(firstSealedBytes: number): SegmentChecker {
+    const mode = this.options.checkThread ?? 'auto';
+    const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin);
+    return new SegmentChecker(threaded ? (this.options.checkWorkerUrl ?? undefined) : false);
+  }
+}
