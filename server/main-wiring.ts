@@ -26,7 +26,7 @@ import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
-import { authenticateOncePerRequest, requestAdmission, tenantByAuthentication } from './ops/request-admission.js';
+import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
@@ -236,10 +236,10 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
+    // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
+    // authenticated and before its body is read; past them 429 + Retry-After.
+    admission: callAdmission({ guard }),
     mount: (app) => {
-      // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
-      // authenticated and before its body is read; past them 429 + Retry-After.
-      app.use(requestAdmission({ guard, tenantOf: tenantByAuthentication(authenticateAudited) }));
       app.use(healthRouter({
         probes: [dataDirProbe(config.dataDir), {
           name: 'postgres',

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/express';
+import { admissionMiddleware, tenantByAuthentication, type CallAdmission } from '../ops/request-admission.js';
 import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
@@ -17,6 +18,7 @@ import { isRefusal, type Authenticate, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute } from './streamable-route.js';
+import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 
 /** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
  * an oversized tool call still gets its precise limit_exceeded answer. */
@@ -42,7 +44,16 @@ export interface HttpServerOptions {
   readonly bodyBytesMax?: number;
   /** Close a 2025-era session after this long without a request (default legacySessionIdleMs). */
   readonly sessionIdleMs?: number;
-  /** Mount further routes (/metrics, /hooks/keycloak, ...) after the Host and Origin guards. */
+  /**
+   * Admission of each MCP call (POST /mcp, /messages, also under /t/:tenant/) under its tenant's
+   * limits, once authenticated and before its body is read; mounted after the Host and Origin
+   * guards, before `mount`'s routes, and taken by the fast path of POST /mcp too.
+   */
+  readonly admission?: CallAdmission;
+  /**
+   * Mount further routes (/metrics, /hooks/keycloak, ...) after the Host and Origin guards.
+   * They must not answer POST /mcp: the fast path (fast-call.ts) takes those past express.
+   */
   readonly mount?: (app: Express) => void;
   /** Mount public routes browsers may fetch cross-origin (RFC 9728 metadata, /healthz) before the guards. */
   readonly mountBeforeGuards?: (app: Express) => void;
@@ -82,11 +93,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const app = express();
   app.disable('x-powered-by');
   options.mountBeforeGuards?.(app);
-  if (isLoopback(host)) app.use(hostHeaderValidation([...loopbackHostnames]));
-  else if (options.allowedHosts !== undefined) app.use(hostHeaderValidation([...options.allowedHosts]));
+  const allowedHostnames = isLoopback(host) ? [...loopbackHostnames] : options.allowedHosts !== undefined ? [...options.allowedHosts] : undefined;
+  if (allowedHostnames !== undefined) app.use(hostHeaderValidation(allowedHostnames));
   // Requests without Origin (every non-browser client) pass; a browser's must be allowed.
-  app.use(originValidation([...loopbackHostnames, ...(options.allowedOrigins ?? []).map(originHostname)]));
+  const allowedOriginHostnames = [...loopbackHostnames, ...(options.allowedOrigins ?? []).map(originHostname)];
+  app.use(originValidation(allowedOriginHostnames));
 
+  if (options.admission !== undefined) app.use(admissionMiddleware(options.admission, tenantByAuthentication(authenticate)));
   options.mount?.(app);
 
   const json = express.json({ limit: bodyBytesMax });
@@ -129,7 +142,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       }
     };
 
-  app.all(['/mcp', '/t/:tenant/mcp'], identify, json, serving((req, res, principal) => streamable.serve(req, res, principal)));
+  const serveMcp = serving((req, res, principal) => streamable.serve(req, res, principal));
+  app.all(['/mcp', '/t/:tenant/mcp'], identify, json, serveMcp);
   app.get(
     ['/sse', '/t/:tenant/sse'],
     identify,
@@ -137,7 +151,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   );
   app.post(['/messages', '/t/:tenant/messages'], identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
 
-  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+  const answerError = (error: unknown, req: Request, res: Response, next: NextFunction) => {
     const type = (error as { type?: unknown } | null)?.type;
     if (type === 'entity.too.large') {
       sendJsonRpcError(res, 413, -32000, `request body is larger than ${bodyBytesMax} bytes (httpBodyBytesMax)`);
@@ -149,9 +163,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       log.error({ err: error, path: req.path }, 'http request failed');
       sendJsonRpcError(res, 500, -32603, 'Internal server error');
     }
-  });
+  };
+  app.use(answerError);
 
-  const server = http.createServer(app);
+  const server = http.createServer(expressMessageClasses(app), fastCallHandler({
+    app, authenticate, admission: options.admission, allowedHostnames, allowedOriginHostnames, bodyBytesMax, serveMcp,
+    // Past a sent answer express's final handler ends the response: the fast path just closes it.
+    answerError: (error, req, res) => answerError(error, req, res, () => res.destroy()),
+  }));
   // Keep idle keep-alive connections well past a long event-loop pause (the embedded database's
   // start blocks it for seconds): a 5 s default closes sockets a client is already writing to.
   server.keepAliveTimeout = keepAliveTimeoutMs;

@@ -69,9 +69,24 @@ export function tenantByAuthentication(authenticate: Authenticate): (req: Reques
   };
 }
 
-export function requestAdmission(options: RequestAdmissionOptions): RequestHandler {
-  const { guard, tenantOf } = options;
-  const isCall = options.isCall ?? isCallRequest;
+/**
+ * Admission of one call whose tenant is known, for the express middleware below and for the
+ * HTTP server's fast path of POST /mcp (server/http/fast-call.ts): the same guard, the same
+ * held 429, the same slot release.
+ */
+export interface CallAdmission {
+  /**
+   * True once the call is admitted (its slot is given back when its response is over, or as it
+   * turns into an event stream); false when it is refused (the 429 is written or held) or its
+   * client left while it waited (nothing to answer).
+   * `res` must be an express Response (the refusal is written with its API). `answeredAsJson`:
+   * the caller knows the answer is one body, never an event stream (no watch on its headers).
+   */
+  admit(req: IncomingMessage, res: Response, tenant: string, answeredAsJson?: boolean): Promise<boolean>;
+}
+
+export function callAdmission(options: Pick<RequestAdmissionOptions, 'guard' | 'refusalHoldMs'>): CallAdmission {
+  const { guard } = options;
   const holdMsMax = options.refusalHoldMs ?? refusalHoldMsMax;
   if (!(holdMsMax >= 0 && holdMsMax <= retryAfterMsMax)) throw new Error(`refusalHoldMs ${holdMsMax} outside 0..${retryAfterMsMax}`);
   let held = 0;
@@ -103,26 +118,45 @@ export function requestAdmission(options: RequestAdmissionOptions): RequestHandl
     res.once('close', dropped);
   };
 
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (!isCall(req)) return next();
-    void (async () => {
-      const tenant = await tenantOf(req);
-      if (tenant === undefined) return next();
+  return {
+    async admit(req, res, tenant, answeredAsJson = false) {
       // Refused before any work of its own; admitted calls may still wait for a slot.
       let release: Release;
       try {
         release = await guard.acquire(tenant);
       } catch (error) {
-        if (error instanceof BusyError) return refuse(res, error);
-        throw error;
+        if (!(error instanceof BusyError)) throw error;
+        refuse(res, error);
+        return false;
       }
       // Its client left while it waited: nobody to answer, and a closed response never
       // emits 'close' again, so the slot is given back here.
-      if (res.destroyed || req.socket.destroyed) return release();
-      releaseWhenAnswered(res, release);
-      next();
+      if (res.destroyed || req.socket.destroyed) {
+        release();
+        return false;
+      }
+      // A response emits 'close' once, after 'finish' or when its client leaves.
+      if (answeredAsJson) res.once('close', release);
+      else releaseWhenAnswered(res, release);
+      return true;
+    },
+  };
+}
+
+/** Express middleware admitting every call request (isCall) of a known tenant. */
+export function admissionMiddleware(admission: CallAdmission, tenantOf: RequestAdmissionOptions['tenantOf'], isCall: (req: Request) => boolean = isCallRequest): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!isCall(req)) return next();
+    void (async () => {
+      const tenant = await tenantOf(req);
+      if (tenant === undefined) return next();
+      if (await admission.admit(req, res, tenant)) next();
     })().catch(next);
   };
+}
+
+export function requestAdmission(options: RequestAdmissionOptions): RequestHandler {
+  return admissionMiddleware(callAdmission(options), options.tenantOf, options.isCall);
 }
 
 /**
