@@ -28,6 +28,12 @@ export const fastCallPath = '/mcp';
 /** `application/json`, optionally with the one charset body-parser decodes as plain UTF-8. */
 const jsonContentTypePattern = /^application\/json(?:[ \t]*;[ \t]*charset="?utf-8"?)?$/i;
 const contentLengthPattern = /^[0-9]{1,10}$/;
+/**
+ * Host header values the Host guard accepted, remembered so that a keep-alive client's
+ * identical header is not parsed as a URL again per request (the validator is a pure function
+ * of the value and the fixed allowed list); past this many, values are checked every time.
+ */
+export const acceptedHostHeadersMax = 64;
 /** body-parser's strict rule: a JSON body must be an object or an array (after JSON whitespace). */
 const strictFirstCharPattern = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/;
 
@@ -49,7 +55,11 @@ export interface FastCallOptions {
  * The request's body length when the fast path may take it, else undefined (express takes
  * it). Only headers are read: nothing is consumed or answered.
  */
-export function fastCallBodyBytes(req: IncomingMessage, options: Pick<FastCallOptions, 'allowedHostnames' | 'allowedOriginHostnames' | 'bodyBytesMax'>): number | undefined {
+export function fastCallBodyBytes(
+  req: IncomingMessage,
+  options: Pick<FastCallOptions, 'allowedHostnames' | 'allowedOriginHostnames' | 'bodyBytesMax'>,
+  acceptedHosts?: Set<string>,
+): number | undefined {
   if (req.method !== 'POST' || req.url !== fastCallPath) return undefined;
   const headers = req.headers;
   if (typeof headers['mcp-session-id'] !== 'string') return undefined;
@@ -60,7 +70,7 @@ export function fastCallBodyBytes(req: IncomingMessage, options: Pick<FastCallOp
   if (lengthText === undefined || !contentLengthPattern.test(lengthText)) return undefined;
   const bodyBytes = Number(lengthText);
   if (bodyBytes === 0 || bodyBytes > options.bodyBytesMax) return undefined;
-  if (options.allowedHostnames !== undefined && !validateHostHeader(headers.host, options.allowedHostnames).ok) return undefined;
+  if (options.allowedHostnames !== undefined && !hostAccepted(headers.host, options.allowedHostnames, acceptedHosts)) return undefined;
   if (headers.origin !== undefined && !validateOriginHeader(headers.origin, options.allowedOriginHostnames).ok) return undefined;
   return bodyBytes;
 }
@@ -78,9 +88,17 @@ export function expressMessageClasses(app: Express): Pick<http.ServerOptions, 'I
   return { IncomingMessage: ExpressIncomingMessage, ServerResponse: ExpressServerResponse };
 }
 
+function hostAccepted(host: string | undefined, allowedHostnames: string[], accepted: Set<string> | undefined): boolean {
+  if (host !== undefined && accepted?.has(host)) return true;
+  if (!validateHostHeader(host, allowedHostnames).ok) return false;
+  if (host !== undefined && accepted !== undefined && accepted.size < acceptedHostHeadersMax) accepted.add(host);
+  return true;
+}
+
 /** The request's handler for node:http: the fast path where it applies, express everywhere else. */
 export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { app, authenticate, admission } = options;
+  const acceptedHosts = new Set<string>();
   // What express's app.handle does to every request before its router: its request and
   // response prototypes (res.status().json(), req.path, ...), the circular references, locals.
   const expressRequest = app.request as object;
@@ -106,7 +124,8 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
     try {
       // A POST on a session is answered with one JSON body (SessionTransport), never a stream.
       if (admission !== undefined && !(await admission.admit(request, response, who.caller.tenant, true))) return;
-      const text = await bodyText(req, bodyBytes);
+      const read = bodyText(req, bodyBytes);
+      const text = typeof read === 'string' ? read : await read;
       if (text === undefined) return; // the client left mid-body: nobody to answer
       const first = strictFirstCharPattern.exec(text)?.[1];
       let body: unknown;
@@ -126,7 +145,7 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
   };
 
   return (req, res) => {
-    const bodyBytes = fastCallBodyBytes(req, options);
+    const bodyBytes = fastCallBodyBytes(req, options, acceptedHosts);
     if (bodyBytes === undefined) return void app(req, res);
     serveFast(req, res, bodyBytes).catch((error: unknown) => {
       const [request, response] = asExpress(req, res);
@@ -140,7 +159,13 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
  * it), or undefined if the client went away first. Its length is the declared one: node's
  * parser frames the body by Content-Length.
  */
-function bodyText(req: IncomingMessage, bodyBytes: number): Promise<string | undefined> {
+function bodyText(req: IncomingMessage, bodyBytes: number): Promise<string | undefined> | string {
+  // Usually the whole body came in the headers' packet and is buffered by now (its end is
+  // parsed a moment later): take it at once. Content-Length frames it, so these are all its bytes.
+  if (req.readableLength === bodyBytes && req.readableFlowing === null) {
+    const bytes = req.read() as Buffer | null;
+    if (bytes !== null && bytes.length === bodyBytes) return textOf(bytes);
+  }
   return new Promise((resolve) => {
     let single: Buffer | undefined;
     let chunks: Buffer[] | undefined;
@@ -159,9 +184,7 @@ function bodyText(req: IncomingMessage, bodyBytes: number): Promise<string | und
       else (chunks ??= [single!]).push(chunk);
     };
     const onEnd = () => {
-      const bytes = chunks !== undefined ? Buffer.concat(chunks, bodyBytes) : (single ?? Buffer.alloc(0));
-      const text = bytes.toString('utf8');
-      settle(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+      settle(textOf(chunks !== undefined ? Buffer.concat(chunks, bodyBytes) : (single ?? Buffer.alloc(0))));
     };
     const onGone = () => settle(undefined);
     req.on('data', onData);
@@ -169,4 +192,9 @@ function bodyText(req: IncomingMessage, bodyBytes: number): Promise<string | und
     req.on('aborted', onGone);
     req.on('error', onGone);
   });
+}
+
+function textOf(bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }

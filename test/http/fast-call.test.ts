@@ -17,6 +17,9 @@ import { headerAuthenticate, startNotesHttp, type NotesHttp } from '../mcp/fixtu
 
 const olderRevision = '2025-11-25';
 const refuseHeader = 'x-test-refuse';
+/** The request's body is sent only once the server has authenticated it (waiters below). */
+const bodyLaterHeader = 'x-test-body-later';
+const authenticatedWaiters: Array<() => void> = [];
 
 let serving: NotesHttp | undefined;
 afterEach(async () => {
@@ -29,6 +32,7 @@ const authenticate: Authenticate = async (req) => {
   if (req.headers[refuseHeader] !== undefined) {
     return { status: 401, headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"', 'Content-Type': 'application/json' }, body: { error: 'invalid_token' } };
   }
+  if (req.headers[bodyLaterHeader] !== undefined) authenticatedWaiters.shift()?.();
   return headerAuthenticate(req);
 };
 
@@ -170,6 +174,48 @@ describe('answers', () => {
     const notJson = await post(s.base, '/mcp', session, '{');
     expect(notJson.status).toBe(400);
     expect(JSON.parse(notJson.body)).toMatchObject({ error: { code: -32700 } });
+  });
+
+  test('calls one after another on one keep-alive connection are all answered on that connection', async () => {
+    const s = await start();
+    const session = await openSession(s.base);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const url = new URL(s.base);
+    const sockets = new Set<unknown>();
+    const expressBefore = s.expressSaw();
+    try {
+      for (let id = 1; id <= 20; id++) {
+        const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'note_put', arguments: { id: `k${id}`, text: 'x'.repeat(id * 500) } } });
+        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const request = http.request({
+            host: url.hostname, port: url.port, path: '/mcp', method: 'POST', agent,
+            headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'content-length': String(Buffer.byteLength(body)), ...session },
+          }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+          });
+          request.on('socket', (socket) => sockets.add(socket));
+          request.on('error', reject);
+          // Every other call: headers first, the body only once the server has begun the call
+          // (the server then waits for it), not in the headers' packet.
+          if (id % 2 === 0) {
+            authenticatedWaiters.push(() => setImmediate(() => request.end(body)));
+            request.setHeader(bodyLaterHeader, '1');
+            request.flushHeaders();
+          } else {
+            request.end(body);
+          }
+        });
+        expect(answer.status).toBe(200);
+        expect(JSON.parse(answer.body)).toMatchObject({ id, result: { structuredContent: { id: `k${id}`, version: 1 } } });
+      }
+      expect(sockets.size).toBe(1);
+      expect(s.expressSaw()).toBe(expressBefore);
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('a session that is not there, or another caller\'s, is refused as express refuses it', async () => {
