@@ -39,6 +39,30 @@ function encodeKeyPart(value: Value): string {
   throw new MemoryError('invalid_argument', `a key value must be a string, integer, boolean or null`);
 }
 
+/** Scratch for keyOfAsciiStringBytes: tag, the string's bytes, terminator. */
+const asciiKeyScratch = Buffer.allocUnsafe(256);
+
+/**
+ * encodeKey([s]) for a one-column key whose string s is the bytes buf[start, end), when they are
+ * ASCII without NUL (so nothing to escape, and latin1 reads them as UTF-8 would); undefined
+ * otherwise. Replay builds one key per row: this makes it one flat string from the bytes, not a
+ * decoded string, an escaped copy and two concatenations.
+ */
+export function keyOfAsciiStringBytes(buf: Uint8Array, start: number, end: number): string | undefined {
+  const length = end - start;
+  if (length + 3 > asciiKeyScratch.length) return undefined;
+  const scratch = asciiKeyScratch;
+  scratch[0] = tagString.charCodeAt(0);
+  for (let i = 0; i < length; i++) {
+    const b = buf[start + i]!;
+    if (b === 0 || b >= 0x80) return undefined;
+    scratch[i + 1] = b;
+  }
+  scratch[length + 1] = 0;
+  scratch[length + 2] = 0;
+  return scratch.toString('latin1', 0, length + 3);
+}
+
 /** Smallest string greater than every key that starts with `prefix`. */
 export function prefixUpperBound(prefix: string): string {
   return prefix + '\uffff';

@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { Packr, type Unpackr } from 'msgpackr';
-import { encodeKey } from './key-codec.js';
+import { encodeKey, keyOfAsciiStringBytes } from './key-codec.js';
 import { msgpackValueEnd } from './msgpack-extent.js';
 import type { Row, TableSchema, Value } from './schema.js';
 
@@ -80,6 +80,16 @@ export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[]
   else if (head === 0xdd && p + 5 <= end) (count = buf.readUInt32BE(p + 1)), (p += 5);
   else throw new Error(`row of ${schema.name} is not an array of fields`);
   if (count !== schema.columns.length) throw new Error(`row of ${schema.name} has ${count} fields, schema has ${schema.columns.length}`);
+  if (keyColumns.length === 1 && keyColumns[0] === 0) {
+    // The common shape (one string key, first column): the key straight from its bytes.
+    const t = buf[p]!;
+    const strStart = t >= 0xa0 && t <= 0xbf ? p + 1 : t === 0xd9 && p + 2 <= end ? p + 2 : -1;
+    const strEnd = strStart < 0 ? -1 : t === 0xd9 ? strStart + buf[p + 1]! : strStart + (t & 0x1f);
+    if (strStart >= 0 && strEnd <= end) {
+      const key = keyOfAsciiStringBytes(buf, strStart, strEnd);
+      if (key !== undefined) return key;
+    }
+  }
   // Fields past the last key column are not walked: the caller proved the row is one whole value.
   for (let i = 0, found = 0; found < keyColumns.length; i++) {
     const next = msgpackValueEnd(buf, p, end);

@@ -263,10 +263,11 @@ export class Store implements StoreApi {
     const fl = this.fl;
     await fl.mkdirp(this.logDir);
     await this.takeLock();
+    let recovery: LogRecovery | undefined;
     try {
       const progress = this.options.onProgress;
       // The last segment first: its end decides which snapshots are usable; the rest is checked as it is replayed.
-      const recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', onProgress: (d, t) => progress?.('scan', d, t) });
+      recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', onProgress: (d, t) => progress?.('scan', d, t) });
       const { loaded, skipped } = await this.loadNewestSnapshot(recovery.lastOffset, recovery.logFirst, recovery.logExists);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
@@ -298,6 +299,7 @@ export class Store implements StoreApi {
         this.snapshotTimer.unref();
       }
     } catch (error) {
+      await recovery?.close(); // its worker, when the open failed before replay ended
       await this.log?.close().catch(() => undefined);
       await this.releaseLock();
       throw error;

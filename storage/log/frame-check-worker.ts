@@ -27,3 +27,4 @@ port.on('message', (request: CheckRequest) => {
     ...(zeroTail ? { zeroTail } : {}),
   } satisfies CheckMessage);
 });
+port.postMessage({ kind: 'ready' } satisfies CheckMessage);

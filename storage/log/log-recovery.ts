@@ -38,7 +38,10 @@ export const checkWorkerBytesMin = 8 * 1024 * 1024;
 export type FrameApplier = (buf: Buffer, position: number, offset: number, file: string) => void;
 
 export interface LogRecoveryOptions {
-  /** 'auto': a worker when the first sealed segment holds at least checkWorkerBytesMin bytes. */
+  /**
+   * 'auto': a worker when the first sealed segment holds at least checkWorkerBytesMin bytes; checks
+   * run here until it has started. 'worker': always one, and checks wait for it to start (tests).
+   */
   readonly checkThread?: 'auto' | 'worker' | 'main';
   /** Tests: another worker module (one that fails, to prove the fallback). */
   readonly checkWorkerUrl?: URL;
@@ -61,15 +64,36 @@ export class LogRecovery {
     private readonly files: readonly { file: string; firstOffset: number }[],
     private readonly last: LastSegment | undefined,
     private readonly options: LogRecoveryOptions,
+    /** Two buffers in shared memory: the worker checks one segment while the next is read into the other. */
+    private readonly readers: readonly [SegmentReader, SegmentReader],
+    /** The first sealed segment's bytes, read while the last one is scanned and the snapshot loads. */
+    private readonly firstRead: Promise<Buffer> | undefined,
+    private readonly checker: SegmentChecker | undefined,
   ) {}
 
   static async begin(logDir: string, fl: FileLayer, options: LogRecoveryOptions = {}): Promise<LogRecovery> {
     const files = await listSegments(logDir, fl);
+    const readers = [new SegmentReader(fl, true), new SegmentReader(fl, true)] as const;
     const lastFile = files[files.length - 1];
-    if (!lastFile) return new LogRecovery(logDir, fl, files, undefined, options);
-    const buf = await new SegmentReader(fl).read(lastFile.file);
-    const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf.length);
-    return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, outcome }, options);
+    if (!lastFile) return new LogRecovery(logDir, fl, files, undefined, options, readers, undefined, undefined);
+    // Started first, so they overlap the last segment's scan and the snapshot load: the worker's start and the first sealed read.
+    const firstSealed = files.length > 1 ? files[0]! : undefined;
+    const checker = firstSealed ? newChecker(options, await fileBytes(fl, firstSealed.file)) : undefined;
+    const firstRead = firstSealed ? readers[0].read(firstSealed.file) : undefined;
+    firstRead?.catch(() => undefined); // awaited by replay; an open that fails before must not leave it unhandled
+    try {
+      const buf = await readers[1].read(lastFile.file);
+      const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf.length);
+      return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, outcome }, options, readers, firstRead, checker);
+    } catch (error) {
+      await checker?.close();
+      throw error;
+    }
+  }
+
+  /** Stop the worker (replay does it when it ends; an open that fails before replay must call this). */
+  async close(): Promise<void> {
+    await this.checker?.close();
   }
 
   /** True when a segment remains (a last segment with a bad header goes). */
@@ -98,19 +122,18 @@ export class LogRecovery {
     const last = this.last;
     if (!last) return { segments, lastOffset: -1 };
     const sealed = this.files.slice(0, -1);
-    // Two buffers in shared memory: the worker checks one segment while the next is read into the other.
-    const readers = [new SegmentReader(this.fl, true), new SegmentReader(this.fl, true)] as const;
-    let checker: SegmentChecker | undefined;
+    const { readers, checker } = this;
     // The first error any segment met: later segments hand on no frame once it is set.
     let failure: unknown;
     try {
-      let nextRead = sealed.length > 0 ? readers[0].read(sealed[0]!.file) : undefined;
-      nextRead?.catch(() => undefined);
+      if (this.options.checkThread === 'worker') await checker?.started;
+      // Reads in flight: segment 0's started in begin; segment 1's buffer is free now (it held the last segment's scan).
+      const reads: (Promise<Buffer> | undefined)[] = [this.firstRead, sealed.length > 1 ? readers[1].read(sealed[1]!.file) : undefined];
+      reads[1]?.catch(() => undefined); // awaited in its round; a throw before then must not go unhandled
       const checks: Promise<void>[] = [];
       for (let i = 0; i < sealed.length; i++) {
         const { file, firstOffset } = sealed[i]!;
-        const buf = await nextRead!;
-        checker ??= this.startChecker(buf.length);
+        const buf = await reads[i]!;
         const info: SegmentInfo = { file, firstOffset, positions: [], end: 0 };
         let chained = false;
         // Runs before this segment's first frame or verdict is taken: every earlier segment is settled by then.
@@ -124,7 +147,7 @@ export class LogRecovery {
             throw (failure = error);
           }
         };
-        const check = checker.check(buf, file, firstOffset, {
+        const check = checker!.check(buf, file, firstOffset, {
           frames: (positions) => {
             beforeUse();
             for (let k = 0; k < positions.length; k++) {
@@ -151,9 +174,12 @@ export class LogRecovery {
         check.catch(() => undefined); // awaited in order below; an earlier failure may leave it unawaited
         checks.push(check);
         // Segment i-1 must be fully applied before its buffer takes segment i+1.
-        if (i >= 1) await checks[i - 1];
-        nextRead = i + 1 < sealed.length ? readers[(i + 1) % 2]!.read(sealed[i + 1]!.file) : undefined;
-        nextRead?.catch(() => undefined); // awaited next round; a throw before then must not go unhandled
+        if (i >= 1) {
+          await checks[i - 1];
+          const next = i + 1 < sealed.length ? readers[(i + 1) % 2]!.read(sealed[i + 1]!.file) : undefined;
+          next?.catch(() => undefined);
+          reads[i + 1] = next;
+        }
       }
       if (sealed.length > 0) await checks[sealed.length - 1];
       checkChain(segments[segments.length - 1], last.file, last.firstOffset);
@@ -173,13 +199,22 @@ export class LogRecovery {
       const lastOffset = end ? end.firstOffset + end.positions.length - 1 : -1;
       return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };
     } finally {
-      await checker?.close();
+      await this.close();
     }
   }
+}
 
-  private startChecker(firstSealedBytes: number): SegmentChecker {
-    const mode = this.options.checkThread ?? 'auto';
-    const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin);
-    return new SegmentChecker(threaded ? (this.options.checkWorkerUrl ?? undefined) : false);
+function newChecker(options: LogRecoveryOptions, firstSealedBytes: number): SegmentChecker {
+  const mode = options.checkThread ?? 'auto';
+  const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin);
+  return new SegmentChecker(threaded ? (options.checkWorkerUrl ?? undefined) : false);
+}
+
+async function fileBytes(fl: FileLayer, file: string): Promise<number> {
+  const handle = await fl.open(file, 'r');
+  try {
+    return await handle.size();
+  } finally {
+    await handle.close();
   }
 }

@@ -5,10 +5,11 @@
  * after another in the order asked; each one's good frames are handed to its `onFrames` in
  * batches, in order, as the worker finds them, then its verdict settles the promise.
  *
- * The same checks run in this thread when there is no worker: when asked (`inProcess`), when
- * the buffer is not shared memory, or when the worker fails to start or dies. A segment the worker
- * left half-checked is checked again here from the start; frames already handed on are not
- * handed on twice.
+ * The same checks run in this thread when there is no worker: when asked, until the worker says
+ * it is ready, when the buffer is not shared memory, or when the worker fails to start or dies.
+ * A segment the worker left half-checked is checked again here from the start; frames already
+ * handed on are not handed on twice. Checked here, frames are handed on in batches with a turn
+ * of the event loop between them, so reads of the next segments go on meanwhile.
  */
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../io/module-worker.js';
@@ -38,8 +39,11 @@ export interface SegmentVerdict {
   readonly zeroTail?: true;
 }
 
-/** From the worker: positions of the next good frames of the segment being checked, or its verdict. */
-export type CheckMessage = { readonly kind: 'frames'; readonly positions: Float64Array } | ({ readonly kind: 'done' } & SegmentVerdict);
+/** From the worker: it is ready for checks; positions of the next good frames of the segment being checked; its verdict. */
+export type CheckMessage =
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'frames'; readonly positions: Float64Array }
+  | ({ readonly kind: 'done' } & SegmentVerdict);
 
 /**
  * Receives a segment's good frames (positions, in order, in batches), then its verdict, each
@@ -56,7 +60,12 @@ interface PendingCheck {
   readonly file: string;
   readonly firstOffset: number;
   readonly handlers: CheckHandlers;
-  /** Frames handed to onFrames so far. */
+  /** Given to the worker; its answers wait in `inbox` until this check is first in line. */
+  posted: boolean;
+  /** The worker's verdict for it arrived (later answers belong to the next check posted). */
+  answered: boolean;
+  readonly inbox: CheckMessage[];
+  /** Frames handed to the handlers so far. */
   handed: number;
   failure?: unknown;
   resolve(): void;
@@ -65,16 +74,31 @@ interface PendingCheck {
 
 export class SegmentChecker {
   private worker: Worker | undefined;
-  /** Checks posted to the worker and not yet settled, oldest first. */
+  /** The worker said it is ready. Until then checks run here: a worker takes tens of ms to start (from TypeScript sources, seconds on a busy machine). */
+  private ready = false;
+  /** Checks not yet settled, in the order asked; settled in that order. */
   private readonly queue: PendingCheck[] = [];
+  /** The check running in this thread, if any (always the first in line). */
+  private runningHere: PendingCheck | undefined;
+  /** A turn of the event loop is booked to hand on more of the worker's answers. */
+  private pumpScheduled = false;
   private closed = false;
+  private markStarted: (threaded: boolean) => void = () => undefined;
+  /** Settles when the worker said it is ready (true) or there is none, or it failed (false). */
+  readonly started = new Promise<boolean>((resolve) => {
+    this.markStarted = resolve;
+  });
 
   /** `worker`: where the worker module is (tests pass one that fails); false checks in this thread only. */
   constructor(worker: URL | false = workerUrl) {
-    if (worker === false) return;
+    if (worker === false) {
+      this.markStarted(false);
+      return;
+    }
     try {
       this.worker = startModuleWorker(worker, undefined);
     } catch {
+      this.markStarted(false);
       return; // no worker: every check runs here
     }
     this.worker.on('message', (message: CheckMessage) => this.onMessage(message));
@@ -91,17 +115,8 @@ export class SegmentChecker {
   check(buf: Buffer, file: string, firstOffset: number, handlers: CheckHandlers): Promise<void> {
     if (this.closed) throw new Error('segment checker closed');
     return new Promise<void>((resolve, reject) => {
-      const pending: PendingCheck = { buf, file, firstOffset, handlers, handed: 0, resolve, reject };
-      const memory = buf.buffer;
-      if (this.worker && memory instanceof SharedArrayBuffer) {
-        this.queue.push(pending);
-        const request: CheckRequest = { memory, byteOffset: buf.byteOffset, length: buf.length, file, firstOffset, batchFrames: checkBatchFrames };
-        this.worker.postMessage(request);
-      } else if (this.queue.length === 0) {
-        checkHere(pending);
-      } else {
-        this.queue.push(pending); // behind checks the worker holds: settled in order when they are
-      }
+      this.queue.push({ buf, file, firstOffset, handlers, posted: false, answered: false, inbox: [], handed: 0, resolve, reject });
+      this.dispatch();
     });
   }
 
@@ -109,53 +124,118 @@ export class SegmentChecker {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
+    this.markStarted(false);
     if (worker) await worker.terminate();
   }
 
-  private onMessage(message: CheckMessage): void {
-    const head = this.queue[0];
-    if (!head) return;
-    if (message.kind === 'frames') {
-      if (head.failure !== undefined) return;
+  /** Give a ready worker every check it can take (all but one running here), then move the line on. */
+  private dispatch(): void {
+    const worker = this.worker;
+    if (worker && this.ready) {
+      for (const pending of this.queue) {
+        const memory = pending.buf.buffer;
+        if (pending.posted || pending === this.runningHere || !(memory instanceof SharedArrayBuffer)) continue;
+        pending.posted = true;
+        const request: CheckRequest = { memory, byteOffset: pending.buf.byteOffset, length: pending.buf.length, file: pending.file, firstOffset: pending.firstOffset, batchFrames: checkBatchFrames };
+        worker.postMessage(request);
+      }
+    }
+    this.pump();
+  }
+
+  /** Settle checks first in line: from the worker's answers, or by running them here. */
+  private pump(): void {
+    for (let head = this.queue[0]; head && !this.runningHere && !this.pumpScheduled; head = this.queue[0]) {
+      const taken = this.take(head);
+      if (taken === 'settled') {
+        this.queue.shift();
+        continue;
+      }
+      if (taken === 'more') {
+        // One batch per turn of the event loop: reads of the next segments go on meanwhile.
+        this.pumpScheduled = true;
+        setImmediate(() => {
+          this.pumpScheduled = false;
+          this.pump();
+        });
+        return;
+      }
+      if (head.posted) return; // more answers to come
+      this.runningHere = head;
+      void this.checkHere(head).finally(() => {
+        this.queue.shift();
+        this.runningHere = undefined;
+        this.pump();
+      });
+    }
+  }
+
+  /** Hand on the worker's next answer for `head`: 'settled' when it was the verdict, 'more' when more wait, 'none' when none waited. */
+  private take(head: PendingCheck): 'settled' | 'more' | 'none' {
+    const message = head.inbox.shift();
+    if (!message) return 'none';
+    if (message.kind === 'done') {
+      const { kind: _kind, ...verdict } = message;
+      settle(head, verdict);
+      return 'settled';
+    }
+    if (message.kind === 'frames' && head.failure === undefined) {
       try {
         head.handlers.frames(message.positions);
         head.handed += message.positions.length;
       } catch (error) {
         head.failure = error;
       }
-      return;
     }
-    this.queue.shift();
-    const { kind: _kind, ...verdict } = message;
-    settle(head, verdict);
-    // A check queued behind the worker's that was not given to it runs here now.
-    while (this.queue[0] && !(this.queue[0].buf.buffer instanceof SharedArrayBuffer && this.worker)) checkHere(this.queue.shift()!);
+    return head.inbox.length > 0 ? 'more' : 'none';
   }
 
-  /** The worker failed or died: every unsettled check is done here, in order. */
+  private onMessage(message: CheckMessage): void {
+    if (message.kind === 'ready') {
+      this.ready = true;
+      this.markStarted(true);
+      this.dispatch();
+      return;
+    }
+    // The worker answers in the order checks were posted.
+    const target = this.queue.find((p) => p.posted && !p.answered);
+    if (!target) return;
+    if (message.kind === 'done') target.answered = true;
+    target.inbox.push(message);
+    this.pump();
+  }
+
+  /** The worker failed or died: every check it had not answered is done here, in order. */
   private failOver(): void {
     if (this.closed || !this.worker) return;
     const worker = this.worker;
     this.worker = undefined;
+    this.markStarted(false);
     void worker.terminate();
-    for (const pending of this.queue.splice(0)) checkHere(pending);
+    for (const pending of this.queue) if (!pending.answered) pending.posted = false;
+    this.pump();
   }
-}
 
-/** Check in this thread, handing on only the frames the worker had not. */
-function checkHere(pending: PendingCheck): void {
-  if (pending.failure !== undefined) {
-    pending.reject(pending.failure);
-    return;
-  }
-  try {
-    const scanned = scanSegmentBytes(pending.buf, pending.file, pending.firstOffset);
-    const positions = scanned.info.positions;
-    if (positions.length > pending.handed) pending.handlers.frames(pending.handed === 0 ? positions : positions.slice(pending.handed));
-    const { info, problem, headerBad, zeroTail } = scanned;
-    settle(pending, { end: info.end, frames: positions.length, ...(problem ? { problem } : {}), ...(headerBad ? { headerBad } : {}), ...(zeroTail ? { zeroTail } : {}) });
-  } catch (error) {
-    pending.reject(error);
+  /** Check in this thread, handing on only the frames not handed on yet, a batch per turn of the event loop. */
+  private async checkHere(pending: PendingCheck): Promise<void> {
+    if (pending.failure !== undefined) {
+      pending.reject(pending.failure);
+      return;
+    }
+    try {
+      const scanned = scanSegmentBytes(pending.buf, pending.file, pending.firstOffset);
+      const positions = scanned.info.positions;
+      while (pending.handed < positions.length) {
+        const batch = positions.slice(pending.handed, pending.handed + checkBatchFrames);
+        pending.handlers.frames(batch);
+        pending.handed += batch.length;
+        if (pending.handed < positions.length) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      const { info, problem, headerBad, zeroTail } = scanned;
+      settle(pending, { end: info.end, frames: positions.length, ...(problem ? { problem } : {}), ...(headerBad ? { headerBad } : {}), ...(zeroTail ? { zeroTail } : {}) });
+    } catch (error) {
+      pending.reject(error);
+    }
   }
 }
 

@@ -144,16 +144,26 @@ describe('segment checker', () => {
     const dir = tmp();
     await writeStore(dir, 60);
     const checker = new SegmentChecker(new URL('./fixtures/no-such-worker.ts', import.meta.url));
+    expect(await checker.started).toBe(false);
     const { frames, verdicts } = await checkAll(checker, dir);
     expect(frames).toEqual(await expected(dir));
     expect(verdicts.every((v) => v.problem === undefined)).toBe(true);
+  });
+
+  test('checks go to a started worker and give what this thread finds', async () => {
+    const dir = tmp();
+    await writeStore(dir, 60);
+    const checker = new SegmentChecker();
+    expect(await checker.started).toBe(true);
+    const { frames } = await checkAll(checker, dir);
+    expect(frames).toEqual(await expected(dir));
   });
 
   test('a worker that dies part-way: the rest is checked here and no frame is handed on twice', async () => {
     const dir = tmp();
     await writeStore(dir, 60);
     const checker = new SegmentChecker(new URL('./fixtures/dying-check-worker.ts', import.meta.url));
-    expect(checker.threaded).toBe(true);
+    expect(await checker.started).toBe(true);
     const { frames } = await checkAll(checker, dir);
     expect(frames).toEqual(await expected(dir));
   });
