@@ -15,7 +15,8 @@ import { canonicalStateHash, type TableState } from './canonical.js';
 import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
-import { Commitlog, type WrittenFrames } from './log/commitlog.js';
+import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
+import { inlineSyncTxMax } from './log/inline-sync.js';
 import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { decodePayload, encodePayloadParts, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
@@ -60,6 +61,12 @@ export interface StoreOptions {
   readonly pendingTxMax?: number;
   /** Called after each durable batch (for metrics; the engine imports no metrics library). Must not throw. */
   readonly onBatch?: (info: BatchInfo) => void;
+  /**
+   * A batch of at most this many transactions fdatasyncs on the writer's thread when the store
+   * and the thread are otherwise idle (log/inline-sync.ts; default inlineSyncTxMax). 0: always on
+   * the thread pool (tests that hold a fdatasync in flight).
+   */
+  readonly syncInlineTxMax?: number;
 }
 
 /** One group-commit batch, as seen by `StoreOptions.onBatch`. */
@@ -68,6 +75,8 @@ export interface BatchInfo {
   readonly bytes: number;
   readonly writeMs: number;
   readonly datasyncMs: number;
+  /** The fdatasync ran on the writer's thread, not on the thread pool. */
+  readonly syncedInline: boolean;
 }
 
 /** One log segment's durable part, for a consistent copy (storage/backup/). */
@@ -148,8 +157,9 @@ interface InFlightBatch {
   readonly batch: Pending[];
   readonly bytes: number;
   readonly written: WrittenFrames;
+  readonly syncedInline: boolean;
   /** Set when its fdatasync settles: syncs may settle in any order, batches are acknowledged in order. */
-  synced: { datasyncError?: unknown; datasyncMs: number } | undefined;
+  synced: SyncOutcome | undefined;
 }
 
 interface Waiter {
@@ -205,12 +215,14 @@ export class Store implements StoreApi {
   private readonly fl: FileLayer;
   private readonly clock: () => number;
   private readonly pendingTxMax: number;
+  private readonly syncInlineTxMax: number;
   report!: OpenReport;
 
   private constructor(private readonly options: StoreOptions) {
     this.fl = options.fileLayer ?? nodeFileLayer;
     this.clock = options.clock ?? Date.now;
     this.pendingTxMax = options.pendingTxMax ?? pendingTxMaxDefault;
+    this.syncInlineTxMax = options.syncInlineTxMax ?? inlineSyncTxMax;
     const allTables = [...options.module.tables, idempotencyTable];
     for (const schema of allTables) {
       if (this.schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
@@ -542,7 +554,8 @@ export class Store implements StoreApi {
    * batch's fdatasync right after its write. So batch N+1 is written and syncing while batch N's
    * fdatasync runs, and the disk is not idle while acknowledged callers compute their next
    * transactions. A failed write (ENOSPC) stops writing: the batches in flight are still
-   * acknowledged, then everything after them rolls back.
+   * acknowledged, then everything after them rolls back. A small batch alone in an idle store
+   * syncs inline instead and is acknowledged before this returns (syncInlineDue).
    */
   private cutBatches(): void {
     while (!this.failure && !this.writeFailure && !this.rotating && this.inFlight.length < batchesInFlightMax && this.writtenTx < this.queue.length) {
@@ -568,8 +581,15 @@ export class Store implements StoreApi {
         return;
       }
       this.writtenTx += count;
-      const entry: InFlightBatch = { batch, bytes, written, synced: undefined };
+      const syncedInline = this.inFlight.length === 0 && this.syncInlineDue(count);
+      const entry: InFlightBatch = { batch, bytes, written, syncedInline, synced: undefined };
       this.inFlight.push(entry);
+      if (syncedInline) {
+        // Alone in the pipeline: fdatasync here and acknowledge now (onSynced writes nothing more: nothing waits).
+        entry.synced = this.log.syncInline();
+        this.onSynced();
+        return;
+      }
       this.syncsRunning++;
       void this.log.sync().then((synced) => {
         this.syncsRunning--;
@@ -577,6 +597,15 @@ export class Store implements StoreApi {
         this.onSynced();
       });
     }
+  }
+
+  /**
+   * True when the batch just written (`count` transactions, none in flight before it) may sync
+   * inline (log/inline-sync.ts): it is everything that waits, small, no snapshot is being written
+   * (its I/O would slow the fdatasync and its work would wait behind it), and the thread is idle.
+   */
+  private syncInlineDue(count: number): boolean {
+    return count <= this.syncInlineTxMax && this.writtenTx === this.queue.length && this.snapshotInFlight === undefined && this.log.threadIdle;
   }
 
   /**
@@ -601,7 +630,7 @@ export class Store implements StoreApi {
       this.durable = head.batch[count - 1]!.offset;
       this.acknowledge(head.batch);
       try {
-        this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs });
+        this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs, syncedInline: head.syncedInline });
       } catch (error) {
         this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
       }

@@ -69,6 +69,9 @@ class NodeFileHandle implements FileHandleLike {
   datasync(): Promise<void> {
     return this.handle.datasync();
   }
+  datasyncSync(): void {
+    fs.fdatasyncSync(this.handle.fd);
+  }
   truncate(length: number): Promise<void> {
     return this.handle.truncate(length);
   }

@@ -10,7 +10,14 @@ import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
 import type { ScannedLog, SegmentInfo } from './recovery.js';
 import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
+import { inlineSyncDone, poolSyncSettled, poolSyncStarted, threadIdleFor } from './inline-sync.js';
 import { zeroFillDue, zeros } from './zero-tail.js';
+
+/** How a fdatasync of the active segment ended. */
+export interface SyncOutcome {
+  readonly datasyncError?: unknown;
+  readonly datasyncMs: number;
+}
 
 /** Frames written to the active segment and not yet recorded as durable. */
 export interface WrittenFrames {
@@ -140,15 +147,38 @@ export class Commitlog {
     }
   }
 
-  /** fdatasync of the active segment: covers every write that completed before it started. Never rejects. */
-  async sync(): Promise<{ datasyncError?: unknown; datasyncMs: number }> {
+  /** fdatasync of the active segment on the thread pool: covers every write that completed before it started. Never rejects. */
+  async sync(): Promise<SyncOutcome> {
     const datasyncStartMs = performance.now();
+    poolSyncStarted(this);
     try {
       await this.active!.datasync();
     } catch (datasyncError) {
       return { datasyncError, datasyncMs: performance.now() - datasyncStartMs };
+    } finally {
+      poolSyncSettled();
     }
     return { datasyncMs: performance.now() - datasyncStartMs };
+  }
+
+  /**
+   * The same fdatasync on this thread (inline-sync.ts): no hand-off to the pool and back. Only
+   * when `threadIdle`; the caller checks its own side (nothing else in flight). Never throws.
+   */
+  syncInline(): SyncOutcome {
+    const datasyncStartMs = performance.now();
+    inlineSyncDone(this);
+    try {
+      this.active!.datasyncSync();
+    } catch (datasyncError) {
+      return { datasyncError, datasyncMs: performance.now() - datasyncStartMs };
+    }
+    return { datasyncMs: performance.now() - datasyncStartMs };
+  }
+
+  /** True when no commitlog of this thread has a fdatasync on the pool and this one synced last. */
+  get threadIdle(): boolean {
+    return threadIdleFor(this);
   }
 
   /** Record written frames as durable (after a successful sync that began after their write), in write order. */

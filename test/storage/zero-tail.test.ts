@@ -285,6 +285,7 @@ class DiskFullLayer extends NodeFileLayer {
       truncateSync: (n) => inner.truncateSync(n),
       read: (b, o, l, p) => inner.read(b, o, l, p),
       datasync: () => inner.datasync(),
+      datasyncSync: () => inner.datasyncSync(),
       truncate: (n) => inner.truncate(n),
       size: () => inner.size(),
       close: () => inner.close(),

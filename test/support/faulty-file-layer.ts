@@ -1,6 +1,7 @@
 /**
  * A FileLayer over the real disk that fails on demand, the way a real disk does:
- * ENOSPC from writev and writevSync (after writing part of the data), EIO from fdatasync.
+ * ENOSPC from writev and writevSync (after writing part of the data), EIO from fdatasync (on the
+ * thread pool or inline).
  */
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
@@ -8,10 +9,17 @@ import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
 export class FaultyFileLayer extends NodeFileLayer {
   /** Fail the next N writev calls with ENOSPC (each after writing half its bytes). */
   enospcWrites = 0;
-  /** Fail the next N datasync calls with EIO. */
+  /** Fail the next N datasync calls (on the pool or inline) with EIO. */
   datasyncFailures = 0;
+  /** Every datasync, on the pool or inline. */
   datasyncCalls = 0;
-  /** While set, every datasync waits for it (holds a fdatasync "in flight" until the test releases it). */
+  /** The datasyncs run inline (datasyncSync, on the calling thread). */
+  datasyncInlineCalls = 0;
+  /**
+   * While set, every datasync waits for it (holds a fdatasync "in flight" until the test releases it).
+   * An inline datasync cannot wait: it throws, so a test that holds syncs opens its store with
+   * `syncInlineTxMax: 0`.
+   */
   datasyncGate: Promise<void> | undefined;
   /** Sees every writev (bytes asked) and datasync, per file, before any injected failure. */
   observe: ((file: string, op: 'writev' | 'datasync', bytes: number) => void) | undefined;
@@ -54,6 +62,17 @@ export class FaultyFileLayer extends NodeFileLayer {
           throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
         }
         return inner.datasync();
+      },
+      datasyncSync() {
+        layer.observe?.(file, 'datasync', 0);
+        if (layer.datasyncGate) throw new Error('FaultyFileLayer: a held fdatasync cannot run inline (open the store with syncInlineTxMax: 0)');
+        layer.datasyncCalls++;
+        layer.datasyncInlineCalls++;
+        if (layer.datasyncFailures > 0) {
+          layer.datasyncFailures--;
+          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        }
+        inner.datasyncSync();
       },
       truncate: (n) => inner.truncate(n),
       size: () => inner.size(),

@@ -1,0 +1,142 @@
+/**
+ * The inline fdatasync (storage/log/inline-sync.ts): a lone small batch of an idle store syncs on
+ * the writer's thread; everything else on the thread pool. Either way the log's rules hold.
+ */
+import { mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { inlineSyncTxMax } from '../../storage/log/inline-sync.js';
+import { Store, type BatchInfo, type StoreOptions } from '../../storage/store.js';
+import { counterModule, testCaller } from '../support/counter-module.js';
+import { FaultyFileLayer } from '../support/faulty-file-layer.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-inline-sync-'));
+
+/** A store on the faulty layer that records each durable batch. */
+async function openRecorded(options: Partial<StoreOptions> = {}) {
+  const dir = tmp();
+  const fl = new FaultyFileLayer();
+  const batches: BatchInfo[] = [];
+  const store = await Store.open({ dir, module: counterModule, fileLayer: fl, onBatch: (b) => batches.push(b), ...options });
+  return { dir, fl, store, batches };
+}
+
+const put = (store: Store, id: string, n = 0) => store.call('put', { id, type: 't', n }, testCaller);
+
+async function reopenedIds(dir: string): Promise<string[]> {
+  const reopened = await Store.open({ dir, module: counterModule });
+  try {
+    return await reopened.read((v) => [...v.table('objects').scan()].map((r) => String(r.id)).sort());
+  } finally {
+    await reopened.close();
+  }
+}
+
+describe('inline fdatasync', () => {
+  test('a sequential caller is acknowledged after inline fdatasyncs, in offset order, and every write survives reopen', async () => {
+    const { dir, fl, store, batches } = await openRecorded();
+    const ids = Array.from({ length: 20 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+    const offsets: number[] = [];
+    for (const id of ids) {
+      const { offset } = await put(store, id);
+      expect(store.durableOffset).toBeGreaterThanOrEqual(offset); // acknowledged only once durable
+      offsets.push(offset);
+    }
+    expect(offsets).toEqual(ids.map((_, i) => i));
+    // The first batch of a store syncs on the pool (nothing proved the thread idle for it yet); then inline.
+    expect(batches.map((b) => b.syncedInline)).toEqual([false, ...ids.slice(1).map(() => true)]);
+    expect(fl.datasyncInlineCalls).toBe(ids.length - 1);
+    await store.close();
+    expect(await reopenedIds(dir)).toEqual(ids);
+  });
+
+  test('calls from concurrent callers (a batch above inlineSyncTxMax) sync on the pool', async () => {
+    const { store, batches } = await openRecorded();
+    await put(store, 'first');
+    await put(store, 'second'); // inline: the store is idle
+    const count = inlineSyncTxMax + 1;
+    await Promise.all(Array.from({ length: count }, (_, i) => put(store, `c${i}`)));
+    expect(batches.slice(-1)).toEqual([expect.objectContaining({ count, syncedInline: false })]);
+    expect(batches.slice(0, 2).map((b) => b.syncedInline)).toEqual([false, true]);
+    await store.close();
+  });
+
+  test('two stores of one thread writing in turn keep syncing on the pool', async () => {
+    const a = await openRecorded();
+    const b = await openRecorded();
+    for (let i = 0; i < 5; i++) {
+      await put(a.store, `a${i}`);
+      await put(b.store, `b${i}`);
+    }
+    expect([...a.batches, ...b.batches].filter((x) => x.syncedInline)).toEqual([]);
+    await a.store.close();
+    await b.store.close();
+    expect(await reopenedIds(a.dir)).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
+    expect(await reopenedIds(b.dir)).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
+  });
+
+  test('while a snapshot is being written, a lone batch syncs on the pool', async () => {
+    const { fl, store, batches } = await openRecorded();
+    await put(store, 'a');
+    await put(store, 'b');
+    // Hold the snapshot at its first fdatasync: the snapshot stays in flight until released.
+    let release = (): void => undefined;
+    const snapshotSyncing = new Promise<void>((resolve) => {
+      fl.observe = (file, op) => {
+        if (op === 'datasync' && file.includes(`${path.sep}snapshots${path.sep}`)) resolve();
+      };
+    });
+    fl.datasyncGate = new Promise((resolve) => (release = resolve));
+    const snapshot = store.snapshot();
+    await snapshotSyncing;
+    // A held inline fdatasync would throw and fail the store: this call must go to the pool.
+    const during = put(store, 'c');
+    release();
+    fl.datasyncGate = undefined;
+    expect((await during).offset).toBe(2);
+    await snapshot;
+    expect(batches.map((b) => b.syncedInline)).toEqual([false, true, false]);
+    await store.close();
+  });
+
+  test('syncInlineTxMax 0 keeps every fdatasync on the pool', async () => {
+    const { fl, store, batches } = await openRecorded({ syncInlineTxMax: 0 });
+    for (let i = 0; i < 5; i++) await put(store, `p${i}`);
+    expect(batches.every((b) => !b.syncedInline)).toBe(true);
+    expect(fl.datasyncInlineCalls).toBe(0);
+    await store.close();
+  });
+
+  test('a failed inline fdatasync fails the store: no ack, not retried, writes and reads refused; acknowledged writes survive', async () => {
+    const { dir, fl, store } = await openRecorded();
+    await put(store, 'a');
+    await put(store, 'b');
+    expect(fl.datasyncInlineCalls).toBe(1);
+    fl.datasyncFailures = 1;
+    const callsBefore = fl.datasyncCalls;
+    await expect(put(store, 'c')).rejects.toMatchObject({ code: 'store_failed' });
+    expect(fl.datasyncInlineCalls).toBe(2); // the failed one ran inline
+    expect(fl.datasyncCalls).toBe(callsBefore + 1); // never retried
+    await expect(put(store, 'd')).rejects.toMatchObject({ code: 'store_failed' });
+    await expect(store.read((v) => v.table('objects').size)).rejects.toMatchObject({ code: 'store_failed' });
+    await store.close();
+    const ids = await reopenedIds(dir);
+    // 'c' reached the page cache; whether it is on disk is unknown. The acknowledged ones must be there.
+    expect(ids.filter((id) => id !== 'c')).toEqual(['a', 'b']);
+  });
+
+  test('ENOSPC on a write that would sync inline fails the call cleanly; the store keeps serving', async () => {
+    const { dir, fl, store } = await openRecorded();
+    await put(store, 'a');
+    await put(store, 'b');
+    const hashBefore = store.stateHash();
+    fl.enospcWrites = 1;
+    await expect(put(store, 'lost')).rejects.toMatchObject({ code: 'unavailable' });
+    expect(store.stateHash()).toBe(hashBefore);
+    expect((await put(store, 'c')).offset).toBe(2);
+    expect(fl.datasyncInlineCalls).toBe(2); // b and c
+    await store.close();
+    expect(await reopenedIds(dir)).toEqual(['a', 'b', 'c']);
+  });
+});
