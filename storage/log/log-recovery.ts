@@ -12,6 +12,7 @@
  *
  * The result is the ScannedLog that scanLog would have returned for the same files.
  */
+import { availableParallelism } from 'node:os';
 import { DamagedStore } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import {
@@ -206,7 +207,8 @@ export class LogRecovery {
 
 function newChecker(options: LogRecoveryOptions, firstSealedBytes: number): SegmentChecker {
   const mode = options.checkThread ?? 'auto';
-  const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin);
+  // One core: a worker only takes turns with the main thread and adds its start.
+  const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin && availableParallelism() >= 2);
   return new SegmentChecker(threaded ? (options.checkWorkerUrl ?? undefined) : false);
 }
 
