@@ -201,6 +201,8 @@ export class Store implements StoreApi {
   /** A write failed: nothing more is written; once the batches in flight are acknowledged the rest rolls back. */
   private writeFailure: { readonly error: unknown } | undefined;
   private cutScheduled = false;
+  /** An inline batch is being acknowledged: batches cut meanwhile (by its listeners) sync on the pool. */
+  private acknowledgingInline = false;
   private rotating = false;
   /** close() waits here until nothing is queued, syncing or rotating. */
   private idleWaiters: (() => void)[] = [];
@@ -585,9 +587,15 @@ export class Store implements StoreApi {
       const entry: InFlightBatch = { batch, bytes, written, syncedInline, synced: undefined };
       this.inFlight.push(entry);
       if (syncedInline) {
-        // Alone in the pipeline: fdatasync here and acknowledge now (onSynced writes nothing more: nothing waits).
+        // Alone in the pipeline: fdatasync here and acknowledge now. A listener that calls in
+        // the acknowledgement gets the pool (no recursion through nested inline batches).
         entry.synced = this.log.syncInline();
-        this.onSynced();
+        this.acknowledgingInline = true;
+        try {
+          this.onSynced();
+        } finally {
+          this.acknowledgingInline = false;
+        }
         return;
       }
       this.syncsRunning++;
@@ -605,7 +613,8 @@ export class Store implements StoreApi {
    * (its I/O would slow the fdatasync and its work would wait behind it), and the thread is idle.
    */
   private syncInlineDue(count: number): boolean {
-    return count <= this.syncInlineTxMax && this.writtenTx === this.queue.length && this.snapshotInFlight === undefined && this.log.threadIdle;
+    return count <= this.syncInlineTxMax && this.writtenTx === this.queue.length && !this.acknowledgingInline
+      && this.snapshotInFlight === undefined && this.log.threadIdle;
   }
 
   /**

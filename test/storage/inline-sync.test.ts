@@ -100,6 +100,26 @@ describe('inline fdatasync', () => {
     await store.close();
   });
 
+  test('a commit listener that calls during an inline acknowledgement gets the pool, not a nested inline batch', async () => {
+    const { dir, store, batches } = await openRecorded();
+    await put(store, 'a');
+    const chained: Promise<unknown>[] = [];
+    const chainLength = 20;
+    store.onCommit((txs) => {
+      // Synchronously, from inside the acknowledgement: each commit of the chain starts the next.
+      const n = chained.length;
+      if (txs.some((t) => t.offset >= 1) && n < chainLength) chained.push(put(store, `chain${n}`));
+    });
+    await put(store, 'b'); // inline (the store is idle)
+    while (chained.length < chainLength) await chained[chained.length - 1];
+    await Promise.all(chained);
+    expect(batches[1]).toMatchObject({ count: 1, syncedInline: true });
+    // The first chained call was cut inside b's inline acknowledgement: on the pool.
+    expect(batches[2]).toMatchObject({ count: 1, syncedInline: false });
+    await store.close();
+    expect((await reopenedIds(dir)).length).toBe(2 + chainLength);
+  });
+
   test('syncInlineTxMax 0 keeps every fdatasync on the pool', async () => {
     const { fl, store, batches } = await openRecorded({ syncInlineTxMax: 0 });
     for (let i = 0; i < 5; i++) await put(store, `p${i}`);
