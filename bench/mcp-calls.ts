@@ -55,3 +55,24 @@ export async function timeToolCalls(
     ...(serverCpuMs !== undefined && { serverCpuMsPerCall: serverCpuMs / samples.count }),
   };
 }
+
+/**
+ * Untimed calls before the timed ones, the same rule for every server: up to `count` calls or
+ * `budgetMs`, whichever ends first. A server's first few thousand calls run code the JIT has not
+ * optimised yet (about twice the CPU of a warm call); an agent's long session is what the
+ * figures are about, so the timed calls start warm. Ids are reused, so the store does not grow.
+ */
+export async function warmUpToolCalls(
+  client: Client,
+  options: { count: number; budgetMs: number; write: (slot: number) => ToolCall; read: (slot: number) => ToolCall },
+): Promise<void> {
+  await timeToolCalls(client, {
+    count: options.count,
+    budgetMs: options.budgetMs,
+    makeCall: (i) => ((i & 1) === 0 ? options.write((i >> 1) % warmUpIds) : options.read((i >> 1) % warmUpIds)),
+  });
+}
+
+/** The ids warm-up calls write and read, in turn (so a read always finds its object). */
+const warmUpIds = 16;
+

@@ -5,7 +5,9 @@
  * sizes of mcpBenchPlan (0, 1k, 10k, 50k stored objects; --quick: 0, 1k). Both servers are
  * real processes driven by the SDK 1.x Client through `timeToolCalls`; ours is the built CLI
  * (`node bin/ioboxx-memory.js serve --stdio|--http`, local mode), its store populated through
- * the memory module before it starts (concurrent puts: group commit makes that quick).
+ * the memory module before it starts (concurrent puts: group commit makes that quick). Each
+ * server first gets the same untimed warm-up (`warmUpToolCalls`: up to 2,000 calls or 4 s), so
+ * the figures are those of a server in a long session, not of its first, unoptimised calls.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -19,7 +21,7 @@ import { ensureTenantDir } from '../server/tenants/tenant-dir.js';
 import { memoryTools, openTenantMemory } from '../tools/index.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
-import { timeToolCalls, type ToolCallTiming } from './mcp-calls.js';
+import { timeToolCalls, warmUpToolCalls, type ToolCallTiming } from './mcp-calls.js';
 import { entitiesLabel, mcpBenchPlan, measureReferenceServer, referencePeerName, referenceServerPath, type Plan } from './mcp-reference.js';
 import type { Figure } from './report.js';
 
@@ -64,9 +66,12 @@ async function measure(client: Client, size: number, plan: Plan, transport: stri
   // As a normal client does: learn the tools first. The SDK client then checks every
   // structuredContent against the tool's outputSchema (validators compiled once, here).
   await client.listTools();
-  // Warm up: the first call opens the store and starts the control plane.
-  await client.callTool({ name: 'object_put', arguments: { id: `warmup-${transport}`, type: 'note', attributes: {} } });
-  await client.callTool({ name: 'object_get', arguments: { id: `warmup-${transport}` } });
+  // Warm up: the first call opens the store and starts the control plane; then the JIT.
+  await warmUpToolCalls(client, {
+    count: plan.warmUpCalls, budgetMs: plan.warmUpBudgetMs,
+    write: (slot) => ({ name: 'object_put', arguments: { id: `warmup-${transport}-${slot}`, type: 'note', attributes: objectAttributes(slot) } }),
+    read: (slot) => ({ name: 'object_get', arguments: { id: `warmup-${transport}-${slot}` } }),
+  });
   // Timed calls begin once the server's start-up work is over (on a new data dir embedded Postgres
   // initialises its cluster for ~10 s of CPU, which would share the two cores with the calls).
   const settled = await waitUntilQuiet(serverPid);

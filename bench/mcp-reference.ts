@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Bench, BenchContext } from './bench.js';
-import { timeToolCalls, type ToolCallTiming } from './mcp-calls.js';
+import { timeToolCalls, warmUpToolCalls, type ToolCallTiming } from './mcp-calls.js';
 
 export const referencePeerName = '@modelcontextprotocol/server-memory';
 export const referenceServerPath = fileURLToPath(new URL('../node_modules/@modelcontextprotocol/server-memory/dist/index.js', import.meta.url));
@@ -29,12 +29,15 @@ export interface Plan {
   readonly sizes: readonly number[];
   readonly callsPerSeries: number;
   readonly budgetMsPerSeries: number;
+  /** Untimed calls (writes and reads in turn) before each server's timed series, and their time budget. */
+  readonly warmUpCalls: number;
+  readonly warmUpBudgetMs: number;
 }
 
 export function mcpBenchPlan(ctx: BenchContext): Plan {
   return ctx.quick
-    ? { sizes: [0, 1_000], callsPerSeries: 20, budgetMsPerSeries: 2_000 }
-    : { sizes: mcpBenchSizes, callsPerSeries: 200, budgetMsPerSeries: 8_000 };
+    ? { sizes: [0, 1_000], callsPerSeries: 20, budgetMsPerSeries: 2_000, warmUpCalls: 100, warmUpBudgetMs: 1_000 }
+    : { sizes: mcpBenchSizes, callsPerSeries: 200, budgetMsPerSeries: 8_000, warmUpCalls: 2_000, warmUpBudgetMs: 4_000 };
 }
 
 /** The reference server's file format: one JSON object per line. */
@@ -71,7 +74,7 @@ export interface ReferenceSeries {
  * The reference server preloaded with `size` entities: one-at-a-time create_entities, then
  * open_nodes. Exported so the MCP benchmarks of our server can print both on one line.
  */
-export async function measureReferenceServer(dir: string, size: number, plan: { callsPerSeries: number; budgetMsPerSeries: number },
+export async function measureReferenceServer(dir: string, size: number, plan: Omit<Plan, 'sizes'>,
   andThen?: (client: Client) => Promise<void>): Promise<ReferenceSeries> {
   const file = path.join(dir, `memory-${size}.jsonl`);
   preload(file, size);
@@ -79,7 +82,11 @@ export async function measureReferenceServer(dir: string, size: number, plan: { 
   const pid = serverPid !== undefined ? { serverPid } : {};
   try {
     await client.listTools(); // as a normal client does (and as ours is driven): outputs are then validated
-    await client.callTool(createOne(`warmup-${size}`));
+    await warmUpToolCalls(client, {
+      count: plan.warmUpCalls, budgetMs: plan.warmUpBudgetMs,
+      write: (slot) => createOne(`warmup-${size}-${slot}`),
+      read: (slot) => ({ name: 'open_nodes', arguments: { names: [`warmup-${size}-${slot}`] } }),
+    });
     const write = await timeToolCalls(client, {
       count: plan.callsPerSeries, budgetMs: plan.budgetMsPerSeries, ...pid,
       makeCall: (i) => createOne(`new-${size}-${i}`),
