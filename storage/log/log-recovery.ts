@@ -5,8 +5,8 @@
  *  1. `begin`: the last segment is read and scanned first. Its end (or its torn tail) fixes the
  *     log's last offset, which the choice of snapshot needs. Nothing is cut yet.
  *  2. `replay`: the sealed segments are checked in order (segment-checker.ts) and each good frame
- *     past the snapshot is handed to `apply` as soon as it is checked, while the next segment is
- *     read; then the last segment's frames. Any bad frame or broken chain in a sealed segment
+ *     past the snapshot is handed to `apply` as soon as it is checked (with a worker: while the
+ *     next segment is read); then the last segment's frames. Each segment is read once. Any bad frame or broken chain in a sealed segment
  *     throws DamagedStore naming file and byte (the open fails; the partial state is dropped).
  *  3. Only when every sealed segment passed is a torn tail kept aside and cut, as scanLog does.
  *
@@ -34,14 +34,16 @@ import { SegmentChecker } from './segment-checker.js';
  * small frames costs.
  */
 export const checkWorkerBytesMin = 8 * 1024 * 1024;
+/** Cores the machine must have before 'auto' checks on a worker (see newChecker). */
+export const checkWorkerCoresMin = 3;
 
 /** Receives each frame to replay: its position in `buf` (a segment's bytes, valid during the call) and its offset. */
 export type FrameApplier = (buf: Buffer, position: number, offset: number, file: string) => void;
 
 export interface LogRecoveryOptions {
   /**
-   * 'auto': a worker when the first sealed segment holds at least checkWorkerBytesMin bytes; checks
-   * run here until it has started. 'worker': always one, and checks wait for it to start (tests).
+   * 'auto': a worker when the first sealed segment holds at least checkWorkerBytesMin bytes and the
+   * machine has checkWorkerCoresMin cores; checks run here until it has started. 'worker': always one, and checks wait for it to start (tests).
    */
   readonly checkThread?: 'auto' | 'worker' | 'main';
   /** Tests: another worker module (one that fails, to prove the fallback). */
@@ -74,13 +76,16 @@ export class LogRecovery {
 
   static async begin(logDir: string, fl: FileLayer, options: LogRecoveryOptions = {}): Promise<LogRecovery> {
     const files = await listSegments(logDir, fl);
-    const readers = [new SegmentReader(fl, true), new SegmentReader(fl, true)] as const;
     const lastFile = files[files.length - 1];
-    if (!lastFile) return new LogRecovery(logDir, fl, files, undefined, options, readers, undefined, undefined);
-    // Started first, so they overlap the last segment's scan and the snapshot load: the worker's start and the first sealed read.
     const firstSealed = files.length > 1 ? files[0]! : undefined;
     const checker = firstSealed ? newChecker(options, await fileBytes(fl, firstSealed.file)) : undefined;
-    const firstRead = firstSealed ? readers[0].read(firstSealed.file) : undefined;
+    // With a worker, two buffers: it checks one segment while the next is read into the other. Without
+    // one, a single buffer read segment after segment: fresh memory costs more than the overlap gains.
+    const reader = new SegmentReader(fl, true);
+    const readers = [reader, checker?.threaded ? new SegmentReader(fl, true) : reader] as const;
+    if (!lastFile) return new LogRecovery(logDir, fl, files, undefined, options, readers, undefined, undefined);
+    // Started first with a worker, so they overlap the last segment's scan and the snapshot load: the worker's start and the first sealed read.
+    const firstRead = firstSealed && readers[0] !== readers[1] ? readers[0].read(firstSealed.file) : undefined;
     firstRead?.catch(() => undefined); // awaited by replay; an open that fails before must not leave it unhandled
     try {
       const buf = await readers[1].read(lastFile.file);
@@ -129,12 +134,13 @@ export class LogRecovery {
     try {
       if (this.options.checkThread === 'worker') await checker?.started;
       // Reads in flight: segment 0's started in begin; segment 1's buffer is free now (it held the last segment's scan).
-      const reads: (Promise<Buffer> | undefined)[] = [this.firstRead, sealed.length > 1 ? readers[1].read(sealed[1]!.file) : undefined];
+      const single = readers[0] === readers[1];
+      const reads: (Promise<Buffer> | undefined)[] = single ? [] : [this.firstRead, sealed.length > 1 ? readers[1].read(sealed[1]!.file) : undefined];
       reads[1]?.catch(() => undefined); // awaited in its round; a throw before then must not go unhandled
       const checks: Promise<void>[] = [];
       for (let i = 0; i < sealed.length; i++) {
         const { file, firstOffset } = sealed[i]!;
-        const buf = await reads[i]!;
+        const buf = await (reads[i] ??= readers[0].read(file)); // single buffer: read when the one before is applied
         const info: SegmentInfo = { file, firstOffset, positions: [], end: 0 };
         let chained = false;
         // Runs before this segment's first frame or verdict is taken: every earlier segment is settled by then.
@@ -175,7 +181,9 @@ export class LogRecovery {
         check.catch(() => undefined); // awaited in order below; an earlier failure may leave it unawaited
         checks.push(check);
         // Segment i-1 must be fully applied before its buffer takes segment i+1.
-        if (i >= 1) {
+        if (single) {
+          await check;
+        } else if (i >= 1) {
           await checks[i - 1];
           const next = i + 1 < sealed.length ? readers[(i + 1) % 2]!.read(sealed[i + 1]!.file) : undefined;
           next?.catch(() => undefined);
@@ -207,8 +215,10 @@ export class LogRecovery {
 
 function newChecker(options: LogRecoveryOptions, firstSealedBytes: number): SegmentChecker {
   const mode = options.checkThread ?? 'auto';
-  // One core: a worker only takes turns with the main thread and adds its start.
-  const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin && availableParallelism() >= 2);
+  // A worker only when a core is left for it besides the main thread and the GC and I/O helpers:
+  // on the 2-core VM, A/B 1M-frame opens (load 2-5) moved 0.4-1 s of CPU off the main thread but
+  // took 1-2 s more wall time, the worker starting slowly and checking at a third of its idle speed.
+  const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin && availableParallelism() >= checkWorkerCoresMin);
   return new SegmentChecker(threaded ? (options.checkWorkerUrl ?? undefined) : false);
 }
 
