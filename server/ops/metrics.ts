@@ -52,6 +52,7 @@ export class OpsMetrics {
   private readonly logWrite: Histogram;
   private readonly batchTransactions: Histogram;
   private readonly batchBytes: Histogram;
+  private readonly batchesSyncedInline: Counter;
   private readonly commits: Counter;
   private readonly subscriptionDrops: Counter<'reason'>;
   private readonly authFailures: Counter<'reason'>;
@@ -76,6 +77,11 @@ export class OpsMetrics {
     });
     this.batchBytes = new Histogram({
       name: `${metricsPrefix}commit_batch_bytes`, help: 'Bytes per group-commit batch.', buckets: batchBytesBuckets, registers,
+    });
+    this.batchesSyncedInline = new Counter({
+      name: `${metricsPrefix}commit_batches_synced_inline_total`,
+      help: 'Group-commit batches whose fdatasync ran on the main thread (a lone small batch of an idle store); the others ran on the thread pool.',
+      registers,
     });
     this.commits = new Counter({
       name: `${metricsPrefix}commits_total`, help: 'Durable transactions (rate() of it is commits per second).', registers,
@@ -130,6 +136,7 @@ export class OpsMetrics {
     this.batchBytes.observe(info.bytes);
     this.logWrite.observe(info.writeMs / 1000);
     this.fdatasync.observe(info.datasyncMs / 1000);
+    if (info.syncedInline) this.batchesSyncedInline.inc();
   };
 
   /** Time a write call from issue to acknowledgement; failures are not commits and are not timed. */

@@ -59,6 +59,8 @@ describe('/metrics', () => {
     const writes = Array.from({ length: 40 }, (_, i) =>
       metrics.timeCommit(store.call('put', { id: `o${i}`, type: 'note', n: i, attributes: { text: secretContent } }, testCaller)));
     await Promise.all(writes);
+    // Then one caller alone: each of its writes is a lone batch of an idle store, synced inline.
+    for (let i = 0; i < 3; i++) await metrics.timeCommit(store.call('put', { id: `alone${i}`, type: 'note', n: i, attributes: {} }, testCaller));
     await store.close();
     metrics.authFailure('expired');
     metrics.authFailure(`Bearer ${secretToken}`); // a reason outside the closed list
@@ -81,10 +83,11 @@ describe('/metrics', () => {
     expect(family('ioboxx_fdatasync_seconds').type).toBe('histogram');
     expect(family('ioboxx_commit_batch_transactions').type).toBe('histogram');
     expect(family('ioboxx_commits_total').type).toBe('counter');
-    expect(family('ioboxx_commit_latency_seconds').samples.find((s) => s.name === 'ioboxx_commit_latency_seconds_count')!.value).toBe(40);
-    expect(family('ioboxx_commit_batch_transactions').samples.find((s) => s.name === 'ioboxx_commit_batch_transactions_sum')!.value).toBe(40);
+    expect(family('ioboxx_commit_latency_seconds').samples.find((s) => s.name === 'ioboxx_commit_latency_seconds_count')!.value).toBe(43);
+    expect(family('ioboxx_commit_batch_transactions').samples.find((s) => s.name === 'ioboxx_commit_batch_transactions_sum')!.value).toBe(43);
     expect(family('ioboxx_fdatasync_seconds').samples.find((s) => s.name === 'ioboxx_fdatasync_seconds_count')!.value).toBeGreaterThanOrEqual(1);
-    expect(value('ioboxx_commits_total')).toBe(40);
+    expect(value('ioboxx_commits_total')).toBe(43);
+    expect(value('ioboxx_commit_batches_synced_inline_total')).toBe(3);
     expect(value('ioboxx_open_tenants')).toBe(2);
     expect(value('ioboxx_audit_backlog_events')).toBe(17);
     expect(value('ioboxx_audit_last_shipped_age_seconds')).toBeGreaterThanOrEqual(5);
