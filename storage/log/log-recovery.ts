@@ -57,6 +57,8 @@ interface LastSegment {
   readonly firstOffset: number;
   /** Bytes the scan read: the re-read for replay must find them again. */
   readonly bytes: number;
+  /** The scanned bytes themselves, still whole in the reader's buffer when no sealed segment is read after them. */
+  readonly scannedBuf: Buffer;
   readonly outcome: ReturnType<typeof lastSegmentOutcome>;
 }
 
@@ -90,7 +92,7 @@ export class LogRecovery {
     try {
       const buf = await readers[1].read(lastFile.file);
       const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf.length);
-      return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, outcome }, options, readers, firstRead, checker);
+      return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, scannedBuf: buf, outcome }, options, readers, firstRead, checker);
     } catch (error) {
       await checker?.close();
       throw error;
@@ -193,7 +195,8 @@ export class LogRecovery {
       if (sealed.length > 0) await checks[sealed.length - 1];
       checkChain(segments[segments.length - 1], last.file, last.firstOffset);
       const { info, torn, zeroTail } = last.outcome;
-      const buf = await readers[sealed.length % 2]!.read(last.file);
+      // A log of one segment (most tenants) was read by the scan in begin: its buffer took nothing since.
+      const buf = sealed.length === 0 ? last.scannedBuf : await readers[sealed.length % 2]!.read(last.file);
       if (buf.length < last.bytes) throw new DamagedStore(last.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${last.bytes}`);
       if (info) {
         for (let k = 0; k < info.positions.length; k++) {
