@@ -8,9 +8,9 @@
  *     past the snapshot is handed to `apply` as soon as it is checked (with a worker: while the
  *     next segment is read); then the last segment's frames. Each segment is read once. Any bad frame or broken chain in a sealed segment
  *     throws DamagedStore naming file and byte (the open fails; the partial state is dropped).
- *  3. Only when every sealed segment passed is a torn tail kept aside and cut, as scanLog does.
+ *  3. Only when every sealed segment passed is a torn tail kept aside and cut (cutTornTail).
  *
- * The result is the ScannedLog that scanLog would have returned for the same files.
+ * The result is the ScannedLog of the files: every segment, the last offset, the torn or zero tail.
  */
 import { availableParallelism } from 'node:os';
 import { DamagedStore } from '../errors.js';

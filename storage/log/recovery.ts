@@ -1,5 +1,6 @@
 /**
- * The recovery scan. Rules (DESIGN §4, invariant 5):
+ * The recovery rules and their pieces: an open runs them in log-recovery.ts; `store inspect`,
+ * `repair`, backups and the store status use the segment scan below. Rules (DESIGN §4, invariant 5):
  *  - Only the last segment may end in a torn tail (short header, bad length, CRC mismatch,
  *    non-contiguous offset): it is cut there, the cut bytes kept aside in `torn-*.bin`.
  *  - A run of zeros from the last good frame to the end of the last segment is its zero tail
@@ -45,8 +46,8 @@ export interface Damage {
 /**
  * Reads whole segments into one buffer reused from file to file. Fresh memory is the dear part
  * of reading a log on these machines: measured here, reading a 64 MiB segment into a new buffer
- * costs 0.3-0.45 s of page faults, into a buffer already touched 25-40 ms. So the scan and the
- * replay of one open share a reader, and each segment's bytes are valid only until the next read.
+ * costs 0.3-0.45 s of page faults, into a buffer already touched 25-40 ms. So an open reads every
+ * segment through one reader, and each segment's bytes are valid only until the next read.
  */
 export class SegmentReader {
   private buffer: Buffer = Buffer.alloc(0);
@@ -149,45 +150,6 @@ function scanFrames(
   }
   info.end = position;
   return { info };
-}
-
-/**
- * Scan every segment, enforce the rules above and cut a torn tail. `mode: 'check'` reports
- * damage without changing any file (for `store verify`/`inspect`).
- */
-export async function scanLog(
-  logDir: string,
-  fl: FileLayer,
-  options: { mode: 'recover' | 'check'; onProgress?: (done: number, total: number) => void; reader?: SegmentReader },
-): Promise<ScannedLog> {
-  const files = await listSegments(logDir, fl);
-  const reader = options.reader ?? new SegmentReader(fl);
-  const segments: SegmentInfo[] = [];
-  let torn: ScannedLog['torn'];
-  let zeroTail: ScannedLog['zeroTail'];
-  for (let i = 0; i < files.length; i++) {
-    const { file, firstOffset } = files[i]!;
-    const isLast = i === files.length - 1;
-    checkChain(segments[segments.length - 1], file, firstOffset);
-    const buf = await reader.read(file);
-    const scanned = scanSegmentBytes(buf, file, firstOffset);
-    options.onProgress?.(i + 1, files.length);
-    if (scanned.problem && !isLast) {
-      throw sealedDamage(scanned.problem);
-    }
-    if (!isLast) {
-      segments.push(scanned.info);
-      continue;
-    }
-    const outcome = lastSegmentOutcome(logDir, scanned, buf.length);
-    if (outcome.info) segments.push(outcome.info);
-    zeroTail = outcome.zeroTail;
-    torn = outcome.torn;
-    if (torn && options.mode === 'recover') await cutTornTail(fl, logDir, torn, buf);
-  }
-  const last = segments[segments.length - 1];
-  const lastOffset = last ? last.firstOffset + last.positions.length - 1 : -1;
-  return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };
 }
 
 /** Segments must chain: each starts at the offset after the previous one's last frame. */
