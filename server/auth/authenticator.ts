@@ -7,6 +7,7 @@ import type { Principal } from './principal.js';
 import type { AuthConfig } from './auth-config.js';
 import { capabilitiesForRoles, rolesFromClaims } from './capabilities.js';
 import { organizationAliases, resolveTenant } from './tenant-claims.js';
+import type { TokenConnection } from './connection-token-memo.js';
 import { createTokenVerifier, type TokenVerifier, type VerifiedAccessToken } from './token-verifier.js';
 
 export const displayNameCharsMax = 255;
@@ -22,9 +23,10 @@ export interface Authenticator {
   readonly verifier: TokenVerifier;
   /**
    * Throws AuthError. `tenantSelection` is the raw tenant the request names (path, header or
-   * IOBOXX_TENANT), undefined when it names none.
+   * IOBOXX_TENANT), undefined when it names none. `connection`: the connection the token came on
+   * (see TokenVerifier.verify).
    */
-  authenticate(token: string, tenantSelection: string | undefined): Promise<TokenPrincipal>;
+  authenticate(token: string, tenantSelection: string | undefined, connection?: TokenConnection): Promise<TokenPrincipal>;
 }
 
 export function createAuthenticator(config: AuthConfig): Authenticator {
@@ -36,8 +38,8 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
   return {
     config,
     verifier,
-    async authenticate(token, tenantSelection) {
-      const verified = await verifier.verify(token);
+    async authenticate(token, tenantSelection, connection) {
+      const verified = await verifier.verify(token, connection);
       // A selection is always a pattern-checked member alias by the time a principal exists for it.
       const selectionKey = tenantSelection ?? '';
       const known = principals.get(verified)?.get(selectionKey);

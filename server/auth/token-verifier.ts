@@ -15,6 +15,8 @@
  *   verified-token-cache.ts: `exp` and `nbf` are still checked on every use, a verification is
  *   redone after `verifiedTokenTtlMs`, and one made with a key the issuer stops publishing is
  *   dropped as soon as the key set is reloaded.
+ * - A connection that presents the byte-identical token again skips its shape check and hash
+ *   (connection-token-memo.ts); every other rule above still applies to that request.
  *
  * Errors are AuthError with a reason code. Neither the token nor its claims are ever put in a
  * message (jose's claim errors carry the payload, so they are never passed on as a cause).
@@ -22,6 +24,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwksCache, jwtVerify, type JWKSCacheInput, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { AuthError, type AuthFailureReason } from './auth-error.js';
 import { assertFetchableUrl, discoverIssuer } from './oidc-discovery.js';
+import { ConnectionTokenMemo, type TokenConnection } from './connection-token-memo.js';
 import { VerifiedTokenCache, verifiedTokensMaxDefault, verifiedTokenTtlMsDefault, type LoadedKeys } from './verified-token-cache.js';
 
 export const signingAlgorithms = ['RS256', 'ES256', 'PS256'] as const;
@@ -73,8 +76,13 @@ export interface VerifiedAccessToken {
 export interface TokenVerifier {
   readonly issuer: string;
   readonly audience: readonly string[];
-  /** Throws AuthError. */
-  verify(token: string): Promise<VerifiedAccessToken>;
+  /**
+   * Throws AuthError. `connection`: the connection the token came on (an HTTP request's socket),
+   * so that the same token presented again on it is not hashed again.
+   */
+  verify(token: string, connection?: TokenConnection): Promise<VerifiedAccessToken>;
+  /** The token each open connection presented last (for tests and metrics). */
+  readonly presentedTokens: ConnectionTokenMemo;
 }
 
 /** Three base64url segments; the signature may be empty so that `alg: none` is refused by name. */
@@ -100,6 +108,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     keysMaxAgeMs: jwksCacheMaxAgeMs,
     keys: loadedKeys,
   });
+  const presentedTokens = new ConnectionTokenMemo();
   let keySet: Promise<JWTVerifyGetKey> | undefined;
   let discoveryFailure: { readonly atMs: number; readonly error: AuthError } | undefined;
 
@@ -127,20 +136,28 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return discovering;
   }
 
-  async function verify(token: string): Promise<VerifiedAccessToken> {
-    if (typeof token !== 'string' || token.length === 0) {
-      throw new AuthError('missing_token', 'no access token');
+  async function verify(token: string, connection?: TokenConnection): Promise<VerifiedAccessToken> {
+    // The same string this connection presented and we hashed before: already checked below.
+    const presentedDigest = connection === undefined ? undefined : presentedTokens.digestOf(connection, token);
+    let digest = presentedDigest;
+    if (digest === undefined) {
+      if (typeof token !== 'string' || token.length === 0) {
+        throw new AuthError('missing_token', 'no access token');
+      }
+      if (token.length > tokenCharsMax) {
+        throw new AuthError('token_too_large', `access token longer than ${tokenCharsMax} characters`);
+      }
+      if (!compactJwsPattern.test(token)) {
+        throw new AuthError('malformed', 'access token is not a compact JWS');
+      }
+      digest = remembered.enabled ? remembered.digestOf(token) : undefined;
     }
-    if (token.length > tokenCharsMax) {
-      throw new AuthError('token_too_large', `access token longer than ${tokenCharsMax} characters`);
-    }
-    if (!compactJwsPattern.test(token)) {
-      throw new AuthError('malformed', 'access token is not a compact JWS');
-    }
-    const digest = remembered.enabled ? remembered.digestOf(token) : undefined;
     if (digest !== undefined) {
       const recalled = remembered.recall(digest, Date.now());
-      if (recalled.verdict === 'valid') return recalled.result;
+      if (recalled.verdict === 'valid') {
+        if (connection !== undefined && presentedDigest === undefined) presentedTokens.remember(connection, token, digest);
+        return recalled.result;
+      }
       if (recalled.verdict === 'expired') throw new AuthError('expired', 'access token expired');
       if (recalled.verdict === 'not_yet_valid') throw new AuthError('not_yet_valid', 'access token not yet valid (nbf)');
     }
@@ -181,11 +198,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (digest !== undefined && typeof protectedHeader.kid === 'string') {
       const notBeforeMs = typeof payload.nbf === 'number' ? payload.nbf * 1000 : undefined;
       remembered.remember(digest, result, { keyId: protectedHeader.kid, expiresAtMs: result.expiresAtMs, notBeforeMs }, Date.now());
+      if (connection !== undefined && presentedDigest === undefined) presentedTokens.remember(connection, token, digest);
     }
     return result;
   }
 
-  return { issuer, audience, verify };
+  return { issuer, audience, verify, presentedTokens };
 }
 
 function deepFreeze<T>(value: T): T {
