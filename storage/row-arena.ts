@@ -1,26 +1,35 @@
 /**
- * Rows kept as their encoded bytes instead of objects. A row loaded from a snapshot or replayed
- * from the log is stored in its table's tree as a small integer: a reference to its msgpack
- * field array (row-codec.ts) in the table's arena. It is decoded into a fresh row object each
- * time someone reads it; a row a transaction puts is stored as the object it is.
+ * Rows kept as their encoded bytes instead of objects. Every row a table holds is stored in its
+ * tree as a small integer: a reference to its msgpack field array (row-codec.ts) in the table's
+ * arena. Rows loaded from a snapshot point into the adopted file buffer, replayed rows into
+ * copies of their log bytes, and a row a transaction puts is encoded into the arena as it is
+ * put. It is decoded into a fresh row object each time someone reads it.
  *
- * Why: an open used to build about seven JS objects per row (row, JSON values, strings, the
- * decoder's arrays) that all survived into the old generation; the young-generation copies and
- * the page faults of the growing heap were most of the open's time. A reference is no object at
- * all, and the bytes it points at are exactly the row's canonical encoding (the same encoder
- * wrote them), so the state hash and snapshots copy them instead of encoding the row again.
+ * Why: a row object is about seven JS objects (row, JSON values, strings). Every row written
+ * survived two young-generation collections and was copied twice before it settled in the old
+ * generation, and every replaced row became old-generation garbage: under a steady write load
+ * the scavenges that copied them were the commit latency tail (6-7 ms pauses every ~45 ms).
+ * A reference is no object at all, and the bytes it points at are exactly the row's canonical
+ * encoding (the same encoder wrote them), so the state hash and snapshots copy them instead of
+ * encoding the row again.
  *
  * A reference is chunk * arenaChunkBytes + position. Chunks are either buffers the arena
- * allocated and fills with copied rows (replay), or windows on a buffer it adopted whole (a
- * snapshot file: window k starts k chunks in and runs to the buffer's end, so a row that
- * crosses a window's start is still read whole from the window it starts in). Arenas only
- * grow: bytes are never overwritten, so a tree cloned for a snapshot may keep reading them.
+ * allocated and fills with copied rows, or windows on a buffer it adopted whole (a snapshot
+ * file: window k starts k chunks in and runs to the buffer's end, so a row that crosses a
+ * window's start is still read whole from the window it starts in). Bytes are never
+ * overwritten, so a tree cloned for a snapshot may keep reading them while it is pinned.
+ *
+ * A replaced or deleted row leaves dead bytes behind. Once they outweigh the live ones (and
+ * arenaCompactionDeadBytesMin), the table compacts its arena in small steps between other work
+ * (Table.compactStep): the chunks that exist when it begins are marked old, every row in them
+ * is copied to a new chunk and its reference moved, and the old chunks are released once the
+ * whole tree has been walked and no clone pins them. Their numbers are then reused.
  */
 import { msgpackValueEnd } from './msgpack-extent.js';
 import { fieldsToRow, rowUnpackr } from './row-codec.js';
 import type { Row, TableSchema } from './schema.js';
 
-/** What a table's tree holds per key: the row itself, or a reference into the table's arena. */
+/** What a table's tree holds per key: a reference into the table's arena, or (arena full) the row itself. */
 export type StoredRow = Row | number;
 
 /** Address window of one chunk; also the largest chunk the arena allocates. */
@@ -29,17 +38,43 @@ export const arenaChunkBytes = 1 << 24;
 export const arenaChunksMax = 64;
 /** First chunk the arena allocates for copied rows; each next one doubles up to arenaChunkBytes. */
 const firstChunkBytes = 4 * 1024;
+/** A compaction is due once dead bytes reach the live ones and at least this many (small tables compact rarely). */
+export const arenaCompactionDeadBytesMin = 4 * 1024 * 1024;
 
 export class RowArena {
-  /** Chunk views, by chunk number (the high bits of a reference). */
-  private readonly chunks: Buffer[] = [];
+  /** Chunk views, by chunk number (the high bits of a reference); undefined once released. */
+  private readonly chunks: (Buffer | undefined)[] = [];
   /** The chunk copied rows go into, and how much of it is used. */
   private fill: Buffer | undefined;
   private fillChunk = -1;
   private fillUsed = 0;
+  /** Size of the last chunk allocated: the next one doubles it (restarted by a compaction). */
+  private lastChunkBytes = firstChunkBytes / 2;
+  /** Row bytes stored in each chunk, and how many of them belong to rows since replaced or deleted. */
+  private readonly usedBytes = new Float64Array(arenaChunksMax);
+  private readonly deadBytes = new Float64Array(arenaChunksMax);
+  private usedTotal = 0;
+  private deadTotal = 0;
+  /** Released chunk numbers, reused lowest first. */
+  private readonly freeChunks: number[] = [];
+  /** While a compaction runs: 1 for each chunk whose rows it moves out. */
+  private oldChunks: Uint8Array | undefined;
+  /** The compaction has walked every row; the old chunks go once nothing pins them. */
+  private releaseWaiting = false;
+  /** Clones of a tree reading this arena (snapshots being written): old chunks stay while any is pinned. */
+  private pins = 0;
+  /** Compactions that walked the whole tree so far. */
+  compactionsEnded = 0;
 
-  /** Bytes of the chunks this arena allocated (adopted buffers not counted). */
-  allocatedBytes = 0;
+  /** Row bytes held, live and dead (what the arena costs in memory, about). */
+  get bytesHeld(): number {
+    return this.usedTotal;
+  }
+
+  /** Row bytes of rows replaced or deleted, not yet released by a compaction. */
+  get bytesDead(): number {
+    return this.deadTotal;
+  }
 
   /**
    * Copy the encoded row at buf[start, end) in; its reference, or undefined when the arena is
@@ -49,20 +84,108 @@ export class RowArena {
     const length = end - start;
     if (!(length > 0 && length <= arenaChunkBytes)) return undefined;
     if (this.fill === undefined || this.fillUsed + length > this.fill.length) {
-      if (this.chunks.length >= arenaChunksMax) return undefined;
-      const previous = this.fill?.length ?? firstChunkBytes / 2;
-      const bytes = Math.max(length, Math.min(arenaChunkBytes, previous * 2));
+      const chunk = this.freeChunks.length > 0 ? this.freeChunks.shift()! : this.chunks.length;
+      if (chunk >= arenaChunksMax) return undefined;
+      const bytes = Math.max(length, Math.min(arenaChunkBytes, this.lastChunkBytes * 2));
       this.fill = Buffer.allocUnsafeSlow(bytes);
-      this.allocatedBytes += bytes;
-      this.fillChunk = this.chunks.length;
+      this.lastChunkBytes = bytes;
+      this.fillChunk = chunk;
       this.fillUsed = 0;
-      this.chunks.push(this.fill);
+      this.chunks[chunk] = this.fill;
     }
     const at = this.fillUsed;
     copyBytes(this.fill, at, buf, start, end);
     this.fillUsed = at + length;
-    // Later copies go to a new chunk: an adopted buffer may take the next chunk numbers.
+    this.usedBytes[this.fillChunk] = this.usedBytes[this.fillChunk]! + length;
+    this.usedTotal += length;
     return this.fillChunk * arenaChunkBytes + at;
+  }
+
+  /** The row a reference points at was replaced or deleted: its bytes count as dead. */
+  noteDead(ref: number): void {
+    const chunk = this.chunkOf(ref);
+    const start = rowStart(ref);
+    const length = this.rowEnd(chunk, start) - start;
+    const number = Math.floor(ref / arenaChunkBytes);
+    this.deadBytes[number] = this.deadBytes[number]! + length;
+    this.deadTotal += length;
+  }
+
+  /** True when a compaction should begin: dead bytes at least the live ones and the minimum, none running. */
+  get compactionDue(): boolean {
+    return this.oldChunks === undefined && this.deadTotal >= arenaCompactionDeadBytesMin && this.deadTotal >= this.usedTotal - this.deadTotal;
+  }
+
+  get compacting(): boolean {
+    return this.oldChunks !== undefined;
+  }
+
+  /** Mark every chunk there is as old; rows copied from now on go to new chunks. */
+  beginCompaction(): void {
+    if (this.oldChunks) throw new Error('arena: a compaction is already running');
+    this.oldChunks = new Uint8Array(arenaChunksMax);
+    for (let i = 0; i < this.chunks.length; i++) if (this.chunks[i]) this.oldChunks[i] = 1;
+    this.fill = undefined;
+    this.lastChunkBytes = firstChunkBytes / 2;
+  }
+
+  /** True when the reference points into a chunk the running compaction moves rows out of. */
+  isOld(ref: number): boolean {
+    return this.oldChunks !== undefined && this.oldChunks[Math.floor(ref / arenaChunkBytes)] === 1;
+  }
+
+  /** Copy the row a reference points at to a new chunk: its new reference, or undefined when the arena is full. */
+  move(ref: number): number | undefined {
+    const chunk = this.chunkOf(ref);
+    const start = rowStart(ref);
+    return this.copyIn(chunk, start, this.rowEnd(chunk, start));
+  }
+
+  /** Every row of the tree has been moved out of the old chunks: release them (now, or when the last pin goes). */
+  endCompaction(): void {
+    if (!this.oldChunks) throw new Error('arena: no compaction to end');
+    this.compactionsEnded++;
+    if (this.pins > 0) this.releaseWaiting = true;
+    else this.releaseOld();
+  }
+
+  /** Give up a compaction (the arena filled up): every chunk stays; moved rows' old copies stay counted as live. */
+  abortCompaction(): void {
+    this.oldChunks = undefined;
+  }
+
+  /** A clone of a tree that reads this arena is in use: old chunks stay until the returned function is called. */
+  pin(): () => void {
+    this.pins++;
+    let pinned = true;
+    return () => {
+      if (!pinned) return;
+      pinned = false;
+      this.pins--;
+      if (this.pins === 0 && this.releaseWaiting) this.releaseOld();
+    };
+  }
+
+  private releaseOld(): void {
+    const old = this.oldChunks!;
+    for (let i = 0; i < old.length; i++) {
+      if (old[i] !== 1) continue;
+      this.chunks[i] = undefined;
+      this.usedTotal -= this.usedBytes[i]!;
+      this.deadTotal -= this.deadBytes[i]!;
+      this.usedBytes[i] = 0;
+      this.deadBytes[i] = 0;
+      this.freeChunks.push(i);
+    }
+    this.freeChunks.sort((a, b) => a - b);
+    // Released trailing numbers are simply past the end again (adopt appends there).
+    while (this.chunks.length > 0 && this.chunks[this.chunks.length - 1] === undefined) {
+      this.chunks.length--;
+      const at = this.freeChunks.indexOf(this.chunks.length);
+      if (at >= 0) this.freeChunks.splice(at, 1);
+    }
+    this.oldChunks = undefined;
+    this.releaseWaiting = false;
   }
 
   /**
@@ -73,7 +196,12 @@ export class RowArena {
     const windows = Math.max(1, Math.ceil(buf.length / arenaChunkBytes));
     if (this.chunks.length + windows > arenaChunksMax) return undefined;
     const first = this.chunks.length;
-    for (let k = 0; k < windows; k++) this.chunks.push(buf.subarray(k * arenaChunkBytes));
+    for (let k = 0; k < windows; k++) {
+      this.chunks.push(buf.subarray(k * arenaChunkBytes));
+      const bytes = Math.min(arenaChunkBytes, buf.length - k * arenaChunkBytes);
+      this.usedBytes[first + k] = this.usedBytes[first + k]! + bytes;
+      this.usedTotal += bytes;
+    }
     // Copied rows must not land in a chunk number taken by a window: start a new fill chunk.
     this.fill = undefined;
     const base = first * arenaChunkBytes;

@@ -208,6 +208,7 @@ export class Store implements StoreApi {
   private idleWaiters: (() => void)[] = [];
   private failure: StoreFailed | undefined;
   private closing = false;
+  private compactionScheduled = false;
   private snapshotInFlight: Promise<{ offset: number; stateHash: string }> | undefined;
   private txSinceSnapshot = 0;
   private lastSnapshotOffset = -1;
@@ -720,6 +721,25 @@ export class Store implements StoreApi {
     this.txSinceSnapshot += batch.length;
     const everyTx = this.options.snapshotEveryTx ?? 0;
     if (everyTx > 0 && this.txSinceSnapshot >= everyTx) this.backgroundSnapshot();
+    this.scheduleCompaction();
+  }
+
+  /**
+   * Arena compaction (row-arena.ts, Table.compactStep): once a table's dead row bytes outweigh
+   * its live ones, its rows move in short steps, each on its own tick between batches.
+   */
+  private scheduleCompaction(): void {
+    if (this.compactionScheduled || this.closing || this.failure) return;
+    let wanted = false;
+    for (const t of this.tables.values()) wanted ||= t.arena.compacting || t.arena.compactionDue;
+    if (!wanted) return;
+    this.compactionScheduled = true;
+    setImmediate(() => {
+      this.compactionScheduled = false;
+      if (this.closing || this.failure) return;
+      for (const t of this.tables.values()) t.compactStep();
+      this.scheduleCompaction();
+    });
   }
 
   /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. */
@@ -854,7 +874,10 @@ export class Store implements StoreApi {
     }
     const offset = this.applied;
     const tables = this.tableStates(true); // O(1) copy-on-write clones: commits go on
+    // The clones read the arenas: a compaction must not release chunks under them.
+    const unpins = [...this.tables.values()].map((t) => t.arena.pin());
     const run = this.writeSnapshotAt(offset, tables).finally(() => {
+      for (const unpin of unpins) unpin();
       // Runs after the assignment below even when the write finished synchronously.
       if (this.snapshotInFlight === run) this.snapshotInFlight = undefined;
     });

@@ -2,18 +2,27 @@
  * One in-memory table: rows ordered by encoded primary key in a copy-on-write B+tree (so a
  * snapshot can clone it in O(1) and serialise while commits go on), plus secondary indexes
  * (encoded index key + primary key -> primary key; unique ones keyed by the index key alone).
- * Rows are frozen and never mutated: a change replaces the row object. Rows loaded or replayed
- * at open are kept encoded in the table's arena (row-arena.ts) and decoded when read.
+ * Rows are kept encoded in the table's arena (row-arena.ts) and decoded into a fresh frozen
+ * object when read; a change replaces the row's bytes, never mutates them.
  */
 import { firstUnsortedIndex, newStringTree, stringTreeFromSorted, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
 import { RowArena, rowStart, storedRowValue, type StoredRow } from './row-arena.js';
-import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from './row-codec.js';
+import { encodedRowKey, fieldsToRow, newRowPackr, primaryKeyColumnIndexes, rowToFields, rowUnpackr } from './row-codec.js';
 import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
 
 export const pageRowsMax = 10_000;
+/**
+ * Rows one compaction step walks at least: a short task (~0.1 ms) between commits. A step walks
+ * twice the rows put since the last one when that is more, so a walk always outpaces the writes
+ * that make new dead bytes meanwhile.
+ */
+export const compactionStepRowsMin = 256;
+
+/** The encoder of rows put into arenas: packs one row and the bytes are copied out at once. */
+const rowPackr = newRowPackr();
 
 interface Index {
   readonly def: IndexDef;
@@ -35,6 +44,12 @@ export class Table implements TableReader {
   private readonly keyParts: Value[];
   /** Field positions of the primary-key columns, for keys read straight from encoded rows. */
   private readonly keyColumns: readonly number[];
+  /** Scratch for encoding a put row: filled, packed, never kept. */
+  private readonly fieldsScratch: unknown[] = [];
+  /** The key the running arena compaction visits next (undefined: none runs). */
+  private compactFrom: string | undefined;
+  /** Rows replaced or removed during the running compaction since its last step. */
+  private changesSinceStep = 0;
 
   constructor(readonly schema: TableSchema, rows?: BTree<string, StoredRow>, arena?: RowArena) {
     assertSchema(schema);
@@ -144,21 +159,25 @@ export class Table implements TableReader {
     }
   }
 
-  /** Low-level put used by transactions, replay and snapshot load (checks done by the caller). */
-  put(key: string, row: Row): Row | undefined {
+  /** Low-level put used by transactions and replay (checks done by the caller). The row is stored encoded. */
+  put(key: string, row: Row): void {
     const stored = this.rows.get(key);
-    const old = stored === undefined ? undefined : this.rowOf(stored);
-    if (old) this.indexRemove(key, old);
-    this.rows.set(key, row);
+    if (stored !== undefined) this.forget(key, stored);
+    this.rows.set(key, this.encodedOf(row));
     this.indexAdd(key, row);
-    return old;
   }
 
-  /** Put a row whose key must be new (replay of an insert): false, and nothing changed, when the key is taken. One descent. */
-  putNew(key: string, row: Row): boolean {
-    if (!this.rows.set(key, row, false)) return false;
-    this.indexAdd(key, row);
-    return true;
+  /** The row's reference in the arena, or (arena full) the row itself. */
+  private encodedOf(row: Row): StoredRow {
+    const bytes = rowPackr.pack(rowToFields(this.schema, row, this.fieldsScratch));
+    return this.arena.copyIn(bytes, 0, bytes.length) ?? row;
+  }
+
+  /** The stored row under `key` is going: its index entries go, and its bytes count as dead. */
+  private forget(key: string, stored: StoredRow): void {
+    if (this.compactFrom !== undefined) this.changesSinceStep++;
+    if (this.indexes.size > 0) this.indexRemove(key, this.rowOf(stored));
+    if (typeof stored === 'number') this.arena.noteDead(stored);
   }
 
   /**
@@ -172,7 +191,10 @@ export class Table implements TableReader {
     // One descent: the copy made for a key that turns out taken is wasted, but that is damage.
     const ref = this.arena.copyIn(buf, start, end);
     const row = decoded ?? (ref === undefined ? this.decodeAt(buf, start, end) : undefined);
-    if (!this.rows.set(key, ref ?? row!, false)) return false;
+    if (!this.rows.set(key, ref ?? row!, false)) {
+      if (ref !== undefined) this.arena.noteDead(ref);
+      return false;
+    }
     if (row) {
       this.indexAdd(key, row);
     } else {
@@ -199,15 +221,68 @@ export class Table implements TableReader {
     const stored = this.rows.get(key);
     if (stored === undefined) return undefined;
     const old = this.rowOf(stored);
-    this.indexRemove(key, old);
+    this.forget(key, stored);
     this.rows.delete(key);
     return old;
   }
 
   /** Remove a row without handing it out: decoded only when an index needs it. False when there was none. */
   removeKey(key: string): boolean {
-    if (this.indexes.size > 0) return this.remove(key) !== undefined;
-    return this.rows.delete(key);
+    const stored = this.rows.get(key);
+    if (stored === undefined) return false;
+    this.forget(key, stored);
+    this.rows.delete(key);
+    return true;
+  }
+
+  /**
+   * One step of an arena compaction (row-arena.ts): begins one when it is due, then moves the
+   * rows of max(rowsMin, twice the rows changed since the last step) keys out of the old chunks.
+   * True while the compaction has more to do. The rows' values do not change, only where their
+   * bytes are, so any state hash stays.
+   */
+  compactStep(rowsMin: number = compactionStepRowsMin): boolean {
+    const rowsMax = Math.max(rowsMin, 2 * this.changesSinceStep);
+    this.changesSinceStep = 0;
+    const arena = this.arena;
+    if (this.compactFrom === undefined) {
+      if (!arena.compactionDue) return false;
+      const first = this.rows.minKey();
+      if (first === undefined) return false;
+      arena.beginCompaction();
+      this.compactFrom = first;
+      this.changesSinceStep = 0;
+    }
+    const last = this.rows.maxKey();
+    if (last === undefined || this.compactFrom > last) return this.endCompaction(true);
+    let visited = 0;
+    let next: string | undefined;
+    let full = false;
+    this.rows.editRange(this.compactFrom, last, true, (key, stored) => {
+      if (visited === rowsMax) {
+        next = key;
+        return { break: true };
+      }
+      visited++;
+      if (typeof stored !== 'number' || !arena.isOld(stored)) return undefined;
+      const moved = arena.move(stored);
+      if (moved === undefined) {
+        full = true;
+        return { break: true };
+      }
+      return { value: moved };
+    });
+    if (full) return this.endCompaction(false);
+    if (next === undefined) return this.endCompaction(true);
+    this.compactFrom = next;
+    return true;
+  }
+
+  private endCompaction(walked: boolean): false {
+    this.compactFrom = undefined;
+    if (walked) this.arena.endCompaction();
+    else this.arena.abortCompaction();
+    return false;
   }
 
   *scan(options: ScanOptions = {}): IterableIterator<Row> {

@@ -54,15 +54,4 @@ describe('table built from loaded rows', () => {
     }
     expect(() => new Table(people, rows)).toThrow(/unique index by_email holds one value twice/);
   });
-
-  test('putNew adds a row and its index entries once, and refuses a taken key without changing anything', () => {
-    const table = new Table(people);
-    const row = table.normalise({ id: 1, team: 'a', email: 'one@example.org' });
-    expect(table.putNew(table.keyOf(row), row)).toBe(true);
-    const other = table.normalise({ id: 1, team: 'b', email: 'other@example.org' });
-    expect(table.putNew(table.keyOf(other), other)).toBe(false);
-    expect(table.get([1])).toBe(row);
-    expect(table.getBy('by_email', ['other@example.org'])).toBeUndefined();
-    expect([...table.scan({ index: 'by_team', prefix: ['a'] })]).toEqual([row]);
-  });
 });
