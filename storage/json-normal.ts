@@ -37,11 +37,11 @@ class JsonWalk {
 
   constructor(private readonly where: string, private readonly textCharsMax: number) {}
 
-  /** The normal copy of `v`, or undefined where JSON.stringify would leave it out. */
-  value(raw: unknown, key: string, depth: number): JsonValue | undefined {
+  /** The normal copy of `v`, or undefined where JSON.stringify would leave it out. `key`: an array index is made a string only for toJSON. */
+  value(raw: unknown, key: string | number, depth: number): JsonValue | undefined {
     let v = raw;
     if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
-      v = (v as { toJSON(key: string): unknown }).toJSON(key);
+      v = (v as { toJSON(key: string): unknown }).toJSON(String(key));
     }
     switch (typeof v) {
       case 'string':
@@ -49,7 +49,7 @@ class JsonWalk {
         return v;
       case 'number':
         if (!Number.isFinite(v)) throw typeError(this.where, 'finite JSON numbers', v);
-        this.count(String(v).length);
+        this.count(numberChars(v));
         return v === 0 ? 0 : v;
       case 'boolean':
         this.count(v ? 4 : 5);
@@ -72,7 +72,7 @@ class JsonWalk {
     this.count(2 + Math.max(0, v.length - 1));
     const out: JsonValue[] = new Array(v.length);
     for (let i = 0; i < v.length; i++) {
-      const item = this.value(v[i], String(i), depth + 1);
+      const item = this.value(v[i], i, depth + 1);
       if (item === undefined) this.count(4);
       out[i] = item === undefined ? null : item;
     }
@@ -82,7 +82,7 @@ class JsonWalk {
   private object(v: Record<string, unknown>, depth: number): { [key: string]: JsonValue } {
     const out: { [key: string]: JsonValue } = {};
     let members = 0;
-    for (const k of Object.keys(v).sort()) {
+    for (const k of sortedInPlace(Object.keys(v))) {
       // An own "__proto__" key cannot be set as data on a plain object: stringify-with-sorting dropped it too.
       if (k === '__proto__') continue;
       const item = this.value(v[k], k, depth + 1);
@@ -101,6 +101,32 @@ class JsonWalk {
       throw new MemoryError('limit_exceeded', `${this.where} JSON longer than ${this.textCharsMax} characters`);
     }
   }
+}
+
+/** Up to this many keys are sorted by insertion (no allocation; most objects are small), past it by Array.sort. */
+const insertionSortKeysMax = 16;
+
+/** The keys in the order Array.prototype.sort gives strings (UTF-16 code units), sorted in place. */
+function sortedInPlace(keys: string[]): string[] {
+  if (keys.length > insertionSortKeysMax) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+  return keys;
+}
+
+/** Length of the number as JSON text: safe integers counted digit by digit (no string made), others as String() writes them. */
+function numberChars(n: number): number {
+  if (!Number.isSafeInteger(n) || Object.is(n, -0)) return String(n).length;
+  let chars = n < 0 ? 2 : 1;
+  for (let rest = Math.abs(n); rest >= 10; rest = Math.floor(rest / 10)) chars++;
+  return chars;
 }
 
 /** Length of the string as JSON text, quotes included. */
