@@ -22,6 +22,7 @@ import type { Principal } from '../auth/principal.js';
 import type { CallAdmission } from '../ops/request-admission.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate } from './seams.js';
+import { callerActive } from '../../storage/log/inline-sync.js';
 
 /** The one path taken (express also routes `/MCP`, `/mcp/` and `/t/:tenant/mcp`: those stay there). */
 export const fastCallPath = '/mcp';
@@ -145,6 +146,8 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
   };
 
   return (req, res) => {
+    // Each connection is a caller: many at once keep a lone batch's fdatasync off this thread.
+    callerActive(req.socket);
     const bodyBytes = fastCallBodyBytes(req, options, acceptedHosts);
     if (bodyBytes === undefined) return void app(req, res);
     serveFast(req, res, bodyBytes).catch((error: unknown) => {

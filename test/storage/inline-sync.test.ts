@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { inlineSyncTxMax } from '../../storage/log/inline-sync.js';
+import { callerActive, callerClock, callerWindowMs, inlineSyncCallersMax, inlineSyncTxMax } from '../../storage/log/inline-sync.js';
 import { Store, type BatchInfo, type StoreOptions } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
@@ -158,5 +158,50 @@ describe('inline fdatasync', () => {
     expect(fl.datasyncInlineCalls).toBe(2); // b and c
     await store.close();
     expect(await reopenedIds(dir)).toEqual(['a', 'b', 'c']);
+  });
+
+  test('while more than inlineSyncCallersMax callers are active a lone batch syncs on the pool; once they are quiet, inline again', async () => {
+    const realClock = callerClock.nowMs;
+    let nowMs = 1_000_000;
+    callerClock.nowMs = () => nowMs; // frozen: no window passes unless the test moves it
+    try {
+      const { dir, store, batches } = await openRecorded();
+      await put(store, 'a');
+      await put(store, 'b'); // inline: no caller told
+      // Connections of a busy HTTP server, each with a request in this window.
+      const connections = Array.from({ length: inlineSyncCallersMax + 1 }, () => ({}));
+      for (const c of connections) callerActive(c);
+      for (let i = 0; i < 3; i++) await put(store, `busy${i}`); // sequential, lone batches: yet on the pool
+      // A caller's repeated requests count once: still too many, not more.
+      callerActive(connections[0]!);
+      await put(store, 'busy3');
+      // One window later they still count (the window before); two windows of quiet and they do not.
+      nowMs += callerWindowMs;
+      await put(store, 'busy4');
+      nowMs += callerWindowMs;
+      callerActive(connections[0]!); // one caller left: as a sequential caller
+      await put(store, 'quiet');
+      expect(batches.map((b) => b.syncedInline)).toEqual([false, true, false, false, false, false, false, true]);
+      await store.close();
+      expect((await reopenedIds(dir)).length).toBe(8);
+    } finally {
+      callerClock.nowMs = realClock;
+    }
+  });
+
+  test('up to inlineSyncCallersMax active callers still sync a lone batch inline', async () => {
+    const realClock = callerClock.nowMs;
+    const nowMs = 2_000_000;
+    callerClock.nowMs = () => nowMs;
+    try {
+      const { store, batches } = await openRecorded();
+      await put(store, 'a');
+      for (let i = 0; i < inlineSyncCallersMax; i++) callerActive({});
+      await put(store, 'b');
+      expect(batches.map((b) => b.syncedInline)).toEqual([false, true]);
+      await store.close();
+    } finally {
+      callerClock.nowMs = realClock;
+    }
   });
 });
