@@ -63,7 +63,7 @@ describe('audit shipping to S3 Object Lock', () => {
   test('staged events reach S3 in hash-chained COMPLIANCE batches, are cleared once confirmed, and verify', async () => {
     await stage('acme', 1, 25);
     // Neither full nor old: nothing ships yet.
-    expect((await shipAudit(control, bucket, { tenant: 'acme', retentionDays, batchEventsMax: 10, batchAgeMsMax: 60_000 })).batches).toBe(2);
+    expect((await shipAudit(control, bucket, { tenant: 'acme', retentionDays, batchEventsMax: 10, batchAgeMsMax: 60_000, batchIdleMsMax: 60_000 })).batches).toBe(2);
     expect((await control.stagedAudit('acme', { limit: 100 })).map((s) => s.seq)).toEqual([21, 22, 23, 24, 25]);
     const forced = await shipAudit(control, bucket, { tenant: 'acme', retentionDays, batchEventsMax: 10, force: true });
     expect(forced).toMatchObject({ batches: 1, events: 5 });
@@ -95,6 +95,7 @@ describe('audit shipping to S3 Object Lock', () => {
       retentionDays,
       batchEventsMax: 5,
       batchAgeMsMax: 60_000,
+      batchIdleMsMax: 60_000, // only the age can close the partial batch here
       intervalMs: 20,
       clock: () => Date.now() + clockOffsetMs,
       onError: (error) => console.error(error),
@@ -128,6 +129,7 @@ describe('audit shipping to S3 Object Lock', () => {
       retentionDays,
       batchEventsMax: 5,
       batchAgeMsMax: ageMsMax,
+      batchIdleMsMax: hourMs, // the age, not idleness, is what this test waits for
       intervalMs: hourMs, // only a nudge or a due batch can start another pass within this test
       onError: (error) => console.error(error),
       onPass: (result) => {
