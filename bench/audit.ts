@@ -149,6 +149,10 @@ interface WorkCount {
   readonly commits: number;
   /** Group-commit batches: one writev + one fdatasync each. */
   readonly fdatasyncs: number;
+  /** ... of which ran on the main thread (storage/log/inline-sync.ts), blocking it meanwhile. */
+  readonly fdatasyncsInline: number;
+  /** Seconds the server's event loop was busy (its main thread: callbacks and the blocking calls in them). */
+  readonly serverLoopBusySec: number;
   /** Postgres transactions committed in the bench database (each autocommit statement is one). */
   readonly pgTransactions: number;
   /** Audit batches S3 confirmed (one PutObject each). */
@@ -164,6 +168,8 @@ async function countWork(serverUrl: string, sql: pg.Client): Promise<WorkCount> 
   return {
     commits: metric('ioboxx_commits_total'),
     fdatasyncs: metric('ioboxx_commit_batch_transactions_count'),
+    fdatasyncsInline: metric('ioboxx_commit_batches_synced_inline_total'),
+    serverLoopBusySec: metric('ioboxx_event_loop_busy_seconds_total'),
     pgTransactions: Number(row.x),
     s3Batches: Number(row.b),
   };
@@ -368,6 +374,8 @@ export const auditBench: Bench = {
       const perCall = (n: number) => n / Math.max(1, calls);
       ctx.emit({ metric: 'store transactions per call', unit: 'tx', ours: perCall(workAtEnd.commits - workAtStart.commits), better: 'lower' });
       ctx.emit({ metric: 'fdatasyncs per call', unit: 'syncs', ours: perCall(workAtEnd.fdatasyncs - workAtStart.fdatasyncs), better: 'lower' });
+      ctx.emit({ metric: 'server main thread busy per call (event loop)', unit: 'ms', ours: 1000 * perCall(workAtEnd.serverLoopBusySec - workAtStart.serverLoopBusySec), better: 'lower' });
+      ctx.emit({ metric: 'fdatasyncs per call on the main thread (inline)', unit: 'syncs', ours: perCall(workAtEnd.fdatasyncsInline - workAtStart.fdatasyncsInline), better: 'lower' });
       ctx.emit({ metric: 'Postgres transactions per call (while calling)', unit: 'tx', ours: perCall(workAtEnd.pgTransactions - workAtStart.pgTransactions), better: 'lower' });
       ctx.emit({ metric: 'S3 batches per 1,000 calls (while calling)', unit: 'puts', ours: 1000 * perCall(workAtEnd.s3Batches - workAtStart.s3Batches), better: 'lower' });
       // CPU per call is the load-robust figure (wall-clock rates swing with whoever else runs

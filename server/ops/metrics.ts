@@ -7,6 +7,7 @@
  * label value comes from a closed list fixed here (anything else is counted as `other`), so no
  * caller-supplied string can reach the exposition text.
  */
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { authFailureReasons } from '../auth/auth-error.js';
 import type { BatchInfo } from '../../storage/store.js';
@@ -114,6 +115,20 @@ export class OpsMetrics {
         if (!probes.auditLastShippedAtMs) return;
         const at = await probes.auditLastShippedAtMs();
         this.set(at === undefined ? Number.NaN : Math.max(0, (nowMs() - at) / 1000));
+      },
+    });
+    // The one event loop every tenant shares is the server's bound under load: its busy time
+    // (callbacks run plus blocking calls made in them; not the time spent waiting for events)
+    // per call is the figure to cut. Read at scrape time, counted from the process's start.
+    let busyMsCounted = 0;
+    new Counter({
+      name: `${metricsPrefix}event_loop_busy_seconds_total`,
+      help: 'Time the main thread\'s event loop spent running callbacks (not waiting for events), since the process started.',
+      registers,
+      collect() {
+        const busyMs = performance.eventLoopUtilization().active;
+        if (busyMs > busyMsCounted) this.inc((busyMs - busyMsCounted) / 1000);
+        busyMsCounted = Math.max(busyMsCounted, busyMs);
       },
     });
     this.authFailures = new Counter({

@@ -88,6 +88,10 @@ describe('/metrics', () => {
     expect(family('ioboxx_fdatasync_seconds').samples.find((s) => s.name === 'ioboxx_fdatasync_seconds_count')!.value).toBeGreaterThanOrEqual(1);
     expect(value('ioboxx_commits_total')).toBe(43);
     expect(value('ioboxx_commit_batches_synced_inline_total')).toBe(3);
+    // The main thread ran (at least these commits and this scrape): its busy time is counted.
+    const loopBusySec = value('ioboxx_event_loop_busy_seconds_total')!;
+    expect(family('ioboxx_event_loop_busy_seconds_total').type).toBe('counter');
+    expect(loopBusySec).toBeGreaterThan(0);
     expect(value('ioboxx_open_tenants')).toBe(2);
     expect(value('ioboxx_audit_backlog_events')).toBe(17);
     expect(value('ioboxx_audit_last_shipped_age_seconds')).toBeGreaterThanOrEqual(5);
@@ -98,6 +102,8 @@ describe('/metrics', () => {
     expect(value('ioboxx_auth_failures_total', { reason: 'bad_signature' })).toBe(0);
 
     for (const secret of [secretToken, 'Bearer', secretContent, 'eyJ', 'o39']) expect(text).not.toContain(secret);
+    const again = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+    expect(again.get('ioboxx_event_loop_busy_seconds_total')!.samples[0]!.value).toBeGreaterThanOrEqual(loopBusySec);
     for (const f of families.values()) for (const s of f.samples) for (const v of Object.values(s.labels)) expect(v).not.toContain(secretToken);
   });
 });
