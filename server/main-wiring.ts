@@ -40,7 +40,10 @@ export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurfac
     catalog: memoryCatalog,
     log,
     onToolCall: (e) => {
-      log.debug({ tenant: e.principal.caller.tenant, subject: e.principal.caller.subject, tool: e.tool, outcome: e.outcome, offset: e.offset, durationMs: e.durationMs }, 'tool call');
+      // Checked first: the line's fields would be gathered for every call at any level.
+      if (log.isLevelEnabled('debug')) {
+        log.debug({ tenant: e.principal.caller.tenant, subject: e.principal.caller.subject, tool: e.tool, outcome: e.outcome, offset: e.offset, durationMs: e.durationMs }, 'tool call');
+      }
       recorder?.onToolCall(e);
     },
     onResourceRead: (e) => recorder?.onResourceRead(e),
