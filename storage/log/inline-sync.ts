@@ -16,7 +16,7 @@
  *  - the process (here): no fdatasync of any commitlog is running on the pool, and the last batch
  *    synced in this thread was this log's, so several busy tenants keep syncing in parallel;
  *  - the callers (here): at most inlineSyncCallersMax distinct callers (a transport's connections,
- *    told by callerActive) made a request in the last callerWindowMs. Many concurrent callers of
+ *    told by callerActive) made a request in the last one or two callerWindowMs. Many concurrent callers of
  *    one tenant (64 HTTP keep-alive clients) still leave the store idle now and then with a small
  *    batch; synced inline, it blocked the loop ~0.4-1.5 ms while the other callers' requests
  *    waited unread (audit benchmark: 38 % of the batches, ~12 % of the main thread's time).
@@ -35,10 +35,12 @@ export const inlineSyncTxMax = 4;
 export const inlineSyncCallersMax = inlineSyncTxMax;
 /**
  * A caller counts as active for one to two windows of this length after its last request
- * (distinct callers are counted per window, the current one and the one before). Longer than a
- * sequential caller's round trip with a fdatasync in it, shorter than a pause a person notices.
+ * (distinct callers are counted per window, the current one and the one before). Long enough
+ * to see the concurrent callers of a loaded server (64 callers at 500 calls/s, each calling every
+ * ~130 ms, are ~12 per window; at 5 ms they looked like 2-3 and batches went inline again, on a
+ * main thread ~90 % busy), short enough that a caller left alone regains inline at once.
  */
-export const callerWindowMs = 5;
+export const callerWindowMs = 25;
 
 /** The clock of the caller windows; a test seam (tests freeze it so no window passes mid-test). */
 export const callerClock = { nowMs: (): number => performance.now() };
