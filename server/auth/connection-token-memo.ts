@@ -15,6 +15,8 @@
  * - one entry per connection: presenting another token replaces it, so the bound is the
  *   server's number of open connections.
  * Only the verifier writes entries, each with the digest it computed from that very token.
+ * Behind a proxy that carries several clients' requests on one connection, tokens alternate and
+ * the memo simply misses (a digest is only ever given for the string it was computed from).
  */
 
 /** What the memo needs of a connection (a net.Socket is one). */
