@@ -18,7 +18,7 @@ import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
 import { inlineSyncTxMax } from './log/inline-sync.js';
 import { frameBytesMax, encodeFrameParts } from './log/frame.js';
-import { decodePayload, encodePayloadParts, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import type { ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
@@ -145,7 +145,7 @@ interface Pending {
   readonly offset: number;
   readonly frame: Buffer;
   readonly invocation: Invocation;
-  readonly changes: TableChanges[];
+  /** The row changes (TxRecord.changes are made from them only when a commit listener wants them). */
   readonly net: NetTableChanges[];
   readonly result: unknown;
   readonly resolve: (r: CallResult) => void;
@@ -491,10 +491,10 @@ export class Store implements StoreApi {
     const invocation: Invocation = key === undefined
       ? { reducer: reducerName, args: parsed.data, caller, timestampMs }
       : { reducer: reducerName, args: parsed.data, caller, timestampMs, idempotencyKey: key };
-    const changes = toTableChanges(net);
     let frame: Buffer;
     try {
-      const parts = encodePayloadParts(invocation, changes, this.schemas);
+      // The changes part copies the bytes the tables just stored (no second encoding of a row).
+      const parts: [Buffer, Buffer] = [encodeStoredChanges(net, this.tables), encodeInvocation(invocation)];
       const payloadBytes = parts[0].length + parts[1].length;
       if (payloadBytes > frameBytesMax) {
         throw new MemoryError('limit_exceeded', `transaction of ${payloadBytes} bytes exceeds the frame limit of ${frameBytesMax}`);
@@ -518,7 +518,7 @@ export class Store implements StoreApi {
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ offset, frame, invocation, changes, net, result, resolve, reject });
+      this.queue.push({ offset, frame, invocation, net, result, resolve, reject });
       this.kickWriter();
     });
   }
@@ -709,7 +709,7 @@ export class Store implements StoreApi {
     this.releaseWaiters();
     for (const p of batch) this.hub.publish(p.offset, p.net);
     if (this.commitListeners.size > 0) {
-      const records = batch.map((p): TxRecord => ({ offset: p.offset, invocation: p.invocation, changes: p.changes }));
+      const records = batch.map((p): TxRecord => ({ offset: p.offset, invocation: p.invocation, changes: toTableChanges(p.net) }));
       for (const listener of this.commitListeners) {
         try {
           listener(records);

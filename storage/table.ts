@@ -144,9 +144,18 @@ export class Table implements TableReader {
     return pk === undefined ? undefined : this.rowAt(pk);
   }
 
-  /** Check unique indexes and the row bound before a row with `key` is put. */
-  checkPut(key: string, row: Row): void {
-    const existing = this.rows.get(key);
+  /** What the tree holds under `key` (one descent): a transaction looks it up once and hands it to checkPut and replace. */
+  lookup(key: string): StoredRow | undefined {
+    return this.rows.get(key);
+  }
+
+  /** The row a stored value stands for (decoded when it is a reference). */
+  rowOfStored(stored: StoredRow): Row {
+    return this.rowOf(stored);
+  }
+
+  /** Check unique indexes and the row bound before a row with `key` is put; `existing` is what lookup(key) gave. */
+  checkPut(key: string, row: Row, existing: StoredRow | undefined): void {
     if (existing === undefined && this.rows.size >= this.rowsMax) {
       throw new MemoryError('limit_exceeded', `table ${this.schema.name} holds its maximum of ${this.rowsMax} rows`);
     }
@@ -159,12 +168,18 @@ export class Table implements TableReader {
     }
   }
 
-  /** Low-level put used by transactions and replay (checks done by the caller). The row is stored encoded. */
+  /** Low-level put used by rollback and replay (checks done by the caller). The row is stored encoded. */
   put(key: string, row: Row): void {
-    const stored = this.rows.get(key);
-    if (stored !== undefined) this.forget(key, stored);
-    this.rows.set(key, this.encodedOf(row));
+    this.replace(key, row, this.rows.get(key));
+  }
+
+  /** Put `row` under `key` where the tree holds `existing` (what lookup(key) gave; no second descent); what it stores now. */
+  replace(key: string, row: Row, existing: StoredRow | undefined): StoredRow {
+    if (existing !== undefined) this.forget(key, existing);
+    const stored = this.encodedOf(row);
+    this.rows.set(key, stored);
     this.indexAdd(key, row);
+    return stored;
   }
 
   /** The row's reference in the arena, or (arena full) the row itself. */
@@ -221,17 +236,21 @@ export class Table implements TableReader {
     const stored = this.rows.get(key);
     if (stored === undefined) return undefined;
     const old = this.rowOf(stored);
+    this.removeStored(key, stored);
+    return old;
+  }
+
+  /** Remove the row under `key` where the tree holds `stored` (what lookup(key) gave). */
+  removeStored(key: string, stored: StoredRow): void {
     this.forget(key, stored);
     this.rows.delete(key);
-    return old;
   }
 
   /** Remove a row without handing it out: decoded only when an index needs it. False when there was none. */
   removeKey(key: string): boolean {
     const stored = this.rows.get(key);
     if (stored === undefined) return false;
-    this.forget(key, stored);
-    this.rows.delete(key);
+    this.removeStored(key, stored);
     return true;
   }
 

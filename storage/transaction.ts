@@ -7,6 +7,7 @@ import type { Caller, RowChange, TableChanges } from './changes.js';
 import { MemoryError } from './errors.js';
 import { encodeKey } from './key-codec.js';
 import type { Page, ReducerContext, ScanOptions, TableWriter } from './reducer.js';
+import type { StoredRow } from './row-arena.js';
 import type { Row, Value } from './schema.js';
 import type { Table } from './table.js';
 
@@ -17,14 +18,19 @@ export interface KeyChange {
   readonly key: string;
   readonly old: Row | undefined;
   readonly row: Row | undefined;
+  /** What the table stored for `old` and stores for `row` (arena references: the frame copies their bytes). */
+  readonly oldStored?: StoredRow | undefined;
+  readonly rowStored?: StoredRow | undefined;
 }
 
-/** One key a transaction touched: the row before it (first seen) and the row now. */
+/** One key a transaction touched: the row before it (first seen) and the row now, with what the table stores for each. */
 interface TouchedKey {
   readonly table: string;
   readonly key: string;
   readonly old: Row | undefined;
+  readonly oldStored: StoredRow | undefined;
   row: Row | undefined;
+  rowStored: StoredRow | undefined;
 }
 
 /** Up to this many touched keys are found by a linear scan; past it a map is built (most reducers touch 1-3 rows). */
@@ -107,18 +113,19 @@ export class Transaction implements ReducerContext {
     return undefined;
   }
 
-  /** Called by TxTableWriter for every row it changes. */
-  noteChange(table: Table, key: string, old: Row | undefined, row: Row | undefined): void {
+  /** Called by TxTableWriter for every row it changes: the row before and after, and what the table stored / stores for each. */
+  noteChange(table: Table, key: string, old: Row | undefined, row: Row | undefined, oldStored: StoredRow | undefined, rowStored: StoredRow | undefined): void {
     const name = table.schema.name;
     const seen = this.find(name, key);
     if (seen) {
       seen.row = row;
+      seen.rowStored = rowStored;
       return;
     }
     if (this.touched.length >= txRowChangesMax) {
       throw new MemoryError('limit_exceeded', `a transaction may change at most ${txRowChangesMax} rows`);
     }
-    const entry: TouchedKey = { table: name, key, old, row };
+    const entry: TouchedKey = { table: name, key, old, oldStored, row, rowStored };
     this.touched.push(entry);
     if (this.touchedIndex) this.touchedIndex.set(`${name}\u0000${key}`, entry);
     else if (this.touched.length > touchedScanMax) {
@@ -141,6 +148,8 @@ function compareTouched(a: TouchedKey, b: TouchedKey): number {
 class TxTableWriter implements TableWriter {
   private lastKey: string | undefined;
   private lastRow: Row | undefined;
+  /** What the tree held under lastKey when it was looked up or written. */
+  private lastStored: StoredRow | undefined;
 
   constructor(private readonly t: Table, private readonly tx: Transaction) {}
 
@@ -152,9 +161,9 @@ class TxTableWriter implements TableWriter {
   }
   get(keyValues: readonly Value[]): Row | undefined {
     const key = encodeKey(keyValues);
-    const row = this.t.getByKey(key);
-    this.lastKey = key;
-    this.lastRow = row;
+    const stored = this.t.lookup(key);
+    const row = stored === undefined ? undefined : this.t.rowOfStored(stored);
+    this.remember(key, row, stored);
     return row;
   }
   getBy(index: string, key: readonly Value[]): Row | undefined {
@@ -177,9 +186,13 @@ class TxTableWriter implements TableWriter {
   }
   delete(keyValues: readonly Value[]): Row | undefined {
     const key = encodeKey(keyValues);
-    const old = this.t.remove(key);
-    this.remember(key, undefined);
-    if (old) this.tx.noteChange(this.t, key, old, undefined);
+    const known = key === this.lastKey;
+    const stored = known ? this.lastStored : this.t.lookup(key);
+    if (stored === undefined) return undefined;
+    const old = known ? this.lastRow! : this.t.rowOfStored(stored);
+    this.t.removeStored(key, stored);
+    this.remember(key, undefined, undefined);
+    this.tx.noteChange(this.t, key, old, undefined, stored, undefined);
     return old;
   }
 
@@ -187,19 +200,23 @@ class TxTableWriter implements TableWriter {
     const table = this.t;
     const row = table.normalise(input);
     const key = table.keyOf(row);
-    const existing = key === this.lastKey ? this.lastRow : table.getByKey(key);
-    if (mode === 'insert' && existing) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
-    if (mode === 'update' && !existing) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
-    table.checkPut(key, row);
-    table.put(key, row);
-    this.remember(key, row);
-    this.tx.noteChange(table, key, existing, row);
+    // The usual reducer read the row just before: no second descent, no second decode.
+    const known = key === this.lastKey;
+    const stored = known ? this.lastStored : table.lookup(key);
+    if (mode === 'insert' && stored !== undefined) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
+    if (mode === 'update' && stored === undefined) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
+    const existing = known ? this.lastRow : stored === undefined ? undefined : table.rowOfStored(stored);
+    table.checkPut(key, row, stored);
+    const rowStored = table.replace(key, row, stored);
+    this.remember(key, row, rowStored);
+    this.tx.noteChange(table, key, existing, row, stored, rowStored);
     return row;
   }
 
-  private remember(key: string, row: Row | undefined): void {
+  private remember(key: string, row: Row | undefined, stored: StoredRow | undefined): void {
     this.lastKey = key;
     this.lastRow = row;
+    this.lastStored = stored;
   }
 }
 

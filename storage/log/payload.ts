@@ -8,9 +8,10 @@
  * the invocation is for audit, history and re-execution checks.
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
+import { rowStart, type RowArena, type StoredRow } from '../row-arena.js';
 import { fieldsToRow, packr, rowToFields, rowUnpackr } from '../row-codec.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
-import type { TableSchema } from '../schema.js';
+import type { Row, TableSchema } from '../schema.js';
 
 const payloadFormatVersion = 2;
 
@@ -36,10 +37,135 @@ export function encodePayloadParts(
     const schema = schemas.get(c.table)!;
     return [c.table, c.deletes.map((r) => rowToFields(schema, r)), c.inserts.map((r) => rowToFields(schema, r))];
   });
-  return [
-    packr.pack([payloadFormatVersion, encodedChanges]),
-    packr.pack([invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null]),
-  ];
+  return [packr.pack([payloadFormatVersion, encodedChanges]), encodeInvocation(invocation)];
+}
+
+/** The invocation part of a payload (the second value). */
+export function encodeInvocation(invocation: Invocation): Buffer {
+  return packr.pack([invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null]);
+}
+
+/** A key's change as a transaction leaves it: the rows before and after, and how the table stores(d) them. */
+export interface StoredKeyChange {
+  readonly old: Row | undefined;
+  readonly row: Row | undefined;
+  /** What the tree held before the transaction (an arena reference: its bytes are the old row's encoding). */
+  readonly oldStored?: StoredRow | undefined;
+  /** What the tree holds now. */
+  readonly rowStored?: StoredRow | undefined;
+}
+
+/** Per table (by name, keys in order), as Transaction.netChanges gives them. */
+export interface StoredTableChanges {
+  readonly table: string;
+  readonly keyChanges: readonly StoredKeyChange[];
+}
+
+/** What encodeStoredChanges needs of a table: its schema and the arena its references point into. */
+export interface StoredRowSource {
+  readonly schema: TableSchema;
+  readonly arena: RowArena;
+}
+
+/**
+ * The changes part of a payload (the same layout and bytes encodePayloadParts writes) from the
+ * rows as the tables store them: a row held as an arena reference is copied as it is, since the
+ * same encoder wrote those bytes; only rows held as objects are packed. An update thus costs no
+ * second encoding of its new row and none of its old one.
+ */
+export function encodeStoredChanges(net: readonly StoredTableChanges[], sources: ReadonlyMap<string, StoredRowSource>): Buffer {
+  // Pass 1: where each row's bytes are, and the total length. Packed object rows are views the
+  // encoder does not overwrite (msgpackr moves on past what it returned).
+  const pieces: (Buffer | number)[] = [];
+  let bytes = 1 + 1 + arrayHeaderBytes(net.length);
+  for (const { table, keyChanges } of net) {
+    const source = sources.get(table);
+    if (!source) throw new Error(`payload: unknown table ${table}`);
+    if (!(table.length < 0x100) || !printableAscii.test(table)) throw new Error(`payload: table name ${JSON.stringify(table)} is not short ASCII`);
+    let deletes = 0;
+    let inserts = 0;
+    for (const c of keyChanges) if (c.old) deletes++;
+    for (const c of keyChanges) if (c.row) inserts++;
+    bytes += 1 + (table.length < 0x20 ? 1 : 2) + table.length + arrayHeaderBytes(deletes) + arrayHeaderBytes(inserts);
+    for (let kind = 0; kind < 2; kind++) {
+      for (const c of keyChanges) {
+        const row = kind === 0 ? c.old : c.row;
+        if (!row) continue;
+        bytes += rowPiece(pieces, source, row, kind === 0 ? c.oldStored : c.rowStored);
+      }
+    }
+  }
+  // Pass 2: headers and row bytes, in the order pass 1 met them.
+  const out = Buffer.allocUnsafe(bytes);
+  let p = writeArrayHeader(out, 0, 2);
+  out[p++] = payloadFormatVersion;
+  p = writeArrayHeader(out, p, net.length);
+  let piece = 0;
+  for (const { table, keyChanges } of net) {
+    const arena = sources.get(table)!.arena;
+    p = writeArrayHeader(out, p, 3);
+    if (table.length < 0x20) {
+      out[p++] = 0xa0 | table.length;
+    } else {
+      out[p++] = 0xd9;
+      out[p++] = table.length;
+    }
+    p += out.write(table, p, 'latin1');
+    for (let kind = 0; kind < 2; kind++) {
+      let count = 0;
+      for (const c of keyChanges) if (kind === 0 ? c.old : c.row) count++;
+      p = writeArrayHeader(out, p, count);
+      for (let i = 0; i < count; i++) {
+        const at = pieces[piece++]!;
+        if (typeof at === 'number') {
+          const chunk = arena.chunkOf(at);
+          const length = pieces[piece++] as number;
+          const start = rowStart(at);
+          p += chunk.copy(out, p, start, start + length);
+        } else {
+          p += at.copy(out, p);
+        }
+      }
+    }
+  }
+  if (p !== bytes) throw new Error(`payload: wrote ${p} bytes of ${bytes}`);
+  return out;
+}
+
+/** Record where one row's bytes are (reference and length, or its packing); returns their length. */
+function rowPiece(pieces: (Buffer | number)[], source: StoredRowSource, row: Row, stored: StoredRow | undefined): number {
+  if (typeof stored === 'number') {
+    const chunk = source.arena.chunkOf(stored);
+    const start = rowStart(stored);
+    const length = source.arena.rowEnd(chunk, start) - start;
+    pieces.push(stored, length);
+    return length;
+  }
+  const packed = packr.pack(rowToFields(source.schema, row));
+  pieces.push(packed);
+  return packed.length;
+}
+
+/** Table names are short printable ASCII (schema.ts tableNamePattern): one byte a character. */
+const printableAscii = /^[\x21-\x7e]+$/;
+
+function arrayHeaderBytes(n: number): number {
+  return n < 0x10 ? 1 : n < 0x10000 ? 3 : 5;
+}
+
+function writeArrayHeader(buf: Buffer, p: number, n: number): number {
+  if (n < 0x10) {
+    buf[p] = 0x90 | n;
+    return p + 1;
+  }
+  if (n < 0x10000) {
+    buf[p] = 0xdc;
+    buf.writeUInt16BE(n, p + 1);
+    return p + 3;
+  }
+  buf[p] = 0xdd;
+  buf.writeUInt32BE(n, p + 1);
+  return p + 5;
 }
 
 /** The row changes alone (replay): the invocation that follows them is not decoded. */

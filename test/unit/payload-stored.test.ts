@@ -1,0 +1,59 @@
+import { describe, expect, test } from 'vitest';
+import { decodeChanges, encodePayloadParts, encodeStoredChanges, type StoredKeyChange, type StoredTableChanges } from '../../storage/log/payload.js';
+import { RowArena, type StoredRow } from '../../storage/row-arena.js';
+import { packr, rowToFields } from '../../storage/row-codec.js';
+import type { Row, TableSchema } from '../../storage/schema.js';
+import { Table } from '../../storage/table.js';
+import { toTableChanges } from '../../storage/transaction.js';
+
+const short: TableSchema = {
+  name: 'notes',
+  columns: [{ name: 'id', type: 'string' }, { name: 'n', type: 'int' }, { name: 'doc', type: 'json' }, { name: 'vec', type: 'vector', nullable: true }],
+  primaryKey: ['id'],
+};
+// A name of 32 characters or more takes msgpack's str8 header instead of fixstr.
+const long: TableSchema = { ...short, name: 'a_table_with_a_name_longer_than_thirty_two' };
+const schemas = new Map([[short.name, short], [long.name, long]]);
+
+function rowOf(table: Table, i: number): Row {
+  return table.normalise({ id: `k-${String(i).padStart(4, '0')}`, n: i * 7 - 300, doc: { t: 'é'.repeat(i % 5), i }, vec: i % 3 === 0 ? null : [i, 0.5] });
+}
+
+/** Net changes of `count` keys: inserts, updates and deletes; stored as arena references except every 4th row (an object: a full arena's fallback). */
+function netOf(schema: TableSchema, arena: RowArena, count: number, seed: number): StoredTableChanges {
+  const table = new Table(schema);
+  const store = (row: Row, i: number): StoredRow => {
+    if (i % 4 === 0) return row;
+    const bytes = packr.pack(rowToFields(schema, row));
+    return arena.copyIn(bytes, 0, bytes.length)!;
+  };
+  const keyChanges: (StoredKeyChange & { key: string })[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = (i + seed) % 3; // 0 insert, 1 update, 2 delete
+    const old = kind === 0 ? undefined : rowOf(table, i + 1000);
+    const row = kind === 2 ? undefined : rowOf(table, i);
+    keyChanges.push({ key: table.keyOf(row ?? old!), old, row, oldStored: old && store(old, i + 1), rowStored: row && store(row, i) });
+  }
+  return { table: schema.name, keyChanges };
+}
+
+describe('the changes part written from stored rows', () => {
+  test('is byte for byte what the object encoder writes, for references and objects, short and long lists and table names', () => {
+    for (const [shortRows, longRows] of [[1, 0], [3, 2], [15, 16], [40, 5], [0, 1]] as const) {
+      const arenas = new Map([[short.name, new RowArena()], [long.name, new RowArena()]]);
+      const net: StoredTableChanges[] = [];
+      if (longRows > 0) net.push(netOf(long, arenas.get(long.name)!, longRows, 1));
+      if (shortRows > 0) net.push(netOf(short, arenas.get(short.name)!, shortRows, 2));
+      const sources = new Map([...schemas].map(([name, schema]) => [name, { schema, arena: arenas.get(name)! }]));
+      const stored = encodeStoredChanges(net, sources);
+      const changes = toTableChanges(net.map((t) => ({ table: t.table, keyChanges: t.keyChanges as never })));
+      const [expected] = encodePayloadParts({ reducer: 'r', args: null, caller: { tenant: 't', subject: 's' }, timestampMs: 1 }, changes, schemas);
+      expect(stored.equals(expected)).toBe(true);
+      expect(decodeChanges(1, stored, schemas)).toEqual(changes);
+    }
+  });
+
+  test('refuses a table it has no source for', () => {
+    expect(() => encodeStoredChanges([{ table: 'nope', keyChanges: [] }], new Map())).toThrow(/unknown table nope/);
+  });
+});
