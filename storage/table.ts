@@ -39,6 +39,8 @@ export class Table implements TableReader {
   /** Where the encoded rows the tree refers to live (shared with clones of the tree: it only grows). */
   readonly arena: RowArena;
   private readonly indexes = new Map<string, Index>();
+  /** The same indexes as a list: the per-put loops walk it without making an iterator. */
+  private readonly indexList: readonly Index[];
   private readonly rowsMax: number;
   /** Scratch for keyOf (called per replayed row): filled and encoded, never kept. */
   private readonly keyParts: Value[];
@@ -63,6 +65,7 @@ export class Table implements TableReader {
       const index: Index = { def, columns: def.columns, positions, parts: new Array<Value>(positions.length).fill(null), tree: newStringTree<string>() };
       this.indexes.set(def.name, rows && rows.size > 0 ? { ...index, tree: this.buildIndex(index, rows) } : index);
     }
+    this.indexList = [...this.indexes.values()];
   }
 
   /**
@@ -159,7 +162,7 @@ export class Table implements TableReader {
     if (existing === undefined && this.rows.size >= this.rowsMax) {
       throw new MemoryError('limit_exceeded', `table ${this.schema.name} holds its maximum of ${this.rowsMax} rows`);
     }
-    for (const index of this.indexes.values()) {
+    for (const index of this.indexList) {
       if (!index.def.unique) continue;
       const owner = index.tree.get(this.indexKey(index, row));
       if (owner !== undefined && owner !== key) {
@@ -214,7 +217,7 @@ export class Table implements TableReader {
       this.indexAdd(key, row);
     } else {
       // Index keys read from the bytes: the row is never decoded at open.
-      for (const index of this.indexes.values()) {
+      for (const index of this.indexList) {
         const ik = encodedRowKey(this.schema, index.positions, index.parts, buf, start, end);
         index.tree.set(index.def.unique ? ik : ik + key, key);
       }
@@ -379,14 +382,14 @@ export class Table implements TableReader {
   }
 
   private indexAdd(key: string, row: Row): void {
-    for (const index of this.indexes.values()) {
+    for (const index of this.indexList) {
       const ik = this.indexKey(index, row);
       index.tree.set(index.def.unique ? ik : ik + key, key);
     }
   }
 
   private indexRemove(key: string, row: Row): void {
-    for (const index of this.indexes.values()) {
+    for (const index of this.indexList) {
       const ik = this.indexKey(index, row);
       index.tree.delete(index.def.unique ? ik : ik + key);
     }

@@ -8,7 +8,7 @@
  * the invocation is for audit, history and re-execution checks.
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
-import { rowStart, type RowArena, type StoredRow } from '../row-arena.js';
+import { copyBytes, rowStart, type RowArena, type StoredRow } from '../row-arena.js';
 import { fieldsToRow, packr, rowToFields, rowUnpackr } from '../row-codec.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import type { Row, TableSchema } from '../schema.js';
@@ -121,9 +121,11 @@ export function encodeStoredChanges(net: readonly StoredTableChanges[], sources:
           const chunk = arena.chunkOf(at);
           const length = pieces[piece++] as number;
           const start = rowStart(at);
-          p += chunk.copy(out, p, start, start + length);
+          copyBytes(out, p, chunk, start, start + length);
+          p += length;
         } else {
-          p += at.copy(out, p);
+          copyBytes(out, p, at, 0, at.length);
+          p += at.length;
         }
       }
     }
