@@ -11,6 +11,7 @@
  * awake. Each answer is still one write (its headers and body), in the same turn of the loop.
  */
 import type { Socket } from 'node:net';
+import { activeCallers } from '../../storage/log/inline-sync.js';
 
 /** Sockets corked by hold(), uncorked together by the next setImmediate (the check phase, after the poll phase's reads). */
 const held = new Set<Socket>();
@@ -23,13 +24,16 @@ function flushHeld(): void {
 }
 
 /**
- * Keeps what is written to `socket` from now on (one answer: `res.end` corks for itself and
+ * With more than one active caller on this thread (the connections the HTTP server tells
+ * storage/log/inline-sync.ts of), keeps what is written to `socket` from now on (one answer: `res.end` corks for itself and
  * uncorks on the next tick) until the end of this poll phase, or of the next one when called
  * in the check phase (the loop does not block meanwhile: an immediate is pending). Held at
  * most once at a time: one cork, one uncork.
  */
 export function holdWritesUntilPollEnd(socket: Socket): void {
-  if (held.has(socket)) return;
+  // A lone caller's answer has nothing to be written with: held, it would only wait (a turn of
+  // the loop when held from the check phase, where an inline-synced write is acknowledged).
+  if (activeCallers() <= 1 || held.has(socket)) return;
   socket.cork();
   held.add(socket);
   if (!flushScheduled) {

@@ -1,15 +1,24 @@
 /**
  * Answers held to the end of the poll phase (server/http/write-coalescing.ts): what is written
  * to a held socket leaves in one go at the next check phase, never later, never lost — also
- * when the hold is taken in a check phase. Real TCP sockets on 127.0.0.1.
+ * when the hold is taken in a check phase; a lone caller's writes are not held. Real TCP sockets
+ * on 127.0.0.1; the caller windows' clock (storage/log/inline-sync.ts) is frozen.
  */
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { holdWritesUntilPollEnd } from '../../server/http/write-coalescing.js';
+import { callerActive, callerClock } from '../../storage/log/inline-sync.js';
 
 const closers: Array<() => void> = [];
+const realClock = callerClock.nowMs;
+let nowMs = 0;
+beforeEach(() => {
+  nowMs += 1_000_000; // a fresh caller window for each test
+  callerClock.nowMs = () => nowMs;
+});
 afterEach(() => {
+  callerClock.nowMs = realClock;
   for (const close of closers.splice(0)) close();
 });
 
@@ -46,6 +55,8 @@ describe('answers held to the end of the poll phase', () => {
   test('writes to held sockets stay buffered until the next check phase, then leave whole and in order', async () => {
     const a = await socketPair();
     const b = await socketPair();
+    callerActive(a.serverSide);
+    callerActive(b.serverSide);
     holdWritesUntilPollEnd(a.serverSide);
     a.serverSide.write('HTTP/1.1 200 OK\r\n\r\n');
     a.serverSide.write('{"a":1}');
@@ -64,6 +75,8 @@ describe('answers held to the end of the poll phase', () => {
 
   test('a hold taken in a check phase is flushed by the next one; later writes go out unheld', async () => {
     const a = await socketPair();
+    callerActive(a.serverSide);
+    callerActive({}); // another caller: answers are worth holding
     await checkPhase();
     holdWritesUntilPollEnd(a.serverSide);
     a.serverSide.write('late');
@@ -73,5 +86,15 @@ describe('answers held to the end of the poll phase', () => {
     a.serverSide.write('!');
     await a.receivedLength(5);
     expect(a.received()).toBe('late!');
+  });
+
+  test('a lone caller\'s writes are not held: nothing to write them with', async () => {
+    const a = await socketPair();
+    callerActive(a.serverSide);
+    holdWritesUntilPollEnd(a.serverSide);
+    expect(a.serverSide.writableCorked).toBe(0);
+    a.serverSide.write('now');
+    await a.receivedLength(3);
+    expect(a.received()).toBe('now');
   });
 });
