@@ -65,6 +65,8 @@ export class RowArena {
   private pins = 0;
   /** Compactions that walked the whole tree so far. */
   compactionsEnded = 0;
+  /** Dead bytes when a compaction last gave up (no chunk left): the next waits until they double. */
+  private deadAtAbort = 0;
 
   /** Row bytes held, live and dead (what the arena costs in memory, about). */
   get bytesHeld(): number {
@@ -113,20 +115,27 @@ export class RowArena {
 
   /** True when a compaction should begin: dead bytes at least the live ones and the minimum, none running. */
   get compactionDue(): boolean {
-    return this.oldChunks === undefined && this.deadTotal >= arenaCompactionDeadBytesMin && this.deadTotal >= this.usedTotal - this.deadTotal;
+    return this.oldChunks === undefined && this.deadTotal >= arenaCompactionDeadBytesMin && this.deadTotal >= this.usedTotal - this.deadTotal
+      && this.deadTotal >= 2 * this.deadAtAbort;
   }
 
   get compacting(): boolean {
     return this.oldChunks !== undefined;
   }
 
-  /** Mark every chunk there is as old; rows copied from now on go to new chunks. */
+  /**
+   * Mark every chunk there is as old; rows copied from now on go to new chunks, the first about
+   * the size of the live rows (few chunk numbers: old and new chunks share arenaChunksMax).
+   */
   beginCompaction(): void {
     if (this.oldChunks) throw new Error('arena: a compaction is already running');
     this.oldChunks = new Uint8Array(arenaChunksMax);
     for (let i = 0; i < this.chunks.length; i++) if (this.chunks[i]) this.oldChunks[i] = 1;
     this.fill = undefined;
-    this.lastChunkBytes = firstChunkBytes / 2;
+    const live = this.usedTotal - this.deadTotal;
+    let first = firstChunkBytes;
+    while (first < live && first < arenaChunkBytes) first *= 2;
+    this.lastChunkBytes = first / 2;
   }
 
   /** True when the reference points into a chunk the running compaction moves rows out of. */
@@ -149,9 +158,10 @@ export class RowArena {
     else this.releaseOld();
   }
 
-  /** Give up a compaction (the arena filled up): every chunk stays; moved rows' old copies stay counted as live. */
+  /** Give up a compaction (no chunk left): every chunk stays; moved rows' old copies stay counted as live. */
   abortCompaction(): void {
     this.oldChunks = undefined;
+    this.deadAtAbort = this.deadTotal;
   }
 
   /** A clone of a tree that reads this arena is in use: old chunks stay until the returned function is called. */

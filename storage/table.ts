@@ -36,7 +36,7 @@ interface Index {
 
 export class Table implements TableReader {
   readonly rows: BTree<string, StoredRow>;
-  /** Where the encoded rows the tree refers to live (shared with clones of the tree: it only grows). */
+  /** Where the encoded rows the tree refers to live (shared with clones of the tree, which pin it while they are read). */
   readonly arena: RowArena;
   private readonly indexes = new Map<string, Index>();
   /** The same indexes as a list: the per-put loops walk it without making an iterator. */

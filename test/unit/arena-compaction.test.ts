@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import { canonicalStateHash } from '../../storage/canonical.js';
 import { defineReducer, type StoreModule } from '../../storage/reducer.js';
-import { arenaCompactionDeadBytesMin } from '../../storage/row-arena.js';
+import { arenaChunksMax, arenaCompactionDeadBytesMin, RowArena } from '../../storage/row-arena.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
 import { Store } from '../../storage/store.js';
 import { Table } from '../../storage/table.js';
@@ -138,6 +138,35 @@ describe('arena compaction', () => {
     rewriteUntilDue(table, model, 1_000);
     while (table.compactStep(500));
     expectLike(table, model);
+  });
+});
+
+describe('arena compaction without a free chunk', () => {
+  test('gives up, leaves every row readable and the hash unchanged, and waits for twice the dead bytes before trying again', () => {
+    const arena = new RowArena();
+    // Tiny adopted buffers take chunk numbers 0..58: the rows get the last five.
+    for (let i = 0; i < arenaChunksMax - 5; i++) arena.adopt(Buffer.alloc(1));
+    const table = new Table(notes, undefined, arena);
+    const big = (i: number, round: number) => table.normalise({ id: `big-${i}`, team: 't', round, body: { text: 'z'.repeat(900_000), i } });
+    const model = new Map<string, Row>();
+    let round = 0;
+    while (!arena.compactionDue) {
+      round++;
+      for (let i = 0; i < 6; i++) {
+        const row = big(i, round);
+        table.put(table.keyOf(row), row);
+        model.set(table.keyOf(row), row);
+      }
+    }
+    const hash = hashOf(table);
+    const dead = arena.bytesDead;
+    expect(table.compactStep()).toBe(false); // no chunk number to move a row into
+    expect(arena.compacting).toBe(false);
+    expect(arena.compactionsEnded).toBe(0);
+    expect(arena.bytesDead).toBe(dead);
+    expect(arena.compactionDue).toBe(false);
+    expect(hashOf(table)).toBe(hash);
+    for (const [key, row] of model) expect(table.getByKey(key)).toEqual(row);
   });
 });
 
