@@ -6,10 +6,9 @@
  * A row kept encoded (row-arena.ts) is copied as it is: its bytes are what packing it gives.
  */
 import { createHash } from 'node:crypto';
-import { REUSE_BUFFER_MODE } from 'msgpackr';
 import type { BTree } from './btree.js';
 import { copyBytes, rowStart, type RowArena, type StoredRow } from './row-arena.js';
-import { newRowPackr, rowToFields } from './row-codec.js';
+import { newRowPackr, packInPlace, rowToFields } from './row-codec.js';
 import type { TableSchema } from './schema.js';
 
 export interface TableState {
@@ -21,9 +20,6 @@ export interface TableState {
 
 /** Our own encoder: each value is copied out of its buffer before the next is packed. */
 const canonicalPackr = newRowPackr();
-
-/** What `pack` returns in REUSE_BUFFER_MODE: its own buffer, the value at [start, end). */
-type PackedInPlace = Buffer & { readonly start: number; readonly end: number };
 
 /**
  * Chunks of the canonical stream, each at most `chunkBytes` long unless it holds a single
@@ -60,7 +56,7 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
     return full.length > 0 ? full : undefined;
   };
   const append = (value: unknown): Buffer | undefined => {
-    const packed = canonicalPackr.pack(value, REUSE_BUFFER_MODE) as PackedInPlace;
+    const packed = packInPlace(canonicalPackr, value);
     return appendBytes(packed, packed.start, packed.end);
   };
   for (const t of sorted) {

@@ -4,7 +4,7 @@
  * schema restores their type on decode. One codec for every reader and writer.
  */
 import { createRequire } from 'node:module';
-import { Packr, type Unpackr } from 'msgpackr';
+import { Packr, REUSE_BUFFER_MODE, type Unpackr } from 'msgpackr';
 import { encodeKey, keyOfAsciiStringBytes } from './key-codec.js';
 import { msgpackValueEnd } from './msgpack-extent.js';
 import type { Row, TableSchema, Value } from './schema.js';
@@ -17,6 +17,14 @@ export const packr = new Packr(rowCodecOptions);
 /** A second encoder of the same configuration, for streams that copy bytes out of its buffer at once (canonical.ts). */
 export function newRowPackr(): Packr {
   return new Packr(rowCodecOptions);
+}
+
+/** What `pack` returns in REUSE_BUFFER_MODE: the encoder's own buffer, the value at [start, end). */
+export type PackedInPlace = Buffer & { readonly start: number; readonly end: number };
+
+/** Pack `value` with one of newRowPackr's encoders, no buffer made: copy [start, end) out before its next pack. */
+export function packInPlace(encoder: Packr, value: unknown): PackedInPlace {
+  return encoder.pack(value, REUSE_BUFFER_MODE) as PackedInPlace;
 }
 
 // The decoder of logged frames and snapshots: msgpackr's pure-JS build, same code and options.

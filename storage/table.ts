@@ -10,7 +10,7 @@ import { MemoryError } from './errors.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
 import { RowArena, rowStart, storedRowValue, type StoredRow } from './row-arena.js';
-import { encodedRowKey, fieldsToRow, newRowPackr, primaryKeyColumnIndexes, rowToFields, rowUnpackr } from './row-codec.js';
+import { encodedRowKey, fieldsToRow, newRowPackr, packInPlace, primaryKeyColumnIndexes, rowToFields, rowUnpackr } from './row-codec.js';
 import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
 
 export const pageRowsMax = 10_000;
@@ -187,8 +187,8 @@ export class Table implements TableReader {
 
   /** The row's reference in the arena, or (arena full) the row itself. */
   private encodedOf(row: Row): StoredRow {
-    const bytes = rowPackr.pack(rowToFields(this.schema, row, this.fieldsScratch));
-    return this.arena.copyIn(bytes, 0, bytes.length) ?? row;
+    const packed = packInPlace(rowPackr, rowToFields(this.schema, row, this.fieldsScratch));
+    return this.arena.copyIn(packed, packed.start, packed.end) ?? row;
   }
 
   /** The stored row under `key` is going: its index entries go, and its bytes count as dead. */
