@@ -10,7 +10,7 @@
  * Zeros are never a frame: a zero length is refused before anything else is read, so the zero
  * tail of the active segment (zero-tail.ts) cannot pass for data, whatever its offset field says.
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32cOf } from './crc32c.js';
 
 export const frameHeaderBytes = 12;
 export const frameTrailerBytes = 4;
@@ -42,7 +42,7 @@ export function encodeFrameParts(offset: number, parts: readonly Uint8Array[]): 
     frame.set(part, at);
     at += part.length;
   }
-  frame.writeUInt32LE(crc32c(frame.subarray(0, at)), at);
+  frame.writeUInt32LE(crc32cOf(frame, 0, at), at);
   return frame;
 }
 
@@ -66,7 +66,7 @@ export function checkFrame(buf: Buffer, position: number): number | string {
   if (length === 0 || length > frameBytesMax) return `frame length ${length} outside 1..${frameBytesMax}`;
   const end = position + frameHeaderBytes + length;
   if (end + frameTrailerBytes > buf.length) return 'frame cut short';
-  if (crc32c(buf.subarray(position, end)) !== buf.readUInt32LE(end)) return 'frame checksum mismatch';
+  if (crc32cOf(buf, position, end) !== buf.readUInt32LE(end)) return 'frame checksum mismatch';
   if (buf.readUInt32LE(position + 4) > offsetHighWordMax) return 'frame offset too large';
   return frameOverheadBytes + length;
 }

@@ -8,7 +8,7 @@
  *   first offset  u64 LE
  *   header crc    u32 LE   CRC32C of the 20 bytes above
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32cOf } from './crc32c.js';
 
 export const segmentMagic = Buffer.from('IOBXLOG\0', 'latin1');
 export const segmentFormatVersion = 1;
@@ -33,7 +33,7 @@ export function encodeSegmentHeader(firstOffset: number): Buffer {
   header.writeUInt16LE(segmentFormatVersion, 8);
   header.writeUInt16LE(checksumIdCrc32c, 10);
   header.writeBigUInt64LE(BigInt(firstOffset), 12);
-  header.writeUInt32LE(crc32c(header.subarray(0, 20)), 20);
+  header.writeUInt32LE(crc32cOf(header, 0, 20), 20);
   return header;
 }
 
@@ -42,7 +42,7 @@ export type SegmentHeaderRead = { ok: true; firstOffset: number } | { ok: false;
 export function decodeSegmentHeader(buf: Buffer): SegmentHeaderRead {
   if (buf.length < segmentHeaderBytes) return { ok: false, reason: 'short segment header' };
   if (!buf.subarray(0, 8).equals(segmentMagic)) return { ok: false, reason: 'bad segment magic' };
-  if (crc32c(buf.subarray(0, 20)) !== buf.readUInt32LE(20)) return { ok: false, reason: 'segment header checksum mismatch' };
+  if (crc32cOf(buf, 0, 20) !== buf.readUInt32LE(20)) return { ok: false, reason: 'segment header checksum mismatch' };
   const version = buf.readUInt16LE(8);
   if (version !== segmentFormatVersion) return { ok: false, reason: `segment format version ${version} unsupported` };
   const checksumId = buf.readUInt16LE(10);
