@@ -32,7 +32,6 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   let chunk = Buffer.allocUnsafe(chunkBytes);
   let used = 0;
   const fields: unknown[] = [];
-  const pair: (string | StoredRow)[] = []; // the tree iterator fills it for each entry: no array per row
   // Appends the encoded value at bytes[start, end); returns a chunk to yield when the value did
   // not fit beside what is already there.
   const appendBytes = (bytes: Buffer, start: number, end: number): Buffer | undefined => {
@@ -62,19 +61,41 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   for (const t of sorted) {
     let out = append([t.schema.name, t.rows.size]);
     if (out) yield out;
-    for (const [, stored] of t.rows.entries(undefined, pair)) {
-      if (typeof stored === 'number') {
-        if (!t.arena) throw new Error(`canonical stream: ${t.schema.name} holds encoded rows but no arena`);
-        const bytes = t.arena.chunkOf(stored);
-        const start = rowStart(stored);
-        out = appendBytes(bytes, start, t.arena.rowEnd(bytes, start));
-      } else {
-        out = append(rowToFields(t.schema, stored, fields));
-      }
-      if (out) yield out;
+    const last = t.rows.maxKey();
+    // The rows are walked with the tree's own traversal (a callback per row, no iterator step),
+    // stopping where a chunk fills: the walk resumes after that key once the chunk is yielded.
+    let from = t.rows.minKey();
+    let skip: string | undefined;
+    while (from !== undefined && last !== undefined) {
+      let stoppedAt: string | undefined;
+      forRangeStoppable(t.rows, from, last, (key, stored) => {
+        if (key === skip) return undefined;
+        if (typeof stored === 'number') {
+          if (!t.arena) throw new Error(`canonical stream: ${t.schema.name} holds encoded rows but no arena`);
+          const bytes = t.arena.chunkOf(stored);
+          const start = rowStart(stored);
+          out = appendBytes(bytes, start, t.arena.rowEnd(bytes, start));
+        } else {
+          out = append(rowToFields(t.schema, stored, fields));
+        }
+        if (!out) return undefined;
+        stoppedAt = key;
+        return stop;
+      });
+      if (stoppedAt === undefined) break;
+      yield out!;
+      from = stoppedAt;
+      skip = stoppedAt;
     }
   }
   if (used > 0) yield chunk.subarray(0, used);
+}
+
+const stop = { break: true } as const;
+
+/** sorted-btree's forRange, whose callback may stop the walk with {break} (its typings leave that out; forEachPair relies on it). */
+function forRangeStoppable<V>(tree: BTree<string, V>, low: string, high: string, onFound: (key: string, value: V) => typeof stop | undefined): void {
+  (tree.forRange as (low: string, high: string, includeHigh: boolean, onFound: (k: string, v: V) => typeof stop | undefined) => unknown).call(tree, low, high, true, onFound);
 }
 
 export function canonicalStateHash(tables: readonly TableState[]): string {
