@@ -51,8 +51,9 @@ export class RowArena {
   /** Size of the last chunk allocated: the next one doubles it (restarted by a compaction). */
   private lastChunkBytes = firstChunkBytes / 2;
   /** Row bytes stored in each chunk, and how many of them belong to rows since replaced or deleted. */
-  private readonly usedBytes = new Float64Array(arenaChunksMax);
-  private readonly deadBytes = new Float64Array(arenaChunksMax);
+  // Plain arrays that grow with the chunks: a tenant has a few dozen tables, most of them small.
+  private readonly usedBytes: number[] = [];
+  private readonly deadBytes: number[] = [];
   private usedTotal = 0;
   private deadTotal = 0;
   /** Released chunk numbers, reused lowest first. */
@@ -98,7 +99,7 @@ export class RowArena {
     const at = this.fillUsed;
     copyBytes(this.fill, at, buf, start, end);
     this.fillUsed = at + length;
-    this.usedBytes[this.fillChunk] = this.usedBytes[this.fillChunk]! + length;
+    this.usedBytes[this.fillChunk] = (this.usedBytes[this.fillChunk] ?? 0) + length;
     this.usedTotal += length;
     return this.fillChunk * arenaChunkBytes + at;
   }
@@ -109,7 +110,7 @@ export class RowArena {
     const start = rowStart(ref);
     const length = this.rowEnd(chunk, start) - start;
     const number = Math.floor(ref / arenaChunkBytes);
-    this.deadBytes[number] = this.deadBytes[number]! + length;
+    this.deadBytes[number] = (this.deadBytes[number] ?? 0) + length;
     this.deadTotal += length;
   }
 
@@ -181,8 +182,8 @@ export class RowArena {
     for (let i = 0; i < old.length; i++) {
       if (old[i] !== 1) continue;
       this.chunks[i] = undefined;
-      this.usedTotal -= this.usedBytes[i]!;
-      this.deadTotal -= this.deadBytes[i]!;
+      this.usedTotal -= this.usedBytes[i] ?? 0;
+      this.deadTotal -= this.deadBytes[i] ?? 0;
       this.usedBytes[i] = 0;
       this.deadBytes[i] = 0;
       this.freeChunks.push(i);
@@ -209,7 +210,7 @@ export class RowArena {
     for (let k = 0; k < windows; k++) {
       this.chunks.push(buf.subarray(k * arenaChunkBytes));
       const bytes = Math.min(arenaChunkBytes, buf.length - k * arenaChunkBytes);
-      this.usedBytes[first + k] = this.usedBytes[first + k]! + bytes;
+      this.usedBytes[first + k] = (this.usedBytes[first + k] ?? 0) + bytes;
       this.usedTotal += bytes;
     }
     // Copied rows must not land in a chunk number taken by a window: start a new fill chunk.
