@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Caller, Invocation, RowChange, TableChanges, TxRecord } from './changes.js';
+import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
 import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';

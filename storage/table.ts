@@ -117,14 +117,14 @@ export class Table implements TableReader {
     return Object.freeze(row);
   }
 
-  /** The row a stored value stands for. */
-  private rowOf(stored: StoredRow): Row {
+  /** The row a stored value stands for (decoded when it is a reference): a fresh frozen object. */
+  rowOfStored(stored: StoredRow): Row {
     return storedRowValue(stored, this.schema, this.arena);
   }
 
   private rowAt(key: string): Row | undefined {
     const stored = this.rows.get(key);
-    return stored === undefined ? undefined : this.rowOf(stored);
+    return stored === undefined ? undefined : this.rowOfStored(stored);
   }
 
   /** True when some index needs the columns of each row put or removed. */
@@ -150,11 +150,6 @@ export class Table implements TableReader {
   /** What the tree holds under `key` (one descent): a transaction looks it up once and hands it to checkPut and replace. */
   lookup(key: string): StoredRow | undefined {
     return this.rows.get(key);
-  }
-
-  /** The row a stored value stands for (decoded when it is a reference). */
-  rowOfStored(stored: StoredRow): Row {
-    return this.rowOf(stored);
   }
 
   /** Check unique indexes and the row bound before a row with `key` is put; `existing` is what lookup(key) gave. */
@@ -194,7 +189,7 @@ export class Table implements TableReader {
   /** The stored row under `key` is going: its index entries go, and its bytes count as dead. */
   private forget(key: string, stored: StoredRow): void {
     if (this.compactFrom !== undefined) this.changesSinceStep++;
-    if (this.indexes.size > 0) this.indexRemove(key, this.rowOf(stored));
+    if (this.indexes.size > 0) this.indexRemove(key, this.rowOfStored(stored));
     if (typeof stored === 'number') this.arena.noteDead(stored);
   }
 
@@ -238,7 +233,7 @@ export class Table implements TableReader {
   remove(key: string): Row | undefined {
     const stored = this.rows.get(key);
     if (stored === undefined) return undefined;
-    const old = this.rowOf(stored);
+    const old = this.rowOfStored(stored);
     this.removeStored(key, stored);
     return old;
   }
@@ -351,7 +346,7 @@ export class Table implements TableReader {
       }
       const stored = options.index ? this.rows.get(value as string) : (value as StoredRow);
       if (stored === undefined) throw new Error(`index ${options.index} of ${this.schema.name} points at a missing row`);
-      const row = this.rowOf(stored);
+      const row = this.rowOfStored(stored);
       count++;
       yield [key, row];
     }
