@@ -34,3 +34,70 @@ export function firstUnsortedIndex(keys: readonly string[]): number {
   for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return i;
   return -1;
 }
+
+/**
+ * sorted-btree's node shape (its own fields, read here only): a leaf holds keys and values; an
+ * internal node holds its children and each child's greatest key. `isShared` marks a node a
+ * clone still uses (copy-on-write): nothing below it may be written in place.
+ */
+interface TreeNode<V> {
+  readonly keys: string[];
+  readonly values: V[];
+  readonly children?: TreeNode<V>[];
+  readonly isShared?: boolean;
+}
+
+/** Where findSlot found a key: its leaf and index (leaf undefined: not found, or not writable in place). */
+export interface TreeSlot<V> {
+  leaf: TreeNode<V> | undefined;
+  index: number;
+}
+
+export function newTreeSlot<V>(): TreeSlot<V> {
+  return { leaf: undefined, index: 0 };
+}
+
+/** First index whose key is >= key (keys ascend). */
+function lowerBound(keys: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * tree.get(key) that also leaves in `slot` where the value sits, when no node on the way is
+ * shared with a clone: setAtSlot then changes that value without a second descent. The slot is
+ * good only until the tree next changes; the caller keeps track of that.
+ */
+export function findSlot<V>(tree: BTree<string, V>, key: string, slot: TreeSlot<V>): V | undefined {
+  let node = (tree as unknown as { _root: TreeNode<V> })._root;
+  let shared = node.isShared === true;
+  slot.leaf = undefined;
+  while (node.children !== undefined) {
+    const i = lowerBound(node.keys, key);
+    if (i === node.children.length) return undefined;
+    node = node.children[i]!;
+    shared ||= node.isShared === true;
+  }
+  const i = lowerBound(node.keys, key);
+  if (i === node.keys.length || node.keys[i] !== key) return undefined;
+  // A leaf without its own values array (all undefined) cannot be written in place either.
+  if (!shared && i < node.values.length) {
+    slot.leaf = node;
+    slot.index = i;
+  }
+  return node.values[i];
+}
+
+/** Change the value findSlot found (the key stays the tree's own string). False when the slot is not writable. */
+export function setAtSlot<V>(slot: TreeSlot<V>, key: string, value: V): boolean {
+  const leaf = slot.leaf;
+  if (leaf === undefined || leaf.keys[slot.index] !== key) return false;
+  leaf.values[slot.index] = value;
+  return true;
+}

@@ -863,7 +863,7 @@ export class Store implements StoreApi {
   }
 
   private tableStates(clone: boolean): TableState[] {
-    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.rows.clone() : t.rows, arena: t.arena }));
+    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.cloneRows() : t.rows, arena: t.arena }));
   }
 
   snapshot(): Promise<{ offset: number; stateHash: string }> {

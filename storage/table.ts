@@ -5,7 +5,7 @@
  * Rows are kept encoded in the table's arena (row-arena.ts) and decoded into a fresh frozen
  * object when read; a change replaces the row's bytes, never mutates them.
  */
-import { firstUnsortedIndex, newStringTree, stringTreeFromSorted, type BTree } from './btree.js';
+import { findSlot, firstUnsortedIndex, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSorted, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
@@ -52,6 +52,14 @@ export class Table implements TableReader {
   private compactFrom: string | undefined;
   /** Rows replaced or removed during the running compaction since its last step. */
   private changesSinceStep = 0;
+  /** The edit replace() hands the tree for a key it holds (one object, reused: nothing allocated per update). */
+  private readonly valueEdit: { value: StoredRow } = { value: 0 };
+  private readonly editValue = (): { value: StoredRow } => this.valueEdit;
+  /** Where lookup() last found a key, and `treeChanges` then: replace() of that key writes there, no second descent. */
+  private readonly slot = newTreeSlot<StoredRow>();
+  private slotChanges = -1;
+  /** Changes made to `rows` (and clones taken of it): a slot found before one is stale. */
+  private treeChanges = 0;
 
   constructor(readonly schema: TableSchema, rows?: BTree<string, StoredRow>, arena?: RowArena) {
     assertSchema(schema);
@@ -147,9 +155,16 @@ export class Table implements TableReader {
     return pk === undefined ? undefined : this.rowAt(pk);
   }
 
+  /** A copy-on-write clone of the rows (O(1)): the tree's nodes are shared from now on, so no slot found before is writable. */
+  cloneRows(): BTree<string, StoredRow> {
+    this.treeChanges++;
+    return this.rows.clone();
+  }
+
   /** What the tree holds under `key` (one descent): a transaction looks it up once and hands it to checkPut and replace. */
   lookup(key: string): StoredRow | undefined {
-    return this.rows.get(key);
+    this.slotChanges = this.treeChanges;
+    return findSlot(this.rows, key, this.slot);
   }
 
   /** Check unique indexes and the row bound before a row with `key` is put; `existing` is what lookup(key) gave. */
@@ -175,7 +190,15 @@ export class Table implements TableReader {
   replace(key: string, row: Row, existing: StoredRow | undefined): StoredRow {
     if (existing !== undefined) this.forget(key, existing);
     const stored = this.encodedOf(row);
-    this.rows.set(key, stored);
+    if (existing === undefined) {
+      this.rows.set(key, stored);
+    } else if (this.slotChanges !== this.treeChanges || !setAtSlot(this.slot, key, stored)) {
+      // Only the value changes: set() would also store this key string, a young one the old
+      // generation then holds (promoted at the next scavenge, the tree's own copy left as garbage).
+      this.valueEdit.value = stored;
+      this.rows.editRange(key, key, true, this.editValue);
+    }
+    this.treeChanges++;
     this.indexAdd(key, row);
     return stored;
   }
@@ -200,6 +223,7 @@ export class Table implements TableReader {
    * only if the arena is full (index keys are read from the bytes).
    */
   putNewEncoded(buf: Buffer, start: number, end: number, decoded?: Row): boolean {
+    this.treeChanges++;
     const key = encodedRowKey(this.schema, this.keyColumns, this.keyParts, buf, start, end);
     // One descent: the copy made for a key that turns out taken is wasted, but that is damage.
     const ref = this.arena.copyIn(buf, start, end);
@@ -242,6 +266,7 @@ export class Table implements TableReader {
   removeStored(key: string, stored: StoredRow): void {
     this.forget(key, stored);
     this.rows.delete(key);
+    this.treeChanges++;
   }
 
   /** Remove a row without handing it out: decoded only when an index needs it. False when there was none. */
@@ -259,6 +284,7 @@ export class Table implements TableReader {
    * bytes are, so any state hash stays.
    */
   compactStep(rowsMin: number = compactionStepRowsMin): boolean {
+    this.treeChanges++;
     const rowsMax = Math.max(rowsMin, 2 * this.changesSinceStep);
     this.changesSinceStep = 0;
     const arena = this.arena;
