@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
+import { FramePositions } from './frame-positions.js';
 import type { ScannedLog, SegmentInfo } from './recovery.js';
 import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
 import { inlineSyncDone, poolSyncSettled, poolSyncStarted, threadIdleFor } from './inline-sync.js';
@@ -242,7 +243,7 @@ export class Commitlog {
       await this.fl.unlink(file).catch(() => undefined);
       throw error;
     }
-    this.segments.push({ file, firstOffset, positions: [], end: segmentHeaderBytes });
+    this.segments.push({ file, firstOffset, positions: new FramePositions(), end: segmentHeaderBytes });
     this.active = handle;
     this.writtenEnd = segmentHeaderBytes;
     this.zeroedEnd = zeroedEnd;
@@ -253,7 +254,7 @@ export class Commitlog {
   async readPayload(offset: number): Promise<Buffer | undefined> {
     const segment = this.segmentOf(offset);
     if (!segment) return undefined;
-    const position = segment.positions[offset - segment.firstOffset]!;
+    const position = segment.positions.at(offset - segment.firstOffset);
     // A reader of its own: the active segment's writer handle is write-only.
     let handle;
     try {

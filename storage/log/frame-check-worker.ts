@@ -14,7 +14,7 @@ if (!port) throw new Error('frame-check-worker runs as a worker thread');
 port.on('message', (request: CheckRequest) => {
   const buf = Buffer.from(request.memory, request.byteOffset, request.length);
   const scanned = scanSegmentBytes(buf, request.file, request.firstOffset, (positions, from) => {
-    const batch = Float64Array.from(positions.slice(from));
+    const batch = positions.slice(from);
     port.postMessage({ kind: 'frames', positions: batch } satisfies CheckMessage, [batch.buffer]);
   }, request.batchFrames);
   const { info, problem, headerBad, zeroTail } = scanned;

@@ -26,6 +26,7 @@ import {
   type ScannedLog,
   type SegmentInfo,
 } from './recovery.js';
+import { FramePositions } from './frame-positions.js';
 import { SegmentChecker } from './segment-checker.js';
 
 /**
@@ -143,7 +144,7 @@ export class LogRecovery {
       for (let i = 0; i < sealed.length; i++) {
         const { file, firstOffset } = sealed[i]!;
         const buf = await (reads[i] ??= readers[0].read(file)); // single buffer: read when the one before is applied
-        const info: SegmentInfo = { file, firstOffset, positions: [], end: 0 };
+        const info: SegmentInfo = { file, firstOffset, positions: new FramePositions(), end: 0 };
         let chained = false;
         // Runs before this segment's first frame or verdict is taken: every earlier segment is settled by then.
         const beforeUse = (): void => {
@@ -201,7 +202,7 @@ export class LogRecovery {
       if (info) {
         for (let k = 0; k < info.positions.length; k++) {
           const offset = info.firstOffset + k;
-          if (offset > afterOffset) apply(buf, info.positions[k]!, offset, last.file);
+          if (offset > afterOffset) apply(buf, info.positions.at(k), offset, last.file);
         }
         segments.push(info);
       }

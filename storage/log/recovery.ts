@@ -15,13 +15,14 @@ import { DamagedStore } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
 import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
+import { FramePositions } from './frame-positions.js';
 import { isZeroRun } from './zero-tail.js';
 
 export interface SegmentInfo {
   readonly file: string; // absolute path
   readonly firstOffset: number;
   /** Byte position of each frame, index = offset - firstOffset. */
-  readonly positions: number[];
+  readonly positions: FramePositions;
   /** Bytes of valid content (header + frames). */
   end: number;
 }
@@ -101,7 +102,7 @@ export function scanSegmentBytes(
   buf: Buffer,
   file: string,
   expectedFirst: number,
-  onFrames?: (positions: readonly number[], from: number) => void,
+  onFrames?: (positions: FramePositions, from: number) => void,
   batchFrames = 4096,
 ): ScannedSegment {
   const scanned = scanFrames(buf, file, expectedFirst, onFrames, batchFrames);
@@ -115,11 +116,11 @@ function scanFrames(
   buf: Buffer,
   file: string,
   expectedFirst: number,
-  onFrames: ((positions: readonly number[], from: number) => void) | undefined,
+  onFrames: ((positions: FramePositions, from: number) => void) | undefined,
   batchFrames: number,
 ): ScannedSegment {
   const header = decodeSegmentHeader(buf);
-  const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: [], end: 0 };
+  const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: new FramePositions(), end: 0 };
   if (!header.ok) return { info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
   if (header.firstOffset !== expectedFirst) {
     const reason = `segment header says first offset ${header.firstOffset}, name says ${expectedFirst}`;

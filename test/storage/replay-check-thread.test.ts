@@ -134,7 +134,7 @@ describe('segment checker', () => {
     let firstOffset = 0;
     for (const file of segments(dir)) {
       const { info } = scanSegmentBytes(readFileSync(file), file, firstOffset);
-      out.push(info.positions);
+      out.push([...info.positions.slice(0)]);
       firstOffset += info.positions.length;
     }
     return out;

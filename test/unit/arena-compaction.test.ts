@@ -30,18 +30,20 @@ function note(table: Table, i: number, round: number): Row {
   return table.normalise({ id: `n-${String(i).padStart(5, '0')}`, team: `t${i % 7}`, round, body: { text: filler, i, round } });
 }
 
+/** Rewrite every row once, as of `round`. */
+function rewriteAll(table: Table, model: Map<string, Row>, round: number): void {
+  for (let i = 0; i < rowsLive; i++) {
+    const row = note(table, i, round);
+    const key = table.keyOf(row);
+    table.put(key, row);
+    model.set(key, row);
+  }
+}
+
 /** Rewrite every row until a compaction is due; returns the round reached. */
 function rewriteUntilDue(table: Table, model: Map<string, Row>, fromRound: number): number {
   let round = fromRound;
-  while (!table.arena.compactionDue) {
-    round++;
-    for (let i = 0; i < rowsLive; i++) {
-      const row = note(table, i, round);
-      const key = table.keyOf(row);
-      table.put(key, row);
-      model.set(key, row);
-    }
-  }
+  while (!table.arena.compactionDue) rewriteAll(table, model, ++round);
   return round;
 }
 
@@ -113,6 +115,28 @@ describe('arena compaction', () => {
       // Only what was written during the walk can be dead now; held bytes stay near the live ones.
       expect(table.arena.bytesHeld).toBeLessThan(3 * fresh.arena.bytesHeld + arenaCompactionDeadBytesMin);
     }
+  });
+
+  test('released chunks are kept as spares, up to twice the live bytes, and new rows go into them before any fresh memory', () => {
+    const table = new Table(notes);
+    const model = new Map<string, Row>();
+    let round = 0;
+    for (let cycle = 0; cycle < 3; cycle++) {
+      round = rewriteUntilDue(table, model, round);
+      while (table.compactStep(500));
+      const arena = table.arena;
+      const live = arena.bytesHeld - arena.bytesDead;
+      expect(arena.spareBytes).toBeGreaterThan(0);
+      expect(arena.spareBytes).toBeLessThanOrEqual(2 * Math.max(live, arenaCompactionDeadBytesMin));
+      // Once the chunk being filled is full, the next one is a spare: they shrink as rows are written.
+      const sparesBefore = arena.spareBytes;
+      for (let rounds = 0; rounds < 50 && arena.spareBytes === sparesBefore && !arena.compactionDue; rounds++) rewriteAll(table, model, ++round);
+      expect(arena.spareBytes).toBeLessThan(sparesBefore);
+      expectLike(table, model);
+    }
+    const fresh = new Table(notes);
+    for (const row of model.values()) fresh.put(fresh.keyOf(row), row);
+    expect(hashOf(table)).toBe(hashOf(fresh));
   });
 
   test('a pinned clone (a snapshot being written) keeps reading its rows; the old chunks go when the pin does', () => {
