@@ -186,6 +186,18 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const metrics = new OpsMetrics({
     probes: {
       openTenants: () => registry.stats().open,
+      rowBytes: () => {
+        let live = 0;
+        let dead = 0;
+        let spare = 0;
+        for (const memory of registry.openStores()) {
+          const bytes = memory.store.rowBytes();
+          live += bytes.live;
+          dead += bytes.dead;
+          spare += bytes.spare;
+        }
+        return { live, dead, spare };
+      },
       auditBacklog: async () => {
         const plane = controlRuntime?.control;
         return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;

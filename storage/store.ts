@@ -106,6 +106,16 @@ export interface SubscribeOptions {
   readonly equals?: { readonly column: string; readonly value: Value };
 }
 
+/** Bytes of encoded rows the tables' arenas hold (row-arena.ts). */
+export interface RowBytes {
+  /** Rows the tables hold now. */
+  readonly live: number;
+  /** Rows since replaced or deleted, held until a compaction releases them. */
+  readonly dead: number;
+  /** Chunks a compaction released, kept for the next rows. */
+  readonly spare: number;
+}
+
 export interface StoreApi {
   readonly dir: string;
   /** Offset of the last applied transaction (-1 when empty). */
@@ -123,6 +133,8 @@ export interface StoreApi {
   subscribe(table: string, predicate: (row: Row) => boolean, listener: (offset: number, changes: readonly RowChange[]) => void, options?: SubscribeOptions): Unsubscribe;
   snapshot(): Promise<{ offset: number; stateHash: string }>;
   stateHash(): string;
+  /** What the tables' rows cost in arena bytes. */
+  rowBytes(): RowBytes;
   close(): Promise<void>;
 }
 
@@ -855,6 +867,19 @@ export class Store implements StoreApi {
 
   stateHash(): string {
     return canonicalStateHash(this.tableStates(false));
+  }
+
+  /** What the tables' rows cost in arena bytes, summed over the tables. */
+  rowBytes(): RowBytes {
+    let held = 0;
+    let dead = 0;
+    let spare = 0;
+    for (const t of this.tables.values()) {
+      held += t.arena.bytesHeld;
+      dead += t.arena.bytesDead;
+      spare += t.arena.spareBytes;
+    }
+    return { live: held - dead, dead, spare };
   }
 
   /** Row counts per table (for verify and tenants list). */

@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { authFailureReasons } from '../auth/auth-error.js';
-import type { BatchInfo } from '../../storage/store.js';
+import type { BatchInfo, RowBytes } from '../../storage/store.js';
 
 export const metricsPrefix = 'ioboxx_';
 
@@ -27,6 +27,8 @@ export type BusyLimit = (typeof busyLimits)[number];
 /** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
 export interface MetricsProbes {
   readonly openTenants?: () => number;
+  /** Arena bytes of the open tenants' rows, summed. */
+  readonly rowBytes?: () => RowBytes;
   /** Largest number of committed transactions not yet delivered to any one subscriber. */
   readonly subscriptionLagMax?: () => number;
   /** Audit events staged and not yet shipped to S3. May query Postgres. */
@@ -91,6 +93,16 @@ export class OpsMetrics {
       name: `${metricsPrefix}open_tenants`, help: 'Tenant stores open now.', registers,
       collect() {
         if (probes.openTenants) this.set(probes.openTenants());
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}row_bytes`,
+      help: 'Encoded row bytes the open tenants hold in memory: live rows, dead ones (replaced or deleted, until a compaction), spare chunks kept for reuse.',
+      labelNames: ['state'], registers,
+      collect() {
+        if (!probes.rowBytes) return;
+        const bytes = probes.rowBytes();
+        for (const state of ['live', 'dead', 'spare'] as const) this.set({ state }, bytes[state]);
       },
     });
     new Gauge({

@@ -163,6 +163,13 @@ export class TenantRegistry<T extends Closable> {
     }
   }
 
+  /** The stores open now (not opening or closing). */
+  openStores(): T[] {
+    const open: T[] = [];
+    for (const entry of this.entries.values()) if (entry.state === 'open' && entry.store !== undefined) open.push(entry.store);
+    return open;
+  }
+
   stats(): TenantRegistryStats {
     let opening = 0;
     let open = 0;

@@ -27,7 +27,7 @@ let server: Server;
 let base: string;
 let draining = false;
 let postgresUp = true;
-const metrics = new OpsMetrics({ probes: { openTenants: () => 2, auditBacklog: async () => 17, auditLastShippedAtMs: () => Date.now() - 5_000, subscriptionLagMax: () => 3 } });
+const metrics = new OpsMetrics({ probes: { openTenants: () => 2, rowBytes: () => ({ live: 4_096, dead: 512, spare: 65_536 }), auditBacklog: async () => 17, auditLastShippedAtMs: () => Date.now() - 5_000, subscriptionLagMax: () => 3 } });
 const rateGuard = new TenantLoadGuard({ ratePerSecond: 1, burst: 2, inFlightMax: 4, queuedMax: 4 }, { onBusy: (_t, limit) => metrics.busyRejection(limit) });
 
 beforeAll(async () => {
@@ -93,6 +93,9 @@ describe('/metrics', () => {
     expect(family('ioboxx_event_loop_busy_seconds_total').type).toBe('counter');
     expect(loopBusySec).toBeGreaterThan(0);
     expect(value('ioboxx_open_tenants')).toBe(2);
+    expect(value('ioboxx_row_bytes', { state: 'live' })).toBe(4_096);
+    expect(value('ioboxx_row_bytes', { state: 'dead' })).toBe(512);
+    expect(value('ioboxx_row_bytes', { state: 'spare' })).toBe(65_536);
     expect(value('ioboxx_audit_backlog_events')).toBe(17);
     expect(value('ioboxx_audit_last_shipped_age_seconds')).toBeGreaterThanOrEqual(5);
     expect(value('ioboxx_subscription_lag_transactions')).toBe(3);

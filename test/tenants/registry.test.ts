@@ -159,6 +159,8 @@ describe('tenant registry', () => {
     expect(log).toEqual(['open aa', 'open bb', 'close bb', 'open cc']);
     expect(highWater()).toBe(2);
     expect(registry.stats()).toMatchObject({ slotsUsed: 2, open: 2 });
+    // What the metrics probes read: the stores open now, not the closed one.
+    expect(registry.openStores().map((store) => store.tenant).sort()).toEqual(['aa', 'cc']);
   });
 
   test('a store busy with work is closed only after that work finishes', async () => {

@@ -238,6 +238,13 @@ describe('arena compaction in a store', () => {
     for (const row of table().scan()) live.put(live.keyOf(row), row);
     expect(peakHeld).toBeLessThan(rounds * live.arena.bytesHeld / 3);
     expect(table().arena.bytesHeld).toBeLessThan(2 * live.arena.bytesHeld + 2 * arenaCompactionDeadBytesMin);
+    // What the store reports (the server's ioboxx_row_bytes): the live rows' bytes exactly, the
+    // dead and spare ones as the arena counts them.
+    const reported = store.rowBytes();
+    expect(reported.live).toBe(live.arena.bytesHeld);
+    expect(reported.dead).toBe(table().arena.bytesDead);
+    expect(reported.spare).toBe(table().arena.spareBytes);
+    expect(reported.spare).toBeGreaterThan(0);
     const hash = store.stateHash();
     await store.close();
     store = await Store.open({ dir, module });
