@@ -58,7 +58,7 @@ export class RowArena {
   private deadTotal = 0;
   /** Released chunk numbers, reused lowest first. */
   private readonly freeChunks: number[] = [];
-  /** Buffers of released chunks this arena allocated, largest last: a new chunk reuses one (see spareBytesMax). */
+  /** Buffers of released chunks this arena allocated, largest last: a new chunk reuses one (see keepSpares). */
   private readonly spares: Buffer[] = [];
   /** Chunks this arena allocated itself (not windows on an adopted buffer): only those become spares. */
   private readonly ownChunks = new Set<Buffer>();
@@ -216,9 +216,14 @@ export class RowArena {
    */
   private keepSpares(): void {
     let roomBytes = 2 * Math.max(this.usedTotal - this.deadTotal, arenaCompactionDeadBytesMin);
-    const kept = this.spares.sort((a, b) => b.length - a.length).filter((b) => b.length <= roomBytes && (roomBytes -= b.length) >= 0);
+    const kept: Buffer[] = [];
+    for (const spare of this.spares.sort((a, b) => b.length - a.length)) {
+      if (spare.length > roomBytes) continue;
+      kept.push(spare);
+      roomBytes -= spare.length;
+    }
     this.spares.length = 0;
-    this.spares.push(...kept.reverse());
+    this.spares.push(...kept.reverse()); // largest last: copyIn pops it
   }
 
   /** Bytes of released chunks kept for reuse. */
