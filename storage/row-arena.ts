@@ -114,7 +114,10 @@ export class RowArena {
   noteDead(ref: number): void {
     const chunk = this.chunkOf(ref);
     const start = rowStart(ref);
-    const length = this.rowEnd(chunk, start) - start;
+    this.countDead(ref, this.rowEnd(chunk, start) - start);
+  }
+
+  private countDead(ref: number, length: number): void {
     const number = Math.floor(ref / arenaChunkBytes);
     this.deadBytes[number] = (this.deadBytes[number] ?? 0) + length;
     this.deadTotal += length;
@@ -154,7 +157,12 @@ export class RowArena {
   move(ref: number): number | undefined {
     const chunk = this.chunkOf(ref);
     const start = rowStart(ref);
-    return this.copyIn(chunk, start, this.rowEnd(chunk, start));
+    const end = this.rowEnd(chunk, start);
+    const moved = this.copyIn(chunk, start, end);
+    // The tree points at the copy from now on: the old bytes are dead, so held minus dead stays
+    // the live rows' bytes while a compaction runs (and after one gives up).
+    if (moved !== undefined) this.countDead(ref, end - start);
+    return moved;
   }
 
   /** Every row of the tree has been moved out of the old chunks: release them (now, or when the last pin goes). */
@@ -165,7 +173,7 @@ export class RowArena {
     else this.releaseOld();
   }
 
-  /** Give up a compaction (no chunk left): every chunk stays; moved rows' old copies stay counted as live. */
+  /** Give up a compaction (no chunk left): every chunk stays; moved rows' old copies count as dead (move). */
   abortCompaction(): void {
     this.oldChunks = undefined;
     this.deadAtAbort = this.deadTotal;
