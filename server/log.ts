@@ -18,3 +18,16 @@ export function createLogger(level: LogLevel = 'info'): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Process warnings (a deprecation, a dependency's notice such as the AWS SDK's Node-version
+ * warning) as log lines. Node prints them as plain text, several lines each, on stderr between
+ * the JSON lines, where a pipeline that reads the log as JSON lines trips over them. This
+ * replaces Node's own printer for the rest of the process; every warning is still logged.
+ */
+export function logProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    log.warn({ warning: { name: warning.name, message: warning.message, ...(warning.code !== undefined && { code: warning.code }) } }, 'process warning');
+  });
+}

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
-import { createLogger } from '../log.js';
+import { createLogger, logProcessWarnings } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
 import { installGracefulShutdown } from '../ops/shutdown.js';
 import { registerAuditCommands } from './audit-commands.js';
@@ -50,6 +50,7 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
   }
   const log = createLogger(config.logLevel);
+  logProcessWarnings(log);
   // What this process runs with, secrets redacted: the first line an operator reads.
   log.info({ config: redactedConfig(config) }, 'configuration');
   // Imported here so `--help` and the store commands never load the whole memory module.

@@ -126,6 +126,14 @@ async function postWebhook(body: string, signature: string): Promise<number> {
 }
 
 describe('the audit pipeline through the real server', () => {
+  test('the server writes only JSON log lines on stderr, process warnings (the AWS SDK\'s Node-version notice) included', () => {
+    const text = server.stderr();
+    const lines = text.split('\n').filter((line) => line.length > 0);
+    if (text.length >= 8_000) lines.shift(); // the kept tail may start mid-line
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+  });
+
   test('each tool call is staged once, shipped to S3 Object Lock once, and audit verify proves the chain', async () => {
     const writes: Array<{ tool: string; offset: number }> = [];
     for (let i = 0; i < 5; i++) {
