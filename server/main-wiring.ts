@@ -5,6 +5,7 @@
  * Token mode: tokens verified per request (HTTP) or once from IOBOXX_TOKEN (stdio).
  */
 import { MemoryError } from '../storage/errors.js';
+import { sumRowBytes } from '../storage/row-arena.js';
 import type { RunHistoryReader, TenantMemory } from '../tools/memory.js';
 import { memoryCatalog, memoryTools, openTenantMemory } from '../tools/index.js';
 import { authenticateRequest } from './auth/http-auth.js';
@@ -186,18 +187,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const metrics = new OpsMetrics({
     probes: {
       openTenants: () => registry.stats().open,
-      rowBytes: () => {
-        let live = 0;
-        let dead = 0;
-        let spare = 0;
-        for (const memory of registry.openStores()) {
-          const bytes = memory.store.rowBytes();
-          live += bytes.live;
-          dead += bytes.dead;
-          spare += bytes.spare;
-        }
-        return { live, dead, spare };
-      },
+      rowBytes: () => sumRowBytes(registry.openStores().map((memory) => memory.store.rowBytes())),
       auditBacklog: async () => {
         const plane = controlRuntime?.control;
         return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;

@@ -41,6 +41,28 @@ const firstChunkBytes = 4 * 1024;
 /** A compaction is due once dead bytes reach the live ones and at least this many (small tables compact rarely). */
 export const arenaCompactionDeadBytesMin = 4 * 1024 * 1024;
 
+/** Bytes of encoded rows an arena holds, or several arenas summed (sumRowBytes). */
+export interface RowBytes {
+  /** Rows the table holds now. */
+  readonly live: number;
+  /** Rows since replaced or deleted, held until a compaction releases them. */
+  readonly dead: number;
+  /** Chunks a compaction released, kept for the next rows. */
+  readonly spare: number;
+}
+
+export function sumRowBytes(parts: Iterable<RowBytes>): RowBytes {
+  let live = 0;
+  let dead = 0;
+  let spare = 0;
+  for (const part of parts) {
+    live += part.live;
+    dead += part.dead;
+    spare += part.spare;
+  }
+  return { live, dead, spare };
+}
+
 export class RowArena {
   /** Chunk views, by chunk number (the high bits of a reference); undefined once released. */
   private readonly chunks: (Buffer | undefined)[] = [];
@@ -232,6 +254,10 @@ export class RowArena {
     }
     this.spares.length = 0;
     this.spares.push(...kept.reverse()); // largest last: copyIn pops it
+  }
+
+  get rowBytes(): RowBytes {
+    return { live: this.usedTotal - this.deadTotal, dead: this.deadTotal, spare: this.spareBytes };
   }
 
   /** Bytes of released chunks kept for reuse. */

@@ -29,6 +29,7 @@ import { writeSnapshot } from './snapshot/writer.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
+import { sumRowBytes, type RowBytes } from './row-arena.js';
 import { toTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
@@ -104,16 +105,6 @@ export type Unsubscribe = () => void;
 export interface SubscribeOptions {
   /** The predicate implies row[column] === value: lets the hub index the subscription. */
   readonly equals?: { readonly column: string; readonly value: Value };
-}
-
-/** Bytes of encoded rows the tables' arenas hold (row-arena.ts). */
-export interface RowBytes {
-  /** Rows the tables hold now. */
-  readonly live: number;
-  /** Rows since replaced or deleted, held until a compaction releases them. */
-  readonly dead: number;
-  /** Chunks a compaction released, kept for the next rows. */
-  readonly spare: number;
 }
 
 export interface StoreApi {
@@ -871,15 +862,7 @@ export class Store implements StoreApi {
 
   /** What the tables' rows cost in arena bytes, summed over the tables. */
   rowBytes(): RowBytes {
-    let held = 0;
-    let dead = 0;
-    let spare = 0;
-    for (const t of this.tables.values()) {
-      held += t.arena.bytesHeld;
-      dead += t.arena.bytesDead;
-      spare += t.arena.spareBytes;
-    }
-    return { live: held - dead, dead, spare };
+    return sumRowBytes([...this.tables.values()].map((t) => t.arena.rowBytes));
   }
 
   /** Row counts per table (for verify and tenants list). */

@@ -10,7 +10,8 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { authFailureReasons } from '../auth/auth-error.js';
-import type { BatchInfo, RowBytes } from '../../storage/store.js';
+import type { RowBytes } from '../../storage/row-arena.js';
+import type { BatchInfo } from '../../storage/store.js';
 
 export const metricsPrefix = 'ioboxx_';
 
