@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need (npm packages, Debian's Postgres,
-# a single-node Ceph RADOS Gateway), starts the services on loopback, runs the whole suite.
+# The README's test command: installs what the tests need (npm packages, Debian's Postgres and
+# PgBouncer, a single-node Ceph RADOS Gateway), starts the services on loopback, runs the whole suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

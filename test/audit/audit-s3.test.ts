@@ -1,6 +1,7 @@
 /**
  * The audit shipper and verifier against a real Ceph RADOS Gateway with Object Lock, and the
- * control plane on real Postgres (both started by scripts/services/up.sh).
+ * control plane on real Postgres reached through PgBouncer in transaction mode, as Supabase's
+ * pooler is (all started by scripts/services/up.sh).
  */
 import {
   CreateBucketCommand,
@@ -49,7 +50,8 @@ function statusOf(error: unknown): number | undefined {
 beforeAll(async () => {
   const db = await freshPostgresDatabase('audit');
   dropDatabase = db.drop;
-  control = await openControlPlane({ databaseUrl: db.url });
+  // Deployed as against Supabase: statements through the transaction pooler, migrations direct.
+  control = await openControlPlane({ databaseUrl: db.pooledUrl(), databaseDirectUrl: db.url });
   const base = openAuditBucket({ ...s3Config(), bucket: 'unused' });
   bucket = openAuditBucket({ ...s3Config(), bucket: await createBucket(base.client, true) });
 });

@@ -1,6 +1,8 @@
 /**
  * The control plane's promises, the same test body against real Postgres (started by
- * scripts/services/up.sh) and against embedded PGlite served through pglite-socket.
+ * scripts/services/up.sh), against the same Postgres through PgBouncer in transaction mode (as
+ * Supabase's pooler is reached: DATABASE_URL through the pooler, DATABASE_DIRECT_URL straight
+ * to Postgres for migrations), and against embedded PGlite served through pglite-socket.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,7 @@ import { parseKeycloakEvent, type KeycloakEvent } from '../../storage/control/ke
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
 import { drainRunOutbox } from '../../storage/control/run-outbox.js';
 import { stageAccessLog, stageServerAudit } from '../../storage/control/audit-staging.js';
-import { freshPostgresDatabase } from '../support/services.js';
+import { freshPostgresDatabase, poolerAdmin } from '../support/services.js';
 import { pgConnectionString } from '../../storage/control/connection-url.js';
 import pg from 'pg';
 import { MemoryStoreFake } from './memory-store-fake.js';
@@ -30,6 +32,16 @@ async function postgresBackend(): Promise<Backend> {
   const db = await freshPostgresDatabase('control');
   return {
     config: () => ({ databaseUrl: db.url }),
+    raceMigrations: () => Promise.all([applyMigrations(db.url), applyMigrations(db.url)]),
+    cleanup: () => db.drop(),
+  };
+}
+
+/** DATABASE_URL through PgBouncer (transaction pooling); migrations take the direct URL, as openControlPlane does. */
+async function poolerBackend(): Promise<Backend> {
+  const db = await freshPostgresDatabase('control_pooled');
+  return {
+    config: () => ({ databaseUrl: db.pooledUrl(), databaseDirectUrl: db.url }),
     raceMigrations: () => Promise.all([applyMigrations(db.url), applyMigrations(db.url)]),
     cleanup: () => db.drop(),
   };
@@ -54,6 +66,7 @@ async function pgliteBackend(): Promise<Backend> {
 
 const backends: Array<[string, () => Promise<Backend>]> = [
   ['postgres', postgresBackend],
+  ['postgres through pgbouncer (transaction pooling)', poolerBackend],
   ['pglite', pgliteBackend],
 ];
 
@@ -61,7 +74,33 @@ function userEvent(id: string, org: string, type = 'LOGIN'): string {
   return JSON.stringify({ id, time: 1_700_000_000_000, type, realmId: 'r', clientId: 'c', userId: 'u1', details: { org_alias: org } });
 }
 
-describe.each(backends)('control plane on %s', (_name, makeBackend) => {
+describe('the transaction pooler the control plane is tested through', () => {
+  test('keeps no session state: what relies on it fails there, so passing there proves the control plane does not', async () => {
+    const config = await poolerAdmin((admin) => admin.query('show config'));
+    expect(config.rows.find((r: { key: string }) => r.key === 'pool_mode')).toMatchObject({ value: 'transaction' });
+    const db = await freshPostgresDatabase('pooler_session');
+    const clients = Array.from({ length: 4 }, () => new pg.Client({ connectionString: db.pooledUrl() }));
+    try {
+      await Promise.all(clients.map((c) => c.connect()));
+      // Four transactions at once: the pool holds four server connections, used in turn from now on.
+      await Promise.all(clients.map((c) => c.query('select pg_sleep(0.05)')));
+      const one = clients[0]!;
+      await one.query('prepare session_bound as select 1 as one');
+      const failures: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        await one.query('execute session_bound').catch((error: Error) => failures.push(error.message));
+      }
+      expect(failures.length).toBeGreaterThan(0);
+      expect(failures[0]).toMatch(/prepared statement "session_bound" does not exist/);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await db.drop();
+    }
+  });
+});
+
+describe.each(backends)('control plane on %s', (name, makeBackend) => {
+  const pooled = name.includes('pgbouncer');
   let backend: Backend;
   let control: ControlPlane;
   let raced: number[][];
@@ -93,8 +132,16 @@ describe.each(backends)('control plane on %s', (_name, makeBackend) => {
     const client = new pg.Client({ connectionString: pgConnectionString(url.toString()) });
     await client.connect();
     try {
-      const result = await client.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
-      expect(result.rows[0]).toEqual({ ssl: true });
+      if (pooled) {
+        // TLS ends at the pooler (as at Supabase's): its console shows this client's session encrypted.
+        const database = url.pathname.slice(1);
+        const clients = await poolerAdmin((admin) => admin.query('show clients'));
+        const ours = clients.rows.filter((r: { database: string }) => r.database === database);
+        expect(ours.some((r: { tls: string }) => r.tls !== '')).toBe(true);
+      } else {
+        const result = await client.query('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+        expect(result.rows[0]).toEqual({ ssl: true });
+      }
     } finally {
       await client.end();
     }

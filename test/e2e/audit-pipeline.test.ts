@@ -1,6 +1,8 @@
 /**
  * Issue 5 through the real server process: `serve --http` in local mode on the real Postgres
- * of the services and the Ceph RADOS Gateway (a bucket with Object Lock), with the Keycloak
+ * of the services, configured as against Supabase (DATABASE_URL through the transaction-mode
+ * pooler, PgBouncer here, DATABASE_DIRECT_URL straight to Postgres, both with sslmode=require),
+ * and the Ceph RADOS Gateway (a bucket with Object Lock), with the Keycloak
  * webhook secret set. Tool calls reach audit staging exactly once and are shipped to S3 in a
  * chain `ioboxx-memory audit verify` proves; a BPMN run completed through tools lands in
  * run_history exactly once; a signed Keycloak admin event is projected into the tenant and a
@@ -15,7 +17,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { connectOlderHttp, toolErrorOf, type McpTestClient } from '../support/mcp-clients.js';
-import { freshPostgresDatabase, s3Service } from '../support/services.js';
+import { freshPostgresDatabase, poolerAdmin, s3Service, type FreshDatabase } from '../support/services.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
@@ -26,7 +28,7 @@ const pipelineWaitMs = 45_000;
 const pollEveryMs = 100;
 
 let dataDir: string;
-let database: { url: string; drop(): Promise<void> };
+let database: FreshDatabase;
 let sql: pg.Client;
 let s3: S3Client;
 let bucket: string;
@@ -64,7 +66,8 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
   env = {
     IOBOXX_DATA_DIR: dataDir,
-    DATABASE_URL: database.url,
+    DATABASE_URL: requireTls(database.pooledUrl()),
+    DATABASE_DIRECT_URL: requireTls(database.url),
     S3_ENDPOINT: service.endpoint,
     S3_REGION: service.region,
     S3_BUCKET: bucket,
@@ -76,6 +79,12 @@ beforeAll(async () => {
   server = await startHttpServer(env);
   client = await connectOlderHttp({ url: `${server.url}/mcp` });
 }, 60_000);
+
+function requireTls(url: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set('sslmode', 'require');
+  return parsed.toString();
+}
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
@@ -261,6 +270,17 @@ describe('the audit pipeline through the real server', () => {
       return refusals.length >= 2 ? refusals : undefined;
     });
   }, 60_000);
+
+  test('the server\'s statements went through the pooler, over TLS', async () => {
+    const name = new URL(database.url).pathname.slice(1);
+    const stats = await poolerAdmin((admin) => admin.query('show stats'));
+    const ours = stats.rows.find((r: { database: string }) => r.database === name) as { total_xact_count: string } | undefined;
+    expect(Number(ours?.total_xact_count ?? 0)).toBeGreaterThan(0);
+    const clients = await poolerAdmin((admin) => admin.query('show clients'));
+    const serverSessions = clients.rows.filter((r: { database: string }) => r.database === name);
+    expect(serverSessions.length).toBeGreaterThan(0);
+    expect(serverSessions.every((r: { tls: string }) => r.tls !== '')).toBe(true);
+  });
 });
 
 /** Access-log events of the tenant wherever they are now: still staged, or already in S3. */

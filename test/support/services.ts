@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 export const servicesEnvFileDefault = '/tmp/ioboxx-services.env';
 export const servicesScriptsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'services');
 
-const upHint = 'run scripts/services/up.sh (it starts Postgres and the Ceph RADOS Gateway on loopback)';
+const upHint = 'run scripts/services/up.sh (it starts Postgres, PgBouncer and the Ceph RADOS Gateway on loopback)';
 
 function servicesEnv(): Record<string, string> {
   const file = process.env.IOBOXX_SERVICES_ENV ?? servicesEnvFileDefault;
@@ -53,6 +53,30 @@ export interface S3Service {
 export function postgresService(): PostgresService {
   const env = servicesEnv();
   return { url: required(env, 'IOBOXX_TEST_DATABASE_URL', 'Postgres') };
+}
+
+/**
+ * PgBouncer in transaction mode in front of the test Postgres (scripts/services/pgbouncer.sh):
+ * every database name passes through. Throws, with the command to run, when absent.
+ */
+export function poolerService(): PostgresService {
+  const env = servicesEnv();
+  return { url: required(env, 'IOBOXX_TEST_POOLER_URL', 'PgBouncer') };
+}
+
+/** Runs `fn` on PgBouncer's admin console (`show ...`; simple query protocol only). */
+export async function poolerAdmin<T>(fn: (admin: import('pg').Client) => Promise<T>): Promise<T> {
+  const { default: pg } = await import('pg');
+  const url = new URL(poolerService().url);
+  url.username = 'postgres';
+  url.pathname = '/pgbouncer';
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.end();
+  }
 }
 
 export function s3Service(): S3Service {
@@ -98,8 +122,16 @@ export async function runServiceScript(script: string, args: readonly string[], 
   });
 }
 
+export interface FreshDatabase {
+  /** Straight to Postgres. */
+  readonly url: string;
+  /** The same database through PgBouncer (transaction pooling); throws when PgBouncer is not up. */
+  pooledUrl(): string;
+  drop(): Promise<void>;
+}
+
 /** A fresh empty database on the test Postgres, so suites running in parallel never share tables. */
-export async function freshPostgresDatabase(label: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function freshPostgresDatabase(label: string): Promise<FreshDatabase> {
   const { default: pg } = await import('pg');
   const base = postgresService().url;
   const name = `t_${label.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${process.pid}_${Math.floor(Math.random() * 1e9)}`;
@@ -114,6 +146,11 @@ export async function freshPostgresDatabase(label: string): Promise<{ url: strin
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
+    pooledUrl() {
+      const pooled = new URL(poolerService().url);
+      pooled.pathname = `/${name}`;
+      return pooled.toString();
+    },
     async drop() {
       const client = new pg.Client({ connectionString: base });
       await client.connect();
