@@ -1,6 +1,6 @@
 /**
  * The audit benchmark's callers, run in a worker thread: real MCP clients over real HTTP, each
- * alternating object_put of one of its ids and object_get of that id. The client is the lean
+ * running the benchmark's caller loop (bench/audit-workload.ts). The client is the lean
  * one (bench/audit-http-client.ts: the protocol over node:http keep-alive, no SDK machinery) or,
  * for comparison, the SDK Client of the era (which costs about as much CPU per call as the
  * server). Several threads share the callers so one thread's event loop is not what limits the figure.
@@ -10,8 +10,9 @@
  * in the shared counters; it posts `stopped` (after closing its clients) or `failed`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connectNewerHttp, connectOlderHttp, toolErrorOf, type ToolResult } from '../test/support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, type ToolResult } from '../test/support/mcp-clients.js';
 import { LeanMcpHttpClient } from './audit-http-client.js';
+import { auditCallerLoop } from './audit-workload.js';
 
 /** Which client the callers use: the lean one, or the era's SDK Client (for comparison). */
 export type CallerClientKind = 'lean' | 'sdk';
@@ -35,11 +36,6 @@ export interface CallerThreadData {
 
 export type CallerThreadMessage = { kind: 'ready' } | { kind: 'stopped' } | { kind: 'failed'; error: string };
 
-/** Ids each caller cycles through, so the store's size stays bounded over the run. */
-export const idsPerCaller = 256;
-/** A refused-busy call waits this long before the next. */
-const busyPauseMs = 5;
-
 async function main(): Promise<void> {
   const data = workerData as CallerThreadData;
   const port = parentPort!;
@@ -59,26 +55,14 @@ async function main(): Promise<void> {
   port.postMessage({ kind: 'ready' } satisfies CallerThreadMessage);
   await started;
   let failure: Error | undefined;
-  const loops = clients.map((client, i) => callLoop(client, i).catch((error: unknown) => {
+  const count = {
+    answered: () => void Atomics.add(counters, answeredAt, 1),
+    busy: () => void Atomics.add(counters, busyAt, 1),
+  };
+  const loops = clients.map((client, i) => auditCallerLoop((name, args) => client.callTool(name, args), data.firstCaller + i, () => stopped, count).catch((error: unknown) => {
     failure ??= error as Error;
     stopped = true; // one caller failed: every caller stops
   }));
-  async function callLoop(client: Caller, i: number): Promise<void> {
-    const caller = data.firstCaller + i;
-    for (let seq = 0; !stopped; seq++) {
-      const id = `bench-${caller}-${Math.floor(seq / 2) % idsPerCaller}`;
-      const put = seq % 2 === 0;
-      const result = put
-        ? await client.callTool('object_put', { id, type: 'note', attributes: { caller, seq, text: 'audited bench call' } })
-        : await client.callTool('object_get', { id });
-      Atomics.add(counters, answeredAt, 1); // refused or not, every answered call is audited
-      if (result.isError !== true) continue;
-      const error = toolErrorOf(result);
-      if (error?.code !== 'busy') throw new Error(`${put ? 'object_put' : 'object_get'} failed: ${JSON.stringify(error ?? result.content).slice(0, 500)}`);
-      Atomics.add(counters, busyAt, 1);
-      await new Promise((resolve) => setTimeout(resolve, busyPauseMs));
-    }
-  }
   await Promise.all(loops);
   if (failure) port.postMessage({ kind: 'failed', error: failure.message } satisfies CallerThreadMessage);
   await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
