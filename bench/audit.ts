@@ -111,7 +111,8 @@ async function startServer(transport: AuditTransport, env: Record<string, string
   const nodeArgs = (process.env.IOBOXX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join('server', 'cli', 'main.ts'), 'serve', `--${transport}`], {
     cwd: repoRoot,
-    env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
+    // The server runs as `npm start` runs it (huge pages for large buffers, when this run has them).
+    env: { ...baseEnv(), ...(process.env.GLIBC_TUNABLES !== undefined && { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES }), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
     stdio: [transport === 'stdio' ? 'pipe' : 'ignore', transport === 'stdio' ? 'pipe' : 'ignore', 'pipe'],
   });
   let tail = '';

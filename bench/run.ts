@@ -80,6 +80,8 @@ async function main(): Promise<void> {
   const root = path.resolve('.bench-data');
   mkdirSync(root, { recursive: true });
   if (!cli.json) process.stdout.write(`${tableHeader()}\n`);
+  // Recovery figures depend on it (docs/OPERATIONS.md, "Memory"): say which way this run went.
+  process.stderr.write(`bench: GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? '(unset: no huge pages for large buffers)'}\n`);
   let failed = false;
   for (const bench of benches) {
     if (cli.only && !cli.only.includes(bench.name)) continue;
