@@ -4,9 +4,11 @@
  * in turn: Streamable HTTP (`serve --http`, 64 sessions, each its own connection) and stdio
  * (`serve --stdio`, one connection carrying 64 calls at once, as one agent host does;
  * bench/audit-stdio-client.ts). The pipeline behind them is the same, so the pair shows what the
- * transport costs. IOBOXX_BENCH_AUDIT_TRANSPORT=http or stdio runs one of them. Each answered tool call becomes an access-log row, is staged into
- * Postgres and shipped to S3 in hash-chained batches; a call counts as audited once the batch
- * holding it is confirmed by S3 (audit_batches.confirmed_at).
+ * transport costs. IOBOXX_BENCH_AUDIT_TRANSPORT=http or stdio runs one of them.
+ *
+ * Each answered tool call becomes an access-log row, is staged into Postgres and shipped to S3 in
+ * hash-chained batches; a call counts as audited once the batch holding it is confirmed by S3
+ * (audit_batches.confirmed_at).
  *
  * Sampled every second: calls answered, rows staged and not yet shipped (the backlog), rows
  * shipped. After the calls stop, the pipeline drains (bounded); the end-to-end rate is audited
