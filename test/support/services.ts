@@ -64,10 +64,10 @@ export function poolerService(): PostgresService {
   return { url: required(env, 'IOBOXX_TEST_POOLER_URL', 'PgBouncer') };
 }
 
-/** Runs `fn` on PgBouncer's admin console (`show ...`; simple query protocol only). */
-export async function poolerAdmin<T>(fn: (admin: import('pg').Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on the admin console (`show ...`; simple query protocol only) of PgBouncer at `poolerUrl` (default: the test one). */
+export async function poolerAdmin<T>(fn: (admin: import('pg').Client) => Promise<T>, poolerUrl: string = poolerService().url): Promise<T> {
   const { default: pg } = await import('pg');
-  const url = new URL(poolerService().url);
+  const url = new URL(poolerUrl);
   url.username = 'postgres';
   url.pathname = '/pgbouncer';
   const admin = new pg.Client({ connectionString: url.toString() });
