@@ -1,9 +1,10 @@
 /**
  * Postgres stopped while a tenant keeps writing: the tenant's writes still succeed (its
- * commitlog is the first durable hop), the drains fail while it is away, and once it is back
- * the control worker's retries drain the run outbox and the access log, exactly once. A real
- * tenant store (the memory module) and a real Postgres cluster of this test's own, stopped and
- * started with scripts/services/postgres.sh (so the shared test cluster is never disturbed).
+ * commitlog is the first durable hop), the drains fail (behind a pooler: wait) while it is
+ * away, and once it is back the control worker drains the run outbox and the access log,
+ * exactly once. A real tenant store (the memory module) and a real Postgres cluster of this
+ * test's own, stopped and started with scripts/services/postgres.sh (so the shared test cluster
+ * is never disturbed).
  * Twice: straight to Postgres, and through a PgBouncer of its own in transaction mode
  * (scripts/services/pgbouncer.sh) that stays up while Postgres is away, as a hosted pooler does.
  */
