@@ -41,7 +41,7 @@ import type { CallerClientKind, CallerThreadData, CallerThreadMessage } from './
 import { LeanMcpStdioClient } from './audit-stdio-client.js';
 import { auditCallerLoop } from './audit-workload.js';
 import { startModuleWorker } from '../storage/io/module-worker.js';
-import { freshPostgresDatabase, postgresService, s3Service } from '../test/support/services.js';
+import { freshPostgresDatabase, postgresService, s3Service, type S3Service } from '../test/support/services.js';
 import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
 
@@ -326,15 +326,19 @@ async function startStdioCallers(server: ServerChild): Promise<CallLoad & { star
   };
 }
 
+/** The S3 gateway the runs use (each makes its own database); Postgres is probed so a missing one skips early. */
+interface AuditServices {
+  readonly s3: S3Service;
+}
+
 /** The services, or a reason to skip (named, with the command that starts them). */
-async function servicesOrSkip(ctx: BenchContext): Promise<{ pgUrl: string; s3: ReturnType<typeof s3Service> } | undefined> {
+async function servicesOrSkip(ctx: BenchContext): Promise<AuditServices | undefined> {
   try {
-    const pgUrl = postgresService().url;
     const s3 = s3Service();
-    const probe = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 5_000 });
+    const probe = new pg.Client({ connectionString: postgresService().url, connectionTimeoutMillis: 5_000 });
     await probe.connect();
     await probe.end();
-    return { pgUrl, s3 };
+    return { s3 };
   } catch (error) {
     ctx.progress(`SKIPPED: the audit benchmark needs Postgres and the Ceph RADOS Gateway (bash scripts/services/up.sh): ${(error as Error).message}`);
     return undefined;
@@ -352,7 +356,7 @@ export const auditBench: Bench = {
 };
 
 /** One run of the benchmark over `transport`: its own database, bucket and server. */
-async function runOver(ctx: BenchContext, services: { pgUrl: string; s3: ReturnType<typeof s3Service> }, transport: AuditTransport): Promise<void> {
+async function runOver(ctx: BenchContext, services: AuditServices, transport: AuditTransport): Promise<void> {
   const on = transportNames[transport];
   const runMs = ctx.quick ? runMsQuick : runMsFull;
   const database = await freshPostgresDatabase('benchaudit');
