@@ -78,6 +78,8 @@ export interface BatchInfo {
   readonly datasyncMs: number;
   /** The fdatasync ran on the writer's thread, not on the thread pool. */
   readonly syncedInline: boolean;
+  /** Each transaction's commit latency: from its call to this acknowledgement (durable), in call order. */
+  readonly commitMs: readonly number[];
 }
 
 /** One log segment's durable part, for a consistent copy (storage/backup/). */
@@ -144,8 +146,16 @@ export const batchCutTxMin = 32;
 /** Snapshots kept (and the log since the older one), so a damaged newest falls back. */
 export const snapshotsKept = 2;
 
+/** Each pending transaction's time from its call until now (its acknowledgement). */
+function commitLatenciesMs(batch: readonly Pending[]): number[] {
+  const nowMs = performance.now();
+  return batch.map((p) => nowMs - p.calledMs);
+}
+
 interface Pending {
   readonly offset: number;
+  /** performance.now() when the call began: its commit latency is measured from here. */
+  readonly calledMs: number;
   readonly frame: Buffer;
   readonly invocation: Invocation;
   /** The row changes (TxRecord.changes are made from them only when a commit listener wants them). */
@@ -461,6 +471,7 @@ export class Store implements StoreApi {
     }
     const reducer = this.reducers.get(reducerName);
     if (!reducer) throw new MemoryError('invalid_argument', `unknown reducer ${reducerName}`);
+    const calledMs = performance.now();
     const parsed = reducer.args.safeParse(rawArgs);
     if (!parsed.success) {
       const detail = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; ');
@@ -521,7 +532,7 @@ export class Store implements StoreApi {
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ offset, frame, invocation, net, result, resolve, reject });
+      this.queue.push({ offset, calledMs, frame, invocation, net, result, resolve, reject });
       this.kickWriter();
     });
   }
@@ -643,7 +654,7 @@ export class Store implements StoreApi {
       this.durable = head.batch[count - 1]!.offset;
       this.acknowledge(head.batch);
       try {
-        this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs, syncedInline: head.syncedInline });
+        this.options.onBatch?.({ count, bytes: head.bytes, writeMs: head.written.writeMs, datasyncMs, syncedInline: head.syncedInline, commitMs: commitLatenciesMs(head.batch) });
       } catch (error) {
         this.options.onBackgroundError?.(error); // an observer's bug must not fail the store
       }

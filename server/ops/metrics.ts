@@ -165,15 +165,8 @@ export class OpsMetrics {
     this.logWrite.observe(info.writeMs / 1000);
     this.fdatasync.observe(info.datasyncMs / 1000);
     if (info.syncedInline) this.batchesSyncedInline.inc();
+    for (const ms of info.commitMs) this.commitLatency.observe(ms / 1000);
   };
-
-  /** Time a write call from issue to acknowledgement; failures are not commits and are not timed. */
-  async timeCommit<T>(call: Promise<T>): Promise<T> {
-    const startMs = performance.now();
-    const result = await call;
-    this.commitLatency.observe((performance.now() - startMs) / 1000);
-    return result;
-  }
 
   authFailure(reason: string): void {
     this.authFailures.inc({ reason: closed(authFailureReasons, reason) });

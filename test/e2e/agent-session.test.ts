@@ -17,6 +17,7 @@ import { Client as NewerClient } from '@modelcontextprotocol/client';
 import { StdioClientTransport as NewerStdioTransport } from '@modelcontextprotocol/client/stdio';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectNewerHttp, connectOlderHttp, newerRevision, toolErrorOf, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
+import { parsePrometheusText } from '../ops/prometheus-text.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
 
 let httpDataDir: string;
@@ -228,6 +229,16 @@ async function badInput(client: McpTestClient, written: Written): Promise<void> 
   expect((history['versions'] as unknown[]).length).toBe(2);
 }
 
+/** The server's /metrics times every durable commit it counts (call -> acknowledgement). */
+async function expectCommitsTimed(url: string): Promise<void> {
+  const families = parsePrometheusText(await (await fetch(`${url}/metrics`)).text());
+  const sample = (name: string) => [...families.values()].flatMap((f) => f.samples).find((s) => s.name === name)?.value;
+  const commits = sample('ioboxx_commits_total');
+  expect(commits).toBeGreaterThan(0);
+  expect(sample('ioboxx_commit_latency_seconds_count')).toBe(commits);
+  expect(sample('ioboxx_commit_latency_seconds_sum')).toBeGreaterThan(0);
+}
+
 describe('a scripted agent session through the real server process', () => {
   test('both eras over Streamable HTTP; bad input refused with nothing written; SIGKILL then a new process serves every acknowledged write', async () => {
     const first = await httpServer(httpDataDir);
@@ -242,6 +253,7 @@ describe('a scripted agent session through the real server process', () => {
     await badInput(newer, newerWritten);
     // A last acknowledged write right before the kill.
     const last = await call(older, 'object_put', { id: 'old-last', type: 'note', attributes: { text: 'acked before SIGKILL' } });
+    await expectCommitsTimed(first.url);
     await first.kill();
     await older.close().catch(() => undefined);
     await newer.close().catch(() => undefined);
