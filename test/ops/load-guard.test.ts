@@ -1,6 +1,6 @@
 /** The per-tenant load guard's rules, with an injected clock: bucket refill, FIFO slots, bounds, configuration checks. */
 import { expect, test } from 'vitest';
-import { BusyError, TenantLoadGuard } from '../../server/ops/load-protection.js';
+import { BusyError, soloQuietMs, TenantLoadGuard } from '../../server/ops/load-protection.js';
 
 test('the token bucket refuses past its burst, says when the next token comes, and refills with time', async () => {
   let now = 0;
@@ -80,7 +80,8 @@ test('a tenant at its own inFlightMax is passed over for others; the server-wide
 });
 
 test("a tenant with nothing running is admitted at once past the shared bound, up to the hard one", async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 4, queuedMax: 10 }, { runningMax: 1 });
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 4, queuedMax: 10 }, { runningMax: 1, nowMs: () => 0 });
+  (await guard.acquire('b'))(); // b called just now: flood is not alone, the shared bound holds for it
   const releases = [await guard.acquire('flood')];
   const floodWaits = guard.acquire('flood'); // the shared slot is taken: waits
   for (const tenant of ['b', 'c', 'd']) releases.push(await guard.acquire(tenant)); // first calls: in at once (hard bound 4)
@@ -90,5 +91,54 @@ test("a tenant with nothing running is admitted at once past the shared bound, u
   for (const release of releases) release();
   (await floodWaits)();
   (await eWaits)();
+  expect(guard.totals()).toEqual({ running: 0, waiting: 0 });
+});
+
+test('a tenant alone runs up to its own bound past the shared one; a newcomer gets in at once and the shared bound returns', async () => {
+  let now = 0;
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 6, queuedMax: 20 }, { runningMax: 1, nowMs: () => now });
+  // Nobody else has called: the lone tenant is not held to 1 running call, only to its own 6.
+  const loneAcquired = Array.from({ length: 6 }, () => guard.acquire('lone'));
+  expect(guard.totals()).toEqual({ running: 6, waiting: 0 }); // granted at once (checked before awaiting)
+  const lone = await Promise.all(loneAcquired);
+  const loneWaits = guard.acquire('lone'); // its own inFlightMax: waits
+  expect(guard.totals()).toEqual({ running: 6, waiting: 1 });
+  lone.pop()!(); // a slot of its own frees: still alone, the waiter goes in at once
+  lone.push(await loneWaits);
+  expect(guard.totals()).toEqual({ running: 6, waiting: 0 });
+
+  // A newcomer's first call is admitted at once, though 6 run against a shared bound of 1 (x4).
+  now = 10;
+  const quietAcquired = guard.acquire('quiet');
+  expect(guard.totals()).toEqual({ running: 7, waiting: 0 });
+  const quiet = await quietAcquired;
+  // Now the lone tenant is not alone: its next call waits for the shared bound, and as its running
+  // calls finish they are not replaced until fewer than runningMax run.
+  const order: string[] = [];
+  const loneNext = guard.acquire('lone').then((release) => (order.push('lone'), release));
+  const quietNext = guard.acquire('quiet').then((release) => (order.push('quiet'), release));
+  for (const release of lone) release();
+  await Promise.resolve();
+  expect(order).toEqual([]);
+  expect(guard.totals()).toEqual({ running: 1, waiting: 2 });
+  quiet(); // the one slot: round robin between the two tenants, lone first (it waited first)
+  (await loneNext)();
+  (await quietNext)();
+  expect(order).toEqual(['lone', 'quiet']);
+
+  // The newcomer stays present for soloQuietMs after its last call; after that the lone tenant is alone again.
+  now = 10 + soloQuietMs - 1;
+  const held = await guard.acquire('lone');
+  const heldBack = guard.acquire('lone');
+  expect(guard.totals()).toEqual({ running: 1, waiting: 1 });
+  now = 10 + soloQuietMs;
+  held(); // the waiter takes the freed shared slot
+  const again = await heldBack;
+  // Quiet for soloQuietMs: alone again, past the shared bound up to its own.
+  const moreAcquired = Array.from({ length: 5 }, () => guard.acquire('lone'));
+  expect(guard.totals()).toEqual({ running: 6, waiting: 0 });
+  const more = await Promise.all(moreAcquired);
+  again();
+  for (const release of more) release();
   expect(guard.totals()).toEqual({ running: 0, waiting: 0 });
 });
