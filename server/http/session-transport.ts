@@ -20,7 +20,6 @@ import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultRes
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
 import type { ToolCaller } from '../mcp/tool-calls.js';
-import { holdWritesUntilPollEnd } from './write-coalescing.js';
 
 /** Re-exported: the HTTP direct path's tests name it here. */
 export { directRequestOf };
@@ -134,7 +133,6 @@ export class SessionTransport implements Transport {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(json)) };
     if (sessionId !== undefined) headers['mcp-session-id'] = sessionId;
     res.writeHead(status, headers);
-    if (res.socket !== null) holdWritesUntilPollEnd(res.socket);
     res.end(json);
   }
 
