@@ -141,7 +141,8 @@ function recordVersion(ctx: ReducerContext, id: string, version: number, reducer
 }
 
 function writeObject(ctx: ReducerContext, reducer: string, id: string, type: string, attrs: unknown, existing: Row | undefined, op: ObjectOp): number {
-  const version = nextVersion(ctx, id);
+  // A live object's row carries its newest version (this function writes both): no history scan.
+  const version = existing ? (existing['version'] as number) + 1 : nextVersion(ctx, id);
   ctx.table('objects').upsert({
     id,
     type,
