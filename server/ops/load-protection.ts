@@ -33,10 +33,11 @@ export interface LoadLimits {
 /**
  * inFlightMax 16 (was 64): a call over HTTP costs ~0.2 ms of CPU and its fdatasync ~0.4-1 ms, so
  * 16 of one tenant keep its group commit batching; more only lengthen the line others wait in.
- * Measured alone (bench/audit.ts: one tenant, 64 HTTP callers, 2 cores, three rounds of 60 s):
+ * Measured alone (bench/audit.ts: one tenant, 64 HTTP callers, 2 cores, alternating 60 s runs):
  * 8 running 2,990-3,515 audited calls/s (the server ~30 % idle, 5 transactions per fdatasync);
- * 16 running 3,662-4,892; 64 running 3,687-3,984, at more server CPU per call (0.22-0.27 ms
- * against 0.19 ms at 16).
+ * 16 running 3,662-5,425; 64 running 3,687-3,984, at more server CPU per call. 32 beat 16 in 5 of
+ * 7 paired rounds (means 5,230 and 4,778), but this bound also separates tenants once runningMax
+ * (4 per core) reaches it, and the event loop is one thread whatever the core count: it stays 16.
  */
 export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
 /**
