@@ -23,6 +23,8 @@ role="ioboxx"
 
 # shellcheck source=debian-packages.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-packages.sh"
+# shellcheck source=as-postgres-user.sh
+source "$(dirname "${BASH_SOURCE[0]}")/as-postgres-user.sh"
 
 log() { echo "pgbouncer.sh: $*" >&2; }
 
@@ -34,10 +36,6 @@ bin() {
   command -v pgbouncer 2>/dev/null || echo /usr/sbin/pgbouncer
 }
 
-# PgBouncer refuses to run as root: run it as the `postgres` user, as postgres.sh runs Postgres.
-as_owner() {
-  if [[ "$(id -u)" == "0" ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 is_running() {
   [[ -f "$dir/pgbouncer.pid" ]] && kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null

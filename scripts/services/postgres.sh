@@ -17,6 +17,8 @@ role="ioboxx"
 
 # shellcheck source=debian-packages.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-packages.sh"
+# shellcheck source=as-postgres-user.sh
+source "$(dirname "${BASH_SOURCE[0]}")/as-postgres-user.sh"
 
 log() { echo "postgres.sh: $*" >&2; }
 
@@ -33,10 +35,6 @@ ensure_installed() {
   command -v openssl >/dev/null || apt_install openssl
 }
 
-# initdb and postgres refuse to run as root: run them as the package's `postgres` user.
-as_owner() {
-  if [[ "$(id -u)" == "0" ]]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 is_running() {
   local bin; bin="$(find_bin)"
