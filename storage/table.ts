@@ -20,6 +20,8 @@ export const pageRowsMax = 10_000;
  * that make new dead bytes meanwhile.
  */
 export const compactionStepRowsMin = 256;
+/** Indexes whose entry an update may leave in place (bits of a number); any past these are redone. */
+const indexesKeptBits = 30;
 
 /** The encoder of rows put into arenas: packs one row and the bytes are copied out at once. */
 const rowPackr = newRowPackr();
@@ -85,14 +87,7 @@ export class Table implements TableReader {
     const entries: [string, string][] = new Array(rows.size);
     let i = 0;
     rows.forEachPair((key, stored) => {
-      let ik: string;
-      if (typeof stored === 'number') {
-        // Only the index columns are read from the bytes: no row object per loaded row.
-        const chunk = this.arena.chunkOf(stored);
-        ik = encodedRowKey(this.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
-      } else {
-        ik = this.indexKey(index, stored);
-      }
+      const ik = this.storedIndexKey(index, stored);
       entries[i++] = [def.unique ? ik : ik + key, key];
     });
     entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -105,6 +100,11 @@ export class Table implements TableReader {
 
   get size(): number {
     return this.rows.size;
+  }
+
+  /** At its row bound: a new key is refused. */
+  get full(): boolean {
+    return this.rows.size >= this.rowsMax;
   }
 
   keyOf(row: Row): string {
@@ -169,7 +169,7 @@ export class Table implements TableReader {
 
   /** Check unique indexes and the row bound before a row with `key` is put; `existing` is what lookup(key) gave. */
   checkPut(key: string, row: Row, existing: StoredRow | undefined): void {
-    if (existing === undefined && this.rows.size >= this.rowsMax) {
+    if (existing === undefined && this.full) {
       throw new MemoryError('limit_exceeded', `table ${this.schema.name} holds its maximum of ${this.rowsMax} rows`);
     }
     for (const index of this.indexList) {
@@ -188,7 +188,7 @@ export class Table implements TableReader {
 
   /** Put `row` under `key` where the tree holds `existing` (what lookup(key) gave; no second descent); what it stores now. */
   replace(key: string, row: Row, existing: StoredRow | undefined): StoredRow {
-    if (existing !== undefined) this.forget(key, existing);
+    const indexesKept = existing === undefined ? 0 : this.forget(key, existing, row);
     const stored = this.encodedOf(row);
     if (existing === undefined) {
       this.rows.set(key, stored);
@@ -197,6 +197,21 @@ export class Table implements TableReader {
       // generation then holds (promoted at the next scavenge, the tree's own copy left as garbage).
       this.valueEdit.value = stored;
       this.rows.editRange(key, key, true, this.editValue);
+    }
+    this.treeChanges++;
+    this.indexAdd(key, row, indexesKept);
+    return stored;
+  }
+
+  /**
+   * Put `row` under `key` if the tree holds nothing there (one descent: the caller did not look
+   * it up); what it stores now, or undefined, and nothing changed, when the key is taken.
+   */
+  insertNew(key: string, row: Row): StoredRow | undefined {
+    const stored = this.encodedOf(row);
+    if (!this.rows.set(key, stored, false)) {
+      if (typeof stored === 'number') this.arena.noteDead(stored);
+      return undefined;
     }
     this.treeChanges++;
     this.indexAdd(key, row);
@@ -209,11 +224,24 @@ export class Table implements TableReader {
     return this.arena.copyIn(packed, packed.start, packed.end) ?? row;
   }
 
-  /** The stored row under `key` is going: its index entries go, and its bytes count as dead. */
-  private forget(key: string, stored: StoredRow): void {
+  /**
+   * The stored row under `key` is going: its index entries go, and its bytes count as dead.
+   * When `next` replaces it, an entry whose index key `next` keeps (an update that leaves the
+   * indexed columns alone, the usual case) stays in its tree: bit i of the result is set for
+   * index i kept, and indexAdd skips it. Old index keys are read from the bytes, not a decoded row.
+   */
+  private forget(key: string, stored: StoredRow, next?: Row): number {
     if (this.compactFrom !== undefined) this.changesSinceStep++;
-    if (this.indexes.size > 0) this.indexRemove(key, this.rowOfStored(stored));
+    let kept = 0;
+    const indexes = this.indexList;
+    for (let i = 0; i < indexes.length; i++) {
+      const index = indexes[i]!;
+      const oldKey = this.storedIndexKey(index, stored);
+      if (next !== undefined && i < indexesKeptBits && this.indexKey(index, next) === oldKey) kept |= 1 << i;
+      else index.tree.delete(index.def.unique ? oldKey : oldKey + key);
+    }
     if (typeof stored === 'number') this.arena.noteDead(stored);
+    return kept;
   }
 
   /**
@@ -402,17 +430,24 @@ export class Table implements TableReader {
     return encodeKey(index.columns.map((c) => row[c] ?? null));
   }
 
-  private indexAdd(key: string, row: Row): void {
-    for (const index of this.indexList) {
-      const ik = this.indexKey(index, row);
-      index.tree.set(index.def.unique ? ik : ik + key, key);
-    }
+  /**
+   * The index key of a stored row: read from its bytes when it is in the arena (no row object).
+   * The walk stops after the last index column, inside the row: arena rows were whole when copied in.
+   */
+  private storedIndexKey(index: Index, stored: StoredRow): string {
+    if (typeof stored !== 'number') return this.indexKey(index, stored);
+    const chunk = this.arena.chunkOf(stored);
+    return encodedRowKey(this.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
   }
 
-  private indexRemove(key: string, row: Row): void {
-    for (const index of this.indexList) {
+  /** Add `row`'s index entries, but for the indexes whose bit is set in `kept` (their entry is still there). */
+  private indexAdd(key: string, row: Row, kept = 0): void {
+    const indexes = this.indexList;
+    for (let i = 0; i < indexes.length; i++) {
+      if ((kept & (1 << i)) !== 0) continue;
+      const index = indexes[i]!;
       const ik = this.indexKey(index, row);
-      index.tree.delete(index.def.unique ? ik : ik + key);
+      index.tree.set(index.def.unique ? ik : ik + key, key);
     }
   }
 }

@@ -96,13 +96,15 @@ export class Transaction implements ReducerContext {
     return out;
   }
 
-  /** Undo every change, newest state back to the state before the reducer ran. */
+  /**
+   * Undo every change, newest state back to the state before the reducer ran. Two passes: every
+   * touched key's row goes, then the old rows come back. In one pass, an old row put back under a
+   * unique index value that a key touched later still held took that entry over, and removing the
+   * later row then took the entry with it (the old row was lost from the index).
+   */
   rollback(): void {
-    for (const { table: name, key, old } of this.touched) {
-      const table = this.tables.get(name)!;
-      if (old) table.put(key, old);
-      else table.remove(key);
-    }
+    for (const { table: name, key } of this.touched) this.tables.get(name)!.remove(key);
+    for (const { table: name, key, old } of this.touched) if (old) this.tables.get(name)!.put(key, old);
     this.touched.length = 0;
     this.touchedIndex = undefined;
   }
@@ -202,6 +204,7 @@ class TxTableWriter implements TableWriter {
     const key = table.keyOf(row);
     // The usual reducer read the row just before: no second descent, no second decode.
     const known = key === this.lastKey;
+    if (mode === 'insert' && !known && !table.full) return this.insertUnseen(key, row);
     const stored = known ? this.lastStored : table.lookup(key);
     if (mode === 'insert' && stored !== undefined) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
     if (mode === 'update' && stored === undefined) throw new MemoryError('not_found', `${table.schema.name}: no row with that key`);
@@ -210,6 +213,17 @@ class TxTableWriter implements TableWriter {
     const rowStored = table.replace(key, row, stored);
     this.remember(key, row, rowStored);
     this.tx.noteChange(table, key, existing, row, stored, rowStored);
+    return row;
+  }
+
+  /** An insert of a key not looked up before: one descent, which finds the key taken or puts the row. */
+  private insertUnseen(key: string, row: Row): Row {
+    const table = this.t;
+    table.checkPut(key, row, undefined);
+    const rowStored = table.insertNew(key, row);
+    if (rowStored === undefined) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
+    this.remember(key, row, rowStored);
+    this.tx.noteChange(table, key, undefined, row, undefined, rowStored);
     return row;
   }
 
