@@ -20,6 +20,7 @@ const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional
 const optionalUrl = z.preprocess(blankToUndefined, z.url().optional());
 const integerIn = (min: number, max: number, fallback: number) =>
   z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
+const optionalIntegerIn = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).optional());
 
 const commaList = z.preprocess(
   blankToUndefined,
@@ -54,6 +55,8 @@ const environmentSchema = z
     IOBOXX_KC_WEBHOOK_SECRET: optionalString,
     // Per-tenant load protection (server/ops/load-protection.ts) and the shutdown bound.
     IOBOXX_TENANT_INFLIGHT_MAX: integerIn(1, loadLimitsCeiling.inFlightMax, loadLimitsDefault.inFlightMax),
+    // Default: twice IOBOXX_TENANT_INFLIGHT_MAX (load-protection.ts).
+    IOBOXX_TENANT_ALONE_INFLIGHT_MAX: optionalIntegerIn(1, loadLimitsCeiling.aloneInFlightMax),
     IOBOXX_TENANT_QUEUE_MAX: integerIn(0, loadLimitsCeiling.queuedMax, loadLimitsDefault.queuedMax),
     IOBOXX_TENANT_RATE_PER_S: integerIn(1, loadLimitsCeiling.ratePerSecond, loadLimitsDefault.ratePerSecond),
     IOBOXX_TENANT_BURST: integerIn(1, loadLimitsCeiling.burst, loadLimitsDefault.burst),
@@ -103,7 +106,8 @@ export interface Config {
   readonly s3?: S3Config;
   readonly auditRetentionDays: number;
   readonly kcWebhookSecret?: string;
-  readonly loadLimits: LoadLimits;
+  /** All but aloneInFlightMax are set (that one defaults from inFlightMax in the guard). */
+  readonly loadLimits: Partial<LoadLimits>;
   /** Calls running at once over all tenants; freed slots go round robin to tenants waiting. */
   readonly runningCallsMax: number;
   readonly shutdownMs: number;
@@ -162,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     ...(e.IOBOXX_KC_WEBHOOK_SECRET !== undefined && { kcWebhookSecret: e.IOBOXX_KC_WEBHOOK_SECRET }),
     loadLimits: {
       inFlightMax: e.IOBOXX_TENANT_INFLIGHT_MAX, queuedMax: e.IOBOXX_TENANT_QUEUE_MAX,
+      ...(e.IOBOXX_TENANT_ALONE_INFLIGHT_MAX !== undefined && { aloneInFlightMax: e.IOBOXX_TENANT_ALONE_INFLIGHT_MAX }),
       ratePerSecond: e.IOBOXX_TENANT_RATE_PER_S, burst: e.IOBOXX_TENANT_BURST,
     },
     runningCallsMax: e.IOBOXX_RUNNING_CALLS_MAX,

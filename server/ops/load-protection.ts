@@ -9,10 +9,11 @@
  *    call's latency is its own work plus the work interleaved with it, so what the flooder has
  *    admitted must stay small and a quiet tenant's call must be next, not 64th, in line.
  *  - work-conserving: a tenant alone on the server (no other tenant has called for soloQuietMs)
- *    runs up to its own `inFlightMax` past `runningMax`, which protects others and there are none.
- *    Its calls then share group-commit batches instead of queueing for `runningMax` slots while
- *    the disk syncs. A newcomer's first call is admitted at once all the same, and from then on the shared
- *    bound holds again: the lone tenant's extra calls finish and are not replaced.
+ *    runs past `runningMax`, which protects others and there are none, and past its own
+ *    `inFlightMax`, up to `aloneInFlightMax`. Its calls then share group-commit batches instead of
+ *    queueing for slots while the disk syncs. A newcomer's first call is admitted at once all the
+ *    same, and from then on both bounds hold again: the lone tenant's extra calls finish and are
+ *    not replaced.
  * A refusal is a retryable `busy` MemoryError carrying `retryAfterMs` (HTTP: 429 + Retry-After).
  * Admission is O(1) and allocation-free on the fast path; it never awaits anything but a slot.
  */
@@ -22,6 +23,8 @@ import { MemoryError } from '../../storage/errors.js';
 export interface LoadLimits {
   /** Calls of one tenant running at once. */
   readonly inFlightMax: number;
+  /** ... while it is alone on the server (at least inFlightMax; unless given, twice inFlightMax). */
+  readonly aloneInFlightMax: number;
   /** Calls of one tenant waiting for a slot; past it `busy`. */
   readonly queuedMax: number;
   /** Sustained calls per second per tenant (token refill rate). */
@@ -36,10 +39,11 @@ export interface LoadLimits {
  * Measured alone (bench/audit.ts: one tenant, 64 HTTP callers, 2 cores, alternating 60 s runs):
  * 8 running 2,990-3,515 audited calls/s (the server ~30 % idle, 5 transactions per fdatasync);
  * 16 running 3,662-5,425; 64 running 3,687-3,984, at more server CPU per call. 32 beat 16 in 5 of
- * 7 paired rounds (means 5,230 and 4,778), but this bound also separates tenants once runningMax
- * (4 per core) reaches it, and the event loop is one thread whatever the core count: it stays 16.
+ * 7 paired rounds (means 5,230 and 4,778), but inFlightMax also separates tenants once runningMax
+ * (4 per core) reaches it, and the event loop is one thread whatever the core count: it stays 16,
+ * and a tenant alone runs up to aloneInFlightMax, 32.
  */
-export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
+export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, aloneInFlightMax: 32, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
 /**
  * Calls running at once over all tenants, by default 4 per core (at least 8): enough to overlap
  * each core's work with fdatasync waits, few enough that a quiet tenant's call shares the loop
@@ -54,7 +58,7 @@ export const firstCallsFactor = 4;
 /** A tenant counts as present for this long after its last call: the work-conserving rule lets another run past `runningMax` only once all others have been quiet this long. */
 export const soloQuietMs = 1_000;
 /** Hard ceilings on configured values: bounded everything (DESIGN §2.6). */
-export const loadLimitsCeiling: LoadLimits = { inFlightMax: 10_000, queuedMax: 100_000, ratePerSecond: 1_000_000, burst: 1_000_000 };
+export const loadLimitsCeiling: LoadLimits = { inFlightMax: 10_000, aloneInFlightMax: 10_000, queuedMax: 100_000, ratePerSecond: 1_000_000, burst: 1_000_000 };
 /** Retry-After never says more than this, nor less than 1 s on the wire (its unit). */
 export const retryAfterMsMax = 60_000;
 /** Per-tenant state kept; quiet tenants beyond it are forgotten (a forgotten bucket is a full one). */
@@ -92,6 +96,9 @@ export function checkLoadLimits(limits: LoadLimits): LoadLimits {
     if (!Number.isFinite(v) || !inRange || v > loadLimitsCeiling[key]) {
       throw new MemoryError('invalid_argument', `load limit ${key} = ${v} is outside ${rate ? '(0' : floor}..${loadLimitsCeiling[key]}`);
     }
+  }
+  if (limits.aloneInFlightMax < limits.inFlightMax) {
+    throw new MemoryError('invalid_argument', `load limit aloneInFlightMax = ${limits.aloneInFlightMax} is below inFlightMax = ${limits.inFlightMax}`);
   }
   return limits;
 }
@@ -134,7 +141,8 @@ export class TenantLoadGuard {
   private readonly onBusy: ((tenant: string, limit: 'queue' | 'rate') => void) | undefined;
 
   constructor(limits: Partial<LoadLimits> = {}, options: LoadGuardOptions = {}) {
-    this.limits = checkLoadLimits({ ...loadLimitsDefault, ...limits });
+    const merged = { ...loadLimitsDefault, ...limits };
+    this.limits = checkLoadLimits({ ...merged, aloneInFlightMax: limits.aloneInFlightMax ?? Math.min(loadLimitsCeiling.aloneInFlightMax, 2 * merged.inFlightMax) });
     this.runningMax = options.runningMax ?? runningCallsMaxDefault;
     if (!Number.isInteger(this.runningMax) || this.runningMax < 1 || this.runningMax > runningCallsMaxCeiling) {
       throw new MemoryError('invalid_argument', `load limit runningMax = ${this.runningMax} is outside 1..${runningCallsMaxCeiling}`);
@@ -157,7 +165,7 @@ export class TenantLoadGuard {
     // too (up to the hard bound): its one call is never queued behind other tenants' work,
     // and many tenants making one call each (a cold open each) do not wait in line. Otherwise
     // join the line, so a tenant that keeps its slots full cannot overtake others' waiters.
-    const free = this.ready.length === 0 && load.inFlight < this.limits.inFlightMax && this.hasRoomFor(load);
+    const free = this.ready.length === 0 && this.underOwnBound(load) && this.hasRoomFor(load);
     if (free || (load.inFlight === 0 && load.queue.length === 0 && this.running < this.runningMax * firstCallsFactor + this.loneExtra())) {
       return Promise.resolve(this.grant(load));
     }
@@ -180,7 +188,7 @@ export class TenantLoadGuard {
       this.onBusy?.(tenant, 'rate');
       return busy(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate');
     }
-    const mustWait = this.ready.length > 0 || load.inFlight >= this.limits.inFlightMax || !this.hasRoomFor(load);
+    const mustWait = this.ready.length > 0 || !this.underOwnBound(load) || !this.hasRoomFor(load);
     if (mustWait && load.queue.length >= this.limits.queuedMax) {
       this.onBusy?.(tenant, 'queue');
       // A slot frees as calls finish; a short wait is the honest estimate.
@@ -211,6 +219,11 @@ export class TenantLoadGuard {
     let waiting = 0;
     for (const load of this.ready) waiting += load.queue.length;
     return { running: this.running, waiting };
+  }
+
+  /** One more call of `load` stays under its own bound: inFlightMax, or aloneInFlightMax while it is alone. */
+  private underOwnBound(load: TenantLoad): boolean {
+    return load.inFlight < this.limits.inFlightMax || (load.inFlight < this.limits.aloneInFlightMax && this.alone(load));
   }
 
   /** A call of `load` may take a slot as far as the shared bound goes: under it, or `load` is alone. */
@@ -259,15 +272,15 @@ export class TenantLoadGuard {
 
   /**
    * Hand free slots to waiters, one per ready tenant per pass, in ring order: the tenant just
-   * served goes to the back. A tenant at its own inFlightMax is passed over (it keeps its place
-   * in the ring and is served when one of its calls ends). Past runningMax only a lone tenant is served.
+   * served goes to the back. A tenant at its own bound is passed over (it keeps its place in the
+   * ring and is served when one of its calls ends). Past runningMax only a lone tenant is served.
    */
   private dispatch(): void {
     for (let granted = true; granted && this.ready.length > 0; ) {
       granted = false;
       for (let visits = this.ready.length; visits > 0 && this.hasRoomFor(this.ready[0]!); visits--) {
         const load = this.ready.shift()!;
-        if (load.inFlight >= this.limits.inFlightMax) {
+        if (!this.underOwnBound(load)) {
           this.ready.push(load);
           continue;
         }

@@ -18,6 +18,10 @@ test('load limits: a queue of 0 (refuse at once) and the server-wide running bou
   const config = loadConfig({ IOBOXX_TENANT_QUEUE_MAX: '0', IOBOXX_RUNNING_CALLS_MAX: '3' }, '/srv/app');
   expect(config.loadLimits.queuedMax).toBe(0);
   expect(config.runningCallsMax).toBe(3);
+  // A lone tenant's bound: unset, the guard takes twice IOBOXX_TENANT_INFLIGHT_MAX; set, as given.
+  expect(config.loadLimits.aloneInFlightMax).toBeUndefined();
+  expect(loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '48' }, '/srv/app').loadLimits.aloneInFlightMax).toBe(48);
+  expect(() => loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ALONE_INFLIGHT_MAX/);
 });
 
 test('values are parsed: port, origins, level, relative data dir', () => {

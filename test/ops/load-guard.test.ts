@@ -15,7 +15,8 @@ test('the token bucket refuses past its burst, says when the next token comes, a
 });
 
 test('past inFlightMax calls wait in order; past queuedMax they are refused; a slot passes straight to the next waiter', async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 2, queuedMax: 2 });
+  // One tenant, alone: its bound is aloneInFlightMax, set here to inFlightMax (see the lone-tenant test).
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 2, aloneInFlightMax: 2, queuedMax: 2 });
   const first = await guard.acquire('t');
   const second = await guard.acquire('t');
   const order: number[] = [];
@@ -36,6 +37,10 @@ test('limits outside their bounds are refused at construction, naming the limit'
   expect(() => new TenantLoadGuard({ inFlightMax: 0 })).toThrow(/inFlightMax/);
   expect(() => new TenantLoadGuard({ queuedMax: 1.5 })).toThrow(/queuedMax/);
   expect(() => new TenantLoadGuard({ ratePerSecond: Number.POSITIVE_INFINITY })).toThrow(/ratePerSecond/);
+  expect(() => new TenantLoadGuard({ inFlightMax: 8, aloneInFlightMax: 4 })).toThrow(/aloneInFlightMax = 4 is below inFlightMax = 8/);
+  // Unless given, a tenant alone may run twice its inFlightMax.
+  expect(new TenantLoadGuard({ inFlightMax: 8 }).limits.aloneInFlightMax).toBe(16);
+  expect(new TenantLoadGuard().limits).toMatchObject({ inFlightMax: 16, aloneInFlightMax: 32 });
 });
 
 test('freed slots go round robin to the tenants waiting: a quiet tenant is next, not behind the flood', async () => {
@@ -61,7 +66,7 @@ test('freed slots go round robin to the tenants waiting: a quiet tenant is next,
 });
 
 test('a tenant at its own inFlightMax is passed over for others; the server-wide bound holds for all', async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 2, queuedMax: 10 }, { runningMax: 3 });
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 2, aloneInFlightMax: 2, queuedMax: 10 }, { runningMax: 3 });
   const a1 = await guard.acquire('a');
   const a2 = await guard.acquire('a');
   const a3 = guard.acquire('a'); // a is at its inFlightMax: waits though a server slot is free
@@ -94,14 +99,14 @@ test("a tenant with nothing running is admitted at once past the shared bound, u
   expect(guard.totals()).toEqual({ running: 0, waiting: 0 });
 });
 
-test('a tenant alone runs up to its own bound past the shared one; a newcomer gets in at once and the shared bound returns', async () => {
+test('a tenant alone runs past the shared bound and its own, up to its alone bound; a newcomer gets in at once and both bounds return', async () => {
   let now = 0;
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 6, queuedMax: 20 }, { runningMax: 1, nowMs: () => now });
-  // Nobody else has called: the lone tenant is not held to 1 running call, only to its own 6.
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 3, aloneInFlightMax: 6, queuedMax: 20 }, { runningMax: 1, nowMs: () => now });
+  // Nobody else has called: the lone tenant is held neither to 1 running call nor to its 3, only to its alone bound 6.
   const loneAcquired = Array.from({ length: 6 }, () => guard.acquire('lone'));
   expect(guard.totals()).toEqual({ running: 6, waiting: 0 }); // granted at once (checked before awaiting)
   const lone = await Promise.all(loneAcquired);
-  const loneWaits = guard.acquire('lone'); // its own inFlightMax: waits
+  const loneWaits = guard.acquire('lone'); // its alone bound: waits
   expect(guard.totals()).toEqual({ running: 6, waiting: 1 });
   lone.pop()!(); // a slot of its own frees: still alone, the waiter goes in at once
   lone.push(await loneWaits);
@@ -134,7 +139,7 @@ test('a tenant alone runs up to its own bound past the shared one; a newcomer ge
   now = 10 + soloQuietMs;
   held(); // the waiter takes the freed shared slot
   const again = await heldBack;
-  // Quiet for soloQuietMs: alone again, past the shared bound up to its own.
+  // Quiet for soloQuietMs: alone again, past both bounds up to its alone bound.
   const moreAcquired = Array.from({ length: 5 }, () => guard.acquire('lone'));
   expect(guard.totals()).toEqual({ running: 6, waiting: 0 });
   const more = await Promise.all(moreAcquired);

@@ -63,7 +63,7 @@ test('a call over its tenant limits is refused (429, Retry-After) before its bod
 });
 
 test('a call holds its slot until answered; an event stream gives it back as the stream starts', async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 1, queuedMax: 1 });
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 1, aloneInFlightMax: 1, queuedMax: 1 });
   const app = express();
   app.use(requestAdmission({ guard, tenantOf: () => 't' }));
   let answerHeld: (() => void) | undefined;
@@ -92,7 +92,7 @@ test('a call holds its slot until answered; an event stream gives it back as the
 });
 
 test('a call whose client leaves while it waits for a slot gives the slot back once granted', async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 1, queuedMax: 4 });
+  const guard = new TenantLoadGuard({ ratePerSecond: 1000, burst: 1000, inFlightMax: 1, aloneInFlightMax: 1, queuedMax: 4 });
   const app = express();
   app.use(requestAdmission({ guard, tenantOf: () => 't' }));
   let answerHeld: (() => void) | undefined;
