@@ -41,7 +41,8 @@ export interface LoadLimits {
  * 16 running 3,662-5,425; 64 running 3,687-3,984, at more server CPU per call. 32 beat 16 in 5 of
  * 7 paired rounds (means 5,230 and 4,778), but inFlightMax also separates tenants once runningMax
  * (4 per core) reaches it, and the event loop is one thread whatever the core count: it stays 16,
- * and a tenant alone runs up to aloneInFlightMax, 32.
+ * and a tenant alone runs up to aloneInFlightMax, 32 (5 more paired rounds on 2026-11-29, with
+ * that bound alone changed: 32 won 3, medians 5,006 and 4,763).
  */
 export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, aloneInFlightMax: 32, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
 /**
