@@ -45,7 +45,7 @@ import { LeanMcpStdioClient } from './audit-stdio-client.js';
 import { auditCallerLoop } from './audit-workload.js';
 import { startModuleWorker } from '../storage/io/module-worker.js';
 import { freshPostgresDatabase, postgresService, s3Service, type S3Service } from '../test/support/services.js';
-import { baseEnv, repoRoot } from '../test/e2e/server-process.js';
+import { baseEnv, repoRoot, serverBin } from '../test/e2e/server-process.js';
 import type { Bench, BenchContext } from './bench.js';
 
 const callers = 64;
@@ -107,14 +107,14 @@ interface ServerChild {
 }
 
 /**
- * `node --import tsx server/cli/main.ts serve --http` on port 0, resolving once it listens
+ * `node bin/ioboxx-memory.js serve --http` (the built server, as users run it) on port 0, resolving once it listens
  * (after its control plane is ready); or `serve --stdio` with its stdin and stdout piped to this
  * process, resolving at once (a stdio server starts its control plane at the first tool call).
  */
 async function startServer(transport: AuditTransport, env: Record<string, string>, onWarning: (line: string) => void): Promise<ServerChild> {
   // Extra node flags for the server child, e.g. IOBOXX_BENCH_SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
   const nodeArgs = (process.env.IOBOXX_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join('server', 'cli', 'main.ts'), 'serve', `--${transport}`], {
+  const child = spawn(process.execPath, [...nodeArgs, serverBin, 'serve', `--${transport}`], {
     cwd: repoRoot,
     // The server runs as `npm start` runs it (huge pages for large buffers, when this run has them).
     env: { ...baseEnv(), ...(process.env.GLIBC_TUNABLES !== undefined && { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES }), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },

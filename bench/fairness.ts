@@ -21,15 +21,13 @@ import os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { baseEnv } from '../test/e2e/server-process.js';
+import { baseEnv, serverBin } from '../test/e2e/server-process.js';
 import { oidcEnvForIssuer, startOidcIssuer } from '../test/support/oidc-issuer.js';
 import type { Bench, BenchContext } from './bench.js';
 import { mcpHttpCaller, type McpHttpCaller } from './fairness-client.js';
 import { nowMs, Samples } from './stats.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** The server entry (a TypeScript source run with tsx): IOBOXX_BENCH_SERVER_MAIN swaps in another tree's, for A/B runs. */
-const serverMain = process.env.IOBOXX_BENCH_SERVER_MAIN ?? path.join(repoRoot, 'server', 'cli', 'main.ts');
 const quietCallers = 4;
 const floodCallers = 256;
 const floodSockets = 64;
@@ -54,9 +52,9 @@ interface FloodCounts {
   readonly firstFailure?: string;
 }
 
-/** `serve --http` from this tree's sources; resolves with its URL once the control plane is ready too. */
+/** `serve --http`, the built server as users run it (IOBOXX_E2E_SERVER_MAIN swaps in another tree's, for A/B runs); resolves with its URL once the control plane is ready too. */
 async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverMain, 'serve', '--http'], {
+  const child = spawn(process.execPath, [serverBin, 'serve', '--http'], {
     cwd: repoRoot,
     env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
