@@ -5,7 +5,7 @@
  * (`serve --stdio`, one connection carrying 64 calls at once, as one agent host does;
  * bench/audit-stdio-client.ts). The pipeline behind them is the same, so the pair shows what the
  * transport costs, with one difference: the HTTP server admits each call through its load guard
- * (server/ops/load-protection.ts; the bench's one tenant, alone, runs up to its default 16 calls at
+ * (server/ops/load-protection.ts; the bench's one tenant, alone, runs up to its default 32 calls at
  * once and the others wait in its queue), where stdio's one local connection has none.
  * IOBOXX_BENCH_AUDIT_TRANSPORT=http or stdio runs one of them.
  *

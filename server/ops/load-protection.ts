@@ -44,7 +44,9 @@ export interface LoadLimits {
  * and a tenant alone runs up to aloneInFlightMax, 32 (5 more paired rounds on 2026-11-29, with
  * that bound alone changed: 32 won 3, medians 5,006 and 4,763).
  */
-export const loadLimitsDefault: LoadLimits = { inFlightMax: 16, aloneInFlightMax: 32, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
+export const loadLimitsDefault: Omit<LoadLimits, 'aloneInFlightMax'> = { inFlightMax: 16, queuedMax: 256, ratePerSecond: 2000, burst: 4000 };
+/** Unless configured, a tenant alone may run this many times its inFlightMax. */
+export const aloneInFlightFactor = 2;
 /**
  * Calls running at once over all tenants, by default 4 per core (at least 8): enough to overlap
  * each core's work with fdatasync waits, few enough that a quiet tenant's call shares the loop
@@ -143,7 +145,8 @@ export class TenantLoadGuard {
 
   constructor(limits: Partial<LoadLimits> = {}, options: LoadGuardOptions = {}) {
     const merged = { ...loadLimitsDefault, ...limits };
-    this.limits = checkLoadLimits({ ...merged, aloneInFlightMax: limits.aloneInFlightMax ?? Math.min(loadLimitsCeiling.aloneInFlightMax, 2 * merged.inFlightMax) });
+    const aloneInFlightMax = merged.aloneInFlightMax ?? Math.min(loadLimitsCeiling.aloneInFlightMax, aloneInFlightFactor * merged.inFlightMax);
+    this.limits = checkLoadLimits({ ...merged, aloneInFlightMax });
     this.runningMax = options.runningMax ?? runningCallsMaxDefault;
     if (!Number.isInteger(this.runningMax) || this.runningMax < 1 || this.runningMax > runningCallsMaxCeiling) {
       throw new MemoryError('invalid_argument', `load limit runningMax = ${this.runningMax} is outside 1..${runningCallsMaxCeiling}`);
