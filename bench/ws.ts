@@ -25,6 +25,7 @@ import type { Bench, BenchContext } from './bench.js';
 import { Samples } from './stats.js';
 import { startModuleWorker } from '../storage/io/module-worker.js';
 import type { SubscribersResult, SubscribersSpec } from './ws-subscribers.js';
+import { decimalText } from './workload.js';
 
 const txPerSec = 1_000;
 const workersCount = 2;
@@ -123,7 +124,7 @@ export async function runScenario(ctx: BenchContext, scenario: Scenario, index: 
         const n = issued;
         const inWindow = performance.now() - startMs >= warmupMs;
         calls.push(
-          memory.store.call('object_put', { id: `o-${n}`, type: scenario.typeOf(n), attributes: { n } }, principal.caller).then(
+          memory.store.call('object_put', { id: 'o-' + decimalText(n), type: scenario.typeOf(n), attributes: { n } }, principal.caller).then(
             (done) => {
               if (!inWindow) return;
               ackedAtMs.set(done.offset, nowWallMs());

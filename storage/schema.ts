@@ -68,10 +68,10 @@ export function assertSchema(schema: TableSchema): void {
 /**
  * Checks and normalises one value for its column: -0 -> 0, integers must be safe
  * integers, NaN is refused in every numeric column, JSON is deep-copied (so a caller
- * cannot mutate a stored row) and its size bounded.
+ * cannot mutate a stored row) and its size bounded. `where` names the column in errors
+ * (`table.column`; the table makes it once per column).
  */
-export function normaliseValue(table: string, column: ColumnDef, value: unknown): Value {
-  const where = `${table}.${column.name}`;
+export function normaliseValue(where: string, column: ColumnDef, value: unknown): Value {
   if (value === null || value === undefined) {
     if (column.nullable) return null;
     throw new MemoryError('invalid_argument', `${where} is required`);

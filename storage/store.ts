@@ -132,6 +132,9 @@ export interface StoreApi {
 }
 
 export const pendingTxMaxDefault = 50_000;
+/** A call's options when it gives none: one shared object, not a new `{}` per call. */
+const noCallOptions: CallOptions = Object.freeze({});
+
 /** One group-commit batch holds at most this many frames / bytes. */
 export const batchTxMax = 4096;
 export const batchBytesMax = 8 * 1024 * 1024;
@@ -455,7 +458,7 @@ export class Store implements StoreApi {
 
   // ---------------------------------------------------------------- writes
 
-  call<R = unknown>(reducerName: string, args: unknown, caller: Caller, options: CallOptions = {}): Promise<CallResult<R>> {
+  call<R = unknown>(reducerName: string, args: unknown, caller: Caller, options: CallOptions = noCallOptions): Promise<CallResult<R>> {
     try {
       return this.callSync(reducerName, args, caller, options) as Promise<CallResult<R>>;
     } catch (error) {

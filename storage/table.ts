@@ -50,6 +50,9 @@ export class Table implements TableReader {
   private readonly keyColumns: readonly number[];
   /** Scratch for encoding a put row: filled, packed, never kept. */
   private readonly fieldsScratch: unknown[] = [];
+  /** `table.column` per column, for error messages: made once, not on every put. */
+  private readonly columnLabels: readonly string[];
+  private readonly columnNames: ReadonlySet<string>;
   /** The key the running arena compaction visits next (undefined: none runs). */
   private compactFrom: string | undefined;
   /** Rows replaced or removed during the running compaction since its last step. */
@@ -70,6 +73,8 @@ export class Table implements TableReader {
     this.keyColumns = primaryKeyColumnIndexes(schema);
     this.rowsMax = schema.rowsMax ?? rowsMaxDefault;
     this.keyParts = new Array<Value>(schema.primaryKey.length).fill(null);
+    this.columnLabels = schema.columns.map((c) => `${schema.name}.${c.name}`);
+    this.columnNames = new Set(schema.columns.map((c) => c.name));
     for (const def of schema.indexes ?? []) {
       const positions = def.columns.map((c) => schema.columns.findIndex((col) => col.name === c));
       const index: Index = { def, columns: def.columns, positions, parts: new Array<Value>(positions.length).fill(null), tree: newStringTree<string>() };
@@ -116,12 +121,16 @@ export class Table implements TableReader {
   /** Validate and normalise a caller-supplied row: every column, no unknown fields. */
   normalise(input: Record<string, unknown>): Row {
     for (const k of Object.keys(input)) {
-      if (!this.schema.columns.some((c) => c.name === k)) {
+      if (!this.columnNames.has(k)) {
         throw new MemoryError('invalid_argument', `${this.schema.name} has no column ${k}`);
       }
     }
     const row: Record<string, Value> = {};
-    for (const col of this.schema.columns) row[col.name] = normaliseValue(this.schema.name, col, input[col.name]);
+    const columns = this.schema.columns;
+    for (let i = 0; i < columns.length; i++) {
+      const col = columns[i]!;
+      row[col.name] = normaliseValue(this.columnLabels[i]!, col, input[col.name]);
+    }
     return Object.freeze(row);
   }
 
