@@ -36,6 +36,19 @@ interface TouchedKey {
 /** Up to this many touched keys are found by a linear scan; past it a map is built (most reducers touch 1-3 rows). */
 const touchedScanMax = 8;
 
+/**
+ * The list a transaction starts with, shared and frozen. An empty array literal grows a 17-slot
+ * store on its first push: ~150 bytes per list per call, for the one entry most reducers make.
+ */
+const noEntries: never[] = Object.freeze([]) as never[];
+
+/** `list` with `item` appended: the first item makes an exact one-slot array, later ones push. */
+function withEntry<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
+}
+
 export interface NetTableChanges {
   readonly table: string;
   readonly keyChanges: KeyChange[];
@@ -43,9 +56,9 @@ export interface NetTableChanges {
 
 export class Transaction implements ReducerContext {
   /** Touched keys in first-touch order; `touchedIndex` (table NUL key) joins it past touchedScanMax. */
-  private readonly touched: TouchedKey[] = [];
+  private touched: TouchedKey[] = noEntries;
   private touchedIndex: Map<string, TouchedKey> | undefined;
-  private readonly handles: TxTableWriter[] = [];
+  private handles: TxTableWriter[] = noEntries;
   private rng: (() => number) | undefined; // made on first use: most reducers never draw
 
   constructor(
@@ -71,7 +84,7 @@ export class Transaction implements ReducerContext {
     const table = this.tables.get(name);
     if (!table) throw new MemoryError('invalid_argument', `no table ${name}`);
     const handle = new TxTableWriter(table, this);
-    this.handles.push(handle);
+    this.handles = withEntry(this.handles, handle);
     return handle;
   }
 
@@ -105,7 +118,7 @@ export class Transaction implements ReducerContext {
   rollback(): void {
     for (const { table: name, key } of this.touched) this.tables.get(name)!.remove(key);
     for (const { table: name, key, old } of this.touched) if (old) this.tables.get(name)!.put(key, old);
-    this.touched.length = 0;
+    this.touched = noEntries;
     this.touchedIndex = undefined;
   }
 
@@ -128,7 +141,7 @@ export class Transaction implements ReducerContext {
       throw new MemoryError('limit_exceeded', `a transaction may change at most ${txRowChangesMax} rows`);
     }
     const entry: TouchedKey = { table: name, key, old, oldStored, row, rowStored };
-    this.touched.push(entry);
+    this.touched = withEntry(this.touched, entry);
     if (this.touchedIndex) this.touchedIndex.set(`${name}\u0000${key}`, entry);
     else if (this.touched.length > touchedScanMax) {
       // Table names never hold NUL, so table NUL key is unambiguous.

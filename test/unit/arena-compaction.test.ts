@@ -5,7 +5,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import { canonicalStateHash } from '../../storage/canonical.js';
 import { defineReducer, type StoreModule } from '../../storage/reducer.js';
-import { arenaChunksMax, arenaCompactionDeadBytesMin, RowArena } from '../../storage/row-arena.js';
+import { arenaChunksMax, arenaCompactionDeadBytesMin, RowArena, rowStart } from '../../storage/row-arena.js';
+import { packr } from '../../storage/row-codec.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
 import { Store } from '../../storage/store.js';
 import { Table } from '../../storage/table.js';
@@ -143,6 +144,36 @@ describe('arena compaction', () => {
     const fresh = new Table(notes);
     for (const row of model.values()) fresh.put(fresh.keyOf(row), row);
     expect(hashOf(table)).toBe(hashOf(fresh));
+  });
+
+  test('a remembered row end is never used for another row after its chunk is released and reused', () => {
+    const arena = new RowArena();
+    const pairs: TableSchema = { name: 'pairs', columns: [{ name: 'id', type: 'string' }, { name: 'text', type: 'string' }], primaryKey: ['id'] };
+    const encode = (i: number, text: string) => packr.pack([String(i).padStart(4, '0'), text]);
+    const put = (bytes: Uint8Array) => arena.copyIn(bytes, 0, bytes.length)!;
+    const endOf = (ref: number) => arena.rowEnd(arena.chunkOf(ref), rowStart(ref)) - rowStart(ref);
+    const shortBytes = encode(0, 'a'.repeat(30)).length;
+    const longBytes = encode(0, 'b'.repeat(90)).length;
+    // One chunk of short rows; the end of the one at a start long rows reach too is asked for last.
+    const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+    const shared = (shortBytes * longBytes) / gcd(shortBytes, longBytes);
+    const short = Array.from({ length: shared / shortBytes + 2 }, (_, i) => put(encode(i, 'a'.repeat(30))));
+    expect(new Set(short.map((ref) => arena.chunkOf(ref))).size).toBe(1);
+    const sharedShort = short.find((ref) => rowStart(ref) === shared)!;
+    for (const ref of short) expect(endOf(ref)).toBe(shortBytes);
+    expect(endOf(sharedShort)).toBe(shortBytes);
+    // Every row dies; a compaction with nothing live releases the chunk, kept as a spare.
+    for (const ref of short) arena.noteDead(ref);
+    arena.beginCompaction();
+    arena.endCompaction();
+    expect(arena.spareBytes).toBeGreaterThan(0);
+    // Long rows go into the same buffer: one of them starts where the remembered short row did.
+    const long = Array.from({ length: shared / longBytes + 2 }, (_, i) => put(encode(i, 'b'.repeat(90))));
+    const sharedLong = long.find((ref) => rowStart(ref) === shared)!;
+    expect(arena.chunkOf(sharedLong)).toBe(arena.chunkOf(sharedShort));
+    expect(endOf(sharedLong)).toBe(longBytes);
+    for (const ref of long) expect(endOf(ref)).toBe(longBytes);
+    long.forEach((ref, i) => expect(arena.decode(pairs, ref)).toEqual({ id: String(i).padStart(4, '0'), text: 'b'.repeat(90) }));
   });
 
   test('a pinned clone (a snapshot being written) keeps reading its rows; the old chunks go when the pin does', () => {
