@@ -52,6 +52,7 @@ export class Table implements TableReader {
   private readonly fieldsScratch: unknown[] = [];
   /** `table.column` per column, for error messages: made once, not on every put. */
   private readonly columnLabels: readonly string[];
+  /** The declared column names: normalise refuses any other field. */
   private readonly columnNames: ReadonlySet<string>;
   /** The key the running arena compaction visits next (undefined: none runs). */
   private compactFrom: string | undefined;
