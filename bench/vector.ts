@@ -10,12 +10,15 @@ import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { defineReducer, type StoreModule } from '../storage/reducer.js';
-import { Store } from '../storage/store.js';
 import { randomVectors, seededGaussian } from '../test/vector/vector-data.js';
-import { BestSlots } from '../tools/vector-best.js';
-import { VectorIndex } from '../tools/vector-index.js';
 import type { Bench, BenchContext } from './bench.js';
+import { importBuilt } from './built.js';
 import { nowMs, Samples } from './stats.js';
+
+// The store, the index and the exact scan's best-k are the built ones (bench/built.ts), as users run them.
+const { Store } = await importBuilt<typeof import('../storage/store.js')>('storage/store.js');
+const { BestSlots } = await importBuilt<typeof import('../tools/vector-best.js')>('tools/vector-best.js');
+const { VectorIndex } = await importBuilt<typeof import('../tools/vector-index.js')>('tools/vector-index.js');
 
 const dims = 384;
 const k = 10;
