@@ -17,8 +17,9 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
 import { inlineSyncTxMax } from './log/inline-sync.js';
-import { frameBytesMax, encodeFrameParts } from './log/frame.js';
-import { decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { frameBytesMax, encodeFrameParts, payloadOfFrame } from './log/frame.js';
+import { FrameTxRecord } from './log/frame-tx-record.js';
+import { decodeChanges, decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import type { ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
@@ -30,7 +31,7 @@ import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
 import { sumRowBytes, type RowBytes } from './row-arena.js';
-import { toTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
+import { fromTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
 export interface DerivedIndex {
@@ -160,9 +161,14 @@ interface Pending {
   /** performance.now() when the call began: its commit latency is measured from here. */
   readonly calledMs: number;
   readonly frame: Buffer;
-  readonly invocation: Invocation;
-  /** The row changes (TxRecord.changes are made from them only when a commit listener wants them). */
-  readonly net: NetTableChanges[];
+  /**
+   * The transaction's row changes, kept only when the store had subscribers at the call (they
+   * want them at the acknowledgement); otherwise decoded from the frame if ever needed (netOf).
+   * Why: everything a pending transaction holds survives a young-generation collection, and the
+   * rows and the records around them were most of it (~1.8 KB per transaction at 64 callers;
+   * scavenge pauses grow with what survives them, and they were the commit latency tail).
+   */
+  readonly net: NetTableChanges[] | undefined;
   readonly result: unknown;
   readonly resolve: (r: CallResult) => void;
   readonly reject: (e: unknown) => void;
@@ -535,7 +541,7 @@ export class Store implements StoreApi {
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
-      this.queue.push({ offset, calledMs, frame, invocation, net, result, resolve, reject });
+      this.queue.push({ offset, calledMs, frame, net: this.hub.size > 0 ? net : undefined, result, resolve, reject });
       this.kickWriter();
     });
   }
@@ -724,9 +730,10 @@ export class Store implements StoreApi {
   private acknowledge(batch: readonly Pending[]): void {
     for (const p of batch) p.resolve({ offset: p.offset, result: p.result, replayed: false });
     this.releaseWaiters();
-    for (const p of batch) this.hub.publish(p.offset, p.net);
+    if (this.hub.size > 0) for (const p of batch) this.hub.publish(p.offset, this.netOf(p));
     if (this.commitListeners.size > 0) {
-      const records = batch.map((p): TxRecord => ({ offset: p.offset, invocation: p.invocation, changes: toTableChanges(p.net) }));
+      // Decoded from the frames when a listener reads them: most read a few fields or nothing.
+      const records = batch.map((p): TxRecord => new FrameTxRecord(p.offset, p.frame, this.schemas));
       for (const listener of this.commitListeners) {
         try {
           listener(records);
@@ -759,20 +766,27 @@ export class Store implements StoreApi {
     });
   }
 
+  /** A pending transaction's row changes: its own records when kept, else decoded from its frame. */
+  private netOf(p: Pending): NetTableChanges[] {
+    return p.net ?? fromTableChanges(decodeChanges(p.offset, payloadOfFrame(p.frame, p.offset), this.schemas), this.keyOfRow);
+  }
+
+  private readonly keyOfRow = (table: string, row: Row): string => this.tables.get(table)!.keyOf(row);
+
   /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. */
   private rollbackPending(error: unknown): void {
     if (this.writtenTx !== 0) throw new Error(`rollback with ${this.writtenTx} transactions written and not acknowledged`);
     const pending = this.queue.splice(0, this.queue.length);
     for (let i = pending.length - 1; i >= 0; i--) {
-      const p = pending[i]!;
-      for (const { table, keyChanges } of p.net) {
+      const net = this.netOf(pending[i]!);
+      for (const { table, keyChanges } of net) {
         const t = this.tables.get(table)!;
         for (const c of keyChanges) {
           if (c.old) t.put(c.key, c.old);
           else t.remove(c.key);
         }
       }
-      this.applyDerived(p.net, 'undo');
+      this.applyDerived(net, 'undo');
     }
     this.applied = this.durable;
     const code = (error as NodeJS.ErrnoException).code;

@@ -247,16 +247,24 @@ class TxTableWriter implements TableWriter {
   }
 }
 
-/** The frame's form of net changes: deletes (old rows) and inserts (new rows), in key order. */
-export function toTableChanges(net: readonly NetTableChanges[]): TableChanges[] {
-  return net.map(({ table, keyChanges }) => {
-    const deletes: Row[] = [];
-    const inserts: Row[] = [];
-    for (const c of keyChanges) {
-      if (c.old) deletes.push(c.old);
-      if (c.row) inserts.push(c.row);
+/**
+ * A frame's changes (per table: deletes, then inserts, each in key order; changes.ts) as net
+ * changes per key, an old and a new row under one key making an update. For transactions whose
+ * own records were not kept (Store: a pending transaction keeps only its frame).
+ */
+export function fromTableChanges(changes: readonly TableChanges[], keyOf: (table: string, row: Row) => string): NetTableChanges[] {
+  return changes.map(({ table, deletes, inserts }) => {
+    const keyChanges: KeyChange[] = [];
+    let d = 0;
+    let i = 0;
+    while (d < deletes.length || i < inserts.length) {
+      const oldKey = d < deletes.length ? keyOf(table, deletes[d]!) : undefined;
+      const newKey = i < inserts.length ? keyOf(table, inserts[i]!) : undefined;
+      if (newKey === undefined || (oldKey !== undefined && oldKey < newKey)) keyChanges.push({ key: oldKey!, old: deletes[d++], row: undefined });
+      else if (oldKey === newKey) keyChanges.push({ key: newKey, old: deletes[d++], row: inserts[i++] });
+      else keyChanges.push({ key: newKey, old: undefined, row: inserts[i++] });
     }
-    return { table, deletes, inserts };
+    return { table, keyChanges };
   });
 }
 

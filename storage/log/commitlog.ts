@@ -29,8 +29,22 @@ export interface WrittenFrames {
   readonly writeMs: number;
 }
 
+/**
+ * The active segment's file handles: one writes (and syncs), a second only syncs. Why two: a
+ * page's writeback error is reported once per open file description, to the first fdatasync on
+ * it that checks. With batch N's and N+1's fdatasyncs running at once on one description, N+1's
+ * could take the error of N's pages and N's return success: N acknowledged, its frames lost.
+ * On two descriptions each fdatasync hears every error since its own last check (Linux errseq).
+ */
+interface ActiveSegment {
+  readonly writer: FileHandleLike;
+  readonly syncer: FileHandleLike;
+  /** Which handle each running fdatasync has: at most one per handle. */
+  readonly syncing: [boolean, boolean];
+}
+
 export class Commitlog {
-  private active: FileHandleLike | undefined;
+  private active: ActiveSegment | undefined;
   /** Byte after the last written frame of the active segment (>= its durable end). */
   private writtenEnd: number;
   /** Byte after the zeros written ahead of the active segment's frames (>= writtenEnd). */
@@ -60,7 +74,7 @@ export class Commitlog {
     const zeroTailBytes = last && scanned.zeroTail?.file === last.file ? scanned.zeroTail.bytes : 0;
     const log = new Commitlog(dir, fl, scanned.segments, nextOffset, segmentBytesMax, zeroTailBytes);
     if (log.segments.length === 0) await log.createSegment(nextOffset);
-    else log.active = await fl.open(log.last.file, 'r+');
+    else log.active = await openActive(fl, log.last.file, await fl.open(log.last.file, 'r+'));
     return log;
   }
 
@@ -103,7 +117,7 @@ export class Commitlog {
   write(frames: readonly Buffer[], count: number): WrittenFrames {
     if (frames.length !== count || count === 0) throw new Error(`commitlog write: ${frames.length} frames for count ${count}`);
     const segment = this.last;
-    const handle = this.active!;
+    const handle = this.active!.writer;
     const start = this.writtenEnd;
     const writeStartMs = performance.now();
     try {
@@ -148,15 +162,23 @@ export class Commitlog {
     }
   }
 
-  /** fdatasync of the active segment on the thread pool: covers every write that completed before it started. Never rejects. */
+  /**
+   * fdatasync of the active segment on the thread pool: covers every write that completed before
+   * it started. At most two at once, each on a handle of its own (ActiveSegment). Never rejects.
+   */
   async sync(): Promise<SyncOutcome> {
+    const active = this.active!;
+    const slot = active.syncing[0] ? 1 : 0;
+    if (active.syncing[slot]) throw new Error('commitlog: a third fdatasync while two are running');
+    active.syncing[slot] = true;
     const datasyncStartMs = performance.now();
     poolSyncStarted(this);
     try {
-      await this.active!.datasync();
+      await (slot === 0 ? active.writer : active.syncer).datasync();
     } catch (datasyncError) {
       return { datasyncError, datasyncMs: performance.now() - datasyncStartMs };
     } finally {
+      active.syncing[slot] = false;
       poolSyncSettled();
     }
     return { datasyncMs: performance.now() - datasyncStartMs };
@@ -169,8 +191,11 @@ export class Commitlog {
   syncInline(): SyncOutcome {
     const datasyncStartMs = performance.now();
     inlineSyncDone(this);
+    const active = this.active!;
     try {
-      this.active!.datasyncSync();
+      // Nothing else syncs now (the store's side of the inline rule): either handle hears every error.
+      if (active.syncing[0] || active.syncing[1]) throw new Error('commitlog: an inline fdatasync while one runs on the pool');
+      active.writer.datasyncSync();
     } catch (datasyncError) {
       return { datasyncError, datasyncMs: performance.now() - datasyncStartMs };
     }
@@ -203,10 +228,10 @@ export class Commitlog {
     const sealed = this.active;
     // A sealed segment ends at its last frame (a zero run in one is damage): cut, durably, before
     // the next segment exists. The cut segment is still a good active one if creating fails.
-    if (sealed) await this.cutZeroTail(sealed);
+    if (sealed) await this.cutZeroTail(sealed.writer);
     // Create first: if that fails (disk full) the active segment stays usable.
     await this.createSegment(this.nextOffsetValue);
-    await sealed?.close();
+    if (sealed) await closeActive(sealed);
   }
 
   /** Cut the active segment back to its written end (every frame of it durable) and sync the cut. */
@@ -220,6 +245,7 @@ export class Commitlog {
   private async createSegment(firstOffset: number): Promise<void> {
     const file = path.join(this.dir, segmentFileName(firstOffset));
     const handle = await this.fl.open(file, 'w');
+    let active: ActiveSegment;
     let zeroedEnd = segmentHeaderBytes;
     let fillFailed = false;
     try {
@@ -238,13 +264,14 @@ export class Commitlog {
       await handle.datasync();
       // A new file's name is not durable until its directory is fsync'ed.
       await this.fl.fsyncDir(this.dir);
+      active = await openActive(this.fl, file, handle);
     } catch (error) {
       await handle.close().catch(() => undefined);
       await this.fl.unlink(file).catch(() => undefined);
       throw error;
     }
     this.segments.push({ file, firstOffset, positions: new FramePositions(), end: segmentHeaderBytes });
-    this.active = handle;
+    this.active = active;
     this.writtenEnd = segmentHeaderBytes;
     this.zeroedEnd = zeroedEnd;
     this.zeroFillOff = fillFailed;
@@ -305,15 +332,28 @@ export class Commitlog {
 
   /** Close; with every written frame durable, first cut the zero tail so a closed log holds exactly its frames. */
   async close(): Promise<void> {
-    const handle = this.active;
+    const active = this.active;
     this.active = undefined;
-    if (!handle) return;
+    if (!active) return;
     try {
-      if (!this.hasUnsynced) await this.cutZeroTail(handle);
+      if (!this.hasUnsynced) await this.cutZeroTail(active.writer);
     } catch {
       // The zeros stay: the next open reads them as a clean end. Closing must still release the file.
     } finally {
-      await handle.close();
+      await closeActive(active);
     }
+  }
+}
+
+/** The active segment around its writer handle: a second, read-only one for fdatasyncs (ActiveSegment). */
+async function openActive(fl: FileLayer, file: string, writer: FileHandleLike): Promise<ActiveSegment> {
+  return { writer, syncer: await fl.open(file, 'r'), syncing: [false, false] };
+}
+
+async function closeActive(active: ActiveSegment): Promise<void> {
+  try {
+    await active.syncer.close();
+  } finally {
+    await active.writer.close();
   }
 }

@@ -87,3 +87,13 @@ export function decodeFrame(buf: Buffer, position: number): FrameRead {
     bytes: checked,
   };
 }
+
+/** The payload of one whole frame this process encoded, read back and checked (the other side of the boundary). */
+export function payloadOfFrame(frame: Buffer, offset: number): Buffer {
+  const read = decodeFrame(frame, 0);
+  if (!read.ok) throw new Error(`the frame of offset ${offset} does not read back: ${read.reason}`);
+  if (read.offset !== offset || read.bytes !== frame.length) {
+    throw new Error(`the frame of offset ${offset} reads back as offset ${read.offset}, ${read.bytes} of ${frame.length} bytes`);
+  }
+  return read.payload;
+}

@@ -21,12 +21,36 @@ export class FaultyFileLayer extends NodeFileLayer {
    * `syncInlineTxMax: 0`.
    */
   datasyncGate: Promise<void> | undefined;
+  /** Pool datasyncs take these in call order and wait for each (after datasyncGate): a test settles them in any order. */
+  datasyncGates: Promise<void>[] = [];
+  /** Lost writebacks reported so far (each description's datasync that heard one). */
+  writebackErrorsReported = 0;
+  /** Writeback errors recorded per file (loseWriteback). */
+  private readonly writebackErrors = new Map<string, number>();
   /** Sees every writev (bytes asked) and datasync, per file, before any injected failure. */
   observe: ((file: string, op: 'writev' | 'datasync', bytes: number) => void) | undefined;
+
+  /**
+   * A page of `file` failed its writeback, reported the way Linux does (errseq): once to each open
+   * file description, by its next datasync (on the pool or inline), which fails with EIO.
+   * Descriptions opened after the loss do not hear it.
+   */
+  loseWriteback(file: string): void {
+    this.writebackErrors.set(file, (this.writebackErrors.get(file) ?? 0) + 1);
+  }
 
   override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
     const inner = await super.open(file, flags);
     const layer = this;
+    let errorsHeard = layer.writebackErrors.get(file) ?? 0;
+    /** This description's check of the file's writeback errors: each is reported to it once. */
+    const checkWriteback = (): void => {
+      const errors = layer.writebackErrors.get(file) ?? 0;
+      if (errors === errorsHeard) return;
+      errorsHeard = errors;
+      layer.writebackErrorsReported++;
+      throw Object.assign(new Error('EIO: i/o error, fdatasync (writeback lost)'), { code: 'EIO' });
+    };
     return {
       get fd() {
         return inner.fd;
@@ -56,12 +80,15 @@ export class FaultyFileLayer extends NodeFileLayer {
       async datasync() {
         layer.observe?.(file, 'datasync', 0);
         if (layer.datasyncGate) await layer.datasyncGate;
+        const gate = layer.datasyncGates.shift();
+        if (gate) await gate;
         layer.datasyncCalls++;
         if (layer.datasyncFailures > 0) {
           layer.datasyncFailures--;
           throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
         }
-        return inner.datasync();
+        await inner.datasync();
+        checkWriteback();
       },
       datasyncSync() {
         layer.observe?.(file, 'datasync', 0);
@@ -73,6 +100,7 @@ export class FaultyFileLayer extends NodeFileLayer {
           throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
         }
         inner.datasyncSync();
+        checkWriteback();
       },
       truncate: (n) => inner.truncate(n),
       size: () => inner.size(),

@@ -1,7 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { batchCutTxMin, batchesInFlightMax, Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
@@ -68,6 +68,62 @@ describe('group commit pipeline', () => {
     const reopened = await Store.open({ dir: h.dir, module: counterModule });
     expect(reopened.stateHash()).toBe(hash);
     await reopened.close();
+  });
+
+  test('a subscriber and a commit listener that arrive while transactions wait for their fdatasync get them, read back from the frames', async () => {
+    const h = await openHeld();
+    await h.store.call('put', { id: 'a', type: 't', n: 1 }, testCaller);
+    h.hold();
+    const synced = h.next('datasync');
+    const update = h.store.call('put', { id: 'a', type: 't', n: 2, attributes: { k: [1, 'x'] } }, testCaller);
+    const remove = h.store.call('del', { id: 'a' }, testCaller);
+    const insert = h.store.call('put', { id: 'b', type: 'u', n: 3 }, testCaller);
+    await synced;
+    const events: unknown[] = [];
+    const records: { offset: number; reducer: string; args: unknown; tables: string[] }[] = [];
+    h.store.subscribe('objects', () => true, (offset, changes) => events.push({ offset, changes }));
+    h.store.onCommit((txs) => {
+      for (const tx of txs) records.push({ offset: tx.offset, reducer: tx.invocation.reducer, args: tx.invocation.args, tables: tx.changes.map((c) => c.table) });
+    });
+    h.release();
+    await Promise.all([update, remove, insert]);
+    const a1 = { id: 'a', type: 't', n: 1, attributes: {} };
+    const a2 = { id: 'a', type: 't', n: 2, attributes: { k: [1, 'x'] } };
+    expect(events).toEqual([
+      { offset: 1, changes: [{ kind: 'update', oldRow: a1, row: a2 }] },
+      { offset: 2, changes: [{ kind: 'delete', oldRow: a2 }] },
+      { offset: 3, changes: [{ kind: 'insert', row: { id: 'b', type: 'u', n: 3, attributes: {} } }] },
+    ]);
+    expect(records).toEqual([
+      { offset: 1, reducer: 'put', args: { id: 'a', type: 't', n: 2, attributes: { k: [1, 'x'] } }, tables: ['objects'] },
+      { offset: 2, reducer: 'del', args: { id: 'a' }, tables: ['objects'] },
+      { offset: 3, reducer: 'put', args: { id: 'b', type: 'u', n: 3, attributes: {} }, tables: ['objects'] },
+    ]);
+    await h.store.close();
+  });
+
+  test('a lost writeback is heard by the fdatasync of the batch it hit, even when a newer batch\'s fdatasync heard it first', async () => {
+    const h = await openHeld();
+    const release: (() => void)[] = [];
+    h.fl.datasyncGates.push(new Promise((r) => release.push(r)), new Promise((r) => release.push(r)));
+    const settled = (p: Promise<unknown>) => p.then(() => 'acknowledged', (error: { code?: string }) => error.code);
+    const olderSync = h.next('datasync');
+    const older = settled(h.store.call('put', { id: 'a', type: 't', n: 1 }, testCaller));
+    await olderSync;
+    const newerSync = h.next('datasync');
+    const newer = settled(h.store.call('put', { id: 'b', type: 't', n: 2 }, testCaller));
+    await newerSync;
+    const logDir = path.join(h.dir, 'log');
+    const [segment] = readdirSync(logDir).filter((f) => f.endsWith('.log'));
+    // A page of the older batch failed its writeback; the newer batch's fdatasync checks first.
+    h.fl.loseWriteback(path.join(logDir, segment!));
+    release[1]!();
+    await vi.waitFor(() => expect(h.fl.writebackErrorsReported).toBe(1));
+    release[0]!();
+    expect(await older).toBe('store_failed');
+    expect(await newer).toBe('store_failed');
+    expect(h.store.durableOffset).toBe(-1);
+    await h.store.close();
   });
 
   test('ENOSPC on a batch written behind one still syncing: the earlier is acknowledged, the later rolled back', async () => {

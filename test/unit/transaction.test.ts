@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import type { TableSchema } from '../../storage/schema.js';
 import { Table } from '../../storage/table.js';
-import { toTableChanges, Transaction } from '../../storage/transaction.js';
+import { decodeChanges, encodeStoredChanges } from '../../storage/log/payload.js';
+import { fromTableChanges, Transaction } from '../../storage/transaction.js';
 
 const items: TableSchema = {
   name: 'items',
@@ -47,7 +48,7 @@ describe('transaction', () => {
     expect(tables.get('items')!.size).toBe(0);
   });
 
-  test('read then write of the same key records the row the table held, and the frame form splits it', () => {
+  test('read then write of the same key records the row the table held and the last row written', () => {
     const tables = tablesWith((t) => {
       const table = t.get('items')!;
       table.put(table.keyOf({ id: 'a', n: 1 }), Object.freeze({ id: 'a', n: 1 }));
@@ -62,8 +63,32 @@ describe('transaction', () => {
     items.delete(['a']);
     expect(() => items.update({ id: 'a', n: 4 })).toThrow(/no row/);
     items.insert({ id: 'a', n: 5 });
-    const [change] = toTableChanges(tx.netChanges());
-    expect(change).toEqual({ table: 'items', deletes: [{ id: 'a', n: 1 }], inserts: [{ id: 'a', n: 5 }] });
+    const [change] = tx.netChanges();
+    expect(change!.table).toBe('items');
+    expect(change!.keyChanges.map(({ old, row }) => ({ old, row }))).toEqual([{ old: { id: 'a', n: 1 }, row: { id: 'a', n: 5 } }]);
+  });
+
+  test('net changes read back from the frame are the transaction\'s own: inserts, updates and deletes per key', () => {
+    const tables = tablesWith((t) => {
+      const table = t.get('items')!;
+      for (const id of ['b', 'd', 'f', 'h']) table.put(table.keyOf({ id, n: 0 }), Object.freeze({ id, n: 0 }));
+    });
+    const tx = new Transaction(tables, caller, 1_000, 0);
+    const writer = tx.table('items');
+    writer.delete(['b']); // only a delete
+    writer.upsert({ id: 'c', n: 3 }); // only an insert, between two deletes
+    writer.delete(['d']);
+    writer.update({ id: 'f', n: 6 }); // an update
+    writer.insert({ id: 'g', n: 7 });
+    writer.delete(['h']); // the last key a delete
+    tx.table('notes').insert({ id: 1, text: 'x' });
+    const net = tx.netChanges();
+    const schemas = new Map([...tables].map(([name, t]) => [name, t.schema]));
+    const frameForm = decodeChanges(0, encodeStoredChanges(net, tables), schemas);
+    const readBack = fromTableChanges(frameForm, (table, row) => tables.get(table)!.keyOf(row));
+    const plain = (n: typeof net) => n.map(({ table, keyChanges }) => ({ table, keyChanges: keyChanges.map(({ key, old, row }) => ({ key, old, row })) }));
+    expect(readBack.map((t) => t.keyChanges.map((c) => `${c.old ? 'old' : '-'}/${c.row ? 'new' : '-'}`))).toEqual([['old/-', '-/new', 'old/-', 'old/new', '-/new', 'old/-'], ['-/new']]);
+    expect(plain(readBack)).toEqual(plain(net));
   });
 
   test('rollback restores every table and index to the state before the reducer ran', () => {
