@@ -8,12 +8,14 @@
 import type { Invocation, TableChanges, TxRecord } from '../changes.js';
 import type { TableSchema } from '../schema.js';
 import { payloadOfFrame } from './frame.js';
-import { decodePayload } from './payload.js';
+import { decodeChanges, decodeInvocation } from './payload.js';
 
 export class FrameTxRecord implements TxRecord {
   readonly #frame: Buffer;
   readonly #schemas: ReadonlyMap<string, TableSchema>;
-  #decoded: TxRecord | undefined;
+  #payload: Buffer | undefined;
+  #invocation: Invocation | undefined;
+  #changes: readonly TableChanges[] | undefined;
 
   constructor(readonly offset: number, frame: Buffer, schemas: ReadonlyMap<string, TableSchema>) {
     this.#frame = frame;
@@ -21,18 +23,19 @@ export class FrameTxRecord implements TxRecord {
   }
 
   get invocation(): Invocation {
-    return this.#record().invocation;
+    return (this.#invocation ??= decodeInvocation(this.offset, this.#readPayload()));
   }
 
+  /** Decoded apart from the invocation: change feeds read only these. */
   get changes(): readonly TableChanges[] {
-    return this.#record().changes;
+    return (this.#changes ??= decodeChanges(this.offset, this.#readPayload(), this.#schemas));
   }
 
   toJSON(): TxRecord {
-    return this.#record();
+    return { offset: this.offset, invocation: this.invocation, changes: this.changes };
   }
 
-  #record(): TxRecord {
-    return (this.#decoded ??= decodePayload(this.offset, payloadOfFrame(this.#frame, this.offset), this.#schemas));
+  #readPayload(): Buffer {
+    return (this.#payload ??= payloadOfFrame(this.#frame, this.offset));
   }
 }

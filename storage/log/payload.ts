@@ -187,16 +187,21 @@ export function decodeChangesAt(offset: number, buf: Buffer, start: number, end:
 }
 
 export function decodePayload(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TxRecord {
-  const values = rowUnpackr.unpackMultiple(payload) as unknown[];
-  if (values.length !== 2) throw new Error(`payload at offset ${offset}: ${values.length} values, expected 2`);
-  const changes = changesOf(offset, values[0], schemas);
-  const inv = values[1] as unknown[];
+  return { offset, invocation: decodeInvocation(offset, payload), changes: decodeChanges(offset, payload, schemas) };
+}
+
+/** The invocation alone: it follows the changes, whose extent is found without decoding them. */
+export function decodeInvocation(offset: number, payload: Uint8Array): Invocation {
+  const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const changesEnd = msgpackValueEnd(buf, 0, buf.length);
+  if (changesEnd === undefined || changesEnd >= buf.length) throw new Error(`payload at offset ${offset}: no invocation after the changes`);
+  // Strict: msgpackr refuses bytes left after the one value.
+  const inv = rowUnpackr.unpack(buf, { start: changesEnd, end: buf.length }) as unknown;
   if (!Array.isArray(inv) || inv.length !== 5) throw new Error(`payload at offset ${offset}: malformed invocation`);
   const [reducer, args, caller, timestampMs, idempotencyKey] = inv as [string, unknown, Caller, number, string | null];
-  const invocation: Invocation = idempotencyKey === null
+  return idempotencyKey === null
     ? { reducer, args, caller, timestampMs }
     : { reducer, args, caller, timestampMs, idempotencyKey };
-  return { offset, invocation, changes };
 }
 
 function changesOf(offset: number, head: unknown, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
