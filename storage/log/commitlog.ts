@@ -169,9 +169,12 @@ export class Commitlog {
   async sync(): Promise<SyncOutcome> {
     const active = this.active!;
     const slot = active.syncing[0] ? 1 : 0;
-    if (active.syncing[slot]) throw new Error('commitlog: a third fdatasync while two are running');
-    active.syncing[slot] = true;
     const datasyncStartMs = performance.now();
+    if (active.syncing[slot]) {
+      // The store keeps at most two batches in flight: a third is a bug, and fails the store rather than share a description.
+      return { datasyncError: new Error('commitlog: a third fdatasync while two are running'), datasyncMs: 0 };
+    }
+    active.syncing[slot] = true;
     poolSyncStarted(this);
     try {
       await (slot === 0 ? active.writer : active.syncer).datasync();
