@@ -3,7 +3,8 @@
  * read. The store hands these to commit listeners instead of keeping each transaction's
  * invocation and rows until its acknowledgement (store.ts, Pending.net): a listener that reads
  * nothing costs nothing, and one that reads gets what replay and readTx would give.
- * `invocation` and `changes` are getters: read them, do not spread the record.
+ * `invocation` and `changes` are getters: read them, do not spread the record. Read them in the
+ * listener: a record kept holds its frame, a slice that keeps a shared 8 KiB pool buffer alive.
  */
 import type { Invocation, TableChanges, TxRecord } from '../changes.js';
 import type { TableSchema } from '../schema.js';
