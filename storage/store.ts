@@ -17,9 +17,9 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
 import { inlineSyncTxMax } from './log/inline-sync.js';
-import { frameBytesMax, encodeFrameParts, payloadOfFrame } from './log/frame.js';
+import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
-import { decodeChanges, decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import type { ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
@@ -768,7 +768,7 @@ export class Store implements StoreApi {
 
   /** A pending transaction's row changes: its own records when kept, else decoded from its frame. */
   private netOf(p: Pending): NetTableChanges[] {
-    return p.net ?? fromTableChanges(decodeChanges(p.offset, payloadOfFrame(p.frame, p.offset), this.schemas), this.keyOfRow);
+    return p.net ?? fromTableChanges(new FrameTxRecord(p.offset, p.frame, this.schemas).changes, this.keyOfRow);
   }
 
   private readonly keyOfRow = (table: string, row: Row): string => this.tables.get(table)!.keyOf(row);

@@ -170,9 +170,14 @@ function writeArrayHeader(buf: Buffer, p: number, n: number): number {
   return p + 5;
 }
 
+/** The same bytes as a Buffer, without a copy. */
+function bufferView(payload: Uint8Array): Buffer {
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
 /** The row changes alone (replay): the invocation that follows them is not decoded. */
 export function decodeChanges(offset: number, payload: Uint8Array, schemas: ReadonlyMap<string, TableSchema>): TableChanges[] {
-  const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const buf = bufferView(payload);
   return decodeChangesAt(offset, buf, 0, buf.length, schemas);
 }
 
@@ -192,7 +197,7 @@ export function decodePayload(offset: number, payload: Uint8Array, schemas: Read
 
 /** The invocation alone: it follows the changes, whose extent is found without decoding them. */
 export function decodeInvocation(offset: number, payload: Uint8Array): Invocation {
-  const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const buf = bufferView(payload);
   const changesEnd = msgpackValueEnd(buf, 0, buf.length);
   if (changesEnd === undefined || changesEnd >= buf.length) throw new Error(`payload at offset ${offset}: no invocation after the changes`);
   // Strict: msgpackr refuses bytes left after the one value.

@@ -6,6 +6,11 @@
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
 
+/** The error a real fdatasync gives for a failed writeback. */
+function eio(what: string): Error {
+  return Object.assign(new Error(`EIO: i/o error, ${what}`), { code: 'EIO' });
+}
+
 export class FaultyFileLayer extends NodeFileLayer {
   /** Fail the next N writev calls with ENOSPC (each after writing half its bytes). */
   enospcWrites = 0;
@@ -49,7 +54,7 @@ export class FaultyFileLayer extends NodeFileLayer {
       if (errors === errorsHeard) return;
       errorsHeard = errors;
       layer.writebackErrorsReported++;
-      throw Object.assign(new Error('EIO: i/o error, fdatasync (writeback lost)'), { code: 'EIO' });
+      throw eio('fdatasync (writeback lost)');
     };
     return {
       get fd() {
@@ -85,7 +90,7 @@ export class FaultyFileLayer extends NodeFileLayer {
         layer.datasyncCalls++;
         if (layer.datasyncFailures > 0) {
           layer.datasyncFailures--;
-          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+          throw eio('fdatasync');
         }
         await inner.datasync();
         checkWriteback();
@@ -97,7 +102,7 @@ export class FaultyFileLayer extends NodeFileLayer {
         layer.datasyncInlineCalls++;
         if (layer.datasyncFailures > 0) {
           layer.datasyncFailures--;
-          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+          throw eio('fdatasync');
         }
         inner.datasyncSync();
         checkWriteback();
