@@ -32,9 +32,10 @@ export class DamagedStore extends Error {
     readonly file: string,
     readonly position: number,
     readonly reason: string,
-    readonly repair = 'ioboxx-memory store repair DIR',
+    /** What the operator can do about it. */
+    readonly hint = 'run `ioboxx-memory store repair` on the store directory (it moves the damaged part aside and says what it dropped)',
   ) {
-    super(`damaged store: ${file} at byte ${position}: ${reason}. Repair with \`${repair}\``);
+    super(`damaged store: ${file} at byte ${position}: ${reason}; ${hint}`);
     this.name = 'DamagedStore';
   }
 }

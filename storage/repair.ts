@@ -1,14 +1,17 @@
 /**
- * `store repair`: when a sealed segment is damaged the store refuses to open. Repair cuts
- * the log at the first damage: the damaged segment's rest and every later segment are moved
- * aside (never deleted) into `log/repair-<time>/`, and the report says how many
- * transactions were dropped. Snapshots past the new log end are moved aside too.
+ * `store repair`: when the log is damaged the store refuses to open. Repair cuts the log at the
+ * first damage: the damaged segment's rest and every later segment are moved aside (never
+ * deleted) into `log/repair-<time>/`, and the report says how many transactions were dropped.
+ * Snapshots past the new log end, and a clean-close checkpoint that no longer describes the
+ * log, are moved aside too: both are evidence of acknowledged transactions the log lost, and
+ * the open refuses while they stay. Repair holds the store's LOCK: never beside a live writer.
  */
 import * as path from 'node:path';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
-import { findDamage, listSegments } from './log/recovery.js';
+import { findDamage, keepAsideAndCut, listSegments } from './log/recovery.js';
 import { listSnapshots } from './snapshot/reader.js';
+import { takeStoreLock } from './store-lock.js';
 
 export interface RepairReport {
   readonly damaged: boolean;
@@ -22,43 +25,87 @@ export interface RepairReport {
   readonly movedAside: string[];
 }
 
+/** The clean-close checkpoint (store.ts writes it): repair reads only its offset. */
+const checkpointFileName = 'checkpoint.json';
+
 export async function repairStore(dir: string, nowMs: number, fl: FileLayer = nodeFileLayer): Promise<RepairReport> {
+  const release = await takeStoreLock(dir, fl);
+  try {
+    return await repairLocked(dir, nowMs, fl);
+  } finally {
+    await release();
+  }
+}
+
+async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<RepairReport> {
   const logDir = path.join(dir, 'log');
-  const { damage, lastOffsetSeen } = await findDamage(logDir, fl);
-  if (!damage) return { damaged: false, droppedTransactions: 0, movedAside: [] };
+  const { damage, lastOffsetSeen, endBeforeDamage } = await findDamage(logDir, fl);
+  // With no log at all there is no end to be past (the open loads the newest snapshot alone).
+  const logExists = (await listSegments(logDir, fl)).length > 0;
+  const snapshotsPast = logExists ? (await listSnapshots(dir, fl)).filter((ref) => ref.offset > endBeforeDamage) : [];
+  const checkpoint = logExists ? await checkpointOffset(logDir, fl) : undefined;
+  // A checkpoint past the end is lost work; after a cut it no longer describes the log either.
+  const checkpointStale = checkpoint !== undefined && (damage !== undefined || checkpoint > endBeforeDamage);
+  if (!damage && snapshotsPast.length === 0 && !checkpointStale) return { damaged: false, droppedTransactions: 0, movedAside: [] };
+
   const asideDir = path.join(logDir, `repair-${nowMs}`);
   await fl.mkdirp(asideDir);
   const movedAside: string[] = [];
-  const buf = await fl.readFile(damage.file);
-  await fl.writeFileDurable(path.join(asideDir, `${path.basename(damage.file)}.from-${damage.position}`), buf.subarray(damage.position));
-  movedAside.push(`${damage.file} from byte ${damage.position}`);
-  if (damage.position === 0) {
-    await fl.unlink(damage.file);
-  } else {
-    const handle = await fl.open(damage.file, 'r+');
-    try {
-      await handle.truncate(damage.position);
-      await handle.datasync();
-    } finally {
-      await handle.close();
+  if (damage) {
+    const keptAt = path.join(asideDir, `${path.basename(damage.file)}.from-${damage.position}`);
+    await keepAsideAndCut(fl, damage.file, await fl.readFile(damage.file), damage.position, keptAt);
+    movedAside.push(`${damage.file} from byte ${damage.position}`);
+    // Every segment after the damaged one in log order (a foreign one may carry any offset).
+    const segments = await listSegments(logDir, fl);
+    const damagedAt = segments.findIndex((segment) => segment.file === damage.file);
+    for (const { file } of damagedAt < 0 ? [] : segments.slice(damagedAt + 1)) {
+      await fl.rename(file, path.join(asideDir, path.basename(file)));
+      movedAside.push(file);
     }
   }
-  for (const { file, firstOffset } of await listSegments(logDir, fl)) {
-    if (firstOffset <= damage.offset || file === damage.file) continue;
-    await fl.rename(file, path.join(asideDir, path.basename(file)));
-    movedAside.push(file);
+  for (const ref of snapshotsPast) {
+    await fl.rename(ref.dir, path.join(asideDir, `snapshot-${path.basename(ref.dir)}`));
+    movedAside.push(ref.dir);
   }
-  for (const ref of await listSnapshots(dir, fl)) {
-    if (ref.offset >= damage.offset) {
-      await fl.rename(ref.dir, path.join(asideDir, `snapshot-${path.basename(ref.dir)}`));
-      movedAside.push(ref.dir);
-    }
+  if (checkpointStale) {
+    await fl.rename(path.join(logDir, checkpointFileName), path.join(asideDir, checkpointFileName));
+    movedAside.push(path.join(logDir, checkpointFileName));
   }
   await fl.fsyncDir(asideDir);
   await fl.fsyncDir(logDir);
-  const droppedThrough = Math.max(lastOffsetSeen, damage.offset);
+  await fl.fsyncDir(path.join(dir, 'snapshots')).catch(() => undefined); // none when the store never took one
+
+  // What the log, the snapshots and the checkpoint show was there: everything past the new end is gone.
+  const droppedThrough = Math.max(lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
+  const droppedTransactions = Math.max(0, droppedThrough - endBeforeDamage);
+  const where = damage ?? (await logEnd(logDir, fl));
+  const reason = damage?.reason ?? `the log ends at offset ${endBeforeDamage}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged`;
   return {
-    damaged: true, file: damage.file, position: damage.position, reason: damage.reason,
-    droppedFrom: damage.offset, droppedThrough, droppedTransactions: droppedThrough - damage.offset + 1, movedAside,
+    damaged: true, file: where.file, position: where.position, reason,
+    ...(droppedTransactions > 0 ? { droppedFrom: endBeforeDamage + 1, droppedThrough } : {}),
+    droppedTransactions, movedAside,
   };
+}
+
+async function checkpointOffset(logDir: string, fl: FileLayer): Promise<number | undefined> {
+  const file = path.join(logDir, checkpointFileName);
+  if (!(await fl.exists(file))) return undefined;
+  try {
+    const offset = (JSON.parse((await fl.readFile(file)).toString('utf8')) as { offset?: unknown }).offset;
+    return Number.isSafeInteger(offset) ? (offset as number) : undefined;
+  } catch {
+    return undefined; // the open ignores an unreadable checkpoint too
+  }
+}
+
+/** The last segment's file and size: where a log that lost its tail now ends. */
+async function logEnd(logDir: string, fl: FileLayer): Promise<{ file: string; position: number }> {
+  const last = (await listSegments(logDir, fl)).at(-1);
+  if (!last) return { file: logDir, position: 0 };
+  const handle = await fl.open(last.file, 'r');
+  try {
+    return { file: last.file, position: await handle.size() };
+  } finally {
+    await handle.close();
+  }
 }

@@ -8,7 +8,6 @@
  *  - honest failure: a failed fdatasync fails the store; a failed write (ENOSPC) rolls back
  *    every unacknowledged transaction and the store keeps serving.
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
@@ -21,12 +20,13 @@ import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
 import { decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
-import type { ScannedLog } from './log/recovery.js';
+import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention } from './snapshot/retention.js';
 import { writeSnapshot } from './snapshot/writer.js';
+import { takeStoreLock } from './store-lock.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
@@ -147,6 +147,10 @@ export const batchesInFlightMax = 2;
  * disk should sync the first of them while the rest are computed. Fewer wait for the end of the tick.
  */
 export const batchCutTxMin = 32;
+// Recovery cuts a bad tail only within what a crash can leave unsynced (log/recovery.ts): the batches in flight must fit in it.
+if (batchesInFlightMax * batchTxMax > unsyncedFramesMax || batchesInFlightMax * Math.max(batchBytesMax, frameBytesMax) > unsyncedBytesMax) {
+  throw new Error('group-commit limits exceed what recovery counts as unsynced');
+}
 /** Snapshots kept (and the log since the older one), so a damaged newest falls back. */
 export const snapshotsKept = 2;
 
@@ -198,9 +202,20 @@ export interface OpenReport {
   readonly checkpointVerified: boolean;
 }
 
-/** Holds the pid of the process that has the store open (tenants list reads it). */
-export const lockFileName = 'LOCK';
 const checkpointFileName = 'checkpoint.json';
+
+/** Written by a clean close: the last offset and the state hash there. */
+interface Checkpoint {
+  readonly offset: number;
+  readonly stateHash: string;
+}
+
+/** The open refuses: the log ends before `offset`, which `evidence` shows was acknowledged. */
+function lostAcknowledged(recovery: LogRecovery, offset: number, evidence: string): DamagedStore {
+  const end = recovery.end;
+  const why = end.torn ? `the last segment has a bad frame here (${end.torn})` : 'the log ends here';
+  return new DamagedStore(end.file, end.position, `${why}, at offset ${recovery.lastOffset}, but ${evidence}: transactions ${recovery.lastOffset + 1}..${offset} were acknowledged and are not in the log`);
+}
 
 export class Store implements StoreApi {
   private readonly tables = new Map<string, Table>();
@@ -238,6 +253,8 @@ export class Store implements StoreApi {
   private lastSnapshotHash: string | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly fl: FileLayer;
+  /** Releases the directory's LOCK (store-lock.ts); set by the open. */
+  private releaseLock: () => Promise<void> = async () => undefined;
   private readonly clock: () => number;
   private readonly pendingTxMax: number;
   private readonly syncInlineTxMax: number;
@@ -299,13 +316,18 @@ export class Store implements StoreApi {
   private async recover(): Promise<void> {
     const fl = this.fl;
     await fl.mkdirp(this.logDir);
-    await this.takeLock();
+    this.releaseLock = await takeStoreLock(this.dir, fl);
     let recovery: LogRecovery | undefined;
     try {
       const progress = this.options.onProgress;
       // The last segment first: its end decides which snapshots are usable; the rest is checked as it is replayed.
       recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', onProgress: (d, t) => progress?.('scan', d, t) });
-      const { loaded, skipped } = await this.loadNewestSnapshot(recovery.lastOffset, recovery.logFirst, recovery.logExists);
+      // Nothing is cut before these checks: a log that ends short of what was acknowledged is damage, not a torn write.
+      const checkpoint = await this.readCheckpoint();
+      if (checkpoint && checkpoint.offset > recovery.lastOffset) {
+        throw lostAcknowledged(recovery, checkpoint.offset, `the store was closed cleanly at offset ${checkpoint.offset} (${checkpointFileName})`);
+      }
+      const { loaded, skipped } = await this.loadNewestSnapshot(recovery);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
         this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name), loaded?.arenas.get(schema.name)));
@@ -324,7 +346,7 @@ export class Store implements StoreApi {
       }
       // With nothing replayed the state IS the loaded snapshot, whose file hash was just proven.
       const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
-      const checkpointVerified = await this.verifyCheckpoint(provenHash);
+      const checkpointVerified = await this.verifyCheckpoint(checkpoint, provenHash);
       this.lastSnapshotOffset = snapshotOffset;
       this.lastSnapshotHash = loaded?.manifest.stateHash;
       this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, ...(scanned.torn ? { torn: scanned.torn } : {}) };
@@ -343,14 +365,15 @@ export class Store implements StoreApi {
     }
   }
 
-  private async loadNewestSnapshot(logLast: number, logFirst: number, logExists: boolean): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
+  private async loadNewestSnapshot(recovery: LogRecovery): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
+    const { lastOffset: logLast, logFirst, logExists } = recovery;
     const skipped: string[] = [];
     const refs: SnapshotRef[] = await listSnapshots(this.dir, this.fl);
     for (const ref of refs) {
-      // A snapshot past the durable log end describes work that was never acknowledged.
+      // A snapshot is written only once its offset is durable (snapshot/writer.ts): the log held
+      // every frame up to it. A log that ends before it lost acknowledged transactions.
       if (logExists && ref.offset > logLast) {
-        skipped.push(`${ref.dir}: offset ${ref.offset} is past the log end ${logLast}`);
-        continue;
+        throw lostAcknowledged(recovery, ref.offset, `snapshot ${path.basename(ref.dir)} was taken at offset ${ref.offset}, once it was durable`);
       }
       if (logExists && ref.offset + 1 < logFirst) {
         skipped.push(`${ref.dir}: the log no longer reaches back to offset ${ref.offset + 1}`);
@@ -367,7 +390,7 @@ export class Store implements StoreApi {
     if (logExists && logFirst > 0) {
       throw new DamagedStore(path.join(this.dir, 'snapshots'), 0,
         `no valid snapshot, and the log starts at offset ${logFirst}: ${skipped.join('; ') || 'no snapshots'}`,
-        `restore from a backup, or repair the newest snapshot`);
+        'restore the store from a backup (`ioboxx-memory restore`), or put a valid snapshot back in snapshots/');
     }
     return { skipped };
   }
@@ -423,43 +446,43 @@ export class Store implements StoreApi {
     };
   }
 
-  private async verifyCheckpoint(provenHash: string | undefined): Promise<boolean> {
+  /** The checkpoint a clean close left (offset + state hash); a file that does not parse counts as none. */
+  private async readCheckpoint(): Promise<Checkpoint | undefined> {
     const file = path.join(this.logDir, checkpointFileName);
-    if (!(await this.fl.exists(file))) return false;
-    let checkpoint: { offset: number; stateHash: string };
+    if (!(await this.fl.exists(file))) return undefined;
     try {
-      checkpoint = JSON.parse((await this.fl.readFile(file)).toString('utf8')) as { offset: number; stateHash: string };
+      const parsed = JSON.parse((await this.fl.readFile(file)).toString('utf8')) as Partial<Checkpoint>;
+      if (Number.isSafeInteger(parsed.offset) && typeof parsed.stateHash === 'string') return { offset: parsed.offset!, stateHash: parsed.stateHash };
     } catch {
-      return false;
+      // unreadable: as good as absent (removed below, so it is not read again)
     }
-    // Only valid for exactly the state it was written at; later frames make it stale.
-    await this.fl.unlink(file);
-    if (checkpoint.offset !== this.applied) return false;
-    const hash = provenHash ?? this.stateHash();
-    if (hash !== checkpoint.stateHash) {
-      throw new DamagedStore(file, 0, `state hash after recovery ${hash} differs from the hash ${checkpoint.stateHash} recorded at offset ${checkpoint.offset}`);
-    }
-    return true;
+    await this.removeCheckpoint();
+    return undefined;
   }
 
-  private async takeLock(): Promise<void> {
-    const file = path.join(this.dir, lockFileName);
-    if (await this.fl.exists(file)) {
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new MemoryError('conflict', `store ${this.dir} is open in process ${pid}`, 'stop that process first');
-      }
-      if (pid === process.pid && openDirs.has(path.resolve(this.dir))) {
-        throw new MemoryError('conflict', `store ${this.dir} is already open in this process`);
+  /**
+   * The recovered state must hash to what the clean close recorded. A mismatch refuses the open
+   * and keeps the checkpoint, so every later open refuses too until an operator decides. The
+   * checkpoint goes (durably: a later crash must not bring it back) once it matched or is stale.
+   */
+  private async verifyCheckpoint(checkpoint: Checkpoint | undefined, provenHash: string | undefined): Promise<boolean> {
+    if (!checkpoint) return false;
+    if (checkpoint.offset > this.applied) throw new Error(`checkpoint at ${checkpoint.offset} is past the recovered state ${this.applied}`); // refused before replay
+    if (checkpoint.offset === this.applied) {
+      const hash = provenHash ?? this.stateHash();
+      if (hash !== checkpoint.stateHash) {
+        const file = path.join(this.logDir, checkpointFileName);
+        throw new DamagedStore(file, 0, `state hash after recovery ${hash} differs from the hash ${checkpoint.stateHash} recorded at offset ${checkpoint.offset}`,
+          `restore the store from a backup; or, to keep the recovered state, move ${file} aside`);
       }
     }
-    await this.fl.writeFileDurable(file, Buffer.from(String(process.pid)));
-    openDirs.add(path.resolve(this.dir));
+    await this.removeCheckpoint();
+    return checkpoint.offset === this.applied;
   }
 
-  private async releaseLock(): Promise<void> {
-    openDirs.delete(path.resolve(this.dir));
-    await this.fl.unlink(path.join(this.dir, lockFileName)).catch(() => undefined);
+  private async removeCheckpoint(): Promise<void> {
+    await this.fl.unlink(path.join(this.logDir, checkpointFileName));
+    await this.fl.fsyncDir(this.logDir);
   }
 
   // ---------------------------------------------------------------- writes
@@ -964,17 +987,6 @@ export class Store implements StoreApi {
   }
 }
 
-const openDirs = new Set<string>();
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function recordIdempotencyKey(tx: Transaction, key: string, reducer: string, offset: number, result: unknown, atMs: number): void {
   const table = tx.table(idempotencyTable.name);
   table.insert({ key, reducer, offset, result: result === undefined ? null : result, at_ms: atMs });
@@ -984,4 +996,3 @@ function recordIdempotencyKey(tx: Transaction, key: string, reducer: string, off
     if (oldest) table.delete([oldest.key as string]);
   }
 }
-

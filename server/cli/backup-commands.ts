@@ -17,7 +17,7 @@ import { downloadBackup, listUploadedBackups, uploadBackup, type BackupBucket } 
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
 import { loadConfig } from '../config.js';
-import { lockHolder } from '../ops/store-status.js';
+import { lockHolder } from '../../storage/store-lock.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { parseTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';

@@ -3,13 +3,12 @@
  * server): bytes on disk, last offset, newest snapshot, and whether a live process holds it.
  * `tenants list` shows these; reading them changes no file.
  */
-import { readFileSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments, scanSegmentBytes } from '../../storage/log/recovery.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
-import { lockFileName } from '../../storage/store.js';
+import { lockHolder } from '../../storage/store-lock.js';
 
 /** Directory walks stop this deep: a store is `snapshots/<offset>/file` at most. */
 const walkDepthMax = 4;
@@ -43,24 +42,6 @@ export async function readStoreStatus(dir: string): Promise<StoreStatus> {
     lastSnapshot: newest?.manifest ? { offset: newest.offset, createdAtMs: newest.manifest.createdAtMs } : null,
     openByPid: lockHolder(dir),
   };
-}
-
-/** The pid in the LOCK file when that process is alive (a stale LOCK of a dead process does not count). */
-export function lockHolder(dir: string): number | null {
-  let text: string;
-  try {
-    text = readFileSync(path.join(dir, lockFileName), 'utf8');
-  } catch {
-    return null;
-  }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
-  }
 }
 
 async function bytesUnder(dir: string, depthLeft: number): Promise<number> {

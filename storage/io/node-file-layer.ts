@@ -122,8 +122,10 @@ export class NodeFileLayer implements FileLayer {
     try {
       await fsp.access(file, fsConstants.F_OK);
       return true;
-    } catch {
-      return false;
+    } catch (error) {
+      // Only "not there" is false: a directory we may not read must not look like an empty store.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
     }
   }
   async fsyncDir(dir: string): Promise<void> {

@@ -92,7 +92,7 @@ export class LogRecovery {
     firstRead?.catch(() => undefined); // awaited by replay; an open that fails before must not leave it unhandled
     try {
       const buf = await readers[1].read(lastFile.file);
-      const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf.length);
+      const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf);
       return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, scannedBuf: buf, outcome }, options, readers, firstRead, checker);
     } catch (error) {
       await checker?.close();
@@ -122,6 +122,15 @@ export class LogRecovery {
     const info = last.outcome.info;
     if (info) return info.firstOffset + info.positions.length - 1;
     return this.files.length > 1 ? last.firstOffset - 1 : -1;
+  }
+
+  /** Where the log will end once opened: the torn tail about to be cut (with why), or the last segment's end. */
+  get end(): { file: string; position: number; torn?: string } {
+    const last = this.last;
+    if (!last) return { file: this.logDir, position: 0 };
+    const { info, torn } = last.outcome;
+    if (torn) return { file: torn.file, position: torn.position, torn: torn.reason };
+    return { file: last.file, position: info?.end ?? 0 };
   }
 
   /** Check every segment and hand each frame past `afterOffset` to `apply`, in offset order. */
@@ -207,7 +216,7 @@ export class LogRecovery {
         segments.push(info);
       }
       this.options.onProgress?.(total, total);
-      if (torn) await cutTornTail(this.fl, this.logDir, torn, buf);
+      if (torn) await cutTornTail(this.fl, torn, buf);
       const end = segments[segments.length - 1];
       const lastOffset = end ? end.firstOffset + end.positions.length - 1 : -1;
       return { segments, lastOffset, ...(torn ? { torn } : {}), ...(zeroTail ? { zeroTail } : {}) };

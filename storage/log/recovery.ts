@@ -2,7 +2,9 @@
  * The recovery rules and their pieces: an open runs them in log-recovery.ts; `store inspect`,
  * `repair`, backups and the store status use the segment scan below. Rules (DESIGN §4, invariant 5):
  *  - Only the last segment may end in a torn tail (short header, bad length, CRC mismatch,
- *    non-contiguous offset): it is cut there, the cut bytes kept aside in `torn-*.bin`.
+ *    non-contiguous offset): it is cut there, the cut bytes kept aside in `torn-*.bin`. A torn
+ *    tail holds only what a crash can leave written and not yet synced (unsyncedFramesMax,
+ *    unsyncedBytesMax): valid frames found farther past the bad spot make it damage instead.
  *  - A run of zeros from the last good frame to the end of the last segment is its zero tail
  *    (zero-tail.ts): a clean end, kept for the writer to use again, not torn. A single non-zero
  *    byte in it makes the whole rest a torn tail as above.
@@ -35,6 +37,14 @@ export interface ScannedLog {
   /** Zeros after the last frame of the last segment (a clean end; the writer fills on from there). */
   readonly zeroTail?: { file: string; position: number; bytes: number };
 }
+
+/**
+ * What a crash can leave written but not yet synced, so never acknowledged: the batches in flight
+ * (store.ts asserts its group-commit limits fit). A bad frame followed by valid frames within
+ * this reach may be a torn write; beyond it, acknowledged frames follow the bad one: damage.
+ */
+export const unsyncedFramesMax = 2 * 4096;
+export const unsyncedBytesMax = 2 * 16 * 1024 * 1024;
 
 export interface Damage {
   readonly file: string;
@@ -174,11 +184,19 @@ export function sealedDamage(problem: Damage): DamagedStore {
 export function lastSegmentOutcome(
   logDir: string,
   scanned: ScannedSegment,
-  bytes: number,
+  buf: Buffer,
 ): { info?: SegmentInfo; torn?: NonNullable<ScannedLog['torn']>; zeroTail?: NonNullable<ScannedLog['zeroTail']> } {
   const { info, problem } = scanned;
+  const bytes = buf.length;
   if (!problem) return { info };
   if (scanned.zeroTail) return { info, zeroTail: { file: info.file, position: problem.position, bytes: bytes - problem.position } };
+  if (!scanned.headerBad) {
+    const after = resync(buf, problem.position + 1);
+    if (after && (after.lastOffset - problem.offset >= unsyncedFramesMax || after.lastEnd - problem.position > unsyncedBytesMax)) {
+      throw new DamagedStore(problem.file, problem.position,
+        `${problem.reason} (offset ${problem.offset}), and valid frames follow up to offset ${after.lastOffset} at byte ${after.lastEnd}: farther than a crash can leave unsynced writes, so acknowledged transactions are behind the damage`);
+    }
+  }
   // Torn tail of the last segment: only unacknowledged work can be there.
   const cutAt = scanned.headerBad ? 0 : problem.position;
   const keptAt = path.join(logDir, `torn-${String(info.firstOffset + info.positions.length).padStart(20, '0')}-${bytes - cutAt}.bin`);
@@ -187,25 +205,36 @@ export function lastSegmentOutcome(
 }
 
 /** Keep the torn bytes aside (durably), then cut them: the whole file when its header is bad. `buf` is the segment's bytes. */
-export async function cutTornTail(fl: FileLayer, logDir: string, torn: NonNullable<ScannedLog['torn']>, buf: Buffer): Promise<void> {
-  await fl.writeFileDurable(torn.keptAt, buf.subarray(torn.position, torn.position + torn.bytes));
-  if (torn.position === 0) {
-    // Only a bad header cuts at 0 (frames start after it): the file goes.
-    await fl.unlink(torn.file);
-    await fl.fsyncDir(logDir);
+export async function cutTornTail(fl: FileLayer, torn: NonNullable<ScannedLog['torn']>, buf: Buffer): Promise<void> {
+  await keepAsideAndCut(fl, torn.file, buf.subarray(0, torn.position + torn.bytes), torn.position, torn.keptAt);
+}
+
+/**
+ * Copy `buf` (the file's bytes) from `position` on into `keptAt`, durably, then cut the file
+ * there, durably: at 0 (only a bad header cuts there, frames start after it) the file goes.
+ */
+export async function keepAsideAndCut(fl: FileLayer, file: string, buf: Buffer, position: number, keptAt: string): Promise<void> {
+  await fl.writeFileDurable(keptAt, buf.subarray(position));
+  if (position === 0) {
+    await fl.unlink(file);
+    await fl.fsyncDir(path.dirname(file));
     return;
   }
-  const handle = await fl.open(torn.file, 'r+');
+  const handle = await fl.open(file, 'r+');
   try {
-    await handle.truncate(torn.position);
+    await handle.truncate(position);
     await handle.datasync();
   } finally {
     await handle.close();
   }
 }
 
-/** Find the first damage anywhere (sealed or not), without changing files. */
-export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damage?: Damage; lastOffsetSeen: number }> {
+/**
+ * Find the first damage anywhere (sealed or not), without changing files. `endBeforeDamage`: the
+ * last offset of the log up to the damage (all of it without); `lastOffsetSeen`: the highest
+ * offset any valid frame carries, past the damage too.
+ */
+export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damage?: Damage; lastOffsetSeen: number; endBeforeDamage: number }> {
   const files = await listSegments(logDir, fl);
   let damage: Damage | undefined;
   let lastOffsetSeen = -1;
@@ -224,22 +253,24 @@ export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damag
     if (problem && !damage) damage = problem;
     // Frames after damage inside this segment: count what a resync would find (for the report).
     if (problem && !scanned.headerBad) {
-      lastOffsetSeen = Math.max(lastOffsetSeen, resyncLastOffset(buf, problem.position + 1));
+      lastOffsetSeen = Math.max(lastOffsetSeen, resync(buf, problem.position + 1)?.lastOffset ?? -1);
     }
     expectedFirst = firstOffset + scanned.info.positions.length;
   }
-  return damage ? { damage, lastOffsetSeen } : { lastOffsetSeen };
+  const endBeforeDamage = damage ? damage.offset - 1 : (expectedFirst ?? 0) - 1;
+  return damage ? { damage, lastOffsetSeen, endBeforeDamage } : { lastOffsetSeen, endBeforeDamage };
 }
 
-/** Look for valid frames past a damaged spot, byte by byte: the highest offset found. */
-function resyncLastOffset(buf: Buffer, from: number): number {
-  let best = -1;
+/** Look for valid frames past a damaged spot, byte by byte: the highest offset found and where the farthest one ends. */
+function resync(buf: Buffer, from: number): { lastOffset: number; lastEnd: number } | undefined {
+  let found: { lastOffset: number; lastEnd: number } | undefined;
   for (let p = from; p + 16 <= buf.length; p++) {
+    if (buf[p] === 0 && isZeroRun(buf, p)) break; // the zeros ahead of the writer: nothing follows
     const f = decodeFrame(buf, p);
     if (f.ok) {
-      best = Math.max(best, f.offset);
+      found = { lastOffset: Math.max(found?.lastOffset ?? -1, f.offset), lastEnd: p + f.bytes };
       p += f.bytes - 1;
     }
   }
-  return best;
+  return found;
 }

@@ -15,6 +15,7 @@ import { scanSegmentBytes, SegmentReader } from '../../storage/log/recovery.js';
 import { SegmentChecker, type SegmentVerdict } from '../../storage/log/segment-checker.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
+import { asAfterCrash } from '../support/crash-image.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-check-thread-'));
 const segments = (dir: string) => readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort().map((f) => path.join(dir, 'log', f));
@@ -87,6 +88,7 @@ describe('replay with frame checks on a worker thread', () => {
   test('a torn tail of the last segment: both cut it at the same byte and keep the same bytes aside', async () => {
     const dir = tmp();
     await writeStore(dir, 120);
+    asAfterCrash(dir);
     const last = segments(dir).at(-1)!;
     flipBit(last, statSync(last).size - 10);
     const outcomes = [];

@@ -7,6 +7,7 @@ import { DamagedStore } from '../../storage/errors.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
+import { asAfterCrash } from '../support/crash-image.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-damage-'));
 const segments = (dir: string) => readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort().map((f) => path.join(dir, 'log', f));
@@ -33,6 +34,7 @@ describe('damage', () => {
   test('a last segment cut at any byte recovers to a prefix of acknowledged states; cut bytes kept aside', async () => {
     const base = tmp();
     const hashes = await writeStore(base, 40);
+    asAfterCrash(base);
     const [seg] = segments(base);
     const size = statSync(seg!).size;
     await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: size - 1 }), async (cut) => {
@@ -53,6 +55,7 @@ describe('damage', () => {
   test('flipped bits in the tail of the last segment: truncated there, torn bytes kept', async () => {
     const dir = tmp();
     const hashes = await writeStore(dir, 30);
+    asAfterCrash(dir);
     const seg = segments(dir)[0]!;
     flipBit(seg, statSync(seg).size - 30);
     const store = await Store.open({ dir, module: counterModule });
