@@ -1,11 +1,13 @@
 /**
  * A read-only look at a store directory: segments with their frame ranges and the first
- * problem in each, snapshots with their verification status. Changes no file.
+ * problem in each (a segment that does not chain on from the one before it is one: a gap or a
+ * segment of another store), snapshots with their verification status. Changes no file.
  */
 import * as path from 'node:path';
+import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
-import { listSegments, scanSegmentBytes } from './log/recovery.js';
+import { checkChain, listSegments, scanSegmentBytes, type SegmentInfo } from './log/recovery.js';
 import { listSnapshots, verifySnapshotFiles } from './snapshot/reader.js';
 
 export interface SegmentReport {
@@ -33,9 +35,22 @@ export interface InspectReport {
   readonly snapshots: SnapshotReport[];
 }
 
+/** The recovery rule that segments chain (recovery.ts), as a problem of `file` instead of a refused open. */
+function chainProblem(previous: SegmentInfo | undefined, file: string, firstOffset: number): { position: number; reason: string } | undefined {
+  try {
+    checkChain(previous, file, firstOffset);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof DamagedStore)) throw error;
+    return { position: error.position, reason: error.reason };
+  }
+}
+
 export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): Promise<InspectReport> {
   const segments: SegmentReport[] = [];
   const files = await listSegments(path.join(dir, 'log'), fl);
+  // The segment before, if it had no problem: after a damaged or misplaced one, where the next starts is unknown.
+  let previous: SegmentInfo | undefined;
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
     const buf = await fl.readFile(file);
@@ -43,10 +58,15 @@ export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): 
     const frames = info.positions.length;
     // Zeros after the last frame end the last segment cleanly; in a sealed one they are damage.
     const cleanZeroTail = zeroTail && i === files.length - 1;
+    // A break in the chain is at the segment's first byte, before any problem of its frames.
+    const found = chainProblem(previous, file, firstOffset)
+      ?? (problem && !cleanZeroTail ? { position: problem.position, reason: problem.reason } : undefined);
     segments.push({
       file: path.relative(dir, file), firstOffset, lastOffset: frames ? firstOffset + frames - 1 : null, frames, bytes: buf.length,
-      ...(cleanZeroTail ? { zeroTailBytes: buf.length - info.end } : problem ? { problem: { position: problem.position, reason: problem.reason } } : {}),
+      ...(cleanZeroTail ? { zeroTailBytes: buf.length - info.end } : {}),
+      ...(found ? { problem: found } : {}),
     });
+    previous = found ? undefined : info;
   }
   const snapshots: SnapshotReport[] = [];
   for (const ref of await listSnapshots(dir, fl)) {

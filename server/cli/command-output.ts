@@ -3,11 +3,14 @@ export function printReport(json: boolean, value: unknown, lines: () => string[]
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${lines().join('\n')}\n`);
 }
 
-/** Exit codes: 1 failed, 3 damaged store or backup (see the message for the file). */
+/** Exit codes: 1 failed, 3 damaged store or backup (see the message, or `file` and `position` in JSON, for where). */
 export function failCommand(error: unknown, json = false): never {
-  const e = error as Error & { code?: string; hint?: string; file?: string };
+  const e = error as Error & { code?: string; hint?: string; file?: string; position?: number };
   const damaged = e.code === 'damaged_store' || e.code === 'backup_invalid';
-  if (json) process.stdout.write(`${JSON.stringify({ ok: false, code: e.code ?? 'error', message: e.message, ...(e.file ? { file: e.file } : {}), ...(e.hint ? { hint: e.hint } : {}) })}\n`);
+  if (json) {
+    const where = { ...(e.file ? { file: e.file } : {}), ...(e.position !== undefined ? { position: e.position } : {}) };
+    process.stdout.write(`${JSON.stringify({ ok: false, code: e.code ?? 'error', message: e.message, ...where, ...(e.hint ? { hint: e.hint } : {}) })}\n`);
+  }
   process.stderr.write(`error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
   process.exit(damaged ? 3 : 1);
 }

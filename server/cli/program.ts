@@ -2,7 +2,7 @@
  * The `ioboxx-memory` command line: `serve --stdio | --http` here; store, tenants, backup
  * and audit commands from their owners' files. Every command has --help.
  */
-import { Command, Option } from 'commander';
+import { Command, Option, type CommanderError } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
@@ -72,10 +72,20 @@ async function serve(options: ServeOptions): Promise<void> {
   });
 }
 
+/**
+ * Exit codes: 0 ok (--help too), 1 the command failed, 2 usage (commander's unknown option or
+ * command, missing or extra argument: all its exit code 1), 3 damaged store. Set before the
+ * commands are added, so every command and subcommand inherits it.
+ */
+function exitForUsage(error: CommanderError): never {
+  process.exit(error.exitCode === 1 ? 2 : error.exitCode);
+}
+
 export function buildProgram(): Command {
   const program = new Command('ioboxx-memory')
     .description("MCP server giving agents a tenant's durable working memory")
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .exitOverride(exitForUsage);
 
   program
     .command('serve')

@@ -1,11 +1,35 @@
 /** `ioboxx-memory store verify|inspect|snapshot|repair DIR`: the engine's operator commands. */
+import type { Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
 import type { Command } from 'commander';
-import { inspectStore } from '../../storage/inspect.js';
+import { MemoryError } from '../../storage/errors.js';
+import { inspectStore, type InspectReport } from '../../storage/inspect.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
+import { failCommand, printReport } from './command-output.js';
 import { ttyProgress } from './progress.js';
 
+async function statOrNone(file: string): Promise<Stats | undefined> {
+  return stat(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+    throw error;
+  });
+}
+
+/** DIR must already be a store: opening or repairing a mistyped path would make an empty store there. */
+async function requireStoreDir(dir: string): Promise<void> {
+  const hint = "a store directory holds log/ (a tenant's is DATA/tenants/ID)";
+  const info = await statOrNone(dir);
+  if (!info) throw new MemoryError('not_found', `${dir} does not exist`, hint);
+  if (!info.isDirectory()) throw new MemoryError('invalid_argument', `${dir} is not a directory`, hint);
+  if (!(await statOrNone(path.join(dir, 'log')))?.isDirectory()) {
+    throw new MemoryError('invalid_argument', `${dir} is not a store directory (no log/ in it)`, hint);
+  }
+}
+
 async function openForCli(dir: string): Promise<Store> {
+  await requireStoreDir(dir);
   const { memoryModule } = await import('../../tools/index.js');
   const progress = ttyProgress();
   try {
@@ -15,15 +39,8 @@ async function openForCli(dir: string): Promise<Store> {
   }
 }
 
-function print(json: boolean, value: unknown, lines: () => string[]): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${lines().join('\n')}\n`);
-}
-
-/** Errors a person can act on: message and, for damage, the file, the byte and the repair command. */
-function fail(error: unknown): never {
-  const e = error as Error & { code?: string; file?: string; position?: number };
-  process.stderr.write(`error: ${e.message}\n`);
-  process.exit(e.code === 'damaged_store' ? 3 : 1);
+function hasProblems(report: InspectReport): boolean {
+  return report.segments.some((s) => s.problem) || report.snapshots.some((s) => s.problem);
 }
 
 export function registerStoreCommands(program: Command): void {
@@ -42,7 +59,7 @@ export function registerStoreCommands(program: Command): void {
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
         await s.close();
-        print(!!opts.json, report, () => [
+        printReport(!!opts.json, report, () => [
           `store ${dir}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
           `snapshot     ${report.snapshotOffset} (+${report.replayedFrames} frames replayed)`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
@@ -50,7 +67,7 @@ export function registerStoreCommands(program: Command): void {
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
         ]);
       } catch (error) {
-        fail(error);
+        failCommand(error, !!opts.json);
       }
     });
 
@@ -60,15 +77,18 @@ export function registerStoreCommands(program: Command): void {
     .option('--json', 'one JSON object on stdout')
     .action(async (dir: string, opts: { json?: boolean }) => {
       try {
+        await requireStoreDir(dir);
         const report = await inspectStore(dir);
-        print(!!opts.json, report, () => [
+        printReport(!!opts.json, report, () => [
           `segments of ${dir}:`,
           ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}`),
           'snapshots:',
           ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : `ok ${s.stateHash}`}`),
         ]);
+        // The same exit code as a store that refuses to open: a script sees the damage without parsing.
+        if (hasProblems(report)) process.exitCode = 3;
       } catch (error) {
-        fail(error);
+        failCommand(error, !!opts.json);
       }
     });
 
@@ -81,9 +101,9 @@ export function registerStoreCommands(program: Command): void {
         const s = await openForCli(dir);
         const snap = await s.snapshot();
         await s.close();
-        print(!!opts.json, snap, () => [`snapshot at offset ${snap.offset}, state hash ${snap.stateHash}`]);
+        printReport(!!opts.json, snap, () => [`snapshot at offset ${snap.offset}, state hash ${snap.stateHash}`]);
       } catch (error) {
-        fail(error);
+        failCommand(error, !!opts.json);
       }
     });
 
@@ -93,14 +113,15 @@ export function registerStoreCommands(program: Command): void {
     .option('--json', 'one JSON object on stdout')
     .action(async (dir: string, opts: { json?: boolean }) => {
       try {
+        await requireStoreDir(dir);
         const report = await repairStore(dir, Date.now());
-        print(!!opts.json, report, () => report.damaged
+        printReport(!!opts.json, report, () => report.damaged
           ? [`damage in ${report.file} at byte ${report.position}: ${report.reason}`,
             `dropped ${report.droppedTransactions} transactions (offsets ${report.droppedFrom}..${report.droppedThrough})`,
             ...report.movedAside.map((m) => `moved aside: ${m}`)]
           : ['no damage found; nothing changed']);
       } catch (error) {
-        fail(error);
+        failCommand(error, !!opts.json);
       }
     });
 }

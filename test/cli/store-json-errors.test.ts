@@ -1,0 +1,64 @@
+/**
+ * With --json, a store command that fails prints `{"ok":false,...}` on stdout like the tenants,
+ * backup and restore commands: the error code, the message, the hint, and for a damaged store
+ * (exit 3) the file and byte of the damage.
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Store } from '../../storage/store.js';
+import { memoryModule } from '../../tools/index.js';
+import { cli } from './cli-process.js';
+import { writeMemoryStore } from './memory-store.js';
+
+const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-store-json-'));
+const damaged = path.join(work, 'damaged');
+const firstSegment = (dir: string) => path.join(dir, 'log', readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort()[0]!);
+
+beforeAll(async () => {
+  await writeMemoryStore(damaged, 1000, 64 * 1024);
+  // A byte in the middle of the first (sealed) segment: the store refuses to open.
+  const bytes = readFileSync(firstSegment(damaged));
+  bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+  writeFileSync(firstSegment(damaged), bytes);
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe.concurrent('store commands with --json', () => {
+  test.each(['verify', 'snapshot'])('store %s of a damaged store: exit 3, JSON with file and position', async (command) => {
+    const dir = path.join(work, command); // a copy each: two opens at once would meet the store's lock
+    cpSync(damaged, dir, { recursive: true });
+    const segment = firstSegment(dir);
+    const r = await cli(['store', command, dir, '--json']);
+    expect(r.code, r.stderr).toBe(3);
+    const answer = JSON.parse(r.stdout) as { ok: boolean; code: string; file: string; position: number };
+    expect(answer).toMatchObject({ ok: false, code: 'damaged_store', file: segment });
+    expect(answer.position).toBeGreaterThan(0);
+    expect(answer.position).toBeLessThanOrEqual(readFileSync(segment).length >> 1);
+    expect(r.stderr).toContain(`error: damaged store: ${segment}`);
+  });
+
+  test('store verify of a missing directory: JSON with code, message and hint', async () => {
+    const missing = path.join(work, 'nope');
+    const r = await cli(['store', 'verify', missing, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ ok: false, code: 'not_found', message: `${missing} does not exist`, hint: expect.stringContaining('log/') });
+  });
+});
+
+test('store verify of a store another process has open: the hint says what to do, in JSON and text', async () => {
+  const dir = path.join(work, 'open');
+  await writeMemoryStore(dir, 10, 64 * 1024);
+  const store = await Store.open({ dir, module: memoryModule });
+  try {
+    const json = await cli(['store', 'verify', dir, '--json']);
+    expect(json.code, json.stderr).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: 'stop that process first' });
+    const text = await cli(['store', 'verify', dir]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain('\n  stop that process first');
+  } finally {
+    await store.close();
+  }
+});
