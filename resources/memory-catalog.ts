@@ -145,6 +145,10 @@ export const memoryCatalog: ResourceCatalog = {
     return { uri: formatMemoryUri(kind, id), mimeType, text: JSON.stringify(content) };
   },
 
+  checkUri(uri: string): void {
+    parseMemoryUri(uri);
+  },
+
   changedUris(tx: TxRecord): string[] {
     const uris = new Set<string>();
     for (const change of tx.changes) {

@@ -157,6 +157,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       sendJsonRpcError(res, 413, -32000, `request body is larger than ${bodyBytesMax} bytes (httpBodyBytesMax)`);
     } else if (type === 'entity.parse.failed') {
       sendJsonRpcError(res, 400, -32700, 'Parse error: the request body is not valid JSON');
+    } else if (isClientError(error) && !res.headersSent) {
+      // The body parser's other refusals (charset, content-encoding, ...): the client's to fix, with its words.
+      sendJsonRpcError(res, error.status, -32600, `Invalid request: ${error.message}`);
     } else if (res.headersSent) {
       next(error);
     } else {
@@ -197,4 +200,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       });
     },
   };
+}
+
+/** An error the body parser marked as the client's (http-errors: `expose`, a 4xx status). */
+function isClientError(error: unknown): error is { status: number; message: string } {
+  const e = error as { status?: unknown; expose?: unknown; message?: unknown } | null;
+  return e?.expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && typeof e.message === 'string';
 }

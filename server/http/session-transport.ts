@@ -91,7 +91,14 @@ export class SessionTransport implements Transport {
   serveDirect(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
     if (this.closed || this.scopeChallenges || this.sessionId === undefined) return false;
     const request = directRequestOf(body);
-    if (request === undefined || this.direct.has(request.id)) return false;
+    if (request === undefined) return false;
+    if (this.direct.has(request.id)) {
+      // Answers are matched to requests by id: a second request with the id of one still running
+      // would take its answer, and leave itself unanswered. Refused, nothing run.
+      const error = { code: -32600, message: `request id ${JSON.stringify(request.id)} is already in flight on this session; ids must be unique among a session's requests in flight` };
+      this.answer(res, 400, JSON.stringify({ jsonrpc: '2.0', id: request.id, error }), this.sessionId);
+      return true;
+    }
     // The SDK's checks, in its order: Accept (406), then the session (the caller matched the
     // id), then an MCP-Protocol-Version header it does not support (400).
     const accept = req.headers.accept;

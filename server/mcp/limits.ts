@@ -6,6 +6,9 @@
 /** JSON bytes of one tools/call `arguments` object; larger is limit_exceeded before parsing. */
 export const toolArgumentsBytesMax = 1024 * 1024;
 
+/** Nesting of one tools/call `arguments` value (objects and arrays); deeper is limit_exceeded (arguments-shape.ts). */
+export const toolArgumentsDepthMax = 64;
+
 /** The whole tools/list answer, as JSON: about 8k tokens, so a model keeps room to think. */
 export const toolsListBytesMax = 32 * 1024;
 

@@ -97,6 +97,7 @@ export function registerResourceHandlers(
     answering(surface, revalidate, async () => {
       requireRead(principal);
       checkUri(request.params.uri);
+      catalog.checkUri(request.params.uri); // a URI no resource can have would only use up the quota
       if (!subscribed.has(request.params.uri) && subscribed.size >= resourceSubscriptionsPerSessionMax) {
         throw new MemoryError(
           'limit_exceeded',

@@ -9,6 +9,7 @@ import { resultBytesMax, type ToolDef } from '../../tools/tool.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
 import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
+import { argumentsShapeProblem } from './arguments-shape.js';
 import { toolArgumentsBytesMax } from './limits.js';
 import { afterAnswer } from './after-answer.js';
 import type { CallOutcome, McpSurface, ToolCallEvent } from './surface.js';
@@ -63,6 +64,12 @@ async function answerCall(
   }
   if (!principal.capabilities.has(def.capability)) {
     return refusal({ code: 'forbidden', message: `tool "${name}" needs the ${def.capability} capability, which this caller does not have` });
+  }
+  const shapeProblem = argumentsShapeProblem(args);
+  if (shapeProblem !== undefined) {
+    return refusal(shapeProblem.includes('toolArgumentsDepthMax')
+      ? { code: 'limit_exceeded', message: shapeProblem, hint: 'flatten the value: store deep structures as a string' }
+      : { code: 'invalid_argument', message: shapeProblem, hint: 'send well-formed Unicode text' });
   }
   const argsBytes = Buffer.byteLength(JSON.stringify(args ?? {}), 'utf8');
   if (argsBytes > toolArgumentsBytesMax) {

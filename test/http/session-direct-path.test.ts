@@ -8,9 +8,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { directRequestOf, SessionTransport } from '../../server/http/session-transport.js';
 import { connectNewerHttp, connectOlderHttp } from '../support/mcp-clients.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
-
-const olderRevision = '2025-11-25';
-const bothAccepted = 'application/json, text/event-stream';
+import { olderRevision, openSession, post } from '../support/raw-http-session.js';
 
 let serving: NotesHttp | undefined;
 afterEach(async () => {
@@ -18,23 +16,6 @@ afterEach(async () => {
   await serving?.serving.close();
   serving = undefined;
 });
-
-function post(url: string, body: unknown, headers: Record<string, string>): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: bothAccepted, ...headers }, body: JSON.stringify(body) });
-}
-
-/** Opens a session by hand; returns the headers every later POST carries. */
-async function openSession(url: string): Promise<Record<string, string>> {
-  const opened = await post(url, {
-    jsonrpc: '2.0', id: 0, method: 'initialize',
-    params: { protocolVersion: olderRevision, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-  }, {});
-  expect(opened.status).toBe(200);
-  await opened.text();
-  const session = { 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': olderRevision };
-  expect((await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
-  return session;
-}
 
 interface WireAnswer {
   readonly status: number;

@@ -1,0 +1,40 @@
+/**
+ * What JSON.stringify and the zod schemas do not refuse clearly, checked once over a call's
+ * arguments before anything else reads them:
+ *  - nesting deeper than toolArgumentsDepthMax: recursive code further on (the size check's
+ *    stringify, normalising, the row codec) would overflow the stack, and the caller would get
+ *    an internal error instead of a named limit;
+ *  - strings or keys with a lone UTF-16 surrogate: UTF-8 (the log, msgpack) has no form for one,
+ *    so it would be stored as U+FFFD, silently: two different ids or idempotency keys would become
+ *    one. Refused instead, naming where.
+ * Iterative (an explicit stack), so the check itself cannot overflow.
+ */
+import { toolArgumentsDepthMax } from './limits.js';
+
+/** A lone surrogate: with the u flag a proper pair is one code point, not \p{Cs}. */
+const loneSurrogate = /\p{Cs}/u;
+
+/** The first problem in `args` as a sentence, or undefined when there is none. */
+export function argumentsShapeProblem(args: unknown): string | undefined {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value: args, path: '', depth: 0 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value, path, depth } = item;
+    if (typeof value === 'string') {
+      if (loneSurrogate.test(value)) return `the string at ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`;
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= toolArgumentsDepthMax) {
+      return `arguments nest deeper than ${toolArgumentsDepthMax} levels at ${path}; the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`;
+    }
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}[${i}]`, depth: depth + 1 });
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (loneSurrogate.test(key)) return `a key in ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`;
+      stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}

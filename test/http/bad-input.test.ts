@@ -1,0 +1,91 @@
+/**
+ * Bad input over Streamable HTTP that the SDK's own checks do not cover: each gets a clear
+ * JSON-RPC error, nothing hangs, and the session keeps serving.
+ */
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { notePut } from '../mcp/fixtures/notes.js';
+import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
+import { connectOlderHttp } from '../support/mcp-clients.js';
+import { openSession, post } from '../support/raw-http-session.js';
+
+let serving: NotesHttp | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await serving?.serving.close();
+  serving = undefined;
+});
+
+const call = (id: number, name: string, args: unknown) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+
+describe('bad input over Streamable HTTP', () => {
+  test('a request id already in flight on the session: refused at once with -32600; the first still gets its own answer', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url);
+    // Hold the first call until the second has been answered, so both are surely in flight together.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const original = notePut.call.bind(notePut);
+    vi.spyOn(notePut, 'call').mockImplementationOnce(async (ctx, args) => {
+      await held;
+      return original(ctx, args);
+    });
+    const first = post(url, call(7, 'note_put', { id: 'a', text: 'first' }), session);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = await post(url, call(7, 'note_put', { id: 'b', text: 'second' }), session);
+    expect(second.status).toBe(400);
+    const refused = await second.json() as { id: number; error: { code: number; message: string } };
+    expect(refused).toMatchObject({ id: 7, error: { code: -32600 } });
+    expect(refused.error.message).toContain('already in flight');
+    release();
+    const answered = await (await first).json() as { id: number; result: { structuredContent: { id: string } } };
+    expect(answered).toMatchObject({ id: 7, result: { structuredContent: { id: 'a' } } });
+    // Nothing of the refused request ran; the session goes on.
+    expect(serving.memory.notes.notes.has('b')).toBe(false);
+    expect((await post(url, call(8, 'note_get', { id: 'a' }), session)).status).toBe(200);
+  });
+
+  test('a body the parser refuses for the client (charset, encoding) is a 4xx naming why, not a 500', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    const charset = await post(url, ping, { 'content-type': 'application/json; charset=latin1' });
+    expect(charset.status).toBe(415);
+    expect(((await charset.json()) as { error: { message: string } }).error.message).toMatch(/charset/i);
+    const encoding = await post(url, ping, { 'content-encoding': 'br-nonsense' });
+    expect(encoding.status).toBe(415);
+    expect(((await encoding.json()) as { error: { message: string } }).error.message).toMatch(/encoding/i);
+  });
+
+  test('arguments a real client sends with a lone surrogate or nested past the limit: named refusals, nothing written', async () => {
+    serving = await startNotesHttp();
+    const client = await connectOlderHttp({ url: `${serving.serving.url}/mcp` });
+    try {
+      const lone = await client.callTool('note_put', { id: 'k\ud800', text: 'x' });
+      expect(lone.isError).toBe(true);
+      expect(JSON.stringify(lone.structuredContent ?? lone.content)).toContain('lone UTF-16 surrogate');
+      let deep: unknown = 'leaf';
+      for (let i = 0; i < toolArgumentsDepthMax + 1; i++) deep = [deep];
+      const nested = await client.callTool('note_put', { id: 'deep', text: 'x', extra: deep });
+      expect(nested.isError).toBe(true);
+      expect(JSON.stringify(nested.structuredContent ?? nested.content)).toContain('toolArgumentsDepthMax');
+      expect(serving.memory.notes.notes.size).toBe(0);
+      // A proper pair (an emoji) is text like any other.
+      expect((await client.callTool('note_put', { id: 'ok', text: 'hi \ud83d\ude00' })).isError).toBeFalsy();
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('resources/subscribe to a URI no resource can have is refused, and does not use up the quota', async () => {
+    serving = await startNotesHttp();
+    const client = await connectOlderHttp({ url: `${serving.serving.url}/mcp` });
+    try {
+      await expect(client.watchResource('file:///etc/passwd')).rejects.toThrow(/not a note URI/);
+      await client.watchResource('memory://notes/n1'); // absent, but it may appear: allowed
+    } finally {
+      await client.close();
+    }
+  });
+});

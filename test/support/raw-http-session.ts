@@ -1,0 +1,32 @@
+/**
+ * A Streamable HTTP session driven by hand (fetch, no SDK client): for tests of what the wire
+ * carries, bad input included. Each POST gives up after 20 s, so a request the server never
+ * answers fails its test instead of hanging it.
+ */
+import { expect } from 'vitest';
+
+export const olderRevision = '2025-11-25';
+export const bothAccepted = 'application/json, text/event-stream';
+
+/** POSTs `body` as JSON (a string is sent as it is). */
+export function post(url: string, body: unknown, headers: Record<string, string>): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: bothAccepted, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
+  });
+}
+
+/** Opens a session by hand; returns the headers every later POST carries. */
+export async function openSession(url: string): Promise<Record<string, string>> {
+  const opened = await post(url, {
+    jsonrpc: '2.0', id: 0, method: 'initialize',
+    params: { protocolVersion: olderRevision, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+  }, {});
+  expect(opened.status).toBe(200);
+  await opened.text();
+  const session = { 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': olderRevision };
+  expect((await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
+  return session;
+}
