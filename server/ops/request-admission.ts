@@ -27,6 +27,12 @@ export const refusalHoldMsMax = 1_000;
 export const refusalHoldMsMin = 100;
 /** Refusals held at once over all tenants; past it they are answered at once. */
 export const heldRefusalsMax = 4_096;
+/**
+ * An admitted call holds one of its tenant's slots while its body arrives (admission comes
+ * before the body, so a refusal costs none of it). A body not all in by then is answered 408
+ * and its connection closed: a client trickling bytes must not hold a slot for node's 300 s.
+ */
+export const admittedBodyMsMax = 10_000;
 
 /** POSTs that carry MCP calls; GET streams (and DELETE) are not calls and are not admitted here. */
 const callPathPattern = /^(?:\/t\/[^/]+)?\/(?:mcp|messages)$/;
@@ -59,6 +65,8 @@ export interface RequestAdmissionOptions {
   readonly isCall?: (req: Request) => boolean;
   /** Default refusalHoldMsMax; 0 answers every refusal at once. */
   readonly refusalHoldMs?: number;
+  /** Default admittedBodyMsMax (tests use less). */
+  readonly bodyMs?: number;
 }
 
 /** The tenant of an authenticated request, for `tenantOf`. */
@@ -85,8 +93,9 @@ export interface CallAdmission {
   admit(req: IncomingMessage, res: Response, tenant: string, answeredAsJson?: boolean): Promise<boolean>;
 }
 
-export function callAdmission(options: Pick<RequestAdmissionOptions, 'guard' | 'refusalHoldMs'>): CallAdmission {
+export function callAdmission(options: Pick<RequestAdmissionOptions, 'guard' | 'refusalHoldMs' | 'bodyMs'>): CallAdmission {
   const { guard } = options;
+  const bodyMsMax = options.bodyMs ?? admittedBodyMsMax;
   const holdMsMax = options.refusalHoldMs ?? refusalHoldMsMax;
   if (!(holdMsMax >= 0 && holdMsMax <= retryAfterMsMax)) throw new Error(`refusalHoldMs ${holdMsMax} outside 0..${retryAfterMsMax}`);
   let held = 0;
@@ -138,9 +147,30 @@ export function callAdmission(options: Pick<RequestAdmissionOptions, 'guard' | '
       // A response emits 'close' once, after 'finish' or when its client leaves.
       if (answeredAsJson) res.once('close', release);
       else releaseWhenAnswered(res, release);
+      if (!req.complete) bodyDeadline(req, res, bodyMsMax);
       return true;
     },
   };
+}
+
+/** The admitted request's body must be all in within `bodyMsMax`, else 408 and the connection closes (which gives the slot back). */
+function bodyDeadline(req: IncomingMessage, res: Response, bodyMsMax: number): void {
+  const timer = setTimeout(() => {
+    if (req.complete || res.destroyed) return;
+    if (!res.headersSent) {
+      res.setHeader('Connection', 'close');
+      res.status(408).json({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32000, message: `the request body did not arrive within ${bodyMsMax} ms (admittedBodyMsMax)`, data: { code: 'timeout', limit: 'admittedBodyMsMax' } },
+      });
+    }
+    req.socket.destroySoon();
+  }, bodyMsMax);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once('end', done);
+  res.once('close', done);
 }
 
 /** Express middleware admitting every call request (isCall) of a known tenant. */

@@ -145,3 +145,45 @@ test('only POSTs to the MCP call routes are admitted as calls', () => {
   expect(isCallRequest(req('POST', '/hooks/keycloak'))).toBe(false);
   expect(isCallRequest(req('POST', '/t/a/b/mcp'))).toBe(false);
 });
+
+test('an admitted call whose body does not arrive in time gets 408, and its slot goes to the next call', async () => {
+  const guard = new TenantLoadGuard({ ratePerSecond: 1_000, burst: 1_000, inFlightMax: 1, queuedMax: 0 });
+  const app = express();
+  app.use(requestAdmission({ guard, tenantOf: (req) => req.header('x-test-tenant'), refusalHoldMs: 0, bodyMs: 300 }));
+  app.post('/mcp', express.json(), (req, res) => res.json({ got: req.body as unknown }));
+  const base = await listen(app);
+  // Admitted, then its promised 1,000 bytes never come: it holds a slot until the deadline.
+  const slow = post(base, { 'x-test-tenant': 'a' });
+  await expect.poll(() => guard.stats('a').inFlight).toBe(1);
+  const timedOut = await slow;
+  expect(timedOut.status).toBe(408);
+  expect(JSON.parse(timedOut.text)).toMatchObject({ error: { data: { code: 'timeout', limit: 'admittedBodyMsMax' } } });
+  expect(timedOut.headers.connection).toBe('close');
+  await expect.poll(() => guard.stats('a').inFlight).toBe(0);
+  const next = await post(base, { 'x-test-tenant': 'a' }, '{"n":3}');
+  expect(next.status).toBe(200);
+  expect(JSON.parse(next.text)).toEqual({ got: { n: 3 } });
+});
+
+test('a body that arrives slowly but within the deadline is served as usual', async () => {
+  const guard = new TenantLoadGuard({ ratePerSecond: 1_000, burst: 1_000, inFlightMax: 1, queuedMax: 0 });
+  const app = express();
+  app.use(requestAdmission({ guard, tenantOf: (req) => req.header('x-test-tenant'), refusalHoldMs: 0, bodyMs: 2_000 }));
+  app.post('/mcp', express.json(), (req, res) => res.json({ got: req.body as unknown }));
+  const base = await listen(app);
+  const body = '{"n":4}';
+  const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const url = new URL(`${base}/mcp`);
+    const request = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': String(body.length), 'x-test-tenant': 'a' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, text }));
+    });
+    request.on('error', reject);
+    request.write(body.slice(0, 3));
+    setTimeout(() => request.end(body.slice(3)), 400);
+  });
+  expect(answer.status).toBe(200);
+  expect(JSON.parse(answer.text)).toEqual({ got: { n: 4 } });
+});
