@@ -146,12 +146,17 @@ test('only POSTs to the MCP call routes are admitted as calls', () => {
   expect(isCallRequest(req('POST', '/t/a/b/mcp'))).toBe(false);
 });
 
-test('an admitted call whose body does not arrive in time gets 408, and its slot goes to the next call', async () => {
+/** An express app answering each POST /mcp with its parsed body, behind admission with a body deadline of `bodyMs`. */
+async function echoBehindAdmission(bodyMs: number): Promise<{ guard: TenantLoadGuard; base: string }> {
   const guard = new TenantLoadGuard({ ratePerSecond: 1_000, burst: 1_000, inFlightMax: 1, queuedMax: 0 });
   const app = express();
-  app.use(requestAdmission({ guard, tenantOf: (req) => req.header('x-test-tenant'), refusalHoldMs: 0, bodyMs: 300 }));
+  app.use(requestAdmission({ guard, tenantOf: (req) => req.header('x-test-tenant'), refusalHoldMs: 0, bodyMs }));
   app.post('/mcp', express.json(), (req, res) => res.json({ got: req.body as unknown }));
-  const base = await listen(app);
+  return { guard, base: await listen(app) };
+}
+
+test('an admitted call whose body does not arrive in time gets 408, and its slot goes to the next call', async () => {
+  const { guard, base } = await echoBehindAdmission(300);
   // Admitted, then its promised 1,000 bytes never come: it holds a slot until the deadline.
   const slow = post(base, { 'x-test-tenant': 'a' });
   await expect.poll(() => guard.stats('a').inFlight).toBe(1);
@@ -166,11 +171,7 @@ test('an admitted call whose body does not arrive in time gets 408, and its slot
 });
 
 test('a body that arrives slowly but within the deadline is served as usual', async () => {
-  const guard = new TenantLoadGuard({ ratePerSecond: 1_000, burst: 1_000, inFlightMax: 1, queuedMax: 0 });
-  const app = express();
-  app.use(requestAdmission({ guard, tenantOf: (req) => req.header('x-test-tenant'), refusalHoldMs: 0, bodyMs: 2_000 }));
-  app.post('/mcp', express.json(), (req, res) => res.json({ got: req.body as unknown }));
-  const base = await listen(app);
+  const { base } = await echoBehindAdmission(2_000);
   const body = '{"n":4}';
   const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const url = new URL(`${base}/mcp`);
