@@ -155,16 +155,31 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
     memory: openMemoryAndControl,
     ...(revalidate !== undefined && { revalidate }),
   });
-  // A desktop client may end us with a signal rather than by closing stdin: close cleanly.
-  const stop = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'stopping');
-    void serving.close();
+  // The end of stdin (the client closing it, or us on SIGTERM/SIGINT) stops the reading; the
+  // transport then answers the calls already read before it closes, so their access rows are
+  // queued before the flush below. That wait is bounded like the HTTP shutdown: past it the
+  // connection closes and the calls still running are answered with an error.
+  let shutdownTimer: NodeJS.Timeout | undefined;
+  const boundShutdown = () => {
+    shutdownTimer ??= setTimeout(() => {
+      log.warn({ shutdownMs: config.shutdownMs }, 'shutdown bound passed; answering the calls still running with an error');
+      void serving.close();
+    }, config.shutdownMs);
   };
+  const stop = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopping: no longer reading stdin');
+    boundShutdown();
+    process.stdin.destroy(); // serveMemoryStdio reads process.stdin: its end is the transport's cue
+  };
+  process.stdin.once('end', boundShutdown);
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   await serving.closed;
+  clearTimeout(shutdownTimer);
+  process.stdin.off('end', boundShutdown);
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
+  log.info('stdio calls answered; closing stores');
   // The access rows of the last answered calls wait up to accessAppendDelayMs: append them first.
   await recorder.flushed();
   await control?.close();

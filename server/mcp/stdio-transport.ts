@@ -12,11 +12,22 @@
  * answer as the SDK would: `{result, jsonrpc, id}` on one line. Every other line (initialize,
  * notifications, other methods, `_meta` envelopes, anything malformed, anything before the
  * server is initialized) goes to the SDK unchanged, parsed by the SDK's own deserializeMessage.
+ *
+ * Where the SDK's reader would stay silent or give up, this one answers as JSON-RPC 2.0 says, so a
+ * client never waits on a line it sent: a line that is not JSON gets -32700, a message the SDK
+ * refuses gets -32600 (with its id when one can be read), a line over stdioLineBytesMax gets
+ * -32600 and is skipped to its newline, the connection going on. And where the SDK aborts the
+ * requests in flight when stdin ends, this one answers every request already read, then closes:
+ * their writes commit either way, and the client should learn that they did.
  */
 import type { Readable, Writable } from 'node:stream';
 import {
   deserializeMessage,
+  isJSONRPCErrorResponse,
   isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  ProtocolErrorCode,
   STDIO_DEFAULT_MAX_BUFFER_SIZE,
   type JSONRPCMessage,
   type JSONRPCRequest,
@@ -27,12 +38,28 @@ import type { ToolCaller } from './tool-calls.js';
 
 type RequestId = JSONRPCRequest['id'];
 
-/** Bytes of one incomplete line held while waiting for its newline: the SDK's bound. */
+/** Bytes of one line (one message), the SDK's bound: a longer line is answered -32600 and skipped. */
 export const stdioLineBytesMax = STDIO_DEFAULT_MAX_BUFFER_SIZE;
 /** Direct calls in flight at once; past it a call takes the SDK path (which has no bound of its own either). */
 export const stdioDirectCallsMax = 4096;
 
 const newline = 0x0a;
+
+/** JSON-RPC answers carry `id: null` when the id could not be read; the SDK's types leave that out. */
+type AnswerId = RequestId | null;
+
+/** The answer to a request the server stopped working on when it shut down. */
+function shutdownAnswer(id: RequestId): JSONRPCMessage {
+  const message = 'the server shut down before this call finished; a write it made may still have been committed: read before retrying';
+  return { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message } };
+}
+
+/** The id of a message that failed the schema, when it has one JSON-RPC allows; null otherwise. */
+function readableIdOf(body: unknown): AnswerId {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const id = (body as Record<string, unknown>)['id'];
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+}
 
 export interface StdioTransportHooks {
   /**
@@ -51,8 +78,14 @@ interface DirectCall {
 export class StdioTransport extends StdioServerTransport {
   /** Bytes after the last newline seen (an incomplete line), or undefined. */
   private pending: Buffer | undefined;
+  /** The rest of a line over stdioLineBytesMax, already answered, is dropped up to its newline. */
+  private skippingLine = false;
+  /** stdin has ended: nothing more is read; the wire closes once every request read is answered. */
+  private inputEnded = false;
   private wireClosed = false;
   private readonly direct = new Map<RequestId, DirectCall>();
+  /** Requests handed to the SDK and not yet answered (subscriptions/listen aside: it lasts as long as the client wants). */
+  private readonly sdkRequests = new Set<RequestId>();
 
   constructor(stdin: Readable | undefined, stdout: Writable | undefined, private readonly hooks: StdioTransportHooks) {
     super(stdin, stdout);
@@ -60,40 +93,65 @@ export class StdioTransport extends StdioServerTransport {
 
   /**
    * Replaces the SDK's reader (start() subscribes this field, close() unsubscribes it). Same
-   * framing and the same outcomes: lines split on "\n" (a trailing "\r" dropped), a line that
-   * is not JSON skipped, a message the SDK's schema refuses reported to onerror, an overlong
-   * partial line reported and the connection closed.
+   * framing: lines split on "\n" (a trailing "\r" dropped); what it answers is in handleLine.
    */
   override _ondata = (chunk: Buffer): void => {
-    let buffer = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
+    const buffer = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
     this.pending = undefined;
     let start = 0;
-    for (let end = buffer.indexOf(newline); end !== -1; end = buffer.indexOf(newline, start)) {
-      const line = buffer.toString('utf8', start, end > start && buffer[end - 1] === 0x0d ? end - 1 : end);
+    if (this.skippingLine) {
+      const end = buffer.indexOf(newline);
+      if (end === -1) return;
+      this.skippingLine = false;
       start = end + 1;
-      this.handleLine(line);
+    }
+    for (let end = buffer.indexOf(newline, start); end !== -1; end = buffer.indexOf(newline, start)) {
+      const lineEnd = end > start && buffer[end - 1] === 0x0d ? end - 1 : end;
+      if (lineEnd - start > stdioLineBytesMax) this.refuseOverlongLine();
+      else this.handleLine(buffer.toString('utf8', start, lineEnd));
+      start = end + 1;
       if (this.wireClosed) return;
     }
-    if (start < buffer.length) {
-      buffer = buffer.subarray(start);
-      if (buffer.length > stdioLineBytesMax) {
-        this.onerror?.(new Error(`ReadBuffer exceeded maximum size of ${stdioLineBytesMax} bytes`));
-        this.close().catch(() => undefined);
-        return;
-      }
-      this.pending = buffer;
+    if (start === buffer.length) return;
+    if (buffer.length - start > stdioLineBytesMax) {
+      this.refuseOverlongLine();
+      this.skippingLine = true;
+      return;
     }
+    this.pending = buffer.subarray(start);
+  };
+
+  /**
+   * stdin ended (the client closed it, or the process stopped reading it on a signal). The SDK
+   * would close at once, leaving the requests in flight unanswered; here they finish first.
+   */
+  override _onstdinclose = (): void => {
+    if (this.inputEnded || this.wireClosed) return;
+    this.inputEnded = true;
+    this.pending = undefined;
+    this.closeIfAnswered();
   };
 
   override async close(): Promise<void> {
     if (this.wireClosed) return;
     this.wireClosed = true;
     this.pending = undefined;
-    // In-flight direct calls end as the SDK's aborted requests do: unanswered.
+    const unanswered = [...this.direct.keys(), ...this.sdkRequests];
+    // In-flight direct calls end as the SDK's aborted requests do: unanswered...
     for (const call of this.direct.values()) call.cancelled = true;
     this.direct.clear();
+    this.sdkRequests.clear();
+    // ...unless the wire closes while finishing the requests read before stdin ended (the
+    // shutdown bound passed): the client is waiting for those, so each gets an error, not silence.
+    if (this.inputEnded) await Promise.all(unanswered.map((id) => this.send(shutdownAnswer(id)).catch(() => undefined)));
     await super.close();
     this.hooks.onClosed();
+  }
+
+  override send(message: JSONRPCMessage): Promise<void> {
+    const sent = super.send(message); // written before a settled request may close the wire
+    if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) this.settleSdkRequest(message.id);
+    return sent;
   }
 
   private handleLine(line: string): void {
@@ -101,7 +159,9 @@ export class StdioTransport extends StdioServerTransport {
     try {
       body = JSON.parse(line);
     } catch {
-      return; // the SDK's ReadBuffer skips a line that is not JSON
+      // A blank line carries no message: nothing to answer.
+      if (line.trim() !== '') this.answerError(null, ProtocolErrorCode.ParseError, 'Parse error: the line is not valid JSON');
+      return;
     }
     const request = directRequestOf(body);
     if (request !== undefined && this.serveDirect(request)) return;
@@ -110,14 +170,29 @@ export class StdioTransport extends StdioServerTransport {
       message = deserializeMessage(line);
     } catch (error) {
       this.onerror?.(error as Error);
+      this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response the server accepts');
       return;
     }
-    if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') this.cancelDirect(message.params?.['requestId']);
+    if (isJSONRPCRequest(message) && message.method !== 'subscriptions/listen') this.sdkRequests.add(message.id);
+    if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') this.cancelled(message.params?.['requestId']);
     try {
       this.onmessage?.(message);
     } catch (error) {
       this.onerror?.(error as Error); // as the SDK's reader does: report, and read on
     }
+  }
+
+  private refuseOverlongLine(): void {
+    const message = `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)`;
+    this.onerror?.(new Error(message));
+    this.answerError(null, ProtocolErrorCode.InvalidRequest, message);
+  }
+
+  private answerError(id: AnswerId, code: number, message: string): void {
+    // The SDK's type has no `id: null`; JSON-RPC requires it when the id cannot be read.
+    this.send({ jsonrpc: '2.0', id, error: { code, message } } as JSONRPCMessage).catch((error: unknown) => {
+      if (!this.wireClosed) this.onerror?.(new Error(`Failed to send response: ${String(error)}`));
+    });
   }
 
   /** Serves `request` directly when it is a tools/call the SDK would take unchanged; false (nothing done) otherwise. */
@@ -135,17 +210,30 @@ export class StdioTransport extends StdioServerTransport {
         if (!this.wireClosed) this.onerror?.(new Error(`Failed to send response: ${String(error)}`));
       })
       .finally(() => {
-        if (this.direct.get(id) === inFlight) this.direct.delete(id);
+        if (this.direct.get(id) !== inFlight) return;
+        this.direct.delete(id);
+        this.closeIfAnswered();
       });
     return true;
   }
 
-  /** notifications/cancelled for a direct call: its answer is not sent (the SDK's abort does the same). */
-  private cancelDirect(requestId: unknown): void {
+  /** notifications/cancelled: a direct call's answer is not sent (the SDK's abort does the same), and no request waits on it. */
+  private cancelled(requestId: unknown): void {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    this.settleSdkRequest(requestId);
     const call = this.direct.get(requestId);
     if (call === undefined) return;
     call.cancelled = true;
     this.direct.delete(requestId);
+    this.closeIfAnswered();
+  }
+
+  private settleSdkRequest(id: RequestId): void {
+    if (this.sdkRequests.delete(id)) this.closeIfAnswered();
+  }
+
+  /** After stdin ended: close once no request read is left unanswered. */
+  private closeIfAnswered(): void {
+    if (this.inputEnded && this.direct.size === 0 && this.sdkRequests.size === 0) this.close().catch(() => undefined);
   }
 }

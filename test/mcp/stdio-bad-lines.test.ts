@@ -1,0 +1,154 @@
+/**
+ * Lines a stdio client should not send still get a JSON-RPC 2.0 answer, so the client never
+ * waits on one (server/mcp/stdio-transport.ts): -32700 for a line that is not JSON, -32600 for
+ * a message the SDK refuses (with its id when one can be read) and for a line over
+ * stdioLineBytesMax, which is skipped to its newline; the connection goes on after each, and
+ * stdout carries JSON-RPC messages only. Served by the real serveMemoryStdio over in-process pipes.
+ */
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, test } from 'vitest';
+import { localPrincipal } from '../../server/auth/local-principal.js';
+import { createLogger } from '../../server/log.js';
+import { stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
+import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
+import { createNotesMemory, notesCatalog, notesTools } from './fixtures/notes.js';
+
+interface Answer {
+  readonly jsonrpc: string;
+  readonly id?: unknown;
+  readonly result?: unknown;
+  readonly error?: { code: number; message: string };
+}
+
+/** The server's stdout as parsed lines; each line must be a JSON-RPC 2.0 message. */
+class Answers {
+  readonly all: Answer[] = [];
+  private waiter: (() => void) | undefined;
+  private rest = '';
+
+  constructor(stdout: PassThrough) {
+    stdout.setEncoding('utf8');
+    stdout.on('data', (chunk: string) => {
+      const lines = (this.rest + chunk).split('\n');
+      this.rest = lines.pop()!;
+      for (const line of lines) {
+        const answer = JSON.parse(line) as Answer;
+        expect(answer.jsonrpc, line).toBe('2.0');
+        this.all.push(answer);
+      }
+      this.waiter?.();
+    });
+  }
+
+  /** The answer at `index` (0 = the first line the server ever wrote), once written. */
+  async at(index: number): Promise<Answer> {
+    while (this.all.length <= index) await new Promise<void>((resolve) => (this.waiter = resolve));
+    return this.all[index]!;
+  }
+}
+
+let serving: StdioServing | undefined;
+afterEach(async () => {
+  await serving?.close();
+  serving = undefined;
+});
+
+/** An initialized 2025-era connection; `answers.all` then holds initialize's answer only. */
+async function connection(): Promise<{ stdin: PassThrough; answers: Answers }> {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const answers = new Answers(stdout);
+  serving = serveMemoryStdio({
+    surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('silent') },
+    principal: localPrincipal(),
+    memory: createNotesMemory(),
+    stdin,
+    stdout,
+  });
+  stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }) + '\n');
+  expect(await answers.at(0)).toHaveProperty('result.protocolVersion', '2025-11-25');
+  stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
+  return { stdin, answers };
+}
+
+/** Sends `line` and gives back the one answer it gets. */
+async function answerTo(stdin: PassThrough, answers: Answers, line: string | Buffer): Promise<Answer> {
+  const index = answers.all.length;
+  stdin.write(line);
+  return answers.at(index);
+}
+
+/** The connection still serves: a ping and a direct tools/call are answered. */
+async function stillServes(stdin: PassThrough, answers: Answers): Promise<void> {
+  expect(await answerTo(stdin, answers, '{"jsonrpc":"2.0","id":"ping","method":"ping"}\n')).toEqual({ jsonrpc: '2.0', id: 'ping', result: {} });
+  const put = await answerTo(stdin, answers, JSON.stringify({ jsonrpc: '2.0', id: 'put', method: 'tools/call', params: { name: 'note_put', arguments: { id: 'n', text: 't' } } }) + '\n');
+  expect(put).toMatchObject({ id: 'put', result: { structuredContent: { id: 'n' } } });
+}
+
+const invalidRequest = -32600;
+const parseError = -32700;
+
+describe('stdio lines that are not messages the server accepts', () => {
+  test('a line that is not JSON is answered -32700 with id null; a blank line is not answered', async () => {
+    const { stdin, answers } = await connection();
+    for (const line of ['hello world', '{', '{"jsonrpc":"2.0","id":4,', '\u0000\u0001']) {
+      expect(await answerTo(stdin, answers, line + '\n'), line).toEqual({ jsonrpc: '2.0', id: null, error: { code: parseError, message: expect.any(String) } });
+    }
+    stdin.write('   \n\r\n');
+    await stillServes(stdin, answers);
+    expect(answers.all).toHaveLength(1 + 4 + 2);
+  });
+
+  test('an invalid message is answered -32600 with its id when it has a readable one, id null otherwise', async () => {
+    const { stdin, answers } = await connection();
+    const cases: [string, unknown][] = [
+      ['{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"note_get","arguments":{"id":"x"}},"extra":1}', 8],
+      ['{"jsonrpc":"2.0","id":3,"method":5}', 3],
+      ['{"jsonrpc":"2.0","id":2}', 2],
+      ['{"jsonrpc":"1.0","id":"s","method":"ping"}', 's'],
+      ['{"jsonrpc":"2.0","id":null,"method":"ping"}', null],
+      ['{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', null],
+      ['{"jsonrpc":"2.0"}', null],
+      ['[]', null],
+      ['[{"jsonrpc":"2.0","id":1,"method":"ping"}]', null],
+      ['42', null],
+      ['null', null],
+      ['"text"', null],
+    ];
+    for (const [line, id] of cases) {
+      expect(await answerTo(stdin, answers, line + '\n'), line).toEqual({ jsonrpc: '2.0', id, error: { code: invalidRequest, message: expect.any(String) } });
+    }
+    await stillServes(stdin, answers);
+  });
+
+  test(`a line over stdioLineBytesMax (${stdioLineBytesMax} bytes) is answered -32600, skipped to its newline, and the connection goes on`, async () => {
+    const { stdin, answers } = await connection();
+    const refusal = { jsonrpc: '2.0', id: null, error: { code: invalidRequest, message: `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)` } };
+    const head = '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"note_put","arguments":{"id":"big","text":"';
+    const tail = '"}}}\n';
+    const text = 'L'.repeat(stdioLineBytesMax + 1024);
+
+    // Whole, in one chunk.
+    expect(await answerTo(stdin, answers, head + text + tail)).toEqual(refusal);
+    await stillServes(stdin, answers);
+
+    // In pieces as a pipe delivers it, the next message in the chunk that ends it: answered
+    // once, when the partial line passes the bound; the rest of it is dropped.
+    const index = answers.all.length;
+    const piece = 1024 * 1024;
+    stdin.write(head);
+    for (let at = 0; at < text.length; at += piece) stdin.write(text.slice(at, at + piece));
+    stdin.write(tail + '{"jsonrpc":"2.0","id":"after","method":"ping"}\n');
+    expect(await answers.at(index)).toEqual(refusal);
+    expect(await answers.at(index + 1)).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
+    await stillServes(stdin, answers);
+    expect(answers.all.some((a) => a.id === 3)).toBe(false);
+  });
+
+  test('a line of exactly stdioLineBytesMax bytes is still read', async () => {
+    const { stdin, answers } = await connection();
+    const ping = '{"jsonrpc":"2.0","id":"edge","method":"ping"}';
+    const line = ping + ' '.repeat(stdioLineBytesMax - ping.length);
+    expect(await answerTo(stdin, answers, line + '\r\n')).toEqual({ jsonrpc: '2.0', id: 'edge', result: {} });
+  });
+});
