@@ -8,11 +8,9 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import type { ReducerDef } from '../storage/reducer.js';
-import { resultBytesMax, type Capability, type ToolAnnotations, type ToolContext, type ToolDef } from './tool.js';
+import { resultBytesMax, toolArgumentsBytesMax, type Capability, type ToolAnnotations, type ToolContext, type ToolDef } from './tool.js';
 import { int } from './wire-schema.js';
 
-/** Arguments larger than this (as JSON characters) are refused before parsing. */
-export const toolArgsCharsMax = 512 * 1024;
 export const idempotencyKeyCharsMax = 128;
 /** Zod issues quoted in an invalid_argument message; the rest are counted. */
 const issuesQuotedMax = 4;
@@ -24,8 +22,10 @@ const readAnnotations: ToolAnnotations = { readOnlyHint: true, destructiveHint: 
 /** Parse raw tool arguments; every failure is invalid_argument naming the offending paths. */
 export function parseToolInput<S extends z.ZodType>(tool: string, schema: S, raw: unknown): z.infer<S> {
   const text = JSON.stringify(raw ?? {});
-  if (text === undefined || text.length > toolArgsCharsMax) {
-    throw new MemoryError('limit_exceeded', `${tool}: arguments exceed ${toolArgsCharsMax} characters of JSON`);
+  const bytes = text === undefined ? 0 : Buffer.byteLength(text, 'utf8');
+  if (text === undefined || bytes > toolArgumentsBytesMax) {
+    throw new MemoryError('limit_exceeded', `${tool}: arguments are ${bytes} bytes of JSON; the limit (toolArgumentsBytesMax) is ${toolArgumentsBytesMax}`,
+      'send less per call: split the work into several calls');
   }
   const parsed = schema.safeParse(raw ?? {});
   if (parsed.success) return parsed.data;
@@ -56,20 +56,22 @@ export function readTool<I extends z.ZodObject, O extends z.ZodObject>(def: {
   output: O;
   run(ctx: ToolContext, args: z.infer<I>): Promise<z.infer<O>>;
 }): ToolDef {
-  const tool: ToolDef<I, O> = {
+  // Strict: a misspelt optional argument is an error naming it, not silently ignored.
+  const input = def.input.strict();
+  const tool: ToolDef = {
     name: def.name,
     title: def.title,
     description: def.description,
     capability: def.capability ?? 'read',
-    input: def.input,
+    input,
     output: def.output,
     annotations: readAnnotations,
     async call(ctx, raw) {
-      const args = parseToolInput(def.name, def.input, raw);
+      const args = parseToolInput(def.name, input, raw) as z.infer<I>;
       return boundResult(def.name, await def.run(ctx, args));
     },
   };
-  return tool as unknown as ToolDef;
+  return tool;
 }
 
 export function writeTool<A extends z.ZodObject, R extends z.ZodObject>(def: {
@@ -82,7 +84,8 @@ export function writeTool<A extends z.ZodObject, R extends z.ZodObject>(def: {
   destructive?: boolean;
   idempotent?: boolean;
 }): ToolDef {
-  const input = def.args.extend({ idempotency_key: idempotencyKey.optional() });
+  // Strict, as the read tools'.
+  const input = def.args.extend({ idempotency_key: idempotencyKey.optional() }).strict();
   const output = def.result.extend({ offset: int() });
   const name = def.reducer.name;
   const tool: ToolDef = {

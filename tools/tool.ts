@@ -37,6 +37,13 @@ export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObj
 
 /** Hard bound on one tool result's JSON; past it the tool must page. */
 export const resultBytesMax = 256 * 1024;
+
+/**
+ * JSON bytes of one call's arguments; larger is limit_exceeded before parsing. One limit for
+ * both sides of the boundary: the server checks it as a call comes in (server/mcp/limits.ts
+ * re-exports it), each tool again as it parses (define-tool.ts).
+ */
+export const toolArgumentsBytesMax = 1024 * 1024;
 /** Default and maximum page sizes for list-like results. */
 export const pageSizeDefault = 50;
 export const pageSizeMax = 200;

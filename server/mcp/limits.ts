@@ -3,8 +3,8 @@
  * Per-result bounds live beside the tools (tools/tool.ts resultBytesMax).
  */
 
-/** JSON bytes of one tools/call `arguments` object; larger is limit_exceeded before parsing. */
-export const toolArgumentsBytesMax = 1024 * 1024;
+/** JSON bytes of one tools/call `arguments` object: the memory module's own limit (tools/tool.ts). */
+export { toolArgumentsBytesMax } from '../../tools/tool.js';
 
 /** Nesting of one tools/call `arguments` value (objects and arrays); deeper is limit_exceeded (arguments-shape.ts). */
 export const toolArgumentsDepthMax = 64;
