@@ -74,7 +74,11 @@ export class SegmentReader {
       if (size > this.buffer.length) this.buffer = this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
       let done = 0;
       while (done < size) {
-        const n = await handle.read(this.buffer, done, size - done, done);
+        const n = await handle.read(this.buffer, done, size - done, done).catch((error: NodeJS.ErrnoException) => {
+          // A directory named like a segment opens but does not read: say where, as for damage.
+          if (error.code === 'EISDIR') throw new DamagedStore(file, 0, 'a directory stands where this segment file should be');
+          throw error;
+        });
         if (n === 0) break; // the file shrank while we read it: what is there is what we scan
         done += n;
       }

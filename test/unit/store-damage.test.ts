@@ -127,3 +127,16 @@ describe('damage', () => {
     await reopened.close();
   });
 });
+
+describe('odd files in the log directory', () => {
+  test('a directory named like a segment: the open refuses naming it, as damage', async () => {
+    const dir = tmp();
+    await writeStore(dir, 5);
+    const odd = path.join(dir, 'log', `${'9'.padStart(20, '0')}.log`);
+    (await import('node:fs')).mkdirSync(odd);
+    const error = await Store.open({ dir, module: counterModule }).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(DamagedStore);
+    expect((error as DamagedStore).file).toBe(odd);
+    expect((error as DamagedStore).message).toContain('a directory stands where this segment file should be');
+  });
+});
