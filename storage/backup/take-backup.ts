@@ -92,7 +92,18 @@ export function backupStoreDirectory(storeDir: string, options: BackupOptions): 
 async function takeBackup(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>): Promise<BackupReport> {
   const fl = options.fileLayer ?? nodeFileLayer;
   const backupDir = path.resolve(options.backupDir);
-  await prepareEmptyDir(fl, backupDir);
+  const created = await prepareEmptyDir(fl, backupDir);
+  try {
+    return await takeBackupInto(options, openSources, fl, backupDir);
+  } catch (error) {
+    // The directory was new or empty: a failed backup leaves it so (nothing half-copied to mistake for a backup).
+    if (created) await rm(backupDir, { recursive: true, force: true });
+    else for (const entry of await readdir(backupDir)) await rm(path.join(backupDir, entry), { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>, fl: FileLayer, backupDir: string): Promise<BackupReport> {
   const storeCopy = path.join(backupDir, backupStoreDirName);
   let copied: CopiedSources | undefined;
   for (let attempt = 1; copied === undefined; attempt++) {
@@ -144,14 +155,17 @@ async function takeBackup(options: BackupOptions, openSources: (fl: FileLayer) =
   return { backupDir, manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
 }
 
-async function prepareEmptyDir(fl: FileLayer, dir: string): Promise<void> {
+/** The backup directory, new or empty; true when this call created it. */
+async function prepareEmptyDir(fl: FileLayer, dir: string): Promise<boolean> {
   if (await fl.exists(dir)) {
     const entries = await readdir(dir);
     if (entries.length > 0) {
       throw new MemoryError('conflict', `backup directory ${dir} is not empty`, 'choose a new directory: a backup never overwrites another');
     }
+    return false;
   }
   await fl.mkdirp(dir);
+  return true;
 }
 
 // ------------------------------------------------------------------ sources

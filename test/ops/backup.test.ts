@@ -178,3 +178,17 @@ describe('restore refuses what does not verify', () => {
     await expect(restoreBackup(backupDir, occupied, { module: counterModule })).rejects.toMatchObject({ code: 'conflict' });
   });
 });
+
+describe('a backup that fails', () => {
+  test('leaves its directory as it found it: a new one is removed, an empty one stays empty', async () => {
+    const root = scratch();
+    const missingStore = path.join(root, 'no-such-tenant');
+    const fresh = path.join(root, 'fresh');
+    await expect(backupStoreDirectory(missingStore, { backupDir: fresh, module: counterModule, nowMs: fixedClock() })).rejects.toThrow();
+    expect(existsSync(fresh)).toBe(false);
+    const empty = path.join(root, 'empty');
+    (await import('node:fs')).mkdirSync(empty);
+    await expect(backupStoreDirectory(missingStore, { backupDir: empty, module: counterModule, nowMs: fixedClock() })).rejects.toThrow();
+    expect((await import('node:fs')).readdirSync(empty)).toEqual([]);
+  });
+});
