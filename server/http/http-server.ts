@@ -44,6 +44,8 @@ export interface HttpServerOptions {
   readonly bodyBytesMax?: number;
   /** Close a 2025-era session after this long without a request (default legacySessionIdleMs). */
   readonly sessionIdleMs?: number;
+  /** Tests: fewer sessions than legacySessionsMax (and per tenant, legacySessionsPerTenantMax). */
+  readonly sessionsMax?: { readonly total: number; readonly perTenant: number };
   /**
    * Admission of each MCP call (POST /mcp, /messages, also under /t/:tenant/) under its tenant's
    * limits, once authenticated and before its body is read; mounted after the Host and Origin
@@ -86,7 +88,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const host = options.host ?? '127.0.0.1';
   const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
   const log = surface.log;
-  const sessions = new SessionTable(log, legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs);
+  const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
   const streamable = createStreamableRoute({ surface, memoryFor, sessions, bodyBytesMax });
   const sse = createSseRoute({ surface, memoryFor, sessions });
 

@@ -1,7 +1,10 @@
 /**
  * Sessions of 2025-era clients (sessionful Streamable HTTP and legacy HTTP+SSE): bounded in
- * number, bound to the principal that opened them, and closed when idle. A session holds a
- * memory lease, so a forgotten session must not pin a tenant's store forever.
+ * number, per process and per tenant, bound to the principal that opened them, and closed when
+ * idle. A session holds a memory lease, so a forgotten session must not pin a tenant's store
+ * forever. Clients often end without DELETE (the SDK's close() sends none): at a bound, the
+ * session idle longest makes room (its client gets 404 and initializes again, as after the idle
+ * close), so leaked sessions never lock new clients out, and one tenant cannot hold every slot.
  */
 import type { Response } from 'express';
 import type { SessionTransport } from './session-transport.js';
@@ -11,6 +14,8 @@ import type { Logger } from '../log.js';
 
 /** Open 2025-era sessions per process (both kinds together). */
 export const legacySessionsMax = 256;
+/** Open 2025-era sessions of one tenant: a quarter of the process's, so no tenant takes them all. */
+export const legacySessionsPerTenantMax = 64;
 /** A session with no request in flight for this long is closed. */
 export const legacySessionIdleMs = 30 * 60_000;
 
@@ -45,6 +50,7 @@ export class SessionTable {
     private readonly log: Logger,
     readonly sessionsMax = legacySessionsMax,
     readonly idleMs = legacySessionIdleMs,
+    readonly perTenantMax = Math.min(legacySessionsPerTenantMax, sessionsMax),
   ) {
     this.sweeper = setInterval(() => this.sweep(Date.now()), Math.max(sweepEveryMsMin, idleMs / 4));
     this.sweeper.unref();
@@ -54,8 +60,36 @@ export class SessionTable {
     return this.entries.size;
   }
 
-  get full(): boolean {
-    return this.entries.size >= this.sessionsMax;
+  /**
+   * Room for one more session of `tenant`: at the tenant's bound its longest-idle session is
+   * closed, at the process's bound the longest-idle one of any tenant. The refusal (for a 503)
+   * when every session in the way has a request in flight; undefined when there is room.
+   */
+  makeRoomFor(tenant: string): string | undefined {
+    const ofTenant = [...this.entries.entries()].filter(([, e]) => e.session.principal.caller.tenant === tenant);
+    if (ofTenant.length >= this.perTenantMax && !this.closeLongestIdle(ofTenant)) {
+      return `tenant ${tenant} has ${ofTenant.length} open sessions, each with a request in flight (legacySessionsPerTenantMax = ${this.perTenantMax}); retry later`;
+    }
+    if (this.entries.size >= this.sessionsMax && !this.closeLongestIdle([...this.entries.entries()])) {
+      return `too many open sessions, each with a request in flight (legacySessionsMax = ${this.sessionsMax}); retry later`;
+    }
+    return undefined;
+  }
+
+  private closeLongestIdle(candidates: readonly [string, Entry][]): boolean {
+    let oldest: [string, Entry] | undefined;
+    for (const candidate of candidates) {
+      if (candidate[1].openRequests === 0 && (oldest === undefined || candidate[1].lastSeenMs < oldest[1].lastSeenMs)) oldest = candidate;
+    }
+    if (oldest === undefined) return false;
+    this.closeEntry(oldest[0], oldest[1], 'closing the longest-idle session to make room');
+    return true;
+  }
+
+  private closeEntry(id: string, entry: Entry, why: string): void {
+    this.entries.delete(id);
+    this.log.info({ session: id, kind: entry.session.kind, tenant: entry.session.principal.caller.tenant }, why);
+    entry.session.close().catch((error: unknown) => this.log.warn({ err: error, session: id }, 'closing a session failed'));
   }
 
   add(session: LegacySession): void {
@@ -87,11 +121,7 @@ export class SessionTable {
 
   private sweep(nowMs: number): void {
     for (const [id, entry] of this.entries) {
-      if (entry.openRequests === 0 && nowMs - entry.lastSeenMs > this.idleMs) {
-        this.entries.delete(id);
-        this.log.info({ session: id, kind: entry.session.kind }, 'closing idle session');
-        entry.session.close().catch((error: unknown) => this.log.warn({ err: error, session: id }, 'closing idle session failed'));
-      }
+      if (entry.openRequests === 0 && nowMs - entry.lastSeenMs > this.idleMs) this.closeEntry(id, entry, 'closing idle session');
     }
   }
 

@@ -31,8 +31,10 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
   const { surface, memoryFor, sessions } = options;
 
   async function openStream(_req: Request, res: Response, principal: Principal, messagesPath: string): Promise<void> {
-    if (sessions.full) {
-      sendJsonRpcError(res, 503, -32000, `too many open sessions (legacySessionsMax = ${sessions.sessionsMax}); retry later`);
+    const refusal = sessions.makeRoomFor(principal.caller.tenant);
+    if (refusal !== undefined) {
+      res.setHeader('Retry-After', '1');
+      sendJsonRpcError(res, 503, -32000, refusal);
       return;
     }
     const lease = await memoryFor(principal);

@@ -3,7 +3,7 @@
  * JSON-RPC error, nothing hangs, and the session keeps serving.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { notePut } from '../mcp/fixtures/notes.js';
+import { holdNotePuts } from '../mcp/fixtures/notes.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
 import { connectOlderHttp } from '../support/mcp-clients.js';
@@ -24,13 +24,7 @@ describe('bad input over Streamable HTTP', () => {
     const url = `${serving.serving.url}/mcp`;
     const session = await openSession(url);
     // Hold the first call until the second has been answered, so both are surely in flight together.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const original = notePut.call.bind(notePut);
-    vi.spyOn(notePut, 'call').mockImplementationOnce(async (ctx, args) => {
-      await held;
-      return original(ctx, args);
-    });
+    const release = holdNotePuts();
     const first = post(url, call(7, 'note_put', { id: 'a', text: 'first' }), session);
     await new Promise((resolve) => setTimeout(resolve, 200));
     const second = await post(url, call(7, 'note_put', { id: 'b', text: 'second' }), session);

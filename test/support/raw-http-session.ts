@@ -18,15 +18,15 @@ export function post(url: string, body: unknown, headers: Record<string, string>
   });
 }
 
-/** Opens a session by hand; returns the headers every later POST carries. */
-export async function openSession(url: string): Promise<Record<string, string>> {
+/** Opens a session by hand (`headers` on every request, e.g. who is calling); returns the headers every later POST carries. */
+export async function openSession(url: string, headers: Record<string, string> = {}): Promise<Record<string, string>> {
   const opened = await post(url, {
     jsonrpc: '2.0', id: 0, method: 'initialize',
     params: { protocolVersion: olderRevision, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
-  }, {});
+  }, headers);
   expect(opened.status).toBe(200);
   await opened.text();
-  const session = { 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': olderRevision };
+  const session = { ...headers, 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': olderRevision };
   expect((await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
   return session;
 }

@@ -1,0 +1,84 @@
+/**
+ * The bounds on 2025-era sessions (server/http/session-table.ts) on a real server: at a bound the
+ * longest-idle session makes room (its client gets 404 and may initialize again), a session with
+ * a request in flight is never closed for room, and one tenant cannot take every slot.
+ */
+import type { IncomingMessage } from 'node:http';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import type { Authenticate } from '../../server/http/seams.js';
+import { headerAuthenticate, startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { createNotesMemory, holdNotePuts, notePut, type NotesMemory } from '../mcp/fixtures/notes.js';
+import type { MemoryFor } from '../../server/http/seams.js';
+import { openSession, post } from '../support/raw-http-session.js';
+
+const tenantHeader = 'x-test-tenant';
+/** The fixture's principal, in the tenant the test header names. */
+const tenantAuthenticate: Authenticate = async (req: IncomingMessage) => {
+  const principal = await headerAuthenticate(req);
+  const tenant = req.headers[tenantHeader];
+  if (typeof tenant !== 'string' || 'status' in principal) return principal;
+  return { ...principal, caller: { ...principal.caller, tenant } };
+};
+
+/** A notes memory per tenant. */
+function memoriesByTenant(): MemoryFor {
+  const memories = new Map<string, NotesMemory>();
+  return async (principal) => {
+    const tenant = principal.caller.tenant;
+    let memory = memories.get(tenant);
+    if (memory === undefined) memories.set(tenant, (memory = createNotesMemory(tenant)));
+    return { memory, release: () => undefined };
+  };
+}
+
+let serving: NotesHttp | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await serving?.serving.close();
+  serving = undefined;
+});
+
+const ping = (id: number) => ({ jsonrpc: '2.0', id, method: 'ping' });
+const as = (tenant: string) => ({ [tenantHeader]: tenant });
+
+describe('session bounds', () => {
+  test('at the tenant bound the longest-idle session of that tenant makes room; the others go on', async () => {
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
+    const url = `${serving.serving.url}/mcp`;
+    const first = await openSession(url, as('a'));
+    const second = await openSession(url, as('a'));
+    expect((await post(url, ping(1), second)).status).toBe(200); // second is now the more recently seen
+    const third = await openSession(url, as('a'));
+    expect((await post(url, ping(2), first)).status).toBe(404);
+    expect((await post(url, ping(3), second)).status).toBe(200);
+    expect((await post(url, ping(4), third)).status).toBe(200);
+  });
+
+  test('sessions with a request in flight are never closed for room: 503 with Retry-After naming the bound; another tenant still gets in', async () => {
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
+    const url = `${serving.serving.url}/mcp`;
+    const busy = [await openSession(url, as('a')), await openSession(url, as('a'))];
+    const release = holdNotePuts();
+    const inFlight = busy.map((session, i) => post(url, { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params: { name: 'note_put', arguments: { id: `n${i}`, text: 'x' } } }, session));
+    await vi.waitFor(() => expect(vi.mocked(notePut.call)).toHaveBeenCalledTimes(2));
+    const refused = await post(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }, as('a'));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('legacySessionsPerTenantMax = 2');
+    const other = await openSession(url, as('b'));
+    expect((await post(url, ping(5), other)).status).toBe(200);
+    release();
+    for (const answer of await Promise.all(inFlight)) expect(answer.status).toBe(200);
+  });
+
+  test('at the process bound the longest-idle session of any tenant makes room', async () => {
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 3, perTenant: 2 } });
+    const url = `${serving.serving.url}/mcp`;
+    const idleB = await openSession(url, as('b'));
+    const a1 = await openSession(url, as('a'));
+    const a2 = await openSession(url, as('a'));
+    const c = await openSession(url, as('c'));
+    expect((await post(url, ping(6), idleB)).status).toBe(404);
+    for (const session of [a1, a2, c]) expect((await post(url, ping(7), session)).status).toBe(200);
+  });
+});
