@@ -9,6 +9,7 @@
  *    every unacknowledged transaction and the store keeps serving.
  */
 import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
 import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
@@ -18,7 +19,7 @@ import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog
 import { inlineSyncTxMax } from './log/inline-sync.js';
 import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
-import { decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { decodeInvocation, decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
@@ -518,7 +519,10 @@ export class Store implements StoreApi {
           throw new MemoryError('invalid_argument', `idempotency key ${key} was used for ${String(seen.reducer)}, not ${reducerName}`);
         }
         const offset = seen.offset as number;
-        return this.waitDurable(offset).then(() => ({ offset, result: seen.result, replayed: true }));
+        return this.waitDurable(offset).then(async () => {
+          await this.refuseOtherArguments(offset, parsed.data);
+          return { offset, result: seen.result, replayed: true };
+        });
       }
     }
     const offset = this.applied + 1;
@@ -869,6 +873,21 @@ export class Store implements StoreApi {
     const keep: Waiter[] = [];
     for (const w of this.waiters) (w.offset > offset ? w.reject(error) : keep.push(w));
     this.waiters = keep;
+  }
+
+  /**
+   * A key reused with other arguments is a client's bug (two different calls under one key): it
+   * is refused, not answered with the first call's result as if it were this one's. The first
+   * call's arguments are read from its frame (no copy kept per key); once a snapshot has retired
+   * that segment they are gone, and the key replays as before.
+   */
+  private async refuseOtherArguments(offset: number, args: unknown): Promise<void> {
+    const payload = await this.log.readPayload(offset);
+    if (payload === undefined) return;
+    const first = decodeInvocation(offset, payload).args;
+    if (!isDeepStrictEqual(first, args ?? null)) {
+      throw new MemoryError('conflict', `this idempotency key was first used (offset ${offset}) with other arguments`, 'use a new idempotency key for a different call');
+    }
   }
 
   async readTx(offset: number): Promise<TxRecord | undefined> {

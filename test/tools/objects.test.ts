@@ -183,6 +183,17 @@ describe('idempotency keys', () => {
     expect(f.mark()).toEqual(before);
   });
 
+  test('a key reused with other arguments is a conflict, nothing written; the same arguments in another key order replay', async () => {
+    const first = await f.call('object_put', { id: 'r', type: 'note', attributes: { a: 1, b: 2 }, idempotency_key: 'req-3' });
+    const error = await expectRefused(f, f.call('object_put', { id: 'r2', type: 'note', attributes: { a: 1, b: 2 }, idempotency_key: 'req-3' }), 'conflict');
+    expect(error.message).toContain(`first used (offset ${first.offset}) with other arguments`);
+    await expectRefused(f, f.call('object_put', { id: 'r', type: 'note', attributes: { a: 1, b: 3 }, idempotency_key: 'req-3' }), 'conflict');
+    expect(await f.call('object_put', { id: 'r', type: 'note', attributes: { b: 2, a: 1 }, idempotency_key: 'req-3' })).toEqual(first);
+    // After a restart too: the first call's arguments are read from its frame.
+    await f.reopen();
+    await expectRefused(f, f.call('object_put', { id: 'r2', type: 'note', attributes: {}, idempotency_key: 'req-3' }), 'conflict');
+  });
+
   test('a malformed key is invalid_argument', async () => {
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: '' }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: 'k'.repeat(129) }), 'invalid_argument');
