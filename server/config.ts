@@ -8,11 +8,11 @@ import path from 'node:path';
 import { z } from 'zod';
 import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
 import { logLevels, type LogLevel } from './log.js';
+import { idleCloseMsDefault, openTenantsMaxDefault } from './tenants/registry.js';
 
 export const httpPortDefault = 8787;
 export const httpHostDefault = '127.0.0.1';
 export const dataDirDefault = './data';
-export const maxOpenTenantsDefault = 64;
 export const auditRetentionDaysDefault = 2557; // seven years
 
 const blankToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
@@ -43,7 +43,8 @@ const environmentSchema = z
     IOBOXX_OIDC_ISSUER: optionalUrl,
     IOBOXX_TOKEN: optionalString,
     IOBOXX_TENANT: optionalString,
-    IOBOXX_MAX_OPEN_TENANTS: integerIn(1, 100_000, maxOpenTenantsDefault),
+    IOBOXX_MAX_OPEN_TENANTS: integerIn(1, 100_000, openTenantsMaxDefault),
+    IOBOXX_TENANT_IDLE_CLOSE_MS: integerIn(1, 7 * 24 * 3_600_000, idleCloseMsDefault),
     DATABASE_URL: optionalUrl,
     DATABASE_DIRECT_URL: optionalUrl,
     S3_ENDPOINT: optionalUrl,
@@ -102,6 +103,8 @@ export interface Config {
   /** ... and the tenant it should act for when it names several. */
   readonly tenantSelection?: string;
   readonly maxOpenTenants: number;
+  /** An unused tenant store closes after this (tenants/registry.ts). */
+  readonly tenantIdleCloseMs: number;
   readonly database: { readonly url?: string; readonly directUrl?: string };
   readonly s3?: S3Config;
   readonly auditRetentionDays: number;
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     ...(e.IOBOXX_TOKEN !== undefined && { token: e.IOBOXX_TOKEN }),
     ...(e.IOBOXX_TENANT !== undefined && { tenantSelection: e.IOBOXX_TENANT }),
     maxOpenTenants: e.IOBOXX_MAX_OPEN_TENANTS,
+    tenantIdleCloseMs: e.IOBOXX_TENANT_IDLE_CLOSE_MS,
     database: {
       ...(e.DATABASE_URL !== undefined && { url: e.DATABASE_URL }),
       ...(e.DATABASE_DIRECT_URL !== undefined && { directUrl: e.DATABASE_DIRECT_URL }),

@@ -83,6 +83,7 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
       onBackgroundError: (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed'),
     }),
     openTenantsMax: config.maxOpenTenants,
+    idleCloseMs: config.tenantIdleCloseMs,
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);

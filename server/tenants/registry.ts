@@ -372,20 +372,3 @@ export class TenantRegistry<T extends Closable> {
     this.options.observe?.(event);
   }
 }
-
-/** IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_MS, with the defaults above. */
-export function tenantRegistryLimitsFromEnv(
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): { readonly openTenantsMax: number; readonly idleCloseMs: number } {
-  const read = (name: string, fallback: number, min: number): number => {
-    const raw = env[name]?.trim();
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min) throw new MemoryError('invalid_argument', `${name} must be an integer >= ${min}`);
-    return value;
-  };
-  return {
-    openTenantsMax: read('IOBOXX_MAX_OPEN_TENANTS', openTenantsMaxDefault, 1),
-    idleCloseMs: read('IOBOXX_TENANT_IDLE_CLOSE_MS', idleCloseMsDefault, 0),
-  };
-}

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { ConfigError, loadConfig, redactedConfig } from '../../server/config.js';
+import { idleCloseMsDefault, openTenantsMaxDefault } from '../../server/tenants/registry.js';
 
 test('an empty environment is local mode on 127.0.0.1:8787 with ./data', () => {
   const config = loadConfig({}, '/srv/app');
@@ -22,6 +23,13 @@ test('load limits: a queue of 0 (refuse at once) and the server-wide running bou
   expect(config.loadLimits.aloneInFlightMax).toBeUndefined();
   expect(loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '48' }, '/srv/app').loadLimits.aloneInFlightMax).toBe(48);
   expect(() => loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ALONE_INFLIGHT_MAX/);
+});
+
+test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_MS reach the config, bad values are refused', () => {
+  expect(loadConfig({}, '/srv/app')).toMatchObject({ maxOpenTenants: openTenantsMaxDefault, tenantIdleCloseMs: idleCloseMsDefault });
+  expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500' }, '/srv/app')).toMatchObject({ maxOpenTenants: 12, tenantIdleCloseMs: 500 });
+  expect(() => loadConfig({ IOBOXX_TENANT_IDLE_CLOSE_MS: 'abc' }, '/srv/app')).toThrow(/IOBOXX_TENANT_IDLE_CLOSE_MS/);
+  expect(() => loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '0' }, '/srv/app')).toThrow(/IOBOXX_MAX_OPEN_TENANTS/);
 });
 
 test('values are parsed: port, origins, level, relative data dir', () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { localTenantDefault } from '../../server/auth/local-principal.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
@@ -24,19 +24,21 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
-function startServer(): { child: ChildProcessWithoutNullStreams; url: Promise<string> } {
+function startServer(env: Record<string, string> = {}): { child: ChildProcessWithoutNullStreams; url: Promise<string>; logged: string[] } {
   const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--http'], {
     cwd: root,
-    env: { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info' },
+    env: { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
   });
+  const logged: string[] = [];
   const url = new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stderr }).on('line', (line) => {
       const event = JSON.parse(line) as { msg?: string; url?: string };
+      if (event.msg !== undefined) logged.push(event.msg);
       if (event.msg === 'http server listening' && event.url !== undefined) resolve(event.url);
     });
     child.on('close', (code) => reject(new Error(`server exited (${code}) before listening`)));
   });
-  return { child, url };
+  return { child, url, logged };
 }
 
 describe('graceful shutdown of the real server', () => {
@@ -90,4 +92,18 @@ describe('graceful shutdown of the real server', () => {
       await done;
     }
   }, 120_000);
+
+  test('IOBOXX_TENANT_IDLE_CLOSE_MS: an unused tenant store closes after it', async () => {
+    const server = startServer({ IOBOXX_TENANT_IDLE_CLOSE_MS: '300' });
+    const exited = new Promise<number | null>((resolve) => server.child.on('close', resolve));
+    const client = await connectNewerHttp({ url: `${await server.url}/mcp` });
+    try {
+      expect(toolErrorOf(await client.callTool('object_put', { id: 'idle-1', type: 'note', attributes: {} }))).toBeUndefined();
+      await vi.waitFor(() => expect(server.logged).toContain('tenant store closed'), { timeout: 10_000, interval: 100 });
+    } finally {
+      await client.close();
+      server.child.kill('SIGTERM');
+      await exited;
+    }
+  });
 });
