@@ -29,6 +29,7 @@ import { InFlightCalls } from './ops/in-flight.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
+import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry } from './tenants/registry.js';
@@ -308,6 +309,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   // Live row subscriptions on /ws: the same authentication and tenant leases as /mcp.
   const live = attachWebSocket(serving.server, {
     authenticate: authenticateAudited, memoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
+    observe: observeWebSocket(metrics, log),
   });
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
   return {

@@ -18,6 +18,8 @@ import { memoryExposedTables } from '../../server/ws/exposed-tables.js';
 import { memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { TestClient, type Message } from './ws-test-client.js';
+import { OpsMetrics } from '../../server/ops/metrics.js';
+import { observeWebSocket } from '../../server/ws/ws-observer.js';
 
 const principal = localPrincipal('acme');
 let dir: string;
@@ -39,6 +41,10 @@ const limits = {
   resumeTxMax: 40,
 };
 
+/** The server's own observer (main-wiring.ts), on real metrics. */
+const metrics = new OpsMetrics();
+const observeDrops = observeWebSocket(metrics, log);
+
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'ioboxx-ws-'));
   memory = await openTenantMemory(dir, 'acme');
@@ -53,6 +59,7 @@ beforeAll(async () => {
     log,
     observe: (event) => {
       events.push(event);
+      observeDrops(event);
       for (const wake of eventWaiters.splice(0)) wake();
     },
   });
@@ -334,6 +341,9 @@ describe('bounded memory', () => {
     // Once it reads again, the slow one finds the documented close code after what it had.
     slow.ws.resume();
     expect(await slow.closed).toMatchObject({ code: wsClose.slowConsumer });
+    // The operator sees it: the drop is counted.
+    const drops = (await metrics.registry.getSingleMetric('ioboxx_subscription_drops_total')!.get()).values;
+    expect(drops.find((v) => v.labels['reason'] === 'slow_consumer')?.value).toBe(1);
     fast.close();
   }, 60_000);
 });
