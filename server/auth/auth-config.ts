@@ -22,6 +22,7 @@
 import { MemoryError } from '../../storage/errors.js';
 import { parseRoleMap, roleMapDefault, roleMapFrom, type RoleMap } from './capabilities.js';
 import { publicOrigin } from './protected-resource-metadata.js';
+import { jwksStaleMaxAgeMsDefault } from './stale-key-fallback.js';
 import { tenantClaimDefault } from './tenant-claims.js';
 import {
   clockToleranceSDefault,
@@ -77,7 +78,8 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
       clockToleranceS: number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault),
       jwksCooldownMs: number(env, 'IOBOXX_OIDC_JWKS_COOLDOWN_MS', jwksCooldownMsDefault),
       jwksCacheMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', jwksCacheMaxAgeMsDefault),
-      allowHttp: env.IOBOXX_OIDC_ALLOW_HTTP === 'true',
+      jwksStaleMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS', jwksStaleMaxAgeMsDefault),
+      allowHttp: boolean(env, 'IOBOXX_OIDC_ALLOW_HTTP', false),
     },
     clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? (audience[0] as string),
     tenantClaim,
@@ -104,6 +106,15 @@ function number(env: Env, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) throw configError(`${name} must be a non-negative number`);
   return value;
+}
+
+/** true/false (1/0 too); anything else is refused rather than read as false. */
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = nonEmpty(env[name])?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw configError(`${name} must be true or false`);
 }
 
 function configError(message: string): MemoryError {

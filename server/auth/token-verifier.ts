@@ -5,7 +5,8 @@
  *   is served by jose's remote key set: cached for `jwksCacheMaxAgeMs`, and a token whose `kid`
  *   is unknown triggers one refetch, at most once per `jwksCooldownMs` (so a flood of forged
  *   kids costs the issuer one request per cooldown, and a key rotation is picked up at once
- *   when the cooldown has passed since the last fetch).
+ *   when the cooldown has passed since the last fetch). While the issuer cannot be reached the
+ *   last keys still serve, for a bounded time (stale-key-fallback.ts).
  * - Algorithms are pinned (RS256 unless configured): `none`, HS256 and friends never reach a key.
  * - `exp`, `iss`, `aud` and `sub` are required; `iss` and `aud` must match the configuration.
  * - Only access tokens: Keycloak puts `typ: "Bearer"` in the payload of those; refresh (`Refresh`),
@@ -25,6 +26,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwksCache, jwtVerify, type JW
 import { AuthError, type AuthFailureReason } from './auth-error.js';
 import { assertFetchableUrl, discoverIssuer } from './oidc-discovery.js';
 import { ConnectionTokenMemo, type TokenConnection } from './connection-token-memo.js';
+import { jwksRetryMsDefault, jwksStaleMaxAgeMsDefault, withStaleKeyFallback } from './stale-key-fallback.js';
 import { VerifiedTokenCache, verifiedTokensMaxDefault, verifiedTokenTtlMsDefault, type LoadedKeys } from './verified-token-cache.js';
 
 export const signingAlgorithms = ['RS256', 'ES256', 'PS256'] as const;
@@ -54,6 +56,10 @@ export interface TokenVerifierOptions {
   readonly clockToleranceS?: number;
   readonly jwksCooldownMs?: number;
   readonly jwksCacheMaxAgeMs?: number;
+  /** While the issuer cannot be reached, the last keys verify tokens for this long after they loaded (stale-key-fallback.ts). */
+  readonly jwksStaleMaxAgeMs?: number;
+  /** After a failed key fetch, the issuer is not asked again for this long. */
+  readonly jwksRetryMs?: number;
   readonly fetchTimeoutMs?: number;
   readonly discoveryRetryMs?: number;
   /** Accept http issuer / JWKS URLs on non-loopback hosts. */
@@ -119,11 +125,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     const discovering = discoverIssuer(issuer, { timeoutMs: fetchTimeoutMs, allowHttp }).then(
       (discovered) =>
-        createRemoteJWKSet(discovered.jwksUri, {
+        withStaleKeyFallback(createRemoteJWKSet(discovered.jwksUri, {
           cooldownDuration: options.jwksCooldownMs ?? jwksCooldownMsDefault,
           cacheMaxAge: jwksCacheMaxAgeMs,
           timeoutDuration: fetchTimeoutMs,
           [jwksCache]: loadedKeys as JWKSCacheInput,
+        }), loadedKeys, {
+          staleMaxAgeMs: options.jwksStaleMaxAgeMs ?? jwksStaleMaxAgeMsDefault,
+          retryMs: options.jwksRetryMs ?? jwksRetryMsDefault,
+          isFetchFailure: (error) => authErrorFromJose(error).reason === 'issuer_unavailable',
         }),
       (error: unknown) => {
         keySet = undefined;

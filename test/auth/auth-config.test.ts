@@ -45,6 +45,11 @@ describe('identity configuration from the environment', () => {
     expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_CLOCK_TOLERANCE_S: 'soon' })).toThrow(/IOBOXX_OIDC_CLOCK_TOLERANCE_S/);
     expect(() => authConfigFromEnv({ ...base, IOBOXX_ROLE_MAP: '{"x":["fly"]}' })).toThrow(/IOBOXX_ROLE_MAP/);
     expect(() => authConfigFromEnv({ ...base, IOBOXX_PUBLIC_URL: 'https://memory.example.com/mcp' })).toThrow(/IOBOXX_PUBLIC_URL/);
+    // A switch is true/false (1/0): 'yes' is refused, not read as off.
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ALLOW_HTTP: 'yes' })).toThrow(/IOBOXX_OIDC_ALLOW_HTTP/);
+    expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ALLOW_HTTP: '1' })!.oidc.allowHttp).toBe(true);
+    expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ALLOW_HTTP: 'false' })!.oidc.allowHttp).toBe(false);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS: '-1' })).toThrow(/IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS/);
     expect(() => parseRoleMap('[]')).toThrow(MemoryError);
     expect(() => parseRoleMap('not json')).toThrow(MemoryError);
   });

@@ -197,13 +197,40 @@ describe('token verification against a real issuer process', () => {
     expect(await refusal(verifierFor({ realm: 'missing-realm' }).verify(token))).toBe('issuer_unavailable');
   });
 
-  test('an issuer that goes away after discovery makes verification unavailable', async () => {
+  test('an issuer that goes away after discovery makes verification unavailable once the last keys are too old to stand in', async () => {
     const gone = await startOidcIssuer();
-    const verifier = createTokenVerifier({ issuer: gone.issuer(), audience: [testAudience], jwksCacheMaxAgeMs: 0, verifiedTokensMax: 0 });
+    const verifier = createTokenVerifier({ issuer: gone.issuer(), audience: [testAudience], jwksCacheMaxAgeMs: 0, jwksStaleMaxAgeMs: 0, verifiedTokensMax: 0 });
     const token = await gone.token();
     await verifier.verify(token);
     await gone.stop();
     expect(await refusal(verifier.verify(token))).toBe('issuer_unavailable');
+  });
+
+  test('while the issuer cannot be reached the last keys verify tokens: one fetch is tried, then none for jwksRetryMs; an unknown key is still refused', async () => {
+    const paused = await startOidcIssuer();
+    try {
+      const verifier = createTokenVerifier({
+        issuer: paused.issuer(), audience: [testAudience], jwksCacheMaxAgeMs: 0, fetchTimeoutMs: 300, jwksRetryMs: 60_000, verifiedTokensMax: 0,
+      });
+      const token = await paused.token();
+      await verifier.verify(token); // the keys load
+      await paused.rotate(); // a key the verifier has never loaded...
+      const unknownKeyToken = await paused.token(); // ...signs this one
+      const before = await paused.stats();
+      paused.child.kill('SIGSTOP'); // connections are taken, never answered: each fetch would time out
+      try {
+        for (let i = 0; i < 5; i++) expect((await verifier.verify(token)).subject).toBeTruthy();
+        expect(await refusal(verifier.verify(unknownKeyToken))).toBe('unknown_key');
+      } finally {
+        paused.child.kill('SIGCONT');
+      }
+      // Only the first verification during the outage asked the issuer (it answers once resumed).
+      await vi.waitFor(async () => expect((await paused.stats()).jwksFetches - before.jwksFetches).toBeGreaterThanOrEqual(1));
+      await new Promise((resolve) => setTimeout(resolve, 500)); // any other request queued meanwhile is counted by now
+      expect((await paused.stats()).jwksFetches - before.jwksFetches).toBe(1);
+    } finally {
+      await paused.stop();
+    }
   });
 
   test('a discovery document naming a different issuer is not trusted', async () => {
