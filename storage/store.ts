@@ -49,6 +49,8 @@ export interface StoreOptions {
   readonly derived?: readonly DerivedIndex[];
   /** Take a snapshot after this many transactions since the last one (0 = never by count). */
   readonly snapshotEveryTx?: number;
+  /** How often (at most) an acknowledgement checks that the store's files still have names (default filesCheckMsDefault; 0: every batch). */
+  readonly filesCheckMs?: number;
   /** Take a snapshot when this much time passed since the last one and something changed (0 = never by time). */
   readonly snapshotEveryMs?: number;
   /** Clock for transaction timestamps (tests pass a fixed one). */
@@ -134,6 +136,12 @@ export interface StoreApi {
 }
 
 export const pendingTxMaxDefault = 50_000;
+/**
+ * An acknowledgement checks at most this often that the active segment still has a name: a store
+ * whose directory was deleted under it fails (loudly, refusing writes) within this long, instead
+ * of acknowledging writes into files nothing can reach again.
+ */
+export const filesCheckMsDefault = 100;
 /** A call's options when it gives none: one shared object, not a new `{}` per call. */
 const noCallOptions: CallOptions = Object.freeze({});
 
@@ -254,6 +262,9 @@ export class Store implements StoreApi {
   private lastSnapshotHash: string | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly fl: FileLayer;
+  /** When the active segment's name was last looked at (filesDeleted). */
+  private filesCheckedMs = -Infinity;
+  private readonly filesCheckMs: number;
   /** Releases the directory's LOCK (store-lock.ts); set by the open. */
   private releaseLock: () => Promise<void> = async () => undefined;
   private readonly clock: () => number;
@@ -265,6 +276,7 @@ export class Store implements StoreApi {
     this.fl = options.fileLayer ?? nodeFileLayer;
     this.clock = options.clock ?? Date.now;
     this.pendingTxMax = options.pendingTxMax ?? pendingTxMaxDefault;
+    this.filesCheckMs = options.filesCheckMs ?? filesCheckMsDefault;
     this.syncInlineTxMax = options.syncInlineTxMax ?? inlineSyncTxMax;
     const allTables = [...options.module.tables, idempotencyTable];
     for (const schema of allTables) {
@@ -683,6 +695,10 @@ export class Store implements StoreApi {
         this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
         break;
       }
+      if (this.filesDeleted()) {
+        this.fail(`the store's files were deleted while it was open (${this.logDir}): nothing more is acknowledged; what it held is gone unless restored from a backup`);
+        break;
+      }
       this.log.commit(head.written);
       const count = head.batch.length;
       this.queue.splice(0, count);
@@ -713,6 +729,14 @@ export class Store implements StoreApi {
     if (this.writeFailure && this.inFlight.length === 0) this.settleWriteFailure();
     this.cutBatches();
     this.releaseIdle();
+  }
+
+  /** Whether the active segment lost its name, looked at no more often than every filesCheckMs (a stat is ~3 us). */
+  private filesDeleted(): boolean {
+    const nowMs = performance.now();
+    if (nowMs - this.filesCheckedMs < this.filesCheckMs) return false;
+    this.filesCheckedMs = nowMs;
+    return this.log.activeUnlinked;
   }
 
   /** Every batch written before the failed write is acknowledged: roll back the rest. */

@@ -4,6 +4,7 @@
  * segment keeps zeros ahead of its written end (zero-tail.ts): frames overwrite them, so most
  * fdatasyncs have no size change or block allocation to journal.
  */
+import { fstatSync } from 'node:fs';
 import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
@@ -91,6 +92,14 @@ export class Commitlog {
   }
 
   /** True when the active segment is full (counting frames written, durable or not) and the next write should go to a new one. */
+  /**
+   * True when the active segment file has no name left (its directory or the file was deleted
+   * under the open store): frames written to it now are durable in an inode nothing reaches.
+   */
+  get activeUnlinked(): boolean {
+    return this.active !== undefined && fstatSync(this.active.writer.fd).nlink === 0;
+  }
+
   get wantsRotation(): boolean {
     return this.writtenEnd >= this.segmentBytesMax && this.writtenEnd > segmentHeaderBytes;
   }

@@ -139,4 +139,20 @@ describe('odd files in the log directory', () => {
     expect((error as DamagedStore).file).toBe(odd);
     expect((error as DamagedStore).message).toContain('a directory stands where this segment file should be');
   });
+
+  test('the store directory deleted under an open store: the next acknowledgement fails the store instead, loudly', async () => {
+    const dir = tmp();
+    const errors: unknown[] = [];
+    const store = await Store.open({ dir, module: counterModule, filesCheckMs: 0, onBackgroundError: (e) => errors.push(e) });
+    const first = await store.call('put', { id: 'a', type: 't', n: 1 }, testCaller);
+    expect(first.offset).toBe(0);
+    (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+    const error = await store.call('put', { id: 'b', type: 't', n: 2 }, testCaller).then(() => undefined, (e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('store_failed');
+    expect((error as Error).message).toContain('deleted while it was open');
+    expect(store.failed).toBe(true);
+    expect(store.durableOffset).toBe(0); // nothing past the deletion was acknowledged
+    expect(errors).toHaveLength(1);
+    await store.close();
+  });
 });
