@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
 import { logLevels, type LogLevel } from './log.js';
 import { idleCloseMsDefault, openTenantsMaxDefault } from './tenants/registry.js';
+import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../tools/tenant-snapshots.js';
 
 export const httpPortDefault = 8787;
 export const httpHostDefault = '127.0.0.1';
@@ -63,6 +64,9 @@ const environmentSchema = z
     IOBOXX_TENANT_BURST: integerIn(1, loadLimitsCeiling.burst, loadLimitsDefault.burst),
     IOBOXX_RUNNING_CALLS_MAX: integerIn(1, runningCallsMaxCeiling, runningCallsMaxDefault),
     IOBOXX_SHUTDOWN_MS: integerIn(100, 600_000, shutdownBoundMsDefault),
+    // Periodic snapshots of a serving tenant store (tools/tenant-snapshots.ts); 0 turns one off.
+    IOBOXX_SNAPSHOT_EVERY_TX: integerIn(0, 1_000_000_000, snapshotEveryTxDefault),
+    IOBOXX_SNAPSHOT_EVERY_MS: integerIn(0, 7 * 24 * 3_600_000, snapshotEveryMsDefault),
   });
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
@@ -114,6 +118,9 @@ export interface Config {
   /** Calls running at once over all tenants; freed slots go round robin to tenants waiting. */
   readonly runningCallsMax: number;
   readonly shutdownMs: number;
+  /** A tenant store snapshots after this many transactions / this long with changes (0: never by that rule). */
+  readonly snapshotEveryTx: number;
+  readonly snapshotEveryMs: number;
 }
 
 export class ConfigError extends Error {
@@ -175,6 +182,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     },
     runningCallsMax: e.IOBOXX_RUNNING_CALLS_MAX,
     shutdownMs: e.IOBOXX_SHUTDOWN_MS,
+    snapshotEveryTx: e.IOBOXX_SNAPSHOT_EVERY_TX,
+    snapshotEveryMs: e.IOBOXX_SNAPSHOT_EVERY_MS,
   };
 }
 

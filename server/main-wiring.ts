@@ -7,7 +7,7 @@
 import { MemoryError } from '../storage/errors.js';
 import { sumRowBytes } from '../storage/row-arena.js';
 import type { RunHistoryReader, TenantMemory } from '../tools/memory.js';
-import { memoryCatalog, memoryTools, openTenantMemory } from '../tools/index.js';
+import { memoryCatalog, memoryTools, openTenantMemory, type TenantMemoryOptions } from '../tools/index.js';
 import { authenticateRequest } from './auth/http-auth.js';
 import { serveProtectedResourceMetadata, type ProtectedResourceOptions } from './auth/protected-resource-metadata.js';
 import { createAuthenticator } from './auth/authenticator.js';
@@ -75,10 +75,16 @@ function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined)
   };
 }
 
+/** What the configuration sets on every tenant store, in both modes (HTTP and stdio). */
+function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshotEveryTx' | 'snapshotEveryMs'> {
+  return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
+}
+
 function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
     open: (tenant, dir) => openTenantMemory(dir, tenant, {
+      ...tenantStoreOptions(config),
       runHistory: runHistoryOf(tenant, control),
       ...(metrics && { onBatch: metrics.onBatch }),
       onBackgroundError: (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed'),
@@ -121,7 +127,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   const openMemory = () =>
     (opening ??= ensureTenantDir(config.dataDir, tenant).then(async (dir) => {
       try {
-        const memory = await openTenantMemory(dir, tenant, { runHistory: runHistoryOf(tenant, () => control) });
+        const memory = await openTenantMemory(dir, tenant, { ...tenantStoreOptions(config), runHistory: runHistoryOf(tenant, () => control) });
         log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
         return memory;
       } catch (error) {

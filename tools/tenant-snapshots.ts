@@ -4,14 +4,20 @@
  * registry closes idle and evicted stores, and the next open of the tenant then loads that
  * snapshot instead of replaying its log frame by frame and hashing the whole state again
  * (10k objects: about 1.7x less CPU to open). The threshold keeps small, rarely written tenants
- * from writing a snapshot at every close. (A periodic snapshot by transaction count, to bound
- * replay after a crash, is left to the operator's `snapshotEveryTx` for now.)
+ * from writing a snapshot at every close. While open, a busy tenant also snapshots every
+ * `snapshotEveryTxDefault` transactions and a changed one every `snapshotEveryMsDefault`
+ * (IOBOXX_SNAPSHOT_EVERY_TX / _MS): that bounds its log (segments below the older of the two
+ * snapshots kept are deleted) and the replay after a crash.
  */
 import type { FileLayer } from '../storage/io/file-layer.js';
 import { listSnapshots } from '../storage/snapshot/reader.js';
 import type { Store } from '../storage/store.js';
 
 export const closeSnapshotTxMin = 1_000;
+/** A serving store snapshots after this many transactions since its last snapshot. */
+export const snapshotEveryTxDefault = 1_000_000;
+/** ...and after this long, when anything changed since. */
+export const snapshotEveryMsDefault = 60 * 60_000;
 
 /** Offset of the newest complete snapshot in the store's directory, -1 when there is none. */
 async function newestSnapshotOffset(store: Store, fl: FileLayer): Promise<number> {

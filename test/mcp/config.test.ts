@@ -3,6 +3,7 @@ import path from 'node:path';
 import { expect, test } from 'vitest';
 import { ConfigError, loadConfig, redactedConfig } from '../../server/config.js';
 import { idleCloseMsDefault, openTenantsMaxDefault } from '../../server/tenants/registry.js';
+import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../../tools/tenant-snapshots.js';
 
 test('an empty environment is local mode on 127.0.0.1:8787 with ./data', () => {
   const config = loadConfig({}, '/srv/app');
@@ -30,6 +31,12 @@ test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_
   expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500' }, '/srv/app')).toMatchObject({ maxOpenTenants: 12, tenantIdleCloseMs: 500 });
   expect(() => loadConfig({ IOBOXX_TENANT_IDLE_CLOSE_MS: 'abc' }, '/srv/app')).toThrow(/IOBOXX_TENANT_IDLE_CLOSE_MS/);
   expect(() => loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '0' }, '/srv/app')).toThrow(/IOBOXX_MAX_OPEN_TENANTS/);
+});
+
+test('periodic tenant snapshots: IOBOXX_SNAPSHOT_EVERY_TX and _MS, on by default, 0 turns one off, bad values refused', () => {
+  expect(loadConfig({}, '/srv/app')).toMatchObject({ snapshotEveryTx: snapshotEveryTxDefault, snapshotEveryMs: snapshotEveryMsDefault });
+  expect(loadConfig({ IOBOXX_SNAPSHOT_EVERY_TX: '0', IOBOXX_SNAPSHOT_EVERY_MS: '60000' }, '/srv/app')).toMatchObject({ snapshotEveryTx: 0, snapshotEveryMs: 60_000 });
+  expect(() => loadConfig({ IOBOXX_SNAPSHOT_EVERY_TX: '-1' }, '/srv/app')).toThrow(/IOBOXX_SNAPSHOT_EVERY_TX/);
 });
 
 test('values are parsed: port, origins, level, relative data dir', () => {

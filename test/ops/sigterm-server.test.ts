@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { localTenantDefault } from '../../server/auth/local-principal.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { listSnapshots } from '../../storage/snapshot/reader.js';
 import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -100,6 +102,27 @@ describe('graceful shutdown of the real server', () => {
     try {
       expect(toolErrorOf(await client.callTool('object_put', { id: 'idle-1', type: 'note', attributes: {} }))).toBeUndefined();
       await vi.waitFor(() => expect(server.logged).toContain('tenant store closed'), { timeout: 10_000, interval: 100 });
+    } finally {
+      await client.close();
+      server.child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  test('IOBOXX_SNAPSHOT_EVERY_TX: a serving tenant store snapshots on its own as writes come in', async () => {
+    const snapshotOffsets = async () => (await listSnapshots(tenantDir(dataDir, localTenantDefault), nodeFileLayer)).filter((r) => r.manifest).map((r) => r.offset);
+    const server = startServer({ IOBOXX_SNAPSHOT_EVERY_TX: '20', IOBOXX_SNAPSHOT_EVERY_MS: '0' });
+    const exited = new Promise<number | null>((resolve) => server.child.on('close', resolve));
+    const client = await connectNewerHttp({ url: `${await server.url}/mcp` });
+    try {
+      let last = -1;
+      for (let i = 0; i < 30; i++) {
+        const result = await client.callTool('object_put', { id: `snap-${i}`, type: 'note', attributes: { i } });
+        expect(toolErrorOf(result)).toBeUndefined();
+        last = (result.structuredContent as { offset: number }).offset;
+      }
+      // Twenty transactions after the open, the store took a snapshot while serving (not at close).
+      await vi.waitFor(async () => expect(Math.max(-1, ...(await snapshotOffsets()))).toBeGreaterThan(last - 20), { timeout: 10_000, interval: 100 });
     } finally {
       await client.close();
       server.child.kill('SIGTERM');
