@@ -32,7 +32,7 @@ import { OpsMetrics } from './ops/metrics.js';
 import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
-import { TenantRegistry } from './tenants/registry.js';
+import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
 import { ensureTenantDir } from './tenants/tenant-dir.js';
 
 /** The memory module as the MCP layer serves it; every call and read goes to the access log. */
@@ -80,7 +80,7 @@ function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshot
   return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
 }
 
-function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics): TenantRegistry<TenantMemory> {
+function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics, onEvent?: (event: TenantRegistryEvent) => void): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
     open: (tenant, dir) => openTenantMemory(dir, tenant, {
@@ -94,6 +94,7 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
+      onEvent?.(event);
     },
   });
 }
@@ -217,7 +218,12 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       },
     },
   });
-  const registry = tenantRegistry(config, log, () => controlRuntime, metrics);
+  // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
+  let servingForRegistry: HttpServing | undefined;
+  const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
+    if (event.kind === 'closing' && event.why === 'evicted') servingForRegistry?.releaseStore(event.tenant);
+    if (event.kind === 'closed') servingForRegistry?.storeClosed(event.tenant);
+  });
   const guard = new TenantLoadGuard(config.loadLimits, {
     runningMax: config.runningCallsMax, onBusy: (_tenant, limit) => metrics.busyRejection(limit),
   });
@@ -312,6 +318,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     }),
   });
   listeningOrigin = new URL(serving.url).origin;
+  servingForRegistry = serving;
   // Live row subscriptions on /ws: the same authentication and tenant leases as /mcp.
   const live = attachWebSocket(serving.server, {
     authenticate: authenticateAudited, memoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,

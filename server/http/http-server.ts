@@ -66,6 +66,10 @@ export interface HttpServing {
   readonly url: string;
   /** For upgrades (WebSocket) and introspection. */
   readonly server: http.Server;
+  /** The tenant's store is being evicted: its sessions let go of their leases (SessionTable.releaseStore). */
+  releaseStore(tenant: string): void;
+  /** ...and it has closed. */
+  storeClosed(tenant: string): void;
   close(): Promise<void>;
 }
 
@@ -194,6 +198,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url,
     server,
+    releaseStore: (tenant) => sessions.releaseStore(tenant),
+    storeClosed: (tenant) => sessions.storeClosed(tenant),
     close: async () => {
       await Promise.allSettled([sessions.closeAll(), streamable.close()]);
       await new Promise<void>((resolve) => {

@@ -33,7 +33,10 @@ export const sweepEveryMsMin = 100;
 
 interface Entry {
   readonly session: LegacySession;
+  /** Requests open on the session, its event streams (GET) included: a connected listener is not idle. */
   openRequests: number;
+  /** Of them, calls (POST): a session with none may let its store go (releaseStore). */
+  openCalls: number;
   lastSeenMs: number;
 }
 
@@ -44,6 +47,8 @@ export function samePrincipal(a: Principal, b: Principal): boolean {
 
 export class SessionTable {
   private readonly entries = new Map<string, Entry>();
+  /** Tenants whose store is being evicted (releaseStore): their sessions close as they go idle. */
+  private readonly releasing = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -94,7 +99,7 @@ export class SessionTable {
 
   add(session: LegacySession): void {
     if (this.entries.has(session.id)) throw new Error(`session id ${session.id} reused`);
-    this.entries.set(session.id, { session, openRequests: 0, lastSeenMs: Date.now() });
+    this.entries.set(session.id, { session, openRequests: 0, openCalls: 0, lastSeenMs: Date.now() });
   }
 
   /** The session, only for the principal that opened it. */
@@ -107,16 +112,39 @@ export class SessionTable {
     this.entries.delete(id);
   }
 
-  /** Counts `res` as activity on the session until it closes. */
-  track(id: string, res: Response): void {
+  /** Counts `res` as activity on the session until it closes; `isCall`: a POST (not an event stream). */
+  track(id: string, res: Response, isCall: boolean): void {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
     entry.openRequests += 1;
+    if (isCall) entry.openCalls += 1;
     entry.lastSeenMs = Date.now();
     res.on('close', () => {
       entry.openRequests -= 1;
+      if (isCall) entry.openCalls -= 1;
       entry.lastSeenMs = Date.now();
+      const tenant = entry.session.principal.caller.tenant;
+      if (entry.openCalls === 0 && this.releasing.has(tenant) && this.entries.get(id) === entry) {
+        this.closeEntry(id, entry, 'closing a session of a tenant store being evicted');
+      }
     });
+  }
+
+  /**
+   * The tenant's store is being evicted (another tenant needs its slot): every session holds a
+   * lease on it, so its sessions with no call running close now (a listening event stream with
+   * them) and the others as their last call ends, until `storeClosed(tenant)`. Their clients get
+   * 404 and initialize again (reopening the store).
+   */
+  releaseStore(tenant: string): void {
+    this.releasing.add(tenant);
+    for (const [id, entry] of [...this.entries]) {
+      if (entry.openCalls === 0 && entry.session.principal.caller.tenant === tenant) this.closeEntry(id, entry, 'closing a session of a tenant store being evicted');
+    }
+  }
+
+  storeClosed(tenant: string): void {
+    this.releasing.delete(tenant);
   }
 
   private sweep(nowMs: number): void {

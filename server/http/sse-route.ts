@@ -41,7 +41,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const transport = new SSEServerTransport(messagesPath, res);
     const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
     sessions.add({ id: transport.sessionId, kind: 'sse', transport, principal, close: () => server.close() });
-    sessions.track(transport.sessionId, res);
+    sessions.track(transport.sessionId, res, false); // the event stream; calls answer on it (POST /messages is not tracked)
     res.on('close', () => {
       sessions.remove(transport.sessionId);
       void server.close().finally(() => lease.release());

@@ -129,4 +129,29 @@ describe('identity through the MCP server', () => {
       expect(foreign, `${tenant} saw other tenants' names`).toEqual([]);
     }
   }, isolationTimeoutMs);
+
+  test(`sessions left open (never ended) on ${openTenantsMax} tenants do not lock another tenant out: the evicted store's idle session lets go`, async () => {
+    const holders = Array.from({ length: openTenantsMax }, (_, index) => `pin-${index}`);
+    const sessions: McpTestClient[] = [];
+    try {
+      for (const tenant of holders) {
+        const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], subject: `user-${tenant}` });
+        // A 2025-era session holds its tenant's store for the session's life; it stays idle from here on.
+        const client = await connectOlderHttp({ url: `${base}/mcp`, headers: bearer(token) });
+        sessions.push(client);
+        expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { owner: tenant } }))).toBeUndefined();
+      }
+      const newcomer = await idp.token({ organizations: ['pin-new'], realmRoles: ['memory-writer'], subject: 'user-pin-new' });
+      const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(newcomer) });
+      try {
+        // Before: this waited the whole slot wait (30 s) and got 429, for as long as the idle sessions lived (30 min).
+        const put = await client.callTool('object_put', { type: 'note', attributes: { owner: 'pin-new' } });
+        expect(toolErrorOf(put)).toBeUndefined();
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await Promise.allSettled(sessions.map((session) => session.close()));
+    }
+  }, 60_000);
 });
