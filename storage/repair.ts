@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
+import { checkpointFileName, readCheckpoint } from './log/checkpoint.js';
 import { findDamage, keepAsideAndCut, listSegments } from './log/recovery.js';
 import { listSnapshots } from './snapshot/reader.js';
 import { takeStoreLock } from './store-lock.js';
@@ -25,8 +26,6 @@ export interface RepairReport {
   readonly movedAside: string[];
 }
 
-/** The clean-close checkpoint (store.ts writes it): repair reads only its offset. */
-const checkpointFileName = 'checkpoint.json';
 
 export async function repairStore(dir: string, nowMs: number, fl: FileLayer = nodeFileLayer): Promise<RepairReport> {
   const release = await takeStoreLock(dir, fl);
@@ -87,15 +86,10 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   };
 }
 
+/** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it. */
 async function checkpointOffset(logDir: string, fl: FileLayer): Promise<number | undefined> {
-  const file = path.join(logDir, checkpointFileName);
-  if (!(await fl.exists(file))) return undefined;
-  try {
-    const offset = (JSON.parse((await fl.readFile(file)).toString('utf8')) as { offset?: unknown }).offset;
-    return Number.isSafeInteger(offset) ? (offset as number) : undefined;
-  } catch {
-    return undefined; // the open ignores an unreadable checkpoint too
-  }
+  const checkpoint = await readCheckpoint(logDir, fl);
+  return checkpoint === 'unreadable' ? undefined : checkpoint?.offset;
 }
 
 /** The last segment's file and size: where a log that lost its tail now ends. */

@@ -21,6 +21,7 @@ import { frameBytesMax, encodeFrameParts } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
 import { decodeInvocation, decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
+import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
@@ -213,13 +214,6 @@ export interface OpenReport {
   readonly checkpointVerified: boolean;
 }
 
-const checkpointFileName = 'checkpoint.json';
-
-/** Written by a clean close: the last offset and the state hash there. */
-interface Checkpoint {
-  readonly offset: number;
-  readonly stateHash: string;
-}
 
 /** The open refuses: the log ends before `offset`, which `evidence` shows was acknowledged. */
 function lostAcknowledged(recovery: LogRecovery, offset: number, evidence: string): DamagedStore {
@@ -461,16 +455,10 @@ export class Store implements StoreApi {
     };
   }
 
-  /** The checkpoint a clean close left (offset + state hash); a file that does not parse counts as none. */
+  /** The checkpoint a clean close left; one that does not parse counts as none (and is removed, so it is not read again). */
   private async readCheckpoint(): Promise<Checkpoint | undefined> {
-    const file = path.join(this.logDir, checkpointFileName);
-    if (!(await this.fl.exists(file))) return undefined;
-    try {
-      const parsed = JSON.parse((await this.fl.readFile(file)).toString('utf8')) as Partial<Checkpoint>;
-      if (Number.isSafeInteger(parsed.offset) && typeof parsed.stateHash === 'string') return { offset: parsed.offset!, stateHash: parsed.stateHash };
-    } catch {
-      // unreadable: as good as absent (removed below, so it is not read again)
-    }
+    const checkpoint = await readCheckpoint(this.logDir, this.fl);
+    if (checkpoint !== 'unreadable') return checkpoint;
     await this.removeCheckpoint();
     return undefined;
   }
