@@ -14,25 +14,30 @@ import { toolArgumentsDepthMax } from './limits.js';
 /** A lone surrogate: with the u flag a proper pair is one code point, not \p{Cs}. */
 const loneSurrogate = /\p{Cs}/u;
 
-/** The first problem in `args` as a sentence, or undefined when there is none. */
-export function argumentsShapeProblem(args: unknown): string | undefined {
+export interface ShapeProblem {
+  readonly code: 'limit_exceeded' | 'invalid_argument';
+  readonly message: string;
+}
+
+/** The first problem in `args`, or undefined when there is none. */
+export function argumentsShapeProblem(args: unknown): ShapeProblem | undefined {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value: args, path: '', depth: 0 }];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const { value, path, depth } = item;
     if (typeof value === 'string') {
-      if (loneSurrogate.test(value)) return `the string at ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`;
+      if (loneSurrogate.test(value)) return { code: 'invalid_argument', message: `the string at ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)` };
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
     if (depth >= toolArgumentsDepthMax) {
-      return `arguments nest deeper than ${toolArgumentsDepthMax} levels at ${path}; the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`;
+      return { code: 'limit_exceeded', message: `arguments nest deeper than ${toolArgumentsDepthMax} levels at ${path}; the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}` };
     }
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}[${i}]`, depth: depth + 1 });
       continue;
     }
     for (const [key, child] of Object.entries(value)) {
-      if (loneSurrogate.test(key)) return `a key in ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`;
+      if (loneSurrogate.test(key)) return { code: 'invalid_argument', message: `a key in ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)` };
       stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
     }
   }

@@ -65,11 +65,10 @@ async function answerCall(
   if (!principal.capabilities.has(def.capability)) {
     return refusal({ code: 'forbidden', message: `tool "${name}" needs the ${def.capability} capability, which this caller does not have` });
   }
-  const shapeProblem = argumentsShapeProblem(args);
-  if (shapeProblem !== undefined) {
-    return refusal(shapeProblem.includes('toolArgumentsDepthMax')
-      ? { code: 'limit_exceeded', message: shapeProblem, hint: 'flatten the value: store deep structures as a string' }
-      : { code: 'invalid_argument', message: shapeProblem, hint: 'send well-formed Unicode text' });
+  const shape = argumentsShapeProblem(args);
+  if (shape !== undefined) {
+    const hint = shape.code === 'limit_exceeded' ? 'flatten the value: store deep structures as a string' : 'send well-formed Unicode text';
+    return refusal({ ...shape, hint });
   }
   const argsBytes = Buffer.byteLength(JSON.stringify(args ?? {}), 'utf8');
   if (argsBytes > toolArgumentsBytesMax) {

@@ -16,14 +16,14 @@ describe('argumentsShapeProblem', () => {
   });
 
   test('nesting past the limit is named with where it happened; ten thousand levels do not overflow the check', () => {
-    expect(argumentsShapeProblem(nested(toolArgumentsDepthMax + 1))).toContain(`the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`);
-    expect(argumentsShapeProblem({ a: { b: nested(10_000) } })).toMatch(/^arguments nest deeper than \d+ levels at \.a\.b/);
+    expect(argumentsShapeProblem(nested(toolArgumentsDepthMax + 1))?.message).toContain(`the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`);
+    expect(argumentsShapeProblem({ a: { b: nested(10_000) } })?.message).toMatch(/^arguments nest deeper than \d+ levels at \.a\.b/);
   });
 
   test('a lone surrogate in a value or in a key is refused, naming the path', () => {
-    expect(argumentsShapeProblem({ attributes: { s: 'a\ud800b' } })).toContain('.attributes.s');
-    expect(argumentsShapeProblem({ list: ['ok', 'x\udc00'] })).toContain('.list[1]');
-    expect(argumentsShapeProblem({ attributes: { ['k\udbff']: 1 } })).toContain('a key in .attributes');
-    expect(argumentsShapeProblem('\ud83d')).toContain('arguments');
+    expect(argumentsShapeProblem({ attributes: { s: 'a\ud800b' } })?.message).toContain('.attributes.s');
+    expect(argumentsShapeProblem({ list: ['ok', 'x\udc00'] })?.message).toContain('.list[1]');
+    expect(argumentsShapeProblem({ attributes: { ['k\udbff']: 1 } })?.message).toContain('a key in .attributes');
+    expect(argumentsShapeProblem('\ud83d')?.message).toContain('arguments');
   });
 });
