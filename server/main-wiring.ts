@@ -270,6 +270,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
+    calls,
     // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
     // authenticated and before its body is read; past them 429 + Retry-After.
     admission: callAdmission({ guard }),

@@ -9,6 +9,7 @@ import http from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/express';
 import { admissionMiddleware, tenantByAuthentication, type CallAdmission } from '../ops/request-admission.js';
+import type { InFlightCalls } from '../ops/in-flight.js';
 import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
@@ -17,7 +18,7 @@ import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
-import { createStreamableRoute } from './streamable-route.js';
+import { createStreamableRoute, isListenRequest } from './streamable-route.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 
 /** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
@@ -59,6 +60,12 @@ export interface HttpServerOptions {
   readonly mount?: (app: Express) => void;
   /** Mount public routes browsers may fetch cross-origin (RFC 9728 metadata, /healthz) before the guards. */
   readonly mountBeforeGuards?: (app: Express) => void;
+  /**
+   * The process's calls in flight (graceful shutdown): each MCP POST is one until its answer is
+   * written, so the shutdown's drain waits for it; once closed, every MCP request gets 503 +
+   * Retry-After (sessions included) instead of starting work the shutdown would cut.
+   */
+  readonly calls?: InFlightCalls;
 }
 
 export interface HttpServing {
@@ -94,7 +101,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const log = surface.log;
   const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
   const streamable = createStreamableRoute({ surface, memoryFor, sessions, bodyBytesMax });
-  const sse = createSseRoute({ surface, memoryFor, sessions });
+  const sse = createSseRoute({ surface, memoryFor, sessions, calls: options.calls });
 
   const app = express();
   app.disable('x-powered-by');
@@ -131,11 +138,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
   };
 
-  /** Runs the handler for the identified principal; a failure becomes a JSON-RPC-shaped answer. */
+  /**
+   * Runs the handler for the identified principal; a failure becomes a JSON-RPC-shaped answer.
+   * A POST is a call in flight until its response closes (a subscriptions/listen stream is not
+   * a call; the answer to a POST /messages goes on its SSE stream, and sse-route counts it there).
+   */
   const serving =
     (handler: Handler) =>
     async (req: Request, res: Response): Promise<void> => {
       try {
+        const end = options.calls?.begin(); // throws unavailable once the shutdown began
+        if (end !== undefined) {
+          if (req.method === 'POST' && !isListenRequest(req.body)) res.once('close', end);
+          else end();
+        }
         await handler(req, res, res.locals['principal'] as Principal);
       } catch (error) {
         // busy: this tenant is over its limits (retryable, 429 + Retry-After); unavailable: shutting down or a store down.
@@ -143,7 +159,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         const status = code === 'busy' ? 429 : code === 'unavailable' ? 503 : 500;
         if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
         const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
-        if (status === 429) res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
+        if (status !== 500) res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
         sendJsonRpcError(res, status, -32603, status === 500 ? 'Internal server error' : (error as MemoryError).message);
       }
     };

@@ -13,12 +13,17 @@ import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import type { MemoryFor } from './seams.js';
 import type { SessionTable } from './session-table.js';
+import type { InFlightCalls } from '../ops/in-flight.js';
 
 export interface SseRouteOptions {
   readonly surface: McpSurface;
   readonly memoryFor: MemoryFor;
   readonly sessions: SessionTable;
+  /** A posted request is a call in flight until its answer is written on the stream (graceful shutdown). */
+  readonly calls?: InFlightCalls;
 }
+
+type MessageId = string | number;
 
 export interface SseRoute {
   /** GET `.../sse`: `messagesPath` is where this stream's client must POST. */
@@ -28,7 +33,9 @@ export interface SseRoute {
 }
 
 export function createSseRoute(options: SseRouteOptions): SseRoute {
-  const { surface, memoryFor, sessions } = options;
+  const { surface, memoryFor, sessions, calls } = options;
+  /** Per session: the posted requests whose answer has not been written on the stream yet. */
+  const unanswered = new Map<string, Map<MessageId, () => void>>();
 
   async function openStream(_req: Request, res: Response, principal: Principal, messagesPath: string): Promise<void> {
     const refusal = sessions.makeRoomFor(principal.caller.tenant);
@@ -42,8 +49,19 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
     sessions.add({ id: transport.sessionId, kind: 'sse', transport, principal, close: () => server.close() });
     sessions.track(transport.sessionId, res, false); // the event stream; calls answer on it (POST /messages is not tracked)
+    const waiting = new Map<MessageId, () => void>();
+    unanswered.set(transport.sessionId, waiting);
+    const send = transport.send.bind(transport);
+    transport.send = async (message) => {
+      await send(message);
+      const id = answeredIdOf(message);
+      if (id !== undefined) endCall(waiting, id);
+    };
     res.on('close', () => {
       sessions.remove(transport.sessionId);
+      unanswered.delete(transport.sessionId);
+      for (const end of waiting.values()) end();
+      waiting.clear();
       void server.close().finally(() => lease.release());
     });
     // The 1.x transport's shape matches the 2.x Transport contract (start/send/close + callbacks).
@@ -57,8 +75,47 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
       sendJsonRpcError(res, 404, -32001, 'Session not found; open a new stream with GET /sse');
       return;
     }
-    await session.transport.handlePostMessage(req, res, req.body);
+    const waiting = unanswered.get(session.id);
+    const id = requestIdOf(req.body);
+    const counted = calls !== undefined && id !== undefined && waiting !== undefined && !waiting.has(id);
+    if (counted) waiting.set(id, calls.begin());
+    // A cancelled request gets no answer (the SDK drops it): it is over.
+    const cancelled = cancelledIdOf(req.body);
+    if (cancelled !== undefined) endCall(waiting, cancelled);
+    try {
+      await session.transport.handlePostMessage(req, res, req.body);
+    } finally {
+      // Refused by the transport (not 202 Accepted): the server never saw it, no answer will come.
+      if (counted && res.statusCode !== 202) endCall(waiting, id);
+    }
   }
 
   return { openStream, postMessage };
+}
+
+function endCall(waiting: Map<MessageId, () => void> | undefined, id: MessageId): void {
+  waiting?.get(id)?.();
+  waiting?.delete(id);
+}
+
+/** The request a `notifications/cancelled` names. */
+function cancelledIdOf(body: unknown): MessageId | undefined {
+  const m = body as { method?: unknown; params?: { requestId?: unknown } } | null;
+  if (typeof m !== 'object' || m === null || m.method !== 'notifications/cancelled') return undefined;
+  const id = m.params?.requestId;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
+}
+
+/** The id of a posted JSON-RPC request (a notification or a response has none to answer). */
+function requestIdOf(body: unknown): MessageId | undefined {
+  const m = body as { id?: unknown; method?: unknown } | null;
+  if (typeof m !== 'object' || m === null || typeof m.method !== 'string') return undefined;
+  return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
+}
+
+/** The id a result or error message answers. */
+function answeredIdOf(message: unknown): MessageId | undefined {
+  const m = message as { id?: unknown; result?: unknown; error?: unknown } | null;
+  if (typeof m !== 'object' || m === null || (m.result === undefined && m.error === undefined)) return undefined;
+  return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
 }

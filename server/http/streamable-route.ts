@@ -38,7 +38,8 @@ export interface StreamableRoute {
   close(): Promise<void>;
 }
 
-function isListenRequest(body: unknown): boolean {
+/** A 2026-era `subscriptions/listen` POST: a long-lived event stream, not a call. */
+export function isListenRequest(body: unknown): boolean {
   return typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen';
 }
 

@@ -1,8 +1,9 @@
 /**
- * SIGTERM during a write burst against the real server process: it stops accepting,
- * finishes what it admitted, closes its stores and exits 0; after a restart every
- * acknowledged write is there, and so is its access-log row (the rows of the last answered
- * calls are appended before the stores close).
+ * SIGTERM during a write burst against the real server process: it stops accepting (503 +
+ * Retry-After, sessions included), answers every call it admitted, closes its stores and
+ * exits 0; after a restart every acknowledged write is there, and so is its access-log row
+ * (the rows of the last answered calls are appended before the stores close), and no write
+ * that committed went unanswered.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
-import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, connectOlderSse, toolErrorOf } from '../support/mcp-clients.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const main = path.join(root, 'server', 'cli', 'main.ts');
@@ -44,21 +45,34 @@ function startServer(env: Record<string, string> = {}): { child: ChildProcessWit
 }
 
 describe('graceful shutdown of the real server', () => {
-  test('SIGTERM during a write burst: exit 0, every acknowledged write present after restart', async () => {
+  // Each era's HTTP transport: sessionless (2026), a sessionful Streamable HTTP session and a
+  // legacy SSE stream (2025 and older), whose calls run inside a session the shutdown closes.
+  test.each(['newer', 'older', 'sse'] as const)('SIGTERM during a write burst (%s client): exit 0, every write that committed was answered', async (era) => {
     const first = startServer();
-    const client = await connectNewerHttp({ url: `${await first.url}/mcp` });
+    const base = await first.url;
+    const client = era === 'newer' ? await connectNewerHttp({ url: `${base}/mcp` }) : era === 'older' ? await connectOlderHttp({ url: `${base}/mcp` }) : await connectOlderSse({ url: `${base}/sse` });
     const acknowledged: string[] = [];
+    const unanswered: string[] = [];
+    const refusals: string[] = [];
     let stop = false;
     const exited = new Promise<number | null>((resolve) => first.child.on('close', resolve));
     const writers = Array.from({ length: 8 }, async (_, w) => {
       for (let i = 0; !stop; i++) {
+        const id = `${era}-w${w}-${i}`;
         try {
-          const result = await client.callTool('object_put', { id: `w${w}-${i}`, type: 'burst', attributes: { i } });
-          if (toolErrorOf(result)) break;
+          const result = await client.callTool('object_put', { id, type: 'burst', attributes: { i } });
+          const error = toolErrorOf(result);
+          if (error !== undefined) {
+            unanswered.push(id);
+            refusals.push(error.code);
+            break;
+          }
           acknowledged.push((result.structuredContent as { id: string }).id);
           if (acknowledged.length === 40) first.child.kill('SIGTERM');
-        } catch {
-          break; // refused or connection closed by the shutdown: not acknowledged
+        } catch (error) {
+          unanswered.push(id); // refused (503 shutting down) or the connection closed: not acknowledged
+          refusals.push(String(error));
+          break;
         }
       }
     });
@@ -68,14 +82,19 @@ describe('graceful shutdown of the real server', () => {
     await client.close().catch(() => undefined);
     expect(code).toBe(0);
     expect(acknowledged.length).toBeGreaterThanOrEqual(40);
+    // Refused calls were told why (not "Session not found": the session was there, the server going).
+    expect(refusals.filter((r) => /Session not found/.test(r)), 'calls answered 404 while the session closed under them').toEqual([]);
 
-    // Every acknowledged call was recorded in the tenant's access log before the process ended.
+    // Every acknowledged call was recorded in the tenant's access log before the process ended,
+    // and no call that was not answered committed: the drain waited for each admitted call's answer.
     const memory = await openTenantMemory(tenantDir(dataDir, localTenantDefault), localTenantDefault);
     try {
       const recorded = new Set(await memory.store.read((view) => [...view.table('access_log').scan()]
         .filter((row) => row['target'] === 'object_put' && row['outcome'] === 'ok')
         .flatMap((row) => row['object_ids'] as string[])));
       expect(acknowledged.filter((id) => !recorded.has(id)), 'acknowledged calls without an access row').toEqual([]);
+      const stored = await memory.store.read((view) => unanswered.filter((id) => view.table('objects').get([id]) !== undefined));
+      expect(stored, 'calls that committed but were never answered').toEqual([]);
     } finally {
       await memory.close();
     }
