@@ -173,6 +173,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   );
   app.post(['/messages', '/t/:tenant/messages'], identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
 
+  // Anything else: a JSON 404 naming what is served (express's own is an HTML page).
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({
+      error: 'not_found',
+      message: `nothing is served at ${req.method} ${req.path}: MCP is on /mcp (or /t/{tenant}/mcp), legacy SSE on /sse, WebSocket on /ws`,
+    });
+  });
+
   const answerError = (error: unknown, req: Request, res: Response, next: NextFunction) => {
     const type = (error as { type?: unknown } | null)?.type;
     if (type === 'entity.too.large') {

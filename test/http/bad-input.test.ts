@@ -40,6 +40,16 @@ describe('bad input over Streamable HTTP', () => {
     expect((await post(url, call(8, 'note_get', { id: 'a' }), session)).status).toBe(200);
   });
 
+  test('a path nothing serves (an empty tenant segment, a typo) is a JSON 404 naming the MCP paths', async () => {
+    serving = await startNotesHttp();
+    for (const path of ['/t//mcp', '/mpc', '/t/acme/mcpx']) {
+      const answer = await fetch(`${serving.serving.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(answer.status).toBe(404);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(((await answer.json()) as { message: string }).message).toContain('/mcp');
+    }
+  });
+
   test('a body the parser refuses for the client (charset, encoding) is a 4xx naming why, not a 500', async () => {
     serving = await startNotesHttp();
     const url = `${serving.serving.url}/mcp`;
