@@ -6,7 +6,10 @@
  *    an internal error instead of a named limit;
  *  - strings or keys with a lone UTF-16 surrogate: UTF-8 (the log, msgpack) has no form for one,
  *    so it would be stored as U+FFFD, silently: two different ids or idempotency keys would become
- *    one. Refused instead, naming where.
+ *    one. Refused instead, naming where;
+ *  - the key "__proto__": a plain object cannot hold it as data, so normalising drops it (and
+ *    msgpack renames it): the write would be acknowledged without it, and a retry with the same
+ *    idempotency key would no longer match its first call. Refused instead, naming where.
  * Iterative (an explicit stack), so the check itself cannot overflow.
  */
 import { toolArgumentsDepthMax } from './limits.js';
@@ -17,7 +20,10 @@ const loneSurrogate = /\p{Cs}/u;
 export interface ShapeProblem {
   readonly code: 'limit_exceeded' | 'invalid_argument';
   readonly message: string;
+  readonly hint: string;
 }
+
+const unicodeHint = 'send well-formed Unicode text';
 
 /** The first problem in `args`, or undefined when there is none. */
 export function argumentsShapeProblem(args: unknown): ShapeProblem | undefined {
@@ -25,19 +31,20 @@ export function argumentsShapeProblem(args: unknown): ShapeProblem | undefined {
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const { value, path, depth } = item;
     if (typeof value === 'string') {
-      if (loneSurrogate.test(value)) return { code: 'invalid_argument', message: `the string at ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)` };
+      if (loneSurrogate.test(value)) return { code: 'invalid_argument', message: `the string at ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`, hint: unicodeHint };
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
     if (depth >= toolArgumentsDepthMax) {
-      return { code: 'limit_exceeded', message: `arguments nest deeper than ${toolArgumentsDepthMax} levels at ${path}; the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}` };
+      return { code: 'limit_exceeded', message: `arguments nest deeper than ${toolArgumentsDepthMax} levels at ${path}; the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`, hint: 'flatten the value: store deep structures as a string' };
     }
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], path: `${path}[${i}]`, depth: depth + 1 });
       continue;
     }
     for (const [key, child] of Object.entries(value)) {
-      if (loneSurrogate.test(key)) return { code: 'invalid_argument', message: `a key in ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)` };
+      if (loneSurrogate.test(key)) return { code: 'invalid_argument', message: `a key in ${path || 'arguments'} holds a lone UTF-16 surrogate (not valid Unicode text)`, hint: unicodeHint };
+      if (key === '__proto__') return { code: 'invalid_argument', message: `${path || 'arguments'} has the key "__proto__", which cannot be stored as data`, hint: 'rename the key' };
       stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
     }
   }

@@ -66,10 +66,7 @@ async function answerCall(
     return refusal({ code: 'forbidden', message: `tool "${name}" needs the ${def.capability} capability, which this caller does not have` });
   }
   const shape = argumentsShapeProblem(args);
-  if (shape !== undefined) {
-    const hint = shape.code === 'limit_exceeded' ? 'flatten the value: store deep structures as a string' : 'send well-formed Unicode text';
-    return refusal({ ...shape, hint });
-  }
+  if (shape !== undefined) return refusal(shape);
   const argsBytes = Buffer.byteLength(JSON.stringify(args ?? {}), 'utf8');
   if (argsBytes > toolArgumentsBytesMax) {
     return refusal({

@@ -74,6 +74,10 @@ describe('bad input over Streamable HTTP', () => {
       const nested = await client.callTool('note_put', { id: 'deep', text: 'x', extra: deep });
       expect(nested.isError).toBe(true);
       expect(JSON.stringify(nested.structuredContent ?? nested.content)).toContain('toolArgumentsDepthMax');
+      // A "__proto__" key (as JSON.parse makes it: an own key) would be dropped on the way to the log.
+      const proto = await client.callTool('note_put', JSON.parse('{"id":"p","text":"x","extra":{"__proto__":{"role":"admin"}}}') as Record<string, unknown>);
+      expect(proto.isError).toBe(true);
+      expect(JSON.stringify(proto.structuredContent ?? proto.content)).toMatch(/\.extra has the key .*__proto__.*rename the key/);
       expect(serving.memory.notes.notes.size).toBe(0);
       // A proper pair (an emoji) is text like any other.
       expect((await client.callTool('note_put', { id: 'ok', text: 'hi \ud83d\ude00' })).isError).toBeFalsy();

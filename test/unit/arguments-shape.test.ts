@@ -26,4 +26,14 @@ describe('argumentsShapeProblem', () => {
     expect(argumentsShapeProblem({ attributes: { ['k\udbff']: 1 } })?.message).toContain('a key in .attributes');
     expect(argumentsShapeProblem('\ud83d')?.message).toContain('arguments');
   });
+
+  test('a "__proto__" key (an own key, as JSON.parse makes it) is refused, naming where; a value "__proto__" is fine', () => {
+    expect(argumentsShapeProblem(JSON.parse('{"attributes":{"__proto__":{"role":"admin"},"a":1}}'))).toEqual({
+      code: 'invalid_argument',
+      message: '.attributes has the key "__proto__", which cannot be stored as data',
+      hint: 'rename the key',
+    });
+    expect(argumentsShapeProblem(JSON.parse('{"__proto__":1}'))?.message).toMatch(/^arguments has the key/);
+    expect(argumentsShapeProblem({ attributes: { name: '__proto__', constructor: 1 } })).toBeUndefined();
+  });
 });
