@@ -32,8 +32,12 @@ export interface ResourceCatalog {
   list(memory: TenantMemory, cursor?: string): Promise<{ resources: ResourceEntry[]; nextCursor?: string }>;
   /** not_found for an unknown or absent URI; invalid_argument for a malformed one. */
   read(memory: TenantMemory, uri: string): Promise<ResourceContent>;
-  /** Throws as read does for a URI no resource of this catalog can have (subscribe: an absent one may still appear). */
-  checkUri(uri: string): void;
+  /**
+   * The URI in the one form `read` answers with and `changedUris` names (e.g. the id
+   * percent-encoded), for any URI `read` accepts; throws as read does for a URI no resource of
+   * this catalog can have (subscribe: an absent one may still appear).
+   */
+  canonicalUri(uri: string): string;
   /** Exactly the URIs a durable transaction changed. */
   changedUris(tx: TxRecord): string[];
 }

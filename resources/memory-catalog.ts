@@ -145,8 +145,9 @@ export const memoryCatalog: ResourceCatalog = {
     return { uri: formatMemoryUri(kind, id), mimeType, text: JSON.stringify(content) };
   },
 
-  checkUri(uri: string): void {
-    parseMemoryUri(uri);
+  canonicalUri(uri: string): string {
+    const { kind, id } = parseMemoryUri(uri);
+    return formatMemoryUri(kind, id);
   },
 
   changedUris(tx: TxRecord): string[] {

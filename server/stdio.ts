@@ -10,6 +10,7 @@ import { createMemoryServer } from './mcp/factory.js';
 import type { MemorySource } from './mcp/memory-source.js';
 import { StdioTransport } from './mcp/stdio-transport.js';
 import type { McpSurface } from './mcp/surface.js';
+import { listenUrisProblem } from './mcp/resource-uris.js';
 import { toolCallerOf } from './mcp/tool-calls.js';
 
 export interface StdioServingOptions {
@@ -45,6 +46,7 @@ export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
     // Direct tools/call only once initialize has been answered: before that, the SDK decides.
     directToolCaller: () => (legacyServer?.getClientVersion() !== undefined ? toolCallerOf(legacyServer!) : undefined),
     onClosed: () => markClosed(),
+    listenProblem: (message) => listenUrisProblem(surface.catalog, message),
   });
   const handle = serveStdio(
     // A 2026-07-28 connection gets every change and the entry's listen router filters per

@@ -22,6 +22,7 @@ import { authInfoOf, carriedBy } from './principal-context.js';
 import type { MemoryFor, MemoryLease } from './seams.js';
 import type { SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
+import { listenUrisProblem } from '../mcp/resource-uris.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -62,6 +63,12 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   }
 
   async function serveListen(req: Request, res: Response, principal: Principal, lease: MemoryLease): Promise<void> {
+    const problem = listenUrisProblem(surface.catalog, req.body);
+    if (problem !== undefined) {
+      // As the SDK's listen router answers a request it refuses: HTTP 200, a JSON-RPC error for its id.
+      res.status(200).json({ jsonrpc: '2.0', id: (req.body as { id?: unknown }).id ?? null, error: { code: -32602, message: problem } });
+      return;
+    }
     const handler = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror, maxSubscriptions: 1 });
     listenHandlers.add(handler);
     const stopFeed = principal.capabilities.has('read')

@@ -9,18 +9,13 @@ import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import { afterAnswer } from './after-answer.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
-import { resourceSubscriptionsPerSessionMax, resourceUriLengthMax } from './limits.js';
+import { resourceSubscriptionsPerSessionMax } from './limits.js';
+import { checkSubscriptionUri, checkUriLength } from './resource-uris.js';
 import type { CallOutcome, McpSurface } from './surface.js';
 
 function requireRead(principal: Principal): void {
   if (!principal.capabilities.has('read')) {
     throw new MemoryError('forbidden', 'reading resources needs the read capability, which this caller does not have');
-  }
-}
-
-function checkUri(uri: string): void {
-  if (uri.length > resourceUriLengthMax) {
-    throw new MemoryError('limit_exceeded', `resource URI is ${uri.length} characters; the limit (resourceUriLengthMax) is ${resourceUriLengthMax}`);
   }
 }
 
@@ -77,7 +72,7 @@ export function registerResourceHandlers(
       let outcome: CallOutcome = 'ok';
       try {
         requireRead(principal);
-        checkUri(uri);
+        checkUriLength(uri);
         const content = await catalog.read(await memoryOf(), uri);
         return { contents: [{ ...content }] };
       } catch (error) {
@@ -96,8 +91,8 @@ export function registerResourceHandlers(
   server.setRequestHandler('resources/subscribe', (request) =>
     answering(surface, revalidate, async () => {
       requireRead(principal);
-      checkUri(request.params.uri);
-      catalog.checkUri(request.params.uri); // a URI no resource can have would only use up the quota
+      // A URI no resource can have would only use up the quota; one in another form would never fire.
+      checkSubscriptionUri(catalog, request.params.uri);
       if (!subscribed.has(request.params.uri) && subscribed.size >= resourceSubscriptionsPerSessionMax) {
         throw new MemoryError(
           'limit_exceeded',

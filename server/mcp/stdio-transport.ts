@@ -69,6 +69,8 @@ export interface StdioTransportHooks {
   readonly directToolCaller: () => ToolCaller | undefined;
   /** After the SDK tears the wire down (client closed stdin, or close()). */
   readonly onClosed: () => void;
+  /** What is wrong with a subscriptions/listen request the SDK's router would accept (its URIs), or undefined. */
+  readonly listenProblem?: (message: JSONRPCRequest) => string | undefined;
 }
 
 interface DirectCall {
@@ -172,6 +174,13 @@ export class StdioTransport extends StdioServerTransport {
       this.onerror?.(error as Error);
       this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response the server accepts');
       return;
+    }
+    if (isJSONRPCRequest(message) && message.method === 'subscriptions/listen') {
+      const problem = this.hooks.listenProblem?.(message);
+      if (problem !== undefined) {
+        this.answerError(message.id, ProtocolErrorCode.InvalidParams, problem);
+        return;
+      }
     }
     if (isJSONRPCRequest(message) && message.method !== 'subscriptions/listen') this.sdkRequests.add(message.id);
     if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') this.cancelled(message.params?.['requestId']);

@@ -344,6 +344,8 @@ describe('resource updates over stdio follow the acknowledged write', () => {
       const put = await client.callTool({ name: 'object_put', arguments: { id: 'watched-old', type: 'note', attributes: { n: 0 } } });
       expect(put.isError).not.toBe(true);
       const uri = 'memory://objects/watched-old';
+      // Another form of the same URI would be accepted and never fire (notifications name the canonical one): refused, naming it.
+      await expect(client.subscribeResource({ uri: 'memory://objects/watched%2Dold' })).rejects.toThrow(`subscribe to ${uri}, not memory://objects/watched%2Dold`);
       await client.subscribeResource({ uri });
       const patch = await client.callTool({ name: 'object_patch', arguments: { id: 'watched-old', set: { n: 1 } } });
       const offset = (patch.structuredContent as { offset: number }).offset;
@@ -370,6 +372,8 @@ describe('resource updates over stdio follow the acknowledged write', () => {
       const before = await client.callTool({ name: 'object_get', arguments: { id: 'watched-old' } });
       expect(before.structuredContent).toMatchObject({ version: 2 });
       const uri = 'memory://objects/watched-old';
+      await expect(client.listen({ resourceSubscriptions: ['memory://objects/watched%2Dold'] })).rejects.toThrow(`subscribe to ${uri}, not memory://objects/watched%2Dold`);
+      await expect(client.listen({ resourceSubscriptions: ['garbage'] })).rejects.toThrow(/not a memory:\/\/ URI/);
       const subscription = await client.listen({ resourceSubscriptions: [uri] });
       const patch = await client.callTool({ name: 'object_patch', arguments: { id: 'watched-old', set: { n: 2 } } });
       const offset = (patch.structuredContent as { offset: number }).offset;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { holdNotePuts } from '../mcp/fixtures/notes.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
-import { connectOlderHttp } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp } from '../support/mcp-clients.js';
 import { openSession, post } from '../support/raw-http-session.js';
 
 let serving: NotesHttp | undefined;
@@ -94,6 +94,13 @@ describe('bad input over Streamable HTTP', () => {
       await client.watchResource('memory://notes/n1'); // absent, but it may appear: allowed
     } finally {
       await client.close();
+    }
+    // The same check for a 2026-era subscriptions/listen stream.
+    const newer = await connectNewerHttp({ url: `${serving.serving.url}/mcp` });
+    try {
+      await expect(newer.watchResource('file:///etc/passwd')).rejects.toThrow(/not a note URI/);
+    } finally {
+      await newer.close();
     }
   });
 });
