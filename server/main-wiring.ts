@@ -26,6 +26,7 @@ import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
+import { storeOpenRefusal } from './tenants/open-refusal.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
@@ -80,6 +81,11 @@ function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshot
   return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
 }
 
+/** A store's failed background work (a periodic or close-time snapshot, a failed fdatasync) reaches the operator's log. */
+function backgroundErrorLog(log: Logger, tenant: string): (error: unknown) => void {
+  return (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed');
+}
+
 function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics, onEvent?: (event: TenantRegistryEvent) => void): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
@@ -87,7 +93,7 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
       ...tenantStoreOptions(config),
       runHistory: runHistoryOf(tenant, control),
       ...(metrics && { onBatch: metrics.onBatch }),
-      onBackgroundError: (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed'),
+      onBackgroundError: backgroundErrorLog(log, tenant),
     }),
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
@@ -126,17 +132,22 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   // Opened on first use: the 2.x client's discover probe (a throwaway process) never opens it.
   let opening: Promise<TenantMemory> | undefined;
   const openMemory = () =>
-    (opening ??= ensureTenantDir(config.dataDir, tenant).then(async (dir) => {
+    (opening ??= (async () => {
+      let dir = config.dataDir; // until the tenant's own is known
       try {
-        const memory = await openTenantMemory(dir, tenant, { ...tenantStoreOptions(config), runHistory: runHistoryOf(tenant, () => control) });
+        dir = await ensureTenantDir(config.dataDir, tenant);
+        const memory = await openTenantMemory(dir, tenant, {
+          ...tenantStoreOptions(config),
+          runHistory: runHistoryOf(tenant, () => control),
+          onBackgroundError: backgroundErrorLog(log, tenant),
+        });
         log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
         return memory;
       } catch (error) {
-        // The details (file, byte, repair command) go to the operator's log, not to the model.
         log.fatal({ err: error, dir }, 'tenant store cannot be opened');
-        throw new MemoryError('unavailable', "the tenant's store cannot be opened; the server log says why", `run \`ioboxx-memory store verify ${dir}\``);
+        throw storeOpenRefusal(error, dir);
       }
-    }));
+    })());
   // The control plane (embedded PGlite by default) starts with the first real request too.
   let control: ControlRuntime | undefined;
   const withTenant: WithTenant = async (wanted, fn) => {

@@ -2,6 +2,8 @@
  * The `ioboxx-memory` command line: `serve --stdio | --http` here; store, tenants, backup
  * and audit commands from their owners' files. Every command has --help.
  */
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { Command, Option, type CommanderError } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
@@ -53,10 +55,24 @@ async function serve(options: ServeOptions): Promise<void> {
   logProcessWarnings(log);
   // What this process runs with, secrets redacted: the first line an operator reads.
   log.info({ config: redactedConfig(config) }, 'configuration');
+  // A data directory the process cannot use fails the start, not every call after it.
+  const unusable = await dataDirProblem(config.dataDir);
+  if (unusable !== undefined) {
+    log.fatal({ dataDir: config.dataDir }, unusable);
+    process.stderr.write(`ioboxx-memory: ${unusable}\n`);
+    process.exitCode = 1;
+    return;
+  }
   // Imported here so `--help` and the store commands never load the whole memory module.
   const wiring = await import('../main-wiring.js');
   if (options.stdio === true) {
-    await wiring.serveStdioProcess(config, log);
+    try {
+      await wiring.serveStdioProcess(config, log);
+    } catch (error) {
+      // Past the answered calls (closing the store on a full disk, say): said as what it is.
+      log.fatal({ err: error }, 'stdio serving ended with an error');
+      process.exitCode = 1;
+    }
     return;
   }
   const running = await wiring.serveHttpProcess(config, log);
@@ -70,6 +86,17 @@ async function serve(options: ServeOptions): Promise<void> {
     close: () => running.close(),
     log: (message, fields) => log.info(fields ?? {}, message),
   });
+}
+
+/** Why the data directory cannot be used (created if missing, then readable and writable), or undefined. */
+async function dataDirProblem(dataDir: string): Promise<string | undefined> {
+  try {
+    await mkdir(dataDir, { recursive: true });
+    await access(dataDir, fsConstants.R_OK | fsConstants.W_OK);
+    return undefined;
+  } catch (error) {
+    return `the data directory ${dataDir} cannot be used: ${(error as Error).message}`;
+  }
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { MemoryError } from '../../storage/errors.js';
 import { ensureTenantDir } from './tenant-dir.js';
+import { storeOpenRefusal } from './open-refusal.js';
 import { parseTenantId } from './tenant-id.js';
 
 export const openTenantsMaxDefault = 64;
@@ -225,8 +226,9 @@ export class TenantRegistry<T extends Closable> {
       this.entries.delete(entry.tenant);
       throw error;
     }
+    let dir = this.options.dataDir; // until the tenant's own is known
     try {
-      const dir = await ensureTenantDir(this.options.dataDir, entry.tenant);
+      dir = await ensureTenantDir(this.options.dataDir, entry.tenant);
       const store = await this.options.open(entry.tenant, dir);
       entry.store = store;
       entry.state = 'open';
@@ -239,7 +241,7 @@ export class TenantRegistry<T extends Closable> {
       this.entries.delete(entry.tenant);
       this.releaseSlot();
       this.observe({ kind: 'open_failed', tenant: entry.tenant, error });
-      throw error;
+      throw storeOpenRefusal(error, dir);
     }
   }
 

@@ -32,7 +32,12 @@ export async function ensureTenantDir(dataDir: string, tenant: string): Promise<
   // Created only when missing: a tenant's directory exists on every open after its first.
   const stats = await lstat(dir).catch(async (error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
-    await mkdir(dir, { recursive: true });
+    // The root first, then the tenant's own without `recursive`: a recursive mkdir reports a
+    // full disk as ENOENT, and the operator must read ENOSPC.
+    await mkdir(root, { recursive: true });
+    await mkdir(dir).catch((mkdirError: NodeJS.ErrnoException) => {
+      if (mkdirError.code !== 'EEXIST') throw mkdirError; // another open raced this one
+    });
     return lstat(dir);
   });
   if (!stats.isDirectory() || stats.isSymbolicLink()) {

@@ -1,0 +1,16 @@
+/**
+ * What a caller is told when its tenant's store cannot be opened (a damaged log, a full or
+ * unwritable disk, a lock held by another process): a retryable `unavailable` with a hint, never
+ * a bare 500 or `internal`. The details (file, byte, errno, the repair command) go to the
+ * operator's log, not to the model.
+ */
+import { MemoryError } from '../../storage/errors.js';
+
+export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
+  // Retryable refusals and a tenant directory refused as unsafe (a symlink) stay as they are;
+  // anything else (a damaged log, ENOSPC, a LOCK another process holds) is the operator's to fix.
+  if (error instanceof MemoryError && (error.code === 'unavailable' || error.code === 'busy' || error.code === 'forbidden')) return error;
+  const errno = (error as NodeJS.ErrnoException | null)?.code;
+  const why = typeof errno === 'string' && /^E[A-Z]+$/.test(errno) ? ` (${errno})` : '';
+  return new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
+}

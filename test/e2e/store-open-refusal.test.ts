@@ -1,0 +1,69 @@
+/**
+ * A tenant store the server cannot open (here: its LOCK held by another live process, as a
+ * second server on the same data directory would hold it) is a retryable refusal the caller can
+ * read — HTTP 503 + Retry-After, a stdio tool error `unavailable` — never a bare 500 or
+ * `internal`, and the server keeps serving. A data directory the process cannot use fails the
+ * start with exit 1 naming it. The real built server (`bin/ioboxx-memory.js`).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { localTenantDefault } from '../../server/auth/local-principal.js';
+import { tenantDir } from '../../server/tenants/tenant-dir.js';
+import { connectOlderStdio, toolErrorOf } from '../support/mcp-clients.js';
+import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
+
+let dataDir: string;
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-open-refusal-'));
+  const dir = tenantDir(dataDir, localTenantDefault);
+  await mkdir(path.join(dir, 'log'), { recursive: true });
+  await writeFile(path.join(dir, 'LOCK'), String(process.pid)); // this test process is alive: the lock is held
+});
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+describe('a tenant store that cannot be opened', () => {
+  test('over HTTP: 503 with Retry-After and a message naming the cause class, not a 500', async () => {
+    const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
+      const answer = await fetch(`${server.url}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
+        body,
+      });
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(((await answer.json()) as { error: { message: string } }).error.message).toContain("the tenant's store cannot be opened");
+      // The operator's log says why, naming the holder.
+      expect(server.stderr()).toContain(`is open in process ${process.pid}`);
+      // The server still serves what needs no store.
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  test('over stdio: the tool call is unavailable with a hint, not internal', async () => {
+    const client = await connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: dataDir }, cwd: repoRoot, stderr: 'ignore' });
+    try {
+      const error = toolErrorOf(await client.callTool('object_get', { id: 'x' }));
+      expect(error).toMatchObject({ code: 'unavailable' });
+      expect(error?.message).toContain("the tenant's store cannot be opened");
+      expect(error?.hint).toContain('store verify');
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
+
+  test('a data directory the process cannot use: exit 1 at start, naming it', () => {
+    const notADir = path.join(dataDir, 'LOCK-file-as-data-dir');
+    spawnSync('touch', [notADir]);
+    const run = spawnSync(process.execPath, [serverBin, 'serve', '--stdio'], { cwd: repoRoot, env: { ...baseEnv(), IOBOXX_DATA_DIR: notADir }, input: '', encoding: 'utf8', timeout: 60_000 });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`the data directory ${notADir} cannot be used`);
+    expect(run.stdout).toBe(''); // stdout carries only MCP messages
+  }, 90_000);
+});
