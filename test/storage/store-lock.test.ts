@@ -1,0 +1,87 @@
+/**
+ * The store LOCK (storage/store-lock.ts) between real processes: of several taking it at the same
+ * moment exactly one wins; a LOCK naming a pid that now belongs to another process (a crash, then
+ * pid reuse) or a dead one is taken over; one naming a live holder is refused, naming it.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { lockFileName, lockHolder, processStartTime, takeStoreLock } from '../../storage/store-lock.js';
+
+const taker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'lock-taker.ts');
+const takersCount = 4;
+const racesCount = 5;
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'ioboxx-lock-'));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+function startTaker(): { child: ChildProcessWithoutNullStreams; lines: AsyncIterator<string> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', taker, dir]);
+  return { child, lines: createInterface({ input: child.stdout })[Symbol.asyncIterator]() };
+}
+
+async function nextLine(lines: AsyncIterator<string>): Promise<string> {
+  const { value, done } = await lines.next();
+  if (done === true) throw new Error('taker ended early');
+  return value;
+}
+
+describe('store LOCK', () => {
+  test(`${takersCount} processes taking it at once, ${racesCount} times: exactly one wins each time`, async () => {
+    for (let race = 0; race < racesCount; race++) {
+      const takers = Array.from({ length: takersCount }, startTaker);
+      try {
+        for (const t of takers) expect(await nextLine(t.lines)).toBe('ready');
+        for (const t of takers) t.child.stdin.write('go\n');
+        const outcomes = await Promise.all(takers.map((t) => nextLine(t.lines)));
+        expect(outcomes.filter((o) => o === 'took'), outcomes.join(' | ')).toHaveLength(1);
+        for (const refused of outcomes.filter((o) => o !== 'took')) expect(refused).toMatch(/^refused store .* is open in process \d+/);
+      } finally {
+        for (const t of takers) t.child.stdin.end();
+        await Promise.all(takers.map((t) => new Promise((resolve) => (t.child.exitCode !== null ? resolve(null) : t.child.once('exit', resolve)))));
+      }
+      expect(lockHolder(dir), 'released when its holder ended').toBeNull();
+    }
+  }, 120_000);
+
+  test('a LOCK naming a live pid with another start time (the pid was reused) is stale and taken over', async () => {
+    expect(processStartTime(process.pid)).toMatch(/^\d+$/);
+    await writeFile(path.join(dir, lockFileName), `${process.pid} 1`);
+    expect(lockHolder(dir)).toBeNull();
+    const release = await takeStoreLock(dir, nodeFileLayer);
+    try {
+      expect(await readFile(path.join(dir, lockFileName), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
+      expect(lockHolder(dir)).toBe(process.pid);
+      await expect(takeStoreLock(dir, nodeFileLayer)).rejects.toThrow('already open in this process');
+    } finally {
+      await release();
+    }
+  });
+
+  test('a LOCK of a process that ended is taken over; one of a live process is refused naming it', async () => {
+    const ended = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => ended.once('exit', resolve));
+    await writeFile(path.join(dir, lockFileName), `${ended.pid} ${processStartTime(process.pid)}`);
+    await (await takeStoreLock(dir, nodeFileLayer))();
+
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // its /proc entry settles
+      await writeFile(path.join(dir, lockFileName), `${live.pid} ${processStartTime(live.pid!)}`);
+      await expect(takeStoreLock(dir, nodeFileLayer)).rejects.toThrow(`is open in process ${live.pid}`);
+      // A bare pid (a LOCK written by an older version) still counts while that process lives.
+      await writeFile(path.join(dir, lockFileName), String(live.pid));
+      await expect(takeStoreLock(dir, nodeFileLayer)).rejects.toThrow(`is open in process ${live.pid}`);
+    } finally {
+      live.kill('SIGKILL');
+    }
+  });
+});
