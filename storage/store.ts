@@ -1004,19 +1004,26 @@ export class Store implements StoreApi {
     return this.stateHash();
   }
 
-  /** Finish pending writes, write a checkpoint (offset + state hash) and release the directory. */
+  /**
+   * Finish pending writes, write a checkpoint (offset + state hash) and release the directory.
+   * A checkpoint that fails (disk full) is reported, and the log and the lock are released all
+   * the same: the next open, in this process or another, replays and checks without it (the
+   * checkpoint is one file renamed into place, so none or a whole one is there).
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    await this.whenWriterIdle();
-    await this.snapshotInFlight?.catch(() => undefined);
-    if (!this.failure) {
-      await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
-        Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
+    try {
+      await this.whenWriterIdle();
+      await this.snapshotInFlight?.catch(() => undefined);
+      if (!this.failure) {
+        await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
+          Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
+      }
+    } finally {
+      await this.log.close().finally(this.releaseLock);
     }
-    await this.log.close();
-    await this.releaseLock();
   }
 }
 
