@@ -31,8 +31,13 @@ export function lockHolder(dir: string): number | null {
   }
 }
 
-/** Take the lock of `dir` (durably), or throw `conflict` naming the process that holds it. Returns the release. */
-export async function takeStoreLock(dir: string, fl: FileLayer): Promise<() => Promise<void>> {
+/**
+ * Take the lock of `dir` (durably), or throw `conflict` naming the process that holds it. Returns
+ * the release. `claimed` runs once no live process holds the directory and before LOCK is
+ * written: the open removes unfinished snapshots there, so the space they hold on a full disk
+ * does not keep the lock from being written.
+ */
+export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => Promise<void>): Promise<() => Promise<void>> {
   const resolved = path.resolve(dir);
   const holder = lockHolder(dir);
   if (holder !== null && holder !== process.pid) {
@@ -41,6 +46,7 @@ export async function takeStoreLock(dir: string, fl: FileLayer): Promise<() => P
   if (heldDirs.has(resolved)) throw new MemoryError('conflict', `store ${dir} is already open in this process`);
   heldDirs.add(resolved);
   try {
+    await claimed?.();
     await fl.writeFileDurable(path.join(dir, lockFileName), Buffer.from(String(process.pid)));
   } catch (error) {
     heldDirs.delete(resolved);

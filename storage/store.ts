@@ -26,7 +26,7 @@ import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/reco
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
-import { applySnapshotRetention } from './snapshot/retention.js';
+import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
 import { SubscriptionHub } from './subscriptions.js';
@@ -325,7 +325,7 @@ export class Store implements StoreApi {
   private async recover(): Promise<void> {
     const fl = this.fl;
     await fl.mkdirp(this.logDir);
-    this.releaseLock = await takeStoreLock(this.dir, fl);
+    this.releaseLock = await takeStoreLock(this.dir, fl, () => removeUnfinishedSnapshots(this.dir, fl));
     let recovery: LogRecovery | undefined;
     try {
       const progress = this.options.onProgress;

@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
-import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { durableWriteTmpFile, NodeFileLayer } from '../../storage/io/node-file-layer.js';
 
 /** The error a real fdatasync gives for a failed writeback. */
 function eio(what: string): Error {
@@ -53,7 +53,7 @@ export class FaultyFileLayer extends NodeFileLayer {
 
   override async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     if (!this.enospcDurableWrites.has(path.basename(file))) return super.writeFileDurable(file, data);
-    const tmp = `${file}.tmp`;
+    const tmp = durableWriteTmpFile(file);
     await fsp.rm(tmp, { force: true });
     await fsp.symlink('/dev/full', tmp);
     try {
