@@ -966,9 +966,13 @@ export class Store implements StoreApi {
     }
     const offset = this.applied;
     const tables = this.tableStates(true); // O(1) copy-on-write clones: commits go on
+    // Waited for now, not once the files are written: a failed write may roll `offset` back
+    // meanwhile, and a later transaction that reuses the offset must not vouch for this state.
+    const durable = this.waitDurable(offset);
+    durable.catch(() => undefined); // heard by the writer, before its manifest
     // The clones read the arenas: a compaction must not release chunks under them.
     const unpins = [...this.tables.values()].map((t) => t.arena.pin());
-    const run = this.writeSnapshotAt(offset, tables).finally(() => {
+    const run = this.writeSnapshotAt(offset, tables, durable).finally(() => {
       for (const unpin of unpins) unpin();
       // Runs after the assignment below even when the write finished synchronously.
       if (this.snapshotInFlight === run) this.snapshotInFlight = undefined;
@@ -977,10 +981,10 @@ export class Store implements StoreApi {
     return run;
   }
 
-  private async writeSnapshotAt(offset: number, tables: TableState[]): Promise<{ offset: number; stateHash: string }> {
+  private async writeSnapshotAt(offset: number, tables: TableState[], durable: Promise<void>): Promise<{ offset: number; stateHash: string }> {
     if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
     const manifest = await writeSnapshot({
-      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
+      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => durable,
     });
     if (offset > this.lastSnapshotOffset) {
       this.lastSnapshotOffset = offset;

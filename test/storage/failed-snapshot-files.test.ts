@@ -61,6 +61,23 @@ describe('a failed write leaves no files behind', () => {
     await store.close();
   });
 
+  test('a snapshot of a state whose write then failed (rolled back) fails and removes its directory, though a later transaction reuses the offset', async () => {
+    const { dir, fl, store } = await openWithRows(5);
+    fl.enospcWrites = 1; // the log's write of the next call: it is rolled back
+    const doomed = store.call('put', { id: 'rolled-back', type: 't', n: 0 }, testCaller);
+    const snapshot = store.snapshot(); // of the state with that call applied
+    await expect(doomed).rejects.toMatchObject({ code: 'unavailable' });
+    const reused = await store.call('put', { id: 'durable', type: 't', n: 0 }, testCaller);
+    await expect(snapshot, 'a snapshot holding a rolled-back transaction').rejects.toMatchObject({ code: 'unavailable' });
+    expect(snapshotDirs(dir)).toEqual([]);
+    const hash = store.stateHash();
+    await store.close();
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.lastOffset).toBe(reused.offset);
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  });
+
   test('the open removes unfinished snapshot directories a crash left, newer ones too; complete ones stay', async () => {
     const { dir, store } = await openWithRows(10);
     const { offset } = await store.snapshot();
