@@ -204,6 +204,8 @@ interface Waiter {
   readonly offset: number;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
+  /** A failed write rolled `offset` back: answer again on the rolled-back state (when absent, rejected). */
+  readonly rolledBack?: () => void;
 }
 
 export interface OpenReport {
@@ -521,10 +523,11 @@ export class Store implements StoreApi {
           throw new MemoryError('invalid_argument', `idempotency key ${key} was used for ${String(seen.reducer)}, not ${reducerName}`);
         }
         const offset = seen.offset as number;
-        return this.waitDurable(offset).then(async () => {
+        // Rolled back, the first call never happened: this one runs as itself.
+        return this.answerWhenDurable(offset, async () => {
           await this.refuseOtherArguments(offset, parsed.data);
           return { offset, result: seen.result, replayed: true };
-        });
+        }, () => this.call(reducerName, rawArgs, caller, options));
       }
     }
     const offset = this.applied + 1;
@@ -835,7 +838,7 @@ export class Store implements StoreApi {
       `the write to disk failed (${code ?? (error as Error).message}); this call was not applied and nothing acknowledged was lost`,
       code === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
     for (const p of pending) p.reject(failure);
-    this.rejectWaitersAbove(this.durable, failure);
+    for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(failure));
   }
 
   private fail(reason: string): void {
@@ -844,7 +847,7 @@ export class Store implements StoreApi {
     this.inFlight.length = 0;
     this.writtenTx = 0;
     for (const p of pending) p.reject(this.failure);
-    this.rejectWaitersAbove(this.durable, this.failure);
+    for (const w of this.takeWaitersAbove(this.durable)) w.reject(this.failure);
     this.options.onBackgroundError?.(this.failure);
     this.releaseIdle();
   }
@@ -866,7 +869,9 @@ export class Store implements StoreApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.waitDurable(at).then(() => result);
+    if (at <= this.durable) return Promise.resolve(result);
+    // A write queued before this read that fails takes `at` away, not the data read: read again.
+    return this.answerWhenDurable(at, () => result, () => this.read(fn));
   }
 
   /** Resolves once `offset` is durable; rejects if it is rolled back or the store fails. */
@@ -876,6 +881,27 @@ export class Store implements StoreApi {
     return new Promise((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
   }
 
+  /**
+   * `answer()` once `offset` is durable. A failed write that rolls `offset` back answers with
+   * `again()` instead, run right after the rollback, on the rolled-back state (all of it durable
+   * then): a call that only waited for other transactions must not fail with their write. A
+   * failed store rejects.
+   */
+  private answerWhenDurable<T>(offset: number, answer: () => T | Promise<T>, again: () => Promise<T>): Promise<T> {
+    if (offset <= this.durable) return Promise.resolve().then(answer);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      const settle = (run: () => T | Promise<T>) => {
+        try {
+          resolve(run());
+        } catch (error) {
+          reject(error);
+        }
+      };
+      this.waiters.push({ offset, resolve: () => settle(answer), reject, rolledBack: () => settle(again) });
+    });
+  }
+
   private releaseWaiters(): void {
     if (this.waiters.length === 0) return;
     const keep: Waiter[] = [];
@@ -883,10 +909,13 @@ export class Store implements StoreApi {
     this.waiters = keep;
   }
 
-  private rejectWaitersAbove(offset: number, error: unknown): void {
+  /** The waiters for offsets past `offset` (rolled back, or never to be durable), taken off the list. */
+  private takeWaitersAbove(offset: number): Waiter[] {
     const keep: Waiter[] = [];
-    for (const w of this.waiters) (w.offset > offset ? w.reject(error) : keep.push(w));
+    const taken: Waiter[] = [];
+    for (const w of this.waiters) (w.offset > offset ? taken : keep).push(w);
     this.waiters = keep;
+    return taken;
   }
 
   /**
