@@ -72,12 +72,18 @@ function heldBy(dir: string, holder: number): MemoryError {
     : new MemoryError('conflict', `store ${dir} is open in process ${holder}`, 'stop that process first (a LOCK naming a process that has ended is taken over by itself)');
 }
 
-/** Take the lock of `dir` (durably), or throw `conflict` naming the process that holds it. Returns the release. */
-export async function takeStoreLock(dir: string, fl: FileLayer): Promise<() => Promise<void>> {
+/**
+ * Take the lock of `dir` (durably), or throw `conflict` naming the process that holds it. Returns
+ * the release. `claimed` runs once this process holds the directory (the open removes unfinished
+ * snapshots there); if LOCK cannot even be created for want of space (ENOSPC) and no live process
+ * holds the directory, it runs first, once, so the space such leftovers hold frees the way.
+ */
+export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => Promise<void>): Promise<() => Promise<void>> {
   const resolved = path.resolve(dir);
   if (heldDirs.has(resolved)) throw heldBy(dir, process.pid);
   const lockPath = path.join(dir, lockFileName);
   const identity = identityOf(process.pid);
+  let cleanedForSpace = false;
   for (let attempt = 1; ; attempt++) {
     let created = false;
     try {
@@ -93,8 +99,14 @@ export async function takeStoreLock(dir: string, fl: FileLayer): Promise<() => P
       await fl.fsyncDir(dir);
       break;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') {
         if (created) await fl.unlink(lockPath).catch(() => undefined); // a LOCK this call created and could not finish
+        if (code === 'ENOSPC' && claimed !== undefined && !cleanedForSpace && lockHolder(dir) === null) {
+          cleanedForSpace = true;
+          await claimed();
+          continue;
+        }
         throw error;
       }
     }
@@ -112,6 +124,13 @@ export async function takeStoreLock(dir: string, fl: FileLayer): Promise<() => P
     await clearStaleLock(dir, lockPath, text, fl);
   }
   heldDirs.add(resolved);
+  try {
+    await claimed?.();
+  } catch (error) {
+    heldDirs.delete(resolved);
+    await fl.unlink(lockPath).catch(() => undefined);
+    throw error;
+  }
   return async () => {
     heldDirs.delete(resolved);
     await fl.unlink(lockPath).catch(() => undefined);

@@ -26,7 +26,7 @@ import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/reco
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
-import { applySnapshotRetention } from './snapshot/retention.js';
+import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
 import { SubscriptionHub } from './subscriptions.js';
@@ -204,6 +204,8 @@ interface Waiter {
   readonly offset: number;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
+  /** A failed write rolled `offset` back: answer again on the rolled-back state (when absent, rejected). */
+  readonly rolledBack?: () => void;
 }
 
 export interface OpenReport {
@@ -325,7 +327,7 @@ export class Store implements StoreApi {
   private async recover(): Promise<void> {
     const fl = this.fl;
     await fl.mkdirp(this.logDir);
-    this.releaseLock = await takeStoreLock(this.dir, fl);
+    this.releaseLock = await takeStoreLock(this.dir, fl, () => removeUnfinishedSnapshots(this.dir, fl));
     let recovery: LogRecovery | undefined;
     try {
       const progress = this.options.onProgress;
@@ -521,10 +523,11 @@ export class Store implements StoreApi {
           throw new MemoryError('invalid_argument', `idempotency key ${key} was used for ${String(seen.reducer)}, not ${reducerName}`);
         }
         const offset = seen.offset as number;
-        return this.waitDurable(offset).then(async () => {
+        // Rolled back, the first call never happened: this one runs as itself.
+        return this.answerWhenDurable(offset, async () => {
           await this.refuseOtherArguments(offset, parsed.data);
           return { offset, result: seen.result, replayed: true };
-        });
+        }, () => this.call(reducerName, rawArgs, caller, options));
       }
     }
     const offset = this.applied + 1;
@@ -835,7 +838,7 @@ export class Store implements StoreApi {
       `the write to disk failed (${code ?? (error as Error).message}); this call was not applied and nothing acknowledged was lost`,
       code === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
     for (const p of pending) p.reject(failure);
-    this.rejectWaitersAbove(this.durable, failure);
+    for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(failure));
   }
 
   private fail(reason: string): void {
@@ -844,7 +847,7 @@ export class Store implements StoreApi {
     this.inFlight.length = 0;
     this.writtenTx = 0;
     for (const p of pending) p.reject(this.failure);
-    this.rejectWaitersAbove(this.durable, this.failure);
+    for (const w of this.takeWaitersAbove(this.durable)) w.reject(this.failure);
     this.options.onBackgroundError?.(this.failure);
     this.releaseIdle();
   }
@@ -866,7 +869,9 @@ export class Store implements StoreApi {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.waitDurable(at).then(() => result);
+    if (at <= this.durable) return Promise.resolve(result);
+    // A write queued before this read that fails takes `at` away, not the data read: read again.
+    return this.answerWhenDurable(at, () => result, () => this.read(fn));
   }
 
   /** Resolves once `offset` is durable; rejects if it is rolled back or the store fails. */
@@ -876,6 +881,27 @@ export class Store implements StoreApi {
     return new Promise((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
   }
 
+  /**
+   * `answer()` once `offset` is durable. A failed write that rolls `offset` back answers with
+   * `again()` instead, run right after the rollback, on the rolled-back state (all of it durable
+   * then): a call that only waited for other transactions must not fail with their write. A
+   * failed store rejects.
+   */
+  private answerWhenDurable<T>(offset: number, answer: () => T | Promise<T>, again: () => Promise<T>): Promise<T> {
+    if (offset <= this.durable) return Promise.resolve().then(answer);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      const settle = (run: () => T | Promise<T>) => {
+        try {
+          resolve(run());
+        } catch (error) {
+          reject(error);
+        }
+      };
+      this.waiters.push({ offset, resolve: () => settle(answer), reject, rolledBack: () => settle(again) });
+    });
+  }
+
   private releaseWaiters(): void {
     if (this.waiters.length === 0) return;
     const keep: Waiter[] = [];
@@ -883,10 +909,13 @@ export class Store implements StoreApi {
     this.waiters = keep;
   }
 
-  private rejectWaitersAbove(offset: number, error: unknown): void {
+  /** The waiters for offsets past `offset` (rolled back, or never to be durable), taken off the list. */
+  private takeWaitersAbove(offset: number): Waiter[] {
     const keep: Waiter[] = [];
-    for (const w of this.waiters) (w.offset > offset ? w.reject(error) : keep.push(w));
+    const taken: Waiter[] = [];
+    for (const w of this.waiters) (w.offset > offset ? taken : keep).push(w);
     this.waiters = keep;
+    return taken;
   }
 
   /**
@@ -966,9 +995,13 @@ export class Store implements StoreApi {
     }
     const offset = this.applied;
     const tables = this.tableStates(true); // O(1) copy-on-write clones: commits go on
+    // Waited for now, not once the files are written: a failed write may roll `offset` back
+    // meanwhile, and a later transaction that reuses the offset must not vouch for this state.
+    const durable = this.waitDurable(offset);
+    durable.catch(() => undefined); // heard by the writer, before its manifest
     // The clones read the arenas: a compaction must not release chunks under them.
     const unpins = [...this.tables.values()].map((t) => t.arena.pin());
-    const run = this.writeSnapshotAt(offset, tables).finally(() => {
+    const run = this.writeSnapshotAt(offset, tables, durable).finally(() => {
       for (const unpin of unpins) unpin();
       // Runs after the assignment below even when the write finished synchronously.
       if (this.snapshotInFlight === run) this.snapshotInFlight = undefined;
@@ -977,10 +1010,10 @@ export class Store implements StoreApi {
     return run;
   }
 
-  private async writeSnapshotAt(offset: number, tables: TableState[]): Promise<{ offset: number; stateHash: string }> {
+  private async writeSnapshotAt(offset: number, tables: TableState[], durable: Promise<void>): Promise<{ offset: number; stateHash: string }> {
     if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
     const manifest = await writeSnapshot({
-      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => this.waitDurable(offset),
+      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => durable,
     });
     if (offset > this.lastSnapshotOffset) {
       this.lastSnapshotOffset = offset;
@@ -1004,19 +1037,26 @@ export class Store implements StoreApi {
     return this.stateHash();
   }
 
-  /** Finish pending writes, write a checkpoint (offset + state hash) and release the directory. */
+  /**
+   * Finish pending writes, write a checkpoint (offset + state hash) and release the directory.
+   * A checkpoint that fails (disk full) is reported, and the log and the lock are released all
+   * the same: the next open, in this process or another, replays and checks without it (the
+   * checkpoint is one file renamed into place, so none or a whole one is there).
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
-    await this.whenWriterIdle();
-    await this.snapshotInFlight?.catch(() => undefined);
-    if (!this.failure) {
-      await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
-        Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
+    try {
+      await this.whenWriterIdle();
+      await this.snapshotInFlight?.catch(() => undefined);
+      if (!this.failure) {
+        await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
+          Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
+      }
+    } finally {
+      await this.log.close().finally(this.releaseLock);
     }
-    await this.log.close();
-    await this.releaseLock();
   }
 }
 

@@ -83,6 +83,11 @@ class NodeFileHandle implements FileHandleLike {
   }
 }
 
+/** Where writeFileDurable writes `file` before renaming it into place. */
+export function durableWriteTmpFile(file: string): string {
+  return `${file}.tmp`;
+}
+
 export class NodeFileLayer implements FileLayer {
   async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
     return new NodeFileHandle(await fsp.open(file, flags, 0o600));
@@ -91,16 +96,22 @@ export class NodeFileLayer implements FileLayer {
     return fsp.readFile(file);
   }
   async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    const tmp = `${file}.tmp`;
-    const handle = await fsp.open(tmp, 'w', 0o600);
+    const tmp = durableWriteTmpFile(file);
     try {
-      const parts = data instanceof Uint8Array ? [data] : data;
-      await writevAll(handle.fd, parts, 0);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await fsp.open(tmp, 'w', 0o600);
+      try {
+        const parts = data instanceof Uint8Array ? [data] : data;
+        await writevAll(handle.fd, parts, 0);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fsp.rename(tmp, file);
+    } catch (error) {
+      // A half-written tmp file would hold the space a full disk is short of (and is never read).
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw error;
     }
-    await fsp.rename(tmp, file);
     await this.fsyncDir(path.dirname(file));
   }
   rename(from: string, to: string): Promise<void> {

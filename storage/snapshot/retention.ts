@@ -1,12 +1,35 @@
 /**
- * Keep the newest `kept` snapshots that have a manifest; delete older ones and unfinished
- * directories older than the newest. Returns the offset of the oldest kept snapshot when
- * `kept` are present: the log up to it is no longer needed.
+ * Which snapshot directories stay. Both functions expect the caller to hold the store's lock
+ * and to write no snapshot meanwhile (the Store runs them at open and inside its one snapshot
+ * write at a time): a directory without a manifest file is then nobody's work in progress.
  */
+import * as path from 'node:path';
 import type { FileLayer } from '../io/file-layer.js';
-import { snapshotsDir } from './manifest.js';
-import { listSnapshots } from './reader.js';
+import { manifestFileName, snapshotsDir } from './manifest.js';
+import { listSnapshots, type SnapshotRef } from './reader.js';
 
+/** No manifest file at all: a write that stopped before its commit point (a crash, or a failure it could not clean up). */
+async function unfinished(ref: SnapshotRef, fl: FileLayer): Promise<boolean> {
+  return !ref.manifest && !(await fl.exists(path.join(ref.dir, manifestFileName)));
+}
+
+/** Delete the unfinished snapshot directories: they are never loaded, and on a full disk they hold the space the store needs. */
+export async function removeUnfinishedSnapshots(storeDir: string, fl: FileLayer): Promise<void> {
+  let removed = 0;
+  for (const ref of await listSnapshots(storeDir, fl)) {
+    if (!(await unfinished(ref, fl))) continue;
+    await fl.rmdir(ref.dir);
+    removed++;
+  }
+  if (removed > 0) await fl.fsyncDir(snapshotsDir(storeDir));
+}
+
+/**
+ * Keep the newest `kept` snapshots that have a manifest; delete the older ones and every
+ * unfinished directory. A damaged one (its manifest is there but invalid) newer than the newest
+ * complete one stays for the operator: the open reports it as skipped. Returns the offset of the
+ * oldest kept snapshot when `kept` are present: the log up to it is no longer needed.
+ */
 export async function applySnapshotRetention(storeDir: string, fl: FileLayer, kept: number): Promise<number | undefined> {
   const refs = await listSnapshots(storeDir, fl); // newest first
   const complete = refs.filter((r) => r.manifest);
@@ -15,7 +38,7 @@ export async function applySnapshotRetention(storeDir: string, fl: FileLayer, ke
   let removed = 0;
   for (const ref of refs) {
     if (keep.has(ref.dir)) continue;
-    if (!ref.manifest && ref.offset >= newest) continue; // may be in progress
+    if (!ref.manifest && ref.offset >= newest && !(await unfinished(ref, fl))) continue;
     await fl.rmdir(ref.dir);
     removed++;
   }

@@ -25,6 +25,7 @@ export const snapshotSliceBytesMax = 4 * 1024 * 1024;
 export const snapshotSyncBytes = 8 * 1024 * 1024;
 
 class ChunkFile {
+  private closed = false;
   private position = 0;
   private syncedTo = 0;
   private readonly hash: Hash = createHash('sha256');
@@ -48,10 +49,13 @@ class ChunkFile {
   }
   async finish(): Promise<{ bytes: number; sha256: string }> {
     await this.handle.datasync();
+    this.closed = true;
     await this.handle.close();
     return { bytes: this.position, sha256: this.hash.digest('hex') };
   }
   async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.handle.close().catch(() => undefined);
   }
 }
@@ -103,38 +107,46 @@ export interface WriteSnapshotInput {
   readonly waitDurable: () => Promise<void>;
 }
 
+/**
+ * Write the snapshot of `tables` at `offset`. A write that fails at any step (a full disk, the
+ * offset rolled back) removes its directory before it rejects: half a snapshot is never loaded,
+ * and left behind it would hold the space a full disk is short of.
+ */
 export async function writeSnapshot(input: WriteSnapshotInput): Promise<SnapshotManifest> {
   const { fl, tables, offset } = input;
   const root = snapshotsDir(input.storeDir);
   const dir = path.join(root, snapshotDirName(offset));
   await fl.mkdirp(root);
   await fl.rmdir(dir); // a leftover unfinished attempt at the same offset
-  await fl.mkdirp(dir);
-  const binary = await ChunkFile.create(fl, path.join(dir, binaryFileName));
-  const json = await ChunkFile.create(fl, path.join(dir, jsonFileName));
+  const files: ChunkFile[] = [];
   try {
+    await fl.mkdirp(dir);
+    const binary = await ChunkFile.create(fl, path.join(dir, binaryFileName));
+    files.push(binary);
+    const json = await ChunkFile.create(fl, path.join(dir, jsonFileName));
+    files.push(json);
     await writeSliced(canonicalChunks(tables, snapshotPieceBytes), binary);
     await writeSliced(streamJson(tables, offset, snapshotPieceBytes), json);
+    const binaryEntry = await binary.finish();
+    const jsonEntry = await json.finish();
+    await fl.fsyncDir(dir);
+    const manifest: SnapshotManifest = {
+      format: snapshotFormatVersion,
+      offset,
+      createdAtMs: input.nowMs,
+      stateHash: binaryEntry.sha256,
+      tables: Object.fromEntries(tables.map((t) => [t.schema.name, t.rows.size])),
+      files: { binary: binaryEntry, json: jsonEntry },
+    };
+    await input.waitDurable();
+    await fl.writeFileDurable(path.join(dir, manifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
+    await fl.fsyncDir(root);
+    return manifest;
   } catch (error) {
-    await binary.abandon();
-    await json.abandon();
+    for (const file of files) await file.abandon();
+    await fl.rmdir(dir).catch(() => undefined); // an open's retention removes what this could not
     throw error;
   }
-  const binaryEntry = await binary.finish();
-  const jsonEntry = await json.finish();
-  await fl.fsyncDir(dir);
-  const manifest: SnapshotManifest = {
-    format: snapshotFormatVersion,
-    offset,
-    createdAtMs: input.nowMs,
-    stateHash: binaryEntry.sha256,
-    tables: Object.fromEntries(tables.map((t) => [t.schema.name, t.rows.size])),
-    files: { binary: binaryEntry, json: jsonEntry },
-  };
-  await input.waitDurable();
-  await fl.writeFileDurable(path.join(dir, manifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
-  await fl.fsyncDir(root);
-  return manifest;
 }
 
 /** A row kept encoded, decoded for the JSON form. */

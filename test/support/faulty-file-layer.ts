@@ -1,10 +1,12 @@
 /**
  * A FileLayer over the real disk that fails on demand, the way a real disk does:
  * ENOSPC from writev and writevSync (after writing part of the data), EIO from fdatasync (on the
- * thread pool or inline).
+ * thread pool or inline), ENOSPC from the write of a whole file (writeFileDurable) by name.
  */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
-import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { durableWriteTmpFile, NodeFileLayer } from '../../storage/io/node-file-layer.js';
 
 /** The error a real fdatasync gives for a failed writeback. */
 function eio(what: string): Error {
@@ -28,6 +30,11 @@ export class FaultyFileLayer extends NodeFileLayer {
   datasyncGate: Promise<void> | undefined;
   /** Pool datasyncs take these in call order and wait for each (after datasyncGate): a test settles them in any order. */
   datasyncGates: Promise<void>[] = [];
+  /**
+   * Base names (e.g. 'checkpoint.json') whose writeFileDurable fails with ENOSPC: the real write
+   * runs, into a tmp file that is a link to /dev/full, which refuses every write with ENOSPC.
+   */
+  readonly enospcDurableWrites = new Set<string>();
   /** Lost writebacks reported so far (each description's datasync that heard one). */
   writebackErrorsReported = 0;
   /** Writeback errors recorded per file (loseWriteback). */
@@ -42,6 +49,19 @@ export class FaultyFileLayer extends NodeFileLayer {
    */
   loseWriteback(file: string): void {
     this.writebackErrors.set(file, (this.writebackErrors.get(file) ?? 0) + 1);
+  }
+
+  override async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    if (!this.enospcDurableWrites.has(path.basename(file))) return super.writeFileDurable(file, data);
+    const tmp = durableWriteTmpFile(file);
+    await fsp.rm(tmp, { force: true });
+    await fsp.symlink('/dev/full', tmp);
+    try {
+      await super.writeFileDurable(file, data);
+    } finally {
+      // The link goes with the fault: a later write of the file would follow it to /dev/full again.
+      await fsp.rm(tmp, { force: true });
+    }
   }
 
   override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
