@@ -14,6 +14,7 @@ import type { JsonValue } from '../schema.js';
 
 export const auditBatchFormat = 'ioboxx-audit-batch/1';
 export const genesisSha256 = '0'.repeat(64);
+/** Every tenant's objects sit under `tenants/{tenant}/`: its audit batches and its backups. */
 export const auditKeyPrefix = 'tenants/';
 /** Room for a long-lived tenant: 10^12 batches. */
 const batchSeqDigits = 12;
@@ -41,11 +42,15 @@ export interface AuditBatch extends AuditBatchHeader {
 }
 
 export function auditBatchKey(tenant: string, batchSeq: number): string {
-  return `${auditKeyPrefix}${tenant}/audit/${String(batchSeq).padStart(batchSeqDigits, '0')}.json`;
+  return `${auditTenantPrefix(tenant)}${String(batchSeq).padStart(batchSeqDigits, '0')}.json`;
 }
 
-export function auditTenantPrefix(tenant?: string): string {
-  return tenant === undefined ? auditKeyPrefix : `${auditKeyPrefix}${tenant}/`;
+/**
+ * Where a tenant's audit batches live. Only this is audit: the tenant's own prefix holds other
+ * things too (`tenants/{tenant}/backups/`, written by `backup --upload`).
+ */
+export function auditTenantPrefix(tenant: string): string {
+  return `${auditKeyPrefix}${tenant}/audit/`;
 }
 
 /** Tenant and batch sequence of a batch key, or undefined for any other key. */

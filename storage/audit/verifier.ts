@@ -1,5 +1,6 @@
 /**
- * `audit verify`: walks every object version under the audit prefix and proves, per tenant,
+ * `audit verify`: walks every object version under each tenant's audit prefix
+ * (`tenants/{tenant}/audit/`, not the backups beside it) and proves, per tenant,
  * that the chain is whole: batches 1..n each present once, each under COMPLIANCE retention,
  * each's bytes hashing to what the next batch (and the control plane, when reachable)
  * recorded, sequences contiguous across batches and counts equal to their events. Every
@@ -13,7 +14,7 @@ import {
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
 import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
-import { auditBatchBytesMax, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
+import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
 
 /** A bucket listing longer than this is refused rather than held in memory. */
@@ -171,27 +172,46 @@ interface KeyVersions {
   readonly deleteMarkers: DeleteMarkerEntry[];
 }
 
-async function listVersions(bucket: AuditBucket, prefix: string): Promise<Map<string, KeyVersions>> {
+/** The audit prefix of the tenant named, or of every tenant with objects in the bucket. */
+async function auditPrefixes(bucket: AuditBucket, tenant: string | undefined): Promise<string[]> {
+  if (tenant !== undefined) return [auditTenantPrefix(tenant)];
+  const prefixes: string[] = [];
+  let keyMarker: string | undefined;
+  for (;;) {
+    // One level down only: a tenant's backups sit beside its audit prefix and are no audit.
+    const page = await bucket.client.send(
+      new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: auditKeyPrefix, Delimiter: '/', KeyMarker: keyMarker, MaxKeys: 1000 }),
+    );
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(auditTenantPrefix(p.Prefix.slice(auditKeyPrefix.length, -1)));
+    if (!page.IsTruncated) break;
+    keyMarker = page.NextKeyMarker;
+  }
+  return prefixes;
+}
+
+async function listVersions(bucket: AuditBucket, prefixes: readonly string[]): Promise<Map<string, KeyVersions>> {
   const byKey = new Map<string, KeyVersions>();
   const entry = (key: string) => {
     let e = byKey.get(key);
     if (!e) byKey.set(key, (e = { key, versions: [], deleteMarkers: [] }));
     return e;
   };
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
   let seen = 0;
-  for (;;) {
-    const page = await bucket.client.send(
-      new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000 }),
-    );
-    for (const v of page.Versions ?? []) if (v.Key) entry(v.Key).versions.push(v);
-    for (const d of page.DeleteMarkers ?? []) if (d.Key) entry(d.Key).deleteMarkers.push(d);
-    seen += (page.Versions?.length ?? 0) + (page.DeleteMarkers?.length ?? 0);
-    if (seen > verifyVersionsMax) throw new Error(`more than ${verifyVersionsMax} versions under ${prefix}: verify one tenant at a time`);
-    if (!page.IsTruncated) break;
-    keyMarker = page.NextKeyMarker;
-    versionIdMarker = page.NextVersionIdMarker;
+  for (const prefix of prefixes) {
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (;;) {
+      const page = await bucket.client.send(
+        new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000 }),
+      );
+      for (const v of page.Versions ?? []) if (v.Key) entry(v.Key).versions.push(v);
+      for (const d of page.DeleteMarkers ?? []) if (d.Key) entry(d.Key).deleteMarkers.push(d);
+      seen += (page.Versions?.length ?? 0) + (page.DeleteMarkers?.length ?? 0);
+      if (seen > verifyVersionsMax) throw new Error(`more than ${verifyVersionsMax} audit object versions: verify one tenant at a time`);
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      versionIdMarker = page.NextVersionIdMarker;
+    }
   }
   return byKey;
 }
@@ -217,7 +237,7 @@ export interface VerifyOptions {
 }
 
 export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = {}): Promise<AuditReport> {
-  const byKey = await listVersions(bucket, auditTenantPrefix(options.tenant));
+  const byKey = await listVersions(bucket, await auditPrefixes(bucket, options.tenant));
   const recorded = options.control ? await options.control.auditBatches(options.tenant) : [];
   const problems: AuditProblem[] = [];
   const perTenant = new Map<string, Array<{ key: string; batchSeq: number; versionId: string }>>();

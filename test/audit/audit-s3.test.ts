@@ -196,6 +196,23 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.tenants[0]).toMatchObject({ batches: 1, events: 3 });
   });
 
+  test('a backup uploaded beside a tenant\'s audit (tenants/T/backups/) is no audit object; a stray key under its audit prefix is', async () => {
+    await stage('beside', 1, 2);
+    await shipAudit(control, bucket, { tenant: 'beside', retentionDays, force: true });
+    const put = (key: string) =>
+      bucket.client.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: key, Body: '{}', ContentMD5: createHash('md5').update('{}').digest('base64') }));
+    await put('tenants/beside/backups/00000000000000000001-1/backup.json');
+    expect((await verifyAudit(bucket, { tenant: 'beside', control })).problems).toEqual([]);
+    const everyTenant = await verifyAudit(bucket, { control });
+    expect(everyTenant.problems.filter((p) => p.tenant === 'beside')).toEqual([]);
+    expect(everyTenant.tenants.find((t) => t.tenant === 'beside')).toMatchObject({ batches: 1, events: 2 });
+
+    await put('tenants/beside/audit/stray.json');
+    expect((await verifyAudit(bucket, { tenant: 'beside', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'unexpected_object', tenant: 'beside', key: 'tenants/beside/audit/stray.json' }),
+    ]);
+  });
+
   test('S3 refuses to delete a shipped version, shorten its retention or bypass governance (403)', async () => {
     await stage('locked', 1, 2);
     await shipAudit(control, bucket, { tenant: 'locked', retentionDays, force: true });
