@@ -3,7 +3,8 @@
  * (`tenants/{tenant}/audit/`, not the backups beside it) and proves, per tenant,
  * that the chain is whole: batches 1..n each present once, each under COMPLIANCE retention,
  * each's bytes hashing to what the next batch (and the control plane, when reachable)
- * recorded, sequences contiguous across batches and counts equal to their events. Every
+ * recorded, sequences contiguous across batches and counts equal to their events; with the
+ * control plane, a batch it has no record of shipping is unexpected, however well it links. Every
  * problem is named (tenant, key, version); none is fatal to the walk.
  */
 import {
@@ -30,7 +31,7 @@ export type AuditProblemKind =
   | 'delete_marker' // a delete marker hiding a batch
   | 'bad_batch' // a batch inconsistent in itself (count, sequences, format)
   | 'not_locked' // a batch version without COMPLIANCE retention
-  | 'unexpected_object'; // an object under the audit prefix that is no batch
+  | 'unexpected_object'; // an object under the audit prefix that is no batch, or a batch the control plane never shipped
 
 export interface AuditProblem {
   readonly kind: AuditProblemKind;
@@ -71,7 +72,10 @@ export interface FetchedBatch {
  */
 export class AuditChainProof {
   readonly problems: AuditProblem[] = [];
-  private readonly recordedBySeq: Map<number, AuditBatchRecord>;
+  /** Batches the control plane confirmed shipped; undefined: no control plane to cross-check. */
+  private readonly recordedBySeq: Map<number, AuditBatchRecord> | undefined;
+  /** Batches recorded but not yet confirmed: their upload may have landed. */
+  private readonly pendingBySeq: Map<number, AuditBatchRecord>;
   private readonly seen = new Set<number>();
   private expectedBatchSeq = 1;
   private prevSha = genesisSha256;
@@ -81,9 +85,11 @@ export class AuditChainProof {
 
   constructor(
     readonly tenant: string,
-    recorded: readonly AuditBatchRecord[] = [],
+    /** The control plane's records of this tenant's batches, when it is cross-checked. */
+    recorded?: readonly AuditBatchRecord[],
   ) {
-    this.recordedBySeq = new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+    this.recordedBySeq = recorded && new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+    this.pendingBySeq = new Map((recorded ?? []).filter((r) => r.versionId === null).map((r) => [r.batchSeq, r]));
   }
 
   add(f: FetchedBatch): void {
@@ -102,9 +108,23 @@ export class AuditChainProof {
       });
     }
     const sha = sha256Hex(f.body);
-    const rec = this.recordedBySeq.get(f.batchSeq);
+    const rec = this.recordedBySeq?.get(f.batchSeq);
     if (f.metadataSha256 !== undefined && f.metadataSha256 !== sha) {
       problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, object metadata says ${f.metadataSha256}` });
+    }
+    // A well-formed batch linked onto the head proves nothing by its chain: only the shipper's
+    // record (or its pending upload, same bytes) says the server wrote it.
+    if (this.recordedBySeq && !rec) {
+      const pending = this.pendingBySeq.get(f.batchSeq);
+      if (pending?.sha256 !== sha) {
+        problems.push({
+          kind: 'unexpected_object',
+          ...at,
+          detail: pending
+            ? `bytes hash to ${sha}, the batch pending upload hashes to ${pending.sha256}`
+            : `the control plane has no record of shipping batch ${f.batchSeq} (recorded: ${this.recordedBySeq.size} batches)`,
+        });
+      }
     }
     if (rec && rec.sha256 !== sha) problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, the control plane recorded ${rec.sha256}` });
     if (rec && rec.versionId !== f.versionId) {
@@ -135,7 +155,7 @@ export class AuditChainProof {
   }
 
   finish(): { summary: AuditTenantSummary; problems: AuditProblem[] } {
-    for (const rec of this.recordedBySeq.values()) {
+    for (const rec of this.recordedBySeq?.values() ?? []) {
       if (!this.seen.has(rec.batchSeq)) {
         this.problems.push({
           kind: 'missing_batch',
@@ -269,7 +289,7 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   const tenants: AuditTenantSummary[] = [];
   for (const [tenant, list] of [...perTenant.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     list.sort((a, b) => a.batchSeq - b.batchSeq);
-    const proof = new AuditChainProof(tenant, recorded.filter((r) => r.tenant === tenant));
+    const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined);
     // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
     for (let i = 0; i < list.length; i += fetchConcurrency) {
       const window = list.slice(i, i + fetchConcurrency);

@@ -16,7 +16,7 @@ import { openControlPlane, type ControlPlane } from '../../storage/control/contr
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit, startAuditShipper } from '../../storage/audit/shipper.js';
 import { verifyAudit } from '../../storage/audit/verifier.js';
-import { auditBatchKey } from '../../storage/audit/batch.js';
+import { auditBatchFormat, auditBatchKey } from '../../storage/audit/batch.js';
 import { freePort, freshPostgresDatabase, runServiceScript, s3Service } from '../support/services.js';
 
 const retentionDays = 1;
@@ -194,6 +194,26 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.problems).toEqual([expect.objectContaining({ kind: 'extra_version', tenant: 'tampered', key, batchSeq: 1 })]);
     // The shipped version itself still proves out: the chain of what was shipped is whole.
     expect(report.tenants[0]).toMatchObject({ batches: 1, events: 3 });
+  });
+
+  test('a COMPLIANCE batch forged onto the head of a chain (right prevSha256 and metadata) is named by verify with the control plane', async () => {
+    await stage('forged', 1, 3);
+    await shipAudit(control, bucket, { tenant: 'forged', retentionDays, force: true });
+    const [head] = await control.auditBatches('forged');
+    const body = Buffer.from(JSON.stringify({
+      format: auditBatchFormat, tenant: 'forged', batchSeq: 2, firstSeq: 4, lastSeq: 4, count: 1, prevSha256: head!.sha256,
+      events: [{ seq: 4, source: 'access_log', sourceSeq: 4, event: { seq: 4, action: 'tools/call', outcome: 'ok' } }],
+    }));
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const key = auditBatchKey('forged', 2);
+    await bucket.client.send(new PutObjectCommand({
+      Bucket: bucket.bucket, Key: key, Body: body, ContentMD5: createHash('md5').update(body).digest('base64'), Metadata: { sha256 },
+      ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000),
+    }));
+    expect((await verifyAudit(bucket, { tenant: 'forged' })).problems).toEqual([]); // the chain alone cannot tell
+    expect((await verifyAudit(bucket, { tenant: 'forged', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'unexpected_object', tenant: 'forged', key, batchSeq: 2 }),
+    ]);
   });
 
   test('a backup uploaded beside a tenant\'s audit (tenants/T/backups/) is no audit object; a stray key under its audit prefix is', async () => {

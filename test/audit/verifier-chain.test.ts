@@ -59,16 +59,36 @@ describe('audit chain proof', () => {
     expect(problems.map((p) => p.kind).sort()).toEqual(['bad_batch', 'bad_batch', 'not_locked']);
   });
 
+  function recordOf(b: FetchedBatch, versionId: string | null = b.versionId) {
+    return {
+      tenant: 't', batchSeq: b.batchSeq, firstSeq: b.batchSeq, lastSeq: b.batchSeq, count: 1, sha256: b.metadataSha256!,
+      prevSha256: '', key: b.key, versionId, body: null,
+    };
+  }
+
   test('a batch recorded as shipped but absent from the bucket is missing; a different version is altered', () => {
     const batches = chain('t', [1, 1]);
-    const recorded = batches.map((b) => ({
-      tenant: 't', batchSeq: b.batchSeq, firstSeq: b.batchSeq, lastSeq: b.batchSeq, count: 1, sha256: b.metadataSha256!,
-      prevSha256: '', key: b.key, versionId: b.versionId, body: null,
-    }));
+    const recorded = batches.map((b) => recordOf(b));
     const { problems } = checkAuditChain('t', [{ ...batches[0]!, versionId: 'other' }], recorded);
     expect(problems.map((p) => [p.kind, p.batchSeq])).toEqual([
       ['altered', 1],
       ['missing_batch', 2],
     ]);
+  });
+
+  test('a well-linked batch after the last one the control plane recorded is unexpected, unless it is the pending upload', () => {
+    const batches = chain('t', [1, 1, 1]);
+    const [first, second, third] = batches;
+    const forged = checkAuditChain('t', batches, [recordOf(first!)]);
+    expect(forged.problems.map((p) => [p.kind, p.batchSeq])).toEqual([
+      ['unexpected_object', 2],
+      ['unexpected_object', 3],
+    ]);
+    const inFlight = checkAuditChain('t', [first!, second!], [recordOf(first!), recordOf(second!, null)]);
+    expect(inFlight.problems).toEqual([]);
+    const otherBytes = checkAuditChain('t', [first!, second!], [recordOf(first!), { ...recordOf(second!, null), sha256: third!.metadataSha256! }]);
+    expect(otherBytes.problems).toEqual([expect.objectContaining({ kind: 'unexpected_object', batchSeq: 2 })]);
+    // Without the control plane there is nothing to cross-check against.
+    expect(checkAuditChain('t', batches).problems).toEqual([]);
   });
 });
