@@ -138,6 +138,8 @@ export async function startControlRuntime(input: {
         intervalMs: shipperIntervalMs,
         retentionDays: config.auditRetentionDays,
         onError: (error) => log.warn({ err: errorText(error) }, 'audit shipping failed; will retry'),
+        onTenantError: (failure, retryInMs) =>
+          log.error({ tenant: failure.tenant, code: failure.code, err: failure.message, hint: failure.hint, retryInMs }, 'audit shipping of a tenant failed; other tenants ship on'),
       });
     }
   });

@@ -69,10 +69,11 @@ export function encodeAuditBatch(header: Omit<AuditBatchHeader, 'firstSeq' | 'la
   body: Buffer;
   sha256: string;
 } {
-  if (events.length === 0) throw new Error('audit batch: no events');
+  const named = `audit batch ${header.tenant} #${header.batchSeq}`;
+  if (events.length === 0) throw new Error(`${named}: no events`);
   const firstSeq = events[0]!.seq;
   events.forEach((e, i) => {
-    if (e.seq !== firstSeq + i) throw new Error(`audit batch: events not contiguous at ${e.seq} (expected ${firstSeq + i})`);
+    if (e.seq !== firstSeq + i) throw new Error(`${named}: events not contiguous at ${e.seq} (expected ${firstSeq + i})`);
   });
   const batch: AuditBatch = {
     tenant: header.tenant,
@@ -84,7 +85,7 @@ export function encodeAuditBatch(header: Omit<AuditBatchHeader, 'firstSeq' | 'la
     events,
   };
   const body = Buffer.from(JSON.stringify({ format: auditBatchFormat, ...batch }), 'utf8');
-  if (body.byteLength > auditBatchBytesMax) throw new Error(`audit batch: ${body.byteLength} bytes > ${auditBatchBytesMax}`);
+  if (body.byteLength > auditBatchBytesMax) throw new Error(`${named}: ${body.byteLength} bytes > ${auditBatchBytesMax}`);
   return { batch, body, sha256: sha256Hex(body) };
 }
 

@@ -4,7 +4,8 @@
  * that the chain is whole: batches 1..n each present once, each under COMPLIANCE retention,
  * each's bytes hashing to what the next batch (and the control plane, when reachable)
  * recorded, sequences contiguous across batches and counts equal to their events; with the
- * control plane, a batch it has no record of shipping is unexpected, however well it links. Every
+ * control plane, a batch it has no record of shipping is unexpected, however well it links,
+ * and the staged events not yet shipped must run gap-free up to the tenant's next seq. Every
  * problem is named (tenant, key, version); none is fatal to the walk.
  */
 import {
@@ -14,7 +15,7 @@ import {
   type ObjectVersion,
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
-import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
+import type { AuditBatchRecord, AuditStagingSpan, ControlPlane } from '../control/control-plane.js';
 import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
 
@@ -24,7 +25,7 @@ const fetchConcurrency = 8;
 
 export type AuditProblemKind =
   | 'missing_batch' // a batch number absent from the bucket (or recorded in Postgres but absent)
-  | 'gap' // sequences between two batches not contiguous
+  | 'gap' // sequences between two batches not contiguous, or a hole in what is staged to ship
   | 'chain_break' // prevSha256 not the previous batch's hash
   | 'altered' // bytes not hashing to the recorded / stated SHA-256
   | 'extra_version' // a key holding more than its one shipped version
@@ -185,6 +186,24 @@ export function checkAuditChain(
   return proof.finish();
 }
 
+/**
+ * The hole in a tenant's staging, if its rows do not run gap-free from its last shipped seq to
+ * its next one: a staged event removed before it shipped is lost to the chain for good.
+ */
+export function stagingGap(span: AuditStagingSpan): AuditProblem | undefined {
+  const from = span.shippedThroughSeq + 1;
+  const to = span.nextSeq - 1;
+  const expected = to - from + 1;
+  const whole = span.staged === expected && (expected === 0 || (span.stagedFirstSeq === from && span.stagedLastSeq === to));
+  if (whole) return undefined;
+  const held = span.staged === 0 ? 'none' : `${span.staged} (seq ${span.stagedFirstSeq}..${span.stagedLastSeq})`;
+  return {
+    kind: 'gap',
+    tenant: span.tenant,
+    detail: `staging must hold seq ${from}..${to} (${Math.max(0, expected)} events, last shipped ${span.shippedThroughSeq}, next ${span.nextSeq}), Postgres holds ${held}`,
+  };
+}
+
 interface KeyVersions {
   readonly key: string;
   /** Newest first, as S3 lists them. */
@@ -299,6 +318,10 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
     const checked = proof.finish();
     tenants.push(checked.summary);
     problems.push(...checked.problems);
+  }
+  for (const span of options.control ? await options.control.auditStagingSpans(options.tenant) : []) {
+    const gap = stagingGap(span);
+    if (gap) problems.push(gap);
   }
   return { ok: problems.length === 0, tenants, problems };
 }

@@ -11,6 +11,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
@@ -22,6 +23,7 @@ import { freePort, freshPostgresDatabase, runServiceScript, s3Service } from '..
 const retentionDays = 1;
 let control: ControlPlane;
 let dropDatabase: () => Promise<void>;
+let databaseUrl: string;
 let bucket: AuditBucket;
 
 function s3Config(endpoint?: string) {
@@ -43,6 +45,17 @@ async function stage(tenant: string, from: number, to: number): Promise<void> {
   await control.stageAudit(tenant, events);
 }
 
+/** What an operator's stray statement (or a bad restore) does to staging behind the server's back. */
+async function sql(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -50,6 +63,7 @@ function statusOf(error: unknown): number | undefined {
 beforeAll(async () => {
   const db = await freshPostgresDatabase('audit');
   dropDatabase = db.drop;
+  databaseUrl = db.url;
   // Deployed as against Supabase: statements through the transaction pooler, migrations direct.
   control = await openControlPlane({ databaseUrl: db.pooledUrl(), databaseDirectUrl: db.url });
   const base = openAuditBucket({ ...s3Config(), bucket: 'unused' });
@@ -167,7 +181,8 @@ describe('audit shipping to S3 Object Lock', () => {
     const crash = () => {
       if (crashes-- > 0) throw new Error('process died after the upload');
     };
-    await expect(shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true, onUploaded: crash })).rejects.toThrow('process died');
+    const died = await shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true, onUploaded: crash });
+    expect(died.failedTenants).toEqual([expect.objectContaining({ tenant: 'restart', message: 'process died after the upload' })]);
     expect((await control.stagedAudit('restart', { limit: 10 })).length).toBe(8); // nothing cleared before confirmation
     const resumed = await shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true });
     expect(resumed).toMatchObject({ batches: 2, events: 8 });
@@ -274,7 +289,8 @@ describe('audit shipping to S3 Object Lock', () => {
       const stopAfterFirst = async () => {
         if (++confirmed === 1) await runServiceScript('ceph.sh', ['gateway-down', name], env);
       };
-      await expect(shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true, onConfirmed: stopAfterFirst })).rejects.toThrow();
+      const stopped = await shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true, onConfirmed: stopAfterFirst });
+      expect(stopped).toMatchObject({ batches: 1, failedTenants: [expect.objectContaining({ tenant: 'outage' })] });
       expect(confirmed).toBe(1);
       expect((await control.stagedAudit('outage', { limit: 100 })).map((s) => s.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 11));
 
@@ -286,5 +302,63 @@ describe('audit shipping to S3 Object Lock', () => {
     } finally {
       await runServiceScript('ceph.sh', ['gateway-down', name], env);
     }
+  });
+
+  test('a hole in one tenant\'s staging fails that tenant alone, named; the tenants after it ship and verify names the gap', async () => {
+    await stage('hole-a', 1, 10);
+    await stage('hole-b', 1, 10);
+    await sql(`delete from audit_staging where tenant = 'hole-a' and seq = 5`);
+    const result = await shipAudit(control, bucket, { retentionDays, force: true });
+    expect(result.failedTenants).toEqual([
+      expect.objectContaining({ tenant: 'hole-a', message: expect.stringMatching(/tenant hole-a has a hole: seq 5 is missing/) }),
+    ]);
+    expect(await control.stagedAudit('hole-b', { limit: 100 })).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'hole-b', control })).problems).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'hole-a', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'hole-a', detail: expect.stringContaining('must hold seq 1..10 (10 events') }),
+    ]);
+  });
+
+  test('a staged event removed from the tail is a gap for verify, before and after the rest ships', async () => {
+    await stage('tail', 1, 4);
+    await sql(`delete from audit_staging where tenant = 'tail' and seq = 4`);
+    expect((await verifyAudit(bucket, { tenant: 'tail', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'tail', detail: expect.stringContaining('must hold seq 1..4') }),
+    ]);
+    expect(await shipAudit(control, bucket, { tenant: 'tail', retentionDays, force: true })).toMatchObject({ events: 3, failedTenants: [] });
+    expect((await verifyAudit(bucket, { tenant: 'tail', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'tail', detail: expect.stringContaining('must hold seq 4..4 (1 events, last shipped 3, next 5), Postgres holds none') }),
+    ]);
+  });
+
+  test('the shipper loop ships the healthy tenants on every pass and backs off from a failing one, reporting it each time', async () => {
+    await stage('backoff-a', 1, 3);
+    await sql(`delete from audit_staging where tenant = 'backoff-a' and seq = 1`);
+    const intervalMs = 20;
+    const retries: number[] = [];
+    let shippedB = 0;
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const loop = startAuditShipper(control, bucket, {
+      retentionDays,
+      force: true,
+      intervalMs,
+      onError: (error) => console.error(error),
+      onTenantError: (failure, retryInMs) => {
+        if (failure.tenant === 'backoff-a') retries.push(retryInMs);
+      },
+      onPass: () => {
+        if (retries.length === 1 && shippedB === 0) void stage('backoff-b', 1, 2).then(() => (shippedB = 2));
+        if (retries.length >= 4) done();
+      },
+    });
+    try {
+      await finished;
+    } finally {
+      await loop.stop();
+    }
+    expect(retries.slice(0, 4)).toEqual([intervalMs, 2 * intervalMs, 4 * intervalMs, 8 * intervalMs]);
+    expect(await control.stagedAudit('backoff-b', { limit: 10 })).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'backoff-b', control })).problems).toEqual([]);
   });
 });

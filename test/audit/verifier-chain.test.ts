@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { auditBatchKey, encodeAuditBatch, genesisSha256 } from '../../storage/audit/batch.js';
-import { checkAuditChain, type FetchedBatch } from '../../storage/audit/verifier.js';
+import { checkAuditChain, stagingGap, type FetchedBatch } from '../../storage/audit/verifier.js';
 
 function chain(tenant: string, sizes: number[]): FetchedBatch[] {
   let prev = genesisSha256;
@@ -90,5 +90,18 @@ describe('audit chain proof', () => {
     expect(otherBytes.problems).toEqual([expect.objectContaining({ kind: 'unexpected_object', batchSeq: 2 })]);
     // Without the control plane there is nothing to cross-check against.
     expect(checkAuditChain('t', batches).problems).toEqual([]);
+  });
+
+  test('staging that does not run gap-free from the last shipped seq to the next seq is a gap', () => {
+    const span = { tenant: 't', nextSeq: 11, shippedThroughSeq: 4 };
+    expect(stagingGap({ ...span, staged: 6, stagedFirstSeq: 5, stagedLastSeq: 10 })).toBeUndefined();
+    expect(stagingGap({ tenant: 't', nextSeq: 5, shippedThroughSeq: 4, staged: 0 })).toBeUndefined();
+    const cases = [
+      { ...span, staged: 5, stagedFirstSeq: 5, stagedLastSeq: 10 }, // a hole inside
+      { ...span, staged: 5, stagedFirstSeq: 5, stagedLastSeq: 9 }, // the tail removed
+      { ...span, staged: 5, stagedFirstSeq: 6, stagedLastSeq: 10 }, // the head removed
+      { ...span, staged: 0 }, // all removed
+    ];
+    for (const c of cases) expect(stagingGap(c)).toMatchObject({ kind: 'gap', tenant: 't', detail: expect.stringContaining('must hold seq 5..10 (6 events') });
   });
 });
