@@ -30,7 +30,10 @@ export const auditBatchAgeMsDefault = 5_000;
  * with steadier or sparser traffic ship as before.
  */
 export const auditBatchIdleMsDefault = 1_000;
-/** Longer than one upload can take (s3AttemptsMax x s3RequestTimeoutMs = 45 s), so a live shipper never loses its lease mid-upload. */
+/**
+ * Longer than one upload can take (s3AttemptsMax x s3RequestTimeoutMs = 45 s), so a live shipper
+ * never loses its lease mid-upload; renewed after every batch, so never mid-pass either.
+ */
 export const shipLeaseMs = 60_000;
 const dayMs = 86_400_000;
 
@@ -48,6 +51,8 @@ export interface ShipOptions {
   /** Tenants to leave for a later pass (the loop's back-off from a tenant that failed). */
   readonly skipTenant?: (tenant: string) => boolean;
   readonly clock?: () => number;
+  /** Test seam: the lease a shipper holds on a tenant, renewed after every batch (default shipLeaseMs). */
+  readonly leaseMs?: number;
   /** Test seams: called after a batch's upload is confirmed by S3 / before it is recorded so. */
   readonly onUploaded?: (batch: AuditBatchRecord) => Promise<void> | void;
   readonly onConfirmed?: (batch: AuditBatchRecord) => Promise<void> | void;
@@ -109,7 +114,7 @@ export async function shipAudit(control: ControlPlane, bucket: AuditBucket, opti
   for (const tenant of [...tenants].sort()) {
     if (options.tenant !== undefined && tenant !== options.tenant) continue;
     if (options.skipTenant?.(tenant)) continue;
-    if (!(await control.claimAuditShipping(tenant, shipperId, shipLeaseMs))) {
+    if (!(await control.claimAuditShipping(tenant, shipperId, options.leaseMs ?? shipLeaseMs))) {
       busyTenants.push(tenant);
       continue;
     }
@@ -186,6 +191,15 @@ async function shipTenant(
     await options.onConfirmed?.({ ...batch, versionId, body: null });
     shipped.batches++;
     shipped.events += batch.count;
+    // Renewed per batch: a long backlog outlives one lease (600k events took 86 s), and a shipper
+    // that took over an expired lease would form the same next batch as this one.
+    if (!(await control.claimAuditShipping(tenant, shipperId, options.leaseMs ?? shipLeaseMs))) {
+      throw new MemoryError(
+        'conflict',
+        `lost the audit shipping lease of tenant ${tenant} after batch ${batch.batchSeq}: another shipper holds it now`,
+        'nothing is lost: the shipper holding the lease goes on from the last confirmed batch',
+      );
+    }
   }
   return undefined;
 }

@@ -56,6 +56,17 @@ async function sql(text: string): Promise<void> {
   }
 }
 
+/** Resolves once the tenant's shipping lease has run out (the lease is Postgres time). */
+async function leaseExpired(tenant: string): Promise<void> {
+  for (;;) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const { rows } = await client.query('select ship_lease_until < now() as expired from audit_tenants where tenant = $1', [tenant]).finally(() => client.end());
+    if (rows[0]?.expired) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -360,5 +371,37 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(retries.slice(0, 4)).toEqual([intervalMs, 2 * intervalMs, 4 * intervalMs, 8 * intervalMs]);
     expect(await control.stagedAudit('backoff-b', { limit: 10 })).toEqual([]);
     expect((await verifyAudit(bucket, { tenant: 'backoff-b', control })).problems).toEqual([]);
+  });
+
+  test('a pass longer than one lease renews it per batch: another shipper cannot take the tenant mid-pass', async () => {
+    await stage('lease-kept', 1, 3);
+    let othersClaim: boolean | undefined;
+    const result = await shipAudit(control, bucket, {
+      tenant: 'lease-kept', retentionDays, force: true, batchEventsMax: 1, leaseMs: 300,
+      onConfirmed: (batch) => (batch.batchSeq === 1 ? leaseExpired('lease-kept') : undefined),
+      onUploaded: async (batch) => {
+        if (batch.batchSeq === 2) othersClaim = await control.claimAuditShipping('lease-kept', 'another-shipper', 60_000);
+      },
+    });
+    expect(othersClaim).toBe(false);
+    expect(result).toMatchObject({ batches: 3, events: 3, failedTenants: [] });
+  });
+
+  test('a lease lost mid-pass stops that tenant after its confirmed batch, naming the lost lease', async () => {
+    await stage('lease-lost', 1, 3);
+    const result = await shipAudit(control, bucket, {
+      tenant: 'lease-lost', retentionDays, force: true, batchEventsMax: 1, leaseMs: 300,
+      onConfirmed: async (batch) => {
+        if (batch.batchSeq !== 1) return;
+        await leaseExpired('lease-lost');
+        expect(await control.claimAuditShipping('lease-lost', 'another-shipper', 60_000)).toBe(true);
+      },
+    });
+    expect(result).toMatchObject({ batches: 1, events: 1 });
+    expect(result.failedTenants).toEqual([
+      expect.objectContaining({ tenant: 'lease-lost', code: 'conflict', message: expect.stringContaining('lost the audit shipping lease of tenant lease-lost after batch 1') }),
+    ]);
+    expect((await control.auditBatches('lease-lost')).map((b) => b.batchSeq)).toEqual([1]);
+    expect((await control.stagedAudit('lease-lost', { limit: 10 })).map((s) => s.seq)).toEqual([2, 3]);
   });
 });
