@@ -264,6 +264,8 @@ async function headVersion(bucket: AuditBucket, key: string): Promise<{ versionI
 export interface AuditShipperLoop {
   /** Ship now (e.g. a full batch was staged) rather than at the next tick; a pass under way runs once more. */
   nudge(): void;
+  /** When this loop last had a batch confirmed shipped (undefined: none since it started). */
+  lastShippedAtMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -291,6 +293,11 @@ export function startAuditShipper(
   /** Tenants that failed, with how many times in a row and when they are tried again. */
   const backoff = new Map<string, { failures: number; retryAtMs: number }>();
   const backingOff = (tenant: string) => (backoff.get(tenant)?.retryAtMs ?? 0) > clock();
+  let lastShippedAtMs: number | undefined;
+  const onConfirmed = async (batch: AuditBatchRecord) => {
+    lastShippedAtMs = clock();
+    await options.onConfirmed?.(batch);
+  };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let passing = false;
@@ -312,7 +319,7 @@ export function startAuditShipper(
     failed = false;
     try {
       // Ship first, then report: `onPass?.(await ...)` would skip the shipping when onPass is unset.
-      const result = await shipAudit(control, bucket, { ...options, skipTenant: backingOff });
+      const result = await shipAudit(control, bucket, { ...options, skipTenant: backingOff, onConfirmed });
       for (const failure of result.failedTenants) {
         const failures = (backoff.get(failure.tenant)?.failures ?? 0) + 1;
         const retryInMs = Math.min(options.intervalMs * 2 ** (failures - 1), tenantRetryMsMax);
@@ -342,6 +349,7 @@ export function startAuditShipper(
       if (timer) clearTimeout(timer);
       schedule(0);
     },
+    lastShippedAtMs: () => lastShippedAtMs,
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

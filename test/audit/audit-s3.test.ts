@@ -143,6 +143,25 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
   });
 
+  test('the shipper loop tells when it last had a batch confirmed (undefined before its first)', async () => {
+    let passed: () => void = () => undefined;
+    const nextPass = () => new Promise<void>((resolve) => (passed = resolve));
+    let pass = nextPass();
+    const loop = startAuditShipper(control, bucket, { tenant: 'last-shipped', retentionDays, force: true, intervalMs: 3_600_000, onPass: () => passed() });
+    try {
+      await pass;
+      expect(loop.lastShippedAtMs()).toBeUndefined();
+      const beforeMs = Date.now();
+      await stage('last-shipped', 1, 2);
+      pass = nextPass();
+      loop.nudge();
+      await pass;
+      expect(loop.lastShippedAtMs()).toBeGreaterThanOrEqual(beforeMs);
+    } finally {
+      await loop.stop();
+    }
+  });
+
   test('the shipper loop wakes when nudged (a full batch staged) and when a partial batch comes due by age, not at its next tick', async () => {
     const hourMs = 3_600_000;
     const ageMsMax = 1_000;
