@@ -227,6 +227,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
         const plane = controlRuntime?.control;
         return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;
       },
+      auditLastShippedAtMs: () => controlRuntime?.auditLastShippedAtMs(),
     },
   });
   // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).

@@ -1,5 +1,6 @@
 /**
- * `ioboxx-memory audit ship [--tenant T]` ships every staged audit event to S3 now;
+ * `ioboxx-memory audit ship [--tenant T]` ships every staged audit event to S3 now (a tenant
+ * that fails is named and makes it exit 1; the others ship regardless);
  * `ioboxx-memory audit verify [--tenant T] [--json]` proves the chain in the bucket and
  * exits non-zero naming every problem. Configuration comes from the environment (README).
  */
@@ -84,6 +85,11 @@ export function registerAuditCommands(program: Command): void {
         process.stdout.write(
           options.json ? `${JSON.stringify(result)}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
         );
+        // The other tenants were shipped all the same; each failed one is named.
+        for (const f of result.failedTenants) {
+          process.stderr.write(`error: audit shipping of tenant ${f.tenant} failed (${f.code}): ${f.message}${f.hint ? `\n  ${f.hint}` : ''}\n`);
+        }
+        if (result.failedTenants.length > 0) process.exitCode = 1;
       } catch (error) {
         fail(error);
       } finally {

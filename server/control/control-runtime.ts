@@ -39,6 +39,8 @@ export interface ControlRuntime {
   auditDenial(event: ServerAuditEvent): void;
   /** A Keycloak event landed: project it now rather than at the next tick. */
   projectSoon(): void;
+  /** When the audit shipper last had a batch confirmed in S3 (undefined: none since the server started). */
+  auditLastShippedAtMs(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -138,6 +140,8 @@ export async function startControlRuntime(input: {
         intervalMs: shipperIntervalMs,
         retentionDays: config.auditRetentionDays,
         onError: (error) => log.warn({ err: errorText(error) }, 'audit shipping failed; will retry'),
+        onTenantError: (failure, retryInMs) =>
+          log.error({ tenant: failure.tenant, code: failure.code, err: failure.message, hint: failure.hint, retryInMs }, 'audit shipping of a tenant failed; other tenants ship on'),
       });
     }
   });
@@ -160,6 +164,7 @@ export async function startControlRuntime(input: {
       worker?.nudgeGlobal();
     },
     projectSoon: () => worker?.nudgeGlobal(),
+    auditLastShippedAtMs: () => shipper?.lastShippedAtMs(),
     async close() {
       closed = true;
       if (projectorTimer) clearInterval(projectorTimer);

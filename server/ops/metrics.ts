@@ -123,7 +123,7 @@ export class OpsMetrics {
       },
     });
     new Gauge({
-      name: `${metricsPrefix}audit_last_shipped_age_seconds`, help: 'Seconds since the last audit batch reached S3 (NaN: none yet).', registers,
+      name: `${metricsPrefix}audit_last_shipped_age_seconds`, help: 'Seconds since the last audit batch reached S3 (NaN: none since the server started).', registers,
       async collect() {
         if (!probes.auditLastShippedAtMs) return;
         const at = await probes.auditLastShippedAtMs();

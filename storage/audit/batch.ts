@@ -14,6 +14,7 @@ import type { JsonValue } from '../schema.js';
 
 export const auditBatchFormat = 'ioboxx-audit-batch/1';
 export const genesisSha256 = '0'.repeat(64);
+/** Every tenant's objects sit under `tenants/{tenant}/`: its audit batches and its backups. */
 export const auditKeyPrefix = 'tenants/';
 /** Room for a long-lived tenant: 10^12 batches. */
 const batchSeqDigits = 12;
@@ -41,11 +42,15 @@ export interface AuditBatch extends AuditBatchHeader {
 }
 
 export function auditBatchKey(tenant: string, batchSeq: number): string {
-  return `${auditKeyPrefix}${tenant}/audit/${String(batchSeq).padStart(batchSeqDigits, '0')}.json`;
+  return `${auditTenantPrefix(tenant)}${String(batchSeq).padStart(batchSeqDigits, '0')}.json`;
 }
 
-export function auditTenantPrefix(tenant?: string): string {
-  return tenant === undefined ? auditKeyPrefix : `${auditKeyPrefix}${tenant}/`;
+/**
+ * Where a tenant's audit batches live. Only this is audit: the tenant's own prefix holds other
+ * things too (`tenants/{tenant}/backups/`, written by `backup --upload`).
+ */
+export function auditTenantPrefix(tenant: string): string {
+  return `${auditKeyPrefix}${tenant}/audit/`;
 }
 
 /** Tenant and batch sequence of a batch key, or undefined for any other key. */
@@ -64,10 +69,11 @@ export function encodeAuditBatch(header: Omit<AuditBatchHeader, 'firstSeq' | 'la
   body: Buffer;
   sha256: string;
 } {
-  if (events.length === 0) throw new Error('audit batch: no events');
+  const named = `audit batch ${header.tenant} #${header.batchSeq}`;
+  if (events.length === 0) throw new Error(`${named}: no events`);
   const firstSeq = events[0]!.seq;
   events.forEach((e, i) => {
-    if (e.seq !== firstSeq + i) throw new Error(`audit batch: events not contiguous at ${e.seq} (expected ${firstSeq + i})`);
+    if (e.seq !== firstSeq + i) throw new Error(`${named}: events not contiguous at ${e.seq} (expected ${firstSeq + i})`);
   });
   const batch: AuditBatch = {
     tenant: header.tenant,
@@ -79,7 +85,7 @@ export function encodeAuditBatch(header: Omit<AuditBatchHeader, 'firstSeq' | 'la
     events,
   };
   const body = Buffer.from(JSON.stringify({ format: auditBatchFormat, ...batch }), 'utf8');
-  if (body.byteLength > auditBatchBytesMax) throw new Error(`audit batch: ${body.byteLength} bytes > ${auditBatchBytesMax}`);
+  if (body.byteLength > auditBatchBytesMax) throw new Error(`${named}: ${body.byteLength} bytes > ${auditBatchBytesMax}`);
   return { batch, body, sha256: sha256Hex(body) };
 }
 

@@ -30,7 +30,10 @@ export const auditBatchAgeMsDefault = 5_000;
  * with steadier or sparser traffic ship as before.
  */
 export const auditBatchIdleMsDefault = 1_000;
-/** Longer than one upload can take (s3AttemptsMax x s3RequestTimeoutMs = 45 s), so a live shipper never loses its lease mid-upload. */
+/**
+ * Longer than one upload can take (s3AttemptsMax x s3RequestTimeoutMs = 45 s), so a live shipper
+ * never loses its lease mid-upload; renewed after every batch, so never mid-pass either.
+ */
 export const shipLeaseMs = 60_000;
 const dayMs = 86_400_000;
 
@@ -45,7 +48,11 @@ export interface ShipOptions {
   /** Ship everything staged now, however few or young (the `audit ship` command). */
   readonly force?: boolean;
   readonly tenant?: string;
+  /** Tenants to leave for a later pass (the loop's back-off from a tenant that failed). */
+  readonly skipTenant?: (tenant: string) => boolean;
   readonly clock?: () => number;
+  /** Test seam: the lease a shipper holds on a tenant, renewed after every batch (default shipLeaseMs). */
+  readonly leaseMs?: number;
   /** Test seams: called after a batch's upload is confirmed by S3 / before it is recorded so. */
   readonly onUploaded?: (batch: AuditBatchRecord) => Promise<void> | void;
   readonly onConfirmed?: (batch: AuditBatchRecord) => Promise<void> | void;
@@ -56,13 +63,37 @@ export interface ShipResult {
   readonly events: number;
   /** Tenants another shipper held the lease of. */
   readonly busyTenants: readonly string[];
+  /** Tenants whose shipping failed this pass; every other tenant was shipped regardless. */
+  readonly failedTenants: readonly TenantShipFailure[];
   /** In how long the soonest staged, not yet shippable batch comes due by age or idleness (undefined: none waits). */
   readonly nextDueInMs?: number;
 }
 
+export interface TenantShipFailure {
+  readonly tenant: string;
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+function shipFailure(tenant: string, error: unknown): TenantShipFailure {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const hint = (e as { hint?: unknown }).hint;
+  return {
+    tenant,
+    code: e instanceof MemoryError ? e.code : 'internal',
+    message: e.message,
+    ...(typeof hint === 'string' && { hint }),
+  };
+}
+
 const shipperId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-/** One pass over every tenant with staged events (or the one named). */
+/**
+ * One pass over every tenant with staged events (or the one named). A tenant that fails is
+ * reported in `failedTenants` and the pass goes on: one tenant's damage never holds up another's
+ * audit. What fails the whole pass (bucket not locked, Postgres away) throws.
+ */
 export async function shipAudit(control: ControlPlane, bucket: AuditBucket, options: ShipOptions): Promise<ShipResult> {
   const batchEventsMax = options.batchEventsMax ?? auditBatchEventsDefault;
   if (!Number.isInteger(batchEventsMax) || batchEventsMax < 1 || batchEventsMax > auditBatchEventsMaxLimit) {
@@ -75,39 +106,41 @@ export async function shipAudit(control: ControlPlane, bucket: AuditBucket, opti
   const tenants = new Set((await control.auditBacklog()).map((b) => b.tenant));
   // Tenants with a pending batch and nothing staged still need it finished.
   for (const tenant of await control.pendingAuditTenants()) tenants.add(tenant);
-  let batches = 0;
-  let events = 0;
+  // Counted as each batch is confirmed: a tenant that fails part-way still shipped what it shipped.
+  const shipped = { batches: 0, events: 0 };
   let nextDueInMs: number | undefined;
   const busyTenants: string[] = [];
+  const failedTenants: TenantShipFailure[] = [];
   for (const tenant of [...tenants].sort()) {
     if (options.tenant !== undefined && tenant !== options.tenant) continue;
-    if (!(await control.claimAuditShipping(tenant, shipperId, shipLeaseMs))) {
+    if (options.skipTenant?.(tenant)) continue;
+    if (!(await control.claimAuditShipping(tenant, shipperId, options.leaseMs ?? shipLeaseMs))) {
       busyTenants.push(tenant);
       continue;
     }
     try {
-      const shipped = await shipTenant(control, bucket, tenant, { ...options, batchEventsMax });
-      batches += shipped.batches;
-      events += shipped.events;
-      if (shipped.dueInMs !== undefined) nextDueInMs = Math.min(nextDueInMs ?? shipped.dueInMs, shipped.dueInMs);
+      const dueInMs = await shipTenant(control, bucket, tenant, { ...options, batchEventsMax }, shipped);
+      if (dueInMs !== undefined) nextDueInMs = Math.min(nextDueInMs ?? dueInMs, dueInMs);
+    } catch (error) {
+      failedTenants.push(shipFailure(tenant, error));
     } finally {
       await control.releaseAuditShipping(tenant, shipperId).catch(() => undefined);
     }
   }
-  return { batches, events, busyTenants, ...(nextDueInMs !== undefined && { nextDueInMs }) };
+  return { ...shipped, busyTenants, failedTenants, ...(nextDueInMs !== undefined && { nextDueInMs }) };
 }
 
+/** Ships one tenant's due batches, counting each into `shipped`; returns in how long its waiting partial batch comes due (undefined: none waits). */
 async function shipTenant(
   control: ControlPlane,
   bucket: AuditBucket,
   tenant: string,
   options: ShipOptions & { batchEventsMax: number },
-): Promise<{ batches: number; events: number; dueInMs?: number }> {
+  shipped: { batches: number; events: number },
+): Promise<number | undefined> {
   const clock = options.clock ?? Date.now;
   const ageMsMax = options.batchAgeMsMax ?? auditBatchAgeMsDefault;
   const idleMsMax = options.batchIdleMsMax ?? auditBatchIdleMsDefault;
-  let batches = 0;
-  let events = 0;
   for (;;) {
     let batch = await control.pendingAuditBatch(tenant);
     // Only a batch left pending by an earlier attempt can already be in the bucket.
@@ -123,10 +156,15 @@ async function shipTenant(
       // Not full, the events are read up to the newest staged: it tells whether staging went idle.
       const idleMs = nowMs - staged[staged.length - 1]!.stagedAtMs;
       if (!full && ageMs < ageMsMax && idleMs < idleMsMax && !options.force) {
-        return { batches, events, dueInMs: Math.min(ageMsMax - ageMs, idleMsMax - idleMs) };
+        return Math.min(ageMsMax - ageMs, idleMsMax - idleMs);
       }
-      if (staged[0]!.seq !== afterSeq + 1) {
-        throw new MemoryError('internal', `audit staging for ${tenant} starts at ${staged[0]!.seq}, expected ${afterSeq + 1}`);
+      const hole = staged.findIndex((s, i) => s.seq !== afterSeq + 1 + i);
+      if (hole >= 0) {
+        throw new MemoryError(
+          'internal',
+          `audit staging of tenant ${tenant} has a hole: seq ${afterSeq + 1 + hole} is missing (the next staged is ${staged[hole]!.seq})`,
+          'a staged audit event was removed outside the server; `ioboxx-memory audit verify` names the gap. This tenant\'s audit does not ship past it; other tenants ship on',
+        );
       }
       const batchSeq = (last?.batchSeq ?? 0) + 1;
       const encoded = encodeAuditBatch(
@@ -151,10 +189,19 @@ async function shipTenant(
     await options.onUploaded?.(batch);
     await control.confirmAuditBatch(tenant, batch.batchSeq, versionId);
     await options.onConfirmed?.({ ...batch, versionId, body: null });
-    batches++;
-    events += batch.count;
+    shipped.batches++;
+    shipped.events += batch.count;
+    // Renewed per batch: a long backlog outlives one lease (600k events took 86 s), and a shipper
+    // that took over an expired lease would form the same next batch as this one.
+    if (!(await control.claimAuditShipping(tenant, shipperId, options.leaseMs ?? shipLeaseMs))) {
+      throw new MemoryError(
+        'conflict',
+        `lost the audit shipping lease of tenant ${tenant} after batch ${batch.batchSeq}: another shipper holds it now`,
+        'nothing is lost: the shipper holding the lease goes on from the last confirmed batch',
+      );
+    }
   }
-  return { batches, events };
+  return undefined;
 }
 
 /** Uploads a pending batch, or adopts the version already holding its exact bytes. */
@@ -217,21 +264,40 @@ async function headVersion(bucket: AuditBucket, key: string): Promise<{ versionI
 export interface AuditShipperLoop {
   /** Ship now (e.g. a full batch was staged) rather than at the next tick; a pass under way runs once more. */
   nudge(): void;
+  /** When this loop last had a batch confirmed shipped (undefined: none since it started). */
+  lastShippedAtMs(): number | undefined;
   stop(): Promise<void>;
 }
 
 /** A nudge or a due batch never makes passes closer than this (each pass queries the backlog). */
 export const shipPassGapMsMin = 50;
+/** A tenant that failed is retried after the interval, doubled per failure in a row up to this. */
+export const tenantRetryMsMax = 5 * 60_000;
 
 /**
  * Ships every `intervalMs` until stopped — sooner when a waiting batch comes due by age or the
- * loop is nudged; a failed pass is reported and retried on the next.
+ * loop is nudged; a failed pass is reported and retried on the next. A tenant that fails alone
+ * is reported and backed off on its own while the others ship on every pass.
  */
 export function startAuditShipper(
   control: ControlPlane,
   bucket: AuditBucket,
-  options: ShipOptions & { intervalMs: number; onError?: (error: unknown) => void; onPass?: (result: ShipResult) => void },
+  options: ShipOptions & {
+    intervalMs: number;
+    onError?: (error: unknown) => void;
+    onTenantError?: (failure: TenantShipFailure, retryInMs: number) => void;
+    onPass?: (result: ShipResult) => void;
+  },
 ): AuditShipperLoop {
+  const clock = options.clock ?? Date.now;
+  /** Tenants that failed, with how many times in a row and when they are tried again. */
+  const backoff = new Map<string, { failures: number; retryAtMs: number }>();
+  const backingOff = (tenant: string) => (backoff.get(tenant)?.retryAtMs ?? 0) > clock();
+  let lastShippedAtMs: number | undefined;
+  const onConfirmed = async (batch: AuditBatchRecord) => {
+    lastShippedAtMs = clock();
+    await options.onConfirmed?.(batch);
+  };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let passing = false;
@@ -253,7 +319,15 @@ export function startAuditShipper(
     failed = false;
     try {
       // Ship first, then report: `onPass?.(await ...)` would skip the shipping when onPass is unset.
-      const result = await shipAudit(control, bucket, options);
+      const result = await shipAudit(control, bucket, { ...options, skipTenant: backingOff, onConfirmed });
+      for (const failure of result.failedTenants) {
+        const failures = (backoff.get(failure.tenant)?.failures ?? 0) + 1;
+        const retryInMs = Math.min(options.intervalMs * 2 ** (failures - 1), tenantRetryMsMax);
+        backoff.set(failure.tenant, { failures, retryAtMs: clock() + retryInMs });
+        options.onTenantError?.(failure, retryInMs);
+      }
+      // A tenant tried this pass and not failed (or gone from the backlog) has recovered.
+      for (const tenant of backoff.keys()) if (!backingOff(tenant)) backoff.delete(tenant);
       options.onPass?.(result);
       // Due by age before the next tick: come back then (the age bound is the audit's latency promise).
       if (result.nextDueInMs !== undefined) waitMs = Math.min(waitMs, result.nextDueInMs);
@@ -275,6 +349,7 @@ export function startAuditShipper(
       if (timer) clearTimeout(timer);
       schedule(0);
     },
+    lastShippedAtMs: () => lastShippedAtMs,
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

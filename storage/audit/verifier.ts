@@ -1,8 +1,11 @@
 /**
- * `audit verify`: walks every object version under the audit prefix and proves, per tenant,
+ * `audit verify`: walks every object version under each tenant's audit prefix
+ * (`tenants/{tenant}/audit/`, not the backups beside it) and proves, per tenant,
  * that the chain is whole: batches 1..n each present once, each under COMPLIANCE retention,
  * each's bytes hashing to what the next batch (and the control plane, when reachable)
- * recorded, sequences contiguous across batches and counts equal to their events. Every
+ * recorded, sequences contiguous across batches and counts equal to their events; with the
+ * control plane, a batch it has no record of shipping is unexpected, however well it links,
+ * and the staged events not yet shipped must run gap-free up to the tenant's next seq. Every
  * problem is named (tenant, key, version); none is fatal to the walk.
  */
 import {
@@ -12,8 +15,8 @@ import {
   type ObjectVersion,
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
-import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
-import { auditBatchBytesMax, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
+import type { AuditBatchRecord, AuditStagingSpan, ControlPlane } from '../control/control-plane.js';
+import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
 
 /** A bucket listing longer than this is refused rather than held in memory. */
@@ -22,14 +25,14 @@ const fetchConcurrency = 8;
 
 export type AuditProblemKind =
   | 'missing_batch' // a batch number absent from the bucket (or recorded in Postgres but absent)
-  | 'gap' // sequences between two batches not contiguous
+  | 'gap' // sequences between two batches not contiguous, or a hole in what is staged to ship
   | 'chain_break' // prevSha256 not the previous batch's hash
   | 'altered' // bytes not hashing to the recorded / stated SHA-256
   | 'extra_version' // a key holding more than its one shipped version
   | 'delete_marker' // a delete marker hiding a batch
   | 'bad_batch' // a batch inconsistent in itself (count, sequences, format)
   | 'not_locked' // a batch version without COMPLIANCE retention
-  | 'unexpected_object'; // an object under the audit prefix that is no batch
+  | 'unexpected_object'; // an object under the audit prefix that is no batch, or a batch the control plane never shipped
 
 export interface AuditProblem {
   readonly kind: AuditProblemKind;
@@ -70,7 +73,10 @@ export interface FetchedBatch {
  */
 export class AuditChainProof {
   readonly problems: AuditProblem[] = [];
-  private readonly recordedBySeq: Map<number, AuditBatchRecord>;
+  /** Batches the control plane confirmed shipped; undefined: no control plane to cross-check. */
+  private readonly recordedBySeq: Map<number, AuditBatchRecord> | undefined;
+  /** Batches recorded but not yet confirmed: their upload may have landed. */
+  private readonly pendingBySeq: Map<number, AuditBatchRecord>;
   private readonly seen = new Set<number>();
   private expectedBatchSeq = 1;
   private prevSha = genesisSha256;
@@ -80,9 +86,11 @@ export class AuditChainProof {
 
   constructor(
     readonly tenant: string,
-    recorded: readonly AuditBatchRecord[] = [],
+    /** The control plane's records of this tenant's batches, when it is cross-checked. */
+    recorded?: readonly AuditBatchRecord[],
   ) {
-    this.recordedBySeq = new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+    this.recordedBySeq = recorded && new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
+    this.pendingBySeq = new Map((recorded ?? []).filter((r) => r.versionId === null).map((r) => [r.batchSeq, r]));
   }
 
   add(f: FetchedBatch): void {
@@ -101,9 +109,23 @@ export class AuditChainProof {
       });
     }
     const sha = sha256Hex(f.body);
-    const rec = this.recordedBySeq.get(f.batchSeq);
+    const rec = this.recordedBySeq?.get(f.batchSeq);
     if (f.metadataSha256 !== undefined && f.metadataSha256 !== sha) {
       problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, object metadata says ${f.metadataSha256}` });
+    }
+    // A well-formed batch linked onto the head proves nothing by its chain: only the shipper's
+    // record (or its pending upload, same bytes) says the server wrote it.
+    if (this.recordedBySeq && !rec) {
+      const pending = this.pendingBySeq.get(f.batchSeq);
+      if (pending?.sha256 !== sha) {
+        problems.push({
+          kind: 'unexpected_object',
+          ...at,
+          detail: pending
+            ? `bytes hash to ${sha}, the batch pending upload hashes to ${pending.sha256}`
+            : `the control plane has no record of shipping batch ${f.batchSeq} (recorded: ${this.recordedBySeq.size} batches)`,
+        });
+      }
     }
     if (rec && rec.sha256 !== sha) problems.push({ kind: 'altered', ...at, detail: `bytes hash to ${sha}, the control plane recorded ${rec.sha256}` });
     if (rec && rec.versionId !== f.versionId) {
@@ -134,7 +156,7 @@ export class AuditChainProof {
   }
 
   finish(): { summary: AuditTenantSummary; problems: AuditProblem[] } {
-    for (const rec of this.recordedBySeq.values()) {
+    for (const rec of this.recordedBySeq?.values() ?? []) {
       if (!this.seen.has(rec.batchSeq)) {
         this.problems.push({
           kind: 'missing_batch',
@@ -164,6 +186,24 @@ export function checkAuditChain(
   return proof.finish();
 }
 
+/**
+ * The hole in a tenant's staging, if its rows do not run gap-free from its last shipped seq to
+ * its next one: a staged event removed before it shipped is lost to the chain for good.
+ */
+export function stagingGap(span: AuditStagingSpan): AuditProblem | undefined {
+  const from = span.shippedThroughSeq + 1;
+  const to = span.nextSeq - 1;
+  const expected = to - from + 1;
+  const whole = span.staged === expected && (expected === 0 || (span.stagedFirstSeq === from && span.stagedLastSeq === to));
+  if (whole) return undefined;
+  const held = span.staged === 0 ? 'none' : `${span.staged} (seq ${span.stagedFirstSeq}..${span.stagedLastSeq})`;
+  return {
+    kind: 'gap',
+    tenant: span.tenant,
+    detail: `staging must hold seq ${from}..${to} (${Math.max(0, expected)} events, last shipped ${span.shippedThroughSeq}, next ${span.nextSeq}), Postgres holds ${held}`,
+  };
+}
+
 interface KeyVersions {
   readonly key: string;
   /** Newest first, as S3 lists them. */
@@ -171,27 +211,46 @@ interface KeyVersions {
   readonly deleteMarkers: DeleteMarkerEntry[];
 }
 
-async function listVersions(bucket: AuditBucket, prefix: string): Promise<Map<string, KeyVersions>> {
+/** The audit prefix of the tenant named, or of every tenant with objects in the bucket. */
+async function auditPrefixes(bucket: AuditBucket, tenant: string | undefined): Promise<string[]> {
+  if (tenant !== undefined) return [auditTenantPrefix(tenant)];
+  const prefixes: string[] = [];
+  let keyMarker: string | undefined;
+  for (;;) {
+    // One level down only: a tenant's backups sit beside its audit prefix and are no audit.
+    const page = await bucket.client.send(
+      new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: auditKeyPrefix, Delimiter: '/', KeyMarker: keyMarker, MaxKeys: 1000 }),
+    );
+    for (const p of page.CommonPrefixes ?? []) if (p.Prefix) prefixes.push(auditTenantPrefix(p.Prefix.slice(auditKeyPrefix.length, -1)));
+    if (!page.IsTruncated) break;
+    keyMarker = page.NextKeyMarker;
+  }
+  return prefixes;
+}
+
+async function listVersions(bucket: AuditBucket, prefixes: readonly string[]): Promise<Map<string, KeyVersions>> {
   const byKey = new Map<string, KeyVersions>();
   const entry = (key: string) => {
     let e = byKey.get(key);
     if (!e) byKey.set(key, (e = { key, versions: [], deleteMarkers: [] }));
     return e;
   };
-  let keyMarker: string | undefined;
-  let versionIdMarker: string | undefined;
   let seen = 0;
-  for (;;) {
-    const page = await bucket.client.send(
-      new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000 }),
-    );
-    for (const v of page.Versions ?? []) if (v.Key) entry(v.Key).versions.push(v);
-    for (const d of page.DeleteMarkers ?? []) if (d.Key) entry(d.Key).deleteMarkers.push(d);
-    seen += (page.Versions?.length ?? 0) + (page.DeleteMarkers?.length ?? 0);
-    if (seen > verifyVersionsMax) throw new Error(`more than ${verifyVersionsMax} versions under ${prefix}: verify one tenant at a time`);
-    if (!page.IsTruncated) break;
-    keyMarker = page.NextKeyMarker;
-    versionIdMarker = page.NextVersionIdMarker;
+  for (const prefix of prefixes) {
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    for (;;) {
+      const page = await bucket.client.send(
+        new ListObjectVersionsCommand({ Bucket: bucket.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker, MaxKeys: 1000 }),
+      );
+      for (const v of page.Versions ?? []) if (v.Key) entry(v.Key).versions.push(v);
+      for (const d of page.DeleteMarkers ?? []) if (d.Key) entry(d.Key).deleteMarkers.push(d);
+      seen += (page.Versions?.length ?? 0) + (page.DeleteMarkers?.length ?? 0);
+      if (seen > verifyVersionsMax) throw new Error(`more than ${verifyVersionsMax} audit object versions: verify one tenant at a time`);
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      versionIdMarker = page.NextVersionIdMarker;
+    }
   }
   return byKey;
 }
@@ -217,7 +276,7 @@ export interface VerifyOptions {
 }
 
 export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = {}): Promise<AuditReport> {
-  const byKey = await listVersions(bucket, auditTenantPrefix(options.tenant));
+  const byKey = await listVersions(bucket, await auditPrefixes(bucket, options.tenant));
   const recorded = options.control ? await options.control.auditBatches(options.tenant) : [];
   const problems: AuditProblem[] = [];
   const perTenant = new Map<string, Array<{ key: string; batchSeq: number; versionId: string }>>();
@@ -249,7 +308,7 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   const tenants: AuditTenantSummary[] = [];
   for (const [tenant, list] of [...perTenant.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     list.sort((a, b) => a.batchSeq - b.batchSeq);
-    const proof = new AuditChainProof(tenant, recorded.filter((r) => r.tenant === tenant));
+    const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined);
     // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
     for (let i = 0; i < list.length; i += fetchConcurrency) {
       const window = list.slice(i, i + fetchConcurrency);
@@ -259,6 +318,10 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
     const checked = proof.finish();
     tenants.push(checked.summary);
     problems.push(...checked.problems);
+  }
+  for (const span of options.control ? await options.control.auditStagingSpans(options.tenant) : []) {
+    const gap = stagingGap(span);
+    if (gap) problems.push(gap);
   }
   return { ok: problems.length === 0, tenants, problems };
 }

@@ -117,6 +117,19 @@ export interface AuditBacklog {
   readonly oldestStagedAtMs: number;
 }
 
+/** What a tenant's audit staging must hold: every seq from shippedThroughSeq + 1 to nextSeq - 1. */
+export interface AuditStagingSpan {
+  readonly tenant: string;
+  /** The seq the tenant's next staged event gets. */
+  readonly nextSeq: number;
+  /** The last seq of the tenant's last confirmed batch (0: none). */
+  readonly shippedThroughSeq: number;
+  readonly staged: number;
+  /** Lowest and highest staged seq (undefined: nothing staged). */
+  readonly stagedFirstSeq?: number;
+  readonly stagedLastSeq?: number;
+}
+
 export interface ControlPlane {
   readonly backend: 'postgres' | 'pglite';
   /** The URL queries go through (for the embedded database: its loopback socket). */
@@ -154,6 +167,8 @@ export interface ControlPlane {
   /** Marks the batch uploaded and clears its staged rows, in one transaction. */
   confirmAuditBatch(tenant: string, batchSeq: number, versionId: string): Promise<void>;
   auditBatches(tenant?: string): Promise<AuditBatchRecord[]>;
+  /** One consistent read per tenant (or the one named) of its staging against its sequence and shipped batches. */
+  auditStagingSpans(tenant?: string): Promise<AuditStagingSpan[]>;
 
   close(): Promise<void>;
 }
@@ -489,6 +504,31 @@ function controlPlaneOn(
         if (!row) throw new MemoryError('conflict', `audit batch ${tenant}/${batchSeq} is not pending`);
         await client.query('delete from audit_staging where tenant = $1 and seq between $2 and $3', [tenant, row.first_seq, row.last_seq]);
       });
+    },
+
+    async auditStagingSpans(tenant) {
+      // One statement, one snapshot: staging and next_seq move together, as do a batch's
+      // confirmation and the removal of its staged rows.
+      const result = await pool.query(
+        `with shipped as (
+           select tenant, max(last_seq) as through from audit_batches
+           where confirmed_at is not null and ($1::text is null or tenant = $1) group by tenant),
+         staged as (
+           select tenant, count(*) as n, min(seq) as first, max(seq) as last from audit_staging
+           where ($1::text is null or tenant = $1) group by tenant)
+         select t.tenant, t.next_seq::text as next_seq, coalesce(shipped.through, 0)::text as through,
+                coalesce(staged.n, 0)::text as n, staged.first::text as first, staged.last::text as last
+         from audit_tenants t left join shipped using (tenant) left join staged using (tenant)
+         where ($1::text is null or t.tenant = $1) order by t.tenant`,
+        [tenant ?? null],
+      );
+      return result.rows.map((r) => ({
+        tenant: r.tenant,
+        nextSeq: Number(r.next_seq),
+        shippedThroughSeq: Number(r.through),
+        staged: Number(r.n),
+        ...(r.first !== null && { stagedFirstSeq: Number(r.first), stagedLastSeq: Number(r.last) }),
+      }));
     },
 
     async auditBatches(tenant) {

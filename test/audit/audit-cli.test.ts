@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
@@ -18,6 +19,7 @@ let control: ControlPlane;
 let drop: () => Promise<void>;
 let bucket: AuditBucket;
 let env: Record<string, string>;
+let databaseUrl: string;
 
 function cli(args: string[], extraEnv: Record<string, string | undefined> = env): Promise<ProcessOutcome> {
   const childEnv: Record<string, string> = {};
@@ -28,6 +30,7 @@ function cli(args: string[], extraEnv: Record<string, string | undefined> = env)
 beforeAll(async () => {
   const db = await freshPostgresDatabase('auditcli');
   drop = db.drop;
+  databaseUrl = db.url;
   control = await openControlPlane({ databaseUrl: db.url });
   const s3 = s3Service();
   const config = { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
@@ -55,7 +58,7 @@ test('audit ship sends staged events; audit verify proves them, then names a tam
   const shipped = await cli(['audit', 'ship', '--json']);
   expect(shipped.stderr).not.toMatch(/^error/m);
   expect(shipped.code).toBe(0);
-  expect(JSON.parse(shipped.stdout)).toEqual({ batches: 1, events: 4, busyTenants: [] });
+  expect(JSON.parse(shipped.stdout)).toEqual({ batches: 1, events: 4, busyTenants: [], failedTenants: [] });
 
   const verified = await cli(['audit', 'verify', '--tenant', 'cli']);
   expect(verified.code).toBe(0);
@@ -68,6 +71,20 @@ test('audit ship sends staged events; audit verify proves them, then names a tam
   const tampered = await cli(['audit', 'verify', '--tenant', 'cli']);
   expect(tampered.code).toBe(1);
   expect(tampered.stdout).toMatch(new RegExp(`PROBLEM extra_version tenant=cli batch=1 key=${key} version=`));
+});
+
+test('audit ship with a hole in one tenant\'s staging ships the others and exits 1 naming that tenant', async () => {
+  const stage = (tenant: string) => control.stageAudit(tenant, [1, 2, 3].map((seq) => ({ source: 'access_log', sourceSeq: seq, event: { seq } })));
+  await stage('cli-holed');
+  await stage('cli-whole');
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query(`delete from audit_staging where tenant = 'cli-holed' and seq = 2`).finally(() => client.end());
+  const shipped = await cli(['audit', 'ship']);
+  expect(shipped.code).toBe(1);
+  expect(shipped.stdout).toContain('shipped 1 batches (3 events)');
+  expect(shipped.stderr).toMatch(/^error: audit shipping of tenant cli-holed failed \(internal\): audit staging of tenant cli-holed has a hole: seq 2 is missing/m);
+  expect(await control.stagedAudit('cli-whole', { limit: 10 })).toEqual([]);
 });
 
 test('audit ship without S3 configured fails with a clear message', async () => {

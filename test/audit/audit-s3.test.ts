@@ -11,17 +11,19 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit, startAuditShipper } from '../../storage/audit/shipper.js';
 import { verifyAudit } from '../../storage/audit/verifier.js';
-import { auditBatchKey } from '../../storage/audit/batch.js';
+import { auditBatchFormat, auditBatchKey } from '../../storage/audit/batch.js';
 import { freePort, freshPostgresDatabase, runServiceScript, s3Service } from '../support/services.js';
 
 const retentionDays = 1;
 let control: ControlPlane;
 let dropDatabase: () => Promise<void>;
+let databaseUrl: string;
 let bucket: AuditBucket;
 
 function s3Config(endpoint?: string) {
@@ -43,6 +45,28 @@ async function stage(tenant: string, from: number, to: number): Promise<void> {
   await control.stageAudit(tenant, events);
 }
 
+/** What an operator's stray statement (or a bad restore) does to staging behind the server's back. */
+async function sql(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Resolves once the tenant's shipping lease has run out (the lease is Postgres time). */
+async function leaseExpired(tenant: string): Promise<void> {
+  for (;;) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const { rows } = await client.query('select ship_lease_until < now() as expired from audit_tenants where tenant = $1', [tenant]).finally(() => client.end());
+    if (rows[0]?.expired) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
@@ -50,6 +74,7 @@ function statusOf(error: unknown): number | undefined {
 beforeAll(async () => {
   const db = await freshPostgresDatabase('audit');
   dropDatabase = db.drop;
+  databaseUrl = db.url;
   // Deployed as against Supabase: statements through the transaction pooler, migrations direct.
   control = await openControlPlane({ databaseUrl: db.pooledUrl(), databaseDirectUrl: db.url });
   const base = openAuditBucket({ ...s3Config(), bucket: 'unused' });
@@ -118,6 +143,25 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.tenants[0]).toMatchObject({ batches: 2, events: 7 });
   });
 
+  test('the shipper loop tells when it last had a batch confirmed (undefined before its first)', async () => {
+    let passed: () => void = () => undefined;
+    const nextPass = () => new Promise<void>((resolve) => (passed = resolve));
+    let pass = nextPass();
+    const loop = startAuditShipper(control, bucket, { tenant: 'last-shipped', retentionDays, force: true, intervalMs: 3_600_000, onPass: () => passed() });
+    try {
+      await pass;
+      expect(loop.lastShippedAtMs()).toBeUndefined();
+      const beforeMs = Date.now();
+      await stage('last-shipped', 1, 2);
+      pass = nextPass();
+      loop.nudge();
+      await pass;
+      expect(loop.lastShippedAtMs()).toBeGreaterThanOrEqual(beforeMs);
+    } finally {
+      await loop.stop();
+    }
+  });
+
   test('the shipper loop wakes when nudged (a full batch staged) and when a partial batch comes due by age, not at its next tick', async () => {
     const hourMs = 3_600_000;
     const ageMsMax = 1_000;
@@ -167,7 +211,8 @@ describe('audit shipping to S3 Object Lock', () => {
     const crash = () => {
       if (crashes-- > 0) throw new Error('process died after the upload');
     };
-    await expect(shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true, onUploaded: crash })).rejects.toThrow('process died');
+    const died = await shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true, onUploaded: crash });
+    expect(died.failedTenants).toEqual([expect.objectContaining({ tenant: 'restart', message: 'process died after the upload' })]);
     expect((await control.stagedAudit('restart', { limit: 10 })).length).toBe(8); // nothing cleared before confirmation
     const resumed = await shipAudit(control, bucket, { tenant: 'restart', retentionDays, batchEventsMax: 5, force: true });
     expect(resumed).toMatchObject({ batches: 2, events: 8 });
@@ -194,6 +239,43 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.problems).toEqual([expect.objectContaining({ kind: 'extra_version', tenant: 'tampered', key, batchSeq: 1 })]);
     // The shipped version itself still proves out: the chain of what was shipped is whole.
     expect(report.tenants[0]).toMatchObject({ batches: 1, events: 3 });
+  });
+
+  test('a COMPLIANCE batch forged onto the head of a chain (right prevSha256 and metadata) is named by verify with the control plane', async () => {
+    await stage('forged', 1, 3);
+    await shipAudit(control, bucket, { tenant: 'forged', retentionDays, force: true });
+    const [head] = await control.auditBatches('forged');
+    const body = Buffer.from(JSON.stringify({
+      format: auditBatchFormat, tenant: 'forged', batchSeq: 2, firstSeq: 4, lastSeq: 4, count: 1, prevSha256: head!.sha256,
+      events: [{ seq: 4, source: 'access_log', sourceSeq: 4, event: { seq: 4, action: 'tools/call', outcome: 'ok' } }],
+    }));
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const key = auditBatchKey('forged', 2);
+    await bucket.client.send(new PutObjectCommand({
+      Bucket: bucket.bucket, Key: key, Body: body, ContentMD5: createHash('md5').update(body).digest('base64'), Metadata: { sha256 },
+      ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000),
+    }));
+    expect((await verifyAudit(bucket, { tenant: 'forged' })).problems).toEqual([]); // the chain alone cannot tell
+    expect((await verifyAudit(bucket, { tenant: 'forged', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'unexpected_object', tenant: 'forged', key, batchSeq: 2 }),
+    ]);
+  });
+
+  test('a backup uploaded beside a tenant\'s audit (tenants/T/backups/) is no audit object; a stray key under its audit prefix is', async () => {
+    await stage('beside', 1, 2);
+    await shipAudit(control, bucket, { tenant: 'beside', retentionDays, force: true });
+    const put = (key: string) =>
+      bucket.client.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: key, Body: '{}', ContentMD5: createHash('md5').update('{}').digest('base64') }));
+    await put('tenants/beside/backups/00000000000000000001-1/backup.json');
+    expect((await verifyAudit(bucket, { tenant: 'beside', control })).problems).toEqual([]);
+    const everyTenant = await verifyAudit(bucket, { control });
+    expect(everyTenant.problems.filter((p) => p.tenant === 'beside')).toEqual([]);
+    expect(everyTenant.tenants.find((t) => t.tenant === 'beside')).toMatchObject({ batches: 1, events: 2 });
+
+    await put('tenants/beside/audit/stray.json');
+    expect((await verifyAudit(bucket, { tenant: 'beside', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'unexpected_object', tenant: 'beside', key: 'tenants/beside/audit/stray.json' }),
+    ]);
   });
 
   test('S3 refuses to delete a shipped version, shorten its retention or bypass governance (403)', async () => {
@@ -237,7 +319,8 @@ describe('audit shipping to S3 Object Lock', () => {
       const stopAfterFirst = async () => {
         if (++confirmed === 1) await runServiceScript('ceph.sh', ['gateway-down', name], env);
       };
-      await expect(shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true, onConfirmed: stopAfterFirst })).rejects.toThrow();
+      const stopped = await shipAudit(control, own, { tenant: 'outage', retentionDays, batchEventsMax: 10, force: true, onConfirmed: stopAfterFirst });
+      expect(stopped).toMatchObject({ batches: 1, failedTenants: [expect.objectContaining({ tenant: 'outage' })] });
       expect(confirmed).toBe(1);
       expect((await control.stagedAudit('outage', { limit: 100 })).map((s) => s.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 11));
 
@@ -249,5 +332,95 @@ describe('audit shipping to S3 Object Lock', () => {
     } finally {
       await runServiceScript('ceph.sh', ['gateway-down', name], env);
     }
+  });
+
+  test('a hole in one tenant\'s staging fails that tenant alone, named; the tenants after it ship and verify names the gap', async () => {
+    await stage('hole-a', 1, 10);
+    await stage('hole-b', 1, 10);
+    await sql(`delete from audit_staging where tenant = 'hole-a' and seq = 5`);
+    const result = await shipAudit(control, bucket, { retentionDays, force: true });
+    expect(result.failedTenants).toEqual([
+      expect.objectContaining({ tenant: 'hole-a', message: expect.stringMatching(/tenant hole-a has a hole: seq 5 is missing/) }),
+    ]);
+    expect(await control.stagedAudit('hole-b', { limit: 100 })).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'hole-b', control })).problems).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'hole-a', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'hole-a', detail: expect.stringContaining('must hold seq 1..10 (10 events') }),
+    ]);
+  });
+
+  test('a staged event removed from the tail is a gap for verify, before and after the rest ships', async () => {
+    await stage('tail', 1, 4);
+    await sql(`delete from audit_staging where tenant = 'tail' and seq = 4`);
+    expect((await verifyAudit(bucket, { tenant: 'tail', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'tail', detail: expect.stringContaining('must hold seq 1..4') }),
+    ]);
+    expect(await shipAudit(control, bucket, { tenant: 'tail', retentionDays, force: true })).toMatchObject({ events: 3, failedTenants: [] });
+    expect((await verifyAudit(bucket, { tenant: 'tail', control })).problems).toEqual([
+      expect.objectContaining({ kind: 'gap', tenant: 'tail', detail: expect.stringContaining('must hold seq 4..4 (1 events, last shipped 3, next 5), Postgres holds none') }),
+    ]);
+  });
+
+  test('the shipper loop ships the healthy tenants on every pass and backs off from a failing one, reporting it each time', async () => {
+    await stage('backoff-a', 1, 3);
+    await sql(`delete from audit_staging where tenant = 'backoff-a' and seq = 1`);
+    const intervalMs = 20;
+    const retries: number[] = [];
+    let shippedB = 0;
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const loop = startAuditShipper(control, bucket, {
+      retentionDays,
+      force: true,
+      intervalMs,
+      onError: (error) => console.error(error),
+      onTenantError: (failure, retryInMs) => {
+        if (failure.tenant === 'backoff-a') retries.push(retryInMs);
+      },
+      onPass: () => {
+        if (retries.length === 1 && shippedB === 0) void stage('backoff-b', 1, 2).then(() => (shippedB = 2));
+        if (retries.length >= 4) done();
+      },
+    });
+    try {
+      await finished;
+    } finally {
+      await loop.stop();
+    }
+    expect(retries.slice(0, 4)).toEqual([intervalMs, 2 * intervalMs, 4 * intervalMs, 8 * intervalMs]);
+    expect(await control.stagedAudit('backoff-b', { limit: 10 })).toEqual([]);
+    expect((await verifyAudit(bucket, { tenant: 'backoff-b', control })).problems).toEqual([]);
+  });
+
+  test('a pass longer than one lease renews it per batch: another shipper cannot take the tenant mid-pass', async () => {
+    await stage('lease-kept', 1, 3);
+    let othersClaim: boolean | undefined;
+    const result = await shipAudit(control, bucket, {
+      tenant: 'lease-kept', retentionDays, force: true, batchEventsMax: 1, leaseMs: 300,
+      onConfirmed: (batch) => (batch.batchSeq === 1 ? leaseExpired('lease-kept') : undefined),
+      onUploaded: async (batch) => {
+        if (batch.batchSeq === 2) othersClaim = await control.claimAuditShipping('lease-kept', 'another-shipper', 60_000);
+      },
+    });
+    expect(othersClaim).toBe(false);
+    expect(result).toMatchObject({ batches: 3, events: 3, failedTenants: [] });
+  });
+
+  test('a lease lost mid-pass stops that tenant after its confirmed batch, naming the lost lease', async () => {
+    await stage('lease-lost', 1, 3);
+    const result = await shipAudit(control, bucket, {
+      tenant: 'lease-lost', retentionDays, force: true, batchEventsMax: 1, leaseMs: 300,
+      onConfirmed: async (batch) => {
+        if (batch.batchSeq !== 1) return;
+        await leaseExpired('lease-lost');
+        expect(await control.claimAuditShipping('lease-lost', 'another-shipper', 60_000)).toBe(true);
+      },
+    });
+    expect(result).toMatchObject({ batches: 1, events: 1 });
+    expect(result.failedTenants).toEqual([
+      expect.objectContaining({ tenant: 'lease-lost', code: 'conflict', message: expect.stringContaining('lost the audit shipping lease of tenant lease-lost after batch 1') }),
+    ]);
+    expect((await control.auditBatches('lease-lost')).map((b) => b.batchSeq)).toEqual([1]);
+    expect((await control.stagedAudit('lease-lost', { limit: 10 })).map((s) => s.seq)).toEqual([2, 3]);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { auditBatchKey, encodeAuditBatch, genesisSha256 } from '../../storage/audit/batch.js';
-import { checkAuditChain, type FetchedBatch } from '../../storage/audit/verifier.js';
+import { checkAuditChain, stagingGap, type FetchedBatch } from '../../storage/audit/verifier.js';
 
 function chain(tenant: string, sizes: number[]): FetchedBatch[] {
   let prev = genesisSha256;
@@ -59,16 +59,49 @@ describe('audit chain proof', () => {
     expect(problems.map((p) => p.kind).sort()).toEqual(['bad_batch', 'bad_batch', 'not_locked']);
   });
 
+  function recordOf(b: FetchedBatch, versionId: string | null = b.versionId) {
+    return {
+      tenant: 't', batchSeq: b.batchSeq, firstSeq: b.batchSeq, lastSeq: b.batchSeq, count: 1, sha256: b.metadataSha256!,
+      prevSha256: '', key: b.key, versionId, body: null,
+    };
+  }
+
   test('a batch recorded as shipped but absent from the bucket is missing; a different version is altered', () => {
     const batches = chain('t', [1, 1]);
-    const recorded = batches.map((b) => ({
-      tenant: 't', batchSeq: b.batchSeq, firstSeq: b.batchSeq, lastSeq: b.batchSeq, count: 1, sha256: b.metadataSha256!,
-      prevSha256: '', key: b.key, versionId: b.versionId, body: null,
-    }));
+    const recorded = batches.map((b) => recordOf(b));
     const { problems } = checkAuditChain('t', [{ ...batches[0]!, versionId: 'other' }], recorded);
     expect(problems.map((p) => [p.kind, p.batchSeq])).toEqual([
       ['altered', 1],
       ['missing_batch', 2],
     ]);
+  });
+
+  test('a well-linked batch after the last one the control plane recorded is unexpected, unless it is the pending upload', () => {
+    const batches = chain('t', [1, 1, 1]);
+    const [first, second, third] = batches;
+    const forged = checkAuditChain('t', batches, [recordOf(first!)]);
+    expect(forged.problems.map((p) => [p.kind, p.batchSeq])).toEqual([
+      ['unexpected_object', 2],
+      ['unexpected_object', 3],
+    ]);
+    const inFlight = checkAuditChain('t', [first!, second!], [recordOf(first!), recordOf(second!, null)]);
+    expect(inFlight.problems).toEqual([]);
+    const otherBytes = checkAuditChain('t', [first!, second!], [recordOf(first!), { ...recordOf(second!, null), sha256: third!.metadataSha256! }]);
+    expect(otherBytes.problems).toEqual([expect.objectContaining({ kind: 'unexpected_object', batchSeq: 2 })]);
+    // Without the control plane there is nothing to cross-check against.
+    expect(checkAuditChain('t', batches).problems).toEqual([]);
+  });
+
+  test('staging that does not run gap-free from the last shipped seq to the next seq is a gap', () => {
+    const span = { tenant: 't', nextSeq: 11, shippedThroughSeq: 4 };
+    expect(stagingGap({ ...span, staged: 6, stagedFirstSeq: 5, stagedLastSeq: 10 })).toBeUndefined();
+    expect(stagingGap({ tenant: 't', nextSeq: 5, shippedThroughSeq: 4, staged: 0 })).toBeUndefined();
+    const cases = [
+      { ...span, staged: 5, stagedFirstSeq: 5, stagedLastSeq: 10 }, // a hole inside
+      { ...span, staged: 5, stagedFirstSeq: 5, stagedLastSeq: 9 }, // the tail removed
+      { ...span, staged: 5, stagedFirstSeq: 6, stagedLastSeq: 10 }, // the head removed
+      { ...span, staged: 0 }, // all removed
+    ];
+    for (const c of cases) expect(stagingGap(c)).toMatchObject({ kind: 'gap', tenant: 't', detail: expect.stringContaining('must hold seq 5..10 (6 events') });
   });
 });

@@ -187,6 +187,13 @@ describe('the audit pipeline through the real server', () => {
     const verified = await cli(['audit', 'verify', '--tenant', tenant]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect(verified.stdout).toContain('audit verified: chain whole');
+
+    // The server shipped them: its metric says how long ago, not 0 (unwired) nor NaN (none).
+    const scraped = await (await fetch(`${server.url}/metrics`)).text();
+    const ageLine = scraped.split('\n').find((line) => line.startsWith('ioboxx_audit_last_shipped_age_seconds '));
+    const ageSeconds = Number(ageLine?.split(' ')[1]);
+    expect(ageSeconds, ageLine).toBeGreaterThan(0);
+    expect(ageSeconds, ageLine).toBeLessThan(pipelineWaitMs / 1000 + 60);
   }, 90_000);
 
   test('a BPMN run completed through tools lands in run_history exactly once', async () => {
