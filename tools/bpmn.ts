@@ -11,6 +11,7 @@ import { defineReducer, type ReducerContext, type TableReader } from '../storage
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
 import { patterned, rowId, typeName } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
@@ -18,8 +19,10 @@ import { int, jsonObject } from './wire-schema.js';
 export const definitionPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const tokensPerInstanceMax = 64;
 export const tasksPerInstanceMax = 100;
-export const variablesCharsMax = 16 * 1024;
-export const taskResultCharsMax = 2 * 1024;
+/** UTF-8 bytes of JSON: an instance's variables, and the details given when it finishes. */
+export const variablesBytesMax = 16 * 1024;
+/** UTF-8 bytes of JSON of one user task's result. */
+export const taskResultBytesMax = 2 * 1024;
 export const reasonCharsMax = 1024;
 export const taskNameCharsMax = 256;
 
@@ -71,11 +74,6 @@ const definition = patterned(definitionPattern, 'definition');
 const node = typeName;
 const variables = jsonObject;
 
-function boundJson(what: string, value: unknown, charsMax: number): void {
-  const text = JSON.stringify(value);
-  if (text !== undefined && text.length > charsMax) throw new MemoryError('limit_exceeded', `${what} exceed ${charsMax} characters of JSON`);
-}
-
 function runningInstance(ctx: ReducerContext, id: string): Row {
   const instance = ctx.table('bpmn_instances').get([id]);
   if (!instance) throw new MemoryError('not_found', `process instance ${id} does not exist`);
@@ -96,7 +94,7 @@ export const bpmnStart = defineReducer({
   name: 'bpmn_start',
   args: startArgs,
   run(ctx, a): z.infer<typeof startResult> {
-    boundJson('variables', a.variables ?? {}, variablesCharsMax);
+    boundJsonBytes('variables', a.variables ?? {}, 'variablesBytesMax', variablesBytesMax);
     const instances = ctx.table('bpmn_instances');
     let id = ctx.newId('bpm');
     // Run ids share the outbox with sessions; the prefix keeps them apart, the loop keeps them unique.
@@ -174,11 +172,11 @@ export const bpmnCompleteTask = defineReducer({
     const task = tasks.get([a.instance, a.task]);
     if (!task) throw new MemoryError('not_found', `instance ${a.instance} has no task ${a.task}`);
     if (task['state'] !== 'open') throw new MemoryError('invalid_argument', `task ${a.task} is ${String(task['state'])}`);
-    boundJson('result', a.result ?? null, taskResultCharsMax);
+    boundJsonBytes('result', a.result ?? null, 'taskResultBytesMax', taskResultBytesMax);
     tasks.update({ ...task, state: 'completed', result: a.result ?? null, completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
     if (a.variables) {
       const merged = { ...(instance['variables'] as Record<string, unknown>), ...a.variables };
-      boundJson('variables', merged, variablesCharsMax);
+      boundJsonBytes('merged variables', merged, 'variablesBytesMax', variablesBytesMax);
       ctx.table('bpmn_instances').update({ ...instance, variables: merged });
     }
     return {};
@@ -193,7 +191,7 @@ const finishResult = z.object({ state: z.string() });
 
 function finish(ctx: ReducerContext, id: string, outcome: 'completed' | 'failed', reason: string | null, details: Record<string, unknown>): z.infer<typeof finishResult> {
   const instance = runningInstance(ctx, id);
-  boundJson('details', details, variablesCharsMax);
+  boundJsonBytes('details', details, 'variablesBytesMax', variablesBytesMax);
   const tasks = ctx.table('bpmn_tasks');
   const open = openTasks(tasks, id);
   if (outcome === 'completed' && open.length > 0) {

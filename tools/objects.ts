@@ -11,12 +11,17 @@ import { checkAttributes, compileAttributeSchema } from './attribute-schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
-/** Attributes larger than this (JSON characters) are refused: an object must fit one result. */
-export const attributesCharsMax = 128 * 1024;
+/**
+ * Attributes larger than this (UTF-8 bytes of JSON) are refused. Half the result bound, so an
+ * object with its id, type and version fields (object_get, object_get_as_of) or its history
+ * fields (object_history) fits one result and one page item (pageItemsBytesMax).
+ */
+export const attributesBytesMax = 128 * 1024;
 export const patchKeysMax = 256;
 /** Version rows kept per object; older ones are evicted in the writing transaction. */
 export const objectVersionsKeptMax = 1000;
@@ -103,10 +108,7 @@ export function objectView(row: Row): ObjectView {
 }
 
 function checkAttributesSize(value: unknown): void {
-  const text = JSON.stringify(value);
-  if (text !== undefined && text.length > attributesCharsMax) {
-    throw new MemoryError('limit_exceeded', `attributes exceed ${attributesCharsMax} characters of JSON`, 'store large content elsewhere and keep a reference');
-  }
+  boundJsonBytes('attributes', value, 'attributesBytesMax', attributesBytesMax, 'store large content elsewhere and keep a reference');
 }
 
 /** Enforce the type's schema, if the type is defined (undefined types are free-form). */

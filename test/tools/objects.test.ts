@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { memoryTools } from '../../tools/index.js';
-import { attributesCharsMax } from '../../tools/objects.js';
+import { attributesBytesMax } from '../../tools/objects.js';
 import { alice, bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -55,7 +55,7 @@ describe('object_put and object_get', () => {
     await expectRefused(f, f.call('object_put', { id: 'x'.repeat(129), type: 'note', attributes: {} }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'bad type!', attributes: {} }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, expected_version: 1.5 }), 'invalid_argument');
-    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(attributesCharsMax) } }), 'limit_exceeded');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(attributesBytesMax) } }), 'limit_exceeded');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(600 * 1024) } }), 'limit_exceeded');
   });
 

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { cursorTtlMs } from '../../tools/cursor.js';
+import { jsonBytes } from '../../tools/json-bytes.js';
+import { attributesBytesMax } from '../../tools/objects.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -110,6 +112,27 @@ describe('object_find', () => {
     expect(page.objects.length).toBeLessThan(6);
     expect(Buffer.byteLength(JSON.stringify(page))).toBeLessThanOrEqual(256 * 1024);
     expect(await findAll({ type: 'blob' }, 200)).toEqual(['big0', 'big1', 'big2', 'big3', 'big4', 'big5']);
+  });
+});
+
+describe('attributes at their byte bound', () => {
+  test('attributes are bounded in UTF-8 bytes: the largest multi-byte object is readable by get, find, history and as-of', async () => {
+    // {"body":"…"} is 11 bytes around the text; '日' is 3 bytes in UTF-8 (1 UTF-16 unit).
+    const room = attributesBytesMax - 11;
+    const largest = { body: '日'.repeat(Math.floor(room / 3)) + 'x'.repeat(room % 3) };
+    expect(jsonBytes(largest)).toBe(attributesBytesMax);
+    await expectRefused(f, f.call('object_put', { type: 'doc', attributes: { body: largest.body + 'x' } }), 'limit_exceeded', /attributesBytesMax/);
+    await expectRefused(f, f.call('object_put', { type: 'doc', attributes: { body: '日'.repeat(100_000) } }), 'limit_exceeded', /attributesBytesMax/);
+    await f.call('object_put', { id: 'a', type: 'doc', attributes: { body: 'small' } });
+    const { offset } = await f.call('object_put', { id: 'big', type: 'doc', attributes: largest });
+    await f.call('object_put', { id: 'z', type: 'doc', attributes: { body: 'small' } });
+    expect((await f.call('object_get', { id: 'big' })).attributes).toEqual(largest);
+    expect(await findAll({ type: 'doc' }, 1)).toEqual(['a', 'big', 'z']);
+    expect(await findAll({ type: 'doc', order_by: { path: 'body' } }, 200)).toEqual(['a', 'z', 'big']);
+    expect((await f.call('object_history', { id: 'big', include_attributes: true })).versions[0].attributes).toEqual(largest);
+    await f.call('object_patch', { id: 'big', set: { body: 'now small' } });
+    expect((await f.call('object_history', { id: 'big', include_attributes: true })).versions[1].attributes).toEqual(largest);
+    expect((await f.call('object_get_as_of', { id: 'big', offset })).attributes).toEqual(largest);
   });
 });
 
