@@ -25,6 +25,14 @@ export const variablesBytesMax = 16 * 1024;
 export const taskResultBytesMax = 2 * 1024;
 export const reasonCharsMax = 1024;
 export const taskNameCharsMax = 256;
+/**
+ * UTF-8 bytes of JSON of an instance as bpmn_instance_get (and memory://bpmn/{id}) returns it:
+ * a move or task completion that would take it past this is refused, so every instance stays
+ * readable in one result. The per-field limits alone allow more (100 tasks of long names and
+ * 2 KiB results). The rest of resultBytesMax is room for finishing (reason, end time,
+ * cancelled tasks), which is never refused for size.
+ */
+export const instanceViewBytesMax = 192 * 1024;
 
 export const bpmnInstancesTable: TableSchema = {
   name: 'bpmn_instances',
@@ -79,6 +87,12 @@ function runningInstance(ctx: ReducerContext, id: string): Row {
   if (!instance) throw new MemoryError('not_found', `process instance ${id} does not exist`);
   if (instance['state'] !== 'running') throw new MemoryError('invalid_argument', `process instance ${id} is ${String(instance['state'])}, not running`);
   return instance;
+}
+
+/** Called after a reducer's writes: past the bound it throws, and the transaction rolls back. */
+function boundInstanceView(ctx: ReducerContext, id: string): void {
+  boundJsonBytes(`process instance ${id} (as bpmn_instance_get returns it)`, bpmnInstanceView(ctx, id), 'instanceViewBytesMax', instanceViewBytesMax,
+    'keep bulky task results and variables elsewhere (e.g. object_put) and store a reference; or finish this instance and start another');
 }
 
 function openTasks(tasks: TableReader, instance: string): Row[] {
@@ -145,7 +159,10 @@ export const bpmnMoveToken = defineReducer({
       }
     }
     tokens.upsert({ instance: a.instance, token, node: a.to, moved_at_ms: ctx.timestampMs });
-    if (!a.user_task) return { token };
+    if (!a.user_task) {
+      boundInstanceView(ctx, a.instance);
+      return { token };
+    }
     let taskCount = 0;
     for (const _ of tasks.scan({ prefix: [a.instance] })) taskCount++;
     if (taskCount >= tasksPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tasksPerInstanceMax} user tasks`);
@@ -154,6 +171,7 @@ export const bpmnMoveToken = defineReducer({
       instance: a.instance, task, token, node: a.to, name: a.user_task.name, assignee: a.user_task.assignee ?? null,
       state: 'open', result: null, created_at_ms: ctx.timestampMs, completed_at_ms: null, completed_by: null,
     });
+    boundInstanceView(ctx, a.instance);
     return { token, task };
   },
 });
@@ -179,6 +197,7 @@ export const bpmnCompleteTask = defineReducer({
       boundJsonBytes('merged variables', merged, 'variablesBytesMax', variablesBytesMax);
       ctx.table('bpmn_instances').update({ ...instance, variables: merged });
     }
+    boundInstanceView(ctx, a.instance);
     return {};
   },
 });
@@ -270,6 +289,8 @@ export interface BpmnInstanceView {
   tasks: { task: string; token: string; node: string; name: string; assignee: string | null; state: string; result: JsonValue }[];
 }
 
+const instanceViewKib = instanceViewBytesMax / 1024;
+
 export const bpmnTools: ToolDef[] = [
   writeTool({
     reducer: bpmnStart, args: startArgs, result: startResult, title: 'Start process',
@@ -277,7 +298,7 @@ export const bpmnTools: ToolDef[] = [
   }),
   writeTool({
     reducer: bpmnMoveToken, args: moveArgs, result: moveResult, title: 'Move token',
-    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task the token then waits on.',
+    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task it then waits on.',
   }),
   writeTool({
     reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',
@@ -292,7 +313,7 @@ export const bpmnTools: ToolDef[] = [
     description: 'Fail a running instance with a reason (open tasks cancelled); records its run history.',
   }),
   readTool({
-    name: 'bpmn_instance_get', title: 'Get process instance', description: 'A process instance with its tokens and user tasks.',
+    name: 'bpmn_instance_get', title: 'Get process instance', description: `A process instance with its tokens and user tasks; writes past ${instanceViewKib} KiB are refused.`,
     input: z.object({ instance: rowId }), output: instanceOutput,
     run: ({ memory }, a) => memory.store.read((view) => {
       const found = bpmnInstanceView(view, a.instance);

@@ -362,7 +362,7 @@ export const objectTools: ToolDef[] = [
   }),
   writeTool({
     reducer: typeDefine, args: typeDefineArgs, result: typeDefineResult, title: 'Define type', idempotent: true,
-    description: 'Define or replace an object type: a JSON Schema that attributes of objects of this type must satisfy. Existing objects must satisfy it.',
+    description: 'Define or replace an object type: a JSON Schema the attributes of its objects, existing ones too, must satisfy.',
   }),
   readTool({
     name: 'type_get', title: 'Get type', description: 'Read an object type and its JSON Schema.',
