@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { cursorTtlMs } from '../../tools/cursor.js';
+import { MemoryError } from '../../storage/errors.js';
+import { cursorCharsMax, cursorTtlMs, encodeCursor } from '../../tools/cursor.js';
 import { jsonBytes } from '../../tools/json-bytes.js';
 import { attributesBytesMax } from '../../tools/objects.js';
+import { cursorSortValueBytesMax } from '../../tools/query.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -76,6 +78,44 @@ describe('object_find', () => {
     const rest = await f.call('object_find', { type: 'person', limit: 3, cursor: first.next_cursor });
     expect(rest.objects.map((o: { id: string }) => o.id)).toEqual(['p05', 'p06']);
     expect(rest.next_cursor).toBeUndefined();
+  });
+
+  test('ordered paging continues past sort values of any length; the cursor stays within cursorCharsMax', async () => {
+    // Keys share a long prefix, so only their ends order them; the longest id and values at and past the carried bound.
+    const id = (n: number) => `${n}`.padEnd(128, 'i');
+    const atBound = '日'.repeat(Math.floor((cursorSortValueBytesMax - 2) / 3)) + 'x'.repeat((cursorSortValueBytesMax - 2) % 3);
+    const values = ['a'.repeat(5000) + 'b', 'a'.repeat(5000) + 'c', atBound, atBound + 'x', '😀'.repeat(4000), 'z'];
+    for (const [n, v] of values.entries()) await f.call('object_put', { id: id(n), type: 'doc', attributes: { k: v } });
+    const order = values.map((v, n) => [v, id(n)] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => i);
+    const cursors: string[] = [];
+    let cursor: string | undefined;
+    const seen: string[] = [];
+    do {
+      const page = await f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.objects.map((o: { id: string }) => o.id));
+      cursor = page.next_cursor;
+      if (cursor) cursors.push(cursor);
+    } while (cursor);
+    expect(seen).toEqual(order);
+    for (const c of cursors) expect(c.length).toBeLessThanOrEqual(cursorCharsMax);
+    expect(await findAll({ type: 'doc', order_by: { path: 'k', desc: true } }, 2)).toEqual([...order].reverse());
+  });
+
+  test('a position too long for a cursor is limit_exceeded, never an internal error', () => {
+    const error = (() => { try { encodeCursor('scope', 'p'.repeat(cursorCharsMax)); } catch (e) { return e; } })();
+    expect(error).toBeInstanceOf(MemoryError);
+    expect((error as MemoryError).code).toBe('limit_exceeded');
+    expect((error as MemoryError).message).toMatch(/cursorCharsMax/);
+  });
+
+  test('a cursor past a long sort value is invalid_argument once that object has changed, telling to start again', async () => {
+    const long = 'q'.repeat(cursorSortValueBytesMax * 2);
+    for (const id of ['a', 'b', 'c']) await f.call('object_put', { id, type: 'doc', attributes: { k: `${long}${id}` } });
+    const first = await f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1 });
+    expect(first.objects.map((o: { id: string }) => o.id)).toEqual(['a']);
+    await f.call('object_patch', { id: 'a', set: { k: `${long}d` } });
+    const error = await expectRefused(f, f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1, cursor: first.next_cursor }), 'invalid_argument', /object a/);
+    expect(error.hint).toMatch(/start again/);
   });
 
   test('forged, edited, foreign and stale cursors are invalid_argument', async () => {
