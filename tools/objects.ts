@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { frameBytesMax } from '../storage/log/frame.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
 import { checkAttributes, compileAttributeSchema } from './attribute-schema.js';
@@ -25,8 +26,22 @@ export const attributesBytesMax = 128 * 1024;
 export const patchKeysMax = 256;
 /** Version rows kept per object; older ones are evicted in the writing transaction. */
 export const objectVersionsKeptMax = 1000;
-/** Outgoing relations per object: bounds link fan-out and the cascade of object_delete. */
+/**
+ * Relations touching one object, outgoing and incoming together: object_link refuses the one
+ * past it at either end, so object_delete, which removes them with the object in one
+ * transaction, stays within one log frame.
+ */
 export const relationsPerObjectMax = 10_000;
+/**
+ * The most one relation row weighs in a transaction: src and dst ids (128 ASCII characters
+ * each), kind (64), the linking subject (at most 255 characters, server/auth's subjectCharsMax,
+ * up to 3 UTF-8 bytes each) and the row's framing.
+ */
+const relationRowBytesMax = 128 + 128 + 64 + 255 * 3 + 128;
+// A quarter of the frame stays for the deleted object itself, its embedding and its version row.
+if (relationsPerObjectMax * relationRowBytesMax > frameBytesMax * 0.75) {
+  throw new Error('relationsPerObjectMax: the relations object_delete removes would not fit one log frame');
+}
 /** Objects re-checked when a type's schema changes; past it the redefinition is refused. */
 export const typeRecheckObjectsMax = 10_000;
 export const typeDescriptionCharsMax = 1024;
@@ -264,15 +279,23 @@ export const objectLink = defineReducer({
     requireObject(ctx, a.dst, 'dst object');
     const relations = ctx.table('relations');
     if (relations.get([a.src, a.kind, a.dst])) return { created: false };
-    let outgoing = 0;
-    for (const _ of relations.scan({ prefix: [a.src], limit: relationsPerObjectMax })) outgoing++;
-    if (outgoing >= relationsPerObjectMax) {
-      throw new MemoryError('limit_exceeded', `object ${a.src} already has ${relationsPerObjectMax} outgoing relations`);
+    for (const [end, id] of [['src', a.src], ['dst', a.dst]] as const) {
+      if (relationsTouching(relations, id) >= relationsPerObjectMax) {
+        throw new MemoryError('limit_exceeded',
+          `${end} object ${id} already has ${relationsPerObjectMax} relations, outgoing and incoming; the limit (relationsPerObjectMax) keeps it deletable in one transaction`,
+          'unlink relations it no longer needs, or link through intermediate objects (e.g. one per group)');
+      }
     }
     relations.insert({ src: a.src, kind: a.kind, dst: a.dst, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject });
     return { created: true };
   },
 });
+
+/** Relations from or to `id`, counted up to relationsPerObjectMax. */
+function relationsTouching(relations: TableReader, id: string): number {
+  const outgoing = relations.count({ prefix: [id], limit: relationsPerObjectMax });
+  return outgoing + relations.count({ index: 'relations_by_dst', prefix: [id], limit: relationsPerObjectMax - outgoing });
+}
 
 const unlinkResult = z.object({});
 
