@@ -136,7 +136,8 @@ const findInput = z.object({
 const objectFind = readTool({
   name: 'object_find',
   title: 'Find objects',
-  description: 'Find objects of a type whose attributes match all predicates (eq ne lt lte gt gte in exists; path is dotted), optionally ordered by an attribute. Paged.',
+  // Ordered pages are keyset pages over a mutable (value, id), computed afresh each page; id order follows the index.
+  description: 'Objects of a type matching all predicates (eq ne lt lte gt gte in exists; dotted path), optionally ordered. Paged; ordered pages may repeat or miss objects written between them.',
   input: findInput,
   output: z.object({ objects: z.array(objectOutput), next_cursor: z.string().optional() }),
   run: ({ memory, caller }, a) => memory.store.read((view) => {
@@ -282,7 +283,7 @@ const historyEntry = z.object({
 const objectHistory = readTool({
   name: 'object_history',
   title: 'Object history',
-  description: 'Versions of an object, newest first: offset, op, reducer, caller, time. include_attributes reads each version\'s attributes from the log. Paged.',
+  description: 'Versions of an object, newest first: offset, op, reducer, caller, time; include_attributes adds their attributes. Paged.',
   input: z.object({ id: objectId, include_attributes: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
   output: z.object({ id: z.string(), versions: z.array(historyEntry), trimmed: z.boolean(), next_cursor: z.string().optional() }),
   async run({ memory, caller }, a) {
