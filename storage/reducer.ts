@@ -41,6 +41,8 @@ export interface TableReader {
   getBy(index: string, key: readonly Value[]): Row | undefined;
   scan(options?: ScanOptions): IterableIterator<Row>;
   page(options: ScanOptions & { limit: number }): Page;
+  /** How many rows scan(options) would yield, at most options.limit; cheaper than scanning (no row is decoded). */
+  count(options: ScanOptions & { limit: number }): number;
 }
 
 export interface TableWriter extends TableReader {

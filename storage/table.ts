@@ -389,8 +389,20 @@ export class Table implements TableReader {
     return more && lastKey !== undefined ? { rows, nextKey: lastKey } : { rows };
   }
 
+  /** Rows a scan would yield, up to options.limit, counted without decoding them. */
+  count(options: ScanOptions & { limit: number }): number {
+    let count = 0;
+    for (const _ of this.storedEntries(options)) count++;
+    return count;
+  }
+
   /** Entries as [scan key, row]: the scan key is the primary key, or the index entry key. */
   private *entries(options: ScanOptions): IterableIterator<[string, Row]> {
+    for (const [key, stored] of this.storedEntries(options)) yield [key, this.rowOfStored(stored)];
+  }
+
+  /** Entries as [scan key, stored row], the rows not yet decoded. */
+  private *storedEntries(options: ScanOptions): IterableIterator<[string, StoredRow]> {
     const { low, high, highInclusive } = this.bounds(options);
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     let count = 0;
@@ -410,9 +422,8 @@ export class Table implements TableReader {
       }
       const stored = options.index ? this.rows.get(value as string) : (value as StoredRow);
       if (stored === undefined) throw new Error(`index ${options.index} of ${this.schema.name} points at a missing row`);
-      const row = this.rowOfStored(stored);
       count++;
-      yield [key, row];
+      yield [key, stored];
     }
   }
 

@@ -190,6 +190,9 @@ class TxTableWriter implements TableWriter {
   page(options: ScanOptions & { limit: number }): Page {
     return this.t.page(options);
   }
+  count(options: ScanOptions & { limit: number }): number {
+    return this.t.count(options);
+  }
   insert(row: Record<string, unknown>): Row {
     return this.put(row, 'insert');
   }

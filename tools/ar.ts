@@ -11,6 +11,7 @@ import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { rowId } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
@@ -18,7 +19,8 @@ import { int, jsonObject } from './wire-schema.js';
 export const arHistoryPerSurfaceMax = 100;
 export const arSurfacesMax = 100_000;
 export const anchorsMax = 64;
-export const arPayloadCharsMax = 16 * 1024;
+/** UTF-8 bytes of JSON of one observation's payload. */
+export const arPayloadBytesMax = 16 * 1024;
 
 export const arSurfacesTable: TableSchema = {
   name: 'ar_surfaces',
@@ -69,8 +71,7 @@ export const arObserve = defineReducer({
   name: 'ar_observe',
   args: observeArgs,
   run(ctx, a): z.infer<typeof observeResult> {
-    const text = JSON.stringify(a.payload ?? {});
-    if (text.length > arPayloadCharsMax) throw new MemoryError('limit_exceeded', `payload exceeds ${arPayloadCharsMax} characters of JSON`);
+    boundJsonBytes('payload', a.payload ?? {}, 'arPayloadBytesMax', arPayloadBytesMax);
     const surfaces = ctx.table('ar_surfaces');
     const current = surfaces.get([a.surface]);
     const seq = current ? (current['last_seq'] as number) + 1 : 1;

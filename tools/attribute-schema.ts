@@ -13,8 +13,10 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import formatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import { MemoryError } from '../storage/errors.js';
+import { boundJsonBytes } from './json-bytes.js';
 
-export const typeSchemaCharsMax = 32 * 1024;
+/** UTF-8 bytes of JSON of a type's schema. */
+export const typeSchemaBytesMax = 32 * 1024;
 export const validatorsCachedMax = 1024;
 const schemaErrorsQuotedMax = 3;
 
@@ -45,10 +47,7 @@ addFormats(ajv);
 
 /** Compile a schema (checking it first); invalid_argument with Ajv's reason if it is not a usable JSON Schema. */
 export function compileAttributeSchema(schema: unknown): ValidateFunction {
-  const text = JSON.stringify(schema);
-  if (text === undefined || text.length > typeSchemaCharsMax) {
-    throw new MemoryError('limit_exceeded', `schema exceeds ${typeSchemaCharsMax} characters of JSON`);
-  }
+  boundJsonBytes('schema', schema, 'typeSchemaBytesMax', typeSchemaBytesMax, 'split the type, or shorten its descriptions and enums');
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
   }

@@ -11,6 +11,7 @@ import { defineReducer, type ReducerContext, type TableReader } from '../storage
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
 import { patterned, rowId, typeName } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
@@ -18,10 +19,20 @@ import { int, jsonObject } from './wire-schema.js';
 export const definitionPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const tokensPerInstanceMax = 64;
 export const tasksPerInstanceMax = 100;
-export const variablesCharsMax = 16 * 1024;
-export const taskResultCharsMax = 2 * 1024;
+/** UTF-8 bytes of JSON: an instance's variables, and the details given when it finishes. */
+export const variablesBytesMax = 16 * 1024;
+/** UTF-8 bytes of JSON of one user task's result. */
+export const taskResultBytesMax = 2 * 1024;
 export const reasonCharsMax = 1024;
 export const taskNameCharsMax = 256;
+/**
+ * UTF-8 bytes of JSON of an instance as bpmn_instance_get (and memory://bpmn/{id}) returns it:
+ * a move or task completion that would take it past this is refused, so every instance stays
+ * readable in one result. The per-field limits alone allow more (100 tasks of long names and
+ * 2 KiB results). The rest of resultBytesMax is room for finishing (reason, end time,
+ * cancelled tasks), which is never refused for size.
+ */
+export const instanceViewBytesMax = 192 * 1024;
 
 export const bpmnInstancesTable: TableSchema = {
   name: 'bpmn_instances',
@@ -71,16 +82,17 @@ const definition = patterned(definitionPattern, 'definition');
 const node = typeName;
 const variables = jsonObject;
 
-function boundJson(what: string, value: unknown, charsMax: number): void {
-  const text = JSON.stringify(value);
-  if (text !== undefined && text.length > charsMax) throw new MemoryError('limit_exceeded', `${what} exceed ${charsMax} characters of JSON`);
-}
-
 function runningInstance(ctx: ReducerContext, id: string): Row {
   const instance = ctx.table('bpmn_instances').get([id]);
   if (!instance) throw new MemoryError('not_found', `process instance ${id} does not exist`);
   if (instance['state'] !== 'running') throw new MemoryError('invalid_argument', `process instance ${id} is ${String(instance['state'])}, not running`);
   return instance;
+}
+
+/** Called after a reducer's writes: past the bound it throws, and the transaction rolls back. */
+function boundInstanceView(ctx: ReducerContext, id: string): void {
+  boundJsonBytes(`process instance ${id} (as bpmn_instance_get returns it)`, bpmnInstanceView(ctx, id), 'instanceViewBytesMax', instanceViewBytesMax,
+    'keep bulky task results and variables elsewhere (e.g. object_put) and store a reference; or finish this instance and start another');
 }
 
 function openTasks(tasks: TableReader, instance: string): Row[] {
@@ -96,7 +108,7 @@ export const bpmnStart = defineReducer({
   name: 'bpmn_start',
   args: startArgs,
   run(ctx, a): z.infer<typeof startResult> {
-    boundJson('variables', a.variables ?? {}, variablesCharsMax);
+    boundJsonBytes('variables', a.variables ?? {}, 'variablesBytesMax', variablesBytesMax);
     const instances = ctx.table('bpmn_instances');
     let id = ctx.newId('bpm');
     // Run ids share the outbox with sessions; the prefix keeps them apart, the loop keeps them unique.
@@ -147,7 +159,10 @@ export const bpmnMoveToken = defineReducer({
       }
     }
     tokens.upsert({ instance: a.instance, token, node: a.to, moved_at_ms: ctx.timestampMs });
-    if (!a.user_task) return { token };
+    if (!a.user_task) {
+      boundInstanceView(ctx, a.instance);
+      return { token };
+    }
     let taskCount = 0;
     for (const _ of tasks.scan({ prefix: [a.instance] })) taskCount++;
     if (taskCount >= tasksPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tasksPerInstanceMax} user tasks`);
@@ -156,6 +171,7 @@ export const bpmnMoveToken = defineReducer({
       instance: a.instance, task, token, node: a.to, name: a.user_task.name, assignee: a.user_task.assignee ?? null,
       state: 'open', result: null, created_at_ms: ctx.timestampMs, completed_at_ms: null, completed_by: null,
     });
+    boundInstanceView(ctx, a.instance);
     return { token, task };
   },
 });
@@ -174,13 +190,14 @@ export const bpmnCompleteTask = defineReducer({
     const task = tasks.get([a.instance, a.task]);
     if (!task) throw new MemoryError('not_found', `instance ${a.instance} has no task ${a.task}`);
     if (task['state'] !== 'open') throw new MemoryError('invalid_argument', `task ${a.task} is ${String(task['state'])}`);
-    boundJson('result', a.result ?? null, taskResultCharsMax);
+    boundJsonBytes('result', a.result ?? null, 'taskResultBytesMax', taskResultBytesMax);
     tasks.update({ ...task, state: 'completed', result: a.result ?? null, completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
     if (a.variables) {
       const merged = { ...(instance['variables'] as Record<string, unknown>), ...a.variables };
-      boundJson('variables', merged, variablesCharsMax);
+      boundJsonBytes('merged variables', merged, 'variablesBytesMax', variablesBytesMax);
       ctx.table('bpmn_instances').update({ ...instance, variables: merged });
     }
+    boundInstanceView(ctx, a.instance);
     return {};
   },
 });
@@ -193,7 +210,7 @@ const finishResult = z.object({ state: z.string() });
 
 function finish(ctx: ReducerContext, id: string, outcome: 'completed' | 'failed', reason: string | null, details: Record<string, unknown>): z.infer<typeof finishResult> {
   const instance = runningInstance(ctx, id);
-  boundJson('details', details, variablesCharsMax);
+  boundJsonBytes('details', details, 'variablesBytesMax', variablesBytesMax);
   const tasks = ctx.table('bpmn_tasks');
   const open = openTasks(tasks, id);
   if (outcome === 'completed' && open.length > 0) {
@@ -272,6 +289,8 @@ export interface BpmnInstanceView {
   tasks: { task: string; token: string; node: string; name: string; assignee: string | null; state: string; result: JsonValue }[];
 }
 
+const instanceViewKib = instanceViewBytesMax / 1024;
+
 export const bpmnTools: ToolDef[] = [
   writeTool({
     reducer: bpmnStart, args: startArgs, result: startResult, title: 'Start process',
@@ -279,7 +298,7 @@ export const bpmnTools: ToolDef[] = [
   }),
   writeTool({
     reducer: bpmnMoveToken, args: moveArgs, result: moveResult, title: 'Move token',
-    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task the token then waits on.',
+    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task it then waits on.',
   }),
   writeTool({
     reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',
@@ -294,7 +313,7 @@ export const bpmnTools: ToolDef[] = [
     description: 'Fail a running instance with a reason (open tasks cancelled); records its run history.',
   }),
   readTool({
-    name: 'bpmn_instance_get', title: 'Get process instance', description: 'A process instance with its tokens and user tasks.',
+    name: 'bpmn_instance_get', title: 'Get process instance', description: `A process instance with its tokens and user tasks; writes past ${instanceViewKib} KiB are refused.`,
     input: z.object({ instance: rowId }), output: instanceOutput,
     run: ({ memory }, a) => memory.store.read((view) => {
       const found = bpmnInstanceView(view, a.instance);

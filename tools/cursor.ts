@@ -17,19 +17,23 @@ const cursorClockSkewMs = 5_000;
 
 const cursorKey = randomBytes(32);
 
-/** A short stable digest of the query a cursor pages, for its scope. */
-export function queryFingerprint(query: unknown): string {
-  return createHash('sha256').update(JSON.stringify(query ?? null)).digest('base64url').slice(0, 22);
+/** A short stable digest of a JSON value: the query a cursor pages (its scope), or a position too long to carry. */
+export function jsonFingerprint(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value ?? null)).digest('base64url').slice(0, 22);
 }
 
 export function cursorScope(tenant: string, tool: string, query?: unknown): string {
-  return `${tenant}\u0000${tool}\u0000${queryFingerprint(query)}`;
+  return `${tenant}\u0000${tool}\u0000${jsonFingerprint(query)}`;
 }
 
 export function encodeCursor(scope: string, position: JsonValue): string {
   const body = Buffer.from(JSON.stringify({ p: position, t: Date.now() })).toString('base64url');
   const cursor = `${body}.${mac(scope, body)}`;
-  if (cursor.length > cursorCharsMax) throw new Error(`cursor of ${cursor.length} characters exceeds ${cursorCharsMax}`);
+  // Positions are kept short by their tools (object_find digests long sort values); this is the backstop.
+  if (cursor.length > cursorCharsMax) {
+    throw new MemoryError('limit_exceeded', `the next page's cursor would be ${cursor.length} characters; the limit (cursorCharsMax) is ${cursorCharsMax}`,
+      'narrow the query (e.g. order by a shorter attribute) and start again without a cursor');
+  }
   return cursor;
 }
 

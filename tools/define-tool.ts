@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import type { ReducerDef } from '../storage/reducer.js';
 import { resultBytesMax, toolArgumentsBytesMax, type Capability, type ToolAnnotations, type ToolContext, type ToolDef } from './tool.js';
+import { jsonBytes } from './json-bytes.js';
 import { int } from './wire-schema.js';
 
 export const idempotencyKeyCharsMax = 128;
@@ -40,8 +41,7 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
 
 /** A result past resultBytesMax is a paging bug: refuse it rather than flood the agent. */
 function boundResult<T>(tool: string, result: T): T {
-  const text = JSON.stringify(result);
-  if (Buffer.byteLength(text) > resultBytesMax) {
+  if (jsonBytes(result) > resultBytesMax) {
     throw new MemoryError('limit_exceeded', `${tool}: result exceeds ${resultBytesMax} bytes`, 'ask for a smaller page');
   }
   return result;

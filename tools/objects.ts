@@ -5,23 +5,43 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { frameBytesMax } from '../storage/log/frame.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
 import { checkAttributes, compileAttributeSchema } from './attribute-schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
-/** Attributes larger than this (JSON characters) are refused: an object must fit one result. */
-export const attributesCharsMax = 128 * 1024;
+/**
+ * Attributes larger than this (UTF-8 bytes of JSON) are refused. Half the result bound, so an
+ * object with its id, type and version fields (object_get, object_get_as_of) or its history
+ * fields (object_history) fits one result and one page item (pageItemsBytesMax).
+ */
+export const attributesBytesMax = 128 * 1024;
 export const patchKeysMax = 256;
 /** Version rows kept per object; older ones are evicted in the writing transaction. */
 export const objectVersionsKeptMax = 1000;
-/** Outgoing relations per object: bounds link fan-out and the cascade of object_delete. */
+/**
+ * Relations touching one object, outgoing and incoming together: object_link refuses the one
+ * past it at either end, so object_delete, which removes them with the object in one
+ * transaction, stays within one log frame.
+ */
 export const relationsPerObjectMax = 10_000;
+/**
+ * The most one relation row weighs in a transaction: src and dst ids (128 ASCII characters
+ * each), kind (64), the linking subject (at most 255 characters, server/auth's subjectCharsMax,
+ * up to 3 UTF-8 bytes each) and the row's framing.
+ */
+const relationRowBytesMax = 128 + 128 + 64 + 255 * 3 + 128;
+// A quarter of the frame stays for the deleted object itself, its embedding and its version row.
+if (relationsPerObjectMax * relationRowBytesMax > frameBytesMax * 0.75) {
+  throw new Error('relationsPerObjectMax: the relations object_delete removes would not fit one log frame');
+}
 /** Objects re-checked when a type's schema changes; past it the redefinition is refused. */
 export const typeRecheckObjectsMax = 10_000;
 export const typeDescriptionCharsMax = 1024;
@@ -103,10 +123,7 @@ export function objectView(row: Row): ObjectView {
 }
 
 function checkAttributesSize(value: unknown): void {
-  const text = JSON.stringify(value);
-  if (text !== undefined && text.length > attributesCharsMax) {
-    throw new MemoryError('limit_exceeded', `attributes exceed ${attributesCharsMax} characters of JSON`, 'store large content elsewhere and keep a reference');
-  }
+  boundJsonBytes('attributes', value, 'attributesBytesMax', attributesBytesMax, 'store large content elsewhere and keep a reference');
 }
 
 /** Enforce the type's schema, if the type is defined (undefined types are free-form). */
@@ -262,15 +279,23 @@ export const objectLink = defineReducer({
     requireObject(ctx, a.dst, 'dst object');
     const relations = ctx.table('relations');
     if (relations.get([a.src, a.kind, a.dst])) return { created: false };
-    let outgoing = 0;
-    for (const _ of relations.scan({ prefix: [a.src], limit: relationsPerObjectMax })) outgoing++;
-    if (outgoing >= relationsPerObjectMax) {
-      throw new MemoryError('limit_exceeded', `object ${a.src} already has ${relationsPerObjectMax} outgoing relations`);
+    for (const [end, id] of [['src', a.src], ['dst', a.dst]] as const) {
+      if (relationsTouching(relations, id) >= relationsPerObjectMax) {
+        throw new MemoryError('limit_exceeded',
+          `${end} object ${id} already has ${relationsPerObjectMax} relations, outgoing and incoming; the limit (relationsPerObjectMax) keeps it deletable in one transaction`,
+          'unlink relations it no longer needs, or link through intermediate objects (e.g. one per group)');
+      }
     }
     relations.insert({ src: a.src, kind: a.kind, dst: a.dst, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject });
     return { created: true };
   },
 });
+
+/** Relations from or to `id`, counted up to relationsPerObjectMax. */
+function relationsTouching(relations: TableReader, id: string): number {
+  const outgoing = relations.count({ prefix: [id], limit: relationsPerObjectMax });
+  return outgoing + relations.count({ index: 'relations_by_dst', prefix: [id], limit: relationsPerObjectMax - outgoing });
+}
 
 const unlinkResult = z.object({});
 
@@ -360,7 +385,7 @@ export const objectTools: ToolDef[] = [
   }),
   writeTool({
     reducer: typeDefine, args: typeDefineArgs, result: typeDefineResult, title: 'Define type', idempotent: true,
-    description: 'Define or replace an object type: a JSON Schema that attributes of objects of this type must satisfy. Existing objects must satisfy it.',
+    description: 'Define or replace an object type: a JSON Schema the attributes of its objects, existing ones too, must satisfy.',
   }),
   readTool({
     name: 'type_get', title: 'Get type', description: 'Read an object type and its JSON Schema.',

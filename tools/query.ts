@@ -13,9 +13,10 @@ import {
   attributeAt, attributeOrder, attributePredicates, checkPredicates, compareJson, matchesAll,
   type AttributeOrder, type AttributePredicate,
 } from './attribute-predicate.js';
-import { cursorScope, decodeCursorAs, encodeCursor } from './cursor.js';
+import { cursorScope, decodeCursorAs, encodeCursor, jsonFingerprint } from './cursor.js';
 import { readTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
+import { jsonBytes } from './json-bytes.js';
 import { objectView, objectVersionsKeptMax, requireObject } from './objects.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import { pageSizeDefault, pageSizeMax, type ToolDef } from './tool.js';
@@ -35,9 +36,50 @@ const objectOutput = z.object({ id: z.string(), type: z.string(), attributes, ve
 
 // ---- object_find
 
-/** Where a find page ended: the sort value (absent when the object lacks the attribute) and the id. */
-const findPosition = z.object({ id: z.string(), v: z.unknown().optional(), absent: z.boolean().optional() });
+/**
+ * UTF-8 bytes of JSON of a sort value a find cursor carries as is. A longer one travels as its
+ * digest and the next page resumes just after its object, found by id: the cursor stays within
+ * cursorCharsMax whatever the value.
+ */
+export const cursorSortValueBytesMax = 1024;
+
+/**
+ * Where a find page ended: the id and the sort value (v), absent when the object lacks the
+ * attribute, or only its digest (h) when it is longer than cursorSortValueBytesMax.
+ */
+const findPosition = z.object({ id: z.string(), v: z.unknown().optional(), absent: z.boolean().optional(), h: z.string().optional() });
 type FindPosition = z.infer<typeof findPosition>;
+
+function findPositionOf(row: Row, order: AttributeOrder | undefined): JsonValue {
+  const key = sortKey(row, order);
+  if (key.v === undefined) return { id: key.id, absent: true };
+  if (jsonBytes(key.v) > cursorSortValueBytesMax) return { id: key.id, h: jsonFingerprint(key.v) };
+  return { id: key.id, v: key.v as JsonValue };
+}
+
+/** Index of the first sorted match after the cursor's position. */
+function resumeIndex(matches: readonly Row[], order: AttributeOrder, after: FindPosition): number {
+  if (after.h !== undefined) {
+    // Only a digest of the value: resume after the object itself, which must still sort where it did.
+    const at = matches.findIndex((row) => row['id'] === after.id);
+    if (at < 0 || jsonFingerprint(sortKey(matches[at]!, order).v) !== after.h) {
+      throw new MemoryError('invalid_argument', `cursor: object ${after.id}, where the last page ended, has changed its ${order.path} or no longer matches`,
+        'start again without a cursor');
+    }
+    return at + 1;
+  }
+  const afterKey = { v: after.absent ? undefined : after.v, id: after.id };
+  const desc = order.desc === true;
+  // First row strictly after the cursor's position (binary search over the sorted matches).
+  let lo = 0;
+  let hi = matches.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(sortKey(matches[mid]!, order), afterKey, desc) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 function sortKey(row: Row, order: AttributeOrder | undefined): { v: unknown; id: string } {
   return { v: order ? attributeAt(row['attributes'], order.path) : undefined, id: row['id'] as string };
@@ -78,19 +120,7 @@ function findPage(view: ReadView, type: string, where: readonly AttributePredica
   }
   const desc = order.desc === true;
   matches.sort((a, b) => compareKeys(sortKey(a, order), sortKey(b, order), desc));
-  let start = 0;
-  if (after) {
-    const afterKey = { v: after.absent ? undefined : after.v, id: after.id };
-    // First row strictly after the cursor's position (binary search over the sorted matches).
-    let lo = 0;
-    let hi = matches.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareKeys(sortKey(matches[mid]!, order), afterKey, desc) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    start = lo;
-  }
+  const start = after ? resumeIndex(matches, order, after) : 0;
   const page = collectPage(matches.slice(start, start + (limit ?? pageSizeDefault) + 1), limit);
   return { rows: page.items, more: page.more };
 }
@@ -106,7 +136,8 @@ const findInput = z.object({
 const objectFind = readTool({
   name: 'object_find',
   title: 'Find objects',
-  description: 'Find objects of a type whose attributes match all predicates (eq ne lt lte gt gte in exists; path is dotted), optionally ordered by an attribute. Paged.',
+  // Ordered pages are keyset pages over a mutable (value, id), computed afresh each page; id order follows the index.
+  description: 'Objects of a type matching all predicates (eq ne lt lte gt gte in exists; dotted path), optionally ordered. Paged; ordered pages may repeat or miss objects written between them.',
   input: findInput,
   output: z.object({ objects: z.array(objectOutput), next_cursor: z.string().optional() }),
   run: ({ memory, caller }, a) => memory.store.read((view) => {
@@ -118,9 +149,7 @@ const objectFind = readTool({
     const objects = rows.map(objectView);
     const last = rows.at(-1);
     if (!more || !last) return { objects };
-    const key = sortKey(last, a.order_by);
-    const position: JsonValue = key.v === undefined ? { id: key.id, absent: true } : { id: key.id, v: key.v as JsonValue };
-    return { objects, next_cursor: encodeCursor(scope, position) };
+    return { objects, next_cursor: encodeCursor(scope, findPositionOf(last, a.order_by)) };
   }),
 });
 
@@ -254,7 +283,7 @@ const historyEntry = z.object({
 const objectHistory = readTool({
   name: 'object_history',
   title: 'Object history',
-  description: 'Versions of an object, newest first: offset, op, reducer, caller, time. include_attributes reads each version\'s attributes from the log. Paged.',
+  description: 'Versions of an object, newest first: offset, op, reducer, caller, time; include_attributes adds their attributes. Paged.',
   input: z.object({ id: objectId, include_attributes: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
   output: z.object({ id: z.string(), versions: z.array(historyEntry), trimmed: z.boolean(), next_cursor: z.string().optional() }),
   async run({ memory, caller }, a) {

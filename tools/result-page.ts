@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { jsonBytes } from './json-bytes.js';
 import { pageSizeDefault, pageSizeMax, resultBytesMax } from './tool.js';
 import { int } from './wire-schema.js';
 
@@ -29,7 +30,7 @@ export function collectPage<T>(source: Iterable<T>, limit: number | undefined, b
   let bytes = 0;
   for (const item of source) {
     if (items.length === count) return { items, more: true };
-    const itemBytes = Buffer.byteLength(JSON.stringify(item)) + 1;
+    const itemBytes = jsonBytes(item) + 1;
     if (bytes + itemBytes > bytesMax) {
       if (items.length === 0) throw new MemoryError('limit_exceeded', `one item exceeds the ${bytesMax}-byte page bound`);
       return { items, more: true };

@@ -8,13 +8,15 @@ import { defineReducer, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
 import { patterned, rowId } from './identifiers.js';
+import { boundJsonBytes } from './json-bytes.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
 export const agentNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$/;
 export const sessionTitleCharsMax = 256;
-export const sessionDetailsCharsMax = 16 * 1024;
+/** UTF-8 bytes of JSON of a session's details (merged at the end). */
+export const sessionDetailsBytesMax = 16 * 1024;
 export const sessionOutcomes = ['completed', 'failed', 'cancelled'] as const;
 
 export const agentSessionsTable: TableSchema = {
@@ -36,10 +38,7 @@ export const agentSessionsTable: TableSchema = {
 const details = jsonObject;
 
 function boundDetails(value: unknown): void {
-  const text = JSON.stringify(value);
-  if (text !== undefined && text.length > sessionDetailsCharsMax) {
-    throw new MemoryError('limit_exceeded', `details exceed ${sessionDetailsCharsMax} characters of JSON`);
-  }
+  boundJsonBytes('details', value, 'sessionDetailsBytesMax', sessionDetailsBytesMax);
 }
 
 const startArgs = z.object({ agent: patterned(agentNamePattern, 'agent'), title: z.string().max(sessionTitleCharsMax).optional(), details: details.optional() });

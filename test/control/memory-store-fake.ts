@@ -43,6 +43,9 @@ class FakeTable implements TableReader {
     const rows = [...this.scan(options)];
     return rows.length === options.limit ? { rows, nextKey: JSON.stringify(this.keyOf(rows[rows.length - 1]!)) } : { rows };
   }
+  count(options: ScanOptions & { limit: number }): number {
+    return [...this.scan(options)].length;
+  }
   put(row: Record<string, unknown>): void {
     this.rows.set(JSON.stringify(this.keyOf(row as Row)), row as Row);
   }

@@ -1,4 +1,8 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { MemoryError } from '../../storage/errors.js';
+import { instanceViewBytesMax, reasonCharsMax, taskNameCharsMax, tasksPerInstanceMax } from '../../tools/bpmn.js';
+import { jsonBytes } from '../../tools/json-bytes.js';
+import { resultBytesMax } from '../../tools/tool.js';
 import { alice, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -12,6 +16,26 @@ afterEach(async () => {
 const outbox = () => f.memory.store.read((v) => [...v.table('run_outbox').scan()].map((r) => ({ ...r })));
 
 describe('bpmn', () => {
+  test('every instance the writes accept stays readable whole: the write that would pass instanceViewBytesMax is refused', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    // Within every per-field limit: a control character is 6 bytes of JSON, '日' 3 (680 of them fill a 2 KiB result).
+    const long = '\u0001'.repeat(taskNameCharsMax);
+    const result = { r: '日'.repeat(680) };
+    let refused: MemoryError | undefined;
+    for (let i = 1; i <= tasksPerInstanceMax && !refused; i++) {
+      refused = await f.call('bpmn_move_token', { instance, token, to: 'n', user_task: { name: long, assignee: long } })
+        .then(() => f.call('bpmn_complete_task', { instance, task: `task_${i}`, result }))
+        .then(() => undefined, (e: MemoryError) => e);
+      const view = await f.call('bpmn_instance_get', { instance });
+      expect(jsonBytes(view)).toBeLessThanOrEqual(instanceViewBytesMax);
+    }
+    expect(refused?.code).toBe('limit_exceeded');
+    expect(refused?.message).toMatch(/instanceViewBytesMax/);
+    // Finishing is never refused for size, and the finished instance is still one result.
+    await f.call('bpmn_fail', { instance, reason: '\u0001'.repeat(reasonCharsMax) });
+    expect(jsonBytes(await f.call('bpmn_instance_get', { instance }))).toBeLessThanOrEqual(resultBytesMax);
+  });
+
   test('an instance runs to completion: start, move, user task, complete; its run lands in the outbox in the same transaction', async () => {
     const started = await f.call('bpmn_start', { definition: 'invoice:2', start_node: 'start', variables: { amount: 120 } });
     expect(started).toMatchObject({ instance: expect.stringMatching(/^bpm_/), token: 'tok_1' });

@@ -1,6 +1,13 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { memoryTools } from '../../tools/index.js';
-import { attributesCharsMax } from '../../tools/objects.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import type { MemoryError } from '../../storage/errors.js';
+import { defineReducer, type ReducerDef } from '../../storage/reducer.js';
+import { Store } from '../../storage/store.js';
+import { memoryModule, memoryTools } from '../../tools/index.js';
+import { attributesBytesMax, relationsPerObjectMax } from '../../tools/objects.js';
 import { alice, bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -55,7 +62,7 @@ describe('object_put and object_get', () => {
     await expectRefused(f, f.call('object_put', { id: 'x'.repeat(129), type: 'note', attributes: {} }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'bad type!', attributes: {} }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, expected_version: 1.5 }), 'invalid_argument');
-    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(attributesCharsMax) } }), 'limit_exceeded');
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(attributesBytesMax) } }), 'limit_exceeded');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: { big: 'x'.repeat(600 * 1024) } }), 'limit_exceeded');
   });
 
@@ -210,4 +217,39 @@ test('objects, types and relations survive a restart', async () => {
   expect(f.memory.store.stateHash()).toBe(hash);
   expect(await f.call('object_get', { id: 'ann' })).toMatchObject({ attributes: { name: 'Ann' } });
   await expectRefused(f, f.call('object_put', { type: 'person', attributes: { name: 3 } }), 'invalid_argument');
+});
+
+describe('relations per object', () => {
+  // Seeded in bulk (object_link alone would take 10,000 transactions): relations as heavy as rows get.
+  const seedRelations = defineReducer({
+    name: 'test_seed_relations',
+    args: z.object({ src: z.string(), dst: z.string(), n: z.number() }),
+    run(ctx, a): Record<string, never> {
+      for (let k = 0; k < a.n; k++) {
+        ctx.table('relations').insert({ src: a.src, kind: `k${k}`.padEnd(64, 'k'), dst: a.dst, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject });
+      }
+      return {};
+    },
+  });
+
+  test('an object takes at most relationsPerObjectMax relations in and out together, and then can still be deleted', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ioboxx-relations-'));
+    const store = await Store.open({ dir, module: { ...memoryModule, reducers: [...memoryModule.reducers, seedRelations as ReducerDef] } });
+    try {
+      const caller = { tenant: 'acme', subject: '日'.repeat(255) };
+      const [hub, s0, s1, s2] = ['h', '0', '1', '2'].map((c) => c.repeat(128)) as [string, string, string, string];
+      for (const id of [hub, s0, s1, s2]) await store.call('object_put', { id, type: 'node', attributes: {} }, caller);
+      // Incoming only: a hub that links to nothing is bounded too.
+      for (const src of [s0, s1]) await store.call('test_seed_relations', { src, dst: hub, n: relationsPerObjectMax / 2 }, caller);
+      const refused = (call: Promise<unknown>) => call.then(() => { throw new Error('the link was accepted'); }, (e: MemoryError) => e);
+      const asDst = await refused(store.call('object_link', { src: s2, kind: 'k', dst: hub }, caller));
+      expect(asDst).toMatchObject({ code: 'limit_exceeded', message: expect.stringMatching(/dst object h+ .*relationsPerObjectMax/), hint: expect.stringMatching(/unlink/) });
+      expect(await refused(store.call('object_link', { src: hub, kind: 'k', dst: s2 }, caller))).toMatchObject({ code: 'limit_exceeded', message: expect.stringMatching(/src object h+ /) });
+      expect((await store.call('object_link', { src: s2, kind: 'k', dst: s0 }, caller)).result).toEqual({ created: true });
+      expect((await store.call('object_delete', { id: hub }, caller)).result).toMatchObject({ relations_removed: relationsPerObjectMax });
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

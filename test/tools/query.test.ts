@@ -1,5 +1,9 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
-import { cursorTtlMs } from '../../tools/cursor.js';
+import { MemoryError } from '../../storage/errors.js';
+import { cursorCharsMax, cursorTtlMs, encodeCursor } from '../../tools/cursor.js';
+import { jsonBytes } from '../../tools/json-bytes.js';
+import { attributesBytesMax } from '../../tools/objects.js';
+import { cursorSortValueBytesMax } from '../../tools/query.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -76,6 +80,44 @@ describe('object_find', () => {
     expect(rest.next_cursor).toBeUndefined();
   });
 
+  test('ordered paging continues past sort values of any length; the cursor stays within cursorCharsMax', async () => {
+    // Keys share a long prefix, so only their ends order them; the longest id and values at and past the carried bound.
+    const id = (n: number) => `${n}`.padEnd(128, 'i');
+    const atBound = '日'.repeat(Math.floor((cursorSortValueBytesMax - 2) / 3)) + 'x'.repeat((cursorSortValueBytesMax - 2) % 3);
+    const values = ['a'.repeat(5000) + 'b', 'a'.repeat(5000) + 'c', atBound, atBound + 'x', '😀'.repeat(4000), 'z'];
+    for (const [n, v] of values.entries()) await f.call('object_put', { id: id(n), type: 'doc', attributes: { k: v } });
+    const order = values.map((v, n) => [v, id(n)] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, i]) => i);
+    const cursors: string[] = [];
+    let cursor: string | undefined;
+    const seen: string[] = [];
+    do {
+      const page = await f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.objects.map((o: { id: string }) => o.id));
+      cursor = page.next_cursor;
+      if (cursor) cursors.push(cursor);
+    } while (cursor);
+    expect(seen).toEqual(order);
+    for (const c of cursors) expect(c.length).toBeLessThanOrEqual(cursorCharsMax);
+    expect(await findAll({ type: 'doc', order_by: { path: 'k', desc: true } }, 2)).toEqual([...order].reverse());
+  });
+
+  test('a position too long for a cursor is limit_exceeded, never an internal error', () => {
+    const error = (() => { try { encodeCursor('scope', 'p'.repeat(cursorCharsMax)); } catch (e) { return e; } })();
+    expect(error).toBeInstanceOf(MemoryError);
+    expect((error as MemoryError).code).toBe('limit_exceeded');
+    expect((error as MemoryError).message).toMatch(/cursorCharsMax/);
+  });
+
+  test('a cursor past a long sort value is invalid_argument once that object has changed, telling to start again', async () => {
+    const long = 'q'.repeat(cursorSortValueBytesMax * 2);
+    for (const id of ['a', 'b', 'c']) await f.call('object_put', { id, type: 'doc', attributes: { k: `${long}${id}` } });
+    const first = await f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1 });
+    expect(first.objects.map((o: { id: string }) => o.id)).toEqual(['a']);
+    await f.call('object_patch', { id: 'a', set: { k: `${long}d` } });
+    const error = await expectRefused(f, f.call('object_find', { type: 'doc', order_by: { path: 'k' }, limit: 1, cursor: first.next_cursor }), 'invalid_argument', /object a/);
+    expect(error.hint).toMatch(/start again/);
+  });
+
   test('forged, edited, foreign and stale cursors are invalid_argument', async () => {
     await seedPeople();
     const page = await f.call('object_find', { type: 'person', limit: 2 });
@@ -110,6 +152,27 @@ describe('object_find', () => {
     expect(page.objects.length).toBeLessThan(6);
     expect(Buffer.byteLength(JSON.stringify(page))).toBeLessThanOrEqual(256 * 1024);
     expect(await findAll({ type: 'blob' }, 200)).toEqual(['big0', 'big1', 'big2', 'big3', 'big4', 'big5']);
+  });
+});
+
+describe('attributes at their byte bound', () => {
+  test('attributes are bounded in UTF-8 bytes: the largest multi-byte object is readable by get, find, history and as-of', async () => {
+    // {"body":"…"} is 11 bytes around the text; '日' is 3 bytes in UTF-8 (1 UTF-16 unit).
+    const room = attributesBytesMax - 11;
+    const largest = { body: '日'.repeat(Math.floor(room / 3)) + 'x'.repeat(room % 3) };
+    expect(jsonBytes(largest)).toBe(attributesBytesMax);
+    await expectRefused(f, f.call('object_put', { type: 'doc', attributes: { body: largest.body + 'x' } }), 'limit_exceeded', /attributesBytesMax/);
+    await expectRefused(f, f.call('object_put', { type: 'doc', attributes: { body: '日'.repeat(100_000) } }), 'limit_exceeded', /attributesBytesMax/);
+    await f.call('object_put', { id: 'a', type: 'doc', attributes: { body: 'small' } });
+    const { offset } = await f.call('object_put', { id: 'big', type: 'doc', attributes: largest });
+    await f.call('object_put', { id: 'z', type: 'doc', attributes: { body: 'small' } });
+    expect((await f.call('object_get', { id: 'big' })).attributes).toEqual(largest);
+    expect(await findAll({ type: 'doc' }, 1)).toEqual(['a', 'big', 'z']);
+    expect(await findAll({ type: 'doc', order_by: { path: 'body' } }, 200)).toEqual(['a', 'z', 'big']);
+    expect((await f.call('object_history', { id: 'big', include_attributes: true })).versions[0].attributes).toEqual(largest);
+    await f.call('object_patch', { id: 'big', set: { body: 'now small' } });
+    expect((await f.call('object_history', { id: 'big', include_attributes: true })).versions[1].attributes).toEqual(largest);
+    expect((await f.call('object_get_as_of', { id: 'big', offset })).attributes).toEqual(largest);
   });
 });
 
