@@ -231,6 +231,8 @@ export class Store implements StoreApi {
   private readonly derivedByTable = new Map<string, DerivedIndex[]>();
   private readonly hub = new SubscriptionHub();
   private readonly commitListeners = new Set<(txs: readonly TxRecord[]) => void>();
+  /** Snapshot directories the open found invalid and skipped: retention never counts them as kept. */
+  private readonly damagedSnapshotDirs = new Set<string>();
   private readonly queue: Pending[] = [];
   private waiters: Waiter[] = [];
   private log!: Commitlog;
@@ -396,6 +398,7 @@ export class Store implements StoreApi {
       } catch (error) {
         if (!(error instanceof SnapshotInvalid)) throw error;
         skipped.push(error.message);
+        this.damagedSnapshotDirs.add(ref.dir); // never one of the kept: the log below it must stay
       }
     }
     if (logExists && logFirst > 0) {
@@ -1020,7 +1023,7 @@ export class Store implements StoreApi {
       this.lastSnapshotHash = manifest.stateHash;
     }
     this.txSinceSnapshot = Math.max(0, this.applied - offset);
-    const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept);
+    const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept, this.damagedSnapshotDirs);
     if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
     return { offset, stateHash: manifest.stateHash };
   }

@@ -25,14 +25,16 @@ export async function removeUnfinishedSnapshots(storeDir: string, fl: FileLayer)
 }
 
 /**
- * Keep the newest `kept` snapshots that have a manifest; delete the older ones and every
- * unfinished directory. A damaged one (its manifest is there but invalid) newer than the newest
- * complete one stays for the operator: the open reports it as skipped. Returns the offset of the
- * oldest kept snapshot when `kept` are present: the log up to it is no longer needed.
+ * Keep the newest `kept` snapshots that have a manifest and are not known to be damaged
+ * (`damaged`: the directories the open found invalid and skipped); delete the older ones,
+ * the damaged ones among them, and every unfinished directory. A damaged one (its manifest is
+ * there but invalid) newer than the newest complete one stays for the operator: the open reports
+ * it as skipped. Returns the offset of the oldest kept snapshot when `kept` are present: the log
+ * up to it is no longer needed, so it must be one that verified.
  */
-export async function applySnapshotRetention(storeDir: string, fl: FileLayer, kept: number): Promise<number | undefined> {
+export async function applySnapshotRetention(storeDir: string, fl: FileLayer, kept: number, damaged: ReadonlySet<string> = new Set()): Promise<number | undefined> {
   const refs = await listSnapshots(storeDir, fl); // newest first
-  const complete = refs.filter((r) => r.manifest);
+  const complete = refs.filter((r) => r.manifest && !damaged.has(r.dir));
   const keep = new Set(complete.slice(0, kept).map((r) => r.dir));
   const newest = complete[0]?.offset ?? -1;
   let removed = 0;

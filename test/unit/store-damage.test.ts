@@ -108,6 +108,33 @@ describe('damage', () => {
     await reopened.close();
   });
 
+  test('a snapshot found damaged at open is not one of the two kept: the next snapshot keeps the verified one, so a second fault still falls back', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
+    for (let i = 0; i < 20; i++) await store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller);
+    const good = await store.snapshot();
+    for (let i = 0; i < 20; i++) await store.call('bump', { id: `o${i}`, by: 1 }, testCaller);
+    const damaged = await store.snapshot();
+    await store.close();
+    const snapshotDir = (offset: number) => path.join(dir, 'snapshots', String(offset).padStart(20, '0'));
+    flipBit(path.join(snapshotDir(damaged.offset), 'state.msgpack'), 10);
+
+    const reopened = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
+    expect(reopened.report.snapshotOffset).toBe(good.offset);
+    for (let i = 0; i < 20; i++) await reopened.call('bump', { id: `o${i}`, by: 1 }, testCaller);
+    const newest = await reopened.snapshot(); // retention runs here, and retires segments below the older kept one
+    await reopened.call('bump', { id: 'o1', by: 1 }, testCaller);
+    const hash = reopened.stateHash();
+    await reopened.close();
+    expect(readdirSync(path.join(dir, 'snapshots')).sort()).toEqual([snapshotDir(good.offset), snapshotDir(newest.offset)].map((d) => path.basename(d)));
+
+    flipBit(path.join(snapshotDir(newest.offset), 'state.msgpack'), 10);
+    const again = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
+    expect(again.report.snapshotOffset).toBe(good.offset);
+    expect(again.stateHash()).toBe(hash);
+    await again.close();
+  });
+
   test('old segments are deleted only when all of them lie below the older kept snapshot', async () => {
     const dir = tmp();
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
