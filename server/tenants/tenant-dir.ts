@@ -4,9 +4,10 @@
  * path on disk are checked to sit directly under the tenants root, so neither a crafted id nor a
  * planted symlink can point one tenant's store at another place.
  */
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { MemoryError } from '../../storage/errors.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { parseTenantId } from './tenant-id.js';
 
 export const tenantsDirName = 'tenants';
@@ -32,12 +33,7 @@ export async function ensureTenantDir(dataDir: string, tenant: string): Promise<
   // Created only when missing: a tenant's directory exists on every open after its first.
   const stats = await lstat(dir).catch(async (error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
-    // The root first, then the tenant's own without `recursive`: a recursive mkdir reports a
-    // full disk as ENOENT, and the operator must read ENOSPC.
-    await mkdir(root, { recursive: true });
-    await mkdir(dir).catch((mkdirError: NodeJS.ErrnoException) => {
-      if (mkdirError.code !== 'EEXIST') throw mkdirError; // another open raced this one
-    });
+    await nodeFileLayer.mkdirp(dir); // says ENOSPC or EROFS where a plain recursive mkdir says ENOENT
     return lstat(dir);
   });
   if (!stats.isDirectory() || stats.isSymbolicLink()) {

@@ -124,7 +124,14 @@ export class NodeFileLayer implements FileLayer {
     return fsp.rm(dir, { recursive: true, force: true });
   }
   async mkdirp(dir: string): Promise<void> {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      // A recursive mkdir reports a read-only or full filesystem (EROFS, ENOSPC, EACCES) as
+      // ENOENT: one level at a time says which it was.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await mkdirEachLevel(path.resolve(dir));
+    }
   }
   readdir(dir: string): Promise<string[]> {
     return fsp.readdir(dir);
@@ -150,3 +157,18 @@ export class NodeFileLayer implements FileLayer {
 }
 
 export const nodeFileLayer = new NodeFileLayer();
+
+/** Creates `dir` and its missing parents one level at a time, so a failure carries its real errno. */
+async function mkdirEachLevel(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let at = dir; ; at = path.dirname(at)) {
+    if (await fsp.stat(at).then(() => true, () => false)) break;
+    missing.unshift(at);
+    if (path.dirname(at) === at) break;
+  }
+  for (const level of missing) {
+    await fsp.mkdir(level, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  }
+}
