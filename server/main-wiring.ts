@@ -302,6 +302,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
           secret, control: plane,
           onLanded: () => control.projectSoon(),
           onRejected: (reason) => recorder.onRefusal({ path: keycloakWebhookPath, status: 401, reason }),
+          onFailed: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'Keycloak event not landed (answered 500)'),
         });
         webhook(req, res, next);
       });

@@ -120,6 +120,10 @@ export async function startControlRuntime(input: {
         shipper?.nudge();
       },
       onError: (job, error) => log.warn({ job, err: errorText(error), retryInMs: workRetryMs }, 'control-plane work failed; will retry'),
+      onEventRefused: (landingId, tenant, error) => log.error(
+        { landingId, tenant, err: errorText(error) },
+        'Keycloak event refused by its tenant for good: marked projected without applying it (reason in kc_event_landing.projection_error)',
+      ),
     });
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));
     changedBeforeConnect.clear();

@@ -20,6 +20,8 @@ export const connectTimeoutMs = 5_000;
 /** Bounds on what one call may read or write. */
 export const pageRowsMax = 10_000;
 export const stageEventsMax = 10_000;
+/** A refusal kept with its landing is cut to this: enough to act on. */
+export const projectionErrorCharsMax = 1_000;
 export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export interface ControlPlaneConfig {
@@ -126,7 +128,8 @@ export interface ControlPlane {
 
   landKeycloakEvent(event: KeycloakLanding): Promise<{ landingId: number; duplicate: boolean }>;
   pendingKeycloakEvents(limit: number): Promise<LandedKeycloakEvent[]>;
-  markProjected(landingId: number, projector?: string): Promise<void>;
+  /** `refusal`: why the tenant refused the event for good (kept in projection_error; it was not applied). */
+  markProjected(landingId: number, projector?: string, refusal?: string): Promise<void>;
   /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
   rememberOrganization(orgId: string, alias: string): Promise<void>;
   organizationAlias(orgId: string): Promise<string | undefined>;
@@ -276,9 +279,12 @@ function controlPlaneOn(
       }));
     },
 
-    async markProjected(landingId, projector = 'kc') {
+    async markProjected(landingId, projector = 'kc', refusal) {
       await inTransaction(pool, async (client) => {
-        await client.query('update kc_event_landing set projected_at = now() where landing_id = $1 and projected_at is null', [landingId]);
+        await client.query(
+          'update kc_event_landing set projected_at = now(), projection_error = $2 where landing_id = $1 and projected_at is null',
+          [landingId, refusal?.slice(0, projectionErrorCharsMax) ?? null],
+        );
         await client.query(
           `insert into projector_progress (projector, landing_id) values ($1, $2)
            on conflict (projector) do update set landing_id = greatest(projector_progress.landing_id, excluded.landing_id), updated_at = now()`,

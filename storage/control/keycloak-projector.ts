@@ -15,8 +15,26 @@ export type ApplyKeycloakEvent = (tenant: string, event: KeycloakEvent, landingI
 
 export interface ProjectionResult {
   readonly projected: number;
-  /** Events with no tenant, or that their tenant refused as invalid: marked, not applied. */
+  /** Events with no tenant, or that their tenant refused for good: marked, not applied. */
   readonly skipped: number;
+}
+
+export interface ProjectionOptions {
+  readonly batchMax?: number;
+  /** An event its tenant refused for good (marked projected with the reason, not applied): log it. */
+  readonly onRefused?: (landingId: number, tenant: string, error: unknown) => void;
+}
+
+/**
+ * Whether the tenant refused the event for good: a typed refusal other than "away/busy", or the
+ * engine refusing the data itself (a RangeError such as a stack overflow on a deeply nested
+ * event, a TypeError). Applying it again would fail the same way and block every later event of
+ * every tenant, so it is marked instead. Anything else (the database or the tenant's store away,
+ * a crash) is retried, in order.
+ */
+export function refusedForGood(error: unknown): boolean {
+  if (error instanceof MemoryError) return error.code !== 'unavailable' && error.code !== 'busy';
+  return error instanceof RangeError || error instanceof TypeError;
 }
 
 /**
@@ -34,7 +52,7 @@ export async function tenantOf(control: ControlPlane, event: KeycloakEvent): Pro
 export async function projectKeycloakEvents(
   control: ControlPlane,
   applyToTenant: ApplyKeycloakEvent,
-  options: { batchMax?: number } = {},
+  options: ProjectionOptions = {},
 ): Promise<ProjectionResult> {
   const batchMax = options.batchMax ?? projectorBatchMax;
   let projected = 0;
@@ -45,6 +63,7 @@ export async function projectKeycloakEvents(
     for (const landed of pending) {
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
       const tenant = await tenantOf(control, event);
+      let refusal: string | undefined;
       if (tenant === null) {
         skipped++;
       } else {
@@ -52,12 +71,13 @@ export async function projectKeycloakEvents(
           await applyToTenant(tenant, event, landed.landingId);
           projected++;
         } catch (error) {
-          // A malformed event would block every later one forever: it is refused, not retried.
-          if (!(error instanceof MemoryError && error.code === 'invalid_argument')) throw error;
+          if (!refusedForGood(error)) throw error;
+          options.onRefused?.(landed.landingId, tenant, error);
+          refusal = error instanceof Error ? error.message : String(error);
           skipped++;
         }
       }
-      await control.markProjected(landed.landingId, keycloakProjectorName);
+      await control.markProjected(landed.landingId, keycloakProjectorName, refusal);
     }
   }
 }

@@ -117,6 +117,15 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'keycloak projection errors',
+    sql: `
+      -- Why a tenant refused a landed event for good (it is marked projected, not applied, so
+      -- it cannot block the events after it); null for events applied or without a tenant.
+      alter table kc_event_landing add column projection_error text;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

@@ -76,3 +76,23 @@ test('each landed event reaches the tenant store exactly once, across a crash be
   expect(await memory.store.read((view) => view.table('kc_landings').size)).toBe(2);
   expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
 });
+
+test('an event its tenant refuses for good (nested too deep for the store) is marked with the reason and the next one is applied', async () => {
+  const depth = 3_000;
+  const deep = JSON.parse(`{"uid":"kc-deep","time":3000,"type":"access.REGISTER","userId":"u-deep","details":{"org_alias":"acme"},"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+  // Landed before the webhook refused such events (or by another node): straight into the landing table.
+  await control.landKeycloakEvent({ dedupKey: 'id:kc-deep', tenant: 'acme', kind: 'user', eventType: 'REGISTER', eventTimeMs: 3000, raw: deep });
+  expect(await deliver({ uid: 'kc-after', time: 3001, type: 'access.REGISTER', realmId: 'r', userId: 'u-after', details: { org_alias: 'acme', username: 'after' } })).toBe(202);
+
+  const refused: Array<[string, string]> = [];
+  const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  };
+  const result = await projectKeycloakEvents(control, apply, { onRefused: (_id, tenant, error) => refused.push([tenant, (error as Error).name]) });
+  expect(result).toEqual({ projected: 1, skipped: 1 });
+  expect(refused).toEqual([['acme', 'RangeError']]);
+  expect(await control.pendingKeycloakEvents(10)).toEqual([]);
+  const users = await memory.store.read((view) => [...view.table('kc_users').scan()].map((u) => u.user_id));
+  expect(users).toContain('u-after');
+  expect(users).not.toContain('u-deep');
+});
