@@ -11,12 +11,24 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
+import { isDatabaseError } from './database-error.js';
 import { applyMigrations } from './migrations.js';
 import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 
 export const poolMaxDefault = 10;
 export const connectTimeoutMs = 5_000;
+/**
+ * A query with no answer for this long rejects, and its client is destroyed (never returned to
+ * the pool): a server gone silent (stopped, or a network path dropping packets without a reset)
+ * would otherwise hold the control plane's work, and its readiness probe, forever.
+ */
+export const queryTimeoutMsDefault = 30_000;
+/**
+ * The server cancels a statement running this long (set on each connection), before the client
+ * gives up on it: a slow but live server answers with an error and the connection stays usable.
+ */
+export const statementTimeoutMsOf = (queryTimeoutMs: number): number => Math.max(1, queryTimeoutMs - Math.min(5_000, queryTimeoutMs / 10));
 /** Bounds on what one call may read or write. */
 export const pageRowsMax = 10_000;
 export const stageEventsMax = 10_000;
@@ -32,6 +44,8 @@ export interface ControlPlaneConfig {
   /** Required for the embedded database: it persists under `${dataDir}/control-pg`. */
   readonly dataDir?: string;
   readonly poolMax?: number;
+  /** See queryTimeoutMsDefault. */
+  readonly queryTimeoutMs?: number;
 }
 
 /** Reads DATABASE_URL and DATABASE_DIRECT_URL. */
@@ -173,10 +187,19 @@ export async function openControlPlane(config: ControlPlaneConfig): Promise<Cont
   }
   try {
     const migrated = await applyMigrations(directUrl!);
+    const queryTimeoutMs = config.queryTimeoutMs ?? queryTimeoutMsDefault;
     const pool = new pg.Pool({
       connectionString: pgConnectionString(url),
       max: embedded ? embeddedPoolMax : (config.poolMax ?? poolMaxDefault),
       connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: queryTimeoutMs,
+      // TCP keepalives: an idle connection whose server vanished is noticed and dropped.
+      keepAlive: true,
+    });
+    // Queued before the client's first query, so it runs first on every new connection. Set by
+    // SET, not as a startup parameter: a transaction-mode pooler (PgBouncer) refuses those.
+    pool.on('connect', (client) => {
+      client.query(`set statement_timeout = ${statementTimeoutMsOf(queryTimeoutMs)}`).catch(() => undefined);
     });
     // An idle client whose server went away emits here; the next query reconnects.
     pool.on('error', () => undefined);
@@ -202,17 +225,22 @@ function assertLimit(limit: number): void {
 
 async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query('begin');
-    const result = await fn(client);
+    result = await fn(client);
     await client.query('commit');
-    return result;
   } catch (error) {
-    await client.query('rollback').catch(() => undefined);
+    // Only a client whose server answered is rolled back and lent again. One that timed out or
+    // lost its connection (or whose rollback failed) may still wait on a silent server: released
+    // as broken, the pool destroys it.
+    const answered = !isDatabaseError(error) || error instanceof pg.DatabaseError;
+    const rolledBack = answered && (await client.query('rollback').then(() => true, () => false));
+    client.release(!rolledBack);
     throw error;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }
 
 const batchColumns = `tenant, batch_seq::text, first_seq::text, last_seq::text, event_count, sha256, prev_sha256,
