@@ -24,7 +24,7 @@ import { startControlRuntime, type ControlRuntime, type WithTenant } from './con
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
-import { dataDirProbe, healthRouter } from './ops/health.js';
+import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
@@ -214,10 +214,20 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       rowBytes: () => sumRowBytes(registry.openStores().map((memory) => memory.store.rowBytes())),
       auditBacklog: async () => {
         const plane = controlRuntime?.control;
-        return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;
+        if (!plane) throw new Error('control plane not connected');
+        return (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0);
       },
+      controlPlaneUp: async () => (await runProbes([postgresReadiness]))[0]!.ok,
     },
   });
+  const postgresReadiness: ReadinessProbe = {
+    name: 'postgres',
+    check: async () => {
+      const plane = controlRuntime?.control;
+      if (!plane) throw new Error('control plane not connected');
+      await plane.auditBacklog();
+    },
+  };
   // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
   let servingForRegistry: HttpServing | undefined;
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
@@ -276,14 +286,11 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     admission: callAdmission({ guard }),
     mount: (app) => {
       app.use(healthRouter({
-        probes: [dataDirProbe(config.dataDir), {
-          name: 'postgres',
-          check: async () => {
-            const plane = control.control;
-            if (!plane) throw new Error('control plane not connected');
-            await plane.auditBacklog();
-          },
-        }],
+        probes: [
+          dataDirProbe(config.dataDir),
+          postgresReadiness,
+          ...(control.auditBucket !== undefined ? [s3Probe(control.auditBucket)] : []),
+        ],
         draining: () => !calls.accepting,
       }));
       app.use(metricsRouter(metrics));

@@ -33,6 +33,8 @@ export interface ControlRuntime {
   /** Undefined until Postgres is reachable (retried in the background). */
   readonly control: ControlPlane | undefined;
   readonly s3Configured: boolean;
+  /** The audit bucket when S3 is configured (its readiness probe asks it). */
+  readonly auditBucket: AuditBucket | undefined;
   /** A tenant committed something: stage its access log and drain its outbox soon. */
   tenantChanged(tenant: string): void;
   /** A server-level denial (no tenant store involved): staged straight to Postgres. */
@@ -151,6 +153,7 @@ export async function startControlRuntime(input: {
       return control;
     },
     s3Configured: bucket !== undefined,
+    auditBucket: bucket,
     tenantChanged(tenant) {
       if (worker) worker.nudgeTenant(tenant, accessFor(tenant));
       else if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);

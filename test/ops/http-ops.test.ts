@@ -112,6 +112,23 @@ describe('/metrics', () => {
   });
 });
 
+test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
+  const down = new OpsMetrics({
+    processMetrics: false,
+    probes: {
+      openTenants: () => 1,
+      auditBacklog: async () => { throw new Error('connect ECONNREFUSED 127.0.0.1:5432'); },
+      controlPlaneUp: async () => false,
+    },
+  });
+  const families = parsePrometheusText((await down.exposition()).text);
+  expect(families.get('ioboxx_audit_backlog_events')!.samples[0]!.value).toBeNaN();
+  expect(families.get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(0);
+  expect(families.get('ioboxx_open_tenants')!.samples[0]!.value).toBe(1);
+  const up = new OpsMetrics({ processMetrics: false, probes: { controlPlaneUp: () => true } });
+  expect(parsePrometheusText((await up.exposition()).text).get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(1);
+});
+
 test('the strict parser refuses what Prometheus would refuse', () => {
   expect(() => parsePrometheusText('x 1\n')).toThrow(/before any TYPE/);
   expect(() => parsePrometheusText('# TYPE x gauge\nx{a="1} 1\n')).toThrow(/unterminated/);
