@@ -8,7 +8,7 @@
  * most toolArgumentsDepthMax, well-formed Unicode, no "__proto__" key): the projector hands it
  * to its tenant's store as an argument, and a deeper one would overflow the stack there.
  */
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { MemoryError } from '../../storage/errors.js';
 import type { ControlPlane } from '../../storage/control/control-plane.js';
 import { isDatabaseError } from '../../storage/control/database-error.js';
@@ -79,5 +79,24 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
       }
     },
   );
+  // The body parser's refusals are answered here, in the hook's own terms and limit (the MCP
+  // server's handler would answer them as JSON-RPC, naming the MCP body limit).
+  router.use(keycloakWebhookPath, (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const refusal = error as { type?: unknown; status?: unknown; message?: unknown } | null;
+    if (refusal?.type === 'entity.too.large') {
+      options.onRejected?.('body too large');
+      res.status(413).json({
+        error: 'limit_exceeded',
+        message: `Keycloak event larger than ${keycloakEventBytesMax} bytes (keycloakEventBytesMax)`,
+        hint: 'Keycloak events are small; check what the sender posts here',
+      });
+      return;
+    }
+    if (typeof refusal?.status === 'number' && refusal.status >= 400 && refusal.status < 500 && !res.headersSent) {
+      res.status(refusal.status).json({ error: 'invalid_argument', message: `Keycloak event refused: ${String(refusal.message)}` });
+      return;
+    }
+    next(error);
+  });
   return router;
 }

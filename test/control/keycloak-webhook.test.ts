@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
-import { parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
+import { keycloakEventBytesMax, parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
 import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
 import { freshPostgresDatabase } from '../support/services.js';
@@ -149,6 +149,13 @@ describe('POST /hooks/keycloak', () => {
     } finally {
       await other.close();
     }
+  });
+
+  test('a body over the hook\'s own limit is refused with 413 naming that limit (not the MCP body limit)', async () => {
+    const body = JSON.stringify({ id: 'big', type: 'LOGIN', time: 1, details: { pad: 'x'.repeat(keycloakEventBytesMax) } });
+    const answer = await post(body, signKeycloakBody(body, secret));
+    expect(answer.status).toBe(413);
+    expect(await answer.json()).toMatchObject({ error: 'limit_exceeded', message: `Keycloak event larger than ${keycloakEventBytesMax} bytes (keycloakEventBytesMax)` });
   });
 
   test('a signed body that is not a Keycloak event is refused with 400', async () => {
