@@ -21,6 +21,7 @@ import type { Logger } from './log.js';
 import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
+import { tenantsOnDisk } from './control/startup-drain.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
@@ -152,7 +153,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
     const memory = await openMemory();
     if (!controlChecked) {
       controlChecked = true;
-      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant });
+      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
       else log.info('stdio with the embedded database: run history and audit staging drain when `serve --http` runs on this data dir');
     }
     return memory;
@@ -260,7 +261,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     };
   }
   const withTenant = registryWithTenant(registry);
-  const control = await startControlRuntime({ config, log, withTenant });
+  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => tenantsOnDisk(config.dataDir) });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {

@@ -15,6 +15,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
 
 export const retryDelayMsMin = 500;
 export const retryDelayMsMax = 30_000;
@@ -48,6 +49,11 @@ export async function startControlRuntime(input: {
   readonly config: Config;
   readonly log: Logger;
   readonly withTenant: WithTenant;
+  /**
+   * Tenants whose stores may hold work for the control plane from before this start (every
+   * tenant of the data dir): drained once it connects, not at their next call. Optional.
+   */
+  readonly tenantsAtStart?: () => Promise<readonly string[]>;
 }): Promise<ControlRuntime> {
   const { config, log, withTenant } = input;
   let control: ControlPlane | undefined;
@@ -130,6 +136,7 @@ export async function startControlRuntime(input: {
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));
     changedBeforeConnect.clear();
     worker.nudgeGlobal();
+    if (input.tenantsAtStart) void drainTenantsAtStart(worker, input.tenantsAtStart);
     // Landed events also arrive without a webhook nudge (another node landed them).
     projectorTimer = setInterval(() => worker?.nudgeGlobal(), projectorIntervalMs);
     projectorTimer.unref();
@@ -147,6 +154,23 @@ export async function startControlRuntime(input: {
       });
     }
   });
+
+  const drainTenantsAtStart = async (work: ControlWorker, list: () => Promise<readonly string[]>): Promise<void> => {
+    try {
+      const tenants = await list();
+      if (tenants.length > startupDrainTenantsMax) {
+        log.warn({ tenants: tenants.length, drainedMax: startupDrainTenantsMax }, 'too many tenants to drain at start: the rest drain at their next call');
+      }
+      const drained = tenants.slice(0, startupDrainTenantsMax);
+      await drainTenantsInTurn(drained, (tenant) => {
+        work.nudgeTenant(tenant, accessFor(tenant));
+        return work.whenTenantIdle(tenant);
+      }, () => closed);
+      if (!closed) log.info({ tenants: drained.length }, 'tenants drained at start');
+    } catch (error) {
+      log.error({ err: errorText(error) }, 'tenants could not be listed for the drain at start: they drain at their next call');
+    }
+  };
 
   return {
     get control() {
@@ -178,6 +202,8 @@ export async function startControlRuntime(input: {
       ]);
       if (!waited) log.warn({ waitMs: closeConnectWaitMs }, 'control plane still starting at shutdown; leaving it');
       await worker?.stop();
+      // Denials live only in memory until staged: say how many this shutdown loses.
+      if (pendingDenials.length > 0) log.error({ denials: pendingDenials.length }, 'server audit denials not staged at shutdown (control plane away): lost');
       await shipper?.stop();
       await control?.close();
     },
