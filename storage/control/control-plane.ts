@@ -32,6 +32,8 @@ export const statementTimeoutMsOf = (queryTimeoutMs: number): number => Math.max
 /** Bounds on what one call may read or write. */
 export const pageRowsMax = 10_000;
 export const stageEventsMax = 10_000;
+/** Tenants an event naming no organization reaches for one user (a user is in a few organizations). */
+export const kcUserTenantsMax = 1_000;
 /** A refusal kept with its landing is cut to this: enough to act on. */
 export const projectionErrorCharsMax = 1_000;
 export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -147,6 +149,10 @@ export interface ControlPlane {
   /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
   rememberOrganization(orgId: string, alias: string): Promise<void>;
   organizationAlias(orgId: string): Promise<string | undefined>;
+  /** Records that Keycloak user `userId` is known in `tenant` (an event about the user was applied there). */
+  rememberUserTenant(userId: string, tenant: string): Promise<void>;
+  /** The tenants `userId` is known in, at most kcUserTenantsMax. */
+  userTenants(userId: string): Promise<string[]>;
 
   /** True when inserted, false when the run was already recorded. */
   insertRunHistory(row: RunHistoryRow): Promise<boolean>;
@@ -333,6 +339,18 @@ function controlPlaneOn(
     async organizationAlias(orgId) {
       const result = await pool.query<{ alias: string }>('select alias from kc_organizations where org_id = $1', [orgId]);
       return result.rows[0]?.alias;
+    },
+
+    async rememberUserTenant(userId, tenant) {
+      await pool.query('insert into kc_user_tenants (user_id, tenant) values ($1, $2) on conflict do nothing', [userId, tenant]);
+    },
+
+    async userTenants(userId) {
+      const result = await pool.query<{ tenant: string }>(
+        `select tenant from kc_user_tenants where user_id = $1 order by tenant limit ${kcUserTenantsMax}`,
+        [userId],
+      );
+      return result.rows.map((r) => r.tenant);
     },
 
     async insertRunHistory(row) {

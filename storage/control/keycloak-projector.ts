@@ -2,7 +2,8 @@
  * Applies landed Keycloak events to their tenants' `kc_*` tables, in landing order, exactly
  * once and restart-safe: `applyToTenant` runs a system reducer that records the landing id in
  * the same transaction as its changes (so applying it again is a no-op), and only then is the
- * landing marked projected. A crash between the two replays the event into a no-op.
+ * landing marked projected. A crash between the two replays the event into a no-op (in every
+ * tenant it reached, for an event applied to each tenant its user is known in).
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
@@ -15,7 +16,7 @@ export type ApplyKeycloakEvent = (tenant: string, event: KeycloakEvent, landingI
 
 export interface ProjectionResult {
   readonly projected: number;
-  /** Events with no tenant, or that their tenant refused for good: marked, not applied. */
+  /** Events that reached no tenant, or that a tenant refused for good: marked, not (all) applied. */
   readonly skipped: number;
 }
 
@@ -62,21 +63,24 @@ export async function projectKeycloakEvents(
     if (pending.length === 0) return { projected, skipped };
     for (const landed of pending) {
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
-      const tenant = await tenantOf(control, event);
+      const named = await tenantOf(control, event);
+      const user = event.subjectUserId;
+      // An event naming no organization (a user disabled or deleted realm-wide) is about the
+      // user everywhere: it reaches every tenant the user is known in.
+      const tenants = named !== null ? [named] : user !== null ? await control.userTenants(user) : [];
       let refusal: string | undefined;
-      if (tenant === null) {
-        skipped++;
-      } else {
+      for (const tenant of tenants) {
         try {
           await applyToTenant(tenant, event, landed.landingId);
-          projected++;
         } catch (error) {
           if (!refusedForGood(error)) throw error;
           options.onRefused?.(landed.landingId, tenant, error);
-          refusal = error instanceof Error ? error.message : String(error);
-          skipped++;
+          refusal ??= error instanceof Error ? error.message : String(error);
         }
       }
+      if (named !== null && user !== null && refusal === undefined) await control.rememberUserTenant(user, named);
+      if (tenants.length === 0 || refusal !== undefined) skipped++;
+      else projected++;
       await control.markProjected(landed.landingId, keycloakProjectorName, refusal);
     }
   }

@@ -126,6 +126,20 @@ export const migrations: readonly Migration[] = [
       alter table kc_event_landing add column projection_error text;
     `,
   },
+  {
+    version: 4,
+    name: 'keycloak user tenants',
+    sql: `
+      -- The tenants each Keycloak user is known in (learned as the projector applies events that
+      -- name both): an event naming no organization (the user disabled or deleted realm-wide)
+      -- is applied to each of them.
+      create table kc_user_tenants (
+        user_id text not null,
+        tenant text not null,
+        primary key (user_id, tenant)
+      );
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

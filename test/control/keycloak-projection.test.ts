@@ -96,3 +96,27 @@ test('an event its tenant refuses for good (nested too deep for the store) is ma
   expect(users).toContain('u-after');
   expect(users).not.toContain('u-deep');
 });
+
+test('an event naming no organization (a user disabled, then deleting their account) reaches every tenant the user is known in', async () => {
+  expect(await deliver({ uid: 'kc-carol-1', time: 4000, type: 'access.REGISTER', realmId: 'r', userId: 'u-carol', details: { org_alias: 'acme', username: 'carol' } })).toBe(202);
+  expect(await deliver({
+    id: 'kc-carol-2', time: 4001, realmId: 'r', authDetails: { realmId: 'r', userId: 'admin' }, operationType: 'UPDATE', resourceType: 'USER',
+    resourcePath: 'users/u-carol', representation: JSON.stringify({ id: 'u-carol', username: 'carol', enabled: false }),
+  })).toBe(202);
+  const reached: string[] = [];
+  const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+    reached.push(`${tenant}:${event.type}`);
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  };
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 2, skipped: 0 });
+  expect(reached).toEqual(['acme:REGISTER', 'acme:USER-UPDATE']);
+  const carol = () => memory.store.read((view) => [...view.table('kc_users').scan()].find((u) => u.user_id === 'u-carol'));
+  expect(await carol()).toMatchObject({ enabled: false });
+
+  expect(await deliver({ uid: 'kc-carol-3', time: 4002, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-carol', details: {} })).toBe(202);
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 1, skipped: 0 });
+  expect(await carol()).toBeUndefined();
+  // A user no tenant knows: nothing to reach, marked.
+  expect(await deliver({ uid: 'kc-nobody', time: 4003, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-nobody', details: {} })).toBe(202);
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 1 });
+});
