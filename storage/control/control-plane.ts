@@ -201,11 +201,11 @@ export async function openControlPlane(config: ControlPlaneConfig): Promise<Cont
       query_timeout: queryTimeoutMs,
       // TCP keepalives: an idle connection whose server vanished is noticed and dropped.
       keepAlive: true,
-    });
-    // Queued before the client's first query, so it runs first on every new connection. Set by
-    // SET, not as a startup parameter: a transaction-mode pooler (PgBouncer) refuses those.
-    pool.on('connect', (client) => {
-      client.query(`set statement_timeout = ${statementTimeoutMsOf(queryTimeoutMs)}`).catch(() => undefined);
+      // Run on each new connection before it is lent. By SET, not as a startup parameter: a
+      // transaction-mode pooler (PgBouncer) refuses those. A failed SET leaves the client-side bound.
+      onConnect: async (client) => {
+        await client.query(`set statement_timeout = ${statementTimeoutMsOf(queryTimeoutMs)}`).catch(() => undefined);
+      },
     });
     // An idle client whose server went away emits here; the next query reconnects.
     pool.on('error', () => undefined);
