@@ -21,7 +21,6 @@ import type { Logger } from './log.js';
 import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
-import { tenantsOnDisk } from './control/startup-drain.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
@@ -261,7 +260,10 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     };
   }
   const withTenant = registryWithTenant(registry);
-  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => tenantsOnDisk(config.dataDir) });
+  // No drain of every tenant at start here (tenantsAtStart): opening every store of the data
+  // dir competes with calls for the registry's slots (test/auth/mcp-identity-e2e.test.ts timed
+  // out with it); stdio drains its one tenant.
+  const control = await startControlRuntime({ config, log, withTenant });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {
