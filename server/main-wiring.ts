@@ -24,7 +24,7 @@ import { startControlRuntime, type ControlRuntime, type WithTenant } from './con
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
-import { dataDirProbe, healthRouter } from './ops/health.js';
+import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
 import { storeOpenRefusal } from './tenants/open-refusal.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
@@ -163,7 +163,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
     const memory = await openMemory();
     if (!controlChecked) {
       controlChecked = true;
-      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant });
+      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
       else log.info('stdio with the embedded database: run history and audit staging drain when `serve --http` runs on this data dir');
     }
     return memory;
@@ -225,11 +225,21 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       rowBytes: () => sumRowBytes(registry.openStores().map((memory) => memory.store.rowBytes())),
       auditBacklog: async () => {
         const plane = controlRuntime?.control;
-        return plane ? (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0) : 0;
+        if (!plane) throw new Error('control plane not connected');
+        return (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0);
       },
       auditLastShippedAtMs: () => controlRuntime?.auditLastShippedAtMs(),
+      controlPlaneUp: async () => (await runProbes([postgresReadiness]))[0]!.ok,
     },
   });
+  const postgresReadiness: ReadinessProbe = {
+    name: 'postgres',
+    check: async () => {
+      const plane = controlRuntime?.control;
+      if (!plane) throw new Error('control plane not connected');
+      await plane.auditBacklog();
+    },
+  };
   // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
   let servingForRegistry: HttpServing | undefined;
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
@@ -262,6 +272,9 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     };
   }
   const withTenant = registryWithTenant(registry);
+  // No drain of every tenant at start here (tenantsAtStart): opening every store of the data
+  // dir competes with calls for the registry's slots (test/auth/mcp-identity-e2e.test.ts timed
+  // out with it); stdio drains its one tenant.
   const control = await startControlRuntime({ config, log, withTenant });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
@@ -288,14 +301,11 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     admission: callAdmission({ guard }),
     mount: (app) => {
       app.use(healthRouter({
-        probes: [dataDirProbe(config.dataDir), {
-          name: 'postgres',
-          check: async () => {
-            const plane = control.control;
-            if (!plane) throw new Error('control plane not connected');
-            await plane.auditBacklog();
-          },
-        }],
+        probes: [
+          dataDirProbe(config.dataDir),
+          postgresReadiness,
+          ...(control.auditBucket !== undefined ? [s3Probe(control.auditBucket)] : []),
+        ],
         draining: () => !calls.accepting,
       }));
       app.use(metricsRouter(metrics));
@@ -314,6 +324,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
           secret, control: plane,
           onLanded: () => control.projectSoon(),
           onRejected: (reason) => recorder.onRefusal({ path: keycloakWebhookPath, status: 401, reason }),
+          onFailed: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'Keycloak event not landed (answered 500)'),
         });
         webhook(req, res, next);
       });

@@ -4,6 +4,7 @@
  * (counts and durations per day, definition and outcome) computed there in SQL.
  */
 import { z } from 'zod';
+import { isDatabaseError } from '../storage/control/database-error.js';
 import { MemoryError } from '../storage/errors.js';
 import { readTool } from './define-tool.js';
 import type { RunHistoryAggregate, TenantMemory } from './memory.js';
@@ -14,7 +15,6 @@ export const runHistoryDaysMax = 366;
 export const runHistoryRowsMax = 500;
 const dayMs = 86_400_000;
 
-
 /** Aggregates of [fromDay, toDay] (UTC days, inclusive), bounded in days and rows. */
 export async function runHistorySummary(memory: TenantMemory, fromDay: string, toDay: string): Promise<RunHistoryAggregate[]> {
   if (!memory.runHistory) throw new MemoryError('unavailable', 'run history is kept in the control plane, which is not connected', 'retry shortly');
@@ -22,7 +22,10 @@ export async function runHistorySummary(memory: TenantMemory, fromDay: string, t
   const toMs = Date.parse(`${toDay}T00:00:00Z`) + dayMs;
   if (!Number.isFinite(fromMs) || !Number.isFinite(toMs) || toMs <= fromMs) throw new MemoryError('invalid_argument', 'from_day must be a day on or before to_day');
   if ((toMs - fromMs) / dayMs > runHistoryDaysMax) throw new MemoryError('limit_exceeded', `a summary covers at most ${runHistoryDaysMax} days`);
-  const rows = await memory.runHistory.aggregates(fromMs, toMs);
+  const rows = await memory.runHistory.aggregates(fromMs, toMs).catch((error: unknown) => {
+    if (isDatabaseError(error)) throw new MemoryError('unavailable', 'run history is kept in the control plane, which does not answer now', 'retry shortly');
+    throw error;
+  });
   if (rows.length > runHistoryRowsMax) throw new MemoryError('limit_exceeded', `more than ${runHistoryRowsMax} groups: ask for fewer days`);
   return rows;
 }

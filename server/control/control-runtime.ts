@@ -15,6 +15,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
 
 export const retryDelayMsMin = 500;
 export const retryDelayMsMax = 30_000;
@@ -33,6 +34,8 @@ export interface ControlRuntime {
   /** Undefined until Postgres is reachable (retried in the background). */
   readonly control: ControlPlane | undefined;
   readonly s3Configured: boolean;
+  /** The audit bucket when S3 is configured (its readiness probe asks it). */
+  readonly auditBucket: AuditBucket | undefined;
   /** A tenant committed something: stage its access log and drain its outbox soon. */
   tenantChanged(tenant: string): void;
   /** A server-level denial (no tenant store involved): staged straight to Postgres. */
@@ -48,6 +51,11 @@ export async function startControlRuntime(input: {
   readonly config: Config;
   readonly log: Logger;
   readonly withTenant: WithTenant;
+  /**
+   * Tenants whose stores may hold work for the control plane from before this start (every
+   * tenant of the data dir): drained once it connects, not at their next call. Optional.
+   */
+  readonly tenantsAtStart?: () => Promise<readonly string[]>;
 }): Promise<ControlRuntime> {
   const { config, log, withTenant } = input;
   let control: ControlPlane | undefined;
@@ -122,10 +130,15 @@ export async function startControlRuntime(input: {
         shipper?.nudge();
       },
       onError: (job, error) => log.warn({ job, err: errorText(error), retryInMs: workRetryMs }, 'control-plane work failed; will retry'),
+      onEventRefused: (landingId, tenant, error) => log.error(
+        { landingId, tenant, err: errorText(error) },
+        'Keycloak event refused by its tenant for good: marked projected without applying it (reason in kc_event_landing.projection_error)',
+      ),
     });
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));
     changedBeforeConnect.clear();
     worker.nudgeGlobal();
+    if (input.tenantsAtStart) void drainTenantsAtStart(worker, input.tenantsAtStart);
     // Landed events also arrive without a webhook nudge (another node landed them).
     projectorTimer = setInterval(() => worker?.nudgeGlobal(), projectorIntervalMs);
     projectorTimer.unref();
@@ -146,11 +159,29 @@ export async function startControlRuntime(input: {
     }
   });
 
+  const drainTenantsAtStart = async (work: ControlWorker, list: () => Promise<readonly string[]>): Promise<void> => {
+    try {
+      const tenants = await list();
+      if (tenants.length > startupDrainTenantsMax) {
+        log.warn({ tenants: tenants.length, drainedMax: startupDrainTenantsMax }, 'too many tenants to drain at start: the rest drain at their next call');
+      }
+      const drained = tenants.slice(0, startupDrainTenantsMax);
+      await drainTenantsInTurn(drained, (tenant) => {
+        work.nudgeTenant(tenant, accessFor(tenant));
+        return work.whenTenantIdle(tenant);
+      }, () => closed);
+      if (!closed) log.info({ tenants: drained.length }, 'tenants drained at start');
+    } catch (error) {
+      log.error({ err: errorText(error) }, 'tenants could not be listed for the drain at start: they drain at their next call');
+    }
+  };
+
   return {
     get control() {
       return control;
     },
     s3Configured: bucket !== undefined,
+    auditBucket: bucket,
     tenantChanged(tenant) {
       if (worker) worker.nudgeTenant(tenant, accessFor(tenant));
       else if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
@@ -176,6 +207,8 @@ export async function startControlRuntime(input: {
       ]);
       if (!waited) log.warn({ waitMs: closeConnectWaitMs }, 'control plane still starting at shutdown; leaving it');
       await worker?.stop();
+      // Denials live only in memory until staged: say how many this shutdown loses.
+      if (pendingDenials.length > 0) log.error({ denials: pendingDenials.length }, 'server audit denials not staged at shutdown (control plane away): lost');
       await shipper?.stop();
       await control?.close();
     },

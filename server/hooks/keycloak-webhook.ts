@@ -3,10 +3,16 @@
  * form), checked against `X-Keycloak-Signature` (hex HMAC-SHA256 of the raw body with the
  * configured secret) before anything is parsed, then landed raw and idempotently. The
  * projector applies landed events to tenants; `onLanded` nudges it.
+ *
+ * An event is held to the shape a tool call's arguments are (arguments-shape.ts: nesting at
+ * most toolArgumentsDepthMax, well-formed Unicode, no "__proto__" key): the projector hands it
+ * to its tenant's store as an argument, and a deeper one would overflow the stack there.
  */
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { MemoryError } from '../../storage/errors.js';
 import type { ControlPlane } from '../../storage/control/control-plane.js';
+import { isDatabaseError } from '../../storage/control/database-error.js';
+import { argumentsShapeProblem } from '../mcp/arguments-shape.js';
 import {
   keycloakEventBytesMax,
   keycloakSignatureHeader,
@@ -21,6 +27,8 @@ export interface KeycloakWebhookOptions {
   readonly secret: string;
   readonly onLanded?: (landingId: number) => void;
   readonly onRejected?: (reason: string) => void;
+  /** Landing failed for a reason other than the database (answered 500): log it. */
+  readonly onFailed?: (error: unknown) => void;
 }
 
 export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
@@ -39,10 +47,12 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
       let event;
       try {
         event = parseKeycloakEvent(body);
+        const shape = argumentsShapeProblem(event.raw);
+        if (shape) throw new MemoryError(shape.code, `Keycloak event: ${shape.message}`, shape.hint);
       } catch (error) {
-        const message = error instanceof MemoryError ? error.message : 'invalid Keycloak event';
-        options.onRejected?.(message);
-        res.status(400).json({ error: 'invalid_argument', message });
+        const refusal = error instanceof MemoryError ? error : new MemoryError('invalid_argument', 'invalid Keycloak event');
+        options.onRejected?.(refusal.message);
+        res.status(400).json({ error: refusal.code, message: refusal.message, ...(refusal.hint !== undefined && { hint: refusal.hint }) });
         return;
       }
       try {
@@ -58,11 +68,35 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
         if (id && alias) await options.control.rememberOrganization(id, alias);
         if (!landed.duplicate) options.onLanded?.(landed.landingId);
         res.status(202).json(landed);
-      } catch {
-        // Keycloak's sender retries on a 5xx: the event is landed when Postgres is back.
-        res.status(503).json({ error: 'unavailable', message: 'control plane unavailable; retry' });
+      } catch (error) {
+        if (isDatabaseError(error)) {
+          // Keycloak's sender retries on a 5xx: the event is landed when Postgres is back.
+          res.status(503).json({ error: 'unavailable', message: 'control plane unavailable; retry' });
+          return;
+        }
+        options.onFailed?.(error);
+        res.status(500).json({ error: 'internal', message: 'the event could not be landed; the server log says why' });
       }
     },
   );
+  // The body parser's refusals are answered here, in the hook's own terms and limit (the MCP
+  // server's handler would answer them as JSON-RPC, naming the MCP body limit).
+  router.use(keycloakWebhookPath, (error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const refusal = error as { type?: unknown; status?: unknown; message?: unknown } | null;
+    if (refusal?.type === 'entity.too.large') {
+      options.onRejected?.('body too large');
+      res.status(413).json({
+        error: 'limit_exceeded',
+        message: `Keycloak event larger than ${keycloakEventBytesMax} bytes (keycloakEventBytesMax)`,
+        hint: 'Keycloak events are small; check what the sender posts here',
+      });
+      return;
+    }
+    if (typeof refusal?.status === 'number' && refusal.status >= 400 && refusal.status < 500 && !res.headersSent) {
+      res.status(refusal.status).json({ error: 'invalid_argument', message: `Keycloak event refused: ${String(refusal.message)}` });
+      return;
+    }
+    next(error);
+  });
   return router;
 }

@@ -90,5 +90,17 @@ export function postgresProbe(query: (sql: string) => Promise<unknown>): Readine
 
 /** The audit bucket answers HeadBucket with these credentials. */
 export function s3Probe(bucket: AuditBucket): ReadinessProbe {
-  return { name: 's3', check: async () => void (await bucket.client.send(new HeadBucketCommand({ Bucket: bucket.bucket }))) };
+  return {
+    name: 's3',
+    check: async () => {
+      try {
+        await bucket.client.send(new HeadBucketCommand({ Bucket: bucket.bucket }));
+      } catch (error) {
+        // A HEAD answer has no body: the SDK's error is then only "UnknownError"; the status says what is wrong.
+        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === undefined) throw error;
+        throw new Error(`HeadBucket ${bucket.bucket}: HTTP ${status}${status === 404 ? ' (no such bucket)' : status === 403 ? ' (access denied)' : ''}`);
+      }
+    },
+  };
 }

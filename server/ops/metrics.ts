@@ -32,8 +32,10 @@ export interface MetricsProbes {
   readonly rowBytes?: () => RowBytes;
   /** Largest number of committed transactions not yet delivered to any one subscriber. */
   readonly subscriptionLagMax?: () => number;
-  /** Audit events staged and not yet shipped to S3. May query Postgres. */
+  /** Audit events staged and not yet shipped to S3. May query Postgres; throws when it cannot (the gauge is then NaN). */
   readonly auditBacklog?: () => number | Promise<number>;
+  /** Whether the control plane (Postgres) answers now, within a bound. */
+  readonly controlPlaneUp?: () => boolean | Promise<boolean>;
   /** When the last audit batch reached S3 (ms since epoch), or undefined if none yet. */
   readonly auditLastShippedAtMs?: () => number | undefined | Promise<number | undefined>;
 }
@@ -119,7 +121,15 @@ export class OpsMetrics {
     new Gauge({
       name: `${metricsPrefix}audit_backlog_events`, help: 'Audit events staged in Postgres and not yet shipped to S3.', registers,
       async collect() {
-        if (probes.auditBacklog) this.set(await probes.auditBacklog());
+        if (!probes.auditBacklog) return;
+        // Postgres away must not cost the scrape every other metric: NaN says "unknown now".
+        this.set(await Promise.resolve().then(probes.auditBacklog).catch(() => Number.NaN));
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}control_plane_up`, help: 'Whether the control plane (Postgres) answers now: 1 yes, 0 no.', registers,
+      async collect() {
+        if (probes.controlPlaneUp) this.set((await probes.controlPlaneUp()) ? 1 : 0);
       },
     });
     new Gauge({

@@ -11,15 +11,31 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
+import { isDatabaseError } from './database-error.js';
 import { applyMigrations } from './migrations.js';
 import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 
 export const poolMaxDefault = 10;
 export const connectTimeoutMs = 5_000;
+/**
+ * A query with no answer for this long rejects, and its client is destroyed (never returned to
+ * the pool): a server gone silent (stopped, or a network path dropping packets without a reset)
+ * would otherwise hold the control plane's work, and its readiness probe, forever.
+ */
+export const queryTimeoutMsDefault = 30_000;
+/**
+ * The server cancels a statement running this long (set on each connection), before the client
+ * gives up on it: a slow but live server answers with an error and the connection stays usable.
+ */
+export const statementTimeoutMsOf = (queryTimeoutMs: number): number => Math.max(1, queryTimeoutMs - Math.min(5_000, queryTimeoutMs / 10));
 /** Bounds on what one call may read or write. */
 export const pageRowsMax = 10_000;
 export const stageEventsMax = 10_000;
+/** Tenants an event naming no organization reaches for one user (a user is in a few organizations). */
+export const kcUserTenantsMax = 1_000;
+/** A refusal kept with its landing is cut to this: enough to act on. */
+export const projectionErrorCharsMax = 1_000;
 export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export interface ControlPlaneConfig {
@@ -30,6 +46,8 @@ export interface ControlPlaneConfig {
   /** Required for the embedded database: it persists under `${dataDir}/control-pg`. */
   readonly dataDir?: string;
   readonly poolMax?: number;
+  /** See queryTimeoutMsDefault. */
+  readonly queryTimeoutMs?: number;
 }
 
 /** Reads DATABASE_URL and DATABASE_DIRECT_URL. */
@@ -139,10 +157,15 @@ export interface ControlPlane {
 
   landKeycloakEvent(event: KeycloakLanding): Promise<{ landingId: number; duplicate: boolean }>;
   pendingKeycloakEvents(limit: number): Promise<LandedKeycloakEvent[]>;
-  markProjected(landingId: number, projector?: string): Promise<void>;
+  /** `refusal`: why the tenant refused the event for good (kept in projection_error; it was not applied). */
+  markProjected(landingId: number, projector?: string, refusal?: string): Promise<void>;
   /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
   rememberOrganization(orgId: string, alias: string): Promise<void>;
   organizationAlias(orgId: string): Promise<string | undefined>;
+  /** Records that Keycloak user `userId` is known in `tenant` (an event about the user was applied there). */
+  rememberUserTenant(userId: string, tenant: string): Promise<void>;
+  /** The tenants `userId` is known in, at most kcUserTenantsMax. */
+  userTenants(userId: string): Promise<string[]>;
 
   /** True when inserted, false when the run was already recorded. */
   insertRunHistory(row: RunHistoryRow): Promise<boolean>;
@@ -185,10 +208,19 @@ export async function openControlPlane(config: ControlPlaneConfig): Promise<Cont
   }
   try {
     const migrated = await applyMigrations(directUrl!);
+    const queryTimeoutMs = config.queryTimeoutMs ?? queryTimeoutMsDefault;
     const pool = new pg.Pool({
       connectionString: pgConnectionString(url),
       max: embedded ? embeddedPoolMax : (config.poolMax ?? poolMaxDefault),
       connectionTimeoutMillis: connectTimeoutMs,
+      query_timeout: queryTimeoutMs,
+      // TCP keepalives: an idle connection whose server vanished is noticed and dropped.
+      keepAlive: true,
+      // Run on each new connection before it is lent. By SET, not as a startup parameter: a
+      // transaction-mode pooler (PgBouncer) refuses those. A failed SET leaves the client-side bound.
+      onConnect: async (client) => {
+        await client.query(`set statement_timeout = ${statementTimeoutMsOf(queryTimeoutMs)}`).catch(() => undefined);
+      },
     });
     // An idle client whose server went away emits here; the next query reconnects.
     pool.on('error', () => undefined);
@@ -214,17 +246,22 @@ function assertLimit(limit: number): void {
 
 async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query('begin');
-    const result = await fn(client);
+    result = await fn(client);
     await client.query('commit');
-    return result;
   } catch (error) {
-    await client.query('rollback').catch(() => undefined);
+    // Only a client whose server answered is rolled back and lent again. One that timed out or
+    // lost its connection (or whose rollback failed) may still wait on a silent server: released
+    // as broken, the pool destroys it.
+    const answered = !isDatabaseError(error) || error instanceof pg.DatabaseError;
+    const rolledBack = answered && (await client.query('rollback').then(() => true, () => false));
+    client.release(!rolledBack);
     throw error;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }
 
 const batchColumns = `tenant, batch_seq::text, first_seq::text, last_seq::text, event_count, sha256, prev_sha256,
@@ -291,9 +328,12 @@ function controlPlaneOn(
       }));
     },
 
-    async markProjected(landingId, projector = 'kc') {
+    async markProjected(landingId, projector = 'kc', refusal) {
       await inTransaction(pool, async (client) => {
-        await client.query('update kc_event_landing set projected_at = now() where landing_id = $1 and projected_at is null', [landingId]);
+        await client.query(
+          'update kc_event_landing set projected_at = now(), projection_error = $2 where landing_id = $1 and projected_at is null',
+          [landingId, refusal?.slice(0, projectionErrorCharsMax) ?? null],
+        );
         await client.query(
           `insert into projector_progress (projector, landing_id) values ($1, $2)
            on conflict (projector) do update set landing_id = greatest(projector_progress.landing_id, excluded.landing_id), updated_at = now()`,
@@ -314,6 +354,18 @@ function controlPlaneOn(
     async organizationAlias(orgId) {
       const result = await pool.query<{ alias: string }>('select alias from kc_organizations where org_id = $1', [orgId]);
       return result.rows[0]?.alias;
+    },
+
+    async rememberUserTenant(userId, tenant) {
+      await pool.query('insert into kc_user_tenants (user_id, tenant) values ($1, $2) on conflict do nothing', [userId, tenant]);
+    },
+
+    async userTenants(userId) {
+      const result = await pool.query<{ tenant: string }>(
+        `select tenant from kc_user_tenants where user_id = $1 order by tenant limit ${kcUserTenantsMax}`,
+        [userId],
+      );
+      return result.rows.map((r) => r.tenant);
     },
 
     async insertRunHistory(row) {

@@ -39,6 +39,8 @@ export interface ControlWorkerOptions {
   /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
   readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
+  /** A landed event its tenant refused for good (see `refusedForGood`): marked, not applied. */
+  readonly onEventRefused?: (landingId: number, tenant: string, error: unknown) => void;
 }
 
 export interface ControlWorker {
@@ -144,8 +146,15 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
   const global = new SingleFlight(
     'keycloak-projector',
     async () => {
-      await projectKeycloakEvents(control, options.applyKeycloakEvent);
+      // The extra work runs even when projection fails (a tenant store away): it does not wait on it.
+      let projectionFailure: { error: unknown } | undefined;
+      await projectKeycloakEvents(control, options.applyKeycloakEvent, {
+        ...(options.onEventRefused !== undefined && { onRefused: options.onEventRefused }),
+      }).catch((error: unknown) => {
+        projectionFailure = { error };
+      });
       await options.alsoGlobal?.();
+      if (projectionFailure) throw projectionFailure.error;
     },
     retryMs,
     onError,

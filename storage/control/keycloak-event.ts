@@ -35,6 +35,8 @@ export interface KeycloakEvent {
   /** Admin `representation`, parsed when it is JSON (it arrives as a string). */
   readonly representation: JsonValue | null;
   readonly organization: { readonly id: string | null; readonly alias: string | null };
+  /** The user the event is about (see `subjectUserOfEvent`), or null. */
+  readonly subjectUserId: string | null;
   /** See `tenantOfKeycloakEvent`. */
   readonly tenant: string | null;
   /** `id`/`uid` when present, else a SHA-256 of the raw body: what makes landing idempotent. */
@@ -120,11 +122,33 @@ export function organizationOfEvent(
 }
 
 /**
+ * The user an event is about: a user event's `userId`; an admin event's user in its resource
+ * path (`users/{id}...`, `organizations/{org}/members/{id}`) or, for an organization membership,
+ * the member in its representation. The projector learns from it which tenants know a user, so
+ * that an event naming no organization (an admin disabling or deleting the user, DELETE_ACCOUNT)
+ * reaches them.
+ */
+export function subjectUserOfEvent(
+  kind: 'user' | 'admin',
+  userId: string | null,
+  resourceType: string | null,
+  resourcePath: string | null,
+  representation: JsonValue | null,
+): string | null {
+  if (kind === 'user') return userId;
+  const path = resourcePath?.split('/') ?? [];
+  if (path[0] === 'users' && path[1]) return decodeURIComponent(path[1]);
+  if (path[0] === 'organizations' && path[2] === 'members' && path[3]) return decodeURIComponent(path[3]);
+  return resourceType === 'ORGANIZATION_MEMBERSHIP' ? str(field(representation, 'id')) : null;
+}
+
+/**
  * Tenant rule: a tenant is a Keycloak organization, named by its alias (the token's
  * `organization` claim names aliases). An event names its tenant by the organization alias
  * when it carries one, else by the organization id (the projector maps a known id to its
  * alias: `tenantOf` in keycloak-projector.ts); an event with no organization (a realm login,
- * a user's profile edit) has no tenant: it lands, and the projector skips it.
+ * a user's profile edit, an admin disabling the user) has no tenant: it lands, and the projector
+ * applies it to every tenant its subject user is known in (none: it is skipped).
  */
 export function tenantOfKeycloakEvent(organization: { id: string | null; alias: string | null }): string | null {
   return organization.alias ?? organization.id;
@@ -194,13 +218,14 @@ export function keycloakEventFromJson(parsed: unknown, hashKey: string): Keycloa
   const organization = organizationOfEvent(raw, details, resourceType, resourcePath, representation);
   const id = str(raw.id) ?? str(raw.uid);
   const dedupKey = id ? `id:${id}` : hashKey;
+  const userId = str(raw.userId) ?? authDetails.userId ?? null;
   return {
     kind,
     id,
     type,
     realmId: str(raw.realmId) ?? authDetails.realmId ?? null,
     clientId: str(raw.clientId) ?? authDetails.clientId ?? null,
-    userId: str(raw.userId) ?? authDetails.userId ?? null,
+    userId,
     timeMs: time,
     details,
     operationType: kind === 'admin' ? operationType : null,
@@ -208,6 +233,7 @@ export function keycloakEventFromJson(parsed: unknown, hashKey: string): Keycloa
     resourcePath,
     representation,
     organization,
+    subjectUserId: subjectUserOfEvent(kind, userId, kind === 'admin' ? resourceType : null, resourcePath, representation),
     tenant: tenantOfKeycloakEvent(organization),
     dedupKey,
     raw: raw as JsonValue,

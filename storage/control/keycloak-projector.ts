@@ -2,7 +2,8 @@
  * Applies landed Keycloak events to their tenants' `kc_*` tables, in landing order, exactly
  * once and restart-safe: `applyToTenant` runs a system reducer that records the landing id in
  * the same transaction as its changes (so applying it again is a no-op), and only then is the
- * landing marked projected. A crash between the two replays the event into a no-op.
+ * landing marked projected. A crash between the two replays the event into a no-op (in every
+ * tenant it reached, for an event applied to each tenant its user is known in).
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
@@ -15,8 +16,26 @@ export type ApplyKeycloakEvent = (tenant: string, event: KeycloakEvent, landingI
 
 export interface ProjectionResult {
   readonly projected: number;
-  /** Events with no tenant, or that their tenant refused as invalid: marked, not applied. */
+  /** Events that reached no tenant, or that a tenant refused for good: marked, not (all) applied. */
   readonly skipped: number;
+}
+
+export interface ProjectionOptions {
+  readonly batchMax?: number;
+  /** An event its tenant refused for good (marked projected with the reason, not applied): log it. */
+  readonly onRefused?: (landingId: number, tenant: string, error: unknown) => void;
+}
+
+/**
+ * Whether the tenant refused the event for good: a typed refusal other than "away/busy", or the
+ * engine refusing the data itself (a RangeError such as a stack overflow on a deeply nested
+ * event, a TypeError). Applying it again would fail the same way and block every later event of
+ * every tenant, so it is marked instead. Anything else (the database or the tenant's store away,
+ * a crash) is retried, in order.
+ */
+export function refusedForGood(error: unknown): boolean {
+  if (error instanceof MemoryError) return error.code !== 'unavailable' && error.code !== 'busy';
+  return error instanceof RangeError || error instanceof TypeError;
 }
 
 /**
@@ -34,7 +53,7 @@ export async function tenantOf(control: ControlPlane, event: KeycloakEvent): Pro
 export async function projectKeycloakEvents(
   control: ControlPlane,
   applyToTenant: ApplyKeycloakEvent,
-  options: { batchMax?: number } = {},
+  options: ProjectionOptions = {},
 ): Promise<ProjectionResult> {
   const batchMax = options.batchMax ?? projectorBatchMax;
   let projected = 0;
@@ -44,20 +63,25 @@ export async function projectKeycloakEvents(
     if (pending.length === 0) return { projected, skipped };
     for (const landed of pending) {
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
-      const tenant = await tenantOf(control, event);
-      if (tenant === null) {
-        skipped++;
-      } else {
+      const named = await tenantOf(control, event);
+      const user = event.subjectUserId;
+      // An event naming no organization (a user disabled or deleted realm-wide) is about the
+      // user everywhere: it reaches every tenant the user is known in.
+      const tenants = named !== null ? [named] : user !== null ? await control.userTenants(user) : [];
+      let refusal: string | undefined;
+      for (const tenant of tenants) {
         try {
           await applyToTenant(tenant, event, landed.landingId);
-          projected++;
         } catch (error) {
-          // A malformed event would block every later one forever: it is refused, not retried.
-          if (!(error instanceof MemoryError && error.code === 'invalid_argument')) throw error;
-          skipped++;
+          if (!refusedForGood(error)) throw error;
+          options.onRefused?.(landed.landingId, tenant, error);
+          refusal ??= error instanceof Error ? error.message : String(error);
         }
       }
-      await control.markProjected(landed.landingId, keycloakProjectorName);
+      if (named !== null && user !== null && refusal === undefined) await control.rememberUserTenant(user, named);
+      if (tenants.length === 0 || refusal !== undefined) skipped++;
+      else projected++;
+      await control.markProjected(landed.landingId, keycloakProjectorName, refusal);
     }
   }
 }

@@ -117,6 +117,29 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'keycloak projection errors',
+    sql: `
+      -- Why a tenant refused a landed event for good (it is marked projected, not applied, so
+      -- it cannot block the events after it); null for events applied or without a tenant.
+      alter table kc_event_landing add column projection_error text;
+    `,
+  },
+  {
+    version: 4,
+    name: 'keycloak user tenants',
+    sql: `
+      -- The tenants each Keycloak user is known in (learned as the projector applies events that
+      -- name both): an event naming no organization (the user disabled or deleted realm-wide)
+      -- is applied to each of them.
+      create table kc_user_tenants (
+        user_id text not null,
+        tenant text not null,
+        primary key (user_id, tenant)
+      );
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

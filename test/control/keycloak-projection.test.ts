@@ -76,3 +76,47 @@ test('each landed event reaches the tenant store exactly once, across a crash be
   expect(await memory.store.read((view) => view.table('kc_landings').size)).toBe(2);
   expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
 });
+
+test('an event its tenant refuses for good (nested too deep for the store) is marked with the reason and the next one is applied', async () => {
+  const depth = 3_000;
+  const deep = JSON.parse(`{"uid":"kc-deep","time":3000,"type":"access.REGISTER","userId":"u-deep","details":{"org_alias":"acme"},"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+  // Landed before the webhook refused such events (or by another node): straight into the landing table.
+  await control.landKeycloakEvent({ dedupKey: 'id:kc-deep', tenant: 'acme', kind: 'user', eventType: 'REGISTER', eventTimeMs: 3000, raw: deep });
+  expect(await deliver({ uid: 'kc-after', time: 3001, type: 'access.REGISTER', realmId: 'r', userId: 'u-after', details: { org_alias: 'acme', username: 'after' } })).toBe(202);
+
+  const refused: Array<[string, string]> = [];
+  const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  };
+  const result = await projectKeycloakEvents(control, apply, { onRefused: (_id, tenant, error) => refused.push([tenant, (error as Error).name]) });
+  expect(result).toEqual({ projected: 1, skipped: 1 });
+  expect(refused).toEqual([['acme', 'RangeError']]);
+  expect(await control.pendingKeycloakEvents(10)).toEqual([]);
+  const users = await memory.store.read((view) => [...view.table('kc_users').scan()].map((u) => u.user_id));
+  expect(users).toContain('u-after');
+  expect(users).not.toContain('u-deep');
+});
+
+test('an event naming no organization (a user disabled, then deleting their account) reaches every tenant the user is known in', async () => {
+  expect(await deliver({ uid: 'kc-carol-1', time: 4000, type: 'access.REGISTER', realmId: 'r', userId: 'u-carol', details: { org_alias: 'acme', username: 'carol' } })).toBe(202);
+  expect(await deliver({
+    id: 'kc-carol-2', time: 4001, realmId: 'r', authDetails: { realmId: 'r', userId: 'admin' }, operationType: 'UPDATE', resourceType: 'USER',
+    resourcePath: 'users/u-carol', representation: JSON.stringify({ id: 'u-carol', username: 'carol', enabled: false }),
+  })).toBe(202);
+  const reached: string[] = [];
+  const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+    reached.push(`${tenant}:${event.type}`);
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  };
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 2, skipped: 0 });
+  expect(reached).toEqual(['acme:REGISTER', 'acme:USER-UPDATE']);
+  const carol = () => memory.store.read((view) => [...view.table('kc_users').scan()].find((u) => u.user_id === 'u-carol'));
+  expect(await carol()).toMatchObject({ enabled: false });
+
+  expect(await deliver({ uid: 'kc-carol-3', time: 4002, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-carol', details: {} })).toBe(202);
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 1, skipped: 0 });
+  expect(await carol()).toBeUndefined();
+  // A user no tenant knows: nothing to reach, marked.
+  expect(await deliver({ uid: 'kc-nobody', time: 4003, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-nobody', details: {} })).toBe(202);
+  expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 1 });
+});

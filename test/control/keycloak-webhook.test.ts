@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
-import { parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
+import { keycloakEventBytesMax, parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
+import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
 import { freshPostgresDatabase } from '../support/services.js';
 import { startWebhookServer, type WebhookServer } from './webhook-server.js';
 
@@ -125,6 +126,36 @@ describe('POST /hooks/keycloak', () => {
       tenants.push(tenant);
     });
     expect(tenants).toEqual(['initech', 'initech']);
+  });
+
+  test('a signed event nested deeper than a tool argument may be is refused with 400 naming the limit, and nothing lands', async () => {
+    for (const depth of [3_000, 10_000]) {
+      const body = `{"id":"deep-${depth}","type":"REGISTER","time":1,"userId":"u","details":{"org_alias":"acme"},"extra":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+      const answer = await post(body, signKeycloakBody(body, secret));
+      expect(answer.status).toBe(400);
+      expect(await answer.json()).toMatchObject({ error: 'limit_exceeded', message: expect.stringContaining(`the limit (toolArgumentsDepthMax) is ${toolArgumentsDepthMax}`) });
+    }
+    expect(await control.pendingKeycloakEvents(10)).toEqual([]);
+  });
+
+  test('a landing that fails for a reason other than the database is a logged 500, not a false 503', async () => {
+    const failures: unknown[] = [];
+    const broken = { landKeycloakEvent: async () => { throw new TypeError('a bug, not an outage'); } } as unknown as ControlPlane;
+    const other = await startWebhookServer(broken, secret, { onFailed: (error) => failures.push(error) });
+    try {
+      const body = JSON.stringify({ id: 'bug-1', time: 1, type: 'LOGIN', userId: 'u', details: { org_alias: 'acme' } });
+      expect((await other.post(body, signKeycloakBody(body, secret))).status).toBe(500);
+      expect(failures).toEqual([expect.objectContaining({ message: 'a bug, not an outage' })]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('a body over the hook\'s own limit is refused with 413 naming that limit (not the MCP body limit)', async () => {
+    const body = JSON.stringify({ id: 'big', type: 'LOGIN', time: 1, details: { pad: 'x'.repeat(keycloakEventBytesMax) } });
+    const answer = await post(body, signKeycloakBody(body, secret));
+    expect(answer.status).toBe(413);
+    expect(await answer.json()).toMatchObject({ error: 'limit_exceeded', message: `Keycloak event larger than ${keycloakEventBytesMax} bytes (keycloakEventBytesMax)` });
   });
 
   test('a signed body that is not a Keycloak event is refused with 400', async () => {

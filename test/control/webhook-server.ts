@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
 import type { ControlPlane } from '../../storage/control/control-plane.js';
-import { keycloakWebhookRouter } from '../../server/hooks/keycloak-webhook.js';
+import { keycloakWebhookRouter, type KeycloakWebhookOptions } from '../../server/hooks/keycloak-webhook.js';
 
 export interface WebhookServer {
   readonly base: string;
@@ -11,9 +11,13 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-export async function startWebhookServer(control: ControlPlane, secret: string): Promise<WebhookServer> {
+export async function startWebhookServer(
+  control: ControlPlane,
+  secret: string,
+  options: Partial<KeycloakWebhookOptions> = {},
+): Promise<WebhookServer> {
   const app = express();
-  app.use(keycloakWebhookRouter({ control, secret }));
+  app.use(keycloakWebhookRouter({ control, secret, ...options }));
   const server: Server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve());

@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { healthRouter, type ReadinessProbe } from '../../server/ops/health.js';
+import { healthRouter, runProbes, s3Probe, type ReadinessProbe } from '../../server/ops/health.js';
+import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
+import { s3Service } from '../support/services.js';
 import { BusyError, TenantLoadGuard } from '../../server/ops/load-protection.js';
 import { requestAdmission } from '../../server/ops/request-admission.js';
 import { OpsMetrics } from '../../server/ops/metrics.js';
@@ -110,6 +112,30 @@ describe('/metrics', () => {
     expect(again.get('ioboxx_event_loop_busy_seconds_total')!.samples[0]!.value).toBeGreaterThanOrEqual(loopBusySec);
     for (const f of families.values()) for (const s of f.samples) for (const v of Object.values(s.labels)) expect(v).not.toContain(secretToken);
   });
+});
+
+test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
+  const down = new OpsMetrics({
+    processMetrics: false,
+    probes: {
+      openTenants: () => 1,
+      auditBacklog: async () => { throw new Error('connect ECONNREFUSED 127.0.0.1:5432'); },
+      controlPlaneUp: async () => false,
+    },
+  });
+  const families = parsePrometheusText((await down.exposition()).text);
+  expect(families.get('ioboxx_audit_backlog_events')!.samples[0]!.value).toBeNaN();
+  expect(families.get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(0);
+  expect(families.get('ioboxx_open_tenants')!.samples[0]!.value).toBe(1);
+  const up = new OpsMetrics({ processMetrics: false, probes: { controlPlaneUp: () => true } });
+  expect(parsePrometheusText((await up.exposition()).text).get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(1);
+});
+
+test('the S3 readiness probe names the bucket and what its HeadBucket answered', async () => {
+  const s3 = s3Service();
+  const missing = openAuditBucket({ endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, bucket: `ioboxx-missing-${process.pid}` });
+  const [result] = await runProbes([s3Probe(missing)]);
+  expect(result).toMatchObject({ name: 's3', ok: false, error: `HeadBucket ioboxx-missing-${process.pid}: HTTP 404 (no such bucket)` });
 });
 
 test('the strict parser refuses what Prometheus would refuse', () => {

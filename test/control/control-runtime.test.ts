@@ -1,0 +1,63 @@
+/**
+ * The control runtime after a restart: work a tenant's store kept for the control plane (a
+ * finished session, an access row: Postgres was away when the server stopped) drains once the
+ * control plane connects, without waiting for that tenant's next call. A real tenant store under
+ * a data dir and a fresh database on the test Postgres.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, expect, test } from 'vitest';
+import type { Caller } from '../../storage/changes.js';
+import { startControlRuntime, type ControlRuntime, type WithTenant } from '../../server/control/control-runtime.js';
+import type { Config } from '../../server/config.js';
+import { openTenantMemory } from '../../tools/index.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import { freshPostgresDatabase } from '../support/services.js';
+
+const tenant = 'acme';
+const caller: Caller = { tenant, subject: 'user-1', roles: ['write'] };
+const cleanup: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const step of cleanup.reverse()) await step();
+});
+
+test('a tenant\'s undrained work from before a restart reaches the control plane without a call of that tenant', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'ioboxx-control-runtime-'));
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+  const db = await freshPostgresDatabase('ctlruntime');
+  cleanup.push(db.drop);
+
+  // Before the restart: the tenant worked while nothing drained its store.
+  const before = await openTenantMemory(join(dataDir, 'tenants', tenant), tenant);
+  const started = await before.store.call<{ session: string }>('session_start', { agent: 'planner', title: 's1' }, caller);
+  await before.store.call('session_end', { session: started.result.session, outcome: 'completed' }, caller);
+  await before.store.call('access_log_append', { subject: 'user-1', action: 'tools/call', target: 'session_end', outcome: 'ok' }, caller);
+  await before.close();
+
+  // After it: no call of the tenant, only the control plane connecting.
+  let opened: TenantMemory | undefined;
+  cleanup.push(async () => opened?.close());
+  const withTenant: WithTenant = async (wanted, fn) => {
+    expect(wanted).toBe(tenant);
+    opened ??= await openTenantMemory(join(dataDir, 'tenants', tenant), tenant);
+    return fn(opened);
+  };
+  let drainedAtStart: () => void = () => undefined;
+  const drained = new Promise<void>((resolve) => (drainedAtStart = resolve));
+  const log = pino({ level: 'info' }, {
+    write: (line: string) => {
+      if (line.includes('tenants drained at start')) drainedAtStart();
+    },
+  });
+  const config = { dataDir, database: { url: db.url }, auditRetentionDays: 1 } as unknown as Config;
+  const runtime: ControlRuntime = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
+  cleanup.push(() => runtime.close());
+  await drained;
+
+  const plane = runtime.control!;
+  const history = await plane.runHistory(tenant, { fromMs: 0, toMs: Date.now() + 60_000, limit: 10 });
+  expect(history.map((h) => h.runId)).toEqual([started.result.session]);
+  expect((await plane.stagedAudit(tenant, { limit: 10 })).length).toBe(1);
+});
