@@ -4,6 +4,7 @@
  * segment of another store), snapshots with their verification status. Changes no file.
  */
 import * as path from 'node:path';
+import { lockHolder } from './store-lock.js';
 import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
@@ -19,6 +20,8 @@ export interface SegmentReport {
   /** Zeros after the last frame of the last segment (a store open now, or one that crashed): a clean end. */
   readonly zeroTailBytes?: number;
   readonly problem?: { position: number; reason: string };
+  /** The store is open (LOCK held): what a live writer's tail looks like mid-write, not damage. */
+  readonly inProgress?: string;
 }
 
 export interface SnapshotReport {
@@ -27,10 +30,14 @@ export interface SnapshotReport {
   readonly stateHash?: string;
   readonly tables?: Record<string, number>;
   readonly problem?: string;
+  /** The store is open: a snapshot being written (no manifest yet), not damage. */
+  readonly inProgress?: string;
 }
 
 export interface InspectReport {
   readonly dir: string;
+  /** The process holding the store's LOCK, or null: inspect reads a live store as it is at that moment. */
+  readonly openByPid: number | null;
   readonly segments: SegmentReport[];
   readonly snapshots: SnapshotReport[];
 }
@@ -47,6 +54,10 @@ function chainProblem(previous: SegmentInfo | undefined, file: string, firstOffs
 }
 
 export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): Promise<InspectReport> {
+  // A live writer fills its last segment and writes snapshots while this reads: what it is in the
+  // middle of is reported as in progress, not as damage (exit 3); inspect a closed store to judge.
+  const openByPid = lockHolder(dir);
+  const live = openByPid !== null;
   const segments: SegmentReport[] = [];
   const files = await listSegments(path.join(dir, 'log'), fl);
   // The segment before, if it had no problem: after a damaged or misplaced one, where the next starts is unknown.
@@ -59,23 +70,28 @@ export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): 
     // Zeros after the last frame end the last segment cleanly; in a sealed one they are damage.
     const cleanZeroTail = zeroTail && i === files.length - 1;
     // A break in the chain is at the segment's first byte, before any problem of its frames.
-    const found = chainProblem(previous, file, firstOffset)
-      ?? (problem && !cleanZeroTail ? { position: problem.position, reason: problem.reason } : undefined);
+    const chainBreak = chainProblem(previous, file, firstOffset);
+    const found = chainBreak ?? (problem && !cleanZeroTail ? { position: problem.position, reason: problem.reason } : undefined);
+    const writersTail = live && i === files.length - 1 && chainBreak === undefined && found !== undefined;
     segments.push({
       file: path.relative(dir, file), firstOffset, lastOffset: frames ? firstOffset + frames - 1 : null, frames, bytes: buf.length,
       ...(cleanZeroTail ? { zeroTailBytes: buf.length - info.end } : {}),
-      ...(found ? { problem: found } : {}),
+      ...(found && !writersTail ? { problem: found } : {}),
+      ...(writersTail ? { inProgress: `the writer (pid ${openByPid}) is appending at byte ${found.position}: ${found.reason}` } : {}),
     });
     previous = found ? undefined : info;
   }
   const snapshots: SnapshotReport[] = [];
   for (const ref of await listSnapshots(dir, fl)) {
     const problem = await verifySnapshotFiles(ref, fl);
+    if (problem && live && !(await fl.exists(ref.dir))) continue; // retired by the writer while this read it
+    const beingWritten = problem !== undefined && live && !ref.manifest;
     snapshots.push({
       dir: path.relative(dir, ref.dir), offset: ref.offset,
       ...(ref.manifest ? { stateHash: ref.manifest.stateHash, tables: ref.manifest.tables } : {}),
-      ...(problem ? { problem } : {}),
+      ...(problem && !beingWritten ? { problem } : {}),
+      ...(beingWritten ? { inProgress: `being written by pid ${openByPid} (no manifest yet)` } : {}),
     });
   }
-  return { dir, segments, snapshots };
+  return { dir, openByPid, segments, snapshots };
 }

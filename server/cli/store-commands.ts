@@ -80,10 +80,11 @@ export function registerStoreCommands(program: Command): void {
         await requireStoreDir(dir);
         const report = await inspectStore(dir);
         printReport(!!opts.json, report, () => [
+          ...(report.openByPid !== null ? [`open in process ${report.openByPid}: read as it is now; what the writer is in the middle of is marked in progress`] : []),
           `segments of ${dir}:`,
-          ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}`),
+          ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}${s.inProgress ? `  in progress: ${s.inProgress}` : ''}`),
           'snapshots:',
-          ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : `ok ${s.stateHash}`}`),
+          ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : s.inProgress ? `in progress: ${s.inProgress}` : `ok ${s.stateHash}`}`),
         ]);
         // The same exit code as a store that refuses to open: a script sees the damage without parsing.
         if (hasProblems(report)) process.exitCode = 3;
