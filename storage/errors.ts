@@ -25,6 +25,17 @@ export class MemoryError extends Error {
   }
 }
 
+/**
+ * A write the disk refused (ENOSPC, or another error of the write itself): the calls of that
+ * batch were rolled back, nothing was applied, and the store goes on. Trying again later may
+ * succeed (unlike a failed fdatasync, which fails the store).
+ */
+export class WriteNotApplied extends MemoryError {
+  constructor(readonly errno: string | undefined, detail: string) {
+    super('unavailable', `the write to disk failed (${errno ?? detail}); this call was not applied and nothing acknowledged was lost`, errno === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
+  }
+}
+
 /** The log or a snapshot is damaged somewhere recovery may not silently cut. */
 export class DamagedStore extends Error {
   readonly code = 'damaged_store';

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
-import { DamagedStore, MemoryError, StoreFailed } from './errors.js';
+import { DamagedStore, MemoryError, StoreFailed, WriteNotApplied } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
@@ -837,9 +837,7 @@ export class Store implements StoreApi {
     }
     this.applied = this.durable;
     const code = (error as NodeJS.ErrnoException).code;
-    const failure = new MemoryError('unavailable',
-      `the write to disk failed (${code ?? (error as Error).message}); this call was not applied and nothing acknowledged was lost`,
-      code === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
+    const failure = new WriteNotApplied(code, (error as Error).message);
     for (const p of pending) p.reject(failure);
     for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(failure));
   }

@@ -20,7 +20,7 @@
  * instead of ~1 ms (two fdatasyncs of one file in flight serialise in the filesystem).
  */
 import { accessLogAppendEntriesMax, type AccessLogEntry } from '../../tools/access-log.js';
-import { MemoryError } from '../../storage/errors.js';
+import { MemoryError, WriteNotApplied } from '../../storage/errors.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { ControlRuntime, WithTenant } from '../control/control-runtime.js';
@@ -52,6 +52,11 @@ export const accessRideAfterMs = accessAppendDelayMs / 2;
  * reached only when the tenant's store is failing; past it a row is refused and logged loudly.
  */
 export const accessRowsWaitingMax = 100_000;
+/**
+ * The waits before each new try of an append the disk refused (WriteNotApplied; 5.1 s in all:
+ * within the shutdown's 10 s bound, so a shutdown on a full disk still ends on time).
+ */
+export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800, 1600, 2000];
 
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
@@ -102,7 +107,7 @@ export function createAccessRecorder(input: {
       while (queue.rows.length > 0) {
         if (queue.rows.length < accessRowsPerAppendMax) await waitForMoreRows(queue);
         const rows = takeBatch(queue.rows);
-        await append(rows).catch((error: unknown) => lost(tenant, rows, error));
+        await appendRetrying(() => append(rows)).catch((error: unknown) => lost(tenant, rows, error));
         input.control()?.tenantChanged(tenant);
       }
     }).catch((error: unknown) => {
@@ -164,6 +169,24 @@ export function createAccessRecorder(input: {
  * Resolves after accessAppendDelayMs, or sooner when beforeWriteCall asks. The drain continues
  * in a microtask either way, so an early append is submitted in the write call's own tick.
  */
+/**
+ * An append whose write the disk refused (WriteNotApplied: ENOSPC, say; nothing was applied and
+ * the store goes on) is tried again, waiting accessAppendRetryDelaysMs between tries: a disk full for a
+ * moment (a snapshot's files, then freed) loses no row. Past the last try the rows are lost, loudly.
+ */
+async function appendRetrying(append: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await append();
+      return;
+    } catch (error) {
+      const delayMs = accessAppendRetryDelaysMs[attempt];
+      if (!(error instanceof WriteNotApplied) || delayMs === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
 function waitForMoreRows(queue: TenantQueue): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => queue.appendNow?.(), accessAppendDelayMs);

@@ -11,11 +11,13 @@ import { accessLogAppendEntriesMax } from '../../tools/access-log.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { accessRideAfterMs, accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
 import type { ControlRuntime, WithTenant } from '../../server/control/control-runtime.js';
+import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 
 const tenant = 'acme';
 const principal = localPrincipal(tenant);
 let dir: string;
 let memory: TenantMemory;
+let faults: FaultyFileLayer;
 let appends: TxRecord[];
 let errors: string[];
 let changed: number;
@@ -24,7 +26,8 @@ let recorder: AccessRecorder;
 
 beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'ioboxx-access-recorder-'));
-  memory = await openTenantMemory(dir, tenant);
+  faults = new FaultyFileLayer();
+  memory = await openTenantMemory(dir, tenant, { fileLayer: faults });
   appends = [];
   errors = [];
   changed = 0;
@@ -121,6 +124,15 @@ test('when the store cannot take the rows, the loss is logged with its count, ne
   expect(errors).toHaveLength(1);
   expect(JSON.parse(errors[0]!)).toMatchObject({ msg: 'access log append failed', tenant, rows: 3 });
   memory = await openTenantMemory(dir, tenant); // for afterEach
+});
+
+test('a disk full for a moment (the append refused with ENOSPC, twice) loses no row: the append is tried again', async () => {
+  faults.enospcWrites = 2;
+  for (let i = 0; i < 3; i++) call(i);
+  await recorder.flushed();
+  expect(errors).toEqual([]);
+  expect((await accessRows()).map((row) => row['offset'])).toEqual([0, 1, 2]);
+  expect(faults.enospcWrites).toBe(0);
 });
 
 /** Every commit batch of the store, as the reducer names of its transactions. */
