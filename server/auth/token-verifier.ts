@@ -37,6 +37,12 @@ export const tokenCharsMax = 16 * 1024;
 export const subjectCharsMax = 255;
 export const clockToleranceSMax = 300;
 export const clockToleranceSDefault = 5;
+/**
+ * A token is refused this long after its `iat`, whatever its `exp` says (a misconfigured issuer's
+ * years-long tokens, a stolen one replayed): Keycloak's access tokens live minutes. A token
+ * without `iat`, or issued in the future (past the clock tolerance), is refused too.
+ */
+export const tokenAgeSMax = 24 * 60 * 60;
 /** A forged-kid flood costs the issuer one request per cooldown; a fresh key is blind at most this long. */
 export const jwksCooldownMsDefault = 10_000;
 export const jwksCacheMaxAgeMsDefault = 10 * 60_000;
@@ -179,7 +185,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         audience,
         algorithms,
         clockTolerance: clockToleranceS,
-        requiredClaims: ['exp', 'iss', 'aud', 'sub'],
+        maxTokenAge: tokenAgeSMax,
+        requiredClaims: ['exp', 'iss', 'aud', 'sub', 'iat'],
       });
     } catch (error) {
       throw authErrorFromJose(error);
@@ -258,10 +265,12 @@ function authErrorFromJose(error: unknown): AuthError {
   const reasonAndMessage = ((): [AuthFailureReason, string] => {
     switch (code) {
       case joseErrors.JWTExpired.code:
+        if ((error as InstanceType<typeof joseErrors.JWTExpired>).claim === 'iat') return ['expired', `access token issued more than ${tokenAgeSMax} s ago (tokenAgeSMax)`];
         return ['expired', 'access token expired'];
       case joseErrors.JWTClaimValidationFailed.code: {
         const { claim, reason } = error as InstanceType<typeof joseErrors.JWTClaimValidationFailed>;
         if (claim === 'nbf') return ['not_yet_valid', 'access token not yet valid (nbf)'];
+        if (claim === 'iat' && reason === 'check_failed') return ['not_yet_valid', "access token issued in the future (iat): the issuer's clock and this server's differ"];
         if (claim === 'iss') return ['wrong_issuer', 'access token from an unexpected issuer'];
         if (claim === 'aud') return ['wrong_audience', `access token not issued for this resource (aud ${reason})`];
         if (reason === 'missing') return ['missing_claim', `access token lacks the required claim ${claim}`];

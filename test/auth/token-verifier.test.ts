@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { AuthError, type AuthFailureReason } from '../../server/auth/auth-error.js';
-import { createTokenVerifier, tokenCharsMax, type TokenVerifierOptions } from '../../server/auth/token-verifier.js';
+import { createTokenVerifier, tokenAgeSMax, tokenCharsMax, type TokenVerifierOptions } from '../../server/auth/token-verifier.js';
 import { startOidcIssuer, tamperPayload, testAudience, type OidcIssuerProcess } from '../support/oidc-issuer.js';
 
 let idp: OidcIssuerProcess;
@@ -55,6 +55,17 @@ describe('token verification against a real issuer process', () => {
   test('a token whose nbf is in the future is refused as not yet valid', async () => {
     const token = await idp.token({ claims: { nbf: nowS() + 120 } });
     expect(await refusal(verifierFor().verify(token))).toBe('not_yet_valid');
+  });
+
+  test('a token issued in the future, one issued more than tokenAgeSMax ago whatever its exp, and one without iat are refused', async () => {
+    const future = await idp.token({ claims: { iat: nowS() + 120 } });
+    expect(await refusal(verifierFor().verify(future))).toBe('not_yet_valid');
+    const old = await idp.token({ claims: { iat: nowS() - tokenAgeSMax - 60, exp: nowS() + 10 * 365 * 86_400 } });
+    expect(await refusal(verifierFor().verify(old))).toBe('expired');
+    const noIat = await idp.token({ claims: { iat: null } });
+    expect(await refusal(verifierFor().verify(noIat))).toBe('missing_claim');
+    // Issued moments ahead of this clock, within the tolerance: accepted.
+    await expect(verifierFor({ clockToleranceS: 60 }).verify(await idp.token({ claims: { iat: nowS() + 30 } }))).resolves.toBeDefined();
   });
 
   test('a token without exp is refused', async () => {
