@@ -20,8 +20,11 @@ import type { FileLayer } from './io/file-layer.js';
 export const lockFileName = 'LOCK';
 /** Rounds of "create, or clear a stale LOCK and create again" before giving up. */
 export const lockAttemptsMax = 6;
-/** An empty LOCK is looked at again after this (times the round): its taker may be about to write it. */
-export const lockWrittenWaitMs = 25;
+/**
+ * An empty LOCK is looked at again after this (times the round; 1 s in all before it counts as a
+ * crash's leftover): its taker may be between create and write, descheduled on a loaded machine.
+ */
+export const lockWrittenWaitMs = 100;
 
 /** Directories this process holds the lock of (a second open in the same process is refused too). */
 const heldDirs = new Set<string>();
