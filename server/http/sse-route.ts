@@ -5,7 +5,7 @@
  * the same factory-built server (a JSON-RPC transport is era-neutral at this level).
  */
 import type { Request, Response } from 'express';
-import type { Transport } from '@modelcontextprotocol/server';
+import { isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse, type Transport } from '@modelcontextprotocol/server';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { Principal } from '../auth/principal.js';
 import { createMemoryServer } from '../mcp/factory.js';
@@ -54,8 +54,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const send = transport.send.bind(transport);
     transport.send = async (message) => {
       await send(message);
-      const id = answeredIdOf(message);
-      if (id !== undefined) endCall(waiting, id);
+      if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) endCall(waiting, message.id);
     };
     res.on('close', () => {
       sessions.remove(transport.sessionId);
@@ -76,7 +75,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
       return;
     }
     const waiting = unanswered.get(session.id);
-    const id = requestIdOf(req.body);
+    const id = isJSONRPCRequest(req.body) ? req.body.id : undefined;
     const counted = calls !== undefined && id !== undefined && waiting !== undefined && !waiting.has(id);
     if (counted) waiting.set(id, calls.begin());
     // A cancelled request gets no answer (the SDK drops it): it is over.
@@ -100,22 +99,7 @@ function endCall(waiting: Map<MessageId, () => void> | undefined, id: MessageId)
 
 /** The request a `notifications/cancelled` names. */
 function cancelledIdOf(body: unknown): MessageId | undefined {
-  const m = body as { method?: unknown; params?: { requestId?: unknown } } | null;
-  if (typeof m !== 'object' || m === null || m.method !== 'notifications/cancelled') return undefined;
-  const id = m.params?.requestId;
+  if (!isJSONRPCNotification(body) || body.method !== 'notifications/cancelled') return undefined;
+  const id = body.params?.['requestId'];
   return typeof id === 'string' || typeof id === 'number' ? id : undefined;
-}
-
-/** The id of a posted JSON-RPC request (a notification or a response has none to answer). */
-function requestIdOf(body: unknown): MessageId | undefined {
-  const m = body as { id?: unknown; method?: unknown } | null;
-  if (typeof m !== 'object' || m === null || typeof m.method !== 'string') return undefined;
-  return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
-}
-
-/** The id a result or error message answers. */
-function answeredIdOf(message: unknown): MessageId | undefined {
-  const m = message as { id?: unknown; result?: unknown; error?: unknown } | null;
-  if (typeof m !== 'object' || m === null || (m.result === undefined && m.error === undefined)) return undefined;
-  return typeof m.id === 'string' || typeof m.id === 'number' ? m.id : undefined;
 }
