@@ -78,8 +78,12 @@ interface DirectCall {
 }
 
 export class StdioTransport extends StdioServerTransport {
-  /** Bytes after the last newline seen (an incomplete line), or undefined. */
-  private pending: Buffer | undefined;
+  /**
+   * The incomplete line after the last newline seen, as the chunks it came in: joined once, when
+   * its newline arrives, so a long line is copied once rather than again with every chunk.
+   */
+  private pendingChunks: Buffer[] = [];
+  private pendingBytes = 0;
   /** The rest of a line over stdioLineBytesMax, already answered, is dropped up to its newline. */
   private skippingLine = false;
   /** stdin has ended: nothing more is read; the wire closes once every request read is answered. */
@@ -98,30 +102,50 @@ export class StdioTransport extends StdioServerTransport {
    * framing: lines split on "\n" (a trailing "\r" dropped); what it answers is in handleLine.
    */
   override _ondata = (chunk: Buffer): void => {
-    const buffer = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
     let start = 0;
     if (this.skippingLine) {
-      const end = buffer.indexOf(newline);
+      const end = chunk.indexOf(newline);
       if (end === -1) return;
       this.skippingLine = false;
       start = end + 1;
     }
-    for (let end = buffer.indexOf(newline, start); end !== -1; end = buffer.indexOf(newline, start)) {
-      const lineEnd = end > start && buffer[end - 1] === 0x0d ? end - 1 : end;
-      if (lineEnd - start > stdioLineBytesMax) this.refuseOverlongLine();
-      else this.handleLine(buffer.toString('utf8', start, lineEnd));
+    for (let end = chunk.indexOf(newline, start); end !== -1; end = chunk.indexOf(newline, start)) {
+      this.takeLine(this.completedLine(chunk.subarray(start, end)));
       start = end + 1;
       if (this.wireClosed) return;
     }
-    if (start === buffer.length) return;
-    if (buffer.length - start > stdioLineBytesMax) {
+    if (start === chunk.length) return;
+    // The line so far may end in the "\r" of a "\r\n" split across chunks: that byte is not the line's.
+    if (this.pendingBytes + chunk.length - start > stdioLineBytesMax + 1) {
+      this.dropPending();
       this.refuseOverlongLine();
       this.skippingLine = true;
       return;
     }
-    this.pending = buffer.subarray(start);
+    this.pendingChunks.push(chunk.subarray(start));
+    this.pendingBytes += chunk.length - start;
   };
+
+  /** The line that `tail` (the bytes before its newline) completes: the pending chunks, joined once, then tail. */
+  private completedLine(tail: Buffer): Buffer {
+    if (this.pendingChunks.length === 0) return tail;
+    this.pendingChunks.push(tail);
+    const line = Buffer.concat(this.pendingChunks, this.pendingBytes + tail.length);
+    this.dropPending();
+    return line;
+  }
+
+  /** One line, its newline taken off: a trailing "\r" dropped, then refused when over stdioLineBytesMax, else handled. */
+  private takeLine(line: Buffer): void {
+    const length = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    if (length > stdioLineBytesMax) this.refuseOverlongLine();
+    else this.handleLine(line.toString('utf8', 0, length));
+  }
+
+  private dropPending(): void {
+    this.pendingChunks = [];
+    this.pendingBytes = 0;
+  }
 
   /**
    * stdin ended (the client closed it, or the process stopped reading it on a signal). The SDK
@@ -130,14 +154,14 @@ export class StdioTransport extends StdioServerTransport {
   override _onstdinclose = (): void => {
     if (this.inputEnded || this.wireClosed) return;
     this.inputEnded = true;
-    this.pending = undefined;
+    this.dropPending();
     this.closeIfAnswered();
   };
 
   override async close(): Promise<void> {
     if (this.wireClosed) return;
     this.wireClosed = true;
-    this.pending = undefined;
+    this.dropPending();
     const unanswered = [...this.direct.keys(), ...this.sdkRequests];
     // In-flight direct calls end as the SDK's aborted requests do: unanswered...
     for (const call of this.direct.values()) call.cancelled = true;

@@ -3,7 +3,8 @@
  * waits on one (server/mcp/stdio-transport.ts): -32700 for a line that is not JSON, -32600 for
  * a message the SDK refuses (with its id when one can be read) and for a line over
  * stdioLineBytesMax, which is skipped to its newline; the connection goes on after each, and
- * stdout carries JSON-RPC messages only. Served by the real serveMemoryStdio over in-process pipes.
+ * stdout carries JSON-RPC messages only. A line is read whole wherever the chunks it comes in
+ * are cut, and one past the bound is refused before its newline arrives. Served by the real serveMemoryStdio over in-process pipes.
  */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -11,7 +12,7 @@ import { localPrincipal } from '../../server/auth/local-principal.js';
 import { createLogger } from '../../server/log.js';
 import { stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
 import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
-import { createNotesMemory, notesCatalog, notesTools } from './fixtures/notes.js';
+import { createNotesMemory, notesCatalog, notesTools, type NotesMemory } from './fixtures/notes.js';
 
 interface Answer {
   readonly jsonrpc: string;
@@ -54,21 +55,22 @@ afterEach(async () => {
 });
 
 /** An initialized 2025-era connection; `answers.all` then holds initialize's answer only. */
-async function connection(): Promise<{ stdin: PassThrough; answers: Answers }> {
+async function connection(): Promise<{ stdin: PassThrough; answers: Answers; memory: NotesMemory }> {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const answers = new Answers(stdout);
+  const memory = createNotesMemory();
   serving = serveMemoryStdio({
     surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('silent') },
     principal: localPrincipal(),
-    memory: createNotesMemory(),
+    memory,
     stdin,
     stdout,
   });
   stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }) + '\n');
   expect(await answers.at(0)).toHaveProperty('result.protocolVersion', '2025-11-25');
   stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
-  return { stdin, answers };
+  return { stdin, answers, memory };
 }
 
 /** Sends `line` and gives back the one answer it gets. */
@@ -150,5 +152,67 @@ describe('stdio lines that are not messages the server accepts', () => {
     const ping = '{"jsonrpc":"2.0","id":"edge","method":"ping"}';
     const line = ping + ' '.repeat(stdioLineBytesMax - ping.length);
     expect(await answerTo(stdin, answers, line + '\r\n')).toEqual({ jsonrpc: '2.0', id: 'edge', result: {} });
+  });
+});
+
+describe('stdio lines split across chunks', () => {
+  const putLine = JSON.stringify({ jsonrpc: '2.0', id: 'put', method: 'tools/call', params: { name: 'note_put', arguments: { id: 'u', text: 'é漢😀' } } });
+  const stream = Buffer.from('{"jsonrpc":"2.0","id":"a","method":"ping"}\n' + putLine + '\r\n' + '{"jsonrpc":"2.0","id":"c","method":"ping"}\n');
+
+  /** Writes `stream` as `chunks`, then checks its three answers and the text the put stored. */
+  async function expectStreamRead(connected: Awaited<ReturnType<typeof connection>>, chunks: Buffer[], split: string): Promise<void> {
+    const { stdin, answers, memory } = connected;
+    memory.notes.notes.delete('u');
+    const index = answers.all.length;
+    for (const chunk of chunks) stdin.write(chunk);
+    await answers.at(index + 2);
+    const byId = new Map(answers.all.slice(index).map((answer) => [answer.id, answer]));
+    expect(byId.get('a'), split).toEqual({ jsonrpc: '2.0', id: 'a', result: {} });
+    expect(byId.get('put'), split).toMatchObject({ result: { structuredContent: { id: 'u' } } });
+    expect(byId.get('c'), split).toEqual({ jsonrpc: '2.0', id: 'c', result: {} });
+    expect(memory.notes.notes.get('u')?.text, split).toBe('é漢😀');
+  }
+
+  test('lines split at any byte, inside a multi-byte character or between "\\r" and "\\n" too, are read whole', async () => {
+    const connected = await connection();
+    for (let at = 1; at < stream.length; at++) await expectStreamRead(connected, [stream.subarray(0, at), stream.subarray(at)], `split at byte ${at}`);
+    await expectStreamRead(connected, [...stream].map((byte) => Buffer.from([byte])), 'one byte per chunk');
+    await stillServes(connected.stdin, connected.answers);
+  });
+
+  test('many lines in one chunk are each answered', async () => {
+    const { stdin, answers } = await connection();
+    const count = 500;
+    const index = answers.all.length;
+    stdin.write(Array.from({ length: count }, (_, i) => `{"jsonrpc":"2.0","id":${i},"method":"ping"}\n`).join(''));
+    await answers.at(index + count - 1);
+    expect(answers.all.slice(index).map((answer) => answer.id)).toEqual(Array.from({ length: count }, (_, i) => i));
+  });
+
+  test('a line of exactly stdioLineBytesMax bytes is still read when its "\\r\\n" is split between chunks', async () => {
+    const { stdin, answers } = await connection();
+    const ping = '{"jsonrpc":"2.0","id":"edge","method":"ping"}';
+    const line = ping + ' '.repeat(stdioLineBytesMax - ping.length);
+    const index = answers.all.length;
+    stdin.write(line.slice(0, 1024));
+    stdin.write(line.slice(1024) + '\r');
+    stdin.write('\n');
+    expect(await answers.at(index)).toEqual({ jsonrpc: '2.0', id: 'edge', result: {} });
+  });
+
+  test('a line is refused as soon as it passes stdioLineBytesMax, before its newline arrives; the line after it is served', async () => {
+    const { stdin, answers } = await connection();
+    const index = answers.all.length;
+    const piece = 'x'.repeat(1024 * 1024);
+    let written = 0;
+    while (written <= stdioLineBytesMax + 1) {
+      stdin.write(piece);
+      written += piece.length;
+    }
+    expect(await answers.at(index)).toEqual({ jsonrpc: '2.0', id: null, error: { code: invalidRequest, message: `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)` } });
+    stdin.write(piece + '\n{"jsonrpc":"2.0","id":"next","method":"ping"}\n');
+    expect(await answers.at(index + 1)).toEqual({ jsonrpc: '2.0', id: 'next', result: {} });
+    await stillServes(stdin, answers);
+    expect(answers.all).toHaveLength(index + 1 + 1 + 2);
   });
 });
