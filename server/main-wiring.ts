@@ -113,7 +113,13 @@ function registryMemoryFor(registry: TenantRegistry<TenantMemory>): MemoryFor {
 }
 
 /** Serves one stdio connection; resolves when the client has gone and the store is closed. */
-export async function serveStdioProcess(config: Config, log: Logger): Promise<void> {
+/** How a stdio process's connection ended. */
+export interface StdioProcessEnd {
+  /** The shutdown bound passed with calls still running (they were answered with an error). */
+  readonly shutdownBoundPassed: boolean;
+}
+
+export async function serveStdioProcess(config: Config, log: Logger): Promise<StdioProcessEnd> {
   let principal: Principal;
   let revalidate: (() => Promise<void>) | undefined;
   if (config.auth === undefined) {
@@ -180,8 +186,10 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   // queued before the flush below. That wait is bounded like the HTTP shutdown: past it the
   // connection closes and the calls still running are answered with an error.
   let shutdownTimer: NodeJS.Timeout | undefined;
+  let shutdownBoundPassed = false;
   const boundShutdown = () => {
     shutdownTimer ??= setTimeout(() => {
+      shutdownBoundPassed = true;
       log.warn({ shutdownMs: config.shutdownMs }, 'shutdown bound passed; answering the calls still running with an error');
       void serving.close();
     }, config.shutdownMs);
@@ -205,6 +213,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<vo
   await control?.close();
   if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
   log.info('stdio connection over; store closed');
+  return { shutdownBoundPassed };
 }
 
 export interface HttpProcess {

@@ -8,7 +8,7 @@ import { Command, Option, type CommanderError } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
-import { installGracefulShutdown } from '../ops/shutdown.js';
+import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
@@ -67,7 +67,9 @@ async function serve(options: ServeOptions): Promise<void> {
   const wiring = await import('../main-wiring.js');
   if (options.stdio === true) {
     try {
-      await wiring.serveStdioProcess(config, log);
+      const ended = await wiring.serveStdioProcess(config, log);
+      // As the HTTP shutdown: work cut short by the bound is a failed end, whatever closed cleanly after it.
+      if (ended.shutdownBoundPassed) process.exitCode = exitCodeTimedOut;
     } catch (error) {
       // Past the answered calls (closing the store on a full disk, say): said as what it is.
       log.fatal({ err: error }, 'stdio serving ended with an error');

@@ -3,10 +3,11 @@
  * serveStdioProcess in server/main-wiring.ts): on SIGTERM the server stops reading stdin, the
  * calls it has read finish and are answered, their access rows are appended, then the store
  * closes. A call still running when the wire closes after stdin ended (the shutdown bound
- * passed) gets an error answer rather than silence.
+ * passed) gets an error answer rather than silence, and the process then exits 1, as the HTTP
+ * shutdown does past its bound.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -15,6 +16,7 @@ import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/serve
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { localTenantDefault } from '../../server/auth/local-principal.js';
 import { StdioTransport } from '../../server/mcp/stdio-transport.js';
+import { exitCodeTimedOut } from '../../server/ops/shutdown.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
 
@@ -32,31 +34,39 @@ interface Answer {
   readonly error?: unknown;
 }
 
+/**
+ * `serve --stdio` as a child process with `env` added, initialized (answers[0] is initialize's):
+ * its stdout read as answers, `answered(n)` resolving once n are in.
+ */
+async function initializedServer(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--stdio'], {
+    cwd: root,
+    env: { ...process.env, IOBOXX_LOG_LEVEL: 'info', ...env },
+  });
+  onTestFinished(() => void child.kill('SIGKILL')); // a no-op once it has exited
+  child.stderr.resume();
+  const answers: Answer[] = [];
+  let onAnswer = (): void => undefined;
+  let rest = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop()!;
+    for (const line of lines) answers.push(JSON.parse(line) as Answer);
+    onAnswer();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const answered = (count: number) => new Promise<void>((resolve) => {
+    onAnswer = () => answers.length >= count && resolve();
+    onAnswer();
+  });
+  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }) + '\n');
+  await answered(1);
+  return { child, answers, answered, exited };
+}
+
 describe('SIGTERM to the real server in stdio mode', () => {
   test('every call read before the signal is answered, and every answered call has its access row', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--stdio'], {
-      cwd: root,
-      env: { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'info' },
-    });
-    onTestFinished(() => void child.kill('SIGKILL')); // a no-op once it has exited
-    child.stderr.resume();
-    const answers: Answer[] = [];
-    let onAnswer = (): void => undefined;
-    let rest = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (rest + chunk).split('\n');
-      rest = lines.pop()!;
-      for (const line of lines) answers.push(JSON.parse(line) as Answer);
-      onAnswer();
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    const answered = (count: number) => new Promise<void>((resolve) => {
-      onAnswer = () => answers.length >= count && resolve();
-      onAnswer();
-    });
-
-    child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } }) + '\n');
-    await answered(1);
+    const { child, answers, answered, exited } = await initializedServer({ IOBOXX_DATA_DIR: dataDir });
     child.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
     // More calls than the server reads at once: at the signal some are running (the first
     // opens the store: they all wait for that), the rest unread.
@@ -90,6 +100,28 @@ describe('SIGTERM to the real server in stdio mode', () => {
       await memory.close();
     }
   }, 120_000);
+});
+
+describe('SIGTERM to the real server in stdio mode, a call outlasting the shutdown bound', () => {
+  test(`the call is answered with an error and the process exits ${exitCodeTimedOut}, as HTTP does past its bound`, async () => {
+    const boundDataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-stdio-bound-'));
+    onTestFinished(() => rm(boundDataDir, { recursive: true, force: true }));
+    // An empty LOCK counts as a taker between create and write: the store's open waits about
+    // 1 s before clearing it, so the first call runs far past a bound of 100 ms.
+    const dir = tenantDir(boundDataDir, localTenantDefault);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'LOCK'), '');
+    const { child, answers, answered, exited } = await initializedServer({ IOBOXX_DATA_DIR: boundDataDir, IOBOXX_SHUTDOWN_MS: '100' });
+    // The ping after the call is answered at once: once it is, the call has been read.
+    child.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+      + JSON.stringify({ jsonrpc: '2.0', id: 'slow', method: 'tools/call', params: { name: 'object_put', arguments: { id: 'o', type: 't', attributes: {} } } }) + '\n'
+      + '{"jsonrpc":"2.0","id":"ping","method":"ping"}\n');
+    await answered(2);
+    expect(answers[1]).toMatchObject({ id: 'ping' });
+    child.kill('SIGTERM');
+    expect(await exited).toBe(exitCodeTimedOut);
+    expect(answers.slice(2)).toEqual([{ jsonrpc: '2.0', id: 'slow', error: { code: -32603, message: expect.stringContaining('shut down before this call finished') } }]);
+  }, 60_000);
 });
 
 describe('the stdio wire after stdin ends', () => {
