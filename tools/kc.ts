@@ -10,6 +10,7 @@
  * resourcePath, representation (a JSON string)}, or the extension's `admin.RESOURCE-OP` type.
  */
 import { z } from 'zod';
+import { subjectUserOfEvent } from '../storage/control/keycloak-event.js';
 import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
@@ -162,14 +163,17 @@ function roleNames(representation: unknown): string[] {
 }
 
 function applyAdminEvent(ctx: ReducerContext, operation: string, resource: string, event: Fields): string {
-  const path = typeof event['resourcePath'] === 'string' ? (event['resourcePath'] as string).split('/') : [];
+  const resourcePath = typeof event['resourcePath'] === 'string' ? (event['resourcePath'] as string) : null;
+  const path = resourcePath?.split('/') ?? [];
   const representation = parseRepresentation(event['representation']);
   const rep = (representation && typeof representation === 'object' && !Array.isArray(representation) ? representation : {}) as Fields;
+  // The user the event is about, read as the projector reads it to route the event.
+  const subject = kcId(subjectUserOfEvent('admin', null, resource, resourcePath, representation));
   const adding = operation === 'CREATE' || operation === 'UPDATE';
   if (operation !== 'CREATE' && operation !== 'UPDATE' && operation !== 'DELETE') return `ignored: admin ${resource} ${operation}`;
   switch (resource) {
     case 'USER': {
-      const userId = path[0] === 'users' ? kcId(path[1]) : undefined;
+      const userId = path[0] === 'users' ? subject : undefined;
       if (!userId || path.length !== 2) return 'ignored: USER event with an unexpected resourcePath';
       if (!adding) {
         deleteUser(ctx, userId);
@@ -184,7 +188,7 @@ function applyAdminEvent(ctx: ReducerContext, operation: string, resource: strin
     }
     case 'GROUP_MEMBERSHIP': {
       // users/{userId}/groups/{groupId}
-      const userId = path[0] === 'users' && path[2] === 'groups' ? kcId(path[1]) : undefined;
+      const userId = path[0] === 'users' && path[2] === 'groups' ? subject : undefined;
       const groupId = kcId(path[3]) ?? kcId(rep['id']);
       if (!userId || !groupId) return 'ignored: GROUP_MEMBERSHIP event with an unexpected resourcePath';
       return setMembership(ctx, userId, 'group', groupId, str(rep['path']) ?? str(rep['name']), adding);
@@ -192,14 +196,13 @@ function applyAdminEvent(ctx: ReducerContext, operation: string, resource: strin
     case 'ORGANIZATION_MEMBERSHIP': {
       // organizations/{orgId}/members/{userId}, or .../members with the member in the representation
       const orgId = path[0] === 'organizations' && path[2] === 'members' ? kcId(path[1]) : undefined;
-      const userId = kcId(path[3]) ?? kcId(rep['id']) ?? kcId(representation);
-      if (!orgId || !userId) return 'ignored: ORGANIZATION_MEMBERSHIP event with an unexpected resourcePath';
-      return setMembership(ctx, userId, 'organization', orgId, null, adding);
+      if (!orgId || !subject) return 'ignored: ORGANIZATION_MEMBERSHIP event with an unexpected resourcePath';
+      return setMembership(ctx, subject, 'organization', orgId, null, adding);
     }
     case 'REALM_ROLE_MAPPING':
     case 'CLIENT_ROLE_MAPPING': {
       // users/{userId}/role-mappings/realm | users/{userId}/role-mappings/clients/{clientId}
-      const userId = path[0] === 'users' && path[2] === 'role-mappings' ? kcId(path[1]) : undefined;
+      const userId = path[0] === 'users' && path[2] === 'role-mappings' ? subject : undefined;
       if (!userId) return `ignored: ${resource} not on a user`;
       const client = resource === 'REALM_ROLE_MAPPING' ? '' : (path[3] === 'clients' ? kcId(path[4]) : undefined);
       if (client === undefined) return 'ignored: CLIENT_ROLE_MAPPING without a client';

@@ -85,8 +85,18 @@ function parseRepresentation(value: unknown): JsonValue | null {
   return value === undefined ? null : (value as JsonValue);
 }
 
-function field(value: JsonValue | null, name: string): unknown {
-  return value && typeof value === 'object' && !Array.isArray(value) ? value[name] : undefined;
+function field(value: unknown, name: string): unknown {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+/** A resource path segment URI-decoded; null when empty or not decodable (a stray `%`), which names nothing. */
+function decodedSegment(segment: string | undefined): string | null {
+  if (!segment) return null;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -117,29 +127,32 @@ export function organizationOfEvent(
   alias ??= str(field(representation, 'organizationAlias'));
   id ??= str(field(representation, 'organizationId'));
   const fromPath = resourcePath ? /^organizations\/([^/]+)(?:\/|$)/.exec(resourcePath) : null;
-  id ??= fromPath ? decodeURIComponent(fromPath[1]!) : null;
+  id ??= fromPath ? decodedSegment(fromPath[1]) : null;
   return { id, alias };
 }
 
 /**
  * The user an event is about: a user event's `userId`; an admin event's user in its resource
- * path (`users/{id}...`, `organizations/{org}/members/{id}`) or, for an organization membership,
- * the member in its representation. The projector learns from it which tenants know a user, so
- * that an event naming no organization (an admin disabling or deleting the user, DELETE_ACCOUNT)
- * reaches them.
+ * path (`users/{id}` and what lies under it, `organizations/{org}/members/{id}`, URI-decoded)
+ * or, for an organization membership, the member its representation names (its `id`, or the
+ * representation itself: Keycloak's add-member body is the bare user id). The one reading of
+ * it: the projector learns from it which tenants know a user, so that an event naming no
+ * organization (an admin disabling or deleting the user, DELETE_ACCOUNT) reaches them, and the
+ * kc_* projection (tools/kc.ts) applies an admin event to it.
  */
 export function subjectUserOfEvent(
   kind: 'user' | 'admin',
   userId: string | null,
   resourceType: string | null,
   resourcePath: string | null,
-  representation: JsonValue | null,
+  representation: unknown,
 ): string | null {
   if (kind === 'user') return userId;
   const path = resourcePath?.split('/') ?? [];
-  if (path[0] === 'users' && path[1]) return decodeURIComponent(path[1]);
-  if (path[0] === 'organizations' && path[2] === 'members' && path[3]) return decodeURIComponent(path[3]);
-  return resourceType === 'ORGANIZATION_MEMBERSHIP' ? str(field(representation, 'id')) : null;
+  if (path[0] === 'users' && path[1]) return decodedSegment(path[1]);
+  if (path[0] === 'organizations' && path[2] === 'members' && path[3]) return decodedSegment(path[3]);
+  if (resourceType !== 'ORGANIZATION_MEMBERSHIP') return null;
+  return typeof representation === 'string' ? str(representation) : str(field(representation, 'id'));
 }
 
 /**

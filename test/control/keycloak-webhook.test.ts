@@ -51,6 +51,19 @@ describe('Keycloak event parsing', () => {
     expect(() => parseKeycloakEvent('{"type":"LOGIN"}')).toThrow(/time/);
   });
 
+  test('an admin event is about the user in its resource path (URI-decoded), or the member an organization membership names; a path that cannot be decoded names none', () => {
+    const admin = (fields: Record<string, unknown>) => parseKeycloakEvent(JSON.stringify({ time: 1, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', ...fields }));
+    expect(admin({ resourceType: 'GROUP_MEMBERSHIP', resourcePath: 'users/ann%40x.org/groups/g1' }).subjectUserId).toBe('ann@x.org');
+    expect(admin({ resourcePath: 'organizations/o1/members/u9' }).subjectUserId).toBe('u9');
+    expect(admin({ resourcePath: 'organizations/o1/members', representation: JSON.stringify({ id: 'u8' }) }).subjectUserId).toBe('u8');
+    // Keycloak's add-member body is the bare user id, a JSON string.
+    expect(admin({ resourcePath: 'organizations/o1/members', representation: JSON.stringify('u7') }).subjectUserId).toBe('u7');
+    expect(admin({ resourceType: 'CLIENT', resourcePath: 'clients/c1' }).subjectUserId).toBeNull();
+    const undecodable = admin({ resourceType: 'USER', resourcePath: 'users/%E0%A4%A' });
+    expect(undecodable.subjectUserId).toBeNull();
+    expect(admin({ resourcePath: 'organizations/%/members/u1' })).toMatchObject({ subjectUserId: 'u1', tenant: null });
+  });
+
   test('the signature is checked over the raw bytes with the secret', () => {
     const body = Buffer.from('{"a":1}');
     expect(verifyKeycloakSignature(body, signKeycloakBody(body, secret), secret)).toBe(true);

@@ -61,6 +61,14 @@ test('admin events project users, group and organization memberships, realm and 
   expect(left).toBe(0);
 });
 
+test('an admin event is applied to the user the projector routes it by: a URI-encoded id decoded, an organization member named by a bare id', async () => {
+  const encoded = 'ann@x.org';
+  expect((await apply('e1', { operationType: 'CREATE', resourceType: 'USER', resourcePath: `users/${encodeURIComponent(encoded)}`, representation: JSON.stringify({ username: 'ann' }) })).result.effect).toBe('user created');
+  expect(await f.call('kc_user_get', { user_id: encoded }, admin)).toMatchObject({ user_id: encoded, username: 'ann' });
+  expect((await apply('e2', { operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: 'organizations/org-2/members', representation: JSON.stringify(userId) })).result.effect).toBe('organization membership added');
+  expect((await apply('e3', { operationType: 'CREATE', resourceType: 'USER', resourcePath: 'users/%E0%A4%A' })).result.effect).toMatch(/^ignored/);
+});
+
 test('re-applying a landing is a no-op that changes no row, also after a restart', async () => {
   const event = { type: 'REGISTER', userId, details: { username: 'ann' } };
   await apply('same', event);
