@@ -42,11 +42,11 @@ export function refusedForGood(error: unknown): boolean {
  * The tenant rule of `tenantOfKeycloakEvent`, with an organization named only by id resolved
  * to its alias when the control plane has learned it (so it reaches the alias-named tenant).
  */
-export async function tenantOf(control: ControlPlane, event: KeycloakEvent): Promise<string | null> {
+export async function tenantOf(organizationAlias: (orgId: string) => Promise<string | undefined>, event: KeycloakEvent): Promise<string | null> {
   const { id, alias } = event.organization;
   if (alias) return alias;
   if (!id) return null;
-  return (await control.organizationAlias(id)) ?? id;
+  return (await organizationAlias(id)) ?? id;
 }
 
 /** One pass over everything pending. An operating error stops the pass (order is kept) and is thrown. */
@@ -63,7 +63,7 @@ export async function projectKeycloakEvents(
     if (pending.length === 0) return { projected, skipped };
     for (const landed of pending) {
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
-      const named = await tenantOf(control, event);
+      const named = await tenantOf((orgId) => control.organizationAlias(orgId), event);
       const user = event.subjectUserId;
       // An event naming no organization (a user disabled or deleted realm-wide) is about the
       // user everywhere: it reaches every tenant the user is known in.

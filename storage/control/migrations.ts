@@ -6,12 +6,12 @@
  */
 import pg from 'pg';
 import { pgConnectionString } from './connection-url.js';
+import { backfillUserTenants } from './user-tenants-backfill.js';
 
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+/** A schema change in SQL, or a data step that needs code (the Keycloak event parser). */
+export type Migration =
+  | { readonly version: number; readonly name: string; readonly sql: string }
+  | { readonly version: number; readonly name: string; readonly run: (client: pg.ClientBase) => Promise<void> };
 
 /** Arbitrary but fixed: the advisory lock key every ioboxx-memory server migrates under. */
 export const migrationLockKey = 0x10b0_c0de;
@@ -140,6 +140,12 @@ export const migrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'keycloak user tenants backfill',
+    // Users whose events were applied before migration 4 get their tenants from those events.
+    run: backfillUserTenants,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */
@@ -158,7 +164,8 @@ export async function applyMigrations(directUrl: string): Promise<number[]> {
     const ran: number[] = [];
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
-      await client.query(migration.sql);
+      if ('sql' in migration) await client.query(migration.sql);
+      else await migration.run(client);
       await client.query('insert into control_migrations (version, name) values ($1, $2)', [migration.version, migration.name]);
       ran.push(migration.version);
     }

@@ -18,6 +18,7 @@ import { stageAccessLog, stageServerAudit } from '../../storage/control/audit-st
 import { freshPostgresDatabase, poolerAdmin } from '../support/services.js';
 import { pgConnectionString } from '../../storage/control/connection-url.js';
 import pg from 'pg';
+import { MemoryError } from '../../storage/errors.js';
 import { MemoryStoreFake } from './memory-store-fake.js';
 
 interface Backend {
@@ -191,6 +192,47 @@ describe.each(backends)('control plane on %s', (name, makeBackend) => {
     expect([...applied.values()].sort()).toEqual(['acme:LOGIN', 'acme:REGISTER', 'globex:LOGIN']);
     expect(await control.pendingKeycloakEvents(10)).toEqual([]);
     expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 0 });
+  });
+
+  test('migration 5 gives users whose events were applied before migration 4 their tenants, as the projector derives them', async () => {
+    const land = (event: Record<string, unknown>) => control.landKeycloakEvent(toLanding(parseKeycloakEvent(JSON.stringify({ time: 1, realmId: 'r', ...event }))));
+    const membership = (id: string, org: string, user: string) => ({ id, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: `organizations/${org}/members/${user}` });
+    await control.rememberOrganization('org-bf-9', 'bf-globex');
+    await land({ id: 'bf-1', type: 'REGISTER', userId: 'u-old', details: { org_alias: 'bf-acme' } });
+    await land(membership('bf-2', 'org-bf-9', 'u-old')); // named by id: its alias is the tenant
+    await land(membership('bf-3', 'org-bf-unknown', 'u-two')); // an id with no alias learned: the id is
+    await land({ id: 'bf-4', type: 'REGISTER', userId: 'u-refused', details: { org_alias: 'bf-refusing' } });
+    await land({ id: 'bf-5', type: 'LOGIN', userId: 'u-old', details: {} }); // no organization: no tenant
+    const reached: string[] = [];
+    const apply = async (tenant: string, event: KeycloakEvent) => {
+      if (tenant === 'bf-refusing') throw new MemoryError('invalid_argument', 'refused for good');
+      reached.push(`${tenant}:${event.subjectUserId}`);
+    };
+    await projectKeycloakEvents(control, apply);
+    await land({ id: 'bf-6', type: 'REGISTER', userId: 'u-pending', details: { org_alias: 'bf-later' } }); // not applied yet
+
+    // The database as migration 4 left it for users known before it: no tenants recorded.
+    const directUrl = backend.config().databaseDirectUrl ?? backend.config().databaseUrl ?? control.url;
+    const admin = new pg.Client({ connectionString: pgConnectionString(directUrl) });
+    await admin.connect();
+    try {
+      await admin.query('delete from kc_user_tenants');
+      await admin.query('delete from control_migrations where version = 5');
+    } finally {
+      await admin.end();
+    }
+    expect(await control.userTenants('u-old')).toEqual([]);
+    expect(await applyMigrations(directUrl)).toEqual([5]);
+    expect(await control.userTenants('u-old')).toEqual(['bf-acme', 'bf-globex']);
+    expect(await control.userTenants('u-two')).toEqual(['org-bf-unknown']);
+    expect(await control.userTenants('u-refused'), 'refused for good: never applied there').toEqual([]);
+    expect(await control.userTenants('u-pending'), 'not applied yet: the projector records it when it is').toEqual([]);
+
+    // So an event naming no organization now reaches every tenant the user was known in.
+    reached.length = 0;
+    await land({ id: 'bf-7', type: 'DELETE_ACCOUNT', userId: 'u-old', details: {} });
+    await projectKeycloakEvents(control, apply);
+    expect(reached).toEqual(['bf-later:u-pending', 'bf-acme:u-old', 'bf-globex:u-old']);
   });
 
   test('run history takes each outbox row exactly once, even when the remove step crashes', async () => {
