@@ -2,15 +2,17 @@
  * The LOCK file of a store directory: who has it open. Everything that changes a store's files
  * takes it (Store.open, `store repair`), so no two processes ever write one store.
  *
- * - Taking it is atomic: the file is created with O_EXCL, so of two processes starting at once
- *   exactly one wins (reading "no holder" and then writing the file could let both in).
+ * - Taking it is atomic and whole: the process writes its identity into a file of its own, syncs
+ *   it, then links it as LOCK. A link never replaces a name (EEXIST), so of several takers exactly
+ *   one wins, and a LOCK is never seen empty or half-written.
  * - It names the process as `pid starttime` (the kernel's start time of that pid, from
  *   /proc/PID/stat): after a crash or a reboot the pid may belong to another live process, and
  *   a LOCK naming a pid whose start time differs is stale, not held. (A LOCK of an older version,
  *   a bare pid, counts as held while that pid is alive.)
- * - A stale LOCK is moved aside and the create tried again; a taker that moved a fresh LOCK
- *   aside by mistake (another taker replaced the stale one first) puts it back. An empty LOCK
- *   may be one just created and not yet written: it is stale only if it stays empty.
+ * - A stale LOCK is removed only by the process holding LOCK.clearing (taken the same way): with
+ *   one clearer at a time, none can remove a LOCK another taker has just linked in its place.
+ * - An older version created LOCK empty and then wrote it: an empty LOCK is stale only if it
+ *   stays empty.
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -18,11 +20,15 @@ import { MemoryError } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 
 export const lockFileName = 'LOCK';
-/** Rounds of "create, or clear a stale LOCK and create again" before giving up. */
+/** Held while a stale LOCK is removed (see the top of this file). */
+const clearingFileName = 'LOCK.clearing';
+/** Rounds of "link, or clear a stale LOCK and link again" before giving up. */
 export const lockAttemptsMax = 6;
+/** How long a taker waits while another process clears a stale LOCK (it takes a few fsyncs). */
+const clearingWaitMs = 50;
 /**
- * An empty LOCK is looked at again after this (times the round; 1 s in all before it counts as a
- * crash's leftover): its taker may be between create and write, descheduled on a loaded machine.
+ * An empty LOCK (an older version's, see the top) is looked at again after this (times the round;
+ * 1 s in all before it counts as a crash's leftover): its taker may be between create and write.
  */
 export const lockWrittenWaitMs = 100;
 
@@ -85,26 +91,14 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
   const resolved = path.resolve(dir);
   if (heldDirs.has(resolved)) throw heldBy(dir, process.pid);
   const lockPath = path.join(dir, lockFileName);
-  const identity = identityOf(process.pid);
   let cleanedForSpace = false;
   for (let attempt = 1; ; attempt++) {
-    let created = false;
     try {
-      const handle = await fl.open(lockPath, 'wx');
-      created = true;
-      try {
-        const bytes = Buffer.from(identity);
-        await handle.writev([bytes], 0);
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-      await fl.fsyncDir(dir);
+      await linkOwnFile(dir, lockFileName, fl);
       break;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
-        if (created) await fl.unlink(lockPath).catch(() => undefined); // a LOCK this call created and could not finish
         if (code === 'ENOSPC' && claimed !== undefined && !cleanedForSpace && lockHolder(dir) === null) {
           cleanedForSpace = true;
           await claimed();
@@ -113,21 +107,22 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
         throw error;
       }
     }
-    const text = await fl.readFile(lockPath).then((b) => b.toString('utf8'), () => undefined);
-    if (text === undefined) continue; // cleared meanwhile: create again
+    const text = await readText(lockPath, fl);
+    if (text === undefined) continue; // cleared meanwhile: link again
     const holder = holderOf(text);
     if (holder !== null) throw heldBy(dir, holder);
     if (attempt >= lockAttemptsMax) throw new MemoryError('conflict', `store ${dir}: its LOCK keeps changing; another process is taking it`, 'retry in a moment');
     if (text.trim() === '' && attempt < lockAttemptsMax - 1) {
-      // Created and not yet written (its taker is between create and write): look again shortly;
-      // still empty after that, it is a crash's leftover and stale.
-      await new Promise((resolve) => setTimeout(resolve, lockWrittenWaitMs * attempt));
+      // An older version's taker between create and write: look again shortly; still empty
+      // after that, it is a crash's leftover and stale.
+      await sleep(lockWrittenWaitMs * attempt);
       continue;
     }
-    await clearStaleLock(dir, lockPath, text, fl);
+    await clearStaleLock(dir, text, fl);
   }
   heldDirs.add(resolved);
   try {
+    await removeLeftoverOwnFiles(dir, fl);
     await claimed?.();
   } catch (error) {
     heldDirs.delete(resolved);
@@ -140,20 +135,71 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
   };
 }
 
-/** Moves the stale LOCK (whose text was `staleText`) aside; one that proves fresher goes back. */
-async function clearStaleLock(dir: string, lockPath: string, staleText: string, fl: FileLayer): Promise<void> {
-  const aside = `${lockPath}.stale-${process.pid}-${Date.now()}`;
+/** Tells apart the own files of one process (a LOCK and a LOCK.clearing may be in the making at once). */
+let ownFilesMade = 0;
+
+/**
+ * Write this process's identity into a file of its own, sync it, and link it as `name` in `dir`:
+ * the name appears whole or not at all. Throws EEXIST when `name` exists.
+ */
+async function linkOwnFile(dir: string, name: string, fl: FileLayer): Promise<void> {
+  const own = path.join(dir, `${name}.${process.pid}-${ownFilesMade++}`);
   try {
-    await fl.rename(lockPath, aside);
-  } catch {
-    return; // gone already (another taker cleared it): create again
+    const handle = await fl.open(own, 'wx');
+    try {
+      await handle.writev([Buffer.from(identityOf(process.pid))], 0);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await fl.link(own, path.join(dir, name));
+  } finally {
+    await fl.unlink(own).catch(() => undefined); // a half-written one too: it holds space a full disk lacks
   }
-  const moved = await fl.readFile(aside).then((b) => b.toString('utf8'), () => staleText);
-  if (moved !== staleText) {
-    // Another taker had replaced the stale LOCK with its own: put that back where it was.
-    await fl.rename(aside, lockPath).catch(() => undefined);
+  await fl.fsyncDir(dir);
+}
+
+/** Files `linkOwnFile` names `LOCK.PID-N` (and `LOCK.clearing.PID-N`), and an older version's `LOCK.stale-PID-TIME`. */
+const ownFilePattern = /^LOCK\.(?:clearing\.)?(?:stale-)?(\d+)-\d+$/;
+
+/** Such files of processes that ended between writing and removing them (a crash): nothing reads them. */
+async function removeLeftoverOwnFiles(dir: string, fl: FileLayer): Promise<void> {
+  for (const name of await fl.readdir(dir)) {
+    const pid = ownFilePattern.exec(name)?.[1];
+    if (pid !== undefined && holderOf(pid) === null) await fl.unlink(path.join(dir, name)).catch(() => undefined);
+  }
+}
+
+/**
+ * Remove the stale LOCK (whose text was `staleText`), holding LOCK.clearing meanwhile. When
+ * another process holds LOCK.clearing, wait a moment instead: the caller then tries to link again.
+ */
+async function clearStaleLock(dir: string, staleText: string, fl: FileLayer): Promise<void> {
+  const clearingPath = path.join(dir, clearingFileName);
+  try {
+    await linkOwnFile(dir, clearingFileName, fl);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const clearer = await readText(clearingPath, fl);
+    // A clearer that ended mid-clear (a crash) left it: remove it. Else let the clearer finish.
+    if (clearer !== undefined && clearer.trim() !== '' && holderOf(clearer) === null) await fl.unlink(clearingPath).catch(() => undefined);
+    else await sleep(clearingWaitMs);
     return;
   }
-  await fl.unlink(aside).catch(() => undefined);
-  await fl.fsyncDir(dir);
+  try {
+    // Only the holder of LOCK.clearing removes a LOCK, and no LOCK is linked while one exists:
+    // a LOCK with the stale text now is the very one judged stale.
+    if ((await readText(path.join(dir, lockFileName), fl)) === staleText) await fl.unlink(path.join(dir, lockFileName)).catch(() => undefined);
+  } finally {
+    await fl.unlink(clearingPath).catch(() => undefined);
+    await fl.fsyncDir(dir);
+  }
+}
+
+function readText(file: string, fl: FileLayer): Promise<string | undefined> {
+  return fl.readFile(file).then((b) => b.toString('utf8'), () => undefined);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

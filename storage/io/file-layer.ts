@@ -33,6 +33,8 @@ export interface FileLayer {
   /** Write a whole file durably: tmp + fsync + rename + directory fsync. */
   writeFileDurable(path: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** A second name for an existing file; fails with EEXIST when `to` exists (never replaces it). */
+  link(existing: string, to: string): Promise<void>;
   unlink(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   mkdirp(path: string): Promise<void>;

@@ -117,6 +117,9 @@ export class NodeFileLayer implements FileLayer {
   rename(from: string, to: string): Promise<void> {
     return fsp.rename(from, to);
   }
+  link(existing: string, to: string): Promise<void> {
+    return fsp.link(existing, to);
+  }
   unlink(file: string): Promise<void> {
     return fsp.unlink(file);
   }

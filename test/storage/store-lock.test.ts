@@ -4,7 +4,7 @@
  * pid reuse) or a dead one is taken over; one naming a live holder is refused, naming it.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,8 +35,21 @@ async function nextLine(lines: AsyncIterator<string>): Promise<string> {
 }
 
 describe('store LOCK', () => {
-  test(`${takersCount} processes taking it at once, ${racesCount} times: exactly one wins each time`, async () => {
+  /** A pid that belonged to a process which has ended (its LOCK is a crash's leftover). */
+  async function endedPid(): Promise<number> {
+    const ended = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => ended.once('exit', resolve));
+    return ended.pid!;
+  }
+
+  const starts: [string, () => Promise<void>][] = [
+    ['no LOCK', async () => undefined],
+    // Every taker finds it stale and clears it: one clearer at a time, so none removes the winner's LOCK.
+    ['a stale LOCK (its process ended)', async () => writeFile(path.join(dir, lockFileName), `${await endedPid()} ${processStartTime(process.pid)}`)],
+  ];
+  test.each(starts)(`${takersCount} processes taking it at once from %s, ${racesCount} times: exactly one wins each time`, async (_, before) => {
     for (let race = 0; race < racesCount; race++) {
+      await before();
       const takers = Array.from({ length: takersCount }, startTaker);
       try {
         for (const t of takers) expect(await nextLine(t.lines)).toBe('ready');
@@ -49,8 +62,23 @@ describe('store LOCK', () => {
         await Promise.all(takers.map((t) => new Promise((resolve) => (t.child.exitCode !== null ? resolve(null) : t.child.once('exit', resolve)))));
       }
       expect(lockHolder(dir), 'released when its holder ended').toBeNull();
+      expect((await readdir(dir)).filter((name) => name !== lockFileName), 'files of the taking left behind').toEqual([]);
     }
   }, 120_000);
+
+  test('a crashed clearer\'s LOCK.clearing and a crashed taker\'s own file do not block the next taker, and are removed', async () => {
+    const pid = await endedPid();
+    await writeFile(path.join(dir, lockFileName), `${pid} 1`);
+    await writeFile(path.join(dir, 'LOCK.clearing'), `${pid} 1`);
+    await writeFile(path.join(dir, `LOCK.${pid}-0`), `${pid} 1`);
+    const release = await takeStoreLock(dir, nodeFileLayer);
+    try {
+      expect(lockHolder(dir)).toBe(process.pid);
+      expect((await readdir(dir)).sort()).toEqual([lockFileName]);
+    } finally {
+      await release();
+    }
+  });
 
   test('a LOCK naming a live pid with another start time (the pid was reused) is stale and taken over', async () => {
     expect(processStartTime(process.pid)).toMatch(/^\d+$/);
