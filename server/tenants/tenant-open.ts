@@ -1,0 +1,24 @@
+/**
+ * Opening a tenant's store, for every transport: its directory is made or checked
+ * (tenant-dir.ts), the store opened, and, once the store exists on disk, the tenant is
+ * recorded as known (known-tenants.ts). A data directory from before the records gets each
+ * tenant's record on its next open, so an existing store is never refused for want of one.
+ */
+import { isKnownTenant, recordKnownTenant } from './known-tenants.js';
+import { ensureTenantDir } from './tenant-dir.js';
+
+export async function openTenantStore<T extends { close(): Promise<void> }>(dataDir: string, tenant: string, open: (dir: string) => Promise<T>): Promise<T> {
+  const known = await isKnownTenant(dataDir, tenant);
+  const dir = await ensureTenantDir(dataDir, tenant);
+  const store = await open(dir);
+  if (!known) {
+    try {
+      await recordKnownTenant(dataDir, tenant);
+    } catch (error) {
+      // Unrecorded, a later loss of this store would go unnoticed: refuse to serve it.
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
+  return store;
+}
