@@ -2,12 +2,17 @@
  * `ioboxx-memory tenants list [--json]`: every tenant store under DATA/tenants with its size
  * on disk, last offset, newest snapshot and whether a live process has it open. Read-only:
  * no store is opened, so it is safe beside a running server.
+ *
+ * `tenants forget T --yes` and `tenants delete T --yes` retire a tenant (tenant-retirement.ts):
+ * each changes the data directory only with --yes, and says what it did.
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { readStoreStatus, type StoreStatus } from '../ops/store-status.js';
+import { MemoryError } from '../../storage/errors.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
+import { deleteTenant, forgetTenant, trashRoot } from '../tenants/tenant-retirement.js';
 import { isTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
@@ -77,4 +82,55 @@ export function registerTenantCommands(program: Command): void {
         failCommand(error, opts.json === true);
       }
     });
+
+  tenants
+    .command('forget')
+    .description("drop the record that TENANT had a store, so its next use starts an empty one (for a store that vanished and will not be restored)")
+    .argument('<tenant>', 'tenant id')
+    .option('--yes', 'do it (without, nothing changes)')
+    .option('--json', 'one JSON object on stdout')
+    .option('--data-dir <dir>', dataDirOptionHelp)
+    .action(async (tenant: string, opts: RetireOptions) => {
+      try {
+        requireYes(opts, `forgetting ${tenant} lets its next use start an empty store`);
+        const report = await forgetTenant(operatorDataDir(opts.dataDir), tenant);
+        printReport(opts.json === true, { ok: true, ...report }, () => [report.forgotten
+          ? `forgot tenant ${tenant}: its next use starts an empty store`
+          : `tenant ${tenant} was not known; nothing changed`]);
+      } catch (error) {
+        failCommand(error, opts.json === true);
+      }
+    });
+  tenants
+    .command('delete')
+    .description("move TENANT's store directory into DATA/trash/<UTC time>/ (nothing is removed), then forget TENANT; refused while a process has the store open")
+    .argument('<tenant>', 'tenant id')
+    .option('--yes', 'do it (without, nothing changes)')
+    .option('--json', 'one JSON object on stdout')
+    .option('--data-dir <dir>', dataDirOptionHelp)
+    .action(async (tenant: string, opts: RetireOptions) => {
+      try {
+        requireYes(opts, `deleting ${tenant} moves its store to the trash and lets its next use start an empty one`);
+        const dataDir = operatorDataDir(opts.dataDir);
+        const report = await deleteTenant(dataDir, tenant, Date.now());
+        printReport(opts.json === true, { ok: true, ...report }, () => [
+          report.movedTo === null ? `tenant ${tenant} had no store directory; nothing moved` : `moved the store of ${tenant} to ${report.movedTo}`,
+          report.forgotten ? `forgot tenant ${tenant}: its next use starts an empty store` : `tenant ${tenant} had no record to drop`,
+          ...(report.movedTo === null ? [] : [`(nothing was removed: empty ${trashRoot(dataDir)} when you no longer need it)`]),
+        ]);
+      } catch (error) {
+        failCommand(error, opts.json === true);
+      }
+    });
+}
+
+interface RetireOptions {
+  readonly yes?: boolean;
+  readonly json?: boolean;
+  readonly dataDir?: string;
+}
+
+/** A command that changes the data directory runs only when asked with --yes. */
+function requireYes(opts: RetireOptions, what: string): void {
+  if (opts.yes !== true) throw new MemoryError('invalid_argument', `${what}; nothing changed`, 'add --yes to do it');
 }

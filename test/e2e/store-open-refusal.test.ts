@@ -120,4 +120,16 @@ describe('a known tenant whose store has vanished (its directory deleted while t
       await client.close();
     }
   }, 120_000);
+
+  test('after `tenants forget local --yes` the tenant starts over with an empty store', async () => {
+    const forget = spawnSync(process.execPath, [serverBin, 'tenants', 'forget', localTenantDefault, '--yes', '--data-dir', vanishedDataDir], { cwd: repoRoot, env: baseEnv(), encoding: 'utf8', timeout: 60_000 });
+    expect(forget.status, forget.stderr).toBe(0);
+    const client = await connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: vanishedDataDir }, cwd: repoRoot, stderr: 'ignore' });
+    try {
+      expect(toolErrorOf(await client.callTool('object_get', { id: 'kept' }))).toMatchObject({ code: 'not_found' });
+      expect(await storeCreated()).toBe(true);
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
 });
