@@ -140,44 +140,24 @@ export function registerTenantCommands(program: Command): void {
         failCommand(error, opts.json === true);
       }
     });
-  tenants
-    .command('forget')
-    .description("drop the record that TENANT had a store, so its next use starts an empty one (for a store that vanished and will not be restored)")
-    .argument('<tenant>', 'tenant id')
-    .option('--yes', 'do it (without, nothing changes)')
-    .option('--json', 'one JSON object on stdout')
-    .option('--data-dir <dir>', dataDirOptionHelp)
-    .action(async (tenant: string, opts: RetireOptions) => {
-      try {
-        requireYes(opts, `forgetting ${tenant} lets its next use start an empty store`);
-        const report = await forgetTenant(operatorDataDir(opts.dataDir), tenant);
-        printReport(opts.json === true, { ok: true, ...report }, () => [report.forgotten
-          ? `forgot tenant ${tenant}: its next use starts an empty store`
-          : `tenant ${tenant} was not known; nothing changed`]);
-      } catch (error) {
-        failCommand(error, opts.json === true);
-      }
+  retireCommand(tenants, 'forget', "drop the record that TENANT had a store, so its next use starts an empty one (for a store that vanished and will not be restored)",
+    `forgetting it lets its next use start an empty store`,
+    async (dataDir, tenant) => {
+      const report = await forgetTenant(dataDir, tenant);
+      return { report, lines: [report.forgotten ? `forgot tenant ${tenant}: its next use starts an empty store` : `tenant ${tenant} was not known; nothing changed`] };
     });
-  tenants
-    .command('delete')
-    .description("move TENANT's store directory into DATA/trash/<UTC time>/ (nothing is removed), then forget TENANT; refused while a process has the store open")
-    .argument('<tenant>', 'tenant id')
-    .option('--yes', 'do it (without, nothing changes)')
-    .option('--json', 'one JSON object on stdout')
-    .option('--data-dir <dir>', dataDirOptionHelp)
-    .action(async (tenant: string, opts: RetireOptions) => {
-      try {
-        requireYes(opts, `deleting ${tenant} moves its store to the trash and lets its next use start an empty one`);
-        const dataDir = operatorDataDir(opts.dataDir);
-        const report = await deleteTenant(dataDir, tenant, Date.now());
-        printReport(opts.json === true, { ok: true, ...report }, () => [
+  retireCommand(tenants, 'delete', "move TENANT's store directory into DATA/trash/<UTC time>/ (nothing is removed), then forget TENANT; refused while a process has the store open",
+    'deleting it moves its store to the trash and lets its next use start an empty one',
+    async (dataDir, tenant) => {
+      const report = await deleteTenant(dataDir, tenant, Date.now());
+      return {
+        report,
+        lines: [
           report.movedTo === null ? `tenant ${tenant} had no store directory; nothing moved` : `moved the store of ${tenant} to ${report.movedTo}`,
           report.forgotten ? `forgot tenant ${tenant}: its next use starts an empty store` : `tenant ${tenant} had no record to drop`,
           ...(report.movedTo === null ? [] : [`(nothing was removed: empty ${trashRoot(dataDir)} when you no longer need it)`]),
-        ]);
-      } catch (error) {
-        failCommand(error, opts.json === true);
-      }
+        ],
+      };
     });
 }
 
@@ -187,7 +167,23 @@ interface RetireOptions {
   readonly dataDir?: string;
 }
 
-/** A command that changes the data directory runs only when asked with --yes. */
-function requireYes(opts: RetireOptions, what: string): void {
-  if (opts.yes !== true) throw new MemoryError('invalid_argument', `${what}; nothing changed`, 'add --yes to do it');
+/** `tenants forget|delete TENANT --yes`: changes the data directory only when asked with --yes, then says what it did. */
+function retireCommand(tenants: Command, name: string, description: string, without: string,
+  retire: (dataDir: string, tenant: string) => Promise<{ report: object; lines: string[] }>): void {
+  tenants
+    .command(name)
+    .description(description)
+    .argument('<tenant>', 'tenant id')
+    .option('--yes', 'do it (without, nothing changes)')
+    .option('--json', 'one JSON object on stdout')
+    .option('--data-dir <dir>', dataDirOptionHelp)
+    .action(async (tenant: string, opts: RetireOptions) => {
+      try {
+        if (opts.yes !== true) throw new MemoryError('invalid_argument', `tenant ${tenant}: ${without}; nothing changed`, 'add --yes to do it');
+        const { report, lines } = await retire(operatorDataDir(opts.dataDir), tenant);
+        printReport(opts.json === true, { ok: true, ...report }, () => lines);
+      } catch (error) {
+        failCommand(error, opts.json === true);
+      }
+    });
 }

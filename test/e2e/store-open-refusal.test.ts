@@ -16,6 +16,16 @@ import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { connectOlderStdio, toolErrorOf } from '../support/mcp-clients.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
 
+/** One tools/call over plain HTTP, so the status and headers of a refusal are seen as a client gets them. */
+function callObjectGet(url: string): Promise<Response> {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
+  return fetch(`${url}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
+    body,
+  });
+}
+
 let dataDir: string;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-open-refusal-'));
@@ -29,12 +39,7 @@ describe('a tenant store that cannot be opened', () => {
   test('over HTTP: 503 with Retry-After and a message naming the cause class, not a 500', async () => {
     const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
     try {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
-      const answer = await fetch(`${server.url}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
-        body,
-      });
+      const answer = await callObjectGet(server.url);
       expect(answer.status).toBe(503);
       expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(((await answer.json()) as { error: { message: string } }).error.message).toContain("the tenant's store cannot be opened");
@@ -83,12 +88,7 @@ describe('a known tenant whose store has vanished (its directory deleted while t
   test('over HTTP: 503 saying the store is missing, and no empty store is created', async () => {
     const server = await startHttpServer({ IOBOXX_DATA_DIR: vanishedDataDir });
     try {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
-      const answer = await fetch(`${server.url}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
-        body,
-      });
+      const answer = await callObjectGet(server.url);
       expect(answer.status).toBe(503);
       expect(((await answer.json()) as { error: { message: string } }).error.message).toContain(`the store of tenant ${localTenantDefault} is missing`);
       expect(server.stderr()).toContain('has vanished');
