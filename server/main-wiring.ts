@@ -34,7 +34,8 @@ import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
-import { ensureTenantDir } from './tenants/tenant-dir.js';
+import { tenantDir } from './tenants/tenant-dir.js';
+import { openTenantStore } from './tenants/tenant-open.js';
 
 /** The memory module as the MCP layer serves it; every call and read goes to the access log. */
 export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurface {
@@ -141,12 +142,12 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
     (opening ??= (async () => {
       let dir = config.dataDir; // until the tenant's own is known
       try {
-        dir = await ensureTenantDir(config.dataDir, tenant);
-        const memory = await openTenantMemory(dir, tenant, {
+        dir = tenantDir(config.dataDir, tenant);
+        const memory = await openTenantStore(config.dataDir, tenant, (checked) => openTenantMemory(checked, tenant, {
           ...tenantStoreOptions(config),
           runHistory: runHistoryOf(tenant, () => control),
           onBackgroundError: backgroundErrorLog(log, tenant),
-        });
+        }));
         log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
         return memory;
       } catch (error) {

@@ -53,7 +53,8 @@ function chainProblem(previous: SegmentInfo | undefined, file: string, firstOffs
   }
 }
 
-export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): Promise<InspectReport> {
+/** `onSegment(done, total)`: after each segment is scanned, for a progress bar (`tenants list --check`). */
+export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer, onSegment?: (done: number, total: number) => void): Promise<InspectReport> {
   // A live writer fills its last segment and writes snapshots while this reads: what it is in the
   // middle of is reported as in progress, not as damage (exit 3); inspect a closed store to judge.
   const openByPid = lockHolder(dir);
@@ -80,6 +81,7 @@ export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer): 
       ...(writersTail ? { inProgress: `the writer (pid ${openByPid}) is appending at byte ${found.position}: ${found.reason}` } : {}),
     });
     previous = found ? undefined : info;
+    onSegment?.(i + 1, files.length);
   }
   const snapshots: SnapshotReport[] = [];
   for (const ref of await listSnapshots(dir, fl)) {

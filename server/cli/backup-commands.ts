@@ -5,8 +5,9 @@
  * the durable log after it), so it runs beside a server that keeps serving that tenant; with
  * --upload it then copies the verified backup to S3 under tenants/TENANT/backups/.
  * restore refuses a backup that does not verify, refuses a store that is open or not empty,
- * and proves the restored state hash with the engine before the store appears in place; with
- * --from-s3 it first downloads (and verifies) that backup into DIR.
+ * and proves the restored state hash with the engine before the store appears in place, then
+ * records TENANT as known (known-tenants.ts); with --from-s3 it first downloads (and verifies)
+ * that backup into DIR.
  */
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -18,6 +19,7 @@ import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
 import { loadConfig } from '../config.js';
 import { lockHolder } from '../../storage/store-lock.js';
+import { recordKnownTenant } from '../tenants/known-tenants.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { parseTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
@@ -110,7 +112,10 @@ export function registerBackupCommands(program: Command): void {
           await downloadBackup(bucket, tenant, name, path.resolve(dir));
         }
         await mkdir(tenantsRoot(dataDir), { recursive: true });
-        return restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress });
+        const report = await restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress });
+        // Known from now on: should this store vanish too, the server refuses instead of starting over.
+        await recordKnownTenant(dataDir, tenant);
+        return report;
       },
       (report) => [
         `restored ${report.backupDir} as ${tenant} in ${report.targetDir}`,

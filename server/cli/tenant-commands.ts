@@ -1,39 +1,86 @@
 /**
- * `ioboxx-memory tenants list [--json]`: every tenant store under DATA/tenants with its size
- * on disk, last offset, newest snapshot and whether a live process has it open. Read-only:
- * no store is opened, so it is safe beside a running server.
+ * `ioboxx-memory tenants list [--check] [--json]`: every tenant store under DATA/tenants with its
+ * size on disk, last offset, newest snapshot and whether a live process has it open, and every
+ * known tenant (known-tenants.ts) whose store has vanished. The status reads only each store's
+ * last segment; --check reads every segment's frames and the kept snapshots too, says ok or where
+ * the damage is, and exits 3 when any store is damaged or vanished. Read-only: no store is
+ * opened, so it is safe beside a running server.
+ *
+ * `tenants forget T --yes` and `tenants delete T --yes` retire a tenant (tenant-retirement.ts):
+ * each changes the data directory only with --yes, and says what it did.
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { readStoreStatus, type StoreStatus } from '../ops/store-status.js';
+import { MemoryError } from '../../storage/errors.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { listSegments } from '../../storage/log/recovery.js';
+import { checkStoreFiles, readStoreStatus, type StoreCheck, type StoreStatus } from '../ops/store-status.js';
+import { listKnownTenants } from '../tenants/known-tenants.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
 import { isTenantId } from '../tenants/tenant-id.js';
+import { deleteTenant, forgetTenant, trashRoot } from '../tenants/tenant-retirement.js';
+import { holdsStore, type VanishedStore } from '../tenants/vanished-store.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
+import { ttyProgress, type ProgressFn } from './progress.js';
 
 export type TenantRow =
-  | (Omit<StoreStatus, 'dir'> & { readonly tenant: string; readonly open: boolean })
+  | (Omit<StoreStatus, 'dir'> & { readonly tenant: string; readonly open: boolean; readonly check?: StoreCheck })
   /** A tenant directory whose status could not be read (one bad store never hides the others). */
-  | { readonly tenant: string; readonly problem: string };
+  | { readonly tenant: string; readonly problem: string }
+  /** A known tenant whose store is gone: its next open is refused until it is restored or forgotten. */
+  | { readonly tenant: string; readonly vanished: VanishedStore['why'] };
 
-export async function listTenants(dataDir: string): Promise<TenantRow[]> {
+export interface ListOptions {
+  /** Read every segment and snapshot, not only the last segment. */
+  readonly check?: boolean;
+  /** Segments checked so far of all the stores' (phase `check`). */
+  readonly onProgress?: ProgressFn;
+}
+
+export async function listTenants(dataDir: string, options: ListOptions = {}): Promise<TenantRow[]> {
   const root = tenantsRoot(dataDir);
   const entries = await readdir(root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return [];
     throw error;
   });
-  const rows: TenantRow[] = [];
   // Names that are not tenant ids (a restore's scratch directory, stray files) are not tenants.
-  for (const entry of entries.filter((e) => e.isDirectory() && isTenantId(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  const dirs = new Set(entries.filter((e) => e.isDirectory() && isTenantId(e.name)).map((e) => e.name));
+  const known = new Set(await listKnownTenants(dataDir));
+  const tenants = [...new Set([...dirs, ...known])].sort();
+  // One bar for the whole run: every store's segments, counted before any is read.
+  let segmentsTotal = 0;
+  if (options.check) for (const tenant of dirs) segmentsTotal += (await listSegments(path.join(root, tenant, 'log'), nodeFileLayer)).length;
+  let segmentsDone = 0;
+  const rows: TenantRow[] = [];
+  for (const tenant of tenants) {
+    const dir = path.join(root, tenant);
     try {
-      const { dir: _dir, ...status } = await readStoreStatus(path.join(root, entry.name));
-      rows.push({ tenant: entry.name, ...status, open: status.openByPid !== null });
+      if (!dirs.has(tenant)) {
+        rows.push({ tenant, vanished: 'directory missing' });
+        continue;
+      }
+      if (known.has(tenant) && !(await holdsStore(dir))) {
+        rows.push({ tenant, vanished: 'no log or snapshot in it' });
+        continue;
+      }
+      const { dir: _dir, ...status } = await readStoreStatus(dir);
+      const doneBefore = segmentsDone;
+      const check = options.check
+        ? await checkStoreFiles(dir, (done) => options.onProgress?.('check', (segmentsDone = doneBefore + done), segmentsTotal))
+        : undefined;
+      rows.push({ tenant, ...status, open: status.openByPid !== null, ...(check && { check }) });
     } catch (error) {
-      rows.push({ tenant: entry.name, problem: (error as Error).message });
+      rows.push({ tenant, problem: (error as Error).message });
     }
   }
   return rows;
+}
+
+/** What --check makes exit 3: a store damaged, vanished, or not readable at all. */
+function anyUnhealthy(rows: readonly TenantRow[]): boolean {
+  return rows.some((r) => 'problem' in r || 'vanished' in r || r.check?.ok === false);
 }
 
 function humanBytes(n: number): string {
@@ -47,17 +94,27 @@ function humanBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
-function tableLines(dataDir: string, rows: readonly TenantRow[]): string[] {
+function checkCell(check: StoreCheck): string {
+  if (check.ok) return 'ok';
+  return `DAMAGED: ${check.damage.map((d) => `${d.file}${d.position === undefined ? '' : ` at byte ${d.position}`}: ${d.reason}`).join('; ')}`;
+}
+
+function tableLines(dataDir: string, rows: readonly TenantRow[], checked: boolean): string[] {
   if (rows.length === 0) return [`no tenant stores under ${tenantsRoot(dataDir)}`];
-  const header = ['TENANT', 'SIZE', 'LAST OFFSET', 'LAST SNAPSHOT', 'OPEN'];
-  const body = rows.map((r) => 'problem' in r ? [r.tenant, '-', '-', '-', `PROBLEM: ${r.problem}`] : [
-    r.tenant,
-    humanBytes(r.bytesOnDisk),
-    String(r.lastOffset),
-    r.lastSnapshot ? `${r.lastSnapshot.offset} at ${new Date(r.lastSnapshot.createdAtMs).toISOString()}` : '-',
-    r.open ? `yes (pid ${r.openByPid})` : 'no',
-  ]);
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
+  const header = ['TENANT', 'SIZE', 'LAST OFFSET', 'LAST SNAPSHOT', 'OPEN', ...(checked ? ['CHECK'] : [])];
+  const body = rows.map((r) => {
+    if ('problem' in r) return [r.tenant, '-', '-', '-', `PROBLEM: ${r.problem}`];
+    if ('vanished' in r) return [r.tenant, '-', '-', '-', `VANISHED (${r.vanished}): restore it, or \`tenants forget ${r.tenant} --yes\``];
+    return [
+      r.tenant,
+      humanBytes(r.bytesOnDisk),
+      String(r.lastOffset),
+      r.lastSnapshot ? `${r.lastSnapshot.offset} at ${new Date(r.lastSnapshot.createdAtMs).toISOString()}` : '-',
+      r.open ? `yes (pid ${r.openByPid})` : 'no',
+      ...(r.check ? [checkCell(r.check)] : []),
+    ];
+  });
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]?.length ?? 0)));
   return [header, ...body].map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
@@ -65,14 +122,66 @@ export function registerTenantCommands(program: Command): void {
   const tenants = program.command('tenants').description('tenant stores in the data directory');
   tenants
     .command('list')
-    .description('list tenant stores: size on disk, last offset, newest snapshot, open or not (read-only; safe beside a running server)')
+    .description('list tenant stores: size on disk, last offset, newest snapshot, open or not, and known tenants whose store vanished (read-only; safe beside a running server)')
+    .option('--check', "read every segment's frames (CRC) and the kept snapshots; exit 3 when any store is damaged or vanished")
     .option('--json', 'one JSON object on stdout')
     .option('--data-dir <dir>', dataDirOptionHelp)
-    .action(async (opts: { json?: boolean; dataDir?: string }) => {
+    .action(async (opts: { check?: boolean; json?: boolean; dataDir?: string }) => {
+      const progress = ttyProgress();
       try {
         const dataDir = operatorDataDir(opts.dataDir);
-        const rows = await listTenants(dataDir);
-        printReport(opts.json === true, { dataDir, tenants: rows }, () => tableLines(dataDir, rows));
+        const rows = await listTenants(dataDir, { check: opts.check === true, onProgress: progress.onProgress });
+        progress.stop();
+        printReport(opts.json === true, { dataDir, tenants: rows }, () => tableLines(dataDir, rows, opts.check === true));
+        // The exit code of a store that refuses to open: a script sees the damage without parsing.
+        if (opts.check === true && anyUnhealthy(rows)) process.exitCode = 3;
+      } catch (error) {
+        progress.stop();
+        failCommand(error, opts.json === true);
+      }
+    });
+  retireCommand(tenants, 'forget', "drop the record that TENANT had a store, so its next use starts an empty one (for a store that vanished and will not be restored)",
+    `forgetting it lets its next use start an empty store`,
+    async (dataDir, tenant) => {
+      const report = await forgetTenant(dataDir, tenant);
+      return { report, lines: [report.forgotten ? `forgot tenant ${tenant}: its next use starts an empty store` : `tenant ${tenant} was not known; nothing changed`] };
+    });
+  retireCommand(tenants, 'delete', "move TENANT's store directory into DATA/trash/<UTC time>/ (nothing is removed), then forget TENANT; refused while a process has the store open",
+    'deleting it moves its store to the trash and lets its next use start an empty one',
+    async (dataDir, tenant) => {
+      const report = await deleteTenant(dataDir, tenant, Date.now());
+      return {
+        report,
+        lines: [
+          report.movedTo === null ? `tenant ${tenant} had no store directory; nothing moved` : `moved the store of ${tenant} to ${report.movedTo}`,
+          report.forgotten ? `forgot tenant ${tenant}: its next use starts an empty store` : `tenant ${tenant} had no record to drop`,
+          ...(report.movedTo === null ? [] : [`(nothing was removed: empty ${trashRoot(dataDir)} when you no longer need it)`]),
+        ],
+      };
+    });
+}
+
+interface RetireOptions {
+  readonly yes?: boolean;
+  readonly json?: boolean;
+  readonly dataDir?: string;
+}
+
+/** `tenants forget|delete TENANT --yes`: changes the data directory only when asked with --yes, then says what it did. */
+function retireCommand(tenants: Command, name: string, description: string, without: string,
+  retire: (dataDir: string, tenant: string) => Promise<{ report: object; lines: string[] }>): void {
+  tenants
+    .command(name)
+    .description(description)
+    .argument('<tenant>', 'tenant id')
+    .option('--yes', 'do it (without, nothing changes)')
+    .option('--json', 'one JSON object on stdout')
+    .option('--data-dir <dir>', dataDirOptionHelp)
+    .action(async (tenant: string, opts: RetireOptions) => {
+      try {
+        if (opts.yes !== true) throw new MemoryError('invalid_argument', `tenant ${tenant}: ${without}; nothing changed`, 'add --yes to do it');
+        const { report, lines } = await retire(operatorDataDir(opts.dataDir), tenant);
+        printReport(opts.json === true, { ok: true, ...report }, () => lines);
       } catch (error) {
         failCommand(error, opts.json === true);
       }

@@ -1,10 +1,12 @@
 /**
  * A store's status read from its files alone, never opening it (it may be open in the
  * server): bytes on disk, last offset, newest snapshot, and whether a live process holds it.
- * `tenants list` shows these; reading them changes no file.
+ * `tenants list` shows these; reading them changes no file. The status reads only the last
+ * segment; `checkStoreFiles` (`tenants list --check`) reads every segment and snapshot.
  */
 import { lstat, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
+import { inspectStore } from '../../storage/inspect.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments, scanSegmentBytes } from '../../storage/log/recovery.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
@@ -52,4 +54,26 @@ async function bytesUnder(dir: string, depthLeft: number): Promise<number> {
     else if (entry.isFile()) total += (await lstat(full).catch(() => ({ size: 0 }))).size;
   }
   return total;
+}
+
+/** Where a store's files are damaged: a segment's file and byte, or a snapshot's directory. */
+export interface StoreDamage {
+  readonly file: string;
+  readonly position?: number;
+  readonly reason: string;
+}
+
+export type StoreCheck = { readonly ok: true } | { readonly ok: false; readonly damage: readonly StoreDamage[] };
+
+/**
+ * Every segment's frames checked (CRC, offsets, the chain between segments) with the recovery
+ * scanner, and every kept snapshot against its manifest (storage/inspect.ts). Read-only; beside
+ * a live writer, what it is in the middle of is not damage.
+ */
+export async function checkStoreFiles(dir: string, onSegment?: (done: number, total: number) => void): Promise<StoreCheck> {
+  const report = await inspectStore(dir, nodeFileLayer, onSegment);
+  const damage: StoreDamage[] = [];
+  for (const s of report.segments) if (s.problem) damage.push({ file: path.join(dir, s.file), position: s.problem.position, reason: s.problem.reason });
+  for (const s of report.snapshots) if (s.problem) damage.push({ file: path.join(dir, s.dir), reason: s.problem });
+  return damage.length === 0 ? { ok: true } : { ok: false, damage };
 }

@@ -5,11 +5,16 @@
  * operator's log, not to the model.
  */
 import { MemoryError } from '../../storage/errors.js';
+import { VanishedStore } from './vanished-store.js';
 
 export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // Retryable refusals and a tenant directory refused as unsafe (a symlink) stay as they are;
   // anything else (a damaged log, ENOSPC, a LOCK another process holds) is the operator's to fix.
   if (error instanceof MemoryError && (error.code === 'unavailable' || error.code === 'busy' || error.code === 'forbidden')) return error;
+  // A known tenant's store is gone: retrying cannot help until an operator restores or forgets it.
+  if (error instanceof VanishedStore) {
+    return new MemoryError('unavailable', `the store of tenant ${error.tenant} is missing from the data directory; it is not recreated empty`, `an operator must ${error.hint}`);
+  }
   const errno = (error as NodeJS.ErrnoException | null)?.code;
   const why = typeof errno === 'string' && /^E[A-Z]+$/.test(errno) ? ` (${errno})` : '';
   return new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);

@@ -11,9 +11,10 @@
  * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
  */
 import { MemoryError } from '../../storage/errors.js';
-import { ensureTenantDir } from './tenant-dir.js';
 import { storeOpenRefusal } from './open-refusal.js';
+import { tenantDir } from './tenant-dir.js';
 import { parseTenantId } from './tenant-id.js';
+import { openTenantStore } from './tenant-open.js';
 
 export const openTenantsMaxDefault = 64;
 export const idleCloseMsDefault = 5 * 60_000;
@@ -228,8 +229,8 @@ export class TenantRegistry<T extends Closable> {
     }
     let dir = this.options.dataDir; // until the tenant's own is known
     try {
-      dir = await ensureTenantDir(this.options.dataDir, entry.tenant);
-      const store = await this.options.open(entry.tenant, dir);
+      dir = tenantDir(this.options.dataDir, entry.tenant);
+      const store = await openTenantStore(this.options.dataDir, entry.tenant, (checked) => this.options.open(entry.tenant, checked));
       entry.store = store;
       entry.state = 'open';
       this.observe({ kind: 'opened', tenant: entry.tenant });

@@ -34,6 +34,10 @@ export async function ensureTenantDir(dataDir: string, tenant: string): Promise<
   const stats = await lstat(dir).catch(async (error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
     await nodeFileLayer.mkdirp(dir); // says ENOSPC or EROFS where a plain recursive mkdir says ENOENT
+    // Durable before the tenant is recorded as known (tenant-open.ts): a record whose directory a
+    // crash then loses would refuse the tenant as vanished.
+    await nodeFileLayer.fsyncDir(root);
+    await nodeFileLayer.fsyncDir(dirname(root));
     return lstat(dir);
   });
   if (!stats.isDirectory() || stats.isSymbolicLink()) {

@@ -6,14 +6,25 @@
  * start with exit 1 naming it. The real built server (`bin/ioboxx-memory.js`).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { localTenantDefault } from '../../server/auth/local-principal.js';
+import { knownTenantsRoot } from '../../server/tenants/known-tenants.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { connectOlderStdio, toolErrorOf } from '../support/mcp-clients.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
+
+/** One tools/call over plain HTTP, so the status and headers of a refusal are seen as a client gets them. */
+function callObjectGet(url: string): Promise<Response> {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
+  return fetch(`${url}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
+    body,
+  });
+}
 
 let dataDir: string;
 beforeAll(async () => {
@@ -28,12 +39,7 @@ describe('a tenant store that cannot be opened', () => {
   test('over HTTP: 503 with Retry-After and a message naming the cause class, not a 500', async () => {
     const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
     try {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
-      const answer = await fetch(`${server.url}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
-        body,
-      });
+      const answer = await callObjectGet(server.url);
       expect(answer.status).toBe(503);
       expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(((await answer.json()) as { error: { message: string } }).error.message).toContain("the tenant's store cannot be opened");
@@ -66,4 +72,64 @@ describe('a tenant store that cannot be opened', () => {
     expect(run.stderr).toContain(`the data directory ${notADir} cannot be used`);
     expect(run.stdout).toBe(''); // stdout carries only MCP messages
   }, 90_000);
+});
+
+describe('a known tenant whose store has vanished (its directory deleted while the server was stopped)', () => {
+  let vanishedDataDir: string;
+  beforeAll(async () => {
+    vanishedDataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-vanished-'));
+    // The record a server left when it first opened the tenant; the tenant's directory is gone.
+    await mkdir(knownTenantsRoot(vanishedDataDir), { recursive: true });
+    await writeFile(path.join(knownTenantsRoot(vanishedDataDir), localTenantDefault), '');
+  });
+  afterAll(() => rm(vanishedDataDir, { recursive: true, force: true }));
+  const storeCreated = () => lstat(tenantDir(vanishedDataDir, localTenantDefault)).then(() => true, () => false);
+
+  test('over HTTP: 503 saying the store is missing, and no empty store is created', async () => {
+    const server = await startHttpServer({ IOBOXX_DATA_DIR: vanishedDataDir });
+    try {
+      const answer = await callObjectGet(server.url);
+      expect(answer.status).toBe(503);
+      expect(((await answer.json()) as { error: { message: string } }).error.message).toContain(`the store of tenant ${localTenantDefault} is missing`);
+      expect(server.stderr()).toContain('has vanished');
+      expect(await storeCreated()).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  test('over stdio: a store written, then deleted while stopped, is refused unavailable with a hint naming restore and `tenants forget`; nothing is created', async () => {
+    await rm(knownTenantsRoot(vanishedDataDir), { recursive: true });
+    const stdio = () => connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: vanishedDataDir }, cwd: repoRoot, stderr: 'ignore' });
+    const first = await stdio();
+    try {
+      expect(toolErrorOf(await first.callTool('object_put', { id: 'kept', type: 'note', attributes: {} }))).toBeUndefined();
+    } finally {
+      await first.close();
+    }
+    await rm(tenantDir(vanishedDataDir, localTenantDefault), { recursive: true });
+    const client = await connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: vanishedDataDir }, cwd: repoRoot, stderr: 'ignore' });
+    try {
+      const error = toolErrorOf(await client.callTool('object_get', { id: 'x' }));
+      expect(error).toMatchObject({ code: 'unavailable' });
+      expect(error?.message).toContain('is missing from the data directory');
+      expect(error?.hint).toContain('ioboxx-memory restore');
+      expect(error?.hint).toContain(`tenants forget ${localTenantDefault} --yes`);
+      expect(await storeCreated()).toBe(false);
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
+
+  test('after `tenants forget local --yes` the tenant starts over with an empty store', async () => {
+    const forget = spawnSync(process.execPath, [serverBin, 'tenants', 'forget', localTenantDefault, '--yes', '--data-dir', vanishedDataDir], { cwd: repoRoot, env: baseEnv(), encoding: 'utf8', timeout: 60_000 });
+    expect(forget.status, forget.stderr).toBe(0);
+    const client = await connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: vanishedDataDir }, cwd: repoRoot, stderr: 'ignore' });
+    try {
+      expect(toolErrorOf(await client.callTool('object_get', { id: 'kept' }))).toMatchObject({ code: 'not_found' });
+      expect(await storeCreated()).toBe(true);
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
 });

@@ -3,7 +3,7 @@
  * CLI processes beside a real process that keeps the tenant's store open and writing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +106,7 @@ describe('operator commands beside a writing process', () => {
 
     const list = JSON.parse((await cli('tenants', 'list', '--json', '--data-dir', otherData)).stdout) as { tenants: { tenant: string; open: boolean; lastOffset: number }[] };
     expect(list.tenants).toEqual([expect.objectContaining({ tenant: 'acme', open: false, lastOffset: backup.endOffset })]);
+    expect(existsSync(path.join(otherData, 'known-tenants', 'acme')), 'the restored tenant is not recorded as known').toBe(true);
   }, 60_000);
 
   test('restore refuses a damaged backup (exit 3, naming the file) and a store that is open', async () => {
@@ -139,5 +140,56 @@ describe('operator commands beside a writing process', () => {
     const r = await cliWith(env, 'restore', path.join(work, 'download'), 'acme', '--from-s3', 'latest', '--json', '--data-dir', path.join(work, 'data-s3'));
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, endOffset: backup.endOffset, stateHash: backup.stateHash, stateHashVerified: true });
+  }, 60_000);
+});
+
+describe('retiring a tenant: tenants forget and tenants delete', () => {
+  test('both change nothing without --yes', async () => {
+    for (const command of ['forget', 'delete']) {
+      const r = await cli('tenants', command, 'acme');
+      expect(r.code, command).toBe(1);
+      expect(r.stderr, command).toContain('add --yes');
+    }
+    expect(existsSync(path.join(dataDir, 'tenants', 'acme'))).toBe(true);
+  });
+
+  test('delete refuses a store a live process has open, and moves nothing', async () => {
+    const r = await cli('tenants', 'delete', 'acme', '--yes', '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'conflict', message: `the store of acme is open in process ${writer.pid}` });
+    expect(existsSync(path.join(dataDir, 'tenants', 'acme', 'log'))).toBe(true);
+  });
+
+  test('delete moves a closed store whole into the dated trash and forgets the tenant', async () => {
+    const data = path.join(work, 'data-delete');
+    expect((await cli('restore', path.join(work, 'backup-1'), 'acme', '--data-dir', data)).code).toBe(0);
+    const before = readdirSync(path.join(data, 'tenants', 'acme', 'log')).sort();
+    const r = await cli('tenants', 'delete', 'acme', '--yes', '--json', '--data-dir', data);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; movedTo: string; forgotten: boolean };
+    expect(report).toMatchObject({ ok: true, forgotten: true });
+    expect(path.relative(data, report.movedTo)).toMatch(/^trash\/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\/acme$/);
+    expect(readdirSync(path.join(report.movedTo, 'log')).sort(), 'the trash copy lost files').toEqual(before);
+    expect(existsSync(path.join(report.movedTo, 'LOCK'))).toBe(false);
+    expect(existsSync(path.join(data, 'tenants', 'acme'))).toBe(false);
+    expect(existsSync(path.join(data, 'known-tenants', 'acme'))).toBe(false);
+    const text = await cli('tenants', 'delete', 'acme', '--yes', '--data-dir', data);
+    expect(text.code).toBe(1); // gone and forgotten: nothing left to delete
+    expect(text.stderr).toContain('no tenant acme');
+  }, 60_000);
+
+  test("forget drops a vanished store's record, and refuses while the store is still in place", async () => {
+    const data = path.join(work, 'data-forget');
+    expect((await cli('restore', path.join(work, 'backup-1'), 'acme', '--data-dir', data)).code).toBe(0);
+    const inPlace = await cli('tenants', 'forget', 'acme', '--yes', '--json', '--data-dir', data);
+    expect(inPlace.code).toBe(1);
+    expect(JSON.parse(inPlace.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: expect.stringContaining('tenants delete acme --yes') });
+    rmSync(path.join(data, 'tenants', 'acme'), { recursive: true }); // the store vanishes
+    const r = await cli('tenants', 'forget', 'acme', '--yes', '--data-dir', data);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('forgot tenant acme');
+    expect(existsSync(path.join(data, 'known-tenants', 'acme'))).toBe(false);
+    const again = await cli('tenants', 'forget', 'acme', '--yes', '--data-dir', data);
+    expect(again.stdout).toContain('was not known; nothing changed');
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
+import { segmentFileName } from '../../storage/log/segment.js';
 import { TenantRegistry, type TenantRegistryEvent } from '../../server/tenants/registry.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 
@@ -60,6 +61,9 @@ function harness(
     idleCloseMs: options.idleCloseMs ?? 60_000,
     async open(tenant, dir) {
       await options.open?.(tenant);
+      // Like a real store, the fake leaves a log segment in its directory: a reopen finds a store there.
+      await mkdir(join(dir, 'log'), { recursive: true });
+      await writeFile(join(dir, 'log', segmentFileName(0)), '');
       opens.set(tenant, (opens.get(tenant) ?? 0) + 1);
       openNow += 1;
       openHighWater = Math.max(openHighWater, openNow);

@@ -1,0 +1,85 @@
+/**
+ * Retiring a tenant, as an operator does it (`tenants forget` / `tenants delete`):
+ *  - forget drops the tenant's known-tenant record, so its next use starts an empty store. It is
+ *    for a store that has vanished (vanished-store.ts): a store still in place would get its
+ *    record back on its next open, so forgetting one is refused (delete it instead).
+ *  - delete moves the tenant's directory aside, whole, into `${dataDir}/trash/<UTC time>/`
+ *    (never removing a byte: the operator empties the trash), then forgets the tenant. It holds
+ *    the store's LOCK while it moves the directory, so no process opens the store meanwhile, and
+ *    it refuses a store a live process has open.
+ */
+import { lstat, readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { MemoryError } from '../../storage/errors.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
+import { forgetKnownTenant, isKnownTenant } from './known-tenants.js';
+import { tenantDir, tenantsRoot } from './tenant-dir.js';
+import { holdsStore } from './vanished-store.js';
+
+export const trashDirName = 'trash';
+
+export function trashRoot(dataDir: string): string {
+  return path.resolve(dataDir, trashDirName);
+}
+
+export interface ForgetReport {
+  readonly tenant: string;
+  /** False: there was no record to drop (nothing changed). */
+  readonly forgotten: boolean;
+}
+
+export interface DeleteReport extends ForgetReport {
+  /** Where the tenant's directory now is, or null when it had none. */
+  readonly movedTo: string | null;
+}
+
+/** The tenant's directory as it is on disk: absent, or a plain directory (anything else is refused). */
+async function presentDir(dataDir: string, tenant: string): Promise<string | undefined> {
+  const dir = tenantDir(dataDir, tenant);
+  const stats = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats === undefined) return undefined;
+  if (!stats.isDirectory() || stats.isSymbolicLink()) {
+    throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'move the link or file in its place aside by hand');
+  }
+  return dir;
+}
+
+export async function forgetTenant(dataDir: string, tenant: string): Promise<ForgetReport> {
+  const dir = await presentDir(dataDir, tenant);
+  if (dir !== undefined && (await holdsStore(dir))) {
+    throw new MemoryError('conflict', `tenant ${tenant} still has its store in ${dir}; forgetting it would not start it over`,
+      `to retire the store, run \`ioboxx-memory tenants delete ${tenant} --yes\` (it moves the directory to the trash)`);
+  }
+  return { tenant, forgotten: await forgetKnownTenant(dataDir, tenant) };
+}
+
+export async function deleteTenant(dataDir: string, tenant: string, nowMs: number): Promise<DeleteReport> {
+  const dir = await presentDir(dataDir, tenant);
+  if (dir === undefined) {
+    if (!(await isKnownTenant(dataDir, tenant))) throw new MemoryError('not_found', `no tenant ${tenant} in ${dataDir}`, 'see `ioboxx-memory tenants list`');
+    return { tenant, movedTo: null, forgotten: await forgetKnownTenant(dataDir, tenant) };
+  }
+  const holder = lockHolder(dir);
+  if (holder !== null) throw new MemoryError('conflict', `the store of ${tenant} is open in process ${holder}`, 'stop that process first');
+  // Held while the directory moves: a server opening the tenant now is refused, not let in.
+  const release = await takeStoreLock(dir, nodeFileLayer);
+  const dayDir = path.join(trashRoot(dataDir), new Date(nowMs).toISOString().replaceAll(':', '-'));
+  const movedTo = path.join(dayDir, tenant);
+  try {
+    await nodeFileLayer.mkdirp(dayDir);
+    if ((await readdir(dayDir)).includes(tenant)) throw new MemoryError('conflict', `${movedTo} exists already`, 'retry in a moment');
+    await nodeFileLayer.rename(dir, movedTo);
+    // Both names durable before the record goes: a crash leaves the tenant either in place or in the trash.
+    await nodeFileLayer.fsyncDir(tenantsRoot(dataDir));
+    await nodeFileLayer.fsyncDir(dayDir);
+    await nodeFileLayer.fsyncDir(path.dirname(dayDir));
+  } finally {
+    await release(); // its LOCK moved with the directory: this only lets go of it in this process
+  }
+  await nodeFileLayer.unlink(path.join(movedTo, lockFileName));
+  return { tenant, movedTo, forgotten: await forgetKnownTenant(dataDir, tenant) };
+}

@@ -1,0 +1,84 @@
+/**
+ * Opening a tenant's store through openTenantStore (every transport does): a tenant is recorded
+ * as known once its store exists, a data directory from before the records is backfilled, and a
+ * known tenant whose store has vanished is refused without anything being created. The store is
+ * a fake that, like a real one, leaves a log segment in its directory.
+ */
+import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { segmentFileName } from '../../storage/log/segment.js';
+import { isKnownTenant, knownTenantsRoot, recordKnownTenant } from '../../server/tenants/known-tenants.js';
+import { storeOpenRefusal } from '../../server/tenants/open-refusal.js';
+import { tenantDir } from '../../server/tenants/tenant-dir.js';
+import { openTenantStore } from '../../server/tenants/tenant-open.js';
+import { VanishedStore } from '../../server/tenants/vanished-store.js';
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ioboxx-tenant-open-'));
+});
+afterEach(() => rm(dataDir, { recursive: true, force: true }));
+
+let opened: string[] = [];
+async function fakeStore(dir: string): Promise<{ close(): Promise<void> }> {
+  await mkdir(join(dir, 'log'), { recursive: true });
+  await writeFile(join(dir, 'log', segmentFileName(0)), '');
+  opened.push(dir);
+  return { close: async () => undefined };
+}
+beforeEach(() => {
+  opened = [];
+});
+
+const exists = (p: string) => lstat(p).then(() => true, () => false);
+
+describe('known tenants', () => {
+  test('a new tenant is recorded as known once its store is open, and not when its open fails', async () => {
+    await openTenantStore(dataDir, 'acme', fakeStore);
+    expect(await isKnownTenant(dataDir, 'acme')).toBe(true);
+    await expect(openTenantStore(dataDir, 'beta', async () => { throw new Error('open failed'); })).rejects.toThrow('open failed');
+    expect(await isKnownTenant(dataDir, 'beta')).toBe(false);
+    // Its record lives outside the tenant's own directory.
+    expect(await readdir(knownTenantsRoot(dataDir))).toEqual(['acme']);
+  });
+
+  test('a store from before the records opens as it is and gets its record (backfill)', async () => {
+    await fakeStore(tenantDir(dataDir, 'old'));
+    expect(await isKnownTenant(dataDir, 'old')).toBe(false);
+    await openTenantStore(dataDir, 'old', fakeStore);
+    expect(await isKnownTenant(dataDir, 'old')).toBe(true);
+  });
+});
+
+describe('a known tenant whose store has vanished', () => {
+  test('its directory missing: the open is refused and nothing is created for it', async () => {
+    await openTenantStore(dataDir, 'acme', fakeStore);
+    await rm(tenantDir(dataDir, 'acme'), { recursive: true });
+    opened = [];
+    const refusal = await openTenantStore(dataDir, 'acme', fakeStore).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(VanishedStore);
+    expect(refusal).toMatchObject({ tenant: 'acme', why: 'directory missing' });
+    expect(opened).toEqual([]);
+    expect(await exists(tenantDir(dataDir, 'acme'))).toBe(false);
+  });
+
+  test('its directory there but holding no log or snapshot: refused, and nothing is written in it', async () => {
+    await recordKnownTenant(dataDir, 'acme');
+    await mkdir(tenantDir(dataDir, 'acme'), { recursive: true });
+    const refusal = await openTenantStore(dataDir, 'acme', fakeStore).catch((e: unknown) => e);
+    expect(refusal).toMatchObject({ tenant: 'acme', why: 'no log or snapshot in it' });
+    expect(opened).toEqual([]);
+    expect(await readdir(tenantDir(dataDir, 'acme'))).toEqual([]);
+  });
+
+  test('the caller is told unavailable, with a hint naming restore and `tenants forget`', async () => {
+    await recordKnownTenant(dataDir, 'acme');
+    const refusal = storeOpenRefusal(await openTenantStore(dataDir, 'acme', fakeStore).catch((e: unknown) => e), tenantDir(dataDir, 'acme'));
+    expect(refusal.code).toBe('unavailable');
+    expect(refusal.message).toContain('missing');
+    expect(refusal.hint).toContain('ioboxx-memory restore');
+    expect(refusal.hint).toContain('tenants forget acme --yes');
+  });
+});
