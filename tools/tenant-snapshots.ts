@@ -9,6 +9,7 @@
  * (IOBOXX_SNAPSHOT_EVERY_TX / _MS): that bounds its log (segments below the older of the two
  * snapshots kept are deleted) and the replay after a crash.
  */
+import { asSnapshotNotTaken } from '../storage/errors.js';
 import type { FileLayer } from '../storage/io/file-layer.js';
 import { listSnapshots } from '../storage/snapshot/reader.js';
 import type { Store } from '../storage/store.js';
@@ -35,6 +36,6 @@ export async function snapshotBeforeClose(store: Store, fl: FileLayer, onError: 
     if (store.lastOffset - (await newestSnapshotOffset(store, fl)) < closeSnapshotTxMin) return;
     await store.snapshot();
   } catch (error) {
-    onError(error);
+    onError(asSnapshotNotTaken(error));
   }
 }

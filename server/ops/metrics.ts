@@ -10,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { authFailureReasons } from '../auth/auth-error.js';
+import { SnapshotNotTaken, snapshotNotTakenReasons, StoreFailed, storeFailureKinds, WriteNotApplied } from '../../storage/errors.js';
 import type { RowBytes } from '../../storage/row-arena.js';
 import type { BatchInfo } from '../../storage/store.js';
 
@@ -24,6 +25,10 @@ export const subscriptionDropReasons = ['buffer_full', 'slow_consumer', 'limit',
 export type SubscriptionDropReason = (typeof subscriptionDropReasons)[number];
 export const busyLimits = ['queue', 'rate', 'store'] as const;
 export type BusyLimit = (typeof busyLimits)[number];
+/** Why a commit failed: a write the disk refused (rolled back, the store goes on), or the store failing (it refuses writes until reopened). */
+export const commitFailureReasons = ['write_failed', ...storeFailureKinds] as const;
+/** Why a tenant store could not be opened: the errno or engine code (server/tenants/open-refusal.ts); any other is `other`. */
+export const storeOpenFailureCodes = ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE', 'damaged_store', 'conflict', 'other'] as const;
 
 /** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
 export interface MetricsProbes {
@@ -63,6 +68,10 @@ export class OpsMetrics {
   private readonly subscriptionDrops: Counter<'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly busyRejections: Counter<'limit'>;
+  private readonly commitFailures: Counter<'reason'>;
+  private readonly snapshotFailures: Counter<'reason'>;
+  private readonly storeOpenFailures: Counter<'code'>;
+  private readonly accessRowsLost: Counter;
 
   constructor(options: OpsMetricsOptions = {}) {
     const registers = [this.registry];
@@ -160,10 +169,29 @@ export class OpsMetrics {
     this.busyRejections = new Counter({
       name: `${metricsPrefix}busy_rejections_total`, help: 'Calls refused with a retryable busy error, by the limit that refused them.', labelNames: ['limit'], registers,
     });
+    this.commitFailures = new Counter({
+      name: `${metricsPrefix}commit_failures_total`,
+      help: 'Failed commits, by reason: write_failed (the disk refused a batch; its calls were rolled back, the store goes on), or the store failed and refuses writes until reopened (fdatasync_failed, files_deleted, writer_out_of_step).',
+      labelNames: ['reason'], registers,
+    });
+    this.snapshotFailures = new Counter({
+      name: `${metricsPrefix}snapshot_failures_total`,
+      help: 'Snapshots a store takes on its own (periodic, before a close) not written, by reason: write_failed, or free_space_low (skipped). Nothing is lost: the log holds it.',
+      labelNames: ['reason'], registers,
+    });
+    this.storeOpenFailures = new Counter({
+      name: `${metricsPrefix}store_open_failures_total`, help: 'Tenant store opens that failed, by errno or engine code.', labelNames: ['code'], registers,
+    });
+    this.accessRowsLost = new Counter({
+      name: `${metricsPrefix}access_log_rows_lost_total`, help: 'Access-log rows that could not be appended to their tenant\'s store (each also logged: "access log append failed").', registers,
+    });
     // Zero series for every closed label value: a rate() exists before the first event.
     for (const reason of authFailureReasons) this.authFailures.inc({ reason }, 0);
     for (const reason of subscriptionDropReasons) this.subscriptionDrops.inc({ reason }, 0);
     for (const limit of busyLimits) this.busyRejections.inc({ limit }, 0);
+    for (const reason of commitFailureReasons) this.commitFailures.inc({ reason }, 0);
+    for (const reason of snapshotNotTakenReasons) this.snapshotFailures.inc({ reason }, 0);
+    for (const code of storeOpenFailureCodes) this.storeOpenFailures.inc({ code }, 0);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
   }
 
@@ -177,6 +205,22 @@ export class OpsMetrics {
     if (info.syncedInline) this.batchesSyncedInline.inc();
     for (const ms of info.commitMs) this.commitLatency.observe(ms / 1000);
   };
+
+  /** Pass every tenant store's background errors here too (`StoreOptions.onBackgroundError`): failures are counted by kind, the rest ignored. */
+  readonly storeError = (error: unknown): void => {
+    if (error instanceof StoreFailed) this.commitFailures.inc({ reason: error.kind });
+    else if (error instanceof WriteNotApplied) this.commitFailures.inc({ reason: 'write_failed' });
+    else if (error instanceof SnapshotNotTaken) this.snapshotFailures.inc({ reason: error.reason });
+  };
+
+  /** A tenant store could not be opened; `code` from storeOpenFailureCode. */
+  storeOpenFailure(code: string | undefined): void {
+    this.storeOpenFailures.inc({ code: closed(storeOpenFailureCodes, code ?? 'other') });
+  }
+
+  accessLogRowsLost(rows: number): void {
+    this.accessRowsLost.inc(rows);
+  }
 
   authFailure(reason: string): void {
     this.authFailures.inc({ reason: closed(authFailureReasons, reason) });

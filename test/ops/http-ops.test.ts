@@ -21,6 +21,10 @@ import { metricsRouter } from '../../server/ops/metrics-route.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { parsePrometheusText } from './prometheus-text.js';
+import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
+import { WriteNotApplied } from '../../storage/errors.js';
+import { manifestFileName } from '../../storage/snapshot/manifest.js';
+import { storeOpenFailureCode } from '../../server/tenants/open-refusal.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-http-ops-'));
 const secretToken = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA';
@@ -112,6 +116,38 @@ describe('/metrics', () => {
     expect(again.get('ioboxx_event_loop_busy_seconds_total')!.samples[0]!.value).toBeGreaterThanOrEqual(loopBusySec);
     for (const f of families.values()) for (const s of f.samples) for (const v of Object.values(s.labels)) expect(v).not.toContain(secretToken);
   });
+});
+
+test('failures are counted by reason: a write the disk refused, a snapshot not written, a failed fdatasync, a refused open, lost access rows', async () => {
+  const counted = new OpsMetrics({ processMetrics: false });
+  const faults = new FaultyFileLayer();
+  const dir = path.join(work, 'failing-store');
+  const store = await Store.open({ dir, module: counterModule, fileLayer: asFileLayer(faults), snapshotEveryTx: 1, onBackgroundError: counted.storeError });
+  faults.enospcWrites = 1;
+  faults.enospcDurableWrites.add(manifestFileName);
+  await expect(store.call('put', { id: 'refused', type: 'note', n: 0, attributes: {} }, testCaller)).rejects.toBeInstanceOf(WriteNotApplied);
+  await store.call('put', { id: 'kept', type: 'note', n: 1, attributes: {} }, testCaller); // its background snapshot fails
+  await expect.poll(async () => parsePrometheusText((await counted.exposition()).text).get('ioboxx_snapshot_failures_total')!.samples.find((s) => s.labels['reason'] === 'write_failed')!.value).toBe(1);
+  faults.datasyncFailures = 1;
+  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toMatchObject({ code: 'store_failed' });
+  const held = await Store.open({ dir, module: counterModule }).then(() => undefined, (error: unknown) => error);
+  counted.storeOpenFailure(storeOpenFailureCode(held));
+  counted.storeOpenFailure('ENOSPC');
+  counted.accessLogRowsLost(3);
+  await store.close();
+
+  const families = parsePrometheusText((await counted.exposition()).text);
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    families.get(name)!.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))!.value;
+  expect(families.get('ioboxx_commit_failures_total')!.type).toBe('counter');
+  expect(value('ioboxx_commit_failures_total', { reason: 'write_failed' })).toBe(1);
+  expect(value('ioboxx_commit_failures_total', { reason: 'fdatasync_failed' })).toBe(1);
+  expect(value('ioboxx_commit_failures_total', { reason: 'files_deleted' })).toBe(0);
+  expect(value('ioboxx_snapshot_failures_total', { reason: 'free_space_low' })).toBe(0);
+  expect(value('ioboxx_store_open_failures_total', { code: 'conflict' })).toBe(1); // its LOCK is held
+  expect(value('ioboxx_store_open_failures_total', { code: 'ENOSPC' })).toBe(1);
+  expect(value('ioboxx_store_open_failures_total', { code: 'EIO' })).toBe(0);
+  expect(value('ioboxx_access_log_rows_lost_total')).toBe(3);
 });
 
 test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
