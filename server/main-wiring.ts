@@ -26,6 +26,8 @@ import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
+import { DegradedTenants } from './ops/degraded-tenants.js';
+import { statfsFreeBytes } from '../storage/io/free-bytes.js';
 import { storeOpenFailureCode, storeOpenRefusal } from './tenants/open-refusal.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
@@ -234,8 +236,11 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       },
       auditLastShippedAtMs: () => controlRuntime?.auditLastShippedAtMs(),
       controlPlaneUp: async () => (await runProbes([postgresReadiness]))[0]!.ok,
+      dataDirFreeBytes: () => statfsFreeBytes(config.dataDir),
+      degradedTenants: () => degraded.counts(),
     },
   });
+  const degraded = new DegradedTenants(() => registry.openStores().filter((memory) => memory.store.failed).map((memory) => memory.tenant));
   const postgresReadiness: ReadinessProbe = {
     name: 'postgres',
     check: async () => {
@@ -247,6 +252,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
   let servingForRegistry: HttpServing | undefined;
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
+    degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') servingForRegistry?.releaseStore(event.tenant);
     if (event.kind === 'closed') servingForRegistry?.storeClosed(event.tenant);
   });
@@ -306,11 +312,12 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     mount: (app) => {
       app.use(healthRouter({
         probes: [
-          dataDirProbe(config.dataDir),
+          dataDirProbe(config.dataDir, { freeBytesMin: config.dataDirFreeBytesMin }),
           postgresReadiness,
           ...(control.auditBucket !== undefined ? [s3Probe(control.auditBucket)] : []),
         ],
         draining: () => !calls.accepting,
+        degradedTenants: () => degraded.report(),
       }));
       app.use(metricsRouter(metrics));
       const secret = config.kcWebhookSecret;

@@ -124,6 +124,8 @@ export interface StoreApi {
   readonly lastOffset: number;
   /** Offset of the last fdatasync'ed transaction. */
   readonly durableOffset: number;
+  /** A failed fdatasync (or the files gone) failed the store: it refuses writes until reopened. */
+  readonly failed: boolean;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
   /** Run fn on the current state; its result is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;

@@ -13,6 +13,7 @@ import { authFailureReasons } from '../auth/auth-error.js';
 import { SnapshotNotTaken, snapshotNotTakenReasons, StoreFailed, storeFailureKinds, WriteNotApplied } from '../../storage/errors.js';
 import type { RowBytes } from '../../storage/row-arena.js';
 import type { BatchInfo } from '../../storage/store.js';
+import { degradedStates, type DegradedState } from './degraded-tenants.js';
 
 export const metricsPrefix = 'ioboxx_';
 
@@ -43,6 +44,10 @@ export interface MetricsProbes {
   readonly controlPlaneUp?: () => boolean | Promise<boolean>;
   /** When the last audit batch reached S3 (ms since epoch), or undefined if none yet. */
   readonly auditLastShippedAtMs?: () => number | undefined | Promise<number | undefined>;
+  /** Free bytes on the data directory's filesystem (statfs); throws when it cannot tell (the gauge is then NaN). */
+  readonly dataDirFreeBytes?: () => Promise<number>;
+  /** Tenants in trouble now, by state (degraded-tenants.ts). */
+  readonly degradedTenants?: () => Record<DegradedState, number>;
 }
 
 export interface OpsMetricsOptions {
@@ -147,6 +152,23 @@ export class OpsMetrics {
         if (!probes.auditLastShippedAtMs) return;
         const at = await probes.auditLastShippedAtMs();
         this.set(at === undefined ? Number.NaN : Math.max(0, (nowMs() - at) / 1000));
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}data_dir_free_bytes`, help: 'Free bytes on the data directory\'s filesystem, for an unprivileged writer (NaN: statfs failed).', registers,
+      async collect() {
+        if (!probes.dataDirFreeBytes) return;
+        this.set(await Promise.resolve().then(probes.dataDirFreeBytes).catch(() => Number.NaN));
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}tenant_stores_degraded`,
+      help: 'Tenants in trouble, by state: store_failed (open, refusing writes until reopened), open_failed (the last open failed, recently).',
+      labelNames: ['state'], registers,
+      collect() {
+        if (!probes.degradedTenants) return;
+        const counts = probes.degradedTenants();
+        for (const state of degradedStates) this.set({ state }, counts[state]);
       },
     });
     // The one event loop every tenant shares is the server's bound under load: its busy time
