@@ -61,6 +61,31 @@ function closed<T extends string>(allowed: readonly T[], value: string): T | 'ot
   return (allowed as readonly string[]).includes(value) ? (value as T) : 'other';
 }
 
+/**
+ * A gauge read from `probe` at scrape time. A probe that throws (Postgres away, statfs failing)
+ * must not cost the scrape every other metric: the gauge is then NaN, "unknown now".
+ */
+function unknownWhenFailingGauge(name: string, help: string, registers: Registry[], probe: (() => number | Promise<number>) | undefined): void {
+  new Gauge({
+    name, help, registers,
+    async collect() {
+      if (probe) this.set(await Promise.resolve().then(probe).catch(() => Number.NaN));
+    },
+  });
+}
+
+/** A gauge with one series per `state`, all read from one `probe` call at scrape time. */
+function gaugeByState<S extends string>(name: string, help: string, registers: Registry[], states: readonly S[], probe: (() => Record<S, number>) | undefined): void {
+  new Gauge({
+    name, help, labelNames: ['state'], registers,
+    collect() {
+      if (!probe) return;
+      const values = probe();
+      for (const state of states) this.set({ state }, values[state]);
+    },
+  });
+}
+
 export class OpsMetrics {
   readonly registry = new Registry();
   private readonly commitLatency: Histogram;
@@ -112,16 +137,11 @@ export class OpsMetrics {
         if (probes.openTenants) this.set(probes.openTenants());
       },
     });
-    new Gauge({
-      name: `${metricsPrefix}row_bytes`,
-      help: 'Encoded row bytes the open tenants hold in memory: live rows, dead ones (replaced or deleted, until a compaction), spare chunks kept for reuse.',
-      labelNames: ['state'], registers,
-      collect() {
-        if (!probes.rowBytes) return;
-        const bytes = probes.rowBytes();
-        for (const state of ['live', 'dead', 'spare'] as const) this.set({ state }, bytes[state]);
-      },
-    });
+    gaugeByState(
+      `${metricsPrefix}row_bytes`,
+      'Encoded row bytes the open tenants hold in memory: live rows, dead ones (replaced or deleted, until a compaction), spare chunks kept for reuse.',
+      registers, ['live', 'dead', 'spare'], probes.rowBytes,
+    );
     new Gauge({
       name: `${metricsPrefix}subscription_lag_transactions`, help: 'Largest backlog of durable transactions not yet sent to one subscriber.', registers,
       collect() {
@@ -132,14 +152,7 @@ export class OpsMetrics {
       name: `${metricsPrefix}subscription_drops_total`, help: 'Subscriptions ended or updates dropped because a subscriber fell behind a limit.',
       labelNames: ['reason'], registers,
     });
-    new Gauge({
-      name: `${metricsPrefix}audit_backlog_events`, help: 'Audit events staged in Postgres and not yet shipped to S3.', registers,
-      async collect() {
-        if (!probes.auditBacklog) return;
-        // Postgres away must not cost the scrape every other metric: NaN says "unknown now".
-        this.set(await Promise.resolve().then(probes.auditBacklog).catch(() => Number.NaN));
-      },
-    });
+    unknownWhenFailingGauge(`${metricsPrefix}audit_backlog_events`, 'Audit events staged in Postgres and not yet shipped to S3.', registers, probes.auditBacklog);
     new Gauge({
       name: `${metricsPrefix}control_plane_up`, help: 'Whether the control plane (Postgres) answers now: 1 yes, 0 no.', registers,
       async collect() {
@@ -154,23 +167,12 @@ export class OpsMetrics {
         this.set(at === undefined ? Number.NaN : Math.max(0, (nowMs() - at) / 1000));
       },
     });
-    new Gauge({
-      name: `${metricsPrefix}data_dir_free_bytes`, help: 'Free bytes on the data directory\'s filesystem, for an unprivileged writer (NaN: statfs failed).', registers,
-      async collect() {
-        if (!probes.dataDirFreeBytes) return;
-        this.set(await Promise.resolve().then(probes.dataDirFreeBytes).catch(() => Number.NaN));
-      },
-    });
-    new Gauge({
-      name: `${metricsPrefix}tenant_stores_degraded`,
-      help: 'Tenants in trouble, by state: store_failed (open, refusing writes until reopened), open_failed (the last open failed, recently).',
-      labelNames: ['state'], registers,
-      collect() {
-        if (!probes.degradedTenants) return;
-        const counts = probes.degradedTenants();
-        for (const state of degradedStates) this.set({ state }, counts[state]);
-      },
-    });
+    unknownWhenFailingGauge(`${metricsPrefix}data_dir_free_bytes`, 'Free bytes on the data directory\'s filesystem, for an unprivileged writer (NaN: statfs failed).', registers, probes.dataDirFreeBytes);
+    gaugeByState(
+      `${metricsPrefix}tenant_stores_degraded`,
+      'Tenants in trouble, by state: store_failed (open, refusing writes until reopened), open_failed (the last open failed, recently).',
+      registers, degradedStates, probes.degradedTenants,
+    );
     // The one event loop every tenant shares is the server's bound under load: its busy time
     // (callbacks run plus blocking calls made in them; not the time spent waiting for events)
     // per call is the figure to cut. Read at scrape time, counted from the process's start.
