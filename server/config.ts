@@ -4,6 +4,7 @@
  */
 import { loadLimitsCeiling, loadLimitsDefault, runningCallsMaxCeiling, runningCallsMaxDefault, type LoadLimits } from './ops/load-protection.js';
 import { shutdownBoundMsDefault } from './ops/shutdown.js';
+import { dataDirFreeBytesMinDefault } from './ops/health.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
@@ -67,6 +68,8 @@ const environmentSchema = z
     // Periodic snapshots of a serving tenant store (tools/tenant-snapshots.ts); 0 turns one off.
     IOBOXX_SNAPSHOT_EVERY_TX: integerIn(0, 1_000_000_000, snapshotEveryTxDefault),
     IOBOXX_SNAPSHOT_EVERY_MS: integerIn(0, 7 * 24 * 3_600_000, snapshotEveryMsDefault),
+    // /readyz fails below this much free space on the data directory's filesystem (server/ops/health.ts); 0 turns the floor off.
+    IOBOXX_DATA_DIR_FREE_BYTES_MIN: integerIn(0, Number.MAX_SAFE_INTEGER, dataDirFreeBytesMinDefault),
   });
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
@@ -121,6 +124,8 @@ export interface Config {
   /** A tenant store snapshots after this many transactions / this long with changes (0: never by that rule). */
   readonly snapshotEveryTx: number;
   readonly snapshotEveryMs: number;
+  /** /readyz answers 503 below this many free bytes on the data directory's filesystem. */
+  readonly dataDirFreeBytesMin: number;
 }
 
 export class ConfigError extends Error {
@@ -184,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     shutdownMs: e.IOBOXX_SHUTDOWN_MS,
     snapshotEveryTx: e.IOBOXX_SNAPSHOT_EVERY_TX,
     snapshotEveryMs: e.IOBOXX_SNAPSHOT_EVERY_MS,
+    dataDirFreeBytesMin: e.IOBOXX_DATA_DIR_FREE_BYTES_MIN,
   };
 }
 

@@ -26,7 +26,9 @@ import { attachWebSocket } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
-import { storeOpenRefusal } from './tenants/open-refusal.js';
+import { DegradedTenants } from './ops/degraded-tenants.js';
+import { statfsFreeBytes } from '../storage/io/free-bytes.js';
+import { storeOpenFailureCode, storeOpenRefusal } from './tenants/open-refusal.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
@@ -82,9 +84,12 @@ function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshot
   return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
 }
 
-/** A store's failed background work (a periodic or close-time snapshot, a failed fdatasync) reaches the operator's log. */
-function backgroundErrorLog(log: Logger, tenant: string): (error: unknown) => void {
-  return (error) => log.error({ tenant, err: (error as Error).message }, 'store background work failed');
+/** A store's failed background work (a periodic or close-time snapshot, a failed write or fdatasync) reaches the operator's log, and the metrics when served. */
+function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics): (error: unknown) => void {
+  return (error) => {
+    log.error({ tenant, err: (error as Error).message }, 'store background work failed');
+    metrics?.storeError(error);
+  };
 }
 
 function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics, onEvent?: (event: TenantRegistryEvent) => void): TenantRegistry<TenantMemory> {
@@ -94,13 +99,14 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
       ...tenantStoreOptions(config),
       runHistory: runHistoryOf(tenant, control),
       ...(metrics && { onBatch: metrics.onBatch }),
-      onBackgroundError: backgroundErrorLog(log, tenant),
+      onBackgroundError: backgroundErrorReport(log, tenant, metrics),
     }),
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
+      if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
       onEvent?.(event);
     },
   });
@@ -146,7 +152,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
         const memory = await openTenantStore(config.dataDir, tenant, (checked) => openTenantMemory(checked, tenant, {
           ...tenantStoreOptions(config),
           runHistory: runHistoryOf(tenant, () => control),
-          onBackgroundError: backgroundErrorLog(log, tenant),
+          onBackgroundError: backgroundErrorReport(log, tenant),
         }));
         log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
         return memory;
@@ -240,8 +246,11 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       },
       auditLastShippedAtMs: () => controlRuntime?.auditLastShippedAtMs(),
       controlPlaneUp: async () => (await runProbes([postgresReadiness]))[0]!.ok,
+      dataDirFreeBytes: () => statfsFreeBytes(config.dataDir),
+      degradedTenants: () => degraded.counts(),
     },
   });
+  const degraded = new DegradedTenants(() => registry.openStores().filter((memory) => memory.store.failed).map((memory) => memory.tenant));
   const postgresReadiness: ReadinessProbe = {
     name: 'postgres',
     check: async () => {
@@ -253,6 +262,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
   let servingForRegistry: HttpServing | undefined;
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
+    degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') servingForRegistry?.releaseStore(event.tenant);
     if (event.kind === 'closed') servingForRegistry?.storeClosed(event.tenant);
   });
@@ -287,7 +297,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   // out with it); stdio drains its one tenant.
   const control = await startControlRuntime({ config, log, withTenant });
   controlRuntime = control;
-  const recorder = createAccessRecorder({ withTenant, control: () => control, log });
+  const recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => metrics.accessLogRowsLost(rows) });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {
     const result = await authenticate(req);
     if (isRefusal(result)) {
@@ -312,11 +322,12 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     mount: (app) => {
       app.use(healthRouter({
         probes: [
-          dataDirProbe(config.dataDir),
+          dataDirProbe(config.dataDir, { freeBytesMin: config.dataDirFreeBytesMin }),
           postgresReadiness,
           ...(control.auditBucket !== undefined ? [s3Probe(control.auditBucket)] : []),
         ],
         draining: () => !calls.accepting,
+        degradedTenants: () => degraded.report(),
       }));
       app.use(metricsRouter(metrics));
       const secret = config.kcWebhookSecret;

@@ -51,11 +51,44 @@ export class DamagedStore extends Error {
   }
 }
 
-/** An fdatasync failed: the store refuses writes until it is reopened (never retry and ack). */
+/** Why a store failed: what an operator looks for first (metrics count failures by it). */
+export const storeFailureKinds = ['fdatasync_failed', 'files_deleted', 'writer_out_of_step'] as const;
+export type StoreFailureKind = (typeof storeFailureKinds)[number];
+
+/** An fdatasync failed (or the store's files went away): the store refuses writes until it is reopened (never retry and ack). */
 export class StoreFailed extends Error {
   readonly code = 'store_failed';
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    readonly kind: StoreFailureKind,
+  ) {
     super(`store failed and refuses writes until reopened: ${reason}`);
     this.name = 'StoreFailed';
   }
+}
+
+/** Why a snapshot the store takes on its own (periodic, or before a close) was not written. */
+export const snapshotNotTakenReasons = ['write_failed', 'free_space_low'] as const;
+export type SnapshotNotTakenReason = (typeof snapshotNotTakenReasons)[number];
+
+/**
+ * A snapshot the store takes on its own was not written. Nothing is lost (the log still holds
+ * every transaction); the next open replays more of the log.
+ */
+export class SnapshotNotTaken extends Error {
+  readonly code = 'snapshot_not_taken';
+  constructor(
+    readonly reason: SnapshotNotTakenReason,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`snapshot not taken (${reason}): ${detail}; the log still holds every transaction`, options);
+    this.name = 'SnapshotNotTaken';
+  }
+}
+
+/** A snapshot the store took on its own failed: said as such, with the error as its cause. */
+export function asSnapshotNotTaken(error: unknown): SnapshotNotTaken {
+  if (error instanceof SnapshotNotTaken) return error;
+  return new SnapshotNotTaken('write_failed', (error as Error)?.message ?? String(error), { cause: error });
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
-import { DamagedStore, MemoryError, StoreFailed, WriteNotApplied } from './errors.js';
+import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, WriteNotApplied, type StoreFailureKind } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
@@ -57,7 +57,11 @@ export interface StoreOptions {
   /** Clock for transaction timestamps (tests pass a fixed one). */
   readonly clock?: () => number;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
-  /** Errors of background work (automatic snapshots); defaults to ignoring them. */
+  /**
+   * Failures the operator must hear of, as typed errors: a periodic snapshot not taken
+   * (SnapshotNotTaken), a write the disk refused (WriteNotApplied, once per failed batch), the
+   * store failing (StoreFailed), an observer that threw. Defaults to ignoring them.
+   */
   readonly onBackgroundError?: (error: unknown) => void;
   /** Segment rotation size (tests use small ones). */
   readonly segmentBytesMax?: number;
@@ -120,6 +124,8 @@ export interface StoreApi {
   readonly lastOffset: number;
   /** Offset of the last fdatasync'ed transaction. */
   readonly durableOffset: number;
+  /** A failed fdatasync (or the files gone) failed the store: it refuses writes until reopened. */
+  readonly failed: boolean;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
   /** Run fn on the current state; its result is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;
@@ -628,7 +634,7 @@ export class Store implements StoreApi {
       const { count, bytes } = this.nextBatchSize(this.writtenTx);
       const batch = this.queue.slice(this.writtenTx, this.writtenTx + count);
       if (batch[0]!.offset !== this.log.nextWriteOffset) {
-        this.fail(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextWriteOffset}`);
+        this.fail(`writer: batch starts at ${batch[0]!.offset}, log expects ${this.log.nextWriteOffset}`, 'writer_out_of_step');
         return;
       }
       const frames = new Array<Buffer>(count);
@@ -688,11 +694,11 @@ export class Store implements StoreApi {
       const { datasyncError, datasyncMs } = head.synced;
       if (datasyncError !== undefined) {
         // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
-        this.fail(`fdatasync failed: ${(datasyncError as Error).message}`);
+        this.fail(`fdatasync failed: ${(datasyncError as Error).message}`, 'fdatasync_failed');
         break;
       }
       if (this.filesDeleted()) {
-        this.fail(`the store's files were deleted while it was open (${this.logDir}): nothing more is acknowledged; what it held is gone unless restored from a backup`);
+        this.fail(`the store's files were deleted while it was open (${this.logDir}): nothing more is acknowledged; what it held is gone unless restored from a backup`, 'files_deleted');
         break;
       }
       this.log.commit(head.written);
@@ -739,7 +745,10 @@ export class Store implements StoreApi {
   private settleWriteFailure(): void {
     const { error } = this.writeFailure!;
     this.writeFailure = undefined;
-    if (!this.failure) this.rollbackPending(error);
+    if (!this.failure) {
+      const failure = this.rollbackPending(error);
+      this.options.onBackgroundError?.(failure);
+    }
     this.releaseIdle();
   }
 
@@ -820,8 +829,8 @@ export class Store implements StoreApi {
 
   private readonly keyOfRow = (table: string, row: Row): string => this.tables.get(table)!.keyOf(row);
 
-  /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. */
-  private rollbackPending(error: unknown): void {
+  /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. Returns what the callers were told. */
+  private rollbackPending(error: unknown): WriteNotApplied {
     if (this.writtenTx !== 0) throw new Error(`rollback with ${this.writtenTx} transactions written and not acknowledged`);
     const pending = this.queue.splice(0, this.queue.length);
     for (let i = pending.length - 1; i >= 0; i--) {
@@ -840,10 +849,11 @@ export class Store implements StoreApi {
     const failure = new WriteNotApplied(code, (error as Error).message);
     for (const p of pending) p.reject(failure);
     for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(failure));
+    return failure;
   }
 
-  private fail(reason: string): void {
-    if (!this.failure) this.failure = new StoreFailed(reason);
+  private fail(reason: string, kind: StoreFailureKind): void {
+    if (!this.failure) this.failure = new StoreFailed(reason, kind);
     const pending = this.queue.splice(0, this.queue.length);
     this.inFlight.length = 0;
     this.writtenTx = 0;
@@ -1029,7 +1039,7 @@ export class Store implements StoreApi {
   private backgroundSnapshot(): void {
     if (this.snapshotInFlight || this.closing || this.failure) return;
     this.txSinceSnapshot = 0;
-    this.snapshot().catch((error) => this.options.onBackgroundError?.(error));
+    this.snapshot().catch((error) => this.options.onBackgroundError?.(asSnapshotNotTaken(error)));
   }
 
   /** The state hash for the checkpoint: a snapshot just written at this offset already proved it. */

@@ -4,6 +4,7 @@
  * derived vector index. Adding a domain file and listing it here exposes its tools.
  */
 import type { ReducerDef, StoreModule } from '../storage/reducer.js';
+import type { FreeBytesOf } from '../storage/io/free-bytes.js';
 import { nodeFileLayer } from '../storage/io/node-file-layer.js';
 import { Store, type StoreOptions } from '../storage/store.js';
 import { accessLogReducers, accessLogTables, accessLogTools } from './access-log.js';
@@ -58,14 +59,18 @@ function assertUnique(what: string, names: readonly string[]): void {
   }
 }
 
-export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'> & { readonly runHistory?: RunHistoryReader };
+export type TenantMemoryOptions = Omit<StoreOptions, 'dir' | 'module' | 'derived'> & {
+  readonly runHistory?: RunHistoryReader;
+  /** Free space where the store lives, read before the closing snapshot (tests play a full disk). */
+  readonly freeBytesOf?: FreeBytesOf;
+};
 
 /**
  * Open a tenant's memory in `dir` (the caller validated the tenant and built the path). Closing
  * takes a snapshot first when the log since the newest one is long (tenant-snapshots.ts).
  */
 export async function openTenantMemory(dir: string, tenant: string, options: TenantMemoryOptions = {}): Promise<TenantMemory> {
-  const { runHistory, ...storeOptions } = options;
+  const { runHistory, freeBytesOf, ...storeOptions } = options;
   const vectors = new EmbeddingIndex();
   const store = await Store.open({ ...storeOptions, dir, module: memoryModule, derived: [vectors] });
   const fl = storeOptions.fileLayer ?? nodeFileLayer;
@@ -73,7 +78,7 @@ export async function openTenantMemory(dir: string, tenant: string, options: Ten
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await snapshotBeforeClose(store, fl, onError);
+      await snapshotBeforeClose(store, fl, onError, freeBytesOf);
       await store.close();
     })());
   return { tenant, store, vectors, ...(runHistory ? { runHistory } : {}), close };

@@ -8,8 +8,14 @@
  * `snapshotEveryTxDefault` transactions and a changed one every `snapshotEveryMsDefault`
  * (IOBOXX_SNAPSHOT_EVERY_TX / _MS): that bounds its log (segments below the older of the two
  * snapshots kept are deleted) and the replay after a crash.
+ *
+ * On a nearly full disk the closing snapshot is skipped (said through onError as
+ * SnapshotNotTaken 'free_space_low'): a snapshot that runs the disk out fails half-way and
+ * takes the space the log's next writes need. Nothing is lost: the log holds every transaction.
  */
+import { asSnapshotNotTaken, SnapshotNotTaken } from '../storage/errors.js';
 import type { FileLayer } from '../storage/io/file-layer.js';
+import { statfsFreeBytes, type FreeBytesOf } from '../storage/io/free-bytes.js';
 import { listSnapshots } from '../storage/snapshot/reader.js';
 import type { Store } from '../storage/store.js';
 
@@ -18,6 +24,15 @@ export const closeSnapshotTxMin = 1_000;
 export const snapshotEveryTxDefault = 1_000_000;
 /** ...and after this long, when anything changed since. */
 export const snapshotEveryMsDefault = 60 * 60_000;
+/**
+ * A snapshot's files per byte of live rows in the arenas: the msgpack file about the rows' own
+ * encoding, the canonical JSON beside it up to about twice that.
+ */
+export const snapshotBytesPerLiveRowByte = 3;
+/** The closing snapshot is taken only with this many times its estimated size free: room for it and for the log's writes after it. */
+export const closeSnapshotFreeFactor = 2;
+
+export type CloseSnapshotOutcome = 'taken' | 'not_due' | 'store_failed' | 'free_space_low' | 'write_failed';
 
 /** Offset of the newest complete snapshot in the store's directory, -1 when there is none. */
 async function newestSnapshotOffset(store: Store, fl: FileLayer): Promise<number> {
@@ -25,16 +40,32 @@ async function newestSnapshotOffset(store: Store, fl: FileLayer): Promise<number
   return refs.find((ref) => ref.manifest !== undefined)?.offset ?? -1;
 }
 
+/** Why there is not room for a snapshot of `liveRowBytes` in `dir` now, or undefined when there is (or statfs cannot tell: then it is tried). */
+async function freeSpaceShortfall(dir: string, liveRowBytes: number, freeBytesOf: FreeBytesOf): Promise<string | undefined> {
+  const estimatedBytes = liveRowBytes * snapshotBytesPerLiveRowByte;
+  const freeBytes = await freeBytesOf(dir).catch(() => Number.POSITIVE_INFINITY);
+  if (freeBytes >= closeSnapshotFreeFactor * estimatedBytes) return undefined;
+  return `${freeBytes} bytes free, below ${closeSnapshotFreeFactor} x the ~${estimatedBytes} bytes it would take (closeSnapshotFreeFactor)`;
+}
+
 /**
- * Takes the closing snapshot when the log since the newest one is long enough. Never throws: a
- * snapshot that fails (disk full) costs the next open a longer replay, not the close.
+ * Takes the closing snapshot when the log since the newest one is long enough and the disk has
+ * room for it. Never throws: a snapshot skipped or failed (disk full) costs the next open a
+ * longer replay, not the close; onError hears why (SnapshotNotTaken).
  */
-export async function snapshotBeforeClose(store: Store, fl: FileLayer, onError: (error: unknown) => void): Promise<void> {
-  if (store.failed) return;
+export async function snapshotBeforeClose(store: Store, fl: FileLayer, onError: (error: unknown) => void, freeBytesOf: FreeBytesOf = statfsFreeBytes): Promise<CloseSnapshotOutcome> {
+  if (store.failed) return 'store_failed';
   try {
-    if (store.lastOffset - (await newestSnapshotOffset(store, fl)) < closeSnapshotTxMin) return;
+    if (store.lastOffset - (await newestSnapshotOffset(store, fl)) < closeSnapshotTxMin) return 'not_due';
+    const shortfall = await freeSpaceShortfall(store.dir, store.rowBytes().live, freeBytesOf);
+    if (shortfall !== undefined) {
+      onError(new SnapshotNotTaken('free_space_low', `closing snapshot skipped: ${shortfall}`));
+      return 'free_space_low';
+    }
     await store.snapshot();
+    return 'taken';
   } catch (error) {
-    onError(error);
+    onError(asSnapshotNotTaken(error));
+    return 'write_failed';
   }
 }

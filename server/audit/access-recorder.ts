@@ -84,6 +84,8 @@ export function createAccessRecorder(input: {
   readonly withTenant: WithTenant;
   readonly control: () => ControlRuntime | undefined;
   readonly log: Logger;
+  /** Rows that could not be appended (logged too): for the operator's metrics. */
+  readonly onRowsLost?: (rows: number) => void;
 }): AccessRecorder {
   const { withTenant, log } = input;
   const queues = new Map<string, TenantQueue>();
@@ -93,6 +95,7 @@ export function createAccessRecorder(input: {
       tenant, err: (error as Error).message, rows: rows.length,
       first: { action: rows[0]?.action, target: rows[0]?.target, subject: rows[0]?.subject },
     }, 'access log append failed');
+    input.onRowsLost?.(rows.length);
   };
 
   /**

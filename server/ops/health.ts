@@ -1,19 +1,29 @@
 /**
  * GET /healthz: the process is alive and its event loop answers (no dependency is touched, so a
  * Postgres outage never gets a healthy server restarted).
- * GET /readyz: the server can do its work now: every readiness probe (stores' data directory,
- * Postgres, S3 when configured) answered within `probeTimeoutMs`, and it is not shutting down.
- * 503 names the probe that failed. Bodies carry probe names, times and short error texts only.
+ * GET /readyz: the server can do its work now: every readiness probe (stores' data directory
+ * writable with at least `dataDirFreeBytesMin` free, Postgres, S3 when configured) answered
+ * within `probeTimeoutMs`, and it is not shutting down. 503 names the probe that failed. Tenants
+ * in trouble (degraded-tenants.ts) are listed in the body, bounded, and leave the status as it is:
+ * one tenant's failed store must not take every other tenant out of the load balancer. Bodies
+ * carry probe names, times, short error texts and those tenants' ids only.
  */
 import { constants as fsConstants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { Router } from 'express';
 import type { AuditBucket } from '../../storage/audit/audit-bucket.js';
+import { statfsFreeBytes, type FreeBytesOf } from '../../storage/io/free-bytes.js';
+import type { DegradedTenantsReport } from './degraded-tenants.js';
 
 export const probeTimeoutMsDefault = 2_000;
 /** Error texts in /readyz are cut to this: enough to act on, never a dump. */
 export const probeErrorCharsMax = 200;
+/**
+ * Below this much free space on the data directory's filesystem the server is not ready: writes,
+ * snapshots and opens would fail on it anyway (IOBOXX_DATA_DIR_FREE_BYTES_MIN).
+ */
+export const dataDirFreeBytesMinDefault = 64 * 1024 * 1024;
 
 export interface ReadinessProbe {
   readonly name: string;
@@ -26,6 +36,8 @@ export interface HealthOptions {
   readonly probeTimeoutMs?: number;
   /** True once shutdown began: /readyz answers 503 so balancers stop sending work. */
   readonly draining?: () => boolean;
+  /** Tenants in trouble, listed in every /readyz body (they do not change its status). */
+  readonly degradedTenants?: () => DegradedTenantsReport;
 }
 
 export interface ProbeResult {
@@ -70,7 +82,8 @@ export function healthRouter(options: HealthOptions): Router {
     }
     runProbes(options.probes, options.probeTimeoutMs).then((checks) => {
       const ready = checks.every((c) => c.ok);
-      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+      const degradedTenants = options.degradedTenants?.();
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks, ...(degradedTenants && { degradedTenants }) });
     }, next);
   });
   return router;
@@ -78,9 +91,25 @@ export function healthRouter(options: HealthOptions): Router {
 
 // ---------------------------------------------------------------- probes for this server's parts
 
-/** The data directory exists and is writable (tenant stores are opened and created there). */
-export function dataDirProbe(dataDir: string): ReadinessProbe {
-  return { name: 'stores', check: () => access(dataDir, fsConstants.R_OK | fsConstants.W_OK) };
+export interface DataDirProbeOptions {
+  readonly freeBytesMin?: number;
+  readonly freeBytesOf?: FreeBytesOf;
+}
+
+/** The data directory exists, is writable (tenant stores are opened and created there) and its filesystem has at least `freeBytesMin` free. */
+export function dataDirProbe(dataDir: string, options: DataDirProbeOptions = {}): ReadinessProbe {
+  const freeBytesMin = options.freeBytesMin ?? dataDirFreeBytesMinDefault;
+  const freeBytesOf = options.freeBytesOf ?? statfsFreeBytes;
+  return {
+    name: 'stores',
+    check: async () => {
+      await access(dataDir, fsConstants.R_OK | fsConstants.W_OK);
+      const freeBytes = await freeBytesOf(dataDir);
+      if (freeBytes < freeBytesMin) {
+        throw new Error(`${freeBytes} bytes free on the data directory's filesystem, below the floor of ${freeBytesMin} (IOBOXX_DATA_DIR_FREE_BYTES_MIN): free space`);
+      }
+    },
+  };
 }
 
 /** Postgres answers a trivial query; `query` is the control plane's own pool or client. */

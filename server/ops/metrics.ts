@@ -10,8 +10,10 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { authFailureReasons } from '../auth/auth-error.js';
+import { SnapshotNotTaken, snapshotNotTakenReasons, StoreFailed, storeFailureKinds, WriteNotApplied } from '../../storage/errors.js';
 import type { RowBytes } from '../../storage/row-arena.js';
 import type { BatchInfo } from '../../storage/store.js';
+import { degradedStates, type DegradedState } from './degraded-tenants.js';
 
 export const metricsPrefix = 'ioboxx_';
 
@@ -24,6 +26,10 @@ export const subscriptionDropReasons = ['buffer_full', 'slow_consumer', 'limit',
 export type SubscriptionDropReason = (typeof subscriptionDropReasons)[number];
 export const busyLimits = ['queue', 'rate', 'store'] as const;
 export type BusyLimit = (typeof busyLimits)[number];
+/** Why a commit failed: a write the disk refused (rolled back, the store goes on), or the store failing (it refuses writes until reopened). */
+export const commitFailureReasons = ['write_failed', ...storeFailureKinds] as const;
+/** Why a tenant store could not be opened: the errno or engine code (server/tenants/open-refusal.ts); any other is `other`. */
+export const storeOpenFailureCodes = ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE', 'damaged_store', 'vanished_store', 'conflict', 'other'] as const;
 
 /** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
 export interface MetricsProbes {
@@ -38,6 +44,10 @@ export interface MetricsProbes {
   readonly controlPlaneUp?: () => boolean | Promise<boolean>;
   /** When the last audit batch reached S3 (ms since epoch), or undefined if none yet. */
   readonly auditLastShippedAtMs?: () => number | undefined | Promise<number | undefined>;
+  /** Free bytes on the data directory's filesystem (statfs); throws when it cannot tell (the gauge is then NaN). */
+  readonly dataDirFreeBytes?: () => Promise<number>;
+  /** Tenants in trouble now, by state (degraded-tenants.ts). */
+  readonly degradedTenants?: () => Record<DegradedState, number>;
 }
 
 export interface OpsMetricsOptions {
@@ -49,6 +59,31 @@ export interface OpsMetricsOptions {
 
 function closed<T extends string>(allowed: readonly T[], value: string): T | 'other' {
   return (allowed as readonly string[]).includes(value) ? (value as T) : 'other';
+}
+
+/**
+ * A gauge read from `probe` at scrape time. A probe that throws (Postgres away, statfs failing)
+ * must not cost the scrape every other metric: the gauge is then NaN, "unknown now".
+ */
+function unknownWhenFailingGauge(name: string, help: string, registers: Registry[], probe: (() => number | Promise<number>) | undefined): void {
+  new Gauge({
+    name, help, registers,
+    async collect() {
+      if (probe) this.set(await Promise.resolve().then(probe).catch(() => Number.NaN));
+    },
+  });
+}
+
+/** A gauge with one series per `state`, all read from one `probe` call at scrape time. */
+function gaugeByState<S extends string>(name: string, help: string, registers: Registry[], states: readonly S[], probe: (() => Record<S, number>) | undefined): void {
+  new Gauge({
+    name, help, labelNames: ['state'], registers,
+    collect() {
+      if (!probe) return;
+      const values = probe();
+      for (const state of states) this.set({ state }, values[state]);
+    },
+  });
 }
 
 export class OpsMetrics {
@@ -63,6 +98,10 @@ export class OpsMetrics {
   private readonly subscriptionDrops: Counter<'reason'>;
   private readonly authFailures: Counter<'reason'>;
   private readonly busyRejections: Counter<'limit'>;
+  private readonly commitFailures: Counter<'reason'>;
+  private readonly snapshotFailures: Counter<'reason'>;
+  private readonly storeOpenFailures: Counter<'code'>;
+  private readonly accessRowsLost: Counter;
 
   constructor(options: OpsMetricsOptions = {}) {
     const registers = [this.registry];
@@ -98,16 +137,11 @@ export class OpsMetrics {
         if (probes.openTenants) this.set(probes.openTenants());
       },
     });
-    new Gauge({
-      name: `${metricsPrefix}row_bytes`,
-      help: 'Encoded row bytes the open tenants hold in memory: live rows, dead ones (replaced or deleted, until a compaction), spare chunks kept for reuse.',
-      labelNames: ['state'], registers,
-      collect() {
-        if (!probes.rowBytes) return;
-        const bytes = probes.rowBytes();
-        for (const state of ['live', 'dead', 'spare'] as const) this.set({ state }, bytes[state]);
-      },
-    });
+    gaugeByState(
+      `${metricsPrefix}row_bytes`,
+      'Encoded row bytes the open tenants hold in memory: live rows, dead ones (replaced or deleted, until a compaction), spare chunks kept for reuse.',
+      registers, ['live', 'dead', 'spare'], probes.rowBytes,
+    );
     new Gauge({
       name: `${metricsPrefix}subscription_lag_transactions`, help: 'Largest backlog of durable transactions not yet sent to one subscriber.', registers,
       collect() {
@@ -118,14 +152,7 @@ export class OpsMetrics {
       name: `${metricsPrefix}subscription_drops_total`, help: 'Subscriptions ended or updates dropped because a subscriber fell behind a limit.',
       labelNames: ['reason'], registers,
     });
-    new Gauge({
-      name: `${metricsPrefix}audit_backlog_events`, help: 'Audit events staged in Postgres and not yet shipped to S3.', registers,
-      async collect() {
-        if (!probes.auditBacklog) return;
-        // Postgres away must not cost the scrape every other metric: NaN says "unknown now".
-        this.set(await Promise.resolve().then(probes.auditBacklog).catch(() => Number.NaN));
-      },
-    });
+    unknownWhenFailingGauge(`${metricsPrefix}audit_backlog_events`, 'Audit events staged in Postgres and not yet shipped to S3.', registers, probes.auditBacklog);
     new Gauge({
       name: `${metricsPrefix}control_plane_up`, help: 'Whether the control plane (Postgres) answers now: 1 yes, 0 no.', registers,
       async collect() {
@@ -140,6 +167,12 @@ export class OpsMetrics {
         this.set(at === undefined ? Number.NaN : Math.max(0, (nowMs() - at) / 1000));
       },
     });
+    unknownWhenFailingGauge(`${metricsPrefix}data_dir_free_bytes`, 'Free bytes on the data directory\'s filesystem, for an unprivileged writer (NaN: statfs failed).', registers, probes.dataDirFreeBytes);
+    gaugeByState(
+      `${metricsPrefix}tenant_stores_degraded`,
+      'Tenants in trouble, by state: store_failed (open, refusing writes until reopened), open_failed (the last open failed, recently).',
+      registers, degradedStates, probes.degradedTenants,
+    );
     // The one event loop every tenant shares is the server's bound under load: its busy time
     // (callbacks run plus blocking calls made in them; not the time spent waiting for events)
     // per call is the figure to cut. Read at scrape time, counted from the process's start.
@@ -160,10 +193,29 @@ export class OpsMetrics {
     this.busyRejections = new Counter({
       name: `${metricsPrefix}busy_rejections_total`, help: 'Calls refused with a retryable busy error, by the limit that refused them.', labelNames: ['limit'], registers,
     });
+    this.commitFailures = new Counter({
+      name: `${metricsPrefix}commit_failures_total`,
+      help: 'Failed commits, by reason: write_failed (the disk refused a batch; its calls were rolled back, the store goes on), or the store failed and refuses writes until reopened (fdatasync_failed, files_deleted, writer_out_of_step).',
+      labelNames: ['reason'], registers,
+    });
+    this.snapshotFailures = new Counter({
+      name: `${metricsPrefix}snapshot_failures_total`,
+      help: 'Snapshots a store takes on its own (periodic, before a close) not written, by reason: write_failed, or free_space_low (skipped). Nothing is lost: the log holds it.',
+      labelNames: ['reason'], registers,
+    });
+    this.storeOpenFailures = new Counter({
+      name: `${metricsPrefix}store_open_failures_total`, help: 'Tenant store opens that failed, by errno or engine code.', labelNames: ['code'], registers,
+    });
+    this.accessRowsLost = new Counter({
+      name: `${metricsPrefix}access_log_rows_lost_total`, help: 'Access-log rows that could not be appended to their tenant\'s store (each also logged: "access log append failed").', registers,
+    });
     // Zero series for every closed label value: a rate() exists before the first event.
     for (const reason of authFailureReasons) this.authFailures.inc({ reason }, 0);
     for (const reason of subscriptionDropReasons) this.subscriptionDrops.inc({ reason }, 0);
     for (const limit of busyLimits) this.busyRejections.inc({ limit }, 0);
+    for (const reason of commitFailureReasons) this.commitFailures.inc({ reason }, 0);
+    for (const reason of snapshotNotTakenReasons) this.snapshotFailures.inc({ reason }, 0);
+    for (const code of storeOpenFailureCodes) this.storeOpenFailures.inc({ code }, 0);
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: metricsPrefix });
   }
 
@@ -177,6 +229,22 @@ export class OpsMetrics {
     if (info.syncedInline) this.batchesSyncedInline.inc();
     for (const ms of info.commitMs) this.commitLatency.observe(ms / 1000);
   };
+
+  /** Pass every tenant store's background errors here too (`StoreOptions.onBackgroundError`): failures are counted by kind, the rest ignored. */
+  readonly storeError = (error: unknown): void => {
+    if (error instanceof StoreFailed) this.commitFailures.inc({ reason: error.kind });
+    else if (error instanceof WriteNotApplied) this.commitFailures.inc({ reason: 'write_failed' });
+    else if (error instanceof SnapshotNotTaken) this.snapshotFailures.inc({ reason: error.reason });
+  };
+
+  /** A tenant store could not be opened; `code` from storeOpenFailureCode. */
+  storeOpenFailure(code: string | undefined): void {
+    this.storeOpenFailures.inc({ code: closed(storeOpenFailureCodes, code ?? 'other') });
+  }
+
+  accessLogRowsLost(rows: number): void {
+    this.accessRowsLost.inc(rows);
+  }
 
   authFailure(reason: string): void {
     this.authFailures.inc({ reason: closed(authFailureReasons, reason) });

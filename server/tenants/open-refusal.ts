@@ -7,6 +7,16 @@
 import { MemoryError } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
+/**
+ * What made an open fail, for the operator's metrics: the errno (ENOSPC, EACCES, ...) or the
+ * engine's own code (damaged_store; conflict for a LOCK another process holds); undefined when
+ * the error carries neither.
+ */
+export function storeOpenFailureCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(E[A-Z]+|[a-z_]+)$/.test(code) ? code : undefined;
+}
+
 export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // Retryable refusals and a tenant directory refused as unsafe (a symlink) stay as they are;
   // anything else (a damaged log, ENOSPC, a LOCK another process holds) is the operator's to fix.
@@ -15,7 +25,7 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   if (error instanceof VanishedStore) {
     return new MemoryError('unavailable', `the store of tenant ${error.tenant} is missing from the data directory; it is not recreated empty`, `an operator must ${error.hint}`);
   }
-  const errno = (error as NodeJS.ErrnoException | null)?.code;
-  const why = typeof errno === 'string' && /^E[A-Z]+$/.test(errno) ? ` (${errno})` : '';
+  const code = storeOpenFailureCode(error);
+  const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
   return new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
 }

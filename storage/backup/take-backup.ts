@@ -23,6 +23,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DamagedStore, MemoryError } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { listSegments, scanSegmentBytes } from '../log/recovery.js';
 import type { StoreModule } from '../reducer.js';
@@ -37,6 +38,7 @@ import {
   type BackupManifest,
 } from './backup-manifest.js';
 import { copyOpenFile, readExactly, writeNewFile } from './file-copy.js';
+import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
 
 /** Attempts when a source file is retired between listing and opening it. */
@@ -51,6 +53,8 @@ export interface BackupOptions {
   readonly fileLayer?: FileLayer;
   readonly nowMs?: number;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Free space at the destination, checked before copying (backup-space.ts; tests play a full disk). */
+  readonly freeBytesOf?: FreeBytesOf;
 }
 
 export interface BackupReport {
@@ -99,7 +103,7 @@ async function takeBackup(options: BackupOptions, openSources: (fl: FileLayer) =
     // The directory was new or empty: a failed backup leaves it so (nothing half-copied to mistake for a backup).
     if (created) await rm(backupDir, { recursive: true, force: true });
     else for (const entry of await readdir(backupDir)) await rm(path.join(backupDir, entry), { recursive: true, force: true });
-    throw error;
+    throw backupSpaceExhausted(backupDir, error) ?? error;
   }
 }
 
@@ -112,6 +116,7 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     let sources: Sources | undefined;
     try {
       sources = await openSources(fl);
+      await ensureBackupSpace(backupDir, await sourcesBytes(sources), options.freeBytesOf ?? statfsFreeBytes);
       copied = await copySources(fl, sources, storeCopy, options.onProgress);
     } catch (error) {
       const retired = (error as NodeJS.ErrnoException).code === 'ENOENT';
@@ -228,6 +233,14 @@ async function openSnapshot(ref: SnapshotRef & { manifest: SnapshotManifest }, f
     throw error;
   }
   return { ref, handles };
+}
+
+/** About what copying `sources` writes (at most): the newest snapshot's data files and every segment. */
+async function sourcesBytes(sources: Sources): Promise<number> {
+  const files = sources.snapshots[0]?.ref.manifest.files;
+  let bytes = files ? files.binary.bytes + files.json.bytes : 0;
+  for (const s of sources.segments) bytes += s.durable?.bytes ?? (await s.handle.size());
+  return bytes;
 }
 
 async function closeSources(sources: Sources): Promise<void> {

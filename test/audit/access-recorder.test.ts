@@ -20,6 +20,7 @@ let memory: TenantMemory;
 let faults: FaultyFileLayer;
 let appends: TxRecord[];
 let errors: string[];
+let rowsLost: number;
 let changed: number;
 let leases: number;
 let recorder: AccessRecorder;
@@ -30,6 +31,7 @@ beforeEach(async () => {
   memory = await openTenantMemory(dir, tenant, { fileLayer: faults });
   appends = [];
   errors = [];
+  rowsLost = 0;
   changed = 0;
   leases = 0;
   memory.store.onCommit((txs) => appends.push(...txs.filter((tx) => tx.invocation.reducer === 'access_log_append')));
@@ -40,7 +42,7 @@ beforeEach(async () => {
   };
   const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
   const control = { tenantChanged: () => changed++ } as unknown as ControlRuntime;
-  recorder = createAccessRecorder({ withTenant, control: () => control, log });
+  recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => (rowsLost += rows) });
 });
 
 afterEach(async () => {
@@ -123,6 +125,7 @@ test('when the store cannot take the rows, the loss is logged with its count, ne
   await recorder.flushed();
   expect(errors).toHaveLength(1);
   expect(JSON.parse(errors[0]!)).toMatchObject({ msg: 'access log append failed', tenant, rows: 3 });
+  expect(rowsLost).toBe(3); // counted for the metrics too (ioboxx_access_log_rows_lost_total)
   memory = await openTenantMemory(dir, tenant); // for afterEach
 });
 

@@ -13,6 +13,9 @@ import { restoreBackup } from '../../storage/backup/restore.js';
 import { backupStore, backupStoreDirectory, type BackupReport } from '../../storage/backup/take-backup.js';
 import { BackupInvalid } from '../../storage/backup/verify-backup.js';
 import { Store } from '../../storage/store.js';
+import { MemoryError } from '../../storage/errors.js';
+import { backupSpaceHint } from '../../storage/backup/backup-space.js';
+import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
 const fixedClock = () => 1_700_000_000_000;
@@ -190,5 +193,44 @@ describe('a backup that fails', () => {
     (await import('node:fs')).mkdirSync(empty);
     await expect(backupStoreDirectory(missingStore, { backupDir: empty, module: counterModule, nowMs: fixedClock() })).rejects.toThrow();
     expect((await import('node:fs')).readdirSync(empty)).toEqual([]);
+  });
+
+  async function storeWithWrites(root: string): Promise<string> {
+    const storeDir = path.join(root, 'store');
+    const store = await Store.open({ dir: storeDir, module: counterModule });
+    for (let i = 0; i < 20; i++) await store.call('put', { id: `o${i}`, type: 't', n: i, attributes: { i } }, testCaller);
+    await store.close();
+    return storeDir;
+  }
+
+  test('without room for twice its size at the destination it is refused before copying, with bytes needed vs free and the hint', async () => {
+    const root = scratch();
+    const storeDir = await storeWithWrites(root);
+    const backupDir = path.join(root, 'backup');
+    const failure = await backupStoreDirectory(storeDir, { backupDir, module: counterModule, nowMs: fixedClock(), freeBytesOf: async () => 1_000 })
+      .then(() => undefined, (error: unknown) => error);
+    expect(failure).toBeInstanceOf(MemoryError);
+    expect((failure as MemoryError).code).toBe('unavailable');
+    expect((failure as MemoryError).message).toMatch(/not enough free space for this backup at .*: it needs \d+ bytes free, 1000 are/);
+    expect((failure as MemoryError).hint).toBe(backupSpaceHint);
+    expect(existsSync(backupDir)).toBe(false);
+    // With room for twice its size it goes through.
+    const report = await backupStoreDirectory(storeDir, { backupDir, module: counterModule, nowMs: fixedClock(), freeBytesOf: async () => Number.MAX_SAFE_INTEGER });
+    expect(report.manifest.endOffset).toBe(19);
+  });
+
+  test('a disk that fills up mid-copy (ENOSPC) gets the same hint and leaves no backup behind', async () => {
+    const root = scratch();
+    const storeDir = await storeWithWrites(root);
+    const backupDir = path.join(root, 'backup');
+    const faults = new FaultyFileLayer();
+    faults.enospcWrites = 1;
+    const failure = await backupStoreDirectory(storeDir, { backupDir, module: counterModule, nowMs: fixedClock(), fileLayer: asFileLayer(faults) })
+      .then(() => undefined, (error: unknown) => error);
+    expect(faults.enospcWrites).toBe(0);
+    expect(failure).toBeInstanceOf(MemoryError);
+    expect((failure as MemoryError).message).toContain('ran out of space (ENOSPC); nothing of it was kept');
+    expect((failure as MemoryError).hint).toBe(backupSpaceHint);
+    expect(existsSync(backupDir)).toBe(false);
   });
 });

@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { healthRouter, runProbes, s3Probe, type ReadinessProbe } from '../../server/ops/health.js';
+import { dataDirFreeBytesMinDefault, dataDirProbe, healthRouter, runProbes, s3Probe, type ProbeResult, type ReadinessProbe } from '../../server/ops/health.js';
+import { DegradedTenants, degradedTenantsListedMax, openFailureRecentMs } from '../../server/ops/degraded-tenants.js';
+import { TenantRegistry } from '../../server/tenants/registry.js';
+import { statfsFreeBytes } from '../../storage/io/free-bytes.js';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
 import { s3Service } from '../support/services.js';
 import { BusyError, TenantLoadGuard } from '../../server/ops/load-protection.js';
@@ -21,6 +24,10 @@ import { metricsRouter } from '../../server/ops/metrics-route.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { parsePrometheusText } from './prometheus-text.js';
+import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
+import { WriteNotApplied } from '../../storage/errors.js';
+import { manifestFileName } from '../../storage/snapshot/manifest.js';
+import { storeOpenFailureCode } from '../../server/tenants/open-refusal.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-http-ops-'));
 const secretToken = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA';
@@ -114,6 +121,38 @@ describe('/metrics', () => {
   });
 });
 
+test('failures are counted by reason: a write the disk refused, a snapshot not written, a failed fdatasync, a refused open, lost access rows', async () => {
+  const counted = new OpsMetrics({ processMetrics: false });
+  const faults = new FaultyFileLayer();
+  const dir = path.join(work, 'failing-store');
+  const store = await Store.open({ dir, module: counterModule, fileLayer: asFileLayer(faults), snapshotEveryTx: 1, onBackgroundError: counted.storeError });
+  faults.enospcWrites = 1;
+  faults.enospcDurableWrites.add(manifestFileName);
+  await expect(store.call('put', { id: 'refused', type: 'note', n: 0, attributes: {} }, testCaller)).rejects.toBeInstanceOf(WriteNotApplied);
+  await store.call('put', { id: 'kept', type: 'note', n: 1, attributes: {} }, testCaller); // its background snapshot fails
+  await expect.poll(async () => parsePrometheusText((await counted.exposition()).text).get('ioboxx_snapshot_failures_total')!.samples.find((s) => s.labels['reason'] === 'write_failed')!.value).toBe(1);
+  faults.datasyncFailures = 1;
+  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toMatchObject({ code: 'store_failed' });
+  const held = await Store.open({ dir, module: counterModule }).then(() => undefined, (error: unknown) => error);
+  counted.storeOpenFailure(storeOpenFailureCode(held));
+  counted.storeOpenFailure('ENOSPC');
+  counted.accessLogRowsLost(3);
+  await store.close();
+
+  const families = parsePrometheusText((await counted.exposition()).text);
+  const value = (name: string, labels: Record<string, string> = {}) =>
+    families.get(name)!.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))!.value;
+  expect(families.get('ioboxx_commit_failures_total')!.type).toBe('counter');
+  expect(value('ioboxx_commit_failures_total', { reason: 'write_failed' })).toBe(1);
+  expect(value('ioboxx_commit_failures_total', { reason: 'fdatasync_failed' })).toBe(1);
+  expect(value('ioboxx_commit_failures_total', { reason: 'files_deleted' })).toBe(0);
+  expect(value('ioboxx_snapshot_failures_total', { reason: 'free_space_low' })).toBe(0);
+  expect(value('ioboxx_store_open_failures_total', { code: 'conflict' })).toBe(1); // its LOCK is held
+  expect(value('ioboxx_store_open_failures_total', { code: 'ENOSPC' })).toBe(1);
+  expect(value('ioboxx_store_open_failures_total', { code: 'EIO' })).toBe(0);
+  expect(value('ioboxx_access_log_rows_lost_total')).toBe(3);
+});
+
 test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
   const down = new OpsMetrics({
     processMetrics: false,
@@ -129,6 +168,95 @@ test('with Postgres down the scrape still answers every metric: the audit backlo
   expect(families.get('ioboxx_open_tenants')!.samples[0]!.value).toBe(1);
   const up = new OpsMetrics({ processMetrics: false, probes: { controlPlaneUp: () => true } });
   expect(parsePrometheusText((await up.exposition()).text).get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(1);
+});
+
+describe('tenants in trouble and free space', () => {
+  async function serveHealth(options: Parameters<typeof healthRouter>[0]): Promise<{ url: string; close: () => Promise<void> }> {
+    const app = express();
+    app.use(healthRouter(options));
+    const listening = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    return { url: `http://127.0.0.1:${(listening.address() as AddressInfo).port}/readyz`, close: () => new Promise((resolve) => listening.close(() => resolve())) };
+  }
+
+  test('a failed tenant store and a refused open are listed in /readyz and counted, and the server stays ready', async () => {
+    const faults = new FaultyFileLayer();
+    const registry = new TenantRegistry<{ tenant: string; store: Store; close(): Promise<void> }>({
+      dataDir: path.join(work, 'degraded'),
+      open: async (tenant, dir) => {
+        if (tenant === 'broken') throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        const store = await Store.open({ dir, module: counterModule, fileLayer: asFileLayer(faults) });
+        return { tenant, store, close: () => store.close() };
+      },
+      observe: (event) => degraded.observe(event),
+    });
+    const degraded = new DegradedTenants(() => registry.openStores().filter((m) => m.store.failed).map((m) => m.tenant));
+    const counted = new OpsMetrics({ processMetrics: false, probes: { degradedTenants: () => degraded.counts() } });
+    await registry.withTenant('healthy', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller));
+    await registry.withTenant('failing', async () => undefined); // open first: its fdatasync is the commit's
+    faults.datasyncFailures = 1;
+    await expect(registry.withTenant('failing', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller))).rejects.toMatchObject({ code: 'store_failed' });
+    await expect(registry.withTenant('broken', async () => undefined)).rejects.toMatchObject({ code: 'unavailable' });
+    const health = await serveHealth({ probes: [{ name: 'stores', check: async () => undefined }], degradedTenants: () => degraded.report() });
+    try {
+      const res = await fetch(health.url);
+      expect(res.status).toBe(200); // one tenant's trouble does not take the server out of the balancer
+      const body = (await res.json()) as { status: string; degradedTenants: { count: number; listed: unknown[] } };
+      expect(body.status).toBe('ready');
+      expect(body.degradedTenants.count).toBe(2);
+      expect(body.degradedTenants.listed).toEqual([
+        { tenant: 'failing', state: 'store_failed' },
+        { tenant: 'broken', state: 'open_failed', code: 'ENOSPC', atMs: expect.any(Number) },
+      ]);
+      const families = parsePrometheusText((await counted.exposition()).text);
+      const gauge = families.get('ioboxx_tenant_stores_degraded')!;
+      expect(gauge.type).toBe('gauge');
+      expect(gauge.samples.map((x) => [x.labels['state'], x.value])).toEqual([['store_failed', 1], ['open_failed', 1]]);
+    } finally {
+      await health.close();
+      await registry.close();
+    }
+    // Closed, the failed store is no longer listed; the refused open stays for openFailureRecentMs.
+    expect(degraded.report().listed).toEqual([expect.objectContaining({ tenant: 'broken' })]);
+  });
+
+  test('the degraded list is bounded, and a failed open is forgotten once the tenant opens or openFailureRecentMs has passed', () => {
+    let nowMs = 1_000_000;
+    const degraded = new DegradedTenants(() => [], () => nowMs);
+    for (let i = 0; i < degradedTenantsListedMax + 5; i++) degraded.observe({ kind: 'open_failed', tenant: `t${i}`, error: new Error('x') });
+    const report = degraded.report();
+    expect(report.count).toBe(degradedTenantsListedMax + 5);
+    expect(report.listed).toHaveLength(degradedTenantsListedMax);
+    expect(report.listed[0]).toMatchObject({ tenant: `t${degradedTenantsListedMax + 4}`, state: 'open_failed' }); // newest first
+    degraded.observe({ kind: 'opened', tenant: `t${degradedTenantsListedMax + 4}` });
+    expect(degraded.counts().open_failed).toBe(degradedTenantsListedMax + 4);
+    nowMs += openFailureRecentMs + 1;
+    expect(degraded.counts()).toEqual({ store_failed: 0, open_failed: 0 });
+  });
+
+  test('below the free-space floor /readyz answers 503 naming free vs floor; the gauge reads statfs at scrape time', async () => {
+    let freeBytes = dataDirFreeBytesMinDefault;
+    const probe = dataDirProbe(work, { freeBytesOf: async () => freeBytes });
+    const health = await serveHealth({ probes: [probe] });
+    try {
+      expect((await fetch(health.url)).status).toBe(200);
+      freeBytes = dataDirFreeBytesMinDefault - 1;
+      const res = await fetch(health.url);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { checks: ProbeResult[] };
+      expect(body.checks[0]).toMatchObject({ name: 'stores', ok: false });
+      expect(body.checks[0]!.error).toContain(`${dataDirFreeBytesMinDefault - 1} bytes free on the data directory's filesystem, below the floor of ${dataDirFreeBytesMinDefault}`);
+    } finally {
+      await health.close();
+    }
+    const real = new OpsMetrics({ processMetrics: false, probes: { dataDirFreeBytes: () => statfsFreeBytes(work) } });
+    const free = parsePrometheusText((await real.exposition()).text).get('ioboxx_data_dir_free_bytes')!;
+    expect(free.type).toBe('gauge');
+    expect(free.samples[0]!.value).toBeGreaterThan(0);
+    const failing = new OpsMetrics({ processMetrics: false, probes: { dataDirFreeBytes: () => statfsFreeBytes(path.join(work, 'no-such-dir')) } });
+    expect(parsePrometheusText((await failing.exposition()).text).get('ioboxx_data_dir_free_bytes')!.samples[0]!.value).toBeNaN();
+  });
 });
 
 test('the S3 readiness probe names the bucket and what its HeadBucket answered', async () => {

@@ -9,7 +9,9 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Store } from '../../storage/store.js';
 import { memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
-import { closeSnapshotTxMin } from '../../tools/tenant-snapshots.js';
+import { closeSnapshotFreeFactor, closeSnapshotTxMin, snapshotBeforeClose, snapshotBytesPerLiveRowByte } from '../../tools/tenant-snapshots.js';
+import { SnapshotNotTaken } from '../../storage/errors.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 
 const caller = { tenant: 'acme', subject: 'alice' };
 const put = memoryTools.find((tool) => tool.name === 'object_put')!;
@@ -63,6 +65,38 @@ describe('tenant store snapshots', () => {
     } finally {
       await reopened.close();
     }
+  });
+
+  test('on a nearly full disk the closing snapshot is skipped, saying why, and the tenant reopens with every write from its log', async () => {
+    const errors: unknown[] = [];
+    let memory: TenantMemory | undefined;
+    // Just under closeSnapshotFreeFactor x the estimated snapshot bytes.
+    const freeBytesOf = async () => closeSnapshotFreeFactor * memory!.store.rowBytes().live * snapshotBytesPerLiveRowByte - 1;
+    memory = await openTenantMemory(dir, 'acme', { freeBytesOf, onBackgroundError: (error) => errors.push(error) });
+    await writeObjects(memory, closeSnapshotTxMin);
+    const before = { offset: memory.store.lastOffset, hash: memory.store.stateHash() };
+    await memory.close();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SnapshotNotTaken);
+    expect(errors[0]).toMatchObject({ reason: 'free_space_low' });
+    expect((errors[0] as Error).message).toMatch(/closing snapshot skipped: \d+ bytes free, below 2 x the ~\d+ bytes it would take/);
+    expect(await readdir(dir)).not.toContain('snapshots');
+
+    const reopened = await openTenantMemory(dir, 'acme');
+    try {
+      expect(reportOf(reopened)).toMatchObject({ snapshotOffset: -1, replayedFrames: closeSnapshotTxMin });
+      expect({ offset: reopened.store.lastOffset, hash: reopened.store.stateHash() }).toEqual(before);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  test('with room for twice the estimated snapshot, the closing snapshot is taken', async () => {
+    const memory = await openTenantMemory(dir, 'acme');
+    await writeObjects(memory, closeSnapshotTxMin);
+    const freeBytesOf = async () => closeSnapshotFreeFactor * memory.store.rowBytes().live * snapshotBytesPerLiveRowByte;
+    expect(await snapshotBeforeClose(memory.store as Store, nodeFileLayer, () => undefined, freeBytesOf)).toBe('taken');
+    await memory.close();
   });
 
   test('closing twice closes once', async () => {
