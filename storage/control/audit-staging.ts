@@ -6,7 +6,7 @@
  */
 import type { JsonValue, Row } from '../schema.js';
 import type { StoreApi } from '../store.js';
-import { stageEventsMax, type ControlPlane } from './control-plane.js';
+import { stageEventsMax, type AuditEventInput, type ControlPlane } from './control-plane.js';
 
 export const accessLogTable = 'access_log';
 export const accessLogSource = 'access_log';
@@ -67,9 +67,8 @@ export async function stageAccessLog(control: ControlPlane, tenant: string, stor
   }
 }
 
-/** Stages one server-level event; returns its source sequence. */
-export async function stageServerAudit(control: ControlPlane, event: ServerAuditEvent): Promise<number> {
-  const body: JsonValue = {
+function serverAuditBody(event: ServerAuditEvent): JsonValue {
+  return {
     at_ms: event.atMs,
     subject: event.subject,
     action: event.action,
@@ -77,5 +76,37 @@ export async function stageServerAudit(control: ControlPlane, event: ServerAudit
     outcome: event.outcome,
     ...(event.reason === undefined ? {} : { reason: event.reason }),
   };
-  return control.stageAuditNext(event.tenant ?? serverAuditTenant, serverAuditSource, body);
+}
+
+/** Stages one server-level event; returns its source sequence. */
+export async function stageServerAudit(control: ControlPlane, event: ServerAuditEvent): Promise<number> {
+  return control.stageAuditNext(event.tenant ?? serverAuditTenant, serverAuditSource, serverAuditBody(event));
+}
+
+/**
+ * The source of server-level events kept in the spool `spoolId` across a restart: a source of
+ * their own, numbered by their place in the spool, so staging them again (a crash before the
+ * spool was removed) is a no-op like a restaged access-log row.
+ */
+export function serverAuditSpoolSource(spoolId: string): string {
+  return `${serverAuditSource}:spool:${spoolId}`;
+}
+
+/** Stages the events of spool `spoolId` once (idempotent); returns how many were new. */
+export async function stageServerAuditSpool(control: ControlPlane, spoolId: string, events: readonly ServerAuditEvent[]): Promise<number> {
+  const source = serverAuditSpoolSource(spoolId);
+  const byTenant = new Map<string, AuditEventInput[]>();
+  for (const event of events) {
+    const tenant = event.tenant ?? serverAuditTenant;
+    let list = byTenant.get(tenant);
+    if (!list) byTenant.set(tenant, (list = []));
+    list.push({ source, sourceSeq: list.length + 1, event: serverAuditBody(event) });
+  }
+  let staged = 0;
+  for (const [tenant, list] of byTenant) {
+    for (let from = 0; from < list.length; from += stageEventsMax) {
+      staged += await control.stageAudit(tenant, list.slice(from, from + stageEventsMax));
+    }
+  }
+  return staged;
 }

@@ -1,0 +1,97 @@
+/**
+ * Server-level denials (auth refusals: their only record) queued while Postgres is away survive a
+ * restart: the shutdown spools them into the data dir, the next start stages them once Postgres
+ * answers, exactly once even when a crash left the staged spool behind. A Postgres cluster of
+ * this test's own (scripts/services/postgres.sh), stopped and started, so the shared one is never
+ * disturbed.
+ */
+import { chmod, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { startControlRuntime, type ControlRuntime } from '../../server/control/control-runtime.js';
+import { denialSpoolDir } from '../../server/control/denial-spool.js';
+import type { Config } from '../../server/config.js';
+import { serverAuditTenant } from '../../storage/control/audit-staging.js';
+import { freePort, runServiceScript } from '../support/services.js';
+
+let dir: string;
+let env: Record<string, string>;
+let databaseUrl: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ioboxx-denial-spool-'));
+  await chmod(dir, 0o755); // the cluster runs as the `postgres` user, which must reach its directory
+  env = { IOBOXX_SERVICES_DIR: join(dir, 'services'), IOBOXX_PG_PORT: String(await freePort()) };
+  const lines = await runServiceScript('postgres.sh', ['up'], env);
+  databaseUrl = /^IOBOXX_TEST_DATABASE_URL=(.*)$/m.exec(lines)![1]!;
+});
+
+afterAll(async () => {
+  await runServiceScript('postgres.sh', ['purge'], env).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A runtime on `dataDir` whose log lines are kept; `waitFor(text)` resolves at the first line holding it. */
+async function startRuntime(dataDir: string) {
+  const lines: string[] = [];
+  const waiters: Array<{ text: string; resolve: (line: string) => void }> = [];
+  const log = pino({ level: 'info' }, {
+    write: (line: string) => {
+      lines.push(line);
+      for (const w of waiters) if (line.includes(w.text)) w.resolve(line);
+    },
+  });
+  const config = { dataDir, database: { url: databaseUrl }, auditRetentionDays: 1 } as unknown as Config;
+  const runtime: ControlRuntime = await startControlRuntime({ config, log, withTenant: () => Promise.reject(new Error('no tenant work here')) });
+  const waitFor = (text: string): Promise<string> => {
+    const seen = lines.find((line) => line.includes(text));
+    return seen !== undefined ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ text, resolve }));
+  };
+  return { runtime, lines, waitFor };
+}
+
+const denial = (tenant: string | null, target: string) => ({ tenant, atMs: Date.now(), subject: null, action: 'http', target, outcome: '401', reason: 'bad token' });
+
+test('denials queued while Postgres is away are staged exactly once after a restart, even when the staged spool was left behind', async () => {
+  const dataDir = join(dir, 'data');
+  await runServiceScript('postgres.sh', ['down'], env);
+
+  // Postgres away: three refusals, then a shutdown.
+  const first = await startRuntime(dataDir);
+  first.runtime.auditDenial(denial(null, '/mcp'));
+  first.runtime.auditDenial(denial('acme', '/mcp'));
+  first.runtime.auditDenial(denial(null, '/sse'));
+  await first.runtime.close();
+  expect(first.lines.join('')).toContain('spooled, staged after the next start');
+  const spools = await readdir(denialSpoolDir(dataDir));
+  expect(spools).toHaveLength(1);
+  const spoolFile = join(denialSpoolDir(dataDir), spools[0]!);
+  const leftBehind = join(dir, 'left-behind.json');
+  await copyFile(spoolFile, leftBehind);
+  // A damaged spool beside it must not stop the start.
+  const damaged = join(denialSpoolDir(dataDir), `${Date.now()}-00000000-0000-4000-8000-000000000000.json`);
+  await writeFile(damaged, '{"format":"ioboxx-denial-spool","vers');
+
+  // Postgres back: the spool is staged once it answers, then removed.
+  await runServiceScript('postgres.sh', ['up'], env);
+  const second = await startRuntime(dataDir);
+  expect(await second.waitFor('unreadable: set aside')).toContain(damaged);
+  expect(await second.waitFor('spooled at a shutdown staged')).toContain('"staged":3');
+  const plane = second.runtime.control!;
+  const server = await plane.stagedAudit(serverAuditTenant, { limit: 10 });
+  const acme = await plane.stagedAudit('acme', { limit: 10 });
+  expect(server.map((e) => (e.event as { target: string }).target)).toEqual(['/mcp', '/sse']);
+  expect(acme.map((e) => (e.event as { target: string }).target)).toEqual(['/mcp']);
+  expect(await readdir(denialSpoolDir(dataDir))).toEqual([`${damaged.split('/').pop()}.damaged`]);
+  await second.runtime.close();
+
+  // A crash between staging and removing the spool: the next start stages it again, adding nothing.
+  await copyFile(leftBehind, spoolFile);
+  const third = await startRuntime(dataDir);
+  expect(await third.waitFor('spooled at a shutdown staged')).toContain('"staged":0');
+  expect(await third.runtime.control!.stagedAudit(serverAuditTenant, { limit: 10 })).toHaveLength(2);
+  expect(await third.runtime.control!.stagedAudit('acme', { limit: 10 })).toHaveLength(1);
+  await third.runtime.close();
+});
