@@ -1,20 +1,24 @@
 /**
  * Restore a backup into a new store directory. Nothing is trusted before it is checked:
- *  1. the manifest parses and every listed file has its size and SHA-256 (else BackupInvalid
- *     naming the file; nothing is written);
- *  2. the files are copied into a scratch directory beside the target (hashed again on the way);
- *  3. the copy is opened with Store.open: it must end at the manifest's offset with the
+ *  1. the manifest parses, and the target's filesystem has room for it (backup-space.ts: about
+ *     twice the backup's size; else MemoryError 'unavailable' with bytes needed vs free);
+ *  2. every listed file has its size and SHA-256 (else BackupInvalid naming the file); nothing
+ *     is written before this;
+ *  3. the files are copied into a scratch directory beside the target (hashed again on the way);
+ *  4. the copy is opened with Store.open: it must end at the manifest's offset with the
  *     manifest's state hash;
- *  4. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
+ *  5. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
  *     failed restore never leaves a half-restored store where a server would open it.
  */
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import type { StoreModule } from '../reducer.js';
 import type { BackupManifest } from './backup-manifest.js';
+import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
 import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
 
@@ -23,6 +27,8 @@ export interface RestoreOptions {
   /** When set, a backup of another tenant is refused (one tenant's memory never lands in another's store). */
   readonly expectedTenant?: string;
   readonly fileLayer?: FileLayer;
+  /** Free space at the target, checked before copying (backup-space.ts; tests play a full disk). */
+  readonly freeBytesOf?: FreeBytesOf;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -48,6 +54,8 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
       'restore a backup of the same tenant');
   }
   await assertEmptyOrMissing(fl, target);
+  const backupBytes = manifest.files.reduce((n, f) => n + f.bytes, 0);
+  await ensureBackupSpace(await nearestExisting(fl, path.dirname(target)), backupBytes, options.freeBytesOf ?? statfsFreeBytes, 'restore');
   const checked = await verifyBackupFiles(source, manifest, fl, (d, t) => options.onProgress?.('verify', d, t));
 
   const scratch = `${target}.restoring-${process.pid}`;
@@ -64,7 +72,7 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
     await fl.fsyncDir(path.dirname(target));
   } catch (error) {
     await rm(scratch, { recursive: true, force: true });
-    throw error;
+    throw backupSpaceExhausted(target, error, 'restore') ?? error;
   }
   return report(source, target, manifest, checked);
 }
@@ -74,6 +82,13 @@ async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {
   if ((await readdir(dir)).length > 0) {
     throw new MemoryError('conflict', `restore target ${dir} is not empty`, 'restore into a new or empty directory; move the old store aside first');
   }
+}
+
+/** `dir` or its nearest existing ancestor: the filesystem the restore will write to. */
+async function nearestExisting(fl: FileLayer, dir: string): Promise<string> {
+  let existing = dir;
+  while (!(await fl.exists(existing)) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  return existing;
 }
 
 function report(backupDir: string, targetDir: string, manifest: BackupManifest, checked: { files: number; bytes: number }): RestoreReport {

@@ -4,7 +4,7 @@
  * end offset (checked against an independent replay of the acknowledged calls), and a backup
  * whose bytes changed is refused with the file named.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -14,7 +14,7 @@ import { backupStore, backupStoreDirectory, type BackupReport } from '../../stor
 import { BackupInvalid } from '../../storage/backup/verify-backup.js';
 import { Store } from '../../storage/store.js';
 import { MemoryError } from '../../storage/errors.js';
-import { backupSpaceHint } from '../../storage/backup/backup-space.js';
+import { backupSpaceHint, restoreSpaceHint } from '../../storage/backup/backup-space.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -179,6 +179,27 @@ describe('restore refuses what does not verify', () => {
     const occupied = scratch();
     writeFileSync(path.join(occupied, 'keep'), 'x');
     await expect(restoreBackup(backupDir, occupied, { module: counterModule })).rejects.toMatchObject({ code: 'conflict' });
+  });
+
+  test('without room for twice the backup at the target it is refused before copying, with bytes needed vs free and the hint', async () => {
+    const backupDir = await smallBackup();
+    const parent = scratch();
+    const target = path.join(parent, 'tenants', 'acme');
+    const asked: string[] = [];
+    const failure = await restoreBackup(backupDir, target, {
+      module: counterModule, freeBytesOf: async (dir) => { asked.push(dir); return 1_000; },
+    }).then(() => undefined, (error: unknown) => error);
+    expect(failure).toBeInstanceOf(MemoryError);
+    expect((failure as MemoryError).code).toBe('unavailable');
+    const manifest = JSON.parse(readFileSync(path.join(backupDir, backupManifestFileName), 'utf8')) as { files: { bytes: number }[] };
+    const neededBytes = 2 * manifest.files.reduce((n, f) => n + f.bytes, 0);
+    expect((failure as MemoryError).message).toBe(`not enough free space for this restore at ${parent}: it needs ${neededBytes} bytes free, 1000 are`);
+    expect((failure as MemoryError).hint).toBe(restoreSpaceHint);
+    expect(asked).toEqual([parent]); // the nearest existing directory on the target's path
+    expect(readdirSync(parent)).toEqual([]); // nothing half-restored, no scratch copy
+    // With room for twice its size it goes through.
+    const restored = await restoreBackup(backupDir, target, { module: counterModule, freeBytesOf: async () => neededBytes });
+    expect(restored.stateHashVerified).toBe(true);
   });
 });
 
