@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { MemoryError } from '../../storage/errors.js';
 import { inspectStore, type InspectReport } from '../../storage/inspect.js';
+import type { FileLayer } from '../../storage/io/file-layer.js';
+import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
 import { failCommand, printReport } from './command-output.js';
@@ -28,12 +30,12 @@ async function requireStoreDir(dir: string): Promise<void> {
   }
 }
 
-async function openForCli(dir: string): Promise<Store> {
+async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
   await requireStoreDir(dir);
   const { memoryModule } = await import('../../tools/index.js');
   const progress = ttyProgress();
   try {
-    return await Store.open({ dir, module: memoryModule, onProgress: progress.onProgress });
+    return await Store.open({ dir, module: memoryModule, onProgress: progress.onProgress, ...(fileLayer ? { fileLayer } : {}) });
   } finally {
     progress.stop();
   }
@@ -50,20 +52,25 @@ export function registerStoreCommands(program: Command): void {
     .description('open the store (recovering it), print last offset, rows per table and the canonical state hash')
     .argument('<dir>', 'store directory')
     .option('--json', 'one JSON object on stdout')
-    .action(async (dir: string, opts: { json?: boolean }) => {
+    .option('--read-only', 'change no file: recover in memory and report what opening would do (refused while a live process has the store open)')
+    .action(async (dir: string, opts: { json?: boolean; readOnly?: boolean }) => {
       try {
-        const s = await openForCli(dir);
+        const readOnly = !!opts.readOnly;
+        // Read-only: the engine's own open and close, every change they make kept in memory.
+        const s = await openForCli(dir, readOnly ? new OverlayFileLayer() : undefined);
         const report = {
-          dir, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(),
+          dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
         await s.close();
+        const torn = report.tornTail;
         printReport(!!opts.json, report, () => [
-          `store ${dir}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
+          `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
           `snapshot     ${report.snapshotOffset} (+${report.replayedFrames} frames replayed)`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
-          ...(report.tornTail ? [`torn tail cut at ${report.tornTail.file}:${report.tornTail.position} (${report.tornTail.bytes} bytes kept in ${report.tornTail.keptAt})`] : []),
+          ...(torn && !readOnly ? [`torn tail cut at ${torn.file}:${torn.position} (${torn.bytes} bytes kept in ${torn.keptAt})`] : []),
+          ...(torn && readOnly ? [`torn tail: would cut ${torn.bytes} bytes at ${torn.file}:${torn.position} (kept in ${torn.keptAt}); \`store verify\` does it`] : []),
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
         ]);
       } catch (error) {
