@@ -17,7 +17,11 @@ import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 export const denialSpoolDirName = 'audit-spool';
 export const denialSpoolFormat = 'ioboxx-denial-spool';
 export const denialSpoolVersion = 1;
-/** Spools loaded at one start (oldest first); the rest wait for the next start. */
+/**
+ * Spools loaded at one start (oldest first), and at most denialSpoolDenialsMax denials in all
+ * (the first spool always): the rest wait for the next start, so a start holds no more in memory
+ * than one spool's worth.
+ */
 export const denialSpoolFilesMax = 1_000;
 /** Denials one spool holds: the in-memory queue's own bound (dirtyTenantsMax). */
 export const denialSpoolDenialsMax = 100_000;
@@ -84,15 +88,24 @@ export async function loadDenialSpools(dataDir: string): Promise<LoadedDenialSpo
     .sort();
   const spools: DenialSpool[] = [];
   const setAside: SetAsideSpool[] = [];
+  let denials = 0;
+  let read = 0;
   for (const id of ids.slice(0, denialSpoolFilesMax)) {
     const file = path.join(dir, `${id}${spoolFileSuffix}`);
+    let spool: DenialSpool;
     try {
-      spools.push({ id, file, denials: await readSpoolFile(file) });
+      spool = { id, file, denials: await readSpoolFile(file) };
     } catch (error) {
       setAside.push(await setSpoolAside(file, (error as Error).message));
+      read++;
+      continue;
     }
+    if (spools.length > 0 && denials + spool.denials.length > denialSpoolDenialsMax) break;
+    spools.push(spool);
+    denials += spool.denials.length;
+    read++;
   }
-  return { spools, setAside, deferred: Math.max(0, ids.length - denialSpoolFilesMax) };
+  return { spools, setAside, deferred: ids.length - read };
 }
 
 /** Removes a staged spool durably. */

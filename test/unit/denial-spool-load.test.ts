@@ -1,0 +1,38 @@
+/**
+ * Loading the denial spools at a start (server/control/denial-spool.ts) holds at most
+ * denialSpoolDenialsMax denials in memory: spools past that wait for the next start, oldest first.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool } from '../../server/control/denial-spool.js';
+import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-spool-load-'));
+});
+afterEach(() => rm(dataDir, { recursive: true, force: true }));
+
+function denials(count: number, action: string): ServerAuditEvent[] {
+  return Array.from({ length: count }, (_, i) => ({ tenant: null, atMs: 1_700_000_000_000 + i, subject: null, action, target: '/mcp', outcome: 'denied' }));
+}
+
+test('spools past denialSpoolDenialsMax denials in all wait for the next start, oldest loaded first', async () => {
+  const half = denialSpoolDenialsMax / 2;
+  await writeDenialSpool(dataDir, denials(half, 'first'));
+  await new Promise((resolve) => setTimeout(resolve, 2)); // spool names sort by their millisecond
+  await writeDenialSpool(dataDir, denials(half, 'second'));
+  await new Promise((resolve) => setTimeout(resolve, 2));
+  await writeDenialSpool(dataDir, denials(1, 'third'));
+
+  const first = await loadDenialSpools(dataDir);
+  expect(first.spools.map((s) => s.denials[0]!.action)).toEqual(['first', 'second']);
+  expect(first.deferred).toBe(1);
+  for (const spool of first.spools) await removeDenialSpool(spool);
+
+  const next = await loadDenialSpools(dataDir);
+  expect(next.spools.map((s) => s.denials[0]!.action)).toEqual(['third']);
+  expect(next.deferred).toBe(0);
+}, 60_000);
