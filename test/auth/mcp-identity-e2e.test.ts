@@ -7,7 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { wsClose } from '../../server/ws/close-codes.js';
 import { loadConfig } from '../../server/config.js';
 import { silentLogger } from '../../server/log.js';
 import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
@@ -152,6 +155,36 @@ describe('identity through the MCP server', () => {
       }
     } finally {
       await Promise.allSettled(sessions.map((session) => session.close()));
+    }
+  }, 60_000);
+  test(`WebSocket subscribers on ${openTenantsMax} tenants do not lock another tenant out: the evicted store's subscriber is closed 1013`, async () => {
+    const holders = Array.from({ length: openTenantsMax }, (_, index) => `live-${index}`);
+    const sockets: Array<{ ws: WebSocket; closed: Promise<[number, Buffer]> }> = [];
+    try {
+      for (const tenant of holders) {
+        const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-reader'], subject: `user-${tenant}` });
+        // A subscriber holds its tenant's store for as long as it is connected.
+        const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`, 'ioboxx.v1', { headers: bearer(token) });
+        const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+        await once(ws, 'message'); // hello
+        ws.send(JSON.stringify({ type: 'subscribe', queries: [{ id: 'notes', table: 'objects', where: { type: 'note' } }] }));
+        await once(ws, 'message'); // subscribed
+        sockets.push({ ws, closed });
+      }
+      const newcomer = await idp.token({ organizations: ['live-new'], realmRoles: ['memory-writer'], subject: 'user-live-new' });
+      const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(newcomer) });
+      try {
+        // Before: this waited the whole slot wait (30 s) and got 429, for as long as the subscribers stayed.
+        const put = await client.callTool('object_put', { type: 'note', attributes: { owner: 'live-new' } });
+        expect(toolErrorOf(put)).toBeUndefined();
+      } finally {
+        await client.close();
+      }
+      const [code, reason] = await sockets[0]!.closed; // the least recently used tenant's subscriber
+      expect(code).toBe(wsClose.tryAgainLater);
+      expect(reason.toString()).toContain('evicted for another tenant');
+    } finally {
+      for (const { ws } of sockets) ws.terminate();
     }
   }, 60_000);
 });
