@@ -73,7 +73,7 @@ export interface HttpServing {
   readonly url: string;
   /** For upgrades (WebSocket) and introspection. */
   readonly server: http.Server;
-  /** The tenant's store is being evicted: its sessions let go of their leases (SessionTable.releaseStore). */
+  /** The tenant's store is being evicted: its sessions and subscriptions/listen streams let go of their leases (SessionTable.releaseStore). */
   releaseStore(tenant: string): void;
   /** ...and it has closed. */
   storeClosed(tenant: string): void;
@@ -222,7 +222,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url,
     server,
-    releaseStore: (tenant) => sessions.releaseStore(tenant),
+    releaseStore: (tenant) => {
+      sessions.releaseStore(tenant);
+      streamable.releaseStore(tenant);
+    },
     storeClosed: (tenant) => sessions.storeClosed(tenant),
     close: async () => {
       await Promise.allSettled([sessions.closeAll(), streamable.close()]);
