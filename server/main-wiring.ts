@@ -22,7 +22,7 @@ import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
-import { attachWebSocket } from './ws/attach-websocket.js';
+import { attachWebSocket, type WebSocketServing } from './ws/attach-websocket.js';
 import { memoryExposedTables } from './ws/exposed-tables.js';
 import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } from './ops/health.js';
 import { InFlightCalls } from './ops/in-flight.js';
@@ -259,11 +259,16 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       await plane.auditBacklog();
     },
   };
-  // An evicted store is held open by the leases of its tenant's idle sessions: they let go (HttpServing.releaseStore).
+  // An evicted store is held open by the leases of its tenant's idle sessions and WebSocket
+  // subscribers: they let go (HttpServing.releaseStore, WebSocketServing.releaseStore).
   let servingForRegistry: HttpServing | undefined;
+  let liveForRegistry: WebSocketServing | undefined;
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
     degraded.observe(event);
-    if (event.kind === 'closing' && event.why === 'evicted') servingForRegistry?.releaseStore(event.tenant);
+    if (event.kind === 'closing' && event.why === 'evicted') {
+      servingForRegistry?.releaseStore(event.tenant);
+      liveForRegistry?.releaseStore(event.tenant);
+    }
     if (event.kind === 'closed') servingForRegistry?.storeClosed(event.tenant);
   });
   const guard = new TenantLoadGuard(config.loadLimits, {
@@ -369,6 +374,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     authenticate: authenticateAudited, memoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
     observe: observeWebSocket(metrics, log),
   });
+  liveForRegistry = live;
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');
   return {
     serving,

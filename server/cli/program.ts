@@ -3,11 +3,12 @@
  * and audit commands from their owners' files. Every command has --help.
  */
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { Command, Option, type CommanderError } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
+import { openFilesProblem, openFilesSoftLimit } from '../ops/open-files-limit.js';
 import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
@@ -62,6 +63,16 @@ async function serve(options: ServeOptions): Promise<void> {
     process.stderr.write(`ioboxx-memory: ${unusable}\n`);
     process.exitCode = 1;
     return;
+  }
+  if (options.stdio !== true) {
+    // Many open stores under a low `ulimit -n` fail the start, not calls (and accepts) under load.
+    const tooFewFiles = openFilesProblem(config.maxOpenTenants, openFilesSoftLimit(await readFile('/proc/self/limits', 'utf8').catch(() => '')));
+    if (tooFewFiles !== undefined) {
+      log.fatal({ maxOpenTenants: config.maxOpenTenants }, tooFewFiles);
+      process.stderr.write(`ioboxx-memory: ${tooFewFiles}\n`);
+      process.exitCode = 1;
+      return;
+    }
   }
   // Imported here so `--help` and the store commands never load the whole memory module.
   const wiring = await import('../main-wiring.js');

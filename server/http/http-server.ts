@@ -73,7 +73,7 @@ export interface HttpServing {
   readonly url: string;
   /** For upgrades (WebSocket) and introspection. */
   readonly server: http.Server;
-  /** The tenant's store is being evicted: its sessions let go of their leases (SessionTable.releaseStore). */
+  /** The tenant's store is being evicted: its sessions and subscriptions/listen streams let go of their leases (SessionTable.releaseStore). */
   releaseStore(tenant: string): void;
   /** ...and it has closed. */
   storeClosed(tenant: string): void;
@@ -160,7 +160,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
         const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
         if (status !== 500) res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
-        sendJsonRpcError(res, status, -32603, status === 500 ? 'Internal server error' : (error as MemoryError).message);
+        // A refusal carries the tool errors' stable code and hint (what to do), not only the message.
+        const refusal = status === 500 ? undefined : { code, ...((error as MemoryError).hint !== undefined && { hint: (error as MemoryError).hint }) };
+        sendJsonRpcError(res, status, -32603, status === 500 ? 'Internal server error' : (error as MemoryError).message, refusal);
       }
     };
 
@@ -222,7 +224,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url,
     server,
-    releaseStore: (tenant) => sessions.releaseStore(tenant),
+    releaseStore: (tenant) => {
+      sessions.releaseStore(tenant);
+      streamable.releaseStore(tenant);
+    },
     storeClosed: (tenant) => sessions.storeClosed(tenant),
     close: async () => {
       await Promise.allSettled([sessions.closeAll(), streamable.close()]);

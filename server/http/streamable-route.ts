@@ -36,6 +36,8 @@ export interface StreamableRouteOptions {
 export interface StreamableRoute {
   /** Call after authentication; `req.body` is the parsed JSON body (or undefined). */
   serve(req: Request, res: Response, principal: Principal): Promise<void>;
+  /** The tenant's store is being evicted: its subscriptions/listen streams end, letting go of their leases. */
+  releaseStore(tenant: string): void;
   close(): Promise<void>;
 }
 
@@ -53,7 +55,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   const onerror = (error: Error) => surface.log.debug({ err: error }, 'mcp http request refused or failed');
   const modern = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror });
   const serveModern = toNodeHandler(modern, { maxRequestBodySize: bodyBytesMax, onerror });
-  const listenHandlers = new Set<McpHttpHandler>();
+  /** Open subscriptions/listen streams, with the tenant whose store each one's lease holds. */
+  const listenHandlers = new Map<McpHttpHandler, string>();
 
   /** A lease released exactly once, when the response is over. */
   async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
@@ -70,7 +73,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       return;
     }
     const handler = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror, maxSubscriptions: 1 });
-    listenHandlers.add(handler);
+    listenHandlers.set(handler, principal.caller.tenant);
     const stopFeed = principal.capabilities.has('read')
       ? lease.memory.store.onCommit((txs) => {
           for (const uris of changedUrisOf(surface.catalog, txs)) for (const uri of uris) handler.notify.resourceUpdated(uri);
@@ -167,8 +170,12 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
 
   return {
     serve,
+    releaseStore: (tenant) => {
+      // Its stream ends (the client listens again, reopening the store) and the lease goes with the response.
+      for (const [handler, of] of listenHandlers) if (of === tenant) void handler.close();
+    },
     close: async () => {
-      await Promise.allSettled([modern.close(), ...[...listenHandlers].map((h) => h.close())]);
+      await Promise.allSettled([modern.close(), ...[...listenHandlers.keys()].map((h) => h.close())]);
       listenHandlers.clear();
     },
   };

@@ -333,6 +333,9 @@ export class TenantRegistry<T extends Closable> {
   }
 
   private finishClose(entry: Entry<T>): void {
+    // Once only: the observer of `closing` may release the last lease itself (the server closes
+    // an evicted tenant's idle sessions there), reaching here before startClose does.
+    if (entry.closeStarted) return;
     entry.closeStarted = true;
     const resolveClosed = entry.resolveClosed;
     void (async () => {

@@ -49,6 +49,11 @@ export type WsEvent =
 
 export interface WebSocketServing {
   readonly connections: number;
+  /**
+   * The tenant's store is being evicted for another tenant: its connections close (1013) and let
+   * go of their leases, as its idle sessions do, instead of holding the store (and its slot) open.
+   */
+  releaseStore(tenant: string): void;
   /** Stops accepting upgrades, closes every connection with 1001 (going away) and waits for them to end. */
   close(): Promise<void>;
 }
@@ -191,6 +196,11 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
   return {
     get connections() {
       return connections.size;
+    },
+    releaseStore(tenant) {
+      for (const connection of [...connections]) {
+        if (connection.tenant === tenant) connection.close(wsClose.tryAgainLater, "the tenant's store was evicted for another tenant (openTenantsMax); reconnect with after");
+      }
     },
     async close() {
       closing = true;

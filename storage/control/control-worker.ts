@@ -21,7 +21,11 @@ export const controlRetryMsDefault = 1_000;
  * a second per busy tenant, for at most this much more staging latency.
  */
 export const rerunGapMsDefault = 250;
-/** Tenants with work queued at once; past this a nudge is refused (the next commit nudges again). */
+/**
+ * Tenants with work queued or running at once; past this a nudge is refused (the next commit
+ * nudges again). A tenant leaves the count when its drain is done, so this bounds memory, not
+ * how many tenants a long-running server may ever drain.
+ */
 export const controlTenantsMax = 100_000;
 
 /**
@@ -36,6 +40,8 @@ export interface ControlWorkerOptions {
   readonly alsoGlobal?: () => Promise<unknown>;
   readonly retryMs?: number;
   readonly rerunGapMs?: number;
+  /** Bound on tenants with work queued or running at once (tests use a small one); controlTenantsMax unless given. */
+  readonly tenantsMax?: number;
   /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
   readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
@@ -70,6 +76,8 @@ class SingleFlight {
     private readonly retryMs: number,
     private readonly onError: (job: string, error: unknown) => void,
     private readonly rerunGapMs: number,
+    /** Its work has all run to success (nothing queued, no retry pending). */
+    private readonly onIdle: () => void = () => undefined,
   ) {}
 
   nudge(): void {
@@ -106,7 +114,10 @@ class SingleFlight {
       }, this.retryMs);
       return;
     }
-    if (!this.retry) for (const w of this.waiters.splice(0)) w();
+    if (!this.retry) {
+      for (const w of this.waiters.splice(0)) w();
+      this.onIdle();
+    }
   }
 
   private gap(): Promise<void> {
@@ -141,6 +152,7 @@ class SingleFlight {
 export function startControlWorker(control: ControlPlane, options: ControlWorkerOptions): ControlWorker {
   const retryMs = options.retryMs ?? controlRetryMsDefault;
   const rerunGapMs = options.rerunGapMs ?? rerunGapMsDefault;
+  const tenantsMax = options.tenantsMax ?? controlTenantsMax;
   const onError = options.onError ?? (() => undefined);
   const tenants = new Map<string, { access: TenantAccess; job: SingleFlight }>();
   const global = new SingleFlight(
@@ -168,7 +180,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
       let entry = tenants.get(tenant);
       if (entry && entry.access !== access) entry.access = access; // reopened: drain through the open one
       if (!entry) {
-        if (tenants.size >= controlTenantsMax) return;
+        if (tenants.size >= tenantsMax) return;
         const created: { access: TenantAccess; job: SingleFlight } = {
           access,
           job: new SingleFlight(
@@ -181,6 +193,10 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
             retryMs,
             onError,
             rerunGapMs,
+            // Drained: forget the tenant, so tenants seen once do not fill the bound for good.
+            () => {
+              if (tenants.get(tenant) === created) tenants.delete(tenant);
+            },
           ),
         };
         tenants.set(tenant, created);

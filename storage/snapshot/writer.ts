@@ -10,11 +10,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import * as path from 'node:path';
 import { canonicalChunks, type TableState } from '../canonical.js';
+import { yieldToEventLoop } from '../io/event-loop.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import type { Row, TableSchema } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, snapshotFormatVersion, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 /** Serialisation work between two yields: a commit arriving meanwhile waits this long at most. */
 export const snapshotSliceMsMax = 2;
 /** Serialised bytes per piece taken from the generators: small, so a slice stops close to its time bound. */

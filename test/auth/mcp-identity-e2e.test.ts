@@ -7,7 +7,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import WebSocket from 'ws';
+import { wsClose } from '../../server/ws/close-codes.js';
 import { loadConfig } from '../../server/config.js';
 import { silentLogger } from '../../server/log.js';
 import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
@@ -43,6 +46,21 @@ afterAll(async () => {
 });
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/**
+ * A tenant beyond the ones holding every store slot writes at once. Before eviction let go of
+ * every kind of holder, this waited the whole slot wait (30 s) and got 429.
+ */
+async function newcomerWrites(tenant: string): Promise<void> {
+  const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], subject: `user-${tenant}` });
+  const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(token) });
+  try {
+    const put = await client.callTool('object_put', { type: 'note', attributes: { owner: tenant } });
+    expect(toolErrorOf(put)).toBeUndefined();
+  } finally {
+    await client.close();
+  }
+}
 
 /** A tool call's outcome whether the server answers with an isError result or a JSON-RPC error. */
 async function outcome(client: McpTestClient, name: string, args: Record<string, unknown>): Promise<{ result?: ToolResult; errorText?: string }> {
@@ -130,28 +148,54 @@ describe('identity through the MCP server', () => {
     }
   }, isolationTimeoutMs);
 
-  test(`sessions left open (never ended) on ${openTenantsMax} tenants do not lock another tenant out: the evicted store's idle session lets go`, async () => {
-    const holders = Array.from({ length: openTenantsMax }, (_, index) => `pin-${index}`);
-    const sessions: McpTestClient[] = [];
+  // Each kind of holder keeps its tenant's store (and slot) for as long as it lives, idle from here on.
+  const mcpHolders: Array<[string, string, string, (token: string) => Promise<McpTestClient>]> = [
+    ['sessions left open (never ended)', "the evicted store's idle session lets go", 'pin', async (token) => {
+      // A 2025-era session: before, it held its store for as long as it lived (30 min).
+      const client = await connectOlderHttp({ url: `${base}/mcp`, headers: bearer(token) });
+      expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { owner: 'holder' } }))).toBeUndefined();
+      return client;
+    }],
+    ['subscriptions/listen streams', "the evicted store's stream ends", 'listen', async (token) => {
+      const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(token) });
+      await client.watchResource('memory://objects/watched');
+      return client;
+    }],
+  ];
+  test.each(mcpHolders)(`%s on ${openTenantsMax} tenants do not lock another tenant out: %s`, async (_what, _outcome, prefix, hold) => {
+    const holders = Array.from({ length: openTenantsMax }, (_, index) => `${prefix}-${index}`);
+    const clients: McpTestClient[] = [];
     try {
       for (const tenant of holders) {
         const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], subject: `user-${tenant}` });
-        // A 2025-era session holds its tenant's store for the session's life; it stays idle from here on.
-        const client = await connectOlderHttp({ url: `${base}/mcp`, headers: bearer(token) });
-        sessions.push(client);
-        expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { owner: tenant } }))).toBeUndefined();
+        clients.push(await hold(token));
       }
-      const newcomer = await idp.token({ organizations: ['pin-new'], realmRoles: ['memory-writer'], subject: 'user-pin-new' });
-      const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(newcomer) });
-      try {
-        // Before: this waited the whole slot wait (30 s) and got 429, for as long as the idle sessions lived (30 min).
-        const put = await client.callTool('object_put', { type: 'note', attributes: { owner: 'pin-new' } });
-        expect(toolErrorOf(put)).toBeUndefined();
-      } finally {
-        await client.close();
-      }
+      await newcomerWrites(`${prefix}-new`);
     } finally {
-      await Promise.allSettled(sessions.map((session) => session.close()));
+      await Promise.allSettled(clients.map((client) => client.close()));
+    }
+  }, 60_000);
+
+  test(`WebSocket subscribers on ${openTenantsMax} tenants do not lock another tenant out: the evicted store's subscriber is closed 1013`, async () => {
+    const holders = Array.from({ length: openTenantsMax }, (_, index) => `live-${index}`);
+    const sockets: Array<{ ws: WebSocket; closed: Promise<[number, Buffer]> }> = [];
+    try {
+      for (const tenant of holders) {
+        const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-reader'], subject: `user-${tenant}` });
+        // A subscriber holds its tenant's store for as long as it is connected.
+        const ws = new WebSocket(`${base.replace('http', 'ws')}/ws`, 'ioboxx.v1', { headers: bearer(token) });
+        const closed = once(ws, 'close') as Promise<[number, Buffer]>;
+        await once(ws, 'message'); // hello
+        ws.send(JSON.stringify({ type: 'subscribe', queries: [{ id: 'notes', table: 'objects', where: { type: 'note' } }] }));
+        await once(ws, 'message'); // subscribed
+        sockets.push({ ws, closed });
+      }
+      await newcomerWrites('live-new');
+      const [code, reason] = await sockets[0]!.closed; // the least recently used tenant's subscriber
+      expect(code).toBe(wsClose.tryAgainLater);
+      expect(reason.toString()).toContain('evicted for another tenant');
+    } finally {
+      for (const { ws } of sockets) ws.terminate();
     }
   }, 60_000);
 });

@@ -42,7 +42,10 @@ describe('a tenant store that cannot be opened', () => {
       const answer = await callObjectGet(server.url);
       expect(answer.status).toBe(503);
       expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
-      expect(((await answer.json()) as { error: { message: string } }).error.message).toContain("the tenant's store cannot be opened");
+      const { error } = (await answer.json()) as { error: { message: string; data?: { code?: string; hint?: string } } };
+      expect(error.message).toContain("the tenant's store cannot be opened");
+      // The stable code and the hint, as a tool error carries them (before: the message alone).
+      expect(error.data).toMatchObject({ code: 'unavailable', hint: expect.stringContaining('store verify') });
       // The operator's log says why, naming the holder.
       expect(server.stderr()).toContain(`is open in process ${process.pid}`);
       // The server still serves what needs no store.

@@ -48,7 +48,14 @@ afterEach(async () => {
 
 /** A registry of fake stores, with a log of what happened and a high-water mark of open stores. */
 function harness(
-  options: { openTenantsMax?: number; idleCloseMs?: number; open?: (tenant: string) => Promise<void>; close?: (tenant: string) => Promise<void> } = {},
+  options: {
+    openTenantsMax?: number;
+    idleCloseMs?: number;
+    open?: (tenant: string) => Promise<void>;
+    close?: (tenant: string) => Promise<void>;
+    /** Called with each event, as the server's observer is (it closes an evicted tenant's idle sessions). */
+    onEvent?: (event: TenantRegistryEvent) => void;
+  } = {},
 ) {
   const log: string[] = [];
   const waiters: { match: (event: TenantRegistryEvent) => boolean; resolve: () => void }[] = [];
@@ -74,6 +81,7 @@ function harness(
       });
     },
     observe(event) {
+      options.onEvent?.(event);
       for (const waiter of [...waiters]) {
         if (waiter.match(event)) {
           waiters.splice(waiters.indexOf(waiter), 1);
@@ -203,6 +211,29 @@ describe('tenant registry', () => {
     await bb;
     expect(opens.get('aa')).toBe(1);
     expect(log).toEqual(['open aa', 'close aa', 'open bb', 'bb work']);
+  });
+
+  test('a lease released from inside the eviction event closes the store once and frees one slot', async () => {
+    // The server does this: on `closing … evicted` it closes the tenant's idle sessions, whose
+    // leases are released right there, before startClose has returned.
+    const events: TenantRegistryEvent[] = [];
+    let sessionLease: { release(): void } | undefined;
+    const { registry, highWater } = harness({
+      openTenantsMax: 1,
+      onEvent: (event) => {
+        events.push(event);
+        if (event.kind === 'closing' && event.tenant === 'aa') sessionLease?.release();
+      },
+    });
+    sessionLease = await registry.acquire('aa');
+    const held = await registry.acquire('bb'); // evicts aa, whose session lets go inside the event
+    const cc = registry.withTenant('cc', async (store) => store.tenant); // must wait for bb's slot
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(events.filter((event) => event.kind === 'close_failed')).toEqual([]);
+    expect(registry.stats()).toMatchObject({ slotsUsed: 1, waitingForSlot: 1 }); // cc still waits for bb's slot
+    held.release();
+    expect(await cc).toBe('cc');
+    expect(highWater()).toBe(1);
   });
 
   test('a request for a store whose close has begun waits for the close and reopens it', async () => {
