@@ -22,6 +22,16 @@ import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSn
 export const snapshotLoadSliceBytes = 8 * 1024 * 1024;
 export const snapshotLoadSliceRows = 16_384;
 
+/** SHA-256 of `buf` in snapshotLoadSliceBytes slices, yielding after each. */
+async function sha256InSlices(buf: Buffer): Promise<string> {
+  const hash = createHash('sha256');
+  for (let at = 0; at < buf.length; at += snapshotLoadSliceBytes) {
+    hash.update(buf.subarray(at, at + snapshotLoadSliceBytes));
+    await yieldToEventLoop();
+  }
+  return hash.digest('hex');
+}
+
 export interface SnapshotRef {
   readonly dir: string;
   readonly offset: number;
@@ -79,12 +89,7 @@ export async function loadSnapshot(
   // SHA-256 on this thread, before anything is decoded. It used to run on the thread pool
   // (WebCrypto) beside the decode, but WebCrypto copies its input first, and a fresh copy of a
   // large file costs more here (page faults: about 0.7 s for 60 MB) than hashing it (0.1-0.2 s).
-  const hash = createHash('sha256');
-  for (let at = 0; at < buf.length; at += snapshotLoadSliceBytes) {
-    hash.update(buf.subarray(at, at + snapshotLoadSliceBytes));
-    await yieldToEventLoop();
-  }
-  const sha = hash.digest('hex');
+  const sha = await sha256InSlices(buf);
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
@@ -168,12 +173,7 @@ export async function verifySnapshotFiles(ref: SnapshotRef, fl: FileLayer): Prom
   for (const [name, entry] of [[binaryFileName, ref.manifest.files.binary], [jsonFileName, ref.manifest.files.json]] as const) {
     try {
       const buf = await fl.readFile(path.join(ref.dir, name));
-      const hash = createHash('sha256');
-  for (let at = 0; at < buf.length; at += snapshotLoadSliceBytes) {
-    hash.update(buf.subarray(at, at + snapshotLoadSliceBytes));
-    await yieldToEventLoop();
-  }
-  const sha = hash.digest('hex');
+      const sha = await sha256InSlices(buf);
       if (buf.length !== entry.bytes || sha !== entry.sha256) return `${name} does not match the manifest`;
     } catch (error) {
       return `${name}: ${(error as Error).message}`;
