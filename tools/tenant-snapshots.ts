@@ -15,7 +15,7 @@
  */
 import { asSnapshotNotTaken, SnapshotNotTaken } from '../storage/errors.js';
 import type { FileLayer } from '../storage/io/file-layer.js';
-import { statfsFreeBytes, type FreeBytesOf } from '../storage/io/free-bytes.js';
+import { freeBytesShort, statfsFreeBytes, type FreeBytesOf } from '../storage/io/free-bytes.js';
 import { listSnapshots } from '../storage/snapshot/reader.js';
 import type { Store } from '../storage/store.js';
 
@@ -43,8 +43,8 @@ async function newestSnapshotOffset(store: Store, fl: FileLayer): Promise<number
 /** Why there is not room for a snapshot of `liveRowBytes` in `dir` now, or undefined when there is (or statfs cannot tell: then it is tried). */
 async function freeSpaceShortfall(dir: string, liveRowBytes: number, freeBytesOf: FreeBytesOf): Promise<string | undefined> {
   const estimatedBytes = liveRowBytes * snapshotBytesPerLiveRowByte;
-  const freeBytes = await freeBytesOf(dir).catch(() => Number.POSITIVE_INFINITY);
-  if (freeBytes >= closeSnapshotFreeFactor * estimatedBytes) return undefined;
+  const freeBytes = await freeBytesShort(dir, closeSnapshotFreeFactor * estimatedBytes, freeBytesOf);
+  if (freeBytes === undefined) return undefined;
   return `${freeBytes} bytes free, below ${closeSnapshotFreeFactor} x the ~${estimatedBytes} bytes it would take (closeSnapshotFreeFactor)`;
 }
 

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { auditTenantPattern } from '../../storage/control/control-plane.js';
 import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
+import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 
 export const denialSpoolDirName = 'audit-spool';
@@ -66,9 +67,7 @@ export async function writeDenialSpool(dataDir: string, denials: readonly Server
     throw new Error(`a spool holds 1..${denialSpoolDenialsMax} denials (got ${denials.length})`);
   }
   const dir = denialSpoolDir(dataDir);
-  await nodeFileLayer.mkdirp(dir);
-  // The spool directory's own name is durable only once the data dir is synced.
-  await nodeFileLayer.fsyncDir(dataDir);
+  await mkdirDurable(nodeFileLayer, dir, dataDir);
   const file = path.join(dir, `${Date.now()}-${randomUUID()}${spoolFileSuffix}`);
   const body = JSON.stringify({ format: denialSpoolFormat, version: denialSpoolVersion, denials });
   await nodeFileLayer.writeFileDurable(file, Buffer.from(body, 'utf8'));

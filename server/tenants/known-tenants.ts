@@ -10,6 +10,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
+import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { isTenantId, parseTenantId } from './tenant-id.js';
 
@@ -35,11 +36,7 @@ export async function recordKnownTenant(dataDir: string, tenant: string): Promis
   const file = recordFile(dataDir, tenant);
   if (await nodeFileLayer.exists(file)) return;
   const root = knownTenantsRoot(dataDir);
-  if (!(await nodeFileLayer.exists(root))) {
-    await nodeFileLayer.mkdirp(root);
-    // The directory's own name is durable only once the data directory is synced.
-    await nodeFileLayer.fsyncDir(path.dirname(root));
-  }
+  if (!(await nodeFileLayer.exists(root))) await mkdirDurable(nodeFileLayer, root, dataDir);
   await nodeFileLayer.writeFileDurable(file, new Uint8Array(0));
 }
 

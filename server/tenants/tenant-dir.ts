@@ -7,6 +7,7 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { MemoryError } from '../../storage/errors.js';
+import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { parseTenantId } from './tenant-id.js';
 
@@ -26,22 +27,31 @@ export function tenantDir(dataDir: string, tenant: string): string {
   return dir;
 }
 
+/** The tenant's directory when it exists, undefined when it does not; anything but a plain directory there is refused. */
+export async function existingTenantDir(dataDir: string, tenant: string): Promise<string | undefined> {
+  const dir = tenantDir(dataDir, tenant);
+  const stats = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (stats === undefined) return undefined;
+  if (!stats.isDirectory() || stats.isSymbolicLink()) {
+    throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'move the link or file in its place aside');
+  }
+  return dir;
+}
+
 /** Creates the tenant's directory if needed and returns it, refusing symlinks and escapes. */
 export async function ensureTenantDir(dataDir: string, tenant: string): Promise<string> {
-  const dir = tenantDir(dataDir, tenant);
   const root = tenantsRoot(dataDir);
   // Created only when missing: a tenant's directory exists on every open after its first.
-  const stats = await lstat(dir).catch(async (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-    await nodeFileLayer.mkdirp(dir); // says ENOSPC or EROFS where a plain recursive mkdir says ENOENT
+  let dir = await existingTenantDir(dataDir, tenant);
+  if (dir === undefined) {
     // Durable before the tenant is recorded as known (tenant-open.ts): a record whose directory a
     // crash then loses would refuse the tenant as vanished.
-    await nodeFileLayer.fsyncDir(root);
-    await nodeFileLayer.fsyncDir(dirname(root));
-    return lstat(dir);
-  });
-  if (!stats.isDirectory() || stats.isSymbolicLink()) {
-    throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'remove the link or file in its place');
+    await mkdirDurable(nodeFileLayer, tenantDir(dataDir, tenant), dirname(root));
+    dir = await existingTenantDir(dataDir, tenant);
+    if (dir === undefined) throw new MemoryError('unavailable', `tenant directory ${tenantDir(dataDir, tenant)} was removed as it was made`, 'retry');
   }
   const [realDir, realRoot] = await Promise.all([realpath(dir), realpath(root)]);
   if (dirname(realDir) !== realRoot) {

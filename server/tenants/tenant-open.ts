@@ -5,20 +5,14 @@
  * recorded as known (known-tenants.ts). A data directory from before the records gets each
  * tenant's record on its next open, so an existing store is never refused for want of one.
  */
-import { lstat } from 'node:fs/promises';
 import { isKnownTenant, recordKnownTenant } from './known-tenants.js';
-import { ensureTenantDir, tenantDir } from './tenant-dir.js';
+import { ensureTenantDir, existingTenantDir, tenantDir } from './tenant-dir.js';
 import { holdsStore, VanishedStore } from './vanished-store.js';
 
 export async function openTenantStore<T extends { close(): Promise<void> }>(dataDir: string, tenant: string, open: (dir: string) => Promise<T>): Promise<T> {
   const known = await isKnownTenant(dataDir, tenant);
   if (known) {
-    const dir = tenantDir(dataDir, tenant);
-    const present = await lstat(dir).then(() => true, (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return false;
-      throw error;
-    });
-    if (!present) throw new VanishedStore(tenant, dir, 'directory missing');
+    if ((await existingTenantDir(dataDir, tenant)) === undefined) throw new VanishedStore(tenant, tenantDir(dataDir, tenant), 'directory missing');
   }
   const dir = await ensureTenantDir(dataDir, tenant);
   if (known && !(await holdsStore(dir))) throw new VanishedStore(tenant, dir, 'no log or snapshot in it');

@@ -8,13 +8,14 @@
  *    the store's LOCK while it moves the directory, so no process opens the store meanwhile, and
  *    it refuses a store a live process has open.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MemoryError } from '../../storage/errors.js';
+import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
 import { forgetKnownTenant, isKnownTenant } from './known-tenants.js';
-import { tenantDir, tenantsRoot } from './tenant-dir.js';
+import { existingTenantDir, tenantsRoot } from './tenant-dir.js';
 import { holdsStore } from './vanished-store.js';
 
 export const trashDirName = 'trash';
@@ -34,22 +35,8 @@ export interface DeleteReport extends ForgetReport {
   readonly movedTo: string | null;
 }
 
-/** The tenant's directory as it is on disk: absent, or a plain directory (anything else is refused). */
-async function presentDir(dataDir: string, tenant: string): Promise<string | undefined> {
-  const dir = tenantDir(dataDir, tenant);
-  const stats = await lstat(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (stats === undefined) return undefined;
-  if (!stats.isDirectory() || stats.isSymbolicLink()) {
-    throw new MemoryError('forbidden', `tenant directory ${dir} is not a plain directory`, 'move the link or file in its place aside by hand');
-  }
-  return dir;
-}
-
 export async function forgetTenant(dataDir: string, tenant: string): Promise<ForgetReport> {
-  const dir = await presentDir(dataDir, tenant);
+  const dir = await existingTenantDir(dataDir, tenant);
   if (dir !== undefined && (await holdsStore(dir))) {
     throw new MemoryError('conflict', `tenant ${tenant} still has its store in ${dir}; forgetting it would not start it over`,
       `to retire the store, run \`ioboxx-memory tenants delete ${tenant} --yes\` (it moves the directory to the trash)`);
@@ -58,7 +45,7 @@ export async function forgetTenant(dataDir: string, tenant: string): Promise<For
 }
 
 export async function deleteTenant(dataDir: string, tenant: string, nowMs: number): Promise<DeleteReport> {
-  const dir = await presentDir(dataDir, tenant);
+  const dir = await existingTenantDir(dataDir, tenant);
   if (dir === undefined) {
     if (!(await isKnownTenant(dataDir, tenant))) throw new MemoryError('not_found', `no tenant ${tenant} in ${dataDir}`, 'see `ioboxx-memory tenants list`');
     return { tenant, movedTo: null, forgotten: await forgetKnownTenant(dataDir, tenant) };
@@ -70,13 +57,12 @@ export async function deleteTenant(dataDir: string, tenant: string, nowMs: numbe
   const dayDir = path.join(trashRoot(dataDir), new Date(nowMs).toISOString().replaceAll(':', '-'));
   const movedTo = path.join(dayDir, tenant);
   try {
-    await nodeFileLayer.mkdirp(dayDir);
+    await mkdirDurable(nodeFileLayer, dayDir, dataDir);
     if ((await readdir(dayDir)).includes(tenant)) throw new MemoryError('conflict', `${movedTo} exists already`, 'retry in a moment');
     await nodeFileLayer.rename(dir, movedTo);
     // Both names durable before the record goes: a crash leaves the tenant either in place or in the trash.
     await nodeFileLayer.fsyncDir(tenantsRoot(dataDir));
     await nodeFileLayer.fsyncDir(dayDir);
-    await nodeFileLayer.fsyncDir(path.dirname(dayDir));
   } finally {
     await release(); // its LOCK moved with the directory: this only lets go of it in this process
   }

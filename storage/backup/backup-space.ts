@@ -8,7 +8,7 @@
  * disk meanwhile) gets the same hint.
  */
 import { MemoryError } from '../errors.js';
-import type { FreeBytesOf } from '../io/free-bytes.js';
+import { freeBytesShort, type FreeBytesOf } from '../io/free-bytes.js';
 
 /** Bytes free at the destination per byte of the backup: the copy and the copy that proves it. */
 export const backupFreeFactor = 2;
@@ -24,8 +24,8 @@ const spaceHints: Record<SpaceUse, string> = { backup: backupSpaceHint, restore:
 /** Refuses (MemoryError 'unavailable') when `dir`'s filesystem has less than backupFreeFactor x `backupBytes` free; statfs failing is not a refusal. */
 export async function ensureBackupSpace(dir: string, backupBytes: number, freeBytesOf: FreeBytesOf, use: SpaceUse = 'backup'): Promise<void> {
   const neededBytes = backupFreeFactor * backupBytes;
-  const freeBytes = await freeBytesOf(dir).catch(() => Number.POSITIVE_INFINITY);
-  if (freeBytes < neededBytes) {
+  const freeBytes = await freeBytesShort(dir, neededBytes, freeBytesOf);
+  if (freeBytes !== undefined) {
     throw new MemoryError('unavailable', `not enough free space for this ${use} at ${dir}: it needs ${neededBytes} bytes free, ${freeBytes} are`, spaceHints[use]);
   }
 }

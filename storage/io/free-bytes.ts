@@ -12,3 +12,12 @@ export const statfsFreeBytes: FreeBytesOf = async (dir) => {
   const stats = await statfs(dir);
   return stats.bavail * stats.bsize;
 };
+
+/**
+ * The free bytes at `dir` when they are fewer than `neededBytes`; undefined when there is room,
+ * or when statfs cannot tell (the work is then tried, and a full disk still fails it cleanly).
+ */
+export async function freeBytesShort(dir: string, neededBytes: number, freeBytesOf: FreeBytesOf): Promise<number | undefined> {
+  const freeBytes = await freeBytesOf(dir).catch(() => Number.POSITIVE_INFINITY);
+  return freeBytes < neededBytes ? freeBytes : undefined;
+}
