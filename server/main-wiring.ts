@@ -80,8 +80,8 @@ function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined)
 }
 
 /** What the configuration sets on every tenant store, in both modes (HTTP and stdio). */
-function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshotEveryTx' | 'snapshotEveryMs'> {
-  return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
+function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshotEveryTx' | 'snapshotEveryMs' | 'liveRowBytesMax'> {
+  return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs, liveRowBytesMax: config.tenantRowBytesMax };
 }
 
 /** A store's failed background work (a periodic or close-time snapshot, a failed write or fdatasync) reaches the operator's log, and the metrics when served. */
