@@ -73,6 +73,8 @@ const environmentSchema = z
     IOBOXX_DATA_DIR_FREE_BYTES_MIN: integerIn(0, Number.MAX_SAFE_INTEGER, dataDirFreeBytesMinDefault),
     // A tenant's live row bytes stop growing here (storage/store.ts); a store above it still opens.
     IOBOXX_TENANT_ROW_BYTES_MAX: integerIn(0, Number.MAX_SAFE_INTEGER, tenantRowBytesMaxDefault),
+    // Budget of the open tenant stores' estimated memory (tenants/registry.ts); default: half the machine's or the cgroup's (tenants/stores-memory-budget.ts).
+    IOBOXX_STORES_MEMORY_BYTES_MAX: optionalIntegerIn(1, Number.MAX_SAFE_INTEGER),
   });
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
@@ -131,6 +133,8 @@ export interface Config {
   readonly dataDirFreeBytesMin: number;
   /** A transaction that grows a tenant's live row bytes past this is refused (limit_exceeded). */
   readonly tenantRowBytesMax: number;
+  /** Budget of the open stores' estimated memory (HTTP); unset: derived from the machine when serving. */
+  readonly storesMemoryBytesMax?: number;
 }
 
 export class ConfigError extends Error {
@@ -196,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     snapshotEveryMs: e.IOBOXX_SNAPSHOT_EVERY_MS,
     dataDirFreeBytesMin: e.IOBOXX_DATA_DIR_FREE_BYTES_MIN,
     tenantRowBytesMax: e.IOBOXX_TENANT_ROW_BYTES_MAX,
+    ...(e.IOBOXX_STORES_MEMORY_BYTES_MAX !== undefined && { storesMemoryBytesMax: e.IOBOXX_STORES_MEMORY_BYTES_MAX }),
   };
 }
 

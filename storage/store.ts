@@ -33,6 +33,7 @@ import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
 import { sumRowBytes, type RowBytes } from './row-arena.js';
+import { storeMemoryBytesEstimate } from './memory-estimate.js';
 import { fromTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
@@ -145,6 +146,8 @@ export interface StoreApi {
   stateHash(): string;
   /** What the tables' rows cost in arena bytes. */
   rowBytes(): RowBytes;
+  /** What the store holds in memory, estimated (memory-estimate.ts). */
+  memoryBytesEstimate(): number;
   close(): Promise<void>;
 }
 
@@ -1031,6 +1034,13 @@ export class Store implements StoreApi {
     let live = 0;
     for (const table of this.tables.values()) live += table.arena.liveBytes;
     return live;
+  }
+
+  /** What the store holds in memory, estimated from its tables' counters (memory-estimate.ts). */
+  memoryBytesEstimate(): number {
+    let rows = 0;
+    for (const table of this.tables.values()) rows += table.size;
+    return storeMemoryBytesEstimate(this.rowBytes(), rows);
   }
 
   /** Row counts per table (for verify and tenants list). */
