@@ -11,6 +11,7 @@ import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
 import { logLevels, type LogLevel } from './log.js';
 import { idleCloseMsDefault, openTenantsMaxDefault } from './tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../tools/tenant-snapshots.js';
+import { tenantRowBytesMaxDefault } from '../storage/store.js';
 
 export const httpPortDefault = 8787;
 export const httpHostDefault = '127.0.0.1';
@@ -70,6 +71,10 @@ const environmentSchema = z
     IOBOXX_SNAPSHOT_EVERY_MS: integerIn(0, 7 * 24 * 3_600_000, snapshotEveryMsDefault),
     // /readyz fails below this much free space on the data directory's filesystem (server/ops/health.ts); 0 turns the floor off.
     IOBOXX_DATA_DIR_FREE_BYTES_MIN: integerIn(0, Number.MAX_SAFE_INTEGER, dataDirFreeBytesMinDefault),
+    // A tenant's live row bytes stop growing here (storage/store.ts); a store above it still opens.
+    IOBOXX_TENANT_ROW_BYTES_MAX: integerIn(0, Number.MAX_SAFE_INTEGER, tenantRowBytesMaxDefault),
+    // Budget of the open tenant stores' estimated memory (tenants/registry.ts); default: half the machine's or the cgroup's (tenants/stores-memory-budget.ts).
+    IOBOXX_STORES_MEMORY_BYTES_MAX: optionalIntegerIn(1, Number.MAX_SAFE_INTEGER),
   });
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
@@ -126,6 +131,10 @@ export interface Config {
   readonly snapshotEveryMs: number;
   /** /readyz answers 503 below this many free bytes on the data directory's filesystem. */
   readonly dataDirFreeBytesMin: number;
+  /** A transaction that grows a tenant's live row bytes past this is refused (limit_exceeded). */
+  readonly tenantRowBytesMax: number;
+  /** Budget of the open stores' estimated memory (HTTP); unset: derived from the machine when serving. */
+  readonly storesMemoryBytesMax?: number;
 }
 
 export class ConfigError extends Error {
@@ -190,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     snapshotEveryTx: e.IOBOXX_SNAPSHOT_EVERY_TX,
     snapshotEveryMs: e.IOBOXX_SNAPSHOT_EVERY_MS,
     dataDirFreeBytesMin: e.IOBOXX_DATA_DIR_FREE_BYTES_MIN,
+    tenantRowBytesMax: e.IOBOXX_TENANT_ROW_BYTES_MAX,
+    ...(e.IOBOXX_STORES_MEMORY_BYTES_MAX !== undefined && { storesMemoryBytesMax: e.IOBOXX_STORES_MEMORY_BYTES_MAX }),
   };
 }
 

@@ -36,6 +36,7 @@ import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
+import { storesMemoryBytesMaxOfMachine } from './tenants/stores-memory-budget.js';
 import { tenantDir } from './tenants/tenant-dir.js';
 import { openTenantStore } from './tenants/tenant-open.js';
 
@@ -80,8 +81,8 @@ function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined)
 }
 
 /** What the configuration sets on every tenant store, in both modes (HTTP and stdio). */
-function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshotEveryTx' | 'snapshotEveryMs'> {
-  return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs };
+function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshotEveryTx' | 'snapshotEveryMs' | 'liveRowBytesMax'> {
+  return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs, liveRowBytesMax: config.tenantRowBytesMax };
 }
 
 /** A store's failed background work (a periodic or close-time snapshot, a failed write or fdatasync) reaches the operator's log, and the metrics when served. */
@@ -103,6 +104,8 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
     }),
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
+    storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
+    bytesOf: (memory) => memory.store.memoryBytesEstimate(),
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
@@ -238,6 +241,8 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const metrics = new OpsMetrics({
     probes: {
       openTenants: () => registry.stats().open,
+      storesMemoryBytes: () => registry.stats().storesMemoryBytes,
+      storesMemoryBytesMax: () => registry.storesMemoryBytesMax,
       rowBytes: () => sumRowBytes(registry.openStores().map((memory) => memory.store.rowBytes())),
       auditBacklog: async () => {
         const plane = controlRuntime?.control;

@@ -272,7 +272,12 @@ export class RowArena {
   }
 
   get rowBytes(): RowBytes {
-    return { live: this.usedTotal - this.deadTotal, dead: this.deadTotal, spare: this.spareBytes };
+    return { live: this.liveBytes, dead: this.deadTotal, spare: this.spareBytes };
+  }
+
+  /** Row bytes of the rows the table holds now (two counters: cheap enough for every commit). */
+  get liveBytes(): number {
+    return this.usedTotal - this.deadTotal;
   }
 
   /** Bytes of released chunks kept for reuse. */

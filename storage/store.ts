@@ -33,6 +33,7 @@ import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
 import { sumRowBytes, type RowBytes } from './row-arena.js';
+import { storeMemoryBytesEstimate } from './memory-estimate.js';
 import { fromTableChanges, Transaction, type KeyChange, type NetTableChanges } from './transaction.js';
 
 /** A structure derived from a table (e.g. a vector index), kept equal to it on every apply, undo, replay and load. */
@@ -77,6 +78,12 @@ export interface StoreOptions {
    * the thread pool (tests that hold a fdatasync in flight).
    */
   readonly syncInlineTxMax?: number;
+  /**
+   * Bound on the live row bytes of the store's tables (the tenant's size; default
+   * tenantRowBytesMaxDefault). A transaction that grows them past it is refused; one that
+   * shrinks them or keeps them level is not, and an open never refuses a store above it.
+   */
+  readonly liveRowBytesMax?: number;
 }
 
 /** One group-commit batch, as seen by `StoreOptions.onBatch`. */
@@ -139,10 +146,20 @@ export interface StoreApi {
   stateHash(): string;
   /** What the tables' rows cost in arena bytes. */
   rowBytes(): RowBytes;
+  /** What the store holds in memory, estimated (memory-estimate.ts). */
+  memoryBytesEstimate(): number;
   close(): Promise<void>;
 }
 
 export const pendingTxMaxDefault = 50_000;
+/**
+ * A tenant's live row bytes (encoded rows, row-arena.ts) stop growing here: 1 GiB. Resident
+ * memory is about twice the row bytes once the trees and indexes are counted
+ * (storeMemoryBytesEstimate), so a tenant at the limit holds ~2-3 GB open: several fit a
+ * server of usual size, and a table's arena addresses at most arenaChunksMax x arenaChunkBytes
+ * (1 GiB) before rows spill into JS objects that cost several times their bytes.
+ */
+export const tenantRowBytesMaxDefault = 1024 * 1024 * 1024;
 /**
  * An acknowledgement checks at most this often that the active segment still has a name: a store
  * whose directory was deleted under it fails (loudly, refusing writes) within this long, instead
@@ -276,6 +293,7 @@ export class Store implements StoreApi {
   private readonly clock: () => number;
   private readonly pendingTxMax: number;
   private readonly syncInlineTxMax: number;
+  private readonly liveRowBytesMax: number;
   report!: OpenReport;
 
   private constructor(private readonly options: StoreOptions) {
@@ -284,6 +302,10 @@ export class Store implements StoreApi {
     this.pendingTxMax = options.pendingTxMax ?? pendingTxMaxDefault;
     this.filesCheckMs = options.filesCheckMs ?? filesCheckMsDefault;
     this.syncInlineTxMax = options.syncInlineTxMax ?? inlineSyncTxMax;
+    this.liveRowBytesMax = options.liveRowBytesMax ?? tenantRowBytesMaxDefault;
+    if (!(Number.isSafeInteger(this.liveRowBytesMax) && this.liveRowBytesMax >= 0)) {
+      throw new MemoryError('invalid_argument', `liveRowBytesMax must be a non-negative integer, got ${this.liveRowBytesMax}`);
+    }
     const allTables = [...options.module.tables, idempotencyTable];
     for (const schema of allTables) {
       if (this.schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
@@ -547,6 +569,7 @@ export class Store implements StoreApi {
       result = reducer.run(tx, parsed.data);
       if (result instanceof Promise) throw new Error(`reducer ${reducerName} returned a promise: reducers are synchronous`);
       if (key !== undefined) recordIdempotencyKey(tx, key, reducerName, offset, result, timestampMs);
+      this.refuseGrowthPastLimit(tx);
     } catch (error) {
       tx.rollback();
       throw error;
@@ -585,6 +608,23 @@ export class Store implements StoreApi {
       this.queue.push({ offset, calledMs, frame, net: this.hub.size > 0 ? net : undefined, result, resolve, reject });
       this.kickWriter();
     });
+  }
+
+  /**
+   * Refuse a transaction that leaves the live row bytes above liveRowBytesMax and larger than
+   * before it: growth past the limit. Shrinking or level ones pass, so a tenant above a lowered
+   * limit can still delete and update. Counters only (the touched tables', then every table's).
+   */
+  private refuseGrowthPastLimit(tx: Transaction): void {
+    const growth = tx.liveRowBytesGrowth();
+    if (growth <= 0) return;
+    const live = this.liveRowBytes();
+    if (live <= this.liveRowBytesMax) return;
+    throw new MemoryError(
+      'limit_exceeded',
+      `this transaction would grow the tenant's rows from ${live - growth} to ${live} bytes, over the tenant row bytes limit of ${this.liveRowBytesMax}`,
+      'delete data the tenant no longer needs, or raise the limit (IOBOXX_TENANT_ROW_BYTES_MAX)',
+    );
   }
 
   private applyDerived(net: readonly { table: string; keyChanges: readonly KeyChange[] }[], direction: 'forward' | 'undo'): void {
@@ -987,6 +1027,20 @@ export class Store implements StoreApi {
   /** What the tables' rows cost in arena bytes, summed over the tables. */
   rowBytes(): RowBytes {
     return sumRowBytes([...this.tables.values()].map((t) => t.arena.rowBytes));
+  }
+
+  /** Live row bytes summed over the tables (rowBytes().live, without the allocations). */
+  liveRowBytes(): number {
+    let live = 0;
+    for (const table of this.tables.values()) live += table.arena.liveBytes;
+    return live;
+  }
+
+  /** What the store holds in memory, estimated from its tables' counters (memory-estimate.ts). */
+  memoryBytesEstimate(): number {
+    let rows = 0;
+    for (const table of this.tables.values()) rows += table.size;
+    return storeMemoryBytesEstimate(this.rowBytes(), rows);
   }
 
   /** Row counts per table (for verify and tenants list). */

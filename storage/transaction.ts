@@ -109,6 +109,13 @@ export class Transaction implements ReducerContext {
     return out;
   }
 
+  /** Live row bytes the tables this transaction wrote gained since it began (negative: it freed some). */
+  liveRowBytesGrowth(): number {
+    let growth = 0;
+    for (const handle of this.handles) growth += handle.liveRowBytesGrowth();
+    return growth;
+  }
+
   /**
    * Undo every change, newest state back to the state before the reducer ran. Two passes: every
    * touched key's row goes, then the old rows come back. In one pass, an old row put back under a
@@ -165,8 +172,16 @@ class TxTableWriter implements TableWriter {
   private lastRow: Row | undefined;
   /** What the tree held under lastKey when it was looked up or written. */
   private lastStored: StoredRow | undefined;
+  /** The table's live row bytes when the transaction first named it (before any change of its own). */
+  private readonly liveBytesAtStart: number;
 
-  constructor(private readonly t: Table, private readonly tx: Transaction) {}
+  constructor(private readonly t: Table, private readonly tx: Transaction) {
+    this.liveBytesAtStart = t.arena.liveBytes;
+  }
+
+  liveRowBytesGrowth(): number {
+    return this.t.arena.liveBytes - this.liveBytesAtStart;
+  }
 
   get schema() {
     return this.t.schema;

@@ -59,7 +59,7 @@ export function registerStoreCommands(program: Command): void {
         // Read-only: the engine's own open and close, every change they make kept in memory.
         const s = await openForCli(dir, readOnly ? new OverlayFileLayer() : undefined);
         const report = {
-          dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(),
+          dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(), rowBytes: s.rowBytes(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
@@ -68,6 +68,7 @@ export function registerStoreCommands(program: Command): void {
         printReport(!!opts.json, report, () => [
           `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
           `snapshot     ${report.snapshotOffset} (+${report.replayedFrames} frames replayed)`,
+          `row bytes    ${report.rowBytes.live} live (what IOBOXX_TENANT_ROW_BYTES_MAX bounds), ${report.rowBytes.dead} dead`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
           ...(torn && !readOnly ? [`torn tail cut at ${torn.file}:${torn.position} (${torn.bytes} bytes kept in ${torn.keptAt})`] : []),
           ...(torn && readOnly ? [`torn tail: would cut ${torn.bytes} bytes at ${torn.file}:${torn.position} (kept in ${torn.keptAt}); \`store verify\` does it`] : []),

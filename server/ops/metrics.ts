@@ -34,6 +34,9 @@ export const storeOpenFailureCodes = ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'ER
 /** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
 export interface MetricsProbes {
   readonly openTenants?: () => number;
+  /** Estimated memory of the open tenant stores (registry.ts), and the budget it is held under. */
+  readonly storesMemoryBytes?: () => number;
+  readonly storesMemoryBytesMax?: () => number;
   /** Arena bytes of the open tenants' rows, summed. */
   readonly rowBytes?: () => RowBytes;
   /** Largest number of committed transactions not yet delivered to any one subscriber. */
@@ -135,6 +138,18 @@ export class OpsMetrics {
       name: `${metricsPrefix}open_tenants`, help: 'Tenant stores open now.', registers,
       collect() {
         if (probes.openTenants) this.set(probes.openTenants());
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}stores_memory_bytes`, help: 'Estimated memory of the open tenant stores (row bytes plus a measured overhead per row), as last measured.', registers,
+      collect() {
+        if (probes.storesMemoryBytes) this.set(probes.storesMemoryBytes());
+      },
+    });
+    new Gauge({
+      name: `${metricsPrefix}stores_memory_budget_bytes`, help: 'Budget of stores_memory_bytes (IOBOXX_STORES_MEMORY_BYTES_MAX or half the machine): past it idle stores close, and opens wait.', registers,
+      collect() {
+        if (probes.storesMemoryBytesMax) this.set(probes.storesMemoryBytesMax());
       },
     });
     gaugeByState(

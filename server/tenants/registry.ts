@@ -8,6 +8,14 @@
  * draining keeps it open (another store is chosen instead); a request for a store whose close
  * has begun waits for the close and reopens it.
  *
+ * A memory budget (`storesMemoryBytesMax`, over `bytesOf(store)`, the store's estimated memory)
+ * bounds the open stores too. A store's size is known once it is open, so a new open is admitted
+ * while the stores held are below the budget, and once open, idle stores are closed least
+ * recently used first until the rest fit again (an idle store that grew is measured when its last
+ * lease goes). When the budget is full an open waits like a slot wait, the least recently used
+ * stores are closed for it (busy ones once their work is done), and it fails `busy` after
+ * `slotWaitMs`. A store alone is never refused or closed for the budget, however big.
+ *
  * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
  */
 import { MemoryError } from '../../storage/errors.js';
@@ -25,6 +33,8 @@ export const slotWaitersMax = 10_000;
  * in flight, and a lease may be long (a session): without this a request could wait forever.
  */
 export const slotWaitMsDefault = 30_000;
+/** No budget: the stores' memory is not bounded (bytesOf unused). */
+export const storesMemoryBytesUnbounded = Number.POSITIVE_INFINITY;
 
 export interface Closable {
   close(): Promise<void>;
@@ -45,6 +55,10 @@ export interface TenantRegistryOptions<T extends Closable> {
   readonly openTenantsMax?: number;
   readonly idleCloseMs?: number;
   readonly slotWaitMs?: number;
+  /** Bound on the summed bytesOf of the stores held (opening stores count 0 until open); default unbounded. */
+  readonly storesMemoryBytesMax?: number;
+  /** A store's estimated memory, in bytes; read when it opens and when its last lease is released. Must not throw. */
+  readonly bytesOf?: (store: T) => number;
   /** Opens, closes, failures: for logs and metrics. Must not throw. */
   readonly observe?: (event: TenantRegistryEvent) => void;
 }
@@ -62,6 +76,8 @@ export interface TenantRegistryStats {
   readonly open: number;
   readonly closing: number;
   readonly waitingForSlot: number;
+  /** Summed bytesOf of the stores open or closing, as last measured. */
+  readonly storesMemoryBytes: number;
 }
 
 type EntryState = 'opening' | 'open' | 'closing';
@@ -73,6 +89,8 @@ interface Entry<T> {
   store: T | undefined;
   inFlight: number;
   lastUseSeq: number;
+  /** bytesOf(store) when last measured (0 until open); part of storesMemoryBytes until the store is closed. */
+  bytes: number;
   idleTimer: NodeJS.Timeout | undefined;
   closeWhy: 'idle' | 'evicted' | 'shutdown' | undefined;
   /** store.close() has been called: the store can no longer be used. */
@@ -90,9 +108,13 @@ export class TenantRegistry<T extends Closable> {
   readonly openTenantsMax: number;
   readonly idleCloseMs: number;
   readonly slotWaitMs: number;
+  readonly storesMemoryBytesMax: number;
+  private readonly bytesOf: (store: T) => number;
   private readonly entries = new Map<string, Entry<T>>();
   private readonly slotWaiters: SlotWaiter[] = [];
   private slotsUsed = 0;
+  /** Summed `bytes` of the entries holding a store (open or closing). */
+  private storesMemoryBytes = 0;
   private useSeq = 0;
   private shutDown = false;
 
@@ -100,6 +122,11 @@ export class TenantRegistry<T extends Closable> {
     this.openTenantsMax = options.openTenantsMax ?? openTenantsMaxDefault;
     this.idleCloseMs = options.idleCloseMs ?? idleCloseMsDefault;
     this.slotWaitMs = options.slotWaitMs ?? slotWaitMsDefault;
+    this.storesMemoryBytesMax = options.storesMemoryBytesMax ?? storesMemoryBytesUnbounded;
+    this.bytesOf = options.bytesOf ?? (() => 0);
+    if (!(this.storesMemoryBytesMax > 0)) {
+      throw new MemoryError('invalid_argument', `storesMemoryBytesMax must be positive, got ${this.storesMemoryBytesMax}`);
+    }
     if (!Number.isInteger(this.openTenantsMax) || this.openTenantsMax < 1) {
       throw new MemoryError('invalid_argument', `openTenantsMax must be a positive integer, got ${this.openTenantsMax}`);
     }
@@ -181,7 +208,7 @@ export class TenantRegistry<T extends Closable> {
       else if (entry.state === 'open') open += 1;
       else closing += 1;
     }
-    return { slotsUsed: this.slotsUsed, opening, open, closing, waitingForSlot: this.slotWaiters.length };
+    return { slotsUsed: this.slotsUsed, opening, open, closing, waitingForSlot: this.slotWaiters.length, storesMemoryBytes: this.storesMemoryBytes };
   }
 
   /** Refuses new work, lets admitted work finish, closes every store. */
@@ -206,6 +233,7 @@ export class TenantRegistry<T extends Closable> {
       store: undefined,
       inFlight: 0,
       lastUseSeq: 0,
+      bytes: 0,
       idleTimer: undefined,
       closeWhy: undefined,
       closeStarted: false,
@@ -233,9 +261,11 @@ export class TenantRegistry<T extends Closable> {
       const store = await openTenantStore(this.options.dataDir, entry.tenant, (checked) => this.options.open(entry.tenant, checked));
       entry.store = store;
       entry.state = 'open';
+      this.measure(entry);
       this.observe({ kind: 'opened', tenant: entry.tenant });
       // A new candidate for eviction may unblock a waiting tenant.
       this.evictForWaiters();
+      this.evictOverBudget();
       if (entry.inFlight === 0) this.armIdleTimer(entry);
       return store;
     } catch (error) {
@@ -246,8 +276,18 @@ export class TenantRegistry<T extends Closable> {
     }
   }
 
+  /** A new store may open now: a slot is free and the stores held leave room in the budget (or none is held). */
+  private get admitting(): boolean {
+    return this.slotsUsed < this.openTenantsMax && (this.storesMemoryBytes < this.storesMemoryBytesMax || !this.anyStoreHeld());
+  }
+
+  private anyStoreHeld(): boolean {
+    for (const entry of this.entries.values()) if (entry.store !== undefined) return true;
+    return false;
+  }
+
   private reserveSlot(tenant: string): Promise<void> {
-    if (this.slotsUsed < this.openTenantsMax && this.slotWaiters.length === 0) {
+    if (this.admitting && this.slotWaiters.length === 0) {
       this.slotsUsed += 1;
       return Promise.resolve();
     }
@@ -260,13 +300,17 @@ export class TenantRegistry<T extends Closable> {
         if (index === -1) return;
         this.slotWaiters.splice(index, 1);
         this.observe({ kind: 'slot_wait_timed_out', tenant });
-        refuse(
-          new MemoryError(
+        refuse(this.slotsUsed < this.openTenantsMax
+          ? new MemoryError(
+            'busy',
+            `no room freed within ${this.slotWaitMs} ms in the open stores' memory budget (${this.storesMemoryBytes} of ${this.storesMemoryBytesMax} bytes held by stores in use)`,
+            'retry later, or raise IOBOXX_STORES_MEMORY_BYTES_MAX',
+          )
+          : new MemoryError(
             'busy',
             `no tenant store slot freed within ${this.slotWaitMs} ms (all ${this.openTenantsMax} are in use)`,
             'retry later, or raise IOBOXX_MAX_OPEN_TENANTS',
-          ),
-        );
+          ));
       }, this.slotWaitMs);
       timer.unref();
       const waiter: SlotWaiter = {
@@ -285,26 +329,57 @@ export class TenantRegistry<T extends Closable> {
     });
   }
 
-  /** A freed slot goes straight to the first waiter, so waiters are served in order. */
+  /** A freed slot (or freed memory) goes to the waiters first, in order, while they may open. */
   private releaseSlot(): void {
-    const next = this.slotWaiters.shift();
-    if (next) next.grant();
-    else this.slotsUsed -= 1;
-  }
-
-  /** Start closing as many stores as waiters still need slots for, least recently used first. */
-  private evictForWaiters(): void {
-    let closing = 0;
-    for (const entry of this.entries.values()) if (entry.state === 'closing') closing += 1;
-    while (closing < this.slotWaiters.length) {
-      const victim = this.leastRecentlyUsedOpen();
-      if (victim === undefined) return;
-      this.startClose(victim, 'evicted');
-      closing += 1;
+    this.slotsUsed -= 1;
+    while (this.slotWaiters.length > 0 && this.admitting) {
+      this.slotsUsed += 1;
+      this.slotWaiters.shift()!.grant();
     }
   }
 
-  private leastRecentlyUsedOpen(): Entry<T> | undefined {
+  /**
+   * Start closing, least recently used first, as many stores as waiters still need slots for,
+   * and then as many as it takes to bring the open ones below the memory budget.
+   */
+  private evictForWaiters(): void {
+    if (this.slotWaiters.length === 0) return;
+    let closing = 0;
+    let openBytes = this.storesMemoryBytes;
+    for (const entry of this.entries.values()) {
+      if (entry.state !== 'closing') continue;
+      closing += 1;
+      openBytes -= entry.bytes;
+    }
+    const slotsShort = this.slotWaiters.length - (this.openTenantsMax - this.slotsUsed);
+    while (closing < slotsShort || openBytes >= this.storesMemoryBytesMax) {
+      const victim = this.leastRecentlyUsedOpen(true);
+      if (victim === undefined) return;
+      this.startClose(victim, 'evicted');
+      closing += 1;
+      openBytes -= victim.bytes;
+    }
+  }
+
+  /** Over the memory budget with no one waiting (a store opened or grew): close idle stores, least recently used first, while more than one is held. */
+  private evictOverBudget(): void {
+    let openBytes = this.storesMemoryBytes;
+    let open = 0;
+    for (const entry of this.entries.values()) {
+      if (entry.state === 'closing') openBytes -= entry.bytes;
+      else if (entry.state === 'open') open += 1;
+    }
+    while (openBytes > this.storesMemoryBytesMax && open > 1) {
+      const victim = this.leastRecentlyUsedOpen(false);
+      if (victim === undefined) return;
+      this.startClose(victim, 'evicted');
+      open -= 1;
+      openBytes -= victim.bytes;
+    }
+  }
+
+  /** The least recently used open store: an idle one if any, else (when `busyToo`) a busy one. */
+  private leastRecentlyUsedOpen(busyToo: boolean): Entry<T> | undefined {
     let idle: Entry<T> | undefined;
     let busy: Entry<T> | undefined;
     for (const entry of this.entries.values()) {
@@ -315,7 +390,14 @@ export class TenantRegistry<T extends Closable> {
         busy = entry;
       }
     }
-    return idle ?? busy;
+    return idle ?? (busyToo ? busy : undefined);
+  }
+
+  /** Read the store's bytes again (it opened, or its last lease went: it may have grown). */
+  private measure(entry: Entry<T>): void {
+    const bytes = this.bytesOf(entry.store as T);
+    this.storesMemoryBytes += bytes - entry.bytes;
+    entry.bytes = bytes;
   }
 
   private startClose(entry: Entry<T>, why: 'idle' | 'evicted' | 'shutdown'): void {
@@ -347,6 +429,8 @@ export class TenantRegistry<T extends Closable> {
         this.observe({ kind: 'close_failed', tenant: entry.tenant, error });
       } finally {
         if (this.entries.get(entry.tenant) === entry) this.entries.delete(entry.tenant);
+        this.storesMemoryBytes -= entry.bytes;
+        entry.bytes = 0;
         this.releaseSlot();
         resolveClosed?.();
       }
@@ -361,6 +445,10 @@ export class TenantRegistry<T extends Closable> {
       this.finishClose(entry);
     } else if (entry.state === 'open') {
       this.armIdleTimer(entry);
+      if (this.storesMemoryBytesMax !== storesMemoryBytesUnbounded) {
+        this.measure(entry);
+        this.evictOverBudget();
+      }
     }
   }
 

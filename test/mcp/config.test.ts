@@ -4,6 +4,7 @@ import { expect, test } from 'vitest';
 import { ConfigError, loadConfig, redactedConfig } from '../../server/config.js';
 import { idleCloseMsDefault, openTenantsMaxDefault } from '../../server/tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../../tools/tenant-snapshots.js';
+import { tenantRowBytesMaxDefault } from '../../storage/store.js';
 
 test('an empty environment is local mode on 127.0.0.1:8787 with ./data', () => {
   const config = loadConfig({}, '/srv/app');
@@ -31,6 +32,15 @@ test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_
   expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500' }, '/srv/app')).toMatchObject({ maxOpenTenants: 12, tenantIdleCloseMs: 500 });
   expect(() => loadConfig({ IOBOXX_TENANT_IDLE_CLOSE_MS: 'abc' }, '/srv/app')).toThrow(/IOBOXX_TENANT_IDLE_CLOSE_MS/);
   expect(() => loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '0' }, '/srv/app')).toThrow(/IOBOXX_MAX_OPEN_TENANTS/);
+});
+
+test('memory bounds: IOBOXX_TENANT_ROW_BYTES_MAX (1 GiB by default) and IOBOXX_STORES_MEMORY_BYTES_MAX (unset: from the machine) reach the config, bad values are refused', () => {
+  const config = loadConfig({}, '/srv/app');
+  expect(config.tenantRowBytesMax).toBe(tenantRowBytesMaxDefault);
+  expect(config.storesMemoryBytesMax).toBeUndefined();
+  expect(loadConfig({ IOBOXX_TENANT_ROW_BYTES_MAX: '65536', IOBOXX_STORES_MEMORY_BYTES_MAX: '1000000' }, '/srv/app')).toMatchObject({ tenantRowBytesMax: 65_536, storesMemoryBytesMax: 1_000_000 });
+  expect(() => loadConfig({ IOBOXX_TENANT_ROW_BYTES_MAX: '1GB' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ROW_BYTES_MAX/);
+  expect(() => loadConfig({ IOBOXX_STORES_MEMORY_BYTES_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_STORES_MEMORY_BYTES_MAX/);
 });
 
 test('periodic tenant snapshots: IOBOXX_SNAPSHOT_EVERY_TX and _MS, on by default, 0 turns one off, bad values refused', () => {

@@ -36,7 +36,7 @@ let server: Server;
 let base: string;
 let draining = false;
 let postgresUp = true;
-const metrics = new OpsMetrics({ probes: { openTenants: () => 2, rowBytes: () => ({ live: 4_096, dead: 512, spare: 65_536 }), auditBacklog: async () => 17, auditLastShippedAtMs: () => Date.now() - 5_000, subscriptionLagMax: () => 3 } });
+const metrics = new OpsMetrics({ probes: { openTenants: () => 2, storesMemoryBytes: () => 300_000, storesMemoryBytesMax: () => 1_000_000, rowBytes: () => ({ live: 4_096, dead: 512, spare: 65_536 }), auditBacklog: async () => 17, auditLastShippedAtMs: () => Date.now() - 5_000, subscriptionLagMax: () => 3 } });
 const rateGuard = new TenantLoadGuard({ ratePerSecond: 1, burst: 2, inFlightMax: 4, queuedMax: 4 }, { onBusy: (_t, limit) => metrics.busyRejection(limit) });
 
 beforeAll(async () => {
@@ -103,6 +103,8 @@ describe('/metrics', () => {
     expect(family('ioboxx_event_loop_busy_seconds_total').type).toBe('counter');
     expect(loopBusySec).toBeGreaterThan(0);
     expect(value('ioboxx_open_tenants')).toBe(2);
+    expect(value('ioboxx_stores_memory_bytes')).toBe(300_000);
+    expect(value('ioboxx_stores_memory_budget_bytes')).toBe(1_000_000);
     expect(value('ioboxx_row_bytes', { state: 'live' })).toBe(4_096);
     expect(value('ioboxx_row_bytes', { state: 'dead' })).toBe(512);
     expect(value('ioboxx_row_bytes', { state: 'spare' })).toBe(65_536);

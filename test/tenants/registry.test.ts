@@ -55,6 +55,9 @@ function harness(
     close?: (tenant: string) => Promise<void>;
     /** Called with each event, as the server's observer is (it closes an evicted tenant's idle sessions). */
     onEvent?: (event: TenantRegistryEvent) => void;
+    /** A memory budget over the stores, and each tenant's store size in bytes. */
+    storesMemoryBytesMax?: number;
+    bytesOf?: (tenant: string) => number;
   } = {},
 ) {
   const log: string[] = [];
@@ -66,6 +69,8 @@ function harness(
     dataDir,
     openTenantsMax: options.openTenantsMax ?? 4,
     idleCloseMs: options.idleCloseMs ?? 60_000,
+    ...(options.storesMemoryBytesMax !== undefined && { storesMemoryBytesMax: options.storesMemoryBytesMax }),
+    ...(options.bytesOf !== undefined && { bytesOf: (store: FakeStore) => options.bytesOf!(store.tenant) }),
     async open(tenant, dir) {
       await options.open?.(tenant);
       // Like a real store, the fake leaves a log segment in its directory: a reopen finds a store there.
@@ -359,6 +364,49 @@ describe('tenant registry', () => {
     expect(highWater()).toBeLessThanOrEqual(8);
     await registry.close();
     expect(registry.stats()).toMatchObject({ slotsUsed: 0, open: 0, closing: 0, waitingForSlot: 0 });
+  });
+
+  test('with a memory budget, a store whose open takes the open ones over it closes the least recently used idle one', async () => {
+    const { registry, log, event } = harness({ openTenantsMax: 8, storesMemoryBytesMax: 100, bytesOf: () => 40 });
+    await registry.withTenant('aa', async () => undefined);
+    await registry.withTenant('bb', async () => undefined);
+    await registry.withTenant('aa', async () => undefined); // bb is now the least recently used
+    const evicted = event('closed', 'bb');
+    await registry.withTenant('cc', async () => undefined);
+    await evicted;
+    expect(log).toEqual(['open aa', 'open bb', 'open cc', 'close bb']);
+    expect(registry.stats()).toMatchObject({ open: 2, storesMemoryBytes: 80 });
+  });
+
+  test('when busy stores fill the memory budget, an open waits and then fails busy naming the budget', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log, event } = harness({ openTenantsMax: 8, storesMemoryBytesMax: 100, bytesOf: () => 60 });
+    const pinnedA = await registry.acquire('aa');
+    const pinnedB = await registry.acquire('bb'); // 60 < 100 when it asked: admitted, and nothing idle to close
+    expect(log).toEqual(['open aa', 'open bb']);
+    const waiting = event('waiting_for_slot', 'cc');
+    const verdict = registry.withTenant('cc', async () => 'ran').then(
+      () => undefined,
+      (error: MemoryError) => error,
+    );
+    await waiting;
+    await vi.advanceTimersByTimeAsync(registry.slotWaitMs);
+    const error = await verdict;
+    expect(error).toMatchObject({ code: 'busy', hint: expect.stringContaining('IOBOXX_STORES_MEMORY_BYTES_MAX') });
+    expect(error?.message).toContain('memory budget');
+    expect(log).toEqual(['open aa', 'open bb']);
+    pinnedA.release(); // aa was chosen for the waiter: it closes now its work is done
+    pinnedB.release();
+    expect(await registry.withTenant('cc', async () => 'ran')).toBe('ran');
+    expect(registry.stats()).toMatchObject({ waitingForSlot: 0 });
+  });
+
+  test('a store bigger than the whole memory budget opens when it is alone, and is closed for the next tenant', async () => {
+    const { registry, log } = harness({ openTenantsMax: 8, storesMemoryBytesMax: 100, bytesOf: (tenant) => (tenant === 'big' ? 500 : 10) });
+    expect(await registry.withTenant('big', async () => 'ran')).toBe('ran');
+    expect(await registry.withTenant('small', async () => 'ran')).toBe('ran');
+    expect(log).toEqual(['open big', 'close big', 'open small']);
+    expect(registry.stats()).toMatchObject({ open: 1, storesMemoryBytes: 10 });
   });
 
   test('a bound below one slot is refused', () => {

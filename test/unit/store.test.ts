@@ -140,3 +140,46 @@ describe('keys and pages', () => {
     await store.close();
   });
 });
+
+describe('tenant row bytes limit', () => {
+  const openLimited = (dir: string, liveRowBytesMax: number) => Store.open({ dir, module: counterModule, liveRowBytesMax });
+  const logBytes = (store: Store) => store.logSources().reduce((sum, s) => sum + s.bytes, 0);
+  const note = (n: number) => ({ text: 'x'.repeat(n) });
+
+  test('a transaction that would take the tenant over its limit is refused and changes nothing', async () => {
+    const store = await openLimited(tmp(), 4096);
+    await store.call('put', { id: 'a', type: 't', n: 1, attributes: note(1000) }, testCaller);
+    const hash = store.stateHash();
+    const [offset, bytes, live] = [store.lastOffset, logBytes(store), store.liveRowBytes()];
+    const refused = store.call('put', { id: 'b', type: 't', n: 2, attributes: note(4000) }, testCaller);
+    await expect(refused).rejects.toMatchObject({ code: 'limit_exceeded', hint: expect.stringContaining('IOBOXX_TENANT_ROW_BYTES_MAX') });
+    await expect(refused).rejects.toThrow(/limit of 4096/);
+    expect(store.stateHash()).toBe(hash);
+    expect(store.lastOffset).toBe(offset);
+    expect(store.liveRowBytes()).toBe(live);
+    await store.call('put', { id: 'c', type: 't', n: 3, attributes: note(100) }, testCaller); // growth within the limit still passes
+    expect(store.lastOffset).toBe(offset + 1);
+    expect(logBytes(store)).toBeGreaterThan(bytes);
+    await store.close();
+  });
+
+  test('a store above a lowered limit still opens, with every row, and refuses only growth', async () => {
+    const dir = tmp();
+    const store = await openLimited(dir, 1 << 20);
+    for (let i = 0; i < 8; i++) await store.call('put', { id: `o${i}`, type: 't', n: i, attributes: note(1000) }, testCaller);
+    const hash = store.stateHash();
+    const live = store.liveRowBytes();
+    await store.close();
+    const lowered = await openLimited(dir, 2000);
+    expect(lowered.stateHash()).toBe(hash);
+    expect(lowered.liveRowBytes()).toBe(live);
+    await expect(lowered.call('put', { id: 'new', type: 't', n: 0 }, testCaller)).rejects.toMatchObject({ code: 'limit_exceeded' });
+    await expect(lowered.call('put', { id: 'o0', type: 't', n: 0, attributes: note(2000) }, testCaller)).rejects.toMatchObject({ code: 'limit_exceeded' });
+    // Deletes, shrinking and level updates are always allowed.
+    await lowered.call('del', { id: 'o1' }, testCaller);
+    await lowered.call('put', { id: 'o2', type: 't', n: 2, attributes: note(10) }, testCaller);
+    await lowered.call('bump', { id: 'o3', by: 1 }, testCaller);
+    expect(lowered.liveRowBytes()).toBeLessThan(live);
+    await lowered.close();
+  });
+});
