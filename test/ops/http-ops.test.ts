@@ -132,7 +132,7 @@ test('failures are counted by reason: a write the disk refused, a snapshot not w
   await store.call('put', { id: 'kept', type: 'note', n: 1, attributes: {} }, testCaller); // its background snapshot fails
   await expect.poll(async () => parsePrometheusText((await counted.exposition()).text).get('ioboxx_snapshot_failures_total')!.samples.find((s) => s.labels['reason'] === 'write_failed')!.value).toBe(1);
   faults.datasyncFailures = 1;
-  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toMatchObject({ code: 'store_failed' });
+  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toBeInstanceOf(WriteNotApplied);
   const held = await Store.open({ dir, module: counterModule }).then(() => undefined, (error: unknown) => error);
   counted.storeOpenFailure(storeOpenFailureCode(held));
   counted.storeOpenFailure('ENOSPC');
@@ -196,7 +196,7 @@ describe('tenants in trouble and free space', () => {
     await registry.withTenant('healthy', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller));
     await registry.withTenant('failing', async () => undefined); // open first: its fdatasync is the commit's
     faults.datasyncFailures = 1;
-    await expect(registry.withTenant('failing', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller))).rejects.toMatchObject({ code: 'store_failed' });
+    await expect(registry.withTenant('failing', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller))).rejects.toBeInstanceOf(WriteNotApplied);
     await expect(registry.withTenant('broken', async () => undefined)).rejects.toMatchObject({ code: 'unavailable' });
     const health = await serveHealth({ probes: [{ name: 'stores', check: async () => undefined }], degradedTenants: () => degraded.report() });
     try {
