@@ -103,10 +103,12 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
     }),
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
+    failed: (memory) => memory.store.failed,
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
       if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
+      if (event.kind === 'closing' && event.why === 'failed') metrics?.failedStoreReopen();
       onEvent?.(event);
     },
   });

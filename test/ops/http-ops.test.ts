@@ -137,6 +137,7 @@ test('failures are counted by reason: a write the disk refused, a snapshot not w
   counted.storeOpenFailure(storeOpenFailureCode(held));
   counted.storeOpenFailure('ENOSPC');
   counted.accessLogRowsLost(3);
+  counted.failedStoreReopen();
   await store.close();
 
   const families = parsePrometheusText((await counted.exposition()).text);
@@ -151,6 +152,7 @@ test('failures are counted by reason: a write the disk refused, a snapshot not w
   expect(value('ioboxx_store_open_failures_total', { code: 'ENOSPC' })).toBe(1);
   expect(value('ioboxx_store_open_failures_total', { code: 'EIO' })).toBe(0);
   expect(value('ioboxx_access_log_rows_lost_total')).toBe(3);
+  expect(value('ioboxx_failed_store_reopens_total')).toBe(1);
 });
 
 test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
