@@ -106,10 +106,12 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
     idleCloseMs: config.tenantIdleCloseMs,
     storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
     bytesOf: (memory) => memory.store.memoryBytesEstimate(),
+    failed: (memory) => memory.store.failed,
     observe: (event) => {
       const failed = 'error' in event;
       log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
       if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
+      if (event.kind === 'closing' && event.why === 'failed') metrics?.failedStoreReopen();
       onEvent?.(event);
     },
   });

@@ -12,6 +12,8 @@ export type MemoryErrorCode =
   | 'busy'
   | 'conflict'
   | 'unavailable'
+  /** The disk failed while a write was made durable, and whether it was is not known yet (WriteOutcomeUnknown). */
+  | 'outcome_unknown'
   | 'internal';
 
 export class MemoryError extends Error {
@@ -26,13 +28,27 @@ export class MemoryError extends Error {
 }
 
 /**
- * A write the disk refused (ENOSPC, or another error of the write itself): the calls of that
- * batch were rolled back, nothing was applied, and the store goes on. Trying again later may
- * succeed (unlike a failed fdatasync, which fails the store).
+ * A write the disk refused (ENOSPC, or another error of the write itself), or a batch whose
+ * fdatasync failed and whose frames were then cut off the log, durably: the calls of that batch
+ * were rolled back, nothing was applied, so a retry cannot apply one twice. After a refused
+ * write the store goes on; after a failed fdatasync it refuses writes until reopened.
  */
 export class WriteNotApplied extends MemoryError {
   constructor(readonly errno: string | undefined, detail: string) {
-    super('unavailable', `the write to disk failed (${errno ?? detail}); this call was not applied and nothing acknowledged was lost`, errno === 'ENOSPC' ? 'free disk space, then retry' : 'retry later');
+    super('unavailable', `the write to disk failed (${errno ?? detail}); this call was not applied and nothing acknowledged was lost`,
+      errno === 'ENOSPC' ? 'free disk space, then retry' : 'retry later: the call was not applied, so a retry is safe');
+  }
+}
+
+/**
+ * A batch's fdatasync failed and cutting its frames off the log failed too: they may be on disk,
+ * and the next open would replay them. The store stays failed; what happened is known only once
+ * it reopens.
+ */
+export class WriteOutcomeUnknown extends MemoryError {
+  constructor(detail: string) {
+    super('outcome_unknown', `the disk failed while this call was made durable (${detail}), and its frames could not be cut off the log: it may or may not be durable; read after the store reopens to know`,
+      'read what this call changes once the store has reopened, then call again only if it is missing (with an idempotency key a repeated call is answered, not applied twice)');
   }
 }
 

@@ -5,14 +5,15 @@
  *    transaction only after its frame is fdatasync'ed;
  *  - atomic reducers: a throw rolls back every change (tables, derived indexes, log);
  *  - deterministic recovery: newest verified snapshot + replay of the logged row changes;
- *  - honest failure: a failed fdatasync fails the store; a failed write (ENOSPC) rolls back
- *    every unacknowledged transaction and the store keeps serving.
+ *  - honest failure: a failed fdatasync fails the store and cuts the unacknowledged frames off
+ *    the log before their callers hear "not applied" (or "outcome unknown" when the cut fails);
+ *    a failed write (ENOSPC) rolls back every unacknowledged transaction and the store keeps serving.
  */
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { canonicalStateHash, type TableState } from './canonical.js';
-import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, WriteNotApplied, type StoreFailureKind } from './errors.js';
+import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
@@ -734,7 +735,7 @@ export class Store implements StoreApi {
       const { datasyncError, datasyncMs } = head.synced;
       if (datasyncError !== undefined) {
         // Never retry a failed fsync and acknowledge: the page cache may have dropped the data.
-        this.fail(`fdatasync failed: ${(datasyncError as Error).message}`, 'fdatasync_failed');
+        this.failSync(datasyncError);
         break;
       }
       if (this.filesDeleted()) {
@@ -786,10 +787,36 @@ export class Store implements StoreApi {
     const { error } = this.writeFailure!;
     this.writeFailure = undefined;
     if (!this.failure) {
-      const failure = this.rollbackPending(error);
+      const failure = new WriteNotApplied((error as NodeJS.ErrnoException).code, (error as Error).message);
+      this.rollbackPending(failure);
       this.options.onBackgroundError?.(failure);
     }
     this.releaseIdle();
+  }
+
+  /**
+   * A batch's fdatasync failed: its frames (and the later batch's) may be on disk or not. The
+   * store fails at once (no more writes, no reads on this open), but its callers wait until the
+   * log is cut back to the durable end (Commitlog.cutUnsynced): then every unacknowledged
+   * transaction rolls back and its caller hears WriteNotApplied (a retry is safe), or
+   * WriteOutcomeUnknown when the cut failed (the next open may replay them). The queue holds
+   * them until then, so a close waits for the cut.
+   */
+  private failSync(datasyncError: unknown): void {
+    const reason = `fdatasync failed: ${(datasyncError as Error).message}`;
+    this.failure = new StoreFailed(reason, 'fdatasync_failed');
+    this.options.onBackgroundError?.(this.failure);
+    const unsynced = this.queue.slice(0, this.writtenTx).map((p) => p.frame);
+    this.inFlight.length = 0;
+    void this.log.cutUnsynced(unsynced).then(
+      () => new WriteNotApplied((datasyncError as NodeJS.ErrnoException).code, reason),
+      (cutError: unknown) => new WriteOutcomeUnknown(`${reason}; cutting the log back failed: ${(cutError as Error).message}`),
+    ).then((answer) => {
+      this.writtenTx = 0;
+      this.writeFailure = undefined; // a later batch's refused write: rolled back with the rest
+      this.rollbackPending(answer);
+      this.releaseIdle();
+    });
   }
 
   private get writerIdle(): boolean {
@@ -869,8 +896,8 @@ export class Store implements StoreApi {
 
   private readonly keyOfRow = (table: string, row: Row): string => this.tables.get(table)!.keyOf(row);
 
-  /** A write failed (e.g. ENOSPC): undo every unacknowledged transaction, newest first. Returns what the callers were told. */
-  private rollbackPending(error: unknown): WriteNotApplied {
+  /** A write failed (e.g. ENOSPC) or was cut off the log: undo every unacknowledged transaction, newest first; their callers hear `answer`. */
+  private rollbackPending(answer: MemoryError): void {
     if (this.writtenTx !== 0) throw new Error(`rollback with ${this.writtenTx} transactions written and not acknowledged`);
     const pending = this.queue.splice(0, this.queue.length);
     for (let i = pending.length - 1; i >= 0; i--) {
@@ -885,11 +912,8 @@ export class Store implements StoreApi {
       this.applyDerived(net, 'undo');
     }
     this.applied = this.durable;
-    const code = (error as NodeJS.ErrnoException).code;
-    const failure = new WriteNotApplied(code, (error as Error).message);
-    for (const p of pending) p.reject(failure);
-    for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(failure));
-    return failure;
+    for (const p of pending) p.reject(answer);
+    for (const w of this.takeWaitersAbove(this.durable)) (w.rolledBack ? w.rolledBack() : w.reject(answer));
   }
 
   private fail(reason: string, kind: StoreFailureKind): void {

@@ -57,6 +57,7 @@ const protocolCodeOf: Record<MemoryErrorCode, number> = {
   busy: ProtocolErrorCode.InternalError,
   conflict: ProtocolErrorCode.InvalidParams,
   unavailable: ProtocolErrorCode.InternalError,
+  outcome_unknown: ProtocolErrorCode.InternalError,
   internal: ProtocolErrorCode.InternalError,
 };
 

@@ -104,6 +104,7 @@ export class OpsMetrics {
   private readonly commitFailures: Counter<'reason'>;
   private readonly snapshotFailures: Counter<'reason'>;
   private readonly storeOpenFailures: Counter<'code'>;
+  private readonly failedStoreReopens: Counter;
   private readonly accessRowsLost: Counter;
 
   constructor(options: OpsMetricsOptions = {}) {
@@ -221,6 +222,11 @@ export class OpsMetrics {
     this.storeOpenFailures = new Counter({
       name: `${metricsPrefix}store_open_failures_total`, help: 'Tenant store opens that failed, by errno or engine code.', labelNames: ['code'], registers,
     });
+    this.failedStoreReopens = new Counter({
+      name: `${metricsPrefix}failed_store_reopens_total`,
+      help: 'Failed tenant stores closed to be reopened (at most once per backoff, 5 s doubling to 5 min while they keep failing); an open that then fails counts in store_open_failures_total too.',
+      registers,
+    });
     this.accessRowsLost = new Counter({
       name: `${metricsPrefix}access_log_rows_lost_total`, help: 'Access-log rows that could not be appended to their tenant\'s store (each also logged: "access log append failed").', registers,
     });
@@ -255,6 +261,11 @@ export class OpsMetrics {
   /** A tenant store could not be opened; `code` from storeOpenFailureCode. */
   storeOpenFailure(code: string | undefined): void {
     this.storeOpenFailures.inc({ code: closed(storeOpenFailureCodes, code ?? 'other') });
+  }
+
+  /** The registry closes a failed store to reopen it (its `closing` event with why `failed`). */
+  failedStoreReopen(): void {
+    this.failedStoreReopens.inc();
   }
 
   accessLogRowsLost(rows: number): void {

@@ -6,7 +6,9 @@
  * an idle one if there is any, else a busy one once its in-flight work has finished (work
  * already admitted always completes). A request for a store chosen for eviction but still
  * draining keeps it open (another store is chosen instead); a request for a store whose close
- * has begun waits for the close and reopens it.
+ * has begun waits for the close and reopens it. A failed store (it refuses writes until
+ * reopened) is never handed out: a request closes and reopens it once it is idle, at most once
+ * per backoff (failed-store-reopen.ts); meanwhile requests are refused `unavailable`.
  *
  * A memory budget (`storesMemoryBytesMax`, over `bytesOf(store)`, the store's estimated memory)
  * bounds the open stores too. A store's size is known once it is open, so a new open is admitted
@@ -19,6 +21,7 @@
  * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
  */
 import { MemoryError } from '../../storage/errors.js';
+import { FailedStoreReopens } from './failed-store-reopen.js';
 import { storeOpenRefusal } from './open-refusal.js';
 import { tenantDir } from './tenant-dir.js';
 import { parseTenantId } from './tenant-id.js';
@@ -42,11 +45,14 @@ export interface Closable {
 
 export type TenantRegistryEvent =
   | { readonly kind: 'opening' | 'opened' | 'closed'; readonly tenant: string }
-  | { readonly kind: 'closing'; readonly tenant: string; readonly why: 'idle' | 'evicted' | 'shutdown' }
+  | { readonly kind: 'closing'; readonly tenant: string; readonly why: CloseReason }
   | { readonly kind: 'open_failed'; readonly tenant: string; readonly error: unknown }
   | { readonly kind: 'close_failed'; readonly tenant: string; readonly error: unknown }
   | { readonly kind: 'waiting_for_slot'; readonly tenant: string }
   | { readonly kind: 'slot_wait_timed_out'; readonly tenant: string };
+
+/** Why a store is closed: `failed`, to reopen it (a failed store refuses writes until reopened). */
+export type CloseReason = 'idle' | 'evicted' | 'shutdown' | 'failed';
 
 export interface TenantRegistryOptions<T extends Closable> {
   readonly dataDir: string;
@@ -59,6 +65,10 @@ export interface TenantRegistryOptions<T extends Closable> {
   readonly storesMemoryBytesMax?: number;
   /** A store's estimated memory, in bytes; read when it opens and when its last lease is released. Must not throw. */
   readonly bytesOf?: (store: T) => number;
+  /** Whether the store failed and refuses writes until reopened (default: never). */
+  readonly failed?: (store: T) => boolean;
+  /** The clock of the failed stores' reopen backoff (tests pass their own). */
+  readonly nowMs?: () => number;
   /** Opens, closes, failures: for logs and metrics. Must not throw. */
   readonly observe?: (event: TenantRegistryEvent) => void;
 }
@@ -92,7 +102,7 @@ interface Entry<T> {
   /** bytesOf(store) when last measured (0 until open); part of storesMemoryBytes until the store is closed. */
   bytes: number;
   idleTimer: NodeJS.Timeout | undefined;
-  closeWhy: 'idle' | 'evicted' | 'shutdown' | undefined;
+  closeWhy: CloseReason | undefined;
   /** store.close() has been called: the store can no longer be used. */
   closeStarted: boolean;
   closed: Promise<void> | undefined;
@@ -117,6 +127,7 @@ export class TenantRegistry<T extends Closable> {
   private storesMemoryBytes = 0;
   private useSeq = 0;
   private shutDown = false;
+  private readonly reopens: FailedStoreReopens;
 
   constructor(private readonly options: TenantRegistryOptions<T>) {
     this.openTenantsMax = options.openTenantsMax ?? openTenantsMaxDefault;
@@ -127,6 +138,7 @@ export class TenantRegistry<T extends Closable> {
     if (!(this.storesMemoryBytesMax > 0)) {
       throw new MemoryError('invalid_argument', `storesMemoryBytesMax must be positive, got ${this.storesMemoryBytesMax}`);
     }
+    this.reopens = new FailedStoreReopens(options.nowMs);
     if (!Number.isInteger(this.openTenantsMax) || this.openTenantsMax < 1) {
       throw new MemoryError('invalid_argument', `openTenantsMax must be a positive integer, got ${this.openTenantsMax}`);
     }
@@ -156,6 +168,18 @@ export class TenantRegistry<T extends Closable> {
       if (existing?.state === 'closing' && existing.closeStarted) {
         await existing.closed;
         continue;
+      }
+      if (existing?.state === 'open' && this.options.failed?.(existing.store as T)) {
+        const refusal = this.reopens.reopenRefusal(id, existing.inFlight > 0);
+        if (refusal !== undefined) throw refusal;
+        this.startClose(existing, 'failed'); // idle: closed now, then reopened below
+        continue;
+      }
+      if (existing === undefined) {
+        const refusal = this.reopens.openRefusal(id);
+        if (refusal !== undefined) throw refusal;
+      } else if (existing.state === 'open') {
+        this.reopens.sound(id);
       }
       const entry = existing ?? this.startOpen(id);
       const rescued = entry.state === 'closing';
@@ -271,6 +295,7 @@ export class TenantRegistry<T extends Closable> {
     } catch (error) {
       this.entries.delete(entry.tenant);
       this.releaseSlot();
+      this.reopens.openFailed(entry.tenant);
       this.observe({ kind: 'open_failed', tenant: entry.tenant, error });
       throw storeOpenRefusal(error, dir);
     }
@@ -400,7 +425,7 @@ export class TenantRegistry<T extends Closable> {
     entry.bytes = bytes;
   }
 
-  private startClose(entry: Entry<T>, why: 'idle' | 'evicted' | 'shutdown'): void {
+  private startClose(entry: Entry<T>, why: CloseReason): void {
     if (entry.state !== 'open') return;
     entry.state = 'closing';
     entry.closeWhy = why;

@@ -10,7 +10,7 @@ import { DamagedStore } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
 import { FramePositions } from './frame-positions.js';
-import type { ScannedLog, SegmentInfo } from './recovery.js';
+import { cutFileDurably, type ScannedLog, type SegmentInfo } from './recovery.js';
 import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
 import { inlineSyncDone, poolSyncSettled, poolSyncStarted, threadIdleFor } from './inline-sync.js';
 import { zeroFillDue, zeros } from './zero-tail.js';
@@ -232,6 +232,31 @@ export class Commitlog {
     }
     segment.end = position;
     this.nextOffsetValue += written.lengths.length;
+  }
+
+  /**
+   * After a failed fdatasync, before anyone is told: cut every frame written past the durable
+   * end off the log, durably, so the next open cannot replay a transaction whose caller heard it
+   * failed. They are all in the active segment (a rotation waits until all of it is durable, so
+   * no segment exists past it). `unsynced` (those frames, in write order) is kept aside first in
+   * `not-applied-<first offset>-<bytes>.bin` for the operator, where the disk still takes it; a
+   * failed copy does not stop the cut (nothing acknowledged is in it). Throws when the cut or its
+   * fdatasync fails: then whether the frames are durable is unknown. Afterwards the log is only
+   * closed (the store refuses writes until reopened).
+   */
+  async cutUnsynced(unsynced: readonly Buffer[]): Promise<void> {
+    const segment = this.last;
+    const bytes = unsynced.reduce((sum, frame) => sum + frame.length, 0);
+    if (bytes !== this.writtenEnd - segment.end) {
+      throw new Error(`commitlog cut: ${bytes} bytes of frames given, ${this.writtenEnd - segment.end} written past the durable end`);
+    }
+    if (bytes > 0) {
+      const keptAt = path.join(this.dir, `not-applied-${String(this.nextOffsetValue).padStart(20, '0')}-${bytes}.bin`);
+      await this.fl.writeFileDurable(keptAt, unsynced).catch(() => undefined);
+    }
+    await cutFileDurably(this.fl, segment.file, segment.end);
+    this.writtenEnd = this.zeroedEnd = segment.end;
+    this.nextWriteOffsetValue = this.nextOffsetValue;
   }
 
   /** Seal the active segment (every frame of it already synced and committed) and start a new one. */

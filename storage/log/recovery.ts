@@ -219,6 +219,15 @@ export async function cutTornTail(fl: FileLayer, torn: NonNullable<ScannedLog['t
  */
 export async function keepAsideAndCut(fl: FileLayer, file: string, buf: Buffer, position: number, keptAt: string): Promise<void> {
   await fl.writeFileDurable(keptAt, buf.subarray(position));
+  await cutFileDurably(fl, file, position);
+}
+
+/**
+ * Cut `file` at `position` and fdatasync the cut, through a file description of its own (one
+ * opened now hears only writeback errors from now on, not one an older description was already
+ * told of); at 0 the file goes, and its directory is synced.
+ */
+export async function cutFileDurably(fl: FileLayer, file: string, position: number): Promise<void> {
   if (position === 0) {
     await fl.unlink(file);
     await fl.fsyncDir(path.dirname(file));

@@ -134,11 +134,12 @@ test('failures are counted by reason: a write the disk refused, a snapshot not w
   await store.call('put', { id: 'kept', type: 'note', n: 1, attributes: {} }, testCaller); // its background snapshot fails
   await expect.poll(async () => parsePrometheusText((await counted.exposition()).text).get('ioboxx_snapshot_failures_total')!.samples.find((s) => s.labels['reason'] === 'write_failed')!.value).toBe(1);
   faults.datasyncFailures = 1;
-  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toMatchObject({ code: 'store_failed' });
+  await expect(store.call('put', { id: 'unsynced', type: 'note', n: 2, attributes: {} }, testCaller)).rejects.toBeInstanceOf(WriteNotApplied);
   const held = await Store.open({ dir, module: counterModule }).then(() => undefined, (error: unknown) => error);
   counted.storeOpenFailure(storeOpenFailureCode(held));
   counted.storeOpenFailure('ENOSPC');
   counted.accessLogRowsLost(3);
+  counted.failedStoreReopen();
   await store.close();
 
   const families = parsePrometheusText((await counted.exposition()).text);
@@ -153,6 +154,7 @@ test('failures are counted by reason: a write the disk refused, a snapshot not w
   expect(value('ioboxx_store_open_failures_total', { code: 'ENOSPC' })).toBe(1);
   expect(value('ioboxx_store_open_failures_total', { code: 'EIO' })).toBe(0);
   expect(value('ioboxx_access_log_rows_lost_total')).toBe(3);
+  expect(value('ioboxx_failed_store_reopens_total')).toBe(1);
 });
 
 test('with Postgres down the scrape still answers every metric: the audit backlog is NaN and control_plane_up is 0', async () => {
@@ -198,7 +200,7 @@ describe('tenants in trouble and free space', () => {
     await registry.withTenant('healthy', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller));
     await registry.withTenant('failing', async () => undefined); // open first: its fdatasync is the commit's
     faults.datasyncFailures = 1;
-    await expect(registry.withTenant('failing', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller))).rejects.toMatchObject({ code: 'store_failed' });
+    await expect(registry.withTenant('failing', (m) => m.store.call('put', { id: 'a', type: 'note', n: 0, attributes: {} }, testCaller))).rejects.toBeInstanceOf(WriteNotApplied);
     await expect(registry.withTenant('broken', async () => undefined)).rejects.toMatchObject({ code: 'unavailable' });
     const health = await serveHealth({ probes: [{ name: 'stores', check: async () => undefined }], degradedTenants: () => degraded.report() });
     try {

@@ -8,11 +8,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
 import { segmentFileName } from '../../storage/log/segment.js';
+import { failedStoreReopenDelayMsMax, failedStoreReopenDelayMsMin, StoreReopenPending } from '../../server/tenants/failed-store-reopen.js';
 import { TenantRegistry, type TenantRegistryEvent } from '../../server/tenants/registry.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 
 class FakeStore {
   closed = false;
+  /** As a store whose fdatasync failed: it refuses writes until reopened. */
+  failed = false;
   constructor(
     readonly tenant: string,
     readonly dir: string,
@@ -58,6 +61,8 @@ function harness(
     /** A memory budget over the stores, and each tenant's store size in bytes. */
     storesMemoryBytesMax?: number;
     bytesOf?: (tenant: string) => number;
+    /** The failed stores' reopen backoff clock. */
+    nowMs?: () => number;
   } = {},
 ) {
   const log: string[] = [];
@@ -71,6 +76,8 @@ function harness(
     idleCloseMs: options.idleCloseMs ?? 60_000,
     ...(options.storesMemoryBytesMax !== undefined && { storesMemoryBytesMax: options.storesMemoryBytesMax }),
     ...(options.bytesOf !== undefined && { bytesOf: (store: FakeStore) => options.bytesOf!(store.tenant) }),
+    failed: (store) => store.failed,
+    ...(options.nowMs !== undefined && { nowMs: options.nowMs }),
     async open(tenant, dir) {
       await options.open?.(tenant);
       // Like a real store, the fake leaves a log segment in its directory: a reopen finds a store there.
@@ -309,6 +316,76 @@ describe('tenant registry', () => {
     expect(await registry.withTenant('bb', async () => 'ok')).toBe('ok');
     expect(await registry.withTenant('aa', async () => 'ok')).toBe('ok');
     expect(opens.get('aa')).toBe(1);
+  });
+
+  test('a failed store is refused until its backoff is over, then the next request reopens it', async () => {
+    let nowMs = 1_000_000;
+    const events: string[] = [];
+    const { registry, log } = harness({ nowMs: () => nowMs, onEvent: (e) => e.kind === 'closing' && events.push(e.why) });
+    const first = await registry.withTenant('aa', async (store) => store);
+    first.failed = true;
+    const refused = await registry.withTenant('aa', async () => 'served').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(StoreReopenPending);
+    expect(refused).toMatchObject({ code: 'unavailable', retryAfterMs: failedStoreReopenDelayMsMin });
+    nowMs += failedStoreReopenDelayMsMin - 1;
+    await expect(registry.withTenant('aa', async () => 'served')).rejects.toMatchObject({ retryAfterMs: 1 });
+    expect(log).toEqual(['open aa']); // not hammered: no reopen before the backoff
+    nowMs += 1;
+    const reopened = await registry.withTenant('aa', async (store) => store);
+    expect(reopened).not.toBe(first);
+    expect(reopened.failed).toBe(false);
+    expect(log).toEqual(['open aa', 'close aa', 'open aa']);
+    expect(events).toEqual(['failed']);
+  });
+
+  test('a store that keeps failing is reopened at most once per doubling backoff, up to its maximum', async () => {
+    let nowMs = 1_000_000;
+    const { registry, opens } = harness({ nowMs: () => nowMs });
+    let store = await registry.withTenant('aa', async (s) => s);
+    const waitsMs: number[] = [];
+    for (let reopen = 0; reopen < 9; reopen++) {
+      store.failed = true;
+      const refused = (await registry.withTenant('aa', async () => undefined).catch((error: unknown) => error)) as StoreReopenPending;
+      waitsMs.push(refused.retryAfterMs);
+      nowMs += refused.retryAfterMs;
+      store = await registry.withTenant('aa', async (s) => s);
+    }
+    const min = failedStoreReopenDelayMsMin;
+    expect(waitsMs).toEqual([min, 2 * min, 4 * min, 8 * min, 16 * min, 32 * min, failedStoreReopenDelayMsMax, failedStoreReopenDelayMsMax, failedStoreReopenDelayMsMax]);
+    expect(opens.get('aa')).toBe(10);
+    // Sound for its whole wait, the store forgets the backoff: a new failure waits the minimum again.
+    nowMs += failedStoreReopenDelayMsMax;
+    await registry.withTenant('aa', async () => undefined);
+    store.failed = true;
+    await expect(registry.withTenant('aa', async () => undefined)).rejects.toMatchObject({ retryAfterMs: failedStoreReopenDelayMsMin });
+  });
+
+  test('a failed store that other work still holds is not closed under it; a reopen whose open fails waits for the backoff', async () => {
+    let nowMs = 1_000_000;
+    let openFails = false;
+    const { registry, log } = harness({
+      nowMs: () => nowMs,
+      open: async () => {
+        if (openFails) throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
+      },
+    });
+    const lease = await registry.acquire('aa');
+    lease.store.failed = true;
+    await expect(registry.withTenant('aa', async () => undefined)).rejects.toBeInstanceOf(StoreReopenPending); // its backoff starts
+    nowMs += failedStoreReopenDelayMsMin;
+    await expect(registry.withTenant('aa', async () => undefined)).rejects.toMatchObject({ retryAfterMs: failedStoreReopenDelayMsMin });
+    expect(lease.store.closed).toBe(false);
+    lease.release();
+    openFails = true;
+    const openRefused = await registry.withTenant('aa', async () => undefined).catch((error: unknown) => error);
+    expect(openRefused).not.toBeInstanceOf(StoreReopenPending); // the reopen's open failed
+    expect(openRefused).toMatchObject({ code: 'unavailable' });
+    expect(log).toEqual(['open aa', 'close aa']);
+    await expect(registry.withTenant('aa', async () => undefined)).rejects.toMatchObject({ retryAfterMs: 2 * failedStoreReopenDelayMsMin });
+    openFails = false;
+    nowMs += 2 * failedStoreReopenDelayMsMin;
+    expect(await registry.withTenant('aa', async (store) => store.failed)).toBe(false);
+    expect(log).toEqual(['open aa', 'close aa', 'open aa']);
   });
 
   test('a tenant that cannot get a slot in time fails busy, and the registry stays usable', async () => {
