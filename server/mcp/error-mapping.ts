@@ -1,11 +1,11 @@
 /**
- * The one place where errors become MCP answers. A MemoryError keeps its stable code; a zod
- * failure is invalid_argument; anything else is `internal` with a generic message (the
+ * The one place where errors become MCP (and WebSocket) answers. A MemoryError keeps its stable
+ * code; a failed store is unavailable; a zod failure is invalid_argument; anything else is `internal` with a generic message (the
  * stack goes to the log, never to the client).
  */
 import { ProtocolError, ProtocolErrorCode, type CallToolResult } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { MemoryError, type MemoryErrorCode } from '../../storage/errors.js';
+import { MemoryError, StoreFailed, type MemoryErrorCode } from '../../storage/errors.js';
 
 export interface ErrorBody {
   readonly code: MemoryErrorCode;
@@ -29,6 +29,10 @@ function zodMessage(error: z.ZodError): string {
 export function errorBodyOf(error: unknown): { body: ErrorBody; isInternal: boolean } {
   if (error instanceof MemoryError) {
     return { body: { code: error.code, message: error.message, ...(error.hint !== undefined && { hint: error.hint }) }, isInternal: false };
+  }
+  if (error instanceof StoreFailed) {
+    // The store refuses every call until reopened (the HTTP server does so once it is idle, after a backoff).
+    return { body: { code: 'unavailable', message: error.message, hint: 'retry in a few seconds: the store reopens with exactly what was acknowledged' }, isInternal: false };
   }
   if (error instanceof z.ZodError) {
     return { body: { code: 'invalid_argument', message: zodMessage(error), hint: 'fix the named fields and call again' }, isInternal: false };

@@ -3,7 +3,8 @@
  * messages are checked here, on the way in, before anything acts on them; server messages
  * are built by the connection from the shapes below.
  */
-import { MemoryError, StoreFailed, type MemoryErrorCode } from '../../storage/errors.js';
+import { MemoryError, type MemoryErrorCode } from '../../storage/errors.js';
+import { errorBodyOf } from '../mcp/error-mapping.js';
 import { authTokenCharsMax, queryIdPattern, type WsLimits } from './limits.js';
 
 export interface QuerySpec {
@@ -90,10 +91,6 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
 }
 
 export function errorMessage(error: unknown, ids?: readonly string[]): ErrorMessage {
-  const base = error instanceof MemoryError
-    ? { type: 'error' as const, code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
-    : error instanceof StoreFailed
-      ? { type: 'error' as const, code: 'unavailable' as const, message: error.message }
-      : { type: 'error' as const, code: 'internal' as const, message: 'internal error' };
+  const base = { type: 'error' as const, ...errorBodyOf(error).body };
   return ids && ids.length > 0 ? { ...base, ids } : base;
 }
