@@ -37,6 +37,7 @@ import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
 import { storesMemoryBytesMaxOfMachine } from './tenants/stores-memory-budget.js';
+import { TenantCommits } from './tenants/tenant-commits.js';
 import { tenantDir } from './tenants/tenant-dir.js';
 import { openTenantStore } from './tenants/tenant-open.js';
 
@@ -93,15 +94,23 @@ function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics
   };
 }
 
-function tenantRegistry(config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics?: OpsMetrics, onEvent?: (event: TenantRegistryEvent) => void): TenantRegistry<TenantMemory> {
+/** The HTTP process's registry: each store it opens feeds `commits` before it serves any request. */
+function tenantRegistry(
+  config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics: OpsMetrics, commits: TenantCommits,
+  onEvent: (event: TenantRegistryEvent) => void,
+): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
-    open: (tenant, dir) => openTenantMemory(dir, tenant, {
-      ...tenantStoreOptions(config),
-      runHistory: runHistoryOf(tenant, control),
-      ...(metrics && { onBatch: metrics.onBatch }),
-      onBackgroundError: backgroundErrorReport(log, tenant, metrics),
-    }),
+    open: async (tenant, dir) => {
+      const memory = await openTenantMemory(dir, tenant, {
+        ...tenantStoreOptions(config),
+        runHistory: runHistoryOf(tenant, control),
+        onBatch: metrics.onBatch,
+        onBackgroundError: backgroundErrorReport(log, tenant, metrics),
+      });
+      commits.attach(tenant, memory.store);
+      return memory;
+    },
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
     storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
@@ -113,6 +122,8 @@ function tenantRegistry(config: Config, log: Logger, control: () => ControlRunti
       if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
       if (event.kind === 'closing' && event.why === 'failed') metrics?.failedStoreReopen();
       onEvent?.(event);
+      if (event.kind === 'open_failed') metrics.storeOpenFailure(storeOpenFailureCode(event.error));
+      onEvent(event);
     },
   });
 }
@@ -266,17 +277,18 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       await plane.auditBacklog();
     },
   };
-  // An evicted store is held open by the leases of its tenant's idle sessions and WebSocket
-  // subscribers: they let go (HttpServing.releaseStore, WebSocketServing.releaseStore).
+  // An evicted store is held open by the leases of its tenant's subscriptions/listen streams and
+  // WebSocket subscribers: they let go (HttpServing.releaseStore, WebSocketServing.releaseStore).
+  // 2025-era sessions hold no lease between calls and hear commits through `commits`.
   let servingForRegistry: HttpServing | undefined;
   let liveForRegistry: WebSocketServing | undefined;
-  const registry = tenantRegistry(config, log, () => controlRuntime, metrics, (event) => {
+  const commits = new TenantCommits();
+  const registry = tenantRegistry(config, log, () => controlRuntime, metrics, commits, (event) => {
     degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') {
       servingForRegistry?.releaseStore(event.tenant);
       liveForRegistry?.releaseStore(event.tenant);
     }
-    if (event.kind === 'closed') servingForRegistry?.storeClosed(event.tenant);
   });
   const guard = new TenantLoadGuard(config.loadLimits, {
     runningMax: config.runningCallsMax, onBusy: (_tenant, limit) => metrics.busyRejection(limit),
@@ -319,11 +331,13 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     }
     return result;
   });
-  // Leases (per call, per legacy session, per WebSocket) pass the shutdown gate. The tenant
-  // load guard admits each MCP call instead (mounted below, before its body is read): a
-  // session or socket holding a lease is not a call and must not hold a call's slot.
-  const leaseFor = registryMemoryFor(registry);
-  const memoryFor: MemoryFor = (principal) => calls.run(() => leaseFor(principal));
+  // The HTTP server admits each request past the shutdown gate (`calls`) before it takes a
+  // lease; a session's call takes its lease deep inside its handling, so HTTP leases do not pass
+  // the gate again (an admitted call always completes). A WebSocket connection is not a call: its
+  // lease passes the gate. The tenant load guard admits each MCP call (mounted below, before its
+  // body is read): a socket holding a lease is not a call and must not hold a call's slot.
+  const memoryFor = registryMemoryFor(registry);
+  const socketMemoryFor: MemoryFor = (principal) => calls.run(() => memoryFor(principal));
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
@@ -363,6 +377,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       });
     },
     memoryFor,
+    commitsOf: (tenant, listener) => commits.listen(tenant, listener),
     host: config.http.host,
     port: config.http.port,
     allowedOrigins: config.http.allowedOrigins,
@@ -378,7 +393,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   servingForRegistry = serving;
   // Live row subscriptions on /ws: the same authentication and tenant leases as /mcp.
   const live = attachWebSocket(serving.server, {
-    authenticate: authenticateAudited, memoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
+    authenticate: authenticateAudited, memoryFor: socketMemoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
     observe: observeWebSocket(metrics, log),
   });
   liveForRegistry = live;

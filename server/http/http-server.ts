@@ -15,7 +15,7 @@ import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { toolArgumentsBytesMax } from '../mcp/limits.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
-import { isRefusal, type Authenticate, type MemoryFor } from './seams.js';
+import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
@@ -34,6 +34,8 @@ export interface HttpServerOptions {
   readonly surface: McpSurface;
   readonly authenticate: Authenticate;
   readonly memoryFor: MemoryFor;
+  /** Sessions hear their tenant's commits here, across the store's closes and reopens. */
+  readonly commitsOf: CommitsOf;
   /** Default 127.0.0.1. */
   readonly host?: string;
   /** Default 0 (any free port); the CLI passes IOBOXX_HTTP_PORT. */
@@ -73,10 +75,11 @@ export interface HttpServing {
   readonly url: string;
   /** For upgrades (WebSocket) and introspection. */
   readonly server: http.Server;
-  /** The tenant's store is being evicted: its sessions and subscriptions/listen streams let go of their leases (SessionTable.releaseStore). */
+  /**
+   * The tenant's store is being evicted: its subscriptions/listen streams end, letting go of
+   * their leases. Sessions hold no lease between calls: they stay open.
+   */
   releaseStore(tenant: string): void;
-  /** ...and it has closed. */
-  storeClosed(tenant: string): void;
   close(): Promise<void>;
 }
 
@@ -95,13 +98,13 @@ function isLoopback(host: string): boolean {
 type Handler = (req: Request, res: Response, principal: Principal) => Promise<void>;
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServing> {
-  const { surface, authenticate, memoryFor } = options;
+  const { surface, authenticate, memoryFor, commitsOf } = options;
   const host = options.host ?? '127.0.0.1';
   const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
   const log = surface.log;
   const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
-  const streamable = createStreamableRoute({ surface, memoryFor, sessions, bodyBytesMax });
-  const sse = createSseRoute({ surface, memoryFor, sessions, calls: options.calls });
+  const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax });
+  const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls });
 
   const app = express();
   app.disable('x-powered-by');
@@ -224,11 +227,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url,
     server,
-    releaseStore: (tenant) => {
-      sessions.releaseStore(tenant);
-      streamable.releaseStore(tenant);
-    },
-    storeClosed: (tenant) => sessions.storeClosed(tenant),
+    releaseStore: (tenant) => streamable.releaseStore(tenant),
     close: async () => {
       await Promise.allSettled([sessions.closeAll(), streamable.close()]);
       await new Promise<void>((resolve) => {

@@ -1,12 +1,17 @@
 /**
- * The two functions the HTTP server is given rather than owns: who is calling
- * (`authenticate`) and their tenant's memory (`memoryFor`). Local mode passes a fixed local
- * principal and one open memory; token mode passes server/auth's `authenticateRequest` and
- * the tenant registry.
+ * The functions the HTTP server is given rather than owns: who is calling (`authenticate`),
+ * their tenant's memory (`memoryFor`) and their tenant's commits (`commitsOf`, for sessions
+ * that outlive a store's close and reopen). Tests pass a fixed principal and one open memory;
+ * the process passes server/auth's `authenticateRequest`, the tenant registry and its
+ * TenantCommits.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Unsubscribe } from '../../storage/store.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
+import type { CommitListener, LeasedMemory, MemoryLease } from '../mcp/memory-source.js';
+
+export type { MemoryLease };
 
 /** An answer that refuses the request before any MCP handling (shape of server/auth's HttpAuthFailure). */
 export interface HttpRefusal {
@@ -18,13 +23,21 @@ export interface HttpRefusal {
 /** The request's tenant hint (path `/t/:tenant/...`) is in the URL; the function reads it there. */
 export type Authenticate = (req: IncomingMessage) => Promise<Principal | HttpRefusal>;
 
-export interface MemoryLease {
-  readonly memory: TenantMemory;
-  /** Once, when the request or session that took the lease is over. */
-  release(): void;
-}
-
 export type MemoryFor = (principal: Principal) => Promise<MemoryLease>;
+
+/** `tenant`'s durable commits from now on, across its store's closes and reopens (TenantCommits.listen). */
+export type CommitsOf = (tenant: string, listener: CommitListener) => Unsubscribe;
+
+/**
+ * A 2025-era session's memory: a lease per request (between calls the session holds none, so
+ * its tenant's store may close, and the next call reopens it) and its tenant's commits.
+ */
+export function sessionMemory(principal: Principal, memoryFor: MemoryFor, commitsOf: CommitsOf): LeasedMemory {
+  return {
+    lease: () => memoryFor(principal),
+    onCommit: (listener) => commitsOf(principal.caller.tenant, listener),
+  };
+}
 
 export function isRefusal(value: Principal | HttpRefusal): value is HttpRefusal {
   return (value as HttpRefusal).status !== undefined;
@@ -42,5 +55,13 @@ export function singleMemory(memory: TenantMemory): MemoryFor {
       throw new Error(`principal of tenant ${principal.caller.tenant} reached the single memory of tenant ${memory.tenant}`);
     }
     return { memory, release: () => undefined };
+  };
+}
+
+/** The commits of singleMemory's one memory, which never closes. */
+export function singleMemoryCommits(memory: TenantMemory): CommitsOf {
+  return (tenant, listener) => {
+    if (tenant !== memory.tenant) throw new Error(`commits of tenant ${tenant} asked of the single memory of tenant ${memory.tenant}`);
+    return memory.store.onCommit(listener);
   };
 }

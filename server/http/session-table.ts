@@ -1,9 +1,10 @@
 /**
  * Sessions of 2025-era clients (sessionful Streamable HTTP and legacy HTTP+SSE): bounded in
  * number, per process and per tenant, bound to the principal that opened them, and closed when
- * idle. A session holds a memory lease, so a forgotten session must not pin a tenant's store
- * forever. Clients often end without DELETE (the SDK's close() sends none): at a bound, the
- * session idle longest makes room (its client gets 404 and initializes again, as after the idle
+ * idle. A session holds no store between its calls (each takes a lease for its own duration),
+ * so its tenant's store may be evicted and reopened under it; still, each session costs a
+ * server instance and its subscriptions, so a forgotten one is closed. Clients often end
+ * without DELETE (the SDK's close() sends none): at a bound, the session idle longest makes room (its client gets 404 and initializes again, as after the idle
  * close), so leaked sessions never lock new clients out, and one tenant cannot hold every slot.
  */
 import type { Response } from 'express';
@@ -35,8 +36,6 @@ interface Entry {
   readonly session: LegacySession;
   /** Requests open on the session, its event streams (GET) included: a connected listener is not idle. */
   openRequests: number;
-  /** Of them, calls (POST): a session with none may let its store go (releaseStore). */
-  openCalls: number;
   lastSeenMs: number;
 }
 
@@ -47,8 +46,6 @@ export function samePrincipal(a: Principal, b: Principal): boolean {
 
 export class SessionTable {
   private readonly entries = new Map<string, Entry>();
-  /** Tenants whose store is being evicted (releaseStore): their sessions close as they go idle. */
-  private readonly releasing = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -99,7 +96,7 @@ export class SessionTable {
 
   add(session: LegacySession): void {
     if (this.entries.has(session.id)) throw new Error(`session id ${session.id} reused`);
-    this.entries.set(session.id, { session, openRequests: 0, openCalls: 0, lastSeenMs: Date.now() });
+    this.entries.set(session.id, { session, openRequests: 0, lastSeenMs: Date.now() });
   }
 
   /** The session, only for the principal that opened it. */
@@ -112,39 +109,16 @@ export class SessionTable {
     this.entries.delete(id);
   }
 
-  /** Counts `res` as activity on the session until it closes; `isCall`: a POST (not an event stream). */
-  track(id: string, res: Response, isCall: boolean): void {
+  /** Counts `res` (a call, or an event stream) as activity on the session until it closes. */
+  track(id: string, res: Response): void {
     const entry = this.entries.get(id);
     if (entry === undefined) return;
     entry.openRequests += 1;
-    if (isCall) entry.openCalls += 1;
     entry.lastSeenMs = Date.now();
     res.on('close', () => {
       entry.openRequests -= 1;
-      if (isCall) entry.openCalls -= 1;
       entry.lastSeenMs = Date.now();
-      const tenant = entry.session.principal.caller.tenant;
-      if (entry.openCalls === 0 && this.releasing.has(tenant) && this.entries.get(id) === entry) {
-        this.closeEntry(id, entry, 'closing a session of a tenant store being evicted');
-      }
     });
-  }
-
-  /**
-   * The tenant's store is being evicted (another tenant needs its slot): every session holds a
-   * lease on it, so its sessions with no call running close now (a listening event stream with
-   * them) and the others as their last call ends, until `storeClosed(tenant)`. Their clients get
-   * 404 and initialize again (reopening the store).
-   */
-  releaseStore(tenant: string): void {
-    this.releasing.add(tenant);
-    for (const [id, entry] of [...this.entries]) {
-      if (entry.openCalls === 0 && entry.session.principal.caller.tenant === tenant) this.closeEntry(id, entry, 'closing a session of a tenant store being evicted');
-    }
-  }
-
-  storeClosed(tenant: string): void {
-    this.releasing.delete(tenant);
   }
 
   private sweep(nowMs: number): void {

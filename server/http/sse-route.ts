@@ -11,13 +11,14 @@ import type { Principal } from '../auth/principal.js';
 import { createMemoryServer } from '../mcp/factory.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
-import type { MemoryFor } from './seams.js';
+import { sessionMemory, type CommitsOf, type MemoryFor } from './seams.js';
 import type { SessionTable } from './session-table.js';
 import type { InFlightCalls } from '../ops/in-flight.js';
 
 export interface SseRouteOptions {
   readonly surface: McpSurface;
   readonly memoryFor: MemoryFor;
+  readonly commitsOf: CommitsOf;
   readonly sessions: SessionTable;
   /** A posted request is a call in flight until its answer is written on the stream (graceful shutdown). */
   readonly calls?: InFlightCalls;
@@ -33,7 +34,7 @@ export interface SseRoute {
 }
 
 export function createSseRoute(options: SseRouteOptions): SseRoute {
-  const { surface, memoryFor, sessions, calls } = options;
+  const { surface, memoryFor, commitsOf, sessions, calls } = options;
   /** Per session: the posted requests whose answer has not been written on the stream yet. */
   const unanswered = new Map<string, Map<MessageId, () => void>>();
 
@@ -44,11 +45,10 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
       sendJsonRpcError(res, 503, -32000, refusal);
       return;
     }
-    const lease = await memoryFor(principal);
     const transport = new SSEServerTransport(messagesPath, res);
-    const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
+    const server = createMemoryServer(surface, { principal, memory: sessionMemory(principal, memoryFor, commitsOf), changes: 'subscribed' });
     sessions.add({ id: transport.sessionId, kind: 'sse', transport, principal, close: () => server.close() });
-    sessions.track(transport.sessionId, res, false); // the event stream; calls answer on it (POST /messages is not tracked)
+    sessions.track(transport.sessionId, res); // the event stream; calls answer on it (POST /messages is not tracked)
     const waiting = new Map<MessageId, () => void>();
     unanswered.set(transport.sessionId, waiting);
     const send = transport.send.bind(transport);
@@ -61,7 +61,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
       unanswered.delete(transport.sessionId);
       for (const end of waiting.values()) end();
       waiting.clear();
-      void server.close().finally(() => lease.release());
+      void server.close().catch((error: unknown) => surface.log.debug({ err: error }, 'closing an SSE session failed'));
     });
     // The 1.x transport's shape matches the 2.x Transport contract (start/send/close + callbacks).
     await server.connect(transport as unknown as Transport);

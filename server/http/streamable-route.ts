@@ -19,7 +19,7 @@ import { toolCallerOf } from '../mcp/tool-calls.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { authInfoOf, carriedBy } from './principal-context.js';
-import type { MemoryFor, MemoryLease } from './seams.js';
+import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from './seams.js';
 import type { SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { listenUrisProblem } from '../mcp/resource-uris.js';
@@ -29,6 +29,7 @@ export const sessionHeader = 'mcp-session-id';
 export interface StreamableRouteOptions {
   readonly surface: McpSurface;
   readonly memoryFor: MemoryFor;
+  readonly commitsOf: CommitsOf;
   readonly sessions: SessionTable;
   readonly bodyBytesMax: number;
 }
@@ -47,7 +48,7 @@ export function isListenRequest(body: unknown): boolean {
 }
 
 export function createStreamableRoute(options: StreamableRouteOptions): StreamableRoute {
-  const { surface, memoryFor, sessions, bodyBytesMax } = options;
+  const { surface, memoryFor, commitsOf, sessions, bodyBytesMax } = options;
   const perRequestFactory = (ctx: { authInfo?: Parameters<typeof carriedBy>[0] }) => {
     const { principal, memory } = carriedBy(ctx.authInfo);
     return createMemoryServer(surface, { principal, memory, changes: 'none' });
@@ -94,15 +95,10 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       sendJsonRpcError(res, 503, -32000, refusal);
       return;
     }
-    const lease = await memoryFor(principal);
-    const server = createMemoryServer(surface, { principal, memory: lease.memory, changes: 'subscribed' });
-    let released = false;
+    const server = createMemoryServer(surface, { principal, memory: sessionMemory(principal, memoryFor, commitsOf), changes: 'subscribed' });
     let sessionOpened = false;
     const end = () => {
-      if (released) return;
-      released = true;
       if (transport.sessionId !== undefined) sessions.remove(transport.sessionId);
-      lease.release();
     };
     // A POST's answer is one JSON body (one socket write) instead of an SSE stream (headers
     // flushed first, then the event: two writes, two client wake-ups per call). Nothing of ours
@@ -112,7 +108,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       onsessioninitialized: (id) => {
         sessionOpened = true;
         sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
-        sessions.track(id, res, true); // the initialize POST
+        sessions.track(id, res); // the initialize POST
       },
       onsessionclosed: () => end(),
     });
@@ -128,11 +124,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       await server.connect(transport);
       await transport.handleRequest(req, res, req.body);
     } finally {
-      // An initialize that failed (or threw) never opened a session: do not leak the lease.
-      if (!sessionOpened) {
-        await server.close().catch(() => undefined);
-        end();
-      }
+      // An initialize that failed (or threw) never opened a session: do not leak its server.
+      if (!sessionOpened) await server.close().catch(() => undefined);
     }
   }
 
@@ -148,7 +141,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         sendJsonRpcError(res, 404, -32001, 'Session not found; start a new one with initialize');
         return;
       }
-      sessions.track(sessionId, res, req.method === 'POST');
+      sessions.track(sessionId, res);
       // One request on the session: straight to its server, no web Request round trip.
       if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;
       await session.transport.handleRequest(req, res, req.body);

@@ -1,13 +1,14 @@
 /**
  * Resource change notifications from durable commits. `store.onCommit` fires only after a
- * batch is fdatasync'ed (DESIGN §2.1), so nothing sent here can reveal non-durable data.
+ * batch is fdatasync'ed (DESIGN §2.1), so nothing sent here can reveal non-durable data; a
+ * session hears its tenant's commits through TenantCommits, which forwards the same calls.
  */
 import type { Server } from '@modelcontextprotocol/server';
 import type { ResourceCatalog } from '../../resources/catalog.js';
 import type { TxRecord } from '../../storage/changes.js';
 import type { Unsubscribe } from '../../storage/store.js';
-import type { TenantMemory } from '../../tools/memory.js';
 import type { Logger } from '../log.js';
+import type { OnCommit } from './memory-source.js';
 
 /**
  * Which changed URIs an instance sends:
@@ -25,13 +26,13 @@ export function changedUrisOf(catalog: ResourceCatalog, txs: readonly TxRecord[]
 
 export function startChangeFeed(
   server: Server,
-  memory: TenantMemory,
+  onCommit: OnCommit,
   catalog: ResourceCatalog,
   delivery: Exclude<ChangeDelivery, 'none'>,
   subscribed: ReadonlySet<string>,
   log: Logger,
 ): Unsubscribe {
-  return memory.store.onCommit((txs) => {
+  return onCommit((txs) => {
     // Every commit lands here (the access log's too): a 2025-era connection that subscribed to
     // nothing has nothing to be told, so it pays nothing per commit.
     if (delivery === 'subscribed' && subscribed.size === 0) return;

@@ -7,7 +7,7 @@
 import { Server } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import { startChangeFeed, type ChangeDelivery } from './change-feed.js';
-import { memoryOnce, type MemorySource } from './memory-source.js';
+import { memoryAccess, type MemorySource } from './memory-source.js';
 import { registerResourceHandlers } from './resource-handlers.js';
 import type { McpSurface } from './surface.js';
 import { registerToolHandlers } from './tool-calls.js';
@@ -40,11 +40,11 @@ export function createMemoryServer(surface: McpSurface, session: MemoryServerSes
   let closed = false;
   let stopFeed: (() => void) | undefined;
   const feedsChanges = changes !== 'none' && principal.capabilities.has('read');
-  const memoryOf = memoryOnce(memory, (opened) => {
-    if (feedsChanges && !closed) stopFeed = startChangeFeed(server, opened, surface.catalog, changes, subscribed, surface.log);
+  const withMemory = memoryAccess(memory, (onCommit) => {
+    if (feedsChanges && !closed) stopFeed = startChangeFeed(server, onCommit, surface.catalog, changes, subscribed, surface.log);
   });
-  registerToolHandlers(server, surface, principal, memoryOf, revalidate);
-  registerResourceHandlers(server, surface, principal, memoryOf, subscribed, revalidate);
+  registerToolHandlers(server, surface, principal, withMemory, revalidate);
+  registerResourceHandlers(server, surface, principal, withMemory, subscribed, revalidate);
 
   // Serving entries may wrap onclose later; they chain to whatever was set before them.
   server.onclose = () => {

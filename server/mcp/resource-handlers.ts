@@ -4,10 +4,10 @@
  * URIs and cursors; this file owns capability checks, bounds and the error mapping.
  */
 import type { Server } from '@modelcontextprotocol/server';
-import type { TenantMemory } from '../../tools/memory.js';
 import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import { afterAnswer } from './after-answer.js';
+import type { WithMemory } from './memory-source.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
 import { resourceSubscriptionsPerSessionMax } from './limits.js';
 import { checkSubscriptionUri, checkUriLength } from './resource-uris.js';
@@ -44,7 +44,7 @@ export function registerResourceHandlers(
   server: Server,
   surface: McpSurface,
   principal: Principal,
-  memoryOf: () => Promise<TenantMemory>,
+  withMemory: WithMemory,
   subscribed: Set<string>,
   revalidate?: () => Promise<void>,
 ): void {
@@ -60,7 +60,7 @@ export function registerResourceHandlers(
   server.setRequestHandler('resources/list', (request) =>
     answering(surface, revalidate, async () => {
       requireRead(principal);
-      const page = await catalog.list(await memoryOf(), request.params?.cursor);
+      const page = await withMemory((memory) => catalog.list(memory, request.params?.cursor));
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
     }),
   );
@@ -73,7 +73,7 @@ export function registerResourceHandlers(
       try {
         requireRead(principal);
         checkUriLength(uri);
-        const content = await catalog.read(await memoryOf(), uri);
+        const content = await withMemory((memory) => catalog.read(memory, uri));
         return { contents: [{ ...content }] };
       } catch (error) {
         outcome = outcomeOf(error);
@@ -100,7 +100,8 @@ export function registerResourceHandlers(
           'unsubscribe from resources you no longer watch',
         );
       }
-      await memoryOf(); // the change feed starts with the memory
+      // The store must be reachable; and memory opened on first use (stdio) starts the change feed as it opens.
+      await withMemory(async () => undefined);
       subscribed.add(request.params.uri);
       return {};
     }),

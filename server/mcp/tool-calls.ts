@@ -6,7 +6,7 @@
  */
 import type { CallToolResult, Server, Tool } from '@modelcontextprotocol/server';
 import { resultBytesMax, type ToolDef } from '../../tools/tool.js';
-import type { TenantMemory } from '../../tools/memory.js';
+import type { WithMemory } from './memory-source.js';
 import type { Principal } from '../auth/principal.js';
 import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
 import { argumentsShapeProblem } from './arguments-shape.js';
@@ -54,7 +54,7 @@ function refusal(body: ErrorBody): Answer {
 async function answerCall(
   surface: McpSurface,
   principal: Principal,
-  memoryOf: () => Promise<TenantMemory>,
+  withMemory: WithMemory,
   name: string,
   args: unknown,
 ): Promise<Answer> {
@@ -80,9 +80,10 @@ async function answerCall(
 
   let output: unknown;
   try {
-    const memory = await memoryOf();
-    if (!def.annotations.readOnlyHint) beforeWrite(surface, principal);
-    output = await def.call({ memory, caller: principal.caller }, parsed.data);
+    output = await withMemory((memory) => {
+      if (!def.annotations.readOnlyHint) beforeWrite(surface, principal);
+      return def.call({ memory, caller: principal.caller }, parsed.data);
+    });
   } catch (error) {
     const { body, isInternal } = errorBodyOf(error);
     if (isInternal) surface.log.error({ err: error, tool: name, tenant: principal.caller.tenant }, 'tool failed');
@@ -153,7 +154,7 @@ export function registerToolHandlers(
   server: Server,
   surface: McpSurface,
   principal: Principal,
-  memoryOf: () => Promise<TenantMemory>,
+  withMemory: WithMemory,
   revalidate?: () => Promise<void>,
 ): void {
   const callTool: ToolCaller = async (name, args) => {
@@ -161,7 +162,7 @@ export function registerToolHandlers(
     let answer: Answer;
     try {
       await revalidate?.();
-      answer = await answerCall(surface, principal, memoryOf, name, args);
+      answer = await answerCall(surface, principal, withMemory, name, args);
     } catch (error) {
       // A refused revalidation (MemoryError), or a bug in our own code (the tool's throws are handled inside).
       const { body, isInternal } = errorBodyOf(error);

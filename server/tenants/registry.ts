@@ -33,7 +33,7 @@ export const idleCloseMsDefault = 5 * 60_000;
 export const slotWaitersMax = 10_000;
 /**
  * How long a tenant waits for a slot before the request fails `busy`. Slots are held by work
- * in flight, and a lease may be long (a session): without this a request could wait forever.
+ * in flight, and a lease may be long (a subscription stream): without this a request could wait forever.
  */
 export const slotWaitMsDefault = 30_000;
 /** No budget: the stores' memory is not bounded (bytesOf unused). */
@@ -440,8 +440,8 @@ export class TenantRegistry<T extends Closable> {
   }
 
   private finishClose(entry: Entry<T>): void {
-    // Once only: the observer of `closing` may release the last lease itself (the server closes
-    // an evicted tenant's idle sessions there), reaching here before startClose does.
+    // Once only: the observer of `closing` may release the last lease itself (the server ends an
+    // evicted tenant's subscription streams there), reaching here before startClose does.
     if (entry.closeStarted) return;
     entry.closeStarted = true;
     const resolveClosed = entry.resolveClosed;

@@ -51,7 +51,7 @@ export interface WebSocketServing {
   readonly connections: number;
   /**
    * The tenant's store is being evicted for another tenant: its connections close (1013) and let
-   * go of their leases, as its idle sessions do, instead of holding the store (and its slot) open.
+   * go of their leases, instead of holding the store (and its slot) open.
    */
   releaseStore(tenant: string): void;
   /** Stops accepting upgrades, closes every connection with 1001 (going away) and waits for them to end. */

@@ -4,45 +4,28 @@
  * tokens. A reader cannot write; a token cannot reach another organization's tenant; 200
  * tenants working at once through a registry bound of 8 never see each other's objects.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { wsClose } from '../../server/ws/close-codes.js';
-import { loadConfig } from '../../server/config.js';
-import { silentLogger } from '../../server/log.js';
-import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
 import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
-import { oidcEnvForIssuer, startOidcIssuer, type OidcIssuerProcess } from '../support/oidc-issuer.js';
+import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
+import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
 
 const openTenantsMax = 8;
 /** 200 concurrent tenants through 8 slots reopen a store for nearly every request: ~1000 opens. */
 const isolationTimeoutMs = 240_000;
+let running: TokenHttpProcess | undefined;
 let idp: OidcIssuerProcess;
-let server: HttpProcess;
-let dataDir: string;
 let base: string;
 
 beforeAll(async () => {
-  idp = await startOidcIssuer();
-  dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-identity-e2e-'));
-  const config = loadConfig({
-    ...oidcEnvForIssuer(idp),
-    IOBOXX_DATA_DIR: dataDir,
-    IOBOXX_HTTP_PORT: '0',
-    IOBOXX_MAX_OPEN_TENANTS: String(openTenantsMax),
-    IOBOXX_LOG_LEVEL: 'error',
-  });
-  server = await serveHttpProcess(config, silentLogger());
-  base = server.serving.url;
+  running = await startTokenHttpProcess({ openTenantsMax });
+  ({ idp, base } = running);
 });
 
 afterAll(async () => {
-  await server?.close();
-  await idp?.stop();
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  await running?.stop();
 });
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -150,8 +133,8 @@ describe('identity through the MCP server', () => {
 
   // Each kind of holder keeps its tenant's store (and slot) for as long as it lives, idle from here on.
   const mcpHolders: Array<[string, string, string, (token: string) => Promise<McpTestClient>]> = [
-    ['sessions left open (never ended)', "the evicted store's idle session lets go", 'pin', async (token) => {
-      // A 2025-era session: before, it held its store for as long as it lived (30 min).
+    ['sessions left open (never ended)', 'a session holds no store between its calls', 'pin', async (token) => {
+      // A 2025-era session: it once held its store for as long as it lived (30 min).
       const client = await connectOlderHttp({ url: `${base}/mcp`, headers: bearer(token) });
       expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { owner: 'holder' } }))).toBeUndefined();
       return client;

@@ -3,31 +3,23 @@
  * longest-idle session makes room (its client gets 404 and may initialize again), a session with
  * a request in flight is never closed for room, and one tenant cannot take every slot.
  */
-import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import type { Authenticate } from '../../server/http/seams.js';
-import { headerAuthenticate, startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { asTenant, startNotesHttp, tenantHeaderAuthenticate as tenantAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { createNotesMemory, holdNotePuts, notePut, type NotesMemory } from '../mcp/fixtures/notes.js';
-import type { MemoryFor } from '../../server/http/seams.js';
+import type { CommitsOf, MemoryFor } from '../../server/http/seams.js';
 import { openSession, post } from '../support/raw-http-session.js';
 
-const tenantHeader = 'x-test-tenant';
-/** The fixture's principal, in the tenant the test header names. */
-const tenantAuthenticate: Authenticate = async (req: IncomingMessage) => {
-  const principal = await headerAuthenticate(req);
-  const tenant = req.headers[tenantHeader];
-  if (typeof tenant !== 'string' || 'status' in principal) return principal;
-  return { ...principal, caller: { ...principal.caller, tenant } };
-};
-
 /** A notes memory per tenant. */
-function memoriesByTenant(): MemoryFor {
+function memoriesByTenant(): { memoryFor: MemoryFor; commitsOf: CommitsOf } {
   const memories = new Map<string, NotesMemory>();
-  return async (principal) => {
-    const tenant = principal.caller.tenant;
+  const memoryOf = (tenant: string): NotesMemory => {
     let memory = memories.get(tenant);
     if (memory === undefined) memories.set(tenant, (memory = createNotesMemory(tenant)));
-    return { memory, release: () => undefined };
+    return memory;
+  };
+  return {
+    memoryFor: async (principal) => ({ memory: memoryOf(principal.caller.tenant), release: () => undefined }),
+    commitsOf: (tenant, listener) => memoryOf(tenant).store.onCommit(listener),
   };
 }
 
@@ -39,11 +31,11 @@ afterEach(async () => {
 });
 
 const ping = (id: number) => ({ jsonrpc: '2.0', id, method: 'ping' });
-const as = (tenant: string) => ({ [tenantHeader]: tenant });
+const as = asTenant;
 
 describe('session bounds', () => {
   test('at the tenant bound the longest-idle session of that tenant makes room; the others go on', async () => {
-    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
     const url = `${serving.serving.url}/mcp`;
     const first = await openSession(url, as('a'));
     const second = await openSession(url, as('a'));
@@ -55,7 +47,7 @@ describe('session bounds', () => {
   });
 
   test('sessions with a request in flight are never closed for room: 503 with Retry-After naming the bound; another tenant still gets in', async () => {
-    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
     const url = `${serving.serving.url}/mcp`;
     const busy = [await openSession(url, as('a')), await openSession(url, as('a'))];
     const release = holdNotePuts();
@@ -72,7 +64,7 @@ describe('session bounds', () => {
   });
 
   test('at the process bound the longest-idle session of any tenant makes room', async () => {
-    serving = await startNotesHttp({ authenticate: tenantAuthenticate, memoryFor: memoriesByTenant(), sessionsMax: { total: 3, perTenant: 2 } });
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 3, perTenant: 2 } });
     const url = `${serving.serving.url}/mcp`;
     const idleB = await openSession(url, as('b'));
     const a1 = await openSession(url, as('a'));

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import type { Principal } from '../../server/auth/principal.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { httpBodyBytesMax } from '../../server/http/http-server.js';
-import type { Authenticate, MemoryFor } from '../../server/http/seams.js';
+import type { Authenticate, CommitsOf, MemoryFor } from '../../server/http/seams.js';
 import type { ToolCallEvent } from '../../server/mcp/surface.js';
 import { connectNewerHttp, connectOlderHttp, connectOlderSse, type McpTestClient } from '../support/mcp-clients.js';
 import { startNotesHttp, subjectHeader, type NotesHttp } from './fixtures/http-fixture.js';
@@ -121,16 +121,22 @@ describe('HTTP guards', () => {
     expect(asAlice.status).toBe(200);
   });
 
-  test('an idle 2025 session is closed and its memory lease released', async () => {
-    let released!: () => void;
-    const leaseReleased = new Promise<void>((resolve) => (released = resolve));
+  test('an idle 2025 session is closed and stops listening to its tenant\'s commits', async () => {
+    let stoppedListening!: () => void;
+    const listenerGone = new Promise<void>((resolve) => (stoppedListening = resolve));
     const memory = createNotesMemory();
-    const memoryFor: MemoryFor = async () => ({ memory, release: released });
-    const { serving } = await started({ memoryFor, sessionIdleMs: 1 });
+    const commitsOf: CommitsOf = (_tenant, listener) => {
+      const stop = memory.store.onCommit(listener);
+      return () => {
+        stop();
+        stoppedListening();
+      };
+    };
+    const { serving } = await started({ commitsOf, sessionIdleMs: 1 });
     const opened = await post(`${serving.url}/mcp`, initialize);
     const sessionId = opened.headers.get('mcp-session-id')!;
     await opened.text();
-    await leaseReleased;
+    await listenerGone;
     const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
     expect((await post(`${serving.url}/mcp`, list, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' })).status).toBe(404);
   });
@@ -173,7 +179,8 @@ describe('tenant isolation of change notifications', () => {
       ['globex', createNotesMemory('globex')],
     ]);
     const memoryFor: MemoryFor = async (p) => ({ memory: memories.get(p.caller.tenant)!, release: () => undefined });
-    const { serving } = await started({ authenticate: byHeader, memoryFor });
+    const commitsOf: CommitsOf = (tenant, listener) => memories.get(tenant)!.store.onCommit(listener);
+    const { serving } = await started({ authenticate: byHeader, memoryFor, commitsOf });
     const acme = await client(connect({ url: serving.url + endpoint, headers: { [tenantHeader]: 'acme' } }));
     const globex = await client(connectNewerHttp({ url: `${serving.url}/mcp`, headers: { [tenantHeader]: 'globex' } }));
 

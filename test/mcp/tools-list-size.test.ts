@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { startHttpServer, type HttpServing } from '../../server/http/http-server.js';
-import { fixedPrincipal, singleMemory } from '../../server/http/seams.js';
+import { fixedPrincipal, singleMemory, singleMemoryCommits } from '../../server/http/seams.js';
 import { silentLogger } from '../../server/log.js';
 import { toolsListBytesMax } from '../../server/mcp/limits.js';
 import { allowedTools } from '../../server/mcp/tool-calls.js';
@@ -15,11 +15,13 @@ import { createNotesMemory } from './fixtures/notes.js';
 
 let serving: HttpServing;
 beforeAll(async () => {
+  const memory = createNotesMemory();
   serving = await startHttpServer({
     surface: { tools: memoryTools, catalog: memoryCatalog, log: silentLogger() },
     authenticate: fixedPrincipal(localPrincipal()),
     // tools/list never touches memory.
-    memoryFor: singleMemory(createNotesMemory()),
+    memoryFor: singleMemory(memory),
+    commitsOf: singleMemoryCommits(memory),
   });
 });
 afterAll(() => serving.close());

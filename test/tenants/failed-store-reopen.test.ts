@@ -18,6 +18,7 @@ import { fixedPrincipal } from '../../server/http/seams.js';
 import { silentLogger } from '../../server/log.js';
 import { memoryCatalog, memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
+import { TenantCommits } from '../../server/tenants/tenant-commits.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { connectNewerHttp, newerRevision, toolErrorOf } from '../support/mcp-clients.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
@@ -70,9 +71,14 @@ function postToolCall(url: string): Promise<Response> {
 test('over HTTP: a failed tenant store answers 503 with Retry-After until the backoff is over, then the next call reopens it and writes', async () => {
   let nowMs = 1_000_000;
   const faults = new FaultyFileLayer();
+  const commits = new TenantCommits();
   const registry = new TenantRegistry<TenantMemory>({
     dataDir,
-    open: (tenant, dir) => openTenantMemory(dir, tenant, { fileLayer: asFileLayer(faults) }),
+    open: async (tenant, dir) => {
+      const memory = await openTenantMemory(dir, tenant, { fileLayer: asFileLayer(faults) });
+      commits.attach(tenant, memory.store);
+      return memory;
+    },
     failed: (memory) => memory.store.failed,
     nowMs: () => nowMs,
   });
@@ -83,6 +89,7 @@ test('over HTTP: a failed tenant store answers 503 with Retry-After until the ba
       const lease = await registry.acquire(principal.caller.tenant);
       return { memory: lease.store, release: () => lease.release() };
     },
+    commitsOf: (tenant, listener) => commits.listen(tenant, listener),
   });
   const client = await connectNewerHttp({ url: `${serving.url}/mcp` });
   try {

@@ -1,0 +1,122 @@
+/**
+ * End to end: the real HTTP server (serveHttpProcess: the real memory module, tenant registry
+ * and TenantCommits) with 2 store slots, driven by real SDK clients with bearer tokens from the
+ * test issuer. More tenants than slots keep evicting stores; 2025-era sessions (sessionful
+ * Streamable HTTP and HTTP+SSE) hold no store between calls, so they go on through every
+ * eviction, and a subscription hears each write once across one.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { connectOlderHttp, connectOlderSse, toolErrorOf, type McpTestClient } from '../support/mcp-clients.js';
+import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
+import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
+
+const openTenantsMax = 2;
+
+/** The registry's events as the process logs them (`tenant store <kind>`, with tenant and why). */
+interface StoreEvent {
+  readonly msg: string;
+  readonly tenant?: string;
+  readonly why?: string;
+}
+
+let running: TokenHttpProcess | undefined;
+let idp: OidcIssuerProcess;
+let base: string;
+const events: StoreEvent[] = [];
+const eventWaiters: Array<() => void> = [];
+
+beforeAll(async () => {
+  const log = pino({ level: 'info' }, {
+    write: (line: string) => {
+      const event = JSON.parse(line) as StoreEvent;
+      if (!event.msg.startsWith('tenant store ')) return;
+      events.push(event);
+      for (const wake of eventWaiters.splice(0)) wake();
+    },
+  });
+  running = await startTokenHttpProcess({ openTenantsMax, log });
+  ({ idp, base } = running);
+}, 60_000);
+
+afterAll(async () => {
+  await running?.stop();
+});
+
+const count = (msg: string, tenant?: string, why?: string) =>
+  events.filter((e) => e.msg === msg && (tenant === undefined || e.tenant === tenant) && (why === undefined || e.why === why)).length;
+
+/** Resolves once `tenant`'s store has closed more than `before` times. */
+async function storeClosed(tenant: string, before: number): Promise<void> {
+  while (count('tenant store closed', tenant) <= before) await new Promise<void>((wake) => eventWaiters.push(wake));
+}
+
+async function bearerFor(tenant: string): Promise<Record<string, string>> {
+  const token = await idp.token({ organizations: [tenant], realmRoles: ['memory-writer'], subject: `user-${tenant}` });
+  return { Authorization: `Bearer ${token}` };
+}
+
+const clients: McpTestClient[] = [];
+afterAll(async () => {
+  await Promise.allSettled(clients.map((client) => client.close()));
+});
+
+async function kept(connecting: Promise<McpTestClient>): Promise<McpTestClient> {
+  const client = await connecting;
+  clients.push(client);
+  return client;
+}
+
+async function putOk(client: McpTestClient, id: string, what: string): Promise<void> {
+  const result = await client.callTool('object_put', { id, type: 'note', attributes: { what } });
+  expect(toolErrorOf(result), what).toBeUndefined();
+}
+
+test(`5 tenants through ${openTenantsMax} slots, each with a Streamable HTTP and an SSE session: 200 calls round-robin all succeed while stores are evicted`, async () => {
+  const tenants = Array.from({ length: 5 }, (_, index) => `rr-${index}`);
+  const sessions: Array<{ tenant: string; kind: string; client: McpTestClient }> = [];
+  for (const kind of ['streamable-http', 'sse'] as const) {
+    for (const tenant of tenants) {
+      const headers = await bearerFor(tenant);
+      const client = kind === 'sse'
+        ? await kept(connectOlderSse({ url: `${base}/sse`, headers }))
+        : await kept(connectOlderHttp({ url: `${base}/mcp`, headers }));
+      sessions.push({ tenant, kind, client });
+    }
+  }
+  const evictedBefore = count('tenant store closing', undefined, 'evicted');
+  // Consecutive calls go to different tenants: with 2 slots nearly every call evicts a store.
+  for (let call = 0; call < 200; call += 1) {
+    const { tenant, kind, client } = sessions[call % sessions.length]!;
+    const what = `call ${call}: ${kind} session of ${tenant}`;
+    let answer;
+    try {
+      answer = await client.callTool('object_put', { id: `obj-${call}`, type: 'note', attributes: { call } });
+    } catch (error) {
+      throw new Error(`${what} failed: ${(error as Error).message}`);
+    }
+    expect(toolErrorOf(answer), what).toBeUndefined();
+  }
+  expect(count('tenant store closing', undefined, 'evicted') - evictedBefore).toBeGreaterThanOrEqual(100);
+}, 180_000);
+
+test('a subscriber hears exactly one update per write across its store being evicted and reopened', async () => {
+  const tenant = 'watch-t';
+  const headers = await bearerFor(tenant);
+  const watcher = await kept(connectOlderHttp({ url: `${base}/mcp`, headers }));
+  const writer = await kept(connectOlderHttp({ url: `${base}/mcp`, headers }));
+  await watcher.watchResource('memory://objects/watched');
+  await watcher.watchResource('memory://objects/marker');
+  await putOk(writer, 'watched', 'before the eviction');
+  expect(await watcher.nextResourceUpdate()).toBe('memory://objects/watched');
+
+  // Two other tenants take both slots: watch-t's store is evicted and closes.
+  const closedBefore = count('tenant store closed', tenant);
+  for (const other of ['evict-a', 'evict-b']) await putOk(await kept(connectOlderHttp({ url: `${base}/mcp`, headers: await bearerFor(other) })), 'watched', `${other} takes a slot`);
+  await storeClosed(tenant, closedBefore);
+
+  await putOk(writer, 'watched', 'after the eviction: reopens the store');
+  await putOk(writer, 'marker', 'the last write');
+  expect([await watcher.nextResourceUpdate(), await watcher.nextResourceUpdate()]).toEqual(['memory://objects/watched', 'memory://objects/marker']);
+  expect(watcher.pendingResourceUpdates()).toEqual([]);
+}, 60_000);

@@ -1,0 +1,43 @@
+/**
+ * The real HTTP process (serveHttpProcess: the real memory module and tenant registry) trusting
+ * a fresh test issuer process, over a fresh data directory: for end-to-end tests with bearer tokens.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../server/config.js';
+import { silentLogger, type Logger } from '../../server/log.js';
+import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
+import { oidcEnvForIssuer, startOidcIssuer, type OidcIssuerProcess } from './oidc-issuer.js';
+
+export interface TokenHttpProcess {
+  readonly idp: OidcIssuerProcess;
+  readonly server: HttpProcess;
+  /** The server's base URL (append /mcp, /sse, /ws). */
+  readonly base: string;
+  /** Closes the server, stops the issuer, removes the data directory. */
+  stop(): Promise<void>;
+}
+
+export async function startTokenHttpProcess(options: { readonly openTenantsMax: number; readonly log?: Logger }): Promise<TokenHttpProcess> {
+  const idp = await startOidcIssuer();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-token-http-'));
+  const config = loadConfig({
+    ...oidcEnvForIssuer(idp),
+    IOBOXX_DATA_DIR: dataDir,
+    IOBOXX_HTTP_PORT: '0',
+    IOBOXX_MAX_OPEN_TENANTS: String(options.openTenantsMax),
+    IOBOXX_LOG_LEVEL: 'error',
+  });
+  const server = await serveHttpProcess(config, options.log ?? silentLogger());
+  return {
+    idp,
+    server,
+    base: server.serving.url,
+    stop: async () => {
+      await server.close();
+      await idp.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
