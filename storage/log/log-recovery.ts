@@ -14,6 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { DamagedStore } from '../errors.js';
+import type { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import {
   checkChain,
@@ -49,6 +50,8 @@ export interface LogRecoveryOptions {
   readonly checkThread?: 'auto' | 'worker' | 'main';
   /** Tests: another worker module (one that fails, to prove the fallback). */
   readonly checkWorkerUrl?: URL;
+  /** Turns of the event loop while the last segment's frames are applied (sealed ones are applied a batch per turn, segment-checker.ts). */
+  readonly slices?: LoopSlices;
   /** Segments checked so far, of all. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -209,9 +212,11 @@ export class LogRecovery {
       const buf = sealed.length === 0 ? last.scannedBuf : await readers[sealed.length % 2]!.read(last.file);
       if (buf.length < last.bytes) throw new DamagedStore(last.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${last.bytes}`);
       if (info) {
+        const slices = this.options.slices;
         for (let k = 0; k < info.positions.length; k++) {
           const offset = info.firstOffset + k;
           if (offset > afterOffset) apply(buf, info.positions.at(k), offset, last.file);
+          if (slices?.due(k + 1)) await slices.turn();
         }
         segments.push(info);
       }
