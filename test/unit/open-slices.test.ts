@@ -2,6 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { TenantRegistry } from '../../server/tenants/registry.js';
+import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -72,5 +74,36 @@ describe('an open gives the event loop turns', () => {
     expect(ticks).toBeGreaterThanOrEqual(store.report.loopTurns);
     expect(await stateOf(store)).toEqual(expected);
     await store.close();
+  });
+
+  test('a shutdown begun while an open gives the loop turns waits for the open, then closes the store', async () => {
+    const dataDir = tmp();
+    const writer = new TenantRegistry<Store>({ dataDir, open: (_tenant, dir) => Store.open({ dir, module: counterModule }) });
+    const expected = await writer.withTenant('acme', async (store) => {
+      await writeRows(store);
+      return stateOf(store);
+    });
+    await writer.close();
+
+    let replayed!: () => void;
+    const midOpen = new Promise<void>((resolve) => (replayed = resolve));
+    const registry = new TenantRegistry<Store>({
+      dataDir,
+      // The replay's last progress comes before the closing hash is checked: the open still has turns to give.
+      open: (_tenant, dir) => Store.open({ dir, module: counterModule, openSliceMs: 0, onProgress: (phase) => phase === 'replay' && replayed() }),
+    });
+    let seen: Store | undefined;
+    const admitted = registry.withTenant('acme', async (store) => {
+      seen = store;
+      return stateOf(store);
+    });
+    await midOpen;
+    expect(seen).toBeUndefined();
+    await registry.close();
+    // The call admitted before the shutdown saw the whole state; the store closed after it (its lock is free again).
+    expect(await admitted).toEqual(expected);
+    const again = await Store.open({ dir: tenantDir(dataDir, 'acme'), module: counterModule });
+    expect(await stateOf(again)).toEqual(expected);
+    await again.close();
   });
 });
