@@ -5,6 +5,7 @@
  */
 import sortedBtree from 'sorted-btree';
 import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
+import type { LoopSlices } from './io/event-loop.js';
 
 export type BTree<K, V> = import('sorted-btree').default<K, V>;
 
@@ -27,6 +28,38 @@ export function stringTreeFromSorted<V>(keys: string[], values: V[]): BTree<stri
   if (keys.length !== values.length) throw new Error(`stringTreeFromSorted: ${keys.length} keys, ${values.length} values`);
   if (keys.length === 0) return newStringTree<V>();
   return bulkLoad<string, V>(keys, values, treeNodeSize, compareStrings);
+}
+
+/** What a forRangeStoppable callback returns to stop the walk. */
+export const stop = { break: true } as const;
+
+/** sorted-btree's forRange, whose callback may stop the walk with {break} (its typings leave that out; forEachPair relies on it). */
+export function forRangeStoppable<V>(tree: BTree<string, V>, low: string, high: string, onFound: (key: string, value: V) => typeof stop | undefined): void {
+  (tree.forRange as (low: string, high: string, includeHigh: boolean, onFound: (k: string, v: V) => typeof stop | undefined) => unknown).call(tree, low, high, true, onFound);
+}
+
+/**
+ * Every pair in key order, with a turn of the event loop whenever `slices` say so: the walk stops
+ * after a key and resumes past it. Nothing may change the tree meanwhile.
+ */
+export async function forEachPairInSlices<V>(tree: BTree<string, V>, slices: LoopSlices, onPair: (key: string, value: V) => void): Promise<void> {
+  const last = tree.maxKey();
+  let from = tree.minKey();
+  let skip: string | undefined;
+  let visited = 0;
+  while (from !== undefined && last !== undefined) {
+    let stoppedAt: string | undefined;
+    forRangeStoppable(tree, from, last, (key, value) => {
+      if (key === skip) return undefined;
+      onPair(key, value);
+      if (!slices.due(++visited)) return undefined;
+      stoppedAt = key;
+      return stop;
+    });
+    if (stoppedAt === undefined) return;
+    await slices.turn();
+    from = skip = stoppedAt;
+  }
 }
 
 /** Index of the first key not strictly above its predecessor, or -1 when `keys` ascends strictly. */

@@ -6,7 +6,8 @@
  * A row kept encoded (row-arena.ts) is copied as it is: its bytes are what packing it gives.
  */
 import { createHash } from 'node:crypto';
-import type { BTree } from './btree.js';
+import { forRangeStoppable, stop, type BTree } from './btree.js';
+import type { LoopSlices } from './io/event-loop.js';
 import { copyBytes, rowStart, type RowArena, type StoredRow } from './row-arena.js';
 import { newRowPackr, packInPlace, rowToFields } from './row-codec.js';
 import type { TableSchema } from './schema.js';
@@ -91,15 +92,19 @@ export function* canonicalChunks(tables: readonly TableState[], chunkBytes = 1 <
   if (used > 0) yield chunk.subarray(0, used);
 }
 
-const stop = { break: true } as const;
-
-/** sorted-btree's forRange, whose callback may stop the walk with {break} (its typings leave that out; forEachPair relies on it). */
-function forRangeStoppable<V>(tree: BTree<string, V>, low: string, high: string, onFound: (key: string, value: V) => typeof stop | undefined): void {
-  (tree.forRange as (low: string, high: string, includeHigh: boolean, onFound: (k: string, v: V) => typeof stop | undefined) => unknown).call(tree, low, high, true, onFound);
-}
-
 export function canonicalStateHash(tables: readonly TableState[]): string {
   const hash = createHash('sha256');
   for (const chunk of canonicalChunks(tables)) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+/** canonicalStateHash with a turn of the event loop whenever `slices` say so (an open's check of a big state). Nothing may change the tables meanwhile. */
+export async function canonicalStateHashInSlices(tables: readonly TableState[], slices: LoopSlices): Promise<string> {
+  const hash = createHash('sha256');
+  // A chunk (1 MiB) packs and hashes in a few ms: the slices are checked after each.
+  for (const chunk of canonicalChunks(tables)) {
+    hash.update(chunk);
+    if (slices.due(0)) await slices.turn();
+  }
   return hash.digest('hex');
 }

@@ -12,8 +12,10 @@
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
-import { canonicalStateHash, type TableState } from './canonical.js';
+import { forEachPairInSlices } from './btree.js';
+import { canonicalStateHash, canonicalStateHashInSlices, type TableState } from './canonical.js';
 import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
+import { LoopSlices, openSliceMsMax } from './io/event-loop.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
@@ -59,6 +61,8 @@ export interface StoreOptions {
   /** Clock for transaction timestamps (tests pass a fixed one). */
   readonly clock?: () => number;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Longest piece of an open's work between turns of the event loop (io/event-loop.ts; tests pass 0: a turn at every check). */
+  readonly openSliceMs?: number;
   /**
    * Failures the operator must hear of, as typed errors: a periodic snapshot not taken
    * (SnapshotNotTaken), a write the disk refused (WriteNotApplied, once per failed batch), the
@@ -238,6 +242,8 @@ export interface OpenReport {
   readonly replayedFrames: number;
   readonly torn?: ScannedLog['torn'];
   readonly checkpointVerified: boolean;
+  /** Turns of the event loop the open's index builds, replay and state hash gave (LoopSlices). */
+  readonly loopTurns: number;
 }
 
 
@@ -363,7 +369,9 @@ export class Store implements StoreApi {
     try {
       const progress = this.options.onProgress;
       // The last segment first: its end decides which snapshots are usable; the rest is checked as it is replayed.
-      recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', onProgress: (d, t) => progress?.('scan', d, t) });
+      // Nothing can see the tables while the open gives the loop turns: the store is handed out once open resolves.
+      const slices = new LoopSlices(this.options.openSliceMs ?? openSliceMsMax);
+      recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', slices, onProgress: (d, t) => progress?.('scan', d, t) });
       // Nothing is cut before these checks: a log that ends short of what was acknowledged is damage, not a torn write.
       const checkpoint = await this.readCheckpoint();
       if (checkpoint && checkpoint.offset > recovery.lastOffset) {
@@ -372,12 +380,15 @@ export class Store implements StoreApi {
       const { loaded, skipped } = await this.loadNewestSnapshot(recovery);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
-        this.tables.set(schema.name, new Table(schema, loaded?.tables.get(schema.name), loaded?.arenas.get(schema.name)));
+        const rows = loaded?.tables.get(schema.name);
+        const arena = loaded?.arenas.get(schema.name);
+        this.tables.set(schema.name, rows && arena ? await Table.load(schema, rows, arena, slices) : new Table(schema));
       }
-      for (const [table, list] of this.derivedByTable) {
+      for (const [name, list] of this.derivedByTable) {
+        const table = this.tables.get(name)!;
         for (const d of list) {
           d.clear();
-          for (const row of this.tables.get(table)!.scan()) d.onInsert(row);
+          await forEachPairInSlices(table.rows, slices, (_key, stored) => d.onInsert(table.rowOfStored(stored)));
         }
       }
       const { scanned, replayedFrames } = await this.replay(recovery, snapshotOffset);
@@ -388,10 +399,10 @@ export class Store implements StoreApi {
       }
       // With nothing replayed the state IS the loaded snapshot, whose file hash was just proven.
       const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
-      const checkpointVerified = await this.verifyCheckpoint(checkpoint, provenHash);
+      const checkpointVerified = await this.verifyCheckpoint(checkpoint, provenHash, slices);
       this.lastSnapshotOffset = snapshotOffset;
       this.lastSnapshotHash = loaded?.manifest.stateHash;
-      this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, ...(scanned.torn ? { torn: scanned.torn } : {}) };
+      this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, loopTurns: slices.turns, ...(scanned.torn ? { torn: scanned.torn } : {}) };
       const everyMs = this.options.snapshotEveryMs ?? 0;
       if (everyMs > 0) {
         this.snapshotTimer = setInterval(() => {
@@ -502,11 +513,11 @@ export class Store implements StoreApi {
    * and keeps the checkpoint, so every later open refuses too until an operator decides. The
    * checkpoint goes (durably: a later crash must not bring it back) once it matched or is stale.
    */
-  private async verifyCheckpoint(checkpoint: Checkpoint | undefined, provenHash: string | undefined): Promise<boolean> {
+  private async verifyCheckpoint(checkpoint: Checkpoint | undefined, provenHash: string | undefined, slices: LoopSlices): Promise<boolean> {
     if (!checkpoint) return false;
     if (checkpoint.offset > this.applied) throw new Error(`checkpoint at ${checkpoint.offset} is past the recovered state ${this.applied}`); // refused before replay
     if (checkpoint.offset === this.applied) {
-      const hash = provenHash ?? this.stateHash();
+      const hash = provenHash ?? (await canonicalStateHashInSlices(this.tableStates(false), slices));
       if (hash !== checkpoint.stateHash) {
         const file = path.join(this.logDir, checkpointFileName);
         throw new DamagedStore(file, 0, `state hash after recovery ${hash} differs from the hash ${checkpoint.stateHash} recorded at offset ${checkpoint.offset}`,

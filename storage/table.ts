@@ -5,13 +5,15 @@
  * Rows are kept encoded in the table's arena (row-arena.ts) and decoded into a fresh frozen
  * object when read; a change replaces the row's bytes, never mutates them.
  */
-import { findSlot, firstUnsortedIndex, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSorted, type BTree } from './btree.js';
+import { findSlot, firstUnsortedIndex, forEachPairInSlices, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSorted, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
+import type { LoopSlices } from './io/event-loop.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
 import type { KeyRange, Page, ScanOptions, TableReader } from './reducer.js';
 import { RowArena, rowStart, storedRowValue, type StoredRow } from './row-arena.js';
 import { encodedRowKey, fieldsToRow, newRowPackr, packInPlace, primaryKeyColumnIndexes, rowToFields, rowUnpackr } from './row-codec.js';
 import { assertSchema, normaliseValue, rowsMaxDefault, type IndexDef, type Row, type TableSchema, type Value } from './schema.js';
+import { sortInSlices } from './sort-in-slices.js';
 
 export const pageRowsMax = 10_000;
 /**
@@ -27,6 +29,8 @@ const indexesKeptBits = 30;
 const rowPackr = newRowPackr();
 
 interface Index {
+  /** The table's schema: encoded rows are read through it. */
+  readonly schema: TableSchema;
   readonly def: IndexDef;
   readonly columns: readonly string[];
   /** Field positions of `columns`, for index keys read straight from encoded rows. */
@@ -67,7 +71,11 @@ export class Table implements TableReader {
   /** Changes made to `rows` (and clones taken of it): a slot found before one is stale. */
   private treeChanges = 0;
 
-  constructor(readonly schema: TableSchema, rows?: BTree<string, StoredRow>, arena?: RowArena) {
+  /**
+   * A table over `rows` (none: an empty one). Rows given need their indexes: `indexTrees` from
+   * Table.load, which builds them; without them the rows must be none or the schema index-free.
+   */
+  constructor(readonly schema: TableSchema, rows?: BTree<string, StoredRow>, arena?: RowArena, indexTrees?: ReadonlyMap<string, BTree<string, string>>) {
     assertSchema(schema);
     this.rows = rows ?? newStringTree<StoredRow>();
     this.arena = arena ?? new RowArena();
@@ -77,31 +85,36 @@ export class Table implements TableReader {
     this.columnLabels = schema.columns.map((c) => `${schema.name}.${c.name}`);
     this.columnNames = new Set(schema.columns.map((c) => c.name));
     for (const def of schema.indexes ?? []) {
-      const positions = def.columns.map((c) => schema.columns.findIndex((col) => col.name === c));
-      const index: Index = { def, columns: def.columns, positions, parts: new Array<Value>(positions.length).fill(null), tree: newStringTree<string>() };
-      this.indexes.set(def.name, rows && rows.size > 0 ? { ...index, tree: this.buildIndex(index, rows) } : index);
+      const tree = indexTrees?.get(def.name) ?? newStringTree<string>();
+      if (tree.size !== this.rows.size) throw new Error(`${schema.name}: index ${def.name} holds ${tree.size} entries for ${this.rows.size} rows (Table.load builds a loaded table's indexes)`);
+      this.indexes.set(def.name, newIndex(schema, def, tree));
     }
     this.indexList = [...this.indexes.values()];
   }
 
   /**
-   * An index over loaded rows: every entry computed, sorted once and the tree built from the
-   * sorted arrays (one pass), instead of one descent per row.
+   * A table over loaded rows (a snapshot's), its indexes built in slices with turns of the event
+   * loop between them: for each index every entry is computed, sorted (sort-in-slices.ts) and the
+   * tree built from the sorted arrays in one pass, instead of one descent per row.
    */
-  private buildIndex(index: Index, rows: BTree<string, StoredRow>): BTree<string, string> {
-    const def = index.def;
-    const entries: [string, string][] = new Array(rows.size);
-    let i = 0;
-    rows.forEachPair((key, stored) => {
-      const ik = this.storedIndexKey(index, stored);
-      entries[i++] = [def.unique ? ik : ik + key, key];
-    });
-    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const keys = entries.map((e) => e[0]);
-    const repeated = firstUnsortedIndex(keys);
-    // Rows that break a unique index cannot come from a verified state: refuse, never drop one silently.
-    if (repeated >= 0) throw new Error(`${this.schema.name}: unique index ${def.name} holds one value twice`);
-    return stringTreeFromSorted(keys, entries.map((e) => e[1]));
+  static async load(schema: TableSchema, rows: BTree<string, StoredRow>, arena: RowArena, slices: LoopSlices): Promise<Table> {
+    const trees = new Map<string, BTree<string, string>>();
+    for (const def of schema.indexes ?? []) {
+      const index = newIndex(schema, def, newStringTree<string>());
+      const entryKeys = new Array<string>(rows.size);
+      const rowKeys = new Array<string>(rows.size);
+      let i = 0;
+      await forEachPairInSlices(rows, slices, (key, stored) => {
+        const ik = storedIndexKey(arena, index, stored);
+        entryKeys[i] = def.unique ? ik : ik + key;
+        rowKeys[i++] = key;
+      });
+      const sorted = await sortInSlices(entryKeys, rowKeys, slices);
+      // Rows that break a unique index cannot come from a verified state: refuse, never drop one silently.
+      if (firstUnsortedIndex(sorted.keys) >= 0) throw new Error(`${schema.name}: unique index ${def.name} holds one value twice`);
+      trees.set(def.name, stringTreeFromSorted(sorted.keys, sorted.values));
+    }
+    return new Table(schema, rows, arena, trees);
   }
 
   get size(): number {
@@ -184,7 +197,7 @@ export class Table implements TableReader {
     }
     for (const index of this.indexList) {
       if (!index.def.unique) continue;
-      const owner = index.tree.get(this.indexKey(index, row));
+      const owner = index.tree.get(indexKey(index, row));
       if (owner !== undefined && owner !== key) {
         throw new MemoryError('conflict', `${this.schema.name}: unique index ${index.def.name} already holds that value`);
       }
@@ -246,8 +259,8 @@ export class Table implements TableReader {
     const indexes = this.indexList;
     for (let i = 0; i < indexes.length; i++) {
       const index = indexes[i]!;
-      const oldKey = this.storedIndexKey(index, stored);
-      if (next !== undefined && i < indexesKeptBits && this.indexKey(index, next) === oldKey) kept |= 1 << i;
+      const oldKey = storedIndexKey(this.arena, index, stored);
+      if (next !== undefined && i < indexesKeptBits && indexKey(index, next) === oldKey) kept |= 1 << i;
       else index.tree.delete(index.def.unique ? oldKey : oldKey + key);
     }
     if (typeof stored === 'number') this.arena.noteDead(stored);
@@ -447,28 +460,33 @@ export class Table implements TableReader {
     return index;
   }
 
-  private indexKey(index: Index, row: Row): string {
-    return encodeKey(index.columns.map((c) => row[c] ?? null));
-  }
-
-  /**
-   * The index key of a stored row: read from its bytes when it is in the arena (no row object).
-   * The walk stops after the last index column, inside the row: arena rows were whole when copied in.
-   */
-  private storedIndexKey(index: Index, stored: StoredRow): string {
-    if (typeof stored !== 'number') return this.indexKey(index, stored);
-    const chunk = this.arena.chunkOf(stored);
-    return encodedRowKey(this.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
-  }
-
   /** Add `row`'s index entries, but for the indexes whose bit is set in `kept` (their entry is still there). */
   private indexAdd(key: string, row: Row, kept = 0): void {
     const indexes = this.indexList;
     for (let i = 0; i < indexes.length; i++) {
       if ((kept & (1 << i)) !== 0) continue;
       const index = indexes[i]!;
-      const ik = this.indexKey(index, row);
+      const ik = indexKey(index, row);
       index.tree.set(index.def.unique ? ik : ik + key, key);
     }
   }
+}
+
+function newIndex(schema: TableSchema, def: IndexDef, tree: BTree<string, string>): Index {
+  const positions = def.columns.map((c) => schema.columns.findIndex((col) => col.name === c));
+  return { schema, def, columns: def.columns, positions, parts: new Array<Value>(positions.length).fill(null), tree };
+}
+
+function indexKey(index: Index, row: Row): string {
+  return encodeKey(index.columns.map((c) => row[c] ?? null));
+}
+
+/**
+ * The index key of a stored row: read from its bytes when it is in the arena (no row object).
+ * The walk stops after the last index column, inside the row: arena rows were whole when copied in.
+ */
+function storedIndexKey(arena: RowArena, index: Index, stored: StoredRow): string {
+  if (typeof stored !== 'number') return indexKey(index, stored);
+  const chunk = arena.chunkOf(stored);
+  return encodedRowKey(index.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
 }

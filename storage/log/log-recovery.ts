@@ -14,13 +14,14 @@
  */
 import { availableParallelism } from 'node:os';
 import { DamagedStore } from '../errors.js';
+import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import {
   checkChain,
   cutTornTail,
   lastSegmentOutcome,
   listSegments,
-  scanSegmentBytes,
+  scanSegmentBytesInSlices,
   sealedDamage,
   SegmentReader,
   type ScannedLog,
@@ -49,6 +50,8 @@ export interface LogRecoveryOptions {
   readonly checkThread?: 'auto' | 'worker' | 'main';
   /** Tests: another worker module (one that fails, to prove the fallback). */
   readonly checkWorkerUrl?: URL;
+  /** Gives the event loop turns while segments are scanned on this thread and the last segment's frames applied (default: its own). */
+  readonly slices?: LoopSlices;
   /** Segments checked so far, of all. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -69,7 +72,7 @@ export class LogRecovery {
     private readonly fl: FileLayer,
     private readonly files: readonly { file: string; firstOffset: number }[],
     private readonly last: LastSegment | undefined,
-    private readonly options: LogRecoveryOptions,
+    private readonly options: LogRecoveryOptions & { readonly slices: LoopSlices },
     /** Two buffers in shared memory: the worker checks one segment while the next is read into the other. */
     private readonly readers: readonly [SegmentReader, SegmentReader],
     /** The first sealed segment's bytes, read while the last one is scanned and the snapshot loads. */
@@ -77,7 +80,8 @@ export class LogRecovery {
     private readonly checker: SegmentChecker | undefined,
   ) {}
 
-  static async begin(logDir: string, fl: FileLayer, options: LogRecoveryOptions = {}): Promise<LogRecovery> {
+  static async begin(logDir: string, fl: FileLayer, given: LogRecoveryOptions = {}): Promise<LogRecovery> {
+    const options = { ...given, slices: given.slices ?? new LoopSlices() };
     const files = await listSegments(logDir, fl);
     const lastFile = files[files.length - 1];
     const firstSealed = files.length > 1 ? files[0]! : undefined;
@@ -92,7 +96,7 @@ export class LogRecovery {
     firstRead?.catch(() => undefined); // awaited by replay; an open that fails before must not leave it unhandled
     try {
       const buf = await readers[1].read(lastFile.file);
-      const outcome = lastSegmentOutcome(logDir, scanSegmentBytes(buf, lastFile.file, lastFile.firstOffset), buf);
+      const outcome = lastSegmentOutcome(logDir, await scanSegmentBytesInSlices(buf, lastFile.file, lastFile.firstOffset, options.slices), buf);
       return new LogRecovery(logDir, fl, files, { ...lastFile, bytes: buf.length, scannedBuf: buf, outcome }, options, readers, firstRead, checker);
     } catch (error) {
       await checker?.close();
@@ -209,9 +213,11 @@ export class LogRecovery {
       const buf = sealed.length === 0 ? last.scannedBuf : await readers[sealed.length % 2]!.read(last.file);
       if (buf.length < last.bytes) throw new DamagedStore(last.file, buf.length, `segment shrank to ${buf.length} bytes after the scan found ${last.bytes}`);
       if (info) {
+        const slices = this.options.slices;
         for (let k = 0; k < info.positions.length; k++) {
           const offset = info.firstOffset + k;
           if (offset > afterOffset) apply(buf, info.positions.at(k), offset, last.file);
+          if (slices.due(k + 1)) await slices.turn();
         }
         segments.push(info);
       }
@@ -226,13 +232,13 @@ export class LogRecovery {
   }
 }
 
-function newChecker(options: LogRecoveryOptions, firstSealedBytes: number): SegmentChecker {
+function newChecker(options: LogRecoveryOptions & { readonly slices: LoopSlices }, firstSealedBytes: number): SegmentChecker {
   const mode = options.checkThread ?? 'auto';
   // A worker only when a core is left for it besides the main thread and the GC and I/O helpers:
   // on the 2-core VM, A/B 1M-frame opens (load 2-5) moved 0.4-1 s of CPU off the main thread but
   // took 1-2 s more wall time, the worker starting slowly and checking at a third of its idle speed.
   const threaded = mode === 'worker' || (mode === 'auto' && firstSealedBytes >= checkWorkerBytesMin && availableParallelism() >= checkWorkerCoresMin);
-  return new SegmentChecker(threaded ? (options.checkWorkerUrl ?? undefined) : false);
+  return new SegmentChecker(threaded ? (options.checkWorkerUrl ?? undefined) : false, options.slices);
 }
 
 async function fileBytes(fl: FileLayer, file: string): Promise<number> {

@@ -14,6 +14,7 @@
  */
 import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
+import { loopSliceCheckItems, type LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
 import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
@@ -119,52 +120,78 @@ export function scanSegmentBytes(
   onFrames?: (positions: FramePositions, from: number) => void,
   batchFrames = 4096,
 ): ScannedSegment {
-  const scanned = scanFrames(buf, file, expectedFirst, onFrames, batchFrames);
+  const scanned = new SegmentScan(buf, file, expectedFirst).step(Number.POSITIVE_INFINITY, onFrames, batchFrames)!;
   if (onFrames && scanned.info.positions.length % batchFrames !== 0) {
     onFrames(scanned.info.positions, scanned.info.positions.length - (scanned.info.positions.length % batchFrames));
   }
   return scanned;
 }
 
-function scanFrames(
-  buf: Buffer,
-  file: string,
-  expectedFirst: number,
-  onFrames: ((positions: FramePositions, from: number) => void) | undefined,
-  batchFrames: number,
-): ScannedSegment {
-  const header = decodeSegmentHeader(buf);
-  const info: SegmentInfo = { file, firstOffset: expectedFirst, positions: new FramePositions(), end: 0 };
-  if (!header.ok) return { info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
-  if (header.firstOffset !== expectedFirst) {
-    const reason = `segment header says first offset ${header.firstOffset}, name says ${expectedFirst}`;
-    return { info, headerBad: reason, problem: { file, position: 0, reason, offset: expectedFirst } };
+/** scanSegmentBytes with a turn of the event loop whenever `slices` say so (an open's scan of a 64 MiB segment). */
+export async function scanSegmentBytesInSlices(buf: Buffer, file: string, expectedFirst: number, slices: LoopSlices): Promise<ScannedSegment> {
+  const scan = new SegmentScan(buf, file, expectedFirst);
+  for (;;) {
+    const scanned = scan.step(loopSliceCheckItems);
+    if (scanned) return scanned;
+    if (slices.due(0)) await slices.turn();
   }
-  let position = segmentHeaderBytes;
-  let expected = expectedFirst;
-  while (position < buf.length) {
-    const bytes = checkFrame(buf, position);
-    if (typeof bytes === 'string') {
-      if (isZeroRun(buf, position)) {
-        const reason = `zero run of ${buf.length - position} bytes after the last frame`;
-        return { info: { ...info, end: position }, problem: { file, position, reason, offset: expected }, zeroTail: true };
+}
+
+/** A scan of one segment's frames that can stop after some frames and go on later (scanSegmentBytes, scanSegmentBytesInSlices). */
+class SegmentScan {
+  private readonly info: SegmentInfo;
+  private position = segmentHeaderBytes;
+  private expected: number;
+  /** Set once the scan ended (at the header, a problem, or the end of the bytes). */
+  private result: ScannedSegment | undefined;
+
+  constructor(private readonly buf: Buffer, private readonly file: string, expectedFirst: number) {
+    this.expected = expectedFirst;
+    this.info = { file, firstOffset: expectedFirst, positions: new FramePositions(), end: 0 };
+    const header = decodeSegmentHeader(buf);
+    if (!header.ok) {
+      this.result = { info: this.info, headerBad: header.reason, problem: { file, position: 0, reason: header.reason, offset: expectedFirst } };
+    } else if (header.firstOffset !== expectedFirst) {
+      const reason = `segment header says first offset ${header.firstOffset}, name says ${expectedFirst}`;
+      this.result = { info: this.info, headerBad: reason, problem: { file, position: 0, reason, offset: expectedFirst } };
+    }
+  }
+
+  /** Scan up to `framesMax` more frames: the outcome once the segment ended, else undefined (call again). */
+  step(framesMax: number, onFrames?: (positions: FramePositions, from: number) => void, batchFrames = 4096): ScannedSegment | undefined {
+    if (this.result) return this.result;
+    const { buf, file, info } = this;
+    let position = this.position;
+    let expected = this.expected;
+    for (let n = 0; n < framesMax; n++) {
+      if (position >= buf.length) {
+        info.end = position;
+        return (this.result = { info });
       }
-      return { info: { ...info, end: position }, problem: { file, position, reason: bytes, offset: expected } };
+      const bytes = checkFrame(buf, position);
+      if (typeof bytes === 'string') {
+        if (isZeroRun(buf, position)) {
+          const reason = `zero run of ${buf.length - position} bytes after the last frame`;
+          return (this.result = { info: { ...info, end: position }, problem: { file, position, reason, offset: expected }, zeroTail: true });
+        }
+        return (this.result = { info: { ...info, end: position }, problem: { file, position, reason: bytes, offset: expected } });
+      }
+      const offset = frameOffsetAt(buf, position);
+      if (offset !== expected) {
+        return (this.result = {
+          info: { ...info, end: position },
+          problem: { file, position, reason: `frame offset ${offset} where ${expected} was expected`, offset: expected },
+        });
+      }
+      info.positions.push(position);
+      if (onFrames && info.positions.length % batchFrames === 0) onFrames(info.positions, info.positions.length - batchFrames);
+      position += bytes;
+      expected++;
     }
-    const offset = frameOffsetAt(buf, position);
-    if (offset !== expected) {
-      return {
-        info: { ...info, end: position },
-        problem: { file, position, reason: `frame offset ${offset} where ${expected} was expected`, offset: expected },
-      };
-    }
-    info.positions.push(position);
-    if (onFrames && info.positions.length % batchFrames === 0) onFrames(info.positions, info.positions.length - batchFrames);
-    position += bytes;
-    expected++;
+    this.position = position;
+    this.expected = expected;
+    return undefined;
   }
-  info.end = position;
-  return { info };
 }
 
 /** Segments must chain: each starts at the offset after the previous one's last frame. */

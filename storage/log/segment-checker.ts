@@ -13,7 +13,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { startModuleWorker } from '../io/module-worker.js';
-import { scanSegmentBytes, type Damage } from './recovery.js';
+import { LoopSlices } from '../io/event-loop.js';
+import { scanSegmentBytesInSlices, type Damage } from './recovery.js';
 
 /** Frames per batch the worker posts: ~32 KiB of positions, a few hundred messages per million frames. */
 export const checkBatchFrames = 4096;
@@ -89,8 +90,11 @@ export class SegmentChecker {
     this.markStarted = resolve;
   });
 
-  /** `worker`: where the worker module is (tests pass one that fails); false checks in this thread only. */
-  constructor(worker: URL | false = workerUrl) {
+  /**
+   * `worker`: where the worker module is (tests pass one that fails); false checks in this thread
+   * only. `slices`: turns of the event loop while a segment is scanned in this thread.
+   */
+  constructor(worker: URL | false = workerUrl, private readonly slices: LoopSlices = new LoopSlices()) {
     if (worker === false) {
       this.markStarted(false);
       return;
@@ -223,7 +227,7 @@ export class SegmentChecker {
       return;
     }
     try {
-      const scanned = scanSegmentBytes(pending.buf, pending.file, pending.firstOffset);
+      const scanned = await scanSegmentBytesInSlices(pending.buf, pending.file, pending.firstOffset, this.slices);
       const positions = scanned.info.positions;
       while (pending.handed < positions.length) {
         const batch = positions.slice(pending.handed, pending.handed + checkBatchFrames);
