@@ -20,7 +20,7 @@ import { fixedPrincipal, isRefusal, type Authenticate, type HttpRefusal, type Me
 import type { Logger } from './log.js';
 import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
-import { listControlPending, markControlPending } from './control/control-pending.js';
+import { controlPendingToDrain, markControlPending } from './control/control-pending.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket, type WebSocketServing } from './ws/attach-websocket.js';
@@ -306,7 +306,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const withTenant = registryWithTenant(registry);
   // Only the tenants marked at the last shutdown drain at start (a few at a time): opening every
   // store of the data dir would compete with calls for the registry's slots.
-  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => listControlPending(config.dataDir) });
+  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => controlPendingToDrain(config.dataDir) });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => metrics.accessLogRowsLost(rows) });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {

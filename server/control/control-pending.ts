@@ -5,6 +5,8 @@
  * (Postgres away), removed once a later start has drained them, so `serve --http` drains at
  * start exactly these tenants instead of opening every store of the data dir.
  */
+import { lockHolder } from '../../storage/store-lock.js';
+import { tenantDir } from '../tenants/tenant-dir.js';
 import { addTenantRecord, listTenantRecords, removeTenantRecord } from '../tenants/tenant-record-dir.js';
 
 export const controlPendingDirName = 'control-pending';
@@ -18,6 +20,18 @@ export function clearControlPending(dataDir: string, tenant: string): Promise<bo
 }
 
 /** The marked tenants, sorted. */
-export function listControlPending(dataDir: string): Promise<string[]> {
+function listControlPending(dataDir: string): Promise<string[]> {
   return listTenantRecords(dataDir, controlPendingDirName);
+}
+
+/**
+ * The marked tenants a start drains, sorted: not those whose store another live process holds (a
+ * stdio server sharing the data dir). That process drains or marks its tenant at its own close;
+ * a drain from here would only be refused, and retried every second, until it ends.
+ */
+export async function controlPendingToDrain(dataDir: string): Promise<string[]> {
+  return (await listControlPending(dataDir)).filter((tenant) => {
+    const holder = lockHolder(tenantDir(dataDir, tenant));
+    return holder === null || holder === process.pid;
+  });
 }
