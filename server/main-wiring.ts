@@ -20,6 +20,7 @@ import { fixedPrincipal, isRefusal, type Authenticate, type HttpRefusal, type Me
 import type { Logger } from './log.js';
 import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
+import { controlPendingToDrain, markControlPending } from './control/control-pending.js';
 import { startControlRuntime, type ControlRuntime, type WithTenant } from './control/control-runtime.js';
 import { keycloakWebhookPath, keycloakWebhookRouter } from './hooks/keycloak-webhook.js';
 import { attachWebSocket, type WebSocketServing } from './ws/attach-websocket.js';
@@ -193,7 +194,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
     if (!controlChecked) {
       controlChecked = true;
       if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
-      else log.info('stdio with the embedded database: run history and audit staging drain when `serve --http` runs on this data dir');
+      else log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
     }
     return memory;
   };
@@ -234,6 +235,12 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   // The access rows of the last answered calls wait up to accessAppendDelayMs: append them first.
   await recorder.flushed();
   await control?.close();
+  await control?.markUndrained();
+  // Without a control plane nothing drained this store: its calls' access rows wait for `serve --http`.
+  if (control === undefined && opening !== undefined) {
+    await markControlPending(config.dataDir, tenant).catch((error: unknown) =>
+      log.error({ err: error instanceof Error ? error.message : String(error) }, 'control-pending mark not written: the access rows drain at this tenant\'s next HTTP call'));
+  }
   if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
   log.info('stdio connection over; store closed');
   return { shutdownBoundPassed };
@@ -316,10 +323,9 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     };
   }
   const withTenant = registryWithTenant(registry);
-  // No drain of every tenant at start here (tenantsAtStart): opening every store of the data
-  // dir competes with calls for the registry's slots (test/auth/mcp-identity-e2e.test.ts timed
-  // out with it); stdio drains its one tenant.
-  const control = await startControlRuntime({ config, log, withTenant });
+  // Only the tenants marked at the last shutdown drain at start (a few at a time): opening every
+  // store of the data dir would compete with calls for the registry's slots.
+  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => controlPendingToDrain(config.dataDir) });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => metrics.accessLogRowsLost(rows) });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {
@@ -413,6 +419,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       // No call is answered any more: the access rows still queued are appended before the stores close.
       await recorder.flushed();
       await controlClosed;
+      await control.markUndrained();
       await registry.close();
     },
   };

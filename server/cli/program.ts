@@ -66,9 +66,9 @@ async function serve(options: ServeOptions): Promise<void> {
   }
   if (options.stdio !== true) {
     // Many open stores under a low `ulimit -n` fail the start, not calls (and accepts) under load.
-    const tooFewFiles = openFilesProblem(config.maxOpenTenants, openFilesSoftLimit(await readFile('/proc/self/limits', 'utf8').catch(() => '')));
+    const tooFewFiles = openFilesProblem(config, openFilesSoftLimit(await readFile('/proc/self/limits', 'utf8').catch(() => '')));
     if (tooFewFiles !== undefined) {
-      log.fatal({ maxOpenTenants: config.maxOpenTenants }, tooFewFiles);
+      log.fatal({ mode: config.mode, maxOpenTenants: config.maxOpenTenants }, tooFewFiles);
       process.stderr.write(`ioboxx-memory: ${tooFewFiles}\n`);
       process.exitCode = 1;
       return;

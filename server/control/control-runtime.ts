@@ -15,6 +15,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { clearControlPending, markControlPending } from './control-pending.js';
 import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool, type DenialSpool } from './denial-spool.js';
 import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
 
@@ -48,6 +49,12 @@ export interface ControlRuntime {
   /** When the audit shipper last had a batch confirmed in S3 (undefined: none since the server started). */
   auditLastShippedAtMs(): number | undefined;
   close(): Promise<void>;
+  /**
+   * After close() and the last change (the access recorder flushed): marks durably the tenants
+   * whose stores still hold work the control plane has not taken (control-pending.ts), so the
+   * next start drains them without waiting for their next call.
+   */
+  markUndrained(): Promise<void>;
 }
 
 export async function startControlRuntime(input: {
@@ -55,8 +62,9 @@ export async function startControlRuntime(input: {
   readonly log: Logger;
   readonly withTenant: WithTenant;
   /**
-   * Tenants whose stores may hold work for the control plane from before this start (every
-   * tenant of the data dir): drained once it connects, not at their next call. Optional.
+   * Tenants whose stores may hold work for the control plane from before this start (the
+   * tenants marked at the last shutdown, control-pending.ts): drained once it connects, not at
+   * their next call, and their marks removed once drained. Optional.
    */
   readonly tenantsAtStart?: () => Promise<readonly string[]>;
 }): Promise<ControlRuntime> {
@@ -68,6 +76,26 @@ export async function startControlRuntime(input: {
   let worker: ControlWorker | undefined;
   /** Tenants that changed before Postgres was reachable: nudged once it is. */
   const changedBeforeConnect = new Set<string>();
+  /** Tenants whose work has not (yet) run to success: marked at shutdown. Bounded like changedBeforeConnect. */
+  const undrained = new Set<string>();
+  /** Tenants given at start whose mark is removed at their first successful drain. */
+  const markedAtStart = new Set<string>();
+  /** Marks being removed: the shutdown marking waits for them (a removal must not follow a new mark). */
+  const clearing = new Set<Promise<void>>();
+  const noteUndrained = (tenant: string): void => {
+    if (undrained.size < dirtyTenantsMax) undrained.add(tenant);
+    else if (!undrained.has(tenant)) log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants with control-plane work waiting: this one is not marked at shutdown, it drains at its next call');
+  };
+  const tenantDrained = (tenant: string): void => {
+    undrained.delete(tenant);
+    if (!markedAtStart.delete(tenant)) return;
+    const removal = clearControlPending(config.dataDir, tenant).then(
+      () => undefined,
+      (error: unknown) => log.warn({ tenant, err: errorText(error) }, 'control-pending mark not removed: the next start drains this tenant again (a no-op)'),
+    );
+    clearing.add(removal);
+    void removal.finally(() => clearing.delete(removal));
+  };
   const pendingDenials: ServerAuditEvent[] = [];
   /** Denials an earlier shutdown spooled, staged (before the new ones) once Postgres answers. */
   const spooled: DenialSpool[] = await loadSpooledDenials(config.dataDir, log);
@@ -136,6 +164,7 @@ export async function startControlRuntime(input: {
       }),
       alsoGlobal: stageDenials,
       retryMs: workRetryMs,
+      onTenantDrained: tenantDrained,
       // A full batch staged ships now, not at the next tick: the staged backlog stays about one batch.
       onStaged: (_tenant, events) => {
         stagedSinceNudge += events;
@@ -180,6 +209,7 @@ export async function startControlRuntime(input: {
         log.warn({ tenants: tenants.length, drainedMax: startupDrainTenantsMax }, 'too many tenants to drain at start: the rest drain at their next call');
       }
       const drained = tenants.slice(0, startupDrainTenantsMax);
+      for (const tenant of drained) markedAtStart.add(tenant);
       await drainTenantsInTurn(drained, (tenant) => {
         work.nudgeTenant(tenant, accessFor(tenant));
         return work.whenTenantIdle(tenant);
@@ -197,6 +227,7 @@ export async function startControlRuntime(input: {
     s3Configured: bucket !== undefined,
     auditBucket: bucket,
     tenantChanged(tenant) {
+      noteUndrained(tenant);
       if (worker) worker.nudgeTenant(tenant, accessFor(tenant));
       else if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
     },
@@ -225,6 +256,14 @@ export async function startControlRuntime(input: {
       if (pendingDenials.length > 0) await spoolDenials(config.dataDir, pendingDenials, log);
       await shipper?.stop();
       await control?.close();
+    },
+    async markUndrained() {
+      await Promise.all(clearing);
+      for (const tenant of undrained) {
+        await markControlPending(config.dataDir, tenant).catch((error: unknown) =>
+          log.error({ tenant, err: errorText(error) }, 'control-pending mark not written: this tenant\'s waiting work drains at its next call'));
+      }
+      if (undrained.size > 0) log.warn({ tenants: undrained.size }, 'tenants with control-plane work waiting at shutdown: marked, drained after the next start');
     },
   };
 }

@@ -3,8 +3,8 @@
  * staged, finished runs not yet in run_history: Postgres was away when the server stopped)
  * would wait for that tenant's next call. So once the control plane connects, the tenants it is
  * given are drained, a few at a time; a store with nothing waiting costs one open. (stdio gives
- * its one tenant; the HTTP server gives none yet: opening every store of a data dir at start
- * competes with calls for the open-store slots, so there a tenant drains at its next call.)
+ * its one tenant; the HTTP server gives the tenants marked at the last shutdown, control-pending.ts:
+ * opening every store of a data dir at start would compete with calls for the open-store slots.)
  */
 
 /** Tenants drained at start; past it the rest wait for their next call (logged). */

@@ -1,6 +1,7 @@
 /**
  * Retiring a tenant, as an operator does it (`tenants forget` / `tenants delete`):
- *  - forget drops the tenant's known-tenant record, so its next use starts an empty store. It is
+ *  - forget drops the tenant's known-tenant record (and its control-pending mark: a start must not
+ *    drain, so recreate, a retired tenant), so its next use starts an empty store. It is
  *    for a store that has vanished (vanished-store.ts): a store still in place would get its
  *    record back on its next open, so forgetting one is refused (delete it instead).
  *  - delete moves the tenant's directory aside, whole, into `${dataDir}/trash/<UTC time>/`
@@ -14,6 +15,7 @@ import { MemoryError } from '../../storage/errors.js';
 import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
+import { clearControlPending } from '../control/control-pending.js';
 import { forgetKnownTenant, isKnownTenant } from './known-tenants.js';
 import { existingTenantDir, tenantsRoot } from './tenant-dir.js';
 import { holdsStore } from './vanished-store.js';
@@ -41,14 +43,14 @@ export async function forgetTenant(dataDir: string, tenant: string): Promise<For
     throw new MemoryError('conflict', `tenant ${tenant} still has its store in ${dir}; forgetting it would not start it over`,
       `to retire the store, run \`ioboxx-memory tenants delete ${tenant} --yes\` (it moves the directory to the trash)`);
   }
-  return { tenant, forgotten: await forgetKnownTenant(dataDir, tenant) };
+  return { tenant, forgotten: await forgetTenantRecords(dataDir, tenant) };
 }
 
 export async function deleteTenant(dataDir: string, tenant: string, nowMs: number): Promise<DeleteReport> {
   const dir = await existingTenantDir(dataDir, tenant);
   if (dir === undefined) {
     if (!(await isKnownTenant(dataDir, tenant))) throw new MemoryError('not_found', `no tenant ${tenant} in ${dataDir}`, 'see `ioboxx-memory tenants list`');
-    return { tenant, movedTo: null, forgotten: await forgetKnownTenant(dataDir, tenant) };
+    return { tenant, movedTo: null, forgotten: await forgetTenantRecords(dataDir, tenant) };
   }
   const holder = lockHolder(dir);
   if (holder !== null) throw new MemoryError('conflict', `the store of ${tenant} is open in process ${holder}`, 'stop that process first');
@@ -67,5 +69,12 @@ export async function deleteTenant(dataDir: string, tenant: string, nowMs: numbe
     await release(); // its LOCK moved with the directory: this only lets go of it in this process
   }
   await nodeFileLayer.unlink(path.join(movedTo, lockFileName));
-  return { tenant, movedTo, forgotten: await forgetKnownTenant(dataDir, tenant) };
+  return { tenant, movedTo, forgotten: await forgetTenantRecords(dataDir, tenant) };
+}
+
+/** Drops what the data dir records of `tenant` outside its directory; true when it was known. */
+async function forgetTenantRecords(dataDir: string, tenant: string): Promise<boolean> {
+  // The mark first: a crash between the two leaves a known tenant with no drain at start, not a drain that recreates it.
+  await clearControlPending(dataDir, tenant);
+  return forgetKnownTenant(dataDir, tenant);
 }

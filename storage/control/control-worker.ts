@@ -42,6 +42,8 @@ export interface ControlWorkerOptions {
   readonly rerunGapMs?: number;
   /** Bound on tenants with work queued or running at once (tests use a small one); controlTenantsMax unless given. */
   readonly tenantsMax?: number;
+  /** Every nudge of `tenant` so far has run to success (its store holds nothing the control plane has not taken). */
+  readonly onTenantDrained?: (tenant: string) => void;
   /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
   readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
@@ -107,17 +109,18 @@ class SingleFlight {
       if (this.again && !this.stopped && this.rerunGapMs > 0) await this.gap();
     } while (this.again && !this.stopped);
     this.running = undefined;
-    if (failed && !this.stopped) {
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        this.nudge();
-      }, this.retryMs);
+    // A failed run is not idle, also when stopping (stop() lets the waiters go): its work is still there.
+    if (failed) {
+      if (!this.stopped) {
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.nudge();
+        }, this.retryMs);
+      }
       return;
     }
-    if (!this.retry) {
-      for (const w of this.waiters.splice(0)) w();
-      this.onIdle();
-    }
+    for (const w of this.waiters.splice(0)) w();
+    this.onIdle();
   }
 
   private gap(): Promise<void> {
@@ -196,6 +199,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
             // Drained: forget the tenant, so tenants seen once do not fill the bound for good.
             () => {
               if (tenants.get(tenant) === created) tenants.delete(tenant);
+              options.onTenantDrained?.(tenant);
             },
           ),
         };

@@ -2,7 +2,8 @@
  * The commitlog of one store: sealed segments plus the active one. Appends are positional
  * (`writev` at a tracked position, never O_APPEND) so a failed write can be cut back. The active
  * segment keeps zeros ahead of its written end (zero-tail.ts): frames overwrite them, so most
- * fdatasyncs have no size change or block allocation to journal.
+ * fdatasyncs have no size change or block allocation to journal. The next segment is made ahead,
+ * in the background (prepared-segment.ts), so a rotation does not create and fill one in line.
  */
 import { fstatSync } from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +12,8 @@ import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { decodeFrame, frameHeaderBytes, frameTrailerBytes } from './frame.js';
 import { FramePositions } from './frame-positions.js';
 import { cutFileDurably, type ScannedLog, type SegmentInfo } from './recovery.js';
-import { encodeSegmentHeader, segmentBytesTarget, segmentFileName, segmentHeaderBytes } from './segment.js';
+import { activatePreparedSegment, discardPreparedSegment, nextSegmentDue, prepareSegment, removeLeftoverPreparedSegment, type PreparedSegment } from './prepared-segment.js';
+import { segmentBytesTarget, segmentHeaderBytes } from './segment.js';
 import { inlineSyncDone, poolSyncSettled, poolSyncStarted, threadIdleFor } from './inline-sync.js';
 import { zeroFillDue, zeros } from './zero-tail.js';
 
@@ -53,6 +55,8 @@ export class Commitlog {
   /** A fill failed (disk full): this segment goes on by appending; the next one fills again. */
   private zeroFillOff = false;
   private nextWriteOffsetValue: number;
+  /** The next segment being made ahead (undefined when its preparation failed: rotation makes it in line). */
+  private preparing: Promise<PreparedSegment | undefined> | undefined;
 
   private constructor(
     readonly dir: string,
@@ -74,6 +78,7 @@ export class Commitlog {
     const last = scanned.segments[scanned.segments.length - 1];
     const zeroTailBytes = last && scanned.zeroTail?.file === last.file ? scanned.zeroTail.bytes : 0;
     const log = new Commitlog(dir, fl, scanned.segments, nextOffset, segmentBytesMax, zeroTailBytes);
+    await removeLeftoverPreparedSegment(fl, dir);
     if (log.segments.length === 0) await log.createSegment(nextOffset);
     else log.active = await openActive(fl, log.last.file, await fl.open(log.last.file, 'r+'));
     return log;
@@ -147,6 +152,7 @@ export class Commitlog {
     this.writtenEnd = end;
     this.zeroedEnd = Math.max(this.zeroedEnd, end);
     this.fillZeros(handle);
+    this.prepareNextIfDue();
     const firstOffset = this.nextWriteOffsetValue;
     this.nextWriteOffsetValue += count;
     return { segment, firstOffset, start, lengths, writeMs: performance.now() - writeStartMs };
@@ -169,6 +175,12 @@ export class Commitlog {
     } catch {
       this.zeroFillOff = true;
     }
+  }
+
+  /** Start making the next segment once the active one is mostly full; a failure only means rotation makes it in line. */
+  private prepareNextIfDue(): void {
+    if (this.preparing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax)) return;
+    this.preparing = prepareSegment(this.fl, this.dir, this.segmentBytesMax).catch(() => undefined);
   }
 
   /**
@@ -279,39 +291,25 @@ export class Commitlog {
     await handle.datasync();
   }
 
+  /** The next segment: the one prepared ahead when there is one, else prepared now; then named and made active. */
   private async createSegment(firstOffset: number): Promise<void> {
-    const file = path.join(this.dir, segmentFileName(firstOffset));
-    const handle = await this.fl.open(file, 'w');
+    const preparedAhead = await this.preparing;
+    this.preparing = undefined;
+    // The first zeros went out with the preparation's fdatasync: no batch of the new segment pays for them.
+    const prepared = preparedAhead ?? (await prepareSegment(this.fl, this.dir, this.segmentBytesMax));
+    const file = await activatePreparedSegment(this.fl, this.dir, prepared, firstOffset);
     let active: ActiveSegment;
-    let zeroedEnd = segmentHeaderBytes;
-    let fillFailed = false;
     try {
-      await handle.writev([encodeSegmentHeader(firstOffset)], 0);
-      // The first zeros go out with the header's fdatasync: no batch of the new segment pays for
-      // them. A disk too full for them still gets the segment (it appends, as a failed fill does).
-      const fill = zeroFillDue(segmentHeaderBytes, segmentHeaderBytes, this.segmentBytesMax);
-      if (fill) {
-        zeroedEnd = fill.position + fill.bytes; // failed or not: what close and rotation cut back
-        try {
-          await handle.writev([zeros(fill.bytes)], fill.position);
-        } catch {
-          fillFailed = true; // the bytes it wrote are zeros: harmless
-        }
-      }
-      await handle.datasync();
-      // A new file's name is not durable until its directory is fsync'ed.
-      await this.fl.fsyncDir(this.dir);
-      active = await openActive(this.fl, file, handle);
+      active = await openActive(this.fl, file, prepared.handle);
     } catch (error) {
-      await handle.close().catch(() => undefined);
-      await this.fl.unlink(file).catch(() => undefined);
+      await discardPreparedSegment(this.fl, { file, handle: prepared.handle });
       throw error;
     }
     this.segments.push({ file, firstOffset, positions: new FramePositions(), end: segmentHeaderBytes });
     this.active = active;
     this.writtenEnd = segmentHeaderBytes;
-    this.zeroedEnd = zeroedEnd;
-    this.zeroFillOff = fillFailed;
+    this.zeroedEnd = prepared.zeroedEnd;
+    this.zeroFillOff = prepared.fillFailed;
   }
 
   /** Read one frame's payload by offset, verifying its CRC; undefined if the log no longer holds it. */
@@ -371,6 +369,9 @@ export class Commitlog {
   async close(): Promise<void> {
     const active = this.active;
     this.active = undefined;
+    const prepared = await this.preparing;
+    this.preparing = undefined;
+    if (prepared) await discardPreparedSegment(this.fl, prepared);
     if (!active) return;
     try {
       if (!this.hasUnsynced) await this.cutZeroTail(active.writer);

@@ -40,4 +40,30 @@ describe('control worker', () => {
       await worker.stop();
     }
   });
+
+  // A run failing while the worker stopped counted as drained: its tenant would not be marked for the next start.
+  test('a tenant is reported drained only once its drain succeeds, not when it fails as the worker stops', async () => {
+    const drained: string[] = [];
+    const worker = startControlWorker(control, {
+      applyKeycloakEvent: async () => undefined, retryMs: 60_000, onTenantDrained: (tenant) => drained.push(tenant),
+    });
+    let release: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => {
+      worker.nudgeTenant('failing', async () => {
+        resolve();
+        await new Promise<void>((unblock) => (release = unblock));
+        throw new Error('Postgres away');
+      });
+    });
+    await started;
+    const stopped = worker.stop();
+    release();
+    await stopped;
+    const store = new MemoryStoreFake();
+    const ok = startControlWorker(control, { applyKeycloakEvent: async () => undefined, onTenantDrained: (tenant) => drained.push(tenant) });
+    ok.nudgeTenant('fine', store.asStore());
+    await ok.whenTenantIdle('fine');
+    await ok.stop();
+    expect(drained).toEqual(['fine']);
+  });
 });

@@ -5,8 +5,7 @@
  * this test's own (scripts/services/postgres.sh), stopped and started, so the shared one is never
  * disturbed.
  */
-import { chmod, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -14,24 +13,18 @@ import { startControlRuntime, type ControlRuntime } from '../../server/control/c
 import { denialSpoolDir } from '../../server/control/denial-spool.js';
 import type { Config } from '../../server/config.js';
 import { serverAuditTenant } from '../../storage/control/audit-staging.js';
-import { freePort, runServiceScript } from '../support/services.js';
+import { startOwnPostgres, type OwnPostgres } from '../support/services.js';
 
+let postgres: OwnPostgres;
 let dir: string;
-let env: Record<string, string>;
 let databaseUrl: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ioboxx-denial-spool-'));
-  await chmod(dir, 0o755); // the cluster runs as the `postgres` user, which must reach its directory
-  env = { IOBOXX_SERVICES_DIR: join(dir, 'services'), IOBOXX_PG_PORT: String(await freePort()) };
-  const lines = await runServiceScript('postgres.sh', ['up'], env);
-  databaseUrl = /^IOBOXX_TEST_DATABASE_URL=(.*)$/m.exec(lines)![1]!;
+  postgres = await startOwnPostgres('denial-spool');
+  ({ dir, databaseUrl } = postgres);
 });
 
-afterAll(async () => {
-  await runServiceScript('postgres.sh', ['purge'], env).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => postgres?.purge());
 
 /** A runtime on `dataDir` whose log lines are kept; `waitFor(text)` resolves at the first line holding it. */
 async function startRuntime(dataDir: string) {
@@ -56,7 +49,7 @@ const denial = (tenant: string | null, target: string) => ({ tenant, atMs: Date.
 
 test('denials queued while Postgres is away are staged exactly once after a restart, even when the staged spool was left behind', async () => {
   const dataDir = join(dir, 'data');
-  await runServiceScript('postgres.sh', ['down'], env);
+  await postgres.down();
 
   // Postgres away: three refusals, then a shutdown.
   const first = await startRuntime(dataDir);
@@ -75,7 +68,7 @@ test('denials queued while Postgres is away are staged exactly once after a rest
   await writeFile(damaged, '{"format":"ioboxx-denial-spool","vers');
 
   // Postgres back: the spool is staged once it answers, then removed.
-  await runServiceScript('postgres.sh', ['up'], env);
+  await postgres.up();
   const second = await startRuntime(dataDir);
   expect(await second.waitFor('unreadable: set aside')).toContain(damaged);
   expect(await second.waitFor('spooled at a shutdown staged')).toContain('"staged":3');

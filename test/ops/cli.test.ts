@@ -21,6 +21,12 @@ const dataDir = path.join(work, 'data');
 let writer: ChildProcess;
 let acked = -1;
 
+/** The mark a shutdown leaves for a tenant whose control-plane work did not drain (server/control/control-pending.ts). */
+function markControlPending(data: string, tenant: string): void {
+  mkdirSync(path.join(data, 'control-pending'), { recursive: true });
+  writeFileSync(path.join(data, 'control-pending', tenant), '');
+}
+
 function cli(...args: string[]): Promise<ProcessOutcome> {
   return cliWith({}, ...args);
 }
@@ -164,6 +170,7 @@ describe('retiring a tenant: tenants forget and tenants delete', () => {
     const data = path.join(work, 'data-delete');
     expect((await cli('restore', path.join(work, 'backup-1'), 'acme', '--data-dir', data)).code).toBe(0);
     const before = readdirSync(path.join(data, 'tenants', 'acme', 'log')).sort();
+    markControlPending(data, 'acme');
     const r = await cli('tenants', 'delete', 'acme', '--yes', '--json', '--data-dir', data);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { ok: boolean; movedTo: string; forgotten: boolean };
@@ -173,6 +180,7 @@ describe('retiring a tenant: tenants forget and tenants delete', () => {
     expect(existsSync(path.join(report.movedTo, 'LOCK'))).toBe(false);
     expect(existsSync(path.join(data, 'tenants', 'acme'))).toBe(false);
     expect(existsSync(path.join(data, 'known-tenants', 'acme'))).toBe(false);
+    expect(existsSync(path.join(data, 'control-pending', 'acme')), 'the next start would drain, so recreate, the deleted tenant').toBe(false);
     const text = await cli('tenants', 'delete', 'acme', '--yes', '--data-dir', data);
     expect(text.code).toBe(1); // gone and forgotten: nothing left to delete
     expect(text.stderr).toContain('no tenant acme');
@@ -185,10 +193,12 @@ describe('retiring a tenant: tenants forget and tenants delete', () => {
     expect(inPlace.code).toBe(1);
     expect(JSON.parse(inPlace.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: expect.stringContaining('tenants delete acme --yes') });
     rmSync(path.join(data, 'tenants', 'acme'), { recursive: true }); // the store vanishes
+    markControlPending(data, 'acme');
     const r = await cli('tenants', 'forget', 'acme', '--yes', '--data-dir', data);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('forgot tenant acme');
     expect(existsSync(path.join(data, 'known-tenants', 'acme'))).toBe(false);
+    expect(existsSync(path.join(data, 'control-pending', 'acme')), 'the next start would drain, so recreate, the forgotten tenant').toBe(false);
     const again = await cli('tenants', 'forget', 'acme', '--yes', '--data-dir', data);
     expect(again.stdout).toContain('was not known; nothing changed');
   }, 60_000);

@@ -3,7 +3,7 @@
  * ENOSPC from writev and writevSync (after writing part of the data), EIO from fdatasync (on the
  * thread pool or inline), ENOSPC from the write of a whole file (writeFileDurable) by name.
  */
-import { promises as fsp } from 'node:fs';
+import { fstatSync, promises as fsp, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { durableWriteTmpFile, NodeFileLayer } from '../../storage/io/node-file-layer.js';
@@ -37,8 +37,8 @@ export class FaultyFileLayer extends NodeFileLayer {
   readonly enospcDurableWrites = new Set<string>();
   /** Lost writebacks reported so far (each description's datasync that heard one). */
   writebackErrorsReported = 0;
-  /** Writeback errors recorded per file (loseWriteback). */
-  private readonly writebackErrors = new Map<string, number>();
+  /** Writeback errors recorded per file, by inode as Linux does (a renamed file keeps its errors). */
+  private readonly writebackErrors = new Map<number, number>();
   /** Sees every writev (bytes asked) and datasync, per file, before any injected failure. */
   observe: ((file: string, op: 'writev' | 'datasync', bytes: number) => void) | undefined;
 
@@ -48,7 +48,8 @@ export class FaultyFileLayer extends NodeFileLayer {
    * Descriptions opened after the loss do not hear it.
    */
   loseWriteback(file: string): void {
-    this.writebackErrors.set(file, (this.writebackErrors.get(file) ?? 0) + 1);
+    const inode = statSync(file).ino;
+    this.writebackErrors.set(inode, (this.writebackErrors.get(inode) ?? 0) + 1);
   }
 
   override async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -67,10 +68,11 @@ export class FaultyFileLayer extends NodeFileLayer {
   override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
     const inner = await super.open(file, flags);
     const layer = this;
-    let errorsHeard = layer.writebackErrors.get(file) ?? 0;
+    const inode = fstatSync(inner.fd).ino;
+    let errorsHeard = layer.writebackErrors.get(inode) ?? 0;
     /** This description's check of the file's writeback errors: each is reported to it once. */
     const checkWriteback = (): void => {
-      const errors = layer.writebackErrors.get(file) ?? 0;
+      const errors = layer.writebackErrors.get(inode) ?? 0;
       if (errors === errorsHeard) return;
       errorsHeard = errors;
       layer.writebackErrorsReported++;

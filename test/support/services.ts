@@ -4,6 +4,8 @@
  * that needs a service which is not there fails with the command to run: it never skips.
  */
 import { readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -120,6 +122,34 @@ export async function runServiceScript(script: string, args: readonly string[], 
       else reject(new Error(`${script} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
     });
   });
+}
+
+/** A Postgres cluster of one test's own (scripts/services/postgres.sh): it may stop it, the shared one is never disturbed. */
+export interface OwnPostgres {
+  /** A scratch directory of the test's (the cluster lives in its `services/`). */
+  readonly dir: string;
+  readonly databaseUrl: string;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  /** Stops the cluster and removes `dir`. */
+  purge(): Promise<void>;
+}
+
+export async function startOwnPostgres(label: string): Promise<OwnPostgres> {
+  const dir = await mkdtemp(join(tmpdir(), `ioboxx-${label}-`));
+  await chmod(dir, 0o755); // the cluster runs as the `postgres` user, which must reach its directory
+  const env = { IOBOXX_SERVICES_DIR: join(dir, 'services'), IOBOXX_PG_PORT: String(await freePort()) };
+  const lines = await runServiceScript('postgres.sh', ['up'], env);
+  return {
+    dir,
+    databaseUrl: /^IOBOXX_TEST_DATABASE_URL=(.*)$/m.exec(lines)![1]!,
+    down: async () => void (await runServiceScript('postgres.sh', ['down'], env)),
+    up: async () => void (await runServiceScript('postgres.sh', ['up'], env)),
+    purge: async () => {
+      await runServiceScript('postgres.sh', ['purge'], env).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface FreshDatabase {
