@@ -183,10 +183,11 @@ export async function connectNewerStdio(spec: StdioServerSpec): Promise<McpTestC
 }
 
 /**
- * The stdio wire over in-process streams (a server given them as its stdin and stdout): for
- * wiring tests that need the server in this process (e.g. a store over a FaultyFileLayer).
+ * The stdio wire over in-process streams (a server given them as its stdin and stdout), for
+ * wiring tests that need the server in this process (e.g. a store over a FaultyFileLayer). Both
+ * SDKs' transports have this shape and frame messages as JSON lines.
  */
-class OlderStreamsTransport implements OlderTransport {
+class StreamsTransport implements OlderTransport {
   onclose?: () => void;
   onerror?: (error: Error) => void;
   onmessage?: (message: OlderMessage) => void;
@@ -211,11 +212,17 @@ class OlderStreamsTransport implements OlderTransport {
   }
 }
 
-/** An older-era client over in-process streams: `toServer` is the server's stdin, `fromServer` its stdout. */
-export async function connectOlderStreams(toServer: Writable, fromServer: Readable): Promise<McpTestClient> {
-  const client = new OlderClient(clientInfo);
-  await client.connect(new OlderStreamsTransport(toServer, fromServer));
-  return olderFacade(client);
+/** A client of `era` over in-process streams: `toServer` is the server's stdin, `fromServer` its stdout. */
+export async function connectStreams(era: Era, toServer: Writable, fromServer: Readable): Promise<McpTestClient> {
+  const transport = new StreamsTransport(toServer, fromServer);
+  if (era === 'older') {
+    const client = new OlderClient(clientInfo);
+    await client.connect(transport);
+    return olderFacade(client);
+  }
+  const client = newerClient();
+  await client.connect(transport as unknown as Parameters<NewerClient['connect']>[0]);
+  return newerFacade(client);
 }
 
 export async function connectOlderHttp(spec: HttpServerSpec): Promise<McpTestClient> {

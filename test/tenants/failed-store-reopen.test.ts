@@ -23,7 +23,7 @@ import { TenantCommits } from '../../server/tenants/tenant-commits.js';
 import { SingleTenantMemory } from '../../server/tenants/single-tenant-memory.js';
 import { serveMemoryStdio } from '../../server/stdio.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
-import { connectNewerHttp, connectOlderStreams, newerRevision, toolErrorOf } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectStreams, newerRevision, toolErrorOf, type Era } from '../support/mcp-clients.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 
 let dataDir: string;
@@ -115,7 +115,7 @@ test('over HTTP: a failed tenant store answers 503 with Retry-After until the ba
   }
 });
 
-test('over stdio: a failed store is refused unavailable with a retry hint until the backoff is over, then the next call reopens it and writes, and a subscription made before the failure hears that write', async () => {
+test.each<Era>(['older', 'newer'])('over stdio (%s-era client): a failed store is refused unavailable with a retry hint until the backoff is over, then the next call reopens it and writes, and a subscription made before the failure hears that write', async (era) => {
   let nowMs = 1_000_000;
   const faults = new FaultyFileLayer();
   const principal = localPrincipal();
@@ -135,7 +135,7 @@ test('over stdio: a failed store is refused unavailable with a retry hint until 
     stdin,
     stdout,
   });
-  const client = await connectOlderStreams(stdin, stdout);
+  const client = await connectStreams(era, stdin, stdout);
   try {
     const put = async (id: string) => toolErrorOf(await client.callTool('object_put', { id, type: 'note', attributes: {} }));
     expect(await put('kept')).toBeUndefined();
