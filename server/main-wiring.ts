@@ -18,6 +18,7 @@ import type { Config } from './config.js';
 import { startHttpServer, type HttpServing } from './http/http-server.js';
 import { fixedPrincipal, isRefusal, type Authenticate, type HttpRefusal, type MemoryFor } from './http/seams.js';
 import type { Logger } from './log.js';
+import type { LeasedMemory } from './mcp/memory-source.js';
 import type { McpSurface } from './mcp/surface.js';
 import { createAccessRecorder, type AccessRecorder } from './audit/access-recorder.js';
 import { controlPendingToDrain, markControlPending } from './control/control-pending.js';
@@ -29,7 +30,7 @@ import { dataDirProbe, healthRouter, runProbes, s3Probe, type ReadinessProbe } f
 import { InFlightCalls } from './ops/in-flight.js';
 import { DegradedTenants } from './ops/degraded-tenants.js';
 import { statfsFreeBytes } from '../storage/io/free-bytes.js';
-import { storeOpenFailureCode, storeOpenRefusal } from './tenants/open-refusal.js';
+import { storeOpenFailureCode } from './tenants/open-refusal.js';
 import { TenantLoadGuard } from './ops/load-protection.js';
 import { authenticateOncePerRequest, callAdmission } from './ops/request-admission.js';
 import { OpsMetrics } from './ops/metrics.js';
@@ -37,10 +38,9 @@ import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
+import { SingleTenantMemory } from './tenants/single-tenant-memory.js';
 import { storesMemoryBytesMaxOfMachine } from './tenants/stores-memory-budget.js';
 import { TenantCommits } from './tenants/tenant-commits.js';
-import { tenantDir } from './tenants/tenant-dir.js';
-import { openTenantStore } from './tenants/tenant-open.js';
 
 /** The memory module as the MCP layer serves it; every call and read goes to the access log. */
 export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurface {
@@ -95,6 +95,12 @@ function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics
   };
 }
 
+/** A registry's opens, closes and failures reach the operator's log. */
+function logRegistryEvent(log: Logger, event: TenantRegistryEvent): void {
+  const failed = 'error' in event;
+  log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
+}
+
 /** The HTTP process's registry: each store it opens feeds `commits` before it serves any request. */
 function tenantRegistry(
   config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics: OpsMetrics, commits: TenantCommits,
@@ -118,8 +124,7 @@ function tenantRegistry(
     bytesOf: (memory) => memory.store.memoryBytesEstimate(),
     failed: (memory) => memory.store.failed,
     observe: (event) => {
-      const failed = 'error' in event;
-      log[failed ? 'error' : 'info']({ tenant: event.tenant, ...('why' in event && { why: event.why }), ...(failed && { err: event.error }) }, `tenant store ${event.kind}`);
+      logRegistryEvent(log, event);
       if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
       if (event.kind === 'closing' && event.why === 'failed') metrics?.failedStoreReopen();
       onEvent?.(event);
@@ -159,50 +164,52 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
     };
   }
   const tenant = principal.caller.tenant;
-  // Opened on first use: the 2.x client's discover probe (a throwaway process) never opens it.
-  let opening: Promise<TenantMemory> | undefined;
-  const openMemory = () =>
-    (opening ??= (async () => {
-      let dir = config.dataDir; // until the tenant's own is known
-      try {
-        dir = tenantDir(config.dataDir, tenant);
-        const memory = await openTenantStore(config.dataDir, tenant, (checked) => openTenantMemory(checked, tenant, {
-          ...tenantStoreOptions(config),
-          runHistory: runHistoryOf(tenant, () => control),
-          onBackgroundError: backgroundErrorReport(log, tenant),
-        }));
-        log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
-        return memory;
-      } catch (error) {
-        log.fatal({ err: error, dir }, 'tenant store cannot be opened');
-        throw storeOpenRefusal(error, dir);
-      }
-    })());
+  // Opened on first use (the 2.x client's discover probe, a throwaway process, never opens it);
+  // a failed store is reopened after its backoff, as on HTTP.
+  const tenantMemory = new SingleTenantMemory({
+    dataDir: config.dataDir,
+    tenant,
+    open: async (dir) => {
+      const memory = await openTenantMemory(dir, tenant, {
+        ...tenantStoreOptions(config),
+        runHistory: runHistoryOf(tenant, () => control),
+        onBackgroundError: backgroundErrorReport(log, tenant),
+      });
+      log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
+      return memory;
+    },
+    observe: (event) => logRegistryEvent(log, event),
+  });
   // The control plane (embedded PGlite by default) starts with the first real request too.
   let control: ControlRuntime | undefined;
-  const withTenant: WithTenant = async (wanted, fn) => {
-    if (wanted !== tenant) throw new MemoryError('forbidden', 'this stdio server serves one tenant');
-    return fn(await openMemory());
-  };
+  const withTenant = tenantMemory.withTenant;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log });
   // With a real Postgres the control plane starts on the first request. The embedded one
   // (PGlite) is left to `serve --http`: starting a WASM Postgres costs seconds of CPU at every
   // desktop-client launch, and the outbox and access log wait safely in the store meanwhile.
   let controlChecked = false;
-  const openMemoryAndControl = async () => {
-    const memory = await openMemory();
-    if (!controlChecked) {
-      controlChecked = true;
-      if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
-      else log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
-    }
-    return memory;
+  const memoryAndControl: LeasedMemory = {
+    lease: async () => {
+      const lease = await tenantMemory.memory.lease();
+      if (!controlChecked) {
+        controlChecked = true;
+        try {
+          if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
+          else log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
+        } catch (error) {
+          lease.release();
+          throw error;
+        }
+      }
+      return lease;
+    },
+    onCommit: tenantMemory.memory.onCommit,
   };
   log.info({ mode: config.mode, tenant, dataDir: config.dataDir }, 'serving MCP over stdio');
   const serving = serveMemoryStdio({
     surface: memorySurface(log, recorder),
     principal,
-    memory: openMemoryAndControl,
+    memory: memoryAndControl,
     ...(revalidate !== undefined && { revalidate }),
   });
   // The end of stdin (the client closing it, or us on SIGTERM/SIGINT) stops the reading; the
@@ -237,11 +244,11 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   await control?.close();
   await control?.markUndrained();
   // Without a control plane nothing drained this store: its calls' access rows wait for `serve --http`.
-  if (control === undefined && opening !== undefined) {
+  if (control === undefined && tenantMemory.everOpened) {
     await markControlPending(config.dataDir, tenant).catch((error: unknown) =>
       log.error({ err: error instanceof Error ? error.message : String(error) }, 'control-pending mark not written: the access rows drain at this tenant\'s next HTTP call'));
   }
-  if (opening !== undefined) await opening.then((memory) => memory.close(), () => undefined);
+  await tenantMemory.close();
   log.info('stdio connection over; store closed');
   return { shutdownBoundPassed };
 }

@@ -1,6 +1,7 @@
 /**
  * The open tenant stores. A store is opened on first use (concurrent first requests share one
- * open), stays open while used, is closed after `idleCloseMs` without work, and at most
+ * open), stays open while used, is closed after `idleCloseMs` without work (never with
+ * `idleCloseNever`), and at most
  * `openTenantsMax` stores hold a slot (opening, open or closing) at any moment. When a new
  * tenant needs a slot and none is free, the least recently used open store is closed first:
  * an idle one if there is any, else a busy one once its in-flight work has finished (work
@@ -29,6 +30,8 @@ import { openTenantStore } from './tenant-open.js';
 
 export const openTenantsMaxDefault = 64;
 export const idleCloseMsDefault = 5 * 60_000;
+/** No idle close: the store stays open until evicted, failed or shut down (a process serving one tenant). */
+export const idleCloseNever = Number.POSITIVE_INFINITY;
 /** Requests queued for a slot; past this the registry answers `busy` instead of queueing. */
 export const slotWaitersMax = 10_000;
 /**
@@ -143,8 +146,8 @@ export class TenantRegistry<T extends Closable> {
       throw new MemoryError('invalid_argument', `openTenantsMax must be a positive integer, got ${this.openTenantsMax}`);
     }
     for (const [name, value] of [['idleCloseMs', this.idleCloseMs], ['slotWaitMs', this.slotWaitMs]] as const) {
-      if (!(Number.isFinite(value) && value >= 0)) {
-        throw new MemoryError('invalid_argument', `${name} must be a non-negative number, got ${value}`);
+      if (!(Number.isFinite(value) && value >= 0) && !(name === 'idleCloseMs' && value === idleCloseNever)) {
+        throw new MemoryError('invalid_argument', `${name} must be a non-negative number${name === 'idleCloseMs' ? ' or idleCloseNever' : ''}, got ${value}`);
       }
     }
   }
@@ -479,6 +482,7 @@ export class TenantRegistry<T extends Closable> {
 
   private armIdleTimer(entry: Entry<T>): void {
     clearTimeout(entry.idleTimer);
+    if (this.idleCloseMs === idleCloseNever) return;
     entry.idleTimer = setTimeout(() => {
       entry.idleTimer = undefined;
       if (entry.state === 'open' && entry.inFlight === 0) this.startClose(entry, 'idle');

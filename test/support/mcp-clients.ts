@@ -10,7 +10,10 @@ import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js
 import { SSEClientTransport as OlderSseTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport as OlderStdioTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { Transport as OlderTransport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ResourceUpdatedNotificationSchema, type JSONRPCMessage as OlderMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Readable, Writable } from 'node:stream';
 import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport as NewerStdioTransport } from '@modelcontextprotocol/client/stdio';
 
@@ -176,6 +179,49 @@ export async function connectNewerStdio(spec: StdioServerSpec): Promise<McpTestC
   const client = newerClient();
   const transport = new NewerStdioTransport(stdioParameters(spec));
   await client.connect(transport);
+  return newerFacade(client);
+}
+
+/**
+ * The stdio wire over in-process streams (a server given them as its stdin and stdout), for
+ * wiring tests that need the server in this process (e.g. a store over a FaultyFileLayer). Both
+ * SDKs' transports have this shape and frame messages as JSON lines.
+ */
+class StreamsTransport implements OlderTransport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: OlderMessage) => void;
+  private readonly buffer = new ReadBuffer();
+
+  constructor(private readonly toServer: Writable, private readonly fromServer: Readable) {}
+
+  async start(): Promise<void> {
+    this.fromServer.on('data', (chunk: Buffer) => {
+      this.buffer.append(chunk);
+      for (let message = this.buffer.readMessage(); message !== null; message = this.buffer.readMessage()) this.onmessage?.(message);
+    });
+    this.fromServer.on('end', () => this.onclose?.());
+  }
+
+  async send(message: OlderMessage): Promise<void> {
+    this.toServer.write(serializeMessage(message));
+  }
+
+  async close(): Promise<void> {
+    this.toServer.end(); // the end of the server's stdin closes the connection
+  }
+}
+
+/** A client of `era` over in-process streams: `toServer` is the server's stdin, `fromServer` its stdout. */
+export async function connectStreams(era: Era, toServer: Writable, fromServer: Readable): Promise<McpTestClient> {
+  const transport = new StreamsTransport(toServer, fromServer);
+  if (era === 'older') {
+    const client = new OlderClient(clientInfo);
+    await client.connect(transport);
+    return olderFacade(client);
+  }
+  const client = newerClient();
+  await client.connect(transport as unknown as Parameters<NewerClient['connect']>[0]);
   return newerFacade(client);
 }
 

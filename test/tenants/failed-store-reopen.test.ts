@@ -5,6 +5,7 @@
  * refusal is a 503 with Retry-After.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
@@ -19,8 +20,10 @@ import { silentLogger } from '../../server/log.js';
 import { memoryCatalog, memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { TenantCommits } from '../../server/tenants/tenant-commits.js';
+import { SingleTenantMemory } from '../../server/tenants/single-tenant-memory.js';
+import { serveMemoryStdio } from '../../server/stdio.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
-import { connectNewerHttp, newerRevision, toolErrorOf } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectStreams, newerRevision, toolErrorOf, type Era } from '../support/mcp-clients.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 
 let dataDir: string;
@@ -109,5 +112,46 @@ test('over HTTP: a failed tenant store answers 503 with Retry-After until the ba
     await client.close();
     await serving.close();
     await registry.close();
+  }
+});
+
+test.each<Era>(['older', 'newer'])('over stdio (%s-era client): a failed store is refused unavailable with a retry hint until the backoff is over, then the next call reopens it and writes, and a subscription made before the failure hears that write', async (era) => {
+  let nowMs = 1_000_000;
+  const faults = new FaultyFileLayer();
+  const principal = localPrincipal();
+  // The stdio process's wiring (serveStdioProcess) with its store over the faulty disk.
+  const tenantMemory = new SingleTenantMemory({
+    dataDir,
+    tenant: principal.caller.tenant,
+    open: (dir) => openTenantMemory(dir, principal.caller.tenant, { fileLayer: asFileLayer(faults) }),
+    nowMs: () => nowMs,
+  });
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const serving = serveMemoryStdio({
+    surface: { tools: memoryTools, catalog: memoryCatalog, log: silentLogger() },
+    principal,
+    memory: tenantMemory.memory,
+    stdin,
+    stdout,
+  });
+  const client = await connectStreams(era, stdin, stdout);
+  try {
+    const put = async (id: string) => toolErrorOf(await client.callTool('object_put', { id, type: 'note', attributes: {} }));
+    expect(await put('kept')).toBeUndefined();
+    await client.watchResource('memory://objects/after');
+    faults.datasyncFailures = 1;
+    expect(await put('lost')).toMatchObject({ code: 'unavailable', message: expect.stringContaining('not applied') });
+    expect(await put('meanwhile')).toMatchObject({ code: 'unavailable', hint: `retry after ${failedStoreReopenDelayMsMin / 1000} s; nothing acknowledged was lost` });
+    nowMs += failedStoreReopenDelayMsMin;
+    expect(await put('after'), 'the write after the backoff').toBeUndefined();
+    expect(await client.nextResourceUpdate()).toBe('memory://objects/after');
+    expect(toolErrorOf(await client.callTool('object_get', { id: 'lost' }))).toMatchObject({ code: 'not_found' });
+    expect(toolErrorOf(await client.callTool('object_get', { id: 'meanwhile' }))).toMatchObject({ code: 'not_found' });
+    expect(toolErrorOf(await client.callTool('object_get', { id: 'kept' }))).toBeUndefined();
+  } finally {
+    await client.close();
+    await serving.closed;
+    await tenantMemory.close();
   }
 });

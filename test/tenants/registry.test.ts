@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
 import { segmentFileName } from '../../storage/log/segment.js';
 import { failedStoreReopenDelayMsMax, failedStoreReopenDelayMsMin, StoreReopenPending } from '../../server/tenants/failed-store-reopen.js';
-import { TenantRegistry, type TenantRegistryEvent } from '../../server/tenants/registry.js';
+import { idleCloseNever, TenantRegistry, type TenantRegistryEvent } from '../../server/tenants/registry.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 
 class FakeStore {
@@ -299,6 +299,16 @@ describe('tenant registry', () => {
     const closed = event('closed', 'aa');
     await vi.advanceTimersByTimeAsync(400);
     await closed;
+    expect(log).toEqual(['open aa', 'close aa']);
+  });
+
+  test('with idleCloseNever a store is never closed for idleness, and still closes at shutdown', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log } = harness({ idleCloseMs: idleCloseNever });
+    await registry.withTenant('aa', async () => undefined);
+    await vi.advanceTimersByTimeAsync(7 * 24 * 3_600_000);
+    expect(log).toEqual(['open aa']);
+    await registry.close();
     expect(log).toEqual(['open aa', 'close aa']);
   });
 
