@@ -125,10 +125,8 @@ function tenantRegistry(
     failed: (memory) => memory.store.failed,
     observe: (event) => {
       logRegistryEvent(log, event);
-      if (event.kind === 'open_failed') metrics?.storeOpenFailure(storeOpenFailureCode(event.error));
-      if (event.kind === 'closing' && event.why === 'failed') metrics?.failedStoreReopen();
-      onEvent?.(event);
       if (event.kind === 'open_failed') metrics.storeOpenFailure(storeOpenFailureCode(event.error));
+      if (event.kind === 'closing' && event.why === 'failed') metrics.failedStoreReopen();
       onEvent(event);
     },
   });
