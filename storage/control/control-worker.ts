@@ -44,6 +44,8 @@ export interface ControlWorkerOptions {
   readonly tenantsMax?: number;
   /** Every nudge of `tenant` so far has run to success (its store holds nothing the control plane has not taken). */
   readonly onTenantDrained?: (tenant: string) => void;
+  /** A drain of `tenant` failed (it is retried): its store still holds work the control plane has not taken. */
+  readonly onTenantFailed?: (tenant: string) => void;
   /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
   readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
@@ -80,6 +82,8 @@ class SingleFlight {
     private readonly rerunGapMs: number,
     /** Its work has all run to success (nothing queued, no retry pending). */
     private readonly onIdle: () => void = () => undefined,
+    /** A run failed (before it is reported and retried). */
+    private readonly onFailed: () => void = () => undefined,
   ) {}
 
   nudge(): void {
@@ -103,6 +107,7 @@ class SingleFlight {
         await this.run();
       } catch (error) {
         failed = true;
+        this.onFailed();
         this.onError(this.name, error);
         break;
       }
@@ -201,6 +206,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
               if (tenants.get(tenant) === created) tenants.delete(tenant);
               options.onTenantDrained?.(tenant);
             },
+            () => options.onTenantFailed?.(tenant),
           ),
         };
         tenants.set(tenant, created);
