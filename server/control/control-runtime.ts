@@ -12,9 +12,11 @@ import { stageServerAudit, stageServerAuditSpool, type ServerAuditEvent } from '
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import type { MemoryError } from '../../storage/errors.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { refusedUntilOperatorActs } from '../tenants/open-refusal.js';
 import { clearControlPending, markControlPending } from './control-pending.js';
 import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool, type DenialSpool } from './denial-spool.js';
 import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
@@ -185,6 +187,13 @@ export async function startControlRuntime(input: {
       retryMs: workRetryMs,
       onTenantDrained: tenantDrained,
       onTenantFailed: markPending,
+      // A store refused until an operator acts (vanished, damaged) is not retried every second
+      // (the start drain gives it only once); its mark stays, so a start after the restore drains it.
+      givenUp: refusedUntilOperatorActs,
+      onTenantGivenUp: (tenant, error) => log.error(
+        { tenant, err: errorText(error), hint: (error as MemoryError).hint },
+        'control-plane work of a tenant given up: its store is refused until an operator acts; it stays marked and drains at the start after that',
+      ),
       // A full batch staged ships now, not at the next tick: the staged backlog stays about one batch.
       onStaged: (_tenant, events) => {
         stagedSinceNudge += events;

@@ -9,7 +9,10 @@ import { readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import { controlPendingDirName } from '../../server/control/control-pending.js';
+import { pino } from 'pino';
+import { controlPendingDirName, markControlPending } from '../../server/control/control-pending.js';
+import { workRetryMs } from '../../server/control/control-runtime.js';
+import { recordKnownTenant } from '../../server/tenants/known-tenants.js';
 import { loadConfig } from '../../server/config.js';
 import { silentLogger } from '../../server/log.js';
 import { serveHttpProcess, type HttpProcess } from '../../server/main-wiring.js';
@@ -104,3 +107,25 @@ test('access rows of calls made while Postgres is away reach it after a SIGKILL 
 
   await expectDrainedAfterRestart(dataDir);
 }, 60_000);
+
+// The start drain retried a vanished store every second until an operator restored or retired it.
+test('a marked tenant whose store vanished is tried once at start, logged once with the hint, and stays marked', async () => {
+  const dataDir = join(postgres.dir, 'data-vanished');
+  await recordKnownTenant(dataDir, 'gone'); // known, its directory never made: vanished
+  await markControlPending(dataDir, 'gone');
+  await postgres.up();
+  const lines: Array<{ msg: string; tenant?: string; job?: string; hint?: string }> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const server = await serveHttpProcess(httpConfig(dataDir), log);
+  try {
+    const givenUp = () => lines.filter((l) => l.tenant === 'gone' && l.msg.includes('given up'));
+    await waitUntil('the vanished tenant\'s drain given up', async () => givenUp().length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 3 * workRetryMs)); // the retries, if any, would land here
+    expect(givenUp(), 'logged once').toHaveLength(1);
+    expect(givenUp()[0]!.hint).toContain('ioboxx-memory restore');
+    expect(lines.filter((l) => l.job === 'tenant gone'), 'retried after the refusal').toEqual([]);
+    expect(await readdir(join(dataDir, controlPendingDirName)), 'the mark is kept for a start after the restore').toEqual(['gone']);
+  } finally {
+    await stop(server);
+  }
+});
