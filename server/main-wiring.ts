@@ -186,6 +186,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   // (PGlite) is left to `serve --http`: starting a WASM Postgres costs seconds of CPU at every
   // desktop-client launch, and the outbox and access log wait safely in the store meanwhile.
   let controlChecked = false;
+  let undrainedMarked: Promise<void> | undefined;
   const memoryAndControl: LeasedMemory = {
     lease: async () => {
       const lease = await tenantMemory.memory.lease();
@@ -193,7 +194,12 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
         controlChecked = true;
         try {
           if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
-          else log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
+          else {
+            log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
+            // Nothing drains this store here: marked now, not at shutdown, so a crash leaves the mark too.
+            undrainedMarked = markControlPending(config.dataDir, tenant).catch((error: unknown) =>
+              log.error({ err: error instanceof Error ? error.message : String(error) }, 'control-pending mark not written: the access rows drain at this tenant\'s next HTTP call'));
+          }
         } catch (error) {
           lease.release();
           throw error;
@@ -241,11 +247,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   await recorder.flushed();
   await control?.close();
   await control?.markUndrained();
-  // Without a control plane nothing drained this store: its calls' access rows wait for `serve --http`.
-  if (control === undefined && tenantMemory.everOpened) {
-    await markControlPending(config.dataDir, tenant).catch((error: unknown) =>
-      log.error({ err: error instanceof Error ? error.message : String(error) }, 'control-pending mark not written: the access rows drain at this tenant\'s next HTTP call'));
-  }
+  await undrainedMarked;
   await tenantMemory.close();
   log.info('stdio connection over; store closed');
   return { shutdownBoundPassed };

@@ -12,9 +12,11 @@ import { stageServerAudit, stageServerAuditSpool, type ServerAuditEvent } from '
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import type { MemoryError } from '../../storage/errors.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
+import { refusedUntilOperatorActs } from '../tenants/open-refusal.js';
 import { clearControlPending, markControlPending } from './control-pending.js';
 import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool, type DenialSpool } from './denial-spool.js';
 import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
@@ -78,23 +80,42 @@ export async function startControlRuntime(input: {
   const changedBeforeConnect = new Set<string>();
   /** Tenants whose work has not (yet) run to success: marked at shutdown. Bounded like changedBeforeConnect. */
   const undrained = new Set<string>();
-  /** Tenants given at start whose mark is removed at their first successful drain. */
-  const markedAtStart = new Set<string>();
-  /** Marks being removed: the shutdown marking waits for them (a removal must not follow a new mark). */
-  const clearing = new Set<Promise<void>>();
+  /**
+   * Tenants whose control-pending mark is on disk (or being written): given at start, or marked
+   * when their work was first deferred (Postgres not connected yet) or its drain failed, so the
+   * work a crash leaves behind is drained at the next start too. One mark write per tenant per
+   * pending period, never per commit; removed at the tenant's next successful drain.
+   */
+  const marked = new Set<string>();
+  /** Per tenant, its last mark write or removal: the next one follows it (a removal must not pass a write). */
+  const markWrites = new Map<string, Promise<void>>();
+  const writeMarkInTurn = (tenant: string, write: () => Promise<unknown>, failure: string): void => {
+    const next = (markWrites.get(tenant) ?? Promise.resolve()).then(write).then(
+      () => undefined,
+      (error: unknown) => log.warn({ tenant, err: errorText(error) }, failure),
+    );
+    markWrites.set(tenant, next);
+    void next.finally(() => {
+      if (markWrites.get(tenant) === next) markWrites.delete(tenant);
+    });
+  };
   const noteUndrained = (tenant: string): void => {
     if (undrained.size < dirtyTenantsMax) undrained.add(tenant);
     else if (!undrained.has(tenant)) log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants with control-plane work waiting: this one is not marked at shutdown, it drains at its next call');
   };
+  const markPending = (tenant: string): void => {
+    if (marked.has(tenant)) return;
+    if (marked.size >= dirtyTenantsMax) {
+      log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants marked with control-plane work waiting: this one is marked only at a clean shutdown');
+      return;
+    }
+    marked.add(tenant);
+    writeMarkInTurn(tenant, () => markControlPending(config.dataDir, tenant), 'control-pending mark not written: a clean shutdown writes it; after a crash this tenant drains at its next call');
+  };
   const tenantDrained = (tenant: string): void => {
     undrained.delete(tenant);
-    if (!markedAtStart.delete(tenant)) return;
-    const removal = clearControlPending(config.dataDir, tenant).then(
-      () => undefined,
-      (error: unknown) => log.warn({ tenant, err: errorText(error) }, 'control-pending mark not removed: the next start drains this tenant again (a no-op)'),
-    );
-    clearing.add(removal);
-    void removal.finally(() => clearing.delete(removal));
+    if (!marked.delete(tenant)) return;
+    writeMarkInTurn(tenant, () => clearControlPending(config.dataDir, tenant), 'control-pending mark not removed: the next start drains this tenant again (a no-op)');
   };
   const pendingDenials: ServerAuditEvent[] = [];
   /** Denials an earlier shutdown spooled, staged (before the new ones) once Postgres answers. */
@@ -165,6 +186,14 @@ export async function startControlRuntime(input: {
       alsoGlobal: stageDenials,
       retryMs: workRetryMs,
       onTenantDrained: tenantDrained,
+      onTenantFailed: markPending,
+      // A store refused until an operator acts (vanished, damaged) is not retried every second
+      // (the start drain gives it only once); its mark stays, so a start after the restore drains it.
+      givenUp: refusedUntilOperatorActs,
+      onTenantGivenUp: (tenant, error) => log.error(
+        { tenant, err: errorText(error), hint: (error as MemoryError).hint },
+        'control-plane work of a tenant given up: its store is refused until an operator acts; it stays marked and drains at the start after that',
+      ),
       // A full batch staged ships now, not at the next tick: the staged backlog stays about one batch.
       onStaged: (_tenant, events) => {
         stagedSinceNudge += events;
@@ -209,7 +238,7 @@ export async function startControlRuntime(input: {
         log.warn({ tenants: tenants.length, drainedMax: startupDrainTenantsMax }, 'too many tenants to drain at start: the rest drain at their next call');
       }
       const drained = tenants.slice(0, startupDrainTenantsMax);
-      for (const tenant of drained) markedAtStart.add(tenant);
+      for (const tenant of drained) marked.add(tenant);
       await drainTenantsInTurn(drained, (tenant) => {
         work.nudgeTenant(tenant, accessFor(tenant));
         return work.whenTenantIdle(tenant);
@@ -228,8 +257,13 @@ export async function startControlRuntime(input: {
     auditBucket: bucket,
     tenantChanged(tenant) {
       noteUndrained(tenant);
-      if (worker) worker.nudgeTenant(tenant, accessFor(tenant));
-      else if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
+      if (worker) {
+        worker.nudgeTenant(tenant, accessFor(tenant));
+        return;
+      }
+      // Deferred until Postgres answers: marked now, so a crash before then does not strand the work.
+      markPending(tenant);
+      if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
     },
     auditDenial(event) {
       if (pendingDenials.length >= pendingDenialsMax) {
@@ -258,7 +292,8 @@ export async function startControlRuntime(input: {
       await control?.close();
     },
     async markUndrained() {
-      await Promise.all(clearing);
+      await Promise.all(markWrites.values());
+      // Also the tenants marked already: a mark whose write failed is tried again (one that exists costs a stat).
       for (const tenant of undrained) {
         await markControlPending(config.dataDir, tenant).catch((error: unknown) =>
           log.error({ tenant, err: errorText(error) }, 'control-pending mark not written: this tenant\'s waiting work drains at its next call'));

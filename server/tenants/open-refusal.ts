@@ -4,7 +4,7 @@
  * a bare 500 or `internal`. The details (file, byte, errno, the repair command) go to the
  * operator's log, not to the model.
  */
-import { MemoryError } from '../../storage/errors.js';
+import { DamagedStore, MemoryError } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
 /**
@@ -17,15 +17,32 @@ export function storeOpenFailureCode(error: unknown): string | undefined {
   return typeof code === 'string' && /^(E[A-Z]+|[a-z_]+)$/.test(code) ? code : undefined;
 }
 
+/** Refusals no retry mends: an operator must restore, forget or repair the store first. */
+const refusalsUntilOperatorActs = new WeakSet<MemoryError>();
+
+/**
+ * Whether `error` is a refusal of `storeOpenRefusal` that stands until an operator acts (a
+ * known tenant's store vanished, a damaged store), not one a later retry may get past.
+ */
+export function refusedUntilOperatorActs(error: unknown): boolean {
+  return error instanceof MemoryError && refusalsUntilOperatorActs.has(error);
+}
+
 export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // Retryable refusals and a tenant directory refused as unsafe (a symlink) stay as they are;
   // anything else (a damaged log, ENOSPC, a LOCK another process holds) is the operator's to fix.
   if (error instanceof MemoryError && (error.code === 'unavailable' || error.code === 'busy' || error.code === 'forbidden')) return error;
   // A known tenant's store is gone: retrying cannot help until an operator restores or forgets it.
   if (error instanceof VanishedStore) {
-    return new MemoryError('unavailable', `the store of tenant ${error.tenant} is missing from the data directory; it is not recreated empty`, `an operator must ${error.hint}`);
+    return untilOperatorActs(new MemoryError('unavailable', `the store of tenant ${error.tenant} is missing from the data directory; it is not recreated empty`, `an operator must ${error.hint}`));
   }
   const code = storeOpenFailureCode(error);
   const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
-  return new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
+  const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
+  return error instanceof DamagedStore ? untilOperatorActs(refusal) : refusal;
+}
+
+function untilOperatorActs(refusal: MemoryError): MemoryError {
+  refusalsUntilOperatorActs.add(refusal);
+  return refusal;
 }

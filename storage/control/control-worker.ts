@@ -44,6 +44,15 @@ export interface ControlWorkerOptions {
   readonly tenantsMax?: number;
   /** Every nudge of `tenant` so far has run to success (its store holds nothing the control plane has not taken). */
   readonly onTenantDrained?: (tenant: string) => void;
+  /** A drain of `tenant` failed (retried, or given up): its store still holds work the control plane has not taken. */
+  readonly onTenantFailed?: (tenant: string) => void;
+  /**
+   * A failure no retry mends (a tenant store refused until an operator acts): that tenant's work
+   * is given up, not retried every `retryMs`, until its next nudge. Nothing is given up unless given.
+   */
+  readonly givenUp?: (error: unknown) => boolean;
+  /** The work of `tenant` was given up on `error` (see `givenUp`): reported once, instead of onError. */
+  readonly onTenantGivenUp?: (tenant: string, error: unknown) => void;
   /** Access-log rows of `tenant` were staged (e.g. to wake the shipper once a batch is full). */
   readonly onStaged?: (tenant: string, events: number) => void;
   readonly onError?: (job: string, error: unknown) => void;
@@ -80,6 +89,8 @@ class SingleFlight {
     private readonly rerunGapMs: number,
     /** Its work has all run to success (nothing queued, no retry pending). */
     private readonly onIdle: () => void = () => undefined,
+    /** A run failed: true gives its work up (not reported, not retried; its waiters let go, not idle). */
+    private readonly onFailed: (error: unknown) => boolean = () => false,
   ) {}
 
   nudge(): void {
@@ -97,13 +108,15 @@ class SingleFlight {
 
   private async loop(): Promise<void> {
     let failed = false;
+    let givenUp = false;
     do {
       this.again = false;
       try {
         await this.run();
       } catch (error) {
         failed = true;
-        this.onError(this.name, error);
+        givenUp = this.onFailed(error);
+        if (!givenUp) this.onError(this.name, error);
         break;
       }
       if (this.again && !this.stopped && this.rerunGapMs > 0) await this.gap();
@@ -111,7 +124,8 @@ class SingleFlight {
     this.running = undefined;
     // A failed run is not idle, also when stopping (stop() lets the waiters go): its work is still there.
     if (failed) {
-      if (!this.stopped) {
+      if (givenUp) for (const w of this.waiters.splice(0)) w();
+      else if (!this.stopped) {
         this.retry = setTimeout(() => {
           this.retry = undefined;
           this.nudge();
@@ -200,6 +214,14 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
             () => {
               if (tenants.get(tenant) === created) tenants.delete(tenant);
               options.onTenantDrained?.(tenant);
+            },
+            (error) => {
+              options.onTenantFailed?.(tenant);
+              if (!options.givenUp?.(error)) return false;
+              // Forgotten like a drained tenant: its next nudge starts afresh.
+              if (tenants.get(tenant) === created) tenants.delete(tenant);
+              options.onTenantGivenUp?.(tenant, error);
+              return true;
             },
           ),
         };

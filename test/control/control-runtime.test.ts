@@ -14,7 +14,11 @@ import { startControlRuntime, type ControlRuntime, type WithTenant } from '../..
 import type { Config } from '../../server/config.js';
 import { openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
+import { controlPendingDirName } from '../../server/control/control-pending.js';
+import { silentLogger } from '../../server/log.js';
+import { hasTenantRecord } from '../../server/tenants/tenant-record-dir.js';
 import { freshPostgresDatabase } from '../support/services.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const tenant = 'acme';
 const caller: Caller = { tenant, subject: 'user-1', roles: ['write'] };
@@ -23,11 +27,17 @@ afterAll(async () => {
   for (const step of cleanup.reverse()) await step();
 });
 
-test('a tenant\'s undrained work from before a restart reaches the control plane without a call of that tenant', async () => {
+/** A fresh data dir and database, removed after the file. */
+async function dataDirAndDatabase(label: string) {
   const dataDir = await mkdtemp(join(tmpdir(), 'ioboxx-control-runtime-'));
   cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
-  const db = await freshPostgresDatabase('ctlruntime');
+  const db = await freshPostgresDatabase(label);
   cleanup.push(db.drop);
+  return { dataDir, db };
+}
+
+test('a tenant\'s undrained work from before a restart reaches the control plane without a call of that tenant', async () => {
+  const { dataDir, db } = await dataDirAndDatabase('ctlruntime');
 
   // Before the restart: the tenant worked while nothing drained its store.
   const before = await openTenantMemory(join(dataDir, 'tenants', tenant), tenant);
@@ -60,4 +70,33 @@ test('a tenant\'s undrained work from before a restart reaches the control plane
   const history = await plane.runHistory(tenant, { fromMs: 0, toMs: Date.now() + 60_000, limit: 10 });
   expect(history.map((h) => h.runId)).toEqual([started.result.session]);
   expect((await plane.stagedAudit(tenant, { limit: 10 })).length).toBe(1);
+});
+
+// The mark was written only at a clean shutdown: a crash while the drain kept failing left the work to the tenant's next call.
+test('a tenant whose drain fails is marked durably at once, and unmarked once its drain succeeds', async () => {
+  const { dataDir, db } = await dataDirAndDatabase('ctlruntime_fail');
+  const memory = await openTenantMemory(join(dataDir, 'tenants', tenant), tenant);
+  cleanup.push(() => memory.close());
+  await memory.store.call('access_log_append', { subject: 'user-1', action: 'tools/call', target: 'object_put', outcome: 'ok' }, caller);
+
+  let failing = true;
+  let failures = 0;
+  const withTenant: WithTenant = async (_wanted, fn) => {
+    if (failing) {
+      failures += 1;
+      throw new Error('the control plane went away (simulated)');
+    }
+    return fn(memory);
+  };
+  const config = { dataDir, database: { url: db.url }, auditRetentionDays: 1 } as unknown as Config;
+  const runtime = await startControlRuntime({ config, log: silentLogger(), withTenant });
+  cleanup.push(() => runtime.close());
+  await waitUntil('the control plane connected', async () => runtime.control !== undefined);
+
+  runtime.tenantChanged(tenant);
+  await waitUntil('the tenant marked while its drain fails', () => hasTenantRecord(dataDir, controlPendingDirName, tenant));
+  await waitUntil('the drain retried', async () => failures >= 2);
+  failing = false;
+  await waitUntil('the access row staged', async () => (await runtime.control!.stagedAudit(tenant, { limit: 10 })).length === 1);
+  await waitUntil('the mark removed once drained', async () => !(await hasTenantRecord(dataDir, controlPendingDirName, tenant)));
 });

@@ -66,4 +66,35 @@ describe('control worker', () => {
     await ok.stop();
     expect(drained).toEqual(['fine']);
   });
+
+  // A refusal only an operator can end was retried every retryMs for as long as the server ran.
+  test('a tenant whose failure is given up is not retried, lets its waiters go, and runs again at its next nudge', async () => {
+    const events: string[] = [];
+    let attempts = 0;
+    const worker = startControlWorker(control, {
+      applyKeycloakEvent: async () => undefined,
+      retryMs: 10,
+      givenUp: (error) => error instanceof Error && error.message === 'refused for good',
+      onTenantFailed: (tenant) => events.push(`failed ${tenant}`),
+      onTenantGivenUp: (tenant) => events.push(`given up ${tenant}`),
+      onTenantDrained: (tenant) => events.push(`drained ${tenant}`),
+      onError: (job) => events.push(`error ${job}`),
+    });
+    try {
+      const refused = async () => {
+        attempts += 1;
+        throw new Error('refused for good');
+      };
+      worker.nudgeTenant('gone', refused);
+      await worker.whenTenantIdle('gone');
+      await new Promise((resolve) => setTimeout(resolve, 100)); // ten retry periods
+      expect(attempts, 'retried after being given up').toBe(1);
+      expect(events).toEqual(['failed gone', 'given up gone']);
+      worker.nudgeTenant('gone', refused);
+      await worker.whenTenantIdle('gone');
+      expect(attempts).toBe(2);
+    } finally {
+      await worker.stop();
+    }
+  });
 });

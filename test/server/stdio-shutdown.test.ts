@@ -15,10 +15,13 @@ import { fileURLToPath } from 'node:url';
 import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/server';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { localTenantDefault } from '../../server/auth/local-principal.js';
+import { controlPendingDirName } from '../../server/control/control-pending.js';
 import { StdioTransport } from '../../server/mcp/stdio-transport.js';
 import { exitCodeTimedOut } from '../../server/ops/shutdown.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
+import { hasTenantRecord } from '../../server/tenants/tenant-record-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const main = path.join(root, 'server', 'cli', 'main.ts');
@@ -175,5 +178,19 @@ describe('the stdio wire after stdin ends', () => {
     w.finishers[0]!(okResult('late'));
     await new Promise((resolve) => setImmediate(resolve));
     expect(w.lines).toHaveLength(2);
+  });
+});
+
+describe('a stdio server with the embedded database, killed', () => {
+  // The mark was written at shutdown only: after a SIGKILL the access rows waited for the tenant's next HTTP call.
+  test('its tenant is marked for the next `serve --http` before any shutdown', async () => {
+    const killedDataDir = path.join(dataDir, 'killed');
+    const { child, answered, exited } = await initializedServer({ IOBOXX_DATA_DIR: killedDataDir });
+    child.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
+    child.stdin.write(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_put', arguments: { type: 'note', attributes: {} } } }) + '\n');
+    await answered(2);
+    await waitUntil('the tenant marked while the server runs', () => hasTenantRecord(killedDataDir, controlPendingDirName, localTenantDefault));
+    child.kill('SIGKILL');
+    await exited;
   });
 });

@@ -8,9 +8,10 @@ import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { DamagedStore } from '../../storage/errors.js';
 import { segmentFileName } from '../../storage/log/segment.js';
 import { isKnownTenant, knownTenantsRoot, recordKnownTenant } from '../../server/tenants/known-tenants.js';
-import { storeOpenRefusal } from '../../server/tenants/open-refusal.js';
+import { refusedUntilOperatorActs, storeOpenRefusal } from '../../server/tenants/open-refusal.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { openTenantStore } from '../../server/tenants/tenant-open.js';
 import { VanishedStore } from '../../server/tenants/vanished-store.js';
@@ -80,5 +81,18 @@ describe('a known tenant whose store has vanished', () => {
     expect(refusal.message).toContain('missing');
     expect(refusal.hint).toContain('ioboxx-memory restore');
     expect(refusal.hint).toContain('tenants forget acme --yes');
+  });
+});
+
+// The control worker retried every such refusal every second: only an operator can end it.
+describe('which open refusals stand until an operator acts', () => {
+  test('a vanished or damaged store does; a full disk or a busy lock does not', () => {
+    const dir = tenantDir(dataDir, 'acme');
+    expect(refusedUntilOperatorActs(storeOpenRefusal(new VanishedStore('acme', dir, 'directory missing'), dir))).toBe(true);
+    expect(refusedUntilOperatorActs(storeOpenRefusal(new DamagedStore(join(dir, 'log'), 0, 'bad frame'), dir))).toBe(true);
+    const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    expect(refusedUntilOperatorActs(storeOpenRefusal(full, dir))).toBe(false);
+    const held = Object.assign(new Error('store locked by another process'), { code: 'conflict' });
+    expect(refusedUntilOperatorActs(storeOpenRefusal(held, dir))).toBe(false);
   });
 });
