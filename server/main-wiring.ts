@@ -120,6 +120,7 @@ function tenantRegistry(
     },
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
+    slotWaitMs: config.tenantSlotWaitMs,
     storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
     bytesOf: (memory) => memory.store.memoryBytesEstimate(),
     failed: (memory) => memory.store.failed,
