@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
 import { logLevels, type LogLevel } from './log.js';
-import { idleCloseMsDefault, openTenantsMaxDefault } from './tenants/registry.js';
+import { idleCloseMsDefault, openTenantsMaxDefault, slotWaitMsDefault, slotWaitMsMax } from './tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../tools/tenant-snapshots.js';
 import { tenantRowBytesMaxDefault } from '../storage/store.js';
 
@@ -48,6 +48,7 @@ const environmentSchema = z
     IOBOXX_TENANT: optionalString,
     IOBOXX_MAX_OPEN_TENANTS: integerIn(1, 100_000, openTenantsMaxDefault),
     IOBOXX_TENANT_IDLE_CLOSE_MS: integerIn(1, 7 * 24 * 3_600_000, idleCloseMsDefault),
+    IOBOXX_TENANT_SLOT_WAIT_MS: integerIn(1, slotWaitMsMax, slotWaitMsDefault),
     DATABASE_URL: optionalUrl,
     DATABASE_DIRECT_URL: optionalUrl,
     S3_ENDPOINT: optionalUrl,
@@ -117,6 +118,8 @@ export interface Config {
   readonly maxOpenTenants: number;
   /** An unused tenant store closes after this (tenants/registry.ts). */
   readonly tenantIdleCloseMs: number;
+  /** An open that finds no free slot or no room in the stores' memory budget waits this long, then fails busy (tenants/registry.ts). */
+  readonly tenantSlotWaitMs: number;
   readonly database: { readonly url?: string; readonly directUrl?: string };
   readonly s3?: S3Config;
   readonly auditRetentionDays: number;
@@ -174,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
     ...(e.IOBOXX_TENANT !== undefined && { tenantSelection: e.IOBOXX_TENANT }),
     maxOpenTenants: e.IOBOXX_MAX_OPEN_TENANTS,
     tenantIdleCloseMs: e.IOBOXX_TENANT_IDLE_CLOSE_MS,
+    tenantSlotWaitMs: e.IOBOXX_TENANT_SLOT_WAIT_MS,
     database: {
       ...(e.DATABASE_URL !== undefined && { url: e.DATABASE_URL }),
       ...(e.DATABASE_DIRECT_URL !== undefined && { directUrl: e.DATABASE_DIRECT_URL }),

@@ -120,6 +120,7 @@ function tenantRegistry(
     },
     openTenantsMax: config.maxOpenTenants,
     idleCloseMs: config.tenantIdleCloseMs,
+    slotWaitMs: config.tenantSlotWaitMs,
     storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
     bytesOf: (memory) => memory.store.memoryBytesEstimate(),
     failed: (memory) => memory.store.failed,
@@ -291,16 +292,14 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       await plane.auditBacklog();
     },
   };
-  // An evicted store is held open by the leases of its tenant's subscriptions/listen streams and
-  // WebSocket subscribers: they let go (HttpServing.releaseStore, WebSocketServing.releaseStore).
-  // 2025-era sessions hold no lease between calls and hear commits through `commits`.
-  let servingForRegistry: HttpServing | undefined;
+  // An evicted store is held open by the leases of its tenant's WebSocket subscribers: they let go
+  // (WebSocketServing.releaseStore). 2025-era sessions hold no lease between calls and
+  // subscriptions/listen streams none at all: they hear commits through `commits`.
   let liveForRegistry: WebSocketServing | undefined;
   const commits = new TenantCommits();
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, commits, (event) => {
     degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') {
-      servingForRegistry?.releaseStore(event.tenant);
       liveForRegistry?.releaseStore(event.tenant);
     }
   });
@@ -403,7 +402,6 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     }),
   });
   listeningOrigin = new URL(serving.url).origin;
-  servingForRegistry = serving;
   // Live row subscriptions on /ws: the same authentication and tenant leases as /mcp.
   const live = attachWebSocket(serving.server, {
     authenticate: authenticateAudited, memoryFor: socketMemoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,

@@ -75,11 +75,6 @@ export interface HttpServing {
   readonly url: string;
   /** For upgrades (WebSocket) and introspection. */
   readonly server: http.Server;
-  /**
-   * The tenant's store is being evicted: its subscriptions/listen streams end, letting go of
-   * their leases. Sessions hold no lease between calls: they stay open.
-   */
-  releaseStore(tenant: string): void;
   close(): Promise<void>;
 }
 
@@ -227,7 +222,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   return {
     url,
     server,
-    releaseStore: (tenant) => streamable.releaseStore(tenant),
     close: async () => {
       await Promise.allSettled([sessions.closeAll(), streamable.close()]);
       await new Promise<void>((resolve) => {

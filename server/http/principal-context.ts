@@ -4,17 +4,17 @@
  * headers). The token itself is never put here.
  */
 import type { AuthInfo } from '@modelcontextprotocol/server';
-import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
+import type { MemorySource } from '../mcp/memory-source.js';
 
 interface Carried {
   readonly principal: Principal;
-  readonly memory: TenantMemory;
+  readonly memory: MemorySource;
 }
 
 const carriedKey = 'ioboxx';
 
-export function authInfoOf(principal: Principal, memory: TenantMemory): AuthInfo {
+export function authInfoOf(principal: Principal, memory: MemorySource): AuthInfo {
   return {
     token: '',
     clientId: principal.caller.subject,

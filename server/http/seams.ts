@@ -30,7 +30,8 @@ export type CommitsOf = (tenant: string, listener: CommitListener) => Unsubscrib
 
 /**
  * A 2025-era session's memory: a lease per request (between calls the session holds none, so
- * its tenant's store may close, and the next call reopens it) and its tenant's commits.
+ * its tenant's store may close, and the next call reopens it) and its tenant's commits. A
+ * subscriptions/listen stream's server has it too: it makes no request, so it holds no lease.
  */
 export function sessionMemory(principal: Principal, memoryFor: MemoryFor, commitsOf: CommitsOf): LeasedMemory {
   return {

@@ -37,8 +37,6 @@ export interface StreamableRouteOptions {
 export interface StreamableRoute {
   /** Call after authentication; `req.body` is the parsed JSON body (or undefined). */
   serve(req: Request, res: Response, principal: Principal): Promise<void>;
-  /** The tenant's store is being evicted: its subscriptions/listen streams end, letting go of their leases. */
-  releaseStore(tenant: string): void;
   close(): Promise<void>;
 }
 
@@ -56,8 +54,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   const onerror = (error: Error) => surface.log.debug({ err: error }, 'mcp http request refused or failed');
   const modern = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror });
   const serveModern = toNodeHandler(modern, { maxRequestBodySize: bodyBytesMax, onerror });
-  /** Open subscriptions/listen streams, with the tenant whose store each one's lease holds. */
-  const listenHandlers = new Map<McpHttpHandler, string>();
+  /** Open subscriptions/listen streams. */
+  const listenHandlers = new Set<McpHttpHandler>();
 
   /** A lease released exactly once, when the response is over. */
   async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
@@ -66,7 +64,12 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     return lease;
   }
 
-  async function serveListen(req: Request, res: Response, principal: Principal, lease: MemoryLease): Promise<void> {
+  /**
+   * A listen stream sends changed resource addresses only and reads nothing: its per-request
+   * server just states the capabilities. So it holds no lease (its tenant's store may be evicted
+   * and reopened under it) and hears the tenant's commits through `commitsOf`, each once.
+   */
+  async function serveListen(req: Request, res: Response, principal: Principal): Promise<void> {
     const problem = listenUrisProblem(surface.catalog, req.body);
     if (problem !== undefined) {
       // As the SDK's listen router answers a request it refuses: HTTP 200, a JSON-RPC error for its id.
@@ -74,9 +77,10 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       return;
     }
     const handler = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror, maxSubscriptions: 1 });
-    listenHandlers.set(handler, principal.caller.tenant);
+    listenHandlers.add(handler);
+    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, sessionMemory(principal, memoryFor, commitsOf));
     const stopFeed = principal.capabilities.has('read')
-      ? lease.memory.store.onCommit((txs) => {
+      ? commitsOf(principal.caller.tenant, (txs) => {
           for (const uris of changedUrisOf(surface.catalog, txs)) for (const uri of uris) handler.notify.resourceUpdated(uri);
         })
       : () => undefined;
@@ -155,20 +159,19 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       }
       return;
     }
+    if (isListenRequest(req.body)) {
+      await serveListen(req, res, principal);
+      return;
+    }
     const lease = await leaseFor(principal, res);
     (req as Request & { auth?: unknown }).auth = authInfoOf(principal, lease.memory);
-    if (isListenRequest(req.body)) await serveListen(req, res, principal, lease);
-    else await serveModern(req, res, req.body);
+    await serveModern(req, res, req.body);
   }
 
   return {
     serve,
-    releaseStore: (tenant) => {
-      // Its stream ends (the client listens again, reopening the store) and the lease goes with the response.
-      for (const [handler, of] of listenHandlers) if (of === tenant) void handler.close();
-    },
     close: async () => {
-      await Promise.allSettled([modern.close(), ...[...listenHandlers.keys()].map((h) => h.close())]);
+      await Promise.allSettled([modern.close(), ...[...listenHandlers].map((h) => h.close())]);
       listenHandlers.clear();
     },
   };

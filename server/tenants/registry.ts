@@ -39,6 +39,8 @@ export const slotWaitersMax = 10_000;
  * in flight, and a lease may be long (a subscription stream): without this a request could wait forever.
  */
 export const slotWaitMsDefault = 30_000;
+/** The longest slot wait the configuration accepts (IOBOXX_TENANT_SLOT_WAIT_MS): a client waits no longer for an answer. */
+export const slotWaitMsMax = 10 * 60_000;
 /** No budget: the stores' memory is not bounded (bytesOf unused). */
 export const storesMemoryBytesUnbounded = Number.POSITIVE_INFINITY;
 

@@ -131,7 +131,7 @@ describe('identity through the MCP server', () => {
     }
   }, isolationTimeoutMs);
 
-  // Each kind of holder keeps its tenant's store (and slot) for as long as it lives, idle from here on.
+  // Each kind of holder once kept its tenant's store (and slot) for as long as it lived, idle from here on.
   const mcpHolders: Array<[string, string, string, (token: string) => Promise<McpTestClient>]> = [
     ['sessions left open (never ended)', 'a session holds no store between its calls', 'pin', async (token) => {
       // A 2025-era session: it once held its store for as long as it lived (30 min).
@@ -139,7 +139,7 @@ describe('identity through the MCP server', () => {
       expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { owner: 'holder' } }))).toBeUndefined();
       return client;
     }],
-    ['subscriptions/listen streams', "the evicted store's stream ends", 'listen', async (token) => {
+    ['subscriptions/listen streams', 'a listen stream holds no store (it hears commits across reopens)', 'listen', async (token) => {
       const client = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(token) });
       await client.watchResource('memory://objects/watched');
       return client;

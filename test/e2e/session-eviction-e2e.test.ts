@@ -3,11 +3,12 @@
  * and TenantCommits) with 2 store slots, driven by real SDK clients with bearer tokens from the
  * test issuer. More tenants than slots keep evicting stores; 2025-era sessions (sessionful
  * Streamable HTTP and HTTP+SSE) hold no store between calls, so they go on through every
- * eviction, and a subscription hears each write once across one.
+ * eviction, and a subscription hears each write once across one. A 2026-era subscriptions/listen
+ * stream holds no store at all: it streams on through an eviction and hears each write once.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { connectOlderHttp, connectOlderSse, toolErrorOf, type McpTestClient } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, connectOlderSse, toolErrorOf, type McpTestClient } from '../support/mcp-clients.js';
 import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
 import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
 
@@ -100,23 +101,26 @@ test(`5 tenants through ${openTenantsMax} slots, each with a Streamable HTTP and
   expect(count('tenant store closing', undefined, 'evicted') - evictedBefore).toBeGreaterThanOrEqual(100);
 }, 180_000);
 
-test('a subscriber hears exactly one update per write across its store being evicted and reopened', async () => {
-  const tenant = 'watch-t';
+test.each([
+  ['watch-t', 'a 2025-era subscriber (resources/subscribe on its session)', connectOlderHttp],
+  ['listen-t', 'a 2026-era subscriptions/listen stream, which holds no store,', connectNewerHttp],
+] as const)('%s: %s hears exactly one update per write across its store being evicted and reopened', async (tenant, _name, connect) => {
   const headers = await bearerFor(tenant);
-  const watcher = await kept(connectOlderHttp({ url: `${base}/mcp`, headers }));
+  const watcher = await kept(connect({ url: `${base}/mcp`, headers }));
   const writer = await kept(connectOlderHttp({ url: `${base}/mcp`, headers }));
   await watcher.watchResource('memory://objects/watched');
   await watcher.watchResource('memory://objects/marker');
   await putOk(writer, 'watched', 'before the eviction');
   expect(await watcher.nextResourceUpdate()).toBe('memory://objects/watched');
 
-  // Two other tenants take both slots: watch-t's store is evicted and closes.
+  // Two other tenants take both slots: the watched tenant's store is evicted and closes.
   const closedBefore = count('tenant store closed', tenant);
-  for (const other of ['evict-a', 'evict-b']) await putOk(await kept(connectOlderHttp({ url: `${base}/mcp`, headers: await bearerFor(other) })), 'watched', `${other} takes a slot`);
+  for (const other of [`${tenant}-evict-a`, `${tenant}-evict-b`]) await putOk(await kept(connectOlderHttp({ url: `${base}/mcp`, headers: await bearerFor(other) })), 'watched', `${other} takes a slot`);
   await storeClosed(tenant, closedBefore);
 
   await putOk(writer, 'watched', 'after the eviction: reopens the store');
   await putOk(writer, 'marker', 'the last write');
-  expect([await watcher.nextResourceUpdate(), await watcher.nextResourceUpdate()]).toEqual(['memory://objects/watched', 'memory://objects/marker']);
+  // Sorted: a listen stream per address, so the two may arrive in either order.
+  expect([await watcher.nextResourceUpdate(), await watcher.nextResourceUpdate()].sort()).toEqual(['memory://objects/marker', 'memory://objects/watched']);
   expect(watcher.pendingResourceUpdates()).toEqual([]);
 }, 60_000);

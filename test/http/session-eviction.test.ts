@@ -2,7 +2,8 @@
  * 2025-era sessions over a real TenantRegistry (server/tenants/registry.ts) with one slot: a
  * session holds no store between its calls, so another tenant's call evicts its store and the
  * session goes on (its next call reopens the store); a subscription hears each commit once across
- * the eviction; the idle sweep and the per-tenant bound still close sessions.
+ * the eviction; the idle sweep and the per-tenant bound still close sessions. A 2026-era
+ * subscriptions/listen stream holds no store at all: it goes on through the eviction too.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import type { CommitsOf, MemoryFor } from '../../server/http/seams.js';
 import { TenantRegistry, type TenantRegistryEvent } from '../../server/tenants/registry.js';
 import { TenantCommits } from '../../server/tenants/tenant-commits.js';
 import { segmentFileName } from '../../storage/log/segment.js';
-import { connectOlderHttp } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp } from '../support/mcp-clients.js';
 import { openSession, post } from '../support/raw-http-session.js';
 import { asTenant, startNotesHttp, tenantHeader, tenantHeaderAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { createNotesMemory, type NotesMemory } from '../mcp/fixtures/notes.js';
@@ -102,11 +103,14 @@ test("a session goes on after another tenant's call evicted its store; its next 
   expect(registered.events.filter((e) => e.kind === 'opened' && e.tenant === 'ta')).toHaveLength(2);
 });
 
-test('a subscriber hears exactly one update per write across its store being evicted and reopened', async () => {
+test.each([
+  ['a 2025-era subscriber (resources/subscribe on its session)', connectOlderHttp],
+  ['a 2026-era subscriptions/listen stream, which holds no store,', connectNewerHttp],
+] as const)('%s hears exactly one update per write across its store being evicted and reopened', async (_name, connect) => {
   const registered = await oneSlotRegistry();
   const { serving } = await started(registered);
   const url = `${serving.url}/mcp`;
-  const watcher = await connectOlderHttp({ url, headers: asTenant('ta') });
+  const watcher = await connect({ url, headers: asTenant('ta') });
   cleanups.push(() => watcher.close());
   await watcher.watchResource('memory://notes/watched');
   await watcher.watchResource('memory://notes/marker');
@@ -118,7 +122,8 @@ test('a subscriber hears exactly one update per write across its store being evi
   await registered.closed('ta');
   await callOk(url, put(3, 'watched'), writer); // reopens ta's store
   await callOk(url, put(4, 'marker'), writer);
-  expect([await watcher.nextResourceUpdate(), await watcher.nextResourceUpdate()]).toEqual(['memory://notes/watched', 'memory://notes/marker']);
+  // Sorted: a listen stream per address, so the two may arrive in either order.
+  expect([await watcher.nextResourceUpdate(), await watcher.nextResourceUpdate()].sort()).toEqual(['memory://notes/marker', 'memory://notes/watched']);
   expect(watcher.pendingResourceUpdates()).toEqual([]);
 });
 

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { expect, test } from 'vitest';
 import { ConfigError, loadConfig, redactedConfig } from '../../server/config.js';
-import { idleCloseMsDefault, openTenantsMaxDefault } from '../../server/tenants/registry.js';
+import { idleCloseMsDefault, openTenantsMaxDefault, slotWaitMsDefault, slotWaitMsMax } from '../../server/tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../../tools/tenant-snapshots.js';
 import { tenantRowBytesMaxDefault } from '../../storage/store.js';
 
@@ -27,9 +27,11 @@ test('load limits: a queue of 0 (refuse at once) and the server-wide running bou
   expect(() => loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ALONE_INFLIGHT_MAX/);
 });
 
-test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS and IOBOXX_TENANT_IDLE_CLOSE_MS reach the config, bad values are refused', () => {
-  expect(loadConfig({}, '/srv/app')).toMatchObject({ maxOpenTenants: openTenantsMaxDefault, tenantIdleCloseMs: idleCloseMsDefault });
-  expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500' }, '/srv/app')).toMatchObject({ maxOpenTenants: 12, tenantIdleCloseMs: 500 });
+test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS, IOBOXX_TENANT_IDLE_CLOSE_MS and IOBOXX_TENANT_SLOT_WAIT_MS reach the config, bad values are refused', () => {
+  expect(loadConfig({}, '/srv/app')).toMatchObject({ maxOpenTenants: openTenantsMaxDefault, tenantIdleCloseMs: idleCloseMsDefault, tenantSlotWaitMs: slotWaitMsDefault });
+  expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500', IOBOXX_TENANT_SLOT_WAIT_MS: '250' }, '/srv/app'))
+    .toMatchObject({ maxOpenTenants: 12, tenantIdleCloseMs: 500, tenantSlotWaitMs: 250 });
+  expect(() => loadConfig({ IOBOXX_TENANT_SLOT_WAIT_MS: String(slotWaitMsMax + 1) }, '/srv/app')).toThrow(/IOBOXX_TENANT_SLOT_WAIT_MS/);
   expect(() => loadConfig({ IOBOXX_TENANT_IDLE_CLOSE_MS: 'abc' }, '/srv/app')).toThrow(/IOBOXX_TENANT_IDLE_CLOSE_MS/);
   expect(() => loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '0' }, '/srv/app')).toThrow(/IOBOXX_MAX_OPEN_TENANTS/);
 });

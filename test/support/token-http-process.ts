@@ -19,7 +19,14 @@ export interface TokenHttpProcess {
   stop(): Promise<void>;
 }
 
-export async function startTokenHttpProcess(options: { readonly openTenantsMax: number; readonly log?: Logger }): Promise<TokenHttpProcess> {
+export interface TokenHttpOptions {
+  readonly openTenantsMax: number;
+  readonly log?: Logger;
+  /** Further IOBOXX_* settings (e.g. IOBOXX_STORES_MEMORY_BYTES_MAX, IOBOXX_TENANT_SLOT_WAIT_MS). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function startTokenHttpProcess(options: TokenHttpOptions): Promise<TokenHttpProcess> {
   const idp = await startOidcIssuer();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-token-http-'));
   const config = loadConfig({
@@ -28,6 +35,7 @@ export async function startTokenHttpProcess(options: { readonly openTenantsMax: 
     IOBOXX_HTTP_PORT: '0',
     IOBOXX_MAX_OPEN_TENANTS: String(options.openTenantsMax),
     IOBOXX_LOG_LEVEL: 'error',
+    ...options.env,
   });
   const server = await serveHttpProcess(config, options.log ?? silentLogger());
   return {
