@@ -45,7 +45,10 @@ export async function startTokenHttpProcess(options: TokenHttpOptions): Promise<
     stop: async () => {
       await server.close();
       await idp.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      // A control plane whose embedded PGlite was still starting when the server closed (it waits
+      // closeConnectWaitMs for it) shuts that database down on its own a little later: retry the rm
+      // (ENOTEMPTY while it writes its last files) instead of failing a passed test's teardown.
+      await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
