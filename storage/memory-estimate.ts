@@ -4,8 +4,6 @@
  * trees that find it (primary key string and B+tree slot, secondary index entries). The estimate
  * leaves out derived structures (the embedding index) and transient buffers (a snapshot load).
  */
-import type { RowBytes } from './row-arena.js';
-
 /**
  * Memory per row besides its encoded bytes: measured with the memory module's object_put of the
  * sizing object (bench/sizing.ts; 200,000 objects = 400,000 rows of objects and object_versions,
@@ -14,6 +12,7 @@ import type { RowBytes } from './row-arena.js';
  */
 export const rowOverheadBytes = 160;
 
-export function storeMemoryBytesEstimate(rowBytes: RowBytes, rows: number): number {
-  return rowBytes.live + rowBytes.dead + rowBytes.spare + rows * rowOverheadBytes;
+/** `rowBytesHeld`: the arenas' live + dead + spare bytes (RowBytes summed). */
+export function storeMemoryBytesEstimate(rowBytesHeld: number, rows: number): number {
+  return rowBytesHeld + rows * rowOverheadBytes;
 }

@@ -1073,9 +1073,14 @@ export class Store implements StoreApi {
 
   /** What the store holds in memory, estimated from its tables' counters (memory-estimate.ts). */
   memoryBytesEstimate(): number {
+    // Read at every last-lease release of an HTTP tenant: counters only, no allocation.
+    let rowBytesHeld = 0;
     let rows = 0;
-    for (const table of this.tables.values()) rows += table.size;
-    return storeMemoryBytesEstimate(this.rowBytes(), rows);
+    for (const table of this.tables.values()) {
+      rowBytesHeld += table.arena.bytesHeld + table.arena.spareBytes;
+      rows += table.size;
+    }
+    return storeMemoryBytesEstimate(rowBytesHeld, rows);
   }
 
   /** Row counts per table (for verify and tenants list). */

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { rowOverheadBytes } from '../../storage/memory-estimate.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -181,5 +182,16 @@ describe('tenant row bytes limit', () => {
     await lowered.call('bump', { id: 'o3', by: 1 }, testCaller);
     expect(lowered.liveRowBytes()).toBeLessThan(live);
     await lowered.close();
+  });
+
+  test('the memory estimate is the row bytes held (live, dead, spare) plus rowOverheadBytes per row', async () => {
+    const store = await openLimited(tmp(), 1 << 20);
+    for (let i = 0; i < 8; i++) await store.call('put', { id: `o${i}`, type: 't', n: i, attributes: note(100) }, testCaller);
+    await store.call('del', { id: 'o1' }, testCaller); // leaves dead bytes
+    const { live, dead, spare } = store.rowBytes();
+    const rows = Object.values(store.tableCounts()).reduce((sum, n) => sum + n, 0);
+    expect(dead).toBeGreaterThan(0);
+    expect(store.memoryBytesEstimate()).toBe(live + dead + spare + rows * rowOverheadBytes);
+    await store.close();
   });
 });
