@@ -53,7 +53,7 @@ function* canonicalPieces<T>(tables: readonly TableState[], take: PieceSink<T>):
           if (!t.arena) throw new Error(`canonical stream: ${t.schema.name} holds encoded rows but no arena`);
           const bytes = t.arena.chunkOf(stored);
           const start = rowStart(stored);
-          out = take(bytes, start, t.arena.rowEnd(bytes, start), true);
+          out = take(bytes, start, t.arena.rowEnd(bytes, stored), true);
         } else {
           out = takePacked(rowToFields(t.schema, stored, fields));
         }
