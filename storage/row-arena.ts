@@ -38,6 +38,8 @@ export const arenaChunkBytes = 1 << 24;
 export const arenaChunksMax = 64;
 /** First chunk the arena allocates for copied rows; each next one doubles up to arenaChunkBytes. */
 const firstChunkBytes = 4 * 1024;
+/** A chunk's first row-start list has an entry per this many of its bytes; it doubles when rows are smaller. */
+const rowStartsBytesPerEntry = 256;
 /** A compaction is due once dead bytes reach the live ones and at least this many (small tables compact rarely). */
 export const arenaCompactionDeadBytesMin = 4 * 1024 * 1024;
 
@@ -78,6 +80,18 @@ export class RowArena {
   private readonly deadBytes: number[] = [];
   private usedTotal = 0;
   private deadTotal = 0;
+  /**
+   * Where each row copied into a chunk starts, by chunk number (undefined for a window on an
+   * adopted buffer), and how many there are. Rows are copied back to back, so a row ends where
+   * the next one starts and the last one at the chunk's used bytes: rowEnd answers without
+   * walking the msgpack (that walk was a fifth of the state hash check after an open). Costs
+   * 4 bytes per row copied, live or dead, and up to as much again of room to grow.
+   */
+  private readonly rowStarts: (Uint32Array | undefined)[] = [];
+  private readonly rowCounts: number[] = [];
+  /** Chunk number and index in its rowStarts of the row rowEnd last looked up there: the canonical walk asks for rows that follow each other. */
+  private lastStartsChunk = -1;
+  private lastStartsIndex = 0;
   /** Released chunk numbers, reused lowest first. */
   private readonly freeChunks: number[] = [];
   /** Buffers of released chunks this arena allocated, largest last: a new chunk reuses one (see keepSpares). */
@@ -136,21 +150,34 @@ export class RowArena {
       this.fillChunk = chunk;
       this.fillUsed = 0;
       this.chunks[chunk] = this.fill;
+      this.rowStarts[chunk] = new Uint32Array(Math.max(16, Math.ceil(this.fill.length / rowStartsBytesPerEntry)));
+      this.rowCounts[chunk] = 0;
     }
     const at = this.fillUsed;
     copyBytes(this.fill, at, buf, start, end);
     this.fillUsed = at + length;
+    this.noteRowStart(this.fillChunk, at);
     this.rememberEnd(this.fill, at, at + length);
     this.usedBytes[this.fillChunk] = (this.usedBytes[this.fillChunk] ?? 0) + length;
     this.usedTotal += length;
     return this.fillChunk * arenaChunkBytes + at;
   }
 
+  private noteRowStart(chunk: number, at: number): void {
+    let starts = this.rowStarts[chunk]!;
+    const count = this.rowCounts[chunk]!;
+    if (count === starts.length) {
+      const grown = new Uint32Array(2 * count);
+      grown.set(starts);
+      this.rowStarts[chunk] = starts = grown;
+    }
+    starts[count] = at;
+    this.rowCounts[chunk] = count + 1;
+  }
+
   /** The row a reference points at was replaced or deleted: its bytes count as dead. */
   noteDead(ref: number): void {
-    const chunk = this.chunkOf(ref);
-    const start = rowStart(ref);
-    this.countDead(ref, this.rowEnd(chunk, start) - start);
+    this.countDead(ref, this.rowEnd(this.chunkOf(ref), ref) - rowStart(ref));
   }
 
   private countDead(ref: number, length: number): void {
@@ -193,7 +220,7 @@ export class RowArena {
   move(ref: number): number | undefined {
     const chunk = this.chunkOf(ref);
     const start = rowStart(ref);
-    const end = this.rowEnd(chunk, start);
+    const end = this.rowEnd(chunk, ref);
     const moved = this.copyIn(chunk, start, end);
     // The tree points at the copy from now on: the old bytes are dead, so held minus dead stays
     // the live rows' bytes while a compaction runs (and after one gives up).
@@ -238,6 +265,8 @@ export class RowArena {
       this.deadTotal -= this.deadBytes[i] ?? 0;
       this.usedBytes[i] = 0;
       this.deadBytes[i] = 0;
+      this.rowStarts[i] = undefined;
+      this.rowCounts[i] = 0;
       this.freeChunks.push(i);
     }
     this.freeChunks.sort((a, b) => a - b);
@@ -250,6 +279,7 @@ export class RowArena {
     this.oldChunks = undefined;
     this.releaseWaiting = false;
     this.endChunk0 = this.endChunk1 = undefined;
+    this.lastStartsChunk = -1;
     this.keepSpares();
   }
 
@@ -312,14 +342,42 @@ export class RowArena {
     return chunk;
   }
 
-  /** End (exclusive) in `chunk` of the encoded row starting at `start`. */
-  rowEnd(chunk: Buffer, start: number): number {
+  /** End (exclusive) in `chunk` (chunkOf(ref)) of the encoded row a reference points at. */
+  rowEnd(chunk: Buffer, ref: number): number {
+    const start = rowStart(ref);
     if (start === this.endStart0 && chunk === this.endChunk0) return this.endEnd0;
     if (start === this.endStart1 && chunk === this.endChunk1) return this.endEnd1;
-    const end = msgpackValueEnd(chunk, start, chunk.length);
-    if (end === undefined) throw new Error(`row at ${start} of an arena chunk is not one msgpack value`);
+    const number = Math.floor(ref / arenaChunkBytes);
+    const end = this.rowStarts[number] !== undefined ? this.copiedRowEnd(number, start) : msgpackValueEnd(chunk, start, chunk.length);
+    if (end === undefined) throw new Error(`row reference ${ref}: no whole row starts at ${start} of its arena chunk`);
     this.rememberEnd(chunk, start, end);
     return end;
+  }
+
+  /** End of the row copied in at `start` of chunk `number`, from its rowStarts; undefined when no row starts there. */
+  private copiedRowEnd(number: number, start: number): number | undefined {
+    const starts = this.rowStarts[number]!;
+    const count = this.rowCounts[number]!;
+    const next = this.lastStartsIndex + 1;
+    let index = this.lastStartsChunk === number && next < count && starts[next] === start ? next : -1;
+    if (index < 0) {
+      let low = 0;
+      let high = count - 1;
+      while (low <= high) {
+        const middle = (low + high) >>> 1;
+        const at = starts[middle]!;
+        if (at === start) {
+          index = middle;
+          break;
+        }
+        if (at < start) low = middle + 1;
+        else high = middle - 1;
+      }
+      if (index < 0) return undefined;
+    }
+    this.lastStartsChunk = number;
+    this.lastStartsIndex = index;
+    return index + 1 < count ? starts[index + 1]! : this.usedBytes[number]!;
   }
 
   private rememberEnd(chunk: Buffer, start: number, end: number): void {
@@ -335,7 +393,7 @@ export class RowArena {
   decode(schema: TableSchema, ref: number): Row {
     const chunk = this.chunkOf(ref);
     const start = rowStart(ref);
-    return fieldsToRow(schema, rowUnpackr.unpack(chunk, { start, end: this.rowEnd(chunk, start) }));
+    return fieldsToRow(schema, rowUnpackr.unpack(chunk, { start, end: this.rowEnd(chunk, ref) }));
   }
 }
 

@@ -139,7 +139,7 @@ function rowPiece(pieces: (Buffer | number)[], source: StoredRowSource, row: Row
   if (typeof stored === 'number') {
     const chunk = source.arena.chunkOf(stored);
     const start = rowStart(stored);
-    const length = source.arena.rowEnd(chunk, start) - start;
+    const length = source.arena.rowEnd(chunk, stored) - start;
     pieces.push(stored, length);
     return length;
   }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { canonicalStateHash } from '../../storage/canonical.js';
 import { defineReducer, type StoreModule } from '../../storage/reducer.js';
 import { arenaChunksMax, arenaCompactionDeadBytesMin, RowArena, rowStart } from '../../storage/row-arena.js';
+import { msgpackValueEnd } from '../../storage/msgpack-extent.js';
 import { packr } from '../../storage/row-codec.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
 import { Store } from '../../storage/store.js';
@@ -146,12 +147,51 @@ describe('arena compaction', () => {
     expect(hashOf(table)).toBe(hashOf(fresh));
   });
 
+  test('the row ends the arena keeps are where each row\'s msgpack ends, through rewrites, deletes and compactions', () => {
+    const table = new Table(notes);
+    const model = new Map<string, Row>();
+    const expectEndsRight = () => {
+      let checked = 0;
+      for (const [, stored] of table.rows.entries()) {
+        if (typeof stored !== 'number') continue;
+        const chunk = table.arena.chunkOf(stored);
+        expect(table.arena.rowEnd(chunk, stored)).toBe(msgpackValueEnd(chunk, rowStart(stored), chunk.length));
+        checked++;
+      }
+      expect(checked).toBe(model.size);
+    };
+    let round = 0;
+    for (let cycle = 0; cycle < 3; cycle++) {
+      round = rewriteUntilDue(table, model, round);
+      expectEndsRight();
+      let step = 0;
+      while (table.compactStep(200)) {
+        // Small rows between the steps: more rows to a chunk than its first row-start list holds.
+        for (let k = 0; k < 40; k++) {
+          const small = table.normalise({ id: `s-${cycle}-${step}-${k}`, team: 't1', round, body: k });
+          table.put(table.keyOf(small), small);
+          model.set(table.keyOf(small), small);
+        }
+        const gone = `n-${String((step * 53 + cycle) % rowsLive).padStart(5, '0')}`;
+        table.remove(table.keyOf({ id: gone }));
+        model.delete(table.keyOf({ id: gone }));
+        step++;
+      }
+      expectEndsRight();
+      expectLike(table, model);
+    }
+    expect(table.arena.compactionsEnded).toBeGreaterThanOrEqual(3);
+    // A reference inside a row is no row: refused, not read as one.
+    const [, some] = table.rows.entries().next().value as [string, number];
+    expect(() => table.arena.rowEnd(table.arena.chunkOf(some + 1), some + 1)).toThrow(/no whole row starts/);
+  });
+
   test('a remembered row end is never used for another row after its chunk is released and reused', () => {
     const arena = new RowArena();
     const pairs: TableSchema = { name: 'pairs', columns: [{ name: 'id', type: 'string' }, { name: 'text', type: 'string' }], primaryKey: ['id'] };
     const encode = (i: number, text: string) => packr.pack([String(i).padStart(4, '0'), text]);
     const put = (bytes: Uint8Array) => arena.copyIn(bytes, 0, bytes.length)!;
-    const endOf = (ref: number) => arena.rowEnd(arena.chunkOf(ref), rowStart(ref)) - rowStart(ref);
+    const endOf = (ref: number) => arena.rowEnd(arena.chunkOf(ref), ref) - rowStart(ref);
     const shortBytes = encode(0, 'a'.repeat(30)).length;
     const longBytes = encode(0, 'b'.repeat(90)).length;
     // One chunk of short rows; the end of the one at a start long rows reach too is asked for last.

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { newStringTree } from '../../storage/btree.js';
-import { canonicalStateHash } from '../../storage/canonical.js';
+import { createHash } from 'node:crypto';
+import { canonicalChunks, canonicalStateHash, canonicalStateHashInSlices, hashSliceBytes, hashRunBytesMin } from '../../storage/canonical.js';
 import type { TableChanges } from '../../storage/changes.js';
 import { LoopSlices } from '../../storage/io/event-loop.js';
 import { decodeChanges, encodePayload, visitChangesAt } from '../../storage/log/payload.js';
@@ -135,5 +136,32 @@ describe('rows kept encoded', () => {
     }
     expect(canonicalStateHash([{ schema: things, rows: refs, arena }])).toBe(canonicalStateHash([{ schema: things, rows: objects }]));
     expect(() => canonicalStateHash([{ schema: things, rows: refs }])).toThrow(/no arena/);
+  });
+
+  test('the state hash is SHA-256 of the canonical stream whether rows lie back to back in the arena, scattered, or as objects', async () => {
+    const rows = sampleRows(12_000);
+    const byKey = newStringTree<Row>();
+    for (const row of rows) byKey.set(shapes.keyOf(row), row);
+    const ordered = [...byKey.entries()];
+    // In key order: long runs of adjacent rows, hashed where they lie; shuffled: runs of one row, staged.
+    const shuffled = ordered.map((entry, i) => ({ entry, rank: (i * 7919) % ordered.length })).sort((a, b) => a.rank - b.rank).map((e) => e.entry);
+    const treeOf = (entries: [string, Row][], asObject: (i: number) => boolean) => {
+      const arena = new RowArena();
+      const tree = newStringTree<number | Row>();
+      entries.forEach(([key, row], i) => {
+        const bytes = encoded(row);
+        tree.set(key, asObject(i) ? row : arena.copyIn(bytes, 0, bytes.length)!);
+      });
+      return { schema: things, rows: tree, arena };
+    };
+    const states = [treeOf(ordered, () => false), treeOf(shuffled, () => false), treeOf(ordered, (i) => i % 50 === 0)];
+    const stream = Buffer.concat([...canonicalChunks([states[2]!])]);
+    expect(stream.length).toBeGreaterThan(hashSliceBytes); // the walk pauses mid-run
+    expect(stream.length / rows.length).toBeLessThan(hashRunBytesMin); // a lone row is staged
+    const expected = createHash('sha256').update(stream).digest('hex');
+    for (const state of states) {
+      expect(canonicalStateHash([state])).toBe(expected);
+      expect(await canonicalStateHashInSlices([state], new LoopSlices(0))).toBe(expected);
+    }
   });
 });
