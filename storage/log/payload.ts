@@ -9,7 +9,9 @@
  */
 import type { Caller, Invocation, TableChanges, TxRecord } from '../changes.js';
 import { copyBytes, rowStart, type RowArena, type StoredRow } from '../row-arena.js';
-import { fieldsToRow, packr, rowToFields, rowUnpackr } from '../row-codec.js';
+import { MemoryError } from '../errors.js';
+import { fieldsToRow, newRowPackr, packInPlace, packr, rowToFields, rowUnpackr } from '../row-codec.js';
+import { frameBytesMax, frameHeaderBytes, openFrame, sealFrame } from './frame.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import type { Row, TableSchema } from '../schema.js';
 
@@ -42,7 +44,15 @@ export function encodePayloadParts(
 
 /** The invocation part of a payload (the second value). */
 export function encodeInvocation(invocation: Invocation): Buffer {
-  return packr.pack([invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null]);
+  return packr.pack(invocationFields(invocation));
+}
+
+/** The encoder of invocations packed into frames (encodeStoredFrame): each is copied out at once. */
+const invocationPackr = newRowPackr();
+
+/** The invocation as the array its part holds. */
+function invocationFields(invocation: Invocation): unknown[] {
+  return [invocation.reducer, invocation.args ?? null, invocation.caller, invocation.timestampMs, invocation.idempotencyKey ?? null];
 }
 
 /** A key's change as a transaction leaves it: the rows before and after, and how the table stores(d) them. */
@@ -61,21 +71,45 @@ export interface StoredTableChanges {
   readonly keyChanges: readonly StoredKeyChange[];
 }
 
-/** What encodeStoredChanges needs of a table: its schema and the arena its references point into. */
+/** What encodeStoredFrame needs of a table: its schema and the arena its references point into. */
 export interface StoredRowSource {
   readonly schema: TableSchema;
   readonly arena: RowArena;
 }
 
 /**
- * The changes part of a payload (the same layout and bytes encodePayloadParts writes) from the
- * rows as the tables store them: a row held as an arena reference is copied as it is, since the
- * same encoder wrote those bytes; only rows held as objects are packed. An update thus costs no
- * second encoding of its new row and none of its old one.
+ * The frame of one transaction (frame.ts) whose payload is its changes, written from the rows
+ * as the tables store them, and its invocation: the same bytes as encodePayloadParts. A row held
+ * as an arena reference is copied as it is, since the same encoder wrote those bytes; only rows
+ * held as objects are packed. An update thus costs no second encoding of its new row and none of
+ * its old one. Each byte is written once, into the frame (no buffer per part, no copy of one).
+ * Refuses a payload larger than frameBytesMax (limit_exceeded) before allocating the frame.
  */
-export function encodeStoredChanges(net: readonly StoredTableChanges[], sources: ReadonlyMap<string, StoredRowSource>): Buffer {
-  // Pass 1: where each row's bytes are, and the total length. Packed object rows are views the
-  // encoder does not overwrite (msgpackr moves on past what it returned).
+export function encodeStoredFrame(offset: number, net: readonly StoredTableChanges[], sources: ReadonlyMap<string, StoredRowSource>, invocation: Invocation): Buffer {
+  const layout = storedChangesLayout(net, sources);
+  // Packed into the encoder's own buffer and copied out below, before anything packs with it again.
+  const packed = packInPlace(invocationPackr, invocationFields(invocation));
+  const payloadBytes = layout.bytes + packed.end - packed.start;
+  if (payloadBytes > frameBytesMax) {
+    throw new MemoryError('limit_exceeded', `transaction of ${payloadBytes} bytes exceeds the frame limit of ${frameBytesMax}`);
+  }
+  const frame = openFrame(offset, payloadBytes);
+  const at = writeStoredChanges(frame, frameHeaderBytes, net, sources, layout);
+  copyBytes(frame, at, packed, packed.start, packed.end);
+  return sealFrame(frame);
+}
+
+/** Where each row's bytes are (in the order the changes part writes them) and the part's length. */
+interface StoredChangesLayout {
+  readonly pieces: (Buffer | number)[];
+  readonly bytes: number;
+}
+
+/**
+ * Pass 1 of writing the changes part: where each row's bytes are, and the total length. Packed
+ * object rows are views the encoder does not overwrite (msgpackr moves on past what it returned).
+ */
+function storedChangesLayout(net: readonly StoredTableChanges[], sources: ReadonlyMap<string, StoredRowSource>): StoredChangesLayout {
   const pieces: (Buffer | number)[] = [];
   let bytes = 1 + 1 + arrayHeaderBytes(net.length);
   for (const { table, keyChanges } of net) {
@@ -95,9 +129,13 @@ export function encodeStoredChanges(net: readonly StoredTableChanges[], sources:
       }
     }
   }
-  // Pass 2: headers and row bytes, in the order pass 1 met them.
-  const out = Buffer.allocUnsafe(bytes);
-  let p = writeArrayHeader(out, 0, 2);
+  return { pieces, bytes };
+}
+
+/** Pass 2: the headers and row bytes of the changes part into out[at, at + layout.bytes), in the order pass 1 met them; where it ends. */
+function writeStoredChanges(out: Buffer, at: number, net: readonly StoredTableChanges[], sources: ReadonlyMap<string, StoredRowSource>, layout: StoredChangesLayout): number {
+  const pieces = layout.pieces;
+  let p = writeArrayHeader(out, at, 2);
   out[p++] = payloadFormatVersion;
   p = writeArrayHeader(out, p, net.length);
   let piece = 0;
@@ -116,22 +154,22 @@ export function encodeStoredChanges(net: readonly StoredTableChanges[], sources:
       for (const c of keyChanges) if (kind === 0 ? c.old : c.row) count++;
       p = writeArrayHeader(out, p, count);
       for (let i = 0; i < count; i++) {
-        const at = pieces[piece++]!;
-        if (typeof at === 'number') {
-          const chunk = arena.chunkOf(at);
+        const where = pieces[piece++]!;
+        if (typeof where === 'number') {
+          const chunk = arena.chunkOf(where);
           const length = pieces[piece++] as number;
-          const start = rowStart(at);
+          const start = rowStart(where);
           copyBytes(out, p, chunk, start, start + length);
           p += length;
         } else {
-          copyBytes(out, p, at, 0, at.length);
-          p += at.length;
+          copyBytes(out, p, where, 0, where.length);
+          p += where.length;
         }
       }
     }
   }
-  if (p !== bytes) throw new Error(`payload: wrote ${p} bytes of ${bytes}`);
-  return out;
+  if (p !== at + layout.bytes) throw new Error(`payload: wrote ${p - at} bytes of ${layout.bytes}`);
+  return p;
 }
 
 /** Record where one row's bytes are (reference and length, or its packing); returns their length. */

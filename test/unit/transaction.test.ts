@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import type { TableSchema } from '../../storage/schema.js';
 import { Table } from '../../storage/table.js';
-import { decodeChanges, encodeStoredChanges } from '../../storage/log/payload.js';
+import { payloadOfFrame } from '../../storage/log/frame.js';
+import { decodeChanges, encodeStoredFrame } from '../../storage/log/payload.js';
 import { fromTableChanges, Transaction } from '../../storage/transaction.js';
 
 const items: TableSchema = {
@@ -84,7 +85,8 @@ describe('transaction', () => {
     tx.table('notes').insert({ id: 1, text: 'x' });
     const net = tx.netChanges();
     const schemas = new Map([...tables].map(([name, t]) => [name, t.schema]));
-    const frameForm = decodeChanges(0, encodeStoredChanges(net, tables), schemas);
+    const invocation = { reducer: 'r', args: null, caller, timestampMs: 1_000 };
+    const frameForm = decodeChanges(0, payloadOfFrame(encodeStoredFrame(0, net, tables, invocation), 0), schemas);
     const readBack = fromTableChanges(frameForm, (table, row) => tables.get(table)!.keyOf(row));
     const plain = (n: typeof net) => n.map(({ table, keyChanges }) => ({ table, keyChanges: keyChanges.map(({ key, old, row }) => ({ key, old, row })) }));
     expect(readBack.map((t) => t.keyChanges.map((c) => `${c.old ? 'old' : '-'}/${c.row ? 'new' : '-'}`))).toEqual([['old/-', '-/new', 'old/-', 'old/new', '-/new', 'old/-'], ['-/new']]);
