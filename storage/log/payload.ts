@@ -115,12 +115,11 @@ function storedChangesLayout(net: readonly StoredTableChanges[], sources: Readon
   for (const { table, keyChanges } of net) {
     const source = sources.get(table);
     if (!source) throw new Error(`payload: unknown table ${table}`);
-    if (!(table.length < 0x100) || !printableAscii.test(table)) throw new Error(`payload: table name ${JSON.stringify(table)} is not short ASCII`);
     let deletes = 0;
     let inserts = 0;
     for (const c of keyChanges) if (c.old) deletes++;
     for (const c of keyChanges) if (c.row) inserts++;
-    bytes += 1 + (table.length < 0x20 ? 1 : 2) + table.length + arrayHeaderBytes(deletes) + arrayHeaderBytes(inserts);
+    bytes += 1 + packedTableName(table).length + arrayHeaderBytes(deletes) + arrayHeaderBytes(inserts);
     for (let kind = 0; kind < 2; kind++) {
       for (const c of keyChanges) {
         const row = kind === 0 ? c.old : c.row;
@@ -142,13 +141,9 @@ function writeStoredChanges(out: Buffer, at: number, net: readonly StoredTableCh
   for (const { table, keyChanges } of net) {
     const arena = sources.get(table)!.arena;
     p = writeArrayHeader(out, p, 3);
-    if (table.length < 0x20) {
-      out[p++] = 0xa0 | table.length;
-    } else {
-      out[p++] = 0xd9;
-      out[p++] = table.length;
-    }
-    p += out.write(table, p, 'latin1');
+    const name = packedTableName(table);
+    copyBytes(out, p, name, 0, name.length);
+    p += name.length;
     for (let kind = 0; kind < 2; kind++) {
       let count = 0;
       for (const c of keyChanges) if (kind === 0 ? c.old : c.row) count++;
@@ -188,6 +183,20 @@ function rowPiece(pieces: (Buffer | number)[], source: StoredRowSource, row: Row
 
 /** Table names are short printable ASCII (schema.ts tableNamePattern): one byte a character. */
 const printableAscii = /^[\x21-\x7e]+$/;
+
+/** The last table name packed, and its msgpack string (header and bytes): most commits change one table, the same as the last. */
+let lastPackedName = '';
+let lastPackedNameBytes: Buffer = Buffer.alloc(0);
+
+/** `table` as a msgpack string (fixstr or str8), checked short printable ASCII once, not at every commit. */
+function packedTableName(table: string): Buffer {
+  if (table === lastPackedName && lastPackedNameBytes.length > 0) return lastPackedNameBytes;
+  if (!(table.length < 0x100) || !printableAscii.test(table)) throw new Error(`payload: table name ${JSON.stringify(table)} is not short ASCII`);
+  const header = table.length < 0x20 ? [0xa0 | table.length] : [0xd9, table.length];
+  lastPackedNameBytes = Buffer.concat([Buffer.from(header), Buffer.from(table, 'latin1')]);
+  lastPackedName = table;
+  return lastPackedNameBytes;
+}
 
 function arrayHeaderBytes(n: number): number {
   return n < 0x10 ? 1 : n < 0x10000 ? 3 : 5;
