@@ -95,7 +95,9 @@ export function encodeStoredFrame(offset: number, net: readonly StoredTableChang
   }
   const frame = openFrame(offset, payloadBytes);
   const at = writeStoredChanges(frame, frameHeaderBytes, net, sources, layout);
-  copyBytes(frame, at, packed, packed.start, packed.end);
+  // A native copy: copyBytes' JS loop, which wins for arena rows, was ~60 ns slower for this
+  // ~120-byte invocation (3 runs of 20 alternated slices of 50k frames).
+  frame.set(packed.subarray(packed.start, packed.end), at);
   return sealFrame(frame);
 }
 
