@@ -20,9 +20,9 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog.js';
 import { inlineSyncTxMax } from './log/inline-sync.js';
-import { frameBytesMax, encodeFrameParts } from './log/frame.js';
+import { frameBytesMax } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
-import { decodeInvocation, decodePayload, encodeInvocation, encodeStoredChanges, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { decodeInvocation, decodePayload, encodeStoredFrame, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
@@ -593,12 +593,7 @@ export class Store implements StoreApi {
     let frame: Buffer;
     try {
       // The changes part copies the bytes the tables just stored (no second encoding of a row).
-      const parts: [Buffer, Buffer] = [encodeStoredChanges(net, this.tables), encodeInvocation(invocation)];
-      const payloadBytes = parts[0].length + parts[1].length;
-      if (payloadBytes > frameBytesMax) {
-        throw new MemoryError('limit_exceeded', `transaction of ${payloadBytes} bytes exceeds the frame limit of ${frameBytesMax}`);
-      }
-      frame = encodeFrameParts(offset, parts);
+      frame = encodeStoredFrame(offset, net, this.tables, invocation);
     } catch (error) {
       tx.rollback();
       throw error;

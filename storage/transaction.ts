@@ -169,14 +169,23 @@ function compareTouched(a: TouchedKey, b: TouchedKey): number {
  */
 class TxTableWriter implements TableWriter {
   private lastKey: string | undefined;
+  /**
+   * The value lastKey encodes when the primary key is one column (keyColumn), else undefined: a
+   * put of a row holding that value has that key, and its key is not encoded again. Equal values
+   * encode equally (key-codec.ts), and a value is kept, not the caller's array, which it may change.
+   */
+  private lastKeyValue: Value | undefined;
   private lastRow: Row | undefined;
   /** What the tree held under lastKey when it was looked up or written. */
   private lastStored: StoredRow | undefined;
+  /** The primary key's column when it is one column. */
+  private readonly keyColumn: string | undefined;
   /** The table's live row bytes when the transaction first named it (before any change of its own). */
   private readonly liveBytesAtStart: number;
 
   constructor(private readonly t: Table, private readonly tx: Transaction) {
     this.liveBytesAtStart = t.arena.liveBytes;
+    this.keyColumn = t.schema.primaryKey.length === 1 ? t.schema.primaryKey[0] : undefined;
   }
 
   liveRowBytesGrowth(): number {
@@ -193,7 +202,7 @@ class TxTableWriter implements TableWriter {
     const key = encodeKey(keyValues);
     const stored = this.t.lookup(key);
     const row = stored === undefined ? undefined : this.t.rowOfStored(stored);
-    this.remember(key, row, stored);
+    this.remember(key, keyValues, row, stored);
     return row;
   }
   getBy(index: string, key: readonly Value[]): Row | undefined {
@@ -224,7 +233,7 @@ class TxTableWriter implements TableWriter {
     if (stored === undefined) return undefined;
     const old = known ? this.lastRow! : this.t.rowOfStored(stored);
     this.t.removeStored(key, stored);
-    this.remember(key, undefined, undefined);
+    this.remember(key, keyValues, undefined, undefined);
     this.tx.noteChange(this.t, key, old, undefined, stored, undefined);
     return old;
   }
@@ -232,8 +241,9 @@ class TxTableWriter implements TableWriter {
   private put(input: Record<string, unknown>, mode: 'insert' | 'upsert' | 'update'): Row {
     const table = this.t;
     const row = table.normalise(input);
-    const key = table.keyOf(row);
-    // The usual reducer read the row just before: no second descent, no second decode.
+    const keyColumn = this.keyColumn;
+    // The usual reducer read the row just before: no second encoding of its key, no second descent, no second decode.
+    const key = keyColumn !== undefined && this.lastKeyValue !== undefined && row[keyColumn] === this.lastKeyValue ? this.lastKey! : table.keyOf(row);
     const known = key === this.lastKey;
     if (mode === 'insert' && !known && !table.full) return this.insertUnseen(key, row);
     const stored = known ? this.lastStored : table.lookup(key);
@@ -242,7 +252,7 @@ class TxTableWriter implements TableWriter {
     const existing = known ? this.lastRow : stored === undefined ? undefined : table.rowOfStored(stored);
     table.checkPut(key, row, stored);
     const rowStored = table.replace(key, row, stored);
-    this.remember(key, row, rowStored);
+    this.rememberRow(key, row, rowStored);
     this.tx.noteChange(table, key, existing, row, stored, rowStored);
     return row;
   }
@@ -253,13 +263,23 @@ class TxTableWriter implements TableWriter {
     table.checkPut(key, row, undefined);
     const rowStored = table.insertNew(key, row);
     if (rowStored === undefined) throw new MemoryError('conflict', `${table.schema.name}: key already exists`);
-    this.remember(key, row, rowStored);
+    this.rememberRow(key, row, rowStored);
     this.tx.noteChange(table, key, undefined, row, undefined, rowStored);
     return row;
   }
 
-  private remember(key: string, row: Row | undefined, stored: StoredRow | undefined): void {
+  /** A key looked up or deleted by its values (`keyValues`, as the caller gave them). */
+  private remember(key: string, keyValues: readonly Value[], row: Row | undefined, stored: StoredRow | undefined): void {
     this.lastKey = key;
+    this.lastKeyValue = this.keyColumn !== undefined && keyValues.length === 1 ? keyValues[0] : undefined;
+    this.lastRow = row;
+    this.lastStored = stored;
+  }
+
+  /** A row just put under `key`. */
+  private rememberRow(key: string, row: Row, stored: StoredRow): void {
+    this.lastKey = key;
+    this.lastKeyValue = this.keyColumn !== undefined ? row[this.keyColumn] : undefined;
     this.lastRow = row;
     this.lastStored = stored;
   }

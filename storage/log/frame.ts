@@ -27,22 +27,38 @@ export function encodeFrame(offset: number, payload: Uint8Array): Buffer {
  * copied once, the CRC computed in place.
  */
 export function encodeFrameParts(offset: number, parts: readonly Uint8Array[]): Buffer {
-  if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new Error(`frame offset ${offset} invalid`);
   let length = 0;
   for (const part of parts) length += part.length;
-  if (length === 0 || length > frameBytesMax) {
-    throw new RangeError(`frame payload of ${length} bytes outside 1..${frameBytesMax}`);
-  }
-  const frame = Buffer.allocUnsafe(frameOverheadBytes + length);
-  frame.writeUInt32LE(offset % 2 ** 32, 0);
-  frame.writeUInt32LE(Math.floor(offset / 2 ** 32), 4);
-  frame.writeUInt32LE(length, 8);
+  const frame = openFrame(offset, length);
   let at = frameHeaderBytes;
   for (const part of parts) {
     frame.set(part, at);
     at += part.length;
   }
-  frame.writeUInt32LE(crc32cOf(frame, 0, at), at);
+  return sealFrame(frame);
+}
+
+/**
+ * A frame of `payloadBytes` with its header written and its payload and CRC not yet: the caller
+ * writes the payload at [frameHeaderBytes, length - frameTrailerBytes), then calls sealFrame.
+ * So a payload made of pieces (payload.ts, encodeStoredFrame) is written once, into the frame.
+ */
+export function openFrame(offset: number, payloadBytes: number): Buffer {
+  if (!(Number.isSafeInteger(offset) && offset >= 0)) throw new Error(`frame offset ${offset} invalid`);
+  if (!(Number.isSafeInteger(payloadBytes) && payloadBytes > 0 && payloadBytes <= frameBytesMax)) {
+    throw new RangeError(`frame payload of ${payloadBytes} bytes outside 1..${frameBytesMax}`);
+  }
+  const frame = Buffer.allocUnsafe(frameOverheadBytes + payloadBytes);
+  frame.writeUInt32LE(offset % 2 ** 32, 0);
+  frame.writeUInt32LE(Math.floor(offset / 2 ** 32), 4);
+  frame.writeUInt32LE(payloadBytes, 8);
+  return frame;
+}
+
+/** Write the CRC of a frame from openFrame whose payload is written: the frame is whole. */
+export function sealFrame(frame: Buffer): Buffer {
+  const crcAt = frame.length - frameTrailerBytes;
+  frame.writeUInt32LE(crc32cOf(frame, 0, crcAt), crcAt);
   return frame;
 }
 

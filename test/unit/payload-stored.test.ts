@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { decodeChanges, encodePayloadParts, encodeStoredChanges, type StoredKeyChange, type StoredTableChanges } from '../../storage/log/payload.js';
+import { MemoryError } from '../../storage/errors.js';
+import { encodeFrameParts, frameBytesMax, payloadOfFrame } from '../../storage/log/frame.js';
+import { decodePayload, encodePayloadParts, encodeStoredFrame, type StoredKeyChange, type StoredTableChanges } from '../../storage/log/payload.js';
 import { RowArena, type StoredRow } from '../../storage/row-arena.js';
 import { packr, rowToFields } from '../../storage/row-codec.js';
 import type { Row, TableSchema } from '../../storage/schema.js';
@@ -42,23 +44,46 @@ function frameFormOf({ table, keyChanges }: StoredTableChanges): TableChanges {
   return { table, deletes: keyChanges.flatMap((c) => (c.old ? [c.old] : [])), inserts: keyChanges.flatMap((c) => (c.row ? [c.row] : [])) };
 }
 
-describe('the changes part written from stored rows', () => {
-  test('is byte for byte what the object encoder writes, for references and objects, short and long lists and table names', () => {
+describe('the frame written from stored rows', () => {
+  const invocations = [
+    { reducer: 'r', args: null, caller: { tenant: 't', subject: 's' }, timestampMs: 1 },
+    { reducer: 'upsert', args: { id: 'a', attributes: { title: 'é'.repeat(300), n: 1.5, tags: ['x'] } }, caller: { tenant: 't', subject: 's' }, timestampMs: 1_700_000_000_000 },
+    { reducer: 'r', args: { a: 1 }, caller: { tenant: 't', subject: 's' }, timestampMs: 2, idempotencyKey: 'key-1' },
+  ];
+
+  test('is byte for byte the frame of what the object encoder writes, for references and objects, short and long lists and table names', () => {
+    let round = 0;
     for (const [shortRows, longRows] of [[1, 0], [3, 2], [15, 16], [40, 5], [0, 1]] as const) {
       const arenas = new Map([[short.name, new RowArena()], [long.name, new RowArena()]]);
       const net: StoredTableChanges[] = [];
       if (longRows > 0) net.push(netOf(long, arenas.get(long.name)!, longRows, 1));
       if (shortRows > 0) net.push(netOf(short, arenas.get(short.name)!, shortRows, 2));
       const sources = new Map([...schemas].map(([name, schema]) => [name, { schema, arena: arenas.get(name)! }]));
-      const stored = encodeStoredChanges(net, sources);
       const changes = net.map(frameFormOf);
-      const [expected] = encodePayloadParts({ reducer: 'r', args: null, caller: { tenant: 't', subject: 's' }, timestampMs: 1 }, changes, schemas);
-      expect(stored.equals(expected)).toBe(true);
-      expect(decodeChanges(1, stored, schemas)).toEqual(changes);
+      const invocation = invocations[round % invocations.length]!;
+      const offset = [1, 2 ** 32 + 3, 9][round++ % 3]!;
+      const frame = encodeStoredFrame(offset, net, sources, invocation);
+      expect(frame.equals(encodeFrameParts(offset, encodePayloadParts(invocation, changes, schemas)))).toBe(true);
+      expect(decodePayload(offset, payloadOfFrame(frame, offset), schemas)).toEqual({ offset, invocation, changes });
     }
   });
 
+  test('refuses a transaction whose payload is larger than a frame may be, before making the frame', () => {
+    const arena = new RowArena();
+    const net = [netOf(short, arena, 1, 0)];
+    const sources = new Map([[short.name, { schema: short, arena }]]);
+    const invocation = { reducer: 'r', args: { text: 'x'.repeat(frameBytesMax) }, caller: { tenant: 't', subject: 's' }, timestampMs: 1 };
+    let refused: unknown;
+    try {
+      encodeStoredFrame(1, net, sources, invocation);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(MemoryError);
+    expect(refused).toMatchObject({ code: 'limit_exceeded', message: expect.stringMatching(/exceeds the frame limit/) });
+  });
+
   test('refuses a table it has no source for', () => {
-    expect(() => encodeStoredChanges([{ table: 'nope', keyChanges: [] }], new Map())).toThrow(/unknown table nope/);
+    expect(() => encodeStoredFrame(1, [{ table: 'nope', keyChanges: [] }], new Map(), invocations[0]!)).toThrow(/unknown table nope/);
   });
 });

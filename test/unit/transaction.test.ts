@@ -1,7 +1,8 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import type { TableSchema } from '../../storage/schema.js';
 import { Table } from '../../storage/table.js';
-import { decodeChanges, encodeStoredChanges } from '../../storage/log/payload.js';
+import { payloadOfFrame } from '../../storage/log/frame.js';
+import { decodeChanges, encodeStoredFrame } from '../../storage/log/payload.js';
 import { fromTableChanges, Transaction } from '../../storage/transaction.js';
 
 const items: TableSchema = {
@@ -84,11 +85,40 @@ describe('transaction', () => {
     tx.table('notes').insert({ id: 1, text: 'x' });
     const net = tx.netChanges();
     const schemas = new Map([...tables].map(([name, t]) => [name, t.schema]));
-    const frameForm = decodeChanges(0, encodeStoredChanges(net, tables), schemas);
+    const invocation = { reducer: 'r', args: null, caller, timestampMs: 1_000 };
+    const frameForm = decodeChanges(0, payloadOfFrame(encodeStoredFrame(0, net, tables, invocation), 0), schemas);
     const readBack = fromTableChanges(frameForm, (table, row) => tables.get(table)!.keyOf(row));
     const plain = (n: typeof net) => n.map(({ table, keyChanges }) => ({ table, keyChanges: keyChanges.map(({ key, old, row }) => ({ key, old, row })) }));
     expect(readBack.map((t) => t.keyChanges.map((c) => `${c.old ? 'old' : '-'}/${c.row ? 'new' : '-'}`))).toEqual([['old/-', '-/new', 'old/-', 'old/new', '-/new', 'old/-'], ['-/new']]);
     expect(plain(readBack)).toEqual(plain(net));
+  });
+
+  test('a put of the row just read, or just put, does not encode its key again', () => {
+    const tables = tablesWith((t) => t.get('items')!.put('\u0006a\u0000\u0000', { id: 'a', n: 1 }));
+    const keyOf = vi.spyOn(tables.get('items')!, 'keyOf');
+    const writer = new Transaction(tables, caller, 1_000, 0).table('items');
+    writer.upsert({ id: 'a', n: (writer.get(['a'])!.n as number) + 1 });
+    writer.update({ id: 'a', n: 3 });
+    writer.delete(['a']);
+    writer.insert({ id: 'a', n: 4 });
+    expect(keyOf).not.toHaveBeenCalled();
+    writer.upsert({ id: 'b', n: 5 }); // another key: encoded
+    expect(keyOf).toHaveBeenCalledTimes(1);
+    expect([...tables.get('items')!.scan()]).toEqual([{ id: 'a', n: 4 }, { id: 'b', n: 5 }]);
+  });
+
+  test('a key array the reducer changes after a read does not stand for the key of the next put', () => {
+    const tables = tablesWith((t) => t.get('items')!.put('\u0006a\u0000\u0000', { id: 'a', n: 1 }));
+    const writer = new Transaction(tables, caller, 1_000, 0).table('items');
+    const key = ['a'];
+    writer.get(key);
+    key[0] = 'b';
+    writer.upsert({ id: 'b', n: 2 });
+    expect([...tables.get('items')!.scan()]).toEqual([{ id: 'a', n: 1 }, { id: 'b', n: 2 }]);
+    // Two values for a one-column key encode another key: no put takes it for the row's.
+    expect(writer.get(['a', 'x'])).toBeUndefined();
+    writer.upsert({ id: 'a', n: 3 });
+    expect([...tables.get('items')!.scan()]).toEqual([{ id: 'a', n: 3 }, { id: 'b', n: 2 }]);
   });
 
   test('rollback restores every table and index to the state before the reducer ran', () => {
