@@ -4,7 +4,7 @@
  * sits at `.default` of the module under NodeNext interop.
  */
 import sortedBtree from 'sorted-btree';
-import { bulkLoad } from 'sorted-btree/extended/bulkLoad.js';
+import * as treeModule from 'sorted-btree/b+tree.js';
 import type { LoopSlices } from './io/event-loop.js';
 
 export type BTree<K, V> = import('sorted-btree').default<K, V>;
@@ -21,13 +21,78 @@ export function newStringTree<V>(): BTree<string, V> {
 }
 
 /**
- * A tree built in O(n) from keys in strictly ascending order (leaves filled in one pass, no
- * per-key descent). The caller proves the order; sorted-btree checks it again and throws.
+ * Fill of the nodes a bulk load builds (sorted-btree's bulkLoad default): room for inserts
+ * before the first splits, and every node above half full.
  */
-export function stringTreeFromSorted<V>(keys: string[], values: V[]): BTree<string, V> {
-  if (keys.length !== values.length) throw new Error(`stringTreeFromSorted: ${keys.length} keys, ${values.length} values`);
-  if (keys.length === 0) return newStringTree<V>();
-  return bulkLoad<string, V>(keys, values, treeNodeSize, compareStrings);
+const bulkLoadFill = 0.8;
+
+/**
+ * sorted-btree's node classes, which its typings leave out (the module exports them): a bulk
+ * load builds the tree from the library's own nodes, so the library's methods maintain it.
+ */
+interface LoadedNode {
+  readonly keys: string[];
+  readonly children?: LoadedNode[];
+  /** Moves the left sibling's last child (or pair) to the front of this node. */
+  takeFromLeft(left: LoadedNode): void;
+}
+const { BNode, BNodeInternal, sumChildSizes } = treeModule as unknown as {
+  BNode: new (keys: string[], values: unknown[]) => LoadedNode;
+  BNodeInternal: new (children: LoadedNode[], size: number) => LoadedNode;
+  sumChildSizes(nodes: readonly LoadedNode[]): number;
+};
+
+/**
+ * A tree built in O(n) from keys in strictly ascending order: leaves filled in one pass, then
+ * each level of internal nodes above them, no per-key descent. The same tree as sorted-btree's
+ * bulkLoad (same fill, same node shapes, same balancing of the last node of a level), built in
+ * slices with turns of the event loop between them (a 1M-key load held it 60-150 ms in one
+ * piece, most of that young-generation GC of the new leaves). The caller proves the order; it
+ * is checked again here and a key out of order throws.
+ */
+export async function stringTreeFromSortedInSlices<V>(keys: string[], values: V[], slices: LoopSlices): Promise<BTree<string, V>> {
+  if (keys.length !== values.length) throw new Error(`stringTreeFromSortedInSlices: ${keys.length} keys, ${values.length} values`);
+  const tree = newStringTree<V>();
+  if (keys.length === 0) return tree;
+  const unsorted = await firstUnsortedIndexInSlices(keys, slices);
+  if (unsorted >= 0) throw new Error(`stringTreeFromSortedInSlices: keys must be sorted in strictly ascending order (key ${unsorted} is not)`);
+  let built = 0;
+  let nodes = new Array<LoadedNode>();
+  // Leaves: as many as the fill asks for, evenly sized; one leaf (maybe underfull) when all fit in one.
+  const pairs = keys.length;
+  const nodeFill = Math.ceil(treeNodeSize * bulkLoadFill);
+  let leavesLeft = pairs <= treeNodeSize ? 1 : Math.ceil(pairs / nodeFill);
+  for (let from = 0; leavesLeft > 0; leavesLeft--) {
+    const to = from + Math.ceil((pairs - from) / leavesLeft);
+    nodes.push(new BNode(keys.slice(from, to), values.slice(from, to)));
+    from = to;
+    if (slices.due(++built)) await slices.turn();
+  }
+  // Internal levels, up to a root that holds all of the level below it.
+  const halfFill = nodeFill === treeNodeSize / 2;
+  const childrenMin = Math.floor(treeNodeSize / 2);
+  while (nodes.length > 1) {
+    const count = nodes.length;
+    if (count <= treeNodeSize && (count !== treeNodeSize || !halfFill)) {
+      nodes = [new BNodeInternal(nodes, sumChildSizes(nodes))];
+      break;
+    }
+    const parents = new Array<LoadedNode>(Math.ceil(count / nodeFill));
+    for (let p = 0, child = 0; p < parents.length; p++) {
+      const children = nodes.slice(child, child + Math.ceil((count - child) / (parents.length - p)));
+      child += children.length;
+      parents[p] = new BNodeInternal(children, sumChildSizes(children));
+      if (slices.due(++built)) await slices.turn();
+    }
+    // An underfull last node takes children from its left sibling (bulkLoad's rule; at this node
+    // size and fill the even split already leaves every node at least half full).
+    const last = parents[parents.length - 1]!;
+    const beforeLast = parents[parents.length - 2]!;
+    while (last.children!.length < childrenMin) last.takeFromLeft(beforeLast);
+    nodes = parents;
+  }
+  (tree as unknown as { _root: LoadedNode })._root = nodes[0]!;
+  return tree;
 }
 
 /** What a forRangeStoppable callback returns to stop the walk. */
@@ -62,9 +127,12 @@ export async function forEachPairInSlices<V>(tree: BTree<string, V>, slices: Loo
   }
 }
 
-/** Index of the first key not strictly above its predecessor, or -1 when `keys` ascends strictly. */
-export function firstUnsortedIndex(keys: readonly string[]): number {
-  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return i;
+/** Index of the first key not strictly above its predecessor, or -1 when `keys` ascends strictly; a turn of the event loop whenever `slices` say so. */
+export async function firstUnsortedIndexInSlices(keys: readonly string[], slices: LoopSlices): Promise<number> {
+  for (let i = 1; i < keys.length; i++) {
+    if (!(keys[i - 1]! < keys[i]!)) return i;
+    if (slices.due(i)) await slices.turn();
+  }
   return -1;
 }
 

@@ -377,7 +377,7 @@ export class Store implements StoreApi {
       if (checkpoint && checkpoint.offset > recovery.lastOffset) {
         throw lostAcknowledged(recovery, checkpoint.offset, `the store was closed cleanly at offset ${checkpoint.offset} (${checkpointFileName})`);
       }
-      const { loaded, skipped } = await this.loadNewestSnapshot(recovery);
+      const { loaded, skipped } = await this.loadNewestSnapshot(recovery, slices);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
         const rows = loaded?.tables.get(schema.name);
@@ -418,7 +418,7 @@ export class Store implements StoreApi {
     }
   }
 
-  private async loadNewestSnapshot(recovery: LogRecovery): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
+  private async loadNewestSnapshot(recovery: LogRecovery, slices: LoopSlices): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
     const { lastOffset: logLast, logFirst, logExists } = recovery;
     const skipped: string[] = [];
     const refs: SnapshotRef[] = await listSnapshots(this.dir, this.fl);
@@ -433,7 +433,7 @@ export class Store implements StoreApi {
         continue;
       }
       try {
-        const loaded = await loadSnapshot(ref, this.fl, this.schemas, (d, t) => this.options.onProgress?.('snapshot', d, t));
+        const loaded = await loadSnapshot(ref, this.fl, this.schemas, (d, t) => this.options.onProgress?.('snapshot', d, t), slices);
         return { loaded, skipped };
       } catch (error) {
         if (!(error instanceof SnapshotInvalid)) throw error;

@@ -5,7 +5,7 @@
  * Rows are kept encoded in the table's arena (row-arena.ts) and decoded into a fresh frozen
  * object when read; a change replaces the row's bytes, never mutates them.
  */
-import { findSlot, firstUnsortedIndex, forEachPairInSlices, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSorted, type BTree } from './btree.js';
+import { findSlot, firstUnsortedIndexInSlices, forEachPairInSlices, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSortedInSlices, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
 import type { LoopSlices } from './io/event-loop.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
@@ -95,7 +95,7 @@ export class Table implements TableReader {
   /**
    * A table over loaded rows (a snapshot's), its indexes built in slices with turns of the event
    * loop between them: for each index every entry is computed, sorted (sort-in-slices.ts) and the
-   * tree built from the sorted arrays in one pass, instead of one descent per row.
+   * tree built from the sorted arrays level by level, instead of one descent per row.
    */
   static async load(schema: TableSchema, rows: BTree<string, StoredRow>, arena: RowArena, slices: LoopSlices): Promise<Table> {
     const trees = new Map<string, BTree<string, string>>();
@@ -111,8 +111,8 @@ export class Table implements TableReader {
       });
       const sorted = await sortInSlices(entryKeys, rowKeys, slices);
       // Rows that break a unique index cannot come from a verified state: refuse, never drop one silently.
-      if (firstUnsortedIndex(sorted.keys) >= 0) throw new Error(`${schema.name}: unique index ${def.name} holds one value twice`);
-      trees.set(def.name, stringTreeFromSorted(sorted.keys, sorted.values));
+      if ((await firstUnsortedIndexInSlices(sorted.keys, slices)) >= 0) throw new Error(`${schema.name}: unique index ${def.name} holds one value twice`);
+      trees.set(def.name, await stringTreeFromSortedInSlices(sorted.keys, sorted.values, slices));
     }
     return new Table(schema, rows, arena, trees);
   }

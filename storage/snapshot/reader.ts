@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { stringTreeFromSorted, type BTree } from '../btree.js';
-import { yieldToEventLoop } from '../io/event-loop.js';
+import { stringTreeFromSortedInSlices, type BTree } from '../btree.js';
+import { LoopSlices, yieldToEventLoop } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import { RowArena, type StoredRow } from '../row-arena.js';
@@ -79,6 +79,7 @@ export async function loadSnapshot(
   fl: FileLayer,
   schemas: ReadonlyMap<string, TableSchema>,
   onProgress?: (done: number, total: number) => void,
+  slices: LoopSlices = new LoopSlices(),
 ): Promise<LoadedSnapshot> {
   const manifest = ref.manifest;
   if (!manifest) throw new SnapshotInvalid(ref.dir, ref.problem ?? 'no manifest');
@@ -93,7 +94,7 @@ export async function loadSnapshot(
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
-  return { manifest, ...(await decodeTables(ref, manifest, buf, schemas, onProgress)) };
+  return { manifest, ...(await decodeTables(ref, manifest, buf, schemas, onProgress, slices)) };
 }
 
 /**
@@ -108,6 +109,7 @@ async function decodeTables(
   buf: Buffer,
   schemas: ReadonlyMap<string, TableSchema>,
   onProgress: ((done: number, total: number) => void) | undefined,
+  slices: LoopSlices,
 ): Promise<{ tables: Map<string, BTree<string, StoredRow>>; arenas: Map<string, RowArena> }> {
   const tables = new Map<string, BTree<string, StoredRow>>();
   const arenas = new Map<string, RowArena>();
@@ -158,7 +160,7 @@ async function decodeTables(
       // A table too large for references (past arenaChunksMax chunks) is held as row objects.
       values[i] = toRef ? toRef(position) : fieldsToRow(schema, rowUnpackr.unpack(buf, { start: rowsStart + position, end: msgpackValueEnd(buf, rowsStart + position, p)! }));
     }
-    tables.set(name, stringTreeFromSorted(keys, values));
+    tables.set(name, await stringTreeFromSortedInSlices(keys, values, slices));
     arenas.set(name, arena);
     done += count;
     onProgress?.(done, total);

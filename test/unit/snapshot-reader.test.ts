@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { LoopSlices } from '../../storage/io/event-loop.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
@@ -82,6 +83,21 @@ describe('snapshot reader', () => {
     });
     expect(steps).toBeGreaterThanOrEqual(3);
     expect(heldSteps).toBe(0);
+  }, 60_000);
+
+  test('a table\'s tree is built in the slices it is given, other work running between them', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => store.call('put', { id: `o${i}`, type: 't', n: i, attributes: {} }, testCaller)));
+    await store.snapshot();
+    await store.close();
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    let otherWork = 0;
+    const slices = new LoopSlices(0, () => setImmediate(() => otherWork++));
+    const loaded = await loadSnapshot(ref!, nodeFileLayer, schemas, undefined, slices);
+    expect([...loaded.tables.get('objects')!.keys()]).toHaveLength(3000);
+    expect(slices.turns).toBeGreaterThan(0);
+    expect(otherWork).toBe(slices.turns);
   }, 60_000);
 
   test('rows out of key order are refused even when every hash was recomputed to match', async () => {
