@@ -5,9 +5,14 @@ export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => se
  * Longest an open holds the event loop in one piece: one process serves every tenant, so a big
  * tenant's open (index builds, the state hash, replay) must leave turns for the others' calls,
  * /healthz and WebSocket pings. Checked every `loopSliceCheckItems` items, so a slice overruns it
- * by at most that many items' work.
+ * by at most that many items' work, and a young-generation GC landing in a slice adds its pause
+ * (25-70 ms while an open builds its trees: most of what it allocates survives). So the slice is
+ * well under the 50 ms we want between turns: at 50 ms, an open of the 1M-object bench store held
+ * the loop 125-180 ms at its worst, with 8-9 holds of 50 ms or more; at 20 ms (and the tree builds
+ * and snapshot decode sliced by time too), 88-118 ms and 3-5 (2026-11-30, 3 runs each; the open
+ * no slower: 1.2-1.6 s either way).
  */
-export const openSliceMsMax = 50;
+export const openSliceMsMax = 20;
 /** Items (rows, frames) between two reads of the clock: a mask, so a power of two. */
 export const loopSliceCheckItems = 1024;
 

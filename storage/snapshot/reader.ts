@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { stringTreeFromSortedInSlices, type BTree } from '../btree.js';
-import { LoopSlices, yieldToEventLoop } from '../io/event-loop.js';
+import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import { RowArena, type StoredRow } from '../row-arena.js';
@@ -15,19 +15,19 @@ import { rowsMaxDefault, type TableSchema, type Value } from '../schema.js';
 import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 /**
- * Loading runs in slices with a yield after each, so one tenant's open of a large store does
- * not stall every other tenant's calls (a 1M-object store's load held the event loop for 5.3 s
- * in one piece): the hash takes this many bytes per slice, the decode this many rows.
+ * Loading gives the event loop a turn whenever the open's slices say so (io/event-loop.ts), so one
+ * tenant's open of a large store does not stall every other tenant's calls (a 1M-object store's
+ * load held the event loop for 5.3 s in one piece). The hash looks at the clock after each chunk
+ * of this many bytes (~2-7 ms of SHA-256 here); the decode every loopSliceCheckItems rows.
  */
-export const snapshotLoadSliceBytes = 8 * 1024 * 1024;
-export const snapshotLoadSliceRows = 16_384;
+export const snapshotHashChunkBytes = 1024 * 1024;
 
-/** SHA-256 of `buf` in snapshotLoadSliceBytes slices, yielding after each. */
-async function sha256InSlices(buf: Buffer): Promise<string> {
+/** SHA-256 of `buf`, chunk by chunk, with a turn whenever `slices` say so. */
+async function sha256InSlices(buf: Buffer, slices: LoopSlices): Promise<string> {
   const hash = createHash('sha256');
-  for (let at = 0; at < buf.length; at += snapshotLoadSliceBytes) {
-    hash.update(buf.subarray(at, at + snapshotLoadSliceBytes));
-    await yieldToEventLoop();
+  for (let at = 0; at < buf.length; at += snapshotHashChunkBytes) {
+    hash.update(buf.subarray(at, at + snapshotHashChunkBytes));
+    if (slices.due(0)) await slices.turn();
   }
   return hash.digest('hex');
 }
@@ -90,7 +90,7 @@ export async function loadSnapshot(
   // SHA-256 on this thread, before anything is decoded. It used to run on the thread pool
   // (WebCrypto) beside the decode, but WebCrypto copies its input first, and a fresh copy of a
   // large file costs more here (page faults: about 0.7 s for 60 MB) than hashing it (0.1-0.2 s).
-  const sha = await sha256InSlices(buf);
+  const sha = await sha256InSlices(buf, slices);
   if (sha !== manifest.files.binary.sha256 || sha !== manifest.stateHash) {
     throw new SnapshotInvalid(ref.dir, `${binaryFileName} hash ${sha} does not match the manifest`);
   }
@@ -137,9 +137,9 @@ async function decodeTables(
     // Positions relative to the table's first row first; references once the arena adopted the bytes.
     const values = new Array<StoredRow>(count);
     for (let i = 0; i < count; i++) {
-      if (i > 0 && i % snapshotLoadSliceRows === 0) {
+      if (slices.due(i)) {
         onProgress?.(done + i, total);
-        await yieldToEventLoop();
+        await slices.turn();
       }
       if (p >= buf.length) throw new SnapshotInvalid(ref.dir, `snapshot ends ${count - i} rows early`);
       const end = msgpackValueEnd(buf, p, buf.length);
@@ -155,7 +155,7 @@ async function decodeTables(
     const arena = new RowArena();
     const toRef = arena.adopt(buf.subarray(rowsStart, p));
     for (let i = 0; i < count; i++) {
-      if (i > 0 && i % snapshotLoadSliceRows === 0) await yieldToEventLoop();
+      if (slices.due(i)) await slices.turn();
       const position = values[i] as number;
       // A table too large for references (past arenaChunksMax chunks) is held as row objects.
       values[i] = toRef ? toRef(position) : fieldsToRow(schema, rowUnpackr.unpack(buf, { start: rowsStart + position, end: msgpackValueEnd(buf, rowsStart + position, p)! }));
@@ -164,7 +164,7 @@ async function decodeTables(
     arenas.set(name, arena);
     done += count;
     onProgress?.(done, total);
-    await yieldToEventLoop();
+    if (slices.due(0)) await slices.turn();
   }
   return { tables, arenas };
 }
@@ -172,10 +172,11 @@ async function decodeTables(
 /** Full check of a snapshot's files (binary and JSON) without loading it. */
 export async function verifySnapshotFiles(ref: SnapshotRef, fl: FileLayer): Promise<string | undefined> {
   if (!ref.manifest) return ref.problem ?? 'no manifest';
+  const slices = new LoopSlices();
   for (const [name, entry] of [[binaryFileName, ref.manifest.files.binary], [jsonFileName, ref.manifest.files.json]] as const) {
     try {
       const buf = await fl.readFile(path.join(ref.dir, name));
-      const sha = await sha256InSlices(buf);
+      const sha = await sha256InSlices(buf, slices);
       if (buf.length !== entry.bytes || sha !== entry.sha256) return `${name} does not match the manifest`;
     } catch (error) {
       return `${name}: ${(error as Error).message}`;

@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { LoopSlices } from '../../storage/io/event-loop.js';
+import { LoopSlices, loopSliceCheckItems } from '../../storage/io/event-loop.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
 import { binaryFileName, manifestFileName } from '../../storage/snapshot/manifest.js';
-import { listSnapshots, loadSnapshot, snapshotLoadSliceRows, SnapshotInvalid } from '../../storage/snapshot/reader.js';
+import { listSnapshots, loadSnapshot, SnapshotInvalid } from '../../storage/snapshot/reader.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, objectsTable, testCaller } from '../support/counter-module.js';
 
@@ -63,9 +63,10 @@ describe('snapshot reader', () => {
     await store.close();
   });
 
-  test('a load gives the event loop a turn between slices: other work is never held for a whole store', async () => {
-    // A 1M-object store held the event loop for 5.3 s in one piece; here 2.5 slices of rows.
-    const rows = Math.floor(snapshotLoadSliceRows * 2.5);
+  test('a load gives the event loop a turn between slices, and reports progress at each: other work is never held for a whole store', async () => {
+    // A 1M-object store held the event loop for 5.3 s in one piece. Slices of 0 ms: a turn at
+    // every check point (every loopSliceCheckItems rows), so 5 of them in the row decode alone.
+    const rows = loopSliceCheckItems * 5 + 100;
     const dir = tmp();
     const store = await Store.open({ dir, module: counterModule });
     await Promise.all(Array.from({ length: rows }, (_, i) => store.call('put', { id: `o${i}`, type: 't', n: i, attributes: {} }, testCaller)));
@@ -80,8 +81,8 @@ describe('snapshot reader', () => {
       if (!otherWorkRan) heldSteps += 1; // work queued at the last step has not had its turn
       otherWorkRan = false;
       setImmediate(() => (otherWorkRan = true));
-    });
-    expect(steps).toBeGreaterThanOrEqual(3);
+    }, new LoopSlices(0));
+    expect(steps).toBeGreaterThanOrEqual(5);
     expect(heldSteps).toBe(0);
   }, 60_000);
 
