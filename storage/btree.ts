@@ -42,6 +42,13 @@ const { BNode, BNodeInternal, sumChildSizes } = treeModule as unknown as {
   sumChildSizes(nodes: readonly LoadedNode[]): number;
 };
 
+/** A bulk load was given keys out of order or repeated: `index` is the first key not above its predecessor. */
+export class KeysNotAscending extends Error {
+  constructor(readonly index: number) {
+    super(`stringTreeFromSortedInSlices: keys must be sorted in strictly ascending order (key ${index} is not)`);
+  }
+}
+
 /**
  * A tree built in O(n) from keys in strictly ascending order: leaves filled in one pass, then
  * each level of internal nodes above them, no per-key descent. The same tree as sorted-btree's
@@ -55,7 +62,7 @@ export async function stringTreeFromSortedInSlices<V>(keys: string[], values: V[
   const tree = newStringTree<V>();
   if (keys.length === 0) return tree;
   const unsorted = await firstUnsortedIndexInSlices(keys, slices);
-  if (unsorted >= 0) throw new Error(`stringTreeFromSortedInSlices: keys must be sorted in strictly ascending order (key ${unsorted} is not)`);
+  if (unsorted >= 0) throw new KeysNotAscending(unsorted);
   let built = 0;
   let nodes = new Array<LoadedNode>();
   // Leaves: as many as the fill asks for, evenly sized; one leaf (maybe underfull) when all fit in one.

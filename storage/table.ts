@@ -5,7 +5,7 @@
  * Rows are kept encoded in the table's arena (row-arena.ts) and decoded into a fresh frozen
  * object when read; a change replaces the row's bytes, never mutates them.
  */
-import { findSlot, firstUnsortedIndexInSlices, forEachPairInSlices, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSortedInSlices, type BTree } from './btree.js';
+import { findSlot, forEachPairInSlices, KeysNotAscending, newStringTree, newTreeSlot, setAtSlot, stringTreeFromSortedInSlices, type BTree } from './btree.js';
 import { MemoryError } from './errors.js';
 import type { LoopSlices } from './io/event-loop.js';
 import { encodeKey, prefixUpperBound } from './key-codec.js';
@@ -110,9 +110,12 @@ export class Table implements TableReader {
         rowKeys[i++] = key;
       });
       const sorted = await sortInSlices(entryKeys, rowKeys, slices);
-      // Rows that break a unique index cannot come from a verified state: refuse, never drop one silently.
-      if ((await firstUnsortedIndexInSlices(sorted.keys, slices)) >= 0) throw new Error(`${schema.name}: unique index ${def.name} holds one value twice`);
-      trees.set(def.name, await stringTreeFromSortedInSlices(sorted.keys, sorted.values, slices));
+      // Rows that break a unique index cannot come from a verified state: refuse, never drop one
+      // silently. The build checks the order (sorted, so a repeat is the only way to break it).
+      const tree = await stringTreeFromSortedInSlices(sorted.keys, sorted.values, slices).catch((error: unknown) => {
+        throw error instanceof KeysNotAscending ? new Error(`${schema.name}: unique index ${def.name} holds one value twice`) : error;
+      });
+      trees.set(def.name, tree);
     }
     return new Table(schema, rows, arena, trees);
   }
