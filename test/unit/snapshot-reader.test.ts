@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LoopSlices, loopSliceCheckItems } from '../../storage/io/event-loop.js';
+import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
 import { binaryFileName, manifestFileName } from '../../storage/snapshot/manifest.js';
-import { listSnapshots, loadSnapshot, SnapshotInvalid } from '../../storage/snapshot/reader.js';
+import { listSnapshots, loadSnapshot, snapshotReadChunkBytes, SnapshotInvalid, verifySnapshotFiles } from '../../storage/snapshot/reader.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, objectsTable, testCaller } from '../support/counter-module.js';
 
@@ -37,6 +38,24 @@ function rewriteSnapshot(snapshotDir: string, edit: (values: unknown[]) => unkno
   manifest.files.binary = { bytes: binary.length, sha256 };
   writeFileSync(path.join(snapshotDir, binaryFileName), binary);
   writeFileSync(manifestFile, JSON.stringify(manifest));
+}
+
+/** The node file layer, with each read of a file handed at most `bytesMax` bytes, and none from byte `endAt` on (a file shrinking under the reader). */
+function shortReads(bytesMax: number, endAt = Infinity): FileLayer & { reads: number } {
+  const layer = Object.create(nodeFileLayer) as FileLayer & { reads: number };
+  layer.reads = 0;
+  layer.open = async (file, flags) => {
+    const handle = await nodeFileLayer.open(file, flags);
+    const wrapped = Object.create(handle) as FileHandleLike;
+    Object.defineProperty(wrapped, 'read', {
+      value: (buffer: Uint8Array, offset: number, length: number, position: number) => {
+        layer.reads++;
+        return position >= endAt ? Promise.resolve(0) : handle.read(buffer, offset, Math.min(length, bytesMax, endAt - position), position);
+      },
+    });
+    return wrapped;
+  };
+  return layer;
 }
 
 /** Index of the first row value of table `name` in the stream. */
@@ -142,5 +161,50 @@ describe('snapshot reader', () => {
     const loading = loadSnapshot(ref!, nodeFileLayer, schemas);
     await expect(loading).rejects.toBeInstanceOf(SnapshotInvalid);
     await expect(loading).rejects.toThrow(/does not match the manifest/);
+  });
+
+  test('a snapshot of several read chunks, read in short pieces, loads the same rows as one read whole', async () => {
+    // Rows of ~40 KB: the file spans more than one read chunk, so a chunk is hashed while the next is read.
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    const rows = Math.ceil((snapshotReadChunkBytes * 1.5) / 40_000);
+    for (let i = 0; i < rows; i++) await store.call('put', { id: `o${i}`, type: 't', n: i, attributes: { text: String(i % 10).repeat(40_000) } }, testCaller);
+    const { stateHash } = await store.snapshot();
+    await store.close();
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    expect(ref!.manifest!.files.binary.bytes).toBeGreaterThan(snapshotReadChunkBytes);
+    const whole = await loadSnapshot(ref!, nodeFileLayer, schemas);
+    const layer = shortReads(256 * 1024 + 7);
+    const pieces = await loadSnapshot(ref!, layer, schemas);
+    expect(layer.reads).toBeGreaterThan(ref!.manifest!.files.binary.bytes / (256 * 1024 + 7) - 1);
+    expect(pieces.manifest.stateHash).toBe(stateHash);
+    for (const name of ['objects', idempotencyTable.name]) expect([...pieces.tables.get(name)!.keys()]).toEqual([...whole.tables.get(name)!.keys()]);
+    expect(await verifySnapshotFiles(ref!, layer)).toBeUndefined();
+  }, 60_000);
+
+  test('a snapshot file of another size than its manifest says is refused with both sizes, and the store falls back to the log', async () => {
+    const { dir, snapshotDir, hash } = await storeWithSnapshot(20);
+    const file = path.join(snapshotDir, binaryFileName);
+    const bytes = readFileSync(file).length;
+    truncateSync(file, bytes - 1);
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    const sizeProblem = `${binaryFileName} has ${bytes - 1} bytes, manifest says ${bytes}`;
+    await expect(loadSnapshot(ref!, nodeFileLayer, schemas)).rejects.toThrow(sizeProblem);
+    expect(await verifySnapshotFiles(ref!, nodeFileLayer)).toBe(sizeProblem);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.report.snapshotOffset).toBe(-1);
+    expect(store.report.snapshotsSkipped.join(' ')).toContain(sizeProblem);
+    expect(store.stateHash()).toBe(hash);
+    await store.close();
+  });
+
+  test('a snapshot file that ends early while it is read is refused, naming the byte where it ended', async () => {
+    const { dir } = await storeWithSnapshot(20);
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    const bytes = ref!.manifest!.files.binary.bytes;
+    const endAt = Math.floor(bytes / 2);
+    const loading = loadSnapshot(ref!, shortReads(100, endAt), schemas);
+    await expect(loading).rejects.toBeInstanceOf(SnapshotInvalid);
+    await expect(loading).rejects.toThrow(`${binaryFileName} ends at byte ${endAt}, manifest says ${bytes} bytes`);
   });
 });
