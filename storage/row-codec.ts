@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { Packr, REUSE_BUFFER_MODE, type Unpackr } from 'msgpackr';
-import { encodeKey, keyOfAsciiStringBytes } from './key-codec.js';
+import { encodeKey, KeyBytes } from './key-codec.js';
 import { msgpackValueEnd } from './msgpack-extent.js';
 import type { Row, TableSchema, Value } from './schema.js';
 
@@ -73,13 +73,23 @@ export function primaryKeyColumnIndexes(schema: TableSchema): number[] {
   return schema.primaryKey.map((name) => schema.columns.findIndex((c) => c.name === name));
 }
 
+/** Longest key encodedRowKey writes from the bytes; a longer one is decoded and encoded. */
+const keyBytesMax = 1024;
+const keyBytes = new KeyBytes(keyBytesMax);
+/** Where each key column's value lies in the row being read, by key position (encodedRowKey's scratch). */
+const keyPartStarts: number[] = [];
+const keyPartEnds: number[] = [];
+
 /**
- * The encoded primary key (key-codec.ts) of the row whose field array is buf[start, end) (one
- * whole msgpack value, as the caller found), read from the bytes: the key columns decoded, the
- * other fields skipped unread. Checks the field count as fieldsToRow does. `parts` is the
- * caller's scratch array (length = key columns).
+ * The encoded key (key-codec.ts) of the row whose field array is buf[start, end) (one whole
+ * msgpack value, as the caller found), read from the bytes: the key columns found, the other
+ * fields skipped unread, and the key written straight from their bytes when KeyBytes takes them
+ * (else decoded and encoded). `keyColumns` are column positions in key order: a primary key's,
+ * or an index's columns. `suffix`, an encoded key, is appended (an index entry's primary key).
+ * Checks the field count as fieldsToRow does. `parts` is the caller's scratch array (length =
+ * key columns).
  */
-export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[], parts: Value[], buf: Buffer, start: number, end: number): string {
+export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[], parts: Value[], buf: Buffer, start: number, end: number, suffix = ''): string {
   let p = start;
   const head = buf[p]!;
   let count: number;
@@ -88,25 +98,44 @@ export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[]
   else if (head === 0xdd && p + 5 <= end) (count = buf.readUInt32BE(p + 1)), (p += 5);
   else throw new Error(`row of ${schema.name} is not an array of fields`);
   if (count !== schema.columns.length) throw new Error(`row of ${schema.name} has ${count} fields, schema has ${schema.columns.length}`);
-  if (keyColumns.length === 1 && keyColumns[0] === 0) {
-    // The common shape (one string key, first column): the key straight from its bytes.
-    const t = buf[p]!;
-    const strStart = t >= 0xa0 && t <= 0xbf ? p + 1 : t === 0xd9 && p + 2 <= end ? p + 2 : -1;
-    const strEnd = strStart < 0 ? -1 : t === 0xd9 ? strStart + buf[p + 1]! : strStart + (t & 0x1f);
-    if (strStart >= 0 && strEnd <= end) {
-      const key = keyOfAsciiStringBytes(buf, strStart, strEnd);
-      if (key !== undefined) return key;
-    }
-  }
   // Fields past the last key column are not walked: the caller proved the row is one whole value.
   for (let i = 0, found = 0; found < keyColumns.length; i++) {
     const next = msgpackValueEnd(buf, p, end);
     if (next === undefined) throw new Error(`row of ${schema.name}: field ${i} is not a whole msgpack value`);
     const k = keyColumns.indexOf(i);
-    if (k >= 0) (parts[k] = keyScalarAt(buf, p, next)), found++;
+    if (k >= 0) (keyPartStarts[k] = p), (keyPartEnds[k] = next), found++;
     p = next;
   }
-  return encodeKey(parts);
+  keyBytes.clear();
+  let written = true;
+  for (let k = 0; written && k < keyColumns.length; k++) written = keyPartBytes(buf, keyPartStarts[k]!, keyPartEnds[k]!);
+  if (written && (suffix === '' || keyBytes.encoded(suffix))) return keyBytes.take();
+  for (let k = 0; k < keyColumns.length; k++) parts[k] = keyScalarAt(buf, keyPartStarts[k]!, keyPartEnds[k]!);
+  return encodeKey(parts) + suffix;
+}
+
+/** Write the key part msgpack-encoded at buf[start, end) into keyBytes: false when it cannot take it. */
+function keyPartBytes(buf: Buffer, start: number, end: number): boolean {
+  const t = buf[start]!;
+  if (t < 0x80) return keyBytes.integer(t); // positive fixint
+  if (t >= 0xe0) return keyBytes.integer(t - 0x100); // negative fixint
+  if (t >= 0xa0 && t <= 0xbf) return keyBytes.string(buf, start + 1, end);
+  switch (t) {
+    case 0xd9: return keyBytes.string(buf, start + 2, end);
+    case 0xda: return keyBytes.string(buf, start + 3, end);
+    case 0xdb: return keyBytes.string(buf, start + 5, end);
+    case 0xcc: return keyBytes.integer(buf[start + 1]!);
+    case 0xcd: return keyBytes.integer(buf.readUInt16BE(start + 1));
+    case 0xce: return keyBytes.integer(buf.readUInt32BE(start + 1));
+    case 0xd0: return keyBytes.integer(buf.readInt8(start + 1));
+    case 0xd1: return keyBytes.integer(buf.readInt16BE(start + 1));
+    case 0xd2: return keyBytes.integer(buf.readInt32BE(start + 1));
+    case 0xcb: return keyBytes.integer(buf.readDoubleBE(start + 1)); // integers past 32 bits; false unless a safe integer
+    case 0xc0: return keyBytes.constant(null);
+    case 0xc2: return keyBytes.constant(false);
+    case 0xc3: return keyBytes.constant(true);
+    default: return false; // 64-bit integers, float32, the rest: the one decoder decides
+  }
 }
 
 /** A key column's value (string, integer or boolean) encoded at buf[start, end). */

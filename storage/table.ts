@@ -105,8 +105,7 @@ export class Table implements TableReader {
       const rowKeys = new Array<string>(rows.size);
       let i = 0;
       await forEachPairInSlices(rows, slices, (key, stored) => {
-        const ik = storedIndexKey(arena, index, stored);
-        entryKeys[i] = def.unique ? ik : ik + key;
+        entryKeys[i] = storedIndexKey(arena, index, stored, def.unique ? '' : key);
         rowKeys[i++] = key;
       });
       const sorted = await sortInSlices(entryKeys, rowKeys, slices);
@@ -485,11 +484,11 @@ function indexKey(index: Index, row: Row): string {
 }
 
 /**
- * The index key of a stored row: read from its bytes when it is in the arena (no row object).
- * The walk stops after the last index column, inside the row: arena rows were whole when copied in.
+ * The index key of a stored row, then `suffix` (an entry's primary key, for a non-unique index):
+ * read from its bytes when it is in the arena (no row object), in one piece. The walk stops after the last index column, inside the row: arena rows were whole when copied in.
  */
-function storedIndexKey(arena: RowArena, index: Index, stored: StoredRow): string {
-  if (typeof stored !== 'number') return indexKey(index, stored);
+function storedIndexKey(arena: RowArena, index: Index, stored: StoredRow, suffix = ''): string {
+  if (typeof stored !== 'number') return indexKey(index, stored) + suffix;
   const chunk = arena.chunkOf(stored);
-  return encodedRowKey(index.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length);
+  return encodedRowKey(index.schema, index.positions, index.parts, chunk, rowStart(stored), chunk.length, suffix);
 }
