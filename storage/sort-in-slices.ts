@@ -32,6 +32,11 @@ export async function sortInSlices<V>(keys: string[], values: V[], slices: LoopS
     }
     if (slices.due(0)) await slices.turn();
   }
+  // Each run is in order now; if each one ends below the next one's start, so is the whole: an
+  // index whose entries already come in primary-key order (one type, time-ordered ids) needs no merge.
+  let runsInOrder = true;
+  for (let end = sortRunItems; runsInOrder && end < n; end += sortRunItems) runsInOrder = keys[end - 1]! <= keys[end]!;
+  if (runsInOrder) return { keys, values };
   let fromKeys = keys;
   let fromValues = values;
   let toKeys = new Array<string>(n);

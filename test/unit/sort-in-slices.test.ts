@@ -20,4 +20,17 @@ describe('sorting in slices', () => {
     expect(await sortInSlices([], [], new LoopSlices())).toEqual({ keys: [], values: [] });
     expect(await sortInSlices(['b', 'a'], [2, 1], new LoopSlices())).toEqual({ keys: ['a', 'b'], values: [1, 2] });
   });
+
+  test('input already in order across its runs comes back as it is; one pair out of order across a run boundary is still sorted', async () => {
+    const n = 3 * sortRunItems + 5;
+    const inOrder = Array.from({ length: n }, (_, i) => `k${String(i).padStart(8, '0')}`);
+    const sorted = await sortInSlices([...inOrder], inOrder.map((k) => `v:${k}`), new LoopSlices());
+    expect(sorted.keys).toEqual(inOrder);
+    expect(sorted.values).toEqual(inOrder.map((k) => `v:${k}`));
+    const swapped = [...inOrder];
+    [swapped[sortRunItems - 1], swapped[sortRunItems]] = [swapped[sortRunItems]!, swapped[sortRunItems - 1]!];
+    const resorted = await sortInSlices(swapped, swapped.map((k) => `v:${k}`), new LoopSlices());
+    expect(resorted.keys).toEqual(inOrder);
+    expect(resorted.values).toEqual(inOrder.map((k) => `v:${k}`));
+  });
 });
