@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { stringTreeFromSortedInSlices, type BTree } from '../btree.js';
+import { KeysNotAscending, stringTreeFromSortedInSlices, type BTree } from '../btree.js';
 import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
@@ -140,7 +140,7 @@ export async function loadSnapshot(
  * The canonical stream's tables, each tree built from its rows in key order. Rows are not
  * decoded: each one's extent is walked, its key read from its bytes, and the tree holds a
  * reference to it in the file's buffer, which the table's arena adopts. A key out of order or
- * repeated means the file is not canonical.
+ * repeated means the file is not canonical: the tree build finds it.
  */
 async function decodeTables(
   ref: SnapshotRef,
@@ -183,11 +183,7 @@ async function decodeTables(
       if (p >= buf.length) throw new SnapshotInvalid(ref.dir, `snapshot ends ${count - i} rows early`);
       const end = msgpackValueEnd(buf, p, buf.length);
       if (end === undefined) throw new SnapshotInvalid(ref.dir, `table ${name}: row ${i} at byte ${p} is not one msgpack value`);
-      const key = encodedRowKey(schema, keyColumns, keyParts, buf, p, end);
-      if (i > 0 && !(keys[i - 1]! < key)) {
-        throw new SnapshotInvalid(ref.dir, `table ${name}: row ${i} is out of key order or repeats a key`);
-      }
-      keys[i] = key;
+      keys[i] = encodedRowKey(schema, keyColumns, keyParts, buf, p, end);
       values[i] = p - rowsStart;
       p = end;
     }
@@ -199,7 +195,11 @@ async function decodeTables(
       // A table too large for references (past arenaChunksMax chunks) is held as row objects.
       values[i] = toRef ? toRef(position) : fieldsToRow(schema, rowUnpackr.unpack(buf, { start: rowsStart + position, end: msgpackValueEnd(buf, rowsStart + position, p)! }));
     }
-    tables.set(name, await stringTreeFromSortedInSlices(keys, values, slices));
+    // The build checks the key order (once, for every table): a key out of order or repeated means the file is not canonical.
+    const tree = await stringTreeFromSortedInSlices(keys, values, slices).catch((error: unknown) => {
+      throw error instanceof KeysNotAscending ? new SnapshotInvalid(ref.dir, `table ${name}: row ${error.index} is out of key order or repeats a key`) : error;
+    });
+    tables.set(name, tree);
     arenas.set(name, arena);
     done += count;
     onProgress?.(done, total);
