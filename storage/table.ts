@@ -485,7 +485,8 @@ function indexKey(index: Index, row: Row): string {
 
 /**
  * The index key of a stored row, then `suffix` (an entry's primary key, for a non-unique index):
- * read from its bytes when it is in the arena (no row object), in one piece. The walk stops after the last index column, inside the row: arena rows were whole when copied in.
+ * read from its bytes when it is in the arena (no row object), in one piece. The walk stops
+ * after the last index column, inside the row: arena rows were whole when copied in.
  */
 function storedIndexKey(arena: RowArena, index: Index, stored: StoredRow, suffix = ''): string {
   if (typeof stored !== 'number') return indexKey(index, stored) + suffix;

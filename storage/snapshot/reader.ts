@@ -24,7 +24,7 @@ export const snapshotHashChunkBytes = 1024 * 1024;
 /** Bytes per read of a snapshot file: the thread pool reads one chunk while this thread hashes the one before. */
 export const snapshotReadChunkBytes = 8 * 1024 * 1024;
 
-/** A snapshot file that is not what its manifest says (size or hash), or cannot be read. */
+/** A snapshot file of another size than its manifest says, ending early, or unreadable (the hash is the caller's to compare). */
 class FileMismatch extends Error {}
 
 /**
