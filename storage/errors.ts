@@ -88,23 +88,49 @@ export const snapshotNotTakenReasons = ['write_failed', 'free_space_low'] as con
 export type SnapshotNotTakenReason = (typeof snapshotNotTakenReasons)[number];
 
 /**
- * A snapshot the store takes on its own was not written. Nothing is lost (the log still holds
- * every transaction); the next open replays more of the log.
+ * A snapshot was not written: one the store takes on its own (periodic, or before a close), or
+ * one asked for (`store snapshot`, a backup). Nothing is lost (the log still holds every
+ * transaction; a half-written snapshot's directory is removed) and the store keeps serving; the
+ * next open replays more of the log.
  */
 export class SnapshotNotTaken extends Error {
   readonly code = 'snapshot_not_taken';
+  /** What to do about it, when the cause says (a full disk or quota). */
+  readonly hint?: string;
   constructor(
     readonly reason: SnapshotNotTakenReason,
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; hint?: string },
   ) {
     super(`snapshot not taken (${reason}): ${detail}; the log still holds every transaction`, options);
     this.name = 'SnapshotNotTaken';
+    if (options?.hint !== undefined) this.hint = options.hint;
   }
 }
 
-/** A snapshot the store took on its own failed: said as such, with the error as its cause. */
+/**
+ * The disk refused a small file a close or an open writes (the checkpoint, the LOCK): said with
+ * what it was for, the errno kept as `code` (ENOSPC, EACCES, ...: the operator's metrics count
+ * by it) and the error as `cause`. Nothing acknowledged is lost by it.
+ */
+export class StoreFileNotWritten extends Error {
+  readonly code: string;
+  readonly hint?: string;
+  constructor(what: string, cause: unknown, hintWhenFull: string) {
+    const errno = (cause as NodeJS.ErrnoException | null)?.code;
+    super(`${what} (${(cause as Error)?.message ?? String(cause)}); nothing acknowledged is lost`, { cause });
+    this.name = 'StoreFileNotWritten';
+    this.code = errno ?? 'write_failed';
+    if (errno === 'ENOSPC' || errno === 'EDQUOT') this.hint = hintWhenFull;
+  }
+}
+
+/** A snapshot's write failed: said as such, with the error as its cause (and a hint when the disk or a quota is full). */
 export function asSnapshotNotTaken(error: unknown): SnapshotNotTaken {
   if (error instanceof SnapshotNotTaken) return error;
-  return new SnapshotNotTaken('write_failed', (error as Error)?.message ?? String(error), { cause: error });
+  // The errno is a node error's code, or the errno of the log write the snapshot waited for (WriteNotApplied).
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  const full = [code, errno].some((c) => c === 'ENOSPC' || c === 'EDQUOT');
+  const hint = full ? 'free disk space, then take the snapshot again; the store keeps serving meanwhile' : undefined;
+  return new SnapshotNotTaken('write_failed', (error as Error)?.message ?? String(error), hint === undefined ? { cause: error } : { cause: error, hint });
 }

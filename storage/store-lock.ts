@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { MemoryError } from './errors.js';
+import { MemoryError, StoreFileNotWritten } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 
 export const lockFileName = 'LOCK';
@@ -103,6 +103,9 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
           cleanedForSpace = true;
           await claimed();
           continue;
+        }
+        if (code === 'ENOSPC' || code === 'EDQUOT') {
+          throw new StoreFileNotWritten(`store ${dir} cannot be opened: its ${lockFileName} file cannot be written`, error, 'free disk space on the store\'s filesystem, then open it again');
         }
         throw error;
       }

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { forEachPairInSlices } from './btree.js';
 import { canonicalStateHash, canonicalStateHashInSlices, type TableState } from './canonical.js';
-import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
+import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, StoreFileNotWritten, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
 import { LoopSlices, openSliceMsMax } from './io/event-loop.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
@@ -30,6 +30,7 @@ import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.j
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
+import type { SnapshotManifest } from './snapshot/manifest.js';
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
 import { SubscriptionHub } from './subscriptions.js';
@@ -147,6 +148,7 @@ export interface StoreApi {
   onCommit(listener: (txs: readonly TxRecord[]) => void): Unsubscribe;
   /** Row events of one table matching predicate, per durable transaction. */
   subscribe(table: string, predicate: (row: Row) => boolean, listener: (offset: number, changes: readonly RowChange[]) => void, options?: SubscribeOptions): Unsubscribe;
+  /** Write a snapshot of the state now; a failed write rejects with SnapshotNotTaken (the store goes on). */
   snapshot(): Promise<{ offset: number; stateHash: string }>;
   stateHash(): string;
   /** What the tables' rows cost in arena bytes. */
@@ -1112,9 +1114,12 @@ export class Store implements StoreApi {
 
   private async writeSnapshotAt(offset: number, tables: TableState[], durable: Promise<void>): Promise<{ offset: number; stateHash: string }> {
     if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
-    const manifest = await writeSnapshot({
-      storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => durable,
-    });
+    let manifest: SnapshotManifest;
+    try {
+      manifest = await writeSnapshot({ storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => durable });
+    } catch (error) {
+      throw asSnapshotNotTaken(error); // the writer removed what it began; the store goes on
+    }
     if (offset > this.lastSnapshotOffset) {
       this.lastSnapshotOffset = offset;
       this.lastSnapshotHash = manifest.stateHash;
@@ -1151,8 +1156,11 @@ export class Store implements StoreApi {
       await this.whenWriterIdle();
       await this.snapshotInFlight?.catch(() => undefined);
       if (!this.failure) {
-        await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName),
-          Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() })));
+        const checkpoint = Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() }));
+        await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName), checkpoint).catch((error: unknown) => {
+          throw new StoreFileNotWritten('the store closed without writing its checkpoint: the next open replays the log as usual', error,
+            'free disk space on the store\'s filesystem; the store needs no repair');
+        });
       }
     } finally {
       await this.log.close().finally(this.releaseLock);

@@ -35,7 +35,9 @@ describe('close on a full disk', () => {
     await store.call('put', { id: 'kept', type: 't', n: 1 }, testCaller);
     const hash = store.stateHash();
     fl.enospcDurableWrites.add(checkpointFileName);
-    await expect(store.close()).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(store.close()).rejects.toMatchObject({
+      code: 'ENOSPC', message: expect.stringContaining('without writing its checkpoint'), hint: expect.stringContaining('free disk space'),
+    });
     expect(descriptorsUnder(dir), 'descriptors the failed close left open').toEqual([]);
     fl.enospcDurableWrites.clear();
     const reopened = await Store.open({ dir, module: counterModule, fileLayer: fl });
