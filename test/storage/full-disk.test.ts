@@ -1,11 +1,11 @@
 /**
  * A real full disk, not an injected ENOSPC: the child (full-disk-child.ts) runs in a mount
  * namespace of its own (`unshare`, as root or in a user namespace) with an 8 MiB tmpfs on its
- * directory. It commits until the kernel refuses the writes; tries a snapshot, a close and an
- * open on the full disk; deletes its ballast and goes on, snapshots and closes; then it copies
- * the store out of the tmpfs, and this process reopens the copy. The rolled-back offsets are
- * reused, and the zero fills, the prepared segments and the rotations all meet the full
- * filesystem on the way.
+ * directory, and a memory-module store in it. It commits until the kernel refuses the writes;
+ * tries a snapshot, a close, an open and the CLI's `store verify` (plain and `--read-only`) on
+ * the full disk; deletes its ballast and goes on, snapshots and closes; then it copies the store
+ * out of the tmpfs, and this process reopens the copy. The rolled-back offsets are reused, and
+ * the zero fills, the prepared segments and the rotations all meet the full filesystem on the way.
  */
 import { mkdtempSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { snapshotDirName } from '../../storage/snapshot/manifest.js';
 import { Store } from '../../storage/store.js';
-import { counterModule } from '../support/counter-module.js';
+import { memoryModule } from '../../tools/index.js';
 import { runProcess } from '../support/run-process.js';
 
 const child = path.join(import.meta.dirname, 'full-disk-child.ts');
@@ -26,12 +26,13 @@ const putsAfterSnapshot = 20;
 type Event = Record<string, unknown>;
 
 describe('a real full disk (tmpfs in a mount namespace)', () => {
-  test('calls, a snapshot, a close and an open are refused with ENOSPC and a hint, losing nothing; freed, the store goes on; the reopened copy holds exactly the acknowledged calls', async () => {
+  test('calls, a snapshot, a close and an open are refused with ENOSPC and a hint, losing nothing; a read-only verify works; freed, the store goes on; the reopened copy holds exactly the acknowledged calls', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'ioboxx-full-disk-'));
     const mount = path.join(root, 'mnt');
     const copy = path.join(root, 'copy');
-    const script = 'mkdir -p "$0" && mount -t tmpfs -o size="$5" ioboxx-full "$0" && exec "$1" --import tsx "$2" "$0" "$3" "$4"';
-    const run = await runProcess('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, mount, process.execPath, child, copy, String(ballastBytes), String(tmpfsBytes)], {});
+    const script = 'mkdir -p "$0" && mount -t tmpfs -o size="$7" ioboxx-full "$0" && exec "$1" --import tsx "$2" "$0" "$3" "$4" "$5" "$6"';
+    const childArgs = [mount, process.execPath, child, copy, ballastBytes, putsAfterFree, putsAfterSnapshot, tmpfsBytes].map(String);
+    const run = await runProcess('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, ...childArgs], {});
     expect(run.code, `the child failed (unshare and a tmpfs mount need root or user namespaces): ${run.stderr}`).toBe(0);
     const events = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Event);
 
@@ -55,9 +56,15 @@ describe('a real full disk (tmpfs in a mount namespace)', () => {
     expect(event('closeWhileFull').message).toContain('without writing its checkpoint');
     expect(event('openWhileFull')).toMatchObject({ openWhileFull: 'refused', code: 'ENOSPC', hint: expect.stringContaining('free disk space') });
     expect(event('openWhileFull').message).toContain('its LOCK file cannot be written');
-    // Reopened (a page freed): exactly what was acknowledged before the disk filled.
+    // The CLI on the full disk: `store verify` is refused the same way; `--read-only` verifies.
+    expect(event('verifyWhileFull')).toMatchObject({ verifyWhileFull: 1, report: { ok: false, code: 'ENOSPC', hint: expect.stringContaining('store verify --read-only') } });
+    // Reopened (a page freed): exactly what was acknowledged before the disk filled, as the read-only verify said.
     const fullAcks = inPhase(acks, 'full');
-    expect(event('reopened')).toMatchObject({ reopened: Math.max(...fullAcks.map((e) => e.ack as number)), objects: fullAcks.length });
+    const reopened = event('reopened');
+    expect(reopened).toMatchObject({ reopened: Math.max(...fullAcks.map((e) => e.ack as number)), objects: fullAcks.length });
+    expect(event('readOnlyVerifyWhileFull')).toMatchObject({
+      readOnlyVerifyWhileFull: 0, report: { readOnly: true, lastOffset: reopened.reopened, stateHash: reopened.stateHash, tables: { objects: fullAcks.length } },
+    });
     // Freed, every call goes through, and so does the snapshot.
     expect(inPhase(acks, 'freed')).toHaveLength(putsAfterFree);
     expect(inPhase(acks, 'after-snapshot')).toHaveLength(putsAfterSnapshot);
@@ -72,7 +79,7 @@ describe('a real full disk (tmpfs in a mount namespace)', () => {
     // The refused snapshot left no directory; the taken one is there.
     expect(readdirSync(path.join(copy, 'snapshots'))).toEqual([snapshotDirName(taken.snapshotAfterFree as number)]);
 
-    const store = await Store.open({ dir: copy, module: counterModule });
+    const store = await Store.open({ dir: copy, module: memoryModule });
     try {
       expect(store.lastOffset).toBe(closed.closed);
       expect(store.stateHash()).toBe(closed.stateHash);
@@ -80,7 +87,7 @@ describe('a real full disk (tmpfs in a mount namespace)', () => {
       const rows = await store.read((view) => [...view.table('objects').scan()]);
       expect(rows).toHaveLength(acks.length);
       const byId = new Map(rows.map((row) => [row.id as string, row]));
-      for (const a of acks) expect(byId.get(a.id as string), `acknowledged ${String(a.id)}`).toMatchObject({ n: a.n });
+      for (const a of acks) expect(byId.get(a.id as string)?.attributes, `acknowledged ${String(a.id)}`).toMatchObject({ n: a.n });
       for (const r of refused) expect(byId.has(r.refused as string), `refused ${String(r.refused)}`).toBe(false);
     } finally {
       await store.close();
