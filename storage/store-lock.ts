@@ -105,7 +105,9 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
           continue;
         }
         if (code === 'ENOSPC' || code === 'EDQUOT') {
-          throw new StoreFileNotWritten(`store ${dir} cannot be opened: its ${lockFileName} file cannot be written`, error, `free disk space on the store's filesystem, then open it again (\`ioboxx-memory store verify --read-only ${dir}\` checks it meanwhile, changing no file)`);
+          // A disk full to its last page: say so, and how to look at the store meanwhile.
+          throw new StoreFileNotWritten(`store ${dir} cannot be opened: its ${lockFileName} file cannot be written`, error,
+            `free disk space on the store's filesystem, then open it again (\`ioboxx-memory store verify --read-only ${dir}\` checks it meanwhile, changing no file)`);
         }
         throw error;
       }
