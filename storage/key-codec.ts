@@ -94,7 +94,7 @@ export class KeyBytes {
 
   constant(value: null | boolean): boolean {
     if (this.used >= this.out.length) return false;
-    this.out[this.used++] = (value === null ? tagNull : value ? tagTrue : tagFalse).charCodeAt(0);
+    this.out[this.used++] = value === null ? tagNullCode : value ? tagTrueCode : tagFalseCode;
     return true;
   }
 
@@ -120,6 +120,9 @@ export class KeyBytes {
 const tagStringCode = tagString.charCodeAt(0);
 const tagNegativeCode = tagNegative.charCodeAt(0);
 const tagNonNegativeCode = tagNonNegative.charCodeAt(0);
+const tagNullCode = tagNull.charCodeAt(0);
+const tagFalseCode = tagFalse.charCodeAt(0);
+const tagTrueCode = tagTrue.charCodeAt(0);
 
 /** Smallest string greater than every key that starts with `prefix`. */
 export function prefixUpperBound(prefix: string): string {

@@ -119,11 +119,9 @@ function keyPartBytes(buf: Buffer, start: number, end: number): boolean {
   const t = buf[start]!;
   if (t < 0x80) return keyBytes.integer(t); // positive fixint
   if (t >= 0xe0) return keyBytes.integer(t - 0x100); // negative fixint
-  if (t >= 0xa0 && t <= 0xbf) return keyBytes.string(buf, start + 1, end);
+  const header = stringHeaderBytes(t);
+  if (header > 0) return keyBytes.string(buf, start + header, end);
   switch (t) {
-    case 0xd9: return keyBytes.string(buf, start + 2, end);
-    case 0xda: return keyBytes.string(buf, start + 3, end);
-    case 0xdb: return keyBytes.string(buf, start + 5, end);
     case 0xcc: return keyBytes.integer(buf[start + 1]!);
     case 0xcd: return keyBytes.integer(buf.readUInt16BE(start + 1));
     case 0xce: return keyBytes.integer(buf.readUInt32BE(start + 1));
@@ -138,12 +136,18 @@ function keyPartBytes(buf: Buffer, start: number, end: number): boolean {
   }
 }
 
+/** Header bytes of a msgpack string whose first byte is `t` (fixstr, str 8/16/32); 0 when it is no string. */
+function stringHeaderBytes(t: number): number {
+  if (t >= 0xa0 && t <= 0xbf) return 1;
+  return t === 0xd9 ? 2 : t === 0xda ? 3 : t === 0xdb ? 5 : 0;
+}
+
 /** A key column's value (string, integer or boolean) encoded at buf[start, end). */
 function keyScalarAt(buf: Buffer, start: number, end: number): Value {
   const t = buf[start]!;
   if (t < 0x80) return t; // positive fixint
-  if (t >= 0xa0 && t <= 0xbf) return keyStringAt(buf, start, start + 1, end);
-  if (t === 0xd9 || t === 0xda || t === 0xdb) return keyStringAt(buf, start, start + (t === 0xd9 ? 2 : t === 0xda ? 3 : 5), end);
+  const header = stringHeaderBytes(t);
+  if (header > 0) return keyStringAt(buf, start, start + header, end);
   if (t === 0xc2) return false;
   if (t === 0xc3) return true;
   // Other numbers, nil: rare in keys; the one decoder decides what they are.
