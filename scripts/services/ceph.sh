@@ -8,15 +8,17 @@
 #
 # One monitor on 127.0.0.1:$IOBOXX_CEPH_MON_PORT (6789), auth none, pool size 1, one
 # memstore OSD (data lives in memory: a stopped cluster is rebuilt from scratch), and the
-# gateway `beast` frontend on 127.0.0.1:$IOBOXX_S3_PORT (default 57480). The S3 user has
-# fixed test keys: they guard nothing but throwaway test data on loopback.
+# gateway `beast` frontend on 127.0.0.1:$IOBOXX_S3_PORT (default 17480: below Linux's ephemeral
+# range, 32768-60999, where an outgoing connection could hold the port and the gateway then fails
+# to bind, as one CI dry run did on 57480). The S3 user has fixed test keys: they guard nothing but
+# throwaway test data on loopback.
 set -euo pipefail
 
 servicesDir="${IOBOXX_SERVICES_DIR:-/tmp/ioboxx-services}"
 cephDir="$servicesDir/ceph"
 conf="$cephDir/ceph.conf"
 monPort="${IOBOXX_CEPH_MON_PORT:-6789}"
-s3Port="${IOBOXX_S3_PORT:-57480}"
+s3Port="${IOBOXX_S3_PORT:-17480}"
 accessKey="IOBOXXTESTACCESSKEY0"
 secretKey="ioboxxTestSecretKey0000000000000000000000"
 region="us-east-1"

@@ -8,7 +8,8 @@
 #   scripts/services/pgbouncer.sh up|down|env|status|purge
 #
 # Idempotent. Needs postgres.sh up first (same IOBOXX_SERVICES_DIR and IOBOXX_PG_PORT). Listens
-# on $IOBOXX_PGBOUNCER_PORT (default 56432); every database name is passed through to Postgres.
+# on $IOBOXX_PGBOUNCER_PORT (default 16432: below Linux's ephemeral range); every database name is
+# passed through to Postgres.
 # TLS from clients with Postgres's self-signed certificate (sslmode=require, as Supabase is
 # reached); plain connections stay allowed. Trust auth on 127.0.0.1 only, as for Postgres.
 set -euo pipefail
@@ -16,8 +17,8 @@ set -euo pipefail
 servicesDir="${IOBOXX_SERVICES_DIR:-/tmp/ioboxx-services}"
 pgDir="$servicesDir/postgres"
 dir="$servicesDir/pgbouncer"
-pgPort="${IOBOXX_PG_PORT:-55432}"
-port="${IOBOXX_PGBOUNCER_PORT:-56432}"
+pgPort="${IOBOXX_PG_PORT:-15432}"
+port="${IOBOXX_PGBOUNCER_PORT:-16432}"
 database="ioboxx"
 role="ioboxx"
 

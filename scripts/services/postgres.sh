@@ -5,13 +5,14 @@
 #
 # Idempotent: `up` on a running cluster only prints its env lines. The cluster lives in
 # $IOBOXX_SERVICES_DIR/postgres (default /tmp/ioboxx-services/postgres); its port is
-# $IOBOXX_PG_PORT (default 55432). Trust auth on 127.0.0.1 only: it holds nothing but test data.
+# $IOBOXX_PG_PORT (default 15432: below Linux's ephemeral range, so no outgoing connection holds
+# it). Trust auth on 127.0.0.1 only: it holds nothing but test data.
 set -euo pipefail
 
 servicesDir="${IOBOXX_SERVICES_DIR:-/tmp/ioboxx-services}"
 pgDir="$servicesDir/postgres"
 dataDir="$pgDir/data"
-port="${IOBOXX_PG_PORT:-55432}"
+port="${IOBOXX_PG_PORT:-15432}"
 database="ioboxx"
 role="ioboxx"
 
