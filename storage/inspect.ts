@@ -8,7 +8,7 @@ import { lockHolder } from './store-lock.js';
 import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
-import { checkChain, listSegments, scanSegmentBytes, type SegmentInfo } from './log/recovery.js';
+import { checkChain, listSegments, scanSegmentBytes, SegmentReader, type SegmentInfo } from './log/recovery.js';
 import { listSnapshots, verifySnapshotFiles } from './snapshot/reader.js';
 
 export interface SegmentReport {
@@ -63,9 +63,20 @@ export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer, o
   const files = await listSegments(path.join(dir, 'log'), fl);
   // The segment before, if it had no problem: after a damaged or misplaced one, where the next starts is unknown.
   let previous: SegmentInfo | undefined;
+  // One buffer for every segment, as an open reads them: a check of many stores holds one segment, not each.
+  const reader = new SegmentReader(fl);
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
-    const buf = await fl.readFile(file);
+    const buf = await reader.read(file).catch((error: unknown) => {
+      if (!(error instanceof DamagedStore)) throw error;
+      return error;
+    });
+    if (buf instanceof DamagedStore) {
+      segments.push({ file: path.relative(dir, file), firstOffset, lastOffset: null, frames: 0, bytes: 0, problem: { position: buf.position, reason: buf.reason } });
+      previous = undefined;
+      onSegment?.(i + 1, files.length);
+      continue;
+    }
     const { info, problem, zeroTail } = scanSegmentBytes(buf, file, firstOffset);
     const frames = info.positions.length;
     // Zeros after the last frame end the last segment cleanly; in a sealed one they are damage.

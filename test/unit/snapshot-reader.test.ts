@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -8,7 +8,7 @@ import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
-import { binaryFileName, manifestFileName } from '../../storage/snapshot/manifest.js';
+import { binaryFileName, jsonFileName, manifestFileName } from '../../storage/snapshot/manifest.js';
 import { listSnapshots, loadSnapshot, snapshotReadChunkBytes, SnapshotInvalid, verifySnapshotFiles } from '../../storage/snapshot/reader.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, objectsTable, testCaller } from '../support/counter-module.js';
@@ -41,15 +41,17 @@ function rewriteSnapshot(snapshotDir: string, edit: (values: unknown[]) => unkno
 }
 
 /** The node file layer, with each read of a file handed at most `bytesMax` bytes, and none from byte `endAt` on (a file shrinking under the reader). */
-function shortReads(bytesMax: number, endAt = Infinity): FileLayer & { reads: number } {
-  const layer = Object.create(nodeFileLayer) as FileLayer & { reads: number };
+function shortReads(bytesMax: number, endAt = Infinity): FileLayer & { reads: number; bufferBytesMax: number } {
+  const layer = Object.create(nodeFileLayer) as FileLayer & { reads: number; bufferBytesMax: number };
   layer.reads = 0;
+  layer.bufferBytesMax = 0;
   layer.open = async (file, flags) => {
     const handle = await nodeFileLayer.open(file, flags);
     const wrapped = Object.create(handle) as FileHandleLike;
     Object.defineProperty(wrapped, 'read', {
       value: (buffer: Uint8Array, offset: number, length: number, position: number) => {
         layer.reads++;
+        layer.bufferBytesMax = Math.max(layer.bufferBytesMax, buffer.byteLength);
         return position >= endAt ? Promise.resolve(0) : handle.read(buffer, offset, Math.min(length, bytesMax, endAt - position), position);
       },
     });
@@ -180,6 +182,29 @@ describe('snapshot reader', () => {
     expect(pieces.manifest.stateHash).toBe(stateHash);
     for (const name of ['objects', idempotencyTable.name]) expect([...pieces.tables.get(name)!.keys()]).toEqual([...whole.tables.get(name)!.keys()]);
     expect(await verifySnapshotFiles(ref!, layer)).toBeUndefined();
+  }, 60_000);
+
+  test('checking a snapshot larger than two read chunks holds two chunks, not the file, and still finds one flipped byte near its end', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    const rows = Math.ceil((snapshotReadChunkBytes * 2.5) / 40_000);
+    for (let i = 0; i < rows; i++) await store.call('put', { id: `o${i}`, type: 't', n: i, attributes: { text: String(i % 10).repeat(40_000) } }, testCaller);
+    await store.snapshot();
+    await store.close();
+    const [ref] = await listSnapshots(dir, nodeFileLayer);
+    for (const entry of [ref!.manifest!.files.binary, ref!.manifest!.files.json]) expect(entry.bytes).toBeGreaterThan(2 * snapshotReadChunkBytes);
+    const layer = shortReads(Infinity);
+    expect(await verifySnapshotFiles(ref!, layer)).toBeUndefined();
+    expect(layer.bufferBytesMax).toBe(2 * snapshotReadChunkBytes);
+    // One byte of the JSON's last chunk, which the ring's first half held before: the check must still see it.
+    const json = path.join(ref!.dir, jsonFileName);
+    const at = statSync(json).size - 100;
+    const fd = openSync(json, 'r+');
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, at);
+    writeSync(fd, Buffer.from([byte[0]! ^ 0x01]), 0, 1, at);
+    closeSync(fd);
+    expect(await verifySnapshotFiles(ref!, shortReads(Infinity))).toBe(`${jsonFileName} does not match the manifest`);
   }, 60_000);
 
   test('a snapshot file of another size than its manifest says is refused with both sizes, and the store falls back to the log', async () => {
