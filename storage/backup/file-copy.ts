@@ -4,14 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+import { hashChunkBytes, type FileDigest } from '../io/hash-file.js';
 
 /** Copies move through memory in pieces of this size, so a large snapshot never sits in memory whole. */
-export const copyChunkBytes = 4 * 1024 * 1024;
+export const copyChunkBytes = hashChunkBytes;
 
-export interface CopiedFile {
-  readonly bytes: number;
-  readonly sha256: string;
-}
+/** What a copy wrote: the same digest a check of the file computes (io/hash-file.ts). */
+export type CopiedFile = FileDigest;
 
 /** Read exactly `bytes` from `handle` (from position 0) into one buffer; a shorter file is an error. */
 export async function readExactly(handle: FileHandleLike, bytes: number, what: string): Promise<Buffer> {
@@ -64,25 +63,4 @@ export async function copyOpenFile(
     await out.close();
   }
   return { bytes, sha256: hash.digest('hex') };
-}
-
-/** Size and SHA-256 of a whole file, read in pieces. */
-export async function hashFile(fl: FileLayer, file: string, onBytes?: (n: number) => void): Promise<CopiedFile> {
-  const handle = await fl.open(file, 'r');
-  const hash = createHash('sha256');
-  try {
-    const size = await handle.size();
-    const chunk = Buffer.alloc(Math.min(copyChunkBytes, Math.max(size, 1)));
-    let done = 0;
-    for (;;) {
-      const n = await handle.read(chunk, 0, chunk.length, done);
-      if (n === 0) break;
-      hash.update(chunk.subarray(0, n));
-      done += n;
-      onBytes?.(n);
-    }
-    return { bytes: done, sha256: hash.digest('hex') };
-  } finally {
-    await handle.close();
-  }
 }

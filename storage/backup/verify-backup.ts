@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
-import { hashFile } from './file-copy.js';
+import { hashFile } from '../io/hash-file.js';
 
 /** A manifest larger than this is not one of ours (a manifest lists at most backupFilesMax short entries). */
 export const backupManifestBytesMax = 32 * 1024 * 1024;

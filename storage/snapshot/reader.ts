@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { KeysNotAscending, stringTreeFromSortedInSlices, type BTree } from '../btree.js';
 import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { hashFile } from '../io/hash-file.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import { RowArena, type StoredRow } from '../row-arena.js';
 import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from '../row-codec.js';
@@ -32,13 +33,9 @@ class FileMismatch extends Error {}
  * say so. The hash of a chunk runs while the next one is read, so the read (the kernel's copy and,
  * on this VM, the faults of fresh memory: ~11 us a page) no longer comes first and the hash after
  * it: a 320 MB file (a 1M-object memory-module tenant) took 2.5-2.7 s read then hashed, 1.6 s so.
- * The file must hold exactly `bytes` bytes, the manifest's count. With `keep` false only the hash is
- * wanted (a check, not a load): the chunks take turns in a buffer of two, so checking a 320 MB file
- * holds 16 MiB, not 320.
+ * The file must hold exactly `bytes` bytes, the manifest's count.
  */
-async function readHashed(fl: FileLayer, file: string, bytes: number, slices: LoopSlices, keep: true): Promise<{ buf: Buffer; sha: string }>;
-async function readHashed(fl: FileLayer, file: string, bytes: number, slices: LoopSlices, keep: false): Promise<{ sha: string }>;
-async function readHashed(fl: FileLayer, file: string, bytes: number, slices: LoopSlices, keep: boolean): Promise<{ buf?: Buffer; sha: string }> {
+async function readHashed(fl: FileLayer, file: string, bytes: number, slices: LoopSlices): Promise<{ buf: Buffer; sha: string }> {
   const name = path.basename(file);
   const handle = await fl.open(file, 'r').catch((e: Error) => {
     throw new FileMismatch(`cannot read ${name}: ${e.message}`);
@@ -47,13 +44,11 @@ async function readHashed(fl: FileLayer, file: string, bytes: number, slices: Lo
   try {
     const size = await handle.size();
     if (size !== bytes) throw new FileMismatch(`${name} has ${size} bytes, manifest says ${bytes}`);
-    const buf = Buffer.allocUnsafeSlow(keep ? size : Math.min(size, 2 * snapshotReadChunkBytes));
-    // Where the file's byte `at` lands in buf: kept whole, or in the half of its chunk's turn.
-    const slotOf = (at: number): number => (keep ? at : at % (2 * snapshotReadChunkBytes));
+    const buf = Buffer.allocUnsafeSlow(size);
     const readChunk = async (start: number): Promise<number> => {
       const end = Math.min(size, start + snapshotReadChunkBytes);
       for (let at = start; at < end; ) {
-        const n = await handle.read(buf, slotOf(at), end - at, at).catch((e: Error) => {
+        const n = await handle.read(buf, at, end - at, at).catch((e: Error) => {
           throw new FileMismatch(`cannot read ${name}: ${e.message}`);
         });
         if (n === 0) throw new FileMismatch(`${name} ends at byte ${at}, manifest says ${bytes} bytes`);
@@ -67,13 +62,12 @@ async function readHashed(fl: FileLayer, file: string, bytes: number, slices: Lo
       const end = await reading!;
       reading = end < size ? readChunk(end) : undefined;
       for (let at = start; at < end; at += snapshotHashChunkBytes) {
-        const slot = slotOf(at);
-        hash.update(buf.subarray(slot, slot + Math.min(end - at, snapshotHashChunkBytes)));
+        hash.update(buf.subarray(at, Math.min(end, at + snapshotHashChunkBytes)));
         if (slices.due(0)) await slices.turn();
       }
       start = end;
     }
-    return keep ? { buf, sha: hash.digest('hex') } : { sha: hash.digest('hex') };
+    return { buf, sha: hash.digest('hex') };
   } finally {
     await reading?.catch(() => undefined); // no read may still be writing into the buffer, or on the handle, past here
     await handle.close();
@@ -131,7 +125,7 @@ export async function loadSnapshot(
 ): Promise<LoadedSnapshot> {
   const manifest = ref.manifest;
   if (!manifest) throw new SnapshotInvalid(ref.dir, ref.problem ?? 'no manifest');
-  const { buf, sha } = await readHashed(fl, path.join(ref.dir, binaryFileName), manifest.files.binary.bytes, slices, true).catch((e: Error) => {
+  const { buf, sha } = await readHashed(fl, path.join(ref.dir, binaryFileName), manifest.files.binary.bytes, slices).catch((e: Error) => {
     throw new SnapshotInvalid(ref.dir, e instanceof FileMismatch ? e.message : `cannot read ${binaryFileName}: ${e.message}`);
   });
   // SHA-256 on this thread, before anything is decoded. It used to run on the thread pool
@@ -215,17 +209,14 @@ async function decodeTables(
   return { tables, arenas };
 }
 
-/** Full check of a snapshot's files (binary and JSON) without loading it, in two read chunks of memory. */
+/** Full check of a snapshot's files (binary and JSON) without loading it: one read piece in memory, not a file. */
 export async function verifySnapshotFiles(ref: SnapshotRef, fl: FileLayer): Promise<string | undefined> {
   if (!ref.manifest) return ref.problem ?? 'no manifest';
-  const slices = new LoopSlices();
   for (const [name, entry] of [[binaryFileName, ref.manifest.files.binary], [jsonFileName, ref.manifest.files.json]] as const) {
-    try {
-      const { sha } = await readHashed(fl, path.join(ref.dir, name), entry.bytes, slices, false);
-      if (sha !== entry.sha256) return `${name} does not match the manifest`;
-    } catch (error) {
-      return error instanceof FileMismatch ? error.message : `${name}: ${(error as Error).message}`;
-    }
+    const digest = await hashFile(fl, path.join(ref.dir, name)).catch((error: Error) => error);
+    if (digest instanceof Error) return `cannot read ${name}: ${digest.message}`;
+    if (digest.bytes !== entry.bytes) return `${name} has ${digest.bytes} bytes, manifest says ${entry.bytes}`;
+    if (digest.sha256 !== entry.sha256) return `${name} does not match the manifest`;
   }
   return undefined;
 }
