@@ -53,8 +53,16 @@ function chainProblem(previous: SegmentInfo | undefined, file: string, firstOffs
   }
 }
 
-/** `onSegment(done, total)`: after each segment is scanned, for a progress bar (`tenants list --check`). */
-export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer, onSegment?: (done: number, total: number) => void): Promise<InspectReport> {
+/**
+ * `onSegment(done, total)`: after each segment is scanned, for a progress bar (`tenants list --check`).
+ * `reader`: the buffer segments are read into, shared by a check of many stores.
+ */
+export async function inspectStore(
+  dir: string,
+  fl: FileLayer = nodeFileLayer,
+  onSegment?: (done: number, total: number) => void,
+  reader = new SegmentReader(fl),
+): Promise<InspectReport> {
   // A live writer fills its last segment and writes snapshots while this reads: what it is in the
   // middle of is reported as in progress, not as damage (exit 3); inspect a closed store to judge.
   const openByPid = lockHolder(dir);
@@ -63,10 +71,9 @@ export async function inspectStore(dir: string, fl: FileLayer = nodeFileLayer, o
   const files = await listSegments(path.join(dir, 'log'), fl);
   // The segment before, if it had no problem: after a damaged or misplaced one, where the next starts is unknown.
   let previous: SegmentInfo | undefined;
-  // One buffer for every segment, as an open reads them: a check of many stores holds one segment, not each.
-  const reader = new SegmentReader(fl);
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
+    // One buffer for every segment, as an open reads them: the check holds one segment, not each.
     const buf = await reader.read(file).catch((error: unknown) => {
       if (!(error instanceof DamagedStore)) throw error;
       return error;

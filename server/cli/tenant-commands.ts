@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { MemoryError } from '../../storage/errors.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
-import { listSegments } from '../../storage/log/recovery.js';
+import { listSegments, SegmentReader } from '../../storage/log/recovery.js';
 import { checkStoreFiles, readStoreStatus, type StoreCheck, type StoreStatus } from '../ops/store-status.js';
 import { listKnownTenants } from '../tenants/known-tenants.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
@@ -54,6 +54,7 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
   if (options.check) for (const tenant of dirs) segmentsTotal += (await listSegments(path.join(root, tenant, 'log'), nodeFileLayer)).length;
   let segmentsDone = 0;
   const rows: TenantRow[] = [];
+  const reader = new SegmentReader(nodeFileLayer); // one buffer for every store's segments
   for (const tenant of tenants) {
     const dir = path.join(root, tenant);
     try {
@@ -65,10 +66,10 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
         rows.push({ tenant, vanished: 'no log or snapshot in it' });
         continue;
       }
-      const { dir: _dir, ...status } = await readStoreStatus(dir);
+      const { dir: _dir, ...status } = await readStoreStatus(dir, reader);
       const doneBefore = segmentsDone;
       const check = options.check
-        ? await checkStoreFiles(dir, (done) => options.onProgress?.('check', (segmentsDone = doneBefore + done), segmentsTotal))
+        ? await checkStoreFiles(dir, (done) => options.onProgress?.('check', (segmentsDone = doneBefore + done), segmentsTotal), reader)
         : undefined;
       rows.push({ tenant, ...status, open: status.openByPid !== null, ...(check && { check }) });
     } catch (error) {

@@ -8,7 +8,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { inspectStore } from '../../storage/inspect.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
-import { listSegments, scanSegmentBytes } from '../../storage/log/recovery.js';
+import { listSegments, scanSegmentBytes, SegmentReader } from '../../storage/log/recovery.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
 import { lockHolder } from '../../storage/store-lock.js';
 
@@ -25,7 +25,11 @@ export interface StoreStatus {
   readonly openByPid: number | null;
 }
 
-export async function readStoreStatus(dir: string): Promise<StoreStatus> {
+/**
+ * `reader`: one for a whole listing, so every store's last segment is read into the same buffer
+ * (a fresh 64 MiB buffer costs ~0.3 s of page faults here, a reused one ~30 ms).
+ */
+export async function readStoreStatus(dir: string, reader = new SegmentReader(nodeFileLayer)): Promise<StoreStatus> {
   const fl = nodeFileLayer;
   const snapshots = (await listSnapshots(dir, fl)).filter((s) => s.manifest);
   const newest = snapshots[0];
@@ -34,7 +38,7 @@ export async function readStoreStatus(dir: string): Promise<StoreStatus> {
   const last = segments.at(-1);
   if (last) {
     // Only the last segment: sealed ones end where the next begins.
-    const { info } = scanSegmentBytes(await fl.readFile(last.file), last.file, last.firstOffset);
+    const { info } = scanSegmentBytes(await reader.read(last.file), last.file, last.firstOffset);
     lastOffset = Math.max(lastOffset, last.firstOffset + info.positions.length - 1);
   }
   return {
@@ -70,8 +74,8 @@ export type StoreCheck = { readonly ok: true } | { readonly ok: false; readonly 
  * scanner, and every kept snapshot against its manifest (storage/inspect.ts). Read-only; beside
  * a live writer, what it is in the middle of is not damage.
  */
-export async function checkStoreFiles(dir: string, onSegment?: (done: number, total: number) => void): Promise<StoreCheck> {
-  const report = await inspectStore(dir, nodeFileLayer, onSegment);
+export async function checkStoreFiles(dir: string, onSegment?: (done: number, total: number) => void, reader = new SegmentReader(nodeFileLayer)): Promise<StoreCheck> {
+  const report = await inspectStore(dir, nodeFileLayer, onSegment, reader);
   const damage: StoreDamage[] = [];
   for (const s of report.segments) if (s.problem) damage.push({ file: path.join(dir, s.file), position: s.problem.position, reason: s.problem.reason });
   for (const s of report.snapshots) if (s.problem) damage.push({ file: path.join(dir, s.dir), reason: s.problem });
