@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config.js';
-import { environmentWithFile } from '../../server/config-file.js';
+import { configFileBytesMax, environmentWithFile } from '../../server/config-file.js';
 
 const file = (content: string) => {
   const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'ioboxx-cfg-')), 'config.json');
@@ -37,5 +38,18 @@ describe('configuration file', () => {
     expect(() => environmentWithFile({}, '/nonexistent/ioboxx.json')).toThrow(/ENOENT/);
     expect(() => environmentWithFile({}, file('{not json'))).toThrow(/not JSON/);
     expect(() => environmentWithFile({}, file('[1,2]'))).toThrow(/JSON object/);
+  });
+
+  test('a file over configFileBytesMax, a directory, a FIFO or a device is refused before it is read', () => {
+    const big = file(`{"IOBOXX_LOG_LEVEL": "info", "IOBOXX_PAD": "${'x'.repeat(configFileBytesMax)}"}`);
+    expect(() => environmentWithFile({}, big)).toThrow(`${statSync(big).size} bytes, larger than ${configFileBytesMax} (configFileBytesMax)`);
+    // Multi-byte characters: the limit counts bytes, not characters.
+    const wide = file(`{"IOBOXX_LOG_LEVEL": "${'é'.repeat(configFileBytesMax / 2)}"}`);
+    expect(() => environmentWithFile({}, wide)).toThrow(/larger than/);
+    expect(() => environmentWithFile({}, path.dirname(big))).toThrow(/not a regular file/);
+    const fifo = path.join(path.dirname(big), 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => environmentWithFile({}, fifo)).toThrow(/not a regular file/); // no writer: reading it would block forever
+    expect(() => environmentWithFile({}, '/dev/zero')).toThrow(/not a regular file/);
   });
 });
