@@ -8,6 +8,7 @@ import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
 import { hashFile } from '../io/hash-file.js';
+import { readExactly } from './file-copy.js';
 
 /** A manifest larger than this is not one of ours (a manifest lists at most backupFilesMax short entries). */
 export const backupManifestBytesMax = 32 * 1024 * 1024;
@@ -22,13 +23,21 @@ export class BackupInvalid extends Error {
 
 export async function readBackupManifest(backupDir: string, fl: FileLayer = nodeFileLayer): Promise<BackupManifest> {
   const file = path.join(backupDir, backupManifestFileName);
+  const handle = await fl.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
+    throw new BackupInvalid(file, `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
+  });
   let raw: Buffer;
   try {
-    raw = await fl.readFile(file);
+    // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
+    const bytes = await handle.size();
+    if (bytes > backupManifestBytesMax) throw new BackupInvalid(file, `manifest of ${bytes} bytes exceeds ${backupManifestBytesMax} (backupManifestBytesMax)`);
+    raw = await readExactly(handle, bytes, file);
   } catch (error) {
-    throw new BackupInvalid(file, `cannot read the manifest (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); an unfinished backup has none`);
+    if (error instanceof BackupInvalid) throw error;
+    throw new BackupInvalid(file, `cannot read the manifest (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  } finally {
+    await handle.close();
   }
-  if (raw.length > backupManifestBytesMax) throw new BackupInvalid(file, `manifest of ${raw.length} bytes exceeds ${backupManifestBytesMax}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString('utf8'));

@@ -4,17 +4,19 @@
  * end offset (checked against an independent replay of the acknowledged calls), and a backup
  * whose bytes changed is refused with the file named.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { backupManifestFileName, backupStoreDirName } from '../../storage/backup/backup-manifest.js';
 import { restoreBackup } from '../../storage/backup/restore.js';
 import { backupStore, backupStoreDirectory, type BackupReport } from '../../storage/backup/take-backup.js';
-import { BackupInvalid } from '../../storage/backup/verify-backup.js';
+import { BackupInvalid, backupManifestBytesMax, readBackupManifest } from '../../storage/backup/verify-backup.js';
 import { Store } from '../../storage/store.js';
 import { MemoryError } from '../../storage/errors.js';
 import { backupSpaceHint, restoreSpaceHint } from '../../storage/backup/backup-space.js';
+import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -171,6 +173,36 @@ describe('restore refuses what does not verify', () => {
     const backupDir = await smallBackup();
     rmSync(path.join(backupDir, backupManifestFileName));
     await expect(restoreBackup(backupDir, path.join(scratch(), 'r'), { module: counterModule })).rejects.toBeInstanceOf(BackupInvalid);
+  });
+
+  test('a manifest over backupManifestBytesMax is refused by its size, before it is read; a directory in its place is refused too', async () => {
+    const backupDir = await smallBackup();
+    const manifest = path.join(backupDir, backupManifestFileName);
+    rmSync(manifest);
+    writeFileSync(manifest, '');
+    truncateSync(manifest, backupManifestBytesMax + 1); // sparse: the size alone must refuse it
+    const target = path.join(scratch(), 'r');
+    const tooLarge = `manifest of ${backupManifestBytesMax + 1} bytes exceeds ${backupManifestBytesMax} (backupManifestBytesMax)`;
+    await expect(restoreBackup(backupDir, target, { module: counterModule })).rejects.toThrow(tooLarge);
+    let bytesRead = 0;
+    const counting = Object.create(nodeFileLayer) as FileLayer;
+    counting.readFile = async (file) => {
+      const bytes = await nodeFileLayer.readFile(file);
+      bytesRead += bytes.length;
+      return bytes;
+    };
+    counting.open = async (file, flags) => {
+      const handle = await nodeFileLayer.open(file, flags);
+      return Object.create(handle, {
+        read: { value: async (buffer: Uint8Array, offset: number, length: number, position: number) => (bytesRead += await handle.read(buffer, offset, length, position)) },
+      }) as FileHandleLike;
+    };
+    await expect(readBackupManifest(backupDir, counting)).rejects.toThrow(tooLarge);
+    expect(bytesRead).toBe(0);
+    rmSync(manifest);
+    mkdirSync(manifest);
+    await expect(readBackupManifest(backupDir)).rejects.toThrow(/cannot read the manifest \(EISDIR\)/);
+    expect(existsSync(target)).toBe(false);
   });
 
   test("another tenant's backup and a non-empty target are refused", async () => {
