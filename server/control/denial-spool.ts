@@ -14,6 +14,7 @@ import { auditTenantPattern } from '../../storage/control/control-plane.js';
 import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { mkdirDurable } from '../../storage/io/durable-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { readBoundedFile } from '../../storage/io/read-whole.js';
 
 export const denialSpoolDirName = 'audit-spool';
 export const denialSpoolFormat = 'ioboxx-denial-spool';
@@ -114,15 +115,7 @@ export async function removeDenialSpool(spool: DenialSpool): Promise<void> {
 }
 
 async function readSpoolFile(file: string): Promise<ServerAuditEvent[]> {
-  const handle = await nodeFileLayer.open(file, 'r');
-  let bytes: number;
-  try {
-    bytes = await handle.size();
-  } finally {
-    await handle.close();
-  }
-  if (bytes > denialSpoolBytesMax) throw new Error(`spool of ${bytes} bytes > ${denialSpoolBytesMax} (denialSpoolBytesMax)`);
-  const parsed: unknown = JSON.parse((await nodeFileLayer.readFile(file)).toString('utf8'));
+  const parsed: unknown = JSON.parse((await readBoundedFile(nodeFileLayer, file, denialSpoolBytesMax, 'denialSpoolBytesMax')).toString('utf8'));
   const spool = parsed as { format?: unknown; version?: unknown; denials?: unknown };
   if (typeof parsed !== 'object' || parsed === null || spool.format !== denialSpoolFormat || spool.version !== denialSpoolVersion) {
     throw new Error(`not a ${denialSpoolFormat} version ${denialSpoolVersion} file`);

@@ -12,18 +12,6 @@ export const copyChunkBytes = hashChunkBytes;
 /** What a copy wrote: the same digest a check of the file computes (io/hash-file.ts). */
 export type CopiedFile = FileDigest;
 
-/** Read exactly `bytes` from `handle` (from position 0) into one buffer; a shorter file is an error. */
-export async function readExactly(handle: FileHandleLike, bytes: number, what: string): Promise<Buffer> {
-  const buf = Buffer.alloc(bytes);
-  let done = 0;
-  while (done < bytes) {
-    const n = await handle.read(buf, done, Math.min(copyChunkBytes, bytes - done), done);
-    if (n === 0) throw new Error(`${what}: file ended at ${done} bytes, ${bytes} expected`);
-    done += n;
-  }
-  return buf;
-}
-
 /** Write `data` as a new file (refusing to overwrite) and fdatasync it. */
 export async function writeNewFile(fl: FileLayer, file: string, data: Buffer): Promise<CopiedFile> {
   const out = await fl.open(file, 'wx');

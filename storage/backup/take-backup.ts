@@ -37,7 +37,8 @@ import {
   type BackupFile,
   type BackupManifest,
 } from './backup-manifest.js';
-import { copyOpenFile, readExactly, writeNewFile } from './file-copy.js';
+import { readExactly } from '../io/read-whole.js';
+import { copyOpenFile, writeNewFile } from './file-copy.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
 

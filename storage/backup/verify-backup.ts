@@ -8,7 +8,7 @@ import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
 import { hashFile } from '../io/hash-file.js';
-import { readExactly } from './file-copy.js';
+import { FileTooLarge, readBoundedFile } from '../io/read-whole.js';
 
 /** A manifest larger than this is not one of ours (a manifest lists at most backupFilesMax short entries). */
 export const backupManifestBytesMax = 32 * 1024 * 1024;
@@ -23,21 +23,10 @@ export class BackupInvalid extends Error {
 
 export async function readBackupManifest(backupDir: string, fl: FileLayer = nodeFileLayer): Promise<BackupManifest> {
   const file = path.join(backupDir, backupManifestFileName);
-  const handle = await fl.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
-    throw new BackupInvalid(file, `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
+  // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
+  const raw = await readBoundedFile(fl, file, backupManifestBytesMax, 'backupManifestBytesMax').catch((error: NodeJS.ErrnoException) => {
+    throw new BackupInvalid(file, error instanceof FileTooLarge ? error.message : `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
   });
-  let raw: Buffer;
-  try {
-    // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
-    const bytes = await handle.size();
-    if (bytes > backupManifestBytesMax) throw new BackupInvalid(file, `manifest of ${bytes} bytes exceeds ${backupManifestBytesMax} (backupManifestBytesMax)`);
-    raw = await readExactly(handle, bytes, file);
-  } catch (error) {
-    if (error instanceof BackupInvalid) throw error;
-    throw new BackupInvalid(file, `cannot read the manifest (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  } finally {
-    await handle.close();
-  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString('utf8'));

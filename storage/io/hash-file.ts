@@ -4,9 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileLayer } from './file-layer.js';
+import { readPieceBytes } from './read-whole.js';
 
 /** Bytes per read of a hashed file (the copies of a backup move in pieces of the same size). */
-export const hashChunkBytes = 4 * 1024 * 1024;
+export const hashChunkBytes = readPieceBytes;
 
 export interface FileDigest {
   readonly bytes: number;

@@ -5,8 +5,11 @@
  */
 import * as path from 'node:path';
 import type { FileLayer } from '../io/file-layer.js';
+import { readBoundedFile } from '../io/read-whole.js';
 
 export const checkpointFileName = 'checkpoint.json';
+/** A checkpoint is an offset and a hash (~100 bytes): a larger file is not one. */
+export const checkpointBytesMax = 64 * 1024;
 
 export interface Checkpoint {
   readonly offset: number;
@@ -18,10 +21,10 @@ export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Che
   const file = path.join(logDir, checkpointFileName);
   if (!(await fl.exists(file))) return undefined;
   try {
-    const parsed = JSON.parse((await fl.readFile(file)).toString('utf8')) as Partial<Checkpoint>;
+    const parsed = JSON.parse((await readBoundedFile(fl, file, checkpointBytesMax, 'checkpointBytesMax')).toString('utf8')) as Partial<Checkpoint>;
     if (Number.isSafeInteger(parsed.offset) && typeof parsed.stateHash === 'string') return { offset: parsed.offset!, stateHash: parsed.stateHash };
   } catch {
-    // not JSON: unreadable, below
+    // not JSON, or too large to be one: unreadable, below
   }
   return 'unreadable';
 }

@@ -9,6 +9,8 @@ import { z } from 'zod';
 
 export const snapshotFormatVersion = 1;
 export const manifestFileName = 'manifest.json';
+/** A manifest is a few hundred bytes plus one entry per table: thousands of tables fit; a larger file is not one. */
+export const manifestBytesMax = 1024 * 1024;
 export const binaryFileName = 'state.msgpack';
 export const jsonFileName = 'state.json';
 const snapshotDirPattern = /^(\d{20})$/;

@@ -9,11 +9,12 @@ import { KeysNotAscending, stringTreeFromSortedInSlices, type BTree } from '../b
 import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { hashFile } from '../io/hash-file.js';
+import { readBoundedFile } from '../io/read-whole.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
 import { RowArena, type StoredRow } from '../row-arena.js';
 import { encodedRowKey, fieldsToRow, primaryKeyColumnIndexes, rowUnpackr } from '../row-codec.js';
 import { rowsMaxDefault, type TableSchema, type Value } from '../schema.js';
-import { binaryFileName, jsonFileName, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
+import { binaryFileName, jsonFileName, manifestBytesMax, manifestFileName, manifestSchema, parseSnapshotDirName, snapshotsDir, type SnapshotManifest } from './manifest.js';
 
 /**
  * Loading gives the event loop a turn whenever the open's slices say so (io/event-loop.ts), so one
@@ -98,7 +99,7 @@ export async function listSnapshots(storeDir: string, fl: FileLayer): Promise<Sn
     if (offset === undefined) continue;
     const dir = path.join(root, name);
     try {
-      const raw = JSON.parse((await fl.readFile(path.join(dir, manifestFileName))).toString('utf8')) as unknown;
+      const raw = JSON.parse((await readBoundedFile(fl, path.join(dir, manifestFileName), manifestBytesMax, 'manifestBytesMax')).toString('utf8')) as unknown;
       const manifest = manifestSchema.parse(raw);
       if (manifest.offset !== offset) throw new Error(`manifest offset ${manifest.offset} in directory ${name}`);
       refs.push({ dir, offset, manifest });

@@ -15,8 +15,7 @@ import { BackupInvalid, backupManifestBytesMax, readBackupManifest } from '../..
 import { Store } from '../../storage/store.js';
 import { MemoryError } from '../../storage/errors.js';
 import { backupSpaceHint, restoreSpaceHint } from '../../storage/backup/backup-space.js';
-import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
-import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { countingFileLayer } from '../support/counting-file-layer.js';
 import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -182,23 +181,11 @@ describe('restore refuses what does not verify', () => {
     writeFileSync(manifest, '');
     truncateSync(manifest, backupManifestBytesMax + 1); // sparse: the size alone must refuse it
     const target = path.join(scratch(), 'r');
-    const tooLarge = `manifest of ${backupManifestBytesMax + 1} bytes exceeds ${backupManifestBytesMax} (backupManifestBytesMax)`;
+    const tooLarge = `${backupManifestFileName} has ${backupManifestBytesMax + 1} bytes, over ${backupManifestBytesMax} (backupManifestBytesMax)`;
     await expect(restoreBackup(backupDir, target, { module: counterModule })).rejects.toThrow(tooLarge);
-    let bytesRead = 0;
-    const counting = Object.create(nodeFileLayer) as FileLayer;
-    counting.readFile = async (file) => {
-      const bytes = await nodeFileLayer.readFile(file);
-      bytesRead += bytes.length;
-      return bytes;
-    };
-    counting.open = async (file, flags) => {
-      const handle = await nodeFileLayer.open(file, flags);
-      return Object.create(handle, {
-        read: { value: async (buffer: Uint8Array, offset: number, length: number, position: number) => (bytesRead += await handle.read(buffer, offset, length, position)) },
-      }) as FileHandleLike;
-    };
+    const counting = countingFileLayer();
     await expect(readBackupManifest(backupDir, counting)).rejects.toThrow(tooLarge);
-    expect(bytesRead).toBe(0);
+    expect(counting.bytesRead).toBe(0);
     rmSync(manifest);
     mkdirSync(manifest);
     await expect(readBackupManifest(backupDir)).rejects.toThrow(/cannot read the manifest \(EISDIR\)/);

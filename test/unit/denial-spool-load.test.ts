@@ -2,11 +2,11 @@
  * Loading the denial spools at a start (server/control/denial-spool.ts) holds at most
  * denialSpoolDenialsMax denials in memory: spools past that wait for the next start, oldest first.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool } from '../../server/control/denial-spool.js';
+import { denialSpoolBytesMax, denialSpoolDenialsMax, denialSpoolDir, loadDenialSpools, removeDenialSpool, writeDenialSpool } from '../../server/control/denial-spool.js';
 import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
 
 let dataDir: string;
@@ -36,3 +36,15 @@ test('spools past denialSpoolDenialsMax denials in all wait for the next start, 
   expect(next.spools.map((s) => s.denials[0]!.action)).toEqual(['third']);
   expect(next.deferred).toBe(0);
 }, 60_000);
+
+test('a spool over denialSpoolBytesMax is set aside by its size, the others still load', async () => {
+  await writeDenialSpool(dataDir, denials(3, 'kept'));
+  const dir = denialSpoolDir(dataDir);
+  const [name] = await readdir(dir);
+  const huge = path.join(dir, `${name!.slice(0, -'.json'.length).replace(/.$/, (c) => (c === '0' ? '1' : '0'))}.json`);
+  await writeFile(huge, '');
+  await truncate(huge, denialSpoolBytesMax + 1); // sparse: only its size can refuse it
+  const loaded = await loadDenialSpools(dataDir);
+  expect(loaded.spools.map((s) => s.denials.length)).toEqual([3]);
+  expect(loaded.setAside).toEqual([{ file: huge, movedTo: expect.stringContaining(path.basename(huge)), reason: `${path.basename(huge)} has ${denialSpoolBytesMax + 1} bytes, over ${denialSpoolBytesMax} (denialSpoolBytesMax)` }]);
+});

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, openSync, closeSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -9,10 +9,12 @@ import { hashChunkBytes } from '../../storage/io/hash-file.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
-import { binaryFileName, jsonFileName, manifestFileName } from '../../storage/snapshot/manifest.js';
+import { binaryFileName, jsonFileName, manifestBytesMax, manifestFileName } from '../../storage/snapshot/manifest.js';
+import { checkpointBytesMax, checkpointFileName, readCheckpoint } from '../../storage/log/checkpoint.js';
 import { listSnapshots, loadSnapshot, snapshotReadChunkBytes, SnapshotInvalid, verifySnapshotFiles } from '../../storage/snapshot/reader.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, objectsTable, testCaller } from '../support/counter-module.js';
+import { countingFileLayer } from '../support/counting-file-layer.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-snapreader-'));
 const schemas = new Map([objectsTable, idempotencyTable].map((s) => [s.name, s]));
@@ -207,6 +209,40 @@ describe('snapshot reader', () => {
     closeSync(fd);
     expect(await verifySnapshotFiles(ref!, shortReads(Infinity))).toBe(`${jsonFileName} does not match the manifest`);
   }, 60_000);
+
+  test('a manifest over manifestBytesMax is refused by its size, before it is read, and the store falls back to the log', async () => {
+    const { dir, snapshotDir, hash } = await storeWithSnapshot(20);
+    const manifest = path.join(snapshotDir, manifestFileName);
+    truncateSync(manifest, manifestBytesMax + 1); // its JSON and then zeros: only the size can refuse it
+    const counting = countingFileLayer();
+    const [ref] = await listSnapshots(dir, counting);
+    expect(counting.bytesRead).toBe(0);
+    expect(ref!.manifest).toBeUndefined();
+    expect(ref!.problem).toBe(`manifest unreadable: ${manifestFileName} has ${manifestBytesMax + 1} bytes, over ${manifestBytesMax} (manifestBytesMax)`);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.report.snapshotOffset).toBe(-1);
+    expect(store.stateHash()).toBe(hash);
+    await store.close();
+  });
+
+  test('a checkpoint over checkpointBytesMax counts as unreadable: the open replays, verifies nothing against it, and removes it', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    for (let i = 0; i < 5; i++) await store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller);
+    const hash = store.stateHash();
+    await store.close();
+    const checkpoint = path.join(dir, 'log', checkpointFileName);
+    expect(await readCheckpoint(path.join(dir, 'log'), nodeFileLayer)).toMatchObject({ offset: 4, stateHash: hash });
+    truncateSync(checkpoint, checkpointBytesMax + 1);
+    const counting = countingFileLayer();
+    expect(await readCheckpoint(path.join(dir, 'log'), counting)).toBe('unreadable');
+    expect(counting.bytesRead).toBe(0);
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report.checkpointVerified).toBe(false);
+    expect(reopened.stateHash()).toBe(hash);
+    expect(existsSync(checkpoint)).toBe(false);
+    await reopened.close();
+  });
 
   test('a snapshot file of another size than its manifest says is refused with both sizes, and the store falls back to the log', async () => {
     const { dir, snapshotDir, hash } = await storeWithSnapshot(20);

@@ -1,0 +1,26 @@
+/** The node file layer, counting the bytes read through it (readFile and handle reads): to show a file was refused unread. */
+import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+
+export function countingFileLayer(): FileLayer & { bytesRead: number } {
+  const layer = Object.create(nodeFileLayer) as FileLayer & { bytesRead: number };
+  layer.bytesRead = 0;
+  layer.readFile = async (file) => {
+    const bytes = await nodeFileLayer.readFile(file);
+    layer.bytesRead += bytes.length;
+    return bytes;
+  };
+  layer.open = async (file, flags) => {
+    const handle = await nodeFileLayer.open(file, flags);
+    return Object.create(handle, {
+      read: {
+        value: async (buffer: Uint8Array, offset: number, length: number, position: number) => {
+          const n = await handle.read(buffer, offset, length, position);
+          layer.bytesRead += n;
+          return n;
+        },
+      },
+    }) as FileHandleLike;
+  };
+  return layer;
+}
