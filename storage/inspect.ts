@@ -73,13 +73,13 @@ export async function inspectStore(
   let previous: SegmentInfo | undefined;
   for (let i = 0; i < files.length; i++) {
     const { file, firstOffset } = files[i]!;
-    // One buffer for every segment, as an open reads them: the check holds one segment, not each.
-    const buf = await reader.read(file).catch((error: unknown) => {
+    let buf: Buffer;
+    try {
+      buf = await reader.read(file); // one buffer for every segment, as an open reads them
+    } catch (error) {
       if (!(error instanceof DamagedStore)) throw error;
-      return error;
-    });
-    if (buf instanceof DamagedStore) {
-      segments.push({ file: path.relative(dir, file), firstOffset, lastOffset: null, frames: 0, bytes: 0, problem: { position: buf.position, reason: buf.reason } });
+      // A segment that does not read (a directory in its place) is its problem, as the open reports it.
+      segments.push({ file: path.relative(dir, file), firstOffset, lastOffset: null, frames: 0, bytes: 0, problem: { position: error.position, reason: error.reason } });
       previous = undefined;
       onSegment?.(i + 1, files.length);
       continue;

@@ -4,10 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
-import { hashChunkBytes, type FileDigest } from '../io/hash-file.js';
-
-/** Copies move through memory in pieces of this size, so a large snapshot never sits in memory whole. */
-export const copyChunkBytes = hashChunkBytes;
+import type { FileDigest } from '../io/hash-file.js';
+import { readPieceBytes } from '../io/read-whole.js';
 
 /** What a copy wrote: the same digest a check of the file computes (io/hash-file.ts). */
 export type CopiedFile = FileDigest;
@@ -16,7 +14,7 @@ export type CopiedFile = FileDigest;
 export async function writeNewFile(fl: FileLayer, file: string, data: Buffer): Promise<CopiedFile> {
   const out = await fl.open(file, 'wx');
   try {
-    for (let p = 0; p < data.length; p += copyChunkBytes) await out.writev([data.subarray(p, p + copyChunkBytes)], p);
+    for (let p = 0; p < data.length; p += readPieceBytes) await out.writev([data.subarray(p, p + readPieceBytes)], p);
     await out.datasync();
   } finally {
     await out.close();
@@ -34,7 +32,7 @@ export async function copyOpenFile(
 ): Promise<CopiedFile> {
   const out = await fl.open(destination, 'wx');
   const hash = createHash('sha256');
-  const chunk = Buffer.alloc(Math.min(copyChunkBytes, Math.max(bytes, 1)));
+  const chunk = Buffer.alloc(Math.min(readPieceBytes, Math.max(bytes, 1)));
   try {
     let done = 0;
     while (done < bytes) {

@@ -6,9 +6,6 @@ import { createHash } from 'node:crypto';
 import type { FileLayer } from './file-layer.js';
 import { readPieceBytes } from './read-whole.js';
 
-/** Bytes per read of a hashed file (the copies of a backup move in pieces of the same size). */
-export const hashChunkBytes = readPieceBytes;
-
 export interface FileDigest {
   readonly bytes: number;
   readonly sha256: string;
@@ -20,7 +17,7 @@ export async function hashFile(fl: FileLayer, file: string, onBytes?: (n: number
   const hash = createHash('sha256');
   try {
     const size = await handle.size();
-    const chunk = Buffer.alloc(Math.min(hashChunkBytes, Math.max(size, 1)));
+    const chunk = Buffer.alloc(Math.min(readPieceBytes, Math.max(size, 1)));
     let done = 0;
     for (;;) {
       const n = await handle.read(chunk, 0, chunk.length, done);

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from './file-layer.js';
 
-/** Reads move through memory in pieces of this size. */
+/** Reads (and a backup's copies, and a file's hash) move through memory in pieces of this size, so a large file never sits in memory whole. */
 export const readPieceBytes = 4 * 1024 * 1024;
 
 /** A file over its limit, refused by its size. */

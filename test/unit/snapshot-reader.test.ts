@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { LoopSlices, loopSliceCheckItems } from '../../storage/io/event-loop.js';
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
-import { hashChunkBytes } from '../../storage/io/hash-file.js';
+import { readPieceBytes } from '../../storage/io/read-whole.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { idempotencyTable } from '../../storage/idempotency.js';
 import { packr, rowUnpackr } from '../../storage/row-codec.js';
@@ -198,7 +198,7 @@ describe('snapshot reader', () => {
     for (const entry of [ref!.manifest!.files.binary, ref!.manifest!.files.json]) expect(entry.bytes).toBeGreaterThan(2 * snapshotReadChunkBytes);
     const layer = shortReads(Infinity);
     expect(await verifySnapshotFiles(ref!, layer)).toBeUndefined();
-    expect(layer.bufferBytesMax).toBe(hashChunkBytes);
+    expect(layer.bufferBytesMax).toBe(readPieceBytes);
     // One byte of the JSON's last piece: the check reads to the end.
     const json = path.join(ref!.dir, jsonFileName);
     const at = statSync(json).size - 100;
