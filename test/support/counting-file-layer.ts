@@ -1,10 +1,14 @@
-/** The node file layer, counting the bytes read through it (readFile and handle reads): to show a file was refused unread. */
+/**
+ * The node file layer, counting the bytes read through it (readFile and handle reads), to show a
+ * file was refused unread, and the largest buffer a read filled, to show a file was not held whole.
+ */
 import type { FileHandleLike, FileLayer } from '../../storage/io/file-layer.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 
-export function countingFileLayer(): FileLayer & { bytesRead: number } {
-  const layer = Object.create(nodeFileLayer) as FileLayer & { bytesRead: number };
+export function countingFileLayer(): FileLayer & { bytesRead: number; bufferBytesMax: number } {
+  const layer = Object.create(nodeFileLayer) as FileLayer & { bytesRead: number; bufferBytesMax: number };
   layer.bytesRead = 0;
+  layer.bufferBytesMax = 0;
   layer.readFile = async (file) => {
     const bytes = await nodeFileLayer.readFile(file);
     layer.bytesRead += bytes.length;
@@ -15,6 +19,7 @@ export function countingFileLayer(): FileLayer & { bytesRead: number } {
     return Object.create(handle, {
       read: {
         value: async (buffer: Uint8Array, offset: number, length: number, position: number) => {
+          layer.bufferBytesMax = Math.max(layer.bufferBytesMax, buffer.byteLength);
           const n = await handle.read(buffer, offset, length, position);
           layer.bytesRead += n;
           return n;
