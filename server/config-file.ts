@@ -4,7 +4,7 @@
  * IOBOXX_CONFIG_FILE. The environment wins over the file, so one secret can stay in the
  * environment while the rest lives in a file under version control.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { readSmallFileSync } from '../storage/io/read-whole.js';
 import { ConfigError } from './config.js';
 
 export const configFileBytesMax = 256 * 1024;
@@ -14,19 +14,12 @@ const namePattern = /^(IOBOXX_[A-Z0-9_]+|DATABASE_URL|DATABASE_DIRECT_URL|S3_[A-
 export function environmentWithFile(env: NodeJS.ProcessEnv, file: string | undefined): NodeJS.ProcessEnv {
   if (file === undefined || file === '') return env;
   let text: string;
-  let fd: number | undefined;
   try {
     // The limit holds before reading: a FIFO or /dev/zero named by mistake must not hang the start or fill memory.
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new ConfigError([`config file ${file}: not a regular file`]);
-    if (stat.size > configFileBytesMax) throw new ConfigError([`config file ${file}: ${stat.size} bytes, larger than ${configFileBytesMax} (configFileBytesMax)`]);
-    text = readFileSync(fd, 'utf8');
+    text = readSmallFileSync(file, configFileBytesMax, 'configFileBytesMax').toString('utf8');
   } catch (error) {
-    if (error instanceof ConfigError) throw error;
+    // An errno by its code (ENOENT, EACCES); a size or a kind refused says itself.
     throw new ConfigError([`config file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
   let parsed: unknown;
   try {

@@ -14,14 +14,17 @@
  * - An older version created LOCK empty and then wrote it: an empty LOCK is stale only if it
  *   stays empty.
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MemoryError, StoreFileNotWritten } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
+import { FileTooLarge, fileKind, NotARegularFile, readBoundedFile, readSmallFileSync } from './io/read-whole.js';
 
 export const lockFileName = 'LOCK';
 /** Held while a stale LOCK is removed (see the top of this file). */
 const clearingFileName = 'LOCK.clearing';
+/** A LOCK this code writes holds `pid starttime` (under 40 bytes): a larger file is not a lock. */
+export const lockFileBytesMax = 256;
 /** Rounds of "link, or clear a stale LOCK and link again" before giving up. */
 export const lockAttemptsMax = 6;
 /** How long a taker waits while another process clears a stale LOCK (it takes a few fsyncs). */
@@ -69,7 +72,7 @@ function holderOf(text: string): number | null {
 /** The pid of the process holding `dir`'s lock, or null when none does (no LOCK, or a stale one). */
 export function lockHolder(dir: string): number | null {
   try {
-    return holderOf(readFileSync(path.join(dir, lockFileName), 'utf8'));
+    return holderOf(readSmallFileSync(path.join(dir, lockFileName), lockFileBytesMax, 'lockFileBytesMax').toString('utf8'));
   } catch {
     return null;
   }
@@ -112,11 +115,11 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
         throw error;
       }
     }
-    const text = await readText(lockPath, fl);
-    if (text === undefined) continue; // cleared meanwhile: link again
-    const holder = holderOf(text);
+    const text = await readLockText(dir, lockPath, fl);
+    const holder = text === undefined ? null : holderOf(text);
     if (holder !== null) throw heldBy(dir, holder);
     if (attempt >= lockAttemptsMax) throw new MemoryError('conflict', `store ${dir}: its LOCK keeps changing; another process is taking it`, 'retry in a moment');
+    if (text === undefined) continue; // cleared meanwhile: link again
     if (text.trim() === '' && attempt < lockAttemptsMax - 1) {
       // An older version's taker between create and write: look again shortly; still empty
       // after that, it is a crash's leftover and stale.
@@ -185,7 +188,7 @@ async function clearStaleLock(dir: string, staleText: string, fl: FileLayer): Pr
     await linkOwnFile(dir, clearingFileName, fl);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const clearer = await readText(clearingPath, fl);
+    const clearer = await readLockText(dir, clearingPath, fl);
     // A clearer that ended mid-clear (a crash) left it: remove it. Else let the clearer finish.
     if (clearer !== undefined && clearer.trim() !== '' && holderOf(clearer) === null) await fl.unlink(clearingPath).catch(() => undefined);
     else await sleep(clearingWaitMs);
@@ -194,15 +197,31 @@ async function clearStaleLock(dir: string, staleText: string, fl: FileLayer): Pr
   try {
     // Only the holder of LOCK.clearing removes a LOCK, and no LOCK is linked while one exists:
     // a LOCK with the stale text now is the very one judged stale.
-    if ((await readText(path.join(dir, lockFileName), fl)) === staleText) await fl.unlink(path.join(dir, lockFileName)).catch(() => undefined);
+    if ((await readLockText(dir, path.join(dir, lockFileName), fl)) === staleText) await fl.unlink(path.join(dir, lockFileName)).catch(() => undefined);
   } finally {
     await fl.unlink(clearingPath).catch(() => undefined);
     await fl.fsyncDir(dir);
   }
 }
 
-function readText(file: string, fl: FileLayer): Promise<string | undefined> {
-  return fl.readFile(file).then((b) => b.toString('utf8'), () => undefined);
+/**
+ * The text of a LOCK (or LOCK.clearing), or undefined when it is gone (another process removed
+ * it meanwhile). Anything this code does not make there is refused, naming it: a directory or a
+ * FIFO (whose open would block for ever), a file over lockFileBytesMax, one that cannot be read.
+ */
+async function readLockText(dir: string, file: string, fl: FileLayer): Promise<string | undefined> {
+  try {
+    // Looked at on the disk first: the file layer opens to read, and a FIFO's open waits for a writer.
+    const stats = lstatSync(file, { throwIfNoEntry: false });
+    if (stats !== undefined && !stats.isFile()) throw new NotARegularFile(file, fileKind(stats));
+    return (await readBoundedFile(fl, file, lockFileBytesMax, 'lockFileBytesMax')).toString('utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    const why = error instanceof NotARegularFile || error instanceof FileTooLarge ? error.message : `${path.basename(file)} cannot be read (${code ?? (error as Error).message})`;
+    throw new MemoryError('conflict', `store ${dir} cannot be opened: ${why}; ioboxx-memory makes ${path.basename(file)} as a small file naming its process`,
+      `move ${file} away once no process uses this store, then open it again`);
+  }
 }
 
 function sleep(ms: number): Promise<void> {

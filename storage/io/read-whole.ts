@@ -3,6 +3,7 @@
  * is checked against a named limit before any byte is read, so a replaced or wrong file is
  * refused, never loaded.
  */
+import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from './file-layer.js';
 
@@ -14,6 +15,45 @@ export class FileTooLarge extends Error {
   constructor(readonly file: string, readonly bytes: number, readonly bytesMax: number, readonly limitName: string) {
     super(`${path.basename(file)} has ${bytes} bytes, over ${bytesMax} (${limitName})`);
     this.name = 'FileTooLarge';
+  }
+}
+
+/** Something other than a regular file where a small file is read (a directory, a FIFO, a device, a symbolic link). */
+export class NotARegularFile extends Error {
+  constructor(readonly file: string, readonly kind: string) {
+    super(`${path.basename(file)} is ${kind}, not a regular file`);
+    this.name = 'NotARegularFile';
+  }
+}
+
+/** What a non-regular file is, in words (for NotARegularFile). */
+export function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * The whole of a small regular file, read on the calling thread (what is read before anything
+ * else runs, or by a synchronous status): FileTooLarge over `bytesMax`, NotARegularFile for
+ * anything else. Opened non-blocking, so a FIFO named by mistake is refused rather than waited
+ * on forever (its open and its read would block with no writer).
+ */
+export function readSmallFileSync(file: string, bytesMax: number, limitName: string): Buffer {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new NotARegularFile(file, fileKind(stats));
+    if (stats.size > bytesMax) throw new FileTooLarge(file, stats.size, bytesMax, limitName);
+    const bytes = readFileSync(fd);
+    // The file grew between fstat and read (another writer): the limit still holds.
+    if (bytes.length > bytesMax) throw new FileTooLarge(file, bytes.length, bytesMax, limitName);
+    return bytes;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -3,7 +3,8 @@
  * backup and restore commands: the error code, the message, the hint, and for a damaged store
  * (exit 3) the file and byte of the damage.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -62,3 +63,16 @@ test('store verify of a store another process has open: the hint says what to do
     await store.close();
   }
 });
+
+test('store verify of a store whose LOCK is a FIFO: refused at once naming it (before, the open waited for a writer for ever), the store left as it was', async () => {
+  const dir = path.join(work, 'fifo-lock');
+  await writeMemoryStore(dir, 10, 64 * 1024);
+  const lock = path.join(dir, 'LOCK');
+  execFileSync('mkfifo', [lock]);
+  const before = readdirSync(dir).sort();
+  const r = await cli(['store', 'verify', dir, '--json']);
+  expect(r.code, r.stderr).toBe(1);
+  expect(JSON.parse(r.stdout)).toEqual({ ok: false, code: 'conflict', message: `store ${dir} cannot be opened: LOCK is a FIFO, not a regular file; ioboxx-memory makes LOCK as a small file naming its process`, hint: `move ${lock} away once no process uses this store, then open it again` });
+  expect(readdirSync(dir).sort()).toEqual(before);
+  expect(lstatSync(lock).isFIFO()).toBe(true);
+}, 30_000);

@@ -42,14 +42,14 @@ describe('configuration file', () => {
 
   test('a file over configFileBytesMax, a directory, a FIFO or a device is refused before it is read', () => {
     const big = file(`{"IOBOXX_LOG_LEVEL": "info", "IOBOXX_PAD": "${'x'.repeat(configFileBytesMax)}"}`);
-    expect(() => environmentWithFile({}, big)).toThrow(`${statSync(big).size} bytes, larger than ${configFileBytesMax} (configFileBytesMax)`);
+    expect(() => environmentWithFile({}, big)).toThrow(`has ${statSync(big).size} bytes, over ${configFileBytesMax} (configFileBytesMax)`);
     // Multi-byte characters: the limit counts bytes, not characters.
     const wide = file(`{"IOBOXX_LOG_LEVEL": "${'é'.repeat(configFileBytesMax / 2)}"}`);
-    expect(() => environmentWithFile({}, wide)).toThrow(/larger than/);
-    expect(() => environmentWithFile({}, path.dirname(big))).toThrow(/not a regular file/);
+    expect(() => environmentWithFile({}, wide)).toThrow(/bytes, over 262144 \(configFileBytesMax\)/);
+    expect(() => environmentWithFile({}, path.dirname(big))).toThrow(/is a directory, not a regular file/);
     const fifo = path.join(path.dirname(big), 'fifo');
     execFileSync('mkfifo', [fifo]);
-    expect(() => environmentWithFile({}, fifo)).toThrow(/not a regular file/); // no writer: reading it would block forever
-    expect(() => environmentWithFile({}, '/dev/zero')).toThrow(/not a regular file/);
+    expect(() => environmentWithFile({}, fifo)).toThrow(/fifo is a FIFO, not a regular file/); // no writer: reading it would block forever
+    expect(() => environmentWithFile({}, '/dev/zero')).toThrow(/zero is a device, not a regular file/);
   });
 });

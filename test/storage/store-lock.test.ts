@@ -3,15 +3,17 @@
  * moment exactly one wins; a LOCK naming a pid that now belongs to another process (a crash, then
  * pid reuse) or a dead one is taken over; one naming a live holder is refused, naming it.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
-import { lockFileName, lockHolder, processStartTime, takeStoreLock } from '../../storage/store-lock.js';
+import { MemoryError } from '../../storage/errors.js';
+import { lockFileBytesMax, lockFileName, lockHolder, processStartTime, takeStoreLock } from '../../storage/store-lock.js';
+import { countingFileLayer } from '../support/counting-file-layer.js';
 
 const taker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'lock-taker.ts');
 const takersCount = 4;
@@ -112,4 +114,42 @@ describe('store LOCK', () => {
       live.kill('SIGKILL');
     }
   });
+
+  /** Takes the lock with a deadline: before, a LOCK directory kept the taker linking and reading it for ever. */
+  async function refusal(): Promise<string> {
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('takeStoreLock still running after 5 s')), 5_000).unref());
+    const error = await Promise.race([takeStoreLock(dir, countingFileLayer()).then(() => undefined, (e: unknown) => e), deadline]);
+    expect(error).toBeInstanceOf(MemoryError);
+    expect((error as MemoryError).code).toBe('conflict');
+    expect((error as MemoryError).hint).toContain('move ');
+    return (error as MemoryError).message;
+  }
+
+  test.each([
+    ['a directory', (file: string) => mkdir(file), 'LOCK is a directory, not a regular file'],
+    ['a FIFO (opening it to read would wait for a writer)', async (file: string) => execFileSync('mkfifo', [file]), 'LOCK is a FIFO, not a regular file'],
+    ['a symbolic link', (file: string) => symlink('/etc/hostname', file), 'LOCK is a symbolic link, not a regular file'],
+  ])('a LOCK that is %s is refused, naming it, and left as it was', async (_, make, why) => {
+    const file = path.join(dir, lockFileName);
+    await make(file);
+    expect(await refusal()).toBe(`store ${dir} cannot be opened: ${why}; ioboxx-memory makes LOCK as a small file naming its process`);
+    expect(lockHolder(dir), 'a status reads no holder, without waiting on it').toBeNull();
+    expect(await readdir(dir), 'nothing made or removed').toEqual([lockFileName]);
+  });
+
+  test('a LOCK over lockFileBytesMax is refused by its size, unread; a LOCK.clearing directory beside a stale LOCK is refused, naming it', async () => {
+    const file = path.join(dir, lockFileName);
+    await writeFile(file, ' '.repeat(lockFileBytesMax + 1));
+    const layer = countingFileLayer();
+    const error = await takeStoreLock(dir, layer).then(() => undefined, (e: unknown) => e);
+    expect((error as Error).message).toBe(`store ${dir} cannot be opened: LOCK has ${lockFileBytesMax + 1} bytes, over ${lockFileBytesMax} (lockFileBytesMax); ioboxx-memory makes LOCK as a small file naming its process`);
+    expect(layer.bytesRead).toBe(0);
+    expect(lockHolder(dir)).toBeNull();
+
+    await writeFile(file, `${await endedPid()} 1`);
+    await mkdir(path.join(dir, 'LOCK.clearing'));
+    expect(await refusal()).toContain('cannot be opened: LOCK.clearing is a directory, not a regular file; ioboxx-memory makes LOCK.clearing as a small file');
+    expect((await readdir(dir)).sort()).toEqual([lockFileName, 'LOCK.clearing']);
+  });
 });
+
