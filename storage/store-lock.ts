@@ -14,11 +14,12 @@
  * - An older version created LOCK empty and then wrote it: an empty LOCK is stale only if it
  *   stays empty.
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MemoryError, StoreFileNotWritten } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
-import { FileTooLarge, fileKind, NotARegularFile, readBoundedFile, readSmallFileSync } from './io/read-whole.js';
+import { FileRefused } from './io/file-refused.js';
+import { readBoundedFile, readSmallFileSync } from './io/read-whole.js';
 
 export const lockFileName = 'LOCK';
 /** Held while a stale LOCK is removed (see the top of this file). */
@@ -211,14 +212,11 @@ async function clearStaleLock(dir: string, staleText: string, fl: FileLayer): Pr
  */
 async function readLockText(dir: string, file: string, fl: FileLayer): Promise<string | undefined> {
   try {
-    // Looked at on the disk first: the file layer opens to read, and a FIFO's open waits for a writer.
-    const stats = lstatSync(file, { throwIfNoEntry: false });
-    if (stats !== undefined && !stats.isFile()) throw new NotARegularFile(file, fileKind(stats));
     return (await readBoundedFile(fl, file, lockFileBytesMax, 'lockFileBytesMax')).toString('utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    const why = error instanceof NotARegularFile || error instanceof FileTooLarge ? error.message : `${path.basename(file)} cannot be read (${code ?? (error as Error).message})`;
+    const why = error instanceof FileRefused ? error.message : `${path.basename(file)} cannot be read (${code ?? (error as Error).message})`;
     throw new MemoryError('conflict', `store ${dir} cannot be opened: ${why}; ioboxx-memory makes ${path.basename(file)} as a small file naming its process`,
       `move ${file} away once no process uses this store, then open it again`);
   }

@@ -8,7 +8,8 @@ import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
 import { hashFile } from '../io/hash-file.js';
-import { FileTooLarge, readBoundedFile } from '../io/read-whole.js';
+import { FileRefused } from '../io/file-refused.js';
+import { readBoundedFile } from '../io/read-whole.js';
 
 /** A manifest larger than this is not one of ours (a manifest lists at most backupFilesMax short entries). */
 export const backupManifestBytesMax = 32 * 1024 * 1024;
@@ -25,7 +26,7 @@ export async function readBackupManifest(backupDir: string, fl: FileLayer = node
   const file = path.join(backupDir, backupManifestFileName);
   // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
   const raw = await readBoundedFile(fl, file, backupManifestBytesMax, 'backupManifestBytesMax').catch((error: NodeJS.ErrnoException) => {
-    throw new BackupInvalid(file, error instanceof FileTooLarge ? error.message : `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
+    throw new BackupInvalid(file, error instanceof FileRefused ? error.message : `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
   });
   let parsed: unknown;
   try {

@@ -3,6 +3,10 @@ import { promises as fsp, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from './file-layer.js';
+import { assertRegularFile } from './file-refused.js';
+
+/** O_NONBLOCK has no effect on a regular file's reads; it only keeps the open of a FIFO from waiting. */
+const readOnlyNonBlocking = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 
 function writevAt(fd: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,6 +50,23 @@ function writevAllSync(fd: number, buffers: readonly Uint8Array[], position: num
     written += n;
   }
   return written;
+}
+
+/**
+ * An existing file opens only if it is a regular one: a directory, FIFO, device or socket in a
+ * file's place is refused (NotARegularFile) before anything reads or writes it. A read-only open
+ * never blocks, so a FIFO is refused rather than waited on for a writer (a read-write open of one
+ * does not wait, on Linux).
+ */
+async function openRegular(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<fsp.FileHandle> {
+  const handle = await fsp.open(file, flags === 'r' ? readOnlyNonBlocking : flags, 0o600);
+  try {
+    assertRegularFile(file, fs.fstatSync(handle.fd));
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
 }
 
 class NodeFileHandle implements FileHandleLike {
@@ -98,10 +119,15 @@ export function durableWriteTmpFile(file: string): string {
 
 export class NodeFileLayer implements FileLayer {
   async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
-    return new NodeFileHandle(await fsp.open(file, flags, 0o600));
+    return new NodeFileHandle(await openRegular(file, flags));
   }
-  readFile(file: string): Promise<Buffer> {
-    return fsp.readFile(file);
+  async readFile(file: string): Promise<Buffer> {
+    const handle = await openRegular(file, 'r');
+    try {
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   }
   async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const tmp = durableWriteTmpFile(file);

@@ -90,14 +90,14 @@ export class OverlayFileLayer implements FileLayer {
     if (inMemory) return new OverlayHandle(inMemory);
     if (this.removed.has(key)) throw errno('ENOENT', 'open', file);
     if (flags === 'r') return nodeFileLayer.open(key, 'r');
-    return new OverlayHandle(this.put(key, await fsp.readFile(key))); // copied in before its first write
+    return new OverlayHandle(this.put(key, await nodeFileLayer.readFile(key))); // copied in before its first write
   }
   async readFile(file: string): Promise<Buffer> {
     const key = path.resolve(file);
     const inMemory = this.files.get(key);
     if (inMemory) return Buffer.from(inMemory.bytes.subarray(0, inMemory.length));
     if (this.removed.has(key)) throw errno('ENOENT', 'open', file);
-    return fsp.readFile(key);
+    return nodeFileLayer.readFile(key);
   }
   async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     this.put(path.resolve(file), concat(data));

@@ -3,38 +3,12 @@
  * is checked against a named limit before any byte is read, so a replaced or wrong file is
  * refused, never loaded.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
-import * as path from 'node:path';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import type { FileHandleLike, FileLayer } from './file-layer.js';
+import { assertRegularFile, FileTooLarge } from './file-refused.js';
 
 /** Reads (and a backup's copies, and a file's hash) move through memory in pieces of this size, so a large file never sits in memory whole. */
 export const readPieceBytes = 4 * 1024 * 1024;
-
-/** A file over its limit, refused by its size. */
-export class FileTooLarge extends Error {
-  constructor(readonly file: string, readonly bytes: number, readonly bytesMax: number, readonly limitName: string) {
-    super(`${path.basename(file)} has ${bytes} bytes, over ${bytesMax} (${limitName})`);
-    this.name = 'FileTooLarge';
-  }
-}
-
-/** Something other than a regular file where a small file is read (a directory, a FIFO, a device, a symbolic link). */
-export class NotARegularFile extends Error {
-  constructor(readonly file: string, readonly kind: string) {
-    super(`${path.basename(file)} is ${kind}, not a regular file`);
-    this.name = 'NotARegularFile';
-  }
-}
-
-/** What a non-regular file is, in words (for NotARegularFile). */
-export function fileKind(stats: Stats): string {
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isFIFO()) return 'a FIFO';
-  if (stats.isSymbolicLink()) return 'a symbolic link';
-  if (stats.isSocket()) return 'a socket';
-  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
-  return 'not a regular file';
-}
 
 /**
  * The whole of a small regular file, read on the calling thread (what is read before anything
@@ -46,7 +20,7 @@ export function readSmallFileSync(file: string, bytesMax: number, limitName: str
   const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stats = fstatSync(fd);
-    if (!stats.isFile()) throw new NotARegularFile(file, fileKind(stats));
+    assertRegularFile(file, stats);
     if (stats.size > bytesMax) throw new FileTooLarge(file, stats.size, bytesMax, limitName);
     const bytes = readFileSync(fd);
     // The file grew between fstat and read (another writer): the limit still holds.

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { DamagedStore } from '../errors.js';
 import { loopSliceCheckItems, type LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { NotARegularFile } from '../io/file-refused.js';
 import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
 import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
 import { FramePositions } from './frame-positions.js';
@@ -69,17 +70,17 @@ export class SegmentReader {
 
   /** The whole file, in the reused buffer: valid until the next call. */
   async read(file: string): Promise<Buffer> {
-    const handle = await this.fl.open(file, 'r');
+    const handle = await this.fl.open(file, 'r').catch((error: unknown) => {
+      // A directory or a FIFO named like a segment: say where, as for damage.
+      if (error instanceof NotARegularFile) throw new DamagedStore(file, 0, `${error.kind} stands where this segment file should be`);
+      throw error;
+    });
     try {
       const size = await handle.size();
       if (size > this.buffer.length) this.buffer = this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
       let done = 0;
       while (done < size) {
-        const n = await handle.read(this.buffer, done, size - done, done).catch((error: NodeJS.ErrnoException) => {
-          // A directory named like a segment opens but does not read: say where, as for damage.
-          if (error.code === 'EISDIR') throw new DamagedStore(file, 0, 'a directory stands where this segment file should be');
-          throw error;
-        });
+        const n = await handle.read(this.buffer, done, size - done, done);
         if (n === 0) break; // the file shrank while we read it: what is there is what we scan
         done += n;
       }

@@ -4,6 +4,7 @@
  * breaks, and exits 3 when it lists any problem, of a segment or of a snapshot. The zeros ahead
  * of the writer at the end of the last segment are no problem.
  */
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -77,13 +78,17 @@ describe.concurrent('store inspect', () => {
     expect(report.segments.filter((s) => s.problem)).toEqual([intruder]);
   });
 
-  test("a directory named like a segment: reported as that segment's problem, every real segment still scanned, exit 3", async () => {
+  test.each([
+    ['a directory', (file: string) => mkdirSync(file)],
+    // Opened to read, a FIFO waits for a writer: before, inspect waited for ever.
+    ['a FIFO', (file: string) => execFileSync('mkfifo', [file])],
+  ])("%s named like a segment: reported as that segment's problem, every real segment still scanned, exit 3", async (kind, make) => {
     const dir = copyOf(healthy);
     const odd = `${'9'.repeat(5).padStart(20, '0')}.log`;
-    mkdirSync(path.join(dir, 'log', odd));
+    make(path.join(dir, 'log', odd));
     const { code, report } = await inspect(dir);
     expect(code).toBe(3);
-    expect(report.segments.at(-1)).toEqual({ file: path.join('log', odd), firstOffset: 99999, lastOffset: null, frames: 0, bytes: 0, problem: { position: 0, reason: 'a directory stands where this segment file should be' } });
+    expect(report.segments.at(-1)).toEqual({ file: path.join('log', odd), firstOffset: 99999, lastOffset: null, frames: 0, bytes: 0, problem: { position: 0, reason: `${kind} stands where this segment file should be` } });
     const { report: before } = await inspect(healthy);
     expect(report.segments.slice(0, -1)).toEqual(before.segments);
   });

@@ -76,3 +76,14 @@ test('store verify of a store whose LOCK is a FIFO: refused at once naming it (b
   expect(readdirSync(dir).sort()).toEqual(before);
   expect(lstatSync(lock).isFIFO()).toBe(true);
 }, 30_000);
+
+test('store verify of a store with a FIFO named like its last segment: exit 3 naming it (before, the open waited for a writer for ever)', async () => {
+  const dir = path.join(work, 'fifo-segment');
+  await writeMemoryStore(dir, 10, 64 * 1024);
+  const fifo = path.join(dir, 'log', `${'9'.repeat(5).padStart(20, '0')}.log`);
+  execFileSync('mkfifo', [fifo]);
+  const r = await cli(['store', 'verify', dir, '--json']);
+  expect(r.code, r.stderr).toBe(3);
+  expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'damaged_store', file: fifo, position: 0, message: expect.stringContaining('a FIFO stands where this segment file should be') });
+  expect(lstatSync(fifo).isFIFO()).toBe(true);
+}, 30_000);

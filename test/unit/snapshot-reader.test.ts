@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -223,7 +224,11 @@ describe('snapshot reader', () => {
     await store.close();
   });
 
-  test('a checkpoint over checkpointBytesMax counts as unreadable: the open replays, verifies nothing against it, and removes it', async () => {
+  test.each([
+    ['over checkpointBytesMax', (file: string) => truncateSync(file, checkpointBytesMax + 1)],
+    // Opened to read, a FIFO waits for a writer: before, the open waited for ever.
+    ['a FIFO', (file: string) => (rmSync(file), execFileSync('mkfifo', [file]))],
+  ])('a checkpoint %s counts as unreadable, unread: the open replays, verifies nothing against it, and removes it', async (_, spoil) => {
     const dir = tmp();
     const store = await Store.open({ dir, module: counterModule });
     for (let i = 0; i < 5; i++) await store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller);
@@ -231,7 +236,7 @@ describe('snapshot reader', () => {
     await store.close();
     const checkpoint = path.join(dir, 'log', checkpointFileName);
     expect(await readCheckpoint(path.join(dir, 'log'), nodeFileLayer)).toMatchObject({ offset: 4, stateHash: hash });
-    truncateSync(checkpoint, checkpointBytesMax + 1);
+    spoil(checkpoint);
     const counting = countingFileLayer();
     expect(await readCheckpoint(path.join(dir, 'log'), counting)).toBe('unreadable');
     expect(counting.bytesRead).toBe(0);
@@ -240,6 +245,18 @@ describe('snapshot reader', () => {
     expect(reopened.stateHash()).toBe(hash);
     expect(existsSync(checkpoint)).toBe(false);
     await reopened.close();
+  });
+
+  test.each([manifestFileName, binaryFileName])('a FIFO in place of the snapshot\'s %s is refused by what it is, and the store falls back to the log (before, the open waited for a writer for ever)', async (name) => {
+    const { dir, snapshotDir, hash } = await storeWithSnapshot(20);
+    const file = path.join(snapshotDir, name);
+    rmSync(file);
+    execFileSync('mkfifo', [file]);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.report.snapshotOffset).toBe(-1);
+    expect(store.report.snapshotsSkipped.join(' ')).toContain(`${name} is a FIFO, not a regular file`);
+    expect(store.stateHash()).toBe(hash);
+    await store.close();
   });
 
   test('a snapshot file of another size than its manifest says is refused with both sizes, and the store falls back to the log', async () => {
