@@ -208,7 +208,8 @@ async function clearStaleLock(dir: string, staleText: string, fl: FileLayer): Pr
 /**
  * The text of a LOCK (or LOCK.clearing), or undefined when it is gone (another process removed
  * it meanwhile). Anything this code does not make there is refused, naming it: a directory or a
- * FIFO (whose open would block for ever), a file over lockFileBytesMax, one that cannot be read.
+ * FIFO (the file layer opens regular files only), a file over lockFileBytesMax, one that cannot
+ * be read. Before, such a LOCK kept the taker linking and reading for ever.
  */
 async function readLockText(dir: string, file: string, fl: FileLayer): Promise<string | undefined> {
   try {
