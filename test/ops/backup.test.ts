@@ -188,7 +188,7 @@ describe('restore refuses what does not verify', () => {
     expect(counting.bytesRead).toBe(0);
     rmSync(manifest);
     mkdirSync(manifest);
-    await expect(readBackupManifest(backupDir)).rejects.toThrow(/cannot read the manifest \(EISDIR\)/);
+    await expect(readBackupManifest(backupDir)).rejects.toThrow(`${manifest}: backup.json is a directory, not a regular file`);
     expect(existsSync(target)).toBe(false);
   });
 
