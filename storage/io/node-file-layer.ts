@@ -5,8 +5,16 @@ import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from './file-layer.js';
 import { assertRegularFile } from './file-refused.js';
 
-/** O_NONBLOCK has no effect on a regular file's reads; it only keeps the open of a FIFO from waiting. */
-const readOnlyNonBlocking = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
+/**
+ * The open flags of each mode, all with O_NONBLOCK: it has no effect on a regular file's reads
+ * and writes, and keeps the open of a FIFO from waiting for the other end (O_RDWR never waits).
+ */
+const openFlags = {
+  r: fsConstants.O_RDONLY | fsConstants.O_NONBLOCK,
+  'r+': fsConstants.O_RDWR | fsConstants.O_NONBLOCK,
+  w: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NONBLOCK,
+  wx: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NONBLOCK,
+} as const;
 
 function writevAt(fd: number, buffers: readonly Uint8Array[], position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,15 +61,15 @@ function writevAllSync(fd: number, buffers: readonly Uint8Array[], position: num
 }
 
 /**
- * An existing file opens only if it is a regular one: a directory, FIFO, device or socket in a
- * file's place is refused (NotARegularFile) before anything reads or writes it. A read-only open
- * never blocks, so a FIFO is refused rather than waited on for a writer (a read-write open of one
- * does not wait, on Linux).
+ * Never waits on what stands in a file's place (openFlags), and an existing file opens to read
+ * only if it is a regular one: a directory, FIFO, device or socket is refused (NotARegularFile,
+ * or the open's own EISDIR or ENXIO) before anything reads it. (A write opens what it is given:
+ * the tests' full disk is a link to /dev/full.)
  */
-async function openRegular(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<fsp.FileHandle> {
-  const handle = await fsp.open(file, flags === 'r' ? readOnlyNonBlocking : flags, 0o600);
+async function openRegular(file: string, flags: keyof typeof openFlags): Promise<fsp.FileHandle> {
+  const handle = await fsp.open(file, openFlags[flags], 0o600);
   try {
-    assertRegularFile(file, fs.fstatSync(handle.fd));
+    if (flags === 'r' || flags === 'r+') assertRegularFile(file, fs.fstatSync(handle.fd));
   } catch (error) {
     await handle.close();
     throw error;
@@ -132,7 +140,7 @@ export class NodeFileLayer implements FileLayer {
   async writeFileDurable(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const tmp = durableWriteTmpFile(file);
     try {
-      const handle = await fsp.open(tmp, 'w', 0o600);
+      const handle = await openRegular(tmp, 'w');
       try {
         const parts = data instanceof Uint8Array ? [data] : data;
         await writevAll(handle.fd, parts, 0);
