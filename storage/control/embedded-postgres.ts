@@ -5,10 +5,11 @@
  * its start and its queries are synchronous WASM work that would otherwise stall the event
  * loop the stores and the server answer on.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
 import { MemoryError } from '../errors.js';
 import { startModuleWorker } from '../io/module-worker.js';
+import { readSmallFileSync } from '../io/read-whole.js';
 import type { EmbeddedPostgresWorkerData, EmbeddedPostgresWorkerMessage } from './embedded-postgres-worker.js';
 
 /**
@@ -37,6 +38,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The pid file holds a pid: anything larger, or not a regular file (a FIFO would block the read), holds none. */
+const pidFileBytesMax = 64;
+
+function readPidFile(lockPath: string): string {
+  try {
+    return readSmallFileSync(lockPath, pidFileBytesMax, 'pidFileBytesMax').toString('utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /**
  * PGlite is a single process's database: a second process opening the same directory (say,
  * `audit ship` beside a running server) would corrupt it. A pid file guards it; a stale one
@@ -49,7 +61,7 @@ async function lockDataDir(lockPath: string): Promise<void> {
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+      const pid = Number(readPidFile(lockPath));
       if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
         throw new MemoryError(
           'conflict',
