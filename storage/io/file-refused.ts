@@ -29,7 +29,7 @@ export function fileKind(stats: Stats): string {
   if (stats.isFIFO()) return 'a FIFO';
   if (stats.isSocket()) return 'a socket';
   if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
-  return 'not a regular file';
+  return 'an unknown kind of file';
 }
 
 /** Throws NotARegularFile unless `stats` (of `file`) is a regular file's. */
