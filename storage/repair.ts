@@ -52,7 +52,9 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   const movedAside: string[] = [];
   if (damage) {
     const keptAt = path.join(asideDir, `${path.basename(damage.file)}.from-${damage.position}`);
-    await keepAsideAndCut(fl, damage.file, await fl.readFile(damage.file), damage.position, keptAt);
+    // From byte 0 the whole entry goes aside: a rename, unread (it may not even be a file).
+    if (damage.position === 0) await fl.rename(damage.file, keptAt);
+    else await keepAsideAndCut(fl, damage.file, await fl.readFile(damage.file), damage.position, keptAt);
     movedAside.push(`${damage.file} from byte ${damage.position}`);
     // Every segment after the damaged one in log order (a foreign one may carry any offset).
     const segments = await listSegments(logDir, fl);

@@ -26,6 +26,7 @@ import { decodeInvocation, decodePayload, encodeStoredFrame, visitChangesAt, typ
 import { LogRecovery } from './log/log-recovery.js';
 import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
+import { segmentBytesMaxLimit, segmentHeaderBytes } from './log/segment.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
@@ -314,6 +315,10 @@ export class Store implements StoreApi {
     this.liveRowBytesMax = options.liveRowBytesMax ?? tenantRowBytesMaxDefault;
     if (!(Number.isSafeInteger(this.liveRowBytesMax) && this.liveRowBytesMax >= 0)) {
       throw new MemoryError('invalid_argument', `liveRowBytesMax must be a non-negative integer, got ${this.liveRowBytesMax}`);
+    }
+    const { segmentBytesMax } = options;
+    if (segmentBytesMax !== undefined && !(Number.isSafeInteger(segmentBytesMax) && segmentBytesMax > segmentHeaderBytes && segmentBytesMax <= segmentBytesMaxLimit)) {
+      throw new MemoryError('invalid_argument', `segmentBytesMax must be an integer from ${segmentHeaderBytes + 1} to ${segmentBytesMaxLimit} (segmentBytesMaxLimit), got ${segmentBytesMax}`);
     }
     const allTables = [...options.module.tables, idempotencyTable];
     for (const schema of allTables) {

@@ -18,7 +18,7 @@ import { loopSliceCheckItems, type LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { NotARegularFile } from '../io/file-refused.js';
 import { checkFrame, decodeFrame, frameOffsetAt } from './frame.js';
-import { decodeSegmentHeader, parseSegmentFileName, segmentHeaderBytes } from './segment.js';
+import { decodeSegmentHeader, parseSegmentFileName, segmentFileBytesMax, segmentHeaderBytes } from './segment.js';
 import { FramePositions } from './frame-positions.js';
 import { isZeroRun } from './zero-tail.js';
 
@@ -77,6 +77,7 @@ export class SegmentReader {
     });
     try {
       const size = await handle.size();
+      if (size > segmentFileBytesMax) throw new DamagedStore(file, 0, `${size} bytes, over ${segmentFileBytesMax} (segmentFileBytesMax): not a segment this engine wrote`);
       if (size > this.buffer.length) this.buffer = this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
       let done = 0;
       while (done < size) {
@@ -286,7 +287,15 @@ export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damag
     if (expectedFirst !== undefined && firstOffset !== expectedFirst && !damage) {
       damage = { file, position: 0, reason: `segment chain broken: starts at ${firstOffset}, expected ${expectedFirst}`, offset: expectedFirst };
     }
-    const buf = await reader.read(file);
+    let buf: Buffer;
+    try {
+      buf = await reader.read(file);
+    } catch (error) {
+      // Not a segment at all (a directory, a FIFO, a file far too large): the whole entry is the damage.
+      if (!(error instanceof DamagedStore)) throw error;
+      damage ??= { file, position: 0, reason: error.reason, offset: expectedFirst ?? firstOffset };
+      continue;
+    }
     const scanned = scanSegmentBytes(buf, file, firstOffset);
     // The last segment's zero tail is its clean end, not damage.
     const problem = scanned.zeroTail && i === files.length - 1 ? undefined : scanned.problem;

@@ -16,6 +16,14 @@ export const checksumIdCrc32c = 1;
 export const segmentHeaderBytes = 24;
 /** Rotate to a new segment once the current one passes this size. */
 export const segmentBytesTarget = 64 * 1024 * 1024;
+/** The largest rotation size a store may be given (StoreOptions.segmentBytesMax). */
+export const segmentBytesMaxLimit = 512 * 1024 * 1024;
+/**
+ * A segment file larger than this is not one the engine wrote: a segment passes its rotation
+ * size by at most one write (a batch or one frame, 16 MiB at most) and zeros ahead (1 MiB). A
+ * larger file named like a segment is damage, refused before it is read (it is read whole).
+ */
+export const segmentFileBytesMax = 2 * segmentBytesMaxLimit;
 const segmentNamePattern = /^(\d{20})\.log$/;
 
 export function segmentFileName(firstOffset: number): string {

@@ -1,13 +1,16 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { DamagedStore } from '../../storage/errors.js';
+import { segmentBytesMaxLimit, segmentFileBytesMax, segmentFileName } from '../../storage/log/segment.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { asAfterCrash } from '../support/crash-image.js';
+import { countingFileLayer } from '../support/counting-file-layer.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-damage-'));
 const segments = (dir: string) => readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort().map((f) => path.join(dir, 'log', f));
@@ -156,15 +159,43 @@ describe('damage', () => {
 });
 
 describe('odd files in the log directory', () => {
-  test('a directory named like a segment: the open refuses naming it, as damage', async () => {
+  test.each([
+    ['a directory', (file: string) => mkdirSync(file), 'a directory stands where this segment file should be'],
+    // Opened to read, a FIFO waits for a writer: before, the open waited for ever.
+    ['a FIFO', (file: string) => execFileSync('mkfifo', [file]), 'a FIFO stands where this segment file should be'],
+    // Sparse: no disk used. Segments are read whole, so before, the open tried to allocate it all.
+    ['a file over segmentFileBytesMax', (file: string) => (writeFileSync(file, ''), truncateSync(file, segmentFileBytesMax + 1)),
+      `${segmentFileBytesMax + 1} bytes, over ${segmentFileBytesMax} (segmentFileBytesMax): not a segment this engine wrote`],
+  ])('%s named like the next segment: the open refuses naming it, unread; repair moves it aside whole and the store opens with its state', async (_, make, reason) => {
     const dir = tmp();
-    await writeStore(dir, 5);
-    const odd = path.join(dir, 'log', `${'9'.padStart(20, '0')}.log`);
-    (await import('node:fs')).mkdirSync(odd);
-    const error = await Store.open({ dir, module: counterModule }).then(() => undefined, (e: unknown) => e);
+    const hashes = await writeStore(dir, 5);
+    const odd = path.join(dir, 'log', segmentFileName(5)); // where offset 5 would begin: the chain holds
+    make(odd);
+    const counting = countingFileLayer();
+    const error = await Store.open({ dir, module: counterModule, fileLayer: counting }).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(DamagedStore);
     expect((error as DamagedStore).file).toBe(odd);
-    expect((error as DamagedStore).message).toContain('a directory stands where this segment file should be');
+    expect((error as DamagedStore).position).toBe(0);
+    expect((error as DamagedStore).reason).toBe(reason);
+    const report = await repairStore(dir, 1, counting);
+    expect(report).toMatchObject({ damaged: true, file: odd, position: 0, reason, droppedTransactions: 0 });
+    expect(counting.bytesRead, 'the odd entry is never read').toBeLessThan(1024 * 1024);
+    // The clean-close checkpoint goes aside with any damage (repair.ts): the open replays the log.
+    expect(readdirSync(path.join(dir, 'log', 'repair-1')).sort()).toEqual([`${path.basename(odd)}.from-0`, 'checkpoint.json']);
+    const store = await Store.open({ dir, module: counterModule });
+    expect(store.lastOffset).toBe(4);
+    expect(store.stateHash()).toBe(hashes[4]);
+    await store.close();
+  });
+
+  test('a rotation size over segmentBytesMaxLimit (or too small for a header) is refused before anything is opened', async () => {
+    const dir = tmp();
+    for (const segmentBytesMax of [segmentBytesMaxLimit + 1, 24, 1.5]) {
+      await expect(Store.open({ dir, module: counterModule, segmentBytesMax })).rejects.toThrow(`segmentBytesMax must be an integer from 25 to ${segmentBytesMaxLimit} (segmentBytesMaxLimit), got ${segmentBytesMax}`);
+    }
+    expect(readdirSync(dir)).toEqual([]);
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: segmentBytesMaxLimit });
+    await store.close();
   });
 
   test('the store directory deleted under an open store: the next acknowledgement fails the store instead, loudly', async () => {
