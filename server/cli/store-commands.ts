@@ -126,7 +126,9 @@ export function registerStoreCommands(program: Command): void {
         const report = await repairStore(dir, Date.now());
         printReport(!!opts.json, report, () => report.damaged
           ? [`damage in ${report.file} at byte ${report.position}: ${report.reason}`,
-            `dropped ${report.droppedTransactions} transactions (offsets ${report.droppedFrom}..${report.droppedThrough})`,
+            report.droppedTransactions > 0
+              ? `dropped ${report.droppedTransactions} transactions (offsets ${report.droppedFrom}..${report.droppedThrough})`
+              : 'dropped no transaction',
             ...report.movedAside.map((m) => `moved aside: ${m}`)]
           : ['no damage found; nothing changed']);
       } catch (error) {
