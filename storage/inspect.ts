@@ -78,7 +78,7 @@ export async function inspectStore(
       buf = await reader.read(file); // one buffer for every segment, as an open reads them
     } catch (error) {
       if (!(error instanceof DamagedStore)) throw error;
-      // A segment that does not read (a directory in its place) is its problem, as the open reports it.
+      // An entry that is no segment (a directory, a FIFO, a file far too large) is its problem, as the open reports it.
       segments.push({ file: path.relative(dir, file), firstOffset, lastOffset: null, frames: 0, bytes: 0, problem: { position: error.position, reason: error.reason } });
       previous = undefined;
       onSegment?.(i + 1, files.length);

@@ -24,7 +24,7 @@ export class NotARegularFile extends FileRefused {
 }
 
 /** What a non-regular file is, in words (from fstat: a link is seen as what it points to). */
-export function fileKind(stats: Stats): string {
+function fileKind(stats: Stats): string {
   if (stats.isDirectory()) return 'a directory';
   if (stats.isFIFO()) return 'a FIFO';
   if (stats.isSocket()) return 'a socket';
