@@ -22,6 +22,7 @@ import { importBuilt } from './built.js';
 import { runClosedLoop, type ClosedLoopResult } from './closed-loop.js';
 import { appendsPerBatch, measureRawFsync } from './peers/raw-fsync.js';
 import { SqlitePeer, sqlitePeerName } from './peers/sqlite.js';
+import { controlCyclesMs, hostCycleMs, phaseWindowMs, slowSyncCycle, type SlowSyncCycle } from './host-cycle.js';
 import { nowMs, Samples } from './stats.js';
 import { benchObject, bulkObject } from './workload.js';
 
@@ -82,12 +83,17 @@ function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Stor
   return BuiltStore.open(onBatch ? { dir, module: benchModule, onBatch } : { dir, module: benchModule });
 }
 
-/** The store's own fdatasync times, per batch: tells a disk-bound latency tail from one made in the process. */
+/** The store's own fdatasync times, per batch, and when each ended: tells a disk-bound or host-made latency tail from one made in the process. */
 class BatchSyncs {
   samples = new Samples();
-  readonly onBatch = (info: BatchInfo): void => this.samples.add(info.datasyncMs);
+  endsMs = new Samples();
+  readonly onBatch = (info: BatchInfo): void => {
+    this.samples.add(info.datasyncMs);
+    this.endsMs.add(nowMs());
+  };
   reset(): void {
     this.samples = new Samples();
+    this.endsMs = new Samples();
   }
 }
 
@@ -116,11 +122,12 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
       syncs.reset();
       const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
       const batchSyncs = syncs.samples.summary();
+      const cycle = slowSyncCycle(syncs.endsMs.values(), syncs.samples.values(), batchSyncs.p99Ms);
       ctx.progress(`${concurrency} callers: SQLite`);
       const peer = await sqlite.load({ ...load, concurrency });
       const callers = `${concurrency} caller${concurrency === 1 ? '' : 's'}`;
       emitLoad(ctx, callers, ours, peer);
-      if (concurrency >= 64) emitCosts(ctx, callers, ours, peer, batchSyncs.p99Ms, rawSingle.latency.p99Ms);
+      if (concurrency >= 64) emitCosts(ctx, callers, ours, peer, batchSyncs.p99Ms, rawSingle.latency.p99Ms, cycle);
       if (concurrency === 1) {
         ctx.emit({ metric: 'durable commits/s, 1 caller', unit: 'commits/s', ours: ours.opsPerSec, better: 'higher', peer: { name: 'raw 200B append+fdatasync', value: rawSingle.appendsPerSec } });
         ctx.emit({ metric: 'commit p50, 1 caller', unit: 'ms', ours: ours.latency.p50Ms, better: 'lower', peer: { name: 'raw append+fdatasync p50', value: rawSingle.latency.p50Ms } });
@@ -135,12 +142,17 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   }
 }
 
-/** What a run cost and where its tail may come from: CPU per commit, main-thread busy share, GC pauses, the disk's own fdatasync tail. */
-function emitCosts(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult, batchSyncP99Ms: number, rawSyncP99Ms: number): void {
+/** What a run cost and where its tail may come from: CPU per commit, main-thread busy share, GC pauses, the disk's own fdatasync tail, the host's 100 ms cycle. */
+function emitCosts(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult, batchSyncP99Ms: number, rawSyncP99Ms: number, cycle: SlowSyncCycle): void {
   ctx.emit({ metric: `process CPU per commit, ${callers}`, unit: 'us', ours: ours.cpuUsPerOp, better: 'lower', peer: { name: sqlitePeerName, value: peer.cpuUsPerOp } });
   ctx.emit({ metric: `event loop busy, ${callers}`, unit: '%', ours: 100 * ours.eventLoopBusy, better: 'lower' });
   ctx.emit({ metric: `longest GC pause, ${callers}`, unit: 'ms', ours: ours.gcPauseMsMax, better: 'lower' });
   ctx.emit({ metric: `batch fdatasync p99, ${callers}`, unit: 'ms', ours: batchSyncP99Ms, better: 'lower', peer: { name: 'raw append+fdatasync p99', value: rawSyncP99Ms } });
+  // High beside the control: the slow fdatasyncs are the host stopping the VM (bench/host-cycle.ts).
+  ctx.emit({
+    metric: `slow batch fdatasyncs (at or above p99) in one ${phaseWindowMs} ms phase of a ${hostCycleMs} ms cycle, ${callers}`, unit: '%', ours: cycle.hostCyclePercent, better: 'lower',
+    peer: { name: `same, busiest of ${controlCyclesMs.join(' / ')} ms cycles`, value: cycle.controlPercent },
+  });
 }
 
 function emitLoad(ctx: BenchContext, callers: string, ours: ClosedLoopResult, peer: ClosedLoopResult): void {

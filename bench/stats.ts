@@ -66,7 +66,8 @@ export class Samples {
     this.length++;
   }
 
-  summary(): LatencySummary {
+  /** Every sample, in the order added (a copy). */
+  values(): Float64Array {
     const all = new Float64Array(this.length);
     let at = 0;
     for (const chunk of this.full) {
@@ -74,7 +75,11 @@ export class Samples {
       at += chunk.length;
     }
     all.set(this.current.subarray(0, this.used), at);
-    return summarise(all);
+    return all;
+  }
+
+  summary(): LatencySummary {
+    return summarise(this.values());
   }
 }
 
