@@ -151,7 +151,7 @@ function emitCosts(ctx: BenchContext, callers: string, ours: ClosedLoopResult, p
   // High beside the control: the slow fdatasyncs are the host stopping the VM (bench/host-cycle.ts).
   ctx.emit({
     metric: `slow batch fdatasyncs (at or above p99) in one ${phaseWindowMs} ms phase of a ${hostCycleMs} ms cycle, ${callers}`, unit: '%', ours: cycle.hostCyclePercent, better: 'lower',
-    peer: { name: `same, busiest of ${controlCyclesMs.join(' / ')} ms cycles`, value: cycle.controlPercent },
+    peer: { name: `same, ${controlCyclesMs.join(' / ')} ms cycles (mean)`, value: cycle.controlPercent },
   });
 }
 

@@ -1,12 +1,13 @@
 /**
  * Whether a latency tail comes from the host: do the slow fdatasyncs of a run fall on one phase
- * of a 100 ms cycle? A VM whose host caps its CPU (Linux CFS bandwidth control, whose period is
- * 100 ms by default) is stopped whole, every thread of every process, once it has used its
- * share of a period, until the next one begins. Measured on the 2-vCPU guests here (2026-11-30):
- * two threads spinning alone lose ~1 % of their time; beside one fdatasync loop (whose I/O the
- * host also does on the VM's account) both stop for 10-15 ms together every 100 ms, and the
- * loop's fdatasyncs take 12-25 ms at the same moments. At 64 callers about half the slow
- * batch fdatasyncs fell in one 10 ms phase of the 100 ms cycle.
+ * of a 100 ms cycle? A host that caps a VM's CPU (Linux CFS bandwidth control, whose period is
+ * 100 ms by default) stops its threads, once they have used their share of a period, until the
+ * next one begins. Seen on the 2-vCPU guests here (2026-11-30): two threads spinning alone lose
+ * ~1 % of their time; beside one fdatasync loop (whose I/O the host also does on the VM's
+ * account) each stops for 9-15 ms every 100 ms, and the loop's fdatasyncs take 12-25 ms once
+ * per 100 ms. It comes and goes with the host: the store at 64 callers had 29-56 % of its slow
+ * fdatasyncs in one 10 ms phase in two of three rounds at 10:40 (15-24 % for other cycles), and
+ * none above the other cycles in six full benchmark runs and three rounds half an hour later.
  *
  * The share for other cycle lengths is the control: events with no 100 ms rhythm land in the
  * busiest 10 ms phase of any cycle about as often (more than 10 %: the busiest phase is picked).
@@ -48,7 +49,7 @@ function phaseAt(sorted: Float64Array, i: number, cycleMs: number): number {
 export interface SlowSyncCycle {
   /** The busiest-phase share of the slow fdatasyncs (at or above the run's p99) for the 100 ms cycle, in %. */
   readonly hostCyclePercent: number;
-  /** The largest such share over the control cycles, in %. */
+  /** The same share for the control cycles, their mean, in %. */
   readonly controlPercent: number;
 }
 
@@ -56,6 +57,6 @@ export interface SlowSyncCycle {
 export function slowSyncCycle(endsMs: Float64Array, syncsMs: Float64Array, p99Ms: number): SlowSyncCycle {
   if (endsMs.length !== syncsMs.length) throw new Error(`slowSyncCycle: ${endsMs.length} end times for ${syncsMs.length} syncs`);
   const slowEnds = endsMs.filter((_, i) => syncsMs[i]! >= p99Ms);
-  const control = Math.max(...controlCyclesMs.map((cycle) => busiestPhaseShare(slowEnds, cycle, phaseWindowMs)));
+  const control = controlCyclesMs.reduce((sum, cycle) => sum + busiestPhaseShare(slowEnds, cycle, phaseWindowMs), 0) / controlCyclesMs.length;
   return { hostCyclePercent: 100 * busiestPhaseShare(slowEnds, hostCycleMs, phaseWindowMs), controlPercent: 100 * control };
 }
