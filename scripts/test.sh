@@ -14,7 +14,10 @@ npx vitest run --reporter=default --reporter=json --outputFile="$results" || sta
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  // A suite (a file or a describe block) whose hook or collection failed fails no test of its own: its tests are only skipped.
+  const n = r.numFailedTestSuites;
+  const suitesFailed = n ? `; ${n} suite${n === 1 ? "" : "s"} failed` : "";
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : "") + suitesFailed);
 ' "$results" || true
 rm -f "$results"
 exit "$status"
