@@ -185,11 +185,20 @@ export const batchBytesMax = 8 * 1024 * 1024;
 /** Batches written at once: batch N+1 is written and its fdatasync started while batch N's runs. */
 export const batchesInFlightMax = 2;
 /**
- * With room in the pipeline, a batch is cut in the middle of a tick once this many transactions
+ * With the pipeline empty, a batch is cut in the middle of a tick once this many transactions
  * wait: callers acknowledged together compute their next transactions in one long tick, and the
  * disk should sync the first of them while the rest are computed. Fewer wait for the end of the tick.
  */
 export const batchCutTxMin = 32;
+/**
+ * With one batch in flight, the next is cut mid-tick once as many wait as that batch holds (never
+ * fewer than this): so N concurrent callers settle into two batches of about N/2, one syncing while
+ * the other is computed, whatever N is. A fixed cut fits one N only: at 32, 64 callers split evenly,
+ * but 100 went 32 + 32 + 36 and the last group waited a whole fdatasync more (alternated pairs,
+ * 2026-11-30: commit p99 at 100 callers 2.83 against 3.26 ms, at 256 callers 0.4-1.3 ms lower and
+ * 4-20 % more commits/s; at 16 and 64 callers no difference, as expected).
+ */
+export const batchCutTxFloor = 8;
 // Recovery cuts a bad tail only within what a crash can leave unsynced (log/recovery.ts): the batches in flight must fit in it.
 if (batchesInFlightMax * batchTxMax > unsyncedFramesMax || batchesInFlightMax * Math.max(batchBytesMax, frameBytesMax) > unsyncedBytesMax) {
   throw new Error('group-commit limits exceed what recovery counts as unsynced');
@@ -657,11 +666,17 @@ export class Store implements StoreApi {
 
   /** A transaction was queued: write it now if a batch is due and the pipeline has room, else at the end of this tick (so the tick's calls share a batch). */
   private kickWriter(): void {
-    if (this.queue.length - this.writtenTx >= batchCutTxMin && this.inFlight.length < batchesInFlightMax) this.cutBatches();
+    if (this.inFlight.length < batchesInFlightMax && this.queue.length - this.writtenTx >= this.batchCutTx()) this.cutBatches();
     else if (!this.cutScheduled) {
       this.cutScheduled = true;
       setImmediate(this.cutAtTickEnd);
     }
+  }
+
+  /** How many waiting transactions make a batch due mid-tick (batchCutTxMin, batchCutTxFloor). */
+  private batchCutTx(): number {
+    const inFlight = this.inFlight[this.inFlight.length - 1];
+    return inFlight === undefined ? batchCutTxMin : Math.max(batchCutTxFloor, inFlight.batch.length);
   }
 
   private readonly cutAtTickEnd = (): void => {

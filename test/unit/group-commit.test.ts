@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
-import { batchCutTxMin, batchesInFlightMax, Store } from '../../storage/store.js';
+import { batchCutTxFloor, batchCutTxMin, batchesInFlightMax, Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 
@@ -194,6 +194,37 @@ describe('group commit pipeline', () => {
     const reopened = await Store.open({ dir: h.dir, module: counterModule });
     expect(reopened.stateHash()).toBe(hash);
     await reopened.close();
+  });
+
+  /**
+   * With one batch of `inFlightTx` transactions held in flight, how many calls made in one tick it
+   * takes before the next batch is written within that tick (0: none was, up to `callsMax`).
+   */
+  async function callsUntilMidTickCut(inFlightTx: number, callsMax: number): Promise<number> {
+    const h = await openHeld();
+    h.hold();
+    const calls: Promise<unknown>[] = [];
+    const firstWrite = h.next('writev');
+    for (let i = 0; i < inFlightTx; i++) calls.push(h.store.call('put', { id: `a${i}`, type: 't', n: i }, testCaller));
+    await firstWrite;
+    expect(h.seen.writev).toBe(1);
+    let cutAfter = 0;
+    for (let i = 0; i < callsMax && cutAfter === 0; i++) {
+      calls.push(h.store.call('put', { id: `b${i}`, type: 't', n: i }, testCaller));
+      if (h.seen.writev === 2) cutAfter = i + 1;
+    }
+    h.release();
+    await Promise.all(calls);
+    await h.store.close();
+    return cutAfter;
+  }
+
+  test('with one batch in flight, the next is cut mid-tick once as many wait as it holds, never fewer than batchCutTxFloor', async () => {
+    expect(batchCutTxFloor).toBeLessThan(batchCutTxMin);
+    // Calls that fit one batch below batchCutTxMin: written at the end of their tick, one batch.
+    expect(await callsUntilMidTickCut(12, 100)).toBe(12);
+    expect(await callsUntilMidTickCut(batchCutTxMin - 1, 100)).toBe(batchCutTxMin - 1);
+    expect(await callsUntilMidTickCut(3, 100)).toBe(batchCutTxFloor);
   });
 
   test('segments rotate under a full pipeline: every acknowledged call is in the log after reopen', async () => {
