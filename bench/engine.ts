@@ -122,12 +122,14 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
       syncs.reset();
       const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
       const batchSyncs = syncs.samples.summary();
-      const cycle = slowSyncCycle(syncs.endsMs.values(), syncs.samples.values(), batchSyncs.p99Ms);
       ctx.progress(`${concurrency} callers: SQLite`);
       const peer = await sqlite.load({ ...load, concurrency });
       const callers = `${concurrency} caller${concurrency === 1 ? '' : 's'}`;
       emitLoad(ctx, callers, ours, peer);
-      if (concurrency >= 64) emitCosts(ctx, callers, ours, peer, batchSyncs.p99Ms, rawSingle.latency.p99Ms, cycle);
+      if (concurrency >= 64) {
+        const cycle = slowSyncCycle(syncs.endsMs.values(), syncs.samples.values(), batchSyncs.p99Ms);
+        emitCosts(ctx, callers, ours, peer, batchSyncs.p99Ms, rawSingle.latency.p99Ms, cycle);
+      }
       if (concurrency === 1) {
         ctx.emit({ metric: 'durable commits/s, 1 caller', unit: 'commits/s', ours: ours.opsPerSec, better: 'higher', peer: { name: 'raw 200B append+fdatasync', value: rawSingle.appendsPerSec } });
         ctx.emit({ metric: 'commit p50, 1 caller', unit: 'ms', ours: ours.latency.p50Ms, better: 'lower', peer: { name: 'raw append+fdatasync p50', value: rawSingle.latency.p50Ms } });

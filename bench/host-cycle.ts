@@ -6,8 +6,9 @@
  * ~1 % of their time; beside one fdatasync loop (whose I/O the host also does on the VM's
  * account) each stops for 9-15 ms every 100 ms, and the loop's fdatasyncs take 12-25 ms once
  * per 100 ms. It comes and goes with the host: the store at 64 callers had 29-56 % of its slow
- * fdatasyncs in one 10 ms phase in two of three rounds at 10:40 (15-24 % for other cycles), and
- * none above the other cycles in six full benchmark runs and three rounds half an hour later.
+ * fdatasyncs in one 10 ms phase in two of three rounds at 10:40 (15-24 % for other cycles); in
+ * full benchmark runs, in none of 12 at 10:52-11:13 and in 3 of 6 at 12:25-12:35 (38-46 % against
+ * 20-22 %).
  *
  * The share for other cycle lengths is the control: events with no 100 ms rhythm land in the
  * busiest 10 ms phase of any cycle about as often (more than 10 %: the busiest phase is picked).
