@@ -115,7 +115,6 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
 
   const syncs = new BatchSyncs();
   const store = await openStore(path.join(ctx.dataDir, 'commits'), syncs.onBatch);
-  const sqlite = await SqlitePeer.open(ctx.dataDir);
   try {
     for (const concurrency of concurrencies) {
       ctx.progress(`${concurrency} callers: engine`);
@@ -123,7 +122,7 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
       const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
       const batchSyncs = syncs.samples.summary();
       ctx.progress(`${concurrency} callers: SQLite`);
-      const peer = await sqlite.load({ ...load, concurrency });
+      const peer = await SqlitePeer.measure(ctx.dataDir, { ...load, concurrency });
       const callers = `${concurrency} caller${concurrency === 1 ? '' : 's'}`;
       emitLoad(ctx, callers, ours, peer);
       if (concurrency >= 64) {
@@ -139,7 +138,6 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
       }
     }
   } finally {
-    await sqlite.close();
     await store.close();
   }
 }
@@ -206,9 +204,7 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   if (Number.isFinite(replayMainMs)) ctx.emit({ metric: `main-thread CPU of open by replay of ${label} tx`, unit: 'ms', ours: replayMainMs, better: 'lower' });
 
   // Commit latency with and without a snapshot of the whole store being written.
-  const sqlite = await SqlitePeer.open(ctx.dataDir);
-  const peer = await sqlite.load({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs });
-  await sqlite.close();
+  const peer = await SqlitePeer.measure(ctx.dataDir, { concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs });
   const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
   ctx.progress(`snapshot of ${label} objects under ${snapshotCallers} callers`);
   const snapshotStartMs = nowMs();
