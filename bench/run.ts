@@ -4,6 +4,12 @@
  * Runs each benchmark in turn and prints its figures beside a peer measured in the same run:
  * a table by default, one JSON object per line with --json (see report.ts). Data lives in a
  * fresh directory under .bench-data/ (same filesystem as a store's data dir), removed after.
+ *
+ * `npm run bench` starts node with --no-memory-reducer. tsx's loader thread sits idle once the
+ * modules are loaded, and V8's memory reducer later ran full GCs of 14-29 ms on it (its 48 MB
+ * heap) in the middle of a measured loop, on the second of two cores (--trace-gc: in the 64- and
+ * 256-caller engine loops of two runs). The reducer acts only on an idle isolate; the engine's is
+ * busy through every measured loop (the same scavenges, no mark-compact, with the flag and without).
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
