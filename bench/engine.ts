@@ -57,7 +57,7 @@ const upsert = defineReducer({
 });
 
 export const benchModule: StoreModule = { tables: [objectsTable], reducers: [upsert] };
-const caller: Caller = { tenant: 'bench', subject: 'bench' };
+export const benchCaller: Caller = { tenant: 'bench', subject: 'bench' };
 
 const concurrencies = [1, 16, 64, 256] as const;
 /** Callers during the snapshot-latency run: a busy but not saturated server. */
@@ -79,12 +79,12 @@ function sizesFor(ctx: BenchContext): Sizes {
   return ctx.quick ? { loadMs: 400, warmupMs: 100, objects: 20_000 } : { loadMs: 3_000, warmupMs: 500, objects: 1_000_000 };
 }
 
-function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {
+export function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {
   return BuiltStore.open(onBatch ? { dir, module: benchModule, onBatch } : { dir, module: benchModule });
 }
 
 /** The store's own fdatasync times, per batch, and when each ended: tells a disk-bound or host-made latency tail from one made in the process. */
-class BatchSyncs {
+export class BatchSyncs {
   samples = new Samples();
   endsMs = new Samples();
   readonly onBatch = (info: BatchInfo): void => {
@@ -119,7 +119,7 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
     for (const concurrency of concurrencies) {
       ctx.progress(`${concurrency} callers: engine`);
       syncs.reset();
-      const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
+      const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller) });
       const batchSyncs = syncs.samples.summary();
       ctx.progress(`${concurrency} callers: SQLite`);
       const peer = await SqlitePeer.measure(ctx.dataDir, { ...load, concurrency });
@@ -174,7 +174,7 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
   await Promise.all(Array.from({ length: bulkCallers }, async () => {
     while (next < n) {
       const i = next++;
-      await store.call('upsert', bulkObject(i), caller);
+      await store.call('upsert', bulkObject(i), benchCaller);
       if (i % progressEvery === 0 && i > 0) ctx.progress(`  ${i.toLocaleString('en-US')} written`);
     }
   }));
@@ -205,14 +205,14 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
 
   // Commit latency with and without a snapshot of the whole store being written.
   const peer = await SqlitePeer.measure(ctx.dataDir, { concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs });
-  const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller) });
+  const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller) });
   ctx.progress(`snapshot of ${label} objects under ${snapshotCallers} callers`);
   const snapshotStartMs = nowMs();
   syncs.reset();
   const snapshot = store.snapshot();
   const during = await runClosedLoop({
     concurrency: snapshotCallers, durationMs: 600_000, warmupMs: 0, stopWhen: snapshot,
-    operation: (c, seq) => store.call('upsert', benchObject(c, seq), caller),
+    operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller),
   });
   await snapshot;
   const snapshotMs = nowMs() - snapshotStartMs;
