@@ -13,6 +13,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { auditBench } from './audit.js';
@@ -37,28 +38,21 @@ interface Cli {
 }
 
 function parseCli(argv: readonly string[]): Cli {
-  let json = false;
-  let quick = false;
-  let only: string[] | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--json') json = true;
-    else if (arg === '--quick') quick = true;
-    else if (arg === '--only' || arg.startsWith('--only=')) {
-      const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      if (!value) throw new Error('--only needs a benchmark name');
-      only = value.split(',').map((s) => s.trim()).filter(Boolean);
-    } else if (arg === '--help' || arg === '-h') {
-      process.stderr.write(`usage: npm run bench -- [--json] [--quick] [--only ${benches.map((b) => b.name).join(',')}]\n`);
-      for (const b of benches) process.stderr.write(`  ${b.name.padEnd(14)} ${b.description}\n`);
-      process.exit(0);
-    } else {
-      throw new Error(`unknown argument ${arg} (try --help)`);
-    }
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { json: { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stderr.write(`usage: npm run bench -- [--json] [--quick] [--only ${benches.map((b) => b.name).join(',')}]\n`);
+    for (const b of benches) process.stderr.write(`  ${b.name.padEnd(14)} ${b.description}\n`);
+    process.exit(0);
   }
+  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (only !== undefined && only.length === 0) throw new Error('--only needs a benchmark name');
   const unknown = only?.filter((name) => !benches.some((b) => b.name === name)) ?? [];
   if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; known: ${benches.map((b) => b.name).join(', ')}`);
-  return { json, quick, only };
+  return { json: values.json, quick: values.quick, only };
 }
 
 /** global.gc without requiring --expose-gc on the command line. */
