@@ -15,8 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runClosedLoop } from './closed-loop.js';
-import { BatchSyncs, benchCaller, openStore } from './engine.js';
-import { benchObject } from './workload.js';
+import { BatchSyncs, openStore, upsertCall } from './engine.js';
 
 const callersMax = 4096;
 const secondsMax = 600;
@@ -57,7 +56,7 @@ const store = await openStore(dir, syncs.onBatch);
 try {
   for (let round = 0; round < rounds; round++) {
     syncs.reset();
-    const loop = await runClosedLoop({ concurrency: callers, durationMs, warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller) });
+    const loop = await runClosedLoop({ concurrency: callers, durationMs, warmupMs, operation: upsertCall(store) });
     const batch = syncs.samples.summary();
     const round2 = (ms: number): number => Math.round(ms * 1000) / 1000;
     process.stdout.write(`${JSON.stringify({

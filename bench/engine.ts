@@ -57,7 +57,7 @@ const upsert = defineReducer({
 });
 
 export const benchModule: StoreModule = { tables: [objectsTable], reducers: [upsert] };
-export const benchCaller: Caller = { tenant: 'bench', subject: 'bench' };
+const benchCaller: Caller = { tenant: 'bench', subject: 'bench' };
 
 const concurrencies = [1, 16, 64, 256] as const;
 /** Callers during the snapshot-latency run: a busy but not saturated server. */
@@ -81,6 +81,11 @@ function sizesFor(ctx: BenchContext): Sizes {
 
 export function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {
   return BuiltStore.open(onBatch ? { dir, module: benchModule, onBatch } : { dir, module: benchModule });
+}
+
+/** The measured operation: caller `c`'s `seq`-th upsert of one object (bench/workload.ts). */
+export function upsertCall(store: Store): (c: number, seq: number) => Promise<unknown> {
+  return (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller);
 }
 
 /** The store's own fdatasync times, per batch, and when each ended: tells a disk-bound or host-made latency tail from one made in the process. */
@@ -119,7 +124,7 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
     for (const concurrency of concurrencies) {
       ctx.progress(`${concurrency} callers: engine`);
       syncs.reset();
-      const ours = await runClosedLoop({ ...load, concurrency, operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller) });
+      const ours = await runClosedLoop({ ...load, concurrency, operation: upsertCall(store) });
       const batchSyncs = syncs.samples.summary();
       ctx.progress(`${concurrency} callers: SQLite`);
       const peer = await SqlitePeer.measure(ctx.dataDir, { ...load, concurrency });
@@ -205,14 +210,14 @@ async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
 
   // Commit latency with and without a snapshot of the whole store being written.
   const peer = await SqlitePeer.measure(ctx.dataDir, { concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs });
-  const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller) });
+  const quiet = await runClosedLoop({ concurrency: snapshotCallers, durationMs: sizes.loadMs, warmupMs: sizes.warmupMs, operation: upsertCall(store) });
   ctx.progress(`snapshot of ${label} objects under ${snapshotCallers} callers`);
   const snapshotStartMs = nowMs();
   syncs.reset();
   const snapshot = store.snapshot();
   const during = await runClosedLoop({
     concurrency: snapshotCallers, durationMs: 600_000, warmupMs: 0, stopWhen: snapshot,
-    operation: (c, seq) => store.call('upsert', benchObject(c, seq), benchCaller),
+    operation: upsertCall(store),
   });
   await snapshot;
   const snapshotMs = nowMs() - snapshotStartMs;
