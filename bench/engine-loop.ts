@@ -15,12 +15,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runClosedLoop } from './closed-loop.js';
-import { BatchSyncs, openStore, upsertCall } from './engine.js';
+import { BatchSyncs, loadWarmupMs, openStore, upsertCall } from './engine.js';
 
 const callersMax = 4096;
 const secondsMax = 600;
 const roundsMax = 100;
-const warmupMs = 500;
 
 /** The options, or a one-line error and exit code 2. */
 function options(): { callers: number; durationMs: number; rounds: number; parent: string } {
@@ -48,6 +47,9 @@ function bounded(name: string, text: string, max: number): number {
   return n;
 }
 
+/** Milliseconds to the microsecond, for the JSON lines. */
+const roundToUs = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 const { callers, durationMs, rounds, parent } = options();
 // The store's directory: a fresh one under --dir (the disk to measure) or the system's temp dir.
 const dir = mkdtempSync(path.join(parent, 'ioboxx-engine-loop-'));
@@ -56,12 +58,11 @@ const store = await openStore(dir, syncs.onBatch);
 try {
   for (let round = 0; round < rounds; round++) {
     syncs.reset();
-    const loop = await runClosedLoop({ concurrency: callers, durationMs, warmupMs, operation: upsertCall(store) });
+    const loop = await runClosedLoop({ concurrency: callers, durationMs, warmupMs: loadWarmupMs, operation: upsertCall(store) });
     const batch = syncs.samples.summary();
-    const round2 = (ms: number): number => Math.round(ms * 1000) / 1000;
     process.stdout.write(`${JSON.stringify({
-      round, callers, commitsPerSec: Math.round(loop.opsPerSec), commitP50Ms: round2(loop.latency.p50Ms), commitP99Ms: round2(loop.latency.p99Ms),
-      batchFdatasyncP50Ms: round2(batch.p50Ms), batchFdatasyncP99Ms: round2(batch.p99Ms), cpuUsPerCommit: Math.round(loop.cpuUsPerOp * 10) / 10,
+      round, callers, commitsPerSec: Math.round(loop.opsPerSec), commitP50Ms: roundToUs(loop.latency.p50Ms), commitP99Ms: roundToUs(loop.latency.p99Ms),
+      batchFdatasyncP50Ms: roundToUs(batch.p50Ms), batchFdatasyncP99Ms: roundToUs(batch.p99Ms), cpuUsPerCommit: Math.round(loop.cpuUsPerOp * 10) / 10,
     })}\n`);
   }
 } finally {

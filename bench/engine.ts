@@ -76,8 +76,10 @@ interface Sizes {
  * alternating pairs, 2026-11-29: 3.01 / 3.50 / 2.33 / 3.05 ms against 2.74 / 3.60 / 2.15 / 3.51;
  * 6 more on 2026-11-30: median 2.57 against 2.70 ms, lower in 4 of 6; docs/BENCHMARKS.md).
  */
+export const loadWarmupMs = 500;
+
 function sizesFor(ctx: BenchContext): Sizes {
-  return ctx.quick ? { loadMs: 400, warmupMs: 100, objects: 20_000 } : { loadMs: 3_000, warmupMs: 500, objects: 1_000_000 };
+  return ctx.quick ? { loadMs: 400, warmupMs: 100, objects: 20_000 } : { loadMs: 3_000, warmupMs: loadWarmupMs, objects: 1_000_000 };
 }
 
 export function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {

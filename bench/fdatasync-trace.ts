@@ -24,7 +24,6 @@ const waitMsMadeSlow = 0.5;
 const linesMax = 20_000_000;
 
 interface TraceEvent {
-  readonly comm: string;
   readonly pid: number;
   readonly tid: number;
   readonly cpu: number;
@@ -48,12 +47,12 @@ interface SyncCall {
 const handOffMsMax = 50;
 
 // "node 10227/10235 [001] 26640.190236: syscalls:sys_enter_fdatasync: fd: 0x1a" (comm may hold spaces).
-const linePattern = /^\s*(.+?)\s+(\d+)\/(\d+)\s+\[(\d+)\]\s+(\d+\.\d+):\s+([\w:]+):\s?(.*)$/;
+const linePattern = /^\s*.+?\s+(\d+)\/(\d+)\s+\[(\d+)\]\s+(\d+\.\d+):\s+([\w:]+):\s?(.*)$/;
 
 function parseLine(line: string): TraceEvent | undefined {
   const m = linePattern.exec(line);
   if (!m) return undefined;
-  return { comm: m[1]!, pid: Number(m[2]), tid: Number(m[3]), cpu: Number(m[4]), timeMs: Number(m[5]) * 1000, name: m[6]!.replace(/^\w+:/, ''), args: m[7]! };
+  return { pid: Number(m[1]), tid: Number(m[2]), cpu: Number(m[3]), timeMs: Number(m[4]) * 1000, name: m[5]!.replace(/^\w+:/, ''), args: m[6]! };
 }
 
 async function readEvents(input: NodeJS.ReadableStream): Promise<TraceEvent[]> {
@@ -142,8 +141,11 @@ function ms(x: number): string {
   return x.toFixed(3);
 }
 
-function spread(label: string, values: number[]): string {
-  const sorted = Float64Array.from(values).sort();
+function ascending(values: number[]): Float64Array {
+  return Float64Array.from(values).sort();
+}
+
+function spread(label: string, sorted: Float64Array): string {
   return `  ${label.padEnd(34)} p50 ${ms(percentile(sorted, 50))}  p90 ${ms(percentile(sorted, 90))}  p99 ${ms(percentile(sorted, 99))}  p99.9 ${ms(percentile(sorted, 99.9))}  max ${ms(sorted[sorted.length - 1]!)} ms`;
 }
 
@@ -158,17 +160,17 @@ async function main(): Promise<void> {
   const spanMs = events[events.length - 1]!.timeMs - events[0]!.timeMs;
   const lines: string[] = [];
   lines.push(`fdatasync calls of pid ${pid}: ${calls.length} in ${(spanMs / 1000).toFixed(2)} s, on ${new Set(calls.map((c) => c.tid)).size} threads`);
-  lines.push(spread('whole call', calls.map((c) => c.exitMs - c.enterMs)));
-  lines.push(spread('until woken (kernel and disk)', calls.map((c) => (c.wake ? c.wake.atMs : c.exitMs) - c.enterMs)));
-  lines.push(spread('from wakeup to return (a CPU)', calls.map(waitOf)));
+  const wholeMs = ascending(calls.map((c) => c.exitMs - c.enterMs));
+  lines.push(spread('whole call', wholeMs));
+  lines.push(spread('until woken (kernel and disk)', ascending(calls.map((c) => (c.wake ? c.wake.atMs : c.exitMs) - c.enterMs))));
+  lines.push(spread('from wakeup to return (a CPU)', ascending(calls.map(waitOf))));
   const handOffs = calls.flatMap((c) => (c.handOffMs !== undefined ? [c.handOffMs] : []));
-  if (handOffs.length > 0) lines.push(spread(`hand-off (${handOffs.length} calls)`, handOffs));
+  if (handOffs.length > 0) lines.push(spread(`hand-off (${handOffs.length} calls)`, ascending(handOffs)));
   const withWake = calls.filter((c) => c.wake).length;
   if (withWake < calls.length / 2) {
     lines.push(`  (only ${withWake} of ${calls.length} calls have a recorded wakeup: wakeups from interrupts were lost, so the waits for a CPU are a lower bound)`);
   }
-  const sortedWhole = Float64Array.from(calls.map((c) => c.exitMs - c.enterMs)).sort();
-  const slowMs = percentile(sortedWhole, 99);
+  const slowMs = percentile(wholeMs, 99);
   const slow = calls.filter((c) => c.exitMs - c.enterMs >= slowMs);
   lines.push(`slow calls (${ms(slowMs)} ms or more, the p99): ${slow.length}; of them waiting ${waitMsMadeSlow} ms or more for a CPU after the wakeup: ${slow.filter((c) => waitOf(c) >= waitMsMadeSlow).length}`);
 
