@@ -3,7 +3,7 @@
  * JSON-RPC error, nothing hangs, and the session keeps serving.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { holdNotePuts } from '../mcp/fixtures/notes.js';
+import { holdNotePuts, notePut } from '../mcp/fixtures/notes.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
 import { connectNewerHttp, connectOlderHttp } from '../support/mcp-clients.js';
@@ -26,7 +26,7 @@ describe('bad input over Streamable HTTP', () => {
     // Hold the first call until the second has been answered, so both are surely in flight together.
     const release = holdNotePuts();
     const first = post(url, call(7, 'note_put', { id: 'a', text: 'first' }), session);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await vi.waitFor(() => expect(vi.mocked(notePut.call)).toHaveBeenCalledTimes(1)); // the first is held inside its call
     const second = await post(url, call(7, 'note_put', { id: 'b', text: 'second' }), session);
     expect(second.status).toBe(400);
     const refused = await second.json() as { id: number; error: { code: number; message: string } };
