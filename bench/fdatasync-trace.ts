@@ -1,7 +1,8 @@
 /**
  * Where a process's fdatasync time goes, from a system-wide perf trace: in the kernel and on the
  * disk (until the syncing thread is woken) or waiting for a CPU (from the wakeup until the call
- * returns), and, for the long waits, what the CPU the thread was woken onto ran meanwhile.
+ * returns), and, for the long waits, what the CPU the thread was woken onto ran meanwhile; and
+ * which calls also wrote a metadata block (the syncing thread's own block requests).
  * docs/BENCHMARKS.md ("What moves the engine's figures") shows it run on the 64-caller loop.
  *
  *   perf record -a -m 16M -o trace.perf -e syscalls:sys_enter_fdatasync -e syscalls:sys_exit_fdatasync \
@@ -41,6 +42,8 @@ interface SyncCall {
   readonly wake?: { readonly atMs: number; readonly cpu: number };
   /** From the process waking the idle syncing thread (handing it the call) to the call's start. */
   readonly handOffMs?: number;
+  /** The syncing thread issued a metadata write inside the call (on ext4 without a journal: the file's inode block). */
+  readonly wroteMetadata: boolean;
 }
 
 /** A wakeup this long before the call is not its hand-off. */
@@ -68,7 +71,7 @@ async function readEvents(input: NodeJS.ReadableStream): Promise<TraceEvent[]> {
 }
 
 function syncCalls(events: readonly TraceEvent[]): SyncCall[] {
-  const entered = new Map<number, { pid: number; atMs: number; handOffMs?: number }>();
+  const entered = new Map<number, { pid: number; atMs: number; handOffMs?: number; wroteMetadata: boolean }>();
   const woken = new Map<number, { atMs: number; cpu: number; byPid: number }>();
   const calls: SyncCall[] = [];
   for (const e of events) {
@@ -78,15 +81,19 @@ function syncCalls(events: readonly TraceEvent[]): SyncCall[] {
     } else if (e.name === 'sys_enter_fdatasync') {
       const handOff = woken.get(e.tid);
       const handOffMs = handOff && handOff.byPid === e.pid ? e.timeMs - handOff.atMs : undefined;
-      entered.set(e.tid, { pid: e.pid, atMs: e.timeMs, ...(handOffMs !== undefined && handOffMs < handOffMsMax ? { handOffMs } : {}) });
+      entered.set(e.tid, { pid: e.pid, atMs: e.timeMs, wroteMetadata: false, ...(handOffMs !== undefined && handOffMs < handOffMsMax ? { handOffMs } : {}) });
       woken.delete(e.tid);
+    } else if (e.name === 'block_rq_issue') {
+      // Issued on the syncing thread inside its call: "254,0 WSM 4096 () ..." (W write, M metadata).
+      const enter = entered.get(e.tid);
+      if (enter && /^W\w*M/.test(requestKind(e))) enter.wroteMetadata = true;
     } else if (e.name === 'sys_exit_fdatasync') {
       const enter = entered.get(e.tid);
       if (!enter) continue; // entered before the trace began
       entered.delete(e.tid);
       const wake = woken.get(e.tid);
       calls.push({
-        pid: enter.pid, tid: e.tid, enterMs: enter.atMs, exitMs: e.timeMs,
+        pid: enter.pid, tid: e.tid, enterMs: enter.atMs, exitMs: e.timeMs, wroteMetadata: enter.wroteMetadata,
         ...(wake ? { wake: { atMs: wake.atMs, cpu: wake.cpu } } : {}),
         ...(enter.handOffMs !== undefined ? { handOffMs: enter.handOffMs } : {}),
       });
@@ -103,6 +110,9 @@ function busiestPid(calls: readonly SyncCall[]): number {
   if (pid === undefined) throw new Error('no complete fdatasync call in the trace: were syscalls:sys_enter/exit_fdatasync recorded?');
   return pid;
 }
+
+/** A block request's flags ("WS", "WSM", "FF", ...). */
+const requestKind = (e: TraceEvent): string => /^\S+ (\S+)/.exec(e.args)?.[1] ?? '?';
 
 const waitOf = (c: SyncCall): number => (c.wake ? c.exitMs - c.wake.atMs : 0);
 
@@ -152,6 +162,7 @@ function spread(label: string, sorted: Float64Array): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ options: { pid: { type: 'string' } }, allowPositionals: true, strict: true });
   if (positionals.length > 1) throw new Error('usage: fdatasync-trace [--pid N] [PERF_SCRIPT_TEXT]');
+  if (values.pid !== undefined && !/^[1-9]\d{0,9}$/.test(values.pid)) throw new Error(`--pid: expected a process id, got '${values.pid}'`);
   const events = await readEvents(positionals[0] ? createReadStream(positionals[0]) : process.stdin);
   const all = syncCalls(events);
   const pid = values.pid !== undefined ? Number(values.pid) : busiestPid(all);
@@ -173,6 +184,14 @@ async function main(): Promise<void> {
   const slowMs = percentile(wholeMs, 99);
   const slow = calls.filter((c) => c.exitMs - c.enterMs >= slowMs);
   lines.push(`slow calls (${ms(slowMs)} ms or more, the p99): ${slow.length}; of them waiting ${waitMsMadeSlow} ms or more for a CPU after the wakeup: ${slow.filter((c) => waitOf(c) >= waitMsMadeSlow).length}`);
+  const withMetadata = calls.filter((c) => c.wroteMetadata);
+  if (withMetadata.length > 0) {
+    // One write more, after the data's, before the flush: on ext4 without a journal the inode's block, dirty after each clock tick's mtime/ctime/i_version update.
+    lines.push(`calls that also wrote a metadata block: ${withMetadata.length} (${((100 * withMetadata.length) / calls.length).toFixed(1)} %, ${Math.round((1000 * withMetadata.length) / spanMs)}/s); of the slow calls: ${slow.filter((c) => c.wroteMetadata).length}`);
+    lines.push(spread('with a metadata write', ascending(withMetadata.map((c) => c.exitMs - c.enterMs))));
+    const without = calls.filter((c) => !c.wroteMetadata);
+    if (without.length > 0) lines.push(spread('without', ascending(without.map((c) => c.exitMs - c.enterMs))));
+  }
 
   const longWaits = calls.filter((c) => waitOf(c) >= waitMsLong);
   if (longWaits.length > 0) {
@@ -189,7 +208,7 @@ async function main(): Promise<void> {
   const issued = new Map<string, number>();
   for (const e of events) {
     if (e.name !== 'block_rq_issue') continue;
-    const kind = /^\S+ (\S+)/.exec(e.args)?.[1] ?? '?';
+    const kind = requestKind(e);
     issued.set(kind, (issued.get(kind) ?? 0) + 1);
   }
   if (issued.size > 0) {
