@@ -114,6 +114,8 @@ function busiestPid(calls: readonly SyncCall[]): number {
 /** A block request's flags ("WS", "WSM", "FF", ...). */
 const requestKind = (e: TraceEvent): string => /^\S+ (\S+)/.exec(e.args)?.[1] ?? '?';
 
+const durationOf = (c: SyncCall): number => c.exitMs - c.enterMs;
+
 const waitOf = (c: SyncCall): number => (c.wake ? c.exitMs - c.wake.atMs : 0);
 
 /** What a thread is to the process traced. */
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
   const spanMs = events[events.length - 1]!.timeMs - events[0]!.timeMs;
   const lines: string[] = [];
   lines.push(`fdatasync calls of pid ${pid}: ${calls.length} in ${(spanMs / 1000).toFixed(2)} s, on ${new Set(calls.map((c) => c.tid)).size} threads`);
-  const wholeMs = ascending(calls.map((c) => c.exitMs - c.enterMs));
+  const wholeMs = ascending(calls.map(durationOf));
   lines.push(spread('whole call', wholeMs));
   lines.push(spread('until woken (kernel and disk)', ascending(calls.map((c) => (c.wake ? c.wake.atMs : c.exitMs) - c.enterMs))));
   lines.push(spread('from wakeup to return (a CPU)', ascending(calls.map(waitOf))));
@@ -182,15 +184,15 @@ async function main(): Promise<void> {
     lines.push(`  (only ${withWake} of ${calls.length} calls have a recorded wakeup: wakeups from interrupts were lost, so the waits for a CPU are a lower bound)`);
   }
   const slowMs = percentile(wholeMs, 99);
-  const slow = calls.filter((c) => c.exitMs - c.enterMs >= slowMs);
+  const slow = calls.filter((c) => durationOf(c) >= slowMs);
   lines.push(`slow calls (${ms(slowMs)} ms or more, the p99): ${slow.length}; of them waiting ${waitMsMadeSlow} ms or more for a CPU after the wakeup: ${slow.filter((c) => waitOf(c) >= waitMsMadeSlow).length}`);
   const withMetadata = calls.filter((c) => c.wroteMetadata);
   if (withMetadata.length > 0) {
     // One write more, after the data's, before the flush: on ext4 without a journal the inode's block, dirty after each clock tick's mtime/ctime/i_version update.
     lines.push(`calls that also wrote a metadata block: ${withMetadata.length} (${((100 * withMetadata.length) / calls.length).toFixed(1)} %, ${Math.round((1000 * withMetadata.length) / spanMs)}/s); of the slow calls: ${slow.filter((c) => c.wroteMetadata).length}`);
-    lines.push(spread('with a metadata write', ascending(withMetadata.map((c) => c.exitMs - c.enterMs))));
+    lines.push(spread('with a metadata write', ascending(withMetadata.map(durationOf))));
     const without = calls.filter((c) => !c.wroteMetadata);
-    if (without.length > 0) lines.push(spread('without', ascending(without.map((c) => c.exitMs - c.enterMs))));
+    if (without.length > 0) lines.push(spread('without', ascending(without.map(durationOf))));
   }
 
   const longWaits = calls.filter((c) => waitOf(c) >= waitMsLong);
