@@ -39,9 +39,23 @@ interface Entry {
   lastSeenMs: number;
 }
 
-/** The same caller: a session opened by one principal is invisible to every other. */
+/**
+ * The same caller with the same rights: a session opened by one principal is invisible to every
+ * other. The capabilities count too, because the session's server was built for them (its tool
+ * list, its checks): a token whose roles changed since (a role removed in Keycloak) must not keep
+ * the old ones through an open session, so its client gets 404 and initializes again.
+ */
 export function samePrincipal(a: Principal, b: Principal): boolean {
-  return a.caller.tenant === b.caller.tenant && a.caller.subject === b.caller.subject;
+  return a.caller.tenant === b.caller.tenant && a.caller.subject === b.caller.subject && sameCapabilities(a, b);
+}
+
+function sameCapabilities(a: Principal, b: Principal): boolean {
+  return a.capabilities.size === b.capabilities.size && [...a.capabilities].every((capability) => b.capabilities.has(capability));
+}
+
+/** The 404 of a session id unknown to this principal (closed, never opened, another caller's, or opened with other roles). */
+export function sessionNotFound(next: string): string {
+  return `Session not found for this token (a session serves the tenant, subject and roles that opened it); ${next}`;
 }
 
 export class SessionTable {

@@ -12,7 +12,7 @@ import { createMemoryServer } from '../mcp/factory.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { sessionMemory, type CommitsOf, type MemoryFor } from './seams.js';
-import type { SessionTable } from './session-table.js';
+import { sessionNotFound, type SessionTable } from './session-table.js';
 import type { InFlightCalls } from '../ops/in-flight.js';
 
 export interface SseRouteOptions {
@@ -71,7 +71,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const sessionId = typeof req.query['sessionId'] === 'string' ? req.query['sessionId'] : undefined;
     const session = sessionId === undefined ? undefined : sessions.find(sessionId, principal);
     if (session?.kind !== 'sse') {
-      sendJsonRpcError(res, 404, -32001, 'Session not found; open a new stream with GET /sse');
+      sendJsonRpcError(res, 404, -32001, sessionNotFound('open a new stream with GET /sse'));
       return;
     }
     const waiting = unanswered.get(session.id);

@@ -20,7 +20,7 @@ import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { authInfoOf, carriedBy } from './principal-context.js';
 import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from './seams.js';
-import type { SessionTable } from './session-table.js';
+import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { listenUrisProblem } from '../mcp/resource-uris.js';
 
@@ -142,7 +142,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     if (typeof sessionId === 'string') {
       const session = sessions.find(sessionId, principal);
       if (session?.kind !== 'streamable-http') {
-        sendJsonRpcError(res, 404, -32001, 'Session not found; start a new one with initialize');
+        sendJsonRpcError(res, 404, -32001, sessionNotFound('start a new one with initialize'));
         return;
       }
       sessions.track(sessionId, res);

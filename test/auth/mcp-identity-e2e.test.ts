@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { wsClose } from '../../server/ws/close-codes.js';
 import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
 import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
+import { openSession, post } from '../support/raw-http-session.js';
 import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
 
 const openTenantsMax = 8;
@@ -81,6 +82,40 @@ describe('identity through the MCP server', () => {
     const found = await writer.callTool('object_find', { type: 'note' });
     expect((found.structuredContent as { objects: unknown[] }).objects).toEqual([]);
     await writer.close();
+  });
+
+  test('a session serves the roles that opened it: a token with other roles gets 404 on it, over Streamable HTTP and HTTP+SSE', async () => {
+    const who = { organizations: ['demoted'], subject: 'user-demoted' };
+    const writer = bearer(await idp.token({ ...who, realmRoles: ['memory-writer'] }));
+    const reader = bearer(await idp.token({ ...who, realmRoles: ['memory-reader'] }));
+    const put = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'object_put', arguments: { type: 'note', attributes: { text: 'after the demotion' } } } };
+
+    const session = await openSession(`${base}/mcp`, writer);
+    const demoted = await post(`${base}/mcp`, put, { ...session, ...reader });
+    expect(demoted.status).toBe(404);
+    expect(await demoted.text()).toContain('roles that opened it');
+    const stillWriter = await post(`${base}/mcp`, { ...put, id: 8, params: { ...put.params, arguments: { type: 'probe', attributes: {} } } }, { ...session, ...writer });
+    expect(stillWriter.status).toBe(200);
+    await stillWriter.text();
+
+    // HTTP+SSE: the stream's first event names where to POST.
+    const stream = await fetch(`${base}/sse`, { headers: { ...writer, accept: 'text/event-stream' }, signal: AbortSignal.timeout(20_000) });
+    const reading = stream.body!.getReader();
+    let head = '';
+    while (!/\n\n/.test(head)) head += new TextDecoder().decode((await reading.read()).value);
+    const endpoint = /data: (\S+)/.exec(head)![1]!;
+    const viaSse = await post(new URL(endpoint, base).href, put, reader);
+    expect(viaSse.status).toBe(404);
+    await reading.cancel();
+
+    // Nothing the demoted token sent was written; a session of its own lists no write tools.
+    const own = await connectOlderHttp({ url: `${base}/mcp`, headers: reader });
+    try {
+      expect((await own.listTools()).map((tool) => tool.name)).not.toContain('object_put');
+      expect((await own.callTool('object_find', { type: 'note' })).structuredContent).toMatchObject({ objects: [] });
+    } finally {
+      await own.close();
+    }
   });
 
   test("a token for organization A cannot reach B's tenant by path or header", async () => {
