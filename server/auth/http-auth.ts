@@ -107,7 +107,8 @@ export function httpAuthFailure(
   return {
     status: error.status,
     headers,
-    body: { error: error.oauthError ?? (error.status === 503 ? 'temporarily_unavailable' : 'unauthorized'), error_description: description },
+    // The body is JSON: it keeps the message as written (the header's quoted-string form drops quotes).
+    body: { error: error.oauthError ?? (error.status === 503 ? 'temporarily_unavailable' : 'unauthorized'), error_description: error.message },
     reason: error.reason,
   };
 }

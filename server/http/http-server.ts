@@ -14,6 +14,7 @@ import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { toolArgumentsBytesMax } from '../mcp/limits.js';
+import { tokenCharsMax } from '../auth/token-verifier.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
@@ -21,12 +22,19 @@ import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 
-/** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
- * an oversized tool call still gets its precise limit_exceeded answer. */
 /** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
 export const keepAliveTimeoutMs = 65_000;
 
+/** A request body past this is refused with 413 before parsing; above toolArgumentsBytesMax so
+ * an oversized tool call still gets its precise limit_exceeded answer. */
 export const httpBodyBytesMax = toolArgumentsBytesMax + 256 * 1024;
+
+/**
+ * A request's header block past this is refused by node (431, no body). Room for the longest
+ * token the verifier reads plus the other headers: with node's default (16 KiB) a token near
+ * tokenCharsMax got that bare 431 instead of the verifier's 401 `token_too_large`.
+ */
+export const httpHeaderBytesMax = tokenCharsMax + 16 * 1024;
 
 export const loopbackHostnames: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
 
@@ -199,7 +207,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
   app.use(answerError);
 
-  const server = http.createServer(expressMessageClasses(app), fastCallHandler({
+  const server = http.createServer({ ...expressMessageClasses(app), maxHeaderSize: httpHeaderBytesMax }, fastCallHandler({
     app, authenticate, admission: options.admission, allowedHostnames, allowedOriginHostnames, bodyBytesMax, serveMcp,
     // Past a sent answer express's final handler ends the response: the fast path just closes it.
     answerError: (error, req, res) => answerError(error, req, res, () => res.destroy()),

@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import WebSocket from 'ws';
+import { tokenCharsMax } from '../../server/auth/token-verifier.js';
 import { wsClose } from '../../server/ws/close-codes.js';
 import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
 import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
@@ -65,6 +66,17 @@ describe('identity through the MCP server', () => {
     });
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp"/);
+  });
+
+  test(`a token up to tokenCharsMax (${tokenCharsMax}) and past it reaches the verifier: 401 naming the limit, not a bare 431`, async () => {
+    const response = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: { ...bearer(`${'a'.repeat(tokenCharsMax)}.b.c`), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(((await response.json()) as { error_description: string }).error_description).toContain(`longer than ${tokenCharsMax} characters`);
   });
 
   test('a reader sees no write tools and a write call is refused, leaving nothing written', async () => {
