@@ -22,7 +22,7 @@ import { Commitlog, type SyncOutcome, type WrittenFrames } from './log/commitlog
 import { inlineSyncTxMax } from './log/inline-sync.js';
 import { frameBytesMax } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
-import { decodeInvocation, decodePayload, encodeStoredFrame, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
+import { argsAsStored, decodeInvocation, decodePayload, encodeStoredFrame, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
 import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
@@ -1031,7 +1031,7 @@ export class Store implements StoreApi {
     const payload = await this.log.readPayload(offset);
     if (payload === undefined) return;
     const first = decodeInvocation(offset, payload).args;
-    if (!isDeepStrictEqual(first, args ?? null)) {
+    if (!isDeepStrictEqual(first, argsAsStored(args))) {
       throw new MemoryError('conflict', `this idempotency key was first used (offset ${offset}) with other arguments`, 'use a new idempotency key for a different call');
     }
   }

@@ -47,6 +47,14 @@ export function encodeInvocation(invocation: Invocation): Buffer {
   return packr.pack(invocationFields(invocation));
 }
 
+/**
+ * Arguments as a frame gives them back (decodeInvocation): msgpack keeps no -0, for one, so a
+ * retry's arguments are compared with the first call's in this form, not as the client sent them.
+ */
+export function argsAsStored(args: unknown): unknown {
+  return rowUnpackr.unpack(packr.pack(args ?? null));
+}
+
 /** The encoder of invocations packed into frames (encodeStoredFrame): each is copied out at once. */
 const invocationPackr = newRowPackr();
 

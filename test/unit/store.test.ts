@@ -66,6 +66,15 @@ describe('store', () => {
     await reopened.close();
   });
 
+  test('idempotency key: a retry whose arguments hold -0 replays (the frame keeps no -0), other arguments are a conflict', async () => {
+    const store = await open(tmp());
+    const first = await store.call('bump', { id: 'z', by: -0 }, testCaller, { idempotencyKey: 'neg-zero' });
+    expect(await store.call('bump', { id: 'z', by: -0 }, testCaller, { idempotencyKey: 'neg-zero' })).toEqual({ ...first, replayed: true });
+    await expect(store.call('bump', { id: 'z', by: 1 }, testCaller, { idempotencyKey: 'neg-zero' })).rejects.toMatchObject({ code: 'conflict' });
+    expect(store.lastOffset).toBe(first.offset);
+    await store.close();
+  });
+
   test('snapshot then reopen: state loads from the snapshot and later frames replay', async () => {
     const dir = tmp();
     const store = await open(dir);
