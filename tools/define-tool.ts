@@ -10,6 +10,7 @@ import { MemoryError } from '../storage/errors.js';
 import type { ReducerDef } from '../storage/reducer.js';
 import { resultBytesMax, toolArgumentsBytesMax, type Capability, type ToolAnnotations, type ToolContext, type ToolDef } from './tool.js';
 import { jsonBytes } from './json-bytes.js';
+import { strictArguments } from './strict-arguments.js';
 import { int } from './wire-schema.js';
 
 export const idempotencyKeyCharsMax = 128;
@@ -56,8 +57,8 @@ export function readTool<I extends z.ZodObject, O extends z.ZodObject>(def: {
   output: O;
   run(ctx: ToolContext, args: z.infer<I>): Promise<z.infer<O>>;
 }): ToolDef {
-  // Strict: a misspelt optional argument is an error naming it, not silently ignored.
-  const input = def.input.strict();
+  // Strict at every level: a misspelt optional argument, or a nested field, is an error naming it, not silently ignored.
+  const input = strictArguments(def.input);
   const tool: ToolDef = {
     name: def.name,
     title: def.title,
@@ -85,7 +86,7 @@ export function writeTool<A extends z.ZodObject, R extends z.ZodObject>(def: {
   idempotent?: boolean;
 }): ToolDef {
   // Strict, as the read tools'.
-  const input = def.args.extend({ idempotency_key: idempotencyKey.optional() }).strict();
+  const input = strictArguments(def.args.extend({ idempotency_key: idempotencyKey.optional() }));
   const output = def.result.extend({ offset: int() });
   const name = def.reducer.name;
   const tool: ToolDef = {
