@@ -4,8 +4,11 @@
  * idle. A session holds no store between its calls (each takes a lease for its own duration),
  * so its tenant's store may be evicted and reopened under it; still, each session costs a
  * server instance and its subscriptions, so a forgotten one is closed. Clients often end
- * without DELETE (the SDK's close() sends none): at a bound, the session idle longest makes room (its client gets 404 and initializes again, as after the idle
- * close), so leaked sessions never lock new clients out, and one tenant cannot hold every slot.
+ * without DELETE (the SDK's close() sends none): at a bound, a session with no call running makes
+ * room (its client gets 404 and initializes again, as after the idle close), so leaked sessions
+ * never lock new clients out. An open event stream (GET) does not hold a slot against that: SDK
+ * clients keep one open for their whole life, so counting it would let live but idle clients, or
+ * one user in several organizations, hold every slot.
  */
 import type { Response } from 'express';
 import type { SessionTransport } from './session-transport.js';
@@ -32,10 +35,18 @@ export type LegacySession = {
 /** The sweeper never runs more often than this. */
 export const sweepEveryMsMin = 100;
 
+/** What a request on a session is: a call (POST, DELETE) or an event stream (GET, the SSE stream). */
+export type SessionRequestKind = 'call' | 'stream';
+
 interface Entry {
   readonly session: LegacySession;
-  /** Requests open on the session, its event streams (GET) included: a connected listener is not idle. */
-  openRequests: number;
+  /** Calls running on the session: such a session is never closed for room. */
+  calls: number;
+  /** Event streams open: a connected listener is not idle for the sweep, but may make room. */
+  streams: number;
+  /** When a call last started or ended (the session's opening counts): the order of making room. */
+  lastCallMs: number;
+  /** When any request last started or ended: the idle sweep's clock. */
   lastSeenMs: number;
 }
 
@@ -77,28 +88,33 @@ export class SessionTable {
   }
 
   /**
-   * Room for one more session of `tenant`: at the tenant's bound its longest-idle session is
-   * closed, at the process's bound the longest-idle one of any tenant. The refusal (for a 503)
-   * when every session in the way has a request in flight; undefined when there is room.
+   * Room for one more session of `tenant`: at the tenant's bound one of its sessions is closed, at
+   * the process's bound one of any tenant's (closeOneForRoom says which). The refusal (for a 503)
+   * when every session in the way has a call running; undefined when there is room.
    */
   makeRoomFor(tenant: string): string | undefined {
     const ofTenant = [...this.entries.entries()].filter(([, e]) => e.session.principal.caller.tenant === tenant);
-    if (ofTenant.length >= this.perTenantMax && !this.closeLongestIdle(ofTenant)) {
-      return `tenant ${tenant} has ${ofTenant.length} open sessions, each with a request in flight (legacySessionsPerTenantMax = ${this.perTenantMax}); retry later`;
+    if (ofTenant.length >= this.perTenantMax && !this.closeOneForRoom(ofTenant)) {
+      return `tenant ${tenant} has ${ofTenant.length} open sessions, each with a call running (legacySessionsPerTenantMax = ${this.perTenantMax}); retry later`;
     }
-    if (this.entries.size >= this.sessionsMax && !this.closeLongestIdle([...this.entries.entries()])) {
-      return `too many open sessions, each with a request in flight (legacySessionsMax = ${this.sessionsMax}); retry later`;
+    if (this.entries.size >= this.sessionsMax && !this.closeOneForRoom([...this.entries.entries()])) {
+      return `too many open sessions, each with a call running (legacySessionsMax = ${this.sessionsMax}); retry later`;
     }
     return undefined;
   }
 
-  private closeLongestIdle(candidates: readonly [string, Entry][]): boolean {
-    let oldest: [string, Entry] | undefined;
+  /**
+   * Closes a session with no call running: one with no event stream first (most likely a client
+   * gone without DELETE), the one idle longest; else the listener whose last call is oldest.
+   */
+  private closeOneForRoom(candidates: readonly [string, Entry][]): boolean {
+    let chosen: [string, Entry] | undefined;
+    const before = (a: Entry, b: Entry) => (a.streams === 0) !== (b.streams === 0) ? a.streams === 0 : a.lastCallMs < b.lastCallMs;
     for (const candidate of candidates) {
-      if (candidate[1].openRequests === 0 && (oldest === undefined || candidate[1].lastSeenMs < oldest[1].lastSeenMs)) oldest = candidate;
+      if (candidate[1].calls === 0 && (chosen === undefined || before(candidate[1], chosen[1]))) chosen = candidate;
     }
-    if (oldest === undefined) return false;
-    this.closeEntry(oldest[0], oldest[1], 'closing the longest-idle session to make room');
+    if (chosen === undefined) return false;
+    this.closeEntry(chosen[0], chosen[1], chosen[1].streams === 0 ? 'closing the longest-idle session to make room' : 'closing the listening session idle longest to make room');
     return true;
   }
 
@@ -110,7 +126,8 @@ export class SessionTable {
 
   add(session: LegacySession): void {
     if (this.entries.has(session.id)) throw new Error(`session id ${session.id} reused`);
-    this.entries.set(session.id, { session, openRequests: 0, lastSeenMs: Date.now() });
+    const nowMs = Date.now();
+    this.entries.set(session.id, { session, calls: 0, streams: 0, lastCallMs: nowMs, lastSeenMs: nowMs });
   }
 
   /** The session, only for the principal that opened it. */
@@ -123,21 +140,36 @@ export class SessionTable {
     this.entries.delete(id);
   }
 
-  /** Counts `res` (a call, or an event stream) as activity on the session until it closes. */
-  track(id: string, res: Response): void {
+  /** Counts `res` as a call or an event stream on the session until it closes. */
+  track(id: string, res: Response, kind: SessionRequestKind): void {
+    const end = this.begin(id, kind);
+    res.on('close', end);
+  }
+
+  /** Counts one call or stream on the session; the function returned ends it (once). */
+  begin(id: string, kind: SessionRequestKind): () => void {
     const entry = this.entries.get(id);
-    if (entry === undefined) return;
-    entry.openRequests += 1;
-    entry.lastSeenMs = Date.now();
-    res.on('close', () => {
-      entry.openRequests -= 1;
+    if (entry === undefined) return () => undefined;
+    const touch = () => {
       entry.lastSeenMs = Date.now();
-    });
+      if (kind === 'call') entry.lastCallMs = entry.lastSeenMs;
+    };
+    if (kind === 'call') entry.calls += 1;
+    else entry.streams += 1;
+    touch();
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (kind === 'call') entry.calls -= 1;
+      else entry.streams -= 1;
+      touch();
+    };
   }
 
   private sweep(nowMs: number): void {
     for (const [id, entry] of this.entries) {
-      if (entry.openRequests === 0 && nowMs - entry.lastSeenMs > this.idleMs) this.closeEntry(id, entry, 'closing idle session');
+      if (entry.calls === 0 && entry.streams === 0 && nowMs - entry.lastSeenMs > this.idleMs) this.closeEntry(id, entry, 'closing idle session');
     }
   }
 

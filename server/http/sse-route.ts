@@ -48,7 +48,7 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const transport = new SSEServerTransport(messagesPath, res);
     const server = createMemoryServer(surface, { principal, memory: sessionMemory(principal, memoryFor, commitsOf), changes: 'subscribed' });
     sessions.add({ id: transport.sessionId, kind: 'sse', transport, principal, close: () => server.close() });
-    sessions.track(transport.sessionId, res); // the event stream; calls answer on it (POST /messages is not tracked)
+    sessions.track(transport.sessionId, res, 'stream'); // calls answer on it: each posted request counts as a call until then
     const waiting = new Map<MessageId, () => void>();
     unanswered.set(transport.sessionId, waiting);
     const send = transport.send.bind(transport);
@@ -76,8 +76,15 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     }
     const waiting = unanswered.get(session.id);
     const id = isJSONRPCRequest(req.body) ? req.body.id : undefined;
-    const counted = calls !== undefined && id !== undefined && waiting !== undefined && !waiting.has(id);
-    if (counted) waiting.set(id, calls.begin());
+    const counted = id !== undefined && waiting !== undefined && !waiting.has(id);
+    if (counted) {
+      const endSessionCall = sessions.begin(session.id, 'call');
+      const endInFlight = calls?.begin();
+      waiting.set(id, () => {
+        endSessionCall();
+        endInFlight?.();
+      });
+    }
     // A cancelled request gets no answer (the SDK drops it): it is over.
     const cancelled = cancelledIdOf(req.body);
     if (cancelled !== undefined) endCall(waiting, cancelled);

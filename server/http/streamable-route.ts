@@ -112,7 +112,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       onsessioninitialized: (id) => {
         sessionOpened = true;
         sessions.add({ id, kind: 'streamable-http', transport, principal, close: () => server.close() });
-        sessions.track(id, res); // the initialize POST
+        sessions.track(id, res, 'call'); // the initialize POST
       },
       onsessionclosed: () => end(),
     });
@@ -145,7 +145,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         sendJsonRpcError(res, 404, -32001, sessionNotFound('start a new one with initialize'));
         return;
       }
-      sessions.track(sessionId, res);
+      sessions.track(sessionId, res, req.method === 'GET' ? 'stream' : 'call');
       // One request on the session: straight to its server, no web Request round trip.
       if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;
       await session.transport.handleRequest(req, res, req.body);

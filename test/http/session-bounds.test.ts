@@ -1,7 +1,8 @@
 /**
  * The bounds on 2025-era sessions (server/http/session-table.ts) on a real server: at a bound the
  * longest-idle session makes room (its client gets 404 and may initialize again), a session with
- * a request in flight is never closed for room, and one tenant cannot take every slot.
+ * a call running is never closed for room, an open event stream holds no slot, and one tenant
+ * cannot take every slot.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { asTenant, startNotesHttp, tenantHeaderAuthenticate as tenantAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
@@ -61,6 +62,31 @@ describe('session bounds', () => {
     expect((await post(url, ping(5), other)).status).toBe(200);
     release();
     for (const answer of await Promise.all(inFlight)) expect(answer.status).toBe(200);
+  });
+
+  test('an open event stream does not hold a slot: at a bound the idle session without one goes first, then the listener whose last call is oldest (its stream ends)', async () => {
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 8, perTenant: 2 } });
+    const url = `${serving.serving.url}/mcp`;
+    const listen = async (session: Record<string, string>) => {
+      const stream = await fetch(url, { headers: { ...session, accept: 'text/event-stream' }, signal: AbortSignal.timeout(20_000) });
+      expect(stream.status).toBe(200);
+      return { ended: stream.text() }; // resolves when the server ends the stream
+    };
+    const listener = await openSession(url, as('a'));
+    const listenerStream = await listen(listener);
+    const idle = await openSession(url, as('a')); // opened after the listener, and no stream
+    const third = await openSession(url, as('a'));
+    expect((await post(url, ping(8), idle)).status).toBe(404);
+    const thirdStream = await listen(third);
+    expect((await post(url, ping(9), listener)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await post(url, ping(10), third)).status).toBe(200); // the listener's last call is now the older
+    const fourth = await openSession(url, as('a'));
+    await listenerStream.ended;
+    expect((await post(url, ping(11), listener)).status).toBe(404);
+    for (const session of [third, fourth]) expect((await post(url, ping(12), session)).status).toBe(200);
+    await serving.serving.close();
+    await thirdStream.ended;
   });
 
   test('at the process bound the longest-idle session of any tenant makes room', async () => {
