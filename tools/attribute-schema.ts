@@ -8,12 +8,16 @@
  * tenant's schema is untrusted input, and RE2 matches in time linear in the string, so no
  * pattern can stall the process (ReDoS). RE2 has no lookaround or backreferences; a schema
  * using them is refused when it is defined.
+ * Ajv evaluates a `$ref` loop that never descends into the value by recursing without end, so
+ * such a schema is refused when it is defined (schema-ref-loop.ts), and a stack overflow while
+ * checking is an invalid_argument, never an internal error.
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import formatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import { MemoryError } from '../storage/errors.js';
 import { boundJsonBytes } from './json-bytes.js';
+import { findRefLoop } from './schema-ref-loop.js';
 
 /** UTF-8 bytes of JSON of a type's schema. */
 export const typeSchemaBytesMax = 32 * 1024;
@@ -45,18 +49,30 @@ const ajv = new Ajv({
 });
 addFormats(ajv);
 
+const refLoopHint = 'reach a recursive $ref only through properties, items or another keyword that descends into the value';
+const stackHint = 'break any $ref loop that does not pass through properties or items, or nest less';
+
 /** Compile a schema (checking it first); invalid_argument with Ajv's reason if it is not a usable JSON Schema. */
 export function compileAttributeSchema(schema: unknown): ValidateFunction {
   boundJsonBytes('schema', schema, 'typeSchemaBytesMax', typeSchemaBytesMax, 'split the type, or shorten its descriptions and enums');
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
   }
-  if (!ajv.validateSchema(schema)) {
-    throw new MemoryError('invalid_argument', `schema is not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`);
-  }
   try {
+    if (!ajv.validateSchema(schema)) {
+      throw new MemoryError('invalid_argument', `schema is not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`);
+    }
+    // Before Ajv compiles it: Ajv resolves such a loop by recursing until the stack overflows.
+    const loop = findRefLoop(schema as Record<string, unknown>);
+    if (loop !== undefined) {
+      throw new MemoryError('invalid_argument', `schema has a $ref loop that never descends into the value: ${loop.join(' -> ')}`, refLoopHint);
+    }
     return ajv.compile(schema);
   } catch (error) {
+    if (error instanceof MemoryError) throw error;
+    if (error instanceof RangeError) {
+      throw new MemoryError('invalid_argument', 'schema does not compile: it recurses without end or nests too deep (Ajv ran out of stack)', stackHint);
+    }
     throw new MemoryError('invalid_argument', `schema does not compile: ${(error as Error).message}`);
   } finally {
     // Forget it at once: the registry never grows, and one tenant's `$id` never meets another's.
@@ -66,11 +82,19 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
 
 /** Throws invalid_argument naming the first violations when attributes do not satisfy the type. */
 export function checkAttributes(type: string, version: number, schema: unknown, attributes: unknown, objectId?: string): void {
+  const subject = objectId === undefined ? '' : `object ${objectId}: `;
   const validate = cachedValidator(type, version, schema);
-  if (validate(attributes)) return;
+  let valid: boolean;
+  try {
+    valid = validate(attributes) as boolean;
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new MemoryError('invalid_argument',
+      `${subject}attributes cannot be checked against type ${type} (version ${version}): checking recursed without end or too deep (out of stack)`, stackHint);
+  }
+  if (valid) return;
   const reasons = (validate.errors ?? []).slice(0, schemaErrorsQuotedMax)
     .map((e) => `attributes${e.instancePath} ${e.message ?? 'is invalid'}`);
-  const subject = objectId === undefined ? '' : `object ${objectId}: `;
   throw new MemoryError(
     'invalid_argument',
     `${subject}attributes do not satisfy type ${type} (version ${version}): ${reasons.join('; ')}`,
@@ -85,9 +109,23 @@ function cachedValidator(type: string, version: number, schema: unknown): Valida
     // Refresh its place: the Map's insertion order is the eviction order.
     validators.delete(key);
   } else {
-    validate = compileAttributeSchema(schema);
+    validate = compileStoredSchema(type, version, schema);
     if (validators.size >= validatorsCachedMax) validators.delete(validators.keys().next().value!);
   }
   validators.set(key, validate);
   return validate;
+}
+
+/**
+ * A stored type's schema passed type_define's checks when it was defined; one stored before a
+ * check was added (a $ref loop, say) fails here, on a write of the type: say which type it is.
+ */
+function compileStoredSchema(type: string, version: number, schema: unknown): ValidateFunction {
+  try {
+    return compileAttributeSchema(schema);
+  } catch (error) {
+    if (!(error instanceof MemoryError)) throw error;
+    throw new MemoryError(error.code, `type ${type} (version ${version}) has a schema that is no longer accepted: ${error.message}`,
+      `redefine the type with type_define${error.hint === undefined ? '' : `: ${error.hint}`}`);
+  }
 }

@@ -45,3 +45,50 @@ describe('attribute schemas: patterns run in linear time', () => {
     }
   });
 });
+
+describe('attribute schemas: a $ref loop that never descends into the value', () => {
+  const loops: [string, Record<string, unknown>, string][] = [
+    ['root to itself', { $ref: '#' }, '# -> #'],
+    ['through anyOf, with a way out for null', { anyOf: [{ type: 'null' }, { $ref: '#' }] }, '# -> #/anyOf/1 -> #'],
+    ['through not and if/then', { definitions: { a: { not: { $ref: '#/definitions/b' } }, b: { if: { type: 'string' }, then: { $ref: '#/definitions/a' } } } },
+      '#/definitions/a -> #/definitions/a/not -> #/definitions/b -> #/definitions/b/then -> #/definitions/a'],
+    ['through dependencies', { type: 'object', dependencies: { a: { $ref: '#' } } }, '# -> #/dependencies/a -> #'],
+    ['to a plain-name fragment', { definitions: { n: { $id: '#n', allOf: [{ $ref: '#n' }] } } }, '#/definitions/n -> #/definitions/n/allOf/0 -> #/definitions/n'],
+    ['through an escaped pointer', { definitions: { 'a/b': { $ref: '#/definitions/a~1b' } } }, '#/definitions/a~1b -> #/definitions/a~1b'],
+  ];
+  for (const [name, schema, loop] of loops) {
+    test(`${name}: refused when defined, naming the loop`, () => {
+      const error = refusal(() => compileAttributeSchema(schema));
+      expect(error.code).toBe('invalid_argument');
+      expect(error.message).toBe(`schema has a $ref loop that never descends into the value: ${loop}`);
+    });
+  }
+
+  test('recursion through properties or items is not a loop: each turn takes a part of the value', () => {
+    const list = { definitions: { node: { type: 'object', properties: { next: { $ref: '#/definitions/node' } } } }, $ref: '#/definitions/node' };
+    expect(compileAttributeSchema(list)({ next: { next: {} } })).toBe(true);
+  });
+
+  test('a stored type whose schema loops (defined before the check) fails a write with invalid_argument naming the type, not a stack overflow', () => {
+    const mutual = { definitions: { a: { allOf: [{ $ref: '#/definitions/b' }] }, b: { allOf: [{ $ref: '#/definitions/a' }] } }, $ref: '#/definitions/a' };
+    const error = refusal(() => checkAttributes('looped', 3, mutual, {}, 'obj_1'));
+    expect(error.code).toBe('invalid_argument');
+    expect(error.message).toMatch(/^type looped \(version 3\) has a schema that is no longer accepted: schema has a \$ref loop/);
+    expect(error.hint).toMatch(/^redefine the type with type_define/);
+  });
+
+  test('attributes nested past the stack are invalid_argument, not a RangeError', () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const lists = { definitions: { list: { type: 'array', items: { $ref: '#/definitions/list' } } }, $ref: '#/definitions/list' };
+    const error = refusal(() => checkAttributes('nested', 1, lists, deep));
+    expect(error.code).toBe('invalid_argument');
+    expect(error.message).toMatch(/out of stack/);
+  });
+
+  test('a schema nested past the stack is invalid_argument, not a RangeError', () => {
+    let deep: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 3000; i++) deep = { not: deep };
+    expect(refusal(() => compileAttributeSchema(deep)).code).toBe('invalid_argument');
+  });
+});

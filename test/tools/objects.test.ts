@@ -95,6 +95,19 @@ describe('object types', () => {
     await expectRefused(f, f.call('type_define', { name: 't', schema: { type: 'object', unknownKeyword: 1 } }), 'invalid_argument');
   });
 
+  test('a schema whose $refs loop without descending into the value is refused at type_define, naming the loop; nothing is stored', async () => {
+    const mutual = { definitions: { a: { allOf: [{ $ref: '#/definitions/b' }] }, b: { allOf: [{ $ref: '#/definitions/a' }] } }, $ref: '#/definitions/a' };
+    const error = await expectRefused(f, f.call('type_define', { name: 'loop', schema: mutual }), 'invalid_argument');
+    expect(error.message).toBe('schema has a $ref loop that never descends into the value: '
+      + '#/definitions/a -> #/definitions/a/allOf/0 -> #/definitions/b -> #/definitions/b/allOf/0 -> #/definitions/a');
+    expect(error.hint).toMatch(/through properties, items/);
+    const direct = { definitions: { n: { $ref: '#/definitions/n' } }, $ref: '#/definitions/n' };
+    await expectRefused(f, f.call('type_define', { name: 'loop', schema: direct }), 'invalid_argument', /\$ref loop .*: #\/definitions\/n -> #\/definitions\/n$/);
+    await expectRefused(f, f.call('type_define', { name: 'loop', schema: { $ref: '#' } }), 'invalid_argument', /\$ref loop .*: # -> #$/);
+    // With no type stored, a put of that type is free-form, not an internal error.
+    await f.call('object_put', { type: 'loop', attributes: { any: 1 } });
+  });
+
   test('redefining a type that existing objects violate is refused; an identical redefinition changes nothing', async () => {
     await f.call('type_define', { name: 'person', schema: personSchema });
     await f.call('object_put', { id: 'kid', type: 'person', attributes: { name: 'Kid', age: 7 } });
