@@ -43,9 +43,14 @@ const linearTimeRegExp = Object.assign((pattern: string): { test(text: string): 
   }
 }, { code: 'RE2JS.compile' });
 
-/** One Ajv for the process (building one costs ~100 ms); each compiled schema is removed from it right after compiling. */
+/**
+ * One Ajv for the process (building one costs ~100 ms); each compiled schema is removed from it
+ * right after compiling. Strict, but `required` may name a property the schema does not
+ * describe: that is valid JSON Schema (strictRequired is a lint). addUsedSchema stays on (the
+ * default): without it Ajv cannot resolve `$ref: "#"` to the root of a schema with no `$id`.
+ */
 const ajv = new Ajv({
-  strict: true, allErrors: false, addUsedSchema: false, validateFormats: true, code: { regExp: linearTimeRegExp },
+  strict: true, strictRequired: false, allErrors: false, validateFormats: true, code: { regExp: linearTimeRegExp },
 });
 addFormats(ajv);
 
@@ -75,8 +80,10 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
     }
     throw new MemoryError('invalid_argument', `schema does not compile: ${(error as Error).message}`);
   } finally {
-    // Forget it at once: the registry never grows, and one tenant's `$id` never meets another's.
+    // Forget it at once, under its `$id` and under '' (where a schema without one is kept): the
+    // registry never grows, and one tenant's schema never meets another's.
     ajv.removeSchema(schema);
+    ajv.removeSchema('');
   }
 }
 

@@ -67,6 +67,8 @@ describe('attribute schemas: a $ref loop that never descends into the value', ()
   test('recursion through properties or items is not a loop: each turn takes a part of the value', () => {
     const list = { definitions: { node: { type: 'object', properties: { next: { $ref: '#/definitions/node' } } } }, $ref: '#/definitions/node' };
     expect(compileAttributeSchema(list)({ next: { next: {} } })).toBe(true);
+    expect(compileAttributeSchema({ type: 'array', items: { $ref: '#' } })([[[]], []])).toBe(true);
+    expect(compileAttributeSchema({ type: 'array', items: { $ref: '#' } })([[1]])).toBe(false);
   });
 
   test('a stored type whose schema loops (defined before the check) fails a write with invalid_argument naming the type, not a stack overflow', () => {
@@ -90,5 +92,15 @@ describe('attribute schemas: a $ref loop that never descends into the value', ()
     let deep: Record<string, unknown> = { type: 'string' };
     for (let i = 0; i < 3000; i++) deep = { not: deep };
     expect(refusal(() => compileAttributeSchema(deep)).code).toBe('invalid_argument');
+  });
+
+  test('required may name a property the schema does not describe (valid JSON Schema)', () => {
+    const validate = compileAttributeSchema({ type: 'object', required: ['a'] });
+    expect(validate({ a: 1 })).toBe(true);
+    expect(validate({})).toBe(false);
+  });
+
+  test('a schema with an $id recursing through its root compiles again and again (each compile is forgotten)', () => {
+    for (let i = 0; i < 2; i++) expect(compileAttributeSchema({ $id: 'https://example.com/tree', type: 'array', items: { $ref: '#' } })([[]])).toBe(true);
   });
 });

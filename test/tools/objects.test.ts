@@ -108,6 +108,16 @@ describe('object types', () => {
     await f.call('object_put', { type: 'loop', attributes: { any: 1 } });
   });
 
+  test('valid JSON Schemas Ajv\'s lints refused are accepted: required without properties, recursion through the root', async () => {
+    await f.call('type_define', { name: 'has_a', schema: { type: 'object', required: ['a'] } });
+    await expectRefused(f, f.call('object_put', { type: 'has_a', attributes: {} }), 'invalid_argument', /must have required property 'a'/);
+    await f.call('object_put', { type: 'has_a', attributes: { a: null } });
+    const tree = { type: 'object', properties: { kids: { type: 'array', items: { $ref: '#' } } } };
+    await f.call('type_define', { name: 'tree', schema: tree });
+    await f.call('object_put', { type: 'tree', attributes: { kids: [{ kids: [] }, {}] } });
+    await expectRefused(f, f.call('object_put', { type: 'tree', attributes: { kids: [{ kids: 'none' }] } }), 'invalid_argument', /kids\/0\/kids must be array/);
+  });
+
   test('redefining a type that existing objects violate is refused; an identical redefinition changes nothing', async () => {
     await f.call('type_define', { name: 'person', schema: personSchema });
     await f.call('object_put', { id: 'kid', type: 'person', attributes: { name: 'Kid', age: 7 } });
