@@ -20,6 +20,7 @@ import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
+import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 
 /** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
@@ -117,6 +118,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   // Requests without Origin (every non-browser client) pass; a browser's must be allowed.
   const allowedOriginHostnames = [...loopbackHostnames, ...(options.allowedOrigins ?? []).map(originHostname)];
   app.use(originValidation(allowedOriginHostnames));
+  app.use(corsForAllowedOrigins()); // answers a browser's preflight before authentication
 
   if (options.admission !== undefined) app.use(admissionMiddleware(options.admission, tenantByAuthentication(authenticate)));
   options.mount?.(app);
@@ -208,7 +210,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.use(answerError);
 
   const server = http.createServer({ ...expressMessageClasses(app), maxHeaderSize: httpHeaderBytesMax }, fastCallHandler({
-    app, authenticate, admission: options.admission, allowedHostnames, allowedOriginHostnames, bodyBytesMax, serveMcp,
+    app, authenticate, admission: options.admission, allowedHostnames, bodyBytesMax, serveMcp,
     // Past a sent answer express's final handler ends the response: the fast path just closes it.
     answerError: (error, req, res) => answerError(error, req, res, () => res.destroy()),
   }));

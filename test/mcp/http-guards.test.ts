@@ -67,6 +67,41 @@ describe('HTTP guards', () => {
     expect((await post(`${serving.url}/mcp`, initialize, { origin: 'https://app.example.com' })).status).toBe(200);
   });
 
+  test('CORS for allowed browser origins: a preflight is answered before authentication, answers name the origin and expose the session id and challenge', async () => {
+    const refuseAll: Authenticate = async () => ({ status: 401, headers: { 'WWW-Authenticate': 'Bearer resource_metadata="x"' }, body: { error: 'invalid_token' } });
+    for (const authenticate of [undefined, refuseAll]) {
+      const { serving } = await started({ allowedOrigins: ['https://app.example.com'], ...(authenticate !== undefined && { authenticate }) });
+      const origin = 'https://app.example.com';
+      const preflight = await fetch(`${serving.url}/mcp`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, mcp-session-id' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('mcp-session-id');
+      expect(preflight.headers.get('access-control-allow-methods')).toContain('POST');
+      const answer = await post(`${serving.url}/mcp`, initialize, { origin });
+      expect(answer.status).toBe(authenticate === undefined ? 200 : 401);
+      expect(answer.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(answer.headers.get('access-control-expose-headers')?.toLowerCase()).toContain(authenticate === undefined ? 'mcp-session-id' : 'www-authenticate');
+      expect((await post(`${serving.url}/mcp`, initialize)).headers.get('access-control-allow-origin')).toBeNull(); // no Origin, no CORS
+      const evil = await fetch(`${serving.url}/mcp`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+      expect(evil.status).toBe(403);
+      expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+    }
+  });
+
+  test('a call on a session from an allowed browser origin is answered with its CORS headers', async () => {
+    const { serving } = await started({ allowedOrigins: ['https://app.example.com'] });
+    const origin = 'https://app.example.com';
+    const opened = await post(`${serving.url}/mcp`, initialize, { origin });
+    const session = { origin, 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-06-18' };
+    expect((await post(`${serving.url}/mcp`, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
+    const ping = await post(`${serving.url}/mcp`, { jsonrpc: '2.0', id: 2, method: 'ping' }, session);
+    expect(ping.status).toBe(200);
+    expect(ping.headers.get('access-control-allow-origin')).toBe(origin);
+  });
+
   test('a Host header that is not loopback is refused (DNS rebinding)', async () => {
     const { serving } = await started();
     const { port } = new URL(serving.url);

@@ -1,0 +1,27 @@
+/**
+ * CORS for the browser origins the Origin guard lets in (loopback ones and IOBOXX_ALLOWED_ORIGINS):
+ * a browser MCP client sends headers a browser must preflight (Authorization, Mcp-Session-Id),
+ * and must be allowed to read the answer's session id and auth challenge. Mounted after the
+ * Origin guard, so an Origin reaching it is an allowed one, and it is echoed back. Requests
+ * without Origin (every non-browser client) get no CORS headers.
+ */
+import cors from 'cors';
+import type { RequestHandler } from 'express';
+
+/** Request headers a browser client may send. */
+export const corsAllowedHeaders = ['Authorization', 'Content-Type', 'Accept', 'Mcp-Session-Id', 'Mcp-Protocol-Version', 'Last-Event-ID', 'X-Ioboxx-Tenant'];
+/** Response headers a browser client may read. */
+export const corsExposedHeaders = ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WWW-Authenticate', 'Retry-After'];
+/** How long a browser may reuse a preflight's answer. */
+export const corsPreflightMaxAgeS = 600;
+
+export function corsForAllowedOrigins(): RequestHandler {
+  const handler = cors({
+    origin: true,
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: corsAllowedHeaders,
+    exposedHeaders: corsExposedHeaders,
+    maxAge: corsPreflightMaxAgeS,
+  });
+  return (req, res, next) => (req.headers.origin === undefined ? next() : handler(req, res, next));
+}
