@@ -125,7 +125,8 @@ export class Connection {
   private receive(data: Buffer, isBinary: boolean): void {
     if (this.isClosed) return;
     if (this.inboundPending >= this.ctx.limits.inboundPendingMax) {
-      this.send(errorMessage(new MemoryError('busy', `more than ${this.ctx.limits.inboundPendingMax} messages are waiting to be handled; this one was dropped`, 'wait for answers before sending more')));
+      const dropped = new MemoryError('busy', `more than ${this.ctx.limits.inboundPendingMax} messages are waiting to be handled; this one was dropped`, 'wait for answers before sending more, then send it again');
+      this.send(errorMessage(dropped, this.queryIdsOf(data, isBinary)));
       return;
     }
     this.inboundPending++;
@@ -136,6 +137,16 @@ export class Connection {
         if (!this.isClosed) this.send(errorMessage(error));
       })
       .finally(() => this.inboundPending--);
+  }
+
+  /** The query ids a message names (a subscribe's, an unsubscribe's), so that a refusal of it can name them too. */
+  private queryIdsOf(data: Buffer, isBinary: boolean): readonly string[] | undefined {
+    try {
+      const message = parseClientMessage(decodeClientMessage(data, isBinary), this.ctx.limits);
+      return message.type === 'subscribe' ? message.queries.map((query) => query.id) : message.type === 'unsubscribe' ? message.ids : undefined;
+    } catch {
+      return undefined; // a malformed message names nothing
+    }
   }
 
   private async handle(data: Buffer, isBinary: boolean): Promise<void> {

@@ -293,6 +293,25 @@ describe('bad input', () => {
     client.close();
   });
 
+  test(`messages past inboundPendingMax waiting are dropped with busy naming their query ids: every subscribe is answered once`, async () => {
+    const client = await connected();
+    const ids = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+    for (const id of ids) client.send({ type: 'subscribe', queries: [{ id, table: 'objects', where: { type: 'burst' } }] });
+    const answered: string[] = [];
+    let busy = 0;
+    while (answered.length < ids.length) {
+      const m = await client.next((x) => x.type === 'subscribed' || x.type === 'error');
+      if (m.type === 'error') {
+        expect(m.code).toBe('busy');
+        busy++;
+      }
+      answered.push(...(m.type === 'subscribed' ? m.queries.map((q: { id: string }) => q.id) : m.ids));
+    }
+    expect(busy).toBeGreaterThan(0);
+    expect([...answered].sort()).toEqual([...ids].sort());
+    client.close();
+  });
+
   test('an initial result past initialRowsMax is refused, naming its queries', async () => {
     await Promise.all(Array.from({ length: limits.initialRowsMax + 1 }, (_, i) => put(`many-${i}`, 'many')));
     const client = await connected();
