@@ -71,12 +71,20 @@ function registryWithTenant(registry: TenantRegistry<TenantMemory>): WithTenant 
   };
 }
 
+/** Why there is no control plane to ask: one still connecting, or one this process never runs. */
+const controlPlaneNotYet = () => new MemoryError('unavailable', 'the control plane is not connected yet', 'retry shortly');
+const controlPlaneNotInStdio = () => new MemoryError(
+  'unavailable',
+  'run history lives in the control plane, which a stdio server with the embedded database does not run (retrying here cannot help)',
+  'ask a `serve --http` server on this data directory, or start this one with DATABASE_URL set to a Postgres',
+);
+
 /** The tenant's run history, bound to that tenant: the tools cannot name another. */
-function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined): RunHistoryReader {
+function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined, whenAbsent = controlPlaneNotYet): RunHistoryReader {
   return {
     async aggregates(fromMs, toMs) {
       const plane = control()?.control;
-      if (!plane) throw new MemoryError('unavailable', 'the control plane is not connected yet', 'retry shortly');
+      if (!plane) throw whenAbsent();
       return plane.runHistoryAggregates(tenant, fromMs, toMs);
     },
   };
@@ -171,7 +179,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
     open: async (dir) => {
       const memory = await openTenantMemory(dir, tenant, {
         ...tenantStoreOptions(config),
-        runHistory: runHistoryOf(tenant, () => control),
+        runHistory: runHistoryOf(tenant, () => control, config.database?.url === undefined ? controlPlaneNotInStdio : controlPlaneNotYet),
         onBackgroundError: backgroundErrorReport(log, tenant),
       });
       log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');

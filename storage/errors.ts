@@ -53,6 +53,15 @@ export class WriteOutcomeUnknown extends MemoryError {
 }
 
 /** The log or a snapshot is damaged somewhere recovery may not silently cut. */
+/** A store's LOCK is held by a live process (another one, or this one): `conflict` naming it. */
+export class StoreLockHeld extends MemoryError {
+  constructor(readonly dir: string, readonly holderPid: number) {
+    super('conflict', holderPid === process.pid ? `store ${dir} is already open in this process` : `store ${dir} is open in process ${holderPid}`,
+      holderPid === process.pid ? undefined : 'stop that process first (a LOCK naming a process that has ended is taken over by itself)');
+    this.name = 'StoreLockHeld';
+  }
+}
+
 export class DamagedStore extends Error {
   readonly code = 'damaged_store';
   constructor(

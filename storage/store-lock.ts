@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { MemoryError, StoreFileNotWritten } from './errors.js';
+import { MemoryError, StoreFileNotWritten, StoreLockHeld } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { FileRefused } from './io/file-refused.js';
 import { readBoundedFile, readSmallFileSync } from './io/read-whole.js';
@@ -79,12 +79,6 @@ export function lockHolder(dir: string): number | null {
   }
 }
 
-function heldBy(dir: string, holder: number): MemoryError {
-  return holder === process.pid
-    ? new MemoryError('conflict', `store ${dir} is already open in this process`)
-    : new MemoryError('conflict', `store ${dir} is open in process ${holder}`, 'stop that process first (a LOCK naming a process that has ended is taken over by itself)');
-}
-
 /**
  * Take the lock of `dir` (durably), or throw `conflict` naming the process that holds it. Returns
  * the release. `claimed` runs once this process holds the directory (the open removes unfinished
@@ -93,7 +87,7 @@ function heldBy(dir: string, holder: number): MemoryError {
  */
 export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => Promise<void>): Promise<() => Promise<void>> {
   const resolved = path.resolve(dir);
-  if (heldDirs.has(resolved)) throw heldBy(dir, process.pid);
+  if (heldDirs.has(resolved)) throw new StoreLockHeld(dir, process.pid);
   const lockPath = path.join(dir, lockFileName);
   let cleanedForSpace = false;
   for (let attempt = 1; ; attempt++) {
@@ -118,7 +112,7 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
     }
     const text = await readLockText(dir, lockPath, fl);
     const holder = text === undefined ? null : holderOf(text);
-    if (holder !== null) throw heldBy(dir, holder);
+    if (holder !== null) throw new StoreLockHeld(dir, holder);
     if (attempt >= lockAttemptsMax) throw new MemoryError('conflict', `store ${dir}: its LOCK keeps changing; another process is taking it`, 'retry in a moment');
     if (text === undefined) continue; // cleared meanwhile: link again
     if (text.trim() === '' && attempt < lockAttemptsMax - 1) {

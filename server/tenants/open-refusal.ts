@@ -4,7 +4,7 @@
  * a bare 500 or `internal`. The details (file, byte, errno, the repair command) go to the
  * operator's log, not to the model.
  */
-import { DamagedStore, MemoryError } from '../../storage/errors.js';
+import { DamagedStore, MemoryError, StoreLockHeld } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
 /**
@@ -35,6 +35,11 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // A known tenant's store is gone: retrying cannot help until an operator restores or forgets it.
   if (error instanceof VanishedStore) {
     return untilOperatorActs(new MemoryError('unavailable', `the store of tenant ${error.tenant} is missing from the data directory; it is not recreated empty`, `an operator must ${error.hint}`));
+  }
+  // Another process serves this store (a stdio server and `serve --http` on one data directory, say).
+  if (error instanceof StoreLockHeld) {
+    return new MemoryError('unavailable', "the tenant's store is open in another ioboxx-memory process: one process serves a store at a time",
+      'stop the other server on this data directory (the server log names its process), or give this one another IOBOXX_DATA_DIR; then retry');
   }
   const code = storeOpenFailureCode(error);
   const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';

@@ -36,16 +36,16 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 describe('a tenant store that cannot be opened', () => {
-  test('over HTTP: 503 with Retry-After and a message naming the cause class, not a 500', async () => {
+  test('over HTTP: 503 with Retry-After and a message naming the cause (another process holds the store), not a 500', async () => {
     const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
     try {
       const answer = await callObjectGet(server.url);
       expect(answer.status).toBe(503);
       expect(answer.headers.get('retry-after')).toMatch(/^\d+$/);
       const { error } = (await answer.json()) as { error: { message: string; data?: { code?: string; hint?: string } } };
-      expect(error.message).toContain("the tenant's store cannot be opened");
+      expect(error.message).toContain("the tenant's store is open in another ioboxx-memory process");
       // The stable code and the hint, as a tool error carries them (before: the message alone).
-      expect(error.data).toMatchObject({ code: 'unavailable', hint: expect.stringContaining('store verify') });
+      expect(error.data).toMatchObject({ code: 'unavailable', hint: expect.stringContaining('stop the other server on this data directory') });
       // The operator's log says why, naming the holder.
       expect(server.stderr()).toContain(`is open in process ${process.pid}`);
       // The server still serves what needs no store.
@@ -55,13 +55,13 @@ describe('a tenant store that cannot be opened', () => {
     }
   }, 120_000);
 
-  test('over stdio: the tool call is unavailable with a hint, not internal', async () => {
+  test('over stdio: the tool call is unavailable saying another process holds the store, with a hint, not internal', async () => {
     const client = await connectOlderStdio({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: dataDir }, cwd: repoRoot, stderr: 'ignore' });
     try {
       const error = toolErrorOf(await client.callTool('object_get', { id: 'x' }));
       expect(error).toMatchObject({ code: 'unavailable' });
-      expect(error?.message).toContain("the tenant's store cannot be opened");
-      expect(error?.hint).toContain('store verify');
+      expect(error?.message).toContain("the tenant's store is open in another ioboxx-memory process");
+      expect(error?.hint).toContain('IOBOXX_DATA_DIR');
     } finally {
       await client.close();
     }
