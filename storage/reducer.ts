@@ -78,6 +78,12 @@ export interface ReducerContext {
 export interface ReducerDef<Args = any, Result = any> {
   readonly name: string;
   readonly args: z.ZodType<Args>;
+  /**
+   * Not refused at the tenant's row bytes limit (liveRowBytesMax): for a reducer whose rows bound
+   * themselves (a table keeping its newest N) and must not be lost because the tenant's own data
+   * filled it, such as the access log (every request leaves an audit row, DESIGN §2.7).
+   */
+  readonly passesRowLimit?: boolean;
   run(ctx: ReducerContext, args: Args): Result;
 }
 
@@ -90,6 +96,7 @@ export interface StoreModule {
 export function defineReducer<S extends z.ZodType, R>(def: {
   name: string;
   args: S;
+  passesRowLimit?: boolean;
   run(ctx: ReducerContext, args: z.infer<S>): R;
 }): ReducerDef<z.infer<S>, R> {
   return def as unknown as ReducerDef<z.infer<S>, R>;

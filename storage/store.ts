@@ -597,7 +597,7 @@ export class Store implements StoreApi {
       result = reducer.run(tx, parsed.data);
       if (result instanceof Promise) throw new Error(`reducer ${reducerName} returned a promise: reducers are synchronous`);
       if (key !== undefined) recordIdempotencyKey(tx, key, reducerName, offset, result, timestampMs);
-      this.refuseGrowthPastLimit(tx);
+      if (reducer.passesRowLimit !== true) this.refuseGrowthPastLimit(tx);
     } catch (error) {
       tx.rollback();
       throw error;

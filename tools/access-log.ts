@@ -69,6 +69,8 @@ export function accessLogAppendKeeping(rowsMax: number) {
   return defineReducer({
     name: 'access_log_append',
     args: appendArgs,
+    // The table keeps its newest rowsMax rows: a tenant at its row bytes limit still gets its audit rows.
+    passesRowLimit: true,
     /** `seq` of the last row appended; `first_seq` of the first (the same for one entry). */
     run(ctx, a): { seq: number; first_seq: number } {
       const entries = 'entries' in a ? a.entries : [a];

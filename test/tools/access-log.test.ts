@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Store } from '../../storage/store.js';
+import { openTenantMemory } from '../../tools/index.js';
 import { accessLogAppendKeeping, accessLogRowsMax, accessLogTable } from '../../tools/access-log.js';
 import { alice, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
@@ -65,4 +66,14 @@ test('the log keeps the newest rowsMax rows, evicting the oldest in the appendin
 
 test('the production bound is a named limit', () => {
   expect(accessLogRowsMax).toBe(100_000);
+});
+
+test('a tenant over its row bytes limit still gets its access-log rows (every request leaves one); its own growth is refused', async () => {
+  await f.call('object_put', { id: 'big', type: 't', attributes: { text: 'x'.repeat(9000) } });
+  await f.memory.close();
+  f.memory = await openTenantMemory(f.dir, 'acme', { liveRowBytesMax: 8192 }); // the limit lowered below what it holds
+  await expectRefused(f, f.call('object_put', { id: 'more', type: 't', attributes: {} }), 'limit_exceeded');
+  const row = await append({ subject: 'alice', action: 'tools/call', target: 'object_put', outcome: 'limit_exceeded' });
+  expect(row.result.seq).toBe(1);
+  expect((await f.call('access_log_list', {}, alice)).entries).toHaveLength(1);
 });

@@ -173,6 +173,18 @@ describe('tenant row bytes limit', () => {
     await store.close();
   });
 
+  test('a reducer marked passesRowLimit (its table bounds itself, as the access log does) still commits at the limit', async () => {
+    const put = counterModule.reducers.find((r) => r.name === 'put')!;
+    const module = { tables: counterModule.tables, reducers: [...counterModule.reducers, { ...put, name: 'put_audit', passesRowLimit: true }] };
+    const store = await Store.open({ dir: tmp(), module, liveRowBytesMax: 4096 });
+    await store.call('put', { id: 'a', type: 't', n: 1, attributes: note(3500) }, testCaller);
+    await expect(store.call('put', { id: 'b', type: 't', n: 2, attributes: note(1000) }, testCaller)).rejects.toMatchObject({ code: 'limit_exceeded' });
+    const passed = await store.call('put_audit', { id: 'b', type: 't', n: 2, attributes: note(1000) }, testCaller);
+    expect(passed.offset).toBe(1);
+    expect(store.liveRowBytes()).toBeGreaterThan(4096);
+    await store.close();
+  });
+
   test('a store above a lowered limit still opens, with every row, and refuses only growth', async () => {
     const dir = tmp();
     const store = await openLimited(dir, 1 << 20);
