@@ -14,6 +14,7 @@ import type { Response } from 'express';
 import type { SessionTransport } from './session-transport.js';
 import type { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { Principal } from '../auth/principal.js';
+import { tokenExpiresAtMsOf, whenTokenExpires } from '../auth/token-expiry.js';
 import type { Logger } from '../log.js';
 
 /** Open 2025-era sessions per process (both kinds together). */
@@ -48,6 +49,11 @@ interface Entry {
   lastCallMs: number;
   /** When any request last started or ended: the idle sweep's clock. */
   lastSeenMs: number;
+  /**
+   * When the newest token seen on the session expires (each request's own token extends it);
+   * undefined in local mode. Its event streams end then: the stream was let in by a token.
+   */
+  tokenExpiresAtMs: number | undefined;
 }
 
 /**
@@ -127,23 +133,43 @@ export class SessionTable {
   add(session: LegacySession): void {
     if (this.entries.has(session.id)) throw new Error(`session id ${session.id} reused`);
     const nowMs = Date.now();
-    this.entries.set(session.id, { session, calls: 0, streams: 0, lastCallMs: nowMs, lastSeenMs: nowMs });
+    this.entries.set(session.id, { session, calls: 0, streams: 0, lastCallMs: nowMs, lastSeenMs: nowMs, tokenExpiresAtMs: tokenExpiresAtMsOf(session.principal) });
   }
 
-  /** The session, only for the principal that opened it. */
+  /** The session, only for the principal that opened it; that principal's token now counts for its streams. */
   find(id: string, principal: Principal): LegacySession | undefined {
     const entry = this.entries.get(id);
-    return entry !== undefined && samePrincipal(entry.session.principal, principal) ? entry.session : undefined;
+    if (entry === undefined || !samePrincipal(entry.session.principal, principal)) return undefined;
+    const expiresAtMs = tokenExpiresAtMsOf(principal);
+    if (expiresAtMs !== undefined && entry.tokenExpiresAtMs !== undefined) entry.tokenExpiresAtMs = Math.max(entry.tokenExpiresAtMs, expiresAtMs);
+    return entry.session;
   }
 
   remove(id: string): void {
     this.entries.delete(id);
   }
 
-  /** Counts `res` as a call or an event stream on the session until it closes. */
+  /**
+   * Counts `res` as a call or an event stream on the session until it closes. A stream ends when
+   * the newest token seen on the session has expired: a 2025-era client's GET stream (its SDK
+   * client reconnects with its current token), or the whole legacy SSE session, whose stream it is.
+   */
   track(id: string, res: Response, kind: SessionRequestKind): void {
     const end = this.begin(id, kind);
-    res.on('close', end);
+    const entry = this.entries.get(id);
+    const cancelExpiry = kind === 'stream' && entry?.tokenExpiresAtMs !== undefined
+      ? whenTokenExpires(() => entry.tokenExpiresAtMs!, () => this.endStreamsOf(id, entry))
+      : undefined;
+    res.on('close', () => {
+      cancelExpiry?.();
+      end();
+    });
+  }
+
+  private endStreamsOf(id: string, entry: Entry): void {
+    if (this.entries.get(id) !== entry) return;
+    if (entry.session.kind === 'sse') this.closeEntry(id, entry, 'closing an SSE session whose access token expired');
+    else entry.session.transport.sdk.closeStandaloneSSEStream();
   }
 
   /** Counts one call or stream on the session; the function returned ends it (once). */

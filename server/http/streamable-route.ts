@@ -13,6 +13,7 @@ import { createMcpHandler, isInitializeRequest, isJsonContentType, isLegacyReque
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
+import { tokenExpiresAtMsOf, whenTokenExpires } from '../auth/token-expiry.js';
 import { changedUrisOf } from '../mcp/change-feed.js';
 import { createMemoryServer } from '../mcp/factory.js';
 import { toolCallerOf } from '../mcp/tool-calls.js';
@@ -84,7 +85,11 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
           for (const uris of changedUrisOf(surface.catalog, txs)) for (const uri of uris) handler.notify.resourceUpdated(uri);
         })
       : () => undefined;
+    // The stream was let in by this request's token: it ends when that token expires (the client listens again with a fresh one).
+    const expiresAtMs = tokenExpiresAtMsOf(principal);
+    const cancelExpiry = expiresAtMs === undefined ? undefined : whenTokenExpires(() => expiresAtMs, () => void handler.close());
     res.on('close', () => {
+      cancelExpiry?.();
       stopFeed();
       listenHandlers.delete(handler);
       void handler.close();

@@ -22,6 +22,7 @@ import { isRefusal, type Authenticate, type HttpRefusal, type MemoryFor, type Me
 import { closeReason, wsClose, type WsCloseCode } from './close-codes.js';
 import type { ExposedTables } from './exposed-tables.js';
 import { startingEventsMax, type WsLimits } from './limits.js';
+import { tokenExpiresAtMsOf, whenTokenExpires } from '../auth/token-expiry.js';
 import { errorMessage, parseClientMessage, type ClientMessage, type QuerySpec } from './protocol.js';
 import { compileQuery, type CompiledQuery } from './query.js';
 import { queryChangesOf } from './query-changes.js';
@@ -29,9 +30,6 @@ import { SendQueue, type Corkable } from './send-queue.js';
 import { PendingEvents } from './pending-events.js';
 import { encodeTxMessage, queryChanges, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
-
-/** setTimeout's bound (2^31 - 1 ms); a token living longer is re-checked then. */
-const timerMsMax = 2_147_483_647;
 
 export interface ConnectionContext {
   readonly limits: WsLimits;
@@ -69,7 +67,7 @@ export class Connection {
   private inbound: Promise<void> = Promise.resolve();
   private inboundPending = 0;
   private authTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private cancelExpiry: (() => void) | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private startingEvents = 0;
   private closedCode: number | undefined;
@@ -206,16 +204,10 @@ export class Connection {
   private become(principal: Principal, lease: MemoryLease): void {
     this.principal = principal;
     this.lease = lease;
-    clearTimeout(this.expiryTimer);
-    const expiresAtMs = (principal as Principal & { tokenExpiresAtMs?: number }).tokenExpiresAtMs;
-    if (expiresAtMs !== undefined) {
-      const inMs = Math.max(0, Math.min(timerMsMax, expiresAtMs - Date.now()));
-      this.expiryTimer = setTimeout(() => {
-        if (Date.now() >= expiresAtMs) this.close(wsClose.unauthorized, 'the access token expired; send a fresh one in an auth message before it does, or reconnect');
-        else this.become(this.principal!, this.lease!);
-      }, inMs);
-      this.expiryTimer.unref();
-    }
+    this.cancelExpiry?.();
+    const expiresAtMs = tokenExpiresAtMsOf(principal);
+    this.cancelExpiry = expiresAtMs === undefined ? undefined : whenTokenExpires(() => expiresAtMs, () =>
+      this.close(wsClose.unauthorized, 'the access token expired; send a fresh one in an auth message before it does, or reconnect'));
   }
 
   private identity(): Record<string, unknown> {
@@ -223,7 +215,7 @@ export class Connection {
     const tables = [...this.ctx.tables.values()]
       .filter((t) => principal.capabilities.has(t.capability))
       .map((t) => ({ name: t.schema.name, key: t.schema.primaryKey, columns: t.schema.columns.map((c) => ({ name: c.name, type: c.type })) }));
-    const expiresAtMs = (principal as Principal & { tokenExpiresAtMs?: number }).tokenExpiresAtMs;
+    const expiresAtMs = tokenExpiresAtMsOf(principal);
     return {
       tenant: principal.caller.tenant,
       subject: principal.caller.subject,
@@ -497,7 +489,7 @@ export class Connection {
     this.closedCode = code;
     this.sendQueue.drop();
     clearTimeout(this.authTimer);
-    clearTimeout(this.expiryTimer);
+    this.cancelExpiry?.();
     this.endQueries([...this.queries.keys()]);
     this.pending.clear();
     this.lease?.release();

@@ -130,6 +130,42 @@ describe('identity through the MCP server', () => {
     }
   });
 
+  test('event streams end when the token that let them in expires: a session GET stream, an HTTP+SSE session, a subscriptions/listen stream; a fresher token on the session keeps its GET stream open', async () => {
+    const who = { organizations: ['expiring'], subject: 'user-expiring', realmRoles: ['memory-reader'] };
+    const short = bearer(await idp.token({ ...who, ttlS: 2 }));
+    const opened = Date.now();
+    /** A stream's end (resolved with when), or its failure to end within 20 s. */
+    const ended = async (response: Response) => {
+      expect(response.status).toBe(200);
+      await response.text();
+      return Date.now();
+    };
+    const session = await openSession(`${base}/mcp`, short);
+    const getStream = ended(await fetch(`${base}/mcp`, { headers: { ...session, accept: 'text/event-stream' }, signal: AbortSignal.timeout(20_000) }));
+    const sseStream = ended(await fetch(`${base}/sse`, { headers: { ...short, accept: 'text/event-stream' }, signal: AbortSignal.timeout(20_000) }));
+    const listen = {
+      jsonrpc: '2.0', id: 3, method: 'subscriptions/listen',
+      params: {
+        notifications: { resourceSubscriptions: ['memory://objects/probe'] },
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '0' }, 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    };
+    const listenStream = ended(await post(`${base}/mcp`, listen, { ...short, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' }));
+
+    // A second session whose client sends a fresher token before the first expires: its stream goes on.
+    const kept = await openSession(`${base}/mcp`, short);
+    const keptStream = await fetch(`${base}/mcp`, { headers: { ...kept, accept: 'text/event-stream' }, signal: AbortSignal.timeout(20_000) });
+    const fresh = bearer(await idp.token({ ...who, ttlS: 60 }));
+    const ping = await post(`${base}/mcp`, { jsonrpc: '2.0', id: 9, method: 'ping' }, { ...kept, ...fresh });
+    expect(ping.status).toBe(200);
+
+    for (const endedAtMs of await Promise.all([getStream, sseStream, listenStream])) expect(endedAtMs - opened).toBeLessThan(15_000);
+    const keptReader = keptStream.body!.getReader();
+    const stillOpen = await Promise.race([keptReader.read().then(() => false), new Promise((resolve) => setTimeout(() => resolve(true), 1_000))]);
+    expect(stillOpen).toBe(true);
+    await keptReader.cancel();
+  }, 60_000);
+
   test("a token for organization A cannot reach B's tenant by path or header", async () => {
     const token = await idp.token({ organizations: ['org-a'], realmRoles: ['memory-admin'] });
     await expect(connectOlderHttp({ url: `${base}/t/org-b/mcp`, headers: bearer(token) })).rejects.toThrow();
