@@ -197,6 +197,10 @@ export const objectPut = defineReducer({
     checkAttributesSize(a.attributes);
     const objects = ctx.table('objects');
     let id = a.id;
+    if (id === undefined && (a.expected_version ?? 0) > 0) {
+      // A version names an existing object: without its id there is none to compare (a new id is at version 0).
+      throw new MemoryError('invalid_argument', `expected_version ${a.expected_version} needs the object's id; without one object_put creates a new object`, 'pass id, or omit expected_version (0 = must not exist) to create');
+    }
     if (id === undefined) {
       id = ctx.newId('obj');
       // A generated id never replaces an object: draw again (deterministically) on collision.

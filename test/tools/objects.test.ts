@@ -53,6 +53,11 @@ describe('object_put and object_get', () => {
   test('expected_version 0 means create-only', async () => {
     await f.call('object_put', { id: 'once', type: 'note', attributes: {}, expected_version: 0 });
     await expectRefused(f, f.call('object_put', { id: 'once', type: 'note', attributes: {}, expected_version: 0 }), 'version_conflict');
+    await f.call('object_put', { type: 'note', attributes: {}, expected_version: 0 }); // a new object, id generated
+  });
+
+  test('expected_version above 0 without an id is invalid_argument naming the missing id, not a conflict on a made-up one', async () => {
+    await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, expected_version: 1 }), 'invalid_argument', /needs the object's id/);
   });
 
   test('bad input is invalid_argument or limit_exceeded and writes nothing', async () => {
