@@ -86,7 +86,9 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
     case 'ping':
       return { type: 'ping' };
     default:
-      throw invalid(`unknown message type ${JSON.stringify(value['type'] ?? null).slice(0, 40)} (auth, subscribe, unsubscribe, ping)`);
+      throw invalid(typeof value['type'] === 'string'
+        ? `unknown message type ${JSON.stringify(value['type']).slice(0, 40)} (auth, subscribe, unsubscribe, ping)`
+        : 'a message is an object with a string type: auth, subscribe, unsubscribe or ping');
   }
 }
 

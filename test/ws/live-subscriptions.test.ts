@@ -272,6 +272,7 @@ describe('bad input', () => {
     const cases: [unknown, string, RegExp][] = [
       ['{not json', 'invalid_argument', /not JSON/],
       [{ type: 'launch' }, 'invalid_argument', /unknown message type/],
+      [{ kind: 'ping' }, 'invalid_argument', /a message is an object with a string type/],
       [{ type: 'subscribe', queries: [] }, 'invalid_argument', /non-empty/],
       [{ type: 'subscribe', queries: [{ id: 'x y', table: 'objects' }] }, 'invalid_argument', /query id/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects', where: { colour: 'red' } }] }, 'invalid_argument', /no column/],
