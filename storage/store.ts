@@ -31,7 +31,7 @@ import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.j
 import type { Row, TableSchema, Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
-import type { SnapshotManifest } from './snapshot/manifest.js';
+import { snapshotDirName, snapshotsDir, type SnapshotManifest } from './snapshot/manifest.js';
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
 import { SubscriptionHub } from './subscriptions.js';
@@ -260,10 +260,37 @@ export interface OpenReport {
 
 
 /** The open refuses: the log ends before `offset`, which `evidence` shows was acknowledged. */
-function lostAcknowledged(recovery: LogRecovery, offset: number, evidence: string): DamagedStore {
-  const end = recovery.end;
+/** Where a log ends: its last whole offset, and the file and byte there (with why, when a bad frame ends it). */
+export interface LogEnd {
+  readonly lastOffset: number;
+  readonly end: { readonly file: string; readonly position: number; readonly torn?: string };
+}
+
+/**
+ * Transactions acknowledged past the log's end, as the damage it is (undefined: none). The
+ * evidence: a clean close's checkpoint, or a snapshot (written only once its offset was durable),
+ * past the last whole offset. The open refuses on it; so does a backup read from the files of a
+ * store no process holds (backup/take-backup.ts), which would otherwise copy the shorter log.
+ */
+export function lostAcknowledged(log: LogEnd, checkpointOffset: number | undefined, snapshots: readonly { readonly dir: string; readonly offset: number }[]): DamagedStore | undefined {
+  const past = snapshots.find((s) => s.offset > log.lastOffset);
+  const [offset, evidence] = checkpointOffset !== undefined && checkpointOffset > log.lastOffset
+    ? [checkpointOffset, `the store was closed cleanly at offset ${checkpointOffset} (${checkpointFileName})`]
+    : past ? [past.offset, `snapshot ${path.basename(past.dir)} was taken at offset ${past.offset}, once it was durable`] : [undefined, ''];
+  if (offset === undefined) return undefined;
+  const { end, lastOffset } = log;
   const why = end.torn ? `the last segment has a bad frame here (${end.torn})` : 'the log ends here';
-  return new DamagedStore(end.file, end.position, `${why}, at offset ${recovery.lastOffset}, but ${evidence}: transactions ${recovery.lastOffset + 1}..${offset} were acknowledged and are not in the log`);
+  return new DamagedStore(end.file, end.position, `${why}, at offset ${lastOffset}, but ${evidence}: transactions ${lastOffset + 1}..${offset} were acknowledged and are not in the log`);
+}
+
+/** The tables of a store of `module`: the module's own and the idempotency table (a snapshot holds them all). */
+export function storeSchemas(module: StoreModule): Map<string, TableSchema> {
+  const schemas = new Map<string, TableSchema>();
+  for (const schema of [...module.tables, idempotencyTable]) {
+    if (schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
+    schemas.set(schema.name, schema);
+  }
+  return schemas;
 }
 
 export class Store implements StoreApi {
@@ -329,11 +356,7 @@ export class Store implements StoreApi {
     if (segmentBytesMax !== undefined && !(Number.isSafeInteger(segmentBytesMax) && segmentBytesMax > segmentHeaderBytes && segmentBytesMax <= segmentBytesMaxLimit)) {
       throw new MemoryError('invalid_argument', `segmentBytesMax must be an integer from ${segmentHeaderBytes + 1} to ${segmentBytesMaxLimit} (segmentBytesMaxLimit), got ${segmentBytesMax}`);
     }
-    const allTables = [...options.module.tables, idempotencyTable];
-    for (const schema of allTables) {
-      if (this.schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
-      this.schemas.set(schema.name, schema);
-    }
+    for (const [name, schema] of storeSchemas(options.module)) this.schemas.set(name, schema);
     for (const r of options.module.reducers) {
       if (this.reducers.has(r.name)) throw new Error(`reducer ${r.name} declared twice`);
       this.reducers.set(r.name, r);
@@ -390,9 +413,8 @@ export class Store implements StoreApi {
       recovery = await LogRecovery.begin(this.logDir, fl, { checkThread: this.options.replayCheckThread ?? 'auto', slices, onProgress: (d, t) => progress?.('scan', d, t) });
       // Nothing is cut before these checks: a log that ends short of what was acknowledged is damage, not a torn write.
       const checkpoint = await this.readCheckpoint();
-      if (checkpoint && checkpoint.offset > recovery.lastOffset) {
-        throw lostAcknowledged(recovery, checkpoint.offset, `the store was closed cleanly at offset ${checkpoint.offset} (${checkpointFileName})`);
-      }
+      const lost = lostAcknowledged(recovery, checkpoint?.offset, []);
+      if (lost) throw lost;
       const { loaded, skipped } = await this.loadNewestSnapshot(recovery, slices);
       const snapshotOffset = loaded?.manifest.offset ?? -1;
       for (const schema of this.schemas.values()) {
@@ -435,15 +457,14 @@ export class Store implements StoreApi {
   }
 
   private async loadNewestSnapshot(recovery: LogRecovery, slices: LoopSlices): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {
-    const { lastOffset: logLast, logFirst, logExists } = recovery;
+    const { logFirst, logExists } = recovery;
     const skipped: string[] = [];
     const refs: SnapshotRef[] = await listSnapshots(this.dir, this.fl);
     for (const ref of refs) {
       // A snapshot is written only once its offset is durable (snapshot/writer.ts): the log held
       // every frame up to it. A log that ends before it lost acknowledged transactions.
-      if (logExists && ref.offset > logLast) {
-        throw lostAcknowledged(recovery, ref.offset, `snapshot ${path.basename(ref.dir)} was taken at offset ${ref.offset}, once it was durable`);
-      }
+      const lost = logExists ? lostAcknowledged(recovery, undefined, [ref]) : undefined;
+      if (lost) throw lost;
       if (logExists && ref.offset + 1 < logFirst) {
         skipped.push(`${ref.dir}: the log no longer reaches back to offset ${ref.offset + 1}`);
         continue;
@@ -1140,6 +1161,8 @@ export class Store implements StoreApi {
     } catch (error) {
       throw asSnapshotNotTaken(error); // the writer removed what it began; the store goes on
     }
+    // The directory holds a new, verified snapshot now: one the open skipped there (damaged) is gone, and retention must keep this one.
+    this.damagedSnapshotDirs.delete(path.join(snapshotsDir(this.dir), snapshotDirName(offset)));
     if (offset > this.lastSnapshotOffset) {
       this.lastSnapshotOffset = offset;
       this.lastSnapshotHash = manifest.stateHash;

@@ -9,11 +9,12 @@
  * records TENANT as known (known-tenants.ts); with --from-s3 it first downloads (and verifies)
  * that backup into DIR.
  */
+import { rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
-import { restoreBackup } from '../../storage/backup/restore.js';
+import { restoreBackup, restoreScratchDir } from '../../storage/backup/restore.js';
 import { downloadBackup, listUploadedBackups, uploadBackup, type BackupBucket } from '../../storage/backup/s3-copy.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
@@ -54,6 +55,34 @@ async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => 
   } catch (error) {
     progress.stop();
     failCommand(error, opts.json === true);
+  }
+}
+
+/** What a shell reports for a run ended by the signal: 128 + its number. */
+const interruptExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/**
+ * Run `work`; should SIGINT or SIGTERM end the process meanwhile, remove `scratch` first (a
+ * restore's copy can be as large as the store, and no other process knows it is garbage) and,
+ * with --json, still print one object. A progress bar's own handler, when it has one, runs
+ * after this one and exits; otherwise this one does.
+ */
+async function removedWhenInterrupted<R>(scratch: string, opts: Options, command: string, work: () => Promise<R>): Promise<R> {
+  const onSignal = (signal: keyof typeof interruptExitCodes) => {
+    rmSync(scratch, { recursive: true, force: true });
+    const message = `${command} interrupted by ${signal}: nothing was restored, and its scratch copy ${scratch} is removed`;
+    if (opts.json === true) process.stdout.write(`${JSON.stringify({ ok: false, code: 'interrupted', message })}\n`);
+    if (process.listenerCount(signal) === 1) {
+      process.stderr.write(`error: ${message}\n`);
+      process.exit(interruptExitCodes[signal]);
+    }
+  };
+  const signals = Object.keys(interruptExitCodes) as (keyof typeof interruptExitCodes)[];
+  for (const signal of signals) process.on(signal, onSignal);
+  try {
+    return await work();
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
   }
 }
 
@@ -112,7 +141,8 @@ export function registerBackupCommands(program: Command): void {
           await downloadBackup(bucket, tenant, name, path.resolve(dir));
         }
         await mkdir(tenantsRoot(dataDir), { recursive: true });
-        const report = await restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress });
+        const report = await removedWhenInterrupted(restoreScratchDir(target), opts, 'restore',
+          async () => restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress }));
         // Known from now on: should this store vanish too, the server refuses instead of starting over.
         await recordKnownTenant(dataDir, tenant);
         return report;

@@ -58,7 +58,8 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
   await ensureBackupSpace(await nearestExisting(fl, path.dirname(target)), backupBytes, options.freeBytesOf ?? statfsFreeBytes, 'restore');
   const checked = await verifyBackupFiles(source, manifest, fl, (d, t) => options.onProgress?.('verify', d, t));
 
-  const scratch = `${target}.restoring-${process.pid}`;
+  const scratch = restoreScratchDir(target);
+  await removeDeadScratches(target);
   await rm(scratch, { recursive: true, force: true });
   try {
     let done = 0;
@@ -75,6 +76,36 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
     throw backupSpaceExhausted(target, error, 'restore') ?? error;
   }
   return report(source, target, manifest, checked);
+}
+
+const scratchInfix = '.restoring-';
+
+/** Where a restore into `target` by this process copies the backup before it renames it into place (the CLI removes it when interrupted). */
+export function restoreScratchDir(target: string, pid = process.pid): string {
+  return `${path.resolve(target)}${scratchInfix}${pid}`;
+}
+
+/**
+ * Remove the scratch directories that restores into `target` left when their process died
+ * mid-copy (killed, or the machine went down): up to a whole store each, and nothing else
+ * removes them. One whose process still runs is another restore's work in progress.
+ */
+async function removeDeadScratches(target: string): Promise<void> {
+  const prefix = `${path.basename(target)}${scratchInfix}`;
+  for (const name of await readdir(path.dirname(target)).catch(() => [] as string[])) {
+    const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
+    if (!Number.isSafeInteger(pid) || pid <= 0 || processRuns(pid)) continue;
+    await rm(path.join(path.dirname(target), name), { recursive: true, force: true });
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // another user's process: it runs
+  }
 }
 
 async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {

@@ -19,7 +19,7 @@
  * The state hash at the backup's end offset is learnt the only way that is certainly right:
  * by opening a copy of the backup with the engine. The manifest is written last.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DamagedStore, MemoryError } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
@@ -28,8 +28,11 @@ import { nodeFileLayer } from '../io/node-file-layer.js';
 import { listSegments, scanSegmentBytes } from '../log/recovery.js';
 import type { StoreModule } from '../reducer.js';
 import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, type SnapshotManifest } from '../snapshot/manifest.js';
-import { listSnapshots, type SnapshotRef } from '../snapshot/reader.js';
-import type { Store } from '../store.js';
+import { listSnapshots, loadSnapshot, SnapshotInvalid, type SnapshotRef } from '../snapshot/reader.js';
+import { lostAcknowledged, storeSchemas, type LogEnd, type Store } from '../store.js';
+import { readCheckpoint } from '../log/checkpoint.js';
+import { lockHolder } from '../store-lock.js';
+import type { TableSchema } from '../schema.js';
 import {
   backupFormatVersion,
   backupManifestFileName,
@@ -81,22 +84,31 @@ interface OpenedSegment {
 
 interface Sources {
   readonly mode: 'store' | 'directory';
+  /** The store read from. */
+  readonly dir: string;
+  /**
+   * Directory mode, when no process holds the store: what its files say was acknowledged (the
+   * clean close's checkpoint, the snapshots). The log must reach it, as the open requires: a bad
+   * frame in the last segment is then damage, not a write in progress.
+   */
+  readonly acknowledged?: { readonly checkpointOffset?: number; readonly snapshots: readonly SnapshotRef[] };
   /** Newest first; store mode has at most one (the snapshot it just took). */
   readonly snapshots: readonly OpenedSnapshot[];
   readonly segments: readonly OpenedSegment[];
 }
 
 export function backupStore(store: Store, options: BackupOptions): Promise<BackupReport> {
-  return takeBackup(options, (fl) => openStoreSources(store, fl));
+  return takeBackup(store.dir, options, (fl) => openStoreSources(store, fl));
 }
 
 export function backupStoreDirectory(storeDir: string, options: BackupOptions): Promise<BackupReport> {
-  return takeBackup(options, (fl) => openDirectorySources(storeDir, fl));
+  return takeBackup(storeDir, options, (fl) => openDirectorySources(storeDir, fl));
 }
 
-async function takeBackup(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>): Promise<BackupReport> {
+async function takeBackup(storeDir: string, options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>): Promise<BackupReport> {
   const fl = options.fileLayer ?? nodeFileLayer;
   const backupDir = path.resolve(options.backupDir);
+  await refuseInsideStore(storeDir, backupDir);
   const created = await prepareEmptyDir(fl, backupDir);
   try {
     return await takeBackupInto(options, openSources, fl, backupDir);
@@ -118,7 +130,7 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     try {
       sources = await openSources(fl);
       await ensureBackupSpace(backupDir, await sourcesBytes(sources), options.freeBytesOf ?? statfsFreeBytes);
-      copied = await copySources(fl, sources, storeCopy, options.onProgress);
+      copied = await copySources(fl, sources, storeCopy, storeSchemas(options.module), options.onProgress);
     } catch (error) {
       const retired = (error as NodeJS.ErrnoException).code === 'ENOENT';
       if (!retired || attempt >= backupAttemptsMax) throw error;
@@ -135,7 +147,9 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     const total = copied.files.reduce((n, f) => n + f.bytes, 0);
     let done = 0;
     await copyBackupFiles(fl, backupDir, copied.files, scratch, (n) => options.onProgress?.('prove', (done += n), total));
-    proven = await proveStore(scratch, options.module, copied.endOffset, fl, options.onProgress);
+    proven = await proveStore(scratch, options.module, copied.endOffset, fl, options.onProgress).catch((error: unknown) => {
+      throw inSourceStore(error, scratch, copied!.sourceDir);
+    });
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -161,16 +175,56 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
   return { backupDir, manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
 }
 
+/**
+ * Damage the proof's open found in the copy is damage of the store it was copied from (the copy
+ * holds the same files, cut at the same bytes): name the store's file, never the scratch copy.
+ */
+function inSourceStore(error: unknown, scratch: string, sourceDir: string): unknown {
+  if (!(error instanceof DamagedStore) || path.relative(scratch, error.file).startsWith('..')) return error;
+  return new DamagedStore(path.join(sourceDir, path.relative(scratch, error.file)), error.position, `${error.reason} (found by opening the backup's copy)`, error.hint);
+}
+
+/** `p` with symbolic links resolved as far as it exists (the rest appended): where it really is. */
+async function realPathSoFar(p: string): Promise<string> {
+  const rest: string[] = [];
+  for (let at = path.resolve(p); ; at = path.dirname(at)) {
+    const real = await realpath(at).catch(() => undefined);
+    if (real !== undefined) return path.join(real, ...rest.reverse());
+    if (path.dirname(at) === at) return path.resolve(p);
+    rest.push(path.basename(at));
+  }
+}
+
+/** A backup inside the store it copies would be lost with the store (and copied into the next backup): refused before anything is written. */
+async function refuseInsideStore(storeDir: string, backupDir: string): Promise<void> {
+  const store = await realPathSoFar(storeDir);
+  const relative = path.relative(store, await realPathSoFar(backupDir));
+  if (relative === '' || !(relative.startsWith('..') || path.isAbsolute(relative))) {
+    throw new MemoryError('invalid_argument', `backup directory ${backupDir} is inside the store it backs up (${store})`,
+      'choose a directory outside the store: a backup must outlive the store it copies');
+  }
+}
+
 /** The backup directory, new or empty; true when this call created it. */
 async function prepareEmptyDir(fl: FileLayer, dir: string): Promise<boolean> {
-  if (await fl.exists(dir)) {
+  const notDirectory = () => new MemoryError('invalid_argument', `backup directory ${dir} cannot be created: it or a directory above it is a file`,
+    'choose a new directory, or an empty one');
+  const kind = await stat(dir).then((st) => (st.isDirectory() ? 'directory' : 'file'), (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return 'none';
+    if (error.code === 'ENOTDIR') throw notDirectory();
+    throw error;
+  });
+  if (kind === 'file') throw notDirectory();
+  if (kind === 'directory') {
     const entries = await readdir(dir);
     if (entries.length > 0) {
       throw new MemoryError('conflict', `backup directory ${dir} is not empty`, 'choose a new directory: a backup never overwrites another');
     }
     return false;
   }
-  await fl.mkdirp(dir);
+  await fl.mkdirp(dir).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ENOTDIR' || error.code === 'EEXIST' ? notDirectory() : error;
+  });
   return true;
 }
 
@@ -192,10 +246,10 @@ async function openStoreSources(store: Store, fl: FileLayer): Promise<Sources> {
       segments.push({ file: s.file, firstOffset: s.firstOffset, handle: await fl.open(s.file, 'r'), durable: { bytes: s.bytes, frames: s.frames } });
     }
   } catch (error) {
-    await closeSources({ mode: 'store', snapshots, segments });
+    await closeSources({ mode: 'store', dir: store.dir, snapshots, segments });
     throw error;
   }
-  return { mode: 'store', snapshots, segments };
+  return { mode: 'store', dir: store.dir, snapshots, segments };
 }
 
 async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<Sources> {
@@ -203,6 +257,8 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   // snapshot, so every segment after the newest snapshot listed here is still listed below.
   const snapshots: OpenedSnapshot[] = [];
   const segments: OpenedSegment[] = [];
+  // Read before the files: a process that opens the store meanwhile cuts only a torn tail, and refuses what this would refuse.
+  const acknowledged = lockHolder(storeDir) === null ? await acknowledgedIn(storeDir, fl) : undefined;
   try {
     for (const ref of await listSnapshots(storeDir, fl)) {
       if (!ref.manifest) continue;
@@ -216,13 +272,20 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
       segments.push({ file: s.file, firstOffset: s.firstOffset, handle: await fl.open(s.file, 'r') });
     }
   } catch (error) {
-    await closeSources({ mode: 'directory', snapshots, segments });
+    await closeSources({ mode: 'directory', dir: storeDir, snapshots, segments });
     throw error;
   }
   if (snapshots.length === 0 && segments.length === 0) {
     throw new MemoryError('not_found', `${storeDir} holds no store (no snapshots, no log)`);
   }
-  return { mode: 'directory', snapshots, segments };
+  return { mode: 'directory', dir: storeDir, snapshots, segments, ...(acknowledged ? { acknowledged } : {}) };
+}
+
+/** What a closed store's files say was acknowledged: the checkpoint of its clean close (one that does not parse counts as none, as in the open) and its snapshots. */
+async function acknowledgedIn(storeDir: string, fl: FileLayer): Promise<NonNullable<Sources['acknowledged']>> {
+  const checkpoint = await readCheckpoint(path.join(storeDir, 'log'), fl);
+  const snapshots = await listSnapshots(storeDir, fl);
+  return typeof checkpoint === 'object' ? { checkpointOffset: checkpoint.offset, snapshots } : { snapshots };
 }
 
 async function openSnapshot(ref: SnapshotRef & { manifest: SnapshotManifest }, fl: FileLayer): Promise<OpenedSnapshot> {
@@ -253,6 +316,7 @@ async function closeSources(sources: Sources): Promise<void> {
 
 interface CopiedSources {
   readonly mode: 'store' | 'directory';
+  readonly sourceDir: string;
   readonly snapshot?: { offset: number; stateHash: string };
   readonly logFirstOffset: number;
   readonly endOffset: number;
@@ -265,6 +329,7 @@ async function copySources(
   fl: FileLayer,
   sources: Sources,
   storeCopy: string,
+  schemas: ReadonlyMap<string, TableSchema>,
   onProgress: BackupOptions['onProgress'],
 ): Promise<CopiedSources> {
   const skipped: string[] = [];
@@ -277,26 +342,34 @@ async function copySources(
     const files: BackupFile[] = [];
     const snapshotOffset = candidate?.ref.offset ?? -1;
     if (candidate) {
-      const problem = await copySnapshot(fl, candidate, storeCopy, files);
+      const problem = await copySnapshot(fl, candidate, storeCopy, files, schemas);
       if (problem) {
         if (sources.mode === 'store') throw new DamagedStore(candidate.ref.dir, 0, `the snapshot just taken does not verify: ${problem}`);
         skipped.push(`${candidate.ref.dir}: ${problem}`);
         continue;
       }
     }
-    const log = await copyLog(fl, sources, snapshotOffset, storeCopy, files, onProgress);
+    const copiedLog = await copyLog(fl, sources, snapshotOffset, storeCopy, files, onProgress);
+    const lost = typeof copiedLog === 'object' && sources.acknowledged
+      ? lostAcknowledged(copiedLog, sources.acknowledged.checkpointOffset, sources.acknowledged.snapshots)
+      : undefined;
+    if (lost) throw lost;
+    const log = typeof copiedLog === 'object' && snapshotOffset > copiedLog.lastOffset
+      ? `offset ${snapshotOffset} is past the durable log end ${copiedLog.lastOffset}`
+      : copiedLog;
     if (typeof log === 'string') {
       if (candidate) {
         skipped.push(`${candidate.ref.dir}: ${log}`);
         continue;
       }
-      throw new DamagedStore(path.join(storeCopy, 'log'), 0, `no usable snapshot and ${log}: ${skipped.join('; ') || 'no snapshots'}`);
+      throw new DamagedStore(path.join(sources.dir, 'log'), 0, `no usable snapshot and ${log}: ${skipped.join('; ') || 'no snapshots'}`);
     }
     return {
       mode: sources.mode,
+      sourceDir: sources.dir,
       ...(candidate ? { snapshot: { offset: candidate.ref.offset, stateHash: candidate.ref.manifest.stateHash } } : {}),
       logFirstOffset: log.logFirstOffset,
-      endOffset: log.endOffset,
+      endOffset: log.lastOffset,
       files,
       skipped,
     };
@@ -304,8 +377,12 @@ async function copySources(
   throw new MemoryError('internal', 'no backup candidate'); // unreachable: the last candidate throws or returns
 }
 
-/** Copy a snapshot's three files; returns a problem when the data files do not match its manifest. */
-async function copySnapshot(fl: FileLayer, snapshot: OpenedSnapshot, storeCopy: string, files: BackupFile[]): Promise<string | undefined> {
+/**
+ * Copy a snapshot's three files; returns a problem when the data files do not match its manifest,
+ * or when the copy does not load the way the open loads a snapshot (its manifest's table counts
+ * and state hash, the rows' order): the open would skip it, so the backup passes over it too.
+ */
+async function copySnapshot(fl: FileLayer, snapshot: OpenedSnapshot, storeCopy: string, files: BackupFile[], schemas: ReadonlyMap<string, TableSchema>): Promise<string | undefined> {
   const name = snapshotDirName(snapshot.ref.offset);
   const dir = path.join(storeCopy, 'snapshots', name);
   await fl.mkdirp(dir);
@@ -323,7 +400,11 @@ async function copySnapshot(fl: FileLayer, snapshot: OpenedSnapshot, storeCopy: 
   files.push({ path: `snapshots/${name}/${manifestFileName}`, ...(await writeNewFile(fl, path.join(dir, manifestFileName), manifestBytes)) });
   await fl.fsyncDir(dir);
   await fl.fsyncDir(path.dirname(dir));
-  return undefined;
+  const [copy] = await listSnapshots(storeCopy, fl);
+  return loadSnapshot(copy!, fl, schemas).then(() => undefined, (error: unknown) => {
+    if (error instanceof SnapshotInvalid) return error.message.slice(`snapshot ${copy!.dir}: `.length);
+    throw error;
+  });
 }
 
 /**
@@ -337,11 +418,11 @@ async function copyLog(
   storeCopy: string,
   files: BackupFile[],
   onProgress: BackupOptions['onProgress'],
-): Promise<{ logFirstOffset: number; endOffset: number } | string> {
+): Promise<{ logFirstOffset: number } & LogEnd | string> {
   const all = sources.segments;
   // A segment whose every frame is at or below the snapshot is not needed (the engine's own retention rule).
   const needed = all.filter((s, i) => i === all.length - 1 || all[i + 1]!.firstOffset - 1 > snapshotOffset);
-  if (needed.length === 0) return { logFirstOffset: snapshotOffset + 1, endOffset: snapshotOffset };
+  if (needed.length === 0) return { logFirstOffset: snapshotOffset + 1, lastOffset: snapshotOffset, end: { file: path.join(sources.dir, 'log'), position: 0 } };
   if (needed[0]!.firstOffset > snapshotOffset + 1) {
     return `the log starts at offset ${needed[0]!.firstOffset}, after offset ${snapshotOffset + 1}`;
   }
@@ -352,6 +433,7 @@ async function copyLog(
   let done = 0;
   let expectedFirst = needed[0]!.firstOffset;
   let endOffset = expectedFirst - 1;
+  let end: LogEnd['end'] = { file: needed[0]!.file, position: 0 };
   for (let i = 0; i < needed.length; i++) {
     const segment = needed[i]!;
     const isLast = i === needed.length - 1;
@@ -364,7 +446,10 @@ async function copyLog(
       // The active segment of a store open elsewhere may end in a frame being written: cut before it.
       const tolerated = isLast && sources.mode === 'directory';
       if (!tolerated) throw new DamagedStore(segment.file, scanned.problem.position, `${scanned.problem.reason} (offset ${scanned.problem.offset})`);
+      end = { file: segment.file, position: scanned.problem.position, torn: scanned.problem.reason };
       if (scanned.headerBad) break; // a segment still being created: nothing in it yet
+    } else {
+      end = { file: segment.file, position: scanned.info.end };
     }
     const frames = scanned.info.positions.length;
     if (segment.durable && (frames !== segment.durable.frames || scanned.info.end !== segment.durable.bytes)) {
@@ -381,6 +466,5 @@ async function copyLog(
   }
   await fl.fsyncDir(logCopy);
   await fl.fsyncDir(storeCopy);
-  if (snapshotOffset > endOffset) return `offset ${snapshotOffset} is past the durable log end ${endOffset}`;
-  return { logFirstOffset: needed[0]!.firstOffset, endOffset };
+  return { logFirstOffset: needed[0]!.firstOffset, lastOffset: endOffset, end };
 }

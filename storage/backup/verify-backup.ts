@@ -3,7 +3,9 @@
  * parses and every listed file has the listed size and SHA-256. The first problem is
  * reported with the file it concerns, so an operator knows which copy is bad.
  */
+import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
@@ -24,6 +26,13 @@ export class BackupInvalid extends Error {
 
 export async function readBackupManifest(backupDir: string, fl: FileLayer = nodeFileLayer): Promise<BackupManifest> {
   const file = path.join(backupDir, backupManifestFileName);
+  // A wrong path is the operator's slip, not a damaged backup: say so, before looking for the manifest.
+  const kind = await stat(backupDir).then((st) => (st.isDirectory() ? 'directory' : 'file'), (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return 'none';
+    throw error;
+  });
+  if (kind === 'none') throw new MemoryError('not_found', `backup directory ${backupDir} does not exist`, 'check the path: it is the DIR a backup was taken into');
+  if (kind === 'file') throw new MemoryError('invalid_argument', `${backupDir} is a file, not a backup directory`, 'check the path: it is the DIR a backup was taken into');
   // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
   const raw = await readBoundedFile(fl, file, backupManifestBytesMax, 'backupManifestBytesMax').catch((error: NodeJS.ErrnoException) => {
     throw new BackupInvalid(file, error instanceof FileRefused ? error.message : `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
