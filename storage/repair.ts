@@ -1,17 +1,33 @@
 /**
- * `store repair`: when the log is damaged the store refuses to open. Repair cuts the log at the
- * first damage: the damaged segment's rest and every later segment are moved aside (never
- * deleted) into `log/repair-<time>/`, and the report says how many transactions were dropped.
- * Snapshots past the new log end, and a clean-close checkpoint that no longer describes the
- * log, are moved aside too: both are evidence of acknowledged transactions the log lost, and
- * the open refuses while they stay. Repair holds the store's LOCK: never beside a live writer.
+ * `store repair`: when the log is damaged the store refuses to open. Repair keeps every
+ * acknowledged transaction it can and moves the rest aside (never deleted) into
+ * `log/repair-<time>/`; the report says how many transactions were dropped and their offsets.
+ *
+ * Rules, in the order repair applies them (DESIGN §4, invariant 5):
+ *  - A file whose name lies inside offsets an earlier segment of the chain already holds is not a
+ *    segment of this log (rotation never overlaps segments): it goes aside whole, nothing lost.
+ *  - Zeros after the last frame of a sealed segment are cut (kept aside): the frames stay, and the
+ *    next segment must still chain on where they end.
+ *  - Other damage cuts the log there: the damaged segment's rest and every later segment go aside.
+ *    But when the damage lies wholly below a snapshot that verifies, and the log from that
+ *    snapshot on is intact, the segments below it go aside instead (the chain must stay whole), and
+ *    with them the older snapshots the log no longer reaches: nothing after the snapshot is lost.
+ *    Of the two, repair keeps the one that ends later (the cut when they tie: it moves less).
+ *  - Snapshots past the new log end, and a clean-close checkpoint past it or of a log that was
+ *    cut, are moved aside too: both are evidence of acknowledged transactions the log lost, and
+ *    the open refuses while they stay.
+ *  - With no segment left, the store reopens from its newest verified snapshot: the checkpoint and
+ *    every other snapshot go aside. With none that verifies, repair refuses and changes nothing.
+ * Every plan is made from one listing of the log before any file moves. Repair holds the store's
+ * LOCK: never beside a live writer.
  */
 import * as path from 'node:path';
+import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { checkpointFileName, readCheckpoint } from './log/checkpoint.js';
-import { findDamage, keepAsideAndCut, listSegments } from './log/recovery.js';
-import { listSnapshots } from './snapshot/reader.js';
+import { findDamage, keepAsideAndCut, listSegments, scanSegmentBytes, SegmentReader, type Damage } from './log/recovery.js';
+import { listSnapshots, verifySnapshotFiles, type SnapshotRef } from './snapshot/reader.js';
 import { takeStoreLock } from './store-lock.js';
 
 export interface RepairReport {
@@ -26,7 +42,6 @@ export interface RepairReport {
   readonly movedAside: string[];
 }
 
-
 export async function repairStore(dir: string, nowMs: number, fl: FileLayer = nodeFileLayer): Promise<RepairReport> {
   const release = await takeStoreLock(dir, fl);
   try {
@@ -36,56 +51,259 @@ export async function repairStore(dir: string, nowMs: number, fl: FileLayer = no
   }
 }
 
+/** One segment file as repair read it: its good frames from the start, and the first problem in it. */
+interface FileScan {
+  readonly file: string;
+  /** By its name. */
+  readonly firstOffset: number;
+  readonly frames: number;
+  readonly problem?: Damage;
+  /** The problem is a run of zeros to the end of the file. */
+  readonly zeroRun?: true;
+}
+
+/** The chain of segments from one file on, as the open would walk it. */
+interface Chain {
+  /** Files inside offsets an earlier file of the chain holds: not segments of this log. */
+  readonly strays: readonly FileScan[];
+  /** Zeros after the frames of sealed segments, where the chain goes on. */
+  readonly zeroRuns: readonly Damage[];
+  /** The first damage: the chain ends before it. */
+  readonly damage?: { readonly at: number; readonly damage: Damage };
+  /** The last offset the chain holds before its damage (first offset - 1 when it holds none). */
+  readonly end: number;
+}
+
+/** What repair does to the log: one listing, every move decided before the first one. */
+interface Plan {
+  /** First offset of the log that stays. */
+  readonly logFirst: number;
+  /** Last offset of the log that stays. */
+  readonly end: number;
+  /** Files moved aside whole. */
+  readonly whole: readonly string[];
+  /** Files cut at a byte, the rest of them kept aside: zero runs, and the damaged file of a cut. */
+  readonly cuts: readonly Damage[];
+  /** The damage the log was cut at, when it was: acknowledged frames may be behind it. */
+  readonly cut?: Damage;
+  /** The snapshot the store reopens from, when the log below it went aside. */
+  readonly from?: SnapshotRef;
+  /** Where the report says the damage was, and what repair found and did. */
+  readonly file: string;
+  readonly position: number;
+  readonly reason: string;
+}
+
 async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<RepairReport> {
   const logDir = path.join(dir, 'log');
-  const { damage, lastOffsetSeen, endBeforeDamage } = await findDamage(logDir, fl);
-  // With no log at all there is no end to be past (the open loads the newest snapshot alone).
-  const logExists = (await listSegments(logDir, fl)).length > 0;
-  const snapshotsPast = logExists ? (await listSnapshots(dir, fl)).filter((ref) => ref.offset > endBeforeDamage) : [];
-  const checkpoint = logExists ? await checkpointOffset(logDir, fl) : undefined;
+  if ((await listSegments(logDir, fl)).length === 0) return repairWithoutLog(dir, logDir, nowMs, fl);
+  // Damage as the open sees it, and the highest offset any valid frame carries (past it too).
+  const found = await findDamage(logDir, fl);
+  const plan = found.damage ? await planAroundDamage(dir, logDir, fl) : undefined;
+  const end = plan?.end ?? found.endBeforeDamage;
+  const logFirst = plan?.logFirst ?? -1;
+  // Past the end: evidence of what the log lost. Below the log's start (only when the log below a snapshot went): no longer replayable.
+  const snapshotsPast = (await listSnapshots(dir, fl)).filter((ref) => ref.offset > end);
+  const snapshotsBelow = plan?.from ? (await listSnapshots(dir, fl)).filter((ref) => ref.offset + 1 < logFirst) : [];
+  const checkpoint = await checkpointOffset(logDir, fl);
   // A checkpoint past the end is lost work; after a cut it no longer describes the log either.
-  const checkpointStale = checkpoint !== undefined && (damage !== undefined || checkpoint > endBeforeDamage);
-  if (!damage && snapshotsPast.length === 0 && !checkpointStale) return { damaged: false, droppedTransactions: 0, movedAside: [] };
+  const checkpointStale = checkpoint !== undefined && (plan?.cut !== undefined || checkpoint > end);
+  if (!plan && snapshotsPast.length === 0 && !checkpointStale) return { damaged: false, droppedTransactions: 0, movedAside: [] };
 
-  const asideDir = path.join(logDir, `repair-${nowMs}`);
-  await fl.mkdirp(asideDir);
+  const aside = await asideDirOf(logDir, nowMs, fl);
   const movedAside: string[] = [];
-  if (damage) {
-    const keptAt = path.join(asideDir, `${path.basename(damage.file)}.from-${damage.position}`);
+  for (const cut of plan?.cuts ?? []) {
+    const keptAt = path.join(aside, `${path.basename(cut.file)}.from-${cut.position}`);
     // From byte 0 the whole entry goes aside: a rename, unread (it may not even be a file).
-    if (damage.position === 0) await fl.rename(damage.file, keptAt);
-    else await keepAsideAndCut(fl, damage.file, await fl.readFile(damage.file), damage.position, keptAt);
-    movedAside.push(`${damage.file} from byte ${damage.position}`);
-    // Every segment after the damaged one in log order (a foreign one may carry any offset).
-    const segments = await listSegments(logDir, fl);
-    const damagedAt = segments.findIndex((segment) => segment.file === damage.file);
-    for (const { file } of damagedAt < 0 ? [] : segments.slice(damagedAt + 1)) {
-      await fl.rename(file, path.join(asideDir, path.basename(file)));
-      movedAside.push(file);
-    }
+    if (cut.position === 0) await fl.rename(cut.file, keptAt);
+    else await keepAsideAndCut(fl, cut.file, await fl.readFile(cut.file), cut.position, keptAt);
+    movedAside.push(`${cut.file} from byte ${cut.position}`);
   }
-  for (const ref of snapshotsPast) {
-    await fl.rename(ref.dir, path.join(asideDir, `snapshot-${path.basename(ref.dir)}`));
-    movedAside.push(ref.dir);
-  }
-  if (checkpointStale) {
-    await fl.rename(path.join(logDir, checkpointFileName), path.join(asideDir, checkpointFileName));
-    movedAside.push(path.join(logDir, checkpointFileName));
-  }
-  await fl.fsyncDir(asideDir);
-  await fl.fsyncDir(logDir);
-  await fl.fsyncDir(path.join(dir, 'snapshots')).catch(() => undefined); // none when the store never took one
+  for (const file of plan?.whole ?? []) movedAside.push(await moveAside(fl, file, path.join(aside, path.basename(file))));
+  for (const ref of [...snapshotsPast, ...snapshotsBelow]) movedAside.push(await moveAside(fl, ref.dir, path.join(aside, `snapshot-${path.basename(ref.dir)}`)));
+  if (checkpointStale) movedAside.push(await moveAside(fl, path.join(logDir, checkpointFileName), path.join(aside, checkpointFileName)));
+  await syncMoves(dir, logDir, aside, fl);
 
   // What the log, the snapshots and the checkpoint show was there: everything past the new end is gone.
-  const droppedThrough = Math.max(lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
-  const droppedTransactions = Math.max(0, droppedThrough - endBeforeDamage);
-  const where = damage ?? (await logEnd(logDir, fl));
-  const reason = damage?.reason ?? `the log ends at offset ${endBeforeDamage}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged`;
+  const droppedThrough = Math.max(found.lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
+  const droppedTransactions = Math.max(0, droppedThrough - end);
+  const where = plan ?? { ...(await logEnd(logDir, fl)), reason: `the log ends at offset ${end}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged` };
   return {
-    damaged: true, file: where.file, position: where.position, reason,
-    ...(droppedTransactions > 0 ? { droppedFrom: endBeforeDamage + 1, droppedThrough } : {}),
+    damaged: true, file: where.file, position: where.position, reason: where.reason,
+    ...(droppedTransactions > 0 ? { droppedFrom: end + 1, droppedThrough } : {}),
     droppedTransactions, movedAside,
   };
+}
+
+/**
+ * The log has damage somewhere: read every file once, then choose between cutting the log at the
+ * first damage and reopening from a verified snapshot above it, whichever keeps more.
+ */
+async function planAroundDamage(dir: string, logDir: string, fl: FileLayer): Promise<Plan> {
+  const files = await scanFiles(logDir, fl);
+  const whole = walkChain(files, 0);
+  if (!whole.damage) {
+    // Only strays and zeros: nothing acknowledged is behind them.
+    const first = [...whole.strays.map((f) => ({ file: f.file, position: 0 })), ...whole.zeroRuns].sort((a, b) => files.findIndex((f) => f.file === a.file) - files.findIndex((f) => f.file === b.file))[0];
+    if (!first) throw new Error('findDamage saw damage the chain walk does not: the two must read segments alike'); // a programmer error
+    return {
+      logFirst: files[0]!.firstOffset, end: whole.end, whole: whole.strays.map((f) => f.file), cuts: whole.zeroRuns,
+      file: first.file, position: first.position, reason: `${describeFixes(whole, files)}; nothing acknowledged was dropped`,
+    };
+  }
+  const cutAt = whole.damage.at;
+  const damage = whole.damage.damage;
+  const best = await bestSnapshotTail(dir, files, whole.end, fl);
+  if (!best) {
+    return {
+      logFirst: files[0]!.firstOffset, end: whole.end, cut: damage, file: damage.file, position: damage.position, reason: damage.reason,
+      whole: [...whole.strays.map((f) => f.file), ...files.slice(cutAt + 1).map((f) => f.file)], cuts: [...whole.zeroRuns, damage],
+    };
+  }
+  const { from, start, tail } = best;
+  const below = files.slice(0, start);
+  const tailCut = tail.damage;
+  const kept = `the damage lies below snapshot ${path.basename(from.dir)} (offset ${from.offset}), which verifies, and the log from offset ${files[start]!.firstOffset} on is intact through ${tail.end}`;
+  const fixes = tail.strays.length + tail.zeroRuns.length > 0 ? `; ${describeFixes(tail, files)}` : '';
+  const after = tailCut
+    ? `; the log is cut again at ${tailCut.damage.file} byte ${tailCut.damage.position} (${tailCut.damage.reason})`
+    : `: the log below offset ${files[start]!.firstOffset} was moved aside (the log must chain on from the snapshot), and nothing acknowledged was dropped`;
+  return {
+    logFirst: files[start]!.firstOffset, end: tail.end, from, file: damage.file, position: damage.position,
+    reason: `${damage.reason} (offset ${damage.offset}); ${kept}${fixes}${after}`,
+    whole: [...below.map((f) => f.file), ...tail.strays.map((f) => f.file), ...(tailCut ? files.slice(tailCut.at + 1).map((f) => f.file) : [])],
+    cuts: [...tail.zeroRuns, ...(tailCut ? [tailCut.damage] : [])],
+    ...(tailCut ? { cut: tailCut.damage } : {}),
+  };
+}
+
+/**
+ * The newest verified snapshot above `cutEnd` that an intact stretch of the log carries on from
+ * (it starts at or below the offset after the snapshot and holds frames through it), with the
+ * lowest file that stretch can start at: the one that ends latest, and of those keeps the most.
+ */
+async function bestSnapshotTail(dir: string, files: readonly FileScan[], cutEnd: number, fl: FileLayer): Promise<{ from: SnapshotRef; start: number; tail: Chain } | undefined> {
+  let best: { from: SnapshotRef; start: number; tail: Chain } | undefined;
+  for (const ref of await listSnapshots(dir, fl)) {
+    if (ref.offset <= Math.max(cutEnd, best?.from.offset ?? -1)) break; // newest first: no later one ends later
+    // The file at 0 is where the cut would keep the log from: only a start above it moves the damage aside.
+    for (let start = 1; start < files.length && files[start]!.firstOffset <= ref.offset + 1; start++) {
+      const tail = walkChain(files, start);
+      if (tail.end < ref.offset || (best && tail.end <= best.tail.end)) continue;
+      if ((await verifySnapshotFiles(ref, fl)) !== undefined) break; // an invalid snapshot: the open would skip it
+      best = { from: ref, start, tail };
+      break;
+    }
+  }
+  return best;
+}
+
+/** Walk the chain from `files[from]` as the open would, noting strays and sealed zero runs on the way. */
+function walkChain(files: readonly FileScan[], from: number): Chain {
+  const strays: FileScan[] = [];
+  const zeroRuns: Damage[] = [];
+  let expected = files[from]?.firstOffset ?? 0;
+  for (let i = from; i < files.length; i++) {
+    const f = files[i]!;
+    if (i > from && f.firstOffset < expected) {
+      strays.push(f);
+      continue;
+    }
+    if (f.firstOffset !== expected) {
+      const reason = `segment chain broken: starts at ${f.firstOffset}, expected ${expected}`;
+      return { strays, zeroRuns, damage: { at: i, damage: { file: f.file, position: 0, reason, offset: expected } }, end: expected - 1 };
+    }
+    // A zero run ends the last segment cleanly; in a sealed one it is cut, and the next must chain on.
+    if (f.problem && f.zeroRun && i < files.length - 1) zeroRuns.push(f.problem);
+    else if (f.problem && !f.zeroRun) return { strays, zeroRuns, damage: { at: i, damage: f.problem }, end: f.problem.offset - 1 };
+    expected = f.firstOffset + f.frames;
+  }
+  return { strays, zeroRuns, end: expected - 1 };
+}
+
+/** Each segment file's good frames and first problem: one read of each. */
+async function scanFiles(logDir: string, fl: FileLayer): Promise<FileScan[]> {
+  const reader = new SegmentReader(fl);
+  const out: FileScan[] = [];
+  for (const { file, firstOffset } of await listSegments(logDir, fl)) {
+    let buf: Buffer;
+    try {
+      buf = await reader.read(file);
+    } catch (error) {
+      // Not a segment at all (a directory, a FIFO, a file far too large): the whole entry is the damage.
+      if (!(error instanceof DamagedStore)) throw error;
+      out.push({ file, firstOffset, frames: 0, problem: { file, position: 0, reason: error.reason, offset: firstOffset } });
+      continue;
+    }
+    const { info, problem, zeroTail } = scanSegmentBytes(buf, file, firstOffset);
+    out.push({ file, firstOffset, frames: info.positions.length, ...(problem ? { problem } : {}), ...(zeroTail ? { zeroRun: true as const } : {}) });
+  }
+  return out;
+}
+
+/** The strays and zero runs of a chain, in words. */
+function describeFixes(chain: Chain, files: readonly FileScan[]): string {
+  const holderOf = (stray: FileScan) => files.filter((f) => f.firstOffset < stray.firstOffset && f.file !== stray.file && !chain.strays.includes(f)).at(-1);
+  return [
+    ...chain.zeroRuns.map((z) => `${z.reason} of sealed segment ${path.basename(z.file)} (offset ${z.offset - 1}), and the next segment goes on at offset ${z.offset}: only the zeros were cut`),
+    ...chain.strays.map((s) => `${path.basename(s.file)} lies inside the offsets segment ${path.basename(holderOf(s)?.file ?? '?')} holds, so it is no segment of this log (${s.problem?.reason ?? 'a copy'}): moved aside whole`),
+  ].join('; ');
+}
+
+/**
+ * No segment is left: the open would load the newest snapshot and start the log after it, but a
+ * checkpoint shows more was acknowledged, so it refuses. Reopen from the newest verified snapshot;
+ * every other snapshot goes aside (older ones have no log to replay, newer ones did not verify).
+ */
+async function repairWithoutLog(dir: string, logDir: string, nowMs: number, fl: FileLayer): Promise<RepairReport> {
+  const checkpoint = await checkpointOffset(logDir, fl);
+  if (checkpoint === undefined) return { damaged: false, droppedTransactions: 0, movedAside: [] };
+  const refs = await listSnapshots(dir, fl);
+  let from: SnapshotRef | undefined;
+  for (const ref of refs) {
+    if ((await verifySnapshotFiles(ref, fl)) === undefined) {
+      from = ref;
+      break;
+    }
+  }
+  if (!from) {
+    throw new DamagedStore(logDir, 0,
+      `no segment is left in the log and no snapshot verifies, but the clean-close checkpoint shows offsets 0..${checkpoint} were acknowledged: there is nothing to recover them from`,
+      'restore the store from a backup (`ioboxx-memory restore`), or put its segments or a valid snapshot back; repair changed nothing');
+  }
+  const others = refs.filter((ref) => ref !== from);
+  const aside = await asideDirOf(logDir, nowMs, fl);
+  const movedAside: string[] = [];
+  for (const ref of others) movedAside.push(await moveAside(fl, ref.dir, path.join(aside, `snapshot-${path.basename(ref.dir)}`)));
+  movedAside.push(await moveAside(fl, path.join(logDir, checkpointFileName), path.join(aside, checkpointFileName)));
+  await syncMoves(dir, logDir, aside, fl);
+  const droppedThrough = Math.max(checkpoint, ...others.map((ref) => ref.offset));
+  const droppedTransactions = Math.max(0, droppedThrough - from.offset);
+  return {
+    damaged: true, file: logDir, position: 0,
+    reason: `no segment is left in the log, but the clean-close checkpoint shows offsets through ${checkpoint} were acknowledged; the store reopens from snapshot ${path.basename(from.dir)} (offset ${from.offset})`,
+    ...(droppedTransactions > 0 ? { droppedFrom: from.offset + 1, droppedThrough } : {}),
+    droppedTransactions, movedAside,
+  };
+}
+
+async function asideDirOf(logDir: string, nowMs: number, fl: FileLayer): Promise<string> {
+  const aside = path.join(logDir, `repair-${nowMs}`);
+  await fl.mkdirp(aside);
+  return aside;
+}
+
+/** Rename `from` to `to`; returns `from`, for the report. */
+async function moveAside(fl: FileLayer, from: string, to: string): Promise<string> {
+  await fl.rename(from, to);
+  return from;
+}
+
+/** Renames are durable once their directories are synced. */
+async function syncMoves(dir: string, logDir: string, aside: string, fl: FileLayer): Promise<void> {
+  await fl.fsyncDir(aside);
+  await fl.fsyncDir(logDir);
+  await fl.fsyncDir(path.join(dir, 'snapshots')).catch(() => undefined); // none when the store never took one
 }
 
 /** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it. */
