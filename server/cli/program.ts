@@ -115,10 +115,16 @@ async function dataDirProblem(dataDir: string): Promise<string | undefined> {
 /**
  * Exit codes: 0 ok (--help too), 1 the command failed, 2 usage (commander's unknown option or
  * command, missing or extra argument: all its exit code 1), 3 damaged store. Set before the
- * commands are added, so every command and subcommand inherits it.
+ * commands are added, so every command and subcommand inherits it. With --json among the
+ * arguments a usage error is one object on stdout too, as every failure of a command is
+ * (commander has said it on stderr already).
  */
 function exitForUsage(error: CommanderError): never {
-  process.exit(error.exitCode === 1 ? 2 : error.exitCode);
+  const usage = error.exitCode === 1;
+  if (usage && process.argv.slice(2).includes('--json')) {
+    process.stdout.write(`${JSON.stringify({ ok: false, code: 'usage', message: error.message.replace(/^error: /, '') })}\n`);
+  }
+  process.exit(usage ? 2 : error.exitCode);
 }
 
 export function buildProgram(): Command {

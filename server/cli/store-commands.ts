@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { MemoryError } from '../../storage/errors.js';
-import { inspectStore, type InspectReport } from '../../storage/inspect.js';
+import { inspectProblems, inspectStore, type InspectReport } from '../../storage/inspect.js';
 import type { FileLayer } from '../../storage/io/file-layer.js';
 import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
@@ -41,8 +41,11 @@ async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
   }
 }
 
-function hasProblems(report: InspectReport): boolean {
-  return report.segments.some((s) => s.problem) || report.snapshots.some((s) => s.problem);
+/** The open's verdict as inspect prints it. */
+function recoveryLine(recovery: NonNullable<InspectReport['recovery']>): string {
+  if ('notRun' in recovery) return `open: ${recovery.notRun}`;
+  if (recovery.opens) return `open: ok (read-only): snapshot ${recovery.snapshotOffset}, last offset ${recovery.lastOffset}, state hash ${recovery.stateHash}`;
+  return `open: PROBLEM: the store refuses to open: ${recovery.file} at byte ${recovery.position}: ${recovery.reason}${recovery.hint ? `\n  ${recovery.hint}` : ''}`;
 }
 
 export function registerStoreCommands(program: Command): void {
@@ -59,7 +62,7 @@ export function registerStoreCommands(program: Command): void {
         // Read-only: the engine's own open and close, every change they make kept in memory.
         const s = await openForCli(dir, readOnly ? new OverlayFileLayer() : undefined);
         const report = {
-          dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(), rowBytes: s.rowBytes(),
+          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(), rowBytes: s.rowBytes(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
@@ -86,16 +89,20 @@ export function registerStoreCommands(program: Command): void {
     .action(async (dir: string, opts: { json?: boolean }) => {
       try {
         await requireStoreDir(dir);
-        const report = await inspectStore(dir);
-        printReport(!!opts.json, report, () => [
+        const { memoryModule } = await import('../../tools/index.js');
+        const report = await inspectStore(dir, undefined, undefined, undefined, memoryModule);
+        const problems = inspectProblems(report).length;
+        printReport(!!opts.json, { ok: problems === 0, ...report }, () => [
           ...(report.openByPid !== null ? [`open in process ${report.openByPid}: read as it is now; what the writer is in the middle of is marked in progress`] : []),
           `segments of ${dir}:`,
           ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}${s.inProgress ? `  in progress: ${s.inProgress}` : ''}`),
           'snapshots:',
           ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : s.inProgress ? `in progress: ${s.inProgress}` : `ok ${s.stateHash}`}`),
+          ...(report.recovery ? [recoveryLine(report.recovery)] : []),
+          ...(report.changing ? [`changing: ${report.changing}`] : []),
         ]);
         // The same exit code as a store that refuses to open: a script sees the damage without parsing.
-        if (hasProblems(report)) process.exitCode = 3;
+        if (problems > 0) process.exitCode = 3;
       } catch (error) {
         failCommand(error, !!opts.json);
       }
@@ -110,7 +117,7 @@ export function registerStoreCommands(program: Command): void {
         const s = await openForCli(dir);
         const snap = await s.snapshot();
         await s.close();
-        printReport(!!opts.json, snap, () => [`snapshot at offset ${snap.offset}, state hash ${snap.stateHash}`]);
+        printReport(!!opts.json, { ok: true, ...snap }, () => [`snapshot at offset ${snap.offset}, state hash ${snap.stateHash}`]);
       } catch (error) {
         failCommand(error, !!opts.json);
       }
@@ -124,7 +131,7 @@ export function registerStoreCommands(program: Command): void {
       try {
         await requireStoreDir(dir);
         const report = await repairStore(dir, Date.now());
-        printReport(!!opts.json, report, () => report.damaged
+        printReport(!!opts.json, { ok: true, ...report }, () => report.damaged
           ? [`damage in ${report.file} at byte ${report.position}: ${report.reason}`,
             report.droppedTransactions > 0
               ? `dropped ${report.droppedTransactions} transactions (offsets ${report.droppedFrom}..${report.droppedThrough})`

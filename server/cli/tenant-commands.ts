@@ -9,7 +9,7 @@
  * `tenants forget T --yes` and `tenants delete T --yes` retire a tenant (tenant-retirement.ts):
  * each changes the data directory only with --yes, and says what it did.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { MemoryError } from '../../storage/errors.js';
@@ -17,7 +17,7 @@ import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments, SegmentReader } from '../../storage/log/recovery.js';
 import { checkStoreFiles, readStoreStatus, type StoreCheck, type StoreStatus } from '../ops/store-status.js';
 import { listKnownTenants } from '../tenants/known-tenants.js';
-import { tenantsRoot } from '../tenants/tenant-dir.js';
+import { existingTenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { isTenantId } from '../tenants/tenant-id.js';
 import { deleteTenant, forgetTenant, trashRoot } from '../tenants/tenant-retirement.js';
 import { holdsStore, type VanishedStore } from '../tenants/vanished-store.js';
@@ -47,11 +47,16 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
   });
   // Names that are not tenant ids (a restore's scratch directory, stray files) are not tenants.
   const dirs = new Set(entries.filter((e) => e.isDirectory() && isTenantId(e.name)).map((e) => e.name));
+  // A symlink in a tenant's place is no store the server opens (tenant-dir.ts refuses it): listed as what it is, not as vanished.
+  const links = new Set(entries.filter((e) => e.isSymbolicLink() && isTenantId(e.name)).map((e) => e.name));
   const known = new Set(await listKnownTenants(dataDir));
-  const tenants = [...new Set([...dirs, ...known])].sort();
-  // One bar for the whole run: every store's segments, counted before any is read.
+  const tenants = [...new Set([...dirs, ...links, ...known])].sort();
+  // One bar for the whole run: every store's segments, counted before any is read (a store that
+  // cannot be listed counts none: its row says why).
   let segmentsTotal = 0;
-  if (options.check) for (const tenant of dirs) segmentsTotal += (await listSegments(path.join(root, tenant, 'log'), nodeFileLayer)).length;
+  if (options.check) {
+    for (const tenant of dirs) segmentsTotal += (await listSegments(path.join(root, tenant, 'log'), nodeFileLayer).catch(() => [])).length;
+  }
   let segmentsDone = 0;
   const rows: TenantRow[] = [];
   const reader = new SegmentReader(nodeFileLayer); // one buffer for every store's segments
@@ -59,6 +64,14 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
     const dir = path.join(root, tenant);
     try {
       if (!dirs.has(tenant)) {
+        // Not a directory in its place: the refusal every command gives (forget, delete, the server's open), and its way out.
+        await existingTenantDir(dataDir, tenant).catch(async (error: unknown) => {
+          if (!links.has(tenant)) throw error;
+          const target = await readlink(dir).catch(() => undefined);
+          throw new MemoryError('forbidden',
+            `${(error as Error).message} but a symlink${target === undefined ? '' : ` to ${target}`}: the server refuses it as unsafe`,
+            `to serve that store, move the link aside and move the directory it points to into its place; \`tenants forget ${tenant} --yes\` works once nothing is there`);
+        });
         rows.push({ tenant, vanished: 'directory missing' });
         continue;
       }
@@ -73,7 +86,8 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
         : undefined;
       rows.push({ tenant, ...status, open: status.openByPid !== null, ...(check && { check }) });
     } catch (error) {
-      rows.push({ tenant, problem: (error as Error).message });
+      const e = error as Error & { hint?: string };
+      rows.push({ tenant, problem: e.hint ? `${e.message}; ${e.hint}` : e.message });
     }
   }
   return rows;
@@ -96,7 +110,7 @@ function humanBytes(n: number): string {
 }
 
 function checkCell(check: StoreCheck): string {
-  if (check.ok) return 'ok';
+  if (check.ok) return check.changing ? `ok as far as read (${check.changing})` : 'ok';
   return `DAMAGED: ${check.damage.map((d) => `${d.file}${d.position === undefined ? '' : ` at byte ${d.position}`}: ${d.reason}`).join('; ')}`;
 }
 
@@ -133,9 +147,10 @@ export function registerTenantCommands(program: Command): void {
         const dataDir = operatorDataDir(opts.dataDir);
         const rows = await listTenants(dataDir, { check: opts.check === true, onProgress: progress.onProgress });
         progress.stop();
-        printReport(opts.json === true, { dataDir, tenants: rows }, () => tableLines(dataDir, rows, opts.check === true));
+        const unhealthy = opts.check === true && anyUnhealthy(rows);
+        printReport(opts.json === true, { ok: !unhealthy, dataDir, tenants: rows }, () => tableLines(dataDir, rows, opts.check === true));
         // The exit code of a store that refuses to open: a script sees the damage without parsing.
-        if (opts.check === true && anyUnhealthy(rows)) process.exitCode = 3;
+        if (unhealthy) process.exitCode = 3;
       } catch (error) {
         progress.stop();
         failCommand(error, opts.json === true);

@@ -2,11 +2,12 @@
  * A store's status read from its files alone, never opening it (it may be open in the
  * server): bytes on disk, last offset, newest snapshot, and whether a live process holds it.
  * `tenants list` shows these; reading them changes no file. The status reads only the last
- * segment; `checkStoreFiles` (`tenants list --check`) reads every segment and snapshot.
+ * segment; `checkStoreFiles` (`tenants list --check`) reads every segment and snapshot, and
+ * runs the engine's open in memory on a store no process has open (storage/inspect.ts).
  */
 import { lstat, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { inspectStore } from '../../storage/inspect.js';
+import { inspectProblems, inspectStore } from '../../storage/inspect.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments, scanSegmentBytes, SegmentReader } from '../../storage/log/recovery.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
@@ -18,7 +19,7 @@ const walkDepthMax = 4;
 export interface StoreStatus {
   readonly dir: string;
   readonly bytesOnDisk: number;
-  /** Offset of the last whole frame on disk (or of the newest snapshot, if later); -1 when empty. */
+  /** Offset of the last whole frame in the log; with no segment, the newest snapshot's (where an open starts); -1 when empty. */
   readonly lastOffset: number;
   readonly lastSnapshot: { readonly offset: number; readonly createdAtMs: number } | null;
   /** The pid of a live process that has the store open, or null. */
@@ -37,9 +38,10 @@ export async function readStoreStatus(dir: string, reader = new SegmentReader(no
   const segments = await listSegments(path.join(dir, 'log'), fl);
   const last = segments.at(-1);
   if (last) {
-    // Only the last segment: sealed ones end where the next begins.
+    // Only the last segment: sealed ones end where the next begins. The log's end, never a
+    // snapshot's: one past it means acknowledged transactions are missing (--check says so).
     const { info } = scanSegmentBytes(await reader.read(last.file), last.file, last.firstOffset);
-    lastOffset = Math.max(lastOffset, last.firstOffset + info.positions.length - 1);
+    lastOffset = last.firstOffset + info.positions.length - 1;
   }
   return {
     dir,
@@ -67,17 +69,20 @@ export interface StoreDamage {
   readonly reason: string;
 }
 
-export type StoreCheck = { readonly ok: true } | { readonly ok: false; readonly damage: readonly StoreDamage[] };
+/** `changing`: a live writer removed files while they were read, again and again: not judged damaged. */
+export type StoreCheck = { readonly ok: true; readonly changing?: string } | { readonly ok: false; readonly damage: readonly StoreDamage[] };
 
 /**
  * Every segment's frames checked (CRC, offsets, the chain between segments) with the recovery
- * scanner, and every kept snapshot against its manifest (storage/inspect.ts). Read-only; beside
- * a live writer, what it is in the middle of is not damage.
+ * scanner, every kept snapshot loaded as the open loads it, and, for a store no process has
+ * open, the open itself run in memory (storage/inspect.ts): damaged exactly when the open would
+ * refuse or skip something. Read-only; beside a live writer, what it is in the middle of is not damage.
  */
 export async function checkStoreFiles(dir: string, onSegment?: (done: number, total: number) => void, reader = new SegmentReader(nodeFileLayer)): Promise<StoreCheck> {
-  const report = await inspectStore(dir, nodeFileLayer, onSegment, reader);
-  const damage: StoreDamage[] = [];
-  for (const s of report.segments) if (s.problem) damage.push({ file: path.join(dir, s.file), position: s.problem.position, reason: s.problem.reason });
-  for (const s of report.snapshots) if (s.problem) damage.push({ file: path.join(dir, s.dir), reason: s.problem });
-  return damage.length === 0 ? { ok: true } : { ok: false, damage };
+  // Loaded here, not at the top: a plain `tenants list` (and --help) never loads the memory module.
+  const { memoryModule } = await import('../../tools/index.js');
+  const report = await inspectStore(dir, nodeFileLayer, onSegment, reader, memoryModule);
+  const damage: StoreDamage[] = inspectProblems(report);
+  if (damage.length > 0) return { ok: false, damage };
+  return report.changing ? { ok: true, changing: report.changing } : { ok: true };
 }
