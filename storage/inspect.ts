@@ -17,7 +17,6 @@
 import * as path from 'node:path';
 import { lockHolder } from './store-lock.js';
 import { DamagedStore } from './errors.js';
-import { idempotencyTable } from './idempotency.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { OverlayFileLayer } from './io/overlay-file-layer.js';
@@ -25,7 +24,7 @@ import { checkChain, listSegments, scanSegmentBytes, SegmentReader, type Segment
 import type { StoreModule } from './reducer.js';
 import type { TableSchema } from './schema.js';
 import { listSnapshots, loadSnapshot, SnapshotInvalid, verifySnapshotFiles, type SnapshotRef } from './snapshot/reader.js';
-import { Store } from './store.js';
+import { Store, storeSchemas } from './store.js';
 
 /** Passes over a store whose files a live writer removed while they were read, before it is reported as changing. */
 export const inspectAttemptsMax = 4;
@@ -113,8 +112,8 @@ export async function inspectStore(
   reader = new SegmentReader(fl),
   module?: StoreModule,
 ): Promise<InspectReport> {
-  // The tables a snapshot of this store holds: the module's and the idempotency table, as the open's.
-  const schemas = module ? new Map([...module.tables, idempotencyTable].map((t) => [t.name, t])) : undefined;
+  // The tables a snapshot of this store holds, as the open has them.
+  const schemas = module ? storeSchemas(module) : undefined;
   for (let attempt = 1; ; attempt++) {
     const { report, vanished } = await inspectOnce(dir, fl, onSegment, reader, schemas);
     if (vanished.length > 0 && attempt < inspectAttemptsMax) continue; // listed, then removed: list again

@@ -117,14 +117,16 @@ export function registerStoreCommands(program: Command): void {
         const s = await openForCli(dir);
         const snap = await s.snapshot();
         await s.close();
-        printReport(!!opts.json, { ok: true, ...snap }, () => [`snapshot at offset ${snap.offset}, state hash ${snap.stateHash}`]);
+        // An empty store has no state to write (the engine answers offset -1 and writes nothing).
+        const written = snap.offset >= 0;
+        printReport(!!opts.json, { ok: true, written, ...snap }, () => [written ? `snapshot at offset ${snap.offset}, state hash ${snap.stateHash}` : 'nothing to snapshot: the store holds no transaction yet']);
       } catch (error) {
         failCommand(error, !!opts.json);
       }
     });
 
   store.command('repair')
-    .description('cut the log at the first damage, moving the rest aside, and report what was dropped')
+    .description('keep what a verified snapshot and the intact log recover, cut the rest at the first damage (moved aside), and report what was dropped')
     .argument('<dir>', 'store directory')
     .option('--json', 'one JSON object on stdout')
     .action(async (dir: string, opts: { json?: boolean }) => {

@@ -5,7 +5,7 @@
  * tenant's place is said to be one (not a vanished store); with --json a usage error is one
  * object on stdout and every successful store command's object has "ok":true.
  */
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -93,6 +93,17 @@ describe.concurrent('--json objects', () => {
     const unknown = await cli(['store', 'inspect', '--json', '--bogus', store]);
     expect(unknown.code).toBe(2);
     expect(JSON.parse(unknown.stdout)).toMatchObject({ ok: false, code: 'usage', message: expect.stringContaining('--bogus') });
+  });
+
+  test('store snapshot of a store with no transaction says there is nothing to snapshot, and writes none', async () => {
+    const dir = path.join(work, 'empty-store');
+    mkdirSync(path.join(dir, 'log'), { recursive: true });
+    const text = await cli(['store', 'snapshot', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('nothing to snapshot: the store holds no transaction yet');
+    expect(JSON.parse((await cli(['store', 'snapshot', dir, '--json'])).stdout)).toMatchObject({ ok: true, written: false });
+    const snapshots = path.join(dir, 'snapshots');
+    expect(existsSync(snapshots) ? readdirSync(snapshots).filter((name) => /^\d+$/.test(name)) : []).toEqual([]);
   });
 
   test.each(['verify', 'inspect', 'snapshot', 'repair'])('store %s --json that succeeds says "ok":true', async (command) => {
