@@ -259,7 +259,6 @@ export interface OpenReport {
 }
 
 
-/** The open refuses: the log ends before `offset`, which `evidence` shows was acknowledged. */
 /** Where a log ends: its last whole offset, and the file and byte there (with why, when a bad frame ends it). */
 export interface LogEnd {
   readonly lastOffset: number;
