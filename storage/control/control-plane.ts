@@ -244,8 +244,18 @@ function assertLimit(limit: number): void {
   }
 }
 
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/** Runs `fn` in one transaction on a client of `pool`: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // The pool listens for errors on idle clients only. A connection lost while lent (a pooler whose
+  // server went away, a terminated backend) is emitted on the client too: with no listener that
+  // event would end the process. The query in flight rejects with the same error, handled below.
+  const lost = () => undefined;
+  client.on('error', lost);
+  const release = (broken: boolean) => {
+    client.off('error', lost);
+    client.release(broken);
+  };
   let result: T;
   try {
     await client.query('begin');
@@ -257,10 +267,10 @@ async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Pr
     // as broken, the pool destroys it.
     const answered = !isDatabaseError(error) || error instanceof pg.DatabaseError;
     const rolledBack = answered && (await client.query('rollback').then(() => true, () => false));
-    client.release(!rolledBack);
+    release(!rolledBack);
     throw error;
   }
-  client.release();
+  release(false);
   return result;
 }
 

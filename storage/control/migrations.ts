@@ -151,6 +151,8 @@ export const migrations: readonly Migration[] = [
 /** Applies every migration not yet recorded; returns the versions this call applied. */
 export async function applyMigrations(directUrl: string): Promise<number[]> {
   const client = new pg.Client({ connectionString: pgConnectionString(directUrl) });
+  // A connection lost mid-migration rejects the query in flight; unheard, its 'error' event would end the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query('begin');
