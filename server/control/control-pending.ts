@@ -1,10 +1,10 @@
 /**
  * Which tenants' stores hold work the control plane has not taken yet (access rows not staged,
  * finished runs not in run_history): one empty file per tenant, `${dataDir}/control-pending/${tenant}`
- * (tenant-record-dir.ts). Written as soon as a tenant's drain is deferred or fails (Postgres
- * away), so a crash leaves it too, and at a clean shutdown for the tenants whose drain had not
- * succeeded; removed once the tenant is drained, so `serve --http` drains at start exactly these
- * tenants instead of opening every store of the data dir.
+ * (tenant-record-dir.ts). Written at a tenant's first change of a working period (and when its
+ * drain fails), so a crash leaves it too, and at a clean shutdown for the tenants whose drain had
+ * not succeeded; removed once the tenant is drained and has stayed quiet a moment, so `serve
+ * --http` drains at start exactly these tenants instead of opening every store of the data dir.
  */
 import { lockHolder } from '../../storage/store-lock.js';
 import { tenantDir } from '../tenants/tenant-dir.js';

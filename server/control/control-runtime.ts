@@ -33,6 +33,13 @@ export const dirtyTenantsMax = 100_000;
 export const pendingDenialsMax = denialSpoolDenialsMax;
 /** How long close() waits for a control-plane connect still in progress. */
 export const closeConnectWaitMs = 2_000;
+/**
+ * A drained tenant's control-pending mark is removed only once the tenant has gone this long
+ * without a change: a working tenant keeps one mark (no write per drain), and a crash while it
+ * works (after its access rows are in its store, before they are staged) leaves the mark, so the
+ * next start stages them even if that tenant never calls again.
+ */
+export const pendingMarkQuietMs = 2_000;
 
 export type WithTenant = <T>(tenant: string, fn: (memory: TenantMemory) => Promise<T>) => Promise<T>;
 
@@ -82,9 +89,9 @@ export async function startControlRuntime(input: {
   const undrained = new Set<string>();
   /**
    * Tenants whose control-pending mark is on disk (or being written): given at start, or marked
-   * when their work was first deferred (Postgres not connected yet) or its drain failed, so the
-   * work a crash leaves behind is drained at the next start too. One mark write per tenant per
-   * pending period, never per commit; removed at the tenant's next successful drain.
+   * at the first change of a working period (and when a drain failed), so the work a crash leaves
+   * behind is drained at the next start too. One mark write per tenant per working period, never
+   * per commit; removed once a successful drain is followed by pendingMarkQuietMs without a change.
    */
   const marked = new Set<string>();
   /** Per tenant, its last mark write or removal: the next one follows it (a removal must not pass a write). */
@@ -103,7 +110,11 @@ export async function startControlRuntime(input: {
     if (undrained.size < dirtyTenantsMax) undrained.add(tenant);
     else if (!undrained.has(tenant)) log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants with control-plane work waiting: this one is not marked at shutdown, it drains at its next call');
   };
+  /** Per marked, drained tenant: the removal of its mark, once it has been quiet for pendingMarkQuietMs. */
+  const markRemovals = new Map<string, NodeJS.Timeout>();
   const markPending = (tenant: string): void => {
+    clearTimeout(markRemovals.get(tenant));
+    markRemovals.delete(tenant);
     if (marked.has(tenant)) return;
     if (marked.size >= dirtyTenantsMax) {
       log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants marked with control-plane work waiting: this one is marked only at a clean shutdown');
@@ -114,8 +125,15 @@ export async function startControlRuntime(input: {
   };
   const tenantDrained = (tenant: string): void => {
     undrained.delete(tenant);
-    if (!marked.delete(tenant)) return;
-    writeMarkInTurn(tenant, () => clearControlPending(config.dataDir, tenant), 'control-pending mark not removed: the next start drains this tenant again (a no-op)');
+    if (!marked.has(tenant)) return;
+    clearTimeout(markRemovals.get(tenant));
+    const removal = setTimeout(() => {
+      markRemovals.delete(tenant);
+      if (closed || undrained.has(tenant) || !marked.delete(tenant)) return;
+      writeMarkInTurn(tenant, () => clearControlPending(config.dataDir, tenant), 'control-pending mark not removed: the next start drains this tenant again (a no-op)');
+    }, pendingMarkQuietMs);
+    removal.unref();
+    markRemovals.set(tenant, removal);
   };
   const pendingDenials: ServerAuditEvent[] = [];
   /** Denials an earlier shutdown spooled, staged (before the new ones) once Postgres answers. */
@@ -257,12 +275,13 @@ export async function startControlRuntime(input: {
     auditBucket: bucket,
     tenantChanged(tenant) {
       noteUndrained(tenant);
+      // Marked now (once per working period), so a crash before the drain does not strand the work.
+      markPending(tenant);
       if (worker) {
         worker.nudgeTenant(tenant, accessFor(tenant));
         return;
       }
-      // Deferred until Postgres answers: marked now, so a crash before then does not strand the work.
-      markPending(tenant);
+      // Deferred until Postgres answers.
       if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
     },
     auditDenial(event) {
@@ -278,6 +297,7 @@ export async function startControlRuntime(input: {
     async close() {
       closed = true;
       if (projectorTimer) clearInterval(projectorTimer);
+      for (const removal of markRemovals.values()) clearTimeout(removal);
       // A connect in progress (an embedded database can take seconds to start) gets a bounded
       // wait: shutdown has its own bound, and nothing acknowledged depends on the control plane.
       const waited = await Promise.race([

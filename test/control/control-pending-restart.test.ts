@@ -108,6 +108,20 @@ test('access rows of calls made while Postgres is away reach it after a SIGKILL 
   await expectDrainedAfterRestart(dataDir);
 }, 60_000);
 
+test('access rows of calls answered while Postgres is up reach it after a SIGKILL and an HTTP restart, with no call of that tenant', async () => {
+  const dataDir = join(postgres.dir, 'data-crash-up');
+  await postgres.up();
+  const first = await httpChild({ IOBOXX_DATA_DIR: dataDir, DATABASE_URL: postgres.databaseUrl });
+  const client = await connectNewerHttp({ url: `${first.url}/mcp` });
+  expect(toolErrorOf(await client.callTool('object_put', { type: 'note', attributes: { title: 'answered, then the crash' } }))).toBeUndefined();
+  await client.close();
+  // Marked while it works, drained or not: a crash between its access rows reaching its store and their staging strands nothing.
+  await waitUntil('the working tenant marked', async () => (await readdir(join(dataDir, controlPendingDirName)).catch((): string[] => [])).includes(localTenantDefault));
+  first.child.kill('SIGKILL');
+  expect(await first.exited).toBe('SIGKILL');
+  await expectDrainedAfterRestart(dataDir);
+}, 60_000);
+
 // The start drain retried a vanished store every second until an operator restored or retired it.
 test('a marked tenant whose store vanished is tried once at start, logged once with the hint, and stays marked', async () => {
   const dataDir = join(postgres.dir, 'data-vanished');
