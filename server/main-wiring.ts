@@ -55,7 +55,7 @@ export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurfac
       }
       recorder?.onToolCall(e);
     },
-    onResourceRead: (e) => recorder?.onResourceRead(e),
+    onResourceRequest: (e) => recorder?.onResourceRequest(e),
     ...(recorder !== undefined && { beforeWriteCall: (principal: Principal) => recorder.beforeWriteCall(principal) }),
   };
 }

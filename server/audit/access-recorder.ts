@@ -25,7 +25,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { ControlRuntime, WithTenant } from '../control/control-runtime.js';
 import type { Logger } from '../log.js';
-import type { ResourceReadEvent, ToolCallEvent } from '../mcp/surface.js';
+import type { ResourceRequestEvent, ToolCallEvent } from '../mcp/surface.js';
 
 /** Object ids taken from a call's arguments into its access row (bounded like the column). */
 export const accessObjectIdsMax = 20;
@@ -60,7 +60,7 @@ export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800,
 
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
-  onResourceRead(event: ResourceReadEvent): void;
+  onResourceRequest(event: ResourceRequestEvent): void;
   /**
    * A write tool call of this principal is about to commit: rows of its tenant waiting at least
    * accessRideAfterMs are appended now, in the same batch as its commit (same tick).
@@ -148,8 +148,8 @@ export function createAccessRecorder(input: {
         outcome: clip(e.outcome) || 'unknown', at_ms: Date.now(),
       });
     },
-    onResourceRead(e) {
-      record(e.principal, { action: 'resources/read', target: clip(e.uri) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
+    onResourceRequest(e) {
+      record(e.principal, { action: e.method, target: clip(e.target) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
     beforeWriteCall(principal) {
       const queue = queues.get(principal.caller.tenant);

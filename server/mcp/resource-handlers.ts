@@ -11,7 +11,7 @@ import type { WithMemory } from './memory-source.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
 import { resourceSubscriptionsPerSessionMax } from './limits.js';
 import { checkSubscriptionUri, checkUriLength } from './resource-uris.js';
-import type { CallOutcome, McpSurface } from './surface.js';
+import type { CallOutcome, McpSurface, ResourceRequestEvent } from './surface.js';
 
 function requireRead(principal: Principal): void {
   if (!principal.capabilities.has('read')) {
@@ -40,6 +40,24 @@ function outcomeOf(error: unknown): CallOutcome {
   return errorBodyOf(error).body.code;
 }
 
+/** Runs `work` and reports it to the access log's hook once answered, allowed or refused (DESIGN §2.7). */
+async function audited<T>(surface: McpSurface, principal: Principal, method: ResourceRequestEvent['method'], target: string, work: () => Promise<T>): Promise<T> {
+  const startedMs = performance.now();
+  let outcome: CallOutcome = 'ok';
+  try {
+    return await work();
+  } catch (error) {
+    outcome = outcomeOf(error);
+    throw error;
+  } finally {
+    const onResourceRequest = surface.onResourceRequest;
+    if (onResourceRequest !== undefined) {
+      const event = { principal, method, target, outcome, durationMs: performance.now() - startedMs };
+      afterAnswer(surface.log, 'onResourceRequest', () => onResourceRequest(event));
+    }
+  }
+}
+
 export function registerResourceHandlers(
   server: Server,
   surface: McpSurface,
@@ -58,38 +76,25 @@ export function registerResourceHandlers(
   );
 
   server.setRequestHandler('resources/list', (request) =>
-    answering(surface, revalidate, async () => {
+    answering(surface, revalidate, () => audited(surface, principal, 'resources/list', request.params?.cursor ?? '-', async () => {
       requireRead(principal);
       const page = await withMemory((memory) => catalog.list(memory, request.params?.cursor));
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
-    }),
+    })),
   );
 
   server.setRequestHandler('resources/read', (request) =>
-    answering(surface, revalidate, async () => {
-      const startedMs = performance.now();
+    answering(surface, revalidate, () => audited(surface, principal, 'resources/read', request.params.uri, async () => {
       const uri = request.params.uri;
-      let outcome: CallOutcome = 'ok';
-      try {
-        requireRead(principal);
-        checkUriLength(uri);
-        const content = await withMemory((memory) => catalog.read(memory, uri));
-        return { contents: [{ ...content }] };
-      } catch (error) {
-        outcome = outcomeOf(error);
-        throw error;
-      } finally {
-        const onResourceRead = surface.onResourceRead;
-        if (onResourceRead !== undefined) {
-          const event = { principal, uri, outcome, durationMs: performance.now() - startedMs };
-          afterAnswer(surface.log, 'onResourceRead', () => onResourceRead(event));
-        }
-      }
-    }, request.params.uri),
+      requireRead(principal);
+      checkUriLength(uri);
+      const content = await withMemory((memory) => catalog.read(memory, uri));
+      return { contents: [{ ...content }] };
+    }), request.params.uri),
   );
 
   server.setRequestHandler('resources/subscribe', (request) =>
-    answering(surface, revalidate, async () => {
+    answering(surface, revalidate, () => audited(surface, principal, 'resources/subscribe', request.params.uri, async () => {
       requireRead(principal);
       // A URI no resource can have would only use up the quota; one in another form would never fire.
       checkSubscriptionUri(catalog, request.params.uri);
@@ -104,13 +109,13 @@ export function registerResourceHandlers(
       await withMemory(async () => undefined);
       subscribed.add(request.params.uri);
       return {};
-    }),
+    })),
   );
 
   server.setRequestHandler('resources/unsubscribe', (request) =>
-    answering(surface, revalidate, async () => {
+    answering(surface, revalidate, () => audited(surface, principal, 'resources/unsubscribe', request.params.uri, async () => {
       subscribed.delete(request.params.uri);
       return {};
-    }),
+    })),
   );
 }

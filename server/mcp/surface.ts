@@ -21,10 +21,12 @@ export interface ToolCallEvent {
   readonly durationMs: number;
 }
 
-/** One resources/read (allowed or refused). */
-export interface ResourceReadEvent {
+/** One resource request that reaches data (allowed or refused): a read, a list page, a (un)subscribe. */
+export interface ResourceRequestEvent {
   readonly principal: Principal;
-  readonly uri: string;
+  readonly method: 'resources/read' | 'resources/list' | 'resources/subscribe' | 'resources/unsubscribe';
+  /** The URI; for a list, the page's cursor or '-' for the first page. */
+  readonly target: string;
   readonly outcome: CallOutcome;
   readonly durationMs: number;
 }
@@ -35,7 +37,8 @@ export interface McpSurface {
   readonly log: Logger;
   /** Called after every tools/call answer is decided. Must not throw (a throw is logged and ignored). */
   readonly onToolCall?: (event: ToolCallEvent) => void;
-  readonly onResourceRead?: (event: ResourceReadEvent) => void;
+  /** Called after every resource request that reaches data is answered. Must not throw (logged and ignored). */
+  readonly onResourceRequest?: (event: ResourceRequestEvent) => void;
   /**
    * A write tool (not readOnlyHint) has passed every check and is about to commit: work queued
    * for the caller's tenant store may be submitted now to share the call's commit batch. Must

@@ -108,13 +108,17 @@ test('a burst larger than one append is split at the per-append bound, in order'
   expect(leases).toBe(1);
 });
 
-test('resource reads and refused calls are recorded too', async () => {
-  recorder.onResourceRead({ principal, uri: 'memory://objects/o1', outcome: 'ok', durationMs: 1 });
+test('resource requests and refused calls are recorded too', async () => {
+  recorder.onResourceRequest({ principal, method: 'resources/read', target: 'memory://objects/o1', outcome: 'ok', durationMs: 1 });
+  recorder.onResourceRequest({ principal, method: 'resources/list', target: '-', outcome: 'ok', durationMs: 1 });
+  recorder.onResourceRequest({ principal, method: 'resources/subscribe', target: 'memory://objects/o1', outcome: 'forbidden', durationMs: 1 });
   recorder.onToolCall({ principal, tool: 'object_delete', args: {}, outcome: 'forbidden', durationMs: 1 });
   await recorder.flushed();
   const rows = await accessRows();
   expect(rows.map((r) => [r['action'], r['target'], r['outcome'], r['offset']])).toEqual([
     ['resources/read', 'memory://objects/o1', 'ok', null],
+    ['resources/list', '-', 'ok', null],
+    ['resources/subscribe', 'memory://objects/o1', 'forbidden', null],
     ['tools/call', 'object_delete', 'forbidden', null],
   ]);
 });
