@@ -7,7 +7,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
-import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { auditTenantPattern, openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { MemoryError } from '../../storage/errors.js';
+import { failCommand } from './command-output.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
@@ -46,10 +48,27 @@ function controlOf(config: Config): Promise<ControlPlane> {
   });
 }
 
-function fail(error: unknown): never {
-  const e = error as Error & { hint?: string };
-  process.stderr.write(`error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
-  process.exit(1);
+/**
+ * The command's failure, as every command reports one (one JSON object with --json). An S3
+ * error the SDK could not name (a missing bucket, a wrong secret: `UnknownError`) says which
+ * bucket and what HTTP status, and what to check.
+ */
+function fail(error: unknown, json: boolean | undefined, config?: Config): never {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  if (status !== undefined && config?.s3) {
+    const name = (error as Error).name;
+    failCommand(new MemoryError('unavailable', `S3 refused the request for bucket ${config.s3.bucket} at ${config.s3.endpoint}: ${name} (HTTP ${status})${(error as Error).message && (error as Error).message !== name ? `: ${(error as Error).message}` : ''}`,
+      'check that the bucket exists with Object Lock enabled, and S3_ENDPOINT, S3_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY'), json);
+  }
+  failCommand(error, json);
+}
+
+/** --tenant names a tenant id of the audit trail (a typo must not verify as an empty, whole chain). */
+function tenantOption(tenant: string | undefined): string | undefined {
+  if (tenant !== undefined && !auditTenantPattern.test(tenant)) {
+    throw new MemoryError('invalid_argument', `--tenant ${JSON.stringify(tenant)} is not a tenant id (${auditTenantPattern})`);
+  }
+  return tenant;
 }
 
 export function reportLines(report: AuditReport): string[] {
@@ -73,14 +92,16 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'one JSON object on stdout')
     .action(async (options: AuditOptions) => {
       let control: ControlPlane | undefined;
+      let config: Config | undefined;
       try {
-        const config = configFor(options);
+        config = configFor(options);
+        const tenant = tenantOption(options.tenant);
         const bucket = bucketOf(config);
         control = await controlOf(config);
         const result = await shipAudit(control, bucket, {
           retentionDays: config.auditRetentionDays,
           force: true,
-          ...(options.tenant ? { tenant: options.tenant } : {}),
+          ...(tenant ? { tenant } : {}),
         });
         process.stdout.write(
           options.json ? `${JSON.stringify(result)}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
@@ -91,7 +112,7 @@ export function registerAuditCommands(program: Command): void {
         }
         if (result.failedTenants.length > 0) process.exitCode = 1;
       } catch (error) {
-        fail(error);
+        fail(error, options.json, config);
       } finally {
         await control?.close();
       }
@@ -106,16 +127,21 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'one JSON object on stdout')
     .action(async (options: AuditOptions & { controlPlane?: boolean }) => {
       let control: ControlPlane | undefined;
+      let config: Config | undefined;
       let ok = false;
       try {
-        const config = configFor(options);
+        config = configFor(options);
+        const tenant = tenantOption(options.tenant);
         const bucket = bucketOf(config);
         if (options.controlPlane !== false) control = await controlOf(config);
-        const report = await verifyAudit(bucket, { ...(options.tenant ? { tenant: options.tenant } : {}), ...(control ? { control } : {}) });
-        process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${reportLines(report).join('\n')}\n`);
+        const report = await verifyAudit(bucket, { ...(tenant ? { tenant } : {}), ...(control ? { control } : {}) });
+        const lines = reportLines(report);
+        // A tenant with nothing shipped verifies as whole: say so, so that a typo is seen.
+        if (tenant !== undefined && report.tenants.length === 0) lines.unshift(`tenant ${tenant}: no audit batch in the bucket`);
+        process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${lines.join('\n')}\n`);
         ok = report.ok;
       } catch (error) {
-        fail(error);
+        fail(error, options.json, config);
       } finally {
         await control?.close();
       }

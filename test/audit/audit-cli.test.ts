@@ -92,3 +92,25 @@ test('audit ship without S3 configured fails with a clear message', async () => 
   expect(result.code).toBe(2);
   expect(result.stderr).toContain('S3 is not configured');
 });
+
+test('audit ship or verify against a bucket that does not exist names the bucket and the HTTP status, with --json one object', async () => {
+  const missing = `ioboxx-missing-${process.pid}`;
+  for (const command of ['ship', 'verify']) {
+    const result = await cli(['audit', command, '--json'], { ...env, S3_BUCKET: missing });
+    expect(result.code, result.stderr).toBe(1);
+    const answer = JSON.parse(result.stdout) as { ok: boolean; code: string; message: string; hint: string };
+    expect(answer).toMatchObject({ ok: false, code: 'unavailable' });
+    expect(answer.message).toContain(`bucket ${missing}`);
+    expect(answer.message).toMatch(/HTTP \d{3}/);
+    expect(answer.hint).toContain('Object Lock');
+  }
+});
+
+test('audit verify --tenant refuses what is no tenant id, and says when a tenant has no batch in the bucket', async () => {
+  const bad = await cli(['audit', 'verify', '--tenant', '../x']);
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('is not a tenant id');
+  const none = await cli(['audit', 'verify', '--tenant', 'nobody-here']);
+  expect(none.code, none.stderr).toBe(0);
+  expect(none.stdout).toContain('tenant nobody-here: no audit batch in the bucket');
+});
