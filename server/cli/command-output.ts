@@ -11,6 +11,8 @@ export function failCommand(error: unknown, json = false): never {
     const where = { ...(e.file ? { file: e.file } : {}), ...(e.position !== undefined ? { position: e.position } : {}) };
     process.stdout.write(`${JSON.stringify({ ok: false, code: e.code ?? 'error', message: e.message, ...where, ...(e.hint ? { hint: e.hint } : {}) })}\n`);
   }
-  process.stderr.write(`error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
+  // A damaged store's message already ends with its hint: not printed twice.
+  const hint = e.hint && !e.message.endsWith(e.hint) ? `\n  ${e.hint}` : '';
+  process.stderr.write(`error: ${e.message}${hint}\n`);
   process.exit(damaged ? 3 : 1);
 }

@@ -38,6 +38,7 @@ describe.concurrent('store commands with --json', () => {
     expect(answer.position).toBeGreaterThan(0);
     expect(answer.position).toBeLessThanOrEqual(readFileSync(segment).length >> 1);
     expect(r.stderr).toContain(`error: damaged store: ${segment}`);
+    expect(r.stderr.match(/store repair/g), 'the hint printed once').toHaveLength(1);
   });
 
   test('store verify of a missing directory: JSON with code, message and hint', async () => {
