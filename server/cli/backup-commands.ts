@@ -25,7 +25,7 @@ import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { parseTenantId } from '../tenants/tenant-id.js';
 import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
-import { ttyProgress, type ProgressFn } from './progress.js';
+import { signalExitCodes, ttyProgress, type ProgressFn } from './progress.js';
 
 interface Options {
   readonly json?: boolean;
@@ -58,9 +58,6 @@ async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => 
   }
 }
 
-/** What a shell reports for a run ended by the signal: 128 + its number. */
-const interruptExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
-
 /**
  * Run `work`; should SIGINT or SIGTERM end the process meanwhile, remove `scratch` first (a
  * restore's copy can be as large as the store, and no other process knows it is garbage) and,
@@ -68,16 +65,16 @@ const interruptExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
  * after this one and exits; otherwise this one does.
  */
 async function removedWhenInterrupted<R>(scratch: string, opts: Options, command: string, work: () => Promise<R>): Promise<R> {
-  const onSignal = (signal: keyof typeof interruptExitCodes) => {
+  const onSignal = (signal: keyof typeof signalExitCodes) => {
     rmSync(scratch, { recursive: true, force: true });
     const message = `${command} interrupted by ${signal}: nothing was restored, and its scratch copy ${scratch} is removed`;
     if (opts.json === true) process.stdout.write(`${JSON.stringify({ ok: false, code: 'interrupted', message })}\n`);
     if (process.listenerCount(signal) === 1) {
       process.stderr.write(`error: ${message}\n`);
-      process.exit(interruptExitCodes[signal]);
+      process.exit(signalExitCodes[signal]);
     }
   };
-  const signals = Object.keys(interruptExitCodes) as (keyof typeof interruptExitCodes)[];
+  const signals = Object.keys(signalExitCodes) as (keyof typeof signalExitCodes)[];
   for (const signal of signals) process.on(signal, onSignal);
   try {
     return await work();

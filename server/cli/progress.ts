@@ -4,7 +4,7 @@ import cliProgress from 'cli-progress';
 export type ProgressFn = (phase: string, done: number, total: number) => void;
 
 /** What a shell reports for a run ended by the signal: 128 + its number. */
-const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
+export const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 type StopSignal = keyof typeof signalExitCodes;
 const stopSignals = Object.keys(signalExitCodes) as StopSignal[];
 
