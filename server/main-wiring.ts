@@ -56,6 +56,7 @@ export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurfac
       recorder?.onToolCall(e);
     },
     onResourceRequest: (e) => recorder?.onResourceRequest(e),
+    onRequest: (e) => recorder?.onRequest(e),
     ...(recorder !== undefined && { beforeWriteCall: (principal: Principal) => recorder.beforeWriteCall(principal) }),
   };
 }
@@ -361,6 +362,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const serving = await startHttpServer({
     surface: memorySurface(log, recorder),
     authenticate: authenticateAudited,
+    onRefusal: (r) => recorder.onRefusal(r),
     calls,
     // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
     // authenticated and before its body is read; past them 429 + Retry-After.

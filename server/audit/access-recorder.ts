@@ -1,9 +1,10 @@
 /**
- * Every MCP request produces an audit event (DESIGN invariant 7): tool calls and resource
- * reads — allowed or refused — become rows of the tenant's `access_log` (a system reducer,
- * so they are durable in the tenant's own commitlog), which the control runtime stages into
- * Postgres and ships to S3. Refusals before a tenant is known (bad tokens) go straight to
- * Postgres staging as server events.
+ * Every MCP request produces an audit event (DESIGN invariant 7): tool calls, resource
+ * requests, every other request (initialize, ping, tools/list, ...) and the HTTP refusals of an
+ * authenticated caller — allowed or refused — become rows of the tenant's `access_log` (a system
+ * reducer, so they are durable in the tenant's own commitlog), which the control runtime stages
+ * into Postgres and ships to S3. Refusals before a caller is known (bad tokens, a refused
+ * Origin) go straight to Postgres staging as server events.
  *
  * The append is not on the response path: the call's own effect is already durable (its
  * invocation, with caller and arguments, is in the commitlog frame); the access row follows
@@ -25,7 +26,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { Principal } from '../auth/principal.js';
 import type { ControlRuntime, WithTenant } from '../control/control-runtime.js';
 import type { Logger } from '../log.js';
-import type { ResourceRequestEvent, ToolCallEvent } from '../mcp/surface.js';
+import type { McpRequestEvent, ResourceRequestEvent, ToolCallEvent } from '../mcp/surface.js';
 
 /** Object ids taken from a call's arguments into its access row (bounded like the column). */
 export const accessObjectIdsMax = 20;
@@ -61,13 +62,18 @@ export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800,
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
   onResourceRequest(event: ResourceRequestEvent): void;
+  /** Any other MCP request (initialize, ping, tools/list, an unknown method, ...). */
+  onRequest(event: McpRequestEvent): void;
   /**
    * A write tool call of this principal is about to commit: rows of its tenant waiting at least
    * accessRideAfterMs are appended now, in the same batch as its commit (same tick).
    */
   beforeWriteCall(principal: Principal): void;
-  /** An HTTP request refused before any tenant store was involved. */
-  onRefusal(refusal: { path: string; status: number; reason: string; tenant?: string }): void;
+  /**
+   * An HTTP request refused before any MCP server saw it: a row of the principal's tenant when
+   * it was authenticated first, else a server-level event (a bad token, a refused Origin).
+   */
+  onRefusal(refusal: { path: string; status: number; reason: string; method?: string; principal?: Principal }): void;
   /** Resolves once every row recorded so far has been appended (or its failure logged). */
   flushed(): Promise<void>;
 }
@@ -151,6 +157,9 @@ export function createAccessRecorder(input: {
     onResourceRequest(e) {
       record(e.principal, { action: e.method, target: clip(e.target) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
+    onRequest(e) {
+      record(e.principal, { action: clip(e.method) || '-', target: '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
+    },
     beforeWriteCall(principal) {
       const queue = queues.get(principal.caller.tenant);
       const oldest = queue?.rows[0];
@@ -158,9 +167,12 @@ export function createAccessRecorder(input: {
       if (queue?.appendNow !== undefined && oldest !== undefined && Date.now() - (oldest.at_ms ?? 0) >= accessRideAfterMs) queue.appendNow();
     },
     onRefusal(r) {
-      input.control()?.auditDenial({
-        tenant: r.tenant ?? null, atMs: Date.now(), subject: null, action: 'http', target: clip(r.path), outcome: String(r.status), reason: clip(r.reason),
-      });
+      const target = clip(r.method === undefined ? r.path : `${r.method} ${r.path}`);
+      if (r.principal !== undefined) {
+        record(r.principal, { action: 'http', target, object_ids: [], offset: null, outcome: String(r.status), at_ms: Date.now() });
+        return;
+      }
+      input.control()?.auditDenial({ tenant: null, atMs: Date.now(), subject: null, action: 'http', target, outcome: String(r.status), reason: clip(r.reason) });
     },
     async flushed() {
       while (queues.size > 0) await Promise.all([...queues.values()].map((q) => q.draining));

@@ -22,6 +22,7 @@ import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
 import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
+import { auditingRefusals, type HttpRefusalEvent } from './refusal-audit.js';
 
 /** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
 export const keepAliveTimeoutMs = 65_000;
@@ -77,6 +78,8 @@ export interface HttpServerOptions {
    * Retry-After (sessions included) instead of starting work the shutdown would cut.
    */
   readonly calls?: InFlightCalls;
+  /** Each MCP request refused at the HTTP level (4xx but 401, 5xx), once its answer is sent: for the audit. */
+  readonly onRefusal?: (event: HttpRefusalEvent) => void;
 }
 
 export interface HttpServing {
@@ -133,13 +136,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         res.status(who.status).set(who.headers).send(typeof who.body === 'string' ? who.body : JSON.stringify(who.body));
         return;
       }
+      // Set before the tenant check too: the audit records that refusal in the caller's own tenant.
+      res.locals['principal'] = who;
       const pathTenant = req.params['tenant'];
       if (typeof pathTenant === 'string' && pathTenant !== who.caller.tenant) {
         // The authenticator chose the tenant; a path naming another one is never served.
         sendJsonRpcError(res, 403, -32000, `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}`);
         return;
       }
-      res.locals['principal'] = who;
       next();
     } catch (error) {
       next(error);
@@ -209,11 +213,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
   app.use(answerError);
 
-  const server = http.createServer({ ...expressMessageClasses(app), maxHeaderSize: httpHeaderBytesMax }, fastCallHandler({
+  const handler = fastCallHandler({
     app, authenticate, admission: options.admission, allowedHostnames, bodyBytesMax, serveMcp,
     // Past a sent answer express's final handler ends the response: the fast path just closes it.
     answerError: (error, req, res) => answerError(error, req, res, () => res.destroy()),
-  }));
+  });
+  const onRefusal = options.onRefusal;
+  const server = http.createServer(
+    { ...expressMessageClasses(app), maxHeaderSize: httpHeaderBytesMax },
+    onRefusal === undefined ? handler : auditingRefusals(handler, onRefusal),
+  );
   // Keep idle keep-alive connections well past a long event-loop pause (the embedded database's
   // start blocks it for seconds): a 5 s default closes sockets a client is already writing to.
   server.keepAliveTimeout = keepAliveTimeoutMs;

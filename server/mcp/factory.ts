@@ -8,6 +8,7 @@ import { Server } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import { startChangeFeed, type ChangeDelivery } from './change-feed.js';
 import { memoryAccess, type MemorySource } from './memory-source.js';
+import { tapRequests } from './request-audit.js';
 import { registerResourceHandlers } from './resource-handlers.js';
 import type { McpSurface } from './surface.js';
 import { registerToolHandlers } from './tool-calls.js';
@@ -43,6 +44,7 @@ export function createMemoryServer(surface: McpSurface, session: MemoryServerSes
   const withMemory = memoryAccess(memory, (onCommit) => {
     if (feedsChanges && !closed) stopFeed = startChangeFeed(server, onCommit, surface.catalog, changes, subscribed, surface.log);
   });
+  tapRequests(server, surface, principal);
   registerToolHandlers(server, surface, principal, withMemory, revalidate);
   registerResourceHandlers(server, surface, principal, withMemory, subscribed, revalidate);
 

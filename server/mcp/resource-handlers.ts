@@ -7,6 +7,7 @@ import type { Server } from '@modelcontextprotocol/server';
 import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import { afterAnswer } from './after-answer.js';
+import { reportedByHandler } from './request-audit.js';
 import type { WithMemory } from './memory-source.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
 import { resourceSubscriptionsPerSessionMax } from './limits.js';
@@ -67,6 +68,11 @@ export function registerResourceHandlers(
   revalidate?: () => Promise<void>,
 ): void {
   const { catalog } = surface;
+  /** Reports the request once answered (and tells the request tap it need not). */
+  const auditedRequest = <T>(id: string | number, method: ResourceRequestEvent['method'], target: string, work: () => Promise<T>) => {
+    reportedByHandler(server, id);
+    return audited(surface, principal, method, target, work);
+  };
 
   server.setRequestHandler('resources/templates/list', () =>
     answering(surface, revalidate, async () => {
@@ -75,16 +81,16 @@ export function registerResourceHandlers(
     }),
   );
 
-  server.setRequestHandler('resources/list', (request) =>
-    answering(surface, revalidate, () => audited(surface, principal, 'resources/list', request.params?.cursor ?? '-', async () => {
+  server.setRequestHandler('resources/list', (request, ctx) =>
+    answering(surface, revalidate, () => auditedRequest(ctx.mcpReq.id, 'resources/list', request.params?.cursor ?? '-', async () => {
       requireRead(principal);
       const page = await withMemory((memory) => catalog.list(memory, request.params?.cursor));
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
     })),
   );
 
-  server.setRequestHandler('resources/read', (request) =>
-    answering(surface, revalidate, () => audited(surface, principal, 'resources/read', request.params.uri, async () => {
+  server.setRequestHandler('resources/read', (request, ctx) =>
+    answering(surface, revalidate, () => auditedRequest(ctx.mcpReq.id, 'resources/read', request.params.uri, async () => {
       const uri = request.params.uri;
       requireRead(principal);
       checkUriLength(uri);
@@ -93,8 +99,8 @@ export function registerResourceHandlers(
     }), request.params.uri),
   );
 
-  server.setRequestHandler('resources/subscribe', (request) =>
-    answering(surface, revalidate, () => audited(surface, principal, 'resources/subscribe', request.params.uri, async () => {
+  server.setRequestHandler('resources/subscribe', (request, ctx) =>
+    answering(surface, revalidate, () => auditedRequest(ctx.mcpReq.id, 'resources/subscribe', request.params.uri, async () => {
       requireRead(principal);
       // A URI no resource can have would only use up the quota; one in another form would never fire.
       checkSubscriptionUri(catalog, request.params.uri);
@@ -112,8 +118,8 @@ export function registerResourceHandlers(
     })),
   );
 
-  server.setRequestHandler('resources/unsubscribe', (request) =>
-    answering(surface, revalidate, () => audited(surface, principal, 'resources/unsubscribe', request.params.uri, async () => {
+  server.setRequestHandler('resources/unsubscribe', (request, ctx) =>
+    answering(surface, revalidate, () => auditedRequest(ctx.mcpReq.id, 'resources/unsubscribe', request.params.uri, async () => {
       subscribed.delete(request.params.uri);
       return {};
     })),

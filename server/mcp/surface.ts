@@ -31,6 +31,18 @@ export interface ResourceRequestEvent {
   readonly durationMs: number;
 }
 
+/**
+ * Any other MCP request, as its connection's transport saw it (server/mcp/request-audit.ts):
+ * initialize, ping, tools/list, a method nobody serves, a call the SDK refused before our handler.
+ */
+export interface McpRequestEvent {
+  readonly principal: Principal;
+  readonly method: string;
+  /** `ok`, our error code when the answer carries one, the JSON-RPC error's name, or `no_answer` (the connection closed first). */
+  readonly outcome: string;
+  readonly durationMs: number;
+}
+
 export interface McpSurface {
   readonly tools: readonly ToolDef[];
   readonly catalog: ResourceCatalog;
@@ -39,6 +51,8 @@ export interface McpSurface {
   readonly onToolCall?: (event: ToolCallEvent) => void;
   /** Called after every resource request that reaches data is answered. Must not throw (logged and ignored). */
   readonly onResourceRequest?: (event: ResourceRequestEvent) => void;
+  /** Called once every other request is answered (or its connection closed first). Must not throw (logged and ignored). */
+  readonly onRequest?: (event: McpRequestEvent) => void;
   /**
    * A write tool (not readOnlyHint) has passed every check and is about to commit: work queued
    * for the caller's tenant store may be submitted now to share the call's commit batch. Must

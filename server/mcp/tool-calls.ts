@@ -12,6 +12,7 @@ import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js
 import { argumentsShapeProblem } from './arguments-shape.js';
 import { toolArgumentsBytesMax } from './limits.js';
 import { afterAnswer } from './after-answer.js';
+import { reportedByHandler } from './request-audit.js';
 import type { CallOutcome, McpSurface, ToolCallEvent } from './surface.js';
 import { toolEntryOf } from './tool-schema.js';
 
@@ -177,5 +178,8 @@ export function registerToolHandlers(
     await revalidate?.();
     return { tools: allowedTools(surface.tools, principal) };
   });
-  server.setRequestHandler('tools/call', (request) => callTool(request.params.name, request.params.arguments));
+  server.setRequestHandler('tools/call', (request, ctx) => {
+    reportedByHandler(server, ctx.mcpReq.id); // callTool reports it, with its object ids and offset
+    return callTool(request.params.name, request.params.arguments);
+  });
 }

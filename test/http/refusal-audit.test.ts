@@ -1,0 +1,79 @@
+/**
+ * MCP requests refused at the HTTP level, before any MCP server sees them, are audited
+ * (DESIGN invariant 7): the refused Origin (no principal yet), a session that is gone, a body
+ * too large or not JSON, a wrong Accept, a path naming another tenant. Authentication refusals
+ * (401) are left to authentication, which records them with their reason; other paths than the
+ * MCP endpoints are not MCP requests. The real HTTP server in process, over the notes fixture.
+ */
+import { afterEach, expect, test } from 'vitest';
+import type { HttpRefusalEvent } from '../../server/http/refusal-audit.js';
+import type { Authenticate } from '../../server/http/seams.js';
+import { headerAuthenticate, startNotesHttp, subjectHeader, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { waitUntil } from '../support/wait-until.js';
+
+const initialize = {
+  jsonrpc: '2.0', id: 1, method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+};
+
+/** A request with `x-test-refuse` is refused as a bad token would be. */
+const refusingAuthenticate: Authenticate = async (req) => {
+  if (req.headers['x-test-refuse'] !== undefined) return { status: 401, headers: {}, body: { error: 'invalid_token' } };
+  return headerAuthenticate(req);
+};
+
+let http: NotesHttp | undefined;
+afterEach(async () => {
+  await http?.serving.close();
+  http = undefined;
+});
+
+async function startedWith(refusals: HttpRefusalEvent[]): Promise<string> {
+  http = await startNotesHttp({ authenticate: refusingAuthenticate, bodyBytesMax: 4096, onRefusal: (event) => refusals.push(event) });
+  return http.serving.url;
+}
+
+function post(url: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+}
+
+test('each refused MCP request is reported once, with the principal when it was authenticated first', async () => {
+  const refusals: HttpRefusalEvent[] = [];
+  const url = await startedWith(refusals);
+  const as = { [subjectHeader]: 'alice' };
+  const statuses = [
+    (await post(`${url}/mcp`, JSON.stringify(initialize), { origin: 'https://evil.example' })).status,
+    (await post(`${url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), { ...as, 'mcp-session-id': 'gone' })).status,
+    (await post(`${url}/mcp`, JSON.stringify({ ...initialize, pad: 'x'.repeat(8192) }), as)).status,
+    (await post(`${url}/mcp`, '{"jsonrpc": "2.0", ', as)).status,
+    (await post(`${url}/mcp`, JSON.stringify(initialize), { ...as, accept: 'text/plain' })).status,
+    (await post(`${url}/t/someone-else/mcp`, JSON.stringify(initialize), as)).status,
+  ];
+  expect(statuses).toEqual([403, 404, 413, 400, 406, 403]);
+  await waitUntil('six refusals reported', async () => refusals.length >= 6);
+  expect(refusals.map((r) => [r.method, r.path, r.status, r.principal?.caller.subject])).toEqual([
+    ['POST', '/mcp', 403, undefined],
+    ['POST', '/mcp', 404, 'alice'],
+    ['POST', '/mcp', 413, 'alice'],
+    ['POST', '/mcp', 400, 'alice'],
+    ['POST', '/mcp', 406, 'alice'],
+    ['POST', '/t/someone-else/mcp', 403, 'alice'],
+  ]);
+  // Our own refusals carry their message; the SDK's carry the status's name at least.
+  expect(refusals[2]!.reason).toContain('httpBodyBytesMax');
+  expect(refusals[5]!.reason).toContain('not someone-else');
+  expect(refusals.every((r) => r.reason.length > 0)).toBe(true);
+});
+
+test('answered requests, 401s and paths that are not MCP endpoints are not reported', async () => {
+  const refusals: HttpRefusalEvent[] = [];
+  const url = await startedWith(refusals);
+  const answered = await post(`${url}/mcp`, JSON.stringify(initialize));
+  expect(answered.status).toBe(200);
+  expect((await post(`${url}/mcp`, JSON.stringify(initialize), { 'x-test-refuse': '1' })).status).toBe(401);
+  expect((await fetch(`${url}/nothing-here`)).status).toBe(404);
+  // A refusal after them, so that the ones before would have been reported by now.
+  expect((await post(`${url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }), { 'mcp-session-id': 'gone' })).status).toBe(404);
+  await waitUntil('the last refusal reported', async () => refusals.length >= 1);
+  expect(refusals.map((r) => r.status)).toEqual([404]);
+});
