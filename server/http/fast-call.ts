@@ -121,6 +121,7 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
     // A refusal is answered by express's route (the answer is kept per request: not redone).
     if (isRefusal(who)) return void app(req, res);
     const [request, response] = asExpress(req, res);
+    response.locals['principal'] = who satisfies Principal; // before admission: a 429 is audited in the caller's tenant
     try {
       // A POST on a session is answered with one JSON body (SessionTransport), never a stream.
       if (admission !== undefined && !(await admission.admit(request, response, who.caller.tenant, true))) return;
@@ -137,7 +138,6 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
         return;
       }
       request.body = body;
-      response.locals['principal'] = who satisfies Principal;
       await options.serveMcp(request, response);
     } catch (error) {
       options.answerError(error, request, response);

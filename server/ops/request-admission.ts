@@ -69,11 +69,17 @@ export interface RequestAdmissionOptions {
   readonly bodyMs?: number;
 }
 
-/** The tenant of an authenticated request, for `tenantOf`. */
+/**
+ * The tenant of an authenticated request, for `tenantOf`. Its principal is kept on the response
+ * (`res.locals.principal`, as the routes keep it) so that a call refused here (429) is audited
+ * in the caller's tenant (server/http/refusal-audit.ts).
+ */
 export function tenantByAuthentication(authenticate: Authenticate): (req: Request) => Promise<string | undefined> {
   return async (req) => {
     const who = await authenticate(req);
-    return isRefusal(who) ? undefined : who.caller.tenant;
+    if (isRefusal(who)) return undefined;
+    if (req.res !== undefined) req.res.locals['principal'] = who;
+    return who.caller.tenant;
   };
 }
 

@@ -8,6 +8,7 @@
 import { afterEach, expect, test } from 'vitest';
 import type { HttpRefusalEvent } from '../../server/http/refusal-audit.js';
 import type { Authenticate } from '../../server/http/seams.js';
+import type { CallAdmission } from '../../server/ops/request-admission.js';
 import { headerAuthenticate, startNotesHttp, subjectHeader, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { waitUntil } from '../support/wait-until.js';
 
@@ -76,4 +77,22 @@ test('answered requests, 401s and paths that are not MCP endpoints are not repor
   expect((await post(`${url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }), { 'mcp-session-id': 'gone' })).status).toBe(404);
   await waitUntil('the last refusal reported', async () => refusals.length >= 1);
   expect(refusals.map((r) => r.status)).toEqual([404]);
+});
+
+test('a call refused by admission (429) is reported in the caller tenant, on the fast path and through express', async () => {
+  const refusals: HttpRefusalEvent[] = [];
+  const admission: CallAdmission = {
+    async admit(_req, res) {
+      res.status(429).set('Retry-After', '1').json({ error: 'busy' });
+      return false;
+    },
+  };
+  http = await startNotesHttp({ authenticate: refusingAuthenticate, admission, onRefusal: (event) => refusals.push(event) });
+  const url = http.serving.url;
+  const ping = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' });
+  // With a session id and a plain JSON body the fast path takes the call; without one, express does.
+  expect((await post(`${url}/mcp`, ping, { [subjectHeader]: 'bob', 'mcp-session-id': 'any' })).status).toBe(429);
+  expect((await post(`${url}/mcp`, JSON.stringify(initialize), { [subjectHeader]: 'carol' })).status).toBe(429);
+  await waitUntil('two refusals reported', async () => refusals.length >= 2);
+  expect(refusals.map((r) => [r.status, r.principal?.caller.subject])).toEqual([[429, 'bob'], [429, 'carol']]);
 });
