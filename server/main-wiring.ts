@@ -416,6 +416,8 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const live = attachWebSocket(serving.server, {
     authenticate: authenticateAudited, memoryFor: socketMemoryFor, tables: memoryExposedTables(), log, allowedOrigins: config.http.allowedOrigins,
     observe: observeWebSocket(metrics, log),
+    onRequest: (e) => recorder.onRequest({ principal: e.principal, method: e.action, target: e.target, outcome: e.outcome }),
+    onRefusal: (r) => recorder.onRefusal(r),
   });
   liveForRegistry = live;
   log.info({ mode: config.mode, url: serving.url, dataDir: config.dataDir }, 'serving MCP over HTTP (/mcp, /sse)');

@@ -62,8 +62,8 @@ export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800,
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
   onResourceRequest(event: ResourceRequestEvent): void;
-  /** Any other MCP request (initialize, ping, tools/list, an unknown method, ...). */
-  onRequest(event: McpRequestEvent): void;
+  /** Any other MCP request (initialize, ping, tools/list, an unknown method, ...), or a WebSocket client's (with its target). */
+  onRequest(event: Pick<McpRequestEvent, 'principal' | 'method' | 'outcome'> & { readonly target?: string }): void;
   /**
    * A write tool call of this principal is about to commit: rows of its tenant waiting at least
    * accessRideAfterMs are appended now, in the same batch as its commit (same tick).
@@ -158,7 +158,7 @@ export function createAccessRecorder(input: {
       record(e.principal, { action: e.method, target: clip(e.target) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
     onRequest(e) {
-      record(e.principal, { action: clip(e.method) || '-', target: '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
+      record(e.principal, { action: clip(e.method) || '-', target: clip(e.target ?? '-') || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
     },
     beforeWriteCall(principal) {
       const queue = queues.get(principal.caller.tenant);

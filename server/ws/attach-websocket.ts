@@ -16,10 +16,11 @@ import { MemoryError } from '../../storage/errors.js';
 import { rawRequestPath } from '../auth/protected-resource-metadata.js';
 import type { Principal } from '../auth/principal.js';
 import { loopbackHostnames, originHostname } from '../http/http-server.js';
+import type { HttpRefusalEvent } from '../http/refusal-audit.js';
 import { isRefusal, type Authenticate, type MemoryFor, type MemoryLease } from '../http/seams.js';
 import { silentLogger, type Logger } from '../log.js';
 import { wsClose } from './close-codes.js';
-import { Connection, type ConnectionContext } from './connection.js';
+import { Connection, type ConnectionContext, type WsRequestEvent } from './connection.js';
 import type { ExposedTables } from './exposed-tables.js';
 import { wsLimitsDefault, type WsLimits } from './limits.js';
 import { subprotocols, type WireFormat } from './wire-format.js';
@@ -41,6 +42,10 @@ export interface WebSocketDeps {
   readonly allowedHosts?: readonly string[];
   /** Connection opens and closes, for logs, metrics and tests. Must not throw. */
   readonly observe?: (event: WsEvent) => void;
+  /** Each request of an identified client (connect, auth, subscribe, unsubscribe), for the audit. Must not throw. */
+  readonly onRequest?: (event: WsRequestEvent) => void;
+  /** Each upgrade of a WebSocket endpoint refused (but 401s, which authentication records), for the audit. Must not throw. */
+  readonly onRefusal?: (event: HttpRefusalEvent) => void;
 }
 
 export type WsEvent =
@@ -75,6 +80,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
   };
 
   const ctx: ConnectionContext = {
+    ...(deps.onRequest !== undefined && { onRequest: deps.onRequest }),
     limits,
     tables: deps.tables,
     log,
@@ -132,22 +138,34 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
     const rawPath = rawRequestPath(req);
     const match = rawPath === undefined ? null : wsPathPattern.exec(rawPath);
     if (!match) return refuse(socket, 404, { error: 'not_found', error_description: 'WebSocket endpoints are /ws and /t/{tenant}/ws' });
-    if (closing) return refuse(socket, 503, { error: 'unavailable', error_description: 'the server is shutting down' });
+    let principal: Principal | undefined;
+    /** Refuses the upgrade; the audit hears of it (a 401 is authentication's to record). */
+    const refused = (status: number, answer: unknown, headers?: Readonly<Record<string, string>>): void => {
+      refuse(socket, status, answer, headers);
+      if (status === 401 || deps.onRefusal === undefined) return;
+      const reason = (answer as { error_description?: unknown } | null)?.error_description;
+      try {
+        deps.onRefusal({ principal, method: 'GET', path: rawPath!, status, reason: typeof reason === 'string' ? reason : STATUS_CODES[status] ?? 'refused' });
+      } catch (error) {
+        log.error({ err: error }, 'websocket onRefusal hook threw');
+      }
+    };
+    if (closing) return refused(503, { error: 'unavailable', error_description: 'the server is shutting down' });
     const hosts = hostsAllowed();
     if (hosts !== undefined) {
       const host = validateHostHeader(req.headers.host, [...hosts]);
-      if (!host.ok) return refuse(socket, 403, { error: 'forbidden', error_description: host.message });
+      if (!host.ok) return refused(403, { error: 'forbidden', error_description: host.message });
     }
     const origin = validateOriginHeader(req.headers.origin, originsAllowed);
-    if (!origin.ok) return refuse(socket, 403, { error: 'forbidden', error_description: origin.message });
+    if (!origin.ok) return refused(403, { error: 'forbidden', error_description: origin.message });
     const offered = offeredSubprotocols(req);
     const chosen = chosenSubprotocol(offered);
     if (offered.size > 0 && chosen === undefined) {
-      return refuse(socket, 400, { error: 'invalid_request', error_description: `supported subprotocols: ${[...subprotocols.keys()].join(', ')}` });
+      return refused(400, { error: 'invalid_request', error_description: `supported subprotocols: ${[...subprotocols.keys()].join(', ')}` });
     }
     const format: WireFormat = chosen === undefined ? 'json' : subprotocols.get(chosen)!;
     if (connections.size + upgrading >= limits.connectionsMax) {
-      return refuse(socket, 503, { error: 'unavailable', error_description: `at most ${limits.connectionsMax} WebSocket connections (connectionsMax)` }, { 'Retry-After': '5' });
+      return refused(503, { error: 'unavailable', error_description: `at most ${limits.connectionsMax} WebSocket connections (connectionsMax)` }, { 'Retry-After': '5' });
     }
     const pathTenant = match[1];
     upgrading++;
@@ -156,10 +174,11 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       const who = await deps.authenticate(req);
       if (isRefusal(who)) {
         // No credentials at all: a browser, which sends its token in the first message.
-        if (!(who.status === 401 && !hasAuthorizationHeader(req))) return refuse(socket, who.status, who.body, who.headers);
+        if (!(who.status === 401 && !hasAuthorizationHeader(req))) return refused(who.status, who.body, who.headers);
       } else {
+        principal = who;
         if (pathTenant !== undefined && pathTenant !== who.caller.tenant) {
-          return refuse(socket, 403, { error: 'insufficient_scope', error_description: `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}` });
+          return refused(403, { error: 'insufficient_scope', error_description: `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}` });
         }
         const lease = await deps.memoryFor(who);
         authenticated = { principal: who, lease };
@@ -167,7 +186,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
     } catch (error) {
       const unavailable = error instanceof MemoryError && (error.code === 'busy' || error.code === 'unavailable');
       if (!unavailable) log.error({ err: error, path: rawPath }, 'websocket upgrade failed');
-      return refuse(socket, unavailable ? 503 : 500, { error: unavailable ? 'unavailable' : 'internal_error', error_description: unavailable ? (error as Error).message : 'internal error' });
+      return refused(unavailable ? 503 : 500, { error: unavailable ? 'unavailable' : 'internal_error', error_description: unavailable ? (error as Error).message : 'internal error' });
     } finally {
       upgrading--;
     }

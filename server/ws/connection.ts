@@ -31,7 +31,22 @@ import { PendingEvents } from './pending-events.js';
 import { encodeTxMessage, queryChanges, type QueryChanges } from './tx-message.js';
 import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type WireFormat } from './wire-format.js';
 
+/**
+ * What a client did on its connection, for the audit (DESIGN invariant 7): it authenticated
+ * (at the upgrade or by an `auth` message), subscribed to tables, unsubscribed; allowed or
+ * refused. Pings are keep-alives, not requests: not reported.
+ */
+export interface WsRequestEvent {
+  readonly principal: Principal;
+  readonly action: 'ws/connect' | 'ws/auth' | 'ws/subscribe' | 'ws/unsubscribe';
+  /** The tables subscribed to, the query ids unsubscribed, or the path tenant refused ('-' when none). */
+  readonly target: string;
+  readonly outcome: string;
+}
+
 export interface ConnectionContext {
+  /** Each request of an identified client, once answered. Must not throw. */
+  readonly onRequest?: (event: WsRequestEvent) => void;
   readonly limits: WsLimits;
   readonly tables: ExposedTables;
   readonly log: Logger;
@@ -96,6 +111,7 @@ export class Connection {
     });
     if (authenticated) {
       this.become(authenticated.principal, authenticated.lease);
+      this.report(authenticated.principal, 'ws/connect', '-', 'ok');
       this.send({ type: 'hello', protocol: protocolVersion, format, authenticated: true, ...this.identity(), limits: this.publicLimits() });
     } else {
       this.send({ type: 'hello', protocol: protocolVersion, format, authenticated: false, authTimeoutMs: ctx.limits.authTimeoutMs, limits: this.publicLimits() });
@@ -177,6 +193,7 @@ export class Connection {
     if (this.isClosed) return;
     if (isRefusal(who)) return this.close(closeCodeForRefusal(who), refusalReason(who));
     if (this.pathTenant !== undefined && who.caller.tenant !== this.pathTenant) {
+      this.report(who, 'ws/auth', this.pathTenant, 'forbidden');
       return this.close(wsClose.forbidden, `this principal acts for tenant ${who.caller.tenant}, not ${this.pathTenant}`);
     }
     if (this.principal === undefined) {
@@ -185,6 +202,7 @@ export class Connection {
         lease = await this.ctx.memoryFor(who);
       } catch (error) {
         this.ctx.log.warn({ err: error, tenant: who.caller.tenant }, 'websocket: tenant memory unavailable');
+        this.report(who, 'ws/auth', '-', 'unavailable');
         return this.close(wsClose.tryAgainLater, `tenant memory unavailable: ${(error as Error).message}`);
       }
       if (this.isClosed) return lease.release();
@@ -193,12 +211,24 @@ export class Connection {
     } else {
       // A fresh token for a long connection: same tenant and subject, capabilities as it says now.
       if (who.caller.tenant !== this.principal.caller.tenant || who.caller.subject !== this.principal.caller.subject) {
+        this.report(who, 'ws/auth', '-', 'forbidden');
         return this.close(wsClose.forbidden, 'a new token must be for the same tenant and subject; open a new connection instead');
       }
       this.become(who, this.lease!);
       this.dropForbiddenQueries();
     }
     this.send({ type: 'authenticated', ...this.identity() });
+    this.report(who, 'ws/auth', '-', 'ok');
+  }
+
+  private report(principal: Principal, action: WsRequestEvent['action'], target: string, outcome: string): void {
+    const onRequest = this.ctx.onRequest;
+    if (onRequest === undefined) return;
+    try {
+      onRequest({ principal, action, target, outcome });
+    } catch (error) {
+      this.ctx.log.error({ err: error }, 'websocket onRequest hook threw');
+    }
   }
 
   private become(principal: Principal, lease: MemoryLease): void {
@@ -272,6 +302,8 @@ export class Connection {
 
   private async subscribe(specs: readonly QuerySpec[], after: number | undefined): Promise<void> {
     const ids = specs.map((s) => s.id);
+    const tables = [...new Set(specs.map((spec) => spec.table))].join(',');
+    let outcome = 'ok';
     try {
       const compiled = this.compile(specs);
       if (after !== undefined && this.queries.size > 0) {
@@ -295,9 +327,12 @@ export class Connection {
         throw error;
       }
     } catch (error) {
+      outcome = error instanceof MemoryError ? error.code : 'internal';
       if (this.isClosed) return;
       if (!(error instanceof MemoryError)) this.ctx.log.error({ err: error, tenant: this.tenant }, 'websocket subscribe failed');
       this.send(errorMessage(error, ids));
+    } finally {
+      if (this.principal !== undefined) this.report(this.principal, 'ws/subscribe', tables, outcome);
     }
   }
 
@@ -410,6 +445,7 @@ export class Connection {
     this.endQueries(known);
     if (known.length > 0) this.send({ type: 'unsubscribed', ids: known });
     if (unknown.length > 0) this.send(errorMessage(new MemoryError('not_found', 'no such queries on this connection'), unknown));
+    this.report(this.principal!, 'ws/unsubscribe', ids.join(','), unknown.length > 0 ? 'not_found' : 'ok');
   }
 
   private endQueries(ids: readonly string[]): void {

@@ -1,0 +1,113 @@
+/**
+ * What WebSocket clients do is audited (DESIGN invariant 7), as MCP requests are: the connect of
+ * an identified client, an `auth` message, each subscribe (with its tables) and unsubscribe,
+ * allowed or refused, and each upgrade refused before a connection exists (401s excepted:
+ * authentication records those). The real WebSocket endpoint over a real tenant registry.
+ */
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { localPrincipal } from '../../server/auth/local-principal.js';
+import type { HttpRefusalEvent } from '../../server/http/refusal-audit.js';
+import type { Authenticate, MemoryFor } from '../../server/http/seams.js';
+import { TenantRegistry } from '../../server/tenants/registry.js';
+import { attachWebSocket, type WebSocketServing } from '../../server/ws/attach-websocket.js';
+import type { WsRequestEvent } from '../../server/ws/connection.js';
+import { memoryExposedTables } from '../../server/ws/exposed-tables.js';
+import { openTenantMemory } from '../../tools/index.js';
+import type { TenantMemory } from '../../tools/memory.js';
+import { waitUntil } from '../support/wait-until.js';
+import { TestClient } from './ws-test-client.js';
+
+let dataDir: string;
+let registry: TenantRegistry<TenantMemory>;
+let server: Server;
+let serving: WebSocketServing;
+let base: string;
+const requests: WsRequestEvent[] = [];
+const refusals: HttpRefusalEvent[] = [];
+
+/** `Bearer good` is the local principal; no header is a browser (first-message auth); anything else a bad token. */
+const authenticate: Authenticate = async (req) => {
+  const header = req.headers.authorization;
+  if (header === 'Bearer good') return localPrincipal();
+  return { status: 401, headers: {}, body: { error: 'invalid_token' } };
+};
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'ioboxx-ws-audit-'));
+  registry = new TenantRegistry<TenantMemory>({ dataDir, open: (tenant, dir) => openTenantMemory(dir, tenant) });
+  server = createServer((_req, res) => res.writeHead(404).end());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `ws://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const memoryFor: MemoryFor = async (principal) => {
+    const lease = await registry.acquire(principal.caller.tenant);
+    return { memory: lease.store, release: () => lease.release() };
+  };
+  serving = attachWebSocket(server, {
+    authenticate, memoryFor, tables: memoryExposedTables(),
+    onRequest: (event) => requests.push(event), onRefusal: (event) => refusals.push(event),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await serving?.close();
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await registry?.close();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('connect, auth, subscribe and unsubscribe are reported with their principal, target and outcome', async () => {
+  requests.length = 0;
+  const client = await TestClient.connect(`${base}/ws`, { token: 'good' });
+  await client.nextOfType('hello');
+  client.send({ type: 'subscribe', queries: [{ id: 'o', table: 'objects' }, { id: 'r', table: 'relations' }] });
+  await client.nextOfType('subscribed');
+  client.send({ type: 'subscribe', queries: [{ id: 'n', table: 'no_such_table' }] });
+  expect(await client.nextOfType('error')).toMatchObject({ code: 'not_found' });
+  client.send({ type: 'unsubscribe', ids: ['o'] });
+  await client.nextOfType('unsubscribed');
+  client.send({ type: 'unsubscribe', ids: ['never'] });
+  await client.nextOfType('error');
+  client.send({ type: 'auth', token: 'good' });
+  await client.nextOfType('authenticated');
+  client.send({ type: 'ping' });
+  await client.nextOfType('pong');
+  client.close();
+
+  const browser = await TestClient.connect(`${base}/ws`);
+  await client.closed;
+  browser.send({ type: 'auth', token: 'good' });
+  await browser.nextOfType('authenticated');
+  browser.close();
+
+  await waitUntil('seven requests reported', async () => requests.length >= 7);
+  expect(requests.map((e) => [e.action, e.target, e.outcome, e.principal.caller.tenant])).toEqual([
+    ['ws/connect', '-', 'ok', 'local'],
+    ['ws/subscribe', 'objects,relations', 'ok', 'local'],
+    ['ws/subscribe', 'no_such_table', 'not_found', 'local'],
+    ['ws/unsubscribe', 'o', 'ok', 'local'],
+    ['ws/unsubscribe', 'never', 'not_found', 'local'],
+    ['ws/auth', '-', 'ok', 'local'],
+    ['ws/auth', '-', 'ok', 'local'],
+  ]);
+});
+
+test('refused upgrades are reported, with the principal once it is known; 401s are not', async () => {
+  refusals.length = 0;
+  expect((await TestClient.refusal(`${base}/ws`, { token: 'good', headers: { origin: 'https://evil.example' } })).status).toBe(403);
+  expect((await TestClient.refusal(`${base}/t/someone-else/ws`, { token: 'good' })).status).toBe(403);
+  expect((await TestClient.refusal(`${base}/ws`, { token: 'bad' })).status).toBe(401);
+  expect((await TestClient.refusal(`${base}/ws`, { token: 'good', protocols: ['no-such-subprotocol'] })).status).toBe(400);
+  expect(refusals.map((r) => [r.path, r.status, r.principal?.caller.tenant])).toEqual([
+    ['/ws', 403, undefined],
+    ['/t/someone-else/ws', 403, 'local'],
+    ['/ws', 400, undefined],
+  ]);
+  expect(refusals[1]!.reason).toContain('not someone-else');
+});
