@@ -8,7 +8,7 @@
  */
 import { assertObjectLockEnabled, openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { auditBatchEventsDefault, startAuditShipper, type AuditShipperLoop } from '../../storage/audit/shipper.js';
-import { stageServerAudit, stageServerAuditSpool, type ServerAuditEvent } from '../../storage/control/audit-staging.js';
+import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
@@ -18,7 +18,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { refusedUntilOperatorActs } from '../tenants/open-refusal.js';
 import { clearControlPending, markControlPending } from './control-pending.js';
-import { denialSpoolDenialsMax, loadDenialSpools, removeDenialSpool, writeDenialSpool, type DenialSpool } from './denial-spool.js';
+import { startServerDenials } from './server-denials.js';
 import { drainTenantsInTurn, startupDrainTenantsMax } from './startup-drain.js';
 
 export const retryDelayMsMin = 500;
@@ -29,8 +29,6 @@ export const projectorIntervalMs = 2_000;
 export const shipperIntervalMs = 2_000;
 /** Tenants remembered before Postgres is reachable; past it they wait for the next change. */
 export const dirtyTenantsMax = 100_000;
-/** Denials queued while Postgres is away (a shutdown spools them); past it a denial is lost, logged. */
-export const pendingDenialsMax = denialSpoolDenialsMax;
 /** How long close() waits for a control-plane connect still in progress. */
 export const closeConnectWaitMs = 2_000;
 /**
@@ -51,7 +49,7 @@ export interface ControlRuntime {
   readonly auditBucket: AuditBucket | undefined;
   /** A tenant committed something: stage its access log and drain its outbox soon. */
   tenantChanged(tenant: string): void;
-  /** A server-level denial (no tenant store involved): staged straight to Postgres (queued while it is away, spooled at shutdown). */
+  /** A server-level denial (no tenant store involved): staged straight to Postgres, spooled to disk while it is away or slow (server-denials.ts). */
   auditDenial(event: ServerAuditEvent): void;
   /** A Keycloak event landed: project it now rather than at the next tick. */
   projectSoon(): void;
@@ -135,9 +133,7 @@ export async function startControlRuntime(input: {
     removal.unref();
     markRemovals.set(tenant, removal);
   };
-  const pendingDenials: ServerAuditEvent[] = [];
-  /** Denials an earlier shutdown spooled, staged (before the new ones) once Postgres answers. */
-  const spooled: DenialSpool[] = await loadSpooledDenials(config.dataDir, log);
+  const denials = await startServerDenials({ dataDir: config.dataDir, log, nudge: () => worker?.nudgeGlobal() });
   let projectorTimer: NodeJS.Timeout | undefined;
   let retryDelayMs = retryDelayMsMin;
   /** Rows staged since the shipper was last woken for them. */
@@ -179,29 +175,14 @@ export async function startControlRuntime(input: {
   // The drains themselves (single-flight per tenant, retried until they succeed) are the
   // control worker's; this runtime only connects, lends tenant stores and keeps the clocks.
   const accessFor = (tenant: string): TenantAccess => (work) => withTenant(tenant, (memory) => work(memory.store));
-  const stageDenials = async (): Promise<void> => {
-    while (control && spooled.length > 0) {
-      const spool = spooled[0]!;
-      const staged = await stageServerAuditSpool(control, spool.id, spool.denials);
-      // Staging a spool again is a no-op: a spool that cannot be removed costs a re-read, no duplicate.
-      await removeDenialSpool(spool).catch((error: unknown) =>
-        log.warn({ spool: spool.file, err: errorText(error) }, 'staged denial spool could not be removed; the next start stages it again as a no-op'));
-      spooled.shift();
-      log.info({ spool: spool.file, denials: spool.denials.length, staged }, 'server audit denials spooled at a shutdown staged');
-    }
-    while (control && pendingDenials.length > 0) {
-      await stageServerAudit(control, pendingDenials[0]!);
-      pendingDenials.shift();
-    }
-  };
-
   const connecting = connect().then(async () => {
     if (closed || !control) return;
+    const connected = control;
     worker = startControlWorker(control, {
       applyKeycloakEvent: (tenant, event, landingId) => withTenant(tenant, async (memory) => {
         await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'keycloak'));
       }),
-      alsoGlobal: stageDenials,
+      alsoGlobal: () => denials.stage(connected),
       retryMs: workRetryMs,
       onTenantDrained: tenantDrained,
       onTenantFailed: markPending,
@@ -284,14 +265,7 @@ export async function startControlRuntime(input: {
       // Deferred until Postgres answers.
       if (changedBeforeConnect.size < dirtyTenantsMax) changedBeforeConnect.add(tenant);
     },
-    auditDenial(event) {
-      if (pendingDenials.length >= pendingDenialsMax) {
-        log.error('server audit backlog full: a denial was not staged');
-        return;
-      }
-      pendingDenials.push(event);
-      worker?.nudgeGlobal();
-    },
+    auditDenial: (event) => denials.add(event),
     projectSoon: () => worker?.nudgeGlobal(),
     auditLastShippedAtMs: () => shipper?.lastShippedAtMs(),
     async close() {
@@ -306,8 +280,8 @@ export async function startControlRuntime(input: {
       ]);
       if (!waited) log.warn({ waitMs: closeConnectWaitMs }, 'control plane still starting at shutdown; leaving it');
       await worker?.stop();
-      // Denials live only in memory until staged: keep them for the next start.
-      if (pendingDenials.length > 0) await spoolDenials(config.dataDir, pendingDenials, log);
+      // Denials still queued go to the live spool, staged after the next start.
+      await denials.close();
       await shipper?.stop();
       await control?.close();
     },
@@ -321,33 +295,6 @@ export async function startControlRuntime(input: {
       if (undrained.size > 0) log.warn({ tenants: undrained.size }, 'tenants with control-plane work waiting at shutdown: marked, drained after the next start');
     },
   };
-}
-
-/** The spools of earlier shutdowns; a damaged one is set aside and logged, never a reason not to start. */
-async function loadSpooledDenials(dataDir: string, log: Logger): Promise<DenialSpool[]> {
-  try {
-    const loaded = await loadDenialSpools(dataDir);
-    for (const aside of loaded.setAside) {
-      log.error({ spool: aside.file, movedTo: aside.movedTo, reason: aside.reason }, 'server audit denial spool unreadable: set aside, its denials are not staged');
-    }
-    if (loaded.deferred > 0) log.warn({ deferred: loaded.deferred }, 'more denial spools than one start loads: the rest are staged at the next start');
-    if (loaded.spools.length > 0) {
-      log.info({ spools: loaded.spools.length, denials: loaded.spools.reduce((n, s) => n + s.denials.length, 0) }, 'server audit denials spooled at a shutdown: staged once the control plane answers');
-    }
-    return loaded.spools;
-  } catch (error) {
-    log.error({ err: errorText(error) }, 'server audit denial spools could not be listed: left where they are');
-    return [];
-  }
-}
-
-async function spoolDenials(dataDir: string, denials: readonly ServerAuditEvent[], log: Logger): Promise<void> {
-  try {
-    const file = await writeDenialSpool(dataDir, denials);
-    log.warn({ denials: denials.length, spool: file }, 'server audit denials not staged at shutdown (control plane away): spooled, staged after the next start');
-  } catch (error) {
-    log.error({ denials: denials.length, err: errorText(error) }, 'server audit denials not staged at shutdown (control plane away) and not spooled: lost');
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());

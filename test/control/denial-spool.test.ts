@@ -1,8 +1,9 @@
 /**
  * Server-level denials (auth refusals: their only record) queued while Postgres is away survive a
- * restart: the shutdown spools them into the data dir, the next start stages them once Postgres
- * answers, exactly once even when a crash left the staged spool behind. A Postgres cluster of
- * this test's own (scripts/services/postgres.sh), stopped and started, so the shared one is never
+ * restart: they are in the live spool of the data dir (a shutdown adds what is still queued), the
+ * next start stages them once Postgres answers, exactly once even when a crash left the staged
+ * spool behind; a version 1 spool of an earlier version is staged too. A Postgres cluster of this
+ * test's own (scripts/services/postgres.sh), stopped and started, so the shared one is never
  * disturbed.
  */
 import { copyFile, readdir, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { denialSpoolDir } from '../../server/control/denial-spool.js';
 import type { Config } from '../../server/config.js';
 import { serverAuditTenant } from '../../storage/control/audit-staging.js';
 import { startOwnPostgres, type OwnPostgres } from '../support/services.js';
+import { writeWholeDenialSpool } from '../support/whole-denial-spool.js';
 
 let postgres: OwnPostgres;
 let dir: string;
@@ -61,21 +63,24 @@ test('denials queued while Postgres is away are staged exactly once after a rest
   const spools = await readdir(denialSpoolDir(dataDir));
   expect(spools).toHaveLength(1);
   const spoolFile = join(denialSpoolDir(dataDir), spools[0]!);
-  const leftBehind = join(dir, 'left-behind.json');
+  expect(spoolFile.endsWith('.jsonl')).toBe(true);
+  const leftBehind = join(dir, 'left-behind.jsonl');
   await copyFile(spoolFile, leftBehind);
-  // A damaged spool beside it must not stop the start.
+  // A damaged spool beside it must not stop the start; a version 1 spool (an earlier version's shutdown) is staged too.
   const damaged = join(denialSpoolDir(dataDir), `${Date.now()}-00000000-0000-4000-8000-000000000000.json`);
   await writeFile(damaged, '{"format":"ioboxx-denial-spool","vers');
+  await writeWholeDenialSpool(dataDir, [denial(null, '/v1')]);
 
-  // Postgres back: the spool is staged once it answers, then removed.
+  // Postgres back: the spools are staged once it answers, then removed.
   await postgres.up();
   const second = await startRuntime(dataDir);
   expect(await second.waitFor('unreadable: set aside')).toContain(damaged);
-  expect(await second.waitFor('spooled at a shutdown staged')).toContain('"staged":3');
+  await second.waitFor('"staged":1,');
+  expect(await second.waitFor('"staged":3,')).toContain('spooled by an earlier process: staged');
   const plane = second.runtime.control!;
   const server = await plane.stagedAudit(serverAuditTenant, { limit: 10 });
   const acme = await plane.stagedAudit('acme', { limit: 10 });
-  expect(server.map((e) => (e.event as { target: string }).target)).toEqual(['/mcp', '/sse']);
+  expect(server.map((e) => (e.event as { target: string }).target)).toEqual(['/mcp', '/sse', '/v1']);
   expect(acme.map((e) => (e.event as { target: string }).target)).toEqual(['/mcp']);
   expect(await readdir(denialSpoolDir(dataDir))).toEqual([`${damaged.split('/').pop()}.damaged`]);
   await second.runtime.close();
@@ -83,8 +88,8 @@ test('denials queued while Postgres is away are staged exactly once after a rest
   // A crash between staging and removing the spool: the next start stages it again, adding nothing.
   await copyFile(leftBehind, spoolFile);
   const third = await startRuntime(dataDir);
-  expect(await third.waitFor('spooled at a shutdown staged')).toContain('"staged":0');
-  expect(await third.runtime.control!.stagedAudit(serverAuditTenant, { limit: 10 })).toHaveLength(2);
+  expect(await third.waitFor('spooled by an earlier process: staged')).toContain('"staged":0');
+  expect(await third.runtime.control!.stagedAudit(serverAuditTenant, { limit: 10 })).toHaveLength(3);
   expect(await third.runtime.control!.stagedAudit('acme', { limit: 10 })).toHaveLength(1);
   await third.runtime.close();
 });

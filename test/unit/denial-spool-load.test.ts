@@ -1,13 +1,16 @@
 /**
  * Loading the denial spools at a start (server/control/denial-spool.ts) holds at most
  * denialSpoolDenialsMax denials in memory: spools past that wait for the next start, oldest first.
+ * The spools here are version 1 files, as earlier versions wrote them at a clean shutdown.
  */
 import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { denialSpoolBytesMax, denialSpoolDenialsMax, denialSpoolDir, loadDenialSpools, removeDenialSpool, writeDenialSpool } from '../../server/control/denial-spool.js';
+import { denialSpoolDir, loadDenialSpools, removeDenialSpool } from '../../server/control/denial-spool.js';
+import { denialSpoolBytesMax, denialSpoolDenialsMax } from '../../server/control/denial-spool-format.js';
 import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
+import { writeWholeDenialSpool } from '../support/whole-denial-spool.js';
 
 let dataDir: string;
 beforeEach(async () => {
@@ -21,11 +24,11 @@ function denials(count: number, action: string): ServerAuditEvent[] {
 
 test('spools past denialSpoolDenialsMax denials in all wait for the next start, oldest loaded first', async () => {
   const half = denialSpoolDenialsMax / 2;
-  await writeDenialSpool(dataDir, denials(half, 'first'));
+  await writeWholeDenialSpool(dataDir, denials(half, 'first'));
   await new Promise((resolve) => setTimeout(resolve, 2)); // spool names sort by their millisecond
-  await writeDenialSpool(dataDir, denials(half, 'second'));
+  await writeWholeDenialSpool(dataDir, denials(half, 'second'));
   await new Promise((resolve) => setTimeout(resolve, 2));
-  await writeDenialSpool(dataDir, denials(1, 'third'));
+  await writeWholeDenialSpool(dataDir, denials(1, 'third'));
 
   const first = await loadDenialSpools(dataDir);
   expect(first.spools.map((s) => s.denials[0]!.action)).toEqual(['first', 'second']);
@@ -38,7 +41,7 @@ test('spools past denialSpoolDenialsMax denials in all wait for the next start, 
 }, 60_000);
 
 test('a spool over denialSpoolBytesMax is set aside by its size, the others still load', async () => {
-  await writeDenialSpool(dataDir, denials(3, 'kept'));
+  await writeWholeDenialSpool(dataDir, denials(3, 'kept'));
   const dir = denialSpoolDir(dataDir);
   const [name] = await readdir(dir);
   const huge = path.join(dir, `${name!.slice(0, -'.json'.length).replace(/.$/, (c) => (c === '0' ? '1' : '0'))}.json`);
