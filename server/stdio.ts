@@ -10,7 +10,7 @@ import { createMemoryServer } from './mcp/factory.js';
 import type { MemorySource } from './mcp/memory-source.js';
 import { StdioTransport } from './mcp/stdio-transport.js';
 import type { McpSurface } from './mcp/surface.js';
-import { listenUrisProblem } from './mcp/resource-uris.js';
+import { checkedListen, reportRequest } from './mcp/request-audit.js';
 import { toolCallerOf } from './mcp/tool-calls.js';
 
 export interface StdioServingOptions {
@@ -46,7 +46,9 @@ export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
     // Direct tools/call only once initialize has been answered: before that, the SDK decides.
     directToolCaller: () => (legacyServer?.getClientVersion() !== undefined ? toolCallerOf(legacyServer!) : undefined),
     onClosed: () => markClosed(),
-    listenProblem: (message) => listenUrisProblem(surface.catalog, message),
+    listenProblem: (message) => checkedListen(surface, principal, message),
+    // As the HTTP level's refusals are recorded (action `http`): what was refused, not what it asked.
+    onLineRefused: (outcome) => reportRequest(surface, { principal, method: 'stdio', outcome, durationMs: 0 }),
   });
   const handle = serveStdio(
     // A 2026-07-28 connection gets every change and the entry's listen router filters per

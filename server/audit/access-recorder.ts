@@ -63,7 +63,7 @@ export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
   onResourceRequest(event: ResourceRequestEvent): void;
   /** Any other MCP request (initialize, ping, tools/list, an unknown method, ...), or a WebSocket client's (with its target). */
-  onRequest(event: Pick<McpRequestEvent, 'principal' | 'method' | 'outcome'> & { readonly target?: string }): void;
+  onRequest(event: Pick<McpRequestEvent, 'principal' | 'method' | 'target' | 'outcome'>): void;
   /**
    * A write tool call of this principal is about to commit: rows of its tenant waiting at least
    * accessRideAfterMs are appended now, in the same batch as its commit (same tick).

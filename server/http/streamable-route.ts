@@ -23,7 +23,7 @@ import { authInfoOf, carriedBy } from './principal-context.js';
 import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from './seams.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
-import { listenUrisProblem } from '../mcp/resource-uris.js';
+import { checkedListen } from '../mcp/request-audit.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -71,7 +71,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
    * and reopened under it) and hears the tenant's commits through `commitsOf`, each once.
    */
   async function serveListen(req: Request, res: Response, principal: Principal): Promise<void> {
-    const problem = listenUrisProblem(surface.catalog, req.body);
+    const problem = checkedListen(surface, principal, req.body);
     if (problem !== undefined) {
       // As the SDK's listen router answers a request it refuses: HTTP 200, a JSON-RPC error for its id.
       res.status(200).json({ jsonrpc: '2.0', id: (req.body as { id?: unknown }).id ?? null, error: { code: -32602, message: problem } });

@@ -7,11 +7,13 @@
  * tools/call and the resource requests report themselves, with more than the tap can know
  * (object ids, the commit offset): their handlers mark the request (`reportedByHandler`), and
  * the tap leaves those alone. A transport's direct path for tools/call never reaches the tap;
- * its calls report themselves the same way.
+ * its calls report themselves the same way. A 2026-era `subscriptions/listen` is answered by the
+ * SDK's listen router, never by a server: the routes check it (checkedListen) before handing it on.
  */
 import type { JSONRPCMessage, Server, Transport } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import { afterAnswer } from './after-answer.js';
+import { listenUrisProblem } from './resource-uris.js';
 import type { McpRequestEvent, McpSurface } from './surface.js';
 
 type RequestId = string | number;
@@ -44,14 +46,11 @@ export function reportedByHandler(server: Server, id: RequestId): void {
  * through `transport.send`, so the tap sees both directions. No-op without an onRequest hook.
  */
 export function tapRequests(server: Server, surface: McpSurface, principal: Principal): void {
-  const onRequest = surface.onRequest;
-  if (onRequest === undefined) return;
+  if (surface.onRequest === undefined) return;
   const awaited = new Map<RequestId, AwaitedRequest>();
   awaitedOf.set(server, awaited);
-  const report = (method: string, outcome: string, startedMs: number) => {
-    const event: McpRequestEvent = { principal, method, outcome, durationMs: performance.now() - startedMs };
-    afterAnswer(surface.log, 'onRequest', () => onRequest(event));
-  };
+  const report = (method: string, outcome: string, startedMs: number) =>
+    reportRequest(surface, { principal, method, outcome, durationMs: performance.now() - startedMs });
 
   const connect = server.connect.bind(server);
   server.connect = async (transport: Transport) => {
@@ -116,4 +115,23 @@ const jsonRpcOutcomes: Readonly<Record<number, string>> = {
 
 function jsonRpcOutcome(code: unknown): string {
   return typeof code === 'number' ? jsonRpcOutcomes[code] ?? `jsonrpc_${code}` : 'internal';
+}
+
+/**
+ * What is wrong with a subscriptions/listen request (listenUrisProblem), or undefined; either
+ * way the request is reported, with its resource URIs, as the routes see it before the SDK's
+ * listen router takes it (`ok`: passed our checks and handed on).
+ */
+export function checkedListen(surface: McpSurface, principal: Principal, message: unknown): string | undefined {
+  const problem = listenUrisProblem(surface.catalog, message);
+  const uris = (message as { params?: { notifications?: { resourceSubscriptions?: unknown } } } | null)?.params?.notifications?.resourceSubscriptions;
+  const target = Array.isArray(uris) ? uris.filter((uri) => typeof uri === 'string').join(' ') : '';
+  reportRequest(surface, { principal, method: 'subscriptions/listen', target: target || '-', outcome: problem === undefined ? 'ok' : 'invalid_argument', durationMs: 0 });
+  return problem;
+}
+
+/** Hands `event` to the surface's onRequest hook once the current answer is sent (a throw is logged). */
+export function reportRequest(surface: McpSurface, event: McpRequestEvent): void {
+  const onRequest = surface.onRequest;
+  if (onRequest !== undefined) afterAnswer(surface.log, 'onRequest', () => onRequest(event));
 }

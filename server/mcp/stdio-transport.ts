@@ -71,6 +71,8 @@ export interface StdioTransportHooks {
   readonly onClosed: () => void;
   /** What is wrong with a subscriptions/listen request the SDK's router would accept (its URIs), or undefined. */
   readonly listenProblem?: (message: JSONRPCRequest) => string | undefined;
+  /** A line this transport refused itself (not JSON, not a message the SDK accepts, too long), for the audit. */
+  readonly onLineRefused?: (outcome: 'parse_error' | 'invalid_request' | 'limit_exceeded') => void;
 }
 
 interface DirectCall {
@@ -186,7 +188,10 @@ export class StdioTransport extends StdioServerTransport {
       body = JSON.parse(line);
     } catch {
       // A blank line carries no message: nothing to answer.
-      if (line.trim() !== '') this.answerError(null, ProtocolErrorCode.ParseError, 'Parse error: the line is not valid JSON');
+      if (line.trim() !== '') {
+        this.answerError(null, ProtocolErrorCode.ParseError, 'Parse error: the line is not valid JSON');
+        this.hooks.onLineRefused?.('parse_error');
+      }
       return;
     }
     const request = directRequestOf(body);
@@ -197,6 +202,7 @@ export class StdioTransport extends StdioServerTransport {
     } catch (error) {
       this.onerror?.(error as Error);
       this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response the server accepts');
+      this.hooks.onLineRefused?.('invalid_request');
       return;
     }
     if (isJSONRPCRequest(message) && message.method === 'subscriptions/listen') {
@@ -219,6 +225,7 @@ export class StdioTransport extends StdioServerTransport {
     const message = `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)`;
     this.onerror?.(new Error(message));
     this.answerError(null, ProtocolErrorCode.InvalidRequest, message);
+    this.hooks.onLineRefused?.('limit_exceeded');
   }
 
   private answerError(id: AnswerId, code: number, message: string): void {

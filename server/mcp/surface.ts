@@ -38,6 +38,8 @@ export interface ResourceRequestEvent {
 export interface McpRequestEvent {
   readonly principal: Principal;
   readonly method: string;
+  /** What the request names, when the audit should say (a listen's resource URIs). */
+  readonly target?: string;
   /** `ok`, our error code when the answer carries one, the JSON-RPC error's name, or `no_answer` (the connection closed first). */
   readonly outcome: string;
   readonly durationMs: number;

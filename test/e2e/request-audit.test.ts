@@ -107,6 +107,8 @@ test('real clients of both eras over HTTP: their listing requests are audited, n
     const newer = await connectNewerHttp({ url: `${server.url}/mcp` });
     clients.push(newer);
     await newer.listTools();
+    const watch = await newer.watchResource('memory://objects/watched');
+    await watch.close();
   } finally {
     await Promise.all(clients.map((client) => client.close()));
   }
@@ -118,12 +120,13 @@ test('real clients of both eras over HTTP: their listing requests are audited, n
     'tools/list ok': 2,
     'resources/templates/list ok': 1,
     'server/discover ok': 1,
+    'subscriptions/listen ok': 1,
   });
 }, 120_000);
 
 test.each([
-  ['older', ['initialize', 'tools/list']],
-  ['newer', ['server/discover', 'tools/list']],
+  ['older', ['initialize', 'tools/list', 'resources/subscribe', 'resources/unsubscribe']],
+  ['newer', ['server/discover', 'tools/list', 'subscriptions/listen']],
 ] as const)('over stdio, a %s-era client: its requests are audited once each', async (era, expected) => {
   const stdioDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-request-audit-stdio-'));
   const env = { ...baseEnv(), IOBOXX_DATA_DIR: stdioDir };
@@ -131,11 +134,13 @@ test.each([
   const client = await (era === 'older' ? connectOlderStdio : connectNewerStdio)(spec);
   try {
     await client.listTools();
+    const watch = await client.watchResource('memory://objects/watched');
+    await watch.close();
     let rows: Row[] = [];
     await waitUntil('the listing in the access log', async () => {
       const listed = await client.callTool('access_log_list', { limit: 50 });
       rows = (listed.structuredContent as { entries: Row[] }).entries.reverse();
-      return rows.some((row) => row.action === 'tools/list');
+      return rows.filter((row) => row.action !== 'tools/call').length >= expected.length;
     });
     expect(rows.filter((row) => row.action !== 'tools/call').map((row) => [row.action, row.outcome])).toEqual(expected.map((action) => [action, 'ok']));
   } finally {

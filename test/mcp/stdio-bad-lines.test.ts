@@ -11,6 +11,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { createLogger } from '../../server/log.js';
 import { stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
+import type { McpRequestEvent, McpSurface } from '../../server/mcp/surface.js';
 import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
 import { createNotesMemory, notesCatalog, notesTools, type NotesMemory } from './fixtures/notes.js';
 
@@ -55,13 +56,13 @@ afterEach(async () => {
 });
 
 /** An initialized 2025-era connection; `answers.all` then holds initialize's answer only. */
-async function connection(): Promise<{ stdin: PassThrough; answers: Answers; memory: NotesMemory }> {
+async function connection(onRequest?: McpSurface['onRequest']): Promise<{ stdin: PassThrough; answers: Answers; memory: NotesMemory }> {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const answers = new Answers(stdout);
   const memory = createNotesMemory();
   serving = serveMemoryStdio({
-    surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('silent') },
+    surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('silent'), ...(onRequest !== undefined && { onRequest }) },
     principal: localPrincipal(),
     memory,
     stdin,
@@ -145,6 +146,23 @@ describe('stdio lines that are not messages the server accepts', () => {
     expect(await answers.at(index + 1)).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
     await stillServes(stdin, answers);
     expect(answers.all.some((a) => a.id === 3)).toBe(false);
+  });
+
+  test('each refused line is reported for the audit (method `stdio`), as the requests the server answers are', async () => {
+    const events: McpRequestEvent[] = [];
+    const { stdin, answers } = await connection((event) => events.push(event));
+    await answerTo(stdin, answers, 'hello world\n');
+    await answerTo(stdin, answers, '{"jsonrpc":"2.0"}\n');
+    await answerTo(stdin, answers, `{"x":"${'L'.repeat(stdioLineBytesMax)}"}\n`);
+    await answerTo(stdin, answers, '{"jsonrpc":"2.0","id":"p","method":"ping"}\n');
+    await new Promise((resolve) => setImmediate(resolve)); // reports run after the answer
+    expect(events.map((e) => [e.method, e.outcome])).toEqual([
+      ['initialize', 'ok'],
+      ['stdio', 'parse_error'],
+      ['stdio', 'invalid_request'],
+      ['stdio', 'limit_exceeded'],
+      ['ping', 'ok'],
+    ]);
   });
 
   test('a line of exactly stdioLineBytesMax bytes is still read', async () => {
