@@ -340,7 +340,9 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const withTenant = registryWithTenant(registry);
   // Only the tenants marked at the last shutdown drain at start (a few at a time): opening every
   // store of the data dir would compete with calls for the registry's slots.
-  const control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: () => controlPendingToDrain(config.dataDir) });
+  const control = await startControlRuntime({
+    config, log, withTenant, tenantsAtStart: () => controlPendingToDrain(config.dataDir), onDenialsLost: (count) => metrics.serverDenialsLost(count),
+  });
   controlRuntime = control;
   const recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => metrics.accessLogRowsLost(rows) });
   const authenticateAudited: Authenticate = authenticateOncePerRequest(async (req) => {

@@ -74,6 +74,8 @@ export async function startControlRuntime(input: {
    * their next call, and their marks removed once drained. Optional.
    */
   readonly tenantsAtStart?: () => Promise<readonly string[]>;
+  /** Server-level denials lost (neither staged nor spooled; each count also logged): for the operator's metrics. */
+  readonly onDenialsLost?: (count: number) => void;
 }): Promise<ControlRuntime> {
   const { config, log, withTenant } = input;
   let control: ControlPlane | undefined;
@@ -133,7 +135,9 @@ export async function startControlRuntime(input: {
     removal.unref();
     markRemovals.set(tenant, removal);
   };
-  const denials = await startServerDenials({ dataDir: config.dataDir, log, nudge: () => worker?.nudgeGlobal() });
+  const denials = await startServerDenials({
+    dataDir: config.dataDir, log, nudge: () => worker?.nudgeGlobal(), ...(input.onDenialsLost !== undefined && { onLost: input.onDenialsLost }),
+  });
   let projectorTimer: NodeJS.Timeout | undefined;
   let retryDelayMs = retryDelayMsMin;
   /** Rows staged since the shipper was last woken for them. */

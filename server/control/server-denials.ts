@@ -59,6 +59,8 @@ export async function startServerDenials(input: {
   readonly nudge: () => void;
   /** The disk (tests give one that fails). */
   readonly fl?: FileLayer;
+  /** Denials lost (also logged, at most every denialsLostLogIntervalMs): for the operator's metrics. */
+  readonly onLost?: (count: number) => void;
 }): Promise<ServerDenials> {
   const { dataDir, log, nudge } = input;
   const fl = input.fl ?? nodeFileLayer;
@@ -91,6 +93,7 @@ export async function startServerDenials(input: {
   };
 
   const lose = (count: number, why: string): void => {
+    input.onLost?.(count);
     lostTotal += count;
     lostUnlogged += count;
     if (Date.now() - lostLoggedAtMs < denialsLostLogIntervalMs) return;

@@ -106,6 +106,7 @@ export class OpsMetrics {
   private readonly storeOpenFailures: Counter<'code'>;
   private readonly failedStoreReopens: Counter;
   private readonly accessRowsLost: Counter;
+  private readonly denialsLost: Counter;
 
   constructor(options: OpsMetricsOptions = {}) {
     const registers = [this.registry];
@@ -230,6 +231,10 @@ export class OpsMetrics {
     this.accessRowsLost = new Counter({
       name: `${metricsPrefix}access_log_rows_lost_total`, help: 'Access-log rows that could not be appended to their tenant\'s store (each also logged: "access log append failed").', registers,
     });
+    this.denialsLost = new Counter({
+      name: `${metricsPrefix}server_denials_lost_total`,
+      help: 'Server-level audit denials (refusals before a caller is known) neither staged nor spooled (also logged: "server audit denials lost").', registers,
+    });
     // Zero series for every closed label value: a rate() exists before the first event.
     for (const reason of authFailureReasons) this.authFailures.inc({ reason }, 0);
     for (const reason of subscriptionDropReasons) this.subscriptionDrops.inc({ reason }, 0);
@@ -270,6 +275,10 @@ export class OpsMetrics {
 
   accessLogRowsLost(rows: number): void {
     this.accessRowsLost.inc(rows);
+  }
+
+  serverDenialsLost(count: number): void {
+    this.denialsLost.inc(count);
   }
 
   authFailure(reason: string): void {

@@ -48,9 +48,10 @@ afterEach(async () => {
 async function start(fl = new FaultyFileLayer()) {
   const lines: Array<Record<string, unknown> & { msg: string }> = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  denials = await startServerDenials({ dataDir, log, nudge: () => undefined, fl });
+  const lost = { count: 0 };
+  denials = await startServerDenials({ dataDir, log, nudge: () => undefined, fl, onLost: (count) => (lost.count += count) });
   const logged = (text: string) => lines.filter((l) => l.msg.includes(text));
-  return { denials, fl, lines, logged };
+  return { denials, fl, lines, logged, lost };
 }
 
 let made = 0;
@@ -170,8 +171,9 @@ test('a clean shutdown spools what is still queued into the live spool: nothing 
 });
 
 test('past pendingDenialsMax a denial is lost: counted and logged, never queued', async () => {
-  const { denials, logged } = await start();
+  const { denials, logged, lost } = await start();
   for (let i = 0; i < pendingDenialsMax + 5; i++) denials.add(denial(`/flood/${i}`));
+  expect(lost.count, 'every lost denial counted for the metrics, logged or not yet').toBe(5);
   expect(logged('server audit denials lost')).toEqual([expect.objectContaining({ lost: 1, lostTotal: 1, why: expect.stringContaining('pendingDenialsMax') })]);
   await denials.close();
   expect(logged('server audit denials lost').at(-1)).toMatchObject({ lost: 4, lostTotal: 5 });
