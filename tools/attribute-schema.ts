@@ -1,6 +1,7 @@
 /**
- * JSON Schema for an object type's attributes, checked with Ajv. A schema is checked against
- * the meta-schema (and compiled, in strict mode) when the type is defined; compiled
+ * JSON Schema for an object type's attributes, checked with Ajv: draft-07 unless the schema's
+ * `$schema` names 2019-09 or 2020-12. A schema is checked against its draft's meta-schema (and
+ * compiled, refusing unknown keywords) when the type is defined; compiled
  * validators are cached by (type, version, schema text) so the same schema text always
  * yields the same verdict: validation is a pure function and safe inside a reducer.
  * No remote $ref is ever loaded (no loadSchema), so a schema cannot reach the network.
@@ -12,7 +13,9 @@
  * such a schema is refused when it is defined (schema-ref-loop.ts), and a stack overflow while
  * checking is an invalid_argument, never an internal error.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type Options, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import formatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import { MemoryError } from '../storage/errors.js';
@@ -44,15 +47,60 @@ const linearTimeRegExp = Object.assign((pattern: string): { test(text: string): 
 }, { code: 'RE2JS.compile' });
 
 /**
- * One Ajv for the process (building one costs ~100 ms); each compiled schema is removed from it
- * right after compiling. Strict, but `required` may name a property the schema does not
- * describe: that is valid JSON Schema (strictRequired is a lint). addUsedSchema stays on (the
- * default): without it Ajv cannot resolve `$ref: "#"` to the root of a schema with no `$id`.
+ * Strict where strictness catches a mistake (an unknown keyword: `requried`, a draft's keyword
+ * used in another), not where it refuses valid JSON Schema an agent writes every day:
+ * `properties` or `required` without `type: "object"` (strictTypes), a tuple `items` without
+ * bounds (strictTuples), `type: ["string", "number"]` (union types), `required` naming a
+ * property the schema does not describe (strictRequired). None of these options changes what a
+ * compiled schema accepts. addUsedSchema stays on (the default): without it Ajv cannot resolve
+ * `$ref: "#"` to the root of a schema with no `$id`.
  */
-const ajv = new Ajv({
-  strict: true, strictRequired: false, allErrors: false, validateFormats: true, code: { regExp: linearTimeRegExp },
-});
-addFormats(ajv);
+const ajvOptions: Options = {
+  strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true,
+  allErrors: false, validateFormats: true, code: { regExp: linearTimeRegExp },
+};
+
+/** The drafts a schema may declare in `$schema` (without its trailing `#`); none declared is draft-07. */
+const draftUris = {
+  'http://json-schema.org/draft-07/schema': 'draft-07',
+  'https://json-schema.org/draft-07/schema': 'draft-07',
+  'https://json-schema.org/draft/2019-09/schema': '2019-09',
+  'https://json-schema.org/draft/2020-12/schema': '2020-12',
+} as const;
+type Draft = (typeof draftUris)[keyof typeof draftUris];
+const draftNamesText = 'draft-07 (the default), 2019-09 or 2020-12';
+
+/**
+ * One Ajv per draft for the process, built on first use (each costs ~100 ms); each compiled
+ * schema is removed from it right after compiling.
+ */
+const ajvs = new Map<Draft, Ajv>();
+
+function ajvFor(draft: Draft): Ajv {
+  let ajv = ajvs.get(draft);
+  if (ajv === undefined) {
+    ajv = draft === '2020-12' ? new Ajv2020(ajvOptions) : draft === '2019-09' ? new Ajv2019(ajvOptions) : new Ajv(ajvOptions);
+    addFormats(ajv);
+    ajvs.set(draft, ajv);
+  }
+  return ajv;
+}
+
+/** The draft `schema` declares; invalid_argument naming the supported ones for any other `$schema`. */
+function draftOf(schema: Record<string, unknown>): Draft {
+  const declared = schema['$schema'];
+  if (declared === undefined) return 'draft-07';
+  const uri = typeof declared === 'string' ? declared.replace(/#$/, '') : undefined;
+  const draft = uri === undefined ? undefined : (draftUris as Record<string, Draft | undefined>)[uri];
+  if (draft === undefined) {
+    throw new MemoryError('invalid_argument', `schema declares $schema ${JSON.stringify(declared)}; supported: ${draftNamesText}`,
+      'leave $schema out for draft-07, or declare http://json-schema.org/draft-07/schema#, https://json-schema.org/draft/2019-09/schema or https://json-schema.org/draft/2020-12/schema');
+  }
+  return draft;
+}
+
+const unknownKeywordHint =
+  `a keyword the schema's draft does not know: check its spelling; schemas are ${draftNamesText} ($schema says which: newer keywords such as unevaluatedProperties need 2019-09 or 2020-12); put notes in "description"`;
 
 const refLoopHint = 'reach a recursive $ref only through properties, items or another keyword that descends into the value';
 const stackHint = 'break any $ref loop that does not pass through properties or items, or nest less';
@@ -63,6 +111,7 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
   if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
     throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
   }
+  const ajv = ajvFor(draftOf(schema as Record<string, unknown>));
   try {
     if (!ajv.validateSchema(schema)) {
       throw new MemoryError('invalid_argument', `schema is not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`);
@@ -78,7 +127,8 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
     if (error instanceof RangeError) {
       throw new MemoryError('invalid_argument', 'schema does not compile: it recurses without end or nests too deep (Ajv ran out of stack)', stackHint);
     }
-    throw new MemoryError('invalid_argument', `schema does not compile: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    throw new MemoryError('invalid_argument', `schema does not compile: ${message}`, /unknown keyword/.test(message) ? unknownKeywordHint : undefined);
   } finally {
     // Forget it at once, under its `$id` and under '' (where a schema without one is kept): the
     // registry never grows, and one tenant's schema never meets another's.

@@ -104,3 +104,43 @@ describe('attribute schemas: a $ref loop that never descends into the value', ()
     for (let i = 0; i < 2; i++) expect(compileAttributeSchema({ $id: 'https://example.com/tree', type: 'array', items: { $ref: '#' } })([[]])).toBe(true);
   });
 });
+
+describe('attribute schemas: the JSON Schema agents write', () => {
+  test('valid schemas that strict linting used to refuse are accepted, and validate as JSON Schema says', () => {
+    const untyped = compileAttributeSchema({ properties: { title: { type: 'string' } }, required: ['title'] });
+    expect(untyped({ title: 'x' })).toBe(true);
+    expect(untyped({})).toBe(false);
+    expect(untyped('not an object')).toBe(true); // `properties` and `required` apply to objects only
+    const tuple = compileAttributeSchema({ type: 'object', properties: { pair: { type: 'array', items: [{ type: 'string' }, { type: 'number' }] } } });
+    expect(tuple({ pair: ['a', 1] })).toBe(true);
+    expect(tuple({ pair: [1, 'a'] })).toBe(false);
+    const union = compileAttributeSchema({ type: 'object', properties: { n: { type: ['string', 'number'], minLength: 2 } } });
+    expect(union({ n: 7 })).toBe(true);
+    expect(union({ n: 'ab' })).toBe(true);
+    expect(union({ n: 'a' })).toBe(false);
+  });
+
+  test('$schema picks the draft: 2020-12 and 2019-09 keywords work there, draft-07 is the default', () => {
+    const strictObject = { type: 'object', properties: { a: { type: 'string' } }, unevaluatedProperties: false };
+    for (const uri of ['https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2019-09/schema']) {
+      const validate = compileAttributeSchema({ $schema: uri, ...strictObject });
+      expect(validate({ a: 'x' }), uri).toBe(true);
+      expect(validate({ a: 'x', b: 1 }), uri).toBe(false);
+    }
+    const prefixed = compileAttributeSchema({ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'array', prefixItems: [{ type: 'string' }], items: false });
+    expect(prefixed(['a'])).toBe(true);
+    expect(prefixed(['a', 'b'])).toBe(false);
+    expect(compileAttributeSchema({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object' })({})).toBe(true);
+    // Without $schema a 2019+ keyword is unknown: refused, saying how to use it.
+    const unknown = refusal(() => compileAttributeSchema(strictObject));
+    expect(unknown.message).toContain('unknown keyword: "unevaluatedProperties"');
+    expect(unknown.hint).toContain('2020-12');
+  });
+
+  test('a misspelt keyword and an unsupported draft are refused with what to do', () => {
+    expect(refusal(() => compileAttributeSchema({ type: 'object', requried: ['a'] })).hint).toContain('spelling');
+    const draft4 = refusal(() => compileAttributeSchema({ $schema: 'http://json-schema.org/draft-04/schema#', type: 'object' }));
+    expect(draft4.message).toContain('supported: draft-07 (the default), 2019-09 or 2020-12');
+    expect(refusal(() => compileAttributeSchema({ $schema: 42, type: 'object' })).code).toBe('invalid_argument');
+  });
+});
