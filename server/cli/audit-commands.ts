@@ -2,7 +2,9 @@
  * `ioboxx-memory audit ship [--tenant T]` ships every staged audit event to S3 now (a tenant
  * that fails is named and makes it exit 1; the others ship regardless);
  * `ioboxx-memory audit verify [--tenant T] [--json]` proves the chain in the bucket and
- * exits non-zero naming every problem. Configuration comes from the environment (README).
+ * exits non-zero naming every problem; it also compares the access logs of the tenant stores in
+ * the data directory with the trail (unless --no-stores). Configuration comes from the
+ * environment (README).
  */
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -13,6 +15,10 @@ import { failCommand } from './command-output.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
+import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
+import { tenantsRoot } from '../tenants/tenant-dir.js';
+import { tenantStoresIn } from './audit-tenant-stores.js';
+import { ttyProgress } from './progress.js';
 
 /** Exit codes: 0 whole, 1 problems found (verify) or the operation failed, 2 not configured. */
 const exitNotConfigured = 2;
@@ -71,9 +77,17 @@ function tenantOption(tenant: string | undefined): string | undefined {
   return tenant;
 }
 
+function storeLine(s: StoreCheckSummary): string {
+  const held = s.checkedFromSeq === null ? 'no access-log row' : `seq ${s.checkedFromSeq}..${s.newestSeq}${s.checkedFromSeq > 1 ? ` (rows before ${s.checkedFromSeq} aged out of the store)` : ''}`;
+  const pending = s.pendingRows > 0 ? `, ${s.pendingRows} pending from seq ${s.pendingFromSeq} (not staged yet${s.workWaiting ? ': control-pending' : ''})` : '';
+  const live = s.openByPid !== null ? `, read while process ${s.openByPid} holds it` : '';
+  return `store ${s.tenant}: ${s.rowsChecked} access-log rows checked against S3 and staging, staged through seq ${s.stagedThroughSeq}; store holds ${held}${pending}${live}`;
+}
+
 export function reportLines(report: AuditReport): string[] {
   return [
     ...report.tenants.map((t) => `tenant ${t.tenant}: ${t.batches} batches, ${t.events} events, through seq ${t.lastSeq}, head ${t.headSha256}`),
+    ...(report.stores ?? []).map(storeLine),
     ...report.problems.map(
       (p) => `PROBLEM ${p.kind} tenant=${p.tenant}${p.batchSeq !== undefined ? ` batch=${p.batchSeq}` : ''}${p.key ? ` key=${p.key}` : ''}${p.versionId ? ` version=${p.versionId}` : ''}: ${p.detail}`,
     ),
@@ -120,27 +134,37 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('walk every object version in the audit bucket and prove chain, counts and hashes; exits 1 on any problem')
+    .description('walk every object version in the audit bucket and prove chain, counts and hashes, and compare the tenant stores\' access logs with it; exits 1 on any problem')
     .option('--tenant <tenant>', 'only this tenant')
-    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR)')
-    .option('--no-control-plane', 'do not cross-check the control plane records of shipped batches')
+    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR): its tenant stores are cross-checked')
+    .option('--no-control-plane', 'do not cross-check the control plane records of shipped batches (nor the stores, which need them)')
+    .option('--no-stores', 'do not compare the access logs of the tenant stores in the data directory with the trail')
     .option('--json', 'one JSON object on stdout')
-    .action(async (options: AuditOptions & { controlPlane?: boolean }) => {
+    .action(async (options: AuditOptions & { controlPlane?: boolean; stores?: boolean }) => {
       let control: ControlPlane | undefined;
       let config: Config | undefined;
       let ok = false;
+      const progress = ttyProgress();
       try {
         config = configFor(options);
         const tenant = tenantOption(options.tenant);
         const bucket = bucketOf(config);
         if (options.controlPlane !== false) control = await controlOf(config);
-        const report = await verifyAudit(bucket, { ...(tenant ? { tenant } : {}), ...(control ? { control } : {}) });
+        // On whenever the control plane is checked: the stores are the one copy Postgres cannot rewrite.
+        const stores = control && options.stores !== false ? await tenantStoresIn(config.dataDir, progress.onProgress) : undefined;
+        const report = await verifyAudit(bucket, {
+          ...(tenant ? { tenant } : {}), ...(control ? { control } : {}), ...(stores ? { stores } : {}), onProgress: progress.onProgress,
+        });
+        progress.stop();
         const lines = reportLines(report);
         // A tenant with nothing shipped verifies as whole: say so, so that a typo is seen.
         if (tenant !== undefined && report.tenants.length === 0) lines.unshift(`tenant ${tenant}: no audit batch in the bucket`);
+        if (report.stores?.length === 0) lines.unshift(`no tenant store${tenant !== undefined ? ` of ${tenant}` : ''} under ${tenantsRoot(config.dataDir)}: no access log cross-checked`);
+        if (!stores) lines.unshift(`tenant stores not cross-checked (${control ? '--no-stores' : '--no-control-plane'})`);
         process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${lines.join('\n')}\n`);
         ok = report.ok;
       } catch (error) {
+        progress.stop();
         fail(error, options.json, config);
       } finally {
         await control?.close();

@@ -5,8 +5,10 @@
  * each's bytes hashing to what the next batch (and the control plane, when reachable)
  * recorded, sequences contiguous across batches and counts equal to their events; with the
  * control plane, a batch it has no record of shipping is unexpected, however well it links,
- * and the staged events not yet shipped must run gap-free up to the tenant's next seq. Every
- * problem is named (tenant, key, version); none is fatal to the walk.
+ * and the staged events not yet shipped must run gap-free up to the tenant's next seq. Given the
+ * tenants' stores on this machine, each store's access-log rows are compared with the trail too
+ * (store-cross-check.ts): what Postgres forgot or rewrote is seen there. Every problem is named
+ * (tenant, key, version); none is fatal to the walk.
  */
 import {
   GetObjectCommand,
@@ -15,33 +17,18 @@ import {
   type ObjectVersion,
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
+import { accessLogSource } from '../control/audit-staging.js';
 import type { AuditBatchRecord, AuditStagingSpan, ControlPlane } from '../control/control-plane.js';
-import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex } from './batch.js';
+import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex, type AuditBatch } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
+import type { AuditProblem } from './audit-problem.js';
+import { StoreTrailCheck, type OpenedTenantStore, type StoreCheckSummary, type TenantStores } from './store-cross-check.js';
 
 /** A bucket listing longer than this is refused rather than held in memory. */
 export const verifyVersionsMax = 5_000_000;
 const fetchConcurrency = 8;
-
-export type AuditProblemKind =
-  | 'missing_batch' // a batch number absent from the bucket (or recorded in Postgres but absent)
-  | 'gap' // sequences between two batches not contiguous, or a hole in what is staged to ship
-  | 'chain_break' // prevSha256 not the previous batch's hash
-  | 'altered' // bytes not hashing to the recorded / stated SHA-256
-  | 'extra_version' // a key holding more than its one shipped version
-  | 'delete_marker' // a delete marker hiding a batch
-  | 'bad_batch' // a batch inconsistent in itself (count, sequences, format)
-  | 'not_locked' // a batch version without COMPLIANCE retention
-  | 'unexpected_object'; // an object under the audit prefix that is no batch, or a batch the control plane never shipped
-
-export interface AuditProblem {
-  readonly kind: AuditProblemKind;
-  readonly tenant: string;
-  readonly key?: string;
-  readonly versionId?: string;
-  readonly batchSeq?: number;
-  readonly detail: string;
-}
+/** Staged events read per query while a store is cross-checked. */
+export const stagedTrailPageRowsMax = 1_000;
 
 export interface AuditTenantSummary {
   readonly tenant: string;
@@ -54,6 +41,8 @@ export interface AuditTenantSummary {
 export interface AuditReport {
   readonly ok: boolean;
   readonly tenants: readonly AuditTenantSummary[];
+  /** One per tenant store cross-checked; absent when the stores were not checked. */
+  readonly stores?: readonly StoreCheckSummary[];
   readonly problems: readonly AuditProblem[];
 }
 
@@ -93,7 +82,8 @@ export class AuditChainProof {
     this.pendingBySeq = new Map((recorded ?? []).filter((r) => r.versionId === null).map((r) => [r.batchSeq, r]));
   }
 
-  add(f: FetchedBatch): void {
+  /** Proves the next batch's link; returns the batch as decoded (undefined when it does not decode). */
+  add(f: FetchedBatch): AuditBatch | undefined {
     const tenant = this.tenant;
     const problems = this.problems;
     const at = { tenant, key: f.key, versionId: f.versionId, batchSeq: f.batchSeq };
@@ -153,6 +143,7 @@ export class AuditChainProof {
     }
     this.prevSha = sha;
     this.expectedBatchSeq = f.batchSeq + 1;
+    return b;
   }
 
   finish(): { summary: AuditTenantSummary; problems: AuditProblem[] } {
@@ -273,6 +264,57 @@ export interface VerifyOptions {
   readonly tenant?: string;
   /** When given, its records of shipped batches are checked against the bucket too. */
   readonly control?: ControlPlane;
+  /** The tenants' stores on this machine, to cross-check their access logs with the trail (needs `control`). */
+  readonly stores?: TenantStores;
+  /** Stores checked of all (phase `stores`), rows read of the store being checked (phase `store rows`). */
+  readonly onProgress?: (phase: string, done: number, total: number) => void;
+}
+
+/**
+ * Feeds `check` the tenant's trail after chain seq `afterSeq` (where the walk of the bucket
+ * ended): the staged events, and a batch shipped since the bucket was listed (its events then
+ * left staging) read from S3 by the control plane's record, so a shipper running beside the
+ * verify never makes an event look missing.
+ */
+async function feedStagedTrail(bucket: AuditBucket, control: ControlPlane, tenant: string, afterSeq: number, check: StoreTrailCheck): Promise<void> {
+  let after = afterSeq;
+  for (;;) {
+    const page = await control.stagedAudit(tenant, { afterSeq: after, limit: stagedTrailPageRowsMax });
+    if (page[0]?.seq !== after + 1) {
+      const shipped = (await control.auditBatches(tenant)).find((r) => r.versionId !== null && r.firstSeq === after + 1);
+      if (shipped) {
+        const batch = decodeAuditBatch((await fetchBatch(bucket, shipped.key, shipped.batchSeq, shipped.versionId!)).body).batch;
+        for (const e of batch?.events ?? []) await check.trailEvent(e, { key: shipped.key, batchSeq: shipped.batchSeq });
+        // A batch that does not decode is named by the chain proof of the next verify; past it, staging goes on.
+        after = batch?.lastSeq ?? shipped.lastSeq;
+        continue;
+      }
+      // Not shipped either: a hole the staging gap names; the events past it still count.
+      if (page.length === 0) return;
+    }
+    for (const e of page) await check.trailEvent(e, {});
+    after = page[page.length - 1]!.seq;
+  }
+}
+
+/** The tenant's store opened read-only and its check begun, or why it could not be opened. */
+async function beginStoreCheck(
+  tenant: string,
+  stores: TenantStores,
+  control: ControlPlane,
+  onProgress: VerifyOptions['onProgress'],
+): Promise<{ check: StoreTrailCheck; opened: OpenedTenantStore } | AuditProblem> {
+  // Read before the store and the trail: every row staged by then is in S3 or staging when they are read.
+  const stagedThroughSeq = await control.stagedThrough(tenant, accessLogSource);
+  let opened: OpenedTenantStore;
+  try {
+    opened = await stores.open(tenant);
+  } catch (error) {
+    const e = error as Error & { hint?: string };
+    return { kind: 'store_unreadable', tenant, detail: `its store was not opened read-only, so its access log is unchecked: ${e.message}${e.hint ? ` (${e.hint})` : ''}` };
+  }
+  const check = new StoreTrailCheck(tenant, opened.accessLog, stagedThroughSeq, opened.openByPid, (done, total) => onProgress?.('store rows', done, total));
+  return { check, opened };
 }
 
 export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = {}): Promise<AuditReport> {
@@ -306,22 +348,55 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   }
   for (const r of recorded) if (r.versionId !== null && !perTenant.has(r.tenant)) perTenant.set(r.tenant, []);
   const tenants: AuditTenantSummary[] = [];
-  for (const [tenant, list] of [...perTenant.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    list.sort((a, b) => a.batchSeq - b.batchSeq);
-    const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined);
-    // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
-    for (let i = 0; i < list.length; i += fetchConcurrency) {
-      const window = list.slice(i, i + fetchConcurrency);
-      const fetched = await Promise.all(window.map((x) => fetchBatch(bucket, x.key, x.batchSeq, x.versionId)));
-      for (const f of fetched) proof.add(f);
+  const storeTenants = new Set(options.stores?.tenants.filter((t) => options.tenant === undefined || t === options.tenant));
+  if (storeTenants.size > 0 && !options.control) throw new Error('audit verify: the store cross-check needs the control plane');
+  const storeSummaries: StoreCheckSummary[] = [];
+  let storesDone = 0;
+  const everyTenant = [...new Set([...perTenant.keys(), ...storeTenants])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const tenant of everyTenant) {
+    const begun = storeTenants.has(tenant) ? await beginStoreCheck(tenant, options.stores!, options.control!, options.onProgress) : undefined;
+    const store = begun && 'check' in begun ? begun : undefined;
+    if (begun && !store) problems.push(begun as AuditProblem);
+    try {
+      let lastSeq = 0;
+      const list = perTenant.get(tenant);
+      if (list) {
+        list.sort((a, b) => a.batchSeq - b.batchSeq);
+        const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined);
+        // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
+        for (let i = 0; i < list.length; i += fetchConcurrency) {
+          const window = list.slice(i, i + fetchConcurrency);
+          const fetched = await Promise.all(window.map((x) => fetchBatch(bucket, x.key, x.batchSeq, x.versionId)));
+          for (const f of fetched) {
+            const batch = proof.add(f);
+            if (store && batch) for (const e of batch.events) await store.check.trailEvent(e, { key: f.key, batchSeq: f.batchSeq });
+          }
+        }
+        const checked = proof.finish();
+        tenants.push(checked.summary);
+        problems.push(...checked.problems);
+        lastSeq = checked.summary.lastSeq;
+      }
+      if (store) {
+        const control = options.control!;
+        await feedStagedTrail(bucket, control, tenant, lastSeq, store.check);
+        const checked = await store.check.finish({
+          stagedThroughSeqNow: await control.stagedThrough(tenant, accessLogSource),
+          workWaiting: await store.opened.workWaiting(),
+          live: store.opened.openByPid !== null || store.opened.heldNow(),
+          nowMs: Date.now(),
+        });
+        storeSummaries.push(checked.summary);
+        problems.push(...checked.problems);
+      }
+    } finally {
+      await store?.opened.close();
     }
-    const checked = proof.finish();
-    tenants.push(checked.summary);
-    problems.push(...checked.problems);
+    if (begun) options.onProgress?.('stores', ++storesDone, storeTenants.size);
   }
   for (const span of options.control ? await options.control.auditStagingSpans(options.tenant) : []) {
     const gap = stagingGap(span);
     if (gap) problems.push(gap);
   }
-  return { ok: problems.length === 0, tenants, problems };
+  return { ok: problems.length === 0, tenants, ...(options.stores ? { stores: storeSummaries } : {}), problems };
 }

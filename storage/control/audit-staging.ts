@@ -27,7 +27,8 @@ export interface ServerAuditEvent {
   readonly reason?: string;
 }
 
-function accessLogEvent(row: Row): JsonValue {
+/** The staged (and shipped) form of an access-log row: what `audit verify` compares the store's rows with. */
+export function accessLogEvent(row: Row): JsonValue {
   return {
     seq: row.seq as number,
     at_ms: row.at_ms as number,

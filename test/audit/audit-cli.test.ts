@@ -5,13 +5,14 @@
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
-import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
+import type { AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { auditBatchKey } from '../../storage/audit/batch.js';
-import { freshPostgresDatabase, s3Service } from '../support/services.js';
+import { auditCliEnv } from '../support/audit-cli-env.js';
+import { freshPostgresDatabase } from '../support/services.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,20 +33,7 @@ beforeAll(async () => {
   drop = db.drop;
   databaseUrl = db.url;
   control = await openControlPlane({ databaseUrl: db.url });
-  const s3 = s3Service();
-  const config = { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
-  const name = `ioboxx-cli-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
-  await openAuditBucket({ ...config, bucket: name }).client.send(new CreateBucketCommand({ Bucket: name, ObjectLockEnabledForBucket: true }));
-  bucket = openAuditBucket({ ...config, bucket: name });
-  env = {
-    DATABASE_URL: db.url,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: name,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    IOBOXX_AUDIT_RETENTION_DAYS: '1',
-  };
+  ({ bucket, env } = await auditCliEnv(db.url, 'cli'));
 });
 
 afterAll(async () => {

@@ -187,6 +187,8 @@ describe('the audit pipeline through the real server', () => {
     const verified = await cli(['audit', 'verify', '--tenant', tenant]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect(verified.stdout).toContain('audit verified: chain whole');
+    // The store the live server holds is read too: every row staged so far is in the trail.
+    expect(verified.stdout).toMatch(new RegExp(`^store ${tenant}: [1-9]\\d* access-log rows checked against S3 and staging, .* read while process \\d+ holds it$`, 'm'));
 
     // The server shipped them: its metric says how long ago, not 0 (unwired) nor NaN (none).
     const scraped = await (await fetch(`${server.url}/metrics`)).text();

@@ -1,0 +1,47 @@
+/**
+ * The tenant stores of a data directory as `audit verify` cross-checks them: each opened read-only
+ * (storage/read-only-store.ts, beside a live server too), with the server's control-pending mark
+ * of its tenant (control-pending.ts), which says its rows may wait unstaged.
+ */
+import { readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { heldAccessLogOf, type HeldAccessLog, type TenantStores } from '../../storage/audit/store-cross-check.js';
+import { openStoreReadOnly } from '../../storage/read-only-store.js';
+import { lockHolder } from '../../storage/store-lock.js';
+import { controlPendingDirName } from '../control/control-pending.js';
+import { tenantsRoot } from '../tenants/tenant-dir.js';
+import { isTenantId } from '../tenants/tenant-id.js';
+import { hasTenantRecord } from '../tenants/tenant-record-dir.js';
+import type { ProgressFn } from './progress.js';
+
+export async function tenantStoresIn(dataDir: string, onProgress?: ProgressFn): Promise<TenantStores> {
+  const root = tenantsRoot(dataDir);
+  const entries = await readdir(root, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  // As `tenants list`: names that are not tenant ids (a restore's scratch directory) are no tenant's store.
+  const tenants = entries.filter((e) => e.isDirectory() && isTenantId(e.name)).map((e) => e.name).sort();
+  const { memoryModule } = await import('../../tools/index.js');
+  return {
+    tenants,
+    async open(tenant) {
+      const dir = path.join(root, tenant);
+      const { store, openByPid } = await openStoreReadOnly(dir, memoryModule, onProgress);
+      let accessLog: HeldAccessLog;
+      try {
+        accessLog = await heldAccessLogOf(store);
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+      return {
+        accessLog,
+        openByPid,
+        heldNow: () => lockHolder(dir) !== null,
+        workWaiting: () => hasTenantRecord(dataDir, controlPendingDirName, tenant),
+        close: () => store.close(),
+      };
+    },
+  };
+}
