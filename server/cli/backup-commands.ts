@@ -8,14 +8,19 @@
  * and proves the restored state hash with the engine before the store appears in place, then
  * records TENANT as known (known-tenants.ts); with --from-s3 it first downloads (and verifies)
  * that backup into DIR.
+ * Each writes its directory (the backup's DIR, the download's DIR, the restored store) in a
+ * scratch directory put in place at the end (storage/backup/scratch-dir.ts): SIGINT or SIGTERM
+ * removes that scratch before the process exits, so an interrupted run leaves nothing half-written.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
-import { restoreBackup, restoreScratchDir } from '../../storage/backup/restore.js';
-import { downloadBackup, listUploadedBackups, uploadBackup, type BackupBucket } from '../../storage/backup/s3-copy.js';
+import { backupScratchDirs } from '../../storage/backup/backup-destination.js';
+import { restoreBackup } from '../../storage/backup/restore.js';
+import { downloadBackup, listUploadedBackups, uploadBackup, uploadPrefix, type BackupBucket } from '../../storage/backup/s3-copy.js';
+import { removeCommand, scratchDirOf } from '../../storage/backup/scratch-dir.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
 import { loadConfig } from '../config.js';
@@ -59,20 +64,22 @@ async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => 
 }
 
 /**
- * Run `work`; should SIGINT or SIGTERM end the process meanwhile, remove `scratch` first (a
- * restore's copy can be as large as the store, and no other process knows it is garbage) and,
- * with --json, still print one object. A progress bar's own handler, when it has one, runs
- * after this one and exits; otherwise this one does.
+ * Run `work`; should SIGINT or SIGTERM end the process meanwhile, `interrupted(signal)` cleans up
+ * and says what is left, and with --json that is still one object on stdout. A progress bar's
+ * own handler, when it has one, runs after this one, restores the terminal and exits; the message
+ * then follows it, at exit. Otherwise this handler exits.
  */
-async function removedWhenInterrupted<R>(scratch: string, opts: Options, command: string, work: () => Promise<R>): Promise<R> {
+async function whenInterrupted<R>(opts: Options, interrupted: (signal: string) => string, work: () => Promise<R>): Promise<R> {
   const onSignal = (signal: keyof typeof signalExitCodes) => {
-    rmSync(scratch, { recursive: true, force: true });
-    const message = `${command} interrupted by ${signal}: nothing was restored, and its scratch copy ${scratch} is removed`;
+    const message = interrupted(signal);
     if (opts.json === true) process.stdout.write(`${JSON.stringify({ ok: false, code: 'interrupted', message })}\n`);
-    if (process.listenerCount(signal) === 1) {
-      process.stderr.write(`error: ${message}\n`);
-      process.exit(signalExitCodes[signal]);
+    const say = () => process.stderr.write(`error: ${message}\n`);
+    if (process.listenerCount(signal) > 1) {
+      process.once('exit', say);
+      return;
     }
+    say();
+    process.exit(signalExitCodes[signal]);
   };
   const signals = Object.keys(signalExitCodes) as (keyof typeof signalExitCodes)[];
   for (const signal of signals) process.on(signal, onSignal);
@@ -80,6 +87,37 @@ async function removedWhenInterrupted<R>(scratch: string, opts: Options, command
     return await work();
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
+/** Tries at removing an interrupted run's scratch, and the pause before the first retry (each retry waits that much longer). */
+const scratchRemoveRetriesMax = 10;
+const scratchRemoveRetryDelayMs = 10;
+
+/**
+ * Run `work`, which writes `target` in one of `scratches` and puts it in place; on SIGINT or
+ * SIGTERM remove the scratch first (it can be as large as the store, and no other process knows
+ * it is garbage), so an interrupted run leaves `target` as it was.
+ */
+function scratchRemovedWhenInterrupted<R>(scratches: readonly string[], target: string, opts: Options, command: string, work: () => Promise<R>): Promise<R> {
+  return whenInterrupted(opts, (signal) => {
+    const partial = scratches.filter((s) => existsSync(s));
+    try {
+      // Retried: a write in flight on the thread pool may add a file to a directory being removed.
+      for (const s of partial) rmSync(s, { recursive: true, force: true, maxRetries: scratchRemoveRetriesMax, retryDelay: scratchRemoveRetryDelayMs });
+    } catch (error) {
+      return `${command} interrupted by ${signal}: nothing was written to ${target}, but its partial copy could not be removed (${(error as NodeJS.ErrnoException).code}): ${partial.map(removeCommand).join('; ')}`;
+    }
+    if (partial.length === 0 && holdsFiles(target)) return `${command} interrupted by ${signal} as it ended: ${target} is whole`;
+    return `${command} interrupted by ${signal}: nothing was written to ${target}${partial.length > 0 ? `, and its partial copy ${partial.join(', ')} is removed` : ''}`;
+  }, work);
+}
+
+function holdsFiles(dir: string): boolean {
+  try {
+    return readdirSync(dir).length > 0;
+  } catch {
+    return false; // absent: nothing was put there
   }
 }
 
@@ -96,8 +134,15 @@ export function registerBackupCommands(program: Command): void {
       async (onProgress) => {
         const storeDir = tenantDir(operatorDataDir(opts.dataDir), tenant);
         const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
-        const report = await backupStoreDirectory(storeDir, { backupDir: path.resolve(dir), module: await memoryModule(), tenant, onProgress });
-        const uploaded = bucket ? await uploadBackup(report.backupDir, bucket, onProgress) : undefined;
+        const backupDir = path.resolve(dir);
+        const module = await memoryModule();
+        const report = await scratchRemovedWhenInterrupted(await backupScratchDirs(backupDir), backupDir, opts, 'backup',
+          () => backupStoreDirectory(storeDir, { backupDir, module, tenant, onProgress }));
+        if (!bucket) return { ...report, uploaded: undefined };
+        const prefix = uploadPrefix({ ...report.manifest, tenant });
+        const uploaded = await whenInterrupted(opts,
+          (signal) => `backup interrupted by ${signal} during its upload: ${backupDir} is a whole backup; S3 holds at most part of it under ${prefix}, without the manifest that is uploaded last, so no restore lists or downloads it`,
+          () => uploadBackup(backupDir, bucket, onProgress));
         return { ...report, uploaded };
       },
       (report) => {
@@ -109,12 +154,15 @@ export function registerBackupCommands(program: Command): void {
           `snapshot     ${m.snapshot ? m.snapshot.offset : 'none'}, log from ${m.logFirstOffset}`,
           `files        ${m.files.length}, ${report.bytes} bytes`,
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
+          ...report.partialsRemoved.map((p) => `removed      ${p} (what an interrupted backup into ${report.backupDir} left)`),
+          ...report.partialsElsewhere.map((p) => `left         ${p}: what an interrupted backup into another directory left; remove it with ${removeCommand(p)}`),
           ...(report.uploaded ? [`uploaded     ${report.uploaded.prefix} (restore with --from-s3 ${report.uploaded.name})`] : []),
         ];
       },
       (report) => ({ ok: true, tenant, backupDir: report.backupDir, endOffset: report.manifest.endOffset, stateHash: report.manifest.stateHash,
         snapshotOffset: report.manifest.snapshot?.offset ?? null, files: report.manifest.files.length, bytes: report.bytes,
-        snapshotsSkipped: report.snapshotsSkipped, uploaded: report.uploaded ?? null }),
+        snapshotsSkipped: report.snapshotsSkipped, partialsRemoved: report.partialsRemoved, partialsElsewhere: report.partialsElsewhere,
+        uploaded: report.uploaded ?? null }),
     ));
 
   program
@@ -135,10 +183,12 @@ export function registerBackupCommands(program: Command): void {
           const bucket = configuredBucket();
           const name = opts.fromS3 === 'latest' ? (await listUploadedBackups(bucket, parseTenantId(tenant))).at(-1) : opts.fromS3;
           if (name === undefined) throw new MemoryError('not_found', `no backup of ${tenant} in S3`);
-          await downloadBackup(bucket, tenant, name, path.resolve(dir));
+          const downloadDir = path.resolve(dir);
+          await scratchRemovedWhenInterrupted(await backupScratchDirs(downloadDir), downloadDir, opts, `the download of backup ${name}`,
+            () => downloadBackup(bucket, tenant, name, downloadDir));
         }
         await mkdir(tenantsRoot(dataDir), { recursive: true });
-        const report = await removedWhenInterrupted(restoreScratchDir(target), opts, 'restore',
+        const report = await scratchRemovedWhenInterrupted([scratchDirOf(target, 'restore')], target, opts, 'restore',
           async () => restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress }));
         // Known from now on: should this store vanish too, the server refuses instead of starting over.
         await recordKnownTenant(dataDir, tenant);

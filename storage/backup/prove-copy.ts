@@ -5,6 +5,7 @@
  * Used by backup (to learn the state hash at the backup's end) and restore (to prove it).
  */
 import * as path from 'node:path';
+import { fsyncDirsUpTo } from '../io/durable-dir.js';
 import type { FileLayer } from '../io/file-layer.js';
 import type { StoreModule } from '../reducer.js';
 import { Store } from '../store.js';
@@ -25,11 +26,11 @@ export async function copyBackupFiles(
   targetDir: string,
   onBytes?: (n: number) => void,
 ): Promise<void> {
-  const dirs = new Set<string>([targetDir]);
+  const destinations: string[] = [];
   for (const f of files) {
     const source = backupFilePath(backupDir, f);
     const destination = path.join(targetDir, ...f.path.split('/'));
-    for (let d = path.dirname(destination); d.startsWith(targetDir) && !dirs.has(d); d = path.dirname(d)) dirs.add(d);
+    destinations.push(destination);
     await fl.mkdirp(path.dirname(destination));
     const handle = await fl.open(source, 'r');
     let copied;
@@ -41,8 +42,7 @@ export async function copyBackupFiles(
     // Checked again while copying: the file may have changed since it was verified.
     if (copied.sha256 !== f.sha256) throw new BackupInvalid(source, `SHA-256 changed while it was copied (${copied.sha256}, manifest ${f.sha256})`);
   }
-  // Deepest first: a new name is durable only once its directory is fsync'ed.
-  for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fl.fsyncDir(d);
+  await fsyncDirsUpTo(fl, targetDir, destinations);
 }
 
 /** Open the store in `dir` once, check it ends at `endOffset`, and report its state. */

@@ -8,11 +8,13 @@
  *  4. the copy is opened with Store.open: it must end at the manifest's offset with the
  *     manifest's state hash;
  *  5. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
- *     failed restore never leaves a half-restored store where a server would open it.
+ *     failed restore never leaves a half-restored store where a server would open it; the
+ *     scratch copy a killed restore into the same target left is removed first (scratch-dir.ts).
  */
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
+import { nearestExisting } from '../io/durable-dir.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
@@ -20,6 +22,7 @@ import type { StoreModule } from '../reducer.js';
 import type { BackupManifest } from './backup-manifest.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
+import { removeDeadScratches, renameIntoPlace, scratchDirOf } from './scratch-dir.js';
 import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
 
 export interface RestoreOptions {
@@ -58,9 +61,8 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
   await ensureBackupSpace(await nearestExisting(fl, path.dirname(target)), backupBytes, options.freeBytesOf ?? statfsFreeBytes, 'restore');
   const checked = await verifyBackupFiles(source, manifest, fl, (d, t) => options.onProgress?.('verify', d, t));
 
-  const scratch = restoreScratchDir(target);
-  await removeDeadScratches(target);
-  await rm(scratch, { recursive: true, force: true });
+  const scratch = scratchDirOf(target, 'restore');
+  await removeDeadScratches(target, 'restore');
   try {
     let done = 0;
     await copyBackupFiles(fl, source, manifest.files, scratch, (n) => options.onProgress?.('restore', (done += n), checked.bytes));
@@ -68,9 +70,7 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
     if (proven.stateHash !== manifest.stateHash) {
       throw new BackupInvalid(source, `restored state hash ${proven.stateHash} at offset ${manifest.endOffset} differs from the manifest's ${manifest.stateHash}`);
     }
-    if (await fl.exists(target)) await rmdir(target); // empty (checked above)
-    await fl.rename(scratch, target);
-    await fl.fsyncDir(path.dirname(target));
+    await renameIntoPlace(fl, scratch, target); // onto the empty target checked above
   } catch (error) {
     await rm(scratch, { recursive: true, force: true });
     throw backupSpaceExhausted(target, error, 'restore') ?? error;
@@ -78,48 +78,11 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
   return report(source, target, manifest, checked);
 }
 
-const scratchInfix = '.restoring-';
-
-/** Where a restore into `target` by this process copies the backup before it renames it into place (the CLI removes it when interrupted). */
-export function restoreScratchDir(target: string, pid = process.pid): string {
-  return `${path.resolve(target)}${scratchInfix}${pid}`;
-}
-
-/**
- * Remove the scratch directories that restores into `target` left when their process died
- * mid-copy (killed, or the machine went down): up to a whole store each, and nothing else
- * removes them. One whose process still runs is another restore's work in progress.
- */
-async function removeDeadScratches(target: string): Promise<void> {
-  const prefix = `${path.basename(target)}${scratchInfix}`;
-  for (const name of await readdir(path.dirname(target)).catch(() => [] as string[])) {
-    const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : NaN;
-    if (!Number.isSafeInteger(pid) || pid <= 0 || processRuns(pid)) continue;
-    await rm(path.join(path.dirname(target), name), { recursive: true, force: true });
-  }
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'; // another user's process: it runs
-  }
-}
-
 async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {
   if (!(await fl.exists(dir))) return;
   if ((await readdir(dir)).length > 0) {
     throw new MemoryError('conflict', `restore target ${dir} is not empty`, 'restore into a new or empty directory; move the old store aside first');
   }
-}
-
-/** `dir` or its nearest existing ancestor: the filesystem the restore will write to. */
-async function nearestExisting(fl: FileLayer, dir: string): Promise<string> {
-  let existing = dir;
-  while (!(await fl.exists(existing)) && path.dirname(existing) !== existing) existing = path.dirname(existing);
-  return existing;
 }
 
 function report(backupDir: string, targetDir: string, manifest: BackupManifest, checked: { files: number; bytes: number }): RestoreReport {

@@ -6,9 +6,10 @@
  *
  * (the same `tenants/<tenant>/` prefix as the tenant's audit batches). Upload verifies every
  * file against the manifest first and sends each file's SHA-256 so S3 rejects a corrupted
- * transfer; the manifest goes last, so a listing with a manifest is a complete backup. Download
- * writes into an empty directory and verifies every hash before returning; `restoreBackup` then
- * proves the state hash as for any backup.
+ * transfer; the manifest goes last, so a listing with a manifest is a complete backup, and an
+ * upload cut short (its objects without a manifest) is never listed nor downloaded. Download
+ * writes into a new or empty directory, which appears only whole, and verifies every hash before
+ * returning; `restoreBackup` then proves the state hash as for any backup.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as path from 'node:path';
@@ -17,8 +18,10 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { MemoryError } from '../errors.js';
+import { fsyncDirsUpTo } from '../io/durable-dir.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import { backupFilePath, backupManifestFileName, type BackupManifest } from './backup-manifest.js';
+import { writeBackupDir } from './backup-destination.js';
 import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
 
 export interface BackupBucket {
@@ -41,6 +44,11 @@ export function backupName(manifest: BackupManifest): string {
   return `${String(Math.max(manifest.endOffset, 0)).padStart(20, '0')}-${manifest.createdAtMs}`;
 }
 
+/** Where a backup is uploaded: its tenant's prefix and its name. */
+export function uploadPrefix(manifest: BackupManifest & { tenant: string }): string {
+  return `${backupsPrefix(manifest.tenant)}${backupName(manifest)}/`;
+}
+
 export interface UploadReport {
   readonly prefix: string;
   readonly name: string;
@@ -53,7 +61,7 @@ export async function uploadBackup(backupDir: string, bucket: BackupBucket, onPr
   if (manifest.tenant === null) throw new MemoryError('invalid_argument', `backup ${backupDir} names no tenant; it has no S3 prefix`);
   const checked = await verifyBackupFiles(backupDir, manifest, nodeFileLayer, (d, t) => onProgress?.('verify', d, t));
   const name = backupName(manifest);
-  const prefix = `${backupsPrefix(manifest.tenant)}${name}/`;
+  const prefix = uploadPrefix({ ...manifest, tenant: manifest.tenant });
   let done = 0;
   for (const file of manifest.files) {
     await bucket.client.send(new PutObjectCommand({
@@ -94,21 +102,41 @@ export async function listUploadedBackups(bucket: BackupBucket, tenant: string):
   return names.sort();
 }
 
-/** Download one uploaded backup into an empty directory and verify every file; returns its manifest. */
+/**
+ * Download one uploaded backup into `targetDir` (absent or empty) and verify every file; returns
+ * its manifest. Written as a backup is (backup-destination.ts): `targetDir` appears only whole and
+ * durable, so a download cut short is never taken for a backup.
+ */
 export async function downloadBackup(bucket: BackupBucket, tenant: string, name: string, targetDir: string): Promise<BackupManifest> {
   if (!backupNamePattern.test(name)) throw new MemoryError('invalid_argument', `invalid backup name ${name}`);
   const prefix = `${backupsPrefix(tenant)}${name}/`;
   const fl = nodeFileLayer;
-  await fl.mkdirp(targetDir);
-  const fetch = async (key: string, file: string) => {
-    const got = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }));
-    await fl.mkdirp(path.dirname(file));
-    await pipeline(got.Body as Readable, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
-  };
-  await fetch(`${prefix}${backupManifestFileName}`, path.join(targetDir, backupManifestFileName));
-  const manifest = await readBackupManifest(targetDir);
-  if (manifest.tenant !== tenant) throw new BackupInvalid(path.join(targetDir, backupManifestFileName), `manifest names tenant ${manifest.tenant}, not ${tenant}`);
-  for (const file of manifest.files) await fetch(`${prefix}store/${file.path}`, backupFilePath(targetDir, file));
-  await verifyBackupFiles(targetDir, manifest);
-  return manifest;
+  const written = await writeBackupDir(fl, targetDir, async (scratch) => {
+    const fetch = async (key: string, file: string, missing: string) => {
+      const got = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key })).catch((error: Error) => {
+        throw error.name === 'NoSuchKey' ? new BackupInvalid(`s3://${bucket.bucket}/${key}`, missing, 'restore a complete backup: --from-s3 latest takes the newest one with a manifest') : error;
+      });
+      await fl.mkdirp(path.dirname(file));
+      await pipeline(got.Body as Readable, createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      const handle = await fl.open(file, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      return file;
+    };
+    const manifestFile = await fetch(`${prefix}${backupManifestFileName}`, path.join(scratch, backupManifestFileName),
+      `missing: backup ${name} of ${tenant} has no manifest in S3 (it is uploaded last): its upload was interrupted, or no such backup was uploaded`);
+    const manifest = await readBackupManifest(scratch);
+    if (manifest.tenant !== tenant) throw new BackupInvalid(manifestFile, `manifest names tenant ${manifest.tenant}, not ${tenant}`);
+    const files = [manifestFile];
+    for (const file of manifest.files) {
+      files.push(await fetch(`${prefix}store/${file.path}`, backupFilePath(scratch, file), `missing in S3, though the manifest of backup ${name} lists it`));
+    }
+    await fsyncDirsUpTo(fl, scratch, files);
+    await verifyBackupFiles(scratch, manifest);
+    return manifest;
+  });
+  return written.result;
 }

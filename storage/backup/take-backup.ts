@@ -17,9 +17,11 @@
  * vanished between listing and opening, the attempt starts over (bounded).
  *
  * The state hash at the backup's end offset is learnt the only way that is certainly right:
- * by opening a copy of the backup with the engine. The manifest is written last.
+ * by opening a copy of the backup with the engine. The manifest is written last, and the backup
+ * is put in place after it (backup-destination.ts): an interrupted backup leaves at most its
+ * partial copy, named `.partial-<pid>`, never a DIR to mistake for a backup.
  */
-import { mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { DamagedStore, MemoryError } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
@@ -43,13 +45,14 @@ import {
 import { readExactly } from '../io/read-whole.js';
 import { copyOpenFile, writeNewFile } from './file-copy.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
+import { writeBackupDir } from './backup-destination.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
 
 /** Attempts when a source file is retired between listing and opening it. */
 export const backupAttemptsMax = 3;
 
 export interface BackupOptions {
-  /** Must not exist, or be an empty directory. */
+  /** Must not exist, or be an empty directory; it appears only once the backup is whole (backup-destination.ts). */
   readonly backupDir: string;
   /** The store's module: the copy is opened with it to prove its state hash. */
   readonly module: StoreModule;
@@ -67,6 +70,10 @@ export interface BackupReport {
   readonly bytes: number;
   /** Snapshots passed over (damaged, or not reachable from the log), with why. */
   readonly snapshotsSkipped: readonly string[];
+  /** Partial copies that killed backups into the same directory left: removed (backup-destination.ts). */
+  readonly partialsRemoved: readonly string[];
+  /** Partial copies of killed backups into other directories beside it: left, for the operator. */
+  readonly partialsElsewhere: readonly string[];
 }
 
 interface OpenedSnapshot {
@@ -109,18 +116,16 @@ async function takeBackup(storeDir: string, options: BackupOptions, openSources:
   const fl = options.fileLayer ?? nodeFileLayer;
   const backupDir = path.resolve(options.backupDir);
   await refuseInsideStore(storeDir, backupDir);
-  const created = await prepareEmptyDir(fl, backupDir);
   try {
-    return await takeBackupInto(options, openSources, fl, backupDir);
+    const written = await writeBackupDir(fl, backupDir, (scratch) => takeBackupInto(options, openSources, fl, scratch));
+    return { ...written.result, backupDir, partialsRemoved: written.partialsRemoved, partialsElsewhere: written.partialsElsewhere };
   } catch (error) {
-    // The directory was new or empty: a failed backup leaves it so (nothing half-copied to mistake for a backup).
-    if (created) await rm(backupDir, { recursive: true, force: true });
-    else for (const entry of await readdir(backupDir)) await rm(path.join(backupDir, entry), { recursive: true, force: true });
     throw backupSpaceExhausted(backupDir, error) ?? error;
   }
 }
 
-async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>, fl: FileLayer, backupDir: string): Promise<BackupReport> {
+/** Copy, prove and describe the backup in `backupDir` (the scratch it is written in); its manifest last. */
+async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>, fl: FileLayer, backupDir: string): Promise<Omit<BackupReport, 'backupDir' | 'partialsRemoved' | 'partialsElsewhere'>> {
   const storeCopy = path.join(backupDir, backupStoreDirName);
   let copied: CopiedSources | undefined;
   for (let attempt = 1; copied === undefined; attempt++) {
@@ -170,9 +175,9 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     tables: proven.tables,
     files: copied.files,
   };
-  // The commit point: a backup directory without this file is unfinished.
+  // The commit point: a backup directory without this file is unfinished (and is put in place only after it).
   await fl.writeFileDurable(path.join(backupDir, backupManifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
-  return { backupDir, manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
+  return { manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
 }
 
 /**
@@ -203,29 +208,6 @@ async function refuseInsideStore(storeDir: string, backupDir: string): Promise<v
     throw new MemoryError('invalid_argument', `backup directory ${backupDir} is inside the store it backs up (${store})`,
       'choose a directory outside the store: a backup must outlive the store it copies');
   }
-}
-
-/** The backup directory, new or empty; true when this call created it. */
-async function prepareEmptyDir(fl: FileLayer, dir: string): Promise<boolean> {
-  const notDirectory = () => new MemoryError('invalid_argument', `backup directory ${dir} cannot be created: it or a directory above it is a file`,
-    'choose a new directory, or an empty one');
-  const kind = await stat(dir).then((st) => (st.isDirectory() ? 'directory' : 'file'), (error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return 'none';
-    if (error.code === 'ENOTDIR') throw notDirectory();
-    throw error;
-  });
-  if (kind === 'file') throw notDirectory();
-  if (kind === 'directory') {
-    const entries = await readdir(dir);
-    if (entries.length > 0) {
-      throw new MemoryError('conflict', `backup directory ${dir} is not empty`, 'choose a new directory: a backup never overwrites another');
-    }
-    return false;
-  }
-  await fl.mkdirp(dir).catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'ENOTDIR' || error.code === 'EEXIST' ? notDirectory() : error;
-  });
-  return true;
 }
 
 // ------------------------------------------------------------------ sources

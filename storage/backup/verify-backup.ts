@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
-import { backupFilePath, backupManifestFileName, backupManifestSchema, type BackupManifest } from './backup-manifest.js';
+import { backupFilePath, backupManifestFileName, backupManifestSchema, backupStoreDirName, type BackupManifest } from './backup-manifest.js';
+import { leftoverOf, leftoversAround, removeCommand } from './scratch-dir.js';
 import { hashFile } from '../io/hash-file.js';
 import { FileRefused } from '../io/file-refused.js';
 import { readBoundedFile } from '../io/read-whole.js';
@@ -18,7 +19,7 @@ export const backupManifestBytesMax = 32 * 1024 * 1024;
 
 export class BackupInvalid extends Error {
   readonly code = 'backup_invalid';
-  constructor(readonly file: string, readonly reason: string) {
+  constructor(readonly file: string, readonly reason: string, readonly hint?: string) {
     super(`backup does not verify: ${file}: ${reason}`);
     this.name = 'BackupInvalid';
   }
@@ -31,11 +32,12 @@ export async function readBackupManifest(backupDir: string, fl: FileLayer = node
     if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return 'none';
     throw error;
   });
-  if (kind === 'none') throw new MemoryError('not_found', `backup directory ${backupDir} does not exist`, 'check the path: it is the DIR a backup was taken into');
+  if (kind === 'none') throw new MemoryError('not_found', `backup directory ${backupDir} does not exist`, await absentHint(backupDir));
   if (kind === 'file') throw new MemoryError('invalid_argument', `${backupDir} is a file, not a backup directory`, 'check the path: it is the DIR a backup was taken into');
   // The limit holds before reading: a wrong directory's huge file is refused, not loaded.
-  const raw = await readBoundedFile(fl, file, backupManifestBytesMax, 'backupManifestBytesMax').catch((error: NodeJS.ErrnoException) => {
-    throw new BackupInvalid(file, error instanceof FileRefused ? error.message : `cannot read the manifest (${error.code ?? error.message}); an unfinished backup has none`);
+  const raw = await readBoundedFile(fl, file, backupManifestBytesMax, 'backupManifestBytesMax').catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw await manifestMissing(backupDir, file);
+    throw new BackupInvalid(file, error instanceof FileRefused ? error.message : `cannot read the manifest (${error.code ?? error.message})`);
   });
   let parsed: unknown;
   try {
@@ -60,6 +62,36 @@ export async function readBackupManifest(backupDir: string, fl: FileLayer = node
   return manifest;
 }
 
+const checkPathHint = 'check the path: it is the DIR a backup was taken into';
+
+/** A DIR that does not exist: when a backup into it left its partial copy beside it, say so. */
+async function absentHint(backupDir: string): Promise<string> {
+  const { mine } = await leftoversAround(backupDir, 'backup');
+  if (mine.length === 0) return checkPathHint;
+  const dirs = mine.map((l) => l.dir).join(', ');
+  return mine.some((l) => l.running)
+    ? `${dirs} is a backup into it still being written: restore once it has finished`
+    : `${dirs} is the partial copy an interrupted backup into it left, not a backup: run the backup again (that removes it), then restore`;
+}
+
+/** No manifest: say what the directory is instead (the manifest is written last, so an interrupted backup has none). */
+async function manifestMissing(backupDir: string, file: string): Promise<BackupInvalid> {
+  const again = `take the backup again, and restore from that; remove this one: ${removeCommand(backupDir)}`;
+  const partial = leftoverOf(backupDir, 'backup');
+  if (partial) {
+    return new BackupInvalid(file, `missing: ${backupDir} is the partial copy of a backup into ${partial.target} by process ${partial.pid}, ${partial.running ? 'which is still writing it' : 'which was interrupted'}; it is not a backup`,
+      partial.running ? `wait for that backup to finish, then restore from ${partial.target}` : again);
+  }
+  const writer = (await leftoversAround(backupDir, 'backup')).mine[0];
+  if (writer) {
+    return new BackupInvalid(file, `missing: ${backupDir} is an unfinished backup: process ${writer.pid} ${writer.running ? 'is still writing it' : 'was interrupted writing it'} (its partial copy: ${writer.dir})`,
+      writer.running ? 'wait for that backup to finish, then restore' : again);
+  }
+  const hasStore = await stat(path.join(backupDir, backupStoreDirName)).then(() => true, () => false);
+  if (!hasStore) return new BackupInvalid(file, `missing: ${backupDir} is not a backup directory (no ${backupManifestFileName}, no ${backupStoreDirName}/)`, checkPathHint);
+  return new BackupInvalid(file, `missing: ${backupDir} is an unfinished backup (its ${backupStoreDirName}/ was written, but not its manifest, which is written last: the backup was interrupted)`, again);
+}
+
 /** Check every listed file's size and SHA-256; throws BackupInvalid naming the first file that differs. */
 export async function verifyBackupFiles(
   backupDir: string,
@@ -75,7 +107,8 @@ export async function verifyBackupFiles(
     try {
       actual = await hashFile(fl, file, (n) => onProgress?.((done += n), total));
     } catch (error) {
-      throw new BackupInvalid(file, `cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new BackupInvalid(file, code === 'ENOENT' ? `missing: the manifest lists it (${f.bytes} bytes), so the backup is incomplete` : `cannot read (${code ?? (error as Error).message})`);
     }
     if (actual.bytes !== f.bytes) throw new BackupInvalid(file, `has ${actual.bytes} bytes, the manifest says ${f.bytes}`);
     if (actual.sha256 !== f.sha256) throw new BackupInvalid(file, `SHA-256 ${actual.sha256} differs from the manifest's ${f.sha256}`);

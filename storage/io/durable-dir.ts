@@ -19,3 +19,20 @@ export async function mkdirDurable(fl: FileLayer, dir: string, root: string): Pr
     if (parent === resolvedRoot) return;
   }
 }
+
+/** `dir` or its nearest existing ancestor: the directory a `mkdirDurable` of `dir` starts from, and the filesystem it writes to. */
+export async function nearestExisting(fl: FileLayer, dir: string): Promise<string> {
+  let existing = path.resolve(dir);
+  while (!(await fl.exists(existing)) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  return existing;
+}
+
+/** fsync the directories of new `files` under `root`, from each file's own up to `root`, deepest first: a new name is durable only once its directory is. */
+export async function fsyncDirsUpTo(fl: FileLayer, root: string, files: readonly string[]): Promise<void> {
+  const resolvedRoot = path.resolve(root);
+  const dirs = new Set<string>([resolvedRoot]);
+  for (const file of files) {
+    for (let d = path.dirname(path.resolve(file)); d.startsWith(resolvedRoot + path.sep) && !dirs.has(d); d = path.dirname(d)) dirs.add(d);
+  }
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fl.fsyncDir(d);
+}

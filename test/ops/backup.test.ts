@@ -272,5 +272,6 @@ describe('a backup that fails', () => {
     expect((failure as MemoryError).message).toContain('ran out of space (ENOSPC); nothing of it was kept');
     expect((failure as MemoryError).hint).toBe(backupSpaceHint);
     expect(existsSync(backupDir)).toBe(false);
+    expect(readdirSync(root), 'nor its partial copy').toEqual(['store']);
   });
 });

@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { restoreBackup, restoreScratchDir } from '../../storage/backup/restore.js';
+import { restoreBackup } from '../../storage/backup/restore.js';
+import { scratchDirOf } from '../../storage/backup/scratch-dir.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { DamagedStore, MemoryError } from '../../storage/errors.js';
 import { Store } from '../../storage/store.js';
@@ -157,8 +158,8 @@ test('a restore removes the scratch copy a killed restore into the same target l
   const tenants = scratch();
   const target = path.join(tenants, 'acme');
   const deadPid = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no process now
-  const dead = restoreScratchDir(target, deadPid);
-  const alive = restoreScratchDir(target, process.ppid); // the test runner's parent: it runs
+  const dead = scratchDirOf(target, 'restore', deadPid);
+  const alive = scratchDirOf(target, 'restore', process.ppid); // the test runner's parent: it runs
   for (const leftover of [dead, alive]) {
     mkdirSync(path.join(leftover, 'log'), { recursive: true });
     writeFileSync(path.join(leftover, 'log', 'big.log'), Buffer.alloc(4096));
