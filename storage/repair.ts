@@ -18,7 +18,7 @@
  *    the open refuses while they stay.
  *  - With no segment left, the store reopens from its newest verified snapshot: the checkpoint and
  *    every other snapshot go aside. With none that verifies, repair refuses and changes nothing.
- * Every plan is made from one listing of the log before any file moves. Repair holds the store's
+ * Every plan is made from one listing and one read of the log, before any file moves. Repair holds the store's
  * LOCK: never beside a live writer.
  */
 import * as path from 'node:path';
@@ -26,7 +26,7 @@ import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { checkpointFileName, readCheckpoint } from './log/checkpoint.js';
-import { findDamage, keepAsideAndCut, listSegments, scanSegmentBytes, SegmentReader, type Damage } from './log/recovery.js';
+import { keepAsideAndCut, listSegments, resync, scanSegmentBytes, SegmentReader, type Damage } from './log/recovery.js';
 import { listSnapshots, verifySnapshotFiles, type SnapshotRef } from './snapshot/reader.js';
 import { takeStoreLock } from './store-lock.js';
 
@@ -60,6 +60,8 @@ interface FileScan {
   readonly problem?: Damage;
   /** The problem is a run of zeros to the end of the file. */
   readonly zeroRun?: true;
+  /** The highest offset a valid frame in it carries, past its problem too (-1: none): what the report counts as dropped. */
+  readonly lastOffsetSeen: number;
 }
 
 /** The chain of segments from one file on, as the open would walk it. */
@@ -96,11 +98,14 @@ interface Plan {
 
 async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<RepairReport> {
   const logDir = path.join(dir, 'log');
-  if ((await listSegments(logDir, fl)).length === 0) return repairWithoutLog(dir, logDir, nowMs, fl);
-  // Damage as the open sees it, and the highest offset any valid frame carries (past it too).
-  const found = await findDamage(logDir, fl);
-  const plan = found.damage ? await planAroundDamage(dir, logDir, fl) : undefined;
-  const end = plan?.end ?? found.endBeforeDamage;
+  // The one read of the log: every plan below is made from it.
+  const files = await scanFiles(logDir, fl);
+  if (files.length === 0) return repairWithoutLog(dir, logDir, nowMs, fl);
+  // Damage as the open sees it: a bad frame or broken chain, a stray file, zeros in a sealed segment.
+  const whole = walkChain(files, 0);
+  const damaged = whole.damage !== undefined || whole.strays.length > 0 || whole.zeroRuns.length > 0;
+  const plan = damaged ? await planAroundDamage(dir, files, whole, fl) : undefined;
+  const end = plan?.end ?? whole.end;
   const logFirst = plan?.logFirst ?? -1;
   // Past the end: evidence of what the log lost. Below the log's start (only when the log below a snapshot went): no longer replayable.
   const snapshotsPast = (await listSnapshots(dir, fl)).filter((ref) => ref.offset > end);
@@ -125,7 +130,8 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   await syncMoves(dir, logDir, aside, fl);
 
   // What the log, the snapshots and the checkpoint show was there: everything past the new end is gone.
-  const droppedThrough = Math.max(found.lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
+  const lastOffsetSeen = files.reduce((max, f) => Math.max(max, f.lastOffsetSeen), -1);
+  const droppedThrough = Math.max(lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
   const droppedTransactions = Math.max(0, droppedThrough - end);
   const where = plan ?? { ...(await logEnd(logDir, fl)), reason: `the log ends at offset ${end}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged` };
   return {
@@ -136,16 +142,14 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
 }
 
 /**
- * The log has damage somewhere: read every file once, then choose between cutting the log at the
- * first damage and reopening from a verified snapshot above it, whichever keeps more.
+ * The log (`files`, whose chain from the first is `whole`) has damage somewhere: choose between
+ * cutting the log at the first damage and reopening from a verified snapshot above it, whichever keeps more.
  */
-async function planAroundDamage(dir: string, logDir: string, fl: FileLayer): Promise<Plan> {
-  const files = await scanFiles(logDir, fl);
-  const whole = walkChain(files, 0);
+async function planAroundDamage(dir: string, files: readonly FileScan[], whole: Chain, fl: FileLayer): Promise<Plan> {
   if (!whole.damage) {
     // Only strays and zeros: nothing acknowledged is behind them.
     const first = [...whole.strays.map((f) => ({ file: f.file, position: 0 })), ...whole.zeroRuns].sort((a, b) => files.findIndex((f) => f.file === a.file) - files.findIndex((f) => f.file === b.file))[0];
-    if (!first) throw new Error('findDamage saw damage the chain walk does not: the two must read segments alike'); // a programmer error
+    if (!first) throw new Error('planAroundDamage: a chain without damage, strays or zero runs is not damaged'); // a programmer error
     return {
       logFirst: files[0]!.firstOffset, end: whole.end, whole: whole.strays.map((f) => f.file), cuts: whole.zeroRuns,
       file: first.file, position: first.position, reason: `${describeFixes(whole, files)}; nothing acknowledged was dropped`,
@@ -232,11 +236,15 @@ async function scanFiles(logDir: string, fl: FileLayer): Promise<FileScan[]> {
     } catch (error) {
       // Not a segment at all (a directory, a FIFO, a file far too large): the whole entry is the damage.
       if (!(error instanceof DamagedStore)) throw error;
-      out.push({ file, firstOffset, frames: 0, problem: { file, position: 0, reason: error.reason, offset: firstOffset } });
+      out.push({ file, firstOffset, frames: 0, problem: { file, position: 0, reason: error.reason, offset: firstOffset }, lastOffsetSeen: -1 });
       continue;
     }
-    const { info, problem, zeroTail } = scanSegmentBytes(buf, file, firstOffset);
-    out.push({ file, firstOffset, frames: info.positions.length, ...(problem ? { problem } : {}), ...(zeroTail ? { zeroRun: true as const } : {}) });
+    const { info, problem, zeroTail, headerBad } = scanSegmentBytes(buf, file, firstOffset);
+    const frames = info.positions.length;
+    // Frames after the problem: what a resync finds counts as seen (and dropped, if cut).
+    const afterProblem = problem && !headerBad && !zeroTail ? resync(buf, problem.position + 1)?.lastOffset ?? -1 : -1;
+    const lastOffsetSeen = Math.max(frames > 0 ? firstOffset + frames - 1 : -1, afterProblem);
+    out.push({ file, firstOffset, frames, ...(problem ? { problem } : {}), ...(zeroTail ? { zeroRun: true as const } : {}), lastOffsetSeen });
   }
   return out;
 }

@@ -271,48 +271,8 @@ export async function cutFileDurably(fl: FileLayer, file: string, position: numb
   }
 }
 
-/**
- * Find the first damage anywhere (sealed or not), without changing files. `endBeforeDamage`: the
- * last offset of the log up to the damage (all of it without); `lastOffsetSeen`: the highest
- * offset any valid frame carries, past the damage too.
- */
-export async function findDamage(logDir: string, fl: FileLayer): Promise<{ damage?: Damage; lastOffsetSeen: number; endBeforeDamage: number }> {
-  const files = await listSegments(logDir, fl);
-  let damage: Damage | undefined;
-  let lastOffsetSeen = -1;
-  let expectedFirst: number | undefined;
-  const reader = new SegmentReader(fl);
-  for (let i = 0; i < files.length; i++) {
-    const { file, firstOffset } = files[i]!;
-    if (expectedFirst !== undefined && firstOffset !== expectedFirst && !damage) {
-      damage = { file, position: 0, reason: `segment chain broken: starts at ${firstOffset}, expected ${expectedFirst}`, offset: expectedFirst };
-    }
-    let buf: Buffer;
-    try {
-      buf = await reader.read(file);
-    } catch (error) {
-      // Not a segment at all (a directory, a FIFO, a file far too large): the whole entry is the damage.
-      if (!(error instanceof DamagedStore)) throw error;
-      damage ??= { file, position: 0, reason: error.reason, offset: expectedFirst ?? firstOffset };
-      continue;
-    }
-    const scanned = scanSegmentBytes(buf, file, firstOffset);
-    // The last segment's zero tail is its clean end, not damage.
-    const problem = scanned.zeroTail && i === files.length - 1 ? undefined : scanned.problem;
-    if (scanned.info.positions.length > 0) lastOffsetSeen = Math.max(lastOffsetSeen, firstOffset + scanned.info.positions.length - 1);
-    if (problem && !damage) damage = problem;
-    // Frames after damage inside this segment: count what a resync would find (for the report).
-    if (problem && !scanned.headerBad) {
-      lastOffsetSeen = Math.max(lastOffsetSeen, resync(buf, problem.position + 1)?.lastOffset ?? -1);
-    }
-    expectedFirst = firstOffset + scanned.info.positions.length;
-  }
-  const endBeforeDamage = damage ? damage.offset - 1 : (expectedFirst ?? 0) - 1;
-  return damage ? { damage, lastOffsetSeen, endBeforeDamage } : { lastOffsetSeen, endBeforeDamage };
-}
-
 /** Look for valid frames past a damaged spot, byte by byte: the highest offset found and where the farthest one ends. */
-function resync(buf: Buffer, from: number): { lastOffset: number; lastEnd: number } | undefined {
+export function resync(buf: Buffer, from: number): { lastOffset: number; lastEnd: number } | undefined {
   let found: { lastOffset: number; lastEnd: number } | undefined;
   for (let p = from; p + 16 <= buf.length; p++) {
     if (buf[p] === 0 && isZeroRun(buf, p)) break; // the zeros ahead of the writer: nothing follows
