@@ -20,6 +20,7 @@ import { MemoryError, StoreFileNotWritten, StoreLockHeld } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { FileRefused } from './io/file-refused.js';
 import { readBoundedFile, readSmallFileSync } from './io/read-whole.js';
+import { processRuns } from './io/process-runs.js';
 
 export const lockFileName = 'LOCK';
 /** Held while a stale LOCK is removed (see the top of this file). */
@@ -60,11 +61,7 @@ function holderOf(text: string): number | null {
   const [pidText, start] = text.trim().split(' ');
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return null; // no such process
-  }
+  if (!processRuns(pid)) return null;
   if (start === undefined) return pid;
   const now = processStartTime(pid);
   return now === undefined || now === start ? pid : null; // another process under a reused pid: stale

@@ -16,6 +16,7 @@ import { readdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { processRuns } from '../io/process-runs.js';
 
 /** What the scratch is for: a backup directory (taken, or downloaded from S3), or a restored store. */
 export type ScratchUse = 'backup' | 'restore';
@@ -99,11 +100,3 @@ export function removeCommand(dir: string): string {
   return `rm -rf -- '${dir.replaceAll("'", "'\\''")}'`;
 }
 
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'; // another user's process: it runs
-  }
-}

@@ -11,6 +11,7 @@ import { MemoryError } from '../errors.js';
 import { startModuleWorker } from '../io/module-worker.js';
 import { readSmallFileSync } from '../io/read-whole.js';
 import type { EmbeddedPostgresWorkerData, EmbeddedPostgresWorkerMessage } from './embedded-postgres-worker.js';
+import { processRuns } from '../io/process-runs.js';
 
 /**
  * PGlite is one backend: the socket server interleaves connections per protocol message, so
@@ -29,14 +30,6 @@ export interface EmbeddedPostgres {
   close(): Promise<void>;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The pid file holds a pid: anything larger, or not a regular file (a FIFO would block the read), holds none. */
 const pidFileBytesMax = 64;
@@ -62,7 +55,7 @@ async function lockDataDir(lockPath: string): Promise<void> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number(readPidFile(lockPath));
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && processRuns(pid)) {
         throw new MemoryError(
           'conflict',
           `the embedded control-plane database ${lockPath.replace(/\.lock$/, '')} is open in process ${pid}`,
