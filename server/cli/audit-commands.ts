@@ -16,6 +16,7 @@ import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-buc
 import { shipAudit } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
 import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
+import { accessLogSource } from '../../storage/control/audit-staging.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
 import { tenantStoresIn } from './audit-tenant-stores.js';
 import { ttyProgress } from './progress.js';
@@ -81,7 +82,9 @@ function storeLine(s: StoreCheckSummary): string {
   const held = s.checkedFromSeq === null ? 'no access-log row' : `seq ${s.checkedFromSeq}..${s.newestSeq}${s.checkedFromSeq > 1 ? ` (rows before ${s.checkedFromSeq} aged out of the store)` : ''}`;
   const pending = s.pendingRows > 0 ? `, ${s.pendingRows} pending from seq ${s.pendingFromSeq} (not staged yet${s.workWaiting ? ': control-pending' : ''})` : '';
   const live = s.openByPid !== null ? `, read while process ${s.openByPid} holds it` : '';
-  return `store ${s.tenant}: ${s.rowsChecked} access-log rows checked against S3 and staging, staged through seq ${s.stagedThroughSeq}; store holds ${held}${pending}${live}`;
+  // A store whose history restarted is checked against its generation of the source (access_log#2, ...).
+  const generation = s.source === accessLogSource ? '' : ` of ${s.source} (its history restarted)`;
+  return `store ${s.tenant}: ${s.rowsChecked} access-log rows checked against S3 and staging, staged through seq ${s.stagedThroughSeq}${generation}; store holds ${held}${pending}${live}`;
 }
 
 export function reportLines(report: AuditReport): string[] {

@@ -11,7 +11,7 @@ export type AuditProblemKind =
   | 'unexpected_object' // an object under the audit prefix that is no batch, or a batch the control plane never shipped
   | 'missing_event' // an access-log row of a tenant's store that is neither in S3 nor staged, and should be
   | 'mark_behind' // the control plane's staged mark below what S3 and staging already hold of that source
-  | 'store_behind' // the trail holds access-log rows a closed store never reached (an older copy put in its place)
+  | 'store_behind' // the trail holds access-log rows a closed store never reached (a restarted store no stager has seen yet)
   | 'store_unreadable'; // a tenant's store that could not be opened read-only: its rows are unchecked
 
 export interface AuditProblem {

@@ -6,14 +6,19 @@
  * whole. The store's access-log rows (`source` access_log, `source_seq` = the row's seq) are
  * compared with the trail instead:
  *
- * - The trail's access-log events are fed in chain order (S3 batches, then staging), their source
- *   seqs rising; the store's rows are read alongside in seq order, a page at a time (a merge).
+ * - The store is compared with the events of the source's current generation (source-generation.ts):
+ *   a store whose history restarted is staged anew under `access_log#2` and so on, and the
+ *   generations before it hold the histories it no longer has.
+ * - The trail's events of that generation are fed in chain order (S3 batches, then staging), their
+ *   source seqs rising; the store's rows are read alongside in seq order, a page at a time (a merge).
  * - A row found with identical fields is checked; with other fields, `altered`.
  * - A row absent from the trail is `missing_event` when a later row is in the trail (staging
  *   takes rows in order), or when it is at or below the staged mark the control plane had before
  *   the trail was read. Above that mark it is pending (see `isPending`), else `missing_event` too.
  * - Rows older than the store's oldest (the access log keeps its newest accessLogRowsMax) cannot
  *   be checked: the summary says from which seq the check starts.
+ * - A restart the stager has not seen yet leaves the store compared with the ended generation:
+ *   its new rows are `altered` (or, past a closed store's end, `store_behind`) until it does.
  *
  * Memory: one page of rows (storeRowsPageMax) and the open store it is read from; problems are
  * ranges of seqs, at most storeCheckProblemsMax per store.
@@ -21,7 +26,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { JsonValue, Row } from '../schema.js';
 import type { StoreApi } from '../store.js';
-import { accessLogEvent, accessLogSource, accessLogTable } from '../control/audit-staging.js';
+import { accessLogEnds, accessLogEvent, accessLogSource, accessLogTable } from '../control/audit-staging.js';
+import { sourceGeneration } from '../control/source-generation.js';
 import type { AuditProblem, AuditProblemKind } from './audit-problem.js';
 
 /** Store rows read per step of the merge. */
@@ -46,11 +52,7 @@ export interface HeldAccessLog {
 export async function heldAccessLogOf(store: StoreApi): Promise<HeldAccessLog> {
   const ends = await store.read((view) => {
     const table = view.table(accessLogTable);
-    const seqOf = (rows: Iterable<Row>) => {
-      for (const row of rows) return row.seq as number;
-      return null;
-    };
-    return { rows: table.size, oldestSeq: seqOf(table.scan({ limit: 1 })), newestSeq: seqOf(table.scan({ reverse: true, limit: 1 })) };
+    return { rows: table.size, ...accessLogEnds(table) };
   });
   return {
     ...ends,
@@ -79,6 +81,8 @@ export interface OpenedTenantStore {
 /** What the store check says of one tenant. */
 export interface StoreCheckSummary {
   readonly tenant: string;
+  /** The generation of the access-log source the store was compared with (`access_log`, then `access_log#2`, ...). */
+  readonly source: string;
   /** Rows the store's access log holds. */
   readonly rowsHeld: number;
   /** Held rows whose presence in the trail was proven or disproven (found, altered or missing). */
@@ -86,7 +90,7 @@ export interface StoreCheckSummary {
   /** The store's oldest row: rows before it aged out of the store and are not checked (null: no row). */
   readonly checkedFromSeq: number | null;
   readonly newestSeq: number | null;
-  /** The control plane's staged mark of the tenant's access log, read before the trail. */
+  /** The control plane's staged mark of that generation, read before the trail. */
   readonly stagedThroughSeq: number;
   /** Rows above the staged mark that may legitimately wait (not problems). */
   readonly pendingRows: number;
@@ -152,20 +156,23 @@ export class StoreTrailCheck {
   constructor(
     readonly tenant: string,
     private readonly log: HeldAccessLog,
-    /** The staged mark read before the store and the trail: every row at or below it must be in the trail. */
+    /** The generation of the access-log source the store holds: events of the others pass by. */
+    readonly source: string,
+    /** Its staged mark read before the store and the trail: every row at or below it must be in the trail. */
     private readonly stagedThroughSeq: number,
     private readonly openByPid: number | null,
     private readonly onRows?: (done: number, total: number) => void,
   ) {
+    if (sourceGeneration(source).family !== accessLogSource) throw new Error(`store check: ${source} is no generation of ${accessLogSource}`);
     this.nextFromSeq = log.oldestSeq ?? 1;
   }
 
-  /** One event of the trail, in chain order; events of other sources pass by. */
+  /** One event of the trail, in chain order; events of other sources (and generations) pass by. */
   async trailEvent(e: TrailEvent, at: TrailPlace): Promise<void> {
-    if (e.source !== accessLogSource || typeof e.sourceSeq !== 'number') return;
+    if (e.source !== this.source || typeof e.sourceSeq !== 'number') return;
     const seq = e.sourceSeq;
     if (seq <= this.lastTrailSeq) {
-      this.problem('altered', `access-log seq ${seq} is in the trail again, after seq ${this.lastTrailSeq}${placeText(at)}`, at);
+      this.problem('altered', `${this.rowsLabel} seq ${seq} is in the trail again, after seq ${this.lastTrailSeq}${placeText(at)}`, at);
       return;
     }
     this.lastTrailSeq = seq;
@@ -179,7 +186,7 @@ export class StoreTrailCheck {
       this.take();
       this.checked++;
       if (!isDeepStrictEqual(accessLogEvent(row), e.event)) {
-        this.problem('altered', `access-log seq ${seq}${placeText(at)} is ${JSON.stringify(e.event)}, the store's row is ${JSON.stringify(accessLogEvent(row))}`, at);
+        this.problem('altered', `${this.rowsLabel} seq ${seq}${placeText(at)} is ${JSON.stringify(e.event)}, the store's row is ${JSON.stringify(accessLogEvent(row))}`, at);
       }
       return;
     }
@@ -206,24 +213,29 @@ export class StoreTrailCheck {
     }
     this.flushMissing();
     if (end.stagedThroughSeqNow < this.lastTrailSeq) {
-      this.problem('mark_behind', `the control plane says access_log is staged through seq ${end.stagedThroughSeqNow}, but S3 and staging hold seq ${this.lastTrailSeq}: the mark went backwards, and rows after it would be staged again or not at all`);
+      this.problem('mark_behind', `the control plane says ${this.source} is staged through seq ${end.stagedThroughSeqNow}, but S3 and staging hold seq ${this.lastTrailSeq}: the mark went backwards, and rows after it would be staged again or not at all`);
     }
     const beyond = this.beyondStore;
     // A live store's trail runs ahead of what was read of it; a closed store's must not.
     if (beyond && !end.live) {
-      this.problem('store_behind', `the trail holds ${beyond.count} access-log events (seq ${beyond.fromSeq}..${beyond.toSeq}) the store does not hold (its rows end at seq ${this.log.newestSeq ?? 'none'}): an older copy of the store is in its place, and its new rows reuse seqs staging already took, so they are never staged`);
+      this.problem('store_behind', `the trail holds ${beyond.count} ${this.source} events (seq ${beyond.fromSeq}..${beyond.toSeq}) the store does not hold (its rows end at seq ${this.log.newestSeq ?? 'none'}): an older copy of the store (or a new one) is in its place, and no stager has staged it since: the next to stage this tenant opens the next generation of ${accessLogSource} for its rows (an audit_restart event), until then they are in no trail`);
     }
     if (this.problemsUnlisted > 0) {
       this.problems.push({ kind: this.problems[this.problems.length - 1]!.kind, tenant: this.tenant, detail: `and ${this.problemsUnlisted} more problems of this store not listed (storeCheckProblemsMax ${storeCheckProblemsMax})` });
     }
     return {
       summary: {
-        tenant: this.tenant, rowsHeld: this.log.rows, rowsChecked: this.checked, checkedFromSeq: this.log.oldestSeq, newestSeq: this.log.newestSeq,
+        tenant: this.tenant, source: this.source, rowsHeld: this.log.rows, rowsChecked: this.checked, checkedFromSeq: this.log.oldestSeq, newestSeq: this.log.newestSeq,
         stagedThroughSeq: this.stagedThroughSeq, pendingRows: this.pending, ...(this.pendingFromSeq !== undefined ? { pendingFromSeq: this.pendingFromSeq } : {}),
         trailEventsAgedOut: this.agedOut, openByPid: this.openByPid, workWaiting: end.workWaiting,
       },
       problems: this.problems,
     };
+  }
+
+  /** How problems name the store's rows: by their generation once there is more than one. */
+  private get rowsLabel(): string {
+    return this.source === accessLogSource ? 'access-log' : this.source;
   }
 
   private async peek(): Promise<Row | undefined> {
@@ -259,11 +271,12 @@ export class StoreTrailCheck {
     const run = this.missingRun;
     if (!run) return;
     this.missingRun = undefined;
-    const rows = run.fromSeq === run.toSeq ? `access-log seq ${run.fromSeq}` : `access-log seq ${run.fromSeq}..${run.toSeq} (${run.toSeq - run.fromSeq + 1} events)`;
-    const never = this.stagedThroughSeq === 0 && this.lastTrailSeq === 0;
+    const label = this.rowsLabel;
+    const rows = run.fromSeq === run.toSeq ? `${label} seq ${run.fromSeq}` : `${label} seq ${run.fromSeq}..${run.toSeq} (${run.toSeq - run.fromSeq + 1} events)`;
+    const never = this.source === accessLogSource && this.stagedThroughSeq === 0 && this.lastTrailSeq === 0;
     const why = {
       later: 'is in neither S3 nor staging, though later rows are',
-      marked: `is in neither S3 nor staging, though the control plane says access_log is staged through seq ${this.stagedThroughSeq}`,
+      marked: `is in neither S3 nor staging, though the control plane says ${this.source} is staged through seq ${this.stagedThroughSeq}`,
       overdue: never
         ? 'was never staged: the control plane and S3 know nothing of this tenant\'s access log, and no control-pending mark or live writer says it is waiting'
         : `is not staged (staged through seq ${this.stagedThroughSeq}), and no control-pending mark or live writer says it is waiting`,

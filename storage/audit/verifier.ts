@@ -305,7 +305,8 @@ async function beginStoreCheck(
   onProgress: VerifyOptions['onProgress'],
 ): Promise<{ check: StoreTrailCheck; opened: OpenedTenantStore } | AuditProblem> {
   // Read before the store and the trail: every row staged by then is in S3 or staging when they are read.
-  const stagedThroughSeq = await control.stagedThrough(tenant, accessLogSource);
+  // The store holds the history of the source's current generation; the ones before it ended.
+  const mark = await control.auditSourceMark(tenant, accessLogSource);
   let opened: OpenedTenantStore;
   try {
     opened = await stores.open(tenant);
@@ -313,7 +314,7 @@ async function beginStoreCheck(
     const e = error as Error & { hint?: string };
     return { kind: 'store_unreadable', tenant, detail: `its store was not opened read-only, so its access log is unchecked: ${e.message}${e.hint ? ` (${e.hint})` : ''}` };
   }
-  const check = new StoreTrailCheck(tenant, opened.accessLog, stagedThroughSeq, opened.openByPid, (done, total) => onProgress?.('store rows', done, total));
+  const check = new StoreTrailCheck(tenant, opened.accessLog, mark.source, mark.stagedThrough, opened.openByPid, (done, total) => onProgress?.('store rows', done, total));
   return { check, opened };
 }
 
@@ -381,7 +382,7 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
         const control = options.control!;
         await feedStagedTrail(bucket, control, tenant, lastSeq, store.check);
         const checked = await store.check.finish({
-          stagedThroughSeqNow: await control.stagedThrough(tenant, accessLogSource),
+          stagedThroughSeqNow: await control.stagedThrough(tenant, store.check.source),
           workWaiting: await store.opened.workWaiting(),
           live: store.opened.openByPid !== null || store.opened.heldNow(),
           nowMs: Date.now(),

@@ -15,6 +15,7 @@ import { isDatabaseError } from './database-error.js';
 import { applyMigrations } from './migrations.js';
 import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
+import { generationSource, sourceGeneration, type AuditSourceMark } from './source-generation.js';
 
 export const poolMaxDefault = 10;
 export const connectTimeoutMs = 5_000;
@@ -102,6 +103,14 @@ export interface AuditEventInput {
   /** Strictly increasing per (tenant, source); an event at or below the staged mark is a duplicate. */
   readonly sourceSeq: number;
   readonly event: JsonValue;
+  /** What the mark keeps when this is the last event staged: the stager checks the store still holds it (see historyRestart). */
+  readonly digest?: string;
+}
+
+/** An event of a source of its own (an audit gap, a restart), staged at that source's next seq. */
+export interface AuditMarker {
+  readonly source: string;
+  readonly event: JsonValue;
 }
 
 export interface StagedAuditEvent {
@@ -172,11 +181,22 @@ export interface ControlPlane {
   runHistory(tenant: string, options: { fromMs: number; toMs: number; limit: number; afterRunId?: string }): Promise<RunHistoryRow[]>;
   runHistoryAggregates(tenant: string, fromMs: number, toMs: number): Promise<RunHistoryAggregate[]>;
 
-  /** Stages events of one (tenant, source) idempotently; returns how many were new. */
-  stageAudit(tenant: string, events: readonly AuditEventInput[]): Promise<number>;
+  /**
+   * Stages events of one (tenant, source) idempotently; returns how many were new. `marker`, if
+   * any, is staged just before them in the same transaction, and only when some are new.
+   */
+  stageAudit(tenant: string, events: readonly AuditEventInput[], marker?: AuditMarker): Promise<number>;
   /** Stages one event of a source that has no sequence of its own (server-level denials). */
   stageAuditNext(tenant: string, source: string, event: JsonValue): Promise<number>;
   stagedThrough(tenant: string, source: string): Promise<number>;
+  /** The current generation of source `family` and its mark (generation 1 at 0 when nothing was staged). */
+  auditSourceMark(tenant: string, family: string): Promise<AuditSourceMark>;
+  /**
+   * Opens the generation after `ended`, its mark at `fromSeq - 1`, and stages `marker` (the
+   * restart), in one transaction. When the family's mark is no longer `ended` (the restart was
+   * handled already) it opens nothing. Returns the family's current mark.
+   */
+  openAuditGeneration(tenant: string, ended: AuditSourceMark, fromSeq: number, marker: AuditMarker): Promise<AuditSourceMark>;
   stagedAudit(tenant: string, options: { afterSeq?: number; limit: number }): Promise<StagedAuditEvent[]>;
   auditBacklog(): Promise<AuditBacklog[]>;
 
@@ -442,7 +462,7 @@ function controlPlaneOn(
       }));
     },
 
-    async stageAudit(tenant, events) {
+    async stageAudit(tenant, events, marker) {
       assertTenant(tenant);
       if (events.length === 0) return 0;
       if (events.length > stageEventsMax) throw new MemoryError('limit_exceeded', `at most ${stageEventsMax} audit events per call`);
@@ -457,6 +477,7 @@ function controlPlaneOn(
         const through = await lockSource(client, tenant, source);
         const fresh = events.filter((e) => e.sourceSeq > through);
         if (fresh.length === 0) return 0;
+        if (marker) await stageMarker(client, tenant, marker);
         await insertStaged(client, tenant, source, fresh);
         return fresh.length;
       });
@@ -464,10 +485,33 @@ function controlPlaneOn(
 
     async stageAuditNext(tenant, source, event) {
       assertTenant(tenant);
+      return inTransaction(pool, (client) => stageMarker(client, tenant, { source, event }));
+    },
+
+    async auditSourceMark(tenant, family) {
+      assertTenant(tenant);
+      const result = await pool.query(`${markSql} limit 1`, [tenant, family]);
+      return markFromRow(result.rows[0], family);
+    },
+
+    async openAuditGeneration(tenant, ended, fromSeq, marker) {
+      assertTenant(tenant);
+      if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw new MemoryError('invalid_argument', `bad first seq ${fromSeq} of a new generation`);
+      const { family } = sourceGeneration(ended.source);
       return inTransaction(pool, async (client) => {
-        const through = await lockSource(client, tenant, source);
-        await insertStaged(client, tenant, source, [{ source, sourceSeq: through + 1, event }]);
-        return through + 1;
+        // The tenant row first, as every staging transaction locks it: one restart opens one generation.
+        await lockTenant(client, tenant);
+        const current = markFromRow((await client.query(`${markSql} limit 1 for update`, [tenant, family])).rows[0], family);
+        // Judged on a mark that has moved since (the restart handled, or the generation staged on): open nothing.
+        if (current.generation !== ended.generation || current.stagedThrough !== ended.stagedThrough) return current;
+        const generation = current.generation + 1;
+        const opened: AuditSourceMark = { source: generationSource(family, generation), generation, stagedThrough: fromSeq - 1, lastDigest: null };
+        await client.query(
+          'insert into audit_sources (tenant, source, family, generation, staged_through) values ($1, $2, $3, $4, $5)',
+          [tenant, opened.source, family, generation, opened.stagedThrough],
+        );
+        await stageMarker(client, tenant, marker);
+        return opened;
       });
     },
 
@@ -609,24 +653,51 @@ function controlPlaneOn(
   };
 }
 
+/** A family's marks, newest generation first. */
+const markSql = `select source, generation, staged_through::text as t, last_digest from audit_sources
+  where tenant = $1 and family = $2 order by audit_sources.generation desc`;
+
+function markFromRow(row: Record<string, unknown> | undefined, family: string): AuditSourceMark {
+  if (!row) return { source: family, generation: 1, stagedThrough: 0, lastDigest: null };
+  return { source: String(row.source), generation: Number(row.generation), stagedThrough: Number(row.t), lastDigest: row.last_digest === null ? null : String(row.last_digest) };
+}
+
+/**
+ * Locks (creating if needed) the tenant's chain row. Every staging transaction takes it first,
+ * so they serialise per tenant and the source rows after it are locked in no conflicting order.
+ */
+async function lockTenant(client: pg.PoolClient, tenant: string): Promise<void> {
+  const tenantLocked = await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
+  if (tenantLocked.rowCount === 0) {
+    await client.query('insert into audit_tenants (tenant) values ($1) on conflict (tenant) do nothing', [tenant]);
+    await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
+  }
+}
+
 /**
  * Locks (creating if needed) the tenant's chain row and the source's mark; returns the mark.
  * The rows exist after a tenant's first staging: lock first, create only when missing (two
  * round trips in the steady state, not four; staging runs on every drain).
  */
 async function lockSource(client: pg.PoolClient, tenant: string, source: string): Promise<number> {
-  const tenantLocked = await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
-  if (tenantLocked.rowCount === 0) {
-    await client.query('insert into audit_tenants (tenant) values ($1) on conflict (tenant) do nothing', [tenant]);
-    await client.query('select 1 from audit_tenants where tenant = $1 for update', [tenant]);
-  }
-  const markSql = 'select staged_through::text as t from audit_sources where tenant = $1 and source = $2 for update';
-  let mark = await client.query<{ t: string }>(markSql, [tenant, source]);
+  await lockTenant(client, tenant);
+  const sourceMarkSql = 'select staged_through::text as t from audit_sources where tenant = $1 and source = $2 for update';
+  let mark = await client.query<{ t: string }>(sourceMarkSql, [tenant, source]);
   if (mark.rowCount === 0) {
-    await client.query('insert into audit_sources (tenant, source) values ($1, $2) on conflict do nothing', [tenant, source]);
-    mark = await client.query<{ t: string }>(markSql, [tenant, source]);
+    const { family, generation } = sourceGeneration(source);
+    // Only openAuditGeneration opens a later generation: staging into one it never opened is a bug.
+    if (generation !== 1) throw new Error(`audit source ${source} was never opened`);
+    await client.query('insert into audit_sources (tenant, source, family) values ($1, $2, $3) on conflict do nothing', [tenant, source, family]);
+    mark = await client.query<{ t: string }>(sourceMarkSql, [tenant, source]);
   }
   return Number(mark.rows[0]!.t);
+}
+
+/** Stages `marker` at its source's next seq (the caller's transaction); returns that seq. */
+async function stageMarker(client: pg.PoolClient, tenant: string, marker: AuditMarker): Promise<number> {
+  const through = await lockSource(client, tenant, marker.source);
+  await insertStaged(client, tenant, marker.source, [{ source: marker.source, sourceSeq: through + 1, event: marker.event }]);
+  return through + 1;
 }
 
 /** Assigns the next chain sequence numbers (gapless: the tenant row is locked) and inserts. */
@@ -643,9 +714,11 @@ async function insertStaged(client: pg.PoolClient, tenant: string, source: strin
      from unnest($4::int8[], $5::text[]) with ordinality as x(source_seq, event, ord)`,
     [tenant, firstSeq, source, events.map((e) => e.sourceSeq), events.map((e) => JSON.stringify(e.event))],
   );
-  await client.query('update audit_sources set staged_through = $3 where tenant = $1 and source = $2', [
+  const last = events[events.length - 1]!;
+  await client.query('update audit_sources set staged_through = $3, last_digest = $4 where tenant = $1 and source = $2', [
     tenant,
     source,
-    events[events.length - 1]!.sourceSeq,
+    last.sourceSeq,
+    last.digest ?? null,
   ]);
 }

@@ -146,6 +146,23 @@ export const migrations: readonly Migration[] = [
     // Users whose events were applied before migration 4 get their tenants from those events.
     run: backfillUserTenants,
   },
+  {
+    version: 6,
+    name: 'audit source generations',
+    sql: `
+      -- A source whose history restarts (a tenant store made anew, an older backup restored) goes on
+      -- as a new generation with a mark of its own (source-generation.ts): family names the source,
+      -- generation counts its histories; every mark before this migration is generation 1.
+      alter table audit_sources add column family text;
+      alter table audit_sources add column generation integer not null default 1;
+      update audit_sources set family = source;
+      alter table audit_sources alter column family set not null;
+      create unique index audit_sources_generation on audit_sources (tenant, family, generation);
+      -- The digest of the row staged at staged_through: before reading past the mark the stager checks
+      -- the store still holds that very row. Null: none staged under the mark since this migration.
+      alter table audit_sources add column last_digest text;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

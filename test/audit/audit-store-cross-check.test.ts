@@ -2,9 +2,10 @@
  * `audit verify` compares each tenant store's access log with the trail (S3 + staging): real
  * stores in a data directory, real Postgres, real Ceph RGW, the CLI as an operator runs it. The
  * chain alone proves whole after someone with Postgres access removes the newest staged events
- * and lowers the marks to match; the store still holds those rows and names them.
+ * and lowers the marks to match; the store still holds those rows and names them. A store whose
+ * history restarted is compared with its generation of the access-log source.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,7 @@ let dataDir: string;
 
 interface StoreFigures {
   tenant: string;
+  source: string;
   rowsHeld: number;
   rowsChecked: number;
   checkedFromSeq: number | null;
@@ -56,29 +58,37 @@ async function verify(tenant: string, ...more: string[]): Promise<{ code: number
   return { code: result.code, report: JSON.parse(result.stdout) as Verified, stderr: result.stderr };
 }
 
-/** `count` access-log rows appended as the server appends them (one batch). */
-async function appendRows(store: Store, tenant: string, count: number): Promise<void> {
-  const entries = Array.from({ length: count }, (_, i) => ({ subject: 'alice', action: 'tools/call', target: `object_put`, offset: i, outcome: 'ok' }));
+/** `count` access-log rows appended as the server appends them (one batch), their target naming the history they belong to. */
+async function appendRows(store: Store, tenant: string, count: number, target = 'object_put'): Promise<void> {
+  const entries = Array.from({ length: count }, (_, i) => ({ subject: 'alice', action: 'tools/call', target, offset: i, outcome: 'ok' }));
   await store.call('access_log_append', { entries }, systemCaller(tenant, 'access-log'));
 }
+
+const storeDir = (tenant: string) => join(dataDir, 'tenants', tenant);
 
 /**
  * The store of `tenant`, left open: its first `shipped` access-log rows in S3, the next `staged`
  * in staging only, the last `unstaged` in the store alone.
  */
-async function storeWithTrail(tenant: string, rows: { shipped?: number; staged?: number; unstaged?: number }): Promise<Store> {
-  const store = await Store.open({ dir: join(dataDir, 'tenants', tenant), module: memoryModule });
+async function storeWithTrail(tenant: string, rows: { shipped?: number; staged?: number; unstaged?: number }, target?: string): Promise<Store> {
+  const store = await Store.open({ dir: storeDir(tenant), module: memoryModule });
   if (rows.shipped) {
-    await appendRows(store, tenant, rows.shipped);
+    await appendRows(store, tenant, rows.shipped, target);
     await stageAccessLog(control, tenant, store);
     await shipAudit(control, bucket, { retentionDays: 1, force: true, tenant });
   }
   if (rows.staged) {
-    await appendRows(store, tenant, rows.staged);
+    await appendRows(store, tenant, rows.staged, target);
     await stageAccessLog(control, tenant, store);
   }
-  if (rows.unstaged) await appendRows(store, tenant, rows.unstaged);
+  if (rows.unstaged) await appendRows(store, tenant, rows.unstaged, target);
   return store;
+}
+
+/** A tenant whose first store shipped 30 access-log rows and was then deleted, as `tenants delete` leaves it. */
+async function deletedAfter30(tenant: string): Promise<void> {
+  await (await storeWithTrail(tenant, { shipped: 30 }, 'first-life')).close();
+  await rm(storeDir(tenant), { recursive: true });
 }
 
 beforeAll(async () => {
@@ -174,4 +184,58 @@ test('rows that should have been staged are missing: a closed store with no cont
   const unstaged = await verify(unknown);
   expect(unstaged.code, unstaged.stderr).toBe(1);
   expect(unstaged.report.problems).toEqual([expect.objectContaining({ kind: 'missing_event', tenant: unknown, detail: expect.stringContaining('access-log seq 1..3 (3 events) of the store was never staged') })]);
+}, 60_000);
+
+test('a tenant store deleted and made anew, its new history staged and shipped: verified whole against its generation access_log#2', async () => {
+  const tenant = 'xc-remade';
+  await deletedAfter30(tenant);
+  await (await storeWithTrail(tenant, { shipped: 10 }, 'second-life')).close();
+
+  const { code, report, stderr } = await verify(tenant);
+  expect(report.problems).toEqual([]);
+  expect(code, stderr).toBe(0);
+  expect(report.stores).toEqual([expect.objectContaining({ tenant, source: 'access_log#2', rowsHeld: 10, rowsChecked: 10, checkedFromSeq: 1, stagedThroughSeq: 10, pendingRows: 0 })]);
+  const text = await cli(['audit', 'verify', '--tenant', tenant, '--data-dir', dataDir]);
+  expect(text.stdout).toContain(`store ${tenant}: 10 access-log rows checked against S3 and staging, staged through seq 10 of access_log#2 (its history restarted); store holds seq 1..10`);
+  expect(text.stdout).toContain('audit verified: chain whole');
+}, 60_000);
+
+test('an older copy of the store restored that went on differently, its new generation partly shipped and partly staged: verified whole', async () => {
+  const tenant = 'xc-restored';
+  await (await storeWithTrail(tenant, { staged: 20 }, 'common')).close();
+  await cp(storeDir(tenant), `${storeDir(tenant)}.backup`, { recursive: true });
+  await (await storeWithTrail(tenant, { shipped: 10 }, 'lost-future')).close();
+  await rm(storeDir(tenant), { recursive: true });
+  await cp(`${storeDir(tenant)}.backup`, storeDir(tenant), { recursive: true });
+  await rm(`${storeDir(tenant)}.backup`, { recursive: true });
+  await (await storeWithTrail(tenant, { shipped: 8, staged: 2 }, 'diverged')).close();
+
+  const { code, report, stderr } = await verify(tenant);
+  expect(report.problems).toEqual([]);
+  expect(code, stderr).toBe(0);
+  expect(report.stores).toEqual([expect.objectContaining({ tenant, source: 'access_log#2', rowsHeld: 30, rowsChecked: 30, stagedThroughSeq: 30 })]);
+}, 60_000);
+
+test('a restarted tenant whose new rows are not in the trail is named: its new generation cut in Postgres, or a restart no stager has seen', async () => {
+  const cut = 'xc-restart-cut';
+  await deletedAfter30(cut);
+  await (await storeWithTrail(cut, { staged: 10 }, 'second-life')).close();
+  // Someone with write access to Postgres removes the new generation's last 5 rows and lowers the marks to match.
+  await sql.query(`delete from audit_staging where tenant = $1 and source = 'access_log#2' and source_seq > 5`, [cut]);
+  await sql.query('update audit_tenants set next_seq = next_seq - 5 where tenant = $1', [cut]);
+  await sql.query(`update audit_sources set staged_through = 5 where tenant = $1 and source = 'access_log#2'`, [cut]);
+  const cutReport = await verify(cut);
+  expect(cutReport.code, cutReport.stderr).toBe(1);
+  expect(cutReport.report.problems).toEqual([
+    expect.objectContaining({ kind: 'missing_event', tenant: cut, detail: expect.stringContaining('access_log#2 seq 6..10 (5 events) of the store is not staged (staged through seq 5)') }),
+  ]);
+
+  // Made anew and closed before any stager saw it: compared with the generation that ended.
+  const unseen = 'xc-restart-unseen';
+  await deletedAfter30(unseen);
+  await (await storeWithTrail(unseen, { unstaged: 1 }, 'second-life')).close();
+  const unseenReport = await verify(unseen);
+  expect(unseenReport.code, unseenReport.stderr).toBe(1);
+  expect(unseenReport.report.problems.map((p) => p.kind)).toEqual(['altered', 'store_behind']);
+  expect(unseenReport.report.problems[1]!.detail).toContain('the next to stage this tenant opens the next generation of access_log');
 }, 60_000);

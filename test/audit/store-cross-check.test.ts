@@ -25,7 +25,7 @@ const event = (seq: number) => ({ source: 'access_log', sourceSeq: seq, event: a
 const closed: Omit<StoreCheckEnd, 'stagedThroughSeqNow'> = { workWaiting: false, live: false, nowMs };
 
 test('rows that aged out of the store are not checked: the check starts at its oldest row and counts the trail events before it', async () => {
-  const check = new StoreTrailCheck('t', held(1_001, 1_500), 1_500, null);
+  const check = new StoreTrailCheck('t', held(1_001, 1_500), 'access_log', 1_500, null);
   for (let seq = 1; seq <= 1_500; seq++) await check.trailEvent(event(seq), {});
   const { summary, problems } = await check.finish({ ...closed, stagedThroughSeqNow: 1_500 });
   expect(problems).toEqual([]);
@@ -33,7 +33,7 @@ test('rows that aged out of the store are not checked: the check starts at its o
 });
 
 test('a staged mark below what the trail already holds is mark_behind', async () => {
-  const check = new StoreTrailCheck('t', held(1, 5), 5, null);
+  const check = new StoreTrailCheck('t', held(1, 5), 'access_log', 5, null);
   for (let seq = 1; seq <= 5; seq++) await check.trailEvent(event(seq), {});
   const { problems } = await check.finish({ ...closed, stagedThroughSeqNow: 3 });
   expect(problems).toEqual([expect.objectContaining({ kind: 'mark_behind', detail: expect.stringContaining('staged through seq 3, but S3 and staging hold seq 5') })]);
@@ -41,7 +41,7 @@ test('a staged mark below what the trail already holds is mark_behind', async ()
 
 test('a trail past the rows of a closed store is store_behind; past a live one it is the writer running ahead', async () => {
   for (const live of [false, true]) {
-    const check = new StoreTrailCheck('t', held(1, 3), 5, null);
+    const check = new StoreTrailCheck('t', held(1, 3), 'access_log', 5, null);
     for (let seq = 1; seq <= 5; seq++) await check.trailEvent(event(seq), {});
     const { problems } = await check.finish({ ...closed, live, stagedThroughSeqNow: 5 });
     expect(problems.map((p) => p.kind)).toEqual(live ? [] : ['store_behind']);
@@ -50,7 +50,7 @@ test('a trail past the rows of a closed store is store_behind; past a live one i
 
 test('a row missing between staged ones is missing_event even above the staged mark, and problems stop at storeCheckProblemsMax', async () => {
   const rows = storeCheckProblemsMax * 2 + 10;
-  const check = new StoreTrailCheck('t', held(1, rows), 0, null);
+  const check = new StoreTrailCheck('t', held(1, rows), 'access_log', 0, null);
   // Every other row reached the trail: each missing one is its own range.
   for (let seq = 2; seq <= rows; seq += 2) await check.trailEvent(event(seq), {});
   const { summary, problems } = await check.finish({ ...closed, stagedThroughSeqNow: rows });

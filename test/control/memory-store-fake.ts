@@ -32,7 +32,9 @@ class FakeTable implements TableReader {
   *scan(options: ScanOptions = {}): IterableIterator<Row> {
     const from = options.range?.from?.[0];
     let n = 0;
-    for (const row of this.sorted()) {
+    const rows = this.sorted();
+    if (options.reverse) rows.reverse();
+    for (const row of rows) {
       if (from !== undefined && compareKeys(this.keyOf(row), from) < 0) continue;
       if (options.afterKey !== undefined && compareKeys(this.keyOf(row), JSON.parse(options.afterKey) as Value) <= 0) continue;
       if (options.limit !== undefined && n++ >= options.limit) return;
