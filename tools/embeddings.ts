@@ -8,6 +8,7 @@ import { MemoryError } from '../storage/errors.js';
 import { defineReducer } from '../storage/reducer.js';
 import { vectorDimensionsMax, type TableSchema } from '../storage/schema.js';
 import { attributePredicates, checkPredicates, matchesAll } from './attribute-predicate.js';
+import { deleteEmbedding, dropModelIfUnused } from './embedding-rows.js';
 import { readTool, writeTool } from './define-tool.js';
 import { modelName, objectId, typeName } from './identifiers.js';
 import { requireObject } from './objects.js';
@@ -74,7 +75,10 @@ export const embeddingPut = defineReducer({
       if (models.size >= embeddingModelsMax) throw new MemoryError('limit_exceeded', `at most ${embeddingModelsMax} embedding models`);
       models.insert({ model: a.model, dims: v.length, created_at_ms: ctx.timestampMs });
     }
-    ctx.table('embeddings').upsert({ object_id: a.object_id, model: a.model, dims: v.length, vector: v, updated_at_ms: ctx.timestampMs });
+    const embeddings = ctx.table('embeddings');
+    const movedFrom = embeddings.get([a.object_id])?.['model'] as string | undefined;
+    embeddings.upsert({ object_id: a.object_id, model: a.model, dims: v.length, vector: v, updated_at_ms: ctx.timestampMs });
+    if (movedFrom !== undefined && movedFrom !== a.model) dropModelIfUnused(ctx, movedFrom);
     return { dims: v.length };
   },
 });
@@ -86,7 +90,7 @@ export const embeddingDelete = defineReducer({
   name: 'embedding_delete',
   args: deleteArgs,
   run(ctx, a): z.infer<typeof deleteResult> {
-    if (!ctx.table('embeddings').delete([a.object_id])) {
+    if (!deleteEmbedding(ctx, a.object_id)) {
       throw new MemoryError('not_found', `object ${a.object_id} has no embedding`);
     }
     return {};
@@ -141,7 +145,7 @@ const embeddingSearch = readTool({
 export const embeddingTools: ToolDef[] = [
   writeTool({
     reducer: embeddingPut, args: putArgs, result: putResult, title: 'Put embedding', idempotent: true,
-    description: 'Attach (or replace) an object\'s embedding vector under a model; a model\'s first vector fixes its dimensions.',
+    description: 'Set an object\'s embedding vector under a model; a model\'s first vector fixes its dimensions while it has any.',
   }),
   writeTool({
     reducer: embeddingDelete, args: deleteArgs, result: deleteResult, title: 'Delete embedding', destructive: true, idempotent: true,

@@ -10,6 +10,7 @@ import { defineReducer, type ReducerContext, type TableReader } from '../storage
 import type { Row, TableSchema } from '../storage/schema.js';
 import { checkAttributes, compileAttributeSchema } from './attribute-schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
+import { deleteEmbedding } from './embedding-rows.js';
 import { readTool, writeTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
 import { boundJsonBytes } from './json-bytes.js';
@@ -262,7 +263,7 @@ export const objectDelete = defineReducer({
     ];
     let removed = 0;
     for (const r of doomed) if (relations.delete([r['src'] as string, r['kind'] as string, r['dst'] as string])) removed++;
-    ctx.table('embeddings').delete([a.id]);
+    deleteEmbedding(ctx, a.id);
     ctx.table('objects').delete([a.id]);
     const version = nextVersion(ctx, a.id);
     recordVersion(ctx, a.id, version, 'object_delete', 'delete');

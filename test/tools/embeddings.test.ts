@@ -87,6 +87,24 @@ describe('embedding_search', () => {
     expect((await f.call('embedding_search', { vector: [1, 2, 3], model: 'mini' })).results.map((r: { id: string }) => r.id)).toEqual(['a']);
   });
 
+  test('a model goes with its last embedding: its name then takes new dimensions, and frees its place under embeddingModelsMax', async () => {
+    const models = async () => (await f.memory.store.read((view) => [...view.table('embedding_models').scan()].map((m) => `${String(m['model'])}:${String(m['dims'])}`)));
+    for (const id of ['a', 'b', 'c']) await f.call('object_put', { id, type: 't', attributes: {} });
+    // A test vector of the wrong length fixed the model at 2 dimensions.
+    await f.call('embedding_put', { object_id: 'a', model: 'text-3', vector: [1, 2] });
+    await f.call('embedding_put', { object_id: 'b', model: 'text-3', vector: [2, 1] });
+    await expectRefused(f, f.call('embedding_put', { object_id: 'c', model: 'text-3', vector: [1, 2, 3] }), 'invalid_argument', /2 dimensions/);
+    // Deleting one embedding keeps the model; its last (here by deleting its object) drops it.
+    await f.call('embedding_delete', { object_id: 'a' });
+    expect(await models()).toEqual(['text-3:2']);
+    await f.call('object_delete', { id: 'b' });
+    expect(await models()).toEqual([]);
+    expect(await f.call('embedding_put', { object_id: 'c', model: 'text-3', vector: [1, 2, 3] })).toMatchObject({ dims: 3 });
+    // Moving an object's embedding to another model drops the one it leaves empty.
+    await f.call('embedding_put', { object_id: 'c', model: 'text-4', vector: [1, 2, 3, 4] });
+    expect(await models()).toEqual(['text-4:4']);
+  });
+
   test('bad vectors and bounds are refused', async () => {
     await f.call('object_put', { id: 'a', type: 't', attributes: {} });
     await expectRefused(f, f.call('embedding_put', { object_id: 'a', model: 'm', vector: [0, 0, 0] }), 'invalid_argument', /zeros/);
