@@ -90,9 +90,28 @@ async function whenInterrupted<R>(opts: Options, interrupted: (signal: string) =
   }
 }
 
-/** Tries at removing an interrupted run's scratch, and the pause before the first retry (each retry waits that much longer). */
-const scratchRemoveRetriesMax = 10;
-const scratchRemoveRetryDelayMs = 10;
+/** Tries at removing an interrupted run's scratch, and the pause between two tries (2 s in all at most). */
+const scratchRemoveTriesMax = 40;
+const scratchRemoveRetryDelayMs = 50;
+
+/**
+ * Removes `dir` whole from inside a signal handler (synchronously: the process exits right after).
+ * A file operation already on the thread pool may still add an entry meanwhile, and rmSync's own
+ * retries only retry the final rmdir, never listing the directory again (ENOTEMPTY to the end: seen
+ * in CI under load): so each try here is a whole new removal, after a pause that lets such an
+ * operation finish. None can start meanwhile, the event loop being held here.
+ */
+function removeWholeNow(dir: string): void {
+  for (let tries = 1; ; tries++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || tries >= scratchRemoveTriesMax) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, scratchRemoveRetryDelayMs);
+    }
+  }
+}
 
 /**
  * Run `work`, which writes `target` in one of `scratches` and puts it in place; on SIGINT or
@@ -103,8 +122,7 @@ function scratchRemovedWhenInterrupted<R>(scratches: readonly string[], target: 
   return whenInterrupted(opts, (signal) => {
     const partial = scratches.filter((s) => existsSync(s));
     try {
-      // Retried: a write in flight on the thread pool may add a file to a directory being removed.
-      for (const s of partial) rmSync(s, { recursive: true, force: true, maxRetries: scratchRemoveRetriesMax, retryDelay: scratchRemoveRetryDelayMs });
+      for (const s of partial) removeWholeNow(s);
     } catch (error) {
       return `${command} interrupted by ${signal}: nothing was written to ${target}, but its partial copy could not be removed (${(error as NodeJS.ErrnoException).code}): ${partial.map(removeCommand).join('; ')}`;
     }
