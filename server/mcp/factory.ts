@@ -4,7 +4,8 @@
  * Low-level `Server` (not McpServer) because the capability filter, the forbidden-vs-unknown
  * distinction, the argument bound and the error codes must be ours, in one place.
  */
-import { Server } from '@modelcontextprotocol/server';
+import type { Server } from '@modelcontextprotocol/server';
+import { ParamsCheckedServer } from './params-checked-server.js';
 import type { Principal } from '../auth/principal.js';
 import { startChangeFeed, type ChangeDelivery } from './change-feed.js';
 import { memoryAccess, type MemorySource } from './memory-source.js';
@@ -33,7 +34,7 @@ export interface MemoryServerSession {
 
 export function createMemoryServer(surface: McpSurface, session: MemoryServerSession): Server {
   const { principal, memory, changes, revalidate } = session;
-  const server = new Server(serverInfo, {
+  const server = new ParamsCheckedServer(serverInfo, {
     capabilities: { tools: {}, resources: { subscribe: true } },
     instructions,
   });

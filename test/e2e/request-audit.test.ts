@@ -82,6 +82,8 @@ test('initialize, ping, an unknown method, a tools/call the SDK refuses and a re
   // A tools/call our handler answers is reported once, by the handler (with its tool name).
   expect((await post({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'no_such_tool', arguments: {} } }, session)).json).toMatchObject({ id: 5, result: { isError: true } });
 
+  // Params the SDK's schema refuses: the client's mistake, -32602, not an internal error.
+  expect((await post({ jsonrpc: '2.0', id: 7, method: 'resources/read', params: {} }, session)).json).toMatchObject({ id: 7, error: { code: -32602 } });
   // Refused before any MCP server saw it (the session is gone): a row of the caller's tenant too.
   expect((await post({ jsonrpc: '2.0', id: 6, method: 'ping' }, 'no-such-session')).status).toBe(404);
 
@@ -92,6 +94,7 @@ test('initialize, ping, an unknown method, a tools/call the SDK refuses and a re
     ['no/such/method', '-', 'method_not_found'],
     ['tools/call', '-', 'invalid_argument'],
     ['tools/call', 'no_such_tool', 'not_found'],
+    ['resources/read', '-', 'invalid_argument'],
     ['http', 'POST /mcp', '404'],
   ]);
 }, 120_000);
