@@ -147,6 +147,10 @@ export function createAccessRecorder(input: {
     created.draining = drain(tenant, created);
   };
 
+  /** A row for a request that names no object and commits nothing: every kind but tools/call. */
+  const recordRequest = (principal: Principal, action: string, target: string, outcome: string) =>
+    record(principal, { action: clip(action) || '-', target: clip(target) || '-', object_ids: [], offset: null, outcome: clip(outcome) || 'unknown', at_ms: Date.now() });
+
   return {
     onToolCall(e) {
       record(e.principal, {
@@ -155,10 +159,10 @@ export function createAccessRecorder(input: {
       });
     },
     onResourceRequest(e) {
-      record(e.principal, { action: e.method, target: clip(e.target) || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
+      recordRequest(e.principal, e.method, e.target, e.outcome);
     },
     onRequest(e) {
-      record(e.principal, { action: clip(e.method) || '-', target: clip(e.target ?? '-') || '-', object_ids: [], offset: null, outcome: clip(e.outcome) || 'unknown', at_ms: Date.now() });
+      recordRequest(e.principal, e.method, e.target ?? '-', e.outcome);
     },
     beforeWriteCall(principal) {
       const queue = queues.get(principal.caller.tenant);
@@ -169,7 +173,7 @@ export function createAccessRecorder(input: {
     onRefusal(r) {
       const target = clip(r.method === undefined ? r.path : `${r.method} ${r.path}`);
       if (r.principal !== undefined) {
-        record(r.principal, { action: 'http', target, object_ids: [], offset: null, outcome: String(r.status), at_ms: Date.now() });
+        recordRequest(r.principal, 'http', target, String(r.status));
         return;
       }
       input.control()?.auditDenial({ tenant: null, atMs: Date.now(), subject: null, action: 'http', target, outcome: String(r.status), reason: clip(r.reason) });
