@@ -8,9 +8,10 @@ import * as path from 'node:path';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments } from '../../storage/log/recovery.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
+import { vanishedStoreCode } from '../../storage/audit/store-cross-check.js';
 
 export class VanishedStore extends Error {
-  readonly code = 'vanished_store';
+  readonly code = vanishedStoreCode;
   constructor(
     readonly tenant: string,
     readonly dir: string,

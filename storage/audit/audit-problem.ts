@@ -12,7 +12,8 @@ export type AuditProblemKind =
   | 'missing_event' // an access-log row of a tenant's store that is neither in S3 nor staged, and should be
   | 'mark_behind' // the control plane's staged mark below what S3 and staging already hold of that source
   | 'store_behind' // the trail holds access-log rows a closed store never reached (a restarted store no stager has seen yet)
-  | 'store_unreadable'; // a tenant's store that could not be opened read-only: its rows are unchecked
+  | 'store_unreadable' // a tenant's store that could not be opened read-only: its rows are unchecked
+  | 'store_vanished'; // a known tenant's store gone from the data directory: its rows not yet staged are in no trail
 
 export interface AuditProblem {
   readonly kind: AuditProblemKind;

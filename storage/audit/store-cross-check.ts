@@ -60,10 +60,14 @@ export async function heldAccessLogOf(store: StoreApi): Promise<HeldAccessLog> {
   };
 }
 
+/** The `code` of the error `TenantStores.open` throws for a known tenant whose store is gone from this machine. */
+export const vanishedStoreCode = 'vanished_store';
+
 /** The tenants' stores on this machine, as the verifier reads them. */
 export interface TenantStores {
-  /** Tenants with a store here, sorted. */
+  /** Tenants with a store here, and known tenants whose store vanished, sorted. */
   readonly tenants: readonly string[];
+  /** Throws an error with code `vanishedStoreCode` when the tenant's store has vanished. */
   open(tenant: string): Promise<OpenedTenantStore>;
 }
 

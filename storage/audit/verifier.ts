@@ -22,7 +22,7 @@ import type { AuditBatchRecord, AuditStagingSpan, ControlPlane } from '../contro
 import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex, type AuditBatch } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
 import type { AuditProblem } from './audit-problem.js';
-import { StoreTrailCheck, type OpenedTenantStore, type StoreCheckSummary, type TenantStores } from './store-cross-check.js';
+import { StoreTrailCheck, vanishedStoreCode, type OpenedTenantStore, type StoreCheckSummary, type TenantStores } from './store-cross-check.js';
 
 /** A bucket listing longer than this is refused rather than held in memory. */
 export const verifyVersionsMax = 5_000_000;
@@ -311,8 +311,13 @@ async function beginStoreCheck(
   try {
     opened = await stores.open(tenant);
   } catch (error) {
-    const e = error as Error & { hint?: string };
-    return { kind: 'store_unreadable', tenant, detail: `its store was not opened read-only, so its access log is unchecked: ${e.message}${e.hint ? ` (${e.hint})` : ''}` };
+    const e = error as Error & { code?: unknown; hint?: string };
+    const hint = e.hint ? ` (${e.hint})` : '';
+    // A known tenant's store gone (`tenants list` says VANISHED): nothing to compare, and its unstaged rows are in no trail.
+    if (e.code === vanishedStoreCode) {
+      return { kind: 'store_vanished', tenant, detail: `${e.message}: its access-log rows not staged yet are in no trail, and none of its rows can be checked${hint}` };
+    }
+    return { kind: 'store_unreadable', tenant, detail: `its store was not opened read-only, so its access log is unchecked: ${e.message}${hint}` };
   }
   const check = new StoreTrailCheck(tenant, opened.accessLog, mark.source, mark.stagedThrough, opened.openByPid, (done, total) => onProgress?.('store rows', done, total));
   return { check, opened };

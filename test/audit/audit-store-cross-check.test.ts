@@ -5,7 +5,7 @@
  * and lowers the marks to match; the store still holds those rows and names them. A store whose
  * history restarted is compared with its generation of the access-log source.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { systemCaller } from '../../storage/control/run-outbox.js';
 import { Store } from '../../storage/store.js';
 import { memoryModule } from '../../tools/index.js';
 import { markControlPending } from '../../server/control/control-pending.js';
+import { recordKnownTenant } from '../../server/tenants/known-tenants.js';
 import { auditCliEnv } from '../support/audit-cli-env.js';
 import { freshPostgresDatabase } from '../support/services.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
@@ -238,4 +239,36 @@ test('a restarted tenant whose new rows are not in the trail is named: its new g
   expect(unseenReport.code, unseenReport.stderr).toBe(1);
   expect(unseenReport.report.problems.map((p) => p.kind)).toEqual(['altered', 'store_behind']);
   expect(unseenReport.report.problems[1]!.detail).toContain('the next to stage this tenant opens the next generation of access_log');
+}, 60_000);
+
+test('a known tenant whose store vanished (directory removed, or emptied) is store_vanished with the way back, not a chain that verifies whole; forgotten, its chain verifies alone', async () => {
+  const gone = 'xc-vanished';
+  await (await storeWithTrail(gone, { shipped: 6, unstaged: 2 })).close();
+  await recordKnownTenant(dataDir, gone);
+  await rm(storeDir(gone), { recursive: true });
+  const missing = await verify(gone);
+  expect(missing.code, missing.stderr).toBe(1);
+  expect(missing.report.problems).toEqual([
+    expect.objectContaining({ kind: 'store_vanished', tenant: gone, detail: expect.stringMatching(/directory missing: its access-log rows not staged yet are in no trail.*restore BACKUP_DIR xc-vanished.*tenants forget xc-vanished --yes/) }),
+  ]);
+  const text = await cli(['audit', 'verify', '--tenant', gone, '--data-dir', dataDir]);
+  expect(text.code).toBe(1);
+  expect(text.stdout).toContain(`PROBLEM store_vanished tenant=${gone}: the store of known tenant ${gone} has vanished`);
+
+  // Emptied in place: read-only, it would open as a new store with no row.
+  const emptied = 'xc-emptied';
+  await (await storeWithTrail(emptied, { shipped: 6 })).close();
+  await recordKnownTenant(dataDir, emptied);
+  await rm(storeDir(emptied), { recursive: true });
+  await mkdir(storeDir(emptied));
+  const empty = await verify(emptied);
+  expect(empty.code, empty.stderr).toBe(1);
+  expect(empty.report.problems).toEqual([expect.objectContaining({ kind: 'store_vanished', tenant: emptied, detail: expect.stringContaining('no log or snapshot in it') })]);
+
+  // The operator retires it: nothing left to compare, the chain verifies alone.
+  const forgot = await cli(['tenants', 'forget', gone, '--yes', '--data-dir', dataDir]);
+  expect(forgot.code, forgot.stderr).toBe(0);
+  const after = await verify(gone);
+  expect(after.report.problems).toEqual([]);
+  expect(after.code, after.stderr).toBe(0);
 }, 60_000);
