@@ -116,6 +116,8 @@ export function createAccessRecorder(input: {
       while (queue.rows.length > 0) {
         if (queue.rows.length < accessRowsPerAppendMax) await waitForMoreRows(queue);
         const rows = takeBatch(queue.rows);
+        // The tenant's control-pending mark goes first: a crash after the append then leaves the rows to the next start's drain, not to the tenant's next call.
+        await input.control()?.tenantChanging(tenant);
         await appendRetrying(() => append(rows)).catch((error: unknown) => lost(tenant, rows, error));
         input.control()?.tenantChanged(tenant);
       }

@@ -47,6 +47,13 @@ export interface ControlRuntime {
   readonly s3Configured: boolean;
   /** The audit bucket when S3 is configured (its readiness probe asks it). */
   readonly auditBucket: AuditBucket | undefined;
+  /**
+   * A tenant is about to commit work for the control plane (access rows): resolves once its
+   * control-pending mark is on disk (at once while it is marked), so that no crash can leave
+   * work in its store that the next start would not drain. A mark that cannot be written is
+   * logged and does not hold the work back.
+   */
+  tenantChanging(tenant: string): Promise<void>;
   /** A tenant committed something: stage its access log and drain its outbox soon. */
   tenantChanged(tenant: string): void;
   /** A server-level denial (no tenant store involved): staged straight to Postgres, spooled to disk while it is away or slow (server-denials.ts). */
@@ -96,7 +103,7 @@ export async function startControlRuntime(input: {
   const marked = new Set<string>();
   /** Per tenant, its last mark write or removal: the next one follows it (a removal must not pass a write). */
   const markWrites = new Map<string, Promise<void>>();
-  const writeMarkInTurn = (tenant: string, write: () => Promise<unknown>, failure: string): void => {
+  const writeMarkInTurn = (tenant: string, write: () => Promise<unknown>, failure: string): Promise<void> => {
     const next = (markWrites.get(tenant) ?? Promise.resolve()).then(write).then(
       () => undefined,
       (error: unknown) => log.warn({ tenant, err: errorText(error) }, failure),
@@ -105,6 +112,7 @@ export async function startControlRuntime(input: {
     void next.finally(() => {
       if (markWrites.get(tenant) === next) markWrites.delete(tenant);
     });
+    return next;
   };
   const noteUndrained = (tenant: string): void => {
     if (undrained.size < dirtyTenantsMax) undrained.add(tenant);
@@ -112,16 +120,17 @@ export async function startControlRuntime(input: {
   };
   /** Per marked, drained tenant: the removal of its mark, once it has been quiet for pendingMarkQuietMs. */
   const markRemovals = new Map<string, NodeJS.Timeout>();
-  const markPending = (tenant: string): void => {
+  /** Marks the tenant (once per working period); resolves once the mark's write (or the one in turn) has settled. */
+  const markPending = (tenant: string): Promise<void> => {
     clearTimeout(markRemovals.get(tenant));
     markRemovals.delete(tenant);
-    if (marked.has(tenant)) return;
+    if (marked.has(tenant)) return markWrites.get(tenant) ?? Promise.resolve();
     if (marked.size >= dirtyTenantsMax) {
       log.warn({ tenant, tenantsMax: dirtyTenantsMax }, 'too many tenants marked with control-plane work waiting: this one is marked only at a clean shutdown');
-      return;
+      return Promise.resolve();
     }
     marked.add(tenant);
-    writeMarkInTurn(tenant, () => markControlPending(config.dataDir, tenant), 'control-pending mark not written: a clean shutdown writes it; after a crash this tenant drains at its next call');
+    return writeMarkInTurn(tenant, () => markControlPending(config.dataDir, tenant), 'control-pending mark not written: a clean shutdown writes it; after a crash this tenant drains at its next call');
   };
   const tenantDrained = (tenant: string): void => {
     undrained.delete(tenant);
@@ -258,10 +267,11 @@ export async function startControlRuntime(input: {
     },
     s3Configured: bucket !== undefined,
     auditBucket: bucket,
+    tenantChanging: (tenant) => markPending(tenant),
     tenantChanged(tenant) {
       noteUndrained(tenant);
-      // Marked now (once per working period), so a crash before the drain does not strand the work.
-      markPending(tenant);
+      // Marked now if it was not before the commit (a change not announced by tenantChanging), so a crash before the drain does not strand the work.
+      void markPending(tenant);
       if (worker) {
         worker.nudgeTenant(tenant, accessFor(tenant));
         return;

@@ -12,6 +12,7 @@ import { localPrincipal } from '../../server/auth/local-principal.js';
 import { accessRideAfterMs, accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
 import type { ControlRuntime, WithTenant } from '../../server/control/control-runtime.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const tenant = 'acme';
 const principal = localPrincipal(tenant);
@@ -41,7 +42,7 @@ beforeEach(async () => {
     return fn(memory);
   };
   const log = pino({ level: 'error' }, { write: (line: string) => errors.push(line) });
-  const control = { tenantChanged: () => changed++ } as unknown as ControlRuntime;
+  const control = { tenantChanging: async () => undefined, tenantChanged: () => changed++ } as unknown as ControlRuntime;
   recorder = createAccessRecorder({ withTenant, control: () => control, log, onRowsLost: (rows) => (rowsLost += rows) });
 });
 
@@ -186,4 +187,30 @@ test('a write call with no rows waiting appends nothing', async () => {
   await putObject(0);
   await recorder.flushed();
   expect(batches).toEqual([['object_put']]);
+});
+
+// A crash between an append and the tenant's control-pending mark left its rows to the tenant's next call.
+test('the rows are appended only once the control runtime has the tenant\'s control-pending mark on disk', async () => {
+  let markWritten: () => void = () => undefined;
+  const announced: string[] = [];
+  const control = {
+    tenantChanging: (wanted: string) => {
+      announced.push(wanted);
+      return new Promise<void>((resolve) => (markWritten = resolve));
+    },
+    tenantChanged: () => changed++,
+  } as unknown as ControlRuntime;
+  const withTenant: WithTenant = async (_wanted, fn) => fn(memory);
+  const marking = createAccessRecorder({ withTenant, control: () => control, log: pino({ level: 'silent' }) });
+  marking.onToolCall({ principal, tool: 'object_put', args: { id: 'o0', type: 't' }, outcome: 'ok', offset: 0, durationMs: 1 });
+  await waitUntil('the mark asked for', async () => announced.length === 1);
+  // Well past accessAppendDelayMs: without the mark, nothing is appended.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(appends).toHaveLength(0);
+  expect(announced).toEqual([tenant]);
+  markWritten();
+  await marking.flushed();
+  expect(appends).toHaveLength(1);
+  expect((await accessRows()).map((r) => r['target'])).toEqual(['object_put']);
+  expect(changed).toBe(1);
 });

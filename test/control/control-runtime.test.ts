@@ -100,3 +100,19 @@ test('a tenant whose drain fails is marked durably at once, and unmarked once it
   await waitUntil('the access row staged', async () => (await runtime.control!.stagedAudit(tenant, { limit: 10 })).length === 1);
   await waitUntil('the mark removed once drained', async () => !(await hasTenantRecord(dataDir, controlPendingDirName, tenant)));
 });
+
+// The mark was written after the tenant's first commit: a crash in between left that work to the tenant's next call.
+test('tenantChanging resolves once the tenant\'s control-pending mark is on disk, and at once while it is marked', async () => {
+  const { dataDir, db } = await dataDirAndDatabase('ctlruntime_changing');
+  const config = { dataDir, database: { url: db.url }, auditRetentionDays: 1 } as unknown as Config;
+  const withTenant: WithTenant = async () => {
+    throw new Error('no store in this test');
+  };
+  const runtime = await startControlRuntime({ config, log: silentLogger(), withTenant });
+  cleanup.push(() => runtime.close());
+  expect(await hasTenantRecord(dataDir, controlPendingDirName, tenant)).toBe(false);
+  await runtime.tenantChanging(tenant);
+  expect(await hasTenantRecord(dataDir, controlPendingDirName, tenant)).toBe(true);
+  await runtime.tenantChanging(tenant);
+  expect(await hasTenantRecord(dataDir, controlPendingDirName, tenant)).toBe(true);
+});
