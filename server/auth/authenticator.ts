@@ -34,21 +34,22 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
   // The principal depends only on the verified claims, the selection and the configuration, so
   // it is built once per remembered verification (the verifier hands back the same frozen object
   // while the verification holds) and per selection; it goes when the verification does.
-  const principals = new WeakMap<VerifiedAccessToken, Map<string, TokenPrincipal>>();
+  const principals = new WeakMap<VerifiedAccessToken, Map<string | undefined, TokenPrincipal>>();
   return {
     config,
     verifier,
     async authenticate(token, tenantSelection, connection) {
       const verified = await verifier.verify(token, connection);
-      // A selection is always a pattern-checked member alias by the time a principal exists for it.
-      const selectionKey = tenantSelection ?? '';
-      const known = principals.get(verified)?.get(selectionKey);
+      // Keyed by the selection as sent, `undefined` for none: a selection is a pattern-checked member
+      // alias by the time a principal exists for it. (Keyed by `selection ?? ''`, an empty selection
+      // found the principal of no selection and skipped its check once the token had been served.)
+      const known = principals.get(verified)?.get(tenantSelection);
       if (known !== undefined) return known;
       const principal = principalOf(verified, tenantSelection, config);
       let bySelection = principals.get(verified);
       if (bySelection === undefined) principals.set(verified, (bySelection = new Map()));
       // At most one entry per organization the token names (organizationsMax), plus "none".
-      bySelection.set(selectionKey, principal);
+      bySelection.set(tenantSelection, principal);
       return principal;
     },
   };
