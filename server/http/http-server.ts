@@ -104,6 +104,10 @@ function isLoopback(host: string): boolean {
 
 type Handler = (req: Request, res: Response, principal: Principal) => Promise<void>;
 
+/** Streamable HTTP (both eras) and the legacy HTTP+SSE POST endpoint: the routes MCP calls come to. */
+const mcpRoutes = ['/mcp', '/t/:tenant/mcp'];
+const messagesRoutes = ['/messages', '/t/:tenant/messages'];
+
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServing> {
   const { surface, authenticate, memoryFor, commitsOf } = options;
   const host = options.host ?? '127.0.0.1';
@@ -123,7 +127,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.use(originValidation(allowedOriginHostnames));
   app.use(corsForAllowedOrigins()); // answers a browser's preflight before authentication
 
-  if (options.admission !== undefined) app.use(admissionMiddleware(options.admission, tenantByAuthentication(authenticate)));
+  // Each call is admitted on the very routes that serve it, matched as express matches them (any
+  // case, an optional trailing slash): a path pattern of its own once missed `/MCP` and `/mcp/`,
+  // which express served unadmitted, past the tenant's limits.
+  if (options.admission !== undefined) {
+    app.post([...mcpRoutes, ...messagesRoutes], admissionMiddleware(options.admission, tenantByAuthentication(authenticate), () => true));
+  }
   options.mount?.(app);
 
   const json = express.json({ limit: bodyBytesMax });
@@ -179,13 +188,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     };
 
   const serveMcp = serving((req, res, principal) => streamable.serve(req, res, principal));
-  app.all(['/mcp', '/t/:tenant/mcp'], identify, json, serveMcp);
+  app.all(mcpRoutes, identify, json, serveMcp);
   app.get(
     ['/sse', '/t/:tenant/sse'],
     identify,
     serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse$/, '/messages'))),
   );
-  app.post(['/messages', '/t/:tenant/messages'], identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
+  app.post(messagesRoutes, identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
 
   // Anything else: a JSON 404 naming what is served (express's own is an HTML page).
   app.use((req: Request, res: Response) => {

@@ -10,7 +10,9 @@
  * for unknown kids (test/auth/token-verifier.test.ts); WebSocket tenants and token switches
  * (test/ws/ws-auth.test.ts); URI parsing (test/resources/memory-catalog.test.ts).
  */
+import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
@@ -24,7 +26,10 @@ import { startHttpServer, type ServerProcess } from './server-process.js';
 
 let idp: OidcIssuerProcess;
 let dataDir: string;
+let localDataDir: string;
 let server: ServerProcess;
+/** Local mode (no issuer), one call at a time per tenant. */
+let localServer: ServerProcess;
 let base: string;
 let alice: string;
 let bob: string;
@@ -38,8 +43,14 @@ const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
 
 beforeAll(async () => {
   idp = await startOidcIssuer();
-  dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-attacks-'));
-  server = await startHttpServer({ ...oidcEnvForIssuer(idp), IOBOXX_DATA_DIR: dataDir });
+  [dataDir, localDataDir] = await Promise.all([mkdtemp(path.join(tmpdir(), 'ioboxx-attacks-')), mkdtemp(path.join(tmpdir(), 'ioboxx-attacks-local-'))]);
+  [server, localServer] = await Promise.all([
+    startHttpServer({ ...oidcEnvForIssuer(idp), IOBOXX_DATA_DIR: dataDir }),
+    startHttpServer({
+      IOBOXX_DATA_DIR: localDataDir,
+      IOBOXX_TENANT_INFLIGHT_MAX: '1', IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '1', IOBOXX_TENANT_QUEUE_MAX: '0',
+    }),
+  ]);
   base = server.url;
   const roles = ['memory-writer', 'auditor'];
   [alice, bob, carol] = await Promise.all([
@@ -52,9 +63,9 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await server?.stop();
+  await Promise.allSettled([server?.stop(), localServer?.stop()]);
   await idp?.stop();
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  await Promise.all([dataDir, localDataDir].map((dir) => (dir === undefined ? undefined : rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }))));
 });
 
 async function withClient<T>(token: string, work: (client: McpTestClient) => Promise<T>, url = `${base}/mcp`): Promise<T> {
@@ -318,6 +329,27 @@ describe('forged tokens', () => {
       expect((await send(`${base}${stream.endpoint}`, { headers: bearer(alice), body: ping })).status).toBe(202);
     } finally {
       stream.close();
+    }
+  });
+});
+
+describe('load limits', () => {
+  const loopbackUrl = () => localServer.url;
+
+  test('the per-tenant call limit holds for every spelling of the MCP routes that express serves', async () => {
+    const url = loopbackUrl();
+    const { hostname, port } = new URL(url);
+    // A call whose body never comes: admitted, it holds the tenant's one slot (until admittedBodyMsMax).
+    const held = connect(Number(port), hostname);
+    await once(held, 'connect');
+    held.write(`POST /mcp HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 64\r\n\r\n`);
+    try {
+      await waitUntil("the held call takes the tenant's one slot", async () => (await send(`${url}/mcp`, { body: initialize })).status === 429);
+      const spellings = ['/MCP', '/mcp/', '/Mcp', '/t/local/MCP', '/t/local/mcp/', '/Messages', '/messages/', '/T/local/messages'];
+      const statuses = await Promise.all(spellings.map(async (spelling) => [spelling, (await send(`${url}${spelling}`, { body: initialize })).status]));
+      expect(statuses).toEqual(spellings.map((spelling) => [spelling, 429]));
+    } finally {
+      held.destroy();
     }
   });
 });
