@@ -10,6 +10,7 @@ import type { Unsubscribe } from '../../storage/store.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
 import type { CommitListener, LeasedMemory, MemoryLease } from '../mcp/memory-source.js';
+import { isLoopbackAddress } from './loopback.js';
 
 export type { MemoryLease };
 
@@ -44,10 +45,25 @@ export function isRefusal(value: Principal | HttpRefusal): value is HttpRefusal 
   return (value as HttpRefusal).status !== undefined;
 }
 
-/** Local mode: everyone who can reach the (loopback) socket is the local principal. */
+/**
+ * Local mode has no token to check and grants every capability: whoever calls from this machine
+ * (over loopback) is the local principal. A peer on any other interface is refused, so a server
+ * bound past loopback (IOBOXX_HTTP_HOST=0.0.0.0) without an issuer does not hand its memory to
+ * the network; before, it served every peer as the local principal.
+ */
 export function fixedPrincipal(principal: Principal): Authenticate {
-  return async () => principal;
+  return async (req) => (isLoopbackAddress(req.socket?.remoteAddress) ? principal : localModeRefusal);
 }
+
+const localModeRefusal: HttpRefusal = Object.freeze({
+  status: 403,
+  headers: Object.freeze({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }),
+  body: Object.freeze({
+    error: 'forbidden',
+    error_description: 'this server runs in local mode (no IOBOXX_OIDC_ISSUER): it serves callers on its own machine (loopback) only; '
+      + 'set IOBOXX_OIDC_ISSUER and IOBOXX_OIDC_AUDIENCE to serve others with access tokens',
+  }),
+});
 
 /** One memory for the whole process (local mode): leases are free and never close it. */
 export function singleMemory(memory: TenantMemory): MemoryFor {

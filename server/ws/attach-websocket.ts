@@ -16,6 +16,7 @@ import { MemoryError } from '../../storage/errors.js';
 import { rawRequestPath } from '../auth/protected-resource-metadata.js';
 import type { Principal } from '../auth/principal.js';
 import { loopbackHostnames, originHostname } from '../http/http-server.js';
+import { isLoopbackAddress } from '../http/loopback.js';
 import type { HttpRefusalEvent } from '../http/refusal-audit.js';
 import { isRefusal, type Authenticate, type MemoryFor, type MemoryLease } from '../http/seams.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -249,10 +250,6 @@ function chosenSubprotocol(offered: ReadonlySet<string>): string | undefined {
 function hasAuthorizationHeader(req: IncomingMessage): boolean {
   for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'authorization') return true;
   return false;
-}
-
-function isLoopbackAddress(address: string): boolean {
-  return address === '127.0.0.1' || address === '::1' || address.startsWith('127.') || address === '::ffff:127.0.0.1';
 }
 
 /** An HTTP answer instead of the upgrade (the same shapes /mcp answers with). */

@@ -13,7 +13,7 @@
 import { once } from 'node:events';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -28,7 +28,7 @@ let idp: OidcIssuerProcess;
 let dataDir: string;
 let localDataDir: string;
 let server: ServerProcess;
-/** Local mode (no issuer), one call at a time per tenant. */
+/** Local mode (no issuer) bound to every interface, one call at a time per tenant. */
 let localServer: ServerProcess;
 let base: string;
 let alice: string;
@@ -47,7 +47,7 @@ beforeAll(async () => {
   [server, localServer] = await Promise.all([
     startHttpServer({ ...oidcEnvForIssuer(idp), IOBOXX_DATA_DIR: dataDir }),
     startHttpServer({
-      IOBOXX_DATA_DIR: localDataDir,
+      IOBOXX_DATA_DIR: localDataDir, IOBOXX_HTTP_HOST: '0.0.0.0',
       IOBOXX_TENANT_INFLIGHT_MAX: '1', IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '1', IOBOXX_TENANT_QUEUE_MAX: '0',
     }),
   ]);
@@ -333,8 +333,21 @@ describe('forged tokens', () => {
   });
 });
 
-describe('load limits', () => {
-  const loopbackUrl = () => localServer.url;
+describe('local mode and load limits', () => {
+  const loopbackUrl = () => localServer.url.replace('0.0.0.0', '127.0.0.1');
+
+  test('local mode serves callers on this machine only: a peer on another interface gets no memory over /mcp, /sse or /ws', async () => {
+    const outside = Object.values(networkInterfaces()).flat().find((address) => address?.family === 'IPv4' && !address.internal)?.address;
+    if (outside === undefined) throw new Error('this test calls the server from a non-loopback IPv4 address, and the machine has none');
+    const port = new URL(loopbackUrl()).port;
+    const remote = `http://${outside}:${port}`;
+    expect((await send(`${loopbackUrl()}/mcp`, { body: initialize })).status).toBe(200);
+    const mcp = await send(`${remote}/mcp`, { body: initialize });
+    expect(mcp.status, mcp.text).toBe(403);
+    expect(mcp.text).toContain('IOBOXX_OIDC_ISSUER');
+    expect((await send(`${remote}/sse`, { method: 'GET', headers: { accept: 'text/event-stream' } })).status).toBe(403);
+    expect((await TestClient.refusal(`ws://${outside}:${port}/ws`, { protocols: ['ioboxx.v1'] })).status).toBe(403);
+  });
 
   test('the per-tenant call limit holds for every spelling of the MCP routes that express serves', async () => {
     const url = loopbackUrl();
