@@ -35,10 +35,17 @@ export class MemoryError extends Error {
  */
 export class WriteNotApplied extends MemoryError {
   constructor(readonly errno: string | undefined, detail: string) {
-    super('unavailable', `the write to disk failed (${errno ?? detail}); this call was not applied and nothing acknowledged was lost`,
-      errno === 'ENOSPC' ? 'free disk space, then retry' : 'retry later: the call was not applied, so a retry is safe');
+    // Said for an agent that reads it: the disk is not its to free, and deleting memory cannot
+    // make room (a delete is one more frame in the log), so the hint sends it to an operator.
+    const full = errno === 'ENOSPC' || errno === 'EDQUOT';
+    super('unavailable', `${full ? `the disk is full (${errno})` : `the write to disk failed (${errno ?? detail})`}; this call was not applied and nothing acknowledged was lost`,
+      full ? diskFullHint : 'retry later: the call was not applied, so a retry is safe');
   }
 }
+
+/** What an agent is told when the disk (or a quota) has no room for what its call must write: a write, a store's open. */
+export const diskFullHint =
+  "an operator must free disk space on the store's filesystem; then retry (the call was not applied, so a retry is safe). Deleting memory frees none: a delete is a write too";
 
 /**
  * A batch's fdatasync failed and cutting its frames off the log failed too: they may be on disk,

@@ -4,7 +4,7 @@
  * a bare 500 or `internal`. The details (file, byte, errno, the repair command) go to the
  * operator's log, not to the model.
  */
-import { DamagedStore, MemoryError, StoreLockHeld } from '../../storage/errors.js';
+import { DamagedStore, diskFullHint, MemoryError, StoreLockHeld } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
 /**
@@ -42,6 +42,11 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
       'stop the other server on this data directory (the server log names its process), or give this one another IOBOXX_DATA_DIR; then retry');
   }
   const code = storeOpenFailureCode(error);
+  // A full disk (the open writes its LOCK, cuts a torn tail, prepares a segment): no verify or
+  // repair helps, and both would be refused on it too; space is what the operator must give.
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new MemoryError('unavailable', `the tenant's store cannot be opened: the disk is full (${code}); nothing acknowledged is lost`, diskFullHint);
+  }
   const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
   const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
   return error instanceof DamagedStore ? untilOperatorActs(refusal) : refusal;

@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { diskFullHint } from '../../storage/errors.js';
 import { snapshotDirName } from '../../storage/snapshot/manifest.js';
 import { Store } from '../../storage/store.js';
 import { memoryModule } from '../../tools/index.js';
@@ -45,8 +46,8 @@ describe('a real full disk (tmpfs in a mount namespace)', () => {
     expect(inPhase(refused, 'full')).toHaveLength(16 * 3);
     expect(inPhase(refused, 'reopened')).toHaveLength(16);
     for (const r of refused) {
-      expect(r).toMatchObject({ code: 'unavailable', hint: 'free disk space, then retry' });
-      expect(r.message).toContain('(ENOSPC)');
+      expect(r).toMatchObject({ code: 'unavailable', hint: diskFullHint });
+      expect(r.message).toContain('the disk is full (ENOSPC)');
       expect(r.message).toContain('nothing acknowledged was lost');
     }
     // A snapshot, a close and an open on the full disk: refused, each saying what and why.

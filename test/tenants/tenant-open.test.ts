@@ -8,7 +8,7 @@ import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { DamagedStore } from '../../storage/errors.js';
+import { DamagedStore, diskFullHint } from '../../storage/errors.js';
 import { segmentFileName } from '../../storage/log/segment.js';
 import { isKnownTenant, knownTenantsRoot, recordKnownTenant } from '../../server/tenants/known-tenants.js';
 import { refusedUntilOperatorActs, storeOpenRefusal } from '../../server/tenants/open-refusal.js';
@@ -82,6 +82,14 @@ describe('a known tenant whose store has vanished', () => {
     expect(refusal.hint).toContain('ioboxx-memory restore');
     expect(refusal.hint).toContain('tenants forget acme --yes');
   });
+});
+
+test('a store that cannot be opened for want of disk space is refused saying the disk is full and that an operator must free space, not with a verify the full disk would refuse too', () => {
+  const dir = tenantDir(dataDir, 'acme');
+  for (const code of ['ENOSPC', 'EDQUOT']) {
+    const refusal = storeOpenRefusal(Object.assign(new Error('its LOCK file cannot be written'), { code }), dir);
+    expect(refusal).toMatchObject({ code: 'unavailable', message: `the tenant's store cannot be opened: the disk is full (${code}); nothing acknowledged is lost`, hint: diskFullHint });
+  }
 });
 
 // The control worker retried every such refusal every second: only an operator can end it.
