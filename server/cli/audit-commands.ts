@@ -39,8 +39,10 @@ function configFor(options: AuditOptions): Config {
   return loadConfig(env);
 }
 
-function bucketOf(config: Config): AuditBucket {
+/** With --json the refusal is one object on stdout too, as every other failure of a command is. */
+function bucketOf(config: Config, json: boolean | undefined): AuditBucket {
   if (!config.s3) {
+    if (json === true) process.stdout.write(`${JSON.stringify({ ok: false, code: 'not_configured', message: s3Missing })}\n`);
     process.stderr.write(`error: ${s3Missing}\n`);
     process.exit(exitNotConfigured);
   }
@@ -113,7 +115,7 @@ export function registerAuditCommands(program: Command): void {
       try {
         config = configFor(options);
         const tenant = tenantOption(options.tenant);
-        const bucket = bucketOf(config);
+        const bucket = bucketOf(config, options.json);
         control = await controlOf(config);
         const result = await shipAudit(control, bucket, {
           retentionDays: config.auditRetentionDays,
@@ -121,7 +123,7 @@ export function registerAuditCommands(program: Command): void {
           ...(tenant ? { tenant } : {}),
         });
         process.stdout.write(
-          options.json ? `${JSON.stringify(result)}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
+          options.json ? `${JSON.stringify({ ok: result.failedTenants.length === 0, ...result })}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
         );
         // The other tenants were shipped all the same; each failed one is named.
         for (const f of result.failedTenants) {
@@ -151,7 +153,7 @@ export function registerAuditCommands(program: Command): void {
       try {
         config = configFor(options);
         const tenant = tenantOption(options.tenant);
-        const bucket = bucketOf(config);
+        const bucket = bucketOf(config, options.json);
         if (options.controlPlane !== false) control = await controlOf(config);
         // On whenever the control plane is checked: the stores are the one copy Postgres cannot rewrite.
         const stores = control && options.stores !== false ? await tenantStoresIn(config.dataDir, progress.onProgress) : undefined;

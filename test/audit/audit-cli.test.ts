@@ -46,7 +46,7 @@ test('audit ship sends staged events; audit verify proves them, then names a tam
   const shipped = await cli(['audit', 'ship', '--json']);
   expect(shipped.stderr).not.toMatch(/^error/m);
   expect(shipped.code).toBe(0);
-  expect(JSON.parse(shipped.stdout)).toEqual({ batches: 1, events: 4, busyTenants: [], failedTenants: [] });
+  expect(JSON.parse(shipped.stdout)).toEqual({ ok: true, batches: 1, events: 4, busyTenants: [], failedTenants: [] });
 
   const verified = await cli(['audit', 'verify', '--tenant', 'cli']);
   expect(verified.code).toBe(0);
