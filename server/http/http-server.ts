@@ -22,7 +22,7 @@ import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
 import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
-import { auditingRefusals, type HttpRefusalEvent } from './refusal-audit.js';
+import { auditingRefusals, noteAuthenticationRefusal, type HttpRefusalEvent } from './refusal-audit.js';
 
 /** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
 export const keepAliveTimeoutMs = 65_000;
@@ -142,6 +142,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     try {
       const who = await authenticate(req);
       if (isRefusal(who)) {
+        noteAuthenticationRefusal(res);
         res.status(who.status).set(who.headers).send(typeof who.body === 'string' ? who.body : JSON.stringify(who.body));
         return;
       }

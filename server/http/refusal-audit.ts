@@ -6,7 +6,9 @@
  * the guards, express, the SDK's transports and our own routes; the one place they all pass is
  * the response itself, so the audit watches each MCP request's response finish.
  *
- * 401s are left out: authentication records its own refusals, with the reason (main-wiring.ts).
+ * Authentication's refusals (401, and the 400/403 of a tenant selection) are left out: authentication
+ * records its own, with the reason (main-wiring.ts); recorded here too, each was in the server's
+ * chain twice.
  * Requests whose JSON-RPC messages reached a server are audited there (server/mcp/request-audit.ts):
  * those answers are 2xx, JSON-RPC errors included.
  */
@@ -28,13 +30,19 @@ export interface HttpRefusalEvent {
 /** The MCP endpoints (also under /t/{tenant}/): other paths (health, metrics, hooks) are not MCP requests. */
 const mcpPathPattern = /^(?:\/t\/[^/]+)?\/(?:mcp|sse|messages)\/?$/i;
 const reasonLocal = 'refusalReason';
+const authenticationLocal = 'refusedByAuthentication';
 
 /** Our code names its refusal's reason here (sendJsonRpcError does), for the audit. */
 export function noteRefusalReason(res: Response, reason: string): void {
   (res.locals as Record<string, unknown>)[reasonLocal] = reason;
 }
 
-/** Wraps the server's request handler: each MCP request answered 4xx (not 401) or 5xx is reported once it is sent. */
+/** The response is authentication's refusal, which authentication records itself. */
+export function noteAuthenticationRefusal(res: Response): void {
+  (res.locals as Record<string, unknown>)[authenticationLocal] = true;
+}
+
+/** Wraps the server's request handler: each MCP request answered 4xx or 5xx (but by authentication) is reported once it is sent. */
 export function auditingRefusals(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   onRefusal: (event: HttpRefusalEvent) => void,
@@ -46,8 +54,8 @@ export function auditingRefusals(
     if (mcpPathPattern.test(path)) {
       res.once('finish', () => {
         const status = res.statusCode;
-        if (status < 400 || status === 401) return;
         const locals = (res as Partial<Response>).locals as Record<string, unknown> | undefined;
+        if (status < 400 || locals?.[authenticationLocal] === true) return;
         const principal = locals?.['principal'] as Principal | undefined;
         const noted = locals?.[reasonLocal];
         onRefusal({ principal, method: req.method ?? '-', path, status, reason: typeof noted === 'string' ? noted : STATUS_CODES[status] ?? 'refused' });

@@ -1,8 +1,8 @@
 /**
  * MCP requests refused at the HTTP level, before any MCP server sees them, are audited
  * (DESIGN invariant 7): the refused Origin (no principal yet), a session that is gone, a body
- * too large or not JSON, a wrong Accept, a path naming another tenant. Authentication refusals
- * (401) are left to authentication, which records them with their reason; other paths than the
+ * too large or not JSON, a wrong Accept, a path naming another tenant. Authentication's refusals
+ * (401, 400, 403) are left to authentication, which records them with their reason; other paths than the
  * MCP endpoints are not MCP requests. The real HTTP server in process, over the notes fixture.
  */
 import { afterEach, expect, test } from 'vitest';
@@ -17,9 +17,10 @@ const initialize = {
   params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
 };
 
-/** A request with `x-test-refuse` is refused as a bad token would be. */
+/** A request with `x-test-refuse: STATUS` is refused by authentication with that status (401 as a bad token, 403 as a tenant the token is not in). */
 const refusingAuthenticate: Authenticate = async (req) => {
-  if (req.headers['x-test-refuse'] !== undefined) return { status: 401, headers: {}, body: { error: 'invalid_token' } };
+  const refuse = req.headers['x-test-refuse'];
+  if (typeof refuse === 'string') return { status: Number(refuse), headers: {}, body: { error: refuse === '401' ? 'invalid_token' : 'insufficient_scope' } };
   return headerAuthenticate(req);
 };
 
@@ -66,12 +67,16 @@ test('each refused MCP request is reported once, with the principal when it was 
   expect(refusals.every((r) => r.reason.length > 0)).toBe(true);
 });
 
-test('answered requests, 401s and paths that are not MCP endpoints are not reported', async () => {
+// Authentication records its refusals itself, with the reason: reported here too, each was in the server's chain twice.
+test('answered requests, authentication\'s refusals (401, 400, 403) and paths that are not MCP endpoints are not reported', async () => {
   const refusals: HttpRefusalEvent[] = [];
   const url = await startedWith(refusals);
   const answered = await post(`${url}/mcp`, JSON.stringify(initialize));
   expect(answered.status).toBe(200);
-  expect((await post(`${url}/mcp`, JSON.stringify(initialize), { 'x-test-refuse': '1' })).status).toBe(401);
+  for (const status of [401, 400, 403]) {
+    expect((await post(`${url}/mcp`, JSON.stringify(initialize), { 'x-test-refuse': String(status) })).status).toBe(status);
+    expect((await post(`${url}/t/acme/mcp`, JSON.stringify(initialize), { 'x-test-refuse': String(status) })).status).toBe(status);
+  }
   expect((await fetch(`${url}/nothing-here`)).status).toBe(404);
   // A refusal after them, so that the ones before would have been reported by now.
   expect((await post(`${url}/mcp`, JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }), { 'mcp-session-id': 'gone' })).status).toBe(404);
