@@ -254,7 +254,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   process.off('SIGINT', stop);
   log.info('stdio calls answered; closing stores');
   // The access rows of the last answered calls wait up to accessAppendDelayMs: append them first.
-  await recorder.flushed();
+  await recorder.close();
   await control?.close();
   await control?.markUndrained();
   await undrainedMarked;
@@ -290,6 +290,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       controlPlaneUp: async () => (await runProbes([postgresReadiness]))[0]!.ok,
       dataDirFreeBytes: () => statfsFreeBytes(config.dataDir),
       degradedTenants: () => degraded.counts(),
+      accessRowsWaiting: () => recorder.rowsWaiting(),
     },
   });
   const degraded = new DegradedTenants(() => registry.openStores().filter((memory) => memory.store.failed).map((memory) => memory.tenant));
@@ -436,7 +437,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       await live.close();
       await serving.close();
       // No call is answered any more: the access rows still queued are appended before the stores close.
-      await recorder.flushed();
+      await recorder.close();
       await controlClosed;
       await control.markUndrained();
       await registry.close();

@@ -50,12 +50,15 @@ export const accessAppendDelayMs = 10;
 export const accessRideAfterMs = accessAppendDelayMs / 2;
 /**
  * Rows waiting for their append, per tenant. Appends drain at group-commit speed, so this is
- * reached only when the tenant's store is failing; past it a row is refused and logged loudly.
+ * reached only when the tenant's store is failing or its disk has been full for a long while
+ * (rows wait for room: appendRetrying); past it a row is refused and logged loudly.
  */
 export const accessRowsWaitingMax = 100_000;
 /**
- * The waits before each new try of an append the disk refused (WriteNotApplied; 5.1 s in all:
- * within the shutdown's 10 s bound, so a shutdown on a full disk still ends on time).
+ * The waits before each new try of an append the disk refused (WriteNotApplied), the last one
+ * repeated for as long as the server runs. Once it shuts down (close()), an append goes on only
+ * through the steps it has not used yet (5.1 s in all: within the shutdown's 10 s bound, so a
+ * shutdown on a full disk still ends on time).
  */
 export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800, 1600, 2000];
 
@@ -74,12 +77,24 @@ export interface AccessRecorder {
    * it was authenticated first, else a server-level event (a bad token, a refused Origin).
    */
   onRefusal(refusal: { path: string; status: number; reason: string; method?: string; principal?: Principal }): void;
-  /** Resolves once every row recorded so far has been appended (or its failure logged). */
+  /**
+   * Resolves once every row recorded so far has been appended (or its failure logged); rows the
+   * disk refuses keep it waiting until there is room (a shutdown calls close() instead).
+   */
   flushed(): Promise<void>;
+  /**
+   * Shutdown: rows the disk refuses stop waiting for room past accessAppendRetryDelaysMs (they
+   * are lost, loudly); resolves once flushed.
+   */
+  close(): Promise<void>;
+  /** Rows recorded and not yet appended, over all tenants (rows the disk refuses wait here for room). */
+  rowsWaiting(): number;
 }
 
 interface TenantQueue {
   rows: AccessLogEntry[];
+  /** Rows taken from `rows` by the append in flight (tried again while the disk refuses it). */
+  appending: number;
   /** Ends the drain's wait for more rows early (a write call to ride with), while it waits. */
   appendNow: (() => void) | undefined;
   /** Settles when the tenant's appends are done and the lease released. */
@@ -95,6 +110,7 @@ export function createAccessRecorder(input: {
 }): AccessRecorder {
   const { withTenant, log } = input;
   const queues = new Map<string, TenantQueue>();
+  const retries = new RetryWaits();
 
   const lost = (tenant: string, rows: readonly AccessLogEntry[], error: unknown): void => {
     log.error({
@@ -116,9 +132,11 @@ export function createAccessRecorder(input: {
       while (queue.rows.length > 0) {
         if (queue.rows.length < accessRowsPerAppendMax) await waitForMoreRows(queue);
         const rows = takeBatch(queue.rows);
+        queue.appending = rows.length;
         // The tenant's control-pending mark goes first: a crash after the append then leaves the rows to the next start's drain, not to the tenant's next call.
         await input.control()?.tenantChanging(tenant);
-        await appendRetrying(() => append(rows)).catch((error: unknown) => lost(tenant, rows, error));
+        await appendRetrying(() => append(rows), retries).catch((error: unknown) => lost(tenant, rows, error));
+        queue.appending = 0;
         input.control()?.tenantChanged(tenant);
       }
     }).catch((error: unknown) => {
@@ -144,7 +162,7 @@ export function createAccessRecorder(input: {
       queue.rows.push(entry);
       return;
     }
-    const created: TenantQueue = { rows: [entry], appendNow: undefined, draining: Promise.resolve() };
+    const created: TenantQueue = { rows: [entry], appending: 0, appendNow: undefined, draining: Promise.resolve() };
     queues.set(tenant, created);
     created.draining = drain(tenant, created);
   };
@@ -183,31 +201,78 @@ export function createAccessRecorder(input: {
     async flushed() {
       while (queues.size > 0) await Promise.all([...queues.values()].map((q) => q.draining));
     },
+    async close() {
+      retries.end();
+      await this.flushed();
+    },
+    rowsWaiting() {
+      let rows = 0;
+      for (const queue of queues.values()) rows += queue.rows.length + queue.appending;
+      return rows;
+    },
   };
 }
 
 /**
- * Resolves after accessAppendDelayMs, or sooner when beforeWriteCall asks. The drain continues
- * in a microtask either way, so an early append is submitted in the write call's own tick.
+ * The waits between tries of refused appends, and the shutdown that ends them: a shutdown wakes
+ * the waits past accessAppendRetryDelaysMs at once (one last try each), and from then on an
+ * append that has used every step is not tried again.
  */
+class RetryWaits {
+  private ending = false;
+  private readonly wakes = new Set<() => void>();
+
+  get ended(): boolean {
+    return this.ending;
+  }
+
+  /** `pastSchedule`: a wait of the repeated last step, which a shutdown cuts short. */
+  wait(ms: number, pastSchedule: boolean): Promise<void> {
+    if (pastSchedule && this.ending) return Promise.resolve();
+    if (!pastSchedule) return new Promise((resolve) => setTimeout(resolve, ms));
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakes.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakes.add(wake);
+    });
+  }
+
+  end(): void {
+    this.ending = true;
+    for (const wake of [...this.wakes]) wake();
+  }
+}
+
 /**
  * An append whose write the disk refused (WriteNotApplied: ENOSPC, say; nothing was applied and
- * the store goes on) is tried again, waiting accessAppendRetryDelaysMs between tries: a disk full for a
- * moment (a snapshot's files, then freed) loses no row. Past the last try the rows are lost, loudly.
+ * the store goes on) is tried again, waiting accessAppendRetryDelaysMs between tries and then its
+ * last step, until it goes through: a disk full for minutes, until an operator frees space, loses
+ * no row (DESIGN invariant 7: the requests served meanwhile, reads above all, are audited too).
+ * The rows wait in memory, bounded by accessRowsWaitingMax. Only a shutdown ends the wait: past
+ * the steps not yet used the rows are lost, loudly.
  */
-async function appendRetrying(append: () => Promise<unknown>): Promise<void> {
+async function appendRetrying(append: () => Promise<unknown>, retries: RetryWaits): Promise<void> {
+  const lastDelayMs = accessAppendRetryDelaysMs.at(-1)!;
   for (let attempt = 0; ; attempt++) {
     try {
       await append();
       return;
     } catch (error) {
       const delayMs = accessAppendRetryDelaysMs[attempt];
-      if (!(error instanceof WriteNotApplied) || delayMs === undefined) throw error;
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (!(error instanceof WriteNotApplied) || (delayMs === undefined && retries.ended)) throw error;
+      await retries.wait(delayMs ?? lastDelayMs, delayMs === undefined);
     }
   }
 }
 
+/**
+ * Resolves after accessAppendDelayMs, or sooner when beforeWriteCall asks. The drain continues
+ * in a microtask either way, so an early append is submitted in the write call's own tick.
+ */
 function waitForMoreRows(queue: TenantQueue): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => queue.appendNow?.(), accessAppendDelayMs);

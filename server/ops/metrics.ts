@@ -51,6 +51,8 @@ export interface MetricsProbes {
   readonly dataDirFreeBytes?: () => Promise<number>;
   /** Tenants in trouble now, by state (degraded-tenants.ts). */
   readonly degradedTenants?: () => Record<DegradedState, number>;
+  /** Access-log rows recorded and not yet appended to their tenant's store (server/audit/access-recorder.ts). */
+  readonly accessRowsWaiting?: () => number;
 }
 
 export interface OpsMetricsOptions {
@@ -227,6 +229,14 @@ export class OpsMetrics {
       name: `${metricsPrefix}failed_store_reopens_total`,
       help: 'Failed tenant stores closed to be reopened (at most once per backoff, 5 s doubling to 5 min while they keep failing); an open that then fails counts in store_open_failures_total too.',
       registers,
+    });
+    new Gauge({
+      name: `${metricsPrefix}access_log_rows_waiting`,
+      help: 'Access-log rows recorded and not yet appended to their tenant\'s store: a few for milliseconds normally; while a disk is full they wait for room (not lost unless the server stops first).',
+      registers,
+      collect() {
+        if (probes.accessRowsWaiting) this.set(probes.accessRowsWaiting());
+      },
     });
     this.accessRowsLost = new Counter({
       name: `${metricsPrefix}access_log_rows_lost_total`, help: 'Access-log rows that could not be appended to their tenant\'s store (each also logged: "access log append failed").', registers,

@@ -143,6 +143,19 @@ test('a disk full for a moment (the append refused with ENOSPC, twice) loses no 
   expect(faults.enospcWrites).toBe(0);
 });
 
+test('on a disk that stays full the rows wait for room, counted as waiting; a shutdown (close) ends the wait and loses them loudly', async () => {
+  faults.enospcWrites = 1_000_000;
+  for (let i = 0; i < 3; i++) call(i);
+  await waitUntil('the append refused twice', async () => faults.enospcWrites <= 1_000_000 - 2);
+  expect(recorder.rowsWaiting()).toBe(3);
+  expect(rowsLost).toBe(0);
+  await recorder.close(); // within the steps of accessAppendRetryDelaysMs left (5.1 s in all), not for as long as the disk is full
+  expect(rowsLost).toBe(3);
+  expect(errors.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ msg: 'access log append failed', tenant, rows: 3 })]);
+  expect(recorder.rowsWaiting()).toBe(0);
+  faults.enospcWrites = 0;
+}, 20_000);
+
 /** Every commit batch of the store, as the reducer names of its transactions. */
 function watchBatches(): string[][] {
   const batches: string[][] = [];
