@@ -50,8 +50,19 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
-export async function startHttpServer(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [serverBin, 'serve', '--http'], {
+export interface StartOptions {
+  /**
+   * A command that runs the server as its last arguments, e.g. `nsenter` into a mount namespace
+   * (server-full-disk.test.ts): it must exec node, so that the child's pid and signals are the server's.
+   */
+  readonly launcher?: readonly string[];
+  /** false: resolve once the server listens, not waiting for its control plane (one that cannot start yet, on a full disk). */
+  readonly awaitControlPlane?: boolean;
+}
+
+export async function startHttpServer(env: Record<string, string>, options: StartOptions = {}): Promise<ServerProcess> {
+  const [command, ...args] = [...(options.launcher ?? []), process.execPath, serverBin, 'serve', '--http'];
+  const child = spawn(command!, args, {
     cwd: repoRoot,
     env: { ...baseEnv(), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -70,7 +81,7 @@ export async function startHttpServer(env: Record<string, string>): Promise<Serv
       const message = JSON.parse(line) as { msg?: string; url?: string };
       if (message.msg === readyMessages[0]) listeningUrl = message.url;
       if (message.msg === readyMessages[1]) controlReady = true;
-      if (listeningUrl === undefined || !controlReady) return;
+      if (listeningUrl === undefined || (!controlReady && options.awaitControlPlane !== false)) return;
       clearTimeout(timer);
       resolve(listeningUrl);
     });
