@@ -28,7 +28,8 @@ import { lockHolder } from '../../storage/store-lock.js';
 import { recordKnownTenant } from '../tenants/known-tenants.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { parseTenantId } from '../tenants/tenant-id.js';
-import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
+import { holdsStore } from '../tenants/vanished-store.js';
+import { dataDirArgument, dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
 import { signalExitCodes, ttyProgress, type ProgressFn } from './progress.js';
 
@@ -150,7 +151,10 @@ export function registerBackupCommands(program: Command): void {
     .option('--data-dir <dir>', dataDirOptionHelp)
     .action((tenant: string, dir: string, opts: Options) => withProgress(opts,
       async (onProgress) => {
-        const storeDir = tenantDir(operatorDataDir(opts.dataDir), tenant);
+        const dataDir = operatorDataDir(opts.dataDir);
+        const storeDir = tenantDir(dataDir, tenant);
+        // A mistyped tenant or the wrong data directory: said as such, with where to look.
+        if (!(await holdsStore(storeDir))) throw new MemoryError('not_found', `no store of tenant ${tenant} in ${dataDir}`, `see \`ioboxx-memory tenants list${dataDirArgument(dataDir)}\``);
         const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
         const backupDir = path.resolve(dir);
         const module = await memoryModule();

@@ -4,6 +4,15 @@ import { loadConfig } from '../config.js';
 
 export const dataDirOptionHelp = 'data directory (overrides IOBOXX_DATA_DIR)';
 
+/**
+ * ` --data-dir DIR`, quoted for a POSIX shell where it must be, for a command a hint names: run
+ * as printed it acts on the data directory this run used, not on whatever ./data or
+ * IOBOXX_DATA_DIR is where the operator pastes it.
+ */
+export function dataDirArgument(dataDir: string): string {
+  return ` --data-dir ${/^[\w./:@+-]+$/.test(dataDir) ? dataDir : `'${dataDir.replaceAll("'", "'\\''")}'`}`;
+}
+
 export function operatorDataDir(dataDirOption: string | undefined): string {
   if (dataDirOption !== undefined) return path.resolve(dataDirOption);
   return loadConfig(process.env).dataDir;

@@ -21,7 +21,7 @@ import { existingTenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { isTenantId } from '../tenants/tenant-id.js';
 import { deleteTenant, forgetTenant, trashRoot } from '../tenants/tenant-retirement.js';
 import { holdsStore, type VanishedStore } from '../tenants/vanished-store.js';
-import { dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
+import { dataDirArgument, dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
 import { ttyProgress, type ProgressFn } from './progress.js';
 
@@ -119,7 +119,7 @@ function tableLines(dataDir: string, rows: readonly TenantRow[], checked: boolea
   const header = ['TENANT', 'SIZE', 'LAST OFFSET', 'LAST SNAPSHOT', 'OPEN', ...(checked ? ['CHECK'] : [])];
   const body = rows.map((r) => {
     if ('problem' in r) return [r.tenant, '-', '-', '-', `PROBLEM: ${r.problem}`];
-    if ('vanished' in r) return [r.tenant, '-', '-', '-', `VANISHED (${r.vanished}): restore it, or \`tenants forget ${r.tenant} --yes\``];
+    if ('vanished' in r) return [r.tenant, '-', '-', '-', `VANISHED (${r.vanished}): restore it, or \`tenants forget ${r.tenant} --yes${dataDirArgument(dataDir)}\``];
     return [
       r.tenant,
       humanBytes(r.bytesOnDisk),

@@ -13,6 +13,7 @@ import { readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { MemoryError } from '../../storage/errors.js';
 import { mkdirDurable } from '../../storage/io/durable-dir.js';
+import { dataDirArgument } from '../cli/cli-data-dir.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
 import { clearControlPending } from '../control/control-pending.js';
@@ -41,7 +42,7 @@ export async function forgetTenant(dataDir: string, tenant: string): Promise<For
   const dir = await existingTenantDir(dataDir, tenant);
   if (dir !== undefined && (await holdsStore(dir))) {
     throw new MemoryError('conflict', `tenant ${tenant} still has its store in ${dir}; forgetting it would not start it over`,
-      `to retire the store, run \`ioboxx-memory tenants delete ${tenant} --yes\` (it moves the directory to the trash)`);
+      `to retire the store, run \`ioboxx-memory tenants delete ${tenant} --yes${dataDirArgument(dataDir)}\` (it moves the directory to the trash)`);
   }
   return { tenant, forgotten: await forgetTenantRecords(dataDir, tenant) };
 }
@@ -49,7 +50,7 @@ export async function forgetTenant(dataDir: string, tenant: string): Promise<For
 export async function deleteTenant(dataDir: string, tenant: string, nowMs: number): Promise<DeleteReport> {
   const dir = await existingTenantDir(dataDir, tenant);
   if (dir === undefined) {
-    if (!(await isKnownTenant(dataDir, tenant))) throw new MemoryError('not_found', `no tenant ${tenant} in ${dataDir}`, 'see `ioboxx-memory tenants list`');
+    if (!(await isKnownTenant(dataDir, tenant))) throw new MemoryError('not_found', `no tenant ${tenant} in ${dataDir}`, `see \`ioboxx-memory tenants list${dataDirArgument(dataDir)}\``);
     return { tenant, movedTo: null, forgotten: await forgetTenantRecords(dataDir, tenant) };
   }
   const holder = lockHolder(dir);
