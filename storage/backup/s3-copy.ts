@@ -108,7 +108,10 @@ export async function listUploadedBackups(bucket: BackupBucket, tenant: string):
  * durable, so a download cut short is never taken for a backup.
  */
 export async function downloadBackup(bucket: BackupBucket, tenant: string, name: string, targetDir: string): Promise<BackupManifest> {
-  if (!backupNamePattern.test(name)) throw new MemoryError('invalid_argument', `invalid backup name ${name}`);
+  if (!backupNamePattern.test(name)) {
+    throw new MemoryError('invalid_argument', `invalid backup name ${name}: a name is END_OFFSET-CREATED_MS (20 digits, a dash, milliseconds)`,
+      'give the name `backup --upload` printed ("restore with --from-s3 NAME"), or --from-s3 latest for the newest');
+  }
   const prefix = `${backupsPrefix(tenant)}${name}/`;
   const fl = nodeFileLayer;
   const written = await writeBackupDir(fl, targetDir, async (scratch) => {
