@@ -18,6 +18,7 @@ import { tokenCharsMax } from '../auth/token-verifier.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
+import { ListenStreams } from './listen-streams.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest } from './streamable-route.js';
 import { corsForAllowedOrigins } from './cors.js';
@@ -59,6 +60,8 @@ export interface HttpServerOptions {
   readonly sessionIdleMs?: number;
   /** Tests: fewer sessions than legacySessionsMax (and per tenant, legacySessionsPerTenantMax). */
   readonly sessionsMax?: { readonly total: number; readonly perTenant: number };
+  /** Tests: fewer subscriptions/listen streams than listenStreamsMax (and per tenant, listenStreamsPerTenantMax). */
+  readonly listenStreamsMax?: { readonly total: number; readonly perTenant: number };
   /**
    * Admission of each MCP call (POST /mcp, /messages, also under /t/:tenant/) under its tenant's
    * limits, once authenticated and before its body is read; mounted after the Host and Origin
@@ -114,7 +117,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
   const log = surface.log;
   const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
-  const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax });
+  const listens = new ListenStreams(options.listenStreamsMax?.total, options.listenStreamsMax?.perTenant);
+  const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens });
   const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls });
 
   const app = express();

@@ -24,6 +24,7 @@ import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from 
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
+import type { ListenStreams } from './listen-streams.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -33,6 +34,8 @@ export interface StreamableRouteOptions {
   readonly commitsOf: CommitsOf;
   readonly sessions: SessionTable;
   readonly bodyBytesMax: number;
+  /** Open subscriptions/listen streams: their bound (listen-streams.ts). */
+  readonly listens: ListenStreams;
 }
 
 export interface StreamableRoute {
@@ -47,7 +50,7 @@ export function isListenRequest(body: unknown): boolean {
 }
 
 export function createStreamableRoute(options: StreamableRouteOptions): StreamableRoute {
-  const { surface, memoryFor, commitsOf, sessions, bodyBytesMax } = options;
+  const { surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens } = options;
   const perRequestFactory = (ctx: { authInfo?: Parameters<typeof carriedBy>[0] }) => {
     const { principal, memory } = carriedBy(ctx.authInfo);
     return createMemoryServer(surface, { principal, memory, changes: 'none' });
@@ -71,6 +74,14 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
    * and reopened under it) and hears the tenant's commits through `commitsOf`, each once.
    */
   async function serveListen(req: Request, res: Response, principal: Principal): Promise<void> {
+    // Bounded first: a refused stream is an HTTP refusal (audited as one), not a listen that was let in.
+    const place = listens.open(principal.caller.tenant);
+    if ('refusal' in place) {
+      res.setHeader('Retry-After', '5');
+      sendJsonRpcError(res, 503, -32000, place.refusal);
+      return;
+    }
+    res.on('close', place.release);
     const problem = checkedListen(surface, principal, req.body);
     if (problem !== undefined) {
       // As the SDK's listen router answers a request it refuses: HTTP 200, a JSON-RPC error for its id.

@@ -5,24 +5,9 @@
  * cannot take every slot.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { asTenant, startNotesHttp, tenantHeaderAuthenticate as tenantAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { asTenant, notesMemoriesByTenant as memoriesByTenant, startNotesHttp, tenantHeaderAuthenticate as tenantAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { createNotesMemory, holdNotePuts, notePut, type NotesMemory } from '../mcp/fixtures/notes.js';
-import type { CommitsOf, MemoryFor } from '../../server/http/seams.js';
 import { openSession, post } from '../support/raw-http-session.js';
-
-/** A notes memory per tenant. */
-function memoriesByTenant(): { memoryFor: MemoryFor; commitsOf: CommitsOf } {
-  const memories = new Map<string, NotesMemory>();
-  const memoryOf = (tenant: string): NotesMemory => {
-    let memory = memories.get(tenant);
-    if (memory === undefined) memories.set(tenant, (memory = createNotesMemory(tenant)));
-    return memory;
-  };
-  return {
-    memoryFor: async (principal) => ({ memory: memoryOf(principal.caller.tenant), release: () => undefined }),
-    commitsOf: (tenant, listener) => memoryOf(tenant).store.onCommit(listener),
-  };
-}
 
 let serving: NotesHttp | undefined;
 afterEach(async () => {
