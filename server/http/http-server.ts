@@ -197,7 +197,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.get(
     ['/sse', '/t/:tenant/sse'],
     identify,
-    serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse$/, '/messages'))),
+    // Express routes /sse in any case and with a trailing slash: each spelling's client posts to the messages route.
+    serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse\/?$/i, '/messages'))),
   );
   app.post(messagesRoutes, identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
 
