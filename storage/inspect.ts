@@ -104,6 +104,7 @@ function chainProblem(previous: SegmentInfo | undefined, file: string, firstOffs
  * `onSegment(done, total)`: after each segment is scanned, for a progress bar (`tenants list --check`).
  * `reader`: the buffer segments are read into, shared by a check of many stores.
  * `module`: the store's tables and reducers, to judge snapshots and the open as the engine does (see the top).
+ * `onOpenProgress`: the open's own progress (its phases, as `Store.open` reports them), for `store inspect`'s bars.
  */
 export async function inspectStore(
   dir: string,
@@ -111,6 +112,7 @@ export async function inspectStore(
   onSegment?: (done: number, total: number) => void,
   reader = new SegmentReader(fl),
   module?: StoreModule,
+  onOpenProgress?: (phase: string, done: number, total: number) => void,
 ): Promise<InspectReport> {
   // The tables a snapshot of this store holds, as the open has them.
   const schemas = module ? storeSchemas(module) : undefined;
@@ -121,7 +123,7 @@ export async function inspectStore(
       ? `files were removed while read, ${attempt} times (last: ${vanished.map((f) => path.relative(dir, f)).join(', ')}): a live writer's retention; inspect it again, or closed`
       : undefined;
     // The open, only once the files held still: its verdict on a store in motion means nothing.
-    const recovery = module && !changing ? await recoveryReport(dir, module) : undefined;
+    const recovery = module && !changing ? await recoveryReport(dir, module, onOpenProgress) : undefined;
     return { ...report, ...(recovery ? { recovery } : {}), ...(changing ? { changing } : {}) };
   }
 }
@@ -220,12 +222,12 @@ async function snapshotLoadProblem(ref: SnapshotRef, fl: FileLayer, schemas: Rea
  * --read-only` runs), closed again: its refusal, or where it recovers to. A store a process has
  * open is not opened; one opened while this ran is not judged (its files changed under the read).
  */
-async function recoveryReport(dir: string, module: StoreModule): Promise<RecoveryReport> {
+async function recoveryReport(dir: string, module: StoreModule, onProgress?: (phase: string, done: number, total: number) => void): Promise<RecoveryReport> {
   const holder = lockHolder(dir);
   if (holder !== null) return { notRun: `open in process ${holder}: not opened here (inspect it closed, or run \`store verify --read-only\` then)` };
   let store: Store;
   try {
-    store = await Store.open({ dir, module, fileLayer: new OverlayFileLayer() });
+    store = await Store.open({ dir, module, fileLayer: new OverlayFileLayer(), ...(onProgress ? { onProgress } : {}) });
   } catch (error) {
     const now = lockHolder(dir);
     if (now !== null) return { notRun: `opened by process ${now} while this checked it: not judged` };

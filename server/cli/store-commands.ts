@@ -87,10 +87,13 @@ export function registerStoreCommands(program: Command): void {
     .argument('<dir>', 'store directory')
     .option('--json', 'one JSON object on stdout')
     .action(async (dir: string, opts: { json?: boolean }) => {
+      // Every segment read, then the open run in memory: as long as a verify, with its bars.
+      const progress = ttyProgress();
       try {
         await requireStoreDir(dir);
         const { memoryModule } = await import('../../tools/index.js');
-        const report = await inspectStore(dir, undefined, undefined, undefined, memoryModule);
+        const report = await inspectStore(dir, undefined, (done, total) => progress.onProgress('check', done, total), undefined, memoryModule, progress.onProgress);
+        progress.stop();
         const problems = inspectProblems(report).length;
         printReport(!!opts.json, { ok: problems === 0, ...report }, () => [
           ...(report.openByPid !== null ? [`open in process ${report.openByPid}: read as it is now; what the writer is in the middle of is marked in progress`] : []),
@@ -104,6 +107,7 @@ export function registerStoreCommands(program: Command): void {
         // The same exit code as a store that refuses to open: a script sees the damage without parsing.
         if (problems > 0) process.exitCode = 3;
       } catch (error) {
+        progress.stop();
         failCommand(error, !!opts.json);
       }
     });

@@ -1,5 +1,5 @@
 /**
- * Ctrl-C or SIGTERM during a long `store verify` on a terminal: the progress bars stop first, so
+ * Ctrl-C or SIGTERM during a long `store verify` (or `store inspect`) on a terminal: the progress bars stop first, so
  * the terminal gets its cursor and line wrap back, then `interrupted` and exit 130 (143). Runs
  * the CLI under a pseudo-terminal (cli-terminal.ts), where stderr is a TTY and bars show.
  */
@@ -34,6 +34,15 @@ describe('a signal while progress bars show', () => {
     const afterBars = output.slice(output.lastIndexOf(hideCursor));
     expect(afterBars).toContain(showCursor);
     expect(afterBars).toContain(lineWrapOn);
+    expect(afterBars.indexOf('interrupted')).toBeGreaterThan(afterBars.indexOf(showCursor));
+  });
+
+  test('store inspect shows bars too (it reads every segment, then runs the open), and Ctrl-C ends it the same way', async () => {
+    const { code, output } = await onTerminal(['store', 'inspect', big], (terminal) => terminal.write('\x03'));
+    expect(output, 'no progress bar showed: the inspect ran to its end').not.toContain('segments of');
+    expect(code, output).toBe(130);
+    const afterBars = output.slice(output.lastIndexOf(hideCursor));
+    expect(afterBars).toContain(showCursor);
     expect(afterBars.indexOf('interrupted')).toBeGreaterThan(afterBars.indexOf(showCursor));
   });
 });
