@@ -24,6 +24,7 @@ import { accessLogAppendEntriesMax, type AccessLogEntry } from '../../tools/acce
 import { MemoryError, WriteNotApplied } from '../../storage/errors.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
 import type { Principal } from '../auth/principal.js';
+import { StoreOpenNoRoom } from '../tenants/open-refusal.js';
 import type { ControlRuntime, WithTenant } from '../control/control-runtime.js';
 import type { Logger } from '../log.js';
 import type { McpRequestEvent, ResourceRequestEvent, ToolCallEvent } from '../mcp/surface.js';
@@ -61,6 +62,7 @@ export const accessRowsWaitingMax = 100_000;
  * shutdown on a full disk still ends on time).
  */
 export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800, 1600, 2000];
+const retryDelayMsLast = accessAppendRetryDelaysMs.at(-1)!;
 
 export interface AccessRecorder {
   onToolCall(event: ToolCallEvent): void;
@@ -139,8 +141,11 @@ export function createAccessRecorder(input: {
         queue.appending = 0;
         input.control()?.tenantChanged(tenant);
       }
-    }).catch((error: unknown) => {
-      // The store could not be leased (shutting down, cannot open): what waits is lost, loudly.
+    }).catch(async (error: unknown) => {
+      // The store could not be leased. On a full disk (it cannot write its LOCK) the rows wait
+      // for room as refused appends do, and the drain starts again (below); otherwise (shutting
+      // down, a damaged store) what waits is lost, loudly.
+      if (error instanceof StoreOpenNoRoom && !retries.ended) return retries.wait(retryDelayMsLast, true);
       lost(tenant, queue.rows.splice(0), error);
     }).finally(() => {
       if (queue.rows.length > 0) {
@@ -256,7 +261,6 @@ class RetryWaits {
  * the steps not yet used the rows are lost, loudly.
  */
 async function appendRetrying(append: () => Promise<unknown>, retries: RetryWaits): Promise<void> {
-  const lastDelayMs = accessAppendRetryDelaysMs.at(-1)!;
   for (let attempt = 0; ; attempt++) {
     try {
       await append();
@@ -264,7 +268,7 @@ async function appendRetrying(append: () => Promise<unknown>, retries: RetryWait
     } catch (error) {
       const delayMs = accessAppendRetryDelaysMs[attempt];
       if (!(error instanceof WriteNotApplied) || (delayMs === undefined && retries.ended)) throw error;
-      await retries.wait(delayMs ?? lastDelayMs, delayMs === undefined);
+      await retries.wait(delayMs ?? retryDelayMsLast, delayMs === undefined);
     }
   }
 }

@@ -17,6 +17,18 @@ export function storeOpenFailureCode(error: unknown): string | undefined {
   return typeof code === 'string' && /^(E[A-Z]+|[a-z_]+)$/.test(code) ? code : undefined;
 }
 
+/**
+ * A store that cannot be opened for want of disk space (its LOCK, a torn tail's cut, a prepared
+ * segment cannot be written): retryable once an operator frees space, and work that waits for
+ * the store (the access log's rows) waits for that instead of being dropped.
+ */
+export class StoreOpenNoRoom extends MemoryError {
+  constructor(readonly errno: 'ENOSPC' | 'EDQUOT') {
+    super('unavailable', `the tenant's store cannot be opened: the disk is full (${errno}); nothing acknowledged is lost`, diskFullHint);
+    this.name = 'StoreOpenNoRoom';
+  }
+}
+
 /** Refusals no retry mends: an operator must restore, forget or repair the store first. */
 const refusalsUntilOperatorActs = new WeakSet<MemoryError>();
 
@@ -44,9 +56,7 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   const code = storeOpenFailureCode(error);
   // A full disk (the open writes its LOCK, cuts a torn tail, prepares a segment): no verify or
   // repair helps, and both would be refused on it too; space is what the operator must give.
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new MemoryError('unavailable', `the tenant's store cannot be opened: the disk is full (${code}); nothing acknowledged is lost`, diskFullHint);
-  }
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreOpenNoRoom(code);
   const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
   const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
   return error instanceof DamagedStore ? untilOperatorActs(refusal) : refusal;

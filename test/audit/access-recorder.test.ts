@@ -11,6 +11,7 @@ import { accessLogAppendEntriesMax } from '../../tools/access-log.js';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { accessRideAfterMs, accessRowsPerAppendMax, createAccessRecorder, type AccessRecorder } from '../../server/audit/access-recorder.js';
 import type { ControlRuntime, WithTenant } from '../../server/control/control-runtime.js';
+import { StoreOpenNoRoom } from '../../server/tenants/open-refusal.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { waitUntil } from '../support/wait-until.js';
 
@@ -25,6 +26,8 @@ let rowsLost: number;
 let changed: number;
 let leases: number;
 let recorder: AccessRecorder;
+/** The next leases of the tenant's store throw these (a store that cannot be opened). */
+let leaseRefusals: Error[];
 
 beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'ioboxx-access-recorder-'));
@@ -35,9 +38,12 @@ beforeEach(async () => {
   rowsLost = 0;
   changed = 0;
   leases = 0;
+  leaseRefusals = [];
   memory.store.onCommit((txs) => appends.push(...txs.filter((tx) => tx.invocation.reducer === 'access_log_append')));
   const withTenant: WithTenant = async (wanted, fn) => {
     expect(wanted).toBe(tenant);
+    const refusal = leaseRefusals.shift();
+    if (refusal !== undefined) throw refusal;
     leases++;
     return fn(memory);
   };
@@ -154,6 +160,16 @@ test('on a disk that stays full the rows wait for room, counted as waiting; a sh
   expect(errors.map((line) => JSON.parse(line) as unknown)).toEqual([expect.objectContaining({ msg: 'access log append failed', tenant, rows: 3 })]);
   expect(recorder.rowsWaiting()).toBe(0);
   faults.enospcWrites = 0;
+}, 20_000);
+
+test('rows whose store cannot be opened for want of room (a server restarted on a full disk) wait for it, then are appended', async () => {
+  leaseRefusals = [new StoreOpenNoRoom('ENOSPC'), new StoreOpenNoRoom('ENOSPC')];
+  for (let i = 0; i < 3; i++) call(i);
+  await recorder.flushed();
+  expect(leaseRefusals).toEqual([]);
+  expect(rowsLost).toBe(0);
+  expect(errors).toEqual([]);
+  expect((await accessRows()).map((row) => row['offset'])).toEqual([0, 1, 2]);
 }, 20_000);
 
 /** Every commit batch of the store, as the reducer names of its transactions. */

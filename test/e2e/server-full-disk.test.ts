@@ -233,7 +233,7 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
     await waitUntil('the access rows staged in the control plane', async () => (await metrics())('ioboxx_audit_backlog_events')! >= rows.length);
   }, 30_000);
 
-  test('stopped on a full disk, the server exits cleanly; restarted on it, it serves: a call is refused `unavailable` saying the disk is full, and /readyz lists the tenant', async () => {
+  test('stopped on a full disk, the server exits cleanly; restarted on it, it serves: a call is refused `unavailable` saying the disk is full, /readyz lists the tenant, the access rows wait', async () => {
     ballast('ballast', 0);
     expect(await server.stop()).toBe(0);
     topUp('ballast'); // what the close's cut of the log's zero tail gave back
@@ -246,16 +246,26 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
     expect(ready.status).toBe(503);
     expect(ready.body.degradedTenants.listed).toEqual([expect.objectContaining({ tenant: 'local', state: 'open_failed', code: 'ENOSPC' })]);
     expect((await metrics())('ioboxx_store_open_failures_total', { code: 'ENOSPC' })).toBeGreaterThanOrEqual(1);
+    // The access rows of these requests (initialize, the refused get) wait for the store to open, as they do for room in an open one.
+    await waitUntil('the access rows of the refused requests waiting, or lost', async () => {
+      const value = await metrics();
+      return value('ioboxx_access_log_rows_lost_total')! > 0 || value('ioboxx_access_log_rows_waiting')! >= 2;
+    });
+    expect((await metrics())('ioboxx_access_log_rows_lost_total'), 'access rows lost while the store could not open').toBe(0);
     expect(await alive()).toBe(true);
   }, 90_000);
 
-  test('freed again, the same server opens the store: every acknowledged write is there with its value, no refused one is, and writes go on', async () => {
+  test('freed again, the same server opens the store: every acknowledged write is there with its value, no refused one is, the refused requests have their rows, and writes go on', async () => {
     rmSync(path.join(outside, 'ballast'));
     for (const a of acks) {
       const got = await client.callTool('object_get', { id: a.id });
       expect(got.structuredContent, `acknowledged ${a.id} at offset ${a.offset}`).toMatchObject({ id: a.id, attributes: { n: a.n, pad: 'x'.repeat(a.pad) } });
     }
     for (const r of refusals) expect(toolErrorOf(await client.callTool('object_get', { id: r.id }))?.code, `refused ${r.id}`).toBe('not_found');
+    const refusedGets = async () => (await accessRows()).filter((r) => r.target === 'object_get' && r.outcome === 'unavailable');
+    await waitUntil('the access row of the get refused while the store could not open', async () => (await refusedGets()).length > 0);
+    expect((await refusedGets()).map((r) => r.object_ids)).toEqual([[acks[0]!.id]]);
+    expect((await metrics())('ioboxx_access_log_rows_lost_total')).toBe(0);
     const after = await put('after-restart', 0, 0);
     expect(toolErrorOf(after)).toBeUndefined();
     expect((after.structuredContent as { offset: number }).offset).toBeGreaterThan(Math.max(...acks.slice(0, -1).map((a) => a.offset)));
