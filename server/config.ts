@@ -21,9 +21,13 @@ export const auditRetentionDaysDefault = 2557; // seven years
 const blankToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional());
 const optionalUrl = z.preprocess(blankToUndefined, z.url().optional());
-const integerIn = (min: number, max: number, fallback: number) =>
-  z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
-const optionalIntegerIn = (min: number, max: number) => z.preprocess(blankToUndefined, z.coerce.number().int().min(min).max(max).optional());
+/** One message for every way a value misses (zod's own for `abc` was "expected number, received NaN"). */
+const integerBetween = (min: number, max: number) => {
+  const error = `expected an integer from ${min} to ${max}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+const integerIn = (min: number, max: number, fallback: number) => z.preprocess(blankToUndefined, integerBetween(min, max).default(fallback));
+const optionalIntegerIn = (min: number, max: number) => z.preprocess(blankToUndefined, integerBetween(min, max).optional());
 
 const commaList = z.preprocess(
   blankToUndefined,
