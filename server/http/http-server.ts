@@ -18,9 +18,8 @@ import { tokenCharsMax } from '../auth/token-verifier.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
-import { ListenStreams } from './listen-streams.js';
 import { createSseRoute } from './sse-route.js';
-import { createStreamableRoute, isListenRequest } from './streamable-route.js';
+import { createStreamableRoute, isListenRequest, listenStreamPlaces } from './streamable-route.js';
 import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 import { auditingRefusals, noteAuthenticationRefusal, type HttpRefusalEvent } from './refusal-audit.js';
@@ -117,7 +116,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const bodyBytesMax = options.bodyBytesMax ?? httpBodyBytesMax;
   const log = surface.log;
   const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
-  const listens = new ListenStreams(options.listenStreamsMax?.total, options.listenStreamsMax?.perTenant);
+  const listens = listenStreamPlaces(options.listenStreamsMax);
   const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens });
   const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls });
 

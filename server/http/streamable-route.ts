@@ -24,9 +24,24 @@ import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from 
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
-import type { ListenStreams } from './listen-streams.js';
+import { TenantPlaces } from './tenant-places.js';
 
 export const sessionHeader = 'mcp-session-id';
+
+/**
+ * Open 2026-era `subscriptions/listen` streams, per process and per tenant: past a bound a listen
+ * is refused 503 with Retry-After (tenant-places.ts). Before, clients could open them without end.
+ */
+export const listenStreamsMax = 4_096;
+export const listenStreamsPerTenantMax = 1_024;
+
+/** The places of the listen streams, within `bounds` (tests: fewer than the defaults). */
+export function listenStreamPlaces(bounds?: { readonly total: number; readonly perTenant: number }): TenantPlaces {
+  return new TenantPlaces({
+    totalMax: bounds?.total ?? listenStreamsMax, perTenantMax: bounds?.perTenant ?? listenStreamsPerTenantMax,
+    what: 'subscriptions/listen streams', totalName: 'listenStreamsMax', perTenantName: 'listenStreamsPerTenantMax',
+  });
+}
 
 export interface StreamableRouteOptions {
   readonly surface: McpSurface;
@@ -34,8 +49,8 @@ export interface StreamableRouteOptions {
   readonly commitsOf: CommitsOf;
   readonly sessions: SessionTable;
   readonly bodyBytesMax: number;
-  /** Open subscriptions/listen streams: their bound (listen-streams.ts). */
-  readonly listens: ListenStreams;
+  /** Places of the open subscriptions/listen streams (listenStreamPlaces). */
+  readonly listens: TenantPlaces;
 }
 
 export interface StreamableRoute {

@@ -19,6 +19,7 @@ import { loopbackHostnames, originHostname } from '../http/http-server.js';
 import { isLoopbackAddress } from '../http/loopback.js';
 import type { HttpRefusalEvent } from '../http/refusal-audit.js';
 import { isRefusal, type Authenticate, type MemoryFor, type MemoryLease } from '../http/seams.js';
+import { TenantPlaces } from '../http/tenant-places.js';
 import { silentLogger, type Logger } from '../log.js';
 import { wsClose } from './close-codes.js';
 import { Connection, type ConnectionContext, type WsRequestEvent } from './connection.js';
@@ -80,13 +81,30 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
     for (const connection of batch) connection.flush();
   };
 
+  // An authenticated connection holds a place of its tenant as long as its lease (tenant-places.ts).
+  const places = new TenantPlaces({
+    totalMax: limits.connectionsMax, perTenantMax: limits.connectionsPerTenantMax,
+    what: 'WebSocket connections', totalName: 'connectionsMax', perTenantName: 'connectionsPerTenantMax',
+  });
+  const memoryFor: MemoryFor = async (principal) => {
+    const place = places.open(principal.caller.tenant);
+    if ('refusal' in place) throw new MemoryError('busy', place.refusal);
+    try {
+      const lease = await deps.memoryFor(principal);
+      return { memory: lease.memory, release: () => (lease.release(), place.release()) };
+    } catch (error) {
+      place.release();
+      throw error;
+    }
+  };
+
   const ctx: ConnectionContext = {
     ...(deps.onRequest !== undefined && { onRequest: deps.onRequest }),
     limits,
     tables: deps.tables,
     log,
     authenticate: deps.authenticate,
-    memoryFor: deps.memoryFor,
+    memoryFor,
     // One flush for every connection after the tick that published a batch: the committing
     // calls' acknowledgements go out first, and a batch's transactions leave together.
     scheduleFlush(connection) {
@@ -181,7 +199,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
         if (pathTenant !== undefined && pathTenant !== who.caller.tenant) {
           return refused(403, { error: 'insufficient_scope', error_description: `this principal acts for tenant ${who.caller.tenant}, not ${pathTenant}` });
         }
-        const lease = await deps.memoryFor(who);
+        const lease = await memoryFor(who);
         authenticated = { principal: who, lease };
       }
     } catch (error) {

@@ -203,7 +203,9 @@ export class Connection {
       } catch (error) {
         this.ctx.log.warn({ err: error, tenant: who.caller.tenant }, 'websocket: tenant memory unavailable');
         this.report(who, 'ws/auth', '-', 'unavailable');
-        return this.close(wsClose.tryAgainLater, `tenant memory unavailable: ${(error as Error).message}`);
+        // busy: a bound (the tenant's connections, the open stores) says itself what it is.
+        const busy = error instanceof MemoryError && error.code === 'busy';
+        return this.close(wsClose.tryAgainLater, `${busy ? '' : 'tenant memory unavailable: '}${(error as Error).message}`);
       }
       if (this.isClosed) return lease.release();
       clearTimeout(this.authTimer);

@@ -29,6 +29,11 @@ export interface WsLimits {
   readonly inboundPendingMax: number;
   /** Open connections per server; past it the upgrade is refused with 503. */
   readonly connectionsMax: number;
+  /**
+   * Authenticated connections per tenant, so one tenant's clients cannot take every connection of
+   * the server; past it the upgrade is refused with 503 (or the first auth message closed 1013).
+   */
+  readonly connectionsPerTenantMax: number;
   /** Server pings this often; a connection that missed the previous pong is terminated. */
   readonly pingIntervalMs: number;
   /** After a close frame is queued, the socket is destroyed if the peer has not closed by then. */
@@ -48,6 +53,7 @@ export const wsLimitsDefault: WsLimits = {
   queriesPerConnectionMax: 1_000,
   inboundPendingMax: 64,
   connectionsMax: 10_000,
+  connectionsPerTenantMax: 1_000,
   pingIntervalMs: 30_000,
   closeGraceMs: 5_000,
 };

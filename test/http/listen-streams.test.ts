@@ -1,5 +1,5 @@
 /**
- * Open 2026-era `subscriptions/listen` streams are bounded (server/http/listen-streams.ts), per
+ * Open 2026-era `subscriptions/listen` streams are bounded (streamable-route.ts, tenant-places.ts), per
  * tenant and per process: past a bound a listen is refused 503 with Retry-After naming the
  * bound, and audited as an HTTP refusal in the caller's tenant; a stream that ends gives its
  * place back. Before, a client could open them without end. The real HTTP server in process,

@@ -4,28 +4,16 @@
  * allowed or refused, and each upgrade refused before a connection exists (401s excepted:
  * authentication records those). The real WebSocket endpoint over a real tenant registry.
  */
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import type { HttpRefusalEvent } from '../../server/http/refusal-audit.js';
-import type { Authenticate, MemoryFor } from '../../server/http/seams.js';
-import { TenantRegistry } from '../../server/tenants/registry.js';
-import { attachWebSocket, type WebSocketServing } from '../../server/ws/attach-websocket.js';
+import type { Authenticate } from '../../server/http/seams.js';
 import type { WsRequestEvent } from '../../server/ws/connection.js';
-import { memoryExposedTables } from '../../server/ws/exposed-tables.js';
-import { openTenantMemory } from '../../tools/index.js';
-import type { TenantMemory } from '../../tools/memory.js';
 import { waitUntil } from '../support/wait-until.js';
+import { startWsTestServer, type WsTestServer } from './ws-server-fixture.js';
 import { TestClient } from './ws-test-client.js';
 
-let dataDir: string;
-let registry: TenantRegistry<TenantMemory>;
-let server: Server;
-let serving: WebSocketServing;
+let ws: WsTestServer;
 let base: string;
 const requests: WsRequestEvent[] = [];
 const refusals: HttpRefusalEvent[] = [];
@@ -38,29 +26,12 @@ const authenticate: Authenticate = async (req) => {
 };
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(path.join(tmpdir(), 'ioboxx-ws-audit-'));
-  registry = new TenantRegistry<TenantMemory>({ dataDir, open: (tenant, dir) => openTenantMemory(dir, tenant) });
-  server = createServer((_req, res) => res.writeHead(404).end());
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  base = `ws://127.0.0.1:${(server.address() as { port: number }).port}`;
-  const memoryFor: MemoryFor = async (principal) => {
-    const lease = await registry.acquire(principal.caller.tenant);
-    return { memory: lease.store, release: () => lease.release() };
-  };
-  serving = attachWebSocket(server, {
-    authenticate, memoryFor, tables: memoryExposedTables(),
-    onRequest: (event) => requests.push(event), onRefusal: (event) => refusals.push(event),
+  ws = await startWsTestServer('ws-audit', {
+    authenticate, onRequest: (event) => requests.push(event), onRefusal: (event) => refusals.push(event),
   });
+  base = ws.base;
 }, 60_000);
-
-afterAll(async () => {
-  await serving?.close();
-  server?.closeAllConnections();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  await registry?.close();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => ws?.close());
 
 test('connect, auth, subscribe and unsubscribe are reported with their principal, target and outcome', async () => {
   requests.length = 0;
