@@ -141,7 +141,7 @@ export interface StoreApi {
   /** A failed fdatasync (or the files gone) failed the store: it refuses writes until reopened. */
   readonly failed: boolean;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
-  /** Run fn on the current state; its result is released only once that state is durable. */
+  /** Run fn on the current state; its result, or the error it throws, is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;
   /** One logged transaction, or undefined when the log no longer holds it. */
   readTx(offset: number): Promise<TxRecord | undefined>;
@@ -612,6 +612,14 @@ export class Store implements StoreApi {
     const offset = this.applied + 1;
     const timestampMs = this.clock();
     const tx = new Transaction(this.tables, caller, timestampMs, offset);
+    // A refusal is an answer on the state the call saw (not_found of a row a pending write deleted):
+    // released once that state is durable, as a result is; a failed write that takes it away runs the call again.
+    const refuse = (error: unknown): Promise<CallResult> => {
+      tx.rollback();
+      return this.answerWhenDurable<CallResult>(offset - 1, () => {
+        throw error;
+      }, () => this.call(reducerName, rawArgs, caller, options));
+    };
     let result: unknown;
     try {
       result = reducer.run(tx, parsed.data);
@@ -619,8 +627,7 @@ export class Store implements StoreApi {
       if (key !== undefined) recordIdempotencyKey(tx, key, reducerName, offset, result, timestampMs);
       if (reducer.passesRowLimit !== true) this.refuseGrowthPastLimit(tx);
     } catch (error) {
-      tx.rollback();
-      throw error;
+      return refuse(error);
     }
     const net = tx.netChanges();
     const invocation: Invocation = key === undefined
@@ -631,8 +638,7 @@ export class Store implements StoreApi {
       // The changes part copies the bytes the tables just stored (no second encoding of a row).
       frame = encodeStoredFrame(offset, net, this.tables, invocation);
     } catch (error) {
-      tx.rollback();
-      throw error;
+      return refuse(error);
     }
     try {
       this.applyDerived(net, 'forward');
@@ -643,8 +649,7 @@ export class Store implements StoreApi {
       } catch {
         // Already inconsistent in the index: the table stays the source of truth.
       }
-      tx.rollback();
-      throw error;
+      return refuse(error);
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
@@ -990,7 +995,10 @@ export class Store implements StoreApi {
     try {
       result = fn({ offset: at, table: this.tableReader });
     } catch (error) {
-      return Promise.reject(error);
+      // A refusal answers on this state too (not_found of a row a pending write deleted): it waits as a result does.
+      return this.answerWhenDurable(at, () => {
+        throw error;
+      }, () => this.read(fn));
     }
     if (at <= this.durable) return Promise.resolve(result);
     // A write queued before this read that fails takes `at` away, not the data read: read again.

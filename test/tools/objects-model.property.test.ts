@@ -346,7 +346,7 @@ class Run {
   async write(call: WriteCall): Promise<void> {
     const before = this.f.mark();
     const got = await this.send(call);
-    if (this.expectOutcome(call, got)) expect(got.ok && got.value['offset'], `${describeCall(call)}: its commit offset`).toBe(this.f.memory.store.lastOffset);
+    if (this.expectOutcome(call, got) === 'wrote') expect(got.ok && got.value['offset'], `${describeCall(call)}: its commit offset`).toBe(this.f.memory.store.lastOffset);
     else expect(this.f.mark(), `${describeCall(call)} wrote nothing`).toEqual(before);
   }
 
@@ -356,15 +356,16 @@ class Run {
 
   /**
    * Check one write's outcome against the model (as it stands after the calls before it) and
-   * apply it; true when the call wrote (a new offset), false when it failed or replayed.
+   * apply it: the call wrote (a new offset), was refused on the state it saw, or was answered
+   * without it (arguments refused, or a key replayed).
    */
-  expectOutcome(call: WriteCall, got: Outcome, logFirstBefore = this.logFirst()): boolean {
+  expectOutcome(call: WriteCall, got: Outcome, logFirstBefore = this.logFirst()): 'wrote' | 'refused' | 'answered' {
     const what = describeCall(call);
     const slot = `${call.tool}\u0000${call.who}\u0000${call.key}`;
     const prior = call.key === undefined ? undefined : this.m.keys.get(slot);
     if (call.early !== undefined) {
       expect(got, what).toMatchObject({ ok: false, code: call.early });
-      return false;
+      return 'answered';
     }
     if (prior) {
       // The first call's arguments are compared while the log holds its frame; after that the key replays.
@@ -375,12 +376,12 @@ class Run {
       if (prior.args === canonical(call.args) || offset < logFirstBefore) expect(got, `${what}: a retry`).toEqual(replay);
       else if (offset >= this.logFirst()) expect(got, `${what}: the key's first call had other arguments`).toEqual(conflict);
       else expect([replay, conflict], `${what}: its first call's frame dropped meanwhile`).toContainEqual(got);
-      return false;
+      return 'answered';
     }
     const planned = call.plan();
     if ('error' in planned) {
       expect(got, what).toMatchObject({ ok: false, code: planned.error });
-      return false;
+      return 'refused';
     }
     expect(got, what).toEqual({ ok: true, value: { ...planned.result, offset: expect.any(Number) } });
     const result = (got as { value: Record<string, any> }).value;
@@ -391,7 +392,7 @@ class Run {
       this.m.keys.set(slot, { args: canonical(call.args), result });
       this.m.keyed.push(call);
     }
-    return true;
+    return 'wrote';
   }
 
   id(ref: number): string {
@@ -512,33 +513,43 @@ class Run {
   /**
    * Writes sent together, none awaited before the next is sent (as concurrent tools/calls
    * arrive), with object_get and an object_find page sent between them: each answers as the
-   * model after the calls sent before it, whatever batches the group commit makes of them.
+   * model after the calls sent before it, whatever batches the group commit makes of them, and
+   * not before the state it was computed on is durable (a refusal reveals that state too).
    */
   async burst(ops: readonly WriteOp[], readAfter: number, readId: number, snapshotAfter: number | undefined): Promise<void> {
+    const store = this.f.memory.store;
+    // What a call saw (the last offset applied when it ran), and the durable offset when its answer came.
+    const answered = (outcome: Promise<Outcome>, seen: number) => outcome.then((o) => ({ o, seen, durable: store.durableOffset }));
     const calls = ops.map((o) => this.resolve(o));
     const id = this.id(readId);
     const logFirstBefore = this.logFirst();
-    const sent: Promise<Outcome>[] = [];
-    let reads: Promise<Outcome>[] = [];
+    const sent: ReturnType<typeof answered>[] = [];
+    let reads: ReturnType<typeof answered>[] = [];
     let snapshot: { at: number; taken: Promise<{ offset: number }> } | undefined;
     for (const [i, call] of calls.entries()) {
-      sent.push(this.send(call));
-      if (i === readAfter % calls.length) reads = [this.attempt('object_get', { id }), this.attempt('object_find', { type: 'note' })];
+      sent.push(answered(this.send(call), store.lastOffset));
+      if (i === readAfter % calls.length) {
+        reads = [this.attempt('object_get', { id }), this.attempt('object_find', { type: 'note' })].map((r) => answered(r, store.lastOffset));
+      }
       if (snapshotAfter !== undefined && i === snapshotAfter % calls.length) {
-        snapshot = { at: this.f.memory.store.lastOffset, taken: this.f.memory.store.snapshot() };
+        snapshot = { at: store.lastOffset, taken: store.snapshot() };
       }
     }
     const outcomes = await Promise.all(sent);
     // A snapshot taken while writes are in flight holds the state as of its call; the log the rest.
     if (snapshot) this.snapshotTaken(snapshot.at, (await snapshot.taken).offset);
     for (const [i, call] of calls.entries()) {
-      this.expectOutcome(call, outcomes[i]!, logFirstBefore);
+      const { o, seen, durable } = outcomes[i]!;
+      if (this.expectOutcome(call, o, logFirstBefore) === 'refused') {
+        expect(durable, `${describeCall(call)}: refused (${o.ok ? '' : o.code}) only once the state it saw (offset ${seen}) was durable`).toBeGreaterThanOrEqual(seen);
+      }
       if (i !== readAfter % calls.length) continue;
       const [get, find] = await Promise.all(reads);
-      const o = this.m.objects.get(id);
-      expect(get, `object_get ${id} sent after write ${i} of a burst`).toEqual(o ? { ok: true, value: { id, ...o } } : expect.objectContaining({ ok: false, code: 'not_found' }));
+      for (const r of [get!, find!]) expect(r.durable, 'a read answered only once the state it saw was durable').toBeGreaterThanOrEqual(r.seen);
+      const obj = this.m.objects.get(id);
+      expect(get!.o, `object_get ${id} sent after write ${i} of a burst`).toEqual(obj ? { ok: true, value: { id, ...obj } } : expect.objectContaining({ ok: false, code: 'not_found' }));
       const want = findModel(this.m.objects, { type: 'note' }).map((x) => ({ id: x, ...this.m.objects.get(x) }));
-      expect(find, `object_find sent after write ${i} of a burst`).toEqual({ ok: true, value: want.length > 50 ? expect.anything() : { objects: want } });
+      expect(find!.o, `object_find sent after write ${i} of a burst`).toEqual({ ok: true, value: want.length > 50 ? expect.anything() : { objects: want } });
     }
   }
 

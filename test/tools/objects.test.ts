@@ -8,6 +8,7 @@ import { defineReducer, type ReducerDef } from '../../storage/reducer.js';
 import { Store } from '../../storage/store.js';
 import { memoryModule, memoryTools } from '../../tools/index.js';
 import { attributesBytesMax, relationsPerObjectMax } from '../../tools/objects.js';
+import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { alice, bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -232,6 +233,28 @@ describe('idempotency keys', () => {
   test('a malformed key is invalid_argument', async () => {
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: '' }), 'invalid_argument');
     await expectRefused(f, f.call('object_put', { type: 'note', attributes: {}, idempotency_key: 'k'.repeat(129) }), 'invalid_argument');
+  });
+});
+
+describe('answers computed on a write not yet durable', () => {
+  // An error is an answer too: not_found or version_conflict seen on a write still being synced reveals it.
+  test('a read or write refused on a write that then fails (ENOSPC) answers on the durable state instead', async () => {
+    const fl = new FaultyFileLayer();
+    const g = await openFixture({ fileLayer: fl });
+    try {
+      await g.call('object_put', { id: 'x', type: 'note', attributes: { n: 1 } });
+      fl.enospcWrites = 1;
+      const doomed = g.call('object_delete', { id: 'x' });
+      // Both see x deleted, by a delete whose write fails: x was never deleted.
+      const get = g.call('object_get', { id: 'x' });
+      const patch = g.call('object_patch', { id: 'x', set: { n: 2 }, expected_version: 1 });
+      await expect(doomed).rejects.toMatchObject({ code: 'unavailable' });
+      expect(await get).toEqual({ id: 'x', type: 'note', attributes: { n: 1 }, version: 1 });
+      expect(await patch).toMatchObject({ id: 'x', version: 2 });
+      expect(await g.call('object_get', { id: 'x' })).toMatchObject({ attributes: { n: 2 }, version: 2 });
+    } finally {
+      await g.close();
+    }
   });
 });
 
