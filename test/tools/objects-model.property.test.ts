@@ -346,7 +346,7 @@ class Run {
   async write(call: WriteCall): Promise<void> {
     const before = this.f.mark();
     const got = await this.send(call);
-    if (this.expectOutcome(call, got) === 'wrote') expect(got.ok && got.value['offset'], `${describeCall(call)}: its commit offset`).toBe(this.f.memory.store.lastOffset);
+    if (this.expectOutcome(call, got).wrote) expect(got.ok && got.value['offset'], `${describeCall(call)}: its commit offset`).toBe(this.f.memory.store.lastOffset);
     else expect(this.f.mark(), `${describeCall(call)} wrote nothing`).toEqual(before);
   }
 
@@ -356,16 +356,17 @@ class Run {
 
   /**
    * Check one write's outcome against the model (as it stands after the calls before it) and
-   * apply it: the call wrote (a new offset), was refused on the state it saw, or was answered
-   * without it (arguments refused, or a key replayed).
+   * apply it. Says whether the call wrote (a new offset) and the offset whose state its answer
+   * reveals, which must be durable by the time it comes: its own, its key's first call's, or
+   * the state it was refused on (none for arguments refused as such).
    */
-  expectOutcome(call: WriteCall, got: Outcome, logFirstBefore = this.logFirst()): 'wrote' | 'refused' | 'answered' {
+  expectOutcome(call: WriteCall, got: Outcome, logFirstBefore = this.logFirst()): { wrote: boolean; reveals?: number } {
     const what = describeCall(call);
     const slot = `${call.tool}\u0000${call.who}\u0000${call.key}`;
     const prior = call.key === undefined ? undefined : this.m.keys.get(slot);
     if (call.early !== undefined) {
       expect(got, what).toMatchObject({ ok: false, code: call.early });
-      return 'answered';
+      return { wrote: false };
     }
     if (prior) {
       // The first call's arguments are compared while the log holds its frame; after that the key replays.
@@ -376,12 +377,12 @@ class Run {
       if (prior.args === canonical(call.args) || offset < logFirstBefore) expect(got, `${what}: a retry`).toEqual(replay);
       else if (offset >= this.logFirst()) expect(got, `${what}: the key's first call had other arguments`).toEqual(conflict);
       else expect([replay, conflict], `${what}: its first call's frame dropped meanwhile`).toContainEqual(got);
-      return 'answered';
+      return { wrote: false, reveals: offset };
     }
     const planned = call.plan();
     if ('error' in planned) {
       expect(got, what).toMatchObject({ ok: false, code: planned.error });
-      return 'refused';
+      return { wrote: false, reveals: this.m.lastOffset };
     }
     expect(got, what).toEqual({ ok: true, value: { ...planned.result, offset: expect.any(Number) } });
     const result = (got as { value: Record<string, any> }).value;
@@ -392,7 +393,7 @@ class Run {
       this.m.keys.set(slot, { args: canonical(call.args), result });
       this.m.keyed.push(call);
     }
-    return 'wrote';
+    return { wrote: true, reveals: result['offset'] };
   }
 
   id(ref: number): string {
@@ -518,8 +519,8 @@ class Run {
    */
   async burst(ops: readonly WriteOp[], readAfter: number, readId: number, snapshotAfter: number | undefined): Promise<void> {
     const store = this.f.memory.store;
-    // What a call saw (the last offset applied when it ran), and the durable offset when its answer came.
-    const answered = (outcome: Promise<Outcome>, seen: number) => outcome.then((o) => ({ o, seen, durable: store.durableOffset }));
+    // The durable offset when an answer came; for a read, also the last offset applied when it ran (what it saw).
+    const answered = (outcome: Promise<Outcome>, seen = -1) => outcome.then((o) => ({ o, seen, durable: store.durableOffset }));
     const calls = ops.map((o) => this.resolve(o));
     const id = this.id(readId);
     const logFirstBefore = this.logFirst();
@@ -527,7 +528,7 @@ class Run {
     let reads: ReturnType<typeof answered>[] = [];
     let snapshot: { at: number; taken: Promise<{ offset: number }> } | undefined;
     for (const [i, call] of calls.entries()) {
-      sent.push(answered(this.send(call), store.lastOffset));
+      sent.push(answered(this.send(call)));
       if (i === readAfter % calls.length) {
         reads = [this.attempt('object_get', { id }), this.attempt('object_find', { type: 'note' })].map((r) => answered(r, store.lastOffset));
       }
@@ -539,10 +540,9 @@ class Run {
     // A snapshot taken while writes are in flight holds the state as of its call; the log the rest.
     if (snapshot) this.snapshotTaken(snapshot.at, (await snapshot.taken).offset);
     for (const [i, call] of calls.entries()) {
-      const { o, seen, durable } = outcomes[i]!;
-      if (this.expectOutcome(call, o, logFirstBefore) === 'refused') {
-        expect(durable, `${describeCall(call)}: refused (${o.ok ? '' : o.code}) only once the state it saw (offset ${seen}) was durable`).toBeGreaterThanOrEqual(seen);
-      }
+      const { o, durable } = outcomes[i]!;
+      const { reveals } = this.expectOutcome(call, o, logFirstBefore);
+      if (reveals !== undefined) expect(durable, `${describeCall(call)}: answered only once offset ${reveals}, whose state it tells, was durable`).toBeGreaterThanOrEqual(reveals);
       if (i !== readAfter % calls.length) continue;
       const [get, find] = await Promise.all(reads);
       for (const r of [get!, find!]) expect(r.durable, 'a read answered only once the state it saw was durable').toBeGreaterThanOrEqual(r.seen);
