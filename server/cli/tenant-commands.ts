@@ -9,7 +9,7 @@
  * `tenants forget T --yes` and `tenants delete T --yes` retire a tenant (tenant-retirement.ts):
  * each changes the data directory only with --yes, and says what it did.
  */
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { MemoryError } from '../../storage/errors.js';
@@ -133,6 +133,16 @@ function tableLines(dataDir: string, rows: readonly TenantRow[], checked: boolea
   return [header, ...body].map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
 }
 
+/** A mistyped data directory is said as such, not listed as one with no tenant (`--check` would pass it). */
+async function requireDataDir(dataDir: string): Promise<void> {
+  const hint = 'name it with --data-dir DIR or IOBOXX_DATA_DIR (default ./data, in the working directory)';
+  const info = await stat(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw new MemoryError('not_found', `data directory ${dataDir} does not exist`, hint);
+    throw error;
+  });
+  if (!info.isDirectory()) throw new MemoryError('invalid_argument', `data directory ${dataDir} is not a directory`, hint);
+}
+
 export function registerTenantCommands(program: Command): void {
   const tenants = program.command('tenants').description('tenant stores in the data directory');
   tenants
@@ -145,6 +155,7 @@ export function registerTenantCommands(program: Command): void {
       const progress = ttyProgress();
       try {
         const dataDir = operatorDataDir(opts.dataDir);
+        await requireDataDir(dataDir);
         const rows = await listTenants(dataDir, { check: opts.check === true, onProgress: progress.onProgress });
         progress.stop();
         const unhealthy = opts.check === true && anyUnhealthy(rows);

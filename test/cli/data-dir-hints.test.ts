@@ -55,3 +55,19 @@ describe.concurrent('hints after --data-dir D name --data-dir D', () => {
     expect(r.stderr).toContain(`\`ioboxx-memory tenants list --data-dir '${spaced}'\``);
   });
 });
+
+describe.concurrent('tenants list of a data directory that is not one', () => {
+  test('a missing one is said as such (exit 1), not listed as empty', async () => {
+    const missing = path.join(dataDir, 'no-such-data');
+    const r = await cli(['tenants', 'list', '--check', '--json', '--data-dir', missing]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ ok: false, code: 'not_found', message: `data directory ${missing} does not exist`, hint: expect.stringContaining('IOBOXX_DATA_DIR') });
+  });
+
+  test('a file is said as such, not as an errno', async () => {
+    const file = path.join(dataDir, 'known-tenants', 'ghost');
+    const r = await cli(['tenants', 'list', '--data-dir', file]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: data directory ${file} is not a directory`);
+  });
+});
