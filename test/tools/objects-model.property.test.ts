@@ -120,7 +120,7 @@ function at(attributes: Json, path: string): Json | undefined {
   return here;
 }
 
-/** The documented sort order: null < booleans < numbers < strings < arrays < objects < absent. */
+/** The sort order attribute-predicate.ts states: null < booleans < numbers < strings < arrays < objects < absent. */
 function compareValues(a: Json | undefined, b: Json | undefined): number {
   const rank = (v: Json | undefined) => (v === undefined ? 6 : v === null ? 0 : typeof v === 'boolean' ? 1 : typeof v === 'number' ? 2
     : typeof v === 'string' ? 3 : Array.isArray(v) ? 4 : 5);
@@ -196,7 +196,7 @@ const attributeKeys = ['n', 's', 'o', 'tag', 't'];
 const paths = ['n', 's', 'o', 'o.x', 'tag', 't', 't.k', 'missing'];
 
 /**
- * A value of which two fit attributesBytesMax and three do not; four objects with two fill a
+ * A value of which two fit attributesBytesMax and three do not; a few objects holding it fill a
  * page's bytes (pageItemsBytesMax) before its count.
  */
 const bigValue = 'X'.repeat(Math.floor(attributesBytesMax / 2.5));
@@ -306,7 +306,6 @@ function describeCall(call: WriteCall): string {
 class Run {
   constructor(readonly f: Fixture, readonly m: Model) {}
 
-  /** The call as a client sends it: JSON arguments, an error as its code. */
   /**
    * The call as a client's tools/call reaches the tool: JSON arguments, and the result as the
    * server sends it (checked against the tool's outputSchema, which is what the client sees); an
