@@ -41,10 +41,15 @@ async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
   }
 }
 
+/** The offset of the snapshot an open loaded, or `none` (the engine's -1: the whole log was replayed). */
+function snapshotCell(offset: number): string {
+  return offset >= 0 ? String(offset) : 'none';
+}
+
 /** The open's verdict as inspect prints it. */
 function recoveryLine(recovery: NonNullable<InspectReport['recovery']>): string {
   if ('notRun' in recovery) return `open: ${recovery.notRun}`;
-  if (recovery.opens) return `open: ok (read-only): snapshot ${recovery.snapshotOffset}, last offset ${recovery.lastOffset}, state hash ${recovery.stateHash}`;
+  if (recovery.opens) return `open: ok (read-only): snapshot ${snapshotCell(recovery.snapshotOffset)}, last offset ${recovery.lastOffset}, state hash ${recovery.stateHash}`;
   return `open: PROBLEM: the store refuses to open: ${recovery.file} at byte ${recovery.position}: ${recovery.reason}${recovery.hint ? `\n  ${recovery.hint}` : ''}`;
 }
 
@@ -70,7 +75,7 @@ export function registerStoreCommands(program: Command): void {
         const torn = report.tornTail;
         printReport(!!opts.json, report, () => [
           `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
-          `snapshot     ${report.snapshotOffset} (+${report.replayedFrames} frames replayed)`,
+          `snapshot     ${snapshotCell(report.snapshotOffset)} (+${report.replayedFrames} frames replayed)`,
           `row bytes    ${report.rowBytes.live} live (what IOBOXX_TENANT_ROW_BYTES_MAX bounds), ${report.rowBytes.dead} dead`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
           ...(torn && !readOnly ? [`torn tail cut at ${torn.file}:${torn.position} (${torn.bytes} bytes kept in ${torn.keptAt})`] : []),
