@@ -57,9 +57,9 @@ export const accessRideAfterMs = accessAppendDelayMs / 2;
 export const accessRowsWaitingMax = 100_000;
 /**
  * The waits before each new try of an append the disk refused (WriteNotApplied), the last one
- * repeated for as long as the server runs. Once it shuts down (close()), an append goes on only
- * through the steps it has not used yet (5.1 s in all: within the shutdown's 10 s bound, so a
- * shutdown on a full disk still ends on time).
+ * repeated for as long as the server runs. Once it shuts down (close()), refused appends are
+ * tried again for their sum (5.1 s) at most, whatever the rows waiting: within the shutdown's
+ * 10 s bound, so a shutdown on a full disk still ends on time.
  */
 export const accessAppendRetryDelaysMs: readonly number[] = [100, 200, 400, 800, 1600, 2000];
 const retryDelayMsLast = accessAppendRetryDelaysMs.at(-1)!;
@@ -85,8 +85,8 @@ export interface AccessRecorder {
    */
   flushed(): Promise<void>;
   /**
-   * Shutdown: rows the disk refuses stop waiting for room past accessAppendRetryDelaysMs (they
-   * are lost, loudly); resolves once flushed.
+   * Shutdown: rows the disk refuses wait for room for the sum of accessAppendRetryDelaysMs at
+   * most, then are lost, loudly; resolves once flushed.
    */
   close(): Promise<void>;
   /** Rows recorded and not yet appended, over all tenants (rows the disk refuses wait here for room). */
@@ -145,7 +145,7 @@ export function createAccessRecorder(input: {
       // The store could not be leased. On a full disk (it cannot write its LOCK) the rows wait
       // for room as refused appends do, and the drain starts again (below); otherwise (shutting
       // down, a damaged store) what waits is lost, loudly.
-      if (error instanceof StoreOpenNoRoom && !retries.ended) return retries.wait(retryDelayMsLast, true);
+      if (error instanceof StoreOpenNoRoom && await retries.wait(retryDelayMsLast)) return;
       lost(tenant, queue.rows.splice(0), error);
     }).finally(() => {
       if (queue.rows.length > 0) {
@@ -219,35 +219,33 @@ export function createAccessRecorder(input: {
 }
 
 /**
- * The waits between tries of refused appends, and the shutdown that ends them: a shutdown wakes
- * the waits past accessAppendRetryDelaysMs at once (one last try each), and from then on an
- * append that has used every step is not tried again.
+ * The waits between tries of refused appends, and the shutdown that ends them. While the server
+ * runs a wait is what it asks for. A shutdown wakes every wait (one more try at once) and gives
+ * the tries left one grace of accessAppendRetryDelaysMs's sum from then, over all tenants and
+ * batches: each batch used to get the whole schedule again, so rows queued in several batches
+ * held a shutdown on a full disk for 5.1 s per batch, past the shutdown bound.
  */
 class RetryWaits {
-  private ending = false;
+  private graceEndMs: number | undefined;
   private readonly wakes = new Set<() => void>();
 
-  get ended(): boolean {
-    return this.ending;
-  }
-
-  /** `pastSchedule`: a wait of the repeated last step, which a shutdown cuts short. */
-  wait(ms: number, pastSchedule: boolean): Promise<void> {
-    if (pastSchedule && this.ending) return Promise.resolve();
-    if (!pastSchedule) return new Promise((resolve) => setTimeout(resolve, ms));
+  /** Resolves true once `ms` have passed (or the shutdown woke it): try again; false: the shutdown's grace is over, give up. */
+  wait(ms: number): Promise<boolean> {
+    const leftMs = this.graceEndMs === undefined ? ms : Math.min(ms, this.graceEndMs - Date.now());
+    if (leftMs <= 0) return Promise.resolve(false);
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
         this.wakes.delete(wake);
-        resolve();
+        resolve(true);
       };
-      const timer = setTimeout(wake, ms);
+      const timer = setTimeout(wake, leftMs);
       this.wakes.add(wake);
     });
   }
 
   end(): void {
-    this.ending = true;
+    this.graceEndMs ??= Date.now() + accessAppendRetryDelaysMs.reduce((sum, ms) => sum + ms, 0);
     for (const wake of [...this.wakes]) wake();
   }
 }
@@ -258,7 +256,7 @@ class RetryWaits {
  * last step, until it goes through: a disk full for minutes, until an operator frees space, loses
  * no row (DESIGN invariant 7: the requests served meanwhile, reads above all, are audited too).
  * The rows wait in memory, bounded by accessRowsWaitingMax. Only a shutdown ends the wait: past
- * the steps not yet used the rows are lost, loudly.
+ * its grace (RetryWaits) the rows are lost, loudly.
  */
 async function appendRetrying(append: () => Promise<unknown>, retries: RetryWaits): Promise<void> {
   for (let attempt = 0; ; attempt++) {
@@ -266,9 +264,7 @@ async function appendRetrying(append: () => Promise<unknown>, retries: RetryWait
       await append();
       return;
     } catch (error) {
-      const delayMs = accessAppendRetryDelaysMs[attempt];
-      if (!(error instanceof WriteNotApplied) || (delayMs === undefined && retries.ended)) throw error;
-      await retries.wait(delayMs ?? retryDelayMsLast, delayMs === undefined);
+      if (!(error instanceof WriteNotApplied) || !(await retries.wait(accessAppendRetryDelaysMs[attempt] ?? retryDelayMsLast))) throw error;
     }
   }
 }

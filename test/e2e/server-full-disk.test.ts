@@ -16,11 +16,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { connectOlderHttp, toolErrorOf, type ErrorBody, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
+import { connectOlderHttp, connectStreams, toolErrorOf, type ErrorBody, type McpTestClient, type ToolResult } from '../support/mcp-clients.js';
 import { diskFullHint } from '../../storage/errors.js';
 import { waitUntil } from '../support/wait-until.js';
 import { parsePrometheusText } from '../ops/prometheus-text.js';
-import { startHttpServer, type ServerProcess } from './server-process.js';
+import { baseEnv, repoRoot, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
 
 /** The embedded PGlite cluster takes ~40 MiB of it; the rest is ballast and what the store gets. */
 const tmpfsBytes = 64 * 1024 * 1024;
@@ -77,17 +77,19 @@ function freeBytes(): number {
   return stats.bavail * stats.bsize;
 }
 
-/** A ballast file taking all but `leaveBytes` of the free space, then (leaveBytes 0) every last page. */
+/** A ballast file taking all but `leaveBytes` of the free space. */
 function ballast(name: string, leaveBytes: number): void {
-  writeFileSync(path.join(outside, name), Buffer.alloc(Math.max(0, freeBytes() - leaveBytes - 64 * 1024), 1));
-  if (leaveBytes === 0) topUp(name);
+  writeFileSync(path.join(outside, name), Buffer.alloc(freeBytes() - leaveBytes, 1));
 }
 
+/** Appends to `name` until the disk refuses, 1 MiB and then a page at a time: the disk is full to its last page. */
 function topUp(name: string): void {
-  try {
-    for (;;) appendFileSync(path.join(outside, name), Buffer.alloc(4096, 2));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  for (const chunkBytes of [1024 * 1024, 4096]) {
+    try {
+      for (;;) appendFileSync(path.join(outside, name), Buffer.alloc(chunkBytes, 2));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+    }
   }
 }
 
@@ -97,6 +99,26 @@ async function put(id: string, n: number, pad: number): Promise<ToolResult> {
   if (error === undefined && result.isError !== true) acks.push({ id, n, pad, offset: (result.structuredContent as { offset: number }).offset });
   else refusals.push({ id, error });
   return result;
+}
+
+/** object_put in phases of smaller and smaller objects, each until refusalsPerPhase refusals: the disk is then full to the last bytes the store holds. */
+async function fill(prefix: string): Promise<void> {
+  let calls = 0;
+  for (const [phase, pad] of padCharsByPhase.entries()) {
+    let refused = 0;
+    for (let i = 0; refused < refusalsPerPhase; i++) {
+      expect(calls++, 'the disk never filled').toBeLessThan(fillCallsMax);
+      if ((await put(`${prefix}${phase}-${i}`, calls, pad)).isError === true) refused++;
+    }
+    topUp('top-up'); // pages a refused write left free go to the top-up file: the next phase fills what the store holds
+  }
+}
+
+function expectDiskFullRefusals(list: readonly Refusal[]): void {
+  for (const r of list) {
+    expect(r.error, `refusal of ${r.id}`).toMatchObject({ code: 'unavailable', hint: diskFullHint });
+    expect(r.error!.message).toMatch(/^the disk is full \(ENOSPC\); this call was not applied and nothing acknowledged was lost$/);
+  }
 }
 
 async function metrics(): Promise<(name: string, labels?: Record<string, string>) => number | undefined> {
@@ -150,21 +172,10 @@ afterAll(async () => {
 describe('the real server on a real full disk (tmpfs in a mount namespace)', () => {
   test('object_put until the disk refuses: each refusal is an isError `unavailable` saying the disk is full and what to do; the server stays up', async () => {
     ballast('ballast', roomBytes);
-    let calls = 0;
-    for (const [phase, pad] of padCharsByPhase.entries()) {
-      let refused = 0;
-      for (let i = 0; refused < refusalsPerPhase; i++) {
-        expect(calls++, 'the disk never filled').toBeLessThan(fillCallsMax);
-        if ((await put(`p${phase}-${i}`, calls, pad)).isError === true) refused++;
-      }
-      topUp('top-up'); // pages a refused write left free go to the top-up file: the next phase fills what the store holds
-    }
+    await fill('p');
     expect(acks.length).toBeGreaterThan(10);
     expect(refusals).toHaveLength(padCharsByPhase.length * refusalsPerPhase);
-    for (const r of refusals) {
-      expect(r.error, `refusal of ${r.id}`).toMatchObject({ code: 'unavailable', hint: diskFullHint });
-      expect(r.error!.message).toMatch(/^the disk is full \(ENOSPC\); this call was not applied and nothing acknowledged was lost$/);
-    }
+    expectDiskFullRefusals(refusals);
     // Acknowledged offsets only grow: a refused call's offset is taken by a later one, none twice.
     const offsets = acks.map((a) => a.offset);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
@@ -234,7 +245,7 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
   }, 30_000);
 
   test('stopped on a full disk, the server exits cleanly; restarted on it, it serves: a call is refused `unavailable` saying the disk is full, /readyz lists the tenant, the access rows wait', async () => {
-    ballast('ballast', 0);
+    topUp('ballast');
     expect(await server.stop()).toBe(0);
     topUp('ballast'); // what the close's cut of the log's zero tail gave back
     await client.close().catch(() => undefined);
@@ -271,5 +282,30 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
     expect((after.structuredContent as { offset: number }).offset).toBeGreaterThan(Math.max(...acks.slice(0, -1).map((a) => a.offset)));
     await waitUntil('the control plane started once there is room', async () => (await readiness()).status === 200, 45_000);
     expect(await alive()).toBe(true);
+  }, 60_000);
+
+  test('over stdio on the full disk too: a write is refused the same way, a read answers, and the server ends when its client does, saying which access rows it could not write', async () => {
+    await client.close();
+    expect(await server.stop()).toBe(0);
+    const launcher = ['nsenter', '-t', String(holder.pid), '-U', '-m', '--preserve-credentials'];
+    const stdio = spawn(launcher[0]!, [...launcher.slice(1), process.execPath, serverBin, 'serve', '--stdio'], {
+      cwd: repoRoot, env: { ...baseEnv(), IOBOXX_DATA_DIR: path.join(mount, 'data') }, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let log = '';
+    stdio.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<[number | null, string | null]>((resolve) => stdio.once('exit', (code, signal) => resolve([code, signal])));
+    client = await connectStreams('older', stdio.stdin!, stdio.stdout!);
+    expect(toolErrorOf(await client.callTool('object_get', { id: acks[0]!.id }))).toBeUndefined(); // the store is open
+    topUp('ballast');
+    const refusedBefore = refusals.length;
+    await fill('s');
+    expectDiskFullRefusals(refusals.slice(refusedBefore));
+    const last = acks.at(-1)!;
+    expect((await client.callTool('object_get', { id: last.id })).structuredContent).toMatchObject({ id: last.id, attributes: { n: last.n } });
+    // The end of stdin ends the server: the access rows the full disk still refuses are lost then, and logged (stdio has no /metrics).
+    await client.close();
+    expect(await exited).toEqual([0, null]);
+    const lostRows = log.split('\n').filter((line) => line.includes('"access log append failed"')).map((line) => (JSON.parse(line) as { rows: number }).rows);
+    expect(lostRows.reduce((sum, rows) => sum + rows, 0)).toBeGreaterThan(0);
   }, 60_000);
 });
