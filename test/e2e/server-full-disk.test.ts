@@ -45,6 +45,8 @@ let holder: ChildProcess;
 let mount: string;
 let outside: string;
 let server: ServerProcess;
+/** The stdio server of the last step, spawned by this process. */
+let stdioServer: ChildProcess | undefined;
 let client: McpTestClient;
 const acks: Ack[] = [];
 const refusals: Refusal[] = [];
@@ -64,11 +66,15 @@ function startHolder(dir: string): Promise<ChildProcess> {
   });
 }
 
+/** The command that runs the rest of its arguments in the holder's namespaces (it execs them: the pid is theirs). */
+function inNamespace(): string[] {
+  return ['nsenter', '-t', String(holder.pid), '-U', '-m', '--preserve-credentials'];
+}
+
 /** A server in the holder's namespace, and a client of it. `awaitControlPlane` false: on a full disk, PGlite cannot start yet. */
 async function startServer(awaitControlPlane = true): Promise<void> {
-  const launcher = ['nsenter', '-t', String(holder.pid), '-U', '-m', '--preserve-credentials'];
   const env = { IOBOXX_DATA_DIR: path.join(mount, 'data'), IOBOXX_DATA_DIR_FREE_BYTES_MIN: String(freeBytesMin) };
-  server = await startHttpServer(env, { launcher, awaitControlPlane });
+  server = await startHttpServer(env, { launcher: inNamespace(), awaitControlPlane });
   client = await connectOlderHttp({ url: `${server.url}/mcp` });
 }
 
@@ -161,6 +167,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await client?.close().catch(() => undefined);
   await server?.stop();
+  if (stdioServer !== undefined && stdioServer.exitCode === null && stdioServer.signalCode === null) {
+    const gone = new Promise((resolve) => stdioServer!.once('exit', resolve));
+    stdioServer.kill('SIGKILL'); // a failed stdio step: the tmpfs lives as long as a process in its namespace
+    await gone;
+  }
   if (holder !== undefined && holder.exitCode === null) {
     const gone = new Promise((resolve) => holder.once('exit', resolve));
     holder.stdin!.end(); // the holder's cat ends, the namespace and its tmpfs with it
@@ -287,12 +298,13 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
   test('over stdio on the full disk too: a write is refused the same way, a read answers, and the server ends when its client does, saying which access rows it could not write', async () => {
     await client.close();
     expect(await server.stop()).toBe(0);
-    const launcher = ['nsenter', '-t', String(holder.pid), '-U', '-m', '--preserve-credentials'];
-    const stdio = spawn(launcher[0]!, [...launcher.slice(1), process.execPath, serverBin, 'serve', '--stdio'], {
+    const [command, ...args] = [...inNamespace(), process.execPath, serverBin, 'serve', '--stdio'];
+    const stdio = spawn(command!, args, {
       cwd: repoRoot, env: { ...baseEnv(), IOBOXX_DATA_DIR: path.join(mount, 'data') }, stdio: ['pipe', 'pipe', 'pipe'],
     });
     let log = '';
     stdio.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    stdioServer = stdio;
     const exited = new Promise<[number | null, string | null]>((resolve) => stdio.once('exit', (code, signal) => resolve([code, signal])));
     client = await connectStreams('older', stdio.stdin!, stdio.stdout!);
     expect(toolErrorOf(await client.callTool('object_get', { id: acks[0]!.id }))).toBeUndefined(); // the store is open
