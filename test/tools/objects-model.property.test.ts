@@ -522,6 +522,7 @@ class Run {
     const answered = (outcome: Promise<Outcome>, seen = -1) => outcome.then((o) => ({ o, seen, durable: store.durableOffset }));
     const calls = ops.map((o) => this.resolve(o));
     const id = this.id(readId);
+    const asOf = this.m.versions.get(id)?.[0]?.offset ?? 0;
     const logFirstBefore = this.logFirst();
     const sent: ReturnType<typeof answered>[] = [];
     let reads: ReturnType<typeof answered>[] = [];
@@ -529,7 +530,12 @@ class Run {
     for (const [i, call] of calls.entries()) {
       sent.push(answered(this.send(call)));
       if (i === readAfter % calls.length) {
-        reads = [this.attempt('object_get', { id }), this.attempt('object_find', { type: 'note' })].map((r) => answered(r, store.lastOffset));
+        reads = [
+          this.attempt('object_get', { id }),
+          this.attempt('object_find', { type: 'note' }),
+          this.attempt('object_history', { id, include_attributes: true }),
+          this.attempt('object_get_as_of', { id, offset: asOf }),
+        ].map((r) => answered(r, store.lastOffset));
       }
       if (snapshotAfter !== undefined && i === snapshotAfter % calls.length) {
         snapshot = { at: store.lastOffset, taken: store.snapshot() };
@@ -543,8 +549,16 @@ class Run {
       const { reveals } = this.expectOutcome(call, o, logFirstBefore);
       if (reveals !== undefined) expect(durable, `${describeCall(call)}: answered only once offset ${reveals}, whose state it tells, was durable`).toBeGreaterThanOrEqual(reveals);
       if (i !== readAfter % calls.length) continue;
-      const [get, find] = await Promise.all(reads);
-      for (const r of [get!, find!]) expect(r.durable, 'a read answered only once the state it saw was durable').toBeGreaterThanOrEqual(r.seen);
+      const [get, find, history, asOfRead] = await Promise.all(reads);
+      for (const r of [get!, find!, history!, asOfRead!]) expect(r.durable, 'a read answered only once the state it saw was durable').toBeGreaterThanOrEqual(r.seen);
+      if (this.m.versions.has(id)) {
+        const wanted = this.historyWanted(id, true, logFirstBefore);
+        const page = history!.o.ok ? history!.o.value : {};
+        expect(page['versions'], `object_history ${id} sent after write ${i} of a burst`).toEqual(wanted.slice(0, page['next_cursor'] ? page['versions'].length : wanted.length));
+      } else {
+        expect(history!.o).toMatchObject({ ok: false, code: 'not_found' });
+      }
+      expect(asOfRead!.o, `object_get_as_of ${id} @${asOf} sent after write ${i} of a burst`).toEqual(this.asOfWanted(id, asOf, logFirstBefore));
       const obj = this.m.objects.get(id);
       expect(get!.o, `object_get ${id} sent after write ${i} of a burst`).toEqual(obj ? { ok: true, value: { id, ...obj } } : expect.objectContaining({ ok: false, code: 'not_found' }));
       const want = findModel(this.m.objects, { type: 'note' }).map((x) => ({ id: x, ...this.m.objects.get(x) }));
@@ -625,11 +639,26 @@ class Run {
     expect(nodes.map((n) => n.depth), `${what}: breadth-first`).toEqual([...nodes.map((n) => n.depth)].sort((a, b) => a - b));
   }
 
-  /** A version's attributes as object_history shows them: current, from the log, or gone with the log. */
-  image(id: string, v: ModelVersion): Record<string, unknown> {
-    if (v.op === 'delete') return {};
-    if (this.m.objects.get(id)?.version === v.version) return { type: v.type, attributes: v.attributes, image: 'current' };
-    return v.offset >= this.logFirst() ? { type: v.type, attributes: v.attributes, image: 'log' } : { image: 'gone' };
+  /**
+   * A version's attributes as object_history shows them: current, from the log, or gone with the
+   * log. A snapshot taken while the read ran (logFirstBefore: the log's start before it) may drop
+   * a frame between the read's two steps: then either is right.
+   */
+  images(id: string, v: ModelVersion, logFirstBefore = this.logFirst()): Record<string, unknown>[] {
+    if (v.op === 'delete') return [{}];
+    if (this.m.objects.get(id)?.version === v.version) return [{ type: v.type, attributes: v.attributes, image: 'current' }];
+    const log = { type: v.type, attributes: v.attributes, image: 'log' };
+    if (v.offset >= this.logFirst()) return [log];
+    return v.offset < logFirstBefore ? [{ image: 'gone' }] : [log, { image: 'gone' }];
+  }
+
+  /** The entries object_history must list for id, newest first. */
+  historyWanted(id: string, images: boolean, logFirstBefore?: number): unknown[] {
+    return [...this.m.versions.get(id)!].reverse().map((v) => {
+      const entry = { version: v.version, offset: v.offset, op: v.op, reducer: v.reducer, caller: v.caller, at_ms: expect.any(Number) };
+      const shown = (images ? this.images(id, v, logFirstBefore) : [{}]).map((image) => ({ ...entry, ...image }));
+      return shown.length === 1 ? shown[0] : expect.toBeOneOf(shown);
+    });
   }
 
   async checkHistory(id: string, images: boolean, limit: number | undefined): Promise<void> {
@@ -645,9 +674,7 @@ class Run {
       cursor = page['next_cursor'];
       expect(pages.length, 'pages of object_history').toBeLessThanOrEqual(versions.length);
     } while (cursor);
-    const want = [...versions].reverse().map((v) => ({
-      version: v.version, offset: v.offset, op: v.op, reducer: v.reducer, caller: v.caller, at_ms: expect.any(Number), ...(images ? this.image(id, v) : {}),
-    }));
+    const want = this.historyWanted(id, images);
     // With images a page holds at most historyImagesPerPageMax versions.
     expectPages(`object_history ${id}${images ? ' with images' : ''}`, pages, want, images ? Math.min(limit ?? historyImagesPerPageMax, historyImagesPerPageMax) : limit ?? pageSizeDefault);
     for (const e of pages.flatMap((p) => p.items)) this.sameAtMs(id, e['version'], e['at_ms']);
@@ -661,16 +688,22 @@ class Run {
   }
 
   async checkAsOf(id: string, offset: number): Promise<void> {
-    const args = { id, offset };
-    if (offset > this.m.lastOffset) return this.expectError('object_get_as_of', args, 'invalid_argument', /beyond/);
+    const got = await this.attempt('object_get_as_of', { id, offset });
+    expect(got, `object_get_as_of ${id} @${offset}`).toEqual(this.asOfWanted(id, offset));
+    if (got.ok) this.sameAtMs(id, got.value['version'], got.value['at_ms']);
+  }
+
+  /** What object_get_as_of must answer (one of, when a snapshot ran meanwhile: see images). */
+  asOfWanted(id: string, offset: number, logFirstBefore?: number): unknown {
+    const refused = (code: string, message: RegExp) => expect.objectContaining({ ok: false, code, message: expect.stringMatching(message) });
+    if (offset > this.m.lastOffset) return refused('invalid_argument', /beyond/);
     const v = this.m.versions.get(id)?.filter((x) => x.offset <= offset).at(-1);
-    if (!v) return this.expectError('object_get_as_of', args, 'not_found', /did not exist/);
-    if (v.op === 'delete') return this.expectError('object_get_as_of', args, 'not_found', /deleted at offset/);
-    const image = this.image(id, v);
-    if (image['image'] === 'gone') return this.expectError('object_get_as_of', args, 'not_found', /no longer in the log/);
-    const got = await this.read('object_get_as_of', args);
-    expect(got, `object_get_as_of ${id} @${offset}`).toEqual({ id, type: v.type, attributes: v.attributes, version: v.version, offset: v.offset, at_ms: expect.any(Number) });
-    this.sameAtMs(id, v.version, got['at_ms']);
+    if (!v) return refused('not_found', /did not exist/);
+    if (v.op === 'delete') return refused('not_found', /deleted at offset/);
+    const answers = this.images(id, v, logFirstBefore).map((image) => (image['image'] === 'gone'
+      ? refused('not_found', /no longer in the log/)
+      : { ok: true, value: { id, type: v.type, attributes: v.attributes, version: v.version, offset: v.offset, at_ms: expect.any(Number) } }));
+    return answers.length === 1 ? answers[0] : expect.toBeOneOf(answers);
   }
 
   async checkStep(p: Probe): Promise<void> {
