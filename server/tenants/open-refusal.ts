@@ -4,6 +4,7 @@
  * a bare 500 or `internal`. The details (file, byte, errno, the repair command) go to the
  * operator's log, not to the model.
  */
+import * as path from 'node:path';
 import { DamagedStore, diskFullHint, MemoryError, StoreLockHeld } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
@@ -58,7 +59,9 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // repair helps, and both would be refused on it too; space is what the operator must give.
   if (code === 'ENOSPC' || code === 'EDQUOT') return new StoreOpenNoRoom(code);
   const why = code !== undefined && /^E[A-Z]+$/.test(code) ? ` (${code})` : '';
-  const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`, `retry later; an operator can run \`ioboxx-memory store verify ${dir}\``);
+  // The store named from the data directory, not by its path on this machine: the caller is no operator of it.
+  const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`,
+    `retry later; an operator can run \`ioboxx-memory store verify DATA_DIR/tenants/${path.basename(dir)}\``);
   return error instanceof DamagedStore ? untilOperatorActs(refusal) : refusal;
 }
 

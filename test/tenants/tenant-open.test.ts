@@ -92,6 +92,15 @@ test('a store that cannot be opened for want of disk space is refused saying the
   }
 });
 
+// The hint named the store's absolute path on the server: the operator's log has it, the caller has no use for it.
+test('a damaged store is refused with a hint naming the store from the data directory, not its path on the server', () => {
+  const dir = tenantDir(dataDir, 'acme');
+  const refusal = storeOpenRefusal(new DamagedStore(join(dir, 'log', '00000000000000000000.log'), 96, 'CRC mismatch'), dir);
+  expect(refusal).toMatchObject({ code: 'unavailable', message: "the tenant's store cannot be opened; the server log says why" });
+  expect(refusal.hint).toBe('retry later; an operator can run `ioboxx-memory store verify DATA_DIR/tenants/acme`');
+  expect(`${refusal.message} ${refusal.hint}`).not.toContain(dataDir);
+});
+
 // The control worker retried every such refusal every second: only an operator can end it.
 describe('which open refusals stand until an operator acts', () => {
   test('a vanished or damaged store does; a full disk or a busy lock does not', () => {
