@@ -12,6 +12,7 @@ import { loadConfig, type Config } from '../config.js';
 import { auditTenantPattern, openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { MemoryError } from '../../storage/errors.js';
 import { failCommand } from './command-output.js';
+import { explainS3Failure } from './s3-failure.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
@@ -57,19 +58,9 @@ function controlOf(config: Config): Promise<ControlPlane> {
   });
 }
 
-/**
- * The command's failure, as every command reports one (one JSON object with --json). An S3
- * error the SDK could not name (a missing bucket, a wrong secret: `UnknownError`) says which
- * bucket and what HTTP status, and what to check.
- */
+/** The command's failure, as every command reports one (one JSON object with --json); an S3 failure said as one. */
 function fail(error: unknown, json: boolean | undefined, config?: Config): never {
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-  if (status !== undefined && config?.s3) {
-    const name = (error as Error).name;
-    failCommand(new MemoryError('unavailable', `S3 refused the request for bucket ${config.s3.bucket} at ${config.s3.endpoint}: ${name} (HTTP ${status})${(error as Error).message && (error as Error).message !== name ? `: ${(error as Error).message}` : ''}`,
-      'check that the bucket exists with Object Lock enabled, and S3_ENDPOINT, S3_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY'), json);
-  }
-  failCommand(error, json);
+  failCommand(explainS3Failure(error, config?.s3), json);
 }
 
 /** --tenant names a tenant id of the audit trail (a typo must not verify as an empty, whole chain). */

@@ -23,7 +23,7 @@ import { downloadBackup, listUploadedBackups, uploadBackup, uploadPrefix, type B
 import { removeCommand, scratchDirOf } from '../../storage/backup/scratch-dir.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, type S3Config } from '../config.js';
 import { lockHolder } from '../../storage/store-lock.js';
 import { recordKnownTenant } from '../tenants/known-tenants.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
@@ -31,6 +31,7 @@ import { parseTenantId } from '../tenants/tenant-id.js';
 import { holdsStore } from '../tenants/vanished-store.js';
 import { dataDirArgument, dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
+import { explainS3Failure } from './s3-failure.js';
 import { signalExitCodes, ttyProgress, type ProgressFn } from './progress.js';
 
 interface Options {
@@ -45,9 +46,13 @@ async function memoryModule() {
   return (await import('../../tools/index.js')).memoryModule;
 }
 
+/** The S3 configuration of a run that uses S3 (its failures are then explained as S3's: s3-failure.ts). */
+let s3InUse: S3Config | undefined;
+
 function configuredBucket(): BackupBucket {
   const s3 = loadConfig(process.env).s3;
   if (!s3) throw new MemoryError('invalid_argument', 'S3 is not configured', 'set S3_ENDPOINT, S3_REGION, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+  s3InUse = s3;
   return openAuditBucket(s3);
 }
 
@@ -60,7 +65,7 @@ async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => 
     printReport(opts.json === true, json(report), () => lines(report));
   } catch (error) {
     progress.stop();
-    failCommand(error, opts.json === true);
+    failCommand(explainS3Failure(error, s3InUse), opts.json === true);
   }
 }
 

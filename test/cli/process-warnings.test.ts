@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { expect, test } from 'vitest';
 import { runProcess } from '../support/run-process.js';
-import { cliCommand, cliEnv } from './cli-process.js';
+import { cliCommand, unreachableS3Env } from './cli-process.js';
 
 test('restore --from-s3 (S3 unreachable): any process warning is one line, and the error follows it', async () => {
   const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-process-warnings-'));
-  // Configured, but nothing listens on port 9: the SDK loads, the command fails.
-  const env: NodeJS.ProcessEnv = { ...cliEnv(), S3_ENDPOINT: 'http://127.0.0.1:9', S3_REGION: 'r', S3_BUCKET: 'b', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' };
+  const env = unreachableS3Env(); // the SDK loads, the command fails
   delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
   const [node, ...args] = cliCommand(['restore', path.join(work, 'download'), 'acme', '--from-s3', 'latest', '--data-dir', path.join(work, 'data')]);
   const r = await runProcess(node!, args, { env });

@@ -7,13 +7,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { expect, test } from 'vitest';
 import { runProcess } from '../support/run-process.js';
-import { cliCommand, cliEnv } from './cli-process.js';
+import { cliCommand, unreachableS3Env } from './cli-process.js';
 
 test('restore --from-s3 with a malformed name: invalid_argument naming the form and what to give', async () => {
   const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-from-s3-name-'));
   const download = path.join(work, 'download');
-  // Configured, but never reached: nothing listens on port 9.
-  const env = { ...cliEnv(), S3_ENDPOINT: 'http://127.0.0.1:9', S3_REGION: 'r', S3_BUCKET: 'b', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' };
+  const env = unreachableS3Env(); // configured, but never reached
   const [node, ...args] = cliCommand(['restore', download, 'acme', '--from-s3', 'acme-monday', '--data-dir', path.join(work, 'data'), '--json']);
   const r = await runProcess(node!, args, { env });
   expect(r.code, r.stderr).toBe(1);
