@@ -6,12 +6,19 @@
  * then exit 0. If that takes longer than `boundMs`, exit `exitCodeTimedOut`. A second signal
  * exits at once with `exitCodeForced`: every acknowledged write is already fdatasync'ed
  * (durable before visible), so stopping mid-drain loses only calls never acknowledged.
+ *
+ * A signal within `signalEchoMs` of the first is that one delivered twice, not a second: a
+ * Ctrl-C under `npm start` reaches the server from the terminal (its process group) and again
+ * from npm, which forwards it, microseconds apart. Taken as a second, it skipped the graceful
+ * shutdown. No person presses Ctrl-C twice that fast.
  */
 
 export const shutdownBoundMsDefault = 10_000;
 export const exitCodeTimedOut = 1;
 /** 128 + SIGTERM, as a shell reports a process ended by the signal. */
 export const exitCodeForced = 143;
+/** Signals this soon after the first are its echo (see above), not a second. */
+export const signalEchoMs = 250;
 
 export interface ShutdownSteps {
   /** Close listeners and refuse new calls. */
@@ -48,6 +55,8 @@ export function installGracefulShutdown(options: ShutdownOptions): GracefulShutd
   const log = options.log ?? stderrLog;
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let started = false;
+  /** When the first signal came (undefined: none yet, or the shutdown was begun without one). */
+  let firstSignalAtMs: number | undefined;
   let exited = false;
   const exitOnce = (code: number) => {
     if (exited) return;
@@ -78,12 +87,15 @@ export function installGracefulShutdown(options: ShutdownOptions): GracefulShutd
   };
 
   const onSignal = (signal: NodeJS.Signals) => {
+    const nowMs = performance.now();
+    if (started && firstSignalAtMs !== undefined && nowMs - firstSignalAtMs < signalEchoMs) return;
     if (started) {
       log('second signal: exiting now (acknowledged work is already durable)', { signal });
       exitOnce(exitCodeForced);
       return;
     }
     started = true;
+    firstSignalAtMs = nowMs;
     void run(signal);
   };
   for (const s of signals) process.on(s, onSignal);

@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, expect, test } from 'vitest';
-import { exitCodeForced, exitCodeTimedOut } from '../../server/ops/shutdown.js';
+import { afterEach, expect, test, vi } from 'vitest';
+import { exitCodeForced, exitCodeTimedOut, installGracefulShutdown, signalEchoMs } from '../../server/ops/shutdown.js';
 import { Store } from '../../storage/store.js';
 import { counterModule } from '../support/counter-module.js';
 
@@ -97,10 +97,35 @@ test('a second signal exits at once while a call is stuck, and nothing acknowled
   await run.acked(100);
   run.child.kill('SIGTERM');
   await run.said('no longer accepting');
+  await new Promise((resolve) => setTimeout(resolve, signalEchoMs + 100)); // past the first signal's echo
   run.child.kill('SIGTERM');
   expect(await run.exited).toBe(exitCodeForced);
   await expectEveryAckPresent(dir, run.acks);
 }, 60_000);
+
+// A Ctrl-C under `npm start` reaches the server twice (the terminal, and npm forwarding it): taken as a second signal, it skipped the graceful shutdown.
+// In process, so the two deliveries stay two (the kernel merges two pending signals of a child into one).
+test('the same signal twice at once (one Ctrl-C delivered twice) is one: the graceful shutdown runs and exits 0', async () => {
+  const exits: number[] = [];
+  let closed = false;
+  const shutdown = installGracefulShutdown({
+    signals: ['SIGUSR2'], log: () => undefined, exit: (code) => exits.push(code),
+    stopAccepting: () => undefined, drain: async () => undefined,
+    close: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      closed = true;
+    },
+  });
+  try {
+    process.emit('SIGUSR2', 'SIGUSR2');
+    process.emit('SIGUSR2', 'SIGUSR2');
+    await vi.waitFor(() => expect(exits).toHaveLength(1));
+    expect(exits).toEqual([0]);
+    expect(closed).toBe(true);
+  } finally {
+    shutdown.dispose();
+  }
+});
 
 test('a drain that never ends exits after the bound, and nothing acknowledged is lost', async () => {
   const dir = storeDir();
