@@ -96,10 +96,10 @@ function tenantStoreOptions(config: Config): Pick<TenantMemoryOptions, 'snapshot
   return { snapshotEveryTx: config.snapshotEveryTx, snapshotEveryMs: config.snapshotEveryMs, liveRowBytesMax: config.tenantRowBytesMax };
 }
 
-/** A store's failed background work (a periodic or close-time snapshot, a failed write or fdatasync) reaches the operator's log, and the metrics when served. */
+/** A store's failures (a refused or failed write or fdatasync, a periodic or close-time snapshot) reach the operator's log, and the metrics when served. */
 function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics): (error: unknown) => void {
   return (error) => {
-    log.error({ tenant, err: (error as Error).message }, 'store background work failed');
+    log.error({ tenant, err: (error as Error).message }, 'tenant store failure (a write, an fdatasync or a snapshot)');
     metrics?.storeError(error);
   };
 }
