@@ -15,6 +15,7 @@ import { isTenantId } from '../tenants/tenant-id.js';
 import { hasTenantRecord } from '../tenants/tenant-record-dir.js';
 import { listKnownTenants } from '../tenants/known-tenants.js';
 import { holdsStore, VanishedStore } from '../tenants/vanished-store.js';
+import { dataDirArgument } from './cli-data-dir.js';
 import type { ProgressFn } from './progress.js';
 
 export async function tenantStoresIn(dataDir: string, onProgress?: ProgressFn): Promise<TenantStores> {
@@ -36,7 +37,9 @@ export async function tenantStoresIn(dataDir: string, onProgress?: ProgressFn): 
       // Opened read-only, a known tenant's emptied directory would read as a store with no row: whole.
       if (known.has(tenant)) {
         const existing = await existingTenantDir(dataDir, tenant); // a symlink in its place is refused, as the server refuses it
-        if (existing === undefined || !(await holdsStore(existing))) throw new VanishedStore(tenant, dir, existing === undefined ? 'directory missing' : 'no log or snapshot in it');
+        if (existing === undefined || !(await holdsStore(existing))) {
+          throw new VanishedStore(tenant, dir, existing === undefined ? 'directory missing' : 'no log or snapshot in it', dataDirArgument(dataDir));
+        }
       }
       const { store, openByPid } = await openStoreReadOnly(dir, memoryModule, onProgress);
       let accessLog: HeldAccessLog;

@@ -16,6 +16,8 @@ export class VanishedStore extends Error {
     readonly tenant: string,
     readonly dir: string,
     readonly why: 'directory missing' | 'no log or snapshot in it',
+    /** ` --data-dir D` for the commands the hint names, in an operator's command (cli-data-dir.ts); never in a caller's hint. */
+    private readonly dataDirArgument = '',
   ) {
     super(`the store of known tenant ${tenant} has vanished: ${dir}: ${why}`);
     this.name = 'VanishedStore';
@@ -23,7 +25,7 @@ export class VanishedStore extends Error {
 
   /** What an operator runs: the same words for the caller's hint and the CLI. */
   get hint(): string {
-    return `restore it from a backup (\`ioboxx-memory restore BACKUP_DIR ${this.tenant}\`), or, to start ${this.tenant} over empty, \`ioboxx-memory tenants forget ${this.tenant} --yes\``;
+    return `restore it from a backup (\`ioboxx-memory restore BACKUP_DIR ${this.tenant}${this.dataDirArgument}\`), or, to start ${this.tenant} over empty, \`ioboxx-memory tenants forget ${this.tenant} --yes${this.dataDirArgument}\``;
   }
 }
 

@@ -249,7 +249,7 @@ test('a known tenant whose store vanished (directory removed, or emptied) is sto
   const missing = await verify(gone);
   expect(missing.code, missing.stderr).toBe(1);
   expect(missing.report.problems).toEqual([
-    expect.objectContaining({ kind: 'store_vanished', tenant: gone, detail: expect.stringMatching(/directory missing: its access-log rows not staged yet are in no trail.*restore BACKUP_DIR xc-vanished.*tenants forget xc-vanished --yes/) }),
+    expect.objectContaining({ kind: 'store_vanished', tenant: gone, detail: expect.stringMatching(/directory missing: its access-log rows not staged yet are in no trail.*restore BACKUP_DIR xc-vanished --data-dir \S+.*tenants forget xc-vanished --yes --data-dir \S+/) }),
   ]);
   const text = await cli(['audit', 'verify', '--tenant', gone, '--data-dir', dataDir]);
   expect(text.code).toBe(1);
