@@ -612,14 +612,6 @@ export class Store implements StoreApi {
     const offset = this.applied + 1;
     const timestampMs = this.clock();
     const tx = new Transaction(this.tables, caller, timestampMs, offset);
-    // A refusal is an answer on the state the call saw (not_found of a row a pending write deleted):
-    // released once that state is durable, as a result is; a failed write that takes it away runs the call again.
-    const refuse = (error: unknown): Promise<CallResult> => {
-      tx.rollback();
-      return this.answerWhenDurable<CallResult>(offset - 1, () => {
-        throw error;
-      }, () => this.call(reducerName, rawArgs, caller, options));
-    };
     let result: unknown;
     try {
       result = reducer.run(tx, parsed.data);
@@ -627,7 +619,7 @@ export class Store implements StoreApi {
       if (key !== undefined) recordIdempotencyKey(tx, key, reducerName, offset, result, timestampMs);
       if (reducer.passesRowLimit !== true) this.refuseGrowthPastLimit(tx);
     } catch (error) {
-      return refuse(error);
+      return this.refuseCall(tx, error, () => this.call(reducerName, rawArgs, caller, options));
     }
     const net = tx.netChanges();
     const invocation: Invocation = key === undefined
@@ -638,7 +630,7 @@ export class Store implements StoreApi {
       // The changes part copies the bytes the tables just stored (no second encoding of a row).
       frame = encodeStoredFrame(offset, net, this.tables, invocation);
     } catch (error) {
-      return refuse(error);
+      return this.refuseCall(tx, error, () => this.call(reducerName, rawArgs, caller, options));
     }
     try {
       this.applyDerived(net, 'forward');
@@ -649,7 +641,7 @@ export class Store implements StoreApi {
       } catch {
         // Already inconsistent in the index: the table stays the source of truth.
       }
-      return refuse(error);
+      return this.refuseCall(tx, error, () => this.call(reducerName, rawArgs, caller, options));
     }
     this.applied = offset;
     return new Promise<CallResult>((resolve, reject) => {
@@ -1018,6 +1010,18 @@ export class Store implements StoreApi {
    * then): a call that only waited for other transactions must not fail with their write. A
    * failed store rejects.
    */
+  /**
+   * A refusal is an answer on the state the call saw (not_found of a row a pending write deleted):
+   * released once that state is durable, as a result is; a failed write that takes it away runs
+   * the call again (`again`). Only the refusal path pays for it, not every call.
+   */
+  private refuseCall(tx: Transaction, error: unknown, again: () => Promise<CallResult>): Promise<CallResult> {
+    tx.rollback();
+    return this.answerWhenDurable<CallResult>(tx.offset - 1, () => {
+      throw error;
+    }, again);
+  }
+
   private answerWhenDurable<T>(offset: number, answer: () => T | Promise<T>, again: () => Promise<T>): Promise<T> {
     if (offset <= this.durable) return Promise.resolve().then(answer);
     if (this.failure) return Promise.reject(this.failure);
