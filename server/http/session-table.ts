@@ -75,6 +75,8 @@ export function sessionNotFound(next: string): string {
   return `Session not found for this token (a session serves the tenant, subject and roles that opened it); ${next}`;
 }
 
+const tenantOf = (entry: Entry): string => entry.session.principal.caller.tenant;
+
 export class SessionTable {
   private readonly entries = new Map<string, Entry>();
   private readonly sweeper: NodeJS.Timeout;
@@ -95,11 +97,11 @@ export class SessionTable {
 
   /**
    * Room for one more session of `tenant`: at the tenant's bound one of its sessions is closed, at
-   * the process's bound one of any tenant's (closeOneForRoom says which). The refusal (for a 503)
+   * the process's bound one of the tenant holding most (closeOneForRoom says which). The refusal (for a 503)
    * when every session in the way has a call running; undefined when there is room.
    */
   makeRoomFor(tenant: string): string | undefined {
-    const ofTenant = [...this.entries.entries()].filter(([, e]) => e.session.principal.caller.tenant === tenant);
+    const ofTenant = [...this.entries.entries()].filter(([, e]) => tenantOf(e) === tenant);
     if (ofTenant.length >= this.perTenantMax && !this.closeOneForRoom(ofTenant)) {
       return `tenant ${tenant} has ${ofTenant.length} open sessions, each with a call running (legacySessionsPerTenantMax = ${this.perTenantMax}); retry later`;
     }
@@ -110,12 +112,21 @@ export class SessionTable {
   }
 
   /**
-   * Closes a session with no call running: one with no event stream first (most likely a client
-   * gone without DELETE), the one idle longest; else the listener whose last call is oldest.
+   * Closes a session with no call running. The tenant holding the most of the candidates yields
+   * first, so at the process bound one organization (or one user in several) cannot push out
+   * another tenant's few sessions. Within a tenant, one with no event stream first (most likely a
+   * client gone without DELETE), the one idle longest; else the listener whose last call is oldest.
    */
   private closeOneForRoom(candidates: readonly [string, Entry][]): boolean {
+    const held = new Map<string, number>();
+    for (const [, entry] of candidates) held.set(tenantOf(entry), (held.get(tenantOf(entry)) ?? 0) + 1);
     let chosen: [string, Entry] | undefined;
-    const before = (a: Entry, b: Entry) => (a.streams === 0) !== (b.streams === 0) ? a.streams === 0 : a.lastCallMs < b.lastCallMs;
+    const before = (a: Entry, b: Entry) => {
+      const heldA = held.get(tenantOf(a))!;
+      const heldB = held.get(tenantOf(b))!;
+      if (heldA !== heldB) return heldA > heldB;
+      return (a.streams === 0) !== (b.streams === 0) ? a.streams === 0 : a.lastCallMs < b.lastCallMs;
+    };
     for (const candidate of candidates) {
       if (candidate[1].calls === 0 && (chosen === undefined || before(candidate[1], chosen[1]))) chosen = candidate;
     }

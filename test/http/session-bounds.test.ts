@@ -2,7 +2,7 @@
  * The bounds on 2025-era sessions (server/http/session-table.ts) on a real server: at a bound the
  * longest-idle session makes room (its client gets 404 and may initialize again), a session with
  * a call running is never closed for room, an open event stream holds no slot, and one tenant
- * cannot take every slot.
+ * cannot take every slot nor push out another tenant's few.
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { asTenant, notesMemoriesByTenant as memoriesByTenant, startNotesHttp, tenantHeaderAuthenticate as tenantAuthenticate, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
@@ -74,14 +74,19 @@ describe('session bounds', () => {
     await thirdStream.ended;
   });
 
-  test('at the process bound the longest-idle session of any tenant makes room', async () => {
-    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 3, perTenant: 2 } });
+  test('at the process bound the tenant holding the most sessions makes room (its longest-idle): another tenant\'s few stay', async () => {
+    serving = await startNotesHttp({ authenticate: tenantAuthenticate, ...memoriesByTenant(), sessionsMax: { total: 4, perTenant: 2 } });
     const url = `${serving.serving.url}/mcp`;
     const idleB = await openSession(url, as('b'));
     const a1 = await openSession(url, as('a'));
     const a2 = await openSession(url, as('a'));
+    const d = await openSession(url, as('d'));
     const c = await openSession(url, as('c'));
-    expect((await post(url, ping(6), idleB)).status).toBe(404);
-    for (const session of [a1, a2, c]) expect((await post(url, ping(7), session)).status).toBe(200);
+    expect((await post(url, ping(6), a1)).status).toBe(404);
+    for (const session of [idleB, a2, d, c]) expect((await post(url, ping(7), session)).status).toBe(200);
+    // Tenants holding one each: the longest-idle of them goes (idleB was pinged first above).
+    const e = await openSession(url, as('e'));
+    expect((await post(url, ping(8), idleB)).status).toBe(404);
+    for (const session of [a2, d, c, e]) expect((await post(url, ping(9), session)).status).toBe(200);
   });
 });
