@@ -134,11 +134,16 @@ export class VectorPartition {
     const rawScores = new Int32Array(buffer, scoresOffset, this.count);
 
     // The filter is asked only about slots whose score would enter: most are rejected first.
-    const best = new BestSlots(Math.min(this.count, depth));
+    // Equal approximate scores (equal vectors have them) rank by id, as the results do: which of
+    // more equal scores than `depth` are kept must not depend on the slots' order (a reopen
+    // from a snapshot rebuilds them in another order).
+    const ids = this.ids;
+    const best = new BestSlots(Math.min(this.count, depth), (a, b) => ids[a]! < ids[b]!);
     const codeScales = this.codeScales;
     for (let slot = 0; slot < this.count; slot++) {
       const approx = rawScores[slot]! * codeScales[slot]!;
-      if (approx <= best.threshold) continue;
+      const threshold = best.threshold;
+      if (approx < threshold || (approx === threshold && !best.admits(approx, slot))) continue;
       if (filter && !filter(this.ids[slot]!)) continue;
       best.offer(approx, slot);
     }

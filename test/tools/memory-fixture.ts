@@ -50,6 +50,28 @@ export async function openFixture(options: TenantMemoryOptions = {}): Promise<Fi
   return fixture;
 }
 
+/** A tool call's outcome: its result, or the MemoryError it failed with as its code and message. */
+export type Outcome = { ok: true; value: Record<string, any> } | { ok: false; code: string; message: string };
+
+/**
+ * The call as a client's tools/call reaches the tool: JSON arguments, and the result as the
+ * server sends it (checked against the tool's outputSchema, which is what the client sees); an
+ * error as its code.
+ */
+export async function attemptTool(f: Fixture, tool: string, args: unknown, caller: Caller = alice): Promise<Outcome> {
+  let value: unknown;
+  try {
+    value = await f.call(tool, JSON.parse(JSON.stringify(args)), caller);
+  } catch (e) {
+    if (e instanceof MemoryError) return { ok: false, code: e.code, message: e.message };
+    throw e;
+  }
+  const output = memoryTools.find((t) => t.name === tool)!.output.safeParse(value);
+  expect(output.error, `${tool}: its result matches its outputSchema`).toBeUndefined();
+  expect(output.data, `${tool}: nothing in its result is outside its outputSchema`).toEqual(value);
+  return { ok: true, value: output.data as Record<string, any> };
+}
+
 /** The call fails with a MemoryError of this code, and the store is exactly as before. */
 export async function expectRefused(f: Fixture, call: Promise<unknown>, code: string, message?: RegExp): Promise<MemoryError> {
   const before = f.mark();

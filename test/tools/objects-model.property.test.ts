@@ -12,15 +12,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { MemoryError } from '../../storage/errors.js';
 import type { Caller } from '../../storage/changes.js';
 import type { Store } from '../../storage/store.js';
-import { memoryTools } from '../../tools/index.js';
 import { attributesBytesMax } from '../../tools/objects.js';
 import { pageItemsBytesMax } from '../../tools/result-page.js';
 import { pageSizeDefault } from '../../tools/tool.js';
 import { cursorSortValueBytesMax, historyImagesPerPageMax } from '../../tools/query.js';
-import { alice, bob, openFixture, type Fixture } from './memory-fixture.js';
+import { alice, attemptTool, bob, openFixture, type Fixture, type Outcome } from './memory-fixture.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Attrs = { [key: string]: Json };
@@ -291,8 +289,6 @@ type Probe = typeof probe extends fc.Arbitrary<infer T> ? T : never;
 
 // ---- running it
 
-type Outcome = { ok: true; value: Record<string, any> } | { ok: false; code: string; message: string };
-
 /** A write the model planned: the error it must fail with, or the result it must return and how it changes the model. */
 type Plan = { error: string } | { result: Record<string, unknown>; apply(result: Record<string, any>): void };
 interface Page { readonly items: Record<string, any>[]; readonly next?: string }
@@ -306,23 +302,8 @@ function describeCall(call: WriteCall): string {
 class Run {
   constructor(readonly f: Fixture, readonly m: Model) {}
 
-  /**
-   * The call as a client's tools/call reaches the tool: JSON arguments, and the result as the
-   * server sends it (checked against the tool's outputSchema, which is what the client sees); an
-   * error as its code.
-   */
-  async attempt(tool: string, args: unknown, who: Who = 0): Promise<Outcome> {
-    let value: unknown;
-    try {
-      value = await this.f.call(tool, JSON.parse(JSON.stringify(args)), callers[who]);
-    } catch (e) {
-      if (e instanceof MemoryError) return { ok: false, code: e.code, message: e.message };
-      throw e;
-    }
-    const output = memoryTools.find((t) => t.name === tool)!.output.safeParse(value);
-    expect(output.error, `${tool}: its result matches its outputSchema`).toBeUndefined();
-    expect(output.data, `${tool}: nothing in its result is outside its outputSchema`).toEqual(value);
-    return { ok: true, value: output.data as Record<string, any> };
+  attempt(tool: string, args: unknown, who: Who = 0): Promise<Outcome> {
+    return attemptTool(this.f, tool, args, callers[who]);
   }
 
   async expectError(tool: string, args: unknown, code: string, message?: RegExp): Promise<void> {

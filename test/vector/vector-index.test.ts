@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
-import { VectorIndex, searchKMax } from '../../tools/vector-index.js';
+import { VectorIndex, rerankDepth, searchKMax } from '../../tools/vector-index.js';
 import { exactTopK, randomVectors } from './vector-data.js';
 
 function newIndex(options: { scalarScan?: boolean } = {}): VectorIndex {
@@ -204,6 +204,17 @@ describe('VectorIndex', () => {
     const index = newIndex();
     for (const id of ['c', 'a', 'd', 'b']) index.onInsert(row(id, v));
     expect(index.search(v, 4).map((h) => h.id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  test('more equal scores than are rescored (rerankDepth): the smallest ids, whatever the insert order', () => {
+    const v = Float32Array.of(1, 2, 3, 4);
+    const ids = Array.from({ length: rerankDepth(3) + 20 }, (_, i) => `e${String(i).padStart(3, '0')}`);
+    for (const order of [ids, [...ids].reverse()]) {
+      const index = newIndex();
+      for (const id of order) index.onInsert(row(id, v));
+      expect(index.search(v, 3).map((h) => h.id), `inserted ${order[0]} first`).toEqual(['e000', 'e001', 'e002']);
+      expect(index.search(v, 1, (id) => id > 'e010').map((h) => h.id)).toEqual(['e011']);
+    }
   });
 
   test('after any sequence of inserts and deletes the index holds exactly the model', () => {
