@@ -156,6 +156,12 @@ export class SessionTable {
     return entry.session;
   }
 
+  /** Closes the session now (its client gets 404 and initializes again); `why` is logged. */
+  close(id: string, why: string): void {
+    const entry = this.entries.get(id);
+    if (entry !== undefined) this.closeEntry(id, entry, why);
+  }
+
   remove(id: string): void {
     this.entries.delete(id);
   }

@@ -19,6 +19,7 @@ import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transp
 import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
+import { SessionEventStore } from './session-event-store.js';
 import type { ToolCaller } from '../mcp/tool-calls.js';
 
 /** Re-exported: the HTTP direct path's tests name it here. */
@@ -45,8 +46,11 @@ export class SessionTransport implements Transport {
    */
   directToolCaller?: () => ToolCaller | undefined;
 
+  /** What the session's GET stream was sent, for a client that reconnects after a drop. */
+  readonly events = new SessionEventStore();
+
   constructor(options: NodeTransportOptions) {
-    this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true });
+    this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true, eventStore: this.events });
     this.sdk.onmessage = (message, extra) => this.onmessage?.(message, extra);
     this.sdk.onerror = (error) => this.onerror?.(error);
     this.sdk.onclose = () => {

@@ -25,6 +25,7 @@ import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
 import { TenantPlaces } from './tenant-places.js';
+import { resourceUpdatedBytesMin, StreamBacklog } from './stream-backlog.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -51,6 +52,10 @@ export interface StreamableRouteOptions {
   readonly bodyBytesMax: number;
   /** Places of the open subscriptions/listen streams (listenStreamPlaces). */
   readonly listens: TenantPlaces;
+  /** Bytes a listen stream may owe its client before it is cut (streamBacklogBytesMax). */
+  readonly streamBacklogBytesMax: number;
+  /** A stream cut for owing its client more than streamBacklogBytesMax (for the metrics). Must not throw. */
+  readonly onStreamCut?: (tenant: string) => void;
 }
 
 export interface StreamableRoute {
@@ -59,13 +64,19 @@ export interface StreamableRoute {
   close(): Promise<void>;
 }
 
+/** The resource URIs a (checked) subscriptions/listen request names. */
+function listenedUris(body: unknown): string[] {
+  const uris = (body as { params?: { notifications?: { resourceSubscriptions?: unknown } } }).params?.notifications?.resourceSubscriptions;
+  return Array.isArray(uris) ? uris.filter((uri): uri is string => typeof uri === 'string') : [];
+}
+
 /** A 2026-era `subscriptions/listen` POST: a long-lived event stream, not a call. */
 export function isListenRequest(body: unknown): boolean {
   return typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'subscriptions/listen';
 }
 
 export function createStreamableRoute(options: StreamableRouteOptions): StreamableRoute {
-  const { surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens } = options;
+  const { surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens, streamBacklogBytesMax } = options;
   const perRequestFactory = (ctx: { authInfo?: Parameters<typeof carriedBy>[0] }) => {
     const { principal, memory } = carriedBy(ctx.authInfo);
     return createMemoryServer(surface, { principal, memory, changes: 'none' });
@@ -106,9 +117,23 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     const handler = createMcpHandler(perRequestFactory, { legacy: 'reject', maxRequestBodySize: bodyBytesMax, onerror, maxSubscriptions: 1 });
     listenHandlers.add(handler);
     (req as Request & { auth?: unknown }).auth = authInfoOf(principal, sessionMemory(principal, memoryFor, commitsOf));
-    const stopFeed = principal.capabilities.has('read')
-      ? commitsOf(principal.caller.tenant, (txs) => {
-          for (const uris of changedUrisOf(surface.catalog, txs)) for (const uri of uris) handler.notify.resourceUpdated(uri);
+    // Only the URIs this stream listens to reach its handler (its router would drop the others),
+    // each counted as owed to the client until written: a client that stops reading is cut.
+    const tenant = principal.caller.tenant;
+    const watched = new Set(listenedUris(req.body));
+    const backlog = new StreamBacklog(res, streamBacklogBytesMax, (owedBytes) => {
+      surface.log.warn({ tenant, owedBytes, streamBacklogBytesMax }, 'subscriptions/listen stream cut: its client reads too slowly');
+      options.onStreamCut?.(tenant);
+    });
+    const stopFeed = principal.capabilities.has('read') && watched.size > 0
+      ? commitsOf(tenant, (txs) => {
+          for (const uris of changedUrisOf(surface.catalog, txs)) {
+            for (const uri of uris) {
+              if (!watched.has(uri)) continue;
+              if (!backlog.owe(resourceUpdatedBytesMin(uri))) return;
+              handler.notify.resourceUpdated(uri);
+            }
+          }
         })
       : () => undefined;
     // The stream was let in by this request's token: it ends when that token expires (the client listens again with a fresh one).
@@ -164,6 +189,26 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     }
   }
 
+  /**
+   * A GET stream of a session starts where its client's last one left off (session-event-store.ts):
+   * the Last-Event-ID the SDK transport replays after is set here. False when refused (answered).
+   */
+  function resumeStream(req: Request, res: Response, sessionId: string, transport: SessionTransport): boolean {
+    const header = req.headers['last-event-id'];
+    const resumption = transport.events.resumeFrom(typeof header === 'string' ? header : undefined);
+    if (resumption.kind === 'malformed') {
+      sendJsonRpcError(res, 400, -32000, `Bad Request: ${resumption.message}`);
+      return false;
+    }
+    if (resumption.kind === 'lost') {
+      sessions.close(sessionId, 'closing a session whose event stream cannot resume: its events were dropped past the bounds');
+      sendJsonRpcError(res, 404, -32001, `Session closed: ${resumption.message}`);
+      return false;
+    }
+    if (resumption.kind === 'replay') req.headers['last-event-id'] = resumption.afterId;
+    return true;
+  }
+
   async function serve(req: Request, res: Response, principal: Principal): Promise<void> {
     if (req.method === 'POST' && !isJsonContentType(req.headers['content-type'] ?? null)) {
       sendJsonRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
@@ -176,6 +221,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         sendJsonRpcError(res, 404, -32001, sessionNotFound('start a new one with initialize'));
         return;
       }
+      if (req.method === 'GET' && !resumeStream(req, res, sessionId, session.transport)) return;
       sessions.track(sessionId, res, req.method === 'GET' ? 'stream' : 'call');
       // One request on the session: straight to its server, no web Request round trip.
       if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;
