@@ -367,6 +367,8 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     authenticate: authenticateAudited,
     onRefusal: (r) => recorder.onRefusal(r),
     calls,
+    // An event stream cut for a client that stopped reading (the route logs it): counted as a /ws cut-off is.
+    onStreamCut: () => metrics.subscriptionDrop('slow_consumer'),
     // Each MCP call (POST) is admitted under its tenant's limits, fairly between tenants, once
     // authenticated and before its body is read; past them 429 + Retry-After.
     admission: callAdmission({ guard }),

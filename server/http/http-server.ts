@@ -20,6 +20,7 @@ import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
 import { createStreamableRoute, isListenRequest, listenStreamPlaces } from './streamable-route.js';
+import { streamBacklogBytesMax as streamBacklogBytesMaxDefault } from './stream-backlog.js';
 import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
 import { auditingRefusals, noteAuthenticationRefusal, type HttpRefusalEvent } from './refusal-audit.js';
@@ -61,6 +62,10 @@ export interface HttpServerOptions {
   readonly sessionsMax?: { readonly total: number; readonly perTenant: number };
   /** Tests: fewer subscriptions/listen streams than listenStreamsMax (and per tenant, listenStreamsPerTenantMax). */
   readonly listenStreamsMax?: { readonly total: number; readonly perTenant: number };
+  /** Tests: a smaller streamBacklogBytesMax (what an event stream may owe its client before it is cut). */
+  readonly streamBacklogBytesMax?: number;
+  /** An event stream cut for owing its client more than streamBacklogBytesMax, with its tenant. Must not throw. */
+  readonly onStreamCut?: (tenant: string) => void;
   /**
    * Admission of each MCP call (POST /mcp, /messages, also under /t/:tenant/) under its tenant's
    * limits, once authenticated and before its body is read; mounted after the Host and Origin
@@ -117,7 +122,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const log = surface.log;
   const sessions = new SessionTable(log, options.sessionsMax?.total ?? legacySessionsMax, options.sessionIdleMs ?? legacySessionIdleMs, options.sessionsMax?.perTenant);
   const listens = listenStreamPlaces(options.listenStreamsMax);
-  const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens });
+  const streamBacklogBytesMax = options.streamBacklogBytesMax ?? streamBacklogBytesMaxDefault;
+  const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens, streamBacklogBytesMax, ...(options.onStreamCut && { onStreamCut: options.onStreamCut }) });
   const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls });
 
   const app = express();
