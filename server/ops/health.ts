@@ -6,7 +6,8 @@
  * within `probeTimeoutMs`, and it is not shutting down. 503 names the probe that failed. Tenants
  * in trouble (degraded-tenants.ts) are listed in the body, bounded, and leave the status as it is:
  * one tenant's failed store must not take every other tenant out of the load balancer. Bodies
- * carry probe names, times, short error texts and those tenants' ids only.
+ * carry probe names, times, short error texts and those tenants' states; their ids only to a
+ * caller on this machine (an operator's curl or port-forward), never to a balancer or the network.
  */
 import { constants as fsConstants } from 'node:fs';
 import { access } from 'node:fs/promises';
@@ -14,7 +15,8 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { Router } from 'express';
 import type { AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { statfsFreeBytes, type FreeBytesOf } from '../../storage/io/free-bytes.js';
-import type { DegradedTenantsReport } from './degraded-tenants.js';
+import type { DegradedTenant, DegradedTenantsReport } from './degraded-tenants.js';
+import { isLoopbackAddress } from '../http/loopback.js';
 
 export const probeTimeoutMsDefault = 2_000;
 /** Error texts in /readyz are cut to this: enough to act on, never a dump. */
@@ -74,7 +76,7 @@ export function healthRouter(options: HealthOptions): Router {
     res.setHeader('Cache-Control', 'no-store');
     res.json({ status: 'alive' });
   });
-  router.get('/readyz', (_req, res, next) => {
+  router.get('/readyz', (req, res, next) => {
     res.setHeader('Cache-Control', 'no-store');
     if (options.draining?.() === true) {
       res.status(503).json({ status: 'draining', checks: [] });
@@ -82,11 +84,17 @@ export function healthRouter(options: HealthOptions): Router {
     }
     runProbes(options.probes, options.probeTimeoutMs).then((checks) => {
       const ready = checks.every((c) => c.ok);
-      const degradedTenants = options.degradedTenants?.();
+      const report = options.degradedTenants?.();
+      // Tenant ids name customers: a probe from elsewhere (a balancer) gets states and codes only.
+      const degradedTenants = report === undefined || isLoopbackAddress(req.socket.remoteAddress) ? report : withoutTenantIds(report);
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks, ...(degradedTenants && { degradedTenants }) });
     }, next);
   });
   return router;
+}
+
+function withoutTenantIds(report: DegradedTenantsReport): { readonly count: number; readonly listed: readonly Omit<DegradedTenant, 'tenant'>[] } {
+  return { count: report.count, listed: report.listed.map(({ tenant: _tenant, ...rest }) => rest) };
 }
 
 // ---------------------------------------------------------------- probes for this server's parts

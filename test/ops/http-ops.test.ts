@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -175,13 +175,20 @@ test('with Postgres down the scrape still answers every metric: the audit backlo
 });
 
 describe('tenants in trouble and free space', () => {
-  async function serveHealth(options: Parameters<typeof healthRouter>[0]): Promise<{ url: string; close: () => Promise<void> }> {
+  /** On every interface: `url` is reached over loopback, `outsideUrl` over this machine's first non-loopback IPv4 address. */
+  async function serveHealth(options: Parameters<typeof healthRouter>[0]): Promise<{ url: string; outsideUrl: () => string; close: () => Promise<void> }> {
     const app = express();
     app.use(healthRouter(options));
     const listening = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      const s = app.listen(0, '0.0.0.0', () => resolve(s));
     });
-    return { url: `http://127.0.0.1:${(listening.address() as AddressInfo).port}/readyz`, close: () => new Promise((resolve) => listening.close(() => resolve())) };
+    const port = (listening.address() as AddressInfo).port;
+    const outsideUrl = () => {
+      const outside = Object.values(networkInterfaces()).flat().find((address) => address?.family === 'IPv4' && !address.internal)?.address;
+      if (outside === undefined) throw new Error('this test calls /readyz from a non-loopback IPv4 address, and the machine has none');
+      return `http://${outside}:${port}/readyz`;
+    };
+    return { url: `http://127.0.0.1:${port}/readyz`, outsideUrl, close: () => new Promise((resolve) => listening.close(() => resolve())) };
   }
 
   test('a failed tenant store and a refused open are listed in /readyz and counted, and the server stays ready', async () => {
@@ -213,6 +220,13 @@ describe('tenants in trouble and free space', () => {
         { tenant: 'failing', state: 'store_failed' },
         { tenant: 'broken', state: 'open_failed', code: 'ENOSPC', atMs: expect.any(Number) },
       ]);
+      // From elsewhere (a balancer, the network): the states and codes, never the tenant ids.
+      const outside = await fetch(health.outsideUrl());
+      expect(outside.status).toBe(200);
+      expect(((await outside.json()) as { degradedTenants: unknown }).degradedTenants).toEqual({
+        count: 2,
+        listed: [{ state: 'store_failed' }, { state: 'open_failed', code: 'ENOSPC', atMs: expect.any(Number) }],
+      });
       const families = parsePrometheusText((await counted.exposition()).text);
       const gauge = families.get('ioboxx_tenant_stores_degraded')!;
       expect(gauge.type).toBe('gauge');
