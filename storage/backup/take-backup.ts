@@ -42,7 +42,7 @@ import {
   type BackupFile,
   type BackupManifest,
 } from './backup-manifest.js';
-import { readExactly } from '../io/read-whole.js';
+import { readExactly, readUpTo } from '../io/read-whole.js';
 import { copyOpenFile, writeNewFile } from './file-copy.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { writeBackupDir } from './backup-destination.js';
@@ -422,7 +422,11 @@ async function copyLog(
     if (segment.firstOffset !== expectedFirst) {
       throw new DamagedStore(segment.file, 0, `segment starts at offset ${segment.firstOffset} but the previous one ends before ${expectedFirst}`);
     }
-    const buf = await readExactly(segment.handle, sizes[i]!, segment.file);
+    // The active segment of a store open elsewhere may shrink meanwhile: its writer cuts the zeros
+    // ahead of its frames when it seals it (a rotation) or closes the store. Read what is there.
+    const buf = isLast && sources.mode === 'directory'
+      ? await readUpTo(segment.handle, sizes[i]!)
+      : await readExactly(segment.handle, sizes[i]!, segment.file);
     const scanned = scanSegmentBytes(buf, segment.file, segment.firstOffset);
     if (scanned.problem) {
       // The active segment of a store open elsewhere may end in a frame being written: cut before it.

@@ -33,11 +33,18 @@ export function readSmallFileSync(file: string, bytesMax: number, limitName: str
 
 /** Read exactly `bytes` from `handle` (from position 0) into one buffer; a shorter file is an error. */
 export async function readExactly(handle: FileHandleLike, bytes: number, what: string): Promise<Buffer> {
+  const buf = await readUpTo(handle, bytes);
+  if (buf.length < bytes) throw new Error(`${what}: file ended at ${buf.length} bytes, ${bytes} expected`);
+  return buf;
+}
+
+/** The first `bytes` of `handle` (from position 0), or fewer when the file ends before them. */
+export async function readUpTo(handle: FileHandleLike, bytes: number): Promise<Buffer> {
   const buf = Buffer.alloc(bytes);
   let done = 0;
   while (done < bytes) {
     const n = await handle.read(buf, done, Math.min(readPieceBytes, bytes - done), done);
-    if (n === 0) throw new Error(`${what}: file ended at ${done} bytes, ${bytes} expected`);
+    if (n === 0) return buf.subarray(0, done);
     done += n;
   }
   return buf;
