@@ -422,8 +422,8 @@ async function copyLog(
     if (segment.firstOffset !== expectedFirst) {
       throw new DamagedStore(segment.file, 0, `segment starts at offset ${segment.firstOffset} but the previous one ends before ${expectedFirst}`);
     }
-    // The active segment of a store open elsewhere may shrink meanwhile: its writer cuts the zeros
-    // ahead of its frames when it seals it (a rotation) or closes the store. Read what is there.
+    // The active segment of a store open elsewhere may shrink meanwhile: closing the store (idle,
+    // evicted, shut down) cuts the zeros ahead of its frames. Read what is there.
     const buf = isLast && sources.mode === 'directory'
       ? await readUpTo(segment.handle, sizes[i]!)
       : await readExactly(segment.handle, sizes[i]!, segment.file);
