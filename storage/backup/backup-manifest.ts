@@ -9,11 +9,19 @@
  * `store/` is laid out exactly as a store directory, so a restore is a verified copy of it.
  * Every file is listed with its size and SHA-256; `stateHash` is the canonical state hash at
  * `endOffset`, proven by opening a copy of the backup with the engine before this manifest was written.
+ * The manifest carries its own SHA-256 too (`manifestSha256`, since format 2): without it, a flipped
+ * digit of a listed hash or path is reported as damage of that file, and one in `tables` or
+ * `createdAtMs` is not seen at all.
  */
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { z } from 'zod';
 
-export const backupFormatVersion = 1;
+export const backupFormatVersion = 2;
+/** Manifests of this format and later carry `manifestSha256`; format 1 (written before it) has none. */
+const selfCheckedFormatMin = 2;
+/** The manifest's own SHA-256: over the JSON of every other field, in the file's order. */
+export const manifestDigestField = 'manifestSha256';
 export const backupManifestFileName = 'backup.json';
 export const backupStoreDirName = 'store';
 /** A backup listing more files than this is damage, not data (a store keeps 2 snapshots and a bounded log). */
@@ -31,7 +39,7 @@ const storeRelativePath = z
 export const backupFileSchema = z.object({ path: storeRelativePath, bytes: z.number().int().nonnegative(), sha256: sha256Hex });
 
 export const backupManifestSchema = z.object({
-  format: z.literal(backupFormatVersion),
+  format: z.union([z.literal(1), z.literal(backupFormatVersion)]),
   kind: z.literal('ioboxx-memory-backup'),
   /** Tenant id, or null when the backup was taken of a bare store directory. */
   tenant: z.string().nullable(),
@@ -54,4 +62,25 @@ export type BackupFile = z.infer<typeof backupFileSchema>;
 /** The absolute path of a listed file inside a backup (the schema already refused escapes). */
 export function backupFilePath(backupDir: string, file: BackupFile): string {
   return path.join(backupDir, backupStoreDirName, ...file.path.split('/'));
+}
+
+function manifestDigest(content: object): string {
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex');
+}
+
+/** The manifest file's bytes: the manifest and, last, its own SHA-256. */
+export function encodeBackupManifest(manifest: BackupManifest): Buffer {
+  return Buffer.from(JSON.stringify({ ...manifest, [manifestDigestField]: manifestDigest(manifest) }, null, 2));
+}
+
+/** Why a parsed manifest file does not match its own SHA-256 (undefined: it does, or it is of format 1, which has none). */
+export function manifestDigestProblem(parsed: unknown): string | undefined {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined; // the schema says what it is
+  const { [manifestDigestField]: digest, ...content } = parsed as Record<string, unknown>;
+  if (digest === undefined) {
+    const format = content['format'];
+    return typeof format === 'number' && format >= selfCheckedFormatMin ? `has no ${manifestDigestField}, which a manifest of format ${format} carries: it is damaged` : undefined;
+  }
+  if (digest !== manifestDigest(content)) return `does not match its own SHA-256 (${manifestDigestField}): the manifest is damaged`;
+  return undefined;
 }

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { MemoryError } from '../errors.js';
 import { fsyncDirsUpTo } from '../io/durable-dir.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
-import { backupFilePath, backupManifestFileName, type BackupManifest } from './backup-manifest.js';
+import { backupFilePath, backupManifestFileName, encodeBackupManifest, type BackupManifest } from './backup-manifest.js';
 import { writeBackupDir } from './backup-destination.js';
 import { BackupInvalid, readBackupManifest, verifyBackupFiles } from './verify-backup.js';
 
@@ -73,7 +73,7 @@ export async function uploadBackup(backupDir: string, bucket: BackupBucket, onPr
     }));
     onProgress?.('upload', (done += file.bytes), checked.bytes);
   }
-  const body = Buffer.from(JSON.stringify(manifest, null, 2));
+  const body = encodeBackupManifest(manifest);
   await bucket.client.send(new PutObjectCommand({
     Bucket: bucket.bucket,
     Key: `${prefix}${backupManifestFileName}`,

@@ -39,6 +39,7 @@ import {
   backupFormatVersion,
   backupManifestFileName,
   backupStoreDirName,
+  encodeBackupManifest,
   type BackupFile,
   type BackupManifest,
 } from './backup-manifest.js';
@@ -176,7 +177,7 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     files: copied.files,
   };
   // The commit point: a backup directory without this file is unfinished (and is put in place only after it).
-  await fl.writeFileDurable(path.join(backupDir, backupManifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
+  await fl.writeFileDurable(path.join(backupDir, backupManifestFileName), encodeBackupManifest(manifest));
   return { manifest, bytes: copied.files.reduce((n, f) => n + f.bytes, 0), snapshotsSkipped: copied.skipped };
 }
 

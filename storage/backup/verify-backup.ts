@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
-import { backupFilePath, backupManifestFileName, backupManifestSchema, backupStoreDirName, type BackupManifest } from './backup-manifest.js';
+import { backupFilePath, backupManifestFileName, backupManifestSchema, backupStoreDirName, manifestDigestProblem, type BackupManifest } from './backup-manifest.js';
 import { leftoverOf, leftoversAround, removeCommand } from './scratch-dir.js';
 import { hashFile } from '../io/hash-file.js';
 import { FileRefused } from '../io/file-refused.js';
@@ -24,6 +24,8 @@ export class BackupInvalid extends Error {
     this.name = 'BackupInvalid';
   }
 }
+
+const damagedManifestHint = 'this copy of the backup is damaged: restore from another copy of it (one uploaded with --upload: restore --from-s3 NAME), or from another backup';
 
 export async function readBackupManifest(backupDir: string, fl: FileLayer = nodeFileLayer): Promise<BackupManifest> {
   const file = path.join(backupDir, backupManifestFileName);
@@ -43,8 +45,11 @@ export async function readBackupManifest(backupDir: string, fl: FileLayer = node
   try {
     parsed = JSON.parse(raw.toString('utf8'));
   } catch (error) {
-    throw new BackupInvalid(file, `not JSON: ${(error as Error).message}`);
+    throw new BackupInvalid(file, `not JSON: ${(error as Error).message}`, damagedManifestHint);
   }
+  // Before anything in it is believed: a damaged hash or path would blame the file it names.
+  const digestProblem = manifestDigestProblem(parsed);
+  if (digestProblem !== undefined) throw new BackupInvalid(file, digestProblem, damagedManifestHint);
   const result = backupManifestSchema.safeParse(parsed);
   if (!result.success) {
     const issue = result.error.issues[0]!;
