@@ -122,6 +122,8 @@ export const arTools: ToolDef[] = [
     input: z.object({ surface: rowId, cursor: pageCursor, limit: pageLimit }),
     output: z.object({ observations: z.array(stateOutput.extend({ seq: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
+      // As ar_surface_get: a surface never observed (a misspelt id) is said as such, not an empty history.
+      if (!view.table('ar_surfaces').get([a.surface])) throw new MemoryError('not_found', `surface ${a.surface} was never observed`);
       const scope = cursorScope(caller.tenant, 'ar_history_list', a.surface);
       const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, int());
       const rows = view.table('ar_observations').scan({ range: { from: [a.surface], to: [a.surface, before] }, reverse: true });

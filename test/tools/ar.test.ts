@@ -47,4 +47,6 @@ test('malformed poses, too many anchors and unknown surfaces are refused', async
   await expectRefused(f, f.call('ar_observe', { surface: 's', pose: pose(0), payload: { blob: 'x'.repeat(20_000) } }), 'limit_exceeded');
   await expectRefused(f, f.call('ar_observe', { surface: 'bad surface', pose: pose(0) }), 'invalid_argument');
   await expectRefused(f, f.call('ar_surface_get', { surface: 'nowhere' }), 'not_found');
+  // Its history too: a misspelt surface is not an empty history.
+  await expectRefused(f, f.call('ar_history_list', { surface: 'nowhere' }), 'not_found', /never observed/);
 });

@@ -17,7 +17,7 @@ import { describe, expect, test } from 'vitest';
 import type { Caller } from '../../storage/changes.js';
 import { embeddingModelsMax, searchResultsDefault, searchResultsMax } from '../../tools/embeddings.js';
 import { rerankDepth } from '../../tools/vector-index.js';
-import { alice, attemptTool, bob, openFixture, type Fixture, type Outcome } from './memory-fixture.js';
+import { alice, attemptTool, bob, describeCall, openFixture, reopenChecked, WriteLedger, type Fixture, type Outcome, type PlannedCall } from './memory-fixture.js';
 
 type Who = 0 | 1;
 const callers: readonly Caller[] = [alice, bob];
@@ -27,13 +27,9 @@ const callers: readonly Caller[] = [alice, bob];
 interface ModelObject { readonly type: string; readonly n: number }
 interface ModelEmbedding { readonly model: string; readonly vector: Float32Array }
 
-class Model {
+class Model extends WriteLedger {
   readonly objects = new Map<string, ModelObject>();
   readonly embeddings = new Map<string, ModelEmbedding>();
-  /** Idempotency keys by (tool, caller, key): the first call's arguments and result. */
-  readonly keys = new Map<string, { args: string; result: Record<string, unknown> }>();
-  readonly keyed: WriteCall[] = [];
-  constructor(public lastOffset: number) {}
 
   /** A model lives while an embedding uses it; its dimensions are that embedding's. */
   models(): Map<string, number> {
@@ -120,19 +116,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
-interface WriteCall {
-  readonly tool: string;
-  readonly args: Record<string, unknown>;
-  readonly who: Who;
-  readonly key?: string | undefined;
-  /** The outcome the model predicts now (after the calls before it), and how it changes the model. */
-  plan(): { error: string } | { result: Record<string, unknown>; apply(offset: number): void };
-}
-
-function describeCall(c: WriteCall): string {
-  return `${c.tool} ${JSON.stringify(c.args)} by ${callers[c.who]!.subject}${c.key ? ` key ${c.key}` : ''}`;
-}
-
 class Run {
   crowds = 0;
   constructor(readonly f: Fixture, readonly m: Model) {}
@@ -145,10 +128,10 @@ class Run {
     return attemptTool(this.f, tool, args, callers[w]);
   }
 
-  resolve(o: WriteOp): WriteCall {
+  resolve(o: WriteOp): PlannedCall {
     const m = this.m;
     const id = this.id(o.id);
-    const call = (tool: string, args: Record<string, unknown>, plan: WriteCall['plan']): WriteCall => ({ tool, args, who: o.who, key: o.key, plan });
+    const call = (tool: string, args: Record<string, unknown>, plan: PlannedCall['plan']): PlannedCall => ({ tool, args, caller: callers[o.who]!, key: o.key, plan });
     switch (o.kind) {
       case 'put_object':
         return call('object_put', { id, type: o.type, attributes: { n: o.n } }, () => ({
@@ -185,39 +168,15 @@ class Run {
     }
   }
 
-  send(c: WriteCall): Promise<Outcome> {
-    return this.attempt(c.tool, c.key === undefined ? c.args : { ...c.args, idempotency_key: c.key }, c.who);
+  send(c: PlannedCall): Promise<Outcome> {
+    return this.m.send(this.f, c);
   }
 
-  /** Check one write's outcome against the model as it stands, and apply it; true when it wrote. */
-  expectOutcome(c: WriteCall, got: Outcome): boolean {
-    const what = describeCall(c);
-    const slot = `${c.tool}\u0000${c.who}\u0000${c.key}`;
-    const prior = c.key === undefined ? undefined : this.m.keys.get(slot);
-    if (prior) {
-      // The log keeps every frame here (one segment), so a key's first arguments are always compared.
-      if (prior.args === JSON.stringify(c.args)) expect(got, `${what}: a retry answers the first result`).toEqual({ ok: true, value: prior.result });
-      else expect(got, `${what}: the key's first call had other arguments`).toMatchObject({ ok: false, code: 'conflict' });
-      return false;
-    }
-    const planned = c.plan();
-    if ('error' in planned) {
-      expect(got, what).toMatchObject({ ok: false, code: planned.error });
-      return false;
-    }
-    expect(got, what).toEqual({ ok: true, value: { ...planned.result, offset: expect.any(Number) } });
-    const result = (got as { value: Record<string, any> }).value;
-    expect(result['offset'], `${what}: its commit offset`).toBeGreaterThan(this.m.lastOffset);
-    this.m.lastOffset = result['offset'];
-    planned.apply(result['offset']);
-    if (c.key !== undefined) {
-      this.m.keys.set(slot, { args: JSON.stringify(c.args), result });
-      this.m.keyed.push(c);
-    }
-    return true;
+  expectOutcome(c: PlannedCall, got: Outcome): boolean {
+    return this.m.expectOutcome(c, got) !== undefined;
   }
 
-  async write(c: WriteCall): Promise<void> {
+  async write(c: PlannedCall): Promise<void> {
     const before = this.f.mark();
     if (!this.expectOutcome(c, await this.send(c))) expect(this.f.mark(), `${describeCall(c)} wrote nothing`).toEqual(before);
   }
@@ -303,10 +262,8 @@ class Run {
   }
 
   async retry(pick: number, alter: boolean): Promise<void> {
-    const first = this.m.keyed[pick % Math.max(1, this.m.keyed.length)];
-    if (!first) return;
-    const args = alter ? otherArguments(first.tool, first.args) : first.args;
-    await this.write({ ...first, args, plan: () => { throw new Error('a key already used never runs its tool again'); } });
+    const again = this.m.retry(pick, alter, otherArguments);
+    if (again) await this.write(again);
   }
 
   /** Writes sent without waiting, a search sent between them: each answers as the model after the calls sent before it. */
@@ -332,8 +289,8 @@ class Run {
     const ids = Array.from({ length: count }, (_, i) => `c${n}-${String(i).padStart(3, '0')}`);
     if (reversed) ids.reverse();
     if (this.m.models().size >= embeddingModelsMax && !this.m.models().has(model)) return;
-    const calls: WriteCall[] = ids.flatMap((id) => [
-      { tool: 'object_put', args: { id, type, attributes: { n: 0 } }, who: 0 as Who, plan: () => ({ result: { id, version: 1 }, apply: () => void this.m.objects.set(id, { type, n: 0 }) }) },
+    const calls: PlannedCall[] = ids.flatMap((id) => [
+      { tool: 'object_put', args: { id, type, attributes: { n: 0 } }, caller: alice, plan: () => ({ result: { id, version: 1 }, apply: () => void this.m.objects.set(id, { type, n: 0 }) }) },
       this.crowdEmbedding(id, model, vector),
     ]);
     const outcomes = await Promise.all(calls.map((c) => this.send(c)));
@@ -342,9 +299,9 @@ class Run {
     await this.checkSearch({ vector, k: 3, model });
   }
 
-  crowdEmbedding(id: string, model: string, vector: number[]): WriteCall {
+  crowdEmbedding(id: string, model: string, vector: number[]): PlannedCall {
     return {
-      tool: 'embedding_put', args: { object_id: id, model, vector }, who: 1,
+      tool: 'embedding_put', args: { object_id: id, model, vector }, caller: bob,
       plan: () => {
         const dims = this.m.models().get(model);
         if (dims !== undefined && dims !== vector.length) return { error: 'invalid_argument' };
@@ -358,10 +315,7 @@ class Run {
       case 'retry':
         return this.retry(o.pick, o.alter);
       case 'reopen': {
-        if (o.snapshot) await this.f.memory.store.snapshot();
-        const hash = this.f.memory.store.stateHash();
-        await this.f.reopen();
-        expect(this.f.memory.store.stateHash(), 'the state hash after reopening').toBe(hash);
+        await reopenChecked(this.f, o.snapshot);
         return this.checkAll();
       }
       case 'burst':
@@ -397,10 +351,7 @@ describe('embeddings tools against a brute-force model', () => {
           await run.run(o);
           await run.checkSearch(s);
         }
-        const hash = f.memory.store.stateHash();
-        await f.memory.store.snapshot();
-        await f.reopen();
-        expect(f.memory.store.stateHash()).toBe(hash);
+        await reopenChecked(f, true);
         await run.checkAll();
       } finally {
         await f.close();

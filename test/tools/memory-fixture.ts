@@ -87,3 +87,82 @@ export async function expectRefused(f: Fixture, call: Promise<unknown>, code: st
   expect(f.mark()).toEqual(before);
   return error as MemoryError;
 }
+
+/** A write tool call as a model test plans it: its arguments, and what the model says it must do. */
+export interface PlannedCall {
+  readonly tool: string;
+  readonly args: Record<string, unknown>;
+  readonly caller: Caller;
+  readonly key?: string | undefined;
+  /** The error its arguments get before any idempotency key is looked up. */
+  readonly early?: string | undefined;
+  /** Asked when its turn comes (after the calls before it): the error it must fail with, or its result and how it changes the model. */
+  plan(): { error: string } | { result: Record<string, unknown>; apply(result: Record<string, any>): void };
+}
+
+export function describeCall(c: PlannedCall): string {
+  return `${c.tool} ${JSON.stringify(c.args).slice(0, 300)} by ${c.caller.subject}${c.key ? ` key ${c.key}` : ''}`;
+}
+
+/**
+ * What every write model shares: the last offset, and the idempotency keys used so far (per
+ * tool and caller) with their first call's arguments and result. For stores whose log still
+ * holds every key's first call (one segment), so other arguments under a key are always
+ * `conflict`.
+ */
+export class WriteLedger {
+  private readonly keys = new Map<string, { args: string; result: Record<string, unknown> }>();
+  /** Successful keyed calls, to retry. */
+  readonly keyed: PlannedCall[] = [];
+  constructor(public lastOffset: number) {}
+
+  send(f: Fixture, c: PlannedCall): Promise<Outcome> {
+    return attemptTool(f, c.tool, c.key === undefined ? c.args : { ...c.args, idempotency_key: c.key }, c.caller);
+  }
+
+  /** Checks a write's outcome against the model as it stands and applies it; its result when it wrote. */
+  expectOutcome(c: PlannedCall, got: Outcome): Record<string, any> | undefined {
+    const what = describeCall(c);
+    if (c.early !== undefined) {
+      expect(got, what).toMatchObject({ ok: false, code: c.early });
+      return undefined;
+    }
+    const slot = `${c.tool}\u0000${c.caller.subject}\u0000${c.key}`;
+    const prior = c.key === undefined ? undefined : this.keys.get(slot);
+    if (prior) {
+      if (prior.args === JSON.stringify(c.args)) expect(got, `${what}: a retry answers the first result`).toEqual({ ok: true, value: prior.result });
+      else expect(got, `${what}: the key's first call had other arguments`).toMatchObject({ ok: false, code: 'conflict' });
+      return undefined;
+    }
+    const planned = c.plan();
+    if ('error' in planned) {
+      expect(got, what).toMatchObject({ ok: false, code: planned.error });
+      return undefined;
+    }
+    expect(got, what).toEqual({ ok: true, value: { ...planned.result, offset: expect.any(Number) } });
+    const result = (got as { value: Record<string, any> }).value;
+    expect(result['offset'], `${what}: its commit offset`).toBeGreaterThan(this.lastOffset);
+    this.lastOffset = result['offset'];
+    planned.apply(result);
+    if (c.key !== undefined) {
+      this.keys.set(slot, { args: JSON.stringify(c.args), result });
+      this.keyed.push(c);
+    }
+    return result;
+  }
+
+  /** A keyed call made again: the same arguments, or other ones (`other`) under the same key. */
+  retry(pick: number, alter: boolean, other: (tool: string, args: Record<string, any>) => Record<string, unknown>): PlannedCall | undefined {
+    const first = this.keyed[pick % Math.max(1, this.keyed.length)];
+    if (!first) return undefined;
+    return { ...first, args: alter ? other(first.tool, first.args) : first.args, plan: () => { throw new Error('a key already used never runs its tool again'); } };
+  }
+}
+
+/** Close and reopen (after a snapshot when asked): recovery gives the state hash the store closed with. */
+export async function reopenChecked(f: Fixture, snapshot: boolean): Promise<void> {
+  if (snapshot) await f.memory.store.snapshot();
+  const hash = f.memory.store.stateHash();
+  await f.reopen();
+  expect(f.memory.store.stateHash(), `the state hash after reopening${snapshot ? ' from a snapshot' : ''}`).toBe(hash);
+}
