@@ -56,6 +56,18 @@ function configuredBucket(): BackupBucket {
   return openAuditBucket(s3);
 }
 
+/**
+ * The upload of a backup failed: the local backup is whole all the same (it is in place before the
+ * upload starts), and S3 holds no manifest of it. Said with the S3 failure, so the operator neither
+ * takes DIR for a failed backup nor looks for it in S3.
+ */
+function uploadFailed(error: unknown, backupDir: string, endOffset: number): MemoryError {
+  const e = error as Error & { hint?: string };
+  const code = error instanceof MemoryError ? error.code : 'unavailable';
+  return new MemoryError(code, `the backup in ${backupDir} is whole (end offset ${endOffset}), but its upload to S3 failed: ${e.message}`,
+    `${e.hint ? `${e.hint}; then ` : ''}take the backup again with --upload, into a new directory (S3 holds no manifest of this one, so no restore lists it)`);
+}
+
 /** Run one long command with a TTY progress bar; print its report or fail with its error. */
 async function withProgress<R>(opts: Options, work: (onProgress: ProgressFn) => Promise<R>, lines: (report: R) => string[], json: (report: R) => unknown): Promise<void> {
   const progress = ttyProgress();
@@ -169,7 +181,9 @@ export function registerBackupCommands(program: Command): void {
         const prefix = uploadPrefix({ ...report.manifest, tenant });
         const uploaded = await whenInterrupted(opts,
           (signal) => `backup interrupted by ${signal} during its upload: ${backupDir} is a whole backup; S3 holds at most part of it under ${prefix}, without the manifest that is uploaded last, so no restore lists or downloads it`,
-          () => uploadBackup(backupDir, bucket, onProgress));
+          () => uploadBackup(backupDir, bucket, onProgress)).catch((error: unknown) => {
+          throw uploadFailed(explainS3Failure(error, s3InUse), backupDir, report.manifest.endOffset);
+        });
         return { ...report, uploaded };
       },
       (report) => {
