@@ -5,7 +5,10 @@
  * tenants working at once through a registry bound of 8 never see each other's objects.
  */
 import { once } from 'node:events';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
 import { tokenCharsMax } from '../../server/auth/token-verifier.js';
 import { wsClose } from '../../server/ws/close-codes.js';
@@ -13,6 +16,7 @@ import { connectNewerHttp, connectOlderHttp, toolErrorOf, type McpTestClient, ty
 import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
 import { openSession, post } from '../support/raw-http-session.js';
 import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
+import { streamCuttingFetch } from '../support/stream-cutting-fetch.js';
 
 const openTenantsMax = 8;
 /** 200 concurrent tenants through 8 slots reopen a store for nearly every request: ~1000 opens. */
@@ -164,6 +168,37 @@ describe('identity through the MCP server', () => {
     const stillOpen = await Promise.race([keptReader.read().then(() => false), new Promise((resolve) => setTimeout(() => resolve(true), 1_000))]);
     expect(stillOpen).toBe(true);
     await keptReader.cancel();
+  }, 60_000);
+
+  test('a session GET stream ended by its token\'s expiry resumes with a fresh token: the update committed in the gap arrives (Last-Event-ID)', async () => {
+    const who = { organizations: ['resuming'], subject: 'user-resuming', realmRoles: ['memory-writer'] };
+    let current = bearer(await idp.token({ ...who, ttlS: 3 }));
+    const net = streamCuttingFetch(() => current);
+    const updates: string[] = [];
+    const subscriber = new OlderClient({ name: 'resume-e2e', version: '0' });
+    subscriber.setNotificationHandler(ResourceUpdatedNotificationSchema, (note) => void updates.push(note.params.uri));
+    await subscriber.connect(new OlderHttpTransport(new URL(`${base}/mcp`), {
+      fetch: net.fetch,
+      reconnectionOptions: { initialReconnectionDelay: 20, maxReconnectionDelay: 50, reconnectionDelayGrowFactor: 1, maxRetries: 2 },
+    }));
+    const writer = await connectNewerHttp({ url: `${base}/mcp`, headers: bearer(await idp.token({ ...who, ttlS: 60 })) });
+    try {
+      const { id } = (await writer.callTool('object_put', { type: 'note', attributes: { n: 0 } })).structuredContent as { id: string };
+      const uri = `memory://objects/${id}`;
+      await subscriber.subscribeResource({ uri });
+      await writer.callTool('object_patch', { id, set: { n: 1 } });
+      await vi.waitFor(() => expect(updates).toEqual([uri]), { timeout: 10_000 });
+      net.hold();
+      await vi.waitFor(() => expect(net.streamsEnded()).toBe(1), { timeout: 15_000 }); // the server ended it at the token's expiry
+      current = bearer(await idp.token({ ...who, ttlS: 60 }));
+      await writer.callTool('object_patch', { id, set: { n: 2 } }); // committed while no stream is open
+      net.reconnect();
+      await vi.waitFor(() => expect(updates).toEqual([uri, uri]), { timeout: 10_000 });
+      expect(net.gets.map((get) => [get.lastEventId !== null, get.status])).toEqual([[false, 200], [true, 200]]);
+    } finally {
+      await writer.close();
+      await subscriber.close();
+    }
   }, 60_000);
 
   test("a token for organization A cannot reach B's tenant by path or header", async () => {

@@ -4,7 +4,7 @@
  * had seen an event before (it sends Last-Event-ID) or not (it sends none). A gap past the bounds
  * closes the session rather than leave it silently incomplete. The client is the 1.x SDK's
  * (the one 2025-era desktop clients run) over real HTTP; its fetch is wrapped only to cut its
- * stream and hold its reconnect, as a network drop would.
+ * stream and hold its reconnect, as a network drop would (test/support/stream-cutting-fetch.ts).
  */
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -13,6 +13,7 @@ import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { sessionEventsMax } from '../../server/http/session-event-store.js';
 import { bothAccepted, olderRevision, openSession } from '../support/raw-http-session.js';
+import { streamCuttingFetch, type StreamCuttingFetch } from '../support/stream-cutting-fetch.js';
 
 let serving: NotesHttp | undefined;
 let client: Client | undefined;
@@ -23,46 +24,14 @@ afterEach(async () => {
   serving = undefined;
 });
 
-/** A fetch whose GET streams the test can cut (the request aborted, as by a network drop) and whose reconnects it can hold. */
-function cuttableFetch() {
-  let stream: AbortController | undefined;
-  let held: Promise<void> | undefined;
-  let release = () => undefined as void;
-  const gets: { lastEventId: string | null; status?: number }[] = [];
-  const fetchFn = async (url: string | URL, init?: RequestInit): Promise<Response> => {
-    if (init?.method !== 'GET') return fetch(url, init);
-    await held;
-    const get: { lastEventId: string | null; status?: number } = { lastEventId: new Headers(init.headers).get('last-event-id') };
-    gets.push(get);
-    stream = new AbortController();
-    const signal = init.signal ? AbortSignal.any([init.signal, stream.signal]) : stream.signal;
-    const answer = await fetch(url, { ...init, signal });
-    get.status = answer.status;
-    return answer;
-  };
-  return {
-    fetchFn,
-    gets,
-    /** Cuts the open stream; the client's reconnect waits for reconnect(). */
-    cut(): void {
-      held = new Promise<void>((resolve) => (release = resolve));
-      stream?.abort(new Error('network cut (test)'));
-    },
-    reconnect(): void {
-      release();
-      held = undefined;
-    },
-  };
-}
-
-async function connected(url: string, net: ReturnType<typeof cuttableFetch>) {
+async function connected(url: string, net: StreamCuttingFetch) {
   const updates: string[] = [];
   const errors: string[] = [];
   const sdk = new Client({ name: 'resume-test', version: '0' });
   sdk.setNotificationHandler(ResourceUpdatedNotificationSchema, (note) => void updates.push(note.params.uri));
   sdk.onerror = (error) => void errors.push(error.message);
   const transport = new StreamableHTTPClientTransport(new URL(url), {
-    fetch: net.fetchFn,
+    fetch: net.fetch,
     reconnectionOptions: { initialReconnectionDelay: 20, maxReconnectionDelay: 50, reconnectionDelayGrowFactor: 1, maxRetries: 2 },
   });
   await sdk.connect(transport);
@@ -76,7 +45,7 @@ const put = (sdk: Client, id: string, text: string) => sdk.callTool({ name: 'not
 describe('a session GET stream resumes after a drop', () => {
   test('with Last-Event-ID: the update sent while the stream was down arrives after the reconnect', async () => {
     serving = await startNotesHttp();
-    const net = cuttableFetch();
+    const net = streamCuttingFetch();
     const { sdk, updates } = await connected(`${serving.serving.url}/mcp`, net);
     await put(sdk, 'a', 'one');
     await sdk.subscribeResource({ uri: 'memory://notes/a' });
@@ -95,7 +64,7 @@ describe('a session GET stream resumes after a drop', () => {
 
   test('without Last-Event-ID (no event seen yet): the updates sent since the stream was asked for arrive', async () => {
     serving = await startNotesHttp();
-    const net = cuttableFetch();
+    const net = streamCuttingFetch();
     const { sdk, updates } = await connected(`${serving.serving.url}/mcp`, net);
     await put(sdk, 'a', 'one');
     await sdk.subscribeResource({ uri: 'memory://notes/a' });
@@ -109,7 +78,7 @@ describe('a session GET stream resumes after a drop', () => {
 
   test(`a gap past sessionEventsMax (${sessionEventsMax}) closes the session: the reconnect gets 404, and so does the next call`, async () => {
     serving = await startNotesHttp();
-    const net = cuttableFetch();
+    const net = streamCuttingFetch();
     const { sdk, updates } = await connected(`${serving.serving.url}/mcp`, net);
     await put(sdk, 'a', 'one');
     await sdk.subscribeResource({ uri: 'memory://notes/a' });
