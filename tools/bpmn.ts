@@ -145,7 +145,10 @@ export const bpmnMoveToken = defineReducer({
     if (a.fork) {
       // A parallel branch: a new token, numbered after the instance's existing ones.
       const existing = [...tokens.scan({ prefix: [a.instance] })];
-      if (existing.length >= tokensPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tokensPerInstanceMax} tokens`);
+      if (existing.length >= tokensPerInstanceMax) {
+        throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${existing.length} tokens; the limit (tokensPerInstanceMax) is ${tokensPerInstanceMax}`,
+          'move a token it has instead of forking, or finish this instance and start another');
+      }
       let n = existing.length + 1;
       while (tokens.get([a.instance, `tok_${n}`])) n++;
       token = `tok_${n}`;
@@ -165,7 +168,10 @@ export const bpmnMoveToken = defineReducer({
     }
     let taskCount = 0;
     for (const _ of tasks.scan({ prefix: [a.instance] })) taskCount++;
-    if (taskCount >= tasksPerInstanceMax) throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${tasksPerInstanceMax} user tasks`);
+    if (taskCount >= tasksPerInstanceMax) {
+      throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${taskCount} user tasks; the limit (tasksPerInstanceMax) is ${tasksPerInstanceMax}`,
+        'finish this instance and start another');
+    }
     const task = `task_${taskCount + 1}`;
     tasks.insert({
       instance: a.instance, task, token, node: a.to, name: a.user_task.name, assignee: a.user_task.assignee ?? null,

@@ -72,7 +72,10 @@ export const embeddingPut = defineReducer({
         throw new MemoryError('invalid_argument', `model ${a.model} has ${dims} dimensions; this vector has ${v.length}`);
       }
     } else {
-      if (models.size >= embeddingModelsMax) throw new MemoryError('limit_exceeded', `at most ${embeddingModelsMax} embedding models`);
+      if (models.size >= embeddingModelsMax) {
+        throw new MemoryError('limit_exceeded', `model ${a.model} would be a new embedding model; the tenant has ${models.size}, the limit (embeddingModelsMax) is ${embeddingModelsMax}`,
+          'put the vector under a model in use, or delete the embeddings of a model no longer used (a model goes with its last embedding)');
+      }
       models.insert({ model: a.model, dims: v.length, created_at_ms: ctx.timestampMs });
     }
     const embeddings = ctx.table('embeddings');

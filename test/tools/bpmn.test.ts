@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
-import { instanceViewBytesMax, reasonCharsMax, taskNameCharsMax, tasksPerInstanceMax } from '../../tools/bpmn.js';
+import { instanceViewBytesMax, reasonCharsMax, taskNameCharsMax, tasksPerInstanceMax, tokensPerInstanceMax } from '../../tools/bpmn.js';
 import { jsonBytes } from '../../tools/json-bytes.js';
 import { resultBytesMax } from '../../tools/tool.js';
 import { alice, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
@@ -87,6 +87,19 @@ describe('bpmn', () => {
     const again = await f.memory.store.call('run_outbox_remove', { run_id: instance }, alice);
     expect(again.result).toEqual({ run_id: instance, removed: false });
     expect(await outbox()).toEqual([]);
+  });
+
+  test('past tokensPerInstanceMax and tasksPerInstanceMax a move is refused naming the limit', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    await Promise.all(Array.from({ length: tokensPerInstanceMax - 1 }, () => f.call('bpmn_move_token', { instance, fork: true, to: 'p' })));
+    const forks = await expectRefused(f, f.call('bpmn_move_token', { instance, fork: true, to: 'p' }), 'limit_exceeded', new RegExp(`has ${tokensPerInstanceMax} tokens; the limit \\(tokensPerInstanceMax\\)`));
+    expect(forks.hint).toMatch(/move a token/);
+    for (let i = 1; i <= tasksPerInstanceMax; i++) {
+      await f.call('bpmn_move_token', { instance, token, to: 'n', user_task: { name: `t${i}` } });
+      await f.call('bpmn_complete_task', { instance, task: `task_${i}` });
+    }
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token, to: 'n', user_task: { name: 'one more' } }), 'limit_exceeded',
+      new RegExp(`has ${tasksPerInstanceMax} user tasks; the limit \\(tasksPerInstanceMax\\)`));
   });
 
   test('bad references are not_found or invalid_argument and write nothing', async () => {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { embeddingModelsMax } from '../../tools/embeddings.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -103,6 +104,18 @@ describe('embedding_search', () => {
     // Moving an object's embedding to another model drops the one it leaves empty.
     await f.call('embedding_put', { object_id: 'c', model: 'text-4', vector: [1, 2, 3, 4] });
     expect(await models()).toEqual(['text-4:4']);
+  });
+
+  test(`past embeddingModelsMax (${embeddingModelsMax}) a new model is refused naming the limit and how to free a place`, async () => {
+    await f.call('object_put', { id: 'a', type: 't', attributes: {} });
+    await Promise.all(Array.from({ length: embeddingModelsMax }, async (_, i) => {
+      await f.call('object_put', { id: `m${i}`, type: 't', attributes: {} });
+      await f.call('embedding_put', { object_id: `m${i}`, model: `model-${i}`, vector: [1, i] });
+    }));
+    const refused = await expectRefused(f, f.call('embedding_put', { object_id: 'a', model: 'one-more', vector: [1, 2] }), 'limit_exceeded', /embeddingModelsMax\) is 64/);
+    expect(refused.hint).toMatch(/delete the embeddings of a model/);
+    // A model in use still takes vectors.
+    await f.call('embedding_put', { object_id: 'a', model: 'model-3', vector: [2, 1] });
   });
 
   test('bad vectors and bounds are refused', async () => {
