@@ -32,8 +32,8 @@ export interface BackupBucket {
 /** The tenant id pattern of server/tenants/tenant-id.ts, checked again here before a key is built from it. */
 const tenantKeyPattern = /^[a-z0-9][a-z0-9-]{1,62}$/;
 const backupNamePattern = /^\d{20}-\d{1,16}$/;
-/** Objects listed per backup at most (a backup lists at most backupFilesMax files, plus its manifest). */
-const listPagesMax = 200;
+/** Pages of objects (1,000 each) listed under a tenant's backups at most: every object of every backup is listed. */
+export const listPagesMax = 200;
 
 export function backupsPrefix(tenant: string): string {
   if (!tenantKeyPattern.test(tenant)) throw new MemoryError('invalid_argument', 'invalid tenant id for an S3 key');
@@ -84,12 +84,22 @@ export async function uploadBackup(backupDir: string, bucket: BackupBucket, onPr
   return { prefix, name, objects: manifest.files.length + 1, bytes: checked.bytes + body.length };
 }
 
-/** Names of the complete backups (those with a manifest) of a tenant, oldest first. */
-export async function listUploadedBackups(bucket: BackupBucket, tenant: string): Promise<string[]> {
+/**
+ * Names of the complete backups (those with a manifest) of a tenant, oldest first by when they
+ * were taken (the name's created ms), not by end offset: a store started over (`tenants delete`,
+ * then the tenant used again) or restored from an older backup has lower offsets than the backups
+ * taken before, and `--from-s3 latest` must not bring back the history it replaced.
+ * At most `pagesMax` pages are listed: past them, refused rather than missing the newest.
+ */
+export async function listUploadedBackups(bucket: BackupBucket, tenant: string, pagesMax = listPagesMax): Promise<string[]> {
   const prefix = backupsPrefix(tenant);
   const names: string[] = [];
   let token: string | undefined;
-  for (let page = 0; page < listPagesMax; page++) {
+  for (let page = 0; ; page++) {
+    if (page >= pagesMax) {
+      throw new MemoryError('limit_exceeded', `more than ${pagesMax} pages of objects under s3://${bucket.bucket}/${prefix} (listPagesMax): the newest backup may be among those not listed`,
+        'name the backup to restore (--from-s3 NAME, as backup --upload printed it), or remove old backups under that prefix');
+    }
     const listed = await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: prefix, ContinuationToken: token }));
     for (const o of listed.Contents ?? []) {
       const rest = o.Key?.slice(prefix.length) ?? '';
@@ -99,7 +109,8 @@ export async function listUploadedBackups(bucket: BackupBucket, tenant: string):
     if (!listed.IsTruncated) break;
     token = listed.NextContinuationToken;
   }
-  return names.sort();
+  const createdMs = (name: string) => Number(name.slice(name.indexOf('-') + 1));
+  return names.sort((a, b) => createdMs(a) - createdMs(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**
