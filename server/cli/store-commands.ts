@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { MemoryError } from '../../storage/errors.js';
+import { MemoryError, StoreLockHeld } from '../../storage/errors.js';
 import { inspectProblems, inspectStore, type InspectReport } from '../../storage/inspect.js';
 import type { FileLayer } from '../../storage/io/file-layer.js';
 import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
@@ -39,6 +39,15 @@ async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * A store a live process holds (a serving server) is refused by its LOCK; its hint says what to
+ * run instead while it serves, before stopping that process.
+ */
+function whileServed(error: unknown, instead: string): unknown {
+  if (!(error instanceof StoreLockHeld) || error.holderPid === process.pid) return error;
+  return new MemoryError('conflict', error.message, `${instead}; or stop process ${error.holderPid} first`);
 }
 
 /** The offset of the snapshot an open loaded, or `none` (the engine's -1: the whole log was replayed). */
@@ -83,7 +92,7 @@ export function registerStoreCommands(program: Command): void {
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
         ]);
       } catch (error) {
-        failCommand(error, !!opts.json);
+        failCommand(whileServed(error, `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`tenants list --check\`)`), !!opts.json);
       }
     });
 
@@ -130,7 +139,7 @@ export function registerStoreCommands(program: Command): void {
         const written = snap.offset >= 0;
         printReport(!!opts.json, { ok: true, written, ...snap }, () => [written ? `snapshot at offset ${snap.offset}, state hash ${snap.stateHash}` : 'nothing to snapshot: the store holds no transaction yet']);
       } catch (error) {
-        failCommand(error, !!opts.json);
+        failCommand(whileServed(error, 'a served store takes its own snapshots (every IOBOXX_SNAPSHOT_EVERY_TX transactions, after IOBOXX_SNAPSHOT_EVERY_MS, and when it closes); to copy it while it is served, run `ioboxx-memory backup TENANT DIR`'), !!opts.json);
       }
     });
 
