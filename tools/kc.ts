@@ -16,7 +16,7 @@ import { defineReducer, type ReducerContext, type TableReader } from '../storage
 import type { Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool } from './define-tool.js';
-import { collectPage, pageCursor, pageLimit } from './result-page.js';
+import { collectPage, pageCursor, pageItemsBytesMax, pageLimit, type CollectedPage } from './result-page.js';
 import type { ToolDef } from './tool.js';
 import { jsonObject } from './wire-schema.js';
 import { patterned } from './identifiers.js';
@@ -272,28 +272,38 @@ function userView(row: Row): z.infer<typeof userOutput> {
   };
 }
 
-function memberships(view: { table(name: string): TableReader }, userId: string): { kind: string; scope_id: string; scope_name: string | null }[] {
-  return [...view.table('kc_memberships').scan({ prefix: [userId], limit: 200 })]
-    .map((m) => ({ kind: m['kind'] as string, scope_id: m['scope_id'] as string, scope_name: m['scope_name'] as string | null }));
-}
+/** Memberships, and role grants, kc_user_get lists at most (each): a user stays one result. */
+export const kcUserListedMax = 200;
+/** Bytes of each list: both with the user's own fields fit pageItemsBytesMax (names are up to kcFieldCharsMax). */
+const kcUserListedBytesMax = Math.floor(pageItemsBytesMax / 2) - 8 * 1024;
 
-function roles(view: { table(name: string): TableReader }, userId: string): { client: string; role: string }[] {
-  return [...view.table('kc_role_grants').scan({ prefix: [userId], limit: 200 })].map((g) => ({ client: g['client'] as string, role: g['role'] as string }));
+/** The first rows of a user's prefix, as `view` shows them, within kcUserListedMax and kcUserListedBytesMax. */
+function listed<T>(table: TableReader, userId: string, view: (row: Row) => T): CollectedPage<T> {
+  const rows = table.scan({ prefix: [userId] });
+  return collectPage((function* () { for (const r of rows) yield view(r); })(), kcUserListedMax, kcUserListedBytesMax);
 }
 
 export const kcTools: ToolDef[] = [
   readTool({
     name: 'kc_user_get', title: 'Get Keycloak user', capability: 'admin',
-    description: 'A Keycloak user as projected here, with memberships and role grants.',
+    description: `A Keycloak user as projected here, with its first ${kcUserListedMax} memberships and role grants (memberships_truncated, roles_truncated: it has more).`,
     input: z.object({ user_id: patterned(kcIdPattern, 'Keycloak id') }),
     output: userOutput.extend({
       memberships: z.array(jsonObject), // {kind: group|organization, scope_id, scope_name}
       roles: z.array(jsonObject), // {client ('' = realm), role}
+      memberships_truncated: z.boolean(),
+      roles_truncated: z.boolean(),
     }),
     run: ({ memory }, a) => memory.store.read((view) => {
       const row = view.table('kc_users').get([a.user_id]);
       if (!row) throw new MemoryError('not_found', `Keycloak user ${a.user_id} is not known here`);
-      return { ...userView(row), memberships: memberships(view, a.user_id), roles: roles(view, a.user_id) };
+      const memberships = listed(view.table('kc_memberships'), a.user_id,
+        (m) => ({ kind: m['kind'] as string, scope_id: m['scope_id'] as string, scope_name: m['scope_name'] as string | null }));
+      const roles = listed(view.table('kc_role_grants'), a.user_id, (g) => ({ client: g['client'] as string, role: g['role'] as string }));
+      return {
+        ...userView(row), memberships: memberships.items, roles: roles.items,
+        memberships_truncated: memberships.more, roles_truncated: roles.more,
+      };
     }),
   }),
   readTool({

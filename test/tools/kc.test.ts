@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
+import { kcUserListedMax } from '../../tools/kc.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -24,7 +25,7 @@ test('stock user events project a user: register, profile and email updates, ver
   expect(registered.result).toEqual({ landing_id: 'l1', applied: true, effect: 'user registered' });
   expect(await user()).toEqual({
     user_id: userId, username: 'ann', email: 'ann@x.org', first_name: 'Ann', last_name: 'Lee', enabled: true, email_verified: false,
-    memberships: [], roles: [],
+    memberships: [], roles: [], memberships_truncated: false, roles_truncated: false,
   });
   await apply('l2', { type: 'UPDATE_PROFILE', userId, details: { previous_first_name: 'Ann', updated_first_name: 'Anna' } });
   await apply('l3', { type: 'access.UPDATE_EMAIL', uid: 'x', userId, details: { previous_email: 'ann@x.org', updated_email: 'anna@x.org' } });
@@ -46,6 +47,7 @@ test('admin events project users, group and organization memberships, realm and 
     user_id: userId, username: 'bo', email: 'bo@x.org', first_name: 'Bo', last_name: null, enabled: true, email_verified: true,
     memberships: [{ kind: 'group', scope_id: 'g-1', scope_name: '/ops' }, { kind: 'organization', scope_id: 'org-1', scope_name: null }],
     roles: [{ client: '', role: 'auditor' }, { client: '', role: 'writer' }, { client: 'c-9', role: 'memory-admin' }],
+    memberships_truncated: false, roles_truncated: false,
   });
   await apply('a6', { operationType: 'DELETE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: `users/${userId}/role-mappings/realm`, representation: JSON.stringify([{ name: 'auditor' }]) });
   await apply('a7', { operationType: 'DELETE', resourceType: 'GROUP_MEMBERSHIP', resourcePath: `users/${userId}/groups/g-1` });
@@ -101,4 +103,41 @@ test('kc_users_list pages users by id', async () => {
   const rest = await f.call('kc_users_list', { limit: 3, cursor: first.next_cursor }, admin);
   expect([...first.users, ...rest.users].map((u: { user_id: string }) => u.user_id)).toEqual(['user-0', 'user-1', 'user-2', 'user-3', 'user-4']);
   expect(rest.next_cursor).toBeUndefined();
+});
+
+test('kc_user_get lists a user with many memberships and role grants in one result, saying when it lists fewer than there are', async () => {
+  // Group paths of 512 characters of 3 UTF-8 bytes each: 200 of them are more than one result holds.
+  const groupPath = (i: number) => `/${String(i).padStart(3, '0')}${'日'.repeat(508)}`;
+  await apply('r0', { type: 'REGISTER', userId, details: { username: 'ann' } });
+  await Promise.all(Array.from({ length: 210 }, (_, i) => apply(`g${i}`, {
+    operationType: 'CREATE', resourceType: 'GROUP_MEMBERSHIP', resourcePath: `users/${userId}/groups/g-${String(i).padStart(3, '0')}`,
+    representation: JSON.stringify({ path: groupPath(i) }),
+  })));
+  await apply('roles', {
+    operationType: 'CREATE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: `users/${userId}/role-mappings/realm`,
+    representation: JSON.stringify(Array.from({ length: 5 }, (_, i) => ({ name: `role-${i}` }))),
+  });
+  const got = await user();
+  expect(got.memberships_truncated).toBe(true);
+  expect(got.memberships.length).toBeGreaterThan(0);
+  expect(got.memberships.length).toBeLessThan(210);
+  // The first ones, in order, each whole.
+  expect(got.memberships).toEqual(got.memberships.map((_: unknown, i: number) => ({ kind: 'group', scope_id: `g-${String(i).padStart(3, '0')}`, scope_name: groupPath(i) })));
+  expect(got.roles).toEqual(Array.from({ length: 5 }, (_, i) => ({ client: '', role: `role-${i}` })));
+  expect(got.roles_truncated).toBe(false);
+  // Short names: up to kcUserListedMax of each.
+  const other = 'short-user';
+  await Promise.all(Array.from({ length: kcUserListedMax + 1 }, (_, i) => apply(`s${i}`, {
+    operationType: 'CREATE', resourceType: 'GROUP_MEMBERSHIP', resourcePath: `users/${other}/groups/g${String(i).padStart(3, '0')}`,
+  })));
+  await apply('s-roles', {
+    operationType: 'CREATE', resourceType: 'REALM_ROLE_MAPPING', resourcePath: `users/${other}/role-mappings/realm`,
+    representation: JSON.stringify(Array.from({ length: kcUserListedMax }, (_, i) => ({ name: `r${String(i).padStart(3, '0')}` }))),
+  });
+  await apply('s-user', { operationType: 'CREATE', resourceType: 'USER', resourcePath: `users/${other}`, representation: JSON.stringify({ username: 'sam' }) });
+  const short = await f.call('kc_user_get', { user_id: other }, admin);
+  expect(short.memberships).toHaveLength(kcUserListedMax);
+  expect(short.memberships_truncated).toBe(true);
+  expect(short.roles).toHaveLength(kcUserListedMax);
+  expect(short.roles_truncated).toBe(false);
 });
