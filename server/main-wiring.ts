@@ -291,6 +291,8 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       dataDirFreeBytes: () => statfsFreeBytes(config.dataDir),
       degradedTenants: () => degraded.counts(),
       accessRowsWaiting: () => recorder.rowsWaiting(),
+      // Before this probe the gauge was declared and documented but read 0 whatever waited.
+      subscriptionLagMax: () => liveForRegistry?.subscriptionLagMax() ?? 0,
     },
   });
   const degraded = new DegradedTenants(() => registry.openStores().filter((memory) => memory.store.failed).map((memory) => memory.tenant));

@@ -56,6 +56,8 @@ export type WsEvent =
 
 export interface WebSocketServing {
   readonly connections: number;
+  /** The most messages waiting to be sent to one connection (ioboxx_subscription_lag_transactions). */
+  subscriptionLagMax(): number;
   /**
    * The tenant's store is being evicted for another tenant: its connections close (1013) and let
    * go of their leases, instead of holding the store (and its slot) open.
@@ -234,6 +236,11 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
   return {
     get connections() {
       return connections.size;
+    },
+    subscriptionLagMax() {
+      let lag = 0;
+      for (const connection of connections) lag = Math.max(lag, connection.lagMessages);
+      return lag;
     },
     releaseStore(tenant) {
       for (const connection of [...connections]) {

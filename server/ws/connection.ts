@@ -134,6 +134,11 @@ export class Connection {
     return this.queries.size;
   }
 
+  /** Messages (transactions, mostly) waiting to be sent to this client: its lag. */
+  get lagMessages(): number {
+    return this.sendQueue.queuedMessages;
+  }
+
   // ---------------------------------------------------------------- inbound
 
   private receive(data: Buffer, isBinary: boolean): void {

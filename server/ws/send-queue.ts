@@ -33,6 +33,11 @@ export class SendQueue {
     this.frameOptions = { binary: binaryFrames };
   }
 
+  /** Messages waiting here, not yet handed to the socket (the metrics' subscription lag). */
+  get queuedMessages(): number {
+    return this.queue.length;
+  }
+
   /** Bytes not yet handed to the kernel: ours plus the socket's. */
   get pendingBytes(): number {
     return this.queuedBytes + this.ws.bufferedAmount;
