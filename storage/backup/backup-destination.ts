@@ -51,6 +51,9 @@ export async function writeBackupDir<T>(fl: FileLayer, dir: string, write: (scra
     throw new MemoryError('conflict', `a backup into ${target} is being written by process ${running.pid} (in ${running.dir})`,
       `wait for it to end, or choose another directory; should process ${running.pid} be no backup (its pid reused after a backup was killed), remove the partial copy: ${removeCommand(running.dir)}`);
   }
+  // A killed run into DIR that had moved its store/ up, not yet its manifest, left both: that
+  // store/ is its too (its inner scratch, holding the manifest, names it), not the operator's.
+  const movedUp = await storeMovedUpBy(target, leftovers.removed.map((l) => l.dir));
   const exists = await refuseOccupied(target);
   const scratch = exists ? innerScratchDirOf(target, 'backup') : scratchDirOf(target, 'backup');
   if (!exists) {
@@ -79,7 +82,21 @@ export async function writeBackupDir<T>(fl: FileLayer, dir: string, write: (scra
     await fl.fsyncDir(target);
     await fl.rmdir(scratch);
   }
-  return { result, partialsRemoved: leftovers.removed.map((l) => l.dir), partialsElsewhere: leftovers.elsewhere.map((l) => l.dir) };
+  return { result, partialsRemoved: [...leftovers.removed.map((l) => l.dir), ...movedUp], partialsElsewhere: leftovers.elsewhere.map((l) => l.dir) };
+}
+
+/**
+ * When `removed` (dead runs' scratches, already removed) held one inside `target`, and `target`
+ * holds a store/ without a manifest: remove that store/, which the dead run moved up before it
+ * could move its manifest (backup-destination's last two steps), and return it.
+ */
+async function storeMovedUpBy(target: string, removed: readonly string[]): Promise<string[]> {
+  if (!removed.some((dir) => path.dirname(dir) === target)) return [];
+  const entries = await readdir(target).catch(() => [] as string[]);
+  if (!entries.includes(backupStoreDirName) || entries.includes(backupManifestFileName)) return [];
+  const store = path.join(target, backupStoreDirName);
+  await rm(store, { recursive: true, force: true });
+  return [store];
 }
 
 /** `dir` must be absent or an empty directory (true: it exists); what is there otherwise is named (a backup, an unfinished one, a file). */

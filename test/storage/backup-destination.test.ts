@@ -118,6 +118,23 @@ test('the partial copy a killed backup left inside an empty DEST: restore names 
   expect(readdirSync(dest).sort()).toEqual([backupManifestFileName, backupStoreDirName]);
 });
 
+test('a backup killed between moving its store/ up into an empty DEST and its manifest: restore refuses it, the next backup removes both and succeeds', async () => {
+  const store = await closedStore();
+  const dest = path.join(scratch(), 'backup');
+  const pid = deadPid();
+  const inner = innerScratchDirOf(dest, 'backup', pid);
+  // What the killed run left: its store/ moved up into DEST, its manifest still in its scratch.
+  mkdirSync(path.join(dest, backupStoreDirName, 'log'), { recursive: true });
+  mkdirSync(inner, { recursive: true });
+  writeFileSync(path.join(inner, backupManifestFileName), '{}');
+  const refused = await rejection(restoreBackup(dest, path.join(scratch(), 'r'), { module: counterModule }));
+  expect(refused.message).toBe(`backup does not verify: ${dest}/${backupManifestFileName}: missing: ${dest} is an unfinished backup: process ${pid} was interrupted writing it (its partial copy: ${inner})`);
+  const report = await backupStoreDirectory(store, { backupDir: dest, module: counterModule });
+  expect(report.partialsRemoved).toEqual([inner, path.join(dest, backupStoreDirName)]);
+  expect(readdirSync(dest).sort()).toEqual([backupManifestFileName, backupStoreDirName]);
+  expect((await restoreBackup(dest, path.join(scratch(), 'restored'), { module: counterModule })).endOffset).toBe(9);
+});
+
 test('a DEST that is a symbolic link to an empty directory: the backup goes into that directory, the link stays', async () => {
   const store = await closedStore();
   const real = path.join(scratch(), 'real');
