@@ -474,22 +474,39 @@ class Runner {
   async burst(writes: readonly WriteOp[], readAfter: number, p: Probe): Promise<void> {
     const calls = writes.map((w) => this.resolve(w));
     const at = readAfter % calls.length;
+    // Ids that exist before the burst (or absent ones), read mid-burst.
+    const thread = this.pick(this.m.threads.keys(), p.thread, 'thr_absent');
+    const session = this.pick(this.m.sessions.keys(), p.session, 'ses_absent');
+    const instance = this.pick(this.m.instances.keys(), p.instance, 'bpm_absent');
     const sent: Promise<Outcome>[] = [];
     let reads: Promise<Outcome>[] = [];
     for (const [i, c] of calls.entries()) {
       sent.push(this.send(c));
-      if (i === at) reads = [this.attempt('ar_surface_get', { surface: p.surface }), this.attempt('ar_history_list', { surface: p.surface, limit: 200 })];
+      if (i !== at) continue;
+      reads = [
+        this.attempt('ar_surface_get', { surface: p.surface }),
+        this.attempt('ar_history_list', { surface: p.surface, limit: 200 }),
+        this.attempt('chat_messages_list', { thread, desc: true, limit: 200 }),
+        this.attempt('session_get', { session }),
+        this.attempt('bpmn_instance_get', { instance }),
+      ];
     }
     const outcomes = await Promise.all(sent);
     for (const [i, c] of calls.entries()) {
       this.expectOutcome(c, outcomes[i]!);
       if (i !== at) continue;
-      const [surface, history] = await Promise.all(reads);
+      const [surface, history, messages, sessionRead, instanceRead] = await Promise.all(reads);
+      const after = `sent after write ${i} of a burst`;
+      const absent = expect.objectContaining({ ok: false, code: 'not_found' });
       const s = this.m.surfaces.get(p.surface);
-      expect(surface, `ar_surface_get ${p.surface} sent after write ${i} of a burst`).toEqual(s ? { ok: true, value: surfaceView(p.surface, s) } : expect.objectContaining({ ok: false, code: 'not_found' }));
-      expect(history, `ar_history_list ${p.surface} sent after write ${i} of a burst`).toEqual(s
-        ? { ok: true, value: { observations: [...s.history].reverse() } }
-        : expect.objectContaining({ ok: false, code: 'not_found' }));
+      expect(surface, `ar_surface_get ${p.surface} ${after}`).toEqual(s ? { ok: true, value: surfaceView(p.surface, s) } : absent);
+      expect(history, `ar_history_list ${p.surface} ${after}`).toEqual(s ? { ok: true, value: { observations: [...s.history].reverse() } } : absent);
+      const t = this.m.threads.get(thread);
+      expect(messages, `chat_messages_list ${thread} ${after}`).toEqual(t ? { ok: true, value: { thread, title: t.title, messages: [...t.messages].reverse() } } : absent);
+      const ses = this.m.sessions.get(session);
+      expect(sessionRead, `session_get ${session} ${after}`).toEqual(ses ? { ok: true, value: sessionView(session, ses) } : absent);
+      const ins = this.m.instances.get(instance);
+      expect(instanceRead, `bpmn_instance_get ${instance} ${after}`).toEqual(ins ? { ok: true, value: instanceView(instance, ins) } : absent);
     }
   }
 
