@@ -153,7 +153,8 @@ export class VectorPartition {
       const vector = this.vectors[slot]!;
       let dot = 0;
       for (let d = 0; d < vector.length; d++) dot += vector[d]! * query[d]!;
-      return { id: this.ids[slot]!, score: dot * invQueryNorm * this.invNorms[slot]! };
+      // Rounding can land a hair outside [-1, 1] (1 + 2^-52 for a vector against itself): a cosine never is.
+      return { id: this.ids[slot]!, score: Math.min(1, Math.max(-1, dot * invQueryNorm * this.invNorms[slot]!)) };
     });
   }
 

@@ -216,6 +216,7 @@ class Run {
       expect(c, `${what}: result ${r.id} is one that matches`).toBeDefined();
       expect(r.type, `${what}: type of ${r.id}`).toBe(c!.type);
       expect(Math.abs(r.score - c!.score), `${what}: score of ${r.id} is its cosine`).toBeLessThan(1e-9);
+      expect(Math.abs(r.score), `${what}: score of ${r.id} is a cosine, in [-1, 1]`).toBeLessThanOrEqual(1);
       const prev = results[i - 1];
       if (prev) expect(prev.score > r.score || (prev.score === r.score && prev.id < r.id), `${what}: best first, equal scores by id (${prev.id}, ${r.id})`).toBe(true);
     }

@@ -199,6 +199,19 @@ describe('VectorIndex', () => {
     expect(index.search(narrow[2]!, 1)[0]).toMatchObject({ id: 'v2' });
   });
 
+  test('a score is a cosine, in [-1, 1], also where float64 rounding lands past it', () => {
+    // Vectors against themselves and their opposites: before scores were clamped, [1, 2, 3] scored 1 + 2^-52 against itself.
+    const vectors = [Float32Array.of(1, 2, 3), Float32Array.of(0.1, 0.7, 0.3), ...randomVectors(200, 7, 30)];
+    const index = newIndex();
+    vectors.forEach((v, i) => {
+      index.onInsert(row(`v${i}`, v));
+      index.onInsert(row(`n${i}`, v.map((x) => -x)));
+    });
+    for (const query of vectors) {
+      for (const hit of index.search(query, 1000)) expect(Math.abs(hit.score), `${hit.id}: ${hit.score}`).toBeLessThanOrEqual(1);
+    }
+  });
+
   test('equal scores are ordered by id, whatever the insert order', () => {
     const v = Float32Array.of(1, 2, 3, 4);
     const index = newIndex();
