@@ -56,10 +56,10 @@ test('store verify of a store another process has open: the hint says what to do
   try {
     const json = await cli(['store', 'verify', dir, '--json']);
     expect(json.code, json.stderr).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: expect.stringMatching(/^stop that process first/) });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`tenants list --check\`); or stop process ${process.pid} first` });
     const text = await cli(['store', 'verify', dir]);
     expect(text.code).toBe(1);
-    expect(text.stderr).toContain('\n  stop that process first');
+    expect(text.stderr).toContain(`\n  to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\``);
   } finally {
     await store.close();
   }

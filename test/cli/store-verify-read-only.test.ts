@@ -92,7 +92,7 @@ describe.concurrent('store verify --read-only', () => {
       const before = filesAndHashes(dir);
       const r = await cli(['store', 'verify', dir, '--json', '--read-only']);
       expect(r.code, r.stderr).toBe(1);
-      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: expect.stringMatching(/^stop that process first/) });
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'conflict', hint: expect.stringMatching(/store inspect .*; or stop process \d+ first$/) });
       expect(filesAndHashes(dir)).toEqual(before);
     } finally {
       await store.close();
