@@ -22,7 +22,7 @@ import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import { pageSizeDefault, pageSizeMax, type ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
-/** Objects of one type examined by one object_find page; past it, narrow the query. */
+/** Objects of one type examined by one object_find page: an unordered page ends there (with a cursor), an ordered find is refused past it. */
 export const findScanRowsMax = 100_000;
 export const neighborDepthMax = 4;
 /** Relations examined by one object_neighbors walk before it stops and says truncated. */
@@ -91,38 +91,51 @@ function compareKeys(a: { v: unknown; id: string }, b: { v: unknown; id: string 
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/**
+ * One page of a find: its rows, whether more may follow, and the row the next page resumes
+ * after (the last one returned, or the last one examined when the page stopped at
+ * findScanRowsMax: an unordered page that examined that many ends there, with what matched).
+ */
 function findPage(view: ReadView, type: string, where: readonly AttributePredicate[], order: AttributeOrder | undefined,
-  after: FindPosition | undefined, limit: number | undefined): { rows: Row[]; more: boolean } {
+  after: FindPosition | undefined, limit: number | undefined): { rows: Row[]; more: boolean; resumeAfter?: Row } {
   const objects = view.table('objects');
-  let scanned = 0;
-  const scanLimitCheck = (): void => {
-    if (++scanned > findScanRowsMax) {
-      throw new MemoryError('limit_exceeded', `object_find examined ${findScanRowsMax} objects of type ${type}`, 'add predicates or use a narrower type');
-    }
-  };
   if (!order) {
     // Index order is (type, id): page lazily from just after the cursor's id.
     const range = after ? { from: [type, after.id], to: [type], toInclusive: true } : { from: [type], to: [type], toInclusive: true };
+    let examined = 0;
+    let lastExamined: Row | undefined;
+    let stopped = false;
     const source = (function* () {
       for (const row of objects.scan({ index: 'objects_by_type', range })) {
-        scanLimitCheck();
         if (after && row['id'] === after.id) continue;
+        if (examined === findScanRowsMax) {
+          stopped = true;
+          return;
+        }
+        examined++;
+        lastExamined = row;
         if (matchesAll(row['attributes'], where)) yield row;
       }
     })();
     const page = collectPage(source, limit);
-    return { rows: page.items, more: page.more };
+    if (page.more) return { rows: page.items, more: true, ...(page.items.length > 0 ? { resumeAfter: page.items.at(-1)! } : {}) };
+    return stopped ? { rows: page.items, more: true, resumeAfter: lastExamined! } : { rows: page.items, more: false };
   }
+  // Sorting needs every match: every object of the type is read, each page.
   const matches: Row[] = [];
+  let examined = 0;
   for (const row of objects.scan({ index: 'objects_by_type', prefix: [type] })) {
-    scanLimitCheck();
+    if (++examined > findScanRowsMax) {
+      throw new MemoryError('limit_exceeded', `object_find with order_by sorts every object of type ${type}, which has more than ${findScanRowsMax} (findScanRowsMax)`,
+        'leave out order_by (pages in id order have no such bound), or keep such objects under narrower types');
+    }
     if (matchesAll(row['attributes'], where)) matches.push(row);
   }
   const desc = order.desc === true;
   matches.sort((a, b) => compareKeys(sortKey(a, order), sortKey(b, order), desc));
   const start = after ? resumeIndex(matches, order, after) : 0;
   const page = collectPage(matches.slice(start, start + (limit ?? pageSizeDefault) + 1), limit);
-  return { rows: page.items, more: page.more };
+  return { rows: page.items, more: page.more, ...(page.items.length > 0 ? { resumeAfter: page.items.at(-1)! } : {}) };
 }
 
 const findInput = z.object({
@@ -145,11 +158,10 @@ const objectFind = readTool({
     checkPredicates(where);
     const scope = cursorScope(caller.tenant, 'object_find', { type: a.type, where, order: a.order_by ?? null });
     const after = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, findPosition);
-    const { rows, more } = findPage(view, a.type, where, a.order_by, after, a.limit);
+    const { rows, more, resumeAfter } = findPage(view, a.type, where, a.order_by, after, a.limit);
     const objects = rows.map(objectView);
-    const last = rows.at(-1);
-    if (!more || !last) return { objects };
-    return { objects, next_cursor: encodeCursor(scope, findPositionOf(last, a.order_by)) };
+    if (!more || !resumeAfter) return { objects };
+    return { objects, next_cursor: encodeCursor(scope, findPositionOf(resumeAfter, a.order_by)) };
   }),
 });
 
