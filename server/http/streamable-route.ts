@@ -14,7 +14,6 @@ import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
 import { tokenExpiresAtMsOf, whenTokenExpires } from '../auth/token-expiry.js';
-import { changedUrisOf } from '../mcp/change-feed.js';
 import { createMemoryServer } from '../mcp/factory.js';
 import { toolCallerOf } from '../mcp/tool-calls.js';
 import type { McpSurface } from '../mcp/surface.js';
@@ -26,6 +25,7 @@ import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog } from './stream-backlog.js';
+import { ListenFeeds } from './listen-feeds.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -86,6 +86,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   const serveModern = toNodeHandler(modern, { maxRequestBodySize: bodyBytesMax, onerror });
   /** Open subscriptions/listen streams. */
   const listenHandlers = new Set<McpHttpHandler>();
+  /** What each tenant's commits change, worked out once for all its listen streams. */
+  const feeds = new ListenFeeds(surface.catalog, commitsOf);
 
   /** A lease released exactly once, when the response is over. */
   async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
@@ -97,7 +99,8 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   /**
    * A listen stream sends changed resource addresses only and reads nothing: its per-request
    * server just states the capabilities. So it holds no lease (its tenant's store may be evicted
-   * and reopened under it) and hears the tenant's commits through `commitsOf`, each once.
+   * and reopened under it) and hears the tenant's commits through `commitsOf` (once for all the
+   * tenant's streams: ListenFeeds), each once.
    */
   async function serveListen(req: Request, res: Response, principal: Principal): Promise<void> {
     // Bounded first: a refused stream is an HTTP refusal (audited as one), not a listen that was let in.
@@ -125,15 +128,9 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       surface.log.warn({ tenant, owedBytes, streamBacklogBytesMax }, 'subscriptions/listen stream cut: its client reads too slowly');
       options.onStreamCut?.(tenant);
     });
-    const stopFeed = principal.capabilities.has('read') && watched.size > 0
-      ? commitsOf(tenant, (txs) => {
-          for (const uris of changedUrisOf(surface.catalog, txs)) {
-            for (const uri of uris) {
-              if (!watched.has(uri)) continue;
-              if (!backlog.owe(resourceUpdatedBytesMin(uri))) return;
-              handler.notify.resourceUpdated(uri);
-            }
-          }
+    const stopFeed = principal.capabilities.has('read')
+      ? feeds.add(tenant, watched, (uri) => {
+          if (backlog.owe(resourceUpdatedBytesMin(uri))) handler.notify.resourceUpdated(uri);
         })
       : () => undefined;
     // The stream was let in by this request's token: it ends when that token expires (the client listens again with a fresh one).
