@@ -111,7 +111,7 @@ const searchInput = z.object({
 const embeddingSearch = readTool({
   name: 'embedding_search',
   title: 'Similarity search',
-  description: 'k objects whose embeddings are most cosine-similar to vector (k<=100), optionally only of a model, a type, and matching attribute predicates.',
+  description: `The k objects (default ${searchResultsDefault}, at most ${searchResultsMax}) whose embeddings are most cosine-similar to vector, best first, optionally only of a model, a type, and matching attribute predicates.`,
   input: searchInput,
   output: z.object({ results: z.array(z.object({ id: z.string(), score: z.number(), type: z.string() })) }),
   run: ({ memory }, a) => memory.store.read((view) => {
