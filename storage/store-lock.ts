@@ -121,18 +121,21 @@ export async function takeStoreLock(dir: string, fl: FileLayer, claimed?: () => 
     await clearStaleLock(dir, text, fl);
   }
   heldDirs.add(resolved);
+  const release = async () => {
+    heldDirs.delete(resolved);
+    // Ours only: when the directory was deleted and another store put in its place (a restore) while
+    // this one was open, the LOCK there is another process's, and removing it would let two writers in.
+    const text = await readLockText(dir, lockPath, fl).catch(() => undefined);
+    if (text?.trim() === identityOf(process.pid)) await fl.unlink(lockPath).catch(() => undefined);
+  };
   try {
     await removeLeftoverOwnFiles(dir, fl);
     await claimed?.();
   } catch (error) {
-    heldDirs.delete(resolved);
-    await fl.unlink(lockPath).catch(() => undefined);
+    await release();
     throw error;
   }
-  return async () => {
-    heldDirs.delete(resolved);
-    await fl.unlink(lockPath).catch(() => undefined);
-  };
+  return release;
 }
 
 /** Tells apart the own files of one process (a LOCK and a LOCK.clearing may be in the making at once). */

@@ -784,7 +784,7 @@ export class Store implements StoreApi {
         break;
       }
       if (this.filesDeleted()) {
-        this.fail(`the store's files were deleted while it was open (${this.logDir}): nothing more is acknowledged; what it held is gone unless restored from a backup`, 'files_deleted');
+        this.failFilesDeleted();
         break;
       }
       this.log.commit(head.written);
@@ -817,6 +817,19 @@ export class Store implements StoreApi {
     if (this.writeFailure && this.inFlight.length === 0) this.settleWriteFailure();
     this.cutBatches();
     this.releaseIdle();
+  }
+
+  private failFilesDeleted(): void {
+    this.fail(`the store's files were deleted while it was open (${this.logDir}): nothing more is acknowledged; what it held is gone unless restored from a backup`, 'files_deleted');
+  }
+
+  /**
+   * Before writing by path (a snapshot, its retention, the closing checkpoint): an idle store never
+   * acknowledged anything since its directory was deleted, so nothing looked. Another store may be
+   * in its place by now (a restore), and those writes would go into that one: fail instead.
+   */
+  private failIfFilesDeleted(): void {
+    if (!this.failure && this.log.activeUnlinked) this.failFilesDeleted();
   }
 
   /** Whether the active segment lost its name, looked at no more often than every filesCheckMs (a stat is ~3 us). */
@@ -1142,6 +1155,7 @@ export class Store implements StoreApi {
   }
 
   snapshot(): Promise<{ offset: number; stateHash: string }> {
+    this.failIfFilesDeleted();
     if (this.failure) return Promise.reject(this.failure);
     if (this.snapshotInFlight) {
       // One at a time; a caller asking during one gets the next, covering its own writes.
@@ -1209,6 +1223,7 @@ export class Store implements StoreApi {
     try {
       await this.whenWriterIdle();
       await this.snapshotInFlight?.catch(() => undefined);
+      this.failIfFilesDeleted();
       if (!this.failure) {
         const checkpoint = Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() }));
         await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName), checkpoint).catch((error: unknown) => {

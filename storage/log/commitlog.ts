@@ -102,7 +102,8 @@ export class Commitlog {
    * under the open store): frames written to it now are durable in an inode nothing reaches.
    */
   get activeUnlinked(): boolean {
-    return this.active !== undefined && fstatSync(this.active.writer.fd).nlink === 0;
+    // A file layer without descriptors (the read-only overlay) keeps its files in memory: none to lose.
+    return this.active !== undefined && this.active.writer.fd >= 0 && fstatSync(this.active.writer.fd).nlink === 0;
   }
 
   get wantsRotation(): boolean {
