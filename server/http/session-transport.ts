@@ -20,6 +20,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultRes
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
 import { SessionEventStore } from './session-event-store.js';
+import { resourceUpdatedBytesMin, StreamBacklog } from './stream-backlog.js';
 import type { ToolCaller } from '../mcp/tool-calls.js';
 
 /** Re-exported: the HTTP direct path's tests name it here. */
@@ -28,6 +29,19 @@ export { directRequestOf };
 type RequestId = JSONRPCRequest['id'];
 type NodeTransportOptions = ConstructorParameters<typeof NodeStreamableHTTPServerTransport>[0];
 type ScopeChallengeResolver = Parameters<NodeStreamableHTTPServerTransport['setScopeChallengeResolver']>[0];
+
+/** What a session's GET stream may owe its client, and who hears of a stream cut for it. */
+export interface StreamBounds {
+  readonly bytesMax: number;
+  readonly onCut: (owedBytes: number) => void;
+}
+
+/** At most the bytes `message` takes on a stream (its JSON; a resource update's without measuring). */
+function messageBytesMin(message: JSONRPCMessage): number {
+  const note = message as { method?: string; params?: { uri?: unknown } };
+  if (note.method === 'notifications/resources/updated' && typeof note.params?.uri === 'string') return resourceUpdatedBytesMin(note.params.uri);
+  return JSON.stringify(message).length;
+}
 
 export class SessionTransport implements Transport {
   readonly sdk: NodeStreamableHTTPServerTransport;
@@ -49,7 +63,13 @@ export class SessionTransport implements Transport {
   /** What the session's GET stream was sent, for a client that reconnects after a drop. */
   readonly events = new SessionEventStore();
 
-  constructor(options: NodeTransportOptions) {
+  /** Bounds the session's GET stream: what it owes a client that stopped reading (stream-backlog.ts). */
+  private readonly streamBounds: StreamBounds | undefined;
+  /** The open GET stream's backlog, if a stream is open. */
+  private streamBacklog: StreamBacklog | undefined;
+
+  constructor(options: NodeTransportOptions, streamBounds?: StreamBounds) {
+    this.streamBounds = streamBounds;
     this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true, eventStore: this.events });
     this.sdk.onmessage = (message, extra) => this.onmessage?.(message, extra);
     this.sdk.onerror = (error) => this.onerror?.(error);
@@ -84,6 +104,14 @@ export class SessionTransport implements Transport {
 
   /** Any request of the session through the SDK transport (every case the direct path leaves). */
   handleRequest(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, parsedBody?: unknown): Promise<void> {
+    // A GET opens the session's stream (the SDK refuses a second one while the first is open).
+    if (req.method === 'GET' && this.streamBounds !== undefined && (this.streamBacklog === undefined || this.streamBacklog.ended)) {
+      const backlog = new StreamBacklog(res, this.streamBounds.bytesMax, this.streamBounds.onCut);
+      this.streamBacklog = backlog;
+      res.on('close', () => {
+        if (this.streamBacklog === backlog) this.streamBacklog = undefined;
+      });
+    }
     return this.sdk.handleRequest(req, res, parsedBody);
   }
 
@@ -132,7 +160,12 @@ export class SessionTransport implements Transport {
     const isAnswer = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
     const id = isAnswer ? message.id : options?.relatedRequestId;
     const res = id === undefined ? undefined : this.direct.get(id);
-    if (res === undefined) return this.sdk.send(message, options);
+    if (res === undefined) {
+      // A message related to no request rides the GET stream: owed to its client until written,
+      // and dropped from the stream (kept for a reconnect) once it is cut.
+      if (id === undefined) this.streamBacklog?.owe(messageBytesMin(message));
+      return this.sdk.send(message, options);
+    }
     // A JSON answer carries only the response: messages related to the request are dropped,
     // as the SDK's JSON response mode drops them.
     if (!isAnswer) return;

@@ -40,9 +40,14 @@ export class StreamBacklog {
     } as ServerResponse['write'];
   }
 
+  /** The stream was cut, or its response is over. */
+  get ended(): boolean {
+    return this.cut || this.res.destroyed || this.res.writableEnded;
+  }
+
   /** Counts `bytes` more as owed; false (the stream cut, or ended) when they may not be sent. */
   owe(bytes: number): boolean {
-    if (this.cut || this.res.destroyed) return false;
+    if (this.ended) return false;
     this.owedBytes += bytes;
     if (this.owedBytes <= this.bytesMax) return true;
     this.cut = true;

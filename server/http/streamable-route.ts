@@ -89,6 +89,14 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   /** What each tenant's commits change, worked out once for all its listen streams. */
   const feeds = new ListenFeeds(surface.catalog, commitsOf);
 
+  /** Who hears of an event stream of `tenant` cut for a client that stopped reading (StreamBacklog). */
+  function streamCut(what: string, tenant: string): (owedBytes: number) => void {
+    return (owedBytes) => {
+      surface.log.warn({ tenant, owedBytes, streamBacklogBytesMax }, `${what} cut: its client reads too slowly`);
+      options.onStreamCut?.(tenant);
+    };
+  }
+
   /** A lease released exactly once, when the response is over. */
   async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
     const lease = await memoryFor(principal);
@@ -124,10 +132,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
     // each counted as owed to the client until written: a client that stops reading is cut.
     const tenant = principal.caller.tenant;
     const watched = new Set(listenedUris(req.body));
-    const backlog = new StreamBacklog(res, streamBacklogBytesMax, (owedBytes) => {
-      surface.log.warn({ tenant, owedBytes, streamBacklogBytesMax }, 'subscriptions/listen stream cut: its client reads too slowly');
-      options.onStreamCut?.(tenant);
-    });
+    const backlog = new StreamBacklog(res, streamBacklogBytesMax, streamCut('subscriptions/listen stream', tenant));
     const stopFeed = principal.capabilities.has('read')
       ? feeds.add(tenant, watched, (uri) => {
           if (backlog.owe(resourceUpdatedBytesMin(uri))) handler.notify.resourceUpdated(uri);
@@ -168,7 +173,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         sessions.track(id, res, 'call'); // the initialize POST
       },
       onsessionclosed: () => end(),
-    });
+    }, { bytesMax: streamBacklogBytesMax, onCut: streamCut('session GET stream', principal.caller.tenant) });
     // tools/call straight to the server's tool caller once initialize has been answered.
     transport.directToolCaller = () => (server.getClientVersion() !== undefined ? toolCallerOf(server) : undefined);
     // connect() takes the transport's callbacks over; the server's onclose is ours to chain.

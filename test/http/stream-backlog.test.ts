@@ -1,8 +1,9 @@
 /**
  * A client that holds an event stream open and never reads it is cut once the stream owes it
  * more than streamBacklogBytesMax (stream-backlog.ts), while a client that reads keeps every
- * update. Before, the SDK queued each update for the stalled client without end: a tenant's
- * writer and one such listen could grow the server's memory until it died, for every tenant.
+ * update: a 2026-era subscriptions/listen stream, and a 2025-era session's GET stream. Before,
+ * the SDK queued each update for the stalled client without end: a tenant's writer and one such
+ * stream could grow the server's memory until it died, for every tenant.
  * The real HTTP server in process over the notes fixture, a real 2.x SDK client reading, and a
  * raw HTTP client that stops reading.
  */
@@ -10,7 +11,8 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { afterEach, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
-import { connectNewerHttp, newerRevision, type McpTestClient } from '../support/mcp-clients.js';
+import { connectNewerHttp, connectOlderHttp, newerRevision, type McpTestClient } from '../support/mcp-clients.js';
+import { bothAccepted, openSession, post } from '../support/raw-http-session.js';
 import { waitUntil } from '../support/wait-until.js';
 
 let http: NotesHttp | undefined;
@@ -52,23 +54,37 @@ async function stalledListen(url: string): Promise<IncomingMessage> {
   });
 }
 
-test('a listen stream whose client stops reading is cut past streamBacklogBytesMax; a reading one gets every update', async () => {
-  const cuts: string[] = [];
-  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant), listenStreamsMax: { total: 2, perTenant: 2 } });
-  const reader = await connectNewerHttp({ url: `${http.serving.url}/mcp` });
-  clients.push(reader);
-  await reader.watchResource(uri);
-  await stalledListen(http.serving.url);
+/** A session's GET stream (the session subscribed to `uri`) whose client reads nothing once the stream opened. */
+async function stalledSessionStream(url: string): Promise<void> {
+  const session = await openSession(`${url}/mcp`);
+  const subscribed = await post(`${url}/mcp`, { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri } }, session);
+  expect(subscribed.status).toBe(200);
+  await subscribed.text();
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${url}/mcp`, { method: 'GET', headers: { ...session, accept: bothAccepted } }, (res) => {
+      res.pause();
+      if (res.statusCode === 200) resolve();
+      else reject(new Error(`the GET stream was refused: ${res.statusCode}`));
+    });
+    req.on('error', reject);
+    raw.push(req);
+    req.end();
+  });
+}
 
-  // Updates at the pace of the reading client (never more than `window` ahead of it): it keeps up
-  // by construction, so only the stalled stream can come to owe anything.
+/**
+ * Updates of `uri` until a stream is cut (or `updatesMax`), at the pace of `reader` (never more
+ * than `window` ahead of it): it keeps up by construction, so only the stalled stream can come
+ * to owe anything. Returns the updates published, each of which `reader` has heard.
+ */
+async function publishUntilCut(reader: McpTestClient, cuts: readonly string[]): Promise<number> {
   const caller = localPrincipal().caller;
   const window = 32;
   const updatesMax = 40_000; // about 40 MiB: far past the bound and any socket buffer
   let published = 0;
   let read = 0;
   while (cuts.length === 0 && published < updatesMax) {
-    await http.memory.notes.put(id, String(published), caller);
+    await http!.memory.notes.put(id, String(published), caller);
     published++;
     while (published - read > window) {
       expect(await reader.nextResourceUpdate()).toBe(uri);
@@ -80,6 +96,32 @@ test('a listen stream whose client stops reading is cut past streamBacklogBytesM
     expect(await reader.nextResourceUpdate()).toBe(uri);
     read++;
   }
+  return published;
+}
+
+test('a session GET stream whose client stops reading is cut past streamBacklogBytesMax; a reading session gets every update', async () => {
+  const cuts: string[] = [];
+  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant) });
+  const reader = await connectOlderHttp({ url: `${http.serving.url}/mcp` });
+  clients.push(reader);
+  await reader.watchResource(uri);
+  await stalledSessionStream(http.serving.url);
+  await publishUntilCut(reader, cuts);
+  await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
+  expect(await reader.nextResourceUpdate()).toBe(uri);
+  expect(cuts).toEqual(['local']);
+});
+
+test('a listen stream whose client stops reading is cut past streamBacklogBytesMax; a reading one gets every update', async () => {
+  const cuts: string[] = [];
+  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant), listenStreamsMax: { total: 2, perTenant: 2 } });
+  const reader = await connectNewerHttp({ url: `${http.serving.url}/mcp` });
+  clients.push(reader);
+  await reader.watchResource(uri);
+  await stalledListen(http.serving.url);
+
+  await publishUntilCut(reader, cuts);
+  const caller = localPrincipal().caller;
 
   // The cut stream gave its place back (2 per tenant): another listen is let in, and hears the next update.
   const late = await connectNewerHttp({ url: `${http.serving.url}/mcp` });
