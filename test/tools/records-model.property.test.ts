@@ -393,7 +393,17 @@ class Runner {
     const { all, sizes } = await this.pages('chat_messages_list', args, 'messages');
     expect(all, what).toEqual(want);
     for (const size of sizes.slice(0, -1)) expect(size, `${what}: a full page before the last`).toBe(limit ?? 50);
-    expect(await this.read('chat_messages_list', { thread, limit: 1 }), `${what}: title`).toMatchObject({ thread, title: t.title });
+    const first = await this.read('chat_messages_list', { thread, limit: 1, ...(desc ? { desc } : {}) });
+    expect(first, `${what}: title`).toMatchObject({ thread, title: t.title });
+    const cursor = first['next_cursor'] as string | undefined;
+    if (cursor === undefined) return;
+    // A cursor serves the query it paged: not the other direction, another thread, or another tool.
+    const foreign = /was not issued for this query/;
+    await this.expectError('chat_messages_list', { thread, cursor, ...(desc ? {} : { desc: true }) }, 'invalid_argument', foreign);
+    const other = [...this.m.threads.keys()].find((id) => id !== thread);
+    if (other) await this.expectError('chat_messages_list', { thread: other, cursor, ...(desc ? { desc } : {}) }, 'invalid_argument', foreign);
+    const surface = [...this.m.surfaces.keys()][0];
+    if (surface) await this.expectError('ar_history_list', { surface, cursor }, 'invalid_argument', foreign);
   }
 
   async checkSurface(surface: string, limit: number | undefined): Promise<void> {
