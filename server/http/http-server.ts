@@ -124,7 +124,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const listens = listenStreamPlaces(options.listenStreamsMax);
   const streamBacklogBytesMax = options.streamBacklogBytesMax ?? streamBacklogBytesMaxDefault;
   const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens, streamBacklogBytesMax, ...(options.onStreamCut && { onStreamCut: options.onStreamCut }) });
-  const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls });
+  const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls, streamBacklogBytesMax, ...(options.onStreamCut && { onStreamCut: options.onStreamCut }) });
 
   const app = express();
   app.disable('x-powered-by');

@@ -14,6 +14,7 @@ import { sendJsonRpcError } from './json-rpc-error.js';
 import { sessionMemory, type CommitsOf, type MemoryFor } from './seams.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import type { InFlightCalls } from '../ops/in-flight.js';
+import { streamCutReport } from './stream-backlog.js';
 
 export interface SseRouteOptions {
   readonly surface: McpSurface;
@@ -22,6 +23,10 @@ export interface SseRouteOptions {
   readonly sessions: SessionTable;
   /** A posted request is a call in flight until its answer is written on the stream (graceful shutdown). */
   readonly calls?: InFlightCalls;
+  /** Bytes a stream may hold unsent for its client before it is cut (streamBacklogBytesMax). */
+  readonly streamBacklogBytesMax: number;
+  /** A stream cut for a client that stopped reading (for the metrics). Must not throw. */
+  readonly onStreamCut?: (tenant: string) => void;
 }
 
 type MessageId = string | number;
@@ -52,8 +57,15 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const waiting = new Map<MessageId, () => void>();
     unanswered.set(transport.sessionId, waiting);
     const send = transport.send.bind(transport);
+    const cut = streamCutReport(surface.log, 'SSE session stream', principal.caller.tenant, options.streamBacklogBytesMax, options.onStreamCut);
     transport.send = async (message) => {
       await send(message);
+      // The 1.x transport writes straight to the response, so what the client has not read waits
+      // in its buffer: past the bound the stream is cut (the session ends; its client connects again).
+      if (res.writableLength > options.streamBacklogBytesMax && !res.destroyed) {
+        cut(res.writableLength);
+        res.destroy();
+      }
       if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) endCall(waiting, message.id);
     };
     res.on('close', () => {

@@ -8,6 +8,7 @@
  * and reads what changed meanwhile with resources/read, as after any lost stream.
  */
 import type { ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
 
 /** Bytes a notification stream may owe its client before it is cut; as a WebSocket's sendQueueBytesMax. */
 export const streamBacklogBytesMax = 16 * 1024 * 1024;
@@ -22,6 +23,14 @@ export function resourceUpdatedBytesMin(uri: string): number {
   return resourceUpdatedFrameBytes + Buffer.byteLength(uri);
 }
 const resourceUpdatedFrameBytes = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: '' } }).length;
+
+/** What is done when `what`, a stream of `tenant`, is cut for its backlog: a warning, then `onCut` (the metrics). */
+export function streamCutReport(log: Logger, what: string, tenant: string, bytesMax: number, onCut: ((tenant: string) => void) | undefined): (owedBytes: number) => void {
+  return (owedBytes) => {
+    log.warn({ tenant, owedBytes, streamBacklogBytesMax: bytesMax }, `${what} cut: its client reads too slowly`);
+    onCut?.(tenant);
+  };
+}
 
 export class StreamBacklog {
   private owedBytes = 0;

@@ -24,7 +24,7 @@ import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
 import { TenantPlaces } from './tenant-places.js';
-import { resourceUpdatedBytesMin, StreamBacklog } from './stream-backlog.js';
+import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
 
 export const sessionHeader = 'mcp-session-id';
@@ -90,12 +90,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   const feeds = new ListenFeeds(surface.catalog, commitsOf);
 
   /** Who hears of an event stream of `tenant` cut for a client that stopped reading (StreamBacklog). */
-  function streamCut(what: string, tenant: string): (owedBytes: number) => void {
-    return (owedBytes) => {
-      surface.log.warn({ tenant, owedBytes, streamBacklogBytesMax }, `${what} cut: its client reads too slowly`);
-      options.onStreamCut?.(tenant);
-    };
-  }
+  const streamCut = (what: string, tenant: string) => streamCutReport(surface.log, what, tenant, streamBacklogBytesMax, options.onStreamCut);
 
   /** A lease released exactly once, when the response is over. */
   async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {

@@ -1,7 +1,8 @@
 /**
  * A client that holds an event stream open and never reads it is cut once the stream owes it
  * more than streamBacklogBytesMax (stream-backlog.ts), while a client that reads keeps every
- * update: a 2026-era subscriptions/listen stream, and a 2025-era session's GET stream. Before,
+ * update: a 2026-era subscriptions/listen stream, a 2025-era session's GET stream, a legacy
+ * HTTP+SSE session's stream. Before,
  * the SDK queued each update for the stalled client without end: a tenant's writer and one such
  * stream could grow the server's memory until it died, for every tenant.
  * The real HTTP server in process over the notes fixture, a real 2.x SDK client reading, and a
@@ -11,8 +12,8 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { afterEach, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
-import { connectNewerHttp, connectOlderHttp, newerRevision, type McpTestClient } from '../support/mcp-clients.js';
-import { bothAccepted, openSession, post } from '../support/raw-http-session.js';
+import { connectNewerHttp, connectOlderHttp, connectOlderSse, newerRevision, type McpTestClient } from '../support/mcp-clients.js';
+import { bothAccepted, olderRevision, openSession, post } from '../support/raw-http-session.js';
 import { waitUntil } from '../support/wait-until.js';
 
 let http: NotesHttp | undefined;
@@ -72,6 +73,30 @@ async function stalledSessionStream(url: string): Promise<void> {
   });
 }
 
+/** A legacy HTTP+SSE session subscribed to `uri`, whose client reads nothing after the endpoint event. */
+async function stalledSseStream(url: string): Promise<void> {
+  const messagesPath = await new Promise<string>((resolve, reject) => {
+    const req = request(`${url}/sse`, { method: 'GET', headers: { accept: 'text/event-stream' } }, (res) => {
+      res.once('data', (chunk: Buffer) => {
+        res.pause();
+        const endpoint = /data: (\S+)/.exec(chunk.toString('utf8'))?.[1];
+        if (endpoint === undefined) reject(new Error(`no endpoint event: ${chunk.toString('utf8')}`));
+        else resolve(endpoint);
+      });
+    });
+    req.on('error', reject);
+    raw.push(req);
+    req.end();
+  });
+  const messages = `${url}${messagesPath}`;
+  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: olderRevision, capabilities: {}, clientInfo: { name: 'stalled', version: '0' } } };
+  for (const message of [initialize, { jsonrpc: '2.0', method: 'notifications/initialized' }, { jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri } }]) {
+    const posted = await post(messages, message, {});
+    expect(posted.status).toBe(202);
+    await posted.text();
+  }
+}
+
 /**
  * Updates of `uri` until a stream is cut (or `updatesMax`), at the pace of `reader` (never more
  * than `window` ahead of it): it keeps up by construction, so only the stalled stream can come
@@ -106,6 +131,19 @@ test('a session GET stream whose client stops reading is cut past streamBacklogB
   clients.push(reader);
   await reader.watchResource(uri);
   await stalledSessionStream(http.serving.url);
+  await publishUntilCut(reader, cuts);
+  await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
+  expect(await reader.nextResourceUpdate()).toBe(uri);
+  expect(cuts).toEqual(['local']);
+});
+
+test('a legacy SSE stream whose client stops reading is cut past streamBacklogBytesMax; a reading SSE session gets every update', async () => {
+  const cuts: string[] = [];
+  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant) });
+  const reader = await connectOlderSse({ url: `${http.serving.url}/sse` });
+  clients.push(reader);
+  await reader.watchResource(uri);
+  await stalledSseStream(http.serving.url);
   await publishUntilCut(reader, cuts);
   await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
   expect(await reader.nextResourceUpdate()).toBe(uri);
