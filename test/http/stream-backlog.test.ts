@@ -124,31 +124,24 @@ async function publishUntilCut(reader: McpTestClient, cuts: readonly string[]): 
   return published;
 }
 
-test('a session GET stream whose client stops reading is cut past streamBacklogBytesMax; a reading session gets every update', async () => {
-  const cuts: string[] = [];
-  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant) });
-  const reader = await connectOlderHttp({ url: `${http.serving.url}/mcp` });
-  clients.push(reader);
-  await reader.watchResource(uri);
-  await stalledSessionStream(http.serving.url);
-  await publishUntilCut(reader, cuts);
-  await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
-  expect(await reader.nextResourceUpdate()).toBe(uri);
-  expect(cuts).toEqual(['local']);
-});
-
-test('a legacy SSE stream whose client stops reading is cut past streamBacklogBytesMax; a reading SSE session gets every update', async () => {
-  const cuts: string[] = [];
-  http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant) });
-  const reader = await connectOlderSse({ url: `${http.serving.url}/sse` });
-  clients.push(reader);
-  await reader.watchResource(uri);
-  await stalledSseStream(http.serving.url);
-  await publishUntilCut(reader, cuts);
-  await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
-  expect(await reader.nextResourceUpdate()).toBe(uri);
-  expect(cuts).toEqual(['local']);
-});
+const sessionCases = [
+  { stream: 'a session GET stream', reader: 'session', connect: (url: string) => connectOlderHttp({ url: `${url}/mcp` }), stall: stalledSessionStream },
+  { stream: 'a legacy SSE stream', reader: 'SSE session', connect: (url: string) => connectOlderSse({ url: `${url}/sse` }), stall: stalledSseStream },
+];
+for (const { stream, reader: readerKind, connect, stall } of sessionCases) {
+  test(`${stream} whose client stops reading is cut past streamBacklogBytesMax; a reading ${readerKind} gets every update`, async () => {
+    const cuts: string[] = [];
+    http = await startNotesHttp({ streamBacklogBytesMax: backlogBytesMax, onStreamCut: (tenant) => cuts.push(tenant) });
+    const reader = await connect(http.serving.url);
+    clients.push(reader);
+    await reader.watchResource(uri);
+    await stall(http.serving.url);
+    await publishUntilCut(reader, cuts);
+    await http.memory.notes.put(id, 'after the cut', localPrincipal().caller);
+    expect(await reader.nextResourceUpdate()).toBe(uri);
+    expect(cuts).toEqual(['local']);
+  });
+}
 
 test('a listen stream whose client stops reading is cut past streamBacklogBytesMax; a reading one gets every update', async () => {
   const cuts: string[] = [];
