@@ -132,7 +132,7 @@ function tenantRegistry(
     slotWaitMs: config.tenantSlotWaitMs,
     storesMemoryBytesMax: config.storesMemoryBytesMax ?? storesMemoryBytesMaxOfMachine(),
     bytesOf: (memory) => memory.store.memoryBytesEstimate(),
-    failed: (memory) => memory.store.failed,
+    failed: (memory) => memory.store.failureKind,
     observe: (event) => {
       logRegistryEvent(log, event);
       if (event.kind === 'open_failed') metrics.storeOpenFailure(storeOpenFailureCode(event.error));

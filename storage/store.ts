@@ -140,6 +140,8 @@ export interface StoreApi {
   readonly durableOffset: number;
   /** A failed fdatasync (or the files gone) failed the store: it refuses writes until reopened. */
   readonly failed: boolean;
+  /** Why it failed (undefined while it has not). */
+  readonly failureKind: StoreFailureKind | undefined;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
   /** Run fn on the current state; its result, or the error it throws, is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;
@@ -379,6 +381,10 @@ export class Store implements StoreApi {
   }
   get failed(): boolean {
     return this.failure !== undefined;
+  }
+  /** Why the store failed (undefined while it has not). */
+  get failureKind(): StoreFailureKind | undefined {
+    return this.failure?.kind;
   }
   get pendingCount(): number {
     return this.queue.length;

@@ -7,7 +7,7 @@
  * the maximum, so a dead disk is not hammered: a reopened store that fails again, or whose open
  * fails, waits longer. A reopened store still sound once its wait is over forgets the backoff.
  */
-import { MemoryError } from '../../storage/errors.js';
+import { MemoryError, type StoreFailureKind } from '../../storage/errors.js';
 
 /** The wait before the first reopen of a failed store. */
 export const failedStoreReopenDelayMsMin = 5_000;
@@ -16,12 +16,25 @@ export const failedStoreReopenDelayMsMax = 5 * 60_000;
 /** Tenants whose backoff is remembered at most (the oldest is forgotten first): memory stays bounded whatever the tenant count. */
 export const failedStoreBackoffsRememberedMax = 10_000;
 
-/** A request for a failed store before its reopen is due: retryable, with when to retry. */
+/** Why a store failed, as its callers are told meanwhile, and what that means for what it acknowledged. */
+const failureSaid: Record<StoreFailureKind, { readonly why: string; readonly acknowledged: string }> = {
+  fdatasync_failed: { why: 'the disk did not make a write durable', acknowledged: 'nothing acknowledged was lost' },
+  writer_out_of_step: { why: 'its log writer fell out of step', acknowledged: 'nothing acknowledged was lost' },
+  files_deleted: { why: 'its files were deleted while it was open', acknowledged: 'what it held is gone unless an operator restores it from a backup' },
+};
+
+/**
+ * A request for a failed store before its reopen is due: retryable, with when to retry. `kind`:
+ * why the open store failed; absent when its last reopen's open failed (the server log says why).
+ */
 export class StoreReopenPending extends MemoryError {
-  constructor(tenant: string, readonly retryAfterMs: number) {
+  constructor(tenant: string, readonly retryAfterMs: number, kind?: StoreFailureKind) {
     const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-    super('unavailable', `the store of tenant ${tenant} failed (the disk did not make a write durable) and refuses work until it is reopened, in about ${seconds} s`,
-      `retry after ${seconds} s; nothing acknowledged was lost`);
+    const said = kind === undefined ? undefined : failureSaid[kind];
+    super('unavailable', said === undefined
+      ? `the store of tenant ${tenant} could not be reopened and refuses work until it is tried again, in about ${seconds} s (the server log says why)`
+      : `the store of tenant ${tenant} failed (${said.why}) and refuses work until it is reopened, in about ${seconds} s`,
+    `retry after ${seconds} s${said === undefined ? '' : `; ${said.acknowledged}`}`);
   }
 }
 
@@ -45,7 +58,7 @@ export class FailedStoreReopens {
    * reopen: the next wait doubles), else the refusal to answer meanwhile. `held`: other work
    * still holds the store, so it cannot be closed yet.
    */
-  reopenRefusal(tenant: string, held: boolean): StoreReopenPending | undefined {
+  reopenRefusal(tenant: string, held: boolean, kind?: StoreFailureKind): StoreReopenPending | undefined {
     const nowMs = this.nowMs();
     let backoff = this.backoffs.get(tenant);
     if (backoff === undefined) {
@@ -53,8 +66,8 @@ export class FailedStoreReopens {
       this.backoffs.set(tenant, backoff);
       if (this.backoffs.size > failedStoreBackoffsRememberedMax) this.backoffs.delete(this.backoffs.keys().next().value!);
     }
-    if (nowMs < backoff.notBeforeMs) return new StoreReopenPending(tenant, backoff.notBeforeMs - nowMs);
-    if (held) return new StoreReopenPending(tenant, failedStoreReopenDelayMsMin);
+    if (nowMs < backoff.notBeforeMs) return new StoreReopenPending(tenant, backoff.notBeforeMs - nowMs, kind);
+    if (held) return new StoreReopenPending(tenant, failedStoreReopenDelayMsMin, kind);
     backoff.delayMs = Math.min(backoff.delayMs * 2, failedStoreReopenDelayMsMax);
     backoff.notBeforeMs = nowMs + backoff.delayMs;
     backoff.openFailed = false;

@@ -21,7 +21,7 @@
  *
  * Generic over the store so it holds no storage knowledge: T is anything with `close()`.
  */
-import { MemoryError } from '../../storage/errors.js';
+import { MemoryError, type StoreFailureKind } from '../../storage/errors.js';
 import { FailedStoreReopens } from './failed-store-reopen.js';
 import { storeOpenRefusal } from './open-refusal.js';
 import { tenantDir } from './tenant-dir.js';
@@ -71,7 +71,8 @@ export interface TenantRegistryOptions<T extends Closable> {
   /** A store's estimated memory, in bytes; read when it opens and when its last lease is released. Must not throw. */
   readonly bytesOf?: (store: T) => number;
   /** Whether the store failed and refuses writes until reopened (default: never). */
-  readonly failed?: (store: T) => boolean;
+  /** Whether the store failed (it refuses writes until reopened), or why: its callers are told meanwhile. */
+  readonly failed?: (store: T) => boolean | StoreFailureKind | undefined;
   /** The clock of the failed stores' reopen backoff (tests pass their own). */
   readonly nowMs?: () => number;
   /** Opens, closes, failures: for logs and metrics. Must not throw. */
@@ -174,8 +175,9 @@ export class TenantRegistry<T extends Closable> {
         await existing.closed;
         continue;
       }
-      if (existing?.state === 'open' && this.options.failed?.(existing.store as T)) {
-        const refusal = this.reopens.reopenRefusal(id, existing.inFlight > 0);
+      const failed = existing?.state === 'open' ? this.options.failed?.(existing.store as T) : undefined;
+      if (existing?.state === 'open' && failed) {
+        const refusal = this.reopens.reopenRefusal(id, existing.inFlight > 0, typeof failed === 'string' ? failed : undefined);
         if (refusal !== undefined) throw refusal;
         this.startClose(existing, 'failed'); // idle: closed now, then reopened below
         continue;

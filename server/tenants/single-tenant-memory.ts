@@ -44,7 +44,7 @@ export class SingleTenantMemory {
       },
       openTenantsMax: 1,
       idleCloseMs: idleCloseNever,
-      failed: (memory) => memory.store.failed,
+      failed: (memory) => memory.store.failureKind,
       ...(options.nowMs !== undefined && { nowMs: options.nowMs }),
       ...(options.observe !== undefined && { observe: options.observe }),
     });

@@ -155,3 +155,31 @@ test.each<Era>(['older', 'newer'])('over stdio (%s-era client): a failed store i
     await tenantMemory.close();
   }
 });
+
+test('over stdio: a store whose files were deleted is refused saying so, not as a disk that failed a write with nothing lost', async () => {
+  const principal = localPrincipal();
+  const tenantMemory = new SingleTenantMemory({
+    dataDir,
+    tenant: principal.caller.tenant,
+    open: (dir) => openTenantMemory(dir, principal.caller.tenant, { filesCheckMs: 0 }),
+  });
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const serving = serveMemoryStdio({ surface: { tools: memoryTools, catalog: memoryCatalog, log: silentLogger() }, principal, memory: tenantMemory.memory, stdin, stdout });
+  const client = await connectStreams('older', stdin, stdout);
+  try {
+    const put = async (id: string) => toolErrorOf(await client.callTool('object_put', { id, type: 'note', attributes: {} }));
+    expect(await put('kept')).toBeUndefined();
+    await rm(join(dataDir, 'tenants'), { recursive: true, force: true }); // an `rm -rf`, a volume gone
+    expect(await put('unseen')).toMatchObject({ code: 'unavailable', message: expect.stringContaining("the store's files were deleted while it was open") });
+    expect(await put('meanwhile')).toEqual({
+      code: 'unavailable',
+      message: `the store of tenant ${principal.caller.tenant} failed (its files were deleted while it was open) and refuses work until it is reopened, in about ${failedStoreReopenDelayMsMin / 1000} s`,
+      hint: `retry after ${failedStoreReopenDelayMsMin / 1000} s; what it held is gone unless an operator restores it from a backup`,
+    });
+  } finally {
+    await client.close();
+    await serving.closed;
+    await tenantMemory.close().catch(() => undefined);
+  }
+});
