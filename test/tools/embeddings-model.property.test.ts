@@ -131,7 +131,7 @@ class Run {
   resolve(o: WriteOp): PlannedCall {
     const m = this.m;
     const id = this.id(o.id);
-    const call = (tool: string, args: Record<string, unknown>, plan: PlannedCall['plan']): PlannedCall => ({ tool, args, caller: callers[o.who]!, key: o.key, plan });
+    const call = (tool: string, args: Record<string, unknown>, plan: PlannedCall['plan'], early?: string): PlannedCall => ({ tool, args, caller: callers[o.who]!, key: o.key, plan, early });
     switch (o.kind) {
       case 'put_object':
         return call('object_put', { id, type: o.type, attributes: { n: o.n } }, () => ({
@@ -155,7 +155,6 @@ class Run {
           : { error: 'not_found' }));
       case 'put_embedding':
         return call('embedding_put', { object_id: id, model: o.model, vector: o.vector }, () => {
-          if (o.vector.length === 0) return { error: 'invalid_argument' };
           if (!m.objects.has(id)) return { error: 'not_found' };
           const vector = Float32Array.from(o.vector);
           if (vector.some((x) => !Number.isFinite(x)) || vector.every((x) => x === 0)) return { error: 'invalid_argument' };
@@ -164,7 +163,8 @@ class Run {
           if (dims !== undefined && dims !== vector.length) return { error: 'invalid_argument' };
           if (dims === undefined && models.size >= embeddingModelsMax) return { error: 'limit_exceeded' };
           return { result: { dims: vector.length }, apply: () => void m.embeddings.set(id, { model: o.model, vector }) };
-        });
+        // An empty vector is refused with the arguments, before any key is looked up.
+        }, o.vector.length === 0 ? 'invalid_argument' : undefined);
     }
   }
 
