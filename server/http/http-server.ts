@@ -62,6 +62,8 @@ export interface HttpServerOptions {
   readonly sessionsMax?: { readonly total: number; readonly perTenant: number };
   /** Tests: fewer subscriptions/listen streams than listenStreamsMax (and per tenant, listenStreamsPerTenantMax). */
   readonly listenStreamsMax?: { readonly total: number; readonly perTenant: number };
+  /** Tests: a shorter sseKeepAliveMs (how often a quiet HTTP+SSE stream carries a comment). */
+  readonly sseKeepAliveMs?: number;
   /** Tests: a smaller streamBacklogBytesMax (what an event stream may owe its client before it is cut). */
   readonly streamBacklogBytesMax?: number;
   /** An event stream cut for owing its client more than streamBacklogBytesMax, with its tenant. Must not throw. */
@@ -124,7 +126,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const listens = listenStreamPlaces(options.listenStreamsMax);
   const streamBacklogBytesMax = options.streamBacklogBytesMax ?? streamBacklogBytesMaxDefault;
   const streamable = createStreamableRoute({ surface, memoryFor, commitsOf, sessions, bodyBytesMax, listens, streamBacklogBytesMax, ...(options.onStreamCut && { onStreamCut: options.onStreamCut }) });
-  const sse = createSseRoute({ surface, memoryFor, commitsOf, sessions, calls: options.calls, streamBacklogBytesMax, ...(options.onStreamCut && { onStreamCut: options.onStreamCut }) });
+  const sse = createSseRoute({
+    surface, memoryFor, commitsOf, sessions, calls: options.calls, streamBacklogBytesMax,
+    ...(options.onStreamCut && { onStreamCut: options.onStreamCut }),
+    ...(options.sseKeepAliveMs !== undefined && { keepAliveMs: options.sseKeepAliveMs }),
+  });
 
   const app = express();
   app.disable('x-powered-by');

@@ -27,7 +27,16 @@ export interface SseRouteOptions {
   readonly streamBacklogBytesMax: number;
   /** A stream cut for a client that stopped reading (for the metrics). Must not throw. */
   readonly onStreamCut?: (tenant: string) => void;
+  /** Tests: a shorter sseKeepAliveMs. */
+  readonly keepAliveMs?: number;
 }
+
+/**
+ * An SSE comment goes down an open stream this often. The 1.x transport sends nothing while the
+ * session is quiet, and a proxy or balancer cuts a connection idle for its read timeout (often
+ * 60 s): for this transport that ends the session. As the SDK's own streams do (15 s).
+ */
+export const sseKeepAliveMs = 15_000;
 
 type MessageId = string | number;
 
@@ -68,7 +77,12 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
       }
       if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) endCall(waiting, message.id);
     };
+    const keepAlive = setInterval(() => {
+      if (!res.destroyed && !res.writableEnded) res.write(': keep-alive\n\n');
+    }, options.keepAliveMs ?? sseKeepAliveMs);
+    keepAlive.unref();
     res.on('close', () => {
+      clearInterval(keepAlive);
       sessions.remove(transport.sessionId);
       unanswered.delete(transport.sessionId);
       for (const end of waiting.values()) end();
