@@ -74,6 +74,10 @@ export const arObserve = defineReducer({
     boundJsonBytes('payload', a.payload ?? {}, 'arPayloadBytesMax', arPayloadBytesMax);
     const surfaces = ctx.table('ar_surfaces');
     const current = surfaces.get([a.surface]);
+    if (!current && surfaces.size >= arSurfacesMax) {
+      throw new MemoryError('limit_exceeded', `surface ${a.surface} would be new; the tenant has ${surfaces.size} surfaces, the limit (arSurfacesMax) is ${arSurfacesMax}`,
+        'record observations of surfaces already observed (no tool removes a surface)');
+    }
     const seq = current ? (current['last_seq'] as number) + 1 : 1;
     const observedAtMs = a.observed_at_ms ?? ctx.timestampMs;
     const state = { pose: a.pose, anchors: a.anchors ?? [], payload: a.payload ?? {}, observed_at_ms: observedAtMs };
