@@ -38,6 +38,16 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
+/**
+ * Refuses a key the message or query does not have: a misspelt `where` (`"were"`) or `after`
+ * was ignored, and the subscribe served every row, or a fresh result, as if asked for.
+ */
+function onlyKeys(value: Record<string, unknown>, keys: readonly string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) throw invalid(`${where}: unknown key ${JSON.stringify(key).slice(0, 70)} (keys: ${keys.join(', ')})`);
+  }
+}
+
 function queryId(value: unknown, where: string): string {
   if (typeof value !== 'string' || !queryIdPattern.test(value)) throw invalid(`${where}: a query id is 1-64 of A-Z a-z 0-9 _ . : -`);
   return value;
@@ -53,6 +63,7 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
       return { type: 'auth', token };
     }
     case 'subscribe': {
+      onlyKeys(value, ['type', 'queries', 'after'], 'subscribe');
       const raw = value['queries'];
       if (!Array.isArray(raw) || raw.length === 0) throw invalid('subscribe: queries must be a non-empty list');
       if (raw.length > limits.queriesPerSubscribeMax) {
@@ -61,6 +72,7 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
       const ids = new Set<string>();
       const queries = raw.map((q, index): QuerySpec => {
         if (!isObject(q)) throw invalid(`subscribe: queries[${index}] must be an object`);
+        onlyKeys(q, ['id', 'table', 'where'], `subscribe: queries[${index}]`);
         const id = queryId(q['id'], `subscribe: queries[${index}].id`);
         if (ids.has(id)) throw invalid(`subscribe: query id ${id} given twice`);
         ids.add(id);
@@ -78,6 +90,7 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
       return { type: 'subscribe', queries, after };
     }
     case 'unsubscribe': {
+      onlyKeys(value, ['type', 'ids'], 'unsubscribe');
       const raw = value['ids'];
       if (!Array.isArray(raw) || raw.length === 0) throw invalid('unsubscribe: ids must be a non-empty list');
       if (raw.length > limits.queriesPerConnectionMax) throw new MemoryError('limit_exceeded', `unsubscribe: more than ${limits.queriesPerConnectionMax} ids`);

@@ -282,6 +282,10 @@ describe('bad input', () => {
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'secrets' }] }, 'not_found', /no table secrets/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'idempotency_keys' }] }, 'not_found', /no table/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], after: -5 }, 'invalid_argument', /after/],
+      // A misspelt key is refused, not ignored: a `were` ignored served every row of the table.
+      [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects', were: { type: 'order' } }] }, 'invalid_argument', /queries\[0\]: unknown key "were" \(keys: id, table, where\)/],
+      [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], afer: 3 }, 'invalid_argument', /subscribe: unknown key "afer"/],
+      [{ type: 'unsubscribe', ids: ['q'], all: true }, 'invalid_argument', /unsubscribe: unknown key "all"/],
     ];
     for (const [message, code, text] of cases) {
       client.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
