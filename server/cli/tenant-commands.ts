@@ -12,6 +12,7 @@
 import { readdir, readlink, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
+import { leftoverOf, removeCommand, type Leftover } from '../../storage/backup/scratch-dir.js';
 import { MemoryError } from '../../storage/errors.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSegments, SegmentReader } from '../../storage/log/recovery.js';
@@ -93,6 +94,24 @@ export async function listTenants(dataDir: string, options: ListOptions = {}): P
   return rows;
 }
 
+/**
+ * The scratch copies restores into this data directory left (`tenants/T.restoring-PID`, up to a
+ * whole store each): one whose process ended is removed only by the next restore of T, so it is
+ * named here, with the command that removes it; one whose process runs is a restore under way.
+ */
+export async function restoresLeftBehind(dataDir: string): Promise<Leftover[]> {
+  const root = tenantsRoot(dataDir);
+  const names = await readdir(root).catch(() => [] as string[]);
+  return names.sort().flatMap((name) => leftoverOf(path.join(root, name), 'restore') ?? []);
+}
+
+function leftoverLine(l: Leftover): string {
+  const tenant = path.basename(l.target);
+  return l.running
+    ? `restoring ${l.dir}: a restore of ${tenant} under way (process ${l.pid})`
+    : `left      ${l.dir}: what an interrupted restore of ${tenant} (process ${l.pid}) left, not a store; remove it with ${removeCommand(l.dir)}`;
+}
+
 /** What --check makes exit 3: a store damaged, vanished, or not readable at all. */
 function anyUnhealthy(rows: readonly TenantRow[]): boolean {
   return rows.some((r) => 'problem' in r || 'vanished' in r || r.check?.ok === false);
@@ -157,9 +176,11 @@ export function registerTenantCommands(program: Command): void {
         const dataDir = operatorDataDir(opts.dataDir);
         await requireDataDir(dataDir);
         const rows = await listTenants(dataDir, { check: opts.check === true, onProgress: progress.onProgress });
+        const leftBehind = await restoresLeftBehind(dataDir);
         progress.stop();
         const unhealthy = opts.check === true && anyUnhealthy(rows);
-        printReport(opts.json === true, { ok: !unhealthy, dataDir, tenants: rows }, () => tableLines(dataDir, rows, opts.check === true));
+        printReport(opts.json === true, { ok: !unhealthy, dataDir, tenants: rows, restoresLeftBehind: leftBehind },
+          () => [...tableLines(dataDir, rows, opts.check === true), ...leftBehind.map(leftoverLine)]);
         // The exit code of a store that refuses to open: a script sees the damage without parsing.
         if (unhealthy) process.exitCode = 3;
       } catch (error) {
