@@ -8,10 +8,17 @@ export const signalExitCodes = { SIGINT: 130, SIGTERM: 143 } as const;
 type StopSignal = keyof typeof signalExitCodes;
 const stopSignals = Object.keys(signalExitCodes) as StopSignal[];
 
+/**
+ * The bar's values as cli-progress writes them, but its eta in seconds, or `?` while it cannot
+ * tell (no progress yet, or none lately): its own 'NULL' and 'INF' read as errors.
+ */
+const withEtaSeconds: typeof cliProgress.Format.ValueFormat = (value, options, type) =>
+  type === 'eta' ? (typeof value === 'number' ? `${value}s` : '?') : cliProgress.Format.ValueFormat(value, options, type);
+
 export function ttyProgress(enabled = process.stderr.isTTY === true, stream: NodeJS.WritableStream = process.stderr): { onProgress: ProgressFn; stop(): void } {
   if (!enabled) return { onProgress: () => undefined, stop: () => undefined };
   const bars = new cliProgress.MultiBar(
-    { stream, clearOnComplete: false, hideCursor: true, format: '{phase} [{bar}] {value}/{total} {percentage}% eta {eta}s' },
+    { stream, clearOnComplete: false, hideCursor: true, format: '{phase} [{bar}] {value}/{total} {percentage}% eta {eta}', formatValue: withEtaSeconds },
     cliProgress.Presets.shades_classic,
   );
   const byPhase = new Map<string, cliProgress.SingleBar>();
