@@ -88,15 +88,32 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
     totalMax: limits.connectionsMax, perTenantMax: limits.connectionsPerTenantMax,
     what: 'WebSocket connections', totalName: 'connectionsMax', perTenantName: 'connectionsPerTenantMax',
   });
+  /**
+   * Per tenant, the leases being granted: a store evicted in the moment its lease is granted
+   * (opened for this connection while another tenant waits for the slot) must be let go too,
+   * though no connection holds it yet; kept, it held the slot for the connection's life.
+   */
+  const granting = new Map<string, Set<{ evicted: boolean }>>();
   const memoryFor: MemoryFor = async (principal) => {
-    const place = places.open(principal.caller.tenant);
+    const tenant = principal.caller.tenant;
+    const place = places.open(tenant);
     if ('refusal' in place) throw new MemoryError('busy', place.refusal);
+    const grant = { evicted: false };
+    const pending = granting.get(tenant) ?? new Set();
+    granting.set(tenant, pending.add(grant));
     try {
       const lease = await deps.memoryFor(principal);
+      if (grant.evicted) {
+        lease.release();
+        throw new MemoryError('busy', "the tenant's store was evicted for another tenant (openTenantsMax) as this connection opened", 'connect again in a moment');
+      }
       return { memory: lease.memory, release: () => (lease.release(), place.release()) };
     } catch (error) {
       place.release();
       throw error;
+    } finally {
+      pending.delete(grant);
+      if (pending.size === 0 && granting.get(tenant) === pending) granting.delete(tenant);
     }
   };
 
@@ -243,6 +260,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       return lag;
     },
     releaseStore(tenant) {
+      for (const grant of granting.get(tenant) ?? []) grant.evicted = true;
       for (const connection of [...connections]) {
         if (connection.tenant === tenant) connection.close(wsClose.tryAgainLater, "the tenant's store was evicted for another tenant (openTenantsMax); reconnect with after");
       }

@@ -199,9 +199,9 @@ class Subscriber {
         this.client = client;
         await client.nextOfType('hello');
       } catch {
-        // Refused (the store busy opening for the other tenant) or closed at once: again, a little later.
+        // Refused (503: the store went to the other tenant as this one opened), as after a 1013: a pause, then again.
         this.refusals++;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await new Promise((resolve) => setTimeout(resolve, 100 + this.random() * 300));
         continue;
       }
       const query = { id: 'q', table: 'objects', ...(this.where ? { where: this.where } : {}) };
