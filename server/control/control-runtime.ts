@@ -12,7 +12,8 @@ import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
-import type { MemoryError } from '../../storage/errors.js';
+import { MemoryError } from '../../storage/errors.js';
+import { isDatabaseError } from '../../storage/control/database-error.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -168,7 +169,12 @@ export async function startControlRuntime(input: {
         control = opened;
         log.info({ backend: control.backend, migrated: control.migrated }, 'control plane ready');
       } catch (error) {
-        log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'control plane unreachable; tenant writes go on, drains wait');
+        if (isDatabaseError(error) || !(error instanceof MemoryError)) {
+          log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'control plane unreachable; tenant writes go on, drains wait');
+        } else {
+          // Postgres answered and refused (a database migrated by a newer server): an operator must act.
+          log.error({ err: errorText(error), hint: error.hint, retryInMs: retryDelayMs }, 'control plane refused; tenant writes go on, drains wait');
+        }
         await sleep(retryDelayMs);
         retryDelayMs = Math.min(retryDelayMs * 2, retryDelayMsMax);
       }

@@ -5,6 +5,7 @@
  * every version already recorded. A migration is never edited once shipped; add a new one.
  */
 import pg from 'pg';
+import { MemoryError } from '../errors.js';
 import { pgConnectionString } from './connection-url.js';
 import { backfillUserTenants } from './user-tenants-backfill.js';
 
@@ -180,6 +181,15 @@ export async function applyMigrations(directUrl: string): Promise<number[]> {
     );
     const done = await client.query<{ version: number }>('select version from control_migrations');
     const applied = new Set(done.rows.map((r) => Number(r.version)));
+    const known = Math.max(...migrations.map((m) => m.version));
+    const newer = [...applied].filter((version) => version > known);
+    if (newer.length > 0) {
+      throw new MemoryError(
+        'conflict',
+        `the control-plane database is at migration version ${Math.max(...newer)}, and this server knows up to ${known}: a newer server has migrated it`,
+        'run the newer ioboxx-memory version against it (migrations only go forward), or point DATABASE_URL at a database of this version',
+      );
+    }
     const ran: number[] = [];
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
