@@ -18,6 +18,12 @@ import { int, jsonObject } from './wire-schema.js';
 
 export const arHistoryPerSurfaceMax = 100;
 export const arSurfacesMax = 100_000;
+/**
+ * How far past the server's clock an observation's `observed_at_ms` may lie (device clocks
+ * drift): the latest observation is the one with the greatest time, so one stamped far ahead
+ * would stay a surface's state against every real observation after it.
+ */
+export const arObservedAheadMsMax = 5 * 60_000;
 export const anchorsMax = 64;
 /** UTF-8 bytes of JSON of one observation's payload. */
 export const arPayloadBytesMax = 16 * 1024;
@@ -80,6 +86,10 @@ export const arObserve = defineReducer({
     }
     const seq = current ? (current['last_seq'] as number) + 1 : 1;
     const observedAtMs = a.observed_at_ms ?? ctx.timestampMs;
+    if (observedAtMs > ctx.timestampMs + arObservedAheadMsMax) {
+      throw new MemoryError('invalid_argument', `observed_at_ms ${observedAtMs} is ${observedAtMs - ctx.timestampMs} ms past the server's clock (${ctx.timestampMs}); at most arObservedAheadMsMax = ${arObservedAheadMsMax} ms ahead is accepted`,
+        'send the time the observation was made, in ms since the epoch (check the device clock), or leave observed_at_ms out for now');
+    }
     const state = { pose: a.pose, anchors: a.anchors ?? [], payload: a.payload ?? {}, observed_at_ms: observedAtMs };
     const latest = !current || observedAtMs >= (current['observed_at_ms'] as number);
     surfaces.upsert(latest

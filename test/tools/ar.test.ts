@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { arHistoryPerSurfaceMax } from '../../tools/ar.js';
+import { arHistoryPerSurfaceMax, arObservedAheadMsMax } from '../../tools/ar.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -49,4 +49,13 @@ test('malformed poses, too many anchors and unknown surfaces are refused', async
   await expectRefused(f, f.call('ar_surface_get', { surface: 'nowhere' }), 'not_found');
   // Its history too: a misspelt surface is not an empty history.
   await expectRefused(f, f.call('ar_history_list', { surface: 'nowhere' }), 'not_found', /never observed/);
+});
+
+test(`an observed_at_ms more than arObservedAheadMsMax (${arObservedAheadMsMax} ms) past the server's clock is refused, so it cannot pin a surface's state`, async () => {
+  const nowMs = Date.now();
+  await f.call('ar_observe', { surface: 's', pose: pose(0), observed_at_ms: nowMs + 60_000 }); // a device clock a minute fast
+  await expectRefused(f, f.call('ar_observe', { surface: 's', pose: pose(9), observed_at_ms: nowMs + 365 * 86_400_000 }), 'invalid_argument', /past the server's clock/);
+  await f.call('ar_observe', { surface: 's', pose: pose(1) }); // now, later than neither: joins the history
+  await f.call('ar_observe', { surface: 's', pose: pose(2), observed_at_ms: nowMs + 120_000 });
+  expect(await f.call('ar_surface_get', { surface: 's' })).toMatchObject({ pose: pose(2), observations: 3 });
 });
