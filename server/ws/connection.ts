@@ -33,15 +33,32 @@ import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type Wire
 
 /**
  * What a client did on its connection, for the audit (DESIGN invariant 7): it authenticated
- * (at the upgrade or by an `auth` message), subscribed to tables, unsubscribed; allowed or
- * refused. Pings are keep-alives, not requests: not reported.
+ * (at the upgrade or by an `auth` message), subscribed to tables, unsubscribed, sent a message
+ * refused as malformed; allowed or refused. Pings are keep-alives, not requests: not reported.
  */
 export interface WsRequestEvent {
   readonly principal: Principal;
-  readonly action: 'ws/connect' | 'ws/auth' | 'ws/subscribe' | 'ws/unsubscribe';
+  /** `ws/message`: a message of no known type, refused. */
+  readonly action: 'ws/connect' | 'ws/auth' | 'ws/subscribe' | 'ws/unsubscribe' | 'ws/message';
   /** The tables subscribed to, the query ids unsubscribed, or the path tenant refused ('-' when none). */
   readonly target: string;
   readonly outcome: string;
+}
+
+/**
+ * What a message refused as malformed asked for, as far as it can be read: a subscribe names the
+ * tables it asked for, an unknown type itself (`ws/message`, target the type), an unreadable frame `-`.
+ */
+function requestAsked(raw: unknown): { action: WsRequestEvent['action']; target: string } {
+  const message = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const type = message['type'];
+  if (type === 'subscribe') {
+    const queries = Array.isArray(message['queries']) ? (message['queries'] as unknown[]) : [];
+    const tables = queries.map((q) => (typeof q === 'object' && q !== null ? (q as Record<string, unknown>)['table'] : undefined));
+    return { action: 'ws/subscribe', target: [...new Set(tables.filter((t): t is string => typeof t === 'string'))].join(',') || '-' };
+  }
+  if (type === 'unsubscribe' || type === 'auth') return { action: `ws/${type}`, target: '-' };
+  return { action: 'ws/message', target: typeof type === 'string' && type.length > 0 ? type : '-' };
 }
 
 export interface ConnectionContext {
@@ -170,10 +187,15 @@ export class Connection {
 
   private async handle(data: Buffer, isBinary: boolean): Promise<void> {
     let message: ClientMessage;
+    let raw: unknown;
     try {
-      message = parseClientMessage(decodeClientMessage(data, isBinary), this.ctx.limits);
+      raw = decodeClientMessage(data, isBinary);
+      message = parseClientMessage(raw, this.ctx.limits);
     } catch (error) {
       if (this.principal === undefined) return this.close(wsClose.badRequest, `authenticate first: ${(error as Error).message}`);
+      // Refused before it was handled, still a request of an identified client: audited as the others.
+      const asked = requestAsked(raw);
+      this.report(this.principal, asked.action, asked.target, error instanceof MemoryError ? error.code : 'invalid_argument');
       throw error;
     }
     if (message.type === 'auth') return this.authenticateWith(message.token);

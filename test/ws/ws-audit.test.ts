@@ -1,7 +1,7 @@
 /**
  * What WebSocket clients do is audited (DESIGN invariant 7), as MCP requests are: the connect of
  * an identified client, an `auth` message, each subscribe (with its tables) and unsubscribe,
- * allowed or refused, and each upgrade refused before a connection exists (401s excepted:
+ * allowed or refused (malformed messages too), and each upgrade refused before a connection exists (401s excepted:
  * authentication records those). The real WebSocket endpoint over a real tenant registry.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -81,4 +81,28 @@ test('refused upgrades are reported, with the principal once it is known; 401s a
     ['/ws', 400, undefined],
   ]);
   expect(refusals[1]!.reason).toContain('not someone-else');
+});
+
+test('a message of an identified client refused before it is handled is reported too: malformed, a misspelt key, an unknown type', async () => {
+  requests.length = 0;
+  const client = await TestClient.connect(`${base}/ws`, { token: 'good' });
+  await client.nextOfType('hello');
+  // A misspelt `where` would have served the whole table: refused, and the auditor must see that it was asked.
+  client.send({ type: 'subscribe', queries: [{ id: 'a', table: 'access_log', wehre: { subject: 'x' } }] });
+  expect(await client.nextOfType('error')).toMatchObject({ code: 'invalid_argument' });
+  client.send({ type: 'unsubscribe' });
+  expect(await client.nextOfType('error')).toMatchObject({ code: 'invalid_argument' });
+  client.send({ type: 'drop_table', table: 'objects' });
+  expect(await client.nextOfType('error')).toMatchObject({ code: 'invalid_argument' });
+  client.ws.send('{not json');
+  expect(await client.nextOfType('error')).toMatchObject({ code: 'invalid_argument' });
+  client.close();
+  await waitUntil('five requests reported', async () => requests.length >= 5);
+  expect(requests.map((e) => [e.action, e.target, e.outcome])).toEqual([
+    ['ws/connect', '-', 'ok'],
+    ['ws/subscribe', 'access_log', 'invalid_argument'],
+    ['ws/unsubscribe', '-', 'invalid_argument'],
+    ['ws/message', 'drop_table', 'invalid_argument'],
+    ['ws/message', '-', 'invalid_argument'],
+  ]);
 });
