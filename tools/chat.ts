@@ -112,7 +112,10 @@ export const chatMessageAppend = defineReducer({
     const thread = threads.get([a.thread]);
     if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`, 'create one with chat_thread_create');
     const seq = (thread['message_count'] as number) + 1;
-    if (seq > messagesPerThreadMax) throw new MemoryError('limit_exceeded', `thread ${a.thread} holds its maximum of ${messagesPerThreadMax} messages`);
+    if (seq > messagesPerThreadMax) {
+      throw new MemoryError('limit_exceeded', `thread ${a.thread} holds ${messagesPerThreadMax} messages, the most a thread holds (messagesPerThreadMax)`,
+        'go on in a new thread (chat_thread_create); this one stays readable');
+    }
     ctx.table('chat_messages').insert({
       thread: a.thread, seq, role: a.role, author: a.author ?? ctx.caller.subject, content: a.content,
       at_ms: ctx.timestampMs, caller: ctx.caller.subject,
