@@ -21,6 +21,10 @@ export const auditRetentionDaysDefault = 2557; // seven years
 const blankToUndefined = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optionalString = z.preprocess(blankToUndefined, z.string().trim().optional());
 const optionalUrl = z.preprocess(blankToUndefined, z.url().optional());
+const optionalPostgresUrl = z.preprocess(
+  blankToUndefined,
+  z.url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// or postgresql:// URL' }).optional(),
+);
 /** One message for every way a value misses (zod's own for `abc` was "expected number, received NaN"). */
 const integerBetween = (min: number, max: number) => {
   const error = `expected an integer from ${min} to ${max}`;
@@ -53,8 +57,8 @@ const environmentSchema = z
     IOBOXX_MAX_OPEN_TENANTS: integerIn(1, 100_000, openTenantsMaxDefault),
     IOBOXX_TENANT_IDLE_CLOSE_MS: integerIn(1, 7 * 24 * 3_600_000, idleCloseMsDefault),
     IOBOXX_TENANT_SLOT_WAIT_MS: integerIn(1, slotWaitMsMax, slotWaitMsDefault),
-    DATABASE_URL: optionalUrl,
-    DATABASE_DIRECT_URL: optionalUrl,
+    DATABASE_URL: optionalPostgresUrl,
+    DATABASE_DIRECT_URL: optionalPostgresUrl,
     S3_ENDPOINT: optionalUrl,
     S3_REGION: optionalString,
     S3_BUCKET: optionalString,

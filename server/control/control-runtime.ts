@@ -13,7 +13,7 @@ import { openControlPlane, type ControlPlane } from '../../storage/control/contr
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
 import { MemoryError } from '../../storage/errors.js';
-import { isDatabaseError } from '../../storage/control/database-error.js';
+import { databaseRefusalHint, isDatabaseError } from '../../storage/control/database-error.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -169,11 +169,13 @@ export async function startControlRuntime(input: {
         control = opened;
         log.info({ backend: control.backend, migrated: control.migrated }, 'control plane ready');
       } catch (error) {
-        if (isDatabaseError(error) || !(error instanceof MemoryError)) {
+        // Postgres answered and refused (no such database or role, read-only, migrated by a newer
+        // server): an operator must act. Else it is away and may come back by itself.
+        const hint = databaseRefusalHint(error) ?? (error instanceof MemoryError && !isDatabaseError(error) ? error.hint ?? '' : undefined);
+        if (hint === undefined) {
           log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'control plane unreachable; tenant writes go on, drains wait');
         } else {
-          // Postgres answered and refused (a database migrated by a newer server): an operator must act.
-          log.error({ err: errorText(error), hint: error.hint, retryInMs: retryDelayMs }, 'control plane refused; tenant writes go on, drains wait');
+          log.error({ err: errorText(error), hint, retryInMs: retryDelayMs }, 'control plane refused; tenant writes go on, drains wait');
         }
         await sleep(retryDelayMs);
         retryDelayMs = Math.min(retryDelayMs * 2, retryDelayMsMax);

@@ -27,3 +27,20 @@ export function isDatabaseError(error: unknown): boolean {
   if (typeof code === 'string' && connectionErrorCodes.has(code)) return true;
   return connectionFailureMessages.some((pattern) => pattern.test(error.message));
 }
+
+/**
+ * What an operator does about a Postgres that answered and refused the server (no such database,
+ * a bad role or password, a read-only database, a missing privilege): waiting will not fix it.
+ * Undefined for anything else (Postgres away or starting up: it may come back by itself).
+ */
+export function databaseRefusalHint(error: unknown): string | undefined {
+  if (!(error instanceof pg.DatabaseError)) return undefined;
+  const code = error.code ?? '';
+  if (code === '3D000') return 'create that database, or fix the database name in DATABASE_URL (and DATABASE_DIRECT_URL)';
+  if (code.startsWith('28')) return 'check the user and password in DATABASE_URL (and DATABASE_DIRECT_URL), and that Postgres lets that user in (pg_hba.conf)';
+  if (code === '25006') {
+    return 'the database is read-only (a standby, or default_transaction_read_only is on): point DATABASE_URL (and DATABASE_DIRECT_URL) at the primary';
+  }
+  if (code === '42501') return 'grant the DATABASE_URL user what the control plane needs: CREATE on the database\'s public schema (migrations), and its tables';
+  return undefined;
+}
