@@ -157,6 +157,17 @@ function holdsFiles(dir: string): boolean {
   }
 }
 
+/**
+ * A backup put among the tenants' stores would be taken for one (listed, opened, served under
+ * its directory's name) and the store it sits in would carry it into its own backups: refused.
+ */
+function refuseInsideTenants(backupDir: string, dataDir: string): void {
+  const root = tenantsRoot(dataDir);
+  if (backupDir !== root && !backupDir.startsWith(root + path.sep)) return;
+  throw new MemoryError('invalid_argument', `${backupDir} lies in the data directory's ${path.basename(root)}/ folder, where every directory is taken for a tenant's store`,
+    'put the backup outside the data directory (or at least outside its tenants/ folder)');
+}
+
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
@@ -174,6 +185,7 @@ export function registerBackupCommands(program: Command): void {
         if (!(await holdsStore(storeDir))) throw new MemoryError('not_found', `no store of tenant ${tenant} in ${dataDir}`, `see \`ioboxx-memory tenants list${dataDirArgument(dataDir)}\``);
         const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
         const backupDir = path.resolve(dir);
+        refuseInsideTenants(backupDir, dataDir);
         const module = await memoryModule();
         const report = await scratchRemovedWhenInterrupted(await backupScratchDirs(backupDir), backupDir, opts, 'backup',
           () => backupStoreDirectory(storeDir, { backupDir, module, tenant, onProgress }));
