@@ -35,24 +35,34 @@ export function auditS3ConfigFromEnv(env: NodeJS.ProcessEnv): AuditS3Config | un
 export interface AuditBucket {
   readonly client: S3Client;
   readonly bucket: string;
+  /**
+   * The client audit batches are uploaded with: the same, but the SDK never sends a request of it
+   * twice. A PUT retried after its answer was lost (stored, then the connection reset) writes a
+   * second version of the key that COMPLIANCE keeps for good; the shipper looks before it tries
+   * again (shipper.ts). Unset: `client`.
+   */
+  readonly uploadClient?: S3Client;
 }
 
 export function openAuditBucket(config: AuditS3Config): AuditBucket {
-  const client = new S3Client({
+  return { client: s3Client(config, s3AttemptsMax), uploadClient: s3Client(config, 1), bucket: config.bucket };
+}
+
+function s3Client(config: AuditS3Config, maxAttempts: number): S3Client {
+  return new S3Client({
     region: config.region,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
     forcePathStyle: true,
     ...(config.accessKeyId && config.secretAccessKey
       ? { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }
       : {}),
-    maxAttempts: s3AttemptsMax,
+    maxAttempts,
     // Checksums are sent explicitly (Content-MD5 and SHA-256) on each PutObject; the SDK's
     // streaming trailer checksums are not understood by every S3-compatible gateway.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: { connectionTimeout: s3ConnectTimeoutMs, requestTimeout: s3RequestTimeoutMs },
   });
-  return { client, bucket: config.bucket };
 }
 
 /** Refuses a bucket without Object Lock enabled: batches there could be deleted or rewritten. */

@@ -15,7 +15,7 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MemoryError } from '../errors.js';
 import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
 import { auditBatchKey, encodeAuditBatch, genesisSha256 } from './batch.js';
-import { assertObjectLockEnabled, type AuditBucket } from './audit-bucket.js';
+import { assertObjectLockEnabled, s3AttemptsMax, type AuditBucket } from './audit-bucket.js';
 
 export const auditBatchEventsMaxLimit = 10_000;
 export const auditBatchEventsDefault = 2_000;
@@ -204,7 +204,11 @@ async function shipTenant(
   return undefined;
 }
 
-/** Uploads a pending batch, or adopts the version already holding its exact bytes. */
+/**
+ * Uploads a pending batch, or adopts the version already holding its exact bytes. A failed upload
+ * is tried again (up to s3AttemptsMax in all) only after a look at the key: the failed one may
+ * have been stored, its answer lost, and a second PUT would leave a second version for good.
+ */
 async function uploadBatch(
   bucket: AuditBucket,
   batch: AuditBatchRecord,
@@ -212,18 +216,34 @@ async function uploadBatch(
   retentionDays: number,
   clock: () => number,
 ): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    if (mayExist || attempt > 1) {
+      const existing = await headVersion(bucket, batch.key);
+      if (existing) {
+        if (existing.sha256 === batch.sha256) return existing.versionId;
+        throw new MemoryError(
+          'conflict',
+          `audit key ${batch.key} already holds other bytes (sha256 ${existing.sha256 ?? 'unknown'}, expected ${batch.sha256})`,
+          'run `ioboxx-memory audit verify` and investigate: something else writes to the audit prefix',
+        );
+      }
+    }
+    try {
+      return await putBatch(bucket, batch, retentionDays, clock);
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      // A refusal (403, 400, ...) is an answer: the same request would be refused again.
+      const refused = status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+      if (refused || attempt >= s3AttemptsMax || error instanceof MemoryError) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }
+}
+
+async function putBatch(bucket: AuditBucket, batch: AuditBatchRecord, retentionDays: number, clock: () => number): Promise<string> {
   const body = batch.body;
   if (!body) throw new MemoryError('internal', `pending audit batch ${batch.key} has no body`);
-  const existing = mayExist ? await headVersion(bucket, batch.key) : undefined;
-  if (existing) {
-    if (existing.sha256 === batch.sha256) return existing.versionId;
-    throw new MemoryError(
-      'conflict',
-      `audit key ${batch.key} already holds other bytes (sha256 ${existing.sha256 ?? 'unknown'}, expected ${batch.sha256})`,
-      'run `ioboxx-memory audit verify` and investigate: something else writes to the audit prefix',
-    );
-  }
-  const result = await bucket.client.send(
+  const result = await (bucket.uploadClient ?? bucket.client).send(
     new PutObjectCommand({
       Bucket: bucket.bucket,
       Key: batch.key,
