@@ -51,13 +51,13 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-function identityOf(pid: number): string {
+export function identityOf(pid: number): string {
   const start = processStartTime(pid);
   return start === undefined ? String(pid) : `${pid} ${start}`;
 }
 
 /** The pid a LOCK's text names when that process still holds it, else null (stale or unreadable). */
-function holderOf(text: string): number | null {
+export function holderOf(text: string): number | null {
   const [pidText, start] = text.trim().split(' ');
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return null;

@@ -11,7 +11,7 @@ import { MemoryError } from '../errors.js';
 import { startModuleWorker } from '../io/module-worker.js';
 import { readSmallFileSync } from '../io/read-whole.js';
 import type { EmbeddedPostgresWorkerData, EmbeddedPostgresWorkerMessage } from './embedded-postgres-worker.js';
-import { processRuns } from '../io/process-runs.js';
+import { holderOf, identityOf } from '../store-lock.js';
 
 /**
  * PGlite is one backend: the socket server interleaves connections per protocol message, so
@@ -42,26 +42,33 @@ function readPidFile(lockPath: string): string {
   }
 }
 
+/** Pid files this process holds (a second start on the same directory in this process is refused too). */
+const heldLocks = new Set<string>();
+
 /**
  * PGlite is a single process's database: a second process opening the same directory (say,
- * `audit ship` beside a running server) would corrupt it. A pid file guards it; a stale one
- * (its process gone) is taken over.
+ * `audit ship` beside a running server) would corrupt it. A pid file guards it, naming its
+ * process as the store LOCK does (`pid starttime`, store-lock.ts); a stale one (its process gone,
+ * or its pid now another process's: a reboot, or a container's server restarted as pid 1 again
+ * after a SIGKILL) is taken over.
  */
 async function lockDataDir(lockPath: string): Promise<void> {
+  const conflict = (pid: number) => new MemoryError(
+    'conflict',
+    `the embedded control-plane database ${lockPath.replace(/\.lock$/, '')} is open in process ${pid}`,
+    'stop that process, or point both at one Postgres with DATABASE_URL',
+  );
+  if (heldLocks.has(lockPath)) throw conflict(process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+      await writeFile(lockPath, identityOf(process.pid), { flag: 'wx' });
+      heldLocks.add(lockPath);
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const pid = Number(readPidFile(lockPath));
-      if (Number.isInteger(pid) && pid > 0 && processRuns(pid)) {
-        throw new MemoryError(
-          'conflict',
-          `the embedded control-plane database ${lockPath.replace(/\.lock$/, '')} is open in process ${pid}`,
-          'stop that process, or point both at one Postgres with DATABASE_URL',
-        );
-      }
+      // This process's own pid in it is an earlier process's (this one holds none: see heldLocks).
+      const holder = holderOf(readPidFile(lockPath));
+      if (holder !== null && holder !== process.pid) throw conflict(holder);
       await rm(lockPath, { force: true });
     }
   }
@@ -103,6 +110,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: { clusterT
     port = first.port;
     if (!Number.isInteger(port) || port <= 0) throw new Error(`pglite-socket gave no port (${port})`);
   } catch (error) {
+    heldLocks.delete(lockPath);
     await rm(lockPath, { force: true });
     throw error;
   }
@@ -121,6 +129,7 @@ export async function startEmbeddedPostgres(dataDir: string, options: { clusterT
         await Promise.race([closed, late]);
         clearTimeout(timer);
         await worker.terminate();
+        heldLocks.delete(lockPath);
         await rm(lockPath, { force: true });
       })();
       return closing;
