@@ -7,7 +7,8 @@
  *  3. the version id is recorded and the staged rows are cleared, in one transaction.
  * A pending batch is always finished before a new one is formed, from its recorded bytes;
  * if the key already holds those bytes (the upload landed but step 3 did not), that version
- * is adopted instead of writing a second one. So: no gap, no duplicate link.
+ * is adopted instead of writing a second one, and a key holding other bytes is never written
+ * over. So: no gap, no duplicate link, no second version.
  */
 import { randomUUID, createHash } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -143,8 +144,6 @@ async function shipTenant(
   const idleMsMax = options.batchIdleMsMax ?? auditBatchIdleMsDefault;
   for (;;) {
     let batch = await control.pendingAuditBatch(tenant);
-    // Only a batch left pending by an earlier attempt can already be in the bucket.
-    const mayExist = batch !== undefined;
     if (!batch) {
       const last = await control.lastConfirmedAuditBatch(tenant);
       const afterSeq = last?.lastSeq ?? 0;
@@ -185,7 +184,7 @@ async function shipTenant(
       };
       await control.recordPendingAuditBatch(batch as AuditBatchRecord & { body: Buffer });
     }
-    const versionId = await uploadBatch(bucket, batch, mayExist, options.retentionDays, clock);
+    const versionId = await uploadBatch(bucket, batch, options.retentionDays, clock);
     await options.onUploaded?.(batch);
     await control.confirmAuditBatch(tenant, batch.batchSeq, versionId);
     await options.onConfirmed?.({ ...batch, versionId, body: null });
@@ -205,28 +204,22 @@ async function shipTenant(
 }
 
 /**
- * Uploads a pending batch, or adopts the version already holding its exact bytes. A failed upload
- * is tried again (up to s3AttemptsMax in all) only after a look at the key: the failed one may
- * have been stored, its answer lost, and a second PUT would leave a second version for good.
+ * Uploads a pending batch, or adopts the version already holding its exact bytes. The key is
+ * looked at before every try, the first too: a batch left pending may have landed, a failed try
+ * may have been stored with its answer lost, and another control plane (a second server with its
+ * own database on this bucket, or this database restored from an older backup) may have shipped
+ * this batch number already. A second PUT would leave a second version, kept for good.
  */
-async function uploadBatch(
-  bucket: AuditBucket,
-  batch: AuditBatchRecord,
-  mayExist: boolean,
-  retentionDays: number,
-  clock: () => number,
-): Promise<string> {
+async function uploadBatch(bucket: AuditBucket, batch: AuditBatchRecord, retentionDays: number, clock: () => number): Promise<string> {
   for (let attempt = 1; ; attempt++) {
-    if (mayExist || attempt > 1) {
-      const existing = await headVersion(bucket, batch.key);
-      if (existing) {
-        if (existing.sha256 === batch.sha256) return existing.versionId;
-        throw new MemoryError(
-          'conflict',
-          `audit key ${batch.key} already holds other bytes (sha256 ${existing.sha256 ?? 'unknown'}, expected ${batch.sha256})`,
-          'run `ioboxx-memory audit verify` and investigate: something else writes to the audit prefix',
-        );
-      }
+    const existing = await headVersion(bucket, batch.key);
+    if (existing) {
+      if (existing.sha256 === batch.sha256) return existing.versionId;
+      throw new MemoryError(
+        'conflict',
+        `audit key ${batch.key} already holds other bytes (sha256 ${existing.sha256 ?? 'unknown'}, expected ${batch.sha256})`,
+        'another writer shipped this batch number: a second server with its own database on this bucket, or this database restored from an older backup. This tenant\'s audit stays staged; run `ioboxx-memory audit verify` and investigate',
+      );
     }
     try {
       return await putBatch(bucket, batch, retentionDays, clock);

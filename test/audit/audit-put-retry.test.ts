@@ -1,9 +1,11 @@
 /**
- * An upload whose answer is lost (the connection reset after the gateway stored the batch) must
- * not leave a second version of the batch's key: the version can never be deleted (COMPLIANCE),
- * and `audit verify` would name it as an extra version of every later run. A proxy in front of
+ * The shipper never writes a second version of a batch key: the version could never be deleted
+ * (COMPLIANCE), and `audit verify` would name it on every later run. Neither when an upload's
+ * answer is lost (the connection reset after the gateway stored the batch: a proxy in front of
  * the real Ceph gateway forwards the first audit PUT, waits for the gateway's answer, and resets
- * the client's connection instead of passing it on.
+ * the client's connection instead of passing it on), nor when another control plane (a second
+ * server with its own database on the same bucket, or this one restored from an older backup)
+ * already shipped that batch number.
  */
 import { CreateBucketCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import http from 'node:http';
@@ -18,6 +20,8 @@ import { freshPostgresDatabase, s3Service } from '../support/services.js';
 
 let control: ControlPlane;
 let dropDatabase: () => Promise<void>;
+let other: ControlPlane;
+let dropOther: () => Promise<void>;
 let proxy: http.Server;
 let viaProxy: AuditBucket;
 /** How many audit PUTs reached the gateway, and how many answers the proxy swallowed. */
@@ -27,6 +31,9 @@ beforeAll(async () => {
   const db = await freshPostgresDatabase('auditputretry');
   dropDatabase = db.drop;
   control = await openControlPlane({ databaseUrl: db.url });
+  const otherDb = await freshPostgresDatabase('auditputother');
+  dropOther = otherDb.drop;
+  other = await openControlPlane({ databaseUrl: otherDb.url });
   const s3 = s3Service();
   const target = new URL(s3.endpoint);
   proxy = http.createServer((req, res) => {
@@ -61,6 +68,8 @@ afterAll(async () => {
   proxy?.close();
   await control?.close();
   await dropDatabase?.();
+  await other?.close();
+  await dropOther?.();
 });
 
 test('an upload stored by the gateway whose answer was lost leaves one version of the key, and the chain verifies whole', async () => {
@@ -76,4 +85,19 @@ test('an upload stored by the gateway whose answer was lost leaves one version o
   expect((listed.Versions ?? []).map((v) => v.Key)).toEqual([key]);
   const report = await verifyAudit(viaProxy, { tenant: 'lost', control });
   expect(report.problems).toEqual([]);
+});
+
+test('a batch number another control plane already shipped to the bucket is refused naming the key, not written as a second version', async () => {
+  await control.stageAudit('shared', [1, 2].map((seq) => ({ source: 'access_log', sourceSeq: seq, event: { seq } })));
+  expect(await shipAudit(control, viaProxy, { tenant: 'shared', retentionDays: 1, force: true })).toMatchObject({ batches: 1, failedTenants: [] });
+  await other.stageAudit('shared', [1, 2, 3].map((seq) => ({ source: 'access_log', sourceSeq: seq, event: { seq, other: true } })));
+  const refused = await shipAudit(other, viaProxy, { tenant: 'shared', retentionDays: 1, force: true });
+  const key = auditBatchKey('shared', 1);
+  expect(refused).toMatchObject({ batches: 0, failedTenants: [{ tenant: 'shared', code: 'conflict' }] });
+  expect(refused.failedTenants[0]!.message).toContain(key);
+  const listed = await viaProxy.client.send(new ListObjectVersionsCommand({ Bucket: viaProxy.bucket, Prefix: key }));
+  expect((listed.Versions ?? []).length).toBe(1);
+  expect((await verifyAudit(viaProxy, { tenant: 'shared', control })).problems).toEqual([]);
+  // The refused events stay staged where they were, for an operator to look into.
+  expect((await other.stagedAudit('shared', { limit: 10 })).length).toBe(3);
 });
