@@ -266,7 +266,7 @@ export interface VerifyOptions {
   readonly control?: ControlPlane;
   /** The tenants' stores on this machine, to cross-check their access logs with the trail (needs `control`). */
   readonly stores?: TenantStores;
-  /** Stores checked of all (phase `stores`), rows read of the store being checked (phase `store rows`). */
+  /** Batches proven of all listed (phase `batches`), stores checked of all (phase `stores`), rows read of the store being checked (phase `store rows`). */
   readonly onProgress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -358,6 +358,9 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   if (storeTenants.size > 0 && !options.control) throw new Error('audit verify: the store cross-check needs the control plane');
   const storeSummaries: StoreCheckSummary[] = [];
   let storesDone = 0;
+  // A long chain is fetched a window at a time: say how far, or a verify of hours looks hung.
+  const batchesTotal = [...perTenant.values()].reduce((n, list) => n + list.length, 0);
+  let batchesDone = 0;
   const everyTenant = [...new Set([...perTenant.keys(), ...storeTenants])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   for (const tenant of everyTenant) {
     const begun = storeTenants.has(tenant) ? await beginStoreCheck(tenant, options.stores!, options.control!, options.onProgress) : undefined;
@@ -377,6 +380,8 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
             const batch = proof.add(f);
             if (store && batch) for (const e of batch.events) await store.check.trailEvent(e, { key: f.key, batchSeq: f.batchSeq });
           }
+          batchesDone += window.length;
+          options.onProgress?.('batches', batchesDone, batchesTotal);
         }
         const checked = proof.finish();
         tenants.push(checked.summary);

@@ -110,6 +110,18 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.tenants).toEqual([{ tenant: 'acme', batches: 3, events: 25, lastSeq: 25, headSha256: batches[2]!.sha256 }]);
   });
 
+  test('verify says how many batches it has proven of all it listed, a window at a time, up to the last', async () => {
+    await stage('progress', 1, 20);
+    await shipAudit(control, bucket, { tenant: 'progress', retentionDays, batchEventsMax: 1, force: true });
+    const seen: Array<[string, number, number]> = [];
+    const report = await verifyAudit(bucket, { tenant: 'progress', control, onProgress: (phase, done, total) => seen.push([phase, done, total]) });
+    expect(report.problems).toEqual([]);
+    const batches = seen.filter(([phase]) => phase === 'batches');
+    expect(batches.length).toBeGreaterThan(1);
+    expect(batches.every(([, , total]) => total === 20)).toBe(true);
+    expect(batches[batches.length - 1]).toEqual(['batches', 20, 20]);
+  });
+
   test('the shipper loop closes a batch when it is full, and a partial one once its oldest event is old enough', async () => {
     await stage('loop', 1, 7);
     let clockOffsetMs = 0;
