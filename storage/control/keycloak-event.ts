@@ -14,6 +14,12 @@ import { MemoryError } from '../errors.js';
 
 /** A webhook body larger than this is refused before parsing. */
 export const keycloakEventBytesMax = 256 * 1024;
+/**
+ * An event's id/uid, type and organization id and alias are landed as Postgres text, indexed:
+ * longer than this (Keycloak's are UUIDs and short names) an index row could pass Postgres's
+ * limit, and the landing would fail the same way at every retry.
+ */
+export const keycloakFieldCharsMax = 512;
 export const keycloakSignatureHeader = 'x-keycloak-signature';
 const hmacHexLength = 64;
 
@@ -179,7 +185,26 @@ export function parseKeycloakEvent(rawBody: Uint8Array | string): KeycloakEvent 
   } catch {
     throw new MemoryError('invalid_argument', 'Keycloak event is not JSON');
   }
-  return keycloakEventFromJson(parsed, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  const event = keycloakEventFromJson(parsed, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  assertLandable(event);
+  return event;
+}
+
+/**
+ * A received event's fields landed as Postgres text hold no U+0000 (text cannot) and are at most
+ * keycloakFieldCharsMax long: else the landing would fail at every retry of the sender.
+ */
+function assertLandable(event: KeycloakEvent): void {
+  const fields: Array<[string, string | null]> = [
+    ['id', event.id], ['type', event.type], ['organization id', event.organization.id], ['organization alias', event.organization.alias],
+  ];
+  for (const [name, value] of fields) {
+    if (value === null) continue;
+    if (value.includes('\u0000')) throw new MemoryError('invalid_argument', `Keycloak event: its ${name} holds U+0000, which Postgres text cannot store`);
+    if (value.length > keycloakFieldCharsMax) {
+      throw new MemoryError('limit_exceeded', `Keycloak event: its ${name} is longer than ${keycloakFieldCharsMax} characters (keycloakFieldCharsMax)`);
+    }
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
-import { keycloakEventBytesMax, parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
+import { keycloakEventBytesMax, keycloakFieldCharsMax, parseKeycloakEvent, signKeycloakBody, verifyKeycloakSignature, type KeycloakEvent } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents } from '../../storage/control/keycloak-projector.js';
 import { toolArgumentsDepthMax } from '../../server/mcp/limits.js';
 import { freshPostgresDatabase } from '../support/services.js';
@@ -174,5 +174,25 @@ describe('POST /hooks/keycloak', () => {
   test('a signed body that is not a Keycloak event is refused with 400', async () => {
     const body = '{"hello":"world"}';
     expect((await post(body, signKeycloakBody(body, secret))).status).toBe(400);
+  });
+
+  // They were answered 503 "control plane unavailable; retry" (Postgres refusing the text, or an
+  // index row over its size): Keycloak's sender retries a 5xx, so each was retried forever.
+  test('a signed event whose id, type or organization Postgres cannot store (U+0000, over keycloakFieldCharsMax) is refused with 400 naming the field, not a 503 retried forever; nothing lands', async () => {
+    const randomId = Array.from({ length: keycloakFieldCharsMax + 1 }, (_, i) => ((i * 7919) % 36).toString(36)).join('');
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ uid: 'nul\u0000id', type: 'access.LOGIN', details: { org_alias: 'acme' } }, /id .*U\+0000/],
+      [{ uid: 'nul-type', type: 'access.LOG\u0000IN', details: { org_alias: 'acme' } }, /type .*U\+0000/],
+      [{ uid: 'nul-alias', type: 'access.LOGIN', details: { org_alias: 'ac\u0000me' } }, /organization alias .*U\+0000/],
+      [{ uid: 'nul-org-id', type: 'access.LOGIN', details: { org_alias: 'acme', org_id: 'org\u00001' } }, /organization id .*U\+0000/],
+      [{ uid: randomId, type: 'access.LOGIN', details: { org_alias: 'acme' } }, new RegExp(`id .*${keycloakFieldCharsMax} characters \\(keycloakFieldCharsMax\\)`)],
+    ];
+    for (const [fields, message] of cases) {
+      const body = JSON.stringify({ time: 1, userId: 'u1', ...fields });
+      const answer = await post(body, signKeycloakBody(body, secret));
+      expect(answer.status, JSON.stringify(fields).slice(0, 80)).toBe(400);
+      expect(((await answer.json()) as { message: string }).message).toMatch(message);
+    }
+    expect(await control.pendingKeycloakEvents(10)).toEqual([]);
   });
 });
