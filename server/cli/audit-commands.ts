@@ -17,6 +17,7 @@ import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-buc
 import { shipAudit } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
 import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
+import { auditProblemHints } from '../../storage/audit/audit-problem.js';
 import { accessLogSource } from '../../storage/control/audit-staging.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
 import { tenantStoresIn } from './audit-tenant-stores.js';
@@ -87,8 +88,14 @@ export function reportLines(report: AuditReport): string[] {
     ...report.problems.map(
       (p) => `PROBLEM ${p.kind} tenant=${p.tenant}${p.batchSeq !== undefined ? ` batch=${p.batchSeq}` : ''}${p.key ? ` key=${p.key}` : ''}${p.versionId ? ` version=${p.versionId}` : ''}: ${p.detail}`,
     ),
+    ...[...new Set(report.problems.map((p) => p.kind))].map((kind) => `what to do about ${kind}: ${auditProblemHints[kind]}`),
     report.ok ? 'audit verified: chain whole' : `audit NOT verified: ${report.problems.length} problem(s)`,
   ];
+}
+
+/** The report as --json prints it: each problem with what to do about it. */
+function reportJson(report: AuditReport): unknown {
+  return { ...report, problems: report.problems.map((p) => ({ ...p, hint: auditProblemHints[p.kind] })) };
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -157,7 +164,7 @@ export function registerAuditCommands(program: Command): void {
         if (tenant !== undefined && report.tenants.length === 0) lines.unshift(`tenant ${tenant}: no audit batch in the bucket`);
         if (report.stores?.length === 0) lines.unshift(`no tenant store${tenant !== undefined ? ` of ${tenant}` : ''} under ${tenantsRoot(config.dataDir)}: no access log cross-checked`);
         if (!stores) lines.unshift(`tenant stores not cross-checked (${control ? '--no-stores' : '--no-control-plane'})`);
-        process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${lines.join('\n')}\n`);
+        process.stdout.write(options.json ? `${JSON.stringify(reportJson(report))}\n` : `${lines.join('\n')}\n`);
         ok = report.ok;
       } catch (error) {
         progress.stop();

@@ -23,3 +23,24 @@ export interface AuditProblem {
   readonly batchSeq?: number;
   readonly detail: string;
 }
+
+const tamperedBucket =
+  'the bucket holds what the shipper did not write as it wrote it: keep the bucket as it is (COMPLIANCE keeps every version anyway) and find the writer in the bucket\'s access log (S3 server access logging, CloudTrail) by key and version; a second server with its own database on this bucket, or a control plane restored from an older backup, writes batches like these';
+
+/** What an operator does about each kind of problem: `audit verify` prints it under the problems. */
+export const auditProblemHints: Readonly<Record<AuditProblemKind, string>> = {
+  missing_batch: 'a COMPLIANCE version cannot be deleted before its retain-until date: check the bucket\'s versioning and Object Lock settings and IOBOXX_AUDIT_RETENTION_DAYS, and find who deleted it in the bucket\'s access log; its events are lost to the chain (the store cross-check names those still in a store)',
+  gap: 'events were removed from Postgres staging (or a batch shipped without them): the tenant\'s shipping stops at a staging hole; restore the control plane database from a backup holding them, and compare with the tenant\'s store (verify without --no-stores)',
+  chain_break: tamperedBucket,
+  altered: `an event differing from a tenant store's row was rewritten in Postgres before it shipped (or the store was); else ${tamperedBucket}`,
+  extra_version: tamperedBucket,
+  delete_marker: 'a delete marker hides the batch but cannot remove a COMPLIANCE version: find who deleted it in the bucket\'s access log; the batch is still there under its version id',
+  bad_batch: tamperedBucket,
+  not_locked: 'the batch can be deleted or overwritten: ship only to a bucket created with Object Lock (audit ship refuses others), and find who wrote this version',
+  unexpected_object: tamperedBucket,
+  missing_event: 'an access-log row of the store never reached the trail (the row itself is still in the store: keep a `backup` of it): if Postgres was restored or edited, restore it from a backup holding the events; else find why the server did not stage it (its log: `access log`, `audit`)',
+  mark_behind: 'the control plane\'s staged mark went backwards (Postgres restored from an older backup or edited): restore it from its newest backup; until then rows after the mark may be staged twice or not at all',
+  store_behind: 'an older copy of the store is in place: serve the tenant so the stager opens the next generation of its access log, then verify again',
+  store_unreadable: 'fix what the store\'s own error names (`store verify DIR` says more), then verify again',
+  store_vanished: 'restore the tenant\'s newest backup (`restore`), or, if it is gone on purpose, `tenants forget` it',
+};

@@ -59,6 +59,13 @@ test('audit ship sends staged events; audit verify proves them, then names a tam
   const tampered = await cli(['audit', 'verify', '--tenant', 'cli']);
   expect(tampered.code).toBe(1);
   expect(tampered.stdout).toMatch(new RegExp(`PROBLEM extra_version tenant=cli batch=1 key=${key} version=`));
+  // What to do about it, once per kind, under the problems; with --json each problem carries it.
+  expect(tampered.stdout).toMatch(/^what to do about extra_version: .*access log/m);
+  const json = await cli(['audit', 'verify', '--tenant', 'cli', '--json']);
+  expect(json.code).toBe(1);
+  const report = JSON.parse(json.stdout) as { ok: boolean; problems: Array<{ kind: string; hint?: string }> };
+  expect(report.ok).toBe(false);
+  expect(report.problems.find((p) => p.kind === 'extra_version')?.hint).toMatch(/access log/);
 });
 
 test('audit ship with a hole in one tenant\'s staging ships the others and exits 1 naming that tenant', async () => {
