@@ -114,16 +114,24 @@ function logRegistryEvent(log: Logger, event: TenantRegistryEvent): void {
 function tenantRegistry(
   config: Config, log: Logger, control: () => ControlRuntime | undefined, metrics: OpsMetrics, commits: TenantCommits,
   onEvent: (event: TenantRegistryEvent) => void,
+  /** A store failed (it refuses writes until reopened): what holds it must let go, or it is never reopened. */
+  onStoreFailed: (tenant: string) => void,
 ): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
     open: async (tenant, dir) => {
+      const report = backgroundErrorReport(log, tenant, metrics);
+      let opened: TenantMemory | undefined;
       const memory = await openTenantMemory(dir, tenant, {
         ...tenantStoreOptions(config),
         runHistory: runHistoryOf(tenant, control),
         onBatch: metrics.onBatch,
-        onBackgroundError: backgroundErrorReport(log, tenant, metrics),
+        onBackgroundError: (error) => {
+          report(error);
+          if (opened?.store.failed) onStoreFailed(tenant);
+        },
       });
+      opened = memory;
       commits.attach(tenant, memory.store);
       return memory;
     },
@@ -305,16 +313,17 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     },
   };
   // An evicted store is held open by the leases of its tenant's WebSocket subscribers: they let go
-  // (WebSocketServing.releaseStore). 2025-era sessions hold no lease between calls and
+  // (WebSocketServing.releaseStore), and so they do when the store fails, else it is never reopened
+  // while one stays connected. 2025-era sessions hold no lease between calls and
   // subscriptions/listen streams none at all: they hear commits through `commits`.
   let liveForRegistry: WebSocketServing | undefined;
   const commits = new TenantCommits();
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, commits, (event) => {
     degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') {
-      liveForRegistry?.releaseStore(event.tenant);
+      liveForRegistry?.releaseStore(event.tenant, 'evicted');
     }
-  });
+  }, (tenant) => liveForRegistry?.releaseStore(tenant, 'failed'));
   const guard = new TenantLoadGuard(config.loadLimits, {
     runningMax: config.runningCallsMax, onBusy: (_tenant, limit) => metrics.busyRejection(limit),
   });

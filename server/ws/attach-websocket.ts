@@ -59,10 +59,11 @@ export interface WebSocketServing {
   /** The most messages waiting to be sent to one connection (ioboxx_subscription_lag_transactions). */
   subscriptionLagMax(): number;
   /**
-   * The tenant's store is being evicted for another tenant: its connections close (1013) and let
-   * go of their leases, instead of holding the store (and its slot) open.
+   * The tenant's store is being evicted for another tenant, or it failed: its connections close
+   * (1013) and let go of their leases, instead of holding the store (and its slot) open, or a
+   * failed store from being reopened.
    */
-  releaseStore(tenant: string): void;
+  releaseStore(tenant: string, why: 'evicted' | 'failed'): void;
   /** Stops accepting upgrades, closes every connection with 1001 (going away) and waits for them to end. */
   close(): Promise<void>;
 }
@@ -105,7 +106,7 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       const lease = await deps.memoryFor(principal);
       if (grant.evicted) {
         lease.release();
-        throw new MemoryError('busy', "the tenant's store was evicted for another tenant (openTenantsMax) as this connection opened", 'connect again in a moment');
+        throw new MemoryError('busy', "the tenant's store was let go as this connection opened (evicted for another tenant, or failed)", 'connect again in a moment');
       }
       return { memory: lease.memory, release: () => (lease.release(), place.release()) };
     } catch (error) {
@@ -259,10 +260,13 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       for (const connection of connections) lag = Math.max(lag, connection.lagMessages);
       return lag;
     },
-    releaseStore(tenant) {
+    releaseStore(tenant, why) {
       for (const grant of granting.get(tenant) ?? []) grant.evicted = true;
+      const reason = why === 'evicted'
+        ? "the tenant's store was evicted for another tenant (openTenantsMax); reconnect with after"
+        : "the tenant's store failed (a write or an fdatasync) and is reopened once let go; reconnect with after";
       for (const connection of [...connections]) {
-        if (connection.tenant === tenant) connection.close(wsClose.tryAgainLater, "the tenant's store was evicted for another tenant (openTenantsMax); reconnect with after");
+        if (connection.tenant === tenant) connection.close(wsClose.tryAgainLater, reason);
       }
     },
     async close() {

@@ -33,7 +33,7 @@ test('a connection whose store is evicted while its lease is being granted lets 
     dataDir, open: (tenant, dir) => openTenantMemory(dir, tenant), openTenantsMax: 1, slotWaitMs: 3_000,
     // As the server wires it: an evicted store's WebSocket connections let go of it.
     observe: (event) => {
-      if (event.kind === 'closing' && event.why === 'evicted') serving?.releaseStore(event.tenant);
+      if (event.kind === 'closing' && event.why === 'evicted') serving?.releaseStore(event.tenant, 'evicted');
     },
   });
   const server: Server = createServer((_req, res) => res.writeHead(404).end());

@@ -1,9 +1,14 @@
 /**
- * What /metrics shows of a WebSocket subscriber that stops reading, on the real built server
- * (local mode): `ioboxx_subscription_lag_transactions` rises while its messages wait, and once it
- * is cut off (4008) `ioboxx_subscription_drops_total{reason="slow_consumer"}` counts it and the
- * lag is gone. Before, the lag gauge was declared and documented (docs/OPERATIONS.md) but nothing
- * fed it: it read 0 whatever waited.
+ * WebSocket subscribers on the real built server (local mode), as the operator sees them:
+ * - one that stops reading shows in /metrics: `ioboxx_subscription_lag_transactions` rises while
+ *   its messages wait, and once it is cut off (4008) `ioboxx_subscription_drops_total{reason=
+ *   "slow_consumer"}` counts it and the lag is gone. Before, the lag gauge was declared and
+ *   documented (docs/OPERATIONS.md) but nothing fed it: it read 0 whatever waited;
+ * - one whose tenant's store fails lets go of it: it is closed (1013) and the server reopens the
+ *   store by itself, as OPERATIONS says it does once nothing holds it. Before, the subscriber kept
+ *   its lease and every request of the tenant was refused "reopen pending" while it stayed
+ *   connected. The store fails the way a lost volume fails it: its directory deleted under it
+ *   (last: the tenant's store is gone afterwards).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -12,6 +17,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { parsePrometheusText } from '../ops/prometheus-text.js';
 import { connectNewerHttp, type McpTestClient } from '../support/mcp-clients.js';
+import { waitUntil } from '../support/wait-until.js';
 import { TestClient } from '../ws/ws-test-client.js';
 import { startHttpServer, type ServerProcess } from './server-process.js';
 
@@ -66,3 +72,40 @@ test('a subscriber that stops reading shows as lag, then as a slow_consumer drop
   expect(await metric('ioboxx_subscription_lag_transactions')).toBe(0);
   stalled.ws.terminate();
 }, 120_000);
+
+async function failedStoreReopens(): Promise<number> {
+  const families = parsePrometheusText(await (await fetch(`${server.url}/metrics`)).text());
+  return families.get('ioboxx_failed_store_reopens_total')?.samples[0]?.value ?? 0;
+}
+
+/** A write's outcome: ok, or the refusal's text. */
+async function put(id: string): Promise<string> {
+  try {
+    const result = await writer.callTool('object_put', { id, type: 'note', attributes: {} });
+    return result.isError === true ? JSON.stringify(result.content) : 'ok';
+  } catch (error) {
+    return String(error);
+  }
+}
+
+test('a WebSocket subscriber lets go of its tenant\'s failed store (1013), so the server reopens it', async () => {
+  expect(await put('before')).toBe('ok');
+  const subscriber = await TestClient.connect(`${server.url.replace('http', 'ws')}/ws`);
+  subscriber.send({ type: 'subscribe', queries: [{ id: 'notes', table: 'objects', where: { type: 'note' } }] });
+  await subscriber.nextOfType('subscribed');
+
+  await rm(path.join(dataDir, 'tenants', 'local'), { recursive: true, force: true });
+  // Within filesCheckMsDefault an acknowledgement finds the segment gone and fails the store.
+  let n = 0;
+  await waitUntil('the store failed', async () => (await put(`after-${n++}`)) !== 'ok');
+
+  const closed = await Promise.race([subscriber.closed, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000))]);
+  expect(closed, 'the subscriber still holds the failed store').toBeDefined();
+  expect(closed!.code).toBe(1013);
+  expect(closed!.reason).toContain('failed');
+  // Nothing holds the store now: a request past the reopen backoff (5 s) closes and reopens it.
+  await waitUntil('the failed store reopened', async () => {
+    await put(`retry-${n++}`);
+    return (await failedStoreReopens()) >= 1;
+  }, 30_000);
+}, 90_000);
