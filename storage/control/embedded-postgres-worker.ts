@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { clusterTarBytesMax, readClusterTemplate } from './embedded-cluster-template.js';
+import { embeddedStartFailureText } from './embedded-start-failure.js';
 
 export interface EmbeddedPostgresWorkerData {
   readonly dataDir: string;
@@ -77,6 +78,6 @@ start().then(({ db, server }) => {
   });
   port.postMessage({ port: listening } satisfies EmbeddedPostgresWorkerMessage);
 }, (error: unknown) => {
-  port.postMessage({ error: (error as Error).message ?? String(error) } satisfies EmbeddedPostgresWorkerMessage);
+  port.postMessage({ error: embeddedStartFailureText(error, data.dataDir) } satisfies EmbeddedPostgresWorkerMessage);
   port.close();
 });
