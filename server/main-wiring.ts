@@ -408,7 +408,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
         webhook ??= keycloakWebhookRouter({
           secret, control: plane,
           onLanded: () => control.projectSoon(),
-          onRejected: (reason) => recorder.onRefusal({ path: keycloakWebhookPath, status: 401, reason }),
+          onRejected: (reason, status) => recorder.onRefusal({ path: keycloakWebhookPath, status, reason }),
           onFailed: (error) => log.error({ err: error instanceof Error ? error.message : String(error) }, 'Keycloak event not landed (answered 500)'),
         });
         webhook(req, res, next);

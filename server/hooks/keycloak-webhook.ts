@@ -26,7 +26,8 @@ export interface KeycloakWebhookOptions {
   readonly control: ControlPlane;
   readonly secret: string;
   readonly onLanded?: (landingId: number) => void;
-  readonly onRejected?: (reason: string) => void;
+  /** A refused request, with the status it was answered (the server records it in its audit). */
+  readonly onRejected?: (reason: string, status: number) => void;
   /** Landing failed for a reason other than the database (answered 500): log it. */
   readonly onFailed?: (error: unknown) => void;
 }
@@ -40,7 +41,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
     async (req: Request, res: Response) => {
       const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       if (!verifyKeycloakSignature(body, req.header(keycloakSignatureHeader), options.secret)) {
-        options.onRejected?.('bad signature');
+        options.onRejected?.('bad signature', 401);
         res.status(401).json({ error: 'unauthenticated', message: 'missing or wrong X-Keycloak-Signature' });
         return;
       }
@@ -51,7 +52,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
         if (shape) throw new MemoryError(shape.code, `Keycloak event: ${shape.message}`, shape.hint);
       } catch (error) {
         const refusal = error instanceof MemoryError ? error : new MemoryError('invalid_argument', 'invalid Keycloak event');
-        options.onRejected?.(refusal.message);
+        options.onRejected?.(refusal.message, 400);
         res.status(400).json({ error: refusal.code, message: refusal.message, ...(refusal.hint !== undefined && { hint: refusal.hint }) });
         return;
       }
@@ -84,7 +85,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
   router.use(keycloakWebhookPath, (error: unknown, _req: Request, res: Response, next: NextFunction) => {
     const refusal = error as { type?: unknown; status?: unknown; message?: unknown } | null;
     if (refusal?.type === 'entity.too.large') {
-      options.onRejected?.('body too large');
+      options.onRejected?.('body too large', 413);
       res.status(413).json({
         error: 'limit_exceeded',
         message: `Keycloak event larger than ${keycloakEventBytesMax} bytes (keycloakEventBytesMax)`,
@@ -93,6 +94,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
       return;
     }
     if (typeof refusal?.status === 'number' && refusal.status >= 400 && refusal.status < 500 && !res.headersSent) {
+      options.onRejected?.(String(refusal.message), refusal.status);
       res.status(refusal.status).json({ error: 'invalid_argument', message: `Keycloak event refused: ${String(refusal.message)}` });
       return;
     }

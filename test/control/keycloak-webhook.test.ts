@@ -195,4 +195,27 @@ describe('POST /hooks/keycloak', () => {
     }
     expect(await control.pendingKeycloakEvents(10)).toEqual([]);
   });
+
+  // Every refusal was reported without its status, and the server recorded each as a 401 in its audit.
+  test('each refusal is reported with the status it was answered: 401 signature, 400 not an event, 413 too large, 415 an unknown encoding', async () => {
+    const rejected: Array<[string, number]> = [];
+    const other = await startWebhookServer(control, secret, { onRejected: (reason, status) => rejected.push([reason, status]) });
+    try {
+      const event = JSON.stringify({ id: 'rej-1', time: 1, type: 'LOGIN', userId: 'u', details: { org_alias: 'acme' } });
+      expect((await other.post(event, 'f'.repeat(64))).status).toBe(401);
+      const notEvent = '{"hello":"world"}';
+      expect((await other.post(notEvent, signKeycloakBody(notEvent, secret))).status).toBe(400);
+      const big = JSON.stringify({ id: 'big', type: 'LOGIN', time: 1, details: { pad: 'x'.repeat(keycloakEventBytesMax) } });
+      expect((await other.post(big, signKeycloakBody(big, secret))).status).toBe(413);
+      const encoded = await fetch(`${other.base}/hooks/keycloak`, {
+        method: 'POST', body: event,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'x-unknown', 'x-keycloak-signature': signKeycloakBody(event, secret) },
+      });
+      expect(encoded.status).toBe(415);
+      expect(rejected.map(([, status]) => status)).toEqual([401, 400, 413, 415]);
+      expect(rejected[0]![0]).toBe('bad signature');
+    } finally {
+      await other.close();
+    }
+  });
 });
