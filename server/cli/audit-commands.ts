@@ -157,6 +157,7 @@ export function registerAuditCommands(program: Command): void {
         const stores = control && options.stores !== false ? await tenantStoresIn(config.dataDir, progress.onProgress) : undefined;
         const report = await verifyAudit(bucket, {
           ...(tenant ? { tenant } : {}), ...(control ? { control } : {}), ...(stores ? { stores } : {}), onProgress: progress.onProgress,
+          retentionDays: config.auditRetentionDays,
         });
         progress.stop();
         const lines = reportLines(report);

@@ -8,6 +8,7 @@ export type AuditProblemKind =
   | 'delete_marker' // a delete marker hiding a batch
   | 'bad_batch' // a batch inconsistent in itself (count, sequences, format)
   | 'not_locked' // a batch version without COMPLIANCE retention
+  | 'short_retention' // a batch retained for less than the configured retention from when it was written
   | 'unexpected_object' // an object under the audit prefix that is no batch, or a batch the control plane never shipped
   | 'missing_event' // an access-log row of a tenant's store that is neither in S3 nor staged, and should be
   | 'mark_behind' // the control plane's staged mark below what S3 and staging already hold of that source
@@ -38,6 +39,7 @@ export const auditProblemHints: Readonly<Record<AuditProblemKind, string>> = {
   bad_batch: tamperedBucket,
   not_locked: 'the batch can be deleted or overwritten: ship only to a bucket created with Object Lock (audit ship refuses others), and find who wrote this version',
   unexpected_object: tamperedBucket,
+  short_retention: 'a shipper ran with a shorter IOBOXX_AUDIT_RETENTION_DAYS than this verify (or wrote with a clock far off): these batches can be deleted early. Find which server and when (the dates named), set its retention right; a COMPLIANCE retention can be extended (PutObjectRetention with a later date), never shortened',
   missing_event: 'an access-log row of the store never reached the trail (the row itself is still in the store: keep a `backup` of it): if Postgres was restored or edited, restore it from a backup holding the events; else find why the server did not stage it (its log: `access log`, `audit`)',
   mark_behind: 'the control plane\'s staged mark went backwards (Postgres restored from an older backup or edited): restore it from its newest backup; until then rows after the mark may be staged twice or not at all',
   store_behind: 'an older copy of the store is in place: serve the tenant so the stager opens the next generation of its access log, then verify again',

@@ -54,7 +54,14 @@ export interface FetchedBatch {
   readonly body: Buffer;
   readonly metadataSha256?: string;
   readonly lockMode?: string;
+  /** When its retention ends, and when it was written (S3's clock). */
+  readonly retainUntilMs?: number;
+  readonly writtenAtMs?: number;
 }
+
+const dayMs = 86_400_000;
+/** Clock skew between the shipper and S3 a batch's retention may show without being short. */
+export const retentionSlackMs = dayMs;
 
 /**
  * The chain proof of one tenant, fed batch by batch in batchSeq order so a long chain is
@@ -77,6 +84,8 @@ export class AuditChainProof {
     readonly tenant: string,
     /** The control plane's records of this tenant's batches, when it is cross-checked. */
     recorded?: readonly AuditBatchRecord[],
+    /** The retention every batch must have from when it was written (IOBOXX_AUDIT_RETENTION_DAYS); unchecked when absent. */
+    private readonly retentionDays?: number,
   ) {
     this.recordedBySeq = recorded && new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.batchSeq, r]));
     this.pendingBySeq = new Map((recorded ?? []).filter((r) => r.versionId === null).map((r) => [r.batchSeq, r]));
@@ -122,6 +131,17 @@ export class AuditChainProof {
       problems.push({ kind: 'altered', ...at, detail: `version ${f.versionId} is not the shipped version ${rec.versionId}` });
     }
     if (f.lockMode !== 'COMPLIANCE') problems.push({ kind: 'not_locked', ...at, detail: `retention mode ${f.lockMode ?? 'none'}, expected COMPLIANCE` });
+    else if (this.retentionDays !== undefined && f.retainUntilMs !== undefined && f.writtenAtMs !== undefined) {
+      // A shipper run with a shorter retention leaves batches that can be deleted early, chain and all.
+      const heldDays = (f.retainUntilMs - f.writtenAtMs) / dayMs;
+      if (f.retainUntilMs < f.writtenAtMs + this.retentionDays * dayMs - retentionSlackMs) {
+        problems.push({
+          kind: 'short_retention',
+          ...at,
+          detail: `retained until ${new Date(f.retainUntilMs).toISOString()}, ${heldDays.toFixed(1)} days after it was written on ${new Date(f.writtenAtMs).toISOString()}; the retention is ${this.retentionDays} days`,
+        });
+      }
+    }
     const decoded = decodeAuditBatch(f.body);
     for (const p of decoded.problems) problems.push({ kind: 'bad_batch', ...at, detail: p });
     const b = decoded.batch;
@@ -251,13 +271,19 @@ async function fetchBatch(bucket: AuditBucket, key: string, batchSeq: number, ve
   if ((object.ContentLength ?? 0) > auditBatchBytesMax) throw new Error(`${key} is larger than ${auditBatchBytesMax} bytes`);
   const body = Buffer.from(await object.Body!.transformToByteArray());
   let lockMode: string | undefined;
+  let retainUntilMs: number | undefined;
   try {
     const retention = await bucket.client.send(new GetObjectRetentionCommand({ Bucket: bucket.bucket, Key: key, VersionId: versionId }));
     lockMode = retention.Retention?.Mode;
+    retainUntilMs = retention.Retention?.RetainUntilDate?.getTime();
   } catch (error) {
     if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw error;
   }
-  return { key, batchSeq, versionId, body, metadataSha256: object.Metadata?.sha256, ...(lockMode ? { lockMode } : {}) };
+  const writtenAtMs = object.LastModified?.getTime();
+  return {
+    key, batchSeq, versionId, body, metadataSha256: object.Metadata?.sha256, ...(lockMode ? { lockMode } : {}),
+    ...(retainUntilMs !== undefined && { retainUntilMs }), ...(writtenAtMs !== undefined && { writtenAtMs }),
+  };
 }
 
 export interface VerifyOptions {
@@ -268,6 +294,8 @@ export interface VerifyOptions {
   readonly stores?: TenantStores;
   /** Batches proven of all listed (phase `batches`), stores checked of all (phase `stores`), rows read of the store being checked (phase `store rows`). */
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** The retention each batch must have (IOBOXX_AUDIT_RETENTION_DAYS): a shorter one is short_retention. */
+  readonly retentionDays?: number;
 }
 
 /**
@@ -371,7 +399,7 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
       const list = perTenant.get(tenant);
       if (list) {
         list.sort((a, b) => a.batchSeq - b.batchSeq);
-        const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined);
+        const proof = new AuditChainProof(tenant, options.control ? recorded.filter((r) => r.tenant === tenant) : undefined, options.retentionDays);
         // A window of concurrent fetches at a time: bodies are dropped once their link is proven.
         for (let i = 0; i < list.length; i += fetchConcurrency) {
           const window = list.slice(i, i + fetchConcurrency);

@@ -122,6 +122,16 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(batches[batches.length - 1]).toEqual(['batches', 20, 20]);
   });
 
+  test('a batch retained for less than the configured retention (a shipper run with a shorter one) is short_retention, naming its dates', async () => {
+    await stage('shortret', 1, 3);
+    await shipAudit(control, bucket, { tenant: 'shortret', retentionDays, force: true });
+    expect((await verifyAudit(bucket, { tenant: 'shortret', control, retentionDays })).problems).toEqual([]);
+    const report = await verifyAudit(bucket, { tenant: 'shortret', control, retentionDays: 30 });
+    expect(report.problems).toEqual([
+      expect.objectContaining({ kind: 'short_retention', tenant: 'shortret', batchSeq: 1, detail: expect.stringMatching(/^retained until \S+, 1\.0 days after it was written on \S+; the retention is 30 days$/) }),
+    ]);
+  });
+
   test('the shipper loop closes a batch when it is full, and a partial one once its oldest event is old enough', async () => {
     await stage('loop', 1, 7);
     let clockOffsetMs = 0;
