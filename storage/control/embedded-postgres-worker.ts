@@ -6,7 +6,7 @@
  * it stops the socket server, closes the database (a clean checkpoint) and posts 'closed'.
  */
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
@@ -28,10 +28,25 @@ const port = parentPort;
 if (port === null) throw new Error('embedded-postgres-worker runs as a worker thread only');
 const data = workerData as EmbeddedPostgresWorkerData;
 
-/** A new data dir starts from the build's cluster template when there is one (see embedded-cluster-template.ts). */
+/**
+ * A new data dir starts from the build's cluster template when there is one (see
+ * embedded-cluster-template.ts). Writing the cluster is not atomic: a marker beside the data dir
+ * (`<data dir>.initialising`) stands while it is written, so a start killed meanwhile (PG_VERSION
+ * written, the rest not) is started afresh by the next one instead of refused at every start.
+ */
 async function openDatabase(): Promise<PGlite> {
-  const fresh = !existsSync(path.join(data.dataDir, 'PG_VERSION'));
-  const template = fresh ? await readClusterTemplate(data.clusterTemplateFile).catch(() => undefined) : undefined;
+  const marker = `${data.dataDir}.initialising`;
+  const fresh = !existsSync(path.join(data.dataDir, 'PG_VERSION')) || existsSync(marker);
+  if (!fresh) return PGlite.create({ dataDir: data.dataDir });
+  await writeFile(marker, '');
+  await emptyDataDir(); // what a killed first start wrote
+  const db = await initialiseDatabase();
+  await rm(marker, { force: true });
+  return db;
+}
+
+async function initialiseDatabase(): Promise<PGlite> {
+  const template = await readClusterTemplate(data.clusterTemplateFile).catch(() => undefined);
   // Unpacked here: PGlite's own gunzip reports a damaged file as an error this thread cannot catch.
   const tar = template === undefined ? undefined : gunzipOrUndefined(template);
   if (tar === undefined) return PGlite.create({ dataDir: data.dataDir });
@@ -39,9 +54,13 @@ async function openDatabase(): Promise<PGlite> {
     return await PGlite.create({ dataDir: data.dataDir, loadDataDir: new Blob([tar]) });
   } catch {
     // A template this PGlite cannot load: initialise the cluster as without one.
-    for (const entry of await readdir(data.dataDir)) await rm(path.join(data.dataDir, entry), { recursive: true, force: true });
+    await emptyDataDir();
     return PGlite.create({ dataDir: data.dataDir });
   }
+}
+
+async function emptyDataDir(): Promise<void> {
+  for (const entry of await readdir(data.dataDir)) await rm(path.join(data.dataDir, entry), { recursive: true, force: true });
 }
 
 function gunzipOrUndefined(bytes: Buffer): Buffer | undefined {
