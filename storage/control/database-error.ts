@@ -30,7 +30,7 @@ export function isDatabaseError(error: unknown): boolean {
 
 /**
  * What an operator does about a Postgres that answered and refused the server (no such database,
- * a bad role or password, a read-only database, a missing privilege): waiting will not fix it.
+ * a bad role or password, a read-only database, another application's tables, a missing privilege): waiting will not fix it.
  * Undefined for anything else (Postgres away or starting up: it may come back by itself).
  */
 export function databaseRefusalHint(error: unknown): string | undefined {
@@ -40,6 +40,9 @@ export function databaseRefusalHint(error: unknown): string | undefined {
   if (code.startsWith('28')) return 'check the user and password in DATABASE_URL (and DATABASE_DIRECT_URL), and that Postgres lets that user in (pg_hba.conf)';
   if (code === '25006') {
     return 'the database is read-only (a standby, or default_transaction_read_only is on): point DATABASE_URL (and DATABASE_DIRECT_URL) at the primary';
+  }
+  if (code === '42P07') {
+    return 'the database already holds a table the control plane creates, with no record of ioboxx-memory migrating it: DATABASE_URL points at another application\'s database; give ioboxx-memory a database of its own';
   }
   if (code === '42501') return 'grant the DATABASE_URL user what the control plane needs: CREATE on the database\'s public schema (migrations), and its tables';
   return undefined;

@@ -80,6 +80,22 @@ test('a database that does not exist, a role that does not exist, a read-only da
   expect(String(readOnly['hint'])).toMatch(/primary/);
 });
 
+test('a database another application uses (a table the control plane creates already there, unrecorded) is refused naming that', async () => {
+  const db = await freshPostgresDatabase('control_foreign');
+  cleanup.push(db.drop);
+  const admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  try {
+    await admin.query('create table kc_event_landing (id int primary key)');
+  } finally {
+    await admin.end();
+  }
+  const foreign = await firstConnectLog(db.url);
+  expect(foreign).toMatchObject({ level: 50, msg: expect.stringMatching(/refused/) });
+  expect(String(foreign['err'])).toMatch(/already exists/);
+  expect(String(foreign['hint'])).toMatch(/another application's database/);
+});
+
 test('Postgres not listening is still "unreachable" (a warning: it may come back)', async () => {
   const url = new URL(postgresService().url);
   url.port = '1';
