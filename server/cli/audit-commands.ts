@@ -1,7 +1,8 @@
 /**
  * `ioboxx-memory audit ship [--tenant T]` ships every staged audit event to S3 now (a tenant
  * that fails is named and makes it exit 1; the others ship regardless);
- * `ioboxx-memory audit verify [--tenant T] [--json]` proves the chain in the bucket and
+ * `ioboxx-memory audit close-gap --tenant T` records events removed from staging as lost, so that
+ * tenant's shipping goes on; `ioboxx-memory audit verify [--tenant T] [--json]` proves the chain in the bucket and
  * exits non-zero naming every problem; it also compares the access logs of the tenant stores in
  * the data directory with the trail (unless --no-stores). Configuration comes from the
  * environment (README).
@@ -9,7 +10,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
-import { auditTenantPattern, openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
+import { auditHoleSource, auditTenantPattern, openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { MemoryError } from '../../storage/errors.js';
 import { failCommand } from './command-output.js';
 import { explainS3Failure } from './s3-failure.js';
@@ -130,6 +131,32 @@ export function registerAuditCommands(program: Command): void {
         if (result.failedTenants.length > 0) process.exitCode = 1;
       } catch (error) {
         fail(error, options.json, config);
+      } finally {
+        await control?.close();
+      }
+    });
+
+  audit
+    .command('close-gap')
+    .description('record events removed from a tenant\'s staging before they shipped as lost (audit_hole events in their place), so its shipping, stopped at the hole, goes on')
+    .requiredOption('--tenant <tenant>', 'the tenant whose staging has the hole (audit ship and audit verify name it)')
+    .option('--data-dir <dir>', 'data directory (overrides IOBOXX_DATA_DIR; holds the embedded control-plane database)')
+    .option('--json', 'one JSON object on stdout')
+    .action(async (options: AuditOptions) => {
+      let control: ControlPlane | undefined;
+      try {
+        const config = configFor(options);
+        const tenant = tenantOption(options.tenant)!;
+        control = await controlOf(config);
+        const closed = await control.closeAuditStagingHoles(tenant);
+        const ranges = closed.map((r) => (r.fromSeq === r.toSeq ? `seq ${r.fromSeq}` : `seq ${r.fromSeq}..${r.toSeq}`)).join(', ');
+        process.stdout.write(options.json
+          ? `${JSON.stringify({ ok: true, tenant, closed })}\n`
+          : closed.length === 0
+            ? `tenant ${tenant}: no hole in its staging\n`
+            : `tenant ${tenant}: ${ranges} recorded as lost (${auditHoleSource} events in the chain); its shipping goes on\n`);
+      } catch (error) {
+        fail(error, options.json);
       } finally {
         await control?.close();
       }

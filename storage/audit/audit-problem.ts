@@ -31,7 +31,7 @@ const tamperedBucket =
 /** What an operator does about each kind of problem: `audit verify` prints it under the problems. */
 export const auditProblemHints: Readonly<Record<AuditProblemKind, string>> = {
   missing_batch: 'a COMPLIANCE version cannot be deleted before its retain-until date: check the bucket\'s versioning and Object Lock settings and IOBOXX_AUDIT_RETENTION_DAYS, and find who deleted it in the bucket\'s access log; its events are lost to the chain (the store cross-check names those still in a store)',
-  gap: 'events were removed from Postgres staging (or a batch shipped without them): the tenant\'s shipping stops at a staging hole; restore the control plane database from a backup holding them, and compare with the tenant\'s store (verify without --no-stores)',
+  gap: 'events were removed from Postgres staging (or a batch shipped without them): the tenant\'s shipping stops at a staging hole; restore the control plane database from a backup holding them, or record them as lost (`audit close-gap --tenant T`), and compare with the tenant\'s store (verify without --no-stores)',
   chain_break: tamperedBucket,
   altered: `an event differing from a tenant store's row was rewritten in Postgres before it shipped (or the store was); else ${tamperedBucket}`,
   extra_version: tamperedBucket,

@@ -162,7 +162,7 @@ async function shipTenant(
         throw new MemoryError(
           'internal',
           `audit staging of tenant ${tenant} has a hole: seq ${afterSeq + 1 + hole} is missing (the next staged is ${staged[hole]!.seq})`,
-          'a staged audit event was removed outside the server; `ioboxx-memory audit verify` names the gap. This tenant\'s audit does not ship past it; other tenants ship on',
+          'a staged audit event was removed outside the server; `ioboxx-memory audit verify` names the gap. This tenant\'s audit does not ship past it (other tenants ship on) until the events are restored in Postgres, or recorded as lost: `ioboxx-memory audit close-gap --tenant ' + tenant + '`',
         );
       }
       const batchSeq = (last?.batchSeq ?? 0) + 1;

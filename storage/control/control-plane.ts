@@ -157,6 +157,11 @@ export interface AuditStagingSpan {
   readonly stagedLastSeq?: number;
 }
 
+/** Source of the events `closeAuditStagingHoles` puts where staged events were removed. */
+export const auditHoleSource = 'audit_hole';
+/** The most seqs one `closeAuditStagingHoles` fills. */
+export const auditHoleSeqsMax = 100_000;
+
 export interface ControlPlane {
   readonly backend: 'postgres' | 'pglite';
   /** The URL queries go through (for the embedded database: its loopback socket). */
@@ -212,6 +217,13 @@ export interface ControlPlane {
   auditBatches(tenant?: string): Promise<AuditBatchRecord[]>;
   /** One consistent read per tenant (or the one named) of its staging against its sequence and shipped batches. */
   auditStagingSpans(tenant?: string): Promise<AuditStagingSpan[]>;
+  /**
+   * Fills each hole in the tenant's staging (seqs after its last batch and before its next seq
+   * that hold no event: removed before they shipped) with an `audit_hole` event naming the loss,
+   * so the chain records it and the tenant's shipping, stopped at the hole, goes on. Returns the
+   * ranges filled (none: no hole). Refuses more than auditHoleSeqsMax seqs.
+   */
+  closeAuditStagingHoles(tenant: string): Promise<Array<{ fromSeq: number; toSeq: number }>>;
 
   close(): Promise<void>;
 }
@@ -609,6 +621,40 @@ function controlPlaneOn(
         const row = updated.rows[0];
         if (!row) throw new MemoryError('conflict', `audit batch ${tenant}/${batchSeq} is not pending`);
         await client.query('delete from audit_staging where tenant = $1 and seq between $2 and $3', [tenant, row.first_seq, row.last_seq]);
+      });
+    },
+
+    async closeAuditStagingHoles(tenant) {
+      assertTenant(tenant);
+      return inTransaction(pool, async (client) => {
+        await lockTenant(client, tenant);
+        // Islands of missing seqs between the last batch (shipped or pending) and the next seq.
+        const holes = await client.query<{ from_seq: string; to_seq: string }>(
+          `with bounds as (
+             select coalesce((select max(last_seq) from audit_batches where tenant = $1), 0) + 1 as first,
+                    (select next_seq from audit_tenants where tenant = $1) - 1 as last),
+           missing as (
+             select s from bounds, generate_series(bounds.first, bounds.last) s
+             where not exists (select 1 from audit_staging where tenant = $1 and seq = s))
+           select min(s)::text as from_seq, max(s)::text as to_seq from (select s, s - row_number() over (order by s) as island from missing) m
+           group by island order by 1`,
+          [tenant],
+        );
+        const ranges = holes.rows.map((r) => ({ fromSeq: Number(r.from_seq), toSeq: Number(r.to_seq) }));
+        const seqs = ranges.reduce((n, r) => n + r.toSeq - r.fromSeq + 1, 0);
+        if (seqs > auditHoleSeqsMax) {
+          throw new MemoryError('limit_exceeded', `tenant ${tenant}'s staging misses ${seqs} seqs, more than ${auditHoleSeqsMax}: not filled`, 'a sequence this far ahead was set by hand: look at audit_tenants.next_seq before anything else');
+        }
+        for (const r of ranges) {
+          await client.query(
+            `insert into audit_staging (tenant, seq, source, source_seq, event)
+             select $1, s, $2, s, json_build_object('lost_seq', s, 'lost_from_seq', $3::int8, 'lost_to_seq', $4::int8,
+               'cause', 'removed from staging before it shipped', 'closed_at_ms', $5::int8)
+             from generate_series($3::int8, $4::int8) s`,
+            [tenant, auditHoleSource, r.fromSeq, r.toSeq, Date.now()],
+          );
+        }
+        return ranges;
       });
     },
 

@@ -79,7 +79,19 @@ test('audit ship with a hole in one tenant\'s staging ships the others and exits
   expect(shipped.code).toBe(1);
   expect(shipped.stdout).toContain('shipped 1 batches (3 events)');
   expect(shipped.stderr).toMatch(/^error: audit shipping of tenant cli-holed failed \(internal\): audit staging of tenant cli-holed has a hole: seq 2 is missing/m);
+  expect(shipped.stderr).toContain('audit close-gap --tenant cli-holed');
   expect(await control.stagedAudit('cli-whole', { limit: 10 })).toEqual([]);
+
+  // The way on: the lost event recorded as such, then the tenant ships and its chain verifies whole.
+  const closed = await cli(['audit', 'close-gap', '--tenant', 'cli-holed']);
+  expect(closed.code).toBe(0);
+  expect(closed.stdout).toBe('tenant cli-holed: seq 2 recorded as lost (audit_hole events in the chain); its shipping goes on\n');
+  expect((await cli(['audit', 'ship', '--tenant', 'cli-holed'])).stdout).toContain('shipped 1 batches (3 events)');
+  const verified = await cli(['audit', 'verify', '--tenant', 'cli-holed', '--no-stores']);
+  expect(verified.stdout).toContain('audit verified: chain whole');
+  expect(verified.code).toBe(0);
+  expect(await control.auditBatches('cli-holed')).toEqual([expect.objectContaining({ firstSeq: 1, lastSeq: 3, count: 3 })]);
+  expect(JSON.parse((await cli(['audit', 'close-gap', '--tenant', 'cli-holed', '--json'])).stdout)).toEqual({ ok: true, tenant: 'cli-holed', closed: [] });
 });
 
 test('audit ship without S3 configured fails with a clear message', async () => {
