@@ -291,7 +291,10 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       rowBytes: () => sumRowBytes(registry.openStores().map((memory) => memory.store.rowBytes())),
       auditBacklog: async () => {
         const plane = controlRuntime?.control;
-        if (!plane) throw new Error('control plane not connected');
+        if (!plane) {
+        const problem = controlRuntime?.connectProblem;
+        throw new Error(`control plane not connected${problem === undefined ? '' : `: ${problem}`}`);
+      }
         return (await plane.auditBacklog()).reduce((sum, b) => sum + b.staged, 0);
       },
       auditLastShippedAtMs: () => controlRuntime?.auditLastShippedAtMs(),
@@ -308,7 +311,10 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
     name: 'postgres',
     check: async () => {
       const plane = controlRuntime?.control;
-      if (!plane) throw new Error('control plane not connected');
+      if (!plane) {
+        const problem = controlRuntime?.connectProblem;
+        throw new Error(`control plane not connected${problem === undefined ? '' : `: ${problem}`}`);
+      }
       await plane.auditBacklog();
     },
   };

@@ -45,6 +45,8 @@ export type WithTenant = <T>(tenant: string, fn: (memory: TenantMemory) => Promi
 export interface ControlRuntime {
   /** Undefined until Postgres is reachable (retried in the background). */
   readonly control: ControlPlane | undefined;
+  /** Why the last try to connect failed, with what to do when known (undefined: connected, or no try failed yet). */
+  readonly connectProblem: string | undefined;
   readonly s3Configured: boolean;
   /** The audit bucket when S3 is configured (its readiness probe asks it). */
   readonly auditBucket: AuditBucket | undefined;
@@ -153,6 +155,7 @@ export async function startControlRuntime(input: {
   /** Rows staged since the shipper was last woken for them. */
   let stagedSinceNudge = 0;
 
+  let connectProblem: string | undefined;
   const connect = async (): Promise<void> => {
     while (!closed && !control) {
       try {
@@ -167,11 +170,13 @@ export async function startControlRuntime(input: {
           return;
         }
         control = opened;
+        connectProblem = undefined;
         log.info({ backend: control.backend, migrated: control.migrated }, 'control plane ready');
       } catch (error) {
         // Postgres answered and refused (no such database or role, read-only, migrated by a newer
         // server): an operator must act. Else it is away and may come back by itself.
         const hint = databaseRefusalHint(error) ?? (error instanceof MemoryError && !isDatabaseError(error) ? error.hint ?? '' : undefined);
+        connectProblem = hint ? `${errorText(error)} (${hint})` : errorText(error);
         if (hint === undefined) {
           log.warn({ err: errorText(error), retryInMs: retryDelayMs }, 'control plane unreachable; tenant writes go on, drains wait');
         } else {
@@ -272,6 +277,9 @@ export async function startControlRuntime(input: {
   return {
     get control() {
       return control;
+    },
+    get connectProblem() {
+      return connectProblem;
     },
     s3Configured: bucket !== undefined,
     auditBucket: bucket,

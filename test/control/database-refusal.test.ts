@@ -26,7 +26,7 @@ test('a DATABASE_URL or DATABASE_DIRECT_URL that is not a postgres:// URL is ref
   expect(loadConfig({ DATABASE_URL: 'postgresql://u:p@db.example.com:6543/postgres?sslmode=require' }, '/').database?.url).toMatch(/^postgresql:/);
 });
 
-/** The first line the control runtime logs about connecting to `url`. */
+/** The first line the control runtime logs about connecting to `url`, and (as `problem`) what /readyz says then. */
 async function firstConnectLog(url: string): Promise<Record<string, unknown>> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ioboxx-control-refusal-'));
   cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -41,7 +41,7 @@ async function firstConnectLog(url: string): Promise<Record<string, unknown>> {
   const config = { dataDir, database: { url }, auditRetentionDays: 1 } as unknown as Config;
   const runtime = await startControlRuntime({ config, log, withTenant: async () => { throw new Error('no tenant here'); } });
   try {
-    return await line;
+    return { ...(await line), problem: runtime.connectProblem };
   } finally {
     await runtime.close();
   }
@@ -59,6 +59,8 @@ test('a database that does not exist, a role that does not exist, a read-only da
   expect(missing).toMatchObject({ level: 50, msg: expect.stringMatching(/refused/) });
   expect(String(missing['err'])).toMatch(/does not exist/);
   expect(String(missing['hint'])).toMatch(/create that database/);
+  // What /readyz's postgres probe says while it is not connected: the cause and what to do, not only "not connected".
+  expect(missing['problem']).toBe(`${String(missing['err'])} (${String(missing['hint'])})`);
 
   const role = await firstConnectLog(withPath(new URL(postgresService().url).pathname, 'no_such_role_ioboxx'));
   expect(role).toMatchObject({ level: 50, msg: expect.stringMatching(/refused/) });
@@ -101,4 +103,5 @@ test('Postgres not listening is still "unreachable" (a warning: it may come back
   url.port = '1';
   const away = await firstConnectLog(url.toString());
   expect(away).toMatchObject({ level: 40, msg: expect.stringMatching(/unreachable/) });
+  expect(away['problem']).toBe(away['err']);
 });
