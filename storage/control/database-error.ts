@@ -30,7 +30,8 @@ export function isDatabaseError(error: unknown): boolean {
 
 /**
  * What an operator does about a Postgres that answered and refused the server (no such database,
- * a bad role or password, a read-only database, another application's tables, a missing privilege): waiting will not fix it.
+ * a bad role or password, a read-only database, another application's tables, a missing
+ * privilege): waiting will not fix it.
  * Undefined for anything else (Postgres away or starting up: it may come back by itself).
  */
 export function databaseRefusalHint(error: unknown): string | undefined {
