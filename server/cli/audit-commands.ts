@@ -15,7 +15,7 @@ import { MemoryError } from '../../storage/errors.js';
 import { failCommand } from './command-output.js';
 import { explainS3Failure } from './s3-failure.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
-import { shipAudit } from '../../storage/audit/shipper.js';
+import { shipAudit, shipLeaseMs } from '../../storage/audit/shipper.js';
 import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
 import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
 import { auditProblemHints } from '../../storage/audit/audit-problem.js';
@@ -99,6 +99,10 @@ function reportJson(report: AuditReport): unknown {
   return { ...report, problems: report.problems.map((p) => ({ ...p, hint: auditProblemHints[p.kind] })) };
 }
 
+/** Why a tenant was left: its events are not shipped by this run, and that is no failure. */
+const busyText =
+  `another shipper holds its lease: a server running ships them, or one stopped within the last ${shipLeaseMs / 1000} s left it; run again after that`;
+
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('ship and verify the immutable audit trail in S3 Object Lock');
 
@@ -122,7 +126,7 @@ export function registerAuditCommands(program: Command): void {
           ...(tenant ? { tenant } : {}),
         });
         process.stdout.write(
-          options.json ? `${JSON.stringify({ ok: result.failedTenants.length === 0, ...result })}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')}` : ''}\n`,
+          options.json ? `${JSON.stringify({ ok: result.failedTenants.length === 0, ...result })}\n` : `shipped ${result.batches} batches (${result.events} events)${result.busyTenants.length ? `; busy: ${result.busyTenants.join(', ')} (${busyText})` : ''}\n`,
         );
         // The other tenants were shipped all the same; each failed one is named.
         for (const f of result.failedTenants) {

@@ -94,6 +94,15 @@ test('audit ship with a hole in one tenant\'s staging ships the others and exits
   expect(JSON.parse((await cli(['audit', 'close-gap', '--tenant', 'cli-holed', '--json'])).stdout)).toEqual({ ok: true, tenant: 'cli-holed', closed: [] });
 });
 
+test('audit ship says why a tenant another shipper holds (a server, or one killed) was left, and does not fail for it', async () => {
+  await control.stageAudit('cli-busy', [{ source: 'access_log', sourceSeq: 1, event: { seq: 1 } }]);
+  expect(await control.claimAuditShipping('cli-busy', 'a-killed-shipper', 60_000)).toBe(true);
+  const shipped = await cli(['audit', 'ship', '--tenant', 'cli-busy']);
+  expect(shipped.code).toBe(0);
+  expect(shipped.stdout).toBe('shipped 0 batches (0 events); busy: cli-busy (another shipper holds its lease: a server running ships them, or one stopped within the last 60 s left it; run again after that)\n');
+  await control.releaseAuditShipping('cli-busy', 'a-killed-shipper');
+});
+
 test('audit ship without S3 configured fails with a clear message', async () => {
   const result = await cli(['audit', 'ship'], { ...env, S3_ENDPOINT: undefined, S3_BUCKET: undefined });
   expect(result.code).toBe(2);
