@@ -86,6 +86,9 @@ export function reportLines(report: AuditReport): string[] {
   return [
     ...report.tenants.map((t) => `tenant ${t.tenant}: ${t.batches} batches, ${t.events} events, through seq ${t.lastSeq}, head ${t.headSha256}`),
     ...(report.stores ?? []).map(storeLine),
+    ...(report.duplicateVersions ?? []).map(
+      (d) => `note: tenant=${d.tenant} key=${d.key} version=${d.versionId} holds the very bytes of the shipped version ${d.shippedVersionId} under COMPLIANCE (an upload sent twice): nothing altered`,
+    ),
     ...report.problems.map(
       (p) => `PROBLEM ${p.kind} tenant=${p.tenant}${p.batchSeq !== undefined ? ` batch=${p.batchSeq}` : ''}${p.key ? ` key=${p.key}` : ''}${p.versionId ? ` version=${p.versionId}` : ''}: ${p.detail}`,
     ),

@@ -44,6 +44,15 @@ export interface AuditReport {
   /** One per tenant store cross-checked; absent when the stores were not checked. */
   readonly stores?: readonly StoreCheckSummary[];
   readonly problems: readonly AuditProblem[];
+  /** Versions besides a shipped one holding its very bytes under COMPLIANCE (an upload sent twice): nothing altered, so no problem. */
+  readonly duplicateVersions?: readonly DuplicateVersion[];
+}
+
+export interface DuplicateVersion {
+  readonly tenant: string;
+  readonly key: string;
+  readonly versionId: string;
+  readonly shippedVersionId: string;
 }
 
 /** One batch as fetched: the version chosen as the shipped one. */
@@ -356,6 +365,8 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
   const recorded = options.control ? await options.control.auditBatches(options.tenant) : [];
   const problems: AuditProblem[] = [];
   const perTenant = new Map<string, Array<{ key: string; batchSeq: number; versionId: string }>>();
+  const extras: Array<{ tenant: string; key: string; batchSeq: number; versionId: string; shippedId: string; chosen: string }> = [];
+  const duplicateVersions: DuplicateVersion[] = [];
   const recordedByKey = new Map(recorded.filter((r) => r.versionId !== null).map((r) => [r.key, r]));
   for (const k of byKey.values()) {
     const parsed = parseAuditBatchKey(k.key);
@@ -370,17 +381,24 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
     if (k.versions.length === 0) continue;
     // The shipped version: the one the control plane recorded, else the oldest.
     const shippedId = recordedByKey.get(k.key)?.versionId ?? k.versions[k.versions.length - 1]!.VersionId!;
-    for (const v of k.versions) {
-      if (v.VersionId !== shippedId) {
-        problems.push({ kind: 'extra_version', tenant, key: k.key, versionId: v.VersionId, batchSeq: parsed.batchSeq, detail: `a version besides the shipped ${shippedId}` });
-      }
-    }
     const chosen = k.versions.some((v) => v.VersionId === shippedId) ? shippedId : k.versions[k.versions.length - 1]!.VersionId!;
+    for (const v of k.versions) {
+      if (v.VersionId !== shippedId) extras.push({ tenant, key: k.key, batchSeq: parsed.batchSeq, versionId: v.VersionId!, shippedId, chosen });
+    }
     const list = perTenant.get(tenant) ?? [];
     list.push({ key: k.key, batchSeq: parsed.batchSeq, versionId: chosen });
     perTenant.set(tenant, list);
   }
   for (const r of recorded) if (r.versionId !== null && !perTenant.has(r.tenant)) perTenant.set(r.tenant, []);
+  // A second version is a problem unless it is the chosen version's very bytes under COMPLIANCE.
+  for (const x of extras) {
+    const [extra, shipped] = await Promise.all([fetchBatch(bucket, x.key, x.batchSeq, x.versionId), fetchBatch(bucket, x.key, x.batchSeq, x.chosen)]);
+    if (x.chosen === x.shippedId && extra.lockMode === 'COMPLIANCE' && extra.body.equals(shipped.body)) {
+      duplicateVersions.push({ tenant: x.tenant, key: x.key, versionId: x.versionId, shippedVersionId: x.shippedId });
+    } else {
+      problems.push({ kind: 'extra_version', tenant: x.tenant, key: x.key, versionId: x.versionId, batchSeq: x.batchSeq, detail: `a version besides the shipped ${x.shippedId}` });
+    }
+  }
   const tenants: AuditTenantSummary[] = [];
   const storeTenants = new Set(options.stores?.tenants.filter((t) => options.tenant === undefined || t === options.tenant));
   if (storeTenants.size > 0 && !options.control) throw new Error('audit verify: the store cross-check needs the control plane');
@@ -437,5 +455,8 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
     const gap = stagingGap(span);
     if (gap) problems.push(gap);
   }
-  return { ok: problems.length === 0, tenants, ...(options.stores ? { stores: storeSummaries } : {}), problems };
+  return {
+    ok: problems.length === 0, tenants, ...(options.stores ? { stores: storeSummaries } : {}), problems,
+    ...(duplicateVersions.length > 0 && { duplicateVersions }),
+  };
 }

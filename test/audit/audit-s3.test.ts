@@ -6,6 +6,7 @@
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
+  GetObjectCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -261,6 +262,28 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(report.problems).toEqual([expect.objectContaining({ kind: 'extra_version', tenant: 'tampered', key, batchSeq: 1 })]);
     // The shipped version itself still proves out: the chain of what was shipped is whole.
     expect(report.tenants[0]).toMatchObject({ batches: 1, events: 3 });
+  });
+
+  test('a second version holding the shipped bytes under COMPLIANCE (an upload sent twice) is noted, not a problem; other bytes are', async () => {
+    await stage('twice', 1, 3);
+    await shipAudit(control, bucket, { tenant: 'twice', retentionDays, force: true });
+    const [shipped] = await control.auditBatches('twice');
+    const key = auditBatchKey('twice', 1);
+    const body = await (await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }))).Body!.transformToByteArray();
+    const copy = await bucket.client.send(new PutObjectCommand({
+      Bucket: bucket.bucket, Key: key, Body: body, ContentMD5: createHash('md5').update(body).digest('base64'), Metadata: { sha256: shipped!.sha256 },
+      ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000),
+    }));
+    const report = await verifyAudit(bucket, { tenant: 'twice', control });
+    expect(report.problems).toEqual([]);
+    expect(report.duplicateVersions).toEqual([{ tenant: 'twice', key, versionId: copy.VersionId, shippedVersionId: shipped!.versionId }]);
+    // One byte more is no copy.
+    const other = Buffer.concat([Buffer.from(body), Buffer.from(' ')]);
+    await bucket.client.send(new PutObjectCommand({
+      Bucket: bucket.bucket, Key: key, Body: other, ContentMD5: createHash('md5').update(other).digest('base64'),
+      ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000),
+    }));
+    expect((await verifyAudit(bucket, { tenant: 'twice', control })).problems).toEqual([expect.objectContaining({ kind: 'extra_version', key })]);
   });
 
   test('a COMPLIANCE batch forged onto the head of a chain (right prevSha256 and metadata) is named by verify with the control plane', async () => {
