@@ -91,6 +91,14 @@ export interface ReducerDef<Args = any, Result = any> {
 export interface StoreModule {
   readonly tables: readonly TableSchema[];
   readonly reducers: readonly ReducerDef[];
+  /**
+   * The tables whose empty state still counts in the canonical state hash (and is written in
+   * snapshots): the module's tables when stores of it were first written. A table added since is
+   * left out while it is empty, so adding one changes the hash of no existing store, and a store
+   * closed (checkpoint), snapshotted or backed up by the version before opens and restores with
+   * the new one. Absent: every table counts, empty or not. Never remove a name from the list.
+   */
+  readonly tablesHashedWhenEmpty?: readonly string[];
 }
 
 export function defineReducer<S extends z.ZodType, R>(def: {

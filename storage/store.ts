@@ -1156,8 +1156,12 @@ export class Store implements StoreApi {
     return Object.fromEntries([...this.tables].map(([name, t]) => [name, t.size]));
   }
 
+  /** The tables the canonical stream holds: every one, but an empty table added since the module's first stores (StoreModule.tablesHashedWhenEmpty). */
   private tableStates(clone: boolean): TableState[] {
-    return [...this.tables.values()].map((t) => ({ schema: t.schema, rows: clone ? t.cloneRows() : t.rows, arena: t.arena }));
+    const hashedWhenEmpty = this.options.module.tablesHashedWhenEmpty;
+    return [...this.tables.values()]
+      .filter((t) => t.size > 0 || hashedWhenEmpty === undefined || t.schema.name === idempotencyTable.name || hashedWhenEmpty.includes(t.schema.name))
+      .map((t) => ({ schema: t.schema, rows: clone ? t.cloneRows() : t.rows, arena: t.arena }));
   }
 
   snapshot(): Promise<{ offset: number; stateHash: string }> {

@@ -30,6 +30,13 @@ export const memoryModule: StoreModule = {
     ...objectTables, ...chatTables, ...embeddingTables, ...bpmnTables, ...sessionTables, runOutboxTable,
     ...arTables, ...accessLogTables, ...kcTables,
   ],
+  // The tables of the first stores (2026-12-01): a table added after them is left out of the state
+  // hash while it is empty, so existing stores open, restore and verify unchanged. Never edit it.
+  tablesHashedWhenEmpty: [
+    'objects', 'relations', 'object_types', 'object_versions', 'chat_threads', 'chat_messages', 'embeddings', 'embedding_models',
+    'bpmn_instances', 'bpmn_tokens', 'bpmn_tasks', 'agent_sessions', 'run_outbox', 'ar_surfaces', 'ar_observations', 'access_log',
+    'kc_users', 'kc_memberships', 'kc_role_grants', 'kc_landings',
+  ],
   reducers: [
     ...objectReducers, ...chatReducers, ...embeddingReducers, ...bpmnReducers, ...sessionReducers, runOutboxRemove,
     ...arReducers, ...accessLogReducers, ...kcReducers,
