@@ -85,6 +85,9 @@ function storeLine(s: StoreCheckSummary): string {
 export function reportLines(report: AuditReport): string[] {
   return [
     ...report.tenants.map((t) => `tenant ${t.tenant}: ${t.batches} batches, ${t.events} events, through seq ${t.lastSeq}, head ${t.headSha256}`),
+    ...report.tenants.flatMap((t) => t.eventsLost === undefined ? [] : [
+      `note: tenant ${t.tenant}: ${t.eventsLost.count} event${t.eventsLost.count === 1 ? '' : 's'} recorded lost in the chain (audit close-gap: removed from staging before they shipped): seq ${t.eventsLost.seqs}`,
+    ]),
     ...(report.stores ?? []).map(storeLine),
     ...(report.duplicateVersions ?? []).map(
       (d) => `note: tenant=${d.tenant} key=${d.key} version=${d.versionId} holds the very bytes of the shipped version ${d.shippedVersionId} under COMPLIANCE (an upload sent twice): nothing altered`,

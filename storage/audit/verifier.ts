@@ -18,7 +18,7 @@ import {
   type DeleteMarkerEntry,
 } from '@aws-sdk/client-s3';
 import { accessLogSource } from '../control/audit-staging.js';
-import type { AuditBatchRecord, AuditStagingSpan, ControlPlane } from '../control/control-plane.js';
+import { auditHoleSource, type AuditBatchRecord, type AuditStagingSpan, type ControlPlane } from '../control/control-plane.js';
 import { auditBatchBytesMax, auditKeyPrefix, auditTenantPrefix, decodeAuditBatch, genesisSha256, parseAuditBatchKey, sha256Hex, type AuditBatch } from './batch.js';
 import type { AuditBucket } from './audit-bucket.js';
 import type { AuditProblem } from './audit-problem.js';
@@ -36,7 +36,15 @@ export interface AuditTenantSummary {
   readonly events: number;
   readonly lastSeq: number;
   readonly headSha256: string;
+  /**
+   * Events the chain records as lost (`audit close-gap`: removed from staging before they
+   * shipped), when there are any: no problem, the chain says so itself, but an auditor must see it.
+   */
+  readonly eventsLost?: { readonly count: number; readonly seqs: string };
 }
+
+/** Ranges of lost seqs named in a report, at most (the count says how many seqs there are). */
+export const lostSeqRangesListedMax = 20;
 
 export interface AuditReport {
   readonly ok: boolean;
@@ -88,6 +96,9 @@ export class AuditChainProof {
   private prevLastSeq = 0;
   private events = 0;
   private batches = 0;
+  private lostCount = 0;
+  /** Ranges [from, to] of seqs recorded lost, in chain order. */
+  private readonly lostRanges: [number, number][] = [];
 
   constructor(
     readonly tenant: string,
@@ -168,11 +179,19 @@ export class AuditChainProof {
         }
       }
       this.events += b.events.length;
+      for (const e of b.events) if (e.source === auditHoleSource) this.noteLost(e.seq);
       this.prevLastSeq = b.lastSeq;
     }
     this.prevSha = sha;
     this.expectedBatchSeq = f.batchSeq + 1;
     return b;
+  }
+
+  private noteLost(seq: number): void {
+    this.lostCount += 1;
+    const last = this.lostRanges.at(-1);
+    if (last !== undefined && last[1] === seq - 1) last[1] = seq;
+    else this.lostRanges.push([seq, seq]);
   }
 
   finish(): { summary: AuditTenantSummary; problems: AuditProblem[] } {
@@ -189,7 +208,10 @@ export class AuditChainProof {
       }
     }
     return {
-      summary: { tenant: this.tenant, batches: this.batches, events: this.events, lastSeq: this.prevLastSeq, headSha256: this.prevSha },
+      summary: {
+        tenant: this.tenant, batches: this.batches, events: this.events, lastSeq: this.prevLastSeq, headSha256: this.prevSha,
+        ...(this.lostCount > 0 && { eventsLost: { count: this.lostCount, seqs: seqRanges(this.lostRanges) } }),
+      },
       problems: this.problems,
     };
   }
@@ -459,4 +481,11 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
     ok: problems.length === 0, tenants, ...(options.stores ? { stores: storeSummaries } : {}), problems,
     ...(duplicateVersions.length > 0 && { duplicateVersions }),
   };
+}
+
+/** "2, 5..9" for the first lostSeqRangesListedMax ranges, then how many more. */
+function seqRanges(ranges: readonly [number, number][]): string {
+  const listed = ranges.slice(0, lostSeqRangesListedMax).map(([from, to]) => (from === to ? `${from}` : `${from}..${to}`));
+  const more = ranges.length - listed.length;
+  return listed.join(', ') + (more > 0 ? ` and ${more} more ranges` : '');
 }

@@ -90,6 +90,10 @@ test('audit ship with a hole in one tenant\'s staging ships the others and exits
   const verified = await cli(['audit', 'verify', '--tenant', 'cli-holed', '--no-stores']);
   expect(verified.stdout).toContain('audit verified: chain whole');
   expect(verified.code).toBe(0);
+  // Whole, and saying what it records as lost: an auditor sees the loss in every verify.
+  expect(verified.stdout).toContain('note: tenant cli-holed: 1 event recorded lost in the chain (audit close-gap: removed from staging before they shipped): seq 2\n');
+  const verifiedJson = JSON.parse((await cli(['audit', 'verify', '--tenant', 'cli-holed', '--no-stores', '--json'])).stdout) as { tenants: unknown[] };
+  expect(verifiedJson.tenants).toEqual([expect.objectContaining({ tenant: 'cli-holed', eventsLost: { count: 1, seqs: '2' } })]);
   expect(await control.auditBatches('cli-holed')).toEqual([expect.objectContaining({ firstSeq: 1, lastSeq: 3, count: 3 })]);
   expect(JSON.parse((await cli(['audit', 'close-gap', '--tenant', 'cli-holed', '--json'])).stdout)).toEqual({ ok: true, tenant: 'cli-holed', closed: [] });
 });
