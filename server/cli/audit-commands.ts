@@ -16,7 +16,7 @@ import { failCommand } from './command-output.js';
 import { explainS3Failure } from './s3-failure.js';
 import { openAuditBucket, type AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { shipAudit, shipLeaseMs } from '../../storage/audit/shipper.js';
-import { verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
+import { seqRangeText, verifyAudit, type AuditReport } from '../../storage/audit/verifier.js';
 import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
 import { auditProblemHints } from '../../storage/audit/audit-problem.js';
 import { accessLogSource } from '../../storage/control/audit-staging.js';
@@ -159,7 +159,7 @@ export function registerAuditCommands(program: Command): void {
         const tenant = tenantOption(options.tenant)!;
         control = await controlOf(config);
         const closed = await control.closeAuditStagingHoles(tenant);
-        const ranges = closed.map((r) => (r.fromSeq === r.toSeq ? `seq ${r.fromSeq}` : `seq ${r.fromSeq}..${r.toSeq}`)).join(', ');
+        const ranges = closed.map((r) => `seq ${seqRangeText(r.fromSeq, r.toSeq)}`).join(', ');
         process.stdout.write(options.json
           ? `${JSON.stringify({ ok: true, tenant, closed })}\n`
           : closed.length === 0

@@ -485,7 +485,12 @@ export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = 
 
 /** "2, 5..9" for the first lostSeqRangesListedMax ranges, then how many more. */
 function seqRanges(ranges: readonly [number, number][]): string {
-  const listed = ranges.slice(0, lostSeqRangesListedMax).map(([from, to]) => (from === to ? `${from}` : `${from}..${to}`));
+  const listed = ranges.slice(0, lostSeqRangesListedMax).map(([from, to]) => seqRangeText(from, to));
   const more = ranges.length - listed.length;
   return listed.join(', ') + (more > 0 ? ` and ${more} more ranges` : '');
+}
+
+/** "2" or "5..9": a range of audit seqs as reports name it. */
+export function seqRangeText(from: number, to: number): string {
+  return from === to ? `${from}` : `${from}..${to}`;
 }
