@@ -3,10 +3,13 @@
  * observed-at) plus a bounded history of observations in arrival order. An observation
  * older than the latest (by observed_at_ms) joins the history without replacing the latest.
  * Past arHistoryPerSurfaceMax the oldest observation is evicted in the same transaction.
+ * Removing a surface removes its history with it, in one transaction.
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { frameBytesMax } from '../storage/log/frame.js';
 import { defineReducer, type TableReader } from '../storage/reducer.js';
+import { txRowChangesMax } from '../storage/transaction.js';
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
@@ -27,6 +30,20 @@ export const arObservedAheadMsMax = 5 * 60_000;
 export const anchorsMax = 64;
 /** UTF-8 bytes of JSON of one observation's payload. */
 export const arPayloadBytesMax = 16 * 1024;
+export const anchorLabelCharsMax = 256;
+
+/**
+ * The most one observation row weighs in a log frame (msgpack): surface id, seq and times, pose
+ * (7 float64), anchors at their limits (id, a label of 3-byte characters, pose, keys), the
+ * payload (a JSON number of 4 bytes such as `0.1,` packs into 9), the recording subject (at most
+ * 255 characters, server/auth's subjectCharsMax, 3 bytes each) and the row's framing.
+ */
+const arObservationRowBytesMax = 131 + 3 * 9 + 64 + anchorsMax * (131 + anchorLabelCharsMax * 3 + 3 + 64 + 32) + Math.ceil(arPayloadBytesMax * 9 / 4) + 255 * 3 + 128;
+// ar_surface_remove deletes a surface and its whole history in one transaction: it must fit one
+// frame (a quarter left for the invocation) and one transaction's row changes.
+if ((arHistoryPerSurfaceMax + 1) * arObservationRowBytesMax > frameBytesMax * 0.75 || arHistoryPerSurfaceMax + 1 > txRowChangesMax) {
+  throw new Error('arHistoryPerSurfaceMax: the rows ar_surface_remove deletes would not fit one transaction');
+}
 
 export const arSurfacesTable: TableSchema = {
   name: 'ar_surfaces',
@@ -61,7 +78,7 @@ export const arObservationsTable: TableSchema = {
 const finite = z.number().finite();
 /** [x, y, z, qx, qy, qz, qw]: position, then orientation as a unit quaternion. */
 const pose = z.array(finite).length(7);
-const anchor = z.object({ id: rowId, pose: pose.optional(), label: z.string().max(256).optional() });
+const anchor = z.object({ id: rowId, pose: pose.optional(), label: z.string().max(anchorLabelCharsMax).optional() });
 const payload = jsonObject;
 
 const observeArgs = z.object({
@@ -82,7 +99,7 @@ export const arObserve = defineReducer({
     const current = surfaces.get([a.surface]);
     if (!current && surfaces.size >= arSurfacesMax) {
       throw new MemoryError('limit_exceeded', `surface ${a.surface} would be new; the tenant has ${surfaces.size} surfaces, the limit (arSurfacesMax) is ${arSurfacesMax}`,
-        'record observations of surfaces already observed (no tool removes a surface)');
+        'remove surfaces no longer needed with ar_surface_remove (their history goes with them), or record observations of surfaces already observed');
     }
     const seq = current ? (current['last_seq'] as number) + 1 : 1;
     const observedAtMs = a.observed_at_ms ?? ctx.timestampMs;
@@ -100,6 +117,30 @@ export const arObserve = defineReducer({
     // Keep the newest arHistoryPerSurfaceMax by arrival: evict exactly the one that fell out.
     if (seq > arHistoryPerSurfaceMax) history.delete([a.surface, seq - arHistoryPerSurfaceMax]);
     return { seq, latest };
+  },
+});
+
+function requireSurface(view: { table(name: string): TableReader }, surface: string): Row {
+  const row = view.table('ar_surfaces').get([surface]);
+  // A misspelt id is said as such, not an empty state or history.
+  if (!row) throw new MemoryError('not_found', `surface ${surface} was never observed, or was removed`);
+  return row;
+}
+
+const removeArgs = z.object({ surface: rowId });
+const removeResult = z.object({ observations_removed: int() });
+
+export const arSurfaceRemove = defineReducer({
+  name: 'ar_surface_remove',
+  args: removeArgs,
+  run(ctx, a): z.infer<typeof removeResult> {
+    requireSurface(ctx, a.surface);
+    const history = ctx.table('ar_observations');
+    // At most arHistoryPerSurfaceMax rows (checked against one frame above): one transaction.
+    const seqs = [...history.scan({ prefix: [a.surface] })].map((r) => r['seq'] as number);
+    for (const seq of seqs) history.delete([a.surface, seq]);
+    ctx.table('ar_surfaces').delete([a.surface]);
+    return { observations_removed: seqs.length };
   },
 });
 
@@ -126,18 +167,20 @@ export const arTools: ToolDef[] = [
     name: 'ar_surface_get', title: 'Get AR surface', description: 'Latest observed state of a surface.',
     input: z.object({ surface: rowId }), output: surfaceOutput,
     run: ({ memory }, a) => memory.store.read((view) => {
-      const found = arSurfaceView(view, a.surface);
-      if (!found) throw new MemoryError('not_found', `surface ${a.surface} was never observed`);
-      return found;
+      requireSurface(view, a.surface);
+      return arSurfaceView(view, a.surface)!;
     }),
+  }),
+  writeTool({
+    reducer: arSurfaceRemove, args: removeArgs, result: removeResult, title: 'Remove AR surface', destructive: true, idempotent: true,
+    description: 'Remove a surface with its history; frees its place under the tenant\'s surface limit.',
   }),
   readTool({
     name: 'ar_history_list', title: 'AR surface history', description: 'Recent observations of a surface, newest first. Paged.',
     input: z.object({ surface: rowId, cursor: pageCursor, limit: pageLimit }),
     output: z.object({ observations: z.array(stateOutput.extend({ seq: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
-      // As ar_surface_get: a surface never observed (a misspelt id) is said as such, not an empty history.
-      if (!view.table('ar_surfaces').get([a.surface])) throw new MemoryError('not_found', `surface ${a.surface} was never observed`);
+      requireSurface(view, a.surface);
       const scope = cursorScope(caller.tenant, 'ar_history_list', a.surface);
       const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, int());
       const rows = view.table('ar_observations').scan({ range: { from: [a.surface], to: [a.surface, before] }, reverse: true });
@@ -148,5 +191,5 @@ export const arTools: ToolDef[] = [
   }),
 ];
 
-export const arReducers = [arObserve];
+export const arReducers = [arObserve, arSurfaceRemove];
 export const arTables = [arSurfacesTable, arObservationsTable];

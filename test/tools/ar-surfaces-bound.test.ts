@@ -1,4 +1,7 @@
-/** Past arSurfacesMax surfaces a new one is refused naming the limit; the surfaces there go on taking observations. */
+/**
+ * Past arSurfacesMax surfaces a new one is refused naming the limit and the way out; the
+ * surfaces there go on taking observations, and removing one makes room for a new one.
+ */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { arSurfacesMax } from '../../tools/ar.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
@@ -18,6 +21,9 @@ afterAll(() => f.close());
 test(`past arSurfacesMax (${arSurfacesMax}) a new surface is refused naming the limit and what to do`, async () => {
   const refused = await expectRefused(f, f.call('ar_observe', { surface: 'one-more', pose }), 'limit_exceeded',
     new RegExp(`surface one-more would be new; the tenant has ${arSurfacesMax} surfaces, the limit \\(arSurfacesMax\\) is ${arSurfacesMax}`));
-  expect(refused.hint).toMatch(/surfaces already observed/);
+  expect(refused.hint).toMatch(/ar_surface_remove/);
   expect(await f.call('ar_observe', { surface: 's7', pose })).toMatchObject({ seq: 2, latest: true });
+  await f.call('ar_surface_remove', { surface: 's7' });
+  expect(await f.call('ar_observe', { surface: 'one-more', pose })).toMatchObject({ seq: 1, latest: true });
+  await expectRefused(f, f.call('ar_observe', { surface: 's7', pose }), 'limit_exceeded');
 });

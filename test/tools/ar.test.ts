@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { arHistoryPerSurfaceMax, arObservedAheadMsMax } from '../../tools/ar.js';
-import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+import { MemoryError } from '../../storage/errors.js';
+import { anchorLabelCharsMax, anchorsMax, arHistoryPerSurfaceMax, arObservedAheadMsMax, arPayloadBytesMax } from '../../tools/ar.js';
+import { memoryCatalog } from '../../tools/index.js';
+import { jsonBytes } from '../../tools/json-bytes.js';
+import { bob, expectRefused, openFixture, reopenChecked, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -58,4 +61,47 @@ test(`an observed_at_ms more than arObservedAheadMsMax (${arObservedAheadMsMax} 
   await f.call('ar_observe', { surface: 's', pose: pose(1) }); // now, later than neither: joins the history
   await f.call('ar_observe', { surface: 's', pose: pose(2), observed_at_ms: nowMs + 120_000 });
   expect(await f.call('ar_surface_get', { surface: 's' })).toMatchObject({ pose: pose(2), observations: 3 });
+});
+
+test('ar_surface_remove removes a surface with its history in one transaction: reads and its resource say not_found, subscribers hear of it', async () => {
+  for (let i = 0; i < 3; i++) await f.call('ar_observe', { surface: 'desk', pose: pose(i) });
+  await f.call('ar_observe', { surface: 'wall', pose: pose(9) });
+  const announced: string[] = [];
+  const tables: string[][] = [];
+  const stop = f.memory.store.onCommit((txs) => {
+    for (const tx of txs) {
+      announced.push(...memoryCatalog.changedUris(tx));
+      tables.push(tx.changes.map((c) => c.table));
+    }
+  });
+  const removed = await f.call('ar_surface_remove', { surface: 'desk', idempotency_key: 'rm-desk' });
+  stop();
+  expect(removed).toEqual({ observations_removed: 3, offset: f.memory.store.lastOffset });
+  expect(tables).toEqual([['ar_observations', 'ar_surfaces', 'sys_idempotency']]);
+  expect(announced).toEqual(['memory://ar/desk']);
+  await expectRefused(f, f.call('ar_surface_get', { surface: 'desk' }), 'not_found', /was never observed, or was removed/);
+  await expectRefused(f, f.call('ar_history_list', { surface: 'desk' }), 'not_found');
+  await expect(memoryCatalog.read(f.memory, 'memory://ar/desk')).rejects.toMatchObject({ code: 'not_found' });
+  // A retry with the key answers the first result; without it, the surface is gone.
+  expect(await f.call('ar_surface_remove', { surface: 'desk', idempotency_key: 'rm-desk' })).toEqual(removed);
+  await expectRefused(f, f.call('ar_surface_remove', { surface: 'desk' }), 'not_found');
+  await expectRefused(f, f.call('ar_surface_remove', { surface: 'desk' }, bob), 'not_found');
+  expect(await f.call('ar_surface_get', { surface: 'wall' })).toMatchObject({ pose: pose(9), observations: 1 });
+  await reopenChecked(f, false);
+  await expectRefused(f, f.call('ar_surface_get', { surface: 'desk' }), 'not_found');
+  // Observed again, it starts afresh: seq 1, a history of one.
+  expect(await f.call('ar_observe', { surface: 'desk', pose: pose(5) })).toMatchObject({ seq: 1, latest: true });
+  expect((await f.call('ar_history_list', { surface: 'desk' })).observations).toHaveLength(1);
+});
+
+test('a surface whose whole history is at its limits (anchors, labels, payload) is removed in one transaction', async () => {
+  // Each observation as heavy as ar_observe takes: 3-byte characters in every label, a payload of 4-byte JSON numbers (9 in msgpack).
+  const anchors = Array.from({ length: anchorsMax }, (_, i) => ({ id: `a${i}`.padEnd(128, 'x'), pose: pose(0.1 + i), label: '日'.repeat(anchorLabelCharsMax) }));
+  const floats = Array.from({ length: Math.floor((arPayloadBytesMax - 16) / 4) }, () => 0.1);
+  const payload = { f: floats };
+  expect(jsonBytes(payload)).toBeLessThanOrEqual(arPayloadBytesMax);
+  for (let i = 0; i < arHistoryPerSurfaceMax + 1; i++) await f.call('ar_observe', { surface: 'heavy', pose: pose(i + 0.1), anchors, payload });
+  const removed = await f.call('ar_surface_remove', { surface: 'heavy' }).catch((e: MemoryError) => e);
+  expect(removed).toMatchObject({ observations_removed: arHistoryPerSurfaceMax });
+  await expectRefused(f, f.call('ar_surface_get', { surface: 'heavy' }), 'not_found');
 });

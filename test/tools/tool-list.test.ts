@@ -37,9 +37,9 @@ describe('tools/list', () => {
     }
   });
 
-  test('delete and unlink are destructive; system reducers have no tool', () => {
+  test('delete, unlink and remove are destructive; system reducers have no tool', () => {
     const destructive = memoryTools.filter((t) => t.annotations.destructiveHint).map((t) => t.name).sort();
-    expect(destructive).toEqual(['embedding_delete', 'object_delete', 'object_unlink']);
+    expect(destructive).toEqual(['ar_surface_remove', 'embedding_delete', 'object_delete', 'object_unlink']);
     for (const name of systemReducerNames) {
       expect(memoryModule.reducers.some((r) => r.name === name)).toBe(true);
       expect(memoryTools.some((t) => t.name === name)).toBe(false);
