@@ -4,8 +4,9 @@
  * arguments), some refused on purpose (bad arguments, sizes past their limits, absent ids,
  * wrong states), some sent together without waiting, with close + reopen and snapshot + reopen
  * between them, leaves every read answering what a plain model says, after every step:
- * chat_messages_list (asc and desc, after_seq, every page walked), ar_surface_get,
- * ar_history_list (paged, the newest arHistoryPerSurfaceMax), session_get, bpmn_instance_get,
+ * chat_messages_list (asc and desc, after_seq, every page walked), ar_surface_get and
+ * ar_history_list (paged, the newest arHistoryPerSurfaceMax; surfaces removed and observed
+ * again too), session_get, bpmn_instance_get,
  * the run outbox, and the memory:// resources (resources/list paged, each read equal to its
  * tool's answer), and every write is announced for the URI it changed (changedUris). A refused
  * call writes nothing; reopening gives the state hash it closed with. The store's clock is
@@ -110,6 +111,7 @@ const writeOp = fc.oneof(
     anchors: maybe(fc.constantFrom<Json[]>([{ id: 'cup', label: 'cup' }], [{ id: 'a', pose: pose(1) }, { id: 'b' }])),
     payload: maybe(mostly([small], [big(arPayloadBytesMax + 1)])),
   }),
+  fc.record({ kind: fc.constant('remove_surface' as const), who, key, surface: mostly(['s1', 's2', 'desk.9'], ['bad surface']) }),
   fc.record({ kind: fc.constant('session_start' as const), who, key, agent: mostly(['fundi/planner'], ['bad agent']), title: maybe(fc.constant('T')), details: maybe(mostly([small, half], [big(sessionDetailsBytesMax + 1)])) }),
   fc.record({ kind: fc.constant('session_end' as const), who, key, session: ref, outcome: mostly(['completed', 'failed', 'cancelled'], ['exploded']), details: maybe(fc.constantFrom(small, half)) }),
   fc.record({ kind: fc.constant('bpmn_start' as const), who, key, definition: mostly(['invoice:2'], ['has space']), start: mostly(['start'], ['1bad']), variables: maybe(mostly([small, half], [big(variablesBytesMax + 1)])) }),
@@ -223,6 +225,12 @@ class Runner {
           };
         }, early);
       }
+      case 'remove_surface':
+        return call('ar_surface_remove', { surface: o.surface }, () => {
+          const s = m.surfaces.get(o.surface);
+          if (!s) return { error: 'not_found' };
+          return { result: { observations_removed: s.history.length }, apply: () => void m.surfaces.delete(o.surface), uri: () => uri('ar', o.surface) };
+        }, o.surface === 'bad surface' ? 'invalid_argument' : undefined);
       case 'session_start':
         return call('session_start', { agent: o.agent, title: o.title, details: o.details }, () => {
           if (jsonBytes(o.details ?? {}) > sessionDetailsBytesMax) return { error: 'limit_exceeded' };
@@ -553,6 +561,7 @@ function otherArguments(tool: string, args: Json): Json {
     case 'chat_thread_create': return { ...args, title: `${String(args['title'] ?? '')}!` };
     case 'chat_message_append': return { ...args, content: `${String(args['content'])}!` };
     case 'ar_observe': return { ...args, observed_at_ms: Number(args['observed_at_ms'] ?? 0) + 1 };
+    case 'ar_surface_remove': return { surface: args['surface'] === 's1' ? 's2' : 's1' };
     case 'session_start':
     case 'bpmn_start': return { ...args, title: undefined, ...(tool === 'session_start' ? { agent: 'other' } : { definition: 'other' }) };
     case 'bpmn_move_token': return { ...args, to: args['to'] === 'a' ? 'b' : 'a' };
