@@ -99,6 +99,14 @@ function openTasks(tasks: TableReader, instance: string): Row[] {
   return [...tasks.scan({ prefix: [instance] })].filter((t) => t['state'] === 'open');
 }
 
+function requireFreeToken(tokens: TableReader, tasks: TableReader, instance: string, token: string): void {
+  if (!tokens.get([instance, token])) throw new MemoryError('not_found', `instance ${instance} has no token ${token}`);
+  const waiting = openTasks(tasks, instance).find((t) => t['token'] === token);
+  if (waiting) {
+    throw new MemoryError('invalid_argument', `token ${token} waits at open user task ${String(waiting['task'])}`, 'complete it with bpmn_complete_task first');
+  }
+}
+
 // ---- bpmn_start
 
 const startArgs = z.object({ definition, start_node: node, variables: variables.optional() });
@@ -141,6 +149,9 @@ export const bpmnMoveToken = defineReducer({
     runningInstance(ctx, a.instance);
     const tokens = ctx.table('bpmn_tokens');
     const tasks = ctx.table('bpmn_tasks');
+    // The token that moves, or with fork the one the branch leaves from (it stays where it is):
+    // it must exist and not wait at an open user task, as a token passing a parallel gateway.
+    if (a.token !== undefined) requireFreeToken(tokens, tasks, a.instance, a.token);
     let token: string;
     if (a.fork) {
       // A parallel branch: a new token, numbered after the instance's existing ones.
@@ -155,11 +166,6 @@ export const bpmnMoveToken = defineReducer({
     } else {
       if (a.token === undefined) throw new MemoryError('invalid_argument', 'token is required unless fork is true');
       token = a.token;
-      if (!tokens.get([a.instance, token])) throw new MemoryError('not_found', `instance ${a.instance} has no token ${token}`);
-      const waiting = openTasks(tasks, a.instance).find((t) => t['token'] === token);
-      if (waiting) {
-        throw new MemoryError('invalid_argument', `token ${token} waits at open user task ${String(waiting['task'])}`, 'complete it with bpmn_complete_task first');
-      }
     }
     tokens.upsert({ instance: a.instance, token, node: a.to, moved_at_ms: ctx.timestampMs });
     if (!a.user_task) {
@@ -304,7 +310,7 @@ export const bpmnTools: ToolDef[] = [
   }),
   writeTool({
     reducer: bpmnMoveToken, args: moveArgs, result: moveResult, title: 'Move token',
-    description: 'Move a token to node `to` (fork: a new parallel token there); user_task opens a task it then waits on.',
+    description: 'Move a token to node `to`; fork: a new parallel token there instead (from `token` if given, which stays). user_task opens a task the token then waits on.',
   }),
   writeTool({
     reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',

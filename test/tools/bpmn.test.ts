@@ -79,6 +79,18 @@ describe('bpmn', () => {
     expect(await outbox()).toEqual([expect.objectContaining({ run_id: instance, outcome: 'failed', details: { after_ms: 1000, reason: 'timeout' } })]);
   });
 
+  test('a fork from a named token: the token must exist and be free; it stays where it is, the new one goes to `to`', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 'gateway' });
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_9', fork: true, to: 'b' }), 'not_found', /has no token tok_9/);
+    const forked = await f.call('bpmn_move_token', { instance, token, fork: true, to: 'b', user_task: { name: 'Review' } });
+    expect(forked).toMatchObject({ token: 'tok_2', task: 'task_1' });
+    expect((await f.call('bpmn_instance_get', { instance })).tokens).toEqual([{ token, node: 'gateway' }, { token: 'tok_2', node: 'b' }]);
+    // tok_2 waits at its task: no branch leaves from it until the task is done.
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_2', fork: true, to: 'c' }), 'invalid_argument', /waits at open user task task_1/);
+    await f.call('bpmn_complete_task', { instance, task: 'task_1' });
+    expect(await f.call('bpmn_move_token', { instance, token: 'tok_2', fork: true, to: 'c' })).toMatchObject({ token: 'tok_3' });
+  });
+
   test('the control plane drains the outbox with run_outbox_remove (a second removal is a no-op)', async () => {
     const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     await f.call('bpmn_complete', { instance });

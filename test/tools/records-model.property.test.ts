@@ -277,13 +277,16 @@ class Runner {
           const i = m.instances.get(id);
           if (!i) return { error: 'not_found' };
           if (i.state !== 'running') return { error: 'invalid_argument' };
+          // The token that moves, or the one a fork leaves from (which stays): it must exist and be free.
+          if (o.token !== undefined) {
+            if (!i.tokens.has(o.token)) return { error: 'not_found' };
+            if (i.tasks.some((t) => t.token === o.token && t.state === 'open')) return { error: 'invalid_argument' };
+          }
           let token: string;
           if (o.fork) {
             token = `tok_${i.tokens.size + 1}`;
           } else {
             if (o.token === undefined) return { error: 'invalid_argument' };
-            if (!i.tokens.has(o.token)) return { error: 'not_found' };
-            if (i.tasks.some((t) => t.token === o.token && t.state === 'open')) return { error: 'invalid_argument' };
             token = o.token;
           }
           const task = o.task ? `task_${i.tasks.length + 1}` : undefined;
