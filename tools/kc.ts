@@ -4,6 +4,10 @@
  * `kc_apply_event`. The landing id is recorded in kc_landings in the same transaction, so
  * re-applying a landing is a no-op (exactly once, across restarts). Events this projection
  * does not use (LOGIN, ...) or cannot read are recorded as ignored, never retried forever.
+ * The projection does not depend on the order events arrive in: each user, profile field,
+ * membership and role grant takes the change of its newest event by Keycloak time, and
+ * deletions are remembered (kc-clock.ts), so the state is the one of applying the events in
+ * time order. The *_at_ms columns are the times of those events.
  *
  * Shapes understood: stock user events {type, userId, details, time} (types may carry the
  * webhook extension's `access.` prefix) and admin events {operationType, resourceType,
@@ -20,6 +24,7 @@ import { collectPage, pageCursor, pageItemsBytesMax, pageLimit, type CollectedPa
 import type { ToolDef } from './tool.js';
 import { jsonObject } from './wire-schema.js';
 import { patterned } from './identifiers.js';
+import { describeStamp, eventStamp, KcClock, kcClockTables, kcDeletionsMax, newer, stampOfRow, userThing, type EventStamp, type KcThing } from './kc-clock.js';
 
 export const kcIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const representationCharsMax = 64 * 1024;
@@ -96,62 +101,124 @@ function parseRepresentation(value: unknown): unknown {
   }
 }
 
-/** Merge known profile fields into the user's row (creating it when absent). */
-function upsertUser(ctx: ReducerContext, userId: string, fields: { username?: string | undefined; email?: string | undefined; first_name?: string | undefined; last_name?: string | undefined; enabled?: boolean | undefined; email_verified?: boolean | undefined }): void {
+/** The profile fields of kc_users an event may set, each stamped on its own (kc_versions [user, 'user', '', FIELD]). */
+const userFields = ['username', 'email', 'first_name', 'last_name', 'enabled', 'email_verified'] as const;
+type UserField = (typeof userFields)[number];
+type UserFields = { [F in UserField]?: (F extends 'enabled' | 'email_verified' ? boolean : string) | undefined };
+
+/** What a field holds when no event newer than the user's deletion set it (the row of a user never seen). */
+function userFieldDefault(userId: string, field: UserField): string | boolean | null {
+  if (field === 'username') return userId;
+  if (field === 'enabled') return true;
+  if (field === 'email_verified') return false;
+  return null;
+}
+
+const userFieldThing = (userId: string, field: UserField): KcThing => [userId, 'user', '', field];
+
+/**
+ * An event writing some of a user's fields (creating the row when absent): each field it names
+ * is set when the event is newer than that field's newest write, and the row's updated_at_ms is
+ * the time of the newest event written to it. Nothing, when the user was deleted later.
+ */
+function writeUser({ ctx, clock, stamp }: Applying, userId: string, fields: UserFields, effect: string): string {
+  clock.assertPastHorizon(stamp);
+  const deleted = clock.deletion(userThing(userId));
+  if (deleted && !newer(stamp, deleted)) return `ignored: ${effect}, older than the user's deletion at ${describeStamp(deleted)}`;
   const users = ctx.table('kc_users');
   const existing = users.get([userId]);
-  const pick = <T>(next: T | undefined, column: string, fallback: T): T => (next !== undefined ? next : existing ? (existing[column] as T) : fallback);
-  users.upsert({
-    user_id: userId,
-    username: pick(fields.username, 'username', userId),
-    email: pick<string | null>(fields.email, 'email', null),
-    first_name: pick<string | null>(fields.first_name, 'first_name', null),
-    last_name: pick<string | null>(fields.last_name, 'last_name', null),
-    enabled: pick(fields.enabled, 'enabled', true),
-    email_verified: pick(fields.email_verified, 'email_verified', false),
-    updated_at_ms: ctx.timestampMs,
-  });
+  const row: Record<string, unknown> = { user_id: userId };
+  let fieldsWritten = 0;
+  for (const field of userFields) {
+    const value = fields[field];
+    const thing = userFieldThing(userId, field);
+    if (value !== undefined && newer(stamp, clock.version(thing))) {
+      row[field] = value;
+      clock.setVersion(thing, stamp);
+      fieldsWritten++;
+    } else {
+      row[field] = existing ? existing[field] : userFieldDefault(userId, field);
+    }
+  }
+  const rowVersion = clock.version(userThing(userId));
+  const newest = newer(stamp, rowVersion);
+  if (!newest && fieldsWritten === 0 && existing) return `ignored: ${effect}, older than the user's newest change at ${describeStamp(rowVersion!)}`;
+  if (newest) clock.setVersion(userThing(userId), stamp);
+  users.upsert({ ...row, updated_at_ms: newest ? stamp.timeMs : rowVersion!.timeMs });
+  return effect;
 }
 
-function deleteUser(ctx: ReducerContext, userId: string): void {
-  ctx.table('kc_users').delete([userId]);
+/**
+ * A user's deletion: the row, its fields and the user's memberships and role grants written
+ * before it go; what a newer event wrote stays (it arrived first). It is recorded, so an older
+ * event arriving later changes nothing of the user's.
+ */
+function deleteUser({ ctx, clock, stamp }: Applying, userId: string): string {
+  clock.assertPastHorizon(stamp);
+  const user = userThing(userId);
+  const deleted = clock.deletion(user);
+  if (deleted && !newer(stamp, deleted)) return `ignored: user deletion, the user was deleted later at ${describeStamp(deleted)}`;
+  clock.setDeletion(user, stamp);
+  // The user's deletion now stands for every older change of the user's: their own stamps go.
+  // (The user row's own version and deletion, entity 'user' with no name, are handled apart.)
+  const isUserRow = (r: Row) => r['entity'] === 'user' && r['name'] === '';
+  const olderThings = [...clock.versionsOfUser(userId), ...clock.deletionsOfUser(userId)]
+    .filter((r) => !isUserRow(r) && !newer(stampOfRow(r), stamp));
+  for (const r of olderThings) {
+    const thing: KcThing = [userId, r['entity'] as KcThing[1], r['scope'] as string, r['name'] as string];
+    clock.forgetVersion(thing);
+    if (r['entity'] !== 'user') clock.forgetDeletion(thing);
+  }
+  const users = ctx.table('kc_users');
+  const existing = users.get([userId]);
+  const rowVersion = clock.version(user);
+  if (newer(stamp, rowVersion)) {
+    users.delete([userId]);
+    clock.forgetVersion(user);
+  } else if (existing) {
+    // A newer event wrote the user: fields it did not write are as the deletion left them.
+    const row: Record<string, unknown> = { ...existing };
+    for (const field of userFields) if (clock.version(userFieldThing(userId, field)) === undefined) row[field] = userFieldDefault(userId, field);
+    users.upsert(row);
+  }
   const memberships = ctx.table('kc_memberships');
-  for (const m of [...memberships.scan({ prefix: [userId] })]) memberships.delete([userId, m['kind'] as string, m['scope_id'] as string]);
+  for (const m of [...memberships.scan({ prefix: [userId] })]) {
+    const thing: KcThing = [userId, m['kind'] as 'group' | 'organization', m['scope_id'] as string, ''];
+    if (clock.version(thing) === undefined) memberships.delete([userId, m['kind'] as string, m['scope_id'] as string]);
+  }
   const grants = ctx.table('kc_role_grants');
-  for (const g of [...grants.scan({ prefix: [userId] })]) grants.delete([userId, g['client'] as string, g['role'] as string]);
+  for (const g of [...grants.scan({ prefix: [userId] })]) {
+    if (clock.version([userId, 'role', g['client'] as string, g['role'] as string]) === undefined) grants.delete([userId, g['client'] as string, g['role'] as string]);
+  }
+  return 'user deleted';
 }
 
-function applyUserEvent(ctx: ReducerContext, type: string, event: Fields): string {
+function applyUserEvent(at: Applying, type: string, event: Fields): string {
   const userId = kcId(event['userId']);
   if (!userId) return `ignored: ${type} without a usable userId`;
   const details = (event['details'] && typeof event['details'] === 'object' ? event['details'] : {}) as Fields;
   switch (type) {
     case 'REGISTER':
-      upsertUser(ctx, userId, {
+      return writeUser(at, userId, {
         username: str(details['username']), email: str(details['email']),
         first_name: str(details['first_name']), last_name: str(details['last_name']),
-      });
-      return 'user registered';
+      }, 'user registered');
     case 'UPDATE_PROFILE':
-      upsertUser(ctx, userId, {
+      return writeUser(at, userId, {
         username: str(details['updated_username']) ?? str(details['username']),
         email: str(details['updated_email']) ?? str(details['email']),
         first_name: str(details['updated_first_name']) ?? str(details['first_name']),
         last_name: str(details['updated_last_name']) ?? str(details['last_name']),
-      });
-      return 'user profile updated';
+      }, 'user profile updated');
     case 'UPDATE_EMAIL': {
       const email = str(details['updated_email']) ?? str(details['email']);
       if (!email) return 'ignored: UPDATE_EMAIL without an email';
-      upsertUser(ctx, userId, { email, email_verified: false });
-      return 'user email updated';
+      return writeUser(at, userId, { email, email_verified: false }, 'user email updated');
     }
     case 'VERIFY_EMAIL':
-      upsertUser(ctx, userId, { email_verified: true });
-      return 'user email verified';
+      return writeUser(at, userId, { email_verified: true }, 'user email verified');
     case 'DELETE_ACCOUNT':
-      deleteUser(ctx, userId);
-      return 'user deleted';
+      return deleteUser(at, userId);
     default:
       return `ignored: user event ${type}`;
   }
@@ -162,7 +229,7 @@ function roleNames(representation: unknown): string[] {
   return list.slice(0, rolesPerEventMax).map((r) => (r && typeof r === 'object' ? str((r as Fields)['name']) : str(r))).filter((n): n is string => n !== undefined);
 }
 
-function applyAdminEvent(ctx: ReducerContext, operation: string, resource: string, event: Fields): string {
+function applyAdminEvent(at: Applying, operation: string, resource: string, event: Fields): string {
   const resourcePath = typeof event['resourcePath'] === 'string' ? (event['resourcePath'] as string) : null;
   const path = resourcePath?.split('/') ?? [];
   const representation = parseRepresentation(event['representation']);
@@ -175,29 +242,25 @@ function applyAdminEvent(ctx: ReducerContext, operation: string, resource: strin
     case 'USER': {
       const userId = path[0] === 'users' ? subject : undefined;
       if (!userId || path.length !== 2) return 'ignored: USER event with an unexpected resourcePath';
-      if (!adding) {
-        deleteUser(ctx, userId);
-        return 'user deleted';
-      }
-      upsertUser(ctx, userId, {
+      if (!adding) return deleteUser(at, userId);
+      return writeUser(at, userId, {
         username: str(rep['username']), email: str(rep['email']), first_name: str(rep['firstName']), last_name: str(rep['lastName']),
         enabled: typeof rep['enabled'] === 'boolean' ? rep['enabled'] : undefined,
         email_verified: typeof rep['emailVerified'] === 'boolean' ? rep['emailVerified'] : undefined,
-      });
-      return operation === 'CREATE' ? 'user created' : 'user updated';
+      }, operation === 'CREATE' ? 'user created' : 'user updated');
     }
     case 'GROUP_MEMBERSHIP': {
       // users/{userId}/groups/{groupId}
       const userId = path[0] === 'users' && path[2] === 'groups' ? subject : undefined;
       const groupId = kcId(path[3]) ?? kcId(rep['id']);
       if (!userId || !groupId) return 'ignored: GROUP_MEMBERSHIP event with an unexpected resourcePath';
-      return setMembership(ctx, userId, 'group', groupId, str(rep['path']) ?? str(rep['name']), adding);
+      return setMembership(at, userId, 'group', groupId, str(rep['path']) ?? str(rep['name']), adding);
     }
     case 'ORGANIZATION_MEMBERSHIP': {
       // organizations/{orgId}/members/{userId}, or .../members with the member in the representation
       const orgId = path[0] === 'organizations' && path[2] === 'members' ? kcId(path[1]) : undefined;
       if (!orgId || !subject) return 'ignored: ORGANIZATION_MEMBERSHIP event with an unexpected resourcePath';
-      return setMembership(ctx, subject, 'organization', orgId, null, adding);
+      return setMembership(at, subject, 'organization', orgId, null, adding);
     }
     case 'REALM_ROLE_MAPPING':
     case 'CLIENT_ROLE_MAPPING': {
@@ -206,24 +269,51 @@ function applyAdminEvent(ctx: ReducerContext, operation: string, resource: strin
       if (!userId) return `ignored: ${resource} not on a user`;
       const client = resource === 'REALM_ROLE_MAPPING' ? '' : (path[3] === 'clients' ? kcId(path[4]) : undefined);
       if (client === undefined) return 'ignored: CLIENT_ROLE_MAPPING without a client';
-      const grants = ctx.table('kc_role_grants');
       const roles = roleNames(representation);
+      let changed = 0;
       for (const role of roles) {
-        if (adding) grants.upsert({ user_id: userId, client, role, at_ms: ctx.timestampMs });
-        else grants.delete([userId, client, role]);
+        const grant = adding ? { user_id: userId, client, role, at_ms: at.stamp.timeMs } : undefined;
+        if (applyToThing(at, [userId, 'role', client, role], 'kc_role_grants', [userId, client, role], grant)) changed++;
       }
-      return `${roles.length} role(s) ${adding ? 'granted' : 'revoked'}`;
+      const effect = `${changed} role(s) ${adding ? 'granted' : 'revoked'}`;
+      return changed < roles.length ? `${effect}, ${roles.length - changed} ignored (changed by a later event)` : effect;
     }
     default:
       return `ignored: admin ${resource} ${operation}`;
   }
 }
 
-function setMembership(ctx: ReducerContext, userId: string, kind: string, scopeId: string, scopeName: string | null | undefined, adding: boolean): string {
-  const memberships = ctx.table('kc_memberships');
-  if (adding) memberships.upsert({ user_id: userId, kind, scope_id: scopeId, scope_name: scopeName ?? null, at_ms: ctx.timestampMs });
-  else memberships.delete([userId, kind, scopeId]);
-  return `${kind} membership ${adding ? 'added' : 'removed'}`;
+function setMembership(at: Applying, userId: string, kind: 'group' | 'organization', scopeId: string, scopeName: string | null | undefined, adding: boolean): string {
+  const row = adding ? { user_id: userId, kind, scope_id: scopeId, scope_name: scopeName ?? null, at_ms: at.stamp.timeMs } : undefined;
+  const effect = `${kind} membership ${adding ? 'added' : 'removed'}`;
+  return applyToThing(at, [userId, kind, scopeId, ''], 'kc_memberships', [userId, kind, scopeId], row) ? effect : `ignored: ${effect}, changed by a later event`;
+}
+
+/**
+ * A membership or role grant added (`row`) or removed (none), when the event is newer than the
+ * thing's newest addition or removal and than its user's deletion. Whether it was applied.
+ */
+function applyToThing({ ctx, clock, stamp }: Applying, thing: KcThing, table: string, key: readonly string[], row: Record<string, unknown> | undefined): boolean {
+  clock.assertPastHorizon(stamp);
+  const newest = [clock.deletion(userThing(thing[0])), clock.version(thing), clock.deletion(thing)];
+  if (!newest.every((known) => newer(stamp, known))) return false;
+  if (row) {
+    ctx.table(table).upsert(row);
+    clock.forgetDeletion(thing);
+    clock.setVersion(thing, stamp);
+  } else {
+    ctx.table(table).delete(key);
+    clock.forgetVersion(thing);
+    clock.setDeletion(thing, stamp);
+  }
+  return true;
+}
+
+/** One event being applied: its transaction, the projection's stamps, and the event's own. */
+interface Applying {
+  readonly ctx: ReducerContext;
+  readonly clock: KcClock;
+  readonly stamp: EventStamp;
 }
 
 const applyArgs = z.object({
@@ -232,30 +322,36 @@ const applyArgs = z.object({
 });
 
 /** System reducer (no tool): the Keycloak projector applies each landed event through it. */
-export const kcApplyEvent = defineReducer({
-  name: 'kc_apply_event',
-  args: applyArgs,
-  run(ctx, a): { landing_id: string; applied: boolean; effect: string } {
-    const landings = ctx.table('kc_landings');
-    const seen = landings.get([a.landing_id]);
-    if (seen) return { landing_id: a.landing_id, applied: false, effect: seen['effect'] as string };
-    const event = a.event as Fields;
-    let effect: string;
-    const type = typeof event['type'] === 'string' ? (event['type'] as string) : undefined;
-    const adminType = type?.match(/^admin\.([A-Z_]+)-([A-Z]+)$/);
-    if (typeof event['operationType'] === 'string' && typeof event['resourceType'] === 'string') {
-      effect = applyAdminEvent(ctx, event['operationType'] as string, event['resourceType'] as string, event);
-    } else if (adminType) {
-      effect = applyAdminEvent(ctx, adminType[2]!, adminType[1]!, event);
-    } else if (type !== undefined) {
-      effect = applyUserEvent(ctx, type.replace(/^access\./, ''), event);
-    } else {
-      effect = 'ignored: neither a user event nor an admin event';
-    }
-    landings.insert({ landing_id: a.landing_id, applied_at_ms: ctx.timestampMs, effect });
-    return { landing_id: a.landing_id, applied: true, effect };
-  },
-});
+export const kcApplyEvent = kcApplyEventKeeping(kcDeletionsMax);
+
+/** The apply reducer keeping at most `deletionsMax` deletion records (tests use a small bound to watch the horizon). */
+export function kcApplyEventKeeping(deletionsMax: number) {
+  return defineReducer({
+    name: 'kc_apply_event',
+    args: applyArgs,
+    run(ctx, a): { landing_id: string; applied: boolean; effect: string } {
+      const landings = ctx.table('kc_landings');
+      const seen = landings.get([a.landing_id]);
+      if (seen) return { landing_id: a.landing_id, applied: false, effect: seen['effect'] as string };
+      const event = a.event as Fields;
+      const at: Applying = { ctx, clock: new KcClock(ctx, deletionsMax), stamp: eventStamp(ctx, event) };
+      let effect: string;
+      const type = typeof event['type'] === 'string' ? (event['type'] as string) : undefined;
+      const adminType = type?.match(/^admin\.([A-Z_]+)-([A-Z]+)$/);
+      if (typeof event['operationType'] === 'string' && typeof event['resourceType'] === 'string') {
+        effect = applyAdminEvent(at, event['operationType'] as string, event['resourceType'] as string, event);
+      } else if (adminType) {
+        effect = applyAdminEvent(at, adminType[2]!, adminType[1]!, event);
+      } else if (type !== undefined) {
+        effect = applyUserEvent(at, type.replace(/^access\./, ''), event);
+      } else {
+        effect = 'ignored: neither a user event nor an admin event';
+      }
+      landings.insert({ landing_id: a.landing_id, applied_at_ms: ctx.timestampMs, effect });
+      return { landing_id: a.landing_id, applied: true, effect };
+    },
+  });
+}
 
 // ---- read tools (admin)
 
@@ -322,4 +418,4 @@ export const kcTools: ToolDef[] = [
 ];
 
 export const kcReducers = [kcApplyEvent];
-export const kcTables = [kcUsersTable, kcMembershipsTable, kcRoleGrantsTable, kcLandingsTable];
+export const kcTables = [kcUsersTable, kcMembershipsTable, kcRoleGrantsTable, kcLandingsTable, ...kcClockTables];

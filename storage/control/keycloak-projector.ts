@@ -4,6 +4,9 @@
  * the same transaction as its changes (so applying it again is a no-op), and only then is the
  * landing marked projected. A crash between the two replays the event into a no-op (in every
  * tenant it reached, for an event applied to each tenant its user is known in).
+ * Landing order is not Keycloak's order (redeliveries, reordering webhooks): the tenant's
+ * reducer keeps the newest change per user, field, membership and grant by Keycloak time
+ * (tools/kc-clock.ts), so the order here decides nothing.
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';

@@ -6,12 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import { Store } from '../../storage/store.js';
 import { openTenantMemory } from '../../tools/index.js';
+import { kcApplyEventKeeping, kcTables } from '../../tools/kc.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { freshPostgresDatabase } from '../support/services.js';
 import { startWebhookServer, type WebhookServer } from './webhook-server.js';
@@ -119,4 +121,94 @@ test('an event naming no organization (a user disabled, then deleting their acco
   // A user no tenant knows: nothing to reach, marked.
   expect(await deliver({ uid: 'kc-nobody', time: 4003, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-nobody', details: {} })).toBe(202);
   expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 0, skipped: 1 });
+});
+
+// The projection followed arrival order: a late event older than a deletion brought the user,
+// membership or grant back (seen on a real store), and a newer event arriving first was undone.
+describe('events arriving out of Keycloak time order project the state at the newest event', () => {
+  const projectAll = () => projectKeycloakEvents(control, async (tenant, event, landingId) => {
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  });
+  const userRow = (userId: string) => memory.store.read((view) => view.table('kc_users').get([userId]));
+  const org = { org_alias: 'acme' };
+
+  test('a user deleted at t=5 stays deleted when an update of t=3 arrives after; an update of t=7 brings the user back with only what it sets', async () => {
+    expect(await deliver({ uid: 'ord-u-1', time: 5_000_001, type: 'access.REGISTER', realmId: 'r', userId: 'u-ord', details: { ...org, username: 'ord', email: 'ord@x.org' } })).toBe(202);
+    expect(await deliver({ uid: 'ord-u-5', time: 5_000_005, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-ord', details: org })).toBe(202);
+    expect(await deliver({ uid: 'ord-u-3', time: 5_000_003, type: 'access.UPDATE_PROFILE', realmId: 'r', userId: 'u-ord', details: { ...org, updated_first_name: 'Late' } })).toBe(202);
+    await projectAll();
+    expect(await userRow('u-ord')).toBeUndefined();
+    expect(await memory.store.read((view) => view.table('kc_deletions').get(['u-ord', 'user', '', '']))).toMatchObject({ event_time_ms: 5_000_005, event_key: 'id:ord-u-5' });
+
+    expect(await deliver({ uid: 'ord-u-7', time: 5_000_007, type: 'access.UPDATE_EMAIL', realmId: 'r', userId: 'u-ord', details: { ...org, updated_email: 'new@x.org' } })).toBe(202);
+    await projectAll();
+    expect(await userRow('u-ord')).toMatchObject({ username: 'u-ord', email: 'new@x.org', first_name: null, updated_at_ms: 5_000_007 });
+  });
+
+  test('an older email change arriving after a newer verification still sets the email, and the verification stays', async () => {
+    expect(await deliver({ uid: 'ord-e-1', time: 5_100_001, type: 'access.REGISTER', realmId: 'r', userId: 'u-mail', details: { ...org, username: 'mail', email: 'old@x.org' } })).toBe(202);
+    expect(await deliver({ uid: 'ord-e-3', time: 5_100_003, type: 'access.VERIFY_EMAIL', realmId: 'r', userId: 'u-mail', details: org })).toBe(202);
+    expect(await deliver({ uid: 'ord-e-2', time: 5_100_002, type: 'access.UPDATE_EMAIL', realmId: 'r', userId: 'u-mail', details: { ...org, updated_email: 'new@x.org' } })).toBe(202);
+    await projectAll();
+    expect(await userRow('u-mail')).toMatchObject({ username: 'mail', email: 'new@x.org', email_verified: true, updated_at_ms: 5_100_003 });
+  });
+
+  test('a membership or role grant removed at t=5 stays removed when its addition of t=3 arrives after; a user deleted at t=9 is not given an older membership back', async () => {
+    const membership = (op: string, uid: string, time: number) => ({
+      uid, time, type: `admin.ORGANIZATION_MEMBERSHIP-${op}`, realmId: 'r', resourcePath: 'organizations/acme-id/members/u-mem', details: org,
+    });
+    const grant = (op: string, uid: string, time: number) => ({
+      uid, time, type: `admin.REALM_ROLE_MAPPING-${op}`, realmId: 'r', resourcePath: 'users/u-mem/role-mappings/realm', representation: '[{"name":"writer"}]', details: org,
+    });
+    expect(await deliver({ uid: 'ord-m-0', time: 5_200_000, type: 'access.REGISTER', realmId: 'r', userId: 'u-mem', details: { ...org, username: 'mem' } })).toBe(202);
+    expect(await deliver(membership('DELETE', 'ord-m-5', 5_200_005))).toBe(202);
+    expect(await deliver(grant('DELETE', 'ord-g-5', 5_200_005))).toBe(202);
+    expect(await deliver(membership('CREATE', 'ord-m-3', 5_200_003))).toBe(202);
+    expect(await deliver(grant('CREATE', 'ord-g-3', 5_200_003))).toBe(202);
+    await projectAll();
+    const of = () => memory.store.read((view) => ({
+      memberships: [...view.table('kc_memberships').scan({ prefix: ['u-mem'] })].map((m) => m['scope_id']),
+      grants: [...view.table('kc_role_grants').scan({ prefix: ['u-mem'] })].map((g) => g['role']),
+    }));
+    expect(await of()).toEqual({ memberships: [], grants: [] });
+
+    // Added again at t=7, the user deleted at t=9, then an addition of t=8 arrives: the deletion covers it.
+    expect(await deliver(membership('CREATE', 'ord-m-7', 5_200_007))).toBe(202);
+    expect(await deliver(grant('CREATE', 'ord-g-7', 5_200_007))).toBe(202);
+    await projectAll();
+    expect(await of()).toEqual({ memberships: ['acme-id'], grants: ['writer'] });
+    expect(await deliver({ id: 'ord-d-9', time: 5_200_009, operationType: 'DELETE', resourceType: 'USER', resourcePath: 'users/u-mem', details: org })).toBe(202);
+    expect(await deliver(membership('CREATE', 'ord-m-8', 5_200_008))).toBe(202);
+    expect(await deliver(grant('CREATE', 'ord-g-8', 5_200_008))).toBe(202);
+    await projectAll();
+    expect(await of()).toEqual({ memberships: [], grants: [] });
+    expect(await userRow('u-mem')).toBeUndefined();
+  });
+
+  test('past kcDeletionsMax the oldest deletions are forgotten, and an event not newer than them is refused with the reason, not applied', async () => {
+    const deletionsMax = 2;
+    const small = await Store.open({ dir: join(dir, 'small-bound'), module: { tables: kcTables, reducers: [kcApplyEventKeeping(deletionsMax)] } });
+    try {
+      const refused: string[] = [];
+      const project = () => projectKeycloakEvents(control, async (tenant, event, landingId) => {
+        await small.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+      }, { onRefused: (_id, _tenant, error) => refused.push((error as Error).message) });
+      const group = (op: string, uid: string, time: number, groupId: string) => ({
+        uid, time, type: `admin.GROUP_MEMBERSHIP-${op}`, realmId: 'r', resourcePath: `users/u-h/groups/${groupId}`, details: org,
+      });
+      for (const [i, g] of ['g1', 'g2', 'g3'].entries()) expect(await deliver(group('DELETE', `hz-${g}`, 5_300_010 + i, g))).toBe(202);
+      expect(await project()).toEqual({ projected: 3, skipped: 0 });
+      expect(await small.read((view) => [view.table('kc_deletions').size, view.table('kc_horizon').get(['deletions'])]))
+        .toEqual([deletionsMax, expect.objectContaining({ event_time_ms: 5_300_010, event_key: 'id:hz-g1', forgotten: 1 })]);
+
+      // g1's removal is forgotten: an addition of g1 older than it might bring it back, so it is refused.
+      expect(await deliver(group('CREATE', 'hz-g1-late', 5_300_009, 'g1'))).toBe(202);
+      expect(await deliver(group('CREATE', 'hz-g4-new', 5_300_020, 'g4'))).toBe(202);
+      expect(await project()).toEqual({ projected: 1, skipped: 1 });
+      expect(refused).toEqual([expect.stringMatching(/not newer than the deletion horizon 5300010 .*kcDeletionsMax/)]);
+      expect(await small.read((view) => [...view.table('kc_memberships').scan()].map((m) => m['scope_id']))).toEqual(['g4']);
+    } finally {
+      await small.close();
+    }
+  });
 });
