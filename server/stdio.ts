@@ -27,6 +27,8 @@ export interface StdioServingOptions {
   /** Defaults to process.stdin / process.stdout. */
   readonly stdin?: Readable;
   readonly stdout?: Writable;
+  /** Tests: a smaller stdioOutputBacklogBytesMax (what stdout may hold unwritten before stdin is read no further). */
+  readonly outputBacklogBytesMax?: number;
 }
 
 export interface StdioServing {
@@ -49,6 +51,7 @@ export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
     listenProblem: (message) => checkedListen(surface, principal, message),
     // As the HTTP level's refusals are recorded (action `http`): what was refused, not what it asked.
     onLineRefused: (outcome) => reportRequest(surface, { principal, method: 'stdio', outcome, durationMs: 0 }),
+    ...(options.outputBacklogBytesMax !== undefined && { outputBacklogBytesMax: options.outputBacklogBytesMax }),
   });
   const handle = serveStdio(
     // A 2026-07-28 connection gets every change and the entry's listen router filters per

@@ -28,6 +28,7 @@ import {
   isJSONRPCRequest,
   isJSONRPCResultResponse,
   ProtocolErrorCode,
+  serializeMessage,
   STDIO_DEFAULT_MAX_BUFFER_SIZE,
   type JSONRPCMessage,
   type JSONRPCRequest,
@@ -42,6 +43,13 @@ type RequestId = JSONRPCRequest['id'];
 export const stdioLineBytesMax = STDIO_DEFAULT_MAX_BUFFER_SIZE;
 /** Direct calls in flight at once; past it a call takes the SDK path (which has no bound of its own either). */
 export const stdioDirectCallsMax = 4096;
+/**
+ * Bytes of answers stdout may hold unwritten (a client that stops reading them) before stdin is
+ * read no further: the lines not yet read wait in the pipe, and reading goes on once stdout
+ * drains. Without it every answer of a client that only writes stays in memory, without bound.
+ * The requests already read are still answered, so the backlog may pass it by their answers.
+ */
+export const stdioOutputBacklogBytesMax = 4 * 1024 * 1024;
 
 const newline = 0x0a;
 
@@ -73,6 +81,8 @@ export interface StdioTransportHooks {
   readonly listenProblem?: (message: JSONRPCRequest) => string | undefined;
   /** A line this transport refused itself (not JSON, not a message the SDK accepts, too long), for the audit. */
   readonly onLineRefused?: (outcome: 'parse_error' | 'invalid_request' | 'limit_exceeded') => void;
+  /** Tests: a smaller stdioOutputBacklogBytesMax. */
+  readonly outputBacklogBytesMax?: number;
 }
 
 interface DirectCall {
@@ -91,12 +101,29 @@ export class StdioTransport extends StdioServerTransport {
   /** stdin has ended: nothing more is read; the wire closes once every request read is answered. */
   private inputEnded = false;
   private wireClosed = false;
+  /** Past close(): nothing more is written (the SDK's own send refused then too). */
+  private outputClosed = false;
   private readonly direct = new Map<RequestId, DirectCall>();
   /** Requests handed to the SDK and not yet answered (subscriptions/listen aside: it lasts as long as the client wants). */
   private readonly sdkRequests = new Set<RequestId>();
+  private readonly input: Readable;
+  private readonly output: Writable;
+  private readonly outputBacklogBytesMax: number;
+  /**
+   * The rest of a chunk not yet read because stdout's backlog passed outputBacklogBytesMax
+   * (stdin is paused meanwhile); read, then stdin resumed, once stdout drains.
+   */
+  private heldInput: Buffer | undefined;
 
   constructor(stdin: Readable | undefined, stdout: Writable | undefined, private readonly hooks: StdioTransportHooks) {
     super(stdin, stdout);
+    this.input = stdin ?? process.stdin;
+    this.output = stdout ?? process.stdout;
+    this.outputBacklogBytesMax = hooks.outputBacklogBytesMax ?? stdioOutputBacklogBytesMax;
+    // Reading resumes on stdout's 'drain', which a stream emits only once its buffer passed its high-water mark.
+    if (!(this.outputBacklogBytesMax >= this.output.writableHighWaterMark)) {
+      throw new Error(`outputBacklogBytesMax (${this.outputBacklogBytesMax}) must be at least stdout's high-water mark (${this.output.writableHighWaterMark})`);
+    }
   }
 
   /**
@@ -104,6 +131,7 @@ export class StdioTransport extends StdioServerTransport {
    * framing: lines split on "\n" (a trailing "\r" dropped); what it answers is in handleLine.
    */
   override _ondata = (chunk: Buffer): void => {
+    if (this.output.writableLength > this.outputBacklogBytesMax) return this.holdInput(chunk);
     let start = 0;
     if (this.skippingLine) {
       const end = chunk.indexOf(newline);
@@ -115,6 +143,7 @@ export class StdioTransport extends StdioServerTransport {
       this.takeLine(this.completedLine(chunk.subarray(start, end)));
       start = end + 1;
       if (this.wireClosed) return;
+      if (this.output.writableLength > this.outputBacklogBytesMax) return this.holdInput(chunk.subarray(start));
     }
     if (start === chunk.length) return;
     // The line so far may end in the "\r" of a "\r\n" split across chunks: that byte is not the line's.
@@ -126,6 +155,33 @@ export class StdioTransport extends StdioServerTransport {
     }
     this.pendingChunks.push(chunk.subarray(start));
     this.pendingBytes += chunk.length - start;
+  };
+
+  /**
+   * Stops reading stdin until stdout drains, keeping `rest` (the unread part of the chunk being
+   * read) to be read first. The client's further lines wait in the pipe, so its writes block.
+   */
+  private holdInput(rest: Buffer): void {
+    if (this.heldInput !== undefined) {
+      // A chunk already on its way when stdin paused: it comes after the rest held before it.
+      this.heldInput = Buffer.concat([this.heldInput, rest]);
+      return;
+    }
+    this.heldInput = rest;
+    this.input.pause();
+    this.output.once('drain', this.readHeldInput);
+  }
+
+  private readonly readHeldInput = (): void => {
+    const rest = this.heldInput;
+    this.heldInput = undefined;
+    if (this.wireClosed || rest === undefined) return;
+    this._ondata(rest);
+    if (this.heldInput !== undefined) return; // over the bound again: paused on, until the next drain
+    if (!this.inputEnded) return void this.input.resume();
+    // stdin ended while this rest waited: its last line without a newline is not a message.
+    this.dropPending();
+    this.closeIfAnswered();
   };
 
   /** The line that `tail` (the bytes before its newline) completes: the pending chunks, joined once, then tail. */
@@ -156,6 +212,7 @@ export class StdioTransport extends StdioServerTransport {
   override _onstdinclose = (): void => {
     if (this.inputEnded || this.wireClosed) return;
     this.inputEnded = true;
+    if (this.heldInput !== undefined) return; // read first, once stdout drains (readHeldInput)
     this.dropPending();
     this.closeIfAnswered();
   };
@@ -164,6 +221,8 @@ export class StdioTransport extends StdioServerTransport {
     if (this.wireClosed) return;
     this.wireClosed = true;
     this.dropPending();
+    this.heldInput = undefined;
+    this.output.off('drain', this.readHeldInput);
     const unanswered = [...this.direct.keys(), ...this.sdkRequests];
     // In-flight direct calls end as the SDK's aborted requests do: unanswered...
     for (const call of this.direct.values()) call.cancelled = true;
@@ -173,11 +232,23 @@ export class StdioTransport extends StdioServerTransport {
     // shutdown bound passed): the client is waiting for those, so each gets an error, not silence.
     if (this.inputEnded) await Promise.all(unanswered.map((id) => this.send(shutdownAnswer(id)).catch(() => undefined)));
     await super.close();
+    this.outputClosed = true;
     this.hooks.onClosed();
   }
 
+  /**
+   * The SDK's send (one JSON line on stdout, settled once stdout took it), without its 'drain'
+   * and 'error' listener per message: a client that stops reading leaves up to
+   * outputBacklogBytesMax of answers waiting, each one a pair of listeners with the SDK's.
+   * stdout's own errors still reach the SDK's handler, which closes the wire.
+   */
   override send(message: JSONRPCMessage): Promise<void> {
-    const sent = super.send(message); // written before a settled request may close the wire
+    if (this.outputClosed) return Promise.reject(new Error('the stdio connection is closed'));
+    // Written before a settled request may close the wire.
+    const sent = new Promise<void>((resolve, reject) => {
+      const taken = this.output.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()));
+      if (taken) resolve();
+    });
     if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) this.settleSdkRequest(message.id);
     return sent;
   }
@@ -274,6 +345,6 @@ export class StdioTransport extends StdioServerTransport {
 
   /** After stdin ended: close once no request read is left unanswered. */
   private closeIfAnswered(): void {
-    if (this.inputEnded && this.direct.size === 0 && this.sdkRequests.size === 0) this.close().catch(() => undefined);
+    if (this.inputEnded && this.heldInput === undefined && this.direct.size === 0 && this.sdkRequests.size === 0) this.close().catch(() => undefined);
   }
 }
