@@ -41,7 +41,8 @@ export interface FinishedRun {
 export function recordFinishedRun(ctx: ReducerContext, run: FinishedRun): void {
   const outbox = ctx.table('run_outbox');
   if (outbox.size >= runOutboxRowsMax) {
-    throw new MemoryError('limit_exceeded', `run outbox holds ${runOutboxRowsMax} undrained runs`, 'retry once the control plane has drained it');
+    throw new MemoryError('limit_exceeded', `${run.kind} ${run.run_id} cannot finish now: the run outbox holds ${outbox.size} runs not yet copied to the control plane's run history; the limit (runOutboxRowsMax) is ${runOutboxRowsMax}. Nothing changed`,
+      'retry later: the server copies finished runs out in the background (if this lasts, its control plane is not connected: tell an operator)');
   }
   outbox.insert({ ...run });
 }
