@@ -34,6 +34,7 @@ import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/re
 import { snapshotDirName, snapshotsDir, type SnapshotManifest } from './snapshot/manifest.js';
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
+import { readStoreHistory, newHistoryId, writeStoreHistory, type StoreHistory } from './history.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
@@ -142,6 +143,8 @@ export interface StoreApi {
   readonly failed: boolean;
   /** Why it failed (undefined while it has not). */
   readonly failureKind: StoreFailureKind | undefined;
+  /** Which line of transactions the offsets belong to (history.ts): a restore of an older backup starts a new one. */
+  readonly history: StoreHistory;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
   /** Run fn on the current state; its result, or the error it throws, is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;
@@ -256,6 +259,8 @@ export interface OpenReport {
   readonly replayedFrames: number;
   readonly torn?: ScannedLog['torn'];
   readonly checkpointVerified: boolean;
+  /** This open gave the store its history id (history.ts): a new store ('created'), or one from before history ids ('adopted'). */
+  readonly historyWritten?: 'created' | 'adopted';
   /** Turns of the event loop the open's index builds, replay and state hash gave (LoopSlices). */
   readonly loopTurns: number;
 }
@@ -337,6 +342,7 @@ export class Store implements StoreApi {
   private readonly filesCheckMs: number;
   /** Releases the directory's LOCK (store-lock.ts); set by the open. */
   private releaseLock: () => Promise<void> = async () => undefined;
+  private historyRecord!: StoreHistory;
   private readonly clock: () => number;
   private readonly pendingTxMax: number;
   private readonly syncInlineTxMax: number;
@@ -379,6 +385,9 @@ export class Store implements StoreApi {
   get durableOffset(): number {
     return this.durable;
   }
+  get history(): StoreHistory {
+    return this.historyRecord;
+  }
   get failed(): boolean {
     return this.failure !== undefined;
   }
@@ -411,6 +420,8 @@ export class Store implements StoreApi {
     this.releaseLock = await takeStoreLock(this.dir, fl, () => removeUnfinishedSnapshots(this.dir, fl));
     let recovery: LogRecovery | undefined;
     try {
+      // Read first: a damaged history file refuses the open before anything is cut or replayed.
+      const history = await readStoreHistory(this.dir, fl);
       const progress = this.options.onProgress;
       // The last segment first: its end decides which snapshots are usable; the rest is checked as it is replayed.
       // Nothing can see the tables while the open gives the loop turns: the store is handed out once open resolves.
@@ -445,7 +456,12 @@ export class Store implements StoreApi {
       const checkpointVerified = await this.verifyCheckpoint(checkpoint, provenHash, slices);
       this.lastSnapshotOffset = snapshotOffset;
       this.lastSnapshotHash = loaded?.manifest.stateHash;
-      this.report = { snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, loopTurns: slices.turns, ...(scanned.torn ? { torn: scanned.torn } : {}) };
+      const written = history ? undefined : await this.writeFirstHistory(snapshotOffset);
+      this.historyRecord = history ?? written!;
+      this.report = {
+        snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, loopTurns: slices.turns,
+        ...(scanned.torn ? { torn: scanned.torn } : {}), ...(written ? { historyWritten: written.origin as 'created' | 'adopted' } : {}),
+      };
       const everyMs = this.options.snapshotEveryMs ?? 0;
       if (everyMs > 0) {
         this.snapshotTimer = setInterval(() => {
@@ -459,6 +475,20 @@ export class Store implements StoreApi {
       await this.releaseLock();
       throw error;
     }
+  }
+
+  /**
+   * A store without a history file gets one now, before any call can commit: so a store with
+   * transactions and no file was written by a version before history ids (or lost the file), and
+   * is given a new random id from here on ('adopted'; history.ts says why not a derived one).
+   */
+  private async writeFirstHistory(snapshotOffset: number): Promise<StoreHistory> {
+    const empty = this.applied < 0 && snapshotOffset < 0 && (await listSnapshots(this.dir, this.fl)).length === 0;
+    const history: StoreHistory = {
+      id: newHistoryId(), origin: empty ? 'created' : 'adopted', createdAtMs: this.clock(), startOffset: this.applied + 1, ancestors: [],
+    };
+    await writeStoreHistory(this.dir, history, this.fl);
+    return history;
   }
 
   private async loadNewestSnapshot(recovery: LogRecovery, slices: LoopSlices): Promise<{ loaded?: LoadedSnapshot; skipped: string[] }> {

@@ -12,10 +12,15 @@
  * The manifest carries its own SHA-256 too (`manifestSha256`, since format 2): without it, a flipped
  * digit of a listed hash or path is reported as damage of that file, and one in `tables` or
  * `createdAtMs` is not seen at all.
+ * `history` (history.ts) is the history of the store copied; a restore starts a new one that names it
+ * as parent with fork offset `endOffset`. Absent in backups taken before history ids (and of stores
+ * that never had one): such a restore's ancestry is unknown. An optional field, not a new format:
+ * a version before it still restores these backups (it ignores the field, and its digest covers it).
  */
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { storeHistorySchema } from '../history.js';
 
 export const backupFormatVersion = 2;
 /** Manifests of this format and later carry `manifestSha256`; format 1 (written before it) has none. */
@@ -54,6 +59,7 @@ export const backupManifestSchema = z.object({
   stateHash: sha256Hex,
   tables: z.record(z.string(), z.number().int().nonnegative()),
   files: z.array(backupFileSchema).max(backupFilesMax),
+  history: storeHistorySchema.optional(),
 });
 
 export type BackupManifest = z.infer<typeof backupManifestSchema>;

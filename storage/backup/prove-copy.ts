@@ -17,6 +17,8 @@ export interface ProvenState {
   readonly lastOffset: number;
   readonly stateHash: string;
   readonly tables: Record<string, number>;
+  /** The history id the copy opened with (a restore checks it is the one it wrote). */
+  readonly historyId: string;
 }
 
 export async function copyBackupFiles(
@@ -52,7 +54,7 @@ export async function proveStore(dir: string, module: StoreModule, endOffset: nu
     if (store.lastOffset !== endOffset) {
       throw new BackupInvalid(dir, `the copy opens at offset ${store.lastOffset}, the backup ends at ${endOffset}`);
     }
-    return { lastOffset: store.lastOffset, stateHash: store.stateHash(), tables: store.tableCounts() };
+    return { lastOffset: store.lastOffset, stateHash: store.stateHash(), tables: store.tableCounts(), historyId: store.history.id };
   } finally {
     await store.close();
   }

@@ -7,7 +7,9 @@
  *  3. the files are copied into a scratch directory beside the target (hashed again on the way);
  *  4. the copy is opened with Store.open: it must end at the manifest's offset with the
  *     manifest's state hash;
- *  5. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
+ *  5. the copy gets a new history id (history.ts) naming the backup's store as parent, forked at
+ *     the backup's end offset: the offsets it gives from there are not the ones the lost store gave;
+ *  6. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
  *     failed restore never leaves a half-restored store where a server would open it; the
  *     scratch copy a killed restore into the same target left is removed first (scratch-dir.ts).
  */
@@ -19,6 +21,7 @@ import type { FileLayer } from '../io/file-layer.js';
 import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import type { StoreModule } from '../reducer.js';
+import { forkedHistory, writeStoreHistory, type StoreHistory } from '../history.js';
 import type { BackupManifest } from './backup-manifest.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
@@ -33,6 +36,8 @@ export interface RestoreOptions {
   /** Free space at the target, checked before copying (backup-space.ts; tests play a full disk). */
   readonly freeBytesOf?: FreeBytesOf;
   readonly onProgress?: (phase: string, done: number, total: number) => void;
+  /** Clock for the new history's createdAtMs (tests pass a fixed one). */
+  readonly nowMs?: number;
 }
 
 export interface RestoreReport {
@@ -45,6 +50,8 @@ export interface RestoreReport {
   readonly stateHashVerified: true;
   readonly files: number;
   readonly bytes: number;
+  /** The restored store's new history: its parent (the backup's store, when the backup names it) and the fork offset. */
+  readonly history: StoreHistory;
 }
 
 export async function restoreBackup(backupDir: string, targetDir: string, options: RestoreOptions): Promise<RestoreReport> {
@@ -66,16 +73,21 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
   try {
     let done = 0;
     await copyBackupFiles(fl, source, manifest.files, scratch, (n) => options.onProgress?.('restore', (done += n), checked.bytes));
+    // Before the proof opens it: the open would otherwise adopt an id with no parent.
+    const history = forkedHistory(manifest.history, manifest.endOffset, options.nowMs ?? Date.now());
+    await fl.mkdirp(scratch); // an empty store's backup lists no file
+    await writeStoreHistory(scratch, history, fl);
     const proven = await proveStore(scratch, options.module, manifest.endOffset, fl, options.onProgress);
     if (proven.stateHash !== manifest.stateHash) {
       throw new BackupInvalid(source, `restored state hash ${proven.stateHash} at offset ${manifest.endOffset} differs from the manifest's ${manifest.stateHash}`);
     }
+    if (proven.historyId !== history.id) throw new MemoryError('internal', `the restored copy opened with history ${proven.historyId}, not the ${history.id} written for it`);
     await renameIntoPlace(fl, scratch, target); // onto the empty target checked above
+    return report(source, target, manifest, checked, history);
   } catch (error) {
     await rm(scratch, { recursive: true, force: true });
     throw backupSpaceExhausted(target, error, 'restore') ?? error;
   }
-  return report(source, target, manifest, checked);
 }
 
 async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {
@@ -85,9 +97,9 @@ async function assertEmptyOrMissing(fl: FileLayer, dir: string): Promise<void> {
   }
 }
 
-function report(backupDir: string, targetDir: string, manifest: BackupManifest, checked: { files: number; bytes: number }): RestoreReport {
+function report(backupDir: string, targetDir: string, manifest: BackupManifest, checked: { files: number; bytes: number }, history: StoreHistory): RestoreReport {
   return {
     backupDir, targetDir, tenant: manifest.tenant, endOffset: manifest.endOffset, stateHash: manifest.stateHash,
-    stateHashVerified: true, files: checked.files, bytes: checked.bytes,
+    stateHashVerified: true, files: checked.files, bytes: checked.bytes, history,
   };
 }

@@ -35,6 +35,7 @@ import { lostAcknowledged, storeSchemas, type LogEnd, type Store } from '../stor
 import { readCheckpoint } from '../log/checkpoint.js';
 import { lockHolder } from '../store-lock.js';
 import type { TableSchema } from '../schema.js';
+import { readStoreHistory, type StoreHistory } from '../history.js';
 import {
   backupFormatVersion,
   backupManifestFileName,
@@ -103,6 +104,8 @@ interface Sources {
   /** Newest first; store mode has at most one (the snapshot it just took). */
   readonly snapshots: readonly OpenedSnapshot[];
   readonly segments: readonly OpenedSegment[];
+  /** The store's history (undefined: a store no version with history ids has opened yet). */
+  readonly history?: StoreHistory;
 }
 
 export function backupStore(store: Store, options: BackupOptions): Promise<BackupReport> {
@@ -129,12 +132,14 @@ async function takeBackup(storeDir: string, options: BackupOptions, openSources:
 async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLayer) => Promise<Sources>, fl: FileLayer, backupDir: string): Promise<Omit<BackupReport, 'backupDir' | 'partialsRemoved' | 'partialsElsewhere'>> {
   const storeCopy = path.join(backupDir, backupStoreDirName);
   let copied: CopiedSources | undefined;
+  let history: StoreHistory | undefined;
   for (let attempt = 1; copied === undefined; attempt++) {
     await rm(storeCopy, { recursive: true, force: true });
     await fl.mkdirp(storeCopy);
     let sources: Sources | undefined;
     try {
       sources = await openSources(fl);
+      history = sources.history;
       await ensureBackupSpace(backupDir, await sourcesBytes(sources), options.freeBytesOf ?? statfsFreeBytes);
       copied = await copySources(fl, sources, storeCopy, storeSchemas(options.module), options.onProgress);
     } catch (error) {
@@ -175,6 +180,7 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
     stateHash: proven.stateHash,
     tables: proven.tables,
     files: copied.files,
+    ...(history ? { history } : {}),
   };
   // The commit point: a backup directory without this file is unfinished (and is put in place only after it).
   await fl.writeFileDurable(path.join(backupDir, backupManifestFileName), encodeBackupManifest(manifest));
@@ -232,7 +238,7 @@ async function openStoreSources(store: Store, fl: FileLayer): Promise<Sources> {
     await closeSources({ mode: 'store', dir: store.dir, snapshots, segments });
     throw error;
   }
-  return { mode: 'store', dir: store.dir, snapshots, segments };
+  return { mode: 'store', dir: store.dir, snapshots, segments, history: store.history };
 }
 
 async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<Sources> {
@@ -242,6 +248,8 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   const segments: OpenedSegment[] = [];
   // Read before the files: a process that opens the store meanwhile cuts only a torn tail, and refuses what this would refuse.
   const acknowledged = lockHolder(storeDir) === null ? await acknowledgedIn(storeDir, fl) : undefined;
+  // A damaged history file is refused here as the open refuses it.
+  const history = await readStoreHistory(storeDir, fl);
   try {
     for (const ref of await listSnapshots(storeDir, fl)) {
       if (!ref.manifest) continue;
@@ -261,7 +269,7 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   if (snapshots.length === 0 && segments.length === 0) {
     throw new MemoryError('not_found', `${storeDir} holds no store (no snapshots, no log)`);
   }
-  return { mode: 'directory', dir: storeDir, snapshots, segments, ...(acknowledged ? { acknowledged } : {}) };
+  return { mode: 'directory', dir: storeDir, snapshots, segments, ...(acknowledged ? { acknowledged } : {}), ...(history ? { history } : {}) };
 }
 
 /** What a closed store's files say was acknowledged: the checkpoint of its clean close (one that does not parse counts as none, as in the open) and its snapshots. */
