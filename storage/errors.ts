@@ -83,6 +83,21 @@ export class DamagedStore extends Error {
   }
 }
 
+/**
+ * A store holds rows of a table its module no longer declares (a release dropped the table): the
+ * open refuses, naming the table and where it was found. Not damage: nothing is skipped, moved
+ * aside or cut (that would drop acknowledged rows), and the version before still opens the store.
+ */
+export class TableNotInModule extends Error {
+  readonly code = 'table_not_in_module';
+  readonly hint: string;
+  constructor(readonly table: string, readonly where: string) {
+    super(`table ${table} (in ${where}) is not declared by this version's module: its rows would be lost`);
+    this.name = 'TableNotInModule';
+    this.hint = `run the version before this one, or a release that keeps ${table} declared in the module's retiredTables (its rows kept, unused)`;
+  }
+}
+
 /** Why a store failed: what an operator looks for first (metrics count failures by it). */
 export const storeFailureKinds = ['fdatasync_failed', 'files_deleted', 'writer_out_of_step'] as const;
 export type StoreFailureKind = (typeof storeFailureKinds)[number];

@@ -16,7 +16,7 @@
  */
 import * as path from 'node:path';
 import { lockHolder } from './store-lock.js';
-import { DamagedStore } from './errors.js';
+import { DamagedStore, TableNotInModule } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { OverlayFileLayer } from './io/overlay-file-layer.js';
@@ -211,6 +211,8 @@ async function snapshotLoadProblem(ref: SnapshotRef, fl: FileLayer, schemas: Rea
     await loadSnapshot(ref, fl, schemas);
     return undefined;
   } catch (error) {
+    // Sound, but not loadable by this release: the open refuses (recovery says so), inspect goes on.
+    if (error instanceof TableNotInModule) return `${error.message} (${error.hint})`;
     if (!(error instanceof SnapshotInvalid)) throw error;
     const prefix = `snapshot ${ref.dir}: `;
     return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;

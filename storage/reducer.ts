@@ -99,6 +99,15 @@ export interface StoreModule {
    * the new one. Absent: every table counts, empty or not. Never remove a name from the list.
    */
   readonly tablesHashedWhenEmpty?: readonly string[];
+  /**
+   * Tables a release no longer uses, their schemas as last declared: stores written before hold
+   * their rows, so a table is retired here, never just dropped (a store holding rows of an
+   * undeclared table refuses to open, naming it: TableNotInModule). A retired table's rows are
+   * kept as they are (loaded, replayed, snapshotted, in the state hash, so every old store, its
+   * checkpoint and its backups still verify), but no reducer, read or subscription reaches it.
+   * Never remove a name from the list, nor declare a live table of the same name.
+   */
+  readonly retiredTables?: readonly TableSchema[];
 }
 
 export function defineReducer<S extends z.ZodType, R>(def: {

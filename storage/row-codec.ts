@@ -2,12 +2,17 @@
  * A row on disk (frames, snapshots, the state hash) is the array of its fields in schema
  * column order, encoded with msgpack. Vectors travel as little-endian float32 bytes; the
  * schema restores their type on decode. One codec for every reader and writer.
+ *
+ * Columns added later (ColumnDef.addedLater, schema.ts) are trailing, and a row's trailing
+ * added-later fields that hold their defaults are left off its array: a row has exactly one
+ * encoding, and it is the encoding rows written before the column existed already have, so old
+ * frames replay, old snapshots load, and the state hash of an upgraded store is unchanged.
  */
 import { createRequire } from 'node:module';
 import { Packr, REUSE_BUFFER_MODE, type Unpackr } from 'msgpackr';
 import { encodeKey, KeyBytes } from './key-codec.js';
 import { msgpackValueEnd } from './msgpack-extent.js';
-import type { Row, TableSchema, Value } from './schema.js';
+import { fieldsMin, type Row, type TableSchema, type Value } from './schema.js';
 
 /** The one codec configuration. Self-contained records only: no structure shared across frames or snapshot chunks. */
 export const rowCodecOptions = { useRecords: false, mapsAsObjects: true, int64AsType: 'number' } as const;
@@ -43,18 +48,36 @@ export function rowToFields(schema: TableSchema, row: Row, into?: unknown[]): un
     const v = row[col.name] ?? null;
     fields[i] = v instanceof Float32Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : v;
   }
+  // One property read for a table with no column added later (the last one would be).
+  if (schema.columns[schema.columns.length - 1]!.addedLater) trimDefaults(schema, fields);
   return fields;
+}
+
+/** Leave off the trailing added-later fields that hold their defaults (the one encoding of such a row). */
+function trimDefaults(schema: TableSchema, fields: unknown[]): void {
+  let n = fields.length;
+  for (let col = schema.columns[n - 1]; col?.addedLater && Object.is(fields[n - 1] ?? null, col.default); col = schema.columns[n - 1]) n--;
+  fields.length = n;
+}
+
+/** Refuses a field count a row of `schema` cannot have: every column, or down to its first added-later one. */
+function checkFieldCount(schema: TableSchema, count: number | string): void {
+  const max = schema.columns.length;
+  if (typeof count === 'number' && count < max && count >= fieldsMin(schema)) return;
+  const min = fieldsMin(schema);
+  throw new Error(`row of ${schema.name} has ${count} fields, schema has ${min === max ? max : `${min} to ${max}`}`);
 }
 
 /** `freeze` is skipped for bulk loads (a snapshot's rows are never handed out mutable anyway: tables only replace rows). */
 export function fieldsToRow(schema: TableSchema, fields: unknown, freeze = true): Row {
-  if (!Array.isArray(fields) || fields.length !== schema.columns.length) {
-    throw new Error(`row of ${schema.name} has ${Array.isArray(fields) ? fields.length : 'no'} fields, schema has ${schema.columns.length}`);
-  }
+  if (!Array.isArray(fields)) checkFieldCount(schema, 'no');
+  const given = (fields as unknown[]).length;
+  if (given !== schema.columns.length) checkFieldCount(schema, given);
   const row: Record<string, Value> = {};
   for (let i = 0; i < schema.columns.length; i++) {
     const col = schema.columns[i]!;
-    const v = fields[i] as Value;
+    // A field left off is an added-later column at its default (checkFieldCount proved it).
+    const v = (i < given ? (fields as unknown[])[i] : col.default) as Value;
     if (v !== null && col.type === 'vector') {
       const bytes = v as Uint8Array;
       // Copy: the decoded buffer may be unaligned or shared with the rest of the frame.
@@ -97,8 +120,9 @@ export function encodedRowKey(schema: TableSchema, keyColumns: readonly number[]
   else if (head === 0xdc && p + 3 <= end) (count = buf.readUInt16BE(p + 1)), (p += 3);
   else if (head === 0xdd && p + 5 <= end) (count = buf.readUInt32BE(p + 1)), (p += 5);
   else throw new Error(`row of ${schema.name} is not an array of fields`);
-  if (count !== schema.columns.length) throw new Error(`row of ${schema.name} has ${count} fields, schema has ${schema.columns.length}`);
+  if (count !== schema.columns.length) checkFieldCount(schema, count);
   // Fields past the last key column are not walked: the caller proved the row is one whole value.
+  // Key columns are never added later (schema.ts), so they lie within the fields of any row.
   for (let i = 0, found = 0; found < keyColumns.length; i++) {
     const next = msgpackValueEnd(buf, p, end);
     if (next === undefined) throw new Error(`row of ${schema.name}: field ${i} is not a whole msgpack value`);

@@ -12,10 +12,24 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type Value = string | number | boolean | null | Uint8Array | Float32Array | JsonValue;
 export type Row = Readonly<Record<string, Value>>;
 
+/** What an added-later column holds in rows written before it existed: null (a nullable column) or a scalar. */
+export type ColumnDefault = string | number | boolean | null;
+
 export interface ColumnDef {
   readonly name: string;
   readonly type: ColumnType;
   readonly nullable?: boolean;
+  /**
+   * Declared by a release after stores of the table were written (with `default`): rows written
+   * before it hold `default`. Added-later columns come last, after every column the table had at
+   * first, in the order they were added; none is in the primary key or an index. A row whose
+   * trailing added-later columns hold their defaults is encoded without them (row-codec.ts), so
+   * old rows, frames, snapshots and backups read as rows holding the default and the state hash
+   * of a store does not change with the upgrade. Never take the mark off again.
+   */
+  readonly addedLater?: true;
+  /** The added-later column's value in rows written before it (and when a put leaves it out). */
+  readonly default?: ColumnDefault;
 }
 
 export interface IndexDef {
@@ -61,8 +75,41 @@ export function assertSchema(schema: TableSchema): void {
       if (col.type === 'json' || col.type === 'bytes' || col.type === 'vector') {
         throw new Error(`${schema.name}.${index.name}: cannot index ${col.type} column ${c}`);
       }
+      // Old rows are read without the column (their bytes end before it): an index read from them
+      // would need the default spliced into every key walk, and a unique one would refuse every
+      // store holding two old rows. A release that needs one adds a new table instead.
+      if (col.addedLater) throw new Error(`${schema.name}.${index.name}: cannot index column ${c}, added later (old rows would all hold its default)`);
     }
   }
+  assertAddedColumns(schema);
+}
+
+/**
+ * Added-later columns: each with a default valid for its type, all after the first columns,
+ * none in the primary key (checked with the indexes above and the key here).
+ */
+function assertAddedColumns(schema: TableSchema): void {
+  let added = 0;
+  for (const col of schema.columns) {
+    const where = `${schema.name}.${col.name}`;
+    if (!col.addedLater) {
+      if (added > 0) throw new Error(`${where}: declared after the added-later column(s) ${schema.columns.filter((c) => c.addedLater).map((c) => c.name).join(', ')}; a column added later comes last (old rows end before it), so declare ${col.name} before them or mark it addedLater`);
+      if (col.default !== undefined) throw new Error(`${where}: a default is only for a column added later (addedLater: true)`);
+      continue;
+    }
+    added++;
+    if (schema.primaryKey.includes(col.name)) throw new Error(`${where}: a key column cannot be added later (old rows are keyed without it)`);
+    if (col.default === undefined) throw new Error(`${where}: a column added later needs a default (the value of rows written before it)`);
+    const normal = normaliseValue(where, col, col.default);
+    if (!Object.is(normal, col.default)) throw new Error(`${where}: default ${String(col.default)} is not in normal form (normalised: ${String(normal)})`);
+  }
+}
+
+/** Fields a row of `schema` may be encoded with: every column but its trailing added-later ones (row-codec.ts trims those at their defaults). */
+export function fieldsMin(schema: TableSchema): number {
+  let n = schema.columns.length;
+  while (n > 0 && schema.columns[n - 1]!.addedLater) n--;
+  return n;
 }
 
 /**
@@ -73,6 +120,8 @@ export function assertSchema(schema: TableSchema): void {
  */
 export function normaliseValue(where: string, column: ColumnDef, value: unknown): Value {
   if (value === null || value === undefined) {
+    // A put that leaves an added-later column out (code written before it) stores its default.
+    if (value === undefined && column.addedLater) return column.default!;
     if (column.nullable) return null;
     throw new MemoryError('invalid_argument', `${where} is required`);
   }

@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { forEachPairInSlices } from './btree.js';
 import { canonicalStateHash, canonicalStateHashInSlices, type TableState } from './canonical.js';
-import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, StoreFileNotWritten, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
+import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, StoreFileNotWritten, TableNotInModule, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
 import { LoopSlices, openSliceMsMax } from './io/event-loop.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
@@ -28,7 +28,7 @@ import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/check
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import { segmentBytesMaxLimit, segmentHeaderBytes } from './log/segment.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
-import type { Row, TableSchema, Value } from './schema.js';
+import { assertSchema, type Row, type TableSchema, type Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
 import { snapshotDirName, snapshotsDir, type SnapshotManifest } from './snapshot/manifest.js';
@@ -289,21 +289,26 @@ export function lostAcknowledged(log: LogEnd, checkpointOffset: number | undefin
   return new DamagedStore(end.file, end.position, `${why}, at offset ${lastOffset}, but ${evidence}: transactions ${lastOffset + 1}..${offset} were acknowledged and are not in the log`);
 }
 
-/** The tables of a store of `module`: the module's own and the idempotency table (a snapshot holds them all). */
+/** The tables of a store of `module`: the module's own, its retired ones and the idempotency table (a snapshot holds them all). */
 export function storeSchemas(module: StoreModule): Map<string, TableSchema> {
   const schemas = new Map<string, TableSchema>();
-  for (const schema of [...module.tables, idempotencyTable]) {
-    if (schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice`);
+  for (const schema of [...module.tables, ...(module.retiredTables ?? []), idempotencyTable]) {
+    if (schemas.has(schema.name)) throw new Error(`table ${schema.name} declared twice (a retired table is not declared again)`);
+    assertSchema(schema);
     schemas.set(schema.name, schema);
   }
   return schemas;
 }
 
 export class Store implements StoreApi {
+  /** Every table the store holds, retired ones too (StoreModule.retiredTables): recovery, snapshots, the hash. */
   private readonly tables = new Map<string, Table>();
+  /** The tables reducers, reads and subscriptions reach: all but the retired ones. */
+  private readonly liveTables = new Map<string, Table>();
   private readonly schemas = new Map<string, TableSchema>();
   private readonly reducers = new Map<string, ReducerDef>();
   private readonly derivedByTable = new Map<string, DerivedIndex[]>();
+  private readonly retiredTableNames: ReadonlySet<string>;
   private readonly hub = new SubscriptionHub();
   private readonly commitListeners = new Set<(txs: readonly TxRecord[]) => void>();
   /** Snapshot directories the open found invalid and skipped: retention never counts them as kept. */
@@ -368,8 +373,9 @@ export class Store implements StoreApi {
       if (this.reducers.has(r.name)) throw new Error(`reducer ${r.name} declared twice`);
       this.reducers.set(r.name, r);
     }
+    this.retiredTableNames = new Set((options.module.retiredTables ?? []).map((t) => t.name));
     for (const d of options.derived ?? []) {
-      if (!this.schemas.has(d.table)) throw new Error(`derived index on unknown table ${d.table}`);
+      if (!this.schemas.has(d.table) || this.retiredTableNames.has(d.table)) throw new Error(`derived index on unknown table ${d.table}`);
       const list = this.derivedByTable.get(d.table) ?? [];
       list.push(d);
       this.derivedByTable.set(d.table, list);
@@ -436,7 +442,9 @@ export class Store implements StoreApi {
       for (const schema of this.schemas.values()) {
         const rows = loaded?.tables.get(schema.name);
         const arena = loaded?.arenas.get(schema.name);
-        this.tables.set(schema.name, rows && arena ? await Table.load(schema, rows, arena, slices) : new Table(schema));
+        const table = rows && arena ? await Table.load(schema, rows, arena, slices) : new Table(schema);
+        this.tables.set(schema.name, table);
+        if (!this.retiredTableNames.has(schema.name)) this.liveTables.set(schema.name, table);
       }
       for (const [name, list] of this.derivedByTable) {
         const table = this.tables.get(name)!;
@@ -551,7 +559,7 @@ export class Store implements StoreApi {
     return {
       table: (name) => {
         table = this.tables.get(name);
-        if (!table) throw new Error(`payload at offset ${at.offset}: unknown table ${name}`);
+        if (!table) throw new TableNotInModule(name, `the frame of offset ${at.offset} in ${at.file}`);
         derived = this.derivedByTable.get(name);
       },
       deleted: (buf, start, end) => {
@@ -647,7 +655,7 @@ export class Store implements StoreApi {
     }
     const offset = this.applied + 1;
     const timestampMs = this.clock();
-    const tx = new Transaction(this.tables, caller, timestampMs, offset);
+    const tx = new Transaction(this.liveTables, caller, timestampMs, offset);
     let result: unknown;
     try {
       result = reducer.run(tx, parsed.data);
@@ -1024,7 +1032,7 @@ export class Store implements StoreApi {
   // ---------------------------------------------------------------- reads
 
   private readonly tableReader = (name: string): TableReader => {
-    const t = this.tables.get(name);
+    const t = this.liveTables.get(name);
     if (!t) throw new MemoryError('invalid_argument', `no table ${name}`);
     return t;
   };
@@ -1147,7 +1155,7 @@ export class Store implements StoreApi {
     listener: (offset: number, changes: readonly RowChange[]) => void,
     options: SubscribeOptions = {},
   ): Unsubscribe {
-    if (!this.tables.has(table)) throw new MemoryError('invalid_argument', `no table ${table}`);
+    if (!this.liveTables.has(table)) throw new MemoryError('invalid_argument', `no table ${table}`);
     return this.hub.subscribe(options.equals ? { table, predicate, equals: options.equals } : { table, predicate }, listener);
   }
 

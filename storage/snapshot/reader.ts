@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { KeysNotAscending, stringTreeFromSortedInSlices, type BTree } from '../btree.js';
 import { LoopSlices } from '../io/event-loop.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { TableNotInModule } from '../errors.js';
 import { hashFile } from '../io/hash-file.js';
 import { readBoundedFile } from '../io/read-whole.js';
 import { msgpackValueEnd } from '../msgpack-extent.js';
@@ -164,7 +165,8 @@ async function decodeTables(
     if (!Array.isArray(header) || header.length !== 2 || typeof header[0] !== 'string') throw new SnapshotInvalid(ref.dir, `no table header at byte ${p}`);
     const [name, count] = header as [string, number];
     const schema = schemas.get(name);
-    if (!schema) throw new SnapshotInvalid(ref.dir, `table ${name} is not in this store's module`);
+    // A module mismatch, not damage: skipping the snapshot for an older one would only hide the table's rows.
+    if (!schema) throw new TableNotInModule(name, `snapshot ${ref.dir}`);
     if (manifest.tables[name] !== count) throw new SnapshotInvalid(ref.dir, `table ${name} has ${count} rows, manifest says ${manifest.tables[name]}`);
     if (!(Number.isSafeInteger(count) && count >= 0 && count <= (schema.rowsMax ?? rowsMaxDefault))) {
       throw new SnapshotInvalid(ref.dir, `table ${name} claims ${count} rows`);
