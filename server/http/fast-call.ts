@@ -20,7 +20,7 @@ import type { Express, Request, Response } from 'express';
 import { validateHostHeader } from '@modelcontextprotocol/server';
 import type { Principal } from '../auth/principal.js';
 import type { CallAdmission } from '../ops/request-admission.js';
-import { sendJsonRpcError } from './json-rpc-error.js';
+import { sendBodyNotMessage } from './json-rpc-error.js';
 import { isRefusal, type Authenticate } from './seams.js';
 import { callerActive } from '../../storage/log/inline-sync.js';
 
@@ -134,7 +134,7 @@ export function fastCallHandler(options: FastCallOptions): (req: IncomingMessage
         if (first !== '{' && first !== '[') throw new SyntaxError('not an object or array');
         body = JSON.parse(text);
       } catch {
-        sendJsonRpcError(response, 400, -32700, 'Parse error: the request body is not valid JSON');
+        sendBodyNotMessage(response, text);
         return;
       }
       request.body = body;

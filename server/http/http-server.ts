@@ -15,7 +15,7 @@ import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { toolArgumentsBytesMax } from '../mcp/limits.js';
 import { tokenCharsMax } from '../auth/token-verifier.js';
-import { sendJsonRpcError } from './json-rpc-error.js';
+import { sendBodyNotMessage, sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
 import { legacySessionIdleMs, legacySessionsMax, SessionTable } from './session-table.js';
 import { createSseRoute } from './sse-route.js';
@@ -226,7 +226,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (type === 'entity.too.large') {
       sendJsonRpcError(res, 413, -32000, `request body is larger than ${bodyBytesMax} bytes (httpBodyBytesMax)`);
     } else if (type === 'entity.parse.failed') {
-      sendJsonRpcError(res, 400, -32700, 'Parse error: the request body is not valid JSON');
+      sendBodyNotMessage(res, (error as { body?: unknown }).body as string | undefined); // body-parser keeps the text it refused
     } else if (isClientError(error) && !res.headersSent) {
       // The body parser's other refusals (charset, content-encoding, ...): the client's to fix, with its words.
       sendJsonRpcError(res, error.status, -32600, `Invalid request: ${error.message}`);

@@ -23,6 +23,8 @@ import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from 
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
+import { directRequestOf } from '../mcp/direct-request.js';
+import { invalidPostBody } from '../mcp/json-rpc-message.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
@@ -219,6 +221,12 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         return;
       }
       if (req.method === 'GET' && !resumeStream(req, res, sessionId, session.transport)) return;
+      // JSON that is not a JSON-RPC message is an Invalid Request; the SDK transport answers -32700 (Parse error).
+      const invalid = req.method === 'POST' && directRequestOf(req.body) === undefined ? invalidPostBody(req.body) : undefined;
+      if (invalid !== undefined) {
+        sendJsonRpcError(res, 400, -32600, invalid.message, undefined, invalid.id);
+        return;
+      }
       sessions.track(sessionId, res, req.method === 'GET' ? 'stream' : 'call');
       // One request on the session: straight to its server, no web Request round trip.
       if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;

@@ -35,6 +35,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { directRequestOf, directToolAnswer, directToolCallOf } from './direct-request.js';
+import { invalidRequestMessage, readableIdOf, type AnswerId } from './json-rpc-message.js';
 import type { ToolCaller } from './tool-calls.js';
 
 type RequestId = JSONRPCRequest['id'];
@@ -53,20 +54,10 @@ export const stdioOutputBacklogBytesMax = 4 * 1024 * 1024;
 
 const newline = 0x0a;
 
-/** JSON-RPC answers carry `id: null` when the id could not be read; the SDK's types leave that out. */
-type AnswerId = RequestId | null;
-
 /** The answer to a request the server stopped working on when it shut down. */
 function shutdownAnswer(id: RequestId): JSONRPCMessage {
   const message = 'the server shut down before this call finished; a write it made may still have been committed: read before retrying';
   return { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message } };
-}
-
-/** The id of a message that failed the schema, when it has one JSON-RPC allows; null otherwise. */
-function readableIdOf(body: unknown): AnswerId {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const id = (body as Record<string, unknown>)['id'];
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }
 
 export interface StdioTransportHooks {
@@ -272,7 +263,7 @@ export class StdioTransport extends StdioServerTransport {
       message = deserializeMessage(line);
     } catch (error) {
       this.onerror?.(error as Error);
-      this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 request, notification or response the server accepts');
+      this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, invalidRequestMessage);
       this.hooks.onLineRefused?.('invalid_request');
       return;
     }

@@ -138,7 +138,8 @@ describe('a 2025-era session over Streamable HTTP', () => {
 
     const malformed = await post(url, { ...request, jsonrpc: '1.0' }, session);
     expect(malformed.status).toBe(400);
-    expect(((await malformed.json()) as { error: { code: number } }).error.code).toBe(-32700);
+    // JSON but no JSON-RPC message: Invalid Request, with its id (the SDK transport said -32700, Parse error).
+    expect(await malformed.json()).toMatchObject({ id: 1, error: { code: -32600 } });
 
     const batch = await post(url, [request, { ...request, id: 2 }], session);
     expect(batch.status).toBe(200);

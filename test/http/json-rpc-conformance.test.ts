@@ -1,0 +1,54 @@
+/**
+ * JSON-RPC 2.0 as a client author tests it over Streamable HTTP, by hand (fetch) where SDK
+ * clients cannot send the input: a body that is JSON but no JSON-RPC message is an Invalid
+ * Request (-32600, its id when readable), as stdio answers it (stdio-bad-lines.test.ts), not a
+ * Parse error (-32700, for text that is not JSON); the session serves on after each.
+ */
+import { afterEach, describe, expect, test } from 'vitest';
+import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { openSession, post } from '../support/raw-http-session.js';
+
+let serving: NotesHttp | undefined;
+afterEach(async () => {
+  await serving?.serving.close();
+  serving = undefined;
+});
+
+const invalidRequest = -32600;
+
+interface Answer {
+  readonly jsonrpc: string;
+  readonly id?: unknown;
+  readonly result?: unknown;
+  readonly error?: { code: number; message: string };
+}
+
+describe('a 2025-era session over Streamable HTTP', () => {
+  test('JSON that is not a JSON-RPC message is answered 400 -32600 with its id when readable, and the session goes on', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url);
+    const cases: [string, unknown][] = [
+      ['{"jsonrpc":"1.0","id":"s","method":"ping"}', 's'],
+      ['{"jsonrpc":"2.0","id":1.5,"method":"ping"}', 1.5],
+      ['{"jsonrpc":"2.0","id":3,"method":5}', 3],
+      ['{"jsonrpc":"2.0","id":4,"method":"tools/call","params":"x"}', 4],
+      ['{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', null],
+      ['{"jsonrpc":"2.0"}', null],
+      ['42', null],
+      ['"text"', null],
+      ['[]', null],
+      ['[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":7}]', null],
+    ];
+    for (const [body, id] of cases) {
+      const answer = await post(url, body, session);
+      expect(answer.status, body).toBe(400);
+      expect((await answer.json()) as Answer, body).toEqual({ jsonrpc: '2.0', id, error: { code: invalidRequest, message: expect.stringMatching(/^Invalid Request/) } });
+    }
+    // A whole batch of valid messages is still served (2025-03-26 clients may batch).
+    const batch = await post(url, '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', session);
+    expect((await batch.json()) as Answer[]).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }, { jsonrpc: '2.0', id: 2, result: {} }]);
+    const ping = await post(url, '{"jsonrpc":"2.0","id":"after","method":"ping"}', session);
+    expect((await ping.json()) as Answer).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
+  });
+});
