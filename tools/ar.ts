@@ -31,6 +31,8 @@ export const anchorsMax = 64;
 /** UTF-8 bytes of JSON of one observation's payload. */
 export const arPayloadBytesMax = 16 * 1024;
 export const anchorLabelCharsMax = 256;
+/** How far a pose's orientation may be from a unit quaternion: values rounded to one decimal pass. */
+export const quaternionNormTolerance = 0.1;
 
 /**
  * The most one observation row weighs in a log frame (msgpack): surface id, seq and times, pose
@@ -76,15 +78,29 @@ export const arObservationsTable: TableSchema = {
 };
 
 const finite = z.number().finite();
-/** [x, y, z, qx, qy, qz, qw]: position, then orientation as a unit quaternion. */
-const pose = z.array(finite).length(7);
+/** [x, y, z, qx, qy, qz, qw]: position, then orientation as a unit quaternion (rounded or float32 values pass). */
+const pose = z.array(finite).length(7).superRefine((p, issues) => {
+  if (p.length !== 7) return;
+  // A zero or scaled quaternion is no orientation: every reader would have to guess one.
+  const norm = Math.hypot(p[3]!, p[4]!, p[5]!, p[6]!);
+  if (Math.abs(norm - 1) > quaternionNormTolerance) {
+    issues.addIssue({ code: 'custom', message: `the orientation [qx,qy,qz,qw] has norm ${norm}; a unit quaternion is required (norm 1 ± ${quaternionNormTolerance}; [0,0,0,1] is no rotation)` });
+  }
+});
 const anchor = z.object({ id: rowId, pose: pose.optional(), label: z.string().max(anchorLabelCharsMax).optional() });
+const anchorList = z.array(anchor).max(anchorsMax).superRefine((list, issues) => {
+  const seen = new Set<string>();
+  for (const [i, a] of list.entries()) {
+    if (seen.has(a.id)) issues.addIssue({ code: 'custom', path: [i, 'id'], message: `anchor id ${a.id} appears twice; each anchor of an observation has its own id` });
+    seen.add(a.id);
+  }
+});
 const payload = jsonObject;
 
 const observeArgs = z.object({
   surface: rowId,
   pose,
-  anchors: z.array(anchor).max(anchorsMax).optional(),
+  anchors: anchorList.optional(),
   payload: payload.optional(),
   observed_at_ms: int(0).optional(),
 });
@@ -161,7 +177,7 @@ export type ArSurfaceView = z.infer<typeof surfaceOutput>;
 export const arTools: ToolDef[] = [
   writeTool({
     reducer: arObserve, args: observeArgs, result: observeResult, title: 'Record AR observation',
-    description: `Record an observation of a surface (pose: [x,y,z,qx,qy,qz,qw]). Becomes the latest state unless older; history keeps ${arHistoryPerSurfaceMax}.`,
+    description: `Record an observation of a surface (pose: [x,y,z,qx,qy,qz,qw], a unit quaternion). Becomes the latest state unless older; history keeps ${arHistoryPerSurfaceMax}.`,
   }),
   readTool({
     name: 'ar_surface_get', title: 'Get AR surface', description: 'Latest observed state of a surface.',

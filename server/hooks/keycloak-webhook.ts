@@ -16,6 +16,7 @@ import { argumentsShapeProblem } from '../mcp/arguments-shape.js';
 import {
   keycloakEventBytesMax,
   keycloakSignatureHeader,
+  landedSubjectUser,
   parseKeycloakEvent,
   verifyKeycloakSignature,
 } from '../../storage/control/keycloak-event.js';
@@ -64,6 +65,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
           eventType: event.type,
           eventTimeMs: event.timeMs,
           raw: event.raw,
+          subjectUser: landedSubjectUser(event),
         });
         const { id, alias } = event.organization;
         if (id && alias) await options.control.rememberOrganization(id, alias);

@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
 import { isDatabaseError } from './database-error.js';
+import { keycloakEventTypesProjected } from './keycloak-event.js';
 import { applyMigrations } from './migrations.js';
 import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
@@ -68,6 +69,8 @@ export interface KeycloakLanding {
   readonly eventType: string;
   readonly eventTimeMs: number;
   readonly raw: JsonValue;
+  /** The user the event is about (KeycloakEvent.subjectUserId); kept for events naming no tenant. */
+  readonly subjectUser?: string | null;
 }
 
 export interface LandedKeycloakEvent extends KeycloakLanding {
@@ -180,6 +183,12 @@ export interface ControlPlane {
   rememberUserTenant(userId: string, tenant: string): Promise<void>;
   /** The tenants `userId` is known in, at most kcUserTenantsMax. */
   userTenants(userId: string): Promise<string[]>;
+  userKnownIn(userId: string, tenant: string): Promise<boolean>;
+  /**
+   * The events about `userId` naming no tenant landed before `beforeLandingId`, of the types the
+   * kc projection applies: the newest `limit` by Keycloak time.
+   */
+  userEventsWithoutTenant(userId: string, beforeLandingId: number, limit: number): Promise<LandedKeycloakEvent[]>;
 
   /** True when inserted, false when the run was already recorded. */
   insertRunHistory(row: RunHistoryRow): Promise<boolean>;
@@ -324,6 +333,18 @@ function batchFromRow(row: Record<string, unknown>, body: Buffer | null = null):
   };
 }
 
+function landedEvent(r: Record<string, any>): LandedKeycloakEvent {
+  return {
+    landingId: Number(r.landing_id),
+    dedupKey: r.dedup_key,
+    tenant: r.tenant,
+    kind: r.kind,
+    eventType: r.event_type,
+    eventTimeMs: Number(r.event_time_ms),
+    raw: r.raw,
+  };
+}
+
 function controlPlaneOn(
   pool: pg.Pool,
   backend: 'postgres' | 'pglite',
@@ -339,10 +360,10 @@ function controlPlaneOn(
 
     async landKeycloakEvent(event) {
       const inserted = await pool.query<{ landing_id: string }>(
-        `insert into kc_event_landing (dedup_key, tenant, kind, event_type, event_time_ms, raw)
-         values ($1, $2, $3, $4, $5, $6::json)
+        `insert into kc_event_landing (dedup_key, tenant, kind, event_type, event_time_ms, raw, subject_user)
+         values ($1, $2, $3, $4, $5, $6::json, $7)
          on conflict (dedup_key) do nothing returning landing_id::text`,
-        [event.dedupKey, event.tenant, event.kind, event.eventType, event.eventTimeMs, JSON.stringify(event.raw)],
+        [event.dedupKey, event.tenant, event.kind, event.eventType, event.eventTimeMs, JSON.stringify(event.raw), event.subjectUser ?? null],
       );
       if (inserted.rows[0]) return { landingId: Number(inserted.rows[0].landing_id), duplicate: false };
       const existing = await pool.query<{ landing_id: string }>(
@@ -359,15 +380,7 @@ function controlPlaneOn(
          from kc_event_landing where projected_at is null order by kc_event_landing.landing_id limit $1`,
         [limit],
       );
-      return result.rows.map((r) => ({
-        landingId: Number(r.landing_id),
-        dedupKey: r.dedup_key,
-        tenant: r.tenant,
-        kind: r.kind,
-        eventType: r.event_type,
-        eventTimeMs: Number(r.event_time_ms),
-        raw: r.raw,
-      }));
+      return result.rows.map(landedEvent);
     },
 
     async markProjected(landingId, projector = 'kc', refusal) {
@@ -400,6 +413,22 @@ function controlPlaneOn(
 
     async rememberUserTenant(userId, tenant) {
       await pool.query('insert into kc_user_tenants (user_id, tenant) values ($1, $2) on conflict do nothing', [userId, tenant]);
+    },
+
+    async userKnownIn(userId, tenant) {
+      const result = await pool.query('select 1 from kc_user_tenants where user_id = $1 and tenant = $2', [userId, tenant]);
+      return result.rows.length > 0;
+    },
+
+    async userEventsWithoutTenant(userId, beforeLandingId, limit) {
+      assertLimit(limit);
+      const result = await pool.query(
+        `select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms::text, raw from kc_event_landing
+         where subject_user = $1 and tenant is null and landing_id < $2 and event_type = any($3::text[])
+         order by event_time_ms desc, landing_id desc limit $4`,
+        [userId, beforeLandingId, keycloakEventTypesProjected, limit],
+      );
+      return result.rows.map(landedEvent);
     },
 
     async userTenants(userId) {

@@ -21,6 +21,15 @@ export const keycloakEventBytesMax = 256 * 1024;
  */
 export const keycloakFieldCharsMax = 512;
 export const keycloakSignatureHeader = 'x-keycloak-signature';
+/**
+ * The event types (KeycloakEvent.type) the kc_* projection (tools/kc.ts) applies; the rest
+ * (LOGIN, ...) it records as ignored. A user's history replayed to a tenant is these only.
+ */
+export const keycloakEventTypesProjected: readonly string[] = [
+  'REGISTER', 'UPDATE_PROFILE', 'UPDATE_EMAIL', 'VERIFY_EMAIL', 'DELETE_ACCOUNT',
+  ...['USER', 'GROUP_MEMBERSHIP', 'ORGANIZATION_MEMBERSHIP', 'REALM_ROLE_MAPPING', 'CLIENT_ROLE_MAPPING']
+    .flatMap((resource) => ['CREATE', 'UPDATE', 'DELETE'].map((operation) => `${resource}-${operation}`)),
+];
 const hmacHexLength = 64;
 
 export interface KeycloakEvent {
@@ -159,6 +168,16 @@ export function subjectUserOfEvent(
   if (path[0] === 'organizations' && path[2] === 'members' && path[3]) return decodedSegment(path[3]);
   if (resourceType !== 'ORGANIZATION_MEMBERSHIP') return null;
   return typeof representation === 'string' ? str(representation) : str(field(representation, 'id'));
+}
+
+/**
+ * The subject user as landed (kc_event_landing.subject_user, indexed): null when Postgres text
+ * could not hold it or an index row would be too long (U+0000, over keycloakFieldCharsMax). No
+ * such id is a Keycloak user id, and the projection ignores it anyway.
+ */
+export function landedSubjectUser(event: KeycloakEvent): string | null {
+  const user = event.subjectUserId;
+  return user !== null && user.length <= keycloakFieldCharsMax && !user.includes('\u0000') ? user : null;
 }
 
 /**

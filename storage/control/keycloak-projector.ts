@@ -13,6 +13,12 @@ import type { ControlPlane } from './control-plane.js';
 import { keycloakEventFromJson, type KeycloakEvent } from './keycloak-event.js';
 
 export const projectorBatchMax = 256;
+/**
+ * A user's earlier events naming no tenant given to a tenant the user becomes known in: the
+ * newest this many by Keycloak time (of the types the projection applies). Older ones are not
+ * replayed there; what they set that no newer event set again is missing in that tenant.
+ */
+export const userHistoryReplayedMax = 1_000;
 export const keycloakProjectorName = 'kc';
 
 export type ApplyKeycloakEvent = (tenant: string, event: KeycloakEvent, landingId: number) => Promise<void>;
@@ -61,6 +67,29 @@ export async function projectKeycloakEvents(
   const batchMax = options.batchMax ?? projectorBatchMax;
   let projected = 0;
   let skipped = 0;
+  /** The event applied, or why the tenant refused it for good (reported); anything else is thrown. */
+  const applyOrRefuse = async (tenant: string, event: KeycloakEvent, landingId: number): Promise<string | undefined> => {
+    try {
+      await applyToTenant(tenant, event, landingId);
+      return undefined;
+    } catch (error) {
+      if (!refusedForGood(error)) throw error;
+      options.onRefused?.(landingId, tenant, error);
+      return error instanceof Error ? error.message : String(error);
+    }
+  };
+  /**
+   * A user not yet known in `tenant` gets there first the earlier events about them that name no
+   * tenant (a USER-CREATE, a realm-wide deletion): they reached only the tenants known then. The
+   * projection keeps the newest change whatever the order (tools/kc-clock.ts), and each landing
+   * applies once per tenant, so a crash before the user is remembered replays them as no-ops.
+   */
+  const introduceUser = async (user: string, tenant: string, landingId: number): Promise<void> => {
+    if (await control.userKnownIn(user, tenant)) return;
+    for (const earlier of await control.userEventsWithoutTenant(user, landingId, userHistoryReplayedMax)) {
+      await applyOrRefuse(tenant, keycloakEventFromJson(earlier.raw, earlier.dedupKey), earlier.landingId);
+    }
+  };
   for (;;) {
     const pending = await control.pendingKeycloakEvents(batchMax);
     if (pending.length === 0) return { projected, skipped };
@@ -71,15 +100,11 @@ export async function projectKeycloakEvents(
       // An event naming no organization (a user disabled or deleted realm-wide) is about the
       // user everywhere: it reaches every tenant the user is known in.
       const tenants = named !== null ? [named] : user !== null ? await control.userTenants(user) : [];
+      if (named !== null && user !== null) await introduceUser(user, named, landed.landingId);
       let refusal: string | undefined;
       for (const tenant of tenants) {
-        try {
-          await applyToTenant(tenant, event, landed.landingId);
-        } catch (error) {
-          if (!refusedForGood(error)) throw error;
-          options.onRefused?.(landed.landingId, tenant, error);
-          refusal ??= error instanceof Error ? error.message : String(error);
-        }
+        const refused = await applyOrRefuse(tenant, event, landed.landingId);
+        refusal ??= refused;
       }
       if (named !== null && user !== null && refusal === undefined) await control.rememberUserTenant(user, named);
       if (tenants.length === 0 || refusal !== undefined) skipped++;

@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { MemoryError } from '../errors.js';
 import { pgConnectionString } from './connection-url.js';
+import { addLandingSubjectUser } from './landing-subject.js';
 import { backfillUserTenants } from './user-tenants-backfill.js';
 
 /** A schema change in SQL, or a data step that needs code (the Keycloak event parser). */
@@ -163,6 +164,12 @@ export const migrations: readonly Migration[] = [
       -- the store still holds that very row. Null: none staged under the mark since this migration.
       alter table audit_sources add column last_digest text;
     `,
+  },
+  {
+    version: 7,
+    name: 'keycloak landing subject user',
+    // The user each landed event is about, so a tenant a user joins gets their earlier events.
+    run: addLandingSubjectUser,
   },
 ];
 

@@ -11,8 +11,10 @@ import { openControlPlane, type ControlPlane } from '../../storage/control/contr
 import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import pg from 'pg';
+import { applyMigrations } from '../../storage/control/migrations.js';
 import { Store } from '../../storage/store.js';
-import { openTenantMemory } from '../../tools/index.js';
+import { memoryTools, openTenantMemory } from '../../tools/index.js';
 import { kcApplyEventKeeping, kcTables } from '../../tools/kc.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { freshPostgresDatabase } from '../support/services.js';
@@ -22,6 +24,7 @@ const secret = 'projection-secret';
 let dir: string;
 let control: ControlPlane;
 let drop: () => Promise<void>;
+let databaseUrl: string;
 let memory: TenantMemory;
 let server: WebhookServer;
 
@@ -29,6 +32,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ioboxx-kc-projection-'));
   const db = await freshPostgresDatabase('kcproj');
   drop = db.drop;
+  databaseUrl = db.url;
   control = await openControlPlane({ databaseUrl: db.url });
   memory = await openTenantMemory(join(dir, 'acme'), 'acme');
   server = await startWebhookServer(control, secret);
@@ -209,6 +213,77 @@ describe('events arriving out of Keycloak time order project the state at the ne
       expect(await small.read((view) => [...view.table('kc_memberships').scan()].map((m) => m['scope_id']))).toEqual(['g4']);
     } finally {
       await small.close();
+    }
+  });
+});
+
+// An event naming no organization (an admin's USER-CREATE, a realm-wide DELETE_ACCOUNT) reached
+// only the tenants the user was known in then: none, for a user not yet a member anywhere.
+describe('a tenant a user becomes known in gets their earlier events that name no organization', () => {
+  const projectAll = () => projectKeycloakEvents(control, async (tenant, event, landingId) => {
+    await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  });
+  const kcUserGet = memoryTools.find((t) => t.name === 'kc_user_get')!;
+  const userGet = (userId: string) => kcUserGet.call({ memory, caller: { tenant: 'acme', subject: 'admin' } }, { user_id: userId } as never);
+  const joinAcme = (uid: string, time: number, userId: string) => ({
+    uid, time, type: 'admin.ORGANIZATION_MEMBERSHIP-CREATE', realmId: 'r', resourcePath: `organizations/acme-id/members/${userId}`, details: { org_alias: 'acme' },
+  });
+
+  test('a user created with no organization, then made a member of one: that tenant gets the user (kc_user_get finds them)', async () => {
+    expect(await deliver({
+      id: 'intro-1', time: 6_000_001, operationType: 'CREATE', resourceType: 'USER', resourcePath: 'users/u-intro', realmId: 'r',
+      representation: JSON.stringify({ username: 'intro', email: 'intro@x.org', enabled: true }),
+    })).toBe(202);
+    expect(await projectAll()).toEqual({ projected: 0, skipped: 1 }); // known nowhere yet
+    expect(await deliver(joinAcme('intro-2', 6_000_002, 'u-intro'))).toBe(202);
+    expect(await projectAll()).toEqual({ projected: 1, skipped: 0 });
+    expect(await userGet('u-intro')).toMatchObject({ username: 'intro', email: 'intro@x.org', memberships: [{ kind: 'organization', scope_id: 'acme-id' }] });
+  });
+
+  test('a user deleted realm-wide before the event that makes them known in a tenant landed does not appear there', async () => {
+    expect(await deliver({ uid: 'gone-5', time: 6_100_005, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-gone', details: {} })).toBe(202);
+    expect(await deliver({ uid: 'gone-1', time: 6_100_001, type: 'access.REGISTER', realmId: 'r', userId: 'u-gone', details: { org_alias: 'acme', username: 'gone' } })).toBe(202);
+    await projectAll();
+    expect(await memory.store.read((view) => view.table('kc_users').get(['u-gone']))).toBeUndefined();
+  });
+
+  test('migration 7 records the user of events landed before it, so they reach a tenant the user joins after the upgrade', async () => {
+    const admin = new pg.Client({ connectionString: databaseUrl });
+    await admin.connect();
+    try {
+      // The database as migration 6 left it, an event about u-legacy landed then (no subject recorded).
+      await admin.query('drop index kc_event_landing_user_history');
+      await admin.query('alter table kc_event_landing drop column subject_user');
+      await admin.query('delete from control_migrations where version = 7');
+      await admin.query(
+        `insert into kc_event_landing (dedup_key, tenant, kind, event_type, event_time_ms, raw) values ($1, null, 'admin', 'USER-CREATE', 6200001, $2::json)`,
+        ['id:legacy-1', JSON.stringify({ id: 'legacy-1', time: 6_200_001, operationType: 'CREATE', resourceType: 'USER', resourcePath: 'users/u-legacy', representation: '{"username":"legacy"}' })],
+      );
+      expect(await applyMigrations(databaseUrl)).toEqual([7]);
+    } finally {
+      await admin.end();
+    }
+    await projectAll();
+    expect(await deliver(joinAcme('legacy-2', 6_200_002, 'u-legacy'))).toBe(202);
+    await projectAll();
+    expect(await userGet('u-legacy')).toMatchObject({ username: 'legacy' });
+  });
+
+  test('two webhooks delivering the same events at once land each once', async () => {
+    const other = await startWebhookServer(control, secret);
+    try {
+      const events = Array.from({ length: 20 }, (_, i) => JSON.stringify({ uid: `twice-${i}`, time: 6_300_000 + i, type: 'access.LOGIN', realmId: 'r', userId: 'u-twice', details: { org_alias: 'acme' } }));
+      const answers = await Promise.all(events.flatMap((body) => [server, other].map((s) => s.post(body, signKeycloakBody(body, secret)))));
+      const landed = (await Promise.all(answers.map((a) => a.json()))) as Array<{ landingId: number; duplicate: boolean }>;
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+      for (let i = 0; i < events.length; i++) {
+        const [a, b] = [landed[2 * i]!, landed[2 * i + 1]!];
+        expect(a.landingId).toBe(b.landingId);
+        expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+      }
+      expect((await control.pendingKeycloakEvents(100)).filter((e) => e.dedupKey.startsWith('id:twice-'))).toHaveLength(events.length);
+    } finally {
+      await other.close();
     }
   });
 });

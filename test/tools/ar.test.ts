@@ -50,6 +50,14 @@ test('malformed poses, too many anchors and unknown surfaces are refused', async
   await expectRefused(f, f.call('ar_observe', { surface: 's', pose: pose(0), payload: { blob: 'x'.repeat(20_000) } }), 'limit_exceeded');
   await expectRefused(f, f.call('ar_observe', { surface: 'bad surface', pose: pose(0) }), 'invalid_argument');
   await expectRefused(f, f.call('ar_surface_get', { surface: 'nowhere' }), 'not_found');
+  // An orientation that is no rotation (zero, scaled), for the surface or an anchor; each anchor id once.
+  await expectRefused(f, f.call('ar_observe', { surface: 's', pose: [0, 0, 0, 0, 0, 0, 0] }), 'invalid_argument', /pose: the orientation \[qx,qy,qz,qw\] has norm 0; a unit quaternion is required/);
+  await expectRefused(f, f.call('ar_observe', { surface: 's', pose: [0, 0, 0, 0, 0, 0, 2] }), 'invalid_argument', /has norm 2/);
+  await expectRefused(f, f.call('ar_observe', { surface: 's', pose: pose(0), anchors: [{ id: 'a', pose: [1, 1, 1, 1, 1, 1, 1] }] }), 'invalid_argument', /anchors\.0\.pose: the orientation/);
+  await expectRefused(f, f.call('ar_observe', { surface: 's', pose: pose(0), anchors: [{ id: 'a' }, { id: 'b' }, { id: 'a' }] }), 'invalid_argument', /anchors\.2\.id: anchor id a appears twice/);
+  // Rounded by hand (norm 0.99) or in float32: accepted as given.
+  expect(await f.call('ar_observe', { surface: 'rounded', pose: [0, 0, 0, 0, 0, 0.7, 0.7] })).toMatchObject({ seq: 1 });
+  expect(await f.call('ar_surface_get', { surface: 'rounded' })).toMatchObject({ pose: [0, 0, 0, 0, 0, 0.7, 0.7] });
   // Its history too: a misspelt surface is not an empty history.
   await expectRefused(f, f.call('ar_history_list', { surface: 'nowhere' }), 'not_found', /never observed/);
 });
