@@ -29,7 +29,7 @@ export type BusyLimit = (typeof busyLimits)[number];
 /** Why a commit failed: a write the disk refused (rolled back, the store goes on), or the store failing (it refuses writes until reopened). */
 export const commitFailureReasons = ['write_failed', ...storeFailureKinds] as const;
 /** Why a tenant store could not be opened: the errno or engine code (server/tenants/open-refusal.ts); any other is `other`. */
-export const storeOpenFailureCodes = ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE', 'damaged_store', 'vanished_store', 'conflict', 'other'] as const;
+export const storeOpenFailureCodes = ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'EMFILE', 'ENFILE', 'damaged_store', 'table_not_in_module', 'vanished_store', 'conflict', 'other'] as const;
 
 /** Pulled at scrape time; each may be absent (e.g. no audit shipping configured). */
 export interface MetricsProbes {

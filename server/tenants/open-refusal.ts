@@ -5,7 +5,7 @@
  * operator's log, not to the model.
  */
 import * as path from 'node:path';
-import { DamagedStore, diskFullHint, MemoryError, StoreLockHeld } from '../../storage/errors.js';
+import { DamagedStore, diskFullHint, MemoryError, StoreLockHeld, TableNotInModule } from '../../storage/errors.js';
 import { VanishedStore } from './vanished-store.js';
 
 /**
@@ -62,7 +62,8 @@ export function storeOpenRefusal(error: unknown, dir: string): MemoryError {
   // The store named from the data directory, not by its path on this machine: the caller is no operator of it.
   const refusal = new MemoryError('unavailable', `the tenant's store cannot be opened${why}; the server log says why`,
     `retry later; an operator can run \`ioboxx-memory store verify DATA_DIR/tenants/${path.basename(dir)}\``);
-  return error instanceof DamagedStore ? untilOperatorActs(refusal) : refusal;
+  // A damaged store, or one holding a table this release does not declare (the release before opens it): no retry helps.
+  return error instanceof DamagedStore || error instanceof TableNotInModule ? untilOperatorActs(refusal) : refusal;
 }
 
 function untilOperatorActs(refusal: MemoryError): MemoryError {

@@ -8,7 +8,7 @@ import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { DamagedStore, diskFullHint } from '../../storage/errors.js';
+import { DamagedStore, diskFullHint, TableNotInModule } from '../../storage/errors.js';
 import { segmentFileName } from '../../storage/log/segment.js';
 import { isKnownTenant, knownTenantsRoot, recordKnownTenant } from '../../server/tenants/known-tenants.js';
 import { refusedUntilOperatorActs, storeOpenRefusal } from '../../server/tenants/open-refusal.js';
@@ -103,10 +103,11 @@ test('a damaged store is refused with a hint naming the store from the data dire
 
 // The control worker retried every such refusal every second: only an operator can end it.
 describe('which open refusals stand until an operator acts', () => {
-  test('a vanished or damaged store does; a full disk or a busy lock does not', () => {
+  test('a vanished or damaged store, or one holding a table the module does not declare, does; a full disk or a busy lock does not', () => {
     const dir = tenantDir(dataDir, 'acme');
     expect(refusedUntilOperatorActs(storeOpenRefusal(new VanishedStore('acme', dir, 'directory missing'), dir))).toBe(true);
     expect(refusedUntilOperatorActs(storeOpenRefusal(new DamagedStore(join(dir, 'log'), 0, 'bad frame'), dir))).toBe(true);
+    expect(refusedUntilOperatorActs(storeOpenRefusal(new TableNotInModule('gone', 'the frame of offset 0'), dir))).toBe(true);
     const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
     expect(refusedUntilOperatorActs(storeOpenRefusal(full, dir))).toBe(false);
     const held = Object.assign(new Error('store locked by another process'), { code: 'conflict' });
