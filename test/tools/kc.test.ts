@@ -141,3 +141,15 @@ test('kc_user_get lists a user with many memberships and role grants in one resu
   expect(short.roles).toHaveLength(kcUserListedMax);
   expect(short.roles_truncated).toBe(false);
 });
+
+test('events of the same Keycloak time are ordered by event id: the larger id wins whichever arrives first', async () => {
+  const rename = (id: string, user: string, firstName: string) => ({
+    id, time: 10, operationType: 'UPDATE', resourceType: 'USER', resourcePath: `users/${user}`, representation: JSON.stringify({ firstName }),
+  });
+  await apply('t1', rename('e-b', 'tie-1', 'B'));
+  expect((await apply('t2', rename('e-a', 'tie-1', 'A'))).result.effect).toMatch(/^ignored: user updated, older than the user's newest change at 10 \(id:e-b\)/);
+  await apply('t3', rename('e-a', 'tie-2', 'A'));
+  await apply('t4', rename('e-b', 'tie-2', 'B'));
+  const firstNames = await f.memory.store.read((v) => ['tie-1', 'tie-2'].map((u) => v.table('kc_users').get([u])?.['first_name']));
+  expect(firstNames).toEqual(['B', 'B']);
+});
