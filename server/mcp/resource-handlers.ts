@@ -12,6 +12,7 @@ import type { WithMemory } from './memory-source.js';
 import { errorBodyOf, protocolErrorOf } from './error-mapping.js';
 import { resourceSubscriptionsPerSessionMax } from './limits.js';
 import { checkSubscriptionUri, checkUriLength } from './resource-uris.js';
+import { refuseCursorOfSinglePageList } from './single-page-list.js';
 import type { CallOutcome, McpSurface, ResourceRequestEvent } from './surface.js';
 
 function requireRead(principal: Principal): void {
@@ -74,9 +75,10 @@ export function registerResourceHandlers(
     return audited(surface, principal, method, target, work);
   };
 
-  server.setRequestHandler('resources/templates/list', () =>
+  server.setRequestHandler('resources/templates/list', (request) =>
     answering(surface, revalidate, async () => {
       requireRead(principal);
+      refuseCursorOfSinglePageList('resources/templates/list', request.params?.cursor);
       return { resourceTemplates: catalog.templates.map((t) => ({ ...t })) };
     }),
   );

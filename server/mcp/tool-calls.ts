@@ -8,7 +8,8 @@ import type { CallToolResult, Server, Tool } from '@modelcontextprotocol/server'
 import { resultBytesMax, type ToolDef } from '../../tools/tool.js';
 import type { WithMemory } from './memory-source.js';
 import type { Principal } from '../auth/principal.js';
-import { errorBodyOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
+import { errorBodyOf, protocolErrorOf, toolErrorResult, type ErrorBody } from './error-mapping.js';
+import { refuseCursorOfSinglePageList } from './single-page-list.js';
 import { argumentsShapeProblem } from './arguments-shape.js';
 import { toolArgumentsBytesMax } from './limits.js';
 import { afterAnswer } from './after-answer.js';
@@ -174,8 +175,14 @@ export function registerToolHandlers(
     return answer.result;
   };
   toolCallers.set(server, callTool);
-  server.setRequestHandler('tools/list', async () => {
-    await revalidate?.();
+  server.setRequestHandler('tools/list', async (request) => {
+    try {
+      await revalidate?.();
+      refuseCursorOfSinglePageList('tools/list', request.params?.cursor);
+    } catch (error) {
+      // A JSON-RPC error carrying {error}, as resources/* answer theirs (a MemoryError thrown here was -32603).
+      throw protocolErrorOf(errorBodyOf(error).body);
+    }
     return { tools: allowedTools(surface.tools, principal) };
   });
   server.setRequestHandler('tools/call', (request, ctx) => {

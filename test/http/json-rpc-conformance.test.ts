@@ -4,8 +4,12 @@
  * Request (-32600, its id when readable), as stdio answers it (stdio-bad-lines.test.ts), not a
  * Parse error (-32700, for text that is not JSON); the session serves on after each.
  */
+import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { newerRevision } from '../support/mcp-clients.js';
 import { openSession, post } from '../support/raw-http-session.js';
 
 let serving: NotesHttp | undefined;
@@ -15,6 +19,21 @@ afterEach(async () => {
 });
 
 const invalidRequest = -32600;
+const invalidParams = -32602;
+const clientInfo = { name: 'conformance', version: '0' };
+
+/** A raw request through a real client of `era` (the SDK clients never send a cursor the server did not give). */
+async function requestOf(era: 'older' | 'newer', url: string): Promise<{ request(method: string, params: Record<string, unknown>): Promise<unknown>; close(): Promise<void> }> {
+  if (era === 'older') {
+    const client = new OlderClient(clientInfo);
+    await client.connect(new OlderHttpTransport(new URL(url)));
+    const { ResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    return { request: (method, params) => client.request({ method, params }, ResultSchema), close: () => client.close() };
+  }
+  const client = new NewerClient(clientInfo, { versionNegotiation: { mode: { pin: newerRevision } } });
+  await client.connect(new NewerHttpTransport(new URL(url)));
+  return { request: (method, params) => client.request({ method, params } as never), close: () => client.close() };
+}
 
 interface Answer {
   readonly jsonrpc: string;
@@ -50,5 +69,24 @@ describe('a 2025-era session over Streamable HTTP', () => {
     expect((await batch.json()) as Answer[]).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }, { jsonrpc: '2.0', id: 2, result: {} }]);
     const ping = await post(url, '{"jsonrpc":"2.0","id":"after","method":"ping"}', session);
     expect((await ping.json()) as Answer).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
+  });
+});
+
+describe.each(['older', 'newer'] as const)('lists answered in one page, %s-era client', (era) => {
+  test('tools/list and resources/templates/list refuse a cursor (they never give one) with -32602 naming it; resources/list a foreign one', async () => {
+    serving = await startNotesHttp();
+    const client = await requestOf(era, `${serving.serving.url}/mcp`);
+    try {
+      for (const method of ['tools/list', 'resources/templates/list', 'resources/list']) {
+        const refused = await client.request(method, { cursor: 'not-a-cursor-of-ours' }).then(() => undefined, (error: unknown) => error as { code: number; message: string });
+        expect(refused, method).toMatchObject({ code: invalidParams });
+        expect(refused!.message, method).toMatch(/cursor/);
+      }
+      // Without a cursor each still answers.
+      expect(await client.request('tools/list', {})).toHaveProperty('tools');
+      expect(await client.request('resources/templates/list', {})).toHaveProperty('resourceTemplates');
+    } finally {
+      await client.close();
+    }
   });
 });

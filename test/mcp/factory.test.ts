@@ -37,7 +37,8 @@ test('once revalidation fails, tools and resources are refused with its code', a
   const refused = (await client.callTool({ name: 'note_put', arguments: { id: 'b', text: 'late' } })) as ToolResult;
   expect(toolErrorOf(refused)).toEqual({ code: 'unauthenticated', message: 'IOBOXX_TOKEN has expired', hint: 'restart with a fresh token' });
   await expect(client.listResources()).rejects.toThrow(/IOBOXX_TOKEN has expired/);
-  await expect(client.listTools()).rejects.toThrow();
+  // tools/list as resources/* answer it: the error's own JSON-RPC code (unauthenticated: -32600), not -32603.
+  await expect(client.listTools()).rejects.toMatchObject({ code: -32600, message: expect.stringMatching(/IOBOXX_TOKEN has expired/) });
   await client.close();
 });
 
