@@ -65,7 +65,9 @@ function checkFieldCount(schema: TableSchema, count: number | string): void {
   const max = schema.columns.length;
   if (typeof count === 'number' && count < max && count >= fieldsMin(schema)) return;
   const min = fieldsMin(schema);
-  throw new Error(`row of ${schema.name} has ${count} fields, schema has ${min === max ? max : `${min} to ${max}`}`);
+  // More fields than columns: a later release added columns and wrote values into them.
+  const later = typeof count === 'number' && count > max ? ' (written by a later release that added columns: open the store with that release)' : '';
+  throw new Error(`row of ${schema.name} has ${count} fields, schema has ${min === max ? max : `${min} to ${max}`}${later}`);
 }
 
 /** `freeze` is skipped for bulk loads (a snapshot's rows are never handed out mutable anyway: tables only replace rows). */

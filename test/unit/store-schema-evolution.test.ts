@@ -146,6 +146,28 @@ describe('a release that adds a column and retires a table opens the stores of t
   });
 });
 
+describe('going back to the release before', () => {
+  test('opens the store while every added field holds its default; refuses it, naming why, once one does not', async () => {
+    const old = await writtenByV1('frames after the snapshot');
+    const upgraded = await Store.open({ dir: old.dir, module: v2 });
+    await upgraded.call('set', { id: 'o1', label: 'red', score: null }, testCaller);
+    await upgraded.call('set', { id: 'o1', label: '', score: null }, testCaller);
+    await upgraded.snapshot();
+    await upgraded.close();
+    const back = await Store.open({ dir: old.dir, module: v1 });
+    expect(back.stateHash()).toBe(old.hash);
+    await back.close();
+
+    const again = await Store.open({ dir: old.dir, module: v2 });
+    await again.call('set', { id: 'o2', label: 'blue', score: null }, testCaller);
+    await again.close();
+    await expect(Store.open({ dir: old.dir, module: v1 })).rejects.toThrow('row of objects has 5 fields, schema has 4 (written by a later release');
+    const v2Again = await Store.open({ dir: old.dir, module: v2 }); // nothing was changed by the refusal
+    expect(await v2Again.read((view) => view.table('objects').get(['o2'])?.label)).toBe('blue');
+    await v2Again.close();
+  });
+});
+
 describe('a release that drops a table without retiring it', () => {
   test.each(states)('%s: the open is refused naming the table, and the release before still opens the store', async (state) => {
     const old = await writtenByV1(state);
