@@ -231,6 +231,10 @@ export async function startControlRuntime(input: {
         { landingId, tenant, err: errorText(error) },
         'Keycloak event refused by its tenant for good: marked projected without applying it (reason in kc_event_landing.projection_error)',
       ),
+      onUserHistoryCut: (user, tenant, replayed) => log.warn(
+        { user, tenant, replayed, limit: 'userHistoryReplayedMax' },
+        'a Keycloak user became known in a tenant: only their newest events naming no organization were applied there; what older ones set and no newer one set again is missing there',
+      ),
     });
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));
     changedBeforeConnect.clear();

@@ -58,6 +58,8 @@ export interface ControlWorkerOptions {
   readonly onError?: (job: string, error: unknown) => void;
   /** A landed event its tenant refused for good (see `refusedForGood`): marked, not applied. */
   readonly onEventRefused?: (landingId: number, tenant: string, error: unknown) => void;
+  /** The earlier events of a user given to a tenant they joined were cut (see userHistoryReplayedMax). */
+  readonly onUserHistoryCut?: (user: string, tenant: string, replayed: number) => void;
 }
 
 export interface ControlWorker {
@@ -179,6 +181,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
       let projectionFailure: { error: unknown } | undefined;
       await projectKeycloakEvents(control, options.applyKeycloakEvent, {
         ...(options.onEventRefused !== undefined && { onRefused: options.onEventRefused }),
+        ...(options.onUserHistoryCut !== undefined && { onUserHistoryCut: options.onUserHistoryCut }),
       }).catch((error: unknown) => {
         projectionFailure = { error };
       });

@@ -33,6 +33,10 @@ export interface ProjectionOptions {
   readonly batchMax?: number;
   /** An event its tenant refused for good (marked projected with the reason, not applied): log it. */
   readonly onRefused?: (landingId: number, tenant: string, error: unknown) => void;
+  /** Events replayed to a tenant a user becomes known in; default userHistoryReplayedMax (tests use fewer). */
+  readonly userHistoryMax?: number;
+  /** A user's history replayed to `tenant` was cut at `replayed` events (older ones not applied there): log it. */
+  readonly onUserHistoryCut?: (user: string, tenant: string, replayed: number) => void;
 }
 
 /**
@@ -65,6 +69,7 @@ export async function projectKeycloakEvents(
   options: ProjectionOptions = {},
 ): Promise<ProjectionResult> {
   const batchMax = options.batchMax ?? projectorBatchMax;
+  const userHistoryMax = options.userHistoryMax ?? userHistoryReplayedMax;
   let projected = 0;
   let skipped = 0;
   /** The event applied, or why the tenant refused it for good (reported); anything else is thrown. */
@@ -86,9 +91,12 @@ export async function projectKeycloakEvents(
    */
   const introduceUser = async (user: string, tenant: string, landingId: number): Promise<void> => {
     if (await control.userKnownIn(user, tenant)) return;
-    for (const earlier of await control.userEventsWithoutTenant(user, landingId, userHistoryReplayedMax)) {
+    const history = await control.userEventsWithoutTenant(user, landingId, userHistoryMax);
+    for (const earlier of history) {
       await applyOrRefuse(tenant, keycloakEventFromJson(earlier.raw, earlier.dedupKey), earlier.landingId);
     }
+    // Possibly more than the bound (exactly as many): say so, the older ones are not applied there.
+    if (history.length === userHistoryMax) options.onUserHistoryCut?.(user, tenant, history.length);
   };
   for (;;) {
     const pending = await control.pendingKeycloakEvents(batchMax);

@@ -247,6 +247,24 @@ describe('a tenant a user becomes known in gets their earlier events that name n
     expect(await memory.store.read((view) => view.table('kc_users').get(['u-gone']))).toBeUndefined();
   });
 
+  test('the history given to a tenant is the newest userHistoryMax events; a cut is reported and what only older ones set is missing there', async () => {
+    const userEvent = (id: string, time: number, operationType: string, representation: object) => ({
+      id, time, operationType, resourceType: 'USER', resourcePath: 'users/u-long', realmId: 'r', representation: JSON.stringify(representation),
+    });
+    expect(await deliver(userEvent('long-1', 6_050_001, 'CREATE', { username: 'long', email: 'a@x.org' }))).toBe(202);
+    expect(await deliver(userEvent('long-2', 6_050_002, 'UPDATE', { email: 'b@x.org' }))).toBe(202);
+    expect(await deliver(userEvent('long-3', 6_050_003, 'UPDATE', { firstName: 'Lo' }))).toBe(202);
+    await projectAll();
+    expect(await deliver(joinAcme('long-4', 6_050_004, 'u-long'))).toBe(202);
+    const cuts: Array<[string, string, number]> = [];
+    await projectKeycloakEvents(control, async (tenant, event, landingId) => {
+      await memory.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+    }, { userHistoryMax: 2, onUserHistoryCut: (user, tenant, replayed) => cuts.push([user, tenant, replayed]) });
+    expect(cuts).toEqual([['u-long', 'acme', 2]]);
+    // The CREATE (t=1) was not replayed: its username is missing, the newer email and first name are there.
+    expect(await userGet('u-long')).toMatchObject({ username: 'u-long', email: 'b@x.org', first_name: 'Lo' });
+  });
+
   test('migration 7 records the user of events landed before it, so they reach a tenant the user joins after the upgrade', async () => {
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
