@@ -45,6 +45,9 @@ export const bpmnInstancesTable: TableSchema = {
     { name: 'started_by', type: 'string' },
     { name: 'ended_at_ms', type: 'int', nullable: true },
     { name: 'reason', type: 'string', nullable: true },
+    // Tokens ever made (start, forks): a fork numbers its token after them, so the id of a token
+    // that ended is never given again. 0 in instances from before tokens could end (tok_1..tok_n).
+    { name: 'tokens_made', type: 'int', addedLater: true, default: 0 },
   ],
   primaryKey: ['id'],
 };
@@ -123,7 +126,7 @@ export const bpmnStart = defineReducer({
     while (instances.get([id]) || ctx.table('run_outbox').get([id])) id = ctx.newId('bpm');
     instances.insert({
       id, definition: a.definition, state: 'running', variables: a.variables ?? {},
-      started_at_ms: ctx.timestampMs, started_by: ctx.caller.subject, ended_at_ms: null, reason: null,
+      started_at_ms: ctx.timestampMs, started_by: ctx.caller.subject, ended_at_ms: null, reason: null, tokens_made: 1,
     });
     const token = 'tok_1';
     ctx.table('bpmn_tokens').insert({ instance: id, token, node: a.start_node, moved_at_ms: ctx.timestampMs });
@@ -138,6 +141,7 @@ const moveArgs = z.object({
   token: rowId.optional(),
   to: node,
   fork: z.boolean().optional(),
+  end: z.boolean().optional(),
   user_task: z.object({ name: z.string().min(1).max(taskNameCharsMax), assignee: z.string().max(256).optional() }).optional(),
 });
 const moveResult = z.object({ token: z.string(), task: z.string().optional() });
@@ -146,23 +150,36 @@ export const bpmnMoveToken = defineReducer({
   name: 'bpmn_move_token',
   args: moveArgs,
   run(ctx, a): z.infer<typeof moveResult> {
-    runningInstance(ctx, a.instance);
+    const instance = runningInstance(ctx, a.instance);
+    const instances = ctx.table('bpmn_instances');
     const tokens = ctx.table('bpmn_tokens');
     const tasks = ctx.table('bpmn_tasks');
-    // The token that moves, or with fork the one the branch leaves from (it stays where it is):
-    // it must exist and not wait at an open user task, as a token passing a parallel gateway.
+    if (a.end && (a.fork || a.user_task)) {
+      throw new MemoryError('invalid_argument', `end cannot go with ${a.fork ? 'fork' : 'user_task'}: a token that ends is removed`, 'end the token in one call, fork or open a task in another');
+    }
+    // The token that moves or ends, or with fork the one the branch leaves from (it stays where
+    // it is): it must exist and not wait at an open user task, as a token passing a gateway.
     if (a.token !== undefined) requireFreeToken(tokens, tasks, a.instance, a.token);
+    const existing = [...tokens.scan({ prefix: [a.instance] })];
+    const made = Math.max(instance['tokens_made'] as number, existing.length);
+    if (a.end) {
+      // At an end event, or a join its branch merges into: the token is gone, its id not reused.
+      if (a.token === undefined) throw new MemoryError('invalid_argument', 'token is required with end');
+      tokens.delete([a.instance, a.token]);
+      if (made !== instance['tokens_made']) instances.update({ ...instance, tokens_made: made });
+      return { token: a.token };
+    }
     let token: string;
     if (a.fork) {
-      // A parallel branch: a new token, numbered after the instance's existing ones.
-      const existing = [...tokens.scan({ prefix: [a.instance] })];
+      // A parallel branch: a new token, numbered after every token the instance has made.
       if (existing.length >= tokensPerInstanceMax) {
         throw new MemoryError('limit_exceeded', `instance ${a.instance} has ${existing.length} tokens; the limit (tokensPerInstanceMax) is ${tokensPerInstanceMax}`,
-          'move a token it has instead of forking, or finish this instance and start another');
+          'end tokens whose branch is done (end: true), move a token it has instead of forking, or finish this instance and start another');
       }
-      let n = existing.length + 1;
+      let n = made + 1;
       while (tokens.get([a.instance, `tok_${n}`])) n++;
       token = `tok_${n}`;
+      instances.update({ ...instance, tokens_made: n });
     } else {
       if (a.token === undefined) throw new MemoryError('invalid_argument', 'token is required unless fork is true');
       token = a.token;
@@ -310,7 +327,7 @@ export const bpmnTools: ToolDef[] = [
   }),
   writeTool({
     reducer: bpmnMoveToken, args: moveArgs, result: moveResult, title: 'Move token',
-    description: 'Move a token to node `to`; fork: a new parallel token there instead (from `token` if given, which stays). user_task opens a task the token then waits on.',
+    description: 'Move `token` to node `to`. fork: a new token at `to` instead (from `token` if given; it stays). end: `token` ends at `to` (end event, join), removed. user_task: a task it then waits on.',
   }),
   writeTool({
     reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',

@@ -1,5 +1,9 @@
+import { z } from 'zod';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
+import { defineReducer } from '../../storage/reducer.js';
+import { Store } from '../../storage/store.js';
+import { memoryModule } from '../../tools/index.js';
 import { instanceViewBytesMax, reasonCharsMax, taskNameCharsMax, tasksPerInstanceMax, tokensPerInstanceMax } from '../../tools/bpmn.js';
 import { jsonBytes } from '../../tools/json-bytes.js';
 import { resultBytesMax } from '../../tools/tool.js';
@@ -91,6 +95,47 @@ describe('bpmn', () => {
     expect(await f.call('bpmn_move_token', { instance, token: 'tok_2', fork: true, to: 'c' })).toMatchObject({ token: 'tok_3' });
   });
 
+  test('a token ends at an end event or a join (end: true): it is removed, its id never given again, and its place under tokensPerInstanceMax freed', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 'split' });
+    await f.call('bpmn_move_token', { instance, token, fork: true, to: 'a' });
+    await f.call('bpmn_move_token', { instance, token, fork: true, to: 'b', user_task: { name: 'Check' } });
+    expect(await f.call('bpmn_move_token', { instance, token: 'tok_2', to: 'join', end: true })).toMatchObject({ token: 'tok_2' });
+    expect((await f.call('bpmn_instance_get', { instance })).tokens).toEqual([{ token, node: 'split' }, { token: 'tok_3', node: 'b' }]);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_2', to: 'x' }), 'not_found', /has no token tok_2/);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_3', to: 'join', end: true }), 'invalid_argument', /waits at open user task/);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, to: 'join', end: true }), 'invalid_argument', /token is required with end/);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token, to: 'join', end: true, fork: true }), 'invalid_argument', /end cannot go with fork/);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token, to: 'join', end: true, user_task: { name: 'x' } }), 'invalid_argument', /end cannot go with user_task/);
+    // tok_3 is the newest token left: ended, its id is still not given to the next fork.
+    await f.call('bpmn_complete_task', { instance, task: 'task_1' });
+    await f.call('bpmn_move_token', { instance, token: 'tok_3', to: 'join', end: true });
+    expect(await f.call('bpmn_move_token', { instance, token, fork: true, to: 'c' })).toMatchObject({ token: 'tok_4' });
+    await f.reopen();
+    expect(await f.call('bpmn_move_token', { instance, token, fork: true, to: 'c' })).toMatchObject({ token: 'tok_5' });
+    // Every token ended: the instance completes.
+    for (const t of [token, 'tok_4', 'tok_5']) await f.call('bpmn_move_token', { instance, token: t, to: 'end', end: true });
+    expect(await f.call('bpmn_complete', { instance })).toMatchObject({ state: 'completed' });
+  });
+
+  test('an instance written before tokens could end (tokens_made absent) numbers its next fork after its tokens', async () => {
+    // Code of that release: instance rows without tokens_made (stored as its default, 0), tokens tok_1..tok_3.
+    const legacyStart = defineReducer({
+      name: 'legacy_start', args: z.object({}),
+      run(ctx) {
+        ctx.table('bpmn_instances').insert({ id: 'bpm_old', definition: 'd', state: 'running', variables: {}, started_at_ms: 0, started_by: 'alice', ended_at_ms: null, reason: null });
+        for (const n of [1, 2, 3]) ctx.table('bpmn_tokens').insert({ instance: 'bpm_old', token: `tok_${n}`, node: 's', moved_at_ms: 0 });
+        return {};
+      },
+    });
+    await f.memory.close();
+    const old = await Store.open({ dir: f.dir, module: { ...memoryModule, reducers: [...memoryModule.reducers, legacyStart] } });
+    await old.call('legacy_start', {}, alice);
+    await old.close();
+    await f.reopen();
+    await f.call('bpmn_move_token', { instance: 'bpm_old', token: 'tok_3', to: 'join', end: true });
+    expect(await f.call('bpmn_move_token', { instance: 'bpm_old', token: 'tok_1', fork: true, to: 'a' })).toMatchObject({ token: 'tok_4' });
+  });
+
   test('the control plane drains the outbox with run_outbox_remove (a second removal is a no-op)', async () => {
     const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     await f.call('bpmn_complete', { instance });
@@ -105,7 +150,9 @@ describe('bpmn', () => {
     const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     await Promise.all(Array.from({ length: tokensPerInstanceMax - 1 }, () => f.call('bpmn_move_token', { instance, fork: true, to: 'p' })));
     const forks = await expectRefused(f, f.call('bpmn_move_token', { instance, fork: true, to: 'p' }), 'limit_exceeded', new RegExp(`has ${tokensPerInstanceMax} tokens; the limit \\(tokensPerInstanceMax\\)`));
-    expect(forks.hint).toMatch(/move a token/);
+    expect(forks.hint).toMatch(/end: true/);
+    await f.call('bpmn_move_token', { instance, token: 'tok_2', to: 'end', end: true });
+    expect(await f.call('bpmn_move_token', { instance, fork: true, to: 'p' })).toMatchObject({ token: `tok_${tokensPerInstanceMax + 1}` });
     for (let i = 1; i <= tasksPerInstanceMax; i++) {
       await f.call('bpmn_move_token', { instance, token, to: 'n', user_task: { name: `t${i}` } });
       await f.call('bpmn_complete_task', { instance, task: `task_${i}` });

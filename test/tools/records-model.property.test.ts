@@ -38,7 +38,7 @@ interface ArState { pose: number[]; anchors: Json[]; payload: Json; observed_at_
 interface Surface { latest: ArState; lastSeq: number; history: (ArState & { seq: number })[] }
 interface Session { agent: string; title: string; state: string; outcome: string | null; details: Json; ended_at_ms: number | null }
 interface Task { task: string; token: string; node: string; name: string; assignee: string | null; state: string; result: unknown }
-interface Instance { definition: string; state: string; variables: Json; reason: string | null; ended_at_ms: number | null; tokens: Map<string, string>; tasks: Task[] }
+interface Instance { definition: string; state: string; variables: Json; reason: string | null; ended_at_ms: number | null; tokens: Map<string, string>; tasks: Task[]; tokensMade: number }
 interface Run { run_id: string; kind: string; definition: string; outcome: string; details: Json }
 
 class Model extends WriteLedger {
@@ -116,8 +116,8 @@ const writeOp = fc.oneof(
   fc.record({ kind: fc.constant('session_end' as const), who, key, session: ref, outcome: mostly(['completed', 'failed', 'cancelled'], ['exploded']), details: maybe(fc.constantFrom(small, half)) }),
   fc.record({ kind: fc.constant('bpmn_start' as const), who, key, definition: mostly(['invoice:2'], ['has space']), start: mostly(['start'], ['1bad']), variables: maybe(mostly([small, half], [big(variablesBytesMax + 1)])) }),
   fc.record({
-    kind: fc.constant('move' as const), who, key, instance: ref, token: maybe(fc.constantFrom('tok_1', 'tok_2', 'tok_9')), to: fc.constantFrom('a', 'b'),
-    fork: maybe(fc.boolean()), task: maybe(fc.record({ name: mostly(['Approve'], ['']), assignee: maybe(fc.constant('bob')) }, { requiredKeys: ['name'] })),
+    kind: fc.constant('move' as const), who, key, instance: ref, token: maybe(fc.constantFrom('tok_1', 'tok_2', 'tok_3', 'tok_9')), to: fc.constantFrom('a', 'b'),
+    fork: maybe(fc.boolean()), end: maybe(fc.boolean()), task: maybe(fc.record({ name: mostly(['Approve'], ['']), assignee: maybe(fc.constant('bob')) }, { requiredKeys: ['name'] })),
   }),
   fc.record({ kind: fc.constant('complete_task' as const), who, key, instance: ref, task: fc.constantFrom('task_1', 'task_2'), result: maybe(mostly([small], [big(taskResultBytesMax + 1)])), variables: maybe(fc.constantFrom(small, half)) }),
   fc.record({ kind: fc.constant('finish' as const), who, key, instance: ref, fail: fc.boolean(), reason: mostly(['timeout'], ['']), details: maybe(mostly([small], [big(variablesBytesMax + 1)])) }),
@@ -264,7 +264,7 @@ class Runner {
           return {
             result: { instance: expect.stringMatching(/^bpm_/), token: 'tok_1' },
             apply: (r) => void m.instances.set(r['instance'] as string, {
-              definition: o.definition, state: 'running', variables: o.variables ?? {}, reason: null, ended_at_ms: null, tokens: new Map([['tok_1', o.start]]), tasks: [],
+              definition: o.definition, state: 'running', variables: o.variables ?? {}, reason: null, ended_at_ms: null, tokens: new Map([['tok_1', o.start]]), tasks: [], tokensMade: 1,
             }),
             uri: (r) => uri('bpmn', r['instance'] as string),
           };
@@ -273,18 +273,25 @@ class Runner {
         const id = this.pick(m.instances.keys(), o.instance, 'bpm_absent');
         const early = o.task?.name === '' ? 'invalid_argument' : undefined;
         const userTask = o.task === undefined ? undefined : defined(o.task);
-        return call('bpmn_move_token', { instance: id, token: o.token, to: o.to, fork: o.fork, user_task: userTask }, () => {
+        return call('bpmn_move_token', { instance: id, token: o.token, to: o.to, fork: o.fork, end: o.end, user_task: userTask }, () => {
           const i = m.instances.get(id);
           if (!i) return { error: 'not_found' };
           if (i.state !== 'running') return { error: 'invalid_argument' };
-          // The token that moves, or the one a fork leaves from (which stays): it must exist and be free.
+          if (o.end && (o.fork || o.task)) return { error: 'invalid_argument' };
+          // The token that moves or ends, or the one a fork leaves from (which stays): it must exist and be free.
           if (o.token !== undefined) {
             if (!i.tokens.has(o.token)) return { error: 'not_found' };
             if (i.tasks.some((t) => t.token === o.token && t.state === 'open')) return { error: 'invalid_argument' };
           }
+          if (o.end) {
+            const ended = o.token;
+            if (ended === undefined) return { error: 'invalid_argument' };
+            return { result: { token: ended }, apply: () => void i.tokens.delete(ended), uri: () => uri('bpmn', id) };
+          }
           let token: string;
           if (o.fork) {
-            token = `tok_${i.tokens.size + 1}`;
+            // Numbered after every token the instance made: an ended token's id is not given again.
+            token = `tok_${i.tokensMade + 1}`;
           } else {
             if (o.token === undefined) return { error: 'invalid_argument' };
             token = o.token;
@@ -293,6 +300,7 @@ class Runner {
           return {
             result: defined({ token, task }),
             apply: () => {
+              if (o.fork) i.tokensMade += 1;
               i.tokens.set(token, o.to);
               if (task) i.tasks.push({ task, token, node: o.to, name: o.task!.name, assignee: o.task!.assignee ?? null, state: 'open', result: null });
             },
