@@ -172,7 +172,8 @@ function deleteUser({ ctx, clock, stamp }: Applying, userId: string): string {
   const users = ctx.table('kc_users');
   const existing = users.get([userId]);
   const rowVersion = clock.version(user);
-  if (newer(stamp, rowVersion)) {
+  const rowGoes = newer(stamp, rowVersion);
+  if (rowGoes) {
     users.delete([userId]);
     clock.forgetVersion(user);
   } else if (existing) {
@@ -190,7 +191,7 @@ function deleteUser({ ctx, clock, stamp }: Applying, userId: string): string {
   for (const g of [...grants.scan({ prefix: [userId] })]) {
     if (clock.version([userId, 'role', g['client'] as string, g['role'] as string]) === undefined) grants.delete([userId, g['client'] as string, g['role'] as string]);
   }
-  return 'user deleted';
+  return rowGoes ? 'user deleted' : `user deleted, then written again at ${describeStamp(rowVersion!)}: what that wrote stays`;
 }
 
 function applyUserEvent(at: Applying, type: string, event: Fields): string {
