@@ -16,13 +16,18 @@ export interface ErrorBody {
 /** Issues listed in one invalid_argument message; the rest are counted. */
 const zodIssuesShownMax = 8;
 
-function zodMessage(error: z.ZodError): string {
-  const shown = error.issues.slice(0, zodIssuesShownMax).map((issue) => {
-    const where = issue.path.length === 0 ? 'arguments' : issue.path.map(String).join('.');
+/** Schema issues as one line: `where: what` for the first few, then how many more. `whole` names the path []. */
+export function issuesMessage(issues: ReadonlyArray<{ readonly path: readonly PropertyKey[]; readonly message: string }>, whole: string): string {
+  const shown = issues.slice(0, zodIssuesShownMax).map((issue) => {
+    const where = issue.path.length === 0 ? whole : issue.path.map(String).join('.');
     return `${where}: ${issue.message}`;
   });
-  const more = error.issues.length - shown.length;
+  const more = issues.length - shown.length;
   return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+}
+
+function zodMessage(error: z.ZodError): string {
+  return issuesMessage(error.issues, 'arguments');
 }
 
 /** Classify any thrown value. `isInternal` tells the caller to log the original. */

@@ -90,3 +90,25 @@ describe.each(['older', 'newer'] as const)('lists answered in one page, %s-era c
     }
   });
 });
+
+describe.each(['older', 'newer'] as const)('params of the wrong type, %s-era client', (era) => {
+  test('are refused -32602 naming each field and what is wrong with it, in one line, with the {error} data', async () => {
+    serving = await startNotesHttp();
+    const client = await requestOf(era, `${serving.serving.url}/mcp`);
+    try {
+      const cases: [string, Record<string, unknown>, string][] = [
+        ['resources/read', { uri: 5 }, 'invalid params for resources/read: params.uri: Invalid input: expected string, received number'],
+        ['resources/subscribe', {}, 'invalid params for resources/subscribe: params.uri: Invalid input: expected string, received undefined'],
+        ['tools/call', { name: 5 }, 'invalid params for tools/call: params.name: Invalid input: expected string, received number'],
+      ];
+      for (const [method, params, message] of cases) {
+        if (era === 'newer' && method === 'resources/subscribe') continue; // not a 2026-07-28 method
+        const refused = await client.request(method, params).then(() => undefined, (error: unknown) => error as { code: number; message: string; data?: unknown });
+        expect(refused, method).toMatchObject({ code: invalidParams, data: { error: { code: 'invalid_argument', message } } });
+        expect(refused!.message, method).toContain(message);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
