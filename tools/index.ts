@@ -6,7 +6,7 @@
 import type { ReducerDef, StoreModule } from '../storage/reducer.js';
 import type { FreeBytesOf } from '../storage/io/free-bytes.js';
 import { nodeFileLayer } from '../storage/io/node-file-layer.js';
-import { Store, type StoreOptions } from '../storage/store.js';
+import { Store, storeSchemas, type StoreOptions } from '../storage/store.js';
 import { accessLogReducers, accessLogTables, accessLogTools } from './access-log.js';
 import { arReducers, arTables, arTools } from './ar.js';
 import { bpmnReducers, bpmnTables, bpmnTools } from './bpmn.js';
@@ -52,6 +52,9 @@ export const memoryTools: ToolDef[] = [
 export const systemReducerNames = ['run_outbox_remove', 'access_log_append', 'kc_apply_event'] as const;
 
 assertUnique('table', memoryModule.tables.map((t) => t.name));
+// Every table checked as the engine will (a column added later comes last, with its default; a retired table
+// is not declared live too) when this module loads, not at the first tenant open.
+storeSchemas(memoryModule);
 assertUnique('reducer', memoryModule.reducers.map((r) => r.name));
 assertUnique('tool', memoryTools.map((t) => t.name));
 for (const tool of memoryTools) {
