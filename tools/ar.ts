@@ -187,6 +187,26 @@ export const arTools: ToolDef[] = [
       return arSurfaceView(view, a.surface)!;
     }),
   }),
+  readTool({
+    name: 'ar_surfaces_list', title: 'List AR surfaces',
+    description: 'Surfaces by id, each with its latest observed_at_ms (observed_before_ms: only those not observed since, e.g. to remove). Paged.',
+    input: z.object({ observed_before_ms: int(0).optional(), cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ surfaces: z.array(z.object({ surface: z.string(), observed_at_ms: int(), observations: int() })), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const before = a.observed_before_ms ?? Number.MAX_SAFE_INTEGER;
+      const scope = cursorScope(caller.tenant, 'ar_surfaces_list', before);
+      const after = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.string());
+      // At most arSurfacesMax rows to pass over, however few the filter keeps.
+      const rows = view.table('ar_surfaces').scan(after === undefined ? {} : { range: { from: [after] } });
+      const page = collectPage((function* () {
+        for (const r of rows) {
+          const observedAtMs = r['observed_at_ms'] as number;
+          if (r['surface'] !== after && observedAtMs < before) yield { surface: r['surface'] as string, observed_at_ms: observedAtMs, observations: r['last_seq'] as number };
+        }
+      })(), a.limit);
+      return { surfaces: page.items, ...nextCursorField(scope, page, (s) => s.surface) };
+    }),
+  }),
   writeTool({
     reducer: arSurfaceRemove, args: removeArgs, result: removeResult, title: 'Remove AR surface', destructive: true, idempotent: true,
     description: 'Remove a surface with its history; frees its place under the tenant\'s surface limit.',

@@ -113,3 +113,29 @@ test('a surface whose whole history is at its limits (anchors, labels, payload) 
   expect(removed).toMatchObject({ observations_removed: arHistoryPerSurfaceMax });
   await expectRefused(f, f.call('ar_surface_get', { surface: 'heavy' }), 'not_found');
 });
+
+test('ar_surfaces_list pages every surface by id with its latest time; observed_before_ms keeps those not observed since, to pick what to remove', async () => {
+  for (const [surface, at] of [['wall', 300], ['desk', 100], ['floor', 200], ['door', 50]] as const) await f.call('ar_observe', { surface, pose: pose(0), observed_at_ms: at });
+  await f.call('ar_observe', { surface: 'desk', pose: pose(1), observed_at_ms: 400 });
+  const walk = async (args: Record<string, unknown>) => {
+    const seen: unknown[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await f.call('ar_surfaces_list', { ...args, limit: 2, ...(cursor ? { cursor } : {}) });
+      expect(page.surfaces.length).toBeLessThanOrEqual(2);
+      seen.push(...page.surfaces);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return seen;
+  };
+  expect(await walk({})).toEqual([
+    { surface: 'desk', observed_at_ms: 400, observations: 2 }, { surface: 'door', observed_at_ms: 50, observations: 1 },
+    { surface: 'floor', observed_at_ms: 200, observations: 1 }, { surface: 'wall', observed_at_ms: 300, observations: 1 },
+  ]);
+  expect(await walk({ observed_before_ms: 250 })).toEqual([{ surface: 'door', observed_at_ms: 50, observations: 1 }, { surface: 'floor', observed_at_ms: 200, observations: 1 }]);
+  // A cursor serves the query it paged.
+  const first = await f.call('ar_surfaces_list', { observed_before_ms: 250, limit: 1 });
+  await expectRefused(f, f.call('ar_surfaces_list', { cursor: first.next_cursor }), 'invalid_argument', /was not issued for this query/);
+  await f.call('ar_surface_remove', { surface: 'door' });
+  expect(await walk({ observed_before_ms: 250 })).toEqual([{ surface: 'floor', observed_at_ms: 200, observations: 1 }]);
+});

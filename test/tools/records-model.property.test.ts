@@ -6,7 +6,7 @@
  * between them, leaves every read answering what a plain model says, after every step:
  * chat_messages_list (asc and desc, after_seq, every page walked), ar_surface_get and
  * ar_history_list (paged, the newest arHistoryPerSurfaceMax; surfaces removed and observed
- * again too), session_get, bpmn_instance_get,
+ * again too), ar_surfaces_list, session_get, bpmn_instance_get,
  * the run outbox, and the memory:// resources (resources/list paged, each read equal to its
  * tool's answer), and every write is announced for the URI it changed (changedUris). A refused
  * call writes nothing; reopening gives the state hash it closed with. The store's clock is
@@ -488,6 +488,8 @@ class Runner {
       await this.checkMessages(thread, 1, true, 1);
     }
     for (const surface of ['s1', 's2', 'desk.9']) await this.checkSurface(surface, 30);
+    const surfaces = [...this.m.surfaces].sort(([a], [b]) => byKey(a, b)).map(([surface, s]) => ({ surface, observed_at_ms: s.latest.observed_at_ms, observations: s.lastSeq }));
+    expect((await this.pages('ar_surfaces_list', { limit: 2 }, 'surfaces')).all, 'ar_surfaces_list').toEqual(surfaces);
     for (const id of this.m.sessions.keys()) await this.checkSession(id);
     for (const id of this.m.instances.keys()) await this.checkInstance(id);
     await this.checkOutbox();
