@@ -11,7 +11,9 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
 import { Store } from '../../storage/store.js';
+import type { ReducerContext } from '../../storage/reducer.js';
 import { kcApplyEvent, kcTables } from '../../tools/kc.js';
+import { eventStamp } from '../../tools/kc-clock.js';
 
 const projector = { tenant: 'acme', subject: 'kc-projector' };
 type KcEvent = Record<string, unknown> & { time: number };
@@ -42,9 +44,14 @@ const change: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
     .map(({ u, op }) => ({ type: `admin.CLIENT_ROLE_MAPPING-${op}`, resourcePath: `users/${u}/role-mappings/clients/c1`, representation: '[{"name":"r1"}]' })),
 );
 
-/** Events with distinct ids (as `id` or the extension's `uid`), and an arrival: each at least once, some twice, in any order. */
-const scenario = fc.array(fc.record({ change, time, uid: fc.boolean() }), { minLength: 1, maxLength: 14 }).chain((drawn) => {
-  const events: KcEvent[] = drawn.map((d, i) => ({ ...d.change, time: d.time, ...(d.uid ? { uid: `e${i}` } : { id: `e${i}` }) }));
+/**
+ * Events with distinct ids (as `id` or the extension's `uid`; some with none, ordered by their
+ * content's hash), and an arrival: each at least once, some twice, in any order.
+ */
+const scenario = fc.array(fc.record({ change, time, named: fc.constantFrom('id', 'uid', 'none') }), { minLength: 1, maxLength: 14 }).chain((drawn) => {
+  const events: KcEvent[] = drawn.map((d, i) => ({
+    ...d.change, time: d.time, ...(d.named === 'id' && { id: `e${i}` }), ...(d.named === 'uid' && { uid: `e${i}` }), ...(d.named === 'none' && { seq: i }),
+  }));
   const again = fc.array(fc.nat(events.length - 1), { maxLength: 4 });
   return again.chain((twice) => {
     const deliveries = [...events.keys(), ...twice];
@@ -53,9 +60,11 @@ const scenario = fc.array(fc.record({ change, time, uid: fc.boolean() }), { minL
   });
 });
 
+/** Each event once, by Keycloak time then order key (the event id; with none, its content's hash: eventStamp's rule). */
 function timeOrder(events: readonly KcEvent[]): KcEvent[] {
-  const id = (e: KcEvent) => `id:${String(e['id'] ?? e['uid'])}`;
-  return [...events].sort((a, b) => (a.time !== b.time ? a.time - b.time : id(a) < id(b) ? -1 : 1));
+  const noClock = {} as ReducerContext; // every event here has a time: the transaction's is not read
+  const key = (e: KcEvent) => eventStamp(noClock, e).key;
+  return [...events].sort((a, b) => (a.time !== b.time ? a.time - b.time : key(a) < key(b) ? -1 : 1));
 }
 
 async function projection(events: readonly KcEvent[]): Promise<Record<string, unknown[]>> {
