@@ -115,7 +115,7 @@ export const arObserve = defineReducer({
     const current = surfaces.get([a.surface]);
     if (!current && surfaces.size >= arSurfacesMax) {
       throw new MemoryError('limit_exceeded', `surface ${a.surface} would be new; the tenant has ${surfaces.size} surfaces, the limit (arSurfacesMax) is ${arSurfacesMax}`,
-        'remove surfaces no longer needed with ar_surface_remove (their history goes with them), or record observations of surfaces already observed');
+        'remove surfaces no longer needed with ar_surface_remove (ar_surfaces_list with observed_before_ms finds those not observed lately; a history goes with its surface), or record observations of surfaces already observed');
     }
     const seq = current ? (current['last_seq'] as number) + 1 : 1;
     const observedAtMs = a.observed_at_ms ?? ctx.timestampMs;

@@ -21,7 +21,7 @@ afterAll(() => f.close());
 test(`past arSurfacesMax (${arSurfacesMax}) a new surface is refused naming the limit and what to do`, async () => {
   const refused = await expectRefused(f, f.call('ar_observe', { surface: 'one-more', pose }), 'limit_exceeded',
     new RegExp(`surface one-more would be new; the tenant has ${arSurfacesMax} surfaces, the limit \\(arSurfacesMax\\) is ${arSurfacesMax}`));
-  expect(refused.hint).toMatch(/ar_surface_remove/);
+  expect(refused.hint).toMatch(/ar_surface_remove \(ar_surfaces_list with observed_before_ms/);
   expect(await f.call('ar_observe', { surface: 's7', pose })).toMatchObject({ seq: 2, latest: true });
   await f.call('ar_surface_remove', { surface: 's7' });
   expect(await f.call('ar_observe', { surface: 'one-more', pose })).toMatchObject({ seq: 1, latest: true });
