@@ -265,6 +265,34 @@ describe('a tenant a user becomes known in gets their earlier events that name n
     expect(await userGet('u-long')).toMatchObject({ username: 'u-long', email: 'b@x.org', first_name: 'Lo' });
   });
 
+  test('a crash after the history was given, before the user was remembered: the next pass gives it again as no-ops and applies the event once', async () => {
+    expect(await deliver({
+      id: 'crash-1', time: 6_060_001, operationType: 'CREATE', resourceType: 'USER', resourcePath: 'users/u-crash', realmId: 'r',
+      representation: JSON.stringify({ username: 'crash' }),
+    })).toBe(202);
+    await projectAll();
+    expect(await deliver(joinAcme('crash-2', 6_060_002, 'u-crash'))).toBe(202);
+    const applied: Array<[string, boolean]> = [];
+    let crash = true;
+    const apply: ApplyKeycloakEvent = async (tenant, event, landingId) => {
+      const result = await memory.store.call<{ applied: boolean }>('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+      applied.push([event.type, result.result.applied]);
+      if (crash && event.type === 'ORGANIZATION_MEMBERSHIP-CREATE') {
+        crash = false;
+        throw new Error('crash after the store committed, before the user was remembered');
+      }
+    };
+    await expect(projectKeycloakEvents(control, apply)).rejects.toThrow('crash after the store committed');
+    expect(await control.userKnownIn('u-crash', 'acme')).toBe(false);
+    expect(await projectKeycloakEvents(control, apply)).toEqual({ projected: 1, skipped: 0 });
+    expect(applied).toEqual([
+      ['USER-CREATE', true], ['ORGANIZATION_MEMBERSHIP-CREATE', true], // the pass that crashed
+      ['USER-CREATE', false], ['ORGANIZATION_MEMBERSHIP-CREATE', false], // again: no-ops
+    ]);
+    expect(await control.userKnownIn('u-crash', 'acme')).toBe(true);
+    expect(await userGet('u-crash')).toMatchObject({ username: 'crash', memberships: [{ kind: 'organization', scope_id: 'acme-id' }] });
+  });
+
   test('migration 7 records the user of events landed before it, so they reach a tenant the user joins after the upgrade', async () => {
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
