@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { RowChange } from '../../storage/changes.js';
 import { MemoryError } from '../../storage/errors.js';
+import { sharesOffsets } from '../../storage/history.js';
 import type { Row } from '../../storage/schema.js';
 import type { Unsubscribe } from '../../storage/store.js';
 import type { Principal } from '../auth/principal.js';
@@ -204,11 +205,11 @@ export class Connection {
     }
     switch (message.type) {
       case 'subscribe':
-        return this.subscribe(message.queries, message.after);
+        return this.subscribe(message.queries, message.after, message.history);
       case 'unsubscribe':
         return this.unsubscribe(message.ids);
       case 'ping':
-        this.send({ type: 'pong', offset: this.lease!.memory.store.durableOffset });
+        this.send({ type: 'pong', offset: this.lease!.memory.store.durableOffset, history: this.lease!.memory.store.history.id });
         return;
     }
   }
@@ -280,6 +281,7 @@ export class Connection {
       subject: principal.caller.subject,
       capabilities: [...principal.capabilities].sort(),
       offset: this.lease!.memory.store.durableOffset,
+      history: this.lease!.memory.store.history.id,
       ...(expiresAtMs !== undefined ? { tokenExpiresAtMs: expiresAtMs } : {}),
       tables,
     };
@@ -329,7 +331,7 @@ export class Connection {
     });
   }
 
-  private async subscribe(specs: readonly QuerySpec[], after: number | undefined): Promise<void> {
+  private async subscribe(specs: readonly QuerySpec[], after: number | undefined, history: string | undefined): Promise<void> {
     const ids = specs.map((s) => s.id);
     const tables = [...new Set(specs.map((spec) => spec.table))].join(',');
     let outcome = 'ok';
@@ -342,7 +344,9 @@ export class Connection {
       const group: Group = { starting: true, buffered: [] };
       const live = specs.map((spec, i): LiveQuery => ({ id: spec.id, compiled: compiled[i]!, group, baseOffset: Number.MAX_SAFE_INTEGER, unsubscribe: () => undefined, ended: false }));
       try {
-        if (after !== undefined && (await this.logHolds(after))) {
+        // A consumer's history that this store's does not continue up to `after` (a restore of an older backup forked before it) had other transactions at those offsets: a fresh result.
+        const sameTransactions = history === undefined || sharesOffsets(store.history, history, after ?? -1);
+        if (after !== undefined && sameTransactions && (await this.logHolds(after))) {
           // Resume: subscribe now (everything <= durable was published already), replay after+1..durable.
           const durable = store.durableOffset;
           this.register(live, durable);
@@ -397,7 +401,7 @@ export class Connection {
   /** Replays after+1..to from the log, paced to the reader; false when the log no longer holds them. */
   private async replay(live: readonly LiveQuery[], after: number, to: number): Promise<boolean> {
     const store = this.lease!.memory.store;
-    this.send({ type: 'subscribed', offset: after, resumed: true, reset: false, queries: live.map((q) => this.describe(q)) });
+    this.send({ type: 'subscribed', offset: after, history: store.history.id, resumed: true, reset: false, queries: live.map((q) => this.describe(q)) });
     for (let offset = after + 1; offset <= to; offset++) {
       let tx;
       try {
@@ -447,7 +451,7 @@ export class Connection {
     });
     if (this.isClosed) return;
     const message = {
-      type: 'subscribed', offset, resumed: false, reset,
+      type: 'subscribed', offset, history: store.history.id, resumed: false, reset,
       queries: live.map((q, i) => ({ ...this.describe(q), rows: rows[i]!.map((row) => wireRow(q.compiled.schema, row, this.format)) })),
     };
     const data = encodeMessage(this.format, message);

@@ -4,6 +4,7 @@
  * are built by the connection from the shapes below.
  */
 import { MemoryError, type MemoryErrorCode } from '../../storage/errors.js';
+import { historyIdPattern } from '../../storage/history.js';
 import { errorBodyOf } from '../mcp/error-mapping.js';
 import { authTokenCharsMax, queryIdPattern, type WsLimits } from './limits.js';
 
@@ -15,7 +16,7 @@ export interface QuerySpec {
 
 export type ClientMessage =
   | { readonly type: 'auth'; readonly token: string }
-  | { readonly type: 'subscribe'; readonly queries: readonly QuerySpec[]; readonly after?: number }
+  | { readonly type: 'subscribe'; readonly queries: readonly QuerySpec[]; readonly after?: number; readonly history?: string }
   | { readonly type: 'unsubscribe'; readonly ids: readonly string[] }
   | { readonly type: 'ping' };
 
@@ -63,7 +64,7 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
       return { type: 'auth', token };
     }
     case 'subscribe': {
-      onlyKeys(value, ['type', 'queries', 'after'], 'subscribe');
+      onlyKeys(value, ['type', 'queries', 'after', 'history'], 'subscribe');
       const raw = value['queries'];
       if (!Array.isArray(raw) || raw.length === 0) throw invalid('subscribe: queries must be a non-empty list');
       if (raw.length > limits.queriesPerSubscribeMax) {
@@ -83,11 +84,19 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
         return q['where'] === undefined ? { id, table } : { id, table, where: q['where'] };
       });
       const after = value['after'];
-      if (after === undefined || after === null) return { type: 'subscribe', queries };
+      const history = value['history'];
+      if (after === undefined || after === null) {
+        if (history !== undefined && history !== null) throw invalid('subscribe: history goes with after (the history of that offset, from subscribed), not alone');
+        return { type: 'subscribe', queries };
+      }
       if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < -1) {
         throw invalid('subscribe: after must be the offset of the last transaction applied (an integer >= -1)');
       }
-      return { type: 'subscribe', queries, after };
+      if (history === undefined || history === null) return { type: 'subscribe', queries, after };
+      if (typeof history !== 'string' || !historyIdPattern.test(history)) {
+        throw invalid('subscribe: history must be the "history" of the subscribed message your offset came from (32 hex digits)');
+      }
+      return { type: 'subscribe', queries, after, history };
     }
     case 'unsubscribe': {
       onlyKeys(value, ['type', 'ids'], 'unsubscribe');

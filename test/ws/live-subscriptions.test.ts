@@ -282,6 +282,9 @@ describe('bad input', () => {
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'secrets' }] }, 'not_found', /no table secrets/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'idempotency_keys' }] }, 'not_found', /no table/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], after: -5 }, 'invalid_argument', /after/],
+      // A history names the line of transactions of `after` (PROTOCOL.md, Resume): alone, or not an id, it is refused.
+      [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], history: 'a'.repeat(32) }, 'invalid_argument', /history goes with after/],
+      [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], after: 1, history: 'not-an-id' }, 'invalid_argument', /history must be .*32 hex digits/],
       // A misspelt key is refused, not ignored: a `were` ignored served every row of the table.
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects', were: { type: 'order' } }] }, 'invalid_argument', /queries\[0\]: unknown key "were" \(keys: id, table, where\)/],
       [{ type: 'subscribe', queries: [{ id: 'q', table: 'objects' }], afer: 3 }, 'invalid_argument', /subscribe: unknown key "afer"/],
@@ -294,7 +297,7 @@ describe('bad input', () => {
       expect(error.message).toMatch(text);
     }
     client.send({ type: 'ping' });
-    expect(await client.nextOfType('pong')).toMatchObject({ offset: memory.store.durableOffset });
+    expect(await client.nextOfType('pong')).toMatchObject({ offset: memory.store.durableOffset, history: memory.store.history.id });
     client.close();
   });
 
