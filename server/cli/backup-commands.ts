@@ -205,6 +205,7 @@ export function registerBackupCommands(program: Command): void {
           `end offset   ${m.endOffset}`,
           `state hash   ${m.stateHash} (proven by opening a copy)`,
           `snapshot     ${m.snapshot ? m.snapshot.offset : 'none'}, log from ${m.logFirstOffset}`,
+          `history      ${m.history?.id ?? 'none (the store was never opened by a version with history ids)'}`,
           `files        ${m.files.length}, ${report.bytes} bytes`,
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
           ...report.partialsRemoved.map((p) => `removed      ${p} (what an interrupted backup into ${report.backupDir} left)`),
@@ -213,7 +214,7 @@ export function registerBackupCommands(program: Command): void {
         ];
       },
       (report) => ({ ok: true, tenant, backupDir: report.backupDir, endOffset: report.manifest.endOffset, stateHash: report.manifest.stateHash,
-        snapshotOffset: report.manifest.snapshot?.offset ?? null, files: report.manifest.files.length, bytes: report.bytes,
+        snapshotOffset: report.manifest.snapshot?.offset ?? null, history: report.manifest.history?.id ?? null, files: report.manifest.files.length, bytes: report.bytes,
         snapshotsSkipped: report.snapshotsSkipped, partialsRemoved: report.partialsRemoved, partialsElsewhere: report.partialsElsewhere,
         uploaded: report.uploaded ?? null }),
     ));
@@ -251,6 +252,7 @@ export function registerBackupCommands(program: Command): void {
         `restored ${report.backupDir} as ${tenant} in ${report.targetDir}`,
         `end offset   ${report.endOffset}`,
         `state hash   ${report.stateHash} (verified: the restored store opens with it)`,
+        `history      ${report.history.id}, new: ${report.history.ancestors[0] ? `forked from ${report.history.ancestors[0].id} at offset ${report.history.ancestors[0].forkOffset}` : 'the backup names no history of its store'} (offsets after ${report.endOffset} are not the ones the backed-up store gave)`,
         `files        ${report.files}, ${report.bytes} bytes, every SHA-256 verified`,
       ],
       (report) => ({ ok: true, ...report }),

@@ -3,9 +3,11 @@ import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { MemoryError, StoreLockHeld } from '../../storage/errors.js';
+import { DamagedStore, MemoryError, StoreLockHeld } from '../../storage/errors.js';
+import { readStoreHistory, type StoreHistory } from '../../storage/history.js';
 import { inspectProblems, inspectStore, type InspectReport } from '../../storage/inspect.js';
 import type { FileLayer } from '../../storage/io/file-layer.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
@@ -55,6 +57,16 @@ function snapshotCell(offset: number): string {
   return offset >= 0 ? String(offset) : 'none';
 }
 
+/** A store's history as verify and inspect print it (null: none yet, or damaged, which the open's verdict names). */
+function historyLine(history: StoreHistory | null): string {
+  if (history === null) return 'history      none yet: the first open that writes gives the store one';
+  const parent = history.ancestors[0];
+  const since = history.origin === 'restored'
+    ? `restored at offset ${history.startOffset}, ${parent ? `forked from ${parent.id} after offset ${parent.forkOffset}` : 'from a backup naming no history'}`
+    : history.origin === 'adopted' ? `given at offset ${history.startOffset} (the store is older than history ids)` : 'since the store was created';
+  return `history      ${history.id} (${since})`;
+}
+
 /** The open's verdict as inspect prints it. */
 function recoveryLine(recovery: NonNullable<InspectReport['recovery']>): string {
   if ('notRun' in recovery) return `open: ${recovery.notRun}`;
@@ -75,15 +87,17 @@ export function registerStoreCommands(program: Command): void {
         const readOnly = !!opts.readOnly;
         // Read-only: the engine's own open and close, every change they make kept in memory.
         const s = await openForCli(dir, readOnly ? new OverlayFileLayer() : undefined);
+        // A read-only open of a store without a history file gives it one in memory only: not its id.
+        const history = readOnly && s.report.historyWritten ? null : s.history;
         const report = {
-          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), tables: s.tableCounts(), rowBytes: s.rowBytes(),
+          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), history, tables: s.tableCounts(), rowBytes: s.rowBytes(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
         await s.close();
         const torn = report.tornTail;
         printReport(!!opts.json, report, () => [
-          `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`,
+          `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`, historyLine(history),
           `snapshot     ${snapshotCell(report.snapshotOffset)} (+${report.replayedFrames} frames replayed)`,
           `row bytes    ${report.rowBytes.live} live (what IOBOXX_TENANT_ROW_BYTES_MAX bounds), ${report.rowBytes.dead} dead`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
@@ -108,8 +122,14 @@ export function registerStoreCommands(program: Command): void {
         const { memoryModule } = await import('../../tools/index.js');
         const report = await inspectStore(dir, undefined, (done, total) => progress.onProgress('check', done, total), undefined, memoryModule, progress.onProgress);
         progress.stop();
+        // Damaged: null here, and the open's verdict below names the file.
+        const history = (await readStoreHistory(dir, nodeFileLayer).catch((error: unknown) => {
+          if (error instanceof DamagedStore) return undefined;
+          throw error;
+        })) ?? null;
         const problems = inspectProblems(report).length;
-        printReport(!!opts.json, { ok: problems === 0, ...report }, () => [
+        printReport(!!opts.json, { ok: problems === 0, ...report, history }, () => [
+          historyLine(history),
           ...(report.openByPid !== null ? [`open in process ${report.openByPid}: read as it is now; what the writer is in the middle of is marked in progress`] : []),
           `segments of ${dir}:`,
           ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}${s.inProgress ? `  in progress: ${s.inProgress}` : ''}`),
