@@ -10,13 +10,18 @@ import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
 import { readTool, writeTool } from './define-tool.js';
-import { patterned, rowId, typeName } from './identifiers.js';
+import { patterned, rowId } from './identifiers.js';
 import { boundJsonBytes } from './json-bytes.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
-export const definitionPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+/**
+ * Process and node ids as BPMN files spell them (XML NCNames, ASCII): modelers start them with a
+ * letter (StartEvent_1, sid-4F2A...) or an underscore (_6-61, _a1b2c3d4-e5f6-...).
+ */
+export const definitionPattern = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
+export const nodePattern = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 export const tokensPerInstanceMax = 64;
 export const tasksPerInstanceMax = 100;
 /** UTF-8 bytes of JSON: an instance's variables, and the details given when it finishes. */
@@ -82,7 +87,7 @@ export const bpmnTasksTable: TableSchema = {
 };
 
 const definition = patterned(definitionPattern, 'definition');
-const node = typeName;
+const node = patterned(nodePattern, 'node');
 const variables = jsonObject;
 
 function runningInstance(ctx: ReducerContext, id: string): Row {

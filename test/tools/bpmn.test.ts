@@ -161,6 +161,16 @@ describe('bpmn', () => {
       new RegExp(`has ${tasksPerInstanceMax} user tasks; the limit \\(tasksPerInstanceMax\\)`));
   });
 
+  test('process and node ids as BPMN modelers write them (XML NCNames: a leading underscore too) are taken', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: '_Process_1', start_node: '_6-61' });
+    const uuidNode = '_a1b2c3d4-e5f6-4a5b-9c8d-0e1f2a3b4c5d';
+    await f.call('bpmn_move_token', { instance, token, to: uuidNode, user_task: { name: 'Review' } });
+    await f.call('bpmn_move_token', { instance, fork: true, to: 'Activity_1x2y3z4' });
+    expect((await f.call('bpmn_instance_get', { instance })).tokens).toEqual([{ token, node: uuidNode }, { token: 'tok_2', node: 'Activity_1x2y3z4' }]);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_2', to: '1st' }), 'invalid_argument', /node must match/);
+    await expectRefused(f, f.call('bpmn_move_token', { instance, token: 'tok_2', to: 'a b' }), 'invalid_argument', /node must match/);
+  });
+
   test('bad references are not_found or invalid_argument and write nothing', async () => {
     const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     await expectRefused(f, f.call('bpmn_start', { definition: 'has space', start_node: 's' }), 'invalid_argument');
