@@ -29,6 +29,8 @@ export const chatThreadsTable: TableSchema = {
     { name: 'updated_at_ms', type: 'int' },
   ],
   primaryKey: ['id'],
+  // chat_threads_list: most recently appended to first (ids are random).
+  indexes: [{ name: 'chat_threads_by_updated', columns: ['updated_at_ms'] }],
 };
 
 export const chatMessagesTable: TableSchema = {
@@ -135,6 +137,21 @@ export const chatTools: ToolDef[] = [
   writeTool({
     reducer: chatMessageAppend, args: appendArgs, result: appendResult, title: 'Append chat message',
     description: 'Append a message (role user|assistant|system|tool) to a thread; returns its sequence number.',
+  }),
+  readTool({
+    name: 'chat_threads_list', title: 'List chat threads', description: 'Chat threads, the most recently appended to first. Paged.',
+    input: z.object({ cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ threads: z.array(z.object({ thread: z.string(), title: z.string(), message_count: int(), updated_at_ms: int() })), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const scope = cursorScope(caller.tenant, 'chat_threads_list');
+      // The position is the last thread listed, as its index key: the next page starts below it.
+      const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.tuple([int(), z.string()]));
+      const rows = view.table('chat_threads').scan({ index: 'chat_threads_by_updated', reverse: true, ...(before ? { range: { to: before } } : {}) });
+      const page = collectPage((function* () {
+        for (const r of rows) yield { thread: r['id'] as string, title: r['title'] as string, message_count: r['message_count'] as number, updated_at_ms: r['updated_at_ms'] as number };
+      })(), a.limit);
+      return { threads: page.items, ...nextCursorField(scope, page, (t) => [t.updated_at_ms, t.thread]) };
+    }),
   }),
   readTool({
     name: 'chat_messages_list',

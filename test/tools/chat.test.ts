@@ -54,3 +54,38 @@ test('a retried append with the same idempotency key appends once', async () => 
   expect(again).toEqual(first);
   expect((await f.call('chat_messages_list', { thread })).messages).toHaveLength(1);
 });
+
+test('chat_threads_list pages every thread, the most recently appended to first (ties by id), the same after a reopen from a snapshot', async () => {
+  let nowMs = 1000;
+  const g = await openFixture({ clock: () => nowMs });
+  try {
+    const ids: Record<string, string> = {};
+    for (const [name, at] of [['a', 1000], ['b', 2000], ['c', 2000], ['d', 2000]] as const) {
+      nowMs = at;
+      ids[name] = (await g.call('chat_thread_create', { title: name })).thread;
+    }
+    nowMs = 3000;
+    await g.call('chat_message_append', { thread: ids['a']!, role: 'user', content: 'back to a' });
+    const tied = [ids['b']!, ids['c']!, ids['d']!].sort().reverse();
+    const want = [ids['a']!, ...tied];
+    const walk = async () => {
+      const seen: { thread: string; title: string; message_count: number; updated_at_ms: number }[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await g.call('chat_threads_list', { limit: 1, ...(cursor ? { cursor } : {}) });
+        seen.push(...page.threads);
+        cursor = page.next_cursor;
+      } while (cursor);
+      return seen;
+    };
+    const listed = await walk();
+    expect(listed.map((t) => t.thread)).toEqual(want);
+    expect(listed[0]).toEqual({ thread: ids['a'], title: 'a', message_count: 1, updated_at_ms: 3000 });
+    await g.memory.store.snapshot();
+    await g.reopen();
+    expect(await walk()).toEqual(listed);
+    await expectRefused(g, g.call('chat_threads_list', { cursor: 'forged.cursor' }), 'invalid_argument');
+  } finally {
+    await g.close();
+  }
+});

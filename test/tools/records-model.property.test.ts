@@ -4,7 +4,7 @@
  * arguments), some refused on purpose (bad arguments, sizes past their limits, absent ids,
  * wrong states), some sent together without waiting, with close + reopen and snapshot + reopen
  * between them, leaves every read answering what a plain model says, after every step:
- * chat_messages_list (asc and desc, after_seq, every page walked), ar_surface_get and
+ * chat_messages_list (asc and desc, after_seq, every page walked), chat_threads_list, ar_surface_get and
  * ar_history_list (paged, the newest arHistoryPerSurfaceMax; surfaces removed and observed
  * again too), ar_surfaces_list, session_get, bpmn_instance_get,
  * the run outbox, and the memory:// resources (resources/list paged, each read equal to its
@@ -487,6 +487,9 @@ class Runner {
       await this.checkMessages(thread, undefined, undefined, 2);
       await this.checkMessages(thread, 1, true, 1);
     }
+    // One clock: every thread ties on updated_at_ms, so the list is by id, highest first.
+    const threads = [...this.m.threads].sort(([a], [b]) => byKey(b, a)).map(([thread, t]) => ({ thread, title: t.title, message_count: t.messages.length, updated_at_ms: nowMs }));
+    expect((await this.pages('chat_threads_list', { limit: 2 }, 'threads')).all, 'chat_threads_list').toEqual(threads);
     for (const surface of ['s1', 's2', 'desk.9']) await this.checkSurface(surface, 30);
     const surfaces = [...this.m.surfaces].sort(([a], [b]) => byKey(a, b)).map(([surface, s]) => ({ surface, observed_at_ms: s.latest.observed_at_ms, observations: s.lastSeq }));
     expect((await this.pages('ar_surfaces_list', { limit: 2 }, 'surfaces')).all, 'ar_surfaces_list').toEqual(surfaces);
