@@ -212,7 +212,7 @@ export const bpmnMoveToken = defineReducer({
 
 // ---- bpmn_complete_task
 
-const completeTaskArgs = z.object({ instance: rowId, task: rowId, result: variables.optional(), variables: variables.optional() });
+const completeTaskArgs = z.object({ instance: rowId, task: rowId, result: variables.optional(), variables: variables.optional(), cancel: z.boolean().optional() });
 const completeTaskResult = z.object({});
 
 export const bpmnCompleteTask = defineReducer({
@@ -225,7 +225,9 @@ export const bpmnCompleteTask = defineReducer({
     if (!task) throw new MemoryError('not_found', `instance ${a.instance} has no task ${a.task}`);
     if (task['state'] !== 'open') throw new MemoryError('invalid_argument', `task ${a.task} is ${String(task['state'])}`);
     boundJsonBytes('result', a.result ?? null, 'taskResultBytesMax', taskResultBytesMax);
-    tasks.update({ ...task, state: 'completed', result: a.result ?? null, completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
+    // Cancelled: an interrupting boundary event (a timer, an escalation) took the token on without the work.
+    const state = a.cancel ? 'cancelled' : 'completed';
+    tasks.update({ ...task, state, result: a.result ?? null, completed_at_ms: ctx.timestampMs, completed_by: ctx.caller.subject });
     if (a.variables) {
       const merged = { ...(instance['variables'] as Record<string, unknown>), ...a.variables };
       boundJsonBytes('merged variables', merged, 'variablesBytesMax', variablesBytesMax);
@@ -336,7 +338,7 @@ export const bpmnTools: ToolDef[] = [
   }),
   writeTool({
     reducer: bpmnCompleteTask, args: completeTaskArgs, result: completeTaskResult, title: 'Complete user task',
-    description: 'Complete an open user task (result stored; variables merged into the instance).',
+    description: 'Complete an open user task (result stored; variables merged into the instance); cancel: it ends cancelled instead (e.g. a boundary timer). Its token is then free to move.',
   }),
   writeTool({
     reducer: bpmnComplete, args: completeArgs, result: finishResult, title: 'Complete process',

@@ -136,6 +136,18 @@ describe('bpmn', () => {
     expect(await f.call('bpmn_move_token', { instance: 'bpm_old', token: 'tok_1', fork: true, to: 'a' })).toMatchObject({ token: 'tok_4' });
   });
 
+  test('a user task cancelled (cancel: true, a boundary timer) ends cancelled with its result; its token moves on and the instance completes', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    await f.call('bpmn_move_token', { instance, token, to: 'review', user_task: { name: 'Review' } });
+    await f.call('bpmn_complete_task', { instance, task: 'task_1', cancel: true, result: { why: 'timer 2d' }, variables: { escalated: true } });
+    await expectRefused(f, f.call('bpmn_complete_task', { instance, task: 'task_1' }), 'invalid_argument', /task task_1 is cancelled/);
+    await f.call('bpmn_move_token', { instance, token, to: 'escalate' });
+    expect(await f.call('bpmn_instance_get', { instance })).toMatchObject({
+      variables: { escalated: true }, tokens: [{ token, node: 'escalate' }], tasks: [{ task: 'task_1', state: 'cancelled', result: { why: 'timer 2d' } }],
+    });
+    expect(await f.call('bpmn_complete', { instance })).toMatchObject({ state: 'completed' });
+  });
+
   test('the control plane drains the outbox with run_outbox_remove (a second removal is a no-op)', async () => {
     const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     await f.call('bpmn_complete', { instance });

@@ -119,7 +119,7 @@ const writeOp = fc.oneof(
     kind: fc.constant('move' as const), who, key, instance: ref, token: maybe(fc.constantFrom('tok_1', 'tok_2', 'tok_3', 'tok_9')), to: fc.constantFrom('a', 'b'),
     fork: maybe(fc.boolean()), end: maybe(fc.boolean()), task: maybe(fc.record({ name: mostly(['Approve'], ['']), assignee: maybe(fc.constant('bob')) }, { requiredKeys: ['name'] })),
   }),
-  fc.record({ kind: fc.constant('complete_task' as const), who, key, instance: ref, task: fc.constantFrom('task_1', 'task_2'), result: maybe(mostly([small], [big(taskResultBytesMax + 1)])), variables: maybe(fc.constantFrom(small, half)) }),
+  fc.record({ kind: fc.constant('complete_task' as const), who, key, instance: ref, task: fc.constantFrom('task_1', 'task_2'), result: maybe(mostly([small], [big(taskResultBytesMax + 1)])), variables: maybe(fc.constantFrom(small, half)), cancel: maybe(fc.boolean()) }),
   fc.record({ kind: fc.constant('finish' as const), who, key, instance: ref, fail: fc.boolean(), reason: mostly(['timeout'], ['']), details: maybe(mostly([small], [big(variablesBytesMax + 1)])) }),
 );
 type WriteOp = typeof writeOp extends fc.Arbitrary<infer T> ? T : never;
@@ -310,7 +310,7 @@ class Runner {
       }
       case 'complete_task': {
         const id = this.pick(m.instances.keys(), o.instance, 'bpm_absent');
-        return call('bpmn_complete_task', { instance: id, task: o.task, result: o.result, variables: o.variables }, () => {
+        return call('bpmn_complete_task', { instance: id, task: o.task, result: o.result, variables: o.variables, cancel: o.cancel }, () => {
           const i = m.instances.get(id);
           if (!i) return { error: 'not_found' };
           if (i.state !== 'running') return { error: 'invalid_argument' };
@@ -323,7 +323,7 @@ class Runner {
           return {
             result: {},
             apply: () => {
-              Object.assign(t, { state: 'completed', result: o.result ?? null });
+              Object.assign(t, { state: o.cancel ? 'cancelled' : 'completed', result: o.result ?? null });
               i.variables = variables;
             },
             uri: () => uri('bpmn', id),
