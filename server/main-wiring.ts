@@ -8,6 +8,7 @@ import { MemoryError } from '../storage/errors.js';
 import { sumRowBytes } from '../storage/row-arena.js';
 import type { RunHistoryReader, TenantMemory } from '../tools/memory.js';
 import { memoryCatalog, memoryTools, openTenantMemory, type TenantMemoryOptions } from '../tools/index.js';
+import { runOutboxTable } from '../tools/run-outbox.js';
 import { authenticateRequest } from './auth/http-auth.js';
 import { serveProtectedResourceMetadata, type ProtectedResourceOptions } from './auth/protected-resource-metadata.js';
 import { createAuthenticator } from './auth/authenticator.js';
@@ -79,6 +80,16 @@ const controlPlaneNotInStdio = () => new MemoryError(
   'run history lives in the control plane, which a stdio server with the embedded database does not run (retrying here cannot help)',
   'ask a `serve --http` server on this data directory, or start this one with DATABASE_URL set to a Postgres',
 );
+
+/**
+ * Finished runs waiting in a tenant's run outbox at which a stdio server with the embedded
+ * database starts that database to drain them (1 % of runOutboxRowsMax). It is not started
+ * below this, as it costs seconds of CPU at every desktop launch; left to `serve --http` alone,
+ * a desktop user who never runs it reached runOutboxRowsMax and could end no session.
+ */
+export const stdioOutboxDrainRowsMin = 1_000;
+/** How often (at most) a stdio server looks at the outbox's size, on a request. */
+const stdioOutboxCheckMsMin = 10_000;
 
 /** The tenant's run history, bound to that tenant: the tools cannot name another. */
 function runHistoryOf(tenant: string, control: () => ControlRuntime | undefined, whenAbsent = controlPlaneNotYet): RunHistoryReader {
@@ -204,24 +215,37 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   // (PGlite) is left to `serve --http`: starting a WASM Postgres costs seconds of CPU at every
   // desktop-client launch, and the outbox and access log wait safely in the store meanwhile.
   let controlChecked = false;
+  let outboxCheckedAtMs = Number.NEGATIVE_INFINITY;
   let undrainedMarked: Promise<void> | undefined;
+  const startControl = async () => {
+    control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
+  };
   const memoryAndControl: LeasedMemory = {
     lease: async () => {
       const lease = await tenantMemory.memory.lease();
-      if (!controlChecked) {
-        controlChecked = true;
-        try {
-          if (config.database?.url !== undefined) control = await startControlRuntime({ config, log, withTenant, tenantsAtStart: async () => [tenant] });
+      try {
+        if (!controlChecked) {
+          controlChecked = true;
+          if (config.database?.url !== undefined) await startControl();
           else {
-            log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir');
+            log.info('stdio with the embedded database: run history and audit staging drain after `serve --http` starts on this data dir, or here once the run outbox fills');
             // Nothing drains this store here: marked now, not at shutdown, so a crash leaves the mark too.
             undrainedMarked = markControlPending(config.dataDir, tenant).catch((error: unknown) =>
               log.error({ err: error instanceof Error ? error.message : String(error) }, 'control-pending mark not written: the access rows drain at this tenant\'s next HTTP call'));
           }
-        } catch (error) {
-          lease.release();
-          throw error;
         }
+        if (control === undefined && Date.now() - outboxCheckedAtMs >= stdioOutboxCheckMsMin) {
+          outboxCheckedAtMs = Date.now();
+          const finishedRuns = await lease.memory.store.read((view) => view.table(runOutboxTable.name).size);
+          if (finishedRuns >= stdioOutboxDrainRowsMin) {
+            log.info({ tenant, finishedRuns, limit: 'stdioOutboxDrainRowsMin', atLeast: stdioOutboxDrainRowsMin },
+              'stdio with the embedded database: finished runs wait in the run outbox; starting the embedded database to drain them');
+            await startControl();
+          }
+        }
+      } catch (error) {
+        lease.release();
+        throw error;
       }
       return lease;
     },
