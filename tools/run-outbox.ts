@@ -42,7 +42,7 @@ export function recordFinishedRun(ctx: ReducerContext, run: FinishedRun): void {
   const outbox = ctx.table('run_outbox');
   if (outbox.size >= runOutboxRowsMax) {
     throw new MemoryError('limit_exceeded', `${run.kind} ${run.run_id} cannot finish now: the run outbox holds ${outbox.size} runs not yet copied to the control plane's run history; the limit (runOutboxRowsMax) is ${runOutboxRowsMax}. Nothing changed`,
-      'retry later: the server copies finished runs out in the background. If it lasts, nothing drains them: a stdio server with the embedded database leaves that to `serve --http` on the same data directory; any other server\'s control plane is not connected (tell an operator)');
+      'retry later: the server copies finished runs out in the background. If it lasts, its control plane is not draining them (not connected, or its embedded database held by another process): the server\'s log says why (tell an operator)');
   }
   outbox.insert({ ...run });
 }

@@ -26,7 +26,7 @@ test(`past runOutboxRowsMax (${runOutboxRowsMax}) undrained runs a finish is ref
   const { session } = await f.call('session_start', { agent: 'late' });
   const refused = await expectRefused(f, f.call('session_end', { session, outcome: 'completed' }), 'limit_exceeded',
     new RegExp(`session ${session} cannot finish now: the run outbox holds ${runOutboxRowsMax} runs not yet copied to the control plane's run history; the limit \\(runOutboxRowsMax\\) is ${runOutboxRowsMax}`));
-  expect(refused.hint).toMatch(/retry later: .* a stdio server with the embedded database leaves that to `serve --http`/);
+  expect(refused.hint).toMatch(/retry later: .* its control plane is not draining them .* the server's log says why/);
   expect(await f.call('session_get', { session })).toMatchObject({ state: 'active', outcome: null });
   const { instance } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
   await expectRefused(f, f.call('bpmn_complete', { instance }), 'limit_exceeded', /runOutboxRowsMax/);
