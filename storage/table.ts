@@ -112,7 +112,7 @@ export class Table implements TableReader {
       // Rows that break a unique index cannot come from a verified state: refuse, never drop one
       // silently. The build checks the order (sorted, so a repeat is the only way to break it).
       const tree = await stringTreeFromSortedInSlices(sorted.keys, sorted.values, slices).catch((error: unknown) => {
-        throw error instanceof KeysNotAscending ? new Error(`${schema.name}: unique index ${def.name} holds one value twice`) : error;
+        throw error instanceof KeysNotAscending ? uniqueHeldTwice(schema, def) : error;
       });
       trees.set(def.name, tree);
     }
@@ -285,14 +285,13 @@ export class Table implements TableReader {
       if (ref !== undefined) this.arena.noteDead(ref);
       return false;
     }
-    if (row) {
-      this.indexAdd(key, row);
-    } else {
+    // Replayed rows met their unique indexes when committed (a frame's deletes come before its
+    // inserts), so a value held twice means an index the rows never met: one a later release
+    // added over them. Refused, as a snapshot's load refuses it, never one entry silently kept.
+    for (const index of this.indexList) {
       // Index keys read from the bytes: the row is never decoded at open.
-      for (const index of this.indexList) {
-        const ik = encodedRowKey(this.schema, index.positions, index.parts, buf, start, end);
-        index.tree.set(index.def.unique ? ik : ik + key, key);
-      }
+      const ik = row ? indexKey(index, row) : encodedRowKey(this.schema, index.positions, index.parts, buf, start, end);
+      if (!index.tree.set(index.def.unique ? ik : ik + key, key, false) && index.def.unique) throw uniqueHeldTwice(this.schema, index.def);
     }
     return true;
   }
@@ -472,6 +471,10 @@ export class Table implements TableReader {
       index.tree.set(index.def.unique ? ik : ik + key, key);
     }
   }
+}
+
+function uniqueHeldTwice(schema: TableSchema, def: IndexDef): Error {
+  return new Error(`${schema.name}: unique index ${def.name} holds one value twice (rows written before the index was declared break it: open the store with the release before, and make the rows unique)`);
 }
 
 function newIndex(schema: TableSchema, def: IndexDef, tree: BTree<string, string>): Index {

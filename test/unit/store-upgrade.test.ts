@@ -81,3 +81,31 @@ test('the memory module\'s tables hashed when empty are those of its first store
   const tables = new Set(memoryModule.tables.map((t) => t.name));
   for (const name of firstStores) expect(tables.has(name), name).toBe(true);
 });
+
+describe('a release that adds a unique index over rows that break it', () => {
+  const withUniqueN: StoreModule = {
+    ...before,
+    tables: before.tables.map((t) => (t.name === 'objects' ? { ...t, indexes: [...(t.indexes ?? []), { name: 'by_n', columns: ['n'], unique: true }] } : t)),
+  };
+
+  test.each(['none', 'at close'] as const)('snapshot: %s; the open is refused naming the index, whether the rows come from the log or a snapshot', async (snapshot) => {
+    const old = await writtenBefore('none');
+    const store = await Store.open({ dir: old.dir, module: before });
+    await store.call('put', { id: 'dup', type: 't', n: 7, attributes: {} }, testCaller); // o7 holds n 7 too
+    if (snapshot !== 'none') await store.snapshot();
+    await store.close();
+    await expect(Store.open({ dir: old.dir, module: withUniqueN })).rejects.toThrow(/unique index by_n holds one value twice/);
+    // Nothing was changed by the refusal: the release before still opens the store, whole.
+    const again = await Store.open({ dir: old.dir, module: before });
+    expect(again.tableCounts()['objects']).toBe(21);
+    await again.close();
+  });
+
+  test('rows that meet it open, and the index answers', async () => {
+    const old = await writtenBefore('none');
+    const upgraded = await Store.open({ dir: old.dir, module: withUniqueN });
+    expect(upgraded.stateHash()).toBe(old.hash);
+    expect(await upgraded.read((view) => view.table('objects').getBy('by_n', [7])?.['id'])).toBe('o7');
+    await upgraded.close();
+  });
+});
