@@ -52,18 +52,33 @@ export function isRefusal(value: Principal | HttpRefusal): value is HttpRefusal 
  * the network; before, it served every peer as the local principal.
  */
 export function fixedPrincipal(principal: Principal): Authenticate {
-  return async (req) => (isLoopbackAddress(req.socket?.remoteAddress) ? principal : localModeRefusal);
+  return async (req) => {
+    if (!isLoopbackAddress(req.socket?.remoteAddress)) return localModeRefusal;
+    // A proxy on this machine connects over loopback too, on behalf of anyone: one that says
+    // so is refused (one that does not is OPERATIONS' warning: never put one in front).
+    const forwardedBy = proxyHeaders.find((name) => req.headers[name] !== undefined);
+    return forwardedBy === undefined ? principal : forwardedRefusal(forwardedBy);
+  };
 }
 
-const localModeRefusal: HttpRefusal = Object.freeze({
-  status: 403,
-  headers: Object.freeze({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }),
-  body: Object.freeze({
-    error: 'forbidden',
-    error_description: 'this server runs in local mode (no IOBOXX_OIDC_ISSUER): it serves callers on its own machine (loopback) only; '
-      + 'set IOBOXX_OIDC_ISSUER and IOBOXX_OIDC_AUDIENCE to serve others with access tokens',
-  }),
-});
+/** Headers a reverse proxy adds to the requests it forwards (RFC 7239, the de facto X- ones, RFC 9110 Via). */
+const proxyHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip', 'via'] as const;
+
+const localModeText = 'this server runs in local mode (no IOBOXX_OIDC_ISSUER): it serves callers on its own machine (loopback) only';
+const localModeHint = 'set IOBOXX_OIDC_ISSUER and IOBOXX_OIDC_AUDIENCE to serve others with access tokens';
+
+function localModeRefusalSaying(description: string): HttpRefusal {
+  return Object.freeze({
+    status: 403,
+    headers: Object.freeze({ 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }),
+    body: Object.freeze({ error: 'forbidden', error_description: description }),
+  });
+}
+
+const localModeRefusal = localModeRefusalSaying(`${localModeText}; ${localModeHint}`);
+
+const forwardedRefusal = (header: string) =>
+  localModeRefusalSaying(`${localModeText}, and this request was forwarded by a proxy (${header} header) for a caller who may be anywhere; ${localModeHint}`);
 
 /** One memory for the whole process (local mode): leases are free and never close it. */
 export function singleMemory(memory: TenantMemory): MemoryFor {

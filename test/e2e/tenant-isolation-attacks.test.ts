@@ -351,6 +351,19 @@ describe('local mode and load limits', () => {
     expect((await TestClient.refusal(`ws://${outside}:${port}/ws`, { protocols: ['ioboxx.v1'] })).status).toBe(403);
   });
 
+  test('local mode refuses a request a proxy on this machine forwarded (it comes over loopback for a caller who may be anywhere)', async () => {
+    const url = loopbackUrl();
+    for (const header of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }, { via: '1.1 nginx' }]) {
+      const name = Object.keys(header)[0]!;
+      const mcp = await send(`${url}/mcp`, { headers: header, body: initialize });
+      expect(mcp.status, `${name}: ${mcp.text}`).toBe(403);
+      expect(mcp.text).toContain(`${name} header`);
+      expect((await send(`${url}/sse`, { method: 'GET', headers: { accept: 'text/event-stream', ...header } })).status, name).toBe(403);
+      expect((await TestClient.refusal(`${url.replace('http', 'ws')}/ws`, { protocols: ['ioboxx.v1'], headers: header })).status, name).toBe(403);
+    }
+    expect((await send(`${url}/mcp`, { body: initialize })).status).toBe(200); // the machine's own clients are served
+  });
+
   test('the per-tenant call limit holds for every spelling of the MCP routes that express serves', async () => {
     const url = loopbackUrl();
     const { hostname, port } = new URL(url);
