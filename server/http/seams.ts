@@ -10,7 +10,7 @@ import type { Unsubscribe } from '../../storage/store.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import type { Principal } from '../auth/principal.js';
 import type { CommitListener, LeasedMemory, MemoryLease } from '../mcp/memory-source.js';
-import { isLoopbackAddress } from './loopback.js';
+import { forwardedBy, isLoopbackAddress } from './loopback.js';
 
 export type { MemoryLease };
 
@@ -54,15 +54,11 @@ export function isRefusal(value: Principal | HttpRefusal): value is HttpRefusal 
 export function fixedPrincipal(principal: Principal): Authenticate {
   return async (req) => {
     if (!isLoopbackAddress(req.socket?.remoteAddress)) return localModeRefusal;
-    // A proxy on this machine connects over loopback too, on behalf of anyone: one that says
-    // so is refused (one that does not is OPERATIONS' warning: never put one in front).
-    const forwardedBy = proxyHeaders.find((name) => req.headers[name] !== undefined);
-    return forwardedBy === undefined ? principal : forwardedRefusal(forwardedBy);
+    // A proxy that does not say so is OPERATIONS' warning: never put one in front.
+    const proxyHeader = forwardedBy(req.headers);
+    return proxyHeader === undefined ? principal : forwardedRefusal(proxyHeader);
   };
 }
-
-/** Headers a reverse proxy adds to the requests it forwards (RFC 7239, the de facto X- ones, RFC 9110 Via). */
-const proxyHeaders = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip', 'via'] as const;
 
 const localModeText = 'this server runs in local mode (no IOBOXX_OIDC_ISSUER): it serves callers on its own machine (loopback) only';
 const localModeHint = 'set IOBOXX_OIDC_ISSUER and IOBOXX_OIDC_AUDIENCE to serve others with access tokens';

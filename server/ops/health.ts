@@ -16,7 +16,7 @@ import { Router } from 'express';
 import type { AuditBucket } from '../../storage/audit/audit-bucket.js';
 import { statfsFreeBytes, type FreeBytesOf } from '../../storage/io/free-bytes.js';
 import type { DegradedTenant, DegradedTenantsReport } from './degraded-tenants.js';
-import { isLoopbackAddress } from '../http/loopback.js';
+import { forwardedBy, isLoopbackAddress } from '../http/loopback.js';
 
 export const probeTimeoutMsDefault = 2_000;
 /** Error texts in /readyz are cut to this: enough to act on, never a dump. */
@@ -86,7 +86,8 @@ export function healthRouter(options: HealthOptions): Router {
       const ready = checks.every((c) => c.ok);
       const report = options.degradedTenants?.();
       // Tenant ids name customers: a probe from elsewhere (a balancer) gets states and codes only.
-      const degradedTenants = report === undefined || isLoopbackAddress(req.socket.remoteAddress) ? report : withoutTenantIds(report);
+      const local = isLoopbackAddress(req.socket.remoteAddress) && forwardedBy(req.headers) === undefined;
+      const degradedTenants = report === undefined || local ? report : withoutTenantIds(report);
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks, ...(degradedTenants && { degradedTenants }) });
     }, next);
   });

@@ -353,7 +353,8 @@ describe('local mode and load limits', () => {
 
   test('local mode refuses a request a proxy on this machine forwarded (it comes over loopback for a caller who may be anywhere)', async () => {
     const url = loopbackUrl();
-    for (const header of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }, { via: '1.1 nginx' }]) {
+    const forwarded: Record<string, string>[] = [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.9' }, { 'x-real-ip': '203.0.113.9' }, { via: '1.1 nginx' }];
+    for (const header of forwarded) {
       const name = Object.keys(header)[0]!;
       const mcp = await send(`${url}/mcp`, { headers: header, body: initialize });
       expect(mcp.status, `${name}: ${mcp.text}`).toBe(403);
