@@ -30,6 +30,7 @@ export const variablesBytesMax = 16 * 1024;
 export const taskResultBytesMax = 2 * 1024;
 export const reasonCharsMax = 1024;
 export const taskNameCharsMax = 256;
+export const assigneeCharsMax = 256;
 /**
  * UTF-8 bytes of JSON of an instance as bpmn_instance_get (and memory://bpmn/{id}) returns it:
  * a move or task completion that would take it past this is refused, so every instance stays
@@ -147,7 +148,8 @@ const moveArgs = z.object({
   to: node,
   fork: z.boolean().optional(),
   end: z.boolean().optional(),
-  user_task: z.object({ name: z.string().min(1).max(taskNameCharsMax), assignee: z.string().max(256).optional() }).optional(),
+  // An assignee is someone: leave it out for none ('' read as a person named nothing).
+  user_task: z.object({ name: z.string().min(1).max(taskNameCharsMax), assignee: z.string().min(1).max(assigneeCharsMax).optional() }).optional(),
 });
 const moveResult = z.object({ token: z.string(), task: z.string().optional() });
 

@@ -40,6 +40,14 @@ describe('bpmn', () => {
     expect(jsonBytes(await f.call('bpmn_instance_get', { instance }))).toBeLessThanOrEqual(resultBytesMax);
   });
 
+  test('a user task assigned to an empty name is refused, and the instance is unchanged', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    const before = await f.call('bpmn_instance_get', { instance });
+    await expect(f.call('bpmn_move_token', { instance, token, to: 'n', user_task: { name: 'Approve', assignee: '' } }))
+      .rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/assignee/) });
+    expect(await f.call('bpmn_instance_get', { instance })).toEqual(before);
+  });
+
   test('an instance runs to completion: start, move, user task, complete; its run lands in the outbox in the same transaction', async () => {
     const started = await f.call('bpmn_start', { definition: 'invoice:2', start_node: 'start', variables: { amount: 120 } });
     expect(started).toMatchObject({ instance: expect.stringMatching(/^bpm_/), token: 'tok_1' });
