@@ -16,7 +16,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
-import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
+import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
 import { SessionEventStore } from './session-event-store.js';
@@ -27,6 +27,14 @@ import type { ToolCaller } from '../mcp/tool-calls.js';
 export { directRequestOf };
 
 type RequestId = JSONRPCRequest['id'];
+
+/**
+ * The answer to a request its client cancelled (notifications/cancelled), so its POST ends: the
+ * code LSP gives a cancelled request (JSON-RPC and MCP define none).
+ */
+export const requestCancelledCode = -32800;
+const requestCancelledMessage =
+  'request cancelled by the client (notifications/cancelled); a write it started may still have been committed: read before retrying';
 type NodeTransportOptions = ConstructorParameters<typeof NodeStreamableHTTPServerTransport>[0];
 type ScopeChallengeResolver = Parameters<NodeStreamableHTTPServerTransport['setScopeChallengeResolver']>[0];
 
@@ -54,6 +62,8 @@ export class SessionTransport implements Transport {
   private scopeChallenges = false;
   /** Requests taken by the direct path, awaiting their answer. */
   private readonly direct = new Map<RequestId, ServerResponse>();
+  /** Requests handed to the SDK transport and not yet answered. */
+  private readonly sdkRequests = new Set<RequestId>();
   /**
    * The session server's tool caller once it may take calls directly (initialize answered),
    * else undefined; set by whoever connects the server. Unset: tools/call goes to the server.
@@ -71,7 +81,11 @@ export class SessionTransport implements Transport {
   constructor(options: NodeTransportOptions, streamBounds?: StreamBounds) {
     this.streamBounds = streamBounds;
     this.sdk = new NodeStreamableHTTPServerTransport({ ...options, enableJsonResponse: true, eventStore: this.events });
-    this.sdk.onmessage = (message, extra) => this.onmessage?.(message, extra);
+    this.sdk.onmessage = (message, extra) => {
+      if (isJSONRPCRequest(message)) this.sdkRequests.add(message.id);
+      this.onmessage?.(message, extra); // a cancellation reaches the server first: it aborts the request...
+      if (isJSONRPCNotification(message) && message.method === 'notifications/cancelled') this.answerCancelled(message.params?.['requestId']);
+    };
     this.sdk.onerror = (error) => this.onerror?.(error);
     this.sdk.onclose = () => {
       this.closed = true;
@@ -161,6 +175,7 @@ export class SessionTransport implements Transport {
     const id = isAnswer ? message.id : options?.relatedRequestId;
     const res = id === undefined ? undefined : this.direct.get(id);
     if (res === undefined) {
+      if (isAnswer) this.sdkRequests.delete(message.id!);
       // A message related to no request rides the GET stream: owed to its client until written,
       // and dropped from the stream (kept for a reconnect) once it is cut.
       if (id === undefined) this.streamBacklog?.owe(messageBytesMin(message));
@@ -180,10 +195,24 @@ export class SessionTransport implements Transport {
     res.end(json);
   }
 
+  /**
+   * ...which then never answers it. Over HTTP the request's POST still waits for its answer
+   * (JSON-RPC's "no response" leaves an HTTP request open until the client gives up, holding its
+   * connection and the shutdown's drain), so the POST gets one: the request's error, cancelled.
+   */
+  private answerCancelled(id: unknown): void {
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    const message: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: requestCancelledCode, message: requestCancelledMessage } };
+    const res = this.direct.get(id);
+    if (res !== undefined) return this.answerDirect(id, res, message);
+    if (this.sdkRequests.delete(id)) this.sdk.send(message).catch((error: unknown) => this.onerror?.(error instanceof Error ? error : new Error(String(error))));
+  }
+
   /** The session closed with direct requests unanswered: they end as a request on a closed session would. */
   private endDirect(): void {
     const json = JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
     for (const res of this.direct.values()) this.answer(res, 404, json, undefined);
     this.direct.clear();
+    this.sdkRequests.clear();
   }
 }

@@ -7,13 +7,16 @@
 import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { holdNotePuts, notePut } from '../mcp/fixtures/notes.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
+import { requestCancelledCode } from '../../server/http/session-transport.js';
 import { newerRevision } from '../support/mcp-clients.js';
 import { openSession, post } from '../support/raw-http-session.js';
 
 let serving: NotesHttp | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await serving?.serving.close();
   serving = undefined;
 });
@@ -43,6 +46,31 @@ interface Answer {
 }
 
 describe('a 2025-era session over Streamable HTTP', () => {
+  test('a call the client cancels (notifications/cancelled) while it runs: its POST is answered at once, cancelled, and the session goes on', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url);
+    const release = holdNotePuts();
+    // One the direct path takes, one with _meta (a progress token) that goes through the SDK transport.
+    const calls = [
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'note_put', arguments: { id: 'direct', text: 'x' } } },
+      { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'note_put', arguments: { id: 'sdk', text: 'x' }, _meta: { progressToken: 'p8' } } },
+    ];
+    for (const [index, call] of calls.entries()) {
+      const answer = post(url, call, session);
+      await vi.waitFor(() => expect(vi.mocked(notePut.call)).toHaveBeenCalledTimes(index + 1)); // held inside the tool
+      expect((await post(url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: call.id, reason: 'user' } }, session)).status).toBe(202);
+      // Before: this POST got no answer (the call still held; released only below).
+      const cancelled = (await (await answer).json()) as Answer;
+      expect(cancelled).toEqual({ jsonrpc: '2.0', id: call.id, error: { code: requestCancelledCode, message: expect.stringMatching(/cancelled.*read before retrying/) } });
+    }
+    release();
+    // The writes already running were not stopped (the message says so); the session serves on.
+    await vi.waitFor(() => expect(serving!.memory.notes.notes.has('sdk') && serving!.memory.notes.notes.has('direct')).toBe(true));
+    const ping = await post(url, '{"jsonrpc":"2.0","id":"after","method":"ping"}', session);
+    expect((await ping.json()) as Answer).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
+  });
+
   test('JSON that is not a JSON-RPC message is answered 400 -32600 with its id when readable, and the session goes on', async () => {
     serving = await startNotesHttp();
     const url = `${serving.serving.url}/mcp`;
