@@ -49,8 +49,6 @@ export const slotWaitMsDefault = 30_000;
 export const slotWaitMsMax = 10 * 60_000;
 /** A store is open at least this many times its open's duration before a waiting tenant may evict it. */
 export const residencyOpenTimesMin = 4;
-/** ...but no longer than this: a waiting tenant's wait stays bounded whatever an open took (a big store's seconds). */
-export const residencyMsMax = 5_000;
 /** No budget: the stores' memory is not bounded (bytesOf unused). */
 export const storesMemoryBytesUnbounded = Number.POSITIVE_INFINITY;
 
@@ -310,7 +308,7 @@ export class TenantRegistry<T extends Closable> {
       const store = await openTenantStore(this.options.dataDir, entry.tenant, (checked) => this.options.open(entry.tenant, checked));
       entry.store = store;
       entry.state = 'open';
-      this.startResidency(entry, Math.min((performance.now() - openStartMs) * residencyOpenTimesMin, residencyMsMax));
+      this.startResidency(entry, (performance.now() - openStartMs) * residencyOpenTimesMin);
       this.measure(entry);
       this.observe({ kind: 'opened', tenant: entry.tenant });
       // A new candidate for eviction may unblock a waiting tenant.
