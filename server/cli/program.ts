@@ -8,6 +8,7 @@ import { Command, Option, type CommanderError } from 'commander';
 import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
 import { environmentWithFile } from '../config-file.js';
+import type { HttpProcess } from '../main-wiring.js';
 import { openFilesProblem, openFilesSoftLimit } from '../ops/open-files-limit.js';
 import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
 import { registerAuditCommands } from './audit-commands.js';
@@ -88,17 +89,28 @@ async function serve(options: ServeOptions): Promise<void> {
     }
     return;
   }
-  const running = await wiring.serveHttpProcess(config, log);
   // SIGTERM/SIGINT: stop accepting, let admitted calls finish, close every store (final
   // fdatasync + checkpoint), exit 0 within the bound; a second signal exits at once
-  // (acknowledged work is already durable).
+  // (acknowledged work is already durable). Installed before the listener opens: a Ctrl-C
+  // right after "http server listening" found Node's default handler and ended the process
+  // with no shutdown at all; now it waits for the start to finish, then shuts down.
+  let started: (running: HttpProcess) => void = () => undefined;
+  let failed: (error: unknown) => void = () => undefined;
+  const starting = new Promise<HttpProcess>((resolve, reject) => ((started = resolve), (failed = reject)));
+  starting.catch(() => undefined); // the start's own error is thrown below; a shutdown says it again
   installGracefulShutdown({
     boundMs: config.shutdownMs,
-    stopAccepting: () => running.stopAccepting(),
-    drain: () => running.drained(),
-    close: () => running.close(),
+    stopAccepting: async () => (await starting).stopAccepting(),
+    drain: async () => (await starting).drained(),
+    close: async () => (await starting).close(),
     log: (message, fields) => log.info(fields ?? {}, message),
   });
+  try {
+    started(await wiring.serveHttpProcess(config, log));
+  } catch (error) {
+    failed(error);
+    throw error;
+  }
 }
 
 /** Why the data directory cannot be used (created if missing, then readable and writable), or undefined. */

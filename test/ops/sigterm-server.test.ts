@@ -149,3 +149,22 @@ describe('graceful shutdown of the real server', () => {
     }
   });
 });
+
+describe('a signal as the server starts', () => {
+  // The test sends SIGINT the moment "http server listening" is read, as a person pressing Ctrl-C
+  // at that line would. Before the handlers were installed ahead of the listener, this found
+  // Node's default handler: the process died of SIGINT with no shutdown at all (10 of 10 runs).
+  test('SIGINT right after "http server listening": the start finishes, then one graceful shutdown, exit 0', async () => {
+    const ownDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-sigint-start-'));
+    try {
+      const server = startServer({ IOBOXX_DATA_DIR: ownDir });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => server.child.on('close', (code, signal) => resolve({ code, signal })));
+      await server.url;
+      server.child.kill('SIGINT');
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(server.logged).toContain('shutdown complete');
+    } finally {
+      await rm(ownDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
