@@ -6,10 +6,16 @@
  * tenant needs a slot and none is free, the least recently used open store is closed first:
  * an idle one if there is any, else a busy one once its in-flight work has finished (work
  * already admitted always completes). A request for a store chosen for eviction but still
- * draining keeps it open (another store is chosen instead); a request for a store whose close
- * has begun waits for the close and reopens it. A failed store (it refuses writes until
+ * draining keeps it open when another store can be chosen instead; else (and for a store whose
+ * close has begun) the request waits for the close and reopens it, after the waiting tenants. A failed store (it refuses writes until
  * reopened) is never handed out: a request closes and reopens it once it is idle, at most once
  * per backoff (failed-store-reopen.ts); meanwhile requests are refused `unavailable`.
+ *
+ * A store opened is not evicted for a waiting tenant before it has been open
+ * `residencyOpenTimesMin` times as long as its open took: without that, two tenants contending
+ * for one slot (a subscriber that reconnects at once, a sequential writer) evicted each other
+ * after every call, and the slot spent its time opening stores. With it, at most a fifth of a
+ * contended slot's time goes to opens, each tenant getting runs of work in turn.
  *
  * A memory budget (`storesMemoryBytesMax`, over `bytesOf(store)`, the store's estimated memory)
  * bounds the open stores too. A store's size is known once it is open, so a new open is admitted
@@ -41,6 +47,10 @@ export const slotWaitersMax = 10_000;
 export const slotWaitMsDefault = 30_000;
 /** The longest slot wait the configuration accepts (IOBOXX_TENANT_SLOT_WAIT_MS): a client waits no longer for an answer. */
 export const slotWaitMsMax = 10 * 60_000;
+/** A store is open at least this many times its open's duration before a waiting tenant may evict it. */
+export const residencyOpenTimesMin = 4;
+/** ...but no longer than this: a waiting tenant's wait stays bounded whatever an open took (a big store's seconds). */
+export const residencyMsMax = 5_000;
 /** No budget: the stores' memory is not bounded (bytesOf unused). */
 export const storesMemoryBytesUnbounded = Number.POSITIVE_INFINITY;
 
@@ -107,6 +117,9 @@ interface Entry<T> {
   lastUseSeq: number;
   /** bytesOf(store) when last measured (0 until open); part of storesMemoryBytes until the store is closed. */
   bytes: number;
+  /** In its residency: a waiting tenant may not evict it yet (residencyTimer ends it). */
+  resident: boolean;
+  residencyTimer: NodeJS.Timeout | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   closeWhy: CloseReason | undefined;
   /** store.close() has been called: the store can no longer be used. */
@@ -171,7 +184,9 @@ export class TenantRegistry<T extends Closable> {
     for (;;) {
       if (this.shutDown) throw new MemoryError('unavailable', 'the tenant registry is shut down');
       const existing = this.entries.get(id);
-      if (existing?.state === 'closing' && existing.closeStarted) {
+      // A store chosen for eviction and still draining is kept for this request only if another
+      // store can go instead; else the waiting tenant would wait as long as this one stays busy.
+      if (existing?.state === 'closing' && (existing.closeStarted || !this.canEvictInstead(existing))) {
         await existing.closed;
         continue;
       }
@@ -265,6 +280,8 @@ export class TenantRegistry<T extends Closable> {
       inFlight: 0,
       lastUseSeq: 0,
       bytes: 0,
+      resident: false,
+      residencyTimer: undefined,
       idleTimer: undefined,
       closeWhy: undefined,
       closeStarted: false,
@@ -289,9 +306,11 @@ export class TenantRegistry<T extends Closable> {
     let dir = this.options.dataDir; // until the tenant's own is known
     try {
       dir = tenantDir(this.options.dataDir, entry.tenant);
+      const openStartMs = performance.now();
       const store = await openTenantStore(this.options.dataDir, entry.tenant, (checked) => this.options.open(entry.tenant, checked));
       entry.store = store;
       entry.state = 'open';
+      this.startResidency(entry, Math.min((performance.now() - openStartMs) * residencyOpenTimesMin, residencyMsMax));
       this.measure(entry);
       this.observe({ kind: 'opened', tenant: entry.tenant });
       // A new candidate for eviction may unblock a waiting tenant.
@@ -385,7 +404,8 @@ export class TenantRegistry<T extends Closable> {
     }
     const slotsShort = this.slotWaiters.length - (this.openTenantsMax - this.slotsUsed);
     while (closing < slotsShort || openBytes >= this.storesMemoryBytesMax) {
-      const victim = this.leastRecentlyUsedOpen(true);
+      // None past its residency: the first residency to end runs this again.
+      const victim = this.leastRecentlyUsedOpen(true, true);
       if (victim === undefined) return;
       this.startClose(victim, 'evicted');
       closing += 1;
@@ -410,12 +430,35 @@ export class TenantRegistry<T extends Closable> {
     }
   }
 
-  /** The least recently used open store: an idle one if any, else (when `busyToo`) a busy one. */
-  private leastRecentlyUsedOpen(busyToo: boolean): Entry<T> | undefined {
+  /** Whether an open store other than `draining` may be evicted for the waiters now. */
+  private canEvictInstead(draining: Entry<T>): boolean {
+    for (const entry of this.entries.values()) {
+      if (entry !== draining && entry.state === 'open' && !entry.resident) return true;
+    }
+    return false;
+  }
+
+  private startResidency(entry: Entry<T>, residencyMs: number): void {
+    entry.resident = true;
+    entry.residencyTimer = setTimeout(() => {
+      entry.residencyTimer = undefined;
+      entry.resident = false;
+      if (entry.state === 'open') this.evictForWaiters();
+    }, residencyMs);
+    // The waiters' own timers bound their wait; this one must not keep the process alive.
+    entry.residencyTimer.unref();
+  }
+
+  /**
+   * The least recently used open store: an idle one if any, else (when `busyToo`) a busy one.
+   * For a waiting tenant (`forWaiter`), only stores past their residency.
+   */
+  private leastRecentlyUsedOpen(busyToo: boolean, forWaiter = false): Entry<T> | undefined {
     let idle: Entry<T> | undefined;
     let busy: Entry<T> | undefined;
     for (const entry of this.entries.values()) {
       if (entry.state !== 'open') continue;
+      if (forWaiter && entry.resident) continue;
       if (entry.inFlight === 0) {
         if (idle === undefined || entry.lastUseSeq < idle.lastUseSeq) idle = entry;
       } else if (busy === undefined || entry.lastUseSeq < busy.lastUseSeq) {
@@ -438,6 +481,8 @@ export class TenantRegistry<T extends Closable> {
     entry.closeWhy = why;
     clearTimeout(entry.idleTimer);
     entry.idleTimer = undefined;
+    clearTimeout(entry.residencyTimer);
+    entry.residencyTimer = undefined;
     entry.closed = new Promise<void>((resolve) => {
       entry.resolveClosed = resolve;
     });

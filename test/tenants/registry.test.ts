@@ -175,9 +175,11 @@ describe('tenant registry', () => {
   });
 
   test('at most openTenantsMax stores are open; the least recently used is closed first', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const { registry, log, highWater } = harness({ openTenantsMax: 2 });
     await registry.withTenant('aa', async () => undefined);
     await registry.withTenant('bb', async () => undefined);
+    await vi.advanceTimersByTimeAsync(1_000); // both past their residency (a few times their open)
     await registry.withTenant('aa', async () => undefined); // bb is now the least recently used
     await registry.withTenant('cc', async () => undefined);
     expect(log).toEqual(['open aa', 'open bb', 'close bb', 'open cc']);
@@ -209,20 +211,40 @@ describe('tenant registry', () => {
     expect(log).toEqual(['open aa', 'aa work starts', 'aa work ends', 'close aa', 'open bb']);
   });
 
-  test('a request for a store chosen for eviction but still draining is served by that store', async () => {
+  test('a request for a store chosen for eviction but still draining is served by that store when another can go instead', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log, opens, event } = harness({ openTenantsMax: 2 });
+    const lease = await registry.acquire('aa');
+    const other = await registry.acquire('cc');
+    await vi.advanceTimersByTimeAsync(1_000); // both past their residency (a few times their open)
+    const evicting = event('closing', 'aa');
+    const bb = registry.withTenant('bb', async () => log.push('bb work'));
+    await evicting; // aa is the least recently used; it is busy, so it drains
+    const again = await registry.acquire('aa');
+    expect(again.store).toBe(lease.store);
+    lease.release();
+    expect(again.store.closed).toBe(false);
+    other.release(); // cc was chosen instead
+    await bb;
+    again.release();
+    expect(opens.get('aa')).toBe(1);
+    expect(log).toEqual(['open aa', 'open cc', 'close cc', 'open bb', 'bb work']);
+  });
+
+  test('with no other store to evict, a request for a draining store waits for its close and reopens it after the waiting tenant', async () => {
     const { registry, log, opens, event } = harness({ openTenantsMax: 1 });
     const lease = await registry.acquire('aa');
     const evicting = event('closing', 'aa');
     const bb = registry.withTenant('bb', async () => log.push('bb work'));
     await evicting;
-    const again = await registry.acquire('aa');
-    expect(again.store).toBe(lease.store);
+    const again = registry.acquire('aa'); // kept, it would hold bb off for as long as aa stays busy
     lease.release();
-    expect(again.store.closed).toBe(false);
-    again.release();
     await bb;
-    expect(opens.get('aa')).toBe(1);
-    expect(log).toEqual(['open aa', 'close aa', 'open bb', 'bb work']);
+    const reopened = await again;
+    expect(reopened.store).not.toBe(lease.store);
+    reopened.release();
+    expect(opens.get('aa')).toBe(2);
+    expect(log).toEqual(['open aa', 'close aa', 'open bb', 'bb work', 'close bb', 'open aa']);
   });
 
   test('a lease released from inside the eviction event closes the store once and frees one slot', async () => {
@@ -246,6 +268,56 @@ describe('tenant registry', () => {
     held.release();
     expect(await cc).toBe('cc');
     expect(highWater()).toBe(1);
+  });
+
+  test('two tenants contending for one slot each get runs of work, not one call per open', async () => {
+    // A subscriber that reconnects at once after its eviction (a WebSocket client ignoring the
+    // advice to pause after 1013) against a sequential writer of another tenant: without a
+    // residency each of the writer's calls evicted the subscriber and paid a whole open.
+    const openDelayMs = 30;
+    const subscriberLeases = new Set<{ release(): void }>();
+    let subscriberOpens = 0;
+    let running = true;
+    /** Set when the store is evicted while a lease is being granted: the server lets that lease go too (ws-eviction-race). */
+    let granting: { evicted: boolean } | undefined;
+    const resubscribe = (): void => {
+      if (!running) return;
+      const grant = { evicted: false };
+      granting = grant;
+      void registry.acquire('aa').then((lease) => {
+        granting = undefined;
+        if (grant.evicted) return lease.release();
+        subscriberOpens += 1;
+        subscriberLeases.add(lease);
+      }, () => undefined);
+    };
+    const { registry, opens } = harness({
+      openTenantsMax: 1,
+      open: () => new Promise((resolve) => setTimeout(resolve, openDelayMs)),
+      onEvent: (event) => {
+        if (event.tenant !== 'aa') return;
+        if (event.kind === 'closing') {
+          // The server ends an evicted tenant's streams in this event...
+          for (const lease of subscriberLeases) lease.release();
+          subscriberLeases.clear();
+          if (granting !== undefined) granting.evicted = true;
+        }
+        if (event.kind === 'closed') setImmediate(resubscribe); // ...and its client reconnects at once
+      },
+    });
+    resubscribe();
+    // The writer goes on until the subscriber has had the slot back twice (bounded).
+    let writes = 0;
+    while (subscriberOpens < 3 && writes < 2_000) {
+      await registry.withTenant('bb', () => new Promise((resolve) => setTimeout(resolve, 5)));
+      writes += 1;
+    }
+    running = false;
+    expect(subscriberOpens).toBe(3); // the subscriber was not starved
+    // Each open of bb served a run of writes, not one (at most one open per four writes).
+    expect(writes / opens.get('bb')!).toBeGreaterThanOrEqual(4);
+    for (const lease of subscriberLeases) lease.release();
+    await registry.close();
   });
 
   test('a request for a store whose close has begun waits for the close and reopens it', async () => {
