@@ -57,6 +57,10 @@ export const arSurfacesTable: TableSchema = {
     { name: 'observed_at_ms', type: 'int' },
     { name: 'last_seq', type: 'int' },
     { name: 'updated_by', type: 'string' },
+    // The offset of the transaction that made this surface (0 for one made before the column):
+    // seqs start again at 1 when a removed surface is observed again, so an ar_history_list
+    // cursor carries it to tell the new history from the one it paged.
+    { name: 'created_offset', type: 'int', addedLater: true, default: 0 },
   ],
   primaryKey: ['surface'],
   rowsMax: arSurfacesMax,
@@ -125,8 +129,9 @@ export const arObserve = defineReducer({
     }
     const state = { pose: a.pose, anchors: a.anchors ?? [], payload: a.payload ?? {}, observed_at_ms: observedAtMs };
     const latest = !current || observedAtMs >= (current['observed_at_ms'] as number);
+    const createdOffset = current ? current['created_offset'] as number : ctx.offset;
     surfaces.upsert(latest
-      ? { surface: a.surface, ...state, last_seq: seq, updated_by: ctx.caller.subject }
+      ? { surface: a.surface, ...state, last_seq: seq, updated_by: ctx.caller.subject, created_offset: createdOffset }
       : { ...current, last_seq: seq });
     const history = ctx.table('ar_observations');
     history.insert({ surface: a.surface, seq, ...state, recorded_at_ms: ctx.timestampMs, recorded_by: ctx.caller.subject });
@@ -159,6 +164,20 @@ export const arSurfaceRemove = defineReducer({
     return { observations_removed: seqs.length };
   },
 });
+
+/**
+ * The seq an ar_history_list cursor continues below, if the surface it paged is still there: a
+ * surface removed and observed again numbers its history from 1 again, and a cursor going on
+ * into it would list another history as if it were the one it began.
+ */
+function historyCursorSeq(scope: string, cursor: string, surface: string, createdOffset: number): number {
+  const [pagedCreatedOffset, seq] = decodeCursorAs(scope, cursor, z.tuple([int(), int()]));
+  if (pagedCreatedOffset !== createdOffset) {
+    throw new MemoryError('invalid_argument', `cursor was issued for the history of surface ${surface} before it was removed; the surface there now was observed anew (at offset ${createdOffset}) and its history is another`,
+      'start again without a cursor to list the history of the surface as it is now');
+  }
+  return seq;
+}
 
 function stateOf(row: Row): { pose: JsonValue; anchors: JsonValue; payload: JsonValue; observed_at_ms: number } {
   return { pose: row['pose'] as JsonValue, anchors: row['anchors'] as JsonValue, payload: row['payload'] as JsonValue, observed_at_ms: row['observed_at_ms'] as number };
@@ -216,13 +235,13 @@ export const arTools: ToolDef[] = [
     input: z.object({ surface: rowId, cursor: pageCursor, limit: pageLimit }),
     output: z.object({ observations: z.array(stateOutput.extend({ seq: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
-      requireSurface(view, a.surface);
+      const createdOffset = requireSurface(view, a.surface)['created_offset'] as number;
       const scope = cursorScope(caller.tenant, 'ar_history_list', a.surface);
-      const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursorAs(scope, a.cursor, int());
+      const before = a.cursor === undefined ? Number.MAX_SAFE_INTEGER : historyCursorSeq(scope, a.cursor, a.surface, createdOffset);
       const rows = view.table('ar_observations').scan({ range: { from: [a.surface], to: [a.surface, before] }, reverse: true });
       const page = collectPage((function* () { for (const r of rows) yield { seq: r['seq'] as number, ...stateOf(r) }; })(), a.limit);
       const observations = page.items as unknown as (z.infer<typeof stateOutput> & { seq: number })[];
-      return { observations, ...nextCursorField(scope, page, (o) => o.seq) };
+      return { observations, ...nextCursorField(scope, page, (o) => [createdOffset, o.seq]) };
     }),
   }),
 ];

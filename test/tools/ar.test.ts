@@ -102,6 +102,26 @@ test('ar_surface_remove removes a surface with its history in one transaction: r
   expect((await f.call('ar_history_list', { surface: 'desk' })).observations).toHaveLength(1);
 });
 
+test('an ar_history_list cursor held while its surface is removed and observed again is refused, naming the cursor and why; it does not go on into the new history', async () => {
+  for (let i = 0; i < 5; i++) await f.call('ar_observe', { surface: 'desk', pose: pose(i) });
+  const first = await f.call('ar_history_list', { surface: 'desk', limit: 2 });
+  expect(first.observations.map((o: { seq: number }) => o.seq)).toEqual([5, 4]);
+  // Observed more, it is the same surface: the cursor goes on below where it was.
+  await f.call('ar_observe', { surface: 'desk', pose: pose(9) });
+  expect((await f.call('ar_history_list', { surface: 'desk', limit: 2, cursor: first.next_cursor })).observations.map((o: { seq: number }) => o.seq)).toEqual([3, 2]);
+  await f.call('ar_surface_remove', { surface: 'desk' });
+  for (let i = 0; i < 5; i++) await f.call('ar_observe', { surface: 'desk', pose: pose(10 + i) });
+  const refused = await expectRefused(f, f.call('ar_history_list', { surface: 'desk', limit: 2, cursor: first.next_cursor }), 'invalid_argument',
+    /cursor was issued for the history of surface desk before it was removed; the surface there now was observed anew \(at offset \d+\) and its history is another/);
+  expect(refused.hint).toMatch(/start again without a cursor/);
+  // The new surface's own cursors page its history, after a reopen as well (the offset it was made at is stored).
+  await reopenChecked(f, true);
+  const fresh = await f.call('ar_history_list', { surface: 'desk', limit: 3 });
+  const rest = await f.call('ar_history_list', { surface: 'desk', limit: 3, cursor: fresh.next_cursor });
+  expect([...fresh.observations, ...rest.observations].map((o: { seq: number; pose: number[] }) => [o.seq, o.pose[0]])).toEqual([[5, 14], [4, 13], [3, 12], [2, 11], [1, 10]]);
+  await expectRefused(f, f.call('ar_history_list', { surface: 'desk', cursor: first.next_cursor }), 'invalid_argument', /before it was removed/);
+});
+
 test('a surface whose whole history is at its limits (anchors, labels, payload) is removed in one transaction', async () => {
   // Each observation as heavy as ar_observe takes: 3-byte characters in every label, a payload of 4-byte JSON numbers (9 in msgpack).
   const anchors = Array.from({ length: anchorsMax }, (_, i) => ({ id: `a${i}`.padEnd(128, 'x'), pose: pose(0.1 + i), label: '日'.repeat(anchorLabelCharsMax) }));
