@@ -12,6 +12,7 @@ import { logLevels, type LogLevel } from './log.js';
 import { idleCloseMsDefault, openTenantsMaxDefault, slotWaitMsDefault, slotWaitMsMax } from './tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../tools/tenant-snapshots.js';
 import { tenantRowBytesMaxDefault } from '../storage/store.js';
+import { kcLandingRetentionDaysDefault, kcLandingRetentionDaysMax } from '../storage/control/landing-retention.js';
 
 export const httpPortDefault = 8787;
 export const httpHostDefault = '127.0.0.1';
@@ -66,6 +67,8 @@ const environmentSchema = z
     AWS_SECRET_ACCESS_KEY: optionalString,
     IOBOXX_AUDIT_RETENTION_DAYS: integerIn(1, 36_500, auditRetentionDaysDefault),
     IOBOXX_KC_WEBHOOK_SECRET: optionalString,
+    // Landed Keycloak events are deleted this long after they were projected (storage/control/landing-retention.ts).
+    IOBOXX_KC_LANDING_RETENTION_DAYS: integerIn(1, kcLandingRetentionDaysMax, kcLandingRetentionDaysDefault),
     // Per-tenant load protection (server/ops/load-protection.ts) and the shutdown bound.
     IOBOXX_TENANT_INFLIGHT_MAX: integerIn(1, loadLimitsCeiling.inFlightMax, loadLimitsDefault.inFlightMax),
     // Default: twice IOBOXX_TENANT_INFLIGHT_MAX (load-protection.ts).
@@ -132,6 +135,8 @@ export interface Config {
   readonly s3?: S3Config;
   readonly auditRetentionDays: number;
   readonly kcWebhookSecret?: string;
+  /** Days a projected Keycloak landing is kept in Postgres. */
+  readonly kcLandingRetentionDays: number;
   /** All but aloneInFlightMax are set (that one defaults from inFlightMax in the guard). */
   readonly loadLimits: Partial<LoadLimits>;
   /** Calls running at once over all tenants; freed slots go round robin to tenants waiting. */
@@ -200,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
       },
     }),
     auditRetentionDays: e.IOBOXX_AUDIT_RETENTION_DAYS,
+    kcLandingRetentionDays: e.IOBOXX_KC_LANDING_RETENTION_DAYS,
     ...(e.IOBOXX_KC_WEBHOOK_SECRET !== undefined && { kcWebhookSecret: e.IOBOXX_KC_WEBHOOK_SECRET }),
     loadLimits: {
       inFlightMax: e.IOBOXX_TENANT_INFLIGHT_MAX, queuedMax: e.IOBOXX_TENANT_QUEUE_MAX,

@@ -12,6 +12,7 @@ import type { ServerAuditEvent } from '../../storage/control/audit-staging.js';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker, type ControlWorker, type TenantAccess } from '../../storage/control/control-worker.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import { dayMs, kcLandingRetentionDaysDefault } from '../../storage/control/landing-retention.js';
 import { MemoryError } from '../../storage/errors.js';
 import { databaseRefusalHint, isDatabaseError } from '../../storage/control/database-error.js';
 import type { TenantMemory } from '../../tools/memory.js';
@@ -231,6 +232,9 @@ export async function startControlRuntime(input: {
         { landingId, tenant, err: errorText(error) },
         'Keycloak event refused by its tenant for good: marked projected without applying it (reason in kc_event_landing.projection_error)',
       ),
+      // A test's partial config may carry no retention: the default, never NaN.
+      landingRetentionMs: (config.kcLandingRetentionDays ?? kcLandingRetentionDaysDefault) * dayMs,
+      onLandingsPruned: (prune) => log.info({ deleted: prune.deleted, more: prune.more, retentionDays: config.kcLandingRetentionDays }, 'Keycloak landings past their retention deleted'),
       onUserHistoryCut: (user, tenant, replayed) => log.warn(
         { user, tenant, replayed, limit: 'userHistoryReplayedMax' },
         'a Keycloak user became known in a tenant: only their newest events naming no organization were applied there; what older ones set and no newer one set again is missing there',

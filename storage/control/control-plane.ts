@@ -189,6 +189,11 @@ export interface ControlPlane {
    * kc projection applies: the newest `limit` by Keycloak time.
    */
   userEventsWithoutTenant(userId: string, beforeLandingId: number, limit: number): Promise<LandedKeycloakEvent[]>;
+  /**
+   * Deletes the oldest landings (at most `limit`) projected more than `retentionMs` ago by the
+   * database's clock; returns how many. A landing not yet projected is never deleted.
+   */
+  deleteProjectedKeycloakLandings(retentionMs: number, limit: number): Promise<number>;
 
   /** True when inserted, false when the run was already recorded. */
   insertRunHistory(row: RunHistoryRow): Promise<boolean>;
@@ -429,6 +434,19 @@ function controlPlaneOn(
         [userId, beforeLandingId, keycloakEventTypesProjected, limit],
       );
       return result.rows.map(landedEvent);
+    },
+
+    async deleteProjectedKeycloakLandings(retentionMs, limit) {
+      assertLimit(limit);
+      if (!Number.isSafeInteger(retentionMs) || retentionMs < 0) throw new MemoryError('invalid_argument', `retentionMs must be a whole number of ms >= 0 (got ${retentionMs})`);
+      const result = await pool.query(
+        `delete from kc_event_landing where landing_id in (
+           select landing_id from kc_event_landing
+           where projected_at is not null and projected_at < now() - $1::bigint * interval '1 millisecond'
+           order by projected_at limit $2)`,
+        [retentionMs, limit],
+      );
+      return result.rowCount ?? 0;
     },
 
     async userTenants(userId) {

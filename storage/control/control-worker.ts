@@ -9,6 +9,7 @@ import type { StoreApi } from '../store.js';
 import type { ControlPlane } from './control-plane.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from './keycloak-projector.js';
 import { drainRunOutbox } from './run-outbox.js';
+import { landingPruneEveryMsDefault, pruneProjectedLandings, type LandingPrune } from './landing-retention.js';
 import { stageAccessLog } from './audit-staging.js';
 
 export const controlRetryMsDefault = 1_000;
@@ -60,6 +61,12 @@ export interface ControlWorkerOptions {
   readonly onEventRefused?: (landingId: number, tenant: string, error: unknown) => void;
   /** The earlier events of a user given to a tenant they joined were cut (see userHistoryReplayedMax). */
   readonly onUserHistoryCut?: (user: string, tenant: string, replayed: number) => void;
+  /** Landings projected longer ago than this are deleted (landing-retention.ts); none: kept. */
+  readonly landingRetentionMs?: number;
+  /** A prune runs after a projection pass at most this often; landingPruneEveryMsDefault unless given. */
+  readonly landingPruneEveryMs?: number;
+  /** A prune deleted landings. */
+  readonly onLandingsPruned?: (prune: LandingPrune) => void;
 }
 
 export interface ControlWorker {
@@ -174,6 +181,18 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
   const tenantsMax = options.tenantsMax ?? controlTenantsMax;
   const onError = options.onError ?? (() => undefined);
   const tenants = new Map<string, { access: TenantAccess; job: SingleFlight }>();
+  const landingPruneEveryMs = options.landingPruneEveryMs ?? landingPruneEveryMsDefault;
+  let landingsPrunedAtMs: number | undefined;
+  /** After a projection pass that succeeded: what it marked projected may be past the retention. */
+  const pruneLandings = async (): Promise<void> => {
+    if (options.landingRetentionMs === undefined) return;
+    const now = Date.now();
+    if (landingsPrunedAtMs !== undefined && now - landingsPrunedAtMs < landingPruneEveryMs) return;
+    const prune = await pruneProjectedLandings(control, options.landingRetentionMs);
+    // Only a prune that finished waits for the next interval; one cut short runs at the next pass.
+    if (!prune.more) landingsPrunedAtMs = now;
+    if (prune.deleted > 0) options.onLandingsPruned?.(prune);
+  };
   const global = new SingleFlight(
     'keycloak-projector',
     async () => {
@@ -182,7 +201,7 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
       await projectKeycloakEvents(control, options.applyKeycloakEvent, {
         ...(options.onEventRefused !== undefined && { onRefused: options.onEventRefused }),
         ...(options.onUserHistoryCut !== undefined && { onUserHistoryCut: options.onUserHistoryCut }),
-      }).catch((error: unknown) => {
+      }).then(pruneLandings).catch((error: unknown) => {
         projectionFailure = { error };
       });
       await options.alsoGlobal?.();

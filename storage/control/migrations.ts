@@ -171,6 +171,15 @@ export const migrations: readonly Migration[] = [
     // The user each landed event is about, so a tenant a user joins gets their earlier events.
     run: addLandingSubjectUser,
   },
+  {
+    version: 8,
+    name: 'keycloak landing retention',
+    sql: `
+      -- Landings projected longer ago than the retention (landing-retention.ts) are deleted,
+      -- oldest first, in chunks: this index finds them without a scan of the whole table.
+      create index kc_event_landing_projected on kc_event_landing (projected_at) where projected_at is not null;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */
