@@ -76,7 +76,9 @@ export interface AccessRecorder {
   beforeWriteCall(principal: Principal): void;
   /**
    * An HTTP request refused before any MCP server saw it: a row of the principal's tenant when
-   * it was authenticated first, else a server-level event (a bad token, a refused Origin).
+   * it was authenticated first, else a server-level event (a bad token, a refused Origin). A GET
+   * (an event stream opened) or DELETE (a session ended) of an MCP endpoint comes here whatever
+   * its status: `http`, `GET /mcp`, `200`.
    */
   onRefusal(refusal: { path: string; status: number; reason: string; method?: string; principal?: Principal }): void;
   /**

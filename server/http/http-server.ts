@@ -87,7 +87,10 @@ export interface HttpServerOptions {
    * Retry-After (sessions included) instead of starting work the shutdown would cut.
    */
   readonly calls?: InFlightCalls;
-  /** Each MCP request refused at the HTTP level (4xx but 401, 5xx), once its answer is sent: for the audit. */
+  /**
+   * For the audit: each MCP request refused at the HTTP level (4xx but 401, 5xx), once its answer is
+   * sent, and each GET (an event stream) or DELETE (a session's end), as its headers go out.
+   */
   readonly onRefusal?: (event: HttpRefusalEvent) => void;
 }
 

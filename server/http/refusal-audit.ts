@@ -4,7 +4,13 @@
  * gone (404), a wrong Accept (406) or protocol version (400), a body too large (413) or not JSON
  * (400), a tenant over its limits (429), a server shutting down (503). Those answers come from
  * the guards, express, the SDK's transports and our own routes; the one place they all pass is
- * the response itself, so the audit watches each MCP request's response finish.
+ * the response itself, so the audit watches each MCP request's response.
+ *
+ * A GET or a DELETE carries no JSON-RPC message, so no server ever reports it: a session's event
+ * stream (GET /mcp, GET /sse) and a session's end (DELETE /mcp) are reported here whatever their
+ * answer, so an auditor sees who opened a stream or ended a session. A stream's response finishes
+ * when the stream ends (hours later, or never if the process dies): they are reported as their
+ * headers go out.
  *
  * Authentication's refusals (401, and the 400/403 of a tenant selection) are left out: authentication
  * records its own, with the reason (main-wiring.ts); recorded here too, each was in the server's
@@ -16,6 +22,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Response } from 'express';
 import type { Principal } from '../auth/principal.js';
 
+/** An MCP request answered at the HTTP level: refused (4xx, 5xx), or a GET or DELETE (any status). */
 export interface HttpRefusalEvent {
   /** Known when the request was authenticated before it was refused. */
   readonly principal: Principal | undefined;
@@ -23,7 +30,7 @@ export interface HttpRefusalEvent {
   /** The path without its query. */
   readonly path: string;
   readonly status: number;
-  /** The refusal's message when our code wrote it (refusalReasonOf), else the status's name. */
+  /** The refusal's message when our code wrote it (noteRefusalReason), else the status's name. */
   readonly reason: string;
 }
 
@@ -42,7 +49,13 @@ export function noteAuthenticationRefusal(res: Response): void {
   (res.locals as Record<string, unknown>)[authenticationLocal] = true;
 }
 
-/** Wraps the server's request handler: each MCP request answered 4xx or 5xx (but by authentication) is reported once it is sent. */
+/** Methods that carry no JSON-RPC message: every answer to them is reported here, none by a server. */
+const methodsWithoutMessage = new Set(['GET', 'DELETE']);
+
+/**
+ * Wraps the server's request handler: each MCP request answered 4xx or 5xx (but by authentication),
+ * and each GET or DELETE of an MCP endpoint, is reported once.
+ */
 export function auditingRefusals(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   onRefusal: (event: HttpRefusalEvent) => void,
@@ -52,14 +65,28 @@ export function auditingRefusals(
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
     if (mcpPathPattern.test(path)) {
-      res.once('finish', () => {
+      const method = req.method ?? '-';
+      const everyAnswer = methodsWithoutMessage.has(method);
+      let reported = false;
+      const report = () => {
         const status = res.statusCode;
         const locals = (res as Partial<Response>).locals as Record<string, unknown> | undefined;
-        if (status < 400 || locals?.[authenticationLocal] === true) return;
+        if (reported || (status < 400 && !everyAnswer) || locals?.[authenticationLocal] === true) return;
+        reported = true;
         const principal = locals?.['principal'] as Principal | undefined;
         const noted = locals?.[reasonLocal];
-        onRefusal({ principal, method: req.method ?? '-', path, status, reason: typeof noted === 'string' ? noted : STATUS_CODES[status] ?? 'refused' });
-      });
+        onRefusal({ principal, method, path, status, reason: typeof noted === 'string' ? noted : STATUS_CODES[status] ?? 'refused' });
+      };
+      if (everyAnswer) {
+        // Node writes every response's headers through writeHead (res.end and flushHeaders too).
+        const writeHead = res.writeHead;
+        res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+          const written = writeHead.apply(this, args);
+          report();
+          return written;
+        } as ServerResponse['writeHead'];
+      }
+      res.once('finish', report);
     }
     handler(req, res);
   };

@@ -35,7 +35,8 @@ import { decodeClientMessage, encodeMessage, protocolVersion, wireRow, type Wire
 /**
  * What a client did on its connection, for the audit (DESIGN invariant 7): it authenticated
  * (at the upgrade or by an `auth` message), subscribed to tables, unsubscribed, sent a message
- * refused as malformed; allowed or refused. Pings are keep-alives, not requests: not reported.
+ * refused as malformed or dropped `busy` (past inboundPendingMax); allowed or refused. Pings are
+ * keep-alives, not requests: not reported.
  */
 export interface WsRequestEvent {
   readonly principal: Principal;
@@ -163,7 +164,11 @@ export class Connection {
     if (this.isClosed) return;
     if (this.inboundPending >= this.ctx.limits.inboundPendingMax) {
       const dropped = new MemoryError('busy', `more than ${this.ctx.limits.inboundPendingMax} messages are waiting to be handled; this one was dropped`, 'wait for answers before sending more, then send it again');
-      this.send(errorMessage(dropped, this.queryIdsOf(data, isBinary)));
+      const { raw, queryIds } = this.readDropped(data, isBinary);
+      // A dropped request is still a request of an identified client (a dropped ping is a keep-alive).
+      const asked = requestAsked(raw);
+      if (this.principal !== undefined && !(asked.action === 'ws/message' && asked.target === 'ping')) this.report(this.principal, asked.action, asked.target, dropped.code);
+      this.send(errorMessage(dropped, queryIds));
       return;
     }
     this.inboundPending++;
@@ -176,13 +181,19 @@ export class Connection {
       .finally(() => this.inboundPending--);
   }
 
-  /** The query ids a message names (a subscribe's, an unsubscribe's), so that a refusal of it can name them too. */
-  private queryIdsOf(data: Buffer, isBinary: boolean): readonly string[] | undefined {
+  /**
+   * A message dropped unhandled, as far as it reads: its decoded form (for the audit) and the query
+   * ids it names (a subscribe's, an unsubscribe's), so that its refusal can name them too.
+   */
+  private readDropped(data: Buffer, isBinary: boolean): { raw: unknown; queryIds: readonly string[] | undefined } {
+    let raw: unknown;
     try {
-      const message = parseClientMessage(decodeClientMessage(data, isBinary), this.ctx.limits);
-      return message.type === 'subscribe' ? message.queries.map((query) => query.id) : message.type === 'unsubscribe' ? message.ids : undefined;
+      raw = decodeClientMessage(data, isBinary);
+      const message = parseClientMessage(raw, this.ctx.limits);
+      const queryIds = message.type === 'subscribe' ? message.queries.map((query) => query.id) : message.type === 'unsubscribe' ? message.ids : undefined;
+      return { raw, queryIds };
     } catch {
-      return undefined; // a malformed message names nothing
+      return { raw, queryIds: undefined }; // a malformed message names no query
     }
   }
 

@@ -99,6 +99,41 @@ test('initialize, ping, an unknown method, a tools/call the SDK refuses and a re
   ]);
 }, 120_000);
 
+test('a session\'s event stream (GET /mcp, GET /sse) and its end (DELETE /mcp) each leave a row, the streams\' while they are open', async () => {
+  const before = await lastSeq();
+  const initialize = await post({
+    jsonrpc: '2.0', id: 1, method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  });
+  const session = initialize.sessionId!;
+  expect((await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
+  const sessionHeaders = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+  const streams = new AbortController();
+  try {
+    const stream = await fetch(`${server.url}/mcp`, { headers: { accept: 'text/event-stream', ...sessionHeaders }, signal: streams.signal });
+    expect(stream.status).toBe(200);
+    const sse = await fetch(`${server.url}/sse`, { headers: { accept: 'text/event-stream' }, signal: streams.signal });
+    expect(sse.status).toBe(200);
+    // Both streams are still open: their rows must not wait for their end.
+    const opened = await rowsAfter(before, (r) => r.filter((row) => row.action === 'http').length >= 2);
+    expect(opened.map((row) => [row.action, row.target, row.outcome])).toEqual([
+      ['initialize', '-', 'ok'],
+      ['http', 'GET /mcp', '200'],
+      ['http', 'GET /sse', '200'],
+    ]);
+    expect((await fetch(`${server.url}/mcp`, { method: 'DELETE', headers: sessionHeaders })).status).toBe(200);
+    // The session is gone: a second DELETE is refused, and recorded as such.
+    expect((await fetch(`${server.url}/mcp`, { method: 'DELETE', headers: sessionHeaders })).status).toBe(404);
+    const ended = await rowsAfter(before, (r) => r.filter((row) => row.action === 'http').length >= 4);
+    expect(ended.slice(3).map((row) => [row.action, row.target, row.outcome])).toEqual([
+      ['http', 'DELETE /mcp', '200'],
+      ['http', 'DELETE /mcp', '404'],
+    ]);
+  } finally {
+    streams.abort();
+  }
+}, 120_000);
+
 test('real clients of both eras over HTTP: their listing requests are audited, nothing twice', async () => {
   const before = await lastSeq();
   const clients: McpTestClient[] = [];
@@ -115,7 +150,7 @@ test('real clients of both eras over HTTP: their listing requests are audited, n
   } finally {
     await Promise.all(clients.map((client) => client.close()));
   }
-  const rows = await rowsAfter(before, (r) => r.filter((row) => row.action === 'tools/list').length >= 2);
+  const rows = await rowsAfter(before, (r) => r.filter((row) => row.action === 'tools/list').length >= 2 && r.some((row) => row.action === 'http'));
   const counts = new Map<string, number>();
   for (const row of rows) counts.set(`${row.action} ${row.outcome}`, (counts.get(`${row.action} ${row.outcome}`) ?? 0) + 1);
   expect(Object.fromEntries(counts)).toEqual({
@@ -124,6 +159,7 @@ test('real clients of both eras over HTTP: their listing requests are audited, n
     'resources/templates/list ok': 1,
     'server/discover ok': 1,
     'subscriptions/listen ok': 1,
+    'http 200': 1, // the older client's session stream (GET /mcp)
   });
 }, 120_000);
 

@@ -106,3 +106,24 @@ test('a message of an identified client refused before it is handled is reported
     ['ws/message', '-', 'invalid_argument'],
   ]);
 });
+
+test('messages dropped busy (past inboundPendingMax waiting) are reported, each with the tables it asked for', async () => {
+  requests.length = 0;
+  const client = await TestClient.connect(`${base}/ws`, { token: 'good' });
+  await client.nextOfType('hello');
+  const ids = Array.from({ length: 200 }, (_, i) => `burst-${i}`);
+  for (const id of ids) client.send({ type: 'subscribe', queries: [{ id, table: 'objects', where: { type: 'burst' } }] });
+  let answered = 0;
+  let busy = 0;
+  while (answered < ids.length) {
+    const m = await client.next((x) => x.type === 'subscribed' || x.type === 'error');
+    if (m.type === 'error' && m.code === 'busy') busy++;
+    answered += m.type === 'subscribed' ? m.queries.length : m.ids.length;
+  }
+  client.close();
+  expect(busy).toBeGreaterThan(0);
+  await waitUntil('every subscribe reported', async () => requests.length >= 1 + ids.length);
+  const outcomes = requests.filter((e) => e.action === 'ws/subscribe').map((e) => `${e.target} ${e.outcome}`);
+  expect(outcomes.filter((o) => o === 'objects busy')).toHaveLength(busy);
+  expect(outcomes.filter((o) => o === 'objects ok')).toHaveLength(ids.length - busy);
+});
