@@ -237,7 +237,7 @@ export async function startControlRuntime(input: {
       onLandingsPruned: (prune) => log.info({ deleted: prune.deleted, more: prune.more, retentionDays: config.kcLandingRetentionDays }, 'Keycloak landings past their retention deleted'),
       onUserHistoryCut: (user, tenant, replayed) => log.warn(
         { user, tenant, replayed, limit: 'userHistoryReplayedMax' },
-        'a Keycloak user became known in a tenant: only their newest events naming no organization were applied there; what older ones set and no newer one set again is missing there',
+        'a Keycloak user became known in a tenant: only their newest events reaching all their tenants were applied there; what older ones set and no newer one set again is missing there',
       ),
     });
     for (const tenant of changedBeforeConnect) worker.nudgeTenant(tenant, accessFor(tenant));

@@ -12,7 +12,7 @@ import pg from 'pg';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
 import { isDatabaseError } from './database-error.js';
-import { keycloakEventTypesProjected } from './keycloak-event.js';
+import { keycloakEventTypesOfUser, keycloakEventTypesProjected } from './keycloak-event.js';
 import { applyMigrations } from './migrations.js';
 import { pgConnectionString } from './connection-url.js';
 import { embeddedPoolMax, startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
@@ -185,10 +185,12 @@ export interface ControlPlane {
   userTenants(userId: string): Promise<string[]>;
   userKnownIn(userId: string, tenant: string): Promise<boolean>;
   /**
-   * The events about `userId` naming no tenant landed before `beforeLandingId`, of the types the
-   * kc projection applies: the newest `limit` by Keycloak time.
+   * The events about `userId` that reach every tenant the user is known in, landed before
+   * `beforeLandingId`: those naming no tenant, of the types the kc projection applies, and those
+   * changing the user itself (keycloakEventTypesOfUser) whatever tenant they name. The newest
+   * `limit` by Keycloak time.
    */
-  userEventsWithoutTenant(userId: string, beforeLandingId: number, limit: number): Promise<LandedKeycloakEvent[]>;
+  userHistory(userId: string, beforeLandingId: number, limit: number): Promise<LandedKeycloakEvent[]>;
   /**
    * Deletes the oldest landings (at most `limit`) projected more than `retentionMs` ago by the
    * database's clock; returns how many. A landing not yet projected is never deleted.
@@ -425,13 +427,19 @@ function controlPlaneOn(
       return result.rows.length > 0;
     },
 
-    async userEventsWithoutTenant(userId, beforeLandingId, limit) {
+    async userHistory(userId, beforeLandingId, limit) {
       assertLimit(limit);
+      // Two arms, each served by its partial index (migrations 7 and 9).
       const result = await pool.query(
-        `select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms::text, raw from kc_event_landing
-         where subject_user = $1 and tenant is null and landing_id < $2 and event_type = any($3::text[])
-         order by event_time_ms desc, landing_id desc limit $4`,
-        [userId, beforeLandingId, keycloakEventTypesProjected, limit],
+        `select * from (
+           (select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms, raw from kc_event_landing
+            where subject_user = $1 and tenant is null and landing_id < $2 and event_type = any($3::text[]))
+           union all
+           (select landing_id::text, dedup_key, tenant, kind, event_type, event_time_ms, raw from kc_event_landing
+            where subject_user = $1 and tenant is not null and landing_id < $2 and event_type = any($4::text[]))
+         ) as history
+         order by event_time_ms desc, landing_id::bigint desc limit $5`,
+        [userId, beforeLandingId, keycloakEventTypesProjected, keycloakEventTypesOfUser, limit],
       );
       return result.rows.map(landedEvent);
     },

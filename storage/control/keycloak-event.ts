@@ -30,6 +30,16 @@ export const keycloakEventTypesProjected: readonly string[] = [
   ...['USER', 'GROUP_MEMBERSHIP', 'ORGANIZATION_MEMBERSHIP', 'REALM_ROLE_MAPPING', 'CLIENT_ROLE_MAPPING']
     .flatMap((resource) => ['CREATE', 'UPDATE', 'DELETE'].map((operation) => `${resource}-${operation}`)),
 ];
+/**
+ * The event types that change the user itself: profile fields and the account's existence.
+ * Keycloak keeps one user per realm, whatever organizations they belong to, so such an event
+ * reaches every tenant the user is known in, also when it names one organization (an
+ * UPDATE_PROFILE in one organization's login flow). Memberships and role grants are not of these:
+ * an event about them naming an organization reaches that tenant only.
+ */
+export const keycloakEventTypesOfUser: readonly string[] = [
+  'REGISTER', 'UPDATE_PROFILE', 'UPDATE_EMAIL', 'VERIFY_EMAIL', 'DELETE_ACCOUNT', 'USER-CREATE', 'USER-UPDATE', 'USER-DELETE',
+];
 const hmacHexLength = 64;
 
 export interface KeycloakEvent {

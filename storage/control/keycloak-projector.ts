@@ -10,7 +10,7 @@
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
-import { keycloakEventFromJson, type KeycloakEvent } from './keycloak-event.js';
+import { keycloakEventFromJson, keycloakEventTypesOfUser, type KeycloakEvent } from './keycloak-event.js';
 
 export const projectorBatchMax = 256;
 /**
@@ -84,14 +84,15 @@ export async function projectKeycloakEvents(
     }
   };
   /**
-   * A user not yet known in `tenant` gets there first the earlier events about them that name no
-   * tenant (a USER-CREATE, a realm-wide deletion): they reached only the tenants known then. The
+   * A user not yet known in `tenant` gets there first the earlier events about them that reach
+   * every tenant the user is known in (a USER-CREATE, a realm-wide deletion, a profile change
+   * naming another organization): they reached only the tenants known then. The
    * projection keeps the newest change whatever the order (tools/kc-clock.ts), and each landing
    * applies once per tenant, so a crash before the user is remembered replays them as no-ops.
    */
   const introduceUser = async (user: string, tenant: string, landingId: number): Promise<void> => {
     if (await control.userKnownIn(user, tenant)) return;
-    const history = await control.userEventsWithoutTenant(user, landingId, userHistoryMax);
+    const history = await control.userHistory(user, landingId, userHistoryMax);
     for (const earlier of history) {
       await applyOrRefuse(tenant, keycloakEventFromJson(earlier.raw, earlier.dedupKey), earlier.landingId);
     }
@@ -105,9 +106,13 @@ export async function projectKeycloakEvents(
       const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
       const named = await tenantOf((orgId) => control.organizationAlias(orgId), event);
       const user = event.subjectUserId;
-      // An event naming no organization (a user disabled or deleted realm-wide) is about the
-      // user everywhere: it reaches every tenant the user is known in.
-      const tenants = named !== null ? [named] : user !== null ? await control.userTenants(user) : [];
+      const tenants = named !== null ? [named] : [];
+      // An event naming no organization (a user disabled or deleted realm-wide), or changing the
+      // user itself whatever organization it names (keycloakEventTypesOfUser), is about the user
+      // everywhere: it reaches every tenant the user is known in.
+      if (user !== null && (named === null || keycloakEventTypesOfUser.includes(event.type))) {
+        for (const known of await control.userTenants(user)) if (known !== named) tenants.push(known);
+      }
       if (named !== null && user !== null) await introduceUser(user, named, landed.landingId);
       let refusal: string | undefined;
       for (const tenant of tenants) {

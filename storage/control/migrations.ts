@@ -180,6 +180,18 @@ export const migrations: readonly Migration[] = [
       create index kc_event_landing_projected on kc_event_landing (projected_at) where projected_at is not null;
     `,
   },
+  {
+    version: 9,
+    name: 'keycloak user history naming a tenant',
+    sql: `
+      -- A change of the user itself (a profile update) naming one organization reaches every
+      -- tenant the user is known in, and a tenant the user joins later gets it with the rest of
+      -- the user's history (ControlPlane.userHistory): its arm of that query reads this index.
+      -- Landings from before migration 7 that name a tenant record no subject user: not in it.
+      create index kc_event_landing_user_named_history on kc_event_landing (subject_user, landing_id)
+        where tenant is not null and subject_user is not null;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

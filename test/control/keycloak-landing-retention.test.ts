@@ -10,12 +10,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker } from '../../storage/control/control-worker.js';
-import { keycloakEventFromJson } from '../../storage/control/keycloak-event.js';
 import { dayMs, pruneProjectedLandings } from '../../storage/control/landing-retention.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
 import { openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { freshPostgresDatabase, type FreshDatabase } from '../support/services.js';
+import { landKeycloakJson } from './land-keycloak-event.js';
 
 let dir: string;
 let db: FreshDatabase;
@@ -42,11 +42,8 @@ afterAll(async () => {
 
 const retentionDays = 365;
 
-async function land(uid: string, time: number, email: string): Promise<number> {
-  const event = keycloakEventFromJson({ uid, time, type: 'access.UPDATE_EMAIL', realmId: 'r', userId: 'u-ret', details: { org_alias: 'acme', updated_email: email } }, '');
-  const landed = await control.landKeycloakEvent({ dedupKey: event.dedupKey, tenant: event.tenant, kind: event.kind, eventType: event.type, eventTimeMs: event.timeMs, raw: event.raw, subjectUser: event.subjectUserId });
-  return landed.landingId;
-}
+const land = (uid: string, time: number, email: string): Promise<number> =>
+  landKeycloakJson(control, { uid, time, type: 'access.UPDATE_EMAIL', realmId: 'r', userId: 'u-ret', details: { org_alias: 'acme', updated_email: email } });
 
 const landedUids = async (): Promise<string[]> =>
   (await admin.query<{ uid: string }>(`select raw->>'uid' as uid from kc_event_landing order by landing_id`)).rows.map((r) => r.uid);
