@@ -9,9 +9,12 @@ import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, Row, TableSchema } from '../storage/schema.js';
+import { cursorScope } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { patterned, rowId } from './identifiers.js';
 import { boundJsonBytes } from './json-bytes.js';
+import { newestFirstPage } from './newest-first.js';
+import { pageCursor, pageLimit } from './result-page.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
@@ -45,7 +48,7 @@ export const bpmnInstancesTable: TableSchema = {
   columns: [
     { name: 'id', type: 'string' },
     { name: 'definition', type: 'string' },
-    { name: 'state', type: 'string' }, // running | completed | failed
+    { name: 'state', type: 'string' }, // instanceStates
     { name: 'variables', type: 'json' },
     { name: 'started_at_ms', type: 'int' },
     { name: 'started_by', type: 'string' },
@@ -56,7 +59,13 @@ export const bpmnInstancesTable: TableSchema = {
     { name: 'tokens_made', type: 'int', addedLater: true, default: 0 },
   ],
   primaryKey: ['id'],
+  // bpmn_instances_list: the most recently started first, of every state or of one (ids are random).
+  indexes: [
+    { name: 'bpmn_instances_by_started', columns: ['started_at_ms'] },
+    { name: 'bpmn_instances_by_state', columns: ['state', 'started_at_ms'] },
+  ],
 };
+export const instanceStates = ['running', 'completed', 'failed'] as const;
 
 export const bpmnTokensTable: TableSchema = {
   name: 'bpmn_tokens',
@@ -357,6 +366,21 @@ export const bpmnTools: ToolDef[] = [
       const found = bpmnInstanceView(view, a.instance);
       if (!found) throw new MemoryError('not_found', `process instance ${a.instance} does not exist`);
       return found;
+    }),
+  }),
+  readTool({
+    name: 'bpmn_instances_list', title: 'List process instances', description: 'Process instances, the most recently started first; state: only those in it. Paged.',
+    input: z.object({ state: z.enum(instanceStates).optional(), cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ instances: z.array(z.object({ instance: z.string(), definition: z.string(), state: z.string(), started_at_ms: int() })), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const query = {
+        ...(a.state === undefined ? { index: 'bpmn_instances_by_started', equal: [] } : { index: 'bpmn_instances_by_state', equal: [a.state] }),
+        scope: cursorScope(caller.tenant, 'bpmn_instances_list', a.state ?? null), cursor: a.cursor, limit: a.limit,
+      };
+      const { items, ...next } = newestFirstPage(view.table('bpmn_instances'), query,
+        (r) => ({ instance: r['id'] as string, definition: r['definition'] as string, state: r['state'] as string, started_at_ms: r['started_at_ms'] as number }),
+        (i) => [i.started_at_ms, i.instance]);
+      return { instances: items, ...next };
     }),
   }),
 ];

@@ -9,6 +9,7 @@ import type { Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { rowId } from './identifiers.js';
+import { newestFirstPage } from './newest-first.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
 import { int } from './wire-schema.js';
@@ -143,14 +144,11 @@ export const chatTools: ToolDef[] = [
     input: z.object({ cursor: pageCursor, limit: pageLimit }),
     output: z.object({ threads: z.array(z.object({ thread: z.string(), title: z.string(), message_count: int(), updated_at_ms: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
-      const scope = cursorScope(caller.tenant, 'chat_threads_list');
-      // The position is the last thread listed, as its index key: the next page starts below it.
-      const before = a.cursor === undefined ? undefined : decodeCursorAs(scope, a.cursor, z.tuple([int(), z.string()]));
-      const rows = view.table('chat_threads').scan({ index: 'chat_threads_by_updated', reverse: true, ...(before ? { range: { to: before } } : {}) });
-      const page = collectPage((function* () {
-        for (const r of rows) yield { thread: r['id'] as string, title: r['title'] as string, message_count: r['message_count'] as number, updated_at_ms: r['updated_at_ms'] as number };
-      })(), a.limit);
-      return { threads: page.items, ...nextCursorField(scope, page, (t) => [t.updated_at_ms, t.thread]) };
+      const query = { index: 'chat_threads_by_updated', equal: [], scope: cursorScope(caller.tenant, 'chat_threads_list'), cursor: a.cursor, limit: a.limit };
+      const { items, ...next } = newestFirstPage(view.table('chat_threads'), query,
+        (r) => ({ thread: r['id'] as string, title: r['title'] as string, message_count: r['message_count'] as number, updated_at_ms: r['updated_at_ms'] as number }),
+        (t) => [t.updated_at_ms, t.thread]);
+      return { threads: items, ...next };
     }),
   }),
   readTool({

@@ -6,9 +6,12 @@ import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
 import { defineReducer, type TableReader } from '../storage/reducer.js';
 import type { JsonValue, TableSchema } from '../storage/schema.js';
+import { cursorScope } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { patterned, rowId } from './identifiers.js';
 import { boundJsonBytes } from './json-bytes.js';
+import { newestFirstPage } from './newest-first.js';
+import { pageCursor, pageLimit } from './result-page.js';
 import { recordFinishedRun } from './run-outbox.js';
 import type { ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
@@ -25,7 +28,7 @@ export const agentSessionsTable: TableSchema = {
     { name: 'id', type: 'string' },
     { name: 'agent', type: 'string' },
     { name: 'title', type: 'string' },
-    { name: 'state', type: 'string' }, // active | ended
+    { name: 'state', type: 'string' }, // sessionStates
     { name: 'started_at_ms', type: 'int' },
     { name: 'started_by', type: 'string' },
     { name: 'ended_at_ms', type: 'int', nullable: true },
@@ -33,7 +36,14 @@ export const agentSessionsTable: TableSchema = {
     { name: 'details', type: 'json' },
   ],
   primaryKey: ['id'],
+  // sessions_list: the most recently started first, of every state or of one (ids are random).
+  indexes: [
+    { name: 'agent_sessions_by_started', columns: ['started_at_ms'] },
+    { name: 'agent_sessions_by_state', columns: ['state', 'started_at_ms'] },
+  ],
 };
+export const sessionStates = ['active', 'ended'] as const;
+type SessionState = typeof sessionStates[number];
 
 const details = jsonObject;
 
@@ -53,7 +63,7 @@ export const sessionStart = defineReducer({
     let id = ctx.newId('ses');
     while (sessions.get([id]) || ctx.table('run_outbox').get([id])) id = ctx.newId('ses');
     sessions.insert({
-      id, agent: a.agent, title: a.title ?? '', state: 'active', started_at_ms: ctx.timestampMs, started_by: ctx.caller.subject,
+      id, agent: a.agent, title: a.title ?? '', state: 'active' satisfies SessionState, started_at_ms: ctx.timestampMs, started_by: ctx.caller.subject,
       ended_at_ms: null, outcome: null, details: a.details ?? {},
     });
     return { session: id };
@@ -70,10 +80,10 @@ export const sessionEnd = defineReducer({
     const sessions = ctx.table('agent_sessions');
     const session = sessions.get([a.session]);
     if (!session) throw new MemoryError('not_found', `session ${a.session} does not exist`);
-    if (session['state'] !== 'active') throw new MemoryError('invalid_argument', `session ${a.session} already ended (${String(session['outcome'])})`);
+    if (session['state'] !== ('active' satisfies SessionState)) throw new MemoryError('invalid_argument', `session ${a.session} already ended (${String(session['outcome'])})`);
     const merged = { ...(session['details'] as Record<string, unknown>), ...(a.details ?? {}) };
     boundDetails(merged);
-    sessions.update({ ...session, state: 'ended', ended_at_ms: ctx.timestampMs, outcome: a.outcome, details: merged });
+    sessions.update({ ...session, state: 'ended' satisfies SessionState, ended_at_ms: ctx.timestampMs, outcome: a.outcome, details: merged });
     const startedAtMs = session['started_at_ms'] as number;
     recordFinishedRun(ctx, {
       run_id: a.session, kind: 'session', definition: session['agent'] as string, outcome: a.outcome,
@@ -120,6 +130,21 @@ export const sessionTools: ToolDef[] = [
       const found = sessionView(view, a.session);
       if (!found) throw new MemoryError('not_found', `session ${a.session} does not exist`);
       return found;
+    }),
+  }),
+  readTool({
+    name: 'sessions_list', title: 'List agent sessions', description: 'Agent sessions, the most recently started first; state: only those active or ended. Paged.',
+    input: z.object({ state: z.enum(sessionStates).optional(), cursor: pageCursor, limit: pageLimit }),
+    output: z.object({ sessions: z.array(z.object({ session: z.string(), agent: z.string(), title: z.string(), state: z.string(), started_at_ms: int() })), next_cursor: z.string().optional() }),
+    run: ({ memory, caller }, a) => memory.store.read((view) => {
+      const query = {
+        ...(a.state === undefined ? { index: 'agent_sessions_by_started', equal: [] } : { index: 'agent_sessions_by_state', equal: [a.state] }),
+        scope: cursorScope(caller.tenant, 'sessions_list', a.state ?? null), cursor: a.cursor, limit: a.limit,
+      };
+      const { items, ...next } = newestFirstPage(view.table('agent_sessions'), query,
+        (r) => ({ session: r['id'] as string, agent: r['agent'] as string, title: r['title'] as string, state: r['state'] as string, started_at_ms: r['started_at_ms'] as number }),
+        (s) => [s.started_at_ms, s.session]);
+      return { sessions: items, ...next };
     }),
   }),
 ];

@@ -19,7 +19,60 @@ afterEach(async () => {
 
 const outbox = () => f.memory.store.read((v) => [...v.table('run_outbox').scan()].map((r) => ({ ...r })));
 
+/** Every item of a list tool, walked a page of one at a time (across ties in time). */
+async function walk(g: Fixture, tool: string, args: Record<string, unknown>, items: string): Promise<Record<string, unknown>[]> {
+  const seen: Record<string, unknown>[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await g.call(tool, { ...args, limit: 1, ...(cursor ? { cursor } : {}) });
+    seen.push(...page[items]);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return seen;
+}
+
+/**
+ * A list tool of runs (sessions, process instances) finds every run again, the most recently
+ * started first (ties by id, highest first), all of them or those in one state, the same after a
+ * reopen from a snapshot; a cursor serves only the filter it paged.
+ */
+async function expectRunsListed(tool: string, items: string, idOf: string, start: (g: Fixture) => Promise<string>, end: (g: Fixture, id: string) => Promise<unknown>, states: readonly [string, string]): Promise<void> {
+  let nowMs = 1000;
+  const g = await openFixture({ clock: () => nowMs });
+  try {
+    const started: Record<string, string> = {};
+    for (const [name, at] of [['a', 1000], ['b', 2000], ['c', 2000], ['d', 2000], ['e', 3000]] as const) {
+      nowMs = at;
+      started[name] = await start(g);
+    }
+    nowMs = 4000;
+    for (const name of ['a', 'c']) await end(g, started[name]!);
+    const newestFirst = [started['e']!, ...[started['b']!, started['c']!, started['d']!].sort().reverse(), started['a']!];
+    const ended = new Set([started['a'], started['c']]);
+    const listed = await walk(g, tool, {}, items);
+    expect(listed.map((r) => r[idOf])).toEqual(newestFirst);
+    expect(listed.map((r) => [r['state'], r['started_at_ms']])).toEqual(newestFirst.map((id) => [ended.has(id) ? states[1] : states[0], id === started['e'] ? 3000 : id === started['a'] ? 1000 : 2000]));
+    expect((await walk(g, tool, { state: states[0] }, items)).map((r) => r[idOf])).toEqual(newestFirst.filter((id) => !ended.has(id)));
+    expect((await walk(g, tool, { state: states[1] }, items)).map((r) => r[idOf])).toEqual(newestFirst.filter((id) => ended.has(id)));
+    await g.memory.store.snapshot();
+    await g.reopen();
+    expect(await walk(g, tool, {}, items)).toEqual(listed);
+    const firstOfState = await g.call(tool, { state: states[0], limit: 1 });
+    await expectRefused(g, g.call(tool, { state: states[1], cursor: firstOfState.next_cursor }), 'invalid_argument', /was not issued for this query/);
+    await expectRefused(g, g.call(tool, { cursor: firstOfState.next_cursor }), 'invalid_argument', /was not issued for this query/);
+    await expectRefused(g, g.call(tool, { state: 'lost' }), 'invalid_argument');
+  } finally {
+    await g.close();
+  }
+}
+
 describe('bpmn', () => {
+  test('bpmn_instances_list finds every instance again, the most recently started first, all or only those in one state', async () => {
+    const start = async (g: Fixture) => (await g.call('bpmn_start', { definition: 'order', start_node: 'start' })).instance;
+    await expectRunsListed('bpmn_instances_list', 'instances', 'instance', start, (g, instance) => g.call('bpmn_complete', { instance }), ['running', 'completed']);
+    await expectRunsListed('bpmn_instances_list', 'instances', 'instance', start, (g, instance) => g.call('bpmn_fail', { instance, reason: 'r' }), ['running', 'failed']);
+  });
+
   test('every instance the writes accept stays readable whole: the write that would pass instanceViewBytesMax is refused', async () => {
     const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
     // Within every per-field limit: a control character is 6 bytes of JSON, '日' 3 (680 of them fill a 2 KiB result).
@@ -204,6 +257,11 @@ describe('bpmn', () => {
 });
 
 describe('agent sessions', () => {
+  test('sessions_list finds every session again, the most recently started first, all or only those active or ended', () =>
+    expectRunsListed('sessions_list', 'sessions', 'session',
+      async (g) => (await g.call('session_start', { agent: 'fundi/planner' })).session,
+      (g, session) => g.call('session_end', { session, outcome: 'completed' }), ['active', 'ended']));
+
   test('start and end; ending writes a session run to the outbox; ending twice is refused', async () => {
     const { session } = await f.call('session_start', { agent: 'fundi/planner', title: 'Plan week', details: { model: 'x' } });
     expect(session).toMatch(/^ses_/);

@@ -6,7 +6,7 @@
  * between them, leaves every read answering what a plain model says, after every step:
  * chat_messages_list (asc and desc, after_seq, every page walked), chat_threads_list, ar_surface_get and
  * ar_history_list (paged, the newest arHistoryPerSurfaceMax; surfaces removed and observed
- * again too), ar_surfaces_list, session_get, bpmn_instance_get,
+ * again too), ar_surfaces_list, session_get, sessions_list, bpmn_instance_get, bpmn_instances_list,
  * the run outbox, and the memory:// resources (resources/list paged, each read equal to its
  * tool's answer), and every write is announced for the URI it changed (changedUris). A refused
  * call writes nothing; reopening gives the state hash it closed with. The store's clock is
@@ -16,11 +16,11 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { Caller } from '../../storage/changes.js';
 import { arHistoryPerSurfaceMax, arPayloadBytesMax } from '../../tools/ar.js';
-import { taskResultBytesMax, variablesBytesMax } from '../../tools/bpmn.js';
+import { instanceStates, taskResultBytesMax, variablesBytesMax } from '../../tools/bpmn.js';
 import { messageContentCharsMax } from '../../tools/chat.js';
 import { memoryCatalog } from '../../tools/index.js';
 import { jsonBytes } from '../../tools/json-bytes.js';
-import { sessionDetailsBytesMax } from '../../tools/sessions.js';
+import { sessionDetailsBytesMax, sessionStates } from '../../tools/sessions.js';
 import { chatResourceMessagesMax, resourcesPageSize } from '../../resources/memory-catalog.js';
 import { alice, attemptTool, bob, describeCall, openFixture, reopenChecked, WriteLedger, type Fixture, type Outcome, type PlannedCall } from './memory-fixture.js';
 
@@ -495,6 +495,15 @@ class Runner {
     expect((await this.pages('ar_surfaces_list', { limit: 2 }, 'surfaces')).all, 'ar_surfaces_list').toEqual(surfaces);
     for (const id of this.m.sessions.keys()) await this.checkSession(id);
     for (const id of this.m.instances.keys()) await this.checkInstance(id);
+    // Runs tie on started_at_ms too: listed by id, highest first, all and those of each state.
+    const sessions = [...this.m.sessions].sort(([a], [b]) => byKey(b, a)).map(([session, s]) => ({ session, agent: s.agent, title: s.title, state: s.state, started_at_ms: nowMs }));
+    const instances = [...this.m.instances].sort(([a], [b]) => byKey(b, a)).map(([instance, i]) => ({ instance, definition: i.definition, state: i.state, started_at_ms: nowMs }));
+    for (const state of [undefined, ...sessionStates]) {
+      expect((await this.pages('sessions_list', defined({ state, limit: 2 }), 'sessions')).all, `sessions_list ${state}`).toEqual(sessions.filter((s) => state === undefined || s.state === state));
+    }
+    for (const state of [undefined, ...instanceStates]) {
+      expect((await this.pages('bpmn_instances_list', defined({ state, limit: 2 }), 'instances')).all, `bpmn_instances_list ${state}`).toEqual(instances.filter((i) => state === undefined || i.state === state));
+    }
     await this.checkOutbox();
     await this.checkResources();
   }
