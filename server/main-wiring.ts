@@ -115,6 +115,15 @@ function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics
   };
 }
 
+/** What an open put right that the operator should know of: a history.json it put back from the file that recorded it (history-evidence.ts). */
+function logOpenRecoveries(log: Logger, tenant: string, store: TenantMemory['store']): void {
+  const from = store.report.historyRecoveredFrom;
+  if (from !== undefined) {
+    log.warn({ tenant, dir: store.dir, historyId: store.history.id, recoveredFrom: from },
+      'tenant store history.json was missing: put back from the history its checkpoint or snapshot records (find out what removed it)');
+  }
+}
+
 /** A registry's opens, closes and failures reach the operator's log. */
 function logRegistryEvent(log: Logger, event: TenantRegistryEvent): void {
   const failed = 'error' in event;
@@ -143,6 +152,7 @@ function tenantRegistry(
         },
       });
       opened = memory;
+      logOpenRecoveries(log, tenant, memory.store);
       commits.attach(tenant, memory.store);
       return memory;
     },
@@ -203,6 +213,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
         onBackgroundError: backgroundErrorReport(log, tenant),
       });
       log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
+      logOpenRecoveries(log, tenant, memory.store);
       return memory;
     },
     observe: (event) => logRegistryEvent(log, event),

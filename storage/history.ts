@@ -68,9 +68,36 @@ function historyDigest(history: StoreHistory): string {
   return createHash('sha256').update(JSON.stringify(history)).digest('hex');
 }
 
-export function encodeHistory(history: StoreHistory): Buffer {
+/** A history with its own SHA-256: history.json's content, and what a snapshot manifest and the clean-close checkpoint record of it (history-evidence.ts). */
+export type HistoryRecord = StoreHistory & { readonly sha256: string };
+
+export function historyRecord(history: StoreHistory): HistoryRecord {
   const checked = storeHistorySchema.parse(history); // assert before writing, as the read checks after
-  return Buffer.from(`${JSON.stringify({ format: historyFormatVersion, ...checked, sha256: historyDigest(checked) }, null, 2)}\n`);
+  return { ...checked, sha256: historyDigest(checked) };
+}
+
+/** The history a record holds, or why it is not one (the reader names the file). */
+export function parseHistoryRecord(value: unknown): StoreHistory | string {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const { sha256, ...content } = value as Record<string, unknown>;
+  const checked = storeHistorySchema.safeParse(content);
+  if (!checked.success) return `not a history: ${checked.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`;
+  if (sha256 !== historyDigest(checked.data)) return 'does not match its own SHA-256: the file is damaged';
+  return checked.data;
+}
+
+/** A history record inside another file's schema (a snapshot manifest): valid only when it matches its own SHA-256. */
+export const historyRecordSchema = z.unknown().transform((value, ctx) => {
+  const parsed = parseHistoryRecord(value);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: `history: ${parsed}` });
+    return z.NEVER;
+  }
+  return historyRecord(parsed);
+});
+
+export function encodeHistory(history: StoreHistory): Buffer {
+  return Buffer.from(`${JSON.stringify({ format: historyFormatVersion, ...historyRecord(history) }, null, 2)}\n`);
 }
 
 /** The history in `storeDir`: undefined when there is no file; DamagedStore when there is one that is not whole. */
@@ -79,7 +106,8 @@ export async function readStoreHistory(storeDir: string, fl: FileLayer): Promise
   if (!(await fl.exists(file))) return undefined;
   const damaged = (reason: string) => new DamagedStore(file, 0, reason,
     `put back this store's ${historyFileName} from a copy (\`store inspect\` of a backup's store, or the \`history\` in its backup.json); ` +
-    'or move it aside to give the store a new history id (the next open writes one): WebSocket clients resuming with the old id then get a fresh result');
+    'or move it aside: the next open takes the id back from the newest snapshot manifest or clean-close checkpoint that records it (history-evidence.ts), ' +
+    'or, when none does, gives the store a new one (WebSocket clients resuming with the old id then get a fresh result)');
   let parsed: unknown;
   try {
     parsed = JSON.parse((await readBoundedFile(fl, file, historyFileBytesMax, 'historyFileBytesMax')).toString('utf8'));
@@ -88,12 +116,11 @@ export async function readStoreHistory(storeDir: string, fl: FileLayer): Promise
     throw error; // EIO and the like: not a verdict on the file
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw damaged('not a JSON object');
-  const { format, sha256, ...content } = parsed as Record<string, unknown>;
+  const { format, ...record } = parsed as Record<string, unknown>;
   if (format !== historyFormatVersion) throw damaged(`format ${JSON.stringify(format)} is not ${historyFormatVersion}`);
-  const checked = storeHistorySchema.safeParse(content);
-  if (!checked.success) throw damaged(`not a history: ${checked.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
-  if (sha256 !== historyDigest(checked.data)) throw damaged('does not match its own SHA-256: the file is damaged');
-  return checked.data;
+  const history = parseHistoryRecord(record);
+  if (typeof history === 'string') throw damaged(history);
+  return history;
 }
 
 /** Write `history` as `storeDir`'s history file, durably (tmp + fsync + rename + directory fsync). */

@@ -24,7 +24,7 @@ import { frameBytesMax } from './log/frame.js';
 import { FrameTxRecord } from './log/frame-tx-record.js';
 import { argsAsStored, decodeInvocation, decodePayload, encodeStoredFrame, visitChangesAt, type EncodedChangesVisitor } from './log/payload.js';
 import { LogRecovery } from './log/log-recovery.js';
-import { checkpointFileName, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
+import { checkpointFileName, encodeCheckpoint, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import { segmentBytesMaxLimit, segmentHeaderBytes } from './log/segment.js';
 import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
@@ -35,6 +35,7 @@ import { snapshotDirName, snapshotsDir, type SnapshotManifest } from './snapshot
 import { writeSnapshot } from './snapshot/writer.js';
 import { takeStoreLock } from './store-lock.js';
 import { readStoreHistory, newHistoryId, writeStoreHistory, type StoreHistory } from './history.js';
+import { recordedHistory } from './history-evidence.js';
 import { SubscriptionHub } from './subscriptions.js';
 import { idempotencyKeyPattern, idempotencyKeysMax, idempotencyTable } from './idempotency.js';
 import { Table } from './table.js';
@@ -145,6 +146,8 @@ export interface StoreApi {
   readonly failureKind: StoreFailureKind | undefined;
   /** Which line of transactions the offsets belong to (history.ts): a restore of an older backup starts a new one. */
   readonly history: StoreHistory;
+  /** What the open found and did (the snapshot it loaded, a torn tail cut, a history given or put back). */
+  readonly report: OpenReport;
   call<R = unknown>(reducer: string, args: unknown, caller: Caller, options?: CallOptions): Promise<CallResult<R>>;
   /** Run fn on the current state; its result, or the error it throws, is released only once that state is durable. */
   read<T>(fn: (view: ReadView) => T): Promise<T>;
@@ -261,6 +264,8 @@ export interface OpenReport {
   readonly checkpointVerified: boolean;
   /** This open gave the store its history id (history.ts): a new store ('created'), or one from before history ids ('adopted'). */
   readonly historyWritten?: 'created' | 'adopted';
+  /** history.json was missing and this open put it back from the file that recorded it (history-evidence.ts). */
+  readonly historyRecoveredFrom?: string;
   /** Turns of the event loop the open's index builds, replay and state hash gave (LoopSlices). */
   readonly loopTurns: number;
 }
@@ -461,14 +466,18 @@ export class Store implements StoreApi {
       }
       // With nothing replayed the state IS the loaded snapshot, whose file hash was just proven.
       const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
+      // Before the checkpoint goes (verifyCheckpoint): it may be the one file that records the history.
+      const recorded = history ? undefined : await recordedHistory(this.dir, fl, checkpoint);
+      if (recorded) await writeStoreHistory(this.dir, recorded.history, fl);
       const checkpointVerified = await this.verifyCheckpoint(checkpoint, provenHash, slices);
       this.lastSnapshotOffset = snapshotOffset;
       this.lastSnapshotHash = loaded?.manifest.stateHash;
-      const written = history ? undefined : await this.writeFirstHistory(snapshotOffset);
-      this.historyRecord = history ?? written!;
+      const written = history ?? recorded ? undefined : await this.writeFirstHistory(snapshotOffset);
+      this.historyRecord = history ?? recorded?.history ?? written!;
       this.report = {
         snapshotOffset, snapshotsSkipped: skipped, replayedFrames, checkpointVerified, loopTurns: slices.turns,
         ...(scanned.torn ? { torn: scanned.torn } : {}), ...(written ? { historyWritten: written.origin as 'created' | 'adopted' } : {}),
+        ...(recorded ? { historyRecoveredFrom: recorded.file } : {}),
       };
       const everyMs = this.options.snapshotEveryMs ?? 0;
       if (everyMs > 0) {
@@ -486,9 +495,10 @@ export class Store implements StoreApi {
   }
 
   /**
-   * A store without a history file gets one now, before any call can commit: so a store with
-   * transactions and no file was written by a version before history ids (or lost the file), and
-   * is given a new random id from here on ('adopted'; history.ts says why not a derived one).
+   * A store without a history file, and no snapshot or checkpoint recording one, gets one now,
+   * before any call can commit: so a store with transactions and none was written by a version
+   * before history ids (or lost the file before its first snapshot or clean close), and is given a
+   * new random id from here on ('adopted'; history.ts says why not a derived one).
    */
   private async writeFirstHistory(snapshotOffset: number): Promise<StoreHistory> {
     const empty = this.applied < 0 && snapshotOffset < 0 && (await listSnapshots(this.dir, this.fl)).length === 0;
@@ -1230,7 +1240,7 @@ export class Store implements StoreApi {
     if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
     let manifest: SnapshotManifest;
     try {
-      manifest = await writeSnapshot({ storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), waitDurable: () => durable });
+      manifest = await writeSnapshot({ storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), history: this.historyRecord, waitDurable: () => durable });
     } catch (error) {
       throw asSnapshotNotTaken(error); // the writer removed what it began; the store goes on
     }
@@ -1273,7 +1283,7 @@ export class Store implements StoreApi {
       await this.snapshotInFlight?.catch(() => undefined);
       this.failIfFilesDeleted();
       if (!this.failure) {
-        const checkpoint = Buffer.from(JSON.stringify({ offset: this.applied, stateHash: this.closingStateHash() }));
+        const checkpoint = encodeCheckpoint({ offset: this.applied, stateHash: this.closingStateHash(), history: this.historyRecord });
         await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName), checkpoint).catch((error: unknown) => {
           throw new StoreFileNotWritten('the store closed without writing its checkpoint: the next open replays the log as usual', error,
             'free disk space on the store\'s filesystem; the store needs no repair');

@@ -4,7 +4,8 @@ import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DamagedStore, MemoryError, StoreLockHeld } from '../../storage/errors.js';
-import { readStoreHistory, type StoreHistory } from '../../storage/history.js';
+import { historyFileName, type StoreHistory } from '../../storage/history.js';
+import { historyOfFiles } from '../../storage/history-evidence.js';
 import { inspectProblems, inspectStore, type InspectReport } from '../../storage/inspect.js';
 import type { FileLayer } from '../../storage/io/file-layer.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
@@ -57,14 +58,21 @@ function snapshotCell(offset: number): string {
   return offset >= 0 ? String(offset) : 'none';
 }
 
-/** A store's history as verify and inspect print it (null: none yet, or damaged, which the open's verdict names). */
-function historyLine(history: StoreHistory | null): string {
+/**
+ * A store's history as verify and inspect print it (null: none yet, or damaged, which the open's
+ * verdict names). `recoveredFrom`: history.json is missing and the id is the one that file records
+ * (history-evidence.ts); `written` says whether this command put history.json back from it.
+ */
+function historyLine(history: StoreHistory | null, recoveredFrom: string | null, written: boolean): string {
   if (history === null) return 'history      none yet: the first open that writes gives the store one';
   const parent = history.ancestors[0];
   const since = history.origin === 'restored'
     ? `restored at offset ${history.startOffset}, ${parent ? `forked from ${parent.id} after offset ${parent.forkOffset}` : 'from a backup naming no history'}`
     : history.origin === 'adopted' ? `given at offset ${history.startOffset} (the store is older than history ids)` : 'since the store was created';
-  return `history      ${history.id} (${since})`;
+  const recovered = recoveredFrom === null ? ''
+    : written ? `\n             RECOVERED: ${historyFileName} was missing; put back from ${recoveredFrom}`
+    : `\n             RECOVERED: ${historyFileName} is missing; the id is the one ${recoveredFrom} records, and the next writing open (\`store verify\`, a server) puts it back`;
+  return `history      ${history.id} (${since})${recovered}`;
 }
 
 /** The open's verdict as inspect prints it. */
@@ -89,15 +97,16 @@ export function registerStoreCommands(program: Command): void {
         const s = await openForCli(dir, readOnly ? new OverlayFileLayer() : undefined);
         // A read-only open of a store without a history file gives it one in memory only: not its id.
         const history = readOnly && s.report.historyWritten ? null : s.history;
+        const historyRecoveredFrom = s.report.historyRecoveredFrom ?? null;
         const report = {
-          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), history, tables: s.tableCounts(), rowBytes: s.rowBytes(),
+          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), history, historyRecoveredFrom, tables: s.tableCounts(), rowBytes: s.rowBytes(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
         await s.close();
         const torn = report.tornTail;
         printReport(!!opts.json, report, () => [
-          `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`, historyLine(history),
+          `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`, historyLine(history, historyRecoveredFrom, !readOnly),
           `snapshot     ${snapshotCell(report.snapshotOffset)} (+${report.replayedFrames} frames replayed)`,
           `row bytes    ${report.rowBytes.live} live (what IOBOXX_TENANT_ROW_BYTES_MAX bounds), ${report.rowBytes.dead} dead`,
           ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
@@ -123,13 +132,15 @@ export function registerStoreCommands(program: Command): void {
         const report = await inspectStore(dir, undefined, (done, total) => progress.onProgress('check', done, total), undefined, memoryModule, progress.onProgress);
         progress.stop();
         // Damaged: null here, and the open's verdict below names the file.
-        const history = (await readStoreHistory(dir, nodeFileLayer).catch((error: unknown) => {
+        const ofFiles = await historyOfFiles(dir, nodeFileLayer).catch((error: unknown) => {
           if (error instanceof DamagedStore) return undefined;
           throw error;
-        })) ?? null;
+        });
+        const history = ofFiles?.history ?? null;
+        const historyRecoveredFrom = ofFiles?.recoveredFrom ?? null;
         const problems = inspectProblems(report).length;
-        printReport(!!opts.json, { ok: problems === 0, ...report, history }, () => [
-          historyLine(history),
+        printReport(!!opts.json, { ok: problems === 0, ...report, history, historyRecoveredFrom }, () => [
+          historyLine(history, historyRecoveredFrom, false),
           ...(report.openByPid !== null ? [`open in process ${report.openByPid}: read as it is now; what the writer is in the middle of is marked in progress`] : []),
           `segments of ${dir}:`,
           ...report.segments.map((s) => `  ${s.file}  offsets ${s.firstOffset}..${s.lastOffset ?? '-'}  ${s.frames} frames  ${s.bytes} bytes${s.zeroTailBytes !== undefined ? ` (of them ${s.zeroTailBytes} zeros ahead of the writer)` : ''}${s.problem ? `  PROBLEM at byte ${s.problem.position}: ${s.problem.reason}` : ''}${s.inProgress ? `  in progress: ${s.inProgress}` : ''}`),

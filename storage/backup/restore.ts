@@ -9,6 +9,7 @@
  *     manifest's state hash;
  *  5. the copy gets a new history id (history.ts) naming the backup's store as parent, forked at
  *     the backup's end offset: the offsets it gives from there are not the ones the lost store gave;
+ *     its copied snapshot manifests record the new history, not the parent's (history-evidence.ts);
  *  6. only then is the scratch directory renamed to the target (and its parent fsync'ed), so a
  *     failed restore never leaves a half-restored store where a server would open it; the
  *     scratch copy a killed restore into the same target left is removed first (scratch-dir.ts).
@@ -22,6 +23,7 @@ import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
 import type { StoreModule } from '../reducer.js';
 import { forkedHistory, writeStoreHistory, type StoreHistory } from '../history.js';
+import { recordHistoryInManifests } from '../snapshot/writer.js';
 import type { BackupManifest } from './backup-manifest.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
 import { copyBackupFiles, proveStore } from './prove-copy.js';
@@ -77,6 +79,7 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
     const history = forkedHistory(manifest.history, manifest.endOffset, options.nowMs ?? Date.now());
     await fl.mkdirp(scratch); // an empty store's backup lists no file
     await writeStoreHistory(scratch, history, fl);
+    await recordHistoryInManifests(scratch, history, fl);
     const proven = await proveStore(scratch, options.module, manifest.endOffset, fl, options.onProgress);
     if (proven.stateHash !== manifest.stateHash) {
       throw new BackupInvalid(source, `restored state hash ${proven.stateHash} at offset ${manifest.endOffset} differs from the manifest's ${manifest.stateHash}`);

@@ -1,19 +1,28 @@
 /**
  * The clean-close checkpoint, `log/checkpoint.json`: the last offset and the state hash there,
- * written by Store.close. The open checks the recovered state against it (store.ts); repair moves
- * it aside when the log no longer reaches it (repair.ts).
+ * and the store's history with its own SHA-256 (history.ts; absent in checkpoints written before
+ * it), written by Store.close. The open checks the recovered state against it (store.ts) and takes
+ * the history id back from it when history.json is lost (history-evidence.ts); repair moves it
+ * aside when the log no longer reaches it (repair.ts).
  */
 import * as path from 'node:path';
+import { historyRecord, parseHistoryRecord, type StoreHistory } from '../history.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { readBoundedFile } from '../io/read-whole.js';
 
 export const checkpointFileName = 'checkpoint.json';
-/** A checkpoint is an offset and a hash (~100 bytes): a larger file is not one. */
+/** A checkpoint is an offset, a hash and a history (~2 KB at most): a larger file is not one. */
 export const checkpointBytesMax = 64 * 1024;
 
 export interface Checkpoint {
   readonly offset: number;
   readonly stateHash: string;
+  readonly history?: StoreHistory;
+}
+
+export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
+  const { offset, stateHash, history } = checkpoint;
+  return Buffer.from(JSON.stringify({ offset, stateHash, ...(history ? { history: historyRecord(history) } : {}) }));
 }
 
 /** The checkpoint in `logDir`: undefined when there is none, 'unreadable' when the file does not parse as one. */
@@ -21,10 +30,14 @@ export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Che
   const file = path.join(logDir, checkpointFileName);
   if (!(await fl.exists(file))) return undefined;
   try {
-    const parsed = JSON.parse((await readBoundedFile(fl, file, checkpointBytesMax, 'checkpointBytesMax')).toString('utf8')) as Partial<Checkpoint>;
-    if (Number.isSafeInteger(parsed.offset) && typeof parsed.stateHash === 'string') return { offset: parsed.offset!, stateHash: parsed.stateHash };
+    const parsed = JSON.parse((await readBoundedFile(fl, file, checkpointBytesMax, 'checkpointBytesMax')).toString('utf8')) as Partial<Record<keyof Checkpoint, unknown>>;
+    if (!Number.isSafeInteger(parsed.offset) || typeof parsed.stateHash !== 'string') return 'unreadable';
+    if (parsed.history === undefined) return { offset: parsed.offset as number, stateHash: parsed.stateHash };
+    const history = parseHistoryRecord(parsed.history);
+    // A history that does not match its own SHA-256 makes the whole file suspect: read as no checkpoint, like any damaged one.
+    if (typeof history === 'string') return 'unreadable';
+    return { offset: parsed.offset as number, stateHash: parsed.stateHash, history };
   } catch {
-    // not JSON, or too large to be one: unreadable, below
+    return 'unreadable'; // not JSON, or too large to be one
   }
-  return 'unreadable';
 }

@@ -6,6 +6,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
+import { historyRecordSchema } from '../history.js';
 
 export const snapshotFormatVersion = 1;
 export const manifestFileName = 'manifest.json';
@@ -24,6 +25,11 @@ export const manifestSchema = z.object({
   stateHash: z.string().regex(/^[0-9a-f]{64}$/),
   tables: z.record(z.string(), z.number().int().nonnegative()),
   files: z.object({ binary: fileEntry, json: fileEntry }),
+  /**
+   * The history of the store the snapshot belongs to (history.ts), with its own SHA-256: where the
+   * id survives a lost history.json (history-evidence.ts). Absent in snapshots written before it.
+   */
+  history: historyRecordSchema.optional(),
 });
 
 export type SnapshotManifest = z.infer<typeof manifestSchema>;

@@ -12,8 +12,11 @@ import * as path from 'node:path';
 import { canonicalChunks, type TableState } from '../canonical.js';
 import { yieldToEventLoop } from '../io/event-loop.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
+import { historyRecord, type StoreHistory } from '../history.js';
 import type { Row, TableSchema } from '../schema.js';
-import { binaryFileName, jsonFileName, manifestFileName, snapshotDirName, snapshotFormatVersion, snapshotsDir, type SnapshotManifest } from './manifest.js';
+import { readBoundedFile } from '../io/read-whole.js';
+import { binaryFileName, jsonFileName, manifestBytesMax, manifestFileName, snapshotDirName, snapshotFormatVersion, snapshotsDir, type SnapshotManifest } from './manifest.js';
+import { listSnapshots } from './reader.js';
 
 /** Serialisation work between two yields: a commit arriving meanwhile waits this long at most. */
 export const snapshotSliceMsMax = 2;
@@ -103,6 +106,8 @@ export interface WriteSnapshotInput {
   readonly tables: readonly TableState[];
   readonly offset: number;
   readonly nowMs: number;
+  /** The store's history, recorded in the manifest: where the id survives a lost history.json (history-evidence.ts). */
+  readonly history: StoreHistory;
   /** Resolves once `offset` is durable in the log: a manifest never points past the durable end. */
   readonly waitDurable: () => Promise<void>;
 }
@@ -137,6 +142,7 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
       stateHash: binaryEntry.sha256,
       tables: Object.fromEntries(tables.map((t) => [t.schema.name, t.rows.size])),
       files: { binary: binaryEntry, json: jsonEntry },
+      history: historyRecord(input.history),
     };
     await input.waitDurable();
     await fl.writeFileDurable(path.join(dir, manifestFileName), Buffer.from(JSON.stringify(manifest, null, 2)));
@@ -146,6 +152,24 @@ export async function writeSnapshot(input: WriteSnapshotInput): Promise<Snapshot
     for (const file of files) await file.abandon();
     await fl.rmdir(dir).catch(() => undefined); // an open's retention removes what this could not
     throw error;
+  }
+}
+
+/**
+ * Record `history` in the manifests of the snapshots in `storeDir` (durably, each), the state
+ * files untouched: a restore's copies were written under the backed-up store's history, and a
+ * copy naming that one would hand the parent's id back to a restored store that lost its
+ * history.json (history-evidence.ts). The restored history shares every offset up to the fork
+ * with its parent, so the snapshots (all at or before it) are as much its own. A manifest that
+ * does not parse is left as it is: the open skips that snapshot anyway.
+ */
+export async function recordHistoryInManifests(storeDir: string, history: StoreHistory, fl: FileLayer): Promise<void> {
+  for (const ref of await listSnapshots(storeDir, fl)) {
+    if (!ref.manifest) continue;
+    const file = path.join(ref.dir, manifestFileName);
+    // The file's own keys, not the parsed manifest's: a key a later format adds is kept.
+    const raw = JSON.parse((await readBoundedFile(fl, file, manifestBytesMax, 'manifestBytesMax')).toString('utf8')) as Record<string, unknown>;
+    await fl.writeFileDurable(file, Buffer.from(JSON.stringify({ ...raw, history: historyRecord(history) }, null, 2)));
   }
 }
 

@@ -4,7 +4,7 @@
  * at its first writing open and keeps it; a damaged file refuses the open and is left as it was
  * (never a new id behind the operator's back); a restore starts a new history naming its parent.
  */
-import { mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -14,6 +14,8 @@ import { backupStore, backupStoreDirectory } from '../../storage/backup/take-bac
 import { DamagedStore } from '../../storage/errors.js';
 import { forkedHistory, historyAncestorsMax, historyFileName, readStoreHistory, sharesOffsets } from '../../storage/history.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { checkpointFileName } from '../../storage/log/checkpoint.js';
+import { manifestFileName } from '../../storage/snapshot/manifest.js';
 import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
@@ -28,6 +30,21 @@ async function storeWith(dir: string, writes: number, options: { segmentBytesMax
   const store = await Store.open({ dir, module: counterModule, ...options });
   for (let i = 0; i < writes; i++) await store.call('bump', { id: `c${i % 3}`, by: 1 }, testCaller);
   return store;
+}
+
+/** The store's files as a version before history ids left them: no history.json, no history in the checkpoint or the snapshot manifests. */
+function asBeforeHistoryIds(dir: string): void {
+  unlinkSync(path.join(dir, historyFileName));
+  const files = [path.join(dir, 'log', checkpointFileName), ...listSnapshotDirs(dir).map((d) => path.join(d, manifestFileName))];
+  for (const file of files.filter((f) => existsSync(f))) {
+    const { history: _history, ...content } = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify(content));
+  }
+}
+
+function listSnapshotDirs(dir: string): string[] {
+  const root = path.join(dir, 'snapshots');
+  return existsSync(root) ? readdirSync(root).map((name) => path.join(root, name)) : [];
 }
 
 async function reopenedHistoryId(dir: string): Promise<string> {
@@ -58,8 +75,10 @@ describe('a store keeps one history id', () => {
 
   test('a store written before history ids is adopted at its first writing open, once', async () => {
     const dir = scratch();
-    await (await storeWith(dir, 5)).close();
-    unlinkSync(path.join(dir, historyFileName)); // as a version before history ids left it
+    const before = await storeWith(dir, 5);
+    await before.snapshot();
+    await before.close();
+    asBeforeHistoryIds(dir);
     // A read-only open (store verify --read-only, inspect) writes nothing: the id is given by the first open that writes.
     const readOnly = await Store.open({ dir, module: counterModule, fileLayer: new OverlayFileLayer() });
     expect(readOnly.report.historyWritten).toBe('adopted');
@@ -91,6 +110,86 @@ describe('a store keeps one history id', () => {
     expect((refusal as DamagedStore).file).toBe(file);
     expect((refusal as DamagedStore).hint).toContain('move it aside');
     expect(readFileSync(file, 'utf8')).toBe(damaged);
+  });
+});
+
+describe('a store that lost history.json gets its id back from the files that record it', () => {
+  test('from the newest snapshot manifest (no clean close): the same file, byte for byte, and the open names the manifest', async () => {
+    const dir = scratch();
+    const store = await storeWith(dir, 3);
+    await store.snapshot();
+    await store.call('bump', { id: 'after', by: 1 }, testCaller);
+    await store.close();
+    const file = path.join(dir, historyFileName);
+    const original = readFileSync(file, 'utf8');
+    unlinkSync(path.join(dir, 'log', checkpointFileName)); // as a crash leaves it: the snapshot is the only record
+    unlinkSync(file);
+
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.history.id).toBe(store.history.id);
+    expect(reopened.report.historyRecoveredFrom).toBe(path.join(listSnapshotDirs(dir)[0]!, manifestFileName));
+    expect(reopened.report.historyWritten).toBeUndefined();
+    await reopened.close();
+    expect(readFileSync(file, 'utf8')).toBe(original);
+  });
+
+  test('from the clean-close checkpoint, when no snapshot was taken', async () => {
+    const dir = scratch();
+    const store = await storeWith(dir, 4);
+    await store.close();
+    expect(listSnapshotDirs(dir)).toEqual([]);
+    unlinkSync(path.join(dir, historyFileName));
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.history).toEqual(store.history);
+    expect(reopened.report.historyRecoveredFrom).toBe(path.join(dir, 'log', checkpointFileName));
+    await reopened.close();
+    expect(await reopenedHistoryId(dir)).toBe(store.history.id); // written back: the checkpoint it came from is gone now
+  });
+
+  test('a store whose checkpoint and snapshots record no history (written before they did) opens unchanged, its snapshot loaded', async () => {
+    const dir = scratch();
+    const store = await storeWith(dir, 3);
+    await store.snapshot();
+    const hash = store.stateHash();
+    await store.close();
+    const history = readFileSync(path.join(dir, historyFileName), 'utf8');
+    asBeforeHistoryIds(dir);
+    writeFileSync(path.join(dir, historyFileName), history);
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report).toMatchObject({ snapshotOffset: 2, snapshotsSkipped: [], checkpointVerified: true });
+    expect(reopened.report.historyRecoveredFrom).toBeUndefined();
+    expect(reopened.stateHash()).toBe(hash);
+    expect(reopened.history.id).toBe(store.history.id);
+    await reopened.close();
+  });
+
+  test('a read-only open recovers it in memory and writes nothing', async () => {
+    const dir = scratch();
+    const store = await storeWith(dir, 2);
+    await store.close();
+    unlinkSync(path.join(dir, historyFileName));
+    const readOnly = await Store.open({ dir, module: counterModule, fileLayer: new OverlayFileLayer() });
+    expect(readOnly.history.id).toBe(store.history.id);
+    expect(readOnly.report.historyRecoveredFrom).toBe(path.join(dir, 'log', checkpointFileName));
+    await readOnly.close();
+    expect(existsSync(path.join(dir, historyFileName))).toBe(false);
+  });
+
+  test('a restored store gets its own id back, not its parent\'s: the copied snapshots record the new history', async () => {
+    const root = scratch();
+    const store = await storeWith(path.join(root, 'store'), 3);
+    await store.snapshot();
+    const backupDir = path.join(root, 'backup');
+    await backupStore(store, { backupDir, module: counterModule });
+    await store.close();
+    const target = path.join(root, 'restored');
+    const restored = await restoreBackup(backupDir, target, { module: counterModule });
+    unlinkSync(path.join(target, 'log', checkpointFileName)); // the restore's proving open closed it: only the snapshot records a history now
+    unlinkSync(path.join(target, historyFileName));
+    const reopened = await Store.open({ dir: target, module: counterModule });
+    expect(reopened.history).toEqual(restored.history);
+    expect(reopened.history.id).not.toBe(store.history.id);
+    await reopened.close();
   });
 });
 
