@@ -7,6 +7,7 @@
  */
 import cors from 'cors';
 import type { RequestHandler } from 'express';
+import { mcpMethods } from './allowed-methods.js';
 
 /** Request headers a browser client may send. */
 export const corsAllowedHeaders = ['Authorization', 'Content-Type', 'Accept', 'Mcp-Session-Id', 'Mcp-Protocol-Version', 'Last-Event-ID', 'X-Ioboxx-Tenant'];
@@ -18,7 +19,7 @@ export const corsPreflightMaxAgeS = 600;
 export function corsForAllowedOrigins(): RequestHandler {
   const handler = cors({
     origin: true,
-    methods: ['GET', 'POST', 'DELETE'],
+    methods: [...mcpMethods],
     allowedHeaders: corsAllowedHeaders,
     exposedHeaders: corsExposedHeaders,
     maxAge: corsPreflightMaxAgeS,

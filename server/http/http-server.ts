@@ -23,6 +23,7 @@ import { createStreamableRoute, isListenRequest, listenStreamPlaces } from './st
 import { streamBacklogBytesMax as streamBacklogBytesMaxDefault } from './stream-backlog.js';
 import { corsForAllowedOrigins } from './cors.js';
 import { expressMessageClasses, fastCallHandler } from './fast-call.js';
+import { allowOnly, mcpMethods } from './allowed-methods.js';
 import { auditingRefusals, noteAuthenticationRefusal, type HttpRefusalEvent } from './refusal-audit.js';
 
 /** Idle keep-alive connections live this long (above typical proxy idle timeouts of 60 s). */
@@ -119,6 +120,7 @@ type Handler = (req: Request, res: Response, principal: Principal) => Promise<vo
 /** Streamable HTTP (both eras) and the legacy HTTP+SSE POST endpoint: the routes MCP calls come to. */
 const mcpRoutes = ['/mcp', '/t/:tenant/mcp'];
 const messagesRoutes = ['/messages', '/t/:tenant/messages'];
+const sseRoutes = ['/sse', '/t/:tenant/sse'];
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServing> {
   const { surface, authenticate, memoryFor, commitsOf } = options;
@@ -207,14 +209,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     };
 
   const serveMcp = serving((req, res, principal) => streamable.serve(req, res, principal));
-  app.all(mcpRoutes, identify, json, serveMcp);
+  app.all(mcpRoutes, identify, allowOnly(mcpMethods), json, serveMcp);
   app.get(
-    ['/sse', '/t/:tenant/sse'],
+    sseRoutes,
     identify,
     // Express routes /sse in any case and with a trailing slash: each spelling's client posts to the messages route.
     serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse\/?$/i, '/messages'))),
   );
   app.post(messagesRoutes, identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
+  // Their other methods (GET and HEAD of /sse are served above).
+  app.all(sseRoutes, identify, allowOnly(['GET']));
+  app.all(messagesRoutes, identify, allowOnly(['POST']));
 
   // Anything else: a JSON 404 naming what is served (express's own is an HTML page).
   app.use((req: Request, res: Response) => {

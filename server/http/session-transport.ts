@@ -57,6 +57,7 @@ export class SessionTransport implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
   private closed = false;
+  private negotiatedVersion: string | undefined;
   private supportedVersions: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
   /** The server asked for scope challenges: the SDK transport answers them, so no direct path. */
   private scopeChallenges = false;
@@ -96,6 +97,16 @@ export class SessionTransport implements Transport {
 
   get sessionId(): string | undefined {
     return this.sdk.sessionId;
+  }
+
+  /** The protocol version initialize negotiated (undefined before): it decides whether batches are served. */
+  get protocolVersion(): string | undefined {
+    return this.negotiatedVersion;
+  }
+
+  /** The server calls this as it answers initialize. */
+  setProtocolVersion(version: string): void {
+    this.negotiatedVersion = version;
   }
 
   start(): Promise<void> {

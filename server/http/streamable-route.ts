@@ -24,7 +24,7 @@ import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
 import { directRequestOf } from '../mcp/direct-request.js';
-import { invalidPostBody } from '../mcp/json-rpc-message.js';
+import { batchRefusal, invalidPostBody } from '../mcp/json-rpc-message.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
@@ -221,6 +221,11 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         return;
       }
       if (req.method === 'GET' && !resumeStream(req, res, sessionId, session.transport)) return;
+      const batchRefused = req.method === 'POST' && Array.isArray(req.body) ? batchRefusal(session.transport.protocolVersion) : undefined;
+      if (batchRefused !== undefined) {
+        sendJsonRpcError(res, 400, -32600, batchRefused);
+        return;
+      }
       // JSON that is not a JSON-RPC message is an Invalid Request; the SDK transport answers -32700 (Parse error).
       const invalid = req.method === 'POST' && directRequestOf(req.body) === undefined ? invalidPostBody(req.body) : undefined;
       if (invalid !== undefined) {

@@ -41,3 +41,15 @@ export function invalidPostBody(body: unknown): { readonly id: AnswerId; readonl
   const at = body.findIndex((message) => !isJsonRpcMessage(message));
   return at === -1 ? undefined : { id: null, message: `Invalid Request: batch message ${at} is not a JSON-RPC 2.0 request, notification or response the server accepts` };
 }
+
+/**
+ * The protocol revision that removed JSON-RPC batches from MCP: a session that negotiated it or a
+ * later one is sent one message per POST (revisions are ISO dates, so they order as strings).
+ */
+export const batchesRemovedInVersion = '2025-06-18';
+
+/** Why a batch is refused on a session of `protocolVersion`, or undefined when that revision still has batches. */
+export function batchRefusal(protocolVersion: string | undefined): string | undefined {
+  if (protocolVersion === undefined || protocolVersion < batchesRemovedInVersion) return undefined;
+  return `Invalid Request: JSON-RPC batches are not part of MCP ${protocolVersion} (removed in ${batchesRemovedInVersion}); send each message in its own POST`;
+}

@@ -92,9 +92,36 @@ describe('a 2025-era session over Streamable HTTP', () => {
       expect(answer.status, body).toBe(400);
       expect((await answer.json()) as Answer, body).toEqual({ jsonrpc: '2.0', id, error: { code: invalidRequest, message: expect.stringMatching(/^Invalid Request/) } });
     }
-    // A whole batch of valid messages is still served (2025-03-26 clients may batch).
-    const batch = await post(url, '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]', session);
-    expect((await batch.json()) as Answer[]).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }, { jsonrpc: '2.0', id: 2, result: {} }]);
+    const ping = await post(url, '{"jsonrpc":"2.0","id":"after","method":"ping"}', session);
+    expect((await ping.json()) as Answer).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
+  });
+
+  const batchOfTwo = (id: string) => [
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'note_put', arguments: { id, text: 'x' } } },
+    { jsonrpc: '2.0', id: 2, method: 'ping' },
+  ];
+
+  test('a 2025-03-26 session serves a batch (that revision has them)', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url, {}, '2025-03-26');
+    const batch = await post(url, batchOfTwo('batched'), session);
+    expect(batch.status).toBe(200);
+    expect(((await batch.json()) as Answer[]).map((answer) => [answer.id, answer.error])).toEqual([[1, undefined], [2, undefined]]);
+    expect(serving.memory.notes.notes.has('batched')).toBe(true);
+  });
+
+  test.each(['2025-06-18', '2025-11-25'])('a %s session refuses a batch (removed in 2025-06-18) with 400 -32600 saying so, runs none of it, and goes on', async (revision) => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url, {}, revision);
+    const batch = await post(url, batchOfTwo('batched'), session);
+    expect(batch.status).toBe(400);
+    expect((await batch.json()) as Answer).toEqual({
+      jsonrpc: '2.0', id: null,
+      error: { code: invalidRequest, message: expect.stringMatching(/^Invalid Request: JSON-RPC batches are not part of MCP .*removed in 2025-06-18.*its own POST/) },
+    });
+    expect(serving.memory.notes.notes.has('batched')).toBe(false);
     const ping = await post(url, '{"jsonrpc":"2.0","id":"after","method":"ping"}', session);
     expect((await ping.json()) as Answer).toEqual({ jsonrpc: '2.0', id: 'after', result: {} });
   });
@@ -137,6 +164,31 @@ describe.each(['older', 'newer'] as const)('params of the wrong type, %s-era cli
       }
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('a method an endpoint does not serve', () => {
+  test('is answered 405 with Allow naming the ones it does, with a session or without (before: PUT /mcp without one got 400)', async () => {
+    serving = await startNotesHttp();
+    const base = serving.serving.url;
+    const session = await openSession(`${base}/mcp`);
+    const cases: [string, string, Record<string, string>, string][] = [
+      ['PUT', '/mcp', {}, 'GET, POST, DELETE'],
+      ['PATCH', '/mcp', {}, 'GET, POST, DELETE'],
+      ['PUT', '/mcp', session, 'GET, POST, DELETE'], // the SDK's session transport answers alike
+      ['PUT', '/mcp', { 'mcp-session-id': 'gone' }, 'GET, POST, DELETE'],
+      ['PUT', '/sse', {}, 'GET'],
+      ['GET', '/messages', {}, 'POST'],
+    ];
+    for (const [method, path, headers, allow] of cases) {
+      const answer = await fetch(`${base}${path}`, {
+        method, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: method === 'GET' ? undefined : '{}',
+      });
+      const what = `${method} ${path} ${JSON.stringify(headers)}`;
+      expect(answer.status, what).toBe(405);
+      expect(answer.headers.get('allow'), what).toBe(allow);
+      expect(((await answer.json()) as Answer).error?.message, what).toMatch(/Method not allowed/i);
     }
   });
 });

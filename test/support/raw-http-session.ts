@@ -18,15 +18,18 @@ export function post(url: string, body: unknown, headers: Record<string, string>
   });
 }
 
-/** Opens a session by hand (`headers` on every request, e.g. who is calling); returns the headers every later POST carries. */
-export async function openSession(url: string, headers: Record<string, string> = {}): Promise<Record<string, string>> {
+/**
+ * Opens a session of `revision` (default olderRevision) by hand (`headers` on every request, e.g.
+ * who is calling); returns the headers every later POST carries.
+ */
+export async function openSession(url: string, headers: Record<string, string> = {}, revision = olderRevision): Promise<Record<string, string>> {
   const opened = await post(url, {
     jsonrpc: '2.0', id: 0, method: 'initialize',
-    params: { protocolVersion: olderRevision, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+    params: { protocolVersion: revision, capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
   }, headers);
   expect(opened.status).toBe(200);
-  await opened.text();
-  const session = { ...headers, 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': olderRevision };
+  expect(((await opened.json()) as { result: { protocolVersion: string } }).result.protocolVersion).toBe(revision);
+  const session = { ...headers, 'mcp-session-id': opened.headers.get('mcp-session-id')!, 'mcp-protocol-version': revision };
   expect((await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, session)).status).toBe(202);
   return session;
 }
