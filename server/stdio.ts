@@ -50,7 +50,10 @@ export function serveMemoryStdio(options: StdioServingOptions): StdioServing {
     onClosed: () => markClosed(),
     listenProblem: (message) => checkedListen(surface, principal, message),
     // As the HTTP level's refusals are recorded (action `http`): what was refused, not what it asked.
-    onLineRefused: (outcome) => reportRequest(surface, { principal, method: 'stdio', outcome, durationMs: 0 }),
+    onLineRefused: (outcome, reason) => {
+      surface.log.warn({ outcome, reason }, 'stdio line refused');
+      reportRequest(surface, { principal, method: 'stdio', outcome, durationMs: 0 });
+    },
     ...(options.outputBacklogBytesMax !== undefined && { outputBacklogBytesMax: options.outputBacklogBytesMax }),
   });
   const handle = serveStdio(

@@ -60,6 +60,19 @@ function shutdownAnswer(id: RequestId): JSONRPCMessage {
   return { jsonrpc: '2.0', id, error: { code: ProtocolErrorCode.InternalError, message } };
 }
 
+export type LineRefusal = 'parse_error' | 'invalid_request' | 'limit_exceeded';
+
+/** What an invalid message asked for, as far as it can be read: its id and method, in one line. */
+function askedOf(body: unknown): string {
+  const message = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+  if (message === undefined) return Array.isArray(body) ? `a batch of ${body.length}` : `a JSON ${body === null ? 'null' : typeof body}`;
+  const id = readableIdOf(body);
+  const method = typeof message['method'] === 'string' ? JSON.stringify(message['method'].slice(0, methodCharsLogged)) : undefined;
+  return [id === null ? 'no readable id' : `id ${JSON.stringify(id)}`, method === undefined ? 'no method' : `method ${method}`].join(', ');
+}
+/** A refused message's method is logged this long at most (a client's string, of any length). */
+const methodCharsLogged = 128;
+
 export interface StdioTransportHooks {
   /**
    * The tool caller of the connection's server once it may take calls directly (2025-era
@@ -70,8 +83,11 @@ export interface StdioTransportHooks {
   readonly onClosed: () => void;
   /** What is wrong with a subscriptions/listen request the SDK's router would accept (its URIs), or undefined. */
   readonly listenProblem?: (message: JSONRPCRequest) => string | undefined;
-  /** A line this transport refused itself (not JSON, not a message the SDK accepts, too long), for the audit. */
-  readonly onLineRefused?: (outcome: 'parse_error' | 'invalid_request' | 'limit_exceeded') => void;
+  /**
+   * A line this transport refused itself (not JSON, not a message the SDK accepts, too long), for
+   * the audit and the log: `reason` is one line naming what was refused (never the line itself).
+   */
+  readonly onLineRefused?: (outcome: LineRefusal, reason: string) => void;
   /** Tests: a smaller stdioOutputBacklogBytesMax. */
   readonly outputBacklogBytesMax?: number;
 }
@@ -251,8 +267,9 @@ export class StdioTransport extends StdioServerTransport {
     } catch {
       // A blank line carries no message: nothing to answer.
       if (line.trim() !== '') {
-        this.answerError(null, ProtocolErrorCode.ParseError, 'Parse error: the line is not valid JSON');
-        this.hooks.onLineRefused?.('parse_error');
+        const message = 'Parse error: the line is not valid JSON';
+        this.answerError(null, ProtocolErrorCode.ParseError, message);
+        this.hooks.onLineRefused?.('parse_error', `${message} (${Buffer.byteLength(line)} bytes)`);
       }
       return;
     }
@@ -261,10 +278,10 @@ export class StdioTransport extends StdioServerTransport {
     let message: JSONRPCMessage;
     try {
       message = deserializeMessage(line);
-    } catch (error) {
-      this.onerror?.(error as Error);
+    } catch {
+      // The schema's own error is a page of union branches: the log gets one line instead (onLineRefused).
       this.answerError(readableIdOf(body), ProtocolErrorCode.InvalidRequest, invalidRequestMessage);
-      this.hooks.onLineRefused?.('invalid_request');
+      this.hooks.onLineRefused?.('invalid_request', `${invalidRequestMessage} (${askedOf(body)})`);
       return;
     }
     if (isJSONRPCRequest(message) && message.method === 'subscriptions/listen') {
@@ -285,9 +302,8 @@ export class StdioTransport extends StdioServerTransport {
 
   private refuseOverlongLine(): void {
     const message = `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)`;
-    this.onerror?.(new Error(message));
     this.answerError(null, ProtocolErrorCode.InvalidRequest, message);
-    this.hooks.onLineRefused?.('limit_exceeded');
+    this.hooks.onLineRefused?.('limit_exceeded', message);
   }
 
   private answerError(id: AnswerId, code: number, message: string): void {

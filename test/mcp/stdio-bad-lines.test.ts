@@ -9,7 +9,8 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
-import { createLogger } from '../../server/log.js';
+import pino from 'pino';
+import { createLogger, type Logger } from '../../server/log.js';
 import { stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
 import type { McpRequestEvent, McpSurface } from '../../server/mcp/surface.js';
 import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
@@ -56,13 +57,13 @@ afterEach(async () => {
 });
 
 /** An initialized 2025-era connection; `answers.all` then holds initialize's answer only. */
-async function connection(onRequest?: McpSurface['onRequest']): Promise<{ stdin: PassThrough; answers: Answers; memory: NotesMemory }> {
+async function connection(onRequest?: McpSurface['onRequest'], log: Logger = createLogger('silent')): Promise<{ stdin: PassThrough; answers: Answers; memory: NotesMemory }> {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const answers = new Answers(stdout);
   const memory = createNotesMemory();
   serving = serveMemoryStdio({
-    surface: { tools: notesTools, catalog: notesCatalog, log: createLogger('silent'), ...(onRequest !== undefined && { onRequest }) },
+    surface: { tools: notesTools, catalog: notesCatalog, log, ...(onRequest !== undefined && { onRequest }) },
     principal: localPrincipal(),
     memory,
     stdin,
@@ -162,6 +163,25 @@ describe('stdio lines that are not messages the server accepts', () => {
       ['stdio', 'invalid_request'],
       ['stdio', 'limit_exceeded'],
       ['ping', 'ok'],
+    ]);
+  });
+
+  test('each refused line is logged as one line naming what was refused, with no stack', async () => {
+    const logged: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(line) });
+    const { stdin, answers } = await connection(undefined, log);
+    await answerTo(stdin, answers, 'hello world\n');
+    await answerTo(stdin, answers, '{"jsonrpc":"2.0","id":7,"method":5}\n');
+    await answerTo(stdin, answers, '{"jsonrpc":"2.0"}\n');
+    await answerTo(stdin, answers, `{"x":"${'L'.repeat(stdioLineBytesMax)}"}\n`);
+    await stillServes(stdin, answers);
+    expect(logged.every((line) => line.endsWith('\n') && !line.slice(0, -1).includes('\n') && !line.includes('    at ')), logged.join('')).toBe(true);
+    const records = logged.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records.map((r) => [r['msg'], r['outcome'], r['reason'], r['err']])).toEqual([
+      ['stdio line refused', 'parse_error', 'Parse error: the line is not valid JSON (11 bytes)', undefined],
+      ['stdio line refused', 'invalid_request', expect.stringMatching(/^Invalid Request: .* \(id 7, no method\)$/), undefined],
+      ['stdio line refused', 'invalid_request', expect.stringMatching(/^Invalid Request: .* \(no readable id, no method\)$/), undefined],
+      ['stdio line refused', 'limit_exceeded', `message exceeds ${stdioLineBytesMax} bytes (stdioLineBytesMax)`, undefined],
     ]);
   });
 

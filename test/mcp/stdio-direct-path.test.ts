@@ -139,6 +139,7 @@ describe('stdio transport routing', () => {
     readonly calls: { name: string; args: unknown }[];
     readonly messages: JSONRPCMessage[];
     readonly errors: Error[];
+    readonly refused: string[];
     nextMessage(): Promise<JSONRPCMessage>;
   }
 
@@ -153,7 +154,8 @@ describe('stdio transport routing', () => {
     let waiting: ((message: JSONRPCMessage) => void) | undefined;
     const recording: ToolCaller | undefined =
       caller === undefined ? undefined : (name, args) => (calls.push({ name, args }), caller(name, args));
-    const transport = new StdioTransport(stdin, stdout, { directToolCaller: () => recording, onClosed: () => undefined });
+    const refused: string[] = [];
+    const transport = new StdioTransport(stdin, stdout, { directToolCaller: () => recording, onClosed: () => undefined, onLineRefused: (outcome) => void refused.push(outcome) });
     transport.onmessage = (message) => {
       messages.push(message);
       waiting?.(message);
@@ -161,7 +163,7 @@ describe('stdio transport routing', () => {
     transport.onerror = (error) => errors.push(error);
     await transport.start();
     return {
-      stdin, out: new LineReader(stdout), transport, calls, messages, errors,
+      stdin, out: new LineReader(stdout), transport, calls, messages, errors, refused,
       nextMessage: () => new Promise((resolve) => (waiting = resolve)),
     };
   }
@@ -215,12 +217,13 @@ describe('stdio transport routing', () => {
     expect(h.errors).toEqual([]);
   });
 
-  test('a message the SDK schema refuses is reported, and reading goes on', async () => {
+  test('a message the SDK schema refuses is reported as a refused line (not a connection error), and reading goes on', async () => {
     const h = await harness(async () => okResult('ok'));
     h.stdin.write('{"jsonrpc":"1.0","id":1,"method":"x"}\n');
     send(h.stdin, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 't' } });
     await h.out.answerTo(2);
-    expect(h.errors).toHaveLength(1);
+    expect(h.refused).toEqual(['invalid_request']);
+    expect(h.errors).toEqual([]);
   });
 
   test('a cancelled direct call is not answered; the calls after it are', async () => {
