@@ -369,7 +369,7 @@ export const bpmnTools: ToolDef[] = [
     }),
   }),
   readTool({
-    name: 'bpmn_instances_list', title: 'List process instances', description: 'Process instances, the most recently started first; state: only those in it. Paged.',
+    name: 'bpmn_instances_list', title: 'List process instances', description: 'Process instances, most recently started first (state: only those in it). Paged.',
     input: z.object({ state: z.enum(instanceStates).optional(), cursor: pageCursor, limit: pageLimit }),
     output: z.object({ instances: z.array(z.object({ instance: z.string(), definition: z.string(), state: z.string(), started_at_ms: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {

@@ -4,11 +4,14 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
-import { defineReducer } from '../storage/reducer.js';
+import { frameBytesMax } from '../storage/log/frame.js';
+import { defineReducer, type TableReader } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
+import { txRowChangesMax } from '../storage/transaction.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool, writeTool } from './define-tool.js';
 import { rowId } from './identifiers.js';
+import { jsonBytes } from './json-bytes.js';
 import { newestFirstPage } from './newest-first.js';
 import { collectPage, pageCursor, pageLimit } from './result-page.js';
 import type { ToolDef } from './tool.js';
@@ -18,6 +21,16 @@ export const messageContentCharsMax = 32 * 1024;
 export const threadTitleCharsMax = 256;
 export const authorCharsMax = 256;
 export const messagesPerThreadMax = 100_000;
+export const chatThreadsMax = 100_000;
+/**
+ * chat_thread_remove deletes a thread's messages newest first, at most this many (and
+ * chatRemoveBytesMax of them) a call: a thread of messagesPerThreadMax long messages does not
+ * fit one transaction's frame, so a long thread is removed over several calls.
+ */
+export const chatRemoveMessagesMax = 10_000;
+/** JSON bytes of the message rows one chat_thread_remove deletes (deleted rows are logged whole). */
+export const chatRemoveBytesMax = frameBytesMax / 2;
+if (chatRemoveMessagesMax + 1 > txRowChangesMax) throw new Error('chatRemoveMessagesMax: the rows one chat_thread_remove deletes would not fit one transaction');
 
 export const chatThreadsTable: TableSchema = {
   name: 'chat_threads',
@@ -84,6 +97,12 @@ export function messageView(row: Row): MessageView {
   };
 }
 
+function requireThread(threads: TableReader, id: string, hint?: string): Row {
+  const thread = threads.get([id]);
+  if (!thread) throw new MemoryError('not_found', `chat thread ${id} does not exist`, hint);
+  return thread;
+}
+
 const threadCreateArgs = z.object({ title: z.string().max(threadTitleCharsMax).optional() });
 const threadCreateResult = z.object({ thread: z.string() });
 
@@ -92,6 +111,10 @@ export const chatThreadCreate = defineReducer({
   args: threadCreateArgs,
   run(ctx, a): z.infer<typeof threadCreateResult> {
     const threads = ctx.table('chat_threads');
+    if (threads.size >= chatThreadsMax) {
+      throw new MemoryError('limit_exceeded', `the tenant has ${threads.size} chat threads, the limit (chatThreadsMax) is ${chatThreadsMax}`,
+        'remove threads no longer needed with chat_thread_remove (chat_threads_list lists the least recently appended to last), or go on in a thread there');
+    }
     let id = ctx.newId('thr');
     while (threads.get([id])) id = ctx.newId('thr');
     threads.insert({ id, title: a.title ?? '', message_count: 0, created_at_ms: ctx.timestampMs, created_by: ctx.caller.subject, updated_at_ms: ctx.timestampMs });
@@ -112,8 +135,7 @@ export const chatMessageAppend = defineReducer({
   args: appendArgs,
   run(ctx, a): z.infer<typeof appendResult> {
     const threads = ctx.table('chat_threads');
-    const thread = threads.get([a.thread]);
-    if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`, 'create one with chat_thread_create');
+    const thread = requireThread(threads, a.thread, 'create one with chat_thread_create');
     const seq = (thread['message_count'] as number) + 1;
     if (seq > messagesPerThreadMax) {
       throw new MemoryError('limit_exceeded', `thread ${a.thread} holds ${messagesPerThreadMax} messages, the most a thread holds (messagesPerThreadMax)`,
@@ -128,6 +150,32 @@ export const chatMessageAppend = defineReducer({
   },
 });
 
+const removeArgs = z.object({ thread: rowId });
+const removeResult = z.object({ messages_removed: int(), thread_removed: z.boolean() });
+
+export const chatThreadRemove = defineReducer({
+  name: 'chat_thread_remove',
+  args: removeArgs,
+  run(ctx, a): z.infer<typeof removeResult> {
+    const threads = ctx.table('chat_threads');
+    const thread = requireThread(threads, a.thread);
+    const messages = ctx.table('chat_messages');
+    // Newest first: what stays is the thread's first messages, seq 1..n, and an append goes on at n + 1.
+    const seqs: number[] = [];
+    let bytes = 0;
+    for (const m of messages.scan({ prefix: [a.thread], reverse: true })) {
+      bytes += jsonBytes(m);
+      if (seqs.length === chatRemoveMessagesMax || (seqs.length > 0 && bytes > chatRemoveBytesMax)) break;
+      seqs.push(m['seq'] as number);
+    }
+    for (const seq of seqs) messages.delete([a.thread, seq]);
+    const kept = (thread['message_count'] as number) - seqs.length;
+    if (kept === 0) threads.delete([a.thread]);
+    else threads.update({ ...thread, message_count: kept });
+    return { messages_removed: seqs.length, thread_removed: kept === 0 };
+  },
+});
+
 const messageOutput = z.object({ seq: int(), role: z.string(), author: z.string(), content: z.string(), at_ms: int() });
 
 export const chatTools: ToolDef[] = [
@@ -138,6 +186,10 @@ export const chatTools: ToolDef[] = [
   writeTool({
     reducer: chatMessageAppend, args: appendArgs, result: appendResult, title: 'Append chat message',
     description: 'Append a message (role user|assistant|system|tool) to a thread; returns its sequence number.',
+  }),
+  writeTool({
+    reducer: chatThreadRemove, args: removeArgs, result: removeResult, title: 'Remove chat thread', destructive: true,
+    description: `Remove a thread and its messages, newest first, at most ${chatRemoveMessagesMax} a call: repeat until thread_removed.`,
   }),
   readTool({
     name: 'chat_threads_list', title: 'List chat threads', description: 'Chat threads, the most recently appended to first. Paged.',
@@ -158,8 +210,7 @@ export const chatTools: ToolDef[] = [
     input: z.object({ thread: rowId, after_seq: int(0).optional(), desc: z.boolean().optional(), cursor: pageCursor, limit: pageLimit }),
     output: z.object({ thread: z.string(), title: z.string(), messages: z.array(messageOutput), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {
-      const thread = view.table('chat_threads').get([a.thread]);
-      if (!thread) throw new MemoryError('not_found', `chat thread ${a.thread} does not exist`);
+      const thread = requireThread(view.table('chat_threads'), a.thread);
       const desc = a.desc === true;
       const scope = cursorScope(caller.tenant, 'chat_messages_list', { thread: a.thread, desc });
       const position = a.cursor !== undefined ? decodeCursorAs(scope, a.cursor, int()) : a.after_seq ?? (desc ? Number.MAX_SAFE_INTEGER : 0);
@@ -171,5 +222,5 @@ export const chatTools: ToolDef[] = [
   }),
 ];
 
-export const chatReducers = [chatThreadCreate, chatMessageAppend];
+export const chatReducers = [chatThreadCreate, chatMessageAppend, chatThreadRemove];
 export const chatTables = [chatThreadsTable, chatMessagesTable];

@@ -133,7 +133,7 @@ export const sessionTools: ToolDef[] = [
     }),
   }),
   readTool({
-    name: 'sessions_list', title: 'List agent sessions', description: 'Agent sessions, the most recently started first; state: only those active or ended. Paged.',
+    name: 'sessions_list', title: 'List agent sessions', description: 'Agent sessions, most recently started first (state: only those in it). Paged.',
     input: z.object({ state: z.enum(sessionStates).optional(), cursor: pageCursor, limit: pageLimit }),
     output: z.object({ sessions: z.array(z.object({ session: z.string(), agent: z.string(), title: z.string(), state: z.string(), started_at_ms: int() })), next_cursor: z.string().optional() }),
     run: ({ memory, caller }, a) => memory.store.read((view) => {

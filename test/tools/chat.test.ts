@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { messageContentCharsMax } from '../../tools/chat.js';
-import { bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
+import { chatRemoveBytesMax, messageContentCharsMax } from '../../tools/chat.js';
+import { frameBytesMax } from '../../storage/log/frame.js';
+import { memoryCatalog } from '../../tools/index.js';
+import { bob, expectRefused, openFixture, reopenChecked, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -89,3 +91,48 @@ test('chat_threads_list pages every thread, the most recently appended to first 
     await g.close();
   }
 });
+
+test('chat_thread_remove removes a thread with its messages: reads, the list and its resource no longer find it, watchers hear of it', async () => {
+  const { thread } = await f.call('chat_thread_create', { title: 'gone' });
+  const { thread: kept } = await f.call('chat_thread_create', { title: 'kept' });
+  for (let i = 0; i < 3; i++) await f.call('chat_message_append', { thread, role: 'user', content: `m${i}` });
+  const announced: string[] = [];
+  const stop = f.memory.store.onCommit((txs) => { for (const tx of txs) announced.push(...memoryCatalog.changedUris(tx)); });
+  expect(await f.call('chat_thread_remove', { thread })).toEqual({ messages_removed: 3, thread_removed: true, offset: f.memory.store.lastOffset });
+  stop();
+  expect(announced).toEqual([`memory://chat/${thread}`]);
+  await expectRefused(f, f.call('chat_messages_list', { thread }), 'not_found');
+  await expectRefused(f, f.call('chat_message_append', { thread, role: 'user', content: 'x' }), 'not_found');
+  await expectRefused(f, f.call('chat_thread_remove', { thread }), 'not_found');
+  await expect(memoryCatalog.read(f.memory, `memory://chat/${thread}`)).rejects.toMatchObject({ code: 'not_found' });
+  expect((await f.call('chat_threads_list', {})).threads.map((t: { thread: string }) => t.thread)).toEqual([kept]);
+  await reopenChecked(f, true);
+  expect((await f.call('chat_threads_list', {})).threads.map((t: { thread: string }) => t.thread)).toEqual([kept]);
+});
+
+test('a thread too heavy for one transaction is removed over several calls, newest first: between them it is a whole thread that takes appends', async () => {
+  const { thread } = await f.call('chat_thread_create', {});
+  // 3 UTF-8 bytes a character: the thread's messages weigh more than one log frame (frameBytesMax).
+  const content = '€'.repeat(messageContentCharsMax);
+  const count = Math.ceil(frameBytesMax / (3 * messageContentCharsMax)) + 20;
+  expect(count * 3 * messageContentCharsMax).toBeGreaterThan(2 * chatRemoveBytesMax);
+  for (let i = 0; i < count; i += 50) await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => f.call('chat_message_append', { thread, role: 'user', content })));
+  const first = await f.call('chat_thread_remove', { thread });
+  expect(first.thread_removed).toBe(false);
+  expect(first.messages_removed).toBeGreaterThan(0);
+  const left = count - first.messages_removed;
+  const oldest = await f.call('chat_messages_list', { thread, desc: true, limit: 1 });
+  expect(oldest.messages.map((m: { seq: number }) => m.seq)).toEqual([left]);
+  expect(JSON.parse((await memoryCatalog.read(f.memory, `memory://chat/${thread}`)).text).message_count).toBe(left);
+  expect(await f.call('chat_message_append', { thread, role: 'user', content: 'meanwhile' })).toMatchObject({ seq: left + 1 });
+  let removed = first.messages_removed;
+  for (let calls = 0; ; calls++) {
+    expect(calls, 'calls to remove the rest').toBeLessThan(5);
+    const next = await f.call('chat_thread_remove', { thread });
+    removed += next.messages_removed;
+    if (next.thread_removed) break;
+  }
+  expect(removed).toBe(count + 1);
+  await expectRefused(f, f.call('chat_messages_list', { thread }), 'not_found');
+  await reopenChecked(f, false);
+}, 60_000);

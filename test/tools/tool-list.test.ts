@@ -39,7 +39,7 @@ describe('tools/list', () => {
 
   test('delete, unlink and remove are destructive; system reducers have no tool', () => {
     const destructive = memoryTools.filter((t) => t.annotations.destructiveHint).map((t) => t.name).sort();
-    expect(destructive).toEqual(['ar_surface_remove', 'embedding_delete', 'object_delete', 'object_unlink']);
+    expect(destructive).toEqual(['ar_surface_remove', 'chat_thread_remove', 'embedding_delete', 'object_delete', 'object_unlink']);
     for (const name of systemReducerNames) {
       expect(memoryModule.reducers.some((r) => r.name === name)).toBe(true);
       expect(memoryTools.some((t) => t.name === name)).toBe(false);
