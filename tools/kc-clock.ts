@@ -12,8 +12,8 @@
  *    [user, 'group'|'organization', SCOPE, ''], a role grant [user, 'role', CLIENT, ROLE].
  *  - kc_deletions: the newest deletion per thing, so an older write arriving later does not bring
  *    it back. A user's deletion also covers all of the user's fields, memberships and grants.
- *  - kc_horizon: deletions are bounded (kcDeletionsMax per tenant): past it the oldest are
- *    forgotten, and an event not newer than the newest forgotten one is refused (it could bring
+ *  - kc_horizon: deletions are bounded (kcDeletionsMax per tenant, none older than
+ *    kcDeletionAgeMsMax: kc-bounds.ts): past that the oldest are forgotten, and an event not newer than the newest forgotten one is refused (it could bring
  *    back something deleted), never applied.
  *
  * Stores written before these tables (no stamps) have rows with no version: any event is newer.
@@ -22,13 +22,9 @@ import { createHash } from 'node:crypto';
 import { MemoryError } from '../storage/errors.js';
 import { normaliseJson } from '../storage/json-normal.js';
 import type { ReducerContext } from '../storage/reducer.js';
+import { assertRoomFor, kcDeletionsAgedOutPerEventMax, kcVersionsMax, type KcBounds } from './kc-bounds.js';
 import type { Row, TableSchema } from '../storage/schema.js';
 
-/**
- * Deletion records a tenant keeps. A deletion older than the newest kcDeletionsMax is forgotten;
- * an event at or before it is refused from then on (see kcHorizonTable).
- */
-export const kcDeletionsMax = 100_000;
 /** An order key longer than this (an odd id) is kept as its SHA-256. */
 const orderKeyCharsMax = 128;
 /** Bound of the text of an id-less event hashed for its order key (the webhook takes 256 KiB bodies). */
@@ -55,6 +51,7 @@ export const kcVersionsTable: TableSchema = {
   name: 'kc_versions',
   columns: [...thingColumns],
   primaryKey: ['user_id', 'entity', 'scope', 'name'],
+  rowsMax: kcVersionsMax,
 };
 
 export const kcDeletionsTable: TableSchema = {
@@ -123,7 +120,7 @@ export const userThing = (userId: string): KcThing => [userId, 'user', '', ''];
 
 /** The stamps of one transaction: reads and writes kc_versions, kc_deletions and kc_horizon. */
 export class KcClock {
-  constructor(private readonly ctx: ReducerContext, private readonly deletionsMax: number) {}
+  constructor(private readonly ctx: ReducerContext, private readonly bounds: KcBounds) {}
 
   version(thing: KcThing): EventStamp | undefined {
     return stampOf(this.ctx.table('kc_versions').get(thing));
@@ -134,7 +131,9 @@ export class KcClock {
   }
 
   setVersion(thing: KcThing, stamp: EventStamp): void {
-    this.ctx.table('kc_versions').upsert(thingRow(thing, stamp));
+    const versions = this.ctx.table('kc_versions');
+    assertRoomFor(versions, thing, this.bounds);
+    versions.upsert(thingRow(thing, stamp));
   }
 
   forgetVersion(thing: KcThing): void {
@@ -149,12 +148,33 @@ export class KcClock {
   setDeletion(thing: KcThing, stamp: EventStamp): void {
     const deletions = this.ctx.table('kc_deletions');
     deletions.upsert(thingRow(thing, stamp));
-    while (deletions.size > this.deletionsMax) {
+    while (deletions.size > this.bounds.deletionsMax) {
       const [oldest] = [...deletions.scan({ index: 'kc_deletions_by_stamp', limit: 1 })];
       if (!oldest) throw new Error(`kc_deletions holds ${deletions.size} rows but its index none`);
-      deletions.delete([oldest['user_id'], oldest['entity'], oldest['scope'], oldest['name']] as KcThing);
-      this.raiseHorizon(stampOf(oldest)!);
+      this.forgetOldestDeletion(oldest);
     }
+  }
+
+  /**
+   * Forgets deletions older than deletionAgeMsMax, oldest first, at most
+   * kcDeletionsAgedOutPerEventMax (raising the horizon to them). Their age is taken as of the event
+   * applied (Keycloak's clock, which orders everything here) but never past this transaction's
+   * time: an event dated far ahead cannot age out what is recent.
+   */
+  forgetAgedDeletions(asOf: EventStamp): void {
+    const cutoffMs = Math.min(asOf.timeMs, this.ctx.timestampMs) - this.bounds.deletionAgeMsMax;
+    const aged: Row[] = [];
+    // Read lazily, oldest first: usually the first row is young enough and the only one decoded.
+    for (const row of this.ctx.table('kc_deletions').scan({ index: 'kc_deletions_by_stamp', limit: kcDeletionsAgedOutPerEventMax })) {
+      if ((row['event_time_ms'] as number) >= cutoffMs) break;
+      aged.push(row);
+    }
+    for (const row of aged) this.forgetOldestDeletion(row);
+  }
+
+  private forgetOldestDeletion(oldest: Row): void {
+    this.ctx.table('kc_deletions').delete([oldest['user_id'], oldest['entity'], oldest['scope'], oldest['name']] as KcThing);
+    this.raiseHorizon(stampOf(oldest)!);
   }
 
   /** Things of `userId` holding a version or a deletion other than the user row and fields. */
@@ -177,7 +197,8 @@ export class KcClock {
     throw new MemoryError(
       'limit_exceeded',
       `Keycloak event at ${describeStamp(stamp)} is not newer than the deletion horizon ${describeStamp(horizon)}: `
-        + `this tenant keeps its newest ${this.deletionsMax} deletions (kcDeletionsMax) and has forgotten ${row!['forgotten'] as number} older ones, so it cannot tell whether the event would bring back something deleted; it is not applied`,
+        + `this tenant keeps its newest ${this.bounds.deletionsMax} deletions (kcDeletionsMax), none older than ${Math.round(this.bounds.deletionAgeMsMax / 86_400_000)} days (kcDeletionAgeMsMax), `
+        + `and has forgotten ${row!['forgotten'] as number} older ones, so it cannot tell whether the event would bring back something deleted; it is not applied`,
       'an event this late is a redelivery of history: if its change is still wanted, make it again in Keycloak (a new event)',
     );
   }

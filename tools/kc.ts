@@ -16,7 +16,7 @@
 import { z } from 'zod';
 import { subjectUserOfEvent } from '../storage/control/keycloak-event.js';
 import { MemoryError } from '../storage/errors.js';
-import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
+import { defineReducer, type ReducerContext, type TableReader, type TableWriter } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
 import { readTool } from './define-tool.js';
@@ -24,7 +24,8 @@ import { collectPage, pageCursor, pageItemsBytesMax, pageLimit, type CollectedPa
 import type { ToolDef } from './tool.js';
 import { jsonObject } from './wire-schema.js';
 import { patterned } from './identifiers.js';
-import { describeStamp, eventStamp, KcClock, kcClockTables, kcDeletionsMax, newer, stampOfRow, userThing, type EventStamp, type KcThing } from './kc-clock.js';
+import { describeStamp, eventStamp, KcClock, kcClockTables, newer, stampOfRow, userThing, type EventStamp, type KcThing } from './kc-clock.js';
+import { assertRoomFor, kcBoundsDefault, kcLandingsForgottenPerEventMax, kcMembershipsMax, kcRoleGrantsMax, kcUsersMax, type KcBounds } from './kc-bounds.js';
 
 export const kcIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
 export const representationCharsMax = 64 * 1024;
@@ -44,6 +45,7 @@ export const kcUsersTable: TableSchema = {
     { name: 'updated_at_ms', type: 'int' },
   ],
   primaryKey: ['user_id'],
+  rowsMax: kcUsersMax,
 };
 
 export const kcMembershipsTable: TableSchema = {
@@ -56,6 +58,7 @@ export const kcMembershipsTable: TableSchema = {
     { name: 'at_ms', type: 'int' },
   ],
   primaryKey: ['user_id', 'kind', 'scope_id'],
+  rowsMax: kcMembershipsMax,
   indexes: [{ name: 'kc_memberships_by_scope', columns: ['kind', 'scope_id'] }],
 };
 
@@ -68,6 +71,7 @@ export const kcRoleGrantsTable: TableSchema = {
     { name: 'at_ms', type: 'int' },
   ],
   primaryKey: ['user_id', 'client', 'role'],
+  rowsMax: kcRoleGrantsMax,
 };
 
 export const kcLandingsTable: TableSchema = {
@@ -78,6 +82,8 @@ export const kcLandingsTable: TableSchema = {
     { name: 'effect', type: 'string' },
   ],
   primaryKey: ['landing_id'],
+  // Oldest applied first: what is forgotten past kcLandingsKeptMax.
+  indexes: [{ name: 'kc_landings_by_applied', columns: ['applied_at_ms', 'landing_id'] }],
 };
 
 type Fields = Record<string, unknown>;
@@ -121,11 +127,12 @@ const userFieldThing = (userId: string, field: UserField): KcThing => [userId, '
  * is set when the event is newer than that field's newest write, and the row's updated_at_ms is
  * the time of the newest event written to it. Nothing, when the user was deleted later.
  */
-function writeUser({ ctx, clock, stamp }: Applying, userId: string, fields: UserFields, effect: string): string {
+function writeUser({ ctx, clock, stamp, bounds }: Applying, userId: string, fields: UserFields, effect: string): string {
   clock.assertPastHorizon(stamp);
   const deleted = clock.deletion(userThing(userId));
   if (deleted && !newer(stamp, deleted)) return `ignored: ${effect}, older than the user's deletion at ${describeStamp(deleted)}`;
   const users = ctx.table('kc_users');
+  assertRoomFor(users, [userId], bounds);
   const existing = users.get([userId]);
   const row: Record<string, unknown> = { user_id: userId };
   let fieldsWritten = 0;
@@ -294,11 +301,12 @@ function setMembership(at: Applying, userId: string, kind: 'group' | 'organizati
  * A membership or role grant added (`row`) or removed (none), when the event is newer than the
  * thing's newest addition or removal and than its user's deletion. Whether it was applied.
  */
-function applyToThing({ ctx, clock, stamp }: Applying, thing: KcThing, table: string, key: readonly string[], row: Record<string, unknown> | undefined): boolean {
+function applyToThing({ ctx, clock, stamp, bounds }: Applying, thing: KcThing, table: string, key: readonly string[], row: Record<string, unknown> | undefined): boolean {
   clock.assertPastHorizon(stamp);
   const newest = [clock.deletion(userThing(thing[0])), clock.version(thing), clock.deletion(thing)];
   if (!newest.every((known) => newer(stamp, known))) return false;
   if (row) {
+    assertRoomFor(ctx.table(table), key, bounds);
     ctx.table(table).upsert(row);
     clock.forgetDeletion(thing);
     clock.setVersion(thing, stamp);
@@ -310,11 +318,20 @@ function applyToThing({ ctx, clock, stamp }: Applying, thing: KcThing, table: st
   return true;
 }
 
+/** Past `keptMax`, the oldest applied landings are forgotten, at most kcLandingsForgottenPerEventMax (see kc-bounds.ts). */
+function forgetOldLandings(landings: TableWriter, keptMax: number): void {
+  const excess = Math.min(landings.size - keptMax, kcLandingsForgottenPerEventMax);
+  if (excess <= 0) return;
+  const oldest = [...landings.scan({ index: 'kc_landings_by_applied', limit: excess })];
+  for (const row of oldest) landings.delete([row['landing_id'] as string]);
+}
+
 /** One event being applied: its transaction, the projection's stamps, and the event's own. */
 interface Applying {
   readonly ctx: ReducerContext;
   readonly clock: KcClock;
   readonly stamp: EventStamp;
+  readonly bounds: KcBounds;
 }
 
 const applyArgs = z.object({
@@ -323,10 +340,11 @@ const applyArgs = z.object({
 });
 
 /** System reducer (no tool): the Keycloak projector applies each landed event through it. */
-export const kcApplyEvent = kcApplyEventKeeping(kcDeletionsMax);
+export const kcApplyEvent = kcApplyEventKeeping();
 
-/** The apply reducer keeping at most `deletionsMax` deletion records (tests use a small bound to watch the horizon). */
-export function kcApplyEventKeeping(deletionsMax: number) {
+/** The apply reducer within `bounds` (kc-bounds.ts; tests use small ones to watch them). */
+export function kcApplyEventKeeping(given: Partial<KcBounds> = {}) {
+  const bounds: KcBounds = { ...kcBoundsDefault, ...given };
   return defineReducer({
     name: 'kc_apply_event',
     args: applyArgs,
@@ -335,7 +353,8 @@ export function kcApplyEventKeeping(deletionsMax: number) {
       const seen = landings.get([a.landing_id]);
       if (seen) return { landing_id: a.landing_id, applied: false, effect: seen['effect'] as string };
       const event = a.event as Fields;
-      const at: Applying = { ctx, clock: new KcClock(ctx, deletionsMax), stamp: eventStamp(ctx, event) };
+      const at: Applying = { ctx, clock: new KcClock(ctx, bounds), stamp: eventStamp(ctx, event), bounds };
+      at.clock.forgetAgedDeletions(at.stamp);
       let effect: string;
       const type = typeof event['type'] === 'string' ? (event['type'] as string) : undefined;
       const adminType = type?.match(/^admin\.([A-Z_]+)-([A-Z]+)$/);
@@ -349,6 +368,7 @@ export function kcApplyEventKeeping(deletionsMax: number) {
         effect = 'ignored: neither a user event nor an admin event';
       }
       landings.insert({ landing_id: a.landing_id, applied_at_ms: ctx.timestampMs, effect });
+      forgetOldLandings(landings, bounds.landingsKeptMax);
       return { landing_id: a.landing_id, applied: true, effect };
     },
   });

@@ -191,7 +191,7 @@ describe('events arriving out of Keycloak time order project the state at the ne
 
   test('past kcDeletionsMax the oldest deletions are forgotten, and an event not newer than them is refused with the reason, not applied', async () => {
     const deletionsMax = 2;
-    const small = await Store.open({ dir: join(dir, 'small-bound'), module: { tables: kcTables, reducers: [kcApplyEventKeeping(deletionsMax)] } });
+    const small = await Store.open({ dir: join(dir, 'small-bound'), module: { tables: kcTables, reducers: [kcApplyEventKeeping({ deletionsMax })] } });
     try {
       const refused: string[] = [];
       const project = () => projectKeycloakEvents(control, async (tenant, event, landingId) => {
