@@ -1,5 +1,5 @@
 /**
- * Property: any sequence of the chat, AR, agent-session and BPMN tools, called by name with JSON
+ * Property: any sequence of the chat (threads removed too), AR, agent-session and BPMN tools, called by name with JSON
  * arguments by two callers, some with idempotency keys (retried with the same or other
  * arguments), some refused on purpose (bad arguments, sizes past their limits, absent ids,
  * wrong states), some sent together without waiting, with close + reopen and snapshot + reopen
@@ -112,6 +112,7 @@ const writeOp = fc.oneof(
     payload: maybe(mostly([small], [big(arPayloadBytesMax + 1)])),
   }),
   fc.record({ kind: fc.constant('remove_surface' as const), who, key, surface: mostly(['s1', 's2', 'desk.9'], ['bad surface']) }),
+  fc.record({ kind: fc.constant('remove_thread' as const), who, key, thread: ref }),
   fc.record({ kind: fc.constant('session_start' as const), who, key, agent: mostly(['fundi/planner'], ['bad agent']), title: maybe(fc.constant('T')), details: maybe(mostly([small, half], [big(sessionDetailsBytesMax + 1)])) }),
   fc.record({ kind: fc.constant('session_end' as const), who, key, session: ref, outcome: mostly(['completed', 'failed', 'cancelled'], ['exploded']), details: maybe(fc.constantFrom(small, half)) }),
   fc.record({ kind: fc.constant('bpmn_start' as const), who, key, definition: mostly(['invoice:2'], ['has space']), start: mostly(['start'], ['1bad']), variables: maybe(mostly([small, half], [big(variablesBytesMax + 1)])) }),
@@ -231,6 +232,15 @@ class Runner {
           if (!s) return { error: 'not_found' };
           return { result: { observations_removed: s.history.length }, apply: () => void m.surfaces.delete(o.surface), uri: () => uri('ar', o.surface) };
         }, o.surface === 'bad surface' ? 'invalid_argument' : undefined);
+      case 'remove_thread': {
+        const thread = this.pick(m.threads.keys(), o.thread, 'thr_absent');
+        // The model's threads are far below chatRemoveMessagesMax and chatRemoveBytesMax: one call removes one.
+        return call('chat_thread_remove', { thread }, () => {
+          const t = m.threads.get(thread);
+          if (!t) return { error: 'not_found' };
+          return { result: { messages_removed: t.messages.length, thread_removed: true }, apply: () => void m.threads.delete(thread), uri: () => uri('chat', thread) };
+        });
+      }
       case 'session_start':
         return call('session_start', { agent: o.agent, title: o.title, details: o.details }, () => {
           if (jsonBytes(o.details ?? {}) > sessionDetailsBytesMax) return { error: 'limit_exceeded' };
@@ -587,6 +597,7 @@ function otherArguments(tool: string, args: Json): Json {
     case 'chat_message_append': return { ...args, content: `${String(args['content'])}!` };
     case 'ar_observe': return { ...args, observed_at_ms: Number(args['observed_at_ms'] ?? 0) + 1 };
     case 'ar_surface_remove': return { surface: args['surface'] === 's1' ? 's2' : 's1' };
+    case 'chat_thread_remove': return { thread: `${String(args['thread'])}0` };
     case 'session_start':
     case 'bpmn_start': return { ...args, title: undefined, ...(tool === 'session_start' ? { agent: 'other' } : { definition: 'other' }) };
     case 'bpmn_move_token': return { ...args, to: args['to'] === 'a' ? 'b' : 'a' };
