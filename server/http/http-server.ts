@@ -14,6 +14,7 @@ import { MemoryError } from '../../storage/errors.js';
 import type { Principal } from '../auth/principal.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { toolArgumentsBytesMax } from '../mcp/limits.js';
+import { errorBodyOf, protocolMessageOf, retryLaterCode } from '../mcp/error-mapping.js';
 import { tokenCharsMax } from '../auth/token-verifier.js';
 import { sendBodyNotMessage, sendJsonRpcError } from './json-rpc-error.js';
 import { isRefusal, type Authenticate, type CommitsOf, type MemoryFor } from './seams.js';
@@ -196,15 +197,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         }
         await handler(req, res, res.locals['principal'] as Principal);
       } catch (error) {
-        // busy: this tenant is over its limits (retryable, 429 + Retry-After); unavailable: shutting down or a store down.
-        const code = error instanceof MemoryError ? error.code : undefined;
-        const status = code === 'busy' ? 429 : code === 'unavailable' ? 503 : 500;
-        if (status === 500) log.error({ err: error, path: req.path }, 'http request failed');
+        // busy: this tenant is over its limits (retryable, 429 + Retry-After); unavailable: shutting down or a store
+        // down (a failed store's lease too: classified as the tools classify it, not a 500).
+        const { body } = errorBodyOf(error);
+        const status = body.code === 'busy' ? 429 : body.code === 'unavailable' ? 503 : 500;
+        if (status === 500) {
+          log.error({ err: error, path: req.path }, 'http request failed');
+          sendJsonRpcError(res, 500, -32603, 'Internal server error');
+          return;
+        }
         const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
-        if (status !== 500) res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
-        // A refusal carries the tool errors' stable code and hint (what to do), not only the message.
-        const refusal = status === 500 ? undefined : { code, ...((error as MemoryError).hint !== undefined && { hint: (error as MemoryError).hint }) };
-        sendJsonRpcError(res, status, -32603, status === 500 ? 'Internal server error' : (error as MemoryError).message, refusal);
+        res.setHeader('Retry-After', String(Math.max(1, Math.ceil((typeof retryAfterMs === 'number' ? retryAfterMs : 1000) / 1000))));
+        // A refusal carries the tool errors' stable code and hint (what to do), and says to retry later as a resource request's does.
+        sendJsonRpcError(res, status, retryLaterCode, protocolMessageOf(body), { code: body.code, ...(body.hint !== undefined && { hint: body.hint }) });
       }
     };
 

@@ -55,6 +55,23 @@ export function toolErrorResult(body: ErrorBody): CallToolResult {
   return { content: [{ type: 'text', text: JSON.stringify({ error: body }) }], isError: true };
 }
 
+/**
+ * The JSON-RPC code of a request the server could not serve now but may serve on a retry (its
+ * tenant's store unavailable, a bound reached): JSON-RPC 2.0 leaves -32000 to -32099 to the
+ * implementation's server errors, and -32603 (Internal error) told clients the server was broken.
+ * The HTTP level's own retry-later refusals (503, 429) carry it too.
+ */
+export const retryLaterCode = -32000;
+
+/** The codes a client should retry later, the message saying so first (a client shows the message, not the data). */
+const retryLaterCodes: ReadonlySet<MemoryErrorCode> = new Set(['unavailable', 'busy']);
+
+/** `body`'s message for a JSON-RPC error: a retry-later one says so, with its hint. */
+export function protocolMessageOf(body: ErrorBody): string {
+  if (!retryLaterCodes.has(body.code)) return body.message;
+  return `${body.code}, retry later: ${body.message}${body.hint === undefined ? '' : ` (${body.hint})`}`;
+}
+
 const protocolCodeOf: Record<MemoryErrorCode, number> = {
   invalid_argument: ProtocolErrorCode.InvalidParams,
   // The 2026-07-28 spec answers a resources/read miss with -32602 (data.uri); the SDK maps -32002 to it anyway.
@@ -63,9 +80,9 @@ const protocolCodeOf: Record<MemoryErrorCode, number> = {
   limit_exceeded: ProtocolErrorCode.InvalidParams,
   forbidden: ProtocolErrorCode.InvalidRequest,
   unauthenticated: ProtocolErrorCode.InvalidRequest,
-  busy: ProtocolErrorCode.InternalError,
+  busy: retryLaterCode,
   conflict: ProtocolErrorCode.InvalidParams,
-  unavailable: ProtocolErrorCode.InternalError,
+  unavailable: retryLaterCode,
   outcome_unknown: ProtocolErrorCode.InternalError,
   internal: ProtocolErrorCode.InternalError,
 };
@@ -75,5 +92,5 @@ const protocolCodeOf: Record<MemoryErrorCode, number> = {
  * body, plus `uri` when the request named one (what SDK clients key ResourceNotFoundError on).
  */
 export function protocolErrorOf(body: ErrorBody, uri?: string): ProtocolError {
-  return new ProtocolError(protocolCodeOf[body.code], body.message, { ...(uri !== undefined && { uri }), error: body });
+  return new ProtocolError(protocolCodeOf[body.code], protocolMessageOf(body), { ...(uri !== undefined && { uri }), error: body });
 }

@@ -8,7 +8,10 @@ import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js
 import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { holdNotePuts, notePut } from '../mcp/fixtures/notes.js';
+import { createNotesMemory, holdNotePuts, notePut } from '../mcp/fixtures/notes.js';
+import { StoreFailed } from '../../storage/errors.js';
+import { singleMemory } from '../../server/http/seams.js';
+import { retryLaterCode } from '../../server/mcp/error-mapping.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { requestCancelledCode } from '../../server/http/session-transport.js';
 import { newerRevision } from '../support/mcp-clients.js';
@@ -189,6 +192,40 @@ describe('a method an endpoint does not serve', () => {
       expect(answer.status, what).toBe(405);
       expect(answer.headers.get('allow'), what).toBe(allow);
       expect(((await answer.json()) as Answer).error?.message, what).toMatch(/Method not allowed/i);
+    }
+  });
+});
+
+/**
+ * The JSON-RPC error a client got: the 1.x client throws it as is; the 2.x client throws an HTTP
+ * answer other than 2xx (a 2026-era lease refused before any server) as SdkHttpError, its body in data.text.
+ */
+function jsonRpcErrorOf(error: unknown): { code: number; message: string } {
+  const e = error as { code: unknown; message: string; data?: { text?: string } };
+  if (typeof e.code === 'number') return { code: e.code, message: e.message };
+  return (JSON.parse(e.data!.text!) as { error: { code: number; message: string } }).error;
+}
+
+describe.each(['older', 'newer'] as const)('a store that is unavailable, %s-era client', (era) => {
+  test('resources/read is refused with a server error (-32000, not -32603 Internal error) whose message says unavailable, retry later, as the tools say it', async () => {
+    const memory = createNotesMemory();
+    let down = false;
+    const failed = new StoreFailed('fdatasync failed: EIO', 'fdatasync_failed');
+    serving = await startNotesHttp({ memoryFor: async (principal) => (down ? Promise.reject(failed) : singleMemory(memory)(principal)) });
+    const client = await requestOf(era, `${serving.serving.url}/mcp`);
+    try {
+      down = true;
+      const tool = (await client.request('tools/call', { name: 'note_get', arguments: { id: 'n' } }).catch((error: unknown) => error)) as { isError?: boolean; content?: { text: string }[]; code?: number; message?: string };
+      const read = await client.request('resources/read', { uri: 'memory://notes/n' }).then(() => undefined, jsonRpcErrorOf);
+      // The tools' answer: a result (older era) or an error (newer era, refused before any server) naming unavailable with a hint.
+      const toolSays = tool.isError === true ? JSON.parse(tool.content![0]!.text).error : { code: tool.code, message: tool.message };
+      expect(JSON.stringify(toolSays), JSON.stringify(tool)).toMatch(/unavailable/);
+      expect(read, 'resources/read answered').toBeDefined();
+      expect(read!.code).toBe(retryLaterCode);
+      expect(read!.message).toMatch(/unavailable, retry later: store failed .*fdatasync failed: EIO.*\(retry in a few seconds/);
+    } finally {
+      down = false;
+      await client.close();
     }
   });
 });
