@@ -11,6 +11,7 @@
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
 import { keycloakEventFromJson, keycloakEventTypesOfUser, type KeycloakEvent } from './keycloak-event.js';
+import { KnownUserTenants } from './known-user-tenants.js';
 
 export const projectorBatchMax = 256;
 /**
@@ -72,6 +73,7 @@ export async function projectKeycloakEvents(
   const userHistoryMax = options.userHistoryMax ?? userHistoryReplayedMax;
   let projected = 0;
   let skipped = 0;
+  const userTenants = new KnownUserTenants(control);
   /** The event applied, or why the tenant refused it for good (reported); anything else is thrown. */
   const applyOrRefuse = async (tenant: string, event: KeycloakEvent, landingId: number): Promise<string | undefined> => {
     try {
@@ -91,7 +93,7 @@ export async function projectKeycloakEvents(
    * applies once per tenant, so a crash before the user is remembered replays them as no-ops.
    */
   const introduceUser = async (user: string, tenant: string, landingId: number): Promise<void> => {
-    if (await control.userKnownIn(user, tenant)) return;
+    if (await userTenants.knownIn(user, tenant)) return;
     const history = await control.userHistory(user, landingId, userHistoryMax);
     for (const earlier of history) {
       await applyOrRefuse(tenant, keycloakEventFromJson(earlier.raw, earlier.dedupKey), earlier.landingId);
@@ -111,7 +113,7 @@ export async function projectKeycloakEvents(
       // user itself whatever organization it names (keycloakEventTypesOfUser), is about the user
       // everywhere: it reaches every tenant the user is known in.
       if (user !== null && (named === null || keycloakEventTypesOfUser.includes(event.type))) {
-        for (const known of await control.userTenants(user)) if (known !== named) tenants.push(known);
+        for (const known of await userTenants.tenantsOf(user)) if (known !== named) tenants.push(known);
       }
       if (named !== null && user !== null) await introduceUser(user, named, landed.landingId);
       let refusal: string | undefined;
@@ -119,7 +121,7 @@ export async function projectKeycloakEvents(
         const refused = await applyOrRefuse(tenant, event, landed.landingId);
         refusal ??= refused;
       }
-      if (named !== null && user !== null && refusal === undefined) await control.rememberUserTenant(user, named);
+      if (named !== null && user !== null && refusal === undefined) await userTenants.remember(user, named);
       if (tenants.length === 0 || refusal !== undefined) skipped++;
       else projected++;
       await control.markProjected(landed.landingId, keycloakProjectorName, refusal);

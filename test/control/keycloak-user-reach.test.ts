@@ -47,6 +47,9 @@ const membershipsIn = (tenant: string, userId: string) =>
 const join_ = (uid: string, time: number, org: string, userId: string) => ({
   uid, time, type: 'admin.ORGANIZATION_MEMBERSHIP-CREATE', realmId: 'r', resourcePath: `organizations/${org}-id/members/${userId}`, details: { org_alias: org },
 });
+const register_ = (uid: string, time: number, org: string, userId: string) => ({
+  uid, time, type: 'access.REGISTER', realmId: 'r', userId, details: { org_alias: org, username: userId.replace(/^u-/, '') },
+});
 const profile = (uid: string, time: number, org: string, userId: string, details: object) => ({
   uid, time, type: 'access.UPDATE_PROFILE', realmId: 'r', userId, details: { org_alias: org, ...details },
 });
@@ -89,4 +92,24 @@ test('a tenant the user joins later gets the changes of the user that named anot
   expect(await userIn('acme', 'u-bo')).toBeUndefined();
   expect(await userIn('initech', 'u-bo')).toBeUndefined();
   expect(await membershipsIn('initech', 'u-bo')).toEqual([]);
+});
+
+// Each event naming a tenant and a user cost a userKnownIn query and a rememberUserTenant insert
+// (a profile change also a userTenants query): a burst of one user's events paid them all.
+test('a burst of one user\'s events costs a constant number of user-tenant queries, not a few per event, and still reaches each tenant', async () => {
+  await landKeycloakJson(control, register_('q-0', 3_000, 'acme', 'u-cy'));
+  await landKeycloakJson(control, join_('q-1', 3_001, 'globex', 'u-cy'));
+  for (let i = 2; i < 22; i++) await landKeycloakJson(control, profile(`q-${i}`, 3_000 + i, i % 2 ? 'acme' : 'globex', 'u-cy', { updated_first_name: `Cy${i}` }));
+  const queries: string[] = [];
+  const counted = {
+    ...control,
+    userKnownIn: (user: string, tenant: string) => { queries.push('userKnownIn'); return control.userKnownIn(user, tenant); },
+    userTenants: (user: string) => { queries.push('userTenants'); return control.userTenants(user); },
+    rememberUserTenant: (user: string, tenant: string) => { queries.push('rememberUserTenant'); return control.rememberUserTenant(user, tenant); },
+  };
+  await projectKeycloakEvents(counted, async (tenant, event, landingId) => {
+    await stores.get(tenant)!.store.call('kc_apply_event', { landing_id: String(landingId), event: event.raw }, systemCaller(tenant, 'kc-projector'));
+  });
+  expect(queries.length, queries.join(', ')).toBeLessThanOrEqual(5);
+  for (const tenant of ['acme', 'globex']) expect(await userIn(tenant, 'u-cy'), tenant).toMatchObject({ username: 'cy', first_name: 'Cy21' });
 });
