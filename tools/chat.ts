@@ -189,7 +189,7 @@ export const chatTools: ToolDef[] = [
   }),
   writeTool({
     reducer: chatThreadRemove, args: removeArgs, result: removeResult, title: 'Remove chat thread', destructive: true,
-    description: `Remove a thread and its messages, newest first, at most ${chatRemoveMessagesMax} a call: repeat until thread_removed.`,
+    description: `Remove a thread and its messages, newest first, at most ${chatRemoveMessagesMax} a call: repeat (each with its own idempotency_key) until thread_removed.`,
   }),
   readTool({
     name: 'chat_threads_list', title: 'List chat threads', description: 'Chat threads, the most recently appended to first. Paged.',
