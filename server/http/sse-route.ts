@@ -5,7 +5,8 @@
  * the same factory-built server (a JSON-RPC transport is era-neutral at this level).
  */
 import type { Request, Response } from 'express';
-import { isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse, type Transport } from '@modelcontextprotocol/server';
+import { isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse, isJsonContentType, type Transport } from '@modelcontextprotocol/server';
+import { invalidPostBody } from '../mcp/json-rpc-message.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import type { Principal } from '../auth/principal.js';
 import { createMemoryServer } from '../mcp/factory.js';
@@ -98,6 +99,21 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     const session = sessionId === undefined ? undefined : sessions.find(sessionId, principal);
     if (session?.kind !== 'sse') {
       sendJsonRpcError(res, 404, -32001, sessionNotFound('open a new stream with GET /sse'));
+      return;
+    }
+    // Refused as /mcp refuses them, in JSON-RPC shape: the 1.x transport answered a plain-text 400
+    // ('Invalid message: [object Object]', 'Error: Unsupported content-type: text/plain').
+    if (!isJsonContentType(req.headers['content-type'] ?? null)) {
+      sendJsonRpcError(res, 415, -32000, 'Unsupported Media Type: Content-Type must be application/json');
+      return;
+    }
+    if (Array.isArray(req.body)) {
+      sendJsonRpcError(res, 400, -32600, 'Invalid Request: the HTTP+SSE transport takes one JSON-RPC message per POST, not a batch');
+      return;
+    }
+    const invalid = invalidPostBody(req.body);
+    if (invalid !== undefined) {
+      sendJsonRpcError(res, 400, -32600, invalid.message, undefined, invalid.id);
       return;
     }
     const waiting = unanswered.get(session.id);

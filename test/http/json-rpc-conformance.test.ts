@@ -229,3 +229,38 @@ describe.each(['older', 'newer'] as const)('a store that is unavailable, %s-era 
     }
   });
 });
+
+describe('legacy HTTP+SSE: what is POSTed to /messages', () => {
+  test('bad input is answered in JSON-RPC shape, as /mcp answers it (before: plain text), and the session goes on', async () => {
+    serving = await startNotesHttp();
+    const base = serving.serving.url;
+    const streams = new AbortController();
+    try {
+      const stream = await fetch(`${base}/sse`, { headers: { accept: 'text/event-stream' }, signal: streams.signal });
+      const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let events = '';
+      while (!/data: (\S+)\n/.test(events)) events += (await reader.read()).value ?? '';
+      const endpoint = `${base}${/data: (\S+)\n/.exec(events)![1]!}`;
+      const cases: [string, string, number, Answer][] = [
+        ['application/json', '{"a":1}', 400, { jsonrpc: '2.0', id: null, error: { code: invalidRequest, message: expect.stringMatching(/^Invalid Request/) } }],
+        ['application/json', '{"jsonrpc":"2.0","id":3,"method":5}', 400, { jsonrpc: '2.0', id: 3, error: { code: invalidRequest, message: expect.stringMatching(/^Invalid Request/) } }],
+        ['application/json', '[{"jsonrpc":"2.0","id":1,"method":"ping"}]', 400, { jsonrpc: '2.0', id: null, error: { code: invalidRequest, message: expect.stringMatching(/one JSON-RPC message per POST/) } }],
+        ['text/plain', '{"jsonrpc":"2.0","id":1,"method":"ping"}', 415, { jsonrpc: '2.0', id: null, error: { code: -32000, message: expect.stringMatching(/Content-Type must be application\/json/) } }],
+        ['application/json', '{bad', 400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error/) } }],
+      ];
+      for (const [type, body, status, answer] of cases) {
+        const posted = await fetch(endpoint, { method: 'POST', headers: { 'content-type': type }, body });
+        expect(posted.status, body).toBe(status);
+        expect(JSON.parse(await posted.text()), body).toEqual(answer);
+      }
+      const gone = await fetch(endpoint.replace(/sessionId=[^&]+/, 'sessionId=nope'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+      expect(gone.status).toBe(404);
+      expect(await gone.json()).toMatchObject({ error: { code: -32001, message: expect.stringMatching(/open a new stream with GET \/sse/) } });
+      // The session goes on: a ping is accepted and answered on the stream.
+      expect((await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":"after","method":"ping"}' })).status).toBe(202);
+      while (!events.includes('"id":"after"')) events += (await reader.read()).value ?? '';
+    } finally {
+      streams.abort();
+    }
+  });
+});
