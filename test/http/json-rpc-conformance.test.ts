@@ -232,7 +232,7 @@ describe.each(['older', 'newer'] as const)('a store that is unavailable, %s-era 
 
 describe('legacy HTTP+SSE: what is POSTed to /messages', () => {
   test('bad input is answered in JSON-RPC shape, as /mcp answers it (before: plain text), and the session goes on', async () => {
-    serving = await startNotesHttp();
+    serving = await startNotesHttp({ bodyBytesMax: 4096 });
     const base = serving.serving.url;
     const streams = new AbortController();
     try {
@@ -253,6 +253,9 @@ describe('legacy HTTP+SSE: what is POSTed to /messages', () => {
         expect(posted.status, body).toBe(status);
         expect(JSON.parse(await posted.text()), body).toEqual(answer);
       }
+      const oversized = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(4096) } }) });
+      expect(oversized.status).toBe(413);
+      expect(await oversized.json()).toMatchObject({ error: { message: expect.stringMatching(/larger than 4096 bytes \(httpBodyBytesMax\)/) } });
       const gone = await fetch(endpoint.replace(/sessionId=[^&]+/, 'sessionId=nope'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
       expect(gone.status).toBe(404);
       expect(await gone.json()).toMatchObject({ error: { code: -32001, message: expect.stringMatching(/open a new stream with GET \/sse/) } });
