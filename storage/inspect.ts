@@ -21,7 +21,7 @@ import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { OverlayFileLayer } from './io/overlay-file-layer.js';
 import { checkChain, listSegments, scanSegmentBytes, SegmentReader, type SegmentInfo } from './log/recovery.js';
-import type { StoreModule } from './reducer.js';
+import { retiredTableNames, type StoreModule } from './reducer.js';
 import type { TableSchema } from './schema.js';
 import { listSnapshots, loadSnapshot, SnapshotInvalid, verifySnapshotFiles, type SnapshotRef } from './snapshot/reader.js';
 import { Store, storeSchemas } from './store.js';
@@ -68,6 +68,8 @@ export interface InspectReport {
   readonly snapshots: SnapshotReport[];
   /** Only when a module was given. */
   readonly recovery?: RecoveryReport;
+  /** Only when a module was given: the tables among the snapshots' (and the open's) that it retired (StoreModule.retiredTables): rows kept, reached by nothing. */
+  readonly retiredTables?: string[];
   /** Files kept vanishing while read (a live writer's retention): the report is of a store in motion, not damage. */
   readonly changing?: string;
 }
@@ -124,7 +126,7 @@ export async function inspectStore(
       : undefined;
     // The open, only once the files held still: its verdict on a store in motion means nothing.
     const recovery = module && !changing ? await recoveryReport(dir, module, onOpenProgress) : undefined;
-    return { ...report, ...(recovery ? { recovery } : {}), ...(changing ? { changing } : {}) };
+    return { ...report, ...(recovery ? { recovery } : {}), ...(module ? { retiredTables: retiredTableNames(module) } : {}), ...(changing ? { changing } : {}) };
   }
 }
 

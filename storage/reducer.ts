@@ -110,6 +110,11 @@ export interface StoreModule {
   readonly retiredTables?: readonly TableSchema[];
 }
 
+/** The names of the module's retired tables, sorted: what verify and inspect mark retired beside the live ones. */
+export function retiredTableNames(module: StoreModule): string[] {
+  return (module.retiredTables ?? []).map((t) => t.name).sort();
+}
+
 export function defineReducer<S extends z.ZodType, R>(def: {
   name: string;
   args: S;

@@ -27,7 +27,7 @@ import { LogRecovery } from './log/log-recovery.js';
 import { checkpointFileName, encodeCheckpoint, readCheckpoint, type Checkpoint } from './log/checkpoint.js';
 import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/recovery.js';
 import { segmentBytesMaxLimit, segmentHeaderBytes } from './log/segment.js';
-import type { ReadView, ReducerDef, StoreModule, TableReader } from './reducer.js';
+import { retiredTableNames, type ReadView, type ReducerDef, type StoreModule, type TableReader } from './reducer.js';
 import { assertSchema, type Row, type TableSchema, type Value } from './schema.js';
 import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
@@ -378,7 +378,7 @@ export class Store implements StoreApi {
       if (this.reducers.has(r.name)) throw new Error(`reducer ${r.name} declared twice`);
       this.reducers.set(r.name, r);
     }
-    this.retiredTableNames = new Set((options.module.retiredTables ?? []).map((t) => t.name));
+    this.retiredTableNames = new Set(retiredTableNames(options.module));
     for (const d of options.derived ?? []) {
       if (!this.schemas.has(d.table) || this.retiredTableNames.has(d.table)) throw new Error(`derived index on unknown table ${d.table}`);
       const list = this.derivedByTable.get(d.table) ?? [];
@@ -1197,6 +1197,11 @@ export class Store implements StoreApi {
       rows += table.size;
     }
     return storeMemoryBytesEstimate(rowBytesHeld, rows);
+  }
+
+  /** The retired tables among tableCounts() (StoreModule.retiredTables), sorted: kept and counted, reached by nothing. */
+  retiredTables(): string[] {
+    return [...this.retiredTableNames].sort();
   }
 
   /** Row counts per table (for verify and tenants list). */

@@ -13,6 +13,7 @@ import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
 import { failCommand, printReport } from './command-output.js';
+import { retiredTableNote, tableLines } from './table-lines.js';
 import { ttyProgress } from './progress.js';
 
 async function statOrNone(file: string): Promise<Stats | undefined> {
@@ -98,8 +99,9 @@ export function registerStoreCommands(program: Command): void {
         // A read-only open of a store without a history file gives it one in memory only: not its id.
         const history = readOnly && s.report.historyWritten ? null : s.history;
         const historyRecoveredFrom = s.report.historyRecoveredFrom ?? null;
+        const retiredTables = s.retiredTables();
         const report = {
-          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), history, historyRecoveredFrom, tables: s.tableCounts(), rowBytes: s.rowBytes(),
+          ok: true, dir, readOnly, lastOffset: s.lastOffset, stateHash: s.stateHash(), history, historyRecoveredFrom, tables: s.tableCounts(), retiredTables, rowBytes: s.rowBytes(),
           snapshotOffset: s.report.snapshotOffset, replayedFrames: s.report.replayedFrames,
           snapshotsSkipped: s.report.snapshotsSkipped, tornTail: s.report.torn ?? null,
         };
@@ -109,7 +111,7 @@ export function registerStoreCommands(program: Command): void {
           `store ${dir}${readOnly ? ' (read-only: no file changed)' : ''}`, `last offset  ${report.lastOffset}`, `state hash   ${report.stateHash}`, historyLine(history, historyRecoveredFrom, !readOnly),
           `snapshot     ${snapshotCell(report.snapshotOffset)} (+${report.replayedFrames} frames replayed)`,
           `row bytes    ${report.rowBytes.live} live (what IOBOXX_TENANT_ROW_BYTES_MAX bounds), ${report.rowBytes.dead} dead`,
-          ...Object.entries(report.tables).map(([t, n]) => `  ${t.padEnd(24)} ${n}`),
+          ...tableLines(report.tables, retiredTables),
           ...(torn && !readOnly ? [`torn tail cut at ${torn.file}:${torn.position} (${torn.bytes} bytes kept in ${torn.keptAt})`] : []),
           ...(torn && readOnly ? [`torn tail: would cut ${torn.bytes} bytes at ${torn.file}:${torn.position} (kept in ${torn.keptAt}); \`store verify\` does it`] : []),
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
@@ -147,6 +149,7 @@ export function registerStoreCommands(program: Command): void {
           'snapshots:',
           ...report.snapshots.map((s) => `  ${s.dir}  offset ${s.offset}  ${s.problem ? `PROBLEM: ${s.problem}` : s.inProgress ? `in progress: ${s.inProgress}` : `ok ${s.stateHash}`}`),
           ...(report.recovery ? [recoveryLine(report.recovery)] : []),
+          ...(report.retiredTables?.length ? [`retired tables: ${report.retiredTables.join(', ')} (${retiredTableNote})`] : []),
           ...(report.changing ? [`changing: ${report.changing}`] : []),
         ]);
         // The same exit code as a store that refuses to open: a script sees the damage without parsing.

@@ -24,6 +24,7 @@ import { defineReducer, type StoreModule } from '../../storage/reducer.js';
 import type { TableSchema } from '../../storage/schema.js';
 import { Store } from '../../storage/store.js';
 import { Table } from '../../storage/table.js';
+import { tableLines } from '../../server/cli/table-lines.js';
 import { counterModule, objectsTable, testCaller } from '../support/counter-module.js';
 
 const notesTable: TableSchema = { name: 'notes', columns: [{ name: 'id', type: 'string' }, { name: 'text', type: 'string' }], primaryKey: ['id'] };
@@ -143,6 +144,19 @@ describe('a release that adds a column and retires a table opens the stores of t
     const readOnly = await Store.open({ dir: old.dir, module: v2, fileLayer: new OverlayFileLayer() });
     expect(readOnly.stateHash()).toBe(old.hash);
     await readOnly.close();
+  });
+
+  test('store verify and store inspect mark the retired table as retired, the live ones not', async () => {
+    const old = await writtenByV1('snapshot at close');
+    const report = await inspectStore(old.dir, undefined, undefined, undefined, v2);
+    expect(report.snapshots[0]?.tables).toMatchObject({ notes: 3 });
+    expect(report.retiredTables).toEqual(['notes']);
+    const store = await Store.open({ dir: old.dir, module: v2, fileLayer: new OverlayFileLayer() });
+    expect(store.retiredTables()).toEqual(['notes']);
+    const lines = tableLines(store.tableCounts(), store.retiredTables());
+    await store.close();
+    expect(lines.find((l) => l.trim().startsWith('notes '))).toMatch(/^ {2}notes +3 {2}\(retired: rows kept, no tool reaches them\)$/);
+    expect(lines.find((l) => l.trim().startsWith('objects '))).toMatch(/^ {2}objects +20$/);
   });
 });
 
