@@ -19,7 +19,8 @@ import { toolCallerOf } from '../mcp/tool-calls.js';
 import type { McpSurface } from '../mcp/surface.js';
 import { sendJsonRpcError } from './json-rpc-error.js';
 import { authInfoOf, carriedBy } from './principal-context.js';
-import { sessionMemory, type CommitsOf, type MemoryFor, type MemoryLease } from './seams.js';
+import { sessionMemory, type CommitsOf, type MemoryFor } from './seams.js';
+import type { LeasedMemory } from '../mcp/memory-source.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
@@ -94,11 +95,16 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   /** Who hears of an event stream of `tenant` cut for a client that stopped reading (StreamBacklog). */
   const streamCut = (what: string, tenant: string) => streamCutReport(surface.log, what, tenant, streamBacklogBytesMax, options.onStreamCut);
 
-  /** A lease released exactly once, when the response is over. */
-  async function leaseFor(principal: Principal, res: Response): Promise<MemoryLease> {
+  /**
+   * A 2026-era request's memory. The lease taken first refuses a store that cannot open as an
+   * HTTP answer (503) before any MCP handling, and is released with the response; the call's
+   * work leases again for its own length (sessionMemory), so a client that drops the POST while
+   * its tool call runs (the response closes) does not let the store close under that call.
+   */
+  async function requestMemory(principal: Principal, res: Response): Promise<LeasedMemory> {
     const lease = await memoryFor(principal);
     res.on('close', () => lease.release());
-    return lease;
+    return sessionMemory(principal, memoryFor, commitsOf);
   }
 
   /**
@@ -250,8 +256,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       await serveListen(req, res, principal);
       return;
     }
-    const lease = await leaseFor(principal, res);
-    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, lease.memory);
+    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, await requestMemory(principal, res));
     await serveModern(req, res, req.body);
   }
 

@@ -1,11 +1,12 @@
 /**
  * Where a server instance gets its tenant's memory:
- * - given (an HTTP per-request server: the route already holds a lease for the exchange);
+ * - given (one memory, open for the server's whole life: unit tests);
  * - opened on first use (stdio: the 2.x client's disposable `server/discover` probe process
  *   never needs the store, so it must not pay to open and recover it);
  * - leased per request (a 2025-era HTTP session: it lives for many calls, and between them its
  *   tenant's store may be evicted for another tenant and reopened; the session's change feed
- *   follows the tenant's commits across those reopens, not one store's).
+ *   follows the tenant's commits across those reopens, not one store's. A 2026-era request too:
+ *   its call holds the store while it runs, even if the client has dropped the POST).
  */
 import type { TxRecord } from '../../storage/changes.js';
 import type { Unsubscribe } from '../../storage/store.js';
