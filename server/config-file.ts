@@ -1,14 +1,13 @@
 /**
  * The optional configuration file: a JSON object of the same names as the environment
  * (`{"IOBOXX_HTTP_PORT": 8787, "DATABASE_URL": "..."}`), named by `--config FILE` or
- * IOBOXX_CONFIG_FILE. The environment wins over the file, so one secret can stay in the
+ * IOBOXX_CONFIG_FILE (every command reads it). The environment wins over the file, so one secret can stay in the
  * environment while the rest lives in a file under version control.
  */
 import { readSmallFileSync } from '../storage/io/read-whole.js';
-import { ConfigError } from './config.js';
+import { ConfigError, loadConfig, settingNames, type Config } from './config.js';
 
 export const configFileBytesMax = 256 * 1024;
-const namePattern = /^(IOBOXX_[A-Z0-9_]+|DATABASE_URL|DATABASE_DIRECT_URL|S3_[A-Z_]+|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY)$/;
 
 /** The environment with the file's values underneath it; every problem of the file reported together. */
 export function environmentWithFile(env: NodeJS.ProcessEnv, file: string | undefined): NodeJS.ProcessEnv {
@@ -31,10 +30,21 @@ export function environmentWithFile(env: NodeJS.ProcessEnv, file: string | undef
   const problems: string[] = [];
   const fromFile: Record<string, string> = {};
   for (const [name, value] of Object.entries(parsed)) {
-    if (!namePattern.test(name)) problems.push(`config file ${file}: unknown setting ${name}`);
+    // A misspelt name is refused, not ignored: its setting would silently keep its default.
+    if (!settingNames.has(name)) problems.push(`config file ${file}: unknown setting ${name}`);
     else if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') fromFile[name] = String(value);
     else problems.push(`config file ${file}: ${name} must be a string, number or boolean`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { ...fromFile, ...env };
+}
+
+/**
+ * The configuration a command runs with: the environment over the configuration file (`--config`,
+ * else IOBOXX_CONFIG_FILE), and `--data-dir` over both. Operator commands read the file as `serve`
+ * does, so S3 or a data directory set in it is the one they act on too.
+ */
+export function configWithFile(options: { readonly configFile?: string | undefined; readonly dataDir?: string | undefined }): Config {
+  const withFile = environmentWithFile(process.env, options.configFile ?? process.env.IOBOXX_CONFIG_FILE);
+  return loadConfig(options.dataDir === undefined ? withFile : { ...withFile, IOBOXX_DATA_DIR: options.dataDir });
 }

@@ -7,7 +7,7 @@ import { shutdownBoundMsDefault } from './ops/shutdown.js';
 import { dataDirFreeBytesMinDefault } from './ops/health.js';
 import path from 'node:path';
 import { z } from 'zod';
-import { authConfigFromEnv, type AuthConfig } from './auth/auth-config.js';
+import { AuthConfigError, authConfigFromEnv, authSettingNames, type AuthConfig } from './auth/auth-config.js';
 import { logLevels, type LogLevel } from './log.js';
 import { idleCloseMsDefault, openTenantsMaxDefault, slotWaitMsDefault, slotWaitMsMax } from './tenants/registry.js';
 import { snapshotEveryMsDefault, snapshotEveryTxDefault } from '../tools/tenant-snapshots.js';
@@ -88,6 +88,9 @@ const environmentSchema = z
     // Budget of the open tenant stores' estimated memory (tenants/registry.ts); default: half the machine's or the cgroup's (tenants/stores-memory-budget.ts).
     IOBOXX_STORES_MEMORY_BYTES_MAX: optionalIntegerIn(1, Number.MAX_SAFE_INTEGER),
   });
+
+/** Every setting's name, as the environment and a configuration file give it. */
+export const settingNames: ReadonlySet<string> = new Set([...Object.keys(environmentSchema.shape), ...authSettingNames]);
 
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
 function missingCompanions(env: NodeJS.ProcessEnv): string[] {
@@ -171,7 +174,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   try {
     auth = authConfigFromEnv(env);
   } catch (error) {
-    problems.push(error instanceof Error ? error.message : String(error));
+    if (error instanceof AuthConfigError) problems.push(...error.problems);
+    else problems.push(error instanceof Error ? error.message : String(error));
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;

@@ -45,47 +45,72 @@ export interface AuthConfig {
 
 export const claimNameCharsMax = 128;
 
+/** The settings read here and nowhere else (a configuration file may name them). */
+export const authSettingNames = [
+  'IOBOXX_OIDC_AUDIENCE', 'IOBOXX_OIDC_CLIENT_ID', 'IOBOXX_OIDC_ALGORITHMS', 'IOBOXX_OIDC_CLOCK_TOLERANCE_S',
+  'IOBOXX_OIDC_JWKS_COOLDOWN_MS', 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', 'IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS',
+  'IOBOXX_OIDC_ALLOW_HTTP', 'IOBOXX_TENANT_CLAIM', 'IOBOXX_ROLE_MAP',
+] as const;
+
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** Every problem of the identity settings, so that loadConfig reports them with the others at once. */
+export class AuthConfigError extends MemoryError {
+  constructor(readonly problems: readonly string[]) {
+    super('invalid_argument', problems.join('; '));
+    this.name = 'AuthConfigError';
+  }
+}
 
 export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefined {
   const issuer = nonEmpty(env.IOBOXX_OIDC_ISSUER);
   if (issuer === undefined) return undefined;
+  // Each bad setting is collected, not thrown at once: the operator fixes them all in one go.
+  const problems: string[] = [];
   const audience = list(env.IOBOXX_OIDC_AUDIENCE);
   if (audience.length === 0) {
-    throw configError('IOBOXX_OIDC_AUDIENCE is required with IOBOXX_OIDC_ISSUER (the aud your Audience mapper sets)');
+    problems.push('IOBOXX_OIDC_AUDIENCE is required with IOBOXX_OIDC_ISSUER (the aud your Audience mapper sets)');
   }
   const algorithms = list(env.IOBOXX_OIDC_ALGORITHMS);
   for (const alg of algorithms) {
     if (!(signingAlgorithms as readonly string[]).includes(alg)) {
-      throw configError(`IOBOXX_OIDC_ALGORITHMS: ${alg} is not one of ${signingAlgorithms.join(', ')}`);
+      problems.push(`IOBOXX_OIDC_ALGORITHMS: ${alg} is not one of ${signingAlgorithms.join(', ')}`);
     }
   }
   const tenantClaim = nonEmpty(env.IOBOXX_TENANT_CLAIM) ?? tenantClaimDefault;
-  if (tenantClaim.length > claimNameCharsMax) throw configError(`IOBOXX_TENANT_CLAIM is longer than ${claimNameCharsMax}`);
+  if (tenantClaim.length > claimNameCharsMax) problems.push(`IOBOXX_TENANT_CLAIM is longer than ${claimNameCharsMax}`);
   const roleMapJson = nonEmpty(env.IOBOXX_ROLE_MAP);
+  let roleMap = roleMapFrom(roleMapDefault);
+  try {
+    if (roleMapJson !== undefined) roleMap = parseRoleMap(roleMapJson);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
   const publicUrl = nonEmpty(env.IOBOXX_PUBLIC_URL);
   let publicBaseUrl: string | undefined;
   try {
     publicBaseUrl = publicUrl === undefined ? undefined : publicOrigin(publicUrl);
   } catch {
-    throw configError('IOBOXX_PUBLIC_URL must be an http(s) origin such as https://memory.example.com (no path)');
+    problems.push('IOBOXX_PUBLIC_URL must be an http(s) origin such as https://memory.example.com (no path)');
   }
-  return {
+  const config: AuthConfig = {
     oidc: {
       issuer,
       audience,
       algorithms: algorithms.length > 0 ? (algorithms as SigningAlgorithm[]) : ['RS256'],
-      clockToleranceS: number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault),
-      jwksCooldownMs: number(env, 'IOBOXX_OIDC_JWKS_COOLDOWN_MS', jwksCooldownMsDefault),
-      jwksCacheMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', jwksCacheMaxAgeMsDefault),
-      jwksStaleMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS', jwksStaleMaxAgeMsDefault),
-      allowHttp: boolean(env, 'IOBOXX_OIDC_ALLOW_HTTP', false),
+      clockToleranceS: number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault, problems),
+      jwksCooldownMs: number(env, 'IOBOXX_OIDC_JWKS_COOLDOWN_MS', jwksCooldownMsDefault, problems),
+      jwksCacheMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', jwksCacheMaxAgeMsDefault, problems),
+      jwksStaleMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS', jwksStaleMaxAgeMsDefault, problems),
+      allowHttp: boolean(env, 'IOBOXX_OIDC_ALLOW_HTTP', false, problems),
     },
-    clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? (audience[0] as string),
+    clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? audience[0] ?? '',
     tenantClaim,
-    roleMap: roleMapJson === undefined ? roleMapFrom(roleMapDefault) : parseRoleMap(roleMapJson),
+    roleMap,
     ...(publicBaseUrl === undefined ? {} : { publicBaseUrl }),
   };
+  if (problems.length > 0) throw new AuthConfigError(problems);
+  return config;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -100,23 +125,22 @@ function list(value: string | undefined): string[] {
     .filter((item) => item !== '');
 }
 
-function number(env: Env, name: string, fallback: number): number {
+/** A problem goes to `problems` (the fallback stands in), so that every bad setting is reported at once. */
+function number(env: Env, name: string, fallback: number, problems: string[]): number {
   const raw = nonEmpty(env[name]);
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw configError(`${name} must be a non-negative number`);
-  return value;
+  if (Number.isFinite(value) && value >= 0) return value;
+  problems.push(`${name} must be a non-negative number`);
+  return fallback;
 }
 
 /** true/false (1/0 too); anything else is refused rather than read as false. */
-function boolean(env: Env, name: string, fallback: boolean): boolean {
+function boolean(env: Env, name: string, fallback: boolean, problems: string[]): boolean {
   const raw = nonEmpty(env[name])?.toLowerCase();
   if (raw === undefined) return fallback;
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
-  throw configError(`${name} must be true or false`);
-}
-
-function configError(message: string): MemoryError {
-  return new MemoryError('invalid_argument', message);
+  problems.push(`${name} must be true or false`);
+  return fallback;
 }

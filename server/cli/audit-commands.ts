@@ -9,7 +9,8 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.js';
+import type { Config } from '../config.js';
+import { configWithFile } from '../config-file.js';
 import { auditHoleSource, auditTenantPattern, openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { MemoryError } from '../../storage/errors.js';
 import { failCommand } from './command-output.js';
@@ -38,8 +39,7 @@ const s3Missing =
   '(audit batches stay staged in Postgres until then)';
 
 function configFor(options: AuditOptions): Config {
-  const env = options.dataDir ? { ...process.env, IOBOXX_DATA_DIR: path.resolve(options.dataDir) } : process.env;
-  return loadConfig(env);
+  return configWithFile({ dataDir: options.dataDir ? path.resolve(options.dataDir) : undefined });
 }
 
 /** With --json the refusal is one object on stdout too, as every other failure of a command is. */

@@ -23,7 +23,8 @@ import { downloadBackup, listUploadedBackups, uploadBackup, uploadPrefix, type B
 import { removeCommand, scratchDirOf } from '../../storage/backup/scratch-dir.js';
 import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
-import { loadConfig, type S3Config } from '../config.js';
+import type { S3Config } from '../config.js';
+import { configWithFile } from '../config-file.js';
 import { lockHolder } from '../../storage/store-lock.js';
 import { recordKnownTenant } from '../tenants/known-tenants.js';
 import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
@@ -50,7 +51,7 @@ async function memoryModule() {
 let s3InUse: S3Config | undefined;
 
 function configuredBucket(): BackupBucket {
-  const s3 = loadConfig(process.env).s3;
+  const s3 = configWithFile({}).s3;
   if (!s3) throw new MemoryError('invalid_argument', 'S3 is not configured', 'set S3_ENDPOINT, S3_REGION, S3_BUCKET, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
   s3InUse = s3;
   return openAuditBucket(s3);

@@ -1,6 +1,6 @@
-/** The data directory for operator commands: --data-dir, else the configuration (IOBOXX_DATA_DIR). */
+/** The data directory for operator commands: --data-dir, else the configuration (IOBOXX_DATA_DIR, in the environment or IOBOXX_CONFIG_FILE). */
 import path from 'node:path';
-import { loadConfig } from '../config.js';
+import { configWithFile } from '../config-file.js';
 
 export const dataDirOptionHelp = 'data directory (overrides IOBOXX_DATA_DIR)';
 
@@ -15,5 +15,5 @@ export function dataDirArgument(dataDir: string): string {
 
 export function operatorDataDir(dataDirOption: string | undefined): string {
   if (dataDirOption !== undefined) return path.resolve(dataDirOption);
-  return loadConfig(process.env).dataDir;
+  return configWithFile({}).dataDir;
 }

@@ -5,9 +5,9 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, readFile } from 'node:fs/promises';
 import { Command, Option, type CommanderError } from 'commander';
-import { ConfigError, loadConfig, redactedConfig, type Config } from '../config.js';
+import { ConfigError, redactedConfig, type Config } from '../config.js';
 import { createLogger, logProcessWarnings } from '../log.js';
-import { environmentWithFile } from '../config-file.js';
+import { configWithFile } from '../config-file.js';
 import type { HttpProcess } from '../main-wiring.js';
 import { openFilesProblem, openFilesSoftLimit } from '../ops/open-files-limit.js';
 import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
@@ -35,9 +35,7 @@ interface ServeOptions {
 }
 
 function configFor(options: ServeOptions): Config {
-  const withFile = environmentWithFile(process.env, options.config ?? process.env.IOBOXX_CONFIG_FILE);
-  const env = options.dataDir === undefined ? withFile : { ...withFile, IOBOXX_DATA_DIR: options.dataDir };
-  return loadConfig(env);
+  return configWithFile({ configFile: options.config, dataDir: options.dataDir });
 }
 
 async function serve(options: ServeOptions): Promise<void> {

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
 import { authConfigFromEnv } from '../../server/auth/auth-config.js';
 import { parseRoleMap, roleMapDefault } from '../../server/auth/capabilities.js';
+import { ConfigError, loadConfig } from '../../server/config.js';
 
 describe('identity configuration from the environment', () => {
   test('no issuer means local mode', () => {
@@ -52,5 +53,28 @@ describe('identity configuration from the environment', () => {
     expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS: '-1' })).toThrow(/IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS/);
     expect(() => parseRoleMap('[]')).toThrow(MemoryError);
     expect(() => parseRoleMap('not json')).toThrow(MemoryError);
+  });
+
+  test('every bad setting is reported together, with the other settings of the environment (README: fix them all in one go)', () => {
+    const env = {
+      IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r',
+      IOBOXX_OIDC_ALGORITHMS: 'HS256',
+      IOBOXX_OIDC_CLOCK_TOLERANCE_S: 'soon',
+      IOBOXX_OIDC_ALLOW_HTTP: 'yes',
+      IOBOXX_ROLE_MAP: '{',
+      IOBOXX_PUBLIC_URL: 'https://memory.example.com/mcp',
+      IOBOXX_HTTP_PORT: 'abc',
+    };
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const named = ['IOBOXX_OIDC_AUDIENCE', 'IOBOXX_OIDC_ALGORITHMS', 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', 'IOBOXX_OIDC_ALLOW_HTTP', 'IOBOXX_ROLE_MAP', 'IOBOXX_PUBLIC_URL', 'IOBOXX_HTTP_PORT'];
+    const problems = (error as ConfigError).problems;
+    expect(named.filter((name) => !problems.some((p) => p.includes(name))), problems.join('\n')).toEqual([]);
+    expect(problems).toHaveLength(named.length);
   });
 });

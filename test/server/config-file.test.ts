@@ -12,6 +12,17 @@ const file = (content: string) => {
   return f;
 };
 
+/** The ConfigError the file is refused with. */
+function refusal(f: string): ConfigError {
+  try {
+    environmentWithFile({}, f);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`${f} was taken`);
+}
+
 describe('configuration file', () => {
   test('values come from the file unless the environment sets them', () => {
     const f = file(JSON.stringify({ IOBOXX_HTTP_PORT: 9001, IOBOXX_LOG_LEVEL: 'debug' }));
@@ -21,17 +32,19 @@ describe('configuration file', () => {
   });
 
   test('every problem of the file is listed together, and values are never echoed', () => {
-    const f = file(JSON.stringify({ NOT_A_SETTING: 1, IOBOXX_TOKEN: { nested: 'secret-value' }, ALSO_BAD: 'x' }));
-    let error: unknown;
-    try {
-      environmentWithFile({}, f);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    const problems = (error as ConfigError).problems;
-    expect(problems).toHaveLength(3);
-    expect((error as Error).message).not.toContain('secret-value');
+    const error = refusal(file(JSON.stringify({ NOT_A_SETTING: 1, IOBOXX_TOKEN: { nested: 'secret-value' }, ALSO_BAD: 'x' })));
+    expect(error.problems).toHaveLength(3);
+    expect(error.message).not.toContain('secret-value');
+  });
+
+  test('a misspelt setting is refused, naming it, while every setting the server reads is taken', () => {
+    const misspelt = file(JSON.stringify({ IOBOXX_HTTP_PROT: 9001, S3_BUKET: 'audit', IOBOXX_OIDC_AUDIANCE: 'memory', IOBOXX_LOG_LEVEL: 'warn' }));
+    expect(refusal(misspelt).problems).toEqual(['IOBOXX_HTTP_PROT', 'S3_BUKET', 'IOBOXX_OIDC_AUDIANCE'].map((name) => `config file ${misspelt}: unknown setting ${name}`));
+    const every = file(JSON.stringify({
+      IOBOXX_HTTP_PORT: 9001, S3_BUCKET: 'audit', DATABASE_DIRECT_URL: 'postgres://db/x', IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r',
+      IOBOXX_OIDC_AUDIENCE: 'memory', IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS: 1000, IOBOXX_ROLE_MAP: '{"viewer":["read"]}', IOBOXX_TENANT_CLAIM: 'orgs',
+    }));
+    expect(environmentWithFile({}, every)).toMatchObject({ IOBOXX_HTTP_PORT: '9001', IOBOXX_OIDC_AUDIENCE: 'memory', IOBOXX_TENANT_CLAIM: 'orgs' });
   });
 
   test('a missing or malformed file is a clear error', () => {
