@@ -230,11 +230,15 @@ export async function startControlRuntime(input: {
       onError: (job, error) => log.warn({ job, err: errorText(error), retryInMs: workRetryMs }, 'control-plane work failed; will retry'),
       onEventRefused: (landingId, tenant, error) => log.error(
         { landingId, tenant, err: errorText(error) },
-        'Keycloak event refused by its tenant for good: marked projected without applying it (reason in kc_event_landing.projection_error)',
+        'Keycloak event refused for good (by its tenant, or past a bound of the control plane): marked projected without applying it (reason in kc_event_landing.projection_error)',
       ),
       // A test's partial config may carry no retention: the default, never NaN.
       landingRetentionMs: (config.kcLandingRetentionDays ?? kcLandingRetentionDaysDefault) * dayMs,
       onLandingsPruned: (prune) => log.info({ deleted: prune.deleted, more: prune.more, retentionDays: config.kcLandingRetentionDays }, 'Keycloak landings past their retention deleted'),
+      onOrganizationsPruned: (prune) => log.info(
+        { deleted: prune.deleted, more: prune.more, retentionDays: config.kcLandingRetentionDays },
+        'Keycloak organizations deleted longer ago than the landing retention forgotten (kc_organizations)',
+      ),
       onUserHistoryCut: (user, tenant, replayed) => log.warn(
         { user, tenant, replayed, limit: 'userHistoryReplayedMax' },
         'a Keycloak user became known in a tenant: only their newest events reaching all their tenants were applied there; what older ones set and no newer one set again is missing there',

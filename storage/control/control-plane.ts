@@ -34,8 +34,18 @@ export const statementTimeoutMsOf = (queryTimeoutMs: number): number => Math.max
 /** Bounds on what one call may read or write. */
 export const pageRowsMax = 10_000;
 export const stageEventsMax = 10_000;
-/** Tenants an event naming no organization reaches for one user (a user is in a few organizations). */
+/**
+ * Tenants one Keycloak user is known in at most (kc_user_tenants; a user is in a few
+ * organizations): an event that would make the user known in one more is refused whole
+ * (keycloak-projector.ts), so every tenant holding the user is one their deletion reaches.
+ */
 export const kcUserTenantsMax = 1_000;
+/**
+ * Pairs kc_user_tenants holds at most, over the realm (20 tenants for each of kcUsersMax users,
+ * about 1 GB): past it an event that would make a user known in one more tenant is refused whole
+ * and logged (keycloak-projector.ts); a user's deletion frees their pairs.
+ */
+export const kcUserTenantPairsMax = 10_000_000;
 /** A refusal kept with its landing is cut to this: enough to act on. */
 export const projectionErrorCharsMax = 1_000;
 export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -178,9 +188,21 @@ export interface ControlPlane {
   markProjected(landingId: number, projector?: string, refusal?: string): Promise<void>;
   /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
   rememberOrganization(orgId: string, alias: string): Promise<void>;
+  /** The alias of `orgId`, also of one deleted (until deleteForgottenOrganizations drops it). */
   organizationAlias(orgId: string): Promise<string | undefined>;
-  /** Records that Keycloak user `userId` is known in `tenant` (an event about the user was applied there). */
-  rememberUserTenant(userId: string, tenant: string): Promise<void>;
+  /**
+   * Marks organization `orgId` deleted (its ORGANIZATION-DELETE was projected), as of the
+   * database's clock; a row already marked keeps its mark. Whether a row was marked.
+   */
+  markOrganizationDeleted(orgId: string): Promise<boolean>;
+  /** Deletes the rows (at most `limit`, oldest first) of organizations marked deleted more than `retentionMs` ago; returns how many. */
+  deleteForgottenOrganizations(retentionMs: number, limit: number): Promise<number>;
+  /** Records that Keycloak user `userId` is known in `tenant` (an event about the user was applied there); whether the pair is new. */
+  rememberUserTenant(userId: string, tenant: string): Promise<boolean>;
+  /** The pairs kc_user_tenants holds (a count of the table). */
+  userTenantPairs(): Promise<number>;
+  /** Forgets that `userId` is known in each of `tenants` (the user's deletion was applied there); returns how many pairs went. */
+  forgetUserTenants(userId: string, tenants: readonly string[]): Promise<number>;
   /** The tenants `userId` is known in, at most kcUserTenantsMax. */
   userTenants(userId: string): Promise<string[]>;
   userKnownIn(userId: string, tenant: string): Promise<boolean>;
@@ -418,8 +440,31 @@ function controlPlaneOn(
       return result.rows[0]?.alias;
     },
 
+    async markOrganizationDeleted(orgId) {
+      const result = await pool.query('update kc_organizations set deleted_at = now() where org_id = $1 and deleted_at is null', [orgId]);
+      return result.rowCount === 1;
+    },
+
+    deleteForgottenOrganizations(retentionMs, limit) {
+      return deleteAgedRows(pool, { table: 'kc_organizations', key: 'org_id', since: 'deleted_at' }, retentionMs, limit);
+    },
+
     async rememberUserTenant(userId, tenant) {
-      await pool.query('insert into kc_user_tenants (user_id, tenant) values ($1, $2) on conflict do nothing', [userId, tenant]);
+      const result = await pool.query('insert into kc_user_tenants (user_id, tenant) values ($1, $2) on conflict do nothing', [userId, tenant]);
+      return result.rowCount === 1;
+    },
+
+    async userTenantPairs() {
+      const result = await pool.query<{ n: string }>('select count(*)::text as n from kc_user_tenants');
+      return Number(result.rows[0]!.n);
+    },
+
+    async forgetUserTenants(userId, tenants) {
+      if (tenants.length === 0) return 0;
+      // The tenants a deletion reached: the one it names and the user's others (kcUserTenantsMax).
+      if (tenants.length > kcUserTenantsMax + 1) throw new MemoryError('limit_exceeded', `at most ${kcUserTenantsMax + 1} tenants forgotten per call (kcUserTenantsMax + 1)`);
+      const result = await pool.query('delete from kc_user_tenants where user_id = $1 and tenant = any($2::text[])', [userId, [...tenants]]);
+      return result.rowCount ?? 0;
     },
 
     async userKnownIn(userId, tenant) {
@@ -444,17 +489,8 @@ function controlPlaneOn(
       return result.rows.map(landedEvent);
     },
 
-    async deleteProjectedKeycloakLandings(retentionMs, limit) {
-      assertLimit(limit);
-      if (!Number.isSafeInteger(retentionMs) || retentionMs < 0) throw new MemoryError('invalid_argument', `retentionMs must be a whole number of ms >= 0 (got ${retentionMs})`);
-      const result = await pool.query(
-        `delete from kc_event_landing where landing_id in (
-           select landing_id from kc_event_landing
-           where projected_at is not null and projected_at < now() - $1::bigint * interval '1 millisecond'
-           order by projected_at limit $2)`,
-        [retentionMs, limit],
-      );
-      return result.rowCount ?? 0;
+    deleteProjectedKeycloakLandings(retentionMs, limit) {
+      return deleteAgedRows(pool, { table: 'kc_event_landing', key: 'landing_id', since: 'projected_at' }, retentionMs, limit);
     },
 
     async userTenants(userId) {
@@ -752,6 +788,28 @@ function controlPlaneOn(
       await closeAll();
     },
   };
+}
+
+/**
+ * Deletes the oldest rows (at most `limit`) of `table` whose `since` time is set and more than
+ * `retentionMs` ago by the database's clock (a partial index on `since` finds them); returns how many.
+ */
+async function deleteAgedRows(
+  pool: pg.Pool,
+  of: { readonly table: 'kc_event_landing' | 'kc_organizations'; readonly key: string; readonly since: string },
+  retentionMs: number,
+  limit: number,
+): Promise<number> {
+  assertLimit(limit);
+  if (!Number.isSafeInteger(retentionMs) || retentionMs < 0) throw new MemoryError('invalid_argument', `retentionMs must be a whole number of ms >= 0 (got ${retentionMs})`);
+  const result = await pool.query(
+    `delete from ${of.table} where ${of.key} in (
+       select ${of.key} from ${of.table}
+       where ${of.since} is not null and ${of.since} < now() - $1::bigint * interval '1 millisecond'
+       order by ${of.since} limit $2)`,
+    [retentionMs, limit],
+  );
+  return result.rowCount ?? 0;
 }
 
 /** A family's marks, newest generation first. */

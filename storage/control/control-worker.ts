@@ -9,7 +9,7 @@ import type { StoreApi } from '../store.js';
 import type { ControlPlane } from './control-plane.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from './keycloak-projector.js';
 import { drainRunOutbox } from './run-outbox.js';
-import { landingPruneEveryMsDefault, pruneProjectedLandings, type LandingPrune } from './landing-retention.js';
+import { landingPruneEveryMsDefault, pruneDeletedOrganizations, pruneProjectedLandings, type LandingPrune } from './landing-retention.js';
 import { stageAccessLog } from './audit-staging.js';
 
 export const controlRetryMsDefault = 1_000;
@@ -67,6 +67,8 @@ export interface ControlWorkerOptions {
   readonly landingPruneEveryMs?: number;
   /** A prune deleted landings. */
   readonly onLandingsPruned?: (prune: LandingPrune) => void;
+  /** A prune deleted the rows of organizations deleted longer ago than the landing retention (kc_organizations). */
+  readonly onOrganizationsPruned?: (prune: LandingPrune) => void;
 }
 
 export interface ControlWorker {
@@ -189,9 +191,11 @@ export function startControlWorker(control: ControlPlane, options: ControlWorker
     const now = Date.now();
     if (landingsPrunedAtMs !== undefined && now - landingsPrunedAtMs < landingPruneEveryMs) return;
     const prune = await pruneProjectedLandings(control, options.landingRetentionMs);
+    const organizations = await pruneDeletedOrganizations(control, options.landingRetentionMs);
     // Only a prune that finished waits for the next interval; one cut short runs at the next pass.
-    if (!prune.more) landingsPrunedAtMs = now;
+    if (!prune.more && !organizations.more) landingsPrunedAtMs = now;
     if (prune.deleted > 0) options.onLandingsPruned?.(prune);
+    if (organizations.deleted > 0) options.onOrganizationsPruned?.(organizations);
   };
   const global = new SingleFlight(
     'keycloak-projector',

@@ -181,6 +181,28 @@ export function subjectUserOfEvent(
 }
 
 /**
+ * The user whose account an event deletes realm-wide: a user's DELETE_ACCOUNT, an admin's
+ * USER-DELETE of `users/{id}` (read as the kc_* projection, tools/kc.ts, reads them); null for any
+ * other event. Once its deletion is applied to a tenant, the user is no longer known there
+ * (kc_user_tenants): the projector forgets the pair.
+ */
+export function userDeletedBy(event: KeycloakEvent): string | null {
+  if (event.kind === 'user') return event.type === 'DELETE_ACCOUNT' ? event.subjectUserId : null;
+  if (event.type !== 'USER-DELETE' || event.resourcePath?.split('/').length !== 2) return null;
+  return event.subjectUserId;
+}
+
+/**
+ * The organization an admin's ORGANIZATION-DELETE of `organizations/{id}` deletes (its id), or
+ * null for any other event.
+ */
+export function organizationDeletedBy(event: KeycloakEvent): string | null {
+  if (event.type !== 'ORGANIZATION-DELETE' || event.kind !== 'admin') return null;
+  const path = event.resourcePath?.split('/') ?? [];
+  return path.length === 2 && path[0] === 'organizations' ? decodedSegment(path[1]) : null;
+}
+
+/**
  * The subject user as landed (kc_event_landing.subject_user, indexed): null when Postgres text
  * could not hold it or an index row would be too long (U+0000, over keycloakFieldCharsMax). No
  * such id is a Keycloak user id, and the projection ignores it anyway.

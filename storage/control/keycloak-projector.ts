@@ -7,10 +7,18 @@
  * Landing order is not Keycloak's order (redeliveries, reordering webhooks): the tenant's
  * reducer keeps the newest change per user, field, membership and grant by Keycloak time
  * (tools/kc-clock.ts), so the order here decides nothing.
+ *
+ * The control plane's own rows follow the realm, not its age: a user is known (kc_user_tenants)
+ * in each tenant an event about them naming it was applied in (at most kcUserTenantsMax tenants a
+ * user, kcUserTenantPairsMax pairs a realm: an event past either is refused whole), and in
+ * none once their deletion is applied there (an event older than it, arriving after, makes them
+ * known nowhere again); an organization's deletion marks its row (kc_organizations), which goes
+ * after the landing retention (landing-retention.ts). A user removed from an organization stays
+ * known in its tenant: it still holds the user's profile, which the user's deletion must reach.
  */
 import { MemoryError } from '../errors.js';
-import type { ControlPlane } from './control-plane.js';
-import { keycloakEventFromJson, keycloakEventTypesOfUser, type KeycloakEvent } from './keycloak-event.js';
+import { kcUserTenantPairsMax, kcUserTenantsMax, type ControlPlane } from './control-plane.js';
+import { keycloakEventFromJson, keycloakEventTypesOfUser, organizationDeletedBy, userDeletedBy, type KeycloakEvent } from './keycloak-event.js';
 import { KnownUserTenants } from './known-user-tenants.js';
 
 export const projectorBatchMax = 256;
@@ -38,6 +46,10 @@ export interface ProjectionOptions {
   readonly userHistoryMax?: number;
   /** A user's history replayed to `tenant` was cut at `replayed` events (older ones not applied there): log it. */
   readonly onUserHistoryCut?: (user: string, tenant: string, replayed: number) => void;
+  /** Tenants a user may be known in; default kcUserTenantsMax (tests use fewer; never more). */
+  readonly userTenantsMax?: number;
+  /** Pairs of user and tenant the realm may hold; default kcUserTenantPairsMax (tests use fewer). */
+  readonly userTenantPairsMax?: number;
 }
 
 /**
@@ -71,9 +83,16 @@ export async function projectKeycloakEvents(
 ): Promise<ProjectionResult> {
   const batchMax = options.batchMax ?? projectorBatchMax;
   const userHistoryMax = options.userHistoryMax ?? userHistoryReplayedMax;
+  const userTenantsMax = Math.min(options.userTenantsMax ?? kcUserTenantsMax, kcUserTenantsMax);
+  const userTenantPairsMax = options.userTenantPairsMax ?? kcUserTenantPairsMax;
   let projected = 0;
   let skipped = 0;
   const userTenants = new KnownUserTenants(control);
+  /** Why the event is refused for good (reported), as its refusal. */
+  const refuse = (landingId: number, tenant: string, error: unknown): string => {
+    options.onRefused?.(landingId, tenant, error);
+    return error instanceof Error ? error.message : String(error);
+  };
   /** The event applied, or why the tenant refused it for good (reported); anything else is thrown. */
   const applyOrRefuse = async (tenant: string, event: KeycloakEvent, landingId: number): Promise<string | undefined> => {
     try {
@@ -81,8 +100,7 @@ export async function projectKeycloakEvents(
       return undefined;
     } catch (error) {
       if (!refusedForGood(error)) throw error;
-      options.onRefused?.(landingId, tenant, error);
-      return error instanceof Error ? error.message : String(error);
+      return refuse(landingId, tenant, error);
     }
   };
   /**
@@ -91,15 +109,45 @@ export async function projectKeycloakEvents(
    * naming another organization): they reached only the tenants known then. The
    * projection keeps the newest change whatever the order (tools/kc-clock.ts), and each landing
    * applies once per tenant, so a crash before the user is remembered replays them as no-ops.
+   * Whether `event` may make the user known there: not when the history holds a deletion of the
+   * user later than it (a late or redelivered event of a deleted user: the deletion, given first,
+   * leaves nothing of the user there, and the tenant needs no later event of theirs).
    */
-  const introduceUser = async (user: string, tenant: string, landingId: number): Promise<void> => {
-    if (await userTenants.knownIn(user, tenant)) return;
+  const introduceUser = async (user: string, tenant: string, event: KeycloakEvent, landingId: number): Promise<boolean> => {
+    if (await userTenants.knownIn(user, tenant)) return true;
     const history = await control.userHistory(user, landingId, userHistoryMax);
+    let deletedLater = false;
     for (const earlier of history) {
-      await applyOrRefuse(tenant, keycloakEventFromJson(earlier.raw, earlier.dedupKey), earlier.landingId);
+      const given = keycloakEventFromJson(earlier.raw, earlier.dedupKey);
+      if (userDeletedBy(given) === user && given.timeMs > event.timeMs) deletedLater = true;
+      await applyOrRefuse(tenant, given, earlier.landingId);
     }
     // Possibly more than the bound (exactly as many): say so, the older ones are not applied there.
     if (history.length === userHistoryMax) options.onUserHistoryCut?.(user, tenant, history.length);
+    return !deletedLater;
+  };
+  /**
+   * Refuses an event that would make `user` known in one tenant more than userTenantsMax, or the
+   * realm hold more pairs than userTenantPairsMax: the pair would not be remembered, and the
+   * user's deletion would never reach that tenant.
+   */
+  const roomForUser = async (user: string, tenant: string, landingId: number): Promise<string | undefined> => {
+    const known = await userTenants.tenantsOf(user);
+    if (known.includes(tenant) || (await userTenants.knownIn(user, tenant))) return undefined;
+    if (known.length >= userTenantsMax) {
+      return refuse(landingId, tenant, new MemoryError(
+        'limit_exceeded',
+        `Keycloak event not applied: user ${user} is known in ${known.length} tenants, the most one user may be (kcUserTenantsMax ${userTenantsMax}); tenant ${tenant} would be one more`,
+        'a user in this many organizations is likely a mistake or a service account: remove them from organizations they no longer need in Keycloak, then make the change again there (a new event)',
+      ));
+    }
+    const pairs = await userTenants.pairCount();
+    if (pairs < userTenantPairsMax) return undefined;
+    return refuse(landingId, tenant, new MemoryError(
+      'limit_exceeded',
+      `Keycloak event not applied: kc_user_tenants holds ${pairs} pairs of user and tenant, the most a realm may (kcUserTenantPairsMax ${userTenantPairsMax}); user ${user} in tenant ${tenant} would be one more`,
+      'delete users no longer needed in Keycloak (a deletion frees their pairs), then make the change again there (a new event)',
+    ));
   };
   for (;;) {
     const pending = await control.pendingKeycloakEvents(batchMax);
@@ -115,13 +163,27 @@ export async function projectKeycloakEvents(
       if (user !== null && (named === null || keycloakEventTypesOfUser.includes(event.type))) {
         for (const known of await userTenants.tenantsOf(user)) if (known !== named) tenants.push(known);
       }
-      if (named !== null && user !== null) await introduceUser(user, named, landed.landingId);
-      let refusal: string | undefined;
+      const deletedUser = userDeletedBy(event);
+      // A deletion makes the user known nowhere: never refused for the bound.
+      let refusal = named !== null && user !== null && deletedUser === null ? await roomForUser(user, named, landed.landingId) : undefined;
+      if (refusal !== undefined) {
+        skipped++;
+        await control.markProjected(landed.landingId, keycloakProjectorName, refusal);
+        continue;
+      }
+      const mayKnow = named !== null && user !== null ? await introduceUser(user, named, event, landed.landingId) : false;
+      const applied: string[] = [];
       for (const tenant of tenants) {
         const refused = await applyOrRefuse(tenant, event, landed.landingId);
+        if (refused === undefined) applied.push(tenant);
         refusal ??= refused;
       }
-      if (named !== null && user !== null && refusal === undefined) await userTenants.remember(user, named);
+      // The user's deletion applied to a tenant: the user is known there no more (one refusing it keeps them).
+      if (deletedUser !== null) await userTenants.forget(deletedUser, applied);
+      else if (named !== null && user !== null && refusal === undefined && mayKnow) await userTenants.remember(user, named);
+      // Its row stays marked as long as landings are kept: a landing naming it by id still finds its tenant.
+      const deletedOrganization = organizationDeletedBy(event);
+      if (deletedOrganization !== null) await control.markOrganizationDeleted(deletedOrganization);
       if (tenants.length === 0 || refusal !== undefined) skipped++;
       else projected++;
       await control.markProjected(landed.landingId, keycloakProjectorName, refusal);

@@ -9,6 +9,11 @@
  * a no-op in every tenant (the projection keeps the newest change per thing by event time:
  * tools/kc-clock.ts); a tenant a user joins gets none of the user's events older than the
  * retention.
+ *
+ * The row of an organization Keycloak deleted (kc_organizations, marked when its ORGANIZATION-DELETE
+ * is projected) is kept as long, then deleted the same way: until then a landing naming the
+ * organization only by id (a late one, or one still pending) still reaches the tenant named by
+ * its alias. The table's size follows the organizations living, and those deleted within the retention.
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
@@ -31,12 +36,22 @@ export interface LandingPrune {
   readonly more: boolean;
 }
 
+export interface PruneChunks {
+  readonly rowsMax?: number;
+  readonly chunksMax?: number;
+}
+
 /** Deletes landings projected more than `retentionMs` ago, oldest first, chunk by chunk. */
-export async function pruneProjectedLandings(
-  control: ControlPlane,
-  retentionMs: number,
-  chunk: { readonly rowsMax?: number; readonly chunksMax?: number } = {},
-): Promise<LandingPrune> {
+export function pruneProjectedLandings(control: ControlPlane, retentionMs: number, chunk: PruneChunks = {}): Promise<LandingPrune> {
+  return pruneInChunks('landings', retentionMs, chunk, (rowsMax) => control.deleteProjectedKeycloakLandings(retentionMs, rowsMax));
+}
+
+/** Deletes the rows of organizations marked deleted more than `retentionMs` ago, oldest first, chunk by chunk. */
+export function pruneDeletedOrganizations(control: ControlPlane, retentionMs: number, chunk: PruneChunks = {}): Promise<LandingPrune> {
+  return pruneInChunks('organizations', retentionMs, chunk, (rowsMax) => control.deleteForgottenOrganizations(retentionMs, rowsMax));
+}
+
+async function pruneInChunks(what: string, retentionMs: number, chunk: PruneChunks, deleteChunk: (rowsMax: number) => Promise<number>): Promise<LandingPrune> {
   const rowsMax = chunk.rowsMax ?? landingPruneChunkRowsMax;
   const chunksMax = chunk.chunksMax ?? landingPruneChunksMax;
   if (!Number.isSafeInteger(retentionMs) || retentionMs < 0) {
@@ -44,8 +59,8 @@ export async function pruneProjectedLandings(
   }
   let deleted = 0;
   for (let chunks = 0; chunks < chunksMax; chunks++) {
-    const gone = await control.deleteProjectedKeycloakLandings(retentionMs, rowsMax);
-    if (gone > rowsMax) throw new Error(`a chunk of at most ${rowsMax} landings deleted ${gone}`);
+    const gone = await deleteChunk(rowsMax);
+    if (gone > rowsMax) throw new Error(`a chunk of at most ${rowsMax} ${what} deleted ${gone}`);
     deleted += gone;
     if (gone < rowsMax) return { deleted, more: false };
   }

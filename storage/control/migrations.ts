@@ -192,6 +192,36 @@ export const migrations: readonly Migration[] = [
         where tenant is not null and subject_user is not null;
     `,
   },
+  {
+    version: 10,
+    name: 'keycloak deleted users and organizations',
+    sql: `
+      -- A deleted organization's row is marked when its ORGANIZATION-DELETE is projected and kept
+      -- as long as landings are (landing-retention.ts), so a landing naming it only by id still
+      -- reaches its tenant; then it is deleted.
+      alter table kc_organizations add column deleted_at timestamptz;
+      create index kc_organizations_deleted on kc_organizations (deleted_at) where deleted_at is not null;
+      update kc_organizations set deleted_at = gone.projected_at
+      from (select substring(raw->>'resourcePath' from '^organizations/([^/]+)$') as org_id, max(projected_at) as projected_at
+            from kc_event_landing where kind = 'admin' and event_type = 'ORGANIZATION-DELETE' and projected_at is not null
+            group by 1) as gone
+      where kc_organizations.org_id = gone.org_id;
+      -- A user's tenants go once their deletion is applied (keycloak-projector.ts). Users deleted
+      -- before: their pairs go when their newest deletion still landed was applied everywhere (no
+      -- deletion of theirs refused) and nothing landed naming a tenant is newer than it.
+      delete from kc_user_tenants
+      using (select subject_user, max(event_time_ms) as deleted_ms from kc_event_landing
+             where subject_user is not null and projected_at is not null
+               and ((kind = 'user' and event_type = 'DELETE_ACCOUNT')
+                 or (kind = 'admin' and event_type = 'USER-DELETE' and raw->>'resourcePath' ~ '^users/[^/]+$'))
+             group by subject_user
+             having bool_and(projection_error is null)) as gone
+      where kc_user_tenants.user_id = gone.subject_user
+        and not exists (select 1 from kc_event_landing later
+                        where later.subject_user = gone.subject_user and later.tenant is not null
+                          and later.event_time_ms > gone.deleted_ms and later.projection_error is null);
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

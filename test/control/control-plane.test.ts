@@ -118,7 +118,7 @@ describe.each(backends)('control plane on %s', (name, makeBackend) => {
 
   test('two servers migrating the same empty database at once apply each migration once', async () => {
     const all = migrations.map((m) => m.version);
-    expect(raced.flat().sort()).toEqual(all);
+    expect(raced.flat().sort((a, b) => a - b)).toEqual(all);
     expect(raced.some((applied) => applied.length === 0)).toBe(true);
     expect(control.migrated).toEqual([]);
   });
