@@ -7,6 +7,7 @@
  * the data directory with the trail (unless --no-stores). Configuration comes from the
  * environment (README).
  */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../config.js';
@@ -52,7 +53,23 @@ function bucketOf(config: Config, json: boolean | undefined): AuditBucket {
   return openAuditBucket(config.s3);
 }
 
-function controlOf(config: Config): Promise<ControlPlane> {
+/**
+ * Without DATABASE_URL the control plane is the embedded database a server made in the data
+ * directory (`DATA/control-pg`). A mistyped --data-dir must be said as such: opening it would
+ * create a new, empty database there, and report "no hole" or a chain of nothing staged.
+ */
+async function requireEmbeddedDatabase(config: Config): Promise<void> {
+  if (config.database.url !== undefined) return;
+  const hint = "name the server's data directory with --data-dir DIR (or IOBOXX_DATA_DIR), or its Postgres with DATABASE_URL";
+  const dataDir = await stat(config.dataDir).catch(() => undefined);
+  if (dataDir?.isDirectory() !== true) throw new MemoryError('not_found', `data directory ${config.dataDir} does not exist`, hint);
+  if (await stat(path.join(config.dataDir, 'control-pg')).catch(() => undefined) === undefined) {
+    throw new MemoryError('not_found', `no embedded control-plane database in ${config.dataDir} (control-pg): no server ran its control plane on this data directory, so nothing was staged here`, hint);
+  }
+}
+
+async function controlOf(config: Config): Promise<ControlPlane> {
+  await requireEmbeddedDatabase(config);
   return openControlPlane({
     ...(config.database.url ? { databaseUrl: config.database.url } : {}),
     ...(config.database.directUrl ? { databaseDirectUrl: config.database.directUrl } : {}),
