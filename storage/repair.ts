@@ -40,6 +40,8 @@ export interface RepairReport {
   readonly droppedThrough?: number;
   readonly droppedTransactions: number;
   readonly movedAside: string[];
+  /** Where what moved aside is kept (`log/repair-<ms>/`; nothing is deleted), when anything moved. */
+  readonly asideDir?: string;
 }
 
 export async function repairStore(dir: string, nowMs: number, fl: FileLayer = nodeFileLayer): Promise<RepairReport> {
@@ -137,7 +139,7 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   return {
     damaged: true, file: where.file, position: where.position, reason: where.reason,
     ...(droppedTransactions > 0 ? { droppedFrom: end + 1, droppedThrough } : {}),
-    droppedTransactions, movedAside,
+    droppedTransactions, movedAside, asideDir: aside,
   };
 }
 
@@ -291,7 +293,7 @@ async function repairWithoutLog(dir: string, logDir: string, nowMs: number, fl: 
     damaged: true, file: logDir, position: 0,
     reason: `no segment is left in the log, but the clean-close checkpoint shows offsets through ${checkpoint} were acknowledged; the store reopens from snapshot ${path.basename(from.dir)} (offset ${from.offset})`,
     ...(droppedTransactions > 0 ? { droppedFrom: from.offset + 1, droppedThrough } : {}),
-    droppedTransactions, movedAside,
+    droppedTransactions, movedAside, asideDir: aside,
   };
 }
 

@@ -190,7 +190,8 @@ export function registerStoreCommands(program: Command): void {
             report.droppedTransactions > 0
               ? `dropped ${report.droppedTransactions} transactions (offsets ${report.droppedFrom}..${report.droppedThrough})`
               : 'dropped no transaction',
-            ...report.movedAside.map((m) => `moved aside: ${m}`)]
+            ...report.movedAside.map((m) => `moved aside: ${m}`),
+            ...(report.asideDir === undefined ? [] : [`kept in ${report.asideDir} (nothing deleted)`])]
           : ['no damage found; nothing changed']);
       } catch (error) {
         failCommand(error, !!opts.json);

@@ -31,6 +31,10 @@ describe.concurrent('store repair', () => {
     const r = await cli(['store', 'repair', dir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`damage in ${fifo} at byte 0: a FIFO stands where this segment file should be\ndropped no transaction\nmoved aside: ${fifo} from byte 0\n`);
+    // Where it went is said, so the operator finds it without searching the store.
+    const keptIn = /kept in (\S+) \(nothing deleted\)/.exec(r.stdout)?.[1];
+    expect(keptIn, r.stdout).toMatch(new RegExp(`^${path.join(dir, 'log', 'repair-')}\\d+$`));
+    expect(readdirSync(keptIn!)).toContain(`${path.basename(fifo)}.from-0`);
     expect(await verified(dir)).toEqual(before);
   });
 
