@@ -12,6 +12,8 @@ import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { OverlayFileLayer } from '../../storage/io/overlay-file-layer.js';
 import { repairStore } from '../../storage/repair.js';
 import { Store } from '../../storage/store.js';
+import { tenantsDirName } from '../tenants/tenant-dir.js';
+import { dataDirArgument } from './cli-data-dir.js';
 import { failCommand, printReport } from './command-output.js';
 import { retiredTableNote, tableLines } from './table-lines.js';
 import { ttyProgress } from './progress.js';
@@ -49,6 +51,18 @@ async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
  * A store a live process holds (a serving server) is refused by its LOCK; its hint says what to
  * run instead while it serves, before stopping that process.
  */
+/**
+ * A tenant command for a hint about the store in `dir`: for a tenant's store (DATA/tenants/ID)
+ * with its id and ` --data-dir DATA`, so that, pasted, it acts on this store and not on ./data or
+ * IOBOXX_DATA_DIR; for a store elsewhere with the placeholder TENANT.
+ */
+function onItsTenant(dir: string, command: (tenant: string) => string): string {
+  const store = path.resolve(dir);
+  const tenants = path.dirname(store);
+  if (path.basename(tenants) !== tenantsDirName) return command('TENANT');
+  return `${command(path.basename(store))}${dataDirArgument(path.dirname(tenants))}`;
+}
+
 function whileServed(error: unknown, instead: string): unknown {
   if (!(error instanceof StoreLockHeld) || error.holderPid === process.pid) return error;
   return new MemoryError('conflict', error.message, `${instead}; or stop process ${error.holderPid} first`);
@@ -117,7 +131,7 @@ export function registerStoreCommands(program: Command): void {
           ...report.snapshotsSkipped.map((s) => `skipped snapshot: ${s}`),
         ]);
       } catch (error) {
-        failCommand(whileServed(error, `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`tenants list --check\`)`), !!opts.json);
+        failCommand(whileServed(error, `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`${onItsTenant(dir, () => 'tenants list --check')}\`)`), !!opts.json);
       }
     });
 
@@ -173,7 +187,7 @@ export function registerStoreCommands(program: Command): void {
         const written = snap.offset >= 0;
         printReport(!!opts.json, { ok: true, written, ...snap }, () => [written ? `snapshot at offset ${snap.offset}, state hash ${snap.stateHash}` : 'nothing to snapshot: the store holds no transaction yet']);
       } catch (error) {
-        failCommand(whileServed(error, 'a served store takes its own snapshots (every IOBOXX_SNAPSHOT_EVERY_TX transactions, after IOBOXX_SNAPSHOT_EVERY_MS, and when it closes); to copy it while it is served, run `ioboxx-memory backup TENANT DIR`'), !!opts.json);
+        failCommand(whileServed(error, `a served store takes its own snapshots (every IOBOXX_SNAPSHOT_EVERY_TX transactions, after IOBOXX_SNAPSHOT_EVERY_MS, and when it closes); to copy it while it is served, run \`ioboxx-memory ${onItsTenant(dir, (tenant) => `backup ${tenant} DIR`)}\``), !!opts.json);
       }
     });
 

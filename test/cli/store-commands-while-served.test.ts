@@ -25,8 +25,9 @@ afterAll(async () => {
 });
 
 test.each([
-  ['snapshot', ['store', 'snapshot', dir, '--json'], 'a served store takes its own snapshots (every IOBOXX_SNAPSHOT_EVERY_TX transactions, after IOBOXX_SNAPSHOT_EVERY_MS, and when it closes); to copy it while it is served, run `ioboxx-memory backup TENANT DIR`'],
-  ['verify', ['store', 'verify', dir, '--json'], `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`tenants list --check\`)`],
+  // The tenant commands named carry the store's tenant and data directory: pasted, they act on this store, not on ./data.
+  ['snapshot', ['store', 'snapshot', dir, '--json'], `a served store takes its own snapshots (every IOBOXX_SNAPSHOT_EVERY_TX transactions, after IOBOXX_SNAPSHOT_EVERY_MS, and when it closes); to copy it while it is served, run \`ioboxx-memory backup acme DIR --data-dir ${work}\``],
+  ['verify', ['store', 'verify', dir, '--json'], `to read a store while it is served, run \`ioboxx-memory store inspect ${dir}\` (or \`tenants list --check --data-dir ${work}\`)`],
 ])('store %s of a store a live process holds: conflict, with what to run instead', async (_name, args, instead) => {
   const r = await cli(args);
   expect(r.code, r.stderr).toBe(1);
