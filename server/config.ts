@@ -101,6 +101,22 @@ function missingCompanions(env: NodeJS.ProcessEnv): string[] {
     .map((name) => `${name}: required when S3_ENDPOINT is set`);
 }
 
+/**
+ * A lone tenant's bound is at least the per-tenant one (the load guard refuses it below). Checked on
+ * the raw values, as the companions above, so that it joins every other problem at start.
+ */
+function aloneBelowInFlight(env: NodeJS.ProcessEnv): string[] {
+  const integer = (name: string, fallback: number) => {
+    const raw = (env[name] ?? '').trim();
+    return raw === '' ? fallback : Number(raw);
+  };
+  const alone = integer('IOBOXX_TENANT_ALONE_INFLIGHT_MAX', Number.NaN);
+  const inFlight = integer('IOBOXX_TENANT_INFLIGHT_MAX', loadLimitsDefault.inFlightMax);
+  // A value that is no integer is reported by the schema already.
+  if (!Number.isInteger(alone) || !Number.isInteger(inFlight) || alone >= inFlight) return [];
+  return [`IOBOXX_TENANT_ALONE_INFLIGHT_MAX: ${alone} is below IOBOXX_TENANT_INFLIGHT_MAX (${inFlight}): it must be at least that`];
+}
+
 export interface S3Config {
   readonly endpoint: string;
   readonly region: string;
@@ -169,7 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd: string = p
   const parsed = environmentSchema.safeParse(env);
   // Never echo values: some of these are secrets.
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
-  problems.push(...missingCompanions(env));
+  problems.push(...missingCompanions(env), ...aloneBelowInFlight(env));
   let auth: AuthConfig | undefined;
   try {
     auth = authConfigFromEnv(env);

@@ -27,6 +27,23 @@ test('load limits: a queue of 0 (refuse at once) and the server-wide running bou
   expect(() => loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ALONE_INFLIGHT_MAX/);
 });
 
+test('a lone tenant\'s bound below IOBOXX_TENANT_INFLIGHT_MAX is a configuration problem, reported with the others (it was a stack trace from the load guard once serve --http had started)', () => {
+  let error: unknown;
+  try {
+    loadConfig({ IOBOXX_TENANT_INFLIGHT_MAX: '20', IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '10', IOBOXX_HTTP_PORT: 'abc' }, '/srv/app');
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).problems).toEqual([
+    'IOBOXX_HTTP_PORT: expected an integer from 0 to 65535',
+    'IOBOXX_TENANT_ALONE_INFLIGHT_MAX: 10 is below IOBOXX_TENANT_INFLIGHT_MAX (20): it must be at least that',
+  ]);
+  // Below the default IOBOXX_TENANT_INFLIGHT_MAX (16) too; equal to it is fine.
+  expect(() => loadConfig({ IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '8' }, '/srv/app')).toThrow('IOBOXX_TENANT_ALONE_INFLIGHT_MAX: 8 is below IOBOXX_TENANT_INFLIGHT_MAX (16)');
+  expect(loadConfig({ IOBOXX_TENANT_INFLIGHT_MAX: '20', IOBOXX_TENANT_ALONE_INFLIGHT_MAX: '20' }, '/srv/app').loadLimits.aloneInFlightMax).toBe(20);
+});
+
 test('tenant store limits: IOBOXX_MAX_OPEN_TENANTS, IOBOXX_TENANT_IDLE_CLOSE_MS and IOBOXX_TENANT_SLOT_WAIT_MS reach the config, bad values are refused', () => {
   expect(loadConfig({}, '/srv/app')).toMatchObject({ maxOpenTenants: openTenantsMaxDefault, tenantIdleCloseMs: idleCloseMsDefault, tenantSlotWaitMs: slotWaitMsDefault });
   expect(loadConfig({ IOBOXX_MAX_OPEN_TENANTS: '12', IOBOXX_TENANT_IDLE_CLOSE_MS: '500', IOBOXX_TENANT_SLOT_WAIT_MS: '250' }, '/srv/app'))
