@@ -11,6 +11,7 @@ import { configWithFile } from '../config-file.js';
 import type { HttpProcess } from '../main-wiring.js';
 import { openFilesProblem, openFilesSoftLimit } from '../ops/open-files-limit.js';
 import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
+import { listenFailureText } from './listen-failure.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
@@ -107,7 +108,12 @@ async function serve(options: ServeOptions): Promise<void> {
     started(await wiring.serveHttpProcess(config, log));
   } catch (error) {
     failed(error);
-    throw error;
+    const why = listenFailureText(error, config.http.host, config.http.port);
+    if (why === undefined) throw error;
+    log.fatal({ host: config.http.host, port: config.http.port }, why);
+    process.stderr.write(`ioboxx-memory: ${why}\n`);
+    // What the start opened before the listener (the control plane) would keep the process alive.
+    process.exit(1);
   }
 }
 
