@@ -12,6 +12,8 @@ import type { HttpProcess } from '../main-wiring.js';
 import { openFilesProblem, openFilesSoftLimit } from '../ops/open-files-limit.js';
 import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
 import { listenFailureText } from './listen-failure.js';
+import { effectiveLoadLimits } from '../ops/load-protection.js';
+import { storesMemoryBytesMaxOfMachine } from '../tenants/stores-memory-budget.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
@@ -49,13 +51,15 @@ async function serve(options: ServeOptions): Promise<void> {
     process.exitCode = 2;
     return;
   }
+  // As the process runs with it: the defaults derived at start filled in, so an operator reads the bounds in force.
+  const effective = redactedConfig(effectiveConfig(config, options.http === true));
   if (options.printConfig === true) {
-    process.stderr.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+    process.stderr.write(`${JSON.stringify(effective, null, 2)}\n`);
   }
   const log = createLogger(config.logLevel);
   logProcessWarnings(log);
   // What this process runs with, secrets redacted: the first line an operator reads.
-  log.info({ config: redactedConfig(config) }, 'configuration');
+  log.info({ config: effective }, 'configuration');
   // A data directory the process cannot use fails the start, not every call after it.
   const unusable = await dataDirProblem(config.dataDir);
   if (unusable !== undefined) {
@@ -115,6 +119,15 @@ async function serve(options: ServeOptions): Promise<void> {
     // What the start opened before the listener (the control plane) would keep the process alive.
     process.exit(1);
   }
+}
+
+/**
+ * The configuration with what is derived at start: a lone tenant's bound (load-protection.ts)
+ * and, for HTTP, the open stores' memory budget of this machine (main-wiring.ts takes the same).
+ */
+function effectiveConfig(config: Config, http: boolean): Config {
+  const budget = http && config.storesMemoryBytesMax === undefined ? { storesMemoryBytesMax: storesMemoryBytesMaxOfMachine() } : {};
+  return { ...config, loadLimits: effectiveLoadLimits(config.loadLimits), ...budget };
 }
 
 /** Why the data directory cannot be used (created if missing, then readable and writable), or undefined. */

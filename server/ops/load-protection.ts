@@ -62,6 +62,12 @@ export const firstCallsFactor = 4;
 export const soloQuietMs = 1_000;
 /** Hard ceilings on configured values: bounded everything (DESIGN §2.6). */
 export const loadLimitsCeiling: LoadLimits = { inFlightMax: 10_000, aloneInFlightMax: 10_000, queuedMax: 100_000, ratePerSecond: 1_000_000, burst: 1_000_000 };
+
+/** The limits a guard runs with: the defaults under those given; a lone tenant's bound, unless given, aloneInFlightFactor times the per-tenant one. */
+export function effectiveLoadLimits(limits: Partial<LoadLimits>): LoadLimits {
+  const merged = { ...loadLimitsDefault, ...limits };
+  return { ...merged, aloneInFlightMax: merged.aloneInFlightMax ?? Math.min(loadLimitsCeiling.aloneInFlightMax, aloneInFlightFactor * merged.inFlightMax) };
+}
 /** Retry-After never says more than this, nor less than 1 s on the wire (its unit). */
 export const retryAfterMsMax = 60_000;
 /** Per-tenant state kept; quiet tenants beyond it are forgotten (a forgotten bucket is a full one). */
@@ -144,9 +150,7 @@ export class TenantLoadGuard {
   private readonly onBusy: ((tenant: string, limit: 'queue' | 'rate') => void) | undefined;
 
   constructor(limits: Partial<LoadLimits> = {}, options: LoadGuardOptions = {}) {
-    const merged = { ...loadLimitsDefault, ...limits };
-    const aloneInFlightMax = merged.aloneInFlightMax ?? Math.min(loadLimitsCeiling.aloneInFlightMax, aloneInFlightFactor * merged.inFlightMax);
-    this.limits = checkLoadLimits({ ...merged, aloneInFlightMax });
+    this.limits = checkLoadLimits(effectiveLoadLimits(limits));
     this.runningMax = options.runningMax ?? runningCallsMaxDefault;
     if (!Number.isInteger(this.runningMax) || this.runningMax < 1 || this.runningMax > runningCallsMaxCeiling) {
       throw new MemoryError('invalid_argument', `load limit runningMax = ${this.runningMax} is outside 1..${runningCallsMaxCeiling}`);

@@ -4,27 +4,19 @@
  * of `listen EADDRINUSE`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, expect, test } from 'vitest';
 import { runProcess } from '../support/run-process.js';
 import { cliCommand, cliEnv } from './cli-process.js';
+import { heldPort } from './held-port.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'ioboxx-port-in-use-'));
-let taken: Server;
-let port: number;
-beforeAll(async () => {
-  taken = createServer();
-  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-  port = (taken.address() as { port: number }).port;
-});
-afterAll(async () => {
-  await new Promise((resolve) => taken.close(resolve));
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const heldPortNumber = heldPort();
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 test('serve --http on a port in use: exit 1 naming the address and IOBOXX_HTTP_PORT, no stack trace', async () => {
+  const port = heldPortNumber();
   const env = { ...cliEnv(), IOBOXX_DATA_DIR: dataDir, IOBOXX_HTTP_HOST: '127.0.0.1', IOBOXX_HTTP_PORT: String(port) };
   const [node, ...args] = cliCommand(['serve', '--http']);
   const r = await runProcess(node!, args, { env });
