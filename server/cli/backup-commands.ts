@@ -12,7 +12,7 @@
  * scratch directory put in place at the end (storage/backup/scratch-dir.ts): SIGINT or SIGTERM
  * removes that scratch before the process exits, so an interrupted run leaves nothing half-written.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -234,6 +234,11 @@ export function registerBackupCommands(program: Command): void {
         const target = tenantDir(dataDir, tenant);
         const holder = lockHolder(target);
         if (holder !== null) throw new MemoryError('conflict', `the store of ${tenant} is open in process ${holder}`, 'stop that process first');
+        // Said as the tenant's store, not as a target directory the operator never named (DIR is the backup).
+        if (existsSync(target) && statSync(target).isDirectory() && readdirSync(target).length > 0) {
+          throw new MemoryError('conflict', `tenant ${tenant} already has a store in ${target}`,
+            `to replace it with this backup, move it to the trash first: \`ioboxx-memory tenants delete ${tenant} --yes${dataDirArgument(dataDir)}\`, then restore again`);
+        }
         if (opts.fromS3 !== undefined) {
           const bucket = configuredBucket();
           const name = opts.fromS3 === 'latest' ? (await listUploadedBackups(bucket, parseTenantId(tenant))).at(-1) : opts.fromS3;

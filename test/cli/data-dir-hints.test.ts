@@ -27,6 +27,17 @@ describe.concurrent('hints after --data-dir D name --data-dir D', () => {
     expect(r.stderr).toContain(`\`ioboxx-memory tenants delete acme --yes --data-dir ${dataDir}\``);
   });
 
+  test('restore onto a tenant whose store is in place says so and names `tenants delete` on D; the store is left as it was', async () => {
+    const backupDir = path.join(dataDir, '..', `${path.basename(dataDir)}-restore-source`);
+    expect((await cli(['backup', 'acme', backupDir, '--data-dir', dataDir])).code).toBe(0);
+    const r = await cli(['restore', backupDir, 'acme', '--data-dir', dataDir]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`error: tenant acme already has a store in ${path.join(dataDir, 'tenants', 'acme')}\n`);
+    expect(r.stderr).toContain(`\`ioboxx-memory tenants delete acme --yes --data-dir ${dataDir}\`, then restore again`);
+    expect(existsSync(path.join(dataDir, 'tenants', 'acme', 'log'))).toBe(true);
+    rmSync(backupDir, { recursive: true, force: true });
+  });
+
   test('tenants delete of an unknown tenant names `tenants list` on D', async () => {
     const r = await cli(['tenants', 'delete', 'nobody', '--yes', '--data-dir', dataDir]);
     expect(r.code, r.stderr).toBe(1);
