@@ -48,10 +48,6 @@ async function openForCli(dir: string, fileLayer?: FileLayer): Promise<Store> {
 }
 
 /**
- * A store a live process holds (a serving server) is refused by its LOCK; its hint says what to
- * run instead while it serves, before stopping that process.
- */
-/**
  * A tenant command for a hint about the store in `dir`: for a tenant's store (DATA/tenants/ID)
  * with its id and ` --data-dir DATA`, so that, pasted, it acts on this store and not on ./data or
  * IOBOXX_DATA_DIR; for a store elsewhere with the placeholder TENANT.
@@ -63,6 +59,10 @@ function onItsTenant(dir: string, command: (tenant: string) => string): string {
   return `${command(path.basename(store))}${dataDirArgument(path.dirname(tenants))}`;
 }
 
+/**
+ * A store a live process holds (a serving server) is refused by its LOCK; its hint says what to
+ * run instead while it serves, before stopping that process.
+ */
 function whileServed(error: unknown, instead: string): unknown {
   if (!(error instanceof StoreLockHeld) || error.holderPid === process.pid) return error;
   return new MemoryError('conflict', error.message, `${instead}; or stop process ${error.holderPid} first`);
