@@ -3,6 +3,10 @@
  * it does (RFC 9110 §15.5.6), as the SDK's session transport answers one on a session. Before,
  * a PUT on /mcp without a session got 400 (a 2025-era request needs a session), which told its
  * client to fix the request rather than the method.
+ *
+ * HEAD is not served on an MCP endpoint (it is not in any `Allow`): an MCP answer is a stream or
+ * a call's result, neither of which a HEAD can read. Express hands a HEAD to a GET route, so a
+ * GET route of an MCP endpoint must refuse it too (`/sse` does with allowOnly(['GET'])).
  */
 import type { NextFunction, Request, Response } from 'express';
 import { sendJsonRpcError } from './json-rpc-error.js';

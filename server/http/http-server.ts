@@ -218,11 +218,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.get(
     sseRoutes,
     identify,
+    // Express gives a HEAD to this GET route: it would open a session (one of the bounded slots) and a
+    // stream it can never read, and wait unanswered. Refused here as the other methods are below.
+    allowOnly(['GET']),
     // Express routes /sse in any case and with a trailing slash: each spelling's client posts to the messages route.
     serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse\/?$/i, '/messages'))),
   );
   app.post(messagesRoutes, identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
-  // Their other methods (GET and HEAD of /sse are served above).
+  // Their other methods (HEAD of /sse is refused in its GET route above).
   app.all(sseRoutes, identify, allowOnly(['GET']));
   app.all(messagesRoutes, identify, allowOnly(['POST']));
 
