@@ -2,7 +2,8 @@
  * POST /hooks/keycloak: Keycloak user and admin events (stock JSON or the webhook-extension
  * form), checked against `X-Keycloak-Signature` (hex HMAC-SHA256 of the raw body with the
  * configured secret) before anything is parsed, then landed raw and idempotently. The
- * projector applies landed events to tenants; `onLanded` nudges it.
+ * projector applies landed events to tenants, and learns the organizations they name (bounded:
+ * keycloak-organizations.ts); `onLanded` nudges it.
  *
  * An event is held to the shape a tool call's arguments are (arguments-shape.ts: nesting at
  * most toolArgumentsDepthMax, well-formed Unicode, no "__proto__" key): the projector hands it
@@ -67,8 +68,6 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
           raw: event.raw,
           subjectUser: landedSubjectUser(event),
         });
-        const { id, alias } = event.organization;
-        if (id && alias) await options.control.rememberOrganization(id, alias);
         if (!landed.duplicate) options.onLanded?.(landed.landingId);
         res.status(202).json(landed);
       } catch (error) {

@@ -46,6 +46,15 @@ export const kcUserTenantsMax = 1_000;
  * and logged (keycloak-projector.ts); a user's deletion frees their pairs.
  */
 export const kcUserTenantPairsMax = 10_000_000;
+/**
+ * Rows kc_organizations holds at most, over the realm (an organization is a tenant, each a store
+ * of its own: a realm of a million is far past what one deployment serves, and the table is then
+ * about 200 MB). Past it an event naming an organization not yet known by id and alias is refused
+ * whole and logged (keycloak-projector.ts). Rows of deleted organizations count: they are kept for
+ * the landing retention, and a realm creating and deleting organizations in a loop would otherwise
+ * grow the table without bound within it; they go with the retention.
+ */
+export const kcOrganizationsMax = 1_000_000;
 /** A refusal kept with its landing is cut to this: enough to act on. */
 export const projectionErrorCharsMax = 1_000;
 export const auditTenantPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -186,8 +195,15 @@ export interface ControlPlane {
   pendingKeycloakEvents(limit: number): Promise<LandedKeycloakEvent[]>;
   /** `refusal`: why the tenant refused the event for good (kept in projection_error; it was not applied). */
   markProjected(landingId: number, projector?: string, refusal?: string): Promise<void>;
-  /** Records that organization `orgId` is the tenant named `alias` (from an event or a verified token). */
-  rememberOrganization(orgId: string, alias: string): Promise<void>;
+  /**
+   * Records that organization `orgId` is the tenant named `alias` (learned by the projector from an
+   * event naming both); whether a row was made. A row made for an organization whose deletion is
+   * still landed, the deletion no older than the event (`eventTimeMs`; unset: any), is made marked
+   * deleted: a late event of a deleted organization does not bring its row back for good.
+   */
+  rememberOrganization(orgId: string, alias: string, eventTimeMs?: number): Promise<boolean>;
+  /** The rows kc_organizations holds, those marked deleted too (a count of the table). */
+  organizationRows(): Promise<number>;
   /** The alias of `orgId`, also of one deleted (until deleteForgottenOrganizations drops it). */
   organizationAlias(orgId: string): Promise<string | undefined>;
   /**
@@ -426,13 +442,27 @@ function controlPlaneOn(
       });
     },
 
-    async rememberOrganization(orgId, alias) {
-      await pool.query(
-        `insert into kc_organizations (org_id, alias) values ($1, $2)
+    async rememberOrganization(orgId, alias, eventTimeMs = Number.MIN_SAFE_INTEGER) {
+      // The deletion's landing is found by its resource path (migration 11 indexes it), as
+      // Keycloak sent it: the id as is, or URI-encoded. Marked as of its projection (or now).
+      const paths = [...new Set([`organizations/${orgId}`, `organizations/${encodeURIComponent(orgId)}`])];
+      const result = await pool.query<{ made: boolean }>(
+        `insert into kc_organizations (org_id, alias, deleted_at)
+         values ($1, $2, (select coalesce(max(projected_at), now()) from kc_event_landing
+                          where kind = 'admin' and event_type = 'ORGANIZATION-DELETE' and raw->>'resourcePath' = any($3::text[])
+                            and event_time_ms >= $4
+                          having count(*) > 0))
          on conflict (org_id) do update set alias = excluded.alias, updated_at = now()
-         where kc_organizations.alias <> excluded.alias`,
-        [orgId, alias],
+         where kc_organizations.alias <> excluded.alias
+         returning xmax = 0 as made`,
+        [orgId, alias, paths, eventTimeMs],
       );
+      return result.rows[0]?.made === true;
+    },
+
+    async organizationRows() {
+      const result = await pool.query<{ n: string }>('select count(*)::text as n from kc_organizations');
+      return Number(result.rows[0]!.n);
     },
 
     async organizationAlias(orgId) {

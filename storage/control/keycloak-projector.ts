@@ -12,13 +12,16 @@
  * in each tenant an event about them naming it was applied in (at most kcUserTenantsMax tenants a
  * user, kcUserTenantPairsMax pairs a realm: an event past either is refused whole), and in
  * none once their deletion is applied there (an event older than it, arriving after, makes them
- * known nowhere again); an organization's deletion marks its row (kc_organizations), which goes
- * after the landing retention (landing-retention.ts). A user removed from an organization stays
- * known in its tenant: it still holds the user's profile, which the user's deletion must reach.
+ * known nowhere again); an organization is known (kc_organizations) once an event naming its id
+ * and alias is projected (at most kcOrganizationsMax a realm: an event past it is refused whole),
+ * its deletion marks its row, which goes after the landing retention (landing-retention.ts). A
+ * user removed from an organization stays known in its tenant: it still holds the user's profile,
+ * which the user's deletion must reach.
  */
 import { MemoryError } from '../errors.js';
 import { kcUserTenantPairsMax, kcUserTenantsMax, type ControlPlane } from './control-plane.js';
 import { keycloakEventFromJson, keycloakEventTypesOfUser, organizationDeletedBy, userDeletedBy, type KeycloakEvent } from './keycloak-event.js';
+import { KnownOrganizations } from './keycloak-organizations.js';
 import { KnownUserTenants } from './known-user-tenants.js';
 
 export const projectorBatchMax = 256;
@@ -50,6 +53,8 @@ export interface ProjectionOptions {
   readonly userTenantsMax?: number;
   /** Pairs of user and tenant the realm may hold; default kcUserTenantPairsMax (tests use fewer). */
   readonly userTenantPairsMax?: number;
+  /** Organizations (kc_organizations rows) the realm may hold; default kcOrganizationsMax (tests use fewer). */
+  readonly organizationsMax?: number;
 }
 
 /**
@@ -88,6 +93,7 @@ export async function projectKeycloakEvents(
   let projected = 0;
   let skipped = 0;
   const userTenants = new KnownUserTenants(control);
+  const organizations = new KnownOrganizations(control, options.organizationsMax);
   /** Why the event is refused for good (reported), as its refusal. */
   const refuse = (landingId: number, tenant: string, error: unknown): string => {
     options.onRefused?.(landingId, tenant, error);
@@ -152,8 +158,16 @@ export async function projectKeycloakEvents(
   for (;;) {
     const pending = await control.pendingKeycloakEvents(batchMax);
     if (pending.length === 0) return { projected, skipped };
-    for (const landed of pending) {
-      const event = keycloakEventFromJson(landed.raw, landed.dedupKey);
+    const events = pending.map((landed) => keycloakEventFromJson(landed.raw, landed.dedupKey));
+    // The batch's organizations are learned first (keycloak-organizations.ts); one past the
+    // bound refuses its event whole, at its turn.
+    const pastOrganizationsMax = new Map<number, MemoryError>();
+    for (const [i, event] of events.entries()) {
+      const refused = await organizations.learn(event);
+      if (refused) pastOrganizationsMax.set(pending[i]!.landingId, refused);
+    }
+    for (const [i, landed] of pending.entries()) {
+      const event = events[i]!;
       const named = await tenantOf((orgId) => control.organizationAlias(orgId), event);
       const user = event.subjectUserId;
       const tenants = named !== null ? [named] : [];
@@ -164,8 +178,11 @@ export async function projectKeycloakEvents(
         for (const known of await userTenants.tenantsOf(user)) if (known !== named) tenants.push(known);
       }
       const deletedUser = userDeletedBy(event);
+      const organizationRefused = pastOrganizationsMax.get(landed.landingId);
       // A deletion makes the user known nowhere: never refused for the bound.
-      let refusal = named !== null && user !== null && deletedUser === null ? await roomForUser(user, named, landed.landingId) : undefined;
+      let refusal = organizationRefused !== undefined
+        ? refuse(landed.landingId, named ?? '', organizationRefused)
+        : named !== null && user !== null && deletedUser === null ? await roomForUser(user, named, landed.landingId) : undefined;
       if (refusal !== undefined) {
         skipped++;
         await control.markProjected(landed.landingId, keycloakProjectorName, refusal);

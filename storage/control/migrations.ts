@@ -222,6 +222,17 @@ export const migrations: readonly Migration[] = [
                           and later.event_time_ms > gone.deleted_ms and later.projection_error is null);
     `,
   },
+  {
+    version: 11,
+    name: 'keycloak organization deletions',
+    sql: `
+      -- An organization's row made anew (a late event naming it by id and alias) is made marked
+      -- deleted when its ORGANIZATION-DELETE is still landed (ControlPlane.rememberOrganization):
+      -- this index finds that landing by its resource path, holding the deletions only.
+      create index kc_event_landing_organization_deletes on kc_event_landing ((raw->>'resourcePath'))
+        where kind = 'admin' and event_type = 'ORGANIZATION-DELETE';
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

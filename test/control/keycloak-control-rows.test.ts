@@ -6,25 +6,29 @@
  * known in at most kcUserTenantsMax tenants, the realm's users in kcUserTenantPairsMax in all (an
  * event past either refused whole, the bound named in its projection_error). kc_organizations
  * (org id -> alias): a deleted organization's row is marked when its ORGANIZATION-DELETE is
- * projected, still routes landings naming it by id, and goes after the landing retention.
- * Migration 10 clears what the code before left behind. Before, every one of these rows stayed for good.
+ * projected, still routes landings naming it by id, and goes after the landing retention; the
+ * realm holds at most kcOrganizationsMax of them (deleted ones too, until they go), an event
+ * naming one more refused whole, and a late event of a deleted organization brings its row back
+ * marked. Migration 10 clears what the code before left behind. Before, every one of these rows stayed for good.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker } from '../../storage/control/control-worker.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
 import { pruneDeletedOrganizations } from '../../storage/control/landing-retention.js';
 import { applyMigrations } from '../../storage/control/migrations.js';
 import { systemCaller } from '../../storage/control/run-outbox.js';
+import { signKeycloakBody } from '../../storage/control/keycloak-event.js';
 import { MemoryError } from '../../storage/errors.js';
 import { Store } from '../../storage/store.js';
 import { kcApplyEvent, kcTables } from '../../tools/kc.js';
 import { freshPostgresDatabase, type FreshDatabase } from '../support/services.js';
 import { landKeycloakJson } from './land-keycloak-event.js';
+import { startWebhookServer, type WebhookServer } from './webhook-server.js';
 
 let dir: string;
 let db: FreshDatabase;
@@ -199,7 +203,7 @@ test('a deleted organization\'s row is marked when its deletion is projected, st
   await project(record);
   expect(reached).toEqual(['doomed:ORGANIZATION-DELETE', 'doomed:ORGANIZATION_MEMBERSHIP-DELETE']);
   const marks = async () => (await admin.query<{ org_id: string; deleted: boolean }>(
-    'select org_id, deleted_at is not null as deleted from kc_organizations order by org_id')).rows;
+    `select org_id, deleted_at is not null as deleted from kc_organizations where org_id like 'org-%' order by org_id`)).rows;
   expect(await marks()).toEqual([{ org_id: 'org-del', deleted: true }, { org_id: 'org-live', deleted: false }]);
 
   const retentionMs = 60_000;
@@ -246,4 +250,94 @@ test('migration 10 forgets the tenants of users deleted before it and marks orga
   expect(await userTenantRows('u-jo'), 'made again after the deletion: kept').toEqual(['acme', 'globex']);
   expect(await userTenantRows('u-kim'), 'its deletion refused somewhere: kept').toEqual(['acme']);
   expect((await admin.query(`select deleted_at is not null as deleted from kc_organizations where org_id = 'org-old'`)).rows).toEqual([{ deleted: true }]);
+});
+
+describe('kc_organizations, learned from events delivered to the webhook', () => {
+  const secret = 'kc-rows-secret';
+  let hook: WebhookServer;
+  beforeAll(async () => {
+    hook = await startWebhookServer(control, secret);
+  });
+  afterAll(async () => {
+    await hook?.close();
+  });
+  const deliver = async (json: object) => {
+    const body = JSON.stringify(json);
+    expect((await hook.post(body, signKeycloakBody(body, secret))).status).toBe(202);
+  };
+  const orgCreate = (id: string, time: number, orgId: string, alias: string) => ({
+    id, time, operationType: 'CREATE', resourceType: 'ORGANIZATION', resourcePath: `organizations/${orgId}`, realmId: 'r',
+    representation: JSON.stringify({ id: orgId, alias, name: alias }),
+  });
+  const orgDelete = (id: string, time: number, orgId: string) => ({
+    id, time, operationType: 'DELETE', resourceType: 'ORGANIZATION', resourcePath: `organizations/${orgId}`, realmId: 'r',
+  });
+  const member = (uid: string, time: number, orgId: string, alias: string, userId: string) => ({
+    uid, time, type: 'admin.ORGANIZATION_MEMBERSHIP-CREATE', realmId: 'r', resourcePath: `organizations/${orgId}/members/${userId}`, details: { org_alias: alias },
+  });
+  const orgRows = async (...orgIds: string[]) => (await admin.query<{ org_id: string; alias: string; deleted: boolean }>(
+    'select org_id, alias, deleted_at is not null as deleted from kc_organizations where org_id = any($1::text[]) order by org_id', [orgIds])).rows;
+  const ageDeletion = (orgId: string) => admin.query(`update kc_organizations set deleted_at = now() - interval '2 minutes' where org_id = $1`, [orgId]);
+
+  test('a realm holds at most kcOrganizationsMax organizations, deleted ones too until they go: an event naming one more is refused whole, naming the bound; deletions still pass', async () => {
+    const reached: string[] = [];
+    const refusals: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    const rowsNow = Number((await admin.query<{ n: string }>('select count(*)::text as n from kc_organizations')).rows[0]!.n);
+    const passWithin = () => projectKeycloakEvents(control, record, {
+      organizationsMax: rowsNow + 2, onRefused: (_id, tenant, error) => refusals.push(`${tenant}: ${(error as Error).message}`),
+    });
+    await deliver(orgCreate('q-1', 6_001, 'org-q1', 'q-one'));
+    await deliver(orgCreate('q-2', 6_002, 'org-q2', 'q-two'));
+    await deliver(member('q-3', 6_003, 'org-q3', 'q-three', 'u-quinn')); // one more: refused
+    await deliver(member('q-4', 6_004, 'org-q1', 'q-one', 'u-quinn')); // known: applied
+    // A user's deletion naming an organization not known is never refused; its organization is not learned.
+    await deliver({ uid: 'q-5', time: 6_005, type: 'access.DELETE_ACCOUNT', realmId: 'r', userId: 'u-rex', details: { org_alias: 'q-four', org_id: 'org-q4' } });
+    expect(await passWithin()).toEqual({ projected: 4, skipped: 1 });
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(new RegExp(
+      `^q-three: .*kc_organizations holds ${rowsNow + 2} organizations.*kcOrganizationsMax ${rowsNow + 2}.*organization org-q3 \\(q-three\\) would be one more`,
+    ));
+    expect(reached.filter((r) => r.startsWith('q-three:')), 'nothing of the refused event applied').toEqual([]);
+    expect(reached).toContain('q-four:id:q-5');
+    expect(await userTenantRows('u-quinn')).toEqual(['q-one']);
+    expect((await orgRows('org-q1', 'org-q2', 'org-q3', 'org-q4')).map((r) => r.org_id)).toEqual(['org-q1', 'org-q2']);
+    const landing = async (uid: string) => (await admin.query<{ projected: boolean; projection_error: string | null }>(
+      `select projected_at is not null as projected, projection_error from kc_event_landing where raw->>'uid' = $1`, [uid])).rows[0]!;
+    expect(await landing('q-3'), 'kept for an operator, the bound named').toMatchObject({ projected: true, projection_error: expect.stringMatching(/kcOrganizationsMax/) });
+
+    // A deleted organization's row still counts until it goes with the retention.
+    await deliver(orgDelete('q-6', 6_006, 'org-q1'));
+    await deliver(member('q-7', 6_007, 'org-q3', 'q-three', 'u-quinn'));
+    expect(await passWithin()).toEqual({ projected: 1, skipped: 1 });
+    expect(refusals).toHaveLength(2);
+    await ageDeletion('org-q1');
+    expect((await pruneDeletedOrganizations(control, 60_000)).deleted).toBeGreaterThanOrEqual(1);
+    await deliver(member('q-8', 6_008, 'org-q3', 'q-three', 'u-quinn'));
+    expect(await passWithin()).toEqual({ projected: 1, skipped: 0 });
+    expect(await orgRows('org-q3')).toEqual([{ org_id: 'org-q3', alias: 'q-three', deleted: false }]);
+    expect(await userTenantRows('u-quinn')).toEqual(['q-one', 'q-three']);
+  });
+
+  test('a late event naming a deleted organization by id and alias brings its row back marked deleted (it goes with the retention); one newer than the deletion does not', async () => {
+    const reached: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    // Deleted before any event named it with its alias: no row to mark.
+    await deliver(orgDelete('g-1', 7_010, 'org-gone'));
+    await project(record);
+    expect(await orgRows('org-gone')).toEqual([]);
+    // Delivered late, older than the deletion (a retried membership).
+    await deliver(member('g-2', 7_005, 'org-gone', 'gone', 'u-sal'));
+    await project(record);
+    expect(reached).toContain('gone:id:g-2');
+    expect(await orgRows('org-gone'), 'marked: it goes with the retention').toEqual([{ org_id: 'org-gone', alias: 'gone', deleted: true }]);
+    await ageDeletion('org-gone');
+    await pruneDeletedOrganizations(control, 60_000);
+    expect(await orgRows('org-gone')).toEqual([]);
+
+    // The same id made again after the deletion (an import): known, not marked.
+    await deliver(orgCreate('g-3', 7_020, 'org-gone', 'gone'));
+    await project(record);
+    expect(await orgRows('org-gone')).toEqual([{ org_id: 'org-gone', alias: 'gone', deleted: false }]);
+  });
 });
