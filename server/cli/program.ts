@@ -14,10 +14,13 @@ import { exitCodeTimedOut, installGracefulShutdown } from '../ops/shutdown.js';
 import { listenFailureText } from './listen-failure.js';
 import { effectiveLoadLimits } from '../ops/load-protection.js';
 import { storesMemoryBytesMaxOfMachine } from '../tenants/stores-memory-budget.js';
+import { MemoryError } from '../../storage/errors.js';
 import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { registerTenantCommands } from './tenant-commands.js';
+import { dataDirFilesystemVerdict, operatorDataDir } from './cli-data-dir.js';
+import { failCommand } from './command-output.js';
 
 const environmentHelp = `
 Environment (see README):
@@ -60,6 +63,15 @@ async function serve(options: ServeOptions): Promise<void> {
   logProcessWarnings(log);
   // What this process runs with, secrets redacted: the first line an operator reads.
   log.info({ config: effective }, 'configuration');
+  // Before the mkdir below: on procfs it would never return, and a store on tmpfs is not durable.
+  const filesystem = await dataDirFilesystemVerdict(config.dataDir);
+  if (filesystem !== undefined && 'refused' in filesystem) {
+    log.fatal({ dataDir: config.dataDir }, filesystem.refused);
+    process.stderr.write(`ioboxx-memory: ${filesystem.refused}\n`);
+    process.exitCode = 2; // a setting to change, as an invalid configuration
+    return;
+  }
+  if (filesystem !== undefined) log.warn({ dataDir: config.dataDir }, filesystem.notDurable);
   // A data directory the process cannot use fails the start, not every call after it.
   const unusable = await dataDirProblem(config.dataDir);
   if (unusable !== undefined) {
@@ -175,6 +187,22 @@ export function buildProgram(): Command {
       if (options.stdio !== true && options.http !== true) command.error('choose a transport: --stdio or --http');
       await serve(options);
     });
+
+  // Every other command that takes --data-dir: a pseudo filesystem is refused before the command
+  // makes anything there (restore's mkdir never returned on /proc). A bad configuration is left
+  // to the command, which says it as it does.
+  program.hook('preAction', async (_program, command) => {
+    if (command.name() === 'serve' || !command.options.some((option) => option.long === '--data-dir')) return;
+    const options = command.opts<{ dataDir?: string; json?: boolean }>();
+    let dataDir: string;
+    try {
+      dataDir = operatorDataDir(options.dataDir);
+    } catch {
+      return;
+    }
+    const filesystem = await dataDirFilesystemVerdict(dataDir);
+    if (filesystem !== undefined && 'refused' in filesystem) failCommand(new MemoryError('invalid_argument', filesystem.refused), options.json === true);
+  });
 
   registerStoreCommands(program);
   registerTenantCommands(program);
