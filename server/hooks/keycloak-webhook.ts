@@ -2,8 +2,11 @@
  * POST /hooks/keycloak: Keycloak user and admin events (stock JSON or the webhook-extension
  * form), checked against `X-Keycloak-Signature` (hex HMAC-SHA256 of the raw body with the
  * configured secret) before anything is parsed, then landed raw and idempotently. The
- * projector applies landed events to tenants, and learns the organizations they name (bounded:
- * keycloak-organizations.ts); `onLanded` nudges it.
+ * organization an event names by id and alias is learned as it lands (bounded:
+ * keycloak-organizations.ts), so an event naming it only by id, landed earlier but projected
+ * later, reaches the tenant of its alias however far behind the projector is. The projector
+ * applies landed events to tenants (learning again, and refusing an event past the bound);
+ * `onLanded` nudges it.
  *
  * An event is held to the shape a tool call's arguments are (arguments-shape.ts: nesting at
  * most toolArgumentsDepthMax, well-formed Unicode, no "__proto__" key): the projector hands it
@@ -13,6 +16,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { MemoryError } from '../../storage/errors.js';
 import type { ControlPlane } from '../../storage/control/control-plane.js';
 import { isDatabaseError } from '../../storage/control/database-error.js';
+import { KnownOrganizations } from '../../storage/control/keycloak-organizations.js';
 import { argumentsShapeProblem } from '../mcp/arguments-shape.js';
 import {
   keycloakEventBytesMax,
@@ -32,6 +36,8 @@ export interface KeycloakWebhookOptions {
   readonly onRejected?: (reason: string, status: number) => void;
   /** Landing failed for a reason other than the database (answered 500): log it. */
   readonly onFailed?: (error: unknown) => void;
+  /** Organizations (kc_organizations rows) the realm may hold; default kcOrganizationsMax (tests use fewer, as the projector's). */
+  readonly organizationsMax?: number;
 }
 
 export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
@@ -68,6 +74,8 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
           raw: event.raw,
           subjectUser: landedSubjectUser(event),
         });
+        // Past the bound it is not learned: the projector refuses the event at its turn, naming the bound.
+        await new KnownOrganizations(options.control, options.organizationsMax).learn(event);
         if (!landed.duplicate) options.onLanded?.(landed.landingId);
         res.status(202).json(landed);
       } catch (error) {

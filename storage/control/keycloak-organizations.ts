@@ -1,10 +1,10 @@
 /**
- * What the projector learns of kc_organizations (organization id -> alias, so an event naming an
+ * What is learned of kc_organizations (organization id -> alias, so an event naming an
  * organization only by id reaches the tenant named by its alias), bounded over the realm by
- * kcOrganizationsMax. Learned as events naming both are projected, in landing order; the
- * projector learns a batch's organizations before applying any of its events, so one landed
- * just after an event naming the organization only by id still routes it (the webhook learned
- * them as they landed, unbounded, before).
+ * kcOrganizationsMax. Learned as events naming both land (the webhook: an id-only event landed
+ * before routes right however far behind the projector is) and again as they are projected,
+ * where one past the bound refuses its event; the projector learns a batch's organizations
+ * before applying any of its events.
  */
 import { MemoryError } from '../errors.js';
 import { kcOrganizationsMax, type ControlPlane } from './control-plane.js';

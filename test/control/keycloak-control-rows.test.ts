@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { openControlPlane, type ControlPlane } from '../../storage/control/control-plane.js';
 import { startControlWorker } from '../../storage/control/control-worker.js';
 import { projectKeycloakEvents, type ApplyKeycloakEvent } from '../../storage/control/keycloak-projector.js';
@@ -287,6 +287,13 @@ describe('kc_organizations, learned from events delivered to the webhook', () =>
     const passWithin = () => projectKeycloakEvents(control, record, {
       organizationsMax: rowsNow + 2, onRefused: (_id, tenant, error) => refusals.push(`${tenant}: ${(error as Error).message}`),
     });
+    // The webhook learns organizations as they land, within the same bound.
+    const boundedHook = await startWebhookServer(control, secret, { organizationsMax: rowsNow + 2 });
+    onTestFinished(() => boundedHook.close());
+    const deliver = async (json: object) => {
+      const body = JSON.stringify(json);
+      expect((await boundedHook.post(body, signKeycloakBody(body, secret))).status).toBe(202);
+    };
     await deliver(orgCreate('q-1', 6_001, 'org-q1', 'q-one'));
     await deliver(orgCreate('q-2', 6_002, 'org-q2', 'q-two'));
     await deliver(member('q-3', 6_003, 'org-q3', 'q-three', 'u-quinn')); // one more: refused
@@ -317,6 +324,17 @@ describe('kc_organizations, learned from events delivered to the webhook', () =>
     expect(await passWithin()).toEqual({ projected: 1, skipped: 0 });
     expect(await orgRows('org-q3')).toEqual([{ org_id: 'org-q3', alias: 'q-three', deleted: false }]);
     expect(await userTenantRows('u-quinn')).toEqual(['q-one', 'q-three']);
+  });
+
+  test('an event naming an organization only by id, landed before the one naming its alias, reaches the alias\'s tenant however far behind the projector is', async () => {
+    const reached: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    // A membership change sent by id alone (no alias anywhere in it), then the organization's update naming both.
+    await deliver({ id: 'r-1', time: 8_001, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: 'organizations/org-r/members/u-rae', realmId: 'r' });
+    await deliver({ ...orgCreate('r-2', 8_002, 'org-r', 'rho'), operationType: 'UPDATE' });
+    // One event a batch: the id-only one is projected before the projector has seen the other.
+    expect(await projectKeycloakEvents(control, record, { batchMax: 1 })).toEqual({ projected: 2, skipped: 0 });
+    expect(reached).toEqual(['rho:id:r-1', 'rho:id:r-2']);
   });
 
   test('a late event naming a deleted organization by id and alias brings its row back marked deleted (it goes with the retention); one newer than the deletion does not', async () => {
