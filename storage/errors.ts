@@ -2,6 +2,8 @@
  * Operating errors are values with a stable code; programmer errors are `assert` failures.
  * The MCP layer maps `MemoryError` codes to `isError` results in one place.
  */
+import { shellWord } from './shell-word.js';
+
 export type MemoryErrorCode =
   | 'invalid_argument'
   | 'not_found'
@@ -59,7 +61,6 @@ export class WriteOutcomeUnknown extends MemoryError {
   }
 }
 
-/** The log or a snapshot is damaged somewhere recovery may not silently cut. */
 /** A store's LOCK is held by a live process (another one, or this one): `conflict` naming it. */
 export class StoreLockHeld extends MemoryError {
   constructor(readonly dir: string, readonly holderPid: number) {
@@ -69,17 +70,52 @@ export class StoreLockHeld extends MemoryError {
   }
 }
 
+/**
+ * What repairs a damaged store: `store repair` on its directory, named once the open that found
+ * the damage knows it (DamagedStore.withStoreDir). Repair takes the store's LOCK (StoreLockHeld),
+ * so it is refused while a process has the store open; a server whose open failed does not.
+ */
+function repairHint(storeDir: string | undefined): string {
+  const command = `ioboxx-memory store repair ${storeDir === undefined ? 'DIR' : shellWord(storeDir)}`;
+  return `run \`${command}\`${storeDir === undefined ? " (DIR: the store's directory)" : ''} while no process has the store open ` +
+    '(a server whose open of it failed does not hold it): it moves the damaged part aside and says what it dropped';
+}
+
+/**
+ * The log or a snapshot is damaged somewhere recovery may not silently cut: the file and byte, and
+ * what the operator can do (`store repair`, unless the finder knows better).
+ */
 export class DamagedStore extends Error {
   readonly code = 'damaged_store';
+  /** What the operator can do about it: the remedy given, else the repair command. */
+  readonly hint: string;
   constructor(
     readonly file: string,
     readonly position: number,
     readonly reason: string,
-    /** What the operator can do about it. */
-    readonly hint = 'run `ioboxx-memory store repair` on the store directory (it moves the damaged part aside and says what it dropped)',
+    /** What the operator can do, when it is not `store repair`. */
+    readonly remedy?: string,
+    /** The store's directory as its opener named it (the path the operator gave, the server's absolute path). */
+    readonly storeDir?: string,
   ) {
+    const hint = remedy ?? repairHint(storeDir);
     super(`damaged store: ${file} at byte ${position}: ${reason}; ${hint}`);
     this.name = 'DamagedStore';
+    this.hint = hint;
+  }
+
+  /**
+   * This damage, found by the open of the store in `dir`: the places that find it know a file, not
+   * the store's directory, so the open names it once for all of them and the hint is the command
+   * to paste. A store already named keeps its name (an inner open's).
+   */
+  withStoreDir(dir: string): DamagedStore {
+    if (this.storeDir !== undefined) return this;
+    const named = new DamagedStore(this.file, this.position, this.reason, this.remedy, dir);
+    // The stack of where the damage was found, under the new message.
+    const header = `${this.name}: ${this.message}`;
+    if (this.stack?.startsWith(header)) named.stack = `${named.name}: ${named.message}${this.stack.slice(header.length)}`;
+    return named;
   }
 }
 

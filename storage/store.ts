@@ -419,7 +419,12 @@ export class Store implements StoreApi {
 
   static async open(options: StoreOptions): Promise<Store> {
     const store = new Store(options);
-    await store.recover();
+    try {
+      await store.recover();
+    } catch (error) {
+      // What finds damage knows a file; the open knows the store, so its repair hint is the command to run.
+      throw error instanceof DamagedStore ? error.withStoreDir(options.dir) : error;
+    }
     return store;
   }
 

@@ -124,7 +124,8 @@ async function takeBackup(storeDir: string, options: BackupOptions, openSources:
     const written = await writeBackupDir(fl, backupDir, (scratch) => takeBackupInto(options, openSources, fl, scratch));
     return { ...written.result, backupDir, partialsRemoved: written.partialsRemoved, partialsElsewhere: written.partialsElsewhere };
   } catch (error) {
-    throw backupSpaceExhausted(backupDir, error) ?? error;
+    // Damage is of the store backed up: its repair hint names it, as the store's own open does.
+    throw backupSpaceExhausted(backupDir, error) ?? (error instanceof DamagedStore ? error.withStoreDir(storeDir) : error);
   }
 }
 
@@ -189,11 +190,11 @@ async function takeBackupInto(options: BackupOptions, openSources: (fl: FileLaye
 
 /**
  * Damage the proof's open found in the copy is damage of the store it was copied from (the copy
- * holds the same files, cut at the same bytes): name the store's file, never the scratch copy.
+ * holds the same files, cut at the same bytes): name the store's file and directory, never the scratch copy.
  */
 function inSourceStore(error: unknown, scratch: string, sourceDir: string): unknown {
   if (!(error instanceof DamagedStore) || path.relative(scratch, error.file).startsWith('..')) return error;
-  return new DamagedStore(path.join(sourceDir, path.relative(scratch, error.file)), error.position, `${error.reason} (found by opening the backup's copy)`, error.hint);
+  return new DamagedStore(path.join(sourceDir, path.relative(scratch, error.file)), error.position, `${error.reason} (found by opening the backup's copy)`, error.remedy, sourceDir);
 }
 
 /** `p` with symbolic links resolved as far as it exists (the rest appended): where it really is. */

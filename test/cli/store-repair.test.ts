@@ -1,6 +1,8 @@
 /**
  * `store repair DIR` through the real CLI: its text report says where the damage was, what was
  * dropped (offsets only when something was) and what moved aside; afterwards the store verifies.
+ * A store that refuses to open names `store repair` on its directory as the operator gave it:
+ * pasted into a shell as printed, it repairs that store.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +10,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { segmentFileName } from '../../storage/log/segment.js';
-import { cli } from './cli-process.js';
+import { runPasted } from '../support/pasted-command.js';
+import { cli, cliCommand, cliEnv } from './cli-process.js';
 import { writeMemoryStore } from './memory-store.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-store-repair-'));
@@ -56,5 +59,38 @@ describe.concurrent('store repair', () => {
     expect(through).toBe(before.lastOffset);
     expect(count).toBe(through! - from! + 1);
     expect((await verified(dir)).lastOffset).toBe(from! - 1);
+  });
+});
+
+describe('the hint of a store with a flipped byte in a sealed segment', () => {
+  test('verify and inspect name `store repair` on the directory as given, quoted for the shell; pasted, it repairs the store and verify passes', async () => {
+    // A name the shell would split and unquote: pasted as printed, the command must still reach this store.
+    const name = "it's a store";
+    const dir = path.join(work, name);
+    await writeMemoryStore(dir, 400, 16 * 1024);
+    const victim = path.join(name, 'log', segmentsOf(dir)[1]!);
+    const bytes = readFileSync(path.join(work, victim));
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
+    writeFileSync(path.join(work, victim), bytes);
+    const given = `./${name}`; // relative to `work`, where the operator stands
+    const command = `ioboxx-memory store repair './it'\\''s a store'`;
+
+    const verify = await cli(['store', 'verify', given], work);
+    expect(verify.code, verify.stderr).toBe(3);
+    expect(verify.stderr).toMatch(new RegExp(`^error: damaged store: ${victim.replace(/[.]/g, '\\.')} at byte \\d+: `));
+    expect(verify.stderr).toContain(`run \`${command}\` while no process has the store open`);
+    const json = await cli(['store', 'verify', given, '--json'], work);
+    expect(JSON.parse(json.stdout)).toMatchObject({ code: 'damaged_store', file: victim, hint: expect.stringContaining(`\`${command}\``) });
+    const inspect = await cli(['store', 'inspect', given], work);
+    expect(inspect.code, inspect.stderr).toBe(3);
+    expect(inspect.stdout).toContain(`open: PROBLEM: the store refuses to open: ${victim} at byte `);
+    expect(inspect.stdout).toContain(`\n  run \`${command}\``);
+
+    const repaired = await runPasted(command, cliCommand([]), { cwd: work, env: cliEnv() });
+    expect(repaired.code, repaired.stderr).toBe(0);
+    expect(repaired.stdout).toContain(`damage in ${victim} at byte `);
+    expect(repaired.stdout).toMatch(/dropped \d+ transactions/);
+    const after = await cli(['store', 'verify', given], work);
+    expect(after.code, after.stderr).toBe(0);
   });
 });

@@ -81,7 +81,7 @@ describe('replay with frame checks on a worker thread', () => {
     const [worker, main] = errors as [DamagedStore, DamagedStore];
     expect(worker.file.endsWith(path.basename(victim))).toBe(true);
     expect(worker.position).toBeLessThanOrEqual(200);
-    const seen = (e: DamagedStore) => ({ file: path.basename(e.file), position: e.position, message: e.message.replace(path.dirname(path.dirname(e.file)), 'DIR') });
+    const seen = (e: DamagedStore) => ({ file: path.basename(e.file), position: e.position, message: e.message.replaceAll(path.dirname(path.dirname(e.file)), 'DIR') });
     expect(seen(worker)).toEqual(seen(main));
   });
 
