@@ -13,7 +13,8 @@
  * The row of an organization Keycloak deleted (kc_organizations, marked when its ORGANIZATION-DELETE
  * is projected) is kept as long, then deleted the same way: until then a landing naming the
  * organization only by id (a late one, or one still pending) still reaches the tenant named by
- * its alias. The table's size follows the organizations living, and those deleted within the retention.
+ * its alias. The table's size follows the organizations living, and those deleted within the retention,
+ * together at most kcOrganizationsMax a realm (keycloak-organizations.ts).
  */
 import { MemoryError } from '../errors.js';
 import type { ControlPlane } from './control-plane.js';
