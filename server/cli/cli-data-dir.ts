@@ -1,6 +1,7 @@
 /** The data directory for operator commands: --data-dir, else the configuration (IOBOXX_DATA_DIR, in the environment or IOBOXX_CONFIG_FILE). */
 import path from 'node:path';
 import { filesystemOfDir } from '../../storage/io/filesystem-kind.js';
+import { shellWord } from '../../storage/shell-word.js';
 import { configWithFile } from '../config-file.js';
 
 export const dataDirOptionHelp = 'data directory (overrides IOBOXX_DATA_DIR)';
@@ -11,7 +12,7 @@ export const dataDirOptionHelp = 'data directory (overrides IOBOXX_DATA_DIR)';
  * IOBOXX_DATA_DIR is where the operator pastes it.
  */
 export function dataDirArgument(dataDir: string): string {
-  return ` --data-dir ${/^[\w./:@+-]+$/.test(dataDir) ? dataDir : `'${dataDir.replaceAll("'", "'\\''")}'`}`;
+  return ` --data-dir ${shellWord(dataDir)}`;
 }
 
 export function operatorDataDir(dataDirOption: string | undefined): string {

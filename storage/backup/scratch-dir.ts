@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { MemoryError } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
 import { processRuns } from '../io/process-runs.js';
+import { shellWord } from '../shell-word.js';
 
 /** What the scratch is for: a backup directory (taken, or downloaded from S3), or a restored store. */
 export type ScratchUse = 'backup' | 'restore';
@@ -97,6 +98,6 @@ export async function renameIntoPlace(fl: FileLayer, scratch: string, target: st
 
 /** The shell command that removes `dir` (quoted for a POSIX shell), for a hint. */
 export function removeCommand(dir: string): string {
-  return `rm -rf -- '${dir.replaceAll("'", "'\\''")}'`;
+  return `rm -rf -- ${shellWord(dir)}`;
 }
 
