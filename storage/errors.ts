@@ -105,9 +105,9 @@ export class DamagedStore extends Error {
   }
 
   /**
-   * This damage, found by the open of the store in `dir`: the places that find it know a file, not
-   * the store's directory, so the open names it once for all of them and the hint is the command
-   * to paste. A store already named keeps its name (an inner open's).
+   * This damage, found by the store in `dir` (its open, or a read while it serves): the places that
+   * find it know a file, not the store's directory, so the store names it once for all of them and
+   * the hint is the command to paste. A store already named keeps its name (an inner open's).
    */
   withStoreDir(dir: string): DamagedStore {
     if (this.storeDir !== undefined) return this;
@@ -117,6 +117,11 @@ export class DamagedStore extends Error {
     if (this.stack?.startsWith(header)) named.stack = `${named.name}: ${named.message}${this.stack.slice(header.length)}`;
     return named;
   }
+}
+
+/** `error` with the store in `dir` named when it is damage (DamagedStore.withStoreDir); any other error as it is. */
+export function namingStoreDir(error: unknown, dir: string): unknown {
+  return error instanceof DamagedStore ? error.withStoreDir(dir) : error;
 }
 
 /**

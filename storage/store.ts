@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Caller, Invocation, RowChange, TxRecord } from './changes.js';
 import { forEachPairInSlices } from './btree.js';
 import { canonicalStateHash, canonicalStateHashInSlices, type TableState } from './canonical.js';
-import { asSnapshotNotTaken, DamagedStore, MemoryError, StoreFailed, StoreFileNotWritten, TableNotInModule, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
+import { asSnapshotNotTaken, DamagedStore, MemoryError, namingStoreDir, StoreFailed, StoreFileNotWritten, TableNotInModule, WriteNotApplied, WriteOutcomeUnknown, type StoreFailureKind } from './errors.js';
 import { LoopSlices, openSliceMsMax } from './io/event-loop.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
@@ -423,7 +423,7 @@ export class Store implements StoreApi {
       await store.recover();
     } catch (error) {
       // What finds damage knows a file; the open knows the store, so its repair hint is the command to run.
-      throw error instanceof DamagedStore ? error.withStoreDir(options.dir) : error;
+      throw namingStoreDir(error, options.dir);
     }
     return store;
   }
@@ -1132,7 +1132,7 @@ export class Store implements StoreApi {
    * that segment they are gone, and the key replays as before.
    */
   private async refuseOtherArguments(offset: number, args: unknown): Promise<void> {
-    const payload = await this.log.readPayload(offset);
+    const payload = await this.payloadAt(offset);
     if (payload === undefined) return;
     const first = decodeInvocation(offset, payload).args;
     if (!isDeepStrictEqual(first, argsAsStored(args))) {
@@ -1142,8 +1142,22 @@ export class Store implements StoreApi {
 
   async readTx(offset: number): Promise<TxRecord | undefined> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.durable) return undefined;
-    const payload = await this.log.readPayload(offset);
+    const payload = await this.payloadAt(offset);
     return payload ? decodePayload(offset, payload, this.schemas) : undefined;
+  }
+
+  /**
+   * A durable frame's payload read back from the log (readTx: an object's history, a WebSocket
+   * resume's catch-up; an idempotency key's replay). Every read of the log after the open goes
+   * through here: a frame acknowledged earlier that no longer verifies is damage found while the
+   * store serves, past the open that names the store, so it is named here.
+   */
+  private async payloadAt(offset: number): Promise<Buffer | undefined> {
+    try {
+      return await this.log.readPayload(offset);
+    } catch (error) {
+      throw namingStoreDir(error, this.dir);
+    }
   }
 
   /**
