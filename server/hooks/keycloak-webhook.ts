@@ -43,6 +43,7 @@ export interface KeycloakWebhookOptions {
 export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
   if (!options.secret) throw new MemoryError('invalid_argument', 'the Keycloak webhook needs IOBOXX_KC_WEBHOOK_SECRET');
   const router = Router();
+  const organizations = new KnownOrganizations(options.control, options.organizationsMax);
   router.post(
     keycloakWebhookPath,
     express.raw({ type: () => true, limit: keycloakEventBytesMax }),
@@ -75,7 +76,7 @@ export function keycloakWebhookRouter(options: KeycloakWebhookOptions): Router {
           subjectUser: landedSubjectUser(event),
         });
         // Past the bound it is not learned: the projector refuses the event at its turn, naming the bound.
-        await new KnownOrganizations(options.control, options.organizationsMax).learn(event);
+        await organizations.learn(event);
         if (!landed.duplicate) options.onLanded?.(landed.landingId);
         res.status(202).json(landed);
       } catch (error) {

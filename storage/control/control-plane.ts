@@ -196,8 +196,8 @@ export interface ControlPlane {
   /** `refusal`: why the tenant refused the event for good (kept in projection_error; it was not applied). */
   markProjected(landingId: number, projector?: string, refusal?: string): Promise<void>;
   /**
-   * Records that organization `orgId` is the tenant named `alias` (learned by the projector from an
-   * event naming both); whether a row was made. A row made for an organization whose deletion is
+   * Records that organization `orgId` is the tenant named `alias` (learned from an event naming
+   * both, as it lands and again as it is projected); whether a row was made. A row made for an organization whose deletion is
    * still landed, the deletion no older than the event (`eventTimeMs`; unset: any), is made marked
    * deleted: a late event of a deleted organization does not bring its row back for good.
    */

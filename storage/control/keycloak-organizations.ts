@@ -10,33 +10,53 @@ import { MemoryError } from '../errors.js';
 import { kcOrganizationsMax, type ControlPlane } from './control-plane.js';
 import { organizationDeletedBy, userDeletedBy, type KeycloakEvent } from './keycloak-event.js';
 
+/**
+ * A count of kc_organizations is reused this long (then followed by what this instance adds): at
+ * the bound, every event naming an organization not known would otherwise count up to
+ * kcOrganizationsMax rows, and a count kept for a whole projector pass would miss the rows the
+ * retention deletes meanwhile (and refuse for good an event there is room for).
+ */
+export const organizationRowsCountMsMax = 1_000;
+
 export class KnownOrganizations {
-  /** The table's rows: counted at the first organization new to it in a pass, then followed by what this pass adds. */
+  /** The table's rows as last counted, plus what this instance made since. */
   private rows: number | undefined;
+  private countedAtMs = 0;
 
   constructor(
     private readonly control: ControlPlane,
     private readonly organizationsMax: number = kcOrganizationsMax,
   ) {}
 
+  private async rowsNow(): Promise<number> {
+    const nowMs = performance.now();
+    if (this.rows === undefined || nowMs - this.countedAtMs > organizationRowsCountMsMax) {
+      this.rows = await this.control.organizationRows();
+      this.countedAtMs = nowMs;
+    }
+    return this.rows;
+  }
+
   /**
    * Learns the organization `event` names by id and alias. The refusal when it is not known yet
    * and the realm holds organizationsMax rows (the event is then refused whole); a deletion (of a
-   * user, of the organization) is never refused, its organization is then not learned. Other
-   * nodes' passes adding rows meanwhile are not seen: they may pass the bound by what they add in one pass.
+   * user, of the organization) is never refused, its organization is then not learned. Rows others
+   * add (other nodes, the webhook or the projector beside this one) are seen at the next count, at
+   * most organizationRowsCountMsMax later: meanwhile they may pass the bound by what they add.
    */
   async learn(event: KeycloakEvent): Promise<MemoryError | undefined> {
     const { id, alias } = event.organization;
-    if (id === null || alias === null) return undefined;
+    // An empty one names nothing (an empty alias would replace the known one and misroute the organization's id-only events).
+    if (!id || !alias) return undefined;
     const known = await this.control.organizationAlias(id);
     if (known === alias) return undefined;
     if (known === undefined) {
-      this.rows ??= await this.control.organizationRows();
-      if (this.rows >= this.organizationsMax) {
+      const rows = await this.rowsNow();
+      if (rows >= this.organizationsMax) {
         if (userDeletedBy(event) !== null || organizationDeletedBy(event) !== null) return undefined;
         return new MemoryError(
           'limit_exceeded',
-          `Keycloak event not applied: kc_organizations holds ${this.rows} organizations, the most a realm may (kcOrganizationsMax ${this.organizationsMax}); organization ${id} (${alias}) would be one more`,
+          `Keycloak event not applied: kc_organizations holds ${rows} organizations, the most a realm may (kcOrganizationsMax ${this.organizationsMax}); organization ${id} (${alias}) would be one more`,
           'delete organizations no longer needed in Keycloak (a deleted one\'s row goes after IOBOXX_KC_LANDING_RETENTION_DAYS; a shorter retention frees them sooner), then make the change again there (a new event)',
         );
       }

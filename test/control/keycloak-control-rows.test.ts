@@ -337,7 +337,18 @@ describe('kc_organizations, learned from events delivered to the webhook', () =>
     expect(reached).toEqual(['rho:id:r-1', 'rho:id:r-2']);
   });
 
-  test('a late event naming a deleted organization by id and alias brings its row back marked deleted (it goes with the retention); one newer than the deletion does not', async () => {
+  test('an event naming an organization with an empty alias leaves the known alias, so its id-only events still reach its tenant', async () => {
+    const reached: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    await deliver(orgCreate('e-1', 8_101, 'org-e', 'echo'));
+    await deliver({ uid: 'e-2', time: 8_102, type: 'access.LOGIN', realmId: 'r', userId: 'u-eve', details: { org_id: 'org-e', org_alias: '' } });
+    await deliver({ id: 'e-3', time: 8_103, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: 'organizations/org-e/members/u-eve', realmId: 'r' });
+    await project(record);
+    expect(await orgRows('org-e')).toEqual([{ org_id: 'org-e', alias: 'echo', deleted: false }]);
+    expect(reached).toContain('echo:id:e-3');
+  });
+
+  test('a late event naming a deleted organization by id and alias brings its row back marked deleted (it goes with the retention); once that row went, the organization made again is known unmarked', async () => {
     const reached: string[] = [];
     const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
     // Deleted before any event named it with its alias: no row to mark.
