@@ -35,7 +35,7 @@ export type DataDirFilesystemVerdict =
 export async function dataDirFilesystemVerdict(dataDir: string): Promise<DataDirFilesystemVerdict> {
   const filesystem = await filesystemOfDir(dataDir);
   if (filesystem?.kind === 'pseudo') {
-    return { refused: `the data directory ${dataDir} is on ${filesystem.name}${filesystem.existing === dataDir ? '' : ` (at ${filesystem.existing})`}, a pseudo filesystem of the kernel that cannot keep a store: set IOBOXX_DATA_DIR or --data-dir to a directory on a disk` };
+    return { refused: `the data directory ${dataDir} is on ${filesystem.name}${filesystem.existing === path.resolve(dataDir) ? '' : ` (at ${filesystem.existing})`}, a pseudo filesystem of the kernel that cannot keep a store: set IOBOXX_DATA_DIR or --data-dir to a directory on a disk` };
   }
   if (filesystem?.kind === 'memory') {
     return { notDurable: `the data directory ${dataDir} is on ${filesystem.name}, in memory: its commits do not survive a reboot (not durable); set IOBOXX_DATA_DIR or --data-dir to a directory on a disk to keep them` };

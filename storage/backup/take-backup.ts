@@ -23,7 +23,7 @@
  */
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { DamagedStore, MemoryError } from '../errors.js';
+import { DamagedStore, MemoryError, namingStoreDir } from '../errors.js';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { statfsFreeBytes, type FreeBytesOf } from '../io/free-bytes.js';
 import { nodeFileLayer } from '../io/node-file-layer.js';
@@ -125,7 +125,7 @@ async function takeBackup(storeDir: string, options: BackupOptions, openSources:
     return { ...written.result, backupDir, partialsRemoved: written.partialsRemoved, partialsElsewhere: written.partialsElsewhere };
   } catch (error) {
     // Damage is of the store backed up: its repair hint names it, as the store's own open does.
-    throw backupSpaceExhausted(backupDir, error) ?? (error instanceof DamagedStore ? error.withStoreDir(storeDir) : error);
+    throw backupSpaceExhausted(backupDir, error) ?? namingStoreDir(error, storeDir);
   }
 }
 

@@ -5,8 +5,9 @@
  * (tmpfs, ramfs) keeps one only until the machine restarts: an fdatasync'ed commit there does
  * not survive a reboot. Read once, before anything is created in the directory.
  */
-import { stat, statfs } from 'node:fs/promises';
-import * as path from 'node:path';
+import { statfs } from 'node:fs/promises';
+import { nearestExisting } from './durable-dir.js';
+import { nodeFileLayer } from './node-file-layer.js';
 
 const pseudoFilesystemNames: ReadonlyMap<number, string> = new Map([
   [0x9fa0, 'proc'],
@@ -44,29 +45,6 @@ export function filesystemKind(type: number): FilesystemKind {
   return { kind: 'disk' };
 }
 
-/** Levels walked up from a missing directory: a path (PATH_MAX, 4096 bytes) has at most 2048 of them. */
-export const ancestorStepsMax = 2048;
-
-/**
- * `dir` or its nearest existing ancestor: the directory whose filesystem a `mkdir -p dir` writes
- * to. Undefined past `ancestorStepsMax` levels. Other errors than "not there" are thrown.
- */
-export async function nearestExistingAncestor(dir: string): Promise<string | undefined> {
-  let at = path.resolve(dir);
-  for (let step = 0; step <= ancestorStepsMax; step += 1) {
-    const found = await stat(at).then(() => true, (error: NodeJS.ErrnoException) => {
-      // ENOTDIR: a file stands on the way; its own directory is where the mkdir fails, and says why.
-      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return false;
-      throw error;
-    });
-    if (found) return at;
-    const parent = path.dirname(at);
-    if (parent === at) return undefined;
-    at = parent;
-  }
-  return undefined;
-}
-
 /**
  * The filesystem a `mkdir -p dir` would write to (statfs follows symlinks, so a link into a disk
  * counts as the disk), with the existing directory read. Undefined when it cannot be told (no
@@ -74,8 +52,7 @@ export async function nearestExistingAncestor(dir: string): Promise<string | und
  */
 export async function filesystemOfDir(dir: string): Promise<(FilesystemKind & { readonly existing: string }) | undefined> {
   try {
-    const existing = await nearestExistingAncestor(dir);
-    if (existing === undefined) return undefined;
+    const existing = await nearestExisting(nodeFileLayer, dir);
     return { ...filesystemKind((await statfs(existing)).type), existing };
   } catch {
     return undefined;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runProcess, type ProcessOutcome } from './run-process.js';
 
+// Always quoted, not storage/shell-word.ts: that one reads a leading - as a path's (./-x); here it is an option (--import).
 const quoted = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
 
 export async function runPasted(command: string, ioboxxMemory: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<ProcessOutcome> {

@@ -4,7 +4,9 @@ import { statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { filesystemKind, filesystemOfDir, nearestExistingAncestor } from '../../storage/io/filesystem-kind.js';
+import { nearestExisting } from '../../storage/io/durable-dir.js';
+import { filesystemKind, filesystemOfDir } from '../../storage/io/filesystem-kind.js';
+import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 
 let root: string;
 beforeEach(async () => {
@@ -37,8 +39,8 @@ test('ext4, xfs, btrfs and any filesystem not named count as a disk', () => {
 
 test('a missing directory is judged by its nearest existing ancestor', async () => {
   const missing = path.join(root, 'a', 'b', 'c');
-  expect(await nearestExistingAncestor(missing)).toBe(root);
-  expect(await nearestExistingAncestor(root)).toBe(root);
+  expect(await nearestExisting(nodeFileLayer, missing)).toBe(root);
+  expect(await nearestExisting(nodeFileLayer, root)).toBe(root);
   expect(await filesystemOfDir(missing)).toEqual({ ...filesystemKind(statfsSync(root).type), existing: root });
 });
 
