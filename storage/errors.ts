@@ -75,10 +75,13 @@ export class StoreLockHeld extends MemoryError {
  * the damage knows it (DamagedStore.withStoreDir). Repair takes the store's LOCK (StoreLockHeld),
  * so it is refused while a process has the store open; a server whose open failed does not.
  */
-function repairHint(storeDir: string | undefined): string {
+function repairHint(storeDir: string | undefined, foundWhileServing: boolean): string {
   const command = `ioboxx-memory store repair ${storeDir === undefined ? 'DIR' : shellWord(storeDir)}`;
+  const what = 'it moves the damaged part aside and says what it dropped';
+  // Found by a store that serves: its process holds the LOCK, so repair is refused until it stops.
+  if (foundWhileServing) return `stop the process serving the store (it holds the store's LOCK), then run \`${command}\`: ${what}`;
   return `run \`${command}\`${storeDir === undefined ? " (DIR: the store's directory)" : ''} while no process has the store open ` +
-    '(a server whose open of it failed does not hold it): it moves the damaged part aside and says what it dropped';
+    `(a server whose open of it failed does not hold it): ${what}`;
 }
 
 /**
@@ -97,8 +100,10 @@ export class DamagedStore extends Error {
     readonly remedy?: string,
     /** The store's directory as its opener named it (the path the operator gave, the server's absolute path). */
     readonly storeDir?: string,
+    /** Found by a read of a store already open and serving (not by an open): its process holds the store. */
+    readonly foundWhileServing = false,
   ) {
-    const hint = remedy ?? repairHint(storeDir);
+    const hint = remedy ?? repairHint(storeDir, foundWhileServing);
     super(`damaged store: ${file} at byte ${position}: ${reason}; ${hint}`);
     this.name = 'DamagedStore';
     this.hint = hint;
@@ -109,9 +114,9 @@ export class DamagedStore extends Error {
    * find it know a file, not the store's directory, so the store names it once for all of them and
    * the hint is the command to paste. A store already named keeps its name (an inner open's).
    */
-  withStoreDir(dir: string): DamagedStore {
+  withStoreDir(dir: string, foundWhileServing = false): DamagedStore {
     if (this.storeDir !== undefined) return this;
-    const named = new DamagedStore(this.file, this.position, this.reason, this.remedy, dir);
+    const named = new DamagedStore(this.file, this.position, this.reason, this.remedy, dir, foundWhileServing);
     // The stack of where the damage was found, under the new message.
     const header = `${this.name}: ${this.message}`;
     if (this.stack?.startsWith(header)) named.stack = `${named.name}: ${named.message}${this.stack.slice(header.length)}`;
@@ -120,8 +125,8 @@ export class DamagedStore extends Error {
 }
 
 /** `error` with the store in `dir` named when it is damage (DamagedStore.withStoreDir); any other error as it is. */
-export function namingStoreDir(error: unknown, dir: string): unknown {
-  return error instanceof DamagedStore ? error.withStoreDir(dir) : error;
+export function namingStoreDir(error: unknown, dir: string, foundWhileServing = false): unknown {
+  return error instanceof DamagedStore ? error.withStoreDir(dir, foundWhileServing) : error;
 }
 
 /**

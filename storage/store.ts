@@ -1156,7 +1156,7 @@ export class Store implements StoreApi {
     try {
       return await this.log.readPayload(offset);
     } catch (error) {
-      throw namingStoreDir(error, this.dir);
+      throw namingStoreDir(error, this.dir, true);
     }
   }
 

@@ -71,7 +71,7 @@ test("damage a served store meets in a history read: the caller gets internal wi
     const line = toolFailedLine(server.stderr())!;
     expect(line.err?.code).toBe('damaged_store');
     expect(line.err?.message).toContain(`damaged store: ${victim} at byte `);
-    expect(line.err?.hint).toContain(`run \`ioboxx-memory store repair '${storeDir}'\` while no process has the store open`);
+    expect(line.err?.hint).toContain(`stop the process serving the store (it holds the store's LOCK), then run \`ioboxx-memory store repair '${storeDir}'\``);
   } finally {
     await client.close();
   }

@@ -52,7 +52,8 @@ describe('damage met by an open store names the store to repair', () => {
       damageFrame(dir, 7);
       const damaged = await rejection(store.readTx(7));
       expect(damaged.file).toBe(onlySegment(dir));
-      expect(damaged.hint).toContain(`run \`ioboxx-memory store repair '${dir}'\` while no process has the store open`);
+      // This process serves the store and holds its LOCK: the hint says to stop it first.
+      expect(damaged.hint).toContain(`stop the process serving the store (it holds the store's LOCK), then run \`ioboxx-memory store repair '${dir}'\``);
       expect(damaged.message).toContain(`ioboxx-memory store repair '${dir}'`);
       // The frames around it still read.
       expect((await store.readTx(8))?.invocation.reducer).toBe('put');
