@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { segmentHeaderBytes } from '../../storage/log/segment.js';
 import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
 import { waitUntil } from '../support/wait-until.js';
-import { startHttpServer, type ServerProcess } from './server-process.js';
+import { findLogLine, startHttpServer, type ServerProcess } from './server-process.js';
 
 let dataDir: string;
 let server: ServerProcess | undefined;
@@ -33,11 +33,7 @@ interface ToolFailedLine {
   err?: { code: string; message: string; hint: string };
 }
 
-function toolFailedLine(log: string): ToolFailedLine | undefined {
-  return log.split('\n').filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as ToolFailedLine)
-    .find((line) => line.msg === 'tool failed' && line.tool === 'object_history');
-}
+const toolFailedLine = (log: string) => findLogLine<ToolFailedLine>(log, (line) => line.msg === 'tool failed' && line.tool === 'object_history');
 
 /** Flips a byte inside the payload of the frame of `offset`, in the segment that holds it (named by its first offset). */
 async function damageFrame(logDir: string, offset: number): Promise<string> {

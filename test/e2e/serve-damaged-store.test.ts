@@ -13,7 +13,7 @@ import { writeMemoryStore } from '../cli/memory-store.js';
 import { connectNewerHttp } from '../support/mcp-clients.js';
 import { runPasted } from '../support/pasted-command.js';
 import { waitUntil } from '../support/wait-until.js';
-import { baseEnv, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
+import { baseEnv, findLogLine, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
 
 let dataDir: string;
 let server: ServerProcess | undefined;
@@ -34,11 +34,7 @@ interface OpenFailedLine {
   err: { code: string; message: string; hint: string };
 }
 
-function openFailedLine(log: string): OpenFailedLine | undefined {
-  return log.split('\n').filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as OpenFailedLine)
-    .find((line) => line.msg === 'tenant store open_failed');
-}
+const openFailedLine = (log: string) => findLogLine<OpenFailedLine>(log, (line) => line.msg === 'tenant store open_failed');
 
 test('the log line of a damaged tenant store names the repair command for its directory; pasted as logged it repairs the store while the server runs', async () => {
   const storeDir = path.join(dataDir, 'tenants', 'local');

@@ -45,6 +45,24 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
+/**
+ * The first JSON log line in `log` (a ServerProcess's stderr()) that `matches`: lines that are not
+ * JSON (a Node warning, the first line cut by the trim) are passed over.
+ */
+export function findLogLine<Line extends { msg?: string }>(log: string, matches: (line: Line) => boolean): Line | undefined {
+  for (const text of log.split('\n')) {
+    if (!text.startsWith('{')) continue;
+    let line: Line;
+    try {
+      line = JSON.parse(text) as Line;
+    } catch {
+      continue;
+    }
+    if (matches(line)) return line;
+  }
+  return undefined;
+}
+
 function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
