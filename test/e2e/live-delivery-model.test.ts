@@ -197,6 +197,12 @@ class Subscriber {
       try {
         client = await TestClient.connect(`${server.url.replace('http', 'ws')}/ws`, { token: tokens[this.org]! });
         this.client = client;
+        // stop() came while this upgrade waited for the store: it closed the connection before
+        // this one, so this one is closed here (else it would wait for messages no one sends).
+        if (this.stopped) {
+          client.ws.terminate();
+          break;
+        }
         await client.nextOfType('hello');
       } catch {
         // Refused (503: the store went to the other tenant as this one opened), as after a 1013: a pause, then again.
@@ -214,7 +220,10 @@ class Subscriber {
         try {
           m = await client.next(() => true, 60_000);
         } catch {
-          break; // closed (by us, at stop or a drop)
+          // Closed (by us, at stop or a drop; by the server), or silent for a minute: then it is
+          // cut here, so the wait for its close below ends.
+          if (client.ws.readyState !== client.ws.CLOSED) client.ws.terminate();
+          break;
         }
         if (m.type === 'subscribed') {
           if (m.resumed !== true) {
