@@ -31,6 +31,7 @@ import { tenantDir, tenantsRoot } from '../tenants/tenant-dir.js';
 import { parseTenantId } from '../tenants/tenant-id.js';
 import { holdsStore } from '../tenants/vanished-store.js';
 import { dataDirArgument, dataDirOptionHelp, operatorDataDir } from './cli-data-dir.js';
+import { backupDirRole, directoryFilesystemVerdict } from './directory-filesystem.js';
 import { failCommand, printReport } from './command-output.js';
 import { explainS3Failure } from './s3-failure.js';
 import { signalExitCodes, ttyProgress, type ProgressFn } from './progress.js';
@@ -169,6 +170,17 @@ function refuseInsideTenants(backupDir: string, dataDir: string): void {
     'put the backup outside the data directory (or at least outside its tenants/ folder)');
 }
 
+/**
+ * A backup taken or downloaded into DIR: refused before anything is written when DIR is on a
+ * pseudo filesystem (a backup under /proc never returned), with a warning when it is in memory.
+ */
+async function checkBackupDirFilesystem(backupDir: string): Promise<void> {
+  const filesystem = await directoryFilesystemVerdict(backupDir, backupDirRole);
+  if (filesystem === undefined) return;
+  if ('refused' in filesystem) throw new MemoryError('invalid_argument', filesystem.refused);
+  process.stderr.write(`warning: ${filesystem.notDurable}\n`);
+}
+
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
@@ -187,6 +199,7 @@ export function registerBackupCommands(program: Command): void {
         const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
         const backupDir = path.resolve(dir);
         refuseInsideTenants(backupDir, dataDir);
+        await checkBackupDirFilesystem(backupDir);
         const module = await memoryModule();
         const report = await scratchRemovedWhenInterrupted(await backupScratchDirs(backupDir), backupDir, opts, 'backup',
           () => backupStoreDirectory(storeDir, { backupDir, module, tenant, onProgress }));
@@ -240,10 +253,11 @@ export function registerBackupCommands(program: Command): void {
             `to replace it with this backup, move it to the trash first: \`ioboxx-memory tenants delete ${tenant} --yes${dataDirArgument(dataDir)}\`, then restore again`);
         }
         if (opts.fromS3 !== undefined) {
+          const downloadDir = path.resolve(dir);
+          await checkBackupDirFilesystem(downloadDir);
           const bucket = configuredBucket();
           const name = opts.fromS3 === 'latest' ? (await listUploadedBackups(bucket, parseTenantId(tenant))).at(-1) : opts.fromS3;
           if (name === undefined) throw new MemoryError('not_found', `no backup of ${tenant} in S3`);
-          const downloadDir = path.resolve(dir);
           await scratchRemovedWhenInterrupted(await backupScratchDirs(downloadDir), downloadDir, opts, `the download of backup ${name}`,
             () => downloadBackup(bucket, tenant, name, downloadDir));
         }

@@ -19,7 +19,8 @@ import { registerAuditCommands } from './audit-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerStoreCommands } from './store-commands.js';
 import { registerTenantCommands } from './tenant-commands.js';
-import { dataDirFilesystemVerdict, operatorDataDir } from './cli-data-dir.js';
+import { operatorDataDir } from './cli-data-dir.js';
+import { dataDirRole, directoryFilesystemVerdict } from './directory-filesystem.js';
 import { failCommand } from './command-output.js';
 
 const environmentHelp = `
@@ -64,7 +65,7 @@ async function serve(options: ServeOptions): Promise<void> {
   // What this process runs with, secrets redacted: the first line an operator reads.
   log.info({ config: effective }, 'configuration');
   // Before the mkdir below: on procfs it would never return, and a store on tmpfs is not durable.
-  const filesystem = await dataDirFilesystemVerdict(config.dataDir);
+  const filesystem = await directoryFilesystemVerdict(config.dataDir, dataDirRole);
   if (filesystem !== undefined && 'refused' in filesystem) {
     log.fatal({ dataDir: config.dataDir }, filesystem.refused);
     process.stderr.write(`ioboxx-memory: ${filesystem.refused}\n`);
@@ -200,8 +201,10 @@ export function buildProgram(): Command {
     } catch {
       return;
     }
-    const filesystem = await dataDirFilesystemVerdict(dataDir);
+    const filesystem = await directoryFilesystemVerdict(dataDir, dataDirRole);
     if (filesystem !== undefined && 'refused' in filesystem) failCommand(new MemoryError('invalid_argument', filesystem.refused), options.json === true);
+    // restore writes a store there, as serve does: the same warning.
+    if (filesystem !== undefined && 'notDurable' in filesystem && command.name() === 'restore') process.stderr.write(`warning: ${filesystem.notDurable}\n`);
   });
 
   registerStoreCommands(program);
