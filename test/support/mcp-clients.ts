@@ -84,11 +84,16 @@ export function toolErrorOf(result: ToolResult): ErrorBody | undefined {
   return parsed.error;
 }
 
+/** How long a test waits for the next update before it fails saying so (not as the test's own timeout, which names no step). */
+const updateWaitMsMax = 20_000;
+
 /** A FIFO of update URIs with awaiting readers: no sleeps, tests wait for the event. */
 class UpdateQueue {
   private readonly uris: string[] = [];
   private readonly waiters: Array<(uri: string) => void> = [];
+  private delivered = 0;
   push(uri: string): void {
+    this.delivered++;
     const waiter = this.waiters.shift();
     if (waiter !== undefined) waiter(uri);
     else this.uris.push(uri);
@@ -96,7 +101,17 @@ class UpdateQueue {
   next(): Promise<string> {
     const uri = this.uris.shift();
     if (uri !== undefined) return Promise.resolve(uri);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve, reject) => {
+      const waiter = (got: string) => {
+        clearTimeout(timer);
+        resolve(got);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`no resource update within ${updateWaitMsMax} ms (${this.delivered} received before)`));
+      }, updateWaitMsMax);
+      this.waiters.push(waiter);
+    });
   }
   pending(): readonly string[] {
     return [...this.uris];
