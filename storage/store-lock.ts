@@ -7,20 +7,20 @@
  *   one wins, and a LOCK is never seen empty or half-written.
  * - It names the process as `pid starttime` (the kernel's start time of that pid, from
  *   /proc/PID/stat): after a crash or a reboot the pid may belong to another live process, and
- *   a LOCK naming a pid whose start time differs is stale, not held. (A LOCK of an older version,
- *   a bare pid, counts as held while that pid is alive.)
+ *   a LOCK naming a pid whose start time differs is stale, not held. So is one naming a zombie
+ *   (a process that ended and is not yet reaped). (A LOCK of an older version, a bare pid, counts
+ *   as held while that pid is alive.)
  * - A stale LOCK is removed only by the process holding LOCK.clearing (taken the same way): with
  *   one clearer at a time, none can remove a LOCK another taker has just linked in its place.
  * - An older version created LOCK empty and then wrote it: an empty LOCK is stale only if it
  *   stays empty.
  */
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MemoryError, StoreFileNotWritten, StoreLockHeld } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { FileRefused } from './io/file-refused.js';
 import { readBoundedFile, readSmallFileSync } from './io/read-whole.js';
-import { processRuns } from './io/process-runs.js';
+import { processRuns, processStartTime } from './io/process-runs.js';
 
 export const lockFileName = 'LOCK';
 /** Held while a stale LOCK is removed (see the top of this file). */
@@ -39,17 +39,6 @@ export const lockWrittenWaitMs = 100;
 
 /** Directories this process holds the lock of (a second open in the same process is refused too). */
 const heldDirs = new Set<string>();
-
-/** The start time of `pid` (clock ticks since boot, field 22 of /proc/PID/stat), or undefined where /proc does not say. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces: count fields after its ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
 
 export function identityOf(pid: number): string {
   const start = processStartTime(pid);

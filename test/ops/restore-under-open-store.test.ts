@@ -15,7 +15,8 @@ import { afterEach, expect, test } from 'vitest';
 import { restoreBackup } from '../../storage/backup/restore.js';
 import { backupStore } from '../../storage/backup/take-backup.js';
 import { Store } from '../../storage/store.js';
-import { lockHolder, processStartTime } from '../../storage/store-lock.js';
+import { processStartTime } from '../../storage/io/process-runs.js';
+import { lockHolder } from '../../storage/store-lock.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
 const dirs: string[] = [];
@@ -49,7 +50,10 @@ test('an idle store whose directory was deleted and restored from a backup snaps
     await old.close().catch(() => undefined);
     expect(lockHolder(dir), "the old store's close removed the LOCK of the process that holds the restored store").toBe(other.pid);
   } finally {
+    // Ended before the reopen below: a kill is delivered, not done, when kill() returns.
+    const ended = new Promise((resolve) => (other.exitCode !== null || other.signalCode !== null ? resolve(null) : other.once('exit', resolve)));
     other.kill('SIGKILL');
+    await ended;
   }
 
   const reopened = await Store.open({ dir, module: counterModule });

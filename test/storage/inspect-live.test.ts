@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { inspectStore } from '../../storage/inspect.js';
 import { Store } from '../../storage/store.js';
-import { lockFileName, processStartTime } from '../../storage/store-lock.js';
+import { processStartTime } from '../../storage/io/process-runs.js';
+import { lockFileName } from '../../storage/store-lock.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { asAfterCrash } from '../support/crash-image.js';
 

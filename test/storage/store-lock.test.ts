@@ -4,6 +4,7 @@
  * pid reuse) or a dead one is taken over; one naming a live holder is refused, naming it.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { MemoryError } from '../../storage/errors.js';
-import { lockFileBytesMax, lockFileName, lockHolder, processStartTime, takeStoreLock } from '../../storage/store-lock.js';
+import { processStartTime } from '../../storage/io/process-runs.js';
+import { lockFileBytesMax, lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
 import { countingFileLayer } from '../support/counting-file-layer.js';
 
 const taker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'lock-taker.ts');
@@ -112,6 +114,29 @@ describe('store LOCK', () => {
       await expect(takeStoreLock(dir, nodeFileLayer)).rejects.toThrow(`is open in process ${live.pid}`);
     } finally {
       live.kill('SIGKILL');
+    }
+  });
+
+  test('a LOCK of a process that was killed but not yet reaped (a zombie) is taken over', async () => {
+    // `sleep 0` ends at once; its parent, exec'ed into `sleep 60`, never waits for it: a zombie.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number((await nextLine(createInterface({ input: parent.stdout })[Symbol.asyncIterator]())).trim());
+      const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+      for (let i = 0; state() !== 'Z'; i++) {
+        expect(i, 'the child of sh became a zombie').toBeLessThan(500);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await writeFile(path.join(dir, lockFileName), `${zombie} ${processStartTime(zombie)}`);
+      expect(lockHolder(dir), 'a zombie holds nothing').toBeNull();
+      const release = await takeStoreLock(dir, nodeFileLayer);
+      try {
+        expect(lockHolder(dir)).toBe(process.pid);
+      } finally {
+        await release();
+      }
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 
