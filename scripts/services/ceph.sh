@@ -39,7 +39,40 @@ ensure_installed() {
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-ceph_cmd() { timeout 30 ceph -c "$conf" "$@"; }
+# A command the monitor refuses with "Error EPERM: problem getting command descriptions from mon"
+# (its log: "handle_command on fsid 0000...", the client asked before it had the monitor's map) did
+# nothing: it is sent again, at most cephCmdAttemptsMax times. A CI dry run's set-up failed on one.
+cephCmdAttemptsMax=5
+ceph_cmd() {
+  local attempt out status errFile
+  errFile="$(mktemp)"
+  for ((attempt = 1; attempt <= cephCmdAttemptsMax; attempt++)); do
+    status=0
+    out="$(timeout 30 ceph -c "$conf" "$@" 2>"$errFile")" || status=$?
+    if ((status == 0)) || ! grep -q 'problem getting command descriptions' "$errFile"; then break; fi
+    sleep 0.5
+  done
+  cat "$errFile" >&2
+  rm -f "$errFile"
+  if [[ -n "$out" ]]; then printf '%s\n' "$out"; fi
+  return "$status"
+}
+
+# The monitor daemonizes before it serves commands: a command sent while it still settles (its
+# election and first maps; seconds on a loaded machine) is refused as above. Asked until it
+# answers, for at most monAnswerWaitS.
+monAnswerWaitS=60
+wait_for_mon() {
+  local deadline=$((SECONDS + monAnswerWaitS))
+  until timeout 10 ceph -c "$conf" --connect-timeout 5 mon stat >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "monitor did not answer on 127.0.0.1:$monPort within ${monAnswerWaitS} s"
+      tail -n 30 "$cephDir/log/mon.a.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
 
 write_conf() {
   local fsid; fsid="$(cat /proc/sys/kernel/random/uuid)"
@@ -132,6 +165,7 @@ up() {
     monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$monPort]" "$cephDir/monmap" >/dev/null
     ceph-mon -c "$conf" --mkfs -i a --monmap "$cephDir/monmap" >&2
     ceph-mon -c "$conf" -i a >&2
+    wait_for_mon
     log "osd (memstore)"
     local id; id="$(ceph_cmd osd create)"
     ceph_cmd osd crush add-bucket localhost host >/dev/null 2>&1
