@@ -87,7 +87,8 @@ up() {
   if ! is_running; then
     log "starting on 127.0.0.1:$port (transaction pooling, Postgres at 127.0.0.1:$pgPort)"
     as_owner "$(bin)" -d "$dir/pgbouncer.ini" || { tail -n 20 "$dir/pgbouncer.log" >&2; exit 1; }
-    for _ in $(seq 1 50); do
+    # Up to 30 s: it daemonizes before it listens, and a loaded machine (a CI set-up) is slow.
+    for _ in $(seq 1 300); do
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
       sleep 0.1
     done
