@@ -65,7 +65,13 @@ async function spooled(dataDir: string): Promise<Map<string, string[]>> {
   const names = (await readdir(dir).catch((): string[] => [])).filter((name) => name.endsWith('.jsonl'));
   const spools = new Map<string, string[]>();
   for (const name of names) {
-    const denials = decodeDenialSpoolLines(await readFile(path.join(dir, name)));
+    // A spool staged meanwhile is removed by the server between the listing and this read: gone, it holds nothing.
+    const bytes = await readFile(path.join(dir, name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (bytes === undefined) continue;
+    const denials = decodeDenialSpoolLines(bytes);
     spools.set(name.slice(0, -'.jsonl'.length), denials.map((d) => `${d.target} ${d.outcome}`));
   }
   return spools;
