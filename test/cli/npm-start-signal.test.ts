@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { expect, test } from 'vitest';
 import { waitUntil } from '../support/wait-until.js';
 import { root } from './cli-process.js';
+import { childExit } from '../support/child-exit.js';
 
 function startEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'ioboxx-npm-start-')), IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info' };
@@ -34,7 +35,7 @@ test('SIGTERM to `npm start` stops the server it started', async () => {
   let stderr = '';
   npm.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   // 'exit', not 'close': an orphaned server still holds npm's stderr open.
-  const npmExited = new Promise((resolve) => npm.once('exit', resolve));
+  const npmExited = childExit(npm);
   let serverPid: number | undefined;
   try {
     await waitUntil('the server listening', async () => {

@@ -21,6 +21,7 @@ import { openControlPlane } from '../../storage/control/control-plane.js';
 import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
 import { startOwnPostgres, type OwnPostgres } from '../support/services.js';
 import { waitUntil } from '../support/wait-until.js';
+import { childExit } from '../support/child-exit.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let postgres: OwnPostgres;
@@ -78,7 +79,7 @@ async function httpChild(env: Record<string, string>) {
   });
   onTestFinished(() => void child.kill('SIGKILL')); // a no-op once it has exited
   child.stdout.resume();
-  const exited = new Promise<NodeJS.Signals | null>((done) => child.once('exit', (_code, signal) => done(signal)));
+  const exited = childExit(child).then((end) => end.signal);
   const url = await new Promise<string>((listening, failed) => {
     let lines = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startEmbeddedPostgres } from '../../storage/control/embedded-postgres.js';
+import { childExit } from '../support/child-exit.js';
 
 const child = join(import.meta.dirname, 'embedded-start-child.ts');
 let work: string;
@@ -23,7 +24,7 @@ afterAll(() => rm(work, { recursive: true, force: true }));
 /** Starts the child on `dataDir` and SIGKILLs it as soon as the cluster's PG_VERSION appears. */
 async function killDuringFirstStart(dataDir: string): Promise<void> {
   const process_ = spawn(process.execPath, ['--import', 'tsx', child, dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const exited = new Promise<void>((resolve) => process_.once('exit', () => resolve()));
+  const exited = childExit(process_);
   let ended = false;
   void exited.then(() => (ended = true));
   while (!ended && !existsSync(join(dataDir, 'PG_VERSION'))) await new Promise((resolve) => setTimeout(resolve, 1));

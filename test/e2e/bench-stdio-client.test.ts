@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { LeanMcpStdioClient } from '../../bench/audit-stdio-client.js';
 import { baseEnv, serverBin } from './server-process.js';
+import { childExit } from '../support/child-exit.js';
 
 let dataDir: string;
 let server: ChildProcess;
@@ -21,7 +22,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   server.stdin!.end();
-  await new Promise((resolve) => (server.exitCode !== null ? resolve(undefined) : server.once('exit', resolve)));
+  await childExit(server);
   await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -21,6 +21,7 @@ import { startOidcIssuer, testAudience, type OidcIssuerProcess } from '../suppor
 import { freePort, freshPostgresDatabase, type FreshDatabase } from '../support/services.js';
 import { waitUntil } from '../support/wait-until.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
+import { childExit } from '../support/child-exit.js';
 
 /** How long the denials may take to reach the live spool on a busy test machine: the bound, and slack for its fdatasync. */
 const spooledWaitMs = denialSpoolSyncDelayMs + 10_000;
@@ -47,7 +48,7 @@ async function serveWithoutPostgres(env: Record<string, string>) {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   onTestFinished(() => void child.kill('SIGKILL')); // a no-op once it has exited
-  const exited = new Promise<NodeJS.Signals | null>((done) => child.once('exit', (_code, signal) => done(signal)));
+  const exited = childExit(child).then((end) => end.signal);
   let log = '';
   const url = await new Promise<string>((listening, failed) => {
     createInterface({ input: child.stderr! }).on('line', (line) => {

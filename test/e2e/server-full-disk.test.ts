@@ -21,6 +21,7 @@ import { diskFullHint } from '../../storage/errors.js';
 import { waitUntil } from '../support/wait-until.js';
 import { parsePrometheusText } from '../ops/prometheus-text.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer, type ServerProcess } from './server-process.js';
+import { childExit } from '../support/child-exit.js';
 
 /** The embedded PGlite cluster takes ~40 MiB of it; the rest is ballast and what the store gets. */
 const tmpfsBytes = 64 * 1024 * 1024;
@@ -168,14 +169,12 @@ afterAll(async () => {
   await client?.close().catch(() => undefined);
   await server?.stop();
   if (stdioServer !== undefined && stdioServer.exitCode === null && stdioServer.signalCode === null) {
-    const gone = new Promise((resolve) => stdioServer!.once('exit', resolve));
     stdioServer.kill('SIGKILL'); // a failed stdio step: the tmpfs lives as long as a process in its namespace
-    await gone;
+    await childExit(stdioServer);
   }
   if (holder !== undefined && holder.exitCode === null) {
-    const gone = new Promise((resolve) => holder.once('exit', resolve));
     holder.stdin!.end(); // the holder's cat ends, the namespace and its tmpfs with it
-    await gone;
+    await childExit(holder);
   }
   rmSync(root, { recursive: true, force: true });
 });
@@ -305,7 +304,7 @@ describe('the real server on a real full disk (tmpfs in a mount namespace)', () 
     let log = '';
     stdio.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     stdioServer = stdio;
-    const exited = new Promise<[number | null, string | null]>((resolve) => stdio.once('exit', (code, signal) => resolve([code, signal])));
+    const exited = childExit(stdio).then((end): [number | null, string | null] => [end.code, end.signal]);
     client = await connectStreams('older', stdio.stdin!, stdio.stdout!);
     expect(toolErrorOf(await client.callTool('object_get', { id: acks[0]!.id }))).toBeUndefined(); // the store is open
     topUp('ballast');

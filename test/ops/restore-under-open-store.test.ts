@@ -18,6 +18,7 @@ import { Store } from '../../storage/store.js';
 import { processStartTime } from '../../storage/io/process-runs.js';
 import { lockHolder } from '../../storage/store-lock.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
+import { childExit } from '../support/child-exit.js';
 
 const dirs: string[] = [];
 function scratch(): string {
@@ -51,9 +52,8 @@ test('an idle store whose directory was deleted and restored from a backup snaps
     expect(lockHolder(dir), "the old store's close removed the LOCK of the process that holds the restored store").toBe(other.pid);
   } finally {
     // Ended before the reopen below: a kill is delivered, not done, when kill() returns.
-    const ended = new Promise((resolve) => (other.exitCode !== null || other.signalCode !== null ? resolve(null) : other.once('exit', resolve)));
     other.kill('SIGKILL');
-    await ended;
+    await childExit(other);
   }
 
   const reopened = await Store.open({ dir, module: counterModule });

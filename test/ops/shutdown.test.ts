@@ -12,6 +12,7 @@ import { afterEach, expect, test, vi } from 'vitest';
 import { exitCodeForced, exitCodeTimedOut, installGracefulShutdown, signalEchoMs } from '../../server/ops/shutdown.js';
 import { Store } from '../../storage/store.js';
 import { counterModule } from '../support/counter-module.js';
+import { childExit } from '../support/child-exit.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const childEntry = path.join(root, 'test/ops/fixtures/shutdown-child.ts');
@@ -50,7 +51,7 @@ function start(dir: string, mode: 'normal' | 'stuck'): Run {
     stderr += d.toString();
     notify();
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = childExit(child).then((end) => end.code);
   const until = (done: () => boolean) => new Promise<void>((resolve, reject) => {
     const check = () => {
       if (done()) {

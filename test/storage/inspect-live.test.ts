@@ -14,6 +14,7 @@ import { processStartTime } from '../../storage/io/process-runs.js';
 import { lockFileName } from '../../storage/store-lock.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { asAfterCrash } from '../support/crash-image.js';
+import { childExit } from '../support/child-exit.js';
 
 describe('store inspect of a live store', () => {
   test('a partial last frame and a manifest-less snapshot: in progress while the LOCK is held, problems once it is not', async () => {
@@ -40,7 +41,7 @@ describe('store inspect of a live store', () => {
       expect(live.snapshots[0]!.inProgress).toContain('being written');
     } finally {
       writer.kill('SIGKILL');
-      await new Promise((resolve) => writer.once('exit', resolve));
+      await childExit(writer);
     }
     const closed = await inspectStore(dir); // its LOCK now names a process that ended
     expect(closed.openByPid).toBeNull();

@@ -18,6 +18,7 @@ import { lockFileName } from '../../storage/store-lock.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 import { asAfterCrash } from '../support/crash-image.js';
+import { childExit } from '../support/child-exit.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-lost-'));
 const lastSegment = (dir: string) => path.join(dir, 'log', readdirSync(path.join(dir, 'log')).filter((f) => f.endsWith('.log')).sort().at(-1)!);
@@ -194,7 +195,7 @@ describe('store repair and the LOCK', () => {
       expect(readdirSync(path.join(dir, 'log')).some((f) => f.startsWith('repair-'))).toBe(false);
     } finally {
       holder.kill('SIGKILL');
-      await new Promise((resolve) => holder.once('exit', resolve));
+      await childExit(holder);
     }
     // The holder is gone: its LOCK is stale, and repair goes ahead.
     expect(await repairStore(dir, 2)).toMatchObject({ damaged: true, droppedFrom: 0 });

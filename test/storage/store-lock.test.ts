@@ -16,6 +16,7 @@ import { MemoryError } from '../../storage/errors.js';
 import { processStartTime } from '../../storage/io/process-runs.js';
 import { lockFileBytesMax, lockFileName, lockHolder, takeStoreLock } from '../../storage/store-lock.js';
 import { countingFileLayer } from '../support/counting-file-layer.js';
+import { childExit } from '../support/child-exit.js';
 
 const taker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'lock-taker.ts');
 const takersCount = 4;
@@ -42,7 +43,7 @@ describe('store LOCK', () => {
   /** A pid that belonged to a process which has ended (its LOCK is a crash's leftover). */
   async function endedPid(): Promise<number> {
     const ended = spawn(process.execPath, ['-e', '']);
-    await new Promise((resolve) => ended.once('exit', resolve));
+    await childExit(ended);
     return ended.pid!;
   }
 
@@ -63,7 +64,7 @@ describe('store LOCK', () => {
         for (const refused of outcomes.filter((o) => o !== 'took')) expect(refused).toMatch(/^refused store .* is open in process \d+/);
       } finally {
         for (const t of takers) t.child.stdin.end();
-        await Promise.all(takers.map((t) => new Promise((resolve) => (t.child.exitCode !== null ? resolve(null) : t.child.once('exit', resolve)))));
+        await Promise.all(takers.map((t) => childExit(t.child)));
       }
       expect(lockHolder(dir), 'released when its holder ended').toBeNull();
       expect((await readdir(dir)).filter((name) => name !== lockFileName), 'files of the taking left behind').toEqual([]);
@@ -100,7 +101,7 @@ describe('store LOCK', () => {
 
   test('a LOCK of a process that ended is taken over; one of a live process is refused naming it', async () => {
     const ended = spawn(process.execPath, ['-e', '']);
-    await new Promise((resolve) => ended.once('exit', resolve));
+    await childExit(ended);
     await writeFile(path.join(dir, lockFileName), `${ended.pid} ${processStartTime(process.pid)}`);
     await (await takeStoreLock(dir, nodeFileLayer))();
 
