@@ -6,7 +6,7 @@
  *
  * HEAD is not served on an MCP endpoint (it is not in any `Allow`): an MCP answer is a stream or
  * a call's result, neither of which a HEAD can read. Express hands a HEAD to a GET route, so a
- * GET route of an MCP endpoint must refuse it too (`/sse` does with allowOnly(['GET'])).
+ * GET route of an MCP endpoint must refuse it too (`/sse` does with allowOnly(sseMethods)).
  */
 import type { NextFunction, Request, Response } from 'express';
 import { sendJsonRpcError } from './json-rpc-error.js';

@@ -3,7 +3,9 @@
  * a browser MCP client sends headers a browser must preflight (Authorization, Mcp-Session-Id),
  * and must be allowed to read the answer's session id and auth challenge. Mounted after the
  * Origin guard, so an Origin reaching it is an allowed one, and it is echoed back. Requests
- * without Origin (every non-browser client) get no CORS headers.
+ * without Origin (every non-browser client) get no CORS headers. A preflight names the methods
+ * of the endpoint it asks about (the legacy SSE pair serves GET on /sse and POST on /messages;
+ * the rest, Streamable HTTP's mcpMethods), as that endpoint's 405 `Allow` does.
  */
 import cors from 'cors';
 import type { RequestHandler } from 'express';
@@ -16,10 +18,10 @@ export const corsExposedHeaders = ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WW
 /** How long a browser may reuse a preflight's answer. */
 export const corsPreflightMaxAgeS = 600;
 
-export function corsForAllowedOrigins(): RequestHandler {
+export function corsForAllowedOrigins(methods: readonly string[] = mcpMethods): RequestHandler {
   const handler = cors({
     origin: true,
-    methods: [...mcpMethods],
+    methods: [...methods],
     allowedHeaders: corsAllowedHeaders,
     exposedHeaders: corsExposedHeaders,
     maxAge: corsPreflightMaxAgeS,

@@ -122,6 +122,9 @@ type Handler = (req: Request, res: Response, principal: Principal) => Promise<vo
 const mcpRoutes = ['/mcp', '/t/:tenant/mcp'];
 const messagesRoutes = ['/messages', '/t/:tenant/messages'];
 const sseRoutes = ['/sse', '/t/:tenant/sse'];
+/** The legacy SSE transport: GET opens the stream, POST /messages sends on it. */
+const sseMethods: readonly string[] = ['GET'];
+const messagesMethods: readonly string[] = ['POST'];
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServing> {
   const { surface, authenticate, memoryFor, commitsOf } = options;
@@ -146,7 +149,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   // Requests without Origin (every non-browser client) pass; a browser's must be allowed.
   const allowedOriginHostnames = [...loopbackHostnames, ...(options.allowedOrigins ?? []).map(originHostname)];
   app.use(originValidation(allowedOriginHostnames));
-  app.use(corsForAllowedOrigins()); // answers a browser's preflight before authentication
+  // Each answers a browser's preflight before authentication, naming the methods its endpoint serves.
+  app.options(sseRoutes, corsForAllowedOrigins(sseMethods));
+  app.options(messagesRoutes, corsForAllowedOrigins(messagesMethods));
+  app.use(corsForAllowedOrigins());
 
   // Each call is admitted on the very routes that serve it, matched as express matches them (any
   // case, an optional trailing slash): a path pattern of its own once missed `/MCP` and `/mcp/`,
@@ -220,14 +226,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     identify,
     // Express gives a HEAD to this GET route: it would open a session (one of the bounded slots) and a
     // stream it can never read, and wait unanswered. Refused here as the other methods are below.
-    allowOnly(['GET']),
+    allowOnly(sseMethods),
     // Express routes /sse in any case and with a trailing slash: each spelling's client posts to the messages route.
     serving((req, res, principal) => sse.openStream(req, res, principal, req.path.replace(/\/sse\/?$/i, '/messages'))),
   );
   app.post(messagesRoutes, identify, json, serving((req, res, principal) => sse.postMessage(req, res, principal)));
   // Their other methods (HEAD of /sse is refused in its GET route above).
-  app.all(sseRoutes, identify, allowOnly(['GET']));
-  app.all(messagesRoutes, identify, allowOnly(['POST']));
+  app.all(sseRoutes, identify, allowOnly(sseMethods));
+  app.all(messagesRoutes, identify, allowOnly(messagesMethods));
 
   // Anything else: a JSON 404 naming what is served (express's own is an HTML page).
   app.use((req: Request, res: Response) => {

@@ -91,6 +91,24 @@ describe('HTTP guards', () => {
     }
   });
 
+  test("a preflight names the methods of the endpoint it asks about, as that endpoint's 405 Allow does", async () => {
+    const { serving } = await started({ allowedOrigins: ['https://app.example.com'] });
+    const origin = 'https://app.example.com';
+    for (const [path, method, allowed] of [
+      ['/mcp', 'DELETE', 'GET,POST,DELETE'], ['/sse', 'GET', 'GET'], ['/SSE/', 'GET', 'GET'], ['/t/acme/sse', 'GET', 'GET'],
+      ['/messages', 'POST', 'POST'], ['/t/acme/messages', 'POST', 'POST'],
+    ] as const) {
+      const preflight = await fetch(serving.url + path, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': method } });
+      expect(preflight.status, path).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin'), path).toBe(origin);
+      expect(preflight.headers.get('access-control-allow-methods'), path).toBe(allowed);
+      if (path.startsWith('/t/')) continue; // another tenant's path: refused (403) before its method is looked at
+      const other = await fetch(serving.url + path, { method: 'PUT', headers: { origin } });
+      expect(other.status, path).toBe(405);
+      expect(other.headers.get('allow')?.replaceAll(' ', ''), path).toBe(allowed);
+    }
+  });
+
   test('a call on a session from an allowed browser origin is answered with its CORS headers', async () => {
     const { serving } = await started({ allowedOrigins: ['https://app.example.com'] });
     const origin = 'https://app.example.com';
