@@ -14,6 +14,7 @@ import { auditBatchKey } from '../../storage/audit/batch.js';
 import { auditCliEnv } from '../support/audit-cli-env.js';
 import { freshPostgresDatabase } from '../support/services.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let control: ControlPlane;
@@ -25,7 +26,7 @@ let databaseUrl: string;
 function cli(args: string[], extraEnv: Record<string, string | undefined> = env): Promise<ProcessOutcome> {
   const childEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...extraEnv })) if (v !== undefined) childEnv[k] = v;
-  return runProcess(process.execPath, ['--import', 'tsx', join(root, 'server/cli/main.ts'), ...args], { cwd: root, env: childEnv });
+  return runProcess(process.execPath, [...cliNodeArgs, ...args], { cwd: root, env: childEnv });
 }
 
 beforeAll(async () => {

@@ -23,6 +23,7 @@ import { recordKnownTenant } from '../../server/tenants/known-tenants.js';
 import { auditCliEnv } from '../support/audit-cli-env.js';
 import { freshPostgresDatabase } from '../support/services.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let control: ControlPlane;
@@ -51,7 +52,7 @@ interface Verified {
 }
 
 function cli(args: string[]): Promise<ProcessOutcome> {
-  return runProcess(process.execPath, ['--import', 'tsx', join(root, 'server/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, ...env } });
+  return runProcess(process.execPath, [...cliNodeArgs, ...args], { cwd: root, env: { ...process.env, ...env } });
 }
 
 async function verify(tenant: string, ...more: string[]): Promise<{ code: number | null; report: Verified; stderr: string }> {

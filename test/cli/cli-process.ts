@@ -1,18 +1,9 @@
-/** The real `ioboxx-memory` command line as a child process (the source through tsx, so no build is needed). */
-import { createRequire } from 'node:module';
-import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+/** The real `ioboxx-memory` command line as a child process (test/support/cli-entry.ts: the build when fresh, else the sources). */
+import { cliCommand, repoRoot } from '../support/cli-entry.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const main = path.join(root, 'server', 'cli', 'main.ts');
-// By file URL, so the CLI also starts in a working directory outside the repository.
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-
-/** `node --import tsx main.ts ...args` as one argument vector (the first is the node binary). */
-export function cliCommand(args: readonly string[]): string[] {
-  return [process.execPath, '--import', tsx, main, ...args];
-}
+export { cliCommand };
+export const root = repoRoot;
 
 export function cliEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_LOG_LEVEL: 'silent' };

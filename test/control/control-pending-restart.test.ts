@@ -22,6 +22,7 @@ import { connectNewerHttp, toolErrorOf } from '../support/mcp-clients.js';
 import { startOwnPostgres, type OwnPostgres } from '../support/services.js';
 import { waitUntil } from '../support/wait-until.js';
 import { childExit } from '../support/child-exit.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let postgres: OwnPostgres;
@@ -73,7 +74,7 @@ test('access rows left unstaged at shutdown reach Postgres after an HTTP restart
 
 /** `serve --http` as a child process (SIGKILL-able), once it listens: its base URL. */
 async function httpChild(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'server', 'cli', 'main.ts'), 'serve', '--http'], {
+  const child = spawn(process.execPath, [...cliNodeArgs, 'serve', '--http'], {
     cwd: root,
     env: { ...process.env, IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
   });

@@ -12,9 +12,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { connectNewerHttp, connectOlderSse } from '../support/mcp-clients.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const main = path.join(root, 'server', 'cli', 'main.ts');
 
 let dataDir: string;
 beforeAll(async () => {
@@ -23,7 +23,7 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 function cli(args: readonly string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ['--import', 'tsx', main, ...args], {
+  return spawn(process.execPath, [...cliNodeArgs, ...args], {
     cwd: root,
     env: { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'info', ...env },
   });

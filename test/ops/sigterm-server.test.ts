@@ -18,9 +18,9 @@ import { openTenantMemory } from '../../tools/index.js';
 import { nodeFileLayer } from '../../storage/io/node-file-layer.js';
 import { listSnapshots } from '../../storage/snapshot/reader.js';
 import { connectNewerHttp, connectOlderHttp, connectOlderSse, toolErrorOf } from '../support/mcp-clients.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const main = path.join(root, 'server', 'cli', 'main.ts');
 let dataDir: string;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-sigterm-'));
@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 function startServer(env: Record<string, string> = {}): { child: ChildProcessWithoutNullStreams; url: Promise<string>; logged: string[] } {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--http'], {
+  const child = spawn(process.execPath, [...cliNodeArgs, 'serve', '--http'], {
     cwd: root,
     env: { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_HTTP_PORT: '0', IOBOXX_LOG_LEVEL: 'info', ...env },
   });

@@ -22,9 +22,9 @@ import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { hasTenantRecord } from '../../server/tenants/tenant-record-dir.js';
 import { openTenantMemory } from '../../tools/index.js';
 import { waitUntil } from '../support/wait-until.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const main = path.join(root, 'server', 'cli', 'main.ts');
 let dataDir: string;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'ioboxx-stdio-shutdown-'));
@@ -42,7 +42,7 @@ interface Answer {
  * its stdout read as answers, `answered(n)` resolving once n are in.
  */
 async function initializedServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', main, 'serve', '--stdio'], {
+  const child = spawn(process.execPath, [...cliNodeArgs, 'serve', '--stdio'], {
     cwd: root,
     env: { ...process.env, IOBOXX_LOG_LEVEL: 'info', ...env },
   });
