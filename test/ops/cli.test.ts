@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
 import { s3Service } from '../support/services.js';
 import { runProcess, type ProcessOutcome } from '../support/run-process.js';
+import { cliNodeArgs } from '../support/cli-entry.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cliEntry = path.join(root, 'test/ops/fixtures/ops-cli.ts');
 const writerEntry = path.join(root, 'test/ops/fixtures/memory-writer.ts');
 const work = mkdtempSync(path.join(tmpdir(), 'ioboxx-ops-cli-'));
 const dataDir = path.join(work, 'data');
@@ -34,7 +34,7 @@ function cli(...args: string[]): Promise<ProcessOutcome> {
 function cliWith(extraEnv: Record<string, string>, ...args: string[]): Promise<ProcessOutcome> {
   const env: NodeJS.ProcessEnv = { ...process.env, IOBOXX_DATA_DIR: dataDir, IOBOXX_LOG_LEVEL: 'silent', ...extraEnv };
   delete env.IOBOXX_OIDC_ISSUER;
-  return runProcess(process.execPath, ['--import', 'tsx', cliEntry, ...args], { cwd: root, env });
+  return runProcess(process.execPath, [...cliNodeArgs, ...args], { cwd: root, env });
 }
 
 /** Resolves once the writer has acknowledged `offset`. */
