@@ -1306,6 +1306,7 @@ export class Store implements StoreApi {
       await this.whenWriterIdle();
       await this.snapshotInFlight?.catch(() => undefined);
       this.failIfFilesDeleted();
+      await this.log.dropPrepared(); // its space first: the checkpoint may need it
       if (!this.failure) {
         const checkpoint = encodeCheckpoint({ offset: this.applied, stateHash: this.closingStateHash(), history: this.historyRecord });
         await this.fl.writeFileDurable(path.join(this.logDir, checkpointFileName), checkpoint).catch((error: unknown) => {

@@ -3,7 +3,8 @@
  * (`writev` at a tracked position, never O_APPEND) so a failed write can be cut back. The active
  * segment keeps zeros ahead of its written end (zero-tail.ts): frames overwrite them, so most
  * fdatasyncs have no size change or block allocation to journal. The next segment is made ahead,
- * in the background (prepared-segment.ts), so a rotation does not create and fill one in line.
+ * in the background and zeroed whole (prepared-segment.ts), so a rotation does not create and
+ * fill one in line, and the segment's batches write no zeros of their own.
  */
 import { fstatSync } from 'node:fs';
 import * as path from 'node:path';
@@ -57,6 +58,12 @@ export class Commitlog {
   private nextWriteOffsetValue: number;
   /** The next segment being made ahead (undefined when its preparation failed: rotation makes it in line). */
   private preparing: Promise<PreparedSegment | undefined> | undefined;
+  /** Closing: no next segment is made, and one being made stops between its fills. */
+  private closing = false;
+  /** The active segment was made ahead, zeroed whole (prepared-segment.ts): its batches write no zeros. */
+  private activeWhole = false;
+  /** The next segment is made, zeroed whole: an active segment that is not whole gives way to it now. */
+  private nextWholeReady = false;
 
   private constructor(
     readonly dir: string,
@@ -96,7 +103,6 @@ export class Commitlog {
     return this.segments[this.segments.length - 1]!;
   }
 
-  /** True when the active segment is full (counting frames written, durable or not) and the next write should go to a new one. */
   /**
    * True when the active segment file has no name left (its directory or the file was deleted
    * under the open store): frames written to it now are durable in an inode nothing reaches.
@@ -106,8 +112,9 @@ export class Commitlog {
     return this.active !== undefined && this.active.writer.fd >= 0 && fstatSync(this.active.writer.fd).nlink === 0;
   }
 
+  /** True when the active segment is full (counting frames written, durable or not) and the next write should go to a new one. */
   get wantsRotation(): boolean {
-    return this.writtenEnd >= this.segmentBytesMax && this.writtenEnd > segmentHeaderBytes;
+    return (this.writtenEnd >= this.segmentBytesMax || (this.nextWholeReady && !this.activeWhole)) && this.writtenEnd > segmentHeaderBytes;
   }
 
   /** Offset the next written frame must have (written frames may not be durable yet). */
@@ -180,8 +187,15 @@ export class Commitlog {
 
   /** Start making the next segment once the active one is mostly full; a failure only means rotation makes it in line. */
   private prepareNextIfDue(): void {
-    if (this.preparing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax)) return;
-    this.preparing = prepareSegment(this.fl, this.dir, this.segmentBytesMax).catch(() => undefined);
+    if (this.preparing || this.closing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax, this.activeWhole)) return;
+    // Zeroed whole (no fills on the commit path), unless the log closes meanwhile.
+    this.preparing = prepareSegment(this.fl, this.dir, this.segmentBytesMax, { stopped: () => this.closing }).then(
+      (prepared) => {
+        this.nextWholeReady = prepared.whole;
+        return prepared;
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -296,6 +310,7 @@ export class Commitlog {
   private async createSegment(firstOffset: number): Promise<void> {
     const preparedAhead = await this.preparing;
     this.preparing = undefined;
+    this.nextWholeReady = false;
     // The first zeros went out with the preparation's fdatasync: no batch of the new segment pays for them.
     const prepared = preparedAhead ?? (await prepareSegment(this.fl, this.dir, this.segmentBytesMax));
     const file = await activatePreparedSegment(this.fl, this.dir, prepared, firstOffset);
@@ -311,6 +326,7 @@ export class Commitlog {
     this.writtenEnd = segmentHeaderBytes;
     this.zeroedEnd = prepared.zeroedEnd;
     this.zeroFillOff = prepared.fillFailed;
+    this.activeWhole = prepared.whole;
   }
 
   /** Read one frame's payload by offset, verifying its CRC; undefined if the log no longer holds it. */
@@ -366,13 +382,23 @@ export class Commitlog {
     return deleted;
   }
 
+  /**
+   * The first step of a close: no next segment. One being made stops and goes, and with it up to a
+   * segment of zeros, which a nearly full disk may need for the closing checkpoint.
+   */
+  async dropPrepared(): Promise<void> {
+    this.closing = true;
+    const prepared = await this.preparing;
+    this.preparing = undefined;
+    this.nextWholeReady = false;
+    if (prepared) await discardPreparedSegment(this.fl, prepared);
+  }
+
   /** Close; with every written frame durable, first cut the zero tail so a closed log holds exactly its frames. */
   async close(): Promise<void> {
     const active = this.active;
     this.active = undefined;
-    const prepared = await this.preparing;
-    this.preparing = undefined;
-    if (prepared) await discardPreparedSegment(this.fl, prepared);
+    await this.dropPrepared();
     if (!active) return;
     try {
       if (!this.hasUnsynced) await this.cutZeroTail(active.writer);

@@ -26,16 +26,17 @@
 /**
  * Zeros written at once: a fill is one write on the writer's thread and one extension of the file.
  * The fdatasync that carries a 1 MiB fill is slower (p50 ~1.7 ms against ~0.5), under 1 in 100
- * syncs at 64 callers. Smaller fills, or none, did not lower the commit tail (2026-11-29, 64
- * callers): 128 KiB fills, 4 alternating bench pairs and 4 scratch pairs (8 loops a side); a
- * segment zeroed whole at creation (no fill on the commit path at all), 3 scratch pairs (6 loops
- * a side). Kept at 1 MiB.
+ * syncs at 64 callers. Smaller fills did not lower the commit tail (2026-11-29, 64 callers: 128
+ * KiB fills, 4 alternating bench pairs and 4 scratch pairs). A segment zeroed whole ahead does
+ * (2026-12-03: a fill held the main thread ~2 ms in the store at 256 callers), so a busy store's
+ * segments are made that way (prepared-segment.ts) and only a segment made in line fills.
  */
 export const zeroFillBytes = 1024 * 1024;
 /**
  * A fill starts when fewer zeroed bytes than this remain ahead of the written end. Kept well above
  * a batch, so batches land on zeros an earlier fdatasync flushed, never on pages it is still writing.
- * (Measured: a 1 MiB fill costs ~0.35 ms on the writer's thread; 4 MiB at once took ~9 ms.)
+ * (Measured: a 1 MiB fill costs ~0.35 ms on the writer's thread alone, ~2 ms in a store at 256
+ * callers; 4 MiB at once took ~9 ms.)
  */
 export const zeroAheadBytesMin = zeroFillBytes / 2;
 

@@ -7,8 +7,9 @@
  * the parent to reopen. Prints one JSON line per event to stdout.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, cpSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
+import { preparedSegmentFileName } from '../../storage/log/prepared-segment.js';
 import { Store } from '../../storage/store.js';
 import { memoryModule } from '../../tools/index.js';
 import { cliCommand, cliEnv } from '../cli/cli-process.js';
@@ -73,6 +74,8 @@ await outcome('snapshotWhileFull', async () => ({ offset: (await store.snapshot(
 // A restart on a disk full to its last page: the close cannot write its checkpoint, and the open
 // (once the close's cut of the log's zero tail is taken too) cannot write its LOCK.
 fillToTheLastPage();
+// The next segment made ahead, if any: the close drops it (and its zeros) before its checkpoint.
+say({ preparedBytesAtClose: (statSync(path.join(dir, 'log', preparedSegmentFileName), { throwIfNoEntry: false })?.blocks ?? 0) * 512 });
 await outcome('closeWhileFull', async () => (await store.close(), {}));
 fillToTheLastPage();
 await outcome('openWhileFull', async () => (store = await Store.open(options), {}));

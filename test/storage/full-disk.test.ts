@@ -53,8 +53,13 @@ describe('a real full disk (tmpfs in a mount namespace)', () => {
     // A snapshot, a close and an open on the full disk: refused, each saying what and why.
     expect(event('snapshotWhileFull')).toMatchObject({ snapshotWhileFull: 'refused', code: 'snapshot_not_taken', hint: expect.stringContaining('free disk space') });
     expect(event('snapshotWhileFull').message).toMatch(/^snapshot not taken \(write_failed\): ENOSPC/);
-    expect(event('closeWhileFull')).toMatchObject({ closeWhileFull: 'refused', code: 'ENOSPC', hint: expect.stringContaining('free disk space') });
-    expect(event('closeWhileFull').message).toContain('without writing its checkpoint');
+    // The close drops the next segment made ahead first: with it gone, the checkpoint has room.
+    if ((event('preparedBytesAtClose').preparedBytesAtClose as number) >= 4096) {
+      expect(event('closeWhileFull')).toEqual({ closeWhileFull: 'done' });
+    } else {
+      expect(event('closeWhileFull')).toMatchObject({ closeWhileFull: 'refused', code: 'ENOSPC', hint: expect.stringContaining('free disk space') });
+      expect(event('closeWhileFull').message).toContain('without writing its checkpoint');
+    }
     expect(event('openWhileFull')).toMatchObject({ openWhileFull: 'refused', code: 'ENOSPC', hint: expect.stringContaining('free disk space') });
     expect(event('openWhileFull').message).toContain('its LOCK file cannot be written');
     // The CLI on the full disk: `store verify` is refused the same way; `--read-only` verifies.

@@ -2,11 +2,15 @@
  * The next segment is made ahead (prepared-segment.ts): rotation only names it. A prepared file
  * left by a crash is not part of the log and goes at the next open.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
-import { nextSegmentPrepareFraction, preparedSegmentFileName } from '../../storage/log/prepared-segment.js';
+import type { FileHandleLike } from '../../storage/io/file-layer.js';
+import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
+import { busySegmentBytes, nextSegmentPrepareFraction, preparedSegmentFileName } from '../../storage/log/prepared-segment.js';
+import { segmentHeaderBytes } from '../../storage/log/segment.js';
+import { zeroFillBytes } from '../../storage/log/zero-tail.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
 
@@ -66,4 +70,90 @@ describe('the next segment prepared ahead', () => {
     for (let i = 300; i < 600; i++) await put(reopened, i);
     await reopened.close();
   });
+
+  // Before, the next segment got its first 1 MiB of zeros only, and its batches wrote the rest on
+  // the main thread; and the first segment was left only when full.
+  test('a busy store takes a segment made ahead and zeroed whole as soon as it is ready: its batches write no zeros of their own', async () => {
+    const dir = tmp();
+    // Half of it is past busySegmentBytes: a segment made in line is left at busySegmentBytes, once the next is ready.
+    const segmentBytesMax = 20 * 1024 * 1024;
+    const fl = new ZeroWritesLayer();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
+    const bigPuts = () => Promise.all(Array.from({ length: 16 }, () => store.call('put', { id: `o${i % 13}`, type: 't', n: i++, attributes: { pad: 'x'.repeat(4000) } }, testCaller)));
+    // Segments are made under the prepared name, in order: the first in line by the open, the second ahead.
+    const made = (n: number) => (): SegmentWrites => fl.segments[n] ?? { zerosAhead: 0, zerosSyncedAhead: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
+    const [first, second] = [made(0), made(1)];
+    let i = 0;
+    while (first().framesOnCommitPath < busySegmentBytes) await bigPuts();
+    // Nothing is written while the next segment is made, however slowly a loaded machine does it.
+    await vi.waitFor(() => expect(second().zerosSyncedAhead, 'the segment made ahead is zeroed to its end').toBe(segmentBytesMax - segmentHeaderBytes), { timeout: 20_000 });
+    expect(segmentFiles(dir)).toHaveLength(1);
+    while (segmentFiles(dir).length === 1) await bigPuts();
+    expect(first().framesOnCommitPath, 'the first segment was left once the next was ready').toBeLessThan(busySegmentBytes + 4 * zeroFillBytes);
+    expect(first().zerosOnCommitPath, 'the first segment, made in line, filled as its batches went').toBeGreaterThan(0);
+    // Into the second segment, past the point where its batches would have had to fill zeros.
+    while (second().framesOnCommitPath < 2.2 * zeroFillBytes) await bigPuts();
+    expect(segmentFiles(dir)).toHaveLength(2);
+    expect(second().zerosOnCommitPath).toBe(0);
+    const hash = store.stateHash();
+    const lastOffset = store.lastOffset;
+    await store.close();
+    // Closed: the zero tail was cut, so each segment holds exactly its frames; they all replay.
+    const sizes = segmentFiles(dir).map((f) => statSync(path.join(dir, 'log', f)).size);
+    expect(sizes).toEqual([first(), second()].map((s) => segmentHeaderBytes + s.framesOnCommitPath));
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report.torn).toBeUndefined();
+    expect(reopened.lastOffset).toBe(lastOffset);
+    expect(reopened.stateHash()).toBe(hash);
+    await reopened.close();
+  }, 60_000);
 });
+
+const isZeros = (buffers: readonly Uint8Array[]) => buffers.every((b) => b.every((byte) => byte === 0));
+const byteLength = (buffers: readonly Uint8Array[]) => buffers.reduce((n, b) => n + b.byteLength, 0);
+
+interface SegmentWrites {
+  /** Zeros written before the segment was named (prepareSegment, on the thread pool), and of those, the ones a completed fdatasync covered. */
+  zerosAhead: number;
+  zerosSyncedAhead: number;
+  /** Zeros and frames written by the commit path (writevSync, on the main thread). */
+  zerosOnCommitPath: number;
+  framesOnCommitPath: number;
+}
+
+/** The real disk, counting what is written into each file made under the prepared name, in the order they were made. */
+class ZeroWritesLayer extends NodeFileLayer {
+  readonly segments: SegmentWrites[] = [];
+
+  override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
+    const inner = await super.open(file, flags);
+    if (path.basename(file) !== preparedSegmentFileName) return inner;
+    const writes: SegmentWrites = { zerosAhead: 0, zerosSyncedAhead: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
+    this.segments.push(writes);
+    return {
+      get fd() {
+        return inner.fd;
+      },
+      writev(buffers, position) {
+        if (isZeros(buffers)) writes.zerosAhead += byteLength(buffers);
+        return inner.writev(buffers, position);
+      },
+      writevSync(buffers, position) {
+        if (isZeros(buffers)) writes.zerosOnCommitPath += byteLength(buffers);
+        else writes.framesOnCommitPath += byteLength(buffers);
+        return inner.writevSync(buffers, position);
+      },
+      truncateSync: (n) => inner.truncateSync(n),
+      read: (b, o, l, p) => inner.read(b, o, l, p),
+      async datasync() {
+        const zeros = writes.zerosAhead;
+        await inner.datasync();
+        writes.zerosSyncedAhead = zeros;
+      },
+      datasyncSync: () => inner.datasyncSync(),
+      truncate: (n) => inner.truncate(n),
+      size: () => inner.size(),
+      close: () => inner.close(),
+    };
+  }
+}
