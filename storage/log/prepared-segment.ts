@@ -6,11 +6,14 @@
  * create, the allocation and the zero fills leave the commit path.
  *
  * Why whole: a zero fill of the active segment (zero-tail.ts) is written on the main thread, and
- * a 1 MiB fill held it ~2 ms (4-7 % of its time at 256 callers). Written on the thread pool
- * instead, into the same file, the frames' writes waited behind it (the file's lock): no gain.
- * Measured (bench/engine-loop.ts, 5 alternated pairs of processes, the loops after the first
- * segment): 64 callers, commit p99 median 3.19 against 3.6 ms and 5 % more commits/s; 256
- * callers, 3-6 % more commits/s.
+ * a 1 MiB fill held it ~2 ms (4-7 % of its time at 256 callers): 2.5 ms when a batch's fdatasync
+ * ran on the file meanwhile (the fill, which grows the file, waits for it), 0.3 ms when none did.
+ * Written on the thread pool instead, into the same file, the frames' writes waited behind it:
+ * no gain. Measured (bench/engine-loop.ts, 5 alternated pairs of processes, the loops after the
+ * first segment): 64 callers, commit p99 median 3.19 against 3.6 ms and 6 % more commits/s; 256
+ * callers, 3-6 % more commits/s. The fills of a segment made ahead do slow the commits'
+ * fdatasyncs while they run (p99 ~4.6 against ~1.4 ms, for the ~0.3 s they take at 64 callers);
+ * spread out, they slowed more of them as much (docs/BENCHMARKS.md, "Tried ... and not kept").
  *
  * A segment made in line (a store's first after its open, or when none was ready) gets its first
  * fill only, and its commits fill the rest as they go. Once such a segment holds
