@@ -112,7 +112,11 @@ export class Commitlog {
     return this.active !== undefined && this.active.writer.fd >= 0 && fstatSync(this.active.writer.fd).nlink === 0;
   }
 
-  /** True when the active segment is full (counting frames written, durable or not) and the next write should go to a new one. */
+  /**
+   * True when the next write should go to a new segment: the active one is full (counting frames
+   * written, durable or not), or it was made in line and a segment made ahead, zeroed whole, is
+   * ready to take over (prepared-segment.ts).
+   */
   get wantsRotation(): boolean {
     return (this.writtenEnd >= this.segmentBytesMax || (this.nextWholeReady && !this.activeWhole)) && this.writtenEnd > segmentHeaderBytes;
   }
