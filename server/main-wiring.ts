@@ -39,16 +39,18 @@ import { observeWebSocket } from './ws/ws-observer.js';
 import { metricsRouter } from './ops/metrics-route.js';
 import { serveMemoryStdio } from './stdio.js';
 import { TenantRegistry, type TenantRegistryEvent } from './tenants/registry.js';
+import { OpenProgress } from './tenants/open-progress.js';
 import { SingleTenantMemory } from './tenants/single-tenant-memory.js';
 import { storesMemoryBytesMaxOfMachine } from './tenants/stores-memory-budget.js';
 import { TenantCommits } from './tenants/tenant-commits.js';
 
 /** The memory module as the MCP layer serves it; every call and read goes to the access log. */
-export function memorySurface(log: Logger, recorder?: AccessRecorder): McpSurface {
+export function memorySurface(log: Logger, recorder?: AccessRecorder, openProgress?: OpenProgress): McpSurface {
   return {
     tools: memoryTools,
     catalog: memoryCatalog,
     log,
+    ...(openProgress !== undefined && { openProgress }),
     onToolCall: (e) => {
       // Checked first: the line's fields would be gathered for every call at any level.
       if (log.isLevelEnabled('debug')) {
@@ -136,6 +138,7 @@ function tenantRegistry(
   onEvent: (event: TenantRegistryEvent) => void,
   /** A store failed (it refuses writes until reopened): what holds it must let go, or it is never reopened. */
   onStoreFailed: (tenant: string) => void,
+  openProgress: OpenProgress,
 ): TenantRegistry<TenantMemory> {
   return new TenantRegistry<TenantMemory>({
     dataDir: config.dataDir,
@@ -146,6 +149,7 @@ function tenantRegistry(
         ...tenantStoreOptions(config),
         runHistory: runHistoryOf(tenant, control),
         onBatch: metrics.onBatch,
+        onProgress: openProgress.reporter(tenant),
         onBackgroundError: (error) => {
           report(error);
           if (opened?.store.failed) onStoreFailed(tenant);
@@ -203,6 +207,8 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   const tenant = principal.caller.tenant;
   // Opened on first use (the 2.x client's discover probe, a throwaway process, never opens it);
   // a failed store is reopened after its backoff, as on HTTP.
+  // A first call replays the tenant's log: one that asked for progress hears it (progress-notifications.ts).
+  const openProgress = new OpenProgress();
   const tenantMemory = new SingleTenantMemory({
     dataDir: config.dataDir,
     tenant,
@@ -211,6 +217,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
         ...tenantStoreOptions(config),
         runHistory: runHistoryOf(tenant, () => control, config.database?.url === undefined ? controlPlaneNotInStdio : controlPlaneNotYet),
         onBackgroundError: backgroundErrorReport(log, tenant),
+        onProgress: openProgress.reporter(tenant),
       });
       log.info({ tenant, dir, lastOffset: memory.store.lastOffset }, 'tenant store open');
       logOpenRecoveries(log, tenant, memory.store);
@@ -264,7 +271,7 @@ export async function serveStdioProcess(config: Config, log: Logger): Promise<St
   };
   log.info({ mode: config.mode, tenant, dataDir: config.dataDir }, 'serving MCP over stdio');
   const serving = serveMemoryStdio({
-    surface: memorySurface(log, recorder),
+    surface: memorySurface(log, recorder, openProgress),
     principal,
     memory: memoryAndControl,
     ...(revalidate !== undefined && { revalidate }),
@@ -356,12 +363,13 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   // subscriptions/listen streams none at all: they hear commits through `commits`.
   let liveForRegistry: WebSocketServing | undefined;
   const commits = new TenantCommits();
+  const openProgress = new OpenProgress();
   const registry = tenantRegistry(config, log, () => controlRuntime, metrics, commits, (event) => {
     degraded.observe(event);
     if (event.kind === 'closing' && event.why === 'evicted') {
       liveForRegistry?.releaseStore(event.tenant, 'evicted');
     }
-  }, (tenant) => liveForRegistry?.releaseStore(tenant, 'failed'));
+  }, (tenant) => liveForRegistry?.releaseStore(tenant, 'failed'), openProgress);
   const guard = new TenantLoadGuard(config.loadLimits, {
     runningMax: config.runningCallsMax, onBusy: (_tenant, limit) => metrics.busyRejection(limit),
   });
@@ -412,7 +420,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   const memoryFor = registryMemoryFor(registry);
   const socketMemoryFor: MemoryFor = (principal) => calls.run(() => memoryFor(principal));
   const serving = await startHttpServer({
-    surface: memorySurface(log, recorder),
+    surface: memorySurface(log, recorder, openProgress),
     authenticate: authenticateAudited,
     onRefusal: (r) => recorder.onRefusal(r),
     calls,

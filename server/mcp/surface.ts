@@ -7,6 +7,7 @@ import type { MemoryErrorCode } from '../../storage/errors.js';
 import type { ToolDef } from '../../tools/tool.js';
 import type { Principal } from '../auth/principal.js';
 import type { Logger } from '../log.js';
+import type { OpenProgress } from '../tenants/open-progress.js';
 
 export type CallOutcome = 'ok' | MemoryErrorCode;
 
@@ -61,4 +62,6 @@ export interface McpSurface {
    * be quick and not throw (a throw is logged and ignored).
    */
   readonly beforeWriteCall?: (principal: Principal) => void;
+  /** Opens of tenant stores in progress: a tools/call with a progressToken hears its tenant's (progress-notifications.ts). */
+  readonly openProgress?: OpenProgress;
 }

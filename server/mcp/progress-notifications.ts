@@ -1,0 +1,35 @@
+/**
+ * MCP progress for a request that waits on its tenant's store being opened (a big tenant's first
+ * request replays its log: seconds). The client asked for it with a progressToken; each report
+ * of the open becomes a `notifications/progress` under that token. Spec rules kept: `progress`
+ * grows with every notification (a count of reports: the open's phases each count from zero),
+ * and none is sent after the request is answered (the caller stops listening first).
+ */
+import type { Notification, ProgressToken } from '@modelcontextprotocol/server';
+import type { OpenProgressListener } from '../tenants/open-progress.js';
+
+/** At most one notification per this many ms, except a phase's last report (a replay's every 10,000 frames would flood a slow client). */
+export const progressNotifyMsMin = 100;
+
+/** What the open's phases are called in the message. */
+const phaseWords: Readonly<Record<string, string>> = {
+  scan: 'checking the log segments',
+  snapshot: 'loading the snapshot',
+  replay: 'replaying the log',
+};
+
+/** A listener that passes an open's reports on as progress notifications of the request with `token`. */
+export function progressNotifier(token: ProgressToken, notify: (notification: Notification) => Promise<void>, nowMs: () => number = () => performance.now()): OpenProgressListener {
+  let sent = 0;
+  let lastSentMs = Number.NEGATIVE_INFINITY;
+  return (phase, done, total) => {
+    const now = nowMs();
+    const phaseEnd = done >= total;
+    if (!phaseEnd && now - lastSentMs < progressNotifyMsMin) return;
+    lastSentMs = now;
+    sent += 1;
+    const message = `opening the tenant's store: ${phaseWords[phase] ?? phase}, ${done} of ${total}`;
+    // A client gone meanwhile: its answer will not be read either; nothing to do.
+    notify({ method: 'notifications/progress', params: { progressToken: token, progress: sent, message } }).catch(() => undefined);
+  };
+}

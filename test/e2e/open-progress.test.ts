@@ -1,0 +1,105 @@
+/**
+ * A tool call that waits on its tenant's store being opened hears that open as MCP progress, when
+ * it asked for progress: the real built server over stdio (the store opens on the first call) and
+ * over the HTTP+SSE transport (the tenant registry opens it), a real 1.x SDK client passing
+ * `onprogress` (so a progressToken), a store whose open replays tens of thousands of
+ * transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
+ * (Streamable HTTP answers each POST with one JSON body: no stream for notifications of a call.)
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { Progress } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { writeMemoryStore } from '../cli/memory-store.js';
+import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
+
+let dataDir: string;
+let httpDataDir: string;
+/** Transactions in the store: replay reports every 10,000, so several reports. */
+const puts = 40_000;
+
+/** A data directory whose local tenant's store holds `puts` transactions and no snapshot: its open replays them all. */
+async function dataDirWithBigStore(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ioboxx-open-progress-'));
+  // Small segments: the scan reports each.
+  await writeMemoryStore(path.join(dir, 'tenants', 'local'), puts, 1024 * 1024);
+  return dir;
+}
+
+beforeAll(async () => {
+  [dataDir, httpDataDir] = await Promise.all([dataDirWithBigStore(), dataDirWithBigStore()]);
+}, 120_000);
+
+afterAll(() => Promise.all([dataDir, httpDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
+
+/** What a first call heard: the log checked, the whole log replayed, progress growing with every notification. */
+function expectOpenHeard(heard: readonly Progress[]): void {
+  const messages = heard.map((p) => p.message ?? '');
+  expect(messages.some((m) => m.startsWith("opening the tenant's store: checking the log segments")), messages.join('\n')).toBe(true);
+  expect(messages, messages.join('\n')).toContain(`opening the tenant's store: replaying the log, ${puts} of ${puts}`);
+  const values = heard.map((p) => p.progress);
+  for (let i = 1; i < values.length; i++) expect(values[i], `progress ${values.join(', ')}`).toBeGreaterThan(values[i - 1]!);
+}
+
+async function connect(): Promise<Client> {
+  const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
+  await client.connect(new StdioClientTransport({ command: process.execPath, args: [serverBin, 'serve', '--stdio'], env: { ...baseEnv(), IOBOXX_DATA_DIR: dataDir }, cwd: repoRoot, stderr: 'ignore' }));
+  return client;
+}
+
+const getNote = (client: Client, n: number, onprogress?: (progress: Progress) => void) =>
+  client.callTool({ name: 'object_get', arguments: { id: `note-${n}` } }, undefined, onprogress ? { onprogress } : {});
+
+test('the first call, asking for progress, hears the open of its store: the log check and the replay, progress growing; later calls hear nothing', async () => {
+  const client = await connect();
+  try {
+    const heard: Progress[] = [];
+    const first = await getNote(client, puts - 1, (progress) => heard.push(progress));
+    // The answer is the store's, after the whole replay.
+    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
+    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 1}`, attributes: { n: puts - 1 } });
+    expectOpenHeard(heard);
+
+    // The store is open now: no open to hear.
+    const later: Progress[] = [];
+    const second = await getNote(client, 7, (progress) => later.push(progress));
+    expect(second.structuredContent).toMatchObject({ id: 'note-7' });
+    expect(later).toEqual([]);
+  } finally {
+    await client.close();
+  }
+}, 120_000);
+
+test('a first call that does not ask for progress gets its answer and no progress notification', async () => {
+  const client = await connect();
+  const notifications: string[] = [];
+  client.fallbackNotificationHandler = async (notification) => {
+    notifications.push(notification.method);
+  };
+  try {
+    const first = await getNote(client, 3);
+    expect(first.structuredContent).toMatchObject({ id: 'note-3' });
+    expect(notifications.filter((method) => method === 'notifications/progress')).toEqual([]);
+  } finally {
+    await client.close();
+  }
+}, 120_000);
+
+test('over HTTP+SSE, the first call on a tenant hears the tenant registry open its store', async () => {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: httpDataDir });
+  const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
+  try {
+    await client.connect(new SSEClientTransport(new URL(`${server.url}/sse`)));
+    const heard: Progress[] = [];
+    const first = await getNote(client, puts - 2, (progress) => heard.push(progress));
+    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 2}` });
+    expectOpenHeard(heard);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}, 120_000);
