@@ -6,7 +6,7 @@
  * and none is sent after the request is answered (the caller stops listening first).
  */
 import type { Notification, ProgressToken } from '@modelcontextprotocol/server';
-import type { OpenProgressListener } from '../tenants/open-progress.js';
+import type { OpenProgress, OpenProgressListener } from '../tenants/open-progress.js';
 
 /** At most one notification per this many ms, except a phase's last report (a replay's every 10,000 frames would flood a slow client). */
 export const progressNotifyMsMin = 100;
@@ -32,4 +32,23 @@ export function progressNotifier(token: ProgressToken, notify: (notification: No
     // A client gone meanwhile: its answer will not be read either; nothing to do.
     notify({ method: 'notifications/progress', params: { progressToken: token, progress: sent, message } }).catch(() => undefined);
   };
+}
+
+/**
+ * Runs a request's `work`, which may wait on `tenant`'s store being opened: when the request
+ * asked for progress (`token`), it hears that open meanwhile, and nothing once it is answered.
+ */
+export async function withOpenProgress<R>(
+  openProgress: OpenProgress | undefined,
+  tenant: string,
+  token: ProgressToken | undefined,
+  notify: (notification: Notification) => Promise<void>,
+  work: () => Promise<R>,
+): Promise<R> {
+  const stopListening = token === undefined ? undefined : openProgress?.listen(tenant, progressNotifier(token, notify));
+  try {
+    return await work();
+  } finally {
+    stopListening?.();
+  }
 }

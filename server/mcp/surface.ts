@@ -62,6 +62,6 @@ export interface McpSurface {
    * be quick and not throw (a throw is logged and ignored).
    */
   readonly beforeWriteCall?: (principal: Principal) => void;
-  /** Opens of tenant stores in progress: a tools/call with a progressToken hears its tenant's (progress-notifications.ts). */
+  /** Opens of tenant stores in progress: a tools/call, resources/read or resources/list with a progressToken hears its tenant's (progress-notifications.ts). */
   readonly openProgress?: OpenProgress;
 }

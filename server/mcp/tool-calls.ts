@@ -13,7 +13,7 @@ import { refuseCursorOfSinglePageList } from './single-page-list.js';
 import { argumentsShapeProblem } from './arguments-shape.js';
 import { toolArgumentsBytesMax } from './limits.js';
 import { afterAnswer } from './after-answer.js';
-import { progressNotifier } from './progress-notifications.js';
+import { withOpenProgress } from './progress-notifications.js';
 import { reportedByHandler } from './request-audit.js';
 import type { CallOutcome, McpSurface, ToolCallEvent } from './surface.js';
 import { toolEntryOf } from './tool-schema.js';
@@ -186,15 +186,9 @@ export function registerToolHandlers(
     }
     return { tools: allowedTools(surface.tools, principal) };
   });
-  server.setRequestHandler('tools/call', async (request, ctx) => {
+  server.setRequestHandler('tools/call', (request, ctx) => {
     reportedByHandler(server, ctx.mcpReq.id); // callTool reports it, with its object ids and offset
-    // Asked for progress: the call may wait on its tenant's store being opened, and hears that open.
-    const token = request.params._meta?.progressToken;
-    const stopListening = token === undefined ? undefined : surface.openProgress?.listen(principal.caller.tenant, progressNotifier(token, ctx.mcpReq.notify));
-    try {
-      return await callTool(request.params.name, request.params.arguments);
-    } finally {
-      stopListening?.();
-    }
+    return withOpenProgress(surface.openProgress, principal.caller.tenant, request.params._meta?.progressToken, ctx.mcpReq.notify, () =>
+      callTool(request.params.name, request.params.arguments));
   });
 }

@@ -2,8 +2,8 @@
  * A tool call that waits on its tenant's store being opened hears that open as MCP progress, when
  * it asked for progress: the real built server over stdio (the store opens on the first call) and
  * over the HTTP+SSE transport (the tenant registry opens it), a real 1.x SDK client passing
- * `onprogress` (so a progressToken), a store whose open replays tens of thousands of
- * transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
+ * `onprogress` (so a progressToken) on a tool call or a resource read, a store whose open replays
+ * tens of thousands of transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
  * (Streamable HTTP answers each POST with one JSON body: no stream for notifications of a call.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -69,6 +69,21 @@ test('the first call, asking for progress, hears the open of its store: the log 
     const second = await getNote(client, 7, (progress) => later.push(progress));
     expect(second.structuredContent).toMatchObject({ id: 'note-7' });
     expect(later).toEqual([]);
+  } finally {
+    await client.close();
+  }
+}, 120_000);
+
+test('a resource read that opens the store, asking for progress, hears the open too', async () => {
+  const client = await connect();
+  try {
+    const heard: Progress[] = [];
+    const read = await client.readResource({ uri: 'memory://objects/note-11' }, { onprogress: (progress) => heard.push(progress) });
+    expect(JSON.parse((read.contents[0] as { text: string }).text)).toMatchObject({ id: 'note-11' });
+    // Closed by the first test's server, the store opens from its snapshot now, or replays: either is heard.
+    const messages = heard.map((p) => p.message ?? '');
+    expect(messages.length, 'no progress heard').toBeGreaterThan(0);
+    expect(messages.every((m) => m.startsWith("opening the tenant's store: ")), messages.join('\n')).toBe(true);
   } finally {
     await client.close();
   }

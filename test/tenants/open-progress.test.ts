@@ -4,7 +4,7 @@
  */
 import type { Notification } from '@modelcontextprotocol/server';
 import { describe, expect, test } from 'vitest';
-import { progressNotifier, progressNotifyMsMin } from '../../server/mcp/progress-notifications.js';
+import { progressNotifier, progressNotifyMsMin, withOpenProgress } from '../../server/mcp/progress-notifications.js';
 import { OpenProgress, openProgressListenersMax } from '../../server/tenants/open-progress.js';
 
 type Report = [phase: string, done: number, total: number];
@@ -93,5 +93,28 @@ describe('progressNotifier', () => {
       process.off('unhandledRejection', onUnhandled);
     }
     expect(unhandled).toEqual([]);
+  });
+});
+
+describe('withOpenProgress', () => {
+  test('a request with a token hears its tenant while its work runs, and stops when the work settles, answered or failed; one without hears nothing', async () => {
+    const progress = new OpenProgress();
+    const report = progress.reporter('acme');
+    const sent: Notification[] = [];
+    const notify = async (n: Notification) => void sent.push(n);
+    const answer = await withOpenProgress(progress, 'acme', 'tok', notify, async () => {
+      report('replay', 5, 5);
+      return 'answered';
+    });
+    expect(answer).toBe('answered');
+    await expect(withOpenProgress(progress, 'acme', 'tok-2', notify, async () => {
+      report('scan', 1, 1);
+      throw new Error('refused');
+    })).rejects.toThrow('refused');
+    await withOpenProgress(progress, 'acme', undefined, notify, async () => report('scan', 2, 2));
+    expect(sent.map((n) => (n.params as { progressToken: unknown }).progressToken)).toEqual(['tok', 'tok-2']);
+    expect(progress.tenantsListened).toBe(0);
+    report('replay', 9, 9); // after the answers: nobody hears it
+    expect(sent).toHaveLength(2);
   });
 });
