@@ -4,7 +4,8 @@
  * over the HTTP+SSE transport (the tenant registry opens it), a real 1.x SDK client passing
  * `onprogress` (so a progressToken) on a tool call or a resource read, a store whose open replays
  * tens of thousands of transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
- * (Streamable HTTP answers each POST with one JSON body: no stream for notifications of a call.)
+ * (Not over Streamable HTTP: a 2025-era session answers each POST with one JSON body, and a
+ * 2026-era request's store is opened before its call is handled: README.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
