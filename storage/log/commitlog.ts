@@ -75,6 +75,8 @@ export class Commitlog {
   ) {
     this.writtenEnd = segments.length > 0 ? segments[segments.length - 1]!.end : 0;
     this.zeroedEnd = this.writtenEnd + zeroTailBytes;
+    // Zeros to its end, left by a crash: a segment made ahead (prepared-segment.ts), and it stays one.
+    this.activeWhole = zeroTailBytes > 0 && this.zeroedEnd >= segmentBytesMax;
     this.nextWriteOffsetValue = nextOffsetValue;
   }
 

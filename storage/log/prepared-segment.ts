@@ -26,7 +26,9 @@
  *    crash before the rename) is not part of the log; the next open removes it.
  *  - The header is durable before the rename: a segment name never points at a file without one.
  *  - After the rename the file is an empty last segment with a zero tail, the state a crash right
- *    after creating a segment always left (zero-tail.ts: a clean end).
+ *    after creating a segment always left (zero-tail.ts: a clean end). A last segment whose zeros
+ *    reach segmentBytesMax after a crash is taken as made ahead again (whole), so the reopened
+ *    store fills it instead of leaving it early for another one.
  */
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';

@@ -2,7 +2,7 @@
  * The next segment is made ahead (prepared-segment.ts): rotation only names it. A prepared file
  * left by a crash is not part of the log and goes at the next open.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
@@ -107,7 +107,50 @@ describe('the next segment prepared ahead', () => {
     expect(reopened.stateHash()).toBe(hash);
     await reopened.close();
   }, 60_000);
+
+  // Before, a reopened store took the zeros a crash left in a segment made ahead for a segment made
+  // in line: at busySegmentBytes it made another ahead and left this one for it, half used.
+  test('after a crash, a segment made ahead and zeroed whole is still one: the reopened store fills it before it rotates', async () => {
+    const dir = tmp();
+    const segmentBytesMax = 20 * 1024 * 1024;
+    const fl = new ZeroWritesLayer();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
+    let i = 0;
+    const bigPuts = (s: Store) => Promise.all(Array.from({ length: 16 }, () => s.call('put', { id: `o${i % 13}`, type: 't', n: i++, attributes: { pad: 'x'.repeat(4000) } }, testCaller)));
+    const second = () => fl.segments[1];
+    while ((second()?.zerosSyncedAhead ?? 0) < segmentBytesMax - segmentHeaderBytes) {
+      if ((fl.segments[0]?.framesOnCommitPath ?? 0) < busySegmentBytes) await bigPuts(store);
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    while (segmentFiles(dir).length === 1) await bigPuts(store);
+    await bigPuts(store);
+    // What the disk holds after a crash now: the second segment's frames, then zeros to its end.
+    const image = tmp();
+    cpSync(path.join(dir, 'log'), path.join(image, 'log'), { recursive: true });
+    const lastOffset = store.lastOffset;
+    await store.close();
+    const active = path.join(image, 'log', segmentFiles(image)[1]!);
+    expect(statSync(active).size, 'the crash image holds the whole segment made ahead').toBe(segmentBytesMax);
+
+    const reopened = await Store.open({ dir: image, module: counterModule, segmentBytesMax });
+    expect(reopened.lastOffset).toBe(lastOffset);
+    // Past busySegmentBytes and short of half the segment: a segment made in line would now have the next made ahead.
+    while (statSync(active).size === segmentBytesMax && (await activeFramesEnd(active)) < busySegmentBytes + zeroFillBytes) await bigPuts(reopened);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await bigPuts(reopened);
+    expect(existsSync(path.join(image, 'log', preparedSegmentFileName)), 'no next segment made before this one is half full').toBe(false);
+    expect(segmentFiles(image)).toHaveLength(2);
+    await reopened.close();
+  }, 60_000);
 });
+
+/** Where a segment's frames end: its last non-zero byte (a frame ending in zeros reads a few bytes short; enough here). */
+async function activeFramesEnd(file: string): Promise<number> {
+  const bytes = readFileSync(file);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
+}
 
 const isZeros = (buffers: readonly Uint8Array[]) => buffers.every((b) => b.byteLength === 0 || isZeroRun(Buffer.from(b.buffer, b.byteOffset, b.byteLength), 0));
 const byteLength = (buffers: readonly Uint8Array[]) => buffers.reduce((n, b) => n + b.byteLength, 0);
