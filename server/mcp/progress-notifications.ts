@@ -34,21 +34,31 @@ export function progressNotifier(token: ProgressToken, notify: (notification: No
   };
 }
 
+/** What a request handler knows of its request, for its progress. */
+export interface ProgressRequest {
+  readonly token: ProgressToken | undefined;
+  readonly notify: (notification: Notification) => Promise<void>;
+  /** Aborted when the client cancels the request: it hears nothing more. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Runs a request's `work`, which may wait on `tenant`'s store being opened: when the request
- * asked for progress (`token`), it hears that open meanwhile, and nothing once it is answered.
+ * asked for progress (a token), it hears that open meanwhile, and nothing once it is answered or
+ * cancelled.
  */
-export async function withOpenProgress<R>(
-  openProgress: OpenProgress | undefined,
-  tenant: string,
-  token: ProgressToken | undefined,
-  notify: (notification: Notification) => Promise<void>,
-  work: () => Promise<R>,
-): Promise<R> {
-  const stopListening = token === undefined ? undefined : openProgress?.listen(tenant, progressNotifier(token, notify));
+export async function withOpenProgress<R>(openProgress: OpenProgress | undefined, tenant: string, request: ProgressRequest, work: () => Promise<R>): Promise<R> {
+  const { token, notify, signal } = request;
+  const stopListening = token === undefined || signal?.aborted === true ? undefined : openProgress?.listen(tenant, progressNotifier(token, notify));
+  if (stopListening !== undefined) signal?.addEventListener('abort', stopListening, { once: true });
   try {
     return await work();
   } finally {
     stopListening?.();
   }
+}
+
+/** The progress side of an SDK request handler's request and context. */
+export function progressRequestOf(params: { _meta?: { progressToken?: ProgressToken } } | undefined, ctx: { mcpReq: { notify: ProgressRequest['notify']; signal: AbortSignal } }): ProgressRequest {
+  return { token: params?._meta?.progressToken, notify: ctx.mcpReq.notify, signal: ctx.mcpReq.signal };
 }

@@ -14,7 +14,7 @@ import { resourceSubscriptionsPerSessionMax } from './limits.js';
 import { checkSubscriptionUri, checkUriLength } from './resource-uris.js';
 import { refuseCursorOfSinglePageList } from './single-page-list.js';
 import type { CallOutcome, McpSurface, ResourceRequestEvent } from './surface.js';
-import { withOpenProgress } from './progress-notifications.js';
+import { progressRequestOf, withOpenProgress } from './progress-notifications.js';
 
 function requireRead(principal: Principal): void {
   if (!principal.capabilities.has('read')) {
@@ -87,7 +87,7 @@ export function registerResourceHandlers(
   server.setRequestHandler('resources/list', (request, ctx) =>
     answering(surface, revalidate, () => auditedRequest(ctx.mcpReq.id, 'resources/list', request.params?.cursor ?? '-', async () => {
       requireRead(principal);
-      const page = await withOpenProgress(surface.openProgress, principal.caller.tenant, request.params?._meta?.progressToken, ctx.mcpReq.notify, () =>
+      const page = await withOpenProgress(surface.openProgress, principal.caller.tenant, progressRequestOf(request.params, ctx), () =>
         withMemory((memory) => catalog.list(memory, request.params?.cursor)));
       return { resources: page.resources, ...(page.nextCursor !== undefined && { nextCursor: page.nextCursor }) };
     })),
@@ -98,7 +98,7 @@ export function registerResourceHandlers(
       const uri = request.params.uri;
       requireRead(principal);
       checkUriLength(uri);
-      const content = await withOpenProgress(surface.openProgress, principal.caller.tenant, request.params._meta?.progressToken, ctx.mcpReq.notify, () =>
+      const content = await withOpenProgress(surface.openProgress, principal.caller.tenant, progressRequestOf(request.params, ctx), () =>
         withMemory((memory) => catalog.read(memory, uri)));
       return { contents: [{ ...content }] };
     }), request.params.uri),

@@ -13,7 +13,7 @@ import { refuseCursorOfSinglePageList } from './single-page-list.js';
 import { argumentsShapeProblem } from './arguments-shape.js';
 import { toolArgumentsBytesMax } from './limits.js';
 import { afterAnswer } from './after-answer.js';
-import { withOpenProgress } from './progress-notifications.js';
+import { progressRequestOf, withOpenProgress } from './progress-notifications.js';
 import { reportedByHandler } from './request-audit.js';
 import type { CallOutcome, McpSurface, ToolCallEvent } from './surface.js';
 import { toolEntryOf } from './tool-schema.js';
@@ -188,7 +188,7 @@ export function registerToolHandlers(
   });
   server.setRequestHandler('tools/call', (request, ctx) => {
     reportedByHandler(server, ctx.mcpReq.id); // callTool reports it, with its object ids and offset
-    return withOpenProgress(surface.openProgress, principal.caller.tenant, request.params._meta?.progressToken, ctx.mcpReq.notify, () =>
+    return withOpenProgress(surface.openProgress, principal.caller.tenant, progressRequestOf(request.params, ctx), () =>
       callTool(request.params.name, request.params.arguments));
   });
 }

@@ -102,19 +102,36 @@ describe('withOpenProgress', () => {
     const report = progress.reporter('acme');
     const sent: Notification[] = [];
     const notify = async (n: Notification) => void sent.push(n);
-    const answer = await withOpenProgress(progress, 'acme', 'tok', notify, async () => {
+    const answer = await withOpenProgress(progress, 'acme', { token: 'tok', notify }, async () => {
       report('replay', 5, 5);
       return 'answered';
     });
     expect(answer).toBe('answered');
-    await expect(withOpenProgress(progress, 'acme', 'tok-2', notify, async () => {
+    await expect(withOpenProgress(progress, 'acme', { token: 'tok-2', notify }, async () => {
       report('scan', 1, 1);
       throw new Error('refused');
     })).rejects.toThrow('refused');
-    await withOpenProgress(progress, 'acme', undefined, notify, async () => report('scan', 2, 2));
+    await withOpenProgress(progress, 'acme', { token: undefined, notify }, async () => report('scan', 2, 2));
     expect(sent.map((n) => (n.params as { progressToken: unknown }).progressToken)).toEqual(['tok', 'tok-2']);
     expect(progress.tenantsListened).toBe(0);
     report('replay', 9, 9); // after the answers: nobody hears it
     expect(sent).toHaveLength(2);
+  });
+
+  test('a request its client cancels hears nothing more, though its work goes on', async () => {
+    const progress = new OpenProgress();
+    const report = progress.reporter('acme');
+    const sent: Notification[] = [];
+    const cancel = new AbortController();
+    await withOpenProgress(progress, 'acme', { token: 'tok', notify: async (n) => void sent.push(n), signal: cancel.signal }, async () => {
+      report('scan', 1, 1);
+      cancel.abort();
+      report('replay', 10, 10);
+    });
+    expect(sent.map((n) => (n.params as { message: string }).message)).toEqual(["opening the tenant's store: checking the log segments, 1 of 1"]);
+    expect(progress.tenantsListened).toBe(0);
+    // Cancelled before it began: it never listens.
+    await withOpenProgress(progress, 'acme', { token: 'tok-2', notify: async (n) => void sent.push(n), signal: cancel.signal }, async () => report('scan', 1, 1));
+    expect(sent).toHaveLength(1);
   });
 });
