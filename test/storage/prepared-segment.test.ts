@@ -17,6 +17,20 @@ import { counterModule, testCaller } from '../support/counter-module.js';
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-prepared-segment-'));
 const put = (store: Store, i: number) => store.call('put', { id: `o${i % 13}`, type: 't', n: i, attributes: { pad: 'x'.repeat(40) } }, testCaller);
 const segmentFiles = (dir: string) => readdirSync(path.join(dir, 'log')).filter((f) => /^\d{20}\.log$/.test(f));
+/** 16 puts at once of 4 KB rows, numbered on from `puts.n`: a batch of ~64 KB. */
+const bigPuts = (store: Store, puts: { n: number }) =>
+  Promise.all(Array.from({ length: 16 }, () => store.call('put', { id: `o${puts.n % 13}`, type: 't', n: puts.n++, attributes: { pad: 'x'.repeat(4000) } }, testCaller)));
+
+/**
+ * Where a segment's frames end, from its bytes: it is zeros past its frames (its zero tail), so up
+ * to its last non-zero byte, or a few bytes less when a frame ends in zeros.
+ */
+function framesEnd(file: string): number {
+  const bytes = readFileSync(file);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
+}
 
 describe('the next segment prepared ahead', () => {
   // Before, rotation created and zero-filled the next segment in line, while commits waited.
@@ -26,14 +40,7 @@ describe('the next segment prepared ahead', () => {
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax });
     const prepared = path.join(dir, 'log', preparedSegmentFileName);
     const active = path.join(dir, 'log', segmentFiles(dir)[0]!);
-    // The segment is zeros past its frames (its zero tail): up to its last non-zero byte is its
-    // written end, or a few bytes less when a frame ends in zeros.
-    const writtenEnd = () => {
-      const bytes = readFileSync(active);
-      let end = bytes.length;
-      while (end > 0 && bytes[end - 1] === 0) end--;
-      return end;
-    };
+    const writtenEnd = () => framesEnd(active);
     let i = 0;
     while (writtenEnd() < segmentBytesMax * nextSegmentPrepareFraction && segmentFiles(dir).length === 1) await put(store, i++);
     // The preparation runs in the background. Nothing is written while we wait for it, so no
@@ -79,20 +86,19 @@ describe('the next segment prepared ahead', () => {
     const segmentBytesMax = 20 * 1024 * 1024;
     const fl = new ZeroWritesLayer();
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
-    const bigPuts = () => Promise.all(Array.from({ length: 16 }, () => store.call('put', { id: `o${i % 13}`, type: 't', n: i++, attributes: { pad: 'x'.repeat(4000) } }, testCaller)));
     // Segments are made under the prepared name, in order: the first in line by the open, the second ahead.
     const made = (n: number) => (): SegmentWrites => fl.segments[n] ?? { zerosAhead: 0, zerosSyncedAhead: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
     const [first, second] = [made(0), made(1)];
-    let i = 0;
-    while (first().framesOnCommitPath < busySegmentBytes) await bigPuts();
+    const puts = { n: 0 };
+    while (first().framesOnCommitPath < busySegmentBytes) await bigPuts(store, puts);
     // Nothing is written while the next segment is made, however slowly a loaded machine does it.
     await vi.waitFor(() => expect(second().zerosSyncedAhead, 'the segment made ahead is zeroed to its end').toBe(segmentBytesMax - segmentHeaderBytes), { timeout: 20_000 });
     expect(segmentFiles(dir)).toHaveLength(1);
-    while (segmentFiles(dir).length === 1) await bigPuts();
+    while (segmentFiles(dir).length === 1) await bigPuts(store, puts);
     expect(first().framesOnCommitPath, 'the first segment was left once the next was ready').toBeLessThan(busySegmentBytes + 4 * zeroFillBytes);
     expect(first().zerosOnCommitPath, 'the first segment, made in line, filled as its batches went').toBeGreaterThan(0);
     // Into the second segment, past the point where its batches would have had to fill zeros.
-    while (second().framesOnCommitPath < 2.2 * zeroFillBytes) await bigPuts();
+    while (second().framesOnCommitPath < 2.2 * zeroFillBytes) await bigPuts(store, puts);
     expect(segmentFiles(dir)).toHaveLength(2);
     expect(second().zerosOnCommitPath).toBe(0);
     const hash = store.stateHash();
@@ -115,15 +121,14 @@ describe('the next segment prepared ahead', () => {
     const segmentBytesMax = 20 * 1024 * 1024;
     const fl = new ZeroWritesLayer();
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
-    let i = 0;
-    const bigPuts = (s: Store) => Promise.all(Array.from({ length: 16 }, () => s.call('put', { id: `o${i % 13}`, type: 't', n: i++, attributes: { pad: 'x'.repeat(4000) } }, testCaller)));
+    const puts = { n: 0 };
     const second = () => fl.segments[1];
     while ((second()?.zerosSyncedAhead ?? 0) < segmentBytesMax - segmentHeaderBytes) {
-      if ((fl.segments[0]?.framesOnCommitPath ?? 0) < busySegmentBytes) await bigPuts(store);
+      if ((fl.segments[0]?.framesOnCommitPath ?? 0) < busySegmentBytes) await bigPuts(store, puts);
       else await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    while (segmentFiles(dir).length === 1) await bigPuts(store);
-    await bigPuts(store);
+    while (segmentFiles(dir).length === 1) await bigPuts(store, puts);
+    await bigPuts(store, puts);
     // What the disk holds after a crash now: the second segment's frames, then zeros to its end.
     const image = tmp();
     cpSync(path.join(dir, 'log'), path.join(image, 'log'), { recursive: true });
@@ -135,22 +140,14 @@ describe('the next segment prepared ahead', () => {
     const reopened = await Store.open({ dir: image, module: counterModule, segmentBytesMax });
     expect(reopened.lastOffset).toBe(lastOffset);
     // Past busySegmentBytes and short of half the segment: a segment made in line would now have the next made ahead.
-    while (statSync(active).size === segmentBytesMax && (await activeFramesEnd(active)) < busySegmentBytes + zeroFillBytes) await bigPuts(reopened);
+    while (statSync(active).size === segmentBytesMax && framesEnd(active) < busySegmentBytes + zeroFillBytes) await bigPuts(reopened, puts);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    await bigPuts(reopened);
+    await bigPuts(reopened, puts);
     expect(existsSync(path.join(image, 'log', preparedSegmentFileName)), 'no next segment made before this one is half full').toBe(false);
     expect(segmentFiles(image)).toHaveLength(2);
     await reopened.close();
   }, 60_000);
 });
-
-/** Where a segment's frames end: its last non-zero byte (a frame ending in zeros reads a few bytes short; enough here). */
-async function activeFramesEnd(file: string): Promise<number> {
-  const bytes = readFileSync(file);
-  let end = bytes.length;
-  while (end > 0 && bytes[end - 1] === 0) end--;
-  return end;
-}
 
 const isZeros = (buffers: readonly Uint8Array[]) => buffers.every((b) => b.byteLength === 0 || isZeroRun(Buffer.from(b.buffer, b.byteOffset, b.byteLength), 0));
 const byteLength = (buffers: readonly Uint8Array[]) => buffers.reduce((n, b) => n + b.byteLength, 0);
