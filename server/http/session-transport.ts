@@ -12,13 +12,16 @@
  * SDK's message and result schemas. It is taken only where the SDK would serve the request as such; everything else
  * (batches, notifications, posted responses, initialize, GET, DELETE, malformed messages,
  * unsupported protocol versions, a missing Accept type, a `_meta` the SDK would have to check)
- * goes through the SDK transport unchanged, so every refusal stays the SDK's own.
+ * goes through the SDK transport unchanged, so every refusal stays the SDK's own. A request's
+ * progress (a progressToken, the one `_meta` taken) turns its answer into an SSE stream
+ * (direct-exchange.ts), where the SDK's JSON mode would drop it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuthInfo, JSONRPCMessage, JSONRPCRequest, MessageExtraInfo, Transport, TransportSendOptions } from '@modelcontextprotocol/server';
 import { SUPPORTED_PROTOCOL_VERSIONS, isJSONRPCErrorResponse, isJSONRPCNotification, isJSONRPCRequest, isJSONRPCResultResponse } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { directRequestOf, directToolAnswer, directToolCallOf } from '../mcp/direct-request.js';
+import { answerJson, DirectExchange } from './direct-exchange.js';
 import { SessionEventStore } from './session-event-store.js';
 import { resourceUpdatedBytesMin, StreamBacklog } from './stream-backlog.js';
 import type { ToolCaller } from '../mcp/tool-calls.js';
@@ -62,7 +65,7 @@ export class SessionTransport implements Transport {
   /** The server asked for scope challenges: the SDK transport answers them, so no direct path. */
   private scopeChallenges = false;
   /** Requests taken by the direct path, awaiting their answer. */
-  private readonly direct = new Map<RequestId, ServerResponse>();
+  private readonly direct = new Map<RequestId, DirectExchange>();
   /** Requests handed to the SDK transport and not yet answered. */
   private readonly sdkRequests = new Set<RequestId>();
   /**
@@ -153,7 +156,7 @@ export class SessionTransport implements Transport {
       // Answers are matched to requests by id: a second request with the id of one still running
       // would take its answer, and leave itself unanswered. Refused, nothing run.
       const error = { code: -32600, message: `request id ${JSON.stringify(request.id)} is already in flight on this session; ids must be unique among a session's requests in flight` };
-      this.answer(res, 400, JSON.stringify({ jsonrpc: '2.0', id: request.id, error }), this.sessionId);
+      answerJson(res, 400, JSON.stringify({ jsonrpc: '2.0', id: request.id, error }), this.sessionId);
       return true;
     }
     // The SDK's checks, in its order: Accept (406), then the session (the caller matched the
@@ -162,7 +165,8 @@ export class SessionTransport implements Transport {
     if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
     const version = req.headers['mcp-protocol-version'];
     if (version !== undefined && (typeof version !== 'string' || !this.supportedVersions.includes(version))) return false;
-    this.direct.set(request.id, res);
+    const exchange = new DirectExchange(res);
+    this.direct.set(request.id, exchange);
     const call = directToolCallOf(request);
     const callTool = call === undefined ? undefined : this.directToolCaller?.();
     if (call === undefined || callTool === undefined) {
@@ -170,40 +174,31 @@ export class SessionTransport implements Transport {
       return true;
     }
     const id = request.id;
-    void directToolAnswer(callTool, call, id, (error) => this.onerror?.(error)).then((answer) => this.answerDirect(id, res, answer));
+    void directToolAnswer(callTool, call, id, (error) => this.onerror?.(error)).then((answer) => this.answerDirect(id, exchange, answer));
     return true;
   }
 
-  /** The JSON answer of a direct request (200, the session id), unless the session ended meanwhile (endDirect answered it). */
-  private answerDirect(id: RequestId, res: ServerResponse, message: JSONRPCMessage): void {
-    if (this.direct.get(id) !== res) return;
+  /** The answer of a direct request (200, the session id), unless the session ended meanwhile (endDirect answered it). */
+  private answerDirect(id: RequestId, exchange: DirectExchange, message: JSONRPCMessage): void {
+    if (this.direct.get(id) !== exchange) return;
     this.direct.delete(id);
-    this.answer(res, 200, JSON.stringify(message), this.sessionId);
+    exchange.answer(200, JSON.stringify(message), this.sessionId);
   }
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     const isAnswer = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
     const id = isAnswer ? message.id : options?.relatedRequestId;
-    const res = id === undefined ? undefined : this.direct.get(id);
-    if (res === undefined) {
+    const exchange = id === undefined ? undefined : this.direct.get(id);
+    if (exchange === undefined) {
       if (isAnswer) this.sdkRequests.delete(message.id!);
       // A message related to no request rides the GET stream: owed to its client until written,
       // and dropped from the stream (kept for a reconnect) once it is cut.
       if (id === undefined) this.streamBacklog?.owe(messageBytesMin(message));
       return this.sdk.send(message, options);
     }
-    // A JSON answer carries only the response: messages related to the request are dropped,
-    // as the SDK's JSON response mode drops them.
-    if (!isAnswer) return;
-    this.answerDirect(id!, res, message);
-  }
-
-  private answer(res: ServerResponse, status: number, json: string, sessionId: string | undefined): void {
-    if (res.headersSent || res.destroyed) return; // the client left: nothing to write to
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(json)) };
-    if (sessionId !== undefined) headers['mcp-session-id'] = sessionId;
-    res.writeHead(status, headers);
-    res.end(json);
+    // A message related to the request (its progress) turns its answer into a stream (direct-exchange.ts).
+    if (!isAnswer) return exchange.notify(message, this.sessionId);
+    this.answerDirect(id!, exchange, message);
   }
 
   /**
@@ -214,15 +209,16 @@ export class SessionTransport implements Transport {
   private answerCancelled(id: unknown): void {
     if (typeof id !== 'string' && typeof id !== 'number') return;
     const message: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: requestCancelledCode, message: requestCancelledMessage } };
-    const res = this.direct.get(id);
-    if (res !== undefined) return this.answerDirect(id, res, message);
+    const exchange = this.direct.get(id);
+    if (exchange !== undefined) return this.answerDirect(id, exchange, message);
     if (this.sdkRequests.delete(id)) this.sdk.send(message).catch((error: unknown) => this.onerror?.(error instanceof Error ? error : new Error(String(error))));
   }
 
   /** The session closed with direct requests unanswered: they end as a request on a closed session would. */
   private endDirect(): void {
-    const json = JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
-    for (const res of this.direct.values()) this.answer(res, 404, json, undefined);
+    const error = { code: -32001, message: 'Session not found' };
+    const json = JSON.stringify({ jsonrpc: '2.0', error, id: null });
+    for (const [id, exchange] of this.direct) exchange.answer(404, json, undefined, JSON.stringify({ jsonrpc: '2.0', id, error }));
     this.direct.clear();
     this.sdkRequests.clear();
   }

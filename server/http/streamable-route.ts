@@ -166,8 +166,9 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       if (transport.sessionId !== undefined) sessions.remove(transport.sessionId);
     };
     // A POST's answer is one JSON body (one socket write) instead of an SSE stream (headers
-    // flushed first, then the event: two writes, two client wake-ups per call). Nothing of ours
-    // rides a request's stream: change notifications go on the session's GET stream.
+    // flushed first, then the event: two writes, two client wake-ups per call). Change
+    // notifications go on the session's GET stream; only a call's progress while its tenant's
+    // store opens turns its answer into a stream (direct-exchange.ts).
     const transport: SessionTransport = new SessionTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {

@@ -14,23 +14,36 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A JSON-RPC id or a progress token as the SDK's schemas take them: a string or a safe integer (zod's `int()`). */
+function isIdLike(value: unknown): value is string | number {
+  return typeof value === 'string' || Number.isSafeInteger(value);
+}
+
 /**
  * The body as a request the SDK's own schema accepts unchanged (JSONRPCRequestSchema: strict
  * object, jsonrpc "2.0", string or integer id, string method, optional object params), or
- * undefined. Params with `_meta` are left to the SDK: its meta schema checks their fields.
+ * undefined. Of `_meta`, only the usual one is taken, `{progressToken}` with a token the SDK's
+ * schema accepts (a client's `onprogress`); any other `_meta` is left to the SDK, whose meta
+ * schema checks its fields.
  */
 export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
   if (!isPlainObject(body)) return undefined;
   for (const key in body) if (!requestKeys.has(key)) return undefined;
   if (body['jsonrpc'] !== '2.0' || typeof body['method'] !== 'string' || body['method'] === 'initialize') return undefined;
-  const id = body['id'];
-  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isInteger(id))) return undefined;
+  if (!isIdLike(body['id'])) return undefined;
   const params = body['params'];
   if (params !== undefined) {
     if (!isPlainObject(params)) return undefined;
-    if ('_meta' in params) return undefined;
+    if ('_meta' in params && !isProgressMeta(params['_meta'])) return undefined;
   }
   return body as unknown as JSONRPCRequest;
+}
+
+/** `_meta` holding a progress token and nothing else. */
+function isProgressMeta(meta: unknown): boolean {
+  if (!isPlainObject(meta)) return false;
+  for (const key in meta) if (key !== 'progressToken') return false;
+  return isIdLike(meta['progressToken']);
 }
 
 /** A tools/call as our tool-call code takes it. */
@@ -39,7 +52,10 @@ export interface DirectToolCall {
   readonly args: Record<string, unknown> | undefined;
 }
 
-/** Keys of tools/call params taken directly; `task` and `_meta` need the SDK's schemas. */
+/**
+ * Keys of tools/call params taken directly; `task` needs the SDK's schemas, and a call with
+ * `_meta` (a progress token) goes to the server, whose tools/call handler sends its progress.
+ */
 const toolCallParamKeys = new Set(['name', 'arguments']);
 
 /**

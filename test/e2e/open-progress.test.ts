@@ -1,11 +1,11 @@
 /**
  * A tool call that waits on its tenant's store being opened hears that open as MCP progress, when
- * it asked for progress: the real built server over stdio (the store opens on the first call) and
- * over the HTTP+SSE transport (the tenant registry opens it), a real 1.x SDK client passing
+ * it asked for progress: the real built server over stdio (the store opens on the first call),
+ * over the HTTP+SSE transport and over a 2025-era Streamable HTTP session (the tenant registry
+ * opens it; the call's POST is answered as an SSE stream), a real 1.x SDK client passing
  * `onprogress` (so a progressToken) on a tool call or a resource read, a store whose open replays
  * tens of thousands of transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
- * (Not over Streamable HTTP: a 2025-era session answers each POST with one JSON body, and a
- * 2026-era request's store is opened before its call is handled: README.)
+ * (Not over a 2026-era Streamable HTTP request: its store is opened before its call is handled: README.)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { writeMemoryStore } from '../cli/memory-store.js';
@@ -20,6 +21,8 @@ import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.
 
 let dataDir: string;
 let httpDataDir: string;
+let streamableDataDir: string;
+let closedSessionDataDir: string;
 /** Transactions in the store: replay reports every 10,000, so several reports. */
 const puts = 40_000;
 
@@ -32,10 +35,12 @@ async function dataDirWithBigStore(): Promise<string> {
 }
 
 beforeAll(async () => {
-  [dataDir, httpDataDir] = await Promise.all([dataDirWithBigStore(), dataDirWithBigStore()]);
+  [dataDir, httpDataDir, streamableDataDir, closedSessionDataDir] = await Promise.all([
+    dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(),
+  ]);
 }, 120_000);
 
-afterAll(() => Promise.all([dataDir, httpDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
+afterAll(() => Promise.all([dataDir, httpDataDir, streamableDataDir, closedSessionDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
 
 /** What a first call heard: the log checked, the whole log replayed, progress growing with every notification. */
 function expectOpenHeard(heard: readonly Progress[]): void {
@@ -114,6 +119,46 @@ test('over HTTP+SSE, the first call on a tenant hears the tenant registry open i
     const first = await getNote(client, puts - 2, (progress) => heard.push(progress));
     expect(first.structuredContent).toMatchObject({ id: `note-${puts - 2}` });
     expectOpenHeard(heard);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}, 120_000);
+
+test('over a 2025-era Streamable HTTP session, the first call on a tenant hears the open on its answer stream; a later call gets its JSON answer alone', async () => {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: streamableDataDir });
+  const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
+    const heard: Progress[] = [];
+    const first = await getNote(client, puts - 3, (progress) => heard.push(progress));
+    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
+    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 3}`, attributes: { n: puts - 3 } });
+    expectOpenHeard(heard);
+
+    const later: Progress[] = [];
+    const second = await getNote(client, 5, (progress) => later.push(progress));
+    expect(second.structuredContent).toMatchObject({ id: 'note-5' });
+    expect(later).toEqual([]);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}, 120_000);
+
+test('a session ended while its call streams the open: the call gets "Session not found", not a stream cut short', async () => {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: closedSessionDataDir });
+  const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`));
+  try {
+    await client.connect(transport);
+    let firstHeard!: () => void;
+    const heardOnce = new Promise<void>((resolve) => (firstHeard = resolve));
+    const call = getNote(client, 1, () => firstHeard());
+    const outcome = call.then(() => 'answered', (error: unknown) => String(error));
+    await heardOnce;
+    await transport.terminateSession(); // DELETE: the server closes the session under the call
+    expect(await outcome).toMatch(/Session not found/);
   } finally {
     await client.close();
     await server.stop();

@@ -37,6 +37,9 @@ describe('which bodies the direct path takes', () => {
   test('one request the SDK schema accepts as it is', () => {
     expect(directRequestOf({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', arguments: {} } })).toBeDefined();
     expect(directRequestOf({ jsonrpc: '2.0', id: 'a', method: 'tools/list' })).toBeDefined();
+    // A client's onprogress: the call's progress rides its answer (direct-exchange.ts).
+    expect(directRequestOf({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 7 } } })).toBeDefined();
+    expect(directRequestOf({ jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'memory://x', _meta: { progressToken: 'p' } } })).toBeDefined();
   });
 
   test('everything else is left to the SDK transport', () => {
@@ -52,7 +55,13 @@ describe('which bodies the direct path takes', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/list', extra: true }, // the SDK's schema is strict
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: [] },
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: null },
-      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1 } } },
+      { jsonrpc: '2.0', id: 2 ** 60, method: 'tools/list' }, // not a safe integer: the SDK's schema refuses it
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: {} } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: null } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1.5 } } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 2 ** 60 } } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: null } } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1, other: true } } }, // checked by the SDK's meta schema
       null, 'text', 42,
     ];
     for (const body of leftToSdk) expect(directRequestOf(body), JSON.stringify(body)).toBeUndefined();
