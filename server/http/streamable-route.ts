@@ -24,13 +24,28 @@ import type { LeasedMemory } from '../mcp/memory-source.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
-import { directRequestOf } from '../mcp/direct-request.js';
+import { directRequestOf, progressTokenOf } from '../mcp/direct-request.js';
 import { batchRefusal, invalidPostBody } from '../mcp/json-rpc-message.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
 
 export const sessionHeader = 'mcp-session-id';
+
+/**
+ * Whether a 2026-era request's store is opened before its handling (requestMemory), so that one
+ * that cannot open is an HTTP 503. Not for a `server/discover`, which reads no memory (it states
+ * the server's capabilities; the 2.x client sends one as it connects, and a tenant's first
+ * connect need not wait for its store). Not for a request that asked for progress: its store
+ * opens inside its call, which hears the open (progress-notifications.ts), and a store that
+ * cannot open is that call's error.
+ */
+export function opensStoreFirst(body: unknown): boolean {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return true;
+  const { method, params } = body as { method?: unknown; params?: unknown };
+  if (method === 'server/discover') return false;
+  return progressTokenOf(params) === undefined;
+}
 
 /**
  * Open 2026-era `subscriptions/listen` streams, per process and per tenant: past a bound a listen
@@ -96,14 +111,16 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
   const streamCut = (what: string, tenant: string) => streamCutReport(surface.log, what, tenant, streamBacklogBytesMax, options.onStreamCut);
 
   /**
-   * A 2026-era request's memory. The lease taken first refuses a store that cannot open as an
-   * HTTP answer (503) before any MCP handling, and is released with the response; the call's
+   * A 2026-era request's memory. The lease taken first (opensStoreFirst) refuses a store that cannot
+   * open as an HTTP answer (503) before any MCP handling, and is released with the response; the call's
    * work leases again for its own length (sessionMemory), so a client that drops the POST while
    * its tool call runs (the response closes) does not let the store close under that call.
    */
-  async function requestMemory(principal: Principal, res: Response): Promise<LeasedMemory> {
-    const lease = await memoryFor(principal);
-    res.on('close', () => lease.release());
+  async function requestMemory(principal: Principal, res: Response, body: unknown): Promise<LeasedMemory> {
+    if (opensStoreFirst(body)) {
+      const lease = await memoryFor(principal);
+      res.on('close', () => lease.release());
+    }
     return sessionMemory(principal, memoryFor, commitsOf);
   }
 
@@ -257,7 +274,7 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
       await serveListen(req, res, principal);
       return;
     }
-    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, await requestMemory(principal, res));
+    (req as Request & { auth?: unknown }).auth = authInfoOf(principal, await requestMemory(principal, res, req.body));
     await serveModern(req, res, req.body);
   }
 

@@ -46,6 +46,15 @@ function isProgressMeta(meta: unknown): boolean {
   return isIdLike(meta['progressToken']);
 }
 
+/** The progress token a request's params carry (`_meta.progressToken`, as the SDK's schema takes one), or undefined. */
+export function progressTokenOf(params: unknown): string | number | undefined {
+  if (!isPlainObject(params)) return undefined;
+  const meta = params['_meta'];
+  if (!isPlainObject(meta)) return undefined;
+  const token = meta['progressToken'];
+  return isIdLike(token) ? token : undefined;
+}
+
 /** A tools/call as our tool-call code takes it. */
 export interface DirectToolCall {
   readonly name: string;

@@ -5,7 +5,8 @@
  * opens it; the call's POST is answered as an SSE stream), a real 1.x SDK client passing
  * `onprogress` (so a progressToken) on a tool call or a resource read, a store whose open replays
  * tens of thousands of transactions. Once the store is open, a call hears nothing; nor does a call that did not ask.
- * (Not over a 2026-era Streamable HTTP request: its store is opened before its call is handled: README.)
+ * Over 2026-era Streamable HTTP (the 2.x client pinned to 2026-07-28) too: a request that asks for
+ * progress opens its store inside its call (streamable-route.ts, opensStoreFirst).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,15 +15,18 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { writeMemoryStore } from '../cli/memory-store.js';
+import { newerRevision } from '../support/mcp-clients.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
 
 let dataDir: string;
 let httpDataDir: string;
 let streamableDataDir: string;
 let closedSessionDataDir: string;
+let modernDataDir: string;
 /** Transactions in the store: replay reports every 10,000, so several reports. */
 const puts = 40_000;
 
@@ -35,12 +39,12 @@ async function dataDirWithBigStore(): Promise<string> {
 }
 
 beforeAll(async () => {
-  [dataDir, httpDataDir, streamableDataDir, closedSessionDataDir] = await Promise.all([
-    dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(),
+  [dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir] = await Promise.all([
+    dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(),
   ]);
 }, 120_000);
 
-afterAll(() => Promise.all([dataDir, httpDataDir, streamableDataDir, closedSessionDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
+afterAll(() => Promise.all([dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
 
 /** What a first call heard: the log checked, the whole log replayed, progress growing with every notification. */
 function expectOpenHeard(heard: readonly Progress[]): void {
@@ -159,6 +163,29 @@ test('a session ended while its call streams the open: the call gets "Session no
     await heardOnce;
     await transport.terminateSession(); // DELETE: the server closes the session under the call
     expect(await outcome).toMatch(/Session not found/);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}, 120_000);
+
+test('a 2026-era Streamable HTTP call (the 2.x client, pinned to 2026-07-28) that asks for progress hears its store open; connecting did not wait for it', async () => {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: modernDataDir });
+  const client = new NewerClient({ name: 'open-progress-test', version: '0.0.0' }, { versionNegotiation: { mode: { pin: newerRevision } } });
+  try {
+    // The client's server/discover at connect states capabilities: it does not wait for the store
+    // (before, it opened it, and the call then had nothing to hear).
+    await client.connect(new NewerHttpTransport(new URL(`${server.url}/mcp`)));
+    const heard: Progress[] = [];
+    const first = await client.callTool({ name: 'object_get', arguments: { id: `note-${puts - 4}` } }, { onprogress: (progress) => heard.push(progress) });
+    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
+    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 4}`, attributes: { n: puts - 4 } });
+    expectOpenHeard(heard);
+
+    const later: Progress[] = [];
+    const second = await client.callTool({ name: 'object_get', arguments: { id: 'note-6' } }, { onprogress: (progress) => later.push(progress) });
+    expect(second.structuredContent).toMatchObject({ id: 'note-6' });
+    expect(later).toEqual([]);
   } finally {
     await client.close();
     await server.stop();

@@ -14,16 +14,22 @@ import { localTenantDefault } from '../../server/auth/local-principal.js';
 import { knownTenantsRoot } from '../../server/tenants/known-tenants.js';
 import { tenantDir } from '../../server/tenants/tenant-dir.js';
 import { connectOlderStdio, toolErrorOf } from '../support/mcp-clients.js';
+import { post2026 } from '../support/raw-http-session.js';
 import { baseEnv, repoRoot, serverBin, startHttpServer } from './server-process.js';
 
-/** One tools/call over plain HTTP, so the status and headers of a refusal are seen as a client gets them. */
-function callObjectGet(url: string): Promise<Response> {
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'object_get', arguments: { id: 'x' } } });
-  return fetch(`${url}/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28' },
-    body,
-  });
+/**
+ * A tools/call over plain HTTP, so the status and headers of a refusal are seen as a client gets
+ * them; `meta` joins the per-request envelope.
+ */
+const callObjectGet = (url: string, meta?: Record<string, unknown>): Promise<Response> =>
+  post2026(`${url}/mcp`, 1, 'tools/call', { name: 'object_get', arguments: { id: 'x' } }, { meta });
+
+/** The JSON-RPC answer of a POST answered as one JSON body or as an SSE stream (its event with an id). */
+async function answerOf(answer: Response): Promise<{ result?: Record<string, unknown>; error?: { message: string } }> {
+  const text = await answer.text();
+  if (!(answer.headers.get('content-type') ?? '').startsWith('text/event-stream')) return JSON.parse(text);
+  const messages = text.split('\n').filter((line) => line.startsWith('data: ') && line.length > 6).map((line) => JSON.parse(line.slice(6)) as { id?: unknown });
+  return messages.find((m) => m.id !== undefined) as { result?: Record<string, unknown> };
 }
 
 let dataDir: string;
@@ -50,6 +56,25 @@ describe('a tenant store that cannot be opened', () => {
       expect(server.stderr()).toContain(`is open in process ${process.pid}`);
       // The server still serves what needs no store.
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  test('over HTTP, a 2026-era call that asks for progress (its store opens inside the call) is a tool error unavailable naming the cause; a connect\'s server/discover is answered', async () => {
+    const server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
+    try {
+      const discover = await post2026(`${server.url}/mcp`, 1, 'server/discover', {});
+      expect(discover.status).toBe(200);
+      expect(await answerOf(discover)).toMatchObject({ result: { capabilities: expect.any(Object) } });
+
+      const answer = await callObjectGet(server.url, { progressToken: 'p1' });
+      expect(answer.status).toBe(200);
+      const { result } = await answerOf(answer);
+      expect(result, JSON.stringify(result)).toMatchObject({ isError: true });
+      const { error } = JSON.parse((result!['content'] as { text: string }[])[0]!.text) as { error: Record<string, string> };
+      expect(error).toMatchObject({ code: 'unavailable', hint: expect.stringContaining('stop the other server on this data directory') });
+      expect(error['message']).toContain("the tenant's store is open in another ioboxx-memory process");
     } finally {
       await server.stop();
     }

@@ -9,7 +9,7 @@ import type { MemoryFor } from '../../server/http/seams.js';
 import { singleMemory } from '../../server/http/seams.js';
 import { startNotesHttp, type NotesHttp } from '../mcp/fixtures/http-fixture.js';
 import { createNotesMemory, holdNotePuts, notePut } from '../mcp/fixtures/notes.js';
-import { newerRevision } from '../support/mcp-clients.js';
+import { post2026 } from '../support/raw-http-session.js';
 
 let serving: NotesHttp | undefined;
 afterEach(async () => {
@@ -19,16 +19,19 @@ afterEach(async () => {
 });
 
 /** singleMemory, counting the leases taken and not yet released. */
-function countedLeases(): { memoryFor: MemoryFor; held(): number; memory: ReturnType<typeof createNotesMemory> } {
+function countedLeases(): { memoryFor: MemoryFor; held(): number; taken(): number; memory: ReturnType<typeof createNotesMemory> } {
   const memory = createNotesMemory();
   const inner = singleMemory(memory);
   let held = 0;
+  let taken = 0;
   return {
     memory,
     held: () => held,
+    taken: () => taken,
     memoryFor: async (principal) => {
       const lease = await inner(principal);
       held += 1;
+      taken += 1;
       let released = false;
       return {
         memory: lease.memory,
@@ -43,15 +46,9 @@ function countedLeases(): { memoryFor: MemoryFor; held(): number; memory: Return
   };
 }
 
-/** A note_put as a 2026-era client POSTs it: no session, the per-request envelope in _meta. */
+/** A note_put as a 2026-era client POSTs it. */
 function notePutRequest(id: number, noteId: string, signal?: AbortSignal): Promise<Response> {
-  const meta = { 'io.modelcontextprotocol/protocolVersion': newerRevision, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '0' }, 'io.modelcontextprotocol/clientCapabilities': {} };
-  return fetch(`${serving!.serving.url}/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': newerRevision, 'mcp-method': 'tools/call', 'mcp-name': 'note_put' },
-    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'note_put', arguments: { id: noteId, text: 'x' }, _meta: meta } }),
-    signal: signal ?? AbortSignal.timeout(20_000),
-  });
+  return post2026(`${serving!.serving.url}/mcp`, id, 'tools/call', { name: 'note_put', arguments: { id: noteId, text: 'x' } }, { signal });
 }
 
 test('a 2026-era tool call whose client dropped the POST keeps its lease until the call is over', async () => {
@@ -83,4 +80,26 @@ test('a 2026-era request answered normally releases every lease it took', async 
   }
   await vi.waitFor(() => expect(leases.held()).toBe(0));
   expect(leases.memory.notes.notes.size).toBe(3);
+});
+
+test('a server/discover takes no lease, and a call that asks for progress takes only its own (its store opens inside the call, heard as progress)', async () => {
+  const leases = countedLeases();
+  serving = await startNotesHttp({ memoryFor: leases.memoryFor });
+  const discover = await post2026(`${serving.serving.url}/mcp`, 1, 'server/discover', {});
+  expect(discover.status, await discover.clone().text()).toBe(200);
+  await discover.text();
+  expect(leases.taken()).toBe(0);
+
+  const plain = await notePutRequest(2, 'plain');
+  expect(plain.status, await plain.clone().text()).toBe(200);
+  await plain.text();
+  await vi.waitFor(() => expect(leases.held()).toBe(0));
+  expect(leases.taken()).toBe(2); // the request's own, then the call's
+
+  const withProgress = await post2026(`${serving.serving.url}/mcp`, 3, 'tools/call', { name: 'note_put', arguments: { id: 'p', text: 'x' } }, { meta: { progressToken: 'p3' } });
+  expect(withProgress.status, await withProgress.clone().text()).toBe(200);
+  await withProgress.text();
+  await vi.waitFor(() => expect(leases.held()).toBe(0));
+  expect(leases.taken()).toBe(3);
+  expect(leases.memory.notes.notes.has('p')).toBe(true);
 });

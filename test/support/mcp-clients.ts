@@ -16,8 +16,9 @@ import { ResourceUpdatedNotificationSchema, type JSONRPCMessage as OlderMessage 
 import type { Readable, Writable } from 'node:stream';
 import { Client as NewerClient, StreamableHTTPClientTransport as NewerHttpTransport } from '@modelcontextprotocol/client';
 import { StdioClientTransport as NewerStdioTransport } from '@modelcontextprotocol/client/stdio';
+import { newerRevision } from './raw-http-session.js';
 
-export const newerRevision = '2026-07-28';
+export { newerRevision };
 
 export type Era = 'older' | 'newer';
 

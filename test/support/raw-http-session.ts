@@ -18,6 +18,30 @@ export function post(url: string, body: unknown, headers: Record<string, string>
   });
 }
 
+export const newerRevision = '2026-07-28';
+
+/** The per-request envelope a 2026-era request carries in `_meta`. */
+export const newerEnvelope = {
+  'io.modelcontextprotocol/protocolVersion': newerRevision,
+  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '0' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+
+/**
+ * POSTs one 2026-era request (no session) as that era's client sends it: the envelope and `meta`
+ * in `_meta`, the Mcp-Method header and, for a named params (a tool call), Mcp-Name.
+ */
+export function post2026(url: string, id: number, method: string, params: Record<string, unknown>, options: { meta?: Record<string, unknown>; signal?: AbortSignal } = {}): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept: bothAccepted, 'mcp-protocol-version': newerRevision, 'mcp-method': method };
+  if (typeof params['name'] === 'string') headers['mcp-name'] = params['name'];
+  return fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: { ...newerEnvelope, ...options.meta } } }),
+    signal: options.signal ?? AbortSignal.timeout(20_000),
+  });
+}
+
 /**
  * Opens a session of `revision` (default olderRevision) by hand (`headers` on every request, e.g.
  * who is calling); returns the headers every later POST carries.
