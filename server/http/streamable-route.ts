@@ -33,17 +33,24 @@ import { ListenFeeds } from './listen-feeds.js';
 export const sessionHeader = 'mcp-session-id';
 
 /**
+ * Requests that read no tenant memory: they state the server (`server/discover`, which the 2.x
+ * client sends as it connects), or the principal's tools and resource templates. Answered without
+ * waiting for the tenant's store: a client's connect and listings need not wait for a big log's
+ * replay, which its first call that asks for progress then hears.
+ */
+const methodsReadingNoMemory: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'resources/templates/list']);
+
+/**
  * Whether a 2026-era request's store is opened before its handling (requestMemory), so that one
- * that cannot open is an HTTP 503. Not for a `server/discover`, which reads no memory (it states
- * the server's capabilities; the 2.x client sends one as it connects, and a tenant's first
- * connect need not wait for its store). Not for a request that asked for progress: its store
- * opens inside its call, which hears the open (progress-notifications.ts), and a store that
- * cannot open is that call's error.
+ * that cannot open is an HTTP 503 with Retry-After. Not for a request that reads no memory
+ * (methodsReadingNoMemory). Not for one that asked for progress: its store opens inside its
+ * call, which hears the open (progress-notifications.ts), and a store that cannot open is then
+ * that call's error.
  */
 export function opensStoreFirst(body: unknown): boolean {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return true;
   const { method, params } = body as { method?: unknown; params?: unknown };
-  if (method === 'server/discover') return false;
+  if (typeof method === 'string' && methodsReadingNoMemory.has(method)) return false;
   return progressTokenOf(params) === undefined;
 }
 

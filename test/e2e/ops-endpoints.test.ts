@@ -37,9 +37,12 @@ test('below the free-space floor the server is not ready, naming free vs floor; 
   const floorBytes = 2 ** 52; // 4 PiB: more than any test machine has free
   server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir, IOBOXX_DATA_DIR_FREE_BYTES_MIN: String(floorBytes) });
 
-  // The client's first request needs the tenant's store: the server answers 503 (unavailable).
-  const connected = await connectNewerHttp({ url: `${server.url}/mcp` }).then((client) => client.close().then(() => 'connected'), (error: unknown) => error);
-  expect(String(connected)).toContain('503');
+  // The client connects (that needs no store); its first call needs the tenant's store: 503 (unavailable).
+  const client = await connectNewerHttp({ url: `${server.url}/mcp` });
+  const refusal = await client.callTool('object_get', { id: 'x' }).then(() => undefined, (error: unknown) => error as Error & { status?: number }).finally(() => client.close());
+  expect(refusal?.status, String(refusal)).toBe(503);
+  const refused = String(refusal);
+  expect(refused).toContain('unavailable, retry later');
 
   const ready = await fetch(`${server.url}/readyz`);
   expect(ready.status).toBe(503);

@@ -46,9 +46,12 @@ test('the log line of a damaged tenant store names the repair command for its di
   await writeFile(victim, bytes);
   server = await startHttpServer({ IOBOXX_DATA_DIR: dataDir });
 
-  // The caller is told to retry later; where the store lives is the operator's, in the log.
-  const refused = await connectNewerHttp({ url: `${server.url}/mcp` }).then((client) => client.close().then(() => 'connected'), (error: unknown) => String(error));
-  expect(refused).toContain('503');
+  // The caller's first call is told to retry later; where the store lives is the operator's, in the log.
+  const first = await connectNewerHttp({ url: `${server.url}/mcp` });
+  const refusal = await first.callTool('object_get', { id: 'x' }).then(() => undefined, (error: unknown) => error as Error & { status?: number }).finally(() => first.close());
+  expect(refusal?.status, String(refusal)).toBe(503);
+  const refused = String(refusal);
+  expect(refused).toContain('unavailable, retry later');
   expect(refused).not.toContain(dataDir);
   await waitUntil('the open_failed log line', async () => openFailedLine(server!.stderr()) !== undefined);
   const line = openFailedLine(server.stderr())!;

@@ -82,12 +82,14 @@ test('a 2026-era request answered normally releases every lease it took', async 
   expect(leases.memory.notes.notes.size).toBe(3);
 });
 
-test('a server/discover takes no lease, and a call that asks for progress takes only its own (its store opens inside the call, heard as progress)', async () => {
+test('requests that read no memory take no lease, and a call that asks for progress takes only its own (its store opens inside the call, heard as progress)', async () => {
   const leases = countedLeases();
   serving = await startNotesHttp({ memoryFor: leases.memoryFor });
-  const discover = await post2026(`${serving.serving.url}/mcp`, 1, 'server/discover', {});
-  expect(discover.status, await discover.clone().text()).toBe(200);
-  await discover.text();
+  for (const method of ['server/discover', 'tools/list', 'resources/templates/list']) {
+    const answered = await post2026(`${serving.serving.url}/mcp`, 1, method, {});
+    expect(answered.status, `${method}: ${await answered.clone().text()}`).toBe(200);
+    expect(await answered.text(), method).toContain('"result"');
+  }
   expect(leases.taken()).toBe(0);
 
   const plain = await notePutRequest(2, 'plain');
