@@ -27,6 +27,7 @@ let httpDataDir: string;
 let streamableDataDir: string;
 let closedSessionDataDir: string;
 let modernDataDir: string;
+let newerSessionDataDir: string;
 /** Transactions in the store: replay reports every 10,000, so several reports. */
 const puts = 40_000;
 
@@ -39,12 +40,12 @@ async function dataDirWithBigStore(): Promise<string> {
 }
 
 beforeAll(async () => {
-  [dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir] = await Promise.all([
-    dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(),
+  [dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir, newerSessionDataDir] = await Promise.all([
+    dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(), dataDirWithBigStore(),
   ]);
 }, 120_000);
 
-afterAll(() => Promise.all([dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
+afterAll(() => Promise.all([dataDir, httpDataDir, streamableDataDir, closedSessionDataDir, modernDataDir, newerSessionDataDir].map((dir) => rm(dir, { recursive: true, force: true }))));
 
 /** What a first call heard: the log checked, the whole log replayed, progress growing with every notification. */
 function expectOpenHeard(heard: readonly Progress[]): void {
@@ -163,6 +164,23 @@ test('a session ended while its call streams the open: the call gets "Session no
     await heardOnce;
     await transport.terminateSession(); // DELETE: the server closes the session under the call
     expect(await outcome).toMatch(/Session not found/);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}, 120_000);
+
+test('the 2.x client in its default negotiation (a 2025-era session here) hears the open on its first call\'s answer stream too', async () => {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: newerSessionDataDir });
+  const client = new NewerClient({ name: 'open-progress-test', version: '0.0.0' });
+  try {
+    await client.connect(new NewerHttpTransport(new URL(`${server.url}/mcp`)));
+    expect(client.getNegotiatedProtocolVersion()).toMatch(/^2025-/); // an initialize, a session
+    const heard: Progress[] = [];
+    const first = await client.callTool({ name: 'object_get', arguments: { id: `note-${puts - 5}` } }, { onprogress: (progress) => heard.push(progress) });
+    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
+    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 5}`, attributes: { n: puts - 5 } });
+    expectOpenHeard(heard);
   } finally {
     await client.close();
     await server.stop();
