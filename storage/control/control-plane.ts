@@ -199,13 +199,18 @@ export interface ControlPlane {
    * Records that organization `orgId` is the tenant named `alias` (learned from an event naming
    * both, as it lands and again as it is projected); whether a row was made. A row made for an organization whose deletion is
    * still landed, the deletion no older than the event (`eventTimeMs`; unset: any), is made marked
-   * deleted: a late event of a deleted organization does not bring its row back for good.
+   * deleted: a late event of a deleted organization does not bring its row back for good. A row
+   * marked deleted is unmarked by an event newer than every landed deletion of its organization
+   * (`eventTimeMs` set): the organization was made again with the same id (an import), and its
+   * row must not go with the retention.
    */
   rememberOrganization(orgId: string, alias: string, eventTimeMs?: number): Promise<boolean>;
   /** The rows kc_organizations holds, those marked deleted too (a count of the table). */
   organizationRows(): Promise<number>;
   /** The alias of `orgId`, also of one deleted (until deleteForgottenOrganizations drops it). */
   organizationAlias(orgId: string): Promise<string | undefined>;
+  /** The row of `orgId`: its alias and whether it is marked deleted. */
+  organizationRow(orgId: string): Promise<{ readonly alias: string; readonly deleted: boolean } | undefined>;
   /**
    * Marks organization `orgId` deleted (its ORGANIZATION-DELETE was projected), as of the
    * database's clock; a row already marked keeps its mark. Whether a row was marked.
@@ -442,9 +447,11 @@ function controlPlaneOn(
       });
     },
 
-    async rememberOrganization(orgId, alias, eventTimeMs = Number.MIN_SAFE_INTEGER) {
+    async rememberOrganization(orgId, alias, eventTimeMs) {
       // The deletion's landing is found by its resource path (migration 11 indexes it), as
       // Keycloak sent it: the id as is, or URI-encoded. Marked as of its projection (or now).
+      // excluded.deleted_at is null when no deletion at or after the event is landed: with the
+      // event's time given, a marked row is then unmarked (made again); without it, never.
       const paths = [...new Set([`organizations/${orgId}`, `organizations/${encodeURIComponent(orgId)}`])];
       const result = await pool.query<{ made: boolean }>(
         `insert into kc_organizations (org_id, alias, deleted_at)
@@ -452,10 +459,12 @@ function controlPlaneOn(
                           where kind = 'admin' and event_type = 'ORGANIZATION-DELETE' and raw->>'resourcePath' = any($3::text[])
                             and event_time_ms >= $4
                           having count(*) > 0))
-         on conflict (org_id) do update set alias = excluded.alias, updated_at = now()
+         on conflict (org_id) do update set alias = excluded.alias, updated_at = now(),
+           deleted_at = case when $5 and excluded.deleted_at is null then null else kc_organizations.deleted_at end
          where kc_organizations.alias <> excluded.alias
+            or ($5 and kc_organizations.deleted_at is not null and excluded.deleted_at is null)
          returning xmax = 0 as made`,
-        [orgId, alias, paths, eventTimeMs],
+        [orgId, alias, paths, eventTimeMs ?? Number.MIN_SAFE_INTEGER, eventTimeMs !== undefined],
       );
       return result.rows[0]?.made === true;
     },
@@ -468,6 +477,11 @@ function controlPlaneOn(
     async organizationAlias(orgId) {
       const result = await pool.query<{ alias: string }>('select alias from kc_organizations where org_id = $1', [orgId]);
       return result.rows[0]?.alias;
+    },
+
+    async organizationRow(orgId) {
+      const result = await pool.query<{ alias: string; deleted: boolean }>('select alias, deleted_at is not null as deleted from kc_organizations where org_id = $1', [orgId]);
+      return result.rows[0];
     },
 
     async markOrganizationDeleted(orgId) {

@@ -48,8 +48,9 @@ export class KnownOrganizations {
     const { id, alias } = event.organization;
     // An empty one names nothing (an empty alias would replace the known one and misroute the organization's id-only events).
     if (!id || !alias) return undefined;
-    const known = await this.control.organizationAlias(id);
-    if (known === alias) return undefined;
+    const known = await this.control.organizationRow(id);
+    // A row marked deleted is looked at again: an event newer than its deletion unmarks it (made again).
+    if (known?.alias === alias && !known.deleted) return undefined;
     if (known === undefined) {
       const rows = await this.rowsNow();
       if (rows >= this.organizationsMax) {

@@ -14,7 +14,8 @@
  * none once their deletion is applied there (an event older than it, arriving after, makes them
  * known nowhere again); an organization is known (kc_organizations) once an event naming its id
  * and alias lands or is projected (at most kcOrganizationsMax a realm: an event past it is refused whole),
- * its deletion marks its row, which goes after the landing retention (landing-retention.ts). A
+ * its deletion marks its row, which goes after the landing retention (landing-retention.ts) unless
+ * an event newer than the deletion unmarks it (made again with the same id). A
  * user removed from an organization stays known in its tenant: it still holds the user's profile,
  * which the user's deletion must reach.
  */

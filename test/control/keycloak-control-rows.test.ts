@@ -9,7 +9,7 @@
  * projected, still routes landings naming it by id, and goes after the landing retention; the
  * realm holds at most kcOrganizationsMax of them (deleted ones too, until they go), an event
  * naming one more refused whole, and a late event of a deleted organization brings its row back
- * marked. Migration 10 clears what the code before left behind. Before, every one of these rows stayed for good.
+ * marked, while a newer one (the organization made again with the same id) unmarks it. Migration 10 clears what the code before left behind. Before, every one of these rows stayed for good.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -368,5 +368,28 @@ describe('kc_organizations, learned from events delivered to the webhook', () =>
     await deliver(orgCreate('g-3', 7_020, 'org-gone', 'gone'));
     await project(record);
     expect(await orgRows('org-gone')).toEqual([{ org_id: 'org-gone', alias: 'gone', deleted: false }]);
+  });
+
+  test('an organization made again with the same id while its deleted row is still kept is unmarked by its newer event (it no longer goes with the retention); a late older event leaves the mark', async () => {
+    const reached: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    await deliver(orgCreate('h-1', 7_100, 'org-again', 'again'));
+    await deliver(orgDelete('h-2', 7_110, 'org-again'));
+    await project(record);
+    expect(await orgRows('org-again')).toEqual([{ org_id: 'org-again', alias: 'again', deleted: true }]);
+    // Older than the deletion, delivered after it: the organization is still deleted.
+    await deliver(member('h-3', 7_105, 'org-again', 'again', 'u-tom'));
+    await project(record);
+    expect(await orgRows('org-again')).toEqual([{ org_id: 'org-again', alias: 'again', deleted: true }]);
+    // Made again (an import keeping its id), within the retention: its row is live again...
+    await deliver(orgCreate('h-4', 7_120, 'org-again', 'again'));
+    await project(record);
+    expect(await orgRows('org-again')).toEqual([{ org_id: 'org-again', alias: 'again', deleted: false }]);
+    // ...so the retention keeps it, and its id-only events keep reaching its tenant.
+    await pruneDeletedOrganizations(control, 60_000);
+    expect(await orgRows('org-again')).toEqual([{ org_id: 'org-again', alias: 'again', deleted: false }]);
+    await deliver({ id: 'h-5', time: 7_130, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: 'organizations/org-again/members/u-uma', realmId: 'r' });
+    await project(record);
+    expect(reached).toContain('again:id:h-5');
   });
 });
