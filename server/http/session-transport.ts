@@ -13,7 +13,7 @@
  * (batches, notifications, posted responses, initialize, GET, DELETE, malformed messages,
  * unsupported protocol versions, a missing Accept type, a `_meta` the SDK would have to check)
  * goes through the SDK transport unchanged, so every refusal stays the SDK's own. A request's
- * progress (a progressToken, the one `_meta` taken) turns its answer into an SSE stream
+ * progress (its `_meta` carries a progressToken) turns its answer into an SSE stream
  * (direct-exchange.ts), where the SDK's JSON mode would drop it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

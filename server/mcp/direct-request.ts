@@ -22,9 +22,10 @@ function isIdLike(value: unknown): value is string | number {
 /**
  * The body as a request the SDK's own schema accepts unchanged (JSONRPCRequestSchema: strict
  * object, jsonrpc "2.0", string or integer id, string method, optional object params), or
- * undefined. Of `_meta`, only the usual one is taken, `{progressToken}` with a token the SDK's
- * schema accepts (a client's `onprogress`); any other `_meta` is left to the SDK, whose meta
- * schema checks its fields.
+ * undefined. A `_meta` is taken when it carries a progress token the SDK's schema accepts (a
+ * client's `onprogress`), beside keys of the client's own, which that loose schema passes on
+ * unchecked; one without a token, or with a key of MCP's reserved `io.modelcontextprotocol/`
+ * namespace (the SDK reads some of those), is left to the SDK.
  */
 export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
   if (!isPlainObject(body)) return undefined;
@@ -39,10 +40,13 @@ export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
   return body as unknown as JSONRPCRequest;
 }
 
-/** `_meta` holding a progress token and nothing else. */
+/** The namespace of `_meta` keys MCP reserves for itself. */
+const reservedMetaPrefix = 'io.modelcontextprotocol/';
+
+/** `_meta` holding a progress token, and otherwise only keys of the client's own. */
 function isProgressMeta(meta: unknown): boolean {
   if (!isPlainObject(meta)) return false;
-  for (const key in meta) if (key !== 'progressToken') return false;
+  for (const key in meta) if (key.startsWith(reservedMetaPrefix) || key === '__proto__') return false;
   return isIdLike(meta['progressToken']);
 }
 

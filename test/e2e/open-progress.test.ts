@@ -136,7 +136,12 @@ test('over a 2025-era Streamable HTTP session, the first call on a tenant hears 
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
     const heard: Progress[] = [];
-    const first = await getNote(client, puts - 3, (progress) => heard.push(progress));
+    // A `_meta` key of the client's own beside the progress token changes nothing.
+    const first = await client.callTool(
+      { name: 'object_get', arguments: { id: `note-${puts - 3}` }, _meta: { 'com.example/trace': 'abc' } },
+      undefined,
+      { onprogress: (progress) => heard.push(progress) },
+    );
     expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
     expect(first.structuredContent).toMatchObject({ id: `note-${puts - 3}`, attributes: { n: puts - 3 } });
     expectOpenHeard(heard);

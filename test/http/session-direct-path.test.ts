@@ -40,6 +40,8 @@ describe('which bodies the direct path takes', () => {
     // A client's onprogress: the call's progress rides its answer (direct-exchange.ts).
     expect(directRequestOf({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 7 } } })).toBeDefined();
     expect(directRequestOf({ jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'memory://x', _meta: { progressToken: 'p' } } })).toBeDefined();
+    // Beside the token, keys of the client's own (the SDK's meta schema passes them on unchecked).
+    expect(directRequestOf({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 8, 'com.example/trace': { id: 'abc' } } } })).toBeDefined();
   });
 
   test('everything else is left to the SDK transport', () => {
@@ -61,7 +63,9 @@ describe('which bodies the direct path takes', () => {
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1.5 } } },
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 2 ** 60 } } },
       { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: null } } },
-      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1, other: true } } }, // checked by the SDK's meta schema
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { other: true } } }, // no progress token
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { progressToken: 1, 'io.modelcontextprotocol/related-task': { taskId: 't' } } } }, // MCP's own keys: the SDK's
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: [] } },
       null, 'text', 42,
     ];
     for (const body of leftToSdk) expect(directRequestOf(body), JSON.stringify(body)).toBeUndefined();
