@@ -65,15 +65,35 @@ async function connect(): Promise<Client> {
 const getNote = (client: Client, n: number, onprogress?: (progress: Progress) => void) =>
   client.callTool({ name: 'object_get', arguments: { id: `note-${n}` } }, undefined, onprogress ? { onprogress } : {});
 
+/** object_get of note `n` by a 2.x client, hearing progress in `onprogress`. */
+const getNoteNewer = (client: NewerClient, n: number, onprogress: (progress: Progress) => void) =>
+  client.callTool({ name: 'object_get', arguments: { id: `note-${n}` } }, { onprogress });
+
+/** A first call's answer is note `n`, read after the whole open, which the call heard. */
+function expectFirstAnswerAfterOpen(first: Record<string, unknown>, n: number, heard: readonly Progress[]): void {
+  expect(first['isError'], JSON.stringify(first['content'])).not.toBe(true);
+  expect(first['structuredContent']).toMatchObject({ id: `note-${n}`, attributes: { n } });
+  expectOpenHeard(heard);
+}
+
+/** The built HTTP server on `dir`: `body` gets its URL; then `client` is closed and the server stopped. */
+async function overHttp(dir: string, client: { close(): Promise<unknown> }, body: (url: string) => Promise<void>): Promise<void> {
+  const server = await startHttpServer({ IOBOXX_DATA_DIR: dir });
+  try {
+    await body(server.url);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
+
 test('the first call, asking for progress, hears the open of its store: the log check and the replay, progress growing; later calls hear nothing', async () => {
   const client = await connect();
   try {
     const heard: Progress[] = [];
     const first = await getNote(client, puts - 1, (progress) => heard.push(progress));
     // The answer is the store's, after the whole replay.
-    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
-    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 1}`, attributes: { n: puts - 1 } });
-    expectOpenHeard(heard);
+    expectFirstAnswerAfterOpen(first, puts - 1, heard);
 
     // The store is open now: no open to hear.
     const later: Progress[] = [];
@@ -116,25 +136,20 @@ test('a first call that does not ask for progress gets its answer and no progres
 }, 120_000);
 
 test('over HTTP+SSE, the first call on a tenant hears the tenant registry open its store', async () => {
-  const server = await startHttpServer({ IOBOXX_DATA_DIR: httpDataDir });
   const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
-  try {
-    await client.connect(new SSEClientTransport(new URL(`${server.url}/sse`)));
+  await overHttp(httpDataDir, client, async (url) => {
+    await client.connect(new SSEClientTransport(new URL(`${url}/sse`)));
     const heard: Progress[] = [];
     const first = await getNote(client, puts - 2, (progress) => heard.push(progress));
     expect(first.structuredContent).toMatchObject({ id: `note-${puts - 2}` });
     expectOpenHeard(heard);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
+  });
 }, 120_000);
 
 test('over a 2025-era Streamable HTTP session, the first call on a tenant hears the open on its answer stream; a later call gets its JSON answer alone', async () => {
-  const server = await startHttpServer({ IOBOXX_DATA_DIR: streamableDataDir });
   const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
-  try {
-    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`)));
+  await overHttp(streamableDataDir, client, async (url) => {
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${url}/mcp`)));
     const heard: Progress[] = [];
     // A `_meta` key of the client's own beside the progress token changes nothing.
     const first = await client.callTool(
@@ -142,25 +157,19 @@ test('over a 2025-era Streamable HTTP session, the first call on a tenant hears 
       undefined,
       { onprogress: (progress) => heard.push(progress) },
     );
-    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
-    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 3}`, attributes: { n: puts - 3 } });
-    expectOpenHeard(heard);
+    expectFirstAnswerAfterOpen(first, puts - 3, heard);
 
     const later: Progress[] = [];
     const second = await getNote(client, 5, (progress) => later.push(progress));
     expect(second.structuredContent).toMatchObject({ id: 'note-5' });
     expect(later).toEqual([]);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
+  });
 }, 120_000);
 
 test('a session ended while its call streams the open: the call gets "Session not found", not a stream cut short', async () => {
-  const server = await startHttpServer({ IOBOXX_DATA_DIR: closedSessionDataDir });
   const client = new Client({ name: 'open-progress-test', version: '0.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`));
-  try {
+  await overHttp(closedSessionDataDir, client, async (url) => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`));
     await client.connect(transport);
     let firstHeard!: () => void;
     const heardOnce = new Promise<void>((resolve) => (firstHeard = resolve));
@@ -169,48 +178,33 @@ test('a session ended while its call streams the open: the call gets "Session no
     await heardOnce;
     await transport.terminateSession(); // DELETE: the server closes the session under the call
     expect(await outcome).toMatch(/Session not found/);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
+  });
 }, 120_000);
 
 test('the 2.x client in its default negotiation (a 2025-era session here) hears the open on its first call\'s answer stream too', async () => {
-  const server = await startHttpServer({ IOBOXX_DATA_DIR: newerSessionDataDir });
   const client = new NewerClient({ name: 'open-progress-test', version: '0.0.0' });
-  try {
-    await client.connect(new NewerHttpTransport(new URL(`${server.url}/mcp`)));
+  await overHttp(newerSessionDataDir, client, async (url) => {
+    await client.connect(new NewerHttpTransport(new URL(`${url}/mcp`)));
     expect(client.getNegotiatedProtocolVersion()).toMatch(/^2025-/); // an initialize, a session
     const heard: Progress[] = [];
-    const first = await client.callTool({ name: 'object_get', arguments: { id: `note-${puts - 5}` } }, { onprogress: (progress) => heard.push(progress) });
-    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
-    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 5}`, attributes: { n: puts - 5 } });
-    expectOpenHeard(heard);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
+    const first = await getNoteNewer(client, puts - 5, (progress) => heard.push(progress));
+    expectFirstAnswerAfterOpen(first, puts - 5, heard);
+  });
 }, 120_000);
 
 test('a 2026-era Streamable HTTP call (the 2.x client, pinned to 2026-07-28) that asks for progress hears its store open; connecting did not wait for it', async () => {
-  const server = await startHttpServer({ IOBOXX_DATA_DIR: modernDataDir });
   const client = new NewerClient({ name: 'open-progress-test', version: '0.0.0' }, { versionNegotiation: { mode: { pin: newerRevision } } });
-  try {
+  await overHttp(modernDataDir, client, async (url) => {
     // The client's server/discover at connect states capabilities: it does not wait for the store
     // (before, it opened it, and the call then had nothing to hear).
-    await client.connect(new NewerHttpTransport(new URL(`${server.url}/mcp`)));
+    await client.connect(new NewerHttpTransport(new URL(`${url}/mcp`)));
     const heard: Progress[] = [];
-    const first = await client.callTool({ name: 'object_get', arguments: { id: `note-${puts - 4}` } }, { onprogress: (progress) => heard.push(progress) });
-    expect(first.isError, JSON.stringify(first.content)).not.toBe(true);
-    expect(first.structuredContent).toMatchObject({ id: `note-${puts - 4}`, attributes: { n: puts - 4 } });
-    expectOpenHeard(heard);
+    const first = await getNoteNewer(client, puts - 4, (progress) => heard.push(progress));
+    expectFirstAnswerAfterOpen(first, puts - 4, heard);
 
     const later: Progress[] = [];
-    const second = await client.callTool({ name: 'object_get', arguments: { id: 'note-6' } }, { onprogress: (progress) => later.push(progress) });
+    const second = await getNoteNewer(client, 6, (progress) => later.push(progress));
     expect(second.structuredContent).toMatchObject({ id: 'note-6' });
     expect(later).toEqual([]);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
+  });
 }, 120_000);
