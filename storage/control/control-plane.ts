@@ -403,6 +403,11 @@ function controlPlaneOn(
   closeAll: () => Promise<void>,
 ): ControlPlane {
   let closed = false;
+  /** An organization's row: one query serves the alias (routing) and the deletion mark (learning). */
+  const organizationRow = async (orgId: string): Promise<{ alias: string; deleted: boolean } | undefined> => {
+    const result = await pool.query<{ alias: string; deleted: boolean }>('select alias, deleted_at is not null as deleted from kc_organizations where org_id = $1', [orgId]);
+    return result.rows[0];
+  };
   return {
     backend,
     url,
@@ -475,14 +480,10 @@ function controlPlaneOn(
     },
 
     async organizationAlias(orgId) {
-      const result = await pool.query<{ alias: string }>('select alias from kc_organizations where org_id = $1', [orgId]);
-      return result.rows[0]?.alias;
+      return (await organizationRow(orgId))?.alias;
     },
 
-    async organizationRow(orgId) {
-      const result = await pool.query<{ alias: string; deleted: boolean }>('select alias, deleted_at is not null as deleted from kc_organizations where org_id = $1', [orgId]);
-      return result.rows[0];
-    },
+    organizationRow,
 
     async markOrganizationDeleted(orgId) {
       const result = await pool.query('update kc_organizations set deleted_at = now() where org_id = $1 and deleted_at is null', [orgId]);
