@@ -80,6 +80,14 @@ export function controlPlaneConfigFromEnv(env: NodeJS.ProcessEnv, dataDir: strin
   };
 }
 
+/** A kc_organizations row as learning reads it. */
+export interface OrganizationRow {
+  readonly alias: string;
+  readonly deleted: boolean;
+  /** The newest Keycloak time of an event that named it by id and alias; null when not known (rows from before migration 12). */
+  readonly namedMs: number | null;
+}
+
 export interface KeycloakLanding {
   /** Event id / webhook uid, or a content hash when the event carries neither. */
   readonly dedupKey: string;
@@ -202,20 +210,23 @@ export interface ControlPlane {
    * deleted: a late event of a deleted organization does not bring its row back for good. A row
    * marked deleted is unmarked by an event newer than every landed deletion of its organization
    * (`eventTimeMs` set): the organization was made again with the same id (an import), and its
-   * row must not go with the retention.
+   * row must not go with the retention. The row keeps the newest `eventTimeMs` that named it
+   * (`namedMs`), which markOrganizationDeleted compares with the deletion's time.
    */
   rememberOrganization(orgId: string, alias: string, eventTimeMs?: number): Promise<boolean>;
   /** The rows kc_organizations holds, those marked deleted too (a count of the table). */
   organizationRows(): Promise<number>;
   /** The alias of `orgId`, also of one deleted (until deleteForgottenOrganizations drops it). */
   organizationAlias(orgId: string): Promise<string | undefined>;
-  /** The row of `orgId`: its alias and whether it is marked deleted. */
-  organizationRow(orgId: string): Promise<{ readonly alias: string; readonly deleted: boolean } | undefined>;
+  /** The row of `orgId`: its alias, whether it is marked deleted, and the newest Keycloak time an event named it (null: not known). */
+  organizationRow(orgId: string): Promise<OrganizationRow | undefined>;
   /**
-   * Marks organization `orgId` deleted (its ORGANIZATION-DELETE was projected), as of the
-   * database's clock; a row already marked keeps its mark. Whether a row was marked.
+   * Marks organization `orgId` deleted (its ORGANIZATION-DELETE, of Keycloak time
+   * `deletedAtEventMs`, was projected), as of the database's clock; a row already marked keeps
+   * its mark, and a row an event newer than the deletion named is not marked (the organization
+   * was made again with the same id, and that event was projected first). Whether a row was marked.
    */
-  markOrganizationDeleted(orgId: string): Promise<boolean>;
+  markOrganizationDeleted(orgId: string, deletedAtEventMs: number): Promise<boolean>;
   /** Deletes the rows (at most `limit`, oldest first) of organizations marked deleted more than `retentionMs` ago; returns how many. */
   deleteForgottenOrganizations(retentionMs: number, limit: number): Promise<number>;
   /** Records that Keycloak user `userId` is known in `tenant` (an event about the user was applied there); whether the pair is new. */
@@ -403,10 +414,12 @@ function controlPlaneOn(
   closeAll: () => Promise<void>,
 ): ControlPlane {
   let closed = false;
-  /** An organization's row: one query serves the alias (routing) and the deletion mark (learning). */
-  const organizationRow = async (orgId: string): Promise<{ alias: string; deleted: boolean } | undefined> => {
-    const result = await pool.query<{ alias: string; deleted: boolean }>('select alias, deleted_at is not null as deleted from kc_organizations where org_id = $1', [orgId]);
-    return result.rows[0];
+  /** An organization's row: one query serves the alias (routing) and the deletion mark and named time (learning). */
+  const organizationRow = async (orgId: string): Promise<OrganizationRow | undefined> => {
+    const result = await pool.query<{ alias: string; deleted: boolean; named_ms: string | null }>(
+      'select alias, deleted_at is not null as deleted, named_ms::text from kc_organizations where org_id = $1', [orgId]);
+    const row = result.rows[0];
+    return row === undefined ? undefined : { alias: row.alias, deleted: row.deleted, namedMs: row.named_ms === null ? null : Number(row.named_ms) };
   };
   return {
     backend,
@@ -459,15 +472,18 @@ function controlPlaneOn(
       // event's time given, a marked row is then unmarked (made again); without it, never.
       const paths = [...new Set([`organizations/${orgId}`, `organizations/${encodeURIComponent(orgId)}`])];
       const result = await pool.query<{ made: boolean }>(
-        `insert into kc_organizations (org_id, alias, deleted_at)
+        `insert into kc_organizations (org_id, alias, deleted_at, named_ms)
          values ($1, $2, (select coalesce(max(projected_at), now()) from kc_event_landing
                           where kind = 'admin' and event_type = 'ORGANIZATION-DELETE' and raw->>'resourcePath' = any($3::text[])
                             and event_time_ms >= $4
-                          having count(*) > 0))
+                          having count(*) > 0),
+                 case when $5 then $4::bigint end)
          on conflict (org_id) do update set alias = excluded.alias, updated_at = now(),
-           deleted_at = case when $5 and excluded.deleted_at is null then null else kc_organizations.deleted_at end
+           deleted_at = case when $5 and excluded.deleted_at is null then null else kc_organizations.deleted_at end,
+           named_ms = greatest(kc_organizations.named_ms, excluded.named_ms)
          where kc_organizations.alias <> excluded.alias
             or ($5 and kc_organizations.deleted_at is not null and excluded.deleted_at is null)
+            or ($5 and (kc_organizations.named_ms is null or kc_organizations.named_ms < excluded.named_ms))
          returning xmax = 0 as made`,
         [orgId, alias, paths, eventTimeMs ?? Number.MIN_SAFE_INTEGER, eventTimeMs !== undefined],
       );
@@ -485,8 +501,10 @@ function controlPlaneOn(
 
     organizationRow,
 
-    async markOrganizationDeleted(orgId) {
-      const result = await pool.query('update kc_organizations set deleted_at = now() where org_id = $1 and deleted_at is null', [orgId]);
+    async markOrganizationDeleted(orgId, deletedAtEventMs) {
+      const result = await pool.query(
+        'update kc_organizations set deleted_at = now() where org_id = $1 and deleted_at is null and (named_ms is null or named_ms <= $2)',
+        [orgId, deletedAtEventMs]);
       return result.rowCount === 1;
     },
 

@@ -49,8 +49,9 @@ export class KnownOrganizations {
     // An empty one names nothing (an empty alias would replace the known one and misroute the organization's id-only events).
     if (!id || !alias) return undefined;
     const known = await this.control.organizationRow(id);
-    // A row marked deleted is looked at again: an event newer than its deletion unmarks it (made again).
-    if (known?.alias === alias && !known.deleted) return undefined;
+    // A row marked deleted is looked at again: an event newer than its deletion unmarks it (made
+    // again). A newer time is kept: a deletion older than it, projected later, does not mark the row.
+    if (known?.alias === alias && !known.deleted && known.namedMs !== null && known.namedMs >= event.timeMs) return undefined;
     if (known === undefined) {
       const rows = await this.rowsNow();
       if (rows >= this.organizationsMax) {

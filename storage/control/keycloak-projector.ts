@@ -201,7 +201,7 @@ export async function projectKeycloakEvents(
       else if (named !== null && user !== null && refusal === undefined && mayKnow) await userTenants.remember(user, named);
       // Its row stays marked as long as landings are kept: a landing naming it by id still finds its tenant.
       const deletedOrganization = organizationDeletedBy(event);
-      if (deletedOrganization !== null) await control.markOrganizationDeleted(deletedOrganization);
+      if (deletedOrganization !== null) await control.markOrganizationDeleted(deletedOrganization, event.timeMs);
       if (tenants.length === 0 || refusal !== undefined) skipped++;
       else projected++;
       await control.markProjected(landed.landingId, keycloakProjectorName, refusal);

@@ -233,6 +233,18 @@ export const migrations: readonly Migration[] = [
         where kind = 'admin' and event_type = 'ORGANIZATION-DELETE';
     `,
   },
+  {
+    version: 12,
+    name: 'keycloak organization named time',
+    sql: `
+      -- The newest Keycloak time (event_time_ms) of an event that named the organization by id and
+      -- alias (ControlPlane.rememberOrganization). Its ORGANIZATION-DELETE marks the row only when
+      -- no newer event named it: one made again (an import keeping its id) whose events were
+      -- projected before that older deletion stays live. Null (rows from before): not known, a
+      -- deletion marks as it did.
+      alter table kc_organizations add column named_ms bigint;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */

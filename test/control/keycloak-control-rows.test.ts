@@ -392,4 +392,37 @@ describe('kc_organizations, learned from events delivered to the webhook', () =>
     await project(record);
     expect(reached).toContain('again:id:h-5');
   });
+
+  test('an organization made again whose newer events are projected before its older deletion lands stays live; a row no event has timed (from before migration 12) is marked by any deletion', async () => {
+    const reached: string[] = [];
+    const record: ApplyKeycloakEvent = async (tenant, event) => void reached.push(`${tenant}:${event.dedupKey}`);
+    await deliver(orgCreate('k-1', 7_200, 'org-late-delete', 'late-delete'));
+    await project(record);
+    // Keycloak deleted it at 7_210 and an import made it again at 7_220; the deletion is delivered last (a retried webhook).
+    await deliver(orgCreate('k-3', 7_220, 'org-late-delete', 'late-delete'));
+    await project(record);
+    await deliver(orgDelete('k-2', 7_210, 'org-late-delete'));
+    await project(record);
+    expect(await orgRows('org-late-delete'), 'the organization lives: its row is not marked').toEqual([{ org_id: 'org-late-delete', alias: 'late-delete', deleted: false }]);
+    // A late event older than the deletion changes nothing; the retention keeps the row, and id-only events reach its tenant.
+    await deliver(member('k-4', 7_205, 'org-late-delete', 'late-delete', 'u-vic'));
+    await project(record);
+    await pruneDeletedOrganizations(control, 60_000);
+    expect(await orgRows('org-late-delete')).toEqual([{ org_id: 'org-late-delete', alias: 'late-delete', deleted: false }]);
+    await deliver({ id: 'k-5', time: 7_230, operationType: 'CREATE', resourceType: 'ORGANIZATION_MEMBERSHIP', resourcePath: 'organizations/org-late-delete/members/u-wes', realmId: 'r' });
+    await project(record);
+    expect(reached).toContain('late-delete:id:k-5');
+    // A deletion newer than every event that named it marks the row.
+    await deliver(orgDelete('k-6', 7_240, 'org-late-delete'));
+    await project(record);
+    expect(await orgRows('org-late-delete')).toEqual([{ org_id: 'org-late-delete', alias: 'late-delete', deleted: true }]);
+
+    // A row from before migration 12 has no named time: a deletion marks it, whatever its time.
+    await deliver(orgCreate('k-7', 7_300, 'org-untimed', 'untimed'));
+    await project(record);
+    await admin.query(`update kc_organizations set named_ms = null where org_id = 'org-untimed'`);
+    await deliver(orgDelete('k-8', 7_250, 'org-untimed'));
+    await project(record);
+    expect(await orgRows('org-untimed')).toEqual([{ org_id: 'org-untimed', alias: 'untimed', deleted: true }]);
+  });
 });
