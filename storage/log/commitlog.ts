@@ -60,6 +60,8 @@ export class Commitlog {
   private preparing: Promise<PreparedSegment | undefined> | undefined;
   /** Closing: no next segment is made, and one being made stops between its fills. */
   private closing = false;
+  /** Rotation waits for the segment being made: it stops between its fills and is taken as zeroed so far. */
+  private rotationWaiting = false;
   /** The active segment was made ahead, zeroed whole (prepared-segment.ts): its batches write no zeros. */
   private activeWhole = false;
   /** The next segment is made, zeroed whole: an active segment that is not whole gives way to it now. */
@@ -193,9 +195,9 @@ export class Commitlog {
 
   /** Start making the next segment once the active one is mostly full; a failure only means rotation makes it in line. */
   private prepareNextIfDue(): void {
-    if (this.preparing || this.closing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax, this.activeWhole)) return;
-    // Zeroed whole (no fills on the commit path), unless the log closes meanwhile.
-    this.preparing = prepareSegment(this.fl, this.dir, this.segmentBytesMax, { stopped: () => this.closing }).then(
+    if (this.preparing || this.closing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax)) return;
+    // Zeroed whole (no fills on the commit path), unless the log closes or rotates meanwhile.
+    this.preparing = prepareSegment(this.fl, this.dir, this.segmentBytesMax, { stopped: () => this.closing || this.rotationWaiting }).then(
       (prepared) => {
         this.nextWholeReady = prepared.whole;
         return prepared;
@@ -314,7 +316,14 @@ export class Commitlog {
 
   /** The next segment: the one prepared ahead when there is one, else prepared now; then named and made active. */
   private async createSegment(firstOffset: number): Promise<void> {
-    const preparedAhead = await this.preparing;
+    // Commits wait for this rotation: one fill more at most, not the rest of the zeros.
+    this.rotationWaiting = true;
+    let preparedAhead: PreparedSegment | undefined;
+    try {
+      preparedAhead = await this.preparing;
+    } finally {
+      this.rotationWaiting = false;
+    }
     this.preparing = undefined;
     this.nextWholeReady = false;
     // The first zeros went out with the preparation's fdatasync: no batch of the new segment pays for them.

@@ -1,9 +1,12 @@
 /**
  * The next segment, made ahead: created under a name that is not a segment's and zero-filled
- * whole, fill by fill, each synced, in the background once the active segment is
- * `nextSegmentPrepareFraction` full. Rotation then only writes the header (over a block the file
- * already owns), syncs it, renames the file to its segment name and syncs the directory: the
- * create, the allocation and the zero fills leave the commit path.
+ * whole, fill by fill (`preparedFillBytes`), each synced, in the background once the active
+ * segment holds `busySegmentBytes` of frames (half of a smaller segment). Rotation then only
+ * writes the header (over a block the file already owns), syncs it, renames the file to its
+ * segment name and syncs the directory: the create, the allocation and the zero fills leave the
+ * commit path. Rotation never waits for the zeros: a segment not yet zeroed whole when the active
+ * one is full stops after its current fill and is taken as it is (its batches fill the rest, as a
+ * segment made in line does).
  *
  * Why whole: a zero fill of the active segment (zero-tail.ts) is written on the main thread, and
  * a 1 MiB fill held it ~2 ms (4-7 % of its time at 256 callers): 2.5 ms when a batch's fdatasync
@@ -11,9 +14,14 @@
  * Written on the thread pool instead, into the same file, the frames' writes waited behind it:
  * no gain. Measured (bench/engine-loop.ts, 5 alternated pairs of processes, the loops after the
  * first segment): 64 callers, commit p99 median 3.19 against 3.6 ms and 6 % more commits/s; 256
- * callers, 3-6 % more commits/s. The fills of a segment made ahead do slow the commits'
- * fdatasyncs while they run (p99 ~4.6 against ~1.4 ms, for the ~0.3 s they take at 64 callers);
- * spread out, they slowed more of them as much (docs/BENCHMARKS.md, "Tried ... and not kept").
+ * callers, 3-6 % more commits/s.
+ *
+ * Why small fills: the fills slow the commits' fdatasyncs while they run. A commit's fdatasync
+ * issued while a fill's write occupies the device waits for it: 1 MiB fills put the batches beside
+ * them at a fdatasync p99 of ~4.6 against ~1.4 ms (the 64-caller commit p99 was theirs), and
+ * spread out in time they slowed more batches as much (docs/BENCHMARKS.md, "Tried ... and not
+ * kept"). At `preparedFillBytes` each waits for less; the segment takes ~3x longer to zero (~1 s
+ * at 256 callers), hence the earlier start.
  *
  * A segment made in line (a store's first after its open, or when none was ready) gets its first
  * fill only, and its commits fill the rest as they go. Once such a segment holds
@@ -33,17 +41,28 @@
 import * as path from 'node:path';
 import type { FileHandleLike, FileLayer } from '../io/file-layer.js';
 import { encodeSegmentHeader, segmentFileName, segmentHeaderBytes } from './segment.js';
-import { zeroFillDue, zeros } from './zero-tail.js';
+import { zeroFillBytes, zeroFillDue, zeros } from './zero-tail.js';
 
 /** Not a segment name (segment.ts): listSegments and every scan pass it by. */
 export const preparedSegmentFileName = 'next-segment.prepared';
 /**
- * The next segment is prepared once the active one holds this share of `segmentBytesMax`: half a
- * segment of frames to zero one whole (64 MiB took ~0.3 s here), and until then no second file.
+ * The next segment is prepared once the active one holds this share of `segmentBytesMax`, or
+ * `busySegmentBytes` of frames if that comes first (a segment smaller than twice that: a test's).
  */
 export const nextSegmentPrepareFraction = 0.5;
-/** Frames in a segment made in line that make a store busy enough for a segment made ahead, whole (above). */
+/**
+ * Frames in the active segment that make a store busy enough for a segment made ahead, whole
+ * (above), and start it: 56 MiB of a 64 MiB segment's frames are left to write meanwhile, ~1.4 s
+ * at 256 callers here, against ~1 s to zero 64 MiB in `preparedFillBytes` fills beside them.
+ */
 export const busySegmentBytes = 8 * 1024 * 1024;
+/**
+ * The zeros of one fill of a segment made ahead, each synced before the next. Against 1 MiB fills
+ * (2026-12-03, bench/engine-loop.ts at 64 callers, 4 alternated sets of processes, the loops after
+ * the first): commit p99 median 1.7 against 3.4 ms, batch fdatasync p99 1.3 against 3.4 ms; 64 KiB
+ * fills were no better than 128 (p99 1.7 ms) and zeroed a segment slower (1.2-2.2 s at 256 callers).
+ */
+export const preparedFillBytes = 128 * 1024;
 
 export interface PreparedSegment {
   readonly file: string;
@@ -56,23 +75,25 @@ export interface PreparedSegment {
   readonly whole: boolean;
 }
 
-/** True once frames written up to `writtenEnd` in the active segment (`whole`: made ahead, zeroed whole) call for the next segment to be prepared. */
-export function nextSegmentDue(writtenEnd: number, segmentBytesMax: number, whole: boolean): boolean {
-  const dueAt = segmentBytesMax * nextSegmentPrepareFraction;
-  return writtenEnd >= (whole ? dueAt : Math.min(dueAt, busySegmentBytes));
+/** True once frames written up to `writtenEnd` in the active segment call for the next segment to be prepared. */
+export function nextSegmentDue(writtenEnd: number, segmentBytesMax: number): boolean {
+  return writtenEnd >= Math.min(segmentBytesMax * nextSegmentPrepareFraction, busySegmentBytes);
 }
 
-/** How a segment is made ahead: zero-filled whole, unless `stopped` (the log is closing) says to stop between fills. */
+/**
+ * How a segment is made ahead: zero-filled whole, unless `stopped` says to stop between fills (the
+ * log is closing, or rotation wants the segment now: it is then taken as zeroed so far).
+ */
 export interface AheadOfRotation {
   readonly stopped: () => boolean;
 }
 
 /**
  * Creates `dir/${preparedSegmentFileName}` with zeros after the header's place, synced: the first
- * fill, or, made `ahead` of rotation, fills up to `segmentBytesMax` (each synced before the next,
- * so the disk has one fill's pages at a time to write beside the commits' fdatasyncs). A disk too
- * full for the zeros still gets the file, which then appends, as after a failed fill. Rejects
- * (and leaves no file) when the file cannot be made.
+ * fill, or, made `ahead` of rotation, fills of `preparedFillBytes` up to `segmentBytesMax` (each
+ * synced before the next, so the disk has one small fill's pages at a time to write beside the
+ * commits' fdatasyncs). A disk too full for the zeros still gets the file, which then appends, as
+ * after a failed fill. Rejects (and leaves no file) when the file cannot be made.
  */
 export async function prepareSegment(fl: FileLayer, dir: string, segmentBytesMax: number, ahead?: AheadOfRotation): Promise<PreparedSegment> {
   const file = path.join(dir, preparedSegmentFileName);
@@ -80,7 +101,8 @@ export async function prepareSegment(fl: FileLayer, dir: string, segmentBytesMax
   try {
     let zeroedEnd = segmentHeaderBytes;
     let fillFailed = false;
-    for (let fill = zeroFillDue(zeroedEnd, zeroedEnd, segmentBytesMax); fill; fill = zeroFillDue(zeroedEnd, zeroedEnd, segmentBytesMax)) {
+    const fillBytes = ahead ? preparedFillBytes : zeroFillBytes;
+    for (let fill = zeroFillDue(zeroedEnd, zeroedEnd, segmentBytesMax, fillBytes); fill; fill = zeroFillDue(zeroedEnd, zeroedEnd, segmentBytesMax, fillBytes)) {
       zeroedEnd = fill.position + fill.bytes; // failed or not: what close and rotation cut back
       try {
         await handle.writev([zeros(fill.bytes)], fill.position);

@@ -26,8 +26,9 @@
 /**
  * Zeros written at once: a fill is one write on the writer's thread and one extension of the file.
  * The fdatasync that carries a 1 MiB fill is slower (p50 ~1.7 ms against ~0.5), under 1 in 100
- * syncs at 64 callers. Smaller fills did not lower the commit tail (2026-11-29, 64 callers: 128
- * KiB fills, 4 alternating bench pairs and 4 scratch pairs). A segment zeroed whole ahead does
+ * syncs at 64 callers. Smaller fills in line did not lower the commit tail (2026-11-29, 64 callers:
+ * 128 KiB fills, 4 alternating bench pairs and 4 scratch pairs); a segment made ahead is zeroed in
+ * smaller ones, where they did (prepared-segment.ts, preparedFillBytes). A segment zeroed whole ahead does
  * (2026-12-03: a fill held the main thread ~2 ms in the store at 256 callers), so a busy store's
  * segments are made that way (prepared-segment.ts) and only a segment made in line fills.
  */
@@ -51,12 +52,13 @@ export interface ZeroFill {
 /**
  * The next fill, if one is due: zeros from the end of those already written (or from the written
  * end, when writes have passed them) up to `zeroFillBytes` further, never past `endMax` (the
- * rotation point: zeros past it would only be cut away when the segment is sealed).
+ * rotation point: zeros past it would only be cut away when the segment is sealed). `fillBytes`
+ * (at most zeroFillBytes) is smaller for a segment made ahead (prepared-segment.ts).
  */
-export function zeroFillDue(writtenEnd: number, zeroedEnd: number, endMax: number): ZeroFill | undefined {
+export function zeroFillDue(writtenEnd: number, zeroedEnd: number, endMax: number, fillBytes = zeroFillBytes): ZeroFill | undefined {
   const from = Math.max(writtenEnd, zeroedEnd);
   if (from - writtenEnd >= zeroAheadBytesMin) return undefined;
-  const to = Math.min(from + zeroFillBytes, endMax);
+  const to = Math.min(from + fillBytes, endMax);
   return to > from ? { position: from, bytes: to - from } : undefined;
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, test, vi } from 'vitest';
 import type { FileHandleLike } from '../../storage/io/file-layer.js';
 import { NodeFileLayer } from '../../storage/io/node-file-layer.js';
-import { busySegmentBytes, nextSegmentPrepareFraction, preparedSegmentFileName } from '../../storage/log/prepared-segment.js';
+import { busySegmentBytes, nextSegmentPrepareFraction, preparedFillBytes, preparedSegmentFileName } from '../../storage/log/prepared-segment.js';
 import { segmentHeaderBytes } from '../../storage/log/segment.js';
 import { isZeroRun, zeroFillBytes } from '../../storage/log/zero-tail.js';
 import { Store } from '../../storage/store.js';
@@ -32,6 +32,18 @@ function framesEnd(file: string): number {
   return end;
 }
 
+/** Closes `store` and reopens its directory: nothing torn, every transaction there, the same state. */
+async function expectSameAfterReopen(store: Store, dir: string): Promise<void> {
+  const hash = store.stateHash();
+  const lastOffset = store.lastOffset;
+  await store.close();
+  const reopened = await Store.open({ dir, module: counterModule });
+  expect(reopened.report.torn).toBeUndefined();
+  expect(reopened.lastOffset).toBe(lastOffset);
+  expect(reopened.stateHash()).toBe(hash);
+  await reopened.close();
+}
+
 describe('the next segment prepared ahead', () => {
   // Before, rotation created and zero-filled the next segment in line, while commits waited.
   test('the next segment exists, prepared, before the active one is full; rotation takes it', async () => {
@@ -51,13 +63,8 @@ describe('the next segment prepared ahead', () => {
     // Rotation renamed the prepared file; the next one comes only when the new segment fills.
     expect(segmentFiles(dir)).toHaveLength(2);
     await vi.waitFor(() => expect(existsSync(prepared)).toBe(false));
-    const hash = store.stateHash();
-    await store.close();
-    const reopened = await Store.open({ dir, module: counterModule });
-    expect(reopened.report.torn).toBeUndefined();
-    expect(reopened.lastOffset).toBe(i - 1);
-    expect(reopened.stateHash()).toBe(hash);
-    await reopened.close();
+    expect(store.lastOffset).toBe(i - 1);
+    await expectSameAfterReopen(store, dir);
   });
 
   test('a prepared file left by a crash is not part of the log: the next open removes it and loses nothing', async () => {
@@ -87,7 +94,7 @@ describe('the next segment prepared ahead', () => {
     const fl = new ZeroWritesLayer();
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
     // Segments are made under the prepared name, in order: the first in line by the open, the second ahead.
-    const made = (n: number) => (): SegmentWrites => fl.segments[n] ?? { zerosAhead: 0, zerosSyncedAhead: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
+    const made = (n: number) => (): SegmentWrites => fl.segments[n] ?? { zerosAhead: 0, zerosSyncedAhead: 0, fillAheadBytesMax: 0, unsyncedAheadBytesMax: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
     const [first, second] = [made(0), made(1)];
     const puts = { n: 0 };
     while (first().framesOnCommitPath < busySegmentBytes) await bigPuts(store, puts);
@@ -101,6 +108,9 @@ describe('the next segment prepared ahead', () => {
     while (second().framesOnCommitPath < 2.2 * zeroFillBytes) await bigPuts(store, puts);
     expect(segmentFiles(dir)).toHaveLength(2);
     expect(second().zerosOnCommitPath).toBe(0);
+    // Made in small fills, each synced before the next: the disk never had more zeros than one to write beside the commits.
+    expect(second().fillAheadBytesMax).toBe(preparedFillBytes);
+    expect(second().unsyncedAheadBytesMax).toBe(preparedFillBytes);
     const hash = store.stateHash();
     const lastOffset = store.lastOffset;
     await store.close();
@@ -112,6 +122,24 @@ describe('the next segment prepared ahead', () => {
     expect(reopened.lastOffset).toBe(lastOffset);
     expect(reopened.stateHash()).toBe(hash);
     await reopened.close();
+  }, 60_000);
+
+  // Before, rotation waited for the rest of the zeros of a segment still being made (at 256 callers,
+  // 80-145 ms with every commit held, once zeroing took longer than filling the active segment).
+  test('rotation does not wait for the zeros of a segment being made: it stops after its fill, is taken as it is, and its batches fill the rest', async () => {
+    const dir = tmp();
+    const segmentBytesMax = 4 * 1024 * 1024;
+    // A disk on which each of the preparation's fdatasyncs takes 100 ms more: over 3 s to zero the segment whole.
+    const fl = new ZeroWritesLayer(100);
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax, fileLayer: fl });
+    const puts = { n: 0 };
+    while (segmentFiles(dir).length === 1) await bigPuts(store, puts);
+    const taken = fl.segments[1]!;
+    expect(taken.zerosAhead, 'taken before it was zeroed whole').toBeLessThan(segmentBytesMax - segmentHeaderBytes);
+    expect(taken.zerosSyncedAhead, 'every zero written ahead was synced before it was taken').toBe(taken.zerosAhead);
+    while (taken.framesOnCommitPath < taken.zerosAhead + zeroFillBytes) await bigPuts(store, puts);
+    expect(taken.zerosOnCommitPath, 'its batches filled the zeros it lacked').toBeGreaterThan(0);
+    await expectSameAfterReopen(store, dir);
   }, 60_000);
 
   // Before, a reopened store took the zeros a crash left in a segment made ahead for a segment made
@@ -137,14 +165,16 @@ describe('the next segment prepared ahead', () => {
     const active = path.join(image, 'log', segmentFiles(image)[1]!);
     expect(statSync(active).size, 'the crash image holds the whole segment made ahead').toBe(segmentBytesMax);
 
-    const reopened = await Store.open({ dir: image, module: counterModule, segmentBytesMax });
+    const reopenedFl = new ZeroWritesLayer();
+    const reopened = await Store.open({ dir: image, module: counterModule, segmentBytesMax, fileLayer: reopenedFl });
     expect(reopened.lastOffset).toBe(lastOffset);
-    // Past busySegmentBytes and short of half the segment: a segment made in line would now have the next made ahead.
+    // Past busySegmentBytes: the next segment is made ahead, and once it is ready a segment made in
+    // line would give way to it. This one, zeroed whole, is filled first.
     while (statSync(active).size === segmentBytesMax && framesEnd(active) < busySegmentBytes + zeroFillBytes) await bigPuts(reopened, puts);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await vi.waitFor(() => expect(reopenedFl.segments[0]?.zerosSyncedAhead, 'the next segment made ahead, zeroed whole').toBe(segmentBytesMax - segmentHeaderBytes), { timeout: 20_000 });
     await bigPuts(reopened, puts);
-    expect(existsSync(path.join(image, 'log', preparedSegmentFileName)), 'no next segment made before this one is half full').toBe(false);
-    expect(segmentFiles(image)).toHaveLength(2);
+    expect(segmentFiles(image), 'the segment zeroed whole was not left for the next').toHaveLength(2);
+    expect(framesEnd(active)).toBeGreaterThan(busySegmentBytes + zeroFillBytes);
     await reopened.close();
   }, 60_000);
 });
@@ -156,25 +186,48 @@ interface SegmentWrites {
   /** Zeros written before the segment was named (prepareSegment, on the thread pool), and of those, the ones a completed fdatasync covered. */
   zerosAhead: number;
   zerosSyncedAhead: number;
+  /** The largest of those writes, and the most zeros written ahead that no fdatasync had covered yet. */
+  fillAheadBytesMax: number;
+  unsyncedAheadBytesMax: number;
   /** Zeros and frames written by the commit path (writevSync, on the main thread). */
   zerosOnCommitPath: number;
   framesOnCommitPath: number;
 }
 
-/** The real disk, counting what is written into each file made under the prepared name, in the order they were made. */
+/**
+ * The real disk, counting what is written into each file made under the prepared name, in the
+ * order they were made; while such a file has that name (it is being made), each of its
+ * fdatasyncs takes `datasyncDelayMs` more (a slow disk).
+ */
 class ZeroWritesLayer extends NodeFileLayer {
   readonly segments: SegmentWrites[] = [];
+  /** The file under the prepared name now, if any. */
+  private preparing: SegmentWrites | undefined;
+
+  constructor(private readonly datasyncDelayMs = 0) {
+    super();
+  }
+
+  override async rename(from: string, to: string): Promise<void> {
+    await super.rename(from, to);
+    if (path.basename(from) === preparedSegmentFileName) this.preparing = undefined;
+  }
 
   override async open(file: string, flags: 'r' | 'r+' | 'w' | 'wx'): Promise<FileHandleLike> {
     const inner = await super.open(file, flags);
     if (path.basename(file) !== preparedSegmentFileName) return inner;
-    const writes: SegmentWrites = { zerosAhead: 0, zerosSyncedAhead: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
+    const writes: SegmentWrites = { zerosAhead: 0, zerosSyncedAhead: 0, fillAheadBytesMax: 0, unsyncedAheadBytesMax: 0, zerosOnCommitPath: 0, framesOnCommitPath: 0 };
     this.segments.push(writes);
+    this.preparing = writes;
     // The handle itself, with the three calls that count (as counting-file-layer.ts does for reads).
     return Object.create(inner, {
       writev: {
         value: (buffers: readonly Uint8Array[], position: number) => {
-          if (isZeros(buffers)) writes.zerosAhead += byteLength(buffers);
+          if (isZeros(buffers)) {
+            writes.zerosAhead += byteLength(buffers);
+            writes.fillAheadBytesMax = Math.max(writes.fillAheadBytesMax, byteLength(buffers));
+            writes.unsyncedAheadBytesMax = Math.max(writes.unsyncedAheadBytesMax, writes.zerosAhead - writes.zerosSyncedAhead);
+          }
           return inner.writev(buffers, position);
         },
       },
@@ -188,6 +241,7 @@ class ZeroWritesLayer extends NodeFileLayer {
       datasync: {
         value: async () => {
           const zeros = writes.zerosAhead;
+          if (this.datasyncDelayMs > 0 && this.preparing === writes) await new Promise((resolve) => setTimeout(resolve, this.datasyncDelayMs));
           await inner.datasync();
           writes.zerosSyncedAhead = zeros;
         },
