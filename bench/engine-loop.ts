@@ -62,6 +62,7 @@ try {
     const batch = syncs.samples.summary();
     process.stdout.write(`${JSON.stringify({
       round, callers, commitsPerSec: Math.round(loop.opsPerSec), commitP50Ms: roundToUs(loop.latency.p50Ms), commitP99Ms: roundToUs(loop.latency.p99Ms),
+      commitP999Ms: roundToUs(loop.latency.p999Ms), commitMaxMs: roundToUs(loop.latency.maxMs),
       batchFdatasyncP50Ms: roundToUs(batch.p50Ms), batchFdatasyncP99Ms: roundToUs(batch.p99Ms), cpuUsPerCommit: Math.round(loop.cpuUsPerOp * 10) / 10,
     })}\n`);
   }

@@ -171,6 +171,8 @@ function emitLoad(ctx: BenchContext, callers: string, ours: ClosedLoopResult, pe
   ctx.emit({ metric: `durable commits/s, ${callers}`, unit: 'commits/s', ours: ours.opsPerSec, better: 'higher', peer: { name: sqlitePeerName, value: peer.opsPerSec } });
   ctx.emit({ metric: `commit p50, ${callers}`, unit: 'ms', ours: ours.latency.p50Ms, better: 'lower', peer: { name: sqlitePeerName, value: peer.latency.p50Ms } });
   ctx.emit({ metric: `commit p99, ${callers}`, unit: 'ms', ours: ours.latency.p99Ms, better: 'lower', peer: { name: sqlitePeerName, value: peer.latency.p99Ms } });
+  ctx.emit({ metric: `commit p99.9, ${callers}`, unit: 'ms', ours: ours.latency.p999Ms, better: 'lower', peer: { name: sqlitePeerName, value: peer.latency.p999Ms } });
+  ctx.emit({ metric: `commit max, ${callers}`, unit: 'ms', ours: ours.latency.maxMs, better: 'lower', peer: { name: sqlitePeerName, value: peer.latency.maxMs } });
 }
 
 async function recoveryFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {

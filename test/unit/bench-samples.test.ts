@@ -15,4 +15,9 @@ describe('bench latency samples (chunked, never copied while recording)', () => 
       expect(samples.summary()).toEqual(summarise(all));
     }
   });
+
+  test('nearest-rank percentiles: p99.9 of 1..1000 is 999, the max 1000', () => {
+    const summary = summarise(Array.from({ length: 1_000 }, (_, i) => 1_000 - i));
+    expect(summary).toMatchObject({ count: 1_000, p50Ms: 500, p99Ms: 990, p999Ms: 999, maxMs: 1_000 });
+  });
 });
