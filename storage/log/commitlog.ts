@@ -193,7 +193,7 @@ export class Commitlog {
     }
   }
 
-  /** Start making the next segment once the active one is mostly full; a failure only means rotation makes it in line. */
+  /** Start making the next segment once the active one holds busySegmentBytes of frames (nextSegmentDue); a failure only means rotation makes it in line. */
   private prepareNextIfDue(): void {
     if (this.preparing || this.closing || !nextSegmentDue(this.writtenEnd, this.segmentBytesMax)) return;
     // Zeroed whole (no fills on the commit path), unless the log closes or rotates meanwhile.

@@ -51,9 +51,9 @@ export interface ZeroFill {
 
 /**
  * The next fill, if one is due: zeros from the end of those already written (or from the written
- * end, when writes have passed them) up to `zeroFillBytes` further, never past `endMax` (the
- * rotation point: zeros past it would only be cut away when the segment is sealed). `fillBytes`
- * (at most zeroFillBytes) is smaller for a segment made ahead (prepared-segment.ts).
+ * end, when writes have passed them) up to `fillBytes` further, never past `endMax` (the
+ * rotation point: zeros past it would only be cut away when the segment is sealed). `fillBytes` is
+ * zeroFillBytes, or less for a segment made ahead (prepared-segment.ts); zeros() refuses more.
  */
 export function zeroFillDue(writtenEnd: number, zeroedEnd: number, endMax: number, fillBytes = zeroFillBytes): ZeroFill | undefined {
   const from = Math.max(writtenEnd, zeroedEnd);
