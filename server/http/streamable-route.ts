@@ -24,7 +24,7 @@ import type { LeasedMemory } from '../mcp/memory-source.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
-import { directRequestOf, progressTokenOf } from '../mcp/direct-request.js';
+import { directRequestOf, isPlainObject, progressTokenOf } from '../mcp/direct-request.js';
 import { batchRefusal, invalidPostBody } from '../mcp/json-rpc-message.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
@@ -48,8 +48,8 @@ const methodsReadingNoMemory: ReadonlySet<string> = new Set(['server/discover', 
  * that call's error.
  */
 export function opensStoreFirst(body: unknown): boolean {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return true;
-  const { method, params } = body as { method?: unknown; params?: unknown };
+  if (!isPlainObject(body)) return true;
+  const { method, params } = body;
   if (typeof method === 'string' && methodsReadingNoMemory.has(method)) return false;
   return progressTokenOf(params) === undefined;
 }

@@ -10,7 +10,7 @@ import type { ToolCaller } from './tool-calls.js';
 /** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
 const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

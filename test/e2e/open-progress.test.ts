@@ -69,6 +69,14 @@ const getNote = (client: Client, n: number, onprogress?: (progress: Progress) =>
 const getNoteNewer = (client: NewerClient, n: number, onprogress: (progress: Progress) => void) =>
   client.callTool({ name: 'object_get', arguments: { id: `note-${n}` } }, { onprogress });
 
+/** A later call (its store open now) gets note `n` and hears no progress; `get` is getNote or getNoteNewer on the test's client. */
+async function expectLaterCallHearsNothing(get: (n: number, onprogress: (progress: Progress) => void) => Promise<Record<string, unknown>>, n: number): Promise<void> {
+  const later: Progress[] = [];
+  const second = await get(n, (progress) => later.push(progress));
+  expect(second['structuredContent']).toMatchObject({ id: `note-${n}` });
+  expect(later).toEqual([]);
+}
+
 /** A first call's answer is note `n`, read after the whole open, which the call heard. */
 function expectFirstAnswerAfterOpen(first: Record<string, unknown>, n: number, heard: readonly Progress[]): void {
   expect(first['isError'], JSON.stringify(first['content'])).not.toBe(true);
@@ -96,10 +104,7 @@ test('the first call, asking for progress, hears the open of its store: the log 
     expectFirstAnswerAfterOpen(first, puts - 1, heard);
 
     // The store is open now: no open to hear.
-    const later: Progress[] = [];
-    const second = await getNote(client, 7, (progress) => later.push(progress));
-    expect(second.structuredContent).toMatchObject({ id: 'note-7' });
-    expect(later).toEqual([]);
+    await expectLaterCallHearsNothing((m, onprogress) => getNote(client, m, onprogress), 7);
   } finally {
     await client.close();
   }
@@ -159,10 +164,7 @@ test('over a 2025-era Streamable HTTP session, the first call on a tenant hears 
     );
     expectFirstAnswerAfterOpen(first, puts - 3, heard);
 
-    const later: Progress[] = [];
-    const second = await getNote(client, 5, (progress) => later.push(progress));
-    expect(second.structuredContent).toMatchObject({ id: 'note-5' });
-    expect(later).toEqual([]);
+    await expectLaterCallHearsNothing((m, onprogress) => getNote(client, m, onprogress), 5);
   });
 }, 120_000);
 
@@ -202,9 +204,6 @@ test('a 2026-era Streamable HTTP call (the 2.x client, pinned to 2026-07-28) tha
     const first = await getNoteNewer(client, puts - 4, (progress) => heard.push(progress));
     expectFirstAnswerAfterOpen(first, puts - 4, heard);
 
-    const later: Progress[] = [];
-    const second = await getNoteNewer(client, 6, (progress) => later.push(progress));
-    expect(second.structuredContent).toMatchObject({ id: 'note-6' });
-    expect(later).toEqual([]);
+    await expectLaterCallHearsNothing((m, onprogress) => getNoteNewer(client, m, onprogress), 6);
   });
 }, 120_000);
