@@ -86,8 +86,8 @@ function sizesFor(ctx: BenchContext): Sizes {
   return ctx.quick ? { loadMs: 400, warmupMs: 100, objects: 20_000 } : { loadMs: 3_000, warmupMs: loadWarmupMs, objects: 1_000_000 };
 }
 
-export function openStore(dir: string, onBatch?: StoreOptions['onBatch']): Promise<Store> {
-  return BuiltStore.open(onBatch ? { dir, module: benchModule, onBatch } : { dir, module: benchModule });
+export function openStore(dir: string, onBatch?: StoreOptions['onBatch'], fileLayer?: StoreOptions['fileLayer']): Promise<Store> {
+  return BuiltStore.open({ dir, module: benchModule, ...(onBatch ? { onBatch } : {}), ...(fileLayer ? { fileLayer } : {}) });
 }
 
 /** The measured operation: caller `c`'s `seq`-th upsert of one object (bench/workload.ts). */
@@ -127,6 +127,7 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
 
   const syncs = new BatchSyncs();
   const store = await openStore(path.join(ctx.dataDir, 'commits'), syncs.onBatch);
+  let peerAtCallersMax: ClosedLoopResult | undefined;
   try {
     for (const concurrency of concurrencies) {
       ctx.progress(`${concurrency} callers: engine`);
@@ -147,8 +148,37 @@ async function commitFigures(ctx: BenchContext, sizes: Sizes): Promise<void> {
       }
       if (concurrency === 256) {
         ctx.emit({ metric: 'durable commits/s, 256 callers', unit: 'commits/s', ours: ours.opsPerSec, better: 'higher', peer: { name: `raw ${appendsPerBatch} appends/fdatasync`, value: rawBatched.appendsPerSec } });
+        peerAtCallersMax = peer;
       }
     }
+  } finally {
+    await store.close();
+  }
+  await ceilingFigures(ctx, sizes, peerAtCallersMax!);
+}
+
+/** Warm-up of the ceiling's fresh store: long enough to hold the whole key space (bench/workload.ts) before the measured loop. */
+const ceilingWarmupMs = 2_000;
+
+/**
+ * The same 256-caller loop on a store whose commitlog writes and fdatasyncs are skipped
+ * (bench/skipped-log-io.ts): what the engine's CPU allows on this host with a disk that costs
+ * nothing. Its ratio to SQLite bounds the durable one: no change to the write path can take the
+ * durable figure past it.
+ */
+async function ceilingFigures(ctx: BenchContext, sizes: Sizes, peer: ClosedLoopResult): Promise<void> {
+  const callers = concurrencies[concurrencies.length - 1]!;
+  ctx.progress(`${callers} callers: engine, log I/O skipped`);
+  const { SkippedLogIoLayer } = await import('./skipped-log-io.js');
+  const store = await openStore(path.join(ctx.dataDir, 'commits-log-io-skipped'), undefined, new SkippedLogIoLayer());
+  try {
+    const loop = { durationMs: sizes.loadMs, warmupMs: ctx.quick ? sizes.warmupMs : ceilingWarmupMs };
+    const ours = await runClosedLoop({ ...loop, concurrency: callers, operation: upsertCall(store) });
+    ctx.emit({
+      metric: `commits/s, ${callers} callers, log writes and fdatasyncs skipped (the CPU's ceiling, not durable)`, unit: 'commits/s', ours: ours.opsPerSec, better: 'higher',
+      peer: { name: sqlitePeerName, value: peer.opsPerSec },
+    });
+    ctx.emit({ metric: `process CPU per commit, ${callers} callers, log I/O skipped`, unit: 'us', ours: ours.cpuUsPerOp, better: 'lower' });
   } finally {
     await store.close();
   }
