@@ -5,6 +5,7 @@
  * environment while the rest lives in a file under version control.
  */
 import { readSmallFileSync } from '../storage/io/read-whole.js';
+import { isJsonObject } from '../storage/json-object.js';
 import { ConfigError, loadConfig, settingNames, type Config } from './config.js';
 
 export const configFileBytesMax = 256 * 1024;
@@ -26,7 +27,7 @@ export function environmentWithFile(env: NodeJS.ProcessEnv, file: string | undef
   } catch (error) {
     throw new ConfigError([`config file ${file}: not JSON (${(error as Error).message})`]);
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError([`config file ${file}: must be a JSON object`]);
+  if (!isJsonObject(parsed)) throw new ConfigError([`config file ${file}: must be a JSON object`]);
   const problems: string[] = [];
   const fromFile: Record<string, string> = {};
   for (const [name, value] of Object.entries(parsed)) {

@@ -30,6 +30,7 @@ import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { FileRefused } from './io/file-refused.js';
 import { readBoundedFile } from './io/read-whole.js';
+import { isJsonObject } from './json-object.js';
 
 export const historyFileName = 'history.json';
 export const historyFormatVersion = 1;
@@ -78,8 +79,8 @@ export function historyRecord(history: StoreHistory): HistoryRecord {
 
 /** The history a record holds, or why it is not one (the reader names the file). */
 export function parseHistoryRecord(value: unknown): StoreHistory | string {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
-  const { sha256, ...content } = value as Record<string, unknown>;
+  if (!isJsonObject(value)) return 'not a JSON object';
+  const { sha256, ...content } = value;
   const checked = storeHistorySchema.safeParse(content);
   if (!checked.success) return `not a history: ${checked.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`;
   if (sha256 !== historyDigest(checked.data)) return 'does not match its own SHA-256: the file is damaged';
@@ -115,8 +116,8 @@ export async function readStoreHistory(storeDir: string, fl: FileLayer): Promise
     if (error instanceof FileRefused || error instanceof SyntaxError) throw damaged(error instanceof SyntaxError ? `not JSON: ${error.message}` : error.message);
     throw error; // EIO and the like: not a verdict on the file
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw damaged('not a JSON object');
-  const { format, ...record } = parsed as Record<string, unknown>;
+  if (!isJsonObject(parsed)) throw damaged('not a JSON object');
+  const { format, ...record } = parsed;
   if (format !== historyFormatVersion) throw damaged(`format ${JSON.stringify(format)} is not ${historyFormatVersion}`);
   const history = parseHistoryRecord(record);
   if (typeof history === 'string') throw damaged(history);

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { isJsonObject } from '../storage/json-object.js';
 import { patterned } from './identifiers.js';
 
 export const attributePathPattern = /^[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,3}$/;
@@ -55,9 +56,9 @@ export function checkPredicates(predicates: readonly AttributePredicate[]): void
 export function attributeAt(attributes: unknown, path: string): unknown {
   let here: unknown = attributes;
   for (const step of path.split('.')) {
-    if (here === null || typeof here !== 'object' || Array.isArray(here)) return undefined;
+    if (!isJsonObject(here)) return undefined;
     if (!Object.prototype.hasOwnProperty.call(here, step)) return undefined;
-    here = (here as Record<string, unknown>)[step];
+    here = here[step];
   }
   return here;
 }
@@ -87,9 +88,9 @@ function matches(value: unknown, p: AttributePredicate): boolean {
 /** JSON with object keys sorted: equal values have equal text. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    if (!isJsonObject(v)) return v;
     const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    for (const k of Object.keys(v).sort()) sorted[k] = v[k];
     return sorted;
   });
 }

@@ -19,6 +19,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import formatsModule from 'ajv-formats';
 import { RE2JS } from 're2js';
 import { MemoryError } from '../storage/errors.js';
+import { isJsonObject } from '../storage/json-object.js';
 import { boundJsonBytes } from './json-bytes.js';
 import { findRefLoop } from './schema-ref-loop.js';
 
@@ -108,7 +109,7 @@ const stackHint = 'break any $ref loop that does not pass through properties or 
 /** Compile a schema (checking it first); invalid_argument with Ajv's reason if it is not a usable JSON Schema. */
 export function compileAttributeSchema(schema: unknown): ValidateFunction {
   boundJsonBytes('schema', schema, 'typeSchemaBytesMax', typeSchemaBytesMax, 'split the type, or shorten its descriptions and enums');
-  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+  if (!isJsonObject(schema)) {
     throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
   }
   const ajv = ajvFor(draftOf(schema as Record<string, unknown>));

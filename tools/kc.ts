@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { subjectUserOfEvent } from '../storage/control/keycloak-event.js';
 import { MemoryError } from '../storage/errors.js';
+import { isJsonObject } from '../storage/json-object.js';
 import { defineReducer, type ReducerContext, type TableReader, type TableWriter } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
 import { cursorScope, decodeCursorAs, nextCursorField } from './cursor.js';
@@ -241,7 +242,7 @@ function applyAdminEvent(at: Applying, operation: string, resource: string, even
   const resourcePath = typeof event['resourcePath'] === 'string' ? (event['resourcePath'] as string) : null;
   const path = resourcePath?.split('/') ?? [];
   const representation = parseRepresentation(event['representation']);
-  const rep = (representation && typeof representation === 'object' && !Array.isArray(representation) ? representation : {}) as Fields;
+  const rep = (isJsonObject(representation) ? representation : {}) as Fields;
   // The user the event is about, read as the projector reads it to route the event.
   const subject = kcId(subjectUserOfEvent('admin', null, resource, resourcePath, representation));
   const adding = operation === 'CREATE' || operation === 'UPDATE';

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MemoryError } from '../storage/errors.js';
+import { isJsonObject } from '../storage/json-object.js';
 import { frameBytesMax } from '../storage/log/frame.js';
 import { defineReducer, type ReducerContext, type TableReader } from '../storage/reducer.js';
 import type { Row, TableSchema } from '../storage/schema.js';
@@ -352,8 +353,8 @@ export const typeDefine = defineReducer({
 /** The stored form of a JSON value (keys sorted), to compare with a stored row. */
 function sortedJson(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    if (!isJsonObject(v)) return v;
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]));
   }));
 }
 

@@ -10,6 +10,7 @@
  * Only refs this module can resolve are followed: `#`, `#/json/pointer` and plain-name
  * fragments, within the document or the nested `$id` resource they appear in.
  */
+import { isJsonObject } from '../storage/json-object.js';
 
 type Schema = Record<string, unknown>;
 
@@ -54,7 +55,7 @@ function indexSchemas(root: Schema): { nodes: Map<string, Node>; anchors: Map<st
   for (let i = 0; i < pending.length; i++) {
     const next = pending[i]!;
     const { schema, pointer } = next;
-    if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) continue; // booleans apply nothing further
+    if (!isJsonObject(schema)) continue; // booleans apply nothing further
     const s = schema as Schema;
     const id = s['$id'];
     const resource = typeof id === 'string' && !id.startsWith('#') ? pointer : next.resource;

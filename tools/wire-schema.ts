@@ -3,6 +3,7 @@
  * `z.int()` spells out the safe-integer bounds (about 50 bytes) at every integer.
  */
 import { z } from 'zod';
+import { isJsonObject } from '../storage/json-object.js';
 
 /** A safe integer, optionally bounded; its JSON Schema is `{"type":"integer"}` plus the bounds given. */
 export function int(min?: number, max?: number): z.ZodNumber {
@@ -15,5 +16,5 @@ export function int(min?: number, max?: number): z.ZodNumber {
 /** A JSON object with any keys (attributes, variables, payloads); its JSON Schema is `{"type":"object"}`. */
 export const jsonObject = z
   .unknown()
-  .refine((v) => v !== null && typeof v === 'object' && !Array.isArray(v), { message: 'expected a JSON object' })
+  .refine(isJsonObject, { message: 'expected a JSON object' })
   .meta({ type: 'object' }) as unknown as z.ZodType<Record<string, unknown>>;

@@ -6,6 +6,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { MemoryError } from '../../storage/errors.js';
+import { isJsonObject } from '../../storage/json-object.js';
 import type { Capability } from '../../tools/tool.js';
 import type { Principal } from './principal.js';
 import { AuthError } from './auth-error.js';
@@ -41,10 +42,10 @@ export function parseRoleMap(json: string): RoleMap {
   } catch {
     throw invalid('is not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  if (!isJsonObject(value)) {
     throw invalid('must be an object mapping role names to capability lists');
   }
-  const entries = Object.entries(value as Record<string, unknown>);
+  const entries = Object.entries(value);
   if (entries.length > roleMapEntriesMax) throw invalid(`has more than ${roleMapEntriesMax} roles`);
   const record: Record<string, Capability[]> = {};
   for (const [role, granted] of entries) {
@@ -61,7 +62,7 @@ export function parseRoleMap(json: string): RoleMap {
 export function rolesFromClaims(claims: JWTPayload, clientId: string): readonly string[] {
   const realmRoles = rolesOf(claims.realm_access, 'realm_access');
   const resourceAccess = claims.resource_access;
-  if (resourceAccess !== undefined && (typeof resourceAccess !== 'object' || resourceAccess === null || Array.isArray(resourceAccess))) {
+  if (resourceAccess !== undefined && !isJsonObject(resourceAccess)) {
     throw new AuthError('malformed_claims', 'resource_access must be an object');
   }
   const clientAccess =
@@ -78,7 +79,7 @@ export function rolesFromClaims(claims: JWTPayload, clientId: string): readonly 
 
 function rolesOf(access: unknown, where: string): readonly string[] {
   if (access === undefined || access === null) return [];
-  if (typeof access !== 'object' || Array.isArray(access)) {
+  if (!isJsonObject(access)) {
     throw new AuthError('malformed_claims', `${where} must be an object`);
   }
   const roles = (access as { roles?: unknown }).roles;

@@ -9,6 +9,7 @@
  * compared with anything, so a malformed id is a 400 and never reaches a path or a key.
  */
 import type { JWTPayload } from 'jose';
+import { isJsonObject } from '../../storage/json-object.js';
 import { isTenantId } from '../tenants/tenant-id.js';
 import { AuthError } from './auth-error.js';
 
@@ -28,7 +29,7 @@ export function organizationAliases(claims: JWTPayload, claimName: string = tena
     aliases = claim;
   } else if (typeof claim === 'object') {
     const entries = Object.entries(claim as Record<string, unknown>);
-    if (!entries.every(([, value]) => typeof value === 'object' && value !== null && !Array.isArray(value))) {
+    if (!entries.every(([, value]) => isJsonObject(value))) {
       throw new AuthError('malformed_claims', `claim ${claimName} must map each organization alias to an object`);
     }
     aliases = entries.map(([alias]) => alias);

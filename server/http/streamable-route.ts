@@ -24,11 +24,12 @@ import type { LeasedMemory } from '../mcp/memory-source.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import { SessionTransport } from './session-transport.js';
 import { checkedListen } from '../mcp/request-audit.js';
-import { directRequestOf, isPlainObject, progressTokenOf } from '../mcp/direct-request.js';
+import { directRequestOf, progressTokenOf } from '../mcp/direct-request.js';
 import { batchRefusal, invalidPostBody } from '../mcp/json-rpc-message.js';
 import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
+import { isJsonObject } from '../../storage/json-object.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -48,7 +49,7 @@ const methodsReadingNoMemory: ReadonlySet<string> = new Set(['server/discover', 
  * that call's error.
  */
 export function opensStoreFirst(body: unknown): boolean {
-  if (!isPlainObject(body)) return true;
+  if (!isJsonObject(body)) return true;
   const { method, params } = body;
   if (typeof method === 'string' && methodsReadingNoMemory.has(method)) return false;
   return progressTokenOf(params) === undefined;

@@ -6,13 +6,10 @@
  */
 import { ProtocolErrorCode, type JSONRPCMessage, type JSONRPCRequest } from '@modelcontextprotocol/server';
 import type { ToolCaller } from './tool-calls.js';
+import { isJsonObject } from '../../storage/json-object.js';
 
 /** Keys a JSON-RPC request may carry (the SDK's request schema is strict). */
 const requestKeys = new Set(['jsonrpc', 'id', 'method', 'params']);
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** A JSON-RPC id or a progress token as the SDK's schemas take them: a string or a safe integer (zod's `int()`). */
 function isIdLike(value: unknown): value is string | number {
@@ -28,13 +25,13 @@ function isIdLike(value: unknown): value is string | number {
  * namespace (the SDK reads some of those), is left to the SDK.
  */
 export function directRequestOf(body: unknown): JSONRPCRequest | undefined {
-  if (!isPlainObject(body)) return undefined;
+  if (!isJsonObject(body)) return undefined;
   for (const key in body) if (!requestKeys.has(key)) return undefined;
   if (body['jsonrpc'] !== '2.0' || typeof body['method'] !== 'string' || body['method'] === 'initialize') return undefined;
   if (!isIdLike(body['id'])) return undefined;
   const params = body['params'];
   if (params !== undefined) {
-    if (!isPlainObject(params)) return undefined;
+    if (!isJsonObject(params)) return undefined;
     if ('_meta' in params && !isProgressMeta(params['_meta'])) return undefined;
   }
   return body as unknown as JSONRPCRequest;
@@ -45,16 +42,16 @@ const reservedMetaPrefix = 'io.modelcontextprotocol/';
 
 /** `_meta` holding a progress token, and otherwise only keys of the client's own. */
 function isProgressMeta(meta: unknown): boolean {
-  if (!isPlainObject(meta)) return false;
+  if (!isJsonObject(meta)) return false;
   for (const key in meta) if (key.startsWith(reservedMetaPrefix) || key === '__proto__') return false;
   return isIdLike(meta['progressToken']);
 }
 
 /** The progress token a request's params carry (`_meta.progressToken`, as the SDK's schema takes one), or undefined. */
 export function progressTokenOf(params: unknown): string | number | undefined {
-  if (!isPlainObject(params)) return undefined;
+  if (!isJsonObject(params)) return undefined;
   const meta = params['_meta'];
-  if (!isPlainObject(meta)) return undefined;
+  if (!isJsonObject(meta)) return undefined;
   const token = meta['progressToken'];
   return isIdLike(token) ? token : undefined;
 }
@@ -79,12 +76,12 @@ const toolCallParamKeys = new Set(['name', 'arguments']);
 export function directToolCallOf(request: JSONRPCRequest): DirectToolCall | undefined {
   if (request.method !== 'tools/call') return undefined;
   const params: unknown = request.params;
-  if (!isPlainObject(params)) return undefined;
+  if (!isJsonObject(params)) return undefined;
   for (const key in params) if (!toolCallParamKeys.has(key)) return undefined;
   const name = params['name'];
   const args = params['arguments'];
   if (typeof name !== 'string') return undefined;
-  if (args !== undefined && !isPlainObject(args)) return undefined;
+  if (args !== undefined && !isJsonObject(args)) return undefined;
   return { name, args };
 }
 

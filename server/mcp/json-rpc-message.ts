@@ -12,6 +12,7 @@ import {
   isJSONRPCResultResponse,
   type JSONRPCRequest,
 } from '@modelcontextprotocol/server';
+import { isJsonObject } from '../../storage/json-object.js';
 
 /** JSON-RPC answers carry `id: null` when the id could not be read; the SDK's types leave that out. */
 export type AnswerId = JSONRPCRequest['id'] | null;
@@ -20,8 +21,8 @@ export const invalidRequestMessage = 'Invalid Request: not a JSON-RPC 2.0 reques
 
 /** The id of a message that failed the schema, when it has one JSON-RPC allows; null otherwise. */
 export function readableIdOf(body: unknown): AnswerId {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const id = (body as Record<string, unknown>)['id'];
+  if (!isJsonObject(body)) return null;
+  const id = body['id'];
   return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }
 

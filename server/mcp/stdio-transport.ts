@@ -36,6 +36,7 @@ import {
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { directRequestOf, directToolAnswer, directToolCallOf } from './direct-request.js';
 import { invalidRequestMessage, readableIdOf, type AnswerId } from './json-rpc-message.js';
+import { isJsonObject } from '../../storage/json-object.js';
 import type { ToolCaller } from './tool-calls.js';
 
 type RequestId = JSONRPCRequest['id'];
@@ -64,7 +65,7 @@ export type LineRefusal = 'parse_error' | 'invalid_request' | 'limit_exceeded';
 
 /** What an invalid message asked for, as far as it can be read: its id and method, in one line. */
 function askedOf(body: unknown): string {
-  const message = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
+  const message = isJsonObject(body) ? body : undefined;
   if (message === undefined) return Array.isArray(body) ? `a batch of ${body.length}` : `a JSON ${body === null ? 'null' : typeof body}`;
   const id = readableIdOf(body);
   const method = typeof message['method'] === 'string' ? JSON.stringify(message['method'].slice(0, methodCharsLogged)) : undefined;

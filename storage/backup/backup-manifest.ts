@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { storeHistorySchema } from '../history.js';
+import { isJsonObject } from '../json-object.js';
 
 export const backupFormatVersion = 2;
 /** Manifests of this format and later carry `manifestSha256`; format 1 (written before it) has none. */
@@ -81,8 +82,8 @@ export function encodeBackupManifest(manifest: BackupManifest): Buffer {
 
 /** Why a parsed manifest file does not match its own SHA-256 (undefined: it does, or it is of format 1, which has none). */
 export function manifestDigestProblem(parsed: unknown): string | undefined {
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined; // the schema says what it is
-  const { [manifestDigestField]: digest, ...content } = parsed as Record<string, unknown>;
+  if (!isJsonObject(parsed)) return undefined; // the schema says what it is
+  const { [manifestDigestField]: digest, ...content } = parsed;
   if (digest === undefined) {
     const format = content['format'];
     return typeof format === 'number' && format >= selfCheckedFormatMin ? `has no ${manifestDigestField}, which a manifest of format ${format} carries: it is damaged` : undefined;

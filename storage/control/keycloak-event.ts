@@ -11,6 +11,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { JsonValue } from '../schema.js';
 import { MemoryError } from '../errors.js';
+import { isJsonObject } from '../json-object.js';
 
 /** A webhook body larger than this is refused before parsing. */
 export const keycloakEventBytesMax = 256 * 1024;
@@ -90,7 +91,7 @@ function str(value: unknown): string | null {
 
 function stringRecord(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  if (value && typeof value === 'object' && !Array.isArray(value)) {
+  if (isJsonObject(value)) {
     for (const [k, v] of Object.entries(value)) {
       if (typeof v === 'string') out[k] = v;
       else if (typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
@@ -111,7 +112,7 @@ function parseRepresentation(value: unknown): JsonValue | null {
 }
 
 function field(value: unknown, name: string): unknown {
-  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined;
+  return isJsonObject(value) ? value[name] : undefined;
 }
 
 /** A resource path segment URI-decoded; null when empty or not decodable (a stray `%`), which names nothing. */
@@ -263,7 +264,7 @@ function assertLandable(event: KeycloakEvent): void {
  * dedup key used when the event carries no id/uid.
  */
 export function keycloakEventFromJson(parsed: unknown, hashKey: string): KeycloakEvent {
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  if (!isJsonObject(parsed)) {
     throw new MemoryError('invalid_argument', 'Keycloak event must be a JSON object');
   }
   const raw = parsed as Record<string, unknown>;
