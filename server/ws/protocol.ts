@@ -5,6 +5,7 @@
  */
 import { MemoryError, type MemoryErrorCode } from '../../storage/errors.js';
 import { historyIdPattern } from '../../storage/history.js';
+import { isJsonObject } from '../../storage/json-object.js';
 import { errorBodyOf } from '../mcp/error-mapping.js';
 import { authTokenCharsMax, queryIdPattern, type WsLimits } from './limits.js';
 
@@ -35,10 +36,6 @@ function invalid(message: string): MemoryError {
   return new MemoryError('invalid_argument', message);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
-}
-
 /**
  * Refuses a key the message or query does not have: a misspelt `where` (`"were"`) or `after`
  * was ignored, and the subscribe served every row, or a fresh result, as if asked for.
@@ -55,7 +52,7 @@ function queryId(value: unknown, where: string): string {
 }
 
 export function parseClientMessage(value: unknown, limits: WsLimits): ClientMessage {
-  if (!isObject(value)) throw invalid('a message is an object with a type');
+  if (!isJsonObject(value)) throw invalid('a message is an object with a type');
   switch (value['type']) {
     case 'auth': {
       const token = value['token'];
@@ -72,7 +69,7 @@ export function parseClientMessage(value: unknown, limits: WsLimits): ClientMess
       }
       const ids = new Set<string>();
       const queries = raw.map((q, index): QuerySpec => {
-        if (!isObject(q)) throw invalid(`subscribe: queries[${index}] must be an object`);
+        if (!isJsonObject(q)) throw invalid(`subscribe: queries[${index}] must be an object`);
         onlyKeys(q, ['id', 'table', 'where'], `subscribe: queries[${index}]`);
         const id = queryId(q['id'], `subscribe: queries[${index}].id`);
         if (ids.has(id)) throw invalid(`subscribe: query id ${id} given twice`);

@@ -8,6 +8,7 @@
  *  - `scan`, the narrowest index range that covers every matching row (initial result).
  */
 import { MemoryError } from '../../storage/errors.js';
+import { isJsonObject } from '../../storage/json-object.js';
 import type { KeyRange, ScanOptions } from '../../storage/reducer.js';
 import type { ColumnDef, ColumnType, Row, TableSchema, Value } from '../../storage/schema.js';
 import { inValuesMax, predicateStringCharsMax, whereColumnsMax } from './limits.js';
@@ -41,10 +42,6 @@ const keyTypes = new Set<ColumnType>(['string', 'int', 'bool']);
 
 function invalid(message: string): MemoryError {
   return new MemoryError('invalid_argument', message);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
 /** Checks one comparison value against its column; returns it as the row would hold it. */
@@ -85,7 +82,7 @@ interface Parsed {
 
 function parseCondition(schema: TableSchema, column: ColumnDef, raw: unknown): Parsed {
   const parsed: Parsed = { column };
-  const condition: Record<string, unknown> = isPlainObject(raw) ? raw : { eq: raw };
+  const condition: Record<string, unknown> = isJsonObject(raw) ? raw : { eq: raw };
   const keys = Object.keys(condition);
   if (keys.length === 0) throw invalid(`${schema.name}.${column.name}: empty condition`);
   for (const key of keys) {
@@ -135,7 +132,7 @@ function testCondition(c: Parsed, value: Value | undefined): boolean {
 }
 
 export function compileQuery(schema: TableSchema, where: unknown): CompiledQuery {
-  if (where !== undefined && !isPlainObject(where)) throw invalid('where must be an object mapping column names to conditions');
+  if (where !== undefined && !isJsonObject(where)) throw invalid('where must be an object mapping column names to conditions');
   const entries = Object.entries(where ?? {});
   if (entries.length > whereColumnsMax) throw new MemoryError('limit_exceeded', `where constrains more than ${whereColumnsMax} columns`);
   const conditions: Parsed[] = [];

@@ -88,6 +88,13 @@ describe('compileQuery', () => {
     refused({ priority: { gt: 1, gte: 2 } }, 'invalid_argument', /one of gt, gte/);
     refused(['owner'], 'invalid_argument', /object/);
   });
+
+  test('a typed array (msgpack ext 0x74 decodes to one) is no where: refused, never read as "no condition"', () => {
+    // An empty Int16Array has no keys: taken as an object, it matched every row of the table.
+    refused(new Int16Array(0), 'invalid_argument', /where must be an object/);
+    refused(new Float32Array([1, 2]), 'invalid_argument', /where must be an object/);
+    refused(new DataView(new ArrayBuffer(4)), 'invalid_argument', /where must be an object/);
+  });
 });
 
 describe('wireRow', () => {
