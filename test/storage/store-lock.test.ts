@@ -119,15 +119,15 @@ describe('store LOCK', () => {
   });
 
   test('a LOCK of a process that was killed but not yet reaped (a zombie) is taken over', async () => {
-    // `sleep 0` ends at once; its parent, exec'ed into `sleep 60`, never waits for it: a zombie.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The child is killed only once its parent has been exec'ed into `sleep 60`, which never
+    // waits for it: a zombie. (A child that ended on its own could end before the exec, and the
+    // shell, dash, reaped it: under load no zombie was ever made.)
+    const parent = spawn('sh', ['-c', 'sleep 60 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number((await nextLine(createInterface({ input: parent.stdout })[Symbol.asyncIterator]())).trim());
-      const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
-      for (let i = 0; state() !== 'Z'; i++) {
-        expect(i, 'the child of sh became a zombie').toBeLessThan(500);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await pollUntil(() => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim() === 'sleep', 'the shell was exec\'ed into sleep');
+      process.kill(zombie, 'SIGKILL');
+      await pollUntil(() => readFileSync(`/proc/${zombie}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'Z', 'the killed child became a zombie');
       await writeFile(path.join(dir, lockFileName), `${zombie} ${processStartTime(zombie)}`);
       expect(lockHolder(dir), 'a zombie holds nothing').toBeNull();
       const release = await takeStoreLock(dir, nodeFileLayer);
@@ -140,6 +140,14 @@ describe('store LOCK', () => {
       parent.kill('SIGKILL');
     }
   });
+
+  /** Waits (10 ms turns, 5 s at most) until `done` holds. */
+  async function pollUntil(done: () => boolean, what: string): Promise<void> {
+    for (let i = 0; !done(); i++) {
+      expect(i, what).toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
 
   /** Takes the lock with a deadline: before, a LOCK directory kept the taker linking and reading it for ever. */
   async function refusal(): Promise<string> {
