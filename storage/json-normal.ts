@@ -140,8 +140,9 @@ function viaText(where: string, value: unknown, textCharsMax: number): JsonValue
     if (typeof v === 'number' && !Number.isFinite(v)) throw typeError(where, 'finite JSON numbers', v);
     if (typeof v === 'bigint') throw typeError(where, 'JSON without BigInt', v);
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      // Left out as the walk leaves it: assigned, an own "__proto__" would set the copy's prototype.
       const sorted: Record<string, unknown> = {};
-      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+      for (const k of Object.keys(v).sort()) if (k !== '__proto__') sorted[k] = (v as Record<string, unknown>)[k];
       return sorted;
     }
     return Object.is(v, -0) ? 0 : v;

@@ -10,8 +10,9 @@ function reference(value: unknown): { ok: unknown } | { error: string } {
       if (typeof v === 'number' && !Number.isFinite(v)) throw new Error('non-finite');
       if (typeof v === 'bigint') throw new Error('bigint');
       if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+        // An own "__proto__" is no data member of a plain object: left out (assigned, it would set the copy's prototype).
         const sorted: Record<string, unknown> = {};
-        for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+        for (const k of Object.keys(v).sort()) if (k !== '__proto__') sorted[k] = (v as Record<string, unknown>)[k];
         return sorted;
       }
       return Object.is(v, -0) ? 0 : v;
@@ -74,6 +75,27 @@ describe('normaliseJson', () => {
     cyclic.self = cyclic;
     // Refused, never stored (stringify with a sorting replacer recursed until the stack ran out: the same).
     expect(() => normaliseJson('t.c', cyclic, 1 << 20)).toThrow();
+  });
+
+  it('an own "__proto__" member is left out at any depth, past the walk too', () => {
+    // Its value a function: assigned to a copy, it became the copy's prototype, and the next
+    // member (`name`, read-only on a function) threw a TypeError past the walk's depth.
+    const member = (value: unknown): Record<string, unknown> => {
+      const o: Record<string, unknown> = { name: { a: 1 }, z: 2 };
+      Object.defineProperty(o, '__proto__', { value, enumerable: true, writable: true, configurable: true });
+      return o;
+    };
+    for (const value of [() => 1, { length: 3 }, null, 7]) {
+      for (const depth of [0, 10, 70, 200]) {
+        let deep: unknown = member(value);
+        let expected: unknown = { name: { a: 1 }, z: 2 };
+        for (let i = 0; i < depth; i++) {
+          deep = { k: deep };
+          expected = { k: expected };
+        }
+        expect(normaliseJson('t.c', deep, 1 << 20), `depth ${depth}`).toStrictEqual(expected);
+      }
+    }
   });
 
   it('refuses non-finite numbers and BigInt with invalid_argument', () => {
