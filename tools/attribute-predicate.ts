@@ -72,11 +72,11 @@ function matches(value: unknown, p: AttributePredicate): boolean {
   if (value === undefined) return false;
   switch (p.op) {
     case 'eq':
-      return jsonEqual(value, p.value);
+      return equalsAny(value, p);
     case 'ne':
-      return !jsonEqual(value, p.value);
+      return !equalsAny(value, p);
     case 'in':
-      return (p.value as unknown[]).some((v) => jsonEqual(value, v));
+      return equalsAny(value, p);
     default: {
       if (typeof value !== typeof p.value) return false;
       const c = compareJson(value, p.value);
@@ -95,9 +95,32 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-function jsonEqual(a: unknown, b: unknown): boolean {
-  if (typeof a !== 'object' || a === null) return a === b;
-  return canonicalJson(a) === canonicalJson(b);
+/**
+ * The canonical texts of a predicate's object and array values (eq and ne: its value; in: each
+ * of its values), made once per predicate object: a find or search applies the same predicates
+ * to every row it examines, and a value may be up to toolArgumentsBytesMax of JSON, so making
+ * its text again for each row cost that much per row (seconds per thousand rows).
+ */
+const canonicalTextsByPredicate = new WeakMap<AttributePredicate, ReadonlySet<string>>();
+
+function canonicalTextsOf(p: AttributePredicate): ReadonlySet<string> {
+  let texts = canonicalTextsByPredicate.get(p);
+  if (texts === undefined) {
+    const values = p.op === 'in' ? (p.value as unknown[]) : [p.value];
+    texts = new Set(values.filter((v) => typeof v === 'object' && v !== null).map(canonicalJson));
+    canonicalTextsByPredicate.set(p, texts);
+  }
+  return texts;
+}
+
+/** Whether `value` equals the predicate's value (eq, ne) or one of its values (in), as canonical JSON texts. */
+function equalsAny(value: unknown, p: AttributePredicate): boolean {
+  if (typeof value !== 'object' || value === null) {
+    return p.op === 'in' ? (p.value as unknown[]).some((v) => v === value) : value === p.value;
+  }
+  const texts = canonicalTextsOf(p);
+  // No object or array to equal: the row's value need not be serialised at all.
+  return texts.size > 0 && texts.has(canonicalJson(value));
 }
 
 /** Rank of a JSON type in the sort order; absent (undefined) sorts after everything. */
@@ -116,8 +139,11 @@ function rank(v: unknown): number {
   }
 }
 
-/** A total order over JSON values (and absence): by type rank, then by value. */
-export function compareJson(a: unknown, b: unknown): number {
+/**
+ * A total order over JSON values (and absence): by type rank, then by value. Arrays and objects
+ * compare by their canonical text, which `textOf` gives (a sort passes a memo of canonicalJson).
+ */
+export function compareJson(a: unknown, b: unknown, textOf: (value: unknown) => string = canonicalJson): number {
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== rb) return ra - rb;
@@ -125,8 +151,8 @@ export function compareJson(a: unknown, b: unknown): number {
   if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
   if (typeof a === 'boolean') return Number(a) - Number(b);
   if (ra >= 4 && ra <= 5) {
-    const ta = canonicalJson(a);
-    const tb = canonicalJson(b);
+    const ta = textOf(a);
+    const tb = textOf(b);
     return ta < tb ? -1 : ta > tb ? 1 : 0;
   }
   return 0;

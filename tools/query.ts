@@ -10,7 +10,7 @@ import type { ReadView } from '../storage/reducer.js';
 import type { JsonValue, Row } from '../storage/schema.js';
 import type { StoreApi } from '../storage/store.js';
 import {
-  attributeAt, attributeOrder, attributePredicates, checkPredicates, compareJson, matchesAll,
+  attributeAt, attributeOrder, attributePredicates, canonicalJson, checkPredicates, compareJson, matchesAll,
   type AttributeOrder, type AttributePredicate,
 } from './attribute-predicate.js';
 import { cursorScope, decodeCursorAs, encodeCursor, jsonFingerprint } from './cursor.js';
@@ -58,7 +58,7 @@ function findPositionOf(row: Row, order: AttributeOrder | undefined): JsonValue 
 }
 
 /** Index of the first sorted match after the cursor's position. */
-function resumeIndex(matches: readonly Row[], order: AttributeOrder, after: FindPosition): number {
+function resumeIndex(matches: readonly Row[], order: AttributeOrder, after: FindPosition, textOf: (value: unknown) => string): number {
   if (after.h !== undefined) {
     // Only a digest of the value: resume after the object itself, which must still sort where it did.
     const at = matches.findIndex((row) => row['id'] === after.id);
@@ -75,18 +75,36 @@ function resumeIndex(matches: readonly Row[], order: AttributeOrder, after: Find
   let hi = matches.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareKeys(sortKey(matches[mid]!, order), afterKey, desc) <= 0) lo = mid + 1;
+    if (compareKeys(sortKey(matches[mid]!, order), afterKey, desc, textOf) <= 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * canonicalJson memoised by value for one find: a comparison sort asks for each array or object
+ * value's text about 2 log2(n) times, and serialising it each time made ordering by such an
+ * attribute cost that many times the scan (the rows are decoded once per find, so each value is
+ * one object for the whole sort).
+ */
+function canonicalTextMemo(): (value: unknown) => string {
+  const texts = new Map<unknown, string>();
+  return (value) => {
+    let text = texts.get(value);
+    if (text === undefined) {
+      text = canonicalJson(value);
+      texts.set(value, text);
+    }
+    return text;
+  };
 }
 
 function sortKey(row: Row, order: AttributeOrder | undefined): { v: unknown; id: string } {
   return { v: order ? attributeAt(row['attributes'], order.path) : undefined, id: row['id'] as string };
 }
 
-function compareKeys(a: { v: unknown; id: string }, b: { v: unknown; id: string }, desc: boolean): number {
-  const byValue = compareJson(a.v, b.v);
+function compareKeys(a: { v: unknown; id: string }, b: { v: unknown; id: string }, desc: boolean, textOf?: (value: unknown) => string): number {
+  const byValue = compareJson(a.v, b.v, textOf);
   if (byValue !== 0) return desc ? -byValue : byValue;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
@@ -132,8 +150,9 @@ function findPage(view: ReadView, type: string, where: readonly AttributePredica
     if (matchesAll(row['attributes'], where)) matches.push(row);
   }
   const desc = order.desc === true;
-  matches.sort((a, b) => compareKeys(sortKey(a, order), sortKey(b, order), desc));
-  const start = after ? resumeIndex(matches, order, after) : 0;
+  const textOf = canonicalTextMemo();
+  matches.sort((a, b) => compareKeys(sortKey(a, order), sortKey(b, order), desc, textOf));
+  const start = after ? resumeIndex(matches, order, after, textOf) : 0;
   const page = collectPage(matches.slice(start, start + (limit ?? pageSizeDefault) + 1), limit);
   return { rows: page.items, more: page.more, ...(page.items.length > 0 ? { resumeAfter: page.items.at(-1)! } : {}) };
 }
