@@ -215,7 +215,8 @@ export const chatTools: ToolDef[] = [
       const scope = cursorScope(caller.tenant, 'chat_messages_list', { thread: a.thread, desc });
       const position = a.cursor !== undefined ? decodeCursorAs(scope, a.cursor, int()) : a.after_seq ?? (desc ? Number.MAX_SAFE_INTEGER : 0);
       const range = desc ? { from: [a.thread], to: [a.thread, position] } : { from: [a.thread, position + 1], to: [a.thread], toInclusive: true };
-      const rows = view.table('chat_messages').scan({ range, reverse: desc });
+      // After the largest safe seq nothing follows (and position + 1 is no key value).
+      const rows = !desc && position >= Number.MAX_SAFE_INTEGER ? [] : view.table('chat_messages').scan({ range, reverse: desc });
       const page = collectPage((function* () { for (const r of rows) yield messageView(r); })(), a.limit);
       return { thread: a.thread, title: thread['title'] as string, messages: page.items, ...nextCursorField(scope, page, (m) => m.seq) };
     }),

@@ -33,6 +33,11 @@ test('messages get consecutive sequence numbers in commit order and list in that
   expect(older.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 2]);
   const after3 = await f.call('chat_messages_list', { thread, after_seq: 3 });
   expect(after3.messages.map((m: { seq: number }) => m.seq)).toEqual([4, 5]);
+  // The largest after_seq the argument takes: nothing can follow it (was an internal key error naming 2^53).
+  for (const desc of [false, true]) {
+    const atEnd = await f.call('chat_messages_list', { thread, after_seq: Number.MAX_SAFE_INTEGER, desc });
+    expect(atEnd.messages.map((m: { seq: number }) => m.seq)).toEqual(desc ? [5, 4, 3, 2, 1] : []);
+  }
 });
 
 test('the author defaults to the caller; content and role are checked; unknown threads are not_found', async () => {
