@@ -22,6 +22,7 @@ import { seqRangeText, verifyAudit, type AuditReport } from '../../storage/audit
 import type { StoreCheckSummary } from '../../storage/audit/store-cross-check.js';
 import { auditProblemHints } from '../../storage/audit/audit-problem.js';
 import { accessLogSource } from '../../storage/control/audit-staging.js';
+import { databaseRefusalHint, isDatabaseError } from '../../storage/control/database-error.js';
 import { tenantsRoot } from '../tenants/tenant-dir.js';
 import { tenantStoresIn } from './audit-tenant-stores.js';
 import { ttyProgress } from './progress.js';
@@ -77,9 +78,28 @@ async function controlOf(config: Config): Promise<ControlPlane> {
   });
 }
 
-/** The command's failure, as every command reports one (one JSON object with --json); an S3 failure said as one. */
+/**
+ * A failure of the control plane's Postgres said as one: pg's own errors name no service (`connect
+ * ECONNREFUSED 127.0.0.1:5432`), and they are not S3's (which carry the SDK's `$metadata`).
+ */
+function explainDatabaseFailure(error: unknown, config: Config | undefined): unknown {
+  // The SDK's own errors (they carry `$metadata`) and a socket error at the S3 endpoint are S3's (s3-failure.ts).
+  if (!isDatabaseError(error) || (typeof error === 'object' && error !== null && '$metadata' in error)) return error;
+  const e = error as Error & { address?: unknown; port?: unknown };
+  const settings = 'DATABASE_URL (and DATABASE_DIRECT_URL)';
+  const refused = databaseRefusalHint(error);
+  if (refused !== undefined) return new MemoryError('unavailable', `the control plane's Postgres refused: ${e.message}`, refused);
+  const where = config?.database.url === undefined
+    ? `the embedded control-plane database in ${path.join(config?.dataDir ?? '.', 'control-pg')}`
+    : `the control plane's Postgres${typeof e.address === 'string' && typeof e.port === 'number' ? ` at ${e.address}:${e.port}` : ''}`;
+  return new MemoryError('unavailable', `${where} could not be reached: ${e.message}`,
+    config?.database.url === undefined ? 'check that database (the server that made it ran on this data directory), or name the server\'s Postgres with DATABASE_URL' : `check ${settings}, and that Postgres runs and this host reaches it`);
+}
+
+/** The command's failure, as every command reports one (one JSON object with --json); an S3 or Postgres failure said as one. */
 function fail(error: unknown, json: boolean | undefined, config?: Config): never {
-  failCommand(explainS3Failure(error, config?.s3), json);
+  const s3 = explainS3Failure(error, config?.s3);
+  failCommand(s3 === error ? explainDatabaseFailure(error, config) : s3, json);
 }
 
 /** --tenant names a tenant id of the audit trail (a typo must not verify as an empty, whole chain). */
@@ -171,8 +191,9 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'one JSON object on stdout')
     .action(async (options: AuditOptions) => {
       let control: ControlPlane | undefined;
+      let config: Config | undefined;
       try {
-        const config = configFor(options);
+        config = configFor(options);
         const tenant = tenantOption(options.tenant)!;
         control = await controlOf(config);
         const closed = await control.closeAuditStagingHoles(tenant);
@@ -183,7 +204,7 @@ export function registerAuditCommands(program: Command): void {
             ? `tenant ${tenant}: no hole in its staging\n`
             : `tenant ${tenant}: ${ranges} recorded as lost (${auditHoleSource} events in the chain); its shipping goes on\n`);
       } catch (error) {
-        fail(error, options.json);
+        fail(error, options.json, config);
       } finally {
         await control?.close();
       }
