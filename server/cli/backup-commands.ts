@@ -20,8 +20,10 @@ import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
 import { backupScratchDirs } from '../../storage/backup/backup-destination.js';
 import { restoreBackup } from '../../storage/backup/restore.js';
 import { downloadBackup, listUploadedBackups, uploadBackup, uploadPrefix, type BackupBucket } from '../../storage/backup/s3-copy.js';
+import { backupManifestFileName } from '../../storage/backup/backup-manifest.js';
 import { removeCommand, scratchDirOf } from '../../storage/backup/scratch-dir.js';
-import { backupStoreDirectory } from '../../storage/backup/take-backup.js';
+import { shellWord } from '../../storage/shell-word.js';
+import { backupStoreDirectory, realPathSoFar } from '../../storage/backup/take-backup.js';
 import { MemoryError } from '../../storage/errors.js';
 import type { S3Config } from '../config.js';
 import { configWithFile } from '../config-file.js';
@@ -138,16 +140,17 @@ function removeWholeNow(dir: string): void {
  * SIGTERM remove the scratch first (it can be as large as the store, and no other process knows
  * it is garbage), so an interrupted run leaves `target` as it was.
  */
-function scratchRemovedWhenInterrupted<R>(scratches: readonly string[], target: string, opts: Options, command: string, work: () => Promise<R>): Promise<R> {
+function scratchRemovedWhenInterrupted<R>(scratches: readonly string[], target: string, opts: Options, command: string, work: () => Promise<R>, note?: string): Promise<R> {
   return whenInterrupted(opts, (signal) => {
+    const also = note ? `; ${note}` : '';
     const partial = scratches.filter((s) => existsSync(s));
     try {
       for (const s of partial) removeWholeNow(s);
     } catch (error) {
-      return `${command} interrupted by ${signal}: nothing was written to ${target}, but its partial copy could not be removed (${(error as NodeJS.ErrnoException).code}): ${partial.map(removeCommand).join('; ')}`;
+      return `${command} interrupted by ${signal}: nothing was written to ${target}, but its partial copy could not be removed (${(error as NodeJS.ErrnoException).code}): ${partial.map(removeCommand).join('; ')}${also}`;
     }
     if (partial.length === 0 && holdsFiles(target)) return `${command} interrupted by ${signal} as it ended: ${target} is whole`;
-    return `${command} interrupted by ${signal}: nothing was written to ${target}${partial.length > 0 ? `, and its partial copy ${partial.join(', ')} is removed` : ''}`;
+    return `${command} interrupted by ${signal}: nothing was written to ${target}${partial.length > 0 ? `, and its partial copy ${partial.join(', ')} is removed` : ''}${also}`;
   }, work);
 }
 
@@ -163,9 +166,12 @@ function holdsFiles(dir: string): boolean {
  * A backup put among the tenants' stores would be taken for one (listed, opened, served under
  * its directory's name) and the store it sits in would carry it into its own backups: refused.
  */
-function refuseInsideTenants(backupDir: string, dataDir: string): void {
-  const root = tenantsRoot(dataDir);
-  if (backupDir !== root && !backupDir.startsWith(root + path.sep)) return;
+async function refuseInsideTenants(backupDir: string, dataDir: string): Promise<void> {
+  // Where each really is: a symbolic link on either path (a data directory named through a link,
+  // a backup path through one) must not carry the backup into the tenants' folder unseen.
+  const root = await realPathSoFar(tenantsRoot(dataDir));
+  const real = await realPathSoFar(backupDir);
+  if (real !== root && !real.startsWith(root + path.sep)) return;
   throw new MemoryError('invalid_argument', `${backupDir} lies in the data directory's ${path.basename(root)}/ folder, where every directory is taken for a tenant's store`,
     'put the backup outside the data directory (or at least outside its tenants/ folder)');
 }
@@ -179,6 +185,11 @@ async function checkBackupDirFilesystem(backupDir: string): Promise<void> {
   if (filesystem === undefined) return;
   if ('refused' in filesystem) throw new MemoryError('invalid_argument', filesystem.refused);
   process.stderr.write(`warning: ${filesystem.notDurable}\n`);
+}
+
+/** The restore of backup directory `dir` as `tenant`, as a hint names it (quoted for a POSIX shell where it must be). */
+function restoreCommand(dir: string, tenant: string, dataDir: string): string {
+  return `\`ioboxx-memory restore ${shellWord(dir)} ${tenant}${dataDirArgument(dataDir)}\``;
 }
 
 export function registerBackupCommands(program: Command): void {
@@ -198,7 +209,7 @@ export function registerBackupCommands(program: Command): void {
         if (!(await holdsStore(storeDir))) throw new MemoryError('not_found', `no store of tenant ${tenant} in ${dataDir}`, `see \`ioboxx-memory tenants list${dataDirArgument(dataDir)}\``);
         const bucket = opts.upload === true ? configuredBucket() : undefined; // a missing S3 setting fails before the copy
         const backupDir = path.resolve(dir);
-        refuseInsideTenants(backupDir, dataDir);
+        await refuseInsideTenants(backupDir, dataDir);
         await checkBackupDirFilesystem(backupDir);
         const module = await memoryModule();
         const report = await scratchRemovedWhenInterrupted(await backupScratchDirs(backupDir), backupDir, opts, 'backup',
@@ -254,6 +265,14 @@ export function registerBackupCommands(program: Command): void {
         }
         if (opts.fromS3 !== undefined) {
           const downloadDir = path.resolve(dir);
+          // A download is a backup directory too: among the stores it would be taken for one (into
+          // tenants/TENANT, the very target, it fills the store the restore then refuses as not empty).
+          await refuseInsideTenants(downloadDir, dataDir);
+          // What an earlier download left whole (its restore failed or was interrupted): restored as it is, not downloaded again.
+          if (existsSync(path.join(downloadDir, backupManifestFileName))) {
+            throw new MemoryError('conflict', `${downloadDir} already holds a backup (the download of an earlier restore, say): a download never overwrites one`,
+              `to restore that backup, run the restore without --from-s3: ${restoreCommand(downloadDir, tenant, dataDir)}; to download again, choose a new directory`);
+          }
           await checkBackupDirFilesystem(downloadDir);
           const bucket = configuredBucket();
           const name = opts.fromS3 === 'latest' ? (await listUploadedBackups(bucket, parseTenantId(tenant))).at(-1) : opts.fromS3;
@@ -261,9 +280,15 @@ export function registerBackupCommands(program: Command): void {
           await scratchRemovedWhenInterrupted(await backupScratchDirs(downloadDir), downloadDir, opts, `the download of backup ${name}`,
             () => downloadBackup(bucket, tenant, name, downloadDir));
         }
+        // After a download, a failed or interrupted restore says the download is whole, and how to restore it without downloading again.
+        const downloaded = opts.fromS3 === undefined ? undefined : `the backup downloaded into ${path.resolve(dir)} is whole: restore it without --from-s3: ${restoreCommand(path.resolve(dir), tenant, dataDir)}`;
         await mkdir(tenantsRoot(dataDir), { recursive: true });
         const report = await scratchRemovedWhenInterrupted([scratchDirOf(target, 'restore')], target, opts, 'restore',
-          async () => restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress }));
+          async () => restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress }), downloaded)
+          .catch((error: unknown) => {
+            if (downloaded === undefined || !(error instanceof MemoryError)) throw error;
+            throw new MemoryError(error.code, error.message, error.hint ? `${error.hint}; ${downloaded}` : downloaded);
+          });
         // Known from now on: should this store vanish too, the server refuses instead of starting over.
         await recordKnownTenant(dataDir, tenant);
         return report;

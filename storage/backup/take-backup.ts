@@ -198,7 +198,7 @@ function inSourceStore(error: unknown, scratch: string, sourceDir: string): unkn
 }
 
 /** `p` with symbolic links resolved as far as it exists (the rest appended): where it really is. */
-async function realPathSoFar(p: string): Promise<string> {
+export async function realPathSoFar(p: string): Promise<string> {
   const rest: string[] = [];
   for (let at = path.resolve(p); ; at = path.dirname(at)) {
     const real = await realpath(at).catch(() => undefined);
