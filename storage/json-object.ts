@@ -3,7 +3,15 @@
  * One copy for every layer, so a request body, a token's claims, a file and a schema are judged alike.
  */
 
-/** A non-null object that is neither an array nor bytes (a Buffer, typed array or DataView is a value, not a record). */
+/**
+ * A plain object: its prototype Object.prototype (what JSON.parse and msgpack maps give) or null.
+ * An array, bytes (a Buffer, typed array, DataView or ArrayBuffer) or any other built-in a msgpack
+ * extension decodes to (a Date from a timestamp, a Set, a RegExp, an Error) is a value, not a
+ * record: none has own members, and taken as one it read as an empty object (a WebSocket `where`
+ * of a msgpack timestamp matched every row of the table).
+ */
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }

@@ -95,6 +95,15 @@ describe('compileQuery', () => {
     refused(new Float32Array([1, 2]), 'invalid_argument', /where must be an object/);
     refused(new DataView(new ArrayBuffer(4)), 'invalid_argument', /where must be an object/);
   });
+
+  test('what other msgpack extensions decode to (a timestamp\'s Date, a Set, a RegExp, an Error, an ArrayBuffer) is no where either', () => {
+    // None has own keys: taken as an object, each matched every row of the table.
+    for (const where of [new Date(0), new Set(['owner']), /ann/, new Error('ann'), new ArrayBuffer(0)]) {
+      refused(where, 'invalid_argument', /where must be an object/);
+    }
+    // Nor a condition: the value stays an equality, refused by its column's type.
+    refused({ owner: new Date(0) }, 'invalid_argument', /expected a string/);
+  });
 });
 
 describe('wireRow', () => {
