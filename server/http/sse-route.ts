@@ -16,6 +16,7 @@ import { sessionMemory, type CommitsOf, type MemoryFor } from './seams.js';
 import { sessionNotFound, type SessionTable } from './session-table.js';
 import type { InFlightCalls } from '../ops/in-flight.js';
 import { streamCutReport } from './stream-backlog.js';
+import { adoptAdmissionSlot } from '../ops/request-admission.js';
 
 export interface SseRouteOptions {
   readonly surface: McpSurface;
@@ -122,9 +123,13 @@ export function createSseRoute(options: SseRouteOptions): SseRoute {
     if (counted) {
       const endSessionCall = sessions.begin(session.id, 'call');
       const endInFlight = calls?.begin();
+      // The call's admission slot (its tenant's inFlightMax) is held until its answer is on the
+      // stream, not given back with the 202: else a client ran any number of calls at once.
+      const endSlot = adoptAdmissionSlot(res);
       waiting.set(id, () => {
         endSessionCall();
         endInFlight?.();
+        endSlot?.();
       });
     }
     // A cancelled request gets no answer (the SDK drops it): it is over.

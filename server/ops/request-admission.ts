@@ -151,12 +151,30 @@ export function callAdmission(options: Pick<RequestAdmissionOptions, 'guard' | '
         return false;
       }
       // A response emits 'close' once, after 'finish' or when its client leaves.
-      if (answeredAsJson) res.once('close', release);
-      else releaseWhenAnswered(res, release);
+      if (answeredAsJson) {
+        res.once('close', release);
+        slotAdopters.set(res, () => (res.off('close', release), release));
+      } else releaseWhenAnswered(res, release);
       if (!req.complete) bodyDeadline(req, res, bodyMsMax);
       return true;
     },
   };
+}
+
+/** Per admitted response, what hands its call's slot over to the route (adoptAdmissionSlot). */
+const slotAdopters = new WeakMap<object, () => Release>();
+
+/**
+ * Takes the admitted call's slot off `res`: it is then not given back with the response, but
+ * when the returned function is called (once). For a route whose call outlives its POST: the
+ * legacy HTTP+SSE transport answers a posted request 202 at once and its answer goes on the
+ * session's stream; released with the 202, such calls ran without bound (past inFlightMax and
+ * the queue). Undefined when `res` was not admitted (no admission configured, or not a call).
+ */
+export function adoptAdmissionSlot(res: object): Release | undefined {
+  const adopt = slotAdopters.get(res);
+  slotAdopters.delete(res);
+  return adopt?.();
 }
 
 /** The admitted request's body must be all in within `bodyMsMax`, else 408 and the connection closes (which gives the slot back). */
@@ -215,6 +233,12 @@ function releaseWhenAnswered(res: Response, release: Release): void {
     if (isEventStream(res.getHeader('content-type')) || isEventStream(contentTypeIn(args))) done();
     return result;
   } as Response['writeHead'];
+  slotAdopters.set(res, () => {
+    res.off('finish', done);
+    res.off('close', done);
+    res.writeHead = writeHead;
+    return done;
+  });
 }
 
 function contentTypeIn(args: readonly unknown[]): OutgoingHttpHeader | undefined {
