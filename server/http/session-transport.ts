@@ -54,6 +54,11 @@ function messageBytesMin(message: JSONRPCMessage): number {
   return JSON.stringify(message).length;
 }
 
+/** The error of a request whose id a request still running on the session has. */
+function idInFlightError(id: RequestId): { code: number; message: string } {
+  return { code: -32600, message: `request id ${JSON.stringify(id)} is already in flight on this session; ids must be unique among a session's requests in flight` };
+}
+
 export class SessionTransport implements Transport {
   readonly sdk: NodeStreamableHTTPServerTransport;
   onclose?: () => void;
@@ -132,6 +137,14 @@ export class SessionTransport implements Transport {
 
   /** Any request of the session through the SDK transport (every case the direct path leaves). */
   handleRequest(req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, parsedBody?: unknown): Promise<void> {
+    // A request the SDK would take with the id of a direct request in flight: its answer would go
+    // to that request's POST (send() looks the id up in `direct` first), and the direct request's
+    // answer to this one. Refused, as serveDirect refuses the other way round; nothing run.
+    const clash = req.method === 'POST' ? this.directIdIn(parsedBody) : undefined;
+    if (clash !== undefined) {
+      answerJson(res, 400, JSON.stringify({ jsonrpc: '2.0', id: Array.isArray(parsedBody) ? null : clash, error: idInFlightError(clash) }), this.sessionId);
+      return Promise.resolve();
+    }
     // A GET opens the session's stream (the SDK refuses a second one while the first is open).
     if (req.method === 'GET' && this.streamBounds !== undefined && (this.streamBacklog === undefined || this.streamBacklog.ended)) {
       const backlog = new StreamBacklog(res, this.streamBounds.bytesMax, this.streamBounds.onCut);
@@ -152,11 +165,10 @@ export class SessionTransport implements Transport {
     if (this.closed || this.scopeChallenges || this.sessionId === undefined) return false;
     const request = directRequestOf(body);
     if (request === undefined) return false;
-    if (this.direct.has(request.id)) {
+    if (this.direct.has(request.id) || this.sdkRequests.has(request.id)) {
       // Answers are matched to requests by id: a second request with the id of one still running
-      // would take its answer, and leave itself unanswered. Refused, nothing run.
-      const error = { code: -32600, message: `request id ${JSON.stringify(request.id)} is already in flight on this session; ids must be unique among a session's requests in flight` };
-      answerJson(res, 400, JSON.stringify({ jsonrpc: '2.0', id: request.id, error }), this.sessionId);
+      // (on either path) would take its answer, and leave itself unanswered. Refused, nothing run.
+      answerJson(res, 400, JSON.stringify({ jsonrpc: '2.0', id: request.id, error: idInFlightError(request.id) }), this.sessionId);
       return true;
     }
     // The SDK's checks, in its order: Accept (406), then the session (the caller matched the
@@ -176,6 +188,15 @@ export class SessionTransport implements Transport {
     const id = request.id;
     void directToolAnswer(callTool, call, id, (error) => this.onerror?.(error)).then((answer) => this.answerDirect(id, exchange, answer));
     return true;
+  }
+
+  /** The id of a request in `body` (one message or a batch) that a direct request in flight has, if any. */
+  private directIdIn(body: unknown): RequestId | undefined {
+    if (this.direct.size === 0) return undefined;
+    for (const message of Array.isArray(body) ? body : [body]) {
+      if (isJSONRPCRequest(message) && this.direct.has(message.id)) return message.id;
+    }
+    return undefined;
   }
 
   /** The answer of a direct request (200, the session id), unless the session ended meanwhile (endDirect answered it). */

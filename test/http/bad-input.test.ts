@@ -40,6 +40,29 @@ describe('bad input over Streamable HTTP', () => {
     expect((await post(url, call(8, 'note_get', { id: 'a' }), session)).status).toBe(200);
   });
 
+  test('an id in flight on the other path (the direct one, or the SDK transport\'s) is refused too: neither request takes the other\'s answer', async () => {
+    serving = await startNotesHttp();
+    const url = `${serving.serving.url}/mcp`;
+    const session = await openSession(url);
+    // A _meta key of MCP's reserved namespace sends a request through the SDK transport (directRequestOf).
+    const viaSdk = (id: number, method: string, params: Record<string, unknown> = {}) =>
+      ({ jsonrpc: '2.0', id, method, params: { ...params, _meta: { 'io.modelcontextprotocol/related': 1 } } });
+    const release = holdNotePuts();
+    const direct = post(url, call(7, 'note_put', { id: 'a', text: 'direct' }), session);
+    await vi.waitFor(() => expect(vi.mocked(notePut.call)).toHaveBeenCalledTimes(1));
+    const sdkSame = await post(url, viaSdk(7, 'ping'), session);
+    expect(sdkSame.status).toBe(400);
+    expect(await sdkSame.json()).toMatchObject({ id: 7, error: { code: -32600, message: expect.stringContaining('already in flight') } });
+    const sdk = post(url, viaSdk(9, 'tools/call', { name: 'note_put', arguments: { id: 'b', text: 'sdk' } }), session);
+    await vi.waitFor(() => expect(vi.mocked(notePut.call)).toHaveBeenCalledTimes(2));
+    const directSame = await post(url, { jsonrpc: '2.0', id: 9, method: 'ping' }, session);
+    expect(directSame.status).toBe(400);
+    expect(await directSame.json()).toMatchObject({ id: 9, error: { code: -32600 } });
+    release();
+    expect(await (await direct).json()).toMatchObject({ id: 7, result: { structuredContent: { id: 'a' } } });
+    expect(await (await sdk).json()).toMatchObject({ id: 9, result: { structuredContent: { id: 'b' } } });
+  });
+
   test('a path nothing serves (an empty tenant segment, a typo) is a JSON 404 naming the MCP paths', async () => {
     serving = await startNotesHttp();
     for (const path of ['/t//mcp', '/mpc', '/t/acme/mcpx']) {
