@@ -48,6 +48,14 @@ const linearTimeRegExp = Object.assign((pattern: string): { test(text: string): 
 }, { code: 'RE2JS.compile' });
 
 /**
+ * multipleOf holds when value / multipleOf is within 1e-9 of a whole number. Ajv's default asks
+ * for an exact whole number, which doubles cannot give a decimal: 0.07 / 0.01 is
+ * 7.000000000000001, so `multipleOf: 0.01` refused 0.07, 1.15 and 19.99 as prices in cents.
+ * Only accepts more than the exact check (what JSON Schema means by a decimal multiple).
+ */
+const multipleOfDigits = 9;
+
+/**
  * Strict where strictness catches a mistake (an unknown keyword: `requried`, a draft's keyword
  * used in another), not where it refuses valid JSON Schema an agent writes every day:
  * `properties` or `required` without `type: "object"` (strictTypes), a tuple `items` without
@@ -59,6 +67,7 @@ const linearTimeRegExp = Object.assign((pattern: string): { test(text: string): 
 const ajvOptions: Options = {
   strict: true, strictTypes: false, strictTuples: false, strictRequired: false, allowUnionTypes: true,
   allErrors: false, validateFormats: true, code: { regExp: linearTimeRegExp },
+  multipleOfPrecision: multipleOfDigits,
 };
 
 /** The drafts a schema may declare in `$schema` (without its trailing `#`); none declared is draft-07. */

@@ -120,6 +120,18 @@ describe('attribute schemas: the JSON Schema agents write', () => {
     expect(union({ n: 'a' })).toBe(false);
   });
 
+  test('multipleOf a decimal holds for the decimals that are its multiples, despite binary floating point', () => {
+    // 0.07 / 0.01 is 7.000000000000001 in doubles: a plain integer check refused 0.07, 1.15 and 19.99 as cents.
+    const cents = compileAttributeSchema({ type: 'object', properties: { price: { type: 'number', multipleOf: 0.01 } } });
+    for (const price of [0, 0.07, 0.1, 0.3, 1.15, 19.99, 1234.56, -4.35]) expect(cents({ price }), String(price)).toBe(true);
+    for (const price of [0.075, 0.001, 19.995, 0.0100001]) expect(cents({ price }), String(price)).toBe(false);
+    const tenths = compileAttributeSchema({ type: 'number', multipleOf: 0.1 });
+    expect([0.3, 0.7, 2.2].map((n) => tenths(n))).toEqual([true, true, true]);
+    expect([0.35, 0.01].map((n) => tenths(n))).toEqual([false, false]);
+    const threes = compileAttributeSchema({ type: 'integer', multipleOf: 3 });
+    expect([9, 10].map((n) => threes(n))).toEqual([true, false]);
+  });
+
   test('$schema picks the draft: 2020-12 and 2019-09 keywords work there, draft-07 is the default', () => {
     const strictObject = { type: 'object', properties: { a: { type: 'string' } }, unevaluatedProperties: false };
     for (const uri of ['https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2019-09/schema']) {
