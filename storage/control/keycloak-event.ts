@@ -209,7 +209,15 @@ export function organizationDeletedBy(event: KeycloakEvent): string | null {
  * such id is a Keycloak user id, and the projection ignores it anyway.
  */
 export function landedSubjectUser(event: KeycloakEvent): string | null {
-  const user = event.subjectUserId;
+  return landableUser(event.subjectUserId);
+}
+
+/**
+ * A subject user Postgres text can hold and index (no U+0000, at most keycloakFieldCharsMax), else
+ * null: the projector looks such a user up and records it in kc_user_tenants, and an id it cannot
+ * hold would fail that pass at every retry, stopping every later event of every tenant.
+ */
+function landableUser(user: string | null): string | null {
   return user !== null && user.length <= keycloakFieldCharsMax && !user.includes('\u0000') ? user : null;
 }
 
@@ -323,7 +331,7 @@ export function keycloakEventFromJson(parsed: unknown, hashKey: string): Keycloa
     resourcePath,
     representation,
     organization,
-    subjectUserId: subjectUserOfEvent(kind, userId, kind === 'admin' ? resourceType : null, resourcePath, representation),
+    subjectUserId: landableUser(subjectUserOfEvent(kind, userId, kind === 'admin' ? resourceType : null, resourcePath, representation)),
     tenant: tenantOfKeycloakEvent(organization),
     dedupKey,
     raw: raw as JsonValue,
