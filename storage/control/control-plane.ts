@@ -470,6 +470,8 @@ function controlPlaneOn(
       // Keycloak sent it: the id as is, or URI-encoded. Marked as of its projection (or now).
       // excluded.deleted_at is null when no deletion at or after the event is landed: with the
       // event's time given, a marked row is then unmarked (made again); without it, never.
+      // An event older than the newest that named the id keeps the alias that one gave (a late or
+      // redelivered event from before the organization was made again under another alias).
       const paths = [...new Set([`organizations/${orgId}`, `organizations/${encodeURIComponent(orgId)}`])];
       const result = await pool.query<{ made: boolean }>(
         `insert into kc_organizations (org_id, alias, deleted_at, named_ms)
@@ -478,10 +480,11 @@ function controlPlaneOn(
                             and event_time_ms >= $4
                           having count(*) > 0),
                  case when $5 then $4::bigint end)
-         on conflict (org_id) do update set alias = excluded.alias, updated_at = now(),
+         on conflict (org_id) do update set updated_at = now(),
+           alias = case when coalesce(kc_organizations.named_ms > excluded.named_ms, false) then kc_organizations.alias else excluded.alias end,
            deleted_at = case when $5 and excluded.deleted_at is null then null else kc_organizations.deleted_at end,
            named_ms = greatest(kc_organizations.named_ms, excluded.named_ms)
-         where kc_organizations.alias <> excluded.alias
+         where (kc_organizations.alias <> excluded.alias and not coalesce(kc_organizations.named_ms > excluded.named_ms, false))
             or ($5 and kc_organizations.deleted_at is not null and excluded.deleted_at is null)
             or ($5 and (kc_organizations.named_ms is null or kc_organizations.named_ms < excluded.named_ms))
          returning xmax = 0 as made`,
