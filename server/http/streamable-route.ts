@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { createMcpHandler, isInitializeRequest, isJsonContentType, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
+import { createMcpHandler, isInitializeRequest, isJSONRPCRequest, isJsonContentType, isLegacyRequest, type McpHttpHandler } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classificationRequest } from './classification-request.js';
 import type { Principal } from '../auth/principal.js';
@@ -30,6 +30,7 @@ import { TenantPlaces } from './tenant-places.js';
 import { resourceUpdatedBytesMin, StreamBacklog, streamCutReport } from './stream-backlog.js';
 import { ListenFeeds } from './listen-feeds.js';
 import { isJsonObject } from '../../storage/json-object.js';
+import { admitMoreCalls } from '../ops/request-admission.js';
 
 export const sessionHeader = 'mcp-session-id';
 
@@ -264,6 +265,9 @@ export function createStreamableRoute(options: StreamableRouteOptions): Streamab
         sendJsonRpcError(res, 400, -32600, invalid.message, undefined, invalid.id);
         return;
       }
+      // Each request of a batch past its first is a call of its own under the tenant's bounds (its POST was admitted as one).
+      const batchRequests = req.method === 'POST' && Array.isArray(req.body) ? req.body.filter((m: unknown) => isJSONRPCRequest(m)).length : 0;
+      if (batchRequests > 1 && !admitMoreCalls(res, batchRequests - 1)) return;
       sessions.track(sessionId, res, req.method === 'GET' ? 'stream' : 'call');
       // One request on the session: straight to its server, no web Request round trip.
       if (req.method === 'POST' && session.transport.serveDirect(req, res, req.body)) return;

@@ -187,6 +187,39 @@ export class TenantLoadGuard {
     });
   }
 
+  /**
+   * `count` more calls of `tenant` at once, or a refusal now: never waits. For the requests of a
+   * JSON-RPC batch past its first (its POST was admitted as one call): a POST holding a slot and
+   * waiting for more could wait for its own. A batch past inFlightMax is never admitted, so it is
+   * refused as too large (limit_exceeded) rather than busy.
+   */
+  acquireNow(tenant: string, count: number): Release {
+    if (!(Number.isInteger(count) && count >= 1)) throw new Error(`load guard: acquireNow of ${count} calls`);
+    if (count + 1 > this.limits.inFlightMax) {
+      throw new MemoryError('limit_exceeded', `a batch of ${count + 1} requests is more than the ${this.limits.inFlightMax} calls a tenant may run at once (IOBOXX_TENANT_INFLIGHT_MAX)`,
+        `send at most ${this.limits.inFlightMax} requests in one batch, or each in its own POST`);
+    }
+    const load = this.loadOf(tenant);
+    this.refill(load);
+    if (load.tokens < count) {
+      const retryAfterMs = Math.min(retryAfterMsMax, Math.ceil(((count - load.tokens) / this.limits.ratePerSecond) * 1000));
+      this.onBusy?.(tenant, 'rate');
+      throw busy(`tenant ${tenant} is over its rate of ${this.limits.ratePerSecond} calls/s`, retryAfterMs, 'rate');
+    }
+    const alone = this.alone(load);
+    const underOwnBound = load.inFlight + count <= this.limits.inFlightMax || (load.inFlight + count <= this.limits.aloneInFlightMax && alone);
+    if (this.ready.length > 0 || !underOwnBound || !(this.running + count <= this.runningMax || alone)) {
+      this.onBusy?.(tenant, 'queue');
+      throw busy(`tenant ${tenant} has ${load.inFlight} calls running and ${load.queue.length} waiting: no room for ${count} more of a batch at once`, 1000, 'queue');
+    }
+    load.tokens -= count;
+    this.noteCall(load);
+    const releases = Array.from({ length: count }, () => this.grant(load));
+    return () => {
+      for (const release of releases) release();
+    };
+  }
+
   /** The refusal `acquire(tenant)` gives now (and counts it), else undefined. */
   private refusalFor(tenant: string): BusyError | undefined {
     const load = this.loadOf(tenant);
