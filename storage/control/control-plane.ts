@@ -571,7 +571,7 @@ function controlPlaneOn(
       assertTenant(row.tenant);
       const result = await pool.query(
         `insert into run_history (tenant, run_id, kind, definition, outcome, started_at, ended_at, details)
-         values ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::jsonb)
+         values ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000), to_timestamp($7::float8 / 1000), $8::json)
          on conflict (tenant, run_id) do nothing`,
         [row.tenant, row.runId, row.kind, row.definition, row.outcome, row.startedAtMs, row.endedAtMs, JSON.stringify(row.details)],
       );

@@ -245,6 +245,19 @@ export const migrations: readonly Migration[] = [
       alter table kc_organizations add column named_ms bigint;
     `,
   },
+  {
+    version: 13,
+    name: 'run history details as json',
+    sql: `
+      -- A run's details are the caller's JSON (a session's details, a BPMN run's details and
+      -- reason): a string in them may hold U+0000, which jsonb refuses. One such row refused
+      -- would stall the tenant's outbox drain, and the access-log staging after it, for good;
+      -- json keeps any escape, as audit_staging.event and kc_event_landing.raw do.
+      alter table run_history alter column details drop default;
+      alter table run_history alter column details type json using details::json;
+      alter table run_history alter column details set default '{}'::json;
+    `,
+  },
 ];
 
 /** Applies every migration not yet recorded; returns the versions this call applied. */
