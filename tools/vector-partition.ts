@@ -5,7 +5,9 @@
  *
  * A search quantises the query to int16, scores every slot with the SIMD kernel
  * (vector-kernel.ts), keeps the `depth` best approximate scores among slots the filter
- * accepts, and rescores those exactly in float64.
+ * accepts, and rescores those exactly in float64; then every other accepted slot whose
+ * approximate score, widened by its quantisation error bound, could still reach the k-th exact
+ * score is rescored too, so the k best of the hits are the exact k best.
  */
 import { MemoryError } from '../storage/errors.js';
 import { BestSlots } from './vector-best.js';
@@ -120,8 +122,11 @@ export class VectorPartition {
   /**
    * The `depth` best by approximate score among ids the filter accepts, rescored exactly
    * (cosine, float64), in no particular order. The query is nonzero, finite, of this dimension.
+   * Every accepted slot whose approximate score, widened by its quantisation error bound, could
+   * reach the k-th best exact score is rescored too, so the k best among the hits are the exact k
+   * best (approximate scores can all tie when a large component rounds the others to code 0).
    */
-  candidates(query: Float32Array, depth: number, filter?: (id: string) => boolean): PartitionHit[] {
+  candidates(query: Float32Array, depth: number, filter?: (id: string) => boolean, k: number = depth): PartitionHit[] {
     if (this.count === 0) return [];
     const { sumSquares, absMax } = magnitude(query);
     const buffer = this.kernel.memory.buffer;
@@ -149,13 +154,38 @@ export class VectorPartition {
     }
 
     const invQueryNorm = 1 / Math.sqrt(sumSquares);
-    return best.slotList().map((slot) => {
+    const exact = (slot: number): PartitionHit => {
       const vector = this.vectors[slot]!;
       let dot = 0;
       for (let d = 0; d < vector.length; d++) dot += vector[d]! * query[d]!;
       // Rounding can land a hair outside [-1, 1] (1 + 2^-52 for a vector against itself): a cosine never is.
       return { id: this.ids[slot]!, score: Math.min(1, Math.max(-1, dot * invQueryNorm * this.invNorms[slot]!)) };
-    });
+    };
+    const kept = best.slotList();
+    const hits = kept.map(exact);
+    if (hits.length < k || kept.length === this.count) return hits;
+
+    // approx = t * (v/|v| . q) + error, t = toCode: with stored codes off by at most half a code
+    // (codeScale in normalised units) and query codes by at most 1/2, the error is at most
+    // t * codeScale/2 * |q|_1 + |v/|v||_1 / 2 + codeScale/4 * dimensions (|v/|v||_1 <= sqrt(dimensions)).
+    let queryL1 = 0;
+    for (let d = 0; d < query.length; d++) queryL1 += Math.abs(query[d]!);
+    const cosineUnit = toCode * Math.sqrt(sumSquares); // approx / cosineUnit ≈ cosine
+    const kth = hits.map((h) => h.score).sort((a, b) => b - a)[k - 1]!;
+    const floor = kth * cosineUnit;
+    const slack = 1 + 1e-9;
+    const fixedError = 0.5 * Math.sqrt(this.dimensions);
+    const inKept = new Uint8Array(this.count);
+    for (const slot of kept) inKept[slot] = 1;
+    for (let slot = 0; slot < this.count; slot++) {
+      if (inKept[slot] === 1) continue;
+      const scale = codeScales[slot]!;
+      const error = (0.5 * scale * (toCode * queryL1 + 0.5 * this.dimensions) + fixedError) * slack + 1e-9 * cosineUnit;
+      if (rawScores[slot]! * scale + error < floor) continue;
+      if (filter && !filter(this.ids[slot]!)) continue;
+      hits.push(exact(slot));
+    }
+    return hits;
   }
 
   private grow(): void {

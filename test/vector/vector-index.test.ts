@@ -286,3 +286,20 @@ describe('VectorIndex refusals leave it unchanged', () => {
     expect(index.search(Float32Array.of(0, 1, 0, 0, 0), 1)[0]!.score).toBeCloseTo(1, 6);
   });
 });
+
+describe('VectorIndex: quantisation never drops a true best', () => {
+  // A large shared component leaves every other component 0 after int8 quantisation, so all
+  // approximate scores tie; the exact top-k must still come back (here it ranks by component 1).
+  for (const scalarScan of [false, true]) {
+    test(`dominant component, k=5 (${scalarScan ? 'scalar' : 'simd'})`, () => {
+      const index = newIndex({ scalarScan });
+      const vectors: Float32Array[] = [];
+      for (let i = 0; i < 300; i++) vectors.push(Float32Array.from([1000, i * 1e-3, 0.5, 0.25]));
+      fill(index, vectors);
+      const query = Float32Array.from([0, 1, 0, 0]);
+      const got = index.search(query, 5).map((h) => h.id);
+      expect(got).toEqual(exactTopK(vectors, query, 5).map((h) => `v${h.index}`));
+      expect(got).toEqual(['v299', 'v298', 'v297', 'v296', 'v295']);
+    });
+  }
+});
