@@ -37,7 +37,11 @@ export function errorBodyOf(error: unknown): { body: ErrorBody; isInternal: bool
   }
   if (error instanceof StoreFailed) {
     // The store refuses every call until reopened (the HTTP server does so once it is idle, after a backoff).
-    return { body: { code: 'unavailable', message: error.message, hint: 'retry in a few seconds: the store reopens with exactly what was acknowledged' }, isInternal: false };
+    // Its files deleted, a reopen finds nothing to replay: what it acknowledged is gone, not reopened.
+    const hint = error.kind === 'files_deleted'
+      ? 'what it held is gone unless an operator restores it from a backup; retry in a few seconds to learn what the reopen finds'
+      : 'retry in a few seconds: the store reopens with exactly what was acknowledged';
+    return { body: { code: 'unavailable', message: error.message, hint }, isInternal: false };
   }
   if (error instanceof z.ZodError) {
     return { body: { code: 'invalid_argument', message: zodMessage(error), hint: 'fix the named fields and call again' }, isInternal: false };

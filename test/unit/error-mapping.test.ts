@@ -16,6 +16,14 @@ test('a failed store is unavailable, with its reason and a hint, on MCP and on t
   expect(errorMessage(failed, ['q1'])).toEqual({ type: 'error', ...body, ids: ['q1'] });
 });
 
+test('a store whose files were deleted under it does not promise that it reopens with what it acknowledged', () => {
+  const failed = new StoreFailed("the store's files were deleted while it was open (/d/log): nothing more is acknowledged; what it held is gone unless restored from a backup", 'files_deleted');
+  const { body } = errorBodyOf(failed);
+  expect(body.code).toBe('unavailable');
+  expect(body.hint).not.toContain('reopens with exactly what was acknowledged');
+  expect(body.hint).toContain('restores it from a backup');
+});
+
 test('a MemoryError keeps its code and hint; zod is invalid_argument; anything else is internal without its message', () => {
   expect(errorBodyOf(new MemoryError('busy', 'too many', 'wait')).body).toEqual({ code: 'busy', message: 'too many', hint: 'wait' });
   const zodError = z.object({ n: z.number() }).safeParse({ n: 'x' }).error;
