@@ -228,7 +228,10 @@ function retireCommand(tenants: Command, name: string, description: string, with
     .action(async (tenant: string, opts: RetireOptions) => {
       try {
         if (opts.yes !== true) throw new MemoryError('invalid_argument', `tenant ${tenant}: ${without}; nothing changed`, 'add --yes to do it');
-        const { report, lines } = await retire(operatorDataDir(opts.dataDir), tenant);
+        const dataDir = operatorDataDir(opts.dataDir);
+        // A mistyped data directory is said as such, as `tenants list` does, not "T was not known; nothing changed" (exit 0).
+        await requireDataDir(dataDir);
+        const { report, lines } = await retire(dataDir, tenant);
         printReport(opts.json === true, { ok: true, ...report }, () => lines);
       } catch (error) {
         failCommand(error, opts.json === true);

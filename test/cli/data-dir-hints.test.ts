@@ -61,6 +61,7 @@ describe.concurrent('hints after --data-dir D name --data-dir D', () => {
 
   test('a data directory with a space in its name is quoted for the shell', async () => {
     const spaced = path.join(dataDir, 'with space');
+    mkdirSync(spaced); // a data directory that exists: a missing one is refused as such first
     const r = await cli(['tenants', 'delete', 'nobody', '--yes', '--data-dir', spaced]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`\`ioboxx-memory tenants list --data-dir '${spaced}'\``);
