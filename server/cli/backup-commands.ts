@@ -13,7 +13,6 @@
  * removes that scratch before the process exits, so an interrupted run leaves nothing half-written.
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
@@ -282,7 +281,6 @@ export function registerBackupCommands(program: Command): void {
         }
         // After a download, a failed or interrupted restore says the download is whole, and how to restore it without downloading again.
         const downloaded = opts.fromS3 === undefined ? undefined : `the backup downloaded into ${path.resolve(dir)} is whole: restore it without --from-s3: ${restoreCommand(path.resolve(dir), tenant, dataDir)}`;
-        await mkdir(tenantsRoot(dataDir), { recursive: true });
         const report = await scratchRemovedWhenInterrupted([scratchDirOf(target, 'restore')], target, opts, 'restore',
           async () => restoreBackup(path.resolve(dir), target, { module: await memoryModule(), expectedTenant: tenant, onProgress }), downloaded)
           .catch((error: unknown) => {

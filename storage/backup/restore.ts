@@ -71,6 +71,8 @@ export async function restoreBackup(backupDir: string, targetDir: string, option
   const checked = await verifyBackupFiles(source, manifest, fl, (d, t) => options.onProgress?.('verify', d, t));
 
   const scratch = scratchDirOf(target, 'restore');
+  // Made only now, the backup verified: a refused restore leaves no directory behind.
+  await fl.mkdirp(path.dirname(target));
   await removeDeadScratches(target, 'restore');
   try {
     let done = 0;

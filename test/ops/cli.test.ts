@@ -127,6 +127,7 @@ describe('operator commands beside a writing process', () => {
     const damaged = await cli('restore', backupDir, 'acme', '--data-dir', path.join(work, 'data-3'));
     expect(damaged.code).toBe(3);
     expect(damaged.stderr).toContain(file);
+    expect(existsSync(path.join(work, 'data-3')), 'a refused restore made its data directory').toBe(false);
 
     const open = await cli('restore', path.join(work, 'backup-1'), 'acme', '--json');
     expect(open.code).toBe(1);
