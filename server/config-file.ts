@@ -37,7 +37,10 @@ export function environmentWithFile(env: NodeJS.ProcessEnv, file: string | undef
     else problems.push(`config file ${file}: ${name} must be a string, number or boolean`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ...fromFile, ...env };
+  // A variable set to nothing (`DATABASE_URL=` from a compose file or a unit's template) is unset
+  // everywhere else (config.ts blankToUndefined): it must not wipe the file's value and leave the default.
+  const given = Object.fromEntries(Object.entries(env).filter(([name, value]) => !(name in fromFile) || (value ?? '').trim() !== ''));
+  return { ...fromFile, ...given };
 }
 
 /**

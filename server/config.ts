@@ -48,7 +48,13 @@ const environmentSchema = z
     IOBOXX_HTTP_HOST: z.preprocess(blankToUndefined, z.string().min(1).default(httpHostDefault)),
     IOBOXX_HTTP_PORT: integerIn(0, 65_535, httpPortDefault),
     IOBOXX_LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(logLevels).default('info')),
-    IOBOXX_ALLOWED_ORIGINS: commaList,
+    // Each entry as http-server.ts originHostname reads it: `scheme://*`, a bare hostname, or a URL it can parse.
+    IOBOXX_ALLOWED_ORIGINS: commaList.superRefine((origins, context) => {
+      for (const origin of origins) {
+        if (/^[a-z][a-z0-9+.-]*:\/\/\*$/.test(origin) || !origin.includes('://') || URL.canParse(origin)) continue;
+        context.addIssue({ code: 'custom', message: `${JSON.stringify(origin)} is not an origin (https://app.example.com), a hostname or scheme://*` });
+      }
+    }),
     IOBOXX_PUBLIC_URL: optionalUrl,
     // The other OIDC variables (audience, tenant claim, role map, ...) are parsed by
     // server/auth/auth-config.ts, their one owner; its complaints join the list below.
@@ -95,7 +101,18 @@ export const settingNames: ReadonlySet<string> = new Set([...Object.keys(environ
 /** Settings that only make sense together; checked on the raw values so they join every other problem. */
 function missingCompanions(env: NodeJS.ProcessEnv): string[] {
   const given = (name: string) => (env[name] ?? '').trim() !== '';
-  if (!given('S3_ENDPOINT')) return [];
+  // The other way round too: a setting whose primary is unset would be ignored without a word
+  // (the bucket without S3_ENDPOINT, the migrations' URL without DATABASE_URL, a token in local mode).
+  // AWS_* alone are left alone: other AWS tools read them from the same environment.
+  const needs: ReadonlyArray<readonly [string, string]> = [
+    ['S3_BUCKET', 'S3_ENDPOINT'], ['S3_REGION', 'S3_ENDPOINT'],
+    ['DATABASE_DIRECT_URL', 'DATABASE_URL'],
+    ['IOBOXX_TOKEN', 'IOBOXX_OIDC_ISSUER'], ['IOBOXX_TENANT', 'IOBOXX_OIDC_ISSUER'],
+  ];
+  const orphans = needs
+    .filter(([name, primary]) => given(name) && !given(primary))
+    .map(([name, primary]) => `${primary}: required when ${name} is set (without it ${name} is ignored)`);
+  if (!given('S3_ENDPOINT')) return orphans;
   return ['S3_BUCKET', 'S3_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']
     .filter((name) => !given(name))
     .map((name) => `${name}: required when S3_ENDPOINT is set`);

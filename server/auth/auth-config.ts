@@ -21,11 +21,13 @@
  */
 import { MemoryError } from '../../storage/errors.js';
 import { parseRoleMap, roleMapDefault, roleMapFrom, type RoleMap } from './capabilities.js';
+import { assertFetchableUrl } from './oidc-discovery.js';
 import { publicOrigin } from './protected-resource-metadata.js';
 import { jwksStaleMaxAgeMsDefault } from './stale-key-fallback.js';
 import { tenantClaimDefault } from './tenant-claims.js';
 import {
   clockToleranceSDefault,
+  clockToleranceSMax,
   jwksCacheMaxAgeMsDefault,
   jwksCooldownMsDefault,
   signingAlgorithms,
@@ -93,16 +95,22 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
   } catch {
     problems.push('IOBOXX_PUBLIC_URL must be an http(s) origin such as https://memory.example.com (no path)');
   }
+  const allowHttp = boolean(env, 'IOBOXX_OIDC_ALLOW_HTTP', false, problems);
+  // What the token verifier asserts when it is made (token-verifier.ts assertVerifierOptions), checked
+  // here too: there it is a stack trace after the start has begun, here one line with the others.
+  problems.push(...issuerProblems(issuer, allowHttp));
+  const clockToleranceS = number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault, problems);
+  if (clockToleranceS > clockToleranceSMax) problems.push(`IOBOXX_OIDC_CLOCK_TOLERANCE_S must be at most ${clockToleranceSMax} seconds`);
   const config: AuthConfig = {
     oidc: {
       issuer,
       audience,
       algorithms: algorithms.length > 0 ? (algorithms as SigningAlgorithm[]) : ['RS256'],
-      clockToleranceS: number(env, 'IOBOXX_OIDC_CLOCK_TOLERANCE_S', clockToleranceSDefault, problems),
+      clockToleranceS,
       jwksCooldownMs: number(env, 'IOBOXX_OIDC_JWKS_COOLDOWN_MS', jwksCooldownMsDefault, problems),
       jwksCacheMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_MAX_AGE_MS', jwksCacheMaxAgeMsDefault, problems),
       jwksStaleMaxAgeMs: number(env, 'IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS', jwksStaleMaxAgeMsDefault, problems),
-      allowHttp: boolean(env, 'IOBOXX_OIDC_ALLOW_HTTP', false, problems),
+      allowHttp,
     },
     clientId: nonEmpty(env.IOBOXX_OIDC_CLIENT_ID) ?? audience[0] ?? '',
     tenantClaim,
@@ -111,6 +119,24 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
   };
   if (problems.length > 0) throw new AuthConfigError(problems);
   return config;
+}
+
+/** The issuer URL as the verifier will fetch it: https (or http on loopback / when allowed), no query or fragment. */
+function issuerProblems(issuer: string, allowHttp: boolean): string[] {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return []; // config.ts reports a value that is no URL
+  }
+  const problems: string[] = [];
+  try {
+    assertFetchableUrl(url, allowHttp, 'IOBOXX_OIDC_ISSUER');
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (url.search !== '' || url.hash !== '') problems.push('IOBOXX_OIDC_ISSUER must not carry a query or fragment');
+  return problems;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

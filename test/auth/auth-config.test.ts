@@ -51,6 +51,13 @@ describe('identity configuration from the environment', () => {
     expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ALLOW_HTTP: '1' })!.oidc.allowHttp).toBe(true);
     expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ALLOW_HTTP: 'false' })!.oidc.allowHttp).toBe(false);
     expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS: '-1' })).toThrow(/IOBOXX_OIDC_JWKS_STALE_MAX_AGE_MS/);
+    // What the verifier would refuse once made is refused here, with the others.
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_CLOCK_TOLERANCE_S: '301' })).toThrow(/IOBOXX_OIDC_CLOCK_TOLERANCE_S/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ISSUER: 'http://id.example.com/realms/r' })).toThrow(/IOBOXX_OIDC_ISSUER .*must use https/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ISSUER: 'ftp://id.example.com/realms/r' })).toThrow(/IOBOXX_OIDC_ISSUER/);
+    expect(() => authConfigFromEnv({ ...base, IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r#x' })).toThrow(/query or fragment/);
+    expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ISSUER: 'http://id.example.com/realms/r', IOBOXX_OIDC_ALLOW_HTTP: 'true' })!.oidc.allowHttp).toBe(true);
+    expect(authConfigFromEnv({ ...base, IOBOXX_OIDC_ISSUER: 'http://127.0.0.1:8080/realms/r' })!.oidc.issuer).toBe('http://127.0.0.1:8080/realms/r');
     expect(() => parseRoleMap('[]')).toThrow(MemoryError);
     expect(() => parseRoleMap('not json')).toThrow(MemoryError);
   });

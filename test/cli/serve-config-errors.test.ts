@@ -21,3 +21,20 @@ test('serve --http with IOBOXX_HTTP_PORT=abc and IOBOXX_MAX_OPEN_TENANTS=1.5: ex
   expect(r.stderr).toContain('IOBOXX_SHUTDOWN_MS: expected an integer from 100 to 600000');
   expect(r.stderr).not.toContain('NaN');
 });
+
+test('serve --http with an http issuer off loopback, a query in it or a clock tolerance past 300 s: exit 2 naming each, no stack trace', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'ioboxx-config-errors-'));
+  const base = { ...cliEnv(), IOBOXX_DATA_DIR: dataDir, IOBOXX_OIDC_AUDIENCE: 'memory', IOBOXX_HTTP_PORT: 'abc' };
+  const [node, ...args] = cliCommand(['serve', '--http']);
+  const plain = await runProcess(node!, args, { env: { ...base, IOBOXX_OIDC_ISSUER: 'http://id.example.com/realms/r', IOBOXX_OIDC_CLOCK_TOLERANCE_S: '301' } });
+  expect(plain.code, plain.stderr).toBe(2);
+  expect(plain.stderr).toContain('invalid configuration (3 problems)');
+  expect(plain.stderr).toContain('IOBOXX_OIDC_ISSUER http://id.example.com/realms/r must use https');
+  expect(plain.stderr).toContain('IOBOXX_OIDC_CLOCK_TOLERANCE_S must be at most 300 seconds');
+  expect(plain.stderr).toContain('IOBOXX_HTTP_PORT');
+  expect(plain.stderr).not.toMatch(/\n\s+at /);
+  const query = await runProcess(node!, args, { env: { ...base, IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r?x=1' } });
+  expect(query.code, query.stderr).toBe(2);
+  expect(query.stderr).toContain('IOBOXX_OIDC_ISSUER must not carry a query or fragment');
+  expect(query.stderr).not.toMatch(/\n\s+at /);
+});

@@ -116,6 +116,8 @@ test('printing the configuration redacts every secret', () => {
     DATABASE_URL: 'postgres://app:pg-password@127.0.0.1:5432/ioboxx',
     DATABASE_DIRECT_URL: 'postgres://app:direct-password@127.0.0.1:5432/ioboxx',
     IOBOXX_TOKEN: 'the-token',
+    IOBOXX_OIDC_ISSUER: 'https://kc.example/realms/acme',
+    IOBOXX_OIDC_AUDIENCE: 'ioboxx-memory',
     S3_ENDPOINT: 'http://127.0.0.1:7480',
     S3_REGION: 'default',
     S3_BUCKET: 'audit',
@@ -127,4 +129,42 @@ test('printing the configuration redacts every secret', () => {
   for (const secret of secrets) expect(printed).not.toContain(secret);
   expect(printed).toContain('127.0.0.1:5432');
   expect(printed).toContain('audit');
+});
+
+test('an allowed origin the HTTP server cannot read is refused at start, naming the setting (it was a bare "TypeError: Invalid URL" stack once serve --http had started)', () => {
+  expect(() => loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'https://ok.example, http://[bad', IOBOXX_HTTP_PORT: 'abc' })).toThrow(ConfigError);
+  try {
+    loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'https://ok.example, http://[bad', IOBOXX_HTTP_PORT: 'abc' });
+  } catch (error) {
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(2);
+    expect(problems.some((p) => p.startsWith('IOBOXX_ALLOWED_ORIGINS:') && p.includes('http://[bad'))).toBe(true);
+  }
+  expect(() => loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'https://' })).toThrow(/IOBOXX_ALLOWED_ORIGINS/);
+  // What the server takes stays taken: origins, bare hostnames, scheme://*.
+  expect(loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'https://a.example:8443, b.example, chrome-extension://*' }).http.allowedOrigins)
+    .toEqual(['https://a.example:8443', 'b.example', 'chrome-extension://*']);
+});
+
+test('a setting whose primary setting is unset is refused, not ignored (the bucket without S3_ENDPOINT, the direct URL without DATABASE_URL, a token in local mode)', () => {
+  let error: unknown;
+  try {
+    loadConfig({
+      S3_BUCKET: 'audit', S3_REGION: 'eu-central-1', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's',
+      DATABASE_DIRECT_URL: 'postgres://u:p@db.example.com:5432/postgres',
+      IOBOXX_TOKEN: 'the-token', IOBOXX_TENANT: 'acme',
+    });
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).problems).toEqual([
+    'S3_ENDPOINT: required when S3_BUCKET is set (without it S3_BUCKET is ignored)',
+    'S3_ENDPOINT: required when S3_REGION is set (without it S3_REGION is ignored)',
+    'DATABASE_URL: required when DATABASE_DIRECT_URL is set (without it DATABASE_DIRECT_URL is ignored)',
+    'IOBOXX_OIDC_ISSUER: required when IOBOXX_TOKEN is set (without it IOBOXX_TOKEN is ignored)',
+    'IOBOXX_OIDC_ISSUER: required when IOBOXX_TENANT is set (without it IOBOXX_TENANT is ignored)',
+  ]);
+  // AWS credentials alone (other AWS tools read them) stay local mode with no S3, as before.
+  expect(loadConfig({ AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' }).s3).toBeUndefined();
 });

@@ -31,6 +31,15 @@ describe('configuration file', () => {
     expect(config.logLevel).toBe('warn');
   });
 
+  test('a variable set to nothing does not wipe the file\'s value (it would fall back to the default: local mode, PGlite)', () => {
+    const f = file(JSON.stringify({ IOBOXX_OIDC_ISSUER: 'https://id.example.com/realms/r', IOBOXX_OIDC_AUDIENCE: 'memory', DATABASE_URL: 'postgres://db/x', IOBOXX_HTTP_PORT: 9001 }));
+    const config = loadConfig(environmentWithFile({ IOBOXX_OIDC_ISSUER: '', DATABASE_URL: '  ', IOBOXX_HTTP_PORT: '9002' }, f));
+    expect(config.mode).toBe('token');
+    expect(config.auth?.oidc.issuer).toBe('https://id.example.com/realms/r');
+    expect(config.database.url).toBe('postgres://db/x');
+    expect(config.http.port).toBe(9002);
+  });
+
   test('every problem of the file is listed together, and values are never echoed', () => {
     const error = refusal(file(JSON.stringify({ NOT_A_SETTING: 1, IOBOXX_TOKEN: { nested: 'secret-value' }, ALSO_BAD: 'x' })));
     expect(error.problems).toHaveLength(3);
