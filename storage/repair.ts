@@ -12,6 +12,9 @@
  *    But when the damage lies wholly below a snapshot that verifies, and the log from that
  *    snapshot on is intact, the segments below it go aside instead (the chain must stay whole), and
  *    with them the older snapshots the log no longer reaches: nothing after the snapshot is lost.
+ *    When that snapshot lies inside the damaged segment itself (a store whose log is one segment),
+ *    and no whole later segment carries the log on from it, the intact frames past the damage are
+ *    copied into a segment of their own (named by their first offset) and the damaged file goes aside whole.
  *    Of the two, repair keeps the one that ends later (the cut when they tie: it moves less).
  *  - Snapshots past the new log end, and a clean-close checkpoint past it or of a log that was
  *    cut, are moved aside too: both are evidence of acknowledged transactions the log lost, and
@@ -26,7 +29,9 @@ import { DamagedStore } from './errors.js';
 import type { FileLayer } from './io/file-layer.js';
 import { nodeFileLayer } from './io/node-file-layer.js';
 import { checkpointFileName, readCheckpoint } from './log/checkpoint.js';
+import { checkFrame, frameOffsetAt } from './log/frame.js';
 import { keepAsideAndCut, listSegments, resync, scanSegmentBytes, SegmentReader, type Damage } from './log/recovery.js';
+import { encodeSegmentHeader, segmentFileName, segmentHeaderBytes } from './log/segment.js';
 import { listSnapshots, verifySnapshotFiles, type SnapshotRef } from './snapshot/reader.js';
 import { takeStoreLock } from './store-lock.js';
 
@@ -64,6 +69,21 @@ interface FileScan {
   readonly zeroRun?: true;
   /** The highest offset a valid frame in it carries, past its problem too (-1: none): what the report counts as dropped. */
   readonly lastOffsetSeen: number;
+  /** Past a bad frame, the frames that chain on, intact, to the end of the file (or its zeros): bytes [position, end), offsets from firstOffset. */
+  readonly rejoin?: Rejoin;
+}
+
+interface Rejoin {
+  readonly position: number;
+  readonly end: number;
+  readonly firstOffset: number;
+  readonly frames: number;
+}
+
+/** A damaged segment whose intact frames past the damage become a segment of their own (named by their first offset); the file goes aside whole. */
+interface Split extends Rejoin {
+  readonly file: string;
+  readonly newFile: string;
 }
 
 /** The chain of segments from one file on, as the open would walk it. */
@@ -92,6 +112,8 @@ interface Plan {
   readonly cut?: Damage;
   /** The snapshot the store reopens from, when the log below it went aside. */
   readonly from?: SnapshotRef;
+  /** The damaged segment whose frames past the damage carry the log on from that snapshot. */
+  readonly split?: Split;
   /** Where the report says the damage was, and what repair found and did. */
   readonly file: string;
   readonly position: number;
@@ -112,13 +134,23 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   // Past the end: evidence of what the log lost. Below the log's start (only when the log below a snapshot went): no longer replayable.
   const snapshotsPast = (await listSnapshots(dir, fl)).filter((ref) => ref.offset > end);
   const snapshotsBelow = plan?.from ? (await listSnapshots(dir, fl)).filter((ref) => ref.offset + 1 < logFirst) : [];
-  const checkpoint = await checkpointOffset(logDir, fl);
-  // A checkpoint past the end is lost work; after a cut it no longer describes the log either.
-  const checkpointStale = checkpoint !== undefined && (plan?.cut !== undefined || checkpoint > end);
+  const checkpointRead = await checkpointOffset(logDir, fl);
+  const checkpointNotAFile = checkpointRead === notAFile;
+  const checkpoint = checkpointNotAFile ? undefined : checkpointRead;
+  // A checkpoint past the end is lost work; after a cut it no longer describes the log either. Something that is no file is no checkpoint: it goes aside.
+  const checkpointStale = checkpointNotAFile || (checkpoint !== undefined && (plan?.cut !== undefined || checkpoint > end));
   if (!plan && snapshotsPast.length === 0 && !checkpointStale) return { damaged: false, droppedTransactions: 0, movedAside: [] };
 
   const aside = await asideDirOf(logDir, nowMs, fl);
   const movedAside: string[] = [];
+  const split = plan?.split;
+  if (split) {
+    // The intact frames first, as a segment of their own; then the damaged file goes aside whole (a crash between leaves the new one a stray inside it, which repair moves aside again).
+    const buf = await fl.readFile(split.file);
+    await fl.writeFileDurable(split.newFile, [encodeSegmentHeader(split.firstOffset), buf.subarray(split.position, split.end)]);
+    await fl.rename(split.file, path.join(aside, path.basename(split.file)));
+    movedAside.push(`${split.file} (its frames from offset ${split.firstOffset} on, past the damage, were copied into ${path.basename(split.newFile)})`);
+  }
   for (const cut of plan?.cuts ?? []) {
     const keptAt = path.join(aside, `${path.basename(cut.file)}.from-${cut.position}`);
     // From byte 0 the whole entry goes aside: a rename, unread (it may not even be a file).
@@ -135,7 +167,9 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   const lastOffsetSeen = files.reduce((max, f) => Math.max(max, f.lastOffsetSeen), -1);
   const droppedThrough = Math.max(lastOffsetSeen, checkpoint ?? -1, ...snapshotsPast.map((ref) => ref.offset));
   const droppedTransactions = Math.max(0, droppedThrough - end);
-  const where = plan ?? { ...(await logEnd(logDir, fl)), reason: `the log ends at offset ${end}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged` };
+  const where = plan ?? (checkpointNotAFile && snapshotsPast.length === 0
+    ? { file: path.join(logDir, checkpointFileName), position: 0, reason: `${checkpointFileName} is not a regular file, so no clean-close checkpoint: moved aside whole; nothing acknowledged was dropped` }
+    : undefined) ?? { ...(await logEnd(logDir, fl)), reason: `the log ends at offset ${end}, but ${snapshotsPast.length > 0 ? `snapshot ${path.basename(snapshotsPast[0]!.dir)}` : 'the clean-close checkpoint'} shows offsets through ${droppedThrough} were acknowledged` };
   return {
     damaged: true, file: where.file, position: where.position, reason: where.reason,
     ...(droppedTransactions > 0 ? { droppedFrom: end + 1, droppedThrough } : {}),
@@ -159,27 +193,28 @@ async function planAroundDamage(dir: string, files: readonly FileScan[], whole: 
   }
   const cutAt = whole.damage.at;
   const damage = whole.damage.damage;
-  const best = await bestSnapshotTail(dir, files, whole.end, fl);
+  const best = await bestSnapshotTail(dir, files, cutAt, whole.end, fl);
   if (!best) {
     return {
       logFirst: files[0]!.firstOffset, end: whole.end, cut: damage, file: damage.file, position: damage.position, reason: damage.reason,
       whole: [...whole.strays.map((f) => f.file), ...files.slice(cutAt + 1).map((f) => f.file)], cuts: [...whole.zeroRuns, damage],
     };
   }
-  const { from, start, tail } = best;
-  const below = files.slice(0, start);
+  const { from, below, tailFiles, split, tail } = best;
+  const logFirst = tailFiles[0]!.firstOffset;
   const tailCut = tail.damage;
-  const kept = `the damage lies below snapshot ${path.basename(from.dir)} (offset ${from.offset}), which verifies, and the log from offset ${files[start]!.firstOffset} on is intact through ${tail.end}`;
-  const fixes = tail.strays.length + tail.zeroRuns.length > 0 ? `; ${describeFixes(tail, files)}` : '';
+  const kept = `the damage lies below snapshot ${path.basename(from.dir)} (offset ${from.offset}), which verifies, and the log from offset ${logFirst} on${split ? ` (past the damage in ${path.basename(split.file)})` : ''} is intact through ${tail.end}`;
+  const fixes = tail.strays.length + tail.zeroRuns.length > 0 ? `; ${describeFixes(tail, tailFiles)}` : '';
   const after = tailCut
     ? `; the log is cut again at ${tailCut.damage.file} byte ${tailCut.damage.position} (${tailCut.damage.reason})`
-    : `: the log below offset ${files[start]!.firstOffset} was moved aside (the log must chain on from the snapshot), and nothing acknowledged was dropped`;
+    : `: the log below offset ${logFirst} was moved aside (the log must chain on from the snapshot), and nothing acknowledged was dropped`;
   return {
-    logFirst: files[start]!.firstOffset, end: tail.end, from, file: damage.file, position: damage.position,
+    logFirst, end: tail.end, from, file: damage.file, position: damage.position,
     reason: `${damage.reason} (offset ${damage.offset}); ${kept}${fixes}${after}`,
-    whole: [...below.map((f) => f.file), ...tail.strays.map((f) => f.file), ...(tailCut ? files.slice(tailCut.at + 1).map((f) => f.file) : [])],
+    whole: [...below.map((f) => f.file), ...tail.strays.map((f) => f.file), ...(tailCut ? tailFiles.slice(tailCut.at + 1).map((f) => f.file) : [])],
     cuts: [...tail.zeroRuns, ...(tailCut ? [tailCut.damage] : [])],
     ...(tailCut ? { cut: tailCut.damage } : {}),
+    ...(split ? { split } : {}),
   };
 }
 
@@ -188,20 +223,44 @@ async function planAroundDamage(dir: string, files: readonly FileScan[], whole: 
  * (it starts at or below the offset after the snapshot and holds frames through it), with the
  * lowest file that stretch can start at: the one that ends latest, and of those keeps the most.
  */
-async function bestSnapshotTail(dir: string, files: readonly FileScan[], cutEnd: number, fl: FileLayer): Promise<{ from: SnapshotRef; start: number; tail: Chain } | undefined> {
-  let best: { from: SnapshotRef; start: number; tail: Chain } | undefined;
+async function bestSnapshotTail(dir: string, files: readonly FileScan[], damagedAt: number, cutEnd: number, fl: FileLayer): Promise<SnapshotTail | undefined> {
+  let best: SnapshotTail | undefined;
+  // Where the tail may start: a later file, or the intact frames past the damage inside the damaged file itself (a snapshot taken inside a segment).
+  const starts: { below: readonly FileScan[]; tailFiles: readonly FileScan[]; split?: Split }[] = [];
+  const damaged = files[damagedAt]!;
+  const rejoin = damaged.rejoin;
+  const newFile = rejoin ? path.join(path.dirname(damaged.file), segmentFileName(rejoin.firstOffset)) : undefined;
+  if (rejoin && newFile && !files.some((f) => f.file === newFile)) {
+    const rest: FileScan = { file: newFile, firstOffset: rejoin.firstOffset, frames: rejoin.frames, lastOffsetSeen: rejoin.firstOffset + rejoin.frames - 1 };
+    starts.push({ below: files.slice(0, damagedAt), tailFiles: [rest, ...files.slice(damagedAt + 1)], split: { ...rejoin, file: damaged.file, newFile } });
+  }
+  // The file at 0 is where the cut would keep the log from: only a start above it moves the damage aside.
+  // Whole files first, lowest first (the one that keeps the most); the split (a rewrite) only when no whole file does.
+  const fileStarts: typeof starts = [];
+  for (let start = 1; start < files.length; start++) fileStarts.push({ below: files.slice(0, start), tailFiles: files.slice(start) });
+  starts.unshift(...fileStarts);
   for (const ref of await listSnapshots(dir, fl)) {
     if (ref.offset <= Math.max(cutEnd, best?.from.offset ?? -1)) break; // newest first: no later one ends later
-    // The file at 0 is where the cut would keep the log from: only a start above it moves the damage aside.
-    for (let start = 1; start < files.length && files[start]!.firstOffset <= ref.offset + 1; start++) {
-      const tail = walkChain(files, start);
+    for (const start of starts) {
+      if (start.tailFiles[0]!.firstOffset > ref.offset + 1) continue;
+      const tail = walkChain(start.tailFiles, 0);
       if (tail.end < ref.offset || (best && tail.end <= best.tail.end)) continue;
       if ((await verifySnapshotFiles(ref, fl)) !== undefined) break; // an invalid snapshot: the open would skip it
-      best = { from: ref, start, tail };
+      best = { from: ref, ...start, tail };
       break;
     }
   }
   return best;
+}
+
+interface SnapshotTail {
+  readonly from: SnapshotRef;
+  /** Files below the tail: moved aside whole. */
+  readonly below: readonly FileScan[];
+  /** The files the log keeps, from the snapshot on (the first may be the split's new segment). */
+  readonly tailFiles: readonly FileScan[];
+  readonly split?: Split;
+  readonly tail: Chain;
 }
 
 /** Walk the chain from `files[from]` as the open would, noting strays and sealed zero runs on the way. */
@@ -246,9 +305,27 @@ async function scanFiles(logDir: string, fl: FileLayer): Promise<FileScan[]> {
     // Frames after the problem: what a resync finds counts as seen (and dropped, if cut).
     const afterProblem = problem && !headerBad && !zeroTail ? resync(buf, problem.position + 1)?.lastOffset ?? -1 : -1;
     const lastOffsetSeen = Math.max(frames > 0 ? firstOffset + frames - 1 : -1, afterProblem);
-    out.push({ file, firstOffset, frames, ...(problem ? { problem } : {}), ...(zeroTail ? { zeroRun: true as const } : {}), lastOffsetSeen });
+    const rejoin = afterProblem >= 0 && problem ? rejoinAfter(buf, file, problem) : undefined;
+    out.push({ file, firstOffset, frames, ...(problem ? { problem } : {}), ...(zeroTail ? { zeroRun: true as const } : {}), lastOffsetSeen, ...(rejoin ? { rejoin } : {}) });
   }
   return out;
+}
+
+/**
+ * The first valid frame past `problem` from which the frames chain on, intact, to the end of the
+ * file (or to the zeros ahead of the writer): scanned as the segment of their own they would become.
+ */
+function rejoinAfter(buf: Buffer, file: string, problem: Damage): Rejoin | undefined {
+  for (let p = problem.position + 1; p + segmentHeaderBytes <= buf.length; p++) {
+    if (typeof checkFrame(buf, p) === 'string') continue;
+    const firstOffset = frameOffsetAt(buf, p);
+    if (firstOffset < problem.offset) continue; // an older copy of a frame: the log goes on only past the damage
+    const scanned = scanSegmentBytes(Buffer.concat([encodeSegmentHeader(firstOffset), buf.subarray(p)]), file, firstOffset);
+    if (scanned.problem && !scanned.zeroTail) return undefined; // damaged again further on: the cut stays where it is
+    const frames = scanned.info.positions.length;
+    return { position: p, end: p + scanned.info.end - segmentHeaderBytes, firstOffset, frames };
+  }
+  return undefined;
 }
 
 /** The strays and zero runs of a chain, in words. */
@@ -266,7 +343,14 @@ function describeFixes(chain: Chain, files: readonly FileScan[]): string {
  * every other snapshot goes aside (older ones have no log to replay, newer ones did not verify).
  */
 async function repairWithoutLog(dir: string, logDir: string, nowMs: number, fl: FileLayer): Promise<RepairReport> {
-  const checkpoint = await checkpointOffset(logDir, fl);
+  const checkpointRead = await checkpointOffset(logDir, fl);
+  if (checkpointRead === notAFile) {
+    const aside = await asideDirOf(logDir, nowMs, fl);
+    const movedAside = [await moveAside(fl, path.join(logDir, checkpointFileName), path.join(aside, checkpointFileName))];
+    await syncMoves(dir, logDir, aside, fl);
+    return { damaged: true, file: path.join(logDir, checkpointFileName), position: 0, reason: `${checkpointFileName} is not a regular file, so no clean-close checkpoint: moved aside whole`, droppedTransactions: 0, movedAside, asideDir: aside };
+  }
+  const checkpoint = checkpointRead;
   if (checkpoint === undefined) return { damaged: false, droppedTransactions: 0, movedAside: [] };
   const refs = await listSnapshots(dir, fl);
   let from: SnapshotRef | undefined;
@@ -316,10 +400,17 @@ async function syncMoves(dir: string, logDir: string, aside: string, fl: FileLay
   await fl.fsyncDir(path.join(dir, 'snapshots')).catch(() => undefined); // none when the store never took one
 }
 
-/** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it. */
-async function checkpointOffset(logDir: string, fl: FileLayer): Promise<number | undefined> {
-  const checkpoint = await readCheckpoint(logDir, fl);
-  return checkpoint === 'unreadable' ? undefined : checkpoint?.offset;
+const notAFile = Symbol('not a regular file');
+
+/** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it; a directory (or other non-file) there is `notAFile`, moved aside. */
+async function checkpointOffset(logDir: string, fl: FileLayer): Promise<number | undefined | typeof notAFile> {
+  try {
+    const checkpoint = await readCheckpoint(logDir, fl);
+    return checkpoint === 'unreadable' ? undefined : checkpoint?.offset;
+  } catch (error) {
+    if (error instanceof DamagedStore && error.file === path.join(logDir, checkpointFileName)) return notAFile;
+    throw error;
+  }
 }
 
 /** The last segment's file and size: where a log that lost its tail now ends. */
