@@ -7,7 +7,9 @@
  */
 import * as path from 'node:path';
 import { historyRecord, parseHistoryRecord, type StoreHistory } from '../history.js';
+import { DamagedStore } from '../errors.js';
 import type { FileLayer } from '../io/file-layer.js';
+import { NotARegularFile } from '../io/file-refused.js';
 import { readBoundedFile } from '../io/read-whole.js';
 
 export const checkpointFileName = 'checkpoint.json';
@@ -25,7 +27,10 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
   return Buffer.from(JSON.stringify({ offset, stateHash, ...(history ? { history: historyRecord(history) } : {}) }));
 }
 
-/** The checkpoint in `logDir`: undefined when there is none, 'unreadable' when the file does not parse as one. */
+/**
+ * The checkpoint in `logDir`: undefined when there is none, 'unreadable' when the file does not parse as one.
+ * Something other than a regular file there (a directory) is damage the open cannot remove as it removes a checkpoint: DamagedStore (`store repair` moves it aside).
+ */
 export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Checkpoint | 'unreadable' | undefined> {
   const file = path.join(logDir, checkpointFileName);
   if (!(await fl.exists(file))) return undefined;
@@ -37,7 +42,8 @@ export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Che
     // A history that does not match its own SHA-256 makes the whole file suspect: read as no checkpoint, like any damaged one.
     if (typeof history === 'string') return 'unreadable';
     return { offset: parsed.offset as number, stateHash: parsed.stateHash, history };
-  } catch {
+  } catch (error) {
+    if (error instanceof NotARegularFile) throw new DamagedStore(file, 0, `${error.message}, where the clean-close checkpoint is kept`);
     return 'unreadable'; // not JSON, or too large to be one
   }
 }
