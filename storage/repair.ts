@@ -131,6 +131,7 @@ async function repairLocked(dir: string, nowMs: number, fl: FileLayer): Promise<
   const plan = damaged ? await planAroundDamage(dir, files, whole, fl) : undefined;
   const end = plan?.end ?? whole.end;
   const logFirst = plan?.logFirst ?? -1;
+  if (!plan?.from) await refuseLogWithoutBase(dir, plan?.logFirst ?? files[0]!.firstOffset, end, fl);
   // Past the end: evidence of what the log lost. Below the log's start (only when the log below a snapshot went): no longer replayable.
   const snapshotsPast = (await listSnapshots(dir, fl)).filter((ref) => ref.offset > end);
   const snapshotsBelow = plan?.from ? (await listSnapshots(dir, fl)).filter((ref) => ref.offset + 1 < logFirst) : [];
@@ -328,6 +329,21 @@ function rejoinAfter(buf: Buffer, file: string, problem: Damage): Rejoin | undef
   return undefined;
 }
 
+/**
+ * A log that starts past offset 0 replays onto a snapshot at or above its first offset - 1: with
+ * none that verifies, what lay below is gone and no cut or move brings it back (the open refuses it
+ * too). Refused before anything is moved, naming what would: a backup, or a valid snapshot put back.
+ */
+async function refuseLogWithoutBase(dir: string, logFirst: number, end: number, fl: FileLayer): Promise<void> {
+  if (logFirst <= 0) return;
+  for (const ref of await listSnapshots(dir, fl)) {
+    if (ref.offset + 1 >= logFirst && ref.offset <= end && (await verifySnapshotFiles(ref, fl)) === undefined) return;
+  }
+  throw new DamagedStore(path.join(dir, 'snapshots'), 0,
+    `no valid snapshot at or above offset ${logFirst - 1}, and the log starts at offset ${logFirst}: the transactions below it are gone, and no repair brings them back`,
+    'restore the store from a backup (`ioboxx-memory restore`), or put a valid snapshot back in snapshots/');
+}
+
 /** The strays and zero runs of a chain, in words. */
 function describeFixes(chain: Chain, files: readonly FileScan[]): string {
   const holderOf = (stray: FileScan) => files.filter((f) => f.firstOffset < stray.firstOffset && f.file !== stray.file && !chain.strays.includes(f)).at(-1);
@@ -402,7 +418,7 @@ async function syncMoves(dir: string, logDir: string, aside: string, fl: FileLay
 
 const notAFile = Symbol('not a regular file');
 
-/** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it; a directory (or other non-file) there is `notAFile`, moved aside. */
+/** The clean-close checkpoint's offset; an unreadable one counts as none, as the open counts it; a directory there (which the open cannot remove) is `notAFile`, moved aside. */
 async function checkpointOffset(logDir: string, fl: FileLayer): Promise<number | undefined | typeof notAFile> {
   try {
     const checkpoint = await readCheckpoint(logDir, fl);

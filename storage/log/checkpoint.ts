@@ -29,7 +29,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
 
 /**
  * The checkpoint in `logDir`: undefined when there is none, 'unreadable' when the file does not parse as one.
- * Something other than a regular file there (a directory) is damage the open cannot remove as it removes a checkpoint: DamagedStore (`store repair` moves it aside).
+ * A directory there is damage the open cannot remove as it removes a bad checkpoint: DamagedStore (`store repair` moves it aside).
  */
 export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Checkpoint | 'unreadable' | undefined> {
   const file = path.join(logDir, checkpointFileName);
@@ -43,7 +43,8 @@ export async function readCheckpoint(logDir: string, fl: FileLayer): Promise<Che
     if (typeof history === 'string') return 'unreadable';
     return { offset: parsed.offset as number, stateHash: parsed.stateHash, history };
   } catch (error) {
-    if (error instanceof NotARegularFile) throw new DamagedStore(file, 0, `${error.message}, where the clean-close checkpoint is kept`);
+    // A FIFO, socket or device is unreadable like any bad checkpoint (the open removes it); a directory the open cannot remove.
+    if (error instanceof NotARegularFile && error.kind === 'a directory') throw new DamagedStore(file, 0, `${error.message}, where the clean-close checkpoint is kept`);
     return 'unreadable'; // not JSON, or too large to be one
   }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
@@ -155,6 +155,32 @@ describe('damage', () => {
     const reopened = await Store.open({ dir, module: counterModule });
     expect(reopened.stateHash()).toBe(hash);
     await reopened.close();
+  });
+});
+
+describe('a log that starts past offset 0 with no snapshot to replay onto', () => {
+  test.each(['deleted', 'damaged'] as const)('every snapshot %s: the open and repair refuse, naming the restore; repair moves nothing', async (how) => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 60; i++) await store.call('bump', { id: `c${i % 5}`, by: 1 }, testCaller);
+      await store.snapshot();
+    }
+    await store.close();
+    expect(Number(path.basename(segments(dir)[0]!, '.log'))).toBeGreaterThan(0); // segments below the older snapshot retired
+    const snapshotsDir = path.join(dir, 'snapshots');
+    for (const name of readdirSync(snapshotsDir)) {
+      const snapshot = path.join(snapshotsDir, name);
+      if (how === 'deleted') rmSync(snapshot, { recursive: true });
+      else for (const file of readdirSync(snapshot).filter((f) => f.endsWith('.msgpack'))) flipBit(path.join(snapshot, file), 20);
+    }
+    const logBefore = readdirSync(path.join(dir, 'log')).sort();
+    await expect(Store.open({ dir, module: counterModule })).rejects.toThrow(/no valid snapshot, and the log starts at offset/);
+    const refused = await repairStore(dir, 1).then(() => undefined, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(DamagedStore);
+    expect((refused as DamagedStore).message).toMatch(/the log starts at offset \d+: the transactions below it are gone/);
+    expect((refused as DamagedStore).hint).toContain('ioboxx-memory restore');
+    expect(readdirSync(path.join(dir, 'log')).sort()).toEqual(logBefore); // nothing moved aside
   });
 });
 
