@@ -108,10 +108,14 @@ test('audit ship says why a tenant another shipper holds (a server, or one kille
   await control.releaseAuditShipping('cli-busy', 'a-killed-shipper');
 });
 
-test('audit ship without S3 configured fails with a clear message', async () => {
-  const result = await cli(['audit', 'ship'], { ...env, S3_ENDPOINT: undefined, S3_BUCKET: undefined });
+test('audit ship without S3 configured fails with a clear message; S3 settings without S3_ENDPOINT are refused naming it', async () => {
+  const result = await cli(['audit', 'ship'], { ...env, S3_ENDPOINT: undefined, S3_BUCKET: undefined, S3_REGION: undefined });
   expect(result.code).toBe(2);
   expect(result.stderr).toContain('S3 is not configured');
+  // A region (or bucket) without the endpoint was ignored as if S3 were not meant: now a configuration problem naming the endpoint.
+  const partial = await cli(['audit', 'ship'], { ...env, S3_ENDPOINT: undefined, S3_BUCKET: undefined });
+  expect(partial.code, partial.stderr).toBe(1);
+  expect(partial.stderr).toContain('S3_ENDPOINT: required when S3_REGION is set');
 });
 
 test('audit ship or verify against a bucket that does not exist names the bucket and the HTTP status, with --json one object', async () => {
