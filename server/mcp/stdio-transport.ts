@@ -35,7 +35,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { StdioServerTransport } from '@modelcontextprotocol/server/stdio';
 import { directRequestOf, directToolAnswer, directToolCallOf } from './direct-request.js';
-import { invalidRequestMessage, readableIdOf, type AnswerId } from './json-rpc-message.js';
+import { batchRefusal, invalidPostBody, invalidRequestMessage, readableIdOf, type AnswerId } from './json-rpc-message.js';
 import { isJsonObject } from '../../storage/json-object.js';
 import type { ToolCaller } from './tool-calls.js';
 
@@ -97,6 +97,16 @@ interface DirectCall {
   cancelled: boolean;
 }
 
+/**
+ * A JSON-RPC batch being served (a 2025-03-26 connection): its requests' ids in the batch's
+ * order, and the answers in hand. Its answers leave together, as one array on one line, once
+ * every request is answered (a cancelled one has none).
+ */
+interface PendingBatch {
+  readonly ids: RequestId[];
+  readonly answers: Map<RequestId, JSONRPCMessage>;
+}
+
 export class StdioTransport extends StdioServerTransport {
   /**
    * The incomplete line after the last newline seen, as the chunks it came in: joined once, when
@@ -112,6 +122,10 @@ export class StdioTransport extends StdioServerTransport {
   /** Past close(): nothing more is written (the SDK's own send refused then too). */
   private outputClosed = false;
   private readonly direct = new Map<RequestId, DirectCall>();
+  /** The protocol revision initialize negotiated (undefined before): it decides whether batches are served. */
+  private negotiatedVersion: string | undefined;
+  /** The batch each request of a batch in flight belongs to, until answered. */
+  private readonly batchOf = new Map<RequestId, PendingBatch>();
   /** Requests handed to the SDK and not yet answered (subscriptions/listen aside: it lasts as long as the client wants). */
   private readonly sdkRequests = new Set<RequestId>();
   private readonly input: Readable;
@@ -252,13 +266,69 @@ export class StdioTransport extends StdioServerTransport {
    */
   override send(message: JSONRPCMessage): Promise<void> {
     if (this.outputClosed) return Promise.reject(new Error('the stdio connection is closed'));
+    const answerId = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message) ? message.id : undefined;
+    const batch = answerId === undefined ? undefined : this.batchOf.get(answerId);
+    if (answerId !== undefined && batch !== undefined) {
+      // One of a batch's answers: held until the batch's last, then all of them as one array.
+      this.batchOf.delete(answerId);
+      batch.answers.set(answerId, message);
+      const sent = this.flushBatch(batch);
+      this.settleSdkRequest(answerId);
+      return sent;
+    }
     // Written before a settled request may close the wire.
-    const sent = new Promise<void>((resolve, reject) => {
-      const taken = this.output.write(serializeMessage(message), (error) => (error ? reject(error) : resolve()));
+    const sent = this.writeLine(serializeMessage(message));
+    if (answerId !== undefined) this.settleSdkRequest(answerId);
+    return sent;
+  }
+
+  /** The server calls this as it answers initialize (through serveStdio's channel). */
+  setProtocolVersion(version: string): void {
+    this.negotiatedVersion = version;
+  }
+
+  private writeLine(line: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const taken = this.output.write(line, (error) => (error ? reject(error) : resolve()));
       if (taken) resolve();
     });
-    if ((isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) && message.id !== undefined) this.settleSdkRequest(message.id);
-    return sent;
+  }
+
+  /** Writes `batch`'s answers as one array once every request still awaited has one; nothing before (or for a batch left with none). */
+  private flushBatch(batch: PendingBatch): Promise<void> {
+    if (batch.ids.some((id) => this.batchOf.get(id) === batch)) return Promise.resolve();
+    const answers = batch.ids.flatMap((id) => batch.answers.get(id) ?? []);
+    if (answers.length === 0) return Promise.resolve();
+    return this.writeLine(`${JSON.stringify(answers)}\n`);
+  }
+
+  /**
+   * A JSON-RPC batch on a connection whose revision has them (2025-03-26: MCP says implementations
+   * MUST support receiving them; 2025-06-18 removed them): each message served as if on its own
+   * line, the answers written together as one array. A batch holding a message the SDK would
+   * refuse is refused whole, as an HTTP session refuses it.
+   */
+  private serveBatch(body: unknown[]): void {
+    const refused = invalidPostBody(body);
+    if (refused !== undefined) {
+      this.answerError(refused.id, ProtocolErrorCode.InvalidRequest, refused.message);
+      this.hooks.onLineRefused?.('invalid_request', refused.message);
+      return;
+    }
+    const ids = body.filter((message) => isJSONRPCRequest(message)).map((message) => (message as JSONRPCRequest).id);
+    const inFlight = (id: RequestId) => this.batchOf.has(id) || this.direct.has(id) || this.sdkRequests.has(id);
+    if (new Set(ids).size !== ids.length || ids.some(inFlight)) {
+      const message = 'Invalid Request: the ids of a batch\'s requests must differ from each other and from those of requests in flight';
+      this.answerError(null, ProtocolErrorCode.InvalidRequest, message);
+      this.hooks.onLineRefused?.('invalid_request', message);
+      return;
+    }
+    const batch: PendingBatch = { ids, answers: new Map() };
+    for (const id of ids) this.batchOf.set(id, batch);
+    for (const message of body) {
+      if (this.wireClosed) return;
+      this.handleBody(message, JSON.stringify(message));
+    }
   }
 
   private handleLine(line: string): void {
@@ -274,6 +344,14 @@ export class StdioTransport extends StdioServerTransport {
       }
       return;
     }
+    if (Array.isArray(body) && body.length > 0 && this.negotiatedVersion !== undefined && batchRefusal(this.negotiatedVersion) === undefined) {
+      return this.serveBatch(body);
+    }
+    this.handleBody(body, line);
+  }
+
+  /** One message (`body`, parsed from `line`): served directly, refused, or handed to the SDK. */
+  private handleBody(body: unknown, line: string): void {
     const request = directRequestOf(body);
     if (request !== undefined && this.serveDirect(request)) return;
     let message: JSONRPCMessage;
@@ -339,6 +417,12 @@ export class StdioTransport extends StdioServerTransport {
   /** notifications/cancelled: a direct call's answer is not sent (the SDK's abort does the same), and no request waits on it. */
   private cancelled(requestId: unknown): void {
     if (typeof requestId !== 'string' && typeof requestId !== 'number') return;
+    const batch = this.batchOf.get(requestId);
+    if (batch !== undefined) {
+      // Cancelled: no answer of its own in the batch's array, which need not wait for it.
+      this.batchOf.delete(requestId);
+      this.flushBatch(batch).catch(() => undefined);
+    }
     this.settleSdkRequest(requestId);
     const call = this.direct.get(requestId);
     if (call === undefined) return;

@@ -15,6 +15,7 @@ import { stdioLineBytesMax } from '../../server/mcp/stdio-transport.js';
 import type { McpRequestEvent, McpSurface } from '../../server/mcp/surface.js';
 import { serveMemoryStdio, type StdioServing } from '../../server/stdio.js';
 import { createNotesMemory, notesCatalog, notesTools, type NotesMemory } from './fixtures/notes.js';
+import { JsonLines } from './fixtures/json-lines.js';
 
 interface Answer {
   readonly jsonrpc: string;
@@ -24,29 +25,9 @@ interface Answer {
 }
 
 /** The server's stdout as parsed lines; each line must be a JSON-RPC 2.0 message. */
-class Answers {
-  readonly all: Answer[] = [];
-  private waiter: (() => void) | undefined;
-  private rest = '';
-
+class Answers extends JsonLines<Answer> {
   constructor(stdout: PassThrough) {
-    stdout.setEncoding('utf8');
-    stdout.on('data', (chunk: string) => {
-      const lines = (this.rest + chunk).split('\n');
-      this.rest = lines.pop()!;
-      for (const line of lines) {
-        const answer = JSON.parse(line) as Answer;
-        expect(answer.jsonrpc, line).toBe('2.0');
-        this.all.push(answer);
-      }
-      this.waiter?.();
-    });
-  }
-
-  /** The answer at `index` (0 = the first line the server ever wrote), once written. */
-  async at(index: number): Promise<Answer> {
-    while (this.all.length <= index) await new Promise<void>((resolve) => (this.waiter = resolve));
-    return this.all[index]!;
+    super(stdout, (answer, line) => expect(answer.jsonrpc, line).toBe('2.0'));
   }
 }
 
