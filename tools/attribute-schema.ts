@@ -122,6 +122,25 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
     throw new MemoryError('invalid_argument', 'schema must be a JSON Schema object');
   }
   const ajv = ajvFor(draftOf(schema as Record<string, unknown>));
+  // Checked before anything is added, so `finally` below removes only what this call added:
+  // removeSchema(schema) forgets whatever the Ajv holds under the schema's $id, so a schema
+  // claiming a meta-schema's $id (refused by Ajv as a duplicate) used to remove that
+  // meta-schema from the process's Ajv, and every later compile of that draft failed, for
+  // every tenant. And removeSchema calls .replace on the $id: a non-string one threw a TypeError.
+  const rootId = (schema as Record<string, unknown>)['$id'];
+  if (rootId !== undefined) {
+    if (typeof rootId !== 'string') throw new MemoryError('invalid_argument', 'schema $id must be a string (a URI)');
+    const key = rootId.replace(/#\/?$/, '');
+    if (key !== '' && (ajv.schemas[key] !== undefined || ajv.refs[key] !== undefined)) {
+      throw new MemoryError('invalid_argument', `schema $id ${JSON.stringify(rootId)} is the id of a schema the server holds (a JSON Schema meta-schema)`,
+        'give the schema an $id of your own, or leave $id out');
+    }
+  }
+  // Ajv also keeps each nested `$id` under ajv.refs, where removeSchema never looks: kept, they
+  // grew the process's Ajv with every schema compiled, and made another schema's `$ref` to
+  // that URI resolve (into its own root, at the first schema's JSON pointer) where a fresh
+  // process refuses it: a tenant's schema meaning something else, or nothing, after a restart.
+  const refsBefore = new Set(Object.keys(ajv.refs));
   try {
     if (!ajv.validateSchema(schema)) {
       throw new MemoryError('invalid_argument', `schema is not a valid JSON Schema: ${ajv.errorsText(ajv.errors, { dataVar: 'schema' })}`);
@@ -144,6 +163,7 @@ export function compileAttributeSchema(schema: unknown): ValidateFunction {
     // registry never grows, and one tenant's schema never meets another's.
     ajv.removeSchema(schema);
     ajv.removeSchema('');
+    for (const key of Object.keys(ajv.refs)) if (!refsBefore.has(key)) delete ajv.refs[key];
   }
 }
 

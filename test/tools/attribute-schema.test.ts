@@ -105,6 +105,37 @@ describe('attribute schemas: a $ref loop that never descends into the value', ()
   });
 });
 
+describe('attribute schemas: a root $id', () => {
+  test("a meta-schema's $id is refused without removing that meta-schema: schemas of every draft still compile", () => {
+    const metas = ['http://json-schema.org/draft-07/schema#', 'http://json-schema.org/draft-07/schema'];
+    for (const $id of metas) expect(refusal(() => compileAttributeSchema({ $id, type: 'object' })).code).toBe('invalid_argument');
+    const draft2020 = 'https://json-schema.org/draft/2020-12/schema';
+    for (const $id of [draft2020, 'https://json-schema.org/draft/2020-12/meta/core']) {
+      expect(refusal(() => compileAttributeSchema({ $schema: draft2020, $id, type: 'object' })).code).toBe('invalid_argument');
+    }
+    expect(compileAttributeSchema({ type: 'object', properties: { a: { type: 'string' } } })({ a: 'x' })).toBe(true);
+    expect(compileAttributeSchema({ $schema: draft2020, type: 'object' })({})).toBe(true);
+    // The meta-schema still checks schemas, too.
+    expect(refusal(() => compileAttributeSchema({ type: 'object', properties: { a: { minLength: -1 } } })).message).toMatch(/minLength/);
+  });
+
+  test('a non-string $id is invalid_argument, not a TypeError', () => {
+    for (const $id of [5, true, {}, ['x']]) expect(refusal(() => compileAttributeSchema({ $id, type: 'object' })).code).toBe('invalid_argument');
+  });
+
+  test("a nested $id is not kept: another schema's $ref to it is refused as in a fresh process, not resolved into that schema", () => {
+    const refersToIt = { type: 'object', properties: { a: { type: 'integer' }, b: { $ref: 'https://example.com/nested' } } };
+    const fresh = refusal(() => compileAttributeSchema(refersToIt));
+    expect(fresh.message).toMatch(/can't resolve reference/);
+    for (let i = 0; i < 2; i++) compileAttributeSchema({ type: 'object', properties: { a: { $id: 'https://example.com/nested', type: 'string' } } });
+    expect(refusal(() => compileAttributeSchema(refersToIt)).message).toBe(fresh.message);
+  });
+
+  test('a schema with an $id of its own compiles, and again: it is not kept', () => {
+    for (let i = 0; i < 2; i++) expect(compileAttributeSchema({ $id: 'https://example.com/person', type: 'object' })({})).toBe(true);
+  });
+});
+
 describe('attribute schemas: the JSON Schema agents write', () => {
   test('valid schemas that strict linting used to refuse are accepted, and validate as JSON Schema says', () => {
     const untyped = compileAttributeSchema({ properties: { title: { type: 'string' } }, required: ['title'] });
