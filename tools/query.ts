@@ -18,7 +18,7 @@ import { readTool } from './define-tool.js';
 import { objectId, typeName } from './identifiers.js';
 import { jsonBytes } from './json-bytes.js';
 import { objectView, objectVersionsKeptMax, requireObject } from './objects.js';
-import { collectPage, pageCursor, pageLimit } from './result-page.js';
+import { collectPage, pageCursor, pageItemsBytesMax, pageLimit } from './result-page.js';
 import { pageSizeDefault, pageSizeMax, type ToolDef } from './tool.js';
 import { int, jsonObject } from './wire-schema.js';
 
@@ -215,6 +215,9 @@ const objectNeighbors = readTool({
     const nodesMax = a.limit ?? pageSizeDefault;
     // Edges are bounded with nodes: a page never carries more than a few edges per node.
     const edgesMax = Math.min(nodesMax * 4, pageSizeMax * 4);
+    // And by bytes: 200 nodes and 800 edges of 128-character ids and 64-character kinds are
+    // more than resultBytesMax, which define-tool refuses as limit_exceeded.
+    let itemBytes = 0;
     const relations = view.table('relations');
     const objects = view.table('objects');
     const seen = new Set([a.id]);
@@ -243,15 +246,23 @@ const objectNeighbors = readTool({
               if (nodes.length >= nodesMax) { truncated = true; break; }
               const row = objects.get([other]);
               if (!row) continue;
+              const node = { id: other, type: row['type'] as string, depth };
+              const bytes = jsonBytes(node) + 1;
+              if (itemBytes + bytes > pageItemsBytesMax) { truncated = true; break; }
+              itemBytes += bytes;
               seen.add(other);
-              nodes.push({ id: other, type: row['type'] as string, depth });
+              nodes.push(node);
               next.push(other);
             }
             const edgeKey = `${src}\u0000${kind}\u0000${dst}`;
             if (!edgeKeys.has(edgeKey)) {
               if (edges.length >= edgesMax) { truncated = true; break; }
+              const e = { src, kind, dst };
+              const bytes = jsonBytes(e) + 1;
+              if (itemBytes + bytes > pageItemsBytesMax) { truncated = true; break; }
+              itemBytes += bytes;
               edgeKeys.add(edgeKey);
-              edges.push({ src, kind, dst });
+              edges.push(e);
             }
           }
           if (truncated) break;

@@ -4,6 +4,7 @@ import { cursorCharsMax, cursorTtlMs, encodeCursor } from '../../tools/cursor.js
 import { jsonBytes } from '../../tools/json-bytes.js';
 import { attributesBytesMax } from '../../tools/objects.js';
 import { cursorSortValueBytesMax } from '../../tools/query.js';
+import { resultBytesMax } from '../../tools/tool.js';
 import { expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
 let f: Fixture;
@@ -205,6 +206,23 @@ describe('object_neighbors', () => {
     await expectRefused(f, f.call('object_neighbors', { id: 'a', depth: 5 }), 'invalid_argument');
     await expectRefused(f, f.call('object_neighbors', { id: 'zz' }), 'not_found');
   });
+
+  test('a full page of long ids and kinds stays within resultBytesMax: truncated, not limit_exceeded', async () => {
+    const long = (prefix: string) => prefix.padEnd(128, 'x');
+    const type = 'T'.padEnd(64, 't');
+    const kinds = ['k0', 'k1', 'k2', 'k3'].map((k) => k.padEnd(64, 'k'));
+    await f.call('object_put', { id: long('hub'), type, attributes: {} });
+    for (let i = 0; i < 200; i++) {
+      await f.call('object_put', { id: long(`n${i}`), type, attributes: {} });
+      for (const kind of kinds) await f.call('object_link', { src: long('hub'), kind, dst: long(`n${i}`) });
+    }
+    // 200 nodes and 800 edges: about 325 KB of JSON.
+    const page = await f.call('object_neighbors', { id: long('hub'), limit: 200 });
+    expect(jsonBytes(page)).toBeLessThanOrEqual(resultBytesMax);
+    expect(page.truncated).toBe(true);
+    expect(page.nodes).toHaveLength(200);
+    expect(page.edges.length).toBeGreaterThan(500);
+  }, 60_000);
 });
 
 describe('object_history and object_get_as_of', () => {
