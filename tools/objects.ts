@@ -333,15 +333,19 @@ export const typeDefine = defineReducer({
     const types = ctx.table('object_types');
     const existing = types.get([a.name]);
     const description = a.description ?? '';
-    if (existing && JSON.stringify(existing['schema']) === JSON.stringify(sortedJson(a.schema)) && existing['description'] === description) {
+    const schemaChanged = !existing || JSON.stringify(existing['schema']) !== JSON.stringify(sortedJson(a.schema));
+    if (existing && !schemaChanged && existing['description'] === description) {
       return { name: a.name, version: existing['version'] as number, changed: false };
     }
     const version = existing ? (existing['version'] as number) + 1 : 1;
-    // Existing objects of the type must satisfy the new schema, or the redefinition is refused.
+    // Existing objects of the type must satisfy a new schema, or the redefinition is refused
+    // (a new description alone leaves them as valid as they were: nothing to re-check).
     let checked = 0;
-    for (const row of ctx.table('objects').scan({ index: 'objects_by_type', prefix: [a.name] })) {
+    if (schemaChanged) for (const row of ctx.table('objects').scan({ index: 'objects_by_type', prefix: [a.name] })) {
       if (++checked > typeRecheckObjectsMax) {
-        throw new MemoryError('limit_exceeded', `type ${a.name} has more than ${typeRecheckObjectsMax} objects to re-check`);
+        throw new MemoryError('limit_exceeded',
+          `type ${a.name} has more than ${typeRecheckObjectsMax} objects to re-check against a new schema; the limit (typeRecheckObjectsMax) bounds one transaction`,
+          'define the new schema under a new type name and move objects to it with object_put, or delete objects of this type first');
       }
       checkAttributes(a.name, version, a.schema, row['attributes'], row['id'] as string);
     }

@@ -7,7 +7,7 @@ import type { MemoryError } from '../../storage/errors.js';
 import { defineReducer, type ReducerDef } from '../../storage/reducer.js';
 import { Store } from '../../storage/store.js';
 import { memoryModule, memoryTools } from '../../tools/index.js';
-import { attributesBytesMax, relationsPerObjectMax } from '../../tools/objects.js';
+import { attributesBytesMax, relationsPerObjectMax, typeRecheckObjectsMax } from '../../tools/objects.js';
 import { FaultyFileLayer } from '../support/faulty-file-layer.js';
 import { alice, bob, expectRefused, openFixture, type Fixture } from './memory-fixture.js';
 
@@ -137,6 +137,15 @@ describe('object types', () => {
     expect(wider).toMatchObject({ version: 2, changed: true });
     expect(await f.call('type_get', { name: 'person' })).toEqual({ name: 'person', version: 2, description: 'anything', schema: { type: 'object' } });
   });
+
+  test('past typeRecheckObjectsMax objects a new schema is refused naming the limit, but a new description alone is taken', async () => {
+    await f.call('type_define', { name: 'many', schema: { type: 'object' }, description: 'one' });
+    for (let i = 0; i <= typeRecheckObjectsMax; i++) await f.call('object_put', { id: `m${i}`, type: 'many', attributes: { i } });
+    await expectRefused(f, f.call('type_define', { name: 'many', schema: { type: 'object', required: ['i'] } }), 'limit_exceeded', /typeRecheckObjectsMax/);
+    const described = await f.call('type_define', { name: 'many', schema: { type: 'object' }, description: 'two' });
+    expect(described).toMatchObject({ version: 2, changed: true });
+    expect(await f.call('type_get', { name: 'many' })).toMatchObject({ version: 2, description: 'two', schema: { type: 'object' } });
+  }, 60_000);
 
   test('type_list pages with an opaque cursor', async () => {
     for (const name of ['a1', 'b2', 'c3', 'd4', 'e5']) await f.call('type_define', { name, schema: { type: 'object' } });
