@@ -21,11 +21,11 @@
  */
 import { MemoryError } from '../../storage/errors.js';
 import { parseRoleMap, roleMapDefault, roleMapFrom, type RoleMap } from './capabilities.js';
-import { assertFetchableUrl } from './oidc-discovery.js';
 import { publicOrigin } from './protected-resource-metadata.js';
 import { jwksStaleMaxAgeMsDefault } from './stale-key-fallback.js';
 import { tenantClaimDefault } from './tenant-claims.js';
 import {
+  assertIssuerUrl,
   clockToleranceSDefault,
   clockToleranceSMax,
   jwksCacheMaxAgeMsDefault,
@@ -121,22 +121,15 @@ export function authConfigFromEnv(env: Env = process.env): AuthConfig | undefine
   return config;
 }
 
-/** The issuer URL as the verifier will fetch it: https (or http on loopback / when allowed), no query or fragment. */
+/** The issuer URL as the verifier will fetch it (assertIssuerUrl); one that is no URL at all config.ts reports. */
 function issuerProblems(issuer: string, allowHttp: boolean): string[] {
-  let url: URL;
+  if (!URL.canParse(issuer)) return [];
   try {
-    url = new URL(issuer);
-  } catch {
-    return []; // config.ts reports a value that is no URL
-  }
-  const problems: string[] = [];
-  try {
-    assertFetchableUrl(url, allowHttp, 'IOBOXX_OIDC_ISSUER');
+    assertIssuerUrl(issuer, allowHttp, 'IOBOXX_OIDC_ISSUER');
+    return [];
   } catch (error) {
-    problems.push((error as Error).message);
+    return [(error as Error).message];
   }
-  if (url.search !== '' || url.hash !== '') problems.push('IOBOXX_OIDC_ISSUER must not carry a query or fragment');
-  return problems;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -231,6 +231,20 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** The issuer as the verifier fetches it: a URL, https (or http on loopback / when allowed), no query or fragment. `name` says where it was set. */
+export function assertIssuerUrl(issuer: string, allowHttp: boolean, name: string): void {
+  let issuerUrl: URL;
+  try {
+    issuerUrl = new URL(issuer);
+  } catch {
+    throw new AuthError('issuer_unavailable', `${name} ${issuer} is not a URL`);
+  }
+  assertFetchableUrl(issuerUrl, allowHttp, name);
+  if (issuerUrl.search !== '' || issuerUrl.hash !== '') {
+    throw new AuthError('issuer_unavailable', `${name} must not carry a query or fragment`);
+  }
+}
+
 function assertVerifierOptions(
   issuer: string,
   audience: readonly string[],
@@ -238,16 +252,7 @@ function assertVerifierOptions(
   clockToleranceS: number,
   allowHttp: boolean,
 ): void {
-  let issuerUrl: URL;
-  try {
-    issuerUrl = new URL(issuer);
-  } catch {
-    throw new AuthError('issuer_unavailable', `OIDC issuer ${issuer} is not a URL`);
-  }
-  assertFetchableUrl(issuerUrl, allowHttp, 'OIDC issuer');
-  if (issuerUrl.search !== '' || issuerUrl.hash !== '') {
-    throw new AuthError('issuer_unavailable', 'OIDC issuer must not carry a query or fragment');
-  }
+  assertIssuerUrl(issuer, allowHttp, 'OIDC issuer');
   if (audience.length === 0 || audience.some((value) => value.length === 0)) {
     throw new AuthError('wrong_audience', 'at least one non-empty expected audience must be configured');
   }
