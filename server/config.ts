@@ -90,7 +90,8 @@ const environmentSchema = z
     // /readyz fails below this much free space on the data directory's filesystem (server/ops/health.ts); 0 turns the floor off.
     IOBOXX_DATA_DIR_FREE_BYTES_MIN: integerIn(0, Number.MAX_SAFE_INTEGER, dataDirFreeBytesMinDefault),
     // A tenant's live row bytes stop growing here (storage/store.ts); a store above it still opens.
-    IOBOXX_TENANT_ROW_BYTES_MAX: integerIn(0, Number.MAX_SAFE_INTEGER, tenantRowBytesMaxDefault),
+    // No 0: its neighbours read 0 as "off", here it would refuse every write.
+    IOBOXX_TENANT_ROW_BYTES_MAX: integerIn(1, Number.MAX_SAFE_INTEGER, tenantRowBytesMaxDefault),
     // Budget of the open tenant stores' estimated memory (tenants/registry.ts); default: half the machine's or the cgroup's (tenants/stores-memory-budget.ts).
     IOBOXX_STORES_MEMORY_BYTES_MAX: optionalIntegerIn(1, Number.MAX_SAFE_INTEGER),
   });

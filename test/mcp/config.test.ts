@@ -59,6 +59,7 @@ test('memory bounds: IOBOXX_TENANT_ROW_BYTES_MAX (1 GiB by default) and IOBOXX_S
   expect(config.storesMemoryBytesMax).toBeUndefined();
   expect(loadConfig({ IOBOXX_TENANT_ROW_BYTES_MAX: '65536', IOBOXX_STORES_MEMORY_BYTES_MAX: '1000000' }, '/srv/app')).toMatchObject({ tenantRowBytesMax: 65_536, storesMemoryBytesMax: 1_000_000 });
   expect(() => loadConfig({ IOBOXX_TENANT_ROW_BYTES_MAX: '1GB' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ROW_BYTES_MAX/);
+  expect(() => loadConfig({ IOBOXX_TENANT_ROW_BYTES_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_TENANT_ROW_BYTES_MAX/);
   expect(() => loadConfig({ IOBOXX_STORES_MEMORY_BYTES_MAX: '0' }, '/srv/app')).toThrow(/IOBOXX_STORES_MEMORY_BYTES_MAX/);
 });
 
