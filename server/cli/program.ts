@@ -156,7 +156,7 @@ async function dataDirProblem(dataDir: string): Promise<string | undefined> {
 
 /**
  * Exit codes: 0 ok (--help too), 1 the command failed, 2 usage (commander's unknown option or
- * command, missing or extra argument: all its exit code 1), 3 damaged store. Set before the
+ * command, missing or extra argument: all its exit code 1) or an invalid configuration, 3 damaged store. Set before the
  * commands are added, so every command and subcommand inherits it. With --json among the
  * arguments a usage error is one object on stdout too, as every failure of a command is
  * (commander has said it on stderr already).

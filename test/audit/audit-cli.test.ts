@@ -114,7 +114,7 @@ test('audit ship without S3 configured fails with a clear message; S3 settings w
   expect(result.stderr).toContain('S3 is not configured');
   // A region (or bucket) without the endpoint was ignored as if S3 were not meant: now a configuration problem naming the endpoint.
   const partial = await cli(['audit', 'ship'], { ...env, S3_ENDPOINT: undefined, S3_BUCKET: undefined });
-  expect(partial.code, partial.stderr).toBe(1);
+  expect(partial.code, partial.stderr).toBe(2);
   expect(partial.stderr).toContain('S3_ENDPOINT: required when S3_REGION is set');
 });
 

@@ -1,5 +1,5 @@
 /**
- * `serve` with settings that are not numbers where numbers are due: exit 2 before anything
+ * `serve` (and the operator commands) with settings that are not numbers where numbers are due: exit 2 before anything
  * starts, every bad variable named with the range it takes (zod alone said "received NaN").
  */
 import { mkdtempSync } from 'node:fs';
@@ -37,4 +37,15 @@ test('serve --http with an http issuer off loopback, a query in it or a clock to
   expect(query.code, query.stderr).toBe(2);
   expect(query.stderr).toContain('IOBOXX_OIDC_ISSUER must not carry a query or fragment');
   expect(query.stderr).not.toMatch(/\n\s+at /);
+});
+
+test('operator commands with an invalid configuration exit 2 as serve does, the refusal invalid_config in --json', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'ioboxx-config-errors-'));
+  const env = { ...cliEnv(), IOBOXX_DATA_DIR: dataDir, IOBOXX_HTTP_PORT: 'abc' };
+  for (const command of [['tenants', 'list', '--json'], ['audit', 'verify', '--json']]) {
+    const [node, ...args] = cliCommand(command);
+    const r = await runProcess(node!, args, { env });
+    expect(r.code, `${command.join(' ')}: ${r.stderr}`).toBe(2);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'invalid_config', message: expect.stringContaining('IOBOXX_HTTP_PORT: expected an integer from 0 to 65535') });
+  }
 });
