@@ -293,6 +293,19 @@ export const bpmnFail = defineReducer({
 
 // ---- reading an instance (tool and resource)
 
+/** The number of a generated token or task id (`tok_3`, `task_12`): the order it was made in. */
+function madeNumber(id: string): number {
+  return Number(id.slice(id.lastIndexOf('_') + 1));
+}
+
+/**
+ * Tokens and tasks in the order they were made. Their keys sort as text, which put `task_10`
+ * before `task_2`: a reader taking the last task for the newest took the wrong one.
+ */
+function inMadeOrder<T>(rows: T[], idOf: (row: T) => string): T[] {
+  return rows.sort((a, b) => madeNumber(idOf(a)) - madeNumber(idOf(b)));
+}
+
 export function bpmnInstanceView(view: { table(name: string): TableReader }, id: string): BpmnInstanceView | undefined {
   const instance = view.table('bpmn_instances').get([id]);
   if (!instance) return undefined;
@@ -304,11 +317,11 @@ export function bpmnInstanceView(view: { table(name: string): TableReader }, id:
     started_at_ms: instance['started_at_ms'] as number,
     ended_at_ms: instance['ended_at_ms'] as number | null,
     reason: instance['reason'] as string | null,
-    tokens: [...view.table('bpmn_tokens').scan({ prefix: [id] })].map((t) => ({ token: t['token'] as string, node: t['node'] as string })),
-    tasks: [...view.table('bpmn_tasks').scan({ prefix: [id] })].map((t) => ({
+    tokens: inMadeOrder([...view.table('bpmn_tokens').scan({ prefix: [id] })].map((t) => ({ token: t['token'] as string, node: t['node'] as string })), (t) => t.token),
+    tasks: inMadeOrder([...view.table('bpmn_tasks').scan({ prefix: [id] })].map((t) => ({
       task: t['task'] as string, token: t['token'] as string, node: t['node'] as string, name: t['name'] as string,
       assignee: t['assignee'] as string | null, state: t['state'] as string, result: t['result'] as JsonValue,
-    })),
+    })), (t) => t.task),
   };
 }
 

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { MemoryError } from '../../storage/errors.js';
 import { defineReducer } from '../../storage/reducer.js';
 import { Store } from '../../storage/store.js';
-import { memoryModule } from '../../tools/index.js';
+import { memoryCatalog, memoryModule } from '../../tools/index.js';
 import { instanceViewBytesMax, reasonCharsMax, taskNameCharsMax, tasksPerInstanceMax, tokensPerInstanceMax } from '../../tools/bpmn.js';
 import { jsonBytes } from '../../tools/json-bytes.js';
 import { resultBytesMax } from '../../tools/tool.js';
@@ -207,6 +207,22 @@ describe('bpmn', () => {
       variables: { escalated: true }, tokens: [{ token, node: 'escalate' }], tasks: [{ task: 'task_1', state: 'cancelled', result: { why: 'timer 2d' } }],
     });
     expect(await f.call('bpmn_complete', { instance })).toMatchObject({ state: 'completed' });
+  });
+
+  test('an instance lists its tokens and user tasks in the order they were made, past ten of each (tool and resource)', async () => {
+    const { instance, token } = await f.call('bpmn_start', { definition: 'd', start_node: 's' });
+    for (let i = 1; i <= 12; i++) {
+      const { task } = await f.call('bpmn_move_token', { instance, token, to: `step${i}`, user_task: { name: `step ${i}` } });
+      await f.call('bpmn_complete_task', { instance, task });
+    }
+    for (let i = 1; i <= 10; i++) await f.call('bpmn_move_token', { instance, fork: true, to: `branch${i}` });
+    const made = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}_${i + 1}`);
+    const view = await f.call('bpmn_instance_get', { instance });
+    expect(view.tasks.map((t: { task: string }) => t.task), 'the newest task last').toEqual(made('task', 12));
+    expect(view.tokens.map((t: { token: string }) => t.token), 'the newest token last').toEqual(made('tok', 11));
+    const resource = JSON.parse((await memoryCatalog.read(f.memory, `memory://bpmn/${instance}`)).text);
+    expect(resource.tasks).toEqual(view.tasks);
+    expect(resource.tokens).toEqual(view.tokens);
   });
 
   test('the control plane drains the outbox with run_outbox_remove (a second removal is a no-op)', async () => {

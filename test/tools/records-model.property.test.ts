@@ -61,6 +61,7 @@ class Model extends WriteLedger {
 
 const uri = (kind: string, id: string) => `memory://${kind}/${encodeURIComponent(id)}`;
 const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const madeNumber = (id: string) => Number(id.slice(id.lastIndexOf('_') + 1));
 
 function threadResource(id: string, t: Thread): unknown {
   return { id, title: t.title, message_count: t.messages.length, created_at_ms: nowMs, messages: t.messages.slice(-chatResourceMessagesMax) };
@@ -74,9 +75,9 @@ function sessionView(session: string, s: Session): unknown {
 function instanceView(instance: string, i: Instance): unknown {
   return {
     instance, definition: i.definition, state: i.state, variables: i.variables, started_at_ms: nowMs, ended_at_ms: i.ended_at_ms, reason: i.reason,
-    // Rows listed in key order: tok_10 before tok_2.
-    tokens: [...i.tokens].sort(([a], [b]) => byKey(a, b)).map(([token, node]) => ({ token, node })),
-    tasks: [...i.tasks].sort((a, b) => byKey(a.task, b.task)),
+    // Listed in the order they were made: tok_2 before tok_10.
+    tokens: [...i.tokens].sort(([a], [b]) => madeNumber(a) - madeNumber(b)).map(([token, node]) => ({ token, node })),
+    tasks: [...i.tasks].sort((a, b) => madeNumber(a.task) - madeNumber(b.task)),
   };
 }
 
