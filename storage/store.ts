@@ -354,6 +354,13 @@ export class Store implements StoreApi {
   private releaseLock: () => Promise<void> = async () => undefined;
   private historyRecord!: StoreHistory;
   private readonly clock: () => number;
+  /**
+   * The newest transaction timestamp (the last frame's, after the open): a clock stepped back
+   * (NTP, a restored VM) stamps later transactions with it until the clock passes it again, so
+   * timestamps never run backwards in offset order (no negative durations, no newest-first
+   * list out of order).
+   */
+  private timestampFloorMs = -Infinity;
   private readonly pendingTxMax: number;
   private readonly syncInlineTxMax: number;
   private readonly liveRowBytesMax: number;
@@ -469,6 +476,7 @@ export class Store implements StoreApi {
       if (this.log.nextOffset !== this.applied + 1) {
         throw new DamagedStore(this.logDir, 0, `log ends at ${this.log.nextOffset - 1} but state is at ${this.applied}`);
       }
+      this.timestampFloorMs = await this.newestTimestampMs(loaded?.manifest.createdAtMs);
       // With nothing replayed the state IS the loaded snapshot, whose file hash was just proven.
       const provenHash = loaded && replayedFrames === 0 ? loaded.manifest.stateHash : undefined;
       // Before the checkpoint goes (verifyCheckpoint): it may be the one file that records the history.
@@ -542,6 +550,16 @@ export class Store implements StoreApi {
         'restore the store from a backup (`ioboxx-memory restore`), or put a valid snapshot back in snapshots/');
     }
     return { skipped };
+  }
+
+  /**
+   * The timestamp of the last transaction, read from its frame; when the log holds none past the
+   * snapshot (a log that starts after it), the snapshot's own time, which came after it.
+   */
+  private async newestTimestampMs(snapshotCreatedAtMs: number | undefined): Promise<number> {
+    const payload = this.applied >= 0 ? await this.log.readPayload(this.applied) : undefined;
+    if (payload !== undefined) return decodeInvocation(this.applied, payload).timestampMs;
+    return snapshotCreatedAtMs ?? -Infinity;
   }
 
   /** Apply the logged row changes after the snapshot; reducers are not re-run. Every segment is checked on the way (log-recovery.ts). */
@@ -669,7 +687,7 @@ export class Store implements StoreApi {
       }
     }
     const offset = this.applied + 1;
-    const timestampMs = this.clock();
+    const timestampMs = (this.timestampFloorMs = Math.max(this.clock(), this.timestampFloorMs));
     const tx = new Transaction(this.liveTables, caller, timestampMs, offset);
     let result: unknown;
     try {

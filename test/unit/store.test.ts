@@ -27,6 +27,23 @@ describe('store', () => {
     await again.close();
   });
 
+  test('a clock stepped back never stamps a transaction before the one it follows, across a reopen too', async () => {
+    const dir = tmp();
+    let nowMs = 1_000_000;
+    const clock = () => nowMs;
+    const stamped = async (store: Store, id: string) => (await store.readTx((await store.call('put', { id, type: 't', n: 1 }, testCaller)).offset))!.invocation.timestampMs;
+    const store = await Store.open({ dir, module: counterModule, clock });
+    expect(await stamped(store, 'a')).toBe(1_000_000);
+    nowMs = 400_000; // stepped back
+    expect(await stamped(store, 'b')).toBe(1_000_000);
+    await store.close();
+    const again = await Store.open({ dir, module: counterModule, clock });
+    expect(await stamped(again, 'c')).toBe(1_000_000);
+    nowMs = 1_000_500; // past it again: the clock's own time
+    expect(await stamped(again, 'd')).toBe(1_000_500);
+    await again.close();
+  });
+
   test('a reducer that throws leaves no trace in memory or in the log', async () => {
     const dir = tmp();
     const store = await open(dir);
