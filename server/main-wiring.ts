@@ -386,6 +386,7 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
       get publicBaseUrl() {
         return config.http.publicUrl ?? listeningOrigin ?? `http://${config.http.host}:${config.http.port}`;
       },
+      publicBaseUrlFromRequest: config.http.publicUrl === undefined,
       authorizationServers: [config.auth.oidc.issuer],
       endpointNames: ['mcp', 'sse', 'messages', 'ws'],
     };

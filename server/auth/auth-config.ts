@@ -41,7 +41,7 @@ export interface AuthConfig {
   readonly clientId: string;
   readonly tenantClaim: string;
   readonly roleMap: RoleMap;
-  /** IOBOXX_PUBLIC_URL as an origin; undefined when unset (then use the listening address). */
+  /** IOBOXX_PUBLIC_URL as an origin; undefined when unset (then each request's own origin, its Host). */
   readonly publicBaseUrl?: string;
 }
 

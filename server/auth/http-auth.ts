@@ -14,6 +14,7 @@ import { AuthError, type AuthFailureReason } from './auth-error.js';
 import type { Authenticator, TokenPrincipal } from './authenticator.js';
 import {
   protectedResourceMetadataUrl,
+  publicBaseUrlFor,
   rawRequestPath,
   rawRequestTarget,
   resourcePathOf,
@@ -77,7 +78,7 @@ export async function authenticateRequest(req: IncomingMessage, options: HttpAut
     if (!(error instanceof AuthError)) throw error;
     // Only a refusal needs the resource path (for its metadata URL).
     const resourcePath = rawPath === undefined ? undefined : resourcePathOf(rawPath, options.resource.endpointNames);
-    return { ok: false, failure: httpAuthFailure(error, options.resource, resourcePath) };
+    return { ok: false, failure: httpAuthFailure(error, { ...options.resource, publicBaseUrl: publicBaseUrlFor(req, options.resource) }, resourcePath) };
   }
 }
 

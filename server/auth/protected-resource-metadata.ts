@@ -20,6 +20,13 @@ export const metadataMaxAgeS = 3600;
 export interface ProtectedResourceOptions {
   /** This server's public origin, e.g. https://memory.example.com (no path). */
   readonly publicBaseUrl: string;
+  /**
+   * No public origin configured (IOBOXX_PUBLIC_URL unset): each request is named the origin it was
+   * sent to (its Host), the one its client checks the metadata's `resource` against (an MCP client
+   * refuses a document naming another origin: 127.0.0.1 for localhost, 0.0.0.0 for a wildcard
+   * bind); `publicBaseUrl` only for a request without a usable Host.
+   */
+  readonly publicBaseUrlFromRequest?: boolean;
   /** The issuers clients may get tokens from (the OIDC issuer). */
   readonly authorizationServers: readonly string[];
   /** Last path segment of each protected endpoint: `/NAME` and `/t/{tenant}/NAME`. Default ['mcp']. */
@@ -77,6 +84,16 @@ export function protectedResourceMetadata(
   };
 }
 
+/** The public origin to name to the client of `req` (see publicBaseUrlFromRequest). */
+export function publicBaseUrlFor(req: IncomingMessage, options: ProtectedResourceOptions): string {
+  const host = req.headers.host;
+  if (options.publicBaseUrlFromRequest !== true || host === undefined || !URL.canParse(`http://${host}`)) return options.publicBaseUrl;
+  const url = new URL(`http://${host}`);
+  // A Host is a hostname and a port: one carrying more (user info, a path) names no origin.
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '' || url.hash !== '') return options.publicBaseUrl;
+  return url.origin;
+}
+
 export function protectedResourceMetadataUrl(resourcePath: string | undefined, publicBaseUrl: string): string {
   return `${publicOrigin(publicBaseUrl)}${protectedResourceMetadataPrefix}${resourcePath ?? ''}`;
 }
@@ -111,7 +128,7 @@ export function serveProtectedResourceMetadata(
     res.end(JSON.stringify({ error: 'not_found' }));
     return true;
   }
-  const body = JSON.stringify(protectedResourceMetadata(resourcePath, options));
+  const body = JSON.stringify(protectedResourceMetadata(resourcePath, { ...options, publicBaseUrl: publicBaseUrlFor(req, options) }));
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Cache-Control': `public, max-age=${metadataMaxAgeS}`,

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { Client as OlderClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as OlderHttpTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import WebSocket from 'ws';
 import { tokenCharsMax } from '../../server/auth/token-verifier.js';
 import { wsClose } from '../../server/ws/close-codes.js';
@@ -70,6 +71,23 @@ describe('identity through the MCP server', () => {
     });
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp"/);
+  });
+
+  test('without IOBOXX_PUBLIC_URL the 401 and its metadata name the origin the client reached, so its resource check passes', async () => {
+    // The client reached the server as localhost: a document naming 127.0.0.1 (the listening
+    // address) is refused by MCP clients ("Protected resource ... does not match expected").
+    const reached = `http://localhost:${new URL(base).port}`;
+    const response = await fetch(`${reached}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    expect(response.status).toBe(401);
+    const metadataUrl = /resource_metadata="([^"]+)"/.exec(response.headers.get('www-authenticate') ?? '')?.[1];
+    expect(metadataUrl).toBe(`${reached}/.well-known/oauth-protected-resource/mcp`);
+    const metadata = (await (await fetch(metadataUrl!)).json()) as { resource: string };
+    expect(metadata.resource).toBe(`${reached}/mcp`);
+    expect(checkResourceAllowed({ requestedResource: resourceUrlFromServerUrl(`${reached}/mcp`), configuredResource: metadata.resource })).toBe(true);
   });
 
   test(`a token up to tokenCharsMax (${tokenCharsMax}) and past it reaches the verifier: 401 naming the limit, not a bare 431`, async () => {
