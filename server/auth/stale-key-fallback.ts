@@ -4,7 +4,8 @@
  * (503), each after waiting the whole fetch timeout, even for a token verified a minute before.
  * Here a failed fetch falls back to the last key set that loaded, for at most jwksStaleMaxAgeMs
  * after it loaded, and for jwksRetryMs after a failure the issuer is not asked again: requests
- * go straight to the last keys instead of each waiting for a fetch that will time out.
+ * go straight to the last keys instead of each waiting for a fetch that will time out. With no
+ * keys to stand in, requests fail for jwksRetryMs after a failed fetch, again without asking.
  * A token whose key is not in that set is still refused (unknown key), never let through.
  */
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
@@ -27,7 +28,7 @@ export interface StaleKeyOptions {
 
 export function withStaleKeyFallback(remote: JWTVerifyGetKey, loaded: LoadedKeys, options: StaleKeyOptions): JWTVerifyGetKey {
   const now = options.nowMs ?? Date.now;
-  let failedAtMs: number | undefined;
+  let failed: { readonly atMs: number; readonly error: unknown } | undefined;
   let local: { readonly uat: number; readonly getKey: JWTVerifyGetKey } | undefined;
   /** The set that loaded last, while young enough to stand in for the issuer. */
   const lastKeys = (): JWTVerifyGetKey | undefined => {
@@ -42,14 +43,20 @@ export function withStaleKeyFallback(remote: JWTVerifyGetKey, loaded: LoadedKeys
   };
   return async (...args) => {
     const fallback = lastKeys();
-    if (fallback !== undefined && failedAtMs !== undefined && now() - failedAtMs < options.retryMs) return fromLastKeys(fallback, ...args);
+    if (failed !== undefined && now() - failed.atMs < options.retryMs) {
+      if (fallback !== undefined) return fromLastKeys(fallback, ...args);
+      // No keys to stand in (none loaded yet, or too old): the request fails as the last fetch did,
+      // without asking again; asked on every request, anyone's flood of tokens hammered the issuer.
+      throw failed.error;
+    }
     try {
       const key = await remote(...args);
-      failedAtMs = undefined;
+      failed = undefined;
       return key;
     } catch (error) {
-      if (!options.isFetchFailure(error) || fallback === undefined) throw error;
-      failedAtMs = now();
+      if (!options.isFetchFailure(error)) throw error;
+      failed = { atMs: now(), error };
+      if (fallback === undefined) throw error;
       return fromLastKeys(fallback, ...args);
     }
   };

@@ -6,7 +6,7 @@ import { startOidcIssuer, tamperPayload, testAudience, type OidcIssuerProcess } 
 let idp: OidcIssuerProcess;
 
 beforeAll(async () => {
-  idp = await startOidcIssuer({ realms: ['ioboxx', 'other', 'rotation', 'retire', 'flood', 'cache', 'removed', 'kept', 'aged', 'aged-removed'] });
+  idp = await startOidcIssuer({ realms: ['ioboxx', 'other', 'rotation', 'retire', 'flood', 'cache', 'removed', 'kept', 'aged', 'aged-removed', 'keys-down'] });
 });
 afterAll(async () => {
   await idp?.stop();
@@ -241,6 +241,19 @@ describe('token verification against a real issuer process', () => {
       expect((await paused.stats()).jwksFetches - before.jwksFetches).toBe(1);
     } finally {
       await paused.stop();
+    }
+  });
+
+  test('while the issuer cannot serve its keys and none have loaded yet, a flood of tokens asks it once per jwksRetryMs', async () => {
+    await idp.jwksStatus(503, 'keys-down');
+    try {
+      const verifier = verifierFor({ realm: 'keys-down', jwksRetryMs: 60_000, verifiedTokensMax: 0 });
+      const before = await idp.stats('keys-down');
+      // Anyone can send well-formed tokens: each one fetched the keys again, back to back.
+      for (let i = 0; i < 10; i++) expect(await refusal(verifier.verify(await idp.token({ realm: 'keys-down', unpublishedKey: true })))).toBe('issuer_unavailable');
+      expect((await idp.stats('keys-down')).jwksFetches - before.jwksFetches).toBe(1);
+    } finally {
+      await idp.jwksStatus(200, 'keys-down');
     }
   });
 

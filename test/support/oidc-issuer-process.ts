@@ -11,6 +11,7 @@
  *        alg: RS256 | ES256 | PS256 | none | HS256-public-key (HMAC keyed with the RS256 public PEM)
  *   POST /test/realms/R/rotate   {alg?, keepOld?}  -> {kid, retiredKid}
  *   GET  /test/realms/R/stats    -> {discoveryFetches, jwksFetches}
+ *   POST /test/realms/R/jwks-status {status}  -> {}   (the JWKS answers this status, 200 serves the keys)
  *
  * Usage: node --import tsx test/support/oidc-issuer-process.ts [--realm NAME]...
  */
@@ -42,6 +43,8 @@ interface Realm {
   readonly rogue: Map<SigningAlg, Promise<RealmKey>>;
   discoveryFetches: number;
   jwksFetches: number;
+  /** What the JWKS endpoint answers: 200 serves the keys, any other status an outage. */
+  jwksStatus: number;
 }
 
 async function newKey(alg: SigningAlg | 'RSA-OAEP'): Promise<RealmKey> {
@@ -59,7 +62,7 @@ async function newKey(alg: SigningAlg | 'RSA-OAEP'): Promise<RealmKey> {
 }
 
 async function newRealm(name: string): Promise<Realm> {
-  const realm: Realm = { name, keys: [], active: new Map(), rogue: new Map(), discoveryFetches: 0, jwksFetches: 0 };
+  const realm: Realm = { name, keys: [], active: new Map(), rogue: new Map(), discoveryFetches: 0, jwksFetches: 0, jwksStatus: 200 };
   // Key generation runs on libuv's pool: generate a realm's keys at once.
   const signingKeys = await Promise.all(signingAlgs.map((alg) => newKey(alg)));
   for (const key of signingKeys) {
@@ -227,6 +230,7 @@ async function main(): Promise<void> {
     }
     if (!isAdmin && route === 'GET protocol/openid-connect/certs') {
       realm.jwksFetches += 1;
+      if (realm.jwksStatus !== 200) return sendJson(res, realm.jwksStatus, { error: 'unavailable' });
       return sendJson(res, 200, { keys: realm.keys.filter((key) => key.published).map((key) => key.publicJwk) });
     }
     if (isAdmin && route === 'POST token') {
@@ -243,6 +247,12 @@ async function main(): Promise<void> {
       realm.active.set(alg, fresh);
       retired.published = request.keepOld !== false;
       return sendJson(res, 200, { kid: fresh.kid, retiredKid: retired.kid });
+    }
+    if (isAdmin && route === 'POST jwks-status') {
+      const { status } = await readJson(req);
+      if (!(Number.isInteger(status) && (status as number) >= 200 && (status as number) <= 599)) throw new HttpError(400, 'status must be an HTTP status');
+      realm.jwksStatus = status as number;
+      return sendJson(res, 200, {});
     }
     if (isAdmin && route === 'GET stats') {
       return sendJson(res, 200, { discoveryFetches: realm.discoveryFetches, jwksFetches: realm.jwksFetches });

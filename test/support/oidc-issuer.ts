@@ -58,6 +58,8 @@ export interface OidcIssuerProcess {
   /** A new active key for `alg`; the previous one stays published unless keepOld is false. */
   rotate(options?: { realm?: string; alg?: 'RS256' | 'ES256' | 'PS256'; keepOld?: boolean }): Promise<{ kid: string; retiredKid: string }>;
   stats(realm?: string): Promise<{ discoveryFetches: number; jwksFetches: number }>;
+  /** The JWKS endpoint answers `status` from now on (200: the keys again; else an outage). */
+  jwksStatus(status: number, realm?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -94,6 +96,9 @@ export async function startOidcIssuer(options: { realms?: readonly string[] } = 
     },
     rotate: (rotateOptions = {}) => admin('POST', rotateOptions.realm ?? testRealmDefault, 'rotate', rotateOptions),
     stats: (realm = testRealmDefault) => admin('GET', realm, 'stats'),
+    jwksStatus: async (status, realm = testRealmDefault) => {
+      await admin('POST', realm, 'jwks-status', { status });
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
