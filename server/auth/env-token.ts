@@ -16,5 +16,17 @@ export async function authenticateEnvToken(
     throw new AuthError('missing_token', 'IOBOXX_TOKEN is required when IOBOXX_OIDC_ISSUER is set', 'set IOBOXX_TOKEN to a Keycloak access token');
   }
   const selection = tenantSelection === undefined || tenantSelection === '' ? undefined : tenantSelection;
-  return authenticator.authenticate(token.trim(), selection);
+  try {
+    return await authenticator.authenticate(token.trim(), selection);
+  } catch (error) {
+    // The refusal names HTTP's ways to select (a path, a header); a stdio server has only IOBOXX_TENANT.
+    if (error instanceof AuthError && error.reason === 'tenant_selection_required') {
+      throw new AuthError(
+        'tenant_selection_required',
+        'IOBOXX_TOKEN names several organizations; IOBOXX_TENANT must name the one this server serves',
+        'set IOBOXX_TENANT to one of the organizations (aliases) of the token',
+      );
+    }
+    throw error;
+  }
 }
