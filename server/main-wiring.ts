@@ -380,7 +380,12 @@ export async function serveHttpProcess(config: Config, log: Logger): Promise<Htt
   if (config.auth === undefined) {
     authenticate = fixedPrincipal(localPrincipal());
   } else {
-    const authenticator = createAuthenticator(config.auth);
+    const { oidc } = config.auth;
+    const authenticator = createAuthenticator({
+      ...config.auth,
+      // Callers are answered 503; without this line the operator would see nothing of why.
+      oidc: { ...oidc, onIssuerUnavailable: (problem) => log.warn({ issuer: oidc.issuer, problem }, 'OIDC issuer unavailable: tokens are verified with the last keys that loaded, if any, else answered 503') },
+    });
     const protectedResource: ProtectedResourceOptions = {
       // Read per request: with port 0 the real port is known only once the server listens.
       get publicBaseUrl() {

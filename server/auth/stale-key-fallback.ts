@@ -22,6 +22,8 @@ export interface StaleKeyOptions {
   /** Whether an error of the remote set means the issuer could not be reached (then the last keys serve). */
   readonly isFetchFailure: (error: unknown) => boolean;
   readonly nowMs?: () => number;
+  /** Told each time a fetch fails as isFetchFailure says (at most once per retryMs). */
+  readonly onFetchFailure?: (error: unknown) => void;
   /** Told each time a request is served from the last keys. */
   readonly onFallback?: (keysAgeMs: number) => void;
 }
@@ -56,6 +58,7 @@ export function withStaleKeyFallback(remote: JWTVerifyGetKey, loaded: LoadedKeys
     } catch (error) {
       if (!options.isFetchFailure(error)) throw error;
       failed = { atMs: now(), error };
+      options.onFetchFailure?.(error);
       if (fallback === undefined) throw error;
       return fromLastKeys(fallback, ...args);
     }

@@ -70,6 +70,12 @@ export interface TokenVerifierOptions {
   readonly discoveryRetryMs?: number;
   /** Accept http issuer / JWKS URLs on non-loopback hosts. */
   readonly allowHttp?: boolean;
+  /**
+   * Told each time asking the issuer failed (its discovery, its keys), with what went wrong: the
+   * operator's only sign of an issuer that is down or misconfigured, since callers get the 503.
+   * Once per attempt, and attempts are spaced by discoveryRetryMs and jwksRetryMs, not per request.
+   */
+  readonly onIssuerUnavailable?: (problem: string) => void;
   /** Remembered verifications (0 disables remembering). */
   readonly verifiedTokensMax?: number;
   /** A remembered verification is redone after this long. */
@@ -140,11 +146,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
           staleMaxAgeMs: options.jwksStaleMaxAgeMs ?? jwksStaleMaxAgeMsDefault,
           retryMs: options.jwksRetryMs ?? jwksRetryMsDefault,
           isFetchFailure: (error) => authErrorFromJose(error).reason === 'issuer_unavailable',
+          onFetchFailure: (error) => options.onIssuerUnavailable?.(`${authErrorFromJose(error).message} at ${discovered.jwksUri.href}: ${fetchProblemOf(error)}`),
         }),
       (error: unknown) => {
         keySet = undefined;
         const authError = error instanceof AuthError ? error : new AuthError('issuer_unavailable', 'OpenID discovery failed');
         discoveryFailure = { atMs: Date.now(), error: authError };
+        options.onIssuerUnavailable?.(authError.message);
         throw authError;
       },
     );
@@ -221,6 +229,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   }
 
   return { issuer, audience, verify, presentedTokens };
+}
+
+/** What a failed key fetch met (a status, a timeout, a refused connection): jose's words and the network's code. */
+function fetchProblemOf(error: unknown): string {
+  const code = ((error as { cause?: { code?: unknown } }).cause)?.code;
+  return `${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -22,8 +22,8 @@ export interface TokenHttpProcess {
 export interface TokenHttpOptions {
   readonly openTenantsMax: number;
   readonly log?: Logger;
-  /** Further IOBOXX_* settings (e.g. IOBOXX_STORES_MEMORY_BYTES_MAX, IOBOXX_TENANT_SLOT_WAIT_MS). */
-  readonly env?: Readonly<Record<string, string>>;
+  /** Further IOBOXX_* settings (e.g. IOBOXX_STORES_MEMORY_BYTES_MAX, IOBOXX_TENANT_SLOT_WAIT_MS), or settings made from the issuer. */
+  readonly env?: Readonly<Record<string, string>> | ((idp: OidcIssuerProcess) => Readonly<Record<string, string>>);
 }
 
 export async function startTokenHttpProcess(options: TokenHttpOptions): Promise<TokenHttpProcess> {
@@ -35,7 +35,7 @@ export async function startTokenHttpProcess(options: TokenHttpOptions): Promise<
     IOBOXX_HTTP_PORT: '0',
     IOBOXX_MAX_OPEN_TENANTS: String(options.openTenantsMax),
     IOBOXX_LOG_LEVEL: 'error',
-    ...options.env,
+    ...(typeof options.env === 'function' ? options.env(idp) : options.env),
   });
   const server = await serveHttpProcess(config, options.log ?? silentLogger());
   return {
