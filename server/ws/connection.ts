@@ -470,6 +470,9 @@ export class Connection {
     if (bytes > limits.initialResultBytesMax) {
       throw new MemoryError('limit_exceeded', `the initial result is ${bytes} bytes, more than ${limits.initialResultBytesMax} (initialResultBytesMax)`, 'narrow the where, or split the queries over several subscribes');
     }
+    // The other queries' transactions up to X, published while this read waited to be durable,
+    // go out first: after `subscribed` at X a client takes no tx at or below X (nor resumes them).
+    this.flush(offset);
     this.sendEncoded(data);
   }
 
@@ -522,10 +525,10 @@ export class Connection {
     this.ctx.scheduleFlush(this);
   }
 
-  /** Sends one `tx` message per pending transaction, in offset order, in one socket write. */
-  flush(): void {
+  /** Sends one `tx` message per pending transaction (up to `throughOffset`), in offset order, in one socket write. */
+  flush(throughOffset?: number): void {
     if (this.pending.size === 0 || this.isClosed) return;
-    this.sendQueue.batch(() => this.pending.take((offset, queries) => this.sendEncoded(encodeTxMessage(this.format, offset, queries))));
+    this.sendQueue.batch(() => this.pending.take((offset, queries) => this.sendEncoded(encodeTxMessage(this.format, offset, queries)), throughOffset));
   }
 
   private send(message: object): boolean {

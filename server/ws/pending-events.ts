@@ -42,14 +42,20 @@ export class PendingEvents {
   }
 
   /**
-   * Empties the list, calling `send` once per transaction, in offset order, with the queries
-   * it changed (queries ended since are left out); stops early when `send` returns false.
+   * Empties the list up to `throughOffset` (all of it by default), calling `send` once per
+   * transaction, in offset order, with the queries it changed (queries ended since are left
+   * out); stops early when `send` returns false. Later transactions stay for the next take.
    */
-  take(send: (offset: number, queries: readonly QueryChanges[]) => boolean): void {
-    const list = this.list;
+  take(send: (offset: number, queries: readonly QueryChanges[]) => boolean, throughOffset = Number.MAX_SAFE_INTEGER): void {
+    let list = this.list;
     // Stable: a query's events of one transaction keep their arrival order.
     if (!this.inOrder) list.sort((a, b) => a.offset - b.offset);
     this.clear();
+    const later = list.findIndex((event) => event.offset > throughOffset);
+    if (later >= 0) {
+      this.list = list.slice(later);
+      list = list.slice(0, later);
+    }
     for (let i = 0; i < list.length; ) {
       const offset = list[i]!.offset;
       let end = i + 1;

@@ -186,6 +186,32 @@ describe('subscriptions', () => {
     client.close();
   });
 
+  test('a subscribe while others commit: no tx at or below its offset follows its subscribed, none is sent twice', async () => {
+    const client = await connected();
+    await subscribed(client, [{ id: 'busy', table: 'objects', where: { type: 'busy' } }]);
+    // Writers keep commits in flight, so a subscribe's read often waits for its offset to be durable.
+    let writing = true;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; writing; i++) await put(`busy-${w}-${i % 5}`, 'busy');
+    });
+    for (let i = 0; i < 30; i++) await subscribed(client, [{ id: `late-${i}`, table: 'objects', where: { type: 'late' } }]);
+    writing = false;
+    await Promise.all(writers);
+    await txUntil(client, memory.store.durableOffset);
+    // A client keeps the offset of the last message it applied and resumes after it: an older
+    // tx arriving behind a subscribed would be lost on a reconnect (or dropped as a duplicate).
+    const behind: string[] = [];
+    let at = -1;
+    for (const m of client.received) {
+      if (m.type !== 'tx' && m.type !== 'subscribed') continue;
+      // Offsets only grow: each tx past everything before it, a subscribed at least as far.
+      if (m.type === 'tx' ? m.offset <= at : m.offset < at) behind.push(`${m.type} ${m.offset} after ${at}`);
+      at = Math.max(at, m.offset);
+    }
+    expect(behind).toEqual([]);
+    client.close();
+  }, 30_000);
+
   test('unsubscribe ends a query: later transactions do not mention it', async () => {
     const client = await connected();
     await subscribed(client, [
