@@ -19,7 +19,10 @@ export const subprotocols: ReadonlyMap<string, WireFormat> = new Map([
 ]);
 
 // Plain maps both ways: no records or shared structures a non-JS client could not read.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+// 64-bit integers decode as numbers: other encoders (Go's, by default) write every int64 in
+// 9 bytes, and an offset or a where value must not arrive as a BigInt. One past 2^53 becomes
+// a number that is no safe integer, refused as such.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
 
 export function encodeMessage(format: WireFormat, message: object): string | Buffer {
   return format === 'json' ? JSON.stringify(message) : packr.pack(message);

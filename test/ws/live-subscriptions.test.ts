@@ -274,6 +274,23 @@ describe('resume', () => {
     again.close();
   });
 
+  test('a msgpack client whose integers travel as int64 (Go\'s encoder by default) filters and resumes as any other', async () => {
+    const query = (where: unknown) => [{ id: 'wide', table: 'objects', where }];
+    const first = await put('wide-0', 'wide');
+    const second = await put('wide-0', 'wide');
+    const client = await connected({ protocols: ['ioboxx.v1.msgpack'] });
+    // A BigInt is packed as int64 (0xd3), as Go's vmihailenco/msgpack writes an int64 unless told to compact it.
+    client.sendPacked({ type: 'subscribe', queries: query({ type: 'wide', version: { gte: 2n } }), after: BigInt(first) });
+    const resumed = await client.next((m) => m.type === 'subscribed' || m.type === 'error');
+    expect(resumed).toMatchObject({ type: 'subscribed', resumed: true, offset: first });
+    const [m] = await txUntil(client, second);
+    expect(m).toMatchObject({ offset: second, queries: [{ id: 'wide', inserted: [{ id: 'wide-0', version: 2 }] }] });
+    // Past a safe integer it is still refused, by name.
+    client.sendPacked({ type: 'subscribe', queries: [{ id: 'huge', table: 'objects', where: { version: 2n ** 60n } }] });
+    expect(await client.nextOfType('error')).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/safe integer/) });
+    client.close();
+  });
+
   test('further back than resumeTxMax: a fresh full result, flagged reset', async () => {
     const client = await connected();
     const query = [{ id: 'far', table: 'objects', where: { type: 'far' } }];
