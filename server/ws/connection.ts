@@ -366,6 +366,8 @@ export class Connection {
         await this.freshResult(live, after !== undefined);
         this.goLive(group);
       } catch (error) {
+        // The group never goes live: what it buffered no longer counts toward startingEventsMax.
+        this.startingEvents -= group.buffered.splice(0).length;
         this.endQueries(live.filter((q) => this.queries.get(q.id) === q).map((q) => q.id));
         for (const q of live) q.unsubscribe();
         throw error;

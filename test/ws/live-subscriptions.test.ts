@@ -418,6 +418,35 @@ describe('bounded memory', () => {
   }, 60_000);
 });
 
+describe('refused subscribes', () => {
+  test('a subscribe refused after its read leaves nothing starting: retried under writes, it does not cut the connection off', async () => {
+    const other = createServer((_req, res) => res.writeHead(404).end());
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    // Every initial result is too large: each subscribe is refused once read (and its hub subscriptions taken).
+    const live = attachWebSocket(other, { authenticate: fixedPrincipal(principal), memoryFor: singleMemory(memory), tables: memoryExposedTables(), limits: { initialResultBytesMax: 10 } });
+    const client = await TestClient.connect(`ws://127.0.0.1:${(other.address() as { port: number }).port}/ws`);
+    await client.nextOfType('hello');
+    let writing = true;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      while (writing) await put(`refused-${w}`, 'refused');
+    });
+    const queries = Array.from({ length: 100 }, (_, i) => ({ id: `all-${i}`, table: 'objects', where: { type: 'refused' } }));
+    // Each refusal saw the changes committed while its read waited: together far past startingEventsMax.
+    for (let i = 0; i < 400 && client.ws.readyState === client.ws.OPEN; i++) {
+      client.send({ type: 'subscribe', queries });
+      expect(await client.next((m) => m.type === 'error' || m.type === 'subscribed')).toMatchObject({ type: 'error', code: 'limit_exceeded' });
+    }
+    writing = false;
+    await Promise.all(writers);
+    client.send({ type: 'ping' });
+    expect(await client.nextOfType('pong')).toMatchObject({ type: 'pong' });
+    client.close();
+    await live.close();
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  }, 60_000);
+});
+
 describe('shutdown', () => {
   test('close() ends every connection with 1001 and waits for them', async () => {
     const other = createServer((_req, res) => res.writeHead(404).end());
