@@ -234,7 +234,14 @@ export function attachWebSocket(server: Server, deps: WebSocketDeps): WebSocketS
       socket.destroy();
       return;
     }
+    let opened = false;
+    // `ws` refuses a malformed handshake (no Sec-WebSocket-Key, another version…) with its own
+    // 400 and never calls back: the lease and the tenant's place go with the socket then.
+    socket.once('close', () => {
+      if (!opened) authenticated?.lease.release();
+    });
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      opened = true;
       const connection = new Connection(ws, socket, req, format, pathTenant, ctx, authenticated);
       connections.add(connection);
       deps.observe?.({ kind: 'open', tenant: connection.tenant, authenticated: authenticated !== undefined });

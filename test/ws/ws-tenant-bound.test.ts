@@ -5,6 +5,7 @@
  * connect, and a closed connection gives its place back. Before, only the server-wide
  * connectionsMax held. Real stores from the tenant registry; the bearer token names the tenant.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { localPrincipal } from '../../server/auth/local-principal.js';
 import type { Authenticate } from '../../server/http/seams.js';
@@ -59,4 +60,29 @@ test('authenticated connections are bounded per tenant, at upgrade and at a brow
   });
   expect(await third!.nextOfType('hello')).toMatchObject({ authenticated: true, tenant: 'acme' });
   for (const client of [second, other, third!]) client.close();
+});
+
+/** An upgrade request with a valid token that `ws` refuses itself: the handshake headers are wrong. */
+function malformedHandshake(headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base.replace(/^ws:/, 'http:')}/ws`, { headers: { connection: 'Upgrade', upgrade: 'websocket', authorization: 'Bearer initech', ...headers } });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('upgrade', () => reject(new Error('the malformed handshake was upgraded')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a handshake refused by ws after the token verified gives the tenant\'s place back', async () => {
+  // No Sec-WebSocket-Key, then an unknown version: more of them than the tenant has places.
+  for (let i = 0; i < 3; i++) {
+    expect(await malformedHandshake({ 'sec-websocket-version': '13' })).toBe(400);
+    expect(await malformedHandshake({ 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '7' })).toBe(400);
+  }
+  const first = await connected('initech');
+  const second = await connected('initech');
+  for (const client of [first, second]) client.close();
 });
