@@ -51,7 +51,8 @@ export class PendingEvents {
     // Stable: a query's events of one transaction keep their arrival order.
     if (!this.inOrder) list.sort((a, b) => a.offset - b.offset);
     this.clear();
-    const later = list.findIndex((event) => event.offset > throughOffset);
+    // Sorted now: the usual flush (all of it) need not walk the list to find that nothing is later.
+    const later = list.length === 0 || list[list.length - 1]!.offset <= throughOffset ? -1 : list.findIndex((event) => event.offset > throughOffset);
     if (later >= 0) {
       this.list = list.slice(later);
       list = list.slice(0, later);
