@@ -488,7 +488,8 @@ export class Connection {
     for (const { query, offset, changes } of group.buffered.splice(0)) this.addPending(query, offset, changes);
   }
 
-  private unsubscribe(ids: readonly string[]): void {
+  private unsubscribe(named: readonly string[]): void {
+    const ids = [...new Set(named)]; // an id named twice is ended and answered once
     const known = ids.filter((id) => this.queries.has(id));
     const unknown = ids.filter((id) => !this.queries.has(id));
     this.endQueries(known);

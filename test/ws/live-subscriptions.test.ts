@@ -218,7 +218,8 @@ describe('subscriptions', () => {
       { id: 'a', table: 'objects', where: { type: 'alpha' } },
       { id: 'b', table: 'objects', where: { type: { in: ['alpha', 'beta'] } } },
     ]);
-    client.send({ type: 'unsubscribe', ids: ['a', 'nope'] });
+    // An id named twice is ended (and listed) once.
+    client.send({ type: 'unsubscribe', ids: ['a', 'nope', 'a', 'nope'] });
     expect(await client.nextOfType('unsubscribed')).toEqual({ type: 'unsubscribed', ids: ['a'] });
     expect(await client.nextOfType('error')).toMatchObject({ code: 'not_found', ids: ['nope'] });
     const offset = await put('alpha-1', 'alpha');
