@@ -44,6 +44,7 @@ import {
   type BackupFile,
   type BackupManifest,
 } from './backup-manifest.js';
+import { FileRefused } from '../io/file-refused.js';
 import { readExactly, readUpTo } from '../io/read-whole.js';
 import { copyOpenFile, writeNewFile } from './file-copy.js';
 import { backupSpaceExhausted, ensureBackupSpace } from './backup-space.js';
@@ -103,6 +104,8 @@ interface Sources {
   readonly acknowledged?: { readonly checkpointOffset?: number; readonly snapshots: readonly SnapshotRef[] };
   /** Newest first; store mode has at most one (the snapshot it just took). */
   readonly snapshots: readonly OpenedSnapshot[];
+  /** Directory mode: snapshots passed over before copying (a manifest that does not parse, a file that cannot be opened), with why. */
+  readonly skipped?: readonly string[];
   readonly segments: readonly OpenedSegment[];
   /** The store's history (undefined: a store no version with history ids has opened yet). */
   readonly history?: StoreHistory;
@@ -251,13 +254,23 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   const acknowledged = lockHolder(storeDir) === null ? await acknowledgedIn(storeDir, fl) : undefined;
   // A damaged history file is refused here as the open refuses it.
   const history = await readStoreHistory(storeDir, fl);
+  const skipped: string[] = [];
   try {
     for (const ref of await listSnapshots(storeDir, fl)) {
-      if (!ref.manifest) continue;
+      if (!ref.manifest) {
+        // A manifest is renamed into place whole: one there that does not parse is damage, the open
+        // skips it too (so is a file in the directory's place: exists() fails). None at all is a write in progress.
+        if (await fl.exists(path.join(ref.dir, manifestFileName)).catch(() => true)) skipped.push(`${ref.dir}: ${ref.problem}`);
+        continue;
+      }
       try {
         snapshots.push(await openSnapshot({ ...ref, manifest: ref.manifest }, fl));
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error; // retired just now: an older one may do
+        // As the open, which skips a snapshot whose file it cannot read and loads an older one.
+        const retired = (error as NodeJS.ErrnoException).code === 'ENOENT';
+        if (!retired && !(error instanceof FileRefused)) throw error;
+        // A file gone from a store no process holds is damage; beside a live writer, its retention just removed the snapshot.
+        if (!retired || acknowledged) skipped.push(`${ref.dir}: ${(error as Error).message}`);
       }
     }
     for (const s of await listSegments(path.join(storeDir, 'log'), fl)) {
@@ -270,7 +283,7 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   if (snapshots.length === 0 && segments.length === 0) {
     throw new MemoryError('not_found', `${storeDir} holds no store (no snapshots, no log)`);
   }
-  return { mode: 'directory', dir: storeDir, snapshots, segments, ...(acknowledged ? { acknowledged } : {}), ...(history ? { history } : {}) };
+  return { mode: 'directory', dir: storeDir, snapshots, skipped, segments, ...(acknowledged ? { acknowledged } : {}), ...(history ? { history } : {}) };
 }
 
 /** What a closed store's files say was acknowledged: the checkpoint of its clean close (one that does not parse counts as none, as in the open) and its snapshots. */
@@ -324,7 +337,7 @@ async function copySources(
   schemas: ReadonlyMap<string, TableSchema>,
   onProgress: BackupOptions['onProgress'],
 ): Promise<CopiedSources> {
-  const skipped: string[] = [];
+  const skipped: string[] = [...(sources.skipped ?? [])];
   const candidates: (OpenedSnapshot | undefined)[] = [...sources.snapshots];
   // Without any usable snapshot the log itself must start at offset 0.
   if (sources.mode === 'directory' || sources.snapshots.length === 0) candidates.push(undefined);

@@ -105,6 +105,24 @@ describe('a backup of a store no process holds', () => {
     expect(restored.stateHash).toBe(stateHash);
   });
 
+  test.each([
+    ['state.msgpack a directory', (snapshot: string) => { rmSync(path.join(snapshot, 'state.msgpack')); mkdirSync(path.join(snapshot, 'state.msgpack')); }],
+    ['state.json a directory', (snapshot: string) => { rmSync(path.join(snapshot, 'state.json')); mkdirSync(path.join(snapshot, 'state.json')); }],
+    ['state.json missing', (snapshot: string) => rmSync(path.join(snapshot, 'state.json'))],
+    ['manifest.json not JSON', (snapshot: string) => writeFileSync(path.join(snapshot, 'manifest.json'), '{"format":')],
+    ['a file in its directory\'s place', (snapshot: string) => { rmSync(snapshot, { recursive: true }); writeFileSync(snapshot, 'x'); }],
+  ] as const)('passes over a damaged newest snapshot (%s), starting from the older one, and says so', async (_what, damage) => {
+    const { dir, stateHash } = await closedStore();
+    const [older, newest] = snapshotDirs(dir);
+    damage(newest!);
+    const backupDir = path.join(scratch(), 'backup');
+    const report = await backupStoreDirectory(dir, { backupDir, module: counterModule });
+    expect(report.manifest.snapshot?.offset).toBe(Number(path.basename(older!)));
+    expect(report.snapshotsSkipped, 'the operator hears of the damaged snapshot, as store verify says it').toHaveLength(1);
+    expect(report.snapshotsSkipped[0]).toContain(newest);
+    expect(report.manifest.stateHash).toBe(stateHash);
+  });
+
   test("refusing a store with no usable snapshot, names the store's files, never the backup's own directory", async () => {
     const { dir } = await closedStore(60, [20, 45, 50]); // retention keeps 45 and 50 and deletes the log below 45
     for (const snapshot of snapshotDirs(dir)) alterManifest(snapshot, (m) => { m.tables.objects! += 1; });
