@@ -2,7 +2,7 @@
  * A tenant store's snapshot policy (tools/tenant-snapshots.ts) on a real store: a tenant closed
  * after many writes reopens from a snapshot instead of replaying its log, with the same state.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -36,6 +36,30 @@ async function writeObjects(memory: TenantMemory, count: number): Promise<void> 
 }
 
 const reportOf = (memory: TenantMemory) => (memory.store as Store).report;
+
+const embed = memoryTools.find((tool) => tool.name === 'embedding_put')!;
+/** Dimensions of a typical sentence-embedding model. */
+const embeddingDims = 384;
+
+/** `count` objects, each with an embedding: the same values on every run (the same snapshot bytes). */
+async function writeEmbeddings(memory: TenantMemory, count: number): Promise<void> {
+  for (let from = 0; from < count; from += writeConcurrency) {
+    const ids = Array.from({ length: Math.min(writeConcurrency, count - from) }, (_, i) => `doc-${from + i}`);
+    await Promise.all(ids.map((id) => put.call({ memory, caller }, { id, type: 'doc', attributes: {} } as never)));
+    await Promise.all(ids.map((id, i) => embed.call({ memory, caller }, {
+      object_id: id, model: 'minilm', vector: Array.from({ length: embeddingDims }, (_, d) => Math.sin((from + i) * embeddingDims + d)),
+    } as never)));
+  }
+}
+
+/** Bytes of every file in the store's snapshot directories. */
+async function snapshotFilesBytes(storeDir: string): Promise<number> {
+  let bytes = 0;
+  for (const snapshot of await readdir(join(storeDir, 'snapshots'))) {
+    for (const file of await readdir(join(storeDir, 'snapshots', snapshot))) bytes += (await stat(join(storeDir, 'snapshots', snapshot, file))).size;
+  }
+  return bytes;
+}
 
 describe('tenant store snapshots', () => {
   test('closed after many writes, a tenant reopens from a snapshot at its last offset: nothing replayed, same state', async () => {
@@ -97,6 +121,25 @@ describe('tenant store snapshots', () => {
     const freeBytesOf = async () => closeSnapshotFreeFactor * memory.store.rowBytes().live * snapshotBytesPerLiveRowByte;
     expect(await snapshotBeforeClose(memory.store as Store, nodeFileLayer, () => undefined, freeBytesOf)).toBe('taken');
     await memory.close();
+  });
+
+  test('an embeddings tenant\'s closing snapshot is skipped with less than twice what it writes free: its estimate covers its JSON', async () => {
+    // A twin tenant, written the same, tells what the closing snapshot writes.
+    const twinDir = join(dir, 'twin');
+    const twin = await openTenantMemory(twinDir, 'acme');
+    await writeEmbeddings(twin, closeSnapshotTxMin / 2);
+    await twin.close();
+    const snapshotBytes = await snapshotFilesBytes(twinDir);
+
+    const errors: unknown[] = [];
+    const storeDir = join(dir, 'store');
+    const freeBytesOf = async () => closeSnapshotFreeFactor * snapshotBytes - 1;
+    const memory = await openTenantMemory(storeDir, 'acme', { freeBytesOf, onBackgroundError: (error) => errors.push(error) });
+    await writeEmbeddings(memory, closeSnapshotTxMin / 2);
+    await memory.close();
+    expect(errors, `a snapshot of ${snapshotBytes} bytes taken with ${snapshotBytes * closeSnapshotFreeFactor - 1} free leaves the log less than its size`).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ reason: 'free_space_low' });
+    expect(await readdir(storeDir)).not.toContain('snapshots');
   });
 
   test('closing twice closes once', async () => {
