@@ -35,7 +35,8 @@ import { lostAcknowledged, storeSchemas, type LogEnd, type Store } from '../stor
 import { readCheckpoint } from '../log/checkpoint.js';
 import { lockHolder } from '../store-lock.js';
 import type { TableSchema } from '../schema.js';
-import { readStoreHistory, type StoreHistory } from '../history.js';
+import type { StoreHistory } from '../history.js';
+import { historyOfFiles } from '../history-evidence.js';
 import {
   backupFormatVersion,
   backupManifestFileName,
@@ -252,8 +253,9 @@ async function openDirectorySources(storeDir: string, fl: FileLayer): Promise<So
   const segments: OpenedSegment[] = [];
   // Read before the files: a process that opens the store meanwhile cuts only a torn tail, and refuses what this would refuse.
   const acknowledged = lockHolder(storeDir) === null ? await acknowledgedIn(storeDir, fl) : undefined;
-  // A damaged history file is refused here as the open refuses it.
-  const history = await readStoreHistory(storeDir, fl);
+  // A damaged history file is refused here as the open refuses it; a missing one is the history
+  // the checkpoint or a snapshot records, which the store's next open puts back.
+  const history = (await historyOfFiles(storeDir, fl))?.history;
   const skipped: string[] = [];
   try {
     for (const ref of await listSnapshots(storeDir, fl)) {

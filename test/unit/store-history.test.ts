@@ -175,6 +175,19 @@ describe('a store that lost history.json gets its id back from the files that re
     expect(existsSync(path.join(dir, historyFileName))).toBe(false);
   });
 
+  test('a backup of its files names the recorded history, and the store restored from it names that as its parent', async () => {
+    const root = scratch();
+    const store = await storeWith(path.join(root, 'store'), 3);
+    await store.snapshot();
+    await store.close();
+    unlinkSync(path.join(root, 'store', historyFileName));
+    const backupDir = path.join(root, 'backup');
+    const taken = await backupStoreDirectory(path.join(root, 'store'), { backupDir, module: counterModule });
+    expect(taken.manifest.history, 'the store has a history (its next open puts it back): not "never opened by a version with history ids"').toEqual(store.history);
+    const restored = await restoreBackup(backupDir, path.join(root, 'restored'), { module: counterModule });
+    expect(restored.history.ancestors).toEqual([{ id: store.history.id, forkOffset: 2 }]);
+  });
+
   test('a restored store gets its own id back, not its parent\'s: the copied snapshots record the new history', async () => {
     const root = scratch();
     const store = await storeWith(path.join(root, 'store'), 3);
