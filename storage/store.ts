@@ -29,7 +29,7 @@ import { unsyncedBytesMax, unsyncedFramesMax, type ScannedLog } from './log/reco
 import { segmentBytesMaxLimit, segmentHeaderBytes } from './log/segment.js';
 import { retiredTableNames, type ReadView, type ReducerDef, type StoreModule, type TableReader } from './reducer.js';
 import { assertSchema, type Row, type TableSchema, type Value } from './schema.js';
-import { loadSnapshot, listSnapshots, SnapshotInvalid, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
+import { loadSnapshot, listSnapshots, SnapshotInvalid, verifySnapshotFiles, type LoadedSnapshot, type SnapshotRef } from './snapshot/reader.js';
 import { applySnapshotRetention, removeUnfinishedSnapshots } from './snapshot/retention.js';
 import { snapshotDirName, snapshotsDir, type SnapshotManifest } from './snapshot/manifest.js';
 import { writeSnapshot } from './snapshot/writer.js';
@@ -1279,7 +1279,9 @@ export class Store implements StoreApi {
   }
 
   private async writeSnapshotAt(offset: number, tables: TableState[], durable: Promise<void>): Promise<{ offset: number; stateHash: string }> {
-    if (offset === this.lastSnapshotOffset) return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
+    if (offset === this.lastSnapshotOffset && (offset < 0 || (await this.snapshotWholeAt(offset)))) {
+      return { offset, stateHash: this.lastSnapshotHash ?? canonicalStateHash(tables) };
+    }
     let manifest: SnapshotManifest;
     try {
       manifest = await writeSnapshot({ storeDir: this.dir, fl: this.fl, tables, offset, nowMs: this.clock(), history: this.historyRecord, waitDurable: () => durable });
@@ -1296,6 +1298,15 @@ export class Store implements StoreApi {
     const olderKept = await applySnapshotRetention(this.dir, this.fl, snapshotsKept, this.damagedSnapshotDirs);
     if (olderKept !== undefined) await this.log.deleteSegmentsThrough(olderKept);
     return { offset, stateHash: manifest.stateHash };
+  }
+
+  /**
+   * The snapshot at `offset` is there with both files matching its manifest. The open verified
+   * only the msgpack file it loaded: a damaged JSON file beside it is written again, not kept.
+   */
+  private async snapshotWholeAt(offset: number): Promise<boolean> {
+    const ref = (await listSnapshots(this.dir, this.fl)).find((r) => r.offset === offset);
+    return ref !== undefined && (await verifySnapshotFiles(ref, this.fl)) === undefined;
   }
 
   private backgroundSnapshot(): void {
