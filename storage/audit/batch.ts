@@ -20,6 +20,8 @@ export const auditKeyPrefix = 'tenants/';
 const batchSeqDigits = 12;
 /** A batch object larger than this is refused on write and on read. */
 export const auditBatchBytesMax = 64 * 1024 * 1024;
+/** More than a batch's bytes other than its events take: its header (a tenant id of at most 128 ASCII characters, numbers, a hash) in JSON. */
+const batchHeaderBytesMax = 1024;
 
 export interface AuditBatchEvent {
   readonly seq: number;
@@ -61,6 +63,22 @@ export function parseAuditBatchKey(key: string): { tenant: string; batchSeq: num
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * How many of `events`, from the first, one batch holds within auditBatchBytesMax (at least one).
+ * A full batch of events is not always within it: a tenant's callers choose what its access rows
+ * hold (ids of 1,024 characters, each control character escaped to 6 bytes: ~55 KB a row).
+ */
+export function auditBatchEventsFitting(events: readonly AuditBatchEvent[]): number {
+  let bytes = batchHeaderBytesMax;
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
+    // As encodeAuditBatch writes it, with the comma after it.
+    bytes += Buffer.byteLength(JSON.stringify({ seq: e.seq, source: e.source, sourceSeq: e.sourceSeq, event: e.event })) + 1;
+    if (bytes > auditBatchBytesMax) return Math.max(1, i);
+  }
+  return events.length;
 }
 
 /** Builds a batch's bytes from its events; checks the invariants it will be held to. */

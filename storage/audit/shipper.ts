@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MemoryError } from '../errors.js';
 import type { AuditBatchRecord, ControlPlane } from '../control/control-plane.js';
-import { auditBatchKey, encodeAuditBatch, genesisSha256 } from './batch.js';
+import { auditBatchEventsFitting, auditBatchKey, encodeAuditBatch, genesisSha256 } from './batch.js';
 import { assertObjectLockEnabled, s3AttemptsMax, type AuditBucket } from './audit-bucket.js';
 
 export const auditBatchEventsMaxLimit = 10_000;
@@ -149,7 +149,10 @@ async function shipTenant(
       const afterSeq = last?.lastSeq ?? 0;
       const staged = await control.stagedAudit(tenant, { afterSeq, limit: options.batchEventsMax });
       if (staged.length === 0) break;
-      const full = staged.length >= options.batchEventsMax;
+      const events = staged.map((s) => ({ seq: s.seq, source: s.source, sourceSeq: s.sourceSeq, event: s.event }));
+      // Bounded by bytes too: the events past what fits go in the next batch.
+      const fitting = auditBatchEventsFitting(events);
+      const full = staged.length >= options.batchEventsMax || fitting < staged.length;
       const nowMs = clock();
       const ageMs = nowMs - staged[0]!.stagedAtMs;
       // Not full, the events are read up to the newest staged: it tells whether staging went idle.
@@ -168,7 +171,7 @@ async function shipTenant(
       const batchSeq = (last?.batchSeq ?? 0) + 1;
       const encoded = encodeAuditBatch(
         { tenant, batchSeq, prevSha256: last?.sha256 ?? genesisSha256 },
-        staged.map((s) => ({ seq: s.seq, source: s.source, sourceSeq: s.sourceSeq, event: s.event })),
+        events.slice(0, fitting),
       );
       batch = {
         tenant,
