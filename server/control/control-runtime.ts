@@ -252,12 +252,10 @@ export async function startControlRuntime(input: {
     projectorTimer = setInterval(() => worker?.nudgeGlobal(), projectorIntervalMs);
     projectorTimer.unref();
     if (bucket) {
-      try {
-        await assertObjectLockEnabled(bucket);
-      } catch (error) {
-        log.error({ err: errorText(error) }, 'audit bucket refused: audit batches stay staged');
-        return;
-      }
+      // Checked here to say at once what is wrong; the shipper starts regardless and checks on every
+      // pass, so a gateway down at start, or a bucket fixed later, is shipped to without a restart.
+      await assertObjectLockEnabled(bucket).catch((error: unknown) =>
+        log.error({ err: errorText(error) }, 'audit bucket refused or unreachable: audit batches stay staged until it is usable (checked on every shipping pass)'));
       shipper = startAuditShipper(control, bucket, {
         intervalMs: shipperIntervalMs,
         retentionDays: config.auditRetentionDays,

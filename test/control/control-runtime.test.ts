@@ -5,6 +5,8 @@
  * a data dir and a fresh database on the test Postgres.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -17,7 +19,8 @@ import type { TenantMemory } from '../../tools/memory.js';
 import { controlPendingDirName } from '../../server/control/control-pending.js';
 import { silentLogger } from '../../server/log.js';
 import { hasTenantRecord } from '../../server/tenants/tenant-record-dir.js';
-import { freshPostgresDatabase } from '../support/services.js';
+import { openAuditBucket } from '../../storage/audit/audit-bucket.js';
+import { freePort, freshPostgresDatabase, s3Service } from '../support/services.js';
 import { waitUntil } from '../support/wait-until.js';
 
 const tenant = 'acme';
@@ -115,4 +118,47 @@ test('tenantChanging resolves once the tenant\'s control-pending mark is on disk
   expect(await hasTenantRecord(dataDir, controlPendingDirName, tenant)).toBe(true);
   await runtime.tenantChanging(tenant);
   expect(await hasTenantRecord(dataDir, controlPendingDirName, tenant)).toBe(true);
+});
+
+// The bucket's check at start failed and the shipper was never started: audit stayed staged until a restart.
+test('an audit bucket unreachable when the server starts is shipped to once it answers', async () => {
+  const { dataDir, db } = await dataDirAndDatabase('ctlruntime_s3late');
+  const s3 = s3Service();
+  const credentials = { region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
+  const bucket = `ioboxx-audit-late-${process.pid}-${Math.floor(Math.random() * 1e9)}`;
+  await openAuditBucket({ ...credentials, endpoint: s3.endpoint, bucket }).client.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+  // Nothing listens on the bucket's endpoint at start: the gateway is down (connection refused).
+  const port = await freePort();
+  let refused: () => void = () => undefined;
+  const refusedAtStart = new Promise<void>((resolve) => (refused = resolve));
+  const log = pino({ level: 'info' }, {
+    write: (line: string) => {
+      if (line.includes('audit bucket')) refused();
+    },
+  });
+  const config = { dataDir, database: { url: db.url }, auditRetentionDays: 1, s3: { ...credentials, endpoint: `http://127.0.0.1:${port}`, bucket } } as unknown as Config;
+  const runtime = await startControlRuntime({ config, log, withTenant: async () => { throw new Error('no store in this test'); } });
+  cleanup.push(() => runtime.close());
+  await refusedAtStart;
+
+  // The gateway comes back (a proxy to the real one on the same port).
+  const upstream = new URL(s3.endpoint);
+  const sockets = new Set<Socket>();
+  const proxy: Server = createServer((socket) => {
+    const onward = connect(Number(upstream.port), upstream.hostname);
+    for (const s of [socket, onward]) {
+      sockets.add(s);
+      s.on('error', () => s.destroy());
+    }
+    socket.pipe(onward).pipe(socket);
+  });
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  // The S3 client keeps its connections alive: they are cut, or the proxy never closes.
+  cleanup.push(() => new Promise<void>((resolve) => {
+    proxy.close(() => resolve());
+    for (const s of sockets) s.destroy();
+  }));
+  await runtime.control!.stageAudit(tenant, [{ source: 'access_log', sourceSeq: 1, event: { seq: 1 } }]);
+  await waitUntil('the staged event shipped once the bucket answers', async () => (await runtime.control!.stagedAudit(tenant, { limit: 10 })).length === 0, 30_000);
+  expect((await runtime.control!.auditBatches(tenant)).map((b) => b.versionId !== null)).toEqual([true]);
 });
