@@ -270,7 +270,8 @@ async function auditPrefixes(bucket: AuditBucket, tenant: string | undefined): P
   return prefixes;
 }
 
-async function listVersions(bucket: AuditBucket, prefixes: readonly string[]): Promise<Map<string, KeyVersions>> {
+/** The versions under `prefixes`, by key; under a prefix `afterKeyOf` names a key for, only the keys after it. */
+async function listVersions(bucket: AuditBucket, prefixes: readonly string[], afterKeyOf?: (prefix: string) => string | undefined): Promise<Map<string, KeyVersions>> {
   const byKey = new Map<string, KeyVersions>();
   const entry = (key: string) => {
     let e = byKey.get(key);
@@ -279,7 +280,7 @@ async function listVersions(bucket: AuditBucket, prefixes: readonly string[]): P
   };
   let seen = 0;
   for (const prefix of prefixes) {
-    let keyMarker: string | undefined;
+    let keyMarker = afterKeyOf?.(prefix);
     let versionIdMarker: string | undefined;
     for (;;) {
       const page = await bucket.client.send(
@@ -295,6 +296,27 @@ async function listVersions(bucket: AuditBucket, prefixes: readonly string[]): P
     }
   }
   return byKey;
+}
+
+/**
+ * Adds to `byKey` the batches shipped since it was listed that `recorded` (read after the listing)
+ * names: a shipper beside the verify uploads and confirms its tenants' next batches meanwhile, and
+ * a long listing gives it time. Each such tenant is listed again past its last listed key, and only
+ * recorded keys are taken (a batch formed since the records were read is not known to them yet).
+ */
+async function listShippedSince(bucket: AuditBucket, byKey: Map<string, KeyVersions>, recorded: readonly AuditBatchRecord[]): Promise<void> {
+  const unlisted = new Set(recorded.filter((r) => r.versionId !== null && !byKey.has(r.key)).map((r) => r.key));
+  if (unlisted.size === 0) return;
+  const lastListed = new Map<string, string>();
+  for (const key of byKey.keys()) {
+    const tenant = parseAuditBatchKey(key)?.tenant;
+    // Batch keys are ASCII: this order is S3's.
+    if (tenant !== undefined && key > (lastListed.get(tenant) ?? '')) lastListed.set(tenant, key);
+  }
+  const tenants = new Set([...unlisted].map((key) => parseAuditBatchKey(key)!.tenant));
+  const prefixes = new Map([...tenants].map((tenant) => [auditTenantPrefix(tenant), lastListed.get(tenant)]));
+  const since = await listVersions(bucket, [...prefixes.keys()], (prefix) => prefixes.get(prefix));
+  for (const [key, versions] of since) if (unlisted.has(key)) byKey.set(key, versions);
 }
 
 async function fetchBatch(bucket: AuditBucket, key: string, batchSeq: number, versionId: string): Promise<FetchedBatch> {
@@ -385,6 +407,7 @@ async function beginStoreCheck(
 export async function verifyAudit(bucket: AuditBucket, options: VerifyOptions = {}): Promise<AuditReport> {
   const byKey = await listVersions(bucket, await auditPrefixes(bucket, options.tenant));
   const recorded = options.control ? await options.control.auditBatches(options.tenant) : [];
+  await listShippedSince(bucket, byKey, recorded);
   const problems: AuditProblem[] = [];
   const perTenant = new Map<string, Array<{ key: string; batchSeq: number; versionId: string }>>();
   const extras: Array<{ tenant: string; key: string; batchSeq: number; versionId: string; shippedId: string; chosen: string }> = [];

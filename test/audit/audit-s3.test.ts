@@ -7,6 +7,7 @@ import {
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -121,6 +122,37 @@ describe('audit shipping to S3 Object Lock', () => {
     expect(batches.length).toBeGreaterThan(1);
     expect(batches.every(([, , total]) => total === 20)).toBe(true);
     expect(batches[batches.length - 1]).toEqual(['batches', 20, 20]);
+  });
+
+  test('a batch the server ships while verify runs (after its key was listed) is no missing batch', async () => {
+    await stage('shipped-beside', 1, 2);
+    await shipAudit(control, bucket, { tenant: 'shipped-beside', retentionDays, force: true });
+    await stage('shipped-beside', 3, 4);
+    // The shipper beside the verify confirms the next batch just after the bucket was listed.
+    let shippedBeside = false;
+    const listed = {
+      ...bucket,
+      client: new Proxy(bucket.client, {
+        get: (target, name) => name !== 'send' ? Reflect.get(target, name) : async (command: Parameters<S3Client['send']>[0]) => {
+          const answer = await target.send(command);
+          if (command instanceof ListObjectVersionsCommand && !shippedBeside) {
+            shippedBeside = true;
+            expect(await shipAudit(control, bucket, { tenant: 'shipped-beside', retentionDays, force: true })).toMatchObject({ batches: 1 });
+          }
+          return answer;
+        },
+      }),
+    } as AuditBucket;
+    const report = await verifyAudit(listed, { tenant: 'shipped-beside', control });
+    expect(shippedBeside).toBe(true);
+    expect(report.problems).toEqual([]);
+    expect(report.tenants).toEqual([expect.objectContaining({ tenant: 'shipped-beside', batches: 2, events: 4, lastSeq: 4 })]);
+    // A recorded batch the bucket does not hold is still missing, however often it is listed.
+    await sql(`insert into audit_batches (tenant, batch_seq, first_seq, last_seq, event_count, sha256, prev_sha256, object_key, version_id, confirmed_at)
+      values ('shipped-beside', 3, 5, 5, 1, 'x', 'x', '${auditBatchKey('shipped-beside', 3)}', 'gone', now())`);
+    expect((await verifyAudit(listed, { tenant: 'shipped-beside', control })).problems).toContainEqual(
+      expect.objectContaining({ kind: 'missing_batch', batchSeq: 3, key: auditBatchKey('shipped-beside', 3) }),
+    );
   });
 
   test('a batch retained for less than the configured retention (a shipper run with a shorter one) is short_retention, naming its dates', async () => {
