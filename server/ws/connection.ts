@@ -8,7 +8,8 @@
  *  - one `tx` message per transaction, in offset order, with every query it changed;
  *  - bounded: a consumer that lets more than sendQueueBytesMax pile up is cut off (4008);
  *  - the tenant is the principal's, fixed for the connection; each table needs its capability.
- * Client messages are handled one at a time, in order.
+ * Client messages are handled one at a time, in order; only a fresh token's expiry takes
+ * effect on arrival (a long resume ahead of it must not let the old token close the connection).
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
@@ -76,6 +77,16 @@ export interface ConnectionContext {
   closed(connection: Connection, code: number, reason: string): void;
 }
 
+/** A client message as read off the wire: its decoded form (for the audit), then the message or why it was refused. */
+type Read = { readonly raw: unknown; readonly message: ClientMessage } | { readonly raw: unknown; readonly refusal: unknown };
+
+/** The query ids a message names (a subscribe's, an unsubscribe's), so that its refusal can name them too. */
+function queryIdsOf(read: Read): readonly string[] | undefined {
+  if (!('message' in read)) return undefined; // a malformed message names no query
+  const message = read.message;
+  return message.type === 'subscribe' ? message.queries.map((query) => query.id) : message.type === 'unsubscribe' ? message.ids : undefined;
+}
+
 interface Group {
   starting: boolean;
   readonly buffered: { query: LiveQuery; offset: number; changes: readonly RowChange[] }[];
@@ -101,6 +112,8 @@ export class Connection {
   private inbound: Promise<void> = Promise.resolve();
   private inboundPending = 0;
   private authTimer: NodeJS.Timeout | undefined;
+  /** When the connection closes with 4401: the latest expiry of a token verified for its principal. */
+  private tokenExpiresAtMs: number | undefined;
   private cancelExpiry: (() => void) | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private startingEvents = 0;
@@ -162,18 +175,22 @@ export class Connection {
 
   private receive(data: Buffer, isBinary: boolean): void {
     if (this.isClosed) return;
+    const read = this.read(data, isBinary);
     if (this.inboundPending >= this.ctx.limits.inboundPendingMax) {
       const dropped = new MemoryError('busy', `more than ${this.ctx.limits.inboundPendingMax} messages are waiting to be handled; this one was dropped`, 'wait for answers before sending more, then send it again');
-      const { raw, queryIds } = this.readDropped(data, isBinary);
       // A dropped request is still a request of an identified client (a dropped ping is a keep-alive).
-      const asked = requestAsked(raw);
+      const asked = requestAsked(read.raw);
       if (this.principal !== undefined && !(asked.action === 'ws/message' && asked.target === 'ping')) this.report(this.principal, asked.action, asked.target, dropped.code);
-      this.send(errorMessage(dropped, queryIds));
+      this.send(errorMessage(dropped, queryIdsOf(read)));
       return;
     }
     this.inboundPending++;
+    // A fresh token is verified on arrival, its expiry applied at once; the rest of the auth waits its
+    // turn. A resume's replay moves only as fast as the client reads: behind it, the old token would expire.
+    const renewal = 'message' in read && read.message.type === 'auth' && this.principal !== undefined ? this.renewExpiry(read.message.token) : undefined;
+    // Only the Buffer waits in the queue (decoded again when handled): a queued message costs its bytes, no more.
     this.inbound = this.inbound
-      .then(() => (this.isClosed ? undefined : this.handle(data, isBinary)))
+      .then(() => (this.isClosed ? undefined : this.handle(data, isBinary, renewal)))
       .catch((error: unknown) => {
         if (!(error instanceof MemoryError)) this.ctx.log.error({ err: error, tenant: this.tenant }, 'websocket message failed');
         if (!this.isClosed) this.send(errorMessage(error));
@@ -181,36 +198,29 @@ export class Connection {
       .finally(() => this.inboundPending--);
   }
 
-  /**
-   * A message dropped unhandled, as far as it reads: its decoded form (for the audit) and the query
-   * ids it names (a subscribe's, an unsubscribe's), so that its refusal can name them too.
-   */
-  private readDropped(data: Buffer, isBinary: boolean): { raw: unknown; queryIds: readonly string[] | undefined } {
+  private read(data: Buffer, isBinary: boolean): Read {
     let raw: unknown;
     try {
       raw = decodeClientMessage(data, isBinary);
-      const message = parseClientMessage(raw, this.ctx.limits);
-      const queryIds = message.type === 'subscribe' ? message.queries.map((query) => query.id) : message.type === 'unsubscribe' ? message.ids : undefined;
-      return { raw, queryIds };
-    } catch {
-      return { raw, queryIds: undefined }; // a malformed message names no query
+      return { raw, message: parseClientMessage(raw, this.ctx.limits) };
+    } catch (refusal) {
+      return { raw, refusal };
     }
   }
 
-  private async handle(data: Buffer, isBinary: boolean): Promise<void> {
-    let message: ClientMessage;
-    let raw: unknown;
-    try {
-      raw = decodeClientMessage(data, isBinary);
-      message = parseClientMessage(raw, this.ctx.limits);
-    } catch (error) {
+  /** `renewal`: an auth message's token, verified on arrival (renewExpiry). */
+  private async handle(data: Buffer, isBinary: boolean, renewal: Promise<Principal | HttpRefusal> | undefined): Promise<void> {
+    const read = this.read(data, isBinary);
+    if (!('message' in read)) {
+      const error = read.refusal;
       if (this.principal === undefined) return this.close(wsClose.badRequest, `authenticate first: ${(error as Error).message}`);
       // Refused before it was handled, still a request of an identified client: audited as the others.
-      const asked = requestAsked(raw);
+      const asked = requestAsked(read.raw);
       this.report(this.principal, asked.action, asked.target, error instanceof MemoryError ? error.code : 'invalid_argument');
       throw error;
     }
-    if (message.type === 'auth') return this.authenticateWith(message.token);
+    const message = read.message;
+    if (message.type === 'auth') return this.authenticateWith(message.token, renewal);
     if (this.principal === undefined) {
       return this.close(wsClose.badRequest, 'authenticate first: the first message must be {"type":"auth","token":...}');
     }
@@ -227,8 +237,25 @@ export class Connection {
 
   // ---------------------------------------------------------------- identity
 
-  private async authenticateWith(token: string): Promise<void> {
-    const who = await this.ctx.authenticate(requestWithBearer(this.req, token));
+  /**
+   * Verifies a fresh token on arrival; one for the connection's tenant and subject moves the
+   * expiry to its own, if later (two renewals may verify out of order). Nothing else: a refusal,
+   * capabilities, the answer and the audit wait for the message's turn (authenticateWith), which
+   * takes this same verification (a token verified twice would be audited, when refused, twice).
+   */
+  private renewExpiry(token: string): Promise<Principal | HttpRefusal> {
+    const verifying = this.ctx.authenticate(requestWithBearer(this.req, token));
+    verifying.then((who) => {
+      if (this.isClosed || isRefusal(who)) return;
+      const principal = this.principal!;
+      if (who.caller.tenant !== principal.caller.tenant || who.caller.subject !== principal.caller.subject) return;
+      this.extendExpiry(who);
+    }, () => undefined); // a failed verification is reported when the message is handled
+    return verifying;
+  }
+
+  private async authenticateWith(token: string, renewal: Promise<Principal | HttpRefusal> | undefined): Promise<void> {
+    const who = await (renewal ?? this.ctx.authenticate(requestWithBearer(this.req, token)));
     if (this.isClosed) return;
     if (isRefusal(who)) return this.close(closeCodeForRefusal(who), refusalReason(who));
     if (this.pathTenant !== undefined && who.caller.tenant !== this.pathTenant) {
@@ -275,9 +302,16 @@ export class Connection {
   private become(principal: Principal, lease: MemoryLease): void {
     this.principal = principal;
     this.lease = lease;
-    this.cancelExpiry?.();
+    this.extendExpiry(principal);
+  }
+
+  /** The connection lives until the latest expiry of its principal's verified tokens; local mode never expires. */
+  private extendExpiry(principal: Principal): void {
     const expiresAtMs = tokenExpiresAtMsOf(principal);
-    this.cancelExpiry = expiresAtMs === undefined ? undefined : whenTokenExpires(() => expiresAtMs, () =>
+    if (expiresAtMs === undefined || this.isClosed) return;
+    this.tokenExpiresAtMs = Math.max(this.tokenExpiresAtMs ?? expiresAtMs, expiresAtMs);
+    // One timer per connection: it reads the deadline when it fires and waits on if it moved.
+    this.cancelExpiry ??= whenTokenExpires(() => this.tokenExpiresAtMs!, () =>
       this.close(wsClose.unauthorized, 'the access token expired; send a fresh one in an auth message before it does, or reconnect'));
   }
 

@@ -20,6 +20,7 @@ import { memoryExposedTables } from '../../server/ws/exposed-tables.js';
 import { memoryTools, openTenantMemory } from '../../tools/index.js';
 import type { TenantMemory } from '../../tools/memory.js';
 import { authConfigForIssuer, startOidcIssuer, type OidcIssuerProcess } from '../support/oidc-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
 import { TestClient } from './ws-test-client.js';
 
 let idp: OidcIssuerProcess;
@@ -28,6 +29,8 @@ let registry: TenantRegistry<TenantMemory>;
 let server: Server;
 let serving: WebSocketServing;
 let base: string;
+let authenticate: Authenticate;
+let memoryFor: MemoryFor;
 const authTimeoutMs = 2_000;
 
 beforeAll(async () => {
@@ -40,14 +43,14 @@ beforeAll(async () => {
   const port = (server.address() as { port: number }).port;
   base = `ws://127.0.0.1:${port}`;
   const authenticator = createAuthenticator(authConfigForIssuer(idp));
-  const authenticate: Authenticate = async (req) => {
+  authenticate = async (req) => {
     const result = await authenticateRequest(req, {
       authenticator,
       resource: { publicBaseUrl: `http://127.0.0.1:${port}`, authorizationServers: [idp.issuer()], endpointNames: ['mcp', 'ws'] },
     });
     return result.ok ? result.principal : result.failure;
   };
-  const memoryFor: MemoryFor = async (principal) => {
+  memoryFor = async (principal) => {
     const lease = await registry.acquire(principal.caller.tenant);
     return { memory: lease.store, release: () => lease.release() };
   };
@@ -65,11 +68,11 @@ afterAll(async () => {
 
 const reader = (organizations: string[] = ['acme']) => idp.token({ organizations, realmRoles: ['memory-reader'] });
 
-async function write(tenant: string, id: string, type = 'shared'): Promise<number> {
+async function write(tenant: string, id: string, type = 'shared', attributes: Record<string, unknown> = {}): Promise<number> {
   const lease = await registry.acquire(tenant);
   try {
     const def = memoryTools.find((t) => t.name === 'object_put')!;
-    const done = await def.call({ memory: lease.store, caller: { tenant, subject: 'writer' } }, { id, type, attributes: {} } as never);
+    const done = await def.call({ memory: lease.store, caller: { tenant, subject: 'writer' } }, { id, type, attributes } as never);
     return (done as { offset: number }).offset;
   } finally {
     lease.release();
@@ -168,6 +171,42 @@ describe('re-authentication', () => {
     client.send({ type: 'auth', token: await idp.token({ organizations: ['acme'], realmRoles: ['memory-reader'], subject: 'someone-else' }) });
     expect((await client.closed).code).toBe(wsClose.forbidden);
   });
+
+  test('a fresh token sent before the old one expires keeps the connection, though a long resume holds it back', async () => {
+    // An endpoint with a small send queue: a resume's replay waits for the client after a few transactions.
+    const other = createServer((_req, res) => res.writeHead(404).end());
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    const paced = attachWebSocket(other, { authenticate, memoryFor, tables: memoryExposedTables(), limits: { sendQueueBytesMax: 256 * 1024, socketBufferBytesMax: 32 * 1024 } });
+    try {
+      // Far more than the loopback socket's kernel buffers hold: the replay cannot finish unread.
+      const blob = 'r'.repeat(48 * 1024);
+      const offsets = (await Promise.all(Array.from({ length: 300 }, (_, i) => write('initech', `resume-${i}`, 'resume', { i, blob })))).sort((a, b) => a - b);
+      const after = offsets[0]! - 1;
+      const tokenFor = (ttlS: number) => idp.token({ organizations: ['initech'], realmRoles: ['memory-reader'], ttlS });
+      const client = await TestClient.connect(`ws://127.0.0.1:${(other.address() as { port: number }).port}/ws`, { token: await tokenFor(5) });
+      const { tokenExpiresAtMs } = await client.nextOfType('hello');
+      client.ws.pause(); // reads nothing: the kernel buffers fill, then the send queue, and the replay waits
+      client.send({ type: 'subscribe', queries: [{ id: 'r', table: 'objects', where: { type: 'resume' } }], after });
+      await waitUntil('the resume\'s replay waits for the client', async () => paced.subscriptionLagMax() > 0);
+      client.send({ type: 'auth', token: await tokenFor(60) });
+      // The server's expiry timer fires at the old token's exp (late on a loaded machine: a margin).
+      const expiryMarginMs = 2_000;
+      await new Promise((resolve) => setTimeout(resolve, tokenExpiresAtMs + expiryMarginMs - Date.now()));
+      client.ws.resume();
+      const answer = await Promise.race([client.closed, client.nextOfType('authenticated', 30_000)]);
+      expect(answer, 'still open past the old token\'s exp, and the fresh auth answered').toMatchObject({ type: 'authenticated', tenant: 'initech' });
+      expect(client.received.find((m) => m.type === 'subscribed')).toMatchObject({ resumed: true, offset: after });
+      const types = client.received.map((m) => m.type);
+      expect(client.received.filter((m) => m.type === 'tx').map((m) => m.offset), 'the complete catch-up, in order').toEqual(offsets);
+      // Answered in its turn: after the resume it waited behind.
+      expect(types.lastIndexOf('tx')).toBeLessThan(types.indexOf('authenticated'));
+      client.close();
+    } finally {
+      await paced.close();
+      await new Promise<void>((resolve) => other.close(() => resolve()));
+    }
+  }, 60_000);
 });
 
 describe('tenancy', () => {
