@@ -10,7 +10,9 @@ import { listSnapshots, type SnapshotRef } from './reader.js';
 
 /** No manifest file at all: a write that stopped before its commit point (a crash, or a failure it could not clean up). */
 async function unfinished(ref: SnapshotRef, fl: FileLayer): Promise<boolean> {
-  return !ref.manifest && !(await fl.exists(path.join(ref.dir, manifestFileName)));
+  // A manifest that cannot even be looked for (a file in the directory's place: ENOTDIR) is
+  // damage, kept for the operator as a damaged manifest is, not a write in progress to remove.
+  return !ref.manifest && !(await fl.exists(path.join(ref.dir, manifestFileName)).catch(() => true));
 }
 
 /** Delete the unfinished snapshot directories: they are never loaded, and on a full disk they hold the space the store needs. */

@@ -111,6 +111,27 @@ describe('damage', () => {
     await reopened.close();
   });
 
+  test('a file in a snapshot directory\'s place is skipped as damage, not an open refused with a bare ENOTDIR', async () => {
+    const dir = tmp();
+    const store = await Store.open({ dir, module: counterModule });
+    for (let i = 0; i < 20; i++) await store.call('put', { id: `o${i}`, type: 't', n: i }, testCaller);
+    await store.snapshot();
+    await store.call('bump', { id: 'o1', by: 1 }, testCaller);
+    const hash = store.stateHash();
+    await store.close();
+    const stray = path.join(dir, 'snapshots', String(20).padStart(20, '0'));
+    writeFileSync(stray, 'not a snapshot');
+    const reopened = await Store.open({ dir, module: counterModule });
+    expect(reopened.report.snapshotOffset).toBe(19);
+    expect(reopened.report.snapshotsSkipped.join()).toContain(stray);
+    expect(reopened.stateHash()).toBe(hash);
+    // Snapshots go on: the next one, past it, retires it as any damaged older snapshot.
+    await reopened.call('bump', { id: 'o2', by: 1 }, testCaller);
+    expect((await reopened.snapshot()).offset).toBe(21);
+    expect(readdirSync(path.join(dir, 'snapshots'))).not.toContain(path.basename(stray));
+    await reopened.close();
+  });
+
   test('a snapshot found damaged at open is not one of the two kept: the next snapshot keeps the verified one, so a second fault still falls back', async () => {
     const dir = tmp();
     const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 });
