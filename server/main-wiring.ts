@@ -117,8 +117,17 @@ function backgroundErrorReport(log: Logger, tenant: string, metrics?: OpsMetrics
   };
 }
 
-/** What an open put right that the operator should know of: a history.json it put back from the file that recorded it (history-evidence.ts). */
+/**
+ * What an open put right that the operator should know of: a torn tail it cut (a crash before the
+ * tail's fdatasync; its bytes kept aside, which no one would otherwise look at), a history.json it
+ * put back from the file that recorded it (history-evidence.ts).
+ */
 function logOpenRecoveries(log: Logger, tenant: string, store: TenantMemory['store']): void {
+  const torn = store.report.torn;
+  if (torn !== undefined) {
+    log.warn({ tenant, dir: store.dir, file: torn.file, position: torn.position, bytes: torn.bytes, reason: torn.reason, keptAt: torn.keptAt },
+      'tenant store log ended in a torn write (a crash before it was synced, never acknowledged): cut, its bytes kept aside');
+  }
   const from = store.report.historyRecoveredFrom;
   if (from !== undefined) {
     log.warn({ tenant, dir: store.dir, historyId: store.history.id, recoveredFrom: from },
