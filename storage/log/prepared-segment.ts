@@ -93,7 +93,8 @@ export interface AheadOfRotation {
  * fill, or, made `ahead` of rotation, fills of `preparedFillBytes` up to `segmentBytesMax` (each
  * synced before the next, so the disk has one small fill's pages at a time to write beside the
  * commits' fdatasyncs). A disk too full for the zeros still gets the file, which then appends, as
- * after a failed fill. Rejects (and leaves no file) when the file cannot be made.
+ * after a failed fill (made ahead, with none of its zeros). Rejects (and leaves no file) when the
+ * file cannot be made.
  */
 export async function prepareSegment(fl: FileLayer, dir: string, segmentBytesMax: number, ahead?: AheadOfRotation): Promise<PreparedSegment> {
   const file = path.join(dir, preparedSegmentFileName);
@@ -108,6 +109,12 @@ export async function prepareSegment(fl: FileLayer, dir: string, segmentBytesMax
         await handle.writev([zeros(fill.bytes)], fill.position);
       } catch {
         fillFailed = true; // the bytes it wrote are zeros: harmless
+        if (ahead) {
+          // The disk filled: the zeros made ahead (up to a segment of them) are room the active
+          // segment's commits need now. Given back, this one appends as after a failed fill.
+          await handle.truncate(segmentHeaderBytes);
+          zeroedEnd = segmentHeaderBytes;
+        }
         break;
       }
       if (!ahead || ahead.stopped() || zeroedEnd >= segmentBytesMax) break;

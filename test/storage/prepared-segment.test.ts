@@ -13,6 +13,7 @@ import { segmentHeaderBytes } from '../../storage/log/segment.js';
 import { isZeroRun, zeroFillBytes } from '../../storage/log/zero-tail.js';
 import { Store } from '../../storage/store.js';
 import { counterModule, testCaller } from '../support/counter-module.js';
+import { asFileLayer, FaultyFileLayer } from '../support/faulty-file-layer.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ioboxx-prepared-segment-'));
 const put = (store: Store, i: number) => store.call('put', { id: `o${i % 13}`, type: 't', n: i, attributes: { pad: 'x'.repeat(40) } }, testCaller);
@@ -63,6 +64,30 @@ describe('the next segment prepared ahead', () => {
     // Rotation renamed the prepared file; the next one comes only when the new segment fills.
     expect(segmentFiles(dir)).toHaveLength(2);
     await vi.waitFor(() => expect(existsSync(prepared)).toBe(false));
+    expect(store.lastOffset).toBe(i - 1);
+    await expectSameAfterReopen(store, dir);
+  });
+
+  // Before, a segment made ahead kept the zeros it got before the disk filled until rotation: on a
+  // nearly full disk the store refused commits as "the disk is full" while up to a segment of the
+  // space was its own zeros (9 MiB of a 40 MiB tmpfs, served over stdio).
+  test('a segment made ahead that fills the disk gives its zeros back to the commits at once; rotation takes it, and it appends', async () => {
+    const dir = tmp();
+    const faults = new FaultyFileLayer();
+    const fillsBeforeFull = 2;
+    let fills = 0;
+    // The fills ahead, by their size: the store's first segment was made under the same name.
+    faults.observe = (file, op, bytes) => {
+      if (op === 'writev' && path.basename(file) === preparedSegmentFileName && bytes === preparedFillBytes && ++fills === fillsBeforeFull + 1) faults.enospcWrites = 1;
+    };
+    const store = await Store.open({ dir, module: counterModule, segmentBytesMax: 1024 * 1024, fileLayer: asFileLayer(faults) });
+    const prepared = path.join(dir, 'log', preparedSegmentFileName);
+    let i = 0;
+    while (fills <= fillsBeforeFull && segmentFiles(dir).length === 1) await put(store, i++);
+    expect(segmentFiles(dir), 'the disk filled before rotation').toHaveLength(1);
+    await vi.waitFor(() => expect(statSync(prepared).size, 'the segment made ahead still holds its zeros on the full disk').toBe(segmentHeaderBytes), { timeout: 10_000 });
+    while (segmentFiles(dir).length === 1) await put(store, i++);
+    expect(store.failed).toBe(false);
     expect(store.lastOffset).toBe(i - 1);
     await expectSameAfterReopen(store, dir);
   });
