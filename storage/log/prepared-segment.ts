@@ -109,12 +109,10 @@ export async function prepareSegment(fl: FileLayer, dir: string, segmentBytesMax
         await handle.writev([zeros(fill.bytes)], fill.position);
       } catch {
         fillFailed = true; // the bytes it wrote are zeros: harmless
-        if (ahead) {
-          // The disk filled: the zeros made ahead (up to a segment of them) are room the active
-          // segment's commits need now. Given back, this one appends as after a failed fill.
-          await handle.truncate(segmentHeaderBytes);
-          zeroedEnd = segmentHeaderBytes;
-        }
+        // The disk filled: the zeros made ahead (up to a segment of them) are room the active
+        // segment's commits need now. Given back, this one appends as after a failed fill (a cut
+        // that fails too leaves the zeros where they are, still good ones).
+        if (ahead && (await handle.truncate(segmentHeaderBytes).then(() => true, () => false))) zeroedEnd = segmentHeaderBytes;
         break;
       }
       if (!ahead || ahead.stopped() || zeroedEnd >= segmentBytesMax) break;
