@@ -210,6 +210,9 @@ export class TenantRegistry<T extends Closable> {
         // this request; a waiting tenant gets another victim below.
         entry.state = 'open';
         entry.closeWhy = undefined;
+        // Requests that found it draining when no other store could go wait for this close,
+        // which no longer comes: wake them, to be served by the store kept open.
+        entry.resolveClosed?.();
         entry.closed = undefined;
         entry.resolveClosed = undefined;
       }

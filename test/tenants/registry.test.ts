@@ -231,6 +231,29 @@ describe('tenant registry', () => {
     expect(log).toEqual(['open aa', 'open cc', 'close cc', 'open bb', 'bb work']);
   });
 
+  test('a request that waited for a draining store is served when a later request keeps that store open', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { registry, log, event } = harness({ openTenantsMax: 2 });
+    const lease = await registry.acquire('aa');
+    await vi.advanceTimersByTimeAsync(1_000); // aa past its residency
+    const other = await registry.acquire('cc'); // cc still in its own
+    other.release();
+    const evicting = event('closing', 'aa');
+    const bb = registry.withTenant('bb', async () => log.push('bb work'));
+    await evicting; // aa is the only store past its residency; it is busy, so it drains
+    let waited: { store: unknown; release(): void } | undefined;
+    void registry.acquire('aa').then((l) => (waited = l)); // cc cannot go instead yet: it waits for aa's close
+    await vi.advanceTimersByTimeAsync(1_000); // cc past its residency
+    const again = await registry.acquire('aa'); // now cc can go instead: aa is kept open
+    expect(again.store).toBe(lease.store);
+    await bb; // cc closed and bb opened: the first request had all that time to be served
+    expect(waited?.store, 'the first request for aa, waiting for a close that no longer comes, was never served').toBe(lease.store);
+    lease.release();
+    again.release();
+    waited!.release();
+    await registry.close();
+  });
+
   test('with no other store to evict, a request for a draining store waits for its close and reopens it after the waiting tenant', async () => {
     const { registry, log, opens, event } = harness({ openTenantsMax: 1 });
     const lease = await registry.acquire('aa');
