@@ -179,6 +179,8 @@ function tenantRegistry(
       logRegistryEvent(log, event);
       if (event.kind === 'open_failed') metrics.storeOpenFailure(storeOpenFailureCode(event.error));
       if (event.kind === 'closing' && event.why === 'failed') metrics.failedStoreReopen();
+      // The call is refused busy (429) for want of a slot or of room in the memory budget.
+      if (event.kind === 'slot_wait_timed_out') metrics.busyRejection('store');
       onEvent(event);
     },
   });

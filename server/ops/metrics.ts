@@ -210,7 +210,7 @@ export class OpsMetrics {
       name: `${metricsPrefix}auth_failures_total`, help: 'Requests refused by authentication or authorisation, by reason.', labelNames: ['reason'], registers,
     });
     this.busyRejections = new Counter({
-      name: `${metricsPrefix}busy_rejections_total`, help: 'Calls refused with a retryable busy error, by the limit that refused them.', labelNames: ['limit'], registers,
+      name: `${metricsPrefix}busy_rejections_total`, help: 'Calls refused with a retryable busy error, by the limit that refused them: queue, rate, or store (their tenant store found no open slot or memory budget in time).', labelNames: ['limit'], registers,
     });
     this.commitFailures = new Counter({
       name: `${metricsPrefix}commit_failures_total`,

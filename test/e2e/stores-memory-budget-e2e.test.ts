@@ -3,9 +3,11 @@
  * registry) with a stores' memory budget of one byte (IOBOXX_STORES_MEMORY_BYTES_MAX) and a short
  * slot wait (IOBOXX_TENANT_SLOT_WAIT_MS). While one tenant's store is busy with calls, another
  * tenant's store cannot open: its open waits like a slot wait and the call is refused as a client
- * sees it, 429 + Retry-After with the tool errors' stable code and hint in `error.data`.
+ * sees it, 429 + Retry-After with the tool errors' stable code and hint in `error.data`, and
+ * counted where an operator looks for busy refusals, `busy_rejections_total{limit="store"}`.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { parsePrometheusText } from '../ops/prometheus-text.js';
 import type { OidcIssuerProcess } from '../support/oidc-issuer.js';
 import { startTokenHttpProcess, type TokenHttpProcess } from '../support/token-http-process.js';
 
@@ -81,4 +83,7 @@ test("an open refused for the memory budget, held by another tenant's busy store
   const { error } = (await refused!.json()) as { error: { message: string; data?: { code?: string; hint?: string } } };
   expect(error.message).toContain(`no room freed within ${slotWaitMs} ms in the open stores' memory budget`);
   expect(error.data).toEqual({ code: 'busy', hint: expect.stringContaining('IOBOXX_STORES_MEMORY_BYTES_MAX') });
+  const families = parsePrometheusText(await (await fetch(`${base}/metrics`)).text());
+  const counted = families.get('ioboxx_busy_rejections_total')?.samples.find((s) => s.labels['limit'] === 'store')?.value;
+  expect(counted, 'the 429 is not in busy_rejections_total{limit="store"}').toBeGreaterThanOrEqual(1);
 }, 60_000);
