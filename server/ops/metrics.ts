@@ -67,14 +67,31 @@ function closed<T extends string>(allowed: readonly T[], value: string): T | 'ot
 }
 
 /**
+ * A probe read at scrape time that has not answered within this is unknown now. A Postgres that
+ * stalls (a lock held on the staging table, a network that drops packets) answers after its
+ * query timeout, 30 s: the scrape waited for it, past Prometheus's scrape_timeout (10 s by
+ * default), which then dropped every metric, control_plane_up among them.
+ */
+export const scrapeProbeMsMax = 2_000;
+
+/** `probe`'s answer, or a rejection once it has taken scrapeProbeMsMax. */
+function probeWithinScrape(probe: () => number | Promise<number>): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${scrapeProbeMsMax} ms`)), scrapeProbeMsMax);
+  });
+  return Promise.race([Promise.resolve().then(probe), late]).finally(() => clearTimeout(timer));
+}
+
+/**
  * A gauge read from `probe` at scrape time. A probe that throws (Postgres away, statfs failing)
- * must not cost the scrape every other metric: the gauge is then NaN, "unknown now".
+ * or does not answer in time must not cost the scrape every other metric: the gauge is then NaN, "unknown now".
  */
 function unknownWhenFailingGauge(name: string, help: string, registers: Registry[], probe: (() => number | Promise<number>) | undefined): void {
   new Gauge({
     name, help, registers,
     async collect() {
-      if (probe) this.set(await Promise.resolve().then(probe).catch(() => Number.NaN));
+      if (probe) this.set(await probeWithinScrape(probe).catch(() => Number.NaN));
     },
   });
 }

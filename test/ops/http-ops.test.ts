@@ -174,6 +174,17 @@ test('with Postgres down the scrape still answers every metric: the audit backlo
   expect(parsePrometheusText((await up.exposition()).text).get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(1);
 });
 
+test('with Postgres stalled (its query never answers) the scrape still answers every metric: the audit backlog is NaN', async () => {
+  const stalled = new OpsMetrics({
+    processMetrics: false,
+    probes: { openTenants: () => 1, auditBacklog: () => new Promise<number>(() => undefined), controlPlaneUp: async () => false },
+  });
+  const families = parsePrometheusText((await stalled.exposition()).text);
+  expect(families.get('ioboxx_audit_backlog_events')!.samples[0]!.value).toBeNaN();
+  expect(families.get('ioboxx_control_plane_up')!.samples[0]!.value).toBe(0);
+  expect(families.get('ioboxx_open_tenants')!.samples[0]!.value).toBe(1);
+}, 15_000); // a scrape that waits for the stalled probe never ends: well past Prometheus's own 10 s
+
 describe('tenants in trouble and free space', () => {
   /** On every interface: `url` is reached over loopback, `outsideUrl` over this machine's first non-loopback IPv4 address. */
   async function serveHealth(options: Parameters<typeof healthRouter>[0]): Promise<{ url: string; outsideUrl: () => string; close: () => Promise<void> }> {
