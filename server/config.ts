@@ -42,6 +42,12 @@ const commaList = z.preprocess(
     .transform((text) => (text ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '')),
 );
 
+/** An entry the Origin header's hostname can equal: what URL makes of it, unchanged (no port, lower case). */
+function isBareHostname(entry: string): boolean {
+  if (!URL.canParse(`http://${entry}`)) return false;
+  return new URL(`http://${entry}`).hostname === entry;
+}
+
 const environmentSchema = z
   .object({
     IOBOXX_DATA_DIR: z.preprocess(blankToUndefined, z.string().default(dataDirDefault)),
@@ -49,10 +55,12 @@ const environmentSchema = z
     IOBOXX_HTTP_PORT: integerIn(0, 65_535, httpPortDefault),
     IOBOXX_LOG_LEVEL: z.preprocess(blankToUndefined, z.enum(logLevels).default('info')),
     // Each entry as http-server.ts originHostname reads it: `scheme://*`, a bare hostname, or a URL it can parse.
+    // A bare entry is compared with the Origin's hostname as is: one with a port, capitals or a
+    // space would never match, so it is refused rather than silently refusing every browser.
     IOBOXX_ALLOWED_ORIGINS: commaList.superRefine((origins, context) => {
       for (const origin of origins) {
-        if (/^[a-z][a-z0-9+.-]*:\/\/\*$/.test(origin) || !origin.includes('://') || URL.canParse(origin)) continue;
-        context.addIssue({ code: 'custom', message: `${JSON.stringify(origin)} is not an origin (https://app.example.com), a hostname or scheme://*` });
+        if (/^[a-z][a-z0-9+.-]*:\/\/\*$/.test(origin) || (origin.includes('://') ? URL.canParse(origin) : isBareHostname(origin))) continue;
+        context.addIssue({ code: 'custom', message: `${JSON.stringify(origin)} is not an origin (https://app.example.com), a hostname (lower case, no port: app.example.com) or scheme://*` });
       }
     }),
     IOBOXX_PUBLIC_URL: optionalUrl,

@@ -147,6 +147,13 @@ test('an allowed origin the HTTP server cannot read is refused at start, naming 
     .toEqual(['https://a.example:8443', 'b.example', 'chrome-extension://*']);
 });
 
+test('a bare allowed origin that no Origin header can match (a port, capitals, a space) is refused at start, not left to refuse every browser with 403', () => {
+  for (const entry of ['app.example.com:3000', 'App.Example.com', 'not an origin']) {
+    expect(() => loadConfig({ IOBOXX_ALLOWED_ORIGINS: `https://ok.example, ${entry}` }), entry).toThrow(/IOBOXX_ALLOWED_ORIGINS: .*is not an origin/);
+  }
+  expect(loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'app.example.com, [::1], 10.0.0.7' }).http.allowedOrigins).toEqual(['app.example.com', '[::1]', '10.0.0.7']);
+});
+
 test('a setting whose primary setting is unset is refused, not ignored (the bucket without S3_ENDPOINT, the direct URL without DATABASE_URL, a token in local mode)', () => {
   let error: unknown;
   try {
