@@ -117,6 +117,9 @@ function missingCompanions(env: NodeJS.ProcessEnv): string[] {
     ['S3_BUCKET', 'S3_ENDPOINT'], ['S3_REGION', 'S3_ENDPOINT'],
     ['DATABASE_DIRECT_URL', 'DATABASE_URL'],
     ['IOBOXX_TOKEN', 'IOBOXX_OIDC_ISSUER'], ['IOBOXX_TENANT', 'IOBOXX_OIDC_ISSUER'],
+    // The identity settings too: an audience or role map with the issuer forgotten (or misspelt)
+    // would start a local-mode server that checks no token, and a bad value in them went unread.
+    ...authSettingNames.map((name) => [name, 'IOBOXX_OIDC_ISSUER'] as const),
   ];
   const orphans = needs
     .filter(([name, primary]) => given(name) && !given(primary))

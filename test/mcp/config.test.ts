@@ -154,6 +154,20 @@ test('a bare allowed origin that no Origin header can match (a port, capitals, a
   expect(loadConfig({ IOBOXX_ALLOWED_ORIGINS: 'app.example.com, [::1], 10.0.0.7' }).http.allowedOrigins).toEqual(['app.example.com', '[::1]', '10.0.0.7']);
 });
 
+test('an identity setting without IOBOXX_OIDC_ISSUER is refused, not a local-mode server that checks no token (nor a bad role map left unread)', () => {
+  let error: unknown;
+  try {
+    loadConfig({ IOBOXX_OIDC_AUDIENCE: 'ioboxx-memory', IOBOXX_ROLE_MAP: '{bad' });
+  } catch (e) {
+    error = e;
+  }
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).problems).toEqual([
+    'IOBOXX_OIDC_ISSUER: required when IOBOXX_OIDC_AUDIENCE is set (without it IOBOXX_OIDC_AUDIENCE is ignored)',
+    'IOBOXX_OIDC_ISSUER: required when IOBOXX_ROLE_MAP is set (without it IOBOXX_ROLE_MAP is ignored)',
+  ]);
+});
+
 test('a setting whose primary setting is unset is refused, not ignored (the bucket without S3_ENDPOINT, the direct URL without DATABASE_URL, a token in local mode)', () => {
   let error: unknown;
   try {
